@@ -1,0 +1,63 @@
+"""Target macros for the whole tree: shared warnings, test defaults, reactor plugins.
+
+Every BUILD file loads these instead of the native rules, so flags live in one place.
+"""
+
+# Our own code builds warning-free. Generated code (protobuf/gRPC) does not use these.
+BRRR_COPTS = [
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Wno-missing-field-initializers",
+]
+
+BRRR_C_COPTS = BRRR_COPTS + ["-std=c11", "-D_GNU_SOURCE"]
+
+def brrr_cc_library(name, copts = [], **kwargs):
+    native.cc_library(name = name, copts = BRRR_COPTS + copts, **kwargs)
+
+def brrr_cc_binary(name, copts = [], **kwargs):
+    native.cc_binary(name = name, copts = BRRR_COPTS + copts, **kwargs)
+
+def brrr_cc_test(name, deps = [], copts = [], size = "small", **kwargs):
+    """A GoogleTest test with gtest_main (and gmock) linked in."""
+    native.cc_test(
+        name = name,
+        copts = BRRR_COPTS + copts,
+        deps = deps + ["@system//:gtest_main"],
+        size = size,
+        **kwargs
+    )
+
+def brrr_cc_benchmark(name, deps = [], copts = [], **kwargs):
+    """A Google Benchmark program. Run with -c opt: bazel run -c opt //bench:NAME."""
+    native.cc_binary(
+        name = name,
+        copts = BRRR_COPTS + copts,
+        deps = deps + ["@system//:benchmark_main"],
+        **kwargs
+    )
+
+def reactor_plugin(name, srcs, deps = [], linkopts = [], visibility = None):
+    """A reactor backend plugin: lib<name>.so, written in C against //runtime:reactor_abi.
+
+    Everything is hidden except the one entry point the plugin marks
+    BRRR_REACTOR_EXPORT; the plugin links libc (and whatever `linkopts` adds) only.
+    """
+    native.cc_library(
+        name = name + "_impl",
+        srcs = srcs,
+        copts = BRRR_C_COPTS + ["-fvisibility=hidden", "-fPIC"],
+        deps = deps + ["//runtime:reactor_abi"],
+        alwayslink = True,
+        visibility = ["//visibility:private"],
+    )
+    native.cc_binary(
+        name = "lib" + name + ".so",
+        linkshared = True,
+        deps = [":" + name + "_impl"],
+        # The toolchain appends -lstdc++ -lm to every link; --as-needed drops what a C plugin
+        # does not use, so the plugin's only dependencies are libc (and its linkopts).
+        linkopts = ["-Wl,--as-needed"] + linkopts,
+        visibility = visibility,
+    )

@@ -1,0 +1,123 @@
+/*
+ * epoll_reactor.c: the epoll(7) backend.
+ *
+ * Edge-triggered, registered once. A descriptor is added with
+ * EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET the first time it gets an operation and removed
+ * at release_fd(). Why edge rather than level triggering: level triggering would need an
+ * epoll_ctl(MOD) every time the set of operations in flight changes (a recv posted, a send
+ * finished), a system call per message in an echo server. With edges the kernel reports each
+ * change of readiness once; the shared core caches it per direction and runs an operation at
+ * once when its descriptor is known to be ready, and it keeps reading or accepting until
+ * EAGAIN (or a short read, which for a stream socket means the queue was drained), so no edge
+ * is lost. The cost is one epoll_ctl(DEL) per descriptor at close.
+ *
+ * Waits use epoll_pwait2 (Linux 5.11, nanosecond timeouts) and fall back to epoll_wait with
+ * the timeout rounded up to whole milliseconds.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "reactors/common/readiness_core.h"
+
+#define EPOLL_EVENTS_PER_WAIT 256
+
+typedef struct epoll_backend {
+  int epfd;
+  int use_pwait2;
+  struct epoll_event events[EPOLL_EVENTS_PER_WAIT];
+} epoll_backend;
+
+static int epoll_set_interest(void* backend, int fd, uint32_t previous, uint32_t interest) {
+  epoll_backend* be = backend;
+  if (interest == 0) {
+    return epoll_ctl(be->epfd, EPOLL_CTL_DEL, fd, NULL) == 0 ? 0 : -errno;
+  }
+  struct epoll_event ev = {0};
+  ev.events = EPOLLET | EPOLLRDHUP | ((interest & RC_READ) ? EPOLLIN : 0u) |
+              ((interest & RC_WRITE) ? EPOLLOUT : 0u);
+  ev.data.fd = fd;
+  int op = previous == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+  return epoll_ctl(be->epfd, op, fd, &ev) == 0 ? 0 : -errno;
+}
+
+static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
+  epoll_backend* be = backend;
+  int n = -1;
+  if (be->use_pwait2) {
+    struct timespec ts;
+    if (timeout_ns >= 0) {
+      ts.tv_sec = timeout_ns / 1000000000;
+      ts.tv_nsec = timeout_ns % 1000000000;
+    }
+    n = epoll_pwait2(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, timeout_ns >= 0 ? &ts : NULL,
+                     NULL);
+    if (n < 0 && errno == ENOSYS) be->use_pwait2 = 0;
+  }
+  if (!be->use_pwait2) {
+    n = epoll_wait(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, rc_timeout_ms(timeout_ns));
+  }
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  for (int i = 0; i < n; i++) {
+    uint32_t e = be->events[i].events;
+    uint32_t ready = 0;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= RC_READ;
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= RC_WRITE;
+    rc_on_ready(core, be->events[i].data.fd, ready);
+  }
+  return n;
+}
+
+static void epoll_backend_destroy(void* backend) {
+  epoll_backend* be = backend;
+  if (be->epfd >= 0) close(be->epfd);
+  free(be);
+}
+
+static const rc_backend_ops kEpollOps = {
+    .set_interest = epoll_set_interest,
+    .wait = epoll_backend_wait,
+    .destroy = epoll_backend_destroy,
+};
+
+static int epoll_create_reactor(const brrr_reactor_config* config, brrr_reactor** out,
+                                char* err, size_t err_size) {
+  (void)config;
+  epoll_backend* be = calloc(1, sizeof *be);
+  if (be == NULL) return rc_fail(err, err_size, "allocating the epoll backend", -ENOMEM);
+  be->use_pwait2 = 1;
+  be->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (be->epfd < 0) {
+    int rc = rc_fail(err, err_size, "epoll_create1", -errno);
+    free(be);
+    return rc;
+  }
+  rc_core* core;
+  int rc = rc_create(&kEpollOps, be, RC_EDGE, -1, &core, err, err_size);
+  if (rc != 0) return rc;
+  *out = (brrr_reactor*)core;
+  return 0;
+}
+
+static const brrr_reactor_plugin kEpollPlugin = {
+    .abi_version = BRRR_REACTOR_ABI_VERSION,
+    .struct_size = sizeof(brrr_reactor_plugin),
+    .name = "epoll",
+    .description = "epoll(7), edge-triggered, readiness plus system call",
+    .capabilities = BRRR_CAP_MULTISHOT | BRRR_CAP_PROVIDED_BUFFERS,
+    .max_fd = -1,
+    .create = epoll_create_reactor,
+    .destroy = rc_destroy,
+    .submit = rc_submit,
+    .cancel = rc_cancel,
+    .wait = rc_wait,
+    .wake = rc_wake,
+    .release_fd = rc_release_fd,
+    .provide_buffers = rc_provide_buffers,
+    .recycle_buffer = rc_recycle_buffer,
+    .counters = rc_counters,
+};
+
+BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &kEpollPlugin; }

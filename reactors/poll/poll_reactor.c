@@ -1,0 +1,139 @@
+/*
+ * poll_reactor.c: the poll(2) backend.
+ *
+ * Level-triggered: the pollfd array holds exactly the descriptors with an operation in
+ * flight, with the directions they wait for. A descriptor's index in the array is kept per
+ * descriptor, so adding, changing and removing an entry are O(1) (removal moves the last
+ * entry into the hole). Waits use ppoll, with nanosecond timeouts.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "reactors/common/readiness_core.h"
+
+typedef struct poll_backend {
+  struct pollfd* fds;
+  size_t size;
+  size_t capacity;
+  int* index_of; /* descriptor -> index in fds, or -1 */
+  size_t index_capacity;
+} poll_backend;
+
+static int ensure_index(poll_backend* be, int fd) {
+  if ((size_t)fd < be->index_capacity) return 0;
+  size_t capacity = be->index_capacity ? be->index_capacity : 256;
+  while (capacity <= (size_t)fd) capacity *= 2;
+  int* index_of = realloc(be->index_of, capacity * sizeof *index_of);
+  if (index_of == NULL) return -ENOMEM;
+  for (size_t i = be->index_capacity; i < capacity; i++) index_of[i] = -1;
+  be->index_of = index_of;
+  be->index_capacity = capacity;
+  return 0;
+}
+
+static short poll_events(uint32_t interest) {
+  return (short)(((interest & RC_READ) ? POLLIN : 0) | ((interest & RC_WRITE) ? POLLOUT : 0));
+}
+
+static int poll_set_interest(void* backend, int fd, uint32_t previous, uint32_t interest) {
+  (void)previous;
+  poll_backend* be = backend;
+  if (ensure_index(be, fd) != 0) return -ENOMEM;
+  int at = be->index_of[fd];
+  if (interest == 0) {
+    if (at < 0) return 0;
+    be->fds[at] = be->fds[--be->size];
+    be->index_of[be->fds[at].fd] = at;
+    be->index_of[fd] = -1;
+    return 0;
+  }
+  if (at < 0) {
+    if (be->size == be->capacity) {
+      size_t capacity = be->capacity ? be->capacity * 2 : 64;
+      struct pollfd* fds = realloc(be->fds, capacity * sizeof *fds);
+      if (fds == NULL) return -ENOMEM;
+      be->fds = fds;
+      be->capacity = capacity;
+    }
+    at = (int)be->size++;
+    be->fds[at].fd = fd;
+    be->index_of[fd] = at;
+  }
+  be->fds[at].events = poll_events(interest);
+  be->fds[at].revents = 0;
+  return 0;
+}
+
+static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
+  poll_backend* be = backend;
+  struct timespec ts;
+  if (timeout_ns >= 0) {
+    ts.tv_sec = timeout_ns / 1000000000;
+    ts.tv_nsec = timeout_ns % 1000000000;
+  }
+  int n = ppoll(be->fds, be->size, timeout_ns >= 0 ? &ts : NULL, NULL);
+  if (n < 0) return errno == EINTR ? 0 : -errno;
+  /* Walk backwards: serving an entry may remove it, which moves the last entry (already
+   * visited) into its place. */
+  int seen = 0;
+  for (size_t i = be->size; i-- > 0 && seen < n;) {
+    short revents = be->fds[i].revents;
+    if (revents == 0) continue;
+    seen++;
+    be->fds[i].revents = 0;
+    uint32_t ready = 0;
+    if (revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ready |= RC_READ;
+    if (revents & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) ready |= RC_WRITE;
+    rc_on_ready(core, be->fds[i].fd, ready);
+  }
+  return n;
+}
+
+static void poll_backend_destroy(void* backend) {
+  poll_backend* be = backend;
+  free(be->fds);
+  free(be->index_of);
+  free(be);
+}
+
+static const rc_backend_ops kPollOps = {
+    .set_interest = poll_set_interest,
+    .wait = poll_backend_wait,
+    .destroy = poll_backend_destroy,
+};
+
+static int poll_create_reactor(const brrr_reactor_config* config, brrr_reactor** out,
+                               char* err, size_t err_size) {
+  (void)config;
+  poll_backend* be = calloc(1, sizeof *be);
+  if (be == NULL) return rc_fail(err, err_size, "allocating the poll backend", -ENOMEM);
+  rc_core* core;
+  int rc = rc_create(&kPollOps, be, RC_LEVEL, -1, &core, err, err_size);
+  if (rc != 0) return rc;
+  *out = (brrr_reactor*)core;
+  return 0;
+}
+
+static const brrr_reactor_plugin kPollPlugin = {
+    .abi_version = BRRR_REACTOR_ABI_VERSION,
+    .struct_size = sizeof(brrr_reactor_plugin),
+    .name = "poll",
+    .description = "poll(2), level-triggered, readiness plus system call",
+    .capabilities = BRRR_CAP_MULTISHOT | BRRR_CAP_PROVIDED_BUFFERS,
+    .max_fd = -1,
+    .create = poll_create_reactor,
+    .destroy = rc_destroy,
+    .submit = rc_submit,
+    .cancel = rc_cancel,
+    .wait = rc_wait,
+    .wake = rc_wake,
+    .release_fd = rc_release_fd,
+    .provide_buffers = rc_provide_buffers,
+    .recycle_buffer = rc_recycle_buffer,
+    .counters = rc_counters,
+};
+
+BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &kPollPlugin; }

@@ -1,0 +1,66 @@
+#include "runtime/blocking_pool.h"
+
+#include <algorithm>
+
+namespace brrr {
+
+BlockingPool::BlockingPool(size_t max_threads) : max_threads_(std::max<size_t>(1, max_threads)) {}
+
+BlockingPool::~BlockingPool() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    jobs_.clear();
+    threads.swap(threads_);
+  }
+  work_ready_.notify_all();
+  for (std::thread& t : threads) t.join();
+}
+
+void BlockingPool::submit(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_) return;
+    jobs_.push_back(std::move(job));
+    if (jobs_.size() > idle_ && threads_.size() < max_threads_) {
+      threads_.emplace_back([this] { worker(); });
+    }
+  }
+  work_ready_.notify_one();
+}
+
+void BlockingPool::worker() {
+  std::unique_lock<std::mutex> lock(mu_);
+  for (;;) {
+    ++idle_;
+    work_ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+    --idle_;
+    if (stopping_) return;
+    std::function<void()> job = std::move(jobs_.front());
+    jobs_.pop_front();
+    ++running_;
+    lock.unlock();
+    job();
+    job = nullptr;  // release captures outside the lock
+    lock.lock();
+    --running_;
+  }
+}
+
+size_t BlockingPool::queued() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size();
+}
+
+size_t BlockingPool::running() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return running_;
+}
+
+size_t BlockingPool::threads() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return threads_.size();
+}
+
+}  // namespace brrr

@@ -1,0 +1,33 @@
+// clock.h: the runtime's one time source.
+//
+// Every timestamp the runtime keeps (timer deadlines, task start and end, stall durations) is
+// nanoseconds on the monotonic clock, as an int64. Other threads may compare them with
+// MonotonicNanos() (for example to see how long the loop's current task has been running).
+//
+// Threads: all functions are thread-safe.
+#ifndef BRRR_RUNTIME_CLOCK_H_
+#define BRRR_RUNTIME_CLOCK_H_
+
+#include <chrono>
+#include <cstdint>
+
+namespace brrr {
+
+using Clock = std::chrono::steady_clock;
+using Duration = std::chrono::nanoseconds;
+using TimePoint = Clock::time_point;
+
+// Now, in nanoseconds on the monotonic clock.
+inline int64_t MonotonicNanos() {
+  return std::chrono::duration_cast<Duration>(Clock::now().time_since_epoch()).count();
+}
+
+inline int64_t ToNanos(TimePoint t) {
+  return std::chrono::duration_cast<Duration>(t.time_since_epoch()).count();
+}
+
+inline TimePoint FromNanos(int64_t ns) { return TimePoint(Duration(ns)); }
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_CLOCK_H_

@@ -1,0 +1,296 @@
+#include "runtime/event_loop.h"
+
+#include <cstdio>
+#include <exception>
+#include <algorithm>
+#include <limits>
+#include <optional>
+
+#include "runtime/blocking_pool.h"
+#include "runtime/future.h"
+#include "runtime/plugin_loader.h"
+#include "runtime/task_context.h"
+
+namespace brrr {
+namespace {
+
+thread_local EventLoop* t_current_loop = nullptr;
+
+// Sets the thread's current loop for a scope, restoring the previous one (loops may nest
+// only across threads, but run_until_complete inside a callback must not corrupt it).
+class CurrentLoopScope {
+ public:
+  explicit CurrentLoopScope(EventLoop* loop) : previous_(t_current_loop) { t_current_loop = loop; }
+  ~CurrentLoopScope() { t_current_loop = previous_; }
+
+ private:
+  EventLoop* previous_;
+};
+
+constexpr int64_t kNoTimeout = -1;
+
+}  // namespace
+
+bool TimerHandle::cancel() { return loop_ != nullptr && loop_->cancel_timer(id_); }
+bool TimerHandle::pending() const { return loop_ != nullptr && loop_->timer_pending(id_); }
+
+absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions options) {
+  PluginLoader loader = PluginLoader::Default(options.plugin_dir);
+  auto reactor = loader.CreateReactor(options.backend, options.reactor);
+  if (!reactor.ok()) return reactor.status();
+  return std::make_unique<EventLoop>(*std::move(reactor), std::move(options));
+}
+
+EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
+    : options_(std::move(options)),
+      reactor_(std::move(reactor)),
+      inbox_([this] { reactor_->wake(); }),
+      stall_detector_(options_.loop_id, options_.stall_threshold.count(), options_.stall_sink),
+      started_at_ns_(MonotonicNanos()) {}
+
+EventLoop::~EventLoop() {
+  CurrentLoopScope scope(this);
+  // Unfinished tasks first, while timers, I/O and the queues they touch still exist.
+  while (tasks_head_ != nullptr) tasks_head_->destroy_unfinished();
+  // Work already running on the pool finishes (it cannot be interrupted); its results are
+  // posted to the inbox, which is closed next and drops them.
+  blocking_pool_.reset();
+  inbox_.close();
+  timers_.clear();
+  ready_.clear();
+}
+
+EventLoop* EventLoop::current() { return t_current_loop; }
+
+void EventLoop::call_soon(Callback fn, TaskLabel label) {
+  owner_.check("EventLoop::call_soon");
+  ready_.push(ReadyTask{std::move(fn), label});
+  publish_ready_depth();
+}
+
+TimerHandle EventLoop::call_later(Duration delay, Callback fn, TaskLabel label) {
+  return call_at(now() + delay, std::move(fn), label);
+}
+
+TimerHandle EventLoop::call_at(TimePoint when, Callback fn, TaskLabel label) {
+  owner_.check("EventLoop::call_at");
+  TimerId id = timers_.schedule(ToNanos(when), std::move(fn), label);
+  timers_pending_.store(timers_.size());
+  return TimerHandle(this, id);
+}
+
+bool EventLoop::cancel_timer(TimerId id) {
+  owner_.check("TimerHandle::cancel");
+  bool cancelled = timers_.cancel(id);
+  timers_pending_.store(timers_.size());
+  return cancelled;
+}
+
+bool EventLoop::timer_pending(TimerId id) const { return timers_.is_pending(id); }
+
+bool EventLoop::call_soon_threadsafe(Callback fn, TaskLabel label) {
+  return inbox_.push(ReadyTask{std::move(fn), label});
+}
+
+void EventLoop::stop() {
+  stop_requested_.store(true, std::memory_order_release);
+  if (!owner_.is_current()) reactor_->wake();
+}
+
+void EventLoop::register_task(TaskContext* task) {
+  task->prev_task_ = nullptr;
+  task->next_task_ = tasks_head_;
+  if (tasks_head_ != nullptr) tasks_head_->prev_task_ = task;
+  tasks_head_ = task;
+  live_tasks_.add(1);
+}
+
+void EventLoop::unregister_task(TaskContext* task) {
+  if (task->prev_task_ != nullptr) {
+    task->prev_task_->next_task_ = task->next_task_;
+  } else {
+    tasks_head_ = task->next_task_;
+  }
+  if (task->next_task_ != nullptr) task->next_task_->prev_task_ = task->prev_task_;
+  task->prev_task_ = task->next_task_ = nullptr;
+  live_tasks_.store(live_tasks_.load() - 1);
+}
+
+BlockingPool& EventLoop::blocking_pool() {
+  owner_.check("EventLoop::blocking_pool");
+  if (!blocking_pool_) blocking_pool_ = std::make_unique<BlockingPool>(options_.blocking_threads);
+  return *blocking_pool_;
+}
+
+void EventLoop::run_forever() {
+  if (running_.exchange(true)) {
+    std::fprintf(stderr, "brrr: EventLoop::run_forever: this loop is already running\n");
+    std::abort();
+  }
+  owner_.bind_to_current_thread();
+  CurrentLoopScope scope(this);
+  while (!stop_requested_.load(std::memory_order_acquire)) run_iteration(kNoTimeout);
+  stop_requested_.store(false, std::memory_order_relaxed);
+  running_.store(false);
+}
+
+void EventLoop::run_until_complete(FutureBase& future) {
+  if (future.done()) return;
+  future.add_done_callback([this] { stop(); });
+  run_forever();
+}
+
+void EventLoop::run_once(Duration max_wait) {
+  owner_.bind_to_current_thread();
+  CurrentLoopScope scope(this);
+  run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
+}
+
+void EventLoop::run_iteration(int64_t max_wait_ns) {
+  int64_t start = MonotonicNanos();
+  inbox_.drain_into(ready_);
+  int64_t waited = wait_for_io(wait_timeout_ns(max_wait_ns));
+  inbox_.drain_into(ready_);
+  publish_ready_depth();
+  // One clock read per task: each task's end is the next one's start.
+  int64_t t = run_due_timers(MonotonicNanos());
+  t = run_ready(t);
+  current_start_ns_.store(0);
+  iterations_.add(1);
+  running_ns_.add(t - start - waited);
+}
+
+int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
+  if (!ready_.empty() || stop_requested_.load(std::memory_order_relaxed)) return 0;
+  int64_t timeout = kNoTimeout;
+  if (std::optional<int64_t> next = timers_.next_deadline()) {
+    timeout = std::max<int64_t>(0, *next - MonotonicNanos());
+  }
+  if (cap_ns >= 0 && (timeout < 0 || timeout > cap_ns)) timeout = cap_ns;
+  return timeout;
+}
+
+int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
+  // Nothing can complete and nothing needs waiting for: skip the system call. (A wake-up
+  // that arrives meanwhile stays pending in the backend and ends a later wait early.)
+  if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
+  int64_t before = MonotonicNanos();
+  absl::StatusOr<int> n = reactor_->wait(completions_, timeout_ns);
+  int64_t waited = MonotonicNanos() - before;
+  waiting_ns_.add(waited);
+  io_waits_.add(1);
+  if (!n.ok()) {
+    // The backend lost its kernel object (EBADF, EINVAL...): the loop cannot make progress.
+    std::fprintf(stderr, "brrr: loop %u: %s\n", options_.loop_id,
+                 std::string(n.status().message()).c_str());
+    std::abort();
+  }
+  for (int i = 0; i < *n; ++i) io_.dispatch(completions_[i], *reactor_);
+  io_completions_.add(static_cast<uint64_t>(*n));
+  io_in_flight_.store(io_.in_flight());
+  ReactorCounters c = reactor_->counters();
+  reactor_waits_.store(c.waits);
+  reactor_syscalls_.store(c.syscalls);
+  reactor_submitted_.store(c.submitted);
+  reactor_completed_.store(c.completed);
+  return waited;
+}
+
+int64_t EventLoop::run_due_timers(int64_t t) {
+  // Only timers due when the phase began: one that keeps rescheduling itself at zero delay
+  // waits for the next iteration instead of spinning here.
+  const int64_t due_by = t;
+  DueTimer due;
+  while (timers_.pop_due(due_by, &due)) {
+    timers_pending_.store(timers_.size());
+    timer_lateness_.record(t - due.deadline_ns);
+    t = run_task(due.fn, due.label, t);
+    due.fn.reset();
+  }
+  return t;
+}
+
+int64_t EventLoop::run_ready(int64_t t) {
+  for (size_t n = ready_.size(); n > 0; --n) {
+    ReadyTask task = ready_.pop();
+    publish_ready_depth();
+    t = run_task(task.fn, task.label, t);
+  }
+  return t;
+}
+
+void EventLoop::publish_current(const TaskLabel& label, int64_t start_ns) {
+  current_name_.store(label.name());
+  current_where_.store(label.where());
+  current_start_ns_.store(start_ns);
+}
+
+int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_ns) {
+  publish_current(label, start_ns);
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    callback_errors_.add(1);
+    std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>: %s\n", options_.loop_id,
+                 label.ToString().c_str(), e.what());
+  } catch (...) {
+    callback_errors_.add(1);
+    std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>\n", options_.loop_id,
+                 label.ToString().c_str());
+  }
+  int64_t end = MonotonicNanos();
+  int64_t took = end - start_ns;
+  uint64_t before = tasks_run_.load();
+  tasks_run_.store(before + 1);
+  if (took > longest_task_ns_.load()) {
+    longest_name_.store(label.name());
+    longest_where_.store(label.where());
+    longest_task_ns_.store(took);
+  }
+  if (took >= stall_detector_.threshold_ns()) stall_detector_.report(label, took, before, end);
+  return end;
+}
+
+LoopStats EventLoop::stats() const {
+  LoopStats s;
+  s.loop_id = options_.loop_id;
+  s.backend = reactor_->name();
+  s.started_at_ns = started_at_ns_;
+  s.ready_queue_depth = ready_depth_.load();
+  s.threadsafe_queue_depth = inbox_.depth();
+  s.pending_timers = timers_pending_.load();
+  s.live_tasks = live_tasks_.load();
+  s.io_in_flight = io_in_flight_.load();
+  s.read_set_size = read_set_.load();
+  s.write_set_size = write_set_.load();
+  s.iterations = iterations_.load();
+  s.tasks_run = tasks_run_.load();
+  s.io_completions = io_completions_.load();
+  s.io_waits = io_waits_.load();
+  s.callback_errors = callback_errors_.load();
+  s.running_ns = running_ns_.load();
+  s.waiting_ns = waiting_ns_.load();
+  s.stall_threshold_ns = stall_detector_.threshold_ns();
+  s.stalls = stall_detector_.stall_count();
+  s.longest_task_ns = longest_task_ns_.load();
+  if (s.longest_task_ns > 0) {
+    s.longest_task = TaskLabel(longest_name_.load(), longest_where_.load()).ToString();
+  }
+  // The label is written before the start time; a start that did not change while we read
+  // the label means the label belongs to it.
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    int64_t start = current_start_ns_.load();
+    if (start == 0) break;
+    TaskLabel label(current_name_.load(), current_where_.load());
+    if (current_start_ns_.load() != start) continue;
+    s.current_task_running_ns = std::max<int64_t>(0, MonotonicNanos() - start);
+    s.current_task = label.ToString();
+    break;
+  }
+  s.timer_lateness = timer_lateness_.snapshot();
+  s.reactor = ReactorCounters{reactor_waits_.load(), reactor_syscalls_.load(),
+                              reactor_submitted_.load(), reactor_completed_.load()};
+  return s;
+}
+
+}  // namespace brrr

@@ -1,0 +1,245 @@
+// event_loop.h: one thread's event loop: a queue of ready tasks, timers, cross-thread calls,
+// and I/O through a backend plugin.
+//
+// The tutorial's loop is `while tasks: task = tasks.popleft(); task()`. This one adds what a
+// server needs around that, in the order one iteration (run_once) goes:
+//
+//   1. Wait for I/O, for as long as nothing else can happen: not at all when tasks are ready,
+//      else until the next timer is due, else until I/O or a wake-up. I/O completions are
+//      handed to their handlers (which usually queue a coroutine to resume).
+//   2. Calls posted from other threads (call_soon_threadsafe) join the ready queue.
+//   3. Due timers run, earliest deadline first; equal deadlines in the order scheduled.
+//   4. Tasks that were ready when this step began run, first in first out. What they schedule
+//      runs in the next iteration, so a task that reschedules itself cannot starve I/O.
+//
+// Every task (ready task or timer) is measured: its run time feeds the statistics and the
+// stall detector, and another thread can see how long the current one has been running.
+//
+//   auto loop = EventLoop::Create({.backend = "epoll"});
+//   (*loop)->call_soon([] { std::puts("hello"); });
+//   (*loop)->call_later(std::chrono::milliseconds(10), [&] { (*loop)->stop(); });
+//   (*loop)->run_forever();
+//
+// Coroutines (Task<T>, create_task, sleep, gather...) build on this; see runtime/async.h.
+//
+// Threads: a loop belongs to the thread that constructed it until run_forever() is called on
+// another thread, which takes it over. Loop-thread-only methods check this in debug builds.
+// call_soon_threadsafe(), stop(), stats() and stall_detector() may be used from any thread.
+#ifndef BRRR_RUNTIME_EVENT_LOOP_H_
+#define BRRR_RUNTIME_EVENT_LOOP_H_
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <source_location>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "runtime/callback.h"
+#include "runtime/clock.h"
+#include "runtime/io_registry.h"
+#include "runtime/log_histogram.h"
+#include "runtime/reactor.h"
+#include "runtime/ready_queue.h"
+#include "runtime/single_writer.h"
+#include "runtime/stall_detector.h"
+#include "runtime/task_label.h"
+#include "runtime/thread_owner.h"
+#include "runtime/threadsafe_queue.h"
+#include "runtime/timer_queue.h"
+
+namespace brrr {
+
+class BlockingPool;
+class EventLoop;
+class FutureBase;
+class TaskContext;
+
+struct EventLoopOptions {
+  // A backend name ("epoll"), a plugin path, or "auto" (see PluginLoader).
+  std::string backend = "auto";
+  // Searched before the default plugin directories when not empty.
+  std::string plugin_dir;
+  // Names this loop in statistics and stall reports.
+  uint32_t loop_id = 0;
+  // A task that runs at least this long is reported as a stall.
+  Duration stall_threshold = std::chrono::milliseconds(100);
+  // Receives printed stall reports; empty: stderr.
+  StallDetector::Sink stall_sink;
+  // Threads for run_blocking(), started on first use.
+  size_t blocking_threads = 4;
+  ReactorConfig reactor;
+};
+
+// A scheduled timer. Copyable; cancelling one that already ran or was cancelled is a no-op.
+class TimerHandle {
+ public:
+  TimerHandle() = default;
+  TimerHandle(EventLoop* loop, TimerId id) : loop_(loop), id_(id) {}
+
+  // Loop thread only. True if the timer was pending and will now never run.
+  bool cancel();
+  bool pending() const;
+
+ private:
+  EventLoop* loop_ = nullptr;
+  TimerId id_;
+};
+
+// A consistent-enough picture of one loop, taken from any thread without locking the loop.
+struct LoopStats {
+  uint32_t loop_id = 0;
+  std::string backend;
+  int64_t started_at_ns = 0;  // monotonic clock
+
+  // Now.
+  uint64_t ready_queue_depth = 0;       // tasks ready to run
+  uint64_t threadsafe_queue_depth = 0;  // cross-thread calls not yet picked up by the loop
+  uint64_t pending_timers = 0;
+  uint64_t live_tasks = 0;              // coroutine tasks created and not yet finished
+  uint64_t io_in_flight = 0;            // I/O operations submitted and not yet finished
+  uint64_t read_set_size = 0;           // sockets with a receive pending
+  uint64_t write_set_size = 0;          // sockets with bytes queued to send
+
+  // Totals since the loop was created.
+  uint64_t iterations = 0;
+  uint64_t tasks_run = 0;
+  uint64_t io_completions = 0;
+  uint64_t io_waits = 0;  // waits for I/O; io_completions / io_waits = events per wait
+  uint64_t callback_errors = 0;  // exceptions that escaped a task
+  int64_t running_ns = 0;        // time spent outside the I/O wait
+  int64_t waiting_ns = 0;        // time spent inside it
+
+  // Stalls.
+  int64_t stall_threshold_ns = 0;
+  uint64_t stalls = 0;
+  int64_t longest_task_ns = 0;
+  std::string longest_task;
+  int64_t current_task_running_ns = 0;  // 0 when no task is running
+  std::string current_task;             // empty when no task is running
+
+  // How late timers ran (loop lag).
+  LogHistogram::Snapshot timer_lateness;
+
+  // The backend's own counters.
+  ReactorCounters reactor;
+};
+
+class EventLoop {
+ public:
+  // Loads and starts the backend named in `options`, then builds a loop on it.
+  static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options = {});
+
+  EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options);
+  // Destroys unfinished coroutine tasks (their awaits release timers and I/O), waits for
+  // run_blocking() work already running, then drops queued work without running it.
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  // The loop running on this thread (inside run_forever/run_until_complete), else nullptr.
+  static EventLoop* current();
+
+  // ---- Scheduling: loop thread. ----
+  void call_soon(Callback fn, TaskLabel label = std::source_location::current());
+  TimerHandle call_later(Duration delay, Callback fn,
+                         TaskLabel label = std::source_location::current());
+  TimerHandle call_at(TimePoint when, Callback fn,
+                      TaskLabel label = std::source_location::current());
+
+  // ---- Any thread. ----
+  // Queues fn and wakes the loop. False (fn dropped) once the loop is being destroyed.
+  bool call_soon_threadsafe(Callback fn, TaskLabel label = std::source_location::current());
+  // Makes run_forever() return after the current iteration.
+  void stop();
+
+  // ---- Running: the calling thread becomes the loop's thread. ----
+  void run_forever();
+  // Runs until `future` is done (see runtime/create_task.h for the Task<T> form).
+  void run_until_complete(FutureBase& future);
+  // One iteration; returns after at most `max_wait` of waiting for I/O. Mostly for tests.
+  void run_once(Duration max_wait);
+  bool is_running() const { return running_.load(std::memory_order_relaxed); }
+
+  // ---- Introspection: any thread. ----
+  LoopStats stats() const;
+  StallDetector& stall_detector() { return stall_detector_; }
+  uint32_t loop_id() const { return options_.loop_id; }
+  bool in_loop_thread() const { return owner_.is_current(); }
+
+  // ---- For the runtime's own layers: loop thread. ----
+  Reactor& reactor() { return *reactor_; }
+  IoRegistry& io() { return io_; }
+  BlockingPool& blocking_pool();
+  void check_thread(const char* operation) const { owner_.check(operation); }
+  TimePoint now() const { return Clock::now(); }
+  bool cancel_timer(TimerId id);
+  bool timer_pending(TimerId id) const;
+  // Coroutine tasks register while alive so the loop can destroy leftovers at shutdown.
+  void register_task(TaskContext* task);
+  void unregister_task(TaskContext* task);
+  // The socket layer keeps these current.
+  void add_read_set(int64_t delta) { read_set_.add(static_cast<uint64_t>(delta)); }
+  void add_write_set(int64_t delta) { write_set_.add(static_cast<uint64_t>(delta)); }
+
+ private:
+  void run_iteration(int64_t max_wait_ns);
+  int64_t wait_timeout_ns(int64_t cap_ns);
+  // Returns how long it waited.
+  int64_t wait_for_io(int64_t timeout_ns);
+  // Both take the time their first task starts and return when their last task ended.
+  int64_t run_due_timers(int64_t t);
+  int64_t run_ready(int64_t t);
+  // Runs one task that started at start_ns; returns when it ended.
+  int64_t run_task(Callback& fn, const TaskLabel& label, int64_t start_ns);
+  void publish_ready_depth() { ready_depth_.store(ready_.size()); }
+  void publish_current(const TaskLabel& label, int64_t start_ns);
+
+  EventLoopOptions options_;
+  std::unique_ptr<Reactor> reactor_;
+  ThreadOwner owner_;
+  ReadyQueue ready_;
+  TimerQueue timers_;
+  ThreadsafeQueue inbox_;
+  IoRegistry io_;
+  StallDetector stall_detector_;
+  std::unique_ptr<BlockingPool> blocking_pool_;
+  TaskContext* tasks_head_ = nullptr;  // intrusive list of live coroutine tasks
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<bool> running_{false};
+  std::array<Completion, 256> completions_;
+  const int64_t started_at_ns_;
+
+  // Published for other threads (see LoopStats).
+  SingleWriter<uint64_t> ready_depth_;
+  SingleWriter<uint64_t> timers_pending_;
+  SingleWriter<uint64_t> live_tasks_;
+  SingleWriter<uint64_t> io_in_flight_;
+  SingleWriter<uint64_t> read_set_;
+  SingleWriter<uint64_t> write_set_;
+  SingleWriter<uint64_t> iterations_;
+  SingleWriter<uint64_t> tasks_run_;
+  SingleWriter<uint64_t> io_completions_;
+  SingleWriter<uint64_t> io_waits_;
+  SingleWriter<uint64_t> callback_errors_;
+  SingleWriter<int64_t> running_ns_;
+  SingleWriter<int64_t> waiting_ns_;
+  SingleWriter<int64_t> longest_task_ns_;
+  SingleWriter<const char*> longest_name_;
+  SingleWriter<std::source_location> longest_where_;
+  // The task running now: its start (0 = none) and label. Written label first, start last;
+  // readers check the start before and after reading the label.
+  SingleWriter<int64_t> current_start_ns_;
+  SingleWriter<const char*> current_name_;
+  SingleWriter<std::source_location> current_where_;
+  SingleWriter<uint64_t> reactor_waits_;
+  SingleWriter<uint64_t> reactor_syscalls_;
+  SingleWriter<uint64_t> reactor_submitted_;
+  SingleWriter<uint64_t> reactor_completed_;
+  LogHistogram timer_lateness_;
+};
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_EVENT_LOOP_H_

@@ -1,0 +1,117 @@
+#include "runtime/reactor.h"
+
+#include <dlfcn.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/reactor_abi.h"
+
+namespace brrr {
+
+static_assert(static_cast<uint32_t>(IoOpcode::kAccept) == BRRR_OP_ACCEPT);
+static_assert(static_cast<uint32_t>(IoOpcode::kRecv) == BRRR_OP_RECV);
+static_assert(static_cast<uint32_t>(IoOpcode::kSend) == BRRR_OP_SEND);
+static_assert(static_cast<uint32_t>(IoOpcode::kConnect) == BRRR_OP_CONNECT);
+static_assert(static_cast<uint32_t>(IoOpcode::kPollReadable) == BRRR_OP_POLL_READABLE);
+static_assert(static_cast<uint32_t>(IoOpcode::kPollWritable) == BRRR_OP_POLL_WRITABLE);
+static_assert(kOpMultishot == BRRR_OP_MULTISHOT);
+static_assert(kOpBufferSelect == BRRR_OP_BUFFER_SELECT);
+static_assert(kCapMultishot == BRRR_CAP_MULTISHOT);
+static_assert(kCapProvidedBuffers == BRRR_CAP_PROVIDED_BUFFERS);
+static_assert(kCapNativeOps == BRRR_CAP_NATIVE_OPS);
+static_assert(BRRR_COMPLETION_MORE == 1u && BRRR_COMPLETION_BUFFER == 2u);
+
+Plugin::Plugin(void* dl_handle, const brrr_reactor_plugin* table, std::string path)
+    : dl_handle_(dl_handle),
+      table_(table),
+      path_(std::move(path)),
+      name_(table->name != nullptr ? table->name : ""),
+      description_(table->description != nullptr ? table->description : "") {}
+
+Plugin::~Plugin() {
+  if (dl_handle_ != nullptr) dlclose(dl_handle_);
+}
+
+uint64_t Plugin::capabilities() const { return table_->capabilities; }
+int Plugin::max_fd() const { return table_->max_fd; }
+
+absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(std::shared_ptr<const Plugin> plugin,
+                                                         const ReactorConfig& config) {
+  brrr_reactor_config c{};
+  c.struct_size = sizeof c;
+  c.queue_depth = config.queue_depth;
+  brrr_reactor* instance = nullptr;
+  char reason[512] = {0};
+  int rc = plugin->table().create(&c, &instance, reason, sizeof reason);
+  if (rc != 0 || instance == nullptr) {
+    std::string why = reason[0] != '\0' ? reason : std::strerror(rc < 0 ? -rc : EINVAL);
+    return absl::UnavailableError(absl::StrCat("backend \"", plugin->name(), "\" (",
+                                               plugin->path(), ") cannot start here: ", why));
+  }
+  return std::unique_ptr<Reactor>(new Reactor(std::move(plugin), instance));
+}
+
+Reactor::Reactor(std::shared_ptr<const Plugin> plugin, brrr_reactor* instance)
+    : plugin_(std::move(plugin)), instance_(instance) {}
+
+Reactor::~Reactor() { plugin_->table().destroy(instance_); }
+
+int Reactor::submit(const IoOperation& op) {
+  brrr_op c;
+  c.user_data = op.user_data;
+  c.opcode = static_cast<uint32_t>(op.opcode);
+  c.flags = op.flags;
+  c.fd = op.fd;
+  c.len = op.len;
+  c.buf = op.buf;
+  return plugin_->table().submit(instance_, &c);
+}
+
+int Reactor::cancel(int fd, uint64_t user_data) {
+  return plugin_->table().cancel(instance_, fd, user_data);
+}
+
+int Reactor::release_fd(int fd) { return plugin_->table().release_fd(instance_, fd); }
+
+absl::StatusOr<int> Reactor::wait(std::span<Completion> out, int64_t timeout_ns) {
+  if (scratch_size_ < out.size()) {
+    scratch_ = std::make_unique<brrr_completion[]>(out.size());
+    scratch_size_ = out.size();
+  }
+  int n = plugin_->table().wait(instance_, scratch_.get(), static_cast<int>(out.size()), timeout_ns);
+  if (n < 0) {
+    return absl::InternalError(absl::StrCat("backend \"", name(), "\": wait failed: ", std::strerror(-n)));
+  }
+  for (int i = 0; i < n; ++i) {
+    const brrr_completion& c = scratch_[i];
+    out[i] = Completion{c.user_data, c.result, c.flags, c.buffer_id};
+  }
+  return n;
+}
+
+void Reactor::wake() { plugin_->table().wake(instance_); }
+
+absl::Status Reactor::provide_buffers(void* base, uint32_t size, uint32_t count) {
+  if (!has(kCapProvidedBuffers)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("backend \"", name(), "\" does not support provided buffers"));
+  }
+  int rc = plugin_->table().provide_buffers(instance_, base, size, count);
+  if (rc != 0) {
+    return absl::InternalError(absl::StrCat("backend \"", name(), "\": provide_buffers(", count,
+                                            " x ", size, " bytes): ", std::strerror(-rc)));
+  }
+  return absl::OkStatus();
+}
+
+void Reactor::recycle_buffer(uint32_t buffer_id) { plugin_->table().recycle_buffer(instance_, buffer_id); }
+
+ReactorCounters Reactor::counters() const {
+  brrr_reactor_counters c{};
+  plugin_->table().counters(instance_, &c);
+  return ReactorCounters{c.waits, c.syscalls, c.submitted, c.completed};
+}
+
+}  // namespace brrr

@@ -1,0 +1,146 @@
+// reactor.h: the C++ face of a backend plugin. The only code that sees reactor_abi.h's C
+// types is this class and the plugin loader.
+//
+// A Plugin is one loaded shared object (dlopen handle + validated table); a Reactor is one
+// instance of it, owned by one event loop. The loop submits operations and collects their
+// completions; see reactor_abi.h for the contract every backend keeps.
+//
+//   PluginLoader loader = PluginLoader::Default();
+//   absl::StatusOr<std::unique_ptr<Reactor>> reactor = loader.CreateReactor("epoll");
+//   (*reactor)->submit({.user_data = 7, .opcode = IoOpcode::kRecv, .fd = fd, ...});
+//   Completion done[64];
+//   absl::StatusOr<int> n = (*reactor)->wait(done, /*timeout_ns=*/-1);
+//
+// Threads: a Reactor belongs to its loop's thread; wake() alone may be called from any thread.
+// Ownership: a Reactor keeps its Plugin (and so the shared object) loaded while it lives.
+#ifndef BRRR_RUNTIME_REACTOR_H_
+#define BRRR_RUNTIME_REACTOR_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+struct brrr_reactor;
+struct brrr_reactor_plugin;
+struct brrr_completion;
+
+namespace brrr {
+
+enum class IoOpcode : uint32_t {
+  kAccept = 1,
+  kRecv = 2,
+  kSend = 3,
+  kConnect = 4,
+  kPollReadable = 5,
+  kPollWritable = 6,
+};
+
+// Mirrors reactor_abi.h's flag values (checked by static_assert in reactor.cc).
+inline constexpr uint32_t kOpMultishot = 1u << 0;
+inline constexpr uint32_t kOpBufferSelect = 1u << 1;
+
+inline constexpr uint64_t kCapMultishot = 1u << 0;
+inline constexpr uint64_t kCapProvidedBuffers = 1u << 1;
+inline constexpr uint64_t kCapNativeOps = 1u << 2;
+
+struct IoOperation {
+  uint64_t user_data = 0;
+  IoOpcode opcode = IoOpcode::kPollReadable;
+  uint32_t flags = 0;
+  int fd = -1;
+  uint32_t len = 0;
+  void* buf = nullptr;  // borrowed until the final completion
+};
+
+struct Completion {
+  uint64_t user_data = 0;
+  int32_t result = 0;  // >= 0 success, -errno failure
+  uint32_t flags = 0;
+  uint32_t buffer_id = 0;
+
+  bool more() const { return flags & 1u; }        // not the operation's final completion
+  bool has_buffer() const { return flags & 2u; }  // buffer_id names a provided buffer
+};
+
+struct ReactorCounters {
+  uint64_t waits = 0;
+  uint64_t syscalls = 0;
+  uint64_t submitted = 0;
+  uint64_t completed = 0;
+};
+
+// One loaded plugin shared object.
+class Plugin {
+ public:
+  // Takes ownership of the dlopen handle. `table` must have been validated by the loader.
+  Plugin(void* dl_handle, const brrr_reactor_plugin* table, std::string path);
+  ~Plugin();
+  Plugin(const Plugin&) = delete;
+  Plugin& operator=(const Plugin&) = delete;
+
+  const std::string& name() const { return name_; }
+  const std::string& description() const { return description_; }
+  const std::string& path() const { return path_; }
+  uint64_t capabilities() const;
+  int max_fd() const;  // -1: no limit
+  const brrr_reactor_plugin& table() const { return *table_; }
+
+ private:
+  void* dl_handle_;
+  const brrr_reactor_plugin* table_;
+  std::string path_;
+  std::string name_;
+  std::string description_;
+};
+
+struct ReactorConfig {
+  uint32_t queue_depth = 4096;
+};
+
+class Reactor {
+ public:
+  // Starts an instance of `plugin`. Fails with the plugin's own reason (for example why the
+  // kernel refused io_uring), prefixed with the backend's name and file.
+  static absl::StatusOr<std::unique_ptr<Reactor>> Create(std::shared_ptr<const Plugin> plugin,
+                                                         const ReactorConfig& config = {});
+  ~Reactor();
+  Reactor(const Reactor&) = delete;
+  Reactor& operator=(const Reactor&) = delete;
+
+  const Plugin& plugin() const { return *plugin_; }
+  const std::string& name() const { return plugin_->name(); }
+  bool has(uint64_t capability) const { return (plugin_->capabilities() & capability) != 0; }
+
+  // Returns 0 or -errno (see reactor_abi.h: -EBUSY, -EINVAL, -ERANGE, -ENOMEM). An int, not a
+  // Status: this is the per-message hot path; callers build a Status when it fails.
+  int submit(const IoOperation& op);
+  int cancel(int fd, uint64_t user_data);
+  int release_fd(int fd);
+
+  // Waits up to timeout_ns (-1: until woken) and fills `out`. Returns how many completions.
+  absl::StatusOr<int> wait(std::span<Completion> out, int64_t timeout_ns);
+
+  // Thread-safe.
+  void wake();
+
+  absl::Status provide_buffers(void* base, uint32_t size, uint32_t count);
+  void recycle_buffer(uint32_t buffer_id);
+
+  ReactorCounters counters() const;
+
+ private:
+  Reactor(std::shared_ptr<const Plugin> plugin, brrr_reactor* instance);
+
+  std::shared_ptr<const Plugin> plugin_;
+  brrr_reactor* instance_;
+  std::unique_ptr<brrr_completion[]> scratch_;
+  size_t scratch_size_ = 0;
+};
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_REACTOR_H_

@@ -1,0 +1,116 @@
+// run_blocking.h: run blocking work on the loop's worker pool and await its result
+// (asyncio.to_thread).
+//
+//   std::string body = co_await run_blocking([&] { return read_whole_file(path); });
+//
+// The calling task is parked; the loop keeps serving everything else; when the work is done
+// the task resumes on its own loop's thread with the result (or the work's exception).
+// Cancelling the task resumes it at once with CancelledError; the work itself cannot be
+// interrupted, so it runs to the end and its result is discarded.
+//
+// Threads: await from a task; `fn` runs on a pool thread and must not touch loop-owned state.
+#ifndef BRRR_RUNTIME_RUN_BLOCKING_H_
+#define BRRR_RUNTIME_RUN_BLOCKING_H_
+
+#include <coroutine>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "runtime/blocking_pool.h"
+#include "runtime/event_loop.h"
+#include "runtime/task_context.h"
+
+namespace brrr {
+namespace detail {
+
+// Shared by the awaiting task and the pool job; touched on the loop thread except `value` and
+// `error`, which the job writes before posting to the loop (the post orders the accesses).
+template <typename R>
+struct BlockingCall {
+  std::optional<std::conditional_t<std::is_void_v<R>, std::monostate, R>> value;
+  std::exception_ptr error;
+  TaskContext* context = nullptr;
+  std::coroutine_handle<> handle;
+  bool abandoned = false;  // the awaiting task was cancelled or destroyed
+};
+
+template <typename F>
+class BlockingAwaiter final : public Suspension {
+ public:
+  using Result = std::invoke_result_t<F&>;
+
+  explicit BlockingAwaiter(F fn) : fn_(std::move(fn)), call_(std::make_shared<BlockingCall<Result>>()) {}
+  BlockingAwaiter(const BlockingAwaiter&) = delete;
+  BlockingAwaiter& operator=(const BlockingAwaiter&) = delete;
+  ~BlockingAwaiter() { call_->abandoned = true; }
+
+  bool await_ready() const noexcept { return false; }
+
+  template <typename Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    TaskContext* context = h.promise().context();
+    if (context->take_cancel_request()) {
+      cancelled_ = true;
+      return false;
+    }
+    call_->context = context;
+    call_->handle = h;
+    context->set_suspension(this);
+    EventLoop* loop = &context->loop();
+    loop->blocking_pool().submit([call = call_, fn = std::move(fn_), loop,
+                                  label = context->label()]() mutable {
+      try {
+        if constexpr (std::is_void_v<Result>) {
+          fn();
+          call->value.emplace();
+        } else {
+          call->value.emplace(fn());
+        }
+      } catch (...) {
+        call->error = std::current_exception();
+      }
+      loop->call_soon_threadsafe(
+          [call] {
+            if (call->abandoned) return;
+            call->context->set_suspension(nullptr);
+            call->handle.resume();
+          },
+          label);
+    });
+    return true;
+  }
+
+  Result await_resume() {
+    if (cancelled_) throw CancelledError();
+    if (call_->error) std::rethrow_exception(call_->error);
+    if constexpr (!std::is_void_v<Result>) return std::move(*call_->value);
+  }
+
+  void cancel_suspension() override {
+    call_->abandoned = true;
+    cancelled_ = true;
+    call_->context->take_cancel_request();
+    call_->context->set_suspension(nullptr);
+    call_->context->schedule_resume(call_->handle);
+  }
+
+ private:
+  F fn_;
+  std::shared_ptr<BlockingCall<Result>> call_;
+  bool cancelled_ = false;
+};
+
+}  // namespace detail
+
+template <typename F>
+auto run_blocking(F fn) {
+  return detail::BlockingAwaiter<F>(std::move(fn));
+}
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_RUN_BLOCKING_H_

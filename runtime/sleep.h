@@ -1,0 +1,75 @@
+// sleep.h: a non-blocking sleep that parks only the calling task (asyncio.sleep).
+//
+//   co_await sleep(std::chrono::milliseconds(5));   // other tasks run meanwhile
+//   co_await sleep(Duration::zero());               // yield: let everything ready run first
+//
+// Compare a busy-wait or std::this_thread::sleep_for, which hold the whole loop (and show up
+// as stalls). Cancelling a sleeping task cancels its timer and throws CancelledError here.
+//
+// Threads: inside a task, on its loop's thread.
+#ifndef BRRR_RUNTIME_SLEEP_H_
+#define BRRR_RUNTIME_SLEEP_H_
+
+#include <coroutine>
+
+#include "runtime/clock.h"
+#include "runtime/event_loop.h"
+#include "runtime/task_context.h"
+
+namespace brrr {
+
+class SleepAwaiter final : public Suspension {
+ public:
+  explicit SleepAwaiter(Duration delay) : delay_(delay) {}
+  SleepAwaiter(const SleepAwaiter&) = delete;
+  SleepAwaiter& operator=(const SleepAwaiter&) = delete;
+  ~SleepAwaiter() {
+    if (timer_.pending()) timer_.cancel();
+  }
+
+  bool await_ready() const noexcept { return false; }
+
+  template <typename Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    context_ = h.promise().context();
+    if (context_->take_cancel_request()) {
+      cancelled_ = true;
+      return false;
+    }
+    handle_ = h;
+    context_->set_suspension(this);
+    timer_ = context_->loop().call_later(
+        delay_,
+        [this] {
+          context_->set_suspension(nullptr);
+          handle_.resume();
+        },
+        context_->label());
+    return true;
+  }
+
+  void await_resume() const {
+    if (cancelled_) throw CancelledError();
+  }
+
+  void cancel_suspension() override {
+    timer_.cancel();
+    cancelled_ = true;
+    context_->take_cancel_request();
+    context_->set_suspension(nullptr);
+    context_->schedule_resume(handle_);
+  }
+
+ private:
+  Duration delay_;
+  TaskContext* context_ = nullptr;
+  std::coroutine_handle<> handle_;
+  TimerHandle timer_;
+  bool cancelled_ = false;
+};
+
+inline SleepAwaiter sleep(Duration delay) { return SleepAwaiter(delay); }
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_SLEEP_H_

@@ -1,0 +1,155 @@
+// task.h: Task<T>, a lazily started coroutine that returns T.
+//
+// Like a Python coroutine object, calling a Task-returning function runs nothing: the body
+// starts when the task is awaited (it then runs as part of the awaiting task) or handed to
+// create_task() (it then runs concurrently, as its own task on the loop).
+//
+//   Task<int> answer() { co_await sleep(10ms); co_return 42; }
+//   Task<> run() {
+//     Task<int> t = answer();          // not running yet
+//     int v = co_await std::move(t);   // runs now; v == 42
+//   }
+//
+// Awaiting a child resumes the parent directly when the child finishes (symmetric transfer:
+// no trip through the ready queue, no stack growth). An exception thrown in the child is
+// rethrown from the parent's co_await.
+//
+// Threads: a task runs on one loop's thread. Ownership: a Task owns its coroutine frame until
+// it is awaited to completion or handed to create_task().
+#ifndef BRRR_RUNTIME_TASK_H_
+#define BRRR_RUNTIME_TASK_H_
+
+#include <coroutine>
+#include <exception>
+#include <optional>
+#include <type_traits>
+#include <utility>
+
+#include "runtime/task_context.h"
+
+namespace brrr {
+
+template <typename T = void>
+class Task;
+
+namespace detail {
+
+class TaskPromiseBase {
+ public:
+  std::suspend_always initial_suspend() noexcept { return {}; }
+
+  struct FinalAwaiter {
+    bool await_ready() noexcept { return false; }
+    template <typename Promise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<Promise> h) noexcept {
+      TaskPromiseBase& p = h.promise();
+      if (p.continuation_) return p.continuation_;
+      // The top of a running task: its context takes the result and frees the frame.
+      p.context_->finish_root();
+      return std::noop_coroutine();
+    }
+    void await_resume() noexcept {}
+  };
+  FinalAwaiter final_suspend() noexcept { return {}; }
+
+  void unhandled_exception() noexcept { error_ = std::current_exception(); }
+
+  TaskContext* context() const { return context_; }
+
+  std::coroutine_handle<> continuation_;
+  TaskContext* context_ = nullptr;
+  std::exception_ptr error_;
+};
+
+template <typename T>
+class TaskPromise : public TaskPromiseBase {
+ public:
+  template <typename U>
+    requires std::is_constructible_v<T, U&&>
+  void return_value(U&& value) {
+    value_.emplace(std::forward<U>(value));
+  }
+
+  // Rethrows the coroutine's exception, else moves its result out.
+  T take_result() {
+    if (error_) std::rethrow_exception(error_);
+    return std::move(*value_);
+  }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class TaskPromise<void> : public TaskPromiseBase {
+ public:
+  void return_void() noexcept {}
+  void take_result() {
+    if (error_) std::rethrow_exception(error_);
+  }
+};
+
+}  // namespace detail
+
+template <typename T>
+class [[nodiscard]] Task {
+ public:
+  using value_type = T;
+
+  struct promise_type : detail::TaskPromise<T> {
+    Task get_return_object() noexcept {
+      return Task(std::coroutine_handle<promise_type>::from_promise(*this));
+    }
+  };
+  using Handle = std::coroutine_handle<promise_type>;
+
+  Task() noexcept = default;
+  explicit Task(Handle h) noexcept : handle_(h) {}
+  Task(Task&& other) noexcept : handle_(std::exchange(other.handle_, {})) {}
+  Task& operator=(Task&& other) noexcept {
+    if (this != &other) {
+      reset();
+      handle_ = std::exchange(other.handle_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() { reset(); }
+
+  bool valid() const { return static_cast<bool>(handle_); }
+
+  // Gives up ownership of the frame (create_task takes it).
+  Handle release() { return std::exchange(handle_, {}); }
+
+  class Awaiter {
+   public:
+    explicit Awaiter(Handle child) : child_(child) {}
+    bool await_ready() const noexcept { return !child_ || child_.done(); }
+    template <typename ParentPromise>
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<ParentPromise> parent) noexcept {
+      child_.promise().continuation_ = parent;
+      child_.promise().context_ = parent.promise().context();
+      return child_;
+    }
+    T await_resume() { return child_.promise().take_result(); }
+
+   private:
+    Handle child_;
+  };
+
+  // Awaiting runs the task inside the awaiting one and yields its result.
+  Awaiter operator co_await() && noexcept { return Awaiter(handle_); }
+
+ private:
+  void reset() {
+    if (handle_) handle_.destroy();
+    handle_ = {};
+  }
+
+  Handle handle_;
+};
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_TASK_H_
