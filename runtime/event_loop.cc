@@ -153,7 +153,7 @@ void EventLoop::run_iteration(int64_t max_wait_ns) {
   inbox_.drain_into(ready_);
   publish_ready_depth();
   // One clock read per task: each task's end is the next one's start.
-  int64_t t = run_due_timers(MonotonicNanos());
+  int64_t t = run_due_timers(task_clock_.anchor());
   t = run_ready(t);
   current_start_ns_.store(0);
   iterations_.add(1);
@@ -238,7 +238,7 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
     std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>\n", options_.loop_id,
                  label.ToString().c_str());
   }
-  int64_t end = MonotonicNanos();
+  int64_t end = task_clock_.now();
   int64_t took = end - start_ns;
   uint64_t before = tasks_run_.load();
   tasks_run_.store(before + 1);

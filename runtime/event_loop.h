@@ -44,6 +44,7 @@
 #include "runtime/ready_queue.h"
 #include "runtime/single_writer.h"
 #include "runtime/stall_detector.h"
+#include "runtime/task_clock.h"
 #include "runtime/task_label.h"
 #include "runtime/thread_owner.h"
 #include "runtime/threadsafe_queue.h"
@@ -209,6 +210,7 @@ class EventLoop {
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> running_{false};
   std::array<Completion, 256> completions_;
+  TaskClock task_clock_;
   const int64_t started_at_ns_;
 
   // Published for other threads (see LoopStats).

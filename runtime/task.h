@@ -11,8 +11,15 @@
 //   }
 //
 // Awaiting a child resumes the parent directly when the child finishes (symmetric transfer:
-// no trip through the ready queue, no stack growth). An exception thrown in the child is
-// rethrown from the parent's co_await.
+// no trip through the ready queue). An exception thrown in the child is rethrown from the
+// parent's co_await.
+//
+// Stack depth: g++ turns symmetric transfer into a tail call, so a loop that awaits a million
+// children that finish at once runs in constant stack, but only with
+// -foptimize-sibling-calls (every brrr target has it, at every -O level). ASan's stack
+// instrumentation and TSan's function hooks prevent that tail call: under those sanitizers
+// each such await nests a call, so very long chains of awaits that never suspend can exhaust
+// the stack. Awaits that suspend (I/O, sleep, futures) return to the loop and never nest.
 //
 // Threads: a task runs on one loop's thread. Ownership: a Task owns its coroutine frame until
 // it is awaited to completion or handed to create_task().

@@ -1,0 +1,297 @@
+// The event loop's scheduling contract, on every backend (the loop waits through the backend).
+#include "runtime/event_loop.h"
+
+#include <atomic>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/backends.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+
+class EventLoopTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EventLoopTest, CallSoonRunsInFifoOrder) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::vector<int> order;
+  for (int i = 0; i < 10; ++i) loop->call_soon([&order, i] { order.push_back(i); });
+  loop->call_soon([&] { loop->stop(); });
+  loop->run_forever();
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));
+}
+
+TEST_P(EventLoopTest, WorkScheduledByATaskRunsInTheNextIteration) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::vector<std::string> order;
+  loop->call_soon([&] {
+    order.push_back("a");
+    loop->call_soon([&] { order.push_back("c"); });
+  });
+  loop->call_soon([&] { order.push_back("b"); });
+  loop->run_once(milliseconds(0));
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b"}));
+  loop->run_once(milliseconds(0));
+  EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST_P(EventLoopTest, TimersFireInDeadlineOrderAndNeverEarly) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::vector<int> order;
+  TimePoint start = loop->now();
+  std::vector<TimePoint> fired_at(3);
+  loop->call_later(milliseconds(30), [&] { order.push_back(30); fired_at[2] = loop->now(); });
+  loop->call_later(milliseconds(10), [&] { order.push_back(10); fired_at[0] = loop->now(); });
+  loop->call_later(milliseconds(20), [&] {
+    order.push_back(20);
+    fired_at[1] = loop->now();
+  });
+  loop->call_later(milliseconds(31), [&] { loop->stop(); });
+  loop->run_forever();
+  EXPECT_EQ(order, (std::vector<int>{10, 20, 30}));
+  EXPECT_GE(fired_at[0] - start, milliseconds(10));
+  EXPECT_GE(fired_at[1] - start, milliseconds(20));
+  EXPECT_GE(fired_at[2] - start, milliseconds(30));
+}
+
+TEST_P(EventLoopTest, EqualDeadlinesFireInTheOrderScheduled) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::vector<int> order;
+  TimePoint when = loop->now() + milliseconds(5);
+  for (int i = 0; i < 20; ++i) loop->call_at(when, [&order, i] { order.push_back(i); });
+  loop->call_at(when, [&] { loop->stop(); });
+  loop->run_forever();
+  ASSERT_EQ(order.size(), 20u);
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(order[i], i);
+}
+
+TEST_P(EventLoopTest, CancelledTimerDoesNotRun) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  bool ran = false;
+  TimerHandle t = loop->call_later(milliseconds(5), [&] { ran = true; });
+  EXPECT_TRUE(t.pending());
+  EXPECT_EQ(loop->stats().pending_timers, 1u);
+  EXPECT_TRUE(t.cancel());
+  EXPECT_FALSE(t.pending());
+  EXPECT_EQ(loop->stats().pending_timers, 0u);
+  loop->call_later(milliseconds(10), [&] { loop->stop(); });
+  loop->run_forever();
+  EXPECT_FALSE(ran);
+  EXPECT_FALSE(t.cancel());
+}
+
+TEST_P(EventLoopTest, ZeroDelayTimerThatReschedulesItselfDoesNotStarveTheLoop) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  int ticks = 0;
+  std::function<void()> tick = [&] {
+    if (++ticks < 1000) loop->call_later(Duration::zero(), tick);
+  };
+  loop->call_later(Duration::zero(), tick);
+  bool other_ran = false;
+  loop->call_soon([&] { other_ran = true; });
+  loop->run_once(milliseconds(0));
+  EXPECT_TRUE(other_ran);
+  EXPECT_EQ(ticks, 1) << "a timer scheduled while timers run waits for the next iteration";
+}
+
+TEST_P(EventLoopTest, CallSoonThreadsafeWakesABlockedLoop) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::atomic<bool> loop_waiting{false};
+  std::thread poster([&] {
+    // Wait until the loop is inside run_forever with nothing to do, then post.
+    while (!loop_waiting.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(milliseconds(20));
+    EXPECT_TRUE(loop->call_soon_threadsafe([&] { loop->stop(); }));
+  });
+  loop->call_soon([&] { loop_waiting = true; });
+  loop->run_forever();  // returns only if the post woke the loop
+  poster.join();
+  EXPECT_EQ(loop->stats().threadsafe_queue_depth, 0u);
+}
+
+TEST_P(EventLoopTest, ManyThreadsPostingLoseNothingAndKeepPerThreadOrder) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 5000;
+  std::vector<std::vector<int>> seen(kThreads);
+  std::atomic<int> total{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        loop->call_soon_threadsafe([&, t, i] {
+          seen[t].push_back(i);
+          if (++total == kThreads * kPerThread) loop->stop();
+        });
+      }
+    });
+  }
+  loop->run_forever();
+  for (std::thread& t : threads) t.join();
+  for (int t = 0; t < kThreads; ++t) {
+    ASSERT_EQ(seen[t].size(), static_cast<size_t>(kPerThread));
+    for (int i = 0; i < kPerThread; ++i) ASSERT_EQ(seen[t][i], i);
+  }
+}
+
+TEST_P(EventLoopTest, StopFromAnotherThreadEndsAnIdleLoop) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::atomic<bool> started{false};
+  loop->call_soon([&] { started = true; });
+  std::thread stopper([&] {
+    while (!started.load()) std::this_thread::yield();
+    loop->stop();
+  });
+  loop->run_forever();
+  stopper.join();
+  EXPECT_FALSE(loop->is_running());
+}
+
+TEST_P(EventLoopTest, ALoopCanBeHandedToAnotherThread) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::thread::id ran_on;
+  loop->call_soon([&] {
+    ran_on = std::this_thread::get_id();
+    loop->stop();
+  });
+  std::thread worker([&] { loop->run_forever(); });
+  std::thread::id worker_id = worker.get_id();
+  worker.join();
+  EXPECT_EQ(ran_on, worker_id);
+}
+
+TEST_P(EventLoopTest, ExceptionEscapingATaskIsReportedAndTheLoopGoesOn) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  bool after = false;
+  loop->call_soon([] { throw std::runtime_error("boom"); }, "thrower");
+  loop->call_soon([&] {
+    after = true;
+    loop->stop();
+  });
+  ::testing::internal::CaptureStderr();
+  loop->run_forever();
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(after);
+  EXPECT_EQ(loop->stats().callback_errors, 1u);
+  EXPECT_NE(err.find("exception escaped <thrower>: boom"), std::string::npos) << err;
+}
+
+TEST_P(EventLoopTest, CurrentIsSetOnlyWhileRunning) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  EXPECT_EQ(EventLoop::current(), nullptr);
+  EventLoop* inside = nullptr;
+  loop->call_soon([&] {
+    inside = EventLoop::current();
+    loop->stop();
+  });
+  loop->run_forever();
+  EXPECT_EQ(inside, loop.get());
+  EXPECT_EQ(EventLoop::current(), nullptr);
+}
+
+TEST_P(EventLoopTest, DestroyingALoopDropsQueuedWorkWithoutRunningIt) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  auto owned = std::make_shared<int>(0);
+  std::weak_ptr<int> ready_capture = owned;
+  auto owned2 = std::make_shared<int>(0);
+  std::weak_ptr<int> timer_capture = owned2;
+  bool ran = false;
+  loop->call_soon([o = std::move(owned), &ran] { ran = true; });
+  loop->call_later(milliseconds(1), [o = std::move(owned2), &ran] { ran = true; });
+  loop.reset();
+  EXPECT_FALSE(ran);
+  EXPECT_TRUE(ready_capture.expired());
+  EXPECT_TRUE(timer_capture.expired());
+}
+
+TEST_P(EventLoopTest, StatsCountIterationsTasksAndTime) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  for (int i = 0; i < 5; ++i) loop->call_soon([] {});
+  loop->call_later(milliseconds(20), [&] { loop->stop(); });
+  loop->run_forever();
+  LoopStats s = loop->stats();
+  EXPECT_EQ(s.backend, GetParam());
+  EXPECT_EQ(s.tasks_run, 6u);
+  EXPECT_GE(s.iterations, 2u);
+  EXPECT_EQ(s.ready_queue_depth, 0u);
+  EXPECT_EQ(s.pending_timers, 0u);
+  EXPECT_GT(s.waiting_ns, 0) << "the loop waited for the timer in the backend";
+  EXPECT_GT(s.running_ns, 0);
+  EXPECT_EQ(s.timer_lateness.total, 1u);
+  EXPECT_GE(s.io_waits, 1u);
+  EXPECT_EQ(s.current_task_running_ns, 0);
+  EXPECT_TRUE(s.current_task.empty());
+}
+
+TEST_P(EventLoopTest, ReadyQueueDepthIsVisibleWhileTasksWait) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  uint64_t depth_seen_by_first = 0;
+  loop->call_soon([&] { depth_seen_by_first = loop->stats().ready_queue_depth; });
+  for (int i = 0; i < 9; ++i) loop->call_soon([] {});
+  EXPECT_EQ(loop->stats().ready_queue_depth, 10u);
+  loop->run_once(milliseconds(0));
+  EXPECT_EQ(depth_seen_by_first, 9u) << "the first task sees the 9 behind it";
+  EXPECT_EQ(loop->stats().ready_queue_depth, 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EventLoopTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+TEST(EventLoopCreateTest, UnknownBackendNamesTheAvailableOnes) {
+  EventLoopOptions options;
+  options.backend = "kqueue";
+  auto loop = EventLoop::Create(options);
+  ASSERT_FALSE(loop.ok());
+  EXPECT_EQ(loop.status().code(), absl::StatusCode::kNotFound);
+  std::string message(loop.status().message());
+  EXPECT_NE(message.find("libbrrr_reactor_kqueue.so"), std::string::npos) << message;
+  EXPECT_NE(message.find("Available here: "), std::string::npos) << message;
+  EXPECT_NE(message.find("epoll"), std::string::npos) << message;
+}
+
+TEST(EventLoopCreateTest, AutoPicksTheBestBackendThatStarts) {
+  auto loop = EventLoop::Create();
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  std::string backend = (*loop)->stats().backend;
+  std::string why;
+  // The best backend this build ships that the kernel accepts.
+  std::string expected;
+  for (const char* name : {"io_uring", "epoll", "poll", "select"}) {
+    std::vector<std::string> all = testing::AllBackends();
+    if (std::find(all.begin(), all.end(), name) == all.end()) continue;
+    if (testing::BackendStarts(name, &why)) {
+      expected = name;
+      break;
+    }
+  }
+  EXPECT_EQ(backend, expected);
+}
+
+}  // namespace
+}  // namespace brrr
+
+namespace brrr {
+namespace {
+
+#ifndef NDEBUG
+// Debug builds check that loop-only methods are called on the loop's thread.
+TEST(EventLoopDeathTest, CallSoonFromAThreadThatDoesNotOwnTheLoopAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto loop = EventLoop::Create();
+        std::thread other([&] { (*loop)->call_soon([] {}); });
+        other.join();
+      },
+      "EventLoop::call_soon called from a thread that does not own this event loop; use "
+      "call_soon_threadsafe");
+}
+#endif
+
+}  // namespace
+}  // namespace brrr

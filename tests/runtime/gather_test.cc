@@ -1,0 +1,121 @@
+// gather: concurrent start, results in argument order, failure cancels the rest.
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "tests/runtime/coroutine_test_util.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using GatherTest = testing::CoroutineTest;
+
+TEST_F(GatherTest, AllStartBeforeAnyFinishesAndResultsKeepArgumentOrder) {
+  std::vector<std::string> log;
+  auto op = [&](int id, int ms) -> Task<int> {
+    log.push_back("start " + std::to_string(id));
+    co_await sleep(milliseconds(ms));
+    log.push_back("end " + std::to_string(id));
+    co_return id;
+  };
+  auto run = [&]() -> Task<std::tuple<int, int, int>> { co_return co_await gather(op(1, 15), op(2, 1), op(3, 8)); };
+  auto [a, b, c] = Run(run());
+  EXPECT_EQ(a, 1);
+  EXPECT_EQ(b, 2);
+  EXPECT_EQ(c, 3);
+  ASSERT_EQ(log.size(), 6u);
+  EXPECT_EQ(log[0], "start 1");
+  EXPECT_EQ(log[1], "start 2");
+  EXPECT_EQ(log[2], "start 3");
+}
+
+TEST_F(GatherTest, MixedTypesAndVoid) {
+  auto number = []() -> Task<int> { co_return 4; };
+  auto text = []() -> Task<std::string> { co_return "four"; };
+  auto nothing = []() -> Task<> { co_return; };
+  auto run = [&]() -> Task<std::string> {
+    auto [n, t, v] = co_await gather(number(), text(), nothing());
+    static_assert(std::is_same_v<decltype(v), std::monostate>);
+    co_return std::to_string(n) + t;
+  };
+  EXPECT_EQ(Run(run()), "4four");
+}
+
+TEST_F(GatherTest, VectorForm) {
+  auto square = [](int i) -> Task<int> {
+    co_await sleep(milliseconds(10 - i));
+    co_return i * i;
+  };
+  auto run = [&]() -> Task<std::vector<int>> {
+    std::vector<Task<int>> tasks;
+    for (int i = 0; i < 10; ++i) tasks.push_back(square(i));
+    co_return co_await gather(std::move(tasks));
+  };
+  std::vector<int> expected;
+  for (int i = 0; i < 10; ++i) expected.push_back(i * i);
+  EXPECT_EQ(Run(run()), expected);
+}
+
+TEST_F(GatherTest, EmptyVector) {
+  auto run = [&]() -> Task<size_t> { co_return (co_await gather(std::vector<Task<int>>{})).size(); };
+  EXPECT_EQ(Run(run()), 0u);
+}
+
+TEST_F(GatherTest, OneFailureCancelsTheOthersWaitsForThemAndRethrows) {
+  std::vector<std::string> log;
+  auto slow = [&]() -> Task<int> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      log.push_back("slow cancelled");
+      throw;
+    }
+    co_return 1;
+  };
+  auto failing = [&]() -> Task<int> {
+    co_await sleep(milliseconds(1));
+    log.push_back("failing throws");
+    throw std::runtime_error("first failure");
+  };
+  auto run = [&]() -> Task<std::string> {
+    try {
+      co_await gather(slow(), failing());
+    } catch (const std::runtime_error& e) {
+      log.push_back("gather rethrew");
+      co_return e.what();
+    }
+    co_return "no exception";
+  };
+  EXPECT_EQ(Run(run()), "first failure");
+  EXPECT_EQ(log, (std::vector<std::string>{"failing throws", "slow cancelled", "gather rethrew"}));
+  EXPECT_EQ(loop().stats().live_tasks, 0u) << "no child outlives gather";
+  EXPECT_EQ(loop().stats().pending_timers, 0u);
+}
+
+TEST_F(GatherTest, CancellingGatherCancelsEveryChild) {
+  int cancelled = 0;
+  auto child = [&]() -> Task<> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      ++cancelled;
+      throw;
+    }
+  };
+  auto main_task = [&]() -> Task<> {
+    auto g = [&]() -> Task<> { co_await gather(child(), child(), child()); };
+    Future<> f = create_task(g());
+    co_await sleep(milliseconds(1));
+    f.cancel();
+    co_await f.wait();
+    EXPECT_TRUE(f.cancelled());
+  };
+  Run(main_task());
+  EXPECT_EQ(cancelled, 3);
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,78 @@
+// wait_for: a time limit that cancels the task and reports DeadlineExceeded.
+#include <stdexcept>
+#include <string>
+
+#include "tests/runtime/coroutine_test_util.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using WaitForTest = testing::CoroutineTest;
+
+TEST_F(WaitForTest, FinishesInTime) {
+  auto quick = []() -> Task<int> {
+    co_await sleep(milliseconds(1));
+    co_return 3;
+  };
+  auto run = [&]() -> Task<absl::StatusOr<int>> { co_return co_await wait_for(quick(), seconds(60)); };
+  absl::StatusOr<int> r = Run(run());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 3);
+  EXPECT_EQ(loop().stats().pending_timers, 0u) << "the time limit's timer is cancelled";
+}
+
+TEST_F(WaitForTest, TimesOutCancelsTheTaskAndWaitsForIt) {
+  bool cleaned_up = false;
+  auto slow = [&]() -> Task<int> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      cleaned_up = true;
+      throw;
+    }
+    co_return 1;
+  };
+  auto run = [&]() -> Task<absl::StatusOr<int>> { co_return co_await wait_for(slow(), milliseconds(5)); };
+  TimePoint start = loop().now();
+  absl::StatusOr<int> r = Run(run());
+  EXPECT_GE(loop().now() - start, milliseconds(5));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_NE(r.status().message().find("did not finish within 5 ms"), absl::string_view::npos)
+      << r.status();
+  EXPECT_TRUE(cleaned_up) << "the task was cancelled and finished before wait_for returned";
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
+TEST_F(WaitForTest, VoidTaskAndException) {
+  auto failing = []() -> Task<> {
+    throw std::out_of_range("x");
+    co_return;
+  };
+  auto run = [&]() -> Task<absl::Status> { co_return co_await wait_for(failing(), seconds(60)); };
+  EXPECT_THROW(Run(run()), std::out_of_range) << "the task's own exception is rethrown";
+  auto ok = []() -> Task<> { co_return; };
+  auto run_ok = [&]() -> Task<absl::Status> { co_return co_await wait_for(ok(), seconds(60)); };
+  EXPECT_TRUE(Run(run_ok()).ok());
+}
+
+TEST_F(WaitForTest, ATaskThatIgnoresCancellationKeepsItsResult) {
+  // The timer fires, the task catches the cancellation and still produces a value:
+  // nothing it produced is thrown away.
+  auto stubborn = []() -> Task<int> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+    }
+    co_return 11;
+  };
+  auto run = [&]() -> Task<absl::StatusOr<int>> { co_return co_await wait_for(stubborn(), milliseconds(2)); };
+  absl::StatusOr<int> r = Run(run());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 11);
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,49 @@
+// backends.h: the backends every conformance test runs on, and loops built on them.
+//
+// The list is fixed here, not discovered: a plugin that fails to build or load makes tests
+// fail rather than quietly run on fewer backends. A backend the kernel refuses (io_uring
+// disabled by sysctl or seccomp) is skipped with the kernel's reason.
+//
+//   INSTANTIATE_TEST_SUITE_P(Backends, MyTest, testing::ValuesIn(brrr::testing::AllBackends()),
+//                            brrr::testing::BackendName());
+//   auto loop = brrr::testing::NewLoop(GetParam());
+#ifndef BRRR_TESTS_TESTING_BACKENDS_H_
+#define BRRR_TESTS_TESTING_BACKENDS_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/event_loop.h"
+
+namespace brrr::testing {
+
+// Every backend plugin the project builds.
+std::vector<std::string> AllBackends();
+
+// For INSTANTIATE_TEST_SUITE_P: names test instances after the backend.
+struct BackendName {
+  std::string operator()(const ::testing::TestParamInfo<std::string>& info) const { return info.param; }
+};
+
+// A loop on `backend`. Fails the test if the plugin cannot be loaded; skips it (returns null)
+// if the kernel refuses the backend. Use with ASSERT_LOOP.
+std::unique_ptr<EventLoop> NewLoop(const std::string& backend, EventLoopOptions options = {});
+
+// Whether the kernel lets `backend` start here, and if not, why.
+bool BackendStarts(const std::string& backend, std::string* why);
+
+}  // namespace brrr::testing
+
+// Creates `var` on `backend`, or skips the test if the kernel refuses the backend.
+#define BRRR_LOOP_OR_SKIP(var, backend, ...)                                          \
+  std::unique_ptr<::brrr::EventLoop> var;                                             \
+  {                                                                                   \
+    std::string brrr_why_;                                                            \
+    if (!::brrr::testing::BackendStarts(backend, &brrr_why_)) GTEST_SKIP() << brrr_why_; \
+    var = ::brrr::testing::NewLoop(backend, ##__VA_ARGS__);                           \
+    ASSERT_NE(var, nullptr);                                                          \
+  }
+
+#endif  // BRRR_TESTS_TESTING_BACKENDS_H_

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs what brrr needs to build, run and test on Debian 12 (bookworm): Bazel 4.2.3 and
+# the Debian libraries it links (gRPC, Protobuf, Abseil, GoogleTest, Google Benchmark,
+# liburing). Installs only what is missing, so it is quick when everything is there.
+# Run as root or as a user with sudo.
+set -euo pipefail
+
+# bazel-bootstrap is Bazel 4.2.3 (WORKSPACE mode); it builds offline thanks to
+# third_party/bazel_standins. The rest are the compiler and the libraries brrr links.
+packages=(
+  bazel-bootstrap g++ pkg-config
+  libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "bootstrap: everything brrr needs is installed"
+  exit 0
+fi
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if ! command -v sudo >/dev/null 2>&1; then
+    echo "bootstrap: missing packages (${missing[*]}) and not root; run as root or install sudo" >&2
+    exit 1
+  fi
+  sudo=sudo
+fi
+echo "bootstrap: installing ${missing[*]}"
+# A third-party apt source that cannot be reached must not stop Debian's own from updating.
+$sudo apt-get update || echo "bootstrap: apt-get update reported errors; trying the install anyway" >&2
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
