@@ -44,18 +44,24 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions op
 EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
     : options_(std::move(options)),
       reactor_(std::move(reactor)),
+      backend_name_(reactor_->name()),
       inbox_([this] { reactor_->wake(); }),
       stall_detector_(options_.loop_id, options_.stall_threshold.count(), options_.stall_sink),
       started_at_ns_(MonotonicNanos()) {}
 
 EventLoop::~EventLoop() {
   CurrentLoopScope scope(this);
-  // Unfinished tasks first, while timers, I/O and the queues they touch still exist.
-  while (tasks_head_ != nullptr) tasks_head_->destroy_unfinished();
-  // Work already running on the pool finishes (it cannot be interrupted); its results are
-  // posted to the inbox, which is closed next and drops them.
-  blocking_pool_.reset();
+  // No more posts from other threads; then let pool work already running finish (a thread
+  // cannot be interrupted) while nothing it posts is accepted.
   inbox_.close();
+  blocking_pool_.reset();
+  // The backend next: it cancels every operation and returns once the kernel will touch no
+  // buffer again (io_uring writes into them asynchronously), so the coroutine frames and
+  // sockets that own those buffers can then be freed safely.
+  reactor_.reset();
+  // Unfinished tasks: destroying their frames runs their awaits' destructors, which release
+  // timers and close sockets (directly, now that the backend is gone).
+  while (tasks_head_ != nullptr) tasks_head_->destroy_unfinished();
   timers_.clear();
   ready_.clear();
 }
@@ -238,7 +244,7 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
     std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>\n", options_.loop_id,
                  label.ToString().c_str());
   }
-  int64_t end = task_clock_.now();
+  int64_t end = task_clock_.end();
   int64_t took = end - start_ns;
   uint64_t before = tasks_run_.load();
   tasks_run_.store(before + 1);
@@ -254,15 +260,16 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
 LoopStats EventLoop::stats() const {
   LoopStats s;
   s.loop_id = options_.loop_id;
-  s.backend = reactor_->name();
+  s.backend = backend_name_;
   s.started_at_ns = started_at_ns_;
   s.ready_queue_depth = ready_depth_.load();
   s.threadsafe_queue_depth = inbox_.depth();
   s.pending_timers = timers_pending_.load();
   s.live_tasks = live_tasks_.load();
   s.io_in_flight = io_in_flight_.load();
-  s.read_set_size = read_set_.load();
-  s.write_set_size = write_set_.load();
+  s.sockets = sockets_.size();
+  s.read_set_size = sockets_.read_set_size();
+  s.write_set_size = sockets_.write_set_size();
   s.iterations = iterations_.load();
   s.tasks_run = tasks_run_.load();
   s.io_completions = io_completions_.load();

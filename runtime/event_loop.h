@@ -43,6 +43,7 @@
 #include "runtime/reactor.h"
 #include "runtime/ready_queue.h"
 #include "runtime/single_writer.h"
+#include "runtime/socket_table.h"
 #include "runtime/stall_detector.h"
 #include "runtime/task_clock.h"
 #include "runtime/task_label.h"
@@ -100,7 +101,8 @@ struct LoopStats {
   uint64_t pending_timers = 0;
   uint64_t live_tasks = 0;              // coroutine tasks created and not yet finished
   uint64_t io_in_flight = 0;            // I/O operations submitted and not yet finished
-  uint64_t read_set_size = 0;           // sockets with a receive pending
+  uint64_t sockets = 0;                 // open sockets
+  uint64_t read_set_size = 0;           // sockets with a receive (or accept) pending
   uint64_t write_set_size = 0;          // sockets with bytes queued to send
 
   // Totals since the loop was created.
@@ -180,9 +182,9 @@ class EventLoop {
   // Coroutine tasks register while alive so the loop can destroy leftovers at shutdown.
   void register_task(TaskContext* task);
   void unregister_task(TaskContext* task);
-  // The socket layer keeps these current.
-  void add_read_set(int64_t delta) { read_set_.add(static_cast<uint64_t>(delta)); }
-  void add_write_set(int64_t delta) { write_set_.add(static_cast<uint64_t>(delta)); }
+  SocketTable& sockets() { return sockets_; }
+  // False once the loop's destructor has shut the backend down.
+  bool has_reactor() const { return reactor_ != nullptr; }
 
  private:
   void run_iteration(int64_t max_wait_ns);
@@ -199,11 +201,13 @@ class EventLoop {
 
   EventLoopOptions options_;
   std::unique_ptr<Reactor> reactor_;
+  const std::string backend_name_;
   ThreadOwner owner_;
   ReadyQueue ready_;
   TimerQueue timers_;
   ThreadsafeQueue inbox_;
   IoRegistry io_;
+  SocketTable sockets_;
   StallDetector stall_detector_;
   std::unique_ptr<BlockingPool> blocking_pool_;
   TaskContext* tasks_head_ = nullptr;  // intrusive list of live coroutine tasks
@@ -218,8 +222,6 @@ class EventLoop {
   SingleWriter<uint64_t> timers_pending_;
   SingleWriter<uint64_t> live_tasks_;
   SingleWriter<uint64_t> io_in_flight_;
-  SingleWriter<uint64_t> read_set_;
-  SingleWriter<uint64_t> write_set_;
   SingleWriter<uint64_t> iterations_;
   SingleWriter<uint64_t> tasks_run_;
   SingleWriter<uint64_t> io_completions_;

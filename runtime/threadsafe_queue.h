@@ -3,6 +3,7 @@
 // Producers append under a mutex; the loop takes everything in one swap. The first push after
 // the loop last drained the queue wakes the loop (through its reactor); later pushes see the
 // `notified_` flag already set and skip the system call, so a burst of posts costs one wake-up.
+// `wake` runs under the mutex, so it must not call back into this queue.
 // The loop clears the flag before it swaps, so a push that races with a drain either lands in
 // the drained batch or wakes the loop again: nothing is left behind while the loop sleeps.
 //
@@ -21,17 +22,17 @@ namespace brrr {
 
 class ThreadsafeQueue {
  public:
-  // `wake` is called (outside the lock) when the loop must be woken.
+  // `wake` is called (under the lock) when the loop must be woken.
   explicit ThreadsafeQueue(std::function<void()> wake) : wake_(std::move(wake)) {}
 
   // Returns false, dropping the task, once the queue is closed (the loop is shutting down).
   bool push(ReadyTask task) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      if (closed_) return false;
-      pending_.push_back(std::move(task));
-      depth_.store(pending_.size(), std::memory_order_relaxed);
-    }
+    std::lock_guard<std::mutex> lock(mu_);
+    if (closed_) return false;
+    pending_.push_back(std::move(task));
+    depth_.store(pending_.size(), std::memory_order_relaxed);
+    // Woken under the lock, so that once close() returns no thread is still about to wake a
+    // loop that may be tearing its backend down. Only the first post after a drain gets here.
     if (!notified_.exchange(true, std::memory_order_acq_rel)) wake_();
     return true;
   }

@@ -16,6 +16,7 @@ typedef struct rc_slot {
   uint8_t has_read;
   uint8_t has_write;
   uint8_t ready;      /* RC_READ | RC_WRITE believed ready (edge mode cache) */
+  uint8_t closed;     /* RC_READ | RC_WRITE ready for good: hang-up or error (edge mode) */
   uint8_t watched;    /* RC_READ | RC_WRITE the backend watches */
   uint8_t in_again;   /* on the again list */
   uint8_t connecting; /* write_op is a CONNECT whose connect() returned EINPROGRESS */
@@ -155,6 +156,11 @@ static void push_again(rc_core* core, int fd, rc_slot* slot) {
   }
   core->again[core->again_size++] = fd;
   slot->in_again = 1;
+}
+
+/* Whether the edge-mode cache says an operation in `direction` would not block. */
+static int cached_ready(const rc_slot* slot, uint32_t direction) {
+  return ((slot->ready | slot->closed) & direction) != 0;
 }
 
 /* ---- performing operations ---- */
@@ -301,7 +307,7 @@ static void serve(rc_core* core, int fd, rc_slot* slot, uint32_t ready) {
   if ((ready & RC_WRITE) && slot->has_write) run_write(core, fd, slot);
 }
 
-void rc_on_ready(rc_core* core, int fd, uint32_t ready) {
+void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
   if (fd == core->wake_fd) {
     uint64_t value;
     core->counters.syscalls++;
@@ -311,8 +317,11 @@ void rc_on_ready(rc_core* core, int fd, uint32_t ready) {
   }
   rc_slot* slot = existing_slot(core, fd);
   if (slot == NULL) return;
-  if (core->mode == RC_EDGE) slot->ready |= (uint8_t)ready;
-  serve(core, fd, slot, ready);
+  if (core->mode == RC_EDGE) {
+    slot->ready |= (uint8_t)ready;
+    slot->closed |= (uint8_t)closed;
+  }
+  serve(core, fd, slot, ready | closed);
   if (core->mode == RC_LEVEL) update_interest(core, fd, slot);
 }
 
@@ -426,9 +435,9 @@ int rc_submit(brrr_reactor* reactor, const brrr_op* op) {
    * op on a descriptor the edge-mode cache knows to be ready. Done before registering
    * interest, so an op that completes here costs the backend nothing. */
   if (!read_side && !slot->connecting &&
-      (op->opcode == BRRR_OP_SEND || (slot->ready & RC_WRITE))) {
+      (op->opcode == BRRR_OP_SEND || cached_ready(slot, RC_WRITE))) {
     run_write(core, op->fd, slot);
-  } else if (read_side && (slot->ready & RC_READ)) {
+  } else if (read_side && cached_ready(slot, RC_READ)) {
     if (run_read(core, op->fd, slot)) push_again(core, op->fd, slot);
   }
   rc = update_interest(core, op->fd, slot);
@@ -468,7 +477,7 @@ static void serve_again_list(rc_core* core) {
     if (slot == NULL) continue;
     slot->in_again = 0;
     /* Still ready after another batch: keep it for the next round, at the end. */
-    if ((slot->ready & RC_READ) && slot->has_read && run_read(core, fd, slot)) {
+    if (cached_ready(slot, RC_READ) && slot->has_read && run_read(core, fd, slot)) {
       push_again(core, fd, slot);
     }
   }

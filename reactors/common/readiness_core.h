@@ -58,8 +58,14 @@ typedef struct rc_backend_ops {
 int rc_create(const rc_backend_ops* ops, void* backend, rc_mode mode, int max_fd,
               rc_core** out, char* err, size_t err_size);
 
-/* Called by the backend's wait() for each ready descriptor. */
-void rc_on_ready(rc_core* core, int fd, uint32_t ready /* RC_READ | RC_WRITE */);
+/* Called by the backend's wait() for each ready descriptor; `ready` is RC_READ | RC_WRITE.
+ * `closed` reports conditions that never go away: RC_READ when the peer has shut down its
+ * side or the socket failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR), RC_WRITE when writing can only
+ * fail (EPOLLHUP, EPOLLERR). In edge mode they stay set until release_fd(), so a short read
+ * that left only the end of stream behind (no further edge will come for it) is still
+ * followed by a read that sees it. Level backends pass 0: they hear of readiness on every
+ * wait. */
+void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed);
 
 /* Counts one system call the backend made (for brrr_reactor_counters). */
 void rc_count_syscall(rc_core* core);

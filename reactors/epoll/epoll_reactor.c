@@ -8,8 +8,10 @@
  * finished), a system call per message in an echo server. With edges the kernel reports each
  * change of readiness once; the shared core caches it per direction and runs an operation at
  * once when its descriptor is known to be ready, and it keeps reading or accepting until
- * EAGAIN (or a short read, which for a stream socket means the queue was drained), so no edge
- * is lost. The cost is one epoll_ctl(DEL) per descriptor at close.
+ * EAGAIN (or a short read, which for a stream socket means the queue was drained: new data
+ * brings a new edge), so no edge is lost. Hang-up and error conditions (EPOLLRDHUP,
+ * EPOLLHUP, EPOLLERR) are sticky, because no further edge announces an end of stream that a
+ * short read left behind. The cost is one epoll_ctl(DEL) per descriptor at close.
  *
  * Waits use epoll_pwait2 (Linux 5.11, nanosecond timeouts) and fall back to epoll_wait with
  * the timeout rounded up to whole milliseconds.
@@ -63,9 +65,12 @@ static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) 
   for (int i = 0; i < n; i++) {
     uint32_t e = be->events[i].events;
     uint32_t ready = 0;
-    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= RC_READ;
-    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) ready |= RC_WRITE;
-    rc_on_ready(core, be->events[i].data.fd, ready);
+    uint32_t closed = 0;
+    if (e & EPOLLIN) ready |= RC_READ;
+    if (e & EPOLLOUT) ready |= RC_WRITE;
+    if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) closed |= RC_READ;
+    if (e & (EPOLLHUP | EPOLLERR)) closed |= RC_WRITE;
+    rc_on_ready(core, be->events[i].data.fd, ready, closed);
   }
   return n;
 }

@@ -87,7 +87,7 @@ static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
     uint32_t ready = 0;
     if (revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)) ready |= RC_READ;
     if (revents & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)) ready |= RC_WRITE;
-    rc_on_ready(core, be->fds[i].fd, ready);
+    rc_on_ready(core, be->fds[i].fd, ready, 0);
   }
   return n;
 }

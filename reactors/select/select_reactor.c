@@ -56,7 +56,7 @@ static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns)
     uint32_t ready = 0;
     if (FD_ISSET(fd, &be->ready_read)) ready |= RC_READ, seen++;
     if (FD_ISSET(fd, &be->ready_write)) ready |= RC_WRITE, seen++;
-    if (ready) rc_on_ready(core, fd, ready);
+    if (ready) rc_on_ready(core, fd, ready, 0);
   }
   return n;
 }

@@ -31,6 +31,21 @@ TEST(TaskClockTest, AnchorReturnsTheMonotonicClock) {
   EXPECT_LE(anchored, after);
 }
 
+// A measurement that spans more than a millisecond ends on an exact monotonic reading, so a
+// long task is never measured shorter than it ran (the TSC's calibration error does not
+// accumulate).
+TEST(TaskClockTest, LongSpansEndOnAnExactReading) {
+  TaskClock clock;
+  for (int i = 0; i < 20; ++i) {
+    int64_t start = clock.anchor();
+    int64_t until = start + 5'000'000;
+    while (MonotonicNanos() < until) {
+    }
+    int64_t end = clock.end();
+    EXPECT_GE(end - start, 5'000'000) << "iteration " << i;
+  }
+}
+
 TEST(TaskClockTest, IsMonotonicBetweenAnchors) {
   TaskClock clock;
   clock.anchor();

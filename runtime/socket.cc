@@ -1,0 +1,399 @@
+#include "runtime/socket.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace brrr {
+namespace detail {
+namespace {
+
+const char* OperationName(IoOpcode opcode) {
+  switch (opcode) {
+    case IoOpcode::kAccept:
+      return "accept";
+    case IoOpcode::kRecv:
+      return "recv";
+    case IoOpcode::kSend:
+      return "send";
+    case IoOpcode::kConnect:
+      return "connect";
+    case IoOpcode::kPollReadable:
+      return "wait for readable";
+    case IoOpcode::kPollWritable:
+      return "wait for writable";
+  }
+  return "operation";
+}
+
+}  // namespace
+
+SocketState::SocketState(EventLoop& loop, int fd, const char* kind)
+    : loop_(loop), fd_(fd), kind_(kind), created_ns_(MonotonicNanos()) {
+  loop_.sockets().add(this);
+}
+
+SocketState::~SocketState() {
+  if (registered_) loop_.sockets().remove(this);
+}
+
+int SocketState::start(Side side, IoOperation op, IoWaiter* waiter) {
+  Slot& s = slot(side);
+  if (s.in_flight) return -EBUSY;
+  if (closing_) return -EBADF;
+  if (!loop_.has_reactor()) return -ESHUTDOWN;
+  bool was_reading = in_read_set();
+  bool was_writing = in_write_set();
+  uint64_t user_data = loop_.io().add(this, op.opcode);
+  op.user_data = user_data;
+  op.fd = fd_;
+  int rc = loop_.reactor().submit(op);
+  if (rc != 0) {
+    loop_.io().remove(user_data);
+    return rc;
+  }
+  s = Slot{user_data, op.opcode, waiter, true, false};
+  update_sets(was_reading, was_writing);
+  return 0;
+}
+
+void SocketState::cancel(Side side) {
+  Slot& s = slot(side);
+  if (!s.in_flight || s.cancel_sent || !loop_.has_reactor()) return;
+  s.cancel_sent = true;
+  loop_.reactor().cancel(fd_, s.user_data);
+}
+
+void SocketState::forget_waiter(Side side) { slot(side).waiter = nullptr; }
+
+void SocketState::set_queued_bytes(uint64_t bytes) {
+  bool was_reading = in_read_set();
+  bool was_writing = in_write_set();
+  queued_bytes_ = bytes;
+  update_sets(was_reading, was_writing);
+}
+
+void SocketState::update_sets(bool was_reading, bool was_writing) {
+  if (in_read_set() != was_reading) loop_.sockets().read_set_delta(in_read_set() ? 1 : -1);
+  if (in_write_set() != was_writing) loop_.sockets().write_set_delta(in_write_set() ? 1 : -1);
+}
+
+void SocketState::on_io_completion(const Completion& c) {
+  Side side = (read_.in_flight && c.user_data == read_.user_data) ? Side::kRead : Side::kWrite;
+  Slot& s = slot(side);
+  if (c.result > 0) {
+    if (s.opcode == IoOpcode::kRecv) bytes_in_ += static_cast<uint64_t>(c.result);
+    if (s.opcode == IoOpcode::kSend) bytes_out_ += static_cast<uint64_t>(c.result);
+  }
+  IoWaiter* waiter = s.waiter;
+  IoOpcode opcode = s.opcode;
+  if (!c.more()) {
+    bool was_reading = in_read_set();
+    bool was_writing = in_write_set();
+    s.in_flight = false;
+    s.waiter = nullptr;
+    s.cancel_sent = false;
+    update_sets(was_reading, was_writing);
+  }
+  if (waiter != nullptr) {
+    waiter->on_op_complete(c);
+  } else {
+    // Nobody awaits this result any more: release what it carries.
+    if (c.has_buffer() && loop_.has_reactor()) loop_.reactor().recycle_buffer(c.buffer_id);
+    if (opcode == IoOpcode::kAccept && c.result >= 0) ::close(c.result);
+  }
+  if (closing_ && !read_.in_flight && !write_.in_flight) {
+    close_descriptor();
+    delete this;
+  }
+}
+
+void SocketState::close() {
+  if (closing_) return;
+  closing_ = true;
+  if (registered_) {
+    loop_.sockets().remove(this);
+    registered_ = false;
+  }
+  set_queued_bytes(0);
+  cancel(Side::kRead);
+  cancel(Side::kWrite);
+  if (!read_.in_flight && !write_.in_flight) {
+    close_descriptor();
+    delete this;
+  }
+  // Otherwise the last completion closes and deletes.
+}
+
+void SocketState::close_by_request() {
+  // The owner keeps its Socket handle; shutting the descriptor down makes its pending and
+  // future operations fail (end of stream, EPIPE), so the owner notices and closes it.
+  ::shutdown(fd_, SHUT_RDWR);
+  cancel(Side::kRead);
+  cancel(Side::kWrite);
+}
+
+void SocketState::close_descriptor() {
+  if (loop_.has_reactor()) loop_.reactor().release_fd(fd_);
+  ::close(fd_);
+}
+
+SocketInfo SocketState::info(int64_t now_ns) const {
+  SocketInfo i;
+  i.fd = fd_;
+  i.kind = kind_;
+  if (auto local = SocketAddress::LocalOf(fd_); local.ok()) i.local = local->ToString();
+  if (auto peer = SocketAddress::PeerOf(fd_); peer.ok()) i.peer = peer->ToString();
+  i.age_ns = now_ns - created_ns_;
+  i.bytes_in = bytes_in_;
+  i.bytes_out = bytes_out_;
+  i.bytes_queued = queued_bytes_;
+  i.in_read_set = in_read_set();
+  i.in_write_set = in_write_set();
+  return i;
+}
+
+absl::Status SocketState::error(const char* operation, int negative_errno) const {
+  int e = -negative_errno;
+  std::string where = absl::StrCat(operation, " on fd ", fd_);
+  if (auto peer = SocketAddress::PeerOf(fd_); peer.ok()) absl::StrAppend(&where, " (peer ", peer->ToString(), ")");
+  if (e == ERANGE && loop_.has_reactor() && loop_.reactor().plugin().max_fd() >= 0) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        where, ": the ", loop_.reactor().name(), " backend cannot watch descriptor ", fd_,
+        " (it handles descriptors up to ", loop_.reactor().plugin().max_fd(),
+        ", select(2)'s FD_SETSIZE limit); use --backend=poll, epoll or io_uring"));
+  }
+  if (e == ECANCELED) return absl::CancelledError(absl::StrCat(where, ": the socket was closed"));
+  if (e == ESHUTDOWN) return absl::FailedPreconditionError(absl::StrCat(where, ": the event loop is shutting down"));
+  return absl::ErrnoToStatus(e, where);
+}
+
+// ---- awaiters ----
+
+SocketOpAwaiter::~SocketOpAwaiter() {
+  if (pending_) {
+    state_->forget_waiter(side_);
+    state_->cancel(side_);
+  }
+}
+
+bool SocketOpAwaiter::suspend(TaskContext* context, std::coroutine_handle<> h) {
+  context_ = context;
+  if (context->take_cancel_request()) {
+    cancelled_ = true;
+    return false;
+  }
+  int rc = state_->start(side_, op_, this);
+  if (rc != 0) {
+    result_ = rc;
+    error_ = state_->error(OperationName(op_.opcode), rc);
+    return false;
+  }
+  handle_ = h;
+  pending_ = true;
+  context->set_suspension(this);
+  return true;
+}
+
+void SocketOpAwaiter::on_op_complete(const Completion& c) {
+  if (!cancel_asked_ && c.result >= 0 && again(c)) {
+    int rc = state_->start(side_, op_, this);
+    if (rc == 0) return;
+    result_ = rc;
+  } else {
+    result_ = c.result;
+  }
+  pending_ = false;
+  if (cancel_asked_ && (result_ == -ECANCELED || unfinished())) {
+    cancelled_ = true;
+    context_->take_cancel_request();
+  } else if (result_ < 0) {
+    error_ = state_->error(OperationName(op_.opcode), result_);
+  }
+  context_->set_suspension(nullptr);
+  context_->schedule_resume(handle_);
+}
+
+void SocketOpAwaiter::cancel_suspension() {
+  if (!pending_ || cancel_asked_) return;
+  cancel_asked_ = true;
+  state_->cancel(side_);
+}
+
+int32_t SocketOpAwaiter::finish() {
+  if (cancelled_) throw CancelledError();
+  return result_;
+}
+
+AcceptAwaiter::AcceptAwaiter(SocketState* state)
+    : SocketOpAwaiter(state, Side::kRead, IoOperation{.opcode = IoOpcode::kAccept}), loop_(&state->loop()) {}
+
+absl::StatusOr<Socket> AcceptAwaiter::await_resume() {
+  int32_t r = finish();
+  if (r < 0) return error_;
+  return Socket(new SocketState(*loop_, r, "connection"));
+}
+
+ConnectAwaiter::ConnectAwaiter(SocketState* state, const SocketAddress& address)
+    : SocketOpAwaiter(state, Side::kWrite, IoOperation{.opcode = IoOpcode::kConnect}), address_(address) {
+  op_.buf = const_cast<sockaddr*>(address_.data());
+  op_.len = address_.size();
+}
+
+absl::Status ConnectAwaiter::await_resume() {
+  int32_t r = finish();
+  if (r < 0) return error_;
+  return absl::OkStatus();
+}
+
+TransferAwaiter::TransferAwaiter(SocketState* state, IoOpcode opcode, void* buf, size_t len)
+    : SocketOpAwaiter(state, opcode == IoOpcode::kRecv ? Side::kRead : Side::kWrite,
+                      IoOperation{.opcode = opcode,
+                                  .len = static_cast<uint32_t>(std::min<size_t>(len, UINT32_MAX)),
+                                  .buf = buf}) {}
+
+absl::StatusOr<size_t> TransferAwaiter::await_resume() {
+  int32_t r = finish();
+  if (r < 0) return error_;
+  return static_cast<size_t>(r);
+}
+
+SendAllAwaiter::SendAllAwaiter(SocketState* state, const void* buf, size_t len)
+    : SocketOpAwaiter(state, Side::kWrite,
+                      IoOperation{.opcode = IoOpcode::kSend,
+                                  .len = static_cast<uint32_t>(std::min<size_t>(len, 1u << 30)),
+                                  .buf = const_cast<void*>(buf)}),
+      next_(static_cast<const char*>(buf)),
+      left_(len) {}
+
+bool SendAllAwaiter::again(const Completion& c) {
+  size_t sent = static_cast<size_t>(c.result);
+  next_ += sent;
+  left_ -= sent;
+  if (left_ == 0) return false;
+  op_.buf = const_cast<char*>(next_);
+  op_.len = static_cast<uint32_t>(std::min<size_t>(left_, 1u << 30));
+  return true;
+}
+
+absl::Status SendAllAwaiter::await_resume() {
+  int32_t r = finish();
+  if (r < 0) return error_;
+  return absl::OkStatus();
+}
+
+}  // namespace detail
+
+// ---- Socket ----
+
+Socket& Socket::operator=(Socket&& other) noexcept {
+  if (this != &other) {
+    close();
+    state_ = std::exchange(other.state_, nullptr);
+  }
+  return *this;
+}
+
+absl::StatusOr<Socket> Socket::Create(EventLoop& loop, int family) {
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    int e = errno;
+    return absl::ErrnoToStatus(e, absl::StrCat("socket(", family == AF_INET6 ? "AF_INET6" : "AF_INET",
+                                               ", SOCK_STREAM)"));
+  }
+  return Socket(new detail::SocketState(loop, fd, "connection"));
+}
+
+Socket Socket::Adopt(EventLoop& loop, int fd, const char* kind) {
+  return Socket(new detail::SocketState(loop, fd, kind));
+}
+
+absl::StatusOr<Socket> Socket::Listen(EventLoop& loop, const SocketAddress& address,
+                                      const SocketOptions& options, int backlog) {
+  absl::StatusOr<Socket> s = Create(loop, address.family());
+  if (!s.ok()) return s.status();
+  absl::Status applied = s->apply(options);
+  if (!applied.ok()) return applied;
+  if (::bind(s->fd(), address.data(), address.size()) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("bind ", address.ToString()));
+  }
+  if (::listen(s->fd(), backlog) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("listen on ", address.ToString()));
+  }
+  s->state_->set_kind("listener");
+  return s;
+}
+
+absl::Status Socket::apply(const SocketOptions& options) {
+  auto set = [this](int level, int name, int value, const char* what) -> absl::Status {
+    if (::setsockopt(fd(), level, name, &value, sizeof value) != 0) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("setsockopt(", what, "=", value, ") on fd ", fd()));
+    }
+    return absl::OkStatus();
+  };
+  absl::Status s;
+  if (options.reuse_address) s.Update(set(SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR"));
+  if (options.reuse_port) s.Update(set(SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT"));
+  if (options.send_buffer > 0) s.Update(set(SOL_SOCKET, SO_SNDBUF, options.send_buffer, "SO_SNDBUF"));
+  if (options.receive_buffer > 0) s.Update(set(SOL_SOCKET, SO_RCVBUF, options.receive_buffer, "SO_RCVBUF"));
+  if (options.ipv6_only) s.Update(set(IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY"));
+  // TCP_NODELAY only means something on a TCP socket that will carry data; it is harmless on
+  // a listener (accepted sockets inherit it on Linux).
+  if (options.no_delay) s.Update(set(IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY"));
+  return s;
+}
+
+absl::Status Socket::set_linger_zero() {
+  linger l{1, 0};
+  if (::setsockopt(fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("setsockopt(SO_LINGER) on fd ", fd()));
+  }
+  return absl::OkStatus();
+}
+
+detail::AcceptAwaiter Socket::accept() { return detail::AcceptAwaiter(state_); }
+
+detail::ConnectAwaiter Socket::connect(const SocketAddress& address) {
+  return detail::ConnectAwaiter(state_, address);
+}
+
+detail::TransferAwaiter Socket::recv(void* buf, size_t len) {
+  return detail::TransferAwaiter(state_, IoOpcode::kRecv, buf, len);
+}
+
+detail::TransferAwaiter Socket::send(const void* buf, size_t len) {
+  return detail::TransferAwaiter(state_, IoOpcode::kSend, const_cast<void*>(buf), len);
+}
+
+detail::SendAllAwaiter Socket::send_all(const void* buf, size_t len) {
+  return detail::SendAllAwaiter(state_, buf, len);
+}
+
+absl::Status Socket::shutdown_write() {
+  if (::shutdown(fd(), SHUT_WR) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("shutdown(SHUT_WR) on fd ", fd()));
+  }
+  return absl::OkStatus();
+}
+
+void Socket::close() {
+  if (state_ != nullptr) std::exchange(state_, nullptr)->close();
+}
+
+Task<absl::StatusOr<Socket>> ConnectTo(EventLoop& loop, SocketAddress address, SocketOptions options) {
+  absl::StatusOr<Socket> s = Socket::Create(loop, address.family());
+  if (!s.ok()) co_return s.status();
+  options.reuse_address = false;
+  if (absl::Status applied = s->apply(options); !applied.ok()) co_return applied;
+  if (absl::Status connected = co_await s->connect(address); !connected.ok()) co_return connected;
+  co_return s;
+}
+
+}  // namespace brrr

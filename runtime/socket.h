@@ -1,0 +1,277 @@
+// socket.h: TCP sockets whose accept, connect, recv and send are awaitables on the loop.
+//
+//   auto listener = Socket::Listen(loop, *SocketAddress::Parse("127.0.0.1", 0), {});
+//   absl::StatusOr<Socket> conn = co_await listener->accept();
+//   char buf[4096];
+//   absl::StatusOr<size_t> n = co_await conn->recv(buf, sizeof buf);   // 0: peer closed
+//   absl::Status sent = co_await conn->send_all(buf, *n);               // partial writes handled
+//
+// Every operation goes through the loop's backend plugin, so it behaves the same on select,
+// poll, epoll and io_uring. Errors a caller can act on (refused, reset, EMFILE...) come back as
+// absl::Status naming the operation, the descriptor and the peer; nothing here throws except
+// CancelledError when the awaiting task is cancelled. Cancelling a task cancels its pending
+// operation in the backend; the task resumes once the backend confirms, so the buffer it lent
+// is never written after it resumes. A recv or accept that completed anyway keeps its result
+// (and the task's cancellation takes effect at its next await).
+//
+// Read set and write set: a socket is in its loop's read set while a receive or accept is
+// pending, and in the write set while a send is in flight or its owner has bytes queued for it
+// (set_queued_bytes). Both are counted in LoopStats and shown per socket by the socket table.
+//
+// Threads: loop thread only. Ownership: Socket owns the descriptor; closing (or destroying)
+// the Socket cancels its operations and closes the descriptor once the backend has let go of
+// it. A socket must be closed before its loop is destroyed, unless a task owns it (tasks are
+// destroyed with the loop).
+#ifndef BRRR_RUNTIME_SOCKET_H_
+#define BRRR_RUNTIME_SOCKET_H_
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/event_loop.h"
+#include "runtime/socket_address.h"
+#include "runtime/socket_table.h"
+#include "runtime/task.h"
+#include "runtime/task_context.h"
+
+namespace brrr {
+
+struct SocketOptions {
+  bool reuse_address = true;
+  bool reuse_port = false;  // several listeners (one per loop) share a port
+  bool no_delay = true;     // TCP_NODELAY
+  int send_buffer = 0;      // SO_SNDBUF in bytes; 0 leaves the kernel's default
+  int receive_buffer = 0;   // SO_RCVBUF in bytes; 0 leaves the kernel's default
+  bool ipv6_only = false;   // IPV6_V6ONLY for IPv6 listeners
+};
+
+class Socket;
+
+namespace detail {
+
+// Someone awaiting one operation of a socket.
+class IoWaiter {
+ public:
+  virtual void on_op_complete(const Completion& c) = 0;
+
+ protected:
+  ~IoWaiter() = default;
+};
+
+enum class Side { kRead, kWrite };
+
+// One descriptor: its operations in flight, counters, and place in the loop's socket table.
+// Deleted by Socket::close, or, if operations are still in flight then, by the final
+// completion of the last one.
+class SocketState final : public IoCompletionHandler, public SocketEntry {
+ public:
+  SocketState(EventLoop& loop, int fd, const char* kind);
+  ~SocketState();
+
+  EventLoop& loop() const { return loop_; }
+  int fd() const { return fd_; }
+  const std::string& peer() const { return peer_; }
+
+  // Starts an operation on one side: 0, or -errno (nothing started).
+  int start(Side side, IoOperation op, IoWaiter* waiter);
+  // Asks the backend to stop the side's operation (once); its completion still arrives.
+  void cancel(Side side);
+  // The waiter is going away; the operation's completion will only update the counters.
+  void forget_waiter(Side side);
+  bool busy(Side side) const { return slot(side).in_flight; }
+
+  void set_queued_bytes(uint64_t bytes);
+  void set_kind(const char* kind) { kind_ = kind; }
+
+  // Closes now if nothing is in flight, else cancels everything and closes (and deletes
+  // itself) when the last completion arrives.
+  void close();
+
+  void on_io_completion(const Completion& c) override;
+  SocketInfo info(int64_t now_ns) const override;
+  void close_by_request() override;
+
+  // An error Status for a failed operation: what, on which descriptor and peer, and why.
+  absl::Status error(const char* operation, int negative_errno) const;
+
+ private:
+  struct Slot {
+    uint64_t user_data = 0;
+    IoOpcode opcode = IoOpcode::kPollReadable;
+    IoWaiter* waiter = nullptr;
+    bool in_flight = false;
+    bool cancel_sent = false;
+  };
+  Slot& slot(Side side) { return side == Side::kRead ? read_ : write_; }
+  const Slot& slot(Side side) const { return side == Side::kRead ? read_ : write_; }
+  bool in_read_set() const { return read_.in_flight; }
+  bool in_write_set() const { return write_.in_flight || queued_bytes_ > 0; }
+  void update_sets(bool was_reading, bool was_writing);
+  void close_descriptor();
+
+  EventLoop& loop_;
+  int fd_;
+  const char* kind_;
+  std::string local_;
+  std::string peer_;
+  int64_t created_ns_;
+  Slot read_;
+  Slot write_;
+  uint64_t bytes_in_ = 0;
+  uint64_t bytes_out_ = 0;
+  uint64_t queued_bytes_ = 0;
+  bool closing_ = false;
+  bool registered_ = true;  // in the loop's socket table
+};
+
+// The shared part of every socket awaitable: submit on suspend, resume on the final
+// completion (through the ready queue), cancel in the backend when the task is cancelled.
+class SocketOpAwaiter : public Suspension, public IoWaiter {
+ public:
+  SocketOpAwaiter(SocketState* state, Side side, IoOperation op) : state_(state), side_(side), op_(op) {}
+  SocketOpAwaiter(const SocketOpAwaiter&) = delete;
+  SocketOpAwaiter& operator=(const SocketOpAwaiter&) = delete;
+  ~SocketOpAwaiter();
+
+  bool await_ready() const noexcept { return false; }
+
+  template <typename Promise>
+  bool await_suspend(std::coroutine_handle<Promise> h) {
+    return suspend(h.promise().context(), h);
+  }
+
+  void on_op_complete(const Completion& c) override;
+  void cancel_suspension() override;
+
+ protected:
+  // Throws CancelledError if the task was cancelled here; else returns the raw result
+  // (-errno on failure, with error_ describing it).
+  int32_t finish();
+  // Called on each successful final completion; true: resubmit op_ instead of resuming.
+  virtual bool again(const Completion&) { return false; }
+  // Whether a cancellation cut the operation short (it then throws CancelledError).
+  virtual bool unfinished() const { return false; }
+
+  SocketState* state_;  // valid while the operation is in flight
+  Side side_;
+  IoOperation op_;
+  absl::Status error_;
+
+ private:
+  bool suspend(TaskContext* context, std::coroutine_handle<> h);
+
+  TaskContext* context_ = nullptr;
+  std::coroutine_handle<> handle_;
+  int32_t result_ = 0;
+  bool pending_ = false;
+  bool cancel_asked_ = false;
+  bool cancelled_ = false;
+};
+
+class AcceptAwaiter final : public SocketOpAwaiter {
+ public:
+  explicit AcceptAwaiter(SocketState* state);
+  absl::StatusOr<Socket> await_resume();
+
+ private:
+  EventLoop* loop_;
+};
+
+class ConnectAwaiter final : public SocketOpAwaiter {
+ public:
+  ConnectAwaiter(SocketState* state, const SocketAddress& address);
+  absl::Status await_resume();
+
+ private:
+  SocketAddress address_;  // the backend reads it until the operation completes
+};
+
+class TransferAwaiter final : public SocketOpAwaiter {
+ public:
+  TransferAwaiter(SocketState* state, IoOpcode opcode, void* buf, size_t len);
+  absl::StatusOr<size_t> await_resume();
+};
+
+// Sends a whole buffer, resubmitting after partial sends without resuming the task between.
+class SendAllAwaiter final : public SocketOpAwaiter {
+ public:
+  SendAllAwaiter(SocketState* state, const void* buf, size_t len);
+  absl::Status await_resume();
+
+ protected:
+  bool again(const Completion& c) override;
+  bool unfinished() const override { return left_ > 0; }
+
+ private:
+  const char* next_;
+  size_t left_;
+};
+
+}  // namespace detail
+
+class Socket {
+ public:
+  Socket() = default;
+  Socket(Socket&& other) noexcept : state_(std::exchange(other.state_, nullptr)) {}
+  Socket& operator=(Socket&& other) noexcept;
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+  ~Socket() { close(); }
+
+  // A new non-blocking TCP socket (AF_INET or AF_INET6) on `loop`.
+  static absl::StatusOr<Socket> Create(EventLoop& loop, int family);
+  // Create + options + bind + listen.
+  static absl::StatusOr<Socket> Listen(EventLoop& loop, const SocketAddress& address,
+                                       const SocketOptions& options = {}, int backlog = 1024);
+  // Takes ownership of a connected or listening non-blocking descriptor.
+  static Socket Adopt(EventLoop& loop, int fd, const char* kind);
+
+  bool valid() const { return state_ != nullptr; }
+  int fd() const { return state_ ? state_->fd() : -1; }
+  EventLoop& loop() const { return state_->loop(); }
+  absl::StatusOr<SocketAddress> local_address() const { return SocketAddress::LocalOf(fd()); }
+  absl::StatusOr<SocketAddress> peer_address() const { return SocketAddress::PeerOf(fd()); }
+
+  absl::Status apply(const SocketOptions& options);
+  // SO_LINGER {on, 0}: closing sends RST instead of FIN (drops unsent data).
+  absl::Status set_linger_zero();
+
+  // ---- Awaitables: co_await inside a task on this socket's loop. ----
+  // A new connection (non-blocking, close-on-exec).
+  detail::AcceptAwaiter accept();
+  // Connects this (fresh) socket.
+  detail::ConnectAwaiter connect(const SocketAddress& address);
+  // Up to len bytes into buf (0: the peer closed its side). buf must stay valid until resumed.
+  detail::TransferAwaiter recv(void* buf, size_t len);
+  // Sends some of the bytes: the count actually sent.
+  detail::TransferAwaiter send(const void* buf, size_t len);
+  // Sends all of them (several sends if the socket buffer fills).
+  detail::SendAllAwaiter send_all(const void* buf, size_t len);
+
+  // Half-close: no more sends; the peer reads end of stream.
+  absl::Status shutdown_write();
+
+  // Bytes its owner holds for this socket and has not yet handed to send (puts the socket in
+  // the write set while > 0).
+  void set_queued_bytes(uint64_t bytes) { state_->set_queued_bytes(bytes); }
+
+  // Cancels pending operations and closes. Idempotent.
+  void close();
+
+ private:
+  explicit Socket(detail::SocketState* state) : state_(state) {}
+  friend class detail::AcceptAwaiter;
+
+  detail::SocketState* state_ = nullptr;
+};
+
+// Connects a new socket to `address`.
+Task<absl::StatusOr<Socket>> ConnectTo(EventLoop& loop, SocketAddress address, SocketOptions options = {});
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_SOCKET_H_
