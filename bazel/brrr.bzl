@@ -42,7 +42,7 @@ def brrr_cc_benchmark(name, deps = [], copts = [], **kwargs):
         **kwargs
     )
 
-def reactor_plugin(name, srcs, deps = [], linkopts = [], visibility = None):
+def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility = None, testonly = False):
     """A reactor backend plugin: lib<name>.so, written in C against //runtime:reactor_abi.
 
     Everything is hidden except the one entry point the plugin marks
@@ -51,9 +51,10 @@ def reactor_plugin(name, srcs, deps = [], linkopts = [], visibility = None):
     native.cc_library(
         name = name + "_impl",
         srcs = srcs,
-        copts = BRRR_C_COPTS + ["-fvisibility=hidden", "-fPIC"],
+        copts = BRRR_C_COPTS + ["-fvisibility=hidden", "-fPIC"] + copts,
         deps = deps + ["//runtime:reactor_abi"],
         alwayslink = True,
+        testonly = testonly,
         visibility = ["//visibility:private"],
     )
     native.cc_binary(
@@ -63,5 +64,6 @@ def reactor_plugin(name, srcs, deps = [], linkopts = [], visibility = None):
         # The toolchain appends -lstdc++ -lm to every link; --as-needed drops what a C plugin
         # does not use, so the plugin's only dependencies are libc (and its linkopts).
         linkopts = ["-Wl,--as-needed"] + linkopts,
+        testonly = testonly,
         visibility = visibility,
     )

@@ -221,7 +221,7 @@ std::vector<BackendProbe> PluginLoader::Probe() const {
     if (!plugin.ok()) {
       probe.status = plugin.status();
     } else {
-      probe.name = (*plugin)->name();
+      // Listed by file name: that is what --backend selects it by.
       probe.description = (*plugin)->description();
       probe.capabilities = (*plugin)->capabilities();
       auto reactor = Reactor::Create(*plugin);

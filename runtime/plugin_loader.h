@@ -33,7 +33,7 @@ namespace brrr {
 
 // What the loader learned about one plugin file.
 struct BackendProbe {
-  std::string name;
+  std::string name;  // as --backend selects it: from the file name, libbrrr_reactor_NAME.so
   std::string path;
   std::string description;
   uint64_t capabilities = 0;

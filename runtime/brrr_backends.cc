@@ -1,0 +1,88 @@
+// brrr-backends: lists the reactor backend plugins that exist and which of them start on
+// this machine, and which one --backend=auto would pick.
+//
+//   bazel run //runtime:brrr-backends
+//   bazel run //runtime:brrr-backends -- --plugin_dir=/opt/brrr/reactors --json
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "runtime/plugin_loader.h"
+
+ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
+ABSL_FLAG(bool, json, false, "Print one JSON object per backend, one per line");
+
+namespace {
+
+std::string Capabilities(uint64_t caps) {
+  std::vector<std::string> names;
+  if (caps & brrr::kCapMultishot) names.push_back("multishot");
+  if (caps & brrr::kCapProvidedBuffers) names.push_back("provided-buffers");
+  if (caps & brrr::kCapNativeOps) names.push_back("native-ops");
+  return names.empty() ? "-" : absl::StrJoin(names, ",");
+}
+
+std::string JsonString(absl::string_view s) {
+  std::string out = "\"";
+  for (char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          char buf[8];
+          std::snprintf(buf, sizeof buf, "\\u%04x", c);
+          out += buf;
+        } else {
+          out += c;
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Lists brrr's I/O backend plugins, whether each starts on this machine (and why not),\n"
+      "and which one --backend=auto picks.\n\nUsage: brrr-backends [--plugin_dir=DIR] [--json]");
+  absl::ParseCommandLine(argc, argv);
+  brrr::PluginLoader loader = brrr::PluginLoader::Default(absl::GetFlag(FLAGS_plugin_dir));
+  std::vector<brrr::BackendProbe> probes = loader.Probe();
+  auto chosen = loader.CreateReactor("auto");
+  std::string auto_name = chosen.ok() ? (*chosen)->name() : "";
+
+  if (absl::GetFlag(FLAGS_json)) {
+    for (const brrr::BackendProbe& p : probes) {
+      std::printf("{\"name\":%s,\"starts\":%s,\"auto\":%s,\"capabilities\":%s,\"path\":%s,\"reason\":%s}\n",
+                  JsonString(p.name).c_str(), p.status.ok() ? "true" : "false",
+                  p.name == auto_name ? "true" : "false", JsonString(Capabilities(p.capabilities)).c_str(),
+                  JsonString(p.path).c_str(), JsonString(p.status.ok() ? "" : p.status.message()).c_str());
+    }
+    return probes.empty() ? 1 : 0;
+  }
+  if (probes.empty()) {
+    std::fprintf(stderr, "brrr-backends: no plugins found in %s\n",
+                 absl::StrJoin(loader.search_dirs(), ", ").c_str());
+    return 1;
+  }
+  std::printf("%-10s %-13s %-36s %s\n", "BACKEND", "STATUS", "CAPABILITIES", "FILE");
+  for (const brrr::BackendProbe& p : probes) {
+    std::printf("%-10s %-13s %-36s %s\n", p.name.c_str(), p.status.ok() ? "starts" : "cannot start",
+                Capabilities(p.capabilities).c_str(), p.path.c_str());
+    if (!p.status.ok()) std::printf("           why: %s\n", std::string(p.status.message()).c_str());
+  }
+  if (chosen.ok()) {
+    std::printf("\n--backend=auto picks: %s\n", auto_name.c_str());
+  } else {
+    std::printf("\n--backend=auto: %s\n", std::string(chosen.status().message()).c_str());
+  }
+  return chosen.ok() ? 0 : 1;
+}

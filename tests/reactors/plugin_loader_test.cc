@@ -1,0 +1,180 @@
+// The plugin loader: every built backend loads by name and by path; every way a plugin can be
+// wrong gives an error that names the file, the reason and the backends that are available.
+#include "runtime/plugin_loader.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <string_view>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/testing/backends.h"
+
+namespace brrr {
+namespace {
+
+std::string Runfiles(const std::string& path) {
+  const char* root = std::getenv("TEST_SRCDIR");
+  return std::string(root != nullptr ? root : ".") + "/brrr/" + path;
+}
+
+std::string TestPlugin(const std::string& name) {
+  return Runfiles("tests/reactors/libbrrr_reactor_" + name + ".so");
+}
+
+// A fresh directory under the test's temporary directory.
+std::string TempDir(const std::string& name) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/" + name;
+  ::mkdir(dir.c_str(), 0755);
+  return dir;
+}
+
+bool Contains(absl::string_view haystack, absl::string_view needle) {
+  return haystack.find(needle) != absl::string_view::npos;
+}
+
+TEST(PluginLoaderTest, EveryBuiltBackendLoadsByName) {
+  PluginLoader loader = PluginLoader::Default();
+  for (const std::string& name : testing::AllBackends()) {
+    auto plugin = loader.Load(name);
+    ASSERT_TRUE(plugin.ok()) << name << ": " << plugin.status();
+    EXPECT_EQ((*plugin)->name(), name);
+    EXPECT_TRUE(std::string_view((*plugin)->path()).ends_with("/libbrrr_reactor_" + name + ".so"));
+    EXPECT_FALSE((*plugin)->description().empty());
+  }
+}
+
+TEST(PluginLoaderTest, LoadsByPath) {
+  auto plugin = PluginLoader({}).Load(Runfiles("reactors/libbrrr_reactor_poll.so"));
+  ASSERT_TRUE(plugin.ok()) << plugin.status();
+  EXPECT_EQ((*plugin)->name(), "poll");
+}
+
+TEST(PluginLoaderTest, AMissingBackendNamesTheFileTheDirectoriesAndWhatIsAvailable) {
+  PluginLoader loader({Runfiles("reactors")});
+  auto plugin = loader.Load("kqueue");
+  ASSERT_FALSE(plugin.ok());
+  EXPECT_EQ(plugin.status().code(), absl::StatusCode::kNotFound);
+  absl::string_view m = plugin.status().message();
+  EXPECT_TRUE(Contains(m, "libbrrr_reactor_kqueue.so")) << m;
+  EXPECT_TRUE(Contains(m, Runfiles("reactors"))) << m;
+  EXPECT_TRUE(Contains(m, "Available here: ")) << m;
+  EXPECT_TRUE(Contains(m, "epoll")) << m;
+  EXPECT_TRUE(Contains(m, "select")) << m;
+}
+
+TEST(PluginLoaderTest, AWrongAbiVersionIsRefused) {
+  PluginLoader loader({Runfiles("reactors")});
+  std::string path = TestPlugin("wrongabi");
+  auto plugin = loader.Load(path);
+  ASSERT_FALSE(plugin.ok());
+  EXPECT_EQ(plugin.status().code(), absl::StatusCode::kFailedPrecondition);
+  absl::string_view m = plugin.status().message();
+  EXPECT_TRUE(Contains(m, path)) << m;
+  EXPECT_TRUE(Contains(m, "plugin ABI version 1001, but this runtime speaks version 1")) << m;
+  EXPECT_TRUE(Contains(m, "rebuild the plugin")) << m;
+  EXPECT_TRUE(Contains(m, "Available here: ")) << m;
+}
+
+TEST(PluginLoaderTest, AMissingEntryPointIsRefused) {
+  std::string path = TestPlugin("noentry");
+  auto plugin = PluginLoader({}).Load(path);
+  ASSERT_FALSE(plugin.ok());
+  absl::string_view m = plugin.status().message();
+  EXPECT_TRUE(Contains(m, path)) << m;
+  EXPECT_TRUE(Contains(m, "not a brrr reactor plugin: it does not export brrr_reactor_entry()")) << m;
+}
+
+TEST(PluginLoaderTest, ATableTooSmallIsRefused) {
+  auto plugin = PluginLoader({}).Load(TestPlugin("shorttable"));
+  ASSERT_FALSE(plugin.ok());
+  EXPECT_TRUE(Contains(plugin.status().message(), "plugin table is 16 bytes")) << plugin.status();
+}
+
+TEST(PluginLoaderTest, AFileThatIsNotASharedObjectIsRefused) {
+  std::string dir = TempDir("garbage");
+  std::string path = dir + "/libbrrr_reactor_garbage.so";
+  std::ofstream(path) << "this is not an ELF file\n";
+  auto plugin = PluginLoader({dir}).Load("garbage");
+  ASSERT_FALSE(plugin.ok());
+  absl::string_view m = plugin.status().message();
+  EXPECT_TRUE(Contains(m, path + ": cannot load plugin: ")) << m;
+}
+
+TEST(PluginLoaderTest, ABackendTheKernelRefusesSaysWhy) {
+  PluginLoader loader({Runfiles("reactors")});
+  auto plugin = loader.Load(TestPlugin("refuses"));
+  ASSERT_TRUE(plugin.ok()) << plugin.status();
+  auto reactor = Reactor::Create(*plugin);
+  ASSERT_FALSE(reactor.ok());
+  EXPECT_EQ(reactor.status().code(), absl::StatusCode::kUnavailable);
+  absl::string_view m = reactor.status().message();
+  EXPECT_TRUE(Contains(m, "backend \"refuses\"")) << m;
+  EXPECT_TRUE(Contains(m, "cannot start here: test_setup: Operation not permitted")) << m;
+  auto via_loader = loader.CreateReactor(TestPlugin("refuses"));
+  ASSERT_FALSE(via_loader.ok());
+  EXPECT_TRUE(Contains(via_loader.status().message(), "Available here: ")) << via_loader.status();
+}
+
+// `auto` tries io_uring, epoll, poll, select in turn and takes the first that starts.
+TEST(PluginLoaderTest, AutoSkipsBackendsThatCannotStartAndSaysSo) {
+  std::string dir = TempDir("auto");
+  ::unlink((dir + "/libbrrr_reactor_io_uring.so").c_str());
+  ::unlink((dir + "/libbrrr_reactor_epoll.so").c_str());
+  // "io_uring" here is a plugin the kernel refuses; "epoll" is the real one.
+  ASSERT_EQ(::symlink(TestPlugin("refuses").c_str(), (dir + "/libbrrr_reactor_io_uring.so").c_str()), 0);
+  ASSERT_EQ(::symlink(Runfiles("reactors/libbrrr_reactor_epoll.so").c_str(),
+                      (dir + "/libbrrr_reactor_epoll.so").c_str()),
+            0);
+  PluginLoader loader({dir});
+  auto reactor = loader.CreateReactor("auto");
+  ASSERT_TRUE(reactor.ok()) << reactor.status();
+  EXPECT_EQ((*reactor)->name(), "epoll");
+  std::string summary = loader.AvailabilitySummary();
+  EXPECT_TRUE(Contains(summary, "Available here: epoll")) << summary;
+  EXPECT_TRUE(Contains(summary, "io_uring: backend \"refuses\"")) << summary;
+}
+
+TEST(PluginLoaderTest, AutoWithNothingThatStartsListsEveryReason) {
+  std::string dir = TempDir("nothing");
+  ::unlink((dir + "/libbrrr_reactor_poll.so").c_str());
+  ASSERT_EQ(::symlink(TestPlugin("refuses").c_str(), (dir + "/libbrrr_reactor_poll.so").c_str()), 0);
+  auto reactor = PluginLoader({dir}).CreateReactor("auto");
+  ASSERT_FALSE(reactor.ok());
+  EXPECT_EQ(reactor.status().code(), absl::StatusCode::kUnavailable);
+  absl::string_view m = reactor.status().message();
+  EXPECT_TRUE(Contains(m, "--backend=auto: no backend starts here")) << m;
+  EXPECT_TRUE(Contains(m, "Operation not permitted")) << m;
+}
+
+TEST(PluginLoaderTest, ProbeListsEveryPluginAndWhetherItStarts) {
+  PluginLoader loader({Runfiles("reactors"), Runfiles("tests/reactors")});
+  std::vector<BackendProbe> probes = loader.Probe();
+  std::map<std::string, BackendProbe> by_name;
+  for (const BackendProbe& p : probes) by_name[p.name] = p;
+  for (const std::string& name : testing::AllBackends()) {
+    ASSERT_TRUE(by_name.count(name)) << name;
+    std::string why;
+    EXPECT_EQ(by_name[name].status.ok(), testing::BackendStarts(name, &why)) << name;
+  }
+  EXPECT_FALSE(by_name["wrongabi"].status.ok());
+  EXPECT_FALSE(by_name["refuses"].status.ok());
+  EXPECT_FALSE(by_name["noentry"].status.ok());
+  // Best first, as auto would try them.
+  EXPECT_EQ(probes.front().name, testing::AllBackends().size() == 4 ? "io_uring" : "epoll");
+}
+
+TEST(PluginLoaderTest, NamesMustBeNamesOrPaths) {
+  auto plugin = PluginLoader::Default().Load("Epoll!");
+  ASSERT_FALSE(plugin.ok());
+  EXPECT_EQ(plugin.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Contains(plugin.status().message(), "is not a backend name")) << plugin.status();
+}
+
+}  // namespace
+}  // namespace brrr
