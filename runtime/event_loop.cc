@@ -59,11 +59,14 @@ EventLoop::~EventLoop() {
   // buffer again (io_uring writes into them asynchronously), so the coroutine frames and
   // sockets that own those buffers can then be freed safely.
   reactor_.reset();
+  if (receive_buffers_) receive_buffers_->detach_reactor();
   // Unfinished tasks: destroying their frames runs their awaits' destructors, which release
   // timers and close sockets (directly, now that the backend is gone).
   while (tasks_head_ != nullptr) tasks_head_->destroy_unfinished();
   timers_.clear();
   ready_.clear();
+  // Sockets closed while operations were in flight: no completion will come for them now.
+  sockets_.finish_closing_at_shutdown();
 }
 
 EventLoop* EventLoop::current() { return t_current_loop; }
@@ -120,6 +123,21 @@ void EventLoop::unregister_task(TaskContext* task) {
   if (task->next_task_ != nullptr) task->next_task_->prev_task_ = task->prev_task_;
   task->prev_task_ = task->next_task_ = nullptr;
   live_tasks_.store(live_tasks_.load() - 1);
+}
+
+BufferPool* EventLoop::receive_buffers() {
+  owner_.check("EventLoop::receive_buffers");
+  if (!receive_buffers_tried_ && reactor_ && reactor_->has(kCapProvidedBuffers)) {
+    receive_buffers_tried_ = true;
+    auto pool = BufferPool::Create(*reactor_, options_.receive_buffer_size, options_.receive_buffer_count);
+    if (pool.ok()) {
+      receive_buffers_ = *std::move(pool);
+    } else {
+      std::fprintf(stderr, "brrr: loop %u: no receive buffer pool (%s); receiving into heap blocks\n",
+                   options_.loop_id, std::string(pool.status().message()).c_str());
+    }
+  }
+  return receive_buffers_.get();
 }
 
 BlockingPool& EventLoop::blocking_pool() {

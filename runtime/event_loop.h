@@ -36,6 +36,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/callback.h"
 #include "runtime/clock.h"
 #include "runtime/io_registry.h"
@@ -71,6 +72,9 @@ struct EventLoopOptions {
   StallDetector::Sink stall_sink;
   // Threads for run_blocking(), started on first use.
   size_t blocking_threads = 4;
+  // The receive buffer pool lent to the backend (see receive_buffers()).
+  uint32_t receive_buffer_size = 16384;
+  uint32_t receive_buffer_count = 1024;
   ReactorConfig reactor;
 };
 
@@ -175,6 +179,9 @@ class EventLoop {
   Reactor& reactor() { return *reactor_; }
   IoRegistry& io() { return io_; }
   BlockingPool& blocking_pool();
+  // The pool of receive buffers provided to the backend, created on first use; null if the
+  // backend has no provided buffers (receivers then use heap blocks).
+  BufferPool* receive_buffers();
   void check_thread(const char* operation) const { owner_.check(operation); }
   TimePoint now() const { return Clock::now(); }
   bool cancel_timer(TimerId id);
@@ -210,6 +217,8 @@ class EventLoop {
   SocketTable sockets_;
   StallDetector stall_detector_;
   std::unique_ptr<BlockingPool> blocking_pool_;
+  std::unique_ptr<BufferPool> receive_buffers_;  // outlives reactor_ (the backend borrows it)
+  bool receive_buffers_tried_ = false;
   TaskContext* tasks_head_ = nullptr;  // intrusive list of live coroutine tasks
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> running_{false};

@@ -42,6 +42,7 @@ SocketState::SocketState(EventLoop& loop, int fd, const char* kind)
 
 SocketState::~SocketState() {
   if (registered_) loop_.sockets().remove(this);
+  if (awaiting_close_) loop_.sockets().remove_closing(this);
 }
 
 int SocketState::start(Side side, IoOperation op, IoWaiter* waiter) {
@@ -101,6 +102,7 @@ void SocketState::on_io_completion(const Completion& c) {
     s.waiter = nullptr;
     s.cancel_sent = false;
     update_sets(was_reading, was_writing);
+    if (side == Side::kRead) orphaned_read_buffer_ = Chunk();
   }
   if (waiter != nullptr) {
     waiter->on_op_complete(c);
@@ -128,8 +130,16 @@ void SocketState::close() {
   if (!read_.in_flight && !write_.in_flight) {
     close_descriptor();
     delete this;
+    return;
   }
-  // Otherwise the last completion closes and deletes.
+  // Otherwise the last completion closes and deletes, or the loop's shutdown does.
+  loop_.sockets().add_closing(this);
+  awaiting_close_ = true;
+}
+
+void SocketState::finish_close_at_shutdown() {
+  ::close(fd_);
+  delete this;
 }
 
 void SocketState::close_by_request() {

@@ -32,6 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "runtime/buffer_pool.h"
 #include "runtime/event_loop.h"
 #include "runtime/socket_address.h"
 #include "runtime/socket_table.h"
@@ -39,6 +40,8 @@
 #include "runtime/task_context.h"
 
 namespace brrr {
+
+class Receiver;
 
 struct SocketOptions {
   bool reuse_address = true;
@@ -86,6 +89,9 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
 
   void set_queued_bytes(uint64_t bytes);
   void set_kind(const char* kind) { kind_ = kind; }
+  // Keeps a receive buffer alive until the read side's operation has finished: its owner is
+  // going away while the backend may still write into it.
+  void adopt_buffer(Chunk buffer) { orphaned_read_buffer_ = std::move(buffer); }
 
   // Closes now if nothing is in flight, else cancels everything and closes (and deletes
   // itself) when the last completion arrives.
@@ -94,6 +100,7 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   void on_io_completion(const Completion& c) override;
   SocketInfo info(int64_t now_ns) const override;
   void close_by_request() override;
+  void finish_close_at_shutdown() override;
 
   // An error Status for a failed operation: what, on which descriptor and peer, and why.
   absl::Status error(const char* operation, int negative_errno) const;
@@ -124,8 +131,10 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   uint64_t queued_bytes_ = 0;
+  Chunk orphaned_read_buffer_;
   bool closing_ = false;
-  bool registered_ = true;  // in the loop's socket table
+  bool registered_ = true;     // in the loop's socket table
+  bool awaiting_close_ = false;  // in the table's closing list
 };
 
 // The shared part of every socket awaitable: submit on suspend, resume on the final
@@ -264,7 +273,9 @@ class Socket {
 
  private:
   explicit Socket(detail::SocketState* state) : state_(state) {}
+  detail::SocketState* state() const { return state_; }
   friend class detail::AcceptAwaiter;
+  friend class Receiver;
 
   detail::SocketState* state_ = nullptr;
 };

@@ -36,6 +36,9 @@ class SocketEntry {
   virtual SocketInfo info(int64_t now_ns) const = 0;
   // Closes the socket at an operator's request (the admin plane's CloseConnection).
   virtual void close_by_request() = 0;
+  // The loop is being destroyed and its backend is gone: close and free what is left of a
+  // socket that was waiting for its operations to finish before closing.
+  virtual void finish_close_at_shutdown() = 0;
 
  protected:
   ~SocketEntry() = default;
@@ -49,20 +52,11 @@ class SocketEntry {
 class SocketTable {
  public:
   void add(SocketEntry* s) {
-    s->prev_ = nullptr;
-    s->next_ = head_;
-    if (head_ != nullptr) head_->prev_ = s;
-    head_ = s;
+    link(&head_, s);
     count_.add(1);
   }
   void remove(SocketEntry* s) {
-    if (s->prev_ != nullptr) {
-      s->prev_->next_ = s->next_;
-    } else {
-      head_ = s->next_;
-    }
-    if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
-    s->prev_ = s->next_ = nullptr;
+    unlink(&head_, s);
     count_.store(count_.load() - 1);
   }
 
@@ -70,6 +64,14 @@ class SocketTable {
     std::vector<SocketInfo> out;
     for (SocketEntry* s = head_; s != nullptr; s = s->next_) out.push_back(s->info(now_ns));
     return out;
+  }
+
+  // Sockets that were closed while operations were in flight; they close for good when the
+  // last one finishes, or at loop shutdown.
+  void add_closing(SocketEntry* s) { link(&closing_head_, s); }
+  void remove_closing(SocketEntry* s) { unlink(&closing_head_, s); }
+  void finish_closing_at_shutdown() {
+    while (closing_head_ != nullptr) closing_head_->finish_close_at_shutdown();
   }
 
   SocketEntry* find(int fd, int64_t now_ns) const {
@@ -88,7 +90,24 @@ class SocketTable {
   uint64_t write_set_size() const { return write_set_.load(); }
 
  private:
+  static void link(SocketEntry** head, SocketEntry* s) {
+    s->prev_ = nullptr;
+    s->next_ = *head;
+    if (*head != nullptr) (*head)->prev_ = s;
+    *head = s;
+  }
+  static void unlink(SocketEntry** head, SocketEntry* s) {
+    if (s->prev_ != nullptr) {
+      s->prev_->next_ = s->next_;
+    } else {
+      *head = s->next_;
+    }
+    if (s->next_ != nullptr) s->next_->prev_ = s->prev_;
+    s->prev_ = s->next_ = nullptr;
+  }
+
   SocketEntry* head_ = nullptr;
+  SocketEntry* closing_head_ = nullptr;
   SingleWriter<uint64_t> count_;
   SingleWriter<uint64_t> read_set_;
   SingleWriter<uint64_t> write_set_;

@@ -226,8 +226,9 @@ static int run_read(rc_core* core, int fd, rc_slot* slot) {
           if (!more) slot->has_read = 0;
           complete(core, op, (int32_t)n, (more ? BRRR_COMPLETION_MORE : 0u) |
                                              (select ? BRRR_COMPLETION_BUFFER : 0u), id);
-          /* A short read drained the socket; new data brings a new edge. */
-          if ((size_t)n < len) {
+          /* A short read drained the socket: new data brings a new edge. Not so once the
+           * peer has closed its side: no edge will announce the end of stream left behind. */
+          if ((size_t)n < len && !(slot->closed & RC_READ)) {
             slot->ready &= (uint8_t)~RC_READ;
             return 0;
           }

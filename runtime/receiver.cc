@@ -1,0 +1,83 @@
+#include "runtime/receiver.h"
+
+#include <cerrno>
+
+namespace brrr {
+
+Receiver::Receiver(Socket& socket, Handler& handler, BufferPool* pool, uint32_t chunk_size)
+    : state_(socket.state()),
+      handler_(handler),
+      pool_(pool),
+      chunk_size_(pool != nullptr ? pool->buffer_size() : chunk_size) {}
+
+Receiver::~Receiver() {
+  if (armed_) {
+    state_->forget_waiter(detail::Side::kRead);
+    state_->cancel(detail::Side::kRead);
+    // The heap block may still be written by the backend until the cancel completes: the
+    // socket state disposes of the completion, so the block must outlive it. Leak it to the
+    // state's care by handing ownership over.
+    state_->adopt_buffer(std::move(heap_));
+  }
+}
+
+void Receiver::start() {
+  wanted_ = true;
+  if (!armed_ && !finished_) arm();
+}
+
+void Receiver::stop() {
+  wanted_ = false;
+  if (armed_) state_->cancel(detail::Side::kRead);
+}
+
+void Receiver::arm() {
+  IoOperation op{.opcode = IoOpcode::kRecv};
+  multishot_ = pool_ != nullptr && pool_->in_use() < pool_->count();
+  if (multishot_) {
+    op.flags = kOpMultishot | kOpBufferSelect;
+  } else {
+    if (heap_.data() == nullptr) heap_ = Chunk::Heap(chunk_size_);
+    op.buf = heap_.data();
+    op.len = chunk_size_;
+  }
+  int rc = state_->start(detail::Side::kRead, op, this);
+  if (rc != 0) {
+    end(state_->error("recv", rc));
+    return;
+  }
+  armed_ = true;
+}
+
+void Receiver::on_op_complete(const Completion& c) {
+  if (!c.more()) armed_ = false;
+  if (c.result > 0) {
+    ++chunks_;
+    if (c.has_buffer()) {
+      pool_->taken();
+      handler_.on_data(Chunk(pool_, c.buffer_id, static_cast<size_t>(c.result)));
+    } else {
+      heap_.set_size(static_cast<size_t>(c.result));
+      handler_.on_data(std::move(heap_));
+    }
+  } else if (c.result == 0) {
+    end(absl::OkStatus());
+    return;
+  } else if (c.result == -ECANCELED && !wanted_) {
+    return;  // stopped; start() rearms
+  } else if (c.result != -ENOBUFS && c.result != -ECANCELED) {
+    end(state_->error("recv", c.result));
+    return;
+  }
+  // -ENOBUFS: the pool ran dry; the next arm() falls back to a heap block.
+  if (!armed_ && wanted_ && !finished_) arm();
+}
+
+void Receiver::end(absl::Status status) {
+  if (finished_) return;
+  finished_ = true;
+  wanted_ = false;
+  handler_.on_end(std::move(status));
+}
+
+}  // namespace brrr

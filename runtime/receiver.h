@@ -1,0 +1,82 @@
+// receiver.h: keeps receiving on a socket and hands every chunk to a handler, with flow
+// control. The receive path of servers that must not hold a buffer per idle connection.
+//
+//   class Conn : public Receiver::Handler {
+//     void on_data(Chunk chunk) override { queue_.push_back(std::move(chunk)); ... }
+//     void on_end(absl::Status status) override { ... }   // OK: the peer closed its side
+//   };
+//   Receiver receiver(socket, conn);
+//   receiver.start();
+//   receiver.stop();   // queue over its high-water mark
+//   receiver.start();  // drained below the low-water mark
+//
+// With a buffer pool (the loop's provided buffers) it keeps one multishot recv armed: the
+// backend takes a pool buffer only when data arrives, so an idle connection holds no buffer.
+// When the pool runs dry (-ENOBUFS), or the backend has no provided buffers, it receives one
+// chunk at a time into a heap block instead, and goes back to the pool as soon as it can.
+// Either way each chunk is at most the pool's buffer size.
+//
+// stop() cancels the receive in the backend; chunks that were already received still arrive
+// (at most one backend batch), then nothing more until start(). on_end comes once, after
+// which the receiver is finished.
+//
+// Threads: loop thread. Ownership: borrows the socket and handler; both must outlive it.
+#ifndef BRRR_RUNTIME_RECEIVER_H_
+#define BRRR_RUNTIME_RECEIVER_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "runtime/buffer_pool.h"
+#include "runtime/socket.h"
+
+namespace brrr {
+
+class Receiver final : public detail::IoWaiter {
+ public:
+  class Handler {
+   public:
+    virtual void on_data(Chunk chunk) = 0;
+    // The stream ended: OK at the peer's end of stream, else the error. Called once.
+    virtual void on_end(absl::Status status) = 0;
+
+   protected:
+    ~Handler() = default;
+  };
+
+  // `pool` may be null: every chunk is then a heap block of `chunk_size` bytes.
+  Receiver(Socket& socket, Handler& handler, BufferPool* pool, uint32_t chunk_size = 16384);
+  ~Receiver();
+  Receiver(const Receiver&) = delete;
+  Receiver& operator=(const Receiver&) = delete;
+
+  // Starts (or resumes) receiving. No-op if already receiving or finished.
+  void start();
+  // Stops asking for more; see above.
+  void stop();
+
+  bool wants_data() const { return wanted_; }
+  bool finished() const { return finished_; }
+  uint64_t chunks() const { return chunks_; }
+
+  void on_op_complete(const Completion& c) override;
+
+ private:
+  void arm();
+  void end(absl::Status status);
+
+  detail::SocketState* state_;
+  Handler& handler_;
+  BufferPool* pool_;
+  uint32_t chunk_size_;
+  Chunk heap_;             // the block a single-shot recv is filling
+  bool wanted_ = false;    // start() was called and stop() was not
+  bool armed_ = false;     // a recv is in flight
+  bool multishot_ = false; // the one in flight is the pool's multishot recv
+  bool finished_ = false;
+  uint64_t chunks_ = 0;
+};
+
+}  // namespace brrr
+
+#endif  // BRRR_RUNTIME_RECEIVER_H_

@@ -1,0 +1,194 @@
+// Receiver: continuous receive with flow control, on every backend.
+#include "runtime/receiver.h"
+
+#include <atomic>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/async.h"
+#include "runtime/socket.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::BlockingClient;
+
+// Collects chunks; optionally keeps them (holding pool buffers) instead of copying them out.
+struct Collector : Receiver::Handler {
+  void on_data(Chunk chunk) override {
+    data.append(chunk.data(), chunk.size());
+    ++chunks;
+    if (chunk.from_pool()) ++pool_chunks;
+    if (hold) held.push_back(std::move(chunk));
+  }
+  void on_end(absl::Status s) override {
+    ended = true;
+    status = s;
+  }
+  std::string data;
+  int chunks = 0;
+  int pool_chunks = 0;
+  bool hold = false;
+  std::vector<Chunk> held;
+  bool ended = false;
+  absl::Status status;
+};
+
+class ReceiverTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    fds_before_ = testing::CountOpenFds();
+    std::string why;
+    if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
+    EventLoopOptions options;
+    options.receive_buffer_size = 4096;
+    options.receive_buffer_count = pool_count_;
+    loop_ = testing::NewLoop(GetParam(), options);
+    ASSERT_NE(loop_, nullptr);
+    auto l = Socket::Listen(*loop_, SocketAddress::Loopback(0));
+    ASSERT_TRUE(l.ok());
+    listener_ = *std::move(l);
+  }
+  void TearDown() override {
+    listener_.close();
+    loop_.reset();
+    if (!IsSkipped()) {
+      EXPECT_EQ(testing::CountOpenFds(), fds_before_);
+    }
+  }
+  uint16_t port() { return listener_.local_address()->port(); }
+
+  // Accepts one connection (bounded).
+  Socket Accept() {
+    auto task = [&]() -> Task<absl::StatusOr<Socket>> { co_return co_await listener_.accept(); };
+    auto r = run_until_complete(*loop_, wait_for(task(), seconds(30)));
+    EXPECT_TRUE(r.ok() && r->ok());
+    return r.ok() && r->ok() ? std::move(**r) : Socket();
+  }
+
+  // Runs the loop until `done` (bounded: 30 s).
+  void RunUntil(const std::function<bool()>& done) {
+    TimePoint give_up = Clock::now() + seconds(30);
+    while (!done() && Clock::now() < give_up) loop_->run_once(milliseconds(5));
+    EXPECT_TRUE(done()) << "timed out";
+  }
+  void RunFor(Duration d) {
+    TimePoint until = Clock::now() + d;
+    while (Clock::now() < until) loop_->run_once(milliseconds(1));
+  }
+
+  uint32_t pool_count_ = 64;
+  std::unique_ptr<EventLoop> loop_;
+  Socket listener_;
+  int fds_before_ = -1;
+};
+
+TEST_P(ReceiverTest, ReceivesEverythingIntoPoolBuffersUntilEndOfStream) {
+  BlockingClient client(port());
+  Socket conn = Accept();
+  Collector got;
+  Receiver receiver(conn, got, loop_->receive_buffers());
+  receiver.start();
+  const std::string payload = testing::RandomBytes(1 << 20, 3);
+  std::thread writer([&] {
+    EXPECT_TRUE(client.send_all(payload));
+    client.shutdown_write();
+  });
+  RunUntil([&] { return got.ended; });
+  writer.join();
+  EXPECT_TRUE(got.status.ok()) << got.status;
+  EXPECT_TRUE(got.data == payload);
+  EXPECT_EQ(got.pool_chunks, got.chunks) << "every chunk came from the pool";
+  EXPECT_EQ(loop_->receive_buffers()->in_use(), 0u) << "every buffer went back";
+}
+
+TEST_P(ReceiverTest, AnIdleConnectionHoldsNoBuffer) {
+  BlockingClient client(port());
+  Socket conn = Accept();
+  Collector got;
+  Receiver receiver(conn, got, loop_->receive_buffers());
+  receiver.start();
+  RunFor(milliseconds(20));
+  EXPECT_EQ(loop_->receive_buffers()->in_use(), 0u);
+  EXPECT_EQ(loop_->stats().read_set_size, 1u) << "it is waiting for data all the same";
+  ASSERT_TRUE(client.send_all("ping"));
+  RunUntil([&] { return got.data == "ping"; });
+}
+
+TEST_P(ReceiverTest, StopHoldsDataBackAndStartResumes) {
+  BlockingClient client(port());
+  Socket conn = Accept();
+  Collector got;
+  Receiver receiver(conn, got, loop_->receive_buffers());
+  receiver.start();
+  ASSERT_TRUE(client.send_all("first"));
+  RunUntil([&] { return got.data == "first"; });
+  receiver.stop();
+  RunFor(milliseconds(10));  // the cancellation completes
+  EXPECT_EQ(loop_->stats().read_set_size, 0u) << "stopped: not in the read set";
+  ASSERT_TRUE(client.send_all("second"));
+  RunFor(milliseconds(30));
+  EXPECT_EQ(got.data, "first") << "nothing is received while stopped";
+  receiver.start();
+  RunUntil([&] { return got.data == "firstsecond"; });
+}
+
+TEST_P(ReceiverTest, ARunDryPoolFallsBackToHeapBlocksAndLosesNothing) {
+  BlockingClient client(port());
+  Socket conn = Accept();
+  Collector got;
+  got.hold = true;  // keep every pool buffer: the pool (64 x 4 KiB) runs dry
+  Receiver receiver(conn, got, loop_->receive_buffers());
+  receiver.start();
+  const std::string payload = testing::RandomBytes(1 << 20, 4);
+  std::thread writer([&] {
+    EXPECT_TRUE(client.send_all(payload));
+    client.shutdown_write();
+  });
+  RunUntil([&] { return got.ended; });
+  writer.join();
+  EXPECT_TRUE(got.data == payload);
+  EXPECT_GT(got.chunks, got.pool_chunks) << "some chunks came from the heap";
+  EXPECT_EQ(loop_->receive_buffers()->in_use(), static_cast<uint32_t>(got.pool_chunks));
+  got.held.clear();
+  EXPECT_EQ(loop_->receive_buffers()->in_use(), 0u);
+}
+
+TEST_P(ReceiverTest, WithoutAPoolEveryChunkIsAHeapBlock) {
+  BlockingClient client(port());
+  Socket conn = Accept();
+  Collector got;
+  Receiver receiver(conn, got, /*pool=*/nullptr, 1000);
+  receiver.start();
+  ASSERT_TRUE(client.send_all(std::string(5000, 'h')));
+  client.shutdown_write();
+  RunUntil([&] { return got.ended; });
+  EXPECT_EQ(got.data, std::string(5000, 'h'));
+  EXPECT_EQ(got.pool_chunks, 0);
+  EXPECT_GE(got.chunks, 5) << "chunks are at most 1000 bytes";
+}
+
+TEST_P(ReceiverTest, DestroyingAnArmedReceiverIsSafe) {
+  BlockingClient client(port());
+  Socket conn = Accept();
+  {
+    Collector got;
+    Receiver receiver(conn, got, /*pool=*/nullptr, 1000);  // a heap block is in the backend's hands
+    receiver.start();
+  }
+  ASSERT_TRUE(client.send_all("late"));
+  RunFor(milliseconds(20));
+  conn.close();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReceiverTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+}  // namespace
+}  // namespace brrr
