@@ -50,6 +50,9 @@ EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
       started_at_ns_(MonotonicNanos()) {}
 
 EventLoop::~EventLoop() {
+  // Destruction is exclusive: whoever destroys the loop (often the thread that joined its
+  // runner) owns it now.
+  owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
   // No more posts from other threads; then let pool work already running finish (a thread
   // cannot be interrupted) while nothing it posts is accepted.

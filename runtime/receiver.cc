@@ -14,10 +14,9 @@ Receiver::~Receiver() {
   if (armed_) {
     state_->forget_waiter(detail::Side::kRead);
     state_->cancel(detail::Side::kRead);
-    // The heap block may still be written by the backend until the cancel completes: the
-    // socket state disposes of the completion, so the block must outlive it. Leak it to the
-    // state's care by handing ownership over.
-    state_->adopt_buffer(std::move(heap_));
+    // The backend may write into the heap block until the cancel completes: the socket
+    // state keeps it until then.
+    state_->adopt_buffer(detail::Side::kRead, std::move(heap_));
   }
 }
 

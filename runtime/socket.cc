@@ -102,7 +102,7 @@ void SocketState::on_io_completion(const Completion& c) {
     s.waiter = nullptr;
     s.cancel_sent = false;
     update_sets(was_reading, was_writing);
-    if (side == Side::kRead) orphaned_read_buffer_ = Chunk();
+    (side == Side::kRead ? orphaned_read_buffer_ : orphaned_write_buffer_) = Chunk();
   }
   if (waiter != nullptr) {
     waiter->on_op_complete(c);

@@ -42,6 +42,7 @@
 namespace brrr {
 
 class Receiver;
+class Sender;
 
 struct SocketOptions {
   bool reuse_address = true;
@@ -89,9 +90,12 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
 
   void set_queued_bytes(uint64_t bytes);
   void set_kind(const char* kind) { kind_ = kind; }
-  // Keeps a receive buffer alive until the read side's operation has finished: its owner is
-  // going away while the backend may still write into it.
-  void adopt_buffer(Chunk buffer) { orphaned_read_buffer_ = std::move(buffer); }
+  // Keeps a buffer alive until the side's operation has finished: its owner is going away
+  // while the backend may still use it.
+  void adopt_buffer(Side side, Chunk buffer) {
+    (side == Side::kRead ? orphaned_read_buffer_ : orphaned_write_buffer_) = std::move(buffer);
+  }
+  bool closing() const { return closing_; }
 
   // Closes now if nothing is in flight, else cancels everything and closes (and deletes
   // itself) when the last completion arrives.
@@ -132,6 +136,7 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   uint64_t bytes_out_ = 0;
   uint64_t queued_bytes_ = 0;
   Chunk orphaned_read_buffer_;
+  Chunk orphaned_write_buffer_;
   bool closing_ = false;
   bool registered_ = true;     // in the loop's socket table
   bool awaiting_close_ = false;  // in the table's closing list
@@ -276,6 +281,7 @@ class Socket {
   detail::SocketState* state() const { return state_; }
   friend class detail::AcceptAwaiter;
   friend class Receiver;
+  friend class Sender;
 
   detail::SocketState* state_ = nullptr;
 };

@@ -1,0 +1,100 @@
+#include "server/echo_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "runtime/clock.h"
+
+namespace brrr::server {
+
+absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions options) {
+  absl::Status valid = Validate(options);
+  if (!valid.ok()) return valid;
+  auto address = SocketAddress::Parse(options.host, options.port);
+  if (!address.ok()) return address.status();
+  std::unique_ptr<EchoServer> server(new EchoServer(std::move(options)));
+  const EchoServerOptions& o = server->options_;
+  SocketAddress bind_to = *address;
+  for (int i = 0; i < o.loops; ++i) {
+    EventLoopOptions lo;
+    lo.backend = o.backend;
+    lo.plugin_dir = o.plugin_dir;
+    lo.loop_id = static_cast<uint32_t>(i);
+    lo.stall_threshold = o.stall_threshold;
+    lo.receive_buffer_size = o.receive_buffer_size;
+    lo.receive_buffer_count = o.receive_buffer_count;
+    auto loop = EventLoop::Create(lo);
+    if (!loop.ok()) return loop.status();
+    SocketOptions so;
+    so.reuse_port = true;
+    so.ipv6_only = bind_to.family() == AF_INET6;
+    auto listener = Socket::Listen(**loop, bind_to, so, o.backlog);
+    if (!listener.ok()) {
+      return absl::Status(listener.status().code(),
+                          absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", listener.status().message()));
+    }
+    if (i == 0) {
+      // With --port=0 the first listener picks the port; the others share it.
+      auto local = listener->local_address();
+      if (!local.ok()) return local.status();
+      bind_to = *local;
+      server->address_ = *local;
+      server->backend_ = (*loop)->stats().backend;
+    }
+    server->shards_.push_back(
+        std::make_unique<Shard>(o, *std::move(loop), *std::move(listener), server->active_total_));
+  }
+  return server;
+}
+
+EchoServer::~EchoServer() {
+  if (!threads_.empty()) {
+    Drain();
+    Wait();
+  }
+}
+
+void EchoServer::Start() {
+  started_at_ns_ = MonotonicNanos();
+  for (auto& shard : shards_) {
+    shard->start();
+    threads_.emplace_back([s = shard.get()] { s->loop().run_forever(); });
+  }
+}
+
+void EchoServer::Drain() {
+  if (draining_.exchange(true)) return;
+  drain_started_at_ns_.store(MonotonicNanos());
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    s->loop().call_soon_threadsafe(
+        [s] { s->drain([s] { s->loop().stop(); }); }, "echo:drain");
+  }
+}
+
+void EchoServer::DrainNow() {
+  Drain();
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    s->loop().call_soon_threadsafe([s] { s->close_all_now(); }, "echo:drain_now");
+  }
+}
+
+void EchoServer::Wait() {
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+ServerStats EchoServer::stats() const {
+  ServerStats total;
+  for (const auto& shard : shards_) total += shard->counters().snapshot();
+  return total;
+}
+
+ServerStats EchoServer::stats(size_t loop) const { return shards_[loop]->counters().snapshot(); }
+
+std::vector<LoopStats> EchoServer::loop_stats() const {
+  std::vector<LoopStats> out;
+  for (const auto& shard : shards_) out.push_back(shard->loop().stats());
+  return out;
+}
+
+}  // namespace brrr::server

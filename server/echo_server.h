@@ -1,0 +1,77 @@
+// echo_server.h: brrr's TCP echo server: N event loops (threads) on one port.
+//
+//   auto server = EchoServer::Create(options);   // binds: errors come back here
+//   (*server)->Start();                          // one thread per loop
+//   ...
+//   (*server)->Drain();                          // any thread: stop accepting, let clients finish
+//   (*server)->Wait();                           // returns once every loop has drained
+//
+// Each loop has its own backend instance and its own listening socket on the same address
+// (SO_REUSEPORT): the kernel spreads connections across them, and no lock is shared on the
+// hot path. Statistics are read from any thread without locks.
+//
+// Threads: Create, Start and Wait from one thread; Drain, stats and accessors from any.
+#ifndef BRRR_SERVER_ECHO_SERVER_H_
+#define BRRR_SERVER_ECHO_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/event_loop.h"
+#include "runtime/socket_address.h"
+#include "server/server_options.h"
+#include "server/server_stats.h"
+#include "server/shard.h"
+
+namespace brrr::server {
+
+class EchoServer {
+ public:
+  static absl::StatusOr<std::unique_ptr<EchoServer>> Create(EchoServerOptions options);
+  ~EchoServer();
+  EchoServer(const EchoServer&) = delete;
+  EchoServer& operator=(const EchoServer&) = delete;
+
+  void Start();
+  // Stops accepting; connections close as their clients finish, the rest at the drain
+  // deadline. Idempotent. Any thread.
+  void Drain();
+  // Drains (if not yet) and closes every connection now, without waiting. Any thread.
+  void DrainNow();
+  // Blocks until every loop has drained and stopped.
+  void Wait();
+  // When Drain() was first called (monotonic ns), or 0.
+  int64_t drain_started_at_ns() const { return drain_started_at_ns_.load(); }
+
+  const EchoServerOptions& options() const { return options_; }
+  const std::string& backend() const { return backend_; }
+  const SocketAddress& address() const { return address_; }  // with the actual port
+  int64_t started_at_ns() const { return started_at_ns_; }
+  size_t loop_count() const { return shards_.size(); }
+  Shard& shard(size_t i) { return *shards_[i]; }
+
+  ServerStats stats() const;             // all loops
+  ServerStats stats(size_t loop) const;  // one loop
+  std::vector<LoopStats> loop_stats() const;
+
+ private:
+  explicit EchoServer(EchoServerOptions options) : options_(std::move(options)) {}
+
+  EchoServerOptions options_;
+  std::string backend_;
+  SocketAddress address_;
+  int64_t started_at_ns_ = 0;
+  std::atomic<uint64_t> active_total_{0};
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> drain_started_at_ns_{0};
+};
+
+}  // namespace brrr::server
+
+#endif  // BRRR_SERVER_ECHO_SERVER_H_

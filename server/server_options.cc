@@ -1,0 +1,39 @@
+#include "server/server_options.h"
+
+#include "absl/strings/str_cat.h"
+#include "runtime/socket_address.h"
+
+namespace brrr::server {
+
+absl::Status Validate(const EchoServerOptions& o) {
+  if (o.loops < 1 || o.loops > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("--loops=", o.loops, ": must be from 1 to 256"));
+  }
+  if (o.max_connections < 1) {
+    return absl::InvalidArgumentError("--max_connections must be at least 1");
+  }
+  if (o.high_water < 1) return absl::InvalidArgumentError("--high_water must be at least 1 byte");
+  if (o.low_water >= o.high_water) {
+    return absl::InvalidArgumentError(absl::StrCat("--low_water (", o.low_water, ") must be below --high_water (",
+                                                   o.high_water, ")"));
+  }
+  if (o.idle_timeout < Duration::zero()) return absl::InvalidArgumentError("--idle_timeout cannot be negative");
+  if (o.drain_timeout < Duration::zero()) return absl::InvalidArgumentError("--drain_timeout cannot be negative");
+  if (o.stall_threshold <= Duration::zero()) {
+    return absl::InvalidArgumentError("--stall_threshold must be above 0");
+  }
+  if (o.receive_buffer_size < 512 || o.receive_buffer_size > (16u << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat("--recv_buffer_size=", o.receive_buffer_size,
+                                                   ": must be from 512 bytes to 16 MiB"));
+  }
+  if (o.receive_buffer_count < 1 || o.receive_buffer_count > 65536) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--recv_buffers=", o.receive_buffer_count, ": must be from 1 to 65536"));
+  }
+  if (o.reply_prefix.size() > 4096) return absl::InvalidArgumentError("--reply_prefix is longer than 4096 bytes");
+  auto address = SocketAddress::Parse(o.host, o.port);
+  if (!address.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", address.status().message()));
+  return absl::OkStatus();
+}
+
+}  // namespace brrr::server

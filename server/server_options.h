@@ -1,0 +1,38 @@
+// server_options.h: everything that configures an echo server, and its validation.
+//
+// Threads: a value type.
+#ifndef BRRR_SERVER_SERVER_OPTIONS_H_
+#define BRRR_SERVER_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "runtime/clock.h"
+
+namespace brrr::server {
+
+struct EchoServerOptions {
+  std::string backend = "auto";  // a backend name, a plugin path, or "auto"
+  std::string plugin_dir;        // searched first for plugins
+  std::string host = "127.0.0.1";
+  uint16_t port = 5000;  // 0: a free port (all loops share it)
+  int loops = 1;         // event loops (threads), each with its own listener (SO_REUSEPORT)
+  uint64_t max_connections = 100000;  // per server; past it new connections are closed at once
+  uint64_t high_water = 256 * 1024;   // bytes queued per connection before it stops reading
+  uint64_t low_water = 64 * 1024;     // ... and resumes once the queue is down to this
+  Duration idle_timeout = Duration::zero();  // close connections idle this long; 0: never
+  std::string reply_prefix;  // non-empty: answer each line with this prefix (the tutorial's "Echo : ")
+  Duration drain_timeout = std::chrono::seconds(10);  // drain waits this long for clients to close
+  Duration stall_threshold = std::chrono::milliseconds(100);
+  uint32_t receive_buffer_size = 16384;   // bytes per provided receive buffer
+  uint32_t receive_buffer_count = 1024;   // provided receive buffers per loop
+  int backlog = 4096;
+};
+
+// OK, or InvalidArgument saying which option is wrong and what is allowed.
+absl::Status Validate(const EchoServerOptions& options);
+
+}  // namespace brrr::server
+
+#endif  // BRRR_SERVER_SERVER_OPTIONS_H_

@@ -1,0 +1,159 @@
+#include "server/shard.h"
+
+#include <cerrno>
+#include <cstdio>
+
+namespace brrr::server {
+
+using std::chrono::milliseconds;
+
+Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
+             std::atomic<uint64_t>& active_total)
+    : options_(options), loop_(std::move(loop)), listener_(std::move(listener)), active_total_(active_total) {}
+
+Shard::~Shard() {
+  // Connections and the listener belong to the loop: close them while it still exists.
+  while (connections_ != nullptr) {
+    Connection* c = connections_;
+    connections_ = c->next;
+    delete c;
+  }
+  listener_.close();
+  loop_.reset();
+}
+
+void Shard::start() {
+  acceptor_ = create_task(*loop_, accept_loop(), "echo:accept");
+  if (options_.idle_timeout > Duration::zero()) {
+    Duration every = std::max<Duration>(options_.idle_timeout / 4, milliseconds(10));
+    idle_sweep_ = loop_->call_later(every, [this] { sweep_idle(); }, "echo:idle_sweep");
+  }
+}
+
+Task<> Shard::accept_loop() {
+  Duration backoff = milliseconds(10);
+  uint64_t errors_reported = 0;
+  while (!draining_) {
+    absl::StatusOr<Socket> conn = co_await listener_.accept();
+    if (!conn.ok()) {
+      if (draining_ || absl::IsCancelled(conn.status())) break;
+      counters_.accept_errors.add(1);
+      // Out of descriptors (or memory): pause instead of spinning on a listener that stays
+      // readable. Reported at 1, 10, 100... so the log cannot flood.
+      uint64_t n = counters_.accept_errors.load();
+      if (n >= errors_reported * 10 || errors_reported == 0) {
+        errors_reported = n;
+        std::fprintf(stderr, "brrr-echo: loop %u: %s (%llu accept errors so far); retrying in %lld ms\n",
+                     loop_->loop_id(), std::string(conn.status().message()).c_str(),
+                     static_cast<unsigned long long>(n),
+                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff).count()));
+      }
+      co_await sleep(backoff);
+      backoff = std::min<Duration>(backoff * 2, std::chrono::seconds(1));
+      continue;
+    }
+    backoff = milliseconds(10);
+    add_connection(*std::move(conn));
+  }
+}
+
+void Shard::add_connection(Socket socket) {
+  if (active_total_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
+    active_total_.fetch_sub(1, std::memory_order_relaxed);
+    counters_.connections_refused.add(1);
+    socket.close();
+    return;
+  }
+  counters_.connections_accepted.add(1);
+  counters_.connections_active.add(1);
+  auto* c = new Connection(*this, std::move(socket));
+  c->next = connections_;
+  if (connections_ != nullptr) connections_->prev = c;
+  connections_ = c;
+  c->start();
+}
+
+void Shard::connection_closed(Connection* c, CloseReason reason) {
+  switch (reason) {
+    case CloseReason::kIdle:
+      counters_.connections_closed_idle.add(1);
+      break;
+    case CloseReason::kError:
+      counters_.connections_closed_error.add(1);
+      break;
+    case CloseReason::kDrain:
+      counters_.connections_closed_drain.add(1);
+      break;
+    case CloseReason::kFinished:
+      break;
+  }
+  counters_.connections_active.store(counters_.connections_active.load() - 1);
+  active_total_.fetch_sub(1, std::memory_order_relaxed);
+  if (c->prev != nullptr) {
+    c->prev->next = c->next;
+  } else {
+    connections_ = c->next;
+  }
+  if (c->next != nullptr) c->next->prev = c->prev;
+  // Not here: this may be deep inside the connection's own callbacks.
+  loop_->call_soon([this, c] {
+    delete c;
+    maybe_drained();
+  }, "echo:close");
+}
+
+void Shard::sweep_idle() {
+  int64_t since = MonotonicNanos() - options_.idle_timeout.count();
+  for (Connection* c = connections_; c != nullptr;) {
+    Connection* next = c->next;  // closing unlinks c
+    c->close_if_idle_since(since);
+    c = next;
+  }
+  Duration every = std::max<Duration>(options_.idle_timeout / 4, milliseconds(10));
+  idle_sweep_ = loop_->call_later(every, [this] { sweep_idle(); }, "echo:idle_sweep");
+}
+
+void Shard::drain(std::function<void()> on_drained) {
+  if (draining_) return;
+  draining_ = true;
+  on_drained_ = std::move(on_drained);
+  listener_.close();  // the pending accept fails with "closed" and the accept loop ends
+  drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
+  maybe_drained();
+}
+
+void Shard::on_drain_deadline() {
+  deadline_passed_ = true;
+  for (Connection* c = connections_; c != nullptr;) {
+    Connection* next = c->next;
+    c->finish_for_drain();
+    c = next;
+  }
+  // Whatever still cannot send its last bytes (a client that never reads) gets a second.
+  drain_force_ = loop_->call_later(std::chrono::seconds(1), [this] { force_close_all(); }, "echo:drain_force");
+}
+
+void Shard::close_all_now() {
+  deadline_passed_ = true;
+  force_close_all();
+}
+
+void Shard::force_close_all() {
+  for (Connection* c = connections_; c != nullptr;) {
+    Connection* next = c->next;
+    c->close(CloseReason::kDrain);
+    c = next;
+  }
+}
+
+void Shard::maybe_drained() {
+  if (!draining_ || connections_ != nullptr || !on_drained_) return;
+  idle_sweep_.cancel();
+  drain_deadline_.cancel();
+  drain_force_.cancel();
+  auto done = std::move(on_drained_);
+  on_drained_ = nullptr;
+  done();
+}
+
+}  // namespace brrr::server

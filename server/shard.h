@@ -1,0 +1,80 @@
+// shard.h: one event loop's share of the echo server: its listener (SO_REUSEPORT, so every
+// shard accepts on the same port), its accept loop, its connections and its counters.
+//
+// Accepting: one accept at a time. Past --max_connections (counted across all shards) a new
+// connection is closed at once. When descriptors run out (EMFILE, ENFILE) accepting pauses
+// with a growing backoff (10 ms doubling to 1 s) instead of spinning; the clients wait in the
+// kernel's backlog and are accepted as soon as descriptors free up.
+//
+// Draining: the listener closes, connections go on until their clients close them; at the
+// drain deadline the rest stop reading, send what they hold and close, and a second later any
+// that still cannot send (a client that never reads) are closed regardless. When the last
+// connection is gone the shard calls `on_drained`.
+//
+// Threads: everything runs on the shard's loop thread; counters() may be read from any thread.
+#ifndef BRRR_SERVER_SHARD_H_
+#define BRRR_SERVER_SHARD_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+
+#include "runtime/async.h"
+#include "runtime/socket.h"
+#include "server/connection.h"
+#include "server/server_options.h"
+#include "server/server_stats.h"
+
+namespace brrr::server {
+
+class Shard {
+ public:
+  // `active_total` counts connections across all shards (for --max_connections).
+  Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
+        std::atomic<uint64_t>& active_total);
+  ~Shard();
+  Shard(const Shard&) = delete;
+  Shard& operator=(const Shard&) = delete;
+
+  EventLoop& loop() { return *loop_; }
+  const EchoServerOptions& options() const { return options_; }
+  ShardCounters& counters() { return counters_; }
+  const ShardCounters& counters() const { return counters_; }
+
+  // Loop thread, before or while running: starts accepting.
+  void start();
+  // Loop thread: stops accepting and drains; calls on_drained once no connection is left.
+  void drain(std::function<void()> on_drained);
+  bool draining_deadline_passed() const { return deadline_passed_; }
+  // Loop thread: closes every connection now (a second SIGTERM).
+  void close_all_now();
+
+  // Called by a connection that closed.
+  void connection_closed(Connection* c, CloseReason reason);
+
+ private:
+  Task<> accept_loop();
+  void add_connection(Socket socket);
+  void sweep_idle();
+  void on_drain_deadline();
+  void force_close_all();
+  void maybe_drained();
+
+  const EchoServerOptions& options_;
+  std::unique_ptr<EventLoop> loop_;
+  Socket listener_;
+  std::atomic<uint64_t>& active_total_;
+  ShardCounters counters_;
+  Connection* connections_ = nullptr;  // intrusive list
+  Future<> acceptor_;
+  TimerHandle idle_sweep_;
+  TimerHandle drain_deadline_;
+  TimerHandle drain_force_;
+  bool draining_ = false;
+  bool deadline_passed_ = false;
+  std::function<void()> on_drained_;
+};
+
+}  // namespace brrr::server
+
+#endif  // BRRR_SERVER_SHARD_H_
