@@ -16,6 +16,7 @@
 #define BRRR_RUNTIME_ASYNC_H_
 
 #include "runtime/create_task.h"  // IWYU pragma: export
+#include "runtime/event.h"        // IWYU pragma: export
 #include "runtime/event_loop.h"   // IWYU pragma: export
 #include "runtime/future.h"       // IWYU pragma: export
 #include "runtime/gather.h"       // IWYU pragma: export

@@ -9,9 +9,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
 
 ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
@@ -50,7 +50,7 @@ std::string JsonString(absl::string_view s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  brrr::SetUsage(
       "Lists brrr's I/O backend plugins, whether each starts on this machine (and why not),\n"
       "and which one --backend=auto picks.\n\nUsage: brrr-backends [--plugin_dir=DIR] [--json]");
   absl::ParseCommandLine(argc, argv);

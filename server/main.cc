@@ -14,10 +14,10 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
 #include "server/echo_server.h"
 
@@ -87,7 +87,7 @@ void HandleSignals(EchoServer* server, const sigset_t* signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  brrr::SetUsage(
       "brrr's TCP echo server: echoes exactly the bytes each client sends, on the I/O backend of\n"
       "your choice, with bounded memory per connection and a graceful drain on SIGTERM/SIGINT.\n\n"
       "Usage: brrr-echo [--backend=auto] [--host=127.0.0.1] [--port=5000] [--loops=1] ...\n"

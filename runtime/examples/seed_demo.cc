@@ -6,7 +6,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
+#include "runtime/cli_usage.h"
 #include "runtime/event_loop.h"
 #include "runtime/examples/seed_examples.h"
 
@@ -15,7 +15,7 @@ ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plu
 ABSL_FLAG(int, sleep_ms, 500, "How long the examples' sleeps last, in milliseconds");
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  brrr::SetUsage(
       "Runs the examples of the tutorial brrr grew out of (\"Making your server go Brrrrrrrr\")\n"
       "on brrr's event loop and prints what they print.\n\nUsage: seed_demo [--backend=auto] [--sleep_ms=500]");
   absl::ParseCommandLine(argc, argv);

@@ -1,0 +1,352 @@
+#include "bench/load_generator.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "runtime/async.h"
+#include "runtime/socket.h"
+
+namespace brrr::bench {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Messages are slices of this much random data (plus room for the largest message).
+constexpr size_t kSourceSize = 1 << 20;
+constexpr uint32_t kMaxMessage = 16 << 20;
+
+// What every loop shares: the source bytes, the stop signal, and where to report.
+struct Shared {
+  std::vector<char> source;
+  SocketAddress address;
+  std::atomic<bool> stop{false};
+  int64_t measure_from_ns = 0;  // end of warm-up
+  std::mutex error_mu;
+  std::string first_error;  // guarded by error_mu
+
+  void error(const std::string& e) {
+    std::lock_guard<std::mutex> lock(error_mu);
+    if (first_error.empty()) first_error = e;
+  }
+};
+
+// One loop's connections and its counters (written by the loop, read by the main thread).
+struct LoopState {
+  std::unique_ptr<EventLoop> loop;
+  SingleWriter<uint64_t> messages;
+  SingleWriter<uint64_t> bytes;
+  SingleWriter<uint64_t> mismatches;
+  SingleWriter<uint64_t> lost;
+  SingleWriter<uint64_t> connect_failures;
+  SingleWriter<int64_t> connected;
+  SingleWriter<int64_t> finished;  // connections done (either way)
+  LatencyHistogram latency;
+};
+
+size_t OffsetOf(int connection, uint64_t message) {
+  return (message * 7919 + static_cast<uint64_t>(connection) * 104729) % kSourceSize;
+}
+
+class Connection {
+ public:
+  Connection(const LoadOptions& o, Shared& shared, LoopState& ls, int id, double rate)
+      : o_(o), shared_(shared), ls_(ls), id_(id), rate_(rate), sent_at_(o.depth), space_(*ls.loop) {}
+
+  Task<> run() {
+    auto connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
+    if (!connected.ok() || !connected->ok()) {
+      ls_.connect_failures.add(1);
+      shared_.error(absl::StrCat("connection ", id_, ": ",
+                                 connected.ok() ? connected->status().message() : connected.status().message()));
+      ls_.finished.add(1);
+      co_return;
+    }
+    socket_ = std::move(**connected);
+    ls_.connected.add(1);
+    start_ns_ = MonotonicNanos();
+    co_await gather(send_loop(), receive_loop());
+    socket_.close();
+    ls_.connected.add(-1);
+    ls_.finished.add(1);
+  }
+
+  // The finish timeout passed with replies still missing: fail the pending operations.
+  void abort() {
+    if (!socket_.valid() || failed_) return;
+    aborted_ = true;
+    socket_.close();
+  }
+
+  LoopState& loop_state() { return ls_; }
+
+ private:
+  // Sends while there is room in the window (and, with a rate, when each message is due).
+  Task<> send_loop() {
+    while (!shared_.stop.load(std::memory_order_relaxed) && !failed_) {
+      if (sent_ - received_ >= static_cast<uint64_t>(o_.depth)) {
+        space_.clear();
+        co_await space_.wait();
+        continue;
+      }
+      int64_t due = MonotonicNanos();
+      if (rate_ > 0) {
+        due = start_ns_ + static_cast<int64_t>(static_cast<double>(sent_) * 1e9 / rate_);
+        int64_t wait = due - MonotonicNanos();
+        if (wait > 0) co_await sleep(Duration(wait));
+        if (shared_.stop.load(std::memory_order_relaxed)) break;
+      }
+      sent_at_[sent_ % o_.depth] = due;
+      const char* msg = shared_.source.data() + OffsetOf(id_, sent_);
+      ++sent_;
+      absl::Status s = co_await socket_.send_all(msg, o_.size);
+      if (!s.ok()) {
+        fail(absl::StrCat("connection ", id_, ": ", s.message()));
+        break;
+      }
+    }
+    sending_done_ = true;
+    // Half-close: the server sends back what it still holds, then closes, and the receiver
+    // sees the end of stream once every reply is in.
+    if (!failed_) (void)socket_.shutdown_write();
+  }
+
+  // Reads the echo, checks every byte, and times each message.
+  Task<> receive_loop() {
+    std::vector<char> buf(std::min<uint32_t>(std::max<uint32_t>(o_.size, 4096), 1 << 20));
+    uint32_t at = 0;  // bytes of message received_ seen so far
+    while (!failed_) {
+      absl::StatusOr<size_t> n = co_await socket_.recv(buf.data(), buf.size());
+      if (!n.ok()) {
+        fail(absl::StrCat("connection ", id_, ": ",
+                          aborted_ ? "no echo within the finish timeout" : n.status().message()));
+        break;
+      }
+      size_t got = *n;
+      if (got == 0) {
+        if (sending_done_ && received_ == sent_ && at == 0) break;  // the normal end
+        fail(absl::StrCat("connection ", id_, ": the server closed the connection with ", sent_ - received_,
+                          " messages unanswered"));
+        break;
+      }
+      const char* p = buf.data();
+      while (got > 0) {
+        uint32_t take = static_cast<uint32_t>(std::min<size_t>(got, o_.size - at));
+        const char* expected = shared_.source.data() + OffsetOf(id_, received_) + at;
+        if (std::memcmp(p, expected, take) != 0) {
+          ls_.mismatches.add(1);
+          fail(absl::StrCat("connection ", id_, ": message ", received_, " came back different at byte ", at,
+                            " or after"));
+          break;
+        }
+        at += take;
+        p += take;
+        got -= take;
+        if (at == o_.size) {
+          int64_t now = MonotonicNanos();
+          if (now >= shared_.measure_from_ns) {
+            ls_.latency.record(now - sent_at_[received_ % o_.depth]);
+            ls_.messages.add(1);
+            ls_.bytes.add(o_.size);
+          }
+          ++received_;
+          at = 0;
+          space_.set();
+        }
+      }
+    }
+  }
+
+  void fail(const std::string& why) {
+    if (failed_) return;
+    failed_ = true;
+    ls_.lost.add(1);
+    shared_.error(why);
+    space_.set();
+  }
+
+  const LoadOptions& o_;
+  Shared& shared_;
+  LoopState& ls_;
+  const int id_;
+  const double rate_;
+  Socket socket_;
+  std::vector<int64_t> sent_at_;  // by message number modulo depth
+  Event space_;                   // the window has room (or the connection is done)
+  uint64_t sent_ = 0;
+  uint64_t received_ = 0;
+  int64_t start_ns_ = 0;
+  bool sending_done_ = false;
+  bool failed_ = false;
+  bool aborted_ = false;
+};
+
+}  // namespace
+
+absl::Status Validate(const LoadOptions& o) {
+  if (o.connections < 1 || o.connections > 1'000'000) {
+    return absl::InvalidArgumentError("--connections must be from 1 to 1000000");
+  }
+  if (o.size < 1 || o.size > kMaxMessage) return absl::InvalidArgumentError("--size must be from 1 byte to 16 MiB");
+  if (o.depth < 1 || o.depth > 4096) return absl::InvalidArgumentError("--depth must be from 1 to 4096");
+  if (o.duration <= Duration::zero()) return absl::InvalidArgumentError("--duration must be above 0");
+  if (o.warmup < Duration::zero()) return absl::InvalidArgumentError("--warmup cannot be negative");
+  if (o.rate < 0) return absl::InvalidArgumentError("--rate cannot be negative");
+  if (o.threads < 1 || o.threads > 256) return absl::InvalidArgumentError("--threads must be from 1 to 256");
+  auto address = SocketAddress::Parse(o.host, o.port);
+  if (!address.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", address.status().message()));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<void(const LoadProgress&)>& on_progress) {
+  if (absl::Status valid = Validate(o); !valid.ok()) return valid;
+  Shared shared;
+  shared.address = *SocketAddress::Parse(o.host, o.port);
+  shared.source.resize(kSourceSize + o.size);
+  std::mt19937_64 rng(0xB2B2);
+  for (size_t i = 0; i < shared.source.size(); ++i) shared.source[i] = static_cast<char>(rng() & 0xff);
+
+  std::vector<std::unique_ptr<LoopState>> loops;
+  std::vector<std::unique_ptr<Connection>> connections;
+  for (int t = 0; t < o.threads; ++t) {
+    EventLoopOptions lo;
+    lo.backend = o.backend;
+    lo.plugin_dir = o.plugin_dir;
+    lo.loop_id = static_cast<uint32_t>(t);
+    lo.stall_sink = [](const std::string&) {};  // the load generator's own stalls are not news
+    auto loop = EventLoop::Create(lo);
+    if (!loop.ok()) return loop.status();
+    auto ls = std::make_unique<LoopState>();
+    ls->loop = *std::move(loop);
+    loops.push_back(std::move(ls));
+  }
+  LoadResult result;
+  result.backend = loops[0]->loop->stats().backend;
+  double per_connection_rate = o.rate > 0 ? o.rate / o.connections : 0;
+  for (int i = 0; i < o.connections; ++i) {
+    LoopState& ls = *loops[i % o.threads];
+    connections.push_back(std::make_unique<Connection>(o, shared, ls, i, per_connection_rate));
+    create_task(*ls.loop, connections.back()->run(), "bench:connection");
+  }
+
+  int64_t start = MonotonicNanos();
+  shared.measure_from_ns = start + o.warmup.count();
+  int64_t end = shared.measure_from_ns + o.duration.count();
+  std::vector<std::thread> threads;
+  for (auto& ls : loops) {
+    LoopState* s = ls.get();
+    threads.emplace_back([s] { s->loop->run_forever(); });
+  }
+  // Each loop stops once all of its connections have finished.
+  auto all_finished = [&](LoopState& ls, int index) {
+    int mine = o.connections / o.threads + (index < o.connections % o.threads ? 1 : 0);
+    return ls.finished.load() >= mine;
+  };
+
+  uint64_t last_messages = 0;
+  uint64_t last_bytes = 0;
+  int64_t last_report = start;
+  bool stopping = false;
+  bool aborted = false;
+  for (;;) {
+    std::this_thread::sleep_for(milliseconds(20));
+    int64_t now = MonotonicNanos();
+    if (!stopping && now >= end) {
+      stopping = true;
+      shared.stop.store(true);
+      for (auto& ls : loops) ls->loop->call_soon_threadsafe([] {}, "bench:stop");  // wake idle loops
+    }
+    if (stopping && !aborted && now >= end + o.finish_timeout.count()) {
+      aborted = true;
+      for (auto& c : connections) {
+        Connection* conn = c.get();
+        conn->loop_state().loop->call_soon_threadsafe([conn] { conn->abort(); }, "bench:abort");
+      }
+    }
+    bool done = true;
+    for (size_t i = 0; i < loops.size(); ++i) {
+      if (all_finished(*loops[i], static_cast<int>(i))) {
+        loops[i]->loop->stop();
+      } else {
+        done = false;
+      }
+    }
+    if (on_progress && now - last_report >= o.progress_every.count() && !done) {
+      LoadProgress p;
+      uint64_t messages = 0;
+      uint64_t bytes = 0;
+      for (auto& ls : loops) {
+        messages += ls->messages.load();
+        bytes += ls->bytes.load();
+        p.connected += static_cast<int>(ls->connected.load());
+        p.latency += ls->latency.snapshot();
+      }
+      p.elapsed_s = static_cast<double>(now - start) / 1e9;
+      p.interval_s = static_cast<double>(now - last_report) / 1e9;
+      p.messages = messages - last_messages;
+      p.bytes = bytes - last_bytes;
+      last_messages = messages;
+      last_bytes = bytes;
+      last_report = now;
+      on_progress(p);
+    }
+    if (done) break;
+  }
+  for (std::thread& t : threads) t.join();
+  int64_t measured_end = std::min(MonotonicNanos(), end);
+  result.seconds = static_cast<double>(std::max<int64_t>(measured_end - shared.measure_from_ns, 1)) / 1e9;
+  for (auto& ls : loops) {
+    result.messages += ls->messages.load();
+    result.bytes += ls->bytes.load();
+    result.mismatches += ls->mismatches.load();
+    result.lost_connections += ls->lost.load();
+    result.connect_failures += ls->connect_failures.load();
+    result.latency += ls->latency.snapshot();
+  }
+  result.first_error = shared.first_error;
+  connections.clear();
+  for (auto& ls : loops) ls->loop.reset();
+  return result;
+}
+
+std::string ResultText(const LoadOptions& o, const LoadResult& r) {
+  auto us = [](int64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  std::string s = absl::StrFormat(
+      "%d connections x %u B, depth %d, %.1f s on %s: %.0f msg/s, %.1f MB/s, round trip p50 %.1f us, "
+      "p99 %.1f us, p999 %.1f us, max %.1f us",
+      o.connections, o.size, o.depth, r.seconds, r.backend, r.messages_per_second(), r.mb_per_second(),
+      us(r.latency.percentile(0.5)), us(r.latency.percentile(0.99)), us(r.latency.percentile(0.999)),
+      us(r.latency.max_ns));
+  if (!r.ok()) {
+    absl::StrAppend(&s, absl::StrFormat("\nFAILED: %u mismatches, %u lost connections, %u connect failures; first: %s",
+                                        r.mismatches, r.lost_connections, r.connect_failures, r.first_error));
+  }
+  return s;
+}
+
+std::string ResultJson(const LoadOptions& o, const LoadResult& r) {
+  auto us = [](int64_t ns) { return static_cast<double>(ns) / 1000.0; };
+  std::string error;
+  for (char c : r.first_error) {
+    if (c == '"' || c == '\\') error += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) error += c;
+  }
+  return absl::StrFormat(
+      "{\"host\":\"%s\",\"port\":%u,\"backend\":\"%s\",\"connections\":%d,\"size\":%u,\"depth\":%d,"
+      "\"rate\":%.0f,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
+      "\"mb_per_second\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
+      "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u,\"ok\":%s,\"error\":\"%s\"}",
+      o.host, o.port, r.backend, o.connections, o.size, o.depth, o.rate, r.seconds, r.messages, r.bytes,
+      r.messages_per_second(), r.mb_per_second(), us(r.latency.percentile(0.5)), us(r.latency.percentile(0.99)),
+      us(r.latency.percentile(0.999)), us(r.latency.max_ns), r.mismatches, r.lost_connections, r.connect_failures,
+      r.ok() ? "true" : "false", error);
+}
+
+}  // namespace brrr::bench

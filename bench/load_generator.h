@@ -1,0 +1,87 @@
+// load_generator.h: drives an echo server and checks every byte it sends back.
+//
+// Each connection keeps `depth` messages of `size` bytes in flight (depth 1: ping-pong) and
+// verifies every echoed byte against what it sent. Message m of a connection is a slice of a
+// shared random buffer at an offset derived from (connection, m), so the bytes differ between
+// messages and connections, every byte value occurs, and checking is a memcmp.
+//
+// Latency is the round trip of each message: from when it was sent (with --rate: from when
+// it was due to be sent, so a server that falls behind shows it instead of slowing the load
+// down) to when its last byte came back.
+//
+//   LoadOptions o;
+//   o.port = 5000; o.connections = 64; o.size = 64; o.depth = 16;
+//   absl::StatusOr<LoadResult> r = RunLoad(o, [](const LoadProgress& p) { ... });
+//
+// Threads: RunLoad runs `threads` event loops (connections spread across them) and calls
+// `on_progress` from the calling thread.
+#ifndef BRRR_BENCH_LOAD_GENERATOR_H_
+#define BRRR_BENCH_LOAD_GENERATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "runtime/clock.h"
+#include "runtime/log_histogram.h"
+
+namespace brrr::bench {
+
+// 32 buckets per octave: percentiles within ~3%.
+using LatencyHistogram = BasicLogHistogram<5>;
+
+struct LoadOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 5000;
+  int connections = 64;
+  uint32_t size = 64;   // bytes per message
+  int depth = 1;        // messages in flight per connection
+  Duration duration = std::chrono::seconds(10);
+  Duration warmup = Duration::zero();  // not counted
+  double rate = 0;      // messages per second over all connections; 0: as fast as possible
+  std::string backend = "auto";
+  std::string plugin_dir;
+  int threads = 1;
+  Duration progress_every = std::chrono::seconds(1);
+  Duration connect_timeout = std::chrono::seconds(10);
+  Duration finish_timeout = std::chrono::seconds(10);  // for replies still in flight at the end
+};
+
+struct LoadProgress {
+  double elapsed_s = 0;
+  uint64_t messages = 0;        // since the previous report
+  uint64_t bytes = 0;
+  double interval_s = 0;
+  int connected = 0;
+  LatencyHistogram::Snapshot latency;  // since the start (after warm-up)
+};
+
+struct LoadResult {
+  std::string backend;
+  uint64_t messages = 0;  // round trips completed in the measured period
+  uint64_t bytes = 0;     // echoed bytes in the measured period
+  double seconds = 0;     // the measured period
+  uint64_t mismatches = 0;
+  uint64_t lost_connections = 0;   // closed or failed before the end
+  uint64_t connect_failures = 0;
+  std::string first_error;
+  LatencyHistogram::Snapshot latency;
+
+  bool ok() const { return mismatches == 0 && lost_connections == 0 && connect_failures == 0; }
+  double messages_per_second() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
+  double mb_per_second() const { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0; }
+};
+
+absl::Status Validate(const LoadOptions& options);
+
+absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options,
+                                   const std::function<void(const LoadProgress&)>& on_progress);
+
+// The human summary and the one-line JSON form.
+std::string ResultText(const LoadOptions& options, const LoadResult& result);
+std::string ResultJson(const LoadOptions& options, const LoadResult& result);
+
+}  // namespace brrr::bench
+
+#endif  // BRRR_BENCH_LOAD_GENERATOR_H_

@@ -1,0 +1,86 @@
+// brrr-bench against brrr-echo: it verifies what comes back, and its exit code says so.
+#include <signal.h>
+
+#include <regex>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::seconds;
+using testing::Process;
+
+std::string Bench() { return testing::Runfile("bench/brrr-bench"); }
+std::string Echo() { return testing::Runfile("server/brrr-echo"); }
+
+// A number from the JSON line, e.g. JsonNumber(out, "messages").
+double JsonNumber(const std::string& out, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("\"" + field + "\":([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+TEST(BrrrBenchTest, MeasuresAndVerifiesAnEchoServer) {
+  Process server(Echo(), {"--port=0"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=8", "--size=1000", "--depth=4",
+                          "--duration=1s"});
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << bench.out() << bench.err();
+  std::string out = bench.out();
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
+  EXPECT_GT(JsonNumber(out, "messages"), 0) << out;
+  EXPECT_GT(JsonNumber(out, "messages_per_second"), 0) << out;
+  EXPECT_GT(JsonNumber(out, "p99_us"), 0) << out;
+  EXPECT_GE(JsonNumber(out, "p999_us"), JsonNumber(out, "p50_us")) << out;
+  EXPECT_EQ(JsonNumber(out, "mismatches"), 0) << out;
+  EXPECT_NE(bench.err().find("connected"), std::string::npos) << "progress lines: " << bench.err();
+  // What the server echoed is what the generator counted (plus what was in flight at the end).
+  server.Signal(SIGTERM);
+  ASSERT_TRUE(server.Wait(seconds(30)).has_value());
+  EXPECT_NE(server.out().find("8 connections served"), std::string::npos) << server.out();
+}
+
+TEST(BrrrBenchTest, AServerThatChangesTheBytesFailsTheRun) {
+  Process server(Echo(), {"--port=0", "--reply_prefix=X"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=2", "--duration=1s", "--progress=false"});
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(bench.out().find("came back different"), std::string::npos) << bench.out();
+  EXPECT_NE(bench.out().find("\"ok\":false"), std::string::npos) << bench.out();
+  server.Signal(SIGTERM);
+  server.Wait(seconds(30));
+}
+
+TEST(BrrrBenchTest, ALostConnectionFailsTheRun) {
+  auto server = std::make_unique<Process>(Echo(), std::vector<std::string>{"--port=0"});
+  uint16_t port = server->ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=4", "--duration=5s", "--progress=false"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  server->Signal(SIGKILL);
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(bench.out().find("lost connections"), std::string::npos) << bench.out();
+}
+
+TEST(BrrrBenchTest, BadOptionsAreRefused) {
+  Process bench(Bench(), {"--connections=0"});
+  std::optional<int> code = bench.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(bench.err().find("--connections must be from 1 to 1000000"), std::string::npos) << bench.err();
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,155 @@
+#include "tests/testing/process.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace brrr::testing {
+
+std::string Runfile(const std::string& path) {
+  const char* root = std::getenv("TEST_SRCDIR");
+  return std::string(root != nullptr ? root : ".") + "/brrr/" + path;
+}
+
+Process::Process(const std::string& binary, const std::vector<std::string>& args, ProcessOptions options) {
+  int out[2];
+  int err[2];
+  if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) {
+    std::perror("pipe2");
+    std::abort();
+  }
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(binary.c_str()));
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_ = fork();
+  if (pid_ == 0) {
+    dup2(out[1], 1);
+    dup2(err[1], 2);
+    if (options.max_open_files > 0) {
+      rlimit r{options.max_open_files, options.max_open_files};
+      setrlimit(RLIMIT_NOFILE, &r);
+    }
+    // Signals blocked in the test (gtest threads) must not stay blocked in the child.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(binary.c_str(), argv.data());
+    std::fprintf(stderr, "exec %s failed\n", binary.c_str());
+    _exit(127);
+  }
+  close(out[1]);
+  close(err[1]);
+  out_reader_ = std::thread([this, fd = out[0]] { Collect(fd, &out_); });
+  err_reader_ = std::thread([this, fd = err[0]] { Collect(fd, &err_); });
+}
+
+Process::~Process() {
+  if (!exit_code_.has_value() && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    Wait(std::chrono::seconds(30));
+  }
+  if (out_reader_.joinable()) out_reader_.join();
+  if (err_reader_.joinable()) err_reader_.join();
+}
+
+void Process::Collect(int fd, std::string* into) {
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    std::lock_guard<std::mutex> lock(mu_);
+    into->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+}
+
+std::string Process::out() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return out_;
+}
+
+std::string Process::err() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return err_;
+}
+
+bool Process::WaitForOutput(const std::string& text, Duration timeout) const {
+  TimePoint give_up = Clock::now() + timeout;
+  while (Clock::now() < give_up) {
+    if (out().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
+uint16_t Process::ListeningPort(Duration timeout) const {
+  if (!WaitForOutput("listening on ", timeout)) return 0;
+  std::smatch m;
+  std::string o = out();
+  if (!std::regex_search(o, m, std::regex(R"(listening on \[?[0-9a-f.:]*\]?:(\d+))"))) return 0;
+  return static_cast<uint16_t>(std::stoi(m[1]));
+}
+
+void Process::Signal(int sig) const { kill(pid_, sig); }
+
+std::optional<int> Process::Wait(Duration timeout) {
+  if (exit_code_.has_value()) return exit_code_;
+  TimePoint give_up = Clock::now() + timeout;
+  for (;;) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+      return exit_code_;
+    }
+    if (Clock::now() >= give_up) return std::nullopt;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+int Process::OpenFds() const {
+  DIR* d = opendir(("/proc/" + std::to_string(pid_) + "/fd").c_str());
+  if (d == nullptr) return -1;
+  int n = 0;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] != '.') ++n;
+  }
+  closedir(d);
+  return n;
+}
+
+uint64_t Process::RssBytes() const {
+  std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoull(line.substr(6)) * 1024;
+  }
+  return 0;
+}
+
+double Process::CpuSeconds() const {
+  std::ifstream stat("/proc/" + std::to_string(pid_) + "/stat");
+  std::string content((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  // Fields after the command name (which is in parentheses and may contain spaces).
+  std::istringstream rest(content.substr(content.rfind(')') + 2));
+  std::string field;
+  uint64_t utime = 0;
+  uint64_t stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+}  // namespace brrr::testing

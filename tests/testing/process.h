@@ -1,0 +1,67 @@
+// process.h: runs a program (a brrr binary under test) as a child process, for integration
+// tests: arguments, an optional descriptor limit, its output collected in the background,
+// signals, bounded waits, and what /proc says about it.
+#ifndef BRRR_TESTS_TESTING_PROCESS_H_
+#define BRRR_TESTS_TESTING_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "runtime/clock.h"
+
+namespace brrr::testing {
+
+// The path of a binary in the test's runfiles, e.g. Runfile("server/brrr-echo").
+std::string Runfile(const std::string& path);
+
+struct ProcessOptions {
+  uint64_t max_open_files = 0;  // RLIMIT_NOFILE for the child; 0: inherited
+};
+
+class Process {
+ public:
+  Process(const std::string& binary, const std::vector<std::string>& args, ProcessOptions options = {});
+  ~Process();  // kills the child if it still runs
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Output so far (stdout, stderr).
+  std::string out() const;
+  std::string err() const;
+  // Waits (bounded) until stdout contains `text`; returns whether it did.
+  bool WaitForOutput(const std::string& text, Duration timeout = std::chrono::seconds(30)) const;
+  // The port from a "listening on HOST:PORT" line (waits for it), or 0.
+  uint16_t ListeningPort(Duration timeout = std::chrono::seconds(30)) const;
+
+  void Signal(int sig) const;
+  // The exit code once it exits within `timeout`; -signal if killed by one; nullopt if still running.
+  std::optional<int> Wait(Duration timeout = std::chrono::seconds(30));
+
+  // From /proc/PID.
+  int OpenFds() const;
+  uint64_t RssBytes() const;
+  double CpuSeconds() const;  // user + system
+
+ private:
+  void Collect(int fd, std::string* into);
+
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  mutable std::mutex mu_;
+  std::string out_;  // guarded by mu_
+  std::string err_;  // guarded by mu_
+  std::thread out_reader_;
+  std::thread err_reader_;
+};
+
+}  // namespace brrr::testing
+
+#endif  // BRRR_TESTS_TESTING_PROCESS_H_
