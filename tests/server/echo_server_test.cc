@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -144,6 +145,14 @@ TEST_P(EchoServerTest, TenThousandConnectCloseCyclesLeakNoDescriptor) {
 }
 
 TEST_P(EchoServerTest, OutOfDescriptorsItKeepsServingAndDoesNotSpin) {
+  // UBSan's vptr check proves memory readable by writing it into a pipe (compiler-rt's
+  // IsAccessibleMemoryRange). With no descriptor left that probe fails, and it aborts with a
+  // false "object has invalid vptr"; its suppressions cannot match an object it cannot read.
+  // The plain and ASan runs cover this test.
+  const char* sanitizer = std::getenv("BRRR_SANITIZER");
+  if (sanitizer != nullptr && std::string(sanitizer) == "ubsan") {
+    GTEST_SKIP() << "UBSan's runtime needs a free descriptor for its vptr check";
+  }
   testing::ProcessOptions limited;
   limited.max_open_files = 64;  // stdio, the backend and the listener take some; ~50 connections fit
   auto server = Start({}, limited);
@@ -151,7 +160,7 @@ TEST_P(EchoServerTest, OutOfDescriptorsItKeepsServingAndDoesNotSpin) {
   for (int i = 0; i < 100; ++i) clients.push_back(std::make_unique<BlockingClient>(port_));
   // The first ones were accepted and are served.
   ASSERT_TRUE(clients[0]->send_all("still here"));
-  EXPECT_EQ(clients[0]->recv_exact(10), "still here");
+  EXPECT_EQ(clients[0]->recv_exact(10), "still here") << server->err();
   // At the limit with clients waiting in the backlog: the server must not busy-loop.
   std::this_thread::sleep_for(milliseconds(300));
   double cpu_before = server->CpuSeconds();
@@ -161,8 +170,8 @@ TEST_P(EchoServerTest, OutOfDescriptorsItKeepsServingAndDoesNotSpin) {
   EXPECT_NE(server->err().find("Too many open files"), std::string::npos) << server->err();
   // Descriptors free up: the waiting clients get served.
   for (int i = 0; i < 50; ++i) clients[i].reset();
-  ASSERT_TRUE(clients[99]->send_all("served late"));
-  EXPECT_EQ(clients[99]->recv_exact(11), "served late");
+  ASSERT_TRUE(clients[99]->send_all("served late")) << server->err();
+  EXPECT_EQ(clients[99]->recv_exact(11), "served late") << server->err();
   clients.clear();
   EXPECT_EQ(Stop(*server), 0);
 }
