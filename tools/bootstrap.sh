@@ -6,11 +6,12 @@
 set -euo pipefail
 
 # bazel-bootstrap is Bazel 4.2.3 (WORKSPACE mode); it builds offline thanks to
-# third_party/bazel_standins. The rest are the compiler and the libraries brrr links.
+# third_party/bazel_standins. The rest are the compiler and the libraries brrr links
+# (libuv and libevent for the benchmark's peer servers in bench/peers).
 packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libgtest-dev libgmock-dev libbenchmark-dev liburing-dev
+  libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libuv1-dev libevent-dev
 )
 
 missing=()

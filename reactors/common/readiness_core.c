@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 /* One descriptor's operations in flight and cached readiness. */
@@ -486,6 +487,33 @@ static void serve_again_list(rc_core* core) {
   core->again_size -= count;
 }
 
+static int64_t monotonic_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* One backend wait that honours the whole timeout: an interrupted wait (a signal, or task
+ * work that io_uring queued on this thread) is not a timeout, so it waits again for the
+ * rest. The clock is read only when a finite timeout is interrupted. */
+static int wait_in_kernel(rc_core* core, int64_t timeout_ns) {
+  int64_t deadline = -1;
+  for (;;) {
+    core->counters.waits++;
+    core->counters.syscalls++;
+    int64_t started = timeout_ns > 0 && deadline < 0 ? monotonic_ns() : 0;
+    int rc = core->ops->wait(core->backend, core, timeout_ns);
+    if (rc != -EINTR) return rc;
+    if (timeout_ns == 0) return 0;
+    if (timeout_ns > 0) {
+      if (deadline < 0) deadline = started + timeout_ns;
+      int64_t now = monotonic_ns();
+      if (now >= deadline) return 0;
+      timeout_ns = deadline - now;
+    }
+  }
+}
+
 int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_completions,
             int64_t timeout_ns) {
   rc_core* core = as_core(reactor);
@@ -495,9 +523,7 @@ int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_completions,
    * still asked (without blocking) every few rounds so that other descriptors are served. */
   if (!have_work || core->again_size > 0 || ++core->waits_without_kernel >= 8) {
     core->waits_without_kernel = 0;
-    core->counters.waits++;
-    core->counters.syscalls++;
-    int rc = core->ops->wait(core->backend, core, have_work ? 0 : timeout_ns);
+    int rc = wait_in_kernel(core, have_work ? 0 : timeout_ns);
     if (rc < 0) return rc;
   }
   if (core->again_size > 0) serve_again_list(core);

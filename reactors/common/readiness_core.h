@@ -46,7 +46,8 @@ typedef struct rc_backend_ops {
    * `previous` is what was watched before. 0 or -errno. */
   int (*set_interest)(void* backend, int fd, uint32_t previous, uint32_t interest);
   /* Block up to timeout_ns (-1: no limit) and report each ready descriptor with
-   * rc_on_ready(). Returns the number of events, 0 on timeout or EINTR, or -errno. */
+   * rc_on_ready(). Returns the number of events, 0 on timeout, or -errno (-EINTR when a
+   * signal or io_uring task work interrupted the wait: the core waits again for the rest). */
   int (*wait)(void* backend, rc_core* core, int64_t timeout_ns);
   /* Frees the backend's state. */
   void (*destroy)(void* backend);

@@ -61,7 +61,7 @@ static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) 
   if (!be->use_pwait2) {
     n = epoll_wait(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, rc_timeout_ms(timeout_ns));
   }
-  if (n < 0) return errno == EINTR ? 0 : -errno;
+  if (n < 0) return -errno;
   for (int i = 0; i < n; i++) {
     uint32_t e = be->events[i].events;
     uint32_t ready = 0;

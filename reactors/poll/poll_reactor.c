@@ -75,7 +75,7 @@ static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
     ts.tv_nsec = timeout_ns % 1000000000;
   }
   int n = ppoll(be->fds, be->size, timeout_ns >= 0 ? &ts : NULL, NULL);
-  if (n < 0) return errno == EINTR ? 0 : -errno;
+  if (n < 0) return -errno;
   /* Walk backwards: serving an entry may remove it, which moves the last entry (already
    * visited) into its place. */
   int seen = 0;

@@ -50,7 +50,7 @@ static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns)
   be->ready_write = be->write_set;
   int n = pselect(be->max_watched + 1, &be->ready_read, &be->ready_write, NULL,
                   timeout_ns >= 0 ? &ts : NULL, NULL);
-  if (n < 0) return errno == EINTR ? 0 : -errno;
+  if (n < 0) return -errno;
   int seen = 0;
   for (int fd = 0; fd <= be->max_watched && seen < n; fd++) {
     uint32_t ready = 0;

@@ -2,7 +2,14 @@
 // wrong gives an error that names the file, the reason and the backends that are available.
 #include "runtime/plugin_loader.h"
 
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -119,6 +126,63 @@ TEST(PluginLoaderTest, ABackendTheKernelRefusesSaysWhy) {
   auto via_loader = loader.CreateReactor(TestPlugin("refuses"));
   ASSERT_FALSE(via_loader.ok());
   EXPECT_TRUE(Contains(via_loader.status().message(), "Available here: ")) << via_loader.status();
+}
+
+// A seccomp filter that makes io_uring_setup(2) fail with EPERM, as a container runtime's
+// default profile does. Everything else is allowed. Returns whether it is installed.
+bool ForbidIoUringSetup() {
+  sock_filter filter[] = {
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, arch)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+      BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_io_uring_setup, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | (EPERM & SECCOMP_RET_DATA)),
+      BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+  };
+  sock_fprog program{static_cast<unsigned short>(sizeof filter / sizeof filter[0]), filter};
+  return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+         prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &program) == 0;
+}
+
+// The real io_uring plugin in a process whose seccomp policy refuses io_uring: a clear
+// reason, and `auto` falls back to epoll. Runs in a child: a filter cannot be removed.
+TEST(PluginLoaderTest, IoUringRefusedBySeccompSaysWhyAndAutoFallsBack) {
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(pipe_fds[0]);
+    std::string report;
+    if (!ForbidIoUringSetup()) {
+      report = "could not install the seccomp filter";
+    } else {
+      PluginLoader loader({Runfiles("reactors")});
+      auto refused = loader.CreateReactor("io_uring");
+      auto fallback = loader.CreateReactor("auto");
+      report = (refused.ok() ? std::string("io_uring started") : std::string(refused.status().message())) +
+               "\n" + (fallback.ok() ? (*fallback)->name() : std::string(fallback.status().message()));
+    }
+    ssize_t written = ::write(pipe_fds[1], report.data(), report.size());
+    ::_exit(written == static_cast<ssize_t>(report.size()) ? 0 : 1);
+  }
+  ::close(pipe_fds[1]);
+  std::string report;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(pipe_fds[0], buf, sizeof buf)) > 0;) report.append(buf, static_cast<size_t>(n));
+  ::close(pipe_fds[0]);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << report;
+  size_t newline = report.find('\n');
+  ASSERT_NE(newline, std::string::npos) << report;
+  std::string refused = report.substr(0, newline);
+  EXPECT_TRUE(Contains(refused, "libbrrr_reactor_io_uring.so")) << refused;
+  EXPECT_TRUE(Contains(refused, "io_uring_queue_init: Operation not permitted")) << refused;
+  EXPECT_TRUE(Contains(refused, "seccomp")) << refused;
+  EXPECT_TRUE(Contains(refused, "Available here: epoll")) << refused;
+  EXPECT_EQ(report.substr(newline + 1), "epoll");
 }
 
 // `auto` tries io_uring, epoll, poll, select in turn and takes the first that starts.

@@ -5,7 +5,7 @@
 
 namespace brrr::testing {
 
-std::vector<std::string> AllBackends() { return {"select", "poll", "epoll"}; }
+std::vector<std::string> AllBackends() { return {"select", "poll", "epoll", "io_uring"}; }
 
 bool BackendStarts(const std::string& backend, std::string* why) {
   PluginLoader loader = PluginLoader::Default();

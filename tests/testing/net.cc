@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -49,6 +50,26 @@ std::string RandomBytes(size_t size, uint32_t seed) {
   return s;
 }
 
+namespace {
+
+// A blocking connect that a signal (or io_uring task work queued on this thread, which
+// interrupts blocking calls the same way) cannot fail: after EINTR the handshake goes on in
+// the kernel, so wait for it and read its outcome. 0 or an errno.
+int ConnectThroughInterruptions(int fd, const sockaddr* address, socklen_t size) {
+  if (::connect(fd, address, size) == 0) return 0;
+  if (errno != EINTR) return errno;
+  pollfd p{fd, POLLOUT, 0};
+  while (::poll(&p, 1, -1) < 0) {
+    if (errno != EINTR) return errno;
+  }
+  int error = 0;
+  socklen_t len = sizeof error;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) return errno;
+  return error;
+}
+
+}  // namespace
+
 BlockingClient::BlockingClient(uint16_t port, bool ipv6, int timeout_ms) {
   fd_ = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
@@ -66,16 +87,16 @@ BlockingClient::BlockingClient(uint16_t port, bool ipv6, int timeout_ms) {
     a.sin6_family = AF_INET6;
     a.sin6_port = htons(port);
     a.sin6_addr = in6addr_loopback;
-    rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    rc = ConnectThroughInterruptions(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
   } else {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rc = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    rc = ConnectThroughInterruptions(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
   }
   if (rc != 0) {
-    std::fprintf(stderr, "test client: connect to port %u: %s\n", port, std::strerror(errno));
+    std::fprintf(stderr, "test client: connect to port %u: %s\n", port, std::strerror(rc));
     std::abort();
   }
 }

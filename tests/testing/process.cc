@@ -110,6 +110,10 @@ std::optional<int> Process::Wait(Duration timeout) {
     pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+      // Everything the child wrote is read before its exit is reported: its pipes close
+      // with it, so the readers end.
+      if (out_reader_.joinable()) out_reader_.join();
+      if (err_reader_.joinable()) err_reader_.join();
       return exit_code_;
     }
     if (Clock::now() >= give_up) return std::nullopt;

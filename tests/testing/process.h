@@ -43,6 +43,7 @@ class Process {
 
   void Signal(int sig) const;
   // The exit code once it exits within `timeout`; -signal if killed by one; nullopt if still running.
+  // Once it returns an exit code, out() and err() hold everything the child wrote.
   std::optional<int> Wait(Duration timeout = std::chrono::seconds(30));
 
   // From /proc/PID.
