@@ -19,7 +19,9 @@ ABSL_FLAG(std::string, host, "127.0.0.1", "Echo server address");
 ABSL_FLAG(int32_t, port, 5000, "Echo server port");
 ABSL_FLAG(int32_t, connections, 64, "Connections");
 ABSL_FLAG(uint32_t, size, 64, "Bytes per message");
-ABSL_FLAG(int32_t, depth, 1, "Messages in flight per connection (1: ping-pong)");
+ABSL_FLAG(int32_t, depth, 1,
+          "Messages in flight per connection (1: ping-pong); without --rate, the free part of the "
+          "window is sent in one write, as a pipelining client does");
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "How long to measure");
 ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(), "Run this long first without counting");
 ABSL_FLAG(double, rate, 0, "Messages per second over all connections (0: as fast as possible)");

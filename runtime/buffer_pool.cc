@@ -1,6 +1,10 @@
 #include "runtime/buffer_pool.h"
 
+#include <sys/mman.h>
+
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "absl/status/status.h"
@@ -13,19 +17,20 @@ absl::StatusOr<std::unique_ptr<BufferPool>> BufferPool::Create(Reactor& reactor,
     return absl::InvalidArgumentError("a buffer pool needs a buffer size and a count above 0");
   }
   size_t bytes = static_cast<size_t>(size) * count;
-  void* base = nullptr;
-  if (posix_memalign(&base, 4096, bytes) != 0) {
-    return absl::ResourceExhaustedError(absl::StrCat("cannot allocate ", count, " receive buffers of ", size, " bytes"));
+  void* base = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+  if (base == MAP_FAILED) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("cannot map ", count, " receive buffers of ", size, " bytes: ", std::strerror(errno)));
   }
   absl::Status provided = reactor.provide_buffers(base, size, count);
   if (!provided.ok()) {
-    std::free(base);
+    munmap(base, bytes);
     return provided;
   }
   return std::unique_ptr<BufferPool>(new BufferPool(reactor, static_cast<char*>(base), size, count));
 }
 
-BufferPool::~BufferPool() { std::free(base_); }
+BufferPool::~BufferPool() { munmap(base_, static_cast<size_t>(size_) * count_); }
 
 void BufferPool::recycle(uint32_t id) {
   --in_use_;

@@ -5,6 +5,11 @@
 // the buffer until it is destroyed (typically after the bytes have been sent on), which
 // returns the buffer to the backend.
 //
+// The memory is faulted in when the pool is created (MAP_POPULATE): it is a fixed cost of
+// the loop (count x size bytes; brrr-echo --recv_buffers), visible in RSS from the
+// start, and the receive path never takes a page fault. io_uring's buffer ring hands
+// buffers out first-in first-out, so under traffic every page of the pool is touched anyway.
+//
 // Threads: loop thread only. Ownership: the pool owns the memory; the backend borrows it
 // until the reactor is destroyed, so the pool must outlive the reactor (EventLoop keeps it so).
 #ifndef BRRR_RUNTIME_BUFFER_POOL_H_

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "control/admin_server.h"
 #include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
 #include "server/echo_server.h"
@@ -41,8 +42,15 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long connections may take to finish before they are closed");
 ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),
           "A task that holds a loop this long is reported as a stall");
+ABSL_FLAG(int32_t, admin_port, 0,
+          "Port of the gRPC admin plane (brrr.admin.v1.Admin, grpc.health.v1, server reflection); "
+          "0: off");
+ABSL_FLAG(std::string, admin_host, "127.0.0.1",
+          "Address the admin plane listens on; anything but a loopback address draws a warning");
 ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
-ABSL_FLAG(uint32_t, recv_buffers, 1024, "Receive buffers per loop");
+ABSL_FLAG(uint32_t, recv_buffers, 1024,
+          "Receive buffers per loop; recv_buffers x recv_buffer_size bytes are mapped and faulted in at "
+          "start (16 MiB by default)");
 
 namespace {
 
@@ -100,6 +108,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "brrr-echo: --port=%d: must be from 0 to 65535\n", port);
     return 2;
   }
+  int32_t admin_port = absl::GetFlag(FLAGS_admin_port);
+  if (admin_port < 0 || admin_port > 65535) {
+    std::fprintf(stderr, "brrr-echo: --admin_port=%d: must be from 0 to 65535 (0: no admin plane)\n", admin_port);
+    return 2;
+  }
+  std::string admin_host = absl::GetFlag(FLAGS_admin_host);
+  absl::StatusOr<brrr::SocketAddress> admin_address = brrr::SocketAddress::Parse(admin_host, 0);
+  if (admin_port != 0 && !admin_address.ok()) {
+    std::fprintf(stderr, "brrr-echo: --admin_host=%s: not an IP address (%s)\n", admin_host.c_str(),
+                 std::string(admin_address.status().message()).c_str());
+    return 2;
+  }
   EchoServerOptions o;
   o.backend = absl::GetFlag(FLAGS_backend);
   o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
@@ -135,15 +155,39 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "brrr-echo: %s\n", std::string(server.status().message()).c_str());
     return 3;
   }
+  std::unique_ptr<brrr::control::AdminServer> admin;
+  if (admin_port != 0) {
+    brrr::control::AdminServerOptions admin_options;
+    admin_options.host = admin_host;
+    admin_options.port = static_cast<uint16_t>(admin_port);
+    auto started = brrr::control::AdminServer::Start(
+        admin_options, **server, brrr::PluginLoader::Default(o.plugin_dir).Probe());
+    if (!started.ok()) {
+      std::fprintf(stderr, "brrr-echo: %s\n", std::string(started.status().message()).c_str());
+      return 3;
+    }
+    admin = *std::move(started);
+    if (!admin_address->is_loopback()) {
+      std::fprintf(stderr,
+                   "brrr-echo: warning: the admin plane listens on %s, which is not a loopback address: "
+                   "anyone who can reach it can read the statistics\n",
+                   admin->address().c_str());
+    }
+  }
   (*server)->Start();
   std::printf("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",
               (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
               o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));
+  if (admin != nullptr) {
+    std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection)\n",
+                admin->address().c_str());
+  }
   std::fflush(stdout);
 
   std::thread signal_thread(HandleSignals, server->get(), &signals);
   int64_t drain_started = 0;
   (*server)->Wait();
+  if (admin != nullptr) admin->Shutdown();
   drain_started = (*server)->drain_started_at_ns();
   pthread_kill(signal_thread.native_handle(), SIGUSR1);
   signal_thread.join();

@@ -31,6 +31,8 @@ void Shard::start() {
 }
 
 Task<> Shard::accept_loop() {
+  // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
+  loop_->receive_buffers();
   Duration backoff = milliseconds(10);
   uint64_t errors_reported = 0;
   while (!draining_) {

@@ -12,6 +12,7 @@ packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libuv1-dev libevent-dev
+  grpc-proto
 )
 
 missing=()

@@ -50,6 +50,21 @@ std::string RandomBytes(size_t size, uint32_t seed) {
   return s;
 }
 
+uint16_t PickFreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof a;
+  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) != 0) {
+    std::perror("PickFreePort");
+    std::abort();
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
 namespace {
 
 // A blocking connect that a signal (or io_uring task work queued on this thread, which

@@ -18,6 +18,10 @@ uint64_t RaiseFdLimit(uint64_t want);
 // `size` bytes in which every byte value occurs (for size >= 256), from `seed`.
 std::string RandomBytes(size_t size, uint32_t seed);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for
+// programs that take a port number and cannot report the one they got.
+uint16_t PickFreePort();
+
 // A blocking TCP client. Every receive gives up after `timeout_ms` (SO_RCVTIMEO).
 class BlockingClient {
  public:

@@ -1,0 +1,334 @@
+#!/usr/bin/env bash
+# bench/echo.sh: the side-by-side echo benchmark. In one run, alternating between servers,
+# with the server pinned to one core and the load generator (brrr-bench) to another:
+#   brrr-echo on io_uring, epoll, poll and select, and the peers in bench/peers (a libuv echo
+#   server and a libevent bufferevent echo server).
+# Scenarios: 1 and 64 connections ping-pong 64 B; 64 connections pipelined depth 16;
+# 1,000 connections ping-pong; 4 connections 64 KiB messages. Then server memory per idle
+# connection at 10,000 connections, and system calls per echoed message.
+# Prints each figure (the median of the rounds) and its ratio to the best peer.
+#
+#   bench/echo.sh                      # the full run (about 10 minutes on 2 cores)
+#   bench/echo.sh --rounds=1 --duration=1s --idle=1000   # a quick look
+#   bench/echo.sh --help
+#
+# Needs: bazel, taskset, python3; perf (or strace) for the system-call counts. Run as root or
+# with a hard RLIMIT_NOFILE above --idle.
+set -euo pipefail
+
+ROUNDS=3
+DURATION=3s
+WARMUP=1s
+IDLE=10000
+SERVER_CPU=0
+LOAD_CPU=1
+SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent"
+SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
+SYSCALLS=1
+
+usage() {
+  cat <<EOF
+Usage: bench/echo.sh [options]
+
+  --rounds=N         rounds per scenario; servers alternate within a round (default $ROUNDS)
+  --duration=D       measured time per run, as brrr-bench takes it (default $DURATION)
+  --warmup=D         unmeasured time before each run (default $WARMUP)
+  --servers=LIST     space- or comma-separated, from: $SERVERS
+  --scenarios=LIST   from: $SCENARIOS
+  --idle=N           idle connections for the memory figure; 0 skips it (default $IDLE)
+  --no-syscalls      skip the system-calls-per-message figure
+  --server_cpu=C     CPU the server is pinned to (default $SERVER_CPU)
+  --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
+
+Exit codes: 0 done, 1 a run failed (a server died or the load generator saw a mismatch),
+2 bad options or a missing tool.
+EOF
+}
+
+die() {
+  echo "bench/echo.sh: $*" >&2
+  exit 2
+}
+
+for arg in "$@"; do
+  case "$arg" in
+    --rounds=*) ROUNDS="${arg#*=}" ;;
+    --duration=*) DURATION="${arg#*=}" ;;
+    --warmup=*) WARMUP="${arg#*=}" ;;
+    --servers=*) SERVERS="${arg#*=}" ;;
+    --scenarios=*) SCENARIOS="${arg#*=}" ;;
+    --idle=*) IDLE="${arg#*=}" ;;
+    --no-syscalls) SYSCALLS=0 ;;
+    --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
+    --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $arg" ;;
+  esac
+done
+SERVERS="${SERVERS//,/ }"
+SCENARIOS="${SCENARIOS//,/ }"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
+[[ "$IDLE" =~ ^[0-9]+$ ]] || die "--idle must be a count, not '$IDLE'"
+for s in $SERVERS; do
+  case "$s" in brrr-io_uring | brrr-epoll | brrr-poll | brrr-select | libuv | libevent) ;;
+    *) die "unknown server '$s' (known: brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent)" ;;
+  esac
+done
+
+scenario_args() {
+  case "$1" in
+    pp1) echo "--connections=1 --size=64 --depth=1" ;;
+    pp64) echo "--connections=64 --size=64 --depth=1" ;;
+    pipe64) echo "--connections=64 --size=64 --depth=16" ;;
+    conn1000) echo "--connections=1000 --size=64 --depth=1" ;;
+    big4) echo "--connections=4 --size=65536 --depth=1" ;;
+    *) die "unknown scenario '$1' (known: pp1 pp64 pipe64 conn1000 big4)" ;;
+  esac
+}
+scenario_title() {
+  case "$1" in
+    pp1) echo "1 connection, ping-pong 64 B" ;;
+    pp64) echo "64 connections, ping-pong 64 B" ;;
+    pipe64) echo "64 connections, pipelined depth 16, 64 B" ;;
+    conn1000) echo "1,000 connections, ping-pong 64 B" ;;
+    big4) echo "4 connections, 64 KiB messages" ;;
+  esac
+}
+for s in $SCENARIOS; do scenario_args "$s" > /dev/null; done
+
+for tool in bazel taskset python3; do
+  command -v "$tool" > /dev/null || die "needs $tool"
+done
+cores=$(nproc)
+((SERVER_CPU < cores && LOAD_CPU < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
+
+cd "$(dirname "$0")/.."
+echo "bench/echo.sh: building with -c opt ..." >&2
+bazel build -c opt //server:brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo >&2
+BIN="$(bazel info -c opt bazel-bin 2> /dev/null)"
+
+# Room for --idle connections on both ends (and the 1,000-connection scenario).
+want_fds=$((IDLE + 2000))
+ulimit -n "$want_fds" 2> /dev/null || ulimit -n "$(ulimit -Hn)"
+if ((IDLE > 0 && $(ulimit -n) < IDLE + 100)); then
+  die "RLIMIT_NOFILE is $(ulimit -n); --idle=$IDLE needs more (run as root, or lower --idle)"
+fi
+
+WORK="$(mktemp -d /tmp/brrr-echo-bench.XXXXXX)"
+SERVER_PID=""
+cleanup() {
+  if [[ -n "$SERVER_PID" ]]; then kill -KILL "$SERVER_PID" 2> /dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+NEXT_PORT=$((20000 + RANDOM % 20000))
+failures=0
+
+# start_server NAME: starts it pinned to SERVER_CPU on a fresh port; sets SERVER_PID, PORT.
+start_server() {
+  local name="$1"
+  PORT=$NEXT_PORT
+  NEXT_PORT=$((NEXT_PORT + 1))
+  local log="$WORK/server.log"
+  case "$name" in
+    brrr-*) taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo" --backend="${name#brrr-}" --port="$PORT" \
+      --max_connections=$((IDLE + 2000)) > "$log" 2>&1 &
+      ;;
+    libuv) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libuv_echo" "$PORT" > "$log" 2>&1 & ;;
+    libevent) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libevent_echo" "$PORT" > "$log" 2>&1 & ;;
+  esac
+  SERVER_PID=$!
+  for _ in $(seq 1 200); do
+    if grep -q "listening on" "$log"; then return 0; fi
+    kill -0 "$SERVER_PID" 2> /dev/null || break
+    sleep 0.05
+  done
+  cat "$log" >&2
+  die "$name did not start"
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID" 2> /dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$SERVER_PID" 2> /dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$SERVER_PID" 2> /dev/null || true
+  wait "$SERVER_PID" 2> /dev/null || true
+  SERVER_PID=""
+}
+
+# run_load SCENARIO [extra brrr-bench flags]: one measured run; prints brrr-bench's JSON line.
+run_load() {
+  local scenario="$1"
+  shift
+  # shellcheck disable=SC2046
+  taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="$PORT" $(scenario_args "$scenario") \
+    --duration="$DURATION" --warmup="$WARMUP" --progress=false "$@" 2> "$WORK/load.err" |
+    grep '^{' || true
+}
+
+RESULTS="$WORK/results.jsonl"
+: > "$RESULTS"
+
+# ---- throughput and latency, alternating servers ----
+read -r -a server_list <<< "$SERVERS"
+count=${#server_list[@]}
+for scenario in $SCENARIOS; do
+  for round in $(seq 1 "$ROUNDS"); do
+    for i in $(seq 0 $((count - 1))); do
+      # Each round starts with a different server, so no server always runs first or last.
+      name="${server_list[$(((i + round - 1) % count))]}"
+      start_server "$name"
+      json="$(run_load "$scenario")"
+      stop_server
+      if [[ -z "$json" || "$json" != *'"ok":true'* ]]; then
+        echo "bench/echo.sh: $name / $scenario round $round failed: ${json:-no result}" >&2
+        cat "$WORK/load.err" >&2
+        failures=$((failures + 1))
+        continue
+      fi
+      echo "{\"kind\":\"load\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$json}" >> "$RESULTS"
+      echo "  $(scenario_title "$scenario") | round $round | $name: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, %.1f MB/s, p50 %.0f us, p99 %.0f us" % (r["messages_per_second"], r["mb_per_second"], r["p50_us"], r["p99_us"]))' "$json")" >&2
+    done
+  done
+done
+
+# ---- server memory per idle connection ----
+# Opens N connections, echoes one byte on each (so the server has accepted and armed every
+# one), holds them, and reports the server's RSS before and while they are open.
+cat > "$WORK/idle.py" << 'EOF'
+import os, socket, sys, time
+port, count, pid = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+def rss_kib():
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise SystemExit("server gone")
+before = rss_kib()
+conns = []
+for i in range(count):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"x")
+    conns.append(s)
+for s in conns:
+    if s.recv(1) != b"x":
+        raise SystemExit("an idle connection was not echoed")
+time.sleep(0.5)
+after = rss_kib()
+print(f'{{"rss_before_kib":{before},"rss_after_kib":{after},"connections":{count},'
+      f'"bytes_per_connection":{(after - before) * 1024 / count:.0f}}}')
+EOF
+if ((IDLE > 0)); then
+  for name in "${server_list[@]}"; do
+    if [[ "$name" == "brrr-select" ]]; then
+      echo "  idle memory | $name: skipped (select cannot watch descriptors >= FD_SETSIZE, 1024)" >&2
+      continue
+    fi
+    start_server "$name"
+    sleep 0.2
+    if json="$(taskset -c "$LOAD_CPU" python3 "$WORK/idle.py" "$PORT" "$IDLE" "$SERVER_PID")"; then
+      echo "{\"kind\":\"idle\",\"server\":\"$name\",\"result\":$json}" >> "$RESULTS"
+      echo "  idle memory | $name: $json" >&2
+    else
+      echo "bench/echo.sh: idle connections on $name failed" >&2
+      failures=$((failures + 1))
+    fi
+    stop_server
+  done
+fi
+
+# ---- system calls per echoed message (64 connections ping-pong, and pipelined) ----
+if ((SYSCALLS)); then
+  if command -v perf > /dev/null && perf stat -e raw_syscalls:sys_enter -- true > /dev/null 2>&1; then
+    counter=perf
+  elif command -v strace > /dev/null; then
+    counter=strace
+  else
+    counter=""
+    echo "bench/echo.sh: neither perf (with tracepoints) nor strace: no system-call counts" >&2
+  fi
+  if [[ -n "$counter" ]]; then
+    for scenario in pp64 pipe64; do
+      for name in "${server_list[@]}"; do
+        start_server "$name"
+        if [[ "$counter" == perf ]]; then
+          perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -o "$WORK/count" &
+        else
+          strace -c -f -q -p "$SERVER_PID" -o "$WORK/count" &
+        fi
+        counter_pid=$!
+        sleep 0.3
+        json="$(run_load "$scenario" --warmup=0s)"
+        kill -INT "$counter_pid" 2> /dev/null || true
+        wait "$counter_pid" 2> /dev/null || true
+        stop_server
+        if [[ "$counter" == perf ]]; then
+          calls="$(grep raw_syscalls "$WORK/count" | cut -d, -f1)"
+        else
+          calls="$(awk '/^-+/ {n++} n==2 && $0 !~ /^-/ {print $(NF-1); exit}' "$WORK/count")"
+          [[ -n "$calls" ]] || calls="$(grep ' total' "$WORK/count" | awk '{print $(NF-1)}')"
+        fi
+        if [[ -z "$json" || -z "$calls" || "$json" != *'"ok":true'* ]]; then
+          echo "bench/echo.sh: syscall count for $name / $scenario failed" >&2
+          failures=$((failures + 1))
+          continue
+        fi
+        echo "{\"kind\":\"syscalls\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"counter\":\"$counter\",\"syscalls\":$calls,\"result\":$json}" >> "$RESULTS"
+        echo "  syscalls | $(scenario_title "$scenario") | $name: $calls system calls" >&2
+      done
+    done
+  fi
+fi
+
+# ---- the table ----
+python3 - "$RESULTS" "$SCENARIOS" << 'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+titles = {"pp1": "1 connection, ping-pong 64 B", "pp64": "64 connections, ping-pong 64 B",
+          "pipe64": "64 connections, pipelined depth 16, 64 B",
+          "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages"}
+peers = ("libuv", "libevent")
+def med(values): return statistics.median(values) if values else float("nan")
+print()
+for scenario in sys.argv[2].split():
+    runs = [r for r in rows if r["kind"] == "load" and r["scenario"] == scenario]
+    if not runs: continue
+    servers = list(dict.fromkeys(r["server"] for r in runs))
+    fig = {s: {k: med([r["result"][k] for r in runs if r["server"] == s])
+               for k in ("messages_per_second", "mb_per_second", "p50_us", "p99_us")} for s in servers}
+    best_peer = max((fig[p]["messages_per_second"] for p in peers if p in fig), default=None)
+    n = max(len([r for r in runs if r["server"] == s]) for s in servers)
+    print(f"{titles[scenario]} (median of {n})")
+    print(f"  {'server':<14} {'msg/s':>11} {'MB/s':>9} {'p50 us':>8} {'p99 us':>8} {'vs best peer':>13}")
+    for s in servers:
+        f = fig[s]
+        ratio = f"{f['messages_per_second'] / best_peer:.2f}x" if best_peer else "-"
+        print(f"  {s:<14} {f['messages_per_second']:>11.0f} {f['mb_per_second']:>9.1f} {f['p50_us']:>8.0f} {f['p99_us']:>8.0f} {ratio:>13}")
+    print()
+idle = [r for r in rows if r["kind"] == "idle"]
+if idle:
+    print(f"Server memory per idle connection ({idle[0]['result']['connections']} connections, RSS growth)")
+    for r in idle:
+        res = r["result"]
+        print(f"  {r['server']:<14} {res['bytes_per_connection']:>7.0f} B  (RSS {res['rss_before_kib']} -> {res['rss_after_kib']} KiB)")
+    print()
+sc = [r for r in rows if r["kind"] == "syscalls"]
+if sc:
+    print(f"System calls per echoed message (server side, counted with {sc[0]['counter']})")
+    for scenario in ("pp64", "pipe64"):
+        part = [r for r in sc if r["scenario"] == scenario]
+        if not part: continue
+        print(f"  {titles[scenario]}")
+        for r in part:
+            msgs = r["result"]["messages"]
+            print(f"    {r['server']:<14} {r['syscalls'] / msgs if msgs else float('nan'):>7.3f}  ({r['syscalls']} calls, {msgs} messages)")
+    print()
+EOF
+
+if ((failures > 0)); then
+  echo "bench/echo.sh: $failures run(s) failed" >&2
+  exit 1
+fi

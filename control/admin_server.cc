@@ -1,0 +1,109 @@
+#include "control/admin_server.h"
+
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "control/admin_service.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "runtime/socket_address.h"
+
+namespace brrr::control {
+
+namespace health = grpc::health::v1;
+
+// grpc.health.v1.Health: SERVING while the echo server accepts, NOT_SERVING once it drains.
+// Services: "" (the whole server) and "brrr.admin.v1.Admin"; any other is NOT_FOUND.
+class HealthService final : public health::Health::Service {
+ public:
+  explicit HealthService(server::EchoServer& server) : server_(server) {}
+
+  grpc::Status Check(grpc::ServerContext*, const health::HealthCheckRequest* request,
+                     health::HealthCheckResponse* response) override {
+    if (!Known(request->service())) return UnknownService(request->service());
+    response->set_status(Current());
+    return grpc::Status::OK;
+  }
+
+  // Sends the status now and again whenever it changes, until the client goes away or the
+  // admin server shuts down.
+  grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
+                     grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
+    if (!Known(request->service())) return UnknownService(request->service());
+    health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
+    while (!context->IsCancelled() && !shutting_down_.load()) {
+      health::HealthCheckResponse::ServingStatus now = Current();
+      if (now != sent) {
+        health::HealthCheckResponse response;
+        response.set_status(now);
+        if (!writer->Write(response)) break;
+        sent = now;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return grpc::Status::OK;
+  }
+
+  void ShutDown() { shutting_down_.store(true); }
+
+ private:
+  static bool Known(const std::string& service) { return service.empty() || service == "brrr.admin.v1.Admin"; }
+  static grpc::Status UnknownService(const std::string& service) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("unknown service \"", service, "\"; known: \"\" and \"brrr.admin.v1.Admin\""));
+  }
+  health::HealthCheckResponse::ServingStatus Current() const {
+    return server_.drain_started_at_ns() == 0 ? health::HealthCheckResponse::SERVING
+                                              : health::HealthCheckResponse::NOT_SERVING;
+  }
+
+  server::EchoServer& server_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options,
+                                                                 server::EchoServer& echo_server,
+                                                                 std::vector<BackendProbe> backends) {
+  absl::StatusOr<SocketAddress> where = SocketAddress::Parse(options.host, options.port);
+  if (!where.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin_host=", options.host, ": not an IP address (", where.status().message(), ")"));
+  }
+  std::unique_ptr<AdminServer> admin(new AdminServer());
+  admin->address_ = where->ToString();
+  admin->admin_ = std::make_unique<AdminService>(echo_server, std::move(backends));
+  admin->health_ = std::make_unique<HealthService>(echo_server);
+
+  // Reflection (grpc.reflection.v1alpha) describes every service registered on the builder.
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int bound_port = 0;
+  builder.AddListeningPort(admin->address_, grpc::InsecureServerCredentials(), &bound_port);
+  // One port per process: a second brrr-echo must not share it through SO_REUSEPORT.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.RegisterService(admin->admin_.get());
+  builder.RegisterService(admin->health_.get());
+  admin->server_ = builder.BuildAndStart();
+  if (admin->server_ == nullptr || bound_port == 0) {
+    return absl::UnavailableError(absl::StrCat("admin plane: cannot listen on ", admin->address_,
+                                               " (port in use, or not permitted)"));
+  }
+  return admin;
+}
+
+AdminServer::~AdminServer() { Shutdown(); }
+
+void AdminServer::Shutdown() {
+  if (server_ == nullptr) return;
+  health_->ShutDown();
+  // Calls in progress get a moment to finish; streams are cancelled at the deadline.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  server_->Wait();
+  server_.reset();
+}
+
+}  // namespace brrr::control

@@ -1,0 +1,60 @@
+// admin_server.h: the gRPC server of the admin plane: brrr.admin.v1.Admin, grpc.health.v1
+// (from Debian grpc-proto's health.proto, so reflection can describe it) and server
+// reflection, on its own threads next to the echo server's loops.
+//
+//   AdminServerOptions o{.host = "127.0.0.1", .port = 5001};
+//   auto admin = AdminServer::Start(o, echo_server, loader.Probe());
+//   ... (*admin)->address() ...   // "127.0.0.1:5001"
+//   (*admin)->Shutdown();         // before the echo server goes away
+//
+// Threads: Start and Shutdown from one thread; the services run on gRPC's.
+#ifndef BRRR_CONTROL_ADMIN_SERVER_H_
+#define BRRR_CONTROL_ADMIN_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server.h"
+#include "runtime/plugin_loader.h"
+#include "server/echo_server.h"
+
+namespace brrr::control {
+
+class AdminService;
+class HealthService;
+
+struct AdminServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: not served
+};
+
+class AdminServer {
+ public:
+  // Binds host:port and starts serving. Errors: a host that is not an IP address
+  // (InvalidArgument), a port in use or not permitted (Unavailable).
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminServerOptions& options,
+                                                            server::EchoServer& echo_server,
+                                                            std::vector<BackendProbe> backends);
+  ~AdminServer();  // shuts down if still serving
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // "host:port" ("[::1]:5001" for IPv6).
+  const std::string& address() const { return address_; }
+  // Stops taking calls and ends the ones in progress (streams included). Idempotent.
+  void Shutdown();
+
+ private:
+  AdminServer() = default;
+
+  std::string address_;
+  std::unique_ptr<AdminService> admin_;
+  std::unique_ptr<HealthService> health_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_ADMIN_SERVER_H_

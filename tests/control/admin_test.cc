@@ -1,0 +1,202 @@
+// The admin plane of a real brrr-echo, over a real gRPC channel: server information, live
+// statistics that follow real traffic, health, and server reflection (what grpcurl uses).
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "brrr/admin/v1/admin.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "gtest/gtest.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+namespace health = grpc::health::v1;
+namespace reflection = grpc::reflection::v1alpha;
+using std::chrono::seconds;
+
+class AdminTest : public ::testing::Test {
+ protected:
+  // brrr-echo with its admin plane on a free port.
+  void Start(std::vector<std::string> extra = {}) {
+    admin_port_ = testing::PickFreePort();
+    std::vector<std::string> args = {"--port=0", "--admin_port=" + std::to_string(admin_port_)};
+    args.insert(args.end(), extra.begin(), extra.end());
+    server_ = std::make_unique<testing::Process>(testing::Runfile("server/brrr-echo"), args);
+    port_ = server_->ListeningPort();
+    ASSERT_NE(port_, 0) << server_->err();
+    ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
+        << server_->out() << server_->err();
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(admin_port_), grpc::InsecureChannelCredentials());
+    stub_ = admin::Admin::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    if (server_ == nullptr) return;
+    server_->Signal(SIGTERM);
+    std::optional<int> code = server_->Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0) << server_->err();
+  }
+
+  static std::unique_ptr<grpc::ClientContext> Context() {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + seconds(10));
+    return context;
+  }
+
+  admin::Stats Stats() {
+    admin::Stats stats;
+    grpc::Status s = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return stats;
+  }
+
+  // Stats once `ready` holds for them (polled, bounded: 5 s), else the last ones read.
+  admin::Stats StatsWhen(const std::function<bool(const admin::Stats&)>& ready) {
+    admin::Stats stats;
+    for (int i = 0; i < 500; ++i) {
+      stats = Stats();
+      if (ready(stats)) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return stats;
+  }
+
+  uint16_t admin_port_ = 0;
+  uint16_t port_ = 0;
+  std::unique_ptr<testing::Process> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<admin::Admin::Stub> stub_;
+};
+
+TEST_F(AdminTest, ServerInfoSaysWhatRuns) {
+  Start({"--loops=2", "--backend=epoll"});
+  admin::ServerInfo info;
+  grpc::Status s = stub_->GetServerInfo(Context().get(), admin::GetServerInfoRequest(), &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_FALSE(info.version().empty());
+  EXPECT_EQ(info.backend(), "epoll");
+  EXPECT_EQ(info.loops(), 2u);
+  ASSERT_EQ(info.listening_addresses_size(), 1);
+  EXPECT_EQ(info.listening_addresses(0), "127.0.0.1:" + std::to_string(port_));
+  EXPECT_EQ(static_cast<pid_t>(info.pid()), server_->pid());
+  EXPECT_GE(info.uptime_seconds(), 0.0);
+  bool epoll_listed = false;
+  for (const admin::BackendAvailability& b : info.available_backends()) {
+    if (b.name() == "epoll") epoll_listed = b.starts() && b.reason().empty();
+  }
+  EXPECT_TRUE(epoll_listed) << info.DebugString();
+}
+
+TEST_F(AdminTest, StatsFollowRealTraffic) {
+  Start({"--loops=2"});
+  // Each loop has its listener in the read set (an accept is always pending) once it runs.
+  admin::Stats before = StatsWhen([](const admin::Stats& s) { return s.total().read_set_size() == 2; });
+  ASSERT_EQ(before.loops_size(), 2);
+  EXPECT_EQ(before.total().connections_active(), 0u);
+  EXPECT_EQ(before.total().read_set_size(), 2u);
+  EXPECT_EQ(before.loops(0).read_set_size(), 1u);
+  EXPECT_EQ(before.loops(1).read_set_size(), 1u);
+
+  testing::BlockingClient client(port_);
+  std::string payload = testing::RandomBytes(100000, 3);
+  ASSERT_TRUE(client.send_all(payload));
+  ASSERT_EQ(client.recv_exact(payload.size()), payload);
+  admin::Stats during = Stats();
+  EXPECT_EQ(during.total().connections_active(), 1u);
+  EXPECT_EQ(during.total().connections_accepted(), 1u);
+  EXPECT_EQ(during.total().bytes_in(), payload.size());
+  EXPECT_EQ(during.total().bytes_out(), payload.size());
+  // The idle connection waits in the read set with nothing queued to send.
+  EXPECT_EQ(during.total().read_set_size(), before.total().read_set_size() + 1);
+  EXPECT_EQ(during.total().write_set_size(), 0u);
+  // The total is the sum of the loops.
+  uint64_t bytes = 0;
+  uint64_t iterations = 0;
+  for (const admin::LoopStats& l : during.loops()) {
+    bytes += l.bytes_in();
+    iterations += l.iterations();
+  }
+  EXPECT_EQ(bytes, during.total().bytes_in());
+  EXPECT_EQ(iterations, during.total().iterations());
+  EXPECT_GT(during.total().iterations(), before.total().iterations());
+  EXPECT_GT(during.total().stall_threshold_ms(), 0.0);
+
+  client.close();
+  admin::Stats after = StatsWhen([](const admin::Stats& s) { return s.total().connections_active() == 0; });
+  EXPECT_EQ(after.total().connections_active(), 0u);
+  EXPECT_EQ(after.total().read_set_size(), before.total().read_set_size());
+}
+
+TEST_F(AdminTest, HealthSaysServing) {
+  Start();
+  auto health_stub = health::Health::NewStub(channel_);
+  health::HealthCheckRequest request;
+  health::HealthCheckResponse response;
+  grpc::Status s = health_stub->Check(Context().get(), request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
+  request.set_service("brrr.admin.v1.Admin");
+  s = health_stub->Check(Context().get(), request, &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
+  request.set_service("no.such.Service");
+  s = health_stub->Check(Context().get(), request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_NE(s.error_message().find("no.such.Service"), std::string::npos) << s.error_message();
+}
+
+// What grpcurl does with no .proto: list the services, then fetch a descriptor.
+TEST_F(AdminTest, ReflectionListsAndDescribesTheServices) {
+  Start();
+  auto stub = reflection::ServerReflection::NewStub(channel_);
+  auto context = Context();
+  auto stream = stub->ServerReflectionInfo(context.get());
+  reflection::ServerReflectionRequest request;
+  request.set_list_services("");
+  ASSERT_TRUE(stream->Write(request));
+  reflection::ServerReflectionResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<std::string> services;
+  for (const auto& s : response.list_services_response().service()) services.push_back(s.name());
+  EXPECT_NE(std::find(services.begin(), services.end(), "brrr.admin.v1.Admin"), services.end());
+  EXPECT_NE(std::find(services.begin(), services.end(), "grpc.health.v1.Health"), services.end());
+
+  for (const std::string symbol : {"brrr.admin.v1.Admin", "grpc.health.v1.Health"}) {
+    request.set_file_containing_symbol(symbol);
+    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->Read(&response));
+    EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0)
+        << symbol << ": " << response.error_response().error_message();
+  }
+  stream->WritesDone();
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST(AdminFlagsTest, BadAdminFlagsGiveAClearErrorAndExitCode) {
+  testing::Process bad_port(testing::Runfile("server/brrr-echo"), {"--port=0", "--admin_port=70000"});
+  EXPECT_EQ(bad_port.Wait(seconds(30)), 2);
+  EXPECT_NE(bad_port.err().find("--admin_port=70000: must be from 0 to 65535"), std::string::npos) << bad_port.err();
+  testing::Process bad_host(testing::Runfile("server/brrr-echo"),
+                            {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
+                             "--admin_host=admin.example"});
+  EXPECT_EQ(bad_host.Wait(seconds(30)), 2);
+  EXPECT_NE(bad_host.err().find("--admin_host=admin.example: not an IP address"), std::string::npos)
+      << bad_host.err();
+}
+
+}  // namespace
+}  // namespace brrr
