@@ -32,6 +32,7 @@
 #ifndef BRRR_RUNTIME_REACTOR_ABI_H_
 #define BRRR_RUNTIME_REACTOR_ABI_H_
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -182,6 +183,39 @@ typedef struct brrr_reactor_plugin {
 
 /* The entry point's type. Returns a table with static storage duration; never NULL. */
 typedef const brrr_reactor_plugin* (*brrr_reactor_entry_fn)(void);
+
+/* ---- Helpers every backend shares, so that all of them judge an op alike ---- */
+
+/* Whether submit() must take `op`: 0, or the -errno submit() returns. `has_buffers`: whether
+ * provide_buffers() succeeded. (Backend-specific limits, such as select's max_fd, come on
+ * top.) */
+static inline int brrr_op_check(const brrr_op* op, int has_buffers) {
+  if (op->fd < 0) return -EBADF;
+  if (op->flags & ~(uint32_t)(BRRR_OP_MULTISHOT | BRRR_OP_BUFFER_SELECT)) return -EINVAL;
+  switch (op->opcode) {
+    case BRRR_OP_ACCEPT:
+      return (op->flags & BRRR_OP_BUFFER_SELECT) ? -EINVAL : 0;
+    case BRRR_OP_RECV:
+      if (op->flags & BRRR_OP_BUFFER_SELECT) return has_buffers ? 0 : -ENOBUFS;
+      /* Multishot into one caller buffer would overwrite data the runtime has not read. */
+      if (op->flags & BRRR_OP_MULTISHOT) return -EINVAL;
+      return op->buf != NULL || op->len == 0 ? 0 : -EFAULT;
+    case BRRR_OP_SEND:
+    case BRRR_OP_CONNECT:
+      if (op->flags) return -EINVAL;
+      return op->buf != NULL || op->len == 0 ? 0 : -EFAULT;
+    case BRRR_OP_POLL_READABLE:
+    case BRRR_OP_POLL_WRITABLE:
+      return op->flags ? -EINVAL : 0;
+    default:
+      return -EINVAL;
+  }
+}
+
+/* Whether an opcode takes a descriptor's read side (one at a time) or its write side. */
+static inline int brrr_op_is_read_side(uint32_t opcode) {
+  return opcode == BRRR_OP_ACCEPT || opcode == BRRR_OP_RECV || opcode == BRRR_OP_POLL_READABLE;
+}
 
 #ifdef __cplusplus
 } /* extern "C" */

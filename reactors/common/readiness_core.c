@@ -376,32 +376,8 @@ void rc_destroy(brrr_reactor* reactor) {
 }
 
 static int validate(const rc_core* core, const brrr_op* op) {
-  if (op->fd < 0) return -EBADF;
-  if (core->max_fd >= 0 && op->fd > core->max_fd) return -ERANGE;
-  uint32_t known = BRRR_OP_MULTISHOT | BRRR_OP_BUFFER_SELECT;
-  if (op->flags & ~known) return -EINVAL;
-  switch (op->opcode) {
-    case BRRR_OP_ACCEPT:
-      return (op->flags & BRRR_OP_BUFFER_SELECT) ? -EINVAL : 0;
-    case BRRR_OP_RECV:
-      if (op->flags & BRRR_OP_BUFFER_SELECT) return core->buffer_count ? 0 : -ENOBUFS;
-      /* Multishot into one caller buffer would overwrite data the runtime has not read. */
-      if (op->flags & BRRR_OP_MULTISHOT) return -EINVAL;
-      return op->buf != NULL || op->len == 0 ? 0 : -EFAULT;
-    case BRRR_OP_SEND:
-    case BRRR_OP_CONNECT:
-      if (op->flags) return -EINVAL;
-      return op->buf != NULL || op->len == 0 ? 0 : -EFAULT;
-    case BRRR_OP_POLL_READABLE:
-    case BRRR_OP_POLL_WRITABLE:
-      return op->flags ? -EINVAL : 0;
-    default:
-      return -EINVAL;
-  }
-}
-
-static int is_read_side(uint32_t opcode) {
-  return opcode == BRRR_OP_ACCEPT || opcode == BRRR_OP_RECV || opcode == BRRR_OP_POLL_READABLE;
+  if (op->fd >= 0 && core->max_fd >= 0 && op->fd > core->max_fd) return -ERANGE;
+  return brrr_op_check(op, core->buffer_count != 0);
 }
 
 int rc_submit(brrr_reactor* reactor, const brrr_op* op) {
@@ -410,7 +386,7 @@ int rc_submit(brrr_reactor* reactor, const brrr_op* op) {
   if (rc != 0) return rc;
   rc_slot* slot = slot_for(core, op->fd);
   if (slot == NULL) return -ENOMEM;
-  int read_side = is_read_side(op->opcode);
+  int read_side = brrr_op_is_read_side(op->opcode);
   if (read_side ? slot->has_read : slot->has_write) return -EBUSY;
 
   if (op->opcode == BRRR_OP_CONNECT) {

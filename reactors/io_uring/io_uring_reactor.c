@@ -228,10 +228,6 @@ static uint64_t op_key(const brrr_reactor* r, uint32_t slot) {
   return encode(UR_KIND_OP, r->ops[slot].gen, slot);
 }
 
-static int is_read_side(uint32_t opcode) {
-  return opcode == BRRR_OP_ACCEPT || opcode == BRRR_OP_RECV || opcode == BRRR_OP_POLL_READABLE;
-}
-
 /* Errors accept reports for one dead connection; the listener itself is fine. */
 static int is_per_connection_accept_error(int error) {
   return error == ECONNABORTED || error == EPROTO || error == EPERM;
@@ -408,7 +404,7 @@ static int arm_poll_fallback(brrr_reactor* r, uint32_t slot) {
   ur_op* o = &r->ops[slot];
   struct io_uring_sqe* sqe = get_sqe(r);
   if (sqe == NULL) return -ENOMEM;
-  unsigned mask = is_read_side(o->opcode) ? (POLLIN | POLLRDHUP) : POLLOUT;
+  unsigned mask = brrr_op_is_read_side(o->opcode) ? (POLLIN | POLLRDHUP) : POLLOUT;
   io_uring_prep_poll_add(sqe, o->fd, mask);
   io_uring_sqe_set_data64(sqe, op_key(r, slot));
   o->state &= (uint8_t) ~(UR_ST_NATIVE_MS | UR_ST_SHOT);
@@ -953,37 +949,12 @@ static void ur_destroy(brrr_reactor* r) {
   free(r);
 }
 
-/* Same checks, same errno, as the readiness core's validate(). */
-static int validate(const brrr_reactor* r, const brrr_op* op) {
-  if (op->fd < 0) return -EBADF;
-  uint32_t known = BRRR_OP_MULTISHOT | BRRR_OP_BUFFER_SELECT;
-  if (op->flags & ~known) return -EINVAL;
-  switch (op->opcode) {
-    case BRRR_OP_ACCEPT:
-      return (op->flags & BRRR_OP_BUFFER_SELECT) ? -EINVAL : 0;
-    case BRRR_OP_RECV:
-      if (op->flags & BRRR_OP_BUFFER_SELECT) return r->buf_count ? 0 : -ENOBUFS;
-      /* Multishot into one caller buffer would overwrite data the runtime has not read. */
-      if (op->flags & BRRR_OP_MULTISHOT) return -EINVAL;
-      return op->buf != NULL || op->len == 0 ? 0 : -EFAULT;
-    case BRRR_OP_SEND:
-    case BRRR_OP_CONNECT:
-      if (op->flags) return -EINVAL;
-      return op->buf != NULL || op->len == 0 ? 0 : -EFAULT;
-    case BRRR_OP_POLL_READABLE:
-    case BRRR_OP_POLL_WRITABLE:
-      return op->flags ? -EINVAL : 0;
-    default:
-      return -EINVAL;
-  }
-}
-
 static int ur_submit(brrr_reactor* r, const brrr_op* op) {
-  int rc = validate(r, op);
+  int rc = brrr_op_check(op, r->buf_count != 0);
   if (rc != 0) return rc;
   ur_fd* e = fd_entry(r, op->fd);
   if (e == NULL) return -ENOMEM;
-  int read_side = is_read_side(op->opcode);
+  int read_side = brrr_op_is_read_side(op->opcode);
   if (read_side ? e->read_slot : e->write_slot) return -EBUSY;
   uint32_t slot;
   rc = op_alloc(r, &slot);
