@@ -1,0 +1,43 @@
+// call_auth.h: the admin plane's access rule: with --admin_token_file, every call (Admin,
+// health and reflection alike) must carry the metadata `authorization: Bearer <token>`;
+// without it, every call is let in.
+//
+//   auto auth = CallAuth::FromTokenFile("/etc/brrr/admin.token");   // or CallAuth() = open
+//   grpc::Status Foo(grpc::ServerContext* context, ...) {
+//     if (grpc::Status s = auth.Check(*context); !s.ok()) return s;   // UNAUTHENTICATED
+//
+// The token is the file's content without surrounding whitespace; it is compared in constant
+// time.
+//
+// Threads: immutable after construction; Check from any thread.
+#ifndef BRRR_CONTROL_CALL_AUTH_H_
+#define BRRR_CONTROL_CALL_AUTH_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "grpcpp/server_context.h"
+
+namespace brrr::control {
+
+class CallAuth {
+ public:
+  // Lets every call in.
+  CallAuth() = default;
+  // Reads the token. Errors: the file cannot be read (NotFound / PermissionDenied...), or it
+  // holds no token (InvalidArgument).
+  static absl::StatusOr<CallAuth> FromTokenFile(const std::string& path);
+  // For tests and embedders: requires exactly this token (not empty).
+  static CallAuth WithToken(std::string token);
+
+  bool required() const { return !token_.empty(); }
+  // OK, or UNAUTHENTICATED saying what was missing or wrong (never the expected token).
+  grpc::Status Check(const grpc::ServerContext& context) const;
+
+ private:
+  std::string token_;
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_CALL_AUTH_H_
