@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "control/admin_service.h"
+#include "control/task_injector.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
@@ -20,10 +21,11 @@ namespace health = grpc::health::v1;
 // Services: "" (the whole server) and "brrr.admin.v1.Admin"; any other is NOT_FOUND.
 class HealthService final : public health::Health::Service {
  public:
-  explicit HealthService(server::EchoServer& server) : server_(server) {}
+  HealthService(server::EchoServer& server, const CallAuth& auth) : server_(server), auth_(auth) {}
 
-  grpc::Status Check(grpc::ServerContext*, const health::HealthCheckRequest* request,
+  grpc::Status Check(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      health::HealthCheckResponse* response) override {
+    if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
     if (!Known(request->service())) return UnknownService(request->service());
     response->set_status(Current());
     return grpc::Status::OK;
@@ -33,6 +35,7 @@ class HealthService final : public health::Health::Service {
   // admin server shuts down.
   grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
+    if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
     if (!Known(request->service())) return UnknownService(request->service());
     health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
     while (!context->IsCancelled() && !shutting_down_.load()) {
@@ -62,6 +65,7 @@ class HealthService final : public health::Health::Service {
   }
 
   server::EchoServer& server_;
+  const CallAuth& auth_;
   std::atomic<bool> shutting_down_{false};
 };
 
@@ -75,8 +79,12 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   }
   std::unique_ptr<AdminServer> admin(new AdminServer());
   admin->address_ = where->ToString();
-  admin->admin_ = std::make_unique<AdminService>(echo_server, std::move(backends));
-  admin->health_ = std::make_unique<HealthService>(echo_server);
+  admin->auth_ = options.auth;
+  std::vector<EventLoop*> loops;
+  for (size_t i = 0; i < echo_server.loop_count(); ++i) loops.push_back(&echo_server.shard(i).loop());
+  admin->injector_ = std::make_unique<TaskInjector>(std::move(loops), options.max_block);
+  admin->admin_ = std::make_unique<AdminService>(echo_server, std::move(backends), *admin->injector_, admin->auth_);
+  admin->health_ = std::make_unique<HealthService>(echo_server, admin->auth_);
 
   // Reflection (grpc.reflection.v1alpha) describes every service registered on the builder.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -100,10 +108,12 @@ AdminServer::~AdminServer() { Shutdown(); }
 void AdminServer::Shutdown() {
   if (server_ == nullptr) return;
   health_->ShutDown();
+  admin_->ShutDown();
   // Calls in progress get a moment to finish; streams are cancelled at the deadline.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_->Wait();
   server_.reset();
+  injector_.reset();  // cancels injections still running
 }
 
 }  // namespace brrr::control

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/call_auth.h"
 #include "grpcpp/server.h"
 #include "runtime/plugin_loader.h"
 #include "server/echo_server.h"
@@ -24,10 +25,15 @@ namespace brrr::control {
 
 class AdminService;
 class HealthService;
+class TaskInjector;
 
 struct AdminServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 0;  // 0: not served
+  // Who may call (--admin_token_file); open by default.
+  CallAuth auth;
+  // The longest blocking task InjectTask accepts (--admin_max_block).
+  Duration max_block = std::chrono::seconds(10);
 };
 
 class AdminServer {
@@ -50,6 +56,8 @@ class AdminServer {
   AdminServer() = default;
 
   std::string address_;
+  CallAuth auth_;
+  std::unique_ptr<TaskInjector> injector_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
   std::unique_ptr<grpc::Server> server_;

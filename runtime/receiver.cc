@@ -1,5 +1,6 @@
 #include "runtime/receiver.h"
 
+#include <algorithm>
 #include <cerrno>
 
 namespace brrr {
@@ -32,13 +33,13 @@ void Receiver::stop() {
 
 void Receiver::arm() {
   IoOperation op{.opcode = IoOpcode::kRecv};
-  multishot_ = pool_ != nullptr && pool_->in_use() < pool_->count();
+  multishot_ = read_limit_ == 0 && pool_ != nullptr && pool_->in_use() < pool_->count();
   if (multishot_) {
     op.flags = kOpMultishot | kOpBufferSelect;
   } else {
     if (heap_.data() == nullptr) heap_ = Chunk::Heap(chunk_size_);
     op.buf = heap_.data();
-    op.len = chunk_size_;
+    op.len = read_limit_ == 0 ? chunk_size_ : std::min(chunk_size_, read_limit_);
   }
   int rc = state_->start(detail::Side::kRead, op, this);
   if (rc != 0) {

@@ -55,6 +55,11 @@ class Receiver final : public detail::IoWaiter {
   // Stops asking for more; see above.
   void stop();
 
+  // 0 (the default): receive as much as comes (multishot from the pool, where the backend has
+  // one). Otherwise each receive is a single one of at most `bytes`: how a rate-limited reader
+  // keeps what it takes in past its budget to one small read. Applies from the next receive.
+  void set_read_limit(uint32_t bytes) { read_limit_ = bytes; }
+
   bool wants_data() const { return wanted_; }
   bool finished() const { return finished_; }
   uint64_t chunks() const { return chunks_; }
@@ -69,6 +74,7 @@ class Receiver final : public detail::IoWaiter {
   Handler& handler_;
   BufferPool* pool_;
   uint32_t chunk_size_;
+  uint32_t read_limit_ = 0;
   Chunk heap_;             // the block a single-shot recv is filling
   bool wanted_ = false;    // start() was called and stop() was not
   bool armed_ = false;     // a recv is in flight

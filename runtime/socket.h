@@ -249,6 +249,8 @@ class Socket {
   EventLoop& loop() const { return state_->loop(); }
   absl::StatusOr<SocketAddress> local_address() const { return SocketAddress::LocalOf(fd()); }
   absl::StatusOr<SocketAddress> peer_address() const { return SocketAddress::PeerOf(fd()); }
+  // What the loop's socket table shows for it (addresses, age, bytes, read and write set).
+  SocketInfo info() const { return state_->info(MonotonicNanos()); }
 
   absl::Status apply(const SocketOptions& options);
   // SO_LINGER {on, 0}: closing sends RST instead of FIN (drops unsent data).

@@ -1,5 +1,7 @@
 #include "server/connection.h"
 
+#include <algorithm>
+
 #include "runtime/clock.h"
 #include "server/shard.h"
 
@@ -16,7 +18,10 @@ Connection::Connection(Shard& shard, Socket socket)
   }
 }
 
-void Connection::start() { receiver_.start(); }
+void Connection::start() {
+  receiver_.set_read_limit(read_limit());
+  receiver_.start();
+}
 
 void Connection::on_data(Chunk chunk) {
   if (closed_) return;
@@ -24,11 +29,56 @@ void Connection::on_data(Chunk chunk) {
   c.bytes_in.add(chunk.size());
   c.messages_in.add(1);
   last_activity_ns_ = MonotonicNanos();
+  size_t bytes = chunk.size();
   sender_.push(prefixer_ ? prefixer_->apply(chunk) : std::move(chunk));
+  if (closed_) return;  // the push failed and closed it
   if (sender_.queued_bytes() >= shard_.options().high_water && receiver_.wants_data()) {
     receiver_.stop();
     c.reads_paused.add(1);
   }
+  throttle_after_read(bytes);
+}
+
+bool Connection::throttle_after_read(size_t bytes) {
+  Throttle& t = shard_.throttle();
+  uint64_t per_connection = t.bytes_per_second_per_connection();
+  uint64_t total = t.bytes_per_second_total();
+  if (per_connection == 0 && total == 0) return false;  // the common case: two relaxed loads
+  int64_t now = MonotonicNanos();
+  int64_t wait = std::max(read_rate_.charge(bytes, per_connection, now), t.total_bytes().charge(bytes, total, now));
+  if (wait == 0 || throttle_wait_.pending()) return false;
+  if (receiver_.wants_data()) receiver_.stop();
+  shard_.counters().reads_throttled.add(1);
+  throttle_wait_ = shard_.loop().call_later(Duration(wait), [this] { maybe_resume_reading(); }, "echo:throttle");
+  return true;
+}
+
+uint32_t Connection::read_limit() const {
+  // Under a rate, read at most about 50 ms of it at a time (what arrives past the budget is
+  // then one small read, not a burst of the backend's multishot receives); else no limit.
+  Throttle& t = shard_.throttle();
+  uint64_t per_connection = t.bytes_per_second_per_connection();
+  uint64_t total = t.bytes_per_second_total();
+  if (per_connection == 0 && total == 0) return 0;
+  uint64_t tighter = per_connection == 0 ? total : total == 0 ? per_connection : std::min(per_connection, total);
+  return static_cast<uint32_t>(std::clamp<uint64_t>(tighter / 20, 512, 65536));
+}
+
+void Connection::throttle_changed() {
+  read_rate_.reset();
+  receiver_.set_read_limit(read_limit());
+  if (receiver_.wants_data()) {
+    // Re-arm so that the receive in flight follows the new limit.
+    receiver_.stop();
+    receiver_.start();
+  }
+  if (throttle_wait_.cancel()) maybe_resume_reading();
+}
+
+void Connection::maybe_resume_reading() {
+  if (closed_ || read_done_ || receiver_.wants_data() || throttle_wait_.pending()) return;
+  if (sender_.queued_bytes() > shard_.options().low_water || shard_.draining_deadline_passed()) return;
+  receiver_.start();
 }
 
 void Connection::on_end(absl::Status status) {
@@ -49,8 +99,8 @@ void Connection::on_sent(size_t bytes, size_t queued) {
   if (closed_) return;
   if (read_done_) {
     close_when_flushed();
-  } else if (!receiver_.wants_data() && queued <= shard_.options().low_water && !shard_.draining_deadline_passed()) {
-    receiver_.start();
+  } else if (queued <= shard_.options().low_water) {
+    maybe_resume_reading();
   }
 }
 
@@ -76,6 +126,7 @@ void Connection::close(CloseReason reason) {
   if (closed_) return;
   closed_ = true;
   receiver_.stop();
+  throttle_wait_.cancel();
   shard_.connection_closed(this, reason);
 }
 

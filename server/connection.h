@@ -6,6 +6,10 @@
 // most about high_water bytes of the server's memory, and nobody else waits for it.
 // When the client half-closes, everything received is sent back, then the connection closes.
 //
+// Throttles (server/throttle.h): what a connection reads is charged to its own bytes-per-second
+// budget and to the server's; when it runs ahead of either, it stops reading until it is back
+// within them. Reading resumes only when neither the queue nor a throttle holds it.
+//
 // Threads: its shard's loop thread. Ownership: the Shard owns connections (an intrusive list)
 // and deletes a connection once it has closed, outside its callbacks.
 #ifndef BRRR_SERVER_CONNECTION_H_
@@ -18,12 +22,13 @@
 #include "runtime/sender.h"
 #include "runtime/socket.h"
 #include "server/line_prefixer.h"
+#include "server/rate_limiter.h"
 
 namespace brrr::server {
 
 class Shard;
 
-enum class CloseReason { kFinished, kIdle, kError, kDrain };
+enum class CloseReason { kFinished, kIdle, kError, kDrain, kAdmin };
 
 class Connection final : public Receiver::Handler, public Sender::Handler {
  public:
@@ -39,6 +44,11 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   // Closes now, dropping what is queued.
   void close(CloseReason reason);
   bool closed() const { return closed_; }
+  // The throttles changed: a wait they imposed is re-evaluated against the new ones.
+  void throttle_changed();
+
+  int fd() const { return socket_.fd(); }
+  SocketInfo info() const { return socket_.info(); }
 
   // For the shard's list.
   Connection* prev = nullptr;
@@ -50,6 +60,12 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   void on_sent(size_t bytes, size_t queued) override;
   void on_send_error(absl::Status status) override;
   void close_when_flushed();
+  // Stops reading if this chunk of `bytes` ran past a rate limit; true if it did.
+  bool throttle_after_read(size_t bytes);
+  // The receive size the throttles call for (0: no limit).
+  uint32_t read_limit() const;
+  // Reads again unless the queue, a throttle, the end of input or the drain holds it.
+  void maybe_resume_reading();
 
   Shard& shard_;
   Socket socket_;  // declared first: destroyed last, after the receiver and sender using it
@@ -57,6 +73,8 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   Sender sender_;
   std::unique_ptr<LinePrefixer> prefixer_;  // --reply_prefix only
   int64_t last_activity_ns_;
+  RateLimiter read_rate_;
+  TimerHandle throttle_wait_;  // pending while a throttle holds reading
   bool read_done_ = false;
   bool drained_ = false;  // closed by the drain deadline, not by its client
   bool closed_ = false;

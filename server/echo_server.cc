@@ -40,7 +40,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
       server->backend_ = (*loop)->stats().backend;
     }
     server->shards_.push_back(
-        std::make_unique<Shard>(o, *std::move(loop), *std::move(listener), server->active_total_));
+        std::make_unique<Shard>(o, *std::move(loop), *std::move(listener), server->active_total_, server->throttle_));
   }
   return server;
 }
@@ -76,6 +76,15 @@ void EchoServer::DrainNow() {
     Shard* s = shard.get();
     s->loop().call_soon_threadsafe([s] { s->close_all_now(); }, "echo:drain_now");
   }
+}
+
+absl::Status EchoServer::SetThrottle(const ThrottleChange& change) {
+  if (absl::Status applied = throttle_.Apply(change); !applied.ok()) return applied;
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    s->loop().call_soon_threadsafe([s] { s->throttle_changed(); }, "echo:throttle_changed");
+  }
+  return absl::OkStatus();
 }
 
 void EchoServer::Wait() {

@@ -26,6 +26,7 @@
 #include "server/server_options.h"
 #include "server/server_stats.h"
 #include "server/shard.h"
+#include "server/throttle.h"
 
 namespace brrr::server {
 
@@ -54,18 +55,26 @@ class EchoServer {
   size_t loop_count() const { return shards_.size(); }
   Shard& shard(size_t i) { return *shards_[i]; }
 
+  // The live throttles (rates, connection limit, pausing); see server/throttle.h.
+  ThrottleSettings throttle() const { return throttle_.settings(); }
+  // Validates and applies a change (InvalidArgument saying what is allowed), then lets every
+  // loop act on it: pause or resume accepting, re-evaluate throttled reads. Any thread.
+  absl::Status SetThrottle(const ThrottleChange& change);
+
   ServerStats stats() const;             // all loops
   ServerStats stats(size_t loop) const;  // one loop
   std::vector<LoopStats> loop_stats() const;
 
  private:
-  explicit EchoServer(EchoServerOptions options) : options_(std::move(options)) {}
+  explicit EchoServer(EchoServerOptions options)
+      : options_(std::move(options)), throttle_(options_.max_connections) {}
 
   EchoServerOptions options_;
   std::string backend_;
   SocketAddress address_;
   int64_t started_at_ns_ = 0;
   std::atomic<uint64_t> active_total_{0};
+  Throttle throttle_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   std::atomic<bool> draining_{false};

@@ -47,6 +47,11 @@ ABSL_FLAG(int32_t, admin_port, 0,
           "0: off");
 ABSL_FLAG(std::string, admin_host, "127.0.0.1",
           "Address the admin plane listens on; anything but a loopback address draws a warning");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding a token: every admin call (health and reflection too) must then carry the "
+          "metadata \"authorization: Bearer <token>\"; empty: no token needed");
+ABSL_FLAG(absl::Duration, admin_max_block, absl::Seconds(10),
+          "The longest blocking task the admin plane's InjectTask accepts (1ms to 10m)");
 ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
 ABSL_FLAG(uint32_t, recv_buffers, 1024,
           "Receive buffers per loop; recv_buffers x recv_buffer_size bytes are mapped and faulted in at "
@@ -120,6 +125,25 @@ int main(int argc, char** argv) {
                  std::string(admin_address.status().message()).c_str());
     return 2;
   }
+  brrr::control::AdminServerOptions admin_options;
+  admin_options.host = admin_host;
+  admin_options.port = static_cast<uint16_t>(admin_port);
+  if (std::string token_file = absl::GetFlag(FLAGS_admin_token_file); !token_file.empty()) {
+    absl::StatusOr<brrr::control::CallAuth> auth = brrr::control::CallAuth::FromTokenFile(token_file);
+    if (!auth.ok()) {
+      std::fprintf(stderr, "brrr-echo: %s\n", std::string(auth.status().message()).c_str());
+      return 2;
+    }
+    admin_options.auth = *std::move(auth);
+  }
+  absl::Duration max_block = absl::GetFlag(FLAGS_admin_max_block);
+  if (max_block < absl::Milliseconds(1) || max_block > absl::Minutes(10)) {
+    std::fprintf(stderr, "brrr-echo: --admin_max_block=%s: must be from 1ms to 10m\n",
+                 absl::FormatDuration(max_block).c_str());
+    return 2;
+  }
+  admin_options.max_block = ToDuration(max_block);
+
   EchoServerOptions o;
   o.backend = absl::GetFlag(FLAGS_backend);
   o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
@@ -157,9 +181,6 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<brrr::control::AdminServer> admin;
   if (admin_port != 0) {
-    brrr::control::AdminServerOptions admin_options;
-    admin_options.host = admin_host;
-    admin_options.port = static_cast<uint16_t>(admin_port);
     auto started = brrr::control::AdminServer::Start(
         admin_options, **server, brrr::PluginLoader::Default(o.plugin_dir).Probe());
     if (!started.ok()) {
@@ -179,8 +200,8 @@ int main(int argc, char** argv) {
               (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
               o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));
   if (admin != nullptr) {
-    std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection)\n",
-                admin->address().c_str());
+    std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection%s)\n",
+                admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");
   }
   std::fflush(stdout);
 

@@ -3,13 +3,19 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "absl/strings/str_cat.h"
+
 namespace brrr::server {
 
 using std::chrono::milliseconds;
 
 Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
-             std::atomic<uint64_t>& active_total)
-    : options_(options), loop_(std::move(loop)), listener_(std::move(listener)), active_total_(active_total) {}
+             std::atomic<uint64_t>& active_total, Throttle& throttle)
+    : options_(options),
+      loop_(std::move(loop)),
+      listener_(std::move(listener)),
+      active_total_(active_total),
+      throttle_(throttle) {}
 
 Shard::~Shard() {
   // Connections and the listener belong to the loop: close them while it still exists.
@@ -23,19 +29,38 @@ Shard::~Shard() {
 }
 
 void Shard::start() {
-  acceptor_ = create_task(*loop_, accept_loop(), "echo:accept");
+  // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
+  loop_->call_soon([this] { loop_->receive_buffers(); }, "echo:map_buffers");
+  update_accepting();
   if (options_.idle_timeout > Duration::zero()) {
     Duration every = std::max<Duration>(options_.idle_timeout / 4, milliseconds(10));
     idle_sweep_ = loop_->call_later(every, [this] { sweep_idle(); }, "echo:idle_sweep");
   }
 }
 
+void Shard::update_accepting() {
+  bool wanted = !draining_ && !throttle_.accepting_paused();
+  bool running = acceptor_.valid() && !acceptor_.done();
+  if (wanted && !running) {
+    acceptor_ = create_task(*loop_, accept_loop(), "echo:accept");
+  } else if (!wanted && running && !draining_) {
+    // Paused: cancel the pending accept. Once the task has ended (the backend confirms the
+    // cancel), look again: accepting may have been resumed meanwhile.
+    acceptor_.cancel();
+    acceptor_.add_done_callback([this] { update_accepting(); }, "echo:accept_paused");
+  }
+}
+
 Task<> Shard::accept_loop() {
-  // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
-  loop_->receive_buffers();
+  // Published for the admin plane: true while this task runs, however it ends.
+  struct Accepting {
+    explicit Accepting(SingleWriter<bool>& flag) : flag(flag) { flag.store(true); }
+    ~Accepting() { flag.store(false); }
+    SingleWriter<bool>& flag;
+  } accepting(counters_.accepting);
   Duration backoff = milliseconds(10);
   uint64_t errors_reported = 0;
-  while (!draining_) {
+  while (!draining_ && !throttle_.accepting_paused()) {
     absl::StatusOr<Socket> conn = co_await listener_.accept();
     if (!conn.ok()) {
       if (draining_ || absl::IsCancelled(conn.status())) break;
@@ -56,11 +81,14 @@ Task<> Shard::accept_loop() {
     }
     backoff = milliseconds(10);
     add_connection(*std::move(conn));
+    if (int64_t wait = throttle_.accepted().charge(1, throttle_.accepts_per_second(), MonotonicNanos()); wait > 0) {
+      co_await sleep(Duration(wait));
+    }
   }
 }
 
 void Shard::add_connection(Socket socket) {
-  if (active_total_.fetch_add(1, std::memory_order_relaxed) >= options_.max_connections) {
+  if (active_total_.fetch_add(1, std::memory_order_relaxed) >= throttle_.max_connections()) {
     active_total_.fetch_sub(1, std::memory_order_relaxed);
     counters_.connections_refused.add(1);
     socket.close();
@@ -86,6 +114,9 @@ void Shard::connection_closed(Connection* c, CloseReason reason) {
     case CloseReason::kDrain:
       counters_.connections_closed_drain.add(1);
       break;
+    case CloseReason::kAdmin:
+      counters_.connections_closed_by_admin.add(1);
+      break;
     case CloseReason::kFinished:
       break;
   }
@@ -102,6 +133,25 @@ void Shard::connection_closed(Connection* c, CloseReason reason) {
     delete c;
     maybe_drained();
   }, "echo:close");
+}
+
+void Shard::throttle_changed() {
+  update_accepting();
+  for (Connection* c = connections_; c != nullptr; c = c->next) c->throttle_changed();
+}
+
+absl::StatusOr<SocketInfo> Shard::close_connection(int fd) {
+  for (Connection* c = connections_; c != nullptr; c = c->next) {
+    if (c->fd() != fd) continue;
+    SocketInfo info = c->info();
+    c->close(CloseReason::kAdmin);
+    return info;
+  }
+  if (listener_.valid() && listener_.fd() == fd) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("fd ", fd, " is loop ", loop_->loop_id(), "'s listener, not a connection; Drain stops accepting"));
+  }
+  return absl::NotFoundError(absl::StrCat("no connection with fd ", fd, " on loop ", loop_->loop_id()));
 }
 
 void Shard::sweep_idle() {

@@ -1,8 +1,10 @@
 // shard.h: one event loop's share of the echo server: its listener (SO_REUSEPORT, so every
 // shard accepts on the same port), its accept loop, its connections and its counters.
 //
-// Accepting: one accept at a time. Past --max_connections (counted across all shards) a new
-// connection is closed at once. When descriptors run out (EMFILE, ENFILE) accepting pauses
+// Accepting: one accept at a time. Past the connection limit (--max_connections, or the one the
+// admin plane set; counted across all shards) a new connection is closed at once. The admin
+// plane can pause accepting (the pending accept is cancelled; clients wait in the backlog) and
+// limit accepts per second (shared by all shards). When descriptors run out (EMFILE, ENFILE) accepting pauses
 // with a growing backoff (10 ms doubling to 1 s) instead of spinning; the clients wait in the
 // kernel's backlog and are accepted as soon as descriptors free up.
 //
@@ -24,20 +26,23 @@
 #include "server/connection.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
+#include "server/throttle.h"
 
 namespace brrr::server {
 
 class Shard {
  public:
-  // `active_total` counts connections across all shards (for --max_connections).
+  // `active_total` counts connections across all shards (for the connection limit);
+  // `throttle` is shared by all shards. Both must outlive the shard.
   Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
-        std::atomic<uint64_t>& active_total);
+        std::atomic<uint64_t>& active_total, Throttle& throttle);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
 
   EventLoop& loop() { return *loop_; }
   const EchoServerOptions& options() const { return options_; }
+  Throttle& throttle() { return throttle_; }
   ShardCounters& counters() { return counters_; }
   const ShardCounters& counters() const { return counters_; }
 
@@ -52,8 +57,17 @@ class Shard {
   // Called by a connection that closed.
   void connection_closed(Connection* c, CloseReason reason);
 
+  // Loop thread: the throttles changed; applies pausing and re-evaluates throttled reads.
+  void throttle_changed();
+  // Loop thread: closes the connection with descriptor `fd` (the admin plane's
+  // CloseConnection); returns what it was. NotFound if no connection of this shard has it,
+  // FailedPrecondition for the listener.
+  absl::StatusOr<SocketInfo> close_connection(int fd);
+
  private:
   Task<> accept_loop();
+  // Starts or stops the accept loop as pausing and draining require.
+  void update_accepting();
   void add_connection(Socket socket);
   void sweep_idle();
   void on_drain_deadline();
@@ -64,6 +78,7 @@ class Shard {
   std::unique_ptr<EventLoop> loop_;
   Socket listener_;
   std::atomic<uint64_t>& active_total_;
+  Throttle& throttle_;
   ShardCounters counters_;
   Connection* connections_ = nullptr;  // intrusive list
   Future<> acceptor_;

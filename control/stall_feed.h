@@ -1,0 +1,56 @@
+// stall_feed.h: the stalls of some loops as one queue a stream can wait on (WatchStalls).
+//
+//   StallFeed feed(loops);                          // subscribes to each loop's detector
+//   std::vector<StallReport> recent = feed.Recent(); // what the loops remember, oldest first
+//   std::optional<StallReport> s = feed.Next(deadline);  // the next stall, or none by then
+//
+// Threads: the loops' threads push (their detectors call the feed's subscriber, which only
+// copies the report); one consumer thread calls Next. Destroying the feed unsubscribes.
+#ifndef BRRR_CONTROL_STALL_FEED_H_
+#define BRRR_CONTROL_STALL_FEED_H_
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include "runtime/event_loop.h"
+#include "runtime/stall_detector.h"
+
+namespace brrr::control {
+
+class StallFeed {
+ public:
+  // At most this many stalls wait in the queue; older ones are dropped (and counted).
+  static constexpr size_t kQueueLimit = 10'000;
+
+  explicit StallFeed(std::vector<EventLoop*> loops);
+  ~StallFeed();
+  StallFeed(const StallFeed&) = delete;
+  StallFeed& operator=(const StallFeed&) = delete;
+
+  std::vector<StallReport> Recent() const;
+  // Waits until a stall arrives or `deadline` passes.
+  std::optional<StallReport> Next(std::chrono::steady_clock::time_point deadline);
+  // Stalls dropped because the consumer fell kQueueLimit behind.
+  uint64_t dropped() const;
+
+ private:
+  struct Queue {
+    std::mutex mu;
+    std::condition_variable ready;
+    std::deque<StallReport> reports;
+    uint64_t dropped = 0;
+  };
+
+  std::vector<EventLoop*> loops_;
+  std::vector<uint64_t> subscriptions_;  // one per loop
+  std::shared_ptr<Queue> queue_;         // shared with the subscribers
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_STALL_FEED_H_

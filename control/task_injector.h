@@ -1,0 +1,107 @@
+// task_injector.h: runs operator-requested tasks on event loops, to see how the server (and
+// the stall detector, the loop lag, the queue depth) reacts to a loop that is blocked, or to
+// one that merely has a sleeping coroutine: the tutorial's busy-wait and time.sleep versus
+// asyncio.sleep.
+//
+//   TaskInjector injector(loops, /*max_block=*/std::chrono::seconds(10));
+//   absl::StatusOr<InjectionStatus> i = injector.Inject(
+//       {.kind = InjectionKind::kBlockingSpin, .duration = 300ms, .count = 1});
+//   injector.Cancel(i->id);
+//
+// Each target loop runs `count` runs, one every `interval` (from start to start; a run that
+// starts late is not made up for). A blocking run holds the loop thread for its duration
+// (BlockingSpin busy-waits, BlockingSleep sleeps); a NonblockingSleep run is a coroutine that
+// awaits sleep(duration) while the loop goes on. Runs are named "inject:blocking_spin",
+// "inject:blocking_sleep" and "inject:nonblocking_sleep", which is what stall reports and
+// LoopStats::current_task show. Cancelling stops runs not yet started, ends a blocking run in
+// progress within a millisecond, and cancels sleeping coroutines.
+//
+// Threads: every method from any thread; runs happen on their loops' threads. The loops must
+// outlive the injector; the injector cancels what remains when it is destroyed, and its runs
+// keep what they use alive, so a loop may still finish a run after that.
+#ifndef BRRR_CONTROL_TASK_INJECTOR_H_
+#define BRRR_CONTROL_TASK_INJECTOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/event_loop.h"
+
+namespace brrr::control {
+
+enum class InjectionKind { kBlockingSpin, kBlockingSleep, kNonblockingSleep };
+
+struct InjectionSpec {
+  InjectionKind kind = InjectionKind::kBlockingSpin;
+  Duration duration = Duration::zero();
+  uint32_t count = 1;                       // runs per loop
+  Duration interval = Duration::zero();     // start to start
+  std::vector<uint32_t> loops;              // empty: every loop
+};
+
+struct InjectionStatus {
+  enum class State { kActive, kFinished, kCancelled };
+  uint64_t id = 0;
+  InjectionSpec spec;                 // loops filled in
+  State state = State::kActive;
+  uint64_t runs_started = 0;
+  uint64_t runs_finished = 0;
+  int64_t injected_at_ns = 0;         // monotonic clock
+};
+
+class TaskInjector {
+ public:
+  static constexpr uint32_t kMaxCount = 1'000'000;
+  static constexpr Duration kMaxNonblockingDuration = std::chrono::hours(1);
+  static constexpr Duration kMaxInterval = std::chrono::hours(1);
+  static constexpr size_t kMaxActive = 100;
+  static constexpr size_t kFinishedKept = 100;
+
+  // `max_block`: the longest blocking run allowed.
+  TaskInjector(std::vector<EventLoop*> loops, Duration max_block);
+  ~TaskInjector();
+  TaskInjector(const TaskInjector&) = delete;
+  TaskInjector& operator=(const TaskInjector&) = delete;
+
+  // Validates (InvalidArgument saying what is allowed; NotFound for a loop that does not
+  // exist; ResourceExhausted past kMaxActive active injections) and schedules the runs.
+  absl::StatusOr<InjectionStatus> Inject(InjectionSpec spec);
+  // NotFound for an unknown id; FailedPrecondition if it already finished.
+  absl::StatusOr<InjectionStatus> Cancel(uint64_t id);
+  // Active injections, then the last kFinishedKept finished or cancelled ones; newest first.
+  std::vector<InjectionStatus> List();
+  std::vector<InjectionStatus> Active();
+  // Runs in progress on a loop now (a sleeping NonblockingSleep run counts).
+  uint64_t running_on(uint32_t loop) const;
+  Duration max_block() const { return max_block_; }
+
+ private:
+  struct Injection;
+  struct LoopRuns;
+
+  // On the target loop's thread; they use nothing but the injection they are given.
+  static void Schedule(const std::shared_ptr<Injection>& injection, size_t loop_slot, TimePoint due);
+  static void StartRun(const std::shared_ptr<Injection>& injection, size_t loop_slot);
+  static void FinishRun(Injection& injection, size_t loop_slot);
+  static InjectionStatus StatusOf(const Injection& injection);
+  void Retire();  // moves finished injections from active_ to finished_; mu_ held
+
+  const std::vector<EventLoop*> loops_;
+  const Duration max_block_;
+  std::shared_ptr<std::vector<std::atomic<uint64_t>>> running_;  // per loop; runs share it
+
+  mutable std::mutex mu_;
+  uint64_t next_id_ = 1;                                          // guarded by mu_
+  std::map<uint64_t, std::shared_ptr<Injection>> active_;         // guarded by mu_
+  std::deque<InjectionStatus> finished_;                          // guarded by mu_; newest first
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_TASK_INJECTOR_H_
