@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/call_auth.h"
 #include "grpcpp/server.h"
 #include "runtime/plugin_loader.h"
 #include "server/echo_server.h"
@@ -52,6 +53,8 @@ class AdminServer {
   std::string address_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
+  CallAuth auth_;  // open: no token required yet
+  std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_
   std::unique_ptr<grpc::Server> server_;
 };
 
