@@ -2,7 +2,7 @@
 
 `system_libs(name, libs)` writes one `cc_library` per entry of `libs` into `@name//:BUILD`:
   "grpc++": ["grpc++"]                       -> @system//:grpc++
-  "grpc++_reflection": ["grpc++", "-lgrpc++_reflection"]   (a "-l..." item is passed as is:
+  "benchmark_main": ["benchmark", "-lbenchmark_main"]   (a "-l..." item is passed as is:
                                                    some Debian libraries ship no .pc file)
 `-D` flags from `pkg-config --cflags` become `defines` (they propagate to dependents);
 libraries become `linkopts`. Include directories must be the compiler's defaults

@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "control/admin_service.h"
 #include "control/task_injector.h"
+#include "control/reflection_service.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "runtime/socket_address.h"
@@ -85,9 +85,13 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->injector_ = std::make_unique<TaskInjector>(std::move(loops), options.max_block);
   admin->admin_ = std::make_unique<AdminService>(echo_server, std::move(backends), *admin->injector_, admin->auth_);
   admin->health_ = std::make_unique<HealthService>(echo_server, admin->auth_);
+  // Reflection in both versions of the protocol; list_services reports these.
+  std::vector<std::string> services = {
+      brrr::admin::v1::Admin::service_full_name(), health::Health::service_full_name(),
+      ReflectionV1::Api::service_full_name(), ReflectionV1Alpha::Api::service_full_name()};
+  admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services, admin->auth_));
+  admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services, admin->auth_));
 
-  // Reflection (grpc.reflection.v1alpha) describes every service registered on the builder.
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(admin->address_, grpc::InsecureServerCredentials(), &bound_port);
@@ -95,6 +99,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.RegisterService(admin->admin_.get());
   builder.RegisterService(admin->health_.get());
+  for (const auto& reflection : admin->reflection_) builder.RegisterService(reflection.get());
   admin->server_ = builder.BuildAndStart();
   if (admin->server_ == nullptr || bound_port == 0) {
     return absl::UnavailableError(absl::StrCat("admin plane: cannot listen on ", admin->address_,

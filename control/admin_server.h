@@ -60,6 +60,7 @@ class AdminServer {
   std::unique_ptr<TaskInjector> injector_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
+  std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_
   std::unique_ptr<grpc::Server> server_;
 };
 

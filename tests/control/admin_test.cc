@@ -1,5 +1,5 @@
 // The admin plane of a real brrr-echo, over a real gRPC channel: server information, live
-// statistics that follow real traffic, health, and server reflection (what grpcurl uses).
+// statistics that follow real traffic, and health. Reflection: reflection_test.cc.
 #include <signal.h>
 
 #include <algorithm>
@@ -12,7 +12,6 @@
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
-#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
@@ -25,7 +24,6 @@ namespace {
 
 namespace admin = brrr::admin::v1;
 namespace health = grpc::health::v1;
-namespace reflection = grpc::reflection::v1alpha;
 using std::chrono::seconds;
 
 using AdminTest = testing::AdminFixture;
@@ -105,33 +103,6 @@ TEST_F(AdminTest, HealthSaysServing) {
   s = health_stub->Check(Context().get(), request, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_NE(s.error_message().find("no.such.Service"), std::string::npos) << s.error_message();
-}
-
-// What grpcurl does with no .proto: list the services, then fetch a descriptor.
-TEST_F(AdminTest, ReflectionListsAndDescribesTheServices) {
-  Start();
-  auto stub = reflection::ServerReflection::NewStub(channel_);
-  auto context = Context();
-  auto stream = stub->ServerReflectionInfo(context.get());
-  reflection::ServerReflectionRequest request;
-  request.set_list_services("");
-  ASSERT_TRUE(stream->Write(request));
-  reflection::ServerReflectionResponse response;
-  ASSERT_TRUE(stream->Read(&response));
-  std::vector<std::string> services;
-  for (const auto& s : response.list_services_response().service()) services.push_back(s.name());
-  EXPECT_NE(std::find(services.begin(), services.end(), "brrr.admin.v1.Admin"), services.end());
-  EXPECT_NE(std::find(services.begin(), services.end(), "grpc.health.v1.Health"), services.end());
-
-  for (const std::string symbol : {"brrr.admin.v1.Admin", "grpc.health.v1.Health"}) {
-    request.set_file_containing_symbol(symbol);
-    ASSERT_TRUE(stream->Write(request));
-    ASSERT_TRUE(stream->Read(&response));
-    EXPECT_GT(response.file_descriptor_response().file_descriptor_proto_size(), 0)
-        << symbol << ": " << response.error_response().error_message();
-  }
-  stream->WritesDone();
-  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST(AdminFlagsTest, BadAdminFlagsGiveAClearErrorAndExitCode) {
