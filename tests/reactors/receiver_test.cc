@@ -108,6 +108,31 @@ TEST_P(ReceiverTest, ReceivesEverythingIntoPoolBuffersUntilEndOfStream) {
   EXPECT_EQ(loop_->receive_buffers()->in_use(), 0u) << "every buffer went back";
 }
 
+TEST_P(ReceiverTest, AReadLimitCapsEveryChunkAndLosesNothing) {
+  BlockingClient client(port());
+  Socket conn = Accept();
+  struct Sizes : Collector {
+    void on_data(Chunk chunk) override {
+      largest = std::max(largest, chunk.size());
+      Collector::on_data(std::move(chunk));
+    }
+    size_t largest = 0;
+  } got;
+  Receiver receiver(conn, got, loop_->receive_buffers());
+  receiver.set_read_limit(1000);
+  receiver.start();
+  const std::string payload = testing::RandomBytes(200000, 5);
+  std::thread writer([&] {
+    EXPECT_TRUE(client.send_all(payload));
+    client.shutdown_write();
+  });
+  RunUntil([&] { return got.ended; });
+  writer.join();
+  EXPECT_TRUE(got.data == payload);
+  EXPECT_LE(got.largest, 1000u);
+  EXPECT_GE(got.chunks, 200);
+}
+
 TEST_P(ReceiverTest, AnIdleConnectionHoldsNoBuffer) {
   BlockingClient client(port());
   Socket conn = Accept();

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# bench/watch_overhead.sh: what watching costs. Echo throughput of one brrr-echo with and
+# without a WatchStats stream at 10 Hz (brrrctl watch --interval=100ms), alternating in one
+# run: the server (with its admin plane) pinned to one core, brrr-bench and brrrctl to the
+# other. Prints the median messages/s of each and the cost of watching in percent.
+#
+#   bench/watch_overhead.sh                         # 5 rounds of 3 s (about a minute)
+#   bench/watch_overhead.sh --rounds=9 --duration=5s
+#
+# Needs: bazel, taskset, python3.
+set -euo pipefail
+
+ROUNDS=5
+DURATION=3s
+WARMUP=1s
+INTERVAL=100ms
+LOAD="--connections=64 --size=64 --depth=1"
+SERVER_CPU=0
+LOAD_CPU=1
+
+usage() {
+  cat << USAGE
+Usage: bench/watch_overhead.sh [options]
+
+  --rounds=N       rounds; each runs the load without and with the stream (default $ROUNDS)
+  --duration=D     measured time per run (default $DURATION)
+  --interval=D     the WatchStats interval (default $INTERVAL, i.e. 10 Hz)
+  --load="FLAGS"   brrr-bench flags (default "$LOAD")
+  --server_cpu=C   CPU of the server (default $SERVER_CPU)
+  --load_cpu=C     CPU of brrr-bench and brrrctl (default $LOAD_CPU)
+
+Exit codes: 0 done, 1 a run failed, 2 bad options or a missing tool.
+USAGE
+}
+
+die() {
+  echo "bench/watch_overhead.sh: $*" >&2
+  exit 2
+}
+
+for arg in "$@"; do
+  case "$arg" in
+    --rounds=*) ROUNDS="${arg#*=}" ;;
+    --duration=*) DURATION="${arg#*=}" ;;
+    --interval=*) INTERVAL="${arg#*=}" ;;
+    --load=*) LOAD="${arg#*=}" ;;
+    --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
+    --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $arg" ;;
+  esac
+done
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
+for tool in bazel taskset python3; do
+  command -v "$tool" > /dev/null || die "needs $tool"
+done
+
+cd "$(dirname "$0")/.."
+echo "bench/watch_overhead.sh: building with -c opt ..." >&2
+bazel build -c opt //server:brrr-echo //bench:brrr-bench //control:brrrctl >&2
+BIN="$(bazel info -c opt bazel-bin 2> /dev/null)"
+
+WORK="$(mktemp -d /tmp/brrr-watch-bench.XXXXXX)"
+SERVER_PID=""
+WATCH_PID=""
+cleanup() {
+  for pid in $WATCH_PID $SERVER_PID; do kill -KILL "$pid" 2> /dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORT=$((20000 + RANDOM % 20000))
+ADMIN=$((PORT + 1))
+taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo" --port="$PORT" --admin_port="$ADMIN" > "$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 200); do
+  grep -q "admin plane on" "$WORK/server.log" && break
+  kill -0 "$SERVER_PID" 2> /dev/null || { cat "$WORK/server.log" >&2; die "brrr-echo did not start"; }
+  sleep 0.05
+done
+grep -q "admin plane on" "$WORK/server.log" || die "brrr-echo did not start its admin plane"
+head -1 "$WORK/server.log" >&2
+
+# run MODE: one measured run, without ("off") or with ("watch") the stream; appends a line.
+run() {
+  local mode="$1" json lines=0
+  if [[ "$mode" == watch ]]; then
+    taskset -c "$LOAD_CPU" "$BIN/control/brrrctl" --target="127.0.0.1:$ADMIN" --json watch --interval="$INTERVAL" \
+      > "$WORK/watch.jsonl" 2> "$WORK/watch.err" &
+    WATCH_PID=$!
+  fi
+  # shellcheck disable=SC2086
+  json="$(taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="$PORT" $LOAD --duration="$DURATION" \
+    --warmup="$WARMUP" --progress=false 2> "$WORK/load.err" | grep '^{' || true)"
+  if [[ -n "$WATCH_PID" ]]; then
+    kill -INT "$WATCH_PID" 2> /dev/null || true
+    wait "$WATCH_PID" 2> /dev/null || true
+    WATCH_PID=""
+    lines=$(wc -l < "$WORK/watch.jsonl")
+    if ((lines == 0)); then
+      cat "$WORK/watch.err" >&2
+      echo "bench/watch_overhead.sh: the stream sent nothing" >&2
+      exit 1
+    fi
+  fi
+  if [[ "$json" != *'"ok":true'* ]]; then
+    cat "$WORK/load.err" >&2
+    echo "bench/watch_overhead.sh: $mode run failed: ${json:-no result}" >&2
+    exit 1
+  fi
+  echo "{\"mode\":\"$mode\",\"stats_received\":$lines,\"result\":$json}" >> "$WORK/results.jsonl"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("  %-5s %9.0f msg/s  p50 %4.0f us  p99 %4.0f us  (%s stats messages received)" % (sys.argv[2], r["messages_per_second"], r["p50_us"], r["p99_us"], sys.argv[3]))' \
+    "$json" "$mode" "$lines" >&2
+}
+
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round" >&2
+  # Alternate which goes first.
+  if ((round % 2)); then
+    run off
+    run watch
+  else
+    run watch
+    run off
+  fi
+done
+
+python3 - "$WORK/results.jsonl" "$INTERVAL" "$LOAD" << 'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+def median(mode, key):
+    return statistics.median(r["result"][key] for r in runs if r["mode"] == mode)
+off, on = median("off", "messages_per_second"), median("watch", "messages_per_second")
+print("WatchStats overhead (%s, brrr-bench %s, %d rounds, medians):" % (sys.argv[2], sys.argv[3], len(runs) // 2))
+print("  without the stream: %.0f msg/s, p99 %.0f us" % (off, median("off", "p99_us")))
+print("  with the stream:    %.0f msg/s, p99 %.0f us" % (on, median("watch", "p99_us")))
+print("  cost: %.2f%% of throughput" % (100.0 * (off - on) / off))
+PY
