@@ -18,6 +18,7 @@ Needs Debian's python3-grpcio and python3-protobuf: run it with /usr/bin/python3
 import argparse
 import importlib.util
 import os
+import re
 import socket
 import sys
 
@@ -25,6 +26,7 @@ try:
     import grpc
     from google.protobuf import descriptor_pb2
     from google.protobuf import descriptor_pool
+    from google.protobuf import json_format
     from google.protobuf import message_factory
 except ImportError as e:
     sys.exit(f"python_reflection_test: FAIL: {e}; install python3-grpcio and python3-protobuf "
@@ -203,11 +205,42 @@ def check_version(channel, version, messages, echo_port, sent_so_far):
     return sent_so_far
 
 
+def check_readme_examples(channel, admin_pool, readme):
+    """Sends the request bodies of the README's `grpcurl -d '...' ... Service/Method` lines, parsed
+    from JSON into reflection-built messages as grpcurl parses them, and checks each call succeeds."""
+    examples = re.findall(r"grpcurl -plaintext -d '(\{.*?\})' \S+ brrr\.admin\.v1\.Admin/(\w+)", open(readme).read())
+    check(len(examples) >= 3, f"{readme}: found only {len(examples)} grpcurl -d examples")
+    service = admin_pool.FindServiceByName("brrr.admin.v1.Admin")
+    for body, method_name in examples:
+        method = service.methods_by_name.get(method_name)
+        check(method is not None, f"README: brrr.admin.v1.Admin has no method {method_name}")
+        request_class = message_class(admin_pool, method.input_type.full_name)
+        response_class = message_class(admin_pool, method.output_type.full_name)
+        try:
+            request = json_format.Parse(body, request_class())
+        except json_format.ParseError as e:
+            raise CheckFailed(f"README: {method_name} body {body} does not parse: {e}")
+        path = f"/brrr.admin.v1.Admin/{method_name}"
+        shape = descriptor_pb2.MethodDescriptorProto()
+        method.CopyToProto(shape)
+        if shape.server_streaming:
+            call = channel.unary_stream(path, request_serializer=request_class.SerializeToString,
+                                        response_deserializer=response_class.FromString)
+            got = sum(1 for _ in call(request, timeout=30))
+            check(got > 0, f"README: {method_name} {body} streamed nothing")
+        else:
+            call = channel.unary_unary(path, request_serializer=request_class.SerializeToString,
+                                       response_deserializer=response_class.FromString)
+            call(request, timeout=TIMEOUT_S)
+        print(f"python_reflection_test: README example {method_name} {body}: OK")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--admin", required=True, help="host:port of brrr-echo's admin plane")
     parser.add_argument("--echo_port", type=int, required=True, help="brrr-echo's echo port on 127.0.0.1")
     parser.add_argument("--generated", required=True, help="where protoc --python_out wrote the reflection messages")
+    parser.add_argument("--readme", help="README.md whose grpcurl -d examples to send")
     args = parser.parse_args()
 
     sent = 0
@@ -217,6 +250,10 @@ def main():
             for version in VERSIONS:
                 sent = check_version(channel, version, load_reflection_messages(args.generated, version),
                                      args.echo_port, sent)
+            if args.readme:
+                reflection = ReflectionClient(channel, VERSIONS[0], load_reflection_messages(args.generated, VERSIONS[0]))
+                check_readme_examples(channel, build_pool(reflection.files_for_symbol("brrr.admin.v1.Admin")),
+                                      args.readme)
         except CheckFailed as e:
             sys.exit(f"python_reflection_test: FAIL: {e}")
         except grpc.RpcError as e:

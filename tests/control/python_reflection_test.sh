@@ -67,4 +67,5 @@ grep -q "admin plane on 127.0.0.1:$admin_port" "$out" ||
 echo_port="$(sed -n 's/.*listening on \[\{0,1\}[0-9a-f.:]*\]\{0,1\}:\([0-9][0-9]*\).*/\1/p' "$out" | head -n 1)"
 [ -n "$echo_port" ] || fail "no echo port in brrr-echo's output: $(cat "$out")"
 
-"$python" "$client" --admin="127.0.0.1:$admin_port" --echo_port="$echo_port" --generated="$generated"
+"$python" "$client" --admin="127.0.0.1:$admin_port" --echo_port="$echo_port" --generated="$generated" \
+  --readme="$runfiles/brrr/README.md"
