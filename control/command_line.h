@@ -1,0 +1,50 @@
+// command_line.h: splits a kubectl-style command line into flags and positional arguments,
+// and sets the flags through absl's flag registry.
+//
+//   absl::StatusOr<CommandLine> line = CommandLine::Parse(argc, argv, {"json", "target", "loop"});
+//   if (!line.ok()) ...                                // usage error: exit 2
+//   line->args;                                       // {"stats"}
+//   line->given("loop");                              // --loop was on the command line
+//
+// Flags may come before, between or after positional arguments; "--" ends the flags. Forms:
+// --name=value, --name value (not for bools), --bool, --nobool, and the same with one dash.
+// --help and -h set `help`.
+//
+// Why not absl::ParseCommandLine: it takes flags anywhere too, but on an unknown flag or a bad
+// value it prints its own message and exits with status 1, and its --help exits 1; brrrctl
+// promises exit 2 for usage errors and 0 for help. The flags themselves stay ordinary
+// ABSL_FLAGs (types, defaults, parsing).
+//
+// Threads: Parse sets global flags: call it once, from main, before other threads read them.
+#ifndef BRRR_CONTROL_COMMAND_LINE_H_
+#define BRRR_CONTROL_COMMAND_LINE_H_
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace brrr::control {
+
+struct CommandLine {
+  // The positional arguments, in order.
+  std::vector<std::string> args;
+  // Names of the flags given (without dashes).
+  std::set<std::string, std::less<>> flags;
+  // --help or -h was given.
+  bool help = false;
+
+  bool given(absl::string_view flag) const { return flags.find(flag) != flags.end(); }
+
+  // Parses argv[1..]. `known`: the flags this program takes; each must be an ABSL_FLAG linked
+  // into the program. Errors (InvalidArgument), as a message for the user: a flag that is not
+  // known, a flag without its value, a value the flag's type does not parse.
+  static absl::StatusOr<CommandLine> Parse(int argc, const char* const* argv,
+                                           const std::set<std::string, std::less<>>& known);
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_COMMAND_LINE_H_
