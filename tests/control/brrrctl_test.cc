@@ -1,10 +1,7 @@
 // brrrctl against a real brrr-echo, both as child processes: what it prints (JSON that protobuf
 // parses back into the admin API's messages, so the field names are the proto's), the figures
 // it reports (the same as a direct gRPC call), and its exit codes.
-//
-// Tests of calls the server does not offer yet skip themselves: each first makes a harmless
-// call to the RPC it needs over a direct stub and skips when the answer is UNIMPLEMENTED. Once
-// the server side lands, they run for real.
+
 #include <signal.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
@@ -34,16 +31,6 @@ namespace admin = brrr::admin::v1;
 namespace health = grpc::health::v1;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// Skips the test when `status`, the answer to a harmless call of the RPC it needs, is
-// UNIMPLEMENTED: the server side of that RPC has not landed yet.
-#define SKIP_IF_UNIMPLEMENTED(rpc, status)                                                  \
-  do {                                                                                      \
-    grpc::Status probe_ = (status);                                                         \
-    if (probe_.error_code() == grpc::StatusCode::UNIMPLEMENTED) {                           \
-      GTEST_SKIP() << rpc << " is not implemented by this brrr-echo yet";                   \
-    }                                                                                       \
-  } while (0)
 
 struct CtlRun {
   int code = -1000;  // -1000: still running after 30 s
@@ -152,30 +139,6 @@ class BrrrctlTest : public ::testing::Test {
       std::this_thread::sleep_for(milliseconds(10));
     }
     return stats;
-  }
-
-  // The first message of a WatchStats stream (count 1): its status tells whether the server has it.
-  grpc::Status ProbeWatchStats() {
-    auto context = Context();
-    admin::WatchStatsRequest request;
-    request.set_interval_ms(50);
-    request.set_count(1);
-    auto reader = stub_->WatchStats(context.get(), request);
-    admin::Stats stats;
-    while (reader->Read(&stats)) {
-    }
-    return reader->Finish();
-  }
-
-  // A WatchStalls stream for 300 ms: UNIMPLEMENTED at once, or DEADLINE_EXCEEDED when it runs.
-  grpc::Status ProbeWatchStalls() {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + milliseconds(300));
-    auto reader = stub_->WatchStalls(&context, admin::WatchStallsRequest());
-    admin::Stall stall;
-    while (reader->Read(&stall)) {
-    }
-    return reader->Finish();
   }
 
   uint16_t admin_port_ = 0;
@@ -371,7 +334,6 @@ TEST(BrrrctlUsageTest, UnreachableTargetExitsThreeAtOnce) {
 
 TEST_F(BrrrctlTest, WatchPrintsOneLinePerSample) {
   Start();
-  SKIP_IF_UNIMPLEMENTED("WatchStats", ProbeWatchStats());
   CtlRun r = Ctl({"watch", "--count=3", "--interval=50ms", "--json"});
   ASSERT_EQ(r.code, 0) << r;
   std::vector<std::string> lines = Lines(r.out);
@@ -391,7 +353,6 @@ TEST_F(BrrrctlTest, WatchPrintsOneLinePerSample) {
 
 TEST_F(BrrrctlTest, StreamsEndCleanlyOnSigintAndSigterm) {
   Start();
-  SKIP_IF_UNIMPLEMENTED("WatchStats", ProbeWatchStats());
   for (int sig : {SIGINT, SIGTERM}) {
     testing::Process watch(testing::Runfile("control/brrrctl"),
                            {"--target=" + Address(), "watch", "--interval=50ms", "--json"});
@@ -407,9 +368,6 @@ TEST_F(BrrrctlTest, StreamsEndCleanlyOnSigintAndSigterm) {
 
 TEST_F(BrrrctlTest, ThrottleChangesWhatIsGivenAndShowsItAll) {
   Start();
-  admin::Throttle ignored;
-  SKIP_IF_UNIMPLEMENTED("GetThrottle", stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &ignored));
-  SKIP_IF_UNIMPLEMENTED("SetThrottle", stub_->SetThrottle(Context().get(), admin::SetThrottleRequest(), &ignored));
 
   CtlRun set = Ctl({"throttle", "--conn_rate=10KB", "--json"});
   ASSERT_EQ(set.code, 0) << set;
@@ -441,11 +399,6 @@ TEST_F(BrrrctlTest, ThrottleChangesWhatIsGivenAndShowsItAll) {
 
 TEST_F(BrrrctlTest, InjectionIsListedAndCancelled) {
   Start();
-  admin::Injection ignored;
-  SKIP_IF_UNIMPLEMENTED("InjectTask", stub_->InjectTask(Context().get(), admin::InjectTaskRequest(), &ignored));
-  admin::ListInjectionsResponse listed;
-  SKIP_IF_UNIMPLEMENTED("ListInjections",
-                        stub_->ListInjections(Context().get(), admin::ListInjectionsRequest(), &listed));
 
   CtlRun inject = Ctl({"inject", "blocking-sleep", "--duration=100ms", "--json"});
   ASSERT_EQ(inject.code, 0) << inject;
@@ -464,8 +417,6 @@ TEST_F(BrrrctlTest, InjectionIsListedAndCancelled) {
   ASSERT_EQ(text.code, 0) << text;
   EXPECT_TRUE(Contains(text.out, "blocking-sleep")) << text;
 
-  SKIP_IF_UNIMPLEMENTED("CancelInjection",
-                        stub_->CancelInjection(Context().get(), admin::CancelInjectionRequest(), &ignored));
   CtlRun long_one = Ctl({"inject", "nonblocking-sleep", "--duration=10s", "--count=3", "--json"});
   ASSERT_EQ(long_one.code, 0) << long_one;
   uint64_t id = FromJson<admin::Injection>(Lines(long_one.out).at(0)).id();
@@ -483,8 +434,6 @@ TEST_F(BrrrctlTest, InjectionIsListedAndCancelled) {
 
 TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
   Start();
-  admin::ListSocketsResponse ignored;
-  SKIP_IF_UNIMPLEMENTED("ListSockets", stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &ignored));
   testing::BlockingClient client(port_, false, 10000);
   ASSERT_TRUE(client.send_all("hello"));
   ASSERT_EQ(client.recv_exact(5), "hello");
@@ -508,10 +457,6 @@ TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
   EXPECT_EQ(idle->bytes_in(), 5u);
   EXPECT_FALSE(find("write").has_value());
 
-  admin::CloseConnectionResponse closed_ignored;
-  admin::CloseConnectionRequest no_such;
-  no_such.set_fd(-1);
-  SKIP_IF_UNIMPLEMENTED("CloseConnection", stub_->CloseConnection(Context().get(), no_such, &closed_ignored));
   CtlRun close = Ctl({"close", std::to_string(idle->fd()), "--json"});
   ASSERT_EQ(close.code, 0) << close;
   admin::CloseConnectionResponse closed = FromJson<admin::CloseConnectionResponse>(Lines(close.out).at(0));
@@ -522,13 +467,6 @@ TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
 
 TEST_F(BrrrctlTest, StallsAreReportedOverTheThreshold) {
   Start({"--loops=2"});
-  admin::StallThresholds thresholds;
-  admin::SetStallThresholdRequest unchanged;  // the threshold in force: a harmless probe
-  unchanged.set_threshold_ms(Stats().total().stall_threshold_ms());
-  SKIP_IF_UNIMPLEMENTED("SetStallThreshold", stub_->SetStallThreshold(Context().get(), unchanged, &thresholds));
-  admin::Injection ignored;
-  SKIP_IF_UNIMPLEMENTED("InjectTask", stub_->InjectTask(Context().get(), admin::InjectTaskRequest(), &ignored));
-  SKIP_IF_UNIMPLEMENTED("WatchStalls", ProbeWatchStalls());
 
   CtlRun set = Ctl({"stall-threshold", "50ms", "--json"});
   ASSERT_EQ(set.code, 0) << set;
@@ -562,8 +500,6 @@ TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
   ASSERT_TRUE(client.send_all("x"));
   ASSERT_EQ(client.recv_exact(1), "x");
   CtlRun drain = Ctl({"drain", "--json"});
-  // Drain cannot be probed harmlessly: brrrctl's own call is the probe.
-  if (drain.code == 1 && Contains(drain.err, "UNIMPLEMENTED")) GTEST_SKIP() << "Drain is not implemented yet";
   ASSERT_EQ(drain.code, 0) << drain;
   admin::DrainResponse response = FromJson<admin::DrainResponse>(Lines(drain.out).at(0));
   EXPECT_EQ(response.connections_open(), 1u);
@@ -594,9 +530,6 @@ TEST_F(BrrrctlTest, TokenIsSentFromTokenFile) {
     if (std::optional<int> code = server_->Wait(milliseconds(0)); code.has_value()) {
       std::string err = server_->err();
       server_.reset();
-      if (*code == 1 && Contains(err, "admin_token_file")) {
-        GTEST_SKIP() << "brrr-echo has no --admin_token_file yet: " << err;
-      }
       FAIL() << "brrr-echo exited " << *code << ": " << err;
     }
   }
