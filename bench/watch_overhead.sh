@@ -2,15 +2,17 @@
 # bench/watch_overhead.sh: what watching costs. Echo throughput of one brrr-echo with and
 # without a WatchStats stream at 10 Hz (brrrctl watch --interval=100ms), alternating in one
 # run: the server (with its admin plane) pinned to one core, brrr-bench and brrrctl to the
-# other. Prints the median messages/s of each and the cost of watching in percent.
+# other. Prints the median messages/s of each, the median of the per-round ratios (rounds pair
+# a run with and one without, so slow drifts of the machine cancel out), and the CPU time the
+# server's admin-plane threads (every thread but the loops) used while streaming.
 #
-#   bench/watch_overhead.sh                         # 5 rounds of 3 s (about a minute)
+#   bench/watch_overhead.sh                         # 10 rounds of 3 s (about 2 minutes)
 #   bench/watch_overhead.sh --rounds=9 --duration=5s
 #
 # Needs: bazel, taskset, python3.
 set -euo pipefail
 
-ROUNDS=5
+ROUNDS=10
 DURATION=3s
 WARMUP=1s
 INTERVAL=100ms
@@ -64,7 +66,11 @@ WORK="$(mktemp -d /tmp/brrr-watch-bench.XXXXXX)"
 SERVER_PID=""
 WATCH_PID=""
 cleanup() {
-  for pid in $WATCH_PID $SERVER_PID; do kill -KILL "$pid" 2> /dev/null || true; done
+  if [[ -n "$WATCH_PID" ]]; then kill -KILL "$WATCH_PID" 2> /dev/null || true; fi
+  if [[ -n "$SERVER_PID" ]]; then
+    kill -TERM "$SERVER_PID" 2> /dev/null || true  # drains and exits
+    wait "$SERVER_PID" 2> /dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -81,9 +87,21 @@ done
 grep -q "admin plane on" "$WORK/server.log" || die "brrr-echo did not start its admin plane"
 head -1 "$WORK/server.log" >&2
 
+# CPU time (ns) of the server's threads other than its loops (named brrr-echo): gRPC's.
+admin_cpu_ns() {
+  local total=0 t
+  for t in /proc/"$SERVER_PID"/task/*; do
+    [[ "$(cat "$t/comm" 2> /dev/null)" == brrr-echo ]] && continue
+    total=$((total + $(cut -d' ' -f1 "$t/schedstat" 2> /dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
 # run MODE: one measured run, without ("off") or with ("watch") the stream; appends a line.
 run() {
-  local mode="$1" json lines=0
+  local mode="$1" json lines=0 cpu_before cpu_after started ended
+  cpu_before=$(admin_cpu_ns)
+  started=$(date +%s%N)
   if [[ "$mode" == watch ]]; then
     taskset -c "$LOAD_CPU" "$BIN/control/brrrctl" --target="127.0.0.1:$ADMIN" --json watch --interval="$INTERVAL" \
       > "$WORK/watch.jsonl" 2> "$WORK/watch.err" &
@@ -92,6 +110,8 @@ run() {
   # shellcheck disable=SC2086
   json="$(taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="$PORT" $LOAD --duration="$DURATION" \
     --warmup="$WARMUP" --progress=false 2> "$WORK/load.err" | grep '^{' || true)"
+  cpu_after=$(admin_cpu_ns)
+  ended=$(date +%s%N)
   if [[ -n "$WATCH_PID" ]]; then
     kill -INT "$WATCH_PID" 2> /dev/null || true
     wait "$WATCH_PID" 2> /dev/null || true
@@ -108,15 +128,17 @@ run() {
     echo "bench/watch_overhead.sh: $mode run failed: ${json:-no result}" >&2
     exit 1
   fi
-  echo "{\"mode\":\"$mode\",\"stats_received\":$lines,\"result\":$json}" >> "$WORK/results.jsonl"
+  local admin_share
+  admin_share=$(python3 -c "print(100.0 * ($cpu_after - $cpu_before) / ($ended - $started))")
+  echo "{\"mode\":\"$mode\",\"round\":$ROUND,\"stats_received\":$lines,\"admin_cpu_percent\":$admin_share,\"result\":$json}" >> "$WORK/results.jsonl"
   python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("  %-5s %9.0f msg/s  p50 %4.0f us  p99 %4.0f us  (%s stats messages received)" % (sys.argv[2], r["messages_per_second"], r["p50_us"], r["p99_us"], sys.argv[3]))' \
     "$json" "$mode" "$lines" >&2
 }
 
-for round in $(seq 1 "$ROUNDS"); do
-  echo "round $round" >&2
+for ROUND in $(seq 1 "$ROUNDS"); do
+  echo "round $ROUND" >&2
   # Alternate which goes first.
-  if ((round % 2)); then
+  if ((ROUND % 2)); then
     run off
     run watch
   else
@@ -131,8 +153,17 @@ runs = [json.loads(l) for l in open(sys.argv[1])]
 def median(mode, key):
     return statistics.median(r["result"][key] for r in runs if r["mode"] == mode)
 off, on = median("off", "messages_per_second"), median("watch", "messages_per_second")
-print("WatchStats overhead (%s, brrr-bench %s, %d rounds, medians):" % (sys.argv[2], sys.argv[3], len(runs) // 2))
-print("  without the stream: %.0f msg/s, p99 %.0f us" % (off, median("off", "p99_us")))
-print("  with the stream:    %.0f msg/s, p99 %.0f us" % (on, median("watch", "p99_us")))
-print("  cost: %.2f%% of throughput" % (100.0 * (off - on) / off))
+by_round = {}
+for r in runs:
+    by_round.setdefault(r["round"], {})[r["mode"]] = r
+ratios = [p["watch"]["result"]["messages_per_second"] / p["off"]["result"]["messages_per_second"]
+          for p in by_round.values() if len(p) == 2]
+admin = statistics.median(r["admin_cpu_percent"] for r in runs if r["mode"] == "watch")
+admin_off = statistics.median(r["admin_cpu_percent"] for r in runs if r["mode"] == "off")
+print("WatchStats overhead (%s, brrr-bench %s, %d rounds):" % (sys.argv[2], sys.argv[3], len(ratios)))
+print("  without the stream: %.0f msg/s, p99 %.0f us (median)" % (off, median("off", "p99_us")))
+print("  with the stream:    %.0f msg/s, p99 %.0f us (median)" % (on, median("watch", "p99_us")))
+print("  throughput with / without, median of the rounds' ratios: %.4f (cost %.2f%%; rounds spread %.3f to %.3f)"
+      % (statistics.median(ratios), 100.0 * (1 - statistics.median(ratios)), min(ratios), max(ratios)))
+print("  the server's admin threads used %.2f%% of a core while streaming (%.2f%% without)" % (admin, admin_off))
 PY
