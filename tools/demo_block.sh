@@ -2,10 +2,11 @@
 # tools/demo_block.sh: block a running brrr-echo's loop on purpose and watch what it does.
 #
 # With load from brrr-bench running, it injects a BLOCKING_SPIN on loop 0 (the tutorial's
-# busy-wait) and samples GetStats every 100 ms: the current task and how long it has held the
-# loop (the lag everything queued behind it suffers), the ready-queue depth, I/O in flight,
-# the stall count. Then the same with a NONBLOCKING_SLEEP (asyncio.sleep), which the loop
-# runs alongside everything else.
+# busy-wait), asks for the loop's socket list a few times meanwhile (each request is work
+# queued for the loop), and samples GetStats every 100 ms: the current task and how long it
+# has held the loop (the lag of everything queued behind it), the work queued for the loop
+# (ready tasks plus calls posted from other threads), I/O in flight, the stall count. Then the
+# same with a NONBLOCKING_SLEEP (asyncio.sleep), which the loop runs alongside everything else.
 #
 #   bazel run //server:brrr-echo -- --admin_port=5001 &      # in another terminal
 #   tools/demo_block.sh                                       # or --target=HOST:PORT --block=2s
@@ -42,23 +43,17 @@ info="$(ctl info --json)" || exit $?
 port="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening_addresses"][0].rsplit(":", 1)[1])' "$info")"
 echo "brrr-echo at port $port, admin plane at $TARGET"
 
-WATCH_PID=""
-LOAD_PID=""
-cleanup() {
-  for pid in $WATCH_PID $LOAD_PID; do kill -INT "$pid" 2> /dev/null || true; done
-}
-trap cleanup EXIT
-
-# One line per sample of loop 0.
+# Loop 0, every 100 ms for 4 s: one line per sample.
 watch_loop0() {
-  ctl --json watch --interval=100ms | python3 -u -c '
+  ctl --json watch --interval=100ms --count=40 | python3 -u -c '
 import json, sys
-print("%8s  %-26s %9s %7s %7s %6s" % ("uptime", "running now", "held ms", "ready", "io", "stalls"))
+print("%8s  %-26s %8s %7s %5s %6s" % ("uptime", "running now", "held ms", "queued", "io", "stalls"))
 for line in sys.stdin:
     s = json.loads(line)
     l = s["loops"][0]
-    print("%8.1f  %-26s %9.0f %7d %7d %6d" % (s["uptime_seconds"], l["current_task"] or "(waiting for I/O)",
-          l["current_task_running_ms"], l["ready_queue_depth"], l["io_in_flight"], l["stalls"]))
+    print("%8.1f  %-26s %8.0f %7d %5d %6d" % (s["uptime_seconds"], l["current_task"] or "(waiting for I/O)",
+          l["current_task_running_ms"], l["ready_queue_depth"] + l["threadsafe_queue_depth"], l["io_in_flight"],
+          l["stalls"]))
 '
 }
 
@@ -66,16 +61,14 @@ for kind in blocking-spin nonblocking-sleep; do
   echo
   echo "== $kind for $BLOCK on loop 0, with 64 pipelining clients =="
   "$BIN/bench/brrr-bench" --port="$port" --connections=64 --depth=8 --duration=4s --progress=false > /dev/null 2>&1 &
-  LOAD_PID=$!
   watch_loop0 &
-  WATCH_PID=$!
   sleep 1
   ctl inject "$kind" --duration="$BLOCK" --loop=0 > /dev/null
-  sleep 3
-  kill -INT "$WATCH_PID" 2> /dev/null || true
-  wait "$LOAD_PID" 2> /dev/null || true
-  WATCH_PID=""
-  LOAD_PID=""
+  for _ in 1 2 3; do
+    sleep 0.1
+    ctl sockets --loop=0 --limit=1 > /dev/null &
+  done
+  wait
 done
 echo
 echo "Stalls recorded (brrrctl stalls --include_recent shows them as they happen):"
