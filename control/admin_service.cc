@@ -171,6 +171,16 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
   if (request->has_max_connections()) change.max_connections = request->max_connections();
   if (request->has_accepting_paused()) change.accepting_paused = request->accepting_paused();
   if (grpc::Status s = ToGrpc(server_.SetThrottle(change)); !s.ok()) return s;
+  // Each loop takes the change in through its queue of cross-thread calls; once a call posted
+  // after it has run, the change is in force there.
+  for (size_t i = 0; i < server_.loop_count(); ++i) {
+    absl::StatusOr<bool> applied =
+        CallInLoop(server_.shard(i).loop(), [] { return true; }, kLoopCallTimeout, "admin:throttle_applied");
+    if (!applied.ok()) {
+      return ToGrpc(absl::UnavailableError(absl::StrCat("the throttles are set, but ", applied.status().message(),
+                                                        "; it applies them once it gets to them")));
+    }
+  }
   ToProto(server_.throttle(), response);
   return grpc::Status::OK;
 }

@@ -7,7 +7,7 @@
 //     grpc::Status st = stub_->GetThrottle(Context().get(), {}, &throttle);
 //
 // With SetToken() before Start(), the server requires that token and Context() sends it.
-// TearDown sends SIGTERM and expects exit status 0 (unless the test already waited for it).
+// TearDown sends SIGTERM (unless the server has exited already) and expects exit status 0.
 #ifndef BRRR_TESTS_CONTROL_ADMIN_FIXTURE_H_
 #define BRRR_TESTS_CONTROL_ADMIN_FIXTURE_H_
 
@@ -47,25 +47,22 @@ class AdminFixture : public ::testing::Test {
     ASSERT_NE(port_, 0) << server_->err();
     ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
         << server_->out() << server_->err();
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(admin_port_), grpc::InsecureChannelCredentials());
+    channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
     stub_ = brrr::admin::v1::Admin::NewStub(channel_);
   }
 
   void SetToken(std::string token) { token_ = std::move(token); }
 
   void TearDown() override {
-    if (server_ == nullptr || exited_) return;
-    server_->Signal(SIGTERM);
+    if (server_ == nullptr) return;
+    if (!server_->Wait(std::chrono::milliseconds(0)).has_value()) server_->Signal(SIGTERM);
     std::optional<int> code = server_->Wait(std::chrono::seconds(30));
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 0) << server_->err();
   }
 
-  // The server's exit status, waiting up to 30 s; TearDown then has nothing left to do.
-  std::optional<int> WaitForExit() {
-    exited_ = true;
-    return server_->Wait(std::chrono::seconds(30));
-  }
+  // "127.0.0.1:PORT" of the admin plane.
+  std::string AdminAddress() const { return "127.0.0.1:" + std::to_string(admin_port_); }
 
   // A call context with a 10 s deadline, carrying the token if the test set one.
   std::unique_ptr<grpc::ClientContext> Context() const {
@@ -96,7 +93,6 @@ class AdminFixture : public ::testing::Test {
   uint16_t admin_port_ = 0;
   uint16_t port_ = 0;
   std::string token_;
-  bool exited_ = false;
   std::unique_ptr<Process> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<brrr::admin::v1::Admin::Stub> stub_;

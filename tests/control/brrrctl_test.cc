@@ -21,6 +21,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -85,67 +86,15 @@ uint16_t LocalPort(int fd) {
   return ntohs(address.sin_port);
 }
 
-class BrrrctlTest : public ::testing::Test {
+// The shared fixture (a real brrr-echo and a channel to it), plus brrrctl aimed at it.
+class BrrrctlTest : public testing::AdminFixture {
  protected:
-  // brrr-echo with its admin plane on a free port.
-  void Start(std::vector<std::string> extra = {}) {
-    admin_port_ = testing::PickFreePort();
-    std::vector<std::string> args = {"--port=0", "--admin_port=" + std::to_string(admin_port_)};
-    args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<testing::Process>(testing::Runfile("server/brrr-echo"), args);
-    port_ = server_->ListeningPort();
-    ASSERT_NE(port_, 0) << server_->err();
-    ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
-        << server_->out() << server_->err();
-    channel_ = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
-    stub_ = admin::Admin::NewStub(channel_);
-  }
+  std::string Address() const { return AdminAddress(); }
 
-  void TearDown() override {
-    if (server_ == nullptr) return;
-    if (!server_->Wait(milliseconds(0)).has_value()) server_->Signal(SIGTERM);
-    std::optional<int> code = server_->Wait(seconds(30));
-    ASSERT_TRUE(code.has_value());
-    EXPECT_EQ(*code, 0) << server_->err();
-  }
-
-  std::string Address() const { return "127.0.0.1:" + std::to_string(admin_port_); }
-
-  // brrrctl aimed at this test's server.
   CtlRun Ctl(std::vector<std::string> args) {
     args.insert(args.begin(), "--target=" + Address());
     return Brrrctl(args);
   }
-
-  static std::unique_ptr<grpc::ClientContext> Context() {
-    auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() + seconds(10));
-    return context;
-  }
-
-  admin::Stats Stats() {
-    admin::Stats stats;
-    grpc::Status s = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
-    EXPECT_TRUE(s.ok()) << s.error_message();
-    return stats;
-  }
-
-  // Stats once `ready` holds for them (polled, bounded: 5 s), else the last ones read.
-  admin::Stats StatsWhen(const std::function<bool(const admin::Stats&)>& ready) {
-    admin::Stats stats;
-    for (int i = 0; i < 500; ++i) {
-      stats = Stats();
-      if (ready(stats)) break;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-    return stats;
-  }
-
-  uint16_t admin_port_ = 0;
-  uint16_t port_ = 0;
-  std::unique_ptr<testing::Process> server_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<admin::Admin::Stub> stub_;
 };
 
 TEST_F(BrrrctlTest, InfoJsonIsTheServerInfoMessage) {
