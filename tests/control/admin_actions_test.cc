@@ -266,23 +266,6 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   testing::BlockingClient idle(port_);
   testing::BlockingClient stuck(port_);
   stuck.set_receive_buffer(4096);
-  // Send without reading until the server stops reading this socket and our sends block.
-  int flags = fcntl(stuck.fd(), F_GETFL);
-  fcntl(stuck.fd(), F_SETFL, flags | O_NONBLOCK);
-  std::string block(65536, 'x');
-  size_t sent = 0;
-  for (int quiet = 0; quiet < 50 && sent < (64u << 20);) {
-    ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
-    if (n > 0) {
-      sent += static_cast<size_t>(n);
-      quiet = 0;
-    } else {
-      ++quiet;
-      std::this_thread::sleep_for(milliseconds(10));
-    }
-  }
-  ASSERT_LT(sent, 64u << 20) << "the server kept reading from a client that never reads";
-
   auto list = [&](admin::ListSocketsRequest::SetFilter set) {
     admin::ListSocketsRequest request;
     request.set_set(set);
@@ -291,9 +274,26 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
     EXPECT_TRUE(s.ok()) << s.error_message();
     return response;
   };
-  admin::ListSocketsResponse writing = list(admin::ListSocketsRequest::WRITE_SET);
-  const admin::SocketInfo* s = FindPeer(writing, LocalAddress(stuck.fd()));
-  ASSERT_NE(s, nullptr) << writing.DebugString();
+  // Send without reading until our sends block (the server stopped reading this socket) and
+  // the server lists it in its write set; bounded: 64 MiB or 500 rounds of 10 ms.
+  int flags = fcntl(stuck.fd(), F_GETFL);
+  fcntl(stuck.fd(), F_SETFL, flags | O_NONBLOCK);
+  std::string block(65536, 'x');
+  size_t sent = 0;
+  admin::ListSocketsResponse writing;
+  const admin::SocketInfo* s = nullptr;
+  for (int round = 0; round < 500 && s == nullptr && sent < (64u << 20); ++round) {
+    ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    std::this_thread::sleep_for(milliseconds(10));
+    writing = list(admin::ListSocketsRequest::WRITE_SET);
+    s = FindPeer(writing, LocalAddress(stuck.fd()));
+  }
+  ASSERT_LT(sent, 64u << 20) << "the server kept reading from a client that never reads";
+  ASSERT_NE(s, nullptr) << "sent " << sent << " bytes; write set: " << writing.DebugString();
   EXPECT_TRUE(s->in_write_set());
   EXPECT_FALSE(s->in_read_set());  // stopped reading at its high-water mark
   EXPECT_GT(s->bytes_queued(), 0u);
