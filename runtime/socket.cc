@@ -142,14 +142,6 @@ void SocketState::finish_close_at_shutdown() {
   delete this;
 }
 
-void SocketState::close_by_request() {
-  // The owner keeps its Socket handle; shutting the descriptor down makes its pending and
-  // future operations fail (end of stream, EPIPE), so the owner notices and closes it.
-  ::shutdown(fd_, SHUT_RDWR);
-  cancel(Side::kRead);
-  cancel(Side::kWrite);
-}
-
 void SocketState::close_descriptor() {
   if (loop_.has_reactor()) loop_.reactor().release_fd(fd_);
   ::close(fd_);

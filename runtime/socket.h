@@ -103,7 +103,6 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
 
   void on_io_completion(const Completion& c) override;
   SocketInfo info(int64_t now_ns) const override;
-  void close_by_request() override;
   void finish_close_at_shutdown() override;
 
   // An error Status for a failed operation: what, on which descriptor and peer, and why.

@@ -34,8 +34,6 @@ struct SocketInfo {
 class SocketEntry {
  public:
   virtual SocketInfo info(int64_t now_ns) const = 0;
-  // Closes the socket at an operator's request (the admin plane's CloseConnection).
-  virtual void close_by_request() = 0;
   // The loop is being destroyed and its backend is gone: close and free what is left of a
   // socket that was waiting for its operations to finish before closing.
   virtual void finish_close_at_shutdown() = 0;
@@ -72,13 +70,6 @@ class SocketTable {
   void remove_closing(SocketEntry* s) { unlink(&closing_head_, s); }
   void finish_closing_at_shutdown() {
     while (closing_head_ != nullptr) closing_head_->finish_close_at_shutdown();
-  }
-
-  SocketEntry* find(int fd, int64_t now_ns) const {
-    for (SocketEntry* s = head_; s != nullptr; s = s->next_) {
-      if (s->info(now_ns).fd == fd) return s;
-    }
-    return nullptr;
   }
 
   // Read-set / write-set membership changes.

@@ -15,12 +15,14 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "control/reflection_service.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
+#include "gtest/gtest.h"
 
 namespace brrr::testing {
 
@@ -111,6 +113,17 @@ std::vector<std::string> FileNames(const Response& response) {
   for (const auto& file : Files(response)) names.push_back(file.name());
   return names;
 }
+
+// Both versions of the protocol, for typed tests: TYPED_TEST_SUITE(T, ReflectionVersions,
+// ReflectionVersionNames) names the cases ".../v1" and ".../v1alpha".
+using ReflectionVersions = ::testing::Types<control::ReflectionV1, control::ReflectionV1Alpha>;
+class ReflectionVersionNames {
+ public:
+  template <typename T>
+  static std::string GetName(int) {
+    return std::is_same_v<T, control::ReflectionV1> ? "v1" : "v1alpha";
+  }
+};
 
 }  // namespace brrr::testing
 

@@ -50,15 +50,7 @@ class ReflectionServiceTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
 };
 
-using Versions = ::testing::Types<control::ReflectionV1, control::ReflectionV1Alpha>;
-class VersionNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return std::is_same_v<T, control::ReflectionV1> ? "v1" : "v1alpha";
-  }
-};
-TYPED_TEST_SUITE(ReflectionServiceTest, Versions, VersionNames);
+TYPED_TEST_SUITE(ReflectionServiceTest, testing::ReflectionVersions, testing::ReflectionVersionNames);
 
 TYPED_TEST(ReflectionServiceTest, ACallWithoutTheTokenIsUnauthenticated) {
   testing::ReflectionClient<TypeParam> client(this->channel_);

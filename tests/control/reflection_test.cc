@@ -1,8 +1,6 @@
 // Server reflection of a real brrr-echo, over a real gRPC channel, in both versions of the
 // protocol (grpc.reflection.v1, which grpcurl asks for first, and v1alpha): what a client
 // with no .proto file does to find and call the admin plane.
-#include <signal.h>
-
 #include <chrono>
 #include <memory>
 #include <string>
@@ -15,6 +13,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
 #include "tests/control/reflection_client.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
@@ -26,39 +25,14 @@ using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 namespace protobuf = google::protobuf;
 
+// A real brrr-echo with its admin plane (the shared fixture), for one version of reflection.
 template <typename Version>
-class ReflectionTest : public ::testing::Test {
+class ReflectionTest : public testing::AdminFixture {
  protected:
-  void SetUp() override {
-    uint16_t admin_port = testing::PickFreePort();
-    server_ = std::make_unique<testing::Process>(testing::Runfile("server/brrr-echo"),
-                                                 std::vector<std::string>{"--port=0", "--admin_port=" + std::to_string(admin_port)});
-    ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port)))
-        << server_->out() << server_->err();
-    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(admin_port), grpc::InsecureChannelCredentials());
-  }
-
-  void TearDown() override {
-    if (server_ == nullptr) return;
-    server_->Signal(SIGTERM);
-    std::optional<int> code = server_->Wait(std::chrono::seconds(30));
-    ASSERT_TRUE(code.has_value());
-    EXPECT_EQ(*code, 0) << server_->err();
-  }
-
-  std::unique_ptr<testing::Process> server_;
-  std::shared_ptr<grpc::Channel> channel_;
+  void SetUp() override { Start(); }
 };
 
-using Versions = ::testing::Types<control::ReflectionV1, control::ReflectionV1Alpha>;
-class VersionNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return std::is_same_v<T, control::ReflectionV1> ? "v1" : "v1alpha";
-  }
-};
-TYPED_TEST_SUITE(ReflectionTest, Versions, VersionNames);
+TYPED_TEST_SUITE(ReflectionTest, testing::ReflectionVersions, testing::ReflectionVersionNames);
 
 // What grpcurl does first: list the services, then fetch the file that describes one.
 TYPED_TEST(ReflectionTest, ListsAllFourServices) {
