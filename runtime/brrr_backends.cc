@@ -24,6 +24,7 @@ std::string Capabilities(uint64_t caps) {
   if (caps & brrr::kCapMultishot) names.push_back("multishot");
   if (caps & brrr::kCapProvidedBuffers) names.push_back("provided-buffers");
   if (caps & brrr::kCapNativeOps) names.push_back("native-ops");
+  if (caps & brrr::kCapSendMsg) names.push_back("sendmsg");
   return names.empty() ? "-" : absl::StrJoin(names, ",");
 }
 

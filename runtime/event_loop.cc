@@ -176,6 +176,8 @@ void EventLoop::run_once(Duration max_wait) {
 void EventLoop::run_iteration(int64_t max_wait_ns) {
   int64_t start = MonotonicNanos();
   inbox_.drain_into(ready_);
+  flushes_.run();  // what the previous iteration's tasks deferred (before the timeout is set:
+                   // a flush may make a task ready)
   int64_t waited = wait_for_io(wait_timeout_ns(max_wait_ns));
   inbox_.drain_into(ready_);
   publish_ready_depth();
@@ -213,6 +215,7 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
     std::abort();
   }
   for (int i = 0; i < *n; ++i) io_.dispatch(completions_[i], *reactor_);
+  flushes_.run();
   io_completions_.add(static_cast<uint64_t>(*n));
   io_in_flight_.store(io_.in_flight());
   ReactorCounters c = reactor_->counters();

@@ -6,7 +6,9 @@
 //
 //   1. Wait for I/O, for as long as nothing else can happen: not at all when tasks are ready,
 //      else until the next timer is due, else until I/O or a wake-up. I/O completions are
-//      handed to their handlers (which usually queue a coroutine to resume).
+//      handed to their handlers (which usually queue a coroutine to resume); then the work
+//      they deferred to the batch's end runs (defer_flush: a socket's queued sends go out in
+//      one gathered send). Work deferred by tasks runs just before the next wait.
 //   2. Calls posted from other threads (call_soon_threadsafe) join the ready queue.
 //   3. Due timers run, earliest deadline first; equal deadlines in the order scheduled.
 //   4. Tasks that were ready when this step began run, first in first out. What they schedule
@@ -39,6 +41,7 @@
 #include "runtime/buffer_pool.h"
 #include "runtime/callback.h"
 #include "runtime/clock.h"
+#include "runtime/deferred_flush.h"
 #include "runtime/io_registry.h"
 #include "runtime/log_histogram.h"
 #include "runtime/reactor.h"
@@ -190,6 +193,10 @@ class EventLoop {
   void register_task(TaskContext* task);
   void unregister_task(TaskContext* task);
   SocketTable& sockets() { return sockets_; }
+  // Calls f.flush() once the current batch of I/O completions has been handed out, or, when
+  // called from a task, just before the loop next waits (deferred_flush.h).
+  void defer_flush(DeferredFlush& f) { flushes_.add(f); }
+  void cancel_flush(DeferredFlush& f) { flushes_.remove(f); }
   // False once the loop's destructor has shut the backend down.
   bool has_reactor() const { return reactor_ != nullptr; }
 
@@ -215,6 +222,7 @@ class EventLoop {
   ThreadsafeQueue inbox_;
   IoRegistry io_;
   SocketTable sockets_;
+  DeferredFlushList flushes_;
   StallDetector stall_detector_;
   std::unique_ptr<BlockingPool> blocking_pool_;
   std::unique_ptr<BufferPool> receive_buffers_;  // outlives reactor_ (the backend borrows it)

@@ -21,6 +21,8 @@ static_assert(kOpBufferSelect == BRRR_OP_BUFFER_SELECT);
 static_assert(kCapMultishot == BRRR_CAP_MULTISHOT);
 static_assert(kCapProvidedBuffers == BRRR_CAP_PROVIDED_BUFFERS);
 static_assert(kCapNativeOps == BRRR_CAP_NATIVE_OPS);
+static_assert(static_cast<uint32_t>(IoOpcode::kSendMsg) == BRRR_OP_SENDMSG);
+static_assert(kCapSendMsg == BRRR_CAP_SENDMSG);
 static_assert(BRRR_COMPLETION_MORE == 1u && BRRR_COMPLETION_BUFFER == 2u);
 
 Plugin::Plugin(void* dl_handle, const brrr_reactor_plugin* table, std::string path)

@@ -37,6 +37,7 @@ enum class IoOpcode : uint32_t {
   kConnect = 4,
   kPollReadable = 5,
   kPollWritable = 6,
+  kSendMsg = 7,  // buf: a msghdr naming the data (msg_iov); len: 0. See reactor_abi.h.
 };
 
 // Mirrors reactor_abi.h's flag values (checked by static_assert in reactor.cc).
@@ -46,6 +47,7 @@ inline constexpr uint32_t kOpBufferSelect = 1u << 1;
 inline constexpr uint64_t kCapMultishot = 1u << 0;
 inline constexpr uint64_t kCapProvidedBuffers = 1u << 1;
 inline constexpr uint64_t kCapNativeOps = 1u << 2;
+inline constexpr uint64_t kCapSendMsg = 1u << 3;
 
 struct IoOperation {
   uint64_t user_data = 0;

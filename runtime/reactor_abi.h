@@ -7,8 +7,8 @@
  * compiler works. This header depends on <stddef.h> and <stdint.h> only; a plugin needs nothing
  * else of ours. Inside the runtime only runtime/reactor.{h,cc} sees these types.
  *
- * Model: the runtime submits OPERATIONS (accept, recv, send, connect, wait-readable,
- * wait-writable) and later collects COMPLETIONS from wait(). Readiness backends (select, poll,
+ * Model: the runtime submits OPERATIONS (accept, recv, send, gathered send, connect,
+ * wait-readable, wait-writable) and later collects COMPLETIONS from wait(). Readiness backends (select, poll,
  * epoll) perform the system call when the descriptor is ready; io_uring submits the operation
  * itself. Either way the runtime sees the same thing: an operation, then one or more
  * completions carrying its user_data, the last of which has no BRRR_COMPLETION_MORE flag.
@@ -19,10 +19,12 @@
  *    After cancel(), the final completion still arrives: -ECANCELED, or the operation's real
  *    result if it finished first (a completed accept or recv is never thrown away).
  *  - A descriptor has at most one read-side operation (ACCEPT, RECV, POLL_READABLE) and at
- *    most one write-side operation (SEND, CONNECT, POLL_WRITABLE) in flight; a second one
+ *    most one write-side operation (SEND, SENDMSG, CONNECT, POLL_WRITABLE) in flight; a second one
  *    fails with -EBUSY.
  *  - Results are >= 0 on success and -errno on failure. SEND may be partial. RECV returns 0
  *    when the peer has shut down its side. Sockets given to a backend are non-blocking.
+ *  - Opcodes and capabilities are only ever added: a plugin built before BRRR_OP_SENDMSG does
+ *    not announce BRRR_CAP_SENDMSG and refuses the opcode with -EINVAL.
  *  - Completions are returned only from wait(), never from submit() or cancel(), so the
  *    runtime never re-enters itself.
  *
@@ -70,7 +72,13 @@ enum {
   BRRR_OP_CONNECT = 4,
   /* fd: wait until readable / writable. result: 0. */
   BRRR_OP_POLL_READABLE = 5,
-  BRRR_OP_POLL_WRITABLE = 6
+  BRRR_OP_POLL_WRITABLE = 6,
+  /* fd; buf: a `struct msghdr` (<sys/socket.h>) whose msg_iov / msg_iovlen (1 to IOV_MAX
+   * entries) name the data, msg_name and msg_control NULL; len: 0. Sends the entries in order
+   * as one gathered send (never raises SIGPIPE). The msghdr, its iovec array and the memory
+   * they point to are BORROWED until the final completion. result: bytes sent, counted across
+   * the entries; may be partial. Needs BRRR_CAP_SENDMSG. */
+  BRRR_OP_SENDMSG = 7
 };
 
 /* Operation flags. */
@@ -109,6 +117,7 @@ typedef struct brrr_completion {
 #define BRRR_CAP_PROVIDED_BUFFERS (1u << 1) /* provide_buffers() and BRRR_OP_BUFFER_SELECT */
 #define BRRR_CAP_NATIVE_OPS (1u << 2)       /* operations are kernel operations, not
                                                readiness plus a system call */
+#define BRRR_CAP_SENDMSG (1u << 3)          /* BRRR_OP_SENDMSG */
 
 typedef struct brrr_reactor_config {
   uint32_t struct_size; /* sizeof(brrr_reactor_config) as the runtime compiled it */
@@ -204,6 +213,9 @@ static inline int brrr_op_check(const brrr_op* op, int has_buffers) {
     case BRRR_OP_CONNECT:
       if (op->flags) return -EINVAL;
       return op->buf != NULL || op->len == 0 ? 0 : -EFAULT;
+    case BRRR_OP_SENDMSG:
+      if (op->flags || op->len != 0) return -EINVAL;
+      return op->buf != NULL ? 0 : -EFAULT;
     case BRRR_OP_POLL_READABLE:
     case BRRR_OP_POLL_WRITABLE:
       return op->flags ? -EINVAL : 0;

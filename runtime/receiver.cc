@@ -17,7 +17,7 @@ Receiver::~Receiver() {
     state_->cancel(detail::Side::kRead);
     // The backend may write into the heap block until the cancel completes: the socket
     // state keeps it until then.
-    state_->adopt_buffer(detail::Side::kRead, std::move(heap_));
+    state_->adopt_receive_buffer(std::move(heap_));
   }
 }
 

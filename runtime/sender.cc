@@ -8,11 +8,16 @@ namespace brrr {
 Sender::Sender(Socket& socket, Handler& handler) : state_(socket.state()), handler_(handler) {}
 
 Sender::~Sender() {
+  state_->loop().cancel_flush(*this);
   if (in_flight_) {
     state_->forget_waiter(detail::Side::kWrite);
     state_->cancel(detail::Side::kWrite);
-    // The chunk being sent stays readable by the backend until the cancel completes.
-    state_->adopt_buffer(detail::Side::kWrite, std::move(front()));
+    // The chunks being sent (and a gathered send's header) stay readable by the backend until
+    // the cancel completes.
+    auto orphan = std::make_unique<OrphanedSend>();
+    for (size_t i = 0; i < in_flight_chunks_; ++i) orphan->chunks.push_back(std::move(at(i)));
+    orphan->gather = std::move(gather_);
+    state_->adopt_send(std::move(orphan));
   }
   if (queued_bytes_ > 0 && !state_->closing()) state_->set_queued_bytes(0);
 }
@@ -20,7 +25,7 @@ Sender::~Sender() {
 void Sender::grow() {
   size_t capacity = capacity_ == 0 ? 4 : capacity_ * 2;
   auto ring = std::make_unique<Chunk[]>(capacity);
-  for (size_t i = 0; i < count_; ++i) ring[i] = std::move(ring_[(head_ + i) % capacity_]);
+  for (size_t i = 0; i < count_; ++i) ring[i] = std::move(at(i));
   ring_ = std::move(ring);
   capacity_ = capacity;
   head_ = 0;
@@ -30,10 +35,14 @@ void Sender::push(Chunk chunk) {
   if (failed_ || chunk.size() == 0) return;
   if (count_ == capacity_) grow();
   queued_bytes_ += chunk.size();
-  ring_[(head_ + count_) % capacity_] = std::move(chunk);
+  at(count_) = std::move(chunk);
   ++count_;
   state_->set_queued_bytes(queued_bytes_);
-  if (!in_flight_) send_front();
+  if (!in_flight_) state_->loop().defer_flush(*this);
+}
+
+void Sender::flush() {
+  if (!in_flight_ && !failed_ && count_ > 0) send_queued();
 }
 
 void Sender::pop_front() {
@@ -45,14 +54,29 @@ void Sender::pop_front() {
     ring_.reset();
     capacity_ = 0;
     head_ = 0;
+    gather_.reset();
   }
 }
 
-void Sender::send_front() {
-  Chunk& c = front();
-  IoOperation op{.opcode = IoOpcode::kSend,
-                 .len = static_cast<uint32_t>(std::min<size_t>(c.size() - front_offset_, 1u << 30)),
-                 .buf = c.data() + front_offset_};
+void Sender::send_queued() {
+  size_t chunks = std::min(count_, SendGather::kMaxEntries);
+  IoOperation op;
+  EventLoop& loop = state_->loop();
+  if (chunks > 1 && loop.has_reactor() && loop.reactor().has(kCapSendMsg)) {
+    if (gather_ == nullptr) gather_ = std::make_unique<SendGather>();
+    for (size_t i = 0; i < chunks; ++i) {
+      Chunk& c = at(i);
+      size_t skip = i == 0 ? front_offset_ : 0;
+      gather_->entries[i] = iovec{c.data() + skip, c.size() - skip};
+    }
+    op = IoOperation{.opcode = IoOpcode::kSendMsg, .buf = gather_->use(chunks)};
+  } else {
+    chunks = 1;
+    Chunk& c = front();
+    op = IoOperation{.opcode = IoOpcode::kSend,
+                     .len = static_cast<uint32_t>(std::min<size_t>(c.size() - front_offset_, 1u << 30)),
+                     .buf = c.data() + front_offset_};
+  }
   int rc = state_->start(detail::Side::kWrite, op, this);
   if (rc != 0) {
     failed_ = true;
@@ -60,10 +84,22 @@ void Sender::send_front() {
     return;
   }
   in_flight_ = true;
+  in_flight_chunks_ = chunks;
+}
+
+void Sender::consume(size_t sent) {
+  queued_bytes_ -= sent;
+  while (sent > 0) {
+    size_t take = std::min(sent, front().size() - front_offset_);
+    front_offset_ += take;
+    sent -= take;
+    if (front_offset_ == front().size()) pop_front();
+  }
 }
 
 void Sender::on_op_complete(const Completion& c) {
   in_flight_ = false;
+  in_flight_chunks_ = 0;
   if (c.result < 0) {
     failed_ = true;
     while (count_ > 0) pop_front();
@@ -73,11 +109,11 @@ void Sender::on_op_complete(const Completion& c) {
     return;
   }
   size_t sent = static_cast<size_t>(c.result);
-  front_offset_ += sent;
-  queued_bytes_ -= sent;
-  if (front_offset_ == front().size()) pop_front();
+  consume(sent);
   state_->set_queued_bytes(queued_bytes_);
-  if (count_ > 0) send_front();
+  // What is left (the rest of a partial send, or what was queued meanwhile) goes out once the
+  // batch this completion came in has been handed out, with whatever else the batch queues.
+  if (count_ > 0) state_->loop().defer_flush(*this);
   handler_.on_sent(sent, queued_bytes_);
 }
 

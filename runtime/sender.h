@@ -3,8 +3,14 @@
 // is released as soon as its last byte is sent.
 //
 //   Sender sender(socket, handler);
-//   sender.push(std::move(chunk));            // starts sending if idle
+//   sender.push(std::move(chunk));            // sent when the loop's current batch ends
 //   sender.queued_bytes();                    // for high/low-water flow control
+//
+// Gathering: push() does not send at once. The send starts when the loop has handed out its
+// current batch of completions (EventLoop::defer_flush), and takes every chunk queued by then,
+// up to SendGather::kMaxEntries, in one gathered send (IoOpcode::kSendMsg) where the backend
+// has one. So the four 16 KiB chunks in which a 64 KiB message arrives leave in one system
+// call, and a lone chunk goes out as a plain send, in the same loop iteration as before.
 //
 // The socket is in its loop's write set while anything is queued or in flight.
 // An idle Sender owns no memory beyond itself.
@@ -19,11 +25,13 @@
 
 #include "absl/status/status.h"
 #include "runtime/buffer_pool.h"
+#include "runtime/deferred_flush.h"
+#include "runtime/send_gather.h"
 #include "runtime/socket.h"
 
 namespace brrr {
 
-class Sender final : public detail::IoWaiter {
+class Sender final : public detail::IoWaiter, public DeferredFlush {
  public:
   class Handler {
    public:
@@ -49,12 +57,19 @@ class Sender final : public detail::IoWaiter {
   bool failed() const { return failed_; }
 
   void on_op_complete(const Completion& c) override;
+  // Starts sending what is queued, unless a send is in flight (the loop calls it).
+  void flush() override;
 
  private:
-  void send_front();
+  // Starts one send covering the front chunk, or a gathered one covering up to
+  // SendGather::kMaxEntries chunks.
+  void send_queued();
   Chunk& front() { return ring_[head_]; }
+  Chunk& at(size_t i) { return ring_[(head_ + i) % capacity_]; }
   void pop_front();
   void grow();
+  // Takes `sent` bytes off the front of the queue.
+  void consume(size_t sent);
 
   detail::SocketState* state_;
   Handler& handler_;
@@ -64,6 +79,8 @@ class Sender final : public detail::IoWaiter {
   size_t head_ = 0;
   size_t count_ = 0;
   size_t front_offset_ = 0;  // bytes of the front chunk already sent
+  size_t in_flight_chunks_ = 0;  // chunks the send in flight covers, from the front
+  std::unique_ptr<SendGather> gather_;  // while a gathered send may be in flight
   size_t queued_bytes_ = 0;
   bool in_flight_ = false;
   bool failed_ = false;

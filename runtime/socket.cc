@@ -23,6 +23,8 @@ const char* OperationName(IoOpcode opcode) {
       return "recv";
     case IoOpcode::kSend:
       return "send";
+    case IoOpcode::kSendMsg:
+      return "sendmsg";
     case IoOpcode::kConnect:
       return "connect";
     case IoOpcode::kPollReadable:
@@ -91,7 +93,7 @@ void SocketState::on_io_completion(const Completion& c) {
   Slot& s = slot(side);
   if (c.result > 0) {
     if (s.opcode == IoOpcode::kRecv) bytes_in_ += static_cast<uint64_t>(c.result);
-    if (s.opcode == IoOpcode::kSend) bytes_out_ += static_cast<uint64_t>(c.result);
+    if (s.opcode == IoOpcode::kSend || s.opcode == IoOpcode::kSendMsg) bytes_out_ += static_cast<uint64_t>(c.result);
   }
   IoWaiter* waiter = s.waiter;
   IoOpcode opcode = s.opcode;
@@ -102,7 +104,11 @@ void SocketState::on_io_completion(const Completion& c) {
     s.waiter = nullptr;
     s.cancel_sent = false;
     update_sets(was_reading, was_writing);
-    (side == Side::kRead ? orphaned_read_buffer_ : orphaned_write_buffer_) = Chunk();
+    if (side == Side::kRead) {
+      orphaned_receive_buffer_ = Chunk();
+    } else {
+      orphaned_send_.reset();
+    }
   }
   if (waiter != nullptr) {
     waiter->on_op_complete(c);

@@ -28,12 +28,14 @@
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/buffer_pool.h"
 #include "runtime/event_loop.h"
+#include "runtime/send_gather.h"
 #include "runtime/socket_address.h"
 #include "runtime/socket_table.h"
 #include "runtime/task.h"
@@ -90,11 +92,10 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
 
   void set_queued_bytes(uint64_t bytes);
   void set_kind(const char* kind) { kind_ = kind; }
-  // Keeps a buffer alive until the side's operation has finished: its owner is going away
-  // while the backend may still use it.
-  void adopt_buffer(Side side, Chunk buffer) {
-    (side == Side::kRead ? orphaned_read_buffer_ : orphaned_write_buffer_) = std::move(buffer);
-  }
+  // Keep memory alive until the side's operation has finished: its owner is going away while
+  // the backend may still use it (a receive's block; a send's chunks and gather header).
+  void adopt_receive_buffer(Chunk buffer) { orphaned_receive_buffer_ = std::move(buffer); }
+  void adopt_send(std::unique_ptr<OrphanedSend> send) { orphaned_send_ = std::move(send); }
   bool closing() const { return closing_; }
 
   // Closes now if nothing is in flight, else cancels everything and closes (and deletes
@@ -134,8 +135,8 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   uint64_t bytes_in_ = 0;
   uint64_t bytes_out_ = 0;
   uint64_t queued_bytes_ = 0;
-  Chunk orphaned_read_buffer_;
-  Chunk orphaned_write_buffer_;
+  Chunk orphaned_receive_buffer_;
+  std::unique_ptr<OrphanedSend> orphaned_send_;
   bool closing_ = false;
   bool registered_ = true;     // in the loop's socket table
   bool awaiting_close_ = false;  // in the table's closing list

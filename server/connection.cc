@@ -32,9 +32,14 @@ void Connection::on_data(Chunk chunk) {
   size_t bytes = chunk.size();
   sender_.push(prefixer_ ? prefixer_->apply(chunk) : std::move(chunk));
   if (closed_) return;  // the push failed and closed it
-  if (sender_.queued_bytes() >= shard_.options().high_water && receiver_.wants_data()) {
-    receiver_.stop();
-    c.reads_paused.add(1);
+  if (sender_.queued_bytes() >= shard_.options().high_water) {
+    backed_up_ = true;
+    if (receiver_.wants_data()) {
+      receiver_.stop();
+      c.reads_paused.add(1);
+    }
+  } else if (backed_up_) {
+    receiver_.set_read_limit(read_limit());  // what is left below the mark
   }
   throttle_after_read(bytes);
 }
@@ -55,13 +60,23 @@ bool Connection::throttle_after_read(size_t bytes) {
 
 uint32_t Connection::read_limit() const {
   // Under a rate, read at most about 50 ms of it at a time (what arrives past the budget is
-  // then one small read, not a burst of the backend's multishot receives); else no limit.
+  // then one small read, not a burst of the backend's multishot receives).
+  uint64_t limit = 0;  // none
   Throttle& t = shard_.throttle();
   uint64_t per_connection = t.bytes_per_second_per_connection();
   uint64_t total = t.bytes_per_second_total();
-  if (per_connection == 0 && total == 0) return 0;
-  uint64_t tighter = per_connection == 0 ? total : total == 0 ? per_connection : std::min(per_connection, total);
-  return static_cast<uint32_t>(std::clamp<uint64_t>(tighter / 20, 512, 65536));
+  if (per_connection != 0 || total != 0) {
+    uint64_t tighter = per_connection == 0 ? total : total == 0 ? per_connection : std::min(per_connection, total);
+    limit = std::clamp<uint64_t>(tighter / 20, 512, 65536);
+  }
+  // A client that lets its echoes pile up: read no more than fits below the high-water mark.
+  if (backed_up_) {
+    uint64_t high_water = shard_.options().high_water;
+    uint64_t room = high_water - std::min<uint64_t>(sender_.queued_bytes(), high_water);
+    room = std::max<uint64_t>(room, 1);
+    limit = limit == 0 ? room : std::min(limit, room);
+  }
+  return static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX));
 }
 
 void Connection::throttle_changed() {
@@ -78,6 +93,7 @@ void Connection::throttle_changed() {
 void Connection::maybe_resume_reading() {
   if (closed_ || read_done_ || receiver_.wants_data() || throttle_wait_.pending()) return;
   if (sender_.queued_bytes() > shard_.options().low_water || shard_.draining_deadline_passed()) return;
+  receiver_.set_read_limit(read_limit());
   receiver_.start();
 }
 
@@ -97,6 +113,12 @@ void Connection::on_sent(size_t bytes, size_t queued) {
   c.messages_out.add(1);
   last_activity_ns_ = MonotonicNanos();
   if (closed_) return;
+  if (backed_up_ && queued == 0) {
+    // Caught up: back to receiving as much as comes (the receive in flight, if any, is a
+    // single one; the next is armed with this).
+    backed_up_ = false;
+    receiver_.set_read_limit(read_limit());
+  }
   if (read_done_) {
     close_when_flushed();
   } else if (queued <= shard_.options().low_water) {

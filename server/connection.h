@@ -4,6 +4,11 @@
 // connection stops reading (the client's own sends then block in its kernel), and reads again
 // once the queue is down to the low-water mark. A client that never reads therefore holds at
 // most about high_water bytes of the server's memory, and nobody else waits for it.
+// "About": the receives the backend completed before the stop took effect still arrive (on
+// io_uring a multishot receive may have emptied the socket's buffer into several chunks). So
+// once a connection has reached the mark it is "backed up": it reads again with single
+// receives of at most what fits below the mark, and goes back to receiving as much as comes
+// only when its queue has emptied. The overshoot happens once, not on every resume.
 // When the client half-closes, everything received is sent back, then the connection closes.
 //
 // Throttles (server/throttle.h): what a connection reads is charged to its own bytes-per-second
@@ -62,7 +67,7 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   void close_when_flushed();
   // Stops reading if this chunk of `bytes` ran past a rate limit; true if it did.
   bool throttle_after_read(size_t bytes);
-  // The receive size the throttles call for (0: no limit).
+  // The receive size the throttles and a backed-up queue call for (0: no limit).
   uint32_t read_limit() const;
   // Reads again unless the queue, a throttle, the end of input or the drain holds it.
   void maybe_resume_reading();
@@ -75,6 +80,7 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   int64_t last_activity_ns_;
   RateLimiter read_rate_;
   TimerHandle throttle_wait_;  // pending while a throttle holds reading
+  bool backed_up_ = false;  // reached the high-water mark and has not caught up since
   bool read_done_ = false;
   bool drained_ = false;  // closed by the drain deadline, not by its client
   bool closed_ = false;

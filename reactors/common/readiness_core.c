@@ -277,9 +277,15 @@ static void run_write(rc_core* core, int fd, rc_slot* slot) {
       return;
     }
     case BRRR_OP_SEND:
+    case BRRR_OP_SENDMSG:
       for (;;) {
         core->counters.syscalls++;
-        ssize_t n = send(fd, op->buf, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n;
+        if (op->opcode == BRRR_OP_SEND) {
+          n = send(fd, op->buf, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+          n = sendmsg(fd, (const struct msghdr*)op->buf, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         if (n >= 0) {
           slot->has_write = 0;
           complete(core, op, (int32_t)n, 0, 0);
@@ -413,7 +419,7 @@ int rc_submit(brrr_reactor* reactor, const brrr_op* op) {
    * op on a descriptor the edge-mode cache knows to be ready. Done before registering
    * interest, so an op that completes here costs the backend nothing. */
   if (!read_side && !slot->connecting &&
-      (op->opcode == BRRR_OP_SEND || cached_ready(slot, RC_WRITE))) {
+      (op->opcode == BRRR_OP_SEND || op->opcode == BRRR_OP_SENDMSG || cached_ready(slot, RC_WRITE))) {
     run_write(core, op->fd, slot);
   } else if (read_side && cached_ready(slot, RC_READ)) {
     if (run_read(core, op->fd, slot)) push_again(core, op->fd, slot);

@@ -129,6 +129,50 @@ TEST_P(EchoServerTest, AClientThatNeverReadsCannotGrowTheServerAndOthersAreServe
   EXPECT_EQ(Stop(*server), 0);
 }
 
+// A client that sends fast and reads slowly: the server pauses it at the high-water mark and
+// resumes it many times, reading it with single receives of what fits below the mark while it
+// is backed up. Every byte comes back, in order, and the server's memory stays bounded.
+// (How much the queue holds is measured by bench/slow_reader.py through the admin plane.)
+TEST_P(EchoServerTest, ASlowReaderIsPausedAndResumedAndGetsEveryByteBack) {
+  auto server = Start({"--high_water=65536", "--low_water=16384", "--recv_buffers=256"});
+  BlockingClient slow(port_);
+  slow.set_receive_buffer(65536);
+  int big = 8 << 20;
+  setsockopt(slow.fd(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  const std::string payload = testing::RandomBytes(4 << 20, 11);
+  uint64_t rss_before = server->RssBytes();
+  std::thread writer([&] {
+    EXPECT_TRUE(slow.send_all(payload));
+    slow.shutdown_write();
+  });
+  std::string echoed;
+  std::atomic<bool> done{false};
+  std::thread reader([&] {
+    // About 4 MB/s: slower than the server can echo; bounded by the payload's size.
+    std::string part;
+    while (echoed.size() < payload.size()) {
+      part = slow.recv_exact(std::min<size_t>(16384, payload.size() - echoed.size()));
+      if (part.empty()) break;
+      echoed += part;
+      std::this_thread::sleep_for(milliseconds(4));
+    }
+    done = true;
+  });
+  uint64_t rss_max = rss_before;
+  TimePoint give_up = Clock::now() + seconds(60);
+  while (!done.load() && Clock::now() < give_up) {
+    rss_max = std::max(rss_max, server->RssBytes());
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  writer.join();
+  reader.join();
+  EXPECT_EQ(echoed.size(), payload.size());
+  EXPECT_TRUE(echoed == payload) << "the echo differs";
+  // The pool (4 MiB) is mapped at start; what the queue holds beyond it is heap.
+  EXPECT_LT(rss_max, rss_before + (3u << 20)) << "server memory grew by " << (rss_max - rss_before) << " bytes";
+  EXPECT_EQ(Stop(*server), 0);
+}
+
 TEST_P(EchoServerTest, TenThousandConnectCloseCyclesLeakNoDescriptor) {
   auto server = Start();
   int fds_before = server->OpenFds();
