@@ -8,9 +8,9 @@
  * else of ours. Inside the runtime only runtime/reactor.{h,cc} sees these types.
  *
  * Model: the runtime submits OPERATIONS (accept, recv, send, gathered send, connect,
- * wait-readable, wait-writable) and later collects COMPLETIONS from wait(). Readiness backends (select, poll,
- * epoll) perform the system call when the descriptor is ready; io_uring submits the operation
- * itself. Either way the runtime sees the same thing: an operation, then one or more
+ * wait-readable, wait-writable) and later collects COMPLETIONS from wait(). Readiness backends
+ * (select, poll, epoll) perform the system call when the descriptor is ready; io_uring submits
+ * the operation itself. Either way the runtime sees the same thing: an operation, then one or more
  * completions carrying its user_data, the last of which has no BRRR_COMPLETION_MORE flag.
  *
  * Rules every backend keeps (the conformance suite in tests/reactors checks them):
@@ -19,8 +19,8 @@
  *    After cancel(), the final completion still arrives: -ECANCELED, or the operation's real
  *    result if it finished first (a completed accept or recv is never thrown away).
  *  - A descriptor has at most one read-side operation (ACCEPT, RECV, POLL_READABLE) and at
- *    most one write-side operation (SEND, SENDMSG, CONNECT, POLL_WRITABLE) in flight; a second one
- *    fails with -EBUSY.
+ *    most one write-side operation (SEND, SENDMSG, CONNECT, POLL_WRITABLE) in flight; a
+ *    second one fails with -EBUSY.
  *  - Results are >= 0 on success and -errno on failure. SEND may be partial. RECV returns 0
  *    when the peer has shut down its side. Sockets given to a backend are non-blocking.
  *  - Opcodes and capabilities are only ever added: a plugin built before BRRR_OP_SENDMSG does
