@@ -274,15 +274,17 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
     EXPECT_TRUE(s.ok()) << s.error_message();
     return response;
   };
-  // Send without reading until our sends block (the server stopped reading this socket) and
-  // the server lists it in its write set; bounded: 64 MiB or 500 rounds of 10 ms.
+  // Send without reading until our sends block and the server lists the socket in its write
+  // set and no longer in its read set (it drains its queue into the kernel's buffers and reads
+  // again, in bounded single receives, until those are full too; then it stops for good);
+  // bounded: 64 MiB or 500 rounds of 10 ms.
   int flags = fcntl(stuck.fd(), F_GETFL);
   fcntl(stuck.fd(), F_SETFL, flags | O_NONBLOCK);
   std::string block(65536, 'x');
   size_t sent = 0;
   admin::ListSocketsResponse writing;
   const admin::SocketInfo* s = nullptr;
-  for (int round = 0; round < 500 && s == nullptr && sent < (64u << 20); ++round) {
+  for (int round = 0; round < 500 && (s == nullptr || s->in_read_set()) && sent < (64u << 20); ++round) {
     ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<size_t>(n);
