@@ -49,7 +49,6 @@ class DeferredFlushList {
     pending_[f.index_] = nullptr;
     f.index_ = DeferredFlush::kNotPending;
   }
-  bool empty() const { return pending_.empty(); }
   // Runs every pending entry, those added meanwhile included, then empties the list.
   void run() {
     for (size_t i = 0; i < pending_.size(); ++i) {

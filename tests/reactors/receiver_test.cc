@@ -10,13 +10,13 @@
 #include "runtime/async.h"
 #include "runtime/socket.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/listener_fixture.h"
 #include "tests/testing/net.h"
 
 namespace brrr {
 namespace {
 
 using std::chrono::milliseconds;
-using std::chrono::seconds;
 using testing::BlockingClient;
 
 // Collects chunks; optionally keeps them (holding pool buffers) instead of copying them out.
@@ -40,53 +40,16 @@ struct Collector : Receiver::Handler {
   absl::Status status;
 };
 
-class ReceiverTest : public ::testing::TestWithParam<std::string> {
+class ReceiverTest : public testing::ListenerFixture {
  protected:
-  void SetUp() override {
-    fds_before_ = testing::CountOpenFds();
-    std::string why;
-    if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
+  EventLoopOptions LoopOptions() const override {
     EventLoopOptions options;
     options.receive_buffer_size = 4096;
     options.receive_buffer_count = pool_count_;
-    loop_ = testing::NewLoop(GetParam(), options);
-    ASSERT_NE(loop_, nullptr);
-    auto l = Socket::Listen(*loop_, SocketAddress::Loopback(0));
-    ASSERT_TRUE(l.ok());
-    listener_ = *std::move(l);
-  }
-  void TearDown() override {
-    listener_.close();
-    loop_.reset();
-    if (!IsSkipped()) {
-      EXPECT_EQ(testing::CountOpenFds(), fds_before_);
-    }
-  }
-  uint16_t port() { return listener_.local_address()->port(); }
-
-  // Accepts one connection (bounded).
-  Socket Accept() {
-    auto task = [&]() -> Task<absl::StatusOr<Socket>> { co_return co_await listener_.accept(); };
-    auto r = run_until_complete(*loop_, wait_for(task(), seconds(30)));
-    EXPECT_TRUE(r.ok() && r->ok());
-    return r.ok() && r->ok() ? std::move(**r) : Socket();
+    return options;
   }
 
-  // Runs the loop until `done` (bounded: 30 s).
-  void RunUntil(const std::function<bool()>& done) {
-    TimePoint give_up = Clock::now() + seconds(30);
-    while (!done() && Clock::now() < give_up) loop_->run_once(milliseconds(5));
-    EXPECT_TRUE(done()) << "timed out";
-  }
-  void RunFor(Duration d) {
-    TimePoint until = Clock::now() + d;
-    while (Clock::now() < until) loop_->run_once(milliseconds(1));
-  }
-
-  uint32_t pool_count_ = 64;
-  std::unique_ptr<EventLoop> loop_;
-  Socket listener_;
-  int fds_before_ = -1;
+  static constexpr uint32_t pool_count_ = 64;
 };
 
 TEST_P(ReceiverTest, ReceivesEverythingIntoPoolBuffersUntilEndOfStream) {

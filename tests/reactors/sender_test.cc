@@ -9,13 +9,13 @@
 #include "runtime/async.h"
 #include "runtime/socket.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/listener_fixture.h"
 #include "tests/testing/net.h"
 
 namespace brrr {
 namespace {
 
 using std::chrono::milliseconds;
-using std::chrono::seconds;
 using testing::BlockingClient;
 
 struct SentLog : Sender::Handler {
@@ -45,45 +45,7 @@ std::string Pattern(size_t n, size_t seed) {
   return s;
 }
 
-class SenderTest : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    fds_before_ = testing::CountOpenFds();
-    std::string why;
-    if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
-    loop_ = testing::NewLoop(GetParam(), EventLoopOptions{});
-    ASSERT_NE(loop_, nullptr);
-    auto l = Socket::Listen(*loop_, SocketAddress::Loopback(0));
-    ASSERT_TRUE(l.ok());
-    listener_ = *std::move(l);
-  }
-  void TearDown() override {
-    listener_.close();
-    loop_.reset();
-    if (!IsSkipped()) {
-      EXPECT_EQ(testing::CountOpenFds(), fds_before_);
-    }
-  }
-  uint16_t port() { return listener_.local_address()->port(); }
-
-  Socket Accept() {
-    auto task = [&]() -> Task<absl::StatusOr<Socket>> { co_return co_await listener_.accept(); };
-    auto r = run_until_complete(*loop_, wait_for(task(), seconds(30)));
-    EXPECT_TRUE(r.ok() && r->ok());
-    return r.ok() && r->ok() ? std::move(**r) : Socket();
-  }
-
-  // Runs the loop until `done` (bounded: 30 s).
-  void RunUntil(const std::function<bool()>& done) {
-    TimePoint give_up = Clock::now() + seconds(30);
-    while (!done() && Clock::now() < give_up) loop_->run_once(milliseconds(5));
-    EXPECT_TRUE(done()) << "timed out";
-  }
-
-  std::unique_ptr<EventLoop> loop_;
-  Socket listener_;
-  int fds_before_ = -1;
-};
+using SenderTest = testing::ListenerFixture;
 
 TEST_P(SenderTest, ChunksQueuedTogetherLeaveInOneSend) {
   BlockingClient client(port());
@@ -152,11 +114,11 @@ TEST_P(SenderTest, GoingAwayWithASendInFlightIsSafe) {
   auto sender = std::make_unique<Sender>(socket, log);
   for (int i = 0; i < 512; ++i) sender->push(HeapChunk(Pattern(16384, i)));
   RunUntil([&] { return log.completions > 0; });
-  loop_->run_once(milliseconds(20));
+  RunFor(milliseconds(20));
   EXPECT_FALSE(sender->idle()) << "the client never reads: the queue cannot have emptied";
   sender.reset();
   socket.close();
-  for (int i = 0; i < 10; ++i) loop_->run_once(milliseconds(5));
+  RunFor(milliseconds(50));
   EXPECT_TRUE(log.error.ok()) << log.error;
 }
 
