@@ -19,13 +19,46 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// Messages are slices of this much random data (plus room for the largest message).
-constexpr size_t kSourceSize = 1 << 20;
 constexpr uint32_t kMaxMessage = 16 << 20;
 
-// What every loop shares: the source bytes, the stop signal, and where to report.
+// A pipelined window is sent in one write of at most about this many bytes.
+constexpr size_t kMaxBatchBytes = 64 * 1024;
+
+// The bytes each connection sends, as one endless stream of random bytes: byte k of connection
+// c is pattern[(c * 104729 + k) % kPeriod]. The period is prime, so it lines up with no buffer
+// or message size: bytes that come back moved, repeated or dropped do not match. The buffer
+// repeats its start past the period, so any `window` bytes of a stream are one contiguous slice:
+// a pipelined batch is sent, and a receive is checked, in place with one call.
+class StreamPattern {
+ public:
+  static constexpr size_t kPeriod = 1'048'573;
+
+  explicit StreamPattern(size_t window) : bytes_(kPeriod + window) {
+    std::mt19937_64 rng(0xB2B2);
+    for (size_t i = 0; i < kPeriod; i += 8) {
+      uint64_t r = rng();
+      std::memcpy(&bytes_[i], &r, std::min<size_t>(8, kPeriod - i));
+    }
+    for (size_t i = kPeriod; i < bytes_.size(); ++i) bytes_[i] = bytes_[i - kPeriod];
+  }
+
+  // The next `window` bytes of connection's stream from `offset` on.
+  const char* at(int connection, uint64_t offset) const {
+    return bytes_.data() + (static_cast<uint64_t>(connection) * 104729 + offset) % kPeriod;
+  }
+
+ private:
+  std::vector<char> bytes_;
+};
+
+// The receive buffer for a message size: a whole message, within [4 KiB, 1 MiB].
+size_t ReceiveBufferSize(uint32_t size) { return std::min<size_t>(std::max<uint32_t>(size, 4096), 1 << 20); }
+
+// What every loop shares: the stream pattern, the stop signal, and where to report.
 struct Shared {
-  std::vector<char> source;
+  explicit Shared(uint32_t size) : pattern(kMaxBatchBytes + std::max<size_t>(size, ReceiveBufferSize(size))) {}
+
+  const StreamPattern pattern;
   SocketAddress address;
   std::atomic<bool> stop{false};
   int64_t measure_from_ns = 0;  // end of warm-up
@@ -50,13 +83,6 @@ struct LoopState {
   SingleWriter<int64_t> finished;  // connections done (either way)
   LatencyHistogram latency;
 };
-
-// A pipelined window is sent in one write of at most about this many bytes.
-constexpr size_t kMaxBatchBytes = 64 * 1024;
-
-size_t OffsetOf(int connection, uint64_t message) {
-  return (message * 7919 + static_cast<uint64_t>(connection) * 104729) % kSourceSize;
-}
 
 class Connection {
  public:
@@ -110,17 +136,8 @@ class Connection {
       // writes its pipeline: the load generator must not be what limits a pipelined run.
       uint64_t room = static_cast<uint64_t>(o_.depth) - (sent_ - received_);
       uint64_t batch = rate_ > 0 || room == 1 ? 1 : std::min<uint64_t>(room, kMaxBatchBytes / o_.size + 1);
-      const char* data = shared_.source.data() + OffsetOf(id_, sent_);
-      size_t bytes = o_.size;
-      if (batch > 1) {
-        batch_.clear();
-        for (uint64_t i = 0; i < batch; ++i) {
-          const char* msg = shared_.source.data() + OffsetOf(id_, sent_ + i);
-          batch_.insert(batch_.end(), msg, msg + o_.size);
-        }
-        data = batch_.data();
-        bytes = batch_.size();
-      }
+      const char* data = shared_.pattern.at(id_, sent_ * o_.size);
+      size_t bytes = batch * o_.size;  // at most kMaxBatchBytes + one message: within the window
       for (uint64_t i = 0; i < batch; ++i) sent_at_[(sent_ + i) % o_.depth] = due;
       sent_ += batch;
       absl::Status s = co_await socket_.send_all(data, bytes);
@@ -137,8 +154,8 @@ class Connection {
 
   // Reads the echo, checks every byte, and times each message.
   Task<> receive_loop() {
-    std::vector<char> buf(std::min<uint32_t>(std::max<uint32_t>(o_.size, 4096), 1 << 20));
-    uint32_t at = 0;  // bytes of message received_ seen so far
+    std::vector<char> buf(ReceiveBufferSize(o_.size));
+    uint64_t received_bytes = 0;
     while (!failed_) {
       absl::StatusOr<size_t> n = co_await socket_.recv(buf.data(), buf.size());
       if (!n.ok()) {
@@ -148,36 +165,31 @@ class Connection {
       }
       size_t got = *n;
       if (got == 0) {
-        if (sending_done_ && received_ == sent_ && at == 0) break;  // the normal end
+        if (sending_done_ && received_ == sent_ && received_bytes == received_ * o_.size) break;  // the normal end
         fail(absl::StrCat("connection ", id_, ": the server closed the connection with ", sent_ - received_,
                           " messages unanswered"));
         break;
       }
-      const char* p = buf.data();
-      while (got > 0) {
-        uint32_t take = static_cast<uint32_t>(std::min<size_t>(got, o_.size - at));
-        const char* expected = shared_.source.data() + OffsetOf(id_, received_) + at;
-        if (std::memcmp(p, expected, take) != 0) {
-          ls_.mismatches.add(1);
-          fail(absl::StrCat("connection ", id_, ": message ", received_, " came back different at byte ", at,
-                            " or after"));
-          break;
-        }
-        at += take;
-        p += take;
-        got -= take;
-        if (at == o_.size) {
-          int64_t now = MonotonicNanos();
-          if (now >= shared_.measure_from_ns) {
-            ls_.latency.record(now - sent_at_[received_ % o_.depth]);
-            ls_.messages.add(1);
-            ls_.bytes.add(o_.size);
-          }
-          ++received_;
-          at = 0;
-          space_.set();
-        }
+      const char* expected = shared_.pattern.at(id_, received_bytes);
+      if (std::memcmp(buf.data(), expected, got) != 0) {
+        uint64_t wrong = received_bytes + static_cast<uint64_t>(std::mismatch(buf.data(), buf.data() + got, expected).first - buf.data());
+        ls_.mismatches.add(1);
+        fail(absl::StrCat("connection ", id_, ": message ", wrong / o_.size, " came back different at byte ",
+                          wrong % o_.size));
+        break;
       }
+      received_bytes += got;
+      uint64_t complete = received_bytes / o_.size;
+      if (complete == received_) continue;
+      // Every message this receive completed arrived now.
+      int64_t now = MonotonicNanos();
+      if (now >= shared_.measure_from_ns) {
+        for (uint64_t m = received_; m < complete; ++m) ls_.latency.record(now - sent_at_[m % o_.depth]);
+        ls_.messages.add(complete - received_);
+        ls_.bytes.add((complete - received_) * o_.size);
+      }
+      received_ = complete;
+      space_.set();
     }
   }
 
@@ -196,7 +208,6 @@ class Connection {
   const double rate_;
   Socket socket_;
   std::vector<int64_t> sent_at_;  // by message number modulo depth
-  std::vector<char> batch_;       // messages sent together (pipelined runs)
   Event space_;                   // the window has room (or the connection is done)
   uint64_t sent_ = 0;
   uint64_t received_ = 0;
@@ -225,11 +236,8 @@ absl::Status Validate(const LoadOptions& o) {
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<void(const LoadProgress&)>& on_progress) {
   if (absl::Status valid = Validate(o); !valid.ok()) return valid;
-  Shared shared;
+  Shared shared(o.size);
   shared.address = *SocketAddress::Parse(o.host, o.port);
-  shared.source.resize(kSourceSize + o.size);
-  std::mt19937_64 rng(0xB2B2);
-  for (size_t i = 0; i < shared.source.size(); ++i) shared.source[i] = static_cast<char>(rng() & 0xff);
 
   std::vector<std::unique_ptr<LoopState>> loops;
   std::vector<std::unique_ptr<Connection>> connections;
