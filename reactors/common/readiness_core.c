@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -173,12 +174,14 @@ static int is_per_connection_accept_error(int error) {
   return error == ECONNABORTED || error == EPROTO || error == EPERM;
 }
 
-/* Runs the read-side op of fd while the descriptor stays ready. Returns 1 if the batch
- * limit stopped it while the descriptor may still be ready. */
+/* Runs the read-side op of fd while the descriptor stays ready, for at most RC_BATCH system
+ * calls and RC_BATCH filled receive buffers. Returns 1 if that limit stopped it while the
+ * descriptor may still be ready. */
 static int run_read(rc_core* core, int fd, rc_slot* slot) {
   brrr_op* op = &slot->read_op;
   int multishot = (op->flags & BRRR_OP_MULTISHOT) != 0;
-  for (int i = 0; i < RC_BATCH && slot->has_read; i++) {
+  int buffers_filled = 0;
+  for (int i = 0; i < RC_BATCH && buffers_filled < RC_BATCH && slot->has_read; i++) {
     switch (op->opcode) {
       case BRRR_OP_POLL_READABLE:
         slot->has_read = 0;
@@ -204,32 +207,63 @@ static int run_read(rc_core* core, int fd, rc_slot* slot) {
       }
       case BRRR_OP_RECV: {
         int select = (op->flags & BRRR_OP_BUFFER_SELECT) != 0;
-        uint32_t id = 0;
-        void* buf = op->buf;
-        size_t len = op->len;
+        struct iovec iov[RC_SCATTER];
+        uint32_t ids[RC_SCATTER] = {0};
+        int count = 1;
+        iov[0].iov_base = op->buf;
+        iov[0].iov_len = op->len;
         if (select) {
           if (core->free_count == 0) {
             slot->has_read = 0;
             complete(core, op, -ENOBUFS, 0, 0);
             return 0;
           }
-          id = core->free_buffers[--core->free_count];
-          buf = core->buffer_base + (size_t)id * core->buffer_size;
-          len = core->buffer_size;
-          if (op->len != 0 && op->len < len) len = op->len;
+          /* A multishot receive without a length cap fills up to RC_SCATTER buffers per call
+           * (each becomes its own completion); a capped or single receive fills one. */
+          if (multishot && op->len == 0) {
+            count = RC_SCATTER;
+            if ((uint32_t)count > core->free_count) count = (int)core->free_count;
+            if (count > RC_BATCH - buffers_filled) count = RC_BATCH - buffers_filled;
+          }
+          for (int k = 0; k < count; k++) {
+            ids[k] = core->free_buffers[--core->free_count];
+            iov[k].iov_base = core->buffer_base + (size_t)ids[k] * core->buffer_size;
+            iov[k].iov_len = core->buffer_size;
+          }
+          if (op->len != 0 && op->len < iov[0].iov_len) iov[0].iov_len = op->len;
         }
+        size_t len = 0;
+        for (int k = 0; k < count; k++) len += iov[k].iov_len;
         core->counters.syscalls++;
-        ssize_t n = recv(fd, buf, len, 0);
+        ssize_t n;
+        if (count == 1) {
+          n = recv(fd, iov[0].iov_base, iov[0].iov_len, 0);
+        } else {
+          struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)count};
+          n = recvmsg(fd, &msg, 0);
+        }
         int error = n < 0 ? errno : 0;
-        if (select && n <= 0) core->free_buffers[core->free_count++] = id;
+        size_t received = n > 0 ? (size_t)n : 0;
+        int used = 0;
+        while (used < count && (size_t)used * core->buffer_size < received) used++;
+        if (select) {
+          /* Unused buffers go back in the reverse order they were taken: the free list is a
+           * stack, and the next receive should get the same (cache-warm) buffers. */
+          for (int k = count - 1; k >= used; k--) core->free_buffers[core->free_count++] = ids[k];
+        }
         if (n > 0) {
-          int more = multishot;
-          if (!more) slot->has_read = 0;
-          complete(core, op, (int32_t)n, (more ? BRRR_COMPLETION_MORE : 0u) |
-                                             (select ? BRRR_COMPLETION_BUFFER : 0u), id);
+          if (!multishot) slot->has_read = 0;
+          uint32_t flags = (multishot ? BRRR_COMPLETION_MORE : 0u) | (select ? BRRR_COMPLETION_BUFFER : 0u);
+          size_t left = received;
+          for (int k = 0; k < used; k++) {
+            size_t part = left < iov[k].iov_len ? left : iov[k].iov_len;
+            complete(core, op, (int32_t)part, flags, ids[k]);
+            left -= part;
+          }
+          buffers_filled += used;
           /* A short read drained the socket: new data brings a new edge. Not so once the
            * peer has closed its side: no edge will announce the end of stream left behind. */
-          if ((size_t)n < len && !(slot->closed & RC_READ)) {
+          if (received < len && !(slot->closed & RC_READ)) {
             slot->ready &= (uint8_t)~RC_READ;
             return 0;
           }

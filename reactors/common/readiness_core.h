@@ -16,7 +16,7 @@
  *    once, without another trip through the kernel.
  *
  * Fairness: one readiness event performs at most RC_BATCH system calls for a descriptor
- * (multishot accept, multishot recv). In edge mode a descriptor left ready goes on an
+ * (multishot accept, multishot recv) and fills at most RC_BATCH receive buffers. In edge mode a descriptor left ready goes on an
  * "again" list that the next wait() serves before blocking, so no edge is ever lost.
  *
  * Threads: loop thread only, except rc_wake() (thread-safe, async-signal-safe).
@@ -35,6 +35,10 @@
 
 /* System calls one descriptor gets per readiness event before others are served. */
 #define RC_BATCH 16
+
+/* Provided buffers one multishot receive fills with one system call (recvmsg with that many
+ * entries): a burst costs a call per RC_SCATTER buffers, not one per buffer. */
+#define RC_SCATTER 4
 
 typedef enum rc_mode { RC_LEVEL = 0, RC_EDGE = 1 } rc_mode;
 

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -200,6 +201,52 @@ TEST_P(ReactorTest, MultishotRecvWithProvidedBuffersUntilEndOfStream) {
   auto end = WaitUntil([](auto& a) { return HasFinal(a, 3); });
   ASSERT_EQ(end.size(), 1u);
   EXPECT_EQ(end[0].result, 0) << "end of stream ends the multishot recv";
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+// Data already waiting fills provided buffers in fewer system calls than buffers: io_uring
+// receives in the kernel, the readiness backends fill several buffers per recvmsg. 64 KiB
+// waits in the socket before a multishot receive with 4 KiB buffers starts.
+TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
+  constexpr uint32_t kSize = 4096;
+  constexpr uint32_t kCount = 64;
+  constexpr size_t kBurst = 64 * 1024;
+  std::vector<char> pool(kSize * kCount);
+  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  ASSERT_GE(fd, 0);
+  const std::string payload = testing::RandomBytes(kBurst, 11);
+  ASSERT_TRUE(client.send_all(payload));
+  int waiting = 0;
+  for (int i = 0; i < 3000 && waiting < static_cast<int>(kBurst); ++i) {
+    ASSERT_EQ(::ioctl(fd, FIONREAD, &waiting), 0);
+    if (waiting < static_cast<int>(kBurst)) std::this_thread::sleep_for(milliseconds(1));
+  }
+  ASSERT_EQ(waiting, static_cast<int>(kBurst));
+  ReactorCounters before = reactor_->counters();
+  ASSERT_EQ(reactor_->submit({.user_data = 6, .opcode = IoOpcode::kRecv,
+                              .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
+            0);
+  std::string received;
+  size_t buffers = 0;
+  WaitUntil([&](auto& a) {
+    for (size_t i = buffers; i < a.size(); ++i) {
+      if (a[i].result <= 0) continue;
+      received.append(pool.data() + a[i].buffer_id * kSize, a[i].result);
+      reactor_->recycle_buffer(a[i].buffer_id);
+    }
+    buffers = a.size();
+    return received.size() >= kBurst;
+  });
+  ReactorCounters after = reactor_->counters();
+  EXPECT_TRUE(received == payload);
+  EXPECT_GE(buffers, kBurst / kSize);
+  EXPECT_LT(after.syscalls - before.syscalls, kBurst / kSize) << "one system call per buffer (or more)";
+  client.close();
+  WaitUntil([](auto& a) { return HasFinal(a, 6); });
   EXPECT_EQ(reactor_->release_fd(fd), 0);
   ::close(fd);
 }
