@@ -172,7 +172,8 @@ class Connection {
       }
       const char* expected = shared_.pattern.at(id_, received_bytes);
       if (std::memcmp(buf.data(), expected, got) != 0) {
-        uint64_t wrong = received_bytes + static_cast<uint64_t>(std::mismatch(buf.data(), buf.data() + got, expected).first - buf.data());
+        const char* first_wrong = std::mismatch(buf.data(), buf.data() + got, expected).first;
+        uint64_t wrong = received_bytes + static_cast<uint64_t>(first_wrong - buf.data());
         ls_.mismatches.add(1);
         fail(absl::StrCat("connection ", id_, ": message ", wrong / o_.size, " came back different at byte ",
                           wrong % o_.size));

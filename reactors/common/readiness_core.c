@@ -253,7 +253,8 @@ static int run_read(rc_core* core, int fd, rc_slot* slot) {
         }
         if (n > 0) {
           if (!multishot) slot->has_read = 0;
-          uint32_t flags = (multishot ? BRRR_COMPLETION_MORE : 0u) | (select ? BRRR_COMPLETION_BUFFER : 0u);
+          uint32_t flags = (multishot ? BRRR_COMPLETION_MORE : 0u) |
+                           (select ? BRRR_COMPLETION_BUFFER : 0u);
           size_t left = received;
           for (int k = 0; k < used; k++) {
             size_t part = left < iov[k].iov_len ? left : iov[k].iov_len;

@@ -16,8 +16,9 @@
  *    once, without another trip through the kernel.
  *
  * Fairness: one readiness event performs at most RC_BATCH system calls for a descriptor
- * (multishot accept, multishot recv) and fills at most RC_BATCH receive buffers. In edge mode a descriptor left ready goes on an
- * "again" list that the next wait() serves before blocking, so no edge is ever lost.
+ * (multishot accept, multishot recv) and fills at most RC_BATCH receive buffers. In edge
+ * mode a descriptor left ready goes on an "again" list that the next wait() serves before
+ * blocking, so no edge is ever lost.
  *
  * Threads: loop thread only, except rc_wake() (thread-safe, async-signal-safe).
  * Ownership: the core owns its slots, queues and the wake eventfd; op buffers are borrowed.
