@@ -117,7 +117,9 @@ class Callback {
     other.manage_ = nullptr;
   }
 
-  alignas(std::max_align_t) unsigned char storage_[kInlineSize];
+  // Zeroed: take() copies all of it for trivially copyable targets, which may be smaller
+  // (g++ -O2 rightly flags copying bytes that were never written).
+  alignas(std::max_align_t) unsigned char storage_[kInlineSize] = {};
   Invoke invoke_ = nullptr;
   Manage manage_ = nullptr;
 };

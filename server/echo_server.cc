@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/clock.h"
+#include "server/port_claim.h"
 
 namespace brrr::server {
 
@@ -13,6 +14,15 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
   std::unique_ptr<EchoServer> server(new EchoServer(std::move(options)));
   const EchoServerOptions& o = server->options_;
   SocketAddress bind_to = *address;
+  if (!o.share_port) {
+    absl::StatusOr<SocketAddress> claimed = ClaimPort(bind_to);
+    if (!claimed.ok()) {
+      return absl::Status(claimed.status().code(),
+                          absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", claimed.status().message()));
+    }
+    bind_to = *claimed;
+  }
+  std::vector<int> listener_fds;
   for (int i = 0; i < o.loops; ++i) {
     EventLoopOptions lo;
     lo.backend = o.backend;
@@ -31,8 +41,9 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
       return absl::Status(listener.status().code(),
                           absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", listener.status().message()));
     }
+    listener_fds.push_back(listener->fd());
     if (i == 0) {
-      // With --port=0 the first listener picks the port; the others share it.
+      // With --port=0 (and --share_port) the first listener picks the port; the others share it.
       auto local = listener->local_address();
       if (!local.ok()) return local.status();
       bind_to = *local;
@@ -41,6 +52,11 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     }
     server->shards_.push_back(
         std::make_unique<Shard>(o, *std::move(loop), *std::move(listener), server->active_total_, server->throttle_));
+  }
+  if (!o.share_port) {
+    if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {
+      return absl::Status(sole.code(), absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", sole.message()));
+    }
   }
   return server;
 }

@@ -28,6 +28,9 @@ ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plu
 ABSL_FLAG(bool, list_backends, false, "List the backends, whether each starts here, and exit");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::1)");
 ABSL_FLAG(int32_t, port, 5000, "TCP port (0: any free port)");
+ABSL_FLAG(bool, share_port, false,
+          "Join another process's listeners on --port (SO_REUSEPORT) instead of failing because the "
+          "port is in use: for a deliberate hand-over between two brrr-echo processes only");
 ABSL_FLAG(int32_t, loops, 1, "Event loops (threads); they share the port with SO_REUSEPORT");
 ABSL_FLAG(uint64_t, max_connections, 100000,
           "Connections at once (all loops); further ones are accepted and closed at once");
@@ -149,6 +152,7 @@ int main(int argc, char** argv) {
   o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
   o.host = absl::GetFlag(FLAGS_host);
   o.port = static_cast<uint16_t>(port);
+  o.share_port = absl::GetFlag(FLAGS_share_port);
   o.loops = absl::GetFlag(FLAGS_loops);
   o.max_connections = absl::GetFlag(FLAGS_max_connections);
   o.high_water = absl::GetFlag(FLAGS_high_water);

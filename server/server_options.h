@@ -17,6 +17,9 @@ struct EchoServerOptions {
   std::string plugin_dir;        // searched first for plugins
   std::string host = "127.0.0.1";
   uint16_t port = 5000;  // 0: a free port (all loops share it)
+  // Join listeners of another process on the same port (SO_REUSEPORT) instead of failing: for
+  // a deliberate hand-over only (see server/port_claim.h).
+  bool share_port = false;
   int loops = 1;         // event loops (threads), each with its own listener (SO_REUSEPORT)
   uint64_t max_connections = 100000;  // per server; past it new connections are closed at once
   uint64_t high_water = 256 * 1024;   // bytes queued per connection before it stops reading

@@ -1,0 +1,72 @@
+// ClaimPort and CheckSoleListener on real sockets: the probe refuses a port any listener holds
+// and picks a free one for port 0; the after-the-fact check tells our listeners from others.
+#include "server/port_claim.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gtest/gtest.h"
+
+namespace brrr::server {
+namespace {
+
+// A listener with SO_REUSEPORT on `address` (port 0: a free one).
+int ReusePortListener(const SocketAddress& address) {
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  EXPECT_EQ(::bind(fd, address.data(), address.size()), 0);
+  EXPECT_EQ(::listen(fd, 16), 0);
+  return fd;
+}
+
+TEST(PortClaimTest, PortZeroGetsAFreePortThatListenersCanThenTake) {
+  absl::StatusOr<SocketAddress> claimed = ClaimPort(SocketAddress::Loopback(0));
+  ASSERT_TRUE(claimed.ok()) << claimed.status();
+  EXPECT_NE(claimed->port(), 0);
+  int a = ReusePortListener(*claimed);
+  int b = ReusePortListener(*claimed);
+  EXPECT_TRUE(CheckSoleListener(*claimed, {a, b}).ok());
+  ::close(a);
+  ::close(b);
+}
+
+TEST(PortClaimTest, APortWithAReusePortGroupIsInUse) {
+  int held = ReusePortListener(SocketAddress::Loopback(0));
+  absl::StatusOr<SocketAddress> local = SocketAddress::LocalOf(held);
+  ASSERT_TRUE(local.ok());
+  absl::StatusOr<SocketAddress> claimed = ClaimPort(*local);
+  EXPECT_EQ(claimed.status().code(), absl::StatusCode::kUnavailable) << claimed.status();
+  EXPECT_NE(claimed.status().message().find("Address already in use"), absl::string_view::npos);
+  ::close(held);
+}
+
+TEST(PortClaimTest, AListenerThatIsNotOursIsFoundAfterTheFact) {
+  // Two servers whose probes both passed, then both joined the group: each sees the other.
+  int ours = ReusePortListener(SocketAddress::Loopback(0));
+  absl::StatusOr<SocketAddress> local = SocketAddress::LocalOf(ours);
+  ASSERT_TRUE(local.ok());
+  int theirs = ReusePortListener(*local);
+  absl::Status sole = CheckSoleListener(*local, {ours});
+  EXPECT_EQ(sole.code(), absl::StatusCode::kUnavailable) << sole;
+  EXPECT_TRUE(CheckSoleListener(*local, {ours, theirs}).ok());
+  ::close(theirs);
+  EXPECT_TRUE(CheckSoleListener(*local, {ours}).ok());
+  ::close(ours);
+}
+
+TEST(PortClaimTest, IPv6ListenersAreCheckedToo) {
+  int ours = ReusePortListener(SocketAddress::Loopback(0, AF_INET6));
+  absl::StatusOr<SocketAddress> local = SocketAddress::LocalOf(ours);
+  ASSERT_TRUE(local.ok()) << local.status();
+  int theirs = ReusePortListener(*local);
+  EXPECT_EQ(CheckSoleListener(*local, {ours}).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ClaimPort(*local).status().code(), absl::StatusCode::kUnavailable);
+  ::close(theirs);
+  ::close(ours);
+}
+
+}  // namespace
+}  // namespace brrr::server
