@@ -45,6 +45,7 @@ EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
     : options_(std::move(options)),
       reactor_(std::move(reactor)),
       backend_name_(reactor_->name()),
+      max_fd_(reactor_->plugin().max_fd()),
       inbox_([this] { reactor_->wake(); }),
       stall_detector_(options_.loop_id, options_.stall_threshold.count(), options_.stall_sink),
       started_at_ns_(MonotonicNanos()) {}
@@ -87,14 +88,14 @@ TimerHandle EventLoop::call_later(Duration delay, Callback fn, TaskLabel label) 
 TimerHandle EventLoop::call_at(TimePoint when, Callback fn, TaskLabel label) {
   owner_.check("EventLoop::call_at");
   TimerId id = timers_.schedule(ToNanos(when), std::move(fn), label);
-  timers_pending_.store(timers_.size());
+  published_.pending_timers.store(timers_.size());
   return TimerHandle(this, id);
 }
 
 bool EventLoop::cancel_timer(TimerId id) {
   owner_.check("TimerHandle::cancel");
   bool cancelled = timers_.cancel(id);
-  timers_pending_.store(timers_.size());
+  published_.pending_timers.store(timers_.size());
   return cancelled;
 }
 
@@ -114,7 +115,7 @@ void EventLoop::register_task(TaskContext* task) {
   task->next_task_ = tasks_head_;
   if (tasks_head_ != nullptr) tasks_head_->prev_task_ = task;
   tasks_head_ = task;
-  live_tasks_.add(1);
+  published_.live_tasks.add(1);
 }
 
 void EventLoop::unregister_task(TaskContext* task) {
@@ -125,7 +126,7 @@ void EventLoop::unregister_task(TaskContext* task) {
   }
   if (task->next_task_ != nullptr) task->next_task_->prev_task_ = task->prev_task_;
   task->prev_task_ = task->next_task_ = nullptr;
-  live_tasks_.store(live_tasks_.load() - 1);
+  published_.live_tasks.store(published_.live_tasks.load() - 1);
 }
 
 BufferPool* EventLoop::receive_buffers() {
@@ -185,8 +186,8 @@ void EventLoop::run_iteration(int64_t max_wait_ns) {
   int64_t t = run_due_timers(task_clock_.anchor());
   t = run_ready(t);
   current_start_ns_.store(0);
-  iterations_.add(1);
-  running_ns_.add(t - start - waited);
+  published_.iterations.add(1);
+  published_.running_ns.add(t - start - waited);
 }
 
 int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
@@ -206,8 +207,8 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   int64_t before = MonotonicNanos();
   absl::StatusOr<int> n = reactor_->wait(completions_, timeout_ns);
   int64_t waited = MonotonicNanos() - before;
-  waiting_ns_.add(waited);
-  io_waits_.add(1);
+  published_.waiting_ns.add(waited);
+  published_.io_waits.add(1);
   if (!n.ok()) {
     // The backend lost its kernel object (EBADF, EINVAL...): the loop cannot make progress.
     std::fprintf(stderr, "brrr: loop %u: %s\n", options_.loop_id,
@@ -216,13 +217,13 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   }
   for (int i = 0; i < *n; ++i) io_.dispatch(completions_[i], *reactor_);
   flushes_.run();
-  io_completions_.add(static_cast<uint64_t>(*n));
-  io_in_flight_.store(io_.in_flight());
+  published_.io_completions.add(static_cast<uint64_t>(*n));
+  published_.io_in_flight.store(io_.in_flight());
   ReactorCounters c = reactor_->counters();
-  reactor_waits_.store(c.waits);
-  reactor_syscalls_.store(c.syscalls);
-  reactor_submitted_.store(c.submitted);
-  reactor_completed_.store(c.completed);
+  published_.backend_waits.store(c.waits);
+  published_.backend_syscalls.store(c.syscalls);
+  published_.backend_submitted.store(c.submitted);
+  published_.backend_completed.store(c.completed);
   return waited;
 }
 
@@ -232,7 +233,7 @@ int64_t EventLoop::run_due_timers(int64_t t) {
   const int64_t due_by = t;
   DueTimer due;
   while (timers_.pop_due(due_by, &due)) {
-    timers_pending_.store(timers_.size());
+    published_.pending_timers.store(timers_.size());
     timer_lateness_.record(t - due.deadline_ns);
     t = run_task(due.fn, due.label, t);
     due.fn.reset();
@@ -260,18 +261,18 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
   try {
     fn();
   } catch (const std::exception& e) {
-    callback_errors_.add(1);
+    published_.callback_errors.add(1);
     std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>: %s\n", options_.loop_id,
                  label.ToString().c_str(), e.what());
   } catch (...) {
-    callback_errors_.add(1);
+    published_.callback_errors.add(1);
     std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>\n", options_.loop_id,
                  label.ToString().c_str());
   }
   int64_t end = task_clock_.end();
   int64_t took = end - start_ns;
-  uint64_t before = tasks_run_.load();
-  tasks_run_.store(before + 1);
+  uint64_t before = published_.tasks_run.load();
+  published_.tasks_run.store(before + 1);
   if (took > longest_task_ns_.load()) {
     longest_name_.store(label.name());
     longest_where_.store(label.where());
@@ -286,27 +287,29 @@ LoopStats EventLoop::stats() const {
   s.loop_id = options_.loop_id;
   s.backend = backend_name_;
   s.started_at_ns = started_at_ns_;
-  s.ready_queue_depth = ready_depth_.load();
-  s.threadsafe_queue_depth = inbox_.depth();
-  s.pending_timers = timers_pending_.load();
-  s.live_tasks = live_tasks_.load();
-  s.io_in_flight = io_in_flight_.load();
-  s.sockets = sockets_.size();
-  s.read_set_size = sockets_.read_set_size();
-  s.write_set_size = sockets_.write_set_size();
-  s.iterations = iterations_.load();
-  s.tasks_run = tasks_run_.load();
-  s.io_completions = io_completions_.load();
-  s.io_waits = io_waits_.load();
-  s.callback_errors = callback_errors_.load();
-  s.running_ns = running_ns_.load();
-  s.waiting_ns = waiting_ns_.load();
-  s.stall_threshold_ns = stall_detector_.threshold_ns();
-  s.stalls = stall_detector_.stall_count();
+#define BRRR_LOAD_FIGURE(...) BRRR_FIGURE_LOAD(s, published_, __VA_ARGS__)
+  BRRR_LOOP_FIGURES(BRRR_LOAD_FIGURE)
+#undef BRRR_LOAD_FIGURE
+  // Each histogram NAME is recorded into the member NAME_.
+#define BRRR_LOAD_HISTOGRAM(name, unit, help) s.name = name##_.snapshot();
+  BRRR_LOOP_HISTOGRAMS(BRRR_LOAD_HISTOGRAM)
+#undef BRRR_LOAD_HISTOGRAM
+  return s;
+}
+
+void EventLoop::derive_threadsafe_queue_depth(LoopStats& s) const { s.threadsafe_queue_depth = inbox_.depth(); }
+void EventLoop::derive_sockets(LoopStats& s) const { s.sockets = sockets_.size(); }
+void EventLoop::derive_read_set_size(LoopStats& s) const { s.read_set_size = sockets_.read_set_size(); }
+void EventLoop::derive_write_set_size(LoopStats& s) const { s.write_set_size = sockets_.write_set_size(); }
+void EventLoop::derive_stall_threshold(LoopStats& s) const { s.stall_threshold_ns = stall_detector_.threshold_ns(); }
+void EventLoop::derive_stalls(LoopStats& s) const { s.stalls = stall_detector_.stall_count(); }
+
+void EventLoop::derive_longest_task(LoopStats& s) const {
   s.longest_task_ns = longest_task_ns_.load();
-  if (s.longest_task_ns > 0) {
-    s.longest_task = TaskLabel(longest_name_.load(), longest_where_.load()).ToString();
-  }
+  if (s.longest_task_ns > 0) s.longest_task = TaskLabel(longest_name_.load(), longest_where_.load()).ToString();
+}
+
+void EventLoop::derive_current_task_running(LoopStats& s) const {
   // The label is written before the start time; a start that did not change while we read
   // the label means the label belongs to it.
   for (int attempt = 0; attempt < 3; ++attempt) {
@@ -318,10 +321,6 @@ LoopStats EventLoop::stats() const {
     s.current_task = label.ToString();
     break;
   }
-  s.timer_lateness = timer_lateness_.snapshot();
-  s.reactor = ReactorCounters{reactor_waits_.load(), reactor_syscalls_.load(),
-                              reactor_submitted_.load(), reactor_completed_.load()};
-  return s;
 }
 
 }  // namespace brrr

@@ -44,6 +44,7 @@
 #include "runtime/deferred_flush.h"
 #include "runtime/io_registry.h"
 #include "runtime/log_histogram.h"
+#include "runtime/loop_stats.h"
 #include "runtime/reactor.h"
 #include "runtime/ready_queue.h"
 #include "runtime/single_writer.h"
@@ -96,46 +97,6 @@ class TimerHandle {
   TimerId id_;
 };
 
-// A consistent-enough picture of one loop, taken from any thread without locking the loop.
-struct LoopStats {
-  uint32_t loop_id = 0;
-  std::string backend;
-  int64_t started_at_ns = 0;  // monotonic clock
-
-  // Now.
-  uint64_t ready_queue_depth = 0;       // tasks ready to run
-  uint64_t threadsafe_queue_depth = 0;  // cross-thread calls not yet picked up by the loop
-  uint64_t pending_timers = 0;
-  uint64_t live_tasks = 0;              // coroutine tasks created and not yet finished
-  uint64_t io_in_flight = 0;            // I/O operations submitted and not yet finished
-  uint64_t sockets = 0;                 // open sockets
-  uint64_t read_set_size = 0;           // sockets with a receive (or accept) pending
-  uint64_t write_set_size = 0;          // sockets with bytes queued to send
-
-  // Totals since the loop was created.
-  uint64_t iterations = 0;
-  uint64_t tasks_run = 0;
-  uint64_t io_completions = 0;
-  uint64_t io_waits = 0;  // waits for I/O; io_completions / io_waits = events per wait
-  uint64_t callback_errors = 0;  // exceptions that escaped a task
-  int64_t running_ns = 0;        // time spent outside the I/O wait
-  int64_t waiting_ns = 0;        // time spent inside it
-
-  // Stalls.
-  int64_t stall_threshold_ns = 0;
-  uint64_t stalls = 0;
-  int64_t longest_task_ns = 0;
-  std::string longest_task;
-  int64_t current_task_running_ns = 0;  // 0 when no task is running
-  std::string current_task;             // empty when no task is running
-
-  // How late timers ran (loop lag).
-  LogHistogram::Snapshot timer_lateness;
-
-  // The backend's own counters.
-  ReactorCounters reactor;
-};
-
 class EventLoop {
  public:
   // Loads and starts the backend named in `options`, then builds a loop on it.
@@ -176,6 +137,11 @@ class EventLoop {
   LoopStats stats() const;
   StallDetector& stall_detector() { return stall_detector_; }
   uint32_t loop_id() const { return options_.loop_id; }
+  const std::string& backend() const { return backend_name_; }
+  // Whether the backend can watch descriptor `fd` (select(2) stops below FD_SETSIZE).
+  bool can_watch(int fd) const { return max_fd_ < 0 || fd <= max_fd_; }
+  // The highest descriptor the backend can watch, or -1 for no limit.
+  int max_fd() const { return max_fd_; }
   bool in_loop_thread() const { return owner_.is_current(); }
 
   // ---- For the runtime's own layers: loop thread. ----
@@ -210,12 +176,22 @@ class EventLoop {
   int64_t run_ready(int64_t t);
   // Runs one task that started at start_ns; returns when it ended.
   int64_t run_task(Callback& fn, const TaskLabel& label, int64_t start_ns);
-  void publish_ready_depth() { ready_depth_.store(ready_.size()); }
+  void publish_ready_depth() { published_.ready_queue_depth.store(ready_.size()); }
   void publish_current(const TaskLabel& label, int64_t start_ns);
+  // The Derived figures of BRRR_LOOP_FIGURES: each fills its figure (and its label) in `s`.
+  void derive_threadsafe_queue_depth(LoopStats& s) const;
+  void derive_sockets(LoopStats& s) const;
+  void derive_read_set_size(LoopStats& s) const;
+  void derive_write_set_size(LoopStats& s) const;
+  void derive_stall_threshold(LoopStats& s) const;
+  void derive_stalls(LoopStats& s) const;
+  void derive_longest_task(LoopStats& s) const;
+  void derive_current_task_running(LoopStats& s) const;
 
   EventLoopOptions options_;
   std::unique_ptr<Reactor> reactor_;
   const std::string backend_name_;
+  const int max_fd_;
   ThreadOwner owner_;
   ReadyQueue ready_;
   TimerQueue timers_;
@@ -234,18 +210,9 @@ class EventLoop {
   TaskClock task_clock_;
   const int64_t started_at_ns_;
 
-  // Published for other threads (see LoopStats).
-  SingleWriter<uint64_t> ready_depth_;
-  SingleWriter<uint64_t> timers_pending_;
-  SingleWriter<uint64_t> live_tasks_;
-  SingleWriter<uint64_t> io_in_flight_;
-  SingleWriter<uint64_t> iterations_;
-  SingleWriter<uint64_t> tasks_run_;
-  SingleWriter<uint64_t> io_completions_;
-  SingleWriter<uint64_t> io_waits_;
-  SingleWriter<uint64_t> callback_errors_;
-  SingleWriter<int64_t> running_ns_;
-  SingleWriter<int64_t> waiting_ns_;
+  // Published for other threads (see runtime/loop_stats.h): the Stored figures, and what the
+  // Derived ones need beyond other components' own counters.
+  LoopCounters published_;
   SingleWriter<int64_t> longest_task_ns_;
   SingleWriter<const char*> longest_name_;
   SingleWriter<std::source_location> longest_where_;
@@ -254,10 +221,6 @@ class EventLoop {
   SingleWriter<int64_t> current_start_ns_;
   SingleWriter<const char*> current_name_;
   SingleWriter<std::source_location> current_where_;
-  SingleWriter<uint64_t> reactor_waits_;
-  SingleWriter<uint64_t> reactor_syscalls_;
-  SingleWriter<uint64_t> reactor_submitted_;
-  SingleWriter<uint64_t> reactor_completed_;
   LogHistogram timer_lateness_;
 };
 

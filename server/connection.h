@@ -33,7 +33,8 @@ namespace brrr::server {
 
 class Shard;
 
-enum class CloseReason { kFinished, kIdle, kError, kDrain, kAdmin };
+// Why a connection closed; each but kFinished is counted under its own figure.
+enum class CloseReason { kFinished, kIdle, kError, kDrain, kAdmin, kSignal };
 
 class Connection final : public Receiver::Handler, public Sender::Handler {
  public:

@@ -221,9 +221,10 @@ int main(int argc, char** argv) {
   int64_t now = brrr::MonotonicNanos();
   std::printf(
       "brrr-echo: drained in %.3f s: %llu connections served, %llu closed at the drain deadline, "
-      "%llu bytes in, %llu bytes out, up %.3f s\n",
+      "%llu closed by a second signal, %llu bytes in, %llu bytes out, up %.3f s\n",
       static_cast<double>(now - drain_started) / 1e9, static_cast<unsigned long long>(s.connections_accepted),
-      static_cast<unsigned long long>(s.connections_closed_drain), static_cast<unsigned long long>(s.bytes_in),
+      static_cast<unsigned long long>(s.connections_closed_drain),
+      static_cast<unsigned long long>(s.connections_closed_by_signal), static_cast<unsigned long long>(s.bytes_in),
       static_cast<unsigned long long>(s.bytes_out),
       static_cast<double>(now - (*server)->started_at_ns()) / 1e9);
   std::fflush(stdout);

@@ -1,56 +1,70 @@
-// server_stats.h: what an echo server counts, per loop, readable from any thread.
+// server_stats.h: every figure the echo server publishes per loop, declared once (see
+// runtime/figures.h), and what is made from the list: the snapshot (ServerStats), the
+// storage each shard writes (ShardCounters), the sum over loops, run-time descriptions.
 //
-// Each shard (loop) owns a ShardCounters and is its only writer; snapshot() may be called from
-// any thread without locks (see runtime/single_writer.h).
+//   ShardCounters counters;                  // the shard's loop thread writes
+//   counters.bytes_in.add(n);
+//   ServerStats s = counters.snapshot();     // any thread, no lock
+//   total += s;
+//
+// Threads: each shard (loop) owns a ShardCounters and is its only writer; snapshot() may be
+// called from any thread without locks (see runtime/single_writer.h).
 #ifndef BRRR_SERVER_SERVER_STATS_H_
 #define BRRR_SERVER_SERVER_STATS_H_
 
 #include <cstdint>
 
-#include "runtime/single_writer.h"
+#include "runtime/figures.h"
+
+// F(name, kind, unit, source, help)
+#define BRRR_ECHO_FIGURES(F)                                                                                  \
+  F(connections_active, Gauge, Count, Stored, "Connections open now.")                                       \
+  F(connections_accepted, Counter, Count, Stored, "Connections accepted since start.")                         \
+  F(connections_refused, Counter, Count, Stored, "Connections closed at once: --max_connections reached.")     \
+  F(bytes_in, Counter, Bytes, Stored, "Bytes received from clients.")                                          \
+  F(bytes_out, Counter, Bytes, Stored, "Bytes sent to clients.")                                               \
+  F(messages_in, Counter, Count, Stored, "Receive completions (chunks in).")                                   \
+  F(messages_out, Counter, Count, Stored, "Send completions (chunks out).")                                    \
+  F(reads_paused, Counter, Count, Stored, "Times a connection stopped reading at its --high_water mark.")      \
+  F(accept_errors, Counter, Count, Stored,                                                                     \
+    "Accept failures (out of descriptors...); accepting pauses and retries.")                                  \
+  F(reads_throttled, Counter, Count, Stored, "Times a connection stopped reading to keep to a throttle.")      \
+  F(connections_closed_idle, Counter, Count, Stored, "Connections closed after --idle_timeout of silence.")     \
+  F(connections_closed_error, Counter, Count, Stored, "Connections closed on an error (reset, broken pipe...).") \
+  F(connections_closed_drain, Counter, Count, Stored, "Connections still open at the drain deadline, closed.")  \
+  F(connections_closed_by_admin, Counter, Count, Stored, "Connections closed by the admin plane's CloseConnection.") \
+  F(connections_closed_by_signal, Counter, Count, Stored,                                                      \
+    "Connections closed at once by a second SIGTERM/SIGINT during a drain.")                                   \
+  F(connections_closed_unwatchable, Counter, Count, Stored,                                                    \
+    "Connections closed at once because the backend cannot watch their descriptor (select: FD_SETSIZE).")      \
+  F(accepting, Gauge, Flag, Stored, "Whether the loop accepts new connections now (not paused or draining).")
 
 namespace brrr::server {
 
 struct ServerStats {
-  uint64_t connections_accepted = 0;
-  uint64_t connections_active = 0;
-  uint64_t connections_refused = 0;   // closed at once: --max_connections reached
-  uint64_t connections_closed_idle = 0;
-  uint64_t connections_closed_error = 0;  // reset, broken pipe...
-  uint64_t connections_closed_drain = 0;  // still open at the drain deadline
-  uint64_t connections_closed_by_admin = 0;  // the admin plane's CloseConnection
-  uint64_t accept_errors = 0;         // EMFILE, ENFILE...: accepting pauses and retries
-  uint64_t bytes_in = 0;
-  uint64_t bytes_out = 0;
-  uint64_t messages_in = 0;   // chunks received (one receive completion each)
-  uint64_t messages_out = 0;  // sends completed
-  uint64_t reads_paused = 0;  // times a connection stopped reading at its high-water mark
-  uint64_t reads_throttled = 0;  // times a connection stopped reading to keep to a rate
-  uint64_t loops_accepting = 0;  // loops whose accept loop runs (0 or 1 for one loop)
+  BRRR_ECHO_FIGURES(BRRR_FIGURE_SNAPSHOT_MEMBER)
 
-  ServerStats& operator+=(const ServerStats& o);
+  // Adds another loop's figures (all are summed; `accepting` then counts loops accepting).
+  ServerStats& operator+=(const ServerStats& other);
 };
 
 class ShardCounters {
  public:
-  SingleWriter<uint64_t> connections_accepted;
-  SingleWriter<uint64_t> connections_active;
-  SingleWriter<uint64_t> connections_refused;
-  SingleWriter<uint64_t> connections_closed_idle;
-  SingleWriter<uint64_t> connections_closed_error;
-  SingleWriter<uint64_t> connections_closed_drain;
-  SingleWriter<uint64_t> connections_closed_by_admin;
-  SingleWriter<uint64_t> accept_errors;
-  SingleWriter<uint64_t> bytes_in;
-  SingleWriter<uint64_t> bytes_out;
-  SingleWriter<uint64_t> messages_in;
-  SingleWriter<uint64_t> messages_out;
-  SingleWriter<uint64_t> reads_paused;
-  SingleWriter<uint64_t> reads_throttled;
-  SingleWriter<bool> accepting;  // the accept loop runs (not paused, not draining)
+  BRRR_ECHO_FIGURES(BRRR_FIGURE_STORAGE)
 
   ServerStats snapshot() const;
 };
+
+inline constexpr FigureInfo kEchoFigures[] = {BRRR_ECHO_FIGURES(BRRR_FIGURE_INFO)};
+
+// Calls fn(const FigureInfo&, double value) for every figure of `s`, in list order.
+template <typename Fn>
+void ForEachFigure(const ServerStats& s, Fn&& fn) {
+#define BRRR_VISIT(name, kind, unit, source, help) \
+  fn(BRRR_FIGURE_DESCRIPTION(name, kind, unit, help), BRRR_FIGURE_VALUE(s, name, unit));
+  BRRR_ECHO_FIGURES(BRRR_VISIT)
+#undef BRRR_VISIT
+}
 
 }  // namespace brrr::server
 

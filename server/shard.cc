@@ -54,9 +54,9 @@ void Shard::update_accepting() {
 Task<> Shard::accept_loop() {
   // Published for the admin plane: true while this task runs, however it ends.
   struct Accepting {
-    explicit Accepting(SingleWriter<bool>& flag) : flag(flag) { flag.store(true); }
-    ~Accepting() { flag.store(false); }
-    SingleWriter<bool>& flag;
+    explicit Accepting(SingleWriter<uint64_t>& flag) : flag(flag) { flag.store(1); }
+    ~Accepting() { flag.store(0); }
+    SingleWriter<uint64_t>& flag;
   } accepting(counters_.accepting);
   Duration backoff = milliseconds(10);
   uint64_t errors_reported = 0;
@@ -94,6 +94,11 @@ void Shard::add_connection(Socket socket) {
     socket.close();
     return;
   }
+  if (!loop_->can_watch(socket.fd())) {
+    active_total_.fetch_sub(1, std::memory_order_relaxed);
+    close_unwatchable(std::move(socket));
+    return;
+  }
   counters_.connections_accepted.add(1);
   counters_.connections_active.add(1);
   auto* c = new Connection(*this, std::move(socket));
@@ -101,6 +106,22 @@ void Shard::add_connection(Socket socket) {
   if (connections_ != nullptr) connections_->prev = c;
   connections_ = c;
   c->start();
+}
+
+void Shard::close_unwatchable(Socket socket) {
+  counters_.connections_closed_unwatchable.add(1);
+  // Reported at 1, 10, 100... so the log cannot flood.
+  uint64_t n = counters_.connections_closed_unwatchable.load();
+  if (n >= unwatchable_reported_ * 10 || unwatchable_reported_ == 0) {
+    unwatchable_reported_ = n;
+    std::fprintf(stderr,
+                 "brrr-echo: loop %u: closed a new connection on fd %d: the %s backend watches descriptors up to "
+                 "%d only (select's FD_SETSIZE); %llu so far; use --backend=poll, epoll or io_uring for more "
+                 "connections\n",
+                 loop_->loop_id(), socket.fd(), loop_->backend().c_str(), loop_->max_fd(),
+                 static_cast<unsigned long long>(n));
+  }
+  socket.close();
 }
 
 void Shard::connection_closed(Connection* c, CloseReason reason) {
@@ -116,6 +137,9 @@ void Shard::connection_closed(Connection* c, CloseReason reason) {
       break;
     case CloseReason::kAdmin:
       counters_.connections_closed_by_admin.add(1);
+      break;
+    case CloseReason::kSignal:
+      counters_.connections_closed_by_signal.add(1);
       break;
     case CloseReason::kFinished:
       break;
@@ -182,18 +206,18 @@ void Shard::on_drain_deadline() {
     c = next;
   }
   // Whatever still cannot send its last bytes (a client that never reads) gets a second.
-  drain_force_ = loop_->call_later(std::chrono::seconds(1), [this] { force_close_all(); }, "echo:drain_force");
+  drain_force_ = loop_->call_later(std::chrono::seconds(1), [this] { force_close_all(CloseReason::kDrain); }, "echo:drain_force");
 }
 
 void Shard::close_all_now() {
   deadline_passed_ = true;
-  force_close_all();
+  force_close_all(CloseReason::kSignal);
 }
 
-void Shard::force_close_all() {
+void Shard::force_close_all(CloseReason reason) {
   for (Connection* c = connections_; c != nullptr;) {
     Connection* next = c->next;
-    c->close(CloseReason::kDrain);
+    c->close(reason);
     c = next;
   }
 }

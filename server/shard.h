@@ -51,7 +51,7 @@ class Shard {
   // Loop thread: stops accepting and drains; calls on_drained once no connection is left.
   void drain(std::function<void()> on_drained);
   bool draining_deadline_passed() const { return deadline_passed_; }
-  // Loop thread: closes every connection now (a second SIGTERM).
+  // Loop thread: closes every connection now (a second SIGTERM; counted as closed by signal).
   void close_all_now();
 
   // Called by a connection that closed.
@@ -69,9 +69,11 @@ class Shard {
   // Starts or stops the accept loop as pausing and draining require.
   void update_accepting();
   void add_connection(Socket socket);
+  // A connection the backend cannot watch (select: past FD_SETSIZE): counted, logged, closed.
+  void close_unwatchable(Socket socket);
   void sweep_idle();
   void on_drain_deadline();
-  void force_close_all();
+  void force_close_all(CloseReason reason);
   void maybe_drained();
 
   const EchoServerOptions& options_;
@@ -87,6 +89,7 @@ class Shard {
   TimerHandle drain_force_;
   bool draining_ = false;
   bool deadline_passed_ = false;
+  uint64_t unwatchable_reported_ = 0;  // the count when last logged
   std::function<void()> on_drained_;
 };
 

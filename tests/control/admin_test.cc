@@ -83,11 +83,48 @@ TEST_F(AdminTest, StatsFollowRealTraffic) {
   EXPECT_EQ(iterations, during.total().iterations());
   EXPECT_GT(during.total().iterations(), before.total().iterations());
   EXPECT_GT(during.total().stall_threshold_ms(), 0.0);
+  // The figures no RPC showed before: waits for I/O, their completions, the backend's calls.
+  EXPECT_GT(during.total().io_waits(), before.total().io_waits());
+  EXPECT_GT(during.total().io_completions(), before.total().io_completions());
+  EXPECT_GT(during.total().backend_syscalls(), before.total().backend_syscalls());
+  EXPECT_GT(during.total().backend_submitted(), before.total().backend_submitted());
+  EXPECT_GE(during.total().backend_completed(), during.total().io_completions());
+  EXPECT_EQ(during.total().callback_errors(), 0u);
 
   client.close();
   admin::Stats after = StatsWhen([](const admin::Stats& s) { return s.total().connections_active() == 0; });
   EXPECT_EQ(after.total().connections_active(), 0u);
   EXPECT_EQ(after.total().read_set_size(), before.total().read_set_size());
+}
+
+TEST_F(AdminTest, SelectClosesConnectionsPastFdSetSizeUnderTheirOwnReason) {
+  // select(2) cannot watch a descriptor >= FD_SETSIZE (1024): such connections are closed at
+  // once, counted as unwatchable, and logged (at 1, 10, 100...), while the others are served.
+  constexpr int kClients = 1100;
+  ASSERT_GE(testing::RaiseFdLimit(4 * kClients), static_cast<uint64_t>(4 * kClients));
+  Start({"--backend=select"});
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+  admin::Stats stats = StatsWhen([&](const admin::Stats& s) {
+    return s.total().connections_accepted() + s.total().connections_closed_unwatchable() == kClients;
+  });
+  uint64_t unwatchable = stats.total().connections_closed_unwatchable();
+  EXPECT_GT(unwatchable, 0u);
+  EXPECT_EQ(stats.total().connections_accepted() + unwatchable, static_cast<uint64_t>(kClients));
+  EXPECT_EQ(stats.total().connections_closed_error(), 0u);
+  EXPECT_TRUE(server_->WaitForError("the select backend watches descriptors up to 1023 only")) << server_->err();
+  std::string err = server_->err();
+  size_t lines = 0;
+  for (size_t at = err.find("closed a new connection on fd"); at != std::string::npos;
+       at = err.find("closed a new connection on fd", at + 1)) {
+    ++lines;
+  }
+  EXPECT_GE(lines, 1u);
+  EXPECT_LE(lines, 3u) << "rate-limited: at 1, 10, 100...";
+  // The first client (a low descriptor) is still served; the last one was closed.
+  ASSERT_TRUE(clients.front()->send_all("still here"));
+  EXPECT_EQ(clients.front()->recv_exact(10), "still here");
+  EXPECT_EQ(clients.back()->recv_until_eof(), "");
 }
 
 TEST_F(AdminTest, HealthSaysServing) {

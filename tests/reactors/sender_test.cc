@@ -53,7 +53,7 @@ TEST_P(SenderTest, ChunksQueuedTogetherLeaveInOneSend) {
   SentLog log;
   Sender sender(socket, log);
   std::string expected;
-  uint64_t submitted_before = loop_->stats().reactor.submitted;
+  uint64_t submitted_before = loop_->stats().backend_submitted;
   for (size_t i = 0; i < 4; ++i) {
     std::string part = Pattern(16384, i);
     expected += part;
@@ -64,7 +64,7 @@ TEST_P(SenderTest, ChunksQueuedTogetherLeaveInOneSend) {
   EXPECT_EQ(log.sent, expected.size());
   EXPECT_EQ(log.last_queued, 0u);
   EXPECT_TRUE(log.error.ok()) << log.error;
-  uint64_t sends = loop_->stats().reactor.submitted - submitted_before;
+  uint64_t sends = loop_->stats().backend_submitted - submitted_before;
   if (loop_->reactor().has(kCapSendMsg)) {
     EXPECT_EQ(sends, 1u) << "the four chunks should have left in one gathered send";
   } else {

@@ -262,6 +262,27 @@ TEST_P(EchoServerTest, ConnectionsStillOpenAtTheDrainDeadlineAreClosed) {
   EXPECT_EQ(idle.recv_until_eof(), "") << "the client sees an orderly close";
 }
 
+TEST_P(EchoServerTest, ASecondSignalClosesEverythingAndTheSummarySaysSo) {
+  auto server = Start({"--drain_timeout=60s"});
+  BlockingClient a(port_);
+  BlockingClient b(port_);
+  ASSERT_TRUE(a.send_all("a"));
+  ASSERT_EQ(a.recv_exact(1), "a");
+  ASSERT_TRUE(b.send_all("b"));
+  ASSERT_EQ(b.recv_exact(1), "b");
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(server->WaitForOutput("draining"));
+  server->Signal(SIGTERM);
+  std::optional<int> code = server->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "a second signal must end the drain at once";
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server->out().find("closing every connection now"), std::string::npos) << server->out();
+  EXPECT_NE(server->out().find("0 closed at the drain deadline, 2 closed by a second signal"), std::string::npos)
+      << server->out();
+  EXPECT_EQ(a.recv_until_eof(), "");
+  EXPECT_EQ(b.recv_until_eof(), "");
+}
+
 TEST_P(EchoServerTest, ReplyPrefixAnswersEachLine) {
   auto server = Start({"--reply_prefix=Echo : "});
   std::string binary_line("bin\x00\xff\xfe", 6);

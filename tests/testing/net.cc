@@ -15,6 +15,8 @@
 #include <cstring>
 #include <random>
 
+#include "gtest/gtest.h"
+
 namespace brrr::testing {
 
 int CountOpenFds() {
@@ -148,6 +150,11 @@ std::string BlockingClient::recv_until_eof() {
   for (;;) {
     ssize_t r = ::recv(fd_, buf, sizeof buf, 0);
     if (r < 0 && errno == EINTR) continue;
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      ADD_FAILURE() << "fd " << fd_ << ": no end of stream within the receive timeout (" << out.size()
+                    << " bytes received); the server never closed the connection";
+      break;
+    }
     if (r <= 0) break;
     out.append(buf, static_cast<size_t>(r));
   }

@@ -35,7 +35,9 @@ class BlockingClient {
   bool send_all(const std::string& data);
   // Reads exactly n bytes; returns what it got (fewer on EOF, error or timeout).
   std::string recv_exact(size_t n);
-  // Reads until EOF (or error/timeout).
+  // Reads until the server ends the stream: EOF, or a reset (ECONNRESET). The receive timeout
+  // is a test failure, not an end: a server that should have closed but did not must fail the
+  // test, not merely slow it down.
   std::string recv_until_eof();
   void shutdown_write();
   void set_linger_zero();  // close() sends RST

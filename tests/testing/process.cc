@@ -92,6 +92,15 @@ bool Process::WaitForOutput(const std::string& text, Duration timeout) const {
   return false;
 }
 
+bool Process::WaitForError(const std::string& text, Duration timeout) const {
+  TimePoint give_up = Clock::now() + timeout;
+  while (Clock::now() < give_up) {
+    if (err().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
+
 uint16_t Process::ListeningPort(Duration timeout) const {
   if (!WaitForOutput("listening on ", timeout)) return 0;
   std::smatch m;

@@ -38,6 +38,8 @@ class Process {
   std::string err() const;
   // Waits (bounded) until stdout contains `text`; returns whether it did.
   bool WaitForOutput(const std::string& text, Duration timeout = std::chrono::seconds(30)) const;
+  // The same for stderr.
+  bool WaitForError(const std::string& text, Duration timeout = std::chrono::seconds(30)) const;
   // The port from a "listening on HOST:PORT" line (waits for it), or 0.
   uint16_t ListeningPort(Duration timeout = std::chrono::seconds(30)) const;
 
