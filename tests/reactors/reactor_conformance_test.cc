@@ -65,8 +65,7 @@ class ReactorTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     fds_before_ = testing::CountOpenFds();
-    std::string why;
-    if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
+    BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
     auto r = PluginLoader::Default().CreateReactor(GetParam());
     ASSERT_TRUE(r.ok()) << r.status();
     reactor_ = *std::move(r);

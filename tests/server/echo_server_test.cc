@@ -32,8 +32,7 @@ std::string EchoBinary() { return testing::Runfile("server/brrr-echo"); }
 class EchoServerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    std::string why;
-    if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
+    BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   }
 
   // Starts brrr-echo on this backend and a free port.
@@ -348,7 +347,10 @@ TEST_P(EchoServerTest, IPv6) {
   auto server = std::make_unique<Process>(
       EchoBinary(), std::vector<std::string>{"--backend=" + GetParam(), "--port=0", "--host=::1"});
   uint16_t port = server->ListeningPort();
-  if (port == 0 && server->err().find("Address family") != std::string::npos) GTEST_SKIP() << "no IPv6 here";
+  if (port == 0 && (server->err().find("Address family not supported") != std::string::npos ||
+                    server->err().find("Cannot assign requested address") != std::string::npos)) {
+    BRRR_SKIP_OR_FAIL("ipv6", "no IPv6 loopback here: " + server->err());
+  }
   ASSERT_NE(port, 0) << server->err();
   EXPECT_NE(server->out().find("listening on [::1]:"), std::string::npos) << server->out();
   BlockingClient c(port, /*ipv6=*/true);

@@ -2,7 +2,8 @@
 //
 // The list is fixed here, not discovered: a plugin that fails to build or load makes tests
 // fail rather than quietly run on fewer backends. A backend the kernel refuses (io_uring
-// disabled by sysctl or seccomp) is skipped with the kernel's reason.
+// disabled by sysctl or seccomp) is skipped with the kernel's reason, or fails the test when
+// $BRRR_REQUIRE names "backends" (see skips.h; CI sets it).
 //
 //   INSTANTIATE_TEST_SUITE_P(Backends, MyTest, testing::ValuesIn(brrr::testing::AllBackends()),
 //                            brrr::testing::BackendName());
@@ -16,6 +17,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/event_loop.h"
+#include "tests/testing/skips.h"
 
 namespace brrr::testing {
 
@@ -36,12 +38,20 @@ bool BackendStarts(const std::string& backend, std::string* why);
 
 }  // namespace brrr::testing
 
+// Skips the test (or fails it, when CI requires every backend) if the kernel refuses `backend`.
+#define BRRR_SKIP_UNLESS_BACKEND_STARTS(backend)                                     \
+  do {                                                                              \
+    std::string brrr_why_;                                                          \
+    if (!::brrr::testing::BackendStarts(backend, &brrr_why_)) {                     \
+      BRRR_SKIP_OR_FAIL("backends", (backend) + std::string(": ") + brrr_why_);     \
+    }                                                                               \
+  } while (0)
+
 // Creates `var` on `backend`, or skips the test if the kernel refuses the backend.
 #define BRRR_LOOP_OR_SKIP(var, backend, ...)                                          \
   std::unique_ptr<::brrr::EventLoop> var;                                             \
   {                                                                                   \
-    std::string brrr_why_;                                                            \
-    if (!::brrr::testing::BackendStarts(backend, &brrr_why_)) GTEST_SKIP() << brrr_why_; \
+    BRRR_SKIP_UNLESS_BACKEND_STARTS(backend);                                         \
     var = ::brrr::testing::NewLoop(backend, ##__VA_ARGS__);                           \
     ASSERT_NE(var, nullptr);                                                          \
   }

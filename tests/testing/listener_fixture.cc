@@ -10,8 +10,7 @@ using std::chrono::seconds;
 
 void ListenerFixture::SetUp() {
   fds_before_ = CountOpenFds();
-  std::string why;
-  if (!BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
+  BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   loop_ = NewLoop(GetParam(), LoopOptions());
   ASSERT_NE(loop_, nullptr);
   auto l = Socket::Listen(*loop_, SocketAddress::Loopback(0));
