@@ -43,18 +43,24 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions op
 
 EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
     : options_(std::move(options)),
+      manual_clock_(options_.manual_clock),
       reactor_(std::move(reactor)),
       backend_name_(reactor_->name()),
       max_fd_(reactor_->plugin().max_fd()),
       inbox_([this] { reactor_->wake(); }),
       stall_detector_(options_.loop_id, options_.stall_threshold.count(), options_.stall_sink),
-      started_at_ns_(MonotonicNanos()) {}
+      task_clock_(manual_clock_),
+      started_at_ns_(now_ns()) {
+  // Virtual time moved: a timer may be due now.
+  if (manual_clock_ != nullptr) manual_clock_waker_ = manual_clock_->attach([this] { reactor_->wake(); });
+}
 
 EventLoop::~EventLoop() {
   // Destruction is exclusive: whoever destroys the loop (often the thread that joined its
   // runner) owns it now.
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
+  if (manual_clock_ != nullptr) manual_clock_->detach(manual_clock_waker_);
   // No more posts from other threads; then let pool work already running finish (a thread
   // cannot be interrupted) while nothing it posts is accepted.
   inbox_.close();
@@ -175,7 +181,7 @@ void EventLoop::run_once(Duration max_wait) {
 }
 
 void EventLoop::run_iteration(int64_t max_wait_ns) {
-  int64_t start = MonotonicNanos();
+  int64_t start = now_ns();
   inbox_.drain_into(ready_);
   flushes_.run();  // what the previous iteration's tasks deferred (before the timeout is set:
                    // a flush may make a task ready)
@@ -194,7 +200,9 @@ int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
   if (!ready_.empty() || stop_requested_.load(std::memory_order_relaxed)) return 0;
   int64_t timeout = kNoTimeout;
   if (std::optional<int64_t> next = timers_.next_deadline()) {
-    timeout = std::max<int64_t>(0, *next - MonotonicNanos());
+    timeout = std::max<int64_t>(0, *next - now_ns());
+    // In virtual time a timer not yet due waits for advance(), which wakes the loop.
+    if (manual_clock_ != nullptr && timeout > 0) timeout = kNoTimeout;
   }
   if (cap_ns >= 0 && (timeout < 0 || timeout > cap_ns)) timeout = cap_ns;
   return timeout;
@@ -204,9 +212,9 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   // Nothing can complete and nothing needs waiting for: skip the system call. (A wake-up
   // that arrives meanwhile stays pending in the backend and ends a later wait early.)
   if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
-  int64_t before = MonotonicNanos();
+  int64_t before = now_ns();
   absl::StatusOr<int> n = reactor_->wait(completions_, timeout_ns);
-  int64_t waited = MonotonicNanos() - before;
+  int64_t waited = now_ns() - before;
   published_.waiting_ns.add(waited);
   published_.io_waits.add(1);
   if (!n.ok()) {
@@ -317,7 +325,7 @@ void EventLoop::derive_current_task_running(LoopStats& s) const {
     if (start == 0) break;
     TaskLabel label(current_name_.load(), current_where_.load());
     if (current_start_ns_.load() != start) continue;
-    s.current_task_running_ns = std::max<int64_t>(0, MonotonicNanos() - start);
+    s.current_task_running_ns = std::max<int64_t>(0, now_ns() - start);
     s.current_task = label.ToString();
     break;
   }

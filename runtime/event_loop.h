@@ -44,6 +44,7 @@
 #include "runtime/deferred_flush.h"
 #include "runtime/io_registry.h"
 #include "runtime/log_histogram.h"
+#include "runtime/manual_clock.h"
 #include "runtime/loop_stats.h"
 #include "runtime/reactor.h"
 #include "runtime/ready_queue.h"
@@ -80,6 +81,9 @@ struct EventLoopOptions {
   uint32_t receive_buffer_size = 16384;
   uint32_t receive_buffer_count = 1024;
   ReactorConfig reactor;
+  // Tests: virtual time instead of the monotonic clock (see manual_clock.h). Not owned; it
+  // must outlive the loop.
+  ManualClock* manual_clock = nullptr;
 };
 
 // A scheduled timer. Copyable; cancelling one that already ran or was cancelled is a no-op.
@@ -152,7 +156,9 @@ class EventLoop {
   // backend has no provided buffers (receivers then use heap blocks).
   BufferPool* receive_buffers();
   void check_thread(const char* operation) const { owner_.check(operation); }
-  TimePoint now() const { return Clock::now(); }
+  // The loop's clock: the monotonic clock, or its ManualClock.
+  TimePoint now() const { return FromNanos(now_ns()); }
+  int64_t now_ns() const { return manual_clock_ != nullptr ? manual_clock_->now_ns() : MonotonicNanos(); }
   bool cancel_timer(TimerId id);
   bool timer_pending(TimerId id) const;
   // Coroutine tasks register while alive so the loop can destroy leftovers at shutdown.
@@ -189,6 +195,8 @@ class EventLoop {
   void derive_current_task_running(LoopStats& s) const;
 
   EventLoopOptions options_;
+  ManualClock* const manual_clock_;
+  uint64_t manual_clock_waker_ = 0;
   std::unique_ptr<Reactor> reactor_;
   const std::string backend_name_;
   const int max_fd_;

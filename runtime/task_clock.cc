@@ -46,6 +46,6 @@ double TaskClock::NanosPerTick() {
 #endif
 }
 
-TaskClock::TaskClock() : ns_per_tick_(NanosPerTick()) { anchor(); }
+TaskClock::TaskClock(const ManualClock* manual) : manual_(manual), ns_per_tick_(NanosPerTick()) { anchor(); }
 
 }  // namespace brrr

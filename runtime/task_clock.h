@@ -17,6 +17,8 @@
 //   ... run a task ...
 //   int64_t end = clock.end();    // same timeline as MonotonicNanos()
 //
+// Given a ManualClock (tests), it reads that instead, and only that.
+//
 // Threads: one TaskClock per loop, used on the loop thread.
 #ifndef BRRR_RUNTIME_TASK_CLOCK_H_
 #define BRRR_RUNTIME_TASK_CLOCK_H_
@@ -24,6 +26,7 @@
 #include <cstdint>
 
 #include "runtime/clock.h"
+#include "runtime/manual_clock.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <x86intrin.h>
@@ -34,10 +37,12 @@ namespace brrr {
 
 class TaskClock {
  public:
-  TaskClock();
+  // `manual`: virtual time instead of the monotonic clock (tests); it must outlive this.
+  explicit TaskClock(const ManualClock* manual = nullptr);
 
   // Re-reads the monotonic clock; returns it.
   int64_t anchor() {
+    if (manual_ != nullptr) [[unlikely]] return anchor_ns_ = manual_->now_ns();
     anchor_ns_ = MonotonicNanos();
 #ifdef BRRR_HAVE_TSC
     anchor_ticks_ = __rdtsc();
@@ -47,6 +52,7 @@ class TaskClock {
 
   // Now, in monotonic nanoseconds.
   int64_t now() const {
+    if (manual_ != nullptr) [[unlikely]] return manual_->now_ns();
 #ifdef BRRR_HAVE_TSC
     if (ns_per_tick_ > 0) {
       return anchor_ns_ + static_cast<int64_t>(static_cast<double>(__rdtsc() - anchor_ticks_) * ns_per_tick_);
@@ -71,6 +77,7 @@ class TaskClock {
   static double NanosPerTick();
 
  private:
+  const ManualClock* manual_;
   double ns_per_tick_;
   int64_t anchor_ns_ = 0;
   uint64_t anchor_ticks_ = 0;

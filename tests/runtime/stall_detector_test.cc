@@ -1,5 +1,7 @@
 // Stall detection: every task is measured; long ones are counted, reported (rate-limited),
 // streamed to subscribers, and visible from another thread while they are still running.
+// The loops run on a ManualClock: a task "holds the loop for 80 ms" by advancing virtual time
+// by 80 ms, so every duration below is exact and no figure depends on the machine's load.
 #include "runtime/stall_detector.h"
 
 #include <atomic>
@@ -10,6 +12,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/event_loop.h"
+#include "runtime/manual_clock.h"
 #include "tests/testing/backends.h"
 
 namespace brrr {
@@ -17,11 +20,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-void BusyWait(Duration d) {
-  TimePoint until = Clock::now() + d;
-  while (Clock::now() < until) {
-  }
-}
 
 // Collects printed lines.
 struct Lines {
@@ -39,47 +37,56 @@ struct Lines {
   }
 };
 
-EventLoopOptions WithThreshold(Duration threshold, StallDetector::Sink sink) {
-  EventLoopOptions o;
-  o.stall_threshold = threshold;
-  o.stall_sink = std::move(sink);
-  o.loop_id = 3;
-  return o;
-}
+class StallDetectorTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<EventLoop> NewLoop(Duration threshold, StallDetector::Sink sink) {
+    EventLoopOptions o;
+    o.stall_threshold = threshold;
+    o.stall_sink = std::move(sink);
+    o.loop_id = 3;
+    o.manual_clock = &clock_;
+    return testing::NewLoop("epoll", o);
+  }
+  // A task that holds the loop for `d` of virtual time.
+  Callback Hold(Duration d) {
+    return [this, d] { clock_.advance(d); };
+  }
 
-TEST(StallDetectorTest, ReportsALongTaskByNameWithDurationAndTaskCount) {
+  ManualClock clock_;
+};
+
+TEST_F(StallDetectorTest, ReportsALongTaskByNameWithDurationAndTaskCount) {
   Lines printed;
-  auto loop = testing::NewLoop("epoll", WithThreshold(milliseconds(50), printed.sink()));
+  auto loop = NewLoop(milliseconds(50), printed.sink());
   ASSERT_NE(loop, nullptr);
   std::vector<StallReport> streamed;
   loop->stall_detector().subscribe([&](const StallReport& r) { streamed.push_back(r); });
   for (int i = 0; i < 4; ++i) loop->call_soon([] {});
-  loop->call_soon([] { BusyWait(milliseconds(80)); }, "busy-wait");
+  loop->call_soon(Hold(milliseconds(80)), "busy-wait");
   loop->call_soon([&] { loop->stop(); });
   loop->run_forever();
 
   LoopStats s = loop->stats();
   EXPECT_EQ(s.stalls, 1u);
-  EXPECT_GE(s.longest_task_ns, 80'000'000);
+  EXPECT_EQ(s.longest_task_ns, 80'000'000);
   EXPECT_EQ(s.longest_task, "busy-wait");
   ASSERT_EQ(streamed.size(), 1u);
   EXPECT_EQ(streamed[0].task, "busy-wait");
   EXPECT_EQ(streamed[0].loop_id, 3u);
   EXPECT_EQ(streamed[0].tasks_run_before, 4u);
-  EXPECT_GE(streamed[0].duration_ns, 80'000'000);
+  EXPECT_EQ(streamed[0].duration_ns, 80'000'000);
   EXPECT_EQ(streamed[0].sequence, 1u);
   std::vector<std::string> lines = printed.get();
   ASSERT_EQ(lines.size(), 1u);
-  EXPECT_EQ(lines[0].rfind("brrr: loop 3: executing <busy-wait> took 0.", 0), 0u) << lines[0];
-  EXPECT_NE(lines[0].find(" seconds (after 4 tasks)"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines[0], "brrr: loop 3: executing <busy-wait> took 0.080 seconds (after 4 tasks)");
   ASSERT_EQ(loop->stall_detector().recent().size(), 1u);
 }
 
-TEST(StallDetectorTest, UnnamedTaskIsReportedByItsCallSite) {
+TEST_F(StallDetectorTest, UnnamedTaskIsReportedByItsCallSite) {
   Lines printed;
-  auto loop = testing::NewLoop("epoll", WithThreshold(milliseconds(20), printed.sink()));
+  auto loop = NewLoop(milliseconds(20), printed.sink());
   ASSERT_NE(loop, nullptr);
-  loop->call_soon([] { BusyWait(milliseconds(30)); });  // the line below names this one
+  loop->call_soon([this] { clock_.advance(milliseconds(30)); });  // the line below names this one
   const int line = __LINE__ - 1;
   loop->call_soon([&] { loop->stop(); });
   loop->run_forever();
@@ -88,10 +95,11 @@ TEST(StallDetectorTest, UnnamedTaskIsReportedByItsCallSite) {
   EXPECT_NE(task.find("stall_detector_test.cc:" + std::to_string(line)), std::string::npos) << task;
 }
 
-TEST(StallDetectorTest, QuickTasksAreNotStalls) {
+TEST_F(StallDetectorTest, QuickTasksAreNotStalls) {
   Lines printed;
-  // A threshold no quick task gets near, even on a loaded machine.
-  auto loop = testing::NewLoop("epoll", WithThreshold(std::chrono::seconds(10), printed.sink()));
+  // In virtual time a task that does not advance the clock takes no time at all: a threshold
+  // of one nanosecond then tells a quick task from a stall exactly.
+  auto loop = NewLoop(std::chrono::nanoseconds(1), printed.sink());
   ASSERT_NE(loop, nullptr);
   for (int i = 0; i < 1000; ++i) loop->call_soon([] {});
   loop->call_soon([&] { loop->stop(); });
@@ -101,13 +109,13 @@ TEST(StallDetectorTest, QuickTasksAreNotStalls) {
   EXPECT_EQ(loop->stats().tasks_run, 1001u);
 }
 
-TEST(StallDetectorTest, ThresholdChangesLive) {
+TEST_F(StallDetectorTest, ThresholdChangesLive) {
   Lines printed;
-  auto loop = testing::NewLoop("epoll", WithThreshold(std::chrono::seconds(10), printed.sink()));
+  auto loop = NewLoop(std::chrono::seconds(10), printed.sink());
   ASSERT_NE(loop, nullptr);
-  loop->call_soon([] { BusyWait(milliseconds(15)); }, "before");
+  loop->call_soon(Hold(milliseconds(15)), "before");
   loop->call_soon([&] { loop->stall_detector().set_threshold_ns(10'000'000); });
-  loop->call_soon([] { BusyWait(milliseconds(15)); }, "after");
+  loop->call_soon(Hold(milliseconds(15)), "after");
   loop->call_soon([&] { loop->stop(); });
   loop->run_forever();
   ASSERT_EQ(loop->stats().stalls, 1u);
@@ -115,30 +123,32 @@ TEST(StallDetectorTest, ThresholdChangesLive) {
   EXPECT_EQ(loop->stats().stall_threshold_ns, 10'000'000);
 }
 
-TEST(StallDetectorTest, PrintingIsRateLimitedButCountingIsNot) {
+TEST_F(StallDetectorTest, PrintingIsRateLimitedButCountingIsNot) {
   Lines printed;
-  auto loop = testing::NewLoop("epoll", WithThreshold(milliseconds(1), printed.sink()));
+  auto loop = NewLoop(milliseconds(1), printed.sink());
   ASSERT_NE(loop, nullptr);
   int streamed = 0;
   loop->stall_detector().subscribe([&](const StallReport&) { ++streamed; });
-  // 30 stalls of ~2 ms: 60 ms in all, far less than the 2 s the bucket would need to refill.
-  for (int i = 0; i < 30; ++i) loop->call_soon([] { BusyWait(milliseconds(2)); }, "burst");
+  // 30 stalls of 2 ms: 60 ms in all. A burst of 10 is printed; the bucket refills at 10 a
+  // second, so 60 ms adds no whole line.
+  for (int i = 0; i < 30; ++i) loop->call_soon(Hold(milliseconds(2)), "burst");
   loop->call_soon([&] { loop->stop(); });
   loop->run_forever();
   EXPECT_EQ(loop->stats().stalls, 30u);
   EXPECT_EQ(streamed, 30);
   std::vector<std::string> lines = printed.get();
-  EXPECT_GE(lines.size(), 10u);
-  EXPECT_LT(lines.size(), 30u);
-  // The suppressed ones are mentioned by the next printed line.
-  loop->call_later(std::chrono::milliseconds(300), [] { BusyWait(milliseconds(2)); }, "later");
-  loop->call_later(std::chrono::milliseconds(301), [&] { loop->stop(); });
+  EXPECT_EQ(lines.size(), 10u);
+  // 300 ms later the bucket has tokens again; the next line mentions the 20 suppressed ones.
+  loop->call_later(milliseconds(300), Hold(milliseconds(2)), "later");
+  loop->call_later(milliseconds(301), [&] { loop->stop(); });
+  clock_.advance(milliseconds(301));
   loop->run_forever();
   lines = printed.get();
-  EXPECT_NE(lines.back().find("more stalls not printed]"), std::string::npos) << lines.back();
+  ASSERT_EQ(lines.size(), 11u);
+  EXPECT_NE(lines.back().find("[20 more stalls not printed]"), std::string::npos) << lines.back();
 }
 
-TEST(StallDetectorTest, UnsubscribedListenersHearNothingMore) {
+TEST(StallDetectorReportTest, UnsubscribedListenersHearNothingMore) {
   StallDetector d(0, 1, [](const std::string&) {});
   int heard = 0;
   uint64_t id = d.subscribe([&](const StallReport&) { ++heard; });
@@ -149,7 +159,7 @@ TEST(StallDetectorTest, UnsubscribedListenersHearNothingMore) {
   EXPECT_EQ(d.stall_count(), 2u);
 }
 
-TEST(StallDetectorTest, RecentKeepsTheLastReportsOnly) {
+TEST(StallDetectorReportTest, RecentKeepsTheLastReportsOnly) {
   StallDetector d(0, 1, [](const std::string&) {});
   for (int i = 0; i < 100; ++i) d.report(TaskLabel("x"), 5, static_cast<uint64_t>(i), i);
   std::vector<StallReport> recent = d.recent();
@@ -159,15 +169,17 @@ TEST(StallDetectorTest, RecentKeepsTheLastReportsOnly) {
 }
 
 // Another thread sees a stall while it is still happening: which task, and for how long.
-TEST(StallDetectorTest, AnotherThreadSeesTheStallInProgress) {
+TEST_F(StallDetectorTest, AnotherThreadSeesTheStallInProgress) {
   Lines printed;
-  auto loop = testing::NewLoop("epoll", WithThreshold(milliseconds(100), printed.sink()));
+  auto loop = NewLoop(milliseconds(100), printed.sink());
   ASSERT_NE(loop, nullptr);
   std::atomic<bool> observed{false};
   LoopStats seen;
   loop->call_soon(
       [&] {
-        // Hold the loop until the observer has seen us at least 20 ms in. Bounded at 30 s.
+        // 20 ms of virtual time pass inside the task; then it holds the loop (in real time)
+        // until the observer has looked. Bounded at 30 s.
+        clock_.advance(milliseconds(20));
         TimePoint give_up = Clock::now() + std::chrono::seconds(30);
         while (!observed.load() && Clock::now() < give_up) {
         }
@@ -178,32 +190,33 @@ TEST(StallDetectorTest, AnotherThreadSeesTheStallInProgress) {
     TimePoint give_up = Clock::now() + std::chrono::seconds(30);
     while (Clock::now() < give_up) {
       LoopStats s = loop->stats();
-      if (s.current_task == "hog" && s.current_task_running_ns >= 20'000'000) {
+      if (s.current_task == "hog" && s.current_task_running_ns > 0) {
         seen = s;
         break;
       }
-      std::this_thread::sleep_for(milliseconds(1));
+      std::this_thread::yield();
     }
     observed = true;
   });
   loop->run_forever();
   observer.join();
   EXPECT_EQ(seen.current_task, "hog");
-  EXPECT_GE(seen.current_task_running_ns, 20'000'000);
+  EXPECT_EQ(seen.current_task_running_ns, 20'000'000);
   EXPECT_EQ(loop->stats().current_task_running_ns, 0) << "nothing runs once the loop stopped";
 }
 
-TEST(StallDetectorTest, TimersAreMeasuredToo) {
+TEST_F(StallDetectorTest, TimersAreMeasuredToo) {
   Lines printed;
-  auto loop = testing::NewLoop("epoll", WithThreshold(milliseconds(20), printed.sink()));
+  auto loop = NewLoop(milliseconds(20), printed.sink());
   ASSERT_NE(loop, nullptr);
-  loop->call_later(milliseconds(1), [] { BusyWait(milliseconds(30)); }, "slow-timer");
+  loop->call_later(milliseconds(1), Hold(milliseconds(30)), "slow-timer");
   loop->call_later(milliseconds(2), [&] { loop->stop(); });
+  clock_.advance(milliseconds(1));
   loop->run_forever();
   ASSERT_EQ(loop->stats().stalls, 1u);
   EXPECT_EQ(loop->stall_detector().recent()[0].task, "slow-timer");
-  // The stop timer was due during the stall: it ran late, and the lateness shows that.
-  EXPECT_GE(loop->stats().timer_lateness.max_ns, 20'000'000);
+  // The stop timer was due 1 ms into the 30 ms stall: it ran 29 ms late.
+  EXPECT_EQ(loop->stats().timer_lateness.max_ns, 29'000'000);
 }
 
 }  // namespace
