@@ -57,8 +57,9 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   brrr::PluginLoader loader = brrr::PluginLoader::Default(absl::GetFlag(FLAGS_plugin_dir));
   std::vector<brrr::BackendProbe> probes = loader.Probe();
-  auto chosen = loader.CreateReactor("auto");
-  std::string auto_name = chosen.ok() ? (*chosen)->name() : "";
+  // From the probes, which ran in child processes: listing loads no plugin into this process.
+  absl::StatusOr<std::string> chosen = loader.AutoChoice();
+  std::string auto_name = chosen.ok() ? *chosen : "";
 
   if (absl::GetFlag(FLAGS_json)) {
     for (const brrr::BackendProbe& p : probes) {

@@ -1,30 +1,22 @@
 #include "runtime/plugin_loader.h"
 
 #include <dirent.h>
-#include <dlfcn.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <set>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "runtime/reactor_abi.h"
+#include "runtime/plugin_file.h"
 
 namespace brrr {
 namespace {
-
-constexpr absl::string_view kFilePrefix = "libbrrr_reactor_";
-constexpr absl::string_view kFileSuffix = ".so";
-
-bool IsBackendName(absl::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
 
 bool IsFile(const std::string& path) {
   struct stat st;
@@ -78,49 +70,7 @@ PluginLoader PluginLoader::Default(absl::string_view override_dir) {
   return PluginLoader(std::move(unique));
 }
 
-std::string PluginLoader::FileNameFor(absl::string_view name) {
-  return absl::StrCat(kFilePrefix, name, kFileSuffix);
-}
-
-absl::StatusOr<std::shared_ptr<const Plugin>> PluginLoader::LoadPath(const std::string& path) const {
-  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
-    const char* why = ::dlerror();
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, ": cannot load plugin: ", why != nullptr ? why : "dlopen failed"));
-  }
-  auto fail = [&](std::string why) -> absl::Status {
-    ::dlclose(handle);
-    return absl::FailedPreconditionError(absl::StrCat(path, ": ", why));
-  };
-  ::dlerror();
-  auto entry = reinterpret_cast<brrr_reactor_entry_fn>(::dlsym(handle, BRRR_REACTOR_ENTRY_NAME));
-  if (entry == nullptr) {
-    const char* why = ::dlerror();
-    return fail(absl::StrCat("not a brrr reactor plugin: it does not export ", BRRR_REACTOR_ENTRY_NAME,
-                             "()", why != nullptr ? absl::StrCat(" (", why, ")") : ""));
-  }
-  const brrr_reactor_plugin* table = entry();
-  if (table == nullptr) return fail(absl::StrCat(BRRR_REACTOR_ENTRY_NAME, "() returned no table"));
-  if (table->abi_version != BRRR_REACTOR_ABI_VERSION) {
-    return fail(absl::StrCat("plugin ABI version ", table->abi_version,
-                             ", but this runtime speaks version ", BRRR_REACTOR_ABI_VERSION,
-                             ": rebuild the plugin against runtime/reactor_abi.h"));
-  }
-  if (table->struct_size < sizeof(brrr_reactor_plugin)) {
-    return fail(absl::StrCat("plugin table is ", table->struct_size, " bytes, expected at least ",
-                             sizeof(brrr_reactor_plugin), ": rebuild the plugin"));
-  }
-  if (table->name == nullptr || !IsBackendName(table->name)) {
-    return fail("plugin table has no valid name ([a-z0-9_]+)");
-  }
-  if (!table->create || !table->destroy || !table->submit || !table->cancel || !table->wait ||
-      !table->wake || !table->release_fd || !table->provide_buffers || !table->recycle_buffer ||
-      !table->counters) {
-    return fail(absl::StrCat("plugin \"", table->name, "\" leaves a required function empty"));
-  }
-  return std::make_shared<const Plugin>(handle, table, path);
-}
+std::string PluginLoader::FileNameFor(absl::string_view name) { return PluginFileName(name); }
 
 absl::StatusOr<std::shared_ptr<const Plugin>> PluginLoader::Load(absl::string_view name_or_path) const {
   if (absl::StrContains(name_or_path, '/')) {
@@ -129,7 +79,7 @@ absl::StatusOr<std::shared_ptr<const Plugin>> PluginLoader::Load(absl::string_vi
       return absl::NotFoundError(
           absl::StrCat(path, ": no such plugin file. ", AvailabilitySummary()));
     }
-    auto plugin = LoadPath(path);
+    auto plugin = LoadPluginFile(path);
     if (!plugin.ok()) {
       return absl::Status(plugin.status().code(),
                           absl::StrCat(plugin.status().message(), ". ", AvailabilitySummary()));
@@ -141,20 +91,26 @@ absl::StatusOr<std::shared_ptr<const Plugin>> PluginLoader::Load(absl::string_vi
         "\"", name_or_path, "\" is not a backend name (lowercase letters, digits, '_') or a path. ",
         AvailabilitySummary()));
   }
-  std::string file = FileNameFor(name_or_path);
-  for (const std::string& dir : search_dirs_) {
-    std::string path = absl::StrCat(dir, "/", file);
-    if (!IsFile(path)) continue;
-    auto plugin = LoadPath(path);
+  if (std::optional<std::string> path = FindPlugin(name_or_path); path.has_value()) {
+    auto plugin = LoadPluginFile(*path);
     if (!plugin.ok()) {
       return absl::Status(plugin.status().code(),
                           absl::StrCat(plugin.status().message(), ". ", AvailabilitySummary()));
     }
     return plugin;
   }
-  return absl::NotFoundError(absl::StrCat("backend \"", name_or_path, "\" not found: no ", file,
+  return absl::NotFoundError(absl::StrCat("backend \"", name_or_path, "\" not found: no ", FileNameFor(name_or_path),
                                           " in ", absl::StrJoin(search_dirs_, ", "), ". ",
                                           AvailabilitySummary()));
+}
+
+std::optional<std::string> PluginLoader::FindPlugin(absl::string_view name) const {
+  std::string file = FileNameFor(name);
+  for (const std::string& dir : search_dirs_) {
+    std::string path = absl::StrCat(dir, "/", file);
+    if (IsFile(path)) return path;
+  }
+  return std::nullopt;
 }
 
 absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::string_view backend,
@@ -169,23 +125,42 @@ absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::strin
     }
     return reactor;
   }
+  // Straight to the files: a backend that is missing or broken here is skipped without listing
+  // what is available, which would probe every plugin (in child processes) at each start.
   std::vector<std::string> reasons;
   for (absl::string_view name : kAutoOrder) {
-    auto plugin = Load(name);
+    std::optional<std::string> path = FindPlugin(name);
+    if (!path.has_value()) continue;
+    auto plugin = LoadPluginFile(*path);
     if (!plugin.ok()) {
-      if (plugin.status().code() != absl::StatusCode::kNotFound) {
-        reasons.push_back(std::string(plugin.status().message()));
-      }
+      reasons.push_back(std::string(plugin.status().message()));
       continue;
     }
     auto reactor = Reactor::Create(*std::move(plugin), config);
     if (reactor.ok()) return reactor;
     reasons.push_back(std::string(reactor.status().message()));
   }
+  return NoAutoBackend(reasons);
+}
+
+absl::Status PluginLoader::NoAutoBackend(const std::vector<std::string>& reasons) const {
   return absl::UnavailableError(absl::StrCat(
       "--backend=auto: no backend starts here (tried ", absl::StrJoin(kAutoOrder, ", "), " in ",
       absl::StrJoin(search_dirs_, ", "), ")",
       reasons.empty() ? "" : absl::StrCat(": ", absl::StrJoin(reasons, "; "))));
+}
+
+absl::StatusOr<std::string> PluginLoader::AutoChoice() const {
+  std::vector<BackendProbe> probes = Probe();
+  std::vector<std::string> reasons;
+  for (absl::string_view name : kAutoOrder) {
+    for (const BackendProbe& p : probes) {
+      if (p.name != name) continue;
+      if (p.status.ok()) return p.name;
+      reasons.push_back(std::string(p.status.message()));
+    }
+  }
+  return NoAutoBackend(reasons);
 }
 
 std::vector<std::string> PluginLoader::FindPluginFiles() const {
@@ -197,11 +172,9 @@ std::vector<std::string> PluginLoader::FindPluginFiles() const {
     if (d == nullptr) continue;
     std::vector<std::string> found;
     while (dirent* e = ::readdir(d)) {
-      absl::string_view file = e->d_name;
-      if (!absl::StartsWith(file, kFilePrefix) || !absl::EndsWith(file, kFileSuffix)) continue;
-      std::string name(file.substr(kFilePrefix.size(), file.size() - kFilePrefix.size() - kFileSuffix.size()));
-      if (!IsBackendName(name) || !names.insert(name).second) continue;
-      found.push_back(absl::StrCat(dir, "/", file));
+      std::optional<std::string> name = BackendNameOfFile(e->d_name);
+      if (!name.has_value() || !names.insert(*name).second) continue;
+      found.push_back(absl::StrCat(dir, "/", e->d_name));
     }
     ::closedir(d);
     std::sort(found.begin(), found.end());
@@ -211,24 +184,21 @@ std::vector<std::string> PluginLoader::FindPluginFiles() const {
 }
 
 std::vector<BackendProbe> PluginLoader::Probe() const {
-  std::vector<BackendProbe> probes;
-  for (const std::string& path : FindPluginFiles()) {
-    BackendProbe probe;
-    probe.path = path;
-    absl::string_view file = absl::string_view(path).substr(path.rfind('/') + 1);
-    probe.name = std::string(file.substr(kFilePrefix.size(), file.size() - kFilePrefix.size() - kFileSuffix.size()));
-    auto plugin = LoadPath(path);
-    if (!plugin.ok()) {
-      probe.status = plugin.status();
-    } else {
-      // Listed by file name: that is what --backend selects it by.
-      probe.description = (*plugin)->description();
-      probe.capabilities = (*plugin)->capabilities();
-      auto reactor = Reactor::Create(*plugin);
-      probe.status = reactor.ok() ? absl::OkStatus() : reactor.status();
-    }
-    probes.push_back(std::move(probe));
+  std::lock_guard<std::mutex> lock(cache_->mu);
+  if (cache_->probes.has_value()) return *cache_->probes;
+  // One child per file, several at once (each is mostly a program starting up), a bounded
+  // number of them however many files the directories hold.
+  constexpr size_t kConcurrentProbes = 8;
+  std::vector<std::string> paths = FindPluginFiles();
+  std::vector<BackendProbe> probes(paths.size());
+  std::atomic<size_t> next{0};
+  std::vector<std::thread> probers;
+  for (size_t t = 0; t < std::min(paths.size(), kConcurrentProbes); ++t) {
+    probers.emplace_back([&] {
+      for (size_t i; (i = next.fetch_add(1)) < paths.size();) probes[i] = ProbePluginFile(paths[i], kProbeTimeout);
+    });
   }
+  for (std::thread& t : probers) t.join();
   // Best first, as `auto` would try them; unknown names after, alphabetically.
   auto rank = [](const std::string& name) {
     auto it = std::find(kAutoOrder.begin(), kAutoOrder.end(), name);
@@ -237,6 +207,7 @@ std::vector<BackendProbe> PluginLoader::Probe() const {
   std::stable_sort(probes.begin(), probes.end(), [&](const BackendProbe& a, const BackendProbe& b) {
     return rank(a.name) != rank(b.name) ? rank(a.name) < rank(b.name) : a.name < b.name;
   });
+  cache_->probes = probes;
   return probes;
 }
 

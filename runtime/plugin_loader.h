@@ -4,7 +4,8 @@
 // order, in: the directory given to Default() (a --plugin_dir flag), $BRRR_PLUGIN_DIR, the
 // `reactors` directory next to the running binary, and the binary's Bazel runfiles
 // (<binary>.runfiles/brrr/reactors, $RUNFILES_DIR/brrr/reactors, $TEST_SRCDIR/brrr/reactors).
-// A backend may also be given as a path (anything containing '/').
+// A backend may also be given as a path (anything containing '/'); its file must still be named
+// libbrrr_reactor_NAME.so after the backend it holds (see plugin_file.h).
 //
 //   PluginLoader loader = PluginLoader::Default(absl::GetFlag(FLAGS_plugin_dir));
 //   auto reactor = loader.CreateReactor("auto");   // io_uring, else epoll, else poll, else select
@@ -14,37 +15,42 @@
 //   backend "kqueue" not found: no libbrrr_reactor_kqueue.so in /opt/brrr/reactors.
 //   Available here: epoll, poll, select (io_uring cannot start: ...)
 //
-// Threads: thread-safe (no mutable state).
+// A damaged plugin file is refused, never fatal: every file is checked before dlopen
+// (plugin_file.h), and Probe() (the listings, "Available here") loads and starts each plugin in
+// a short-lived child process (plugin_probe.h), so a plugin this process does not run cannot
+// crash it. Only the backend being created (CreateReactor) is loaded into this process.
+//
+// Threads: thread-safe. Probe() runs once per loader (copies share the answer) and is cached;
+// a loader lives as long as one decision (a program's start, one listing), so a file changed
+// later is seen by the next loader.
 #ifndef BRRR_RUNTIME_PLUGIN_LOADER_H_
 #define BRRR_RUNTIME_PLUGIN_LOADER_H_
 
 #include <array>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "runtime/plugin_probe.h"
 #include "runtime/reactor.h"
 
 namespace brrr {
-
-// What the loader learned about one plugin file.
-struct BackendProbe {
-  std::string name;  // as --backend selects it: from the file name, libbrrr_reactor_NAME.so
-  std::string path;
-  std::string description;
-  uint64_t capabilities = 0;
-  absl::Status status;  // OK: it loads and starts on this machine. Otherwise why not.
-};
 
 class PluginLoader {
  public:
   // The order `auto` tries backends in: best first.
   static constexpr std::array<absl::string_view, 4> kAutoOrder = {"io_uring", "epoll", "poll",
                                                                  "select"};
+
+  // How long one plugin's probe may take before its child is killed.
+  static constexpr std::chrono::milliseconds kProbeTimeout{10000};
 
   explicit PluginLoader(std::vector<std::string> search_dirs);
 
@@ -63,17 +69,29 @@ class PluginLoader {
                                                          const ReactorConfig& config = {}) const;
 
   // Every plugin file in the search path (first occurrence of each name), each loaded and
-  // started once.
+  // started once in a child process; best first, as `auto` tries them. Cached (see above).
   std::vector<BackendProbe> Probe() const;
+
+  // The backend `auto` would pick, from Probe() (nothing is loaded into this process), or why
+  // none starts: for listings.
+  absl::StatusOr<std::string> AutoChoice() const;
 
   // "Available here: epoll, poll, select (io_uring cannot start: ...)", for error messages.
   std::string AvailabilitySummary() const;
 
  private:
-  absl::StatusOr<std::shared_ptr<const Plugin>> LoadPath(const std::string& path) const;
+  struct ProbeCache {
+    std::mutex mu;
+    std::optional<std::vector<BackendProbe>> probes;  // guarded by mu
+  };
+
+  // The first file for backend `name` in the search path.
+  std::optional<std::string> FindPlugin(absl::string_view name) const;
   std::vector<std::string> FindPluginFiles() const;
+  absl::Status NoAutoBackend(const std::vector<std::string>& reasons) const;
 
   std::vector<std::string> search_dirs_;
+  std::shared_ptr<ProbeCache> cache_ = std::make_shared<ProbeCache>();
 };
 
 }  // namespace brrr

@@ -74,8 +74,9 @@ int ListBackends() {
     std::printf("%-9s %s\n", p.name.c_str(),
                 p.status.ok() ? "starts here" : absl::StrCat("cannot start: ", p.status.message()).c_str());
   }
-  auto chosen = loader.CreateReactor("auto");
-  std::printf("auto      -> %s\n", chosen.ok() ? (*chosen)->name().c_str() : std::string(chosen.status().message()).c_str());
+  // From the probes, which ran in child processes: listing loads no plugin into this process.
+  absl::StatusOr<std::string> chosen = loader.AutoChoice();
+  std::printf("auto      -> %s\n", chosen.ok() ? chosen->c_str() : std::string(chosen.status().message()).c_str());
   return probes.empty() ? 3 : 0;
 }
 

@@ -1,10 +1,12 @@
 // The admin plane of a real brrr-echo, over a real gRPC channel: server information, live
 // statistics that follow real traffic, and health. Reflection: reflection_test.cc.
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
+#include "tests/reactors/damaged_plugins.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -45,6 +48,43 @@ TEST_F(AdminTest, ServerInfoSaysWhatRuns) {
     if (b.name() == "epoll") epoll_listed = b.starts() && b.reason().empty();
   }
   EXPECT_TRUE(epoll_listed) << info.DebugString();
+}
+
+// Plugin files the server does not run (it runs poll): one cut short inside its first
+// segment, one holding another backend, and one whose start dies of SIGBUS. The admin plane
+// lists each with its reason, and the server keeps serving. (Before the ELF check and the
+// probes in child processes, the first killed brrr-echo with SIGBUS at start.)
+TEST_F(AdminTest, ServerInfoListsBrokenBackendsAndTheServerKeepsServing) {
+  std::string dir = testing::FreshDir("admin_broken_plugins");
+  std::string cut = dir + "/libbrrr_reactor_epoll.so";
+  std::string renamed = dir + "/libbrrr_reactor_io_uring.so";
+  std::string crashes = dir + "/libbrrr_reactor_crashes.so";
+  std::string cut_reason = testing::WriteDamagedPlugin(testing::DamageKind::kCutAt8000Bytes, "epoll", cut);
+  std::string renamed_reason = testing::WriteDamagedPlugin(testing::DamageKind::kRenamedPlugin, "io_uring", renamed);
+  ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/libbrrr_reactor_crashes.so").c_str(), crashes.c_str()), 0);
+  Start({"--backend=poll", "--plugin_dir=" + dir});
+
+  admin::ServerInfo info;
+  grpc::Status s = stub_->GetServerInfo(Context().get(), admin::GetServerInfoRequest(), &info);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(info.backend(), "poll");
+  std::map<std::string, admin::BackendAvailability> by_name;
+  for (const admin::BackendAvailability& b : info.available_backends()) by_name[b.name()] = b;
+  EXPECT_TRUE(by_name["poll"].starts()) << info.DebugString();
+  EXPECT_FALSE(by_name["epoll"].starts());
+  EXPECT_NE(by_name["epoll"].reason().find(cut + ": cannot load plugin: " + cut_reason), std::string::npos)
+      << by_name["epoll"].reason();
+  EXPECT_FALSE(by_name["io_uring"].starts());
+  EXPECT_NE(by_name["io_uring"].reason().find(renamed + ": " + renamed_reason), std::string::npos)
+      << by_name["io_uring"].reason();
+  EXPECT_FALSE(by_name["crashes"].starts());
+  EXPECT_NE(by_name["crashes"].reason().find(crashes + ": the probe crashed (SIGBUS)"), std::string::npos)
+      << by_name["crashes"].reason();
+
+  testing::BlockingClient client(port_);
+  std::string payload = testing::RandomBytes(10000, 7);
+  ASSERT_TRUE(client.send_all(payload));
+  EXPECT_EQ(client.recv_exact(payload.size()), payload);
 }
 
 TEST_F(AdminTest, StatsFollowRealTraffic) {

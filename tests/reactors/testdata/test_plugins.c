@@ -6,19 +6,46 @@
  *   REFUSES        a well-formed plugin whose create() fails, as a kernel that refuses
  *                  io_uring would make it fail
  *   SHORT_TABLE    a table whose struct_size is smaller than the runtime's
+ *   CRASHES        a well-formed plugin whose create() dies of SIGBUS, as one mapped past the
+ *                  end of its file would
+ *   HANGS          a well-formed plugin whose create() never returns
+ * PLUGIN_NAME is the name the table declares; the file must be named after it.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "runtime/reactor_abi.h"
 
+#if !defined(CRASHES) && !defined(HANGS)
 static int refuse(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
   (void)config;
   (void)out;
   snprintf(err, err_size, "test_setup: Operation not permitted (refused by the test's simulated kernel policy)");
   return -EPERM;
 }
+#endif
+#if defined(CRASHES)
+static int crash(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
+  (void)config;
+  (void)out;
+  (void)err;
+  (void)err_size;
+  raise(SIGBUS);
+  return -EFAULT;
+}
+#elif defined(HANGS)
+static int hang(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
+  (void)config;
+  (void)out;
+  (void)err;
+  (void)err_size;
+  for (;;) pause();
+  return -EINTR;
+}
+#endif
 static void destroy(brrr_reactor* r) { (void)r; }
 static int submit(brrr_reactor* r, const brrr_op* op) { (void)r; (void)op; return -ENOSYS; }
 static int cancel(brrr_reactor* r, int fd, uint64_t ud) { (void)r; (void)fd; (void)ud; return -ENOENT; }
@@ -47,7 +74,13 @@ static const brrr_reactor_plugin kPlugin = {
     .description = "a broken plugin for tests",
     .capabilities = 0,
     .max_fd = -1,
+#if defined(CRASHES)
+    .create = crash,
+#elif defined(HANGS)
+    .create = hang,
+#else
     .create = refuse,
+#endif
     .destroy = destroy,
     .submit = submit,
     .cancel = cancel,

@@ -1,0 +1,105 @@
+// brrr-echo with a damaged or mislabelled plugin file in its --plugin_dir, through every way in:
+// --backend=NAME refuses it (exit 3) with the file and the reason, --list_backends lists it as
+// "cannot start" with the reason and exits normally, and --backend=auto skips it. Before the
+// ELF check and the probes in child processes, a file cut short killed brrr-echo with SIGBUS.
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/reactors/damaged_plugins.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::seconds;
+using testing::DamageKind;
+using testing::Process;
+
+std::string EchoBinary() { return testing::Runfile("server/brrr-echo"); }
+
+std::string DirFor(const std::string& test, DamageKind kind) {
+  return testing::FreshDir(test + "_" + std::to_string(static_cast<int>(kind)));
+}
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+TEST(DamagedPluginTest, ABackendWhoseFileIsDamagedIsRefusedWithExitCode3) {
+  for (DamageKind kind : testing::AllDamageKinds()) {
+    SCOPED_TRACE(testing::DamageName(kind));
+    std::string dir = DirFor("refused", kind);
+    std::string path = dir + "/libbrrr_reactor_epoll.so";
+    std::string reason = testing::WriteDamagedPlugin(kind, "epoll", path);
+    Process p(EchoBinary(), {"--backend=epoll", "--plugin_dir=" + dir, "--port=0"});
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 3) << p.err();
+    EXPECT_TRUE(Contains(p.err(), "brrr-echo: ")) << p.err();
+    EXPECT_TRUE(Contains(p.err(), path + ": ")) << p.err();
+    EXPECT_TRUE(Contains(p.err(), reason)) << p.err() << "\nlacks: " << reason;
+    EXPECT_TRUE(Contains(p.err(), "Available here: ")) << p.err();
+  }
+}
+
+TEST(DamagedPluginTest, ListBackendsListsADamagedFileAsCannotStart) {
+  for (DamageKind kind : testing::AllDamageKinds()) {
+    SCOPED_TRACE(testing::DamageName(kind));
+    std::string dir = DirFor("listed", kind);
+    std::string path = dir + "/libbrrr_reactor_epoll.so";
+    std::string reason = testing::WriteDamagedPlugin(kind, "epoll", path);
+    Process p(EchoBinary(), {"--list_backends", "--plugin_dir=" + dir});
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0) << p.err();
+    EXPECT_TRUE(Contains(p.out(), "epoll     cannot start: " + path + ": ")) << p.out();
+    EXPECT_TRUE(Contains(p.out(), reason)) << p.out() << "\nlacks: " << reason;
+    EXPECT_TRUE(Contains(p.out(), "poll      starts here\n")) << p.out();
+    EXPECT_TRUE(Contains(p.out(), "auto      -> ")) << p.out();
+    EXPECT_FALSE(Contains(p.out(), "auto      -> epoll")) << p.out();
+  }
+}
+
+TEST(DamagedPluginTest, AutoSkipsADamagedFileAndServes) {
+  for (DamageKind kind : testing::AllDamageKinds()) {
+    SCOPED_TRACE(testing::DamageName(kind));
+    std::string dir = DirFor("auto", kind);
+    // io_uring is the first `auto` tries; the real epoll comes from the runfiles.
+    testing::WriteDamagedPlugin(kind, "io_uring", dir + "/libbrrr_reactor_io_uring.so");
+    Process p(EchoBinary(), {"--backend=auto", "--plugin_dir=" + dir, "--port=0"});
+    uint16_t port = p.ListeningPort();
+    ASSERT_NE(port, 0) << p.err();
+    EXPECT_TRUE(Contains(p.out(), "(backend epoll,")) << p.out();
+    testing::BlockingClient client(port);
+    ASSERT_TRUE(client.send_all("still serving\n"));
+    EXPECT_EQ(client.recv_exact(14), "still serving\n");
+    client.close();
+    p.Signal(SIGTERM);
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0) << p.err();
+  }
+}
+
+// A plugin whose create() dies of SIGBUS: its probe's child dies, the listing goes on.
+TEST(DamagedPluginTest, ListBackendsReportsAPluginThatCrashes) {
+  std::string dir = testing::FreshDir("crashes");
+  std::string path = dir + "/libbrrr_reactor_crashes.so";
+  ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/libbrrr_reactor_crashes.so").c_str(), path.c_str()), 0);
+  Process p(EchoBinary(), {"--list_backends", "--plugin_dir=" + dir});
+  std::optional<int> code = p.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << p.err();
+  EXPECT_TRUE(Contains(p.out(), "crashes   cannot start: " + path + ": the probe crashed (SIGBUS)")) << p.out();
+  EXPECT_TRUE(Contains(p.out(), "epoll     starts here\n")) << p.out();
+}
+
+}  // namespace
+}  // namespace brrr
