@@ -355,13 +355,17 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
       {{"--idle_timeout=banana"}, 1, "idle_timeout"},
+      {{"--reply_prefix=" + std::string(4097, 'P')},
+       2,
+       "--reply_prefix is 4097 bytes long: it may be at most 4096 bytes"},
   };
   for (const Case& c : cases) {
     Process p(EchoBinary(), c.args);
     std::optional<int> code = p.Wait(seconds(30));
     ASSERT_TRUE(code.has_value());
-    EXPECT_EQ(*code, c.code) << c.args[0];
-    EXPECT_NE(p.err().find(c.message), std::string::npos) << c.args[0] << ": " << p.err();
+    std::string flag = c.args[0].substr(0, 40);
+    EXPECT_EQ(*code, c.code) << flag;
+    EXPECT_NE(p.err().find(c.message), std::string::npos) << flag << ": " << p.err();
   }
 }
 
@@ -389,6 +393,17 @@ TEST(EchoServerFlagsTest, HelpDescribesTheServer) {
   std::string all = p.out() + p.err();
   EXPECT_NE(all.find("brrr's TCP echo server"), std::string::npos) << all;
   EXPECT_NE(all.find("--reply_prefix"), std::string::npos);
+  // The help is wrapped: compare with single spaces.
+  std::string flat;
+  for (char c : all) {
+    bool space = c == ' ' || c == '\n';
+    if (!space || (!flat.empty() && flat.back() != ' ')) flat += space ? ' ' : c;
+  }
+  EXPECT_NE(flat.find("this prefix, as the tutorial's server answers \"Echo : ...\"; at most 4096 bytes"),
+            std::string::npos)
+      << "--reply_prefix's maximum: " << flat;
+  EXPECT_NE(flat.find("never has more than this plus --recv_buffer_size queued"), std::string::npos)
+      << "the queue bound, in --high_water's help";
   EXPECT_NE(all.find("--backend"), std::string::npos);
 }
 
