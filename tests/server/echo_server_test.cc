@@ -29,6 +29,15 @@ using testing::Process;
 
 std::string EchoBinary() { return testing::Runfile("server/brrr-echo"); }
 
+// Whether the server's RSS measures what it holds. Under ASan it also counts the allocator's
+// quarantine, redzones and shadow memory: the heap blocks that keep a paused connection's
+// input (server/connection.h) add 2 to 13 MB there, against at most 1 MB in a plain build
+// (measured). The plain build checks the memory bounds; ASan runs the rest of those tests.
+bool RssMeasuresHoldings() {
+  const char* sanitizer = std::getenv("BRRR_SANITIZER");
+  return sanitizer == nullptr || std::string(sanitizer) != "asan";
+}
+
 class EchoServerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -124,7 +133,9 @@ TEST_P(EchoServerTest, AClientThatNeverReadsCannotGrowTheServerAndOthersAreServe
   flood.join();
   // What the hog pushed sits in kernel buffers; the server itself holds at most ~high_water.
   EXPECT_LT(pushed.load(), 64u << 20) << "the server stopped reading the hog";
-  EXPECT_LT(rss_after, rss_before + (8u << 20)) << "server memory grew by " << (rss_after - rss_before) << " bytes";
+  if (RssMeasuresHoldings()) {
+    EXPECT_LT(rss_after, rss_before + (8u << 20)) << "server memory grew by " << (rss_after - rss_before) << " bytes";
+  }
   hog.close();
   EXPECT_EQ(Stop(*server), 0);
 }
@@ -169,7 +180,9 @@ TEST_P(EchoServerTest, ASlowReaderIsPausedAndResumedAndGetsEveryByteBack) {
   EXPECT_EQ(echoed.size(), payload.size());
   EXPECT_TRUE(echoed == payload) << "the echo differs";
   // The pool (4 MiB) is mapped at start; what the queue holds beyond it is heap.
-  EXPECT_LT(rss_max, rss_before + (3u << 20)) << "server memory grew by " << (rss_max - rss_before) << " bytes";
+  if (RssMeasuresHoldings()) {
+    EXPECT_LT(rss_max, rss_before + (3u << 20)) << "server memory grew by " << (rss_max - rss_before) << " bytes";
+  }
   EXPECT_EQ(Stop(*server), 0);
 }
 
