@@ -30,9 +30,20 @@ void Connection::on_data(Chunk chunk) {
   c.messages_in.add(1);
   last_activity_ns_ = MonotonicNanos();
   size_t bytes = chunk.size();
-  sender_.push(prefixer_ ? prefixer_->apply(chunk) : std::move(chunk));
+  uint64_t high_water = shard_.options().high_water;
+  if (held_ == nullptr && sender_.queued_bytes() < high_water) {
+    if (prefixer_ == nullptr) {
+      sender_.push(std::move(chunk));  // the common case: queued as received, no copy
+    } else {
+      std::string_view in(chunk.data(), bytes);
+      in.remove_prefix(queue_prefixed(in));
+      if (!in.empty()) hold(in);
+    }
+  } else {
+    hold(std::string_view(chunk.data(), bytes));  // arrived after the stop
+  }
   if (closed_) return;  // the push failed and closed it
-  if (sender_.queued_bytes() >= shard_.options().high_water) {
+  if (sender_.queued_bytes() >= high_water || held_ != nullptr) {
     backed_up_ = true;
     if (receiver_.wants_data()) {
       receiver_.stop();
@@ -42,6 +53,36 @@ void Connection::on_data(Chunk chunk) {
     receiver_.set_read_limit(read_limit());  // what is left below the mark
   }
   throttle_after_read(bytes);
+}
+
+size_t Connection::queue_prefixed(std::string_view in) {
+  const EchoServerOptions& o = shard_.options();
+  size_t taken = 0;
+  while (!closed_ && taken < in.size() && sender_.queued_bytes() < o.high_water) {
+    size_t used = 0;
+    sender_.push(prefixer_->apply(in.substr(taken), o.max_queued_bytes() - sender_.queued_bytes(), &used));
+    taken += used;
+  }
+  return taken;
+}
+
+void Connection::hold(std::string_view in) {
+  if (held_ == nullptr) held_ = std::make_unique<HeldInput>(shard_.options().receive_buffer_size);
+  held_->append(in);
+}
+
+void Connection::queue_held() {
+  const EchoServerOptions& o = shard_.options();
+  while (held_ != nullptr && !closed_ && sender_.queued_bytes() < o.high_water) {
+    if (prefixer_ == nullptr) {
+      sender_.push(held_->take_front());  // at most one block: within the bound
+    } else {
+      size_t used = 0;
+      sender_.push(prefixer_->apply(held_->front(), o.max_queued_bytes() - sender_.queued_bytes(), &used));
+      held_->consume(used);
+    }
+    if (held_->empty()) held_.reset();
+  }
 }
 
 bool Connection::throttle_after_read(size_t bytes) {
@@ -91,7 +132,7 @@ void Connection::throttle_changed() {
 }
 
 void Connection::maybe_resume_reading() {
-  if (closed_ || read_done_ || receiver_.wants_data() || throttle_wait_.pending()) return;
+  if (closed_ || read_done_ || held_ != nullptr || receiver_.wants_data() || throttle_wait_.pending()) return;
   if (sender_.queued_bytes() > shard_.options().low_water || shard_.draining_deadline_passed()) return;
   receiver_.set_read_limit(read_limit());
   receiver_.start();
@@ -113,7 +154,12 @@ void Connection::on_sent(size_t bytes, size_t queued) {
   c.messages_out.add(1);
   last_activity_ns_ = MonotonicNanos();
   if (closed_) return;
-  if (backed_up_ && queued == 0) {
+  if (held_ != nullptr && queued <= shard_.options().low_water) {
+    queue_held();
+    if (closed_) return;
+    queued = sender_.queued_bytes();
+  }
+  if (backed_up_ && queued == 0 && held_ == nullptr) {
     // Caught up: back to receiving as much as comes (the receive in flight, if any, is a
     // single one; the next is armed with this).
     backed_up_ = false;
@@ -129,7 +175,7 @@ void Connection::on_sent(size_t bytes, size_t queued) {
 void Connection::on_send_error(absl::Status) { close(CloseReason::kError); }
 
 void Connection::close_when_flushed() {
-  if (sender_.idle()) close(drained_ ? CloseReason::kDrain : CloseReason::kFinished);
+  if (sender_.idle() && held_ == nullptr) close(drained_ ? CloseReason::kDrain : CloseReason::kFinished);
 }
 
 void Connection::close_if_idle_since(int64_t since_ns) {

@@ -1,19 +1,42 @@
 // connection.h: one echo connection: what it receives, it sends back, in order.
 //
-// A Receiver feeds a Sender. The bytes queued to send are bounded: at the high-water mark the
-// connection stops reading (the client's own sends then block in its kernel), and reads again
-// once the queue is down to the low-water mark. A client that never reads therefore holds at
-// most about high_water bytes of the server's memory, and nobody else waits for it.
-// "About": the receives the backend completed before the stop took effect still arrive (on
-// io_uring a multishot receive may have emptied the socket's buffer into several chunks). So
-// once a connection has reached the mark it is "backed up": it reads again with single
-// receives of at most what fits below the mark, and goes back to receiving as much as comes
-// only when its queue has emptied. The overshoot happens once, not on every resume.
-// When the client half-closes, everything received is sent back, then the connection closes.
+// A Receiver feeds a Sender, through the LinePrefixer with --reply_prefix.
+//
+// The queue bound. What a connection has queued to send never exceeds
+//   high_water + recv_buffer_size   (EchoServerOptions::max_queued_bytes(); 272 KiB by default)
+// whatever the prefix and the backend. The constant past the mark is one receive buffer: a
+// received chunk (at most one buffer) is queued whole, without a copy, only while the queue
+// is below the mark; with a prefix, the LinePrefixer writes at most what fits below the
+// bound and stops there, even inside a prefix. Once the queue reaches the mark the
+// connection stops reading (the client's own sends then block in its kernel), and reads
+// again once the queue is down to the low-water mark. So a client that never reads holds at
+// most that much of the server's queue, and nobody else waits for it.
+//
+// Held input. What arrives after the stop (receives the backend completed before the stop
+// took effect), and what the prefixer had no room to transform, is received but not queued:
+// it is held (server/held_input.h), copied into compact heap blocks so that it pins none of
+// the loop's shared receive buffers. Once the queue is down to the low-water mark, held
+// input moves into the queue, again only as far as the bound allows; reading resumes only
+// when nothing is held. How much can be held: what the backend had read ahead of the stop,
+// plus the untransformed rest of one receive, plus one block of slack. The read-ahead is
+// bytes the socket's receive buffer held (the kernel held them for this connection before;
+// now the server's heap does, and the client's sends stop sooner):
+//  - select, poll, epoll: up to 16 buffers per pass (RC_BATCH, reactors/common/
+//    readiness_core.h), and up to three passes before the runtime sees the first chunk (at
+//    submit, on the readiness event, from the again list): 48 buffers, 768 KiB by default;
+//  - io_uring: what the multishot receive took off the socket until its cancel reached the
+//    kernel with the loop's next submission: about the socket receive buffer's contents
+//    (measured up to about 1 MB on loopback with the default buffers).
+// This happens once per backlog, not on every resume: once a connection has reached the
+// mark it is "backed up" and reads only with single receives of at most what fits below the
+// mark (one buffer at most), and only when nothing is held; it goes back to receiving as much
+// as comes only when its queue has emptied and nothing is held.
+// When the client half-closes, everything received (held input too) is sent back, then the
+// connection closes.
 //
 // Throttles (server/throttle.h): what a connection reads is charged to its own bytes-per-second
 // budget and to the server's; when it runs ahead of either, it stops reading until it is back
-// within them. Reading resumes only when neither the queue nor a throttle holds it.
+// within them. Reading resumes only when neither the queue, held input nor a throttle holds it.
 //
 // Threads: its shard's loop thread. Ownership: the Shard owns connections (an intrusive list)
 // and deletes a connection once it has closed, outside its callbacks.
@@ -22,10 +45,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "runtime/receiver.h"
 #include "runtime/sender.h"
 #include "runtime/socket.h"
+#include "server/held_input.h"
 #include "server/line_prefixer.h"
 #include "server/rate_limiter.h"
 
@@ -65,7 +90,14 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   void on_end(absl::Status status) override;
   void on_sent(size_t bytes, size_t queued) override;
   void on_send_error(absl::Status status) override;
+  // Closes it once everything received has been sent.
   void close_when_flushed();
+  // Queues `in` prefixed, as far as the queue bound allows; returns the bytes of `in` taken.
+  size_t queue_prefixed(std::string_view in);
+  // Keeps `in`, received but not queued (see "Held input").
+  void hold(std::string_view in);
+  // Moves held input into the queue, as far as the high-water mark.
+  void queue_held();
   // Stops reading if this chunk of `bytes` ran past a rate limit; true if it did.
   bool throttle_after_read(size_t bytes);
   // The receive size the throttles and a backed-up queue call for (0: no limit).
@@ -78,10 +110,11 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   Receiver receiver_;
   Sender sender_;
   std::unique_ptr<LinePrefixer> prefixer_;  // --reply_prefix only
+  std::unique_ptr<HeldInput> held_;         // only while some input is held
   int64_t last_activity_ns_;
   RateLimiter read_rate_;
   TimerHandle throttle_wait_;  // pending while a throttle holds reading
-  bool backed_up_ = false;  // reached the high-water mark and has not caught up since
+  bool backed_up_ = false;  // reached the high-water mark (or held input) and has not caught up since
   bool read_done_ = false;
   bool drained_ = false;  // closed by the drain deadline, not by its client
   bool closed_ = false;

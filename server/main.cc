@@ -35,12 +35,15 @@ ABSL_FLAG(int32_t, loops, 1, "Event loops (threads); they share the port with SO
 ABSL_FLAG(uint64_t, max_connections, 100000,
           "Connections at once (all loops); further ones are accepted and closed at once");
 ABSL_FLAG(uint64_t, high_water, 256 * 1024,
-          "Bytes queued to send on one connection before the server stops reading it");
+          "Bytes queued to send on one connection before the server stops reading it; a connection "
+          "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix");
 ABSL_FLAG(uint64_t, low_water, 64 * 1024, "Queued bytes at which a paused connection reads again");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
           "Close connections idle this long (e.g. 30s); 0: never");
 ABSL_FLAG(std::string, reply_prefix, "",
-          "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"");
+          "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"; at most "
+          "4096 bytes (a client sending only newlines gets 1 + that many bytes back per byte sent)");
+static_assert(brrr::server::kMaxReplyPrefixBytes == 4096, "--reply_prefix's help states the maximum");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long connections may take to finish before they are closed");
 ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),

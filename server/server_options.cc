@@ -30,7 +30,11 @@ absl::Status Validate(const EchoServerOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--recv_buffers=", o.receive_buffer_count, ": must be from 1 to 65536"));
   }
-  if (o.reply_prefix.size() > 4096) return absl::InvalidArgumentError("--reply_prefix is longer than 4096 bytes");
+  if (o.reply_prefix.size() > kMaxReplyPrefixBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("--reply_prefix is ", o.reply_prefix.size(),
+                                                   " bytes long: it may be at most ", kMaxReplyPrefixBytes,
+                                                   " bytes (each received line is answered with all of it)"));
+  }
   auto address = SocketAddress::Parse(o.host, o.port);
   if (!address.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", address.status().message()));
   return absl::OkStatus();

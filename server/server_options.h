@@ -4,6 +4,7 @@
 #ifndef BRRR_SERVER_SERVER_OPTIONS_H_
 #define BRRR_SERVER_SERVER_OPTIONS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 
@@ -11,6 +12,13 @@
 #include "runtime/clock.h"
 
 namespace brrr::server {
+
+// The longest --reply_prefix. What a connection queues is bounded whatever the prefix
+// (server/connection.h), but each received newline still costs a whole prefix of output and
+// of copying: a client that sends only newlines makes the server send (1 + prefix length)
+// times what it received. 4 KiB is more than any greeting needs and keeps that factor, and
+// the time the loop spends answering one receive buffer of newlines, bounded.
+inline constexpr size_t kMaxReplyPrefixBytes = 4096;
 
 struct EchoServerOptions {
   std::string backend = "auto";  // a backend name, a plugin path, or "auto"
@@ -25,12 +33,20 @@ struct EchoServerOptions {
   uint64_t high_water = 256 * 1024;   // bytes queued per connection before it stops reading
   uint64_t low_water = 64 * 1024;     // ... and resumes once the queue is down to this
   Duration idle_timeout = Duration::zero();  // close connections idle this long; 0: never
-  std::string reply_prefix;  // non-empty: answer each line with this prefix (the tutorial's "Echo : ")
+  // Non-empty: answer each line with this prefix (the tutorial's "Echo : "); at most
+  // kMaxReplyPrefixBytes.
+  std::string reply_prefix;
   Duration drain_timeout = std::chrono::seconds(10);  // drain waits this long for clients to close
   Duration stall_threshold = std::chrono::milliseconds(100);
   uint32_t receive_buffer_size = 16384;   // bytes per provided receive buffer
   uint32_t receive_buffer_count = 1024;   // provided receive buffers per loop
   int backlog = 4096;
+
+  // The most bytes one connection ever has queued to send, whatever the prefix and the
+  // backend: the high-water mark plus one receive buffer (server/connection.h says why).
+  uint64_t max_queued_bytes() const {
+    return high_water > UINT64_MAX - receive_buffer_size ? UINT64_MAX : high_water + receive_buffer_size;
+  }
 };
 
 // OK, or InvalidArgument saying which option is wrong and what is allowed.

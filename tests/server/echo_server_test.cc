@@ -29,6 +29,15 @@ using testing::Process;
 
 std::string EchoBinary() { return testing::Runfile("server/brrr-echo"); }
 
+// Whether the server's RSS measures what it holds. Under ASan it also counts the allocator's
+// quarantine, redzones and shadow memory: the heap blocks that keep a paused connection's
+// input (server/connection.h) add 2 to 13 MB there, against at most 1 MB in a plain build
+// (measured). The plain build checks the memory bounds; ASan runs the rest of those tests.
+bool RssMeasuresHoldings() {
+  const char* sanitizer = std::getenv("BRRR_SANITIZER");
+  return sanitizer == nullptr || std::string(sanitizer) != "asan";
+}
+
 class EchoServerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -123,7 +132,9 @@ TEST_P(EchoServerTest, AClientThatNeverReadsCannotGrowTheServerAndOthersAreServe
   flood.join();
   // What the hog pushed sits in kernel buffers; the server itself holds at most ~high_water.
   EXPECT_LT(pushed.load(), 64u << 20) << "the server stopped reading the hog";
-  EXPECT_LT(rss_after, rss_before + (8u << 20)) << "server memory grew by " << (rss_after - rss_before) << " bytes";
+  if (RssMeasuresHoldings()) {
+    EXPECT_LT(rss_after, rss_before + (8u << 20)) << "server memory grew by " << (rss_after - rss_before) << " bytes";
+  }
   hog.close();
   EXPECT_EQ(Stop(*server), 0);
 }
@@ -168,7 +179,9 @@ TEST_P(EchoServerTest, ASlowReaderIsPausedAndResumedAndGetsEveryByteBack) {
   EXPECT_EQ(echoed.size(), payload.size());
   EXPECT_TRUE(echoed == payload) << "the echo differs";
   // The pool (4 MiB) is mapped at start; what the queue holds beyond it is heap.
-  EXPECT_LT(rss_max, rss_before + (3u << 20)) << "server memory grew by " << (rss_max - rss_before) << " bytes";
+  if (RssMeasuresHoldings()) {
+    EXPECT_LT(rss_max, rss_before + (3u << 20)) << "server memory grew by " << (rss_max - rss_before) << " bytes";
+  }
   EXPECT_EQ(Stop(*server), 0);
 }
 
@@ -378,13 +391,17 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
       {{"--idle_timeout=banana"}, 1, "idle_timeout"},
+      {{"--reply_prefix=" + std::string(4097, 'P')},
+       2,
+       "--reply_prefix is 4097 bytes long: it may be at most 4096 bytes"},
   };
   for (const Case& c : cases) {
     Process p(EchoBinary(), c.args);
     std::optional<int> code = p.Wait(seconds(30));
     ASSERT_TRUE(code.has_value());
-    EXPECT_EQ(*code, c.code) << c.args[0];
-    EXPECT_NE(p.err().find(c.message), std::string::npos) << c.args[0] << ": " << p.err();
+    std::string flag = c.args[0].substr(0, 40);
+    EXPECT_EQ(*code, c.code) << flag;
+    EXPECT_NE(p.err().find(c.message), std::string::npos) << flag << ": " << p.err();
   }
 }
 
@@ -412,6 +429,17 @@ TEST(EchoServerFlagsTest, HelpDescribesTheServer) {
   std::string all = p.out() + p.err();
   EXPECT_NE(all.find("brrr's TCP echo server"), std::string::npos) << all;
   EXPECT_NE(all.find("--reply_prefix"), std::string::npos);
+  // The help is wrapped: compare with single spaces.
+  std::string flat;
+  for (char c : all) {
+    bool space = c == ' ' || c == '\n';
+    if (!space || (!flat.empty() && flat.back() != ' ')) flat += space ? ' ' : c;
+  }
+  EXPECT_NE(flat.find("this prefix, as the tutorial's server answers \"Echo : ...\"; at most 4096 bytes"),
+            std::string::npos)
+      << "--reply_prefix's maximum: " << flat;
+  EXPECT_NE(flat.find("never has more than this plus --recv_buffer_size queued"), std::string::npos)
+      << "the queue bound, in --high_water's help";
   EXPECT_NE(all.find("--backend"), std::string::npos);
 }
 

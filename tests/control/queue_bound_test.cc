@@ -1,0 +1,212 @@
+// The per-connection queue bound of a real brrr-echo, on every backend, without a prefix and
+// with a short and the longest --reply_prefix: clients that send newline-rich data and never
+// read. What the admin plane's ListSockets reports queued for them never exceeds
+// --high_water + --recv_buffer_size (server/connection.h), another client keeps getting exact
+// echoes meanwhile, and SIGTERM still drains.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr uint64_t kHighWater = 65536;
+constexpr uint64_t kLowWater = 16384;
+constexpr uint64_t kReceiveBuffer = 16384;
+constexpr uint64_t kBound = kHighWater + kReceiveBuffer;  // EchoServerOptions::max_queued_bytes()
+constexpr int kNeverReaders = 2;
+constexpr size_t kMaxSentPerClient = 32u << 20;
+
+// "127.0.0.1:PORT" of a client socket: the peer the server sees.
+std::string LocalAddress(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  return "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+}
+
+// Lines of 1 to 16 bytes: about one newline in eight bytes, every one of them a prefix.
+std::string NewlineRichBlock() {
+  std::string block;
+  for (size_t n = 1; block.size() < 65536; n = n % 16 + 1) block += std::string(n - 1, 'x') + "\n";
+  block.resize(65536);
+  return block;
+}
+
+std::string PrefixFor(const std::string& kind) {
+  if (kind == "short") return "Echo : ";
+  if (kind == "longest") return std::string(4096, 'P');  // kMaxReplyPrefixBytes
+  return "";
+}
+
+class QueueBoundTest : public testing::AdminFixture,
+                       public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!testing::BackendStarts(backend(), &why)) GTEST_SKIP() << why;
+  }
+  const std::string& backend() const { return std::get<0>(GetParam()); }
+  std::string prefix() const { return PrefixFor(std::get<1>(GetParam())); }
+
+  // Each peer's bytes_queued and whether the server is reading it (0 and false if not listed).
+  void List(const std::vector<std::string>& peers, std::vector<uint64_t>* queued, std::vector<bool>* reading) {
+    admin::ListSocketsResponse list;
+    grpc::Status s = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &list);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    queued->assign(peers.size(), 0);
+    reading->assign(peers.size(), false);
+    for (const admin::SocketInfo& info : list.sockets()) {
+      for (size_t i = 0; i < peers.size(); ++i) {
+        if (info.peer() != peers[i]) continue;
+        (*queued)[i] = info.bytes_queued();
+        (*reading)[i] = info.in_read_set();
+      }
+    }
+  }
+};
+
+TEST_P(QueueBoundTest, NeverReadingClientsQueueAtMostTheBoundOthersAreServedAndSigtermDrains) {
+  std::vector<std::string> flags = {"--backend=" + backend(),
+                                    "--high_water=" + std::to_string(kHighWater),
+                                    "--low_water=" + std::to_string(kLowWater),
+                                    "--recv_buffer_size=" + std::to_string(kReceiveBuffer),
+                                    "--recv_buffers=256",
+                                    "--drain_timeout=1s"};
+  const std::string prefix = this->prefix();
+  if (!prefix.empty()) flags.push_back("--reply_prefix=" + prefix);
+  Start(flags);
+  ASSERT_NE(server_, nullptr);
+
+  // The never-reading clients: a small receive buffer, sends that do not block, bounded in
+  // bytes and time; they stop early if the bound is broken (the old server's queue could grow
+  // by hundreds of MB).
+  std::atomic<bool> stop{false};
+  std::vector<std::unique_ptr<testing::BlockingClient>> stuck;
+  std::vector<std::string> peers;
+  std::vector<std::atomic<size_t>> sent(kNeverReaders);
+  for (int i = 0; i < kNeverReaders; ++i) {
+    stuck.push_back(std::make_unique<testing::BlockingClient>(port_));
+    stuck.back()->set_receive_buffer(4096);
+    fcntl(stuck.back()->fd(), F_SETFL, fcntl(stuck.back()->fd(), F_GETFL) | O_NONBLOCK);
+    peers.push_back(LocalAddress(stuck.back()->fd()));
+  }
+  const std::string block = NewlineRichBlock();
+  std::vector<std::thread> senders;
+  for (int i = 0; i < kNeverReaders; ++i) {
+    senders.emplace_back([&, i] {
+      SteadyClock::time_point give_up = SteadyClock::now() + seconds(30);
+      while (!stop.load() && sent[i].load() < kMaxSentPerClient && SteadyClock::now() < give_up) {
+        ssize_t n = ::send(stuck[i]->fd(), block.data(), block.size(), MSG_NOSIGNAL);
+        if (n > 0) {
+          sent[i] += static_cast<size_t>(n);
+        } else {
+          std::this_thread::sleep_for(milliseconds(2));
+        }
+      }
+    });
+  }
+
+  // Someone else keeps getting exact echoes meanwhile.
+  testing::BlockingClient good(port_, false, 10000);
+  std::atomic<int> echoes{0};
+  std::atomic<bool> echo_failed{false};
+  std::thread echoer([&] {
+    for (int i = 0; !stop.load() && !echo_failed.load(); ++i) {
+      std::string line = "line " + std::to_string(i) + "\n";
+      std::string want = prefix + line;
+      if (!good.send_all(line) || good.recv_exact(want.size()) != want) {
+        echo_failed = true;
+      } else {
+        ++echoes;
+      }
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  });
+
+  // Poll ListSockets until the figures stop changing (the senders blocked: the server stopped
+  // reading them) for 1 s; bounded: 45 s. Every figure is checked against the bound.
+  std::vector<uint64_t> largest(kNeverReaders, 0);
+  std::vector<uint64_t> queued;
+  std::vector<bool> reading;
+  std::vector<uint64_t> last;
+  size_t last_sent = 0;
+  int unchanged = 0;
+  SteadyClock::time_point give_up = SteadyClock::now() + seconds(45);
+  while (unchanged < 100 && SteadyClock::now() < give_up) {
+    List(peers, &queued, &reading);
+    size_t sent_now = 0;
+    for (int i = 0; i < kNeverReaders; ++i) {
+      largest[i] = std::max(largest[i], queued[i]);
+      sent_now += sent[i].load();
+    }
+    if (*std::max_element(queued.begin(), queued.end()) > kBound) break;  // failed: stop loading it
+    unchanged = queued == last && sent_now == last_sent ? unchanged + 1 : 0;
+    last = queued;
+    last_sent = sent_now;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  stop = true;
+  for (std::thread& t : senders) t.join();
+  echoer.join();
+
+  uint64_t most = *std::max_element(largest.begin(), largest.end());
+  std::printf("%s, prefix of %zu bytes: most queued on a never-reading connection %llu bytes (bound %llu)\n",
+              backend().c_str(), prefix.size(), static_cast<unsigned long long>(most),
+              static_cast<unsigned long long>(kBound));
+  RecordProperty("most_queued", std::to_string(most));
+  for (int i = 0; i < kNeverReaders; ++i) {
+    EXPECT_LE(largest[i], kBound) << "never-reading client " << i << " sent " << sent[i].load() << " bytes";
+    EXPECT_LT(sent[i].load(), kMaxSentPerClient) << "the server kept reading a client that never reads";
+    EXPECT_FALSE(reading[i]) << "never-reading client " << i << " is still in the read set";
+  }
+  EXPECT_EQ(unchanged, 100) << "the queued figures did not settle within 45 s";
+  EXPECT_FALSE(echo_failed.load()) << "the other client's echo went wrong after " << echoes.load() << " echoes";
+  EXPECT_GT(echoes.load(), 0);
+  std::string last_line = "last\n";
+  ASSERT_TRUE(good.send_all(last_line));
+  EXPECT_EQ(good.recv_exact(prefix.size() + last_line.size()), prefix + last_line);
+  good.close();
+
+  // SIGTERM drains: the never-reading connections are closed at the deadline (1 s) or, since
+  // they cannot flush, a second later; the server exits 0 (bounded wait).
+  server_->Signal(SIGTERM);
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the server did not exit within 30 s of SIGTERM";
+  EXPECT_EQ(*code, 0) << server_->err();
+  EXPECT_NE(server_->out().find("drained in"), std::string::npos) << server_->out();
+  EXPECT_NE(server_->out().find(std::to_string(kNeverReaders) + " closed at the drain deadline"), std::string::npos)
+      << server_->out();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BackendsAndPrefixes, QueueBoundTest,
+    ::testing::Combine(::testing::ValuesIn(testing::AllBackends()), ::testing::Values("plain", "short", "longest")),
+    [](const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
+      return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+    });
+
+}  // namespace
+}  // namespace brrr
