@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "control/admin_convert.h"
 #include "control/stall_feed.h"
 #include "control/version.h"
@@ -195,6 +196,12 @@ grpc::Status AdminService::GetThrottle(Context* context, const admin::GetThrottl
 grpc::Status AdminService::InjectTask(Context* context, const admin::InjectTaskRequest* request,
                                       admin::Injection* response) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
+  // A drain ends with the loops: runs injected now would only hold it up or be cut short.
+  if (int64_t since = server_.drain_started_at_ns(); since != 0) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrFormat("the server has been draining for %.1f s: it takes no new injections",
+                                        Seconds(MonotonicNanos() - since)));
+  }
   InjectionSpec spec;
   switch (request->kind()) {
     case admin::BLOCKING_SPIN:
