@@ -28,6 +28,11 @@ struct EchoServerOptions {
   uint32_t receive_buffer_size = 16384;   // bytes per provided receive buffer
   uint32_t receive_buffer_count = 1024;   // provided receive buffers per loop
   int backlog = 4096;
+  // Descriptors the echo side leaves free for the rest of the process (the admin plane): it
+  // holds at most RLIMIT_NOFILE minus this minus what is open at Start(), and past that new
+  // clients wait in the backlog (server/descriptor_budget.h). 0: no budget; out of
+  // descriptors, accepting backs off on EMFILE.
+  uint64_t reserved_descriptors = 0;
 };
 
 // OK, or InvalidArgument saying which option is wrong and what is allowed.
