@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "control/admin_listener.h"
 #include "control/admin_service.h"
 #include "control/task_injector.h"
 #include "control/reflection_service.h"
@@ -78,7 +79,10 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
         absl::StrCat("--admin_host=", options.host, ": not an IP address (", where.status().message(), ")"));
   }
   std::unique_ptr<AdminServer> admin(new AdminServer());
-  admin->address_ = where->ToString();
+  absl::StatusOr<std::unique_ptr<AdminListener>> listener = AdminListener::Bind(*where, options.max_connections);
+  if (!listener.ok()) return listener.status();
+  admin->listener_ = *std::move(listener);
+  admin->address_ = admin->listener_->address().ToString();
   admin->auth_ = options.auth;
   std::vector<EventLoop*> loops;
   for (size_t i = 0; i < echo_server.loop_count(); ++i) loops.push_back(&echo_server.shard(i).loop());
@@ -92,19 +96,19 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services, admin->auth_));
   admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services, admin->auth_));
 
+  // No listening port of gRPC's own: the listener accepts and hands connections over.
   grpc::ServerBuilder builder;
-  int bound_port = 0;
-  builder.AddListeningPort(admin->address_, grpc::InsecureServerCredentials(), &bound_port);
-  // One port per process: a second brrr-echo must not share it through SO_REUSEPORT.
-  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout).count()));
   builder.RegisterService(admin->admin_.get());
   builder.RegisterService(admin->health_.get());
   for (const auto& reflection : admin->reflection_) builder.RegisterService(reflection.get());
   admin->server_ = builder.BuildAndStart();
-  if (admin->server_ == nullptr || bound_port == 0) {
-    return absl::UnavailableError(absl::StrCat("admin plane: cannot listen on ", admin->address_,
-                                               " (port in use, or not permitted)"));
+  if (admin->server_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("admin plane on ", admin->address_, ": the gRPC server did not start"));
   }
+  admin->listener_->Start(admin->server_.get());
   return admin;
 }
 
@@ -112,6 +116,7 @@ AdminServer::~AdminServer() { Shutdown(); }
 
 void AdminServer::Shutdown() {
   if (server_ == nullptr) return;
+  listener_->Stop();  // no connection is handed to a server that shuts down
   health_->ShutDown();
   admin_->ShutDown();
   // Calls in progress get a moment to finish; streams are cancelled at the deadline.

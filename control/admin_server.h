@@ -2,6 +2,12 @@
 // (from Debian grpc-proto's health.proto, so reflection can describe it) and server
 // reflection, on its own threads next to the echo server's loops.
 //
+// The way in stays open: the listener (control/admin_listener.h) caps the admin connections
+// open at once, gRPC closes those idle for `idle_timeout`, and the echo server leaves
+// descriptors free for them (EchoServerOptions::reserved_descriptors, which brrr-echo sets
+// from --admin_reserved_fds). Start the admin server before the echo server's Start(), which
+// measures what is open then.
+//
 //   AdminServerOptions o{.host = "127.0.0.1", .port = 5001};
 //   auto admin = AdminServer::Start(o, echo_server, loader.Probe());
 //   ... (*admin)->address() ...   // "127.0.0.1:5001"
@@ -23,6 +29,7 @@
 
 namespace brrr::control {
 
+class AdminListener;
 class AdminService;
 class HealthService;
 class TaskInjector;
@@ -34,6 +41,10 @@ struct AdminServerOptions {
   CallAuth auth;
   // The longest blocking task InjectTask accepts (--admin_max_block).
   Duration max_block = std::chrono::seconds(10);
+  // Admin connections open at once (--admin_max_connections); past it new ones are closed.
+  uint32_t max_connections = 16;
+  // A connection without a call in progress for this long is closed (--admin_idle_timeout).
+  Duration idle_timeout = std::chrono::seconds(60);
 };
 
 class AdminServer {
@@ -62,6 +73,7 @@ class AdminServer {
   std::unique_ptr<HealthService> health_;
   std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AdminListener> listener_;  // hands connections to server_
 };
 
 }  // namespace brrr::control

@@ -10,12 +10,16 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "control/admin_convert.h"
 #include "control/stall_feed.h"
 #include "control/version.h"
 #include "runtime/call_in_loop.h"
 #include "runtime/clock.h"
+#include "runtime/socket_address.h"
 
 namespace brrr::control {
 
@@ -35,6 +39,17 @@ grpc::Status InvalidArgument(const std::string& message) {
 }
 
 double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+// Who made the call. gRPC names a connection that the admin listener handed over by its
+// descriptor ("fd:12"); while the call runs, that descriptor is the caller's socket.
+std::string CallerOf(const grpc::ServerContext& context) {
+  std::string peer = context.peer();
+  int fd = -1;
+  if (absl::StartsWith(peer, "fd:") && absl::SimpleAtoi(absl::string_view(peer).substr(3), &fd)) {
+    if (absl::StatusOr<SocketAddress> address = SocketAddress::PeerOf(fd); address.ok()) return address->ToString();
+  }
+  return peer;
+}
 
 }  // namespace
 
@@ -195,6 +210,12 @@ grpc::Status AdminService::GetThrottle(Context* context, const admin::GetThrottl
 grpc::Status AdminService::InjectTask(Context* context, const admin::InjectTaskRequest* request,
                                       admin::Injection* response) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
+  // A drain ends with the loops: runs injected now would only hold it up or be cut short.
+  if (int64_t since = server_.drain_started_at_ns(); since != 0) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrFormat("the server has been draining for %.1f s: it takes no new injections",
+                                        Seconds(MonotonicNanos() - since)));
+  }
   InjectionSpec spec;
   switch (request->kind()) {
     case admin::BLOCKING_SPIN:
@@ -267,7 +288,7 @@ grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, a
   response->set_already_draining(server_.drain_started_at_ns() != 0);
   response->set_connections_open(server_.stats().connections_active);
   if (!response->already_draining()) {
-    std::printf("brrr-echo: Drain from the admin plane (%s): draining\n", context->peer().c_str());
+    std::printf("brrr-echo: Drain from the admin plane (%s): draining\n", CallerOf(*context).c_str());
     std::fflush(stdout);
   }
   server_.Drain();

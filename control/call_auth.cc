@@ -61,6 +61,12 @@ grpc::Status CallAuth::Check(const grpc::ServerContext& context) const {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "this admin plane requires the metadata \"authorization: Bearer <token>\"");
   }
+  // Judging by one of several would let whichever a proxy or a library puts first decide.
+  if (size_t n = metadata.count("authorization"); n > 1) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        absl::StrCat("the call carries ", n,
+                                     " \"authorization\" metadata entries; send exactly one: \"Bearer <token>\""));
+  }
   absl::string_view value(it->second.data(), it->second.size());
   constexpr absl::string_view kScheme = "Bearer ";
   if (!absl::StartsWithIgnoreCase(value, kScheme)) {

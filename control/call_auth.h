@@ -7,7 +7,7 @@
 //     if (grpc::Status s = auth.Check(*context); !s.ok()) return s;   // UNAUTHENTICATED
 //
 // The token is the file's content without surrounding whitespace; it is compared in constant
-// time.
+// time. A call with more than one `authorization` entry is refused, whatever they hold.
 //
 // Threads: immutable after construction; Check from any thread.
 #ifndef BRRR_CONTROL_CALL_AUTH_H_

@@ -31,7 +31,8 @@ struct TaskInjector::LoopRuns {
   EventLoop* loop = nullptr;
   uint32_t runs_started = 0;
   TimerHandle next;                // the next run's timer
-  std::vector<Future<>> sleeping;  // NonblockingSleep runs not yet finished
+  std::vector<Future<>> sleeping;  // NonblockingSleep runs, some finished since the last sweep
+  size_t swept_size = 0;           // sleeping.size() after the last sweep of finished runs
 };
 
 // An injection and everything its runs need; runs hold it by shared_ptr, so it outlives the
@@ -108,6 +109,7 @@ absl::StatusOr<InjectionStatus> TaskInjector::Inject(InjectionSpec spec) {
       return absl::ResourceExhaustedError(absl::StrCat(
           kMaxActive, " injections are active already; cancel some (CancelInjection) or let them finish"));
     }
+    if (absl::Status fits = FitsLiveRunLimit(injection->spec); !fits.ok()) return fits;
     injection->id = next_id_++;
     active_[injection->id] = injection;
   }
@@ -116,6 +118,33 @@ absl::StatusOr<InjectionStatus> TaskInjector::Inject(InjectionSpec spec) {
         [injection, slot] { Schedule(injection, slot, Clock::now()); }, "inject:schedule");
   }
   return StatusOf(*injection);
+}
+
+absl::Status TaskInjector::FitsLiveRunLimit(const InjectionSpec& spec) const {
+  uint64_t wanted = LiveRunsAtMost(spec);
+  if (wanted == 0) return absl::OkStatus();
+  for (uint32_t loop : spec.loops) {
+    uint64_t held = 0;
+    for (const auto& [id, other] : active_) {
+      if (std::binary_search(other->spec.loops.begin(), other->spec.loops.end(), loop)) {
+        held += LiveRunsAtMost(other->spec);
+      }
+    }
+    if (held + wanted <= kMaxLiveRuns) continue;
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "NONBLOCKING_SLEEP runs of ", Millis(spec.duration), " ms every ", Millis(spec.interval), " ms, count=",
+        spec.count, ", could keep ", wanted, " alive at once on loop ", loop, ", where active injections may keep ",
+        held, ": the limit is ", kMaxLiveRuns,
+        " live runs per loop; lower count, raise interval_ms or shorten duration_ms (runs overlap at most "
+        "duration_ms / interval_ms + 1 at a time), or cancel an injection"));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t TaskInjector::LiveRunsAtMost(const InjectionSpec& spec) {
+  if (spec.kind != InjectionKind::kNonblockingSleep) return 0;
+  if (spec.interval <= Duration::zero()) return spec.count;
+  return std::min<uint64_t>(spec.count, static_cast<uint64_t>(spec.duration / spec.interval) + 1);
 }
 
 void TaskInjector::Schedule(const std::shared_ptr<Injection>& injection, size_t slot, TimePoint due) {
@@ -128,13 +157,20 @@ void TaskInjector::StartRun(const std::shared_ptr<Injection>& injection, size_t 
   Injection& in = *injection;
   if (in.cancelled.load()) return;
   LoopRuns& runs = in.per_loop[slot];
+  std::atomic<uint64_t>& running = (*in.running)[runs.loop->loop_id()];
+  if (in.spec.kind == InjectionKind::kNonblockingSleep && running.load() >= kMaxLiveRuns) {
+    // Rare: the check at Inject keeps the loop below the limit (see Bounds in the header).
+    runs.next = runs.loop->call_later(std::chrono::milliseconds(1), [injection, slot] { StartRun(injection, slot); },
+                                      RunName(in.spec.kind));
+    return;
+  }
   TimePoint start = Clock::now();
   ++runs.runs_started;
   in.runs_started.fetch_add(1);
   // The next run is due one interval after this one started, however long this one holds
   // the loop: the timer's lateness then shows how late the loop got to it.
   if (runs.runs_started < in.spec.count) Schedule(injection, slot, start + in.spec.interval);
-  (*in.running)[runs.loop->loop_id()].fetch_add(1);
+  running.fetch_add(1);
   TimePoint deadline = start + in.spec.duration;
   switch (in.spec.kind) {
     case InjectionKind::kBlockingSpin:
@@ -147,17 +183,23 @@ void TaskInjector::StartRun(const std::shared_ptr<Injection>& injection, size_t 
       break;
     }
     case InjectionKind::kNonblockingSleep: {
-      std::erase_if(runs.sleeping, [](const Future<>& f) { return f.done(); });
+      // Swept when it has doubled since the last sweep: linear in the runs, however many sleep.
+      if (runs.sleeping.size() >= std::max<size_t>(64, 2 * runs.swept_size)) {
+        std::erase_if(runs.sleeping, [](const Future<>& f) { return f.done(); });
+        runs.swept_size = runs.sleeping.size();
+      }
       // The run finishes when the coroutine does (its frame's Finisher), even if cancelled.
-      auto sleeper = [](std::shared_ptr<Injection> injection, size_t slot) -> Task<> {
+      // It sleeps until its start plus the duration, not for the duration from its first
+      // step, so that a busy loop cannot stretch it (the Bounds arithmetic counts on that).
+      auto sleeper = [](std::shared_ptr<Injection> injection, size_t slot, TimePoint deadline) -> Task<> {
         struct Finisher {
           ~Finisher() { FinishRun(*injection, slot); }
           std::shared_ptr<Injection> injection;
           size_t slot;
         } finisher{injection, slot};
-        co_await sleep(injection->spec.duration);
+        co_await sleep(deadline - Clock::now());
       };
-      runs.sleeping.push_back(create_task(*runs.loop, sleeper(injection, slot), RunName(in.spec.kind)));
+      runs.sleeping.push_back(create_task(*runs.loop, sleeper(injection, slot, deadline), RunName(in.spec.kind)));
       return;
     }
   }

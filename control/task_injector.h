@@ -16,6 +16,23 @@
 // LoopStats::current_task show. Cancelling stops runs not yet started, ends a blocking run in
 // progress within a millisecond, and cancels sleeping coroutines.
 //
+// Bounds. Every run of a blocking kind ends before the loop runs anything else, so those keep
+// nothing alive; a NonblockingSleep run is a coroutine (a task with its frame and its timer)
+// that lives for the duration. At most kMaxLiveRuns of them may be alive at once on a loop,
+// counting every injection, so an operator cannot have a loop fill its memory with sleepers
+// (a million one-hour runs at interval 0 would be a million live tasks). The limit is applied
+// when injecting, where the operator can still change the request: an injection's runs on a
+// loop can be alive together at most
+//   count                                   with interval 0,
+//   min(count, floor(duration / interval) + 1)  otherwise
+// (runs start at least one interval apart and each ends at its start plus the duration; the
+// timers fire in deadline order), and Inject refuses with ResourceExhausted, naming the limit,
+// an injection whose runs could take a loop past it beside the active injections' runs.
+// A cancelled injection frees its share at once, while its runs unwind on the next loop
+// iteration. A run due on a loop that is at the limit (which that check leaves to such
+// moments, or to a thread preempted between a run's start and its sleep) starts a millisecond
+// later, so the limit holds at every instant.
+//
 // Threads: every method from any thread; runs happen on their loops' threads. The loops must
 // outlive the injector; the injector cancels what remains when it is destroyed, and its runs
 // keep what they use alive, so a loop may still finish a run after that.
@@ -61,6 +78,8 @@ class TaskInjector {
   static constexpr Duration kMaxNonblockingDuration = std::chrono::hours(1);
   static constexpr Duration kMaxInterval = std::chrono::hours(1);
   static constexpr size_t kMaxActive = 100;
+  // NonblockingSleep runs alive at once on one loop, all injections together (see Bounds).
+  static constexpr uint64_t kMaxLiveRuns = 10'000;
   static constexpr size_t kFinishedKept = 100;
 
   // `max_block`: the longest blocking run allowed.
@@ -70,7 +89,8 @@ class TaskInjector {
   TaskInjector& operator=(const TaskInjector&) = delete;
 
   // Validates (InvalidArgument saying what is allowed; NotFound for a loop that does not
-  // exist; ResourceExhausted past kMaxActive active injections) and schedules the runs.
+  // exist; ResourceExhausted past kMaxActive active injections, or for NonblockingSleep runs
+  // that could pass kMaxLiveRuns on a loop) and schedules the runs.
   absl::StatusOr<InjectionStatus> Inject(InjectionSpec spec);
   // NotFound for an unknown id; FailedPrecondition if it already finished.
   absl::StatusOr<InjectionStatus> Cancel(uint64_t id);
@@ -90,7 +110,12 @@ class TaskInjector {
   static void StartRun(const std::shared_ptr<Injection>& injection, size_t loop_slot);
   static void FinishRun(Injection& injection, size_t loop_slot);
   static InjectionStatus StatusOf(const Injection& injection);
+  // The most runs of `spec` that can be alive at once on one of its loops (see Bounds).
+  static uint64_t LiveRunsAtMost(const InjectionSpec& spec);
   void Retire();  // moves finished injections from active_ to finished_; mu_ held
+  // OK, or ResourceExhausted if `spec`'s runs beside the active injections' could pass
+  // kMaxLiveRuns on one of its loops; mu_ held.
+  absl::Status FitsLiveRunLimit(const InjectionSpec& spec) const;
 
   const std::vector<EventLoop*> loops_;
   const Duration max_block_;

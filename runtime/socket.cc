@@ -145,12 +145,14 @@ void SocketState::close() {
 
 void SocketState::finish_close_at_shutdown() {
   ::close(fd_);
+  if (descriptor_count_ != nullptr) descriptor_count_->fetch_sub(1);
   delete this;
 }
 
 void SocketState::close_descriptor() {
   if (loop_.has_reactor()) loop_.reactor().release_fd(fd_);
   ::close(fd_);
+  if (descriptor_count_ != nullptr) descriptor_count_->fetch_sub(1);
 }
 
 SocketInfo SocketState::info(int64_t now_ns) const {

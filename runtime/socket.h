@@ -25,6 +25,7 @@
 #ifndef BRRR_RUNTIME_SOCKET_H_
 #define BRRR_RUNTIME_SOCKET_H_
 
+#include <atomic>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -97,6 +98,7 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   void adopt_receive_buffer(Chunk buffer) { orphaned_receive_buffer_ = std::move(buffer); }
   void adopt_send(std::unique_ptr<OrphanedSend> send) { orphaned_send_ = std::move(send); }
   bool closing() const { return closing_; }
+  void set_descriptor_count(std::atomic<int64_t>* count) { descriptor_count_ = count; }
 
   // Closes now if nothing is in flight, else cancels everything and closes (and deletes
   // itself) when the last completion arrives.
@@ -137,6 +139,7 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   uint64_t queued_bytes_ = 0;
   Chunk orphaned_receive_buffer_;
   std::unique_ptr<OrphanedSend> orphaned_send_;
+  std::atomic<int64_t>* descriptor_count_ = nullptr;  // decremented when fd_ is closed
   bool closing_ = false;
   bool registered_ = true;     // in the loop's socket table
   bool awaiting_close_ = false;  // in the table's closing list
@@ -277,6 +280,13 @@ class Socket {
 
   // Cancels pending operations and closes. Idempotent.
   void close();
+
+  // Counts this socket's descriptor in `*count` until the descriptor is closed: the caller
+  // has added 1 for it, and the socket subtracts 1 when it closes the descriptor, which may
+  // be after close() returns (the backend still holds it) or at the loop's destruction. So
+  // `*count` tells how many descriptors are really open (server/descriptor_budget.h). The
+  // counter must outlive the descriptor; any thread may read it.
+  void count_descriptor_in(std::atomic<int64_t>* count) { state_->set_descriptor_count(count); }
 
  private:
   explicit Socket(detail::SocketState* state) : state_(state) {}

@@ -50,8 +50,9 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
       server->address_ = *local;
       server->backend_ = (*loop)->stats().backend;
     }
-    server->shards_.push_back(
-        std::make_unique<Shard>(o, *std::move(loop), *std::move(listener), server->active_total_, server->throttle_));
+    server->shards_.push_back(std::make_unique<Shard>(o, *std::move(loop), *std::move(listener),
+                                                      server->active_total_, server->throttle_,
+                                                      server->descriptor_budget_));
   }
   if (!o.share_port) {
     if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {
@@ -68,12 +69,19 @@ EchoServer::~EchoServer() {
   }
 }
 
-void EchoServer::Start() {
+absl::Status EchoServer::Start() {
+  if (options_.reserved_descriptors > 0) {
+    absl::StatusOr<DescriptorPlan> plan = DescriptorPlan::Measure(options_.reserved_descriptors);
+    if (!plan.ok()) return plan.status();
+    descriptor_plan_ = *plan;
+    descriptor_budget_.set_limit(static_cast<int64_t>(plan->for_connections));
+  }
   started_at_ns_ = MonotonicNanos();
   for (auto& shard : shards_) {
     shard->start();
     threads_.emplace_back([s = shard.get()] { s->loop().run_forever(); });
   }
+  return absl::OkStatus();
 }
 
 void EchoServer::Drain() {

@@ -1,7 +1,7 @@
 // echo_server.h: brrr's TCP echo server: N event loops (threads) on one port.
 //
 //   auto server = EchoServer::Create(options);   // binds: errors come back here
-//   (*server)->Start();                          // one thread per loop
+//   absl::Status started = (*server)->Start();   // one thread per loop
 //   ...
 //   (*server)->Drain();                          // any thread: stop accepting, let clients finish
 //   (*server)->Wait();                           // returns once every loop has drained
@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/event_loop.h"
 #include "runtime/socket_address.h"
+#include "server/descriptor_budget.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
 #include "server/shard.h"
@@ -37,7 +39,10 @@ class EchoServer {
   EchoServer(const EchoServer&) = delete;
   EchoServer& operator=(const EchoServer&) = delete;
 
-  void Start();
+  // Measures the descriptor budget (with options().reserved_descriptors; FailedPrecondition if
+  // none is left for connections, and nothing starts) and starts the loops. Start it after
+  // whatever else the process opens at start (the admin plane), which the budget leaves alone.
+  absl::Status Start();
   // Stops accepting; connections close as their clients finish, the rest at the drain
   // deadline. Idempotent. Any thread.
   void Drain();
@@ -53,6 +58,8 @@ class EchoServer {
   const SocketAddress& address() const { return address_; }  // with the actual port
   int64_t started_at_ns() const { return started_at_ns_; }
   size_t loop_count() const { return shards_.size(); }
+  // The descriptor budget Start() measured; nullopt without options().reserved_descriptors.
+  const std::optional<DescriptorPlan>& descriptor_plan() const { return descriptor_plan_; }
   Shard& shard(size_t i) { return *shards_[i]; }
 
   // The live throttles (rates, connection limit, pausing); see server/throttle.h.
@@ -75,6 +82,8 @@ class EchoServer {
   int64_t started_at_ns_ = 0;
   std::atomic<uint64_t> active_total_{0};
   Throttle throttle_;
+  std::optional<DescriptorPlan> descriptor_plan_;
+  DescriptorBudget descriptor_budget_;  // before shards_: their sockets give slots back to it
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   std::atomic<bool> draining_{false};

@@ -58,6 +58,14 @@ ABSL_FLAG(std::string, admin_token_file, "",
           "metadata \"authorization: Bearer <token>\"; empty: no token needed");
 ABSL_FLAG(absl::Duration, admin_max_block, absl::Seconds(10),
           "The longest blocking task the admin plane's InjectTask accepts (1ms to 10m)");
+ABSL_FLAG(uint32_t, admin_max_connections, 16,
+          "Admin connections open at once (1 to 1000); past it a new one is closed at once");
+ABSL_FLAG(absl::Duration, admin_idle_timeout, absl::Seconds(60),
+          "Close an admin connection that has had no call in progress this long (100ms to 24h)");
+ABSL_FLAG(uint32_t, admin_reserved_fds, 32,
+          "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
+          "operator gets in when echo clients would take every other one; at least "
+          "--admin_max_connections + 8 (what gRPC opens after start)");
 ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
 ABSL_FLAG(uint32_t, recv_buffers, 1024,
           "Receive buffers per loop; recv_buffers x recv_buffer_size bytes are mapped and faulted in at "
@@ -67,6 +75,11 @@ namespace {
 
 using brrr::server::EchoServer;
 using brrr::server::EchoServerOptions;
+
+// Descriptors gRPC may open after the echo server has measured what is open (the budget leaves
+// the admin plane those measured): the admin listener's connection it closes past the cap,
+// and what gRPC creates lazily. Part of --admin_reserved_fds, beside one per connection.
+constexpr uint32_t kGrpcDescriptorsAfterStart = 8;
 
 brrr::Duration ToDuration(absl::Duration d) { return brrr::Duration(absl::ToInt64Nanoseconds(d)); }
 
@@ -150,6 +163,26 @@ int main(int argc, char** argv) {
     return 2;
   }
   admin_options.max_block = ToDuration(max_block);
+  uint32_t admin_connections = absl::GetFlag(FLAGS_admin_max_connections);
+  if (admin_connections < 1 || admin_connections > 1000) {
+    std::fprintf(stderr, "brrr-echo: --admin_max_connections=%u: must be from 1 to 1000\n", admin_connections);
+    return 2;
+  }
+  admin_options.max_connections = admin_connections;
+  absl::Duration admin_idle = absl::GetFlag(FLAGS_admin_idle_timeout);
+  if (admin_idle < absl::Milliseconds(100) || admin_idle > absl::Hours(24)) {
+    std::fprintf(stderr, "brrr-echo: --admin_idle_timeout=%s: must be from 100ms to 24h\n",
+                 absl::FormatDuration(admin_idle).c_str());
+    return 2;
+  }
+  admin_options.idle_timeout = ToDuration(admin_idle);
+  uint32_t reserved_fds = absl::GetFlag(FLAGS_admin_reserved_fds);
+  if (reserved_fds < admin_connections + kGrpcDescriptorsAfterStart || reserved_fds > 1'000'000) {
+    std::fprintf(stderr,
+                 "brrr-echo: --admin_reserved_fds=%u: must be from --admin_max_connections + %u (%u) to 1000000\n",
+                 reserved_fds, kGrpcDescriptorsAfterStart, admin_connections + kGrpcDescriptorsAfterStart);
+    return 2;
+  }
 
   EchoServerOptions o;
   o.backend = absl::GetFlag(FLAGS_backend);
@@ -167,6 +200,8 @@ int main(int argc, char** argv) {
   o.stall_threshold = ToDuration(absl::GetFlag(FLAGS_stall_threshold));
   o.receive_buffer_size = absl::GetFlag(FLAGS_recv_buffer_size);
   o.receive_buffer_count = absl::GetFlag(FLAGS_recv_buffers);
+  // Without an admin plane nobody needs the reserve: out of descriptors, accepting backs off.
+  o.reserved_descriptors = admin_port != 0 ? reserved_fds : 0;
   if (absl::Status valid = brrr::server::Validate(o); !valid.ok()) {
     std::fprintf(stderr, "brrr-echo: %s\n", std::string(valid.message()).c_str());
     return 2;
@@ -203,13 +238,24 @@ int main(int argc, char** argv) {
                    admin->address().c_str());
     }
   }
-  (*server)->Start();
+  if (absl::Status started = (*server)->Start(); !started.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds)\n",
+                 std::string(started.message()).c_str());
+    return 3;
+  }
   std::printf("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",
               (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
               o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));
   if (admin != nullptr) {
     std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection%s)\n",
                 admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");
+  }
+  if (const auto& plan = (*server)->descriptor_plan(); plan.has_value()) {
+    std::printf(
+        "brrr-echo: descriptors: up to %llu for echo connections (limit %llu, %llu open at start, %llu kept "
+        "for the admin plane)\n",
+        static_cast<unsigned long long>(plan->for_connections), static_cast<unsigned long long>(plan->limit),
+        static_cast<unsigned long long>(plan->open_at_start), static_cast<unsigned long long>(plan->reserved));
   }
   std::fflush(stdout);
 

@@ -41,6 +41,11 @@ struct EchoServerOptions {
   uint32_t receive_buffer_size = 16384;   // bytes per provided receive buffer
   uint32_t receive_buffer_count = 1024;   // provided receive buffers per loop
   int backlog = 4096;
+  // Descriptors the echo side leaves free for the rest of the process (the admin plane): it
+  // holds at most RLIMIT_NOFILE minus this minus what is open at Start(), and past that new
+  // clients wait in the backlog (server/descriptor_budget.h). 0: no budget; out of
+  // descriptors, accepting backs off on EMFILE.
+  uint64_t reserved_descriptors = 0;
 
   // The most bytes one connection ever has queued to send, whatever the prefix and the
   // backend: the high-water mark plus one receive buffer (server/connection.h says why).

@@ -9,13 +9,27 @@ namespace brrr::server {
 
 using std::chrono::milliseconds;
 
+namespace {
+
+// How often a shard at its descriptor budget looks again: clients wait in the backlog at
+// most this long after a descriptor frees up, for one atomic read per look.
+constexpr Duration kBudgetPoll = milliseconds(10);
+
+bool IsPowerOfTen(uint64_t n) {
+  while (n >= 10 && n % 10 == 0) n /= 10;
+  return n == 1;
+}
+
+}  // namespace
+
 Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
-             std::atomic<uint64_t>& active_total, Throttle& throttle)
+             std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors)
     : options_(options),
       loop_(std::move(loop)),
       listener_(std::move(listener)),
       active_total_(active_total),
-      throttle_(throttle) {}
+      throttle_(throttle),
+      descriptors_(descriptors) {}
 
 Shard::~Shard() {
   // Connections and the listener belong to the loop: close them while it still exists.
@@ -60,7 +74,24 @@ Task<> Shard::accept_loop() {
   } accepting(counters_.accepting);
   Duration backoff = milliseconds(10);
   uint64_t errors_reported = 0;
+  uint64_t budget_waits = 0;
+  bool waiting_for_budget = false;
   while (!draining_ && !throttle_.accepting_paused()) {
+    std::optional<DescriptorBudget::Slot> slot = descriptors_.TryTake();
+    if (!slot.has_value()) {
+      // Reported at the 1st, 10th, 100th... time the budget is reached, as errors are.
+      if (!waiting_for_budget && IsPowerOfTen(++budget_waits)) {
+        std::fprintf(stderr,
+                     "brrr-echo: loop %u: the echo side holds all %lld descriptors of its budget; new "
+                     "connections wait in the backlog (%llu waits so far)\n",
+                     loop_->loop_id(), static_cast<long long>(descriptors_.limit()),
+                     static_cast<unsigned long long>(budget_waits));
+      }
+      waiting_for_budget = true;
+      co_await sleep(kBudgetPoll);
+      continue;
+    }
+    waiting_for_budget = false;
     absl::StatusOr<Socket> conn = co_await listener_.accept();
     if (!conn.ok()) {
       if (draining_ || absl::IsCancelled(conn.status())) break;
@@ -80,6 +111,7 @@ Task<> Shard::accept_loop() {
       continue;
     }
     backoff = milliseconds(10);
+    slot->HandTo(*conn);
     add_connection(*std::move(conn));
     if (int64_t wait = throttle_.accepted().charge(1, throttle_.accepts_per_second(), MonotonicNanos()); wait > 0) {
       co_await sleep(Duration(wait));

@@ -4,9 +4,12 @@
 // Accepting: one accept at a time. Past the connection limit (--max_connections, or the one the
 // admin plane set; counted across all shards) a new connection is closed at once. The admin
 // plane can pause accepting (the pending accept is cancelled; clients wait in the backlog) and
-// limit accepts per second (shared by all shards). When descriptors run out (EMFILE, ENFILE) accepting pauses
-// with a growing backoff (10 ms doubling to 1 s) instead of spinning; the clients wait in the
-// kernel's backlog and are accepted as soon as descriptors free up.
+// limit accepts per second (shared by all shards). With a descriptor budget (shared by all
+// shards; server/descriptor_budget.h) the shard takes a slot before each accept; while the
+// budget is used up it looks again every 10 ms, and clients wait in the backlog, so the rest
+// of the process keeps descriptors to open. When descriptors run out anyway (EMFILE, ENFILE)
+// accepting pauses with a growing backoff (10 ms doubling to 1 s) instead of spinning; the
+// clients wait in the kernel's backlog and are accepted as soon as descriptors free up.
 //
 // Draining: the listener closes, connections go on until their clients close them; at the
 // drain deadline the rest stop reading, send what they hold and close, and a second later any
@@ -24,6 +27,7 @@
 #include "runtime/async.h"
 #include "runtime/socket.h"
 #include "server/connection.h"
+#include "server/descriptor_budget.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
 #include "server/throttle.h"
@@ -33,9 +37,9 @@ namespace brrr::server {
 class Shard {
  public:
   // `active_total` counts connections across all shards (for the connection limit);
-  // `throttle` is shared by all shards. Both must outlive the shard.
+  // `throttle` and `descriptors` are shared by all shards. All three must outlive the shard.
   Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
-        std::atomic<uint64_t>& active_total, Throttle& throttle);
+        std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -81,6 +85,7 @@ class Shard {
   Socket listener_;
   std::atomic<uint64_t>& active_total_;
   Throttle& throttle_;
+  DescriptorBudget& descriptors_;
   ShardCounters counters_;
   Connection* connections_ = nullptr;  // intrusive list
   Future<> acceptor_;

@@ -2,7 +2,7 @@
 // channel to it, for the admin-plane tests.
 //
 //   TEST_F(AdminFixture, Foo) {
-//     Start({"--loops=2"});                      // extra brrr-echo flags
+//     Start({"--loops=2"});                      // extra brrr-echo flags (and ProcessOptions)
 //     admin::Stats s = Stats();
 //     grpc::Status st = stub_->GetThrottle(Context().get(), {}, &throttle);
 //
@@ -32,8 +32,8 @@ namespace brrr::testing {
 
 class AdminFixture : public ::testing::Test {
  protected:
-  // brrr-echo with its admin plane on a free port.
-  void Start(std::vector<std::string> extra = {}) {
+  // brrr-echo with its admin plane on a free port; `options` for the child (a descriptor limit).
+  void Start(std::vector<std::string> extra = {}, ProcessOptions options = {}) {
     admin_port_ = PickFreePort();
     std::vector<std::string> args = {"--port=0", "--admin_port=" + std::to_string(admin_port_)};
     if (!token_.empty()) {
@@ -42,7 +42,7 @@ class AdminFixture : public ::testing::Test {
       args.push_back("--admin_token_file=" + path);
     }
     args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<Process>(Runfile("server/brrr-echo"), args);
+    server_ = std::make_unique<Process>(Runfile("server/brrr-echo"), args, options);
     port_ = server_->ListeningPort();
     ASSERT_NE(port_, 0) << server_->err();
     ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))

@@ -1,6 +1,7 @@
 // Async sockets, the same tests on every backend: accept, echo of every size and byte value,
 // partial writes, resets, half-close, cancellation, timers beside busy sockets, cross-thread
 // wake-ups, a thousand sockets, refused connections, and no descriptor leaked by any test.
+#include <fcntl.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -438,6 +439,54 @@ TEST_P(SocketTest, RepeatedConnectAndCloseLeaksNothing) {
       }
     }
     EXPECT_EQ(loop_->stats().sockets, 1u);
+  };
+  Run(main_task());
+}
+
+// The descriptor budget of the echo server counts what is really open: a socket counted in
+// a counter leaves it when its descriptor is closed, not before (a backend may hold it past
+// close() while a receive is being cancelled) and not never.
+TEST_P(SocketTest, ACountedDescriptorLeavesTheCountWhenItIsClosed) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  BlockingClient idle_client(port);
+  BlockingClient reading_client(port);
+  std::atomic<int64_t> count{0};
+  auto is_open = [](int fd) { return ::fcntl(fd, F_GETFD) != -1; };
+  auto main_task = [&]() -> Task<> {
+    // Closed with nothing in flight: the descriptor goes at once.
+    absl::StatusOr<Socket> idle = co_await listener.accept();
+    EXPECT_TRUE(idle.ok()) << idle.status();
+    if (!idle.ok()) co_return;
+    int idle_fd = idle->fd();
+    count.fetch_add(1);
+    idle->count_descriptor_in(&count);
+    idle->close();
+    EXPECT_FALSE(is_open(idle_fd));
+    EXPECT_EQ(count.load(), 0);
+
+    // Closed with a receive pending: open and counted until the backend lets go of it.
+    absl::StatusOr<Socket> accepted = co_await listener.accept();
+    EXPECT_TRUE(accepted.ok()) << accepted.status();
+    if (!accepted.ok()) co_return;
+    Socket reading = *std::move(accepted);
+    int fd = reading.fd();
+    count.fetch_add(1);
+    reading.count_descriptor_in(&count);
+    char buf[64];
+    auto reader = [&]() -> Task<> { (void)co_await reading.recv(buf, sizeof buf); };
+    Future<> f = create_task(reader());
+    co_await sleep(milliseconds(5));
+    EXPECT_EQ(count.load(), 1);
+    reading.close();
+    EXPECT_EQ(count.load() == 1, is_open(fd));
+    for (int i = 0; i < 5000 && count.load() != 0; ++i) {
+      EXPECT_EQ(count.load() == 1, is_open(fd));
+      co_await sleep(milliseconds(1));
+    }
+    EXPECT_EQ(count.load(), 0);
+    EXPECT_FALSE(is_open(fd));
+    co_await f.wait();
   };
   Run(main_task());
 }

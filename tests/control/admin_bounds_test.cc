@@ -1,0 +1,145 @@
+// What the admin plane cannot be made to do, on a real brrr-echo over real gRPC calls:
+// injections that could keep too many runs alive, injections while the server drains, and a
+// call that carries two authorization entries.
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+namespace health = grpc::health::v1;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class AdminBoundsTest : public testing::AdminFixture {
+ protected:
+  grpc::Status Inject(admin::InjectionKind kind, uint32_t duration_ms, uint32_t count, uint32_t interval_ms,
+                      admin::Injection* injection = nullptr) {
+    admin::InjectTaskRequest request;
+    request.set_kind(kind);
+    request.set_duration_ms(duration_ms);
+    request.set_count(count);
+    request.set_interval_ms(interval_ms);
+    admin::Injection ignored;
+    return stub_->InjectTask(Context().get(), request, injection != nullptr ? injection : &ignored);
+  }
+
+  grpc::Status Cancel(uint64_t id) {
+    admin::CancelInjectionRequest request;
+    request.set_id(id);
+    admin::Injection cancelled;
+    return stub_->CancelInjection(Context().get(), request, &cancelled);
+  }
+};
+
+bool Says(const grpc::Status& s, const std::string& text) { return s.error_message().find(text) != std::string::npos; }
+
+// The example (a million one-hour sleeps at interval 0 grew toward a million live
+// tasks) is refused before anything starts; what fits runs, and the loop's live tasks never
+// pass the limit however the injections add up.
+TEST_F(AdminBoundsTest, NonBlockingSleepsThatCouldPassTheLiveRunLimitAreRefused) {
+  Start();
+  const uint64_t baseline = Stats().loops(0).live_tasks();
+
+  grpc::Status million = Inject(admin::NONBLOCKING_SLEEP, 3'600'000, 1'000'000, 0);
+  EXPECT_EQ(million.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << million.error_message();
+  EXPECT_TRUE(Says(million, "the limit is 10000 live runs per loop")) << million.error_message();
+  EXPECT_TRUE(Says(million, "could keep 1000000 alive at once on loop 0")) << million.error_message();
+  admin::Stats after_refusal = Stats();
+  EXPECT_EQ(after_refusal.injections_size(), 0);
+  EXPECT_EQ(after_refusal.loops(0).live_tasks(), baseline);
+
+  // 6,000 at interval 0 are all alive at once, and fit.
+  admin::Injection first;
+  grpc::Status fits = Inject(admin::NONBLOCKING_SLEEP, 60'000, 6'000, 0, &first);
+  ASSERT_TRUE(fits.ok()) << fits.error_message();
+  admin::Stats full = StatsWhen([&](const admin::Stats& s) { return s.loops(0).live_tasks() == baseline + 6'000; });
+  EXPECT_EQ(full.loops(0).live_tasks(), baseline + 6'000);
+
+  // 6,000 more would pass the limit beside them.
+  grpc::Status second = Inject(admin::NONBLOCKING_SLEEP, 60'000, 6'000, 0);
+  EXPECT_EQ(second.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << second.error_message();
+  EXPECT_TRUE(Says(second, "where active injections may keep 6000")) << second.error_message();
+  // A long stream of runs that overlap little fits: 10 ms every 5 ms, at most 3 at a time.
+  admin::Injection stream;
+  grpc::Status spread = Inject(admin::NONBLOCKING_SLEEP, 10, 1'000'000, 5, &stream);
+  ASSERT_TRUE(spread.ok()) << spread.error_message();
+  uint64_t most = 0;
+  for (int i = 0; i < 20; ++i) {
+    most = std::max<uint64_t>(most, Stats().loops(0).live_tasks());
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_LE(most, baseline + 6'000 + 3);
+  EXPECT_GE(most, baseline + 6'000);
+
+  // Cancelling gives the share back at once.
+  ASSERT_TRUE(Cancel(first.id()).ok());
+  grpc::Status again = Inject(admin::NONBLOCKING_SLEEP, 60'000, 6'000, 0, &first);
+  EXPECT_TRUE(again.ok()) << again.error_message();
+  admin::Stats refilled = StatsWhen([&](const admin::Stats& s) {
+    return s.injections_size() == 2 && s.injections(0).runs_started() == 6'000;
+  });
+  EXPECT_LE(refilled.loops(0).live_tasks(), baseline + 6'000 + 3);
+  ASSERT_TRUE(Cancel(first.id()).ok());
+  ASSERT_TRUE(Cancel(stream.id()).ok());
+  admin::Stats idle = StatsWhen([&](const admin::Stats& s) { return s.loops(0).live_tasks() == baseline; });
+  EXPECT_EQ(idle.loops(0).live_tasks(), baseline);
+}
+
+TEST_F(AdminBoundsTest, NoInjectionWhileTheServerDrains) {
+  Start({"--drain_timeout=30s"});
+  // A connection keeps the drain going (and the server up) until the client leaves.
+  testing::BlockingClient client(port_);
+  ASSERT_TRUE(client.send_all("hold"));
+  ASSERT_EQ(client.recv_exact(4), "hold");
+  admin::DrainResponse drained;
+  ASSERT_TRUE(stub_->Drain(Context().get(), admin::DrainRequest(), &drained).ok());
+
+  grpc::Status s = Inject(admin::BLOCKING_SPIN, 10, 1, 0);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(Says(s, "draining")) << s.error_message();
+  s = Inject(admin::NONBLOCKING_SLEEP, 10, 1, 0);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_EQ(Stats().injections_size(), 0);
+  client.close();
+}
+
+// Whichever entry came first would decide; a call that carries two is refused outright.
+TEST_F(AdminBoundsTest, TwoAuthorizationEntriesAreUnauthenticated) {
+  SetToken("s3cret-token");
+  Start();
+  auto health_stub = health::Health::NewStub(channel_);
+  auto context_with = [](const std::vector<std::string>& entries) {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + seconds(10));
+    for (const std::string& e : entries) context->AddMetadata("authorization", e);
+    return context;
+  };
+  for (const std::vector<std::string>& entries : std::vector<std::vector<std::string>>{
+           {"Bearer s3cret-token", "Bearer wrong"},
+           {"Bearer wrong", "Bearer s3cret-token"},
+           {"Bearer s3cret-token", "Bearer s3cret-token"}}) {
+    admin::Stats stats;
+    grpc::Status s = stub_->GetStats(context_with(entries).get(), admin::GetStatsRequest(), &stats);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED) << entries[0] << ", " << entries[1];
+    EXPECT_TRUE(Says(s, "carries 2 \"authorization\" metadata entries; send exactly one")) << s.error_message();
+    health::HealthCheckResponse response;
+    EXPECT_EQ(health_stub->Check(context_with(entries).get(), health::HealthCheckRequest(), &response).error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  admin::Stats stats;
+  EXPECT_TRUE(stub_->GetStats(context_with({"Bearer s3cret-token"}).get(), admin::GetStatsRequest(), &stats).ok());
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,174 @@
+// What cannot keep the operator out of the admin plane, on a real brrr-echo over real gRPC
+// calls: admin connections past the cap or left idle, and (on every backend, since the accept
+// path is the backend's) echo clients that would take every descriptor.
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/support/channel_arguments.h"
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+namespace health = grpc::health::v1;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+class AdminReserveTest : public testing::AdminFixture {
+ protected:
+  // A channel that opens a connection of its own: channels of one process with the same
+  // target and arguments would otherwise share the fixture's connection.
+  std::shared_ptr<grpc::Channel> NewChannel() const {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    return grpc::CreateCustomChannel(AdminAddress(), grpc::InsecureChannelCredentials(), args);
+  }
+
+  // GetStats over a new connection, with a 5 s deadline.
+  grpc::Status StatsOnANewChannel(admin::Stats* stats) const {
+    auto stub = admin::Admin::NewStub(NewChannel());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    return stub->GetStats(&context, admin::GetStatsRequest(), stats);
+  }
+
+  grpc::Status HealthOnANewChannel(health::HealthCheckResponse* response) const {
+    auto stub = health::Health::NewStub(NewChannel());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    return stub->Check(&context, health::HealthCheckRequest(), response);
+  }
+};
+
+// Whether brrr-echo's stderr shows `text` within 5 s (it is read in the background).
+bool SaysOnStderr(const testing::Process& server, const std::string& text) {
+  for (int i = 0; i < 500; ++i) {
+    if (server.err().find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return false;
+}
+
+TEST_F(AdminReserveTest, AdminConnectionsPastTheCapAreClosedUntilOneLeaves) {
+  Start({"--admin_max_connections=2"});
+  // Two connections that say nothing take both places; the server's HTTP/2 preface (a
+  // SETTINGS frame, 9 bytes of header first) shows each was handed to gRPC.
+  testing::BlockingClient first(admin_port_);
+  testing::BlockingClient second(admin_port_);
+  EXPECT_EQ(first.recv_exact(9).size(), 9u);
+  EXPECT_EQ(second.recv_exact(9).size(), 9u);
+  testing::BlockingClient third(admin_port_);
+  EXPECT_EQ(third.recv_until_eof(), "");  // closed at once: not even a preface
+  admin::Stats stats;
+  EXPECT_FALSE(StatsOnANewChannel(&stats).ok());
+  EXPECT_TRUE(SaysOnStderr(*server_, "2 connections are open (--admin_max_connections)")) << server_->err();
+
+  // Once one leaves, its place is free again (gRPC closes it when it sees the end of stream).
+  first.close();
+  grpc::Status s;
+  for (int i = 0; i < 50; ++i) {
+    s = StatsOnANewChannel(&stats);
+    if (s.ok()) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(s.ok()) << s.error_message();
+}
+
+TEST_F(AdminReserveTest, AnIdleAdminConnectionIsClosedAfterTheIdleTimeout) {
+  Start({"--admin_idle_timeout=300ms"});
+  testing::BlockingClient idle(admin_port_, false, 10'000);
+  idle.recv_until_eof();  // the server's preface, its GOAWAY, then the end of stream
+  char byte = 0;
+  EXPECT_EQ(::recv(idle.fd(), &byte, 1, MSG_DONTWAIT), 0) << "the server did not close the idle connection";
+  // The fixture's channel, idle as long, connects again for the next call.
+  std::this_thread::sleep_for(milliseconds(400));
+  admin::Stats stats = Stats();
+  EXPECT_EQ(stats.loops_size(), 1);
+}
+
+// Whether a client has had nothing back (no byte, no end of stream, no reset) for `ms`.
+bool StillWaiting(const testing::BlockingClient& client, int ms) {
+  pollfd p = {.fd = client.fd(), .events = POLLIN, .revents = 0};
+  return ::poll(&p, 1, ms) == 0;
+}
+
+class BackendReserveTest : public AdminReserveTest, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
+  }
+
+  // "up to N for echo connections" from brrr-echo's start-up line, or 0.
+  uint64_t EchoBudget() const {
+    const std::string marker = "descriptors: up to ";
+    std::string out = server_->out();
+    size_t at = out.find(marker);
+    return at == std::string::npos ? 0 : std::stoull(out.substr(at + marker.size()));
+  }
+};
+
+// With RLIMIT_NOFILE at 256 and 300 echo clients, the echo side stops at its budget: the
+// clients past it wait in the backlog, and the operator still gets in on new connections.
+// When clients leave, the waiting ones are served.
+TEST_P(BackendReserveTest, TheOperatorGetsInWhenEchoClientsWouldTakeEveryDescriptor) {
+  testing::ProcessOptions limited;
+  limited.max_open_files = 256;
+  Start({"--backend=" + GetParam()}, limited);
+  const uint64_t budget = EchoBudget();
+  EXPECT_GT(budget, 100u) << server_->out();
+  Stats();  // the fixture's channel connects now, while descriptors are plentiful
+
+  constexpr int kClients = 300;  // more than 256 descriptors can hold
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+    ASSERT_TRUE(clients.back()->send_all("client " + std::to_string(1000 + i)));
+  }
+  admin::Stats at_budget = StatsWhen([&](const admin::Stats& s) { return s.total().connections_active() == budget; });
+  EXPECT_EQ(at_budget.total().connections_active(), budget);
+
+  admin::Stats fresh;
+  grpc::Status stats_call = StatsOnANewChannel(&fresh);
+  ASSERT_TRUE(stats_call.ok()) << stats_call.error_message() << "\n" << server_->err();
+  EXPECT_EQ(fresh.total().connections_active(), budget);
+  EXPECT_EQ(fresh.total().connections_refused(), 0u);
+  health::HealthCheckResponse serving;
+  grpc::Status health_call = HealthOnANewChannel(&serving);
+  ASSERT_TRUE(health_call.ok()) << health_call.error_message();
+  EXPECT_EQ(serving.status(), health::HealthCheckResponse::SERVING);
+
+  // Accepted ones are served; the rest wait, neither answered nor reset.
+  EXPECT_EQ(clients[0]->recv_exact(11), "client 1000");
+  for (size_t i = budget; i < kClients; ++i) EXPECT_TRUE(StillWaiting(*clients[i], 0)) << "client " << i;
+  EXPECT_TRUE(StillWaiting(*clients[kClients - 1], 300));
+  EXPECT_TRUE(SaysOnStderr(*server_, "holds all " + std::to_string(budget) + " descriptors of its budget"))
+      << server_->err();
+
+  // A hundred leave: every waiting client is served.
+  ASSERT_GE(budget, 100u);
+  for (int i = 0; i < 100; ++i) clients[i].reset();
+  for (size_t i = budget; i < kClients; ++i) {
+    EXPECT_EQ(clients[i]->recv_exact(11), "client " + std::to_string(1000 + i)) << "client " << i;
+  }
+  admin::Stats after = StatsWhen([&](const admin::Stats& s) { return s.total().connections_accepted() == kClients; });
+  EXPECT_EQ(after.total().connections_accepted(), static_cast<uint64_t>(kClients));
+  clients.clear();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BackendReserveTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+}  // namespace
+}  // namespace brrr
