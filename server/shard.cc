@@ -54,7 +54,7 @@ void Shard::start() {
 
 void Shard::update_accepting() {
   bool wanted = !draining_ && !throttle_.accepting_paused();
-  bool running = acceptor_.valid() && !acceptor_.done();
+  bool running = accepting();
   if (wanted && !running) {
     acceptor_ = create_task(*loop_, accept_loop(), "echo:accept");
   } else if (!wanted && running && !draining_) {
@@ -227,6 +227,11 @@ void Shard::drain(std::function<void()> on_drained) {
   on_drained_ = std::move(on_drained);
   listener_.close();  // the pending accept fails with "closed" and the accept loop ends
   drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
+  if (accepting()) {
+    // An accept that completed before the close may not have been handed to the accept loop
+    // yet: that connection is served too, so the shard is drained only once the loop has ended.
+    acceptor_.add_done_callback([this] { maybe_drained(); }, "echo:acceptor_ended");
+  }
   maybe_drained();
 }
 
@@ -255,7 +260,7 @@ void Shard::force_close_all(CloseReason reason) {
 }
 
 void Shard::maybe_drained() {
-  if (!draining_ || connections_ != nullptr || !on_drained_) return;
+  if (!draining_ || accepting() || connections_ != nullptr || !on_drained_) return;
   idle_sweep_.cancel();
   drain_deadline_.cancel();
   drain_force_.cancel();

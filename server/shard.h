@@ -79,6 +79,8 @@ class Shard {
   void on_drain_deadline();
   void force_close_all(CloseReason reason);
   void maybe_drained();
+  // The accept loop task is running (it may be waiting for an accept, a backoff or a budget).
+  bool accepting() const { return acceptor_.valid() && !acceptor_.done(); }
 
   const EchoServerOptions& options_;
   std::unique_ptr<EventLoop> loop_;
