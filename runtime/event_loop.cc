@@ -187,6 +187,10 @@ void EventLoop::run_iteration(int64_t max_wait_ns) {
                    // a flush may make a task ready)
   int64_t waited = wait_for_io(wait_timeout_ns(max_wait_ns));
   inbox_.drain_into(ready_);
+  if (auto_advance_to_ns_ != 0) {
+    if (idle_in_virtual_time()) manual_clock_->advance_to(auto_advance_to_ns_);
+    auto_advance_to_ns_ = 0;
+  }
   publish_ready_depth();
   // One clock read per task: each task's end is the next one's start.
   int64_t t = run_due_timers(task_clock_.anchor());
@@ -196,13 +200,28 @@ void EventLoop::run_iteration(int64_t max_wait_ns) {
   published_.running_ns.add(t - start - waited);
 }
 
+bool EventLoop::idle_in_virtual_time() const {
+  // A blocking job posts its result before it stops counting as running, so a job that has
+  // finished is either still running here or its result is in the ready queue.
+  return ready_.empty() && io_.in_flight() == 0 && inbox_.depth() == 0 &&
+         (blocking_pool_ == nullptr || (blocking_pool_->running() == 0 && blocking_pool_->queued() == 0));
+}
+
 int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
   if (!ready_.empty() || stop_requested_.load(std::memory_order_relaxed)) return 0;
   int64_t timeout = kNoTimeout;
   if (std::optional<int64_t> next = timers_.next_deadline()) {
     timeout = std::max<int64_t>(0, *next - now_ns());
-    // In virtual time a timer not yet due waits for advance(), which wakes the loop.
-    if (manual_clock_ != nullptr && timeout > 0) timeout = kNoTimeout;
+    // In virtual time a timer not yet due waits for advance(), which wakes the loop, or, on
+    // an auto-advancing clock, for the loop to find itself idle (run_iteration).
+    if (manual_clock_ != nullptr && timeout > 0) {
+      if (manual_clock_->auto_advance() && io_.in_flight() == 0) {
+        auto_advance_to_ns_ = *next;
+        timeout = 0;
+      } else {
+        timeout = kNoTimeout;
+      }
+    }
   }
   if (cap_ns >= 0 && (timeout < 0 || timeout > cap_ns)) timeout = cap_ns;
   return timeout;

@@ -175,6 +175,8 @@ class EventLoop {
  private:
   void run_iteration(int64_t max_wait_ns);
   int64_t wait_timeout_ns(int64_t cap_ns);
+  // On an auto-advancing ManualClock: nothing left to do but wait for the next timer.
+  bool idle_in_virtual_time() const;
   // Returns how long it waited.
   int64_t wait_for_io(int64_t timeout_ns);
   // Both take the time their first task starts and return when their last task ended.
@@ -197,6 +199,7 @@ class EventLoop {
   EventLoopOptions options_;
   ManualClock* const manual_clock_;
   uint64_t manual_clock_waker_ = 0;
+  int64_t auto_advance_to_ns_ = 0;  // the next timer, when this iteration may jump to it
   std::unique_ptr<Reactor> reactor_;
   const std::string backend_name_;
   const int max_fd_;

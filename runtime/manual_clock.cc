@@ -14,6 +14,11 @@ void ManualClock::advance(Duration d) {
   for (const auto& w : wake) w();
 }
 
+void ManualClock::advance_to(int64_t ns) {
+  int64_t now = now_ns();
+  if (ns > now) advance(Duration(ns - now));
+}
+
 uint64_t ManualClock::attach(std::function<void()> wake) {
   std::lock_guard<std::mutex> lock(mu_);
   uint64_t id = next_id_++;

@@ -14,6 +14,12 @@
 // I/O is still real: a loop on a manual clock waits for I/O as usual, but never for a timer
 // that is not yet due in virtual time (it waits for I/O or for advance() to wake it).
 //
+// With auto_advance (as tokio's paused clock, or Trio's autojump clock), a loop that has
+// nothing else to do jumps the clock to its next timer itself: nothing ready, no I/O in
+// flight, no blocking work running, no call from another thread pending. Coroutine tests then
+// run in virtual time on their own, and `co_await sleep(1ms)` resumes only once everything
+// that was ready before it has settled, whatever the machine's load.
+//
 // Threads: now_ns() and advance() from any thread, but not while a loop on the clock is being
 // destroyed. The clock must outlive its loops.
 #ifndef BRRR_RUNTIME_MANUAL_CLOCK_H_
@@ -33,6 +39,9 @@ class ManualClock {
  public:
   // Starts at `start_ns` (not 0: 0 means "no task running" in the loop's published figures).
   explicit ManualClock(int64_t start_ns = 1'000'000'000) : now_ns_(start_ns) {}
+  // See above: the clock jumps to a loop's next timer when that loop is idle.
+  struct AutoAdvance {};
+  explicit ManualClock(AutoAdvance, int64_t start_ns = 1'000'000'000) : now_ns_(start_ns), auto_advance_(true) {}
   ManualClock(const ManualClock&) = delete;
   ManualClock& operator=(const ManualClock&) = delete;
 
@@ -41,6 +50,9 @@ class ManualClock {
 
   // Moves time forward by `d` (negative: no-op) and wakes every attached loop.
   void advance(Duration d);
+  // Moves time forward to `ns` if it is later than now (then as advance()).
+  void advance_to(int64_t ns);
+  bool auto_advance() const { return auto_advance_; }
 
   // For EventLoop: called with no lock held after each advance(). Returns an id for detach().
   uint64_t attach(std::function<void()> wake);
@@ -48,6 +60,7 @@ class ManualClock {
 
  private:
   std::atomic<int64_t> now_ns_;
+  const bool auto_advance_ = false;
   std::mutex mu_;
   uint64_t next_id_ = 1;                              // guarded by mu_
   std::map<uint64_t, std::function<void()>> wakers_;  // guarded by mu_

@@ -13,6 +13,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using CancellationTest = testing::CoroutineTest;
+using CancellationRealTimeTest = testing::RealTimeCoroutineTest;
 
 TEST_F(CancellationTest, CancelledSleepThrowsAtTheAwaitAndReleasesItsTimer) {
   std::vector<std::string> log;
@@ -147,11 +148,13 @@ TEST_F(CancellationTest, CancellingAFinishedTaskIsANoOp) {
   Run(main_task());
 }
 
-TEST_F(CancellationTest, CancelledRunBlockingResumesAtOnceAndDiscardsTheResult) {
+TEST_F(CancellationRealTimeTest, CancelledRunBlockingResumesAtOnceAndDiscardsTheResult) {
+  std::atomic<bool> job_started{false};
   std::atomic<bool> release{false};
   std::atomic<bool> job_finished{false};
   auto caller = [&]() -> Task<int> {
     co_return co_await run_blocking([&] {
+      job_started = true;
       TimePoint give_up = Clock::now() + seconds(30);
       while (!release.load() && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
       job_finished = true;
@@ -160,7 +163,9 @@ TEST_F(CancellationTest, CancelledRunBlockingResumesAtOnceAndDiscardsTheResult) 
   };
   auto main_task = [&]() -> Task<> {
     Future<int> f = create_task(caller());
-    co_await sleep(milliseconds(5));
+    // Wait for the job itself (bounded by the test's timeout), not for a guess at how long
+    // it takes to start.
+    while (!job_started.load()) co_await sleep(milliseconds(1));
     f.cancel();
     co_await f.wait();
     EXPECT_TRUE(f.cancelled());

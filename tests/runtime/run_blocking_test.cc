@@ -12,6 +12,7 @@ namespace {
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 using RunBlockingTest = testing::CoroutineTest;
+using RunBlockingRealTimeTest = testing::RealTimeCoroutineTest;
 
 TEST_F(RunBlockingTest, RunsOnAnotherThreadAndResumesOnTheLoopThread) {
   std::thread::id loop_thread = std::this_thread::get_id();
@@ -30,7 +31,7 @@ TEST_F(RunBlockingTest, RunsOnAnotherThreadAndResumesOnTheLoopThread) {
   EXPECT_EQ(resumed_on, loop_thread);
 }
 
-TEST_F(RunBlockingTest, TheLoopKeepsRunningWhileTheJobBlocks) {
+TEST_F(RunBlockingRealTimeTest, TheLoopKeepsRunningWhileTheJobBlocks) {
   // The job blocks until a task on the loop has run 10 times: only possible if the loop
   // keeps going. Bounded at 30 s so a broken pool fails instead of hanging.
   std::atomic<int> ticks{0};
