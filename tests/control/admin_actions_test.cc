@@ -302,10 +302,21 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   EXPECT_EQ(s->kind(), "connection");
   EXPECT_EQ(FindPeer(writing, LocalAddress(idle.fd())), nullptr);
 
-  // The server may still pass a little more of the stuck client's data on as its kernel send
-  // buffer grows (reading it again in bounded single receives); wait for the settled sets.
+  // The server may still take a little more of the stuck client's data as its kernel send
+  // buffer grows (reading again in bounded single receives), and with nothing more to read it
+  // would rightly wait in the read set: so keep the client sending until its own sends block
+  // while the server lists the socket out of its read set. Bounded: 64 MiB or 500 rounds.
   admin::ListSocketsResponse reading;
-  for (int round = 0; round < 500; ++round) {
+  for (int round = 0; round < 500 && sent < (64u << 20); ++round) {
+    bool blocked = false;
+    while (!blocked && sent < (64u << 20)) {
+      ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        sent += static_cast<size_t>(n);
+      } else {
+        blocked = true;
+      }
+    }
     reading = list(admin::ListSocketsRequest::READ_SET);
     if (FindPeer(reading, LocalAddress(stuck.fd())) == nullptr) break;
     std::this_thread::sleep_for(milliseconds(10));
