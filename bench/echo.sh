@@ -104,7 +104,7 @@ cores=$(nproc)
 
 cd "$(dirname "$0")/.."
 echo "bench/echo.sh: building with -c opt ..." >&2
-bazel build -c opt //server:brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo >&2
+bazel build -c opt //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo >&2
 BIN="$(bazel info -c opt bazel-bin 2> /dev/null)"
 
 # Room for --idle connections on both ends (and the 1,000-connection scenario).
@@ -132,7 +132,7 @@ start_server() {
   NEXT_PORT=$((NEXT_PORT + 1))
   local log="$WORK/server.log"
   case "$name" in
-    brrr-*) taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo" --backend="${name#brrr-}" --port="$PORT" \
+    brrr-*) taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port="$PORT" \
       --max_connections=$((IDLE + 2000)) > "$log" 2>&1 &
       ;;
     libuv) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libuv_echo" "$PORT" > "$log" 2>&1 & ;;

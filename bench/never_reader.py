@@ -7,13 +7,13 @@ buffer). Every 50 ms for SECONDS the script asks the admin plane (brrrctl socket
 many bytes each connection has queued, and prints the largest figure and the server's largest
 RSS. Run against a server started with a high-water mark, for example:
 
-  bazel build -c opt //server:brrr-echo //control:brrrctl
-  bazel-bin/server/brrr-echo --backend=io_uring --port=5140 --admin_port=5141 \\
+  bazel build -c opt //server/brrr-echo //control/brrrctl
+  bazel-bin/server/brrr-echo/brrr-echo --backend=io_uring --port=5140 --admin_port=5141 \\
       --high_water=262144 --low_water=65536 --reply_prefix="$(head -c 4096 /dev/zero | tr '\\0' P)" &
   /usr/bin/python3 bench/never_reader.py 5140 5141 [CLIENTS=1] [LINE=1] [SECONDS=4]
 
 brrr-echo bounds each queue to --high_water + --recv_buffer_size bytes (server/connection.h).
-Needs Debian's python3 (no extra modules) and bazel-bin/control/brrrctl.
+Needs Debian's python3 (no extra modules) and bazel-bin/control/brrrctl/brrrctl.
 """
 import json
 import socket
@@ -24,7 +24,7 @@ import time
 
 
 def brrrctl(admin, *args):
-    return subprocess.run(["bazel-bin/control/brrrctl", "--target=127.0.0.1:" + admin, "--json", *args],
+    return subprocess.run(["bazel-bin/control/brrrctl/brrrctl", "--target=127.0.0.1:" + admin, "--json", *args],
                           capture_output=True, text=True, check=True).stdout
 
 

@@ -6,12 +6,12 @@ A client sends as fast as it can (8 MiB send buffer, 1 MiB writes) and reads 16 
 plane (brrrctl sockets --json) how many bytes the connection has queued, and prints the
 largest figure. Run against a server started with a high-water mark, for example:
 
-  bazel build -c opt //server:brrr-echo //control:brrrctl
-  bazel-bin/server/brrr-echo --backend=io_uring --port=5140 --admin_port=5141 \\
+  bazel build -c opt //server/brrr-echo //control/brrrctl
+  bazel-bin/server/brrr-echo/brrr-echo --backend=io_uring --port=5140 --admin_port=5141 \\
       --high_water=65536 --low_water=16384 &
   /usr/bin/python3 bench/slow_reader.py 5140 5141
 
-Needs Debian's python3 (no extra modules) and bazel-bin/control/brrrctl.
+Needs Debian's python3 (no extra modules) and bazel-bin/control/brrrctl/brrrctl.
 """
 import json
 import socket
@@ -51,7 +51,7 @@ def main():
     queued = []
     end = time.time() + 4
     while time.time() < end:
-        out = subprocess.run(["bazel-bin/control/brrrctl", "--target=127.0.0.1:" + admin, "sockets", "--json"],
+        out = subprocess.run(["bazel-bin/control/brrrctl/brrrctl", "--target=127.0.0.1:" + admin, "sockets", "--json"],
                              capture_output=True, text=True, check=True).stdout
         for line in out.splitlines():
             sock = json.loads(line)

@@ -59,7 +59,7 @@ done
 
 cd "$(dirname "$0")/.."
 echo "bench/watch_overhead.sh: building with -c opt ..." >&2
-bazel build -c opt //server:brrr-echo //bench:brrr-bench //control:brrrctl >&2
+bazel build -c opt //server/brrr-echo //bench:brrr-bench //control/brrrctl >&2
 BIN="$(bazel info -c opt bazel-bin 2> /dev/null)"
 
 WORK="$(mktemp -d /tmp/brrr-watch-bench.XXXXXX)"
@@ -77,7 +77,7 @@ trap cleanup EXIT
 
 PORT=$((20000 + RANDOM % 20000))
 ADMIN=$((PORT + 1))
-taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo" --port="$PORT" --admin_port="$ADMIN" > "$WORK/server.log" 2>&1 &
+taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --port="$PORT" --admin_port="$ADMIN" > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 200); do
   grep -q "admin plane on" "$WORK/server.log" && break
@@ -103,7 +103,7 @@ run() {
   cpu_before=$(admin_cpu_ns)
   started=$(date +%s%N)
   if [[ "$mode" == watch ]]; then
-    taskset -c "$LOAD_CPU" "$BIN/control/brrrctl" --target="127.0.0.1:$ADMIN" --json watch --interval="$INTERVAL" \
+    taskset -c "$LOAD_CPU" "$BIN/control/brrrctl/brrrctl" --target="127.0.0.1:$ADMIN" --json watch --interval="$INTERVAL" \
       > "$WORK/watch.jsonl" 2> "$WORK/watch.err" &
     WATCH_PID=$!
   fi

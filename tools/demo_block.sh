@@ -8,7 +8,7 @@
 # (ready tasks plus calls posted from other threads), I/O in flight, the stall count. Then the
 # same with a NONBLOCKING_SLEEP (asyncio.sleep), which the loop runs alongside everything else.
 #
-#   bazel run //server:brrr-echo -- --admin_port=5001 &      # in another terminal
+#   bazel run //server/brrr-echo -- --admin_port=5001 &      # in another terminal
 #   tools/demo_block.sh                                       # or --target=HOST:PORT --block=2s
 #
 # Needs: bazel (to build brrrctl and brrr-bench), python3.
@@ -35,9 +35,9 @@ for arg in "$@"; do
 done
 
 cd "$(dirname "$0")/.."
-bazel build //control:brrrctl //bench:brrr-bench 2> /dev/null
+bazel build //control/brrrctl //bench:brrr-bench 2> /dev/null
 BIN="$(bazel info bazel-bin 2> /dev/null)"
-ctl() { "$BIN/control/brrrctl" --target="$TARGET" "${TOKEN_ARGS[@]}" "$@"; }
+ctl() { "$BIN/control/brrrctl/brrrctl" --target="$TARGET" "${TOKEN_ARGS[@]}" "$@"; }
 
 info="$(ctl info --json)" || exit $?
 port="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["listening_addresses"][0].rsplit(":", 1)[1])' "$info")"

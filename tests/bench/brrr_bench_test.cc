@@ -15,7 +15,7 @@ using std::chrono::seconds;
 using testing::Process;
 
 std::string Bench() { return testing::Runfile("bench/brrr-bench"); }
-std::string Echo() { return testing::Runfile("server/brrr-echo"); }
+std::string Echo() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
 
 // A number from the JSON line, e.g. JsonNumber(out, "messages").
 double JsonNumber(const std::string& out, const std::string& field) {

@@ -525,13 +525,13 @@ TEST_F(AdminActionsTest, EveryCallNeedsTheBearerTokenWhenOneIsSet) {
 
 TEST(AdminTokenFlagTest, AMissingOrEmptyTokenFileIsAnErrorAtStart) {
   std::string dir = std::getenv("TEST_TMPDIR");
-  testing::Process missing(testing::Runfile("server/brrr-echo"),
+  testing::Process missing(testing::Runfile("server/brrr-echo/brrr-echo"),
                            {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
                             "--admin_token_file=" + dir + "/no-such-file"});
   EXPECT_EQ(missing.Wait(seconds(30)), 2);
   EXPECT_NE(missing.err().find("no-such-file: No such file or directory"), std::string::npos) << missing.err();
   std::ofstream(dir + "/empty.token") << "  \n";
-  testing::Process empty(testing::Runfile("server/brrr-echo"),
+  testing::Process empty(testing::Runfile("server/brrr-echo/brrr-echo"),
                          {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
                           "--admin_token_file=" + dir + "/empty.token"});
   EXPECT_EQ(empty.Wait(seconds(30)), 2);

@@ -42,7 +42,7 @@ class AdminFixture : public ::testing::Test {
       args.push_back("--admin_token_file=" + path);
     }
     args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<Process>(Runfile("server/brrr-echo"), args, options);
+    server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
     port_ = server_->ListeningPort();
     ASSERT_NE(port_, 0) << server_->err();
     ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))

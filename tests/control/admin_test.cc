@@ -186,10 +186,10 @@ TEST_F(AdminTest, HealthSaysServing) {
 }
 
 TEST(AdminFlagsTest, BadAdminFlagsGiveAClearErrorAndExitCode) {
-  testing::Process bad_port(testing::Runfile("server/brrr-echo"), {"--port=0", "--admin_port=70000"});
+  testing::Process bad_port(testing::Runfile("server/brrr-echo/brrr-echo"), {"--port=0", "--admin_port=70000"});
   EXPECT_EQ(bad_port.Wait(seconds(30)), 2);
   EXPECT_NE(bad_port.err().find("--admin_port=70000: must be from 0 to 65535"), std::string::npos) << bad_port.err();
-  testing::Process bad_host(testing::Runfile("server/brrr-echo"),
+  testing::Process bad_host(testing::Runfile("server/brrr-echo/brrr-echo"),
                             {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
                              "--admin_host=admin.example"});
   EXPECT_EQ(bad_host.Wait(seconds(30)), 2);

@@ -44,7 +44,7 @@ std::ostream& operator<<(std::ostream& os, const CtlRun& r) {
 }
 
 CtlRun Brrrctl(const std::vector<std::string>& args) {
-  testing::Process process(testing::Runfile("control/brrrctl"), args);
+  testing::Process process(testing::Runfile("control/brrrctl/brrrctl"), args);
   std::optional<int> code = process.Wait(seconds(30));
   return {code.value_or(-1000), process.out(), process.err()};
 }
@@ -303,7 +303,7 @@ TEST_F(BrrrctlTest, WatchPrintsOneLinePerSample) {
 TEST_F(BrrrctlTest, StreamsEndCleanlyOnSigintAndSigterm) {
   Start();
   for (int sig : {SIGINT, SIGTERM}) {
-    testing::Process watch(testing::Runfile("control/brrrctl"),
+    testing::Process watch(testing::Runfile("control/brrrctl/brrrctl"),
                            {"--target=" + Address(), "watch", "--interval=50ms", "--json"});
     // A line has come, so the stream is open.
     ASSERT_TRUE(watch.WaitForOutput("\"uptime_seconds\"")) << watch.err();
@@ -470,7 +470,7 @@ TEST_F(BrrrctlTest, TokenIsSentFromTokenFile) {
   const std::string wrong_path = WriteFile("wrong_token", "not-it\n");
   admin_port_ = testing::PickFreePort();
   server_ = std::make_unique<testing::Process>(
-      testing::Runfile("server/brrr-echo"),
+      testing::Runfile("server/brrr-echo/brrr-echo"),
       std::vector<std::string>{"--port=0", "--admin_port=" + std::to_string(admin_port_),
                                "--admin_token_file=" + token_path});
   auto give_up = std::chrono::steady_clock::now() + seconds(30);

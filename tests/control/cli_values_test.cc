@@ -1,5 +1,5 @@
 // brrrctl's value syntax: rates and counts with decimal suffixes, loop lists, milliseconds.
-#include "control/cli_values.h"
+#include "control/brrrctl/cli_values.h"
 
 #include "gtest/gtest.h"
 

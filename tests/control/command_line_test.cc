@@ -1,5 +1,5 @@
 // CommandLine: flags anywhere, positional arguments in order, usage errors as Status.
-#include "control/command_line.h"
+#include "control/brrrctl/command_line.h"
 
 #include <cstdint>
 #include <string>

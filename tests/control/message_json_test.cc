@@ -1,5 +1,5 @@
 // MessageToJsonLine: jq-friendly JSON that protobuf's own parser reads back.
-#include "control/message_json.h"
+#include "control/brrrctl/message_json.h"
 
 #include <cmath>
 #include <limits>

@@ -17,7 +17,7 @@ python=/usr/bin/python3
 protoc=/usr/bin/protoc
 runfiles="${TEST_SRCDIR:?run with bazel test}"
 tmp="${TEST_TMPDIR:?run with bazel test}"
-brrr_echo="$runfiles/brrr/server/brrr-echo"
+brrr_echo="$runfiles/brrr/server/brrr-echo/brrr-echo"
 client="$runfiles/brrr/tests/control/python_reflection_test.py"
 grpc_proto="$runfiles/grpc_proto"  # @grpc_proto: Debian's /usr/share/grpc-proto
 

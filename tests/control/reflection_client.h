@@ -18,7 +18,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "control/reflection_service.h"
+#include "control/admin/reflection_service.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"

@@ -1,13 +1,13 @@
 // control/reflection_service.h on a grpc::Server in this process, in both versions of the
 // protocol: the admin token rule (CallAuth) and the extension answers, which brrr-echo's own
 // protos cannot show (they have no extensions).
-#include "control/reflection_service.h"
+#include "control/admin/reflection_service.h"
 
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "control/call_auth.h"
+#include "control/admin/call_auth.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "control/reflection_service.h"
+#include "control/admin/reflection_service.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"

@@ -22,7 +22,7 @@ using std::chrono::seconds;
 using testing::DamageKind;
 using testing::Process;
 
-std::string EchoBinary() { return testing::Runfile("server/brrr-echo"); }
+std::string EchoBinary() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
 
 std::string DirFor(const std::string& test, DamageKind kind) {
   return testing::FreshDir(test + "_" + std::to_string(static_cast<int>(kind)));

@@ -27,7 +27,7 @@ using std::chrono::seconds;
 using testing::BlockingClient;
 using testing::Process;
 
-std::string EchoBinary() { return testing::Runfile("server/brrr-echo"); }
+std::string EchoBinary() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
 
 // Whether the server's RSS measures what it holds. Under ASan it also counts the allocator's
 // quarantine, redzones and shadow memory: the heap blocks that keep a paused connection's

@@ -23,7 +23,7 @@ using std::chrono::seconds;
 using testing::BlockingClient;
 using testing::Process;
 
-std::string EchoBinary() { return testing::Runfile("server/brrr-echo"); }
+std::string EchoBinary() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
 
 // A TCP listener on 127.0.0.1 (a free port), with or without SO_REUSEPORT.
 class Holder {

@@ -18,7 +18,7 @@
 
 namespace brrr::testing {
 
-// The path of a binary in the test's runfiles, e.g. Runfile("server/brrr-echo").
+// The path of a binary in the test's runfiles, e.g. Runfile("server/brrr-echo/brrr-echo").
 std::string Runfile(const std::string& path);
 
 struct ProcessOptions {

@@ -1,0 +1,117 @@
+#include "control/admin/admin_convert.h"
+
+#include <string>
+#include <vector>
+
+#include "control/admin/stats_proto.h"
+#include "runtime/clock.h"
+
+namespace brrr::control {
+
+namespace admin = brrr::admin::v1;
+
+namespace {
+
+double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+double Millis(int64_t ns) { return static_cast<double>(ns) / 1e6; }
+
+admin::InjectionKind KindToProto(InjectionKind kind) {
+  switch (kind) {
+    case InjectionKind::kBlockingSpin:
+      return admin::BLOCKING_SPIN;
+    case InjectionKind::kBlockingSleep:
+      return admin::BLOCKING_SLEEP;
+    case InjectionKind::kNonblockingSleep:
+      return admin::NONBLOCKING_SLEEP;
+  }
+  return admin::INJECTION_KIND_UNSPECIFIED;
+}
+
+admin::Injection::State StateToProto(InjectionStatus::State state) {
+  switch (state) {
+    case InjectionStatus::State::kActive:
+      return admin::Injection::ACTIVE;
+    case InjectionStatus::State::kFinished:
+      return admin::Injection::FINISHED;
+    case InjectionStatus::State::kCancelled:
+      return admin::Injection::CANCELLED;
+  }
+  return admin::Injection::STATE_UNSPECIFIED;
+}
+
+uint32_t WholeMillis(Duration d) {
+  return static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(d).count());
+}
+
+}  // namespace
+
+admin::Stats CollectStats(const server::EchoServer& server, TaskInjector& injector) {
+  admin::Stats stats;
+  std::vector<LoopStats> loops = server.loop_stats();
+  LoopStats total;
+  for (size_t i = 0; i < loops.size(); ++i) {
+    admin::LoopStats* out = stats.add_loops();
+    out->set_loop(static_cast<uint32_t>(i));
+    FillLoopFigures(loops[i], out);
+    FillEchoFigures(server.stats(i), out);
+    out->set_injections_running(injector.running_on(static_cast<uint32_t>(i)));
+    total += loops[i];
+  }
+  admin::LoopStats* out = stats.mutable_total();
+  FillLoopFigures(total, out);
+  FillEchoFigures(server.stats(), out);
+  uint64_t running = 0;
+  for (size_t i = 0; i < loops.size(); ++i) running += injector.running_on(static_cast<uint32_t>(i));
+  out->set_injections_running(running);
+  stats.set_uptime_seconds(Seconds(MonotonicNanos() - server.started_at_ns()));
+  ToProto(server.throttle(), stats.mutable_throttle());
+  for (const InjectionStatus& i : injector.Active()) ToProto(i, server.started_at_ns(), stats.add_injections());
+  stats.set_draining(server.drain_started_at_ns() != 0);
+  return stats;
+}
+
+void ToProto(const server::ThrottleSettings& settings, admin::Throttle* out) {
+  out->set_bytes_per_second_per_connection(settings.bytes_per_second_per_connection);
+  out->set_bytes_per_second_total(settings.bytes_per_second_total);
+  out->set_accepts_per_second(settings.accepts_per_second);
+  out->set_max_connections(settings.max_connections);
+  out->set_accepting_paused(settings.accepting_paused);
+}
+
+void ToProto(const InjectionStatus& injection, int64_t started_at_ns, admin::Injection* out) {
+  out->set_id(injection.id);
+  out->set_kind(KindToProto(injection.spec.kind));
+  out->set_duration_ms(WholeMillis(injection.spec.duration));
+  out->set_count(injection.spec.count);
+  out->set_interval_ms(WholeMillis(injection.spec.interval));
+  for (uint32_t loop : injection.spec.loops) out->add_loops(loop);
+  out->set_state(StateToProto(injection.state));
+  out->set_runs_started(injection.runs_started);
+  out->set_runs_finished(injection.runs_finished);
+  out->set_injected_at_uptime_seconds(Seconds(injection.injected_at_ns - started_at_ns));
+}
+
+void ToProto(const SocketInfo& socket, uint32_t loop, admin::SocketInfo* out) {
+  out->set_fd(socket.fd);
+  out->set_loop(loop);
+  out->set_kind(socket.kind);
+  out->set_local(socket.local);
+  out->set_peer(socket.peer);
+  out->set_age_seconds(Seconds(socket.age_ns));
+  out->set_bytes_in(socket.bytes_in);
+  out->set_bytes_out(socket.bytes_out);
+  out->set_bytes_queued(socket.bytes_queued);
+  out->set_in_read_set(socket.in_read_set);
+  out->set_in_write_set(socket.in_write_set);
+}
+
+void ToProto(const StallReport& stall, int64_t started_at_ns, admin::Stall* out) {
+  out->set_loop(stall.loop_id);
+  out->set_task(stall.task);
+  out->set_duration_ms(Millis(stall.duration_ns));
+  out->set_tasks_run_before(stall.tasks_run_before);
+  out->set_sequence(stall.sequence);
+  out->set_detected_at_uptime_seconds(Seconds(stall.detected_at_ns - started_at_ns));
+}
+
+}  // namespace brrr::control

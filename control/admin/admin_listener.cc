@@ -1,0 +1,143 @@
+#include "control/admin/admin_listener.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/server_posix.h"
+
+namespace brrr::control {
+
+namespace {
+
+// How long accepting pauses when the process is out of descriptors after all (the reserve is
+// meant to prevent it): poll(2) would report the waiting connection again at once.
+constexpr int kOutOfDescriptorsPauseMs = 100;
+
+// Reported at the 1st, 10th, 100th... occurrence.
+bool WorthReporting(uint64_t n) {
+  while (n >= 10 && n % 10 == 0) n /= 10;
+  return n == 1;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Bind(const SocketAddress& address,
+                                                                   uint32_t max_connections) {
+  auto fail = [&](const char* what, int err) {
+    return absl::UnavailableError(absl::StrCat("admin plane: cannot listen on ", address.ToString(), ": ", what,
+                                               ": ", std::strerror(err)));
+  };
+  int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return fail("socket", errno);
+  int one = 1;
+  // As gRPC's own listener: a restart binds again while old connections sit in TIME_WAIT.
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(fd, address.data(), address.size()) != 0 || ::listen(fd, 128) != 0) {
+    int err = errno;
+    ::close(fd);
+    return fail(err == EADDRINUSE ? "the port is in use" : "bind/listen", err);
+  }
+  absl::StatusOr<SocketAddress> bound = SocketAddress::LocalOf(fd);
+  int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (!bound.ok() || wake < 0) {
+    int err = errno;
+    ::close(fd);
+    if (wake >= 0) ::close(wake);
+    return bound.ok() ? fail("eventfd", err) : bound.status();
+  }
+  return std::unique_ptr<AdminListener>(new AdminListener(fd, wake, *bound, max_connections));
+}
+
+AdminListener::~AdminListener() {
+  Stop();
+  ::close(wake_fd_);
+}
+
+void AdminListener::Start(grpc::Server* server) {
+  thread_ = std::thread([this, server] { Run(server); });
+}
+
+void AdminListener::Stop() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+    thread_.join();
+  }
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+void AdminListener::Run(grpc::Server* server) {
+  for (;;) {
+    pollfd fds[2] = {{.fd = fd_, .events = POLLIN, .revents = 0}, {.fd = wake_fd_, .events = POLLIN, .revents = 0}};
+    int n = ::poll(fds, 2, -1);
+    if (n < 0 && errno != EINTR) return;  // cannot happen with valid descriptors
+    if (fds[1].revents != 0) return;
+    if (fds[0].revents != 0) AcceptOne(server);
+  }
+}
+
+void AdminListener::AcceptOne(grpc::Server* server) {
+  int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (fd < 0) {
+    int err = errno;
+    if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+      if (WorthReporting(++accept_errors_)) {
+        std::fprintf(stderr, "brrr-echo: admin plane: accept: %s (%llu times so far); retrying in %d ms\n",
+                     std::strerror(err), static_cast<unsigned long long>(accept_errors_), kOutOfDescriptorsPauseMs);
+      }
+      (void)StopRequested(kOutOfDescriptorsPauseMs);
+    }
+    return;  // EAGAIN, EINTR, or a connection that died in the backlog
+  }
+  ForgetClosed();
+  if (handed_.size() >= max_connections_) {
+    std::string peer = "an unknown peer";
+    if (absl::StatusOr<SocketAddress> a = SocketAddress::PeerOf(fd); a.ok()) peer = a->ToString();
+    ::close(fd);
+    if (WorthReporting(++refused_)) {
+      std::fprintf(stderr,
+                   "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one "
+                   "from %s (%llu refused so far); idle ones close after --admin_idle_timeout\n",
+                   max_connections_, peer.c_str(), static_cast<unsigned long long>(refused_));
+    }
+    return;
+  }
+  int one = 1;
+  // Small requests and replies: Nagle's algorithm would hold them back (gRPC sets it too).
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    ::close(fd);
+    return;
+  }
+  handed_.push_back(Handed{fd, st.st_ino});
+  grpc::AddInsecureChannelFromFd(server, fd);
+}
+
+void AdminListener::ForgetClosed() {
+  std::erase_if(handed_, [](const Handed& h) {
+    struct stat st {};
+    return ::fstat(h.fd, &st) != 0 || st.st_ino != h.inode || !S_ISSOCK(st.st_mode);
+  });
+}
+
+bool AdminListener::StopRequested(int ms) const {
+  pollfd wake = {.fd = wake_fd_, .events = POLLIN, .revents = 0};
+  return ::poll(&wake, 1, ms) > 0;
+}
+
+}  // namespace brrr::control

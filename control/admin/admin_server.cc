@@ -1,0 +1,129 @@
+#include "control/admin/admin_server.h"
+
+#include <chrono>
+#include <thread>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "control/admin/admin_listener.h"
+#include "control/admin/admin_service.h"
+#include "control/admin/task_injector.h"
+#include "control/admin/reflection_service.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_builder.h"
+#include "runtime/socket_address.h"
+
+namespace brrr::control {
+
+namespace health = grpc::health::v1;
+
+// grpc.health.v1.Health: SERVING while the echo server accepts, NOT_SERVING once it drains.
+// Services: "" (the whole server) and "brrr.admin.v1.Admin"; any other is NOT_FOUND.
+class HealthService final : public health::Health::Service {
+ public:
+  HealthService(server::EchoServer& server, const CallAuth& auth) : server_(server), auth_(auth) {}
+
+  grpc::Status Check(grpc::ServerContext* context, const health::HealthCheckRequest* request,
+                     health::HealthCheckResponse* response) override {
+    if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
+    if (!Known(request->service())) return UnknownService(request->service());
+    response->set_status(Current());
+    return grpc::Status::OK;
+  }
+
+  // Sends the status now and again whenever it changes, until the client goes away or the
+  // admin server shuts down.
+  grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
+                     grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
+    if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
+    if (!Known(request->service())) return UnknownService(request->service());
+    health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
+    while (!context->IsCancelled() && !shutting_down_.load()) {
+      health::HealthCheckResponse::ServingStatus now = Current();
+      if (now != sent) {
+        health::HealthCheckResponse response;
+        response.set_status(now);
+        if (!writer->Write(response)) break;
+        sent = now;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return grpc::Status::OK;
+  }
+
+  void ShutDown() { shutting_down_.store(true); }
+
+ private:
+  static bool Known(const std::string& service) { return service.empty() || service == "brrr.admin.v1.Admin"; }
+  static grpc::Status UnknownService(const std::string& service) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("unknown service \"", service, "\"; known: \"\" and \"brrr.admin.v1.Admin\""));
+  }
+  health::HealthCheckResponse::ServingStatus Current() const {
+    return server_.drain_started_at_ns() == 0 ? health::HealthCheckResponse::SERVING
+                                              : health::HealthCheckResponse::NOT_SERVING;
+  }
+
+  server::EchoServer& server_;
+  const CallAuth& auth_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options,
+                                                                 server::EchoServer& echo_server,
+                                                                 std::vector<BackendProbe> backends) {
+  absl::StatusOr<SocketAddress> where = SocketAddress::Parse(options.host, options.port);
+  if (!where.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin_host=", options.host, ": not an IP address (", where.status().message(), ")"));
+  }
+  std::unique_ptr<AdminServer> admin(new AdminServer());
+  absl::StatusOr<std::unique_ptr<AdminListener>> listener = AdminListener::Bind(*where, options.max_connections);
+  if (!listener.ok()) return listener.status();
+  admin->listener_ = *std::move(listener);
+  admin->address_ = admin->listener_->address().ToString();
+  admin->auth_ = options.auth;
+  std::vector<EventLoop*> loops;
+  for (size_t i = 0; i < echo_server.loop_count(); ++i) loops.push_back(&echo_server.shard(i).loop());
+  admin->injector_ = std::make_unique<TaskInjector>(std::move(loops), options.max_block);
+  admin->admin_ = std::make_unique<AdminService>(echo_server, std::move(backends), *admin->injector_, admin->auth_);
+  admin->health_ = std::make_unique<HealthService>(echo_server, admin->auth_);
+  // Reflection in both versions of the protocol; list_services reports these.
+  std::vector<std::string> services = {
+      brrr::admin::v1::Admin::service_full_name(), health::Health::service_full_name(),
+      ReflectionV1::Api::service_full_name(), ReflectionV1Alpha::Api::service_full_name()};
+  admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services, admin->auth_));
+  admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services, admin->auth_));
+
+  // No listening port of gRPC's own: the listener accepts and hands connections over.
+  grpc::ServerBuilder builder;
+  builder.AddChannelArgument(
+      GRPC_ARG_MAX_CONNECTION_IDLE_MS,
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout).count()));
+  builder.RegisterService(admin->admin_.get());
+  builder.RegisterService(admin->health_.get());
+  for (const auto& reflection : admin->reflection_) builder.RegisterService(reflection.get());
+  admin->server_ = builder.BuildAndStart();
+  if (admin->server_ == nullptr) {
+    return absl::UnavailableError(absl::StrCat("admin plane on ", admin->address_, ": the gRPC server did not start"));
+  }
+  admin->listener_->Start(admin->server_.get());
+  return admin;
+}
+
+AdminServer::~AdminServer() { Shutdown(); }
+
+void AdminServer::Shutdown() {
+  if (server_ == nullptr) return;
+  listener_->Stop();  // no connection is handed to a server that shuts down
+  health_->ShutDown();
+  admin_->ShutDown();
+  // Calls in progress get a moment to finish; streams are cancelled at the deadline.
+  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  server_->Wait();
+  server_.reset();
+  injector_.reset();  // cancels injections still running
+}
+
+}  // namespace brrr::control

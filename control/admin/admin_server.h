@@ -1,0 +1,81 @@
+// admin_server.h: the gRPC server of the admin plane: brrr.admin.v1.Admin, grpc.health.v1
+// (from Debian grpc-proto's health.proto, so reflection can describe it) and server
+// reflection, on its own threads next to the echo server's loops.
+//
+// The way in stays open: the listener (control/admin_listener.h) caps the admin connections
+// open at once, gRPC closes those idle for `idle_timeout`, and the echo server leaves
+// descriptors free for them (EchoServerOptions::reserved_descriptors, which brrr-echo sets
+// from --admin_reserved_fds). Start the admin server before the echo server's Start(), which
+// measures what is open then.
+//
+//   AdminServerOptions o{.host = "127.0.0.1", .port = 5001};
+//   auto admin = AdminServer::Start(o, echo_server, loader.Probe());
+//   ... (*admin)->address() ...   // "127.0.0.1:5001"
+//   (*admin)->Shutdown();         // before the echo server goes away
+//
+// Threads: Start and Shutdown from one thread; the services run on gRPC's.
+#ifndef BRRR_CONTROL_ADMIN_SERVER_H_
+#define BRRR_CONTROL_ADMIN_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "control/admin/call_auth.h"
+#include "grpcpp/server.h"
+#include "runtime/plugin_loader.h"
+#include "server/echo_server.h"
+
+namespace brrr::control {
+
+class AdminListener;
+class AdminService;
+class HealthService;
+class TaskInjector;
+
+struct AdminServerOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: not served
+  // Who may call (--admin_token_file); open by default.
+  CallAuth auth;
+  // The longest blocking task InjectTask accepts (--admin_max_block).
+  Duration max_block = std::chrono::seconds(10);
+  // Admin connections open at once (--admin_max_connections); past it new ones are closed.
+  uint32_t max_connections = 16;
+  // A connection without a call in progress for this long is closed (--admin_idle_timeout).
+  Duration idle_timeout = std::chrono::seconds(60);
+};
+
+class AdminServer {
+ public:
+  // Binds host:port and starts serving. Errors: a host that is not an IP address
+  // (InvalidArgument), a port in use or not permitted (Unavailable).
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminServerOptions& options,
+                                                            server::EchoServer& echo_server,
+                                                            std::vector<BackendProbe> backends);
+  ~AdminServer();  // shuts down if still serving
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  // "host:port" ("[::1]:5001" for IPv6).
+  const std::string& address() const { return address_; }
+  // Stops taking calls and ends the ones in progress (streams included). Idempotent.
+  void Shutdown();
+
+ private:
+  AdminServer() = default;
+
+  std::string address_;
+  CallAuth auth_;
+  std::unique_ptr<TaskInjector> injector_;
+  std::unique_ptr<AdminService> admin_;
+  std::unique_ptr<HealthService> health_;
+  std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AdminListener> listener_;  // hands connections to server_
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_ADMIN_SERVER_H_

@@ -1,0 +1,87 @@
+// admin_service.h: brrr.admin.v1.Admin (proto/brrr/admin/v1/admin.proto) over a running
+// EchoServer: information, live statistics, sockets, throttles, injected tasks, closing
+// connections, draining, and stalls.
+//
+// Statistics come from each loop's published figures (LoopStats, ShardCounters): reading them
+// takes no lock on a loop and never waits for one, so the admin plane answers while a loop is
+// blocked, and shows the task that blocks it. Actions that touch a loop's sockets (ListSockets,
+// CloseConnection) run inside that loop and give up with UNAVAILABLE after kLoopCallTimeout.
+// Every call first passes the CallAuth rule.
+//
+// Threads: gRPC's threads call it; the EchoServer, the injector and the CallAuth must outlive
+// it. ShutDown() ends the streams (WatchStats, WatchStalls) within kStreamPoll.
+#ifndef BRRR_CONTROL_ADMIN_SERVICE_H_
+#define BRRR_CONTROL_ADMIN_SERVICE_H_
+
+#include <atomic>
+#include <vector>
+
+#include "brrr/admin/v1/admin.grpc.pb.h"
+#include "control/admin/call_auth.h"
+#include "control/admin/task_injector.h"
+#include "runtime/plugin_loader.h"
+#include "server/echo_server.h"
+
+namespace brrr::control {
+
+class AdminService final : public brrr::admin::v1::Admin::Service {
+ public:
+  static constexpr Duration kLoopCallTimeout = std::chrono::seconds(5);
+  static constexpr Duration kStreamPoll = std::chrono::milliseconds(50);
+  static constexpr uint32_t kMinWatchIntervalMs = 50;
+  static constexpr uint32_t kMaxWatchIntervalMs = 3'600'000;
+  static constexpr uint32_t kDefaultSocketLimit = 10'000;
+  static constexpr uint32_t kMaxSocketLimit = 100'000;
+
+  // `backends`: what the plugin loader found at start, reported by GetServerInfo.
+  AdminService(server::EchoServer& server, std::vector<BackendProbe> backends, TaskInjector& injector,
+               const CallAuth& auth);
+
+  // Ends the streams in progress (the admin server is shutting down).
+  void ShutDown() { shutting_down_.store(true); }
+
+  using Context = grpc::ServerContext;
+  grpc::Status GetServerInfo(Context* context, const brrr::admin::v1::GetServerInfoRequest* request,
+                             brrr::admin::v1::ServerInfo* info) override;
+  grpc::Status GetStats(Context* context, const brrr::admin::v1::GetStatsRequest* request,
+                        brrr::admin::v1::Stats* stats) override;
+  grpc::Status WatchStats(Context* context, const brrr::admin::v1::WatchStatsRequest* request,
+                          grpc::ServerWriter<brrr::admin::v1::Stats>* writer) override;
+  grpc::Status ListSockets(Context* context, const brrr::admin::v1::ListSocketsRequest* request,
+                           brrr::admin::v1::ListSocketsResponse* response) override;
+  grpc::Status SetThrottle(Context* context, const brrr::admin::v1::SetThrottleRequest* request,
+                           brrr::admin::v1::Throttle* response) override;
+  grpc::Status GetThrottle(Context* context, const brrr::admin::v1::GetThrottleRequest* request,
+                           brrr::admin::v1::Throttle* response) override;
+  grpc::Status InjectTask(Context* context, const brrr::admin::v1::InjectTaskRequest* request,
+                          brrr::admin::v1::Injection* response) override;
+  grpc::Status ListInjections(Context* context, const brrr::admin::v1::ListInjectionsRequest* request,
+                              brrr::admin::v1::ListInjectionsResponse* response) override;
+  grpc::Status CancelInjection(Context* context, const brrr::admin::v1::CancelInjectionRequest* request,
+                               brrr::admin::v1::Injection* response) override;
+  grpc::Status CloseConnection(Context* context, const brrr::admin::v1::CloseConnectionRequest* request,
+                               brrr::admin::v1::CloseConnectionResponse* response) override;
+  grpc::Status Drain(Context* context, const brrr::admin::v1::DrainRequest* request,
+                     brrr::admin::v1::DrainResponse* response) override;
+  grpc::Status SetStallThreshold(Context* context, const brrr::admin::v1::SetStallThresholdRequest* request,
+                                 brrr::admin::v1::StallThresholds* response) override;
+  grpc::Status WatchStalls(Context* context, const brrr::admin::v1::WatchStallsRequest* request,
+                           grpc::ServerWriter<brrr::admin::v1::Stall>* writer) override;
+
+ private:
+  // The loops a request names (all when `loops` is empty); NOT_FOUND for one that does not exist.
+  grpc::Status SelectLoops(const google::protobuf::RepeatedField<uint32_t>& loops,
+                           std::vector<uint32_t>* selected) const;
+  // False once the client has gone or the service shuts down; else true at `until`.
+  bool WaitUntil(Context* context, std::chrono::steady_clock::time_point until) const;
+
+  server::EchoServer& server_;
+  std::vector<BackendProbe> backends_;
+  TaskInjector& injector_;
+  const CallAuth& auth_;
+  std::atomic<bool> shutting_down_{false};
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_ADMIN_SERVICE_H_

@@ -1,0 +1,83 @@
+#include "control/admin/call_auth.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace brrr::control {
+
+absl::StatusOr<CallAuth> CallAuth::FromTokenFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    std::string why = absl::StrCat("--admin_token_file=", path, ": ", std::strerror(err));
+    return err == ENOENT ? absl::NotFoundError(why)
+           : err == EACCES ? absl::PermissionDeniedError(why)
+                           : absl::UnavailableError(why);
+  }
+  std::stringstream content;
+  content << in.rdbuf();
+  std::string token(absl::StripAsciiWhitespace(content.str()));
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--admin_token_file=", path, ": the file holds no token"));
+  }
+  if (token.find_first_of(" \t\r\n") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--admin_token_file=", path, ": the token must be one line without spaces"));
+  }
+  return WithToken(std::move(token));
+}
+
+CallAuth CallAuth::WithToken(std::string token) {
+  CallAuth auth;
+  auth.token_ = std::move(token);
+  return auth;
+}
+
+namespace {
+
+// Takes as long for a wrong token as for a right one of the same length.
+bool ConstantTimeEquals(absl::string_view given, absl::string_view expected) {
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    unsigned char g = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    diff |= g ^ static_cast<unsigned char>(expected[i]);
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+grpc::Status CallAuth::Check(const grpc::ServerContext& context) const {
+  if (token_.empty()) return grpc::Status::OK;
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "this admin plane requires the metadata \"authorization: Bearer <token>\"");
+  }
+  // Judging by one of several would let whichever a proxy or a library puts first decide.
+  if (size_t n = metadata.count("authorization"); n > 1) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        absl::StrCat("the call carries ", n,
+                                     " \"authorization\" metadata entries; send exactly one: \"Bearer <token>\""));
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  constexpr absl::string_view kScheme = "Bearer ";
+  if (!absl::StartsWithIgnoreCase(value, kScheme)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                        "the authorization metadata must be \"Bearer <token>\"");
+  }
+  value.remove_prefix(kScheme.size());
+  if (!ConstantTimeEquals(absl::StripAsciiWhitespace(value), token_)) {
+    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+  }
+  return grpc::Status::OK;
+}
+
+}  // namespace brrr::control

@@ -1,0 +1,79 @@
+// reflection_service.h: gRPC server reflection (the ServerReflectionInfo stream that grpcurl
+// and other clients without .proto files use), served in both versions of the protocol:
+// grpc.reflection.v1 and grpc.reflection.v1alpha. The two have the same messages in different
+// packages, so one template serves both. Unlike libgrpc++_reflection (v1alpha only), it
+// follows the admin plane's CallAuth rule.
+//
+//   CallAuth auth = ...;  // outlives the services
+//   std::vector<std::string> names = {"brrr.admin.v1.Admin", "grpc.reflection.v1.ServerReflection", ...};
+//   ReflectionV1Service v1(names, auth);
+//   ReflectionV1AlphaService v1alpha(names, auth);
+//   builder.RegisterService(&v1);
+//   builder.RegisterService(&v1alpha);
+//
+// What it answers, from the generated DescriptorPool (every .proto compiled into the binary):
+//   list_services                  the service names given to the constructor
+//   file_by_filename, file_containing_symbol, file_containing_extension
+//                                  the file, then its transitive dependencies not yet sent on
+//                                  this stream (see reflection_lookup.h)
+//   all_extension_numbers_of_type  the extension numbers of a message type
+// An unknown name gets an error_response with NOT_FOUND, a request that asks nothing one with
+// INVALID_ARGUMENT; the stream goes on. Every response echoes valid_host (the request's host)
+// and original_request. A call that CallAuth refuses ends at once with UNAUTHENTICATED.
+//
+// Threads: gRPC's; each stream runs on one of them and has its own state.
+// Ownership: `auth` must outlive the service.
+#ifndef BRRR_CONTROL_REFLECTION_SERVICE_H_
+#define BRRR_CONTROL_REFLECTION_SERVICE_H_
+
+#include <string>
+#include <vector>
+
+#include "control/admin/call_auth.h"
+#include "grpc/reflection/v1/reflection.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/sync_stream.h"
+
+namespace brrr::control {
+
+// The generated types of one version of the protocol.
+struct ReflectionV1 {
+  using Api = grpc::reflection::v1::ServerReflection;
+  using Request = grpc::reflection::v1::ServerReflectionRequest;
+  using Response = grpc::reflection::v1::ServerReflectionResponse;
+};
+struct ReflectionV1Alpha {
+  using Api = grpc::reflection::v1alpha::ServerReflection;
+  using Request = grpc::reflection::v1alpha::ServerReflectionRequest;
+  using Response = grpc::reflection::v1alpha::ServerReflectionResponse;
+};
+
+template <typename Version>
+class ReflectionService final : public Version::Api::Service {
+ public:
+  using Request = typename Version::Request;
+  using Response = typename Version::Response;
+
+  // `service_names`: fully qualified, as list_services reports them.
+  ReflectionService(std::vector<std::string> service_names, const CallAuth& auth);
+
+  // Answers each request in order until the client finishes writing.
+  grpc::Status ServerReflectionInfo(grpc::ServerContext* context,
+                                    grpc::ServerReaderWriter<Response, Request>* stream) override;
+
+ private:
+  std::vector<std::string> service_names_;
+  const CallAuth& auth_;
+};
+
+using ReflectionV1Service = ReflectionService<ReflectionV1>;
+using ReflectionV1AlphaService = ReflectionService<ReflectionV1Alpha>;
+
+// Defined in reflection_service.cc, for these two versions only.
+extern template class ReflectionService<ReflectionV1>;
+extern template class ReflectionService<ReflectionV1Alpha>;
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_REFLECTION_SERVICE_H_

@@ -1,0 +1,147 @@
+#include "control/brrrctl/admin_client.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+
+namespace brrr::control {
+namespace {
+
+absl::StatusOr<std::string> ReadToken(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::InvalidArgumentError(absl::StrCat("--token_file=", path, ": cannot read it: ", std::strerror(errno)));
+  }
+  std::stringstream content;
+  content << in.rdbuf();
+  std::string token(absl::StripAsciiWhitespace(content.str()));
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("--token_file=", path, ": the file is empty (it should hold the admin token)"));
+  }
+  if (token.find_first_of(" \t\r\n\v\f") != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--token_file=", path, ": the token must be one word, on one line"));
+  }
+  return token;
+}
+
+std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {
+  return absl::ToChronoTime(absl::Now() + timeout);
+}
+
+}  // namespace
+
+std::string StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK: return "OK";
+    case grpc::StatusCode::CANCELLED: return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED: return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL: return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
+    default: return absl::StrCat("CODE_", static_cast<int>(code));
+  }
+}
+
+absl::StatusOr<std::unique_ptr<AdminClient>> AdminClient::Create(const AdminClientOptions& options) {
+  if (options.target.empty()) {
+    return absl::InvalidArgumentError("--target is empty: give the admin plane's HOST:PORT (brrr-echo --admin_port)");
+  }
+  if (options.timeout <= absl::ZeroDuration() || options.timeout == absl::InfiniteDuration()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--timeout=", absl::FormatDuration(options.timeout), ": must be positive and finite"));
+  }
+  std::string token;
+  if (!options.token_file.empty()) {
+    absl::StatusOr<std::string> read = ReadToken(options.token_file);
+    if (!read.ok()) return read.status();
+    token = *std::move(read);
+  }
+  return std::unique_ptr<AdminClient>(new AdminClient(options, std::move(token)));
+}
+
+AdminClient::AdminClient(AdminClientOptions options, std::string token)
+    : options_(std::move(options)),
+      token_(std::move(token)),
+      channel_(grpc::CreateChannel(options_.target, grpc::InsecureChannelCredentials())),
+      admin_(brrr::admin::v1::Admin::NewStub(channel_)),
+      health_(grpc::health::v1::Health::NewStub(channel_)) {}
+
+void AdminClient::AddToken(grpc::ClientContext* context) const {
+  // Call credentials would be refused on an insecure channel: plain metadata it is.
+  if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
+}
+
+Outcome AdminClient::Call(const std::function<grpc::Status(grpc::ClientContext*)>& rpc) const {
+  grpc::ClientContext context;
+  AddToken(&context);
+  context.set_deadline(DeadlineAfter(options_.timeout));
+  return Explain(rpc(&context));
+}
+
+std::unique_ptr<grpc::ClientContext> AdminClient::StreamContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  AddToken(context.get());
+  return context;
+}
+
+Outcome AdminClient::AwaitConnection() const {
+  auto deadline = DeadlineAfter(options_.timeout);
+  grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
+  while (state != GRPC_CHANNEL_READY && state != GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    if (!channel_->WaitForStateChange(state, deadline)) {
+      return {ExitCode::kUnreachable,
+              absl::StrCat("cannot reach the admin plane at ", options_.target, ": no connection within --timeout=",
+                           absl::FormatDuration(options_.timeout))};
+    }
+    state = channel_->GetState(/*try_to_connect=*/true);
+  }
+  return Outcome::Ok();
+}
+
+Outcome AdminClient::Explain(const grpc::Status& status) const {
+  if (status.ok()) return Outcome::Ok();
+  std::string what = StatusCodeName(status.error_code());
+  if (!status.error_message().empty()) absl::StrAppend(&what, ": ", status.error_message());
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return {ExitCode::kUnauthenticated,
+              absl::StrCat(what, token_.empty() ? " (this admin plane wants a token: pass --token_file)"
+                                                : absl::StrCat(" (the token in --token_file=", options_.token_file,
+                                                               " was refused)"))};
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      if (channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+        return {ExitCode::kUnreachable, absl::StrCat("cannot reach the admin plane at ", options_.target, ": ", what)};
+      }
+      if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+        absl::StrAppend(&what, " (no answer within --timeout=", absl::FormatDuration(options_.timeout), ")");
+      }
+      return Outcome::ServerError(std::move(what));
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return Outcome::ServerError(
+          absl::StrCat(what, " (this server does not offer the call: a brrr-echo older than brrrctl?)"));
+    default:
+      return Outcome::ServerError(std::move(what));
+  }
+}
+
+}  // namespace brrr::control

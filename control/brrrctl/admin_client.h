@@ -1,0 +1,86 @@
+// admin_client.h: brrrctl's side of a brrr-echo admin plane: the channel to --target, the
+// Admin and Health stubs, the bearer token on every call, the --timeout deadline, and what a
+// failed call means for brrrctl's exit code.
+//
+//   BRRR_ASSIGN_OR_RETURN(auto client, AdminClient::Create({"127.0.0.1:5001", "", absl::Seconds(5)}));
+//   brrr::admin::v1::Stats stats;
+//   Outcome outcome = client->Call([&](grpc::ClientContext* context) {
+//     return client->admin().GetStats(context, {}, &stats);
+//   });
+//
+// Reachability: a call that fails with UNAVAILABLE or DEADLINE_EXCEEDED while the channel is
+// not connected never reached the server (ExitCode::kUnreachable); the same codes on a
+// connected channel are the server's answer (ExitCode::kServerError).
+//
+// Threads: the stubs may be used from any thread; Create and Explain from one.
+#ifndef BRRR_CONTROL_ADMIN_CLIENT_H_
+#define BRRR_CONTROL_ADMIN_CLIENT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "brrr/admin/v1/admin.grpc.pb.h"
+#include "control/brrrctl/outcome.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/client_context.h"
+
+namespace brrr::control {
+
+struct AdminClientOptions {
+  // A gRPC target: "127.0.0.1:5001", "[::1]:5001", "localhost:5001", "unix:/path"...
+  std::string target;
+  // A file holding the admin token (surrounding whitespace is ignored); empty: no token.
+  std::string token_file;
+  // Deadline of a unary call, and how long a stream waits for a connection.
+  absl::Duration timeout = absl::Seconds(5);
+};
+
+// The name of a gRPC status code, as in the gRPC docs: "INVALID_ARGUMENT", "UNAVAILABLE"...
+std::string StatusCodeName(grpc::StatusCode code);
+
+class AdminClient {
+ public:
+  // Reads the token and creates the channel (it connects on the first call). Errors
+  // (InvalidArgument), as a message for the user: an empty target, a timeout that is not
+  // positive, a --token_file that cannot be read, holds no token, or holds more than one word.
+  static absl::StatusOr<std::unique_ptr<AdminClient>> Create(const AdminClientOptions& options);
+
+  brrr::admin::v1::Admin::StubInterface& admin() { return *admin_; }
+  grpc::health::v1::Health::StubInterface& health() { return *health_; }
+
+  // A unary call: `rpc` gets a context with the token and the deadline; its status becomes
+  // the outcome (Explain).
+  Outcome Call(const std::function<grpc::Status(grpc::ClientContext*)>& rpc) const;
+
+  // A context for a stream: the token, no deadline (streams run until they end or are
+  // cancelled).
+  std::unique_ptr<grpc::ClientContext> StreamContext() const;
+  // Before a stream: waits up to the timeout for a connection. kOk when connected or when the
+  // connection failed at once (the stream's own error then says why); kUnreachable when no
+  // connection came within the timeout.
+  Outcome AwaitConnection() const;
+
+  // What a call's status means for brrrctl: kOk, kUnauthenticated, kUnreachable (naming the
+  // target) or kServerError, with "CODE: message" for stderr.
+  Outcome Explain(const grpc::Status& status) const;
+
+  const std::string& target() const { return options_.target; }
+
+ private:
+  AdminClient(AdminClientOptions options, std::string token);
+  void AddToken(grpc::ClientContext* context) const;
+
+  AdminClientOptions options_;
+  std::string token_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<brrr::admin::v1::Admin::StubInterface> admin_;
+  std::unique_ptr<grpc::health::v1::Health::StubInterface> health_;
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_ADMIN_CLIENT_H_

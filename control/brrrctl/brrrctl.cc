@@ -1,0 +1,117 @@
+// brrrctl: the command line of brrr-echo's admin plane, for people and for scripts.
+//
+//   brrrctl --target=127.0.0.1:5001 stats
+//   brrrctl watch --interval=500ms --json | jq .total.bytes_in
+//   brrrctl throttle --conn_rate=10KB
+//
+// `brrrctl --help` lists the commands, the value syntax, the JSON format and the exit codes
+// (control/outcome.h); `brrrctl help COMMAND` a command's flags.
+#include <cstdio>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "control/brrrctl/admin_client.h"
+#include "control/brrrctl/brrrctl_flags.h"
+#include "control/brrrctl/command_help.h"
+#include "control/brrrctl/command_line.h"
+#include "control/brrrctl/commands.h"
+#include "control/brrrctl/interrupts.h"
+#include "control/brrrctl/outcome.h"
+#include "control/brrrctl/output.h"
+
+namespace brrr::control {
+namespace {
+
+std::set<std::string, std::less<>> KnownFlags() {
+  std::set<std::string, std::less<>> names;
+  for (const FlagUse& f : GlobalFlags()) names.insert(f.name);
+  for (const Command& c : AllCommands()) {
+    for (const FlagUse& f : c.flags) names.insert(f.name);
+  }
+  return names;
+}
+
+bool IsGlobalFlag(const std::string& name) {
+  for (const FlagUse& f : GlobalFlags()) {
+    if (f.name == name) return true;
+  }
+  return false;
+}
+
+int Finish(const Outcome& outcome, const Command* command) {
+  if (!outcome.message.empty()) {
+    std::fprintf(stderr, "brrrctl: %s\n", outcome.message.c_str());
+    if (outcome.code == ExitCode::kUsage) std::fprintf(stderr, "%s\n", UsageHint(command).c_str());
+  }
+  return static_cast<int>(outcome.code);
+}
+
+int PrintHelp(const std::string& text) {
+  std::fputs(text.c_str(), stdout);
+  return 0;
+}
+
+// `help` and `help COMMAND`.
+int RunHelp(const std::vector<std::string>& topics) {
+  if (topics.empty()) return PrintHelp(GeneralHelp());
+  const Command* command = FindCommand(topics[0]);
+  if (command == nullptr) return Finish(Outcome::Usage(absl::StrCat("help ", topics[0], ": no such command")), nullptr);
+  return PrintHelp(CommandHelp(*command));
+}
+
+std::string CommandNames() {
+  std::vector<std::string> names;
+  for (const Command& c : AllCommands()) names.push_back(c.name);
+  return absl::StrJoin(names, ", ");
+}
+
+int Run(int argc, char** argv, Interrupts& interrupts) {
+  absl::StatusOr<CommandLine> line = CommandLine::Parse(argc, argv, KnownFlags());
+  if (!line.ok()) return Finish(Outcome::Usage(std::string(line.status().message())), nullptr);
+  if (line->args.empty()) {
+    if (line->help) return PrintHelp(GeneralHelp());
+    return Finish(Outcome::Usage(absl::StrCat("no command given; commands: ", CommandNames())), nullptr);
+  }
+  const std::string& name = line->args[0];
+  std::vector<std::string> args(line->args.begin() + 1, line->args.end());
+  if (name == "help") return RunHelp(args);
+  const Command* command = FindCommand(name);
+  if (command == nullptr) {
+    return Finish(Outcome::Usage(absl::StrCat("unknown command \"", name, "\"; commands: ", CommandNames())), nullptr);
+  }
+  if (line->help) return PrintHelp(CommandHelp(*command));
+  for (const std::string& flag : line->flags) {
+    if (!IsGlobalFlag(flag) && !command->takes(flag)) {
+      return Finish(Outcome::Usage(absl::StrCat("--", flag, " does not apply to ", command->name)), command);
+    }
+  }
+  if (args.size() < command->min_args || args.size() > command->max_args) {
+    std::string want = command->min_args == command->max_args
+                           ? absl::StrCat(command->min_args)
+                           : absl::StrCat(command->min_args, " to ", command->max_args);
+    return Finish(Outcome::Usage(absl::StrCat(command->name, " takes ", want, " argument",
+                                              command->max_args == 1 ? "" : "s", ", got ", args.size(),
+                                              args.empty() ? "" : absl::StrCat(": ", absl::StrJoin(args, " ")))),
+                  command);
+  }
+
+  absl::StatusOr<std::unique_ptr<AdminClient>> client = AdminClient::Create(
+      {absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_token_file), absl::GetFlag(FLAGS_timeout)});
+  if (!client.ok()) return Finish(Outcome::Usage(std::string(client.status().message())), command);
+  Output out(absl::GetFlag(FLAGS_json));
+  Invocation invocation{args, *line, **client, out, interrupts};
+  return Finish(command->run(invocation), command);
+}
+
+}  // namespace
+}  // namespace brrr::control
+
+int main(int argc, char** argv) {
+  // First: the threads gRPC starts must inherit the blocked SIGINT/SIGTERM.
+  brrr::control::Interrupts interrupts;
+  return brrr::control::Run(argc, argv, interrupts);
+}

@@ -1,0 +1,50 @@
+#include "control/brrrctl/commands.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace brrr::control {
+
+bool Command::takes(absl::string_view flag) const {
+  return std::any_of(flags.begin(), flags.end(), [flag](const FlagUse& f) { return f.name == flag; });
+}
+
+const std::vector<Command>& AllCommands() {
+  static const std::vector<Command>* const commands = [] {
+    auto* all = new std::vector<Command>;
+    for (auto area : {StatsCommands, SocketsCommands, TrafficCommands, InjectionsCommands, StallsCommands}) {
+      for (Command& c : area()) all->push_back(std::move(c));
+    }
+    return all;
+  }();
+  return *commands;
+}
+
+const Command* FindCommand(absl::string_view name) {
+  for (const Command& c : AllCommands()) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+Outcome CheckLoops(const std::vector<uint32_t>& loops, int loop_count) {
+  for (uint32_t loop : loops) {
+    if (loop >= static_cast<uint32_t>(loop_count)) {
+      return Outcome::ServerError(absl::StrCat("--loop=", loop, ": no such loop (the server runs loops 0 to ",
+                                               loop_count - 1, ")"));
+    }
+  }
+  return Outcome::Ok();
+}
+
+void KeepLoops(const std::vector<uint32_t>& loops, brrr::admin::v1::Stats* stats) {
+  if (loops.empty()) return;
+  google::protobuf::RepeatedPtrField<brrr::admin::v1::LoopStats> kept;
+  for (const brrr::admin::v1::LoopStats& loop : stats->loops()) {
+    if (std::find(loops.begin(), loops.end(), loop.loop()) != loops.end()) *kept.Add() = loop;
+  }
+  stats->mutable_loops()->Swap(&kept);
+}
+
+}  // namespace brrr::control

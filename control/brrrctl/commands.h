@@ -1,0 +1,121 @@
+// commands.h: brrrctl's commands, as one table: each entry has the command's name, its
+// arguments, its help, the flags it takes, whether it changes the server, and the function
+// that runs it. The table is split by area, one file each: commands_stats.cc (info, stats,
+// watch, health), commands_sockets.cc (sockets, close), commands_traffic.cc (throttle,
+// drain), commands_injections.cc (inject, injections, cancel), commands_stalls.cc (stalls,
+// stall-threshold).
+//
+//   const Command* command = FindCommand("stats");
+//   Outcome outcome = command->run(invocation);
+//
+// A command reads its flags with absl::GetFlag and Invocation::given; it writes results to
+// Invocation::out and returns how it ended.
+//
+// Threads: main's thread runs commands.
+#ifndef BRRR_CONTROL_COMMANDS_H_
+#define BRRR_CONTROL_COMMANDS_H_
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "control/brrrctl/admin_client.h"
+#include "control/brrrctl/command_line.h"
+#include "control/brrrctl/interrupts.h"
+#include "control/brrrctl/outcome.h"
+#include "control/brrrctl/output.h"
+
+namespace brrr::control {
+
+// What a command runs with.
+struct Invocation {
+  // Positional arguments after the command's name.
+  std::vector<std::string> args;
+  const CommandLine& line;
+  AdminClient& client;
+  Output& out;
+  Interrupts& interrupts;
+
+  bool given(absl::string_view flag) const { return line.given(flag); }
+};
+
+// A flag as one command uses it.
+struct FlagUse {
+  std::string name;   // without dashes
+  std::string value;  // placeholder for help, e.g. "DURATION"; empty for bools
+  std::string help;   // what it means for this command, with its default
+};
+
+struct Command {
+  std::string name;
+  // After the name in the synopsis, e.g. "ID" or "KIND --duration=DURATION".
+  std::string arguments;
+  // One line, for the command list.
+  std::string summary;
+  // Paragraphs for `brrrctl help NAME` (may be empty).
+  std::string details;
+  // It changes the server's state (help marks it).
+  bool changes_server = false;
+  // How many positional arguments it takes.
+  size_t min_args = 0;
+  size_t max_args = 0;
+  std::vector<FlagUse> flags;
+  std::function<Outcome(Invocation&)> run;
+
+  bool takes(absl::string_view flag) const;
+};
+
+// Every command, in the order help lists them.
+const std::vector<Command>& AllCommands();
+// The command called `name`, or null.
+const Command* FindCommand(absl::string_view name);
+
+// The areas' parts of the table.
+std::vector<Command> StatsCommands();
+std::vector<Command> SocketsCommands();
+std::vector<Command> TrafficCommands();
+std::vector<Command> InjectionsCommands();
+std::vector<Command> StallsCommands();
+
+// Helpers for commands.
+
+// The loops of --loop, checked against the server's loop count. Errors: kServerError naming
+// the loop that does not exist.
+Outcome CheckLoops(const std::vector<uint32_t>& loops, int loop_count);
+
+// The throttles on one line: "conn_rate 10KB/s, total_rate unlimited, ...". (commands_traffic.cc)
+std::string ThrottleText(const brrr::admin::v1::Throttle& throttle);
+
+// Keeps the loops of `stats` that `loops` lists (all when it is empty).
+void KeepLoops(const std::vector<uint32_t>& loops, brrr::admin::v1::Stats* stats);
+
+// Reads a server stream until it ends, `on_message` returns false, or SIGINT/SIGTERM; the
+// last two end it cleanly (kOk). Waits (--timeout) for a connection first.
+template <typename Message>
+Outcome ReadStream(Invocation& invocation,
+                   const std::function<std::unique_ptr<grpc::ClientReaderInterface<Message>>(grpc::ClientContext*)>& open,
+                   const std::function<bool(const Message&)>& on_message) {
+  if (Outcome connected = invocation.client.AwaitConnection(); !connected.ok()) return connected;
+  std::unique_ptr<grpc::ClientContext> context = invocation.client.StreamContext();
+  Interrupts::Scope scope = invocation.interrupts.OnInterrupt([&context] { context->TryCancel(); });
+  std::unique_ptr<grpc::ClientReaderInterface<Message>> reader = open(context.get());
+  Message message;
+  bool stopped = false;
+  while (reader->Read(&message)) {
+    if (!on_message(message)) {
+      stopped = true;
+      context->TryCancel();
+      break;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (stopped || invocation.interrupts.interrupted()) return Outcome::Ok();
+  return invocation.client.Explain(status);
+}
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_COMMANDS_H_

@@ -1,0 +1,65 @@
+#include "control/brrrctl/interrupts.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+namespace brrr::control {
+namespace {
+
+// SIGUSR1 only wakes the signal thread so that it can end (the destructor sends it).
+sigset_t HandledSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
+  return signals;
+}
+
+}  // namespace
+
+Interrupts::Interrupts() {
+  sigset_t signals = HandledSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  thread_ = std::thread([this] { WaitForSignals(); });
+}
+
+Interrupts::~Interrupts() {
+  pthread_kill(thread_.native_handle(), SIGUSR1);
+  thread_.join();
+}
+
+void Interrupts::WaitForSignals() {
+  sigset_t signals = HandledSignals();
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!handler_) {
+      std::fflush(stdout);
+      std::_Exit(128 + sig);
+    }
+    if (!interrupted_.exchange(true)) handler_();
+  }
+}
+
+Interrupts::Scope Interrupts::OnInterrupt(std::function<void()> handler) {
+  std::lock_guard<std::mutex> lock(mu_);
+  handler_ = std::move(handler);
+  return Scope(this);
+}
+
+Interrupts::Scope::Scope(Scope&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
+
+Interrupts::Scope::~Scope() {
+  if (owner_ == nullptr) return;
+  std::lock_guard<std::mutex> lock(owner_->mu_);
+  owner_->handler_ = nullptr;
+}
+
+}  // namespace brrr::control

@@ -1,0 +1,282 @@
+// brrr-echo: the TCP echo server.
+//
+//   bazel run //server/brrr-echo -- --backend=epoll --port=5000 --loops=2
+//
+// Exit codes: 0 after a drain (SIGTERM, SIGINT), 1 for a flag that does not parse,
+// 2 for an option out of range, 3 when the server cannot start (backend, address in use...).
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "control/admin/admin_server.h"
+#include "runtime/cli_usage.h"
+#include "runtime/plugin_loader.h"
+#include "server/echo_server.h"
+
+ABSL_FLAG(std::string, backend, "auto",
+          "I/O backend: io_uring, epoll, poll, select, a plugin path, or auto (the best that starts here)");
+ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
+ABSL_FLAG(bool, list_backends, false, "List the backends, whether each starts here, and exit");
+ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::1)");
+ABSL_FLAG(int32_t, port, 5000, "TCP port (0: any free port)");
+ABSL_FLAG(bool, share_port, false,
+          "Join another process's listeners on --port (SO_REUSEPORT) instead of failing because the "
+          "port is in use: for a deliberate hand-over between two brrr-echo processes only");
+ABSL_FLAG(int32_t, loops, 1, "Event loops (threads); they share the port with SO_REUSEPORT");
+ABSL_FLAG(uint64_t, max_connections, 100000,
+          "Connections at once (all loops); further ones are accepted and closed at once");
+ABSL_FLAG(uint64_t, high_water, 256 * 1024,
+          "Bytes queued to send on one connection before the server stops reading it; a connection "
+          "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix");
+ABSL_FLAG(uint64_t, low_water, 64 * 1024, "Queued bytes at which a paused connection reads again");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
+          "Close connections idle this long (e.g. 30s); 0: never");
+ABSL_FLAG(std::string, reply_prefix, "",
+          "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"; at most "
+          "4096 bytes (a client sending only newlines gets 1 + that many bytes back per byte sent)");
+static_assert(brrr::server::kMaxReplyPrefixBytes == 4096, "--reply_prefix's help states the maximum");
+ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
+          "On SIGTERM/SIGINT, how long connections may take to finish before they are closed");
+ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),
+          "A task that holds a loop this long is reported as a stall");
+ABSL_FLAG(int32_t, admin_port, 0,
+          "Port of the gRPC admin plane (brrr.admin.v1.Admin, grpc.health.v1, server reflection); "
+          "0: off");
+ABSL_FLAG(std::string, admin_host, "127.0.0.1",
+          "Address the admin plane listens on; anything but a loopback address draws a warning");
+ABSL_FLAG(std::string, admin_token_file, "",
+          "File holding a token: every admin call (health and reflection too) must then carry the "
+          "metadata \"authorization: Bearer <token>\"; empty: no token needed");
+ABSL_FLAG(absl::Duration, admin_max_block, absl::Seconds(10),
+          "The longest blocking task the admin plane's InjectTask accepts (1ms to 10m)");
+ABSL_FLAG(uint32_t, admin_max_connections, 16,
+          "Admin connections open at once (1 to 1000); past it a new one is closed at once");
+ABSL_FLAG(absl::Duration, admin_idle_timeout, absl::Seconds(60),
+          "Close an admin connection that has had no call in progress this long (100ms to 24h)");
+ABSL_FLAG(uint32_t, admin_reserved_fds, 32,
+          "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
+          "operator gets in when echo clients would take every other one; at least "
+          "--admin_max_connections + 8 (what gRPC opens after start)");
+ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
+ABSL_FLAG(uint32_t, recv_buffers, 1024,
+          "Receive buffers per loop; recv_buffers x recv_buffer_size bytes are mapped and faulted in at "
+          "start (16 MiB by default)");
+
+namespace {
+
+using brrr::server::EchoServer;
+using brrr::server::EchoServerOptions;
+
+// Descriptors gRPC may open after the echo server has measured what is open (the budget leaves
+// the admin plane those measured): the admin listener's connection it closes past the cap,
+// and what gRPC creates lazily. Part of --admin_reserved_fds, beside one per connection.
+constexpr uint32_t kGrpcDescriptorsAfterStart = 8;
+
+brrr::Duration ToDuration(absl::Duration d) { return brrr::Duration(absl::ToInt64Nanoseconds(d)); }
+
+int ListBackends() {
+  brrr::PluginLoader loader = brrr::PluginLoader::Default(absl::GetFlag(FLAGS_plugin_dir));
+  std::vector<brrr::BackendProbe> probes = loader.Probe();
+  for (const brrr::BackendProbe& p : probes) {
+    std::printf("%-9s %s\n", p.name.c_str(),
+                p.status.ok() ? "starts here" : absl::StrCat("cannot start: ", p.status.message()).c_str());
+  }
+  // From the probes, which ran in child processes: listing loads no plugin into this process.
+  absl::StatusOr<std::string> chosen = loader.AutoChoice();
+  std::printf("auto      -> %s\n", chosen.ok() ? chosen->c_str() : std::string(chosen.status().message()).c_str());
+  return probes.empty() ? 3 : 0;
+}
+
+// Waits for SIGINT/SIGTERM: the first drains the server, a second one cuts the drain short.
+// SIGUSR1 (sent by main once the server has stopped) ends the thread.
+void HandleSignals(EchoServer* server, const sigset_t* signals) {
+  int drains = 0;
+  for (;;) {
+    int sig = 0;
+    if (sigwait(signals, &sig) != 0) continue;
+    if (sig == SIGUSR1) return;
+    if (drains++ == 0) {
+      std::printf("brrr-echo: %s: draining (no new connections; up to %s for open ones)\n", strsignal(sig),
+                  absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
+      std::fflush(stdout);
+      server->Drain();
+    } else {
+      std::printf("brrr-echo: %s again: closing every connection now\n", strsignal(sig));
+      std::fflush(stdout);
+      server->DrainNow();
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  brrr::SetUsage(
+      "brrr's TCP echo server: echoes exactly the bytes each client sends, on the I/O backend of\n"
+      "your choice, with bounded memory per connection and a graceful drain on SIGTERM/SIGINT.\n\n"
+      "Usage: brrr-echo [--backend=auto] [--host=127.0.0.1] [--port=5000] [--loops=1] ...\n"
+      "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start.");
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_list_backends)) return ListBackends();
+
+  int32_t port = absl::GetFlag(FLAGS_port);
+  if (port < 0 || port > 65535) {
+    std::fprintf(stderr, "brrr-echo: --port=%d: must be from 0 to 65535\n", port);
+    return 2;
+  }
+  int32_t admin_port = absl::GetFlag(FLAGS_admin_port);
+  if (admin_port < 0 || admin_port > 65535) {
+    std::fprintf(stderr, "brrr-echo: --admin_port=%d: must be from 0 to 65535 (0: no admin plane)\n", admin_port);
+    return 2;
+  }
+  std::string admin_host = absl::GetFlag(FLAGS_admin_host);
+  absl::StatusOr<brrr::SocketAddress> admin_address = brrr::SocketAddress::Parse(admin_host, 0);
+  if (admin_port != 0 && !admin_address.ok()) {
+    std::fprintf(stderr, "brrr-echo: --admin_host=%s: not an IP address (%s)\n", admin_host.c_str(),
+                 std::string(admin_address.status().message()).c_str());
+    return 2;
+  }
+  brrr::control::AdminServerOptions admin_options;
+  admin_options.host = admin_host;
+  admin_options.port = static_cast<uint16_t>(admin_port);
+  if (std::string token_file = absl::GetFlag(FLAGS_admin_token_file); !token_file.empty()) {
+    absl::StatusOr<brrr::control::CallAuth> auth = brrr::control::CallAuth::FromTokenFile(token_file);
+    if (!auth.ok()) {
+      std::fprintf(stderr, "brrr-echo: %s\n", std::string(auth.status().message()).c_str());
+      return 2;
+    }
+    admin_options.auth = *std::move(auth);
+  }
+  absl::Duration max_block = absl::GetFlag(FLAGS_admin_max_block);
+  if (max_block < absl::Milliseconds(1) || max_block > absl::Minutes(10)) {
+    std::fprintf(stderr, "brrr-echo: --admin_max_block=%s: must be from 1ms to 10m\n",
+                 absl::FormatDuration(max_block).c_str());
+    return 2;
+  }
+  admin_options.max_block = ToDuration(max_block);
+  uint32_t admin_connections = absl::GetFlag(FLAGS_admin_max_connections);
+  if (admin_connections < 1 || admin_connections > 1000) {
+    std::fprintf(stderr, "brrr-echo: --admin_max_connections=%u: must be from 1 to 1000\n", admin_connections);
+    return 2;
+  }
+  admin_options.max_connections = admin_connections;
+  absl::Duration admin_idle = absl::GetFlag(FLAGS_admin_idle_timeout);
+  if (admin_idle < absl::Milliseconds(100) || admin_idle > absl::Hours(24)) {
+    std::fprintf(stderr, "brrr-echo: --admin_idle_timeout=%s: must be from 100ms to 24h\n",
+                 absl::FormatDuration(admin_idle).c_str());
+    return 2;
+  }
+  admin_options.idle_timeout = ToDuration(admin_idle);
+  uint32_t reserved_fds = absl::GetFlag(FLAGS_admin_reserved_fds);
+  if (reserved_fds < admin_connections + kGrpcDescriptorsAfterStart || reserved_fds > 1'000'000) {
+    std::fprintf(stderr,
+                 "brrr-echo: --admin_reserved_fds=%u: must be from --admin_max_connections + %u (%u) to 1000000\n",
+                 reserved_fds, kGrpcDescriptorsAfterStart, admin_connections + kGrpcDescriptorsAfterStart);
+    return 2;
+  }
+
+  EchoServerOptions o;
+  o.backend = absl::GetFlag(FLAGS_backend);
+  o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
+  o.host = absl::GetFlag(FLAGS_host);
+  o.port = static_cast<uint16_t>(port);
+  o.share_port = absl::GetFlag(FLAGS_share_port);
+  o.loops = absl::GetFlag(FLAGS_loops);
+  o.max_connections = absl::GetFlag(FLAGS_max_connections);
+  o.high_water = absl::GetFlag(FLAGS_high_water);
+  o.low_water = absl::GetFlag(FLAGS_low_water);
+  o.idle_timeout = ToDuration(absl::GetFlag(FLAGS_idle_timeout));
+  o.reply_prefix = absl::GetFlag(FLAGS_reply_prefix);
+  o.drain_timeout = ToDuration(absl::GetFlag(FLAGS_drain_timeout));
+  o.stall_threshold = ToDuration(absl::GetFlag(FLAGS_stall_threshold));
+  o.receive_buffer_size = absl::GetFlag(FLAGS_recv_buffer_size);
+  o.receive_buffer_count = absl::GetFlag(FLAGS_recv_buffers);
+  // Without an admin plane nobody needs the reserve: out of descriptors, accepting backs off.
+  o.reserved_descriptors = admin_port != 0 ? reserved_fds : 0;
+  if (absl::Status valid = brrr::server::Validate(o); !valid.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s\n", std::string(valid.message()).c_str());
+    return 2;
+  }
+
+  // Signals are taken by one thread with sigwait; every other thread (the loops) blocks them.
+  // SIGPIPE is ignored: sends use MSG_NOSIGNAL anyway, and a stray one must not kill the server.
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  auto server = EchoServer::Create(o);
+  if (!server.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s\n", std::string(server.status().message()).c_str());
+    return 3;
+  }
+  std::unique_ptr<brrr::control::AdminServer> admin;
+  if (admin_port != 0) {
+    auto started = brrr::control::AdminServer::Start(
+        admin_options, **server, brrr::PluginLoader::Default(o.plugin_dir).Probe());
+    if (!started.ok()) {
+      std::fprintf(stderr, "brrr-echo: %s\n", std::string(started.status().message()).c_str());
+      return 3;
+    }
+    admin = *std::move(started);
+    if (!admin_address->is_loopback()) {
+      std::fprintf(stderr,
+                   "brrr-echo: warning: the admin plane listens on %s, which is not a loopback address: "
+                   "anyone who can reach it can read the statistics\n",
+                   admin->address().c_str());
+    }
+  }
+  if (absl::Status started = (*server)->Start(); !started.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds)\n",
+                 std::string(started.message()).c_str());
+    return 3;
+  }
+  std::printf("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",
+              (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
+              o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));
+  if (admin != nullptr) {
+    std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection%s)\n",
+                admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");
+  }
+  if (const auto& plan = (*server)->descriptor_plan(); plan.has_value()) {
+    std::printf(
+        "brrr-echo: descriptors: up to %llu for echo connections (limit %llu, %llu open at start, %llu kept "
+        "for the admin plane)\n",
+        static_cast<unsigned long long>(plan->for_connections), static_cast<unsigned long long>(plan->limit),
+        static_cast<unsigned long long>(plan->open_at_start), static_cast<unsigned long long>(plan->reserved));
+  }
+  std::fflush(stdout);
+
+  std::thread signal_thread(HandleSignals, server->get(), &signals);
+  int64_t drain_started = 0;
+  (*server)->Wait();
+  if (admin != nullptr) admin->Shutdown();
+  drain_started = (*server)->drain_started_at_ns();
+  pthread_kill(signal_thread.native_handle(), SIGUSR1);
+  signal_thread.join();
+
+  brrr::server::ServerStats s = (*server)->stats();
+  int64_t now = brrr::MonotonicNanos();
+  std::printf(
+      "brrr-echo: drained in %.3f s: %llu connections served, %llu closed at the drain deadline, "
+      "%llu closed by a second signal, %llu bytes in, %llu bytes out, up %.3f s\n",
+      static_cast<double>(now - drain_started) / 1e9, static_cast<unsigned long long>(s.connections_accepted),
+      static_cast<unsigned long long>(s.connections_closed_drain),
+      static_cast<unsigned long long>(s.connections_closed_by_signal), static_cast<unsigned long long>(s.bytes_in),
+      static_cast<unsigned long long>(s.bytes_out),
+      static_cast<double>(now - (*server)->started_at_ns()) / 1e9);
+  std::fflush(stdout);
+  return 0;
+}
