@@ -142,6 +142,8 @@ class EventLoop {
   StallDetector& stall_detector() { return stall_detector_; }
   uint32_t loop_id() const { return options_.loop_id; }
   const std::string& backend() const { return backend_name_; }
+  // Loop thread: every open socket of this loop, as the admin plane's ListSockets shows them.
+  std::vector<SocketInfo> socket_infos() const { return sockets_.list(now_ns()); }
   // Whether the backend can watch descriptor `fd` (select(2) stops below FD_SETSIZE).
   bool can_watch(int fd) const { return max_fd_ < 0 || fd <= max_fd_; }
   // The highest descriptor the backend can watch, or -1 for no limit.

@@ -45,28 +45,29 @@ uint32_t WholeMillis(Duration d) {
 
 }  // namespace
 
-admin::Stats CollectStats(const server::EchoServer& server, TaskInjector& injector) {
+admin::Stats CollectStats(const Administered& target, TaskInjector& injector) {
   admin::Stats stats;
-  std::vector<LoopStats> loops = server.loop_stats();
+  std::vector<LoopStats> loops;
+  for (const EventLoop* loop : target.loops()) loops.push_back(loop->stats());
   LoopStats total;
   for (size_t i = 0; i < loops.size(); ++i) {
     admin::LoopStats* out = stats.add_loops();
     out->set_loop(static_cast<uint32_t>(i));
     FillLoopFigures(loops[i], out);
-    FillEchoFigures(server.stats(i), out);
+    FillEchoFigures(target.server_stats(i), out);
     out->set_injections_running(injector.running_on(static_cast<uint32_t>(i)));
     total += loops[i];
   }
   admin::LoopStats* out = stats.mutable_total();
   FillLoopFigures(total, out);
-  FillEchoFigures(server.stats(), out);
+  FillEchoFigures(target.server_stats(), out);
   uint64_t running = 0;
   for (size_t i = 0; i < loops.size(); ++i) running += injector.running_on(static_cast<uint32_t>(i));
   out->set_injections_running(running);
-  stats.set_uptime_seconds(Seconds(MonotonicNanos() - server.started_at_ns()));
-  ToProto(server.throttle(), stats.mutable_throttle());
-  for (const InjectionStatus& i : injector.Active()) ToProto(i, server.started_at_ns(), stats.add_injections());
-  stats.set_draining(server.drain_started_at_ns() != 0);
+  stats.set_uptime_seconds(Seconds(MonotonicNanos() - target.started_at_ns()));
+  ToProto(target.throttle(), stats.mutable_throttle());
+  for (const InjectionStatus& i : injector.Active()) ToProto(i, target.started_at_ns(), stats.add_injections());
+  stats.set_draining(target.drain_started_at_ns() != 0);
   return stats;
 }
 

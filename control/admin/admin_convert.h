@@ -14,13 +14,13 @@
 #include "control/admin/task_injector.h"
 #include "runtime/socket_table.h"
 #include "runtime/stall_detector.h"
-#include "server/echo_server.h"
+#include "control/admin/administered.h"
 #include "server/throttle.h"
 
 namespace brrr::control {
 
 // GetStats: every loop, the total, the throttles and the active injections.
-brrr::admin::v1::Stats CollectStats(const server::EchoServer& server, TaskInjector& injector);
+brrr::admin::v1::Stats CollectStats(const Administered& target, TaskInjector& injector);
 
 void ToProto(const server::ThrottleSettings& settings, brrr::admin::v1::Throttle* out);
 void ToProto(const InjectionStatus& injection, int64_t started_at_ns, brrr::admin::v1::Injection* out);

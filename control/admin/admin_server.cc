@@ -22,7 +22,7 @@ namespace health = grpc::health::v1;
 // Services: "" (the whole server) and "brrr.admin.v1.Admin"; any other is NOT_FOUND.
 class HealthService final : public health::Health::Service {
  public:
-  HealthService(server::EchoServer& server, const CallAuth& auth) : server_(server), auth_(auth) {}
+  HealthService(const Administered& target, const CallAuth& auth) : target_(target), auth_(auth) {}
 
   grpc::Status Check(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      health::HealthCheckResponse* response) override {
@@ -61,17 +61,17 @@ class HealthService final : public health::Health::Service {
                         absl::StrCat("unknown service \"", service, "\"; known: \"\" and \"brrr.admin.v1.Admin\""));
   }
   health::HealthCheckResponse::ServingStatus Current() const {
-    return server_.drain_started_at_ns() == 0 ? health::HealthCheckResponse::SERVING
+    return target_.drain_started_at_ns() == 0 ? health::HealthCheckResponse::SERVING
                                               : health::HealthCheckResponse::NOT_SERVING;
   }
 
-  server::EchoServer& server_;
+  const Administered& target_;
   const CallAuth& auth_;
   std::atomic<bool> shutting_down_{false};
 };
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options,
-                                                                 server::EchoServer& echo_server,
+                                                                 Administered& target,
                                                                  std::vector<BackendProbe> backends) {
   absl::StatusOr<SocketAddress> where = SocketAddress::Parse(options.host, options.port);
   if (!where.ok()) {
@@ -84,11 +84,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->listener_ = *std::move(listener);
   admin->address_ = admin->listener_->address().ToString();
   admin->auth_ = options.auth;
-  std::vector<EventLoop*> loops;
-  for (size_t i = 0; i < echo_server.loop_count(); ++i) loops.push_back(&echo_server.shard(i).loop());
-  admin->injector_ = std::make_unique<TaskInjector>(std::move(loops), options.max_block);
-  admin->admin_ = std::make_unique<AdminService>(echo_server, std::move(backends), *admin->injector_, admin->auth_);
-  admin->health_ = std::make_unique<HealthService>(echo_server, admin->auth_);
+  admin->injector_ = std::make_unique<TaskInjector>(target.loops(), options.max_block);
+  admin->admin_ = std::make_unique<AdminService>(target, std::move(backends), *admin->injector_, admin->auth_);
+  admin->health_ = std::make_unique<HealthService>(target, admin->auth_);
   // Reflection in both versions of the protocol; list_services reports these.
   std::vector<std::string> services = {
       brrr::admin::v1::Admin::service_full_name(), health::Health::service_full_name(),

@@ -2,14 +2,16 @@
 // (from Debian grpc-proto's health.proto, so reflection can describe it) and server
 // reflection, on its own threads next to the echo server's loops.
 //
-// The way in stays open: the listener (control/admin_listener.h) caps the admin connections
-// open at once, gRPC closes those idle for `idle_timeout`, and the echo server leaves
-// descriptors free for them (EchoServerOptions::reserved_descriptors, which brrr-echo sets
-// from --admin_reserved_fds). Start the admin server before the echo server's Start(), which
-// measures what is open then.
+// It administers what `target` (administered.h) lets it see and do.
+//
+// The way in stays open: the listener (control/admin/admin_listener.h) caps the admin
+// connections open at once, gRPC closes those idle for `idle_timeout`, and the echo server
+// leaves descriptors free for them (EchoServerOptions::reserved_descriptors, which brrr-echo
+// sets from --admin_reserved_fds). Start the admin server before the echo server's Start(),
+// which measures what is open then.
 //
 //   AdminServerOptions o{.host = "127.0.0.1", .port = 5001};
-//   auto admin = AdminServer::Start(o, echo_server, loader.Probe());
+//   auto admin = AdminServer::Start(o, administered, loader.Probe());
 //   ... (*admin)->address() ...   // "127.0.0.1:5001"
 //   (*admin)->Shutdown();         // before the echo server goes away
 //
@@ -25,7 +27,7 @@
 #include "control/admin/call_auth.h"
 #include "grpcpp/server.h"
 #include "runtime/plugin_loader.h"
-#include "server/echo_server.h"
+#include "control/admin/administered.h"
 
 namespace brrr::control {
 
@@ -52,7 +54,7 @@ class AdminServer {
   // Binds host:port and starts serving. Errors: a host that is not an IP address
   // (InvalidArgument), a port in use or not permitted (Unavailable).
   static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminServerOptions& options,
-                                                            server::EchoServer& echo_server,
+                                                            Administered& target,
                                                             std::vector<BackendProbe> backends);
   ~AdminServer();  // shuts down if still serving
   AdminServer(const AdminServer&) = delete;

@@ -53,13 +53,13 @@ std::string CallerOf(const grpc::ServerContext& context) {
 
 }  // namespace
 
-AdminService::AdminService(server::EchoServer& server, std::vector<BackendProbe> backends, TaskInjector& injector,
+AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
                            const CallAuth& auth)
-    : server_(server), backends_(std::move(backends)), injector_(injector), auth_(auth) {}
+    : target_(target), loops_(target.loops()), backends_(std::move(backends)), injector_(injector), auth_(auth) {}
 
 grpc::Status AdminService::SelectLoops(const google::protobuf::RepeatedField<uint32_t>& loops,
                                        std::vector<uint32_t>* selected) const {
-  uint32_t count = static_cast<uint32_t>(server_.loop_count());
+  uint32_t count = static_cast<uint32_t>(loops_.size());
   selected->clear();
   for (uint32_t loop : loops) {
     if (loop >= count) {
@@ -89,10 +89,10 @@ grpc::Status AdminService::GetServerInfo(Context* context, const admin::GetServe
                                          admin::ServerInfo* info) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   info->set_version(kVersion);
-  info->set_backend(server_.backend());
-  info->set_loops(static_cast<uint32_t>(server_.loop_count()));
-  info->add_listening_addresses(server_.address().ToString());
-  info->set_uptime_seconds(Seconds(MonotonicNanos() - server_.started_at_ns()));
+  info->set_backend(target_.backend());
+  info->set_loops(static_cast<uint32_t>(loops_.size()));
+  for (const std::string& address : target_.listening_addresses()) info->add_listening_addresses(address);
+  info->set_uptime_seconds(Seconds(MonotonicNanos() - target_.started_at_ns()));
   info->set_pid(static_cast<uint32_t>(::getpid()));
   for (const BackendProbe& probe : backends_) {
     admin::BackendAvailability* b = info->add_available_backends();
@@ -105,7 +105,7 @@ grpc::Status AdminService::GetServerInfo(Context* context, const admin::GetServe
 
 grpc::Status AdminService::GetStats(Context* context, const admin::GetStatsRequest*, admin::Stats* stats) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
-  *stats = CollectStats(server_, injector_);
+  *stats = CollectStats(target_, injector_);
   return grpc::Status::OK;
 }
 
@@ -120,7 +120,7 @@ grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsR
   SteadyClock::time_point next = SteadyClock::now();
   for (uint32_t sent = 0; request->count() == 0 || sent < request->count(); ++sent) {
     if (sent > 0 && !WaitUntil(context, next)) break;
-    if (!writer->Write(CollectStats(server_, injector_))) break;
+    if (!writer->Write(CollectStats(target_, injector_))) break;
     // Ticks keep to the interval; a tick missed (a slow client) is skipped, not bunched up.
     next += milliseconds(interval_ms);
     if (next < SteadyClock::now()) next = SteadyClock::now() + milliseconds(interval_ms);
@@ -158,9 +158,9 @@ grpc::Status AdminService::ListSockets(Context* context, const admin::ListSocket
   };
   uint64_t matched = 0;
   for (uint32_t i : loops) {
-    EventLoop* loop = &server_.shard(i).loop();
-    absl::StatusOr<std::vector<SocketInfo>> sockets = CallInLoop(
-        *loop, [loop] { return loop->sockets().list(MonotonicNanos()); }, kLoopCallTimeout, "admin:list_sockets");
+    EventLoop* loop = loops_[i];
+    absl::StatusOr<std::vector<SocketInfo>> sockets =
+        CallInLoop(*loop, [loop] { return loop->socket_infos(); }, kLoopCallTimeout, "admin:list_sockets");
     if (!sockets.ok()) return ToGrpc(sockets.status());
     std::sort(sockets->begin(), sockets->end(),
               [](const SocketInfo& a, const SocketInfo& b) { return a.age_ns < b.age_ns; });
@@ -185,25 +185,24 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
   if (request->has_accepts_per_second()) change.accepts_per_second = request->accepts_per_second();
   if (request->has_max_connections()) change.max_connections = request->max_connections();
   if (request->has_accepting_paused()) change.accepting_paused = request->accepting_paused();
-  if (grpc::Status s = ToGrpc(server_.SetThrottle(change)); !s.ok()) return s;
+  if (grpc::Status s = ToGrpc(target_.SetThrottle(change)); !s.ok()) return s;
   // Each loop takes the change in through its queue of cross-thread calls; once a call posted
   // after it has run, the change is in force there.
-  for (size_t i = 0; i < server_.loop_count(); ++i) {
-    absl::StatusOr<bool> applied =
-        CallInLoop(server_.shard(i).loop(), [] { return true; }, kLoopCallTimeout, "admin:throttle_applied");
+  for (EventLoop* loop : loops_) {
+    absl::StatusOr<bool> applied = CallInLoop(*loop, [] { return true; }, kLoopCallTimeout, "admin:throttle_applied");
     if (!applied.ok()) {
       return ToGrpc(absl::UnavailableError(absl::StrCat("the throttles are set, but ", applied.status().message(),
                                                         "; it applies them once it gets to them")));
     }
   }
-  ToProto(server_.throttle(), response);
+  ToProto(target_.throttle(), response);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminService::GetThrottle(Context* context, const admin::GetThrottleRequest*,
                                        admin::Throttle* response) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
-  ToProto(server_.throttle(), response);
+  ToProto(target_.throttle(), response);
   return grpc::Status::OK;
 }
 
@@ -211,7 +210,7 @@ grpc::Status AdminService::InjectTask(Context* context, const admin::InjectTaskR
                                       admin::Injection* response) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   // A drain ends with the loops: runs injected now would only hold it up or be cut short.
-  if (int64_t since = server_.drain_started_at_ns(); since != 0) {
+  if (int64_t since = target_.drain_started_at_ns(); since != 0) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                         absl::StrFormat("the server has been draining for %.1f s: it takes no new injections",
                                         Seconds(MonotonicNanos() - since)));
@@ -236,14 +235,14 @@ grpc::Status AdminService::InjectTask(Context* context, const admin::InjectTaskR
   spec.loops.assign(request->loops().begin(), request->loops().end());
   absl::StatusOr<InjectionStatus> injected = injector_.Inject(std::move(spec));
   if (!injected.ok()) return ToGrpc(injected.status());
-  ToProto(*injected, server_.started_at_ns(), response);
+  ToProto(*injected, target_.started_at_ns(), response);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminService::ListInjections(Context* context, const admin::ListInjectionsRequest*,
                                           admin::ListInjectionsResponse* response) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
-  for (const InjectionStatus& i : injector_.List()) ToProto(i, server_.started_at_ns(), response->add_injections());
+  for (const InjectionStatus& i : injector_.List()) ToProto(i, target_.started_at_ns(), response->add_injections());
   return grpc::Status::OK;
 }
 
@@ -253,7 +252,7 @@ grpc::Status AdminService::CancelInjection(Context* context, const admin::Cancel
   if (request->id() == 0) return InvalidArgument("id is required: the id InjectTask returned (1, 2, ...)");
   absl::StatusOr<InjectionStatus> cancelled = injector_.Cancel(request->id());
   if (!cancelled.ok()) return ToGrpc(cancelled.status());
-  ToProto(*cancelled, server_.started_at_ns(), response);
+  ToProto(*cancelled, target_.started_at_ns(), response);
   return grpc::Status::OK;
 }
 
@@ -267,9 +266,8 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
   if (grpc::Status s = SelectLoops(asked, &loops); !s.ok()) return s;
   int fd = request->fd();
   for (uint32_t i : loops) {
-    server::Shard* shard = &server_.shard(i);
     absl::StatusOr<absl::StatusOr<SocketInfo>> closed = CallInLoop(
-        shard->loop(), [shard, fd] { return shard->close_connection(fd); }, kLoopCallTimeout,
+        *loops_[i], [this, i, fd] { return target_.CloseConnection(i, fd); }, kLoopCallTimeout,
         "admin:close_connection");
     if (!closed.ok()) return ToGrpc(closed.status());
     if (closed->ok()) {
@@ -285,13 +283,13 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
 
 grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, admin::DrainResponse* response) {
   if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
-  response->set_already_draining(server_.drain_started_at_ns() != 0);
-  response->set_connections_open(server_.stats().connections_active);
+  response->set_already_draining(target_.drain_started_at_ns() != 0);
+  response->set_connections_open(target_.server_stats().connections_active);
   if (!response->already_draining()) {
     std::printf("brrr-echo: Drain from the admin plane (%s): draining\n", CallerOf(*context).c_str());
     std::fflush(stdout);
   }
-  server_.Drain();
+  target_.Drain();
   return grpc::Status::OK;
 }
 
@@ -306,12 +304,12 @@ grpc::Status AdminService::SetStallThreshold(Context* context, const admin::SetS
   if (grpc::Status s = SelectLoops(request->loops(), &loops); !s.ok()) return s;
   // An atomic each loop reads after every task: no need to go through the loop.
   for (uint32_t i : loops) {
-    server_.shard(i).loop().stall_detector().set_threshold_ns(static_cast<int64_t>(ms * 1e6));
+    loops_[i]->stall_detector().set_threshold_ns(static_cast<int64_t>(ms * 1e6));
   }
-  for (uint32_t i = 0; i < server_.loop_count(); ++i) {
+  for (uint32_t i = 0; i < loops_.size(); ++i) {
     auto* t = response->add_loops();
     t->set_loop(i);
-    t->set_threshold_ms(static_cast<double>(server_.shard(i).loop().stall_detector().threshold_ns()) / 1e6);
+    t->set_threshold_ms(static_cast<double>(loops_[i]->stall_detector().threshold_ns()) / 1e6);
   }
   return grpc::Status::OK;
 }
@@ -322,7 +320,7 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
   std::vector<uint32_t> selected;
   if (grpc::Status s = SelectLoops(request->loops(), &selected); !s.ok()) return s;
   std::vector<EventLoop*> loops;
-  for (uint32_t i : selected) loops.push_back(&server_.shard(i).loop());
+  for (uint32_t i : selected) loops.push_back(loops_[i]);
   // Subscribed before the recent stalls are read, so none falls between the two; one that is
   // in both is sent once (sequences rise per loop).
   StallFeed feed(loops);
@@ -330,7 +328,7 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
   admin::Stall message;
   if (request->include_recent()) {
     for (const StallReport& r : feed.Recent()) {
-      ToProto(r, server_.started_at_ns(), &message);
+      ToProto(r, target_.started_at_ns(), &message);
       if (!writer->Write(message)) return grpc::Status::OK;
       sent_up_to[r.loop_id] = std::max(sent_up_to[r.loop_id], r.sequence);
     }
@@ -338,7 +336,7 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
   while (!context->IsCancelled() && !shutting_down_.load()) {
     std::optional<StallReport> next = feed.Next(SteadyClock::now() + kStreamPoll);
     if (!next.has_value() || next->sequence <= sent_up_to[next->loop_id]) continue;
-    ToProto(*next, server_.started_at_ns(), &message);
+    ToProto(*next, target_.started_at_ns(), &message);
     if (!writer->Write(message)) break;
   }
   return grpc::Status::OK;

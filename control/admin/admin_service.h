@@ -1,6 +1,6 @@
-// admin_service.h: brrr.admin.v1.Admin (proto/brrr/admin/v1/admin.proto) over a running
-// EchoServer: information, live statistics, sockets, throttles, injected tasks, closing
-// connections, draining, and stalls.
+// admin_service.h: brrr.admin.v1.Admin (proto/brrr/admin/v1/admin.proto) over what the admin
+// plane administers (administered.h): information, live statistics, sockets, throttles,
+// injected tasks, closing connections, draining, and stalls.
 //
 // Statistics come from each loop's published figures (LoopStats, ShardCounters): reading them
 // takes no lock on a loop and never waits for one, so the admin plane answers while a loop is
@@ -8,7 +8,7 @@
 // CloseConnection) run inside that loop and give up with UNAVAILABLE after kLoopCallTimeout.
 // Every call first passes the CallAuth rule.
 //
-// Threads: gRPC's threads call it; the EchoServer, the injector and the CallAuth must outlive
+// Threads: gRPC's threads call it; the Administered, the injector and the CallAuth must outlive
 // it. ShutDown() ends the streams (WatchStats, WatchStalls) within kStreamPoll.
 #ifndef BRRR_CONTROL_ADMIN_SERVICE_H_
 #define BRRR_CONTROL_ADMIN_SERVICE_H_
@@ -20,7 +20,7 @@
 #include "control/admin/call_auth.h"
 #include "control/admin/task_injector.h"
 #include "runtime/plugin_loader.h"
-#include "server/echo_server.h"
+#include "control/admin/administered.h"
 
 namespace brrr::control {
 
@@ -34,7 +34,7 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   static constexpr uint32_t kMaxSocketLimit = 100'000;
 
   // `backends`: what the plugin loader found at start, reported by GetServerInfo.
-  AdminService(server::EchoServer& server, std::vector<BackendProbe> backends, TaskInjector& injector,
+  AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
                const CallAuth& auth);
 
   // Ends the streams in progress (the admin server is shutting down).
@@ -75,7 +75,8 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   // False once the client has gone or the service shuts down; else true at `until`.
   bool WaitUntil(Context* context, std::chrono::steady_clock::time_point until) const;
 
-  server::EchoServer& server_;
+  Administered& target_;
+  const std::vector<EventLoop*> loops_;
   std::vector<BackendProbe> backends_;
   TaskInjector& injector_;
   const CallAuth& auth_;

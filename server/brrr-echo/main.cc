@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "control/admin/admin_server.h"
+#include "server/brrr-echo/echo_administered.h"
 #include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
 #include "server/echo_server.h"
@@ -222,10 +223,11 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "brrr-echo: %s\n", std::string(server.status().message()).c_str());
     return 3;
   }
+  brrr::EchoAdministered administered(**server);
   std::unique_ptr<brrr::control::AdminServer> admin;
   if (admin_port != 0) {
     auto started = brrr::control::AdminServer::Start(
-        admin_options, **server, brrr::PluginLoader::Default(o.plugin_dir).Probe());
+        admin_options, administered, brrr::PluginLoader::Default(o.plugin_dir).Probe());
     if (!started.ok()) {
       std::fprintf(stderr, "brrr-echo: %s\n", std::string(started.status().message()).c_str());
       return 3;

@@ -1,0 +1,66 @@
+// administered.h: what the admin plane administers, and everything it may touch of it.
+//
+// The admin plane (AdminServer, AdminService, health) reaches the program it runs in only
+// through this interface: what runs, its event loops (their statistics and stall detectors,
+// and a thread to run actions and injected tasks on), the server's own figures per loop,
+// closing a connection, the throttles, and the drain. A composition root implements it over
+// its server (server/brrr-echo/echo_administered.h for brrr-echo), so control/ depends on no
+// server class and the server on nothing of control/.
+//
+//   class MyServer final : public control::Administered { ... };
+//   auto admin = AdminServer::Start(options, my_server, backends);
+//
+// Threads: every method may be called from any thread, except where it says otherwise.
+#ifndef BRRR_CONTROL_ADMIN_ADMINISTERED_H_
+#define BRRR_CONTROL_ADMIN_ADMINISTERED_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "runtime/event_loop.h"
+#include "runtime/socket_table.h"
+#include "server/server_stats.h"
+#include "server/throttle.h"
+
+namespace brrr::control {
+
+class Administered {
+ public:
+  virtual ~Administered() = default;
+
+  // ---- What runs. ----
+  virtual std::string backend() const = 0;
+  virtual std::vector<std::string> listening_addresses() const = 0;
+  virtual int64_t started_at_ns() const = 0;  // monotonic clock
+
+  // ---- Its event loops, in loop order (index = loop id). They outlive the admin plane. ----
+  virtual std::vector<EventLoop*> loops() const = 0;
+
+  // ---- Figures (server/server_stats.h): one loop's, and the sum over loops. ----
+  virtual server::ServerStats server_stats(size_t loop) const = 0;
+  virtual server::ServerStats server_stats() const = 0;
+
+  // ---- Sockets. Loop `loop`'s thread only. ----
+  // Closes the connection with descriptor `fd` and returns what it was; NotFound if that loop
+  // has none, FailedPrecondition for a socket that is not a connection.
+  virtual absl::StatusOr<SocketInfo> CloseConnection(size_t loop, int fd) = 0;
+
+  // ---- Throttles (server/throttle.h). ----
+  virtual server::ThrottleSettings throttle() const = 0;
+  // Validates and applies a change (InvalidArgument saying what is allowed); every loop takes
+  // it in through its queue of cross-thread calls.
+  virtual absl::Status SetThrottle(const server::ThrottleChange& change) = 0;
+
+  // ---- Drain. ----
+  // Stops accepting; the program exits once its connections have finished. Idempotent.
+  virtual void Drain() = 0;
+  // When Drain() was first called (monotonic ns), or 0.
+  virtual int64_t drain_started_at_ns() const = 0;
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_ADMIN_ADMINISTERED_H_
