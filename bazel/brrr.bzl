@@ -45,6 +45,24 @@ def brrr_cc_benchmark(name, deps = [], copts = [], **kwargs):
         **kwargs
     )
 
+# Plugin code: C, everything hidden but the entry point, position-independent.
+_PLUGIN_COPTS = BRRR_C_COPTS + ["-fvisibility=hidden", "-fPIC"]
+
+def reactor_plugin_library(name, srcs, hdrs = [], deps = []):
+    """C code that several reactor plugins link in statically (reactors/common).
+
+    Built like a plugin's own code (hidden symbols, -fPIC), against //runtime:reactor_abi and
+    libc only, so a plugin that links it still exports its one entry point and nothing else.
+    """
+    native.cc_library(
+        name = name,
+        srcs = srcs,
+        hdrs = hdrs,
+        copts = _PLUGIN_COPTS,
+        deps = deps + ["//runtime:reactor_abi"],
+        visibility = ["//reactors:__subpackages__"],
+    )
+
 def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility = None, testonly = False):
     """A reactor backend plugin: lib<name>.so, written in C against //runtime:reactor_abi.
 
@@ -54,7 +72,7 @@ def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility 
     native.cc_library(
         name = name + "_impl",
         srcs = srcs,
-        copts = BRRR_C_COPTS + ["-fvisibility=hidden", "-fPIC"] + copts,
+        copts = _PLUGIN_COPTS + copts,
         deps = deps + ["//runtime:reactor_abi"],
         alwayslink = True,
         testonly = testonly,

@@ -3,7 +3,9 @@
 #include <dlfcn.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
+#include <type_traits>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/reactor_abi.h"
@@ -24,6 +26,18 @@ static_assert(kCapNativeOps == BRRR_CAP_NATIVE_OPS);
 static_assert(static_cast<uint32_t>(IoOpcode::kSendMsg) == BRRR_OP_SENDMSG);
 static_assert(kCapSendMsg == BRRR_CAP_SENDMSG);
 static_assert(BRRR_COMPLETION_MORE == 1u && BRRR_COMPLETION_BUFFER == 2u);
+
+// Completion is brrr_completion with member functions: wait() hands the caller's array to the
+// backend as is. Both are standard-layout structs of the same members at the same offsets;
+// the backend writes them from C, across dlopen, where no C++ aliasing assumption reaches.
+static_assert(std::is_standard_layout_v<Completion> && std::is_trivially_copyable_v<Completion>);
+static_assert(sizeof(Completion) == sizeof(brrr_completion));
+static_assert(alignof(Completion) == alignof(brrr_completion));
+static_assert(offsetof(Completion, user_data) == offsetof(brrr_completion, user_data));
+static_assert(offsetof(Completion, result) == offsetof(brrr_completion, result));
+static_assert(offsetof(Completion, flags) == offsetof(brrr_completion, flags));
+static_assert(offsetof(Completion, buffer_id) == offsetof(brrr_completion, buffer_id));
+static_assert(offsetof(Completion, reserved) == offsetof(brrr_completion, reserved));
 
 Plugin::Plugin(void* dl_handle, const brrr_reactor_plugin* table, std::string path)
     : dl_handle_(dl_handle),
@@ -78,17 +92,10 @@ int Reactor::cancel(int fd, uint64_t user_data) {
 int Reactor::release_fd(int fd) { return plugin_->table().release_fd(instance_, fd); }
 
 absl::StatusOr<int> Reactor::wait(std::span<Completion> out, int64_t timeout_ns) {
-  if (scratch_size_ < out.size()) {
-    scratch_ = std::make_unique<brrr_completion[]>(out.size());
-    scratch_size_ = out.size();
-  }
-  int n = plugin_->table().wait(instance_, scratch_.get(), static_cast<int>(out.size()), timeout_ns);
+  int n = plugin_->table().wait(instance_, reinterpret_cast<brrr_completion*>(out.data()),
+                                static_cast<int>(out.size()), timeout_ns);
   if (n < 0) {
     return absl::InternalError(absl::StrCat("backend \"", name(), "\": wait failed: ", std::strerror(-n)));
-  }
-  for (int i = 0; i < n; ++i) {
-    const brrr_completion& c = scratch_[i];
-    out[i] = Completion{c.user_data, c.result, c.flags, c.buffer_id};
   }
   return n;
 }

@@ -26,7 +26,6 @@
 
 struct brrr_reactor;
 struct brrr_reactor_plugin;
-struct brrr_completion;
 
 namespace brrr {
 
@@ -58,11 +57,14 @@ struct IoOperation {
   void* buf = nullptr;  // borrowed until the final completion
 };
 
+// Layout-identical to reactor_abi.h's brrr_completion (checked by static_assert in
+// reactor.cc), so that a backend writes its completions straight into the caller's array.
 struct Completion {
   uint64_t user_data = 0;
   int32_t result = 0;  // >= 0 success, -errno failure
   uint32_t flags = 0;
   uint32_t buffer_id = 0;
+  uint32_t reserved = 0;  // the ABI's; backends write 0
 
   bool more() const { return flags & 1u; }        // not the operation's final completion
   bool has_buffer() const { return flags & 2u; }  // buffer_id names a provided buffer
@@ -123,7 +125,8 @@ class Reactor {
   int cancel(int fd, uint64_t user_data);
   int release_fd(int fd);
 
-  // Waits up to timeout_ns (-1: until woken) and fills `out`. Returns how many completions.
+  // Waits up to timeout_ns (-1: until woken) and fills `out`: the backend writes into it
+  // directly, with no copy on the way. Returns how many completions.
   absl::StatusOr<int> wait(std::span<Completion> out, int64_t timeout_ns);
 
   // Thread-safe.
@@ -139,8 +142,6 @@ class Reactor {
 
   std::shared_ptr<const Plugin> plugin_;
   brrr_reactor* instance_;
-  std::unique_ptr<brrr_completion[]> scratch_;
-  size_t scratch_size_ = 0;
 };
 
 }  // namespace brrr

@@ -1,4 +1,4 @@
-/* readiness_core.c: see readiness_core.h. */
+/* readiness_core.c: see readiness_core.h and readiness_internal.h. */
 #include "reactors/common/readiness_core.h"
 
 #include <errno.h>
@@ -7,64 +7,10 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
-/* One descriptor's operations in flight and cached readiness. */
-typedef struct rc_slot {
-  brrr_op read_op;  /* valid when has_read */
-  brrr_op write_op; /* valid when has_write */
-  uint8_t has_read;
-  uint8_t has_write;
-  uint8_t ready;      /* RC_READ | RC_WRITE believed ready (edge mode cache) */
-  uint8_t closed;     /* RC_READ | RC_WRITE ready for good: hang-up or error (edge mode) */
-  uint8_t watched;    /* RC_READ | RC_WRITE the backend watches */
-  uint8_t in_again;   /* on the again list */
-  uint8_t connecting; /* write_op is a CONNECT whose connect() returned EINPROGRESS */
-} rc_slot;
-
-/* A growable ring of completions. */
-typedef struct rc_queue {
-  brrr_completion* items;
-  size_t capacity; /* power of two */
-  size_t head;
-  size_t size;
-} rc_queue;
-
-struct rc_core {
-  const rc_backend_ops* ops;
-  void* backend;
-  rc_mode mode;
-  int max_fd;
-  int wake_fd;
-
-  rc_slot* slots; /* indexed by descriptor */
-  size_t slot_count;
-
-  rc_queue completions;
-
-  int* again; /* edge mode: descriptors left ready after a batch */
-  size_t again_size;
-  size_t again_capacity;
-
-  /* Provided buffers: free ids on a stack. */
-  uint8_t* buffer_base;
-  uint32_t buffer_size;
-  uint32_t buffer_count;
-  uint32_t* free_buffers;
-  uint32_t free_count;
-
-  /* Consecutive wait() calls answered from the queue alone, without asking the kernel. */
-  unsigned waits_without_kernel;
-
-  brrr_reactor_counters counters;
-};
-
-int rc_fail(char* err, size_t err_size, const char* what, int error) {
-  if (err != NULL && err_size > 0) snprintf(err, err_size, "%s: %s", what, strerror(-error));
-  return error;
-}
+#include "reactors/common/plugin_util.h"
+#include "reactors/common/readiness_internal.h"
 
 int rc_timeout_ms(int64_t timeout_ns) {
   if (timeout_ns < 0) return -1;
@@ -72,40 +18,24 @@ int rc_timeout_ms(int64_t timeout_ns) {
   return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
-void rc_count_syscall(rc_core* core) { core->counters.syscalls++; }
+struct timespec* rc_timespec(int64_t timeout_ns, struct timespec* ts) {
+  if (timeout_ns < 0) return NULL;
+  ts->tv_sec = timeout_ns / 1000000000;
+  ts->tv_nsec = timeout_ns % 1000000000;
+  return ts;
+}
 
 /* ---- completion queue ---- */
 
-static int queue_push(rc_queue* q, uint64_t user_data, int32_t result, uint32_t flags,
-                      uint32_t buffer_id) {
-  if (q->size == q->capacity) {
-    size_t capacity = q->capacity ? q->capacity * 2 : 64;
-    brrr_completion* items = malloc(capacity * sizeof *items);
-    if (items == NULL) return -ENOMEM;
-    for (size_t i = 0; i < q->size; i++) items[i] = q->items[(q->head + i) & (q->capacity - 1)];
-    free(q->items);
-    q->items = items;
-    q->capacity = capacity;
-    q->head = 0;
-  }
-  brrr_completion* c = &q->items[(q->head + q->size) & (q->capacity - 1)];
-  c->user_data = user_data;
-  c->result = result;
-  c->flags = flags;
-  c->buffer_id = buffer_id;
-  c->reserved = 0;
-  q->size++;
-  return 0;
-}
-
-/* Completions must never be lost: if the queue cannot grow, the process cannot keep its
- * promises to the runtime, so it stops here with a message rather than corrupting state. */
-static void complete(rc_core* core, const brrr_op* op, int32_t result, uint32_t flags,
-                     uint32_t buffer_id) {
-  if (queue_push(&core->completions, op->user_data, result, flags, buffer_id) != 0) {
-    fprintf(stderr, "brrr reactor: out of memory queueing a completion\n");
-    abort();
-  }
+void rc_queue_grow(rc_queue* q) {
+  size_t capacity = q->capacity ? q->capacity * 2 : 64;
+  brrr_completion* items = malloc(capacity * sizeof *items);
+  if (items == NULL) pu_abort("out of memory queueing a completion");
+  for (size_t i = 0; i < q->size; i++) items[i] = q->items[(q->head + i) & (q->capacity - 1)];
+  free(q->items);
+  q->items = items;
+  q->capacity = capacity;
+  q->head = 0;
 }
 
 /* ---- slots ---- */
@@ -113,13 +43,9 @@ static void complete(rc_core* core, const brrr_op* op, int32_t result, uint32_t 
 static rc_slot* slot_for(rc_core* core, int fd) {
   if (fd < 0) return NULL;
   if ((size_t)fd >= core->slot_count) {
-    size_t count = core->slot_count ? core->slot_count : 256;
-    while (count <= (size_t)fd) count *= 2;
-    rc_slot* slots = realloc(core->slots, count * sizeof *slots);
+    rc_slot* slots = pu_grow_fd_table(core->slots, &core->slot_count, sizeof *slots, fd);
     if (slots == NULL) return NULL;
-    memset(slots + core->slot_count, 0, (count - core->slot_count) * sizeof *slots);
     core->slots = slots;
-    core->slot_count = count;
   }
   return &core->slots[fd];
 }
@@ -148,11 +74,8 @@ static void push_again(rc_core* core, int fd, rc_slot* slot) {
   if (core->again_size == core->again_capacity) {
     size_t capacity = core->again_capacity ? core->again_capacity * 2 : 64;
     int* again = realloc(core->again, capacity * sizeof *again);
-    if (again == NULL) {
-      /* Without the again list an edge could be lost; level mode never needs it. */
-      fprintf(stderr, "brrr reactor: out of memory growing the again list\n");
-      abort();
-    }
+    /* Without the again list an edge could be lost; level mode never needs it. */
+    if (again == NULL) pu_abort("out of memory growing the again list");
     core->again = again;
     core->again_capacity = capacity;
   }
@@ -160,194 +83,12 @@ static void push_again(rc_core* core, int fd, rc_slot* slot) {
   slot->in_again = 1;
 }
 
-/* Whether the edge-mode cache says an operation in `direction` would not block. */
-static int cached_ready(const rc_slot* slot, uint32_t direction) {
-  return ((slot->ready | slot->closed) & direction) != 0;
-}
-
-/* ---- performing operations ---- */
-
-static int is_retryable(int error) { return error == EINTR; }
-
-/* Errors accept4 reports for one dead connection; the listener itself is fine. */
-static int is_per_connection_accept_error(int error) {
-  return error == ECONNABORTED || error == EPROTO || error == EPERM;
-}
-
-/* Runs the read-side op of fd while the descriptor stays ready, for at most RC_BATCH system
- * calls and RC_BATCH filled receive buffers. Returns 1 if that limit stopped it while the
- * descriptor may still be ready. */
-static int run_read(rc_core* core, int fd, rc_slot* slot) {
-  brrr_op* op = &slot->read_op;
-  int multishot = (op->flags & BRRR_OP_MULTISHOT) != 0;
-  int buffers_filled = 0;
-  for (int i = 0; i < RC_BATCH && buffers_filled < RC_BATCH && slot->has_read; i++) {
-    switch (op->opcode) {
-      case BRRR_OP_POLL_READABLE:
-        slot->has_read = 0;
-        complete(core, op, 0, 0, 0);
-        return 0;
-      case BRRR_OP_ACCEPT: {
-        core->counters.syscalls++;
-        int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (client >= 0) {
-          if (!multishot) slot->has_read = 0;
-          complete(core, op, client, multishot ? BRRR_COMPLETION_MORE : 0, 0);
-          continue;
-        }
-        int error = errno;
-        if (error == EAGAIN || error == EWOULDBLOCK) {
-          slot->ready &= (uint8_t)~RC_READ;
-          return 0;
-        }
-        if (is_retryable(error) || is_per_connection_accept_error(error)) continue;
-        slot->has_read = 0; /* EMFILE, ENFILE, ENOBUFS...: the runtime decides when to retry */
-        complete(core, op, -error, 0, 0);
-        return 0;
-      }
-      case BRRR_OP_RECV: {
-        int select = (op->flags & BRRR_OP_BUFFER_SELECT) != 0;
-        struct iovec iov[RC_SCATTER];
-        uint32_t ids[RC_SCATTER] = {0};
-        int count = 1;
-        iov[0].iov_base = op->buf;
-        iov[0].iov_len = op->len;
-        if (select) {
-          if (core->free_count == 0) {
-            slot->has_read = 0;
-            complete(core, op, -ENOBUFS, 0, 0);
-            return 0;
-          }
-          /* A multishot receive without a length cap fills up to RC_SCATTER buffers per call
-           * (each becomes its own completion); a capped or single receive fills one. */
-          if (multishot && op->len == 0) {
-            count = RC_SCATTER;
-            if ((uint32_t)count > core->free_count) count = (int)core->free_count;
-            if (count > RC_BATCH - buffers_filled) count = RC_BATCH - buffers_filled;
-          }
-          for (int k = 0; k < count; k++) {
-            ids[k] = core->free_buffers[--core->free_count];
-            iov[k].iov_base = core->buffer_base + (size_t)ids[k] * core->buffer_size;
-            iov[k].iov_len = core->buffer_size;
-          }
-          if (op->len != 0 && op->len < iov[0].iov_len) iov[0].iov_len = op->len;
-        }
-        size_t len = 0;
-        for (int k = 0; k < count; k++) len += iov[k].iov_len;
-        core->counters.syscalls++;
-        ssize_t n;
-        if (count == 1) {
-          n = recv(fd, iov[0].iov_base, iov[0].iov_len, 0);
-        } else {
-          struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)count};
-          n = recvmsg(fd, &msg, 0);
-        }
-        int error = n < 0 ? errno : 0;
-        size_t received = n > 0 ? (size_t)n : 0;
-        int used = 0;
-        while (used < count && (size_t)used * core->buffer_size < received) used++;
-        if (select) {
-          /* Unused buffers go back in the reverse order they were taken: the free list is a
-           * stack, and the next receive should get the same (cache-warm) buffers. */
-          for (int k = count - 1; k >= used; k--) core->free_buffers[core->free_count++] = ids[k];
-        }
-        if (n > 0) {
-          if (!multishot) slot->has_read = 0;
-          uint32_t flags = (multishot ? BRRR_COMPLETION_MORE : 0u) |
-                           (select ? BRRR_COMPLETION_BUFFER : 0u);
-          size_t left = received;
-          for (int k = 0; k < used; k++) {
-            size_t part = left < iov[k].iov_len ? left : iov[k].iov_len;
-            complete(core, op, (int32_t)part, flags, ids[k]);
-            left -= part;
-          }
-          buffers_filled += used;
-          /* A short read drained the socket: new data brings a new edge. Not so once the
-           * peer has closed its side: no edge will announce the end of stream left behind. */
-          if (received < len && !(slot->closed & RC_READ)) {
-            slot->ready &= (uint8_t)~RC_READ;
-            return 0;
-          }
-          continue;
-        }
-        if (n == 0) {
-          slot->has_read = 0;
-          complete(core, op, 0, 0, 0);
-          return 0;
-        }
-        if (error == EAGAIN || error == EWOULDBLOCK) {
-          slot->ready &= (uint8_t)~RC_READ;
-          return 0;
-        }
-        if (is_retryable(error)) continue;
-        slot->has_read = 0;
-        complete(core, op, -error, 0, 0);
-        return 0;
-      }
-      default:
-        slot->has_read = 0;
-        complete(core, op, -EINVAL, 0, 0);
-        return 0;
-    }
-  }
-  return slot->has_read && multishot;
-}
-
-/* Runs the write-side op of fd once. */
-static void run_write(rc_core* core, int fd, rc_slot* slot) {
-  brrr_op* op = &slot->write_op;
-  switch (op->opcode) {
-    case BRRR_OP_POLL_WRITABLE:
-      slot->has_write = 0;
-      complete(core, op, 0, 0, 0);
-      return;
-    case BRRR_OP_CONNECT: {
-      int so_error = 0;
-      socklen_t size = sizeof so_error;
-      core->counters.syscalls++;
-      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &size) != 0) so_error = errno;
-      slot->has_write = 0;
-      slot->connecting = 0;
-      complete(core, op, -so_error, 0, 0);
-      return;
-    }
-    case BRRR_OP_SEND:
-    case BRRR_OP_SENDMSG:
-      for (;;) {
-        core->counters.syscalls++;
-        ssize_t n;
-        if (op->opcode == BRRR_OP_SEND) {
-          n = send(fd, op->buf, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        } else {
-          n = sendmsg(fd, (const struct msghdr*)op->buf, MSG_NOSIGNAL | MSG_DONTWAIT);
-        }
-        if (n >= 0) {
-          slot->has_write = 0;
-          complete(core, op, (int32_t)n, 0, 0);
-          return;
-        }
-        int error = errno;
-        if (error == EAGAIN || error == EWOULDBLOCK) {
-          slot->ready &= (uint8_t)~RC_WRITE;
-          return;
-        }
-        if (is_retryable(error)) continue;
-        slot->has_write = 0;
-        complete(core, op, -error, 0, 0);
-        return;
-      }
-    default:
-      slot->has_write = 0;
-      complete(core, op, -EINVAL, 0, 0);
-      return;
-  }
-}
 
 static void serve(rc_core* core, int fd, rc_slot* slot, uint32_t ready) {
   if ((ready & RC_READ) && slot->has_read) {
-    if (run_read(core, fd, slot) && core->mode == RC_EDGE) push_again(core, fd, slot);
+    if (rc_run_read(core, fd, slot) && core->mode == RC_EDGE) push_again(core, fd, slot);
   }
-  if ((ready & RC_WRITE) && slot->has_write) run_write(core, fd, slot);
+  if ((ready & RC_WRITE) && slot->has_write) rc_run_write(core, fd, slot);
 }
 
 void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
@@ -372,35 +113,37 @@ void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
 
 static rc_core* as_core(brrr_reactor* reactor) { return (rc_core*)reactor; }
 
-int rc_create(const rc_backend_ops* ops, void* backend, rc_mode mode, int max_fd,
-              rc_core** out, char* err, size_t err_size) {
+int rc_create(const rc_backend_ops* ops, int max_fd, brrr_reactor** out, char* err,
+              size_t err_size) {
+  void* backend = NULL;
+  int rc = ops->open(&backend, err, err_size);
+  if (rc != 0) return rc;
   rc_core* core = calloc(1, sizeof *core);
   if (core == NULL) {
     ops->destroy(backend);
-    return rc_fail(err, err_size, "allocating the reactor", -ENOMEM);
+    return pu_fail(err, err_size, "allocating the reactor", -ENOMEM, NULL);
   }
   core->ops = ops;
   core->backend = backend;
-  core->mode = mode;
+  core->mode = ops->mode;
   core->max_fd = max_fd;
   core->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  int rc;
   if (core->wake_fd < 0) {
-    rc = rc_fail(err, err_size, "eventfd (the cross-thread wake-up)", -errno);
+    rc = pu_fail(err, err_size, "eventfd (the cross-thread wake-up)", -errno, NULL);
   } else if (max_fd >= 0 && core->wake_fd > max_fd) {
     char what[160];
     snprintf(what, sizeof what, "wake-up eventfd is descriptor %d, above this backend's limit %d",
              core->wake_fd, max_fd);
-    rc = rc_fail(err, err_size, what, -ERANGE);
+    rc = pu_fail(err, err_size, what, -ERANGE, NULL);
   } else {
     rc = ops->set_interest(backend, core->wake_fd, 0, RC_READ);
-    if (rc != 0) rc_fail(err, err_size, "watching the wake-up eventfd", rc);
+    if (rc != 0) pu_fail(err, err_size, "watching the wake-up eventfd", rc, NULL);
   }
   if (rc != 0) {
     rc_destroy((brrr_reactor*)core);
     return rc;
   }
-  *out = core;
+  *out = (brrr_reactor*)core;
   return 0;
 }
 
@@ -436,7 +179,7 @@ int rc_submit(brrr_reactor* reactor, const brrr_op* op) {
     int error = r == 0 ? 0 : errno;
     if (error != EINPROGRESS && error != EINTR) {
       core->counters.submitted++;
-      complete(core, op, -error, 0, 0);
+      rc_complete(core, op, -error, 0, 0);
       return 0;
     }
     slot->connecting = 1;
@@ -454,10 +197,10 @@ int rc_submit(brrr_reactor* reactor, const brrr_op* op) {
    * op on a descriptor the edge-mode cache knows to be ready. Done before registering
    * interest, so an op that completes here costs the backend nothing. */
   if (!read_side && !slot->connecting &&
-      (op->opcode == BRRR_OP_SEND || op->opcode == BRRR_OP_SENDMSG || cached_ready(slot, RC_WRITE))) {
-    run_write(core, op->fd, slot);
-  } else if (read_side && cached_ready(slot, RC_READ)) {
-    if (run_read(core, op->fd, slot)) push_again(core, op->fd, slot);
+      (op->opcode == BRRR_OP_SEND || op->opcode == BRRR_OP_SENDMSG || rc_cached_ready(slot, RC_WRITE))) {
+    rc_run_write(core, op->fd, slot);
+  } else if (read_side && rc_cached_ready(slot, RC_READ)) {
+    if (rc_run_read(core, op->fd, slot)) push_again(core, op->fd, slot);
   }
   rc = update_interest(core, op->fd, slot);
   if (rc != 0 && (read_side ? slot->has_read : slot->has_write)) {
@@ -476,11 +219,11 @@ int rc_cancel(brrr_reactor* reactor, int fd, uint64_t user_data) {
   if (slot == NULL) return -ENOENT;
   if (slot->has_read && slot->read_op.user_data == user_data) {
     slot->has_read = 0;
-    complete(core, &slot->read_op, -ECANCELED, 0, 0);
+    rc_complete(core, &slot->read_op, -ECANCELED, 0, 0);
   } else if (slot->has_write && slot->write_op.user_data == user_data) {
     slot->has_write = 0;
     slot->connecting = 0;
-    complete(core, &slot->write_op, -ECANCELED, 0, 0);
+    rc_complete(core, &slot->write_op, -ECANCELED, 0, 0);
   } else {
     return -ENOENT;
   }
@@ -496,18 +239,12 @@ static void serve_again_list(rc_core* core) {
     if (slot == NULL) continue;
     slot->in_again = 0;
     /* Still ready after another batch: keep it for the next round, at the end. */
-    if (cached_ready(slot, RC_READ) && slot->has_read && run_read(core, fd, slot)) {
+    if (rc_cached_ready(slot, RC_READ) && slot->has_read && rc_run_read(core, fd, slot)) {
       push_again(core, fd, slot);
     }
   }
   memmove(core->again, core->again + count, (core->again_size - count) * sizeof *core->again);
   core->again_size -= count;
-}
-
-static int64_t monotonic_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 /* One backend wait that honours the whole timeout: an interrupted wait (a signal, or task
@@ -518,13 +255,13 @@ static int wait_in_kernel(rc_core* core, int64_t timeout_ns) {
   for (;;) {
     core->counters.waits++;
     core->counters.syscalls++;
-    int64_t started = timeout_ns > 0 && deadline < 0 ? monotonic_ns() : 0;
+    int64_t started = timeout_ns > 0 && deadline < 0 ? pu_monotonic_ns() : 0;
     int rc = core->ops->wait(core->backend, core, timeout_ns);
     if (rc != -EINTR) return rc;
     if (timeout_ns == 0) return 0;
     if (timeout_ns > 0) {
       if (deadline < 0) deadline = started + timeout_ns;
-      int64_t now = monotonic_ns();
+      int64_t now = pu_monotonic_ns();
       if (now >= deadline) return 0;
       timeout_ns = deadline - now;
     }
@@ -556,16 +293,7 @@ int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_completions,
   return n;
 }
 
-int rc_wake(brrr_reactor* reactor) {
-  rc_core* core = as_core(reactor);
-  uint64_t one = 1;
-  for (;;) {
-    if (write(core->wake_fd, &one, sizeof one) == (ssize_t)sizeof one) return 0;
-    if (errno == EINTR) continue;
-    /* EAGAIN: the counter is saturated, so a wake-up is already pending. */
-    return errno == EAGAIN ? 0 : -errno;
-  }
-}
+int rc_wake(brrr_reactor* reactor) { return pu_eventfd_signal(as_core(reactor)->wake_fd); }
 
 int rc_release_fd(brrr_reactor* reactor, int fd) {
   rc_core* core = as_core(reactor);
@@ -604,9 +332,7 @@ int rc_provide_buffers(brrr_reactor* reactor, void* base, uint32_t size, uint32_
 void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id) {
   rc_core* core = as_core(reactor);
   if (buffer_id >= core->buffer_count || core->free_count >= core->buffer_count) {
-    fprintf(stderr, "brrr reactor: recycle_buffer(%u) of a buffer the runtime does not own\n",
-            buffer_id);
-    abort();
+    pu_abort("recycle_buffer(%u) of a buffer the runtime does not own", buffer_id);
   }
   core->free_buffers[core->free_count++] = buffer_id;
 }

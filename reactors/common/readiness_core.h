@@ -20,6 +20,8 @@
  * mode a descriptor left ready goes on an "again" list that the next wait() serves before
  * blocking, so no edge is ever lost.
  *
+ * A backend file holds only its mechanism (an rc_backend_ops) and one RC_DEFINE_PLUGIN line.
+ *
  * Threads: loop thread only, except rc_wake() (thread-safe, async-signal-safe).
  * Ownership: the core owns its slots, queues and the wake eventfd; op buffers are borrowed.
  */
@@ -28,7 +30,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
+#include "reactors/common/plugin_util.h"
 #include "runtime/reactor_abi.h"
 
 #define RC_READ 1u
@@ -47,6 +51,9 @@ typedef struct rc_core rc_core;
 
 /* What a backend implements. `backend` is the backend's own state. */
 typedef struct rc_backend_ops {
+  /* Makes the backend's state (create()): 0 with *backend set, or -errno with a reason
+   * written into err (see pu_fail). */
+  int (*open)(void** backend, char* err, size_t err_size);
   /* Watch fd for the directions in `interest` (RC_READ | RC_WRITE; 0 = stop watching).
    * `previous` is what was watched before. 0 or -errno. */
   int (*set_interest)(void* backend, int fd, uint32_t previous, uint32_t interest);
@@ -56,13 +63,52 @@ typedef struct rc_backend_ops {
   int (*wait)(void* backend, rc_core* core, int64_t timeout_ns);
   /* Frees the backend's state. */
   void (*destroy)(void* backend);
+  rc_mode mode;
 } rc_backend_ops;
 
-/* Creates a core over a backend (ownership of `backend` passes to the core). Registers the
- * wake eventfd with the backend. `max_fd` is the highest descriptor the backend can watch,
- * or -1. On failure returns -errno, writes a reason into err and destroys the backend. */
-int rc_create(const rc_backend_ops* ops, void* backend, rc_mode mode, int max_fd,
-              rc_core** out, char* err, size_t err_size);
+/* What every readiness backend can do: the core emulates the rest of the ABI. */
+#define RC_CAPABILITIES (BRRR_CAP_MULTISHOT | BRRR_CAP_PROVIDED_BUFFERS | BRRR_CAP_SENDMSG)
+
+/* Defines a readiness plugin: its create(), its brrr_reactor_plugin table (the core's entry
+ * points) and the one exported symbol, brrr_reactor_entry. `ops` names the backend's
+ * rc_backend_ops; `max_fd` is the highest descriptor it can watch, or -1. Use once per plugin,
+ * at file scope:
+ *
+ *   RC_DEFINE_PLUGIN(kPollOps, "poll", "poll(2), level-triggered, readiness plus system call",
+ *                    -1)
+ */
+#define RC_DEFINE_PLUGIN(ops, plugin_name, plugin_description, plugin_max_fd)                  \
+  static int rc_plugin_create(const brrr_reactor_config* config, brrr_reactor** out,          \
+                              char* err, size_t err_size) {                                   \
+    (void)config;                                                                              \
+    return rc_create(&(ops), (plugin_max_fd), out, err, err_size);                             \
+  }                                                                                            \
+  static const brrr_reactor_plugin rc_plugin = {                                               \
+      .abi_version = BRRR_REACTOR_ABI_VERSION,                                                 \
+      .struct_size = sizeof(brrr_reactor_plugin),                                              \
+      .name = (plugin_name),                                                                   \
+      .description = (plugin_description),                                                     \
+      .capabilities = RC_CAPABILITIES,                                                         \
+      .max_fd = (plugin_max_fd),                                                               \
+      .create = rc_plugin_create,                                                              \
+      .destroy = rc_destroy,                                                                   \
+      .submit = rc_submit,                                                                     \
+      .cancel = rc_cancel,                                                                     \
+      .wait = rc_wait,                                                                         \
+      .wake = rc_wake,                                                                         \
+      .release_fd = rc_release_fd,                                                             \
+      .provide_buffers = rc_provide_buffers,                                                   \
+      .recycle_buffer = rc_recycle_buffer,                                                     \
+      .counters = rc_counters,                                                                 \
+  };                                                                                           \
+  BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &rc_plugin; }
+
+/* create(): opens the backend and a core over it, registering the wake eventfd with the
+ * backend. `max_fd` is the highest descriptor the backend can watch, or -1. On success stores
+ * the instance (OWNED by the caller, freed with rc_destroy) in *out; on failure returns -errno
+ * and writes a reason into err. */
+int rc_create(const rc_backend_ops* ops, int max_fd, brrr_reactor** out, char* err,
+              size_t err_size);
 
 /* Called by the backend's wait() for each ready descriptor; `ready` is RC_READ | RC_WRITE.
  * `closed` reports conditions that never go away: RC_READ when the peer has shut down its
@@ -73,11 +119,7 @@ int rc_create(const rc_backend_ops* ops, void* backend, rc_mode mode, int max_fd
  * wait. */
 void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed);
 
-/* Counts one system call the backend made (for brrr_reactor_counters). */
-void rc_count_syscall(rc_core* core);
-
-/* The ABI entry points, for the backend's brrr_reactor_plugin table. A backend casts its
- * rc_core* to brrr_reactor*: the core is the reactor instance. */
+/* The ABI entry points of the plugin table (RC_DEFINE_PLUGIN): the core is the instance. */
 void rc_destroy(brrr_reactor* reactor);
 int rc_submit(brrr_reactor* reactor, const brrr_op* op);
 int rc_cancel(brrr_reactor* reactor, int fd, uint64_t user_data);
@@ -89,11 +131,12 @@ int rc_provide_buffers(brrr_reactor* reactor, void* base, uint32_t size, uint32_
 void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id);
 void rc_counters(const brrr_reactor* reactor, brrr_reactor_counters* out);
 
-/* Writes "what: strerror(-error)" into err. Returns error (a negative errno). */
-int rc_fail(char* err, size_t err_size, const char* what, int error);
-
 /* Converts a timeout in ns (-1 = none) to whole milliseconds, rounding up so a timer is
  * never woken for early. */
 int rc_timeout_ms(int64_t timeout_ns);
+
+/* Converts a timeout in ns (-1 = none) to *ts for pselect, ppoll or epoll_pwait2: returns ts,
+ * or NULL for none. */
+struct timespec* rc_timespec(int64_t timeout_ns, struct timespec* ts);
 
 #endif /* BRRR_REACTORS_COMMON_READINESS_CORE_H_ */

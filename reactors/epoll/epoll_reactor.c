@@ -50,11 +50,7 @@ static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) 
   int n = -1;
   if (be->use_pwait2) {
     struct timespec ts;
-    if (timeout_ns >= 0) {
-      ts.tv_sec = timeout_ns / 1000000000;
-      ts.tv_nsec = timeout_ns % 1000000000;
-    }
-    n = epoll_pwait2(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, timeout_ns >= 0 ? &ts : NULL,
+    n = epoll_pwait2(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, rc_timespec(timeout_ns, &ts),
                      NULL);
     if (n < 0 && errno == ENOSYS) be->use_pwait2 = 0;
   }
@@ -75,6 +71,20 @@ static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) 
   return n;
 }
 
+static int epoll_backend_open(void** backend, char* err, size_t err_size) {
+  epoll_backend* be = calloc(1, sizeof *be);
+  if (be == NULL) return pu_fail(err, err_size, "allocating the epoll backend", -ENOMEM, NULL);
+  be->use_pwait2 = 1;
+  be->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (be->epfd < 0) {
+    int rc = pu_fail(err, err_size, "epoll_create1", -errno, NULL);
+    free(be);
+    return rc;
+  }
+  *backend = be;
+  return 0;
+}
+
 static void epoll_backend_destroy(void* backend) {
   epoll_backend* be = backend;
   if (be->epfd >= 0) close(be->epfd);
@@ -82,47 +92,11 @@ static void epoll_backend_destroy(void* backend) {
 }
 
 static const rc_backend_ops kEpollOps = {
+    .open = epoll_backend_open,
     .set_interest = epoll_set_interest,
     .wait = epoll_backend_wait,
     .destroy = epoll_backend_destroy,
+    .mode = RC_EDGE,
 };
 
-static int epoll_create_reactor(const brrr_reactor_config* config, brrr_reactor** out,
-                                char* err, size_t err_size) {
-  (void)config;
-  epoll_backend* be = calloc(1, sizeof *be);
-  if (be == NULL) return rc_fail(err, err_size, "allocating the epoll backend", -ENOMEM);
-  be->use_pwait2 = 1;
-  be->epfd = epoll_create1(EPOLL_CLOEXEC);
-  if (be->epfd < 0) {
-    int rc = rc_fail(err, err_size, "epoll_create1", -errno);
-    free(be);
-    return rc;
-  }
-  rc_core* core;
-  int rc = rc_create(&kEpollOps, be, RC_EDGE, -1, &core, err, err_size);
-  if (rc != 0) return rc;
-  *out = (brrr_reactor*)core;
-  return 0;
-}
-
-static const brrr_reactor_plugin kEpollPlugin = {
-    .abi_version = BRRR_REACTOR_ABI_VERSION,
-    .struct_size = sizeof(brrr_reactor_plugin),
-    .name = "epoll",
-    .description = "epoll(7), edge-triggered, readiness plus system call",
-    .capabilities = BRRR_CAP_MULTISHOT | BRRR_CAP_PROVIDED_BUFFERS | BRRR_CAP_SENDMSG,
-    .max_fd = -1,
-    .create = epoll_create_reactor,
-    .destroy = rc_destroy,
-    .submit = rc_submit,
-    .cancel = rc_cancel,
-    .wait = rc_wait,
-    .wake = rc_wake,
-    .release_fd = rc_release_fd,
-    .provide_buffers = rc_provide_buffers,
-    .recycle_buffer = rc_recycle_buffer,
-    .counters = rc_counters,
-};
-
-BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &kEpollPlugin; }
+RC_DEFINE_PLUGIN(kEpollOps, "epoll", "epoll(7), edge-triggered, readiness plus system call", -1)

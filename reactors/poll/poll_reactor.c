@@ -70,11 +70,7 @@ static int poll_set_interest(void* backend, int fd, uint32_t previous, uint32_t 
 static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
   poll_backend* be = backend;
   struct timespec ts;
-  if (timeout_ns >= 0) {
-    ts.tv_sec = timeout_ns / 1000000000;
-    ts.tv_nsec = timeout_ns % 1000000000;
-  }
-  int n = ppoll(be->fds, be->size, timeout_ns >= 0 ? &ts : NULL, NULL);
+  int n = ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts), NULL);
   if (n < 0) return -errno;
   /* Walk backwards: serving an entry may remove it, which moves the last entry (already
    * visited) into its place. */
@@ -92,6 +88,13 @@ static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
   return n;
 }
 
+static int poll_backend_open(void** backend, char* err, size_t err_size) {
+  poll_backend* be = calloc(1, sizeof *be);
+  if (be == NULL) return pu_fail(err, err_size, "allocating the poll backend", -ENOMEM, NULL);
+  *backend = be;
+  return 0;
+}
+
 static void poll_backend_destroy(void* backend) {
   poll_backend* be = backend;
   free(be->fds);
@@ -100,40 +103,11 @@ static void poll_backend_destroy(void* backend) {
 }
 
 static const rc_backend_ops kPollOps = {
+    .open = poll_backend_open,
     .set_interest = poll_set_interest,
     .wait = poll_backend_wait,
     .destroy = poll_backend_destroy,
+    .mode = RC_LEVEL,
 };
 
-static int poll_create_reactor(const brrr_reactor_config* config, brrr_reactor** out,
-                               char* err, size_t err_size) {
-  (void)config;
-  poll_backend* be = calloc(1, sizeof *be);
-  if (be == NULL) return rc_fail(err, err_size, "allocating the poll backend", -ENOMEM);
-  rc_core* core;
-  int rc = rc_create(&kPollOps, be, RC_LEVEL, -1, &core, err, err_size);
-  if (rc != 0) return rc;
-  *out = (brrr_reactor*)core;
-  return 0;
-}
-
-static const brrr_reactor_plugin kPollPlugin = {
-    .abi_version = BRRR_REACTOR_ABI_VERSION,
-    .struct_size = sizeof(brrr_reactor_plugin),
-    .name = "poll",
-    .description = "poll(2), level-triggered, readiness plus system call",
-    .capabilities = BRRR_CAP_MULTISHOT | BRRR_CAP_PROVIDED_BUFFERS | BRRR_CAP_SENDMSG,
-    .max_fd = -1,
-    .create = poll_create_reactor,
-    .destroy = rc_destroy,
-    .submit = rc_submit,
-    .cancel = rc_cancel,
-    .wait = rc_wait,
-    .wake = rc_wake,
-    .release_fd = rc_release_fd,
-    .provide_buffers = rc_provide_buffers,
-    .recycle_buffer = rc_recycle_buffer,
-    .counters = rc_counters,
-};
-
-BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &kPollPlugin; }
+RC_DEFINE_PLUGIN(kPollOps, "poll", "poll(2), level-triggered, readiness plus system call", -1)

@@ -42,14 +42,10 @@ static int select_set_interest(void* backend, int fd, uint32_t previous, uint32_
 static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
   select_backend* be = backend;
   struct timespec ts;
-  if (timeout_ns >= 0) {
-    ts.tv_sec = timeout_ns / 1000000000;
-    ts.tv_nsec = timeout_ns % 1000000000;
-  }
   be->ready_read = be->read_set;
   be->ready_write = be->write_set;
   int n = pselect(be->max_watched + 1, &be->ready_read, &be->ready_write, NULL,
-                  timeout_ns >= 0 ? &ts : NULL, NULL);
+                  rc_timespec(timeout_ns, &ts), NULL);
   if (n < 0) return -errno;
   int seen = 0;
   for (int fd = 0; fd <= be->max_watched && seen < n; fd++) {
@@ -61,48 +57,26 @@ static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns)
   return n;
 }
 
-static void select_backend_destroy(void* backend) { free(backend); }
-
-static const rc_backend_ops kSelectOps = {
-    .set_interest = select_set_interest,
-    .wait = select_backend_wait,
-    .destroy = select_backend_destroy,
-};
-
-static int select_create_reactor(const brrr_reactor_config* config, brrr_reactor** out,
-                                 char* err, size_t err_size) {
-  (void)config;
+static int select_backend_open(void** backend, char* err, size_t err_size) {
   select_backend* be = calloc(1, sizeof *be);
-  if (be == NULL) return rc_fail(err, err_size, "allocating the select backend", -ENOMEM);
+  if (be == NULL) return pu_fail(err, err_size, "allocating the select backend", -ENOMEM, NULL);
   FD_ZERO(&be->read_set);
   FD_ZERO(&be->write_set);
   be->max_watched = -1;
-  rc_core* core;
-  int rc = rc_create(&kSelectOps, be, RC_LEVEL, FD_SETSIZE - 1, &core, err, err_size);
-  if (rc != 0) return rc;
-  *out = (brrr_reactor*)core;
+  *backend = be;
   return 0;
 }
 
-static const brrr_reactor_plugin kSelectPlugin = {
-    .abi_version = BRRR_REACTOR_ABI_VERSION,
-    .struct_size = sizeof(brrr_reactor_plugin),
-    .name = "select",
-    .description = "select(2), level-triggered, descriptors below FD_SETSIZE only",
-    .capabilities = BRRR_CAP_MULTISHOT | BRRR_CAP_PROVIDED_BUFFERS | BRRR_CAP_SENDMSG,
-    .max_fd = FD_SETSIZE - 1,
-    .create = select_create_reactor,
-    .destroy = rc_destroy,
-    .submit = rc_submit,
-    .cancel = rc_cancel,
-    .wait = rc_wait,
-    .wake = rc_wake,
-    .release_fd = rc_release_fd,
-    .provide_buffers = rc_provide_buffers,
-    .recycle_buffer = rc_recycle_buffer,
-    .counters = rc_counters,
+static void select_backend_destroy(void* backend) { free(backend); }
+
+static const rc_backend_ops kSelectOps = {
+    .open = select_backend_open,
+    .set_interest = select_set_interest,
+    .wait = select_backend_wait,
+    .destroy = select_backend_destroy,
+    .mode = RC_LEVEL,
 };
 
-BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) {
-  return &kSelectPlugin;
-}
+RC_DEFINE_PLUGIN(kSelectOps, "select",
+                 "select(2), level-triggered, descriptors below FD_SETSIZE only",
+                 FD_SETSIZE - 1)

@@ -1,0 +1,174 @@
+/* readiness_io.c: performing the operations of a ready descriptor (see readiness_internal.h).
+ *
+ * The system call of each operation runs here, when the backend (or the edge-mode cache) says
+ * the descriptor is ready; its outcome becomes completions on the core's queue. pu_classify
+ * decides what an error calls for: wait for the next readiness, retry at once, or complete. */
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "reactors/common/plugin_util.h"
+#include "reactors/common/readiness_internal.h"
+
+/* The system call of the op on `direction` (RC_READ or RC_WRITE) failed with `error`. Returns
+ * 1 to try again at once. Otherwise the op waits for the descriptor's next readiness (the
+ * edge-mode cache forgets it was ready), or it is over: completed with -error. */
+static int retry_after_failure(rc_core* core, rc_slot* slot, uint32_t direction, int error) {
+  brrr_op* op = direction == RC_READ ? &slot->read_op : &slot->write_op;
+  switch (pu_classify(op->opcode, error)) {
+    case PU_RETRY:
+      return 1;
+    case PU_WAIT:
+      slot->ready &= (uint8_t)~direction;
+      return 0;
+    default:
+      if (direction == RC_READ) slot->has_read = 0; else slot->has_write = 0;
+      rc_complete(core, op, -error, 0, 0);
+      return 0;
+  }
+}
+
+int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
+  brrr_op* op = &slot->read_op;
+  int multishot = (op->flags & BRRR_OP_MULTISHOT) != 0;
+  int buffers_filled = 0;
+  for (int i = 0; i < RC_BATCH && buffers_filled < RC_BATCH && slot->has_read; i++) {
+    switch (op->opcode) {
+      case BRRR_OP_POLL_READABLE:
+        slot->has_read = 0;
+        rc_complete(core, op, 0, 0, 0);
+        return 0;
+      case BRRR_OP_ACCEPT: {
+        core->counters.syscalls++;
+        int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (client >= 0) {
+          if (!multishot) slot->has_read = 0;
+          rc_complete(core, op, client, multishot ? BRRR_COMPLETION_MORE : 0, 0);
+          continue;
+        }
+        if (retry_after_failure(core, slot, RC_READ, errno)) continue;
+        return 0;
+      }
+      case BRRR_OP_RECV: {
+        int select = (op->flags & BRRR_OP_BUFFER_SELECT) != 0;
+        struct iovec iov[RC_SCATTER];
+        uint32_t ids[RC_SCATTER] = {0};
+        int count = 1;
+        iov[0].iov_base = op->buf;
+        iov[0].iov_len = op->len;
+        if (select) {
+          if (core->free_count == 0) {
+            slot->has_read = 0;
+            rc_complete(core, op, -ENOBUFS, 0, 0);
+            return 0;
+          }
+          /* A multishot receive without a length cap fills up to RC_SCATTER buffers per call
+           * (each becomes its own completion); a capped or single receive fills one. */
+          if (multishot && op->len == 0) {
+            count = RC_SCATTER;
+            if ((uint32_t)count > core->free_count) count = (int)core->free_count;
+            if (count > RC_BATCH - buffers_filled) count = RC_BATCH - buffers_filled;
+          }
+          for (int k = 0; k < count; k++) {
+            ids[k] = core->free_buffers[--core->free_count];
+            iov[k].iov_base = core->buffer_base + (size_t)ids[k] * core->buffer_size;
+            iov[k].iov_len = core->buffer_size;
+          }
+          if (op->len != 0 && op->len < iov[0].iov_len) iov[0].iov_len = op->len;
+        }
+        size_t len = 0;
+        for (int k = 0; k < count; k++) len += iov[k].iov_len;
+        core->counters.syscalls++;
+        ssize_t n;
+        if (count == 1) {
+          n = recv(fd, iov[0].iov_base, iov[0].iov_len, 0);
+        } else {
+          struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)count};
+          n = recvmsg(fd, &msg, 0);
+        }
+        int error = n < 0 ? errno : 0;
+        size_t received = n > 0 ? (size_t)n : 0;
+        int used = 0;
+        while (used < count && (size_t)used * core->buffer_size < received) used++;
+        if (select) {
+          /* Unused buffers go back in the reverse order they were taken: the free list is a
+           * stack, and the next receive should get the same (cache-warm) buffers. */
+          for (int k = count - 1; k >= used; k--) core->free_buffers[core->free_count++] = ids[k];
+        }
+        if (n > 0) {
+          if (!multishot) slot->has_read = 0;
+          uint32_t flags = (multishot ? BRRR_COMPLETION_MORE : 0u) |
+                           (select ? BRRR_COMPLETION_BUFFER : 0u);
+          size_t left = received;
+          for (int k = 0; k < used; k++) {
+            size_t part = left < iov[k].iov_len ? left : iov[k].iov_len;
+            rc_complete(core, op, (int32_t)part, flags, ids[k]);
+            left -= part;
+          }
+          buffers_filled += used;
+          /* A short read drained the socket: new data brings a new edge. Not so once the
+           * peer has closed its side: no edge will announce the end of stream left behind. */
+          if (received < len && !(slot->closed & RC_READ)) {
+            slot->ready &= (uint8_t)~RC_READ;
+            return 0;
+          }
+          continue;
+        }
+        if (n == 0) {
+          slot->has_read = 0;
+          rc_complete(core, op, 0, 0, 0);
+          return 0;
+        }
+        if (retry_after_failure(core, slot, RC_READ, error)) continue;
+        return 0;
+      }
+      default:
+        slot->has_read = 0;
+        rc_complete(core, op, -EINVAL, 0, 0);
+        return 0;
+    }
+  }
+  return slot->has_read && multishot;
+}
+
+void rc_run_write(rc_core* core, int fd, rc_slot* slot) {
+  brrr_op* op = &slot->write_op;
+  switch (op->opcode) {
+    case BRRR_OP_POLL_WRITABLE:
+      slot->has_write = 0;
+      rc_complete(core, op, 0, 0, 0);
+      return;
+    case BRRR_OP_CONNECT: {
+      int so_error = 0;
+      socklen_t size = sizeof so_error;
+      core->counters.syscalls++;
+      if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &so_error, &size) != 0) so_error = errno;
+      slot->has_write = 0;
+      slot->connecting = 0;
+      rc_complete(core, op, -so_error, 0, 0);
+      return;
+    }
+    case BRRR_OP_SEND:
+    case BRRR_OP_SENDMSG:
+      for (;;) {
+        core->counters.syscalls++;
+        ssize_t n;
+        if (op->opcode == BRRR_OP_SEND) {
+          n = send(fd, op->buf, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+          n = sendmsg(fd, (const struct msghdr*)op->buf, MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
+        if (n >= 0) {
+          slot->has_write = 0;
+          rc_complete(core, op, (int32_t)n, 0, 0);
+          return;
+        }
+        if (retry_after_failure(core, slot, RC_WRITE, errno)) continue;
+        return;
+      }
+    default:
+      slot->has_write = 0;
+      rc_complete(core, op, -EINVAL, 0, 0);
+      return;
+  }
+}

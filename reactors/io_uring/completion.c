@@ -1,0 +1,313 @@
+/* completion.c: turning CQEs into completions (re-arming multishot and fallback requests on
+ * the way) and wait(). See io_uring_reactor.c for the design. */
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "reactors/common/plugin_util.h"
+#include "reactors/io_uring/io_uring_internal.h"
+
+/* ---- turning CQEs into completions ---- */
+
+/* Every completion is written here, straight into the caller's array. */
+static int emit(brrr_completion* out, const ur_op* o, int32_t result, uint32_t flags,
+                uint32_t buffer_id) {
+  out->user_data = o->user_data;
+  out->result = result;
+  out->flags = flags;
+  out->buffer_id = buffer_id;
+  out->reserved = 0;
+  return 1;
+}
+
+/* The final completion: emitted, then the slot is freed. */
+static int finish(brrr_reactor* r, uint32_t slot, brrr_completion* out, int32_t result,
+                  uint32_t flags, uint32_t buffer_id) {
+  emit(out, &r->ops[slot], result, flags & ~BRRR_COMPLETION_MORE, buffer_id);
+  ur_op_free(r, slot);
+  return 1;
+}
+
+/* A result (with data, or an accepted descriptor) of a request that ended while the op goes
+ * on (multishot, not cancelled): re-arm and flag it MORE; if re-arming fails it is final. */
+static int continue_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out,
+                              int32_t result, uint32_t flags, uint32_t buffer_id) {
+  ur_op* o = &r->ops[slot];
+  if ((o->flags & BRRR_OP_MULTISHOT) && !(o->state & UR_ST_CANCEL) && ur_arm_op(r, slot) == 0) {
+    return emit(out, o, result, flags | BRRR_COMPLETION_MORE, buffer_id);
+  }
+  return finish(r, slot, out, result, flags, buffer_id);
+}
+
+/* A request ended with an error that says "try again" (EINTR, EAGAIN, per-connection accept
+ * errors...). Unless cancelled, retry (via poll for EAGAIN): 0 completions. Cancelled, or if
+ * retrying fails: the final completion. */
+static int retry_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out,
+                           int32_t result, int via_poll) {
+  ur_op* o = &r->ops[slot];
+  if (o->state & UR_ST_CANCEL) return finish(r, slot, out, -ECANCELED, 0, 0);
+  int rc = via_poll ? ur_arm_poll_fallback(r, slot) : ur_arm_op(r, slot);
+  return rc == 0 ? 0 : finish(r, slot, out, result, 0, 0);
+}
+
+/* An accept, recv or send request ended without a result to deliver as MORE (res: -errno, or
+ * a recv's end of stream, or a send's count): retry, wait via poll, or finish, as pu_classify
+ * judges the error. */
+static int retry_or_finish_as_classified(brrr_reactor* r, uint32_t slot, brrr_completion* out,
+                                         int32_t res) {
+  switch (res < 0 ? pu_classify(r->ops[slot].opcode, -res) : PU_DONE) {
+    case PU_RETRY:
+      return retry_or_finish(r, slot, out, res, 0);
+    case PU_WAIT:
+      return retry_or_finish(r, slot, out, res, 1);
+    default: /* recv: 0 is the end of stream; -ENOBUFS: the ring ran dry */
+      return finish(r, slot, out, res, 0, 0);
+  }
+}
+
+/* A native multishot request (not cancelled) that the kernel rejected with -EINVAL before
+ * its first shot: maybe the kernel lacks the feature. */
+static int native_multishot_rejected(const ur_op* o, int32_t res) {
+  return res == -EINVAL && !(o->state & UR_ST_CANCEL) && (o->state & UR_ST_NATIVE_MS) &&
+         !(o->state & UR_ST_SHOT);
+}
+
+/* Retries such an op as emulated single shots; the first single shot that works settles it
+ * (settle_probe). */
+static int try_emulation(brrr_reactor* r, uint32_t slot, brrr_completion* out, int32_t res) {
+  ur_op* o = &r->ops[slot];
+  o->state |= UR_ST_EMULATE | UR_ST_PROBING;
+  if (ur_arm_op(r, slot) == 0) return 0;
+  return finish(r, slot, out, res, 0, 0);
+}
+
+/* A single shot after a native-multishot -EINVAL worked: the kernel lacks the feature. */
+static void settle_probe(brrr_reactor* r, ur_op* o, int worked) {
+  if (!(o->state & UR_ST_PROBING)) return;
+  o->state &= (uint8_t)~UR_ST_PROBING;
+  if (!worked) return;
+  if (o->opcode == BRRR_OP_ACCEPT) r->ms_accept = 0;
+  if (o->opcode == BRRR_OP_RECV) r->ms_recv = 0;
+}
+
+static int on_accept(brrr_reactor* r, uint32_t slot, int32_t res, int armed,
+                     brrr_completion* out) {
+  ur_op* o = &r->ops[slot];
+  if (res >= 0) {
+    o->state |= UR_ST_SHOT;
+    settle_probe(r, o, 1);
+    if (armed) return emit(out, o, res, BRRR_COMPLETION_MORE, 0);
+    return continue_or_finish(r, slot, out, res, 0, 0);
+  }
+  if (armed) return 0; /* the kernel's multishot goes on (not expected with an error) */
+  settle_probe(r, o, 0);
+  if (native_multishot_rejected(o, res)) return try_emulation(r, slot, out, res);
+  return retry_or_finish_as_classified(r, slot, out, res);
+}
+
+static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_flags, int armed,
+                   brrr_completion* out) {
+  ur_op* o = &r->ops[slot];
+  if (res > 0) {
+    uint32_t flags = 0;
+    uint32_t id = 0;
+    if (cqe_flags & IORING_CQE_F_BUFFER) {
+      id = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+      if (id < r->buf_count) {
+        r->buf_out[id] = 1;
+        flags = BRRR_COMPLETION_BUFFER;
+      }
+    }
+    o->state |= UR_ST_SHOT;
+    settle_probe(r, o, 1);
+    if (armed) return emit(out, o, res, flags | BRRR_COMPLETION_MORE, id);
+    return continue_or_finish(r, slot, out, res, flags, id);
+  }
+  if (armed) return 0; /* the kernel never keeps a multishot recv after 0 or an error */
+  settle_probe(r, o, res == 0);
+  if (native_multishot_rejected(o, res)) return try_emulation(r, slot, out, res);
+  return retry_or_finish_as_classified(r, slot, out, res);
+}
+
+static int on_send(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion* out) {
+  return retry_or_finish_as_classified(r, slot, out, res);
+}
+
+static int on_connect(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion* out) {
+  /* Still connecting (older kernels hand EINPROGRESS back): wait for writability. */
+  if (res == -EINPROGRESS || res == -EALREADY || res == -EAGAIN || res == -EINTR) {
+    return retry_or_finish(r, slot, out, res, 1);
+  }
+  return finish(r, slot, out, res, 0, 0);
+}
+
+/* The POLL_ADD of the fallback fired: retry the op, or for a connect read its outcome. */
+static int on_poll_fallback(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion* out) {
+  ur_op* o = &r->ops[slot];
+  o->state &= (uint8_t)~UR_ST_POLLING;
+  if (res < 0) return finish(r, slot, out, res == -EINTR ? -ECANCELED : res, 0, 0);
+  if (o->state & UR_ST_CANCEL) return finish(r, slot, out, -ECANCELED, 0, 0);
+  if (o->opcode == BRRR_OP_CONNECT) {
+    int so_error = 0;
+    socklen_t size = sizeof so_error;
+    r->counters.syscalls++;
+    if (getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &so_error, &size) != 0) so_error = errno;
+    if (so_error == EINPROGRESS || so_error == EALREADY) {
+      return retry_or_finish(r, slot, out, -so_error, 1);
+    }
+    return finish(r, slot, out, -so_error, 0, 0);
+  }
+  int rc = ur_arm_op(r, slot);
+  return rc == 0 ? 0 : finish(r, slot, out, rc, 0, 0);
+}
+
+/* A CQE of an operation during destroy(): nothing is delivered, descriptors are closed. */
+static void on_op_cqe_destroying(brrr_reactor* r, uint32_t slot, int32_t res, int armed) {
+  ur_op* o = &r->ops[slot];
+  if (o->opcode == BRRR_OP_ACCEPT && res >= 0 && !(o->state & UR_ST_POLLING)) close(res);
+  if (!armed) ur_op_free(r, slot);
+}
+
+static int on_op_cqe(brrr_reactor* r, uint32_t slot, uint32_t gen, int32_t res,
+                     uint32_t cqe_flags, brrr_completion* out) {
+  if (slot >= r->op_capacity) return 0;
+  ur_op* o = &r->ops[slot];
+  if (o->opcode == 0 || o->gen != gen) return 0; /* cannot happen: slots outlive requests */
+  int armed = (cqe_flags & IORING_CQE_F_MORE) != 0;
+  if (cqe_flags & IORING_CQE_F_BUFFER) r->on_ring--;
+  /* A provided buffer that carries no data comes straight back. */
+  if ((cqe_flags & IORING_CQE_F_BUFFER) && (res <= 0 || r->destroying)) {
+    uint32_t id = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+    if (!r->destroying && id < r->buf_count) ur_buffer_returned(r, id);
+    cqe_flags &= ~IORING_CQE_F_BUFFER;
+  }
+  if (r->destroying) {
+    on_op_cqe_destroying(r, slot, res, armed);
+    return 0;
+  }
+  if (o->state & UR_ST_POLLING) return on_poll_fallback(r, slot, res, out);
+  switch (o->opcode) {
+    case BRRR_OP_ACCEPT:
+      return on_accept(r, slot, res, armed, out);
+    case BRRR_OP_RECV:
+      return on_recv(r, slot, res, cqe_flags, armed, out);
+    case BRRR_OP_SEND:
+    case BRRR_OP_SENDMSG:
+      return on_send(r, slot, res, out);
+    case BRRR_OP_CONNECT:
+      return on_connect(r, slot, res, out);
+    default: /* POLL_READABLE, POLL_WRITABLE: res is the poll mask */
+      if (armed) return 0;
+      return finish(r, slot, out, res >= 0 ? 0 : res, 0, 0);
+  }
+}
+
+static void on_cancel_cqe(brrr_reactor* r, uint32_t slot, int32_t res) {
+  /* The CANCEL_ANY of destroy() failed as an unknown flag: cancel one by one. */
+  if (slot == UR_SLOT_ANY && res == -EINVAL && r->destroying) {
+    r->cancel_any = 0;
+    ur_cancel_each(r);
+  }
+  /* Otherwise -ENOENT (the op had finished) or -EALREADY (it is finishing): its own CQE
+   * follows or has arrived. Nothing to do. */
+}
+
+/* Turns one CQE into at most one completion. Returns how many it stored into *out. */
+static int on_cqe(brrr_reactor* r, uint64_t user_data, int32_t res, uint32_t cqe_flags,
+                  brrr_completion* out) {
+  uint32_t kind = (uint32_t)(user_data >> UR_KIND_SHIFT);
+  uint32_t gen = (uint32_t)(user_data >> UR_GEN_SHIFT) & UR_GEN_MASK;
+  uint32_t slot = (uint32_t)user_data;
+  switch (kind) {
+    case UR_KIND_OP:
+      return on_op_cqe(r, slot, gen, res, cqe_flags, out);
+    case UR_KIND_CANCEL:
+      on_cancel_cqe(r, slot, res);
+      return 0;
+    case UR_KIND_WAKE:
+      r->wake_armed = 0;
+      r->woken = 1;
+      if (!r->destroying) ur_arm_wake(r); /* on failure wait() re-arms before blocking */
+      return 0;
+    default: /* liburing's own timeout (kernels without IORING_FEAT_EXT_ARG) */
+      return 0;
+  }
+}
+
+/* The first unseen CQE, read from the shared ring without entering the kernel. */
+static struct io_uring_cqe* peek_cqe(struct io_uring* ring) {
+  unsigned head = *ring->cq.khead;
+  unsigned tail = io_uring_smp_load_acquire(ring->cq.ktail);
+  if (head == tail) return NULL;
+  return &ring->cq.cqes[io_uring_cqe_index(ring, head, ring->cq.ring_mask)];
+}
+
+int ur_reap(brrr_reactor* r, brrr_completion* out, int max_completions) {
+  int n = 0;
+  struct io_uring_cqe* cqe;
+  while (n < max_completions && (cqe = peek_cqe(&r->ring)) != NULL) {
+    uint64_t user_data = cqe->user_data;
+    int32_t res = cqe->res;
+    uint32_t flags = cqe->flags;
+    io_uring_cqe_seen(&r->ring, cqe);
+    n += on_cqe(r, user_data, res, flags, &out[n]);
+  }
+  return n;
+}
+
+int ur_enter(brrr_reactor* r, int64_t timeout_ns) {
+  r->counters.syscalls++;
+  if (timeout_ns == 0) return io_uring_submit_and_get_events(&r->ring);
+  if (timeout_ns < 0) return io_uring_submit_and_wait(&r->ring, 1);
+  struct __kernel_timespec ts;
+  ts.tv_sec = timeout_ns / 1000000000LL;
+  ts.tv_nsec = timeout_ns % 1000000000LL;
+  struct io_uring_cqe* cqe = NULL;
+  return io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+}
+
+/* ---- wait() ---- */
+
+int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t timeout_ns) {
+  if (max_completions <= 0) return -EINVAL;
+  if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
+  if (!r->wake_armed && ur_arm_wake(r) != 0) return r->submit_error ? r->submit_error : -ENOMEM;
+
+  /* Completions (or a wake-up) already in the ring: return without blocking, but start what
+   * is queued. */
+  r->woken = 0;
+  int n = ur_reap(r, out, max_completions);
+  if (n > 0 || r->woken) {
+    if (io_uring_sq_ready(&r->ring) > 0) {
+      r->counters.syscalls++;
+      io_uring_submit(&r->ring); /* a failure shows again at the next enter */
+    }
+    r->counters.completed += (uint64_t)n;
+    return n;
+  }
+
+  int64_t deadline = 0;
+  if (timeout_ns > 0) {
+    int64_t now = pu_monotonic_ns();
+    deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;
+  }
+  int64_t remaining = timeout_ns;
+  r->counters.waits++;
+  for (;;) {
+    int rc = ur_enter(r, remaining);
+    n = ur_reap(r, out, max_completions);
+    if (n > 0 || r->woken) break;
+    if (rc == -ETIME || rc == -EBUSY || rc == -EAGAIN) break;
+    /* -EINTR (a signal, task work) is not a timeout: wait again for what is left. */
+    if (rc < 0 && rc != -EINTR) return rc;
+    if (timeout_ns == 0) break;
+    if (timeout_ns > 0) {
+      remaining = deadline - pu_monotonic_ns();
+      if (remaining <= 0) break;
+    }
+    /* Only internal CQEs (a cancel's, a fallback's): keep waiting. */
+    if (!r->wake_armed && ur_arm_wake(r) != 0) break;
+  }
+  r->counters.completed += (uint64_t)n;
+  return n;
+}
