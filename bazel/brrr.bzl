@@ -1,4 +1,4 @@
-"""Target macros for the whole tree: shared warnings, test defaults, reactor plugins.
+"""Target macros for the whole tree: shared warnings, test defaults, reactor plugins, fuzz targets.
 
 Every BUILD file loads these instead of the native rules, so flags live in one place.
 """
@@ -91,4 +91,28 @@ def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility 
         linkopts = ["-Wl,--as-needed"] + linkopts,
         testonly = testonly,
         visibility = visibility,
+    )
+
+def brrr_fuzz_target(name, srcs, deps = [], copts = []):
+    """A libFuzzer target: `srcs` define LLVMFuzzerTestOneInput; its seeds are corpus/<name>/.
+
+    It builds only with --config=fuzz (clang, libFuzzer, ASan and UBSan), and is tagged manual so
+    that `bazel build //...` and `bazel test //...` (g++) leave it out; tools/fuzz.sh builds and
+    runs every target tagged "fuzz".
+    """
+    native.cc_binary(
+        name = name,
+        srcs = srcs,
+        copts = BRRR_COPTS + copts + select({
+            "//bazel:fuzzing": ["-DBRRR_FUZZING"],
+            "//conditions:default": [],
+        }),
+        linkopts = select({
+            "//bazel:fuzzing": ["-fsanitize=fuzzer"],
+            "//conditions:default": [],
+        }),
+        deps = deps,
+        data = native.glob(["corpus/" + name + "/**"]),
+        tags = ["manual", "fuzz"],
+        testonly = True,
     )

@@ -18,14 +18,18 @@ absl::Status CheckRange(const char* name, const std::optional<uint64_t>& value, 
 
 Throttle::Throttle(uint64_t max_connections) : max_connections_(max_connections) {}
 
-absl::Status Throttle::Apply(const ThrottleChange& change) {
+absl::Status Throttle::Check(const ThrottleChange& change) {
   absl::Status valid = CheckRange("bytes_per_second_per_connection", change.bytes_per_second_per_connection,
                                   kMinBytesPerSecond, kMaxBytesPerSecond, true);
   valid.Update(CheckRange("bytes_per_second_total", change.bytes_per_second_total, kMinBytesPerSecond,
                           kMaxBytesPerSecond, true));
   valid.Update(CheckRange("accepts_per_second", change.accepts_per_second, 1, kMaxAcceptsPerSecond, true));
   valid.Update(CheckRange("max_connections", change.max_connections, 1, kMaxConnectionsLimit, false));
-  if (!valid.ok()) return valid;
+  return valid;
+}
+
+absl::Status Throttle::Apply(const ThrottleChange& change) {
+  if (absl::Status valid = Check(change); !valid.ok()) return valid;
   auto set = [](std::atomic<uint64_t>& to, const std::optional<uint64_t>& value) {
     if (value.has_value()) to.store(*value, std::memory_order_relaxed);
   };

@@ -5,6 +5,7 @@
 //   ThrottleChange change;
 //   change.bytes_per_second_per_connection = 10'000;
 //   absl::Status ok = throttle.Apply(change);   // InvalidArgument (saying what is allowed) or OK
+//   ok = Throttle::Check(change);                // the same answer, nothing applied
 //   ThrottleSettings now = throttle.settings();
 //
 // Rates are charged where bytes are read (the server echoes what it reads, so the read rate
@@ -52,6 +53,9 @@ class Throttle {
 
   explicit Throttle(uint64_t max_connections);
 
+  // OK if every member `change` sets is in its range, else InvalidArgument saying what is
+  // allowed. A pure function: what Apply checks, for a caller that checks before it asks.
+  static absl::Status Check(const ThrottleChange& change);
   // Checks every member first, then applies them all, or none.
   absl::Status Apply(const ThrottleChange& change);
   ThrottleSettings settings() const;

@@ -10,12 +10,15 @@ set -euo pipefail
 # (libuv and libevent for the benchmark's peer servers in bench/peers).
 # python3-grpcio and python3-protobuf: //tests/control:python_reflection_test calls the admin
 # plane from Debian's /usr/bin/python3 through server reflection alone, as grpcurl would.
+# clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) and llvm (llvm-symbolizer,
+# for readable stacks): tools/fuzz.sh, the fuzz targets built with --config=fuzz.
 packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libuv1-dev libevent-dev
   grpc-proto
   python3-grpcio python3-protobuf
+  clang libclang-rt-14-dev llvm
 )
 
 missing=()

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -15,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "control/admin/admin_convert.h"
+#include "control/admin/request_checks.h"
 #include "control/admin/stall_feed.h"
 #include "control/admin/version.h"
 #include "runtime/call_in_loop.h"
@@ -34,11 +34,11 @@ grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-grpc::Status InvalidArgument(const std::string& message) {
-  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, message);
-}
-
 double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+RequestLimits LimitsOf(const std::vector<EventLoop*>& loops, const TaskInjector& injector) {
+  return RequestLimits{.loops = static_cast<uint32_t>(loops.size()), .max_block = injector.max_block()};
+}
 
 // Who made the call. gRPC names a connection that the admin listener handed over by its
 // descriptor ("fd:12"); while the call runs, that descriptor is the caller's socket.
@@ -58,20 +58,9 @@ AdminService::AdminService(Administered& target, std::vector<BackendProbe> backe
 
 grpc::Status AdminService::SelectLoops(const google::protobuf::RepeatedField<uint32_t>& loops,
                                        std::vector<uint32_t>* selected) const {
-  uint32_t count = static_cast<uint32_t>(loops_.size());
-  selected->clear();
-  for (uint32_t loop : loops) {
-    if (loop >= count) {
-      return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                          absl::StrCat("no loop ", loop, ": the server runs loops 0 to ", count - 1));
-    }
-    selected->push_back(loop);
-  }
-  if (selected->empty()) {
-    for (uint32_t i = 0; i < count; ++i) selected->push_back(i);
-  }
-  std::sort(selected->begin(), selected->end());
-  selected->erase(std::unique(selected->begin(), selected->end()), selected->end());
+  absl::StatusOr<std::vector<uint32_t>> checked = CheckLoops(loops, static_cast<uint32_t>(loops_.size()));
+  if (!checked.ok()) return ToGrpc(checked.status());
+  *selected = *std::move(checked);
   return grpc::Status::OK;
 }
 
@@ -108,11 +97,9 @@ grpc::Status AdminService::GetStats(Context* /*context*/, const admin::GetStatsR
 
 grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsRequest* request,
                                       grpc::ServerWriter<admin::Stats>* writer) {
-  uint32_t interval_ms = request->interval_ms() == 0 ? 1000 : request->interval_ms();
-  if (interval_ms < kMinWatchIntervalMs || interval_ms > kMaxWatchIntervalMs) {
-    return InvalidArgument(absl::StrCat("interval_ms=", interval_ms, " is out of range: allowed ",
-                                        kMinWatchIntervalMs, " to ", kMaxWatchIntervalMs, " (0 means 1000)"));
-  }
+  absl::StatusOr<uint32_t> checked = CheckWatchStats(*request);
+  if (!checked.ok()) return ToGrpc(checked.status());
+  const uint32_t interval_ms = *checked;
   SteadyClock::time_point next = SteadyClock::now();
   for (uint32_t sent = 0; request->count() == 0 || sent < request->count(); ++sent) {
     if (sent > 0 && !WaitUntil(context, next)) break;
@@ -126,18 +113,10 @@ grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsR
 
 grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSocketsRequest* request,
                                        admin::ListSocketsResponse* response) {
-  uint32_t limit = request->limit() == 0 ? kDefaultSocketLimit : request->limit();
-  if (limit > kMaxSocketLimit) {
-    return InvalidArgument(absl::StrCat("limit=", limit, " is out of range: allowed 1 to ", kMaxSocketLimit,
-                                        " (0 means ", kDefaultSocketLimit, ")"));
-  }
-  if (!admin::ListSocketsRequest::SetFilter_IsValid(request->set())) {
-    return InvalidArgument(absl::StrCat("set=", request->set(), " is not a known filter: ALL, READ_SET, WRITE_SET or NEITHER"));
-  }
-  google::protobuf::RepeatedField<uint32_t> asked;
-  if (request->has_loop()) asked.Add(request->loop());
-  std::vector<uint32_t> loops;
-  if (grpc::Status s = SelectLoops(asked, &loops); !s.ok()) return s;
+  absl::StatusOr<SocketQuery> query = CheckListSockets(*request, LimitsOf(loops_, injector_));
+  if (!query.ok()) return ToGrpc(query.status());
+  const uint32_t limit = query->limit;
+  const std::vector<uint32_t>& loops = query->loops;
 
   auto wanted = [set = request->set()](const SocketInfo& s) {
     switch (set) {
@@ -171,15 +150,9 @@ grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSo
 
 grpc::Status AdminService::SetThrottle(Context* /*context*/, const admin::SetThrottleRequest* request,
                                        admin::Throttle* response) {
-  server::ThrottleChange change;
-  if (request->has_bytes_per_second_per_connection()) {
-    change.bytes_per_second_per_connection = request->bytes_per_second_per_connection();
-  }
-  if (request->has_bytes_per_second_total()) change.bytes_per_second_total = request->bytes_per_second_total();
-  if (request->has_accepts_per_second()) change.accepts_per_second = request->accepts_per_second();
-  if (request->has_max_connections()) change.max_connections = request->max_connections();
-  if (request->has_accepting_paused()) change.accepting_paused = request->accepting_paused();
-  if (grpc::Status s = ToGrpc(target_.SetThrottle(change)); !s.ok()) return s;
+  absl::StatusOr<server::ThrottleChange> change = CheckSetThrottle(*request);
+  if (!change.ok()) return ToGrpc(change.status());
+  if (grpc::Status s = ToGrpc(target_.SetThrottle(*change)); !s.ok()) return s;
   // Each loop takes the change in through its queue of cross-thread calls; once a call posted
   // after it has run, the change is in force there.
   for (EventLoop* loop : loops_) {
@@ -207,25 +180,9 @@ grpc::Status AdminService::InjectTask(Context* /*context*/, const admin::InjectT
                         absl::StrFormat("the server has been draining for %.1f s: it takes no new injections",
                                         Seconds(MonotonicNanos() - since)));
   }
-  InjectionSpec spec;
-  switch (request->kind()) {
-    case admin::BLOCKING_SPIN:
-      spec.kind = InjectionKind::kBlockingSpin;
-      break;
-    case admin::BLOCKING_SLEEP:
-      spec.kind = InjectionKind::kBlockingSleep;
-      break;
-    case admin::NONBLOCKING_SLEEP:
-      spec.kind = InjectionKind::kNonblockingSleep;
-      break;
-    default:
-      return InvalidArgument("kind must be BLOCKING_SPIN, BLOCKING_SLEEP or NONBLOCKING_SLEEP");
-  }
-  spec.duration = milliseconds(request->duration_ms());
-  spec.count = request->count();
-  spec.interval = milliseconds(request->interval_ms());
-  spec.loops.assign(request->loops().begin(), request->loops().end());
-  absl::StatusOr<InjectionStatus> injected = injector_.Inject(std::move(spec));
+  absl::StatusOr<InjectionSpec> spec = CheckInjectTask(*request, LimitsOf(loops_, injector_));
+  if (!spec.ok()) return ToGrpc(spec.status());
+  absl::StatusOr<InjectionStatus> injected = injector_.Inject(*std::move(spec));
   if (!injected.ok()) return ToGrpc(injected.status());
   ToProto(*injected, target_.started_at_ns(), response);
   return grpc::Status::OK;
@@ -239,7 +196,7 @@ grpc::Status AdminService::ListInjections(Context* /*context*/, const admin::Lis
 
 grpc::Status AdminService::CancelInjection(Context* /*context*/, const admin::CancelInjectionRequest* request,
                                            admin::Injection* response) {
-  if (request->id() == 0) return InvalidArgument("id is required: the id InjectTask returned (1, 2, ...)");
+  if (absl::Status valid = CheckCancelInjection(*request); !valid.ok()) return ToGrpc(valid);
   absl::StatusOr<InjectionStatus> cancelled = injector_.Cancel(request->id());
   if (!cancelled.ok()) return ToGrpc(cancelled.status());
   ToProto(*cancelled, target_.started_at_ns(), response);
@@ -248,13 +205,10 @@ grpc::Status AdminService::CancelInjection(Context* /*context*/, const admin::Ca
 
 grpc::Status AdminService::CloseConnection(Context* /*context*/, const admin::CloseConnectionRequest* request,
                                            admin::CloseConnectionResponse* response) {
-  if (request->fd() < 0) return InvalidArgument(absl::StrCat("fd=", request->fd(), " is not a descriptor (see ListSockets)"));
-  google::protobuf::RepeatedField<uint32_t> asked;
-  if (request->has_loop()) asked.Add(request->loop());
-  std::vector<uint32_t> loops;
-  if (grpc::Status s = SelectLoops(asked, &loops); !s.ok()) return s;
+  absl::StatusOr<std::vector<uint32_t>> loops = CheckCloseConnection(*request, LimitsOf(loops_, injector_));
+  if (!loops.ok()) return ToGrpc(loops.status());
   int fd = request->fd();
-  for (uint32_t i : loops) {
+  for (uint32_t i : *loops) {
     absl::StatusOr<absl::StatusOr<SocketInfo>> closed = CallInLoop(
         *loops_[i], [this, i, fd] { return target_.CloseConnection(i, fd); }, kLoopCallTimeout,
         "admin:close_connection");
@@ -283,15 +237,11 @@ grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, a
 
 grpc::Status AdminService::SetStallThreshold(Context* /*context*/, const admin::SetStallThresholdRequest* request,
                                              admin::StallThresholds* response) {
-  double ms = request->threshold_ms();
-  if (!std::isfinite(ms) || ms < 1 || ms > 60'000) {
-    return InvalidArgument(absl::StrCat("threshold_ms=", ms, " is out of range: allowed 1 to 60000"));
-  }
-  std::vector<uint32_t> loops;
-  if (grpc::Status s = SelectLoops(request->loops(), &loops); !s.ok()) return s;
+  absl::StatusOr<StallThresholdChange> change = CheckSetStallThreshold(*request, LimitsOf(loops_, injector_));
+  if (!change.ok()) return ToGrpc(change.status());
   // An atomic each loop reads after every task: no need to go through the loop.
-  for (uint32_t i : loops) {
-    loops_[i]->stall_detector().set_threshold_ns(static_cast<int64_t>(ms * 1e6));
+  for (uint32_t i : change->loops) {
+    loops_[i]->stall_detector().set_threshold_ns(change->threshold_ns);
   }
   for (uint32_t i = 0; i < loops_.size(); ++i) {
     auto* t = response->add_loops();

@@ -27,10 +27,6 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
  public:
   static constexpr Duration kLoopCallTimeout = std::chrono::seconds(5);
   static constexpr Duration kStreamPoll = std::chrono::milliseconds(50);
-  static constexpr uint32_t kMinWatchIntervalMs = 50;
-  static constexpr uint32_t kMaxWatchIntervalMs = 3'600'000;
-  static constexpr uint32_t kDefaultSocketLimit = 10'000;
-  static constexpr uint32_t kMaxSocketLimit = 100'000;
 
   // `backends`: what the plugin loader found at start, reported by GetServerInfo.
   AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector);

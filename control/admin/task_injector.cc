@@ -68,37 +68,11 @@ TaskInjector::~TaskInjector() {
 }
 
 absl::StatusOr<InjectionStatus> TaskInjector::Inject(InjectionSpec spec) {
-  bool blocking = spec.kind != InjectionKind::kNonblockingSleep;
-  Duration longest = blocking ? max_block_ : kMaxNonblockingDuration;
-  if (spec.duration < std::chrono::milliseconds(1) || spec.duration > longest) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "duration_ms=", Millis(spec.duration), " is out of range: ", blocking ? "a blocking" : "a non-blocking",
-        " injection lasts 1 to ", Millis(longest), " ms",
-        blocking ? " (the server's --admin_max_block)" : ""));
-  }
-  if (spec.count == 0) spec.count = 1;
-  if (spec.count > kMaxCount) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("count=", spec.count, " is out of range: allowed 1 to ", kMaxCount, " (0 means 1)"));
-  }
-  if (spec.interval < Duration::zero() || spec.interval > kMaxInterval) {
-    return absl::InvalidArgumentError(absl::StrCat("interval_ms=", Millis(spec.interval),
-                                                   " is out of range: allowed 0 to ", Millis(kMaxInterval)));
-  }
-  if (spec.loops.empty()) {
-    for (uint32_t i = 0; i < loops_.size(); ++i) spec.loops.push_back(i);
-  }
-  std::sort(spec.loops.begin(), spec.loops.end());
-  spec.loops.erase(std::unique(spec.loops.begin(), spec.loops.end()), spec.loops.end());
-  for (uint32_t loop : spec.loops) {
-    if (loop >= loops_.size()) {
-      return absl::NotFoundError(
-          absl::StrCat("no loop ", loop, ": the server runs loops 0 to ", loops_.size() - 1));
-    }
-  }
+  absl::StatusOr<InjectionSpec> checked = CheckInjectionSpec(std::move(spec), max_block_, loops_.size());
+  if (!checked.ok()) return checked.status();
 
   auto injection = std::make_shared<Injection>();
-  injection->spec = std::move(spec);
+  injection->spec = *std::move(checked);
   injection->injected_at_ns = MonotonicNanos();
   injection->running = running_;
   for (uint32_t loop : injection->spec.loops) injection->per_loop.push_back(LoopRuns{.loop = loops_[loop]});

@@ -48,19 +48,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/admin/injection_spec.h"
 #include "runtime/event_loop.h"
 
 namespace brrr::control {
-
-enum class InjectionKind { kBlockingSpin, kBlockingSleep, kNonblockingSleep };
-
-struct InjectionSpec {
-  InjectionKind kind = InjectionKind::kBlockingSpin;
-  Duration duration = Duration::zero();
-  uint32_t count = 1;                       // runs per loop
-  Duration interval = Duration::zero();     // start to start
-  std::vector<uint32_t> loops;              // empty: every loop
-};
 
 struct InjectionStatus {
   enum class State { kActive, kFinished, kCancelled };
@@ -74,9 +65,6 @@ struct InjectionStatus {
 
 class TaskInjector {
  public:
-  static constexpr uint32_t kMaxCount = 1'000'000;
-  static constexpr Duration kMaxNonblockingDuration = std::chrono::hours(1);
-  static constexpr Duration kMaxInterval = std::chrono::hours(1);
   static constexpr size_t kMaxActive = 100;
   // NonblockingSleep runs alive at once on one loop, all injections together (see Bounds).
   static constexpr uint64_t kMaxLiveRuns = 10'000;
@@ -88,9 +76,9 @@ class TaskInjector {
   TaskInjector(const TaskInjector&) = delete;
   TaskInjector& operator=(const TaskInjector&) = delete;
 
-  // Validates (InvalidArgument saying what is allowed; NotFound for a loop that does not
-  // exist; ResourceExhausted past kMaxActive active injections, or for NonblockingSleep runs
-  // that could pass kMaxLiveRuns on a loop) and schedules the runs.
+  // Validates (CheckInjectionSpec against max_block() and the loops; ResourceExhausted past
+  // kMaxActive active injections, or for NonblockingSleep runs that could pass kMaxLiveRuns on
+  // a loop) and schedules the runs.
   absl::StatusOr<InjectionStatus> Inject(InjectionSpec spec);
   // NotFound for an unknown id; FailedPrecondition if it already finished.
   absl::StatusOr<InjectionStatus> Cancel(uint64_t id);

@@ -67,7 +67,9 @@ absl::StatusOr<uint64_t> ParseQuantity(absl::string_view text) {
   unsigned __int128 value = static_cast<unsigned __int128>(whole_value) * multiplier;
   if (!fraction.empty()) {
     uint64_t fraction_value = 0;
-    absl::SimpleAtoi(fraction, &fraction_value);
+    if (!absl::SimpleAtoi(fraction, &fraction_value)) {  // at most 18 digits: it fits
+      return absl::InvalidArgumentError(kQuantityForm);
+    }
     unsigned __int128 scale = 1;
     for (size_t i = 0; i < fraction.size(); ++i) scale *= 10;
     unsigned __int128 scaled = static_cast<unsigned __int128>(fraction_value) * multiplier;

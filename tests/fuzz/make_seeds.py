@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+"""Writes the fuzz targets' seed corpora, tests/fuzz/corpus/<target>/, in the input layouts
+their sources describe: admin requests serialized by protoc from text, ELF files from a real
+plugin's headers (cut short, or with their segments made to fit) and from hand-made headers,
+brrrctl flag values, and prefixer runs from the unit test's cases.
+
+    tests/fuzz/make_seeds.py [--plugin path/to/libbrrr_reactor_epoll.so]
+
+The plugin defaults to the one a plain `bazel build //reactors:plugins` leaves in bazel-bin;
+without it, the seeds cut from a real plugin are left as they are. Seeds that a fuzz run
+found (regression seeds) are written by hand, not here: this script does not delete files.
+"""
+import argparse
+import os
+import struct
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+CORPUS = os.path.join(ROOT, "tests", "fuzz", "corpus")
+
+
+def write(target, name, data):
+    os.makedirs(os.path.join(CORPUS, target), exist_ok=True)
+    with open(os.path.join(CORPUS, target, name), "wb") as f:
+        f.write(data)
+
+
+# --- admin_requests_fuzzer: [request][loops - 1][max_block: 1 + 10 x LE16 ms][serialized] ---
+REQUESTS = ["WatchStatsRequest", "ListSocketsRequest", "SetThrottleRequest", "InjectTaskRequest",
+            "CancelInjectionRequest", "CloseConnectionRequest", "SetStallThresholdRequest"]
+
+
+def encode(message, text):
+    return subprocess.run(
+        ["protoc", "-I" + os.path.join(ROOT, "proto"), "--encode=brrr.admin.v1." + message,
+         "brrr/admin/v1/admin.proto"],
+        input=text.encode(), stdout=subprocess.PIPE, check=True).stdout
+
+
+def admin_seed(name, message, text, loops=4, max_block_ms=10_001):
+    header = bytes([REQUESTS.index(message), loops - 1]) + struct.pack("<H", (max_block_ms - 1) // 10)
+    write("admin_requests_fuzzer", name, header + encode(message, text))
+
+
+def admin_fields_seed(name, message, fields, loops=4, max_block_ms=10_001):
+    """A request field by field (bit 7 of the first byte): `fields` are its bytes, in the
+    order and widths FillFields reads them."""
+    header = bytes([0x80 | REQUESTS.index(message), loops - 1]) + struct.pack("<H", (max_block_ms - 1) // 10)
+    write("admin_requests_fuzzer", name, header + fields)
+
+
+def admin_seeds():
+    admin_seed("watch_defaults", "WatchStatsRequest", "")
+    admin_seed("watch_fastest_three", "WatchStatsRequest", "interval_ms: 50 count: 3")
+    admin_seed("watch_too_often", "WatchStatsRequest", "interval_ms: 49")
+    admin_seed("sockets_write_set_loop_1", "ListSocketsRequest", "set: WRITE_SET loop: 1 limit: 100000")
+    admin_seed("sockets_limit_too_high", "ListSocketsRequest", "limit: 100001")
+    admin_seed("sockets_unknown_loop", "ListSocketsRequest", "loop: 4")
+    admin_seed("throttle_every_field", "SetThrottleRequest",
+               "bytes_per_second_per_connection: 1000 bytes_per_second_total: 100000000000 "
+               "accepts_per_second: 1000000 max_connections: 10000000 accepting_paused: true")
+    admin_seed("throttle_unlimited", "SetThrottleRequest",
+               "bytes_per_second_per_connection: 0 bytes_per_second_total: 0 accepts_per_second: 0")
+    admin_seed("throttle_rate_too_low", "SetThrottleRequest", "bytes_per_second_per_connection: 999")
+    admin_seed("throttle_no_connections", "SetThrottleRequest", "max_connections: 0")
+    admin_seed("inject_spin", "InjectTaskRequest", "kind: BLOCKING_SPIN duration_ms: 300")
+    admin_seed("inject_sleep_at_max_block", "InjectTaskRequest",
+               "kind: BLOCKING_SLEEP duration_ms: 1000 count: 3 interval_ms: 2000", max_block_ms=1_001)
+    admin_seed("inject_nonblocking_longest", "InjectTaskRequest",
+               "kind: NONBLOCKING_SLEEP duration_ms: 3600000 count: 1000000 interval_ms: 3600000 "
+               "loops: 2 loops: 0 loops: 2")
+    admin_seed("inject_no_kind", "InjectTaskRequest", "duration_ms: 10")
+    admin_seed("inject_unknown_loop", "InjectTaskRequest", "kind: BLOCKING_SPIN duration_ms: 10 loops: 4")
+    admin_seed("inject_too_many_runs", "InjectTaskRequest",
+               "kind: NONBLOCKING_SLEEP duration_ms: 10 count: 1000001")
+    admin_seed("cancel_1", "CancelInjectionRequest", "id: 1")
+    admin_seed("cancel_no_id", "CancelInjectionRequest", "")
+    admin_seed("close_fd_12_loop_0", "CloseConnectionRequest", "fd: 12 loop: 0")
+    admin_seed("close_negative_fd", "CloseConnectionRequest", "fd: -1")
+    admin_seed("stall_1ms_loop_3", "SetStallThresholdRequest", "threshold_ms: 1 loops: 3")
+    admin_seed("stall_just_too_long", "SetStallThresholdRequest", "threshold_ms: 60000.001")
+    admin_seed("stall_nan", "SetStallThresholdRequest", "threshold_ms: nan")
+    # kind, duration_ms, count, interval_ms (4 bytes each), then loops: a count byte and values.
+    admin_fields_seed("fields_inject_nonblocking_longest", "InjectTaskRequest",
+                      struct.pack("<iIII", 3, 3_600_000, 1_000_000, 3_600_000) + bytes([2]) +
+                      struct.pack("<II", 0, 3))
+    # threshold_ms (8 bytes), then loops.
+    admin_fields_seed("fields_stall_longest", "SetStallThresholdRequest",
+                      struct.pack("<d", 60_000.0) + bytes([1]) + struct.pack("<I", 1))
+    # set (4 bytes), loop's presence byte and value, limit.
+    admin_fields_seed("fields_sockets_neither_loop_3", "ListSocketsRequest",
+                      struct.pack("<i", 3) + bytes([1]) + struct.pack("<II", 3, 100_000))
+
+
+# --- elf_check_fuzzer: the file ---
+EHDR = struct.Struct("<16sHHIQQQIHHHHHH")  # Elf64_Ehdr
+PHDR = struct.Struct("<IIQQQQQQ")          # Elf64_Phdr
+PT_LOAD, PT_DYNAMIC = 1, 2
+
+
+def ehdr(phnum, e_type=3, machine=62, ident=b"\x7fELF\x02\x01\x01"):
+    return EHDR.pack(ident.ljust(16, b"\0"), e_type, machine, 1, 0, 64, 0, 0, 64, 56, phnum, 64, 0, 0)
+
+
+def phdr(p_type, offset, filesz, memsz=None):
+    return PHDR.pack(p_type, 5, offset, offset, offset, filesz, filesz if memsz is None else memsz, 0x1000)
+
+
+def elf_seeds(plugin):
+    one_load = ehdr(1) + phdr(PT_LOAD, 0, 120)
+    write("elf_check_fuzzer", "smallest_loadable", one_load)
+    write("elf_check_fuzzer", "load_past_the_end", ehdr(1) + phdr(PT_LOAD, 0, 121))
+    write("elf_check_fuzzer", "load_offset_wraps", ehdr(1) + phdr(PT_LOAD, 2**64 - 8, 16))
+    write("elf_check_fuzzer", "load_more_file_than_memory", ehdr(1) + phdr(PT_LOAD, 0, 120, 119))
+    write("elf_check_fuzzer", "dynamic_past_the_end",
+          ehdr(2) + phdr(PT_LOAD, 0, 176) + phdr(PT_DYNAMIC, 160, 32))
+    write("elf_check_fuzzer", "no_load", ehdr(1) + phdr(PT_DYNAMIC, 0, 120))
+    write("elf_check_fuzzer", "executable", ehdr(1, e_type=2) + phdr(PT_LOAD, 0, 120))
+    write("elf_check_fuzzer", "aarch64", ehdr(1, machine=183) + phdr(PT_LOAD, 0, 120))
+    write("elf_check_fuzzer", "elf32_header", b"\x7fELF\x01\x01\x01".ljust(52, b"\0"))
+    write("elf_check_fuzzer", "big_endian_header", b"\x7fELF\x02\x02\x01".ljust(64, b"\0"))
+    write("elf_check_fuzzer", "magic_only", b"\x7fELF")
+    if plugin is None or not os.path.exists(plugin):
+        print("make_seeds: no plugin at %s; the seeds cut from a real one stay as they are" % plugin)
+        return
+    with open(plugin, "rb") as f:
+        real = f.read()
+    fields = EHDR.unpack_from(real)
+    phoff, phnum = fields[5], fields[10]
+    headers_end = phoff + phnum * PHDR.size
+    write("elf_check_fuzzer", "real_plugin_header_only", real[:EHDR.size])
+    write("elf_check_fuzzer", "real_plugin_headers_only", real[:headers_end])
+    # The same headers with every segment's file contents moved inside a 1 KiB file: loadable.
+    fitted = bytearray(real[:headers_end].ljust(1024, b"\0"))
+    for i in range(phnum):
+        at = phoff + i * PHDR.size
+        p = list(PHDR.unpack_from(fitted, at))
+        if p[5] > 0:
+            p[2] = min(p[2], 1024 - 64) if p[0] != PT_LOAD else 0
+            p[5] = min(p[5], 1024 - p[2])
+            p[6] = max(p[6], p[5])
+        PHDR.pack_into(fitted, at, *p)
+    write("elf_check_fuzzer", "real_plugin_headers_fitted", bytes(fitted))
+
+
+# --- cli_values_fuzzer: a flag value (its first 8 bytes are also a number) ---
+def cli_seeds():
+    values = {
+        "quantity_plain": "1500", "quantity_k": "10K", "quantity_kb_per_s": "10KB/s",
+        "quantity_fraction": "1.5M", "quantity_t_fraction": "0.001T", "quantity_max": "18446744073709551615",
+        "quantity_max_with_suffix": "18446744073709551.615K", "quantity_not_whole": "1.0005K",
+        "quantity_binary": "10KiB", "quantity_unlimited": "unlimited", "quantity_too_large": "20000000T",
+        "loops": "0,2,3", "loops_spaced": " 1 , 2 ", "loops_trailing_comma": "1,", "loops_negative": "-1",
+        "duration_ms": "300ms", "duration_mixed": "1h2m3.456s", "duration_max_ms": "4294967295ms",
+        "duration_past_max": "4294967296ms", "duration_fraction": "1.5ms", "duration_negative": "-2s",
+        "duration_inf": "inf",
+    }
+    for name, text in values.items():
+        write("cli_values_fuzzer", name, text.encode())
+
+
+# --- line_prefixer_fuzzer: [L][prefix][flags][N][limits][K][piece lengths][stream] ---
+def prefixer_seed(name, prefix, drain, limits, pieces, stream):
+    data = bytes([len(prefix)]) + prefix + bytes([1 if drain else 0, len(limits) - 1]) + bytes(limits)
+    data += bytes([len(pieces)]) + bytes(pieces) + stream
+    write("line_prefixer_fuzzer", name, data)
+
+
+def prefixer_seeds():
+    prefixer_seed("header_example", b"Echo : ", False, [100, 4, 100], [3, 3], b"a\nbc\nd")
+    prefixer_seed("one_byte_at_a_time", b"Echo : ", True, [1], [], b"abc\ndef\n\nx")
+    prefixer_seed("binary", b"E", True, [2, 7, 255], [4], b"bin\0\xff\n\xfe\n y")
+    prefixer_seed("no_room_then_room", b"> ", False, [0, 3, 0, 250], [1, 1], b"\n\n\n")
+    prefixer_seed("empty_prefix", b"", True, [5], [2], b"no newline")
+    prefixer_seed("long_prefix_cut", b"p" * 200, False, [13, 251], [2], b"\n\nab\nc")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--plugin", default=os.path.join(ROOT, "bazel-bin", "reactors", "libbrrr_reactor_epoll.so"))
+    args = parser.parse_args()
+    admin_seeds()
+    elf_seeds(args.plugin)
+    cli_seeds()
+    prefixer_seeds()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
