@@ -131,7 +131,7 @@ std::vector<Command> InjectionsCommands() {
           .min_args = 1,
           .max_args = 1,
           .flags = {{"duration", "DURATION", "how long each run lasts (required): blocking kinds 1ms to the\n"
-                                             "server's --admin_max_block_ms (default 10s), nonblocking-sleep up to 1h"},
+                                             "server's --admin_max_block (default 10s), nonblocking-sleep up to 1h"},
                     {"count", "N", "runs per loop, 1 to 1000000 (default 1)"},
                     {"interval", "DURATION", "from the start of one run to the start of the next (default 0)"},
                     {"loop", "N[,N...]", "the loops to run on (default: every loop)"}},
