@@ -1,0 +1,43 @@
+#include "runtime/symbolizer.h"
+
+#include <dlfcn.h>
+#include <link.h>
+
+#include <mutex>
+
+#include "absl/debugging/symbolize.h"
+#include "absl/strings/str_format.h"
+
+namespace brrr {
+
+void InitializeSymbolizer(const char* argv0) {
+  static std::once_flag once;
+  std::call_once(once, [argv0] { absl::InitializeSymbolizer(argv0); });
+}
+
+std::string SymbolizeFrame(uintptr_t pc) {
+  char name[1024];
+  std::string frame = absl::Symbolize(reinterpret_cast<void*>(pc), name, sizeof name) ? name : "??";
+  Dl_info info{};
+  link_map* object = nullptr;
+  if (dladdr1(reinterpret_cast<void*>(pc), &info, reinterpret_cast<void**>(&object), RTLD_DL_LINKMAP) != 0 &&
+      object != nullptr) {
+    std::string path = info.dli_fname != nullptr ? info.dli_fname : "";
+    std::string base = path.substr(path.find_last_of('/') + 1);
+    if (base.empty()) base = "?";
+    // l_addr is the load bias: what is left is the address as the file (and addr2line) has it.
+    absl::StrAppendFormat(&frame, " (%s+0x%x)", base, pc - object->l_addr);
+  } else {
+    absl::StrAppendFormat(&frame, " (0x%x)", pc);
+  }
+  return frame;
+}
+
+std::vector<std::string> SymbolizeFrames(const std::vector<uintptr_t>& pcs) {
+  std::vector<std::string> frames;
+  frames.reserve(pcs.size());
+  for (uintptr_t pc : pcs) frames.push_back(SymbolizeFrame(pc));
+  return frames;
+}
+
+}  // namespace brrr
