@@ -51,7 +51,7 @@ EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
       stall_detector_(options_.loop_id, options_.stall_threshold.count(), options_.stall_sink),
       task_clock_(manual_clock_),
       started_at_ns_(now_ns()),
-      watchdog_wanted_(options_.stall_watchdog && manual_clock_ == nullptr) {
+      watchdog_(MakeWatchdog()) {
   // Virtual time moved: a timer may be due now.
   if (manual_clock_ != nullptr) manual_clock_waker_ = manual_clock_->attach([this] { reactor_->wake(); });
 }
@@ -61,7 +61,7 @@ EventLoop::~EventLoop() {
   // runner) owns it now.
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
-  watchdog_.reset();
+  watchdog_.reset();  // first: it reads the current task, the figures and the detector
   if (manual_clock_ != nullptr) manual_clock_->detach(manual_clock_waker_);
   // No more posts from other threads; then let pool work already running finish (a thread
   // cannot be interrupted) while nothing it posts is accepted.
@@ -165,7 +165,7 @@ void EventLoop::run_forever() {
   }
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
-  StallWatchdog::Running watched(watchdog_for_run());
+  StallWatchdog::Running watched(watchdog_.get());
   while (!stop_requested_.load(std::memory_order_acquire)) run_iteration(kNoTimeout);
   stop_requested_.store(false, std::memory_order_relaxed);
   running_.store(false);
@@ -180,21 +180,19 @@ void EventLoop::run_until_complete(FutureBase& future) {
 void EventLoop::run_once(Duration max_wait) {
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
-  StallWatchdog::Running watched(watchdog_for_run());
+  StallWatchdog::Running watched(watchdog_.get());
   run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
 }
 
-StallWatchdog* EventLoop::watchdog_for_run() {
-  if (watchdog_ || !watchdog_wanted_) return watchdog_.get();
-  watchdog_wanted_ = false;  // one attempt
+std::unique_ptr<StallWatchdog> EventLoop::MakeWatchdog() {
+  if (!options_.stall_watchdog || manual_clock_ != nullptr) return nullptr;
   if (absl::Status installed = StackSampler::Install(); !installed.ok()) {
     std::fprintf(stderr, "brrr: loop %u: no stall watchdog: %s\n", options_.loop_id,
                  std::string(installed.message()).c_str());
     return nullptr;
   }
-  watchdog_ = std::make_unique<StallWatchdog>(StallWatchdog::Watched{
+  return std::make_unique<StallWatchdog>(StallWatchdog::Watched{
       .current = &current_, .tasks_run = &published_.tasks_run, .detector = &stall_detector_, .sampler = &sampler_});
-  return watchdog_.get();
 }
 
 void EventLoop::run_iteration(int64_t max_wait_ns) {

@@ -149,7 +149,7 @@ class EventLoop {
   // ---- Introspection: any thread. ----
   LoopStats stats() const;
   StallDetector& stall_detector() { return stall_detector_; }
-  // The stall watchdog, once the loop has run with one; else null.
+  // The stall watchdog (its thread starts when the loop first runs), or null when off.
   const StallWatchdog* stall_watchdog() const { return watchdog_.get(); }
   uint32_t loop_id() const { return options_.loop_id; }
   const std::string& backend() const { return backend_name_; }
@@ -198,8 +198,8 @@ class EventLoop {
   // Runs one task that started at start_ns; returns when it ended.
   int64_t run_task(Callback& fn, const TaskLabel& label, int64_t start_ns);
   void publish_ready_depth() { published_.ready_queue_depth.store(ready_.size()); }
-  // The watchdog for this run, started on the first (null if the options turn it off).
-  StallWatchdog* watchdog_for_run();
+  // The watchdog, unless the options turn it off or its signal is taken.
+  std::unique_ptr<StallWatchdog> MakeWatchdog();
   // The Derived figures of BRRR_LOOP_FIGURES: each fills its figure (and its label) in `s`.
   void derive_threadsafe_queue_depth(LoopStats& s) const;
   void derive_sockets(LoopStats& s) const;
@@ -246,8 +246,7 @@ class EventLoop {
 
   // Declared last, so destroyed first: the watchdog reads the figures above.
   StackSampler sampler_;
-  bool watchdog_wanted_;
-  std::unique_ptr<StallWatchdog> watchdog_;
+  std::unique_ptr<StallWatchdog> watchdog_;  // reset first in the destructor
 };
 
 }  // namespace brrr

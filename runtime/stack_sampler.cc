@@ -33,6 +33,8 @@ struct Unwound {
   uintptr_t* pcs;
   int capacity;
   int depth;
+  uintptr_t handler;      // the signal handler's entry point
+  int handler_frame = -1;  // the index of its frame, if seen
 };
 
 // One frame: its address, moved back into the call instruction unless the unwinder says it
@@ -43,13 +45,16 @@ _Unwind_Reason_Code CollectFrame(struct _Unwind_Context* context, void* arg) {
   int before_instruction = 0;
   uintptr_t ip = _Unwind_GetIPInfo(context, &before_instruction);
   if (ip == 0) return _URC_END_OF_STACK;
+  if (out->handler != 0 && _Unwind_GetRegionStart(context) == out->handler) out->handler_frame = out->depth;
   out->pcs[out->depth++] = before_instruction ? ip : ip - 1;
   return _URC_NO_REASON;
 }
 
-int Unwind(uintptr_t* pcs, int capacity) {
-  Unwound out{pcs, capacity, 0};
+// Returns the depth; *handler_frame is the frame of the function starting at `handler`, or -1.
+int Unwind(uintptr_t* pcs, int capacity, uintptr_t handler, int* handler_frame) {
+  Unwound out{pcs, capacity, 0, handler};
   _Unwind_Backtrace(CollectFrame, &out);
+  *handler_frame = out.handler_frame;
   return out.depth;
 }
 
@@ -62,7 +67,8 @@ absl::Status StackSampler::Install() {
     // The unwinder's one-time set-up (its register table, libgcc_s's lookups) happens here,
     // on an ordinary thread, not in the first handler.
     uintptr_t scratch[4];
-    (void)Unwind(scratch, 4);
+    int unused;
+    (void)Unwind(scratch, 4, 0, &unused);
     struct sigaction old {};
     if (sigaction(Signal(), nullptr, &old) != 0) {
       return new absl::Status(absl::InternalError(
@@ -117,7 +123,7 @@ void StackSampler::OnSignal(int, siginfo_t*, void* context) {
 void StackSampler::record(const void* context) {
   uint64_t request = requested_.load(std::memory_order_acquire);
   if (request == done_.load(std::memory_order_relaxed)) return;  // nothing asked (a stray signal)
-  depth_ = Unwind(frames_.data(), kMaxFrames);
+  depth_ = Unwind(frames_.data(), kMaxFrames, reinterpret_cast<uintptr_t>(&StackSampler::OnSignal), &handler_frame_);
   interrupted_pc_ = 0;
 #if defined(__x86_64__)
   if (context != nullptr) {
@@ -140,9 +146,10 @@ std::optional<StackSampler::Sample> StackSampler::sample(Duration timeout) {
     std::this_thread::sleep_for(std::chrono::microseconds(100));
   }
   Sample s;
-  int first = 0;
   // The signal frame's instruction is where the thread was; what came before it is the
-  // handler's own frames.
+  // handler's own frames. Under ThreadSanitizer, which runs handlers later, from its own
+  // code, the interrupted instruction is not on the stack: then what follows the handler.
+  int first = handler_frame_ + 1;
   for (int i = 0; i < depth_; ++i) {
     if (frames_[i] == interrupted_pc_) {
       first = i;

@@ -104,6 +104,7 @@ class StackSampler {
   std::atomic<uint64_t> done_{0};
   std::array<uintptr_t, kMaxFrames> frames_{};
   int depth_ = 0;
+  int handler_frame_ = -1;
   uintptr_t interrupted_pc_ = 0;
   std::atomic<uint64_t> signals_sent_{0};
 };

@@ -33,7 +33,7 @@ std::string FormatProgress(const StallReport& r) {
 // line names the innermost frame that is not, where the program's own code was.
 bool InRuntimeLibrary(const std::string& frame) {
   static constexpr const char* kObjects[] = {"(linux-vdso.so", "(libc.so", "(libstdc++.so", "(libm.so",
-                                             "(libgcc_s.so", "(ld-linux"};
+                                             "(libgcc_s.so", "(ld-linux", "(libtsan.so", "(libasan.so", "(libubsan.so"};
   for (const char* object : kObjects) {
     if (frame.find(object) != std::string::npos) return true;
   }
@@ -101,6 +101,7 @@ std::string StallDetector::publish(const StallReport& r, int64_t now_ns) {
 void StallDetector::report(const TaskLabel& label, int64_t duration_ns, uint64_t tasks_run_before,
                            int64_t now_ns) {
   count_.add(1);
+  std::unique_lock<std::mutex> printing(print_mu_, std::defer_lock);
   StallReport r;
   r.loop_id = loop_id_;
   r.task = label.ToString();
@@ -120,6 +121,7 @@ void StallDetector::report(const TaskLabel& label, int64_t duration_ns, uint64_t
     recent_.push_back(r);
     if (recent_.size() > kRecentCapacity) recent_.pop_front();
     text = publish(r, now_ns);
+    if (!text.empty()) printing.lock();
   }
   if (!text.empty()) sink_(text);
 }
@@ -127,6 +129,7 @@ void StallDetector::report(const TaskLabel& label, int64_t duration_ns, uint64_t
 void StallDetector::report_progress(const TaskLabel& label, int64_t start_ns, uint64_t tasks_run_before,
                                     int64_t now_ns, StallSample sample) {
   std::string text;
+  std::unique_lock<std::mutex> printing(print_mu_, std::defer_lock);
   {
     std::lock_guard<std::mutex> lock(mu_);
     // The task ended (and was reported) between the watchdog's look and now.
@@ -148,6 +151,7 @@ void StallDetector::report_progress(const TaskLabel& label, int64_t start_ns, ui
     if (r.samples.size() >= kSamplesKept) r.samples.erase(r.samples.begin() + 1);
     r.samples.push_back(std::move(sample));
     text = publish(r, now_ns);
+    if (!text.empty()) printing.lock();
   }
   if (!text.empty()) sink_(text);
 }

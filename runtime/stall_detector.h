@@ -123,6 +123,9 @@ class StallDetector {
   SingleWriter<uint64_t> count_;
   Sink sink_;
 
+  // Taken before mu_ is released and held while the sink prints: lines come out in the order
+  // their reports were made, though printing happens outside mu_.
+  std::mutex print_mu_;
   mutable std::mutex mu_;
   std::deque<StallReport> recent_;              // guarded by mu_
   std::optional<StallReport> in_progress_;      // guarded by mu_

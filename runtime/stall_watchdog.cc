@@ -7,9 +7,11 @@
 
 namespace brrr {
 
-StallWatchdog::StallWatchdog(Watched watched) : watched_(watched), thread_([this] { run(); }) {}
+StallWatchdog::StallWatchdog(Watched watched) : watched_(watched) {}
 
 StallWatchdog::~StallWatchdog() {
+  // Whoever destroys the loop owns it now: no Running scope is alive, none can start.
+  if (!thread_.joinable()) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -33,6 +35,7 @@ void StallWatchdog::loop_busy() {
 StallWatchdog::Running::Running(StallWatchdog* watchdog)
     : watchdog_(watchdog), bound_(watchdog != nullptr ? watchdog->watched_.sampler : nullptr) {
   if (watchdog_ == nullptr) return;
+  if (!watchdog_->thread_.joinable()) watchdog_->thread_ = std::thread([w = watchdog_] { w->run(); });
   ++watchdog_->running_depth_;
   watchdog_->loop_busy();
 }

@@ -24,8 +24,9 @@
 //   }
 //
 // Threads: loop_idle/loop_busy and Running on the loop thread; counters from any thread.
-// Ownership: borrows everything in Watched, which must outlive the watchdog; the destructor
-// stops and joins the thread.
+// Ownership: borrows everything in Watched, which must outlive the watchdog. Its thread
+// starts with the first Running scope (a loop that never runs costs no thread); the
+// destructor stops and joins it.
 #ifndef BRRR_RUNTIME_STALL_WATCHDOG_H_
 #define BRRR_RUNTIME_STALL_WATCHDOG_H_
 
@@ -66,8 +67,9 @@ class StallWatchdog {
   // Loop thread: the loop may run tasks again. Wakes the watchdog if it slept for idleness.
   void loop_busy();
 
-  // Loop thread, around running the loop (run_forever, run_once): binds the sampler to this
-  // thread and marks the loop busy, then idle when the outermost one ends. Null: no-op.
+  // Loop thread, around running the loop (run_forever, run_once): starts the watchdog's
+  // thread the first time, binds the sampler to this thread and marks the loop busy, then
+  // idle when the outermost one ends. Null: no-op.
   class Running {
    public:
     explicit Running(StallWatchdog* watchdog);
@@ -107,7 +109,7 @@ class StallWatchdog {
   std::atomic<uint64_t> idle_sleeps_{0};
   std::atomic<uint64_t> samples_{0};
 
-  std::thread thread_;  // last: started once everything above exists
+  std::thread thread_;  // started by the first Running (loop thread); joined by the destructor
 };
 
 }  // namespace brrr

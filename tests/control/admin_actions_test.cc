@@ -166,6 +166,50 @@ TEST_F(InjectionTest, CancellingALongBlockEndsItEarly) {
   EXPECT_EQ(again.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << again.error_message();
 }
 
+// While a block lasts, WatchStalls with include_in_progress streams where the loop is stuck:
+// the loop's watchdog samples its thread's stack, which names the injected run's own
+// function; the stall's end carries the samples too. The blocks would last 30 s; each is
+// cancelled once the stream has named it (the stream's 10 s deadline bounds the wait).
+TEST_F(InjectionTest, WatchStallsShowsWhereABlockedLoopIsStuckWhileItIs) {
+  Start({"--admin_max_block=60s", "--stall_threshold=50ms"});
+  auto names = [](const admin::Stall& stall, const std::string& function) {
+    if (stall.samples().empty()) return false;
+    for (const std::string& frame : stall.samples(stall.samples_size() - 1).frames()) {
+      if (frame.find(function) != std::string::npos) return true;
+    }
+    return false;
+  };
+  const std::pair<admin::InjectionKind, std::string> kinds[] = {{admin::BLOCKING_SPIN, "InjectedBlockingSpin"},
+                                                                {admin::BLOCKING_SLEEP, "InjectedBlockingSleep"}};
+  for (const auto& [kind, function] : kinds) {
+    SCOPED_TRACE(function);
+    auto context = Context();
+    admin::WatchStallsRequest request;
+    request.set_include_in_progress(true);
+    auto stream = stub_->WatchStalls(context.get(), request);
+    admin::Injection injection = Inject(kind, 30000);
+    admin::Stall stall;
+    bool named = false;
+    while (!named && stream->Read(&stall)) named = stall.in_progress() && names(stall, function);
+    admin::CancelInjectionRequest cancel;
+    cancel.set_id(injection.id());
+    admin::Injection cancelled;
+    ASSERT_TRUE(stub_->CancelInjection(Context().get(), cancel, &cancelled).ok());
+    ASSERT_TRUE(named) << stall.DebugString();
+    EXPECT_EQ(stall.task(), kind == admin::BLOCKING_SPIN ? "inject:blocking_spin" : "inject:blocking_sleep");
+    EXPECT_GE(stall.duration_ms(), 50.0);
+
+    bool ended = false;
+    while (!ended && stream->Read(&stall)) ended = !stall.in_progress();
+    ASSERT_TRUE(ended);
+    EXPECT_EQ(stall.task(), kind == admin::BLOCKING_SPIN ? "inject:blocking_spin" : "inject:blocking_sleep");
+    ASSERT_GE(stall.samples_size(), 1);
+    EXPECT_TRUE(names(stall, function)) << stall.DebugString();
+    context->TryCancel();
+    stream->Finish();
+  }
+}
+
 TEST_F(InjectionTest, RepeatedRunsOnEveryLoop) {
   Start({"--loops=2"});
   admin::InjectTaskRequest request;
