@@ -7,6 +7,7 @@
 
 #include "absl/debugging/symbolize.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
 
 namespace brrr {
 
@@ -17,20 +18,17 @@ void InitializeSymbolizer(const char* argv0) {
 
 std::string SymbolizeFrame(uintptr_t pc) {
   char name[1024];
-  std::string frame = absl::Symbolize(reinterpret_cast<void*>(pc), name, sizeof name) ? name : "??";
+  absl::string_view function = absl::Symbolize(reinterpret_cast<void*>(pc), name, sizeof name) ? name : "??";
   Dl_info info{};
   link_map* object = nullptr;
-  if (dladdr1(reinterpret_cast<void*>(pc), &info, reinterpret_cast<void**>(&object), RTLD_DL_LINKMAP) != 0 &&
-      object != nullptr) {
-    std::string path = info.dli_fname != nullptr ? info.dli_fname : "";
-    std::string base = path.substr(path.find_last_of('/') + 1);
-    if (base.empty()) base = "?";
-    // l_addr is the load bias: what is left is the address as the file (and addr2line) has it.
-    absl::StrAppendFormat(&frame, " (%s+0x%x)", base, pc - object->l_addr);
-  } else {
-    absl::StrAppendFormat(&frame, " (0x%x)", pc);
+  if (dladdr1(reinterpret_cast<void*>(pc), &info, reinterpret_cast<void**>(&object), RTLD_DL_LINKMAP) == 0 ||
+      object == nullptr) {
+    return absl::StrFormat("%s (0x%x)", function, pc);
   }
-  return frame;
+  absl::string_view path = info.dli_fname != nullptr ? info.dli_fname : "";
+  absl::string_view base = path.substr(path.find_last_of('/') + 1);
+  // l_addr is the load bias: what is left is the address as the file (and addr2line) has it.
+  return absl::StrFormat("%s (%s+0x%x)", function, base.empty() ? "?" : base, pc - object->l_addr);
 }
 
 std::vector<std::string> SymbolizeFrames(const std::vector<uintptr_t>& pcs) {
