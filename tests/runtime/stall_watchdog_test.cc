@@ -192,7 +192,7 @@ TEST(StallWatchdogTest, AStallThatGoesOnIsSampledAgainAndShowsWhereItMoved) {
 }
 
 TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
-  // Half a second: a task of a few microseconds would have to be held off the CPU that long.
+  // Half a second: a task of a millisecond would have to be held off the CPU that long.
   WatchedLoop watched(milliseconds(500));
   ASSERT_NE(watched.loop(), nullptr);
   auto watchdog = [&] { return watched.loop()->stall_watchdog(); };
@@ -204,8 +204,8 @@ TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
   // Idle: the loop waits for I/O and the watchdog sleeps until it is busy again.
   ASSERT_TRUE(wait_for([&] { return watchdog() != nullptr && watchdog()->idle_sleeps() >= 1; }));
 
-  // Briefly busy, all the time: a chain of short tasks keeps the ready queue full (the loop
-  // never waits) until the watchdog has looked at it three times.
+  // Briefly busy, all the time: a chain of tasks of a millisecond each keeps the loop inside
+  // a task nearly always (it never waits) until the watchdog has looked at it three times.
   const uint64_t looks_before = watchdog()->looks();
   const int64_t chain_give_up = MonotonicNanos() + kGiveUpNs;
   std::atomic<bool> chain_done{false};
@@ -213,6 +213,9 @@ TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
     if (watchdog()->looks() >= looks_before + 3 || MonotonicNanos() > chain_give_up) {
       chain_done.store(true);
       return;
+    }
+    const int64_t until = MonotonicNanos() + 1'000'000;
+    while (MonotonicNanos() < until) {
     }
     watched.loop()->call_soon(step, "watchdog-test:short");
   };
