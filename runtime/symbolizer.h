@@ -3,15 +3,18 @@
 //   std::vector<std::string> frames = SymbolizeFrames(sample.pcs);
 //   // "brrr::control::BlockingSpin(...) (brrr-echo+0x1a2b3c)"
 //
-// Each frame names its function (Abseil's ELF symbolizer, demangled; "??" where the object
-// has no symbol for it) and the object and offset it is at. Abseil gives no file:line; the
-// offset does, where the object was built with debug information (-c dbg):
+// Each frame names its function and the object and offset it is at. The name comes from
+// the object's symbol table (.symtab, which has local functions too, else .dynsym: Debian's
+// libraries are stripped to it), demangled by Abseil's demangler (no parameter lists);
+// "??" where the object has no symbol covering the address. The object is mapped only
+// while one call reads it: no descriptor stays open (absl::Symbolize would keep them).
+// Symbol tables give no file:line; the offset does, where the object was built with debug
+// information (-c dbg):
 //
 //   addr2line -f -C -e bazel-bin/server/brrr-echo/brrr-echo 0x1a2b3c
 //
-// Threads: thread-safe (Abseil's symbolizer locks its caches). Not async-signal-safe (it
-// reads files and calls dladdr): call it from the thread that took the sample, never from a
-// signal handler.
+// Threads: thread-safe. Not async-signal-safe (it maps files and calls dladdr): call it from
+// the thread that took the sample, never from a signal handler.
 #ifndef BRRR_RUNTIME_SYMBOLIZER_H_
 #define BRRR_RUNTIME_SYMBOLIZER_H_
 
@@ -20,10 +23,6 @@
 #include <vector>
 
 namespace brrr {
-
-// Once, early in main: helps Abseil find the program's own file. Optional on Linux (it reads
-// /proc/self/maps), harmless to repeat.
-void InitializeSymbolizer(const char* argv0);
 
 std::string SymbolizeFrame(uintptr_t pc);
 std::vector<std::string> SymbolizeFrames(const std::vector<uintptr_t>& pcs);

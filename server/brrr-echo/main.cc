@@ -22,7 +22,6 @@
 #include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/stack_sampler.h"
-#include "runtime/symbolizer.h"
 #include "server/echo_server.h"
 
 ABSL_FLAG(std::string, backend, "auto",
@@ -133,7 +132,6 @@ int main(int argc, char** argv) {
       "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start.");
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_list_backends)) return ListBackends();
-  brrr::InitializeSymbolizer(argv[0]);
 
   int32_t port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) {
