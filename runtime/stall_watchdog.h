@@ -6,8 +6,9 @@
 // once that task has run for the stall threshold, samples the loop thread's stack
 // (stack_sampler.h: a signal whose handler only copies frames), symbolizes it on its own
 // thread and reports it to the detector (StallDetector::report_progress), as Seastar's
-// reactor stall reports do. While the task keeps running it samples again every threshold,
-// so a long block shows whether it moves; the detector keeps the first and newest samples.
+// reactor stall reports do. While the task keeps running it samples again a threshold after
+// the previous sample was reported, so a long block shows whether it moves; the detector
+// keeps the first and newest samples.
 //
 // When it looks: it sleeps until the current task's start plus the threshold (or one
 // threshold when no task runs), so it detects a stall within the threshold plus scheduling
@@ -15,6 +16,11 @@
 // second (a changed threshold takes effect then). The loop tells it when it goes idle
 // (waits for I/O, or stops running): it then sleeps until the loop is busy again, so an
 // idle loop costs nothing, and a loop that is never past the threshold is never signalled.
+//
+// One per loop rather than one per process: the loop owns its watchdog's life (started when
+// the loop first runs, joined when it is destroyed: no registry to keep in step with loops
+// coming and going), and symbolizing one loop's stall never delays noticing another's. The
+// price is one thread per loop that sleeps while its loop is idle.
 //
 //   StallWatchdog watchdog({.current = &current, .tasks_run = &tasks_run,
 //                           .detector = &detector, .sampler = &sampler});
