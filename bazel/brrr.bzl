@@ -26,11 +26,15 @@ def brrr_cc_library(name, copts = [], **kwargs):
 def brrr_cc_binary(name, copts = [], **kwargs):
     native.cc_binary(name = name, copts = BRRR_COPTS + copts, **kwargs)
 
-def brrr_cc_test(name, deps = [], copts = [], size = "small", **kwargs):
-    """A GoogleTest test with gtest_main (and gmock) linked in."""
+def brrr_cc_test(name, deps = [], copts = [], data = [], size = "small", **kwargs):
+    """A GoogleTest test with gtest_main (and gmock) linked in.
+
+    Its runfiles carry the ThreadSanitizer suppressions that --config=tsan names.
+    """
     native.cc_test(
         name = name,
         copts = BRRR_COPTS + copts,
+        data = data + ["//tools:tsan_suppressions"],
         deps = deps + ["@system//:gtest_main"],
         size = size,
         **kwargs

@@ -2,7 +2,7 @@
 // result, with a time limit: how the admin plane acts inside the loop it targets.
 //
 //   absl::StatusOr<std::vector<SocketInfo>> sockets = CallInLoop(
-//       loop, [&loop] { return loop.sockets().list(MonotonicNanos()); }, std::chrono::seconds(5),
+//       loop, [&loop] { return loop.socket_infos(); }, std::chrono::seconds(5),
 //       "admin:list_sockets");
 //
 // When the loop does not run the function in time (a task blocks it, or it has stopped) the

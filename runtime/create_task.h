@@ -22,6 +22,7 @@
 #include "runtime/future.h"
 #include "runtime/task.h"
 #include "runtime/task_context.h"
+#include "runtime/internal/loop_internals.h"
 
 namespace brrr {
 namespace detail {
@@ -37,7 +38,7 @@ class RunningTask final : public TaskContext {
         state_(std::make_shared<FutureState<T>>(loop)) {
     handle_.promise().context_ = this;
     state_->set_task(this);
-    loop.register_task(this);
+    LoopInternals::register_task(loop, this);
   }
 
   Future<T> future() const { return Future<T>(state_); }
@@ -82,7 +83,7 @@ class RunningTask final : public TaskContext {
   void finish() {
     done_ = true;
     std::exchange(handle_, {}).destroy();
-    loop().unregister_task(this);
+    LoopInternals::unregister_task(loop(), this);
     delete this;
   }
 
@@ -104,7 +105,7 @@ inline EventLoop& CurrentLoopOrThrow(const char* what) {
 template <typename T>
 Future<T> create_task(EventLoop& loop, Task<T> task,
                       TaskLabel label = std::source_location::current()) {
-  loop.check_thread("create_task");
+  LoopInternals::check_thread(loop, "create_task");
   auto* running = new detail::RunningTask<T>(loop, std::move(task), label);
   Future<T> future = running->future();
   running->start();

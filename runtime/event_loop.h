@@ -161,31 +161,24 @@ class EventLoop {
   int max_fd() const { return max_fd_; }
   bool in_loop_thread() const { return owner_.is_current(); }
 
-  // ---- For the runtime's own layers: loop thread. ----
-  Reactor& reactor() { return *reactor_; }
-  IoRegistry& io() { return io_; }
-  BlockingPool& blocking_pool();
-  // The pool of receive buffers provided to the backend, created on first use; null if the
-  // backend has no provided buffers (receivers then use heap blocks).
-  BufferPool* receive_buffers();
-  void check_thread(const char* operation) const { owner_.check(operation); }
-  // The loop's clock: the monotonic clock, or its ManualClock.
+  // The loop's clock: the monotonic clock, or its ManualClock. Any thread.
   TimePoint now() const { return FromNanos(now_ns()); }
   int64_t now_ns() const { return manual_clock_ != nullptr ? manual_clock_->now_ns() : MonotonicNanos(); }
-  bool cancel_timer(TimerId id);
-  bool timer_pending(TimerId id) const;
-  // Coroutine tasks register while alive so the loop can destroy leftovers at shutdown.
-  void register_task(TaskContext* task);
-  void unregister_task(TaskContext* task);
-  SocketTable& sockets() { return sockets_; }
-  // Calls f.flush() once the current batch of I/O completions has been handed out, or, when
-  // called from a task, just before the loop next waits (deferred_flush.h).
-  void defer_flush(DeferredFlush& f) { flushes_.add(f); }
-  void cancel_flush(DeferredFlush& f) { flushes_.remove(f); }
-  // False once the loop's destructor has shut the backend down.
-  bool has_reactor() const { return reactor_ != nullptr; }
+  // Loop thread: maps and faults in the receive-buffer pool now (a fixed cost of the loop)
+  // instead of at the first receive.
+  void reserve_receive_buffers() { receive_buffers(); }
 
  private:
+  // The runtime's own layers reach what follows through runtime/internal/loop_internals.h.
+  friend class LoopInternals;
+  friend class TimerHandle;
+  BlockingPool& blocking_pool();
+  BufferPool* receive_buffers();
+  bool cancel_timer(TimerId id);
+  bool timer_pending(TimerId id) const;
+  void register_task(TaskContext* task);
+  void unregister_task(TaskContext* task);
+
   void run_iteration(int64_t max_wait_ns);
   int64_t wait_timeout_ns(int64_t cap_ns);
   // On an auto-advancing ManualClock: nothing left to do but wait for the next timer.

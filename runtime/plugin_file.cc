@@ -13,26 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/elf_check.h"
 #include "runtime/reactor_abi.h"
+#include "runtime/unique_fd.h"
 
 namespace brrr {
 namespace {
 
 constexpr absl::string_view kFilePrefix = "libbrrr_reactor_";
 constexpr absl::string_view kFileSuffix = ".so";
-
-// Closes a descriptor on every way out.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-
- private:
-  int fd_;
-};
 
 absl::Status Refuse(const std::string& path, absl::string_view why) {
   return absl::FailedPreconditionError(absl::StrCat(path, ": ", why));
@@ -69,7 +56,7 @@ absl::StatusOr<std::shared_ptr<const Plugin>> LoadPluginFile(const std::string& 
   // O_NONBLOCK: a FIFO under a plugin's name must not block the open; the check refuses it.
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) return Refuse(path, absl::StrCat("cannot load plugin: cannot open it: ", std::strerror(errno)));
-  FdCloser closer(fd);
+  UniqueFd closer(fd);
   if (absl::Status elf = CheckLoadableElf(fd); !elf.ok()) {
     return Refuse(path, absl::StrCat("cannot load plugin: ", elf.message()));
   }

@@ -1,5 +1,8 @@
 // reactor.h: the C++ face of a backend plugin. The only code that sees reactor_abi.h's C
-// types is this class and the plugin loader.
+// types is this class and the loading of a plugin file (plugin_file.cc); outside the runtime,
+// only the plugins and the runtime's own tests may depend on //runtime:reactor_abi or
+// //runtime:reactor (Bazel visibility), and the loop hands its Reactor out only through
+// runtime/internal/loop_internals.h.
 //
 // A Plugin is one loaded shared object (dlopen handle + validated table); a Reactor is one
 // instance of it, owned by one event loop. The loop submits operations and collects their

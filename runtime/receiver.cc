@@ -3,7 +3,12 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "runtime/internal/loop_internals.h"
+
 namespace brrr {
+
+Receiver::Receiver(Socket& socket, Handler& handler, uint32_t chunk_size)
+    : Receiver(socket, handler, LoopInternals::receive_buffers(socket.loop()), chunk_size) {}
 
 Receiver::Receiver(Socket& socket, Handler& handler, BufferPool* pool, uint32_t chunk_size)
     : state_(socket.state()),

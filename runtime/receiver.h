@@ -44,6 +44,9 @@ class Receiver final : public detail::IoWaiter {
     ~Handler() = default;
   };
 
+  // Receives into the socket's loop's pool of provided buffers (heap blocks of `chunk_size`
+  // bytes where the backend has none).
+  Receiver(Socket& socket, Handler& handler, uint32_t chunk_size = 16384);
   // `pool` may be null: every chunk is then a heap block of `chunk_size` bytes.
   Receiver(Socket& socket, Handler& handler, BufferPool* pool, uint32_t chunk_size = 16384);
   ~Receiver();

@@ -23,6 +23,7 @@
 #include "runtime/blocking_pool.h"
 #include "runtime/event_loop.h"
 #include "runtime/task_context.h"
+#include "runtime/internal/loop_internals.h"
 
 namespace brrr {
 namespace detail {
@@ -61,7 +62,7 @@ class BlockingAwaiter final : public Suspension {
     call_->handle = h;
     context->set_suspension(this);
     EventLoop* loop = &context->loop();
-    loop->blocking_pool().submit([call = call_, fn = std::move(fn_), loop,
+    LoopInternals::blocking_pool(*loop).submit([call = call_, fn = std::move(fn_), loop,
                                   label = context->label()]() mutable {
       try {
         if constexpr (std::is_void_v<Result>) {

@@ -1,4 +1,5 @@
 #include "runtime/sender.h"
+#include "runtime/internal/loop_internals.h"
 
 #include <algorithm>
 #include <utility>
@@ -8,7 +9,7 @@ namespace brrr {
 Sender::Sender(Socket& socket, Handler& handler) : state_(socket.state()), handler_(handler) {}
 
 Sender::~Sender() {
-  state_->loop().cancel_flush(*this);
+  LoopInternals::cancel_flush(state_->loop(), *this);
   if (in_flight_) {
     state_->forget_waiter(detail::Side::kWrite);
     state_->cancel(detail::Side::kWrite);
@@ -38,7 +39,7 @@ void Sender::push(Chunk chunk) {
   at(count_) = std::move(chunk);
   ++count_;
   state_->set_queued_bytes(queued_bytes_);
-  if (!in_flight_) state_->loop().defer_flush(*this);
+  if (!in_flight_) LoopInternals::defer_flush(state_->loop(), *this);
 }
 
 void Sender::flush() {
@@ -62,7 +63,7 @@ void Sender::send_queued() {
   size_t chunks = std::min(count_, SendGather::kMaxEntries);
   IoOperation op;
   EventLoop& loop = state_->loop();
-  if (chunks > 1 && loop.has_reactor() && loop.reactor().has(kCapSendMsg)) {
+  if (chunks > 1 && LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).has(kCapSendMsg)) {
     if (gather_ == nullptr) gather_ = std::make_unique<SendGather>();
     for (size_t i = 0; i < chunks; ++i) {
       Chunk& c = at(i);
@@ -113,7 +114,7 @@ void Sender::on_op_complete(const Completion& c) {
   state_->set_queued_bytes(queued_bytes_);
   // What is left (the rest of a partial send, or what was queued meanwhile) goes out once the
   // batch this completion came in has been handed out, with whatever else the batch queues.
-  if (count_ > 0) state_->loop().defer_flush(*this);
+  if (count_ > 0) LoopInternals::defer_flush(state_->loop(), *this);
   handler_.on_sent(sent, queued_bytes_);
 }
 

@@ -1,4 +1,5 @@
 #include "runtime/socket.h"
+#include "runtime/internal/loop_internals.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -39,27 +40,27 @@ const char* OperationName(IoOpcode opcode) {
 
 SocketState::SocketState(EventLoop& loop, int fd, const char* kind)
     : loop_(loop), fd_(fd), kind_(kind), created_ns_(MonotonicNanos()) {
-  loop_.sockets().add(this);
+  LoopInternals::sockets(loop_).add(this);
 }
 
 SocketState::~SocketState() {
-  if (registered_) loop_.sockets().remove(this);
-  if (awaiting_close_) loop_.sockets().remove_closing(this);
+  if (registered_) LoopInternals::sockets(loop_).remove(this);
+  if (awaiting_close_) LoopInternals::sockets(loop_).remove_closing(this);
 }
 
 int SocketState::start(Side side, IoOperation op, IoWaiter* waiter) {
   Slot& s = slot(side);
   if (s.in_flight) return -EBUSY;
   if (closing_) return -EBADF;
-  if (!loop_.has_reactor()) return -ESHUTDOWN;
+  if (!LoopInternals::has_reactor(loop_)) return -ESHUTDOWN;
   bool was_reading = in_read_set();
   bool was_writing = in_write_set();
-  uint64_t user_data = loop_.io().add(this, op.opcode);
+  uint64_t user_data = LoopInternals::io(loop_).add(this, op.opcode);
   op.user_data = user_data;
   op.fd = fd_;
-  int rc = loop_.reactor().submit(op);
+  int rc = LoopInternals::reactor(loop_).submit(op);
   if (rc != 0) {
-    loop_.io().remove(user_data);
+    LoopInternals::io(loop_).remove(user_data);
     return rc;
   }
   s = Slot{user_data, op.opcode, waiter, true, false};
@@ -69,9 +70,9 @@ int SocketState::start(Side side, IoOperation op, IoWaiter* waiter) {
 
 void SocketState::cancel(Side side) {
   Slot& s = slot(side);
-  if (!s.in_flight || s.cancel_sent || !loop_.has_reactor()) return;
+  if (!s.in_flight || s.cancel_sent || !LoopInternals::has_reactor(loop_)) return;
   s.cancel_sent = true;
-  loop_.reactor().cancel(fd_, s.user_data);
+  LoopInternals::reactor(loop_).cancel(fd_, s.user_data);
 }
 
 void SocketState::forget_waiter(Side side) { slot(side).waiter = nullptr; }
@@ -84,8 +85,8 @@ void SocketState::set_queued_bytes(uint64_t bytes) {
 }
 
 void SocketState::update_sets(bool was_reading, bool was_writing) {
-  if (in_read_set() != was_reading) loop_.sockets().read_set_delta(in_read_set() ? 1 : -1);
-  if (in_write_set() != was_writing) loop_.sockets().write_set_delta(in_write_set() ? 1 : -1);
+  if (in_read_set() != was_reading) LoopInternals::sockets(loop_).read_set_delta(in_read_set() ? 1 : -1);
+  if (in_write_set() != was_writing) LoopInternals::sockets(loop_).write_set_delta(in_write_set() ? 1 : -1);
 }
 
 void SocketState::on_io_completion(const Completion& c) {
@@ -114,7 +115,7 @@ void SocketState::on_io_completion(const Completion& c) {
     waiter->on_op_complete(c);
   } else {
     // Nobody awaits this result any more: release what it carries.
-    if (c.has_buffer() && loop_.has_reactor()) loop_.reactor().recycle_buffer(c.buffer_id);
+    if (c.has_buffer() && LoopInternals::has_reactor(loop_)) LoopInternals::reactor(loop_).recycle_buffer(c.buffer_id);
     if (opcode == IoOpcode::kAccept && c.result >= 0) ::close(c.result);
   }
   if (closing_ && !read_.in_flight && !write_.in_flight) {
@@ -127,7 +128,7 @@ void SocketState::close() {
   if (closing_) return;
   closing_ = true;
   if (registered_) {
-    loop_.sockets().remove(this);
+    LoopInternals::sockets(loop_).remove(this);
     registered_ = false;
   }
   set_queued_bytes(0);
@@ -139,7 +140,7 @@ void SocketState::close() {
     return;
   }
   // Otherwise the last completion closes and deletes, or the loop's shutdown does.
-  loop_.sockets().add_closing(this);
+  LoopInternals::sockets(loop_).add_closing(this);
   awaiting_close_ = true;
 }
 
@@ -150,7 +151,7 @@ void SocketState::finish_close_at_shutdown() {
 }
 
 void SocketState::close_descriptor() {
-  if (loop_.has_reactor()) loop_.reactor().release_fd(fd_);
+  if (LoopInternals::has_reactor(loop_)) LoopInternals::reactor(loop_).release_fd(fd_);
   ::close(fd_);
   if (descriptor_count_ != nullptr) descriptor_count_->fetch_sub(1);
 }
@@ -174,10 +175,10 @@ absl::Status SocketState::error(const char* operation, int negative_errno) const
   int e = -negative_errno;
   std::string where = absl::StrCat(operation, " on fd ", fd_);
   if (auto peer = SocketAddress::PeerOf(fd_); peer.ok()) absl::StrAppend(&where, " (peer ", peer->ToString(), ")");
-  if (e == ERANGE && loop_.has_reactor() && loop_.reactor().plugin().max_fd() >= 0) {
+  if (e == ERANGE && loop_.max_fd() >= 0) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        where, ": the ", loop_.reactor().name(), " backend cannot watch descriptor ", fd_,
-        " (it handles descriptors up to ", loop_.reactor().plugin().max_fd(),
+        where, ": the ", loop_.backend(), " backend cannot watch descriptor ", fd_,
+        " (it handles descriptors up to ", loop_.max_fd(),
         ", select(2)'s FD_SETSIZE limit); use --backend=poll, epoll or io_uring"));
   }
   if (e == ECANCELED) return absl::CancelledError(absl::StrCat(where, ": the socket was closed"));

@@ -10,7 +10,7 @@ namespace brrr::server {
 Connection::Connection(Shard& shard, Socket socket)
     : shard_(shard),
       socket_(std::move(socket)),
-      receiver_(socket_, *this, shard.loop().receive_buffers(), shard.options().receive_buffer_size),
+      receiver_(socket_, *this, shard.options().receive_buffer_size),
       sender_(socket_, *this),
       last_activity_ns_(MonotonicNanos()) {
   if (!shard.options().reply_prefix.empty()) {

@@ -14,23 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "runtime/unique_fd.h"
 
 namespace brrr::server {
 namespace {
-
-// Closes a descriptor when it goes out of scope.
-class FdCloser {
- public:
-  explicit FdCloser(int fd) : fd_(fd) {}
-  ~FdCloser() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  FdCloser(const FdCloser&) = delete;
-  FdCloser& operator=(const FdCloser&) = delete;
-
- private:
-  int fd_;
-};
 
 // The address as /proc/net/tcp{,6} prints a local address: the raw 32-bit words in host
 // order, then the port, in hex ("0100007F:1388" for 127.0.0.1:5000).
@@ -52,7 +39,7 @@ std::string ProcNetForm(const SocketAddress& address) {
 absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
-  FdCloser closer(fd);
+  UniqueFd closer(fd);
   // SO_REUSEADDR as the listeners have it (a port in TIME_WAIT is free), SO_REUSEPORT not:
   // any listener on the port, a reuse-port group included, then makes the bind fail.
   int one = 1;

@@ -44,7 +44,7 @@ Shard::~Shard() {
 
 void Shard::start() {
   // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
-  loop_->call_soon([this] { loop_->receive_buffers(); }, "echo:map_buffers");
+  loop_->call_soon([this] { loop_->reserve_receive_buffers(); }, "echo:map_buffers");
   update_accepting();
   if (options_.idle_timeout > Duration::zero()) {
     Duration every = std::max<Duration>(options_.idle_timeout / 4, milliseconds(10));

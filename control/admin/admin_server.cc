@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "control/admin/admin_listener.h"
 #include "control/admin/admin_service.h"
+#include "control/admin/call_gate.h"
 #include "control/admin/task_injector.h"
 #include "control/admin/reflection_service.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -22,11 +23,10 @@ namespace health = grpc::health::v1;
 // Services: "" (the whole server) and "brrr.admin.v1.Admin"; any other is NOT_FOUND.
 class HealthService final : public health::Health::Service {
  public:
-  HealthService(const Administered& target, const CallAuth& auth) : target_(target), auth_(auth) {}
+  explicit HealthService(const Administered& target) : target_(target) {}
 
-  grpc::Status Check(grpc::ServerContext* context, const health::HealthCheckRequest* request,
+  grpc::Status Check(grpc::ServerContext* /*context*/, const health::HealthCheckRequest* request,
                      health::HealthCheckResponse* response) override {
-    if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
     if (!Known(request->service())) return UnknownService(request->service());
     response->set_status(Current());
     return grpc::Status::OK;
@@ -36,7 +36,6 @@ class HealthService final : public health::Health::Service {
   // admin server shuts down.
   grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
-    if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
     if (!Known(request->service())) return UnknownService(request->service());
     health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
     while (!context->IsCancelled() && !shutting_down_.load()) {
@@ -66,7 +65,6 @@ class HealthService final : public health::Health::Service {
   }
 
   const Administered& target_;
-  const CallAuth& auth_;
   std::atomic<bool> shutting_down_{false};
 };
 
@@ -85,23 +83,27 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->address_ = admin->listener_->address().ToString();
   admin->auth_ = options.auth;
   admin->injector_ = std::make_unique<TaskInjector>(target.loops(), options.max_block);
-  admin->admin_ = std::make_unique<AdminService>(target, std::move(backends), *admin->injector_, admin->auth_);
-  admin->health_ = std::make_unique<HealthService>(target, admin->auth_);
+  admin->admin_ = std::make_unique<AdminService>(target, std::move(backends), *admin->injector_);
+  admin->health_ = std::make_unique<HealthService>(target);
   // Reflection in both versions of the protocol; list_services reports these.
   std::vector<std::string> services = {
       brrr::admin::v1::Admin::service_full_name(), health::Health::service_full_name(),
       ReflectionV1::Api::service_full_name(), ReflectionV1Alpha::Api::service_full_name()};
-  admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services, admin->auth_));
-  admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services, admin->auth_));
+  admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services));
+  admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services));
 
   // No listening port of gRPC's own: the listener accepts and hands connections over.
   grpc::ServerBuilder builder;
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout).count()));
-  builder.RegisterService(admin->admin_.get());
-  builder.RegisterService(admin->health_.get());
-  for (const auto& reflection : admin->reflection_) builder.RegisterService(reflection.get());
+  // The access rule, once, for every method of every service (call_gate.h).
+  std::vector<grpc::Service*> all = {admin->admin_.get(), admin->health_.get()};
+  for (const auto& reflection : admin->reflection_) all.push_back(reflection.get());
+  for (grpc::Service* service : all) {
+    GuardEveryMethod(*service, admin->auth_);
+    builder.RegisterService(service);
+  }
   admin->server_ = builder.BuildAndStart();
   if (admin->server_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("admin plane on ", admin->address_, ": the gRPC server did not start"));

@@ -53,9 +53,8 @@ std::string CallerOf(const grpc::ServerContext& context) {
 
 }  // namespace
 
-AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
-                           const CallAuth& auth)
-    : target_(target), loops_(target.loops()), backends_(std::move(backends)), injector_(injector), auth_(auth) {}
+AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector)
+    : target_(target), loops_(target.loops()), backends_(std::move(backends)), injector_(injector) {}
 
 grpc::Status AdminService::SelectLoops(const google::protobuf::RepeatedField<uint32_t>& loops,
                                        std::vector<uint32_t>* selected) const {
@@ -85,9 +84,8 @@ bool AdminService::WaitUntil(Context* context, SteadyClock::time_point until) co
   }
 }
 
-grpc::Status AdminService::GetServerInfo(Context* context, const admin::GetServerInfoRequest*,
+grpc::Status AdminService::GetServerInfo(Context* /*context*/, const admin::GetServerInfoRequest*,
                                          admin::ServerInfo* info) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   info->set_version(kVersion);
   info->set_backend(target_.backend());
   info->set_loops(static_cast<uint32_t>(loops_.size()));
@@ -103,15 +101,13 @@ grpc::Status AdminService::GetServerInfo(Context* context, const admin::GetServe
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::GetStats(Context* context, const admin::GetStatsRequest*, admin::Stats* stats) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
+grpc::Status AdminService::GetStats(Context* /*context*/, const admin::GetStatsRequest*, admin::Stats* stats) {
   *stats = CollectStats(target_, injector_);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsRequest* request,
                                       grpc::ServerWriter<admin::Stats>* writer) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   uint32_t interval_ms = request->interval_ms() == 0 ? 1000 : request->interval_ms();
   if (interval_ms < kMinWatchIntervalMs || interval_ms > kMaxWatchIntervalMs) {
     return InvalidArgument(absl::StrCat("interval_ms=", interval_ms, " is out of range: allowed ",
@@ -128,9 +124,8 @@ grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsR
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ListSockets(Context* context, const admin::ListSocketsRequest* request,
+grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSocketsRequest* request,
                                        admin::ListSocketsResponse* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   uint32_t limit = request->limit() == 0 ? kDefaultSocketLimit : request->limit();
   if (limit > kMaxSocketLimit) {
     return InvalidArgument(absl::StrCat("limit=", limit, " is out of range: allowed 1 to ", kMaxSocketLimit,
@@ -174,9 +169,8 @@ grpc::Status AdminService::ListSockets(Context* context, const admin::ListSocket
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottleRequest* request,
+grpc::Status AdminService::SetThrottle(Context* /*context*/, const admin::SetThrottleRequest* request,
                                        admin::Throttle* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   server::ThrottleChange change;
   if (request->has_bytes_per_second_per_connection()) {
     change.bytes_per_second_per_connection = request->bytes_per_second_per_connection();
@@ -199,16 +193,14 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::GetThrottle(Context* context, const admin::GetThrottleRequest*,
+grpc::Status AdminService::GetThrottle(Context* /*context*/, const admin::GetThrottleRequest*,
                                        admin::Throttle* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   ToProto(target_.throttle(), response);
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::InjectTask(Context* context, const admin::InjectTaskRequest* request,
+grpc::Status AdminService::InjectTask(Context* /*context*/, const admin::InjectTaskRequest* request,
                                       admin::Injection* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   // A drain ends with the loops: runs injected now would only hold it up or be cut short.
   if (int64_t since = target_.drain_started_at_ns(); since != 0) {
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
@@ -239,16 +231,14 @@ grpc::Status AdminService::InjectTask(Context* context, const admin::InjectTaskR
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::ListInjections(Context* context, const admin::ListInjectionsRequest*,
+grpc::Status AdminService::ListInjections(Context* /*context*/, const admin::ListInjectionsRequest*,
                                           admin::ListInjectionsResponse* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   for (const InjectionStatus& i : injector_.List()) ToProto(i, target_.started_at_ns(), response->add_injections());
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::CancelInjection(Context* context, const admin::CancelInjectionRequest* request,
+grpc::Status AdminService::CancelInjection(Context* /*context*/, const admin::CancelInjectionRequest* request,
                                            admin::Injection* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   if (request->id() == 0) return InvalidArgument("id is required: the id InjectTask returned (1, 2, ...)");
   absl::StatusOr<InjectionStatus> cancelled = injector_.Cancel(request->id());
   if (!cancelled.ok()) return ToGrpc(cancelled.status());
@@ -256,9 +246,8 @@ grpc::Status AdminService::CancelInjection(Context* context, const admin::Cancel
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseConnectionRequest* request,
+grpc::Status AdminService::CloseConnection(Context* /*context*/, const admin::CloseConnectionRequest* request,
                                            admin::CloseConnectionResponse* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   if (request->fd() < 0) return InvalidArgument(absl::StrCat("fd=", request->fd(), " is not a descriptor (see ListSockets)"));
   google::protobuf::RepeatedField<uint32_t> asked;
   if (request->has_loop()) asked.Add(request->loop());
@@ -282,7 +271,6 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
 }
 
 grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, admin::DrainResponse* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   response->set_already_draining(target_.drain_started_at_ns() != 0);
   response->set_connections_open(target_.server_stats().connections_active);
   if (!response->already_draining()) {
@@ -293,9 +281,8 @@ grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, a
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::SetStallThreshold(Context* context, const admin::SetStallThresholdRequest* request,
+grpc::Status AdminService::SetStallThreshold(Context* /*context*/, const admin::SetStallThresholdRequest* request,
                                              admin::StallThresholds* response) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   double ms = request->threshold_ms();
   if (!std::isfinite(ms) || ms < 1 || ms > 60'000) {
     return InvalidArgument(absl::StrCat("threshold_ms=", ms, " is out of range: allowed 1 to 60000"));
@@ -316,7 +303,6 @@ grpc::Status AdminService::SetStallThreshold(Context* context, const admin::SetS
 
 grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStallsRequest* request,
                                        grpc::ServerWriter<admin::Stall>* writer) {
-  if (grpc::Status denied = auth_.Check(*context); !denied.ok()) return denied;
   std::vector<uint32_t> selected;
   if (grpc::Status s = SelectLoops(request->loops(), &selected); !s.ok()) return s;
   std::vector<EventLoop*> loops;

@@ -6,9 +6,9 @@
 // takes no lock on a loop and never waits for one, so the admin plane answers while a loop is
 // blocked, and shows the task that blocks it. Actions that touch a loop's sockets (ListSockets,
 // CloseConnection) run inside that loop and give up with UNAVAILABLE after kLoopCallTimeout.
-// Every call first passes the CallAuth rule.
+// The access rule is not its concern: AdminServer guards every method (call_gate.h).
 //
-// Threads: gRPC's threads call it; the Administered, the injector and the CallAuth must outlive
+// Threads: gRPC's threads call it; the Administered and the injector must outlive
 // it. ShutDown() ends the streams (WatchStats, WatchStalls) within kStreamPoll.
 #ifndef BRRR_CONTROL_ADMIN_SERVICE_H_
 #define BRRR_CONTROL_ADMIN_SERVICE_H_
@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
-#include "control/admin/call_auth.h"
 #include "control/admin/task_injector.h"
 #include "runtime/plugin_loader.h"
 #include "control/admin/administered.h"
@@ -34,8 +33,7 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   static constexpr uint32_t kMaxSocketLimit = 100'000;
 
   // `backends`: what the plugin loader found at start, reported by GetServerInfo.
-  AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
-               const CallAuth& auth);
+  AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector);
 
   // Ends the streams in progress (the admin server is shutting down).
   void ShutDown() { shutting_down_.store(true); }
@@ -79,7 +77,6 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   const std::vector<EventLoop*> loops_;
   std::vector<BackendProbe> backends_;
   TaskInjector& injector_;
-  const CallAuth& auth_;
   std::atomic<bool> shutting_down_{false};
 };
 

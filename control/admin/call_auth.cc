@@ -53,7 +53,7 @@ bool ConstantTimeEquals(absl::string_view given, absl::string_view expected) {
 
 }  // namespace
 
-grpc::Status CallAuth::Check(const grpc::ServerContext& context) const {
+grpc::Status CallAuth::Check(const grpc::ServerContextBase& context) const {
   if (token_.empty()) return grpc::Status::OK;
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");

@@ -3,8 +3,9 @@
 // without it, every call is let in.
 //
 //   auto auth = CallAuth::FromTokenFile("/etc/brrr/admin.token");   // or CallAuth() = open
-//   grpc::Status Foo(grpc::ServerContext* context, ...) {
-//     if (grpc::Status s = auth.Check(*context); !s.ok()) return s;   // UNAUTHENTICATED
+//   grpc::Status s = auth->Check(context);   // OK or UNAUTHENTICATED
+//
+// The admin server applies it to every method of every service through call_gate.h.
 //
 // The token is the file's content without surrounding whitespace; it is compared in constant
 // time. A call with more than one `authorization` entry is refused, whatever they hold.
@@ -32,7 +33,7 @@ class CallAuth {
 
   bool required() const { return !token_.empty(); }
   // OK, or UNAUTHENTICATED saying what was missing or wrong (never the expected token).
-  grpc::Status Check(const grpc::ServerContext& context) const;
+  grpc::Status Check(const grpc::ServerContextBase& context) const;
 
  private:
   std::string token_;

@@ -1,13 +1,12 @@
 // reflection_service.h: gRPC server reflection (the ServerReflectionInfo stream that grpcurl
 // and other clients without .proto files use), served in both versions of the protocol:
 // grpc.reflection.v1 and grpc.reflection.v1alpha. The two have the same messages in different
-// packages, so one template serves both. Unlike libgrpc++_reflection (v1alpha only), it
-// follows the admin plane's CallAuth rule.
+// packages, so one template serves both (libgrpc++_reflection serves v1alpha only). Like every
+// admin service it is guarded by the admin plane's token rule (call_gate.h), not by itself.
 //
-//   CallAuth auth = ...;  // outlives the services
 //   std::vector<std::string> names = {"brrr.admin.v1.Admin", "grpc.reflection.v1.ServerReflection", ...};
-//   ReflectionV1Service v1(names, auth);
-//   ReflectionV1AlphaService v1alpha(names, auth);
+//   ReflectionV1Service v1(names);
+//   ReflectionV1AlphaService v1alpha(names);
 //   builder.RegisterService(&v1);
 //   builder.RegisterService(&v1alpha);
 //
@@ -19,17 +18,15 @@
 //   all_extension_numbers_of_type  the extension numbers of a message type
 // An unknown name gets an error_response with NOT_FOUND, a request that asks nothing one with
 // INVALID_ARGUMENT; the stream goes on. Every response echoes valid_host (the request's host)
-// and original_request. A call that CallAuth refuses ends at once with UNAUTHENTICATED.
+// and original_request.
 //
 // Threads: gRPC's; each stream runs on one of them and has its own state.
-// Ownership: `auth` must outlive the service.
 #ifndef BRRR_CONTROL_REFLECTION_SERVICE_H_
 #define BRRR_CONTROL_REFLECTION_SERVICE_H_
 
 #include <string>
 #include <vector>
 
-#include "control/admin/call_auth.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/server_context.h"
@@ -56,7 +53,7 @@ class ReflectionService final : public Version::Api::Service {
   using Response = typename Version::Response;
 
   // `service_names`: fully qualified, as list_services reports them.
-  ReflectionService(std::vector<std::string> service_names, const CallAuth& auth);
+  explicit ReflectionService(std::vector<std::string> service_names);
 
   // Answers each request in order until the client finishes writing.
   grpc::Status ServerReflectionInfo(grpc::ServerContext* context,
@@ -64,7 +61,6 @@ class ReflectionService final : public Version::Api::Service {
 
  private:
   std::vector<std::string> service_names_;
-  const CallAuth& auth_;
 };
 
 using ReflectionV1Service = ReflectionService<ReflectionV1>;

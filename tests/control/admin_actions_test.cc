@@ -486,7 +486,11 @@ TEST_F(AdminActionsTest, StallThresholdIsLiveAndWatchStallsStreamsEachStall) {
   EXPECT_DOUBLE_EQ(Stats().loops(0).stall_threshold_ms(), 20.0);
 
   auto context = Context();
-  auto stream = stub_->WatchStalls(context.get(), admin::WatchStallsRequest());
+  // With the recent stalls first: a stall that happens before the server has subscribed the
+  // stream (it gets the call a moment after this returns) still arrives.
+  admin::WatchStallsRequest watch;
+  watch.set_include_recent(true);
+  auto stream = stub_->WatchStalls(context.get(), watch);
   // A 40 ms block is a stall now (it was not at the 100 ms default).
   admin::InjectTaskRequest inject;
   inject.set_kind(admin::BLOCKING_SPIN);

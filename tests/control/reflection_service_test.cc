@@ -1,6 +1,7 @@
-// control/reflection_service.h on a grpc::Server in this process, in both versions of the
-// protocol: the admin token rule (CallAuth) and the extension answers, which brrr-echo's own
-// protos cannot show (they have no extensions).
+// control/admin/reflection_service.h on a grpc::Server in this process, in both versions of
+// the protocol, guarded as the admin server guards it (call_gate.h): the token rule on a
+// bidirectional stream, and the extension answers, which brrr-echo's own protos cannot show
+// (they have no extensions).
 #include "control/admin/reflection_service.h"
 
 #include <memory>
@@ -8,6 +9,7 @@
 #include <vector>
 
 #include "control/admin/call_auth.h"
+#include "control/admin/call_gate.h"
 #include "gmock/gmock.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -33,6 +35,7 @@ class ReflectionServiceTest : public ::testing::Test {
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    ASSERT_EQ(control::GuardEveryMethod(service_, auth_), 1);
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
@@ -45,7 +48,7 @@ class ReflectionServiceTest : public ::testing::Test {
   }
 
   const control::CallAuth auth_ = control::CallAuth::WithToken("s3cret");
-  control::ReflectionService<Version> service_{{"brrr.testdata.Nothing"}, auth_};
+  control::ReflectionService<Version> service_{{"brrr.testdata.Nothing"}};
   std::unique_ptr<grpc::Server> server_;
   std::shared_ptr<grpc::Channel> channel_;
 };

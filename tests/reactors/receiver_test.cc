@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/async.h"
+#include "runtime/internal/loop_internals.h"
 #include "runtime/socket.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/listener_fixture.h"
@@ -56,7 +57,7 @@ TEST_P(ReceiverTest, ReceivesEverythingIntoPoolBuffersUntilEndOfStream) {
   BlockingClient client(port());
   Socket conn = Accept();
   Collector got;
-  Receiver receiver(conn, got, loop_->receive_buffers());
+  Receiver receiver(conn, got, LoopInternals::receive_buffers(*loop_));
   receiver.start();
   const std::string payload = testing::RandomBytes(1 << 20, 3);
   std::thread writer([&] {
@@ -68,7 +69,7 @@ TEST_P(ReceiverTest, ReceivesEverythingIntoPoolBuffersUntilEndOfStream) {
   EXPECT_TRUE(got.status.ok()) << got.status;
   EXPECT_TRUE(got.data == payload);
   EXPECT_EQ(got.pool_chunks, got.chunks) << "every chunk came from the pool";
-  EXPECT_EQ(loop_->receive_buffers()->in_use(), 0u) << "every buffer went back";
+  EXPECT_EQ(LoopInternals::receive_buffers(*loop_)->in_use(), 0u) << "every buffer went back";
 }
 
 TEST_P(ReceiverTest, AReadLimitCapsEveryChunkAndLosesNothing) {
@@ -81,7 +82,7 @@ TEST_P(ReceiverTest, AReadLimitCapsEveryChunkAndLosesNothing) {
     }
     size_t largest = 0;
   } got;
-  Receiver receiver(conn, got, loop_->receive_buffers());
+  Receiver receiver(conn, got, LoopInternals::receive_buffers(*loop_));
   receiver.set_read_limit(1000);
   receiver.start();
   const std::string payload = testing::RandomBytes(200000, 5);
@@ -100,10 +101,10 @@ TEST_P(ReceiverTest, AnIdleConnectionHoldsNoBuffer) {
   BlockingClient client(port());
   Socket conn = Accept();
   Collector got;
-  Receiver receiver(conn, got, loop_->receive_buffers());
+  Receiver receiver(conn, got, LoopInternals::receive_buffers(*loop_));
   receiver.start();
   RunFor(milliseconds(20));
-  EXPECT_EQ(loop_->receive_buffers()->in_use(), 0u);
+  EXPECT_EQ(LoopInternals::receive_buffers(*loop_)->in_use(), 0u);
   EXPECT_EQ(loop_->stats().read_set_size, 1u) << "it is waiting for data all the same";
   ASSERT_TRUE(client.send_all("ping"));
   RunUntil([&] { return got.data == "ping"; });
@@ -113,7 +114,7 @@ TEST_P(ReceiverTest, StopHoldsDataBackAndStartResumes) {
   BlockingClient client(port());
   Socket conn = Accept();
   Collector got;
-  Receiver receiver(conn, got, loop_->receive_buffers());
+  Receiver receiver(conn, got, LoopInternals::receive_buffers(*loop_));
   receiver.start();
   ASSERT_TRUE(client.send_all("first"));
   RunUntil([&] { return got.data == "first"; });
@@ -132,7 +133,7 @@ TEST_P(ReceiverTest, ARunDryPoolFallsBackToHeapBlocksAndLosesNothing) {
   Socket conn = Accept();
   Collector got;
   got.hold = true;  // keep every pool buffer: the pool (64 x 4 KiB) runs dry
-  Receiver receiver(conn, got, loop_->receive_buffers());
+  Receiver receiver(conn, got, LoopInternals::receive_buffers(*loop_));
   receiver.start();
   const std::string payload = testing::RandomBytes(1 << 20, 4);
   std::thread writer([&] {
@@ -143,9 +144,9 @@ TEST_P(ReceiverTest, ARunDryPoolFallsBackToHeapBlocksAndLosesNothing) {
   writer.join();
   EXPECT_TRUE(got.data == payload);
   EXPECT_GT(got.chunks, got.pool_chunks) << "some chunks came from the heap";
-  EXPECT_EQ(loop_->receive_buffers()->in_use(), static_cast<uint32_t>(got.pool_chunks));
+  EXPECT_EQ(LoopInternals::receive_buffers(*loop_)->in_use(), static_cast<uint32_t>(got.pool_chunks));
   got.held.clear();
-  EXPECT_EQ(loop_->receive_buffers()->in_use(), 0u);
+  EXPECT_EQ(LoopInternals::receive_buffers(*loop_)->in_use(), 0u);
 }
 
 TEST_P(ReceiverTest, WithoutAPoolEveryChunkIsAHeapBlock) {

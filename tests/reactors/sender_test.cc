@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/async.h"
+#include "runtime/internal/loop_internals.h"
 #include "runtime/socket.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/listener_fixture.h"
@@ -65,7 +66,7 @@ TEST_P(SenderTest, ChunksQueuedTogetherLeaveInOneSend) {
   EXPECT_EQ(log.last_queued, 0u);
   EXPECT_TRUE(log.error.ok()) << log.error;
   uint64_t sends = loop_->stats().backend_submitted - submitted_before;
-  if (loop_->reactor().has(kCapSendMsg)) {
+  if (LoopInternals::reactor(*loop_).has(kCapSendMsg)) {
     EXPECT_EQ(sends, 1u) << "the four chunks should have left in one gathered send";
   } else {
     EXPECT_EQ(sends, 4u);

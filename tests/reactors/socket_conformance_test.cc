@@ -515,7 +515,7 @@ TEST_P(SocketTest, ReadAndWriteSetsAreTracked) {
     EXPECT_EQ(loop_->stats().write_set_size, 1u);
     conn.set_queued_bytes(100);
     EXPECT_EQ(loop_->stats().write_set_size, 1u);
-    std::vector<SocketInfo> infos = loop_->sockets().list(MonotonicNanos());
+    std::vector<SocketInfo> infos = loop_->socket_infos();
     bool found = false;
     for (const SocketInfo& i : infos) {
       if (i.fd != conn.fd()) continue;
