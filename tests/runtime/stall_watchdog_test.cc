@@ -103,6 +103,12 @@ class WatchedLoop {
     while (!done.load() && MonotonicNanos() < give_up) std::this_thread::sleep_for(milliseconds(1));
     ASSERT_TRUE(done.load());
   }
+  // Waits (bounded) until at least n reports were printed; returns them.
+  std::vector<std::string> PrintedAtLeast(size_t n) {
+    const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+    while (printed().size() < n && MonotonicNanos() < give_up) std::this_thread::sleep_for(milliseconds(1));
+    return printed();
+  }
   // The report at the blocking task's end (it follows the task's return on the loop thread).
   std::optional<StallReport> Finished() {
     const int64_t give_up = MonotonicNanos() + kGiveUpNs;
@@ -148,8 +154,9 @@ TEST(StallWatchdogTest, ASpinningTaskIsSampledWhileItRunsAndItsFunctionIsNamed) 
   EXPECT_TRUE(Names(finished->samples[0], "WatchdogTestSpinUntil")) << Show(finished->samples[0]);
   EXPECT_EQ(watched.loop()->stall_detector().stall_count(), 1u);
 
-  // Printed: the sample with its stack, then the end with where it was last seen.
-  std::vector<std::string> printed = watched.printed();
+  // Printed: the sample with its stack, then the end with where it was last seen (subscribers
+  // hear of the end before it is printed).
+  std::vector<std::string> printed = watched.PrintedAtLeast(2);
   for (const std::string& text : printed) std::printf("%s\n", text.c_str());
   ASSERT_GE(printed.size(), 2u);
   EXPECT_NE(printed.front().find("<watchdog-test:block> has been running for"), std::string::npos) << printed.front();
