@@ -13,11 +13,11 @@
 // the report at the task's end carries the stacks too:
 //
 //   brrr: loop 0: <inject:blocking_spin> has been running for 0.100 seconds (after 1234 tasks), stack:
-//       #0 brrr::control::BlockingSpinUntil() (brrr-echo+0x3f1a2c)
-//       #1 brrr::control::TaskInjector::StartRun() (brrr-echo+0x3f2b10)
+//       #0 brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)
+//       #1 brrr::control::TaskInjector::StartRun() (brrr-echo+0x68d71)
 //       ...
 //   brrr: loop 0: <inject:blocking_spin> has been running for 0.200 seconds (after 1234 tasks), same stack as at 0.100 seconds
-//   brrr: loop 0: executing <inject:blocking_spin> took 0.300 seconds (after 1234 tasks); stack sampled 2 times, last in brrr::control::BlockingSpinUntil() (brrr-echo+0x3f1a2c)
+//   brrr: loop 0: executing <inject:blocking_spin> took 0.300 seconds (after 1234 tasks); stack sampled 2 times, last in brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)
 //
 // (The end line names the innermost frame of the newest answered sample that is not in the C
 // or C++ runtime, that is where the program's own code was.)

@@ -1,7 +1,7 @@
 // symbolizer.h: turns code addresses into lines a person can read, off the sampled thread.
 //
 //   std::vector<std::string> frames = SymbolizeFrames(sample.pcs);
-//   // "brrr::control::BlockingSpin(...) (brrr-echo+0x1a2b3c)"
+//   // "brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)"
 //
 // Each frame names its function and the object and offset it is at. The name comes from
 // the object's symbol table (.symtab, which has local functions too, else .dynsym: Debian's
