@@ -50,7 +50,8 @@ EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
       inbox_([this] { reactor_->wake(); }),
       stall_detector_(options_.loop_id, options_.stall_threshold.count(), options_.stall_sink),
       task_clock_(manual_clock_),
-      started_at_ns_(now_ns()) {
+      started_at_ns_(now_ns()),
+      watchdog_(MakeWatchdog()) {
   // Virtual time moved: a timer may be due now.
   if (manual_clock_ != nullptr) manual_clock_waker_ = manual_clock_->attach([this] { reactor_->wake(); });
 }
@@ -60,6 +61,7 @@ EventLoop::~EventLoop() {
   // runner) owns it now.
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
+  watchdog_.reset();  // first: it reads the current task, the figures and the detector
   if (manual_clock_ != nullptr) manual_clock_->detach(manual_clock_waker_);
   // No more posts from other threads; then let pool work already running finish (a thread
   // cannot be interrupted) while nothing it posts is accepted.
@@ -163,6 +165,7 @@ void EventLoop::run_forever() {
   }
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
+  StallWatchdog::Running watched(watchdog_.get());
   while (!stop_requested_.load(std::memory_order_acquire)) run_iteration(kNoTimeout);
   stop_requested_.store(false, std::memory_order_relaxed);
   running_.store(false);
@@ -177,7 +180,19 @@ void EventLoop::run_until_complete(FutureBase& future) {
 void EventLoop::run_once(Duration max_wait) {
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
+  StallWatchdog::Running watched(watchdog_.get());
   run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
+}
+
+std::unique_ptr<StallWatchdog> EventLoop::MakeWatchdog() {
+  if (!options_.stall_watchdog || manual_clock_ != nullptr) return nullptr;
+  if (absl::Status installed = StackSampler::Install(); !installed.ok()) {
+    std::fprintf(stderr, "brrr: loop %u: no stall watchdog: %s\n", options_.loop_id,
+                 std::string(installed.message()).c_str());
+    return nullptr;
+  }
+  return std::make_unique<StallWatchdog>(StallWatchdog::Watched{
+      .current = &current_, .tasks_run = &published_.tasks_run, .detector = &stall_detector_, .sampler = &sampler_});
 }
 
 void EventLoop::run_iteration(int64_t max_wait_ns) {
@@ -195,7 +210,7 @@ void EventLoop::run_iteration(int64_t max_wait_ns) {
   // One clock read per task: each task's end is the next one's start.
   int64_t t = run_due_timers(task_clock_.anchor());
   t = run_ready(t);
-  current_start_ns_.store(0);
+  current_.clear();
   published_.iterations.add(1);
   published_.running_ns.add(t - start - waited);
 }
@@ -232,7 +247,9 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   // that arrives meanwhile stays pending in the backend and ends a later wait early.)
   if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
   int64_t before = now_ns();
+  if (watchdog_) watchdog_->loop_idle();
   absl::StatusOr<int> n = reactor_->wait(completions_, timeout_ns);
+  if (watchdog_) watchdog_->loop_busy();
   int64_t waited = now_ns() - before;
   published_.waiting_ns.add(waited);
   published_.io_waits.add(1);
@@ -277,14 +294,8 @@ int64_t EventLoop::run_ready(int64_t t) {
   return t;
 }
 
-void EventLoop::publish_current(const TaskLabel& label, int64_t start_ns) {
-  current_name_.store(label.name());
-  current_where_.store(label.where());
-  current_start_ns_.store(start_ns);
-}
-
 int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_ns) {
-  publish_current(label, start_ns);
+  current_.publish(label, start_ns);
   try {
     fn();
   } catch (const std::exception& e) {
@@ -337,16 +348,9 @@ void EventLoop::derive_longest_task(LoopStats& s) const {
 }
 
 void EventLoop::derive_current_task_running(LoopStats& s) const {
-  // The label is written before the start time; a start that did not change while we read
-  // the label means the label belongs to it.
-  for (int attempt = 0; attempt < 3; ++attempt) {
-    int64_t start = current_start_ns_.load();
-    if (start == 0) break;
-    TaskLabel label(current_name_.load(), current_where_.load());
-    if (current_start_ns_.load() != start) continue;
-    s.current_task_running_ns = std::max<int64_t>(0, now_ns() - start);
-    s.current_task = label.ToString();
-    break;
+  if (std::optional<CurrentTask::Snapshot> task = current_.read()) {
+    s.current_task_running_ns = std::max<int64_t>(0, now_ns() - task->start_ns);
+    s.current_task = task->label.ToString();
   }
 }
 

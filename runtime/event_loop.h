@@ -15,7 +15,9 @@
 //      runs in the next iteration, so a task that reschedules itself cannot starve I/O.
 //
 // Every task (ready task or timer) is measured: its run time feeds the statistics and the
-// stall detector, and another thread can see how long the current one has been running.
+// stall detector, and another thread can see how long the current one has been running. The
+// loop's stall watchdog (stall_watchdog.h, a thread started when the loop first runs) samples
+// the stack of a task that runs past the stall threshold, while it still runs.
 //
 //   auto loop = EventLoop::Create({.backend = "epoll"});
 //   (*loop)->call_soon([] { std::puts("hello"); });
@@ -41,6 +43,7 @@
 #include "runtime/buffer_pool.h"
 #include "runtime/callback.h"
 #include "runtime/clock.h"
+#include "runtime/current_task.h"
 #include "runtime/deferred_flush.h"
 #include "runtime/io_registry.h"
 #include "runtime/log_histogram.h"
@@ -50,7 +53,9 @@
 #include "runtime/ready_queue.h"
 #include "runtime/single_writer.h"
 #include "runtime/socket_table.h"
+#include "runtime/stack_sampler.h"
 #include "runtime/stall_detector.h"
+#include "runtime/stall_watchdog.h"
 #include "runtime/task_clock.h"
 #include "runtime/task_label.h"
 #include "runtime/thread_owner.h"
@@ -75,6 +80,10 @@ struct EventLoopOptions {
   Duration stall_threshold = std::chrono::milliseconds(100);
   // Receives printed stall reports; empty: stderr.
   StallDetector::Sink stall_sink;
+  // Sample where a task running past the stall threshold is, while it runs (a watchdog
+  // thread per loop that signals the loop thread with SIGRTMIN+3: stall_watchdog.h). Off on
+  // a ManualClock, whose virtual time a watchdog cannot follow.
+  bool stall_watchdog = true;
   // Threads for run_blocking(), started on first use.
   size_t blocking_threads = 4;
   // The receive buffer pool lent to the backend (see receive_buffers()).
@@ -140,6 +149,8 @@ class EventLoop {
   // ---- Introspection: any thread. ----
   LoopStats stats() const;
   StallDetector& stall_detector() { return stall_detector_; }
+  // The stall watchdog (its thread starts when the loop first runs), or null when off.
+  const StallWatchdog* stall_watchdog() const { return watchdog_.get(); }
   uint32_t loop_id() const { return options_.loop_id; }
   const std::string& backend() const { return backend_name_; }
   // Loop thread: every open socket of this loop, as the admin plane's ListSockets shows them.
@@ -180,7 +191,8 @@ class EventLoop {
   // Runs one task that started at start_ns; returns when it ended.
   int64_t run_task(Callback& fn, const TaskLabel& label, int64_t start_ns);
   void publish_ready_depth() { published_.ready_queue_depth.store(ready_.size()); }
-  void publish_current(const TaskLabel& label, int64_t start_ns);
+  // The watchdog, unless the options turn it off or its signal is taken.
+  std::unique_ptr<StallWatchdog> MakeWatchdog();
   // The Derived figures of BRRR_LOOP_FIGURES: each fills its figure (and its label) in `s`.
   void derive_threadsafe_queue_depth(LoopStats& s) const;
   void derive_sockets(LoopStats& s) const;
@@ -222,12 +234,12 @@ class EventLoop {
   SingleWriter<int64_t> longest_task_ns_;
   SingleWriter<const char*> longest_name_;
   SingleWriter<std::source_location> longest_where_;
-  // The task running now: its start (0 = none) and label. Written label first, start last;
-  // readers check the start before and after reading the label.
-  SingleWriter<int64_t> current_start_ns_;
-  SingleWriter<const char*> current_name_;
-  SingleWriter<std::source_location> current_where_;
+  CurrentTask current_;
   LogHistogram timer_lateness_;
+
+  // Declared last, so destroyed first: the watchdog reads the figures above.
+  StackSampler sampler_;
+  std::unique_ptr<StallWatchdog> watchdog_;  // reset first in the destructor
 };
 
 }  // namespace brrr

@@ -7,12 +7,28 @@
 //
 //   brrr: loop 0: executing <inject:blocking_spin> took 0.300 seconds (after 1234 tasks)
 //
+// While such a task still runs, the loop's watchdog (stall_watchdog.h) samples where the
+// loop thread is and reports each sample here (report_progress): it is printed with its
+// stack, handed to subscribers as a report with in_progress set, and kept with the stall, so
+// the report at the task's end carries the stacks too:
+//
+//   brrr: loop 0: <inject:blocking_spin> has been running for 0.100 seconds (after 1234 tasks), stack:
+//       #0 brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)
+//       #1 brrr::control::TaskInjector::StartRun() (brrr-echo+0x68d71)
+//       ...
+//   brrr: loop 0: <inject:blocking_spin> has been running for 0.200 seconds (after 1234 tasks), same stack as at 0.100 seconds
+//   brrr: loop 0: executing <inject:blocking_spin> took 0.300 seconds (after 1234 tasks); stack sampled 2 times, last in brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)
+//
+// (The end line names the innermost frame of the newest answered sample that is not in the C
+// or C++ runtime, that is where the program's own code was.)
+//
 // Printing is rate-limited (a burst of 10, then 10 a second); what was not printed is counted
 // and mentioned in the next line that is. Counting and subscribers are not rate-limited.
 //
-// Threads: report() runs on the loop thread (it is the slow path: a stall just happened).
-// Everything else is thread-safe. Subscribers are called on the loop thread and must return
-// quickly (copy the report into a queue of their own).
+// Threads: report() runs on the loop thread (it is the slow path: a stall just happened);
+// report_progress() and progress_ended() on the watchdog's. Everything else is thread-safe.
+// Subscribers are called on either of those threads and must return quickly (copy the
+// report into a queue of their own).
 #ifndef BRRR_RUNTIME_STALL_DETECTOR_H_
 #define BRRR_RUNTIME_STALL_DETECTOR_H_
 
@@ -22,6 +38,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +47,12 @@
 
 namespace brrr {
 
+// One look at a stalled loop thread's stack.
+struct StallSample {
+  int64_t running_ns = 0;           // how long the task had been running then
+  std::vector<std::string> frames;  // innermost first; empty: the thread did not answer in time
+};
+
 struct StallReport {
   uint32_t loop_id = 0;
   std::string task;              // the task's label (name or call site)
@@ -37,9 +60,16 @@ struct StallReport {
   uint64_t tasks_run_before = 0; // tasks the loop had completed before this one
   int64_t detected_at_ns = 0;    // monotonic clock, when it ended
   uint64_t sequence = 0;         // 1, 2, ... per loop
+  // True while the task still runs: duration_ns is how long so far, detected_at_ns when the
+  // stack was sampled. Such a report has the sequence its stall will end with.
+  bool in_progress = false;
+  // The stacks sampled while it ran, oldest first: the first and the newest ones, at most
+  // StallDetector::kSamplesKept. Empty when it ended before the watchdog looked.
+  std::vector<StallSample> samples;
 };
 
-// Formats a report as the one printed line (without newline).
+// Formats a report as it is printed (without the final newline): one line for a stall that
+// ended, a line and its stack for a sample of one in progress.
 std::string FormatStall(const StallReport& report);
 
 class StallDetector {
@@ -49,6 +79,7 @@ class StallDetector {
 
   static constexpr int64_t kDefaultThresholdNs = 100'000'000;
   static constexpr size_t kRecentCapacity = 64;
+  static constexpr size_t kSamplesKept = 8;
 
   // `sink` receives printed lines; the default writes them to stderr.
   explicit StallDetector(uint32_t loop_id, int64_t threshold_ns = kDefaultThresholdNs,
@@ -62,8 +93,20 @@ class StallDetector {
   void report(const TaskLabel& label, int64_t duration_ns, uint64_t tasks_run_before,
               int64_t now_ns);
 
+  // Watchdog thread: the task labelled `label`, started at start_ns, is still running at
+  // now_ns, past the threshold, and `sample` shows where.
+  void report_progress(const TaskLabel& label, int64_t start_ns, uint64_t tasks_run_before, int64_t now_ns,
+                       StallSample sample);
+  // Watchdog thread: the task started at start_ns no longer runs. Its samples are dropped if
+  // its end was not reported (the threshold was raised past its duration meanwhile).
+  void progress_ended(int64_t start_ns);
+
+  // Stalls that ended (not the one in progress).
   uint64_t stall_count() const { return count_.load(); }
+  // The stalls that ended, oldest first.
   std::vector<StallReport> recent() const;
+  // The stall running now, as its latest sample reported it; nullopt when none is.
+  std::optional<StallReport> in_progress() const;
 
   // Returns an id for unsubscribe().
   uint64_t subscribe(Subscriber subscriber);
@@ -71,6 +114,8 @@ class StallDetector {
 
  private:
   bool may_print(int64_t now_ns);  // token bucket; guarded by mu_
+  // Hands `r` to the subscribers; returns what to print, or "" (rate-limited). Guarded by mu_.
+  std::string publish(const StallReport& r, int64_t now_ns);
 
   const uint32_t loop_id_;
   // Atomic because any thread may set it; the loop reads it after every task.
@@ -78,13 +123,20 @@ class StallDetector {
   SingleWriter<uint64_t> count_;
   Sink sink_;
 
+  // Taken before mu_ is released and held while the sink prints: lines come out in the order
+  // their reports were made, though printing happens outside mu_.
+  std::mutex print_mu_;
   mutable std::mutex mu_;
   std::deque<StallReport> recent_;              // guarded by mu_
+  std::optional<StallReport> in_progress_;      // guarded by mu_
+  int64_t in_progress_start_ns_ = 0;            // guarded by mu_
+  int64_t last_ended_start_ns_ = 0;             // the last reported stall's start; guarded by mu_
   std::map<uint64_t, Subscriber> subscribers_;  // guarded by mu_
   uint64_t next_subscriber_id_ = 1;             // guarded by mu_
   double print_tokens_ = kPrintBurst;           // guarded by mu_
   int64_t tokens_updated_ns_ = 0;               // guarded by mu_
   uint64_t unprinted_ = 0;                      // guarded by mu_
+  uint64_t unprinted_samples_ = 0;              // guarded by mu_
 
   static constexpr double kPrintBurst = 10;
   static constexpr double kPrintsPerSecond = 10;

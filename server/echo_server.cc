@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     lo.plugin_dir = o.plugin_dir;
     lo.loop_id = static_cast<uint32_t>(i);
     lo.stall_threshold = o.stall_threshold;
+    lo.stall_watchdog = o.stall_watchdog;
     lo.receive_buffer_size = o.receive_buffer_size;
     lo.receive_buffer_count = o.receive_buffer_count;
     auto loop = EventLoop::Create(lo);

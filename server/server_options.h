@@ -38,6 +38,8 @@ struct EchoServerOptions {
   std::string reply_prefix;
   Duration drain_timeout = std::chrono::seconds(10);  // drain waits this long for clients to close
   Duration stall_threshold = std::chrono::milliseconds(100);
+  // Each loop's watchdog samples where a stall is while it lasts (runtime/stall_watchdog.h).
+  bool stall_watchdog = true;
   uint32_t receive_buffer_size = 16384;   // bytes per provided receive buffer
   uint32_t receive_buffer_count = 1024;   // provided receive buffers per loop
   int backlog = 4096;

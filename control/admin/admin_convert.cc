@@ -113,6 +113,13 @@ void ToProto(const StallReport& stall, int64_t started_at_ns, admin::Stall* out)
   out->set_tasks_run_before(stall.tasks_run_before);
   out->set_sequence(stall.sequence);
   out->set_detected_at_uptime_seconds(Seconds(stall.detected_at_ns - started_at_ns));
+  out->set_in_progress(stall.in_progress);
+  out->clear_samples();
+  for (const StallSample& sample : stall.samples) {
+    admin::StallSample* s = out->add_samples();
+    s->set_running_ms(Millis(sample.running_ns));
+    for (const std::string& frame : sample.frames) s->add_frames(frame);
+  }
 }
 
 }  // namespace brrr::control

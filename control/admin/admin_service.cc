@@ -259,21 +259,25 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
   for (uint32_t i : selected) loops.push_back(loops_[i]);
   // Subscribed before the recent stalls are read, so none falls between the two; one that is
   // in both is sent once (sequences rise per loop).
-  StallFeed feed(loops);
-  std::map<uint32_t, uint64_t> sent_up_to;  // loop -> last sequence sent
+  StallFeed feed(loops, request->include_in_progress());
+  // loop -> the last sequence of a stall whose end was sent. A sample of a stall in progress
+  // has the sequence its end will have, and never comes after that end.
+  std::map<uint32_t, uint64_t> sent_up_to;
   admin::Stall message;
+  auto send = [&](const StallReport& r) {
+    if (r.sequence <= sent_up_to[r.loop_id]) return true;
+    if (!r.in_progress) sent_up_to[r.loop_id] = r.sequence;
+    ToProto(r, target_.started_at_ns(), &message);
+    return writer->Write(message);
+  };
   if (request->include_recent()) {
     for (const StallReport& r : feed.Recent()) {
-      ToProto(r, target_.started_at_ns(), &message);
-      if (!writer->Write(message)) return grpc::Status::OK;
-      sent_up_to[r.loop_id] = std::max(sent_up_to[r.loop_id], r.sequence);
+      if (!send(r)) return grpc::Status::OK;
     }
   }
   while (!context->IsCancelled() && !shutting_down_.load()) {
     std::optional<StallReport> next = feed.Next(SteadyClock::now() + kStreamPoll);
-    if (!next.has_value() || next->sequence <= sent_up_to[next->loop_id]) continue;
-    ToProto(*next, target_.started_at_ns(), &message);
-    if (!writer->Write(message)) break;
+    if (next.has_value() && !send(*next)) break;
   }
   return grpc::Status::OK;
 }

@@ -4,9 +4,11 @@
 
 namespace brrr::control {
 
-StallFeed::StallFeed(std::vector<EventLoop*> loops) : loops_(std::move(loops)), queue_(std::make_shared<Queue>()) {
+StallFeed::StallFeed(std::vector<EventLoop*> loops, bool in_progress)
+    : loops_(std::move(loops)), in_progress_(in_progress), queue_(std::make_shared<Queue>()) {
   for (EventLoop* loop : loops_) {
-    subscriptions_.push_back(loop->stall_detector().subscribe([queue = queue_](const StallReport& report) {
+    subscriptions_.push_back(loop->stall_detector().subscribe([queue = queue_, in_progress](const StallReport& report) {
+      if (report.in_progress && !in_progress) return;
       std::lock_guard<std::mutex> lock(queue->mu);
       if (queue->reports.size() >= kQueueLimit) {
         queue->reports.pop_front();
@@ -30,6 +32,11 @@ std::vector<StallReport> StallFeed::Recent() const {
   }
   std::sort(all.begin(), all.end(),
             [](const StallReport& a, const StallReport& b) { return a.detected_at_ns < b.detected_at_ns; });
+  if (in_progress_) {
+    for (EventLoop* loop : loops_) {
+      if (std::optional<StallReport> running = loop->stall_detector().in_progress()) all.push_back(*running);
+    }
+  }
   return all;
 }
 

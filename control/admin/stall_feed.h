@@ -4,8 +4,13 @@
 //   std::vector<StallReport> recent = feed.Recent(); // what the loops remember, oldest first
 //   std::optional<StallReport> s = feed.Next(deadline);  // the next stall, or none by then
 //
-// Threads: the loops' threads push (their detectors call the feed's subscriber, which only
-// copies the report); one consumer thread calls Next. Destroying the feed unsubscribes.
+// A feed made with in_progress also passes on the reports of stalls still running (each
+// stack sample of the loops' watchdogs, StallReport::in_progress), and Recent() ends with
+// the stalls running now.
+//
+// Threads: the loops' threads and their watchdogs push (the detectors call the feed's
+// subscriber, which only copies the report); one consumer thread calls Next. Destroying the
+// feed unsubscribes.
 #ifndef BRRR_CONTROL_STALL_FEED_H_
 #define BRRR_CONTROL_STALL_FEED_H_
 
@@ -27,7 +32,7 @@ class StallFeed {
   // At most this many stalls wait in the queue; older ones are dropped (and counted).
   static constexpr size_t kQueueLimit = 10'000;
 
-  explicit StallFeed(std::vector<EventLoop*> loops);
+  explicit StallFeed(std::vector<EventLoop*> loops, bool in_progress = false);
   ~StallFeed();
   StallFeed(const StallFeed&) = delete;
   StallFeed& operator=(const StallFeed&) = delete;
@@ -47,6 +52,7 @@ class StallFeed {
   };
 
   std::vector<EventLoop*> loops_;
+  const bool in_progress_;
   std::vector<uint64_t> subscriptions_;  // one per loop
   std::shared_ptr<Queue> queue_;         // shared with the subscribers
 };

@@ -24,6 +24,22 @@ const char* RunName(InjectionKind kind) {
 
 int64_t Millis(Duration d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); }
 
+// The blocking runs, each in a function of its own that is never inlined, so that the stack
+// a stall report shows names what the loop is stuck in.
+[[gnu::noinline]] void InjectedBlockingSpin(TimePoint deadline, const std::atomic<bool>& cancelled) {
+  while (Clock::now() < deadline && !cancelled.load(std::memory_order_relaxed)) {
+  }
+  asm volatile("" ::: "memory");  // keeps this frame: no tail call out of it
+}
+
+// Waits on `wake` rather than sleeping so that cancelling ends the run early.
+[[gnu::noinline]] void InjectedBlockingSleep(TimePoint deadline, std::mutex& mu, std::condition_variable& wake,
+                                             const std::atomic<bool>& cancelled) {
+  std::unique_lock<std::mutex> lock(mu);
+  wake.wait_until(lock, deadline, [&cancelled] { return cancelled.load(); });
+  asm volatile("" ::: "memory");
+}
+
 }  // namespace
 
 // One target loop's share of an injection. Touched only on that loop's thread.
@@ -148,14 +164,11 @@ void TaskInjector::StartRun(const std::shared_ptr<Injection>& injection, size_t 
   TimePoint deadline = start + in.spec.duration;
   switch (in.spec.kind) {
     case InjectionKind::kBlockingSpin:
-      while (Clock::now() < deadline && !in.cancelled.load(std::memory_order_relaxed)) {
-      }
+      InjectedBlockingSpin(deadline, in.cancelled);
       break;
-    case InjectionKind::kBlockingSleep: {
-      std::unique_lock<std::mutex> lock(in.wake_mu);
-      in.wake.wait_until(lock, deadline, [&in] { return in.cancelled.load(); });
+    case InjectionKind::kBlockingSleep:
+      InjectedBlockingSleep(deadline, in.wake_mu, in.wake, in.cancelled);
       break;
-    }
     case InjectionKind::kNonblockingSleep: {
       // Swept when it has doubled since the last sweep: linear in the runs, however many sleep.
       if (runs.sleeping.size() >= std::max<size_t>(64, 2 * runs.swept_size)) {

@@ -16,11 +16,28 @@ namespace {
 
 namespace admin = brrr::admin::v1;
 
+// The newest sample's frames, up to `limit`, indented under the stall's row.
+std::string FramesText(const admin::Stall& stall, uint32_t limit) {
+  if (stall.samples().empty() || limit == 0) return "";
+  const admin::StallSample& newest = stall.samples(stall.samples_size() - 1);
+  if (newest.frames().empty()) return "      (stack not sampled: the loop thread did not answer in time)\n";
+  std::string text = absl::StrFormat("      stack at %s ms, innermost first (%d sampled):\n",
+                                     FormatDecimal(newest.running_ms()), stall.samples_size());
+  int shown = std::min<int>(newest.frames_size(), static_cast<int>(limit));
+  for (int i = 0; i < shown; ++i) absl::StrAppendFormat(&text, "      #%d %s\n", i, newest.frames(i));
+  if (shown < newest.frames_size()) {
+    absl::StrAppendFormat(&text, "      ... %d more frames (--frames)\n", newest.frames_size() - shown);
+  }
+  return text;
+}
+
 Outcome RunStalls(Invocation& invocation) {
   admin::WatchStallsRequest request;
   for (uint32_t loop : absl::GetFlag(FLAGS_loop).loops) request.add_loops(loop);
   request.set_include_recent(absl::GetFlag(FLAGS_include_recent));
+  request.set_include_in_progress(absl::GetFlag(FLAGS_in_progress));
   const uint32_t count = absl::GetFlag(FLAGS_count);
+  const uint32_t frames = absl::GetFlag(FLAGS_frames);
   uint32_t received = 0;
   return ReadStream<admin::Stall>(
       invocation,
@@ -32,10 +49,13 @@ Outcome RunStalls(Invocation& invocation) {
           if (received == 0) {
             invocation.out.Text(absl::StrFormat("%12s %5s %7s %12s  %s\n", "AT", "LOOP", "SEQ", "DURATION_MS", "TASK"));
           }
+          std::string task = stall.task().empty() ? "-" : stall.task();
+          if (stall.in_progress()) absl::StrAppend(&task, " (still running)");
           invocation.out.Text(absl::StrFormat("%12s %5d %7d %12s  %s\n",
                                               FormatMilliseconds(stall.detected_at_uptime_seconds() * 1000),
                                               stall.loop(), stall.sequence(), FormatDecimal(stall.duration_ms()),
-                                              stall.task().empty() ? "-" : stall.task()));
+                                              task));
+          invocation.out.Text(FramesText(stall, frames));
         }
         ++received;
         return count == 0 || received < count;
@@ -100,8 +120,14 @@ std::vector<Command> StallsCommands() {
           .name = "stalls",
           .summary = "each stall as it is detected (a stream), until --count or Ctrl-C",
           .details = "WatchStalls. A stall is a task that held its loop for at least the stall threshold; it\n"
-                     "is reported when that task ends. SIGINT or SIGTERM ends the stream with exit 0.",
+                     "is reported when that task ends, with the stack the loop's watchdog sampled while it\n"
+                     "ran (the newest sample's innermost frames are shown under its row). With\n"
+                     "--in_progress, also each sample while the stall lasts (one every threshold), marked\n"
+                     "\"(still running)\": a loop stuck for good shows where. --count counts those too.\n"
+                     "SIGINT or SIGTERM ends the stream with exit 0.",
           .flags = {{"include_recent", "", "first the recent stalls each loop remembers (up to 64 per loop)"},
+                    {"in_progress", "", "also each stack sample of a stall that is still running"},
+                    {"frames", "N", "stack frames shown per stall (default 8; 0: none)"},
                     {"loop", "N[,N...]", "only stalls on these loops (default: every loop)"},
                     {"count", "N", "stop after N stalls (default 0: until interrupted)"}},
           .run = RunStalls,

@@ -21,6 +21,7 @@
 #include "server/brrr-echo/echo_administered.h"
 #include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
+#include "runtime/stack_sampler.h"
 #include "server/echo_server.h"
 
 ABSL_FLAG(std::string, backend, "auto",
@@ -49,6 +50,9 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On SIGTERM/SIGINT, how long connections may take to finish before they are closed");
 ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),
           "A task that holds a loop this long is reported as a stall");
+ABSL_FLAG(bool, stall_watchdog, true,
+          "While a stall lasts, sample where the loop is stuck (every --stall_threshold; a watchdog thread per "
+          "loop signals the loop thread with SIGRTMIN+3) and report the stack with the stall");
 ABSL_FLAG(int32_t, admin_port, 0,
           "Port of the gRPC admin plane (brrr.admin.v1.Admin, grpc.health.v1, server reflection); "
           "0: off");
@@ -199,6 +203,7 @@ int main(int argc, char** argv) {
   o.reply_prefix = absl::GetFlag(FLAGS_reply_prefix);
   o.drain_timeout = ToDuration(absl::GetFlag(FLAGS_drain_timeout));
   o.stall_threshold = ToDuration(absl::GetFlag(FLAGS_stall_threshold));
+  o.stall_watchdog = absl::GetFlag(FLAGS_stall_watchdog);
   o.receive_buffer_size = absl::GetFlag(FLAGS_recv_buffer_size);
   o.receive_buffer_count = absl::GetFlag(FLAGS_recv_buffers);
   // Without an admin plane nobody needs the reserve: out of descriptors, accepting backs off.
@@ -216,7 +221,11 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // The stall watchdog's signal is for loop threads only (each unblocks it as it starts its
+  // loop): blocked in every other thread, so one sent to the process never lands in gRPC's.
+  sigset_t blocked = signals;
+  sigaddset(&blocked, brrr::StackSampler::Signal());
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   auto server = EchoServer::Create(o);
   if (!server.ok()) {

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <thread>
@@ -164,6 +165,50 @@ TEST_F(InjectionTest, CancellingALongBlockEndsItEarly) {
   EXPECT_EQ(Find(injection.id()).state(), admin::Injection::CANCELLED);
   grpc::Status again = stub_->CancelInjection(Context().get(), cancel, &cancelled);
   EXPECT_EQ(again.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << again.error_message();
+}
+
+// While a block lasts, WatchStalls with include_in_progress streams where the loop is stuck:
+// the loop's watchdog samples its thread's stack, which names the injected run's own
+// function; the stall's end carries the samples too. The blocks would last 30 s; each is
+// cancelled once the stream has named it (the stream's 10 s deadline bounds the wait).
+TEST_F(InjectionTest, WatchStallsShowsWhereABlockedLoopIsStuckWhileItIs) {
+  Start({"--admin_max_block=60s", "--stall_threshold=50ms"});
+  auto names = [](const admin::Stall& stall, const std::string& function) {
+    if (stall.samples().empty()) return false;
+    for (const std::string& frame : stall.samples(stall.samples_size() - 1).frames()) {
+      if (frame.find(function) != std::string::npos) return true;
+    }
+    return false;
+  };
+  const std::pair<admin::InjectionKind, std::string> kinds[] = {{admin::BLOCKING_SPIN, "InjectedBlockingSpin"},
+                                                                {admin::BLOCKING_SLEEP, "InjectedBlockingSleep"}};
+  for (const auto& [kind, function] : kinds) {
+    SCOPED_TRACE(function);
+    auto context = Context();
+    admin::WatchStallsRequest request;
+    request.set_include_in_progress(true);
+    auto stream = stub_->WatchStalls(context.get(), request);
+    admin::Injection injection = Inject(kind, 30000);
+    admin::Stall stall;
+    bool named = false;
+    while (!named && stream->Read(&stall)) named = stall.in_progress() && names(stall, function);
+    admin::CancelInjectionRequest cancel;
+    cancel.set_id(injection.id());
+    admin::Injection cancelled;
+    ASSERT_TRUE(stub_->CancelInjection(Context().get(), cancel, &cancelled).ok());
+    ASSERT_TRUE(named) << stall.DebugString();
+    EXPECT_EQ(stall.task(), kind == admin::BLOCKING_SPIN ? "inject:blocking_spin" : "inject:blocking_sleep");
+    EXPECT_GE(stall.duration_ms(), 50.0);
+
+    bool ended = false;
+    while (!ended && stream->Read(&stall)) ended = !stall.in_progress();
+    ASSERT_TRUE(ended);
+    EXPECT_EQ(stall.task(), kind == admin::BLOCKING_SPIN ? "inject:blocking_spin" : "inject:blocking_sleep");
+    ASSERT_GE(stall.samples_size(), 1);
+    EXPECT_TRUE(names(stall, function)) << stall.DebugString();
+    context->TryCancel();
+    stream->Finish();
+  }
 }
 
 TEST_F(InjectionTest, RepeatedRunsOnEveryLoop) {
@@ -453,14 +498,19 @@ TEST_F(AdminActionsTest, StallThresholdIsLiveAndWatchStallsStreamsEachStall) {
   inject.set_duration_ms(40);
   admin::Injection injection;
   // The stream is subscribed once the server has the call; inject until a stall arrives.
+  // Other stalls may come first (under ASan, a 20 ms threshold catches the server's own
+  // start-up tasks, such as echo:map_buffers): the first injected one is the one looked at.
   admin::Stall stall;
+  std::atomic<bool> injected_seen{false};
   std::thread injector([&] {
-    for (int i = 0; i < 50 && Stats().total().stalls() == 0; ++i) {
+    for (int i = 0; i < 50 && !injected_seen.load(); ++i) {
       EXPECT_TRUE(stub_->InjectTask(Context().get(), inject, &injection).ok());
       std::this_thread::sleep_for(milliseconds(100));
     }
   });
-  bool got = stream->Read(&stall);
+  bool got = false;
+  while (!got && stream->Read(&stall)) got = stall.task() == "inject:blocking_spin";
+  injected_seen.store(true);
   injector.join();
   ASSERT_TRUE(got);
   EXPECT_EQ(stall.loop(), 0u);

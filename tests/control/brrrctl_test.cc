@@ -443,6 +443,27 @@ TEST_F(BrrrctlTest, StallsAreReportedOverTheThreshold) {
   EXPECT_TRUE(Contains(stall.task(), "inject")) << stall.task();
 }
 
+// While a loop is blocked, `stalls --in_progress` shows the stall as it lasts, with the
+// stack the loop's watchdog sampled: the injected run's own function is in it. The block
+// would last 30 s; it is cancelled once the command has shown it.
+TEST_F(BrrrctlTest, StallsShowWhereALoopIsStuckWhileItIs) {
+  Start({"--admin_max_block=60s", "--stall_threshold=50ms"});
+  CtlRun inject = Ctl({"inject", "blocking-spin", "--duration=30s", "--json"});
+  ASSERT_EQ(inject.code, 0) << inject;
+  admin::Injection injection = FromJson<admin::Injection>(Lines(inject.out).at(0));
+  CtlRun stalls = Ctl({"stalls", "--in_progress", "--count=1", "--frames=40"});
+  CtlRun cancel = Ctl({"cancel", std::to_string(injection.id())});
+  EXPECT_EQ(cancel.code, 0) << cancel;
+  ASSERT_EQ(stalls.code, 0) << stalls;
+  std::vector<std::string> lines = Lines(stalls.out);
+  ASSERT_GE(lines.size(), 4u) << stalls;
+  EXPECT_TRUE(Contains(lines[0], "DURATION_MS  TASK")) << stalls;
+  EXPECT_TRUE(Contains(lines[1], "inject:blocking_spin (still running)")) << stalls;
+  EXPECT_TRUE(Contains(lines[2], "stack at ")) << stalls;
+  EXPECT_TRUE(Contains(lines[3], "#0 ")) << stalls;
+  EXPECT_TRUE(Contains(stalls.out, "InjectedBlockingSpin")) << stalls;
+}
+
 TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
   Start({"--drain_timeout=30s"});
   testing::BlockingClient client(port_, false, 10000);  // keeps the drain going until it leaves

@@ -219,5 +219,111 @@ TEST_F(StallDetectorTest, TimersAreMeasuredToo) {
   EXPECT_EQ(loop->stats().timer_lateness.max_ns, 29'000'000);
 }
 
+// The samples of a stall in progress, as the loop's watchdog reports them (its own test,
+// stall_watchdog_test, takes real ones): fed here by hand, with exact times.
+StallSample Sampled(int64_t running_ns, std::vector<std::string> frames) {
+  return StallSample{.running_ns = running_ns, .frames = std::move(frames)};
+}
+
+TEST(StallProgressTest, SamplesArePrintedAndStreamedWhileTheStallLastsAndItsEndCarriesThem) {
+  Lines printed;
+  StallDetector detector(7, 50'000'000, printed.sink());
+  std::vector<StallReport> streamed;
+  detector.subscribe([&](const StallReport& r) { streamed.push_back(r); });
+  const int64_t start = 1'000'000'000;
+  const std::vector<std::string> spin = {"Spin() (app+0x10)", "Serve() (app+0x20)"};
+  const std::vector<std::string> parse = {"Parse() (app+0x30)", "Serve() (app+0x20)"};
+  detector.report_progress("hog", start, 5, start + 60'000'000, Sampled(60'000'000, spin));
+  ASSERT_TRUE(detector.in_progress().has_value());
+  EXPECT_EQ(detector.in_progress()->duration_ns, 60'000'000);
+  detector.report_progress("hog", start, 5, start + 120'000'000, Sampled(120'000'000, spin));
+  detector.report_progress("hog", start, 5, start + 180'000'000, Sampled(180'000'000, parse));
+  detector.report_progress("hog", start, 5, start + 240'000'000, Sampled(240'000'000, {}));
+  EXPECT_EQ(detector.stall_count(), 0u) << "a stall counts when it ends";
+  EXPECT_TRUE(detector.recent().empty());
+  detector.report("hog", 250'000'000, 5, start + 250'000'000);
+
+  ASSERT_EQ(streamed.size(), 5u);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_TRUE(streamed[i].in_progress);
+    EXPECT_EQ(streamed[i].sequence, 1u);
+    EXPECT_EQ(streamed[i].task, "hog");
+    EXPECT_EQ(streamed[i].tasks_run_before, 5u);
+    EXPECT_EQ(streamed[i].duration_ns, static_cast<int64_t>(i + 1) * 60'000'000);
+    EXPECT_EQ(streamed[i].samples.size(), i + 1);
+  }
+  const StallReport& end = streamed[4];
+  EXPECT_FALSE(end.in_progress);
+  EXPECT_EQ(end.sequence, 1u);
+  EXPECT_EQ(end.duration_ns, 250'000'000);
+  ASSERT_EQ(end.samples.size(), 4u);
+  EXPECT_EQ(end.samples[0].frames, spin);
+  EXPECT_EQ(end.samples[2].frames, parse);
+  EXPECT_EQ(end.samples[2].running_ns, 180'000'000);
+  EXPECT_FALSE(detector.in_progress().has_value());
+  ASSERT_EQ(detector.recent().size(), 1u);
+  EXPECT_EQ(detector.recent()[0].samples.size(), 4u);
+
+  std::vector<std::string> lines = printed.get();
+  ASSERT_EQ(lines.size(), 5u);
+  EXPECT_EQ(lines[0],
+            "brrr: loop 7: <hog> has been running for 0.060 seconds (after 5 tasks), stack:\n"
+            "    #0 Spin() (app+0x10)\n"
+            "    #1 Serve() (app+0x20)");
+  EXPECT_EQ(lines[1], "brrr: loop 7: <hog> has been running for 0.120 seconds (after 5 tasks), same stack as at 0.060 seconds");
+  EXPECT_EQ(lines[2],
+            "brrr: loop 7: <hog> has been running for 0.180 seconds (after 5 tasks), stack:\n"
+            "    #0 Parse() (app+0x30)\n"
+            "    #1 Serve() (app+0x20)");
+  EXPECT_EQ(lines[3], "brrr: loop 7: <hog> has been running for 0.240 seconds (after 5 tasks), stack not sampled "
+                      "(the loop thread did not answer in time)");
+  EXPECT_EQ(lines[4], "brrr: loop 7: executing <hog> took 0.250 seconds (after 5 tasks); stack sampled 4 times, "
+                      "last in Parse() (app+0x30)");
+}
+
+TEST(StallProgressTest, TheEndLineNamesTheInnermostFrameOutsideTheCAndCppRuntime) {
+  Lines printed;
+  StallDetector detector(0, 50'000'000, printed.sink());
+  detector.report_progress("nap", 1000, 0, 1000 + 60'000'000,
+                           Sampled(60'000'000, {"clock_nanosleep (libc.so.6+0xcf545)", "?? (libc.so.6+0xd3e52)",
+                                                "std::this_thread::sleep_for<>() (app+0x26c82)",
+                                                "Nap() (app+0x1c567)"}));
+  detector.report("nap", 70'000'000, 0, 1000 + 70'000'000);
+  EXPECT_EQ(printed.get().back(),
+            "brrr: loop 0: executing <nap> took 0.070 seconds (after 0 tasks); stack sampled 1 time, last in "
+            "Nap() (app+0x1c567)");
+}
+
+TEST(StallProgressTest, ALongStallKeepsItsFirstAndNewestSamples) {
+  StallDetector detector(0, 10, [](const std::string&) {});
+  for (int64_t i = 1; i <= 20; ++i) detector.report_progress("long", 100, 0, 100 + i * 10, Sampled(i * 10, {"F()"}));
+  std::optional<StallReport> running = detector.in_progress();
+  ASSERT_TRUE(running.has_value());
+  ASSERT_EQ(running->samples.size(), StallDetector::kSamplesKept);
+  EXPECT_EQ(running->samples[0].running_ns, 10);
+  for (size_t i = 1; i < StallDetector::kSamplesKept; ++i) {
+    EXPECT_EQ(running->samples[i].running_ns, static_cast<int64_t>(20 - StallDetector::kSamplesKept + 1 + i) * 10);
+  }
+}
+
+TEST(StallProgressTest, SamplesOfATaskThatEndedWithoutAStallAreDroppedAndLateOnesIgnored) {
+  StallDetector detector(0, 50, [](const std::string&) {});
+  std::vector<StallReport> streamed;
+  detector.subscribe([&](const StallReport& r) { streamed.push_back(r); });
+  // Sampled, then the threshold rose past its duration: the loop reported no end.
+  detector.report_progress("was-long", 100, 0, 200, Sampled(100, {"A()"}));
+  detector.progress_ended(100);
+  EXPECT_FALSE(detector.in_progress().has_value());
+  // A later stall does not inherit those samples.
+  detector.report("next", 60, 1, 1060);
+  ASSERT_EQ(detector.recent().size(), 1u);
+  EXPECT_TRUE(detector.recent()[0].samples.empty());
+  // A sample that arrives after its stall's end was reported is not streamed.
+  detector.report_progress("next", 1000, 1, 1070, Sampled(70, {"B()"}));
+  EXPECT_FALSE(detector.in_progress().has_value());
+  ASSERT_EQ(streamed.size(), 2u);
+  EXPECT_FALSE(streamed.back().in_progress);
+}
+
 }  // namespace
 }  // namespace brrr

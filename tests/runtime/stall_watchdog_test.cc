@@ -1,0 +1,243 @@
+// The stall watchdog on real threads and the monotonic clock: a task that blocks past the
+// threshold is sampled while it still runs, and the sample names the function it blocks in;
+// a loop that is idle or only briefly busy is never signalled.
+//
+// No assertion depends on how long anything took: a blocking task blocks until the watchdog
+// has reported what the test waits for (bounded by kGiveUp), and the quiet loop runs until
+// the watchdog has looked at it a few times.
+#include "runtime/stall_watchdog.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/event_loop.h"
+#include "tests/testing/backends.h"
+
+// Functions a stack must name: outside any namespace, never inlined, each with a name no
+// other frame has.
+[[gnu::noinline]] void WatchdogTestSpinUntil(const std::atomic<int>& samples, int wanted, int64_t give_up_ns) {
+  while (samples.load() < wanted && brrr::MonotonicNanos() < give_up_ns) {
+  }
+  asm volatile("" ::: "memory");  // keeps the frame: no tail call out of it
+}
+
+[[gnu::noinline]] void WatchdogTestOtherSpinUntil(const std::atomic<int>& samples, int wanted, int64_t give_up_ns) {
+  while (samples.load() < wanted && brrr::MonotonicNanos() < give_up_ns) {
+  }
+  asm volatile("" ::: "memory");
+}
+
+[[gnu::noinline]] void WatchdogTestSleepUntil(const std::atomic<int>& samples, int wanted, int64_t give_up_ns) {
+  while (samples.load() < wanted && brrr::MonotonicNanos() < give_up_ns) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  asm volatile("" ::: "memory");
+}
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+
+constexpr int64_t kGiveUpNs = 30'000'000'000;
+
+bool Names(const StallSample& sample, const std::string& function) {
+  for (const std::string& frame : sample.frames) {
+    if (frame.find(function) != std::string::npos) return true;
+  }
+  return false;
+}
+
+std::string Show(const StallSample& sample) {
+  std::string out;
+  for (const std::string& frame : sample.frames) out += "\n  " + frame;
+  return out.empty() ? "\n  (no frames)" : out;
+}
+
+// A loop running on its own thread, with what its stall detector reports and prints.
+class WatchedLoop {
+ public:
+  explicit WatchedLoop(Duration threshold) {
+    EventLoopOptions o;
+    o.stall_threshold = threshold;
+    o.stall_sink = [this](const std::string& text) {
+      std::lock_guard<std::mutex> lock(mu_);
+      printed_.push_back(text);
+    };
+    loop_ = testing::NewLoop("epoll", o);
+    if (loop_ == nullptr) return;
+    loop_->stall_detector().subscribe([this](const StallReport& r) {
+      std::lock_guard<std::mutex> lock(mu_);
+      reports_.push_back(r);
+      if (r.in_progress && !r.samples.empty() && !r.samples.back().frames.empty()) answered_.fetch_add(1);
+    });
+    thread_ = std::thread([this] { loop_->run_forever(); });
+  }
+  ~WatchedLoop() {
+    if (loop_ == nullptr) return;
+    loop_->call_soon_threadsafe([this] { loop_->stop(); });
+    thread_.join();
+  }
+
+  EventLoop* loop() { return loop_.get(); }
+  // In-progress samples with frames reported so far.
+  const std::atomic<int>& answered() const { return answered_; }
+  std::vector<StallReport> reports() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reports_;
+  }
+  std::vector<std::string> printed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return printed_;
+  }
+  // Runs fn on the loop and waits (bounded) until it has returned.
+  void RunAndWait(std::function<void()> fn) {
+    std::atomic<bool> done{false};
+    loop_->call_soon_threadsafe([&] { fn(); done.store(true); }, "watchdog-test:block");
+    const int64_t give_up = MonotonicNanos() + kGiveUpNs + 5'000'000'000;
+    while (!done.load() && MonotonicNanos() < give_up) std::this_thread::sleep_for(milliseconds(1));
+    ASSERT_TRUE(done.load());
+  }
+  // Waits (bounded) until at least n reports were printed; returns them.
+  std::vector<std::string> PrintedAtLeast(size_t n) {
+    const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+    while (printed().size() < n && MonotonicNanos() < give_up) std::this_thread::sleep_for(milliseconds(1));
+    return printed();
+  }
+  // The report at the blocking task's end (it follows the task's return on the loop thread).
+  std::optional<StallReport> Finished() {
+    const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+    while (MonotonicNanos() < give_up) {
+      for (const StallReport& r : reports()) {
+        if (!r.in_progress) return r;
+      }
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::unique_ptr<EventLoop> loop_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<StallReport> reports_;
+  std::vector<std::string> printed_;
+  std::atomic<int> answered_{0};
+};
+
+TEST(StallWatchdogTest, ASpinningTaskIsSampledWhileItRunsAndItsFunctionIsNamed) {
+  WatchedLoop watched(milliseconds(50));
+  ASSERT_NE(watched.loop(), nullptr);
+  watched.RunAndWait([&] { WatchdogTestSpinUntil(watched.answered(), 1, MonotonicNanos() + kGiveUpNs); });
+
+  std::vector<StallReport> reports = watched.reports();
+  ASSERT_FALSE(reports.empty());
+  const StallReport& sampled = reports.front();
+  ASSERT_TRUE(sampled.in_progress);
+  EXPECT_EQ(sampled.task, "watchdog-test:block");
+  EXPECT_EQ(sampled.sequence, 1u);
+  ASSERT_EQ(sampled.samples.size(), 1u);
+  EXPECT_TRUE(Names(sampled.samples[0], "WatchdogTestSpinUntil")) << Show(sampled.samples[0]);
+  // The stack goes down through the loop that ran the task.
+  EXPECT_TRUE(Names(sampled.samples[0], "brrr::EventLoop::run_task")) << Show(sampled.samples[0]);
+
+  // The report at the end carries the samples, with the same sequence.
+  std::optional<StallReport> finished = watched.Finished();
+  ASSERT_TRUE(finished.has_value());
+  EXPECT_EQ(finished->sequence, 1u);
+  ASSERT_GE(finished->samples.size(), 1u);
+  EXPECT_TRUE(Names(finished->samples[0], "WatchdogTestSpinUntil")) << Show(finished->samples[0]);
+  EXPECT_EQ(watched.loop()->stall_detector().stall_count(), 1u);
+
+  // Printed: the sample with its stack, then the end with where it was last seen (subscribers
+  // hear of the end before it is printed).
+  std::vector<std::string> printed = watched.PrintedAtLeast(2);
+  for (const std::string& text : printed) std::printf("%s\n", text.c_str());
+  ASSERT_GE(printed.size(), 2u);
+  EXPECT_NE(printed.front().find("<watchdog-test:block> has been running for"), std::string::npos) << printed.front();
+  EXPECT_NE(printed.front().find("WatchdogTestSpinUntil"), std::string::npos) << printed.front();
+  EXPECT_NE(printed.back().find("executing <watchdog-test:block> took"), std::string::npos) << printed.back();
+  EXPECT_NE(printed.back().find("; stack sampled "), std::string::npos) << printed.back();
+}
+
+TEST(StallWatchdogTest, ATaskThatSleepsInAFunctionOfItsOwnNamesThatFunction) {
+  WatchedLoop watched(milliseconds(50));
+  ASSERT_NE(watched.loop(), nullptr);
+  watched.RunAndWait([&] { WatchdogTestSleepUntil(watched.answered(), 1, MonotonicNanos() + kGiveUpNs); });
+  std::vector<StallReport> reports = watched.reports();
+  ASSERT_FALSE(reports.empty());
+  ASSERT_TRUE(reports.front().in_progress);
+  ASSERT_EQ(reports.front().samples.size(), 1u);
+  EXPECT_TRUE(Names(reports.front().samples[0], "WatchdogTestSleepUntil")) << Show(reports.front().samples[0]);
+  for (const std::string& text : watched.printed()) std::printf("%s\n", text.c_str());
+}
+
+TEST(StallWatchdogTest, AStallThatGoesOnIsSampledAgainAndShowsWhereItMoved) {
+  WatchedLoop watched(milliseconds(30));
+  ASSERT_NE(watched.loop(), nullptr);
+  watched.RunAndWait([&] {
+    const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+    WatchdogTestSpinUntil(watched.answered(), 1, give_up);
+    WatchdogTestOtherSpinUntil(watched.answered(), 2, give_up);
+  });
+  std::optional<StallReport> finished = watched.Finished();
+  ASSERT_TRUE(finished.has_value());
+  ASSERT_GE(finished->samples.size(), 2u);
+  EXPECT_TRUE(Names(finished->samples[0], "WatchdogTestSpinUntil")) << Show(finished->samples[0]);
+  EXPECT_TRUE(Names(finished->samples[1], "WatchdogTestOtherSpinUntil")) << Show(finished->samples[1]);
+  EXPECT_LT(finished->samples[0].running_ns, finished->samples[1].running_ns);
+  for (const StallReport& r : watched.reports()) {
+    if (r.in_progress) {
+      EXPECT_EQ(r.sequence, finished->sequence);
+    }
+  }
+}
+
+TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
+  // Half a second: a task of a millisecond would have to be held off the CPU that long.
+  WatchedLoop watched(milliseconds(500));
+  ASSERT_NE(watched.loop(), nullptr);
+  auto watchdog = [&] { return watched.loop()->stall_watchdog(); };
+  auto wait_for = [](const std::function<bool()>& condition) {
+    const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+    while (!condition() && MonotonicNanos() < give_up) std::this_thread::sleep_for(milliseconds(1));
+    return condition();
+  };
+  // Idle: the loop waits for I/O and the watchdog sleeps until it is busy again.
+  ASSERT_TRUE(wait_for([&] { return watchdog() != nullptr && watchdog()->idle_sleeps() >= 1; }));
+
+  // Briefly busy, all the time: a chain of tasks of a millisecond each keeps the loop inside
+  // a task nearly always (it never waits) until the watchdog has looked at it three times.
+  const uint64_t looks_before = watchdog()->looks();
+  const int64_t chain_give_up = MonotonicNanos() + kGiveUpNs;
+  std::atomic<bool> chain_done{false};
+  std::function<void()> step = [&] {
+    if (watchdog()->looks() >= looks_before + 3 || MonotonicNanos() > chain_give_up) {
+      chain_done.store(true);
+      return;
+    }
+    const int64_t until = MonotonicNanos() + 1'000'000;
+    while (MonotonicNanos() < until) {
+    }
+    watched.loop()->call_soon(step, "watchdog-test:short");
+  };
+  watched.loop()->call_soon_threadsafe(step, "watchdog-test:short");
+  ASSERT_TRUE(wait_for([&] { return chain_done.load(); }));
+  // Idle again.
+  const uint64_t idle_before = watchdog()->idle_sleeps();
+  ASSERT_TRUE(wait_for([&] { return watchdog()->idle_sleeps() > idle_before; }));
+
+  EXPECT_GE(watchdog()->looks(), looks_before + 3);
+  EXPECT_EQ(watchdog()->samples(), 0u);
+  EXPECT_EQ(watched.loop()->stall_detector().stall_count(), 0u);
+  EXPECT_TRUE(watched.reports().empty());
+  EXPECT_TRUE(watched.printed().empty());
+}
+
+}  // namespace
+}  // namespace brrr
