@@ -31,7 +31,7 @@
 // delay it, and nothing costs the echo loops per event.
 //
 // Threads: Start, Stop and the destructor from one thread; requests are served on the
-// server's own. The pages' collectables and not_ready are called on the server's thread.
+// server's own, named "brrr-metrics". The pages' collectables and not_ready are called on the server's thread.
 // Ownership: the server owns its loop, thread, listener and connections.
 #ifndef BRRR_CONTROL_ADMIN_METRICS_HTTP_H_
 #define BRRR_CONTROL_ADMIN_METRICS_HTTP_H_
