@@ -93,15 +93,14 @@ class MetricsHttpServer {
   // Stops serving and closes every connection. Idempotent.
   void Stop();
 
-  // The answer to one request (what the connections send), for tests of the routing.
-  HttpResponse Answer(const HttpRequest& request) const;
-
  private:
   MetricsHttpServer(MetricsHttpOptions options, MetricsPages pages)
       : options_(std::move(options)), pages_(std::move(pages)) {}
 
   Task<> accept_loop(Socket listener);
   Task<> serve(Socket connection);
+  // The answer to one request: the token, the method, then the page.
+  HttpResponse Answer(const HttpRequest& request) const;
   std::string exposition() const;
 
   const MetricsHttpOptions options_;
