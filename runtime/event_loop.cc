@@ -311,6 +311,7 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
   int64_t took = end - start_ns;
   uint64_t before = published_.tasks_run.load();
   published_.tasks_run.store(before + 1);
+  task_duration_.record_counted_elsewhere(took);  // counted in tasks_run, maximum in longest_task_ns_
   if (took > longest_task_ns_.load()) {
     longest_name_.store(label.name());
     longest_where_.store(label.where());
@@ -328,11 +329,17 @@ LoopStats EventLoop::stats() const {
 #define BRRR_LOAD_FIGURE(...) BRRR_FIGURE_LOAD(s, published_, __VA_ARGS__)
   BRRR_LOOP_FIGURES(BRRR_LOAD_FIGURE)
 #undef BRRR_LOAD_FIGURE
-  // Each histogram NAME is recorded into the member NAME_.
-#define BRRR_LOAD_HISTOGRAM(name, unit, help) s.name = name##_.snapshot();
+  // Each histogram NAME is recorded into the member NAME_ and read by snapshot_NAME().
+#define BRRR_LOAD_HISTOGRAM(name, unit, help) s.name = snapshot_##name();
   BRRR_LOOP_HISTOGRAMS(BRRR_LOAD_HISTOGRAM)
 #undef BRRR_LOAD_HISTOGRAM
   return s;
+}
+
+LogHistogram::Snapshot EventLoop::snapshot_timer_lateness() const { return timer_lateness_.snapshot(); }
+
+LogHistogram::Snapshot EventLoop::snapshot_task_duration() const {
+  return task_duration_.snapshot_counted_elsewhere(published_.tasks_run, longest_task_ns_.load());
 }
 
 void EventLoop::derive_threadsafe_queue_depth(LoopStats& s) const { s.threadsafe_queue_depth = inbox_.depth(); }

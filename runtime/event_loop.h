@@ -14,10 +14,11 @@
 //   4. Tasks that were ready when this step began run, first in first out. What they schedule
 //      runs in the next iteration, so a task that reschedules itself cannot starve I/O.
 //
-// Every task (ready task or timer) is measured: its run time feeds the statistics and the
-// stall detector, and another thread can see how long the current one has been running. The
-// loop's stall watchdog (stall_watchdog.h, a thread started when the loop first runs) samples
-// the stack of a task that runs past the stall threshold, while it still runs.
+// Every task (ready task or timer) is measured: its run time feeds the statistics (the
+// task_duration histogram among them) and the stall detector, and another thread can see how
+// long the current one has been running. The loop's stall watchdog (stall_watchdog.h, a thread
+// started when the loop first runs) samples the stack of a task that runs past the stall
+// threshold, while it still runs.
 //
 //   auto loop = EventLoop::Create({.backend = "epoll"});
 //   (*loop)->call_soon([] { std::puts("hello"); });
@@ -202,6 +203,9 @@ class EventLoop {
   void derive_stalls(LoopStats& s) const;
   void derive_longest_task(LoopStats& s) const;
   void derive_current_task_running(LoopStats& s) const;
+  // The histograms of BRRR_LOOP_HISTOGRAMS, one snapshot_NAME each.
+  LogHistogram::Snapshot snapshot_timer_lateness() const;
+  LogHistogram::Snapshot snapshot_task_duration() const;
 
   EventLoopOptions options_;
   ManualClock* const manual_clock_;
@@ -235,7 +239,10 @@ class EventLoop {
   SingleWriter<const char*> longest_name_;
   SingleWriter<std::source_location> longest_where_;
   CurrentTask current_;
+  // The histograms of BRRR_LOOP_HISTOGRAMS, each NAME recorded into NAME_. Task durations
+  // under 1 us are not counted per task but from tasks_run (record_counted_elsewhere).
   LogHistogram timer_lateness_;
+  LogHistogram task_duration_;
 
   // Declared last, so destroyed first: the watchdog reads the figures above.
   StackSampler sampler_;

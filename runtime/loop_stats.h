@@ -5,11 +5,14 @@
 //   LoopStats s = loop.stats();           // any thread, no lock
 //   total += s;                           // the sum over loops, as each figure's kind says
 //   for (const FigureInfo& f : kLoopFigures) ...   // name, kind, unit, help
+//   ForEachFigure(s, [](const FigureInfo& f, double value) { ... });   // and ForEachLabel,
+//                                                                       // ForEachHistogram
 //
 // To add a figure: one line in BRRR_LOOP_FIGURES (and, for a Stored one, the loop's store; for a
 // Derived one, EventLoop::derive_NAME), then the field in admin.proto's LoopStats: the admin
 // plane, brrrctl and the Prometheus exposition follow, and //tests/control:figures_test fails
-// until the proto has it.
+// until the proto has it. A histogram: one line in BRRR_LOOP_HISTOGRAMS, the loop's LogHistogram
+// NAME_ and EventLoop::snapshot_NAME, and a Lateness field of that name in admin.proto.
 //
 // Threads: LoopStats is a value; LoopCounters is written by the loop thread only.
 #ifndef BRRR_RUNTIME_LOOP_STATS_H_
@@ -56,7 +59,9 @@
   L(current_task, current_task_running, Millis, "The task running now; empty while the loop waits.")
 
 // H(name, unit, help)
-#define BRRR_LOOP_HISTOGRAMS(H) H(timer_lateness, Seconds, "How late timers ran after their deadline (loop lag).")
+#define BRRR_LOOP_HISTOGRAMS(H)                                                    \
+  H(timer_lateness, Seconds, "How late timers ran after their deadline (loop lag).") \
+  H(task_duration, Seconds, "How long each task (a callback or a coroutine step) ran.")
 
 namespace brrr {
 
@@ -96,6 +101,23 @@ void ForEachFigure(const LoopStats& s, Fn&& fn) {
 #define BRRR_VISIT(name, kind, unit, source, help) \
   fn(BRRR_FIGURE_DESCRIPTION(name, kind, unit, help), BRRR_FIGURE_VALUE(s, name, unit));
   BRRR_LOOP_FIGURES(BRRR_VISIT)
+#undef BRRR_VISIT
+}
+
+// Calls fn(const LabelInfo&, const std::string& text) for every label of `s`, in list order.
+template <typename Fn>
+void ForEachLabel(const LoopStats& s, Fn&& fn) {
+#define BRRR_VISIT(name, figure, figure_unit, help) fn(::brrr::LabelInfo{#name, #figure, help}, s.name);
+  BRRR_LOOP_LABELS(BRRR_VISIT)
+#undef BRRR_VISIT
+}
+
+// Calls fn(const HistogramInfo&, const LogHistogram::Snapshot&) for every histogram of `s`,
+// in list order.
+template <typename Fn>
+void ForEachHistogram(const LoopStats& s, Fn&& fn) {
+#define BRRR_VISIT(name, unit, help) fn(::brrr::HistogramInfo{#name, ::brrr::FigureUnit::k##unit, help}, s.name);
+  BRRR_LOOP_HISTOGRAMS(BRRR_VISIT)
 #undef BRRR_VISIT
 }
 

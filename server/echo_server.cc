@@ -77,11 +77,12 @@ absl::Status EchoServer::Start() {
     descriptor_plan_ = *plan;
     descriptor_budget_.set_limit(static_cast<int64_t>(plan->for_connections));
   }
-  started_at_ns_ = MonotonicNanos();
+  int64_t started = MonotonicNanos();
   for (auto& shard : shards_) {
     shard->start();
     threads_.emplace_back([s = shard.get()] { s->loop().run_forever(); });
   }
+  started_at_ns_.store(started);
   return absl::OkStatus();
 }
 

@@ -56,7 +56,8 @@ class EchoServer {
   const EchoServerOptions& options() const { return options_; }
   const std::string& backend() const { return backend_; }
   const SocketAddress& address() const { return address_; }  // with the actual port
-  int64_t started_at_ns() const { return started_at_ns_; }
+  // When Start() started the loops (monotonic ns), or 0 before.
+  int64_t started_at_ns() const { return started_at_ns_.load(); }
   size_t loop_count() const { return shards_.size(); }
   // The descriptor budget Start() measured; nullopt without options().reserved_descriptors.
   const std::optional<DescriptorPlan>& descriptor_plan() const { return descriptor_plan_; }
@@ -79,7 +80,7 @@ class EchoServer {
   EchoServerOptions options_;
   std::string backend_;
   SocketAddress address_;
-  int64_t started_at_ns_ = 0;
+  std::atomic<int64_t> started_at_ns_{0};  // read by other threads (readiness)
   std::atomic<uint64_t> active_total_{0};
   Throttle throttle_;
   std::optional<DescriptorPlan> descriptor_plan_;

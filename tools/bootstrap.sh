@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what brrr needs to build, run and test on Debian 12 (bookworm): Bazel 4.2.3 and
 # the Debian libraries it links (gRPC, Protobuf, Abseil, GoogleTest, Google Benchmark,
-# liburing). Installs only what is missing, so it is quick when everything is there.
+# liburing, prometheus-cpp), and Prometheus for the metrics tests. Installs only what is
+# missing, so it is quick when everything is there.
 # Run as root or as a user with sudo.
 set -euo pipefail
 
@@ -12,12 +13,14 @@ set -euo pipefail
 # plane from Debian's /usr/bin/python3 through server reflection alone, as grpcurl would.
 # clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) and llvm (llvm-symbolizer,
 # for readable stacks): tools/fuzz.sh, the fuzz targets built with --config=fuzz.
+# prometheus-cpp-dev: the metrics port's exposition (prometheus-cpp core); prometheus: promtool
+# and the server that //tests/control:metrics_test and :prometheus_test run against brrr-echo.
 packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libuv1-dev libevent-dev
-  grpc-proto
-  python3-grpcio python3-protobuf
+  grpc-proto prometheus-cpp-dev
+  python3-grpcio python3-protobuf prometheus
   clang libclang-rt-14-dev llvm
 )
 

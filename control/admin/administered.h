@@ -34,7 +34,8 @@ class Administered {
   // ---- What runs. ----
   virtual std::string backend() const = 0;
   virtual std::vector<std::string> listening_addresses() const = 0;
-  virtual int64_t started_at_ns() const = 0;  // monotonic clock
+  // When it started serving (monotonic clock), or 0 while it has not yet.
+  virtual int64_t started_at_ns() const = 0;
 
   // ---- Its event loops, in loop order (index = loop id). They outlive the admin plane. ----
   virtual std::vector<EventLoop*> loops() const = 0;

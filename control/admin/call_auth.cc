@@ -55,29 +55,40 @@ bool ConstantTimeEquals(absl::string_view given, absl::string_view expected) {
 
 grpc::Status CallAuth::Check(const grpc::ServerContextBase& context) const {
   if (token_.empty()) return grpc::Status::OK;
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "this admin plane requires the metadata \"authorization: Bearer <token>\"");
+  std::vector<absl::string_view> values;
+  auto [begin, end] = context.client_metadata().equal_range("authorization");
+  for (auto it = begin; it != end; ++it) values.emplace_back(it->second.data(), it->second.size());
+  absl::Status checked = CheckValues(values, "call", "metadata");
+  if (checked.ok()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, std::string(checked.message()));
+}
+
+absl::Status CallAuth::CheckHeader(const std::vector<absl::string_view>& values) const {
+  return CheckValues(values, "request", "header");
+}
+
+absl::Status CallAuth::CheckValues(const std::vector<absl::string_view>& values, absl::string_view call,
+                                   absl::string_view what) const {
+  if (token_.empty()) return absl::OkStatus();
+  if (values.empty()) {
+    return absl::UnauthenticatedError(
+        absl::StrCat("this admin plane requires the ", what, " \"authorization: Bearer <token>\""));
   }
   // Judging by one of several would let whichever a proxy or a library puts first decide.
-  if (size_t n = metadata.count("authorization"); n > 1) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        absl::StrCat("the call carries ", n,
-                                     " \"authorization\" metadata entries; send exactly one: \"Bearer <token>\""));
+  if (values.size() > 1) {
+    return absl::UnauthenticatedError(absl::StrCat("the ", call, " carries ", values.size(), " \"authorization\" ", what,
+                                                   " entries; send exactly one: \"Bearer <token>\""));
   }
-  absl::string_view value(it->second.data(), it->second.size());
+  absl::string_view value = values.front();
   constexpr absl::string_view kScheme = "Bearer ";
   if (!absl::StartsWithIgnoreCase(value, kScheme)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "the authorization metadata must be \"Bearer <token>\"");
+    return absl::UnauthenticatedError(absl::StrCat("the authorization ", what, " must be \"Bearer <token>\""));
   }
   value.remove_prefix(kScheme.size());
   if (!ConstantTimeEquals(absl::StripAsciiWhitespace(value), token_)) {
-    return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "wrong admin token");
+    return absl::UnauthenticatedError("wrong admin token");
   }
-  return grpc::Status::OK;
+  return absl::OkStatus();
 }
 
 }  // namespace brrr::control

@@ -18,6 +18,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "control/admin/admin_server.h"
+#include "control/admin/metrics_exporter.h"
+#include "control/admin/metrics_http.h"
+#include "control/admin/process_figures.h"
 #include "server/brrr-echo/echo_administered.h"
 #include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
@@ -60,7 +63,8 @@ ABSL_FLAG(std::string, admin_host, "127.0.0.1",
           "Address the admin plane listens on; anything but a loopback address draws a warning");
 ABSL_FLAG(std::string, admin_token_file, "",
           "File holding a token: every admin call (health and reflection too) must then carry the "
-          "metadata \"authorization: Bearer <token>\"; empty: no token needed");
+          "metadata \"authorization: Bearer <token>\", and every request to --metrics_port the header "
+          "\"Authorization: Bearer <token>\"; empty: no token needed");
 ABSL_FLAG(absl::Duration, admin_max_block, absl::Seconds(10),
           "The longest blocking task the admin plane's InjectTask accepts (1ms to 10m)");
 ABSL_FLAG(uint32_t, admin_max_connections, 16,
@@ -71,6 +75,15 @@ ABSL_FLAG(uint32_t, admin_reserved_fds, 32,
           "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
           "operator gets in when echo clients would take every other one; at least "
           "--admin_max_connections + 8 (what gRPC opens after start)");
+ABSL_FLAG(int32_t, metrics_port, 0,
+          "Port of the metrics port: HTTP GET /metrics (Prometheus text format), /healthz (live) and "
+          "/readyz (503 before listening and while draining); 0: off. --admin_token_file applies: "
+          "requests then carry \"Authorization: Bearer <token>\"");
+ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
+          "Address the metrics port listens on; anything but a loopback address draws a warning");
+ABSL_FLAG(uint32_t, metrics_max_connections, 8,
+          "With --metrics_port: its connections open at once (1 to 1000; past it new ones wait in the "
+          "backlog); the echo side leaves that many descriptors free for them, beside --admin_reserved_fds");
 ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
 ABSL_FLAG(uint32_t, recv_buffers, 1024,
           "Receive buffers per loop; recv_buffers x recv_buffer_size bytes are mapped and faulted in at "
@@ -189,6 +202,24 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  int32_t metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  if (metrics_port < 0 || metrics_port > 65535) {
+    std::fprintf(stderr, "brrr-echo: --metrics_port=%d: must be from 0 to 65535 (0: no metrics port)\n", metrics_port);
+    return 2;
+  }
+  std::string metrics_host = absl::GetFlag(FLAGS_metrics_host);
+  absl::StatusOr<brrr::SocketAddress> metrics_address = brrr::SocketAddress::Parse(metrics_host, 0);
+  if (metrics_port != 0 && !metrics_address.ok()) {
+    std::fprintf(stderr, "brrr-echo: --metrics_host=%s: not an IP address (%s)\n", metrics_host.c_str(),
+                 std::string(metrics_address.status().message()).c_str());
+    return 2;
+  }
+  uint32_t metrics_connections = absl::GetFlag(FLAGS_metrics_max_connections);
+  if (metrics_connections < 1 || metrics_connections > 1000) {
+    std::fprintf(stderr, "brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
+    return 2;
+  }
+
   EchoServerOptions o;
   o.backend = absl::GetFlag(FLAGS_backend);
   o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
@@ -206,8 +237,9 @@ int main(int argc, char** argv) {
   o.stall_watchdog = absl::GetFlag(FLAGS_stall_watchdog);
   o.receive_buffer_size = absl::GetFlag(FLAGS_recv_buffer_size);
   o.receive_buffer_count = absl::GetFlag(FLAGS_recv_buffers);
-  // Without an admin plane nobody needs the reserve: out of descriptors, accepting backs off.
-  o.reserved_descriptors = admin_port != 0 ? reserved_fds : 0;
+  // Without an admin plane or metrics port nobody needs the reserve: out of descriptors,
+  // accepting backs off. The metrics port's connections are capped, and each has its place.
+  o.reserved_descriptors = (admin_port != 0 ? reserved_fds : 0) + (metrics_port != 0 ? metrics_connections : 0);
   if (absl::Status valid = brrr::server::Validate(o); !valid.ok()) {
     std::fprintf(stderr, "brrr-echo: %s\n", std::string(valid.message()).c_str());
     return 2;
@@ -249,8 +281,36 @@ int main(int argc, char** argv) {
                    admin->address().c_str());
     }
   }
+  // Started before the echo server, like the admin plane: the descriptor budget measures what
+  // it has open (its loop, its listener) and leaves its connections their reserve.
+  std::unique_ptr<brrr::control::MetricsHttpServer> metrics;
+  if (metrics_port != 0) {
+    brrr::control::MetricsHttpOptions mo;
+    mo.host = metrics_host;
+    mo.port = static_cast<uint16_t>(metrics_port);
+    mo.auth = admin_options.auth;
+    mo.max_connections = metrics_connections;
+    mo.backend = (*server)->backend();
+    mo.plugin_dir = o.plugin_dir;
+    brrr::control::MetricsPages pages;
+    pages.collectables = {std::make_shared<brrr::control::MetricsExporter>(administered),
+                          std::make_shared<brrr::control::ProcessFigures>()};
+    pages.not_ready = [&administered] { return brrr::control::NotReadyReason(administered); };
+    auto started = brrr::control::MetricsHttpServer::Start(std::move(mo), std::move(pages));
+    if (!started.ok()) {
+      std::fprintf(stderr, "brrr-echo: %s\n", std::string(started.status().message()).c_str());
+      return 3;
+    }
+    metrics = *std::move(started);
+    if (!metrics_address->is_loopback()) {
+      std::fprintf(stderr,
+                   "brrr-echo: warning: the metrics port listens on %s, which is not a loopback address: "
+                   "anyone who can reach it can read the statistics\n",
+                   metrics->address().c_str());
+    }
+  }
   if (absl::Status started = (*server)->Start(); !started.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds)\n",
+    std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds + --metrics_max_connections)\n",
                  std::string(started.message()).c_str());
     return 3;
   }
@@ -261,10 +321,14 @@ int main(int argc, char** argv) {
     std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection%s)\n",
                 admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");
   }
+  if (metrics != nullptr) {
+    std::printf("brrr-echo: metrics on %s (HTTP: /metrics, /healthz, /readyz%s)\n", metrics->address().c_str(),
+                admin_options.auth.required() ? "; bearer token required" : "");
+  }
   if (const auto& plan = (*server)->descriptor_plan(); plan.has_value()) {
     std::printf(
         "brrr-echo: descriptors: up to %llu for echo connections (limit %llu, %llu open at start, %llu kept "
-        "for the admin plane)\n",
+        "for the admin plane and metrics port)\n",
         static_cast<unsigned long long>(plan->for_connections), static_cast<unsigned long long>(plan->limit),
         static_cast<unsigned long long>(plan->open_at_start), static_cast<unsigned long long>(plan->reserved));
   }
@@ -274,6 +338,7 @@ int main(int argc, char** argv) {
   int64_t drain_started = 0;
   (*server)->Wait();
   if (admin != nullptr) admin->Shutdown();
+  if (metrics != nullptr) metrics->Stop();
   drain_started = (*server)->drain_started_at_ns();
   pthread_kill(signal_thread.native_handle(), SIGUSR1);
   signal_thread.join();

@@ -41,6 +41,25 @@ TEST(LogHistogramTest, EmptyAndTinyValues) {
   EXPECT_EQ(h.snapshot().counts[0], 2u);
 }
 
+// A writer that counts its samples itself records only the sum and the samples past bucket
+// 0; the snapshot puts the rest of its count in bucket 0.
+TEST(LogHistogramTest, CountedElsewhereFillsBucketZeroFromTheWritersCount) {
+  LogHistogram h;
+  SingleWriter<uint64_t> count;
+  for (int64_t ns : {0, 500, 1023, 1024, 5'000'000, -7}) {
+    h.record_counted_elsewhere(ns);
+    count.add(1);
+  }
+  LogHistogram::Snapshot s = h.snapshot_counted_elsewhere(count, 5'000'000);
+  EXPECT_EQ(s.total, 6u);
+  EXPECT_EQ(s.counts[0], 4u) << "0, 500, 1023 and the negative sample";
+  EXPECT_EQ(s.counts[LogHistogram::bucket_of(1024)], 1u);
+  EXPECT_EQ(s.counts[LogHistogram::bucket_of(5'000'000)], 1u);
+  EXPECT_EQ(s.sum_ns, 500 + 1023 + 1024 + 5'000'000) << "a negative sample adds 0: the sum never goes down";
+  EXPECT_EQ(s.max_ns, 5'000'000);
+  EXPECT_EQ(s.percentile(0.5), LogHistogram::upper_bound(0));
+}
+
 TEST(LogHistogramTest, HugeValuesLandInTheLastBucket) {
   LogHistogram h;
   h.record(INT64_MAX);

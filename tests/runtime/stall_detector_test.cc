@@ -325,5 +325,31 @@ TEST(StallProgressTest, SamplesOfATaskThatEndedWithoutAStallAreDroppedAndLateOne
   EXPECT_FALSE(streamed.back().in_progress);
 }
 
+// Every task's duration lands in the task_duration histogram: those under 1 us in bucket 0
+// (counted from tasks_run), the others in their own buckets, all of them in the sum.
+TEST_F(StallDetectorTest, EveryTaskDurationIsInTheHistogram) {
+  Lines printed;
+  auto loop = NewLoop(milliseconds(50), printed.sink());
+  ASSERT_NE(loop, nullptr);
+  for (int i = 0; i < 4; ++i) loop->call_soon([] {});
+  loop->call_soon(Hold(milliseconds(30)), "thirty");
+  loop->call_soon(Hold(milliseconds(2)), "two");
+  loop->call_soon(Hold(std::chrono::microseconds(3)), "three-us");
+  loop->call_soon([&] { loop->stop(); });
+  loop->run_forever();
+
+  LoopStats s = loop->stats();
+  const LogHistogram::Snapshot& d = s.task_duration;
+  EXPECT_EQ(s.tasks_run, 8u);
+  EXPECT_EQ(d.total, 8u);
+  EXPECT_EQ(d.counts[LogHistogram::bucket_of(30'000'000)], 1u);
+  EXPECT_EQ(d.counts[LogHistogram::bucket_of(2'000'000)], 1u);
+  EXPECT_EQ(d.counts[LogHistogram::bucket_of(3'000)], 1u);
+  EXPECT_EQ(d.counts[0], 5u) << "the five tasks that took no virtual time";
+  EXPECT_EQ(d.sum_ns, 32'003'000);
+  EXPECT_EQ(d.max_ns, 30'000'000);
+  EXPECT_EQ(d.percentile(0.99), 30'000'000);
+}
+
 }  // namespace
 }  // namespace brrr

@@ -1,0 +1,204 @@
+#include "control/admin/metrics_http.h"
+
+#include <pthread.h>
+
+#include <cstdio>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "prometheus/metric_family.h"
+#include "prometheus/text_serializer.h"
+#include "runtime/async.h"
+
+namespace brrr::control {
+namespace {
+
+using std::chrono::milliseconds;
+
+// How often the acceptor looks again while every connection place is taken.
+constexpr Duration kCapPoll = milliseconds(10);
+
+constexpr char kExpositionType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+bool IsPowerOfTen(uint64_t n) {
+  while (n >= 10 && n % 10 == 0) n /= 10;
+  return n == 1;
+}
+
+// One request head from `connection`, with what was received after it kept in `received`:
+// the request; nullopt if the peer closed first; InvalidArgument or ResourceExhausted for a
+// head that is not HTTP (answered 400 or 431); Unavailable if receiving failed.
+Task<absl::StatusOr<std::optional<HttpRequest>>> ReadRequest(Socket& connection, std::string& received) {
+  char buffer[4096];
+  for (;;) {
+    size_t used = 0;
+    absl::StatusOr<std::optional<HttpRequest>> parsed = ParseRequestHead(received, &used);
+    if (!parsed.ok() || parsed->has_value()) {
+      if (parsed.ok()) received.erase(0, used);
+      co_return std::move(parsed);
+    }
+    absl::StatusOr<size_t> n = co_await connection.recv(buffer, sizeof buffer);
+    if (!n.ok()) co_return absl::UnavailableError(n.status().message());
+    if (*n == 0) co_return std::nullopt;
+    received.append(buffer, *n);
+  }
+}
+
+Task<absl::Status> SendAll(Socket& connection, const std::string& bytes) {
+  co_return co_await connection.send_all(bytes.data(), bytes.size());
+}
+
+HttpResponse Text(int status, std::string body) {
+  HttpResponse r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(MetricsHttpOptions options,
+                                                                            MetricsPages pages) {
+  absl::StatusOr<SocketAddress> address = SocketAddress::Parse(options.host, options.port);
+  if (!address.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the metrics host \"", options.host, "\" is not an IP address: ", address.status().message()));
+  }
+  std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer(std::move(options), std::move(pages)));
+  EventLoopOptions lo;
+  lo.backend = server->options_.backend;
+  lo.plugin_dir = server->options_.plugin_dir;
+  lo.stall_sink = [](const std::string& line) { std::fprintf(stderr, "metrics port: %s\n", line.c_str()); };
+  absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(lo));
+  if (!loop.ok()) return loop.status();
+  server->loop_ = *std::move(loop);
+  // No SO_REUSEPORT: no other process can bind the port while this one holds it.
+  absl::StatusOr<Socket> listener = Socket::Listen(*server->loop_, *address, SocketOptions{}, /*backlog=*/64);
+  if (!listener.ok()) {
+    return absl::Status(listener.status().code(), absl::StrCat("cannot serve metrics on ", address->ToString(), ": ",
+                                                               listener.status().message()));
+  }
+  absl::StatusOr<SocketAddress> local = listener->local_address();
+  if (!local.ok()) return local.status();
+  server->address_ = local->ToString();
+  server->port_ = local->port();
+  create_task(*server->loop_, server->accept_loop(*std::move(listener)), "metrics:accept");
+  server->thread_ = std::thread([s = server.get()] {
+    // Named for top -H and bench/metrics_overhead.sh, which measures this thread's CPU.
+    pthread_setname_np(pthread_self(), "brrr-metrics");
+    s->loop_->run_forever();
+  });
+  return server;
+}
+
+MetricsHttpServer::~MetricsHttpServer() { Stop(); }
+
+void MetricsHttpServer::Stop() {
+  if (loop_ == nullptr) return;
+  if (thread_.joinable()) {
+    loop_->stop();
+    thread_.join();
+  }
+  // Destroying the loop destroys the acceptor and the connections' tasks, which close their
+  // sockets.
+  loop_.reset();
+}
+
+Task<> MetricsHttpServer::accept_loop(Socket listener) {
+  Duration backoff = milliseconds(10);
+  for (;;) {
+    if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
+      if (IsPowerOfTen(++waits_at_cap_)) {
+        std::fprintf(stderr,
+                     "metrics port: all %u connections are in use; new ones wait in the backlog "
+                     "(%llu times so far; --metrics_max_connections)\n",
+                     options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
+      }
+      while (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) co_await sleep(kCapPoll);
+    }
+    // The place is taken before the accept, so that the count never falls behind the
+    // descriptors open; the socket gives it back when its descriptor is closed.
+    open_descriptors_.fetch_add(1);
+    absl::StatusOr<Socket> connection = co_await listener.accept();
+    if (!connection.ok()) {
+      open_descriptors_.fetch_sub(1);
+      if (absl::IsCancelled(connection.status())) co_return;
+      // Out of descriptors (or memory): pause instead of spinning on a listener that stays
+      // readable; reported at the 1st, 10th, 100th... error.
+      if (IsPowerOfTen(++accept_errors_)) {
+        std::fprintf(stderr, "metrics port: %s (%llu accept errors so far); retrying in %lld ms\n",
+                     std::string(connection.status().message()).c_str(),
+                     static_cast<unsigned long long>(accept_errors_),
+                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff).count()));
+      }
+      co_await sleep(backoff);
+      backoff = std::min<Duration>(backoff * 2, std::chrono::seconds(1));
+      continue;
+    }
+    backoff = milliseconds(10);
+    connection->count_descriptor_in(&open_descriptors_);
+    create_task(*loop_, serve(*std::move(connection)), "metrics:connection");
+  }
+}
+
+Task<> MetricsHttpServer::serve(Socket connection) {
+  std::string received;
+  for (;;) {
+    absl::StatusOr<absl::StatusOr<std::optional<HttpRequest>>> read =
+        co_await wait_for(ReadRequest(connection, received), options_.idle_timeout);
+    if (!read.ok()) co_return;  // idle, or the head took too long
+    if (!read->ok()) {
+      // Not HTTP: say why, then close (where the next request would start is unknown).
+      if (absl::IsInvalidArgument(read->status()) || absl::IsResourceExhausted(read->status())) {
+        std::string answer =
+            FormatResponse(Text(HttpStatusFor(read->status()), absl::StrCat(read->status().message(), "\n")),
+                           /*keep_alive=*/false, /*head_only=*/false);
+        (void)co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
+      }
+      co_return;
+    }
+    if (!read->value().has_value()) co_return;  // the client closed
+    const HttpRequest& request = *read->value();
+    bool keep_alive = request.keep_alive();
+    std::string answer = FormatResponse(Answer(request), keep_alive, /*head_only=*/request.method == "HEAD");
+    absl::StatusOr<absl::Status> sent = co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
+    if (!sent.ok() || !sent->ok() || !keep_alive) co_return;
+  }
+}
+
+HttpResponse MetricsHttpServer::Answer(const HttpRequest& request) const {
+  if (absl::Status allowed = options_.auth.CheckHeader(request.values("authorization")); !allowed.ok()) {
+    HttpResponse r = Text(401, absl::StrCat(allowed.message(), "\n"));
+    r.headers.push_back("WWW-Authenticate: Bearer realm=\"brrr\"");
+    return r;
+  }
+  if (request.method != "GET" && request.method != "HEAD") {
+    HttpResponse r = Text(405, absl::StrCat("method ", request.method, " is not allowed here: use GET or HEAD\n"));
+    r.headers.push_back("Allow: GET, HEAD");
+    return r;
+  }
+  absl::string_view path = request.path();
+  if (path == "/metrics") {
+    HttpResponse r = Text(200, exposition());
+    r.content_type = kExpositionType;
+    return r;
+  }
+  if (path == "/healthz") return Text(200, "ok\n");
+  if (path == "/readyz") {
+    std::string why = pages_.not_ready ? pages_.not_ready() : std::string();
+    return why.empty() ? Text(200, "ready\n") : Text(503, absl::StrCat("not ready: ", why, "\n"));
+  }
+  return Text(404, absl::StrCat("no page at ", path, ": this port serves /metrics, /healthz and /readyz\n"));
+}
+
+std::string MetricsHttpServer::exposition() const {
+  std::vector<prometheus::MetricFamily> families;
+  for (const auto& collectable : pages_.collectables) {
+    std::vector<prometheus::MetricFamily> more = collectable->Collect();
+    families.insert(families.end(), std::make_move_iterator(more.begin()), std::make_move_iterator(more.end()));
+  }
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+}  // namespace brrr::control

@@ -1,0 +1,121 @@
+// metrics_http.h: the metrics port: a small HTTP/1.1 server for scrapers and load balancers,
+// on a brrr event loop of its own (its own thread, brrr Sockets on the chosen backend).
+//   GET /metrics   the Prometheus text exposition (version 0.0.4) of the pages' collectables
+//   GET /healthz   200 "ok": the process is alive and its metrics loop answers
+//   GET /readyz    200 "ready", or 503 "not ready: <why>" (MetricsPages::not_ready)
+// HEAD is answered too; other methods 405, other paths 404.
+//
+//   MetricsHttpOptions o{.host = "127.0.0.1", .port = 9464};
+//   MetricsPages pages{.collectables = {exporter, process}, .not_ready = [&] { return why; }};
+//   auto server = MetricsHttpServer::Start(o, std::move(pages));
+//   ... (*server)->address() ...   // "127.0.0.1:9464"
+//   (*server)->Stop();             // before what the pages read goes away
+//
+// Why not prometheus-cpp's pull Exposer (civetweb): its only access check is HTTP Basic
+// auth (the admin token is a bearer token, which Prometheus and balancers send as
+// "Authorization: Bearer"), it serves collectables only (no /healthz or /readyz), and it
+// has no cap on connections (each costs a descriptor of the reserve that the echo side leaves,
+// server/descriptor_budget.h). prometheus-cpp's core (Collectable, MetricFamily,
+// TextSerializer) is used; the serving is this file's, on the runtime it reports on.
+//
+// Bounds: at most `max_connections` connections are open at once (counted until their
+// descriptors are really closed); past that, new ones wait in the kernel's backlog. A
+// connection is closed when a request head has not arrived complete within `idle_timeout`
+// (an idle keep-alive connection too), or a response has not been taken within it. A
+// request head is at most 8 KiB (control/admin/http_message.h).
+//
+// With `auth` requiring a token (--admin_token_file), every request must carry
+// "Authorization: Bearer <token>", else 401 with "WWW-Authenticate: Bearer".
+//
+// A scrape reads lock-free snapshots on this server's loop: a blocked echo loop does not
+// delay it, and nothing costs the echo loops per event.
+//
+// Threads: Start, Stop and the destructor from one thread; requests are served on the
+// server's own, named "brrr-metrics". The pages' collectables and not_ready are called on the server's thread.
+// Ownership: the server owns its loop, thread, listener and connections.
+#ifndef BRRR_CONTROL_ADMIN_METRICS_HTTP_H_
+#define BRRR_CONTROL_ADMIN_METRICS_HTTP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "control/admin/call_auth.h"
+#include "control/admin/http_message.h"
+#include "prometheus/collectable.h"
+#include "runtime/clock.h"
+#include "runtime/event_loop.h"
+#include "runtime/socket.h"
+
+namespace brrr::control {
+
+struct MetricsHttpOptions {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: any free port
+  // Who may ask (--admin_token_file); open by default.
+  CallAuth auth;
+  // Connections open at once (--metrics_max_connections).
+  uint32_t max_connections = 8;
+  // How long a request head may take to arrive (after the last response, on a kept-alive
+  // connection) and a response to be taken.
+  Duration idle_timeout = std::chrono::seconds(30);
+  // The backend of the server's loop ("auto", "epoll"...; see PluginLoader).
+  std::string backend = "auto";
+  std::string plugin_dir;
+};
+
+// What the pages show.
+struct MetricsPages {
+  // /metrics: their families, in this order.
+  std::vector<std::shared_ptr<const prometheus::Collectable>> collectables;
+  // /readyz: empty when ready, else why not ("draining"); always ready if unset.
+  std::function<std::string()> not_ready;
+};
+
+class MetricsHttpServer {
+ public:
+  // Starts the loop, binds host:port and serves. Errors: the backend does not start; the
+  // host is not an IP address (InvalidArgument); the port is in use or not permitted
+  // (naming the address).
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(MetricsHttpOptions options, MetricsPages pages);
+  ~MetricsHttpServer();  // stops
+  MetricsHttpServer(const MetricsHttpServer&) = delete;
+  MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
+
+  // "host:port" ("[::1]:9464" for IPv6), with the actual port.
+  const std::string& address() const { return address_; }
+  uint16_t port() const { return port_; }
+  // Stops serving and closes every connection. Idempotent.
+  void Stop();
+
+ private:
+  MetricsHttpServer(MetricsHttpOptions options, MetricsPages pages)
+      : options_(std::move(options)), pages_(std::move(pages)) {}
+
+  Task<> accept_loop(Socket listener);
+  Task<> serve(Socket connection);
+  // The answer to one request: the token, the method, then the page.
+  HttpResponse Answer(const HttpRequest& request) const;
+  std::string exposition() const;
+
+  const MetricsHttpOptions options_;
+  const MetricsPages pages_;
+  std::string address_;
+  uint16_t port_ = 0;
+  // Connections whose descriptors are open, and accepts in progress (Socket::count_descriptor_in);
+  // declared before loop_, whose destruction closes the last of them.
+  std::atomic<int64_t> open_descriptors_{0};
+  uint64_t waits_at_cap_ = 0;   // the loop thread's
+  uint64_t accept_errors_ = 0;  // the loop thread's
+  std::unique_ptr<EventLoop> loop_;
+  std::thread thread_;
+};
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_ADMIN_METRICS_HTTP_H_

@@ -1,0 +1,68 @@
+// fake_administered.h: an Administered (control/admin/administered.h) made of real event
+// loops that no server runs, with echo figures, start and drain times set by the test: for
+// tests of what reads an Administered (the metrics exporter, readiness).
+//
+//   FakeAdministered target(2);            // two epoll loops (the test fails if epoll cannot start)
+//   target.loop(0).call_soon(...); target.loop(0).run_once(...);
+//   target.echo[1].bytes_in = 10;
+//   target.draining_since_ns = 5;
+#ifndef BRRR_TESTS_CONTROL_FAKE_ADMINISTERED_H_
+#define BRRR_TESTS_CONTROL_FAKE_ADMINISTERED_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "control/admin/administered.h"
+#include "gtest/gtest.h"
+#include "tests/testing/backends.h"
+
+namespace brrr::testing {
+
+class FakeAdministered final : public control::Administered {
+ public:
+  explicit FakeAdministered(size_t loops, EventLoopOptions options = {}) : echo(loops) {
+    for (size_t i = 0; i < loops; ++i) {
+      options.loop_id = static_cast<uint32_t>(i);
+      loops_.push_back(NewLoop("epoll", options));
+      if (loops_.back() == nullptr) ADD_FAILURE() << "the epoll backend does not start";
+    }
+  }
+
+  EventLoop& loop(size_t i) { return *loops_[i]; }
+
+  std::vector<server::ServerStats> echo;
+  int64_t started_ns = 1;
+  int64_t draining_since_ns = 0;
+
+  std::string backend() const override { return "epoll"; }
+  std::vector<std::string> listening_addresses() const override { return {}; }
+  int64_t started_at_ns() const override { return started_ns; }
+  std::vector<EventLoop*> loops() const override {
+    std::vector<EventLoop*> out;
+    for (const auto& l : loops_) out.push_back(l.get());
+    return out;
+  }
+  server::ServerStats server_stats(size_t loop) const override { return echo[loop]; }
+  server::ServerStats server_stats() const override {
+    server::ServerStats total;
+    for (const auto& s : echo) total += s;
+    return total;
+  }
+  absl::StatusOr<SocketInfo> CloseConnection(size_t, int) override {
+    return absl::UnimplementedError("FakeAdministered has no connections");
+  }
+  server::ThrottleSettings throttle() const override { return {}; }
+  absl::Status SetThrottle(const server::ThrottleChange&) override {
+    return absl::UnimplementedError("FakeAdministered has no throttles");
+  }
+  void Drain() override { draining_since_ns = 1; }
+  int64_t drain_started_at_ns() const override { return draining_since_ns; }
+
+ private:
+  std::vector<std::unique_ptr<EventLoop>> loops_;
+};
+
+}  // namespace brrr::testing
+
+#endif  // BRRR_TESTS_CONTROL_FAKE_ADMINISTERED_H_

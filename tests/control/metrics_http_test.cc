@@ -1,0 +1,212 @@
+// The metrics port's HTTP server, in this process over pages the test controls: routing,
+// status codes, the bearer token, keep-alive and pipelining, HEAD, malformed requests, the
+// idle timeout, and the cap on connections. Real sockets on 127.0.0.1.
+#include "control/admin/metrics_http.h"
+
+#include <sys/socket.h>
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "prometheus/metric_family.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/net.h"
+
+namespace brrr::control {
+namespace {
+
+using testing::BlockingClient;
+using testing::HttpGet;
+using testing::HttpReply;
+using testing::HttpRequestText;
+using testing::ReadHttpReply;
+
+// One gauge, brrr_test_scrapes, counting the scrapes.
+class CountingCollectable final : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::ClientMetric m;
+    m.gauge.value = static_cast<double>(++scrapes_);
+    return {prometheus::MetricFamily{"brrr_test_scrapes", "Scrapes so far.", prometheus::MetricType::Gauge, {m}}};
+  }
+
+ private:
+  mutable std::atomic<int> scrapes_{0};
+};
+
+class MetricsHttpTest : public ::testing::Test {
+ protected:
+  void Start(MetricsHttpOptions options = {}) {
+    options.backend = "epoll";
+    MetricsPages pages;
+    pages.collectables = {std::make_shared<CountingCollectable>()};
+    pages.not_ready = [this] { return std::string(draining_ ? "draining" : ""); };
+    auto started = MetricsHttpServer::Start(std::move(options), std::move(pages));
+    ASSERT_TRUE(started.ok()) << started.status();
+    server_ = *std::move(started);
+    port_ = server_->port();
+  }
+
+  std::atomic<bool> draining_{false};
+  std::unique_ptr<MetricsHttpServer> server_;
+  uint16_t port_ = 0;
+};
+
+TEST_F(MetricsHttpTest, ServesTheThreePages) {
+  Start();
+  HttpReply metrics = HttpGet(port_, "/metrics");
+  EXPECT_EQ(metrics.status, 200) << metrics.head;
+  EXPECT_EQ(metrics.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+  EXPECT_EQ(metrics.body, "# HELP brrr_test_scrapes Scrapes so far.\n# TYPE brrr_test_scrapes gauge\nbrrr_test_scrapes 1\n");
+  EXPECT_NE(HttpGet(port_, "/metrics?ignored=1").body.find("\nbrrr_test_scrapes 2\n"), std::string::npos)
+      << "the query string is ignored";
+
+  HttpReply health = HttpGet(port_, "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(health.body, "ok\n");
+
+  HttpReply ready = HttpGet(port_, "/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(ready.body, "ready\n");
+  draining_ = true;
+  HttpReply not_ready = HttpGet(port_, "/readyz");
+  EXPECT_EQ(not_ready.status, 503);
+  EXPECT_EQ(not_ready.body, "not ready: draining\n");
+  EXPECT_EQ(HttpGet(port_, "/healthz").status, 200) << "draining is not dead";
+}
+
+TEST_F(MetricsHttpTest, OtherPathsAndMethodsAreRefused) {
+  Start();
+  HttpReply missing = HttpGet(port_, "/nope");
+  EXPECT_EQ(missing.status, 404);
+  EXPECT_EQ(missing.body, "no page at /nope: this port serves /metrics, /healthz and /readyz\n");
+  HttpReply post = HttpGet(port_, "/metrics", {}, "POST");
+  EXPECT_EQ(post.status, 405);
+  EXPECT_EQ(post.header("Allow"), "GET, HEAD");
+  HttpReply head = HttpGet(port_, "/healthz", {}, "HEAD");
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("Content-Length"), "3") << "HEAD: the length of the body it does not send";
+}
+
+TEST_F(MetricsHttpTest, WithATokenEveryPageRequiresIt) {
+  MetricsHttpOptions o;
+  o.auth = CallAuth::WithToken("s3cret");
+  Start(std::move(o));
+  for (const char* path : {"/metrics", "/healthz", "/readyz", "/nope"}) {
+    HttpReply none = HttpGet(port_, path);
+    EXPECT_EQ(none.status, 401) << path;
+    EXPECT_EQ(none.header("WWW-Authenticate"), "Bearer realm=\"brrr\"") << path;
+    EXPECT_EQ(none.body, "this admin plane requires the header \"authorization: Bearer <token>\"\n");
+    EXPECT_EQ(HttpGet(port_, path, {"Authorization: Bearer wrong"}).status, 401) << path;
+  }
+  EXPECT_EQ(HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret"}).status, 200);
+  EXPECT_EQ(HttpGet(port_, "/readyz", {"authorization: bearer s3cret"}).status, 200) << "names and scheme: any case";
+  HttpReply twice = HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret", "Authorization: Bearer s3cret"});
+  EXPECT_EQ(twice.status, 401);
+  EXPECT_EQ(twice.body, "the request carries 2 \"authorization\" header entries; send exactly one: \"Bearer <token>\"\n");
+}
+
+TEST_F(MetricsHttpTest, AConnectionCarriesPipelinedRequestsUntilConnectionClose) {
+  Start();
+  BlockingClient c(port_);
+  ASSERT_TRUE(c.send_all(HttpRequestText("/healthz") + HttpRequestText("/readyz") +
+                         HttpRequestText("/metrics", {"Connection: close"}) + HttpRequestText("/healthz")));
+  HttpReply first = ReadHttpReply(c);
+  HttpReply second = ReadHttpReply(c);
+  HttpReply third = ReadHttpReply(c);
+  EXPECT_EQ(first.body, "ok\n");
+  EXPECT_EQ(second.body, "ready\n");
+  EXPECT_EQ(third.status, 200);
+  EXPECT_EQ(third.header("Connection"), "close");
+  EXPECT_EQ(c.recv_until_eof(), "") << "nothing after the request that asked to close";
+}
+
+TEST_F(MetricsHttpTest, AMalformedRequestIsAnsweredThenClosed) {
+  Start();
+  BlockingClient c(port_);
+  ASSERT_TRUE(c.send_all("GET /metrics HTTP/9\r\n\r\n"));
+  HttpReply reply = ReadHttpReply(c);
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_EQ(reply.body, "unsupported protocol version \"HTTP/9\": this port speaks HTTP/1.0 and HTTP/1.1\n");
+  EXPECT_EQ(c.recv_until_eof(), "");
+
+  BlockingClient big(port_);
+  ASSERT_TRUE(big.send_all("GET /" + std::string(kMaxHeadBytes + 1, 'a')));
+  EXPECT_EQ(ReadHttpReply(big).status, 431);
+  EXPECT_EQ(big.recv_until_eof(), "");
+}
+
+TEST_F(MetricsHttpTest, AnIdleConnectionIsClosed) {
+  MetricsHttpOptions o;
+  o.idle_timeout = std::chrono::milliseconds(100);
+  Start(std::move(o));
+  BlockingClient silent(port_);
+  EXPECT_EQ(silent.recv_until_eof(), "") << "closed without a request";
+  BlockingClient slow(port_);
+  ASSERT_TRUE(slow.send_all("GET /metrics HTTP/1.1\r\n"));  // a head that never ends
+  EXPECT_EQ(slow.recv_until_eof(), "");
+  BlockingClient kept(port_);
+  ASSERT_TRUE(kept.send_all(HttpRequestText("/healthz")));
+  EXPECT_EQ(ReadHttpReply(kept).status, 200);
+  EXPECT_EQ(kept.recv_until_eof(), "") << "idle after its answer";
+}
+
+// Past max_connections a connection waits in the backlog, unanswered, until one closes.
+TEST_F(MetricsHttpTest, ConnectionsPastTheCapWaitUntilOneCloses) {
+  MetricsHttpOptions o;
+  o.max_connections = 2;
+  Start(std::move(o));
+  auto a = std::make_unique<BlockingClient>(port_);
+  BlockingClient b(port_);
+  ASSERT_TRUE(a->send_all(HttpRequestText("/healthz")));
+  ASSERT_TRUE(b.send_all(HttpRequestText("/healthz")));
+  ASSERT_EQ(ReadHttpReply(*a).status, 200);
+  ASSERT_EQ(ReadHttpReply(b).status, 200);
+
+  BlockingClient c(port_);  // the kernel completes the handshake; the server does not accept
+  ASSERT_TRUE(c.send_all(HttpRequestText("/healthz")));
+  // Round trips on b let the server's loop go round many times meanwhile.
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(b.send_all(HttpRequestText("/healthz")));
+    ASSERT_EQ(ReadHttpReply(b).status, 200);
+  }
+  char byte = 0;
+  EXPECT_EQ(::recv(c.fd(), &byte, 1, MSG_DONTWAIT), -1) << "answered past the cap";
+
+  a.reset();  // frees a place
+  HttpReply answered = ReadHttpReply(c);
+  EXPECT_EQ(answered.status, 200);
+}
+
+TEST_F(MetricsHttpTest, StopClosesEveryConnection) {
+  Start();
+  BlockingClient c(port_);
+  ASSERT_TRUE(c.send_all(HttpRequestText("/healthz")));
+  ASSERT_EQ(ReadHttpReply(c).status, 200);
+  server_->Stop();
+  EXPECT_EQ(c.recv_until_eof(), "");
+  server_->Stop();  // idempotent
+}
+
+TEST(MetricsHttpStartTest, ErrorsNameTheAddress) {
+  MetricsHttpOptions o;
+  o.host = "not-an-ip";
+  auto bad_host = MetricsHttpServer::Start(o, {});
+  ASSERT_FALSE(bad_host.ok());
+  EXPECT_TRUE(absl::IsInvalidArgument(bad_host.status())) << bad_host.status();
+
+  auto first = MetricsHttpServer::Start({}, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  MetricsHttpOptions same;
+  same.port = (*first)->port();
+  auto second = MetricsHttpServer::Start(same, {});
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("cannot serve metrics on 127.0.0.1:" + std::to_string(same.port)),
+            std::string::npos)
+      << second.status();
+}
+
+}  // namespace
+}  // namespace brrr::control
