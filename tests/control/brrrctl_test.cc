@@ -276,7 +276,8 @@ TEST(BrrrctlUsageTest, UnreachableTargetExitsThreeAtOnce) {
     auto took = std::chrono::steady_clock::now() - start;
     EXPECT_EQ(r.code, 3) << command << ": " << r;
     EXPECT_TRUE(Contains(r.err, "brrrctl: cannot reach the admin plane at " + target)) << r;
-    // A refused connection is known at once: brrrctl does not sit out its --timeout.
+    // A refused connection is known at once: brrrctl does not sit out its --timeout. (A bound
+    // of half that timeout, where a refusal takes milliseconds: safe however loaded the machine.)
     EXPECT_LT(took, seconds(10)) << command;
   }
 }
@@ -430,17 +431,29 @@ TEST_F(BrrrctlTest, StallsAreReportedOverTheThreshold) {
 
   CtlRun inject = Ctl({"inject", "blocking-sleep", "--duration=100ms", "--loop=0"});
   ASSERT_EQ(inject.code, 0) << inject;
-  admin::Stats stalled = StatsWhen([](const admin::Stats& s) { return s.loops(0).stalls() >= 1; });
-  ASSERT_GE(stalled.loops(0).stalls(), 1u);
-  // The stall has ended, so it is among the recent ones the stream sends first.
-  CtlRun stalls = Ctl({"stalls", "--include_recent", "--loop=0", "--count=1", "--json"});
+  // Once the injection has run and the loop has moved on, its stall is among the recent ones
+  // the stream sends first. On a loaded machine another task may have stalled past 50 ms too,
+  // so all the recent ones are asked for and the injected one is looked for among them.
+  admin::Stats stalled = StatsWhen([](const admin::Stats& s) {
+    return s.loops(0).stalls() >= 1 && s.injections_size() == 0 && s.loops(0).current_task() != "inject:blocking_sleep";
+  });
+  uint64_t count = stalled.loops(0).stalls();
+  ASSERT_GE(count, 1u);
+  CtlRun stalls = Ctl({"stalls", "--include_recent", "--loop=0", "--count=" + std::to_string(count), "--json"});
   ASSERT_EQ(stalls.code, 0) << stalls;
   std::vector<std::string> lines = Lines(stalls.out);
-  ASSERT_EQ(lines.size(), 1u) << stalls;
-  admin::Stall stall = FromJson<admin::Stall>(lines[0]);
-  EXPECT_EQ(stall.loop(), 0u);
-  EXPECT_GE(stall.duration_ms(), 50.0);
-  EXPECT_TRUE(Contains(stall.task(), "inject")) << stall.task();
+  ASSERT_EQ(lines.size(), count) << stalls;
+  bool found = false;
+  for (const std::string& line : lines) {
+    admin::Stall stall = FromJson<admin::Stall>(line);
+    EXPECT_EQ(stall.loop(), 0u);
+    EXPECT_GE(stall.duration_ms(), 50.0) << "only tasks past the threshold are stalls";
+    if (stall.task() == "inject:blocking_sleep") {
+      found = true;
+      EXPECT_GE(stall.duration_ms(), 100.0) << "the injection's own length: a lower bound";
+    }
+  }
+  EXPECT_TRUE(found) << stalls;
 }
 
 TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
