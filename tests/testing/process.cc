@@ -31,6 +31,21 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // The child's environment, made before fork: after it, only async-signal-safe calls.
+  std::vector<std::string> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const std::string& o : options.env) replaced |= o.substr(0, o.find('=')) == name;
+    if (!replaced) environment.push_back(entry);
+  }
+  for (const std::string& o : options.env) {
+    if (o.find('=') != std::string::npos) environment.push_back(o);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
     dup2(out[1], 1);
@@ -43,7 +58,7 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(binary.c_str(), argv.data());
+    execve(binary.c_str(), argv.data(), envp.data());
     std::fprintf(stderr, "exec %s failed\n", binary.c_str());
     _exit(127);
   }

@@ -23,6 +23,9 @@ std::string Runfile(const std::string& path);
 
 struct ProcessOptions {
   uint64_t max_open_files = 0;  // RLIMIT_NOFILE for the child; 0: inherited
+  // "NAME=value" entries for the child's environment, replacing inherited ones of that name;
+  // "NAME" alone removes it.
+  std::vector<std::string> env;
 };
 
 class Process {
