@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -53,6 +54,12 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
     if (options.max_open_files > 0) {
       rlimit r{options.max_open_files, options.max_open_files};
       setrlimit(RLIMIT_NOFILE, &r);
+    }
+    if (options.own_network_namespace && unshare(CLONE_NEWNET) != 0) {
+      static const char kMessage[] = "unshare(CLONE_NEWNET) failed: no network namespace of its own\n";
+      ssize_t ignored = write(2, kMessage, sizeof kMessage - 1);
+      (void)ignored;
+      _exit(kNoNetworkNamespace);
     }
     // Signals blocked in the test (gtest threads) must not stay blocked in the child.
     sigset_t none;
