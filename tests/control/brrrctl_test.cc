@@ -347,6 +347,44 @@ TEST_F(BrrrctlTest, ThrottleChangesWhatIsGivenAndShowsItAll) {
   EXPECT_TRUE(Contains(low.err, "brrrctl: INVALID_ARGUMENT: ")) << low;
 }
 
+// --accept_rate, --total_rate and --max_connections reach the server (read back over gRPC,
+// not from brrrctl's own echo), the text form shows them, and the connection limit acts.
+TEST_F(BrrrctlTest, AcceptRateTotalRateAndMaxConnectionsReachTheServer) {
+  Start();
+  CtlRun set = Ctl({"throttle", "--accept_rate=50", "--total_rate=20KB", "--max_connections=2", "--json"});
+  ASSERT_EQ(set.code, 0) << set;
+  admin::Throttle direct;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &direct).ok());
+  EXPECT_EQ(direct.accepts_per_second(), 50u);
+  EXPECT_EQ(direct.bytes_per_second_total(), 20000u);
+  EXPECT_EQ(direct.max_connections(), 2u);
+  EXPECT_EQ(direct.bytes_per_second_per_connection(), 0u) << "what was not given stays";
+  CtlRun show = Ctl({"throttle"});
+  ASSERT_EQ(show.code, 0) << show;
+  for (const char* shown : {"total_rate       20KB/s\n", "accept_rate      50/s\n", "max_connections  2\n"}) {
+    EXPECT_TRUE(Contains(show.out, shown)) << show;
+  }
+
+  // Two connections at once are served; a third is accepted and closed at once.
+  testing::BlockingClient a(port_);
+  testing::BlockingClient b(port_);
+  ASSERT_TRUE(a.send_all("a"));
+  ASSERT_EQ(a.recv_exact(1), "a");
+  ASSERT_TRUE(b.send_all("b"));
+  ASSERT_EQ(b.recv_exact(1), "b");
+  testing::BlockingClient c(port_);
+  EXPECT_EQ(c.recv_until_eof(), "");
+  admin::Stats stats = StatsWhen([](const admin::Stats& s) { return s.total().connections_refused() == 1; });
+  EXPECT_EQ(stats.total().connections_active(), 2u);
+
+  // Out of range: the server says what is allowed, nothing changes.
+  CtlRun bad = Ctl({"throttle", "--accept_rate=2000000", "--max_connections=5"});
+  EXPECT_EQ(bad.code, 1) << bad;
+  EXPECT_TRUE(Contains(bad.err, "accepts_per_second=2000000 is out of range")) << bad;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &direct).ok());
+  EXPECT_EQ(direct.max_connections(), 2u);
+}
+
 TEST_F(BrrrctlTest, InjectionIsListedAndCancelled) {
   Start();
 
