@@ -560,6 +560,9 @@ TEST_P(ReactorTest, DestroyingWithOperationsInFlightIsSafe) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
+// The same on copies of the readiness backends whose system calls fail on purpose now and then.
+INSTANTIATE_TEST_SUITE_P(Faults, ReactorTest, ::testing::ValuesIn(testing::FaultyBackends()),
+                         testing::FaultyBackendName());
 
 }  // namespace
 }  // namespace brrr

@@ -187,6 +187,9 @@ TEST_P(ReceiverTest, DestroyingAnArmedReceiverIsSafe) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReceiverTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
+// The same on copies of the readiness backends whose system calls fail on purpose now and then.
+INSTANTIATE_TEST_SUITE_P(Faults, ReceiverTest, ::testing::ValuesIn(testing::FaultyBackends()),
+                         testing::FaultyBackendName());
 
 }  // namespace
 }  // namespace brrr

@@ -122,7 +122,10 @@ TEST_P(SenderTest, GoingAwayWithASendInFlightIsSafe) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SenderTest, ::testing::ValuesIn(testing::AllBackends()),
-                         [](const auto& info) { return info.param; });
+                         testing::BackendName());
+// The same on copies of the readiness backends whose system calls fail on purpose now and then.
+INSTANTIATE_TEST_SUITE_P(Faults, SenderTest, ::testing::ValuesIn(testing::FaultyBackends()),
+                         testing::FaultyBackendName());
 
 }  // namespace
 }  // namespace brrr

@@ -599,6 +599,9 @@ TEST_P(SocketTest, ReadAndWriteSetsAreTracked) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, SocketTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
+// The same on copies of the readiness backends whose system calls fail on purpose now and then.
+INSTANTIATE_TEST_SUITE_P(Faults, SocketTest, ::testing::ValuesIn(testing::FaultyBackends()),
+                         testing::FaultyBackendName());
 
 // select(2) cannot watch a descriptor >= FD_SETSIZE: the backend refuses it with an error
 // that says so (instead of corrupting memory).
