@@ -26,12 +26,16 @@ def brrr_cc_library(name, copts = [], **kwargs):
 def brrr_cc_binary(name, copts = [], **kwargs):
     native.cc_binary(name = name, copts = BRRR_COPTS + copts, **kwargs)
 
-def brrr_cc_test(name, deps = [], copts = [], size = "small", **kwargs):
-    """A GoogleTest test with gtest_main (and gmock) linked in."""
+def brrr_cc_test(name, deps = [], copts = [], data = [], size = "small", **kwargs):
+    """A GoogleTest test with gtest_main (and gmock) linked in.
+
+    Its runfiles hold ThreadSanitizer's suppressions (.bazelrc's tsan config names them).
+    """
     native.cc_test(
         name = name,
         copts = BRRR_COPTS + copts,
         deps = deps + ["@system//:gtest_main"],
+        data = data + ["//bazel:tsan_suppressions.txt"],
         size = size,
         **kwargs
     )
