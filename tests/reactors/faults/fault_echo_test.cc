@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <memory>
 #include <regex>
 #include <string>
@@ -43,8 +44,10 @@ class FaultEchoTest : public ::testing::TestWithParam<std::string> {
   }
 
   // SIGTERM, the exit code, and the faults the plugin says it injected (EINTR, EAGAIN, short
-  // transfers, duplicated events), checked against what this backend is given.
-  void StopAndCheckFaults(Process& p) {
+  // transfers, duplicated events). With `each_kind`, every kind this backend is given must
+  // have happened: for runs of thousands of system calls, where at 1 in 3 or 4 none would be
+  // vanishingly unlikely; a short run only has to have been through the shim.
+  void StopAndCheckFaults(Process& p, bool each_kind = true) {
     p.Signal(SIGTERM);
     std::optional<int> code = p.Wait(seconds(60));
     ASSERT_TRUE(code.has_value());
@@ -56,6 +59,8 @@ class FaultEchoTest : public ::testing::TestWithParam<std::string> {
                                              "\\): (\\d+) EINTR, (\\d+) EAGAIN, (\\d+) short transfers, (\\d+) "
                                              "duplicated events")))
         << err;
+    std::printf("%s\n", m[0].str().c_str());
+    if (!each_kind) return;
     EXPECT_GT(std::stoull(m[1]), 0u) << m[0];
     EXPECT_GT(std::stoull(m[3]), 0u) << m[0];
     if (Name() == "epoll") {
@@ -137,7 +142,7 @@ TEST_P(FaultEchoTest, EveryLineGetsItsPrefix) {
     at += length;
   }
   EXPECT_TRUE(EchoOf(in) == expected);
-  StopAndCheckFaults(*server);
+  StopAndCheckFaults(*server, /*each_kind=*/false);
 }
 
 TEST_P(FaultEchoTest, SigtermWithDataInFlightLosesNoByte) {
