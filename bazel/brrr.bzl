@@ -64,7 +64,8 @@ def reactor_plugin_library(name, srcs, hdrs = [], deps = []):
         hdrs = hdrs,
         copts = _PLUGIN_COPTS,
         deps = deps + ["//runtime:reactor_abi"],
-        visibility = ["//reactors:__subpackages__"],
+        # The fault-injection test plugins (tests/reactors/faults) link the same code.
+        visibility = ["//reactors:__subpackages__", "//tests/reactors/faults:__pkg__"],
     )
 
 def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility = None, testonly = False):

@@ -24,7 +24,11 @@ int64_t RateLimiter::charge(uint64_t units, uint64_t rate_per_second, int64_t no
 }
 
 int64_t SharedRateLimiter::charge(uint64_t units, uint64_t rate_per_second, int64_t now_ns) {
-  if (rate_per_second == 0) return 0;
+  if (rate_per_second == 0) {
+    // Written only when there is a debt to forget: unlimited loops do not share a cache line.
+    if (paid_off_ns_.load(std::memory_order_relaxed) != 0) paid_off_ns_.store(0, std::memory_order_relaxed);
+    return 0;
+  }
   int64_t before = paid_off_ns_.load(std::memory_order_relaxed);
   int64_t after = RateStep::Advance(before, units, rate_per_second, now_ns);
   while (!paid_off_ns_.compare_exchange_weak(before, after, std::memory_order_relaxed)) {

@@ -10,13 +10,6 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// The tutorial's busy-wait: holds the thread, and with it the loop, for `delay`.
-void BusyWait(Duration delay) {
-  TimePoint until = Clock::now() + delay;
-  while (Clock::now() < until) {
-  }
-}
-
 // Runs the loop until it has nothing left to do: no ready task, no timer, no task alive.
 void RunUntilIdle(EventLoop& loop) {
   for (;;) {
@@ -30,6 +23,15 @@ void RunUntilIdle(EventLoop& loop) {
 }
 
 }  // namespace
+
+// The tutorial's busy-wait: holds the thread, and with it the loop, for `delay`.
+void BusyWait(Duration delay) {
+  TimePoint until = Clock::now() + delay;
+  while (Clock::now() < until) {
+  }
+}
+
+void ThreadSleep(Duration delay) { std::this_thread::sleep_for(delay); }
 
 void NonBlockingTasks(EventLoop& loop, const Print& print) {
   // Each call does one step, then schedules the next: add_task(task1, cnt + 1).
@@ -52,11 +54,11 @@ void BlockingTasks(EventLoop& loop, const Print& print) {
   RunUntilIdle(loop);
 }
 
-void BlockingSleep(EventLoop& loop, Duration delay, const Print& print) {
+void BlockingSleep(EventLoop& loop, Duration delay, const Print& print, const Hold& hold) {
   loop.call_soon(
       [&] {
         print("Let's annoy the other task");
-        BusyWait(delay);
+        hold(delay);
       },
       "seed:busy_wait");
   loop.call_soon([&] { print("Let's wait :("); }, "seed:waiter");
@@ -74,10 +76,10 @@ void NonBlockingSleep(EventLoop& loop, Duration delay, const Print& print) {
   RunUntilIdle(loop);
 }
 
-void CoroutineSleeps(EventLoop& loop, Duration delay, const Print& print) {
+void CoroutineSleeps(EventLoop& loop, Duration delay, const Print& print, const Hold& hold) {
   auto blocking = [&]() -> Task<> {
     print("time.sleep: Let's annoy the other task");
-    std::this_thread::sleep_for(delay);
+    hold(delay);
     print("time.sleep: done");
     co_return;
   };

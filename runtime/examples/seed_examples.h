@@ -16,6 +16,13 @@ namespace brrr::seed {
 
 using Print = std::function<void(const std::string& line)>;
 
+// What holding the thread for a while does: by default what the tutorial does (a busy-wait,
+// a thread sleep). Tests pass one that advances a ManualClock instead, so the stall it makes
+// is exactly `delay` long whatever the machine's load.
+using Hold = std::function<void(Duration delay)>;
+void BusyWait(Duration delay);
+void ThreadSleep(Duration delay);
+
 // (1) Two tasks that reschedule themselves interleave: "Task 1 1", "Task 2 1", "Task 1 2"...
 void NonBlockingTasks(EventLoop& loop, const Print& print);
 
@@ -23,14 +30,14 @@ void NonBlockingTasks(EventLoop& loop, const Print& print);
 void BlockingTasks(EventLoop& loop, const Print& print);
 
 // (3a) A busy-wait "sleep" of `delay` holds the loop: the other task waits it out.
-void BlockingSleep(EventLoop& loop, Duration delay, const Print& print);
+void BlockingSleep(EventLoop& loop, Duration delay, const Print& print, const Hold& hold = BusyWait);
 
 // (3b) A scheduled continuation lets the other task run first:
 // "Let's annoy the other task", "I didn't wait :)", "Failed to annoy the other task :(".
 void NonBlockingSleep(EventLoop& loop, Duration delay, const Print& print);
 
 // (3c) The same two sleeps as coroutines: std::this_thread::sleep_for vs co_await sleep().
-void CoroutineSleeps(EventLoop& loop, Duration delay, const Print& print);
+void CoroutineSleeps(EventLoop& loop, Duration delay, const Print& print, const Hold& hold = ThreadSleep);
 
 // (4) A coroutine that is created but not awaited does not run until it is awaited.
 void CoroutineRunsWhenAwaited(EventLoop& loop, const Print& print);

@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -114,14 +115,21 @@ int ListBackends() {
   return probes.empty() ? 3 : 0;
 }
 
+// Set by main once the server has stopped, before it sends SIGUSR1 to end HandleSignals.
+std::atomic<bool> server_stopped{false};
+
 // Waits for SIGINT/SIGTERM: the first drains the server, a second one cuts the drain short.
-// SIGUSR1 (sent by main once the server has stopped) ends the thread.
+// SIGUSR1 ends the thread once main has set server_stopped; one from outside before that is
+// ignored (it must not leave SIGINT and SIGTERM blocked in every thread with nobody waiting).
 void HandleSignals(EchoServer* server, const sigset_t* signals) {
   int drains = 0;
   for (;;) {
     int sig = 0;
     if (sigwait(signals, &sig) != 0) continue;
-    if (sig == SIGUSR1) return;
+    if (sig == SIGUSR1) {
+      if (server_stopped.load()) return;
+      continue;
+    }
     if (drains++ == 0) {
       std::printf("brrr-echo: %s: draining (no new connections; up to %s for open ones)\n", strsignal(sig),
                   absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
@@ -340,6 +348,7 @@ int main(int argc, char** argv) {
   if (admin != nullptr) admin->Shutdown();
   if (metrics != nullptr) metrics->Stop();
   drain_started = (*server)->drain_started_at_ns();
+  server_stopped.store(true);
   pthread_kill(signal_thread.native_handle(), SIGUSR1);
   signal_thread.join();
 

@@ -43,7 +43,9 @@ TEST(BrrrBenchTest, MeasuresAndVerifiesAnEchoServer) {
   EXPECT_NE(bench.err().find("connected"), std::string::npos) << "progress lines: " << bench.err();
   // What the server echoed is what the generator counted (plus what was in flight at the end).
   server.Signal(SIGTERM);
-  ASSERT_TRUE(server.Wait(seconds(30)).has_value());
+  std::optional<int> server_code = server.Wait(seconds(30));
+  ASSERT_TRUE(server_code.has_value());
+  EXPECT_EQ(*server_code, 0) << server.err();
   EXPECT_NE(server.out().find("8 connections served"), std::string::npos) << server.out();
 }
 
@@ -58,16 +60,25 @@ TEST(BrrrBenchTest, AServerThatChangesTheBytesFailsTheRun) {
   EXPECT_NE(bench.out().find("came back different"), std::string::npos) << bench.out();
   EXPECT_NE(bench.out().find("\"ok\":false"), std::string::npos) << bench.out();
   server.Signal(SIGTERM);
-  server.Wait(seconds(30));
+  std::optional<int> server_code = server.Wait(seconds(30));
+  ASSERT_TRUE(server_code.has_value());
+  EXPECT_EQ(*server_code, 0) << server.err();
 }
 
 TEST(BrrrBenchTest, ALostConnectionFailsTheRun) {
   auto server = std::make_unique<Process>(Echo(), std::vector<std::string>{"--port=0"});
   uint16_t port = server->ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=4", "--duration=5s", "--progress=false"});
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  int fds_before = server->OpenFds();
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=4", "--duration=60s", "--progress=false"});
+  // Killed once the four connections are open on its side (bounded: 30 s), whatever the load.
+  TimePoint give_up = Clock::now() + seconds(30);
+  while (server->OpenFds() < fds_before + 4 && Clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GE(server->OpenFds(), fds_before + 4);
   server->Signal(SIGKILL);
+  EXPECT_EQ(server->Wait(seconds(30)), -SIGKILL);
   std::optional<int> code = bench.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 1);

@@ -79,14 +79,17 @@ class AdminFixture : public ::testing::Test {
     return stats;
   }
 
-  // Stats once `ready` holds for them (polled, bounded: 5 s), else the last ones read.
+  // Stats once `ready` holds for them (polled, bounded: 30 s). If it never holds, the test
+  // fails here, saying so with the last stats read (which are returned).
   brrr::admin::v1::Stats StatsWhen(const std::function<bool(const brrr::admin::v1::Stats&)>& ready) {
     brrr::admin::v1::Stats stats;
-    for (int i = 0; i < 500; ++i) {
+    for (int i = 0; i < 3000; ++i) {
       stats = Stats();
-      if (ready(stats)) break;
+      if (ready(stats)) return stats;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    ADD_FAILURE() << "the stats never showed what the test waited for within 30 s; the last: "
+                  << stats.ShortDebugString();
     return stats;
   }
 

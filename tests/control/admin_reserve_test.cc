@@ -87,12 +87,17 @@ TEST_F(AdminReserveTest, AdminConnectionsPastTheCapAreClosedUntilOneLeaves) {
 
 TEST_F(AdminReserveTest, AnIdleAdminConnectionIsClosedAfterTheIdleTimeout) {
   Start({"--admin_idle_timeout=300ms"});
+  // The fixture's channel makes a call, then stays idle.
+  EXPECT_EQ(Stats().loops_size(), 1);
+  ASSERT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
   testing::BlockingClient idle(admin_port_, false, 10'000);
   idle.recv_until_eof();  // the server's preface, its GOAWAY, then the end of stream
   char byte = 0;
   EXPECT_EQ(::recv(idle.fd(), &byte, 1, MSG_DONTWAIT), 0) << "the server did not close the idle connection";
-  // The fixture's channel, idle as long, connects again for the next call.
-  std::this_thread::sleep_for(milliseconds(400));
+  // The channel's connection is closed the same way (bounded wait for the change), and the
+  // channel connects again for the next call.
+  EXPECT_TRUE(channel_->WaitForStateChange(GRPC_CHANNEL_READY, std::chrono::system_clock::now() + seconds(30)));
+  EXPECT_NE(channel_->GetState(false), GRPC_CHANNEL_READY);
   admin::Stats stats = Stats();
   EXPECT_EQ(stats.loops_size(), 1);
 }

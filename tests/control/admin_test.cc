@@ -32,17 +32,25 @@ using std::chrono::seconds;
 using AdminTest = testing::AdminFixture;
 
 TEST_F(AdminTest, ServerInfoSaysWhatRuns) {
+  auto before_start = std::chrono::steady_clock::now();
   Start({"--loops=2", "--backend=epoll"});
   admin::ServerInfo info;
   grpc::Status s = stub_->GetServerInfo(Context().get(), admin::GetServerInfoRequest(), &info);
   ASSERT_TRUE(s.ok()) << s.error_message();
+  double since_start = std::chrono::duration<double>(std::chrono::steady_clock::now() - before_start).count();
   EXPECT_FALSE(info.version().empty());
   EXPECT_EQ(info.backend(), "epoll");
   EXPECT_EQ(info.loops(), 2u);
   ASSERT_EQ(info.listening_addresses_size(), 1);
   EXPECT_EQ(info.listening_addresses(0), "127.0.0.1:" + std::to_string(port_));
   EXPECT_EQ(static_cast<pid_t>(info.pid()), server_->pid());
-  EXPECT_GE(info.uptime_seconds(), 0.0);
+  // The server started after the test launched it and before it answered: its uptime lies in
+  // between, and it grows.
+  EXPECT_GT(info.uptime_seconds(), 0.0);
+  EXPECT_LE(info.uptime_seconds(), since_start);
+  admin::ServerInfo again;
+  ASSERT_TRUE(stub_->GetServerInfo(Context().get(), admin::GetServerInfoRequest(), &again).ok());
+  EXPECT_GT(again.uptime_seconds(), info.uptime_seconds());
   bool epoll_listed = false;
   for (const admin::BackendAvailability& b : info.available_backends()) {
     if (b.name() == "epoll") epoll_listed = b.starts() && b.reason().empty();

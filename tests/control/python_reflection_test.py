@@ -205,9 +205,25 @@ def check_version(channel, version, messages, echo_port, sent_so_far):
     return sent_so_far
 
 
+def echoed_fields(request, response):
+    """Checks that `response` holds, under the same name, every field set in `request` that its
+    type has (InjectTask answers with the injection, SetThrottle with the throttles now in
+    force). Returns how many fields it compared."""
+    compared = 0
+    for field, value in request.ListFields():
+        if field.name not in response.DESCRIPTOR.fields_by_name:
+            continue
+        got = getattr(response, field.name)
+        check(got == value, f"{type(request).__name__}.{field.name} = {value!r}, but the answer has {got!r}")
+        compared += 1
+    return compared
+
+
 def check_readme_examples(channel, admin_pool, readme):
     """Sends the request bodies of the README's `grpcurl -d '...' ... Service/Method` lines, parsed
-    from JSON into reflection-built messages as grpcurl parses them, and checks each call succeeds."""
+    from JSON into reflection-built messages as grpcurl parses them, and checks what each call
+    answers: a unary call's answer holds the request's fields, a stream sends `count` messages
+    (each with every loop, uptime rising) when the request has a count."""
     examples = re.findall(r"grpcurl -plaintext -d '(\{.*?\})' \S+ brrr\.admin\.v1\.Admin/(\w+)", open(readme).read())
     check(len(examples) >= 3, f"{readme}: found only {len(examples)} grpcurl -d examples")
     service = admin_pool.FindServiceByName("brrr.admin.v1.Admin")
@@ -226,13 +242,26 @@ def check_readme_examples(channel, admin_pool, readme):
         if shape.server_streaming:
             call = channel.unary_stream(path, request_serializer=request_class.SerializeToString,
                                         response_deserializer=response_class.FromString)
-            got = sum(1 for _ in call(request, timeout=30))
-            check(got > 0, f"README: {method_name} {body} streamed nothing")
+            answers = list(call(request, timeout=60))
+            check(answers, f"README: {method_name} {body} streamed nothing")
+            count = getattr(request, "count", 0)
+            if count:
+                check(len(answers) == count, f"README: {method_name} {body}: {len(answers)} messages, want {count}")
+            if "uptime_seconds" in response_class.DESCRIPTOR.fields_by_name:
+                uptimes = [a.uptime_seconds for a in answers]
+                check(uptimes == sorted(set(uptimes)), f"README: {method_name}: uptimes not rising: {uptimes}")
+            if "loops" in response_class.DESCRIPTOR.fields_by_name:
+                check(all(len(a.loops) == LOOPS for a in answers), f"README: {method_name}: a message without every loop")
+            what = f"{len(answers)} messages"
         else:
             call = channel.unary_unary(path, request_serializer=request_class.SerializeToString,
                                        response_deserializer=response_class.FromString)
-            call(request, timeout=TIMEOUT_S)
-        print(f"python_reflection_test: README example {method_name} {body}: OK")
+            answer = call(request, timeout=TIMEOUT_S)
+            compared = echoed_fields(request, answer)
+            check(compared > 0, f"README: {method_name} {body}: the answer ({response_class.__name__}) has none of the "
+                                f"request's fields; say here what to check of it")
+            what = f"the answer holds the request's {compared} field(s)"
+        print(f"python_reflection_test: README example {method_name} {body}: {what}")
 
 
 def main():

@@ -26,6 +26,7 @@
 #include "runtime/plugin_loader.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
+#include "tests/testing/threads.h"
 
 namespace brrr {
 namespace {
@@ -103,18 +104,24 @@ class ReactorTest : public ::testing::TestWithParam<std::string> {
   int fds_before_ = -1;
 };
 
+// The wake-up must end a wait that is already asleep in the kernel: the waker waits until /proc
+// shows this thread blocked in the backend's wait system call (a wake sent before the wait is
+// AWakeBeforeTheWaitIsNotLost's case), and the wait must not end before the wake was sent.
 TEST_P(ReactorTest, WakeFromAnotherThreadEndsAnUnboundedWait) {
-  std::atomic<bool> woke{false};
+  pid_t waiting_thread = testing::CurrentThreadId();
+  std::atomic<bool> wake_sent{false};
   std::thread waker([&] {
-    std::this_thread::sleep_for(milliseconds(20));
+    EXPECT_TRUE(testing::WaitUntilBlockedInWait(waiting_thread)) << "the wait never blocked";
+    wake_sent = true;
     reactor_->wake();
   });
   Completion c[4];
   absl::StatusOr<int> n = reactor_->wait(c, -1);
-  woke = true;
+  bool woken_by_the_wake = wake_sent.load();
   waker.join();
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 0);
+  EXPECT_TRUE(woken_by_the_wake) << "the unbounded wait returned before anyone woke it";
 }
 
 TEST_P(ReactorTest, AWakeBeforeTheWaitIsNotLost) {
@@ -125,6 +132,7 @@ TEST_P(ReactorTest, AWakeBeforeTheWaitIsNotLost) {
   EXPECT_EQ(*n, 0);
 }
 
+// A lower bound on the clock the backend's timeout runs on: load can only make the wait longer.
 TEST_P(ReactorTest, ATimedWaitReturnsNoEarlierThanItsTimeout) {
   Completion c[4];
   TimePoint start = Clock::now();
@@ -552,6 +560,9 @@ TEST_P(ReactorTest, DestroyingWithOperationsInFlightIsSafe) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
+// The same on copies of the readiness backends whose system calls fail on purpose now and then.
+INSTANTIATE_TEST_SUITE_P(Faults, ReactorTest, ::testing::ValuesIn(testing::FaultyBackends()),
+                         testing::FaultyBackendName());
 
 }  // namespace
 }  // namespace brrr

@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/manual_clock.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/threads.h"
 
 namespace brrr {
 namespace {
@@ -40,8 +42,11 @@ TEST_P(EventLoopTest, WorkScheduledByATaskRunsInTheNextIteration) {
   EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c"}));
 }
 
+// In virtual time (a ManualClock), so "never early" and "on time" are exact: a timer runs in
+// the first iteration at or after its deadline, not a nanosecond before.
 TEST_P(EventLoopTest, TimersFireInDeadlineOrderAndNeverEarly) {
-  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  ManualClock clock;
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), {.manual_clock = &clock});
   std::vector<int> order;
   TimePoint start = loop->now();
   std::vector<TimePoint> fired_at(3);
@@ -51,12 +56,35 @@ TEST_P(EventLoopTest, TimersFireInDeadlineOrderAndNeverEarly) {
     order.push_back(20);
     fired_at[1] = loop->now();
   });
-  loop->call_later(milliseconds(31), [&] { loop->stop(); });
-  loop->run_forever();
+  loop->run_once(milliseconds(0));
+  EXPECT_TRUE(order.empty());
+  for (int deadline : {10, 20, 30}) {
+    clock.advance(milliseconds(deadline) - (loop->now() - start) - Duration(1));
+    loop->run_once(milliseconds(0));
+    EXPECT_EQ(order.size(), static_cast<size_t>(deadline / 10 - 1)) << "1 ns before " << deadline << " ms";
+    clock.advance(Duration(1));
+    loop->run_once(milliseconds(0));
+    EXPECT_EQ(order.size(), static_cast<size_t>(deadline / 10)) << "at " << deadline << " ms";
+  }
   EXPECT_EQ(order, (std::vector<int>{10, 20, 30}));
-  EXPECT_GE(fired_at[0] - start, milliseconds(10));
-  EXPECT_GE(fired_at[1] - start, milliseconds(20));
-  EXPECT_GE(fired_at[2] - start, milliseconds(30));
+  EXPECT_EQ(fired_at[0] - start, milliseconds(10));
+  EXPECT_EQ(fired_at[1] - start, milliseconds(20));
+  EXPECT_EQ(fired_at[2] - start, milliseconds(30));
+  EXPECT_EQ(loop->stats().timer_lateness.max_ns, 0) << "each ran at its deadline";
+}
+
+// On the monotonic clock: the loop blocks in its backend until the earliest timer is due.
+TEST_P(EventLoopTest, ALoopWaitsInTheBackendForItsNextTimer) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  TimePoint due = loop->now() + milliseconds(10);
+  TimePoint ran_at;
+  loop->call_at(due, [&] {
+    ran_at = loop->now();
+    loop->stop();
+  });
+  loop->run_forever();
+  EXPECT_GE(ran_at, due) << "never early: the same clock the deadline was set on";
+  EXPECT_GE(loop->stats().io_waits, 1u);
 }
 
 TEST_P(EventLoopTest, EqualDeadlinesFireInTheOrderScheduled) {
@@ -99,18 +127,27 @@ TEST_P(EventLoopTest, ZeroDelayTimerThatReschedulesItselfDoesNotStarveTheLoop) {
   EXPECT_EQ(ticks, 1) << "a timer scheduled while timers run waits for the next iteration";
 }
 
+// The post must wake a loop that sleeps in its backend's wait, not one about to wait (a wake
+// before the wait is another path: the loop would not block at all). The poster waits until
+// /proc shows the loop thread asleep in the wait system call.
 TEST_P(EventLoopTest, CallSoonThreadsafeWakesABlockedLoop) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
-  std::atomic<bool> loop_waiting{false};
+  pid_t loop_thread = testing::CurrentThreadId();
+  std::atomic<bool> posted{false};
+  bool ran_after_post = false;
   std::thread poster([&] {
-    // Wait until the loop is inside run_forever with nothing to do, then post.
-    while (!loop_waiting.load()) std::this_thread::yield();
-    std::this_thread::sleep_for(milliseconds(20));
-    EXPECT_TRUE(loop->call_soon_threadsafe([&] { loop->stop(); }));
+    EXPECT_TRUE(testing::WaitUntilBlockedInWait(loop_thread)) << "the loop never blocked in its backend";
+    posted = true;
+    EXPECT_TRUE(loop->call_soon_threadsafe([&] {
+      ran_after_post = posted.load();
+      loop->stop();
+    }));
   });
-  loop->call_soon([&] { loop_waiting = true; });
-  loop->run_forever();  // returns only if the post woke the loop
+  uint64_t waits_before = loop->stats().io_waits;
+  loop->run_forever();  // nothing to do, no timer: returns only if the post woke the loop
   poster.join();
+  EXPECT_TRUE(ran_after_post);
+  EXPECT_GT(loop->stats().io_waits, waits_before);
   EXPECT_EQ(loop->stats().threadsafe_queue_depth, 0u);
 }
 

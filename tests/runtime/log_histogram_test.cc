@@ -1,5 +1,7 @@
 #include "runtime/log_histogram.h"
 
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -66,21 +68,72 @@ TEST(LogHistogramTest, HugeValuesLandInTheLastBucket) {
   EXPECT_EQ(h.snapshot().counts[LogHistogram::kBuckets - 1], 1u);
 }
 
+// A reader on another thread sees each count whole and true: between two snapshots the writer
+// recorded a known sequence, so every bucket's count must lie between what the records
+// finished before the snapshot put there and what the records started before it ended could
+// have put there; every other bucket stays empty. (A torn or lost update, or a count read
+// from the wrong bucket, falls outside those bounds.)
 TEST(LogHistogramTest, ReadersSeeWholeCountsWhileTheWriterRecords) {
+  constexpr int kValues = 6;
+  constexpr int64_t kValue[kValues] = {0, 1500, 5000, 1 << 20, 3 << 20, int64_t{7} << 30};
+  constexpr uint64_t kRecords = 300000;
+  for (int i = 0; i < kValues; ++i) {
+    for (int j = 0; j < i; ++j) ASSERT_NE(LogHistogram::bucket_of(kValue[i]), LogHistogram::bucket_of(kValue[j]));
+  }
+  // How many of the first n records hold kValue[i], and their sum.
+  auto expected = [&](uint64_t n, int i) { return n / kValues + (static_cast<uint64_t>(i) < n % kValues ? 1 : 0); };
+  auto expected_sum = [&](uint64_t n) {
+    int64_t sum = 0;
+    for (int i = 0; i < kValues; ++i) sum += static_cast<int64_t>(expected(n, i)) * kValue[i];
+    return sum;
+  };
   LogHistogram h;
+  std::atomic<uint64_t> started{0};
+  std::atomic<uint64_t> finished{0};
   std::atomic<bool> done{false};
+  std::atomic<uint64_t> snapshots{0};
   std::thread reader([&] {
-    uint64_t last = 0;
     while (!done.load()) {
-      uint64_t total = h.snapshot().total;
-      EXPECT_GE(total, last);
-      last = total;
+      uint64_t low = finished.load(std::memory_order_acquire);
+      LogHistogram::Snapshot s = h.snapshot();
+      // Pairs with the writer's release fence: a count this snapshot saw from record n means
+      // `started` had reached n before it.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      uint64_t high = started.load(std::memory_order_relaxed);
+      ++snapshots;
+      for (int i = 0; i < kValues; ++i) {
+        uint64_t count = s.counts[LogHistogram::bucket_of(kValue[i])];
+        ASSERT_GE(count, expected(low, i)) << "bucket of " << kValue[i] << " between " << low << " and " << high;
+        ASSERT_LE(count, expected(high, i)) << "bucket of " << kValue[i] << " between " << low << " and " << high;
+      }
+      uint64_t in_known_buckets = 0;
+      for (int i = 0; i < kValues; ++i) in_known_buckets += s.counts[LogHistogram::bucket_of(kValue[i])];
+      ASSERT_EQ(s.total, in_known_buckets) << "a count in a bucket nothing was recorded in";
+      ASSERT_GE(s.sum_ns, expected_sum(low));
+      ASSERT_LE(s.sum_ns, expected_sum(high));
     }
   });
-  for (int i = 0; i < 200000; ++i) h.record(i);
+  for (uint64_t n = 0; n < kRecords; ++n) {
+    // Every 30,000 records the writer lets the reader take a snapshot, so reads overlap writes
+    // however the two threads are scheduled (bounded: 30 s).
+    if (n % 30000 == 0) {
+      uint64_t seen = snapshots.load();
+      auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+      while (snapshots.load() == seen && std::chrono::steady_clock::now() < give_up) std::this_thread::yield();
+    }
+    started.store(n + 1, std::memory_order_relaxed);
+    std::atomic_thread_fence(std::memory_order_release);
+    h.record(kValue[n % kValues]);
+    finished.store(n + 1, std::memory_order_release);
+  }
   done = true;
   reader.join();
-  EXPECT_EQ(h.snapshot().total, 200000u);
+  LogHistogram::Snapshot end = h.snapshot();
+  EXPECT_EQ(end.total, kRecords);
+  for (int i = 0; i < kValues; ++i) EXPECT_EQ(end.counts[LogHistogram::bucket_of(kValue[i])], expected(kRecords, i));
+  EXPECT_EQ(end.sum_ns, expected_sum(kRecords));
+  EXPECT_EQ(end.max_ns, kValue[kValues - 1]);
+  EXPECT_GE(snapshots.load(), kRecords / 30000);
 }
 
 }  // namespace

@@ -8,7 +8,9 @@ namespace brrr {
 namespace {
 
 // TaskClock::now() lies on MonotonicNanos()'s timeline: bracketed by two monotonic reads
-// taken around it (with 1 ms of slack for calibration error over the span).
+// taken around it (with 1 ms of slack for calibration error over the span). The sleeps only
+// let time pass since the anchor; nothing waits on them, and a slow machine only widens the
+// bracket (the calibration error grows with the span by parts per million, far below 1 ms).
 TEST(TaskClockTest, StaysOnTheMonotonicTimeline) {
   TaskClock clock;
   clock.anchor();

@@ -185,7 +185,7 @@ TEST_F(TaskTest, SleepParksOnlyTheCallingTask) {
   auto both = [&]() -> Task<> { co_await gather(sleeper(), busy()); };
   TimePoint start = loop().now();
   Run(both());
-  EXPECT_GE(loop().now() - start, milliseconds(20));
+  EXPECT_EQ(loop().now() - start, milliseconds(20)) << "virtual time: the sleep, exactly";
   EXPECT_EQ(log, (std::vector<std::string>{"sleeper: before", "busy 0", "busy 1", "busy 2",
                                             "sleeper: after"}));
 }

@@ -37,7 +37,7 @@ TEST_F(WaitForTest, TimesOutCancelsTheTaskAndWaitsForIt) {
   auto run = [&]() -> Task<absl::StatusOr<int>> { co_return co_await wait_for(slow(), milliseconds(5)); };
   TimePoint start = loop().now();
   absl::StatusOr<int> r = Run(run());
-  EXPECT_GE(loop().now() - start, milliseconds(5));
+  EXPECT_EQ(loop().now() - start, milliseconds(5)) << "virtual time: the limit, exactly";
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_NE(r.status().message().find("did not finish within 5 ms"), absl::string_view::npos)

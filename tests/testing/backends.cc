@@ -1,11 +1,31 @@
 #include "tests/testing/backends.h"
 
+#include <cstdlib>
+
 #include "absl/status/status.h"
 #include "runtime/plugin_loader.h"
 
 namespace brrr::testing {
 
 std::vector<std::string> AllBackends() { return {"select", "poll", "epoll", "io_uring"}; }
+
+std::vector<std::string> FaultyBackends() {
+  const char* root = std::getenv("TEST_SRCDIR");
+  std::string dir = std::string(root != nullptr ? root : ".") + "/brrr/tests/reactors/faults/";
+  std::vector<std::string> paths;
+  for (const char* name : {"select", "poll", "epoll"}) {
+    paths.push_back(dir + name + "/libbrrr_reactor_" + name + ".so");
+  }
+  return paths;
+}
+
+std::string FaultyBackendName::operator()(const ::testing::TestParamInfo<std::string>& info) const {
+  std::string file = info.param.substr(info.param.rfind('/') + 1);  // libbrrr_reactor_NAME.so
+  return "faulty_" + file.substr(std::string("libbrrr_reactor_").size(),
+                                 file.size() - std::string("libbrrr_reactor_").size() - 3);
+}
+
+bool IsFaulty(const std::string& backend) { return backend.find("/tests/reactors/faults/") != std::string::npos; }
 
 bool BackendStarts(const std::string& backend, std::string* why) {
   PluginLoader loader = PluginLoader::Default();

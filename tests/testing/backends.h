@@ -29,6 +29,21 @@ struct BackendName {
   std::string operator()(const ::testing::TestParamInfo<std::string>& info) const { return info.param; }
 };
 
+// The paths of test copies of the readiness backends (select, poll, epoll) whose system calls
+// fail on purpose now and then: EINTR, spurious EAGAIN, short transfers, duplicated events
+// (tests/reactors/faults/fault_shim.c). The same conformance tests run on them; a test target
+// that uses them lists //tests/reactors/faults:plugins in its data.
+std::vector<std::string> FaultyBackends();
+
+// For INSTANTIATE_TEST_SUITE_P over FaultyBackends(): names instances "faulty_epoll"...
+struct FaultyBackendName {
+  std::string operator()(const ::testing::TestParamInfo<std::string>& info) const;
+};
+
+// Whether `backend` is one of FaultyBackends(): a test that counts system calls, or times
+// them, says so and skips there (the faults add calls on purpose).
+bool IsFaulty(const std::string& backend);
+
 // A loop on `backend`. Fails the test if the plugin cannot be loaded; skips it (returns null)
 // if the kernel refuses the backend. Use with ASSERT_LOOP.
 std::unique_ptr<EventLoop> NewLoop(const std::string& backend, EventLoopOptions options = {});

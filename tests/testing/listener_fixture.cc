@@ -39,9 +39,4 @@ void ListenerFixture::RunUntil(const std::function<bool()>& done) {
   EXPECT_TRUE(done()) << "timed out";
 }
 
-void ListenerFixture::RunFor(Duration d) {
-  TimePoint until = Clock::now() + d;
-  while (Clock::now() < until) loop_->run_once(milliseconds(1));
-}
-
 }  // namespace brrr::testing

@@ -32,10 +32,9 @@ class ListenerFixture : public ::testing::TestWithParam<std::string> {
   uint16_t port() { return listener_.local_address()->port(); }
   // Accepts one connection (bounded: 30 s).
   Socket Accept();
-  // Runs the loop until `done` (bounded: 30 s).
+  // Runs the loop until `done` (bounded: 30 s; a timeout fails the test). There is no
+  // "run for a while": a test waits for the event it expects.
   void RunUntil(const std::function<bool()>& done);
-  // Runs the loop for `d`.
-  void RunFor(Duration d);
 
   std::unique_ptr<EventLoop> loop_;
   Socket listener_;

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -31,6 +32,21 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
+  // The child's environment, made before fork: after it, only async-signal-safe calls.
+  std::vector<std::string> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string entry = *e;
+    std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const std::string& o : options.env) replaced |= o.substr(0, o.find('=')) == name;
+    if (!replaced) environment.push_back(entry);
+  }
+  for (const std::string& o : options.env) {
+    if (o.find('=') != std::string::npos) environment.push_back(o);
+  }
+  std::vector<char*> envp;
+  for (std::string& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
     dup2(out[1], 1);
@@ -39,11 +55,17 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
       rlimit r{options.max_open_files, options.max_open_files};
       setrlimit(RLIMIT_NOFILE, &r);
     }
+    if (options.own_network_namespace && unshare(CLONE_NEWNET) != 0) {
+      static const char kMessage[] = "unshare(CLONE_NEWNET) failed: no network namespace of its own\n";
+      ssize_t ignored = write(2, kMessage, sizeof kMessage - 1);
+      (void)ignored;
+      _exit(kNoNetworkNamespace);
+    }
     // Signals blocked in the test (gtest threads) must not stay blocked in the child.
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    execv(binary.c_str(), argv.data());
+    execve(binary.c_str(), argv.data(), envp.data());
     std::fprintf(stderr, "exec %s failed\n", binary.c_str());
     _exit(127);
   }

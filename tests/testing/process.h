@@ -23,7 +23,18 @@ std::string Runfile(const std::string& path);
 
 struct ProcessOptions {
   uint64_t max_open_files = 0;  // RLIMIT_NOFILE for the child; 0: inherited
+  // "NAME=value" entries for the child's environment, replacing inherited ones of that name;
+  // "NAME" alone removes it.
+  std::vector<std::string> env;
+  // Runs the child in a network namespace of its own (unshare(CLONE_NEWNET); needs root or
+  // CAP_SYS_ADMIN): it can listen on 0.0.0.0 with no interface but its own loopback (which is
+  // down), so nothing outside this machine, or outside the child, can reach it. If the
+  // namespace cannot be made, the child exits with kNoNetworkNamespace.
+  bool own_network_namespace = false;
 };
+
+// The exit code of a child that could not get a network namespace of its own.
+inline constexpr int kNoNetworkNamespace = 125;
 
 class Process {
  public:

@@ -1,0 +1,32 @@
+// threads.h: what a thread of this process is doing right now, read from /proc, for tests that
+// must act only once a thread really sleeps in the kernel: a wake-up test that posts before the
+// loop waits passes through the wake-before-wait path and proves nothing about waking a
+// blocked wait.
+//
+//   pid_t loop_thread = testing::CurrentThreadId();         // on the thread that will wait
+//   ASSERT_TRUE(testing::WaitUntilBlockedInWait(loop_thread));  // on another thread
+//   loop->call_soon_threadsafe(...);                         // now it wakes a blocked wait
+//
+// Linux on x86-64 only (system call numbers). Threads: any.
+#ifndef BRRR_TESTS_TESTING_THREADS_H_
+#define BRRR_TESTS_TESTING_THREADS_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+
+namespace brrr::testing {
+
+// The calling thread's id (gettid).
+pid_t CurrentThreadId();
+
+// Whether thread `tid` of this process is asleep in one of the system calls a backend waits
+// in: epoll_wait, epoll_pwait, epoll_pwait2, ppoll, pselect6, poll, select, io_uring_enter.
+bool BlockedInWait(pid_t tid);
+
+// Waits until BlockedInWait(tid), polling; false if it did not happen within `timeout`.
+bool WaitUntilBlockedInWait(pid_t tid, std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+
+}  // namespace brrr::testing
+
+#endif  // BRRR_TESTS_TESTING_THREADS_H_
