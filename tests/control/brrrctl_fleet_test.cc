@@ -290,6 +290,37 @@ TEST_F(FleetTest, WatchPrintsALinePerTargetAndATotalPerSample) {
   }
 }
 
+// Every target's stream ends on one SIGINT/SIGTERM, and brrrctl exits 0 as with one target.
+TEST_F(FleetTest, StreamsOfEveryTargetEndOnOneSignal) {
+  StartServers(3);
+  CtlRun inject = Brrrctl({"--target=" + Targets(), "inject", "blocking-spin", "--duration=150ms", "--loop=0"});
+  ASSERT_EQ(inject.code, 0) << inject;
+  struct Case {
+    std::vector<std::string> args;
+    int sig;
+  };
+  for (const Case& c : {Case{{"watch", "--interval=50ms"}, SIGINT}, Case{{"stalls", "--include_recent"}, SIGTERM}}) {
+    std::vector<std::string> args = c.args;
+    args.insert(args.begin(), "--target=" + Targets());
+    testing::Process stream(testing::Runfile("control/brrrctl/brrrctl"), args);
+    // Every target's stream is open: watch prints a total once each target has sent a sample;
+    // stalls prints each target's recent stall.
+    for (const Server& s : servers_) {
+      ASSERT_TRUE(stream.WaitForOutput(c.args[0] == "watch" ? " total " : "[" + s.admin() + "]")) << stream.err();
+    }
+    stream.Signal(c.sig);
+    std::optional<int> code = stream.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << c.args[0] << ": a stream went on after the signal\n" << stream.out();
+    EXPECT_EQ(*code, 0) << c.args[0] << ": " << stream.err();
+    if (c.args[0] == "stalls") {
+      for (const Server& s : servers_) {
+        EXPECT_TRUE(Contains(stream.out(), "[" + s.admin() + "]      ")) << stream.out();
+        EXPECT_TRUE(Contains(stream.out(), "inject:blocking_spin")) << stream.out();
+      }
+    }
+  }
+}
+
 TEST_F(FleetTest, ThrottleAppliesToEveryTarget) {
   StartServers(3);
   CtlRun set = Brrrctl({"--target=" + Targets(), "throttle", "--conn_rate=10KB", "--max_connections=777"});
