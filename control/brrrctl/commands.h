@@ -12,7 +12,8 @@
 // Invocation::out and returns how it ended. Several targets (--target=A,B): Command::run_fleet,
 // made with the runners of fleet_run.h from the same `run`.
 //
-// Threads: main's thread runs commands.
+// Threads: a command runs on one thread: main's, or with several targets a thread per target
+// (fleet_run.h); it touches only its Invocation and reads flags, which are set before.
 #ifndef BRRR_CONTROL_COMMANDS_H_
 #define BRRR_CONTROL_COMMANDS_H_
 
