@@ -113,6 +113,7 @@ std::string GeneralHelp() {
       "  3  cannot reach the admin plane at --target (UNAVAILABLE, DEADLINE_EXCEEDED before connecting)\n"
       "  4  UNAUTHENTICATED: the server wants a token (--token_file), or another one\n"
       "  5  health: the server answered but is not SERVING (it is draining, for one)\n"
+      "  Several targets: the worst of theirs, in the order under \"Several targets\".\n"
       "  SIGINT/SIGTERM outside a stream end brrrctl as usual (status 128 + signal).\n");
 }
 
