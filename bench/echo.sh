@@ -45,10 +45,9 @@ Exit codes: 0 done, 1 a run failed (a server died or the load generator saw a mi
 EOF
 }
 
-die() {
-  echo "bench/echo.sh: $*" >&2
-  exit 2
-}
+BENCH_NAME=bench/echo.sh
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
 
 for arg in "$@"; do
   case "$arg" in
@@ -96,16 +95,12 @@ scenario_title() {
 }
 for s in $SCENARIOS; do scenario_args "$s" > /dev/null; done
 
-for tool in bazel taskset python3; do
-  command -v "$tool" > /dev/null || die "needs $tool"
-done
+bench_need bazel taskset python3
 cores=$(nproc)
 ((SERVER_CPU < cores && LOAD_CPU < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
 
 cd "$(dirname "$0")/.."
-echo "bench/echo.sh: building with -c opt ..." >&2
-bazel build -c opt //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo >&2
-BIN="$(bazel info -c opt bazel-bin 2> /dev/null)"
+BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo)"
 
 # Room for --idle connections on both ends (and the 1,000-connection scenario).
 want_fds=$((IDLE + 2000))
@@ -139,13 +134,7 @@ start_server() {
     libevent) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libevent_echo" "$PORT" > "$log" 2>&1 & ;;
   esac
   SERVER_PID=$!
-  for _ in $(seq 1 200); do
-    if grep -q "listening on" "$log"; then return 0; fi
-    kill -0 "$SERVER_PID" 2> /dev/null || break
-    sleep 0.05
-  done
-  cat "$log" >&2
-  die "$name did not start"
+  bench_wait_ready "$SERVER_PID" "$log" "listening on" "$name did not start"
 }
 
 stop_server() {

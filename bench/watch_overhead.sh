@@ -35,10 +35,9 @@ Exit codes: 0 done, 1 a run failed, 2 bad options or a missing tool.
 USAGE
 }
 
-die() {
-  echo "bench/watch_overhead.sh: $*" >&2
-  exit 2
-}
+BENCH_NAME=bench/watch_overhead.sh
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
 
 for arg in "$@"; do
   case "$arg" in
@@ -53,14 +52,10 @@ for arg in "$@"; do
   esac
 done
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
-for tool in bazel taskset python3; do
-  command -v "$tool" > /dev/null || die "needs $tool"
-done
+bench_need bazel taskset python3
 
 cd "$(dirname "$0")/.."
-echo "bench/watch_overhead.sh: building with -c opt ..." >&2
-bazel build -c opt //server/brrr-echo //bench:brrr-bench //control/brrrctl >&2
-BIN="$(bazel info -c opt bazel-bin 2> /dev/null)"
+BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //control/brrrctl)"
 
 WORK="$(mktemp -d /tmp/brrr-watch-bench.XXXXXX)"
 SERVER_PID=""
@@ -79,12 +74,7 @@ PORT=$((20000 + RANDOM % 20000))
 ADMIN=$((PORT + 1))
 taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --port="$PORT" --admin_port="$ADMIN" > "$WORK/server.log" 2>&1 &
 SERVER_PID=$!
-for _ in $(seq 1 200); do
-  grep -q "admin plane on" "$WORK/server.log" && break
-  kill -0 "$SERVER_PID" 2> /dev/null || { cat "$WORK/server.log" >&2; die "brrr-echo did not start"; }
-  sleep 0.05
-done
-grep -q "admin plane on" "$WORK/server.log" || die "brrr-echo did not start its admin plane"
+bench_wait_ready "$SERVER_PID" "$WORK/server.log" "admin plane on" "brrr-echo did not start its admin plane"
 head -1 "$WORK/server.log" >&2
 
 # CPU time (ns) of the server's threads other than its loops (named brrr-echo): gRPC's.

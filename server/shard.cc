@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/retry_pacing.h"
 
 namespace brrr::server {
 
@@ -14,11 +15,6 @@ namespace {
 // How often a shard at its descriptor budget looks again: clients wait in the backlog at
 // most this long after a descriptor frees up, for one atomic read per look.
 constexpr Duration kBudgetPoll = milliseconds(10);
-
-bool IsPowerOfTen(uint64_t n) {
-  while (n >= 10 && n % 10 == 0) n /= 10;
-  return n == 1;
-}
 
 }  // namespace
 
@@ -72,7 +68,7 @@ Task<> Shard::accept_loop() {
     ~Accepting() { flag.store(0); }
     SingleWriter<uint64_t>& flag;
   } accepting(counters_.accepting);
-  Duration backoff = milliseconds(10);
+  RetryBackoff backoff;
   uint64_t errors_reported = 0;
   uint64_t budget_waits = 0;
   bool waiting_for_budget = false;
@@ -104,13 +100,13 @@ Task<> Shard::accept_loop() {
         std::fprintf(stderr, "brrr-echo: loop %u: %s (%llu accept errors so far); retrying in %lld ms\n",
                      loop_->loop_id(), std::string(conn.status().message()).c_str(),
                      static_cast<unsigned long long>(n),
-                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff).count()));
+                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
       }
-      co_await sleep(backoff);
-      backoff = std::min<Duration>(backoff * 2, std::chrono::seconds(1));
+      co_await sleep(backoff.pause());
+      backoff.failed();
       continue;
     }
-    backoff = milliseconds(10);
+    backoff.succeeded();
     slot->HandTo(*conn);
     add_connection(*std::move(conn));
     if (int64_t wait = throttle_.accepted().charge(1, throttle_.accepts_per_second(), MonotonicNanos()); wait > 0) {

@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/server_posix.h"
+#include "runtime/retry_pacing.h"
 
 namespace brrr::control {
 
@@ -23,12 +24,6 @@ namespace {
 // How long accepting pauses when the process is out of descriptors after all (the reserve is
 // meant to prevent it): poll(2) would report the waiting connection again at once.
 constexpr int kOutOfDescriptorsPauseMs = 100;
-
-// Reported at the 1st, 10th, 100th... occurrence.
-bool WorthReporting(uint64_t n) {
-  while (n >= 10 && n % 10 == 0) n /= 10;
-  return n == 1;
-}
 
 }  // namespace
 
@@ -95,7 +90,7 @@ void AdminListener::AcceptOne(grpc::Server* server) {
   if (fd < 0) {
     int err = errno;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-      if (WorthReporting(++accept_errors_)) {
+      if (IsPowerOfTen(++accept_errors_)) {
         std::fprintf(stderr, "brrr-echo: admin plane: accept: %s (%llu times so far); retrying in %d ms\n",
                      std::strerror(err), static_cast<unsigned long long>(accept_errors_), kOutOfDescriptorsPauseMs);
       }
@@ -108,7 +103,7 @@ void AdminListener::AcceptOne(grpc::Server* server) {
     std::string peer = "an unknown peer";
     if (absl::StatusOr<SocketAddress> a = SocketAddress::PeerOf(fd); a.ok()) peer = a->ToString();
     ::close(fd);
-    if (WorthReporting(++refused_)) {
+    if (IsPowerOfTen(++refused_)) {
       std::fprintf(stderr,
                    "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one "
                    "from %s (%llu refused so far); idle ones close after --admin_idle_timeout\n",

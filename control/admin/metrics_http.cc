@@ -10,6 +10,7 @@
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 #include "runtime/async.h"
+#include "runtime/retry_pacing.h"
 
 namespace brrr::control {
 namespace {
@@ -20,11 +21,6 @@ using std::chrono::milliseconds;
 constexpr Duration kCapPoll = milliseconds(10);
 
 constexpr char kExpositionType[] = "text/plain; version=0.0.4; charset=utf-8";
-
-bool IsPowerOfTen(uint64_t n) {
-  while (n >= 10 && n % 10 == 0) n /= 10;
-  return n == 1;
-}
 
 // One request head from `connection`, with what was received after it kept in `received`:
 // the request; nullopt if the peer closed first; InvalidArgument or ResourceExhausted for a
@@ -106,7 +102,7 @@ void MetricsHttpServer::Stop() {
 }
 
 Task<> MetricsHttpServer::accept_loop(Socket listener) {
-  Duration backoff = milliseconds(10);
+  RetryBackoff backoff;
   for (;;) {
     if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
       if (IsPowerOfTen(++waits_at_cap_)) {
@@ -130,13 +126,13 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
         std::fprintf(stderr, "metrics port: %s (%llu accept errors so far); retrying in %lld ms\n",
                      std::string(connection.status().message()).c_str(),
                      static_cast<unsigned long long>(accept_errors_),
-                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff).count()));
+                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
       }
-      co_await sleep(backoff);
-      backoff = std::min<Duration>(backoff * 2, std::chrono::seconds(1));
+      co_await sleep(backoff.pause());
+      backoff.failed();
       continue;
     }
-    backoff = milliseconds(10);
+    backoff.succeeded();
     connection->count_descriptor_in(&open_descriptors_);
     create_task(*loop_, serve(*std::move(connection)), "metrics:connection");
   }

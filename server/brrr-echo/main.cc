@@ -102,6 +102,43 @@ constexpr uint32_t kGrpcDescriptorsAfterStart = 8;
 
 brrr::Duration ToDuration(absl::Duration d) { return brrr::Duration(absl::ToInt64Nanoseconds(d)); }
 
+// The flags of a listener beside the echo server's (the admin plane's, the metrics port's),
+// under one rule: --NAME_port from 0 to 65535 (0: none), --NAME_host an IP address when the
+// port is on, and a warning once it listens on an address that is not loopback.
+struct SideListenerFlags {
+  const char* name;  // the flags' prefix: "admin" for --admin_port and --admin_host
+  const char* none;  // what port 0 means, for the range error
+  const char* what;  // the listener, for the warning
+  int32_t port;
+  std::string host;
+  bool loopback = true;
+
+  // Whether the flags are good; if not, stderr says what is wrong.
+  bool Check() {
+    if (port < 0 || port > 65535) {
+      std::fprintf(stderr, "brrr-echo: --%s_port=%d: must be from 0 to 65535 (0: %s)\n", name, port, none);
+      return false;
+    }
+    absl::StatusOr<brrr::SocketAddress> address = brrr::SocketAddress::Parse(host, 0);
+    if (port != 0 && !address.ok()) {
+      std::fprintf(stderr, "brrr-echo: --%s_host=%s: not an IP address (%s)\n", name, host.c_str(),
+                   std::string(address.status().message()).c_str());
+      return false;
+    }
+    loopback = !address.ok() || address->is_loopback();
+    return true;
+  }
+
+  // Once the listener is on `address`: warns if that is not a loopback address.
+  void WarnUnlessLoopback(const std::string& address) const {
+    if (loopback) return;
+    std::fprintf(stderr,
+                 "brrr-echo: warning: %s listens on %s, which is not a loopback address: "
+                 "anyone who can reach it can read the statistics\n",
+                 what, address.c_str());
+  }
+};
+
 int ListBackends() {
   brrr::PluginLoader loader = brrr::PluginLoader::Default(absl::GetFlag(FLAGS_plugin_dir));
   std::vector<brrr::BackendProbe> probes = loader.Probe();
@@ -159,20 +196,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "brrr-echo: --port=%d: must be from 0 to 65535\n", port);
     return 2;
   }
-  int32_t admin_port = absl::GetFlag(FLAGS_admin_port);
-  if (admin_port < 0 || admin_port > 65535) {
-    std::fprintf(stderr, "brrr-echo: --admin_port=%d: must be from 0 to 65535 (0: no admin plane)\n", admin_port);
-    return 2;
-  }
-  std::string admin_host = absl::GetFlag(FLAGS_admin_host);
-  absl::StatusOr<brrr::SocketAddress> admin_address = brrr::SocketAddress::Parse(admin_host, 0);
-  if (admin_port != 0 && !admin_address.ok()) {
-    std::fprintf(stderr, "brrr-echo: --admin_host=%s: not an IP address (%s)\n", admin_host.c_str(),
-                 std::string(admin_address.status().message()).c_str());
-    return 2;
-  }
+  SideListenerFlags admin_flags{.name = "admin",
+                                .none = "no admin plane",
+                                .what = "the admin plane",
+                                .port = absl::GetFlag(FLAGS_admin_port),
+                                .host = absl::GetFlag(FLAGS_admin_host)};
+  if (!admin_flags.Check()) return 2;
+  int32_t admin_port = admin_flags.port;
   brrr::control::AdminServerOptions admin_options;
-  admin_options.host = admin_host;
+  admin_options.host = admin_flags.host;
   admin_options.port = static_cast<uint16_t>(admin_port);
   if (std::string token_file = absl::GetFlag(FLAGS_admin_token_file); !token_file.empty()) {
     absl::StatusOr<brrr::control::CallAuth> auth = brrr::control::CallAuth::FromTokenFile(token_file);
@@ -210,18 +242,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  int32_t metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  if (metrics_port < 0 || metrics_port > 65535) {
-    std::fprintf(stderr, "brrr-echo: --metrics_port=%d: must be from 0 to 65535 (0: no metrics port)\n", metrics_port);
-    return 2;
-  }
-  std::string metrics_host = absl::GetFlag(FLAGS_metrics_host);
-  absl::StatusOr<brrr::SocketAddress> metrics_address = brrr::SocketAddress::Parse(metrics_host, 0);
-  if (metrics_port != 0 && !metrics_address.ok()) {
-    std::fprintf(stderr, "brrr-echo: --metrics_host=%s: not an IP address (%s)\n", metrics_host.c_str(),
-                 std::string(metrics_address.status().message()).c_str());
-    return 2;
-  }
+  SideListenerFlags metrics_flags{.name = "metrics",
+                                  .none = "no metrics port",
+                                  .what = "the metrics port",
+                                  .port = absl::GetFlag(FLAGS_metrics_port),
+                                  .host = absl::GetFlag(FLAGS_metrics_host)};
+  if (!metrics_flags.Check()) return 2;
+  int32_t metrics_port = metrics_flags.port;
   uint32_t metrics_connections = absl::GetFlag(FLAGS_metrics_max_connections);
   if (metrics_connections < 1 || metrics_connections > 1000) {
     std::fprintf(stderr, "brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
@@ -282,19 +309,14 @@ int main(int argc, char** argv) {
       return 3;
     }
     admin = *std::move(started);
-    if (!admin_address->is_loopback()) {
-      std::fprintf(stderr,
-                   "brrr-echo: warning: the admin plane listens on %s, which is not a loopback address: "
-                   "anyone who can reach it can read the statistics\n",
-                   admin->address().c_str());
-    }
+    admin_flags.WarnUnlessLoopback(admin->address());
   }
   // Started before the echo server, like the admin plane: the descriptor budget measures what
   // it has open (its loop, its listener) and leaves its connections their reserve.
   std::unique_ptr<brrr::control::MetricsHttpServer> metrics;
   if (metrics_port != 0) {
     brrr::control::MetricsHttpOptions mo;
-    mo.host = metrics_host;
+    mo.host = metrics_flags.host;
     mo.port = static_cast<uint16_t>(metrics_port);
     mo.auth = admin_options.auth;
     mo.max_connections = metrics_connections;
@@ -310,12 +332,7 @@ int main(int argc, char** argv) {
       return 3;
     }
     metrics = *std::move(started);
-    if (!metrics_address->is_loopback()) {
-      std::fprintf(stderr,
-                   "brrr-echo: warning: the metrics port listens on %s, which is not a loopback address: "
-                   "anyone who can reach it can read the statistics\n",
-                   metrics->address().c_str());
-    }
+    metrics_flags.WarnUnlessLoopback(metrics->address());
   }
   if (absl::Status started = (*server)->Start(); !started.ok()) {
     std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds + --metrics_max_connections)\n",

@@ -1,7 +1,7 @@
 // The admin requests' ranges (proto/brrr/admin/v1/admin.proto) at their edges: the first
 // value in range and the first one out on each side, the defaults a 0 or an empty list stands
 // for, and the error codes. tests/fuzz/admin_requests_fuzzer.cc checks the same rules on any
-// request; admin_actions_test checks that the RPCs answer with them.
+// request; admin_requests_test checks that the RPCs answer with them.
 #include "control/admin/request_checks.h"
 
 #include <chrono>

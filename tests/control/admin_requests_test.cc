@@ -1,0 +1,194 @@
+// Requests the admin plane refuses, on a real brrr-echo over a real gRPC channel: calls
+// without the bearer token when one is set (and an unreadable or empty token file at start),
+// and each kind of bad request with its own error code and a message saying what is allowed.
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+namespace health = grpc::health::v1;
+using std::chrono::seconds;
+
+using AdminActionsTest = testing::AdminFixture;
+
+TEST_F(AdminActionsTest, EveryCallNeedsTheBearerTokenWhenOneIsSet) {
+  SetToken("s3cret-token");
+  Start();
+  auto health_stub = health::Health::NewStub(channel_);
+  auto call_with = [&](const std::string& authorization) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+    admin::Stats stats;
+    return stub_->GetStats(&context, admin::GetStatsRequest(), &stats);
+  };
+  auto health_with = [&](const std::string& authorization) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+    health::HealthCheckResponse response;
+    return health_stub->Check(&context, health::HealthCheckRequest(), &response);
+  };
+  EXPECT_EQ(call_with("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call_with("Bearer wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(call_with("Basic s3cret-token").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(call_with("Bearer s3cret-token").ok());
+  EXPECT_EQ(health_with("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(health_with("Bearer wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(health_with("Bearer s3cret-token").ok());
+  // An action without the token does nothing.
+  grpc::ClientContext context;
+  admin::DrainResponse drained;
+  EXPECT_EQ(stub_->Drain(&context, admin::DrainRequest(), &drained).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_FALSE(Stats().draining());
+}
+
+TEST(AdminTokenFlagTest, AMissingOrEmptyTokenFileIsAnErrorAtStart) {
+  std::string dir = std::getenv("TEST_TMPDIR");
+  testing::Process missing(testing::Runfile("server/brrr-echo/brrr-echo"),
+                           {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
+                            "--admin_token_file=" + dir + "/no-such-file"});
+  EXPECT_EQ(missing.Wait(seconds(30)), 2);
+  EXPECT_NE(missing.err().find("no-such-file: No such file or directory"), std::string::npos) << missing.err();
+  std::ofstream(dir + "/empty.token") << "  \n";
+  testing::Process empty(testing::Runfile("server/brrr-echo/brrr-echo"),
+                         {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
+                          "--admin_token_file=" + dir + "/empty.token"});
+  EXPECT_EQ(empty.Wait(seconds(30)), 2);
+  EXPECT_NE(empty.err().find("holds no token"), std::string::npos) << empty.err();
+}
+
+// Each kind of bad request gets its own code and a message that says what is allowed.
+TEST_F(AdminActionsTest, BadRequestsGetTheirErrorCodes) {
+  Start({"--loops=2", "--admin_max_block=1s"});
+  struct Case {
+    std::string name;
+    std::function<grpc::Status()> call;
+    grpc::StatusCode code;
+    std::string says;
+  };
+  auto inject = [&](admin::InjectionKind kind, uint32_t duration_ms, uint32_t count, std::vector<uint32_t> loops) {
+    admin::InjectTaskRequest r;
+    r.set_kind(kind);
+    r.set_duration_ms(duration_ms);
+    r.set_count(count);
+    for (uint32_t l : loops) r.add_loops(l);
+    admin::Injection out;
+    return stub_->InjectTask(Context().get(), r, &out);
+  };
+  auto throttle = [&](std::function<void(admin::SetThrottleRequest&)> fill) {
+    admin::SetThrottleRequest r;
+    fill(r);
+    admin::Throttle out;
+    return stub_->SetThrottle(Context().get(), r, &out);
+  };
+  std::vector<Case> cases = {
+      {"block longer than the maximum", [&] { return inject(admin::BLOCKING_SPIN, 1500, 1, {}); },
+       grpc::StatusCode::INVALID_ARGUMENT, "1 to 1000 ms (the server's --admin_max_block)"},
+      {"no kind", [&] { return inject(admin::INJECTION_KIND_UNSPECIFIED, 10, 1, {}); },
+       grpc::StatusCode::INVALID_ARGUMENT, "BLOCKING_SPIN, BLOCKING_SLEEP or NONBLOCKING_SLEEP"},
+      {"zero duration", [&] { return inject(admin::NONBLOCKING_SLEEP, 0, 1, {}); },
+       grpc::StatusCode::INVALID_ARGUMENT, "duration_ms=0"},
+      {"too many runs", [&] { return inject(admin::NONBLOCKING_SLEEP, 10, 2000000, {}); },
+       grpc::StatusCode::INVALID_ARGUMENT, "allowed 1 to 1000000"},
+      {"unknown loop", [&] { return inject(admin::BLOCKING_SPIN, 10, 1, {5}); }, grpc::StatusCode::NOT_FOUND,
+       "loops 0 to 1"},
+      {"rate too low",
+       [&] { return throttle([](auto& r) { r.set_bytes_per_second_per_connection(10); }); },
+       grpc::StatusCode::INVALID_ARGUMENT, "0 (unlimited) or 1000 to"},
+      {"no connections allowed", [&] { return throttle([](auto& r) { r.set_max_connections(0); }); },
+       grpc::StatusCode::INVALID_ARGUMENT, "max_connections=0"},
+      {"watch too often",
+       [&] {
+         admin::WatchStatsRequest r;
+         r.set_interval_ms(10);
+         auto context = Context();
+         auto stream = stub_->WatchStats(context.get(), r);
+         admin::Stats s;
+         while (stream->Read(&s)) {
+         }
+         return stream->Finish();
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "allowed 50 to"},
+      {"unknown injection",
+       [&] {
+         admin::CancelInjectionRequest r;
+         r.set_id(999);
+         admin::Injection out;
+         return stub_->CancelInjection(Context().get(), r, &out);
+       },
+       grpc::StatusCode::NOT_FOUND, "no injection 999"},
+      {"no injection id",
+       [&] {
+         admin::Injection out;
+         return stub_->CancelInjection(Context().get(), admin::CancelInjectionRequest(), &out);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "id is required"},
+      {"negative fd",
+       [&] {
+         admin::CloseConnectionRequest r;
+         r.set_fd(-1);
+         admin::CloseConnectionResponse out;
+         return stub_->CloseConnection(Context().get(), r, &out);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "fd=-1"},
+      {"unknown socket",
+       [&] {
+         admin::CloseConnectionRequest r;
+         r.set_fd(100000);
+         admin::CloseConnectionResponse out;
+         return stub_->CloseConnection(Context().get(), r, &out);
+       },
+       grpc::StatusCode::NOT_FOUND, "no connection with fd 100000"},
+      {"sockets of an unknown loop",
+       [&] {
+         admin::ListSocketsRequest r;
+         r.set_loop(9);
+         admin::ListSocketsResponse out;
+         return stub_->ListSockets(Context().get(), r, &out);
+       },
+       grpc::StatusCode::NOT_FOUND, "no loop 9"},
+      {"too many sockets",
+       [&] {
+         admin::ListSocketsRequest r;
+         r.set_limit(1000000);
+         admin::ListSocketsResponse out;
+         return stub_->ListSockets(Context().get(), r, &out);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "allowed 1 to 100000"},
+      {"stall threshold zero",
+       [&] {
+         admin::SetStallThresholdRequest r;
+         admin::StallThresholds out;
+         return stub_->SetStallThreshold(Context().get(), r, &out);
+       },
+       grpc::StatusCode::INVALID_ARGUMENT, "allowed 1 to 60000"},
+  };
+  for (const Case& c : cases) {
+    grpc::Status s = c.call();
+    EXPECT_EQ(s.error_code(), c.code) << c.name << ": " << s.error_message();
+    EXPECT_NE(s.error_message().find(c.says), std::string::npos) << c.name << ": " << s.error_message();
+  }
+  // Nothing was changed by the rejected requests.
+  admin::Stats stats = Stats();
+  EXPECT_EQ(stats.injections_size(), 0);
+  EXPECT_EQ(stats.throttle().bytes_per_second_per_connection(), 0u);
+  EXPECT_EQ(stats.throttle().max_connections(), 100000u);
+  EXPECT_DOUBLE_EQ(stats.loops(0).stall_threshold_ms(), 100.0);
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,165 @@
+// The admin plane's throttles on a real brrr-echo over a real gRPC channel: a rate per
+// connection and in total, checked as lower bounds on how long an echo takes, an accept rate,
+// pausing and resuming accepts, and a lower connection limit.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/control/admin_probes.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+using SteadyClock = std::chrono::steady_clock;
+using testing::EchoRoundTripMs;
+using testing::MillisSince;
+
+using AdminActionsTest = testing::AdminFixture;
+
+// Sends `size` bytes and reads the echo back, with a writer thread so that neither side waits
+// for the other; returns the elapsed ms (-1 if the echo was not all there).
+double EchoBulkMs(testing::BlockingClient& client, size_t size) {
+  std::string payload = testing::RandomBytes(size, 11);
+  SteadyClock::time_point start = SteadyClock::now();
+  std::thread writer([&] { client.send_all(payload); });
+  std::string echoed = client.recv_exact(size);
+  writer.join();
+  return echoed == payload ? MillisSince(start) : -1;
+}
+
+// How the throttles bound an echo, checked as lower bounds on how long it takes (load can only
+// make an echo slower, never faster). Under a rate R a connection reads at most R/20 bytes
+// (at least 512) at a time and stops once it runs more than 50 ms ahead of the rate, so n
+// connections echo B bytes in no less than (B - n * R/20) / R - 50 ms.
+TEST_F(AdminActionsTest, APerConnectionThrottleBoundsTheEchoRateAndLiftingItRestoresIt) {
+  Start();
+  testing::BlockingClient client(port_, false, 60000);
+  ASSERT_GE(EchoBulkMs(client, 300000), 0);
+  EXPECT_EQ(Stats().total().reads_throttled(), 0u) << "nothing is throttled without a throttle";
+
+  admin::SetThrottleRequest set;
+  set.set_bytes_per_second_per_connection(10000);
+  admin::Throttle throttle;
+  SteadyClock::time_point start = SteadyClock::now();
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  EXPECT_EQ(throttle.bytes_per_second_per_connection(), 10000u);
+  ASSERT_GE(EchoBulkMs(client, 30000), 0);
+  double throttled_ms = MillisSince(start);
+  // (30,000 - 512) / 10,000 s - 50 ms = 2.9 s at the least.
+  EXPECT_GE(throttled_ms, 2500.0) << "30 kB at 10 kB/s per connection";
+  uint64_t throttled = Stats().total().reads_throttled();
+  EXPECT_GT(throttled, 0u);
+
+  set.set_bytes_per_second_per_connection(0);
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  double lifted_ms = EchoBulkMs(client, 1 << 20);
+  ASSERT_GE(lifted_ms, 0);
+  EXPECT_EQ(Stats().total().reads_throttled(), throttled) << "lifted: no read waits for a rate any more";
+  std::printf("30 kB echoed in %.0f ms at 10 kB/s per connection; 1 MiB in %.0f ms once lifted\n", throttled_ms,
+              lifted_ms);
+}
+
+TEST_F(AdminActionsTest, ATotalThrottleIsSharedByConnections) {
+  Start({"--loops=2"});
+  admin::SetThrottleRequest set;
+  set.set_bytes_per_second_total(20000);
+  admin::Throttle throttle;
+  SteadyClock::time_point start = SteadyClock::now();
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  testing::BlockingClient a(port_, false, 60000);
+  testing::BlockingClient b(port_, false, 60000);
+  double a_ms = 0;
+  std::thread other([&] { a_ms = EchoBulkMs(a, 30000); });
+  double b_ms = EchoBulkMs(b, 30000);
+  other.join();
+  ASSERT_GE(a_ms, 0);
+  ASSERT_GE(b_ms, 0);
+  // 60 kB together at 20 kB/s, two connections: (60,000 - 2 * 1,000) / 20,000 s - 50 ms =
+  // 2.85 s at the least, whichever loops they are on.
+  EXPECT_GE(MillisSince(start), 2500.0);
+  EXPECT_GT(Stats().total().reads_throttled(), 0u);
+}
+
+// Accepts per second: after each accept a loop charges the shared budget and waits once it
+// runs more than 50 ms ahead, so n clients are all served no sooner than (n - 1) / R - 50 ms
+// after the rate was set. None is refused: the others wait in the backlog.
+TEST_F(AdminActionsTest, AnAcceptRateSpacesOutNewConnections) {
+  Start();
+  admin::SetThrottleRequest set;
+  set.set_accepts_per_second(5);
+  admin::Throttle throttle;
+  SteadyClock::time_point start = SteadyClock::now();
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  EXPECT_EQ(throttle.accepts_per_second(), 5u);
+  constexpr int kClients = 11;
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_, false, 60000));
+    ASSERT_TRUE(clients.back()->send_all("a" + std::to_string(i)));
+  }
+  for (int i = 0; i < kClients; ++i) {
+    std::string expected = "a" + std::to_string(i);
+    EXPECT_EQ(clients[i]->recv_exact(expected.size()), expected) << "client " << i;
+  }
+  // (11 - 1) / 5 s - 50 ms = 1.95 s at the least.
+  EXPECT_GE(MillisSince(start), 1900.0);
+  admin::Stats stats = Stats();
+  EXPECT_EQ(stats.total().connections_accepted(), static_cast<uint64_t>(kClients));
+  EXPECT_EQ(stats.total().connections_refused(), 0u);
+
+  // Lifted (0): the next client is served too.
+  set.set_accepts_per_second(0);
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  testing::BlockingClient late(port_);
+  EXPECT_GE(EchoRoundTripMs(late), 0);
+}
+
+TEST_F(AdminActionsTest, PausingAcceptingHoldsNewClientsInTheBacklogUntilResumed) {
+  Start();
+  admin::SetThrottleRequest pause;
+  pause.set_accepting_paused(true);
+  admin::Throttle throttle;
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), pause, &throttle).ok());
+  EXPECT_TRUE(throttle.accepting_paused());
+  admin::Stats paused = StatsWhen([](const admin::Stats& s) { return !s.loops(0).accepting(); });
+  ASSERT_FALSE(paused.loops(0).accepting());
+
+  testing::BlockingClient waiting(port_, false, 300);  // the kernel completes the handshake
+  ASSERT_TRUE(waiting.send_all("held"));
+  EXPECT_EQ(waiting.recv_exact(4), "");  // nobody accepted it: no echo within 300 ms
+  EXPECT_EQ(Stats().total().connections_accepted(), 0u);
+
+  pause.set_accepting_paused(false);
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), pause, &throttle).ok());
+  testing::BlockingClient resumed(port_);
+  EXPECT_GE(EchoRoundTripMs(resumed), 0);
+  admin::Stats after = StatsWhen([](const admin::Stats& s) { return s.total().connections_accepted() == 2; });
+  EXPECT_EQ(after.total().connections_accepted(), 2u);  // the held one too
+  EXPECT_TRUE(after.loops(0).accepting());
+}
+
+TEST_F(AdminActionsTest, ALowerConnectionLimitRefusesNewConnections) {
+  Start();
+  admin::SetThrottleRequest limit;
+  limit.set_max_connections(1);
+  admin::Throttle throttle;
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), limit, &throttle).ok());
+  testing::BlockingClient first(port_);
+  ASSERT_GE(EchoRoundTripMs(first), 0);
+  testing::BlockingClient second(port_);
+  EXPECT_EQ(second.recv_until_eof(), "");  // accepted and closed at once
+  admin::Stats stats = StatsWhen([](const admin::Stats& s) { return s.total().connections_refused() == 1; });
+  EXPECT_EQ(stats.total().connections_refused(), 1u);
+  EXPECT_EQ(stats.throttle().max_connections(), 1u);
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,221 @@
+// brrrctl's commands that change a real brrr-echo, both as child processes: throttles (read
+// back over gRPC), injections listed and cancelled, sockets listed and closed, a drain, and the
+// token read from --token_file.
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brrr/admin/v1/admin.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/control/brrrctl_run.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::BrrrctlTest;
+using testing::Contains;
+using testing::CtlRun;
+using testing::FromJson;
+using testing::Lines;
+using testing::LocalPort;
+using testing::WriteFile;
+
+TEST_F(BrrrctlTest, ThrottleChangesWhatIsGivenAndShowsItAll) {
+  Start();
+
+  CtlRun set = Ctl({"throttle", "--conn_rate=10KB", "--json"});
+  ASSERT_EQ(set.code, 0) << set;
+  admin::Throttle after_set = FromJson<admin::Throttle>(Lines(set.out).at(0));
+  EXPECT_EQ(after_set.bytes_per_second_per_connection(), 10000u);
+  EXPECT_EQ(after_set.bytes_per_second_total(), 0u);
+
+  CtlRun show = Ctl({"throttle", "--json"});
+  ASSERT_EQ(show.code, 0) << show;
+  EXPECT_EQ(FromJson<admin::Throttle>(Lines(show.out).at(0)).bytes_per_second_per_connection(), 10000u);
+  admin::Throttle direct;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &direct).ok());
+  EXPECT_EQ(direct.bytes_per_second_per_connection(), 10000u);
+
+  CtlRun pause = Ctl({"throttle", "--pause", "--json"});
+  ASSERT_EQ(pause.code, 0) << pause;
+  admin::Throttle paused = FromJson<admin::Throttle>(Lines(pause.out).at(0));
+  EXPECT_TRUE(paused.accepting_paused());
+  EXPECT_EQ(paused.bytes_per_second_per_connection(), 10000u);  // the others stay
+  CtlRun resume = Ctl({"throttle", "--resume"});
+  ASSERT_EQ(resume.code, 0) << resume;
+  EXPECT_TRUE(Contains(resume.out, "accepting        yes")) << resume;
+
+  // Out of range (0, or 1,000 and up): the server says so; brrrctl exits 1.
+  CtlRun low = Ctl({"throttle", "--conn_rate=5"});
+  EXPECT_EQ(low.code, 1) << low;
+  EXPECT_TRUE(Contains(low.err, "brrrctl: INVALID_ARGUMENT: ")) << low;
+}
+
+// --accept_rate, --total_rate and --max_connections reach the server (read back over gRPC,
+// not from brrrctl's own echo), the text form shows them, and the connection limit acts.
+TEST_F(BrrrctlTest, AcceptRateTotalRateAndMaxConnectionsReachTheServer) {
+  Start();
+  CtlRun set = Ctl({"throttle", "--accept_rate=50", "--total_rate=20KB", "--max_connections=2", "--json"});
+  ASSERT_EQ(set.code, 0) << set;
+  admin::Throttle direct;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &direct).ok());
+  EXPECT_EQ(direct.accepts_per_second(), 50u);
+  EXPECT_EQ(direct.bytes_per_second_total(), 20000u);
+  EXPECT_EQ(direct.max_connections(), 2u);
+  EXPECT_EQ(direct.bytes_per_second_per_connection(), 0u) << "what was not given stays";
+  CtlRun show = Ctl({"throttle"});
+  ASSERT_EQ(show.code, 0) << show;
+  for (const char* shown : {"total_rate       20KB/s\n", "accept_rate      50/s\n", "max_connections  2\n"}) {
+    EXPECT_TRUE(Contains(show.out, shown)) << show;
+  }
+
+  // Two connections at once are served; a third is accepted and closed at once.
+  testing::BlockingClient a(port_);
+  testing::BlockingClient b(port_);
+  ASSERT_TRUE(a.send_all("a"));
+  ASSERT_EQ(a.recv_exact(1), "a");
+  ASSERT_TRUE(b.send_all("b"));
+  ASSERT_EQ(b.recv_exact(1), "b");
+  testing::BlockingClient c(port_);
+  EXPECT_EQ(c.recv_until_eof(), "");
+  admin::Stats stats = StatsWhen([](const admin::Stats& s) { return s.total().connections_refused() == 1; });
+  EXPECT_EQ(stats.total().connections_active(), 2u);
+
+  // Out of range: the server says what is allowed, nothing changes.
+  CtlRun bad = Ctl({"throttle", "--accept_rate=2000000", "--max_connections=5"});
+  EXPECT_EQ(bad.code, 1) << bad;
+  EXPECT_TRUE(Contains(bad.err, "accepts_per_second=2000000 is out of range")) << bad;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &direct).ok());
+  EXPECT_EQ(direct.max_connections(), 2u);
+}
+
+TEST_F(BrrrctlTest, InjectionIsListedAndCancelled) {
+  Start();
+
+  CtlRun inject = Ctl({"inject", "blocking-sleep", "--duration=100ms", "--json"});
+  ASSERT_EQ(inject.code, 0) << inject;
+  admin::Injection injection = FromJson<admin::Injection>(Lines(inject.out).at(0));
+  EXPECT_GT(injection.id(), 0u);
+  EXPECT_EQ(injection.kind(), admin::BLOCKING_SLEEP);
+  EXPECT_EQ(injection.duration_ms(), 100u);
+
+  CtlRun list = Ctl({"injections", "--json"});
+  ASSERT_EQ(list.code, 0) << list;
+  admin::ListInjectionsResponse response = FromJson<admin::ListInjectionsResponse>(Lines(list.out).at(0));
+  bool found = false;
+  for (const admin::Injection& i : response.injections()) found = found || i.id() == injection.id();
+  EXPECT_TRUE(found) << list;
+  CtlRun text = Ctl({"injections"});
+  ASSERT_EQ(text.code, 0) << text;
+  EXPECT_TRUE(Contains(text.out, "blocking-sleep")) << text;
+
+  CtlRun long_one = Ctl({"inject", "nonblocking-sleep", "--duration=10s", "--count=3", "--json"});
+  ASSERT_EQ(long_one.code, 0) << long_one;
+  uint64_t id = FromJson<admin::Injection>(Lines(long_one.out).at(0)).id();
+  CtlRun cancel = Ctl({"cancel", std::to_string(id), "--json"});
+  ASSERT_EQ(cancel.code, 0) << cancel;
+  admin::Injection cancelled = FromJson<admin::Injection>(Lines(cancel.out).at(0));
+  EXPECT_EQ(cancelled.id(), id);
+  EXPECT_EQ(cancelled.state(), admin::Injection::CANCELLED);
+  EXPECT_TRUE(Contains(cancel.out, "\"state\":\"CANCELLED\"")) << cancel;
+
+  CtlRun unknown = Ctl({"cancel", "999999"});
+  EXPECT_EQ(unknown.code, 1) << unknown;
+  EXPECT_TRUE(Contains(unknown.err, "brrrctl: NOT_FOUND: ")) << unknown;
+}
+
+TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
+  Start();
+  testing::BlockingClient client(port_, false, 10000);
+  ASSERT_TRUE(client.send_all("hello"));
+  ASSERT_EQ(client.recv_exact(5), "hello");
+  const std::string peer = "127.0.0.1:" + std::to_string(LocalPort(client.fd()));
+
+  // The idle connection waits for bytes: it is in the read set, not in the write set.
+  auto find = [&](const std::string& set) -> std::optional<admin::SocketInfo> {
+    CtlRun r = Ctl({"sockets", "--set=" + set, "--json"});
+    EXPECT_EQ(r.code, 0) << r;
+    if (r.code != 0) return std::nullopt;
+    admin::ListSocketsResponse response = FromJson<admin::ListSocketsResponse>(Lines(r.out).at(0));
+    for (const admin::SocketInfo& s : response.sockets()) {
+      if (s.peer() == peer) return s;
+    }
+    return std::nullopt;
+  };
+  std::optional<admin::SocketInfo> idle = find("read");
+  ASSERT_TRUE(idle.has_value()) << peer;
+  EXPECT_EQ(idle->kind(), "connection");
+  EXPECT_TRUE(idle->in_read_set());
+  EXPECT_EQ(idle->bytes_in(), 5u);
+  EXPECT_FALSE(find("write").has_value());
+
+  CtlRun close = Ctl({"close", std::to_string(idle->fd()), "--json"});
+  ASSERT_EQ(close.code, 0) << close;
+  admin::CloseConnectionResponse closed = FromJson<admin::CloseConnectionResponse>(Lines(close.out).at(0));
+  EXPECT_EQ(closed.closed().fd(), idle->fd());
+  EXPECT_EQ(closed.closed().peer(), peer);
+  EXPECT_EQ(client.recv_until_eof(), "");  // the server closed it
+}
+
+TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
+  Start({"--drain_timeout=30s"});
+  testing::BlockingClient client(port_, false, 10000);  // keeps the drain going until it leaves
+  ASSERT_TRUE(client.send_all("x"));
+  ASSERT_EQ(client.recv_exact(1), "x");
+  CtlRun drain = Ctl({"drain", "--json"});
+  ASSERT_EQ(drain.code, 0) << drain;
+  admin::DrainResponse response = FromJson<admin::DrainResponse>(Lines(drain.out).at(0));
+  EXPECT_EQ(response.connections_open(), 1u);
+  EXPECT_FALSE(response.already_draining());
+
+  // Draining: health says NOT_SERVING, and brrrctl exits 5.
+  CtlRun health = Ctl({"health"});
+  EXPECT_EQ(health.code, 5) << health;
+  EXPECT_EQ(health.out, "NOT_SERVING\n");
+
+  client.close();
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the server did not exit after the drain";
+  EXPECT_EQ(*code, 0) << server_->err();
+}
+
+TEST_F(BrrrctlTest, TokenIsSentFromTokenFile) {
+  const std::string token_path = WriteFile("admin_token", "  s3cret-token \n");
+  const std::string wrong_path = WriteFile("wrong_token", "not-it\n");
+  admin_port_ = testing::PickFreePort();
+  server_ = std::make_unique<testing::Process>(
+      testing::Runfile("server/brrr-echo/brrr-echo"),
+      std::vector<std::string>{"--port=0", "--admin_port=" + std::to_string(admin_port_),
+                               "--admin_token_file=" + token_path});
+  auto give_up = std::chrono::steady_clock::now() + seconds(30);
+  while (!server_->WaitForOutput("admin plane on ", milliseconds(50))) {
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "brrr-echo did not start: " << server_->err();
+    if (std::optional<int> code = server_->Wait(milliseconds(0)); code.has_value()) {
+      std::string err = server_->err();
+      server_.reset();
+      FAIL() << "brrr-echo exited " << *code << ": " << err;
+    }
+  }
+  CtlRun none = Ctl({"info"});
+  EXPECT_EQ(none.code, 4) << none;
+  EXPECT_TRUE(Contains(none.err, "brrrctl: UNAUTHENTICATED")) << none;
+  EXPECT_TRUE(Contains(none.err, "--token_file")) << none;
+  CtlRun wrong = Ctl({"--token_file=" + wrong_path, "info"});
+  EXPECT_EQ(wrong.code, 4) << wrong;
+  CtlRun right = Ctl({"--token_file=" + token_path, "info", "--json"});
+  EXPECT_EQ(right.code, 0) << right;
+  EXPECT_EQ(FromJson<admin::ServerInfo>(Lines(right.out).at(0)).pid(), static_cast<uint32_t>(server_->pid()));
+  CtlRun health = Ctl({"--token_file=" + token_path, "health"});
+  EXPECT_EQ(health.code, 0) << health;
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,96 @@
+// brrrctl with no server to talk to, as a child process: usage errors exit 2 with a clear
+// message, --help states the contract, and an unreachable target exits 3 at once.
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/control/brrrctl_run.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::seconds;
+using testing::Brrrctl;
+using testing::Contains;
+using testing::CtlRun;
+using testing::WriteFile;
+
+TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
+  const std::string free_target = "--target=127.0.0.1:" + std::to_string(testing::PickFreePort());
+  const std::string empty_token = WriteFile("empty_token", " \n");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{}, "no command given"},
+      {{"frobnicate"}, "unknown command \"frobnicate\""},
+      {{"--bogus", "info"}, "unknown flag --bogus"},
+      {{"stats", "--count=3"}, "--count does not apply to stats"},
+      {{"inject", "blocking-sleep", "--duration=fast"}, "--duration=fast: expected a duration"},
+      {{"inject", "blocking-sleep"}, "inject needs --duration"},
+      {{"inject", "sleepy", "--duration=1s"}, "inject sleepy: KIND is blocking-spin, blocking-sleep or nonblocking-sleep"},
+      {{"inject", "blocking-spin", "--duration=1500us"}, "--duration=1.5ms: not a whole number of milliseconds"},
+      {{"throttle", "--conn_rate=10QB"}, "--conn_rate=10QB: expected a number"},
+      {{"throttle", "--pause", "--resume"}, "throttle: give --pause or --resume, not both"},
+      {{"watch", "--count=-1"}, "--count=-1: expected a whole number"},
+      {{"sockets", "--set=some"}, "--set=some: expected all, read, write or neither"},
+      {{"cancel"}, "cancel takes 1 argument, got 0"},
+      {{"close", "seven"}, "close seven: FD must be a file descriptor number"},
+      {{"stall-threshold", "fast"}, "stall-threshold fast: expected a positive duration"},
+      {{"--timeout=0s", "info"}, "--timeout=0: must be positive"},
+      {{"--token_file=/nonexistent/token", "info"}, "--token_file=/nonexistent/token: cannot read it"},
+      {{"--token_file=" + empty_token, "info"}, "--token_file=" + empty_token + ": the file is empty"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = c.args;
+    args.insert(args.begin(), free_target);
+    CtlRun r = Brrrctl(args);
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_TRUE(Contains(r.err, "brrrctl: " + c.message)) << r;
+    EXPECT_TRUE(Contains(r.err, "brrrctl --help") || Contains(r.err, "brrrctl help ")) << r;
+    EXPECT_EQ(r.out, "") << r;
+  }
+}
+
+TEST(BrrrctlUsageTest, HelpExitsZeroAndStatesTheContract) {
+  CtlRun general = Brrrctl({"--help"});
+  ASSERT_EQ(general.code, 0) << general;
+  for (const std::string command : {"info", "stats", "watch", "sockets", "throttle", "inject", "injections", "cancel",
+                                    "close", "drain", "health", "stalls", "stall-threshold"}) {
+    EXPECT_TRUE(Contains(general.out, "\n  " + command + " ")) << command << "\n" << general.out;
+  }
+  EXPECT_TRUE(Contains(general.out, "Exit codes:")) << general.out;
+  EXPECT_TRUE(Contains(general.out, "5  health:")) << general.out;
+  EXPECT_TRUE(Contains(general.out, "DECIMAL suffix: K = 1000")) << general.out;
+
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"help", "inject"}, std::vector<std::string>{"inject", "--help"}}) {
+    CtlRun r = Brrrctl(args);
+    ASSERT_EQ(r.code, 0) << r;
+    EXPECT_TRUE(Contains(r.out, "Usage: brrrctl inject KIND --duration=DURATION")) << r;
+    EXPECT_TRUE(Contains(r.out, "--interval=DURATION")) << r;
+    EXPECT_TRUE(Contains(r.out, "nonblocking-sleep")) << r;
+  }
+  CtlRun unknown = Brrrctl({"help", "frobnicate"});
+  EXPECT_EQ(unknown.code, 2) << unknown;
+}
+
+TEST(BrrrctlUsageTest, UnreachableTargetExitsThreeAtOnce) {
+  const std::string target = "127.0.0.1:" + std::to_string(testing::PickFreePort());  // nothing listens
+  for (const std::string command : {"info", "health", "watch"}) {
+    auto start = std::chrono::steady_clock::now();
+    CtlRun r = Brrrctl({"--target=" + target, "--timeout=20s", command});
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(r.code, 3) << command << ": " << r;
+    EXPECT_TRUE(Contains(r.err, "brrrctl: cannot reach the admin plane at " + target)) << r;
+    // A refused connection is known at once: brrrctl does not sit out its --timeout. (A bound
+    // of half that timeout, where a refusal takes milliseconds: safe however loaded the machine.)
+    EXPECT_LT(took, seconds(10)) << command;
+  }
+}
+
+}  // namespace
+}  // namespace brrr

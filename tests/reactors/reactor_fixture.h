@@ -1,0 +1,115 @@
+// reactor_fixture.h: one backend's Reactor, created through the plugin loader and driven by
+// hand, for the conformance tests of the plugin ABI (runtime/reactor_abi.h) that every backend
+// runs: a parameterised fixture whose parameter is the backend's name. Skips a backend that
+// cannot start here; checks that no descriptor leaked.
+//
+//   TEST_P(ReactorTest, Foo) {
+//     Listener l;                                    // 127.0.0.1, a port the kernel chose
+//     ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kAccept, .fd = l.fd}), 0);
+//     BlockingClient client(l.port);
+//     auto all = WaitUntil([](auto& a) { return HasFinal(a, 1); });
+//   }
+//   INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
+//                            testing::BackendName());
+//
+// Threading: the reactor is the test thread's; another thread may only call wake().
+// Ownership: the fixture owns the reactor; a Listener owns its descriptor.
+#ifndef BRRR_TESTS_REACTORS_REACTOR_FIXTURE_H_
+#define BRRR_TESTS_REACTORS_REACTOR_FIXTURE_H_
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/clock.h"
+#include "runtime/plugin_loader.h"
+#include "runtime/reactor.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+
+namespace brrr::testing {
+
+// A listening socket on 127.0.0.1, port chosen by the kernel.
+struct Listener {
+  Listener() {
+    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::listen(fd, 128);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~Listener() { ::close(fd); }
+  int fd;
+  uint16_t port;
+};
+
+// Accepts one connection synchronously (the test's server side), non-blocking.
+inline int AcceptOne(const Listener& l) {
+  for (int i = 0; i < 10000; ++i) {
+    int fd = ::accept4(l.fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return fd;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return -1;
+}
+
+// The backend GetParam()'s reactor, with waits that collect completions (bounded: 30 s).
+class ReactorTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    fds_before_ = CountOpenFds();
+    BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+    auto r = PluginLoader::Default().CreateReactor(GetParam());
+    ASSERT_TRUE(r.ok()) << r.status();
+    reactor_ = *std::move(r);
+  }
+  void TearDown() override {
+    reactor_.reset();
+    if (!IsSkipped()) {
+      EXPECT_EQ(CountOpenFds(), fds_before_) << "descriptors leaked";
+    }
+  }
+
+  // Waits (bounded: 30 s) until `done` says so, collecting every completion.
+  std::vector<Completion> WaitUntil(const std::function<bool(const std::vector<Completion>&)>& done) {
+    std::vector<Completion> all;
+    TimePoint give_up = Clock::now() + std::chrono::seconds(30);
+    Completion batch[64];
+    while (!done(all) && Clock::now() < give_up) {
+      absl::StatusOr<int> n = reactor_->wait(batch, 10'000'000);
+      EXPECT_TRUE(n.ok()) << n.status();
+      if (!n.ok()) break;
+      all.insert(all.end(), batch, batch + *n);
+    }
+    EXPECT_TRUE(done(all)) << "timed out waiting for completions";
+    return all;
+  }
+
+  static bool HasFinal(const std::vector<Completion>& all, uint64_t user_data) {
+    for (const Completion& c : all) {
+      if (c.user_data == user_data && !c.more()) return true;
+    }
+    return false;
+  }
+
+  std::unique_ptr<Reactor> reactor_;
+  int fds_before_ = -1;
+};
+
+}  // namespace brrr::testing
+
+#endif  // BRRR_TESTS_REACTORS_REACTOR_FIXTURE_H_

@@ -1,0 +1,158 @@
+// The plugin ABI's connect and sends (runtime/reactor_abi.h), checked directly on every backend
+// through the Reactor wrapper: a connect that succeeds or is refused, sends that never raise
+// SIGPIPE, and gathered sends (SENDMSG) that keep their entries' order and check their
+// arguments.
+#include "runtime/reactor.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/reactors/reactor_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+using testing::AcceptOne;
+using testing::BlockingClient;
+using testing::Listener;
+using testing::ReactorTest;
+
+TEST_P(ReactorTest, ConnectSucceedsOrIsRefused) {
+  Listener l;
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(l.port);
+  ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kConnect, .fd = fd, .len = sizeof a, .buf = &a}), 0);
+  auto ok = WaitUntil([](auto& all) { return HasFinal(all, 1); });
+  EXPECT_EQ(ok.back().result, 0);
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+
+  uint16_t closed_port;
+  {
+    Listener gone;
+    closed_port = gone.port;
+  }
+  fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  a.sin_port = htons(closed_port);
+  ASSERT_EQ(reactor_->submit({.user_data = 2, .opcode = IoOpcode::kConnect, .fd = fd, .len = sizeof a, .buf = &a}), 0);
+  auto refused = WaitUntil([](auto& all) { return HasFinal(all, 2); });
+  EXPECT_EQ(refused.back().result, -ECONNREFUSED);
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+TEST_P(ReactorTest, SendNeverRaisesSigpipe) {
+  Listener l;
+  auto client = std::make_unique<BlockingClient>(l.port);
+  int fd = AcceptOne(l);
+  client.reset();  // the peer is gone
+  std::string data(1 << 20, 'p');
+  int32_t last = 0;
+  for (int i = 0; i < 50 && last >= 0; ++i) {
+    uint64_t id = 10 + i;
+    ASSERT_EQ(reactor_->submit({.user_data = id, .opcode = IoOpcode::kSend, .fd = fd,
+                                .len = static_cast<uint32_t>(data.size()), .buf = data.data()}),
+              0);
+    auto all = WaitUntil([&](auto& a) { return HasFinal(a, id); });
+    last = all.back().result;
+  }
+  EXPECT_TRUE(last == -EPIPE || last == -ECONNRESET) << last;  // and the process is still here
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+// A gathered send: several entries, some large enough that the kernel takes them in parts;
+// what arrives is their concatenation, in order, with nothing lost or repeated.
+TEST_P(ReactorTest, SendMsgSendsItsEntriesInOrder) {
+  if (!reactor_->has(kCapSendMsg)) GTEST_SKIP() << GetParam() << " has no SENDMSG";
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  std::vector<std::string> parts = {"head:", std::string(300000, '\0'), "-middle-", std::string(70000, 'z'), ":tail"};
+  for (size_t i = 0; i < parts[1].size(); ++i) parts[1][i] = static_cast<char>(i * 7 + i / 256);
+  std::string expected;
+  for (const std::string& p : parts) expected += p;
+
+  std::string received;
+  std::thread reader([&] { received = client.recv_exact(expected.size()); });
+  size_t sent = 0;
+  for (uint64_t id = 1; sent < expected.size() && id < 10000; ++id) {
+    // The entries from where the last partial send stopped.
+    std::vector<iovec> iov;
+    size_t skip = sent;
+    for (std::string& p : parts) {
+      if (skip >= p.size()) {
+        skip -= p.size();
+        continue;
+      }
+      iov.push_back({p.data() + skip, p.size() - skip});
+      skip = 0;
+    }
+    msghdr msg{};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
+    ASSERT_EQ(reactor_->submit({.user_data = id, .opcode = IoOpcode::kSendMsg, .fd = fd, .buf = &msg}), 0);
+    auto all = WaitUntil([&](auto& a) { return HasFinal(a, id); });
+    ASSERT_GT(all.back().result, 0);
+    sent += static_cast<size_t>(all.back().result);
+  }
+  reader.join();
+  EXPECT_EQ(sent, expected.size());
+  EXPECT_TRUE(received == expected) << "the bytes differ (" << received.size() << " received)";
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+TEST_P(ReactorTest, SendMsgNeverRaisesSigpipeAndChecksItsArguments) {
+  if (!reactor_->has(kCapSendMsg)) GTEST_SKIP() << GetParam() << " has no SENDMSG";
+  Listener l;
+  auto client = std::make_unique<BlockingClient>(l.port);
+  int fd = AcceptOne(l);
+  std::string data(1 << 20, 'q');
+  iovec iov[2] = {{data.data(), data.size() / 2}, {data.data() + data.size() / 2, data.size() / 2}};
+  msghdr msg{};
+  msg.msg_iov = iov;
+  msg.msg_iovlen = 2;
+  EXPECT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kSendMsg, .fd = fd, .len = 2, .buf = &msg}), -EINVAL)
+      << "len must be 0: the msghdr counts the entries";
+  EXPECT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kSendMsg, .flags = kOpMultishot, .fd = fd, .buf = &msg}),
+            -EINVAL);
+  EXPECT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kSendMsg, .fd = fd}), -EFAULT);
+
+  client.reset();  // the peer is gone
+  int32_t last = 0;
+  for (int i = 0; i < 50 && last >= 0; ++i) {
+    uint64_t id = 10 + i;
+    ASSERT_EQ(reactor_->submit({.user_data = id, .opcode = IoOpcode::kSendMsg, .fd = fd, .buf = &msg}), 0);
+    auto all = WaitUntil([&](auto& a) { return HasFinal(a, id); });
+    last = all.back().result;
+  }
+  EXPECT_TRUE(last == -EPIPE || last == -ECONNRESET) << last;  // and the process is still here
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+// The same on copies of the readiness backends whose system calls fail on purpose now and then.
+INSTANTIATE_TEST_SUITE_P(Faults, ReactorTest, ::testing::ValuesIn(testing::FaultyBackends()),
+                         testing::FaultyBackendName());
+
+}  // namespace
+}  // namespace brrr

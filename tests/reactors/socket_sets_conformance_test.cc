@@ -1,0 +1,207 @@
+// Async sockets, the same tests on every backend: what a loop tracks about its sockets:
+// cancelling a pending receive, a wake-up from another thread while the loop waits on sockets,
+// a counted descriptor leaving its count only once it is really closed, and the read and write
+// sets.
+#include <fcntl.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "runtime/async.h"
+#include "runtime/socket.h"
+#include "tests/reactors/socket_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+#include "tests/testing/threads.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+using testing::BlockingClient;
+using testing::Eventually;
+using testing::SocketTest;
+
+TEST_P(SocketTest, CancellingAPendingRecvReleasesItAndLosesNothing) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  BlockingClient client(port);
+  auto main_task = [&]() -> Task<> {
+    absl::StatusOr<Socket> accepted = co_await listener.accept();
+    EXPECT_TRUE(accepted.ok());
+    if (!accepted.ok()) co_return;
+    Socket conn = *std::move(accepted);
+    bool cancelled = false;
+    char buf[64];
+    auto reader = [&]() -> Task<> {
+      try {
+        (void)co_await conn.recv(buf, sizeof buf);
+      } catch (const CancelledError&) {
+        cancelled = true;
+        throw;
+      }
+    };
+    Future<> f = create_task(reader());
+    EXPECT_TRUE(co_await Eventually([&] { return loop_->stats().read_set_size == 1; }))
+        << "the pending recv puts the socket in the read set";
+    f.cancel();
+    co_await f.wait();
+    EXPECT_TRUE(cancelled);
+    EXPECT_EQ(loop_->stats().read_set_size, 0u);
+    // The socket works on: a new recv (no -EBUSY) gets what the client sends now.
+    EXPECT_TRUE(client.send_all("after cancel"));
+    std::string got;
+    while (got.size() < 12) {
+      absl::StatusOr<size_t> n = co_await conn.recv(buf, sizeof buf);
+      EXPECT_TRUE(n.ok()) << n.status();
+      if (!n.ok() || *n == 0) break;
+      got.append(buf, *n);
+    }
+    EXPECT_EQ(got, "after cancel");
+  };
+  Run(main_task());
+}
+
+// The post reaches a loop asleep in its backend's wait with an accept pending (the poster
+// waits until /proc shows the loop thread blocked in the wait system call).
+TEST_P(SocketTest, AnotherThreadWakesALoopWaitingOnSockets) {
+  Socket listener = Listen();
+  pid_t loop_thread = testing::CurrentThreadId();
+  std::atomic<bool> posted{false};
+  std::thread poster([&] {
+    EXPECT_TRUE(testing::WaitUntilBlockedInWait(loop_thread)) << "the loop never blocked in its backend";
+    posted = true;
+    loop_->call_soon_threadsafe([&] { listener.close(); });  // cancels the pending accept
+  });
+  auto main_task = [&]() -> Task<> {
+    absl::StatusOr<Socket> conn = co_await listener.accept();  // nothing ever connects
+    EXPECT_TRUE(posted.load()) << "the accept ended before the post";
+    EXPECT_FALSE(conn.ok());
+    EXPECT_EQ(conn.status().code(), absl::StatusCode::kCancelled) << conn.status();
+  };
+  Run(main_task());
+  poster.join();
+}
+
+// The descriptor budget of the echo server counts what is really open: a socket counted in
+// a counter leaves it when its descriptor is closed, not before (a backend may hold it past
+// close() while a receive is being cancelled) and not never.
+TEST_P(SocketTest, ACountedDescriptorLeavesTheCountWhenItIsClosed) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  BlockingClient idle_client(port);
+  BlockingClient reading_client(port);
+  std::atomic<int64_t> count{0};
+  auto is_open = [](int fd) { return ::fcntl(fd, F_GETFD) != -1; };
+  auto main_task = [&]() -> Task<> {
+    // Closed with nothing in flight: the descriptor goes at once.
+    absl::StatusOr<Socket> idle = co_await listener.accept();
+    EXPECT_TRUE(idle.ok()) << idle.status();
+    if (!idle.ok()) co_return;
+    int idle_fd = idle->fd();
+    count.fetch_add(1);
+    idle->count_descriptor_in(&count);
+    idle->close();
+    EXPECT_FALSE(is_open(idle_fd));
+    EXPECT_EQ(count.load(), 0);
+
+    // Closed with a receive pending: open and counted until the backend lets go of it.
+    absl::StatusOr<Socket> accepted = co_await listener.accept();
+    EXPECT_TRUE(accepted.ok()) << accepted.status();
+    if (!accepted.ok()) co_return;
+    Socket reading = *std::move(accepted);
+    int fd = reading.fd();
+    count.fetch_add(1);
+    reading.count_descriptor_in(&count);
+    char buf[64];
+    auto reader = [&]() -> Task<> { (void)co_await reading.recv(buf, sizeof buf); };
+    Future<> f = create_task(reader());
+    EXPECT_TRUE(co_await Eventually([&] { return loop_->stats().read_set_size == 1; })) << "the receive is pending";
+    EXPECT_EQ(count.load(), 1);
+    reading.close();
+    EXPECT_EQ(count.load() == 1, is_open(fd));
+    for (int i = 0; i < 5000 && count.load() != 0; ++i) {
+      EXPECT_EQ(count.load() == 1, is_open(fd));
+      co_await sleep(milliseconds(1));
+    }
+    EXPECT_EQ(count.load(), 0);
+    EXPECT_FALSE(is_open(fd));
+    co_await f.wait();
+  };
+  Run(main_task());
+}
+
+// The read set is the sockets with a receive pending; the write set those with a send in
+// flight or bytes their owner has queued (set_queued_bytes), each counted once.
+TEST_P(SocketTest, ReadAndWriteSetsAreTracked) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  BlockingClient client(port);
+  client.set_receive_buffer(4096);
+  auto main_task = [&]() -> Task<> {
+    absl::StatusOr<Socket> accepted = co_await listener.accept();
+    if (!accepted.ok()) co_return;
+    Socket conn = *std::move(accepted);
+    auto info = [&]() {
+      for (const SocketInfo& i : loop_->socket_infos()) {
+        if (i.fd == conn.fd()) return i;
+      }
+      ADD_FAILURE() << "fd " << conn.fd() << " is not in the socket table";
+      return SocketInfo();
+    };
+    EXPECT_EQ(loop_->stats().read_set_size, 0u);
+    EXPECT_EQ(loop_->stats().write_set_size, 0u);
+    // Bytes queued by the owner, with no send in flight, put the socket in the write set, and
+    // emptying the queue takes it out.
+    conn.set_queued_bytes(100);
+    EXPECT_EQ(loop_->stats().write_set_size, 1u);
+    EXPECT_TRUE(info().in_write_set);
+    EXPECT_FALSE(info().in_read_set);
+    conn.set_queued_bytes(0);
+    EXPECT_EQ(loop_->stats().write_set_size, 0u);
+    EXPECT_FALSE(info().in_write_set);
+    char buf[16];
+    // Named: a coroutine lambda's captures live in its closure, which must outlive the task.
+    auto read_once = [&]() -> Task<size_t> { co_return (co_await conn.recv(buf, sizeof buf)).value_or(0); };
+    Future<size_t> reading = create_task(read_once());
+    EXPECT_TRUE(co_await Eventually([&] { return loop_->stats().read_set_size == 1; }));
+    EXPECT_TRUE(info().in_read_set);
+    // A send the client never reads stays in flight: the socket is in the write set, once,
+    // whether or not its owner also has bytes queued.
+    std::string big(32 << 20, 'w');
+    auto write_all = [&]() -> Task<absl::Status> { co_return co_await conn.send_all(big.data(), big.size()); };
+    Future<absl::Status> writing = create_task(write_all());
+    EXPECT_TRUE(co_await Eventually([&] { return loop_->stats().write_set_size == 1; }));
+    conn.set_queued_bytes(100);
+    EXPECT_EQ(loop_->stats().write_set_size, 1u);
+    conn.set_queued_bytes(0);
+    EXPECT_EQ(loop_->stats().write_set_size, 1u) << "the send is still in flight";
+    SocketInfo both = info();
+    EXPECT_TRUE(both.in_read_set);
+    EXPECT_TRUE(both.in_write_set);
+    EXPECT_EQ(both.kind, "connection");
+    EXPECT_GT(both.bytes_out, 0u);
+    EXPECT_LT(both.bytes_out, big.size());
+    EXPECT_EQ(loop_->stats().read_set_size, 1u);
+    conn.close();  // cancels both operations
+    co_await reading.wait();
+    co_await writing.wait();
+    EXPECT_EQ(loop_->stats().read_set_size, 0u);
+    EXPECT_EQ(loop_->stats().write_set_size, 0u);
+  };
+  Run(main_task());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SocketTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+// The same on copies of the readiness backends whose system calls fail on purpose now and then.
+INSTANTIATE_TEST_SUITE_P(Faults, SocketTest, ::testing::ValuesIn(testing::FaultyBackends()),
+                         testing::FaultyBackendName());
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,193 @@
+// brrr-echo's command line, the real binary: bad flags give a clear error and exit code, a
+// port in use is reported, --help describes the server, and backends come from --plugin_dir,
+// then $BRRR_PLUGIN_DIR, then beside the program (--list_backends says which start here).
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/server/echo_server_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::seconds;
+using testing::BlockingClient;
+using testing::EchoBinary;
+using testing::Process;
+
+// Flags: clear errors and exit codes (no backend involved).
+TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
+  struct Case {
+    std::vector<std::string> args;
+    int code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--no_such_flag"}, 1, "Unknown command line flag 'no_such_flag'"},
+      {{"--port=70000"}, 2, "--port=70000: must be from 0 to 65535"},
+      {{"--loops=0"}, 2, "--loops=0: must be from 1 to 256"},
+      {{"--high_water=100", "--low_water=200"}, 2, "--low_water (200) must be below --high_water (100)"},
+      {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
+      {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
+      {{"--idle_timeout=banana"}, 1, "idle_timeout"},
+      {{"--reply_prefix=" + std::string(4097, 'P')},
+       2,
+       "--reply_prefix is 4097 bytes long: it may be at most 4096 bytes"},
+  };
+  for (const Case& c : cases) {
+    Process p(EchoBinary(), c.args);
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    std::string flag = c.args[0].substr(0, 40);
+    EXPECT_EQ(*code, c.code) << flag;
+    EXPECT_NE(p.err().find(c.message), std::string::npos) << flag << ": " << p.err();
+  }
+}
+
+TEST(EchoServerFlagsTest, AnAddressInUseIsReported) {
+  // A plain listener (no SO_REUSEPORT) holds the port.
+  int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(holder, 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(holder, reinterpret_cast<sockaddr*>(&a), &len);
+  Process p(EchoBinary(), {"--port=" + std::to_string(ntohs(a.sin_port))});
+  std::optional<int> code = p.Wait(seconds(30));
+  ::close(holder);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3);
+  EXPECT_NE(p.err().find("Address already in use"), std::string::npos) << p.err();
+}
+
+// Where backends come from: --plugin_dir first, then $BRRR_PLUGIN_DIR, then the plugins next
+// to the program (its runfiles here). Each directory holds its own copy of the poll plugin,
+// and the server's memory map (/proc/PID/maps) shows which copy it loaded.
+std::string CopyOfPlugin(const std::string& backend, const std::string& dir_name) {
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/" + dir_name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string to = dir + "/libbrrr_reactor_" + backend + ".so";
+  std::filesystem::copy_file(testing::Runfile("reactors/libbrrr_reactor_" + backend + ".so"), to);
+  return to;
+}
+
+// The path of the mapped file whose name ends in `file_name`, or "".
+std::string MappedFile(pid_t pid, const std::string& file_name) {
+  std::ifstream maps("/proc/" + std::to_string(pid) + "/maps");
+  std::string line;
+  while (std::getline(maps, line)) {
+    size_t slash = line.find('/');
+    if (slash != std::string::npos && line.size() >= file_name.size() &&
+        line.compare(line.size() - file_name.size(), file_name.size(), file_name) == 0) {
+      return line.substr(slash);
+    }
+  }
+  return "";
+}
+
+TEST(EchoServerPluginsTest, PluginDirThenTheEnvironmentThenThePluginsBesideTheProgram) {
+  std::string from_flag = CopyOfPlugin("poll", "flag_dir");
+  std::string from_env = CopyOfPlugin("poll", "env_dir");
+  std::string env_dir = from_env.substr(0, from_env.rfind('/'));
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::string> env;
+    std::string expect;  // "" for the runfiles' copy
+  };
+  const std::vector<Case> cases = {
+      {{"--plugin_dir=" + from_flag.substr(0, from_flag.rfind('/'))}, {"BRRR_PLUGIN_DIR=" + env_dir}, from_flag},
+      {{}, {"BRRR_PLUGIN_DIR=" + env_dir}, from_env},
+      {{}, {"BRRR_PLUGIN_DIR"}, ""},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = {"--backend=poll", "--port=0"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    Process p(EchoBinary(), args, {.env = c.env});
+    uint16_t port = p.ListeningPort();
+    ASSERT_NE(port, 0) << p.err();
+    std::string mapped = MappedFile(p.pid(), "/libbrrr_reactor_poll.so");
+    if (c.expect.empty()) {
+      EXPECT_NE(mapped, "") << "no poll plugin mapped";
+      EXPECT_NE(mapped, from_flag);
+      EXPECT_NE(mapped, from_env);
+    } else {
+      EXPECT_EQ(mapped, c.expect) << (c.args.empty() ? "" : c.args[0]);
+    }
+    BlockingClient client(port);
+    ASSERT_TRUE(client.send_all("poll"));
+    EXPECT_EQ(client.recv_exact(4), "poll");
+    client.close();
+    p.Signal(SIGTERM);
+    EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
+  }
+}
+
+// --list_backends: one line per backend with whether it starts here (the same answer the
+// tests' own probe gives), what `auto` picks, and plugins found through $BRRR_PLUGIN_DIR too.
+TEST(EchoServerPluginsTest, ListBackendsSaysWhatStartsHereAndWhatAutoPicks) {
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/list_env";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  std::string crashes = dir + "/libbrrr_reactor_crashes.so";
+  std::filesystem::create_symlink(testing::Runfile("tests/reactors/libbrrr_reactor_crashes.so"), crashes);
+  Process p(EchoBinary(), {"--list_backends"}, {.env = {"BRRR_PLUGIN_DIR=" + dir}});
+  std::optional<int> code = p.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << p.err();
+  std::string best;
+  for (const char* name : {"io_uring", "epoll", "poll", "select"}) {
+    std::string why;
+    bool starts = testing::BackendStarts(name, &why);
+    std::string label = std::string(name) + std::string(10 - std::string(name).size(), ' ');
+    if (starts) {
+      EXPECT_NE(p.out().find(label + "starts here\n"), std::string::npos) << name << ":\n" << p.out();
+      if (best.empty()) best = name;
+    } else {
+      EXPECT_NE(p.out().find(label + "cannot start: "), std::string::npos) << name << ":\n" << p.out();
+    }
+  }
+  EXPECT_NE(p.out().find("crashes   cannot start: " + crashes + ": the probe crashed (SIGBUS)"), std::string::npos)
+      << p.out();
+  ASSERT_FALSE(best.empty());
+  EXPECT_NE(p.out().find("auto      -> " + best + "\n"), std::string::npos) << p.out();
+}
+
+TEST(EchoServerFlagsTest, HelpDescribesTheServer) {
+  Process p(EchoBinary(), {"--help"});
+  p.Wait(seconds(30));
+  std::string all = p.out() + p.err();
+  EXPECT_NE(all.find("brrr's TCP echo server"), std::string::npos) << all;
+  EXPECT_NE(all.find("--reply_prefix"), std::string::npos);
+  // The help is wrapped: compare with single spaces.
+  std::string flat;
+  for (char c : all) {
+    bool space = c == ' ' || c == '\n';
+    if (!space || (!flat.empty() && flat.back() != ' ')) flat += space ? ' ' : c;
+  }
+  EXPECT_NE(flat.find("this prefix, as the tutorial's server answers \"Echo : ...\"; at most 4096 bytes"),
+            std::string::npos)
+      << "--reply_prefix's maximum: " << flat;
+  EXPECT_NE(flat.find("never has more than this plus --recv_buffer_size queued"), std::string::npos)
+      << "the queue bound, in --high_water's help";
+  EXPECT_NE(all.find("--backend"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,175 @@
+// brrr-echo, the real binary on every backend, told to stop: SIGTERM with data in flight loses
+// no byte, connections still open at --drain_timeout are closed, a second signal closes
+// everything at once, and signals while several loops are busy lose nothing.
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/clock.h"
+#include "tests/server/echo_server_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::BlockingClient;
+using testing::EchoServerTest;
+
+TEST_P(EchoServerTest, SigtermWithDataInFlightLosesNoByte) {
+  auto server = Start({"--drain_timeout=20s"});
+  BlockingClient c(port_);
+  std::string payload = testing::RandomBytes(4 << 20, 8);
+  // The connection is accepted before the signal (its first bytes come back): one still in the
+  // kernel's backlog when the drain starts is not the server's (its listeners close), and 2 MiB
+  // fit in the kernel's buffers of a connection nobody has accepted.
+  std::string echoed;
+  EXPECT_TRUE(c.send_all(payload.substr(0, 1000)));
+  echoed = c.recv_exact(1000);
+  EXPECT_EQ(echoed, payload.substr(0, 1000));
+  std::thread reader([&] { echoed += c.recv_until_eof(); });
+  size_t half = payload.size() / 2;
+  EXPECT_TRUE(c.send_all(payload.substr(1000, half - 1000)));
+  server->Signal(SIGTERM);
+  EXPECT_TRUE(server->WaitForOutput("draining"));
+  // The open connection keeps being served while the server drains.
+  EXPECT_TRUE(c.send_all(payload.substr(half)));
+  c.shutdown_write();
+  reader.join();
+  EXPECT_EQ(echoed.size(), payload.size());
+  EXPECT_TRUE(echoed == payload);
+  std::optional<int> code = server->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server->out().find("drained in"), std::string::npos) << server->out();
+  EXPECT_NE(server->out().find("1 connections served"), std::string::npos) << server->out();
+}
+
+TEST_P(EchoServerTest, ConnectionsStillOpenAtTheDrainDeadlineAreClosed) {
+  auto server = Start({"--drain_timeout=200ms"});
+  BlockingClient idle(port_);
+  ASSERT_TRUE(idle.send_all("a"));
+  ASSERT_EQ(idle.recv_exact(1), "a");
+  std::optional<int> code;
+  server->Signal(SIGTERM);
+  code = server->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server->out().find("1 closed at the drain deadline"), std::string::npos) << server->out();
+  EXPECT_EQ(idle.recv_until_eof(), "") << "the client sees an orderly close";
+}
+
+TEST_P(EchoServerTest, ASecondSignalClosesEverythingAndTheSummarySaysSo) {
+  auto server = Start({"--drain_timeout=60s"});
+  BlockingClient a(port_);
+  BlockingClient b(port_);
+  ASSERT_TRUE(a.send_all("a"));
+  ASSERT_EQ(a.recv_exact(1), "a");
+  ASSERT_TRUE(b.send_all("b"));
+  ASSERT_EQ(b.recv_exact(1), "b");
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(server->WaitForOutput("draining"));
+  server->Signal(SIGTERM);
+  std::optional<int> code = server->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "a second signal must end the drain at once";
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server->out().find("closing every connection now"), std::string::npos) << server->out();
+  EXPECT_NE(server->out().find("0 closed at the drain deadline, 2 closed by a second signal"), std::string::npos)
+      << server->out();
+  EXPECT_EQ(a.recv_until_eof(), "");
+  EXPECT_EQ(b.recv_until_eof(), "");
+}
+
+// Signals while four loops are busy with eight clients: SIGUSR1 (which brrr-echo also uses
+// inside, to end its signal thread) changes nothing, and SIGINT drains. Each client is
+// mid-stream at each signal (it sends its next third only after the signal), gets every byte
+// back in order, and the server exits 0 having counted them all. Every wait is bounded.
+TEST_P(EchoServerTest, SignalsWhileSeveralLoopsAreBusyLoseNoByte) {
+  auto server = Start({"--loops=4", "--drain_timeout=60s"});
+  constexpr int kClients = 8;
+  constexpr size_t kSize = 3 << 20;
+  constexpr size_t kThird = kSize / 3;
+  std::vector<std::string> payloads;
+  std::vector<std::string> echoed(kClients);
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  auto received = std::make_unique<std::atomic<size_t>[]>(kClients);
+  std::atomic<int> phase{0};  // 1: after the SIGUSR1s, 2: after SIGINT
+  auto until = [](const std::function<bool()>& holds) {
+    TimePoint give_up = Clock::now() + seconds(60);
+    while (!holds() && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
+    return holds();
+  };
+  auto all_received = [&](size_t at_least) {
+    return [&, at_least] {
+      for (int i = 0; i < kClients; ++i) {
+        if (received[i].load() < at_least) return false;
+      }
+      return true;
+    };
+  };
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i) {
+    payloads.push_back(testing::RandomBytes(kSize, 100 + i));
+    clients.push_back(std::make_unique<BlockingClient>(port_, false, 60000));
+  }
+  for (int i = 0; i < kClients; ++i) {
+    threads.emplace_back([&, i] {
+      BlockingClient& c = *clients[i];
+      EXPECT_TRUE(c.send_all(payloads[i].substr(0, kThird)));
+      EXPECT_TRUE(until([&] { return phase.load() >= 1; }));
+      EXPECT_TRUE(c.send_all(payloads[i].substr(kThird, kThird)));
+      EXPECT_TRUE(until([&] { return phase.load() >= 2; }));
+      EXPECT_TRUE(c.send_all(payloads[i].substr(2 * kThird)));
+      c.shutdown_write();
+    });
+    threads.emplace_back([&, i] {
+      char buffer[65536];
+      for (;;) {
+        ssize_t n = ::recv(clients[i]->fd(), buffer, sizeof buffer, 0);
+        if (n <= 0) break;  // end of stream, or 60 s without a byte (a failure, seen below)
+        echoed[i].append(buffer, static_cast<size_t>(n));
+        received[i].store(echoed[i].size());
+      }
+    });
+  }
+  EXPECT_TRUE(until(all_received(kThird))) << "every client's first third is echoed";
+  for (int i = 0; i < 3; ++i) server->Signal(SIGUSR1);
+  phase = 1;
+  EXPECT_TRUE(until(all_received(2 * kThird))) << "still serving after SIGUSR1";
+  EXPECT_FALSE(server->Wait(milliseconds(0)).has_value()) << "SIGUSR1 ended the server: " << server->err();
+  EXPECT_EQ(server->out().find("draining"), std::string::npos) << server->out();
+  server->Signal(SIGINT);
+  EXPECT_TRUE(server->WaitForOutput("brrr-echo: Interrupt: draining")) << server->out();
+  phase = 2;
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_EQ(echoed[i].size(), kSize) << "client " << i;
+    EXPECT_TRUE(echoed[i] == payloads[i]) << "client " << i << ": the echo differs";
+  }
+  std::optional<int> code = server->Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "the drain did not end once every client had left";
+  EXPECT_EQ(*code, 0) << server->err();
+  EXPECT_NE(server->out().find("8 connections served"), std::string::npos) << server->out();
+  EXPECT_NE(server->out().find(std::to_string(kClients * kSize) + " bytes in, " + std::to_string(kClients * kSize) +
+                               " bytes out"),
+            std::string::npos)
+      << server->out();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EchoServerTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+}  // namespace
+}  // namespace brrr
