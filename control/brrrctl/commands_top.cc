@@ -25,7 +25,7 @@ namespace admin = brrr::admin::v1;
 
 constexpr absl::Duration kMinInterval = absl::Milliseconds(100);
 constexpr absl::Duration kMaxInterval = absl::Hours(1);
-constexpr uint32_t kDefaultFrames = 4;
+constexpr uint32_t kDefaultFrames = 5;
 // How often keys and Ctrl-C are looked at while waiting for the next poll.
 constexpr absl::Duration kKeyWait = absl::Milliseconds(100);
 
@@ -204,7 +204,7 @@ std::vector<Command> TopCommands() {
           .flags = {{"interval", "DURATION", "time between polls: 100ms to 1h (default 1s)"},
                     {"count", "N", "stop after N polls (default 0: until q or interrupted)"},
                     {"loop", "N[,N...]", "show only these loops at first (default: every loop)"},
-                    {"frames", "N", "stack frames shown per stall (default 4; 0: none)"}},
+                    {"frames", "N", "stack frames shown per stall (default 5; 0: none)"}},
           .run = RunTop,
       },
   };

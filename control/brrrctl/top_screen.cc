@@ -125,11 +125,12 @@ class Layout {
       x = Put(y_, x, PadLeft(c.title, c.width), A_BOLD | (c.sorts && c.key == state_.sort ? A_REVERSE : 0));
       x = Put(y_, x, " ");
     };
-    std::string minutes = absl::StrCat("last ", absl::FormatDuration(state_.history));
+    // Each sparkline follows its rate's column: "last 1m" says what it spans.
+    const std::string spans = absl::StrFormat("%-*s ", spark, absl::StrCat("last ", absl::FormatDuration(state_.history)));
     for (const Column& c : kLeft) header(c);
-    x = Put(y_, x, absl::StrFormat("%-*s ", spark, std::string(absl::StrCat("messages, ", minutes)).substr(0, spark)), A_BOLD);
+    x = Put(y_, x, spans, A_BOLD);
     header(kMiddle);
-    x = Put(y_, x, absl::StrFormat("%-*s ", spark, std::string(absl::StrCat("bytes, ", minutes)).substr(0, spark)), A_BOLD);
+    x = Put(y_, x, spans, A_BOLD);
     for (const Column& c : kRight) header(c);
     Put(y_, x, "LAST STALL", A_BOLD);
     ++y_;

@@ -37,7 +37,7 @@ struct TopScreenState {
   absl::Duration interval = absl::Seconds(1);
   absl::Duration history = absl::Minutes(1);
   // Stack frames shown per stall.
-  uint32_t frames = 4;
+  uint32_t frames = 5;
   // The sparklines' right edge.
   absl::Time now;
 };
