@@ -92,6 +92,12 @@ void TopModel::Update(Target& target, const TargetSnapshot& snapshot) {
     target.rates.clear();
     before = nullptr;
   }
+  if (before != nullptr && seconds > 0) {
+    target.previous = *before;
+    target.previous_seconds = seconds;
+  } else {
+    target.previous.reset();
+  }
   auto update = [&](int64_t key, const admin::LoopStats& n, const admin::LoopStats* b) {
     Rates& rates = target.rates[key];
     if (b == nullptr || seconds <= 0) return;
@@ -125,6 +131,11 @@ LoopRow TopModel::Row(const Target& target, const admin::LoopStats& stats, int64
   row.lateness_p99_us = stats.timer_lateness().p99_us();
   row.current_task = stats.current_task();
   row.current_task_running_ms = stats.current_task_running_ms();
+  const admin::LoopStats* before = nullptr;
+  if (target.previous.has_value()) {
+    before = key == kAllLoops ? &target.previous->total() : FindLoop(*target.previous, static_cast<uint32_t>(key));
+  }
+  row.figures = FigureCells(stats, before, target.previous_seconds);
   if (auto it = target.rates.find(key); it != target.rates.end()) {
     const Rates& rates = it->second;
     row.utilization = rates.utilization;

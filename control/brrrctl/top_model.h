@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "brrr/admin/v1/admin.pb.h"
+#include "control/brrrctl/top_figures.h"
 
 namespace brrr::control::top {
 
@@ -79,6 +80,8 @@ struct LoopRow {
   double current_task_running_ms = 0;
   // The loop's latest stall (for the row of all loops: the newest of any loop).
   std::optional<brrr::admin::v1::Stall> latest_stall;
+  // Every figure of the lists (top_figures.h).
+  std::vector<FigureCell> figures;
 };
 
 // One target, as shown.
@@ -132,6 +135,10 @@ class TopModel {
   };
   struct Target {
     TargetSnapshot last_good;
+    // The good snapshot before last_good, and the server seconds between them; unset when
+    // there is none to take rates from.
+    std::optional<brrr::admin::v1::Stats> previous;
+    double previous_seconds = 0;
     bool ever_read = false;
     absl::Status status;
     absl::Time last_taken;

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -139,6 +140,33 @@ class Layout {
       Row(row, spark, A_NORMAL);
     }
     if (y_ < Bottom()) Row(view.all, spark, A_BOLD);
+    if (state_.loops.size() == 1 && view.loops.size() == 1) Figures(view.loops.front());
+  }
+
+  // One loop shown: every figure of the lists, in a grid, list order down the columns.
+  void Figures(const LoopRow& row) {
+    constexpr int kCell = 40;
+    if (y_ + 2 >= Bottom() || row.figures.empty()) return;
+    ++y_;
+    Put(y_++, 0, absl::StrCat("FIGURES of loop ", *row.loop, " (name/s: a counter's rate over the last interval)"), A_BOLD);
+    const int columns = std::max(1, (COLS + 2) / kCell);
+    const int rows = (static_cast<int>(row.figures.size()) + columns - 1) / columns;
+    const int shown = std::min(rows, std::max(0, Bottom() - 10 - y_));
+    for (int r = 0; r < shown; ++r) {
+      for (int c = 0; c < columns; ++c) {
+        size_t i = static_cast<size_t>(c * rows + r);
+        if (i >= row.figures.size()) break;
+        const top::FigureCell& cell = row.figures[i];
+        std::string value = "-";
+        if (cell.value) {
+          value = absl::StrContains(cell.name, "_seconds") || absl::StrContains(cell.name, "_ms")
+                      ? FormatDecimal(*cell.value)
+                      : FormatShort(*cell.value);
+        }
+        Put(y_ + r, c * kCell, absl::StrFormat("%-*s %8s", kCell - 10, cell.name.substr(0, kCell - 10), value));
+      }
+    }
+    y_ += shown;
   }
 
   void Row(const LoopRow& row, int spark, int attributes) {

@@ -254,6 +254,10 @@ TEST_F(BrrrctlTopTest, KeysSortPauseAndSwitchLoops) {
         return absl::StrContains(p, "loops: 1") && !Row(p, "1").empty() && Row(p, "0").empty() && Row(p, "2").empty();
       },
       "loop 1 alone after 1");
+  // One loop: every figure of the lists too, counters as rates.
+  EXPECT_TRUE(absl::StrContains(pane, "FIGURES of loop 1")) << pane;
+  EXPECT_TRUE(absl::StrContains(pane, "ready_queue_depth")) << pane;
+  EXPECT_TRUE(absl::StrContains(pane, "tasks_run/s")) << pane;
   // Right steps to the next loop, right again past the last back to all of them.
   ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Right"}), 0);
   tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "loops: 2") && Row(p, "1").empty(); },

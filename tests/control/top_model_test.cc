@@ -11,6 +11,8 @@
 #include "absl/time/time.h"
 #include "control/brrrctl/top_text.h"
 #include "gtest/gtest.h"
+#include "runtime/loop_stats.h"
+#include "server/server_stats.h"
 
 namespace brrr::control::top {
 namespace {
@@ -239,6 +241,40 @@ TEST(TopModelTest, SeveralTargetsKeepTheirOwnHistoryInTheOrderFirstAdded) {
   EXPECT_EQ(views[1].target, "a:1");
   EXPECT_DOUBLE_EQ(*views[0].all.messages_per_second, 20.0);
   EXPECT_DOUBLE_EQ(*views[1].all.messages_per_second, 100.0);
+}
+
+TEST(TopModelTest, EveryFigureOfTheListsIsACellCountersAsRates) {
+  TopModel model;
+  TargetSnapshot first = Poll(10, {{.messages = 100, .ready = 2}});
+  first.stats.mutable_loops(0)->set_iterations(1000);
+  first.stats.mutable_loops(0)->set_accepting(true);
+  model.Add({first});
+  std::vector<TargetView> views = model.View({});
+  std::vector<FigureCell> cells = LoopOf(views[0], 0).figures;
+  ASSERT_EQ(cells.size(), std::size(kLoopFigures) + std::size(server::kEchoFigures));
+  EXPECT_EQ(cells.front().name, "ready_queue_depth");  // the loop's list first, in its order
+  auto cell = [&cells](const std::string& name) -> std::optional<double> {
+    for (const FigureCell& c : cells) {
+      if (c.name == name) return c.value;
+    }
+    ADD_FAILURE() << "no cell " << name;
+    return std::nullopt;
+  };
+  EXPECT_EQ(cell("ready_queue_depth"), 2.0);
+  EXPECT_EQ(cell("accepting"), 1.0);
+  EXPECT_FALSE(cell("iterations/s").has_value());  // one poll: no rate yet
+
+  TargetSnapshot second = Poll(12, {{.messages = 300, .running = 0.5}});
+  second.stats.mutable_loops(0)->set_iterations(1600);
+  model.Add({second});
+  views = model.View({});
+  cells = LoopOf(views[0], 0).figures;
+  EXPECT_EQ(cell("iterations/s"), 300.0);
+  EXPECT_EQ(cell("messages_in/s"), 100.0);
+  EXPECT_EQ(cell("running_seconds/s"), 0.25);
+  EXPECT_EQ(cell("stall_threshold_ms"), 0.0);  // a setting: its value
+  cells = views[0].all.figures;
+  EXPECT_EQ(cell("messages_out/s"), 100.0);
 }
 
 TEST(TopModelTest, WhereIsTheFirstFrameInTheProgramsOwnCode) {
