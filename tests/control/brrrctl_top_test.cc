@@ -387,5 +387,22 @@ TEST_F(BrrrctlTopTest, RefusesIntervalsOutOfRangeAndJson) {
   EXPECT_TRUE(absl::StrContains(help.out(), "--interval=DURATION")) << help.out();
 }
 
+// The other brrrctl views of issue 12's figures: `brrrctl stats` has the task duration
+// histogram's rows (p50 and p99, from LoopStats through the message's fields), and the general
+// help lists top.
+TEST_F(BrrrctlTopTest, StatsShowsTaskDurationPercentilesAndHelpListsTop) {
+  Start();  // the loop runs tasks as it starts: the histogram is not empty
+  testing::Process stats(Brrrctl(), {"--target=" + AdminAddress(), "stats"});
+  ASSERT_EQ(stats.Wait(seconds(30)).value_or(-1), 0) << stats.err();
+  for (const std::string row : {"task_duration.p50_us", "task_duration.p99_us"}) {
+    std::vector<std::string> words = Row(stats.out(), row);
+    ASSERT_EQ(words.size(), 3u) << row << "\n" << stats.out();  // the name, loop 0, the total
+    EXPECT_NE(words[2], "0") << row << "\n" << stats.out();
+  }
+  testing::Process help(Brrrctl(), {"--help"});
+  ASSERT_EQ(help.Wait(seconds(30)).value_or(-1), 0);
+  EXPECT_TRUE(absl::StrContains(help.out(), "\n  top ")) << help.out();
+}
+
 }  // namespace
 }  // namespace brrr
