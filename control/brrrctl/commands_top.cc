@@ -104,6 +104,7 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
   absl::Time next_poll = absl::Now();
   uint32_t ticks = 0;
   bool redraw = true;
+  std::vector<top::TargetView> views;  // as last drawn
   while (!stop.load()) {
     if (!state.paused && absl::Now() >= next_poll) {
       if (Outcome outcome = poller.Poll(); !outcome.ok()) return outcome;
@@ -112,8 +113,8 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
       ++ticks;
       redraw = true;
     }
-    std::vector<top::TargetView> views = model.View({.sort = state.sort, .loops = state.loops, .max_sockets = 100});
     if (redraw) {
+      views = model.View({.sort = state.sort, .loops = state.loops, .max_sockets = 100});
       screen.Draw(views, state);
       redraw = false;
       if (settings.count != 0 && ticks >= settings.count) break;
