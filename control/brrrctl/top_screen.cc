@@ -99,7 +99,9 @@ class Layout {
     }
     absl::StrAppend(&title, "  every ", absl::FormatDuration(state_.interval), "  sort: ", top::SortKeyName(state_.sort),
                     "  loops: ", state_.loops.empty() ? "all" : absl::StrJoin(state_.loops, ","));
-    std::string right = state_.paused ? "PAUSED " : absl::StrCat(absl::FormatTime("%H:%M:%S", state_.now, absl::LocalTimeZone()), " ");
+    // The time of the latest poll: a screen that stopped moving shows it.
+    std::string right =
+        state_.paused ? "PAUSED " : absl::StrCat(absl::FormatTime("%H:%M:%S", state_.now, absl::LocalTimeZone()), " ");
     attron(A_REVERSE);
     mvhline(y_, 0, ' ', COLS);
     attroff(A_REVERSE);
@@ -196,7 +198,9 @@ class Layout {
       std::string duration = absl::StrCat(FormatMilliseconds(row.latest_stall->duration_ms()),
                                           row.latest_stall->in_progress() ? "+ " : " ");
       int room = COLS - x - static_cast<int>(duration.size());
-      if (room > 3 && static_cast<int>(where.size()) > room) where = absl::StrCat("...", where.substr(where.size() - room + 3));
+      if (room > 3 && static_cast<int>(where.size()) > room) {
+        where = absl::StrCat("...", where.substr(where.size() - room + 3));
+      }
       Put(y_, x, absl::StrCat(duration, where), attributes);
     } else {
       Put(y_, x, "-", attributes);
