@@ -6,7 +6,8 @@
 // names its kind ("backends", "ipv6", "netns" (a network namespace for a test server, which
 // needs root), "tmux" (the terminal brrrctl top's test runs it in), or "all";
 // comma-separated). .bazelrc passes the variable through to tests and .ci/run sets
-// BRRR_REQUIRE=all, so CI cannot lose io_uring or IPv6 quietly; tools/skipped_tests.sh lists every skip of a run with its reason.
+// BRRR_REQUIRE=all, so CI cannot lose io_uring or IPv6 quietly; tools/skipped_tests.sh lists
+// every skip of a run with its reason.
 //
 //   if (!BackendStarts(backend, &why)) BRRR_SKIP_OR_FAIL("backends", why);
 #ifndef BRRR_TESTS_TESTING_SKIPS_H_
