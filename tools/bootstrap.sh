@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what brrr needs to build, run and test on Debian 12 (bookworm): Bazel 4.2.3 and
 # the Debian libraries it links (gRPC, Protobuf, Abseil, GoogleTest, Google Benchmark,
-# liburing, prometheus-cpp), and Prometheus for the metrics tests. Installs only what is
-# missing, so it is quick when everything is there.
+# liburing, prometheus-cpp, ncurses), Prometheus for the metrics tests and tmux for
+# `brrrctl top`'s. Installs only what is missing, so it is quick when everything is there.
 # Run as root or as a user with sudo.
 set -euo pipefail
 
@@ -15,6 +15,8 @@ set -euo pipefail
 # for readable stacks): tools/fuzz.sh, the fuzz targets built with --config=fuzz.
 # prometheus-cpp-dev: the metrics port's exposition (prometheus-cpp core); prometheus: promtool
 # and the server that //tests/control:metrics_test and :prometheus_test run against brrr-echo.
+# libncurses-dev: `brrrctl top`'s screen; tmux: the terminal //tests/control:brrrctl_top_test
+# runs it in.
 packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
@@ -22,6 +24,7 @@ packages=(
   grpc-proto prometheus-cpp-dev
   python3-grpcio python3-protobuf prometheus
   clang libclang-rt-14-dev llvm
+  libncurses-dev tmux
 )
 
 missing=()

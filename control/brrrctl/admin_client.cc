@@ -1,5 +1,6 @@
 #include "control/brrrctl/admin_client.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -9,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/security/credentials.h"
 
 namespace brrr::control {
@@ -30,6 +32,19 @@ absl::StatusOr<std::string> ReadToken(const std::string& path) {
         absl::StrCat("--token_file=", path, ": the token must be one word, on one line"));
   }
   return token;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const AdminClientOptions& options) {
+  if (options.max_reconnect_backoff <= absl::ZeroDuration()) {
+    return grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
+  }
+  int backoff_ms = static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.max_reconnect_backoff)));
+  grpc::ChannelArguments arguments;
+  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff_ms);
+  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
+  // Channels share subchannels (and their backoff) by default: this one keeps its own.
+  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), arguments);
 }
 
 std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {
@@ -81,7 +96,7 @@ absl::StatusOr<std::unique_ptr<AdminClient>> AdminClient::Create(const AdminClie
 AdminClient::AdminClient(AdminClientOptions options, std::string token)
     : options_(std::move(options)),
       token_(std::move(token)),
-      channel_(grpc::CreateChannel(options_.target, grpc::InsecureChannelCredentials())),
+      channel_(MakeChannel(options_)),
       admin_(brrr::admin::v1::Admin::NewStub(channel_)),
       health_(grpc::health::v1::Health::NewStub(channel_)) {}
 

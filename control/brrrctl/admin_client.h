@@ -37,6 +37,9 @@ struct AdminClientOptions {
   std::string token_file;
   // Deadline of a unary call, and how long a stream waits for a connection.
   absl::Duration timeout = absl::Seconds(5);
+  // The longest wait before connecting again after a failed connection; zero: gRPC's default
+  // (up to two minutes). `top` sets it short, to reconnect soon after a server comes back.
+  absl::Duration max_reconnect_backoff = absl::ZeroDuration();
 };
 
 // The name of a gRPC status code, as in the gRPC docs: "INVALID_ARGUMENT", "UNAVAILABLE"...

@@ -13,7 +13,7 @@ bool Command::takes(absl::string_view flag) const {
 const std::vector<Command>& AllCommands() {
   static const std::vector<Command>* const commands = [] {
     auto* all = new std::vector<Command>;
-    for (auto area : {StatsCommands, SocketsCommands, TrafficCommands, InjectionsCommands, StallsCommands}) {
+    for (auto area : {StatsCommands, SocketsCommands, TrafficCommands, InjectionsCommands, StallsCommands, TopCommands}) {
       for (Command& c : area()) all->push_back(std::move(c));
     }
     return all;

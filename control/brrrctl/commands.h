@@ -3,7 +3,7 @@
 // that runs it. The table is split by area, one file each: commands_stats.cc (info, stats,
 // watch, health), commands_sockets.cc (sockets, close), commands_traffic.cc (throttle,
 // drain), commands_injections.cc (inject, injections, cancel), commands_stalls.cc (stalls,
-// stall-threshold).
+// stall-threshold), commands_top.cc (top).
 //
 //   const Command* command = FindCommand("stats");
 //   Outcome outcome = command->run(invocation);
@@ -86,6 +86,7 @@ std::vector<Command> SocketsCommands();
 std::vector<Command> TrafficCommands();
 std::vector<Command> InjectionsCommands();
 std::vector<Command> StallsCommands();
+std::vector<Command> TopCommands();
 
 // Helpers for commands.
 

@@ -4,9 +4,10 @@
 // loopback makes a test skip, which Bazel reports as PASSED. So a skip for one of these
 // reasons goes through BRRR_SKIP_OR_FAIL, which turns it into a failure when $BRRR_REQUIRE
 // names its kind ("backends", "ipv6", "netns" (a network namespace for a test server, which
-// needs root), or "all"; comma-separated). .bazelrc passes the variable
-// through to tests and .ci/run sets BRRR_REQUIRE=all, so CI cannot lose io_uring or IPv6
-// quietly; tools/skipped_tests.sh lists every skip of a run with its reason.
+// needs root), "tmux" (the terminal brrrctl top's test runs it in), or "all";
+// comma-separated). .bazelrc passes the variable through to tests and .ci/run sets
+// BRRR_REQUIRE=all, so CI cannot lose io_uring or IPv6 quietly; tools/skipped_tests.sh lists
+// every skip of a run with its reason.
 //
 //   if (!BackendStarts(backend, &why)) BRRR_SKIP_OR_FAIL("backends", why);
 #ifndef BRRR_TESTS_TESTING_SKIPS_H_

@@ -1,0 +1,214 @@
+// `brrrctl top`: a live view of the loops (top_screen.h on a terminal, top_text.h's plain lines
+// otherwise), polled every --interval (top_source.h) and kept as rates and history by the model
+// (top_model.h).
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <memory>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "control/brrrctl/brrrctl_flags.h"
+#include "control/brrrctl/commands.h"
+#include "control/brrrctl/top_model.h"
+#include "control/brrrctl/top_screen.h"
+#include "control/brrrctl/top_source.h"
+#include "control/brrrctl/top_text.h"
+
+namespace brrr::control {
+namespace {
+
+constexpr absl::Duration kMinInterval = absl::Milliseconds(100);
+constexpr absl::Duration kMaxInterval = absl::Hours(1);
+constexpr uint32_t kDefaultFrames = 5;
+// How often keys and Ctrl-C are looked at while waiting for the next poll.
+constexpr absl::Duration kKeyWait = absl::Milliseconds(100);
+
+struct TopSettings {
+  absl::Duration interval = absl::Seconds(1);
+  uint32_t count = 0;
+  uint32_t frames = kDefaultFrames;
+  std::vector<uint32_t> loops;
+};
+
+// Polls the one target (and words its throttles), checking --loop against the first answer.
+class Poller {
+ public:
+  Poller(TopSource& source, top::TopModel& model, const std::vector<uint32_t>& loops)
+      : source_(source), model_(model), loops_(loops) {}
+
+  Outcome Poll() {
+    top::TargetSnapshot snapshot = source_.Poll();
+    if (snapshot.status.ok()) {
+      snapshot.throttle = ThrottleText(snapshot.stats.throttle());
+      if (!checked_) {
+        checked_ = true;
+        if (Outcome outcome = CheckLoops(loops_, snapshot.stats.loops_size()); !outcome.ok()) return outcome;
+      }
+    }
+    last_ = snapshot.taken;
+    model_.Add({std::move(snapshot)});
+    return Outcome::Ok();
+  }
+  absl::Time last() const { return last_; }
+
+ private:
+  TopSource& source_;
+  top::TopModel& model_;
+  const std::vector<uint32_t>& loops_;
+  bool checked_ = false;
+  absl::Time last_ = absl::Now();
+};
+
+Outcome RunPlain(Invocation& invocation, const TopSettings& settings, Poller& poller, top::TopModel& model,
+                 const std::atomic<bool>& stop) {
+  top::ViewOptions options{.loops = settings.loops};
+  for (uint32_t tick = 1; !stop.load(); ++tick) {
+    if (Outcome outcome = poller.Poll(); !outcome.ok()) return outcome;
+    invocation.out.Text(top::PlainBlock(model.View(options), options.sort, settings.frames));
+    if (settings.count != 0 && tick >= settings.count) break;
+    absl::Time next = absl::Now() + settings.interval;
+    while (!stop.load() && absl::Now() < next) absl::SleepFor(std::min(kKeyWait, next - absl::Now()));
+  }
+  return Outcome::Ok();
+}
+
+// The loop shown after `key` (left/right, a digit, `a`), among `loop_count` loops; unchanged
+// for other keys. Empty: every loop.
+std::vector<uint32_t> SwitchLoop(int key, const std::vector<uint32_t>& shown, uint32_t loop_count) {
+  if (key == 'a' || key == 'A') return {};
+  if (key >= '0' && key <= '9') {
+    uint32_t loop = static_cast<uint32_t>(key - '0');
+    return loop < loop_count ? std::vector<uint32_t>{loop} : shown;
+  }
+  if ((key != kKeyLeft && key != kKeyRight) || loop_count == 0) return shown;
+  // The cycle: all, 0, 1, ..., loop_count - 1, all again.
+  int64_t at = shown.size() == 1 ? static_cast<int64_t>(shown[0]) : -1;
+  at += key == kKeyRight ? 1 : -1;
+  if (at == static_cast<int64_t>(loop_count)) at = -1;
+  if (at < -1) at = loop_count - 1;
+  if (at == -1) return {};
+  return {static_cast<uint32_t>(at)};
+}
+
+Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& model, const std::atomic<bool>& stop) {
+  absl::StatusOr<std::unique_ptr<TopScreen>> opened = TopScreen::Open();
+  if (!opened.ok()) return Outcome::Usage(absl::StrCat("top: ", opened.status().message()));
+  TopScreen& screen = **opened;
+  TopScreenState state{.loops = settings.loops,
+                       .interval = settings.interval,
+                       .history = model.history(),
+                       .frames = settings.frames};
+  absl::Time next_poll = absl::Now();
+  uint32_t ticks = 0;
+  bool redraw = true;
+  std::vector<top::TargetView> views;  // as last drawn
+  while (!stop.load()) {
+    if (!state.paused && absl::Now() >= next_poll) {
+      if (Outcome outcome = poller.Poll(); !outcome.ok()) return outcome;
+      next_poll = absl::Now() + settings.interval;
+      state.now = poller.last();
+      ++ticks;
+      redraw = true;
+    }
+    if (redraw) {
+      views = model.View({.sort = state.sort, .loops = state.loops, .max_sockets = 100});
+      screen.Draw(views, state);
+      redraw = false;
+      if (settings.count != 0 && ticks >= settings.count) break;
+    }
+    int key = screen.ReadKey(state.paused ? kKeyWait : std::clamp(next_poll - absl::Now(), absl::ZeroDuration(), kKeyWait));
+    if (key == kNoKey) continue;
+    redraw = true;
+    if (key == 'q' || key == 'Q') break;
+    if (key == 's' || key == 'S') {
+      state.sort = top::NextSortKey(state.sort);
+    } else if (key == 'p' || key == 'P' || key == ' ') {
+      state.paused = !state.paused;
+    } else {
+      state.loops = SwitchLoop(key, state.loops, views.empty() ? 0 : views.front().loop_count);
+    }
+  }
+  return Outcome::Ok();
+}
+
+Outcome RunTop(Invocation& invocation) {
+  if (invocation.out.json()) {
+    return Outcome::Usage("top has no JSON form: use `brrrctl watch --json` for figures as JSON lines");
+  }
+  TopSettings settings;
+  if (invocation.given("interval")) settings.interval = absl::GetFlag(FLAGS_interval);
+  if (settings.interval < kMinInterval || settings.interval > kMaxInterval) {
+    return Outcome::Usage(absl::StrCat("--interval=", absl::FormatDuration(settings.interval),
+                                       ": top redraws every 100ms to 1h"));
+  }
+  settings.count = absl::GetFlag(FLAGS_count);
+  if (invocation.given("frames")) settings.frames = absl::GetFlag(FLAGS_frames);
+  settings.loops = absl::GetFlag(FLAGS_loop).loops;
+
+  // A client of top's own: it reconnects soon after the server comes back, and a call that
+  // hangs holds the screen no longer than an interval (or --timeout when given).
+  AdminClientOptions options{
+      .target = absl::GetFlag(FLAGS_target),
+      .token_file = absl::GetFlag(FLAGS_token_file),
+      .timeout = invocation.given("timeout") ? absl::GetFlag(FLAGS_timeout)
+                                              : std::clamp(settings.interval, absl::Seconds(1), absl::Seconds(5)),
+      .max_reconnect_backoff = std::clamp(settings.interval, kMinInterval, absl::Seconds(1)),
+  };
+  absl::StatusOr<std::unique_ptr<TopSource>> source = TopSource::Create(options);
+  if (!source.ok()) return Outcome::Usage(std::string(source.status().message()));
+  top::TopModel model;
+  Poller poller(**source, model, settings.loops);
+
+  std::atomic<bool> stop{false};
+  Interrupts::Scope scope = invocation.interrupts.OnInterrupt([&stop] { stop.store(true); });
+  if (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
+    return RunPlain(invocation, settings, poller, model, stop);
+  }
+  return RunScreen(settings, poller, model, stop);
+}
+
+}  // namespace
+
+std::vector<Command> TopCommands() {
+  return {
+      Command{
+          .name = "top",
+          .summary = "a live view of the loops, sockets, stalls and injections (q quits)",
+          .details =
+              "GetStats and ListSockets every --interval, and WatchStalls. On a terminal, a full-screen\n"
+              "view (ncurses), redrawn at each interval and when the terminal is resized:\n"
+              "  per loop, and for all loops: UTIL (time running / (running + waiting) over the last\n"
+              "  interval), READY (the ready-queue depth), CONNS, MSG/S and BYTES/S (in + out) with\n"
+              "  a sparkline each of the last minute, STALLS so far, LAG P99 (the 99th percentile of\n"
+              "  timer lateness) and LAST STALL (its duration and where the loop was stuck: the first\n"
+              "  stack frame in the server's own code);\n"
+              "  the latest stall of each loop with its innermost stack frames (--frames);\n"
+              "  the injections scheduled or running, the throttles in force;\n"
+              "  the sockets with the most bytes queued (then the most bytes moved), with their\n"
+              "  read/write-set membership;\n"
+              "  with one loop shown, every figure the loop publishes (the figure lists of\n"
+              "  runtime/loop_stats.h and server/server_stats.h), counters as rates per second.\n"
+              "Keys: q quit (exit 0); s sort by the next column (LOOP, UTIL, READY, MSG/S, BYTES/S,\n"
+              "STALLS, LAG P99; largest first); p or space pause and resume polling; left and right\n"
+              "step through the loops (all, 0, 1, ...); 0-9 show that loop only; a all loops again.\n"
+              "When the server cannot be reached the screen says \"unreachable: <why>\" over the last\n"
+              "figures and tries again at each interval, so it picks up a server that comes back.\n"
+              "Each call's deadline is --timeout when given, else the interval (at least 1s, at most 5s).\n"
+              "When standard output (or input) is not a terminal: plain lines instead, one block per\n"
+              "interval ending in an empty line, each line its kind (top, loop, socket, injection,\n"
+              "throttle, stall, frame) then NAME=VALUE words:\n"
+              "  brrrctl top --count=5 | grep '^loop=all'\n"
+              "SIGINT or SIGTERM ends it with exit 0.",
+          .flags = {{"interval", "DURATION", "time between polls: 100ms to 1h (default 1s)"},
+                    {"count", "N", "stop after N polls (default 0: until q or interrupted)"},
+                    {"loop", "N[,N...]", "show only these loops at first (default: every loop)"},
+                    {"frames", "N", "stack frames shown per stall (default 5; 0: none)"}},
+          .run = RunTop,
+      },
+  };
+}
+
+}  // namespace brrr::control

@@ -1,0 +1,322 @@
+#include "control/brrrctl/top_screen.h"
+
+#include <curses.h>
+#include <langinfo.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <clocale>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "control/brrrctl/cli_values.h"
+#include "control/brrrctl/message_text.h"
+#include "control/brrrctl/top_text.h"
+
+namespace brrr::control {
+namespace {
+
+namespace admin = brrr::admin::v1;
+using top::LoopRow;
+using top::SortKey;
+using top::TargetView;
+
+// Writes `text` at (y, x), cut at the right edge; returns the column after it. Text is ASCII
+// here (figures, names, frames): one byte, one column.
+int Put(int y, int x, absl::string_view text, int attributes = A_NORMAL) {
+  if (y < 0 || y >= LINES || x >= COLS) return x;
+  int room = COLS - x;
+  int n = std::min<int>(room, static_cast<int>(text.size()));
+  attron(attributes);
+  mvaddnstr(y, x, text.data(), n);
+  attroff(attributes);
+  return x + n;
+}
+
+std::string PadLeft(absl::string_view text, size_t width) {
+  return text.size() >= width ? std::string(text) : absl::StrCat(std::string(width - text.size(), ' '), text);
+}
+
+std::string LatenessText(double us) {
+  if (us < 1000) return absl::StrFormat("%.0fus", us);
+  if (us < 1e6) return absl::StrFormat("%.1fms", us / 1000);
+  return absl::StrFormat("%.1fs", us / 1e6);
+}
+
+// The loop table's columns: name, width (right-aligned), the sort key it shows.
+struct Column {
+  const char* title;
+  int width;
+  SortKey key;
+  bool sorts = true;  // false: no sort key shows this column
+};
+constexpr Column kLeft[] = {{"LOOP", 4, SortKey::kLoop},
+                            {"UTIL", 5, SortKey::kUtilization},
+                            {"READY", 6, SortKey::kReady},
+                            {"CONNS", 6, SortKey::kLoop, false},
+                            {"MSG/S", 7, SortKey::kMessages}};
+constexpr Column kMiddle = {"BYTES/S", 8, SortKey::kBytes};
+constexpr Column kRight[] = {{"STALLS", 6, SortKey::kStalls}, {"LAG P99", 8, SortKey::kLateness}};
+// Columns taken by everything but the two sparklines and the last stall's column.
+constexpr int kFixedColumns = 4 + 5 + 6 + 6 + 7 + 8 + 6 + 8 + 11;  // widths, then one space each
+constexpr int kLastStallColumns = 34;
+
+int SparkWidth() { return std::clamp((COLS - kFixedColumns - kLastStallColumns) / 2, 8, 40); }
+
+class Layout {
+ public:
+  Layout(const TopScreenState& state, bool unicode) : state_(state), unicode_(unicode) {}
+
+  void Draw(const std::vector<TargetView>& views) {
+    for (const TargetView& view : views) {
+      if (y_ >= Bottom()) break;
+      Title(view);
+      if (!view.ever_read) continue;
+      Loops(view);
+      Stalls(view);
+      Injections(view);
+      Sockets(view);
+    }
+    Keys();
+  }
+
+ private:
+  int Bottom() const { return LINES - 1; }  // the keys' line
+
+  void Title(const TargetView& view) {
+    std::string title = absl::StrCat(" brrrctl top  ", view.target);
+    if (view.ever_read) {
+      absl::StrAppend(&title, "  up ", FormatMilliseconds(std::floor(view.uptime_seconds) * 1000), "  ",
+                      view.loop_count, view.loop_count == 1 ? " loop" : " loops",
+                      view.draining ? "  DRAINING" : "");
+    }
+    absl::StrAppend(&title, "  every ", absl::FormatDuration(state_.interval), "  sort: ", top::SortKeyName(state_.sort),
+                    "  loops: ", state_.loops.empty() ? "all" : absl::StrJoin(state_.loops, ","));
+    // The time of the latest poll: a screen that stopped moving shows it.
+    std::string right =
+        state_.paused ? "PAUSED " : absl::StrCat(absl::FormatTime("%H:%M:%S", state_.now, absl::LocalTimeZone()), " ");
+    attron(A_REVERSE);
+    mvhline(y_, 0, ' ', COLS);
+    attroff(A_REVERSE);
+    Put(y_, 0, title, A_REVERSE | A_BOLD);
+    Put(y_, std::max<int>(static_cast<int>(title.size()) + 1, COLS - static_cast<int>(right.size())), right,
+        A_REVERSE | A_BOLD);
+    ++y_;
+    if (!view.status.ok()) {
+      Put(y_++, 0, top::StatusText(view.status), A_BOLD);
+      Put(y_++, 0,
+          absl::StrCat(view.ever_read ? absl::StrCat("the figures below are from ",
+                                                     absl::FormatTime("%H:%M:%S", view.taken, absl::LocalTimeZone()),
+                                                     "; ")
+                                      : "",
+                       "trying again every ", absl::FormatDuration(state_.interval)));
+    }
+  }
+
+  void Loops(const TargetView& view) {
+    if (y_ >= Bottom()) return;
+    const int spark = SparkWidth();
+    int x = 0;
+    auto header = [&](const Column& c) {
+      x = Put(y_, x, PadLeft(c.title, c.width), A_BOLD | (c.sorts && c.key == state_.sort ? A_REVERSE : 0));
+      x = Put(y_, x, " ");
+    };
+    // Each sparkline follows its rate's column: "last 1m" says what it spans.
+    const std::string spans = absl::StrFormat("%-*s ", spark, absl::StrCat("last ", absl::FormatDuration(state_.history)));
+    for (const Column& c : kLeft) header(c);
+    x = Put(y_, x, spans, A_BOLD);
+    header(kMiddle);
+    x = Put(y_, x, spans, A_BOLD);
+    for (const Column& c : kRight) header(c);
+    Put(y_, x, "LAST STALL", A_BOLD);
+    ++y_;
+    for (const LoopRow& row : view.loops) {
+      if (y_ >= Bottom()) return;
+      Row(row, spark, A_NORMAL);
+    }
+    if (y_ < Bottom()) Row(view.all, spark, A_BOLD);
+    if (state_.loops.size() == 1 && view.loops.size() == 1) Figures(view.loops.front());
+  }
+
+  // One loop shown: every figure of the lists, in a grid, list order down the columns.
+  void Figures(const LoopRow& row) {
+    constexpr int kCell = 40;
+    if (y_ + 2 >= Bottom() || row.figures.empty()) return;
+    ++y_;
+    Put(y_++, 0, absl::StrCat("FIGURES of loop ", *row.loop, " (name/s: a counter's rate over the last interval)"), A_BOLD);
+    const int columns = std::max(1, (COLS + 2) / kCell);
+    const int rows = (static_cast<int>(row.figures.size()) + columns - 1) / columns;
+    const int shown = std::min(rows, std::max(0, Bottom() - 10 - y_));
+    for (int r = 0; r < shown; ++r) {
+      for (int c = 0; c < columns; ++c) {
+        size_t i = static_cast<size_t>(c * rows + r);
+        if (i >= row.figures.size()) break;
+        const top::FigureCell& cell = row.figures[i];
+        std::string value = "-";
+        if (cell.value) {
+          value = absl::StrContains(cell.name, "_seconds") || absl::StrContains(cell.name, "_ms")
+                      ? FormatDecimal(*cell.value)
+                      : FormatShort(*cell.value);
+        }
+        Put(y_ + r, c * kCell, absl::StrFormat("%-*s %8s", kCell - 10, cell.name.substr(0, kCell - 10), value));
+      }
+    }
+    y_ += shown;
+  }
+
+  void Row(const LoopRow& row, int spark, int attributes) {
+    int x = 0;
+    auto cell = [&](const std::string& text, int width) {
+      x = Put(y_, x, PadLeft(text, width), attributes);
+      x = Put(y_, x, " ");
+    };
+    auto line = [&](const std::vector<std::pair<absl::Time, double>>& history) {
+      std::string drawn = top::Sparkline(top::SparkLevels(history, state_.now, state_.history, spark), unicode_);
+      if (x + spark <= COLS) mvaddstr(y_, x, drawn.c_str());
+      x = std::min(COLS, x + spark + 1);
+    };
+    cell(row.loop ? absl::StrCat(*row.loop) : "all", 4);
+    cell(top::PercentText(row.utilization), 5);
+    cell(absl::StrCat(row.ready_queue_depth), 6);
+    cell(absl::StrCat(row.connections), 6);
+    cell(top::RateText(row.messages_per_second), 7);
+    line(row.messages_history);
+    cell(top::RateText(row.bytes_per_second), 8);
+    line(row.bytes_history);
+    cell(absl::StrCat(row.stalls), 6);
+    cell(LatenessText(row.lateness_p99_us), 8);
+    if (row.latest_stall) {
+      // The function's end (its name) matters more than its namespaces: cut from the left.
+      std::string where = top::FrameFunction(top::StallWhere(*row.latest_stall));
+      std::string duration = absl::StrCat(FormatMilliseconds(row.latest_stall->duration_ms()),
+                                          row.latest_stall->in_progress() ? "+ " : " ");
+      int room = COLS - x - static_cast<int>(duration.size());
+      if (room > 3 && static_cast<int>(where.size()) > room) {
+        where = absl::StrCat("...", where.substr(where.size() - room + 3));
+      }
+      Put(y_, x, absl::StrCat(duration, where), attributes);
+    } else {
+      Put(y_, x, "-", attributes);
+    }
+    ++y_;
+  }
+
+  void Stalls(const TargetView& view) {
+    if (view.stalls.empty() || y_ + 2 >= Bottom()) return;
+    // Leave room for the injections, the throttles and a few sockets.
+    const int last = std::max(y_ + 2, Bottom() - 8);
+    ++y_;
+    Put(y_++, 0, "LATEST STALLS (per loop, newest first; frames innermost first)", A_BOLD);
+    for (const admin::Stall& stall : view.stalls) {
+      if (y_ >= last) return;
+      Put(y_++, 1, top::StallTitle(stall));
+      std::vector<std::string> frames = top::StallFrames(stall);
+      if (frames.empty()) {
+        if (y_ < last) Put(y_++, 3, "(no stack: the stall ended before the watchdog sampled it)");
+        continue;
+      }
+      for (size_t n = 0; n < frames.size() && n < state_.frames && y_ < last; ++n) {
+        Put(y_++, 3, absl::StrCat("#", n, " ", frames[n]));
+      }
+    }
+  }
+
+  void Injections(const TargetView& view) {
+    if (y_ + 1 >= Bottom()) return;
+    ++y_;
+    if (view.injections.empty()) {
+      Put(y_++, 0, "INJECTIONS: none", A_BOLD);
+    } else {
+      Put(y_++, 0, "INJECTIONS", A_BOLD);
+      for (const admin::Injection& i : view.injections) {
+        if (y_ >= Bottom()) return;
+        Put(y_++, 1, top::InjectionText(i));
+      }
+    }
+    if (y_ < Bottom() && !view.throttle.empty()) {
+      int x = Put(y_, 0, "THROTTLE: ", A_BOLD);
+      Put(y_++, x, view.throttle);
+    }
+  }
+
+  void Sockets(const TargetView& view) {
+    if (y_ + 2 >= Bottom()) return;
+    ++y_;
+    Put(y_++, 0,
+        absl::StrCat("SOCKETS by bytes queued (", view.busiest_sockets.size(), " shown of ", view.sockets_matched, ")"),
+        A_BOLD);
+    Put(y_++, 0, absl::StrFormat("%6s %4s %-10s %-22s %10s %12s %12s  %s", "FD", "LOOP", "KIND", "PEER", "QUEUED",
+                                 "BYTES_IN", "BYTES_OUT", "SETS"),
+        A_BOLD);
+    for (const admin::SocketInfo& s : view.busiest_sockets) {
+      if (y_ >= Bottom()) return;
+      Put(y_++, 0, absl::StrFormat("%6d %4d %-10s %-22s %10d %12d %12d  %s", s.fd(), s.loop(), s.kind(),
+                                   s.peer().empty() ? "-" : s.peer(), s.bytes_queued(), s.bytes_in(), s.bytes_out(),
+                                   top::SetsText(s)));
+    }
+  }
+
+  void Keys() {
+    Put(LINES - 1, 0,
+        "q quit  s sort  p pause  left/right 0-9 a: loops   MSG/S BYTES/S: in+out  UTIL: running/(running+waiting)",
+        A_REVERSE);
+  }
+
+  const TopScreenState& state_;
+  bool unicode_;
+  int y_ = 0;
+};
+
+}  // namespace
+
+const int kKeyLeft = KEY_LEFT;
+const int kKeyRight = KEY_RIGHT;
+const int kKeyResize = KEY_RESIZE;
+static_assert(kNoKey == ERR);
+
+absl::StatusOr<std::unique_ptr<TopScreen>> TopScreen::Open() {
+  if (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
+    return absl::FailedPreconditionError("standard input and output must be a terminal");
+  }
+  // Only the character set: numbers keep the "C" locale's decimal point.
+  std::setlocale(LC_CTYPE, "");
+  const bool unicode = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+  ::screen* terminal = newterm(nullptr, stdout, stdin);
+  if (terminal == nullptr) {
+    const char* term = std::getenv("TERM");
+    return absl::FailedPreconditionError(absl::StrCat("cannot drive this terminal (TERM=", term != nullptr ? term : "",
+                                                      "): ncurses does not know it; try TERM=xterm"));
+  }
+  set_term(terminal);
+  cbreak();
+  noecho();
+  nonl();
+  keypad(stdscr, TRUE);
+  curs_set(0);
+  return std::unique_ptr<TopScreen>(new TopScreen(terminal, unicode));
+}
+
+TopScreen::~TopScreen() {
+  endwin();
+  delscreen(terminal_);
+}
+
+void TopScreen::Draw(const std::vector<top::TargetView>& views, const TopScreenState& state) {
+  erase();
+  Layout(state, unicode_).Draw(views);
+  refresh();
+}
+
+int TopScreen::ReadKey(absl::Duration timeout) {
+  ::timeout(static_cast<int>(std::max<int64_t>(0, absl::ToInt64Milliseconds(timeout))));
+  return getch();
+}
+
+}  // namespace brrr::control

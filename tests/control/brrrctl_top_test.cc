@@ -1,0 +1,408 @@
+// `brrrctl top` against a real brrr-echo under load from loopback clients: in a real terminal
+// (tmux runs it; the test reads the screen back with capture-pane) it shows the loops and
+// their rates, the stall an injected BLOCKING_SPIN causes with the frame it spun in, redraws
+// at a new width when the window is resized, exits 0 on `q`, says "unreachable" when the
+// server is killed and picks up the one started again on the same admin port. Piped, it
+// prints plain lines, a block per tick, for --count ticks.
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "brrr/admin/v1/admin.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+#include "tests/testing/skips.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string Brrrctl() { return testing::Runfile("control/brrrctl/brrrctl"); }
+
+// The tmux program on $PATH, or "".
+std::string FindTmux() {
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
+    std::string candidate = std::string(dir) + "/tmux";
+    if (access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return "";
+}
+
+std::vector<std::string> Lines(const std::string& text) { return absl::StrSplit(text, '\n'); }
+
+// A tmux server of the test's own (its socket in a fresh directory under /tmp: a socket's
+// path must be short), with one session, "top", whose one pane runs a command.
+class Tmux {
+ public:
+  explicit Tmux(std::string tmux) : tmux_(std::move(tmux)) {
+    char dir[] = "/tmp/brrr-top-XXXXXX";
+    dir_ = mkdtemp(dir) != nullptr ? dir : "";
+  }
+  ~Tmux() {
+    Run({"kill-server"});
+    std::error_code ignored;
+    std::filesystem::remove_all(dir_, ignored);
+  }
+
+  const std::string& dir() const { return dir_; }
+
+  // Runs a tmux command against this server; its exit code (-1000 if it did not end).
+  int Run(const std::vector<std::string>& args, std::string* out = nullptr) {
+    std::vector<std::string> all = {"-S", dir_ + "/tmux.sock"};
+    all.insert(all.end(), args.begin(), args.end());
+    testing::Process process(tmux_, all);
+    std::optional<int> code = process.Wait(seconds(30));
+    if (out != nullptr) *out = process.out();
+    return code.value_or(-1000);
+  }
+
+  // Starts the session, `width` x `height`, running `command` (a shell command line).
+  bool Start(int width, int height, const std::string& command) {
+    return Run({"new-session", "-d", "-s", "top", "-x", std::to_string(width), "-y", std::to_string(height),
+                command}) == 0;
+  }
+
+  std::string Capture() {
+    std::string pane;
+    Run({"capture-pane", "-p", "-t", "top"}, &pane);
+    return pane;
+  }
+
+  // The pane once `ready` holds for it (polled, bounded: 30 s); the test fails if it never does.
+  std::string WaitForPane(const std::function<bool(const std::string&)>& ready, const std::string& what) {
+    std::string pane;
+    for (int i = 0; i < 300; ++i) {
+      pane = Capture();
+      if (ready(pane)) return pane;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    ADD_FAILURE() << "the pane never showed " << what << " within 30 s; the last capture:\n" << pane;
+    return pane;
+  }
+
+ private:
+  std::string tmux_;
+  std::string dir_;
+};
+
+// The words of the pane's line that starts with `first` (after spaces), or none.
+std::vector<std::string> Row(const std::string& pane, const std::string& first) {
+  for (const std::string& line : Lines(pane)) {
+    std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (!words.empty() && words[0] == first) return words;
+  }
+  return {};
+}
+
+// The loops' table shows loop 0, loop 1 and all, with a message rate for all loops that is
+// not zero (columns: LOOP UTIL READY CONNS MSG/S ...).
+bool ShowsBusyLoops(const std::string& pane) {
+  std::vector<std::string> all = Row(pane, "all");
+  return absl::StrContains(pane, "LOOP  UTIL  READY  CONNS") && !Row(pane, "0").empty() &&
+         !Row(pane, "1").empty() && all.size() > 4 && all[4] != "-" && all[4] != "0";
+}
+
+size_t LongestLine(const std::string& pane) {
+  size_t longest = 0;
+  for (const std::string& line : Lines(pane)) longest = std::max(longest, line.size());
+  return longest;
+}
+
+// Echo traffic from a few loopback clients until stopped (bounded: 60 s, 200,000 rounds).
+class Load {
+ public:
+  explicit Load(uint16_t port) {
+    thread_ = std::thread([this, port] {
+      std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+      for (int i = 0; i < 4; ++i) clients.push_back(std::make_unique<testing::BlockingClient>(port));
+      const std::string message(512, 'x');
+      auto end = std::chrono::steady_clock::now() + seconds(60);
+      for (int round = 0; round < 200000 && !stop_.load() && std::chrono::steady_clock::now() < end; ++round) {
+        for (auto& client : clients) {
+          if (!client->send_all(message) || client->recv_exact(message.size()).size() != message.size()) return;
+        }
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    });
+  }
+  ~Load() {
+    stop_.store(true);
+    thread_.join();
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+class BrrrctlTopTest : public testing::AdminFixture {
+ protected:
+  void SetUp() override {
+    tmux_path_ = FindTmux();
+  }
+
+  // `brrrctl top` in the pane, writing its exit code to exit_file() when it ends.
+  std::string TopCommand(const std::string& dir, const std::string& flags) {
+    exit_file_ = dir + "/exit";
+    return "'" + Brrrctl() + "' --target=" + AdminAddress() + " top " + flags + "; echo $? > '" + exit_file_ + "'";
+  }
+
+  // The exit code top wrote (polled, bounded: 30 s), or nullopt.
+  std::optional<int> TopExitCode() {
+    for (int i = 0; i < 300; ++i) {
+      std::ifstream in(exit_file_);
+      int code = -1;
+      if (in >> code) return code;
+      std::this_thread::sleep_for(milliseconds(100));
+    }
+    return std::nullopt;
+  }
+
+  std::string tmux_path_;
+  std::string exit_file_;
+};
+
+#define REQUIRE_TMUX()                                                                              \
+  do {                                                                                              \
+    if (tmux_path_.empty()) BRRR_SKIP_OR_FAIL("tmux", "tmux is not installed (tools/bootstrap.sh installs it)"); \
+  } while (0)
+
+TEST_F(BrrrctlTopTest, ShowsTheLoopsAStallWithItsFrameRedrawsWhenResizedAndQuitsWithQ) {
+  REQUIRE_TMUX();
+  Start({"--loops=2"});
+  Load load(port_);
+  Tmux tmux(tmux_path_);
+  ASSERT_FALSE(tmux.dir().empty());
+  ASSERT_TRUE(tmux.Start(120, 40, TopCommand(tmux.dir(), "--interval=200ms")));
+
+  std::string pane = tmux.WaitForPane(ShowsBusyLoops, "loops 0 and 1 with traffic");
+  EXPECT_TRUE(absl::StrContains(pane, "brrrctl top  " + AdminAddress())) << pane;
+  EXPECT_TRUE(absl::StrContains(pane, "SOCKETS by bytes queued")) << pane;
+  EXPECT_TRUE(absl::StrContains(pane, "connection")) << pane;  // the load's sockets
+  EXPECT_TRUE(absl::StrContains(pane, "INJECTIONS: none")) << pane;
+  EXPECT_LE(LongestLine(pane), 120u) << pane;
+
+  admin::InjectTaskRequest inject;
+  inject.set_kind(admin::BLOCKING_SPIN);
+  inject.set_duration_ms(400);
+  inject.set_count(1);
+  inject.add_loops(0);
+  admin::Injection injection;
+  grpc::Status status = stub_->InjectTask(Context().get(), inject, &injection);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  pane = tmux.WaitForPane(
+      [](const std::string& p) {
+        return absl::StrContains(p, "loop 0 stall #") && absl::StrContains(p, "InjectedBlockingSpin");
+      },
+      "loop 0's stall with the spinning function among its frames");
+  EXPECT_TRUE(absl::StrContains(pane, "LATEST STALLS")) << pane;
+  // Loop 0's row names where it was stuck; loop 1 had no stall.
+  std::vector<std::string> loop0 = Row(pane, "0");
+  ASSERT_FALSE(loop0.empty()) << pane;
+  EXPECT_TRUE(absl::StrContains(loop0.back(), "InjectedBlockingSpin")) << pane;
+  std::vector<std::string> loop1 = Row(pane, "1");
+  ASSERT_FALSE(loop1.empty()) << pane;
+  EXPECT_EQ(loop1.back(), "-") << pane;
+
+  ASSERT_EQ(tmux.Run({"resize-window", "-t", "top", "-x", "170", "-y", "40"}), 0);
+  pane = tmux.WaitForPane([](const std::string& p) { return LongestLine(p) > 150 && ShowsBusyLoops(p); },
+                          "a line wider than 150 columns after the resize to 170");
+
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "q"}), 0);
+  std::optional<int> code = TopExitCode();
+  ASSERT_TRUE(code.has_value()) << "top did not exit after q; the pane:\n" << tmux.Capture();
+  EXPECT_EQ(*code, 0);
+}
+
+TEST_F(BrrrctlTopTest, KeysSortPauseAndSwitchLoopsAndCtrlCEndsIt) {
+  REQUIRE_TMUX();
+  Start({"--loops=3"});
+  Load load(port_);
+  Tmux tmux(tmux_path_);
+  ASSERT_TRUE(tmux.Start(120, 40, TopCommand(tmux.dir(), "--interval=200ms")));
+  tmux.WaitForPane([](const std::string& p) { return !Row(p, "2").empty() && absl::StrContains(p, "sort: LOOP"); },
+                   "three loops, sorted by loop");
+
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "s"}), 0);
+  tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "sort: UTIL"); }, "sort: UTIL after s");
+
+  // Loop 1 alone: its row, and no row for loops 0 and 2.
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "1"}), 0);
+  std::string pane = tmux.WaitForPane(
+      [](const std::string& p) {
+        return absl::StrContains(p, "loops: 1") && !Row(p, "1").empty() && Row(p, "0").empty() && Row(p, "2").empty();
+      },
+      "loop 1 alone after 1");
+  // One loop: every figure of the lists too, counters as rates.
+  EXPECT_TRUE(absl::StrContains(pane, "FIGURES of loop 1")) << pane;
+  EXPECT_TRUE(absl::StrContains(pane, "ready_queue_depth")) << pane;
+  EXPECT_TRUE(absl::StrContains(pane, "tasks_run/s")) << pane;
+  // Right steps to the next loop, right again past the last back to all of them.
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Right"}), 0);
+  tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "loops: 2") && Row(p, "1").empty(); },
+                   "loop 2 after Right");
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Right"}), 0);
+  tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "loops: all") && !Row(p, "0").empty(); },
+                   "every loop after Right past the last");
+
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "p"}), 0);
+  tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "PAUSED"); }, "PAUSED after p");
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "p"}), 0);
+  tmux.WaitForPane([](const std::string& p) { return !absl::StrContains(p, "PAUSED"); }, "no PAUSED after p again");
+
+  // Ctrl-C ends it as q does (the terminal is put back, exit 0).
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "C-c"}), 0);
+  std::optional<int> code = TopExitCode();
+  ASSERT_TRUE(code.has_value()) << tmux.Capture();
+  EXPECT_EQ(*code, 0);
+}
+
+TEST_F(BrrrctlTopTest, SaysUnreachableWhenTheServerDiesAndReconnectsWhenItIsBack) {
+  REQUIRE_TMUX();
+  Start({"--loops=2"});
+  Tmux tmux(tmux_path_);
+  ASSERT_TRUE(tmux.Start(120, 40, TopCommand(tmux.dir(), "--interval=200ms")));
+  tmux.WaitForPane([](const std::string& p) { return !Row(p, "all").empty(); }, "the loops");
+  const pid_t first = server_->pid();
+
+  server_->Signal(SIGKILL);
+  ASSERT_TRUE(server_->Wait(seconds(30)).has_value());
+  std::string pane =
+      tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "unreachable: "); }, "unreachable");
+  // The last figures stay on show under the message.
+  EXPECT_FALSE(Row(pane, "all").empty()) << pane;
+
+  // A new server on the same admin port (three loops this time, so the screen shows it is
+  // the new one).
+  server_ = std::make_unique<testing::Process>(testing::Runfile("server/brrr-echo/brrr-echo"),
+                                               std::vector<std::string>{"--port=0", "--loops=3",
+                                                                        "--admin_port=" + std::to_string(admin_port_)});
+  ASSERT_TRUE(server_->WaitForOutput("admin plane on " + AdminAddress())) << server_->err();
+  ASSERT_NE(server_->pid(), first);
+  tmux.WaitForPane(
+      [](const std::string& p) {
+        return !absl::StrContains(p, "unreachable") && absl::StrContains(p, " 3 loops") && !Row(p, "2").empty();
+      },
+      "the new server's three loops, without \"unreachable\"");
+
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "q"}), 0);
+  std::optional<int> code = TopExitCode();
+  ASSERT_TRUE(code.has_value()) << tmux.Capture();
+  EXPECT_EQ(*code, 0);
+}
+
+// Piped (standard output is not a terminal): plain lines, one block per tick.
+TEST_F(BrrrctlTopTest, PipedItPrintsPlainLinesForCountTicks) {
+  Start({"--loops=2"});
+  Load load(port_);
+  testing::Process top(Brrrctl(), {"--target=" + AdminAddress(), "top", "--count=3", "--interval=100ms"});
+  std::optional<int> code = top.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  ASSERT_EQ(*code, 0) << top.err();
+  std::vector<std::string> lines = Lines(top.out());
+  int blocks = 0;
+  int all_rows = 0;
+  bool rate_seen = false;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (absl::StartsWith(lines[i], "top target=" + AdminAddress() + " uptime=")) {
+      ++blocks;
+      EXPECT_TRUE(absl::StrContains(lines[i], " loops=2 ")) << lines[i];
+      ASSERT_LT(i + 3, lines.size());
+      EXPECT_TRUE(absl::StartsWith(lines[i + 1], "loop=0 util=")) << lines[i + 1];
+      EXPECT_TRUE(absl::StartsWith(lines[i + 2], "loop=1 util=")) << lines[i + 2];
+      EXPECT_TRUE(absl::StartsWith(lines[i + 3], "loop=all util=")) << lines[i + 3];
+    }
+    if (absl::StartsWith(lines[i], "loop=all ")) {
+      ++all_rows;
+      rate_seen |= !absl::StrContains(lines[i], " msg_per_s=- ") && !absl::StrContains(lines[i], " msg_per_s=0 ");
+    }
+  }
+  EXPECT_EQ(blocks, 3) << top.out();
+  EXPECT_EQ(all_rows, 3) << top.out();
+  EXPECT_TRUE(rate_seen) << top.out();
+  EXPECT_TRUE(absl::StrContains(top.out(), "\nsocket fd=")) << top.out();
+  EXPECT_TRUE(absl::StrContains(top.out(), " kind=connection ")) << top.out();
+  EXPECT_TRUE(absl::StrContains(top.out(), "\nthrottle \"conn_rate ")) << top.out();
+  // Each block ends with an empty line.
+  EXPECT_TRUE(absl::EndsWith(top.out(), "\n\n")) << top.out();
+
+  // Until interrupted: SIGTERM ends it with exit 0.
+  testing::Process endless(Brrrctl(), {"--target=" + AdminAddress(), "top", "--interval=100ms"});
+  ASSERT_TRUE(endless.WaitForOutput("loop=all")) << endless.err();
+  endless.Signal(SIGTERM);
+  code = endless.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << endless.err();
+}
+
+TEST_F(BrrrctlTopTest, PipedWithoutAServerItSaysUnreachableEachTick) {
+  const std::string target = "127.0.0.1:" + std::to_string(testing::PickFreePort());
+  testing::Process top(Brrrctl(), {"--target=" + target, "top", "--count=2", "--interval=100ms"});
+  std::optional<int> code = top.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << top.err();
+  std::vector<std::string> lines = Lines(top.out());
+  ASSERT_EQ(lines.size(), 5u) << top.out();  // two blocks of a line and an empty one, then ""
+  for (int i : {0, 2}) {
+    EXPECT_TRUE(absl::StartsWith(lines[i], "top target=" + target + " unreachable=\"cannot reach the admin plane at "))
+        << lines[i];
+  }
+}
+
+TEST_F(BrrrctlTopTest, RefusesIntervalsOutOfRangeAndJson) {
+  const std::string target = "--target=127.0.0.1:1";
+  for (const std::vector<std::string>& args : {std::vector<std::string>{target, "top", "--interval=10ms"},
+                                               std::vector<std::string>{target, "top", "--interval=2h"},
+                                               std::vector<std::string>{target, "--json", "top"}}) {
+    testing::Process top(Brrrctl(), args);
+    std::optional<int> code = top.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 2) << top.err();
+    EXPECT_TRUE(absl::StrContains(top.err(), "brrrctl: ")) << top.err();
+  }
+  testing::Process help(Brrrctl(), {"help", "top"});
+  ASSERT_EQ(help.Wait(seconds(30)).value_or(-1), 0);
+  EXPECT_TRUE(absl::StrContains(help.out(), "Keys: q quit (exit 0)")) << help.out();
+  EXPECT_TRUE(absl::StrContains(help.out(), "--interval=DURATION")) << help.out();
+}
+
+// The other brrrctl views of issue 12's figures: `brrrctl stats` has the task duration
+// histogram's rows (p50 and p99, from LoopStats through the message's fields), and the general
+// help lists top.
+TEST_F(BrrrctlTopTest, StatsShowsTaskDurationPercentilesAndHelpListsTop) {
+  Start();  // the loop runs tasks as it starts: the histogram is not empty
+  testing::Process stats(Brrrctl(), {"--target=" + AdminAddress(), "stats"});
+  ASSERT_EQ(stats.Wait(seconds(30)).value_or(-1), 0) << stats.err();
+  for (const std::string row : {"task_duration.p50_us", "task_duration.p99_us"}) {
+    std::vector<std::string> words = Row(stats.out(), row);
+    ASSERT_EQ(words.size(), 3u) << row << "\n" << stats.out();  // the name, loop 0, the total
+    EXPECT_NE(words[2], "0") << row << "\n" << stats.out();
+  }
+  testing::Process help(Brrrctl(), {"--help"});
+  ASSERT_EQ(help.Wait(seconds(30)).value_or(-1), 0);
+  EXPECT_TRUE(absl::StrContains(help.out(), "\n  top ")) << help.out();
+}
+
+}  // namespace
+}  // namespace brrr
