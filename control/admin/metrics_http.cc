@@ -1,7 +1,9 @@
 #include "control/admin/metrics_http.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -10,6 +12,7 @@
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 #include "runtime/async.h"
+#include "runtime/call_in_loop.h"
 
 namespace brrr::control {
 namespace {
@@ -60,6 +63,7 @@ HttpResponse Text(int status, std::string body) {
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(MetricsHttpOptions options,
                                                                             MetricsPages pages) {
+  UniqueFd adopted(std::exchange(options.listener_fd, -1));  // closed on every way out unless adopted
   absl::StatusOr<SocketAddress> address = SocketAddress::Parse(options.host, options.port);
   if (!address.ok()) {
     return absl::InvalidArgumentError(
@@ -74,7 +78,9 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   if (!loop.ok()) return loop.status();
   server->loop_ = *std::move(loop);
   // No SO_REUSEPORT: no other process can bind the port while this one holds it.
-  absl::StatusOr<Socket> listener = Socket::Listen(*server->loop_, *address, SocketOptions{}, /*backlog=*/64);
+  absl::StatusOr<Socket> listener = adopted.valid()
+                                        ? absl::StatusOr<Socket>(Socket::Adopt(*server->loop_, adopted.release(), "listener"))
+                                        : Socket::Listen(*server->loop_, *address, SocketOptions{}, /*backlog=*/64);
   if (!listener.ok()) {
     return absl::Status(listener.status().code(), absl::StrCat("cannot serve metrics on ", address->ToString(), ": ",
                                                                listener.status().message()));
@@ -83,7 +89,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   if (!local.ok()) return local.status();
   server->address_ = local->ToString();
   server->port_ = local->port();
-  create_task(*server->loop_, server->accept_loop(*std::move(listener)), "metrics:accept");
+  server->listener_fd_ = listener->fd();
+  server->acceptor_ = create_task(*server->loop_, server->accept_loop(*std::move(listener)), "metrics:accept");
   server->thread_ = std::thread([s = server.get()] {
     // Named for top -H and bench/metrics_overhead.sh, which measures this thread's CPU.
     pthread_setname_np(pthread_self(), "brrr-metrics");
@@ -102,7 +109,32 @@ void MetricsHttpServer::Stop() {
   }
   // Destroying the loop destroys the acceptor and the connections' tasks, which close their
   // sockets.
+  acceptor_ = Future<>();
+  listener_fd_ = -1;
   loop_.reset();
+}
+
+absl::StatusOr<UniqueFd> MetricsHttpServer::DuplicateListener() {
+  if (loop_ == nullptr) return absl::FailedPreconditionError("the metrics port has stopped");
+  auto dup = CallInLoop(
+      *loop_,
+      [this]() -> absl::StatusOr<int> {
+        if (acceptor_.done()) return absl::FailedPreconditionError("the metrics port no longer accepts");
+        int fd = ::fcntl(listener_fd_, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) return absl::ErrnoToStatus(errno, "duplicating the metrics listener");
+        return fd;
+      },
+      std::chrono::seconds(5), "metrics:duplicate_listener");
+  if (!dup.ok()) return dup.status();
+  if (!dup->ok()) return dup->status();
+  return UniqueFd(**dup);
+}
+
+void MetricsHttpServer::StopAccepting() {
+  if (loop_ == nullptr) return;
+  // Cancelling the accept loop closes the listener it owns.
+  (void)CallInLoop(
+      *loop_, [this] { return acceptor_.cancel(); }, std::chrono::seconds(5), "metrics:stop_accepting");
 }
 
 Task<> MetricsHttpServer::accept_loop(Socket listener) {

@@ -1,0 +1,118 @@
+#include "server/brrr-echo/upgrade.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+
+ABSL_FLAG(std::string, handover_socket, "",
+          "Listen on this UNIX socket (created 0600, removed at exit) for a new brrr-echo started with "
+          "--take_over=PATH: it receives the listening sockets, and once it accepts on them this process "
+          "stops accepting and drains, as on SIGTERM; no connection attempt is refused. Empty: no hand-over");
+ABSL_FLAG(std::string, take_over, "",
+          "Take the listening sockets (echo, and metrics and admin where this process serves the same "
+          "address) of the brrr-echo listening on this --handover_socket, instead of binding; --host must be "
+          "the running one's and --port the same or 0. Exit code 3 if it cannot; the running one serves on");
+
+namespace brrr {
+
+absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
+  std::unique_ptr<Upgrade> upgrade(new Upgrade());
+  std::string path = absl::GetFlag(FLAGS_take_over);
+  if (path.empty()) return upgrade;
+  absl::StatusOr<std::unique_ptr<server::TakeOver>> taking = server::TakeOver::Connect(path);
+  if (!taking.ok()) return taking.status();
+  upgrade->taking_ = *std::move(taking);
+  return upgrade;
+}
+
+Upgrade::~Upgrade() {
+  Stop();
+  if (taking_ != nullptr) taking_->Decline("the new instance did not start (its stderr says why)");
+}
+
+void Upgrade::AdoptEcho(server::EchoServerOptions& options) {
+  if (taking_ != nullptr) options.adopted_listeners = taking_->TakeEchoListeners();
+}
+
+int Upgrade::Adopt(std::optional<server::HandedListener>& listener, const std::string& host, uint16_t port) {
+  if (taking_ == nullptr || !listener.has_value() || port == 0) return -1;
+  absl::StatusOr<SocketAddress> wanted = SocketAddress::Parse(host, port);
+  if (!wanted.ok() || wanted->ToString() != listener->address.ToString()) {
+    listener.reset();
+    return -1;
+  }
+  int fd = listener->fd.release();
+  listener.reset();
+  return fd;
+}
+
+int Upgrade::AdoptAdmin(const std::string& host, uint16_t port) {
+  return taking_ == nullptr ? -1 : Adopt(taking_->mutable_listeners().admin, host, port);
+}
+
+int Upgrade::AdoptMetrics(const std::string& host, uint16_t port) {
+  return taking_ == nullptr ? -1 : Adopt(taking_->mutable_listeners().metrics, host, port);
+}
+
+absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* admin,
+                            control::MetricsHttpServer* metrics) {
+  if (taking_ != nullptr) {
+    pid_t old_pid = taking_->listeners().pid;
+    absl::Status committed = taking_->Commit();
+    std::string path = taking_->path();
+    taking_.reset();
+    if (!committed.ok()) return committed;
+    std::printf("brrr-echo: took over the listeners of pid %d through %s; it drains\n", static_cast<int>(old_pid),
+                path.c_str());
+    std::fflush(stdout);
+  }
+  std::string path = absl::GetFlag(FLAGS_handover_socket);
+  if (path.empty()) return absl::OkStatus();
+  server::HandoverCallbacks callbacks;
+  callbacks.collect = [&server, admin, metrics]() -> absl::StatusOr<server::ListenerSet> {
+    server::ListenerSet set;
+    set.echo = server.address();
+    absl::StatusOr<std::vector<UniqueFd>> echo = server.DuplicateListeners();
+    if (!echo.ok()) return echo.status();
+    set.echo_fds = *std::move(echo);
+    if (admin != nullptr) {
+      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(admin->address());
+      absl::StatusOr<UniqueFd> fd = admin->DuplicateListener();
+      if (at.ok() && fd.ok()) set.admin = server::HandedListener{*at, *std::move(fd)};
+    }
+    if (metrics != nullptr) {
+      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(metrics->address());
+      absl::StatusOr<UniqueFd> fd = metrics->DuplicateListener();
+      if (at.ok() && fd.ok()) set.metrics = server::HandedListener{*at, *std::move(fd)};
+    }
+    return set;
+  };
+  callbacks.released = [&server, admin, metrics](pid_t pid) {
+    // The new process accepts on every socket now: stop here and let open connections finish.
+    if (admin != nullptr) admin->StopAccepting();
+    if (metrics != nullptr) metrics->StopAccepting();
+    std::printf("brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
+                static_cast<int>(pid),
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(server.options().drain_timeout).count()));
+    std::fflush(stdout);
+    server.Drain();
+  };
+  absl::StatusOr<std::unique_ptr<server::HandoverListener>> listening =
+      server::HandoverListener::Listen(path, std::move(callbacks));
+  if (!listening.ok()) return listening.status();
+  handing_ = *std::move(listening);
+  std::printf("brrr-echo: hand-over socket at %s (brrr-echo --take_over=%s takes the listeners)\n", path.c_str(),
+              path.c_str());
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+void Upgrade::Stop() {
+  if (handing_ != nullptr) handing_->Stop();
+}
+
+}  // namespace brrr
