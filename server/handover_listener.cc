@@ -213,8 +213,8 @@ bool HandoverListener::Serve(UniqueFd conn) {
       Say(absl::StrCat("stopped while pid ", cred.pid, " was taking over"));
       return true;
     }
+    if (fds[0].revents != 0) break;  // the answer (or the new process went away) first
     if (fds[1].revents != 0) RefuseSecond();
-    if (fds[0].revents != 0) break;
   }
   absl::StatusOr<HandoverFrame> answer = ReadFrame(conn.get(), deadline);
   if (!answer.ok()) {
