@@ -45,7 +45,8 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
   std::unique_ptr<EchoServer> server(new EchoServer(std::move(options)));
   const EchoServerOptions& o = server->options_;
   SocketAddress bind_to = *address;
-  if (!adopted.empty()) {
+  const bool adopting = !adopted.empty();
+  if (adopting) {
     // The port is already this server's: the process that handed it over is leaving.
     absl::StatusOr<SocketAddress> at = AdoptedAddress(adopted, bind_to);
     if (!at.ok()) return at.status();
@@ -100,7 +101,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
                                                       server->active_total_, server->throttle_,
                                                       server->descriptor_budget_));
   }
-  if (adopted.empty() && !o.share_port) {
+  if (!adopting && !o.share_port) {
     if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {
       return absl::Status(sole.code(), absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", sole.message()));
     }
