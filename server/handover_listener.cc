@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace brrr::server {
@@ -174,6 +175,9 @@ bool HandoverListener::Serve(UniqueFd conn) {
   taking_ = cred.pid;
   absl::StatusOr<HandoverFrame> hello = ReadFrame(conn.get(), DeadlineAfter(kHelloTimeout));
   if (!hello.ok()) {
+    // A process that connects and closes at once is another brrr-echo checking whether this
+    // socket is live (Listen's probe): nothing to report.
+    if (absl::IsUnavailable(hello.status()) && absl::StrContains(hello.status().message(), "closed")) return false;
     Say(absl::StrCat("pid ", cred.pid, " connected but sent no hello (", hello.status().message(),
                      "); still serving"));
     return false;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -49,12 +50,13 @@ uint32_t GetU(const char* p, int bytes) {
 // Waits until `conn` is readable or the deadline passes.
 absl::Status WaitReadable(int conn, int64_t deadline_ns) {
   for (;;) {
-    int64_t left_ms = (deadline_ns - MonotonicNanos()) / 1'000'000;
-    if (left_ms <= 0) return absl::UnavailableError("no answer in time");
+    // Past the deadline, one look without waiting: what has arrived is still read.
+    int64_t left_ms = std::max<int64_t>(0, (deadline_ns - MonotonicNanos()) / 1'000'000);
     pollfd p{.fd = conn, .events = POLLIN, .revents = 0};
     int n = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(left_ms, 60'000)));
     if (n > 0) return absl::OkStatus();
     if (n < 0 && errno != EINTR) return absl::ErrnoToStatus(errno, "poll");
+    if (n == 0 && left_ms == 0) return absl::UnavailableError("no answer in time");
   }
 }
 

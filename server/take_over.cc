@@ -31,8 +31,12 @@ absl::StatusOr<std::unique_ptr<TakeOver>> TakeOver::Connect(const std::string& p
   auto failed = [&](const absl::Status& s) {
     return absl::Status(s.code(), absl::StrCat("cannot take over from ", path, ": ", s.message()));
   };
-  if (absl::Status hello = SendFrame(conn.get(), HandoverFrameType::kHello, ""); !hello.ok()) return failed(hello);
-  absl::StatusOr<ListenerSet> set = ReceiveOffer(conn.get(), MonotonicNanos() + timeout.count());
+  absl::Status hello = SendFrame(conn.get(), HandoverFrameType::kHello, "");
+  // A refusal may have been sent, and the connection closed, before the hello arrived (the
+  // send then fails with EPIPE): its reason is still there to read.
+  absl::StatusOr<ListenerSet> set =
+      ReceiveOffer(conn.get(), hello.ok() ? MonotonicNanos() + timeout.count() : MonotonicNanos());
+  if (!hello.ok() && !absl::IsFailedPrecondition(set.status())) return failed(hello);
   if (!set.ok()) {
     // The old process learns why (a listener it sent was not what it said): it logs it.
     if (absl::IsInvalidArgument(set.status())) {

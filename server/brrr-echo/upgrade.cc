@@ -20,12 +20,60 @@ namespace brrr {
 
 absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
   std::unique_ptr<Upgrade> upgrade(new Upgrade());
-  std::string path = absl::GetFlag(FLAGS_take_over);
-  if (path.empty()) return upgrade;
-  absl::StatusOr<std::unique_ptr<server::TakeOver>> taking = server::TakeOver::Connect(path);
+  std::string take_over = absl::GetFlag(FLAGS_take_over);
+  std::string handover = absl::GetFlag(FLAGS_handover_socket);
+  // Opened first, so that a path where another process listens stops this one before it
+  // binds anything; unless it is the path being taken over, which is free only once the old
+  // process has let go.
+  if (!handover.empty() && handover != take_over) {
+    if (absl::Status opened = upgrade->OpenHandoverSocket(handover); !opened.ok()) return opened;
+  }
+  if (take_over.empty()) return upgrade;
+  absl::StatusOr<std::unique_ptr<server::TakeOver>> taking = server::TakeOver::Connect(take_over);
   if (!taking.ok()) return taking.status();
   upgrade->taking_ = *std::move(taking);
   return upgrade;
+}
+
+absl::Status Upgrade::OpenHandoverSocket(const std::string& path) {
+  server::HandoverCallbacks callbacks;
+  callbacks.collect = [this]() -> absl::StatusOr<server::ListenerSet> {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (server_ == nullptr) return absl::UnavailableError("this instance is still starting; try again in a moment");
+    server::ListenerSet set;
+    set.echo = server_->address();
+    absl::StatusOr<std::vector<UniqueFd>> echo = server_->DuplicateListeners();
+    if (!echo.ok()) return echo.status();
+    set.echo_fds = *std::move(echo);
+    if (admin_ != nullptr) {
+      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(admin_->address());
+      absl::StatusOr<UniqueFd> fd = admin_->DuplicateListener();
+      if (at.ok() && fd.ok()) set.admin = server::HandedListener{*at, *std::move(fd)};
+    }
+    if (metrics_ != nullptr) {
+      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(metrics_->address());
+      absl::StatusOr<UniqueFd> fd = metrics_->DuplicateListener();
+      if (at.ok() && fd.ok()) set.metrics = server::HandedListener{*at, *std::move(fd)};
+    }
+    return set;
+  };
+  callbacks.released = [this](pid_t pid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // The new process accepts on every socket now: stop here and let open connections finish.
+    if (admin_ != nullptr) admin_->StopAccepting();
+    if (metrics_ != nullptr) metrics_->StopAccepting();
+    std::printf("brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
+                static_cast<int>(pid),
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(server_->options().drain_timeout).count()));
+    std::fflush(stdout);
+    server_->Drain();
+  };
+  absl::StatusOr<std::unique_ptr<server::HandoverListener>> listening =
+      server::HandoverListener::Listen(path, std::move(callbacks));
+  if (!listening.ok()) return listening.status();
+  handing_ = *std::move(listening);
+  return absl::OkStatus();
 }
 
 Upgrade::~Upgrade() {
@@ -69,42 +117,17 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
                 path.c_str());
     std::fflush(stdout);
   }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    server_ = &server;
+    admin_ = admin;
+    metrics_ = metrics;
+  }
   std::string path = absl::GetFlag(FLAGS_handover_socket);
   if (path.empty()) return absl::OkStatus();
-  server::HandoverCallbacks callbacks;
-  callbacks.collect = [&server, admin, metrics]() -> absl::StatusOr<server::ListenerSet> {
-    server::ListenerSet set;
-    set.echo = server.address();
-    absl::StatusOr<std::vector<UniqueFd>> echo = server.DuplicateListeners();
-    if (!echo.ok()) return echo.status();
-    set.echo_fds = *std::move(echo);
-    if (admin != nullptr) {
-      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(admin->address());
-      absl::StatusOr<UniqueFd> fd = admin->DuplicateListener();
-      if (at.ok() && fd.ok()) set.admin = server::HandedListener{*at, *std::move(fd)};
-    }
-    if (metrics != nullptr) {
-      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(metrics->address());
-      absl::StatusOr<UniqueFd> fd = metrics->DuplicateListener();
-      if (at.ok() && fd.ok()) set.metrics = server::HandedListener{*at, *std::move(fd)};
-    }
-    return set;
-  };
-  callbacks.released = [&server, admin, metrics](pid_t pid) {
-    // The new process accepts on every socket now: stop here and let open connections finish.
-    if (admin != nullptr) admin->StopAccepting();
-    if (metrics != nullptr) metrics->StopAccepting();
-    std::printf("brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
-                static_cast<int>(pid),
-                static_cast<long long>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(server.options().drain_timeout).count()));
-    std::fflush(stdout);
-    server.Drain();
-  };
-  absl::StatusOr<std::unique_ptr<server::HandoverListener>> listening =
-      server::HandoverListener::Listen(path, std::move(callbacks));
-  if (!listening.ok()) return listening.status();
-  handing_ = *std::move(listening);
+  if (handing_ == nullptr) {
+    if (absl::Status opened = OpenHandoverSocket(path); !opened.ok()) return opened;
+  }
   std::printf("brrr-echo: hand-over socket at %s (brrr-echo --take_over=%s takes the listeners)\n", path.c_str(),
               path.c_str());
   std::fflush(stdout);
@@ -113,6 +136,10 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
 
 void Upgrade::Stop() {
   if (handing_ != nullptr) handing_->Stop();
+  std::lock_guard<std::mutex> lock(mu_);
+  server_ = nullptr;
+  admin_ = nullptr;
+  metrics_ = nullptr;
 }
 
 }  // namespace brrr

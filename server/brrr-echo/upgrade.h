@@ -24,8 +24,10 @@
 #define BRRR_SERVER_BRRR_ECHO_UPGRADE_H_
 
 #include <memory>
+#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "control/admin/admin_server.h"
 #include "control/admin/metrics_http.h"
@@ -37,7 +39,9 @@ namespace brrr {
 
 class Upgrade {
  public:
-  // With --take_over: connects and receives the running instance's listeners; the error
+  // Opens --handover_socket (unless it is the --take_over path), so that a path where another
+  // process listens stops this one before it binds anything. With --take_over: connects and
+  // receives the running instance's listeners; the error
   // (no such socket, another protocol version, address mismatch, already handing over) means
   // exit 3, and the running instance serves on. Without it: an Upgrade that takes nothing.
   static absl::StatusOr<std::unique_ptr<Upgrade>> Begin();
@@ -51,7 +55,8 @@ class Upgrade {
   int AdoptMetrics(const std::string& host, uint16_t port);
 
   // Once everything has started: commits the take-over (the old process stops accepting),
-  // then opens --handover_socket. An error means this process must not serve on: the old
+  // then serves --handover_socket (Begin opened it already unless it is the --take_over path,
+  // which is free only now). An error means this process must not serve on: the old
   // one still does (Unavailable), or the socket cannot be opened; drain and exit 3.
   absl::Status Serve(server::EchoServer& server, control::AdminServer* admin, control::MetricsHttpServer* metrics);
   // Stops the hand-over listener (before the parts its callbacks use go away).
@@ -60,9 +65,17 @@ class Upgrade {
  private:
   Upgrade() = default;
   int Adopt(std::optional<server::HandedListener>& listener, const std::string& host, uint16_t port);
+  // Listens at `path`; until Serve names the parts, a process asking is told to try later.
+  absl::Status OpenHandoverSocket(const std::string& path);
 
   std::unique_ptr<server::TakeOver> taking_;
   std::unique_ptr<server::HandoverListener> handing_;
+  // What the hand-over listener's callbacks (on its thread) hand over and stop; set by Serve,
+  // cleared by Stop.
+  std::mutex mu_;
+  server::EchoServer* server_ ABSL_GUARDED_BY(mu_) = nullptr;
+  control::AdminServer* admin_ ABSL_GUARDED_BY(mu_) = nullptr;
+  control::MetricsHttpServer* metrics_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
 }  // namespace brrr
