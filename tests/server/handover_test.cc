@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -214,19 +215,49 @@ class SocketDir {
   std::string dir_;
 };
 
+// Starts brrr-echo with `args` plus free ports for its metrics and admin planes (made by
+// `with_ports`), picking again when another process took one between the pick and the bind
+// (PickFreePort can only say it was free a moment ago). Null if it never started.
+std::unique_ptr<Process> StartWithFreePorts(
+    const std::function<std::vector<std::string>(uint16_t metrics, uint16_t admin)>& with_ports, uint16_t* metrics,
+    uint16_t* admin) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    *metrics = testing::PickFreePort();
+    *admin = testing::PickFreePort();
+    auto p = std::make_unique<Process>(EchoBinary(), with_ports(*metrics, *admin));
+    for (int i = 0; i < 3000; ++i) {
+      if (p->WaitForOutput("listening on ", milliseconds(10))) return p;
+      if (p->Wait(milliseconds(0)).has_value()) break;
+    }
+    if (p->err().find("Address already in use") == std::string::npos) {
+      ADD_FAILURE() << "brrr-echo did not start: " << p->err();
+      return nullptr;
+    }
+  }
+  ADD_FAILURE() << "no free ports in 5 attempts";
+  return nullptr;
+}
+
 class HandoverTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   SocketDir dir;
-  uint16_t metrics_port = testing::PickFreePort();
-  uint16_t admin_port = testing::PickFreePort();
-  std::vector<std::string> common = {"--backend=" + GetParam(), "--metrics_port=" + std::to_string(metrics_port),
-                                     "--admin_port=" + std::to_string(admin_port),
-                                     "--handover_socket=" + dir.path()};
-  std::vector<std::string> a_args = common;
-  a_args.insert(a_args.end(), {"--port=0", "--loops=2"});
-  auto a = std::make_unique<Process>(EchoBinary(), a_args);
+  auto common_args = [&](uint16_t metrics, uint16_t admin) {
+    return std::vector<std::string>{"--backend=" + GetParam(), "--metrics_port=" + std::to_string(metrics),
+                                    "--admin_port=" + std::to_string(admin), "--handover_socket=" + dir.path()};
+  };
+  uint16_t metrics_port = 0;
+  uint16_t admin_port = 0;
+  std::unique_ptr<Process> a = StartWithFreePorts(
+      [&](uint16_t metrics, uint16_t admin) {
+        std::vector<std::string> args = common_args(metrics, admin);
+        args.insert(args.end(), {"--port=0", "--loops=2"});
+        return args;
+      },
+      &metrics_port, &admin_port);
+  ASSERT_NE(a, nullptr);
+  std::vector<std::string> common = common_args(metrics_port, admin_port);
   uint16_t port = a->ListeningPort();
   ASSERT_NE(port, 0) << a->err();
   ASSERT_TRUE(a->WaitForOutput("hand-over socket at " + dir.path())) << a->out() << a->err();
@@ -277,9 +308,16 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
 TEST_P(HandoverTest, ConnectionsQueuedForTheOldProcessAreAcceptedByTheNewOne) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   SocketDir dir;
-  uint16_t admin_port = testing::PickFreePort();
-  Process a(EchoBinary(), {"--backend=" + GetParam(), "--port=0", "--loops=2", "--admin_port=" + std::to_string(admin_port),
-                           "--handover_socket=" + dir.path()});
+  uint16_t unused_metrics_port = 0;
+  uint16_t admin_port = 0;
+  std::unique_ptr<Process> started = StartWithFreePorts(
+      [&](uint16_t, uint16_t admin) {
+        return std::vector<std::string>{"--backend=" + GetParam(), "--port=0", "--loops=2",
+                                        "--admin_port=" + std::to_string(admin), "--handover_socket=" + dir.path()};
+      },
+      &unused_metrics_port, &admin_port);
+  ASSERT_NE(started, nullptr);
+  Process& a = *started;
   uint16_t port = a.ListeningPort();
   ASSERT_NE(port, 0) << a.err();
   ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
