@@ -25,7 +25,9 @@
 //
 // A frame is a 12-byte header (magic "BRHO", version u16, type u16, payload length u32, all
 // big-endian) and a payload of at most kMaxHandoverPayload bytes. The OFFER payload is text,
-// one "key=value" per line: pid, loops, echo, and metrics / admin when served. A LISTENER's
+// one "key=value" per line: pid; loops, the number of echo listeners that follow (one per
+// loop of the old process, or more if it had itself taken over from one with more loops);
+// echo, their address; and metrics / admin, those listeners' addresses, when served. A LISTENER's
 // payload is its role ("echo", "metrics", "admin"); a REFUSE's or DECLINED's is the reason.
 //
 //   // old side (server/handover_listener.h runs this on its thread)

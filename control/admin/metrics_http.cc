@@ -103,6 +103,12 @@ MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
 void MetricsHttpServer::Stop() {
   if (loop_ == nullptr) return;
+  if (handed_over_.load()) {
+    // A client accepted here just before the hand-over asked this process, not the new one:
+    // answer it before going. Bounded: a client that never sends a request is not waited for.
+    int64_t until = MonotonicNanos() + kHandedOverGrace.count();
+    while (unanswered_.load() > 0 && MonotonicNanos() < until) std::this_thread::sleep_for(milliseconds(1));
+  }
   if (thread_.joinable()) {
     loop_->stop();
     thread_.join();
@@ -134,7 +140,12 @@ void MetricsHttpServer::StopAccepting() {
   if (loop_ == nullptr) return;
   // Cancelling the accept loop closes the listener it owns.
   (void)CallInLoop(
-      *loop_, [this] { return acceptor_.cancel(); }, std::chrono::seconds(5), "metrics:stop_accepting");
+      *loop_,
+      [this] {
+        handed_over_.store(true);
+        return acceptor_.cancel();
+      },
+      std::chrono::seconds(5), "metrics:stop_accepting");
 }
 
 Task<> MetricsHttpServer::accept_loop(Socket listener) {
@@ -175,6 +186,16 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
 }
 
 Task<> MetricsHttpServer::serve(Socket connection) {
+  struct FirstAnswer {
+    explicit FirstAnswer(std::atomic<int>& count) : count(count) { count.fetch_add(1); }
+    ~FirstAnswer() { given(); }
+    void given() {
+      if (!done) count.fetch_sub(1);
+      done = true;
+    }
+    std::atomic<int>& count;
+    bool done = false;
+  } first_answer(unanswered_);
   std::string received;
   for (;;) {
     absl::StatusOr<absl::StatusOr<std::optional<HttpRequest>>> read =
@@ -192,9 +213,11 @@ Task<> MetricsHttpServer::serve(Socket connection) {
     }
     if (!read->value().has_value()) co_return;  // the client closed
     const HttpRequest& request = *read->value();
-    bool keep_alive = request.keep_alive();
+    // After a hand-over, each client is sent to the new process for its next request.
+    bool keep_alive = request.keep_alive() && !handed_over_.load();
     std::string answer = FormatResponse(Answer(request), keep_alive, /*head_only=*/request.method == "HEAD");
     absl::StatusOr<absl::Status> sent = co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
+    first_answer.given();
     if (!sent.ok() || !sent->ok() || !keep_alive) co_return;
   }
 }

@@ -102,9 +102,13 @@ class MetricsHttpServer {
   // For a hand-over (server/handover_listener.h): a duplicate of the listening socket
   // (close-on-exec); FailedPrecondition once it no longer accepts. Any thread but the server's.
   absl::StatusOr<UniqueFd> DuplicateListener();
-  // Closes the listening socket (the process it was handed to serves the port now); requests
-  // on connections already open are still answered. Any thread but the server's.
+  // Closes the listening socket (the process it was handed to serves the port now). Requests
+  // on connections already open are still answered, each connection closes after its next
+  // answer (so a keep-alive client reconnects, to the new process), and Stop then waits up to
+  // kHandedOverGrace for connections that have not had their first answer (accepted just
+  // before the hand-over) to get it. Any thread but the server's.
   void StopAccepting();
+  static constexpr Duration kHandedOverGrace = std::chrono::seconds(2);
 
  private:
   MetricsHttpServer(MetricsHttpOptions options, MetricsPages pages)
@@ -128,6 +132,8 @@ class MetricsHttpServer {
   std::unique_ptr<EventLoop> loop_;
   Future<> acceptor_;     // the accept loop; it owns the listener
   int listener_fd_ = -1;  // the loop thread's: the listener's descriptor while acceptor_ runs
+  std::atomic<bool> handed_over_{false};  // StopAccepting was called
+  std::atomic<int> unanswered_{0};         // connections that have not had a first answer yet
   std::thread thread_;
 };
 

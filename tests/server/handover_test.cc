@@ -181,15 +181,26 @@ class HealthPoller {
   }
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};
+  std::string first_failure() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_failure_;
+  }
 
  private:
+  mutable std::mutex mu_;
+  std::string first_failure_;
   void Run(uint16_t port) {
     for (int i = 0; i < 100000 && !stop_.load(); ++i) {
       int fd = Connect(port);
       std::string reply;
       int r = fd < 0 ? fd : Exchange(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &reply);
       if (fd >= 0) ::close(fd);
-      (r == 0 && reply.rfind("HTTP/1.1 200", 0) == 0 ? ok : failed).fetch_add(1);
+      if (r == 0 && reply.rfind("HTTP/1.1 200", 0) == 0) {
+        ok.fetch_add(1);
+      } else if (failed.fetch_add(1) == 0) {
+        std::lock_guard<std::mutex> lock(mu_);
+        first_failure_ = r < 0 ? std::strerror(-r) : "answer: \"" + reply + "\"";
+      }
       std::this_thread::sleep_for(milliseconds(2));
     }
   }
@@ -290,7 +301,7 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
   EXPECT_EQ(clients.wrong.load(), 0) << clients.first_failure();
   EXPECT_EQ(clients.other.load(), 0) << clients.first_failure();
   EXPECT_EQ(clients.succeeded.load(), clients.attempts.load());
-  EXPECT_EQ(health.failed.load(), 0);
+  EXPECT_EQ(health.failed.load(), 0) << health.first_failure();
   EXPECT_GE(health.ok.load(), health_before + 3) << "the metrics port stopped answering after the hand-over";
   // The admin port is B's now.
   int admin = Connect(admin_port);
@@ -369,6 +380,56 @@ TEST_P(HandoverTest, ConnectionsQueuedForTheOldProcessAreAcceptedByTheNewOne) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, HandoverTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
+
+std::string EchoOf(uint16_t port, const std::string& payload) {
+  int fd = Connect(port);
+  if (fd < 0) return std::string("connect: ") + std::strerror(-fd);
+  std::string echoed;
+  int r = Exchange(fd, payload, &echoed);
+  ::close(fd);
+  return r == 0 ? echoed : std::string("exchange: ") + std::strerror(-r);
+}
+
+// A take-over that cannot happen ends the new process with exit code 3 and the reason; the
+// running one serves on and can still hand over afterwards.
+TEST(TakeOverErrorsTest, TheNewProcessExits3AndTheOldOneServesOn) {
+  SocketDir dir;
+  Process a(EchoBinary(), {"--backend=epoll", "--port=0", "--loops=2", "--handover_socket=" + dir.path()});
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{"--port=0", "--take_over=" + dir.path() + ".missing"}, "no brrr-echo listens for a hand-over at"},
+      {{"--port=" + std::to_string(testing::PickFreePort()), "--take_over=" + dir.path()}, "address mismatch"},
+      {{"--port=0", "--host=::1", "--take_over=" + dir.path()}, "address mismatch"},
+      // Its own hand-over socket cannot be another live one.
+      {{"--port=0", "--handover_socket=" + dir.path()}, "another process listens there"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = c.args;
+    args.push_back("--backend=epoll");
+    Process b(EchoBinary(), args);
+    std::optional<int> code = b.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << c.error;
+    EXPECT_EQ(*code, 3) << b.out() << b.err();
+    EXPECT_NE(b.err().find(c.error), std::string::npos) << b.err();
+    EXPECT_EQ(EchoOf(port, "still here"), "still here") << c.error;
+  }
+  EXPECT_FALSE(a.Wait(milliseconds(0)).has_value()) << "the old process stopped: " << a.out() << a.err();
+  // And it hands over when asked properly.
+  Process b(EchoBinary(), {"--backend=epoll", "--port=0", "--take_over=" + dir.path()});
+  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid ")) << b.out() << b.err();
+  std::optional<int> a_code = a.Wait(seconds(30));
+  ASSERT_TRUE(a_code.has_value());
+  EXPECT_EQ(*a_code, 0) << a.err();
+  EXPECT_EQ(EchoOf(port, "now B"), "now B");
+  b.Signal(SIGTERM);
+  EXPECT_EQ(b.Wait(seconds(30)), 0);
+}
 
 TEST(PlainRestartTest, WithoutAHandOverConnectionsAreRefused) {
   std::vector<std::string> args = {"--backend=epoll", "--loops=2"};
