@@ -86,7 +86,7 @@ class Shard {
   void on_drain_deadline();
   void force_close_all(CloseReason reason);
   void maybe_drained();
-  // The accept loop task is running (it may be waiting for an accept, a backoff or a budget).
+  // An accept loop task is running (it may be waiting for an accept, a backoff or a budget).
   bool accepting() const;
 
   const EchoServerOptions& options_;

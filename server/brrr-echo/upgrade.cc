@@ -126,7 +126,13 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
   std::string path = absl::GetFlag(FLAGS_handover_socket);
   if (path.empty()) return absl::OkStatus();
   if (handing_ == nullptr) {
-    if (absl::Status opened = OpenHandoverSocket(path); !opened.ok()) return opened;
+    // The path just taken over from. The old process has let go: draining now would leave
+    // the port to nobody, so this process serves on, only without a way to hand over.
+    if (absl::Status opened = OpenHandoverSocket(path); !opened.ok()) {
+      std::fprintf(stderr, "brrr-echo: warning: %s; serving on, but no new process can take over from this one\n",
+                   std::string(opened.message()).c_str());
+      return absl::OkStatus();
+    }
   }
   std::printf("brrr-echo: hand-over socket at %s (brrr-echo --take_over=%s takes the listeners)\n", path.c_str(),
               path.c_str());

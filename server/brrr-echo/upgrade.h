@@ -56,8 +56,9 @@ class Upgrade {
 
   // Once everything has started: commits the take-over (the old process stops accepting),
   // then serves --handover_socket (Begin opened it already unless it is the --take_over path,
-  // which is free only now). An error means this process must not serve on: the old
-  // one still does (Unavailable), or the socket cannot be opened; drain and exit 3.
+  // which is free only now; failing to open that one is only a warning, as the old process
+  // has let go). An error means the old process did not let go and still accepts: this one
+  // must drain and exit 3.
   absl::Status Serve(server::EchoServer& server, control::AdminServer* admin, control::MetricsHttpServer* metrics);
   // Stops the hand-over listener (before the parts its callbacks use go away).
   void Stop();
