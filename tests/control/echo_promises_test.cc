@@ -203,15 +203,9 @@ admin::Injection Spin(admin::Admin::Stub& stub, std::unique_ptr<grpc::ClientCont
 // --stall_threshold=20ms: a 60 ms task is a stall (at the 100 ms default it would not be).
 TEST_F(StallFlagTest, ALowerStallThresholdCountsShorterTasks) {
   Start({"--stall_threshold=20ms"});
-  admin::Stats before = Stats();
-  EXPECT_DOUBLE_EQ(before.loops(0).stall_threshold_ms(), 20.0);
-  // Start-up tasks may be stalls at 20 ms already (mapping the receive buffers, under ASan):
-  // the spin's is the one after them.
-  uint64_t stalls_before = before.total().stalls();
+  EXPECT_DOUBLE_EQ(Stats().loops(0).stall_threshold_ms(), 20.0);
   Spin(*stub_, Context(), 60);
-  admin::Stats stalled = StatsWhen([&](const admin::Stats& s) {
-    return s.total().stalls() > stalls_before && s.loops(0).longest_task() == "inject:blocking_spin";
-  });
+  admin::Stats stalled = StatsWhen([](const admin::Stats& s) { return s.total().stalls() >= 1; });
   EXPECT_EQ(stalled.loops(0).longest_task(), "inject:blocking_spin");
   EXPECT_GE(stalled.loops(0).longest_task_ms(), 60.0);
 }
