@@ -4,6 +4,9 @@
 //   brrrctl watch --interval=500ms --json | jq .total.bytes_in
 //   brrrctl throttle --conn_rate=10KB
 //
+//   brrrctl --target=127.0.0.1:5001,127.0.0.1:5002 stats    # each, then the total
+//   brrrctl --targets_file=fleet.txt throttle --pause
+//
 // `brrrctl --help` lists the commands, the value syntax, the JSON format and the exit codes
 // (control/outcome.h); `brrrctl help COMMAND` a command's flags.
 #include <cstdio>
@@ -19,9 +22,11 @@
 #include "control/brrrctl/command_help.h"
 #include "control/brrrctl/command_line.h"
 #include "control/brrrctl/commands.h"
+#include "control/brrrctl/fleet_run.h"
 #include "control/brrrctl/interrupts.h"
 #include "control/brrrctl/outcome.h"
 #include "control/brrrctl/output.h"
+#include "control/brrrctl/targets.h"
 
 namespace brrr::control {
 namespace {
@@ -63,6 +68,15 @@ int RunHelp(const std::vector<std::string>& topics) {
   return PrintHelp(CommandHelp(*command));
 }
 
+// The targets of --target or --targets_file, checked.
+absl::StatusOr<std::vector<std::string>> Targets(const CommandLine& line) {
+  if (line.given("targets_file")) {
+    if (line.given("target")) return absl::InvalidArgumentError("give --target or --targets_file, not both");
+    return ReadTargetsFile(absl::GetFlag(FLAGS_targets_file));
+  }
+  return ParseTargetFlag(absl::GetFlag(FLAGS_target));
+}
+
 std::string CommandNames() {
   std::vector<std::string> names;
   for (const Command& c : AllCommands()) names.push_back(c.name);
@@ -99,8 +113,20 @@ int Run(int argc, char** argv, Interrupts& interrupts) {
                   command);
   }
 
-  absl::StatusOr<std::unique_ptr<AdminClient>> client = AdminClient::Create(
-      {absl::GetFlag(FLAGS_target), absl::GetFlag(FLAGS_token_file), absl::GetFlag(FLAGS_timeout)});
+  absl::StatusOr<std::vector<std::string>> targets = Targets(*line);
+  if (!targets.ok()) return Finish(Outcome::Usage(std::string(targets.status().message())), command);
+  AdminClientOptions options{targets->front(), absl::GetFlag(FLAGS_token_file), absl::GetFlag(FLAGS_timeout)};
+  if (targets->size() > 1) {
+    if (!command->run_fleet) {
+      return Finish(Outcome::Usage(absl::StrCat(command->name, " takes one target; ", targets->size(), " given")), command);
+    }
+    absl::StatusOr<std::unique_ptr<Fleet>> fleet = Fleet::Create(*targets, options);
+    if (!fleet.ok()) return Finish(Outcome::Usage(std::string(fleet.status().message())), command);
+    FleetInvocation invocation{args, *line, **fleet, absl::GetFlag(FLAGS_json), interrupts};
+    return Finish(command->run_fleet(invocation), command);
+  }
+
+  absl::StatusOr<std::unique_ptr<AdminClient>> client = AdminClient::Create(options);
   if (!client.ok()) return Finish(Outcome::Usage(std::string(client.status().message())), command);
   Output out(absl::GetFlag(FLAGS_json));
   Invocation invocation{args, *line, **client, out, interrupts};

@@ -3,7 +3,9 @@
 #include "absl/flags/flag.h"
 
 // The help strings here are generic; `brrrctl help COMMAND` prints each command's own.
-ABSL_FLAG(std::string, target, "127.0.0.1:5001", "The admin plane: HOST:PORT of brrr-echo --admin_port");
+ABSL_FLAG(std::string, target, "127.0.0.1:5001",
+          "The admin plane: HOST:PORT of brrr-echo --admin_port; several, comma-separated");
+ABSL_FLAG(std::string, targets_file, "", "A file of admin planes, one HOST:PORT per line");
 ABSL_FLAG(std::string, token_file, "", "A file holding the admin token, sent as \"authorization: Bearer <token>\"");
 ABSL_FLAG(bool, json, false, "One JSON object per line");
 ABSL_FLAG(absl::Duration, timeout, absl::Seconds(5), "Deadline of each call, and of connecting for streams");

@@ -41,7 +41,10 @@ std::string Synopsis(const Command& c) {
 
 const std::vector<FlagUse>& GlobalFlags() {
   static const std::vector<FlagUse>* const flags = new std::vector<FlagUse>{
-      {"target", "HOST:PORT", "the admin plane, brrr-echo --admin_port (default 127.0.0.1:5001)"},
+      {"target", "HOST:PORT[,...]", "the admin plane, brrr-echo --admin_port (default 127.0.0.1:5001);\n"
+                                    "several, comma-separated: the command runs on each (see Several targets)"},
+      {"targets_file", "PATH", "the admin planes, one HOST:PORT per line (blank lines and # comments\n"
+                               "are ignored); instead of --target"},
       {"token_file", "PATH", "a file holding the admin token (brrr-echo --admin_token_file); sent as\n"
                              "\"authorization: Bearer <token>\" on every call"},
       {"json", "", "one JSON object per line instead of text (format: brrrctl --help)"},
@@ -53,14 +56,16 @@ const std::vector<FlagUse>& GlobalFlags() {
 std::string GeneralHelp() {
   TextTable commands;
   for (const Command& c : AllCommands()) {
-    commands.AddRow({absl::StrCat("  ", c.name, c.changes_server ? " *" : ""), c.summary});
+    commands.AddRow({absl::StrCat("  ", c.name, c.changes_server ? " *" : ""),
+                     absl::StrCat(c.summary, c.run_fleet ? "" : " (one target)")});
   }
   commands.AddRow({"  help [COMMAND]", "this help, or a command's (also: brrrctl COMMAND --help)"});
   return absl::StrCat(
       "brrrctl: inspects and steers a running brrr-echo through its gRPC admin plane\n"
       "(brrr.admin.v1.Admin and grpc.health.v1; start brrr-echo with --admin_port=5001).\n"
       "\n"
-      "Usage: brrrctl [--target=HOST:PORT] [--token_file=PATH] [--json] [--timeout=5s] COMMAND [ARGS] [FLAGS]\n"
+      "Usage: brrrctl [--target=HOST:PORT[,...] | --targets_file=PATH] [--token_file=PATH] [--json] [--timeout=5s]\n"
+      "               COMMAND [ARGS] [FLAGS]\n"
       "Flags may come before or after the command; `--` ends the flags.\n"
       "\n"
       "Commands (* can change the server):\n",
@@ -81,6 +86,25 @@ std::string GeneralHelp() {
       "  brrrctl stats --json | jq '.total.connections_active'\n"
       "  brrrctl watch --json --interval=1s | jq -c '{t: .uptime_seconds, conns: .total.connections_active}'\n"
       "\n"
+      "Several targets (--target=A,B,C or --targets_file): every command but those marked \"one target\"\n"
+      "runs on every target at once (one unreachable target costs one --timeout, not one each), and\n"
+      "the results print in the order the targets were given; a target that fails does not stop the\n"
+      "others. Text: a line \"== HOST:PORT ==\" per target, then its usual output, or its error as\n"
+      "\"error (exit N): message\". info, stats and sockets end with \"== total: M of N targets\n"
+      "answering ==\" and the total over the targets that answered: stats sums each figure as its\n"
+      "figure list says (counters and levels summed, maxima the largest, a setting shown when every\n"
+      "target has the same; percentiles cannot be added and are left out, \"-\"), sockets counts\n"
+      "sockets, read set, write set and queued bytes, info the loops and listening addresses. watch\n"
+      "prints per sample a line per target and a total line; stalls prefixes each line with\n"
+      "\"[HOST:PORT] \". With --json, one object per line per target, then the total's:\n"
+      "  {\"target\":\"HOST:PORT\",\"result\":{...the object one target prints...}}\n"
+      "  {\"target\":\"HOST:PORT\",\"error\":{\"exit_code\":3,\"message\":\"cannot reach ...\"}}\n"
+      "  {\"total\":{\"targets\":3,\"answering\":2,...}}   (stats: \"stats\" holds the summed LoopStats,\n"
+      "                                                 left-out fields null, named in \"left_out\")\n"
+      "  brrrctl --targets_file=fleet.txt stats --json | jq 'select(.total) | .total.stats.bytes_in'\n"
+      "The exit code is the worst of the targets', in this order (best first): 0 ok, 5 not serving,\n"
+      "1 server error, 4 unauthenticated, 3 unreachable; a usage error (2) is found before any call.\n"
+      "\n"
       "Exit codes:\n"
       "  0  success; streams (watch, stalls) also after --count messages or on SIGINT/SIGTERM\n"
       "  1  the server answered with an error; stderr says \"brrrctl: CODE: message\"\n"
@@ -89,6 +113,7 @@ std::string GeneralHelp() {
       "  3  cannot reach the admin plane at --target (UNAVAILABLE, DEADLINE_EXCEEDED before connecting)\n"
       "  4  UNAUTHENTICATED: the server wants a token (--token_file), or another one\n"
       "  5  health: the server answered but is not SERVING (it is draining, for one)\n"
+      "  Several targets: the worst of theirs, in the order under \"Several targets\".\n"
       "  SIGINT/SIGTERM outside a stream end brrrctl as usual (status 128 + signal).\n");
 }
 
@@ -96,6 +121,7 @@ std::string CommandHelp(const Command& c) {
   std::string text = absl::StrCat("Usage: ", Synopsis(c), "\n\n", c.summary, "\n");
   if (!c.details.empty()) absl::StrAppend(&text, "\n", c.details, "\n");
   if (c.changes_server) absl::StrAppend(&text, "\nThis command can change the server.\n");
+  if (!c.run_fleet) absl::StrAppend(&text, "\nThis command takes one target.\n");
   if (!c.flags.empty()) absl::StrAppend(&text, "\nFlags:\n", FlagsText(c.flags));
   absl::StrAppend(&text, "\nGlobal flags:\n", FlagsText(GlobalFlags()),
                   "\nExit codes and value syntax: brrrctl --help\n");

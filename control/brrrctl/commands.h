@@ -9,9 +9,11 @@
 //   Outcome outcome = command->run(invocation);
 //
 // A command reads its flags with absl::GetFlag and Invocation::given; it writes results to
-// Invocation::out and returns how it ended.
+// Invocation::out and returns how it ended. Several targets (--target=A,B): Command::run_fleet,
+// made with the runners of fleet_run.h from the same `run`.
 //
-// Threads: main's thread runs commands.
+// Threads: a command runs on one thread: main's, or with several targets a thread per target
+// (fleet_run.h); it touches only its Invocation and reads flags, which are set before.
 #ifndef BRRR_CONTROL_COMMANDS_H_
 #define BRRR_CONTROL_COMMANDS_H_
 
@@ -29,6 +31,8 @@
 #include "control/brrrctl/output.h"
 
 namespace brrr::control {
+
+struct FleetInvocation;  // fleet_run.h
 
 // What a command runs with.
 struct Invocation {
@@ -64,6 +68,9 @@ struct Command {
   size_t max_args = 0;
   std::vector<FlagUse> flags;
   std::function<Outcome(Invocation&)> run;
+  // How it runs on several targets (fleet_run.h: OnEachTarget, StreamOnEachTarget...); unset:
+  // it takes one target only, and several are a usage error.
+  std::function<Outcome(FleetInvocation&)> run_fleet;
 
   bool takes(absl::string_view flag) const;
 };

@@ -11,6 +11,7 @@
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
+#include "control/brrrctl/fleet_run.h"
 #include "control/brrrctl/message_text.h"
 #include "control/brrrctl/text_table.h"
 
@@ -46,13 +47,9 @@ void AddInjection(const admin::Injection& i, TextTable* table) {
 }
 
 Outcome PrintInjection(Invocation& invocation, const admin::Injection& injection) {
-  if (invocation.out.json()) {
-    invocation.out.Json(injection);
-  } else {
-    TextTable table = InjectionTable();
-    AddInjection(injection, &table);
-    invocation.out.Text(table.Render());
-  }
+  TextTable table = InjectionTable();
+  AddInjection(injection, &table);
+  invocation.out.Result(injection, table.Render());
   return Outcome::Ok();
 }
 
@@ -88,13 +85,9 @@ Outcome RunInjections(Invocation& invocation) {
     return invocation.client.admin().ListInjections(context, admin::ListInjectionsRequest(), &response);
   });
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(response);
-    return Outcome::Ok();
-  }
   TextTable table = InjectionTable();
   for (const admin::Injection& i : response.injections()) AddInjection(i, &table);
-  invocation.out.Text(table.Render());
+  invocation.out.Result(response, table.Render());
   return Outcome::Ok();
 }
 
@@ -136,12 +129,14 @@ std::vector<Command> InjectionsCommands() {
                     {"interval", "DURATION", "from the start of one run to the start of the next (default 0)"},
                     {"loop", "N[,N...]", "the loops to run on (default: every loop)"}},
           .run = RunInject,
+          .run_fleet = OnEachTarget(RunInject),
       },
       Command{
           .name = "injections",
           .summary = "injections running and the last finished ones, newest first",
           .details = "ListInjections: the active injections and the last 100 finished or cancelled.",
           .run = RunInjections,
+          .run_fleet = OnEachTarget(RunInjections),
       },
       Command{
           .name = "cancel",
@@ -152,6 +147,7 @@ std::vector<Command> InjectionsCommands() {
           .min_args = 1,
           .max_args = 1,
           .run = RunCancel,
+          .run_fleet = OnEachTarget(RunCancel),
       },
   };
 }

@@ -8,6 +8,7 @@
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
+#include "control/brrrctl/fleet_run.h"
 #include "control/brrrctl/message_text.h"
 #include "control/brrrctl/text_table.h"
 
@@ -66,17 +67,13 @@ Outcome RunSockets(Invocation& invocation) {
     return invocation.client.admin().ListSockets(context, request, &response);
   });
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(response);
-    return Outcome::Ok();
-  }
   TextTable table = SocketTable();
   for (const admin::SocketInfo& s : response.sockets()) AddSocket(s, &table);
   std::string text = table.Render();
   if (response.matched() > static_cast<uint64_t>(response.sockets_size())) {
     absl::StrAppend(&text, response.sockets_size(), " of ", response.matched(), " matching sockets listed (--limit)\n");
   }
-  invocation.out.Text(text);
+  invocation.out.Result(response, text);
   return Outcome::Ok();
 }
 
@@ -96,13 +93,9 @@ Outcome RunClose(Invocation& invocation) {
     return invocation.client.admin().CloseConnection(context, request, &response);
   });
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(response);
-    return Outcome::Ok();
-  }
   TextTable table = SocketTable();
   AddSocket(response.closed(), &table);
-  invocation.out.Text(absl::StrCat("closed:\n", table.Render()));
+  invocation.out.Result(response, absl::StrCat("closed:\n", table.Render()));
   return Outcome::Ok();
 }
 
@@ -120,6 +113,7 @@ std::vector<Command> SocketsCommands() {
                     {"limit", "N", "list at most N sockets, 1 to 100000 (default 10000); the count of\n"
                                    "matching sockets is always given (`matched`)"}},
           .run = RunSockets,
+          .run_fleet = OnEachTarget(RunSockets, [] { return std::make_unique<SocketsTotal>(); }),
       },
       Command{
           .name = "close",
@@ -132,6 +126,7 @@ std::vector<Command> SocketsCommands() {
           .max_args = 1,
           .flags = {{"loop", "N", "the loop that owns it (default: whichever has it)"}},
           .run = RunClose,
+          .run_fleet = OnEachTarget(RunClose),
       },
   };
 }

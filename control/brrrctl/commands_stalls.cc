@@ -8,6 +8,7 @@
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
+#include "control/brrrctl/fleet_run.h"
 #include "control/brrrctl/message_text.h"
 #include "control/brrrctl/text_table.h"
 
@@ -43,20 +44,14 @@ Outcome RunStalls(Invocation& invocation) {
       invocation,
       [&](grpc::ClientContext* context) { return invocation.client.admin().WatchStalls(context, request); },
       [&](const admin::Stall& stall) {
-        if (invocation.out.json()) {
-          invocation.out.Json(stall);
-        } else {
-          if (received == 0) {
-            invocation.out.Text(absl::StrFormat("%12s %5s %7s %12s  %s\n", "AT", "LOOP", "SEQ", "DURATION_MS", "TASK"));
-          }
-          std::string task = stall.task().empty() ? "-" : stall.task();
-          if (stall.in_progress()) absl::StrAppend(&task, " (still running)");
-          invocation.out.Text(absl::StrFormat("%12s %5d %7d %12s  %s\n",
-                                              FormatMilliseconds(stall.detected_at_uptime_seconds() * 1000),
-                                              stall.loop(), stall.sequence(), FormatDecimal(stall.duration_ms()),
-                                              task));
-          invocation.out.Text(FramesText(stall, frames));
-        }
+        std::string text;
+        if (received == 0) absl::StrAppendFormat(&text, "%12s %5s %7s %12s  %s\n", "AT", "LOOP", "SEQ", "DURATION_MS", "TASK");
+        std::string task = stall.task().empty() ? "-" : stall.task();
+        if (stall.in_progress()) absl::StrAppend(&task, " (still running)");
+        absl::StrAppendFormat(&text, "%12s %5d %7d %12s  %s\n", FormatMilliseconds(stall.detected_at_uptime_seconds() * 1000),
+                              stall.loop(), stall.sequence(), FormatDecimal(stall.duration_ms()), task);
+        text += FramesText(stall, frames);
+        invocation.out.Result(stall, text);
         ++received;
         return count == 0 || received < count;
       });
@@ -101,14 +96,10 @@ Outcome RunStallThreshold(Invocation& invocation) {
     });
   }
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(thresholds);
-    return Outcome::Ok();
-  }
   TextTable table({"LOOP", "THRESHOLD_MS"});
   table.AlignRight(0).AlignRight(1);
   for (const auto& t : thresholds.loops()) table.AddRow({absl::StrCat(t.loop()), FormatDecimal(t.threshold_ms())});
-  invocation.out.Text(table.Render());
+  invocation.out.Result(thresholds, table.Render());
   return Outcome::Ok();
 }
 
@@ -131,6 +122,7 @@ std::vector<Command> StallsCommands() {
                     {"loop", "N[,N...]", "only stalls on these loops (default: every loop)"},
                     {"count", "N", "stop after N stalls (default 0: until interrupted)"}},
           .run = RunStalls,
+          .run_fleet = StreamOnEachTarget(RunStalls),
       },
       Command{
           .name = "stall-threshold",
@@ -143,6 +135,7 @@ std::vector<Command> StallsCommands() {
           .max_args = 1,
           .flags = {{"loop", "N[,N...]", "the loops to show or set (default: every loop)"}},
           .run = RunStallThreshold,
+          .run_fleet = OnEachTarget(RunStallThreshold),
       },
   };
 }

@@ -10,6 +10,8 @@
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
+#include "control/brrrctl/fleet_run.h"
+#include "control/brrrctl/fleet_watch.h"
 #include "control/brrrctl/message_text.h"
 #include "control/brrrctl/text_table.h"
 
@@ -41,11 +43,7 @@ Outcome RunInfo(Invocation& invocation) {
     return invocation.client.admin().GetServerInfo(context, admin::GetServerInfoRequest(), &info);
   });
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(info);
-  } else {
-    invocation.out.Text(ServerInfoText(info));
-  }
+  invocation.out.Result(info, ServerInfoText(info));
   return Outcome::Ok();
 }
 
@@ -91,11 +89,7 @@ Outcome RunStats(Invocation& invocation) {
   const std::vector<uint32_t> loops = absl::GetFlag(FLAGS_loop).loops;
   if (outcome = CheckLoops(loops, stats.loops_size()); !outcome.ok()) return outcome;
   KeepLoops(loops, &stats);
-  if (invocation.out.json()) {
-    invocation.out.Json(stats);
-  } else {
-    invocation.out.Text(StatsText(stats, loops.empty()));
-  }
+  invocation.out.Result(stats, StatsText(stats, loops.empty()));
   return Outcome::Ok();
 }
 
@@ -180,11 +174,7 @@ Outcome RunHealth(Invocation& invocation) {
     return invocation.client.health().Check(context, request, &response);
   });
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(response);
-  } else {
-    invocation.out.Text(absl::StrCat(health::HealthCheckResponse::ServingStatus_Name(response.status()), "\n"));
-  }
+  invocation.out.Result(response, absl::StrCat(health::HealthCheckResponse::ServingStatus_Name(response.status()), "\n"));
   if (response.status() != health::HealthCheckResponse::SERVING) return {ExitCode::kNotServing, ""};
   return Outcome::Ok();
 }
@@ -198,6 +188,7 @@ std::vector<Command> StatsCommands() {
           .summary = "what runs: version, backend, loops, addresses, uptime, pid, backends found",
           .details = "GetServerInfo.",
           .run = RunInfo,
+          .run_fleet = OnEachTarget(RunInfo, [] { return std::make_unique<InfoTotal>(); }),
       },
       Command{
           .name = "stats",
@@ -207,6 +198,8 @@ std::vector<Command> StatsCommands() {
           .flags = {{"loop", "N[,N...]", "only these loops' columns, without the total (default: every loop\n"
                                          "and the total); with --json, only these loops in `loops`"}},
           .run = RunStats,
+          .run_fleet = OnEachTarget(RunStats,
+                                    [] { return std::make_unique<StatsTotal>(!absl::GetFlag(FLAGS_loop).loops.empty()); }),
       },
       Command{
           .name = "watch",
@@ -220,6 +213,7 @@ std::vector<Command> StatsCommands() {
                     {"loop", "N[,N...]", "one line per listed loop instead of the total; with --json, only\n"
                                          "these loops in `loops`"}},
           .run = RunWatch,
+          .run_fleet = RunWatchOnFleet,
       },
       Command{
           .name = "health",
@@ -228,6 +222,7 @@ std::vector<Command> StatsCommands() {
                      "SERVING; exit 5 for any other status (the server is draining, for one).",
           .flags = {{"service", "NAME", "the service to check, e.g. brrr.admin.v1.Admin (default: the server)"}},
           .run = RunHealth,
+          .run_fleet = OnEachTarget(RunHealth),
       },
   };
 }

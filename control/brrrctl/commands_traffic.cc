@@ -4,6 +4,7 @@
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
+#include "control/brrrctl/fleet_run.h"
 #include "control/brrrctl/text_table.h"
 
 namespace brrr::control {
@@ -61,11 +62,7 @@ Outcome RunThrottle(Invocation& invocation) {
                   : invocation.client.admin().GetThrottle(context, admin::GetThrottleRequest(), &throttle);
   });
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(throttle);
-  } else {
-    invocation.out.Text(ThrottleTable(throttle));
-  }
+  invocation.out.Result(throttle, ThrottleTable(throttle));
   return Outcome::Ok();
 }
 
@@ -75,14 +72,10 @@ Outcome RunDrain(Invocation& invocation) {
     return invocation.client.admin().Drain(context, admin::DrainRequest(), &response);
   });
   if (!outcome.ok()) return outcome;
-  if (invocation.out.json()) {
-    invocation.out.Json(response);
-  } else if (response.already_draining()) {
-    invocation.out.Text(absl::StrCat("already draining: ", response.connections_open(), " connections open\n"));
-  } else {
-    invocation.out.Text(absl::StrCat("draining: ", response.connections_open(),
-                                     " connections open; the server exits once they finish\n"));
-  }
+  invocation.out.Result(response, response.already_draining()
+                                      ? absl::StrCat("already draining: ", response.connections_open(), " connections open\n")
+                                      : absl::StrCat("draining: ", response.connections_open(),
+                                                     " connections open; the server exits once they finish\n"));
   return Outcome::Ok();
 }
 
@@ -114,6 +107,7 @@ std::vector<Command> TrafficCommands() {
                     {"pause", "", "stop accepting (connections wait in the kernel's backlog)"},
                     {"resume", "", "accept again"}},
           .run = RunThrottle,
+          .run_fleet = OnEachTarget(RunThrottle),
       },
       Command{
           .name = "drain",
@@ -122,6 +116,7 @@ std::vector<Command> TrafficCommands() {
                      "the server exits with status 0 once every connection has finished.",
           .changes_server = true,
           .run = RunDrain,
+          .run_fleet = OnEachTarget(RunDrain),
       },
   };
 }

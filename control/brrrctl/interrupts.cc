@@ -40,26 +40,31 @@ void Interrupts::WaitForSignals() {
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig == SIGUSR1) return;
     std::lock_guard<std::mutex> lock(mu_);
-    if (!handler_) {
+    if (handlers_.empty()) {
       std::fflush(stdout);
       std::_Exit(128 + sig);
     }
-    if (!interrupted_.exchange(true)) handler_();
+    if (!interrupted_.exchange(true)) {
+      for (auto& [id, handler] : handlers_) handler();
+    }
   }
 }
 
 Interrupts::Scope Interrupts::OnInterrupt(std::function<void()> handler) {
   std::lock_guard<std::mutex> lock(mu_);
-  handler_ = std::move(handler);
-  return Scope(this);
+  // A stream that starts after the signal (another target's, still connecting) ends at once too.
+  if (interrupted_.load()) handler();
+  const uint64_t id = next_id_++;
+  handlers_.emplace(id, std::move(handler));
+  return Scope(this, id);
 }
 
-Interrupts::Scope::Scope(Scope&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)) {}
+Interrupts::Scope::Scope(Scope&& other) noexcept : owner_(std::exchange(other.owner_, nullptr)), id_(other.id_) {}
 
 Interrupts::Scope::~Scope() {
   if (owner_ == nullptr) return;
   std::lock_guard<std::mutex> lock(owner_->mu_);
-  owner_->handler_ = nullptr;
+  owner_->handlers_.erase(id_);
 }
 
 }  // namespace brrr::control

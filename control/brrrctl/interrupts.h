@@ -12,13 +12,18 @@
 //
 // How: the signals are blocked in every thread and taken by one thread with sigwait.
 //
+// Several scopes may be open at once (brrrctl on several targets runs a stream per target, each
+// on its own thread): the signal calls every open scope's handler.
+//
 // Threads: construct in main before any other thread starts; OnInterrupt and interrupted from
-// any thread. The handler runs on the signal thread.
+// any thread. The handlers run on the signal thread.
 #ifndef BRRR_CONTROL_INTERRUPTS_H_
 #define BRRR_CONTROL_INTERRUPTS_H_
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <thread>
 
@@ -31,7 +36,8 @@ class Interrupts {
   Interrupts(const Interrupts&) = delete;
   Interrupts& operator=(const Interrupts&) = delete;
 
-  // While a Scope lives, the first SIGINT/SIGTERM calls its handler instead of exiting.
+  // While a Scope lives, the first SIGINT/SIGTERM calls its handler instead of exiting (and a
+  // scope opened after that signal calls its handler at once).
   class Scope {
    public:
     ~Scope();
@@ -42,10 +48,10 @@ class Interrupts {
 
    private:
     friend class Interrupts;
-    explicit Scope(Interrupts* owner) : owner_(owner) {}
+    Scope(Interrupts* owner, uint64_t id) : owner_(owner), id_(id) {}
     Interrupts* owner_;
+    uint64_t id_;
   };
-  // One scope at a time.
   [[nodiscard]] Scope OnInterrupt(std::function<void()> handler);
 
   // A signal arrived while a scope was open.
@@ -57,7 +63,8 @@ class Interrupts {
   std::thread thread_;
   std::atomic<bool> interrupted_{false};
   std::mutex mu_;
-  std::function<void()> handler_;  // guarded by mu_
+  std::map<uint64_t, std::function<void()>> handlers_;  // guarded by mu_, by scope
+  uint64_t next_id_ = 0;                                // guarded by mu_
 };
 
 }  // namespace brrr::control

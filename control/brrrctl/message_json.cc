@@ -66,7 +66,8 @@ void AppendEnum(std::string* out, const FieldDescriptor* field, int number) {
 
 class JsonWriter {
  public:
-  explicit JsonWriter(std::string* out) : out_(out) {}
+  explicit JsonWriter(std::string* out, const std::set<std::string>* null_fields = nullptr)
+      : out_(out), null_fields_(null_fields) {}
 
   void WriteMessage(const Message& message) {
     const Descriptor* descriptor = message.GetDescriptor();
@@ -77,6 +78,10 @@ class JsonWriter {
       if (i > 0) out_->push_back(',');
       AppendJsonString(out_, field->name());
       out_->push_back(':');
+      if (null_fields_ != nullptr && !field->is_repeated() && null_fields_->count(path_ + field->name()) == 1) {
+        out_->append("null");
+        continue;
+      }
       WriteField(message, field);
     }
     out_->push_back('}');
@@ -143,9 +148,14 @@ class JsonWriter {
         AppendJsonString(out_, field->type() == FieldDescriptor::TYPE_BYTES ? absl::Base64Escape(text) : text);
         break;
       }
-      case FieldDescriptor::CPPTYPE_MESSAGE:
+      case FieldDescriptor::CPPTYPE_MESSAGE: {
+        // Paths name singular fields only: the elements of a list are not told apart.
+        const size_t outer = path_.size();
+        path_ += field->name() + (one ? "." : "[].");
         WriteMessage(one ? r->GetMessage(message, field) : r->GetRepeatedMessage(message, field, index));
+        path_.resize(outer);
         break;
+      }
     }
   }
 
@@ -174,6 +184,9 @@ class JsonWriter {
   }
 
   std::string* out_;
+  const std::set<std::string>* null_fields_;
+  // The path of the message being written: "" at the top, "timer_lateness." inside that field.
+  std::string path_;
   // The message types being written, outermost first.
   std::vector<const Descriptor*> open_types_;
 };
@@ -183,6 +196,18 @@ class JsonWriter {
 std::string MessageToJsonLine(const Message& message) {
   std::string out;
   JsonWriter(&out).WriteMessage(message);
+  return out;
+}
+
+std::string MessageToJsonLine(const Message& message, const std::set<std::string>& null_fields) {
+  std::string out;
+  JsonWriter(&out, &null_fields).WriteMessage(message);
+  return out;
+}
+
+std::string JsonString(absl::string_view text) {
+  std::string out;
+  AppendJsonString(&out, text);
   return out;
 }
 

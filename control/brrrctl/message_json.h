@@ -20,14 +20,24 @@
 #ifndef BRRR_CONTROL_MESSAGE_JSON_H_
 #define BRRR_CONTROL_MESSAGE_JSON_H_
 
+#include <set>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 
 namespace brrr::control {
 
 // The message as one JSON object on one line, with no trailing newline.
 std::string MessageToJsonLine(const google::protobuf::Message& message);
+
+// The same, with the fields whose paths are in `null_fields` ("bytes_in",
+// "timer_lateness.p50_us") printed as null: figures that have no value, such as percentiles in a
+// total over several servers.
+std::string MessageToJsonLine(const google::protobuf::Message& message, const std::set<std::string>& null_fields);
+
+// `text` as a JSON string, in quotes, escaped.
+std::string JsonString(absl::string_view text);
 
 }  // namespace brrr::control
 

@@ -3,13 +3,20 @@
 // script reading a stream (watch, stalls) sees each line as it comes.
 //
 //   Output out(absl::GetFlag(FLAGS_json));
-//   if (out.json()) out.Json(stats); else out.Text(FormatStats(stats));
+//   out.Result(stats, StatsText(stats));   // the JSON line, or the text
 //
-// Threads: one thread writes.
+// With several targets (fleet_run.h) each target has an Output of its own that writes through
+// a function (into a buffer, or to stdout under a lock), wraps each JSON line as
+// {"target":"HOST:PORT","result":{...}}, and hands every result message to an observer, which
+// keeps it for the total over the targets.
+//
+// Threads: one thread writes to an Output.
 #ifndef BRRR_CONTROL_OUTPUT_H_
 #define BRRR_CONTROL_OUTPUT_H_
 
 #include <cstdio>
+#include <functional>
+#include <string>
 
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
@@ -18,9 +25,19 @@ namespace brrr::control {
 
 class Output {
  public:
-  explicit Output(bool json, std::FILE* stream = stdout) : json_(json), stream_(stream) {}
+  using Writer = std::function<void(absl::string_view)>;
+  using Observer = std::function<void(const google::protobuf::Message&)>;
+
+  // Writes to `stream`: brrrctl on one target.
+  explicit Output(bool json, std::FILE* stream = stdout);
+  // One target of several: writes through `write`, JSON lines wrapped with `target`, every
+  // result message shown to `observer` (may be empty).
+  Output(bool json, std::string target, Writer write, Observer observer);
 
   bool json() const { return json_; }
+  // A command's result: with --json the message as one JSON line, otherwise `text` (end it
+  // with '\n').
+  void Result(const google::protobuf::Message& message, absl::string_view text);
   // The message as one JSON line.
   void Json(const google::protobuf::Message& message);
   // Text as given (end it with '\n').
@@ -28,7 +45,9 @@ class Output {
 
  private:
   bool json_;
-  std::FILE* stream_;
+  std::string target_;  // empty: one target, JSON lines are the messages themselves
+  Writer write_;
+  Observer observer_;
 };
 
 }  // namespace brrr::control

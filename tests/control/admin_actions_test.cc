@@ -113,7 +113,10 @@ TEST_F(InjectionTest, StatsAnswerDuringABlockAndShowTheStallInProgress) {
   cancel.set_id(injection.id());
   admin::Injection cancelled;
   ASSERT_TRUE(stub_->CancelInjection(Context().get(), cancel, &cancelled).ok());
-  admin::Stats after = StatsWhen([](const admin::Stats& s) { return s.total().stalls() >= 1; });
+  // The stall is counted once it ends (the watchdog may report it while it runs): wait for the
+  // loop to be free again as well.
+  admin::Stats after =
+      StatsWhen([](const admin::Stats& s) { return s.total().stalls() >= 1 && s.loops(0).current_task().empty(); });
   EXPECT_EQ(after.total().stalls(), 1u);
   EXPECT_EQ(after.loops(0).longest_task(), "inject:blocking_spin");
   // The stall, measured once it ended, is at least as long as it was seen running.

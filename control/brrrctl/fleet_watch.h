@@ -1,0 +1,26 @@
+// fleet_watch.h: `brrrctl watch` on several targets. Each target's WatchStats stream runs on a
+// thread of its own; the samples are printed tick by tick, a tick being every target's next
+// sample (a target whose stream has ended or failed drops out of the ticks that follow, and
+// its error is printed once). A tick waits for the slowest stream: a target that cannot be
+// reached holds the first tick for up to --timeout.
+//
+// Text: the header once, then per tick a line per target (per listed loop with --loop), "-"
+// for a target with no sample, and a total line: counts and rates summed, the lag percentile
+// left out (percentiles cannot be added).
+//   UPTIME  TARGET          LOOP  CONNS  ACCEPTED  IN/S  OUT/S  TASKS/S  STALLS  READY  LAG_P99_US
+// JSON: per tick one line per target that sent a sample, {"target":...,"result":{Stats}}, then
+// {"total":{"targets":N,"answering":M,...}} as `brrrctl stats` prints it (fleet_run.h).
+//
+// Threads: the calling thread prints; a thread per target reads its stream.
+#ifndef BRRR_CONTROL_FLEET_WATCH_H_
+#define BRRR_CONTROL_FLEET_WATCH_H_
+
+#include "control/brrrctl/fleet_run.h"
+
+namespace brrr::control {
+
+Outcome RunWatchOnFleet(FleetInvocation& invocation);
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_FLEET_WATCH_H_

@@ -1,0 +1,129 @@
+#include "control/brrrctl/targets.h"
+
+#include <cerrno>
+#include <cstring>
+#include <cstdio>
+#include <map>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace brrr::control {
+namespace {
+
+// gRPC name schemes whose targets are not HOST:PORT; the rest of the address goes to gRPC as
+// it is.
+constexpr absl::string_view kSchemes[] = {"unix:", "unix-abstract:", "dns:", "ipv4:", "ipv6:", "vsock:"};
+
+constexpr absl::string_view kExpected = "expected HOST:PORT, e.g. 127.0.0.1:5001 or [::1]:5001";
+
+absl::Status Malformed(absl::string_view address, absl::string_view why) {
+  return absl::InvalidArgumentError(absl::StrCat("\"", address, "\": ", why));
+}
+
+}  // namespace
+
+absl::Status CheckAddress(absl::string_view address) {
+  if (address.empty()) return absl::InvalidArgumentError("an empty address");
+  for (char c : address) {
+    if (absl::ascii_isspace(static_cast<unsigned char>(c)) || absl::ascii_iscntrl(static_cast<unsigned char>(c)) ||
+        c == '"' || c == '\\') {
+      return Malformed(address, absl::StrCat("a space, quote or control character in it (", kExpected, ")"));
+    }
+  }
+  for (absl::string_view scheme : kSchemes) {
+    if (absl::StartsWith(address, scheme)) {
+      if (address.size() == scheme.size()) return Malformed(address, absl::StrCat("nothing after ", scheme));
+      return absl::OkStatus();
+    }
+  }
+  size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos) return Malformed(address, absl::StrCat("no port (", kExpected, ")"));
+  absl::string_view host = address.substr(0, colon);
+  absl::string_view port = address.substr(colon + 1);
+  if (host.empty()) return Malformed(address, absl::StrCat("no host (", kExpected, ")"));
+  if (host.front() == '[') {
+    if (host.size() < 3 || host.back() != ']') {
+      return Malformed(address, absl::StrCat("an unclosed or empty [IPv6] host (", kExpected, ")"));
+    }
+  } else if (host.find_first_of(":[]") != absl::string_view::npos) {
+    return Malformed(address, "an IPv6 host goes in brackets, e.g. [::1]:5001");
+  }
+  uint32_t number = 0;
+  if (port.empty() || !absl::SimpleAtoi(port, &number) || number == 0 || number > 65535 ||
+      port.find_first_not_of("0123456789") != absl::string_view::npos) {
+    return Malformed(address, absl::StrCat("the port must be a number from 1 to 65535 (", kExpected, ")"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::string>> ParseTargetFlag(absl::string_view value) {
+  std::vector<std::string> targets;
+  int position = 0;
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    ++position;
+    std::string address(absl::StripAsciiWhitespace(part));
+    const std::string where = absl::StrCat("--target=", value, ": address ", position);
+    if (absl::Status s = CheckAddress(address); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
+    }
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (targets[i] == address) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is address ", i + 1, " already"));
+      }
+    }
+    targets.push_back(std::move(address));
+  }
+  return targets;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path, absl::string_view content) {
+  std::vector<std::string> targets;
+  std::map<std::string, int> line_of;
+  int line_number = 0;
+  for (absl::string_view line : absl::StrSplit(content, '\n')) {
+    ++line_number;
+    if (size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);
+    std::string address(absl::StripAsciiWhitespace(line));
+    if (address.empty()) continue;
+    const std::string where = absl::StrCat("--targets_file=", path, " line ", line_number);
+    if (absl::Status s = CheckAddress(address); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message(), " (one address per line)"));
+    }
+    auto [it, added] = line_of.emplace(address, line_number);
+    if (!added) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is on line ", it->second, " already"));
+    }
+    targets.push_back(std::move(address));
+  }
+  if (targets.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--targets_file=", path, ": no address in it (one HOST:PORT per line; # starts a comment)"));
+  }
+  return targets;
+}
+
+absl::StatusOr<std::vector<std::string>> ReadTargetsFile(const std::string& path) {
+  auto unreadable = [&path] {
+    return absl::InvalidArgumentError(absl::StrCat("--targets_file=", path, ": cannot read it: ", std::strerror(errno)));
+  };
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) return unreadable();
+  std::string content;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) content.append(buffer, n);
+  const bool failed = std::ferror(file) != 0;  // a directory, for one (EISDIR)
+  const int error = errno;
+  std::fclose(file);
+  if (failed) {
+    errno = error;
+    return unreadable();
+  }
+  return ParseTargetsFile(path, content);
+}
+
+}  // namespace brrr::control

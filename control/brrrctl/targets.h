@@ -1,0 +1,46 @@
+// targets.h: the admin planes brrrctl talks to: --target (one address, or several separated by
+// commas) or --targets_file (one address per line), checked before any call is made.
+//
+//   absl::StatusOr<std::vector<std::string>> targets = ParseTargetFlag("127.0.0.1:5001,127.0.0.1:5002");
+//   targets = ReadTargetsFile("fleet.txt");
+//   // fleet.txt:
+//   //   # the three instances on this host
+//   //   127.0.0.1:5001
+//   //   127.0.0.1:5002   # canary
+//   //
+//   //   [::1]:5003
+//
+// An address is HOST:PORT (an IPv6 host in brackets: [::1]:5001; PORT 1 to 65535), or a gRPC
+// target with a scheme passed on as it is (unix:/run/brrr.sock, dns:///echo.internal:5001).
+// In a file, blank lines and everything from a `#` to the end of its line are ignored. Errors
+// (InvalidArgument) are messages for the user naming the flag and, for a file, the line: an
+// unreadable file, no address at all, an empty or malformed address, one given twice.
+//
+// Threads: pure functions (ReadTargetsFile reads the file).
+#ifndef BRRR_CONTROL_TARGETS_H_
+#define BRRR_CONTROL_TARGETS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace brrr::control {
+
+// OK, or why `address` is not one brrrctl can call ("expected HOST:PORT...").
+absl::Status CheckAddress(absl::string_view address);
+
+// The addresses of --target=VALUE, in order.
+absl::StatusOr<std::vector<std::string>> ParseTargetFlag(absl::string_view value);
+
+// The addresses in a --targets_file's `content`, in order; `path` names it in errors.
+absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path, absl::string_view content);
+
+// Reads --targets_file=`path` and parses it.
+absl::StatusOr<std::vector<std::string>> ReadTargetsFile(const std::string& path);
+
+}  // namespace brrr::control
+
+#endif  // BRRR_CONTROL_TARGETS_H_

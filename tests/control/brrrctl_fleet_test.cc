@@ -1,0 +1,411 @@
+// brrrctl on several targets (--target=A,B,C, --targets_file) against three real brrr-echo
+// processes with traffic from loopback clients: each target's answer in order, the totals as
+// the sums of the targets' own figures, an unreachable target reported while the others
+// answer, actions applied to every target, and the usage errors of target lists.
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "brrr/admin/v1/admin.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
+#include "runtime/loop_stats.h"
+#include "server/server_stats.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+using google::protobuf::FieldDescriptor;
+using std::chrono::seconds;
+
+struct CtlRun {
+  int code = -1000;  // -1000: still running after 60 s
+  std::string out;
+  std::string err;
+};
+
+std::ostream& operator<<(std::ostream& os, const CtlRun& r) {
+  return os << "exit " << r.code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err;
+}
+
+CtlRun Brrrctl(const std::vector<std::string>& args) {
+  testing::Process process(testing::Runfile("control/brrrctl/brrrctl"), args);
+  std::optional<int> code = process.Wait(seconds(60));
+  return {code.value_or(-1000), process.out(), process.err()};
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return lines;
+}
+
+bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+size_t Count(const std::string& text, const std::string& part) {
+  size_t n = 0;
+  for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
+  return n;
+}
+
+template <typename Message>
+Message FromJson(const std::string& json) {
+  Message message;
+  auto status = google::protobuf::util::JsonStringToMessage(json, &message);
+  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
+  return message;
+}
+
+// {"target":"T","result":{...}} -> T and the result's JSON; empty target if the line is not one.
+std::pair<std::string, std::string> TargetResult(const std::string& line) {
+  const std::string head = "{\"target\":\"";
+  const std::string middle = "\",\"result\":";
+  size_t m = line.find(middle);
+  if (line.rfind(head, 0) != 0 || m == std::string::npos || line.back() != '}') return {};
+  return {line.substr(head.size(), m - head.size()), line.substr(m + middle.size(), line.size() - m - middle.size() - 1)};
+}
+
+// The "stats" object of a total line: {"total":{...,"stats":{...},"left_out":[...]}}.
+std::string TotalStatsJson(const std::string& line) {
+  size_t from = line.find("\"stats\":");
+  size_t to = line.find(",\"left_out\":");
+  if (from == std::string::npos || to == std::string::npos) return "";
+  return line.substr(from + 8, to - from - 8);
+}
+
+std::string WriteFile(const std::string& name, const std::string& content) {
+  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
+  return path;
+}
+
+std::string FieldName(const FigureInfo& f) {
+  if (f.unit == FigureUnit::kSeconds) return std::string(f.name) + "_seconds";
+  if (f.unit == FigureUnit::kMillis) return std::string(f.name) + "_ms";
+  return f.name;
+}
+
+double Value(const admin::LoopStats& s, const FieldDescriptor* f) {
+  const auto* r = s.GetReflection();
+  switch (f->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_UINT64: return static_cast<double>(r->GetUInt64(s, f));
+    case FieldDescriptor::CPPTYPE_DOUBLE: return r->GetDouble(s, f);
+    case FieldDescriptor::CPPTYPE_BOOL: return r->GetBool(s, f) ? 1 : 0;
+    default: return -1;
+  }
+}
+
+class FleetTest : public ::testing::Test {
+ protected:
+  struct Server {
+    std::unique_ptr<testing::Process> process;
+    uint16_t admin_port = 0;
+    uint16_t port = 0;
+    std::string admin() const { return "127.0.0.1:" + std::to_string(admin_port); }
+  };
+
+  void StartServers(int n) {
+    for (int i = 0; i < n; ++i) {
+      Server s;
+      s.admin_port = testing::PickFreePort();
+      s.process = std::make_unique<testing::Process>(
+          testing::Runfile("server/brrr-echo/brrr-echo"),
+          std::vector<std::string>{"--port=0", "--loops=2", "--admin_port=" + std::to_string(s.admin_port)});
+      s.port = s.process->ListeningPort();
+      ASSERT_NE(s.port, 0) << s.process->err();
+      ASSERT_TRUE(s.process->WaitForOutput("admin plane on " + s.admin()))
+          << s.process->out() << s.process->err();
+      servers_.push_back(std::move(s));
+    }
+  }
+
+  void TearDown() override {
+    for (Server& s : servers_) {
+      if (!s.process->Wait(std::chrono::milliseconds(0)).has_value()) s.process->Signal(SIGTERM);
+      std::optional<int> code = s.process->Wait(seconds(30));
+      ASSERT_TRUE(code.has_value());
+      EXPECT_EQ(*code, 0) << s.process->err();
+    }
+  }
+
+  // The servers' admin addresses, comma-separated, in order.
+  std::string Targets() const {
+    std::string list;
+    for (const Server& s : servers_) list += (list.empty() ? "" : ",") + s.admin();
+    return list;
+  }
+
+  // Sends `bytes` bytes to server i and reads its echo back; returns what was sent.
+  uint64_t Echo(size_t i, size_t bytes, uint32_t seed) {
+    testing::BlockingClient client(servers_[i].port);
+    std::string payload = testing::RandomBytes(bytes, seed);
+    EXPECT_TRUE(client.send_all(payload));
+    EXPECT_EQ(client.recv_exact(payload.size()), payload);
+    return payload.size();
+  }
+
+  std::vector<Server> servers_;
+};
+
+TEST_F(FleetTest, StatsShowsEachTargetThenTheSumOfTheirFigures) {
+  StartServers(3);
+  std::vector<uint64_t> sent(3, 0);
+  for (size_t i = 0; i < 3; ++i) {
+    for (int c = 0; c <= static_cast<int>(i); ++c) sent[i] += Echo(i, 10000 * (i + 1) + 7 * c, 31 * i + c);
+  }
+
+  CtlRun r = Brrrctl({"--target=" + Targets(), "stats", "--json"});
+  ASSERT_EQ(r.code, 0) << r;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r;
+  std::vector<admin::Stats> per_target;
+  for (size_t i = 0; i < 3; ++i) {
+    auto [target, json] = TargetResult(lines[i]);
+    EXPECT_EQ(target, servers_[i].admin()) << lines[i];  // in the order given
+    per_target.push_back(FromJson<admin::Stats>(json));
+    EXPECT_EQ(per_target[i].loops_size(), 2);
+    EXPECT_EQ(per_target[i].total().bytes_in(), sent[i]) << "target " << i;
+    EXPECT_EQ(per_target[i].total().connections_accepted(), i + 1) << "target " << i;
+  }
+  ASSERT_TRUE(Contains(lines[3], "{\"total\":{\"targets\":3,\"answering\":3,\"loops\":6,\"draining\":0,")) << lines[3];
+  const admin::LoopStats total = FromJson<admin::LoopStats>(TotalStatsJson(lines[3]));
+  EXPECT_EQ(total.bytes_in(), sent[0] + sent[1] + sent[2]);
+  EXPECT_EQ(total.connections_accepted(), 6u);
+
+  // Every figure of the lists: the total is the sum (Counter, Gauge) or the largest (Max) of
+  // the targets' own totals, read in the same call.
+  auto check = [&](const FigureInfo& f) {
+    const FieldDescriptor* field = admin::LoopStats::descriptor()->FindFieldByName(FieldName(f));
+    ASSERT_NE(field, nullptr) << f.name;
+    double sum = 0, largest = 0;
+    for (const admin::Stats& s : per_target) {
+      sum += Value(s.total(), field);
+      largest = std::max(largest, Value(s.total(), field));
+    }
+    switch (f.kind) {
+      case FigureKind::kCounter:
+      case FigureKind::kGauge:
+        EXPECT_EQ(Value(total, field), f.unit == FigureUnit::kFlag ? (sum > 0 ? 1 : 0) : sum) << f.name;
+        break;
+      case FigureKind::kMax:
+        EXPECT_EQ(Value(total, field), largest) << f.name;
+        break;
+      case FigureKind::kSetting:
+        EXPECT_EQ(Value(total, field), Value(per_target[0].total(), field)) << f.name;  // all the same here
+        break;
+    }
+  };
+  for (const FigureInfo& f : kLoopFigures) check(f);
+  for (const FigureInfo& f : server::kEchoFigures) check(f);
+  // Percentiles cannot be added: null, and named.
+  EXPECT_TRUE(Contains(lines[3], "\"p99_us\":null")) << lines[3];
+  EXPECT_TRUE(Contains(lines[3], "\"left_out\":[")) << lines[3];
+  EXPECT_TRUE(Contains(lines[3], "\"timer_lateness.p99_us\"")) << lines[3];
+
+  // Text: a header per target in order, then the total.
+  CtlRun text = Brrrctl({"--target=" + Targets(), "stats"});
+  ASSERT_EQ(text.code, 0) << text;
+  size_t at = 0;
+  for (const Server& s : servers_) {
+    size_t header = text.out.find("== " + s.admin() + " ==\n", at);
+    ASSERT_NE(header, std::string::npos) << s.admin() << "\n" << text;
+    at = header + 1;
+  }
+  size_t total_at = text.out.find("== total: 3 of 3 targets answering ==\n", at);
+  ASSERT_NE(total_at, std::string::npos) << text;
+  const std::string total_text = text.out.substr(total_at);
+  bool found = false;
+  for (const std::string& line : Lines(total_text)) {
+    if (line.rfind("bytes_in ", 0) == 0) {
+      found = true;
+      EXPECT_EQ(line.substr(line.find_last_of(' ') + 1), std::to_string(sent[0] + sent[1] + sent[2])) << line;
+    }
+    if (line.rfind("timer_lateness.p99_us ", 0) == 0) {
+      EXPECT_EQ(line.back(), '-') << line;
+    }
+  }
+  EXPECT_TRUE(found) << total_text;
+  EXPECT_TRUE(Contains(total_text, "-: no total: percentiles of several servers cannot be added")) << total_text;
+}
+
+TEST_F(FleetTest, AnUnreachableTargetIsReportedAndTheOthersAnswer) {
+  StartServers(2);
+  const std::string closed = "127.0.0.1:" + std::to_string(testing::PickFreePort());  // nothing listens
+  const std::string targets = servers_[0].admin() + "," + closed + "," + servers_[1].admin();
+
+  CtlRun r = Brrrctl({"--target=" + targets, "--timeout=20s", "info"});
+  EXPECT_EQ(r.code, 3) << r;
+  const std::string header = "== " + closed + " ==\nerror (exit 3): cannot reach the admin plane at " + closed;
+  EXPECT_TRUE(Contains(r.out, header)) << r;
+  EXPECT_LT(r.out.find("== " + servers_[0].admin() + " =="), r.out.find(header)) << r;
+  EXPECT_LT(r.out.find(header), r.out.find("== " + servers_[1].admin() + " ==")) << r;
+  EXPECT_EQ(Count(r.out, "pid "), 2u) << r;  // both servers' info
+  EXPECT_TRUE(Contains(r.out, "== total: 2 of 3 targets answering ==\nloops      4\nlistening  127.0.0.1:")) << r;
+  EXPECT_TRUE(Contains(r.err, "brrrctl: 1 of 3 targets not ok: " + closed + " (exit 3)")) << r;
+
+  CtlRun json = Brrrctl({"--target=" + targets, "--timeout=20s", "--json", "sockets"});
+  EXPECT_EQ(json.code, 3) << json;
+  std::vector<std::string> lines = Lines(json.out);
+  ASSERT_EQ(lines.size(), 4u) << json;
+  EXPECT_EQ(TargetResult(lines[0]).first, servers_[0].admin());
+  EXPECT_TRUE(Contains(lines[1], "{\"target\":\"" + closed + "\",\"error\":{\"exit_code\":3,\"message\":\"cannot reach"))
+      << lines[1];
+  EXPECT_EQ(TargetResult(lines[2]).first, servers_[1].admin());
+  for (size_t i : {0, 2}) EXPECT_GE(FromJson<admin::ListSocketsResponse>(TargetResult(lines[i]).second).matched(), 2u);
+  EXPECT_TRUE(Contains(lines[3], "{\"total\":{\"targets\":3,\"answering\":2,\"sockets\":")) << lines[3];
+
+  // watch: a line per answering target per sample and a total per sample; the error once.
+  CtlRun watch = Brrrctl({"--target=" + targets, "--timeout=20s", "--json", "watch", "--count=2", "--interval=50ms"});
+  EXPECT_EQ(watch.code, 3) << watch;
+  EXPECT_EQ(Count(watch.out, "{\"target\":\"" + servers_[0].admin() + "\",\"result\":{"), 2u) << watch;
+  EXPECT_EQ(Count(watch.out, "{\"target\":\"" + servers_[1].admin() + "\",\"result\":{"), 2u) << watch;
+  EXPECT_EQ(Count(watch.out, "{\"target\":\"" + closed + "\",\"error\":{\"exit_code\":3,"), 1u) << watch;
+  EXPECT_EQ(Count(watch.out, "{\"total\":{\"targets\":3,\"answering\":2,"), 2u) << watch;
+}
+
+TEST_F(FleetTest, WatchPrintsALinePerTargetAndATotalPerSample) {
+  StartServers(3);
+  CtlRun r = Brrrctl({"--target=" + Targets(), "watch", "--count=3", "--interval=50ms"});
+  ASSERT_EQ(r.code, 0) << r;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 1u + 3 * 4) << r;  // the header, then 3 targets and the total, 3 times
+  EXPECT_TRUE(Contains(lines[0], "TARGET")) << r;
+  for (size_t tick = 0; tick < 3; ++tick) {
+    for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(Contains(lines[1 + tick * 4 + i], servers_[i].admin())) << r;
+    EXPECT_TRUE(Contains(lines[4 + tick * 4], " total ")) << r;
+  }
+}
+
+// Every target's stream ends on one SIGINT/SIGTERM, and brrrctl exits 0 as with one target.
+TEST_F(FleetTest, StreamsOfEveryTargetEndOnOneSignal) {
+  StartServers(3);
+  CtlRun inject = Brrrctl({"--target=" + Targets(), "inject", "blocking-spin", "--duration=150ms", "--loop=0"});
+  ASSERT_EQ(inject.code, 0) << inject;
+  struct Case {
+    std::vector<std::string> args;
+    int sig;
+  };
+  for (const Case& c : {Case{{"watch", "--interval=50ms"}, SIGINT}, Case{{"stalls", "--include_recent"}, SIGTERM}}) {
+    std::vector<std::string> args = c.args;
+    args.insert(args.begin(), "--target=" + Targets());
+    testing::Process stream(testing::Runfile("control/brrrctl/brrrctl"), args);
+    // Every target's stream is open: watch prints a total once each target has sent a sample;
+    // stalls prints each target's recent stall.
+    for (const Server& s : servers_) {
+      ASSERT_TRUE(stream.WaitForOutput(c.args[0] == "watch" ? " total " : "[" + s.admin() + "]")) << stream.err();
+    }
+    stream.Signal(c.sig);
+    std::optional<int> code = stream.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << c.args[0] << ": a stream went on after the signal\n" << stream.out();
+    EXPECT_EQ(*code, 0) << c.args[0] << ": " << stream.err();
+    if (c.args[0] == "stalls") {
+      for (const Server& s : servers_) {
+        EXPECT_TRUE(Contains(stream.out(), "[" + s.admin() + "]      ")) << stream.out();
+        EXPECT_TRUE(Contains(stream.out(), "inject:blocking_spin")) << stream.out();
+      }
+    }
+  }
+}
+
+TEST_F(FleetTest, ThrottleAppliesToEveryTarget) {
+  StartServers(3);
+  CtlRun set = Brrrctl({"--target=" + Targets(), "throttle", "--conn_rate=10KB", "--max_connections=777"});
+  ASSERT_EQ(set.code, 0) << set;
+  EXPECT_EQ(Count(set.out, "conn_rate        10KB/s\n"), 3u) << set;
+  EXPECT_FALSE(Contains(set.out, "== total")) << set;  // an action: each result, no total
+
+  CtlRun read = Brrrctl({"--target=" + Targets(), "--json", "throttle"});
+  ASSERT_EQ(read.code, 0) << read;
+  std::vector<std::string> lines = Lines(read.out);
+  ASSERT_EQ(lines.size(), 3u) << read;
+  for (size_t i = 0; i < 3; ++i) {
+    auto [target, json] = TargetResult(lines[i]);
+    EXPECT_EQ(target, servers_[i].admin());
+    admin::Throttle throttle = FromJson<admin::Throttle>(json);
+    EXPECT_EQ(throttle.bytes_per_second_per_connection(), 10000u) << target;
+    EXPECT_EQ(throttle.max_connections(), 777u) << target;
+  }
+}
+
+TEST_F(FleetTest, TargetsFileSkipsCommentsAndKeepsItsOrder) {
+  StartServers(3);
+  const std::string file = WriteFile("fleet.txt", "# the fleet, last one first\n" + servers_[2].admin() +
+                                                      "   # canary\n\n  " + servers_[0].admin() + "\n#" +
+                                                      servers_[1].admin() + "\n");
+  CtlRun r = Brrrctl({"--targets_file=" + file, "--json", "info"});
+  ASSERT_EQ(r.code, 0) << r;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 3u) << r;
+  for (auto [line, server] : {std::pair<size_t, size_t>{0, 2}, {1, 0}}) {
+    auto [target, json] = TargetResult(lines[line]);
+    EXPECT_EQ(target, servers_[server].admin());
+    EXPECT_EQ(static_cast<pid_t>(FromJson<admin::ServerInfo>(json).pid()), servers_[server].process->pid());
+  }
+  EXPECT_TRUE(Contains(lines[2], "{\"total\":{\"targets\":2,\"answering\":2,\"loops\":4,")) << lines[2];
+
+  // One address in the file: exactly the output of --target with it.
+  const std::string one = WriteFile("one.txt", servers_[1].admin() + "\n");
+  CtlRun from_file = Brrrctl({"--targets_file=" + one, "throttle"});
+  CtlRun from_flag = Brrrctl({"--target=" + servers_[1].admin(), "throttle"});
+  EXPECT_EQ(from_file.code, 0) << from_file;
+  EXPECT_EQ(from_file.out, from_flag.out);
+  EXPECT_FALSE(Contains(from_file.out, "==")) << from_file;
+}
+
+TEST(FleetUsageTest, BadTargetListsAreUsageErrorsBeforeAnyCall) {
+  const std::string a = "127.0.0.1:" + std::to_string(testing::PickFreePort());
+  const std::string b = "127.0.0.1:" + std::to_string(testing::PickFreePort());
+  const std::string bad_line = WriteFile("bad.txt", "# fleet\n" + a + "\n\n" + "127.0.0.1\n");
+  const std::string twice = WriteFile("twice.txt", a + "\n" + b + "\n" + a + "  # again\n");
+  const std::string comments = WriteFile("comments.txt", "# nothing here\n\n   # at all\n");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--target=" + a + ",", "info"}, "--target=" + a + ",: address 2: an empty address"},
+      {{"--target=" + a + "," + a, "info"}, "--target=" + a + "," + a + ": address 2: " + a + " is address 1 already"},
+      {{"--target=" + a + ",127.0.0.1", "info"}, "--target=" + a + ",127.0.0.1: address 2: \"127.0.0.1\": no port"},
+      {{"--targets_file=/nonexistent/fleet.txt", "info"}, "--targets_file=/nonexistent/fleet.txt: cannot read it"},
+      {{"--targets_file=" + comments, "info"}, "--targets_file=" + comments + ": no address in it"},
+      {{"--targets_file=" + bad_line, "info"}, "--targets_file=" + bad_line + " line 4: \"127.0.0.1\": no port"},
+      {{"--targets_file=" + twice, "info"}, "--targets_file=" + twice + " line 3: " + a + " is on line 1 already"},
+      {{"--target=" + a, "--targets_file=" + twice, "info"}, "give --target or --targets_file, not both"},
+      // A command's own usage error, said once (not once per target).
+      {{"--target=" + a + "," + b, "inject", "blocking-sleep"}, "inject needs --duration"},
+  };
+  for (const Case& c : cases) {
+    CtlRun r = Brrrctl(c.args);
+    EXPECT_EQ(r.code, 2) << r;
+    EXPECT_EQ(Count(r.err, "brrrctl: " + c.message), 1u) << r;
+    EXPECT_TRUE(Contains(r.err, "brrrctl help ")) << r;
+    EXPECT_EQ(r.out, "") << r;
+  }
+}
+
+TEST(FleetUsageTest, HelpDescribesSeveralTargets) {
+  CtlRun help = Brrrctl({"--help"});
+  ASSERT_EQ(help.code, 0) << help;
+  for (const char* part : {"--targets_file=PATH", "Several targets", "{\"target\":\"HOST:PORT\",\"result\":",
+                           "{\"target\":\"HOST:PORT\",\"error\":{\"exit_code\":3", "{\"total\":{\"targets\":3",
+                           "0 ok, 5 not serving,\n1 server error, 4 unauthenticated, 3 unreachable"}) {
+    EXPECT_TRUE(Contains(help.out, part)) << part << "\n" << help.out;
+  }
+}
+
+}  // namespace
+}  // namespace brrr
