@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -280,9 +281,14 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
   // B has more loops than A had listeners: one loop binds a new sibling, every one accepts.
   std::vector<std::string> b_args = common;
   b_args.insert(b_args.end(), {"--port=" + std::to_string(port), "--loops=3", "--take_over=" + dir.path()});
+  int at_b_start = clients.succeeded.load();
+  auto b_started = std::chrono::steady_clock::now();
   Process b(EchoBinary(), b_args);
   ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b.out() << b.err();
   std::optional<int> a_code = a->Wait(seconds(30));
+  std::printf("%s: %d exchanges between B's start and A's exit (%.0f ms)\n", GetParam().c_str(),
+              clients.succeeded.load() - at_b_start,
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b_started).count());
   ASSERT_TRUE(a_code.has_value()) << "A did not drain after the hand-over: " << a->out();
   EXPECT_EQ(*a_code, 0) << a->err();
   EXPECT_NE(a->out().find("handed the listeners over to pid " + std::to_string(b.pid())), std::string::npos)
