@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -38,6 +39,14 @@ using std::chrono::seconds;
 using testing::Process;
 
 std::string EchoBinary() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
+
+// Under ThreadSanitizer (--config=tsan) the admin plane stays off: Debian's gRPC is not
+// instrumented, and its reports would stop brrr-echo (the tests that need gRPC are "notsan"
+// elsewhere). The hand-over itself is brrr's code, which TSan does see.
+bool UnderTsan() {
+  const char* s = std::getenv("BRRR_SANITIZER");
+  return s != nullptr && std::string(s) == "tsan";
+}
 
 // A TCP connection to 127.0.0.1:port with 10 s send and receive timeouts, or -errno.
 int Connect(uint16_t port) {
@@ -256,8 +265,10 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   SocketDir dir;
   auto common_args = [&](uint16_t metrics, uint16_t admin) {
-    return std::vector<std::string>{"--backend=" + GetParam(), "--metrics_port=" + std::to_string(metrics),
-                                    "--admin_port=" + std::to_string(admin), "--handover_socket=" + dir.path()};
+    std::vector<std::string> args = {"--backend=" + GetParam(), "--metrics_port=" + std::to_string(metrics),
+                                     "--handover_socket=" + dir.path()};
+    if (!UnderTsan()) args.push_back("--admin_port=" + std::to_string(admin));
+    return args;
   };
   uint16_t metrics_port = 0;
   uint16_t admin_port = 0;
@@ -310,9 +321,11 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
   EXPECT_EQ(health.failed.load(), 0) << health.first_failure();
   EXPECT_GE(health.ok.load(), health_before + 3) << "the metrics port stopped answering after the hand-over";
   // The admin port is B's now.
-  int admin = Connect(admin_port);
-  EXPECT_GE(admin, 0) << std::strerror(-admin);
-  if (admin >= 0) ::close(admin);
+  if (!UnderTsan()) {
+    int admin = Connect(admin_port);
+    EXPECT_GE(admin, 0) << std::strerror(-admin);
+    if (admin >= 0) ::close(admin);
+  }
   // And B can hand over in turn: it listens on the same path.
   EXPECT_NE(b.out().find("hand-over socket at " + dir.path()), std::string::npos) << b.out() << b.err();
 
@@ -324,6 +337,7 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
 
 TEST_P(HandoverTest, ConnectionsQueuedForTheOldProcessAreAcceptedByTheNewOne) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+  if (UnderTsan()) GTEST_SKIP() << "pauses accepting through the admin plane (gRPC), which TSan runs cannot use";
   SocketDir dir;
   uint16_t unused_metrics_port = 0;
   uint16_t admin_port = 0;
