@@ -1,12 +1,43 @@
 #include "server/echo_server.h"
 
 #include "absl/strings/str_cat.h"
+#include "runtime/call_in_loop.h"
 #include "runtime/clock.h"
 #include "server/port_claim.h"
 
 namespace brrr::server {
 
+namespace {
+
+// The adopted listeners' common address, checked against what the options ask for: the
+// host must be the same, the port the same or 0 ("whatever the old process had").
+absl::StatusOr<SocketAddress> AdoptedAddress(const std::vector<UniqueFd>& adopted, const SocketAddress& asked) {
+  absl::StatusOr<SocketAddress> first = SocketAddress::LocalOf(adopted[0].get());
+  if (!first.ok()) return first.status();
+  for (const UniqueFd& fd : adopted) {
+    absl::StatusOr<SocketAddress> local = SocketAddress::LocalOf(fd.get());
+    if (!local.ok()) return local.status();
+    if (local->ToString() != first->ToString()) {
+      return absl::InvalidArgumentError(absl::StrCat("the handed-over listeners are on different addresses (",
+                                                     first->ToString(), " and ", local->ToString(), ")"));
+    }
+  }
+  if (first->family() != asked.family() || first->host() != asked.host() ||
+      (asked.port() != 0 && asked.port() != first->port())) {
+    return absl::InvalidArgumentError(absl::StrCat("address mismatch: the running instance listens on ",
+                                                   first->ToString(), ", this one was asked for ", asked.ToString(),
+                                                   " (--host, --port; port 0 takes the running one's)"));
+  }
+  return *first;
+}
+
+}  // namespace
+
 absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions options) {
+  // Owned from here, whatever happens: closed on every way out unless a shard adopts them.
+  std::vector<UniqueFd> adopted;
+  for (int fd : options.adopted_listeners) adopted.emplace_back(fd);
+  options.adopted_listeners.clear();
   absl::Status valid = Validate(options);
   if (!valid.ok()) return valid;
   auto address = SocketAddress::Parse(options.host, options.port);
@@ -14,7 +45,13 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
   std::unique_ptr<EchoServer> server(new EchoServer(std::move(options)));
   const EchoServerOptions& o = server->options_;
   SocketAddress bind_to = *address;
-  if (!o.share_port) {
+  const bool adopting = !adopted.empty();
+  if (adopting) {
+    // The port is already this server's: the process that handed it over is leaving.
+    absl::StatusOr<SocketAddress> at = AdoptedAddress(adopted, bind_to);
+    if (!at.ok()) return at.status();
+    bind_to = *at;
+  } else if (!o.share_port) {
     absl::StatusOr<SocketAddress> claimed = ClaimPort(bind_to);
     if (!claimed.ok()) {
       return absl::Status(claimed.status().code(),
@@ -34,33 +71,57 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     lo.receive_buffer_count = o.receive_buffer_count;
     auto loop = EventLoop::Create(lo);
     if (!loop.ok()) return loop.status();
-    SocketOptions so;
-    so.reuse_port = true;
-    so.ipv6_only = bind_to.family() == AF_INET6;
-    auto listener = Socket::Listen(**loop, bind_to, so, o.backlog);
-    if (!listener.ok()) {
-      return absl::Status(listener.status().code(),
-                          absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", listener.status().message()));
+    std::vector<Socket> listeners;
+    // Every handed-over socket is accepted from (its queue holds clients): loop i takes
+    // sockets i, i + loops, ... A loop without one binds a new sibling in the group.
+    for (size_t j = static_cast<size_t>(i); j < adopted.size(); j += static_cast<size_t>(o.loops)) {
+      listeners.push_back(Socket::Adopt(**loop, adopted[j].release(), "listener"));
     }
-    listener_fds.push_back(listener->fd());
+    if (listeners.empty()) {
+      SocketOptions so;
+      so.reuse_port = true;
+      so.ipv6_only = bind_to.family() == AF_INET6;
+      auto listener = Socket::Listen(**loop, bind_to, so, o.backlog);
+      if (!listener.ok()) {
+        return absl::Status(listener.status().code(),
+                            absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", listener.status().message()));
+      }
+      listeners.push_back(*std::move(listener));
+    }
+    for (const Socket& l : listeners) listener_fds.push_back(l.fd());
     if (i == 0) {
       // With --port=0 (and --share_port) the first listener picks the port; the others share it.
-      auto local = listener->local_address();
+      auto local = listeners[0].local_address();
       if (!local.ok()) return local.status();
       bind_to = *local;
       server->address_ = *local;
       server->backend_ = (*loop)->stats().backend;
     }
-    server->shards_.push_back(std::make_unique<Shard>(o, *std::move(loop), *std::move(listener),
+    server->shards_.push_back(std::make_unique<Shard>(o, *std::move(loop), std::move(listeners),
                                                       server->active_total_, server->throttle_,
                                                       server->descriptor_budget_));
   }
-  if (!o.share_port) {
+  if (!adopting && !o.share_port) {
     if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {
       return absl::Status(sole.code(), absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", sole.message()));
     }
   }
   return server;
+}
+
+absl::StatusOr<std::vector<UniqueFd>> EchoServer::DuplicateListeners() {
+  std::vector<UniqueFd> all;
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    // A shared_ptr: if the loop answers after the time limit, what it made is still freed.
+    auto result = CallInLoop(
+        s->loop(), [s] { return std::make_shared<absl::StatusOr<std::vector<UniqueFd>>>(s->duplicate_listeners()); },
+        std::chrono::seconds(5), "echo:duplicate_listeners");
+    if (!result.ok()) return result.status();
+    if (!(*result)->ok()) return (*result)->status();
+    for (UniqueFd& fd : ***result) all.push_back(std::move(fd));
+  }
+  return all;
 }
 
 EchoServer::~EchoServer() {

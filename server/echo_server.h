@@ -8,7 +8,8 @@
 //
 // Each loop has its own backend instance and its own listening socket on the same address
 // (SO_REUSEPORT): the kernel spreads connections across them, and no lock is shared on the
-// hot path. Statistics are read from any thread without locks.
+// hot path. With options.adopted_listeners the sockets are those another brrr-echo handed
+// over (server/take_over.h) instead of new ones. Statistics are read from any thread without locks.
 //
 // Threads: Create, Start and Wait from one thread; Drain, stats and accessors from any.
 #ifndef BRRR_SERVER_ECHO_SERVER_H_
@@ -24,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/event_loop.h"
 #include "runtime/socket_address.h"
+#include "runtime/unique_fd.h"
 #include "server/descriptor_budget.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
@@ -72,6 +74,12 @@ class EchoServer {
   ServerStats stats() const;             // all loops
   ServerStats stats(size_t loop) const;  // one loop
   std::vector<LoopStats> loop_stats() const;
+
+  // Duplicates of every loop's listening sockets (close-on-exec), in loop order, for a
+  // hand-over (server/handover_listener.h); each loop makes its own, so none is closed under
+  // it. FailedPrecondition once draining; Unavailable if a loop does not answer in time.
+  // Any thread but a loop's.
+  absl::StatusOr<std::vector<UniqueFd>> DuplicateListeners();
 
  private:
   explicit EchoServer(EchoServerOptions options)

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "runtime/clock.h"
@@ -48,6 +49,12 @@ struct EchoServerOptions {
   // clients wait in the backlog (server/descriptor_budget.h). 0: no budget; out of
   // descriptors, accepting backs off on EMFILE.
   uint64_t reserved_descriptors = 0;
+  // Listening sockets handed over by the process this one takes over from (server/take_over.h),
+  // one per loop of that process: EchoServer::Create adopts them (and owns them from then on,
+  // closing them if it fails) instead of binding, and skips the port claim (the port is
+  // already this server's). They are spread over the loops (loop i accepts on sockets i,
+  // i + loops, ...); loops beyond them bind new SO_REUSEPORT siblings of the same group.
+  std::vector<int> adopted_listeners;
 
   // The most bytes one connection ever has queued to send, whatever the prefix and the
   // backend: the high-water mark plus one receive buffer (server/connection.h says why).

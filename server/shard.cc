@@ -1,5 +1,7 @@
 #include "server/shard.h"
 
+#include <fcntl.h>
+
 #include <cerrno>
 #include <cstdio>
 
@@ -18,11 +20,11 @@ constexpr Duration kBudgetPoll = milliseconds(10);
 
 }  // namespace
 
-Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
+Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
              std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors)
     : options_(options),
       loop_(std::move(loop)),
-      listener_(std::move(listener)),
+      listeners_(std::move(listeners)),
       active_total_(active_total),
       throttle_(throttle),
       descriptors_(descriptors) {}
@@ -34,7 +36,7 @@ Shard::~Shard() {
     connections_ = c->next;
     delete c;
   }
-  listener_.close();
+  for (Socket& listener : listeners_) listener.close();
   loop_.reset();
 }
 
@@ -52,16 +54,42 @@ void Shard::update_accepting() {
   bool wanted = !draining_ && !throttle_.accepting_paused();
   bool running = accepting();
   if (wanted && !running) {
-    acceptor_ = create_task(*loop_, accept_loop(), "echo:accept");
+    acceptors_.clear();
+    for (Socket& listener : listeners_) acceptors_.push_back(create_task(*loop_, accept_loop(listener), "echo:accept"));
   } else if (!wanted && running && !draining_) {
-    // Paused: cancel the pending accept. Once the task has ended (the backend confirms the
-    // cancel), look again: accepting may have been resumed meanwhile.
-    acceptor_.cancel();
-    acceptor_.add_done_callback([this] { update_accepting(); }, "echo:accept_paused");
+    // Paused: cancel the pending accepts. Once the tasks have ended (the backend confirms the
+    // cancels), look again: accepting may have been resumed meanwhile.
+    for (Future<>& acceptor : acceptors_) {
+      if (acceptor.cancel()) {
+        acceptor.add_done_callback([this] { if (!accepting()) update_accepting(); }, "echo:accept_paused");
+      }
+    }
   }
 }
 
-Task<> Shard::accept_loop() {
+bool Shard::accepting() const {
+  for (const Future<>& acceptor : acceptors_) {
+    if (acceptor.valid() && !acceptor.done()) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::vector<UniqueFd>> Shard::duplicate_listeners() const {
+  if (draining_) {
+    return absl::FailedPreconditionError("this instance is draining: its listeners are closed");
+  }
+  std::vector<UniqueFd> fds;
+  for (const Socket& listener : listeners_) {
+    UniqueFd fd(::fcntl(listener.fd(), F_DUPFD_CLOEXEC, 0));
+    if (!fd.valid()) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("duplicating loop ", loop_->loop_id(), "'s listener"));
+    }
+    fds.push_back(std::move(fd));
+  }
+  return fds;
+}
+
+Task<> Shard::accept_loop(Socket& listener) {
   // Published for the admin plane: true while this task runs, however it ends.
   struct Accepting {
     explicit Accepting(SingleWriter<uint64_t>& flag) : flag(flag) { flag.store(1); }
@@ -88,7 +116,7 @@ Task<> Shard::accept_loop() {
       continue;
     }
     waiting_for_budget = false;
-    absl::StatusOr<Socket> conn = co_await listener_.accept();
+    absl::StatusOr<Socket> conn = co_await listener.accept();
     if (!conn.ok()) {
       if (draining_ || absl::IsCancelled(conn.status())) break;
       counters_.accept_errors.add(1);
@@ -199,7 +227,8 @@ absl::StatusOr<SocketInfo> Shard::close_connection(int fd) {
     c->close(CloseReason::kAdmin);
     return info;
   }
-  if (listener_.valid() && listener_.fd() == fd) {
+  for (const Socket& listener : listeners_) {
+    if (!listener.valid() || listener.fd() != fd) continue;
     return absl::FailedPreconditionError(
         absl::StrCat("fd ", fd, " is loop ", loop_->loop_id(), "'s listener, not a connection; Drain stops accepting"));
   }
@@ -221,12 +250,14 @@ void Shard::drain(std::function<void()> on_drained) {
   if (draining_) return;
   draining_ = true;
   on_drained_ = std::move(on_drained);
-  listener_.close();  // the pending accept fails with "closed" and the accept loop ends
+  for (Socket& listener : listeners_) listener.close();  // pending accepts fail with "closed"; the accept loops end
   drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
-  if (accepting()) {
+  for (Future<>& acceptor : acceptors_) {
     // An accept that completed before the close may not have been handed to the accept loop
-    // yet: that connection is served too, so the shard is drained only once the loop has ended.
-    acceptor_.add_done_callback([this] { maybe_drained(); }, "echo:acceptor_ended");
+    // yet: that connection is served too, so the shard is drained only once the loops have ended.
+    if (acceptor.valid() && !acceptor.done()) {
+      acceptor.add_done_callback([this] { maybe_drained(); }, "echo:acceptor_ended");
+    }
   }
   maybe_drained();
 }

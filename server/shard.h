@@ -1,5 +1,7 @@
 // shard.h: one event loop's share of the echo server: its listener (SO_REUSEPORT, so every
 // shard accepts on the same port), its accept loop, its connections and its counters.
+// A shard usually has one listener; after a hand-over from a process that ran more loops it
+// accepts on several (server/take_over.h), each with an accept loop of its own.
 //
 // Accepting: one accept at a time. Past the connection limit (--max_connections, or the one the
 // admin plane set; counted across all shards) a new connection is closed at once. The admin
@@ -23,9 +25,11 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "runtime/async.h"
 #include "runtime/socket.h"
+#include "runtime/unique_fd.h"
 #include "server/connection.h"
 #include "server/descriptor_budget.h"
 #include "server/server_options.h"
@@ -38,7 +42,7 @@ class Shard {
  public:
   // `active_total` counts connections across all shards (for the connection limit);
   // `throttle` and `descriptors` are shared by all shards. All three must outlive the shard.
-  Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, Socket listener,
+  Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
         std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors);
   ~Shard();
   Shard(const Shard&) = delete;
@@ -67,9 +71,12 @@ class Shard {
   // CloseConnection); returns what it was. NotFound if no connection of this shard has it,
   // FailedPrecondition for the listener.
   absl::StatusOr<SocketInfo> close_connection(int fd);
+  // Loop thread: duplicates of this shard's listening descriptors (close-on-exec), for a
+  // hand-over; FailedPrecondition once draining (they are closed).
+  absl::StatusOr<std::vector<UniqueFd>> duplicate_listeners() const;
 
  private:
-  Task<> accept_loop();
+  Task<> accept_loop(Socket& listener);
   // Starts or stops the accept loop as pausing and draining require.
   void update_accepting();
   void add_connection(Socket socket);
@@ -79,18 +86,18 @@ class Shard {
   void on_drain_deadline();
   void force_close_all(CloseReason reason);
   void maybe_drained();
-  // The accept loop task is running (it may be waiting for an accept, a backoff or a budget).
-  bool accepting() const { return acceptor_.valid() && !acceptor_.done(); }
+  // An accept loop task is running (it may be waiting for an accept, a backoff or a budget).
+  bool accepting() const;
 
   const EchoServerOptions& options_;
   std::unique_ptr<EventLoop> loop_;
-  Socket listener_;
+  std::vector<Socket> listeners_;
   std::atomic<uint64_t>& active_total_;
   Throttle& throttle_;
   DescriptorBudget& descriptors_;
   ShardCounters counters_;
   Connection* connections_ = nullptr;  // intrusive list
-  Future<> acceptor_;
+  std::vector<Future<>> acceptors_;  // one per listener, while accepting
   TimerHandle idle_sweep_;
   TimerHandle drain_deadline_;
   TimerHandle drain_force_;

@@ -2,6 +2,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -52,6 +53,28 @@ absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Bind(const SocketA
     return bound.ok() ? fail("eventfd", err) : bound.status();
   }
   return std::unique_ptr<AdminListener>(new AdminListener(fd, wake, *bound, max_connections));
+}
+
+absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Adopt(int fd, uint32_t max_connections) {
+  absl::StatusOr<SocketAddress> bound = SocketAddress::LocalOf(fd);
+  int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (!bound.ok() || wake < 0) {
+    int err = errno;
+    ::close(fd);
+    if (wake >= 0) ::close(wake);
+    return bound.ok() ? absl::ErrnoToStatus(err, "admin plane: eventfd") : bound.status();
+  }
+  // Accepting polls first, so the socket need not be non-blocking, but it was made so.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return std::unique_ptr<AdminListener>(new AdminListener(fd, wake, *bound, max_connections));
+}
+
+int AdminListener::Duplicate() const {
+  if (fd_ < 0) {
+    errno = EBADF;
+    return -1;
+  }
+  return ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
 }
 
 AdminListener::~AdminListener() {

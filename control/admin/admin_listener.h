@@ -43,6 +43,9 @@ class AdminListener {
  public:
   // Binds and listens. Unavailable (naming the address) if it cannot.
   static absl::StatusOr<std::unique_ptr<AdminListener>> Bind(const SocketAddress& address, uint32_t max_connections);
+  // Takes over a listening socket another process handed over (server/take_over.h): owned
+  // from now on, closed if this fails.
+  static absl::StatusOr<std::unique_ptr<AdminListener>> Adopt(int fd, uint32_t max_connections);
   ~AdminListener();  // stops if still running
   AdminListener(const AdminListener&) = delete;
   AdminListener& operator=(const AdminListener&) = delete;
@@ -54,6 +57,9 @@ class AdminListener {
   // Stops accepting and closes the listening socket; connections handed over stay with gRPC.
   // Idempotent.
   void Stop();
+  // A duplicate of the listening socket (close-on-exec), or -1 once stopped (errno says why
+  // otherwise). From the thread that calls Stop, or one it is sequenced with.
+  int Duplicate() const;
 
  private:
   struct Handed {

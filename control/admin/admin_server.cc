@@ -1,5 +1,9 @@
 #include "control/admin/admin_server.h"
 
+#include <unistd.h>
+
+#include <cerrno>
+
 #include <chrono>
 #include <thread>
 #include <utility>
@@ -73,11 +77,14 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
                                                                  std::vector<BackendProbe> backends) {
   absl::StatusOr<SocketAddress> where = SocketAddress::Parse(options.host, options.port);
   if (!where.ok()) {
+    if (options.listener_fd >= 0) ::close(options.listener_fd);
     return absl::InvalidArgumentError(
         absl::StrCat("--admin_host=", options.host, ": not an IP address (", where.status().message(), ")"));
   }
   std::unique_ptr<AdminServer> admin(new AdminServer());
-  absl::StatusOr<std::unique_ptr<AdminListener>> listener = AdminListener::Bind(*where, options.max_connections);
+  absl::StatusOr<std::unique_ptr<AdminListener>> listener =
+      options.listener_fd >= 0 ? AdminListener::Adopt(options.listener_fd, options.max_connections)
+                               : AdminListener::Bind(*where, options.max_connections);
   if (!listener.ok()) return listener.status();
   admin->listener_ = *std::move(listener);
   admin->address_ = admin->listener_->address().ToString();
@@ -113,6 +120,20 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
 }
 
 AdminServer::~AdminServer() { Shutdown(); }
+
+absl::StatusOr<UniqueFd> AdminServer::DuplicateListener() const {
+  int fd = server_ == nullptr ? -1 : listener_->Duplicate();
+  if (fd < 0) {
+    return server_ == nullptr || errno == EBADF
+               ? absl::FailedPreconditionError("the admin plane no longer accepts")
+               : absl::ErrnoToStatus(errno, "duplicating the admin listener");
+  }
+  return UniqueFd(fd);
+}
+
+void AdminServer::StopAccepting() {
+  if (listener_ != nullptr) listener_->Stop();
+}
 
 void AdminServer::Shutdown() {
   if (server_ == nullptr) return;

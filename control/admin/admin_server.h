@@ -27,6 +27,7 @@
 #include "control/admin/call_auth.h"
 #include "grpcpp/server.h"
 #include "runtime/plugin_loader.h"
+#include "runtime/unique_fd.h"
 #include "control/admin/administered.h"
 
 namespace brrr::control {
@@ -47,6 +48,10 @@ struct AdminServerOptions {
   uint32_t max_connections = 16;
   // A connection without a call in progress for this long is closed (--admin_idle_timeout).
   Duration idle_timeout = std::chrono::seconds(60);
+  // A listening socket handed over by the process this one takes over from
+  // (server/take_over.h): accepted on instead of binding host:port. Owned by Start from then
+  // on (closed if it fails). -1: bind.
+  int listener_fd = -1;
 };
 
 class AdminServer {
@@ -64,6 +69,13 @@ class AdminServer {
   const std::string& address() const { return address_; }
   // Stops taking calls and ends the ones in progress (streams included). Idempotent.
   void Shutdown();
+
+  // For a hand-over (server/handover_listener.h): a duplicate of the listening socket
+  // (close-on-exec); FailedPrecondition once it no longer accepts.
+  absl::StatusOr<UniqueFd> DuplicateListener() const;
+  // Closes the listening socket (the process it was handed to serves the port now); calls on
+  // connections already open go on. Call it, DuplicateListener and Shutdown one at a time.
+  void StopAccepting();
 
  private:
   AdminServer() = default;

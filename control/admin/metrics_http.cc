@@ -1,7 +1,9 @@
 #include "control/admin/metrics_http.h"
 
+#include <fcntl.h>
 #include <pthread.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <optional>
 #include <utility>
@@ -10,6 +12,7 @@
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
 #include "runtime/async.h"
+#include "runtime/call_in_loop.h"
 #include "runtime/retry_pacing.h"
 
 namespace brrr::control {
@@ -56,6 +59,7 @@ HttpResponse Text(int status, std::string body) {
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(MetricsHttpOptions options,
                                                                             MetricsPages pages) {
+  UniqueFd adopted(std::exchange(options.listener_fd, -1));  // closed on every way out unless adopted
   absl::StatusOr<SocketAddress> address = SocketAddress::Parse(options.host, options.port);
   if (!address.ok()) {
     return absl::InvalidArgumentError(
@@ -70,7 +74,9 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   if (!loop.ok()) return loop.status();
   server->loop_ = *std::move(loop);
   // No SO_REUSEPORT: no other process can bind the port while this one holds it.
-  absl::StatusOr<Socket> listener = Socket::Listen(*server->loop_, *address, SocketOptions{}, /*backlog=*/64);
+  absl::StatusOr<Socket> listener = adopted.valid()
+                                        ? absl::StatusOr<Socket>(Socket::Adopt(*server->loop_, adopted.release(), "listener"))
+                                        : Socket::Listen(*server->loop_, *address, SocketOptions{}, /*backlog=*/64);
   if (!listener.ok()) {
     return absl::Status(listener.status().code(), absl::StrCat("cannot serve metrics on ", address->ToString(), ": ",
                                                                listener.status().message()));
@@ -79,7 +85,8 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   if (!local.ok()) return local.status();
   server->address_ = local->ToString();
   server->port_ = local->port();
-  create_task(*server->loop_, server->accept_loop(*std::move(listener)), "metrics:accept");
+  server->listener_fd_ = listener->fd();
+  server->acceptor_ = create_task(*server->loop_, server->accept_loop(*std::move(listener)), "metrics:accept");
   server->thread_ = std::thread([s = server.get()] {
     // Named for top -H and bench/metrics_overhead.sh, which measures this thread's CPU.
     pthread_setname_np(pthread_self(), "brrr-metrics");
@@ -92,13 +99,49 @@ MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
 void MetricsHttpServer::Stop() {
   if (loop_ == nullptr) return;
+  if (handed_over_.load()) {
+    // A client accepted here just before the hand-over asked this process, not the new one:
+    // answer it before going. Bounded: a client that never sends a request is not waited for.
+    int64_t until = MonotonicNanos() + kHandedOverGrace.count();
+    while (unanswered_.load() > 0 && MonotonicNanos() < until) std::this_thread::sleep_for(milliseconds(1));
+  }
   if (thread_.joinable()) {
     loop_->stop();
     thread_.join();
   }
   // Destroying the loop destroys the acceptor and the connections' tasks, which close their
   // sockets.
+  acceptor_ = Future<>();
+  listener_fd_ = -1;
   loop_.reset();
+}
+
+absl::StatusOr<UniqueFd> MetricsHttpServer::DuplicateListener() {
+  if (loop_ == nullptr) return absl::FailedPreconditionError("the metrics port has stopped");
+  auto dup = CallInLoop(
+      *loop_,
+      [this]() -> absl::StatusOr<int> {
+        if (acceptor_.done()) return absl::FailedPreconditionError("the metrics port no longer accepts");
+        int fd = ::fcntl(listener_fd_, F_DUPFD_CLOEXEC, 0);
+        if (fd < 0) return absl::ErrnoToStatus(errno, "duplicating the metrics listener");
+        return fd;
+      },
+      std::chrono::seconds(5), "metrics:duplicate_listener");
+  if (!dup.ok()) return dup.status();
+  if (!dup->ok()) return dup->status();
+  return UniqueFd(**dup);
+}
+
+void MetricsHttpServer::StopAccepting() {
+  if (loop_ == nullptr) return;
+  // Cancelling the accept loop closes the listener it owns.
+  (void)CallInLoop(
+      *loop_,
+      [this] {
+        handed_over_.store(true);
+        return acceptor_.cancel();
+      },
+      std::chrono::seconds(5), "metrics:stop_accepting");
 }
 
 Task<> MetricsHttpServer::accept_loop(Socket listener) {
@@ -139,6 +182,16 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
 }
 
 Task<> MetricsHttpServer::serve(Socket connection) {
+  struct FirstAnswer {
+    explicit FirstAnswer(std::atomic<int>& count) : count(count) { count.fetch_add(1); }
+    ~FirstAnswer() { given(); }
+    void given() {
+      if (!done) count.fetch_sub(1);
+      done = true;
+    }
+    std::atomic<int>& count;
+    bool done = false;
+  } first_answer(unanswered_);
   std::string received;
   for (;;) {
     absl::StatusOr<absl::StatusOr<std::optional<HttpRequest>>> read =
@@ -156,9 +209,11 @@ Task<> MetricsHttpServer::serve(Socket connection) {
     }
     if (!read->value().has_value()) co_return;  // the client closed
     const HttpRequest& request = *read->value();
-    bool keep_alive = request.keep_alive();
+    // After a hand-over, each client is sent to the new process for its next request.
+    bool keep_alive = request.keep_alive() && !handed_over_.load();
     std::string answer = FormatResponse(Answer(request), keep_alive, /*head_only=*/request.method == "HEAD");
     absl::StatusOr<absl::Status> sent = co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
+    first_answer.given();
     if (!sent.ok() || !sent->ok() || !keep_alive) co_return;
   }
 }

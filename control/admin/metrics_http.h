@@ -50,7 +50,9 @@
 #include "prometheus/collectable.h"
 #include "runtime/clock.h"
 #include "runtime/event_loop.h"
+#include "runtime/future.h"
 #include "runtime/socket.h"
+#include "runtime/unique_fd.h"
 
 namespace brrr::control {
 
@@ -67,6 +69,10 @@ struct MetricsHttpOptions {
   // The backend of the server's loop ("auto", "epoll"...; see PluginLoader).
   std::string backend = "auto";
   std::string plugin_dir;
+  // A listening socket handed over by the process this one takes over from
+  // (server/take_over.h): served instead of binding host:port. Owned by Start from then on
+  // (closed if it fails). -1: bind.
+  int listener_fd = -1;
 };
 
 // What the pages show.
@@ -93,6 +99,17 @@ class MetricsHttpServer {
   // Stops serving and closes every connection. Idempotent.
   void Stop();
 
+  // For a hand-over (server/handover_listener.h): a duplicate of the listening socket
+  // (close-on-exec); FailedPrecondition once it no longer accepts. Any thread but the server's.
+  absl::StatusOr<UniqueFd> DuplicateListener();
+  // Closes the listening socket (the process it was handed to serves the port now). Requests
+  // on connections already open are still answered, each connection closes after its next
+  // answer (so a keep-alive client reconnects, to the new process), and Stop then waits up to
+  // kHandedOverGrace for connections that have not had their first answer (accepted just
+  // before the hand-over) to get it. Any thread but the server's.
+  void StopAccepting();
+  static constexpr Duration kHandedOverGrace = std::chrono::seconds(2);
+
  private:
   MetricsHttpServer(MetricsHttpOptions options, MetricsPages pages)
       : options_(std::move(options)), pages_(std::move(pages)) {}
@@ -113,6 +130,10 @@ class MetricsHttpServer {
   uint64_t waits_at_cap_ = 0;   // the loop thread's
   uint64_t accept_errors_ = 0;  // the loop thread's
   std::unique_ptr<EventLoop> loop_;
+  Future<> acceptor_;     // the accept loop; it owns the listener
+  int listener_fd_ = -1;  // the loop thread's: the listener's descriptor while acceptor_ runs
+  std::atomic<bool> handed_over_{false};  // StopAccepting was called
+  std::atomic<int> unanswered_{0};         // connections that have not had a first answer yet
   std::thread thread_;
 };
 

@@ -2,8 +2,9 @@
 //
 //   bazel run //server/brrr-echo -- --backend=epoll --port=5000 --loops=2
 //
-// Exit codes: 0 after a drain (SIGTERM, SIGINT), 1 for a flag that does not parse,
-// 2 for an option out of range, 3 when the server cannot start (backend, address in use...).
+// Exit codes: 0 after a drain (SIGTERM, SIGINT, or a hand-over to a new process), 1 for a flag
+// that does not parse, 2 for an option out of range, 3 when the server cannot start (backend,
+// address in use, a failed --take_over...).
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "control/admin/metrics_http.h"
 #include "control/admin/process_figures.h"
 #include "server/brrr-echo/echo_administered.h"
+#include "server/brrr-echo/upgrade.h"
 #include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/stack_sampler.h"
@@ -294,6 +296,14 @@ int main(int argc, char** argv) {
   sigaddset(&blocked, brrr::StackSampler::Signal());
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
+  // --take_over / --handover_socket (upgrade.h): listeners received here are adopted below.
+  auto upgrade = brrr::Upgrade::Begin();
+  if (!upgrade.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s\n", std::string(upgrade.status().message()).c_str());
+    return 3;
+  }
+  (*upgrade)->AdoptEcho(o);
+  admin_options.listener_fd = (*upgrade)->AdoptAdmin(admin_host, static_cast<uint16_t>(admin_port));
   auto server = EchoServer::Create(o);
   if (!server.ok()) {
     std::fprintf(stderr, "brrr-echo: %s\n", std::string(server.status().message()).c_str());
@@ -322,6 +332,7 @@ int main(int argc, char** argv) {
     mo.max_connections = metrics_connections;
     mo.backend = (*server)->backend();
     mo.plugin_dir = o.plugin_dir;
+    mo.listener_fd = (*upgrade)->AdoptMetrics(metrics_host, static_cast<uint16_t>(metrics_port));
     brrr::control::MetricsPages pages;
     pages.collectables = {std::make_shared<brrr::control::MetricsExporter>(administered),
                           std::make_shared<brrr::control::ProcessFigures>()};
@@ -359,9 +370,16 @@ int main(int argc, char** argv) {
   }
   std::fflush(stdout);
 
+  int exit_code = 0;
+  if (absl::Status serving = (*upgrade)->Serve(**server, admin.get(), metrics.get()); !serving.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s; draining\n", std::string(serving.message()).c_str());
+    (*server)->Drain();
+    exit_code = 3;
+  }
   std::thread signal_thread(HandleSignals, server->get(), &signals);
   int64_t drain_started = 0;
   (*server)->Wait();
+  (*upgrade)->Stop();
   if (admin != nullptr) admin->Shutdown();
   if (metrics != nullptr) metrics->Stop();
   drain_started = (*server)->drain_started_at_ns();
@@ -380,5 +398,5 @@ int main(int argc, char** argv) {
       static_cast<unsigned long long>(s.bytes_out),
       static_cast<double>(now - (*server)->started_at_ns()) / 1e9);
   std::fflush(stdout);
-  return 0;
+  return exit_code;
 }

@@ -1,0 +1,151 @@
+#include "server/brrr-echo/upgrade.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+
+ABSL_FLAG(std::string, handover_socket, "",
+          "Listen on this UNIX socket (created 0600, removed at exit) for a new brrr-echo started with "
+          "--take_over=PATH: it receives the listening sockets, and once it accepts on them this process "
+          "stops accepting and drains, as on SIGTERM; no connection attempt is refused. Empty: no hand-over");
+ABSL_FLAG(std::string, take_over, "",
+          "Take the listening sockets (echo, and metrics and admin where this process serves the same "
+          "address) of the brrr-echo listening on this --handover_socket, instead of binding; --host must be "
+          "the running one's and --port the same or 0. Exit code 3 if it cannot; the running one serves on");
+
+namespace brrr {
+
+absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
+  std::unique_ptr<Upgrade> upgrade(new Upgrade());
+  std::string take_over = absl::GetFlag(FLAGS_take_over);
+  std::string handover = absl::GetFlag(FLAGS_handover_socket);
+  // Opened first, so that a path where another process listens stops this one before it
+  // binds anything; unless it is the path being taken over, which is free only once the old
+  // process has let go.
+  if (!handover.empty() && handover != take_over) {
+    if (absl::Status opened = upgrade->OpenHandoverSocket(handover); !opened.ok()) return opened;
+  }
+  if (take_over.empty()) return upgrade;
+  absl::StatusOr<std::unique_ptr<server::TakeOver>> taking = server::TakeOver::Connect(take_over);
+  if (!taking.ok()) return taking.status();
+  upgrade->taking_ = *std::move(taking);
+  return upgrade;
+}
+
+absl::Status Upgrade::OpenHandoverSocket(const std::string& path) {
+  server::HandoverCallbacks callbacks;
+  callbacks.collect = [this]() -> absl::StatusOr<server::ListenerSet> {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (server_ == nullptr) return absl::UnavailableError("this instance is still starting; try again in a moment");
+    server::ListenerSet set;
+    set.echo = server_->address();
+    absl::StatusOr<std::vector<UniqueFd>> echo = server_->DuplicateListeners();
+    if (!echo.ok()) return echo.status();
+    set.echo_fds = *std::move(echo);
+    if (admin_ != nullptr) {
+      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(admin_->address());
+      absl::StatusOr<UniqueFd> fd = admin_->DuplicateListener();
+      if (at.ok() && fd.ok()) set.admin = server::HandedListener{*at, *std::move(fd)};
+    }
+    if (metrics_ != nullptr) {
+      absl::StatusOr<SocketAddress> at = SocketAddress::ParseHostPort(metrics_->address());
+      absl::StatusOr<UniqueFd> fd = metrics_->DuplicateListener();
+      if (at.ok() && fd.ok()) set.metrics = server::HandedListener{*at, *std::move(fd)};
+    }
+    return set;
+  };
+  callbacks.released = [this](pid_t pid) {
+    std::lock_guard<std::mutex> lock(mu_);
+    // The new process accepts on every socket now: stop here and let open connections finish.
+    if (admin_ != nullptr) admin_->StopAccepting();
+    if (metrics_ != nullptr) metrics_->StopAccepting();
+    std::printf("brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
+                static_cast<int>(pid),
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(server_->options().drain_timeout).count()));
+    std::fflush(stdout);
+    server_->Drain();
+  };
+  absl::StatusOr<std::unique_ptr<server::HandoverListener>> listening =
+      server::HandoverListener::Listen(path, std::move(callbacks));
+  if (!listening.ok()) return listening.status();
+  handing_ = *std::move(listening);
+  return absl::OkStatus();
+}
+
+Upgrade::~Upgrade() {
+  Stop();
+  if (taking_ != nullptr) taking_->Decline("the new instance did not start (its stderr says why)");
+}
+
+void Upgrade::AdoptEcho(server::EchoServerOptions& options) {
+  if (taking_ != nullptr) options.adopted_listeners = taking_->TakeEchoListeners();
+}
+
+int Upgrade::Adopt(std::optional<server::HandedListener>& listener, const std::string& host, uint16_t port) {
+  if (taking_ == nullptr || !listener.has_value() || port == 0) return -1;
+  absl::StatusOr<SocketAddress> wanted = SocketAddress::Parse(host, port);
+  if (!wanted.ok() || wanted->ToString() != listener->address.ToString()) {
+    listener.reset();
+    return -1;
+  }
+  int fd = listener->fd.release();
+  listener.reset();
+  return fd;
+}
+
+int Upgrade::AdoptAdmin(const std::string& host, uint16_t port) {
+  return taking_ == nullptr ? -1 : Adopt(taking_->mutable_listeners().admin, host, port);
+}
+
+int Upgrade::AdoptMetrics(const std::string& host, uint16_t port) {
+  return taking_ == nullptr ? -1 : Adopt(taking_->mutable_listeners().metrics, host, port);
+}
+
+absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* admin,
+                            control::MetricsHttpServer* metrics) {
+  if (taking_ != nullptr) {
+    pid_t old_pid = taking_->listeners().pid;
+    absl::Status committed = taking_->Commit();
+    std::string path = taking_->path();
+    taking_.reset();
+    if (!committed.ok()) return committed;
+    std::printf("brrr-echo: took over the listeners of pid %d through %s; it drains\n", static_cast<int>(old_pid),
+                path.c_str());
+    std::fflush(stdout);
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    server_ = &server;
+    admin_ = admin;
+    metrics_ = metrics;
+  }
+  std::string path = absl::GetFlag(FLAGS_handover_socket);
+  if (path.empty()) return absl::OkStatus();
+  if (handing_ == nullptr) {
+    // The path just taken over from. The old process has let go: draining now would leave
+    // the port to nobody, so this process serves on, only without a way to hand over.
+    if (absl::Status opened = OpenHandoverSocket(path); !opened.ok()) {
+      std::fprintf(stderr, "brrr-echo: warning: %s; serving on, but no new process can take over from this one\n",
+                   std::string(opened.message()).c_str());
+      return absl::OkStatus();
+    }
+  }
+  std::printf("brrr-echo: hand-over socket at %s (brrr-echo --take_over=%s takes the listeners)\n", path.c_str(),
+              path.c_str());
+  std::fflush(stdout);
+  return absl::OkStatus();
+}
+
+void Upgrade::Stop() {
+  if (handing_ != nullptr) handing_->Stop();
+  std::lock_guard<std::mutex> lock(mu_);
+  server_ = nullptr;
+  admin_ = nullptr;
+  metrics_ = nullptr;
+}
+
+}  // namespace brrr

@@ -1,0 +1,249 @@
+#include "server/handover_listener.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+
+namespace brrr::server {
+
+namespace {
+
+// How long the new process may take to say which protocol it speaks once connected.
+constexpr Duration kHelloTimeout = std::chrono::seconds(5);
+
+absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path) {
+    return absl::InvalidArgumentError(absl::StrCat("hand-over socket \"", path, "\": a path of 1 to ",
+                                                   sizeof addr.sun_path - 1, " bytes is needed"));
+  }
+  std::memcpy(addr.sun_path, path.data(), path.size());
+  return addr;
+}
+
+int64_t DeadlineAfter(Duration d) { return MonotonicNanos() + d.count(); }
+
+void Say(const std::string& line) {
+  std::fprintf(stderr, "brrr-echo: hand-over: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HandoverListener>> HandoverListener::Listen(const std::string& path,
+                                                                           HandoverCallbacks callbacks) {
+  absl::StatusOr<sockaddr_un> addr = UnixAddress(path);
+  if (!addr.ok()) return addr.status();
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return absl::ErrnoToStatus(errno, "socket(AF_UNIX)");
+  auto bind_private = [&]() -> int {
+    // Created 0600 from the start: no moment when another user could connect. umask is
+    // process-wide, but nothing else in brrr-echo creates files.
+    mode_t old_mask = ::umask(0177);
+    int r = ::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
+    int err = errno;
+    ::umask(old_mask);
+    errno = err;
+    return r;
+  };
+  if (bind_private() != 0) {
+    int err = errno;
+    if (err != EADDRINUSE) return absl::ErrnoToStatus(err, absl::StrCat("hand-over socket ", path, ": bind"));
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("hand-over socket ", path, ": the path exists and is not a socket; choose another path"));
+    }
+    // A socket file: live if someone accepts on it, stale if it is left from a process that died.
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (probe.valid() && ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) == 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("hand-over socket ", path, ": another process listens there (a brrr-echo still running?); "
+                       "take it over with --take_over=", path, " or choose another path"));
+    }
+    if (errno != ECONNREFUSED) {
+      return absl::ErrnoToStatus(errno, absl::StrCat("hand-over socket ", path, ": probing the existing socket"));
+    }
+    ::unlink(path.c_str());
+    if (bind_private() != 0) return absl::ErrnoToStatus(errno, absl::StrCat("hand-over socket ", path, ": bind"));
+    Say(absl::StrCat("removed a stale socket at ", path));
+  }
+  struct stat st {};
+  if (::chmod(path.c_str(), 0600) != 0 || ::stat(path.c_str(), &st) != 0 || ::listen(fd.get(), 4) != 0) {
+    int err = errno;
+    ::unlink(path.c_str());
+    return absl::ErrnoToStatus(err, absl::StrCat("hand-over socket ", path));
+  }
+  UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!wake.valid()) {
+    int err = errno;
+    ::unlink(path.c_str());
+    return absl::ErrnoToStatus(err, "eventfd");
+  }
+  std::unique_ptr<HandoverListener> listener(
+      new HandoverListener(path, std::move(fd), std::move(wake), st.st_ino, std::move(callbacks)));
+  listener->thread_ = std::thread([l = listener.get()] { l->Run(); });
+  return listener;
+}
+
+HandoverListener::HandoverListener(std::string path, UniqueFd fd, UniqueFd wake, ino_t inode,
+                                   HandoverCallbacks callbacks)
+    : path_(std::move(path)),
+      fd_(std::move(fd)),
+      wake_(std::move(wake)),
+      inode_(inode),
+      callbacks_(std::move(callbacks)) {}
+
+HandoverListener::~HandoverListener() { Stop(); }
+
+void HandoverListener::Stop() {
+  if (thread_.joinable()) {
+    uint64_t one = 1;
+    (void)!::write(wake_.get(), &one, sizeof one);
+    thread_.join();
+  }
+  Unlink();
+}
+
+void HandoverListener::Unlink() {
+  if (!fd_.valid()) return;
+  struct stat st {};
+  if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
+  fd_.reset();
+}
+
+bool HandoverListener::StopRequested(int ms) const {
+  pollfd p{.fd = wake_.get(), .events = POLLIN, .revents = 0};
+  return ::poll(&p, 1, ms) > 0;
+}
+
+void HandoverListener::Run() {
+  for (;;) {
+    pollfd fds[2] = {{.fd = fd_.get(), .events = POLLIN, .revents = 0},
+                     {.fd = wake_.get(), .events = POLLIN, .revents = 0}};
+    int n = ::poll(fds, 2, -1);
+    if (n < 0 && errno != EINTR) return;
+    if (fds[1].revents != 0) return;
+    if (fds[0].revents == 0) continue;
+    UniqueFd conn(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!conn.valid()) {
+      if (errno == EMFILE || errno == ENFILE) {
+        if (StopRequested(100)) return;
+      }
+      continue;
+    }
+    if (Serve(std::move(conn))) return;
+    taking_ = 0;
+  }
+}
+
+void HandoverListener::RefuseSecond() {
+  UniqueFd second(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!second.valid()) return;
+  timeval t{.tv_sec = 1, .tv_usec = 0};
+  ::setsockopt(second.get(), SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
+  (void)SendFrame(second.get(), HandoverFrameType::kRefuse,
+                  absl::StrCat("already handing over to pid ", taking_, "; try again once that has ended"));
+}
+
+bool HandoverListener::Serve(UniqueFd conn) {
+  // Sends block at most this long: a new process that stops reading cannot hold this thread.
+  timeval t{.tv_sec = 5, .tv_usec = 0};
+  ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+  auto refuse = [&](const std::string& why) {
+    Say(absl::StrCat("refused pid ", cred.pid, ": ", why, "; still serving"));
+    (void)SendFrame(conn.get(), HandoverFrameType::kRefuse, why);
+    return false;
+  };
+  if (cred.uid != ::geteuid()) {
+    return refuse(absl::StrCat("user ", cred.uid, " may not take over the listeners of user ", ::geteuid()));
+  }
+  taking_ = cred.pid;
+  absl::StatusOr<HandoverFrame> hello = ReadFrame(conn.get(), DeadlineAfter(kHelloTimeout));
+  if (!hello.ok()) {
+    // A process that connects and closes at once is another brrr-echo checking whether this
+    // socket is live (Listen's probe): nothing to report.
+    if (absl::IsUnavailable(hello.status()) && absl::StrContains(hello.status().message(), "closed")) return false;
+    Say(absl::StrCat("pid ", cred.pid, " connected but sent no hello (", hello.status().message(),
+                     "); still serving"));
+    return false;
+  }
+  if (hello->type != HandoverFrameType::kHello) {
+    return refuse(absl::StrCat("expected a HELLO, got a ", HandoverFrameName(hello->type)));
+  }
+  if (hello->version != kHandoverProtocolVersion) {
+    return refuse(absl::StrCat("this instance speaks hand-over protocol version ", kHandoverProtocolVersion,
+                               ", the new one version ", hello->version,
+                               "; upgrade through a release that speaks both"));
+  }
+  absl::StatusOr<ListenerSet> set = callbacks_.collect();
+  if (!set.ok()) return refuse(std::string(set.status().message()));
+  set->pid = ::getpid();
+  if (absl::Status sent = SendOffer(conn.get(), *set); !sent.ok()) {
+    Say(absl::StrCat("could not send the listeners to pid ", cred.pid, ": ", sent.message(), "; still serving"));
+    return false;
+  }
+  // The new process builds its loops and starts accepting; meanwhile a third one is refused.
+  int64_t deadline = DeadlineAfter(kTakeOverTimeout);
+  for (;;) {
+    int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
+    if (left_ms <= 0) {
+      Say(absl::StrCat("pid ", cred.pid, " did not take the listeners within ",
+                       std::chrono::duration_cast<std::chrono::seconds>(kTakeOverTimeout).count(),
+                       " s; still serving"));
+      return false;
+    }
+    pollfd fds[3] = {{.fd = conn.get(), .events = POLLIN, .revents = 0},
+                     {.fd = fd_.get(), .events = POLLIN, .revents = 0},
+                     {.fd = wake_.get(), .events = POLLIN, .revents = 0}};
+    int n = ::poll(fds, 3, static_cast<int>(std::min<int64_t>(left_ms, 60'000)));
+    if (n < 0 && errno != EINTR) return false;
+    if (fds[2].revents != 0) {
+      // Stop(): leave the wake-up readable so that Run ends too.
+      Say(absl::StrCat("stopped while pid ", cred.pid, " was taking over"));
+      return true;
+    }
+    if (fds[0].revents != 0) break;  // the answer (or the new process went away) first
+    if (fds[1].revents != 0) RefuseSecond();
+  }
+  absl::StatusOr<HandoverFrame> answer = ReadFrame(conn.get(), deadline);
+  if (!answer.ok()) {
+    Say(absl::StrCat("pid ", cred.pid, " went away before taking the listeners (", answer.status().message(),
+                     "); still serving"));
+    return false;
+  }
+  if (answer->type != HandoverFrameType::kTaken) {
+    Say(absl::StrCat("pid ", cred.pid, " did not take the listeners (",
+                     answer->type == HandoverFrameType::kDeclined ? answer->payload
+                                                                  : HandoverFrameName(answer->type),
+                     "); still serving"));
+    return false;
+  }
+  // Removed before RELEASED, so that the new process can create its own socket at the same
+  // path as soon as it reads RELEASED.
+  Unlink();
+  if (absl::Status sent = SendFrame(conn.get(), HandoverFrameType::kReleased, ""); !sent.ok()) {
+    Say(absl::StrCat("pid ", cred.pid, " took the listeners but went away before they were released (",
+                     sent.message(), "); still serving, but no longer at ", path_));
+    return true;
+  }
+  Say(absl::StrCat("pid ", cred.pid, " took the listeners; no longer accepting here"));
+  callbacks_.released(cred.pid);
+  return true;
+}
+
+}  // namespace brrr::server

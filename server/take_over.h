@@ -1,0 +1,70 @@
+// take_over.h: the new side of a hand-over (brrr-echo --take_over=PATH): connect to a running
+// brrr-echo's hand-over socket, receive its listening sockets (checked: see
+// server/listener_handover.h), start serving on them, then commit.
+//
+//   auto taking = TakeOver::Connect("/run/brrr/echo.sock");   // nothing changes for the old one yet
+//   options.adopted_listeners = taking->TakeEchoListeners();  // EchoServer::Create adopts them
+//   ... start the server (it accepts on the sockets alongside the old process) ...
+//   absl::Status done = taking->Commit();   // TAKEN, then RELEASED: the old one stops accepting
+//   // or taking->Decline("why"): the old one goes on serving
+//
+// Until Commit returns OK the old process serves as before: if anything fails, the new one
+// declines (or just exits; the old one sees the connection close) and the old one is unharmed.
+// If Commit fails, the old process has not let go and is still accepting: the new one must
+// stop accepting (drain what it accepted) and exit.
+//
+// Threads: one thread at a time. Ownership: holds the connection and the received sockets
+// until they are taken.
+#ifndef BRRR_SERVER_TAKE_OVER_H_
+#define BRRR_SERVER_TAKE_OVER_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "runtime/clock.h"
+#include "server/listener_handover.h"
+
+namespace brrr::server {
+
+// How long the new process waits for each answer of the old one.
+inline constexpr Duration kHandoverAnswerTimeout = std::chrono::seconds(10);
+
+class TakeOver {
+ public:
+  // Connects, says HELLO and receives the offer and its listeners. NotFound when nothing
+  // listens at `path`; FailedPrecondition when the old process refuses (another protocol
+  // version, already handing over, draining) or speaks another version; InvalidArgument when
+  // a received socket is not the listener the offer names (address mismatch); Unavailable
+  // when the old process does not answer in time.
+  static absl::StatusOr<std::unique_ptr<TakeOver>> Connect(const std::string& path,
+                                                           Duration timeout = kHandoverAnswerTimeout);
+
+  const std::string& path() const { return path_; }
+  // What was received (descriptors still held here until taken).
+  const ListenerSet& listeners() const { return set_; }
+  ListenerSet& mutable_listeners() { return set_; }
+
+  // The echo listeners' descriptors, handed to the caller (who owns them from now).
+  std::vector<int> TakeEchoListeners();
+
+  // Says TAKEN and waits for RELEASED. OK: the old process no longer accepts and drains.
+  // Unavailable: it did not release them (it went away, gave up waiting, or was stopped),
+  // and may still be accepting.
+  absl::Status Commit(Duration timeout = kHandoverAnswerTimeout);
+  // Tells the old process why it keeps its listeners (it logs the reason). Best effort.
+  void Decline(const std::string& why);
+
+ private:
+  TakeOver(std::string path, UniqueFd conn, ListenerSet set)
+      : path_(std::move(path)), conn_(std::move(conn)), set_(std::move(set)) {}
+
+  std::string path_;
+  UniqueFd conn_;
+  ListenerSet set_;
+};
+
+}  // namespace brrr::server
+
+#endif  // BRRR_SERVER_TAKE_OVER_H_

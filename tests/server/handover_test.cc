@@ -1,0 +1,481 @@
+// An upgrade on one host without a refused connection (issue 13, part 2), with the real
+// binary on every backend: brrr-echo A serves (2 loops, a metrics port, an admin port, a
+// hand-over socket) while clients open connections continuously, each echoing a unique
+// payload; brrr-echo B (3 loops) takes the listeners over with --take_over; A drains and exits
+// 0. Every connection attempt succeeded (none refused, none reset), every payload came back
+// exactly, the metrics port answered throughout, and after A has gone B alone serves.
+//
+// The control: the same clients across a plain restart (A drains on SIGTERM, then B binds
+// the port) do meet refused connections, which is what the hand-over removes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using testing::Process;
+
+std::string EchoBinary() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
+
+// Under ThreadSanitizer (--config=tsan) the admin plane stays off: Debian's gRPC is not
+// instrumented, and its reports would stop brrr-echo (the tests that need gRPC are "notsan"
+// elsewhere). The hand-over itself is brrr's code, which TSan does see.
+bool UnderTsan() {
+  const char* s = std::getenv("BRRR_SANITIZER");
+  return s != nullptr && std::string(s) == "tsan";
+}
+
+// A TCP connection to 127.0.0.1:port with 10 s send and receive timeouts, or -errno.
+int Connect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  timeval t{.tv_sec = 10, .tv_usec = 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &t, sizeof t);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    int err = errno;
+    ::close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+// Sends `out` (in two parts, so a connection spans a moment), half-closes, and reads
+// everything until the server closes. -errno on failure.
+int Exchange(int fd, const std::string& out, std::string* in) {
+  size_t half = out.size() / 2;
+  for (auto [p, n] : {std::pair<size_t, size_t>{0, half}, {half, out.size() - half}}) {
+    size_t sent = 0;
+    while (sent < n) {
+      ssize_t w = ::send(fd, out.data() + p + sent, n - sent, MSG_NOSIGNAL);
+      if (w < 0) return -errno;
+      sent += static_cast<size_t>(w);
+    }
+    if (p == 0) std::this_thread::sleep_for(milliseconds(1));
+  }
+  ::shutdown(fd, SHUT_WR);
+  char buf[8192];
+  for (;;) {
+    ssize_t r = ::recv(fd, buf, sizeof buf, 0);
+    if (r < 0) return errno == EAGAIN ? -ETIMEDOUT : -errno;
+    if (r == 0) return 0;
+    in->append(buf, static_cast<size_t>(r));
+  }
+}
+
+// Threads that each open connection after connection to the echo port, one payload each,
+// and count what happened. Bounded: each thread stops after kMaxPerThread connections.
+class EchoClients {
+ public:
+  static constexpr int kThreads = 4;
+  static constexpr int kMaxPerThread = 4000;
+
+  explicit EchoClients(uint16_t port) {
+    for (int t = 0; t < kThreads; ++t) threads_.emplace_back([this, port, t] { Run(port, t); });
+  }
+  ~EchoClients() { Stop(); }
+
+  void Stop() {
+    stop_.store(true);
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+  }
+  // Waits (bounded) until `n` exchanges have succeeded in all.
+  bool WaitForSucceeded(int n, std::chrono::seconds timeout = seconds(60)) const {
+    for (auto end = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < end;) {
+      if (succeeded.load() >= n) return true;
+      if (exhausted_.load() == kThreads) return false;
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+    return false;
+  }
+  bool WaitForRefused(std::chrono::seconds timeout) const {
+    for (auto end = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < end;) {
+      if (refused.load() > 0) return true;
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    return false;
+  }
+  std::string first_failure() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_failure_;
+  }
+
+  std::atomic<int> attempts{0};
+  std::atomic<int> succeeded{0};
+  std::atomic<int> refused{0};   // ECONNREFUSED at connect
+  std::atomic<int> reset{0};     // ECONNRESET or EPIPE
+  std::atomic<int> wrong{0};     // the echo differed from what was sent
+  std::atomic<int> other{0};     // anything else (a timeout...)
+
+ private:
+  void Run(uint16_t port, int thread) {
+    for (int i = 0; i < kMaxPerThread && !stop_.load(); ++i) {
+      // Unique per connection: who and which, then bytes of every value.
+      std::string payload = "client " + std::to_string(thread) + " connection " + std::to_string(i) + ":";
+      payload += testing::RandomBytes(512 + (i % 7) * 300, static_cast<uint32_t>(thread * 100000 + i));
+      attempts.fetch_add(1);
+      int fd = Connect(port);
+      if (fd < 0) {
+        Fail(fd == -ECONNREFUSED ? refused : other, "connect", -fd);
+        // A refused connection is retried soon, as a client would.
+        std::this_thread::sleep_for(milliseconds(1));
+        continue;
+      }
+      std::string echoed;
+      int r = Exchange(fd, payload, &echoed);
+      ::close(fd);
+      if (r == -ECONNRESET || r == -EPIPE) {
+        Fail(reset, "exchange", -r);
+      } else if (r < 0) {
+        Fail(other, "exchange", -r);
+      } else if (echoed != payload) {
+        Fail(wrong, "echo", 0);
+      } else {
+        succeeded.fetch_add(1);
+      }
+    }
+    exhausted_.fetch_add(1);
+  }
+  void Fail(std::atomic<int>& count, const char* what, int err) {
+    count.fetch_add(1);
+    std::lock_guard<std::mutex> lock(mu_);
+    if (first_failure_.empty()) {
+      first_failure_ = std::string(what) + ": " + (err == 0 ? "the echo differs" : std::strerror(err));
+    }
+  }
+
+  std::atomic<bool> stop_{false};
+  std::atomic<int> exhausted_{0};
+  std::vector<std::thread> threads_;
+  mutable std::mutex mu_;
+  std::string first_failure_;
+};
+
+// Asks the metrics port for /healthz again and again on new connections; counts answers
+// other than 200.
+class HealthPoller {
+ public:
+  explicit HealthPoller(uint16_t port) : thread_([this, port] { Run(port); }) {}
+  ~HealthPoller() { Stop(); }
+  void Stop() {
+    stop_.store(true);
+    if (thread_.joinable()) thread_.join();
+  }
+  std::atomic<int> ok{0};
+  std::atomic<int> failed{0};
+  std::string first_failure() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return first_failure_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string first_failure_;
+  void Run(uint16_t port) {
+    for (int i = 0; i < 100000 && !stop_.load(); ++i) {
+      int fd = Connect(port);
+      std::string reply;
+      int r = fd < 0 ? fd : Exchange(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &reply);
+      if (fd >= 0) ::close(fd);
+      if (r == 0 && reply.rfind("HTTP/1.1 200", 0) == 0) {
+        ok.fetch_add(1);
+      } else if (failed.fetch_add(1) == 0) {
+        std::lock_guard<std::mutex> lock(mu_);
+        first_failure_ = r < 0 ? std::strerror(-r) : "answer: \"" + reply + "\"";
+      }
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+  }
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A short path for the hand-over socket (a UNIX socket path has 107 bytes at most).
+class SocketDir {
+ public:
+  SocketDir() {
+    char dir[] = "/tmp/brrr-handover-XXXXXX";
+    EXPECT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+  }
+  ~SocketDir() {
+    ::unlink(path().c_str());
+    ::rmdir(dir_.c_str());
+  }
+  std::string path() const { return dir_ + "/echo.sock"; }
+
+ private:
+  std::string dir_;
+};
+
+// Starts brrr-echo with `args` plus free ports for its metrics and admin planes (made by
+// `with_ports`), picking again when another process took one between the pick and the bind
+// (PickFreePort can only say it was free a moment ago). Null if it never started.
+std::unique_ptr<Process> StartWithFreePorts(
+    const std::function<std::vector<std::string>(uint16_t metrics, uint16_t admin)>& with_ports, uint16_t* metrics,
+    uint16_t* admin) {
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    *metrics = testing::PickFreePort();
+    *admin = testing::PickFreePort();
+    auto p = std::make_unique<Process>(EchoBinary(), with_ports(*metrics, *admin));
+    for (int i = 0; i < 3000; ++i) {
+      if (p->WaitForOutput("listening on ", milliseconds(10))) return p;
+      if (p->Wait(milliseconds(0)).has_value()) break;
+    }
+    if (p->err().find("Address already in use") == std::string::npos) {
+      ADD_FAILURE() << "brrr-echo did not start: " << p->err();
+      return nullptr;
+    }
+  }
+  ADD_FAILURE() << "no free ports in 5 attempts";
+  return nullptr;
+}
+
+class HandoverTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly) {
+  BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+  SocketDir dir;
+  auto common_args = [&](uint16_t metrics, uint16_t admin) {
+    std::vector<std::string> args = {"--backend=" + GetParam(), "--metrics_port=" + std::to_string(metrics),
+                                     "--handover_socket=" + dir.path()};
+    if (!UnderTsan()) args.push_back("--admin_port=" + std::to_string(admin));
+    return args;
+  };
+  uint16_t metrics_port = 0;
+  uint16_t admin_port = 0;
+  std::unique_ptr<Process> a = StartWithFreePorts(
+      [&](uint16_t metrics, uint16_t admin) {
+        std::vector<std::string> args = common_args(metrics, admin);
+        args.insert(args.end(), {"--port=0", "--loops=2"});
+        return args;
+      },
+      &metrics_port, &admin_port);
+  ASSERT_NE(a, nullptr);
+  std::vector<std::string> common = common_args(metrics_port, admin_port);
+  uint16_t port = a->ListeningPort();
+  ASSERT_NE(port, 0) << a->err();
+  ASSERT_TRUE(a->WaitForOutput("hand-over socket at " + dir.path())) << a->out() << a->err();
+
+  EchoClients clients(port);
+  HealthPoller health(metrics_port);
+  ASSERT_TRUE(clients.WaitForSucceeded(300)) << clients.first_failure();
+
+  // B has more loops than A had listeners: one loop binds a new sibling, every one accepts.
+  std::vector<std::string> b_args = common;
+  b_args.insert(b_args.end(), {"--port=" + std::to_string(port), "--loops=3", "--take_over=" + dir.path()});
+  int at_b_start = clients.succeeded.load();
+  auto b_started = std::chrono::steady_clock::now();
+  Process b(EchoBinary(), b_args);
+  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b.out() << b.err();
+  std::optional<int> a_code = a->Wait(seconds(30));
+  std::printf("%s: %d exchanges between B's start and A's exit (%.0f ms)\n", GetParam().c_str(),
+              clients.succeeded.load() - at_b_start,
+              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b_started).count());
+  ASSERT_TRUE(a_code.has_value()) << "A did not drain after the hand-over: " << a->out();
+  EXPECT_EQ(*a_code, 0) << a->err();
+  EXPECT_NE(a->out().find("handed the listeners over to pid " + std::to_string(b.pid())), std::string::npos)
+      << a->out();
+
+  // After A has gone, B alone serves the port, and its metrics port.
+  int before = clients.succeeded.load();
+  ASSERT_TRUE(clients.WaitForSucceeded(before + 300)) << clients.first_failure();
+  int health_before = health.ok.load();
+  for (int i = 0; i < 5000 && health.ok.load() < health_before + 3; ++i) std::this_thread::sleep_for(milliseconds(2));
+  clients.Stop();
+  health.Stop();
+
+  EXPECT_EQ(clients.refused.load(), 0) << clients.first_failure();
+  EXPECT_EQ(clients.reset.load(), 0) << clients.first_failure();
+  EXPECT_EQ(clients.wrong.load(), 0) << clients.first_failure();
+  EXPECT_EQ(clients.other.load(), 0) << clients.first_failure();
+  EXPECT_EQ(clients.succeeded.load(), clients.attempts.load());
+  EXPECT_EQ(health.failed.load(), 0) << health.first_failure();
+  EXPECT_GE(health.ok.load(), health_before + 3) << "the metrics port stopped answering after the hand-over";
+  // The admin port is B's now.
+  if (!UnderTsan()) {
+    int admin = Connect(admin_port);
+    EXPECT_GE(admin, 0) << std::strerror(-admin);
+    if (admin >= 0) ::close(admin);
+  }
+  // And B can hand over in turn: it listens on the same path.
+  EXPECT_NE(b.out().find("hand-over socket at " + dir.path()), std::string::npos) << b.out() << b.err();
+
+  b.Signal(SIGTERM);
+  std::optional<int> b_code = b.Wait(seconds(30));
+  ASSERT_TRUE(b_code.has_value());
+  EXPECT_EQ(*b_code, 0) << b.err();
+}
+
+TEST_P(HandoverTest, ConnectionsQueuedForTheOldProcessAreAcceptedByTheNewOne) {
+  BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+  if (UnderTsan()) GTEST_SKIP() << "pauses accepting through the admin plane (gRPC), which TSan runs cannot use";
+  SocketDir dir;
+  uint16_t unused_metrics_port = 0;
+  uint16_t admin_port = 0;
+  std::unique_ptr<Process> started = StartWithFreePorts(
+      [&](uint16_t, uint16_t admin) {
+        return std::vector<std::string>{"--backend=" + GetParam(), "--port=0", "--loops=2",
+                                        "--admin_port=" + std::to_string(admin), "--handover_socket=" + dir.path()};
+      },
+      &unused_metrics_port, &admin_port);
+  ASSERT_NE(started, nullptr);
+  Process& a = *started;
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  // A stops accepting: new clients wait in its listeners' accept queues (the kernel completes
+  // their handshakes), both of them, as SO_REUSEPORT spreads them.
+  Process pause(testing::Runfile("control/brrrctl/brrrctl"),
+                {"--target=127.0.0.1:" + std::to_string(admin_port), "throttle", "--pause"});
+  ASSERT_EQ(pause.Wait(seconds(30)), 0) << pause.out() << pause.err();
+  std::vector<int> queued;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 32; ++i) {
+    int fd = Connect(port);
+    ASSERT_GE(fd, 0) << std::strerror(-fd);
+    queued.push_back(fd);
+    payloads.push_back("queued " + std::to_string(i) + ":" + testing::RandomBytes(700, static_cast<uint32_t>(i)));
+    ASSERT_EQ(::send(fd, payloads.back().data(), payloads.back().size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(payloads.back().size()));
+    ::shutdown(fd, SHUT_WR);
+  }
+  // B runs one loop: it accepts on both of A's listeners.
+  Process b(EchoBinary(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--loops=1",
+                           "--admin_port=" + std::to_string(admin_port), "--take_over=" + dir.path()});
+  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid ")) << b.out() << b.err();
+  std::optional<int> a_code = a.Wait(seconds(30));
+  ASSERT_TRUE(a_code.has_value()) << a.out();
+  EXPECT_EQ(*a_code, 0) << a.err();
+  EXPECT_NE(a.out().find("0 connections served"), std::string::npos) << "A accepted while paused: " << a.out();
+  for (size_t i = 0; i < queued.size(); ++i) {
+    char buf[4096];
+    std::string echoed;
+    for (;;) {
+      ssize_t r = ::recv(queued[i], buf, sizeof buf, 0);
+      if (r <= 0) {
+        EXPECT_EQ(r, 0) << "connection " << i << ": " << std::strerror(errno);
+        break;
+      }
+      echoed.append(buf, static_cast<size_t>(r));
+    }
+    EXPECT_TRUE(echoed == payloads[i]) << "connection " << i << ": " << echoed.size() << " of "
+                                        << payloads[i].size() << " bytes came back, or other bytes";
+    ::close(queued[i]);
+  }
+  b.Signal(SIGTERM);
+  std::optional<int> b_code = b.Wait(seconds(30));
+  ASSERT_TRUE(b_code.has_value());
+  EXPECT_EQ(*b_code, 0) << b.err();
+  EXPECT_NE(b.out().find("32 connections served"), std::string::npos) << b.out();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, HandoverTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+std::string EchoOf(uint16_t port, const std::string& payload) {
+  int fd = Connect(port);
+  if (fd < 0) return std::string("connect: ") + std::strerror(-fd);
+  std::string echoed;
+  int r = Exchange(fd, payload, &echoed);
+  ::close(fd);
+  return r == 0 ? echoed : std::string("exchange: ") + std::strerror(-r);
+}
+
+// A take-over that cannot happen ends the new process with exit code 3 and the reason; the
+// running one serves on and can still hand over afterwards.
+TEST(TakeOverErrorsTest, TheNewProcessExits3AndTheOldOneServesOn) {
+  SocketDir dir;
+  Process a(EchoBinary(), {"--backend=epoll", "--port=0", "--loops=2", "--handover_socket=" + dir.path()});
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const Case cases[] = {
+      {{"--port=0", "--take_over=" + dir.path() + ".missing"}, "no brrr-echo listens for a hand-over at"},
+      {{"--port=" + std::to_string(testing::PickFreePort()), "--take_over=" + dir.path()}, "address mismatch"},
+      {{"--port=0", "--host=::1", "--take_over=" + dir.path()}, "address mismatch"},
+      // Its own hand-over socket cannot be another live one.
+      {{"--port=0", "--handover_socket=" + dir.path()}, "another process listens there"},
+  };
+  for (const Case& c : cases) {
+    std::vector<std::string> args = c.args;
+    args.push_back("--backend=epoll");
+    Process b(EchoBinary(), args);
+    std::optional<int> code = b.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << c.error;
+    EXPECT_EQ(*code, 3) << b.out() << b.err();
+    EXPECT_NE(b.err().find(c.error), std::string::npos) << b.err();
+    EXPECT_EQ(EchoOf(port, "still here"), "still here") << c.error;
+  }
+  EXPECT_FALSE(a.Wait(milliseconds(0)).has_value()) << "the old process stopped: " << a.out() << a.err();
+  // And it hands over when asked properly.
+  Process b(EchoBinary(), {"--backend=epoll", "--port=0", "--take_over=" + dir.path()});
+  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid ")) << b.out() << b.err();
+  std::optional<int> a_code = a.Wait(seconds(30));
+  ASSERT_TRUE(a_code.has_value());
+  EXPECT_EQ(*a_code, 0) << a.err();
+  EXPECT_EQ(EchoOf(port, "now B"), "now B");
+  b.Signal(SIGTERM);
+  EXPECT_EQ(b.Wait(seconds(30)), 0);
+}
+
+TEST(PlainRestartTest, WithoutAHandOverConnectionsAreRefused) {
+  std::vector<std::string> args = {"--backend=epoll", "--loops=2"};
+  std::vector<std::string> a_args = args;
+  a_args.push_back("--port=0");
+  Process a(EchoBinary(), a_args);
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  EchoClients clients(port);
+  ASSERT_TRUE(clients.WaitForSucceeded(300)) << clients.first_failure();
+  // The old way: A stops (SIGTERM closes its listeners), then B binds the port.
+  a.Signal(SIGTERM);
+  EXPECT_TRUE(clients.WaitForRefused(seconds(30)));
+  std::optional<int> a_code = a.Wait(seconds(30));
+  ASSERT_TRUE(a_code.has_value());
+  std::vector<std::string> b_args = args;
+  b_args.push_back("--port=" + std::to_string(port));
+  Process b(EchoBinary(), b_args);
+  ASSERT_EQ(b.ListeningPort(), port) << b.err();
+  int before = clients.succeeded.load();
+  ASSERT_TRUE(clients.WaitForSucceeded(before + 100)) << clients.first_failure();
+  clients.Stop();
+  EXPECT_GT(clients.refused.load(), 0);
+  b.Signal(SIGTERM);
+  EXPECT_TRUE(b.Wait(seconds(30)).has_value());
+}
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,317 @@
+// The hand-over protocol (server/listener_handover.h) over a socketpair, and its two sides
+// (server/handover_listener.h, server/take_over.h) over a real UNIX socket, in one process:
+// listening sockets arrive and are the same sockets, a wrong version or address is refused,
+// one hand-over at a time, and the old side lets go only after the new one has taken them.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "server/handover_listener.h"
+#include "server/listener_handover.h"
+#include "server/take_over.h"
+
+namespace brrr::server {
+namespace {
+
+int64_t Soon() { return MonotonicNanos() + std::chrono::nanoseconds(std::chrono::seconds(10)).count(); }
+
+// A listening TCP socket on 127.0.0.1 (port 0: a free one), SO_REUSEPORT so siblings can join.
+UniqueFd ListenOn(uint16_t port) {
+  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << std::strerror(errno);
+  EXPECT_EQ(::listen(fd.get(), 16), 0);
+  return fd;
+}
+
+SocketAddress LocalOf(const UniqueFd& fd) { return *SocketAddress::LocalOf(fd.get()); }
+
+ino_t Inode(int fd) {
+  struct stat st {};
+  EXPECT_EQ(::fstat(fd, &st), 0);
+  return st.st_ino;
+}
+
+// Two echo listeners on one port, and a metrics listener.
+ListenerSet TwoLoopsAndMetrics() {
+  ListenerSet set;
+  set.pid = ::getpid();
+  set.echo_fds.push_back(ListenOn(0));
+  set.echo = LocalOf(set.echo_fds[0]);
+  set.echo_fds.push_back(ListenOn(set.echo.port()));
+  UniqueFd metrics = ListenOn(0);
+  SocketAddress at = LocalOf(metrics);
+  set.metrics = HandedListener{at, std::move(metrics)};
+  return set;
+}
+
+struct Pair {
+  Pair() { EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0); }
+  ~Pair() {
+    ::close(fds[0]);
+    ::close(fds[1]);
+  }
+  int old_side() const { return fds[0]; }
+  int new_side() const { return fds[1]; }
+  int fds[2];
+};
+
+TEST(ListenerHandoverTest, TheListenersArriveAndAreTheSameSockets) {
+  ListenerSet sent = TwoLoopsAndMetrics();
+  Pair pair;
+  ASSERT_TRUE(SendOffer(pair.old_side(), sent).ok());
+  absl::StatusOr<ListenerSet> got = ReceiveOffer(pair.new_side(), Soon());
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->pid, ::getpid());
+  EXPECT_EQ(got->echo.ToString(), sent.echo.ToString());
+  ASSERT_EQ(got->echo_fds.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_NE(got->echo_fds[i].get(), sent.echo_fds[i].get());
+    EXPECT_EQ(Inode(got->echo_fds[i].get()), Inode(sent.echo_fds[i].get())) << "not the same socket";
+  }
+  ASSERT_TRUE(got->metrics.has_value());
+  EXPECT_EQ(got->metrics->address.ToString(), sent.metrics->address.ToString());
+  EXPECT_EQ(Inode(got->metrics->fd.get()), Inode(sent.metrics->fd.get()));
+  EXPECT_FALSE(got->admin.has_value());
+
+  // A client queued on the sender's socket is accepted from the received one.
+  sent.metrics->fd.reset();
+  UniqueFd client(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  ASSERT_EQ(::connect(client.get(), got->metrics->address.data(), got->metrics->address.size()), 0);
+  pollfd p{.fd = got->metrics->fd.get(), .events = POLLIN, .revents = 0};
+  ASSERT_EQ(::poll(&p, 1, 10'000), 1);
+  UniqueFd accepted(::accept4(got->metrics->fd.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  EXPECT_TRUE(accepted.valid()) << std::strerror(errno);
+}
+
+TEST(ListenerHandoverTest, AnotherVersionIsRefused) {
+  Pair pair;
+  ASSERT_TRUE(SendFrame(pair.old_side(), HandoverFrameType::kOffer, "pid=1\nloops=1\necho=127.0.0.1:1\n", -1,
+                        /*version=*/kHandoverProtocolVersion + 1)
+                  .ok());
+  absl::StatusOr<ListenerSet> got = ReceiveOffer(pair.new_side(), Soon());
+  ASSERT_TRUE(absl::IsFailedPrecondition(got.status())) << got.status();
+  EXPECT_NE(got.status().message().find(absl::StrCat("version ", kHandoverProtocolVersion + 1)), std::string::npos)
+      << got.status();
+}
+
+TEST(ListenerHandoverTest, AListenerOnAnotherAddressIsRefused) {
+  ListenerSet sent = TwoLoopsAndMetrics();
+  // The offer names another port than the sockets are bound to.
+  UniqueFd elsewhere = ListenOn(0);
+  sent.echo = LocalOf(elsewhere);
+  Pair pair;
+  ASSERT_TRUE(SendOffer(pair.old_side(), sent).ok());
+  absl::StatusOr<ListenerSet> got = ReceiveOffer(pair.new_side(), Soon());
+  ASSERT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+  EXPECT_NE(got.status().message().find("address mismatch"), std::string::npos) << got.status();
+  EXPECT_NE(got.status().message().find("echo listener 0"), std::string::npos) << got.status();
+}
+
+TEST(ListenerHandoverTest, ASocketThatDoesNotListenIsRefused) {
+  UniqueFd listener = ListenOn(0);
+  SocketAddress at = LocalOf(listener);
+  UniqueFd bound(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(bound.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  EXPECT_TRUE(CheckListener(listener.get(), at, "echo listener 0").ok());
+  absl::Status s = CheckListener(bound.get(), LocalOf(bound), "echo listener 0");
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_NE(s.message().find("not listening"), std::string::npos) << s;
+  UniqueFd udp(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  s = CheckListener(udp.get(), at, "metrics listener");
+  EXPECT_NE(s.message().find("not a TCP socket"), std::string::npos) << s;
+}
+
+TEST(ListenerHandoverTest, ARefusalCarriesItsReason) {
+  Pair pair;
+  ASSERT_TRUE(SendFrame(pair.old_side(), HandoverFrameType::kRefuse, "already handing over to pid 7").ok());
+  absl::StatusOr<ListenerSet> got = ReceiveOffer(pair.new_side(), Soon());
+  ASSERT_TRUE(absl::IsFailedPrecondition(got.status())) << got.status();
+  EXPECT_NE(got.status().message().find("already handing over to pid 7"), std::string::npos) << got.status();
+}
+
+TEST(ListenerHandoverTest, NotTheProtocolIsRefused) {
+  Pair pair;
+  ASSERT_EQ(::write(pair.old_side(), "GET / HTTP/1.1\r\n", 16), 16);
+  absl::StatusOr<HandoverFrame> got = ReadFrame(pair.new_side(), Soon());
+  EXPECT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+}
+
+// ---- The two sides over a UNIX socket at a path. ----
+
+class HandoverSidesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char dir[] = "/tmp/brrr-handover-XXXXXX";  // short: a UNIX socket path has 107 bytes at most
+    ASSERT_NE(::mkdtemp(dir), nullptr);
+    dir_ = dir;
+    path_ = dir_ + "/echo.sock";
+  }
+  void TearDown() override {
+    ::unlink(path_.c_str());
+    ::rmdir(dir_.c_str());
+  }
+
+  // Callbacks that offer duplicates of `set_`'s sockets and count releases.
+  HandoverCallbacks Callbacks() {
+    HandoverCallbacks cb;
+    cb.collect = [this]() -> absl::StatusOr<ListenerSet> {
+      ListenerSet copy;
+      copy.echo = set_.echo;
+      for (const UniqueFd& fd : set_.echo_fds) copy.echo_fds.emplace_back(::dup(fd.get()));
+      return copy;
+    };
+    cb.released = [this](pid_t pid) {
+      released_pid_.store(pid);
+      released_.fetch_add(1);
+    };
+    return cb;
+  }
+
+  // The old side calls `released` just after it sends RELEASED: wait for it (bounded).
+  bool WaitReleased(int count) {
+    for (int i = 0; i < 10'000 && released_.load() < count; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return released_.load() == count;
+  }
+
+  std::string dir_;
+  std::string path_;
+  ListenerSet set_ = TwoLoopsAndMetrics();
+  std::atomic<int> released_{0};
+  std::atomic<pid_t> released_pid_{0};
+};
+
+TEST_F(HandoverSidesTest, TheOldSideLetsGoOnlyAfterTheNewOneHasTakenThem) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  auto taking = TakeOver::Connect(path_);
+  ASSERT_TRUE(taking.ok()) << taking.status();
+  EXPECT_EQ((*taking)->listeners().pid, ::getpid());
+  ASSERT_EQ((*taking)->listeners().echo_fds.size(), 2u);
+  EXPECT_EQ(Inode((*taking)->listeners().echo_fds[1].get()), Inode(set_.echo_fds[1].get()));
+  EXPECT_EQ(released_.load(), 0) << "released before the new side said it took them";
+  ASSERT_TRUE((*taking)->Commit().ok());
+  EXPECT_TRUE(WaitReleased(1));
+  EXPECT_EQ(released_pid_.load(), ::getpid());
+  // The path is free for the new process's own hand-over socket.
+  EXPECT_NE(::access(path_.c_str(), F_OK), 0);
+  auto next = HandoverListener::Listen(path_, Callbacks());
+  EXPECT_TRUE(next.ok()) << next.status();
+}
+
+TEST_F(HandoverSidesTest, ADeclinedHandOverLeavesTheOldSideServing) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  {
+    auto taking = TakeOver::Connect(path_);
+    ASSERT_TRUE(taking.ok()) << taking.status();
+    (*taking)->Decline("testing");
+  }
+  {
+    auto taking = TakeOver::Connect(path_);  // a process that dies before answering
+    ASSERT_TRUE(taking.ok()) << taking.status();
+  }
+  auto taking = TakeOver::Connect(path_);
+  ASSERT_TRUE(taking.ok()) << taking.status();
+  EXPECT_EQ(released_.load(), 0);
+  ASSERT_TRUE((*taking)->Commit().ok());
+  EXPECT_TRUE(WaitReleased(1));
+}
+
+TEST_F(HandoverSidesTest, OneHandOverAtATime) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  auto first = TakeOver::Connect(path_);
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = TakeOver::Connect(path_);
+  ASSERT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+  EXPECT_NE(second.status().message().find("already handing over to pid"), std::string::npos) << second.status();
+  ASSERT_TRUE((*first)->Commit().ok());
+  // Once handed over, nothing listens there.
+  auto third = TakeOver::Connect(path_);
+  EXPECT_TRUE(absl::IsNotFound(third.status())) << third.status();
+}
+
+TEST_F(HandoverSidesTest, TheOldSideRefusesAnotherVersion) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  UniqueFd conn(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.data(), path_.size());
+  ASSERT_EQ(::connect(conn.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_TRUE(SendFrame(conn.get(), HandoverFrameType::kHello, "", -1, /*version=*/9).ok());
+  absl::StatusOr<HandoverFrame> answer = ReadFrame(conn.get(), Soon());
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(answer->type, HandoverFrameType::kRefuse);
+  EXPECT_NE(answer->payload.find("version 9"), std::string::npos) << answer->payload;
+  EXPECT_FALSE(answer->descriptor.valid());
+  EXPECT_EQ(released_.load(), 0);
+}
+
+TEST_F(HandoverSidesTest, ARefusalFromCollectReachesTheNewSide) {
+  HandoverCallbacks cb = Callbacks();
+  cb.collect = []() -> absl::StatusOr<ListenerSet> {
+    return absl::FailedPreconditionError("this instance is draining: its listeners are closed");
+  };
+  auto old_side = HandoverListener::Listen(path_, std::move(cb));
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  auto taking = TakeOver::Connect(path_);
+  ASSERT_TRUE(absl::IsFailedPrecondition(taking.status())) << taking.status();
+  EXPECT_NE(taking.status().message().find("draining"), std::string::npos) << taking.status();
+}
+
+TEST_F(HandoverSidesTest, NoSuchSocketIsNotFound) {
+  auto taking = TakeOver::Connect(path_);
+  ASSERT_TRUE(absl::IsNotFound(taking.status())) << taking.status();
+  EXPECT_NE(taking.status().message().find(path_), std::string::npos) << taking.status();
+}
+
+TEST_F(HandoverSidesTest, ALiveSocketIsRefusedAndAStaleOneReplaced) {
+  auto first = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto second = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(absl::IsFailedPrecondition(second.status())) << second.status();
+  EXPECT_NE(second.status().message().find("another process listens there"), std::string::npos) << second.status();
+
+  // A socket file nobody listens on any more (its process died): replaced.
+  (*first).reset();
+  UniqueFd stale(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.data(), path_.size());
+  ASSERT_EQ(::bind(stale.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  stale.reset();
+  ASSERT_EQ(::access(path_.c_str(), F_OK), 0);
+  auto third = HandoverListener::Listen(path_, Callbacks());
+  EXPECT_TRUE(third.ok()) << third.status();
+  (*third).reset();
+  EXPECT_NE(::access(path_.c_str(), F_OK), 0) << "the socket file is removed when the listener stops";
+}
+
+}  // namespace
+}  // namespace brrr::server
