@@ -303,7 +303,7 @@ int main(int argc, char** argv) {
     return 3;
   }
   (*upgrade)->AdoptEcho(o);
-  admin_options.listener_fd = (*upgrade)->AdoptAdmin(admin_host, static_cast<uint16_t>(admin_port));
+  admin_options.listener_fd = (*upgrade)->AdoptAdmin(admin_flags.host, static_cast<uint16_t>(admin_port));
   auto server = EchoServer::Create(o);
   if (!server.ok()) {
     std::fprintf(stderr, "brrr-echo: %s\n", std::string(server.status().message()).c_str());
@@ -332,7 +332,7 @@ int main(int argc, char** argv) {
     mo.max_connections = metrics_connections;
     mo.backend = (*server)->backend();
     mo.plugin_dir = o.plugin_dir;
-    mo.listener_fd = (*upgrade)->AdoptMetrics(metrics_host, static_cast<uint16_t>(metrics_port));
+    mo.listener_fd = (*upgrade)->AdoptMetrics(metrics_flags.host, static_cast<uint16_t>(metrics_port));
     brrr::control::MetricsPages pages;
     pages.collectables = {std::make_shared<brrr::control::MetricsExporter>(administered),
                           std::make_shared<brrr::control::ProcessFigures>()};
