@@ -53,7 +53,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     }
     server->shards_.push_back(std::make_unique<Shard>(o, *std::move(loop), *std::move(listener),
                                                       server->active_total_, server->throttle_,
-                                                      server->descriptor_budget_));
+                                                      server->descriptor_budget_, *server->progress_));
   }
   if (!o.share_port) {
     if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {
@@ -88,7 +88,8 @@ absl::Status EchoServer::Start() {
 
 void EchoServer::Drain() {
   if (draining_.exchange(true)) return;
-  drain_started_at_ns_.store(MonotonicNanos());
+  drain_started_at_ns_.store(MonotonicNanos());  // readiness turns at once: before the log line
+  progress_->Started(options_.drain_grace, options_.drain_timeout);
   for (auto& shard : shards_) {
     Shard* s = shard.get();
     s->loop().call_soon_threadsafe(
