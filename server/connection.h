@@ -83,7 +83,7 @@ enum class CloseReason { kFinished, kIdle, kError, kDrain, kDrainReset, kAdmin, 
 // How long after the drain deadline a connection may take to hand its echoes to the kernel
 // before it is reset; and how long it then waits, its write side shut, for its client to close.
 inline constexpr Duration kDrainFlush = std::chrono::seconds(1);
-inline constexpr Duration kDrainLinger = std::chrono::milliseconds(500);
+inline constexpr Duration kDrainLinger = std::chrono::seconds(1);
 
 class Connection final : public Receiver::Handler, public Sender::Handler {
  public:
