@@ -245,12 +245,18 @@ void Shard::stop_accepting() {
   grace_end_.cancel();
   draining_ = true;
   listener_.close();  // the pending accept fails with "closed" and the accept loop ends
-  progress_.LoopStoppedAccepting();
   drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
   if (accepting()) {
     // An accept that completed before the close may not have been handed to the accept loop
     // yet: that connection is served too, so the shard is drained only once the loop has ended.
-    acceptor_.add_done_callback([this] { maybe_drained(); }, "echo:acceptor_ended");
+    // Then too the listener's descriptor is closed (the backend has let go of it): from then on
+    // a connect is refused, which is what the progress reports.
+    acceptor_.add_done_callback([this] {
+      progress_.LoopStoppedAccepting();
+      maybe_drained();
+    }, "echo:acceptor_ended");
+  } else {
+    progress_.LoopStoppedAccepting();
   }
   maybe_drained();
 }

@@ -35,7 +35,7 @@ std::string ServerInfoText(const admin::ServerInfo& info) {
   table.AddRow({"listening", absl::StrJoin(info.listening_addresses(), ", ")});
   table.AddRow({"uptime", FormatMilliseconds(info.uptime_seconds() * 1000)});
   table.AddRow({"pid", absl::StrCat(info.pid())});
-  table.AddRow({"drain phase", DrainPhaseText(info.drain_phase())});
+  table.AddRow({"drain", DrainPhaseText(info.drain_phase())});
   for (int i = 0; i < info.available_backends_size(); ++i) {
     const admin::BackendAvailability& b = info.available_backends(i);
     table.AddRow({i == 0 ? "backends" : "",

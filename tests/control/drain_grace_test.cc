@@ -173,7 +173,7 @@ TEST_P(DrainGraceTest, TheAdminDrainHasTheSameGrace) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   ExpectNotReadyButAccepting();
   server_->Signal(SIGTERM);
-  ASSERT_TRUE(server_->WaitForOutput("draining"));
+  ASSERT_TRUE(server_->WaitForOutput("Terminated: draining")) << "two signals at once would make one";
   server_->Signal(SIGTERM);
   std::optional<int> code = server_->Wait(seconds(30));
   ASSERT_TRUE(code.has_value()) << "a second signal must cut the grace short";
