@@ -245,6 +245,10 @@ class Connection {
   Task<bool> reconnect() {
     int64_t give_up = MonotonicNanos() + o_.connect_timeout.count();
     for (;;) {
+      if (aborted_) {
+        fail(absl::StrCat("connection ", id_, ": reconnecting: no echo within the finish timeout"));
+        co_return false;
+      }
       auto connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
       if (connected.ok() && connected->ok()) {
         socket_ = std::move(**connected);
