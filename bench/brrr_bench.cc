@@ -3,8 +3,12 @@
 //   bazel run -c opt //bench:brrr-bench -- --port=5000 --connections=64 --size=64 --depth=16 --duration=10s
 //
 // Verifies every echoed byte; prints a progress line per second (stderr), a summary and one
-// JSON line (stdout). Exit codes: 0 all good, 1 a mismatch or a lost connection, 2 bad
-// options, 3 could not start.
+// JSON line (stdout). SIGINT or SIGTERM ends the run early, as the end of --duration does
+// (a second one kills it). Exit codes: 0 all good, 1 a mismatch or a lost connection (with
+// --reconnect also a reset or a refused connect), 2 bad options, 3 could not start.
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
 #include <string>
 
@@ -30,9 +34,31 @@ ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plu
 ABSL_FLAG(int32_t, threads, 1, "Event loops (threads) generating the load");
 ABSL_FLAG(bool, json, true, "Print the result as one JSON line too");
 ABSL_FLAG(bool, progress, true, "Print a progress line every second (stderr)");
+ABSL_FLAG(bool, reconnect, false,
+          "When the server closes a connection cleanly (an end of stream after echoing all it read, as a "
+          "draining brrr-echo does), connect again and resend the messages whose echo had not come back "
+          "whole; the report counts clean closes, resets, refused connects and resent messages, and a reset "
+          "or a refused connect fails the run (exit 1)");
 
 namespace {
 brrr::Duration ToDuration(absl::Duration d) { return brrr::Duration(absl::ToInt64Nanoseconds(d)); }
+
+// Set by the first SIGINT or SIGTERM: the run ends as at the end of --duration.
+std::atomic<bool> interrupted{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
+
+void Interrupt(int) { interrupted.store(true); }
+
+// The first SIGINT/SIGTERM ends the run with its report; the handler then resets itself, so a
+// second one kills the program as before.
+void EndRunOnSignals() {
+  struct sigaction action {};
+  action.sa_handler = Interrupt;
+  action.sa_flags = SA_RESETHAND;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -41,7 +67,9 @@ int main(int argc, char** argv) {
       "of --connections connections, checks every byte that comes back, and reports messages/s,\n"
       "MB/s and round-trip latency percentiles.\n\n"
       "Usage: brrr-bench --port=5000 [--connections=64] [--size=64] [--depth=1] [--duration=10s]\n"
-      "Exit codes: 0 all good, 1 mismatch or lost connection, 2 bad options, 3 could not start.");
+      "SIGINT/SIGTERM ends the run early, with its report.\n"
+      "Exit codes: 0 all good, 1 mismatch or lost connection (with --reconnect: or a reset or refused\n"
+      "connect), 2 bad options, 3 could not start.");
   absl::ParseCommandLine(argc, argv);
   int32_t port = absl::GetFlag(FLAGS_port);
   if (port < 1 || port > 65535) {
@@ -60,11 +88,14 @@ int main(int argc, char** argv) {
   o.backend = absl::GetFlag(FLAGS_backend);
   o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
   o.threads = absl::GetFlag(FLAGS_threads);
+  o.reconnect = absl::GetFlag(FLAGS_reconnect);
+  o.interrupted = &interrupted;
   if (absl::Status valid = brrr::bench::Validate(o); !valid.ok()) {
     std::fprintf(stderr, "brrr-bench: %s\n", std::string(valid.message()).c_str());
     return 2;
   }
   bool progress = absl::GetFlag(FLAGS_progress);
+  EndRunOnSignals();
   auto result = brrr::bench::RunLoad(o, [&](const brrr::bench::LoadProgress& p) {
     if (!progress) return;
     std::fprintf(stderr, "[%5.1fs] %d connected, %.0f msg/s, %.1f MB/s, p99 %.1f us\n", p.elapsed_s, p.connected,

@@ -1,6 +1,7 @@
 #include "bench/load_generator.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -9,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "runtime/async.h"
@@ -79,6 +81,11 @@ struct LoopState {
   SingleWriter<uint64_t> mismatches;
   SingleWriter<uint64_t> lost;
   SingleWriter<uint64_t> connect_failures;
+  SingleWriter<uint64_t> clean_closes;
+  SingleWriter<uint64_t> resets;
+  SingleWriter<uint64_t> refused;
+  SingleWriter<uint64_t> resent;
+  SingleWriter<uint64_t> reconnects;
   SingleWriter<int64_t> connected;
   SingleWriter<int64_t> finished;  // connections done (either way)
   LatencyHistogram latency;
@@ -99,38 +106,56 @@ class Connection {
       co_return;
     }
     socket_ = std::move(**connected);
-    ls_.connected.add(1);
     start_ns_ = MonotonicNanos();
-    co_await gather(send_loop(), receive_loop());
-    socket_.close();
-    ls_.connected.add(-1);
+    for (;;) {
+      ls_.connected.add(1);
+      ended_ = Ending::kNone;
+      sending_done_ = false;
+      received_bytes_ = received_ * o_.size;
+      co_await gather(send_loop(), receive_loop());
+      socket_.close();
+      ls_.connected.add(-1);
+      if (ended_ == Ending::kNone || failed_ || aborted_) break;  // the normal end, or a failure
+      // Ended by the server (--reconnect): what had not come back whole is sent again.
+      ls_.resent.add(sent_ - received_);
+      resend_until_ = std::max(resend_until_, sent_);
+      sent_ = received_;
+      if (shared_.stop.load() && sent_ >= resend_until_) break;  // nothing left to send or check
+      if (!co_await reconnect()) break;
+      ls_.reconnects.add(1);
+    }
     ls_.finished.add(1);
   }
 
   // The finish timeout passed with replies still missing: fail the pending operations.
   void abort() {
-    if (!socket_.valid() || failed_) return;
+    if (failed_) return;
     aborted_ = true;
-    socket_.close();
+    if (socket_.valid()) socket_.close();
   }
 
   LoopState& loop_state() { return ls_; }
 
  private:
+  // How a connection ended before the run did (--reconnect only).
+  enum class Ending { kNone, kCleanClose, kReset };
+
   // Sends while there is room in the window (and, with a rate, when each message is due).
+  // Past the end of the run it still sends again what a closed connection left unanswered.
   Task<> send_loop() {
-    while (!shared_.stop.load(std::memory_order_relaxed) && !failed_) {
+    while (!failed_ && ended_ == Ending::kNone) {
+      if (shared_.stop.load(std::memory_order_relaxed) && sent_ >= resend_until_) break;
       if (sent_ - received_ >= static_cast<uint64_t>(o_.depth)) {
         space_.clear();
         co_await space_.wait();
         continue;
       }
       int64_t due = MonotonicNanos();
-      if (rate_ > 0) {
+      if (rate_ > 0 && sent_ >= resend_until_) {
         due = start_ns_ + static_cast<int64_t>(static_cast<double>(sent_) * 1e9 / rate_);
         int64_t wait = due - MonotonicNanos();
         if (wait > 0) co_await sleep(Duration(wait));
-        if (shared_.stop.load(std::memory_order_relaxed)) break;
+        if (shared_.stop.load(std::memory_order_relaxed) || ended_ != Ending::kNone) break;
       }
       // Without a rate, the whole free window goes out in one send, as a pipelining client
       // writes its pipeline: the load generator must not be what limits a pipelined run.
@@ -142,45 +167,47 @@ class Connection {
       sent_ += batch;
       absl::Status s = co_await socket_.send_all(data, bytes);
       if (!s.ok()) {
-        fail(absl::StrCat("connection ", id_, ": ", s.message()));
+        if (ended_ != Ending::kNone) break;  // the receiver saw the end first and closed
+        end_or_fail(Ending::kReset, absl::StrCat("connection ", id_, ": ", s.message()));
         break;
       }
     }
+    if (failed_ || ended_ != Ending::kNone) co_return;
     sending_done_ = true;
     // Half-close: the server sends back what it still holds, then closes, and the receiver
     // sees the end of stream once every reply is in.
-    if (!failed_) (void)socket_.shutdown_write();
+    (void)socket_.shutdown_write();
   }
 
   // Reads the echo, checks every byte, and times each message.
   Task<> receive_loop() {
     std::vector<char> buf(ReceiveBufferSize(o_.size));
-    uint64_t received_bytes = 0;
-    while (!failed_) {
+    while (!failed_ && ended_ == Ending::kNone) {
       absl::StatusOr<size_t> n = co_await socket_.recv(buf.data(), buf.size());
+      if (ended_ != Ending::kNone) break;  // the sender saw the end first and closed
       if (!n.ok()) {
-        fail(absl::StrCat("connection ", id_, ": ",
-                          aborted_ ? "no echo within the finish timeout" : n.status().message()));
+        end_or_fail(Ending::kReset, absl::StrCat("connection ", id_, ": ",
+                                                 aborted_ ? "no echo within the finish timeout" : n.status().message()));
         break;
       }
       size_t got = *n;
       if (got == 0) {
-        if (sending_done_ && received_ == sent_ && received_bytes == received_ * o_.size) break;  // the normal end
-        fail(absl::StrCat("connection ", id_, ": the server closed the connection with ", sent_ - received_,
-                          " messages unanswered"));
+        if (sending_done_ && received_ == sent_ && received_bytes_ == received_ * o_.size) break;  // the normal end
+        end_or_fail(Ending::kCleanClose, absl::StrCat("connection ", id_, ": the server closed the connection with ",
+                                                      sent_ - received_, " messages unanswered"));
         break;
       }
-      const char* expected = shared_.pattern.at(id_, received_bytes);
+      const char* expected = shared_.pattern.at(id_, received_bytes_);
       if (std::memcmp(buf.data(), expected, got) != 0) {
         const char* first_wrong = std::mismatch(buf.data(), buf.data() + got, expected).first;
-        uint64_t wrong = received_bytes + static_cast<uint64_t>(first_wrong - buf.data());
+        uint64_t wrong = received_bytes_ + static_cast<uint64_t>(first_wrong - buf.data());
         ls_.mismatches.add(1);
         fail(absl::StrCat("connection ", id_, ": message ", wrong / o_.size, " came back different at byte ",
                           wrong % o_.size));
         break;
       }
-      received_bytes += got;
-      uint64_t complete = received_bytes / o_.size;
+      received_bytes_ += got;
+      uint64_t complete = received_bytes_ / o_.size;
       if (complete == received_) continue;
       // Every message this receive completed arrived now.
       int64_t now = MonotonicNanos();
@@ -191,6 +218,50 @@ class Connection {
       }
       received_ = complete;
       space_.set();
+    }
+  }
+
+  // The connection ended before the run did: with --reconnect it is counted and opened again
+  // (the other loop, still waiting on the socket, is released by closing it); else it is lost.
+  void end_or_fail(Ending how, const std::string& why) {
+    if (!o_.reconnect || aborted_) {
+      fail(why);
+      return;
+    }
+    if (ended_ != Ending::kNone || failed_) return;
+    ended_ = how;
+    if (how == Ending::kCleanClose) {
+      ls_.clean_closes.add(1);
+    } else {
+      ls_.resets.add(1);
+      shared_.error(why);
+    }
+    space_.set();
+    socket_.close();
+  }
+
+  // Connects again; a refused connect is counted and tried again every 50 ms, for up to the
+  // connect timeout. False (the connection is lost) if it never connects.
+  Task<bool> reconnect() {
+    int64_t give_up = MonotonicNanos() + o_.connect_timeout.count();
+    for (;;) {
+      if (aborted_) {
+        fail(absl::StrCat("connection ", id_, ": reconnecting: no echo within the finish timeout"));
+        co_return false;
+      }
+      auto connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
+      if (connected.ok() && connected->ok()) {
+        socket_ = std::move(**connected);
+        co_return true;
+      }
+      absl::Status why = connected.ok() ? connected->status() : connected.status();
+      bool refused = absl::StrContains(why.message(), std::strerror(ECONNREFUSED));
+      if (refused) ls_.refused.add(1);
+      if (!refused || aborted_ || MonotonicNanos() >= give_up) {
+        fail(absl::StrCat("connection ", id_, ": reconnecting: ", why.message()));
+        co_return false;
+      }
+      co_await sleep(milliseconds(50));
     }
   }
 
@@ -212,7 +283,10 @@ class Connection {
   Event space_;                   // the window has room (or the connection is done)
   uint64_t sent_ = 0;
   uint64_t received_ = 0;
+  uint64_t received_bytes_ = 0;  // echoed bytes checked, on this connection's stream
+  uint64_t resend_until_ = 0;    // messages below this were sent before and are sent again
   int64_t start_ns_ = 0;
+  Ending ended_ = Ending::kNone;
   bool sending_done_ = false;
   bool failed_ = false;
   bool aborted_ = false;
@@ -281,16 +355,18 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<voi
   uint64_t last_bytes = 0;
   int64_t last_report = start;
   bool stopping = false;
+  int64_t stopped_at = end;  // the end of the measured period
   bool aborted = false;
   for (;;) {
     std::this_thread::sleep_for(milliseconds(20));
     int64_t now = MonotonicNanos();
-    if (!stopping && now >= end) {
+    if (!stopping && (now >= end || (o.interrupted != nullptr && o.interrupted->load()))) {
       stopping = true;
+      stopped_at = std::min(now, end);
       shared.stop.store(true);
       for (auto& ls : loops) ls->loop->call_soon_threadsafe([] {}, "bench:stop");  // wake idle loops
     }
-    if (stopping && !aborted && now >= end + o.finish_timeout.count()) {
+    if (stopping && !aborted && now >= stopped_at + o.finish_timeout.count()) {
       aborted = true;
       for (auto& c : connections) {
         Connection* conn = c.get();
@@ -327,7 +403,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<voi
     if (done) break;
   }
   for (std::thread& t : threads) t.join();
-  int64_t measured_end = std::min(MonotonicNanos(), end);
+  int64_t measured_end = std::min(MonotonicNanos(), stopped_at);
   result.seconds = static_cast<double>(std::max<int64_t>(measured_end - shared.measure_from_ns, 1)) / 1e9;
   for (auto& ls : loops) {
     result.messages += ls->messages.load();
@@ -335,6 +411,11 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<voi
     result.mismatches += ls->mismatches.load();
     result.lost_connections += ls->lost.load();
     result.connect_failures += ls->connect_failures.load();
+    result.clean_closes += ls->clean_closes.load();
+    result.resets += ls->resets.load();
+    result.refused_connects += ls->refused.load();
+    result.resent_messages += ls->resent.load();
+    result.reconnects += ls->reconnects.load();
     result.latency += ls->latency.snapshot();
   }
   result.first_error = shared.first_error;
@@ -351,9 +432,16 @@ std::string ResultText(const LoadOptions& o, const LoadResult& r) {
       o.connections, o.size, o.depth, r.seconds, r.backend, r.messages_per_second(), r.mb_per_second(),
       us(r.latency.percentile(0.5)), us(r.latency.percentile(0.99)), us(r.latency.percentile(0.999)),
       us(r.latency.max_ns));
+  if (o.reconnect) {
+    absl::StrAppend(&s, absl::StrFormat("\nreconnect: %u clean closes, %u resets, %u refused connects, %u resent "
+                                        "messages, %u reconnects",
+                                        r.clean_closes, r.resets, r.refused_connects, r.resent_messages, r.reconnects));
+  }
   if (!r.ok()) {
-    absl::StrAppend(&s, absl::StrFormat("\nFAILED: %u mismatches, %u lost connections, %u connect failures; first: %s",
-                                        r.mismatches, r.lost_connections, r.connect_failures, r.first_error));
+    absl::StrAppend(&s, absl::StrFormat("\nFAILED: %u mismatches, %u lost connections, %u connect failures", r.mismatches,
+                                        r.lost_connections, r.connect_failures));
+    if (o.reconnect) absl::StrAppend(&s, absl::StrFormat(", %u resets, %u refused connects", r.resets, r.refused_connects));
+    absl::StrAppend(&s, "; first: ", r.first_error);
   }
   return s;
 }
@@ -365,15 +453,22 @@ std::string ResultJson(const LoadOptions& o, const LoadResult& r) {
     if (c == '"' || c == '\\') error += '\\';
     if (static_cast<unsigned char>(c) >= 0x20) error += c;
   }
+  std::string reconnect;
+  if (o.reconnect) {
+    reconnect = absl::StrFormat(
+        ",\"reconnect\":true,\"clean_closes\":%u,\"resets\":%u,\"refused_connects\":%u,\"resent_messages\":%u,"
+        "\"reconnects\":%u",
+        r.clean_closes, r.resets, r.refused_connects, r.resent_messages, r.reconnects);
+  }
   return absl::StrFormat(
       "{\"host\":\"%s\",\"port\":%u,\"backend\":\"%s\",\"connections\":%d,\"size\":%u,\"depth\":%d,"
       "\"rate\":%.0f,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
       "\"mb_per_second\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-      "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u,\"ok\":%s,\"error\":\"%s\"}",
+      "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u%s,\"ok\":%s,\"error\":\"%s\"}",
       o.host, o.port, r.backend, o.connections, o.size, o.depth, o.rate, r.seconds, r.messages, r.bytes,
       r.messages_per_second(), r.mb_per_second(), us(r.latency.percentile(0.5)), us(r.latency.percentile(0.99)),
       us(r.latency.percentile(0.999)), us(r.latency.max_ns), r.mismatches, r.lost_connections, r.connect_failures,
-      r.ok() ? "true" : "false", error);
+      reconnect, r.ok() ? "true" : "false", error);
 }
 
 }  // namespace brrr::bench

@@ -5,6 +5,13 @@
 // shared random buffer at an offset derived from (connection, m), so the bytes differ between
 // messages and connections, every byte value occurs, and checking is a memcmp.
 //
+// With `reconnect`, a connection the server closes cleanly (an end of stream after the echo of
+// every byte it read: a drain's deadline, server/connection.h) is opened again, and the
+// messages whose echo had not come back whole are sent again on the new connection, checked
+// as before: each message comes back whole exactly once, or the run fails. A reset (or any
+// other failure of a connection) is counted and handled the same way, and a refused connect is
+// counted and tried again every 50 ms, for up to `connect_timeout`; both fail the run (ok()).
+//
 // Latency is the round trip of each message: from when it was sent (with --rate: from when
 // it was due to be sent, so a server that falls behind shows it instead of slowing the load
 // down) to when its last byte came back.
@@ -18,6 +25,7 @@
 #ifndef BRRR_BENCH_LOAD_GENERATOR_H_
 #define BRRR_BENCH_LOAD_GENERATOR_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -46,6 +54,9 @@ struct LoadOptions {
   Duration progress_every = std::chrono::seconds(1);
   Duration connect_timeout = std::chrono::seconds(10);
   Duration finish_timeout = std::chrono::seconds(10);  // for replies still in flight at the end
+  bool reconnect = false;  // see above
+  // When set and true, the run ends as at the end of `duration` (brrr-bench: SIGINT, SIGTERM).
+  const std::atomic<bool>* interrupted = nullptr;
 };
 
 struct LoadProgress {
@@ -65,10 +76,19 @@ struct LoadResult {
   uint64_t mismatches = 0;
   uint64_t lost_connections = 0;   // closed or failed before the end
   uint64_t connect_failures = 0;
+  // With LoadOptions::reconnect: connections the server ended with an end of stream, or that
+  // failed (reset...); connects refused while reconnecting; messages sent again; new connections.
+  uint64_t clean_closes = 0;
+  uint64_t resets = 0;
+  uint64_t refused_connects = 0;
+  uint64_t resent_messages = 0;
+  uint64_t reconnects = 0;
   std::string first_error;
   LatencyHistogram::Snapshot latency;
 
-  bool ok() const { return mismatches == 0 && lost_connections == 0 && connect_failures == 0; }
+  bool ok() const {
+    return mismatches == 0 && lost_connections == 0 && connect_failures == 0 && resets == 0 && refused_connects == 0;
+  }
   double messages_per_second() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
   double mb_per_second() const { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0; }
 };

@@ -69,13 +69,18 @@ void Receiver::on_op_complete(const Completion& c) {
     end(absl::OkStatus());
     return;
   } else if (c.result == -ECANCELED && !wanted_) {
+    if (!armed_) handler_.on_stopped();
     return;  // stopped; start() rearms
   } else if (c.result != -ENOBUFS && c.result != -ECANCELED) {
     end(state_->error("recv", c.result));
     return;
   }
   // -ENOBUFS: the pool ran dry; the next arm() falls back to a heap block.
-  if (!armed_ && wanted_ && !finished_) arm();
+  if (!armed_ && wanted_ && !finished_) {
+    arm();
+  } else if (!armed_ && !wanted_ && !finished_) {
+    handler_.on_stopped();  // the last chunk of a stopped receive
+  }
 }
 
 void Receiver::end(absl::Status status) {

@@ -39,6 +39,9 @@ class Receiver final : public detail::IoWaiter {
     virtual void on_data(Chunk chunk) = 0;
     // The stream ended: OK at the peer's end of stream, else the error. Called once.
     virtual void on_end(absl::Status status) = 0;
+    // After stop(): the receive that was in flight has ended, so no chunk arrives until
+    // start(). Not called when stop() found none in flight (receiving() was already false).
+    virtual void on_stopped() {}
 
    protected:
     ~Handler() = default;
@@ -64,6 +67,8 @@ class Receiver final : public detail::IoWaiter {
   void set_read_limit(uint32_t bytes) { read_limit_ = bytes; }
 
   bool wants_data() const { return wanted_; }
+  // A receive is in flight in the backend: after stop(), chunks may still arrive while it is.
+  bool receiving() const { return armed_; }
   bool finished() const { return finished_; }
   uint64_t chunks() const { return chunks_; }
 

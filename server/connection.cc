@@ -1,5 +1,7 @@
 #include "server/connection.h"
 
+#include <sys/ioctl.h>
+
 #include <algorithm>
 
 #include "runtime/clock.h"
@@ -26,6 +28,10 @@ void Connection::start() {
 void Connection::on_data(Chunk chunk) {
   if (closed_) return;
   ShardCounters& c = shard_.counters();
+  if (write_shut_) {
+    c.bytes_discarded.add(chunk.size());  // read after the FIN: not echoed (see the header)
+    return;
+  }
   c.bytes_in.add(chunk.size());
   c.messages_in.add(1);
   last_activity_ns_ = MonotonicNanos();
@@ -141,7 +147,11 @@ void Connection::maybe_resume_reading() {
 void Connection::on_end(absl::Status status) {
   read_done_ = true;
   if (!status.ok()) {
-    close(CloseReason::kError);
+    close(drained_ ? CloseReason::kDrainReset : CloseReason::kError);
+    return;
+  }
+  if (write_shut_) {
+    close(CloseReason::kDrain);  // the client read its end of stream and closed its side
     return;
   }
   // The client half-closed: send back everything received, then close.
@@ -172,10 +182,18 @@ void Connection::on_sent(size_t bytes, size_t queued) {
   }
 }
 
-void Connection::on_send_error(absl::Status) { close(CloseReason::kError); }
+void Connection::on_send_error(absl::Status) { close(drained_ ? CloseReason::kDrainReset : CloseReason::kError); }
+
+void Connection::on_stopped() {
+  if (drained_) maybe_shut_write();
+}
 
 void Connection::close_when_flushed() {
-  if (sender_.idle() && held_ == nullptr) close(drained_ ? CloseReason::kDrain : CloseReason::kFinished);
+  if (drained_) {
+    maybe_shut_write();
+  } else if (sender_.idle() && held_ == nullptr) {
+    close(CloseReason::kFinished);
+  }
 }
 
 void Connection::close_if_idle_since(int64_t since_ns) {
@@ -187,7 +205,44 @@ void Connection::finish_for_drain() {
   read_done_ = true;
   drained_ = true;
   receiver_.stop();
-  close_when_flushed();
+  throttle_wait_.cancel();
+  maybe_shut_write();
+}
+
+void Connection::maybe_shut_write() {
+  if (closed_ || write_shut_) return;
+  // on_sent and on_stopped call again: a chunk received after the stop is echoed too.
+  if (!sender_.idle() || held_ != nullptr || receiver_.receiving()) return;
+  if (receiver_.finished()) {
+    close(CloseReason::kDrain);  // the client had closed its side: nothing is left unread
+    return;
+  }
+  if (!socket_.shutdown_write().ok()) {
+    close(CloseReason::kDrainReset);  // the peer is gone (reset)
+    return;
+  }
+  write_shut_ = true;
+  receiver_.set_read_limit(0);
+  receiver_.start();
+  linger_ = shard_.loop().call_later(kDrainLinger, [this] { end_linger(); }, "echo:drain_linger");
+}
+
+void Connection::end_linger() {
+  if (closed_) return;
+  receiver_.stop();
+  // Bytes still in the socket's receive queue make close() send a reset: the client kept
+  // sending past the linger.
+  int unread = 0;
+  bool clean = ::ioctl(socket_.fd(), FIONREAD, &unread) == 0 && unread == 0;
+  close(clean ? CloseReason::kDrain : CloseReason::kDrainReset);
+}
+
+void Connection::drain_flush_expired() {
+  if (closed_ || write_shut_) return;
+  // Its echoes did not all reach the kernel: a reset, not an end of stream that would claim
+  // the echo complete.
+  (void)socket_.set_linger_zero();
+  close(CloseReason::kDrainReset);
 }
 
 void Connection::close(CloseReason reason) {
@@ -195,6 +250,7 @@ void Connection::close(CloseReason reason) {
   closed_ = true;
   receiver_.stop();
   throttle_wait_.cancel();
+  linger_.cancel();
   shard_.connection_closed(this, reason);
 }
 

@@ -34,6 +34,23 @@
 // When the client half-closes, everything received (held input too) is sent back, then the
 // connection closes.
 //
+// At the drain deadline (server/shard.h) a connection still open is closed cleanly, so that
+// its client can tell "the server finished" from a failure:
+//  1. it stops reading: what the backend had already read (a receive completing after the
+//     stop) still counts as read;
+//  2. it echoes everything read, held input too, and waits until the whole queue has gone to
+//     the kernel and no receive is in flight (so nothing read later can be left unechoed);
+//  3. it shuts its write side (FIN after the last echoed byte);
+//  4. it reads and discards what the client still sends (counted in bytes_discarded), so that
+//     close() finds no unread bytes and sends no reset, until the client closes its side or
+//     kDrainLinger has passed; then it closes.
+// A client that does not take its echoes within kDrainFlush of the deadline (step 2 not done)
+// is closed with a reset (SO_LINGER 0): its echo was cut short, and a reset says so where an
+// end of stream would claim it complete. So a client can count on this: if it reads an end
+// of stream, every byte the server read is in what came back before it, in order, and every
+// byte it sent past those was not read and is not echoed (it resends them); a reset means the
+// echo may be incomplete. Counted as connections_closed_drain_clean or _reset.
+//
 // Throttles (server/throttle.h): what a connection reads is charged to its own bytes-per-second
 // budget and to the server's; when it runs ahead of either, it stops reading until it is back
 // within them. Reading resumes only when neither the queue, held input nor a throttle holds it.
@@ -47,6 +64,7 @@
 #include <memory>
 #include <string_view>
 
+#include "runtime/clock.h"
 #include "runtime/receiver.h"
 #include "runtime/sender.h"
 #include "runtime/socket.h"
@@ -58,8 +76,14 @@ namespace brrr::server {
 
 class Shard;
 
-// Why a connection closed; each but kFinished is counted under its own figure.
-enum class CloseReason { kFinished, kIdle, kError, kDrain, kAdmin, kSignal };
+// Why a connection closed; each but kFinished is counted under its own figure. kDrain and
+// kDrainReset: at the drain deadline, cleanly or with a reset (see above).
+enum class CloseReason { kFinished, kIdle, kError, kDrain, kDrainReset, kAdmin, kSignal };
+
+// How long after the drain deadline a connection may take to hand its echoes to the kernel
+// before it is reset; and how long it then waits, its write side shut, for its client to close.
+inline constexpr Duration kDrainFlush = std::chrono::seconds(1);
+inline constexpr Duration kDrainLinger = std::chrono::seconds(1);
 
 class Connection final : public Receiver::Handler, public Sender::Handler {
  public:
@@ -70,8 +94,11 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   void start();
   // Closes it if nothing happened on it since `since_ns`.
   void close_if_idle_since(int64_t since_ns);
-  // The drain deadline passed: stop reading, send what is queued, then close.
+  // The drain deadline passed: stop reading, echo what was read, shut the write side, close
+  // (see above).
   void finish_for_drain();
+  // kDrainFlush after the deadline: reset it if it has not yet shut its write side.
+  void drain_flush_expired();
   // Closes now, dropping what is queued.
   void close(CloseReason reason);
   bool closed() const { return closed_; }
@@ -90,6 +117,7 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   void on_end(absl::Status status) override;
   void on_sent(size_t bytes, size_t queued) override;
   void on_send_error(absl::Status status) override;
+  void on_stopped() override;
   // Closes it once everything received has been sent.
   void close_when_flushed();
   // Queues `in` prefixed, as far as the queue bound allows; returns the bytes of `in` taken.
@@ -104,6 +132,11 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   uint32_t read_limit() const;
   // Reads again unless the queue, a throttle, the end of input or the drain holds it.
   void maybe_resume_reading();
+  // At the drain deadline: shuts the write side once everything read has been handed to the
+  // kernel and no receive is in flight, then discards input until the client closes.
+  void maybe_shut_write();
+  // kDrainLinger after the write side was shut: closes (with a reset if input is unread).
+  void end_linger();
 
   Shard& shard_;
   Socket socket_;  // declared first: destroyed last, after the receiver and sender using it
@@ -114,9 +147,11 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   int64_t last_activity_ns_;
   RateLimiter read_rate_;
   TimerHandle throttle_wait_;  // pending while a throttle holds reading
+  TimerHandle linger_;         // pending while it waits, write side shut, for its client to close
   bool backed_up_ = false;  // reached the high-water mark (or held input) and has not caught up since
   bool read_done_ = false;
   bool drained_ = false;  // closed by the drain deadline, not by its client
+  bool write_shut_ = false;  // at the drain deadline: everything echoed, FIN sent, input discarded
   bool closed_ = false;
 };
 

@@ -99,7 +99,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     }
     server->shards_.push_back(std::make_unique<Shard>(o, *std::move(loop), std::move(listeners),
                                                       server->active_total_, server->throttle_,
-                                                      server->descriptor_budget_));
+                                                      server->descriptor_budget_, *server->progress_));
   }
   if (!adopting && !o.share_port) {
     if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {
@@ -147,13 +147,18 @@ absl::Status EchoServer::Start() {
   return absl::OkStatus();
 }
 
-void EchoServer::Drain() {
+void EchoServer::Drain() { StartDrain(options_.drain_grace); }
+
+void EchoServer::DrainHandedOver() { StartDrain(Duration::zero()); }
+
+void EchoServer::StartDrain(Duration grace) {
   if (draining_.exchange(true)) return;
-  drain_started_at_ns_.store(MonotonicNanos());
+  drain_started_at_ns_.store(MonotonicNanos());  // readiness turns at once: before the log line
+  progress_->Started(grace, options_.drain_timeout);
   for (auto& shard : shards_) {
     Shard* s = shard.get();
     s->loop().call_soon_threadsafe(
-        [s] { s->drain([s] { s->loop().stop(); }); }, "echo:drain");
+        [s, grace] { s->drain(grace, [s] { s->loop().stop(); }); }, "echo:drain");
   }
 }
 

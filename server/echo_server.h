@@ -3,7 +3,8 @@
 //   auto server = EchoServer::Create(options);   // binds: errors come back here
 //   absl::Status started = (*server)->Start();   // one thread per loop
 //   ...
-//   (*server)->Drain();                          // any thread: stop accepting, let clients finish
+//   (*server)->Drain();                          // any thread: not ready; after the grace, stop
+//                                                // accepting and let clients finish
 //   (*server)->Wait();                           // returns once every loop has drained
 //
 // Each loop has its own backend instance and its own listening socket on the same address
@@ -27,6 +28,7 @@
 #include "runtime/socket_address.h"
 #include "runtime/unique_fd.h"
 #include "server/descriptor_budget.h"
+#include "server/drain_progress.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
 #include "server/shard.h"
@@ -45,11 +47,19 @@ class EchoServer {
   // none is left for connections, and nothing starts) and starts the loops. Start it after
   // whatever else the process opens at start (the admin plane), which the budget leaves alone.
   absl::Status Start();
-  // Stops accepting; connections close as their clients finish, the rest at the drain
-  // deadline. Idempotent. Any thread.
+  // Starts the drain: drain_started_at_ns() turns non-zero at once (readiness reads it), the
+  // loops accept for options().drain_grace more, then stop accepting; connections close as
+  // their clients finish, the rest at the drain deadline (server/shard.h). Idempotent. Any
+  // thread.
   void Drain();
-  // Drains (if not yet) and closes every connection now, without waiting. Any thread.
+  // Drains without the grace: another process holds the listening sockets now (a hand-over,
+  // server/handover_listener.h) and accepts on them, so there is nothing to wait for.
+  void DrainHandedOver();
+  // Drains (if not yet), cutting the grace short, and closes every connection now, without
+  // waiting. Any thread.
   void DrainNow();
+  // Where the drain stands (server/drain_progress.h). Any thread.
+  DrainPhase drain_phase() const { return progress_->phase(); }
   // Blocks until every loop has drained and stopped.
   void Wait();
   // When Drain() was first called (monotonic ns), or 0.
@@ -83,7 +93,11 @@ class EchoServer {
 
  private:
   explicit EchoServer(EchoServerOptions options)
-      : options_(std::move(options)), throttle_(options_.max_connections) {}
+      : options_(std::move(options)),
+        throttle_(options_.max_connections),
+        progress_(std::make_unique<DrainProgress>(options_.loops)) {}
+  // Drain and DrainHandedOver: tells every loop to drain after `grace`.
+  void StartDrain(Duration grace);
 
   EchoServerOptions options_;
   std::string backend_;
@@ -93,6 +107,7 @@ class EchoServer {
   Throttle throttle_;
   std::optional<DescriptorPlan> descriptor_plan_;
   DescriptorBudget descriptor_budget_;  // before shards_: their sockets give slots back to it
+  std::unique_ptr<DrainProgress> progress_;  // before shards_, which report to it
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   std::atomic<bool> draining_{false};

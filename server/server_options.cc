@@ -19,6 +19,11 @@ absl::Status Validate(const EchoServerOptions& o) {
   }
   if (o.idle_timeout < Duration::zero()) return absl::InvalidArgumentError("--idle_timeout cannot be negative");
   if (o.drain_timeout < Duration::zero()) return absl::InvalidArgumentError("--drain_timeout cannot be negative");
+  if (o.drain_grace < Duration::zero() || o.drain_grace > kMaxDrainGrace) {
+    return absl::InvalidArgumentError(
+        "--drain_grace must be from 0 to 10m (how long a draining server keeps accepting after it reports "
+        "not-ready; a few of the balancer's health-check intervals)");
+  }
   if (o.stall_threshold <= Duration::zero()) {
     return absl::InvalidArgumentError("--stall_threshold must be above 0");
   }

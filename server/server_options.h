@@ -21,6 +21,10 @@ namespace brrr::server {
 // the time the loop spends answering one receive buffer of newlines, bounded.
 inline constexpr size_t kMaxReplyPrefixBytes = 4096;
 
+// The longest --drain_grace: a few of any balancer's health-check intervals fit in it, and a
+// typo (10h for 10s) cannot keep an instance half-alive for hours.
+inline constexpr Duration kMaxDrainGrace = std::chrono::minutes(10);
+
 struct EchoServerOptions {
   std::string backend = "auto";  // a backend name, a plugin path, or "auto"
   std::string plugin_dir;        // searched first for plugins
@@ -37,7 +41,13 @@ struct EchoServerOptions {
   // Non-empty: answer each line with this prefix (the tutorial's "Echo : "); at most
   // kMaxReplyPrefixBytes.
   std::string reply_prefix;
-  Duration drain_timeout = std::chrono::seconds(10);  // drain waits this long for clients to close
+  // On a drain, how long the server goes on accepting after it has reported not-ready
+  // (/readyz 503, grpc.health NOT_SERVING), so that a balancer's next health check takes it
+  // out before its listeners close (server/drain_progress.h). 0: listeners close at once.
+  Duration drain_grace = Duration::zero();
+  // Then how long open connections may take to finish before they are closed (cleanly:
+  // server/connection.h).
+  Duration drain_timeout = std::chrono::seconds(10);
   Duration stall_threshold = std::chrono::milliseconds(100);
   // Each loop's watchdog samples where a stall is while it lasts (runtime/stall_watchdog.h).
   bool stall_watchdog = true;

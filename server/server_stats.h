@@ -32,6 +32,12 @@
   F(connections_closed_idle, Counter, Count, Stored, "Connections closed after --idle_timeout of silence.")     \
   F(connections_closed_error, Counter, Count, Stored, "Connections closed on an error (reset, broken pipe...).") \
   F(connections_closed_drain, Counter, Count, Stored, "Connections still open at the drain deadline, closed.")  \
+  F(connections_closed_drain_clean, Counter, Count, Stored,                                                    \
+    "Of those closed at the drain deadline: cleanly (everything read echoed, then end of stream, no reset).")   \
+  F(connections_closed_drain_reset, Counter, Count, Stored,                                                    \
+    "Of those closed at the drain deadline: with a reset (echoes not taken in time, or input past the linger).") \
+  F(bytes_discarded, Counter, Bytes, Stored,                                                                   \
+    "Bytes received after a connection shut its write side at the drain deadline: not echoed.")               \
   F(connections_closed_by_admin, Counter, Count, Stored, "Connections closed by the admin plane's CloseConnection.") \
   F(connections_closed_by_signal, Counter, Count, Stored,                                                      \
     "Connections closed at once by a second SIGTERM/SIGINT during a drain.")                                   \

@@ -21,13 +21,15 @@ constexpr Duration kBudgetPoll = milliseconds(10);
 }  // namespace
 
 Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
-             std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors)
+             std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors,
+             DrainProgress& progress)
     : options_(options),
       loop_(std::move(loop)),
       listeners_(std::move(listeners)),
       active_total_(active_total),
       throttle_(throttle),
-      descriptors_(descriptors) {}
+      descriptors_(descriptors),
+      progress_(progress) {}
 
 Shard::~Shard() {
   // Connections and the listener belong to the loop: close them while it still exists.
@@ -190,6 +192,11 @@ void Shard::connection_closed(Connection* c, CloseReason reason) {
       break;
     case CloseReason::kDrain:
       counters_.connections_closed_drain.add(1);
+      counters_.connections_closed_drain_clean.add(1);
+      break;
+    case CloseReason::kDrainReset:
+      counters_.connections_closed_drain.add(1);
+      counters_.connections_closed_drain_reset.add(1);
       break;
     case CloseReason::kAdmin:
       counters_.connections_closed_by_admin.add(1);
@@ -246,34 +253,69 @@ void Shard::sweep_idle() {
   idle_sweep_ = loop_->call_later(every, [this] { sweep_idle(); }, "echo:idle_sweep");
 }
 
-void Shard::drain(std::function<void()> on_drained) {
-  if (draining_) return;
-  draining_ = true;
+void Shard::drain(Duration grace, std::function<void()> on_drained) {
+  if (drain_asked_) return;
+  drain_asked_ = true;
   on_drained_ = std::move(on_drained);
+  if (grace > Duration::zero()) {
+    // Not ready already (the admin plane reads the server's drain start); still accepting.
+    grace_end_ = loop_->call_later(grace, [this] { stop_accepting(); }, "echo:drain_grace");
+  } else {
+    stop_accepting();
+  }
+}
+
+void Shard::stop_accepting() {
+  if (draining_) return;
+  grace_end_.cancel();
+  draining_ = true;
   for (Socket& listener : listeners_) listener.close();  // pending accepts fail with "closed"; the accept loops end
   drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
   for (Future<>& acceptor : acceptors_) {
     // An accept that completed before the close may not have been handed to the accept loop
     // yet: that connection is served too, so the shard is drained only once the loops have ended.
+    // Then too the listeners' descriptors are closed (the backend has let go of them): from
+    // then on a connect is refused (unless another process holds the sockets after a
+    // hand-over), which is what the progress reports.
     if (acceptor.valid() && !acceptor.done()) {
-      acceptor.add_done_callback([this] { maybe_drained(); }, "echo:acceptor_ended");
+      ++acceptors_running_;
+      acceptor.add_done_callback([this] { acceptor_ended(); }, "echo:acceptor_ended");
     }
   }
+  if (acceptors_running_ == 0) progress_.LoopStoppedAccepting();
+  maybe_drained();
+}
+
+void Shard::acceptor_ended() {
+  if (--acceptors_running_ == 0) progress_.LoopStoppedAccepting();
   maybe_drained();
 }
 
 void Shard::on_drain_deadline() {
   deadline_passed_ = true;
+  uint64_t open = 0;
+  for (Connection* c = connections_; c != nullptr; c = c->next) ++open;
+  progress_.LoopPastDeadline(open);
   for (Connection* c = connections_; c != nullptr;) {
-    Connection* next = c->next;
+    Connection* next = c->next;  // finishing may close (unlink) c
     c->finish_for_drain();
     c = next;
   }
-  // Whatever still cannot send its last bytes (a client that never reads) gets a second.
-  drain_force_ = loop_->call_later(std::chrono::seconds(1), [this] { force_close_all(CloseReason::kDrain); }, "echo:drain_force");
+  // Whatever still cannot hand its last bytes to the kernel (a client that never reads) is
+  // reset then; those lingering with their write side shut end on their own timers.
+  drain_force_ = loop_->call_later(kDrainFlush, [this] { on_drain_flush_expired(); }, "echo:drain_flush");
+}
+
+void Shard::on_drain_flush_expired() {
+  for (Connection* c = connections_; c != nullptr;) {
+    Connection* next = c->next;
+    c->drain_flush_expired();
+    c = next;
+  }
 }
 
 void Shard::close_all_now() {
+  stop_accepting();
   deadline_passed_ = true;
   force_close_all(CloseReason::kSignal);
 }
@@ -289,6 +331,7 @@ void Shard::force_close_all(CloseReason reason) {
 void Shard::maybe_drained() {
   if (!draining_ || accepting() || connections_ != nullptr || !on_drained_) return;
   idle_sweep_.cancel();
+  grace_end_.cancel();
   drain_deadline_.cancel();
   drain_force_.cancel();
   auto done = std::move(on_drained_);

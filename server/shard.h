@@ -13,10 +13,13 @@
 // accepting pauses with a growing backoff (10 ms doubling to 1 s) instead of spinning; the
 // clients wait in the kernel's backlog and are accepted as soon as descriptors free up.
 //
-// Draining: the listener closes, connections go on until their clients close them; at the
-// drain deadline the rest stop reading, send what they hold and close, and a second later any
-// that still cannot send (a client that never reads) are closed regardless. When the last
-// connection is gone the shard calls `on_drained`.
+// Draining: for the grace (--drain_grace) the shard goes on accepting; then the listener
+// closes, and connections go on until their clients close them, for up to --drain_timeout.
+// At that deadline the rest are closed cleanly (server/connection.h: stop reading, echo what
+// was read, shut the write side, wait briefly for the client to close); those that cannot
+// hand their echoes to the kernel within kDrainFlush (a client that never reads) are reset.
+// When the last connection is gone the shard calls `on_drained`. Each step is reported to the
+// server's DrainProgress (server/drain_progress.h).
 //
 // Threads: everything runs on the shard's loop thread; counters() may be read from any thread.
 #ifndef BRRR_SERVER_SHARD_H_
@@ -32,6 +35,7 @@
 #include "runtime/unique_fd.h"
 #include "server/connection.h"
 #include "server/descriptor_budget.h"
+#include "server/drain_progress.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
 #include "server/throttle.h"
@@ -42,8 +46,10 @@ class Shard {
  public:
   // `active_total` counts connections across all shards (for the connection limit);
   // `throttle` and `descriptors` are shared by all shards. All three must outlive the shard.
+  // `progress` too is shared by all shards and must outlive the shard.
   Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
-        std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors);
+        std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors,
+        DrainProgress& progress);
   ~Shard();
   Shard(const Shard&) = delete;
   Shard& operator=(const Shard&) = delete;
@@ -56,10 +62,13 @@ class Shard {
 
   // Loop thread, before or while running: starts accepting.
   void start();
-  // Loop thread: stops accepting and drains; calls on_drained once no connection is left.
-  void drain(std::function<void()> on_drained);
+  // Loop thread: drains: accepts for `grace` more (options().drain_grace, or none when another
+  // process has taken the listeners), then stops accepting; calls on_drained once no
+  // connection is left.
+  void drain(Duration grace, std::function<void()> on_drained);
   bool draining_deadline_passed() const { return deadline_passed_; }
-  // Loop thread: closes every connection now (a second SIGTERM; counted as closed by signal).
+  // Loop thread, after drain(): stops accepting (cutting the grace short) and closes every
+  // connection now (a second SIGTERM; counted as closed by signal).
   void close_all_now();
 
   // Called by a connection that closed.
@@ -83,7 +92,12 @@ class Shard {
   // A connection the backend cannot watch (select: past FD_SETSIZE): counted, logged, closed.
   void close_unwatchable(Socket socket);
   void sweep_idle();
+  // The grace is over (or cut short): closes the listeners and starts the drain deadline.
+  void stop_accepting();
+  // One accept loop has ended after the listeners closed; the last one tells the progress.
+  void acceptor_ended();
   void on_drain_deadline();
+  void on_drain_flush_expired();
   void force_close_all(CloseReason reason);
   void maybe_drained();
   // An accept loop task is running (it may be waiting for an accept, a backoff or a budget).
@@ -95,13 +109,17 @@ class Shard {
   std::atomic<uint64_t>& active_total_;
   Throttle& throttle_;
   DescriptorBudget& descriptors_;
+  DrainProgress& progress_;
   ShardCounters counters_;
   Connection* connections_ = nullptr;  // intrusive list
   std::vector<Future<>> acceptors_;  // one per listener, while accepting
+  size_t acceptors_running_ = 0;      // after the listeners closed: accept loops not yet ended
   TimerHandle idle_sweep_;
+  TimerHandle grace_end_;
   TimerHandle drain_deadline_;
   TimerHandle drain_force_;
-  bool draining_ = false;
+  bool drain_asked_ = false;  // drain() was called (the grace may still run)
+  bool draining_ = false;     // the listener is closed
   bool deadline_passed_ = false;
   uint64_t unwatchable_reported_ = 0;  // the count when last logged
   std::function<void()> on_drained_;

@@ -68,7 +68,22 @@ admin::Stats CollectStats(const Administered& target, TaskInjector& injector) {
   ToProto(target.throttle(), stats.mutable_throttle());
   for (const InjectionStatus& i : injector.Active()) ToProto(i, target.started_at_ns(), stats.add_injections());
   stats.set_draining(target.drain_started_at_ns() != 0);
+  stats.set_drain_phase(ToProto(target.drain_phase()));
   return stats;
+}
+
+admin::DrainPhase ToProto(server::DrainPhase phase) {
+  switch (phase) {
+    case server::DrainPhase::kServing:
+      return admin::DRAIN_PHASE_SERVING;
+    case server::DrainPhase::kGrace:
+      return admin::DRAIN_PHASE_GRACE;
+    case server::DrainPhase::kFinishing:
+      return admin::DRAIN_PHASE_FINISHING;
+    case server::DrainPhase::kClosing:
+      return admin::DRAIN_PHASE_CLOSING;
+  }
+  return admin::DRAIN_PHASE_SERVING;
 }
 
 void ToProto(const server::ThrottleSettings& settings, admin::Throttle* out) {

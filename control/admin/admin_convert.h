@@ -23,6 +23,7 @@ namespace brrr::control {
 brrr::admin::v1::Stats CollectStats(const Administered& target, TaskInjector& injector);
 
 void ToProto(const server::ThrottleSettings& settings, brrr::admin::v1::Throttle* out);
+brrr::admin::v1::DrainPhase ToProto(server::DrainPhase phase);
 void ToProto(const InjectionStatus& injection, int64_t started_at_ns, brrr::admin::v1::Injection* out);
 void ToProto(const SocketInfo& socket, uint32_t loop, brrr::admin::v1::SocketInfo* out);
 void ToProto(const StallReport& stall, int64_t started_at_ns, brrr::admin::v1::Stall* out);

@@ -81,6 +81,7 @@ grpc::Status AdminService::GetServerInfo(Context* /*context*/, const admin::GetS
   for (const std::string& address : target_.listening_addresses()) info->add_listening_addresses(address);
   info->set_uptime_seconds(Seconds(MonotonicNanos() - target_.started_at_ns()));
   info->set_pid(static_cast<uint32_t>(::getpid()));
+  info->set_drain_phase(ToProto(target_.drain_phase()));
   for (const BackendProbe& probe : backends_) {
     admin::BackendAvailability* b = info->add_available_backends();
     b->set_name(probe.name);

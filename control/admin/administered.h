@@ -22,6 +22,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/event_loop.h"
 #include "runtime/socket_table.h"
+#include "server/drain_progress.h"
 #include "server/server_stats.h"
 #include "server/throttle.h"
 
@@ -56,10 +57,15 @@ class Administered {
   virtual absl::Status SetThrottle(const server::ThrottleChange& change) = 0;
 
   // ---- Drain. ----
-  // Stops accepting; the program exits once its connections have finished. Idempotent.
+  // Reports not-ready at once, stops accepting after its grace; the program exits once its
+  // connections have finished (server/drain_progress.h). Idempotent.
   virtual void Drain() = 0;
   // When Drain() was first called (monotonic ns), or 0.
   virtual int64_t drain_started_at_ns() const = 0;
+  // Where the drain stands. By default only "serving" or "finishing", from the drain time.
+  virtual server::DrainPhase drain_phase() const {
+    return drain_started_at_ns() == 0 ? server::DrainPhase::kServing : server::DrainPhase::kFinishing;
+  }
 };
 
 }  // namespace brrr::control

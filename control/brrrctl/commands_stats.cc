@@ -4,7 +4,9 @@
 #include <optional>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "control/brrrctl/brrrctl_flags.h"
@@ -21,6 +23,12 @@ namespace {
 namespace admin = brrr::admin::v1;
 namespace health = grpc::health::v1;
 
+// "serving", "grace", "finishing", "closing" (README "Draining" says what each means).
+std::string DrainPhaseText(admin::DrainPhase phase) {
+  std::string name = admin::DrainPhase_Name(phase);
+  return absl::AsciiStrToLower(absl::StripPrefix(name, "DRAIN_PHASE_"));
+}
+
 std::string ServerInfoText(const admin::ServerInfo& info) {
   TextTable table;
   table.AddRow({"version", info.version()});
@@ -29,6 +37,7 @@ std::string ServerInfoText(const admin::ServerInfo& info) {
   table.AddRow({"listening", absl::StrJoin(info.listening_addresses(), ", ")});
   table.AddRow({"uptime", FormatMilliseconds(info.uptime_seconds() * 1000)});
   table.AddRow({"pid", absl::StrCat(info.pid())});
+  table.AddRow({"drain", DrainPhaseText(info.drain_phase())});
   for (int i = 0; i < info.available_backends_size(); ++i) {
     const admin::BackendAvailability& b = info.available_backends(i);
     table.AddRow({i == 0 ? "backends" : "",
@@ -52,7 +61,7 @@ Outcome RunInfo(Invocation& invocation) {
 std::string StatsText(const admin::Stats& stats, bool with_total) {
   TextTable summary;
   summary.AddRow({"uptime", FormatMilliseconds(stats.uptime_seconds() * 1000)});
-  summary.AddRow({"draining", stats.draining() ? "yes" : "no"});
+  summary.AddRow({"draining", stats.draining() ? absl::StrCat("yes (", DrainPhaseText(stats.drain_phase()), ")") : "no"});
   summary.AddRow({"throttle", ThrottleText(stats.throttle())});
   std::vector<std::string> ids;
   for (const admin::Injection& i : stats.injections()) ids.push_back(absl::StrCat(i.id()));

@@ -31,6 +31,7 @@ class EchoAdministered final : public control::Administered {
   absl::Status SetThrottle(const server::ThrottleChange& change) override { return server_.SetThrottle(change); }
   void Drain() override { server_.Drain(); }
   int64_t drain_started_at_ns() const override { return server_.drain_started_at_ns(); }
+  server::DrainPhase drain_phase() const override { return server_.drain_phase(); }
 
  private:
   server::EchoServer& server_;

@@ -52,8 +52,13 @@ ABSL_FLAG(std::string, reply_prefix, "",
           "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"; at most "
           "4096 bytes (a client sending only newlines gets 1 + that many bytes back per byte sent)");
 static_assert(brrr::server::kMaxReplyPrefixBytes == 4096, "--reply_prefix's help states the maximum");
+ABSL_FLAG(absl::Duration, drain_grace, absl::ZeroDuration(),
+          "On a drain (SIGTERM/SIGINT, admin Drain), how long the server keeps accepting after /readyz turns 503 "
+          "and health NOT_SERVING, so that a balancer's health checks take it out first (0 to 10m; 0: stop "
+          "accepting at once; behind a balancer, a few of its check intervals)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
-          "On SIGTERM/SIGINT, how long connections may take to finish before they are closed");
+          "On a drain, once accepting has stopped, how long connections may take to finish before they are "
+          "closed (cleanly: what was read is echoed, then the write side is shut)");
 ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),
           "A task that holds a loop this long is reported as a stall");
 ABSL_FLAG(bool, stall_watchdog, true,
@@ -170,7 +175,9 @@ void HandleSignals(EchoServer* server, const sigset_t* signals) {
       continue;
     }
     if (drains++ == 0) {
-      std::printf("brrr-echo: %s: draining (no new connections; up to %s for open ones)\n", strsignal(sig),
+      std::printf("brrr-echo: %s: draining (%s; up to %s for open ones)\n", strsignal(sig),
+                  absl::GetFlag(FLAGS_drain_grace) == absl::ZeroDuration() ? "no new connections"
+                                                                          : "new connections until the grace ends",
                   absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
       std::fflush(stdout);
       server->Drain();
@@ -269,6 +276,7 @@ int main(int argc, char** argv) {
   o.low_water = absl::GetFlag(FLAGS_low_water);
   o.idle_timeout = ToDuration(absl::GetFlag(FLAGS_idle_timeout));
   o.reply_prefix = absl::GetFlag(FLAGS_reply_prefix);
+  o.drain_grace = ToDuration(absl::GetFlag(FLAGS_drain_grace));
   o.drain_timeout = ToDuration(absl::GetFlag(FLAGS_drain_timeout));
   o.stall_threshold = ToDuration(absl::GetFlag(FLAGS_stall_threshold));
   o.stall_watchdog = absl::GetFlag(FLAGS_stall_watchdog);
@@ -391,12 +399,15 @@ int main(int argc, char** argv) {
   int64_t now = brrr::MonotonicNanos();
   std::printf(
       "brrr-echo: drained in %.3f s: %llu connections served, %llu closed at the drain deadline, "
-      "%llu closed by a second signal, %llu bytes in, %llu bytes out, up %.3f s\n",
+      "%llu closed by a second signal, %llu bytes in, %llu bytes out, up %.3f s; at the deadline %llu closed "
+      "cleanly, %llu with a reset\n",
       static_cast<double>(now - drain_started) / 1e9, static_cast<unsigned long long>(s.connections_accepted),
       static_cast<unsigned long long>(s.connections_closed_drain),
       static_cast<unsigned long long>(s.connections_closed_by_signal), static_cast<unsigned long long>(s.bytes_in),
       static_cast<unsigned long long>(s.bytes_out),
-      static_cast<double>(now - (*server)->started_at_ns()) / 1e9);
+      static_cast<double>(now - (*server)->started_at_ns()) / 1e9,
+      static_cast<unsigned long long>(s.connections_closed_drain_clean),
+      static_cast<unsigned long long>(s.connections_closed_drain_reset));
   std::fflush(stdout);
   return exit_code;
 }

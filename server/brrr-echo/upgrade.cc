@@ -67,7 +67,7 @@ absl::Status Upgrade::OpenHandoverSocket(const std::string& path) {
                 static_cast<long long>(
                     std::chrono::duration_cast<std::chrono::milliseconds>(server_->options().drain_timeout).count()));
     std::fflush(stdout);
-    server_->Drain();
+    server_->DrainHandedOver();  // the new process accepts already: no grace
   };
   absl::StatusOr<std::unique_ptr<server::HandoverListener>> listening =
       server::HandoverListener::Listen(path, std::move(callbacks));

@@ -1,0 +1,102 @@
+// brrr-bench --reconnect across a restart of brrr-echo on the same port: the old server drains
+// (its deadline closes every connection cleanly), a new one has joined the port
+// (--share_port), and the load goes on against it. The report counts the clean closes and the
+// messages sent again, and no corruption, reset or refused connect: every message came back
+// whole. The server runs on every backend.
+#include <signal.h>
+
+#include <optional>
+#include <regex>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::seconds;
+using testing::Process;
+
+std::string Bench() { return testing::Runfile("bench/brrr-bench"); }
+std::string Echo() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
+
+// A number from the JSON line, e.g. JsonNumber(out, "clean_closes"); -1 if it is not there.
+double JsonNumber(const std::string& out, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("\"" + field + "\":([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+class BrrrBenchReconnectTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam()); }
+};
+
+TEST_P(BrrrBenchReconnectTest, ALoadOutlivesARestartOnTheSamePortAndEveryMessageComesBack) {
+  Process old_server(Echo(), {"--backend=" + GetParam(), "--port=0", "--drain_timeout=300ms"});
+  uint16_t port = old_server.ListeningPort();
+  ASSERT_NE(port, 0) << old_server.err();
+  constexpr int kConnections = 4;
+  // Ends when the test says (SIGINT), not at --duration.
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--reconnect", "--connections=" + std::to_string(kConnections),
+                          "--size=1000", "--depth=8", "--duration=10m"});
+  ASSERT_TRUE(bench.WaitForError(std::to_string(kConnections) + " connected")) << bench.err();
+
+  Process new_server(Echo(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--share_port"});
+  ASSERT_EQ(new_server.ListeningPort(), port) << new_server.err();
+  old_server.Signal(SIGTERM);
+  std::optional<int> old_code = old_server.Wait(seconds(30));
+  ASSERT_TRUE(old_code.has_value()) << old_server.out();
+  EXPECT_EQ(*old_code, 0);
+  EXPECT_NE(old_server.out().find("at the deadline " + std::to_string(kConnections) + " closed cleanly, 0 with a reset"),
+            std::string::npos)
+      << old_server.out();
+
+  // Every connection has read its end of stream (the old server waited for that); what it
+  // had not got back is sent again to the new server, even as the run ends.
+  bench.Signal(SIGINT);
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  std::string out = bench.out();
+  EXPECT_EQ(*code, 0) << out << bench.err();
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
+  EXPECT_EQ(JsonNumber(out, "clean_closes"), kConnections) << out;
+  EXPECT_EQ(JsonNumber(out, "reconnects"), kConnections) << out;
+  EXPECT_GT(JsonNumber(out, "resent_messages"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "resets"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "refused_connects"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "mismatches"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "lost_connections"), 0) << out;
+  EXPECT_NE(out.find("reconnect: " + std::to_string(kConnections) + " clean closes, 0 resets"), std::string::npos)
+      << out;
+
+  new_server.Signal(SIGTERM);
+  std::optional<int> new_code = new_server.Wait(seconds(30));
+  ASSERT_TRUE(new_code.has_value());
+  EXPECT_EQ(*new_code, 0);
+  EXPECT_NE(new_server.out().find(std::to_string(kConnections) + " connections served"), std::string::npos)
+      << new_server.out();
+}
+
+TEST(BrrrBenchReconnectFlagTest, WithoutItACleanCloseLosesTheConnection) {
+  Process server(Echo(), {"--port=0", "--drain_timeout=300ms"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0) << server.err();
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=2", "--depth=4", "--duration=10m"});
+  ASSERT_TRUE(bench.WaitForError("2 connected")) << bench.err();
+  server.Signal(SIGTERM);
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "every connection was lost: the run ends";
+  EXPECT_EQ(*code, 1);
+  EXPECT_NE(bench.out().find("2 lost connections"), std::string::npos) << bench.out();
+  EXPECT_EQ(bench.out().find("clean_closes"), std::string::npos) << "the report is as before: " << bench.out();
+  ASSERT_TRUE(server.Wait(seconds(30)).has_value());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BrrrBenchReconnectTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,128 @@
+// The drain deadline closes a connection cleanly, on every backend: a client that has not read
+// its echoes, and sends more after the deadline, still gets every byte the server read, then
+// an end of stream, never a reset; the server counts it as closed cleanly. A client that never
+// reads its echoes is reset instead (an end of stream would claim an echo it did not get), and
+// counted so.
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "brrr/admin/v1/admin.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+using std::chrono::seconds;
+
+// Everything the peer sends until its stream ends, and how it ended: 0 at an end of stream,
+// else the errno (ECONNRESET for a reset; EAGAIN if the client's receive timeout ran out).
+struct Ending {
+  std::string bytes;
+  int error = 0;
+};
+
+Ending ReadToTheEnd(int fd) {
+  Ending e;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      e.bytes.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      return e;
+    } else if (errno != EINTR) {
+      e.error = errno;
+      return e;
+    }
+  }
+}
+
+class DrainCloseTest : public testing::AdminFixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override { BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam()); }
+};
+
+TEST_P(DrainCloseTest, AtTheDeadlineAClientGetsEveryByteReadThenTheEndOfStream) {
+  Start({"--backend=" + GetParam(), "--drain_timeout=100ms"});
+  testing::BlockingClient client(port_);
+  // Within what the kernel's buffers and the server's queue hold, so it is all sent without
+  // the client reading; the server reads it all before the drain starts.
+  std::string payload = testing::RandomBytes(200 * 1000, 21);
+  ASSERT_TRUE(client.send_all(payload));
+  admin::Stats read = StatsWhen([&](const admin::Stats& s) { return s.total().bytes_in() == payload.size(); });
+  ASSERT_EQ(read.total().bytes_in(), payload.size());
+
+  server_->Signal(SIGTERM);
+  ASSERT_TRUE(server_->WaitForOutput("drain: deadline: closing 1 open connections")) << server_->out();
+  // Sent after the deadline: the server does not read these (it may have, if they came before
+  // the stop took effect in the backend; then they are echoed too), and they must not turn
+  // the close into a reset.
+  std::string late = testing::RandomBytes(50 * 1000, 22);
+  ASSERT_TRUE(client.send_all(late));
+
+  Ending end = ReadToTheEnd(client.fd());
+  EXPECT_EQ(end.error, 0) << "an end of stream, not errno " << end.error << " (" << std::strerror(end.error) << ")";
+  ASSERT_GE(end.bytes.size(), payload.size());
+  EXPECT_TRUE(end.bytes.compare(0, payload.size(), payload) == 0) << "every byte the server read comes back first";
+  EXPECT_TRUE((payload + late).compare(0, end.bytes.size(), end.bytes) == 0) << "and nothing but what was sent";
+  client.close();
+
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find("1 closed at the drain deadline"), std::string::npos) << server_->out();
+  EXPECT_NE(server_->out().find("at the deadline 1 closed cleanly, 0 with a reset"), std::string::npos)
+      << server_->out();
+}
+
+TEST_P(DrainCloseTest, AClientThatNeverReadsIsResetAndCountedSo) {
+  Start({"--backend=" + GetParam(), "--drain_timeout=100ms"});
+  testing::BlockingClient client(port_);
+  client.set_receive_buffer(4096);
+  // Far more than the kernel's buffers and the server's queue hold: the writer blocks until
+  // the server gives up on the connection.
+  std::string payload = testing::RandomBytes(32 << 20, 23);
+  int send_error = 0;  // how the writer's sends ended
+  std::thread writer([&] {
+    for (size_t off = 0; off < payload.size();) {
+      ssize_t n = ::send(client.fd(), payload.data() + off, payload.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        send_error = errno;
+        return;
+      }
+      off += static_cast<size_t>(n);
+    }
+  });
+  StatsWhen([](const admin::Stats& s) { return s.total().reads_paused() > 0; });
+
+  server_->Signal(SIGTERM);
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  writer.join();
+  EXPECT_NE(server_->out().find("at the deadline 0 closed cleanly, 1 with a reset"), std::string::npos)
+      << server_->out();
+  // The reset is reported once, to whichever call comes first: the blocked send, or the read.
+  Ending end = ReadToTheEnd(client.fd());
+  EXPECT_TRUE(send_error == ECONNRESET || send_error == EPIPE || end.error == ECONNRESET)
+      << "a cut echo ends with a reset, not an end of stream: send errno " << send_error << ", recv errno "
+      << end.error;
+  EXPECT_LT(end.bytes.size(), payload.size());
+  EXPECT_TRUE(payload.compare(0, end.bytes.size(), end.bytes) == 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DrainCloseTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+}  // namespace
+}  // namespace brrr

@@ -1,0 +1,195 @@
+// A drain that a balancer understands (--drain_grace): from the drain on, /readyz answers 503
+// and grpc.health NOT_SERVING while the server still accepts and echoes new connections; once
+// the grace is over it refuses them, and the connections it has go on. The phase shows in
+// GetServerInfo and GetStats; a second signal cuts the grace short; the admin Drain takes the
+// same path as SIGTERM. Every backend.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <thread>
+
+#include "brrr/admin/v1/admin.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "tests/control/admin_fixture.h"
+#include "tests/testing/backends.h"
+#include "tests/testing/http_client.h"
+#include "tests/testing/net.h"
+
+namespace brrr {
+namespace {
+
+namespace admin = brrr::admin::v1;
+namespace health = grpc::health::v1;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// connect() to 127.0.0.1:port: 0 if it connected, else the errno (ECONNREFUSED...).
+int ConnectError(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int rc = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  int error = rc == 0 ? 0 : errno;
+  ::close(fd);
+  return error;
+}
+
+class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override { BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam()); }
+
+  // brrr-echo with its admin plane and metrics port on ports that were free a moment ago: if
+  // another program took one in between (the echo listener's own port 0 can), it starts again.
+  void StartWithGrace(const std::string& grace) {
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      admin_port_ = testing::PickFreePort();
+      do {
+        metrics_port_ = testing::PickFreePort();
+      } while (metrics_port_ == admin_port_);
+      server_ = std::make_unique<testing::Process>(
+          testing::Runfile("server/brrr-echo/brrr-echo"),
+          std::vector<std::string>{"--port=0", "--backend=" + GetParam(), "--drain_grace=" + grace,
+                                   "--drain_timeout=60s", "--admin_port=" + std::to_string(admin_port_),
+                                   "--metrics_port=" + std::to_string(metrics_port_)});
+      port_ = server_->ListeningPort();
+      if (port_ != 0) break;
+      std::optional<int> code = server_->Wait(seconds(30));
+      ASSERT_TRUE(code.has_value() && server_->err().find("Address already in use") != std::string::npos)
+          << server_->out() << server_->err();
+    }
+    ASSERT_NE(port_, 0) << server_->err();
+    ASSERT_TRUE(server_->WaitForOutput("metrics on 127.0.0.1:" + std::to_string(metrics_port_))) << server_->out();
+    channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
+    stub_ = admin::Admin::NewStub(channel_);
+    health_ = health::Health::NewStub(channel_);
+  }
+
+  health::HealthCheckResponse::ServingStatus Health() {
+    health::HealthCheckResponse response;
+    grpc::Status s = health_->Check(Context().get(), health::HealthCheckRequest(), &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response.status();
+  }
+
+  admin::DrainPhase InfoPhase() {
+    admin::ServerInfo info;
+    grpc::Status s = stub_->GetServerInfo(Context().get(), admin::GetServerInfoRequest(), &info);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return info.drain_phase();
+  }
+
+  // The server, not ready and still accepting: a balancer's health checks take it out now.
+  void ExpectNotReadyButAccepting() {
+    admin::Stats stats = StatsWhen([](const admin::Stats& s) { return s.drain_phase() == admin::DRAIN_PHASE_GRACE; });
+    EXPECT_EQ(stats.drain_phase(), admin::DRAIN_PHASE_GRACE);
+    EXPECT_TRUE(stats.draining());
+    EXPECT_EQ(InfoPhase(), admin::DRAIN_PHASE_GRACE);
+    testing::HttpReply ready = testing::HttpGet(metrics_port_, "/readyz");
+    EXPECT_EQ(ready.status, 503) << ready.head << ready.body;
+    EXPECT_EQ(Health(), health::HealthCheckResponse::NOT_SERVING);
+    // New connections are accepted and served whole.
+    for (int i = 0; i < 4; ++i) {
+      testing::BlockingClient c(port_);
+      std::string payload = testing::RandomBytes(100 * 1000, 40 + i);
+      std::thread writer([&] {
+        EXPECT_TRUE(c.send_all(payload));
+        c.shutdown_write();
+      });
+      EXPECT_TRUE(c.recv_until_eof() == payload) << "a connection made during the grace is echoed";
+      writer.join();
+    }
+    admin::Stats stats_after = Stats();
+    EXPECT_GE(stats_after.total().connections_accepted(), 4u);
+    EXPECT_TRUE(stats_after.total().accepting()) << "the loop accepts all through the grace";
+    EXPECT_EQ(stats_after.drain_phase(), admin::DRAIN_PHASE_GRACE);
+  }
+
+  uint16_t metrics_port_ = 0;
+  std::unique_ptr<health::Health::Stub> health_;
+};
+
+TEST_P(DrainGraceTest, DuringTheGraceNotReadyButAccepting) {
+  StartWithGrace("10m");
+  EXPECT_EQ(testing::HttpGet(metrics_port_, "/readyz").status, 200);
+  EXPECT_EQ(Health(), health::HealthCheckResponse::SERVING);
+  EXPECT_EQ(InfoPhase(), admin::DRAIN_PHASE_SERVING);
+  testing::BlockingClient early(port_);
+  ASSERT_TRUE(early.send_all("before"));
+  ASSERT_EQ(early.recv_exact(6), "before");
+
+  server_->Signal(SIGTERM);
+  ASSERT_TRUE(server_->WaitForOutput("still accepting for 10m (--drain_grace)")) << server_->out();
+  ExpectNotReadyButAccepting();
+  ASSERT_TRUE(early.send_all("during"));
+  EXPECT_EQ(early.recv_exact(6), "during");
+
+  // A second signal ends the grace and every connection at once (the grace is ten minutes).
+  server_->Signal(SIGTERM);
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "a second signal must cut the grace short";
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find("closing every connection now"), std::string::npos) << server_->out();
+  EXPECT_NE(server_->out().find("1 closed by a second signal"), std::string::npos) << server_->out();
+}
+
+TEST_P(DrainGraceTest, AfterTheGraceNewConnectionsAreRefusedAndOpenOnesGoOn) {
+  StartWithGrace("200ms");
+  testing::BlockingClient early(port_);
+  ASSERT_TRUE(early.send_all("before"));
+  ASSERT_EQ(early.recv_exact(6), "before");
+
+  server_->Signal(SIGTERM);
+  ASSERT_TRUE(server_->WaitForOutput("still accepting for 200ms (--drain_grace)")) << server_->out();
+  ASSERT_TRUE(server_->WaitForOutput("drain: no longer accepting")) << server_->out();
+  EXPECT_EQ(ConnectError(port_), ECONNREFUSED) << "after the grace the listener is closed";
+  admin::Stats after = StatsWhen([](const admin::Stats& s) { return s.drain_phase() == admin::DRAIN_PHASE_FINISHING; });
+  EXPECT_FALSE(after.total().accepting());
+  EXPECT_EQ(InfoPhase(), admin::DRAIN_PHASE_FINISHING);
+  EXPECT_EQ(testing::HttpGet(metrics_port_, "/readyz").status, 503);
+  EXPECT_EQ(Health(), health::HealthCheckResponse::NOT_SERVING);
+  // The connection from before goes on until its client ends it; then the server exits.
+  ASSERT_TRUE(early.send_all("after"));
+  EXPECT_EQ(early.recv_exact(5), "after");
+  early.shutdown_write();
+  EXPECT_EQ(early.recv_until_eof(), "");
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the last connection has gone: the drain is over";
+  EXPECT_EQ(*code, 0);
+}
+
+TEST_P(DrainGraceTest, TheAdminDrainHasTheSameGrace) {
+  StartWithGrace("10m");
+  admin::DrainResponse response;
+  grpc::Status s = stub_->Drain(Context().get(), admin::DrainRequest(), &response);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  ExpectNotReadyButAccepting();
+  server_->Signal(SIGTERM);
+  ASSERT_TRUE(server_->WaitForOutput("Terminated: draining")) << "two signals at once would make one";
+  server_->Signal(SIGTERM);
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "a second signal must cut the grace short";
+  EXPECT_EQ(*code, 0);
+}
+
+TEST(DrainGraceFlagTest, OutOfRangeIsRefused) {
+  testing::Process p(testing::Runfile("server/brrr-echo/brrr-echo"), {"--port=0", "--drain_grace=11m"});
+  std::optional<int> code = p.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(p.err().find("--drain_grace must be from 0 to 10m"), std::string::npos) << p.err();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, DrainGraceTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+}  // namespace
+}  // namespace brrr
