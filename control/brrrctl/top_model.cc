@@ -268,7 +268,10 @@ std::string StallWhere(const admin::Stall& stall) {
     // "function (object+0xoffset)": the object names the file the code is in.
     size_t open = frame.rfind(" (");
     absl::string_view object = open == std::string::npos ? "" : absl::string_view(frame).substr(open + 2);
-    if (!object.empty() && !absl::StrContains(object, ".so")) return frame;
+    if (object.empty() || absl::StrContains(object, ".so")) continue;
+    // The standard library's (and the compiler's) code instantiated in the program.
+    if (absl::StartsWith(frame, "std::") || absl::StartsWith(frame, "__")) continue;
+    return frame;
   }
   return frames.front();
 }

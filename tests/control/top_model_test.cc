@@ -286,6 +286,13 @@ TEST(TopModelTest, WhereIsTheFirstFrameInTheProgramsOwnCode) {
   EXPECT_EQ(StallWhere(stall), "brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x6697d)");
   EXPECT_EQ(FrameFunction(StallWhere(stall)), "brrr::control::InjectedBlockingSpin()");
   EXPECT_EQ(StallFrames(stall).size(), 4u);
+  // The standard library's templates compiled into the program (an unoptimized build's
+  // std::atomic<>::load()) are not the program's own code either.
+  EXPECT_EQ(FrameFunction(StallWhere(MakeStall(0, 1, 1.0,
+                                               {"std::atomic<>::load() (brrr-echo+0x3242d)",
+                                                "__gnu_cxx::__ops::f() (brrr-echo+0x3242e)",
+                                                "brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x83550)"}))),
+            "brrr::control::InjectedBlockingSpin()");
   // Only library frames: the innermost. No stack: nothing.
   EXPECT_EQ(StallWhere(MakeStall(0, 1, 1.0, {"a (libc.so.6+0x1)", "b (libc.so.6+0x2)"})), "a (libc.so.6+0x1)");
   EXPECT_EQ(StallWhere(MakeStall(0, 1, 1.0, {})), "");
