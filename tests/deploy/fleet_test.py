@@ -280,7 +280,8 @@ class Fleet:
             wait_for(f"{child.name} listening", lambda: f"metrics on 127.0.0.1:{self.metrics[i]}" in child.output()
                      or child.process.poll() is not None)
             check(child.process.poll() is None, f"{child.name} exited: {child.output()}")
-        # Also where a hand-over is still being committed: ready means the new process answers.
+        # The metrics port answers ready (after a take-over, the new process or, until it lets
+        # go, the old one: both accept on the port for that moment).
         wait_for(f"{child.name} ready", lambda: http_get(f"http://127.0.0.1:{self.metrics[i]}/readyz")[0] == 200)
         return child
 
@@ -293,7 +294,8 @@ class Fleet:
         return self.summary(old)
 
     def summary(self, child):
-        """(bytes_in, bytes_discarded, closed cleanly, closed with a reset) from its exit line."""
+        """(bytes_in, bytes_discarded, closed cleanly at the deadline) from its exit line, which
+        must say that no connection was closed with a reset."""
         m = SUMMARY.search(child.output())
         check(m is not None, f"{child.name}: no summary line:\n{child.output()}")
         bytes_in, _, clean, reset, discarded = (int(g) for g in m.groups())
