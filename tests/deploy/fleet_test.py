@@ -3,7 +3,7 @@
 of them and Debian's Prometheus scraping them, all from deploy/'s configurations. Under
 continuous brrr-bench --reconnect load through HAProxy, each instance is upgraded in turn (a
 new process takes its listeners over with --take_over; the old one drains and exits 0), and
-nothing is lost:
+then instance 1 is restarted (SIGTERM, drain, exit, a new process binds), and nothing is lost:
 
 1. deploy/haproxy.cfg and deploy/prometheus.yml, their ports replaced by free ones (and
    nothing else: the test checks that only digits differ), pass `haproxy -c` and `promtool
@@ -18,13 +18,20 @@ nothing is lost:
 3. brrr-bench --reconnect runs through HAProxy (bounded in time). Once each instance has
    taken traffic, instance 1, then 2, then 3 is upgraded: the unit's ExecStart for
    brrr-echo@N.green finds the hand-over socket and starts with --take_over on the same ports;
-   the old process says it handed over, drains, prints its summary and exits 0.
+   the old process says it handed over, drains, prints its summary and exits 0. Then instance
+   1 is restarted as `systemctl restart` would: SIGTERM; HAProxy takes it out while it still
+   accepts (--drain_grace); it exits 0; a new process binds; HAProxy puts it back. All along,
+   another client opens short connections through HAProxy one after another (each echoes
+   1 KiB whole and ends cleanly), so connects arrive while an instance changes hands.
 4. brrr-bench exits 0: no mismatch, no lost connection, no reset, no refused connect; the
    drains' closes were clean and every message they left unanswered was resent. Every
-   generation's summary says 0 connections closed with a reset. HAProxy's own counters show
-   no connection error, retry or redispatch, and all three servers up.
-5. Bytes: what brrr-bench sent (every byte the kernel took, resends included) equals the sum
-   over all six generations of bytes_in + bytes_discarded: the old ones from their exit
+   generation's summary says 0 connections closed with a reset. Every short connection echoed
+   whole. HAProxy's own counters show no connection error, retry or redispatch (a refused
+   connect to an instance would be retried on another and hidden from the clients; with a
+   plain stop-then-start and no grace, 200 were redispatched in a run), and the three servers
+   up.
+5. Bytes: what brrr-bench sent (every byte the kernel took, resends included) plus what the
+   short connections sent equals the sum over all seven generations of bytes_in + bytes_discarded: the old ones from their exit
    summaries, the current ones from `brrrctl --target=a,b,c --json stats` (its fleet total).
    Prometheus' query API shows brrr_bytes_in_total for all three instances, and once a scrape
    after the load has ended, their sums agree with brrrctl's.
@@ -47,15 +54,18 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
 
 INSTANCES = 3
 WAIT_S = 60           # for each thing the test waits for
-LOAD_S = 30           # brrr-bench's --duration: the upgrades happen within it
+LOAD_S = 45           # brrr-bench's --duration: the upgrades happen within it
 LOAD_LIMIT_S = 120    # brrr-bench is killed (and the test fails) past this
 DEPTH = 8             # brrr-bench's messages in flight per connection
+CHURN_BYTES = 1024    # what each short connection echoes
+CHURN_LIMIT = 20000   # short connections at most
 SETTLE_S = 2          # load on the new generation before the next upgrade
 # Each instance runs deploy/brrr-echo@.service's command line (its shell snippet: take over
 # when the other slot's socket is there, else bind) with these in its flags file, beside its
@@ -144,6 +154,49 @@ def templated(text, ports):
     return text
 
 
+class Churn:
+    """New connections through HAProxy all along, one after another: each sends CHURN_BYTES,
+    half-closes, and must get them back whole, then the end of stream. brrr-bench's
+    connections last until a drain closes them; these arrive while an instance changes hands,
+    when a connect to a port nobody listens on would be refused (HAProxy would retry it on
+    another instance: its counters show that). Bounded by CHURN_LIMIT and stop()."""
+
+    def __init__(self, port):
+        self.port = port
+        self.sent = 0
+        self.connections = 0
+        self.errors = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def run(self):
+        payload = os.urandom(CHURN_BYTES)
+        while not self.stopping.is_set() and self.connections < CHURN_LIMIT and len(self.errors) < 5:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=10) as s:
+                    s.sendall(payload)
+                    self.sent += len(payload)
+                    s.shutdown(socket.SHUT_WR)
+                    got = b""
+                    while True:
+                        more = s.recv(65536)
+                        if not more:
+                            break
+                        got += more
+                    if got != payload:
+                        self.errors.append(f"short connection {self.connections}: {len(got)} of "
+                                           f"{len(payload)} bytes came back" + (" (different)" if len(got) == len(payload) else ""))
+            except OSError as e:
+                self.errors.append(f"short connection {self.connections}: {e}")
+            self.connections += 1
+            time.sleep(0.005)
+
+    def stop(self):
+        self.stopping.set()
+        self.thread.join()
+
+
 class Child:
     """A process ended (SIGTERM, then SIGKILL after 15 s) when the test ends."""
 
@@ -188,6 +241,7 @@ class Fleet:
         self.stats = free_port()
         self.prometheus = f"127.0.0.1:{free_port()}"
         self.generations = [[] for _ in range(INSTANCES)]  # per instance, oldest first
+        self.churn = None
 
     def start(self, name, args):
         child = Child(name, args, os.path.join(self.tmp, name + ".log"))
@@ -267,12 +321,13 @@ class Fleet:
                                f"--admin_port={self.admin[i]}"] + INSTANCE_FLAGS) + "\n")
         return argv
 
-    def start_instance(self, i):
+    def start_instance(self, i, take_over):
         n = len(self.generations[i]) + 1
-        slot = SLOTS[(n - 1) % 2]
+        # A hand-over moves to the other slot's unit; a restart stays in the unit it was in.
+        slot = SLOTS[(n - 1) % 2] if take_over else self.generations[i][-1].name.split("-")[-1] if n > 1 else SLOTS[0]
         child = self.start(f"echo{i + 1}-gen{n}-{slot}", self.echo_args(i, slot))
         self.generations[i].append(child)
-        if n > 1:
+        if take_over:
             wait_for(f"{child.name} took over", lambda: "took over the listeners of pid" in child.output()
                      or child.process.poll() is not None)
             check(child.process.poll() is None, f"{child.name} exited: {child.output()}")
@@ -287,10 +342,23 @@ class Fleet:
 
     def upgrade(self, i):
         old = self.generations[i][-1]
-        new = self.start_instance(i)
+        new = self.start_instance(i, take_over=True)
         code = old.wait_exit(WAIT_S)
         check(code == 0, f"{old.name} exited {code} after handing over to {new.name}:\n{old.output()}")
         check("handed the listeners over to pid" in old.output(), f"{old.name} did not say it handed over")
+        return self.summary(old)
+
+    def restart(self, i):
+        """`systemctl restart`: SIGTERM, the drain (its grace lets HAProxy take the instance
+        out before the listeners close), the exit, then a new process that binds the ports."""
+        old = self.generations[i][-1]
+        old.process.send_signal(signal.SIGTERM)
+        wait_for(f"HAProxy takes echo{i + 1} out while it drains",
+                 lambda: self.haproxy_servers().get(f"echo{i + 1}", {}).get("status", "").startswith("DOWN"))
+        code = old.wait_exit(WAIT_S)
+        check(code == 0, f"{old.name} exited {code} on SIGTERM:\n{old.output()}")
+        self.start_instance(i, take_over=False)
+        wait_for(f"HAProxy puts echo{i + 1} back", self.all_up)
         return self.summary(old)
 
     def summary(self, child):
@@ -330,7 +398,7 @@ class Fleet:
 def run(args, fleet):
     fleet.configurations()
     for i in range(INSTANCES):
-        fleet.start_instance(i)
+        fleet.start_instance(i, take_over=False)
     haproxy = fleet.start("haproxy", [args.haproxy, "-db", "-f", fleet.haproxy_cfg])
     wait_for("HAProxy sees the three instances UP (their /readyz)",
              lambda: fleet.all_up() or haproxy.process.poll() is not None)
@@ -345,6 +413,8 @@ def run(args, fleet):
     bench = fleet.start("brrr-bench", [args.brrr_bench, f"--port={fleet.frontend}", "--reconnect", "--connections=8",
                                        "--size=64", f"--depth={DEPTH}", f"--duration={LOAD_S}s",
                                        "--progress=false", "--json"])
+    churn = Churn(fleet.frontend)
+    fleet.churn = churn
     old = []  # (bytes_in, bytes_discarded, closed cleanly) of each old generation
     for i in range(INSTANCES):
         # Traffic reaches the instance (through HAProxy) before it is upgraded.
@@ -354,7 +424,14 @@ def run(args, fleet):
         old.append(fleet.upgrade(i))
         print(f"fleet_test: echo{i + 1} upgraded under load: the old generation read {old[-1][0]} bytes, discarded "
               f"{old[-1][1]}, closed {old[-1][2]} connections cleanly at its deadline")
-    check(bench.process.poll() is None, "brrr-bench ended before the last upgrade was over: make LOAD_S longer")
+    # The other procedure, for what cannot be handed over: a restart behind HAProxy.
+    old.append(fleet.restart(0))
+    print(f"fleet_test: echo1 restarted under load (drain with grace, exit, bind): the old generation read "
+          f"{old[-1][0]} bytes, discarded {old[-1][1]}, closed {old[-1][2]} connections cleanly at its deadline")
+    check(bench.process.poll() is None, "brrr-bench ended before the last restart was over: make LOAD_S longer")
+    churn.stop()
+    print(f"fleet_test: {churn.connections} short connections through the upgrades, {len(churn.errors)} failed")
+    check(not churn.errors, "; ".join(churn.errors))
     code = bench.wait_exit(LOAD_LIMIT_S)
     out = bench.output()
     report = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
@@ -383,7 +460,7 @@ def run(args, fleet):
     check(fleet.all_up(), f"HAProxy does not have all three servers UP at the end: {servers}")
 
     # Bytes: the old generations' exit lines plus the current ones' figures.
-    sent = r["bytes_sent"]
+    sent = r["bytes_sent"] + churn.sent
     old_sum = sum(o[0] + o[1] for o in old)
     seen = []
 
@@ -395,10 +472,10 @@ def run(args, fleet):
     try:
         current = wait_for("the bytes accounted for", accounted, timeout_s=30)
     except CheckFailed:
-        raise CheckFailed(f"brrr-bench sent {sent} bytes; the old generations read or discarded {old_sum}, "
+        raise CheckFailed(f"brrr-bench and the short connections sent {sent} bytes; the old generations read or discarded {old_sum}, "
                           f"brrrctl's fleet total (bytes_in, bytes_discarded) of the current ones is {seen[-1]}: "
                           f"{old_sum + sum(seen[-1]) - sent:+d} bytes")
-    print(f"fleet_test: {sent} bytes sent = {old_sum} read or discarded by the old generations + {current[0]} read "
+    print(f"fleet_test: {sent} bytes sent (brrr-bench's and the short connections') = {old_sum} read or discarded by the old generations + {current[0]} read "
           f"and {current[1]} discarded by the current ones (brrrctl's fleet total)")
 
     def prometheus_agrees():
@@ -440,6 +517,8 @@ def main():
             sys.stderr.write(f"--- {child.log_path}\n{child.output()[-6000:]}\n")
         sys.exit(f"fleet_test: FAIL: {e}")
     finally:
+        if fleet.churn is not None:
+            fleet.churn.stop()
         for child in reversed(fleet.children):
             child.stop()
         shutil.rmtree(sockets_dir, ignore_errors=True)
