@@ -86,6 +86,7 @@ struct LoopState {
   SingleWriter<uint64_t> refused;
   SingleWriter<uint64_t> resent;
   SingleWriter<uint64_t> reconnects;
+  SingleWriter<uint64_t> bytes_sent;  // every byte the kernel took, warm-up and resends included
   SingleWriter<int64_t> connected;
   SingleWriter<int64_t> finished;  // connections done (either way)
   LatencyHistogram latency;
@@ -113,7 +114,7 @@ class Connection {
       sending_done_ = false;
       received_bytes_ = received_ * o_.size;
       co_await gather(send_loop(), receive_loop());
-      socket_.close();
+      close_counting_sent();
       ls_.connected.add(-1);
       if (ended_ == Ending::kNone || failed_ || aborted_) break;  // the normal end, or a failure
       // Ended by the server (--reconnect): what had not come back whole is sent again.
@@ -131,7 +132,7 @@ class Connection {
   void abort() {
     if (failed_) return;
     aborted_ = true;
-    if (socket_.valid()) socket_.close();
+    close_counting_sent();
   }
 
   LoopState& loop_state() { return ls_; }
@@ -230,13 +231,25 @@ class Connection {
     }
     if (ended_ != Ending::kNone || failed_) return;
     ended_ = how;
+    space_.set();
     if (how == Ending::kCleanClose) {
+      // The socket stays open until the sender has seen the end: a send in flight completes
+      // (the server reads and discards until this side closes), so the bytes it put on the
+      // wire are counted in bytes_sent exactly.
       ls_.clean_closes.add(1);
     } else {
       ls_.resets.add(1);
       shared_.error(why);
+      close_counting_sent();  // releases the other loop, which may wait on the socket
     }
-    space_.set();
+  }
+
+  // Adds what the kernel took on this socket to bytes_sent, then closes it. Exact once no send
+  // is in flight (after both loops ended); a send cut short by a reset may have put more on the
+  // wire than counted, but a reset fails the run anyway.
+  void close_counting_sent() {
+    if (!socket_.valid()) return;
+    ls_.bytes_sent.add(socket_.info().bytes_out);
     socket_.close();
   }
 
@@ -416,6 +429,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<voi
     result.refused_connects += ls->refused.load();
     result.resent_messages += ls->resent.load();
     result.reconnects += ls->reconnects.load();
+    result.bytes_sent += ls->bytes_sent.load();
     result.latency += ls->latency.snapshot();
   }
   result.first_error = shared.first_error;
@@ -434,8 +448,9 @@ std::string ResultText(const LoadOptions& o, const LoadResult& r) {
       us(r.latency.max_ns));
   if (o.reconnect) {
     absl::StrAppend(&s, absl::StrFormat("\nreconnect: %u clean closes, %u resets, %u refused connects, %u resent "
-                                        "messages, %u reconnects",
-                                        r.clean_closes, r.resets, r.refused_connects, r.resent_messages, r.reconnects));
+                                        "messages, %u reconnects, %u bytes sent",
+                                        r.clean_closes, r.resets, r.refused_connects, r.resent_messages, r.reconnects,
+                                        r.bytes_sent));
   }
   if (!r.ok()) {
     absl::StrAppend(&s, absl::StrFormat("\nFAILED: %u mismatches, %u lost connections, %u connect failures", r.mismatches,
@@ -464,11 +479,12 @@ std::string ResultJson(const LoadOptions& o, const LoadResult& r) {
       "{\"host\":\"%s\",\"port\":%u,\"backend\":\"%s\",\"connections\":%d,\"size\":%u,\"depth\":%d,"
       "\"rate\":%.0f,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
       "\"mb_per_second\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-      "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u%s,\"ok\":%s,\"error\":\"%s\"}",
+      "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u,\"bytes_sent\":%u%s,\"ok\":%s,"
+      "\"error\":\"%s\"}",
       o.host, o.port, r.backend, o.connections, o.size, o.depth, o.rate, r.seconds, r.messages, r.bytes,
       r.messages_per_second(), r.mb_per_second(), us(r.latency.percentile(0.5)), us(r.latency.percentile(0.99)),
       us(r.latency.percentile(0.999)), us(r.latency.max_ns), r.mismatches, r.lost_connections, r.connect_failures,
-      reconnect, r.ok() ? "true" : "false", error);
+      r.bytes_sent, reconnect, r.ok() ? "true" : "false", error);
 }
 
 }  // namespace brrr::bench

@@ -83,6 +83,11 @@ struct LoadResult {
   uint64_t refused_connects = 0;
   uint64_t resent_messages = 0;
   uint64_t reconnects = 0;
+  // Every byte the kernel took on every connection, from the first connect on (warm-up, the
+  // bytes of connections later closed, and resends included): what an echo server behind any
+  // number of restarts has received in all, counting what it read and discarded at a drain.
+  // Exact unless a connection was reset.
+  uint64_t bytes_sent = 0;
   std::string first_error;
   LatencyHistogram::Snapshot latency;
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what brrr needs to build, run and test on Debian 12 (bookworm): Bazel 4.2.3 and
 # the Debian libraries it links (gRPC, Protobuf, Abseil, GoogleTest, Google Benchmark,
-# liburing, prometheus-cpp, ncurses), Prometheus for the metrics tests and tmux for
-# `brrrctl top`'s. Installs only what is missing, so it is quick when everything is there.
+# liburing, prometheus-cpp, ncurses), Prometheus for the metrics tests, tmux for
+# `brrrctl top`'s and HAProxy for the fleet test's. Installs only what is missing, so it is quick when everything is there.
 # Run as root or as a user with sudo.
 set -euo pipefail
 
@@ -17,6 +17,9 @@ set -euo pipefail
 # and the server that //tests/control:metrics_test and :prometheus_test run against brrr-echo.
 # libncurses-dev: `brrrctl top`'s screen; tmux: the terminal //tests/control:brrrctl_top_test
 # runs it in.
+# haproxy: the balancer in front of //tests/deploy:fleet_test's three brrr-echo (deploy/haproxy.cfg
+# is checked with `haproxy -c` and run); the fleet test is part of `bazel test //...` and fails
+# without it.
 packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
@@ -25,6 +28,7 @@ packages=(
   python3-grpcio python3-protobuf prometheus
   clang libclang-rt-14-dev llvm
   libncurses-dev tmux
+  haproxy
 )
 
 missing=()

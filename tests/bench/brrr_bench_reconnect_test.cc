@@ -2,7 +2,8 @@
 // (its deadline closes every connection cleanly), a new one has joined the port
 // (--share_port), and the load goes on against it. The report counts the clean closes and the
 // messages sent again, and no corruption, reset or refused connect: every message came back
-// whole. The server runs on every backend.
+// whole, and the bytes it reports sent are exactly what the two servers received (read, or
+// read and discarded after the drain's end of stream). The server runs on every backend.
 #include <signal.h>
 
 #include <optional>
@@ -27,6 +28,16 @@ double JsonNumber(const std::string& out, const std::string& field) {
   std::smatch m;
   if (!std::regex_search(out, m, std::regex("\"" + field + "\":([0-9.]+)"))) return -1;
   return std::stod(m[1]);
+}
+
+// What a brrr-echo's summary line says it received: bytes in plus bytes discarded; -1 if the
+// line is not there.
+double ReceivedBytes(const std::string& out) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex(R"(, (\d+) bytes in, .* (\d+) bytes discarded after the end of stream)"))) {
+    return -1;
+  }
+  return std::stod(m[1]) + std::stod(m[2]);
 }
 
 class BrrrBenchReconnectTest : public ::testing::TestWithParam<std::string> {
@@ -78,6 +89,12 @@ TEST_P(BrrrBenchReconnectTest, ALoadOutlivesARestartOnTheSamePortAndEveryMessage
   EXPECT_EQ(*new_code, 0);
   EXPECT_NE(new_server.out().find(std::to_string(kConnections) + " connections served"), std::string::npos)
       << new_server.out();
+  // Every byte sent reached one of the servers, the resent ones twice (once discarded).
+  ASSERT_GT(ReceivedBytes(old_server.out()), 0) << old_server.out();
+  ASSERT_GT(ReceivedBytes(new_server.out()), 0) << new_server.out();
+  EXPECT_EQ(JsonNumber(out, "bytes_sent"), ReceivedBytes(old_server.out()) + ReceivedBytes(new_server.out()))
+      << out << old_server.out() << new_server.out();
+  EXPECT_NE(out.find(" bytes sent"), std::string::npos) << out;
 }
 
 TEST(BrrrBenchReconnectFlagTest, WithoutItACleanCloseLosesTheConnection) {
