@@ -19,68 +19,23 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
+
+from system_test_parts import CheckFailed, Child, check, free_port, http_get, query_samples, wait_for
 
 TOKEN = "prometheus-test-token"
 CLIENTS = 8
 ROUNDS = 200          # per client; each echoes CHUNK bytes
 CHUNK = 4096
 TRAFFIC_LIMIT_S = 30  # the traffic stops by then, whatever it has done
-WAIT_S = 60           # for each thing the test waits for
-
-
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, predicate, timeout_s=WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise CheckFailed(f"{what}: not within {timeout_s} s (last: {last!r})")
-
-
-def http_get(url, timeout_s=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
 
 
 def query(prometheus, expression):
     """The instant vector's values for `expression`, as floats ([] when empty or on error)."""
-    status, body = http_get(f"http://{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expression}))
-    if status != 200:
-        return []
-    result = json.loads(body)
-    if result.get("status") != "success":
-        return []
-    return [float(sample["value"][1]) for sample in result["data"]["result"]]
+    return [float(sample["value"][1]) for sample in query_samples(prometheus, expression)]
 
 
 def echo_client(port, seed, sent, errors):
@@ -107,30 +62,6 @@ def echo_client(port, seed, sent, errors):
         errors.append(f"client {seed}: {e}")
 
 
-class Child:
-    """A process ended (SIGTERM, then SIGKILL after 10 s) when the test ends."""
-
-    def __init__(self, args, log_path):
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()
-
-
 def run(args):
     tmp = args.tmp
     token_path = os.path.join(tmp, "admin.token")
@@ -138,7 +69,7 @@ def run(args):
         f.write(TOKEN + "\n")
 
     metrics_port = free_port()
-    echo = Child([args.brrr_echo, "--port=0", "--loops=2", f"--metrics_port={metrics_port}",
+    echo = Child("brrr-echo", [args.brrr_echo, "--port=0", "--loops=2", f"--metrics_port={metrics_port}",
                   f"--admin_token_file={token_path}"], os.path.join(tmp, "brrr-echo.log"))
     children = [echo]
     try:
@@ -152,7 +83,7 @@ def run(args):
         with open(os.path.join(tmp, "targets.json"), "w") as f:
             json.dump([{"targets": [f"127.0.0.1:{metrics_port}"]}], f)
         prometheus = f"127.0.0.1:{free_port()}"
-        server = Child([args.prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp}/tsdb",
+        server = Child("prometheus", [args.prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp}/tsdb",
                         f"--web.listen-address={prometheus}", "--log.level=warn"],
                        os.path.join(tmp, "prometheus.log"))
         children.append(server)

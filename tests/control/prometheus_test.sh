@@ -16,6 +16,8 @@ tmp="${TEST_TMPDIR:?run with bazel test}"
 [ -x "$python" ] || fail "$python not found: install python3 (tools/bootstrap.sh)"
 [ -x "$prometheus" ] || fail "$prometheus not found: install Debian's prometheus (tools/bootstrap.sh)"
 
+# The checks and child processes it shares with other system tests.
+export PYTHONPATH="$runfiles/brrr/tests/testing"
 exec "$python" "$runfiles/brrr/tests/control/prometheus_test.py" \
   --brrr_echo="$runfiles/brrr/server/brrr-echo/brrr-echo" \
   --prometheus="$prometheus" \

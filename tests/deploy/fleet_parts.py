@@ -1,69 +1,24 @@
-"""The parts of //tests/deploy:fleet_test that are not about the fleet: checks, waits, HTTP and
-Prometheus queries, the short-connection client and the child processes (see fleet_test.py).
-python3's standard library only."""
+"""The parts of //tests/deploy:fleet_test that are not about the fleet: Prometheus queries by
+instance, a metrics port's figure, the configurations' ports, the short-connection client (see
+fleet_test.py); the checks, waits and child processes it shares with other system tests are in
+tests/testing/system_test_parts.py. python3's standard library only."""
 
-import json
 import os
 import re
-import signal
 import socket
-import subprocess
 import threading
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 
-WAIT_S = 60           # for each thing the test waits for
+from system_test_parts import WAIT_S, CheckFailed, Child, check, free_port, http_get, query_samples, wait_for
+
 CHURN_BYTES = 1024    # what each short connection echoes
 CHURN_LIMIT = 20000   # short connections at most
 
 
-class CheckFailed(Exception):
-    pass
-
-
-def check(condition, message):
-    if not condition:
-        raise CheckFailed(message)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(what, predicate, timeout_s=WAIT_S):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise CheckFailed(f"{what}: not within {timeout_s} s (last: {last!r})")
-
-
-def http_get(url, timeout_s=5):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-    except OSError as e:
-        return 0, str(e)
-
-
 def query(prometheus, expression):
     """The instant vector for `expression` as {instance: value} ({} when empty or on error)."""
-    status, body = http_get(f"http://{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expression}))
-    if status != 200:
-        return {}
-    result = json.loads(body)
-    if result.get("status") != "success":
-        return {}
-    return {sample["metric"].get("instance", ""): float(sample["value"][1]) for sample in result["data"]["result"]}
+    return {sample["metric"].get("instance", ""): float(sample["value"][1])
+            for sample in query_samples(prometheus, expression)}
 
 
 def metric(metrics_port, name):
@@ -124,34 +79,3 @@ class Churn:
     def stop(self):
         self.stopping.set()
         self.thread.join()
-
-
-class Child:
-    """A process ended (SIGTERM, then SIGKILL after 15 s) when the test ends."""
-
-    def __init__(self, name, args, log_path):
-        self.name = name
-        self.log_path = log_path
-        self.log = open(log_path, "w")
-        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def output(self):
-        self.log.flush()
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def wait_exit(self, timeout_s):
-        try:
-            return self.process.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            raise CheckFailed(f"{self.name} still runs {timeout_s} s later")
-
-    def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.log.close()

@@ -21,6 +21,8 @@ haproxy=$(PATH="$PATH:/usr/sbin:/sbin" command -v haproxy || true)
 [ -x /usr/bin/promtool ] || fail "/usr/bin/promtool not found: install Debian's prometheus (tools/bootstrap.sh)"
 [ -x "$python" ] || fail "$python not found: install python3 (tools/bootstrap.sh)"
 
+# fleet_parts.py beside the test; the checks and child processes it shares with other system tests.
+export PYTHONPATH="$runfiles/tests/testing"
 exec "$python" "$runfiles/tests/deploy/fleet_test.py" \
   --brrr_echo="$runfiles/server/brrr-echo/brrr-echo" \
   --brrr_bench="$runfiles/bench/brrr-bench" \

@@ -1,0 +1,100 @@
+"""What brrr's Python system tests share (//tests/control:prometheus_test,
+//tests/deploy:fleet_test): checks that fail the test with a message, bounded waits, free
+loopback ports, HTTP GETs, Prometheus instant queries and child processes ended with the test.
+python3's standard library only; the test's .sh puts this folder on PYTHONPATH.
+
+    from system_test_parts import CheckFailed, Child, check, wait_for
+    echo = Child("brrr-echo", [path, "--port=0"], log_path)
+    wait_for("brrr-echo listening", lambda: "listening" in echo.output())
+"""
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+WAIT_S = 60  # for each thing a test waits for
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def check(condition, message):
+    if not condition:
+        raise CheckFailed(message)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, predicate, timeout_s=WAIT_S):
+    """predicate()'s first true value, polled every 0.2 s; CheckFailed after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise CheckFailed(f"{what}: not within {timeout_s} s (last: {last!r})")
+
+
+def http_get(url, timeout_s=5):
+    """(status, body); status 0 and the error's text when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError as e:
+        return 0, str(e)
+
+
+def query_samples(prometheus, expression):
+    """The samples of the instant vector for `expression` ([] when empty or on error)."""
+    status, body = http_get(f"http://{prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expression}))
+    if status != 200:
+        return []
+    result = json.loads(body)
+    if result.get("status") != "success":
+        return []
+    return result["data"]["result"]
+
+
+class Child:
+    """A process ended (SIGTERM, then SIGKILL after 15 s) when the test ends."""
+
+    def __init__(self, name, args, log_path):
+        self.name = name
+        self.log_path = log_path
+        self.log = open(log_path, "w")
+        self.process = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_exit(self, timeout_s):
+        try:
+            return self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed(f"{self.name} still runs {timeout_s} s later")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
