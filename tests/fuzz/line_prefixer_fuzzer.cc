@@ -18,21 +18,10 @@
 
 #include "server/line_prefixer.h"
 #include "tests/fuzz/fuzz_input.h"
+#include "tests/testing/prefixed_lines.h"
 
 namespace brrr::fuzz {
 namespace {
-
-// What the stream becomes, one byte at a time: the prefix before every byte that starts a line.
-std::string Reference(std::string_view prefix, std::string_view input) {
-  std::string out;
-  bool at_start = true;
-  for (char c : input) {
-    if (at_start) out += prefix;
-    out += c;
-    at_start = c == '\n';
-  }
-  return out;
-}
 
 size_t LimitOf(uint8_t b) {
   static constexpr size_t kLarge[] = {256, 4096, 65536, size_t{1} << 20, SIZE_MAX / 2, SIZE_MAX};
@@ -69,7 +58,7 @@ int OneInput(const uint8_t* data, size_t size) {
   }
   pieces.push_back(left);
 
-  const std::string want = Reference(prefix, stream);
+  const std::string want = testing::PrefixedLines(prefix, stream);
   // Bounded work per input: limits of a few bytes over a long output make one call per few bytes.
   if (want.size() / smallest > 10'000) return 0;
 
@@ -77,7 +66,7 @@ int OneInput(const uint8_t* data, size_t size) {
   std::string out;
   std::string pending;
   size_t taken = 0;             // stream bytes the prefixer has used
-  size_t reference_taken = 0;   // Reference(prefix, stream[0, taken)).size()
+  size_t reference_taken = 0;   // testing::PrefixedLines(prefix, stream[0, taken)).size()
   bool next_starts_line = true;
   size_t turn = 0;
   // One call; true if it wrote something.

@@ -9,21 +9,10 @@
 
 #include "gtest/gtest.h"
 #include "server/server_options.h"
+#include "tests/testing/prefixed_lines.h"
 
 namespace brrr::server {
 namespace {
-
-// The whole stream at once, one byte at a time: the prefix before every byte that starts a line.
-std::string Reference(std::string_view prefix, std::string_view input) {
-  std::string out;
-  bool at_start = true;
-  for (char c : input) {
-    if (at_start) out += prefix;
-    out += c;
-    at_start = c == '\n';
-  }
-  return out;
-}
 
 // Feeds `pieces` as they would arrive, calling apply() with limits taken in turn from
 // `limits`. With `drain_each`, each piece is transformed completely before the next one
@@ -72,7 +61,7 @@ TEST(LinePrefixerTest, EverySplitAndEveryLimitMatchTheReference) {
   const std::vector<std::vector<size_t>> limit_sets = {{1}, {2}, {3}, {5}, {8}, {13}, {1 << 20}, {1, 7, 2, 100}};
   for (const std::string& prefix : prefixes) {
     for (const std::string& input : inputs) {
-      const std::string want = Reference(prefix, input);
+      const std::string want = testing::PrefixedLines(prefix, input);
       for (size_t i = 0; i <= input.size(); ++i) {
         for (size_t j = i; j <= input.size(); ++j) {
           std::vector<std::string> pieces = {input.substr(0, i), input.substr(i, j - i), input.substr(j)};
@@ -93,7 +82,7 @@ TEST(LinePrefixerTest, EverySplitAndEveryLimitMatchTheReference) {
 TEST(LinePrefixerTest, TheLongestPrefixIsCutAnywhereAndResumed) {
   const std::string prefix(kMaxReplyPrefixBytes, 'P');
   const std::string input = "\n\nab\nc";
-  const std::string want = Reference(prefix, input);
+  const std::string want = testing::PrefixedLines(prefix, input);
   for (size_t limit : {size_t{1}, size_t{511}, size_t{4096}, size_t{4097}, size_t{16384}, size_t{1} << 20}) {
     for (size_t i = 0; i <= input.size(); ++i) {
       LinePrefixer p(prefix);
