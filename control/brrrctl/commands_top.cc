@@ -1,17 +1,24 @@
 // `brrrctl top`: a live view of the loops (top_screen.h on a terminal, top_text.h's plain lines
 // otherwise), polled every --interval (top_source.h) and kept as rates and history by the model
-// (top_model.h).
+// (top_model.h). Several targets (--target=A,B,C or --targets_file): every target polled at
+// once, a row per target and the fleet's total, each target's own view a key away.
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <functional>
 #include <memory>
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/commands.h"
+#include "control/brrrctl/fleet_run.h"
 #include "control/brrrctl/top_model.h"
 #include "control/brrrctl/top_screen.h"
 #include "control/brrrctl/top_source.h"
@@ -33,41 +40,55 @@ struct TopSettings {
   std::vector<uint32_t> loops;
 };
 
-// Polls the one target (and words its throttles), checking --loop against the first answer.
+// Polls every target at once (one that hangs costs an interval, not one per target), words
+// their throttles, and checks --loop against each target's first answer.
 class Poller {
  public:
-  Poller(TopSource& source, top::TopModel& model, const std::vector<uint32_t>& loops)
-      : source_(source), model_(model), loops_(loops) {}
+  Poller(std::vector<std::unique_ptr<TopSource>> sources, top::TopModel& model, const std::vector<uint32_t>& loops)
+      : sources_(std::move(sources)), checked_(sources_.size(), false), model_(model), loops_(loops) {}
 
   Outcome Poll() {
-    top::TargetSnapshot snapshot = source_.Poll();
-    if (snapshot.status.ok()) {
+    std::vector<top::TargetSnapshot> snapshots(sources_.size());
+    AtOnce(sources_.size(), [&](size_t i) { snapshots[i] = sources_[i]->Poll(); });
+    for (size_t i = 0; i < snapshots.size(); ++i) {
+      top::TargetSnapshot& snapshot = snapshots[i];
+      last_ = i == 0 ? snapshot.taken : std::max(last_, snapshot.taken);
+      if (!snapshot.status.ok()) continue;
       snapshot.throttle = ThrottleText(snapshot.stats.throttle());
-      if (!checked_) {
-        checked_ = true;
-        if (Outcome outcome = CheckLoops(loops_, snapshot.stats.loops_size()); !outcome.ok()) return outcome;
+      if (checked_[i]) continue;
+      checked_[i] = true;
+      if (Outcome outcome = CheckLoops(loops_, snapshot.stats.loops_size()); !outcome.ok()) {
+        if (sources_.size() > 1) outcome.message = absl::StrCat(snapshot.target, ": ", outcome.message);
+        return outcome;
       }
     }
-    last_ = snapshot.taken;
-    model_.Add({std::move(snapshot)});
+    model_.Add(snapshots);
     return Outcome::Ok();
   }
   absl::Time last() const { return last_; }
+  size_t targets() const { return sources_.size(); }
 
  private:
-  TopSource& source_;
+  std::vector<std::unique_ptr<TopSource>> sources_;
+  std::vector<bool> checked_;
   top::TopModel& model_;
   const std::vector<uint32_t>& loops_;
-  bool checked_ = false;
   absl::Time last_ = absl::Now();
 };
 
-Outcome RunPlain(Invocation& invocation, const TopSettings& settings, Poller& poller, top::TopModel& model,
-                 const std::atomic<bool>& stop) {
+// The fleet's total for a view of several targets; none for one.
+std::optional<top::FleetTotal> TotalOf(const Poller& poller, const top::TopModel& model) {
+  if (poller.targets() < 2) return std::nullopt;
+  return model.Total();
+}
+
+Outcome RunPlain(const std::function<void(const std::string&)>& print, const TopSettings& settings, Poller& poller,
+                 top::TopModel& model, const std::atomic<bool>& stop) {
   top::ViewOptions options{.loops = settings.loops};
   for (uint32_t tick = 1; !stop.load(); ++tick) {
     if (Outcome outcome = poller.Poll(); !outcome.ok()) return outcome;
-    invocation.out.Text(top::PlainBlock(model.View(options), options.sort, settings.frames));
+    std::optional<top::FleetTotal> total = TotalOf(poller, model);
+    print(top::PlainBlock(model.View(options), options.sort, settings.frames, total ? &*total : nullptr));
     if (settings.count != 0 && tick >= settings.count) break;
     absl::Time next = absl::Now() + settings.interval;
     while (!stop.load() && absl::Now() < next) absl::SleepFor(std::min(kKeyWait, next - absl::Now()));
@@ -105,6 +126,7 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
   uint32_t ticks = 0;
   bool redraw = true;
   std::vector<top::TargetView> views;  // as last drawn
+  std::optional<top::FleetTotal> total;
   while (!stop.load()) {
     if (!state.paused && absl::Now() >= next_poll) {
       if (Outcome outcome = poller.Poll(); !outcome.ok()) return outcome;
@@ -115,7 +137,8 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
     }
     if (redraw) {
       views = model.View({.sort = state.sort, .loops = state.loops, .max_sockets = 100});
-      screen.Draw(views, state);
+      total = TotalOf(poller, model);
+      screen.Draw(views, state, total ? &*total : nullptr);
       redraw = false;
       if (settings.count != 0 && ticks >= settings.count) break;
     }
@@ -127,47 +150,72 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
       state.sort = top::NextSortKey(state.sort);
     } else if (key == 'p' || key == 'P' || key == ' ') {
       state.paused = !state.paused;
-    } else {
-      state.loops = SwitchLoop(key, state.loops, views.empty() ? 0 : views.front().loop_count);
+    } else if ((key == 't' || key == 'T') && views.size() > 1) {
+      // All targets, the first alone, the next, ..., all again; each target's loops from the start.
+      state.target = !state.target ? 0 : *state.target + 1;
+      if (*state.target >= views.size()) state.target.reset();
+      state.loops = settings.loops;
+    } else if (views.size() == 1 || state.target) {
+      const top::TargetView& shown = views.size() == 1 ? views.front() : views[*state.target];
+      state.loops = SwitchLoop(key, state.loops, shown.loop_count);
     }
   }
   return Outcome::Ok();
 }
 
-Outcome RunTop(Invocation& invocation) {
-  if (invocation.out.json()) {
+// `top` on `targets` (one, or several: --target=A,B,C); `print` writes the plain lines.
+Outcome RunTopOn(const std::vector<std::string>& targets, const CommandLine& line, bool json,
+                 Interrupts& interrupts, const std::function<void(const std::string&)>& print) {
+  if (json) {
     return Outcome::Usage("top has no JSON form: use `brrrctl watch --json` for figures as JSON lines");
   }
   TopSettings settings;
-  if (invocation.given("interval")) settings.interval = absl::GetFlag(FLAGS_interval);
+  if (line.given("interval")) settings.interval = absl::GetFlag(FLAGS_interval);
   if (settings.interval < kMinInterval || settings.interval > kMaxInterval) {
     return Outcome::Usage(absl::StrCat("--interval=", absl::FormatDuration(settings.interval),
                                        ": top redraws every 100ms to 1h"));
   }
   settings.count = absl::GetFlag(FLAGS_count);
-  if (invocation.given("frames")) settings.frames = absl::GetFlag(FLAGS_frames);
+  if (line.given("frames")) settings.frames = absl::GetFlag(FLAGS_frames);
   settings.loops = absl::GetFlag(FLAGS_loop).loops;
 
-  // A client of top's own: it reconnects soon after the server comes back, and a call that
-  // hangs holds the screen no longer than an interval (or --timeout when given).
-  AdminClientOptions options{
-      .target = absl::GetFlag(FLAGS_target),
-      .token_file = absl::GetFlag(FLAGS_token_file),
-      .timeout = invocation.given("timeout") ? absl::GetFlag(FLAGS_timeout)
-                                              : std::clamp(settings.interval, absl::Seconds(1), absl::Seconds(5)),
-      .max_reconnect_backoff = std::clamp(settings.interval, kMinInterval, absl::Seconds(1)),
-  };
-  absl::StatusOr<std::unique_ptr<TopSource>> source = TopSource::Create(options);
-  if (!source.ok()) return Outcome::Usage(std::string(source.status().message()));
+  // A client of top's own per target: it reconnects soon after the server comes back, and a
+  // call that hangs holds the screen no longer than an interval (or --timeout when given).
+  std::vector<std::unique_ptr<TopSource>> sources;
+  for (const std::string& target : targets) {
+    AdminClientOptions options{
+        .target = target,
+        .token_file = absl::GetFlag(FLAGS_token_file),
+        .timeout = line.given("timeout") ? absl::GetFlag(FLAGS_timeout)
+                                         : std::clamp(settings.interval, absl::Seconds(1), absl::Seconds(5)),
+        .max_reconnect_backoff = std::clamp(settings.interval, kMinInterval, absl::Seconds(1)),
+    };
+    absl::StatusOr<std::unique_ptr<TopSource>> source = TopSource::Create(options);
+    if (!source.ok()) return Outcome::Usage(std::string(source.status().message()));
+    sources.push_back(*std::move(source));
+  }
   top::TopModel model;
-  Poller poller(**source, model, settings.loops);
+  Poller poller(std::move(sources), model, settings.loops);
 
   std::atomic<bool> stop{false};
-  Interrupts::Scope scope = invocation.interrupts.OnInterrupt([&stop] { stop.store(true); });
+  Interrupts::Scope scope = interrupts.OnInterrupt([&stop] { stop.store(true); });
   if (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
-    return RunPlain(invocation, settings, poller, model, stop);
+    return RunPlain(print, settings, poller, model, stop);
   }
   return RunScreen(settings, poller, model, stop);
+}
+
+Outcome RunTop(Invocation& invocation) {
+  return RunTopOn({invocation.client.target()}, invocation.line, invocation.out.json(), invocation.interrupts,
+                  [&invocation](const std::string& text) { invocation.out.Text(text); });
+}
+
+Outcome RunTopFleet(FleetInvocation& invocation) {
+  return RunTopOn(invocation.fleet.targets(), invocation.line, invocation.json, invocation.interrupts,
+                  [&invocation](const std::string& text) {
+                    std::fputs(text.c_str(), invocation.stream);
+                    std::fflush(invocation.stream);
+                  });
 }
 
 }  // namespace
@@ -196,6 +244,13 @@ std::vector<Command> TopCommands() {
               "step through the loops (all, 0, 1, ...); 0-9 show that loop only; a all loops again.\n"
               "When the server cannot be reached the screen says \"unreachable: <why>\" over the last\n"
               "figures and tries again at each interval, so it picks up a server that comes back.\n"
+              "Several targets (--target=A,B,C or --targets_file): all are polled at once; the screen\n"
+              "shows a row per target (its loops together; an unreachable one says why) and the\n"
+              "total over the targets answering (sums; UTIL weighted by loops; LAG P99 the worst),\n"
+              "then every target's stalls, injections, throttles and busiest sockets, each marked\n"
+              "with its target; t shows one target's own view, then the next, then all again.\n"
+              "Plain lines: each target's block, then a `total targets=N answering=M loops=L ...`\n"
+              "line. A --loop that a target lacks ends top with exit 1, naming the target.\n"
               "Each call's deadline is --timeout when given, else the interval (at least 1s, at most 5s).\n"
               "When standard output (or input) is not a terminal: plain lines instead, one block per\n"
               "interval ending in an empty line, each line its kind (top, loop, socket, injection,\n"
@@ -207,6 +262,7 @@ std::vector<Command> TopCommands() {
                     {"loop", "N[,N...]", "show only these loops at first (default: every loop)"},
                     {"frames", "N", "stack frames shown per stall (default 5; 0: none)"}},
           .run = RunTop,
+          .run_fleet = RunTopFleet,
       },
   };
 }

@@ -151,10 +151,10 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Create(const std::vector<std::stri
   return fleet;
 }
 
-void Fleet::ForEach(const std::function<void(size_t)>& fn) {
+void AtOnce(size_t count, const std::function<void(size_t)>& fn) {
   std::vector<std::thread> threads;
-  threads.reserve(size());
-  for (size_t i = 0; i < size(); ++i) threads.emplace_back([&fn, i] { fn(i); });
+  threads.reserve(count);
+  for (size_t i = 0; i < count; ++i) threads.emplace_back([&fn, i] { fn(i); });
   for (std::thread& t : threads) t.join();
 }
 

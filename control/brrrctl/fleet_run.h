@@ -55,6 +55,9 @@ int Severity(ExitCode code);
 // ("targets not ok: 127.0.0.1:5002 (exit 3)"); a usage error as it is.
 Outcome WorstOutcome(const std::vector<std::string>& targets, const std::vector<Outcome>& outcomes);
 
+// Runs fn(i) for i in [0, count) at once, each on a thread of its own; returns once all have.
+void AtOnce(size_t count, const std::function<void(size_t)>& fn);
+
 // An admin client per target.
 class Fleet {
  public:
@@ -69,7 +72,7 @@ class Fleet {
   AdminClient& client(size_t i) { return *clients_[i]; }
 
   // Runs fn(i) for every target at once, each on a thread of its own; returns once all have.
-  void ForEach(const std::function<void(size_t)>& fn);
+  void ForEach(const std::function<void(size_t)>& fn) { AtOnce(size(), fn); }
 
  private:
   std::vector<std::string> targets_;

@@ -71,12 +71,78 @@ absl::string_view SortKeyName(SortKey key) {
   return "";
 }
 
+bool SortsBefore(const LoopRow& a, const LoopRow& b, SortKey key) { return SortValue(a, key) > SortValue(b, key); }
+
 void TopModel::Add(const std::vector<TargetSnapshot>& snapshots) {
   for (const TargetSnapshot& snapshot : snapshots) {
     auto [it, added] = targets_.try_emplace(snapshot.target);
     if (added) order_.push_back(snapshot.target);
     Update(it->second, snapshot);
   }
+  UpdateTotalHistory(snapshots);
+}
+
+void TopModel::UpdateTotalHistory(const std::vector<TargetSnapshot>& snapshots) {
+  std::optional<absl::Time> taken;
+  double messages = 0;
+  double bytes = 0;
+  for (const TargetSnapshot& snapshot : snapshots) {
+    if (!snapshot.status.ok()) continue;
+    const Target& target = targets_.at(snapshot.target);
+    auto all = target.rates.find(kAllLoops);
+    if (all == target.rates.end() || !all->second.messages_per_second) continue;
+    messages += *all->second.messages_per_second;
+    bytes += all->second.bytes_per_second.value_or(0);
+    taken = std::max(taken.value_or(snapshot.taken), snapshot.taken);
+  }
+  if (!taken) return;
+  total_messages_history_.emplace_back(*taken, messages);
+  total_bytes_history_.emplace_back(*taken, bytes);
+  Trim(total_messages_history_, *taken - history_);
+  Trim(total_bytes_history_, *taken - history_);
+}
+
+FleetTotal TopModel::Total() const {
+  FleetTotal total;
+  total.targets = order_.size();
+  LoopRow& row = total.row;
+  double weighted_utilization = 0;
+  uint32_t utilization_loops = 0;
+  std::optional<absl::Time> latest_stall_at;
+  for (const std::string& name : order_) {
+    const Target& target = targets_.at(name);
+    if (!target.status.ok() || !target.ever_read) continue;
+    ++total.answering;
+    const admin::Stats& stats = target.last_good.stats;
+    const uint32_t loops = static_cast<uint32_t>(stats.loops_size());
+    total.loop_count += loops;
+    row.ready_queue_depth += stats.total().ready_queue_depth();
+    row.connections += stats.total().connections_active();
+    row.stalls += stats.total().stalls();
+    row.lateness_p99_us = std::max(row.lateness_p99_us, stats.total().timer_lateness().p99_us());
+    if (auto all = target.rates.find(kAllLoops); all != target.rates.end()) {
+      const Rates& rates = all->second;
+      if (rates.utilization) {
+        weighted_utilization += *rates.utilization * loops;
+        utilization_loops += loops;
+      }
+      if (rates.messages_per_second) row.messages_per_second = row.messages_per_second.value_or(0) + *rates.messages_per_second;
+      if (rates.bytes_per_second) row.bytes_per_second = row.bytes_per_second.value_or(0) + *rates.bytes_per_second;
+    }
+    for (const auto& [loop, stall] : target.last_good.latest_stalls) {
+      // Servers' uptimes differ: when it was detected, on this process's clock.
+      absl::Time at = target.last_good.taken - absl::Seconds(stats.uptime_seconds() - stall.detected_at_uptime_seconds());
+      if (!latest_stall_at || at > *latest_stall_at) {
+        latest_stall_at = at;
+        row.latest_stall = stall;
+        total.latest_stall_target = name;
+      }
+    }
+  }
+  if (utilization_loops > 0) row.utilization = weighted_utilization / utilization_loops;
+  row.messages_history.assign(total_messages_history_.begin(), total_messages_history_.end());
+  row.bytes_history.assign(total_bytes_history_.begin(), total_bytes_history_.end());
+  return total;
 }
 
 void TopModel::Update(Target& target, const TargetSnapshot& snapshot) {
@@ -179,9 +245,8 @@ std::vector<TargetView> TopModel::View(const ViewOptions& options) const {
     for (const admin::LoopStats& loop : stats.loops()) {
       if (Wanted(options.loops, loop.loop())) view.loops.push_back(Row(target, loop, loop.loop()));
     }
-    std::stable_sort(view.loops.begin(), view.loops.end(), [&options](const LoopRow& a, const LoopRow& b) {
-      return SortValue(a, options.sort) > SortValue(b, options.sort);
-    });
+    std::stable_sort(view.loops.begin(), view.loops.end(),
+                     [&options](const LoopRow& a, const LoopRow& b) { return SortsBefore(a, b, options.sort); });
     view.all = Row(target, stats.total(), kAllLoops);
 
     for (const admin::SocketInfo& socket : snapshot.sockets) {
@@ -269,8 +334,13 @@ std::string StallWhere(const admin::Stall& stall) {
     size_t open = frame.rfind(" (");
     absl::string_view object = open == std::string::npos ? "" : absl::string_view(frame).substr(open + 2);
     if (object.empty() || absl::StrContains(object, ".so")) continue;
-    // The standard library's (and the compiler's) code instantiated in the program.
+    // The standard library's (and the compiler's) code instantiated in the program, also when
+    // the symbolizer could not demangle its name (_ZNSt6chrono..., _ZN9__gnu_cxx...).
     if (absl::StartsWith(frame, "std::") || absl::StartsWith(frame, "__")) continue;
+    if (absl::StartsWith(frame, "_ZSt") || absl::StartsWith(frame, "_ZNSt") || absl::StartsWith(frame, "_ZNKSt") ||
+        absl::StartsWith(frame, "_ZN9__gnu_cxx") || absl::StartsWith(frame, "_ZNK9__gnu_cxx")) {
+      continue;
+    }
     return frame;
   }
   return frames.front();

@@ -8,8 +8,9 @@
 //   model.Add({source.Poll()});                 // once per tick, one snapshot per target
 //   for (const TargetView& t : model.View({.sort = SortKey::kBytes})) ...
 //
-// Several targets: Add takes one snapshot per target (brrrctl has one --target today); each
-// target keeps its own history, keyed by its name, and View returns one TargetView each.
+// Several targets: Add takes one snapshot per target, polled together; each target keeps its
+// own history, keyed by its name, View returns one TargetView each and Total the fleet's total
+// (with a history of its own, the sums at each poll).
 //
 // Rates are per second of the server's own clock (Stats.uptime_seconds) between two polls; a
 // counter that goes back (the server restarted) starts the target's history afresh.
@@ -104,6 +105,24 @@ struct TargetView {
   uint32_t loop_count = 0;
 };
 
+// Every target together: the total over the targets that answered the latest poll.
+struct FleetTotal {
+  size_t targets = 0;
+  size_t answering = 0;
+  uint32_t loop_count = 0;  // of the targets answering
+  // Sums of the ready queues, connections, stalls and rates (rates unset until a target
+  // answering has them); utilization: the answering targets' weighted by their loop counts;
+  // lag p99: the worst target's; the latest stall: the one detected last (on this process's
+  // clock); the history: the rate sums at each poll. No figures.
+  LoopRow row;
+  // The target whose stall is row.latest_stall.
+  std::string latest_stall_target;
+};
+
+// Whether `a` is shown above `b` when sorted by `key` (largest first; by loop number, smallest
+// first; rows that tie keep their order in a stable sort).
+bool SortsBefore(const LoopRow& a, const LoopRow& b, SortKey key);
+
 struct ViewOptions {
   SortKey sort = SortKey::kLoop;
   // Only these loops (rows, sockets, stalls); empty: every loop.
@@ -122,6 +141,9 @@ class TopModel {
 
   // The targets in the order first added.
   std::vector<TargetView> View(const ViewOptions& options) const;
+
+  // The targets together, as of the latest poll.
+  FleetTotal Total() const;
 
   absl::Duration history() const { return history_; }
 
@@ -148,7 +170,12 @@ class TopModel {
   void Update(Target& target, const TargetSnapshot& snapshot);
   LoopRow Row(const Target& target, const brrr::admin::v1::LoopStats& stats, int64_t key) const;
 
+  void UpdateTotalHistory(const std::vector<TargetSnapshot>& snapshots);
+
   absl::Duration history_;
+  // The total's rates at each poll that had rates, oldest first.
+  std::deque<std::pair<absl::Time, double>> total_messages_history_;
+  std::deque<std::pair<absl::Time, double>> total_bytes_history_;
   std::vector<std::string> order_;
   std::map<std::string, Target> targets_;
 };
@@ -163,8 +190,8 @@ std::string Sparkline(const std::vector<int>& levels, bool unicode);
 
 // Where a stall's loop was stuck: the newest sample's first frame in the program's own code
 // (not in a shared library such as libc or the vDSO, and not the standard library's templates
-// compiled into the program, such as std::atomic<>::load() in an unoptimized build), or its
-// first frame; "" without frames.
+// compiled into the program, such as std::atomic<>::load() in an unoptimized build, demangled
+// or not), or its first frame; "" without frames.
 std::string StallWhere(const brrr::admin::v1::Stall& stall);
 // A frame without its object and offset, and without "(anonymous namespace)::", to fit a
 // column: "brrr::control::InjectedBlockingSpin()".

@@ -57,23 +57,34 @@ struct Column {
   SortKey key;
   bool sorts = true;  // false: no sort key shows this column
 };
-constexpr Column kLeft[] = {{"LOOP", 4, SortKey::kLoop},
-                            {"UTIL", 5, SortKey::kUtilization},
+// After the first column (LOOP, or TARGET with several targets).
+constexpr Column kLeft[] = {{"UTIL", 5, SortKey::kUtilization},
                             {"READY", 6, SortKey::kReady},
                             {"CONNS", 6, SortKey::kLoop, false},
                             {"MSG/S", 7, SortKey::kMessages}};
 constexpr Column kMiddle = {"BYTES/S", 8, SortKey::kBytes};
 constexpr Column kRight[] = {{"STALLS", 6, SortKey::kStalls}, {"LAG P99", 8, SortKey::kLateness}};
-// Columns taken by everything but the two sparklines and the last stall's column.
-constexpr int kFixedColumns = 4 + 5 + 6 + 6 + 7 + 8 + 6 + 8 + 11;  // widths, then one space each
+// Columns taken by everything but the first column, the two sparklines and the last stall's
+// column: widths, then one space each.
+constexpr int kFixedColumns = 5 + 6 + 6 + 7 + 8 + 6 + 8 + 10;
 constexpr int kLastStallColumns = 34;
+// The first column: a loop's number, or (several targets) a target's address.
+constexpr int kLoopColumn = 4;
+constexpr int kTargetColumn = 21;
 
-int SparkWidth() { return std::clamp((COLS - kFixedColumns - kLastStallColumns) / 2, 8, 40); }
+int SparkWidth(int first_column) {
+  return std::clamp((COLS - first_column - kFixedColumns - kLastStallColumns) / 2, 8, 40);
+}
+
+std::string PadRight(absl::string_view text, size_t width) {
+  return text.size() >= width ? std::string(text) : absl::StrCat(text, std::string(width - text.size(), ' '));
+}
 
 class Layout {
  public:
   Layout(const TopScreenState& state, bool unicode) : state_(state), unicode_(unicode) {}
 
+  // One target (or several, one after another), its loops a row each.
   void Draw(const std::vector<TargetView>& views) {
     for (const TargetView& view : views) {
       if (y_ >= Bottom()) break;
@@ -84,7 +95,29 @@ class Layout {
       Injections(view);
       Sockets(view);
     }
-    Keys();
+    Keys(state_.target.has_value(), false);
+  }
+
+  // Several targets: a row per target and the fleet's total, then every target's stalls,
+  // injections, throttles and busiest sockets, each marked with its target.
+  void DrawFleet(const std::vector<TargetView>& views, const top::FleetTotal& total) {
+    FleetTitle(total);
+    FleetRows(views, total);
+    for (const TargetView& view : views) {
+      if (!view.ever_read) continue;
+      Stalls(view, Mark(view));
+    }
+    if (y_ + 1 < Bottom()) ++y_;
+    if (y_ < Bottom()) Put(y_++, 0, "INJECTIONS AND THROTTLES", A_BOLD);
+    for (const TargetView& view : views) {
+      if (!view.ever_read || y_ >= Bottom()) continue;
+      for (const admin::Injection& i : view.injections) {
+        if (y_ < Bottom()) Put(y_++, 1, absl::StrCat(Mark(view), top::InjectionText(i)));
+      }
+      if (y_ < Bottom() && !view.throttle.empty()) Put(y_++, 1, absl::StrCat(Mark(view), "throttle: ", view.throttle));
+    }
+    FleetSockets(views);
+    Keys(true, true);
   }
 
  private:
@@ -99,16 +132,7 @@ class Layout {
     }
     absl::StrAppend(&title, "  every ", absl::FormatDuration(state_.interval), "  sort: ", top::SortKeyName(state_.sort),
                     "  loops: ", state_.loops.empty() ? "all" : absl::StrJoin(state_.loops, ","));
-    // The time of the latest poll: a screen that stopped moving shows it.
-    std::string right =
-        state_.paused ? "PAUSED " : absl::StrCat(absl::FormatTime("%H:%M:%S", state_.now, absl::LocalTimeZone()), " ");
-    attron(A_REVERSE);
-    mvhline(y_, 0, ' ', COLS);
-    attroff(A_REVERSE);
-    Put(y_, 0, title, A_REVERSE | A_BOLD);
-    Put(y_, std::max<int>(static_cast<int>(title.size()) + 1, COLS - static_cast<int>(right.size())), right,
-        A_REVERSE | A_BOLD);
-    ++y_;
+    TitleBar(title);
     if (!view.status.ok()) {
       Put(y_++, 0, top::StatusText(view.status), A_BOLD);
       Put(y_++, 0,
@@ -120,16 +144,38 @@ class Layout {
     }
   }
 
-  void Loops(const TargetView& view) {
-    if (y_ >= Bottom()) return;
-    const int spark = SparkWidth();
+  // The bar at the top: `title` on the left, the time of the latest poll (or PAUSED) on the right.
+  void TitleBar(const std::string& title) {
+    // A screen that stopped moving shows when it was polled last.
+    std::string right =
+        state_.paused ? "PAUSED " : absl::StrCat(absl::FormatTime("%H:%M:%S", state_.now, absl::LocalTimeZone()), " ");
+    attron(A_REVERSE);
+    mvhline(y_, 0, ' ', COLS);
+    attroff(A_REVERSE);
+    Put(y_, 0, title, A_REVERSE | A_BOLD);
+    Put(y_, std::max<int>(static_cast<int>(title.size()) + 1, COLS - static_cast<int>(right.size())), right,
+        A_REVERSE | A_BOLD);
+    ++y_;
+  }
+
+  void FleetTitle(const top::FleetTotal& total) {
+    TitleBar(absl::StrCat(" brrrctl top  ", total.targets, " targets, ", total.answering, " answering, ",
+                          total.loop_count, total.loop_count == 1 ? " loop" : " loops", "  every ",
+                          absl::FormatDuration(state_.interval), "  sort: ",
+                          state_.sort == SortKey::kLoop ? "TARGET" : top::SortKeyName(state_.sort)));
+  }
+
+  // The header of the rows' table; `first`: the first column's title and width.
+  void Header(const Column& first, int spark) {
     int x = 0;
-    auto header = [&](const Column& c) {
-      x = Put(y_, x, PadLeft(c.title, c.width), A_BOLD | (c.sorts && c.key == state_.sort ? A_REVERSE : 0));
+    auto header = [&](const Column& c, bool right_aligned = true) {
+      std::string title = right_aligned ? PadLeft(c.title, c.width) : PadRight(c.title, c.width);
+      x = Put(y_, x, title, A_BOLD | (c.sorts && c.key == state_.sort ? A_REVERSE : 0));
       x = Put(y_, x, " ");
     };
     // Each sparkline follows its rate's column: "last 1m" says what it spans.
     const std::string spans = absl::StrFormat("%-*s ", spark, absl::StrCat("last ", absl::FormatDuration(state_.history)));
+    header(first, first.width == kLoopColumn);
     for (const Column& c : kLeft) header(c);
     x = Put(y_, x, spans, A_BOLD);
     header(kMiddle);
@@ -137,12 +183,42 @@ class Layout {
     for (const Column& c : kRight) header(c);
     Put(y_, x, "LAST STALL", A_BOLD);
     ++y_;
+  }
+
+  void Loops(const TargetView& view) {
+    if (y_ >= Bottom()) return;
+    const int spark = SparkWidth(kLoopColumn);
+    Header({"LOOP", kLoopColumn, SortKey::kLoop}, spark);
     for (const LoopRow& row : view.loops) {
       if (y_ >= Bottom()) return;
-      Row(row, spark, A_NORMAL);
+      Row(row, PadLeft(absl::StrCat(*row.loop), kLoopColumn), spark, A_NORMAL);
     }
-    if (y_ < Bottom()) Row(view.all, spark, A_BOLD);
+    if (y_ < Bottom()) Row(view.all, PadLeft("all", kLoopColumn), spark, A_BOLD);
     if (state_.loops.size() == 1 && view.loops.size() == 1) Figures(view.loops.front());
+  }
+
+  // A row per target (its loops together), sorted by the sort key, then the total.
+  void FleetRows(const std::vector<TargetView>& views, const top::FleetTotal& total) {
+    if (y_ >= Bottom()) return;
+    const int spark = SparkWidth(kTargetColumn);
+    Header({"TARGET", kTargetColumn, SortKey::kLoop}, spark);
+    std::vector<const TargetView*> sorted;
+    for (const TargetView& view : views) sorted.push_back(&view);
+    std::stable_sort(sorted.begin(), sorted.end(), [this](const TargetView* a, const TargetView* b) {
+      // Unreachable targets last: they have no figures to sort by.
+      if (a->status.ok() != b->status.ok()) return a->status.ok();
+      return top::SortsBefore(a->all, b->all, state_.sort);
+    });
+    for (const TargetView* view : sorted) {
+      if (y_ >= Bottom()) return;
+      const std::string label = PadRight(view->target, kTargetColumn);
+      if (!view->status.ok()) {
+        Put(y_++, 0, absl::StrCat(label, " ", top::StatusText(view->status)), A_BOLD);
+        continue;
+      }
+      Row(view->all, label, spark, view->draining ? A_DIM : A_NORMAL);
+    }
+    if (y_ < Bottom()) Row(total.row, PadRight("total", kTargetColumn), spark, A_BOLD);
   }
 
   // One loop shown: every figure of the lists, in a grid, list order down the columns.
@@ -171,7 +247,8 @@ class Layout {
     y_ += shown;
   }
 
-  void Row(const LoopRow& row, int spark, int attributes) {
+  // A row of the table: `label` (as wide as the first column), then the row's figures.
+  void Row(const LoopRow& row, const std::string& label, int spark, int attributes) {
     int x = 0;
     auto cell = [&](const std::string& text, int width) {
       x = Put(y_, x, PadLeft(text, width), attributes);
@@ -182,7 +259,7 @@ class Layout {
       if (x + spark <= COLS) mvaddstr(y_, x, drawn.c_str());
       x = std::min(COLS, x + spark + 1);
     };
-    cell(row.loop ? absl::StrCat(*row.loop) : "all", 4);
+    cell(label, static_cast<int>(label.size()));
     cell(top::PercentText(row.utilization), 5);
     cell(absl::StrCat(row.ready_queue_depth), 6);
     cell(absl::StrCat(row.connections), 6);
@@ -208,12 +285,16 @@ class Layout {
     ++y_;
   }
 
-  void Stalls(const TargetView& view) {
+  // "[127.0.0.1:5001] ": what marks a target's lines in the fleet's view.
+  static std::string Mark(const TargetView& view) { return absl::StrCat("[", view.target, "] "); }
+
+  // `mark`: before each stall's title (the fleet's view: whose stall it is).
+  void Stalls(const TargetView& view, const std::string& mark = "") {
     if (view.stalls.empty() || y_ + 2 >= Bottom()) return;
     // Leave room for the injections, the throttles and a few sockets.
     const int last = std::max(y_ + 2, Bottom() - 8);
     ++y_;
-    Put(y_++, 0, "LATEST STALLS (per loop, newest first; frames innermost first)", A_BOLD);
+    Put(y_++, 0, absl::StrCat(mark, "LATEST STALLS (per loop, newest first; frames innermost first)"), A_BOLD);
     for (const admin::Stall& stall : view.stalls) {
       if (y_ >= last) return;
       Put(y_++, 1, top::StallTitle(stall));
@@ -263,9 +344,42 @@ class Layout {
     }
   }
 
-  void Keys() {
+  // Several targets: the busiest sockets of them all, with their target.
+  void FleetSockets(const std::vector<TargetView>& views) {
+    if (y_ + 2 >= Bottom()) return;
+    std::vector<std::pair<const TargetView*, const admin::SocketInfo*>> sockets;
+    uint64_t matched = 0;
+    for (const TargetView& view : views) {
+      if (!view.ever_read) continue;
+      matched += view.sockets_matched;
+      for (const admin::SocketInfo& s : view.busiest_sockets) sockets.emplace_back(&view, &s);
+    }
+    std::stable_sort(sockets.begin(), sockets.end(), [](const auto& a, const auto& b) {
+      if (a.second->bytes_queued() != b.second->bytes_queued()) return a.second->bytes_queued() > b.second->bytes_queued();
+      return a.second->bytes_in() + a.second->bytes_out() > b.second->bytes_in() + b.second->bytes_out();
+    });
+    ++y_;
+    // The title's line and the header's, then a line per socket down to the keys' line.
+    const size_t room = static_cast<size_t>(std::max(0, Bottom() - y_ - 2));
+    Put(y_++, 0, absl::StrCat("SOCKETS by bytes queued (", std::min(sockets.size(), room), " shown of ", matched, ")"),
+        A_BOLD);
+    Put(y_++, 0, absl::StrFormat("%-21s %6s %4s %-10s %-22s %10s %12s %12s  %s", "TARGET", "FD", "LOOP", "KIND", "PEER",
+                                 "QUEUED", "BYTES_IN", "BYTES_OUT", "SETS"),
+        A_BOLD);
+    for (const auto& [view, s] : sockets) {
+      if (y_ >= Bottom()) return;
+      Put(y_++, 0, absl::StrFormat("%-21s %6d %4d %-10s %-22s %10d %12d %12d  %s", view->target, s->fd(), s->loop(),
+                                   s->kind(), s->peer().empty() ? "-" : s->peer(), s->bytes_queued(), s->bytes_in(),
+                                   s->bytes_out(), top::SetsText(*s)));
+    }
+  }
+
+  // `fleet`: several targets; `overview`: all of them shown (loop keys apply to one target's view).
+  void Keys(bool fleet, bool overview) {
     Put(LINES - 1, 0,
-        "q quit  s sort  p pause  left/right 0-9 a: loops   MSG/S BYTES/S: in+out  UTIL: running/(running+waiting)",
+        absl::StrCat("q quit  s sort  p pause  ", fleet ? "t: one target, the next, all  " : "",
+                     overview ? "" : "left/right 0-9 a: loops   ",
+                     "MSG/S BYTES/S: in+out  UTIL: running/(running+waiting)"),
         A_REVERSE);
   }
 
@@ -308,9 +422,17 @@ TopScreen::~TopScreen() {
   delscreen(terminal_);
 }
 
-void TopScreen::Draw(const std::vector<top::TargetView>& views, const TopScreenState& state) {
+void TopScreen::Draw(const std::vector<top::TargetView>& views, const TopScreenState& state,
+                     const top::FleetTotal* total) {
   erase();
-  Layout(state, unicode_).Draw(views);
+  Layout layout(state, unicode_);
+  if (views.size() > 1 && state.target && *state.target < views.size()) {
+    layout.Draw({views[*state.target]});
+  } else if (views.size() > 1 && total != nullptr) {
+    layout.DrawFleet(views, *total);
+  } else {
+    layout.Draw(views);
+  }
   refresh();
 }
 

@@ -1,7 +1,9 @@
 // top_screen.h: `brrrctl top` on a terminal, drawn with ncurses: a title bar, one row per loop
 // (and one for all loops) with sparklines of the last minute's rates, the latest stalls with
 // their stack frames, the injections and throttles, and the busiest sockets; the keys on the
-// last line. Everything is laid out again for the terminal's size at each Draw, so a resized
+// last line. With several targets: a row per target (its loops together) and the fleet's total,
+// then every target's stalls, injections, throttles and busiest sockets marked with its target;
+// or one target's own view (TopScreenState::target). Everything is laid out again for the terminal's size at each Draw, so a resized
 // terminal (KEY_RESIZE from ReadKey) is redrawn at its new size.
 //
 //   absl::StatusOr<std::unique_ptr<TopScreen>> screen = TopScreen::Open();
@@ -18,6 +20,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,6 +36,8 @@ struct TopScreenState {
   top::SortKey sort = top::SortKey::kLoop;
   // The loops shown; empty: every loop.
   std::vector<uint32_t> loops;
+  // Several targets: the one shown on its own (an index into the views); unset: all of them.
+  std::optional<size_t> target;
   bool paused = false;
   absl::Duration interval = absl::Seconds(1);
   absl::Duration history = absl::Minutes(1);
@@ -57,7 +62,9 @@ class TopScreen {
   TopScreen(const TopScreen&) = delete;
   TopScreen& operator=(const TopScreen&) = delete;
 
-  void Draw(const std::vector<top::TargetView>& views, const TopScreenState& state);
+  // `total`: the fleet's, drawn with several targets (none: one target's view after another).
+  void Draw(const std::vector<top::TargetView>& views, const TopScreenState& state,
+            const top::FleetTotal* total = nullptr);
   // The next key (a character, kKeyLeft, kKeyRight, kKeyResize after a resize), or kNoKey
   // when none came within `timeout`.
   int ReadKey(absl::Duration timeout);

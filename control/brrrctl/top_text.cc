@@ -33,14 +33,22 @@ std::string LoopsText(const admin::Injection& injection) {
   return injection.loops().empty() ? "all" : absl::StrJoin(injection.loops(), ",");
 }
 
-void AddRowLine(std::string* text, const LoopRow& row) {
-  absl::StrAppend(text, "loop=", row.loop ? absl::StrCat(*row.loop) : "all", " util=", Decimal(row.utilization),
-                  " ready=", row.ready_queue_depth, " conns=", row.connections,
-                  " msg_per_s=", Decimal(row.messages_per_second), " bytes_per_s=", Decimal(row.bytes_per_second),
-                  " stalls=", row.stalls, " lag_p99_us=", FormatDecimal(row.lateness_p99_us),
-                  " task=", row.current_task.empty() ? "-" : Word(row.current_task));
+// A row's figures as words: "util=0.125 ready=0 conns=10 ... lag_p99_us=52".
+std::string RowFigureWords(const LoopRow& row) {
+  return absl::StrCat("util=", Decimal(row.utilization), " ready=", row.ready_queue_depth,
+                      " conns=", row.connections, " msg_per_s=", Decimal(row.messages_per_second),
+                      " bytes_per_s=", Decimal(row.bytes_per_second), " stalls=", row.stalls,
+                      " lag_p99_us=", FormatDecimal(row.lateness_p99_us));
+}
+
+std::string WhereWord(const LoopRow& row) {
   std::string where = row.latest_stall ? StallWhere(*row.latest_stall) : "";
-  absl::StrAppend(text, " where=", where.empty() ? "-" : Word(where), "\n");
+  return where.empty() ? "-" : Word(where);
+}
+
+void AddRowLine(std::string* text, const LoopRow& row) {
+  absl::StrAppend(text, "loop=", row.loop ? absl::StrCat(*row.loop) : "all", " ", RowFigureWords(row),
+                  " task=", row.current_task.empty() ? "-" : Word(row.current_task), " where=", WhereWord(row), "\n");
 }
 
 }  // namespace
@@ -78,7 +86,7 @@ std::string StallTitle(const admin::Stall& stall) {
                       FormatMilliseconds(stall.detected_at_uptime_seconds() * 1000));
 }
 
-std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint32_t frames) {
+std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint32_t frames, const FleetTotal* total) {
   std::string text;
   for (const TargetView& view : views) {
     absl::StrAppend(&text, "top target=", Word(view.target));
@@ -114,6 +122,12 @@ std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint3
         absl::StrAppend(&text, "frame loop=", stall.loop(), " n=", n, " ", Word(stack[n]), "\n");
       }
     }
+  }
+  if (total != nullptr) {
+    absl::StrAppend(&text, "total targets=", total->targets, " answering=", total->answering,
+                    " loops=", total->loop_count, " ", RowFigureWords(total->row), " where=", WhereWord(total->row),
+                    " stall_target=", total->latest_stall_target.empty() ? "-" : Word(total->latest_stall_target),
+                    "\n");
   }
   absl::StrAppend(&text, "\n");
   return text;

@@ -13,7 +13,9 @@
 //
 // Each line starts with its kind, then NAME=VALUE words; a value with a space or a quote is in
 // double quotes with C escapes. A target that cannot be read: `top target=... unreachable="..."`
-// (the reason), then the empty line. Rates and utilization are "-" until two polls were read.
+// (the reason). Several targets: a block per target, then the fleet's total before the empty line:
+//   total targets=3 answering=2 loops=4 util=0.3 ready=0 conns=20 msg_per_s=4000 ... where=- stall_target=-
+// Rates and utilization are "-" until two polls were read.
 //
 // Threads: pure functions.
 #ifndef BRRR_CONTROL_TOP_TEXT_H_
@@ -41,8 +43,10 @@ std::string StatusText(const absl::Status& status);
 // "loop 0 stall #3: <inject:blocking_spin> 312ms (still running)".
 std::string StallTitle(const brrr::admin::v1::Stall& stall);
 
-// The plain lines of one tick, for every target; `frames`: stack frames per stall.
-std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint32_t frames);
+// The plain lines of one tick, for every target; `frames`: stack frames per stall; `total`:
+// the fleet's total line (none when null).
+std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint32_t frames,
+                       const FleetTotal* total = nullptr);
 
 }  // namespace brrr::control::top
 

@@ -26,6 +26,7 @@
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
+#include "tests/control/top_test_parts.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 #include "tests/testing/skips.h"
@@ -36,125 +37,14 @@ namespace {
 namespace admin = brrr::admin::v1;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-std::string Brrrctl() { return testing::Runfile("control/brrrctl/brrrctl"); }
-
-// The tmux program on $PATH, or "".
-std::string FindTmux() {
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':')) {
-    std::string candidate = std::string(dir) + "/tmux";
-    if (access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return "";
-}
-
-std::vector<std::string> Lines(const std::string& text) { return absl::StrSplit(text, '\n'); }
-
-// A tmux server of the test's own (its socket in a fresh directory under /tmp: a socket's
-// path must be short), with one session, "top", whose one pane runs a command.
-class Tmux {
- public:
-  explicit Tmux(std::string tmux) : tmux_(std::move(tmux)) {
-    char dir[] = "/tmp/brrr-top-XXXXXX";
-    dir_ = mkdtemp(dir) != nullptr ? dir : "";
-  }
-  ~Tmux() {
-    Run({"kill-server"});
-    std::error_code ignored;
-    std::filesystem::remove_all(dir_, ignored);
-  }
-
-  const std::string& dir() const { return dir_; }
-
-  // Runs a tmux command against this server; its exit code (-1000 if it did not end).
-  int Run(const std::vector<std::string>& args, std::string* out = nullptr) {
-    std::vector<std::string> all = {"-S", dir_ + "/tmux.sock"};
-    all.insert(all.end(), args.begin(), args.end());
-    testing::Process process(tmux_, all);
-    std::optional<int> code = process.Wait(seconds(30));
-    if (out != nullptr) *out = process.out();
-    return code.value_or(-1000);
-  }
-
-  // Starts the session, `width` x `height`, running `command` (a shell command line).
-  bool Start(int width, int height, const std::string& command) {
-    return Run({"new-session", "-d", "-s", "top", "-x", std::to_string(width), "-y", std::to_string(height),
-                command}) == 0;
-  }
-
-  std::string Capture() {
-    std::string pane;
-    Run({"capture-pane", "-p", "-t", "top"}, &pane);
-    return pane;
-  }
-
-  // The pane once `ready` holds for it (polled, bounded: 30 s); the test fails if it never does.
-  std::string WaitForPane(const std::function<bool(const std::string&)>& ready, const std::string& what) {
-    std::string pane;
-    for (int i = 0; i < 300; ++i) {
-      pane = Capture();
-      if (ready(pane)) return pane;
-      std::this_thread::sleep_for(milliseconds(100));
-    }
-    ADD_FAILURE() << "the pane never showed " << what << " within 30 s; the last capture:\n" << pane;
-    return pane;
-  }
-
- private:
-  std::string tmux_;
-  std::string dir_;
-};
-
-// The words of the pane's line that starts with `first` (after spaces), or none.
-std::vector<std::string> Row(const std::string& pane, const std::string& first) {
-  for (const std::string& line : Lines(pane)) {
-    std::vector<std::string> words = absl::StrSplit(line, ' ', absl::SkipEmpty());
-    if (!words.empty() && words[0] == first) return words;
-  }
-  return {};
-}
-
-// The loops' table shows loop 0, loop 1 and all, with a message rate for all loops that is
-// not zero (columns: LOOP UTIL READY CONNS MSG/S ...).
-bool ShowsBusyLoops(const std::string& pane) {
-  std::vector<std::string> all = Row(pane, "all");
-  return absl::StrContains(pane, "LOOP  UTIL  READY  CONNS") && !Row(pane, "0").empty() &&
-         !Row(pane, "1").empty() && all.size() > 4 && all[4] != "-" && all[4] != "0";
-}
-
-size_t LongestLine(const std::string& pane) {
-  size_t longest = 0;
-  for (const std::string& line : Lines(pane)) longest = std::max(longest, line.size());
-  return longest;
-}
-
-// Echo traffic from a few loopback clients until stopped (bounded: 60 s, 200,000 rounds).
-class Load {
- public:
-  explicit Load(uint16_t port) {
-    thread_ = std::thread([this, port] {
-      std::vector<std::unique_ptr<testing::BlockingClient>> clients;
-      for (int i = 0; i < 4; ++i) clients.push_back(std::make_unique<testing::BlockingClient>(port));
-      const std::string message(512, 'x');
-      auto end = std::chrono::steady_clock::now() + seconds(60);
-      for (int round = 0; round < 200000 && !stop_.load() && std::chrono::steady_clock::now() < end; ++round) {
-        for (auto& client : clients) {
-          if (!client->send_all(message) || client->recv_exact(message.size()).size() != message.size()) return;
-        }
-        std::this_thread::sleep_for(milliseconds(1));
-      }
-    });
-  }
-  ~Load() {
-    stop_.store(true);
-    thread_.join();
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
-};
+using testing::top::Brrrctl;
+using testing::top::FindTmux;
+using testing::top::Lines;
+using testing::top::Load;
+using testing::top::LongestLine;
+using testing::top::Row;
+using testing::top::ShowsBusyLoops;
+using testing::top::Tmux;
 
 class BrrrctlTopTest : public testing::AdminFixture {
  protected:

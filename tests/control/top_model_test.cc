@@ -293,9 +293,103 @@ TEST(TopModelTest, WhereIsTheFirstFrameInTheProgramsOwnCode) {
                                                 "__gnu_cxx::__ops::f() (brrr-echo+0x3242e)",
                                                 "brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x83550)"}))),
             "brrr::control::InjectedBlockingSpin()");
+  // Nor are they when the symbolizer left their names mangled (seen in an unoptimized build:
+  // std::chrono's operator<=>).
+  EXPECT_EQ(FrameFunction(StallWhere(MakeStall(
+                0, 1, 1.0,
+                {"std::chrono::duration<>::count() (brrr-echo+0x3251d)",
+                 "_ZNSt6chronossIlSt5ratioILl1ELl1000000000EElS2_EEDaRKNS_8durationIT_T0_EERKNS3_IT1_T2_EE (brrr-echo+0x68985)",
+                 "_ZN9__gnu_cxx5__ops1fEv (brrr-echo+0x68986)",
+                 "brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x83540)"}))),
+            "brrr::control::InjectedBlockingSpin()");
   // Only library frames: the innermost. No stack: nothing.
   EXPECT_EQ(StallWhere(MakeStall(0, 1, 1.0, {"a (libc.so.6+0x1)", "b (libc.so.6+0x2)"})), "a (libc.so.6+0x1)");
   EXPECT_EQ(StallWhere(MakeStall(0, 1, 1.0, {})), "");
+}
+
+TEST(TopModelTest, TheTotalOfSeveralTargetsSumsThoseAnsweringAndKeepsItsOwnHistory) {
+  TopModel model;
+  // Target a: two loops; target b: one loop, up for 100 s longer; target c: never answers.
+  TargetSnapshot down;
+  down.target = "t:3";
+  down.status = absl::UnavailableError("no server");
+  auto b_poll = [](double second, const LoopFigures& loop) {
+    TargetSnapshot s = Poll(second, {loop}, "t:2");
+    s.stats.set_uptime_seconds(second + 100);
+    return s;
+  };
+  TargetSnapshot a1 = Poll(10, {{.messages = 0, .running = 0, .waiting = 0}, {.messages = 0}});
+  TargetSnapshot b1 = b_poll(10, {.messages = 0, .running = 0, .waiting = 0});
+  down.taken = a1.taken;
+  model.Add({a1, b1, down});
+  FleetTotal total = model.Total();
+  EXPECT_EQ(total.targets, 3u);
+  EXPECT_EQ(total.answering, 2u);
+  EXPECT_EQ(total.loop_count, 3u);
+  EXPECT_FALSE(total.row.messages_per_second.has_value());  // one poll: no rates yet
+  EXPECT_TRUE(total.row.messages_history.empty());
+
+  TargetSnapshot a2 = Poll(12, {{.messages = 200, .bytes = 1000, .running = 1, .waiting = 1, .ready = 3, .lag_p99_us = 40},
+                                {.messages = 100, .running = 0, .waiting = 2, .ready = 1, .lag_p99_us = 90}});
+  a2.stats.mutable_total()->set_ready_queue_depth(4);
+  a2.stats.mutable_total()->set_connections_active(7);
+  a2.stats.mutable_total()->set_stalls(2);
+  a2.stats.mutable_total()->mutable_timer_lateness()->set_p99_us(90);
+  // a's stall: 1.5 s before its poll (uptime 10.5 of 12); b's: 0.5 s before its poll (111.5
+  // of 112): b's is the later on this process's clock, whatever the servers' uptimes.
+  a2.latest_stalls[1] = MakeStall(1, 4, 10.5, {"a() (brrr-echo+0x1)"});
+  TargetSnapshot b2 = b_poll(12, {.messages = 400, .bytes = 0, .running = 2, .waiting = 0});
+  b2.stats.mutable_total()->set_ready_queue_depth(5);
+  b2.stats.mutable_total()->set_connections_active(1);
+  b2.stats.mutable_total()->set_stalls(1);
+  b2.stats.mutable_total()->mutable_timer_lateness()->set_p99_us(30);
+  b2.latest_stalls[0] = MakeStall(0, 9, 111.5, {"b() (brrr-echo+0x2)"});
+  down.taken = a2.taken;
+  model.Add({a2, b2, down});
+
+  total = model.Total();
+  EXPECT_EQ(total.answering, 2u);
+  EXPECT_EQ(total.row.ready_queue_depth, 9u);
+  EXPECT_EQ(total.row.connections, 8u);
+  EXPECT_EQ(total.row.stalls, 3u);
+  EXPECT_EQ(total.row.lateness_p99_us, 90);
+  // Messages in and out over 2 s: a (300 + 300) / 2 = 300/s, b (400 + 400) / 2 = 400/s.
+  ASSERT_TRUE(total.row.messages_per_second.has_value());
+  EXPECT_DOUBLE_EQ(*total.row.messages_per_second, 700);
+  EXPECT_DOUBLE_EQ(*total.row.bytes_per_second, 1000);
+  // Utilization: a's loops ran 1 s of 4 (25%), b's one loop all the time (100%), weighted by
+  // loops: (0.25 * 2 + 1 * 1) / 3.
+  ASSERT_TRUE(total.row.utilization.has_value());
+  EXPECT_DOUBLE_EQ(*total.row.utilization, 0.5);
+  ASSERT_TRUE(total.row.latest_stall.has_value());
+  EXPECT_EQ(total.row.latest_stall->sequence(), 9u);
+  EXPECT_EQ(total.latest_stall_target, "t:2");
+  ASSERT_EQ(total.row.messages_history.size(), 1u);
+  EXPECT_EQ(total.row.messages_history[0].first, a2.taken);
+  EXPECT_DOUBLE_EQ(total.row.messages_history[0].second, 700);
+
+  std::string text = PlainBlock(model.View({}), SortKey::kLoop, 0, &total);
+  EXPECT_TRUE(absl::StrContains(text, "\ntop target=t:3 unreachable=\"no server\"\n")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "\ntotal targets=3 answering=2 loops=3 util=0.5 ready=9 conns=8 msg_per_s=700 "
+                                      "bytes_per_s=1000 stalls=3 lag_p99_us=90 where=\"b() (brrr-echo+0x2)\" "
+                                      "stall_target=t:2\n\n"))
+      << text;
+  EXPECT_FALSE(absl::StrContains(PlainBlock(model.View({}), SortKey::kLoop, 0), "total ")) << text;
+
+  // b goes away: the total is a's alone.
+  TargetSnapshot b_down;
+  b_down.target = "t:2";
+  b_down.status = absl::UnavailableError("gone");
+  TargetSnapshot a3 = Poll(13, {{.messages = 300, .bytes = 1000, .running = 1, .waiting = 2}, {.messages = 100}});
+  a3.latest_stalls = a2.latest_stalls;
+  model.Add({a3, b_down, down});
+  total = model.Total();
+  EXPECT_EQ(total.answering, 1u);
+  EXPECT_EQ(total.loop_count, 2u);
+  EXPECT_DOUBLE_EQ(*total.row.messages_per_second, 200);  // (100 + 100) / 1 s
+  EXPECT_EQ(total.latest_stall_target, "t:1");
+  ASSERT_EQ(total.row.messages_history.size(), 2u);
+  EXPECT_DOUBLE_EQ(total.row.messages_history[1].second, 200);
 }
 
 TEST(TopModelTest, PlainLinesAreOneBlockOfNameValueWords) {
