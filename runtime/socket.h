@@ -81,7 +81,6 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
 
   EventLoop& loop() const { return loop_; }
   int fd() const { return fd_; }
-  const std::string& peer() const { return peer_; }
 
   // Starts an operation on one side: 0, or -errno (nothing started).
   int start(Side side, IoOperation op, IoWaiter* waiter);
@@ -129,8 +128,6 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   EventLoop& loop_;
   int fd_;
   const char* kind_;
-  std::string local_;
-  std::string peer_;
   int64_t created_ns_;
   Slot read_;
   Slot write_;
