@@ -59,7 +59,6 @@ awaitable<void> Echo(tcp::socket socket) {
     co_await asio::async_write(socket, asio::buffer(data, n), asio::redirect_error(use_awaitable, ec));
     if (ec) break;
   }
-  if (ec != asio::error::eof) socket.shutdown(tcp::socket::shutdown_both, ec);
 }
 
 awaitable<void> Listen(tcp::acceptor& acceptor) {
