@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # bench/echo.sh: the side-by-side echo benchmark. In one run, alternating between servers,
 # with the server pinned to one core and the load generator (brrr-bench) to another:
-#   brrr-echo on io_uring, epoll, poll and select, and the peers in bench/peers (a libuv echo
-#   server and a libevent bufferevent echo server).
+#   brrr-echo on io_uring, epoll, poll and select, and the peers in bench/peers (libuv driven as
+#   Node.js drives it, libevent with raw events and a direct send, Boost.Asio with C++20
+#   coroutines; bench/README.md, "The peers", says how each is written).
 # Scenarios: 1 and 64 connections ping-pong 64 B; 64 connections pipelined depth 16;
 # 1,000 connections ping-pong; 4 connections 64 KiB messages. Then server memory per idle
-# connection at 10,000 connections, and system calls per echoed message.
+# connection at 10,000 connections, and system calls per echoed message (with
+# --syscall_breakdown, per system call: which calls each server makes, and how many per message).
 # Prints each figure (the median of the rounds) and its ratio to the best peer.
+# Every server binds port 0 and says which port it got on its "listening on" line, so no start
+# can collide with a port still in use; each start writes a log of its own.
 #
 #   bench/echo.sh                      # the full run (about 10 minutes on 2 cores)
 #   bench/echo.sh --rounds=1 --duration=1s --idle=1000   # a quick look
+#   bench/echo.sh --scenarios=none --idle=0 --syscall_breakdown   # system calls only, per call
 #   bench/echo.sh --help
 #
-# Needs: bazel, taskset, python3; perf (or strace) for the system-call counts. Run as root or
-# with a hard RLIMIT_NOFILE above --idle.
+# Needs: bazel, taskset, python3; perf (or strace) for the system-call counts, strace for
+# --syscall_breakdown. Run as root or with a hard RLIMIT_NOFILE above --idle.
 set -euo pipefail
 
 ROUNDS=3
@@ -22,9 +27,11 @@ WARMUP=1s
 IDLE=10000
 SERVER_CPU=0
 LOAD_CPU=1
-SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent"
+ALL_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio"
+SERVERS="$ALL_SERVERS"
 SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
 SYSCALLS=1
+BREAKDOWN=0
 
 usage() {
   cat <<EOF
@@ -34,9 +41,12 @@ Usage: bench/echo.sh [options]
   --duration=D       measured time per run, as brrr-bench takes it (default $DURATION)
   --warmup=D         unmeasured time before each run (default $WARMUP)
   --servers=LIST     space- or comma-separated, from: $SERVERS
-  --scenarios=LIST   from: $SCENARIOS
+  --scenarios=LIST   from: $SCENARIOS; "none" runs no throughput scenario
   --idle=N           idle connections for the memory figure; 0 skips it (default $IDLE)
   --no-syscalls      skip the system-calls-per-message figure
+  --syscall_breakdown  count with strace -c -f (even where perf works) and print, per server,
+                     each system call's count per message: which calls, and how many. strace
+                     slows the server, so its totals are a count, not a speed.
   --server_cpu=C     CPU the server is pinned to (default $SERVER_CPU)
   --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
 
@@ -58,6 +68,7 @@ for arg in "$@"; do
     --scenarios=*) SCENARIOS="${arg#*=}" ;;
     --idle=*) IDLE="${arg#*=}" ;;
     --no-syscalls) SYSCALLS=0 ;;
+    --syscall_breakdown) BREAKDOWN=1 ;;
     --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
     --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
     -h | --help) usage; exit 0 ;;
@@ -66,11 +77,12 @@ for arg in "$@"; do
 done
 SERVERS="${SERVERS//,/ }"
 SCENARIOS="${SCENARIOS//,/ }"
+if [[ "$SCENARIOS" == none ]]; then SCENARIOS=""; fi
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
 [[ "$IDLE" =~ ^[0-9]+$ ]] || die "--idle must be a count, not '$IDLE'"
 for s in $SERVERS; do
-  case "$s" in brrr-io_uring | brrr-epoll | brrr-poll | brrr-select | libuv | libevent) ;;
-    *) die "unknown server '$s' (known: brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent)" ;;
+  case "$s" in brrr-io_uring | brrr-epoll | brrr-poll | brrr-select | libuv | libevent | asio) ;;
+    *) die "unknown server '$s' (known: $ALL_SERVERS)" ;;
   esac
 done
 
@@ -100,7 +112,8 @@ cores=$(nproc)
 ((SERVER_CPU < cores && LOAD_CPU < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
 
 cd "$(dirname "$0")/.."
-BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo)"
+BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo \
+  //bench/peers:asio_echo)"
 
 # Room for --idle connections on both ends (and the 1,000-connection scenario).
 want_fds=$((IDLE + 2000))
@@ -117,24 +130,28 @@ cleanup() {
 }
 trap cleanup EXIT
 
-NEXT_PORT=$((20000 + RANDOM % 20000))
+STARTS=0
 failures=0
 
-# start_server NAME: starts it pinned to SERVER_CPU on a fresh port; sets SERVER_PID, PORT.
+# start_server NAME: starts it pinned to SERVER_CPU on port 0 (the kernel picks a free one),
+# with a log of its own, and waits until it listens; sets SERVER_PID and PORT (from its
+# "listening on HOST:PORT" line).
 start_server() {
   local name="$1"
-  PORT=$NEXT_PORT
-  NEXT_PORT=$((NEXT_PORT + 1))
-  local log="$WORK/server.log"
+  STARTS=$((STARTS + 1))
+  local log="$WORK/server-$STARTS-$name.log"
+  : > "$log"
   case "$name" in
-    brrr-*) taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port="$PORT" \
+    brrr-*) taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port=0 \
       --max_connections=$((IDLE + 2000)) > "$log" 2>&1 &
       ;;
-    libuv) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libuv_echo" "$PORT" > "$log" 2>&1 & ;;
-    libevent) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libevent_echo" "$PORT" > "$log" 2>&1 & ;;
+    libuv) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
+    libevent) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
+    asio) taskset -c "$SERVER_CPU" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
   esac
   SERVER_PID=$!
-  bench_wait_ready "$SERVER_PID" "$log" "listening on" "$name did not start"
+  bench_wait_ready "$SERVER_PID" "$log" "listening on [^ ]*:[1-9]" "$name did not start"
+  PORT="$(grep -o -m1 'listening on [^ ]*:[0-9]*' "$log" | sed 's/.*://')"
 }
 
 stop_server() {
@@ -230,8 +247,29 @@ if ((IDLE > 0)); then
 fi
 
 # ---- system calls per echoed message (64 connections ping-pong, and pipelined) ----
-if ((SYSCALLS)); then
-  if command -v perf > /dev/null && perf stat -e raw_syscalls:sys_enter -- true > /dev/null 2>&1; then
+# perf counts every system call the server makes while the load runs (raw_syscalls:sys_enter,
+# cheap); strace -c -f also says which calls they are (--syscall_breakdown), at the cost of
+# stopping the server at each one. Either way the count covers the server's threads from just
+# before the load connects to just after it ends.
+# strace_counts FILE: strace -c's summary as JSON, {"total": calls, "calls": {"name": calls}}
+# (its columns: % time, seconds, usecs/call, calls, [errors], syscall).
+strace_counts() {
+  python3 - "$1" << 'PYEOF'
+import json, sys
+calls = {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if len(f) >= 5 and f[0].replace(".", "").isdigit() and f[3].isdigit() and f[-1] != "total":
+        calls[f[-1]] = int(f[3])
+if calls:
+    print(json.dumps({"total": sum(calls.values()), "calls": calls}, separators=(",", ":")))
+PYEOF
+}
+if ((SYSCALLS || BREAKDOWN)); then
+  if ((BREAKDOWN)); then
+    command -v strace > /dev/null || die "--syscall_breakdown needs strace"
+    counter=strace
+  elif command -v perf > /dev/null && perf stat -e raw_syscalls:sys_enter -- true > /dev/null 2>&1; then
     counter=perf
   elif command -v strace > /dev/null; then
     counter=strace
@@ -243,6 +281,7 @@ if ((SYSCALLS)); then
     for scenario in pp64 pipe64; do
       for name in "${server_list[@]}"; do
         start_server "$name"
+        rm -f "$WORK/count"
         if [[ "$counter" == perf ]]; then
           perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -o "$WORK/count" &
         else
@@ -254,18 +293,19 @@ if ((SYSCALLS)); then
         kill -INT "$counter_pid" 2> /dev/null || true
         wait "$counter_pid" 2> /dev/null || true
         stop_server
+        breakdown=""
         if [[ "$counter" == perf ]]; then
           calls="$(grep raw_syscalls "$WORK/count" | cut -d, -f1)"
         else
-          calls="$(awk '/^-+/ {n++} n==2 && $0 !~ /^-/ {print $(NF-1); exit}' "$WORK/count")"
-          [[ -n "$calls" ]] || calls="$(grep ' total' "$WORK/count" | awk '{print $(NF-1)}')"
+          breakdown="$(strace_counts "$WORK/count")"
+          calls="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["total"])' "${breakdown:-null}" 2> /dev/null || true)"
         fi
-        if [[ -z "$json" || -z "$calls" || "$json" != *'"ok":true'* ]]; then
+        if [[ -z "$json" || ! "$calls" =~ ^[0-9]+$ || "$json" != *'"ok":true'* ]]; then
           echo "bench/echo.sh: syscall count for $name / $scenario failed" >&2
           failures=$((failures + 1))
           continue
         fi
-        echo "{\"kind\":\"syscalls\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"counter\":\"$counter\",\"syscalls\":$calls,\"result\":$json}" >> "$RESULTS"
+        echo "{\"kind\":\"syscalls\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"counter\":\"$counter\",\"syscalls\":$calls,\"breakdown\":${breakdown:-null},\"result\":$json}" >> "$RESULTS"
         echo "  syscalls | $(scenario_title "$scenario") | $name: $calls system calls" >&2
       done
     done
@@ -279,7 +319,7 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 titles = {"pp1": "1 connection, ping-pong 64 B", "pp64": "64 connections, ping-pong 64 B",
           "pipe64": "64 connections, pipelined depth 16, 64 B",
           "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages"}
-peers = ("libuv", "libevent")
+peers = ("libuv", "libevent", "asio")
 def med(values): return statistics.median(values) if values else float("nan")
 print()
 for scenario in sys.argv[2].split():
@@ -315,6 +355,17 @@ if sc:
             msgs = r["result"]["messages"]
             print(f"    {r['server']:<14} {r['syscalls'] / msgs if msgs else float('nan'):>7.3f}  ({r['syscalls']} calls, {msgs} messages)")
     print()
+    detailed = [r for r in sc if r.get("breakdown")]
+    for scenario in ("pp64", "pipe64"):
+        part = [r for r in detailed if r["scenario"] == scenario]
+        if not part: continue
+        print(f"  Per system call, per message: {titles[scenario]} (calls under 0.01 per message left out)")
+        for r in part:
+            msgs = r["result"]["messages"] or float("nan")
+            calls = sorted(r["breakdown"]["calls"].items(), key=lambda kv: -kv[1])
+            shown = ", ".join(f"{name} {n / msgs:.3f}" for name, n in calls if n / msgs >= 0.01)
+            print(f"    {r['server']:<14} {r['syscalls'] / msgs:>7.3f} = {shown or 'each call under 0.01'}")
+        print()
 EOF
 
 if ((failures > 0)); then

@@ -8,7 +8,8 @@ set -euo pipefail
 
 # bazel-bootstrap is Bazel 4.2.3 (WORKSPACE mode); it builds offline thanks to
 # third_party/bazel_standins. The rest are the compiler and the libraries brrr links
-# (libuv and libevent for the benchmark's peer servers in bench/peers).
+# (libuv, libevent and Boost.Asio, from libboost-dev, for the benchmark's peer servers in
+# bench/peers).
 # python3-grpcio and python3-protobuf: //tests/control:python_reflection_test calls the admin
 # plane from Debian's /usr/bin/python3 through server reflection alone, as grpcurl would.
 # clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) and llvm (llvm-symbolizer,
@@ -23,7 +24,7 @@ set -euo pipefail
 packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libuv1-dev libevent-dev
+  libgtest-dev libgmock-dev libbenchmark-dev liburing-dev libuv1-dev libevent-dev libboost-dev
   grpc-proto prometheus-cpp-dev
   python3-grpcio python3-protobuf prometheus
   clang libclang-rt-14-dev llvm

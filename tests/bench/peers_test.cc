@@ -1,0 +1,171 @@
+// The benchmark's peer echo servers (bench/peers: libuv, libevent, Boost.Asio), each run as its
+// own process: every byte comes back as sent under brrr-bench's loads (which check every
+// byte), a client that sends and never reads does not make the peer queue without bound,
+// every connection's descriptor is released however it ends (EOF, reset, still open at
+// SIGTERM), and SIGTERM ends the peer with exit code 0 (under --config=asan, LeakSanitizer
+// checks that nothing was left unfreed). A peer that fails here would make bench/echo.sh's
+// comparison dishonest. Loopback only; every load is bounded in time and bytes.
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include <memory>
+#include <optional>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/testing/net.h"
+#include "tests/testing/process.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::seconds;
+using testing::BlockingClient;
+using testing::Process;
+using testing::ProcessOptions;
+
+std::string Bench() { return testing::Runfile("bench/brrr-bench"); }
+
+// A number from brrr-bench's JSON line; -1 if it is not there.
+double JsonNumber(const std::string& out, const std::string& field) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("\"" + field + "\":([0-9.]+)"))) return -1;
+  return std::stod(m[1]);
+}
+
+// Room for 1,000 connections on each side.
+ProcessOptions ManyFds() {
+  ProcessOptions options;
+  options.max_open_files = 4096;
+  return options;
+}
+
+class PeerTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    peer_ = std::make_unique<Process>(testing::Runfile("bench/peers/" + GetParam()), std::vector<std::string>{"0"},
+                                      ManyFds());
+    port_ = peer_->ListeningPort();
+    ASSERT_NE(port_, 0) << peer_->out() << peer_->err();
+  }
+
+  // Waits (bounded) until the peer has `fds` descriptors open; returns the last count seen.
+  int WaitForOpenFds(int fds) {
+    int now = peer_->OpenFds();
+    for (int i = 0; i < 3000 && now != fds; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      now = peer_->OpenFds();
+    }
+    return now;
+  }
+
+  // SIGTERM: the peer frees everything and exits 0.
+  void ExpectCleanExit() {
+    peer_->Signal(SIGTERM);
+    std::optional<int> code = peer_->Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << "still running 30 s after SIGTERM";
+    EXPECT_EQ(*code, 0) << peer_->err();
+  }
+
+  std::unique_ptr<Process> peer_;
+  uint16_t port_ = 0;
+};
+
+TEST_P(PeerTest, EchoesEveryByteUnderEachBenchmarkLoad) {
+  const std::vector<std::vector<std::string>> loads = {
+      {"--connections=64", "--size=64", "--depth=1"},       // ping-pong
+      {"--connections=64", "--size=64", "--depth=16"},      // pipelined x16
+      {"--connections=1000", "--size=64", "--depth=1"},     // many connections
+      {"--connections=4", "--size=65536", "--depth=1"},     // big messages
+  };
+  for (const std::vector<std::string>& load : loads) {
+    std::vector<std::string> args = {"--port=" + std::to_string(port_), "--duration=1s", "--progress=false"};
+    args.insert(args.end(), load.begin(), load.end());
+    Process bench(Bench(), args, ManyFds());
+    std::optional<int> code = bench.Wait(seconds(120));
+    ASSERT_TRUE(code.has_value()) << load[0];
+    EXPECT_EQ(*code, 0) << load[0] << " " << load[1] << " " << load[2] << ": " << bench.out() << bench.err();
+    EXPECT_NE(bench.out().find("\"ok\":true"), std::string::npos) << bench.out();
+    EXPECT_EQ(JsonNumber(bench.out(), "mismatches"), 0) << bench.out();
+    EXPECT_GT(JsonNumber(bench.out(), "messages"), 0) << bench.out();
+  }
+  ExpectCleanExit();
+}
+
+TEST_P(PeerTest, AClientThatNeverReadsIsHeldBackByFlowControl) {
+  // Sends 64 KiB blocks without reading (a 4 KiB receive buffer) until the sends stop going
+  // through for 2 s or 64 MiB have gone. Loopback's socket buffers hold a few MiB each way,
+  // so a peer that stops reading past its high-water mark blocks the client well before that;
+  // one that keeps reading and queueing the echo takes all 64 MiB into its own memory.
+  constexpr size_t kLimit = 64 << 20;
+  uint64_t rss_before = peer_->RssBytes();
+  BlockingClient client(port_);
+  client.set_receive_buffer(4096);
+  std::string block = testing::RandomBytes(64 << 10, 15);
+  size_t sent = 0;
+  while (sent < kLimit) {
+    ssize_t n = ::send(client.fd(), block.data(), block.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      continue;
+    }
+    ASSERT_TRUE(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) << "send: " << errno;
+    pollfd p = {client.fd(), POLLOUT, 0};
+    if (::poll(&p, 1, 2000) == 0) break;  // held back
+  }
+  uint64_t rss_after = peer_->RssBytes();
+  EXPECT_LT(sent, kLimit) << "the peer took 64 MiB from a client that never reads";
+  EXPECT_LT(rss_after, rss_before + (16 << 20)) << "RSS " << rss_before << " -> " << rss_after << " after " << sent
+                                                  << " bytes sent";
+  // What came back so far is the start of what was sent.
+  std::string echoed = client.recv_exact(4096);
+  ASSERT_EQ(echoed.size(), 4096u);
+  EXPECT_EQ(echoed, block.substr(0, 4096));
+  client.set_linger_zero();
+  client.close();
+  ExpectCleanExit();
+}
+
+TEST_P(PeerTest, EveryConnectionIsReleasedHoweverItEnds) {
+  int fds_before = peer_->OpenFds();
+  std::string message = testing::RandomBytes(1000, 7);
+  {
+    // Ends with EOF after an echo: the peer finishes its side too.
+    BlockingClient polite(port_);
+    ASSERT_TRUE(polite.send_all(message));
+    ASSERT_EQ(polite.recv_exact(message.size()), message);
+    polite.shutdown_write();
+    EXPECT_EQ(polite.recv_until_eof(), "");
+  }
+  {
+    // Ends with EOF while its echo is still unread: the echo still comes back whole first.
+    BlockingClient hasty(port_);
+    ASSERT_TRUE(hasty.send_all(message));
+    hasty.shutdown_write();
+    EXPECT_EQ(hasty.recv_until_eof(), message);
+  }
+  for (int i = 0; i < 8; ++i) {
+    // Ends with a reset while data is in flight both ways.
+    BlockingClient rude(port_);
+    ASSERT_TRUE(rude.send_all(testing::RandomBytes(64 << 10, i)));
+    rude.set_linger_zero();
+    rude.close();
+  }
+  EXPECT_EQ(WaitForOpenFds(fds_before), fds_before);
+  // Still open at SIGTERM, one with an echo waiting to be read: freed at exit all the same.
+  BlockingClient idle(port_);
+  BlockingClient unread(port_);
+  ASSERT_TRUE(unread.send_all(message));
+  EXPECT_EQ(WaitForOpenFds(fds_before + 2), fds_before + 2);
+  ExpectCleanExit();
+}
+
+INSTANTIATE_TEST_SUITE_P(Peers, PeerTest, ::testing::Values("libuv_echo", "libevent_echo", "asio_echo"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+}  // namespace
+}  // namespace brrr
