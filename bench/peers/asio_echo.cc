@@ -10,11 +10,12 @@
 // How:
 //   - One coroutine per connection: async_read_some into the connection's own 64 KiB buffer
 //     (part of the coroutine frame, allocated once per connection), then async_write of exactly
-//     what was read. Asio tries both operations at once ("speculatively") before waiting in
-//     epoll, and a read that did not fill the buffer tells it the socket is drained, so the next
-//     read waits for readiness instead of making a recv that would fail with EAGAIN: per message
-//     one recvmsg and one sendmsg plus a share of epoll_wait. The socket is registered with epoll
-//     once (edge-triggered), so no epoll_ctl per message.
+//     what was read. Asio tries each operation at once ("speculatively") before it waits in
+//     epoll: per message one recvfrom and one sendto plus a share of epoll_wait, and a read tried
+//     before the next message is in fails with EAGAIN (about 0.2 recvfrom per message at 64
+//     connections ping-pong, under strace: bench/README.md "The peers"); that is Asio's design,
+//     not something its users turn off. The socket is registered with epoll once
+//     (edge-triggered), so no epoll_ctl per message.
 //   - Flow control comes with the shape: the next read starts only when the write is done, so a
 //     client that never reads holds one buffer's worth per connection.
 //   - TCP_NODELAY on every accepted connection.
