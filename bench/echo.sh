@@ -6,6 +6,9 @@
 # Scenarios: 1 and 64 connections ping-pong 64 B; 64 connections pipelined depth 16;
 # 1,000 connections ping-pong; 4 connections 64 KiB messages. Then server memory per idle
 # connection at 10,000 connections, and system calls per echoed message.
+# Each figure comes twice, labelled by load: "sleep", brrr-bench on brrr's event loops (it
+# sleeps in the kernel between messages, as most clients do), and "busy", brrr-bench
+# --busy_poll (it spins, so the server's figures carry no wake-up of the load generator).
 # Prints each figure (the median of the rounds) and its ratio to the best peer.
 #
 #   bench/echo.sh                      # the full run (about 10 minutes on 2 cores)
@@ -25,6 +28,7 @@ LOAD_CPU=1
 SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent"
 SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
 SYSCALLS=1
+LOAD=both
 
 usage() {
   cat <<EOF
@@ -37,6 +41,7 @@ Usage: bench/echo.sh [options]
   --scenarios=LIST   from: $SCENARIOS
   --idle=N           idle connections for the memory figure; 0 skips it (default $IDLE)
   --no-syscalls      skip the system-calls-per-message figure
+  --load=MODE        sleep, busy (brrr-bench --busy_poll) or both, each labelled (default $LOAD)
   --server_cpu=C     CPU the server is pinned to (default $SERVER_CPU)
   --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
 
@@ -58,6 +63,7 @@ for arg in "$@"; do
     --scenarios=*) SCENARIOS="${arg#*=}" ;;
     --idle=*) IDLE="${arg#*=}" ;;
     --no-syscalls) SYSCALLS=0 ;;
+    --load=*) LOAD="${arg#*=}" ;;
     --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
     --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
     -h | --help) usage; exit 0 ;;
@@ -68,31 +74,11 @@ SERVERS="${SERVERS//,/ }"
 SCENARIOS="${SCENARIOS//,/ }"
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
 [[ "$IDLE" =~ ^[0-9]+$ ]] || die "--idle must be a count, not '$IDLE'"
-for s in $SERVERS; do
-  case "$s" in brrr-io_uring | brrr-epoll | brrr-poll | brrr-select | libuv | libevent) ;;
-    *) die "unknown server '$s' (known: brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent)" ;;
-  esac
-done
+bench_check_servers "$SERVERS"
+LOADS="$(bench_load_modes "$LOAD")" || exit 2
 
-scenario_args() {
-  case "$1" in
-    pp1) echo "--connections=1 --size=64 --depth=1" ;;
-    pp64) echo "--connections=64 --size=64 --depth=1" ;;
-    pipe64) echo "--connections=64 --size=64 --depth=16" ;;
-    conn1000) echo "--connections=1000 --size=64 --depth=1" ;;
-    big4) echo "--connections=4 --size=65536 --depth=1" ;;
-    *) die "unknown scenario '$1' (known: pp1 pp64 pipe64 conn1000 big4)" ;;
-  esac
-}
-scenario_title() {
-  case "$1" in
-    pp1) echo "1 connection, ping-pong 64 B" ;;
-    pp64) echo "64 connections, ping-pong 64 B" ;;
-    pipe64) echo "64 connections, pipelined depth 16, 64 B" ;;
-    conn1000) echo "1,000 connections, ping-pong 64 B" ;;
-    big4) echo "4 connections, 64 KiB messages" ;;
-  esac
-}
+scenario_args() { bench_scenario_args "$@"; }
+scenario_title() { bench_scenario_title "$@"; }
 for s in $SCENARIOS; do scenario_args "$s" > /dev/null; done
 
 bench_need bazel taskset python3
@@ -120,33 +106,9 @@ trap cleanup EXIT
 NEXT_PORT=$((20000 + RANDOM % 20000))
 failures=0
 
-# start_server NAME: starts it pinned to SERVER_CPU on a fresh port; sets SERVER_PID, PORT.
-start_server() {
-  local name="$1"
-  PORT=$NEXT_PORT
-  NEXT_PORT=$((NEXT_PORT + 1))
-  local log="$WORK/server.log"
-  case "$name" in
-    brrr-*) taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port="$PORT" \
-      --max_connections=$((IDLE + 2000)) > "$log" 2>&1 &
-      ;;
-    libuv) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libuv_echo" "$PORT" > "$log" 2>&1 & ;;
-    libevent) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libevent_echo" "$PORT" > "$log" 2>&1 & ;;
-  esac
-  SERVER_PID=$!
-  bench_wait_ready "$SERVER_PID" "$log" "listening on" "$name did not start"
-}
-
-stop_server() {
-  kill -TERM "$SERVER_PID" 2> /dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$SERVER_PID" 2> /dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$SERVER_PID" 2> /dev/null || true
-  wait "$SERVER_PID" 2> /dev/null || true
-  SERVER_PID=""
-}
+# start_server NAME: bench_lib.sh's, pinned to SERVER_CPU; sets SERVER_PID, PORT. stop_server.
+start_server() { bench_start_server "$1" "$SERVER_CPU" $((IDLE + 2000)); }
+stop_server() { bench_stop_server; }
 
 # run_load SCENARIO [extra brrr-bench flags]: one measured run; prints brrr-bench's JSON line.
 run_load() {
@@ -163,23 +125,28 @@ RESULTS="$WORK/results.jsonl"
 
 # ---- throughput and latency, alternating servers ----
 read -r -a server_list <<< "$SERVERS"
-count=${#server_list[@]}
+# Every server under every load mode, as "server/load".
+runs=()
+for name in "${server_list[@]}"; do for load in $LOADS; do runs+=("$name/$load"); done; done
+count=${#runs[@]}
 for scenario in $SCENARIOS; do
   for round in $(seq 1 "$ROUNDS"); do
     for i in $(seq 0 $((count - 1))); do
       # Each round starts with a different server, so no server always runs first or last.
-      name="${server_list[$(((i + round - 1) % count))]}"
+      run="${runs[$(((i + round - 1) % count))]}"
+      name="${run%/*}" load="${run#*/}"
       start_server "$name"
-      json="$(run_load "$scenario")"
+      # shellcheck disable=SC2046
+      json="$(run_load "$scenario" $(bench_load_flags "$load"))"
       stop_server
       if [[ -z "$json" || "$json" != *'"ok":true'* ]]; then
-        echo "bench/echo.sh: $name / $scenario round $round failed: ${json:-no result}" >&2
+        echo "bench/echo.sh: $name / $scenario / $load load round $round failed: ${json:-no result}" >&2
         cat "$WORK/load.err" >&2
         failures=$((failures + 1))
         continue
       fi
-      echo "{\"kind\":\"load\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$json}" >> "$RESULTS"
-      echo "  $(scenario_title "$scenario") | round $round | $name: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, %.1f MB/s, p50 %.0f us, p99 %.0f us" % (r["messages_per_second"], r["mb_per_second"], r["p50_us"], r["p99_us"]))' "$json")" >&2
+      echo "{\"kind\":\"load\",\"server\":\"$name\",\"load\":\"$load\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$json}" >> "$RESULTS"
+      echo "  $(scenario_title "$scenario") | round $round | $name, $load load: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, %.1f MB/s, p50 %.0f us, p99 %.0f us" % (r["messages_per_second"], r["mb_per_second"], r["p50_us"], r["p99_us"]))' "$json")" >&2
     done
   done
 done
@@ -241,7 +208,8 @@ if ((SYSCALLS)); then
   fi
   if [[ -n "$counter" ]]; then
     for scenario in pp64 pipe64; do
-      for name in "${server_list[@]}"; do
+      for run in "${runs[@]}"; do
+        name="${run%/*}" load="${run#*/}"
         start_server "$name"
         if [[ "$counter" == perf ]]; then
           perf stat -x, -e raw_syscalls:sys_enter -p "$SERVER_PID" -o "$WORK/count" &
@@ -250,7 +218,8 @@ if ((SYSCALLS)); then
         fi
         counter_pid=$!
         sleep 0.3
-        json="$(run_load "$scenario" --warmup=0s)"
+        # shellcheck disable=SC2046
+        json="$(run_load "$scenario" --warmup=0s $(bench_load_flags "$load"))"
         kill -INT "$counter_pid" 2> /dev/null || true
         wait "$counter_pid" 2> /dev/null || true
         stop_server
@@ -261,36 +230,37 @@ if ((SYSCALLS)); then
           [[ -n "$calls" ]] || calls="$(grep ' total' "$WORK/count" | awk '{print $(NF-1)}')"
         fi
         if [[ -z "$json" || -z "$calls" || "$json" != *'"ok":true'* ]]; then
-          echo "bench/echo.sh: syscall count for $name / $scenario failed" >&2
+          echo "bench/echo.sh: syscall count for $name / $scenario / $load load failed" >&2
           failures=$((failures + 1))
           continue
         fi
-        echo "{\"kind\":\"syscalls\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"counter\":\"$counter\",\"syscalls\":$calls,\"result\":$json}" >> "$RESULTS"
-        echo "  syscalls | $(scenario_title "$scenario") | $name: $calls system calls" >&2
+        echo "{\"kind\":\"syscalls\",\"server\":\"$name\",\"load\":\"$load\",\"scenario\":\"$scenario\",\"counter\":\"$counter\",\"syscalls\":$calls,\"result\":$json}" >> "$RESULTS"
+        echo "  syscalls | $(scenario_title "$scenario") | $name, $load load: $calls system calls" >&2
       done
     done
   fi
 fi
 
 # ---- the table ----
-python3 - "$RESULTS" "$SCENARIOS" << 'EOF'
+python3 - "$RESULTS" "$SCENARIOS" "$LOADS" << 'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 titles = {"pp1": "1 connection, ping-pong 64 B", "pp64": "64 connections, ping-pong 64 B",
           "pipe64": "64 connections, pipelined depth 16, 64 B",
           "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages"}
 peers = ("libuv", "libevent")
+loads = {"sleep": "load sleeping in the kernel", "busy": "busy-polling load"}
 def med(values): return statistics.median(values) if values else float("nan")
 print()
-for scenario in sys.argv[2].split():
-    runs = [r for r in rows if r["kind"] == "load" and r["scenario"] == scenario]
+for scenario, load in [(s, l) for s in sys.argv[2].split() for l in sys.argv[3].split()]:
+    runs = [r for r in rows if r["kind"] == "load" and r["scenario"] == scenario and r["load"] == load]
     if not runs: continue
     servers = list(dict.fromkeys(r["server"] for r in runs))
     fig = {s: {k: med([r["result"][k] for r in runs if r["server"] == s])
                for k in ("messages_per_second", "mb_per_second", "p50_us", "p99_us")} for s in servers}
     best_peer = max((fig[p]["messages_per_second"] for p in peers if p in fig), default=None)
     n = max(len([r for r in runs if r["server"] == s]) for s in servers)
-    print(f"{titles[scenario]} (median of {n})")
+    print(f"{titles[scenario]}, {loads[load]} (median of {n})")
     print(f"  {'server':<14} {'msg/s':>11} {'MB/s':>9} {'p50 us':>8} {'p99 us':>8} {'vs best peer':>13}")
     for s in servers:
         f = fig[s]
@@ -307,10 +277,10 @@ if idle:
 sc = [r for r in rows if r["kind"] == "syscalls"]
 if sc:
     print(f"System calls per echoed message (server side, counted with {sc[0]['counter']})")
-    for scenario in ("pp64", "pipe64"):
-        part = [r for r in sc if r["scenario"] == scenario]
+    for scenario, load in [(s, l) for s in ("pp64", "pipe64") for l in sys.argv[3].split()]:
+        part = [r for r in sc if r["scenario"] == scenario and r["load"] == load]
         if not part: continue
-        print(f"  {titles[scenario]}")
+        print(f"  {titles[scenario]}, {loads[load]}")
         for r in part:
             msgs = r["result"]["messages"]
             print(f"    {r['server']:<14} {r['syscalls'] / msgs if msgs else float('nan'):>7.3f}  ({r['syscalls']} calls, {msgs} messages)")
