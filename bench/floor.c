@@ -8,14 +8,17 @@
 // this exchange (a receive and a send) plus whatever its loop adds, and the load generator does
 // the other half on another core.
 //
-//   taskset -c 0 floor [--size=64] [--seconds=2] [--count=N]
+//   taskset -c 0 floor [--size=64] [--batch=1] [--seconds=2] [--count=N]
+//
+// With --batch=N each exchange carries N messages in one send, as a pipelining client writes
+// its window (brrr-bench --depth), so a pipelined server has a floor to be held against too.
 //
 // The sockets are non-blocking, and each step moves what it can: at 64 B every call moves the
-// whole message, so the exchange is exactly four calls per message (the output counts them,
+// whole exchange, so it takes exactly four calls (the output counts them per message,
 // and counts the calls that found nothing, which should stay 0), while a message larger than
 // the socket buffers still cannot deadlock the single thread. Every echoed byte is checked.
 //
-// Prints one human line and one JSON line: messages, seconds, messages/s, CPU microseconds per
+// Prints one human line and one JSON line: messages (batch per exchange), seconds, messages/s, CPU microseconds per
 // message (user + system, from getrusage), the user and system parts, and system calls per
 // message. Exit codes: 0 done, 1 a system call failed or a byte came back wrong, 2 bad options.
 #include <errno.h>
@@ -73,23 +76,29 @@ static int parse(const char* arg, const char* name, double* value) {
 }
 
 int main(int argc, char** argv) {
-  double size_arg = 64, seconds = 2, count_arg = 0;
+  double size_arg = 64, batch_arg = 1, seconds = 2, count_arg = 0;
   for (int i = 1; i < argc; ++i) {
-    if (parse(argv[i], "--size", &size_arg) || parse(argv[i], "--seconds", &seconds) ||
+    if (parse(argv[i], "--size", &size_arg) || parse(argv[i], "--batch", &batch_arg) ||
+        parse(argv[i], "--seconds", &seconds) ||
         parse(argv[i], "--count", &count_arg)) {
       continue;
     }
     fprintf(stderr,
-            "Usage: floor [--size=64] [--seconds=2] [--count=N]\n"
-            "Echoes --size byte messages over one loopback TCP connection, both ends in one thread,\n"
-            "for --seconds (and at most --count messages, 0: no limit); pin it with taskset.\n");
+            "Usage: floor [--size=64] [--batch=1] [--seconds=2] [--count=N]\n"
+            "Echoes --size byte messages, --batch to an exchange, over one loopback TCP connection,\n"
+            "both ends in one thread, for --seconds (or until --count messages are done; 0: no count);\n"
+            "pin it with taskset.\n");
     return strcmp(argv[i], "--help") == 0 ? 0 : 2;
   }
   size_t size = (size_t)size_arg;
-  if (size < 1 || size > kMaxSize || seconds <= 0 || seconds > 3600) {
-    fprintf(stderr, "floor: --size must be from 1 to %d bytes and --seconds from above 0 to 3600\n", kMaxSize);
+  size_t batch = (size_t)batch_arg;
+  if (size < 1 || batch < 1 || size * batch > kMaxSize || seconds <= 0 || seconds > 3600) {
+    fprintf(stderr,
+            "floor: --size times --batch must be from 1 to %d bytes, and --seconds from above 0 to 3600\n",
+            kMaxSize);
     return 2;
   }
+  size_t exchange = size * batch;  // bytes each way per exchange
   uint64_t count_limit = (uint64_t)count_arg;
 
   int listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -109,33 +118,33 @@ int main(int argc, char** argv) {
   setsockopt(server, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
   if (fcntl(client, F_SETFL, O_NONBLOCK) != 0) die("fcntl O_NONBLOCK");
 
-  char* message = malloc(size);
-  char* at_server = malloc(size);
-  char* echoed = malloc(size);
+  char* message = malloc(exchange);
+  char* at_server = malloc(exchange);
+  char* echoed = malloc(exchange);
   if (message == NULL || at_server == NULL || echoed == NULL) die("malloc");
-  for (size_t i = 0; i < size; ++i) message[i] = (char)(i * 131 + 7);
+  for (size_t i = 0; i < exchange; ++i) message[i] = (char)(i * 131 + 7);
 
-  uint64_t messages = 0, calls = 0, empty = 0;
+  uint64_t messages = 0, exchanges = 0, calls = 0, empty = 0;
   struct rusage before, after;
   getrusage(RUSAGE_SELF, &before);
   double start = now_s(), end = start + seconds, finished = start;
   for (;;) {
     // The four halves in order; a step that moved nothing is retried after the others.
     size_t sent = 0, taken = 0, returned = 0, got = 0;
-    while (got < size) {
-      if (sent < size) sent += step(client, message + sent, size - sent, 1, &calls, &empty);
+    while (got < exchange) {
+      if (sent < exchange) sent += step(client, message + sent, exchange - sent, 1, &calls, &empty);
       if (taken < sent) taken += step(server, at_server + taken, sent - taken, 0, &calls, &empty);
       if (returned < taken) returned += step(server, at_server + returned, taken - returned, 1, &calls, &empty);
       if (got < returned) got += step(client, echoed + got, returned - got, 0, &calls, &empty);
     }
-    if (memcmp(message, echoed, size) != 0) {
-      fprintf(stderr, "floor: message %llu came back different\n", (unsigned long long)messages);
+    if (memcmp(message, echoed, exchange) != 0) {
+      fprintf(stderr, "floor: the exchange after message %llu came back different\n", (unsigned long long)messages);
       return 1;
     }
-    ++messages;
-    if ((messages & 255) == 0 || messages == count_limit) {
+    messages += batch;
+    if (++exchanges % 256 == 0 || (count_limit > 0 && messages >= count_limit)) {
       finished = now_s();
-      if (finished >= end || messages == count_limit) break;
+      if (finished >= end || (count_limit > 0 && messages >= count_limit)) break;
     }
   }
   getrusage(RUSAGE_SELF, &after);
@@ -143,14 +152,14 @@ int main(int argc, char** argv) {
   double user_us = (cpu_s(&after.ru_utime) - cpu_s(&before.ru_utime)) * 1e6;
   double sys_us = (cpu_s(&after.ru_stime) - cpu_s(&before.ru_stime)) * 1e6;
   double per = (double)messages;
-  printf("floor: %llu messages of %zu B in %.2f s: %.0f msg/s, %.2f CPU us/msg (user %.2f, system %.2f), "
+  printf("floor: %llu messages of %zu B, %zu an exchange, in %.2f s: %.0f msg/s, %.2f CPU us/msg (user %.2f, system %.2f), "
          "%.2f system calls/msg (%llu found nothing)\n",
-         (unsigned long long)messages, size, elapsed, per / elapsed, (user_us + sys_us) / per, user_us / per,
+         (unsigned long long)messages, size, batch, elapsed, per / elapsed, (user_us + sys_us) / per, user_us / per,
          sys_us / per, (double)calls / per, (unsigned long long)empty);
-  printf("{\"kind\":\"floor\",\"size\":%zu,\"messages\":%llu,\"seconds\":%.3f,\"messages_per_second\":%.1f,"
+  printf("{\"kind\":\"floor\",\"size\":%zu,\"batch\":%zu,\"messages\":%llu,\"seconds\":%.3f,\"messages_per_second\":%.1f,"
          "\"cpu_us_per_message\":%.3f,\"user_us_per_message\":%.3f,\"system_us_per_message\":%.3f,"
          "\"syscalls_per_message\":%.3f,\"empty_calls\":%llu}\n",
-         size, (unsigned long long)messages, elapsed, per / elapsed, (user_us + sys_us) / per, user_us / per,
+         size, batch, (unsigned long long)messages, elapsed, per / elapsed, (user_us + sys_us) / per, user_us / per,
          sys_us / per, (double)calls / per, (unsigned long long)empty);
   close(client);
   close(server);

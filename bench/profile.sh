@@ -3,8 +3,8 @@
 # names as bench/echo.sh), it runs brrr-bench against the server pinned to one core (the load on
 # another) and, over a window inside the measured period, records from the server process:
 #   messages/s (brrr-bench's), server CPU microseconds per message (/proc/PID/task/*/schedstat)
-#   and the kernel vs user share of it (/proc/PID/stat utime/stime, in clock ticks: the JSON
-#   line says how many, and a share from a few dozen is rough), system calls per message (perf stat -e
+#   and the kernel vs user share of it (with --perf_record from perf's samples, else from
+#   /proc/PID/stat utime/stime: clock ticks, 100 a second at most, so rough; marked "~"), system calls per message (perf stat -e
 #   raw_syscalls:sys_enter; strace -c if perf cannot, which slows the server: marked), context
 #   switches per message (voluntary + involuntary, summed over /proc/PID/task/*/status), and the
 #   ratio of CPU per message to the floor (bench/floor: the whole exchange, both ends, in one
@@ -21,7 +21,7 @@
 # Needs: bazel, taskset, python3; perf (or strace) for system calls; perf for --perf_record.
 set -euo pipefail
 
-DURATION=3
+DURATION=5
 WARMUP=1
 SERVER_CPU=0
 LOAD_CPU=1
@@ -191,15 +191,16 @@ finish_load() {
   LOAD_JSON="$(grep '^{' "$WORK/load.out" | grep '"ok":true' || true)"
 }
 
-# ---- the floor, per message size ----
-sizes="$(for s in $SCENARIOS; do bench_scenario_args "$s" | sed 's/.*--size=\([0-9]*\).*/\1/'; done | sort -nu)"
+# ---- the floor, per message size and depth (a pipelined window goes in one exchange) ----
+shapes="$(for s in $SCENARIOS; do bench_scenario_args "$s" | sed 's/.*--size=\([0-9]*\) --depth=\([0-9]*\).*/\1:\2/'; done | sort -u)"
 if [[ "$FLOOR_SECONDS" != 0 && "$FLOOR_SECONDS" != 0.0 ]]; then
-  for size in $sizes; do
-    if out="$(taskset -c "$SERVER_CPU" "$BIN/bench/floor" --size="$size" --seconds="$FLOOR_SECONDS")"; then
+  for shape in $shapes; do
+    size="${shape%:*}" batch="${shape#*:}"
+    if out="$(taskset -c "$SERVER_CPU" "$BIN/bench/floor" --size="$size" --batch="$batch" --seconds="$FLOOR_SECONDS")"; then
       echo "  $(head -1 <<< "$out")" >&2
       grep '^{' <<< "$out" >> "$RAW"
     else
-      echo "$BENCH_NAME: bench/floor --size=$size failed" >&2
+      echo "$BENCH_NAME: bench/floor --size=$size --batch=$batch failed" >&2
       failures=$((failures + 1))
     fi
   done
@@ -265,9 +266,14 @@ done
 python3 - "$RAW" << 'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-floors = {r["size"]: r for r in rows if r["kind"] == "floor"}
+floors = {(r["size"], r["batch"]): r for r in rows if r["kind"] == "floor"}
 titles = {"pp1": "1 conn ping-pong", "pp64": "64 conns ping-pong", "pipe64": "64 conns pipelined x16",
           "conn1000": "1,000 conns ping-pong", "big4": "4 conns, 64 KiB"}
+# The kernel's part of "[kernel.kallsyms] 89.59%, brrr-echo 5.68%, ..." (None without samples).
+def perf_kernel_share(by_dso):
+    if not by_dso: return None
+    parts = [p.rsplit(" ", 1) for p in by_dso.split(", ")]
+    return round(sum(float(pct.rstrip("%")) for dso, pct in parts if dso.startswith("[kernel")) / 100, 3)
 out = []
 for r in rows:
     if r["kind"] != "raw": continue
@@ -282,13 +288,14 @@ for r in rows:
     cpu_s = r["cpu_ns"] / 1e9
     ticks = r["user_ticks"] + r["system_ticks"]
     cpu_us = cpu_s * 1e6 / messages if messages else float("nan")
-    floor = floors.get(res["size"])
+    floor = floors.get((res["size"], res["depth"]))
     p = {"kind": "profile", "server": r["server"], "scenario": r["scenario"], "load": r["load"],
          "messages_per_second": res["messages_per_second"], "window_s": round(r["window_s"], 3),
          "window_messages": round(messages), "window_counted_by": "ss" if r["echoed_bytes"] > 0 else "rate",
          "server_cpu_utilization": round(cpu_s / r["window_s"], 3),
          "cpu_us_per_message": round(cpu_us, 3),
-         "kernel_share": round(r["system_ticks"] / ticks, 3) if ticks else None, "cpu_ticks": ticks,
+         "kernel_share_ticks": round(r["system_ticks"] / ticks, 3) if ticks else None, "cpu_ticks": ticks,
+         "kernel_share_perf": perf_kernel_share(r["perf_by_dso"]),
          "syscalls_per_message": round(r["syscalls"] / messages, 3) if r["syscalls"] is not None and messages else None,
          "syscall_counter": r["counter"] or None,
          "context_switches_per_message": round((r["voluntary_switches"] + r["involuntary_switches"]) / messages, 4) if messages else None,
@@ -300,19 +307,27 @@ for r in rows:
 def f(v, fmt):
     return "-" if v is None else format(v, fmt)
 print()
-for size, fl in sorted(floors.items()):
-    print(f"Floor ({size} B, both ends in one loop on one core): {fl['messages_per_second']:.0f} msg/s, "
+for (size, batch), fl in sorted(floors.items()):
+    print(f"Floor ({size} B, {batch} to an exchange, both ends in one loop on one core): {fl['messages_per_second']:.0f} msg/s, "
           f"{fl['cpu_us_per_message']:.2f} CPU us/msg ({fl['system_us_per_message']:.2f} system), "
           f"{fl['syscalls_per_message']:.2f} system calls/msg")
 print()
 print("| scenario | load | server | msg/s | server CPU us/msg | kernel share | user share | syscalls/msg | ctx switches/msg | CPU/msg vs floor |")
 print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
 for p in out:
-    ks = p["kernel_share"]
+    # perf record's samples (thousands) where there are some, else the clock ticks (dozens
+    # to hundreds: rough, marked with ~).
+    ks = p["kernel_share_perf"]
+    mark = ""
+    if ks is None:
+        ks, mark = p["kernel_share_ticks"], "~"
     print(f"| {titles.get(p['scenario'], p['scenario'])} | {p['load']} | {p['server']} | {p['messages_per_second']:.0f} | "
-          f"{f(p['cpu_us_per_message'], '.2f')} | {f(None if ks is None else ks * 100, '.0f')}% | "
-          f"{f(None if ks is None else 100 - ks * 100, '.0f')}% | {f(p['syscalls_per_message'], '.2f')} | "
+          f"{f(p['cpu_us_per_message'], '.2f')} | {mark}{f(None if ks is None else ks * 100, '.0f')}% | "
+          f"{mark}{f(None if ks is None else 100 - ks * 100, '.0f')}% | {f(p['syscalls_per_message'], '.2f')} | "
           f"{f(p['context_switches_per_message'], '.3f')} | {f(p['cpu_vs_floor'], '.2f')}x |")
+if any(p["kernel_share_perf"] is None for p in out):
+    print("\n~: kernel and user shares from the server's clock ticks (/proc/PID/stat, 100 a second at "
+          "most): rough; --perf_record takes them from perf's samples instead")
 if any(p["syscall_counter"] == "strace" for p in out):
     print("\n(system calls counted with strace, which slows the server: msg/s and CPU/msg of those runs are not comparable)")
 print()
