@@ -134,9 +134,11 @@ BEFORE_WINDOW=$(python3 -c "print(float('$WARMUP') + 0.2)")
 # snapshot PID PORT: one line, the figures the window is the difference of: the time, the
 # server's user and system clock ticks (/proc/PID/stat), its nanoseconds on a CPU (schedstat,
 # exact where the ticks are not), its voluntary and involuntary context switches (summed over
-# its threads), and the bytes it has sent on its open connections (ss -ti; -1 without ss).
+# its threads), the bytes it has sent on its open connections (ss -ti; -1 without ss), and the
+# TCP segments this machine has retransmitted (/proc/net/snmp: on loopback only a dropped
+# packet does that, and its timeout stalls the run).
 snapshot() {
-  local pid="$1" port="$2" ticks ns switches echoed=-1
+  local pid="$1" port="$2" ticks ns switches echoed=-1 retransmitted
   ticks="$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')"
   ns="$(cat /proc/"$pid"/task/*/schedstat 2> /dev/null | awk '{ns += $1} END {printf "%d", ns}')"
   switches="$(cat /proc/"$pid"/task/*/status 2> /dev/null |
@@ -145,7 +147,8 @@ snapshot() {
     echoed="$(ss -tinH state established "( sport = :$port )" |
       awk '{for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) {split($i, f, ":"); b += f[2]}} END {printf "%d", b}')"
   fi
-  echo "$(date +%s.%N) $ticks $ns $switches $echoed"
+  retransmitted="$(awk '/^Tcp:/ {if (seen++) {for (i = 1; i <= NF; i++) if (name[i] == "RetransSegs") print $i} else for (i = 1; i <= NF; i++) name[i] = $i}' /proc/net/snmp)"
+  echo "$(date +%s.%N) $ticks $ns $switches $echoed ${retransmitted:-0}"
 }
 export -f snapshot
 
@@ -251,12 +254,12 @@ for scenario in $SCENARIOS; do
       fi
       read -r -a w0 < "$WORK/snap0"
       read -r -a w1 < "$WORK/snap1"
-      if ((${#w0[@]} != 7 || ${#w1[@]} != 7)); then
+      if ((${#w0[@]} != 8 || ${#w1[@]} != 8)); then
         echo "$BENCH_NAME: $name / $scenario / $load load: the server's figures could not be read" >&2
         failures=$((failures + 1))
         continue
       fi
-      echo "{\"kind\":\"raw\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"load\":\"$load\",\"t0\":${w0[0]},\"t1\":${w1[0]},\"clk_tck\":$CLK_TCK,\"user_ticks\":$((w1[1] - w0[1])),\"system_ticks\":$((w1[2] - w0[2])),\"cpu_ns\":$((w1[3] - w0[3])),\"voluntary_switches\":$((w1[4] - w0[4])),\"involuntary_switches\":$((w1[5] - w0[5])),\"echoed_bytes\":$(((w0[6] < 0) ? -1 : w1[6] - w0[6])),\"syscalls\":${calls:-null},\"counter\":\"$COUNTER\",\"perf_by_dso\":\"$dso\",\"result\":$json}" >> "$RAW"
+      echo "{\"kind\":\"raw\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"load\":\"$load\",\"t0\":${w0[0]},\"t1\":${w1[0]},\"clk_tck\":$CLK_TCK,\"user_ticks\":$((w1[1] - w0[1])),\"system_ticks\":$((w1[2] - w0[2])),\"cpu_ns\":$((w1[3] - w0[3])),\"voluntary_switches\":$((w1[4] - w0[4])),\"involuntary_switches\":$((w1[5] - w0[5])),\"echoed_bytes\":$(((w0[6] < 0) ? -1 : w1[6] - w0[6])),\"retransmitted_segments\":$((w1[7] - w0[7])),\"syscalls\":${calls:-null},\"counter\":\"$COUNTER\",\"perf_by_dso\":\"$dso\",\"result\":$json}" >> "$RAW"
       echo "  $name, $scenario, $load load: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s" % r["messages_per_second"])' "$json")" >&2
     done
   done
@@ -302,7 +305,7 @@ for r in rows:
          "voluntary_switches": r["voluntary_switches"], "involuntary_switches": r["involuntary_switches"],
          "floor_cpu_us_per_message": floor["cpu_us_per_message"] if floor else None,
          "cpu_vs_floor": round(cpu_us / floor["cpu_us_per_message"], 2) if floor else None,
-         "perf_by_dso": r["perf_by_dso"] or None}
+         "retransmitted_segments": r["retransmitted_segments"], "perf_by_dso": r["perf_by_dso"] or None}
     out.append(p)
 def f(v, fmt):
     return "-" if v is None else format(v, fmt)
@@ -321,10 +324,14 @@ for p in out:
     mark = ""
     if ks is None:
         ks, mark = p["kernel_share_ticks"], "~"
-    print(f"| {titles.get(p['scenario'], p['scenario'])} | {p['load']} | {p['server']} | {p['messages_per_second']:.0f} | "
+    bang = " !" if p["retransmitted_segments"] else ""
+    print(f"| {titles.get(p['scenario'], p['scenario'])} | {p['load']} | {p['server']}{bang} | {p['messages_per_second']:.0f} | "
           f"{f(p['cpu_us_per_message'], '.2f')} | {mark}{f(None if ks is None else ks * 100, '.0f')}% | "
           f"{mark}{f(None if ks is None else 100 - ks * 100, '.0f')}% | {f(p['syscalls_per_message'], '.2f')} | "
           f"{f(p['context_switches_per_message'], '.3f')} | {f(p['cpu_vs_floor'], '.2f')}x |")
+if any(p["retransmitted_segments"] for p in out):
+    print("\n!: TCP segments were retransmitted on this machine during the window (a dropped loopback "
+          "packet, and its timeout, stall a run): run it again on a quieter machine")
 if any(p["kernel_share_perf"] is None for p in out):
     print("\n~: kernel and user shares from the server's clock ticks (/proc/PID/stat, 100 a second at "
           "most): rough; --perf_record takes them from perf's samples instead")
