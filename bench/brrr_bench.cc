@@ -35,7 +35,8 @@ ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plu
 ABSL_FLAG(int32_t, threads, 1, "Event loops (threads) generating the load; with --busy_poll, spinning threads");
 ABSL_FLAG(bool, busy_poll, false,
           "Generate the load without ever sleeping in the kernel: instead of brrr's event loops, --threads "
-          "threads spin over non-blocking sockets (recv/send with MSG_DONTWAIT), each owning every "
+          "threads spin over non-blocking sockets (recv/send with MSG_DONTWAIT; past 64 connections a "
+          "thread, epoll_wait with a zero timeout says which have data), each owning every "
           "threads-th connection, and send each connection's next message (or refill its --depth window) "
           "as soon as the echo is in, so the server's figures carry none of the load generator's wake-ups. "
           "Each thread takes a whole core: pin it. Same checks and report (backend \"busy-poll\"); not with "

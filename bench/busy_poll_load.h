@@ -6,7 +6,9 @@
 // seems to cost. This engine never sleeps: each of `threads` plain threads (no brrr event loop,
 // no reactor) owns every threads-th connection and spins over them, calling recv and send with
 // MSG_DONTWAIT: a connection's next message goes out in the same pass that its echo came in,
-// and a pipelined connection refills its window of `depth` messages the same way. Every byte is
+// and a pipelined connection refills its window of `depth` messages the same way. Past 64
+// connections a thread asks epoll_wait with a zero timeout which have data (a question, never
+// a sleep) instead of calling recv on each of them. Every byte is
 // checked as the reactor engine checks it (load_parts.h), and the run is bounded the same way:
 // `duration` after `warmup`, then up to `finish_timeout` for replies in flight.
 //
