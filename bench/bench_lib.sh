@@ -2,7 +2,8 @@
 # bench/bench_lib.sh: what the benchmark scripts share, sourced by each of them (bench/echo.sh,
 # bench/metrics_overhead.sh, bench/watch_overhead.sh): the error that ends a script, the tools
 # it needs, the optimized build of what it runs, and the wait for a server it started to say
-# that it is ready. Not a script of its own.
+# that it is ready; and the echo servers and load scenarios bench/echo.sh and bench/profile.sh
+# both run (bench_start_server, bench_scenario_args). Not a script of its own.
 #
 #   BENCH_NAME=bench/foo.sh                        # the name errors start with
 #   source "$(dirname "$0")/bench_lib.sh"
@@ -46,4 +47,92 @@ bench_wait_ready() {
   done
   cat "$log" >&2
   die "$what"
+}
+
+# ---- the echo servers and scenarios of bench/echo.sh and bench/profile.sh ----
+
+# The servers bench_start_server knows, and the load scenarios bench_scenario_args knows.
+BENCH_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio"
+BENCH_SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
+
+# bench_check_servers LIST: dies unless every name in LIST is one bench_start_server knows.
+bench_check_servers() {
+  local s
+  for s in $1; do
+    [[ " $BENCH_SERVERS " == *" $s "* ]] || die "unknown server '$s' (known: $BENCH_SERVERS)"
+  done
+}
+
+# bench_scenario_args SCENARIO: brrr-bench's flags for it (dies if unknown).
+bench_scenario_args() {
+  case "$1" in
+    pp1) echo "--connections=1 --size=64 --depth=1" ;;
+    pp64) echo "--connections=64 --size=64 --depth=1" ;;
+    pipe64) echo "--connections=64 --size=64 --depth=16" ;;
+    conn1000) echo "--connections=1000 --size=64 --depth=1" ;;
+    big4) echo "--connections=4 --size=65536 --depth=1" ;;
+    *) die "unknown scenario '$1' (known: $BENCH_SCENARIOS)" ;;
+  esac
+}
+
+# bench_scenario_title SCENARIO: what it is, in words.
+bench_scenario_title() {
+  case "$1" in
+    pp1) echo "1 connection, ping-pong 64 B" ;;
+    pp64) echo "64 connections, ping-pong 64 B" ;;
+    pipe64) echo "64 connections, pipelined depth 16, 64 B" ;;
+    conn1000) echo "1,000 connections, ping-pong 64 B" ;;
+    big4) echo "4 connections, 64 KiB messages" ;;
+  esac
+}
+
+# bench_load_modes MODE: the load modes MODE (sleep, busy or both) stands for; dies (exit 2) if
+# it is none of them. bench_load_flags MODE: brrr-bench's flags for one load mode: "sleep" is
+# brrr-bench on brrr's event loops, "busy" is brrr-bench --busy_poll.
+bench_load_modes() {
+  case "$1" in
+    sleep | busy) echo "$1" ;;
+    both) echo "sleep busy" ;;
+    *) die "--load takes sleep, busy or both, not '$1'" ;;
+  esac
+}
+bench_load_flags() { if [[ "$1" == busy ]]; then echo "--busy_poll"; fi; }
+
+# bench_start_server NAME CPU MAX_CONNECTIONS: starts the echo server NAME pinned to CPU on port
+# 0 (the kernel picks a free one, so no start collides with a port still in use), its output in
+# a log of its own under $WORK, and waits until it listens; sets SERVER_PID (the server itself:
+# taskset execs it) and PORT (from its "listening on HOST:PORT" line). Needs BIN
+# (bench_build's directory, with //server/brrr-echo and //bench/peers built) and WORK.
+BENCH_STARTS=0
+bench_start_server() {
+  local name="$1" cpu="$2" max_connections="$3"
+  BENCH_STARTS=$((BENCH_STARTS + 1))
+  # A log of its own: the shell truncates a reused one only once the server's process has
+  # started, after bench_wait_ready may have read the previous server's "listening on".
+  local log="$WORK/server-$BENCH_STARTS-$name.log"
+  : > "$log"
+  case "$name" in
+    brrr-*) taskset -c "$cpu" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port=0 \
+      --max_connections="$max_connections" > "$log" 2>&1 &
+      ;;
+    libuv) taskset -c "$cpu" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
+    libevent) taskset -c "$cpu" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
+    asio) taskset -c "$cpu" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
+    *) die "unknown server '$name' (known: $BENCH_SERVERS)" ;;
+  esac
+  SERVER_PID=$!
+  bench_wait_ready "$SERVER_PID" "$log" "listening on [^ ]*:[1-9]" "$name did not start"
+  PORT="$(grep -o -m1 'listening on [^ ]*:[0-9]*' "$log" | sed 's/.*://')"
+}
+
+# bench_stop_server: stops SERVER_PID (SIGTERM, then SIGKILL after 5 s) and clears it.
+bench_stop_server() {
+  kill -TERM "$SERVER_PID" 2> /dev/null || true
+  for _ in $(seq 1 100); do
+    kill -0 "$SERVER_PID" 2> /dev/null || break
+    sleep 0.05
+  done
+  kill -KILL "$SERVER_PID" 2> /dev/null || true
+  wait "$SERVER_PID" 2> /dev/null || true
+  SERVER_PID=""
 }

@@ -8,6 +8,9 @@
 # 1,000 connections ping-pong; 4 connections 64 KiB messages. Then server memory per idle
 # connection at 10,000 connections, and system calls per echoed message (with
 # --syscall_breakdown, per system call: which calls each server makes, and how many per message).
+# Each figure comes twice, labelled by load: "sleep", brrr-bench on brrr's event loops (it
+# sleeps in the kernel between messages, as most clients do), and "busy", brrr-bench
+# --busy_poll (it spins, so the server's figures carry no wake-up of the load generator).
 # Prints each figure (the median of the rounds) and its ratio to the best peer.
 # Every server binds port 0 and says which port it got on its "listening on" line, so no start
 # can collide with a port still in use; each start writes a log of its own.
@@ -21,17 +24,21 @@
 # --syscall_breakdown. Run as root or with a hard RLIMIT_NOFILE above --idle.
 set -euo pipefail
 
+BENCH_NAME=bench/echo.sh
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+
 ROUNDS=3
 DURATION=3s
 WARMUP=1s
 IDLE=10000
 SERVER_CPU=0
 LOAD_CPU=1
-ALL_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio"
-SERVERS="$ALL_SERVERS"
+SERVERS="$BENCH_SERVERS"
 SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
 SYSCALLS=1
 BREAKDOWN=0
+LOAD=both
 
 usage() {
   cat <<EOF
@@ -47,6 +54,7 @@ Usage: bench/echo.sh [options]
   --syscall_breakdown  count with strace -c -f (even where perf works) and print, per server,
                      each system call's count per message: which calls, and how many. strace
                      slows the server, so its totals are a count, not a speed.
+  --load=MODE        sleep, busy (brrr-bench --busy_poll) or both, each labelled (default $LOAD)
   --server_cpu=C     CPU the server is pinned to (default $SERVER_CPU)
   --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
 
@@ -55,9 +63,6 @@ Exit codes: 0 done, 1 a run failed (a server died or the load generator saw a mi
 EOF
 }
 
-BENCH_NAME=bench/echo.sh
-# shellcheck source=bench/bench_lib.sh
-source "$(dirname "$0")/bench_lib.sh"
 
 for arg in "$@"; do
   case "$arg" in
@@ -69,6 +74,7 @@ for arg in "$@"; do
     --idle=*) IDLE="${arg#*=}" ;;
     --no-syscalls) SYSCALLS=0 ;;
     --syscall_breakdown) BREAKDOWN=1 ;;
+    --load=*) LOAD="${arg#*=}" ;;
     --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
     --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
     -h | --help) usage; exit 0 ;;
@@ -80,31 +86,11 @@ SCENARIOS="${SCENARIOS//,/ }"
 if [[ "$SCENARIOS" == none ]]; then SCENARIOS=""; fi
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
 [[ "$IDLE" =~ ^[0-9]+$ ]] || die "--idle must be a count, not '$IDLE'"
-for s in $SERVERS; do
-  case "$s" in brrr-io_uring | brrr-epoll | brrr-poll | brrr-select | libuv | libevent | asio) ;;
-    *) die "unknown server '$s' (known: $ALL_SERVERS)" ;;
-  esac
-done
+bench_check_servers "$SERVERS"
+LOADS="$(bench_load_modes "$LOAD")" || exit 2
 
-scenario_args() {
-  case "$1" in
-    pp1) echo "--connections=1 --size=64 --depth=1" ;;
-    pp64) echo "--connections=64 --size=64 --depth=1" ;;
-    pipe64) echo "--connections=64 --size=64 --depth=16" ;;
-    conn1000) echo "--connections=1000 --size=64 --depth=1" ;;
-    big4) echo "--connections=4 --size=65536 --depth=1" ;;
-    *) die "unknown scenario '$1' (known: pp1 pp64 pipe64 conn1000 big4)" ;;
-  esac
-}
-scenario_title() {
-  case "$1" in
-    pp1) echo "1 connection, ping-pong 64 B" ;;
-    pp64) echo "64 connections, ping-pong 64 B" ;;
-    pipe64) echo "64 connections, pipelined depth 16, 64 B" ;;
-    conn1000) echo "1,000 connections, ping-pong 64 B" ;;
-    big4) echo "4 connections, 64 KiB messages" ;;
-  esac
-}
+scenario_args() { bench_scenario_args "$@"; }
+scenario_title() { bench_scenario_title "$@"; }
 for s in $SCENARIOS; do scenario_args "$s" > /dev/null; done
 
 bench_need bazel taskset python3
@@ -130,40 +116,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-STARTS=0
 failures=0
 
-# start_server NAME: starts it pinned to SERVER_CPU on port 0 (the kernel picks a free one),
-# with a log of its own, and waits until it listens; sets SERVER_PID and PORT (from its
-# "listening on HOST:PORT" line).
-start_server() {
-  local name="$1"
-  STARTS=$((STARTS + 1))
-  local log="$WORK/server-$STARTS-$name.log"
-  : > "$log"
-  case "$name" in
-    brrr-*) taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port=0 \
-      --max_connections=$((IDLE + 2000)) > "$log" 2>&1 &
-      ;;
-    libuv) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
-    libevent) taskset -c "$SERVER_CPU" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
-    asio) taskset -c "$SERVER_CPU" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
-  esac
-  SERVER_PID=$!
-  bench_wait_ready "$SERVER_PID" "$log" "listening on [^ ]*:[1-9]" "$name did not start"
-  PORT="$(grep -o -m1 'listening on [^ ]*:[0-9]*' "$log" | sed 's/.*://')"
-}
-
-stop_server() {
-  kill -TERM "$SERVER_PID" 2> /dev/null || true
-  for _ in $(seq 1 100); do
-    kill -0 "$SERVER_PID" 2> /dev/null || break
-    sleep 0.05
-  done
-  kill -KILL "$SERVER_PID" 2> /dev/null || true
-  wait "$SERVER_PID" 2> /dev/null || true
-  SERVER_PID=""
-}
+# start_server NAME: bench_lib.sh's, pinned to SERVER_CPU; sets SERVER_PID, PORT. stop_server.
+start_server() { bench_start_server "$1" "$SERVER_CPU" $((IDLE + 2000)); }
+stop_server() { bench_stop_server; }
 
 # run_load SCENARIO [extra brrr-bench flags]: one measured run; prints brrr-bench's JSON line.
 run_load() {
@@ -180,23 +137,28 @@ RESULTS="$WORK/results.jsonl"
 
 # ---- throughput and latency, alternating servers ----
 read -r -a server_list <<< "$SERVERS"
-count=${#server_list[@]}
+# Every server under every load mode, as "server/load".
+runs=()
+for name in "${server_list[@]}"; do for load in $LOADS; do runs+=("$name/$load"); done; done
+count=${#runs[@]}
 for scenario in $SCENARIOS; do
   for round in $(seq 1 "$ROUNDS"); do
     for i in $(seq 0 $((count - 1))); do
       # Each round starts with a different server, so no server always runs first or last.
-      name="${server_list[$(((i + round - 1) % count))]}"
+      run="${runs[$(((i + round - 1) % count))]}"
+      name="${run%/*}" load="${run#*/}"
       start_server "$name"
-      json="$(run_load "$scenario")"
+      # shellcheck disable=SC2046
+      json="$(run_load "$scenario" $(bench_load_flags "$load"))"
       stop_server
       if [[ -z "$json" || "$json" != *'"ok":true'* ]]; then
-        echo "bench/echo.sh: $name / $scenario round $round failed: ${json:-no result}" >&2
+        echo "bench/echo.sh: $name / $scenario / $load load round $round failed: ${json:-no result}" >&2
         cat "$WORK/load.err" >&2
         failures=$((failures + 1))
         continue
       fi
-      echo "{\"kind\":\"load\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$json}" >> "$RESULTS"
-      echo "  $(scenario_title "$scenario") | round $round | $name: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, %.1f MB/s, p50 %.0f us, p99 %.0f us" % (r["messages_per_second"], r["mb_per_second"], r["p50_us"], r["p99_us"]))' "$json")" >&2
+      echo "{\"kind\":\"load\",\"server\":\"$name\",\"load\":\"$load\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$json}" >> "$RESULTS"
+      echo "  $(scenario_title "$scenario") | round $round | $name, $load load: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, %.1f MB/s, p50 %.0f us, p99 %.0f us" % (r["messages_per_second"], r["mb_per_second"], r["p50_us"], r["p99_us"]))' "$json")" >&2
     done
   done
 done
@@ -279,7 +241,8 @@ if ((SYSCALLS || BREAKDOWN)); then
   fi
   if [[ -n "$counter" ]]; then
     for scenario in pp64 pipe64; do
-      for name in "${server_list[@]}"; do
+      for run in "${runs[@]}"; do
+        name="${run%/*}" load="${run#*/}"
         start_server "$name"
         rm -f "$WORK/count"
         if [[ "$counter" == perf ]]; then
@@ -289,7 +252,8 @@ if ((SYSCALLS || BREAKDOWN)); then
         fi
         counter_pid=$!
         sleep 0.3
-        json="$(run_load "$scenario" --warmup=0s)"
+        # shellcheck disable=SC2046
+        json="$(run_load "$scenario" --warmup=0s $(bench_load_flags "$load"))"
         kill -INT "$counter_pid" 2> /dev/null || true
         wait "$counter_pid" 2> /dev/null || true
         stop_server
@@ -301,36 +265,37 @@ if ((SYSCALLS || BREAKDOWN)); then
           calls="$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["total"])' "${breakdown:-null}" 2> /dev/null || true)"
         fi
         if [[ -z "$json" || ! "$calls" =~ ^[0-9]+$ || "$json" != *'"ok":true'* ]]; then
-          echo "bench/echo.sh: syscall count for $name / $scenario failed" >&2
+          echo "bench/echo.sh: syscall count for $name / $scenario / $load load failed" >&2
           failures=$((failures + 1))
           continue
         fi
-        echo "{\"kind\":\"syscalls\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"counter\":\"$counter\",\"syscalls\":$calls,\"breakdown\":${breakdown:-null},\"result\":$json}" >> "$RESULTS"
-        echo "  syscalls | $(scenario_title "$scenario") | $name: $calls system calls" >&2
+        echo "{\"kind\":\"syscalls\",\"server\":\"$name\",\"load\":\"$load\",\"scenario\":\"$scenario\",\"counter\":\"$counter\",\"syscalls\":$calls,\"breakdown\":${breakdown:-null},\"result\":$json}" >> "$RESULTS"
+        echo "  syscalls | $(scenario_title "$scenario") | $name, $load load: $calls system calls" >&2
       done
     done
   fi
 fi
 
 # ---- the table ----
-python3 - "$RESULTS" "$SCENARIOS" << 'EOF'
+python3 - "$RESULTS" "$SCENARIOS" "$LOADS" << 'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 titles = {"pp1": "1 connection, ping-pong 64 B", "pp64": "64 connections, ping-pong 64 B",
           "pipe64": "64 connections, pipelined depth 16, 64 B",
           "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages"}
 peers = ("libuv", "libevent", "asio")
+loads = {"sleep": "load sleeping in the kernel", "busy": "busy-polling load"}
 def med(values): return statistics.median(values) if values else float("nan")
 print()
-for scenario in sys.argv[2].split():
-    runs = [r for r in rows if r["kind"] == "load" and r["scenario"] == scenario]
+for scenario, load in [(s, l) for s in sys.argv[2].split() for l in sys.argv[3].split()]:
+    runs = [r for r in rows if r["kind"] == "load" and r["scenario"] == scenario and r["load"] == load]
     if not runs: continue
     servers = list(dict.fromkeys(r["server"] for r in runs))
     fig = {s: {k: med([r["result"][k] for r in runs if r["server"] == s])
                for k in ("messages_per_second", "mb_per_second", "p50_us", "p99_us")} for s in servers}
     best_peer = max((fig[p]["messages_per_second"] for p in peers if p in fig), default=None)
     n = max(len([r for r in runs if r["server"] == s]) for s in servers)
-    print(f"{titles[scenario]} (median of {n})")
+    print(f"{titles[scenario]}, {loads[load]} (median of {n})")
     print(f"  {'server':<14} {'msg/s':>11} {'MB/s':>9} {'p50 us':>8} {'p99 us':>8} {'vs best peer':>13}")
     for s in servers:
         f = fig[s]
@@ -347,10 +312,10 @@ if idle:
 sc = [r for r in rows if r["kind"] == "syscalls"]
 if sc:
     print(f"System calls per echoed message (server side, counted with {sc[0]['counter']})")
-    for scenario in ("pp64", "pipe64"):
-        part = [r for r in sc if r["scenario"] == scenario]
+    for scenario, load in [(s, l) for s in ("pp64", "pipe64") for l in sys.argv[3].split()]:
+        part = [r for r in sc if r["scenario"] == scenario and r["load"] == load]
         if not part: continue
-        print(f"  {titles[scenario]}")
+        print(f"  {titles[scenario]}, {loads[load]}")
         for r in part:
             msgs = r["result"]["messages"]
             print(f"    {r['server']:<14} {r['syscalls'] / msgs if msgs else float('nan'):>7.3f}  ({r['syscalls']} calls, {msgs} messages)")
@@ -364,7 +329,8 @@ if sc:
             msgs = r["result"]["messages"] or float("nan")
             calls = sorted(r["breakdown"]["calls"].items(), key=lambda kv: -kv[1])
             shown = ", ".join(f"{name} {n / msgs:.3f}" for name, n in calls if n / msgs >= 0.01)
-            print(f"    {r['server']:<14} {r['syscalls'] / msgs:>7.3f} = {shown or 'each call under 0.01'}")
+            who = f"{r['server']}, {r['load']}"
+            print(f"    {who:<20} {r['syscalls'] / msgs:>7.3f} = {shown or 'each call under 0.01'}")
         print()
 EOF
 

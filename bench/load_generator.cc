@@ -2,17 +2,16 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <atomic>
 #include <cstring>
 #include <memory>
-#include <mutex>
-#include <random>
 #include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "bench/busy_poll_load.h"
+#include "bench/load_parts.h"
 #include "runtime/async.h"
 #include "runtime/socket.h"
 
@@ -21,81 +20,15 @@ namespace {
 
 using std::chrono::milliseconds;
 
-constexpr uint32_t kMaxMessage = 16 << 20;
-
-// A pipelined window is sent in one write of at most about this many bytes.
-constexpr size_t kMaxBatchBytes = 64 * 1024;
-
-// The bytes each connection sends, as one endless stream of random bytes: byte k of connection
-// c is pattern[(c * 104729 + k) % kPeriod]. The period is prime, so it lines up with no buffer
-// or message size: bytes that come back moved, repeated or dropped do not match. The buffer
-// repeats its start past the period, so any `window` bytes of a stream are one contiguous slice:
-// a pipelined batch is sent, and a receive is checked, in place with one call.
-class StreamPattern {
- public:
-  static constexpr size_t kPeriod = 1'048'573;
-
-  explicit StreamPattern(size_t window) : bytes_(kPeriod + window) {
-    std::mt19937_64 rng(0xB2B2);
-    for (size_t i = 0; i < kPeriod; i += 8) {
-      uint64_t r = rng();
-      std::memcpy(&bytes_[i], &r, std::min<size_t>(8, kPeriod - i));
-    }
-    for (size_t i = kPeriod; i < bytes_.size(); ++i) bytes_[i] = bytes_[i - kPeriod];
-  }
-
-  // The next `window` bytes of connection's stream from `offset` on.
-  const char* at(int connection, uint64_t offset) const {
-    return bytes_.data() + (static_cast<uint64_t>(connection) * 104729 + offset) % kPeriod;
-  }
-
- private:
-  std::vector<char> bytes_;
-};
-
-// The receive buffer for a message size: a whole message, within [4 KiB, 1 MiB].
-size_t ReceiveBufferSize(uint32_t size) { return std::min<size_t>(std::max<uint32_t>(size, 4096), 1 << 20); }
-
-// What every loop shares: the stream pattern, the stop signal, and where to report.
-struct Shared {
-  explicit Shared(uint32_t size) : pattern(kMaxBatchBytes + std::max<size_t>(size, ReceiveBufferSize(size))) {}
-
-  const StreamPattern pattern;
-  SocketAddress address;
-  std::atomic<bool> stop{false};
-  int64_t measure_from_ns = 0;  // end of warm-up
-  std::mutex error_mu;
-  std::string first_error;  // guarded by error_mu
-
-  void error(const std::string& e) {
-    std::lock_guard<std::mutex> lock(error_mu);
-    if (first_error.empty()) first_error = e;
-  }
-};
-
-// One loop's connections and its counters (written by the loop, read by the main thread).
-struct LoopState {
+// One event loop and the counters of its connections.
+struct LoopState : Counters {
   std::unique_ptr<EventLoop> loop;
-  SingleWriter<uint64_t> messages;
-  SingleWriter<uint64_t> bytes;
-  SingleWriter<uint64_t> mismatches;
-  SingleWriter<uint64_t> lost;
-  SingleWriter<uint64_t> connect_failures;
-  SingleWriter<uint64_t> clean_closes;
-  SingleWriter<uint64_t> resets;
-  SingleWriter<uint64_t> refused;
-  SingleWriter<uint64_t> resent;
-  SingleWriter<uint64_t> reconnects;
-  SingleWriter<uint64_t> bytes_sent;  // every byte the kernel took, warm-up and resends included
-  SingleWriter<int64_t> connected;
-  SingleWriter<int64_t> finished;  // connections done (either way)
-  LatencyHistogram latency;
 };
 
 class Connection {
  public:
   Connection(const LoadOptions& o, Shared& shared, LoopState& ls, int id, double rate)
-      : o_(o), shared_(shared), ls_(ls), id_(id), rate_(rate), sent_at_(o.depth), space_(*ls.loop) {}
+      : o_(o), shared_(shared), ls_(ls), id_(id), rate_(rate), echo_(o.depth), space_(*ls.loop) {}
 
   Task<> run() {
     auto connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
@@ -112,15 +45,15 @@ class Connection {
       ls_.connected.add(1);
       ended_ = Ending::kNone;
       sending_done_ = false;
-      received_bytes_ = received_ * o_.size;
+      echo_.received_bytes = echo_.received * o_.size;
       co_await gather(send_loop(), receive_loop());
       close_counting_sent();
       ls_.connected.add(-1);
       if (ended_ == Ending::kNone || failed_ || aborted_) break;  // the normal end, or a failure
       // Ended by the server (--reconnect): what had not come back whole is sent again.
-      ls_.resent.add(sent_ - received_);
+      ls_.resent.add(sent_ - echo_.received);
       resend_until_ = std::max(resend_until_, sent_);
-      sent_ = received_;
+      sent_ = echo_.received;
       if (shared_.stop.load() && sent_ >= resend_until_) break;  // nothing left to send or check
       if (!co_await reconnect()) break;
       ls_.reconnects.add(1);
@@ -146,7 +79,7 @@ class Connection {
   Task<> send_loop() {
     while (!failed_ && ended_ == Ending::kNone) {
       if (shared_.stop.load(std::memory_order_relaxed) && sent_ >= resend_until_) break;
-      if (sent_ - received_ >= static_cast<uint64_t>(o_.depth)) {
+      if (sent_ - echo_.received >= static_cast<uint64_t>(o_.depth)) {
         space_.clear();
         co_await space_.wait();
         continue;
@@ -158,13 +91,10 @@ class Connection {
         if (wait > 0) co_await sleep(Duration(wait));
         if (shared_.stop.load(std::memory_order_relaxed) || ended_ != Ending::kNone) break;
       }
-      // Without a rate, the whole free window goes out in one send, as a pipelining client
-      // writes its pipeline: the load generator must not be what limits a pipelined run.
-      uint64_t room = static_cast<uint64_t>(o_.depth) - (sent_ - received_);
-      uint64_t batch = rate_ > 0 || room == 1 ? 1 : std::min<uint64_t>(room, kMaxBatchBytes / o_.size + 1);
+      uint64_t batch = BatchMessages(o_, static_cast<uint64_t>(o_.depth) - (sent_ - echo_.received));
       const char* data = shared_.pattern.at(id_, sent_ * o_.size);
       size_t bytes = batch * o_.size;  // at most kMaxBatchBytes + one message: within the window
-      for (uint64_t i = 0; i < batch; ++i) sent_at_[(sent_ + i) % o_.depth] = due;
+      for (uint64_t i = 0; i < batch; ++i) echo_.sent_at[(sent_ + i) % o_.depth] = due;
       sent_ += batch;
       absl::Status s = co_await socket_.send_all(data, bytes);
       if (!s.ok()) {
@@ -193,32 +123,17 @@ class Connection {
       }
       size_t got = *n;
       if (got == 0) {
-        if (sending_done_ && received_ == sent_ && received_bytes_ == received_ * o_.size) break;  // the normal end
+        if (sending_done_ && echo_.received == sent_ && echo_.received_bytes == echo_.received * o_.size) break;  // the normal end
         end_or_fail(Ending::kCleanClose, absl::StrCat("connection ", id_, ": the server closed the connection with ",
-                                                      sent_ - received_, " messages unanswered"));
+                                                      sent_ - echo_.received, " messages unanswered"));
         break;
       }
-      const char* expected = shared_.pattern.at(id_, received_bytes_);
-      if (std::memcmp(buf.data(), expected, got) != 0) {
-        const char* first_wrong = std::mismatch(buf.data(), buf.data() + got, expected).first;
-        uint64_t wrong = received_bytes_ + static_cast<uint64_t>(first_wrong - buf.data());
-        ls_.mismatches.add(1);
-        fail(absl::StrCat("connection ", id_, ": message ", wrong / o_.size, " came back different at byte ",
-                          wrong % o_.size));
+      uint64_t before = echo_.received;
+      if (absl::Status s = TakeEcho(o_, shared_, ls_, id_, buf.data(), got, echo_); !s.ok()) {
+        fail(std::string(s.message()));
         break;
       }
-      received_bytes_ += got;
-      uint64_t complete = received_bytes_ / o_.size;
-      if (complete == received_) continue;
-      // Every message this receive completed arrived now.
-      int64_t now = MonotonicNanos();
-      if (now >= shared_.measure_from_ns) {
-        for (uint64_t m = received_; m < complete; ++m) ls_.latency.record(now - sent_at_[m % o_.depth]);
-        ls_.messages.add(complete - received_);
-        ls_.bytes.add((complete - received_) * o_.size);
-      }
-      received_ = complete;
-      space_.set();
+      if (echo_.received != before) space_.set();
     }
   }
 
@@ -292,11 +207,9 @@ class Connection {
   const int id_;
   const double rate_;
   Socket socket_;
-  std::vector<int64_t> sent_at_;  // by message number modulo depth
-  Event space_;                   // the window has room (or the connection is done)
+  EchoProgress echo_;  // what came back checked, and when each message in flight was sent
+  Event space_;        // the window has room (or the connection is done)
   uint64_t sent_ = 0;
-  uint64_t received_ = 0;
-  uint64_t received_bytes_ = 0;  // echoed bytes checked, on this connection's stream
   uint64_t resend_until_ = 0;    // messages below this were sent before and are sent again
   int64_t start_ns_ = 0;
   Ending ended_ = Ending::kNone;
@@ -317,6 +230,10 @@ absl::Status Validate(const LoadOptions& o) {
   if (o.warmup < Duration::zero()) return absl::InvalidArgumentError("--warmup cannot be negative");
   if (o.rate < 0) return absl::InvalidArgumentError("--rate cannot be negative");
   if (o.threads < 1 || o.threads > 256) return absl::InvalidArgumentError("--threads must be from 1 to 256");
+  if (o.busy_poll && (o.rate > 0 || o.reconnect)) {
+    return absl::InvalidArgumentError(
+        "--busy_poll never waits, so it takes neither --rate nor --reconnect: drop them, or drop --busy_poll");
+  }
   auto address = SocketAddress::Parse(o.host, o.port);
   if (!address.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", address.status().message()));
   return absl::OkStatus();
@@ -324,10 +241,12 @@ absl::Status Validate(const LoadOptions& o) {
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<void(const LoadProgress&)>& on_progress) {
   if (absl::Status valid = Validate(o); !valid.ok()) return valid;
+  if (o.busy_poll) return RunBusyPollLoad(o, on_progress);
   Shared shared(o.size);
   shared.address = *SocketAddress::Parse(o.host, o.port);
 
   std::vector<std::unique_ptr<LoopState>> loops;
+  std::vector<Counters*> counters;
   std::vector<std::unique_ptr<Connection>> connections;
   for (int t = 0; t < o.threads; ++t) {
     EventLoopOptions lo;
@@ -339,100 +258,40 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<voi
     if (!loop.ok()) return loop.status();
     auto ls = std::make_unique<LoopState>();
     ls->loop = *std::move(loop);
+    counters.push_back(ls.get());
     loops.push_back(std::move(ls));
   }
-  LoadResult result;
-  result.backend = loops[0]->loop->stats().backend;
   double per_connection_rate = o.rate > 0 ? o.rate / o.connections : 0;
   for (int i = 0; i < o.connections; ++i) {
     LoopState& ls = *loops[i % o.threads];
+    ++ls.expected;
     connections.push_back(std::make_unique<Connection>(o, shared, ls, i, per_connection_rate));
     create_task(*ls.loop, connections.back()->run(), "bench:connection");
   }
 
   int64_t start = MonotonicNanos();
   shared.measure_from_ns = start + o.warmup.count();
-  int64_t end = shared.measure_from_ns + o.duration.count();
   std::vector<std::thread> threads;
   for (auto& ls : loops) {
     LoopState* s = ls.get();
     threads.emplace_back([s] { s->loop->run_forever(); });
   }
-  // Each loop stops once all of its connections have finished.
-  auto all_finished = [&](LoopState& ls, int index) {
-    int mine = o.connections / o.threads + (index < o.connections % o.threads ? 1 : 0);
-    return ls.finished.load() >= mine;
+  EngineHooks hooks;
+  hooks.wake = [&] {
+    for (auto& ls : loops) ls->loop->call_soon_threadsafe([] {}, "bench:stop");  // wake idle loops
   };
-
-  uint64_t last_messages = 0;
-  uint64_t last_bytes = 0;
-  int64_t last_report = start;
-  bool stopping = false;
-  int64_t stopped_at = end;  // the end of the measured period
-  bool aborted = false;
-  for (;;) {
-    std::this_thread::sleep_for(milliseconds(20));
-    int64_t now = MonotonicNanos();
-    if (!stopping && (now >= end || (o.interrupted != nullptr && o.interrupted->load()))) {
-      stopping = true;
-      stopped_at = std::min(now, end);
-      shared.stop.store(true);
-      for (auto& ls : loops) ls->loop->call_soon_threadsafe([] {}, "bench:stop");  // wake idle loops
+  hooks.abort = [&] {
+    for (auto& c : connections) {
+      Connection* conn = c.get();
+      conn->loop_state().loop->call_soon_threadsafe([conn] { conn->abort(); }, "bench:abort");
     }
-    if (stopping && !aborted && now >= stopped_at + o.finish_timeout.count()) {
-      aborted = true;
-      for (auto& c : connections) {
-        Connection* conn = c.get();
-        conn->loop_state().loop->call_soon_threadsafe([conn] { conn->abort(); }, "bench:abort");
-      }
-    }
-    bool done = true;
-    for (size_t i = 0; i < loops.size(); ++i) {
-      if (all_finished(*loops[i], static_cast<int>(i))) {
-        loops[i]->loop->stop();
-      } else {
-        done = false;
-      }
-    }
-    if (on_progress && now - last_report >= o.progress_every.count() && !done) {
-      LoadProgress p;
-      uint64_t messages = 0;
-      uint64_t bytes = 0;
-      for (auto& ls : loops) {
-        messages += ls->messages.load();
-        bytes += ls->bytes.load();
-        p.connected += static_cast<int>(ls->connected.load());
-        p.latency += ls->latency.snapshot();
-      }
-      p.elapsed_s = static_cast<double>(now - start) / 1e9;
-      p.interval_s = static_cast<double>(now - last_report) / 1e9;
-      p.messages = messages - last_messages;
-      p.bytes = bytes - last_bytes;
-      last_messages = messages;
-      last_bytes = bytes;
-      last_report = now;
-      on_progress(p);
-    }
-    if (done) break;
-  }
+  };
+  // Each loop stops once all of its connections have finished.
+  hooks.on_finished = [&](size_t i) { loops[i]->loop->stop(); };
+  int64_t stopped_at = Supervise(o, shared, counters, start, hooks, on_progress);
   for (std::thread& t : threads) t.join();
-  int64_t measured_end = std::min(MonotonicNanos(), stopped_at);
-  result.seconds = static_cast<double>(std::max<int64_t>(measured_end - shared.measure_from_ns, 1)) / 1e9;
-  for (auto& ls : loops) {
-    result.messages += ls->messages.load();
-    result.bytes += ls->bytes.load();
-    result.mismatches += ls->mismatches.load();
-    result.lost_connections += ls->lost.load();
-    result.connect_failures += ls->connect_failures.load();
-    result.clean_closes += ls->clean_closes.load();
-    result.resets += ls->resets.load();
-    result.refused_connects += ls->refused.load();
-    result.resent_messages += ls->resent.load();
-    result.reconnects += ls->reconnects.load();
-    result.bytes_sent += ls->bytes_sent.load();
-    result.latency += ls->latency.snapshot();
-  }
-  result.first_error = shared.first_error;
+  LoadResult result = Summarize(shared, counters, stopped_at);
+  result.backend = loops[0]->loop->stats().backend;
   connections.clear();
   for (auto& ls : loops) ls->loop.reset();
   return result;

@@ -20,8 +20,14 @@
 //   o.port = 5000; o.connections = 64; o.size = 64; o.depth = 16;
 //   absl::StatusOr<LoadResult> r = RunLoad(o, [](const LoadProgress& p) { ... });
 //
-// Threads: RunLoad runs `threads` event loops (connections spread across them) and calls
-// `on_progress` from the calling thread.
+// With `busy_poll`, the load comes from another engine (busy_poll_load.h) that never sleeps in
+// the kernel: `threads` plain threads spin over non-blocking sockets, each sending a
+// connection's next message as soon as its echo is in, so the figures show a server without
+// the load generator's own wake-ups. Same bytes, same checks, same report; no --rate or
+// --reconnect (both would have it wait).
+//
+// Threads: RunLoad runs `threads` event loops (or busy-polling threads), connections spread
+// across them, and calls `on_progress` from the calling thread.
 #ifndef BRRR_BENCH_LOAD_GENERATOR_H_
 #define BRRR_BENCH_LOAD_GENERATOR_H_
 
@@ -55,6 +61,7 @@ struct LoadOptions {
   Duration connect_timeout = std::chrono::seconds(10);
   Duration finish_timeout = std::chrono::seconds(10);  // for replies still in flight at the end
   bool reconnect = false;  // see above
+  bool busy_poll = false;  // see above; `backend` and `plugin_dir` then go unused
   // When set and true, the run ends as at the end of `duration` (brrr-bench: SIGINT, SIGTERM).
   const std::atomic<bool>* interrupted = nullptr;
 };

@@ -4,6 +4,7 @@
 #include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
@@ -24,6 +25,14 @@ double JsonNumber(const std::string& out, const std::string& field) {
   return std::stod(m[1]);
 }
 
+// SIGTERM stops brrr-echo, which exits 0.
+void ExpectCleanStop(Process& server) {
+  server.Signal(SIGTERM);
+  std::optional<int> code = server.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << server.err();
+}
+
 TEST(BrrrBenchTest, MeasuresAndVerifiesAnEchoServer) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
@@ -42,10 +51,7 @@ TEST(BrrrBenchTest, MeasuresAndVerifiesAnEchoServer) {
   EXPECT_EQ(JsonNumber(out, "mismatches"), 0) << out;
   EXPECT_NE(bench.err().find("connected"), std::string::npos) << "progress lines: " << bench.err();
   // What the server echoed is what the generator counted (plus what was in flight at the end).
-  server.Signal(SIGTERM);
-  std::optional<int> server_code = server.Wait(seconds(30));
-  ASSERT_TRUE(server_code.has_value());
-  EXPECT_EQ(*server_code, 0) << server.err();
+  ExpectCleanStop(server);
   EXPECT_NE(server.out().find("8 connections served"), std::string::npos) << server.out();
 }
 
@@ -59,10 +65,62 @@ TEST(BrrrBenchTest, AServerThatChangesTheBytesFailsTheRun) {
   EXPECT_EQ(*code, 1);
   EXPECT_NE(bench.out().find("came back different"), std::string::npos) << bench.out();
   EXPECT_NE(bench.out().find("\"ok\":false"), std::string::npos) << bench.out();
-  server.Signal(SIGTERM);
-  std::optional<int> server_code = server.Wait(seconds(30));
-  ASSERT_TRUE(server_code.has_value());
-  EXPECT_EQ(*server_code, 0) << server.err();
+  ExpectCleanStop(server);
+}
+
+// brrr-bench --busy_poll with `args` against brrr-echo, with `connections` connections of
+// `size` byte messages: it exits 0, every message came back whole, checked and counted, and
+// the server saw every connection end cleanly. Returns brrr-bench's progress lines (stderr).
+std::string ExpectBusyPollingRunIsExact(int connections, int size, std::vector<std::string> args) {
+  Process server(Echo(), {"--port=0"});
+  uint16_t port = server.ListeningPort();
+  EXPECT_NE(port, 0);
+  args.insert(args.end(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=" + std::to_string(connections),
+                           "--size=" + std::to_string(size)});
+  Process bench(Bench(), args);
+  std::optional<int> code = bench.Wait(seconds(60));
+  EXPECT_EQ(code, 0) << bench.out() << bench.err();
+  std::string out = bench.out();
+  EXPECT_NE(out.find("\"backend\":\"busy-poll\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
+  EXPECT_GT(JsonNumber(out, "messages"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "bytes"), JsonNumber(out, "messages") * size) << out;
+  EXPECT_GT(JsonNumber(out, "p99_us"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "mismatches"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "lost_connections"), 0) << out;
+  ExpectCleanStop(server);
+  EXPECT_NE(server.out().find(std::to_string(connections) + " connections served"), std::string::npos) << server.out();
+  return bench.err();
+}
+
+// --busy_poll: the engine that spins on non-blocking sockets instead of sleeping in brrr's loops.
+// Two threads, each with a slice of the connections, pipelined, a size that does not divide
+// the receive buffer.
+TEST(BrrrBenchTest, BusyPollingMeasuresAndVerifiesAnEchoServer) {
+  std::string progress = ExpectBusyPollingRunIsExact(7, 1000, {"--threads=2", "--depth=3", "--duration=2s"});
+  EXPECT_NE(progress.find("7 connected"), std::string::npos) << "progress lines: " << progress;
+}
+
+// Past 64 connections a busy-polling thread asks epoll which connections have data instead of
+// calling recv on each: the same exact echo, counted the same way.
+TEST(BrrrBenchTest, BusyPollingManyConnectionsOnOneThread) {
+  ExpectBusyPollingRunIsExact(100, 100, {"--depth=2", "--duration=1s", "--progress=false"});
+}
+
+TEST(BrrrBenchTest, BusyPollingFailsTheRunWhenTheBytesChange) {
+  Process server(Echo(), {"--port=0", "--reply_prefix=X"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=2", "--duration=1s",
+                          "--progress=false"});
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1) << bench.out() << bench.err();
+  EXPECT_NE(bench.out().find("came back different"), std::string::npos) << bench.out();
+  EXPECT_NE(bench.out().find("\"backend\":\"busy-poll\""), std::string::npos) << bench.out();
+  EXPECT_NE(bench.out().find("\"ok\":false"), std::string::npos) << bench.out();
+  EXPECT_GE(JsonNumber(bench.out(), "mismatches"), 1) << bench.out();
+  ExpectCleanStop(server);
 }
 
 TEST(BrrrBenchTest, ALostConnectionFailsTheRun) {
@@ -91,6 +149,11 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(bench.err().find("--connections must be from 1 to 1000000"), std::string::npos) << bench.err();
+  Process busy(Bench(), {"--busy_poll", "--rate=100"});
+  code = busy.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(busy.err().find("--busy_poll never waits"), std::string::npos) << busy.err();
 }
 
 }  // namespace

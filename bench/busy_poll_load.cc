@@ -1,0 +1,260 @@
+#include "bench/busy_poll_load.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <string>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "bench/load_parts.h"
+#include "runtime/clock.h"
+
+namespace brrr::bench {
+namespace {
+
+bool WouldBlock(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
+
+// One connection of a busy-polling thread: a socket that is only ever called with
+// MSG_DONTWAIT, the batch being written, and what came back. Owned and run by one thread.
+class BusyConnection {
+ public:
+  BusyConnection(const LoadOptions& o, Shared& shared, Counters& counters, int id)
+      : o_(o), shared_(shared), counters_(counters), id_(id), echo_(o.depth) {}
+  ~BusyConnection() { close_socket(); }
+
+  // Connects (blocking, up to the connect timeout); false, counted, if it could not.
+  bool connect() {
+    fd_ = ::socket(shared_.address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd_ >= 0) {
+      int one = 1;
+      (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // as the reactor engine's sockets
+      timeval timeout{};
+      timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(o_.connect_timeout).count();
+      timeout.tv_usec = static_cast<suseconds_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(o_.connect_timeout).count() % 1'000'000);
+      (void)::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));  // bounds connect()
+    }
+    if (fd_ < 0 || ::connect(fd_, shared_.address.data(), shared_.address.size()) != 0) {
+      counters_.connect_failures.add(1);
+      shared_.error(absl::StrCat("connection ", id_, ": connect to ", shared_.address.ToString(), ": ",
+                                 std::strerror(errno)));
+      close_socket();
+      done_ = true;
+      counters_.finished.add(1);
+      return false;
+    }
+    counters_.connected.add(1);
+    return true;
+  }
+
+  bool done() const { return done_; }
+  int fd() const { return fd_; }
+
+  // Takes what came back (one recv), checks and counts it. Never blocks.
+  void receive(std::vector<char>& buf) {
+    if (done_) return;
+    ssize_t n = ::recv(fd_, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (n < 0) {
+      if (!WouldBlock(errno)) fail(std::strerror(errno));
+      return;
+    }
+    if (n == 0) {
+      if (write_shut_ && echo_.received == sent_ && echo_.received_bytes == echo_.received * o_.size) {
+        finish();  // the normal end: every reply came back whole
+      } else {
+        fail(absl::StrCat("the server closed the connection with ", sent_ - echo_.received, " messages unanswered"));
+      }
+      return;
+    }
+    if (absl::Status s = TakeEcho(o_, shared_, counters_, id_, buf.data(), static_cast<size_t>(n), echo_); !s.ok()) {
+      fail_with(std::string(s.message()));
+    }
+  }
+
+  // Sends what the window has room for, or the rest of a batch the kernel took part of (no
+  // system call when there is neither); once `stopping`, half-closes instead. Never blocks.
+  void send(bool stopping) {
+    if (done_) return;
+    uint64_t in_flight = sent_ - echo_.received;
+    if (unsent_ == 0 && !stopping && in_flight < static_cast<uint64_t>(o_.depth)) {
+      uint64_t batch = BatchMessages(o_, static_cast<uint64_t>(o_.depth) - in_flight);
+      int64_t now = MonotonicNanos();
+      for (uint64_t i = 0; i < batch; ++i) echo_.sent_at[(sent_ + i) % o_.depth] = now;
+      unsent_from_ = sent_ * o_.size;
+      unsent_ = batch * o_.size;
+      sent_ += batch;
+    }
+    if (unsent_ > 0) {
+      ssize_t n = ::send(fd_, shared_.pattern.at(id_, unsent_from_), unsent_, MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (n < 0) {
+        if (!WouldBlock(errno)) fail(std::strerror(errno));
+        return;
+      }
+      counters_.bytes_sent.add(static_cast<uint64_t>(n));
+      unsent_ -= static_cast<size_t>(n);
+      unsent_from_ += static_cast<uint64_t>(n);
+    }
+    if (stopping && unsent_ == 0 && !write_shut_) {
+      // Half-close: the server sends back what it still holds, then closes, and receive()
+      // sees the end of stream once every reply is in.
+      (void)::shutdown(fd_, SHUT_WR);
+      write_shut_ = true;
+    }
+  }
+
+  // The finish timeout passed with replies still missing.
+  void abort() {
+    if (!done_) fail("no echo within the finish timeout");
+  }
+
+ private:
+  void finish() {
+    close_socket();
+    done_ = true;
+    counters_.connected.add(-1);
+    counters_.finished.add(1);
+  }
+
+  void fail(const std::string& why) { fail_with(absl::StrCat("connection ", id_, ": ", why)); }
+
+  void fail_with(const std::string& error) {
+    counters_.lost.add(1);
+    shared_.error(error);
+    finish();
+  }
+
+  void close_socket() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+  const LoadOptions& o_;
+  Shared& shared_;
+  Counters& counters_;
+  const int id_;
+  int fd_ = -1;
+  EchoProgress echo_;
+  uint64_t sent_ = 0;         // messages put in a batch so far
+  uint64_t unsent_from_ = 0;  // the stream offset of the batch's first byte the kernel has not taken
+  size_t unsent_ = 0;         // bytes of the batch the kernel has not taken yet
+  bool write_shut_ = false;
+  bool done_ = false;
+};
+
+// Up to this many connections a thread calls recv on each of them in every pass; past it, one
+// epoll_wait with a zero timeout (a question, never a sleep) says which have data, so that a
+// pass over 1,000 connections is not 1,000 empty receives and the load generator stays
+// cheaper per message than the server it measures.
+constexpr size_t kReceiveOnEachUpTo = 64;
+
+// The connections of a thread with data to read, when it asks epoll instead of each socket.
+class ReadyProbe {
+ public:
+  // Watches the connections still open; false if epoll cannot (the thread then asks each).
+  bool watch(const std::vector<std::unique_ptr<BusyConnection>>& connections) {
+    epoll_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (epoll_ < 0) return false;
+    for (const auto& c : connections) {
+      if (c->done()) continue;
+      epoll_event event{};
+      event.events = EPOLLIN;  // level-triggered: reported while unread bytes (or the end) remain
+      event.data.ptr = c.get();
+      if (::epoll_ctl(epoll_, EPOLL_CTL_ADD, c->fd(), &event) != 0) return false;
+    }
+    events_.resize(std::min<size_t>(connections.size(), 1024));
+    return true;
+  }
+  ~ReadyProbe() {
+    if (epoll_ >= 0) ::close(epoll_);
+  }
+
+  // Calls `f` on each connection with data now; never waits. A closed socket leaves the set.
+  template <typename F>
+  void each_ready(F f) {
+    int n = ::epoll_wait(epoll_, events_.data(), static_cast<int>(events_.size()), 0);
+    for (int i = 0; i < n; ++i) f(*static_cast<BusyConnection*>(events_[static_cast<size_t>(i)].data.ptr));
+  }
+
+ private:
+  int epoll_ = -1;
+  std::vector<epoll_event> events_;
+};
+
+// One busy-polling thread: connects its connections, then spins over them until each is done:
+// in every pass, what came back is taken, and what can go out is sent in the same pass.
+void Spin(const LoadOptions& o, Shared& shared, std::vector<std::unique_ptr<BusyConnection>>& mine) {
+  for (auto& c : mine) c->connect();
+  std::vector<char> buf(ReceiveBufferSize(o.size));
+  ReadyProbe probe;
+  bool ask_epoll = mine.size() > kReceiveOnEachUpTo && probe.watch(mine);
+  for (;;) {
+    bool stopping = shared.stop.load(std::memory_order_relaxed);
+    if (stopping && shared.abort.load(std::memory_order_relaxed)) {
+      for (auto& c : mine) c->abort();
+    }
+    if (ask_epoll) {
+      probe.each_ready([&](BusyConnection& c) { c.receive(buf); });
+    } else {
+      for (auto& c : mine) c->receive(buf);
+    }
+    bool any = false;
+    for (auto& c : mine) {
+      c->send(stopping);
+      any = any || !c->done();
+    }
+    if (!any) return;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<LoadResult> RunBusyPollLoad(const LoadOptions& o,
+                                           const std::function<void(const LoadProgress&)>& on_progress) {
+  Shared shared(o.size);
+  shared.address = *SocketAddress::Parse(o.host, o.port);
+  std::vector<std::unique_ptr<Counters>> counters(static_cast<size_t>(o.threads));
+  std::vector<Counters*> counter_list;
+  for (auto& c : counters) {
+    c = std::make_unique<Counters>();
+    counter_list.push_back(c.get());
+  }
+  std::vector<std::vector<std::unique_ptr<BusyConnection>>> slices(static_cast<size_t>(o.threads));
+  for (int i = 0; i < o.connections; ++i) {
+    Counters& c = *counters[static_cast<size_t>(i % o.threads)];
+    ++c.expected;
+    slices[static_cast<size_t>(i % o.threads)].push_back(std::make_unique<BusyConnection>(o, shared, c, i));
+  }
+
+  int64_t start = MonotonicNanos();
+  shared.measure_from_ns = start + o.warmup.count();
+  std::vector<std::thread> threads;
+  try {
+    for (size_t t = 0; t < slices.size(); ++t) {
+      threads.emplace_back([&, t] { Spin(o, shared, slices[t]); });
+    }
+  } catch (const std::system_error& e) {
+    shared.stop.store(true);
+    shared.abort.store(true);
+    for (std::thread& t : threads) t.join();
+    return absl::ResourceExhaustedError(absl::StrCat("--busy_poll: cannot start thread ", threads.size() + 1, " of ",
+                                                     o.threads, ": ", e.what(), "; ask for fewer --threads"));
+  }
+  // The threads see `stop` and `abort` themselves: no hooks needed.
+  int64_t stopped_at = Supervise(o, shared, counter_list, start, EngineHooks{}, on_progress);
+  for (std::thread& t : threads) t.join();
+  LoadResult result = Summarize(shared, counter_list, stopped_at);
+  result.backend = "busy-poll";
+  return result;
+}
+
+}  // namespace brrr::bench

@@ -1,0 +1,124 @@
+#include "bench/load_parts.h"
+
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "runtime/clock.h"
+
+namespace brrr::bench {
+
+StreamPattern::StreamPattern(size_t window) : bytes_(kPeriod + window) {
+  std::mt19937_64 rng(0xB2B2);
+  for (size_t i = 0; i < kPeriod; i += 8) {
+    uint64_t r = rng();
+    std::memcpy(&bytes_[i], &r, std::min<size_t>(8, kPeriod - i));
+  }
+  for (size_t i = kPeriod; i < bytes_.size(); ++i) bytes_[i] = bytes_[i - kPeriod];
+}
+
+absl::Status TakeEcho(const LoadOptions& o, const Shared& shared, Counters& counters, int id, const char* data,
+                      size_t got, EchoProgress& echo) {
+  const char* expected = shared.pattern.at(id, echo.received_bytes);
+  if (std::memcmp(data, expected, got) != 0) {
+    const char* first_wrong = std::mismatch(data, data + got, expected).first;
+    uint64_t wrong = echo.received_bytes + static_cast<uint64_t>(first_wrong - data);
+    counters.mismatches.add(1);
+    return absl::DataLossError(absl::StrCat("connection ", id, ": message ", wrong / o.size,
+                                            " came back different at byte ", wrong % o.size));
+  }
+  echo.received_bytes += got;
+  uint64_t complete = echo.received_bytes / o.size;
+  if (complete == echo.received) return absl::OkStatus();
+  // Every message this receive completed arrived now.
+  int64_t now = MonotonicNanos();
+  if (now >= shared.measure_from_ns) {
+    for (uint64_t m = echo.received; m < complete; ++m) {
+      counters.latency.record(now - echo.sent_at[m % echo.sent_at.size()]);
+    }
+    counters.messages.add(complete - echo.received);
+    counters.bytes.add((complete - echo.received) * o.size);
+  }
+  echo.received = complete;
+  return absl::OkStatus();
+}
+
+int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counters*>& counters, int64_t start,
+                  const EngineHooks& hooks, const std::function<void(const LoadProgress&)>& on_progress) {
+  int64_t end = shared.measure_from_ns + o.duration.count();
+  uint64_t last_messages = 0;
+  uint64_t last_bytes = 0;
+  int64_t last_report = start;
+  bool stopping = false;
+  int64_t stopped_at = end;  // the end of the measured period
+  bool aborted = false;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    int64_t now = MonotonicNanos();
+    if (!stopping && (now >= end || (o.interrupted != nullptr && o.interrupted->load()))) {
+      stopping = true;
+      stopped_at = std::min(now, end);
+      shared.stop.store(true);
+      if (hooks.wake) hooks.wake();
+    }
+    if (stopping && !aborted && now >= stopped_at + o.finish_timeout.count()) {
+      aborted = true;
+      shared.abort.store(true);
+      if (hooks.abort) hooks.abort();
+    }
+    bool done = true;
+    for (size_t i = 0; i < counters.size(); ++i) {
+      if (counters[i]->finished.load() >= counters[i]->expected) {
+        if (hooks.on_finished) hooks.on_finished(i);
+      } else {
+        done = false;
+      }
+    }
+    if (on_progress && now - last_report >= o.progress_every.count() && !done) {
+      LoadProgress p;
+      uint64_t messages = 0;
+      uint64_t bytes = 0;
+      for (Counters* c : counters) {
+        messages += c->messages.load();
+        bytes += c->bytes.load();
+        p.connected += static_cast<int>(c->connected.load());
+        p.latency += c->latency.snapshot();
+      }
+      p.elapsed_s = static_cast<double>(now - start) / 1e9;
+      p.interval_s = static_cast<double>(now - last_report) / 1e9;
+      p.messages = messages - last_messages;
+      p.bytes = bytes - last_bytes;
+      last_messages = messages;
+      last_bytes = bytes;
+      last_report = now;
+      on_progress(p);
+    }
+    if (done) return stopped_at;
+  }
+}
+
+LoadResult Summarize(Shared& shared, const std::vector<Counters*>& counters, int64_t stopped_at) {
+  LoadResult result;
+  int64_t measured_end = std::min(MonotonicNanos(), stopped_at);
+  result.seconds = static_cast<double>(std::max<int64_t>(measured_end - shared.measure_from_ns, 1)) / 1e9;
+  for (Counters* c : counters) {
+    result.messages += c->messages.load();
+    result.bytes += c->bytes.load();
+    result.mismatches += c->mismatches.load();
+    result.lost_connections += c->lost.load();
+    result.connect_failures += c->connect_failures.load();
+    result.clean_closes += c->clean_closes.load();
+    result.resets += c->resets.load();
+    result.refused_connects += c->refused.load();
+    result.resent_messages += c->resent.load();
+    result.reconnects += c->reconnects.load();
+    result.bytes_sent += c->bytes_sent.load();
+    result.latency += c->latency.snapshot();
+  }
+  std::lock_guard<std::mutex> lock(shared.error_mu);
+  result.first_error = shared.first_error;
+  return result;
+}
+
+}  // namespace brrr::bench

@@ -1,0 +1,151 @@
+// load_parts.h: what brrr-bench's two load engines share; internal to //bench:load_generator.
+//
+// The reactor engine (load_generator.cc) runs each connection as a brrr task on the runtime's
+// event loops; the busy-polling engine (busy_poll_load.cc) spins over non-blocking sockets on
+// plain threads and never sleeps in the kernel. Both send the same bytes (StreamPattern), check
+// every byte that comes back and count it the same way (TakeEcho into Counters), and are
+// watched from the calling thread by the same Supervise (progress, the end of the run, the
+// finish timeout) and summed by Summarize, so their reports mean the same.
+//
+//   Shared shared(o.size);                       // the pattern, the address, stop and abort
+//   std::vector<Counters*> counters = ...;       // one per engine thread
+//   int64_t start = MonotonicNanos();
+//   shared.measure_from_ns = start + o.warmup.count();
+//   ... start the engine's threads ...
+//   int64_t stopped_at = Supervise(o, shared, counters, start, hooks, on_progress);
+//   ... join them ...
+//   LoadResult r = Summarize(shared, counters, stopped_at);
+//
+// Threads: each Counters is written by one engine thread and read by any (SingleWriter); the
+// stop and abort flags of Shared are set by the supervising thread and read by the engines.
+#ifndef BRRR_BENCH_LOAD_PARTS_H_
+#define BRRR_BENCH_LOAD_PARTS_H_
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "bench/load_generator.h"
+#include "runtime/single_writer.h"
+#include "runtime/socket_address.h"
+
+namespace brrr::bench {
+
+constexpr uint32_t kMaxMessage = 16 << 20;
+
+// A pipelined window is sent in one write of at most about this many bytes.
+constexpr size_t kMaxBatchBytes = 64 * 1024;
+
+// The bytes each connection sends, as one endless stream of random bytes: byte k of connection
+// c is pattern[(c * 104729 + k) % kPeriod]. The period is prime, so it lines up with no buffer
+// or message size: bytes that come back moved, repeated or dropped do not match. The buffer
+// repeats its start past the period, so any `window` bytes of a stream are one contiguous slice:
+// a pipelined batch is sent, and a receive is checked, in place with one call.
+class StreamPattern {
+ public:
+  static constexpr size_t kPeriod = 1'048'573;
+
+  explicit StreamPattern(size_t window);
+
+  // The next `window` bytes of connection's stream from `offset` on.
+  const char* at(int connection, uint64_t offset) const {
+    return bytes_.data() + (static_cast<uint64_t>(connection) * 104729 + offset) % kPeriod;
+  }
+
+ private:
+  std::vector<char> bytes_;
+};
+
+// The receive buffer for a message size: a whole message, within [4 KiB, 1 MiB].
+inline size_t ReceiveBufferSize(uint32_t size) {
+  return std::min<size_t>(std::max<uint32_t>(size, 4096), 1 << 20);
+}
+
+// How many messages go out in one write when `room` of the window is free: without a rate the
+// whole free window (up to about kMaxBatchBytes), as a pipelining client writes its pipeline,
+// so the load generator is not what limits a pipelined run; with a rate, one at a time.
+inline uint64_t BatchMessages(const LoadOptions& o, uint64_t room) {
+  if (o.rate > 0 || room <= 1) return 1;
+  return std::min<uint64_t>(room, kMaxBatchBytes / o.size + 1);
+}
+
+// What every engine thread shares: the stream pattern, the stop signals, and where to report.
+struct Shared {
+  explicit Shared(uint32_t size)
+      : pattern(kMaxBatchBytes + std::max<size_t>(size, ReceiveBufferSize(size))) {}
+
+  const StreamPattern pattern;
+  SocketAddress address;
+  std::atomic<bool> stop{false};   // the measured period is over: send no new message
+  std::atomic<bool> abort{false};  // the finish timeout passed (the busy engine reads it)
+  int64_t measure_from_ns = 0;     // end of warm-up
+  std::mutex error_mu;
+  std::string first_error;  // guarded by error_mu
+
+  void error(const std::string& e) {
+    std::lock_guard<std::mutex> lock(error_mu);
+    if (first_error.empty()) first_error = e;
+  }
+};
+
+// One engine thread's counters (written by that thread, read by the supervising one).
+struct Counters {
+  SingleWriter<uint64_t> messages;
+  SingleWriter<uint64_t> bytes;
+  SingleWriter<uint64_t> mismatches;
+  SingleWriter<uint64_t> lost;
+  SingleWriter<uint64_t> connect_failures;
+  SingleWriter<uint64_t> clean_closes;
+  SingleWriter<uint64_t> resets;
+  SingleWriter<uint64_t> refused;
+  SingleWriter<uint64_t> resent;
+  SingleWriter<uint64_t> reconnects;
+  SingleWriter<uint64_t> bytes_sent;  // every byte the kernel took, warm-up and resends included
+  SingleWriter<int64_t> connected;
+  SingleWriter<int64_t> finished;  // connections done (either way)
+  int expected = 0;                // connections this thread runs: finished reaches it at the end
+  LatencyHistogram latency;
+};
+
+// A connection's receiving side: how much of its echo came back checked, and when each message
+// still in flight was sent.
+struct EchoProgress {
+  explicit EchoProgress(int depth) : sent_at(static_cast<size_t>(depth)) {}
+
+  uint64_t received = 0;         // messages whose echo came back whole
+  uint64_t received_bytes = 0;   // echoed bytes checked, on the connection's stream
+  std::vector<int64_t> sent_at;  // by message number modulo depth
+};
+
+// Checks `got` bytes that came back on connection `id` against what it sent, then counts the
+// messages they complete (after the warm-up: messages, bytes, round-trip latency). At the first
+// wrong byte it counts a mismatch and returns the error that says which message and byte; the
+// caller ends the connection.
+absl::Status TakeEcho(const LoadOptions& o, const Shared& shared, Counters& counters, int id, const char* data,
+                      size_t got, EchoProgress& echo);
+
+// How Supervise reaches an engine's threads; each hook may be empty.
+struct EngineHooks {
+  std::function<void()> wake;               // after `stop` is set: idle threads must see it
+  std::function<void()> abort;              // the finish timeout passed with replies missing
+  std::function<void(size_t)> on_finished;  // counters[i] has finished all its connections
+};
+
+// Watches a run from the calling thread until every connection has finished: calls
+// `on_progress` every o.progress_every, ends the measured period at its end (or when
+// o.interrupted is set) by setting shared.stop, and past o.finish_timeout calls hooks.abort.
+// Returns when the measured period ended.
+int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counters*>& counters, int64_t start,
+                  const EngineHooks& hooks, const std::function<void(const LoadProgress&)>& on_progress);
+
+// The result of a finished run, summed over its threads' counters (backend left empty).
+LoadResult Summarize(Shared& shared, const std::vector<Counters*>& counters, int64_t stopped_at);
+
+}  // namespace brrr::bench
+
+#endif  // BRRR_BENCH_LOAD_PARTS_H_
