@@ -76,11 +76,18 @@ TEST_P(EventLoopTest, TimersFireInDeadlineOrderAndNeverEarly) {
 // On the monotonic clock: the loop blocks in its backend until the earliest timer is due.
 TEST_P(EventLoopTest, ALoopWaitsInTheBackendForItsNextTimer) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
-  TimePoint due = loop->now() + milliseconds(10);
+  TimePoint due;
   TimePoint ran_at;
-  loop->call_at(due, [&] {
-    ran_at = loop->now();
-    loop->stop();
+  // The timer is set from a task of the running loop, so nothing between setting it and the
+  // loop's next wait takes time but the rest of that iteration (set before run_forever, a
+  // loaded machine under TSan once took the whole 10 ms it then had to start the loop, and
+  // the loop rightly never waited).
+  loop->call_soon([&] {
+    due = loop->now() + milliseconds(100);
+    loop->call_at(due, [&] {
+      ran_at = loop->now();
+      loop->stop();
+    });
   });
   loop->run_forever();
   EXPECT_GE(ran_at, due) << "never early: the same clock the deadline was set on";
@@ -248,8 +255,11 @@ TEST_P(EventLoopTest, DestroyingALoopDropsQueuedWorkWithoutRunningIt) {
 
 TEST_P(EventLoopTest, StatsCountIterationsTasksAndTime) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
-  for (int i = 0; i < 5; ++i) loop->call_soon([] {});
-  loop->call_later(milliseconds(20), [&] { loop->stop(); });
+  // The first task sets the timer, so the loop has all of its 100 ms left to wait in the
+  // backend (a timer set before run_forever may already be due when a loaded machine starts
+  // the loop late).
+  loop->call_soon([&] { loop->call_later(milliseconds(100), [&] { loop->stop(); }); });
+  for (int i = 0; i < 4; ++i) loop->call_soon([] {});
   loop->run_forever();
   LoopStats s = loop->stats();
   EXPECT_EQ(s.backend, GetParam());
