@@ -11,6 +11,7 @@
 #include <sys/ioctl.h>
 #include <sys/utsname.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
