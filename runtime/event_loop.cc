@@ -268,6 +268,7 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   published_.backend_syscalls.store(c.syscalls);
   published_.backend_submitted.store(c.submitted);
   published_.backend_completed.store(c.completed);
+  published_.backend_recv_bundles.store(c.recv_bundles);
   return waited;
 }
 

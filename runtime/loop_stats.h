@@ -47,6 +47,7 @@
   F(backend_syscalls, Counter, Count, Stored, "System calls the backend made (waits, submissions, I/O).")   \
   F(backend_submitted, Counter, Count, Stored, "Operations submitted to the backend.")                      \
   F(backend_completed, Counter, Count, Stored, "Completions the backend delivered.")                        \
+  F(backend_recv_bundles, Counter, Count, Stored, "Receives that filled several buffers at once (io_uring bundles).") \
   /* Stalls. */                                                                                           \
   F(stall_threshold, Setting, Millis, Derived, "A task running this long is reported as a stall.")          \
   F(stalls, Counter, Count, Derived, "Tasks that ran longer than the stall threshold.")                     \

@@ -120,7 +120,7 @@ void Reactor::recycle_buffer(uint32_t buffer_id) { plugin_->table().recycle_buff
 ReactorCounters Reactor::counters() const {
   brrr_reactor_counters c{};
   plugin_->table().counters(instance_, &c);
-  return ReactorCounters{c.waits, c.syscalls, c.submitted, c.completed};
+  return ReactorCounters{c.waits, c.syscalls, c.submitted, c.completed, c.recv_bundles};
 }
 
 }  // namespace brrr

@@ -78,6 +78,7 @@ struct ReactorCounters {
   uint64_t syscalls = 0;
   uint64_t submitted = 0;
   uint64_t completed = 0;
+  uint64_t recv_bundles = 0;  // receives that filled several provided buffers (io_uring bundles)
 };
 
 // One loaded plugin shared object.

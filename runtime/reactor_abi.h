@@ -132,7 +132,11 @@ typedef struct brrr_reactor_counters {
   uint64_t syscalls;   /* system calls the backend made (io_uring_enter, epoll_wait, recv...) */
   uint64_t submitted;  /* operations accepted by submit() */
   uint64_t completed;  /* completions returned by wait() */
-  uint64_t reserved[4];
+  /* Kernel receives that filled several provided buffers at once (io_uring's receive
+   * bundles), each delivered as one completion per buffer; 0 on backends without them.
+   * Added in place of a reserved field: a plugin built before it leaves 0 here. */
+  uint64_t recv_bundles;
+  uint64_t reserved[3];
 } brrr_reactor_counters;
 
 typedef struct brrr_reactor_plugin {

@@ -21,11 +21,31 @@ void ur_ring_top_up(brrr_reactor* r) {
   int added = 0;
   while (r->on_ring < want && r->spare_count > 0) {
     uint32_t id = r->spare[--r->spare_count];
+    uint16_t position = (uint16_t)(r->ring_tail + added);
+    r->ring_ids[position & r->br_mask] = (uint16_t)id;
+    r->ring_pos[id] = position;
     io_uring_buf_ring_add(r->br, r->buf_base + (size_t)id * r->buf_size, r->buf_size,
                           (unsigned short)id, (int)r->br_mask, added++);
     r->on_ring++;
   }
-  if (added > 0) io_uring_buf_ring_advance(r->br, added);
+  if (added > 0) {
+    io_uring_buf_ring_advance(r->br, added);
+    r->ring_tail = (uint16_t)(r->ring_tail + added);
+  }
+}
+
+/* The kernel takes a bundle's buffers from the ring's head in order, so they are the entries
+ * after the first one's. Those entries are rewritten only once the ring has wrapped past
+ * them, which needs more additions than there are buffers (the ring has twice as many
+ * entries as the pool, and a buffer is added again only after its CQE is seen). */
+uint32_t ur_ring_id_after(const brrr_reactor* r, uint32_t first, uint32_t offset) {
+  uint16_t position = (uint16_t)(r->ring_pos[first] + offset);
+  uint32_t id = r->ring_ids[position & r->br_mask];
+  if (r->ring_ids[r->ring_pos[first] & r->br_mask] != first || r->ring_pos[id] != position) {
+    pu_abort("io_uring bundle: ring entry %u after buffer %u was reused before its CQE",
+             offset, first);
+  }
+  return id;
 }
 
 void ur_buffer_returned(brrr_reactor* r, uint32_t id) {
@@ -59,25 +79,32 @@ int ur_provide_buffers(brrr_reactor* r, void* base, uint32_t size, uint32_t coun
   if (!r->buf_ring_ok) return -ENOTSUP;
   if (r->buf_count != 0) return -EEXIST;
   if (base == NULL || size == 0 || count == 0 || count > UR_MAX_BUFFERS) return -EINVAL;
+  /* Twice the pool (see ur_ring_id_after), within the kernel's limit. */
   uint32_t entries = 1;
-  while (entries < count) entries <<= 1;
+  while (entries < 2 * count && entries < UR_MAX_BUFFERS) entries <<= 1;
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   size_t bytes = (entries * sizeof(struct io_uring_buf) + page - 1) / page * page;
   void* mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mem == MAP_FAILED) return -ENOMEM;
   uint8_t* out = calloc(count, 1);
   uint32_t* spare = malloc(count * sizeof *spare);
-  if (out == NULL || spare == NULL) {
-    free(out);
-    free(spare);
-    munmap(mem, bytes);
-    return -ENOMEM;
+  uint16_t* ring_ids = calloc(entries, sizeof *ring_ids);
+  uint16_t* ring_pos = calloc(count, sizeof *ring_pos);
+  brrr_completion* pending = malloc(count * sizeof *pending);
+  int rc = out == NULL || spare == NULL || ring_ids == NULL || ring_pos == NULL ||
+                   pending == NULL
+               ? -ENOMEM
+               : 0;
+  if (rc == 0) {
+    r->counters.syscalls++;
+    rc = register_buf_ring(r, mem, entries);
   }
-  r->counters.syscalls++;
-  int rc = register_buf_ring(r, mem, entries);
   if (rc != 0) {
     free(out);
     free(spare);
+    free(ring_ids);
+    free(ring_pos);
+    free(pending);
     munmap(mem, bytes);
     if (rc == -EINVAL) { /* valid arguments: the kernel has no buffer rings */
       r->buf_ring_ok = 0;
@@ -93,6 +120,10 @@ int ur_provide_buffers(brrr_reactor* r, void* base, uint32_t size, uint32_t coun
   r->buf_count = count;
   r->buf_out = out;
   r->spare = spare;
+  r->ring_ids = ring_ids;
+  r->ring_pos = ring_pos;
+  r->ring_tail = 0;
+  r->pending = pending;
   for (uint32_t i = 0; i < count; i++) spare[i] = count - 1 - i; /* id 0 on top */
   r->spare_count = count;
   r->on_ring = 0;

@@ -105,14 +105,73 @@ static int on_accept(brrr_reactor* r, uint32_t slot, int32_t res, int armed,
   return retry_or_finish_as_classified(r, slot, out, res);
 }
 
+/* How many provided buffers a CQE's res filled. The kernel fills a bundle's buffers whole
+ * but for the last, so any receive, bundle or not, took ceil(res / buf_size) of them; a CQE
+ * without data that still names a buffer (kernels before 6.x) used one. */
+static uint32_t buffers_used(const brrr_reactor* r, int32_t res) {
+  if (res <= 0 || r->buf_size == 0) return 1;
+  return (uint32_t)(((uint64_t)res + r->buf_size - 1) / r->buf_size);
+}
+
+/* Where a CQE's completions go: the caller's array while it has room, then r->pending (a
+ * bundle may fill more buffers than wait() was given room for). */
+typedef struct ur_sink {
+  brrr_completion* out;
+  int room;
+  int n;
+} ur_sink;
+
+static void sink_put(brrr_reactor* r, ur_sink* sink, const brrr_completion* c) {
+  if (sink->n < sink->room && r->pending_count == 0) {
+    sink->out[sink->n++] = *c;
+    return;
+  }
+  /* Each pending completion holds a buffer of the pool: the FIFO cannot outgrow it. */
+  if (r->pending_count >= r->buf_count) pu_abort("io_uring: more bundle completions than buffers");
+  r->pending[(r->pending_head + r->pending_count) % r->buf_count] = *c;
+  r->pending_count++;
+}
+
+/* Moves pending bundle completions, oldest first, into out. Returns how many. */
+static int take_pending(brrr_reactor* r, brrr_completion* out, int max_completions) {
+  int n = 0;
+  while (n < max_completions && r->pending_count > 0) {
+    out[n++] = r->pending[r->pending_head];
+    r->pending_head = (r->pending_head + 1) % r->buf_count;
+    r->pending_count--;
+  }
+  return n;
+}
+
+/* A bundle CQE (Linux 6.10): res bytes in buffers that follow `first` on the ring, each full
+ * but the last. All but the last go to the runtime now, one completion each, in order and
+ * flagged MORE; the last is left for the CQE's own handling (returned in *id and *len). */
+static void split_bundle(brrr_reactor* r, const ur_op* o, uint32_t first, uint32_t count,
+                         int32_t res, ur_sink* sink, uint32_t* id, int32_t* len) {
+  r->counters.recv_bundles++;
+  for (uint32_t i = 0; i + 1 < count; i++) {
+    uint32_t bid = ur_ring_id_after(r, first, i);
+    r->buf_out[bid] = 1;
+    brrr_completion c;
+    emit(&c, o, (int32_t)r->buf_size, BRRR_COMPLETION_BUFFER | BRRR_COMPLETION_MORE, bid);
+    sink_put(r, sink, &c);
+  }
+  *id = ur_ring_id_after(r, first, count - 1);
+  *len = res - (int32_t)((count - 1) * r->buf_size);
+}
+
 static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_flags, int armed,
-                   brrr_completion* out) {
+                   ur_sink* sink) {
   ur_op* o = &r->ops[slot];
+  brrr_completion last;
+  brrr_completion* out = &last;
   if (res > 0) {
     uint32_t flags = 0;
     uint32_t id = 0;
     if (cqe_flags & IORING_CQE_F_BUFFER) {
       id = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+      uint32_t count = buffers_used(r, res);
+      if (count > 1 && id < r->buf_count) split_bundle(r, o, id, count, res, sink, &id, &res);
       if (id < r->buf_count) {
         r->buf_out[id] = 1;
         flags = BRRR_COMPLETION_BUFFER;
@@ -120,13 +179,20 @@ static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_fla
     }
     o->state |= UR_ST_SHOT;
     settle_probe(r, o, 1);
-    if (armed) return emit(out, o, res, flags | BRRR_COMPLETION_MORE, id);
-    return continue_or_finish(r, slot, out, res, flags, id);
+    if (armed) {
+      emit(out, o, res, flags | BRRR_COMPLETION_MORE, id);
+    } else {
+      continue_or_finish(r, slot, out, res, flags, id);
+    }
+    sink_put(r, sink, out);
+    return 0;
   }
   if (armed) return 0; /* the kernel never keeps a multishot recv after 0 or an error */
   settle_probe(r, o, res == 0);
-  if (native_multishot_rejected(o, res)) return try_emulation(r, slot, out, res);
-  return retry_or_finish_as_classified(r, slot, out, res);
+  int n = native_multishot_rejected(o, res) ? try_emulation(r, slot, out, res)
+                                            : retry_or_finish_as_classified(r, slot, out, res);
+  if (n > 0) sink_put(r, sink, out);
+  return 0;
 }
 
 static int on_send(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion* out) {
@@ -169,12 +235,13 @@ static void on_op_cqe_destroying(brrr_reactor* r, uint32_t slot, int32_t res, in
 }
 
 static int on_op_cqe(brrr_reactor* r, uint32_t slot, uint32_t gen, int32_t res,
-                     uint32_t cqe_flags, brrr_completion* out) {
+                     uint32_t cqe_flags, ur_sink* sink) {
   if (slot >= r->op_capacity) return 0;
   ur_op* o = &r->ops[slot];
   if (o->opcode == 0 || o->gen != gen) return 0; /* cannot happen: slots outlive requests */
+  brrr_completion* out = &sink->out[sink->n];
   int armed = (cqe_flags & IORING_CQE_F_MORE) != 0;
-  if (cqe_flags & IORING_CQE_F_BUFFER) r->on_ring--;
+  if (cqe_flags & IORING_CQE_F_BUFFER) r->on_ring -= buffers_used(r, res);
   /* A provided buffer that carries no data comes straight back. */
   if ((cqe_flags & IORING_CQE_F_BUFFER) && (res <= 0 || r->destroying)) {
     uint32_t id = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
@@ -190,7 +257,7 @@ static int on_op_cqe(brrr_reactor* r, uint32_t slot, uint32_t gen, int32_t res,
     case BRRR_OP_ACCEPT:
       return on_accept(r, slot, res, armed, out);
     case BRRR_OP_RECV:
-      return on_recv(r, slot, res, cqe_flags, armed, out);
+      return on_recv(r, slot, res, cqe_flags, armed, sink);
     case BRRR_OP_SEND:
     case BRRR_OP_SENDMSG:
       return on_send(r, slot, res, out);
@@ -212,15 +279,17 @@ static void on_cancel_cqe(brrr_reactor* r, uint32_t slot, int32_t res) {
    * follows or has arrived. Nothing to do. */
 }
 
-/* Turns one CQE into at most one completion. Returns how many it stored into *out. */
+/* Turns one CQE into its completions: one at most, but one per buffer for a receive bundle.
+ * The sink has room for one at least. Returns how many it stored into sink->out itself
+ * (bundles store theirs through sink_put). */
 static int on_cqe(brrr_reactor* r, uint64_t user_data, int32_t res, uint32_t cqe_flags,
-                  brrr_completion* out) {
+                  ur_sink* sink) {
   uint32_t kind = (uint32_t)(user_data >> UR_KIND_SHIFT);
   uint32_t gen = (uint32_t)(user_data >> UR_GEN_SHIFT) & UR_GEN_MASK;
   uint32_t slot = (uint32_t)user_data;
   switch (kind) {
     case UR_KIND_OP:
-      return on_op_cqe(r, slot, gen, res, cqe_flags, out);
+      return on_op_cqe(r, slot, gen, res, cqe_flags, sink);
     case UR_KIND_CANCEL:
       on_cancel_cqe(r, slot, res);
       return 0;
@@ -243,16 +312,24 @@ static struct io_uring_cqe* peek_cqe(struct io_uring* ring) {
 }
 
 int ur_reap(brrr_reactor* r, brrr_completion* out, int max_completions) {
-  int n = 0;
+  ur_sink sink = {out, max_completions, take_pending(r, out, max_completions)};
   struct io_uring_cqe* cqe;
-  while (n < max_completions && (cqe = peek_cqe(&r->ring)) != NULL) {
+  while (sink.n < max_completions && (cqe = peek_cqe(&r->ring)) != NULL) {
     uint64_t user_data = cqe->user_data;
     int32_t res = cqe->res;
     uint32_t flags = cqe->flags;
     io_uring_cqe_seen(&r->ring, cqe);
-    n += on_cqe(r, user_data, res, flags, &out[n]);
+    sink.n += on_cqe(r, user_data, res, flags, &sink);
   }
-  return n;
+  return sink.n;
+}
+
+int ur_pending_final(const brrr_reactor* r, uint64_t user_data) {
+  for (uint32_t i = 0; i < r->pending_count; i++) {
+    const brrr_completion* c = &r->pending[(r->pending_head + i) % r->buf_count];
+    if (c->user_data == user_data && !(c->flags & BRRR_COMPLETION_MORE)) return 1;
+  }
+  return 0;
 }
 
 int ur_enter(brrr_reactor* r, int64_t timeout_ns) {

@@ -36,6 +36,19 @@
 
 #define UR_BGID 0 /* the buffer group of the provided-buffer ring */
 
+/* Receive bundles (Linux 6.10), which Debian 12's liburing 2.3 headers predate. Values from
+ * the kernel's include/uapi/linux/io_uring.h: IORING_RECVSEND_BUNDLE is a send/recv flag in
+ * sqe->ioprio, IORING_FEAT_RECVSEND_BUNDLE a bit of io_uring_params.features. */
+#ifndef IORING_RECVSEND_BUNDLE
+#define IORING_RECVSEND_BUNDLE (1U << 4)
+#endif
+#ifndef IORING_FEAT_RECVSEND_BUNDLE
+#define IORING_FEAT_RECVSEND_BUNDLE (1U << 14)
+#endif
+
+/* Set to 0 in the environment, turns receive bundles off (see io_uring_reactor.c). */
+#define UR_BUNDLES_ENV "BRRR_IO_URING_BUNDLES"
+
 /* ur_op.state bits. */
 #define UR_ST_CANCEL 0x01u     /* cancel() was called: never re-arm, the next end is final */
 #define UR_ST_CANCEL_SQE 0x02u /* the cancel still needs its SQE (the SQ was full) */
@@ -79,6 +92,7 @@ struct brrr_reactor {
   uint8_t buf_ring_ok;
   uint8_t cancel_any;
   uint8_t cqe_skip;
+  uint8_t bundles; /* multishot receives are bundles (6.10, unless UR_BUNDLES_ENV=0) */
 
   ur_op* ops;
   uint32_t op_capacity;
@@ -102,6 +116,18 @@ struct brrr_reactor {
   uint32_t spare_count;
   uint32_t on_ring;      /* ids on the ring (the kernel has not picked them yet) */
   uint32_t select_recvs; /* live RECV ops with BRRR_OP_BUFFER_SELECT */
+  /* Where each id went on the ring, so that a bundle's first id leads to the ones after it:
+   * ring_ids[position & br_mask] is the id added at that position, ring_pos[id] the position
+   * of the id's last addition; ring_tail is the next position (as the ring's own 16 bits). */
+  uint16_t* ring_ids;
+  uint16_t* ring_pos;
+  uint16_t ring_tail;
+
+  /* Completions split from a bundle CQE that did not fit into wait()'s array: delivered
+   * first by the next wait(), in order. A FIFO of buf_count entries: each holds a buffer. */
+  brrr_completion* pending;
+  uint32_t pending_head;
+  uint32_t pending_count;
 
   brrr_reactor_counters counters;
 };
@@ -147,8 +173,11 @@ int ur_cancel(brrr_reactor* r, int fd, uint64_t user_data);
 
 /* ---- completion.c ---- */
 
-/* Consumes CQEs while `out` has room. Returns the completions stored. */
+/* Consumes CQEs while `out` has room, after the completions a bundle left pending. Returns
+ * the completions stored. */
 int ur_reap(brrr_reactor* r, brrr_completion* out, int max_completions);
+/* Whether the final completion of the op with user_data waits in r->pending. */
+int ur_pending_final(const brrr_reactor* r, uint64_t user_data);
 /* One io_uring_enter: submits everything queued and waits for one CQE, up to timeout_ns
  * (-1: no limit; 0: do not wait). 0 or more, or -errno (-ETIME on timeout). */
 int ur_enter(brrr_reactor* r, int64_t timeout_ns);
@@ -163,6 +192,9 @@ int ur_buf_ring_supported(brrr_reactor* r);
 void ur_ring_top_up(brrr_reactor* r);
 /* A buffer is back from the kernel (no data) or the runtime. */
 void ur_buffer_returned(brrr_reactor* r, uint32_t id);
+/* The id that went on the ring `offset` entries after `first` (a bundle's buffers follow its
+ * first one on the ring); aborts if that entry was reused meanwhile (a broken invariant). */
+uint32_t ur_ring_id_after(const brrr_reactor* r, uint32_t first, uint32_t offset);
 int ur_provide_buffers(brrr_reactor* r, void* base, uint32_t size, uint32_t count);
 void ur_recycle_buffer(brrr_reactor* r, uint32_t buffer_id);
 

@@ -16,8 +16,9 @@
  * io_uring_submit_and_get_events for a wait that must not block). Completions are read
  * straight from the shared completion queue (CQ) ring; when the caller's array is full the
  * rest stay in the ring for the next wait(), so none is ever lost (every CQE yields at most
- * one brrr completion). When wait() already has completions to return it does not block, but
- * still submits what is queued so that new operations start at once.
+ * one brrr completion, except a receive bundle: see below). When wait() already has
+ * completions to return it does not block, but still submits what is queued so that new
+ * operations start at once.
  *
  * The op table and SQE user_data. brrr's user_data is an arbitrary 64-bit value, so the
  * kernel never sees it: each live operation has a slot in a growable table holding its
@@ -60,6 +61,23 @@
  * a 64-buffer pool. So only a hot part of the pool is on the ring: enough for the receives
  * armed on it (UR_RING_PER_RECV each, at least UR_RING_MIN, at most the pool); the rest wait
  * on a stack, and buffers that come back go on top of it and onto the ring first.
+ *
+ * Receive bundles (IORING_RECVSEND_BUNDLE, Linux 6.10). A native multishot receive is armed as
+ * a bundle: one kernel receive fills as many ring buffers as the socket has data for (up to
+ * 256), each whole but the last, and posts one CQE for all of them. Without bundles 64 KiB
+ * waiting in a socket costs four receives and four CQEs. The CQE names the first buffer; the
+ * others are the ring entries that followed it, which the backend looks up in its record of
+ * what it put where on the ring (the ring has twice as many entries as the pool, so an entry
+ * is not rewritten before its CQE is seen). The runtime's ABI carries one buffer per
+ * completion, so a bundle becomes one completion per buffer, in ring order, all flagged MORE
+ * but the last, which the CQE's own handling (re-arm, final) takes. Those that do not fit
+ * into wait()'s array wait in a FIFO (one entry per pool buffer: each holds one) that the next
+ * wait() empties before it reads the CQ. An end of stream, an error or -ENOBUFS comes in a
+ * CQE of its own after the data, as without bundles. Bundles need IORING_FEAT_RECVSEND_BUNDLE
+ * in the ring's features; BRRR_IO_URING_BUNDLES=0 in the environment turns them off (the
+ * per-buffer receives, to compare or to test). The counter `recv_bundles` (the loop figure
+ * backend_recv_bundles) counts CQEs that filled several buffers, so it shows whether bundles
+ * are in use.
  *
  * Fallbacks, probed at create(): io_uring_get_probe_ring() must report ACCEPT, CONNECT, SEND,
  * RECV, POLL_ADD, ASYNC_CANCEL and READ (Linux 5.6). Multishot accept and
@@ -107,7 +125,8 @@
  *
  * Counters: `syscalls` counts io_uring_enter calls (submit flushes, waits), io_uring_register
  * calls after create(), and the getsockopt of the connect fallback; wake()'s eventfd write is
- * not counted (it runs on other threads).
+ * not counted (it runs on other threads). `recv_bundles` counts receive CQEs that filled
+ * several buffers.
  *
  * Files (io_uring_internal.h holds the state they share): this one, create(), destroy() and
  * the small entry points; ring_setup.c, the ring and the feature probes; submission.c, the op
@@ -226,6 +245,9 @@ static void ur_destroy(brrr_reactor* r) {
   free(r->fds);
   free(r->buf_out);
   free(r->spare);
+  free(r->ring_ids);
+  free(r->ring_pos);
+  free(r->pending);
   free(r);
 }
 
@@ -244,7 +266,8 @@ static const brrr_reactor_plugin kIoUringPlugin = {
     .abi_version = BRRR_REACTOR_ABI_VERSION,
     .struct_size = sizeof(brrr_reactor_plugin),
     .name = "io_uring",
-    .description = "io_uring(7), native operations, multishot accept/recv, buffer ring",
+    .description =
+        "io_uring(7), native operations, multishot accept/recv, buffer ring, receive bundles",
     .capabilities = BRRR_CAP_MULTISHOT | BRRR_CAP_PROVIDED_BUFFERS | BRRR_CAP_NATIVE_OPS |
                     BRRR_CAP_SENDMSG,
     .max_fd = -1,

@@ -2,6 +2,7 @@
  * under RLIMIT_MEMLOCK) and probing the kernel's features. See io_uring_reactor.c. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -115,6 +116,12 @@ static int setup_ring(brrr_reactor* r, uint32_t depth, char* err, size_t err_siz
   return 0;
 }
 
+/* UR_BUNDLES_ENV=0: the per-buffer receives of kernels before 6.10, to compare or to test. */
+static int bundles_turned_off(void) {
+  const char* value = getenv(UR_BUNDLES_ENV);
+  return value != NULL && strcmp(value, "0") == 0;
+}
+
 static int probe_features(brrr_reactor* r, char* err, size_t err_size) {
   struct io_uring_probe* probe = io_uring_get_probe_ring(&r->ring);
   if (probe == NULL) {
@@ -146,6 +153,8 @@ static int probe_features(brrr_reactor* r, char* err, size_t err_size) {
   io_uring_free_probe(probe);
   r->cqe_skip = (r->ring.features & IORING_FEAT_CQE_SKIP) != 0; /* 5.17 */
   r->buf_ring_ok = (uint8_t)ur_buf_ring_supported(r);
+  r->bundles = r->ms_recv && r->buf_ring_ok &&
+               (r->ring.features & IORING_FEAT_RECVSEND_BUNDLE) != 0 && !bundles_turned_off();
   return 0;
 }
 

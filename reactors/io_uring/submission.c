@@ -112,6 +112,7 @@ int ur_arm_op(brrr_reactor* r, uint32_t slot) {
       if (o->flags & BRRR_OP_BUFFER_SELECT) {
         if (multishot && recv_can_multishot(r, o)) {
           io_uring_prep_recv_multishot(sqe, o->fd, NULL, 0, 0);
+          if (r->bundles) sqe->ioprio |= IORING_RECVSEND_BUNDLE;
           o->state |= UR_ST_NATIVE_MS;
         } else {
           io_uring_prep_recv(sqe, o->fd, NULL, o->len, 0); /* 0 or above: the buffer's size */
@@ -232,7 +233,8 @@ int ur_cancel(brrr_reactor* r, int fd, uint64_t user_data) {
   } else if (e->write_slot != 0 && r->ops[e->write_slot - 1].user_data == user_data) {
     slot = e->write_slot - 1;
   } else {
-    return -ENOENT;
+    /* Ended, but its final completion waits behind a bundle's others: it will follow. */
+    return ur_pending_final(r, user_data) ? 0 : -ENOENT;
   }
   ur_op* o = &r->ops[slot];
   if (o->state & UR_ST_CANCEL) return 0; /* already asked; the final completion will follow */
