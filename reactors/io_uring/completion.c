@@ -109,7 +109,8 @@ static int on_accept(brrr_reactor* r, uint32_t slot, int32_t res, int armed,
  * but for the last, so any receive, bundle or not, took ceil(res / buf_size) of them; a CQE
  * without data that still names a buffer (kernels before 6.x) used one. */
 static uint32_t buffers_used(const brrr_reactor* r, int32_t res) {
-  if (res <= 0 || r->buf_size == 0) return 1;
+  /* The common case, a receive that fits one buffer, without a division. */
+  if (res <= 0 || r->buf_size == 0 || (uint32_t)res <= r->buf_size) return 1;
   return (uint32_t)(((uint64_t)res + r->buf_size - 1) / r->buf_size);
 }
 
@@ -160,8 +161,9 @@ static void split_bundle(brrr_reactor* r, const ur_op* o, uint32_t first, uint32
   *len = res - (int32_t)((count - 1) * r->buf_size);
 }
 
-static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_flags, int armed,
-                   ur_sink* sink) {
+/* `buffers`: how many provided buffers the CQE used (buffers_used), when it names one. */
+static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_flags, uint32_t buffers,
+                   int armed, ur_sink* sink) {
   ur_op* o = &r->ops[slot];
   brrr_completion last;
   brrr_completion* out = &last;
@@ -170,8 +172,7 @@ static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_fla
     uint32_t id = 0;
     if (cqe_flags & IORING_CQE_F_BUFFER) {
       id = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
-      uint32_t count = buffers_used(r, res);
-      if (count > 1 && id < r->buf_count) split_bundle(r, o, id, count, res, sink, &id, &res);
+      if (buffers > 1 && id < r->buf_count) split_bundle(r, o, id, buffers, res, sink, &id, &res);
       if (id < r->buf_count) {
         r->buf_out[id] = 1;
         flags = BRRR_COMPLETION_BUFFER;
@@ -241,7 +242,8 @@ static int on_op_cqe(brrr_reactor* r, uint32_t slot, uint32_t gen, int32_t res,
   if (o->opcode == 0 || o->gen != gen) return 0; /* cannot happen: slots outlive requests */
   brrr_completion* out = &sink->out[sink->n];
   int armed = (cqe_flags & IORING_CQE_F_MORE) != 0;
-  if (cqe_flags & IORING_CQE_F_BUFFER) r->on_ring -= buffers_used(r, res);
+  const uint32_t buffers = (cqe_flags & IORING_CQE_F_BUFFER) ? buffers_used(r, res) : 0;
+  r->on_ring -= buffers;
   /* A provided buffer that carries no data comes straight back. */
   if ((cqe_flags & IORING_CQE_F_BUFFER) && (res <= 0 || r->destroying)) {
     uint32_t id = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
@@ -257,7 +259,7 @@ static int on_op_cqe(brrr_reactor* r, uint32_t slot, uint32_t gen, int32_t res,
     case BRRR_OP_ACCEPT:
       return on_accept(r, slot, res, armed, out);
     case BRRR_OP_RECV:
-      return on_recv(r, slot, res, cqe_flags, armed, sink);
+      return on_recv(r, slot, res, cqe_flags, buffers, armed, sink);
     case BRRR_OP_SEND:
     case BRRR_OP_SENDMSG:
       return on_send(r, slot, res, out);
