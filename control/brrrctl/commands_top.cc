@@ -126,7 +126,6 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
   uint32_t ticks = 0;
   bool redraw = true;
   std::vector<top::TargetView> views;  // as last drawn
-  std::optional<top::FleetTotal> total;
   while (!stop.load()) {
     if (!state.paused && absl::Now() >= next_poll) {
       if (Outcome outcome = poller.Poll(); !outcome.ok()) return outcome;
@@ -137,7 +136,7 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
     }
     if (redraw) {
       views = model.View({.sort = state.sort, .loops = state.loops, .max_sockets = 100});
-      total = TotalOf(poller, model);
+      std::optional<top::FleetTotal> total = TotalOf(poller, model);
       screen.Draw(views, state, total ? &*total : nullptr);
       redraw = false;
       if (settings.count != 0 && ticks >= settings.count) break;
