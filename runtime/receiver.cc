@@ -38,7 +38,12 @@ void Receiver::stop() {
 
 void Receiver::arm() {
   IoOperation op{.opcode = IoOpcode::kRecv};
-  multishot_ = read_limit_ == 0 && pool_ != nullptr && pool_->in_use() < pool_->count();
+  // After -ENOBUFS one receive goes to the heap even when the runtime holds few buffers: the
+  // rest may be filled in the backend, not yet handed over, and another multishot receive
+  // would only find the ring dry again.
+  multishot_ = read_limit_ == 0 && pool_ != nullptr && !pool_ran_dry_ &&
+               pool_->in_use() < pool_->count();
+  pool_ran_dry_ = false;
   if (multishot_) {
     op.flags = kOpMultishot | kOpBufferSelect;
   } else {
@@ -76,6 +81,7 @@ void Receiver::on_op_complete(const Completion& c) {
     return;
   }
   // -ENOBUFS: the pool ran dry; the next arm() falls back to a heap block.
+  if (c.result == -ENOBUFS) pool_ran_dry_ = true;
   if (!armed_ && wanted_ && !finished_) {
     arm();
   } else if (!armed_ && !wanted_ && !finished_) {

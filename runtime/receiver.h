@@ -13,7 +13,9 @@
 // With a buffer pool (the loop's provided buffers) it keeps one multishot recv armed: the
 // backend takes a pool buffer only when data arrives, so an idle connection holds no buffer.
 // When the pool runs dry (-ENOBUFS), or the backend has no provided buffers, it receives one
-// chunk at a time into a heap block instead, and goes back to the pool as soon as it can.
+// chunk at a time into a heap block instead, and goes back to the pool as soon as it can: a
+// receive that found the pool dry is followed by a heap one, since buffers the backend filled
+// but has not handed over yet are not the runtime's to count.
 // Either way each chunk is at most the pool's buffer size.
 //
 // stop() cancels the receive in the backend; chunks that were already received still arrive
@@ -87,6 +89,7 @@ class Receiver final : public detail::IoWaiter {
   bool wanted_ = false;    // start() was called and stop() was not
   bool armed_ = false;     // a recv is in flight
   bool multishot_ = false; // the one in flight is the pool's multishot recv
+  bool pool_ran_dry_ = false;  // the last recv ended with -ENOBUFS: the next one is a heap block
   bool finished_ = false;
   uint64_t chunks_ = 0;
 };
