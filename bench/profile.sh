@@ -139,12 +139,12 @@ BEFORE_WINDOW=$(python3 -c "print(float('$WARMUP') + 0.2)")
 snapshot() {
   local pid="$1" port="$2" ticks ns switches echoed=-1 retransmitted
   ticks="$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')"
-  ns="$(cat /proc/"$pid"/task/*/schedstat 2> /dev/null | awk '{ns += $1} END {printf "%d", ns}')"
+  ns="$(cat /proc/"$pid"/task/*/schedstat 2> /dev/null | awk '{ns += $1} END {printf "%.0f", ns}')"
   switches="$(cat /proc/"$pid"/task/*/status 2> /dev/null |
     awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v + 0, n + 0}')"
   if command -v ss > /dev/null; then
     echoed="$(ss -tinH state established "( sport = :$port )" |
-      awk '{for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) {split($i, f, ":"); b += f[2]}} END {printf "%d", b}')"
+      awk '{for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) {split($i, f, ":"); b += f[2]}} END {printf "%.0f", b}')"
   fi
   retransmitted="$(awk '/^Tcp:/ {if (seen++) {for (i = 1; i <= NF; i++) if (name[i] == "RetransSegs") print $i} else for (i = 1; i <= NF; i++) name[i] = $i}' /proc/net/snmp)"
   echo "$(date +%s.%N) $ticks $ns $switches $echoed ${retransmitted:-0}"
