@@ -55,10 +55,15 @@ bench_wait_ready() {
 BENCH_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio"
 BENCH_SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
 
+# Another build's bazel-bin (bench/echo.sh --baseline): bench_start_server runs "base:brrr-NAME"
+# from it, so two builds of brrr-echo alternate in one run. Empty: no baseline.
+BENCH_BASELINE_BIN=""
+
 # bench_check_servers LIST: dies unless every name in LIST is one bench_start_server knows.
 bench_check_servers() {
   local s
   for s in $1; do
+    if [[ -n "$BENCH_BASELINE_BIN" && "$s" == base:brrr-* ]]; then s="${s#base:}"; fi
     [[ " $BENCH_SERVERS " == *" $s "* ]] || die "unknown server '$s' (known: $BENCH_SERVERS)"
   done
 }
@@ -114,6 +119,11 @@ bench_start_server() {
   case "$name" in
     brrr-*) taskset -c "$cpu" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port=0 \
       --max_connections="$max_connections" > "$log" 2>&1 &
+      ;;
+    base:brrr-*)
+      [[ -n "$BENCH_BASELINE_BIN" ]] || die "unknown server '$name': no baseline build given"
+      taskset -c "$cpu" "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" --backend="${name#base:brrr-}" \
+        --port=0 --max_connections="$max_connections" > "$log" 2>&1 &
       ;;
     libuv) taskset -c "$cpu" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
     libevent) taskset -c "$cpu" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;

@@ -18,6 +18,7 @@
 #   bench/echo.sh                      # the full run (about 10 minutes on 2 cores)
 #   bench/echo.sh --rounds=1 --duration=1s --idle=1000   # a quick look
 #   bench/echo.sh --scenarios=none --idle=0 --syscall_breakdown   # system calls only, per call
+#   bench/echo.sh --baseline=/tmp/old/bazel-bin --servers=brrr-io_uring   # two builds, A/B
 #   bench/echo.sh --help
 #
 # Needs: bazel, taskset, python3; perf (or strace) for the system-call counts, strace for
@@ -55,6 +56,9 @@ Usage: bench/echo.sh [options]
                      each system call's count per message: which calls, and how many. strace
                      slows the server, so its totals are a count, not a speed.
   --load=MODE        sleep, busy (brrr-bench --busy_poll) or both, each labelled (default $LOAD)
+  --baseline=DIR     the bazel-bin of another build of brrr-echo (a worktree at another commit,
+                     after bazel build -c opt //server/brrr-echo there): every brrr server
+                     listed also runs from it, as base:brrr-NAME, alternating with this build's
   --server_cpu=C     CPU the server is pinned to (default $SERVER_CPU)
   --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
 
@@ -75,6 +79,7 @@ for arg in "$@"; do
     --no-syscalls) SYSCALLS=0 ;;
     --syscall_breakdown) BREAKDOWN=1 ;;
     --load=*) LOAD="${arg#*=}" ;;
+    --baseline=*) BENCH_BASELINE_BIN="${arg#*=}" ;;
     --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
     --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
     -h | --help) usage; exit 0 ;;
@@ -84,6 +89,14 @@ done
 SERVERS="${SERVERS//,/ }"
 SCENARIOS="${SCENARIOS//,/ }"
 if [[ "$SCENARIOS" == none ]]; then SCENARIOS=""; fi
+if [[ -n "$BENCH_BASELINE_BIN" ]]; then
+  [[ -x "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" ]] ||
+    die "--baseline=$BENCH_BASELINE_BIN: no server/brrr-echo/brrr-echo in it (build it there with bazel build -c opt //server/brrr-echo)"
+  BENCH_BASELINE_BIN="$(cd "$BENCH_BASELINE_BIN" && pwd -P)"
+  for s in $SERVERS; do
+    if [[ "$s" == brrr-* ]]; then SERVERS="$SERVERS base:$s"; fi
+  done
+fi
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
 [[ "$IDLE" =~ ^[0-9]+$ ]] || die "--idle must be a count, not '$IDLE'"
 bench_check_servers "$SERVERS"
@@ -296,18 +309,18 @@ for scenario, load in [(s, l) for s in sys.argv[2].split() for l in sys.argv[3].
     best_peer = max((fig[p]["messages_per_second"] for p in peers if p in fig), default=None)
     n = max(len([r for r in runs if r["server"] == s]) for s in servers)
     print(f"{titles[scenario]}, {loads[load]} (median of {n})")
-    print(f"  {'server':<14} {'msg/s':>11} {'MB/s':>9} {'p50 us':>8} {'p99 us':>8} {'vs best peer':>13}")
+    print(f"  {'server':<19} {'msg/s':>11} {'MB/s':>9} {'p50 us':>8} {'p99 us':>8} {'vs best peer':>13}")
     for s in servers:
         f = fig[s]
         ratio = f"{f['messages_per_second'] / best_peer:.2f}x" if best_peer else "-"
-        print(f"  {s:<14} {f['messages_per_second']:>11.0f} {f['mb_per_second']:>9.1f} {f['p50_us']:>8.0f} {f['p99_us']:>8.0f} {ratio:>13}")
+        print(f"  {s:<19} {f['messages_per_second']:>11.0f} {f['mb_per_second']:>9.1f} {f['p50_us']:>8.0f} {f['p99_us']:>8.0f} {ratio:>13}")
     print()
 idle = [r for r in rows if r["kind"] == "idle"]
 if idle:
     print(f"Server memory per idle connection ({idle[0]['result']['connections']} connections, RSS growth)")
     for r in idle:
         res = r["result"]
-        print(f"  {r['server']:<14} {res['bytes_per_connection']:>7.0f} B  (RSS {res['rss_before_kib']} -> {res['rss_after_kib']} KiB)")
+        print(f"  {r['server']:<19} {res['bytes_per_connection']:>7.0f} B  (RSS {res['rss_before_kib']} -> {res['rss_after_kib']} KiB)")
     print()
 sc = [r for r in rows if r["kind"] == "syscalls"]
 if sc:
@@ -318,7 +331,7 @@ if sc:
         print(f"  {titles[scenario]}, {loads[load]}")
         for r in part:
             msgs = r["result"]["messages"]
-            print(f"    {r['server']:<14} {r['syscalls'] / msgs if msgs else float('nan'):>7.3f}  ({r['syscalls']} calls, {msgs} messages)")
+            print(f"    {r['server']:<19} {r['syscalls'] / msgs if msgs else float('nan'):>7.3f}  ({r['syscalls']} calls, {msgs} messages)")
     print()
     detailed = [r for r in sc if r.get("breakdown")]
     for scenario in ("pp64", "pipe64"):
