@@ -51,6 +51,7 @@ EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
       stall_detector_(options_.loop_id, options_.stall_threshold.count(), options_.stall_sink),
       task_clock_(manual_clock_),
       started_at_ns_(now_ns()),
+      io_batch_time_ns_(started_at_ns_),
       watchdog_(MakeWatchdog()) {
   // Virtual time moved: a timer may be due now.
   if (manual_clock_ != nullptr) manual_clock_waker_ = manual_clock_->attach([this] { reactor_->wake(); });
@@ -250,7 +251,8 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   if (watchdog_) watchdog_->loop_idle();
   absl::StatusOr<int> n = reactor_->wait(completions_, timeout_ns);
   if (watchdog_) watchdog_->loop_busy();
-  int64_t waited = now_ns() - before;
+  io_batch_time_ns_ = now_ns();
+  int64_t waited = io_batch_time_ns_ - before;
   published_.waiting_ns.add(waited);
   published_.io_waits.add(1);
   if (!n.ok()) {

@@ -14,7 +14,7 @@ Connection::Connection(Shard& shard, Socket socket)
       socket_(std::move(socket)),
       receiver_(socket_, *this, shard.options().receive_buffer_size),
       sender_(socket_, *this),
-      last_activity_ns_(MonotonicNanos()) {
+      last_activity_ns_(shard.loop().now_ns()) {
   if (!shard.options().reply_prefix.empty()) {
     prefixer_ = std::make_unique<LinePrefixer>(shard.options().reply_prefix);
   }
@@ -34,7 +34,7 @@ void Connection::on_data(Chunk chunk) {
   }
   c.bytes_in.add(chunk.size());
   c.messages_in.add(1);
-  last_activity_ns_ = MonotonicNanos();
+  last_activity_ns_ = shard_.loop().io_batch_time_ns();
   size_t bytes = chunk.size();
   uint64_t high_water = shard_.options().high_water;
   if (held_ == nullptr && sender_.queued_bytes() < high_water) {
@@ -162,7 +162,7 @@ void Connection::on_sent(size_t bytes, size_t queued) {
   ShardCounters& c = shard_.counters();
   c.bytes_out.add(bytes);
   c.messages_out.add(1);
-  last_activity_ns_ = MonotonicNanos();
+  last_activity_ns_ = shard_.loop().io_batch_time_ns();
   if (closed_) return;
   if (held_ != nullptr && queued <= shard_.options().low_water) {
     queue_held();

@@ -144,7 +144,7 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   Sender sender_;
   std::unique_ptr<LinePrefixer> prefixer_;  // --reply_prefix only
   std::unique_ptr<HeldInput> held_;         // only while some input is held
-  int64_t last_activity_ns_;
+  int64_t last_activity_ns_;  // the loop's clock: the I/O batch of the last byte in or out
   RateLimiter read_rate_;
   TimerHandle throttle_wait_;  // pending while a throttle holds reading
   TimerHandle linger_;         // pending while it waits, write side shut, for its client to close

@@ -243,7 +243,7 @@ absl::StatusOr<SocketInfo> Shard::close_connection(int fd) {
 }
 
 void Shard::sweep_idle() {
-  int64_t since = MonotonicNanos() - options_.idle_timeout.count();
+  int64_t since = loop_->now_ns() - options_.idle_timeout.count();
   for (Connection* c = connections_; c != nullptr;) {
     Connection* next = c->next;  // closing unlinks c
     c->close_if_idle_since(since);

@@ -42,6 +42,28 @@ TEST_P(EventLoopTest, WorkScheduledByATaskRunsInTheNextIteration) {
   EXPECT_EQ(order, (std::vector<std::string>{"a", "b", "c"}));
 }
 
+// io_batch_time_ns() is the loop's clock as the loop last came back from waiting for I/O: it
+// moves with each wait, and only then (in virtual time, so exactly).
+TEST_P(EventLoopTest, IoBatchTimeIsTheClockWhenTheLastWaitReturned) {
+  ManualClock clock;
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), {.manual_clock = &clock});
+  const int64_t created = clock.now_ns();
+  EXPECT_EQ(loop->io_batch_time_ns(), created) << "before the first wait: the loop's creation";
+  clock.advance(milliseconds(5));
+  EXPECT_EQ(loop->io_batch_time_ns(), created) << "the clock moved, but the loop has not waited";
+  uint64_t waits = loop->stats().io_waits;
+  loop->run_once(milliseconds(1));  // nothing to run: waits up to 1 ms (real time) for I/O
+  ASSERT_EQ(loop->stats().io_waits, waits + 1);
+  EXPECT_EQ(loop->io_batch_time_ns(), created + 5'000'000);
+  clock.advance(milliseconds(7));
+  loop->call_soon([] {});
+  loop->run_once(milliseconds(0));  // a task ready and nothing in flight: no wait
+  EXPECT_EQ(loop->stats().io_waits, waits + 1);
+  EXPECT_EQ(loop->io_batch_time_ns(), created + 5'000'000);
+  loop->run_once(milliseconds(1));
+  EXPECT_EQ(loop->io_batch_time_ns(), created + 12'000'000);
+}
+
 // In virtual time (a ManualClock), so "never early" and "on time" are exact: a timer runs in
 // the first iteration at or after its deadline, not a nanosecond before.
 TEST_P(EventLoopTest, TimersFireInDeadlineOrderAndNeverEarly) {
