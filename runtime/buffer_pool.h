@@ -27,7 +27,8 @@ namespace brrr {
 
 class BufferPool {
  public:
-  // Allocates count buffers of `size` bytes and provides them to `reactor`.
+  // Allocates count buffers of `size` bytes (mapped and faulted in now; from 2 MiB on, on a
+  // 2 MiB boundary and advised for transparent huge pages) and provides them to `reactor`.
   static absl::StatusOr<std::unique_ptr<BufferPool>> Create(Reactor& reactor, uint32_t size, uint32_t count);
   ~BufferPool();
   BufferPool(const BufferPool&) = delete;
