@@ -314,8 +314,11 @@ for (size, batch), fl in sorted(floors.items()):
           f"{fl['cpu_us_per_message']:.2f} CPU us/msg ({fl['system_us_per_message']:.2f} system), "
           f"{fl['syscalls_per_message']:.2f} system calls/msg")
 print()
-print("| scenario | load | server | msg/s | server CPU us/msg | kernel share | user share | syscalls/msg | ctx switches/msg | CPU/msg vs floor |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
+# "server busy": the server's CPU time over the window's length; under 100% the server waited
+# for the load generator, and its CPU per message then carries less batching than a
+# saturated server's.
+print("| scenario | load | server | msg/s | server busy | server CPU us/msg | kernel share | user share | syscalls/msg | ctx switches/msg | CPU/msg vs floor |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 for p in out:
     # perf record's samples (thousands) where there are some, else the clock ticks (dozens
     # to hundreds: rough, marked with ~).
@@ -325,7 +328,7 @@ for p in out:
         ks, mark = p["kernel_share_ticks"], "~"
     bang = " !" if p["retransmitted_segments"] else ""
     print(f"| {titles.get(p['scenario'], p['scenario'])} | {p['load']} | {p['server']}{bang} | {p['messages_per_second']:.0f} | "
-          f"{f(p['cpu_us_per_message'], '.2f')} | {mark}{f(None if ks is None else ks * 100, '.0f')}% | "
+          f"{p['server_cpu_utilization'] * 100:.0f}% | {f(p['cpu_us_per_message'], '.2f')} | {mark}{f(None if ks is None else ks * 100, '.0f')}% | "
           f"{mark}{f(None if ks is None else 100 - ks * 100, '.0f')}% | {f(p['syscalls_per_message'], '.2f')} | "
           f"{f(p['context_switches_per_message'], '.3f')} | {f(p['cpu_vs_floor'], '.2f')}x |")
 if any(p["retransmitted_segments"] for p in out):
