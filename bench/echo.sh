@@ -18,7 +18,7 @@
 #   bench/echo.sh                      # the full run (about 10 minutes on 2 cores)
 #   bench/echo.sh --rounds=1 --duration=1s --idle=1000   # a quick look
 #   bench/echo.sh --scenarios=none --idle=0 --syscall_breakdown   # system calls only, per call
-#   bench/echo.sh --baseline=/tmp/old/bazel-bin --servers=brrr-io_uring   # two builds, A/B
+#   bench/echo.sh --baseline=/tmp/old/bazel-out/k8-opt/bin --servers=brrr-io_uring   # two builds, A/B
 #   bench/echo.sh --help
 #
 # Needs: bazel, taskset, python3; perf (or strace) for the system-call counts, strace for
@@ -56,9 +56,11 @@ Usage: bench/echo.sh [options]
                      each system call's count per message: which calls, and how many. strace
                      slows the server, so its totals are a count, not a speed.
   --load=MODE        sleep, busy (brrr-bench --busy_poll) or both, each labelled (default $LOAD)
-  --baseline=DIR     the bazel-bin of another build of brrr-echo (a worktree at another commit,
-                     after bazel build -c opt //server/brrr-echo there): every brrr server
-                     listed also runs from it, as base:brrr-NAME, alternating with this build's
+  --baseline=DIR     the output tree of another build of brrr-echo: a worktree at another
+                     commit, after bazel build -c opt //server/brrr-echo there, gives
+                     WORKTREE/bazel-out/k8-opt/bin (not bazel-bin, which follows that tree's
+                     last build, tests included). Every brrr server listed also runs from it,
+                     as base:brrr-NAME, alternating with this build's
   --server_cpu=C     CPU the server is pinned to (default $SERVER_CPU)
   --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
 
