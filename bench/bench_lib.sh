@@ -55,8 +55,9 @@ bench_wait_ready() {
 BENCH_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio"
 BENCH_SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
 
-# Another build's bazel-bin (bench/echo.sh --baseline): bench_start_server runs "base:brrr-NAME"
-# from it, so two builds of brrr-echo alternate in one run. Empty: no baseline.
+# Another build's output tree, its bazel-out/k8-opt/bin (bench/echo.sh --baseline):
+# bench_start_server runs "base:brrr-NAME" from it, so two builds of brrr-echo alternate in one
+# run. Empty: no baseline.
 BENCH_BASELINE_BIN=""
 
 # bench_check_servers LIST: dies unless every name in LIST is one bench_start_server knows.

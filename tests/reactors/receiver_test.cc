@@ -163,8 +163,8 @@ TEST_P(ReceiverTest, ARunDryPoolFallsBackToHeapBlocksAndLosesNothing) {
 // backend fills pool buffers before the loop sees them (io_uring's provided-buffer ring), the
 // ring runs dry while the runtime holds no buffer, and a receive that found it dry (-ENOBUFS)
 // is followed by one into a heap block, not by another try at the dry ring (at 1,000
-// connections those retries were a third of all completions and left some connections
-// waiting tens of milliseconds). Either way every byte arrives.
+// connections those retries were up to a quarter of the receive completions and left some
+// connections waiting tens of milliseconds). Either way every byte arrives.
 TEST_P(ReceiverTest, MoreConnectionsWithDataThanPoolBuffersAreAllServed) {
   constexpr int kConnections = pool_count_ + pool_count_ / 2;
   constexpr size_t kBytes = 3000;  // fits one 4 KiB buffer
