@@ -81,7 +81,10 @@ void Receiver::on_op_complete(const Completion& c) {
     return;
   }
   // -ENOBUFS: the pool ran dry; the next arm() falls back to a heap block.
-  if (c.result == -ENOBUFS) pool_ran_dry_ = true;
+  if (c.result == -ENOBUFS) {
+    pool_ran_dry_ = true;
+    ++pool_ran_dry_count_;
+  }
   if (!armed_ && wanted_ && !finished_) {
     arm();
   } else if (!armed_ && !wanted_ && !finished_) {

@@ -73,6 +73,9 @@ class Receiver final : public detail::IoWaiter {
   bool receiving() const { return armed_; }
   bool finished() const { return finished_; }
   uint64_t chunks() const { return chunks_; }
+  // Receives that found the pool dry (-ENOBUFS); each is followed by one into a heap block, so
+  // at most this many chunks did not come from the pool (where there is one).
+  uint64_t pool_ran_dry_count() const { return pool_ran_dry_count_; }
 
   void on_op_complete(const Completion& c) override;
 
@@ -92,6 +95,7 @@ class Receiver final : public detail::IoWaiter {
   bool pool_ran_dry_ = false;  // the last recv ended with -ENOBUFS: the next one is a heap block
   bool finished_ = false;
   uint64_t chunks_ = 0;
+  uint64_t pool_ran_dry_count_ = 0;
 };
 
 }  // namespace brrr

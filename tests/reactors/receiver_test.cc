@@ -76,7 +76,12 @@ TEST_P(ReceiverTest, ReceivesEverythingIntoPoolBuffersUntilEndOfStream) {
   writer.join();
   EXPECT_TRUE(got.status.ok()) << got.status;
   EXPECT_TRUE(got.data == payload);
-  EXPECT_EQ(got.pool_chunks, got.chunks) << "every chunk came from the pool";
+  // Every chunk came from the pool, but for one after each receive that found it dry: a
+  // backend that fills buffers ahead of the loop (io_uring without receive bundles) can take
+  // them all before the loop hands the first back.
+  EXPECT_GT(got.pool_chunks, 0);
+  EXPECT_LE(static_cast<uint64_t>(got.chunks - got.pool_chunks), receiver.pool_ran_dry_count())
+      << "a heap chunk only after a dry pool";
   EXPECT_EQ(LoopInternals::receive_buffers(*loop_)->in_use(), 0u) << "every buffer went back";
 }
 
@@ -197,6 +202,9 @@ TEST_P(ReceiverTest, MoreConnectionsWithDataThanPoolBuffersAreAllServed) {
     EXPECT_TRUE(got[i].data == payloads[i]) << "connection " << i;
     heap_chunks += got[i].chunks - got[i].pool_chunks;
   }
+  uint64_t dry = 0;
+  for (const auto& r : receivers) dry += r->pool_ran_dry_count();
+  EXPECT_LE(static_cast<uint64_t>(heap_chunks), dry) << "a heap chunk only after a dry pool";
   if (GetParam() == "io_uring") {
     EXPECT_GT(heap_chunks, 0) << "the receives that found the ring dry went on into heap blocks";
   }
