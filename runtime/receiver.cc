@@ -36,14 +36,12 @@ void Receiver::stop() {
   if (armed_) state_->cancel(detail::Side::kRead);
 }
 
-void Receiver::arm() {
+void Receiver::arm(bool pool_ran_dry) {
   IoOperation op{.opcode = IoOpcode::kRecv};
   // After -ENOBUFS one receive goes to the heap even when the runtime holds few buffers: the
   // rest may be filled in the backend, not yet handed over, and another multishot receive
   // would only find the ring dry again.
-  multishot_ = read_limit_ == 0 && pool_ != nullptr && !pool_ran_dry_ &&
-               pool_->in_use() < pool_->count();
-  pool_ran_dry_ = false;
+  multishot_ = read_limit_ == 0 && pool_ != nullptr && !pool_ran_dry && pool_->in_use() < pool_->count();
   if (multishot_) {
     op.flags = kOpMultishot | kOpBufferSelect;
   } else {
@@ -80,13 +78,11 @@ void Receiver::on_op_complete(const Completion& c) {
     end(state_->error("recv", c.result));
     return;
   }
-  // -ENOBUFS: the pool ran dry; the next arm() falls back to a heap block.
-  if (c.result == -ENOBUFS) {
-    pool_ran_dry_ = true;
-    ++pool_ran_dry_count_;
-  }
+  // -ENOBUFS: the pool ran dry; the next receive goes into a heap block.
+  const bool pool_ran_dry = c.result == -ENOBUFS;
+  if (pool_ran_dry) ++pool_ran_dry_count_;
   if (!armed_ && wanted_ && !finished_) {
-    arm();
+    arm(pool_ran_dry);
   } else if (!armed_ && !wanted_ && !finished_) {
     handler_.on_stopped();  // the last chunk of a stopped receive
   }

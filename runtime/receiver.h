@@ -80,7 +80,8 @@ class Receiver final : public detail::IoWaiter {
   void on_op_complete(const Completion& c) override;
 
  private:
-  void arm();
+  // `pool_ran_dry`: the receive before this one ended with -ENOBUFS (this one is a heap block).
+  void arm(bool pool_ran_dry = false);
   void end(absl::Status status);
 
   detail::SocketState* state_;
@@ -92,7 +93,6 @@ class Receiver final : public detail::IoWaiter {
   bool wanted_ = false;    // start() was called and stop() was not
   bool armed_ = false;     // a recv is in flight
   bool multishot_ = false; // the one in flight is the pool's multishot recv
-  bool pool_ran_dry_ = false;  // the last recv ended with -ENOBUFS: the next one is a heap block
   bool finished_ = false;
   uint64_t chunks_ = 0;
   uint64_t pool_ran_dry_count_ = 0;
