@@ -254,6 +254,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<voi
     lo.plugin_dir = o.plugin_dir;
     lo.loop_id = static_cast<uint32_t>(t);
     lo.stall_sink = [](const std::string&) {};  // the load generator's own stalls are not news
+    lo.reactor.one_thread = true;                 // each loop runs on a thread of its own
     auto loop = EventLoop::Create(lo);
     if (!loop.ok()) return loop.status();
     auto ls = std::make_unique<LoopState>();

@@ -164,6 +164,7 @@ void EventLoop::run_forever() {
     std::fprintf(stderr, "brrr: EventLoop::run_forever: this loop is already running\n");
     std::abort();
   }
+  check_one_runner();
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
@@ -179,10 +180,23 @@ void EventLoop::run_until_complete(FutureBase& future) {
 }
 
 void EventLoop::run_once(Duration max_wait) {
+  check_one_runner();
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
   run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
+}
+
+void EventLoop::check_one_runner() {
+  if (!options_.reactor.one_thread) return;
+  std::thread::id self = std::this_thread::get_id();
+  if (one_runner_ == std::thread::id()) one_runner_ = self;
+  if (one_runner_ == self) return;
+  std::fprintf(stderr,
+               "brrr: loop %u is made for one thread (EventLoopOptions::reactor.one_thread) and a "
+               "second thread runs it; run it only where it first ran, or make it without one_thread\n",
+               options_.loop_id);
+  std::abort();
 }
 
 std::unique_ptr<StallWatchdog> EventLoop::MakeWatchdog() {

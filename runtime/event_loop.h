@@ -28,7 +28,8 @@
 // Coroutines (Task<T>, create_task, sleep, gather...) build on this; see runtime/async.h.
 //
 // Threads: a loop belongs to the thread that constructed it until run_forever() is called on
-// another thread, which takes it over. Loop-thread-only methods check this in debug builds.
+// another thread, which takes it over. A loop made with options.reactor.one_thread is run by
+// one thread only, the first to run it: a second runner aborts with a message. Loop-thread-only methods check this in debug builds.
 // call_soon_threadsafe(), stop(), stats() and stall_detector() may be used from any thread.
 #ifndef BRRR_RUNTIME_EVENT_LOOP_H_
 #define BRRR_RUNTIME_EVENT_LOOP_H_
@@ -39,6 +40,7 @@
 #include <memory>
 #include <source_location>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "runtime/buffer_pool.h"
@@ -90,6 +92,7 @@ struct EventLoopOptions {
   // The receive buffer pool lent to the backend (see receive_buffers()).
   uint32_t receive_buffer_size = 16384;
   uint32_t receive_buffer_count = 1024;
+  // The backend's settings; reactor.one_thread when one thread runs the loop for its life.
   ReactorConfig reactor;
   // Tests: virtual time instead of the monotonic clock (see manual_clock.h). Not owned; it
   // must outlive the loop.
@@ -199,6 +202,8 @@ class EventLoop {
   void publish_ready_depth() { published_.ready_queue_depth.store(ready_.size()); }
   // The watchdog, unless the options turn it off or its signal is taken.
   std::unique_ptr<StallWatchdog> MakeWatchdog();
+  // With options_.reactor.one_thread: records the first runner, aborts for any other.
+  void check_one_runner();
   // The Derived figures of BRRR_LOOP_FIGURES: each fills its figure (and its label) in `s`.
   void derive_threadsafe_queue_depth(LoopStats& s) const;
   void derive_sockets(LoopStats& s) const;
@@ -220,6 +225,7 @@ class EventLoop {
   const std::string backend_name_;
   const int max_fd_;
   ThreadOwner owner_;
+  std::thread::id one_runner_;  // with options_.reactor.one_thread, once it has run
   ReadyQueue ready_;
   TimerQueue timers_;
   ThreadsafeQueue inbox_;

@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(std::shared_ptr<const P
   brrr_reactor_config c{};
   c.struct_size = sizeof c;
   c.queue_depth = config.queue_depth;
+  if (config.one_thread) c.flags |= BRRR_REACTOR_ONE_THREAD;
   brrr_reactor* instance = nullptr;
   char reason[512] = {0};
   int rc = plugin->table().create(&c, &instance, reason, sizeof reason);

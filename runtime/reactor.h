@@ -107,6 +107,10 @@ class Plugin {
 
 struct ReactorConfig {
   uint32_t queue_depth = 4096;
+  // One thread drives the reactor for its whole life, the one that first waits on it
+  // (creation and destruction may happen elsewhere): lets the backend tie its kernel object
+  // to that thread (BRRR_REACTOR_ONE_THREAD; io_uring runs its completion work in batches).
+  bool one_thread = false;
 };
 
 class Reactor {

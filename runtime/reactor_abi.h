@@ -119,10 +119,18 @@ typedef struct brrr_completion {
                                                readiness plus a system call */
 #define BRRR_CAP_SENDMSG (1u << 3)          /* BRRR_OP_SENDMSG */
 
+/* brrr_reactor_config.flags. A backend ignores the bits it does not know. */
+/* The runtime promises that one thread makes every call but create(), destroy() and wake():
+ * the thread of the first wait(), for the reactor's whole life. A backend may then tie kernel
+ * state to that thread (io_uring: SINGLE_ISSUER | DEFER_TASKRUN); before that first wait()
+ * it may only queue what submit() is given (and fail with -ENOMEM when its queue is full).
+ * destroy() may still come from any thread, and keeps its promise there. */
+#define BRRR_REACTOR_ONE_THREAD (1u << 0)
+
 typedef struct brrr_reactor_config {
   uint32_t struct_size; /* sizeof(brrr_reactor_config) as the runtime compiled it */
   uint32_t queue_depth; /* hint: operations in flight at once (io_uring ring size) */
-  uint32_t flags;       /* reserved, 0 */
+  uint32_t flags;       /* BRRR_REACTOR_* above; 0 before BRRR_REACTOR_ONE_THREAD */
   uint32_t reserved;
 } brrr_reactor_config;
 

@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     lo.stall_watchdog = o.stall_watchdog;
     lo.receive_buffer_size = o.receive_buffer_size;
     lo.receive_buffer_count = o.receive_buffer_count;
+    lo.reactor.one_thread = true;  // each loop runs on a thread of its own (Start)
     auto loop = EventLoop::Create(lo);
     if (!loop.ok()) return loop.status();
     std::vector<Socket> listeners;

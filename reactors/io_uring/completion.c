@@ -349,6 +349,10 @@ int ur_enter(brrr_reactor* r, int64_t timeout_ns) {
 
 int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t timeout_ns) {
   if (max_completions <= 0) return -EINVAL;
+  if (!r->ring_enabled) {
+    int rc = ur_claim_ring(r);
+    if (rc != 0) return rc;
+  }
   if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
   if (!r->wake_armed && ur_arm_wake(r) != 0) return r->submit_error ? r->submit_error : -ENOMEM;
 

@@ -16,6 +16,7 @@
 #define BRRR_REACTORS_IO_URING_IO_URING_INTERNAL_H_
 
 #include <liburing.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,8 @@
 
 /* Set to 0 in the environment, turns receive bundles off (see io_uring_reactor.c). */
 #define UR_BUNDLES_ENV "BRRR_IO_URING_BUNDLES"
+/* Set to 0 in the environment, turns the one-thread ring off (see io_uring_reactor.c). */
+#define UR_ONE_THREAD_ENV "BRRR_IO_URING_DEFER_TASKRUN"
 
 /* ur_op.state bits. */
 #define UR_ST_CANCEL 0x01u     /* cancel() was called: never re-arm, the next end is final */
@@ -80,6 +83,12 @@ typedef struct ur_fd {
 struct brrr_reactor {
   struct io_uring ring;
   int ring_ready; /* io_uring_queue_init succeeded */
+  /* The one-thread ring (BRRR_REACTOR_ONE_THREAD): SINGLE_ISSUER | DEFER_TASKRUN, created
+   * disabled (IORING_SETUP_R_DISABLED) and enabled by the first wait(), whose thread becomes
+   * the only one the kernel lets enter it (`issuer`). */
+  uint8_t one_thread_ring;
+  uint8_t ring_enabled; /* always 1 for other rings */
+  pthread_t issuer;     /* one-thread ring, once enabled */
   int wake_fd;
   uint64_t wake_value; /* target of the eventfd read */
   uint8_t wake_armed;  /* the eventfd read is queued or in flight */
@@ -149,10 +158,17 @@ static inline uint64_t ur_op_key(const brrr_reactor* r, uint32_t slot) {
 int ur_open_ring(brrr_reactor* r, const brrr_reactor_config* config, char* err,
                  size_t err_size);
 
+/* Enables a one-thread ring from the calling thread, which becomes its issuer; 0 at once for
+ * a ring that is enabled already. 0 or -errno. */
+int ur_claim_ring(brrr_reactor* r);
+/* Whether this thread may enter the ring: it is enabled, and this is its issuer if it has
+ * one. */
+int ur_may_enter(const brrr_reactor* r);
+
 /* ---- submission.c ---- */
 
 /* An SQE, flushing the queue to the kernel when it is full. NULL if the kernel takes none
- * (r->submit_error says why). */
+ * (r->submit_error says why: -EBUSY when a one-thread ring, not enabled yet, is full). */
 struct io_uring_sqe* ur_get_sqe(brrr_reactor* r);
 /* Queues the read of the wake-up eventfd. 0 or -ENOMEM (no SQE). */
 int ur_arm_wake(brrr_reactor* r);

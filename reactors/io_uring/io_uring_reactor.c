@@ -95,16 +95,35 @@
  * Ring setup. The SQ has config->queue_depth entries (default 256, at most 4096), the CQ four
  * times as many (IORING_SETUP_CQSIZE), with IORING_SETUP_COOP_TASKRUN (5.19: no IPI to run
  * completion work) and IORING_SETUP_SUBMIT_ALL (5.18); flags the kernel rejects with -EINVAL
- * are dropped, newest first. Not SINGLE_ISSUER or DEFER_TASKRUN: a reactor may be created on
- * one thread and then run by another. io_uring_setup(2) names "the thread that waits is not
- * the one that submitted" as COOP_TASKRUN's exception (completion work that runs as
- * task_work of the submitting thread waits until that thread enters the kernel); checked on
- * 6.18, a socket request whose submitting thread then sleeps completes at once for another
- * thread's wait, IORING_SQ_TASKRUN never raised. create() queues the wake-up read without
- * submitting it, so creating a reactor leaves no request tied to the creating thread. Without
- * CAP_IPC_LOCK the rings count against RLIMIT_MEMLOCK, per user and across processes, and a
- * closed ring's share is released asynchronously: on -ENOMEM create() halves the ring down to
- * 32 entries, then pauses briefly (5 to 80 ms, five times) before it gives up.
+ * are dropped, newest first. create() queues the wake-up read without submitting it, so
+ * creating a reactor leaves no request tied to the creating thread. Without CAP_IPC_LOCK the
+ * rings count against RLIMIT_MEMLOCK, per user and across processes, and a closed ring's
+ * share is released asynchronously: on -ENOMEM create() halves the ring down to 32 entries,
+ * then pauses briefly (5 to 80 ms, five times) before it gives up.
+ *
+ * The one-thread ring. When the runtime promises that one thread drives the reactor
+ * (BRRR_REACTOR_ONE_THREAD), the ring is also IORING_SETUP_SINGLE_ISSUER |
+ * IORING_SETUP_DEFER_TASKRUN (6.1): the kernel runs the completion work of the ring's
+ * requests (a receive's copy, an accept) only inside that thread's io_uring_enter with
+ * GETEVENTS, in one batch, instead of as task work at every return to user space
+ * (bench/README.md has the A/B). Such a ring
+ * can be entered (and registered with) by one thread only, so it is created disabled
+ * (IORING_SETUP_R_DISABLED) and enabled by the first wait() (IORING_REGISTER_ENABLE_RINGS),
+ * whose thread becomes the issuer: a loop built on one thread and run by another works.
+ * Before that, submit() only queues: a full SQ fails with -ENOMEM rather than flushing.
+ * destroy() may run on any thread: on the issuer it cancels and reaps as below; elsewhere
+ * (the server destroys its loops after joining their threads) it reaps what is in the CQ ring
+ * (closing accepted descriptors) and closes the ring, and closing is what ends the requests
+ * still live, safely: a deferred request makes progress (touches a buffer) only inside the
+ * issuer's io_uring_enter, which can no longer happen, and the kernel cancels the rest as the
+ * ring dies (when the issuer thread has exited, the kernel cancelled its requests then).
+ * BRRR_IO_URING_DEFER_TASKRUN=0 in the environment turns the one-thread ring off.
+ * Without the promise the ring is neither: a reactor may be created on one thread and then
+ * run by another. io_uring_setup(2) names "the thread that waits is not the one that
+ * submitted" as COOP_TASKRUN's exception (completion work that runs as task_work of the
+ * submitting thread waits until that thread enters the kernel); checked on 6.18, a socket
+ * request whose submitting thread then sleeps completes at once for another thread's wait,
+ * IORING_SQ_TASKRUN never raised.
  *
  * Cancellation. cancel() queues an IORING_OP_ASYNC_CANCEL keyed on the request's user_data
  * (with IOSQE_CQE_SKIP_SUCCESS where supported, so a successful cancel posts nothing). The
@@ -227,16 +246,22 @@ static void ur_destroy(brrr_reactor* r) {
     brrr_completion scratch[64];
     while (ur_reap(r, scratch, 64) > 0) {
     }
-    cancel_all(r);
-    if (r->wake_armed && r->wake_fd >= 0) {
-      uint64_t one = 1; /* completes the eventfd read even where it cannot be cancelled */
-      ssize_t written = write(r->wake_fd, &one, sizeof one);
-      (void)written;
+    /* A one-thread ring on another thread than its issuer (or never enabled): the kernel
+     * refuses to be entered, and closing the ring is what ends its requests (see the top of
+     * this file). */
+    int may_enter = ur_may_enter(r);
+    if (may_enter) {
+      cancel_all(r);
+      if (r->wake_armed && r->wake_fd >= 0) {
+        uint64_t one = 1; /* completes the eventfd read even where it cannot be cancelled */
+        ssize_t written = write(r->wake_fd, &one, sizeof one);
+        (void)written;
+      }
+      drain(r);
     }
-    drain(r);
     if (r->br != NULL) {
-      io_uring_unregister_buf_ring(&r->ring, UR_BGID);
-      munmap(r->br, r->br_bytes);
+      if (may_enter) io_uring_unregister_buf_ring(&r->ring, UR_BGID);
+      munmap(r->br, r->br_bytes); /* the kernel pinned its pages: they go with the ring */
     }
     io_uring_queue_exit(&r->ring);
   }

@@ -5,7 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "reactors/common/plugin_util.h"
 #include "reactors/io_uring/io_uring_internal.h"
@@ -69,24 +71,36 @@ static const char* explain_setup_error(int error, char* buf, size_t size) {
   }
 }
 
+/* UR_ONE_THREAD_ENV=0: the ring of a reactor that may change threads, even for one that
+ * will not, to compare or to test. */
+static int one_thread_turned_off(void) {
+  const char* value = getenv(UR_ONE_THREAD_ENV);
+  return value != NULL && strcmp(value, "0") == 0;
+}
+
 /* io_uring_queue_init with `entries`, dropping optional setup flags the kernel does not know
- * (newest first). 0 or -errno. */
-static int init_ring(brrr_reactor* r, uint32_t entries) {
+ * (newest first); the one-thread flags only when `one_thread`. 0 or -errno. */
+static int init_ring(brrr_reactor* r, uint32_t entries, int one_thread) {
+  static const uint32_t kOneThread =
+      IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED; /* 6.1 */
   static const uint32_t kAttempts[] = {
+      kOneThread | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,
       IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE, /* 5.19 */
       IORING_SETUP_SUBMIT_ALL | IORING_SETUP_CQSIZE,                             /* 5.18 */
       IORING_SETUP_CQSIZE,                                                       /* 5.5 */
       0,
   };
   int rc = -EINVAL;
-  for (size_t i = 0; i < sizeof kAttempts / sizeof kAttempts[0]; i++) {
+  for (size_t i = one_thread ? 0 : 1; i < sizeof kAttempts / sizeof kAttempts[0]; i++) {
     struct io_uring_params params;
     memset(&params, 0, sizeof params);
     params.flags = kAttempts[i];
     if (params.flags & IORING_SETUP_CQSIZE) params.cq_entries = entries * 4;
     rc = io_uring_queue_init_params(entries, &r->ring, &params);
+    if (rc == 0) r->one_thread_ring = (params.flags & IORING_SETUP_SINGLE_ISSUER) != 0;
     if (rc != -EINVAL) break;
   }
+  r->ring_enabled = !r->one_thread_ring;
   return rc;
 }
 
@@ -94,18 +108,19 @@ static int init_ring(brrr_reactor* r, uint32_t entries) {
  * count against it, per user and across processes, and the kernel releases a closed ring's
  * share asynchronously. So on -ENOMEM: smaller rings (the SQ only holds what is queued
  * between two waits; a CQ overflow is kept by the kernel), then a few short pauses. */
-static int setup_ring(brrr_reactor* r, uint32_t depth, char* err, size_t err_size) {
+static int setup_ring(brrr_reactor* r, uint32_t depth, int one_thread, char* err,
+                      size_t err_size) {
   uint32_t entries = depth;
-  int rc = init_ring(r, entries);
+  int rc = init_ring(r, entries, one_thread);
   while (rc == -ENOMEM && entries > UR_ENOMEM_MIN_DEPTH) {
     entries /= 2;
     if (entries < UR_ENOMEM_MIN_DEPTH) entries = UR_ENOMEM_MIN_DEPTH;
-    rc = init_ring(r, entries);
+    rc = init_ring(r, entries, one_thread);
   }
   for (int i = 0; rc == -ENOMEM && i < UR_ENOMEM_RETRIES; i++) {
     struct timespec pause = {0, (long)(UR_ENOMEM_FIRST_PAUSE_NS << i)};
     nanosleep(&pause, NULL);
-    rc = init_ring(r, entries);
+    rc = init_ring(r, entries, one_thread);
   }
   if (rc != 0) {
     char why[256];
@@ -170,8 +185,36 @@ static uint32_t config_depth(const brrr_reactor_config* config) {
   return depth;
 }
 
+/* The runtime promised one thread (BRRR_REACTOR_ONE_THREAD) and the environment does not
+ * turn the one-thread ring off. */
+static int wants_one_thread(const brrr_reactor_config* config) {
+  if (config == NULL ||
+      config->struct_size < offsetof(brrr_reactor_config, flags) + sizeof(uint32_t)) {
+    return 0;
+  }
+  return (config->flags & BRRR_REACTOR_ONE_THREAD) != 0 && !one_thread_turned_off();
+}
+
 int ur_open_ring(brrr_reactor* r, const brrr_reactor_config* config, char* err,
                  size_t err_size) {
-  int rc = setup_ring(r, config_depth(config), err, err_size);
+  int rc = setup_ring(r, config_depth(config), wants_one_thread(config), err, err_size);
   return rc == 0 ? probe_features(r, err, err_size) : rc;
+}
+
+int ur_claim_ring(brrr_reactor* r) {
+  if (r->ring_enabled) return 0;
+  r->counters.syscalls++;
+  /* Debian's liburing.so.2 (2.3) declares io_uring_enable_rings() but does not export it. */
+  if (syscall(__NR_io_uring_register, r->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0) <
+      0) {
+    return -errno;
+  }
+  r->ring_enabled = 1;
+  r->issuer = pthread_self();
+  return 0;
+}
+
+int ur_may_enter(const brrr_reactor* r) {
+  if (!r->ring_enabled) return 0;
+  return !r->one_thread_ring || pthread_equal(pthread_self(), r->issuer);
 }

@@ -14,6 +14,11 @@
 struct io_uring_sqe* ur_get_sqe(brrr_reactor* r) {
   struct io_uring_sqe* sqe = io_uring_get_sqe(&r->ring);
   if (sqe != NULL) return sqe;
+  /* A one-thread ring is entered only by the thread of its first wait(). */
+  if (!ur_may_enter(r)) {
+    r->submit_error = -EBUSY;
+    return NULL;
+  }
   r->counters.syscalls++;
   int rc = io_uring_submit(&r->ring);
   r->submit_error = rc < 0 ? rc : 0;

@@ -12,7 +12,9 @@
 //   INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
 //                            testing::BackendName());
 //
-// Threading: the reactor is the test thread's; another thread may only call wake().
+// Threading: the reactor is the test thread's; another thread may only call wake(). So it is
+// made with ReactorConfig::one_thread, as the server's loops are (on io_uring the one-thread
+// ring, unless BRRR_IO_URING_DEFER_TASKRUN=0).
 // Ownership: the fixture owns the reactor; a Listener owns its descriptor.
 #ifndef BRRR_TESTS_REACTORS_REACTOR_FIXTURE_H_
 #define BRRR_TESTS_REACTORS_REACTOR_FIXTURE_H_
@@ -73,7 +75,9 @@ class ReactorTest : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     fds_before_ = CountOpenFds();
     BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
-    auto r = PluginLoader::Default().CreateReactor(GetParam());
+    ReactorConfig config;
+    config.one_thread = true;
+    auto r = PluginLoader::Default().CreateReactor(GetParam(), config);
     ASSERT_TRUE(r.ok()) << r.status();
     reactor_ = *std::move(r);
   }

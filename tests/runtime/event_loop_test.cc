@@ -231,6 +231,31 @@ TEST_P(EventLoopTest, ALoopCanBeHandedToAnotherThread) {
   EXPECT_EQ(ran_on, worker_id);
 }
 
+// options.reactor.one_thread: built here, run by a worker (it waits in the backend for a
+// timer, so the backend is driven from there), destroyed here again.
+TEST_P(EventLoopTest, AOneThreadLoopRunsOnTheThreadThatFirstRunsIt) {
+  EventLoopOptions options;
+  options.reactor.one_thread = true;
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), options);
+  std::thread::id ran_on;
+  int timers_fired = 0;
+  loop->call_later(milliseconds(5), [&] {
+    ++timers_fired;
+    loop->call_later(milliseconds(5), [&] {
+      ++timers_fired;
+      ran_on = std::this_thread::get_id();
+      loop->stop();
+    });
+  });
+  std::thread worker([&] { loop->run_forever(); });
+  std::thread::id worker_id = worker.get_id();
+  worker.join();
+  EXPECT_EQ(timers_fired, 2);
+  EXPECT_EQ(ran_on, worker_id);
+  EXPECT_GE(loop->stats().io_waits, 1u);
+  loop.reset();
+}
+
 TEST_P(EventLoopTest, ExceptionEscapingATaskIsReportedAndTheLoopGoesOn) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
   bool after = false;
@@ -346,6 +371,22 @@ TEST(EventLoopCreateTest, AutoPicksTheBestBackendThatStarts) {
 
 namespace brrr {
 namespace {
+
+// A loop made for one thread (options.reactor.one_thread) refuses a second runner in every
+// build: the backend may have tied itself to the first (io_uring's one-thread ring).
+TEST(EventLoopDeathTest, ASecondThreadRunningAOneThreadLoopAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        EventLoopOptions options;
+        options.reactor.one_thread = true;
+        auto loop = EventLoop::Create(options);
+        (*loop)->run_once(std::chrono::milliseconds(0));
+        std::thread other([&] { (*loop)->run_once(std::chrono::milliseconds(0)); });
+        other.join();
+      },
+      "brrr: loop 0 is made for one thread \\(EventLoopOptions::reactor.one_thread\\) and a second thread runs it");
+}
 
 #ifndef NDEBUG
 // Debug builds check that loop-only methods are called on the loop's thread.
