@@ -96,7 +96,8 @@ if [[ -n "$BENCH_BASELINE_BIN" ]]; then
     die "--baseline=$BENCH_BASELINE_BIN: no server/brrr-echo/brrr-echo in it (build it there with bazel build -c opt //server/brrr-echo)"
   BENCH_BASELINE_BIN="$(cd "$BENCH_BASELINE_BIN" && pwd -P)"
   for s in $SERVERS; do
-    if [[ "$s" == brrr-* ]]; then SERVERS="$SERVERS base:$s"; fi
+    # Each brrr server's baseline twin, once (also when the list names it already).
+    if [[ "$s" == brrr-* && " $SERVERS " != *" base:$s "* ]]; then SERVERS="$SERVERS base:$s"; fi
   done
 fi
 [[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer, not '$ROUNDS'"
