@@ -28,8 +28,9 @@
 // Coroutines (Task<T>, create_task, sleep, gather...) build on this; see runtime/async.h.
 //
 // Threads: a loop belongs to the thread that constructed it until run_forever() is called on
-// another thread, which takes it over. A loop made with options.reactor.one_thread is run by
-// one thread only, the first to run it: a second runner aborts with a message. Loop-thread-only methods check this in debug builds.
+// another thread, which takes it over. Loop-thread-only methods check this in debug builds.
+// A loop made with options.reactor.one_thread is run by one thread only, the first to run
+// it: a second runner aborts with a message (it may still be built and destroyed elsewhere).
 // call_soon_threadsafe(), stop(), stats() and stall_detector() may be used from any thread.
 #ifndef BRRR_RUNTIME_EVENT_LOOP_H_
 #define BRRR_RUNTIME_EVENT_LOOP_H_

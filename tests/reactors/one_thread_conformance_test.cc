@@ -193,7 +193,7 @@ TEST_P(OneThreadTest, DestroyedAfterItsThreadEndedTouchesNoBufferAgain) { Destro
 TEST_P(OneThreadTest, DestroyedWhileItsThreadLivesTouchesNoBufferAgain) { DestroyElsewhereWithReceivesInFlight(false); }
 
 // The reactor echoes on the thread of its first wait() though it was built on another (the
-// accept and a send were queued there), and is destroyed on that thread too: the plain case.
+// accept was queued there), and is destroyed on the thread that ran it: the plain case.
 TEST_P(OneThreadTest, BuiltHereRunThereAndDestroyedThere) {
   std::unique_ptr<Reactor> reactor = MakeOneThreadReactor(GetParam());
   ASSERT_NE(reactor, nullptr);
