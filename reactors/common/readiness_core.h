@@ -44,6 +44,10 @@
 /* Provided buffers one multishot receive fills with one system call (recvmsg with that many
  * entries): a burst costs a call per RC_SCATTER buffers, not one per buffer. */
 #define RC_SCATTER 4
+/* Small receives in a row (each less than one buffer) after which a descriptor's multishot
+ * receives take one buffer with recv(2): a recvmsg over RC_SCATTER buffers costs the kernel a
+ * msghdr and an iovec array to import on every small message. */
+#define RC_SMALL_READS 4
 
 typedef enum rc_mode { RC_LEVEL = 0, RC_EDGE = 1 } rc_mode;
 

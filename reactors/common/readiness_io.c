@@ -63,8 +63,9 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
             return 0;
           }
           /* A multishot receive without a length cap fills up to RC_SCATTER buffers per call
-           * (each becomes its own completion); a capped or single receive fills one. */
-          if (multishot && op->len == 0) {
+           * (each becomes its own completion), unless its descriptor has been receiving small
+           * messages (RC_SMALL_READS); a capped or single receive fills one. */
+          if (multishot && op->len == 0 && slot->small_reads < RC_SMALL_READS) {
             count = RC_SCATTER;
             if ((uint32_t)count > core->free_count) count = (int)core->free_count;
             if (count > RC_BATCH - buffers_filled) count = RC_BATCH - buffers_filled;
@@ -90,6 +91,13 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
         size_t received = n > 0 ? (size_t)n : 0;
         int used = 0;
         while (used < count && (size_t)used * core->buffer_size < received) used++;
+        if (select && n > 0) {
+          if (received >= iov[0].iov_len) {
+            slot->small_reads = 0;
+          } else if (slot->small_reads < UINT8_MAX) {
+            slot->small_reads++;
+          }
+        }
         if (select) {
           /* Unused buffers go back in the reverse order they were taken: the free list is a
            * stack, and the next receive should get the same (cache-warm) buffers. */
