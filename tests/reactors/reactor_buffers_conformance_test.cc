@@ -115,8 +115,9 @@ TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
 // A descriptor that has been receiving small messages still fills several buffers per system
 // call once a burst comes (the readiness backends receive small messages into one buffer with
 // recv, and must go back to recvmsg over several): eight 100-byte messages, each received
-// before the next is sent, then 64 KiB that waits in the socket before the reactor looks.
-// Every byte, in order; on the real backends fewer calls than buffers.
+// before the next is sent, then 64 KiB (on the readiness backends waiting whole in the socket
+// before the reactor looks). Every byte, in order; on the real backends fewer calls than
+// buffers.
 TEST_P(ReactorTest, AfterSmallMessagesABurstStillFillsSeveralBuffersPerSystemCall) {
   constexpr uint32_t kSize = 4096;
   constexpr uint32_t kCount = 64;
@@ -154,12 +155,17 @@ TEST_P(ReactorTest, AfterSmallMessagesABurstStillFillsSeveralBuffersPerSystemCal
   const std::string burst = testing::RandomBytes(kBurst, 12);
   expected += burst;
   ASSERT_TRUE(client.send_all(burst));
-  int waiting = 0;
-  for (int i = 0; i < 3000 && waiting < static_cast<int>(kBurst); ++i) {
-    ASSERT_EQ(::ioctl(fd, FIONREAD, &waiting), 0);
-    if (waiting < static_cast<int>(kBurst)) std::this_thread::sleep_for(milliseconds(1));
+  // A readiness backend reads only inside wait(), so the burst can be made to wait whole in
+  // the socket. io_uring's armed receive takes it in the kernel as it comes (without
+  // DEFER_TASKRUN even before the next wait), at no system call per buffer either way.
+  if (!reactor_->has(kCapNativeOps)) {
+    int waiting = 0;
+    for (int i = 0; i < 3000 && waiting < static_cast<int>(kBurst); ++i) {
+      ASSERT_EQ(::ioctl(fd, FIONREAD, &waiting), 0);
+      if (waiting < static_cast<int>(kBurst)) std::this_thread::sleep_for(milliseconds(1));
+    }
+    ASSERT_EQ(waiting, static_cast<int>(kBurst));
   }
-  ASSERT_EQ(waiting, static_cast<int>(kBurst));
   ReactorCounters before = reactor_->counters();
   seen = 0;
   WaitUntil([&](auto& a) {
