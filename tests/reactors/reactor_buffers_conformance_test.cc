@@ -28,6 +28,29 @@ using testing::BlockingClient;
 using testing::Listener;
 using testing::ReactorTest;
 
+// Whether `bytes` came to wait in fd's receive queue (polled every 1 ms, up to 3 s).
+bool QueuedInSocket(int fd, int bytes) {
+  int waiting = 0;
+  for (int i = 0; i < 3000; ++i) {
+    if (::ioctl(fd, FIONREAD, &waiting) != 0) return false;
+    if (waiting >= bytes) return waiting == bytes;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return false;
+}
+
+// Appends the data of the completions not seen yet to `received`, each from its pool buffer,
+// and hands the buffers back.
+void TakeFromPool(Reactor& reactor, const std::vector<char>& pool, uint32_t buffer_size,
+                  const std::vector<Completion>& all, size_t& seen, std::string& received) {
+  for (size_t i = seen; i < all.size(); ++i) {
+    if (all[i].result <= 0) continue;
+    received.append(pool.data() + all[i].buffer_id * buffer_size, all[i].result);
+    reactor.recycle_buffer(all[i].buffer_id);
+  }
+  seen = all.size();
+}
+
 TEST_P(ReactorTest, MultishotRecvWithProvidedBuffersUntilEndOfStream) {
   constexpr uint32_t kSize = 1024;
   constexpr uint32_t kCount = 16;
@@ -81,12 +104,7 @@ TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
   ASSERT_GE(fd, 0);
   const std::string payload = testing::RandomBytes(kBurst, 11);
   ASSERT_TRUE(client.send_all(payload));
-  int waiting = 0;
-  for (int i = 0; i < 3000 && waiting < static_cast<int>(kBurst); ++i) {
-    ASSERT_EQ(::ioctl(fd, FIONREAD, &waiting), 0);
-    if (waiting < static_cast<int>(kBurst)) std::this_thread::sleep_for(milliseconds(1));
-  }
-  ASSERT_EQ(waiting, static_cast<int>(kBurst));
+  ASSERT_TRUE(QueuedInSocket(fd, static_cast<int>(kBurst)));
   ReactorCounters before = reactor_->counters();
   ASSERT_EQ(reactor_->submit({.user_data = 6, .opcode = IoOpcode::kRecv,
                               .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
@@ -94,12 +112,7 @@ TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
   std::string received;
   size_t buffers = 0;
   WaitUntil([&](auto& a) {
-    for (size_t i = buffers; i < a.size(); ++i) {
-      if (a[i].result <= 0) continue;
-      received.append(pool.data() + a[i].buffer_id * kSize, a[i].result);
-      reactor_->recycle_buffer(a[i].buffer_id);
-    }
-    buffers = a.size();
+    TakeFromPool(*reactor_, pool, kSize, a, buffers, received);
     return received.size() >= kBurst;
   });
   ReactorCounters after = reactor_->counters();
@@ -133,14 +146,7 @@ TEST_P(ReactorTest, AfterSmallMessagesABurstStillFillsSeveralBuffersPerSystemCal
             0);
   std::string received;
   size_t seen = 0;
-  auto take = [&](const std::vector<Completion>& a) {
-    for (size_t i = seen; i < a.size(); ++i) {
-      if (a[i].result <= 0) continue;
-      received.append(pool.data() + a[i].buffer_id * kSize, a[i].result);
-      reactor_->recycle_buffer(a[i].buffer_id);
-    }
-    seen = a.size();
-  };
+  auto take = [&](const std::vector<Completion>& a) { TakeFromPool(*reactor_, pool, kSize, a, seen, received); };
   std::string expected;
   for (int m = 0; m < 8; ++m) {
     const std::string small = testing::RandomBytes(100, 20 + m);
@@ -159,12 +165,7 @@ TEST_P(ReactorTest, AfterSmallMessagesABurstStillFillsSeveralBuffersPerSystemCal
   // the socket. io_uring's armed receive takes it in the kernel as it comes (without
   // DEFER_TASKRUN even before the next wait), at no system call per buffer either way.
   if (!reactor_->has(kCapNativeOps)) {
-    int waiting = 0;
-    for (int i = 0; i < 3000 && waiting < static_cast<int>(kBurst); ++i) {
-      ASSERT_EQ(::ioctl(fd, FIONREAD, &waiting), 0);
-      if (waiting < static_cast<int>(kBurst)) std::this_thread::sleep_for(milliseconds(1));
-    }
-    ASSERT_EQ(waiting, static_cast<int>(kBurst));
+    ASSERT_TRUE(QueuedInSocket(fd, static_cast<int>(kBurst)));
   }
   ReactorCounters before = reactor_->counters();
   seen = 0;
