@@ -9,17 +9,14 @@
 // is one (another thread's wait is refused with EEXIST), unless
 // BRRR_IO_URING_DEFER_TASKRUN=0 turns it off.
 #include <sys/mman.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
+#include <latch>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -82,25 +79,6 @@ class Completions {
   std::vector<Completion> seen_;
 };
 
-// A one-shot latch: one thread waits until another opens it.
-class Latch {
- public:
-  void open() {
-    std::lock_guard<std::mutex> lock(mu_);
-    open_ = true;
-    cv_.notify_all();
-  }
-  void wait() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return open_; });
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool open_ = false;
-};
-
 class OneThreadTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
@@ -137,8 +115,8 @@ class OneThreadTest : public ::testing::TestWithParam<std::string> {
     BlockingClient to_own(listener.port);
     BlockingClient to_pool(listener.port);
 
-    Latch in_flight;
-    Latch release;
+    std::latch in_flight(1);  // the driver has the receives in flight
+    std::latch release(1);    // the driver may end
     int accepted[2] = {-1, -1};
     std::thread driver([&] {
       Completions completions(*reactor);
@@ -155,7 +133,7 @@ class OneThreadTest : public ::testing::TestWithParam<std::string> {
         Completion batch[16];
         EXPECT_TRUE(reactor->wait(batch, 0).ok());  // hands them to the kernel; no data yet
       }
-      in_flight.open();
+      in_flight.count_down();
       if (!join_first) release.wait();
     });
     in_flight.wait();
@@ -170,7 +148,7 @@ class OneThreadTest : public ::testing::TestWithParam<std::string> {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));  // time for a stray copy to land
     }
     if (!join_first) {
-      release.open();
+      release.count_down();
       driver.join();
     }
     EXPECT_TRUE(std::all_of(own_, own_ + sizeof own_, [](char c) { return c == kUntouched; }))
@@ -228,15 +206,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, OneThreadTest, ::testing::ValuesIn(testing::A
 // one-thread ring, so once a thread has waited on it the kernel refuses every other
 // (io_uring_enter: EEXIST), which is what lets it run completion work in batches. (An io_uring
 // setting: not a test of every backend.)
-bool ExpectOneThreadRing() {
-  const char* off = std::getenv("BRRR_IO_URING_DEFER_TASKRUN");
-  if (off != nullptr && std::strcmp(off, "0") == 0) return false;
-  utsname u{};
-  int major = 0;
-  int minor = 0;
-  return ::uname(&u) == 0 && std::sscanf(u.release, "%d.%d", &major, &minor) == 2 &&
-         (major > 6 || (major == 6 && minor >= 1));
-}
+bool ExpectOneThreadRing() { return testing::IoUringFeatureExpected("BRRR_IO_URING_DEFER_TASKRUN", 6, 1); }
 
 TEST(IoUringOneThreadRingTest, OnlyTheThreadOfTheFirstWaitMayWait) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(std::string("io_uring"));

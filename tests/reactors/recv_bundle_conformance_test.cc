@@ -9,13 +9,11 @@
 // unless the kernel predates them (6.10) or BRRR_IO_URING_BUNDLES=0 turns them off; run
 // this target with --test_env=BRRR_IO_URING_BUNDLES=0 to check the per-buffer receives.
 #include <sys/ioctl.h>
-#include <sys/utsname.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -46,14 +44,7 @@ constexpr const char* kBundlesEnv = "BRRR_IO_URING_BUNDLES";
 // Whether `backend` should receive in bundles here: io_uring on Linux 6.10 or later, not
 // turned off through the environment.
 bool ExpectBundles(const std::string& backend) {
-  if (backend != "io_uring") return false;
-  const char* off = std::getenv(kBundlesEnv);
-  if (off != nullptr && std::strcmp(off, "0") == 0) return false;
-  utsname u{};
-  int major = 0;
-  int minor = 0;
-  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
-  return major > 6 || (major == 6 && minor >= 10);
+  return backend == "io_uring" && testing::IoUringFeatureExpected(kBundlesEnv, 6, 10);
 }
 
 // What a stream of multishot receives delivered, in order, and how it ended.

@@ -1,6 +1,10 @@
 #include "tests/testing/backends.h"
 
+#include <sys/utsname.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/status/status.h"
 #include "runtime/plugin_loader.h"
@@ -46,6 +50,16 @@ std::unique_ptr<EventLoop> NewLoop(const std::string& backend, EventLoopOptions 
   EXPECT_TRUE(loop.ok()) << loop.status();
   if (!loop.ok()) return nullptr;
   return *std::move(loop);
+}
+
+bool IoUringFeatureExpected(const char* off_env, int major, int minor) {
+  const char* off = std::getenv(off_env);
+  if (off != nullptr && std::strcmp(off, "0") == 0) return false;
+  utsname u{};
+  int kernel_major = 0;
+  int kernel_minor = 0;
+  if (::uname(&u) != 0 || std::sscanf(u.release, "%d.%d", &kernel_major, &kernel_minor) != 2) return false;
+  return kernel_major > major || (kernel_major == major && kernel_minor >= minor);
 }
 
 }  // namespace brrr::testing

@@ -51,6 +51,10 @@ std::unique_ptr<EventLoop> NewLoop(const std::string& backend, EventLoopOptions 
 // Whether the kernel lets `backend` start here, and if not, why.
 bool BackendStarts(const std::string& backend, std::string* why);
 
+// Whether an io_uring feature that came with Linux major.minor is in use here: this kernel is
+// that new, and the environment variable `off_env` (e.g. "BRRR_IO_URING_BUNDLES") is not "0".
+bool IoUringFeatureExpected(const char* off_env, int major, int minor);
+
 }  // namespace brrr::testing
 
 // Skips the test (or fails it, when CI requires every backend) if the kernel refuses `backend`.
