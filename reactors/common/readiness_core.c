@@ -91,7 +91,30 @@ static void serve(rc_core* core, int fd, rc_slot* slot, uint32_t ready) {
   if ((ready & RC_WRITE) && slot->has_write) rc_run_write(core, fd, slot);
 }
 
+static void serve_event(rc_core* core, const rc_event* event) {
+  rc_slot* slot = existing_slot(core, event->fd);
+  if (slot == NULL) return;
+  if (core->mode == RC_EDGE) {
+    slot->ready |= event->ready;
+    slot->closed |= event->closed;
+  }
+  serve(core, event->fd, slot, (uint32_t)(event->ready | event->closed));
+  if (core->mode == RC_LEVEL) update_interest(core, event->fd, slot);
+}
+
+/* Serves up to `limit` of the recorded events, in the order the backend reported them. */
+static void serve_recorded(rc_core* core, size_t limit) {
+  size_t end = core->event_count - core->next_event > limit ? core->next_event + limit
+                                                            : core->event_count;
+  while (core->next_event < end) {
+    const rc_event* event = &core->events[core->next_event++];
+    if (event->fd >= 0) serve_event(core, event);
+  }
+  if (core->next_event == core->event_count) core->next_event = core->event_count = 0;
+}
+
 void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
+  rc_event event = {fd, (uint8_t)ready, (uint8_t)closed};
   if (fd == core->wake_fd) {
     uint64_t value;
     core->counters.syscalls++;
@@ -99,14 +122,17 @@ void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
     }
     return;
   }
-  rc_slot* slot = existing_slot(core, fd);
-  if (slot == NULL) return;
-  if (core->mode == RC_EDGE) {
-    slot->ready |= (uint8_t)ready;
-    slot->closed |= (uint8_t)closed;
+  if (core->event_count == core->event_capacity) {
+    size_t capacity = core->event_capacity ? core->event_capacity * 2 : 256;
+    rc_event* events = realloc(core->events, capacity * sizeof *events);
+    if (events == NULL) {
+      serve_event(core, &event); /* no room to defer it: serve it now */
+      return;
+    }
+    core->events = events;
+    core->event_capacity = capacity;
   }
-  serve(core, fd, slot, ready | closed);
-  if (core->mode == RC_LEVEL) update_interest(core, fd, slot);
+  core->events[core->event_count++] = event;
 }
 
 /* ---- ABI entry points ---- */
@@ -155,6 +181,7 @@ void rc_destroy(brrr_reactor* reactor) {
   free(core->slots);
   free(core->completions.items);
   free(core->again);
+  free(core->events);
   free(core->free_buffers);
   free(core);
 }
@@ -272,17 +299,22 @@ int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_completions,
             int64_t timeout_ns) {
   rc_core* core = as_core(reactor);
   if (max_completions <= 0) return -EINVAL;
-  int have_work = core->completions.size > 0 || core->again_size > 0;
-  /* Completions already queued are handed out without a system call, but the kernel is
-   * still asked (without blocking) every few rounds so that other descriptors are served. */
-  if (!have_work || core->again_size > 0 || ++core->waits_without_kernel >= 8) {
-    core->waits_without_kernel = 0;
-    int rc = wait_in_kernel(core, have_work ? 0 : timeout_ns);
-    if (rc < 0) return rc;
-  }
-  if (core->again_size > 0) serve_again_list(core);
-
   rc_queue* q = &core->completions;
+  if (core->next_event == core->event_count) {
+    int have_work = q->size > 0 || core->again_size > 0;
+    /* Completions already queued are handed out without a system call, but the kernel is
+     * still asked (without blocking) every few rounds so that other descriptors are served. */
+    if (!have_work || core->again_size > 0 || ++core->waits_without_kernel >= 8) {
+      core->waits_without_kernel = 0;
+      int rc = wait_in_kernel(core, have_work ? 0 : timeout_ns);
+      if (rc < 0) return rc;
+    }
+    if (core->again_size > 0) serve_again_list(core);
+  }
+  do {
+    serve_recorded(core, RC_SERVE_PER_WAIT);
+  } while (q->size == 0 && core->next_event < core->event_count);
+
   int n = 0;
   while (n < max_completions && q->size > 0) {
     out[n++] = q->items[q->head];
@@ -302,6 +334,9 @@ int rc_release_fd(brrr_reactor* reactor, int fd) {
   if (slot->has_read || slot->has_write) return -EBUSY;
   int rc = 0;
   if (slot->watched) rc = core->ops->set_interest(core->backend, fd, slot->watched, 0);
+  for (size_t i = core->next_event; i < core->event_count; i++) {
+    if (core->events[i].fd == fd) core->events[i].fd = -1;
+  }
   if (slot->in_again) {
     for (size_t i = 0; i < core->again_size; i++) {
       if (core->again[i] == fd) {

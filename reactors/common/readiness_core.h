@@ -20,6 +20,12 @@
  * mode a descriptor left ready goes on an "again" list that the next wait() serves before
  * blocking, so no edge is ever lost.
  *
+ * Pacing: the backend's wait() only reports; the core records the events and serves
+ * RC_SERVE_PER_WAIT of them per wait() call, so the runtime sends the replies to those
+ * before the next descriptors are received. The waits after that serve the rest, in the
+ * order reported, without asking the kernel until none is left. A descriptor released
+ * meanwhile has its events dropped.
+ *
  * A backend file holds only its mechanism (an rc_backend_ops) and one RC_DEFINE_PLUGIN line.
  *
  * Threads: loop thread only, except rc_wake() (thread-safe, async-signal-safe).
@@ -49,6 +55,14 @@
  * msghdr and an iovec array to import on every small message. */
 #define RC_SMALL_READS 4
 
+/* Reported descriptors one wait() serves (see Pacing above). Serving a whole kernel batch (up
+ * to 256 from epoll, every ready one from poll and select) before the loop sends any reply
+ * lets the sockets and received data of the first fall out of the cache before their replies
+ * are sent, and fills the load generator's CPU's deferred socket-buffer free list until the
+ * kernel kicks it with an inter-processor interrupt (every 32 frees, half of
+ * net.core.skb_defer_max). A/B in bench/README.md. */
+#define RC_SERVE_PER_WAIT 32
+
 typedef enum rc_mode { RC_LEVEL = 0, RC_EDGE = 1 } rc_mode;
 
 typedef struct rc_core rc_core;
@@ -62,7 +76,7 @@ typedef struct rc_backend_ops {
    * `previous` is what was watched before. 0 or -errno. */
   int (*set_interest)(void* backend, int fd, uint32_t previous, uint32_t interest);
   /* Block up to timeout_ns (-1: no limit) and report each ready descriptor with
-   * rc_on_ready(). Returns the number of events, 0 on timeout, or -errno (-EINTR when a
+   * rc_on_ready() (which only records it). Returns the number of events, 0 on timeout, or -errno (-EINTR when a
    * signal or io_uring task work interrupted the wait: the core waits again for the rest). */
   int (*wait)(void* backend, rc_core* core, int64_t timeout_ns);
   /* Frees the backend's state. */
@@ -120,7 +134,8 @@ int rc_create(const rc_backend_ops* ops, int max_fd, brrr_reactor** out, char* e
  * fail (EPOLLHUP, EPOLLERR). In edge mode they stay set until release_fd(), so a short read
  * that left only the end of stream behind (no further edge will come for it) is still
  * followed by a read that sees it. Level backends pass 0: they hear of readiness on every
- * wait. */
+ * wait. Records the event for the core to serve (see Pacing above), so the backend may report
+ * a descriptor and go on walking its own structures: nothing runs on the descriptor yet. */
 void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed);
 
 /* The ABI entry points of the plugin table (RC_DEFINE_PLUGIN): the core is the instance. */

@@ -35,6 +35,13 @@ typedef struct rc_slot {
   uint8_t small_reads;
 } rc_slot;
 
+/* A readiness event the backend reported and the core has not served yet. */
+typedef struct rc_event {
+  int fd;          /* -1: dropped (its descriptor was released meanwhile) */
+  uint8_t ready;   /* RC_READ | RC_WRITE */
+  uint8_t closed;  /* RC_READ | RC_WRITE, see rc_on_ready */
+} rc_event;
+
 /* A growable ring of completions. */
 typedef struct rc_queue {
   brrr_completion* items;
@@ -54,6 +61,13 @@ struct rc_core {
   size_t slot_count;
 
   rc_queue completions;
+
+  /* The events of the last backend wait, served RC_SERVE_PER_WAIT to a wait() (see
+   * readiness_core.h): events[next_event..event_count) are still to serve. */
+  rc_event* events;
+  size_t event_count;
+  size_t next_event;
+  size_t event_capacity;
 
   int* again; /* edge mode: descriptors left ready after a batch */
   size_t again_size;

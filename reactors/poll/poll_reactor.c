@@ -72,8 +72,9 @@ static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
   struct timespec ts;
   int n = ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts), NULL);
   if (n < 0) return -errno;
-  /* Walk backwards: serving an entry may remove it, which moves the last entry (already
-   * visited) into its place. */
+  /* Walk backwards: rc_on_ready only records an entry, but when it cannot (out of memory) it
+   * serves it at once, which may remove the entry and move the last one (already visited)
+   * into its place. */
   int seen = 0;
   for (size_t i = be->size; i-- > 0 && seen < n;) {
     short revents = be->fds[i].revents;

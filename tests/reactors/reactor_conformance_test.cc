@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -202,6 +203,143 @@ TEST_P(ReactorTest, CountersMove) {
   EXPECT_GT(after.waits, before.waits);
   EXPECT_GT(after.syscalls, before.syscalls);
   EXPECT_EQ(reactor_->release_fd(l.fd), 0);
+}
+
+// kConnections accepted connections, each with a single-shot receive submitted (user_data i + 1,
+// into its own 16-byte slot) and its client's message already in the socket.
+class ReadyConnections {
+ public:
+  static constexpr int kConnections = 100;
+
+  explicit ReadyConnections(Reactor& reactor) : buffers_(kConnections * kSlot) {
+    for (int i = 0; i < kConnections; ++i) {
+      clients_.push_back(std::make_unique<BlockingClient>(listener_.port));
+      fds_.push_back(AcceptOne(listener_));
+      EXPECT_GE(fds_.back(), 0);
+      EXPECT_EQ(reactor.submit({.user_data = static_cast<uint64_t>(i + 1), .opcode = IoOpcode::kRecv,
+                                .fd = fds_.back(), .len = kSlot, .buf = &buffers_[i * kSlot]}),
+                0);
+    }
+    // A loopback send is in the peer's socket when it returns.
+    for (int i = 0; i < kConnections; ++i) EXPECT_TRUE(clients_[i]->send_all(message(i)));
+  }
+
+  static std::string message(int i) { return "message " + std::to_string(i); }
+  // Whether connection i's receive of `bytes` got its message (`whole`) or a start of it.
+  bool holds_message_or_its_start(int i, int32_t bytes, bool whole) const {
+    std::string got(&buffers_[i * kSlot], bytes);
+    std::string sent = message(i);
+    return whole ? got == sent : sent.compare(0, got.size(), got) == 0;
+  }
+  int fd(int i) const { return fds_[i]; }
+
+  // Releases and closes every descriptor still open.
+  void close_all(Reactor& reactor) {
+    for (int& fd : fds_) {
+      if (fd < 0) continue;
+      EXPECT_EQ(reactor.release_fd(fd), 0);
+      ::close(fd);
+      fd = -1;
+    }
+  }
+  void forget(int i) { fds_[i] = -1; }
+
+ private:
+  static constexpr uint32_t kSlot = 16;
+  Listener listener_;
+  std::vector<std::unique_ptr<BlockingClient>> clients_;
+  std::vector<int> fds_;
+  std::vector<char> buffers_;
+};
+
+// One wait() (up to 10 ms), its completions appended to `all`; returns how many it handed out.
+int WaitOnce(Reactor& reactor, std::vector<Completion>& all) {
+  Completion batch[256];
+  absl::StatusOr<int> n = reactor.wait(batch, 10'000'000);
+  EXPECT_TRUE(n.ok()) << n.status();
+  if (!n.ok()) return 0;
+  all.insert(all.end(), batch, batch + *n);
+  return *n;
+}
+
+// Waits (bounded: 30 s) until `done` says so, appending every completion to `all`.
+void CollectUntil(Reactor& reactor, std::vector<Completion>& all, const std::function<bool()>& done) {
+  TimePoint give_up = Clock::now() + std::chrono::seconds(30);
+  while (!done() && Clock::now() < give_up) WaitOnce(reactor, all);
+  EXPECT_TRUE(done()) << "timed out waiting for completions";
+}
+
+// Many descriptors ready at once: each receive completes once, with its own data. The
+// readiness backends serve a few of the descriptors one kernel wait reported per wait() call
+// (the loop sends the echoes of those before the next are received, readiness_core.h), so the
+// first wait() hands out fewer completions than there are ready descriptors, and the waits
+// after it serve the rest without asking the kernel again.
+TEST_P(ReactorTest, ManyReadyDescriptorsAreEachServedOnceAFewPerWait) {
+  ReadyConnections ready(*reactor_);
+  const bool counted = !reactor_->has(kCapNativeOps) && !testing::IsFaulty(GetParam());
+  ReactorCounters before = reactor_->counters();
+  std::vector<Completion> all;
+  int first = WaitOnce(*reactor_, all);
+  if (counted) {
+    EXPECT_GT(first, 0);
+    EXPECT_LT(first, ReadyConnections::kConnections) << "every ready descriptor served by one wait()";
+  }
+  CollectUntil(*reactor_, all, [&] { return all.size() >= static_cast<size_t>(ReadyConnections::kConnections); });
+  if (counted) {
+    EXPECT_EQ(reactor_->counters().waits - before.waits, 1u) << "the kernel was asked again before every "
+                                                                "descriptor it had reported was served";
+  }
+  std::vector<int> completions(ReadyConnections::kConnections, 0);
+  for (const Completion& c : all) {
+    ASSERT_GE(c.user_data, 1u);
+    ASSERT_LE(c.user_data, static_cast<uint64_t>(ReadyConnections::kConnections));
+    int i = static_cast<int>(c.user_data - 1);
+    ++completions[i];
+    ASSERT_GT(c.result, 0) << "connection " << i;
+    // The fault-injecting plugins cut receives short on purpose.
+    EXPECT_TRUE(ready.holds_message_or_its_start(i, c.result, !testing::IsFaulty(GetParam())));
+  }
+  for (int i = 0; i < ReadyConnections::kConnections; ++i) EXPECT_EQ(completions[i], 1) << "connection " << i;
+  ready.close_all(*reactor_);
+}
+
+// A descriptor released while the kernel's report of it waits to be served (the receive
+// cancelled, the descriptor released and closed between two waits): its receive ends once,
+// cancelled or with its data, and every other descriptor is still served once.
+TEST_P(ReactorTest, ReleasingADescriptorWhoseReadinessIsNotServedYetLosesNothing) {
+  ReadyConnections ready(*reactor_);
+  std::vector<Completion> all;
+  WaitOnce(*reactor_, all);
+  auto finals_of = [&all](uint64_t id) {
+    int n = 0;
+    for (const Completion& c : all) n += c.user_data == id && !c.more();
+    return n;
+  };
+  int victim = -1;
+  for (int i = ReadyConnections::kConnections - 1; i >= 0 && victim < 0; --i) {
+    if (finals_of(static_cast<uint64_t>(i + 1)) == 0) victim = i;
+  }
+  if (victim < 0) GTEST_SKIP() << "the first wait served every descriptor";
+  const uint64_t victim_id = static_cast<uint64_t>(victim + 1);
+  ASSERT_EQ(reactor_->cancel(ready.fd(victim), victim_id), 0);
+  // A cancelled operation's final completion may still be on its way (io_uring): wait for it
+  // before releasing the descriptor.
+  CollectUntil(*reactor_, all, [&] { return finals_of(victim_id) == 1; });
+  ASSERT_EQ(reactor_->release_fd(ready.fd(victim)), 0);
+  ::close(ready.fd(victim));
+  ready.forget(victim);
+  CollectUntil(*reactor_, all, [&] { return all.size() >= static_cast<size_t>(ReadyConnections::kConnections); });
+  for (int i = 0; i < ReadyConnections::kConnections; ++i) {
+    EXPECT_EQ(finals_of(static_cast<uint64_t>(i + 1)), 1) << "connection " << i;
+  }
+  for (const Completion& c : all) {
+    if (c.user_data == victim_id) {
+      EXPECT_TRUE(c.result == -ECANCELED ||
+                  (c.result > 0 && ready.holds_message_or_its_start(victim, c.result, !testing::IsFaulty(GetParam()))))
+          << c.result;
+    }
+  }
+  ready.close_all(*reactor_);
 }
 
 TEST_P(ReactorTest, DestroyingWithOperationsInFlightIsSafe) {
