@@ -43,6 +43,10 @@ ABSL_FLAG(bool, busy_poll, false,
           "--rate or --reconnect");
 ABSL_FLAG(bool, json, true, "Print the result as one JSON line too");
 ABSL_FLAG(bool, progress, true, "Print a progress line every second (stderr)");
+ABSL_FLAG(int32_t, server_pid, 0,
+          "The echo server's process id: report its CPU time per message over the measured period (the "
+          "sum over its threads, from /proc/PID/task/*/schedstat), the figure that compares servers when "
+          "the load generator, not the server, sets the pace; 0: not measured");
 ABSL_FLAG(bool, reconnect, false,
           "When the server closes a connection cleanly (an end of stream after echoing all it read, as a "
           "draining brrr-echo does), connect again and resend the messages whose echo had not come back "
@@ -100,6 +104,7 @@ int main(int argc, char** argv) {
   o.threads = absl::GetFlag(FLAGS_threads);
   o.reconnect = absl::GetFlag(FLAGS_reconnect);
   o.busy_poll = absl::GetFlag(FLAGS_busy_poll);
+  o.server_pid = absl::GetFlag(FLAGS_server_pid);
   o.interrupted = &interrupted;
   if (absl::Status valid = brrr::bench::Validate(o); !valid.ok()) {
     std::fprintf(stderr, "brrr-bench: %s\n", std::string(valid.message()).c_str());

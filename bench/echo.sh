@@ -11,7 +11,9 @@
 # Each figure comes twice, labelled by load: "sleep", brrr-bench on brrr's event loops (it
 # sleeps in the kernel between messages, as most clients do), and "busy", brrr-bench
 # --busy_poll (it spins, so the server's figures carry no wake-up of the load generator).
-# Prints each figure (the median of the rounds) and its ratio to the best peer.
+# Prints each figure (the median of the rounds) and its ratio to the best peer, and the
+# server's CPU time per message over the measured period (brrr-bench --server_pid): the figure
+# that compares servers where the one-core load generator, not the server, sets the pace.
 # Every server binds port 0 and says which port it got on its "listening on" line, so no start
 # can collide with a port still in use; each start writes a log of its own.
 #
@@ -165,7 +167,7 @@ for scenario in $SCENARIOS; do
       name="${run%/*}" load="${run#*/}"
       start_server "$name"
       # shellcheck disable=SC2046
-      json="$(run_load "$scenario" $(bench_load_flags "$load"))"
+      json="$(run_load "$scenario" --server_pid="$SERVER_PID" $(bench_load_flags "$load"))"
       stop_server
       if [[ -z "$json" || "$json" != *'"ok":true'* ]]; then
         echo "bench/echo.sh: $name / $scenario / $load load round $round failed: ${json:-no result}" >&2
@@ -174,7 +176,7 @@ for scenario in $SCENARIOS; do
         continue
       fi
       echo "{\"kind\":\"load\",\"server\":\"$name\",\"load\":\"$load\",\"scenario\":\"$scenario\",\"round\":$round,\"result\":$json}" >> "$RESULTS"
-      echo "  $(scenario_title "$scenario") | round $round | $name, $load load: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, %.1f MB/s, p50 %.0f us, p99 %.0f us" % (r["messages_per_second"], r["mb_per_second"], r["p50_us"], r["p99_us"]))' "$json")" >&2
+      echo "  $(scenario_title "$scenario") | round $round | $name, $load load: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, %.1f MB/s, p50 %.0f us, p99 %.0f us, server CPU %.2f us/msg" % (r["messages_per_second"], r["mb_per_second"], r["p50_us"], r["p99_us"], r["server_cpu_us_per_msg"]))' "$json")" >&2
     done
   done
 done
@@ -308,15 +310,17 @@ for scenario, load in [(s, l) for s in sys.argv[2].split() for l in sys.argv[3].
     if not runs: continue
     servers = list(dict.fromkeys(r["server"] for r in runs))
     fig = {s: {k: med([r["result"][k] for r in runs if r["server"] == s])
-               for k in ("messages_per_second", "mb_per_second", "p50_us", "p99_us")} for s in servers}
+               for k in ("messages_per_second", "mb_per_second", "p50_us", "p99_us", "server_cpu_us_per_msg")}
+           for s in servers}
     best_peer = max((fig[p]["messages_per_second"] for p in peers if p in fig), default=None)
     n = max(len([r for r in runs if r["server"] == s]) for s in servers)
     print(f"{titles[scenario]}, {loads[load]} (median of {n})")
-    print(f"  {'server':<19} {'msg/s':>11} {'MB/s':>9} {'p50 us':>8} {'p99 us':>8} {'vs best peer':>13}")
+    print(f"  {'server':<19} {'msg/s':>11} {'MB/s':>9} {'p50 us':>8} {'p99 us':>8} {'vs best peer':>13} {'CPU us/msg':>11}")
     for s in servers:
         f = fig[s]
         ratio = f"{f['messages_per_second'] / best_peer:.2f}x" if best_peer else "-"
-        print(f"  {s:<19} {f['messages_per_second']:>11.0f} {f['mb_per_second']:>9.1f} {f['p50_us']:>8.0f} {f['p99_us']:>8.0f} {ratio:>13}")
+        print(f"  {s:<19} {f['messages_per_second']:>11.0f} {f['mb_per_second']:>9.1f} {f['p50_us']:>8.0f} "
+              f"{f['p99_us']:>8.0f} {ratio:>13} {f['server_cpu_us_per_msg']:>11.2f}")
     print()
 idle = [r for r in rows if r["kind"] == "idle"]
 if idle:

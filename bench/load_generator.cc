@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "bench/busy_poll_load.h"
 #include "bench/load_parts.h"
+#include "bench/process_cpu.h"
 #include "runtime/async.h"
 #include "runtime/socket.h"
 
@@ -236,6 +237,13 @@ absl::Status Validate(const LoadOptions& o) {
   }
   auto address = SocketAddress::Parse(o.host, o.port);
   if (!address.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", address.status().message()));
+  if (o.server_pid < 0) return absl::InvalidArgumentError("--server_pid must be a process id (or 0: none)");
+  if (o.server_pid > 0) {
+    if (absl::StatusOr<int64_t> cpu = ProcessCpuNanos(o.server_pid); !cpu.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--server_pid=", o.server_pid, ": cannot read its CPU time: ", cpu.status().message()));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -306,6 +314,10 @@ std::string ResultText(const LoadOptions& o, const LoadResult& r) {
       o.connections, o.size, o.depth, r.seconds, r.backend, r.messages_per_second(), r.mb_per_second(),
       us(r.latency.percentile(0.5)), us(r.latency.percentile(0.99)), us(r.latency.percentile(0.999)),
       us(r.latency.max_ns));
+  if (r.server_busy >= 0) {
+    absl::StrAppend(&s, absl::StrFormat(", server CPU %.2f us/msg (%.0f%% of a core)", r.server_cpu_us_per_message(),
+                                        r.server_busy * 100));
+  }
   if (o.reconnect) {
     absl::StrAppend(&s, absl::StrFormat("\nreconnect: %u clean closes, %u resets, %u refused connects, %u resent "
                                         "messages, %u reconnects, %u bytes sent",
@@ -335,16 +347,21 @@ std::string ResultJson(const LoadOptions& o, const LoadResult& r) {
         "\"reconnects\":%u",
         r.clean_closes, r.resets, r.refused_connects, r.resent_messages, r.reconnects);
   }
+  std::string server_cpu;
+  if (r.server_busy >= 0) {
+    server_cpu = absl::StrFormat(",\"server_pid\":%d,\"server_busy\":%.4f,\"server_cpu_us_per_msg\":%.3f", o.server_pid,
+                                 r.server_busy, r.server_cpu_us_per_message());
+  }
   return absl::StrFormat(
       "{\"host\":\"%s\",\"port\":%u,\"backend\":\"%s\",\"connections\":%d,\"size\":%u,\"depth\":%d,"
       "\"rate\":%.0f,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
       "\"mb_per_second\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
-      "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u,\"bytes_sent\":%u%s,\"ok\":%s,"
+      "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u,\"bytes_sent\":%u%s%s,\"ok\":%s,"
       "\"error\":\"%s\"}",
       o.host, o.port, r.backend, o.connections, o.size, o.depth, o.rate, r.seconds, r.messages, r.bytes,
       r.messages_per_second(), r.mb_per_second(), us(r.latency.percentile(0.5)), us(r.latency.percentile(0.99)),
       us(r.latency.percentile(0.999)), us(r.latency.max_ns), r.mismatches, r.lost_connections, r.connect_failures,
-      r.bytes_sent, reconnect, r.ok() ? "true" : "false", error);
+      r.bytes_sent, reconnect, server_cpu, r.ok() ? "true" : "false", error);
 }
 
 }  // namespace brrr::bench

@@ -64,6 +64,9 @@ struct LoadOptions {
   bool busy_poll = false;  // see above; `backend` and `plugin_dir` then go unused
   // When set and true, the run ends as at the end of `duration` (brrr-bench: SIGINT, SIGTERM).
   const std::atomic<bool>* interrupted = nullptr;
+  // The echo server's process, when the caller knows it: its CPU time over the measured
+  // period is reported (LoadResult::server_busy). 0: not measured.
+  int server_pid = 0;
 };
 
 struct LoadProgress {
@@ -97,12 +100,19 @@ struct LoadResult {
   uint64_t bytes_sent = 0;
   std::string first_error;
   LatencyHistogram::Snapshot latency;
+  // With LoadOptions::server_pid: the share of one CPU the server's threads used over the
+  // measured period (1.0: a whole core); -1 when not measured.
+  double server_busy = -1;
 
   bool ok() const {
     return mismatches == 0 && lost_connections == 0 && connect_failures == 0 && resets == 0 && refused_connects == 0;
   }
   double messages_per_second() const { return seconds > 0 ? static_cast<double>(messages) / seconds : 0; }
   double mb_per_second() const { return seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0; }
+  // The server's CPU microseconds per echoed message; -1 when not measured.
+  double server_cpu_us_per_message() const {
+    return server_busy >= 0 && messages > 0 ? server_busy * 1e6 / messages_per_second() : -1;
+  }
 };
 
 absl::Status Validate(const LoadOptions& options);

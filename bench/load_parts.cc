@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "bench/process_cpu.h"
 #include "runtime/clock.h"
 
 namespace brrr::bench {
@@ -44,6 +45,37 @@ absl::Status TakeEcho(const LoadOptions& o, const Shared& shared, Counters& coun
   return absl::OkStatus();
 }
 
+namespace {
+
+// The server's CPU time over the measured period (LoadOptions::server_pid; 0: none).
+class ServerCpuWindow {
+ public:
+  explicit ServerCpuWindow(int pid) : pid_(pid) {}
+  bool started() const { return started_; }
+  void start(int64_t now) {
+    started_ = true;
+    from_at_ = now;
+    if (pid_ == 0) return;
+    absl::StatusOr<int64_t> cpu = ProcessCpuNanos(pid_);
+    from_cpu_ = cpu.ok() ? *cpu : -1;
+  }
+  // The share of one CPU used since start(); -1 if not measured or unreadable.
+  double stop(int64_t now) const {
+    if (pid_ == 0 || !started_ || from_cpu_ < 0 || now <= from_at_) return -1;
+    absl::StatusOr<int64_t> cpu = ProcessCpuNanos(pid_);
+    if (!cpu.ok()) return -1;
+    return static_cast<double>(*cpu - from_cpu_) / static_cast<double>(now - from_at_);
+  }
+
+ private:
+  int pid_;
+  bool started_ = false;
+  int64_t from_at_ = 0;
+  int64_t from_cpu_ = -1;
+};
+
+}  // namespace
+
 int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counters*>& counters, int64_t start,
                   const EngineHooks& hooks, const std::function<void(const LoadProgress&)>& on_progress) {
   int64_t end = shared.measure_from_ns + o.duration.count();
@@ -53,12 +85,21 @@ int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counte
   bool stopping = false;
   int64_t stopped_at = end;  // the end of the measured period
   bool aborted = false;
+  ServerCpuWindow server_cpu(o.server_pid);
   for (;;) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Ticks of 20 ms, cut short at the end of the warm-up and of the measured period, where
+    // the server's CPU time is read.
     int64_t now = MonotonicNanos();
+    int64_t next = now + 20'000'000;
+    if (!server_cpu.started() && shared.measure_from_ns > now) next = std::min(next, shared.measure_from_ns);
+    if (!stopping && end > now) next = std::min(next, end);
+    std::this_thread::sleep_for(std::chrono::nanoseconds(next - now));
+    now = MonotonicNanos();
+    if (!server_cpu.started() && now >= shared.measure_from_ns) server_cpu.start(now);
     if (!stopping && (now >= end || (o.interrupted != nullptr && o.interrupted->load()))) {
       stopping = true;
       stopped_at = std::min(now, end);
+      shared.server_busy = server_cpu.stop(now);
       shared.stop.store(true);
       if (hooks.wake) hooks.wake();
     }
@@ -118,6 +159,7 @@ LoadResult Summarize(Shared& shared, const std::vector<Counters*>& counters, int
   }
   std::lock_guard<std::mutex> lock(shared.error_mu);
   result.first_error = shared.first_error;
+  result.server_busy = shared.server_busy;
   return result;
 }
 

@@ -84,6 +84,7 @@ struct Shared {
   std::atomic<bool> stop{false};   // the measured period is over: send no new message
   std::atomic<bool> abort{false};  // the finish timeout passed (the busy engine reads it)
   int64_t measure_from_ns = 0;     // end of warm-up
+  double server_busy = -1;         // Supervise: LoadResult::server_busy
   std::mutex error_mu;
   std::string first_error;  // guarded by error_mu
 
@@ -139,7 +140,8 @@ struct EngineHooks {
 // Watches a run from the calling thread until every connection has finished: calls
 // `on_progress` every o.progress_every, ends the measured period at its end (or when
 // o.interrupted is set) by setting shared.stop, and past o.finish_timeout calls hooks.abort.
-// Returns when the measured period ended.
+// With o.server_pid, reads the server's CPU time as the measured period starts and ends, into
+// shared.server_busy. Returns when the measured period ended.
 int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counters*>& counters, int64_t start,
                   const EngineHooks& hooks, const std::function<void(const LoadProgress&)>& on_progress);
 

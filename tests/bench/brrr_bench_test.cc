@@ -50,6 +50,7 @@ TEST(BrrrBenchTest, MeasuresAndVerifiesAnEchoServer) {
   EXPECT_GE(JsonNumber(out, "p999_us"), JsonNumber(out, "p50_us")) << out;
   EXPECT_EQ(JsonNumber(out, "mismatches"), 0) << out;
   EXPECT_NE(bench.err().find("connected"), std::string::npos) << "progress lines: " << bench.err();
+  EXPECT_EQ(out.find("server_busy"), std::string::npos) << "a server CPU figure nobody asked for: " << out;
   // What the server echoed is what the generator counted (plus what was in flight at the end).
   ExpectCleanStop(server);
   EXPECT_NE(server.out().find("8 connections served"), std::string::npos) << server.out();
@@ -123,6 +124,36 @@ TEST(BrrrBenchTest, BusyPollingFailsTheRunWhenTheBytesChange) {
   ExpectCleanStop(server);
 }
 
+// --server_pid: the server's CPU time over the measured period, per message and as a share of a
+// core. The busy server's share is well above zero and per message it agrees with the rates;
+// an idle process given instead (sleep) shows about none, so it is that process that is read.
+TEST(BrrrBenchTest, ReportsTheServersCpuTimePerMessage) {
+  Process server(Echo(), {"--port=0"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process idle("/bin/sleep", {"60"});
+  auto run = [port](pid_t pid) {
+    Process bench(Bench(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=8", "--duration=1s",
+                            "--warmup=200ms", "--progress=false", "--server_pid=" + std::to_string(pid)});
+    std::optional<int> code = bench.Wait(seconds(60));
+    EXPECT_TRUE(code.has_value() && *code == 0) << bench.out() << bench.err();
+    return bench.out();
+  };
+  std::string out = run(server.pid());
+  double busy = JsonNumber(out, "server_busy");
+  double per_message = JsonNumber(out, "server_cpu_us_per_msg");
+  EXPECT_GT(busy, 0.05) << out;
+  EXPECT_LE(busy, std::thread::hardware_concurrency() + 0.1) << out;
+  EXPECT_NEAR(per_message, busy * 1e6 / JsonNumber(out, "messages_per_second"), per_message * 0.01) << out;
+  EXPECT_NE(out.find("server CPU"), std::string::npos) << out;
+  std::string idle_out = run(idle.pid());
+  EXPECT_GE(JsonNumber(idle_out, "server_busy"), 0) << idle_out;
+  EXPECT_LT(JsonNumber(idle_out, "server_busy"), 0.02) << idle_out;
+  idle.Signal(SIGKILL);
+  idle.Wait(seconds(30));
+  ExpectCleanStop(server);
+}
+
 TEST(BrrrBenchTest, ALostConnectionFailsTheRun) {
   auto server = std::make_unique<Process>(Echo(), std::vector<std::string>{"--port=0"});
   uint16_t port = server->ListeningPort();
@@ -154,6 +185,12 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(busy.err().find("--busy_poll never waits"), std::string::npos) << busy.err();
+  Process no_server(Bench(), {"--server_pid=2147483647"});
+  code = no_server.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(no_server.err().find("--server_pid=2147483647: cannot read its CPU time: no process"), std::string::npos)
+      << no_server.err();
 }
 
 }  // namespace
