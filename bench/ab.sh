@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# bench/ab.sh: an A/B of two echo servers in short interleaved slices, for differences smaller
+# than this kind of machine's drift. Both servers start once and stay up, pinned to the same
+# core; brrr-bench (on another core) loads one at a time for --duration, in the order A B B A,
+# B A A B, ... so that a drift of the host (on a shared VM the same server moves by 20-30%
+# from one run to the next, in phases of seconds) falls on both alike. Each slice reports the
+# loaded server's messages/s, p99 and CPU time per message (brrr-bench --server_pid). The
+# summary gives each server's medians and spread, and the slices paired in order: the median
+# of B's ratio to A and how many pairs went B's way, with the two-sided sign test's p-value
+# (below 0.05: B differs from A beyond chance at this many pairs).
+#
+#   bench/ab.sh brrr-epoll libevent                          # 1,000 connections, busy load
+#   bench/ab.sh --baseline=/tmp/wt/bazel-out/k8-opt/bin base:brrr-epoll brrr-epoll
+#   bench/ab.sh --scenario=pipe64 --slices=30 brrr-poll brrr-epoll
+#   bench/ab.sh --help
+#
+# Needs: bazel, taskset, python3.
+set -euo pipefail
+
+BENCH_NAME=bench/ab.sh
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+
+SCENARIO=conn1000
+LOAD=busy
+SLICES=20
+DURATION=1s
+WARMUP=500ms
+SERVER_CPU=0
+LOAD_CPU=1
+
+usage() {
+  cat <<EOF
+Usage: bench/ab.sh [options] SERVER_A SERVER_B
+
+  SERVER_A, SERVER_B from: $BENCH_SERVERS
+                     (or base:brrr-NAME, from --baseline's build)
+  --scenario=S       from: $BENCH_SCENARIOS (default $SCENARIO)
+  --load=MODE        sleep (brrr-bench on brrr's event loops) or busy (--busy_poll) (default $LOAD)
+  --slices=N         measured slices per server (default $SLICES)
+  --duration=D       measured time per slice, as brrr-bench takes it (default $DURATION)
+  --warmup=D         unmeasured time before each slice (default $WARMUP)
+  --baseline=DIR     another build's bazel-out/k8-opt/bin, for base:brrr-NAME servers
+  --server_cpu=C     CPU both servers are pinned to (default $SERVER_CPU)
+  --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
+
+Exit codes: 0 done, 1 a slice failed (a server died or the load generator saw a mismatch),
+2 bad options or a missing tool.
+EOF
+}
+
+NAMES=()
+for arg in "$@"; do
+  case "$arg" in
+    --scenario=*) SCENARIO="${arg#*=}" ;;
+    --load=*) LOAD="${arg#*=}" ;;
+    --slices=*) SLICES="${arg#*=}" ;;
+    --duration=*) DURATION="${arg#*=}" ;;
+    --warmup=*) WARMUP="${arg#*=}" ;;
+    --baseline=*) BENCH_BASELINE_BIN="${arg#*=}" ;;
+    --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
+    --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
+    -h | --help) usage; exit 0 ;;
+    -*) usage >&2; die "unknown option: $arg" ;;
+    *) NAMES+=("$arg") ;;
+  esac
+done
+((${#NAMES[@]} == 2)) || { usage >&2; die "name two servers, A and B (got ${#NAMES[@]})"; }
+[[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "--slices must be a positive integer, not '$SLICES'"
+[[ "$LOAD" == sleep || "$LOAD" == busy ]] || die "--load takes sleep or busy, not '$LOAD'"
+if [[ -n "$BENCH_BASELINE_BIN" ]]; then
+  [[ -x "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" ]] ||
+    die "--baseline=$BENCH_BASELINE_BIN: no server/brrr-echo/brrr-echo in it (build it there with bazel build -c opt //server/brrr-echo)"
+  BENCH_BASELINE_BIN="$(cd "$BENCH_BASELINE_BIN" && pwd -P)"
+fi
+bench_check_servers "${NAMES[*]}"
+bench_scenario_args "$SCENARIO" > /dev/null
+bench_need bazel taskset python3
+cores=$(nproc)
+((SERVER_CPU < cores && LOAD_CPU < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
+
+cd "$(dirname "$0")/.."
+BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo \
+  //bench/peers:asio_echo)"
+ulimit -n 8192 2> /dev/null || true
+
+WORK="$(mktemp -d /tmp/brrr-ab.XXXXXX)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do
+    kill -KILL "$pid" 2> /dev/null || true
+    { wait "$pid"; } 2> /dev/null || true
+  done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PORTS=()
+for name in "${NAMES[@]}"; do
+  bench_start_server "$name" "$SERVER_CPU" 5000
+  PIDS+=("$SERVER_PID")
+  PORTS+=("$PORT")
+done
+SERVER_PID=""
+
+RESULTS="$WORK/results.jsonl"
+echo "bench/ab.sh: $(bench_scenario_title "$SCENARIO"), $LOAD load, $SLICES slices of $DURATION each: A = ${NAMES[0]}, B = ${NAMES[1]}" >&2
+for ((slice = 0; slice < SLICES; slice++)); do
+  # A B B A, B A A B, ...: each server goes first as often, and each pair is two neighbours.
+  if (((slice / 2 + slice) % 2 == 0)); then order="0 1"; else order="1 0"; fi
+  for i in $order; do
+    # shellcheck disable=SC2046
+    json="$(taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="${PORTS[$i]}" $(bench_scenario_args "$SCENARIO") \
+      $(bench_load_flags "$LOAD") --duration="$DURATION" --warmup="$WARMUP" --progress=false \
+      --server_pid="${PIDS[$i]}" 2> "$WORK/load.err" | grep '^{' || true)"
+    if [[ -z "$json" || "$json" != *'"ok":true'* ]]; then
+      cat "$WORK/load.err" >&2
+      echo "bench/ab.sh: ${NAMES[$i]} slice $((slice + 1)) failed: ${json:-no result}" >&2
+      exit 1
+    fi
+    echo "{\"server\":$i,\"slice\":$slice,\"result\":$json}" >> "$RESULTS"
+    echo "  slice $((slice + 1)) | ${NAMES[$i]}: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, p99 %.0f us, server CPU %.2f us/msg" % (r["messages_per_second"], r["p99_us"], r["server_cpu_us_per_msg"]))' "$json")" >&2
+  done
+done
+
+python3 - "$RESULTS" "${NAMES[0]}" "${NAMES[1]}" << 'EOF'
+import json, math, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+names = sys.argv[2:4]
+runs = [sorted((r for r in rows if r["server"] == i), key=lambda r: r["slice"]) for i in (0, 1)]
+figures = (("messages_per_second", "msg/s", "%.0f", 1), ("server_cpu_us_per_msg", "CPU us/msg", "%.3f", -1),
+           ("p99_us", "p99 us", "%.0f", -1))
+def sign_test(wins, n):
+    # Two-sided binomial test of `wins` out of `n` against a fair coin.
+    k = min(wins, n - wins)
+    p = sum(math.comb(n, j) for j in range(0, k + 1)) / 2 ** n * 2
+    return min(p, 1.0)
+print()
+print(f"A = {names[0]}, B = {names[1]}: {len(runs[0])} slices each")
+print(f"  {'figure':<12} {'A median':>12} {'A range':>21} {'B median':>12} {'B range':>21} {'B/A paired':>11} {'B better':>9} {'sign p':>7}")
+for key, label, fmt, better in figures:
+    a = [r["result"][key] for r in runs[0]]
+    b = [r["result"][key] for r in runs[1]]
+    ratios = [y / x for x, y in zip(a, b) if x > 0]
+    wins = sum(1 for x, y in zip(a, b) if (y - x) * better > 0)
+    n = sum(1 for x, y in zip(a, b) if y != x)
+    rng = lambda v: f"{fmt % min(v)}-{fmt % max(v)}"
+    print(f"  {label:<12} {fmt % statistics.median(a):>12} {rng(a):>21} {fmt % statistics.median(b):>12} {rng(b):>21} "
+          f"{statistics.median(ratios):>10.3f}x {wins:>4}/{n:<4} {sign_test(wins, n) if n else 1.0:>7.3f}")
+EOF
