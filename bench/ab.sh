@@ -69,15 +69,12 @@ done
 [[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "--slices must be a positive integer, not '$SLICES'"
 [[ "$LOAD" == sleep || "$LOAD" == busy ]] || die "--load takes sleep or busy, not '$LOAD'"
 if [[ -n "$BENCH_BASELINE_BIN" ]]; then
-  [[ -x "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" ]] ||
-    die "--baseline=$BENCH_BASELINE_BIN: no server/brrr-echo/brrr-echo in it (build it there with bazel build -c opt //server/brrr-echo)"
-  BENCH_BASELINE_BIN="$(cd "$BENCH_BASELINE_BIN" && pwd -P)"
+  bench_use_baseline "$BENCH_BASELINE_BIN"
 fi
 bench_check_servers "${NAMES[*]}"
 bench_scenario_args "$SCENARIO" > /dev/null
 bench_need bazel taskset python3
-cores=$(nproc)
-((SERVER_CPU < cores && LOAD_CPU < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
+bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
 
 cd "$(dirname "$0")/.."
 BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo \

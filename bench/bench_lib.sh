@@ -60,6 +60,21 @@ BENCH_SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
 # run. Empty: no baseline.
 BENCH_BASELINE_BIN=""
 
+# bench_use_baseline DIR: makes DIR, another build's bazel-out/k8-opt/bin, the baseline
+# (BENCH_BASELINE_BIN, absolute); dies unless it holds a brrr-echo.
+bench_use_baseline() {
+  [[ -x "$1/server/brrr-echo/brrr-echo" ]] ||
+    die "--baseline=$1: no server/brrr-echo/brrr-echo in it (build it there with bazel build -c opt //server/brrr-echo)"
+  BENCH_BASELINE_BIN="$(cd "$1" && pwd -P)"
+}
+
+# bench_check_cpus SERVER_CPU LOAD_CPU: dies unless this machine has both CPUs.
+bench_check_cpus() {
+  local cores
+  cores=$(nproc)
+  (($1 < cores && $2 < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
+}
+
 # bench_check_servers LIST: dies unless every name in LIST is one bench_start_server knows.
 bench_check_servers() {
   local s

@@ -94,9 +94,7 @@ SERVERS="${SERVERS//,/ }"
 SCENARIOS="${SCENARIOS//,/ }"
 if [[ "$SCENARIOS" == none ]]; then SCENARIOS=""; fi
 if [[ -n "$BENCH_BASELINE_BIN" ]]; then
-  [[ -x "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" ]] ||
-    die "--baseline=$BENCH_BASELINE_BIN: no server/brrr-echo/brrr-echo in it (build it there with bazel build -c opt //server/brrr-echo)"
-  BENCH_BASELINE_BIN="$(cd "$BENCH_BASELINE_BIN" && pwd -P)"
+  bench_use_baseline "$BENCH_BASELINE_BIN"
   for s in $SERVERS; do
     # Each brrr server's baseline twin, once (also when the list names it already).
     if [[ "$s" == brrr-* && " $SERVERS " != *" base:$s "* ]]; then SERVERS="$SERVERS base:$s"; fi
@@ -112,8 +110,7 @@ scenario_title() { bench_scenario_title "$@"; }
 for s in $SCENARIOS; do scenario_args "$s" > /dev/null; done
 
 bench_need bazel taskset python3
-cores=$(nproc)
-((SERVER_CPU < cores && LOAD_CPU < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
+bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
 
 cd "$(dirname "$0")/.."
 BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo \

@@ -87,8 +87,7 @@ fi
 LOADS="$(bench_load_modes "$LOAD")" || exit 2
 
 bench_need bazel taskset python3
-cores=$(nproc)
-((SERVER_CPU < cores && LOAD_CPU < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
+bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
 if command -v perf > /dev/null && perf stat -e raw_syscalls:sys_enter -- true > /dev/null 2>&1; then
   COUNTER=perf
 elif command -v strace > /dev/null; then
