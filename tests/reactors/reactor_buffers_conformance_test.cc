@@ -89,18 +89,30 @@ TEST_P(ReactorTest, MultishotRecvWithProvidedBuffersUntilEndOfStream) {
   ::close(fd);
 }
 
+// The burst tests' pool (kCount buffers of kSize, given to the reactor by the test) and one
+// accepted connection (fd, -1 if none came) with its client; kBurst bytes make a burst.
+namespace burst {
+constexpr uint32_t kSize = 4096;
+constexpr uint32_t kCount = 64;
+constexpr size_t kBurst = 64 * 1024;
+}  // namespace burst
+struct BurstConnection {
+  std::vector<char> pool = std::vector<char>(burst::kSize * burst::kCount);
+  Listener listener;
+  BlockingClient client{listener.port};
+  int fd = AcceptOne(listener);
+};
+
 // Data already waiting fills provided buffers in fewer system calls than buffers: io_uring
 // receives in the kernel, the readiness backends fill several buffers per recvmsg. 64 KiB
 // waits in the socket before a multishot receive with 4 KiB buffers starts.
 TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
-  constexpr uint32_t kSize = 4096;
-  constexpr uint32_t kCount = 64;
-  constexpr size_t kBurst = 64 * 1024;
-  std::vector<char> pool(kSize * kCount);
+  using burst::kBurst, burst::kCount, burst::kSize;
+  BurstConnection c;
+  std::vector<char>& pool = c.pool;
+  BlockingClient& client = c.client;
+  const int fd = c.fd;
   ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
-  Listener l;
-  BlockingClient client(l.port);
-  int fd = AcceptOne(l);
   ASSERT_GE(fd, 0);
   const std::string payload = testing::RandomBytes(kBurst, 11);
   ASSERT_TRUE(client.send_all(payload));
@@ -132,14 +144,12 @@ TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
 // before the reactor looks). Every byte, in order; on the real backends fewer calls than
 // buffers.
 TEST_P(ReactorTest, AfterSmallMessagesABurstStillFillsSeveralBuffersPerSystemCall) {
-  constexpr uint32_t kSize = 4096;
-  constexpr uint32_t kCount = 64;
-  constexpr size_t kBurst = 64 * 1024;
-  std::vector<char> pool(kSize * kCount);
+  using burst::kBurst, burst::kCount, burst::kSize;
+  BurstConnection c;
+  std::vector<char>& pool = c.pool;
+  BlockingClient& client = c.client;
+  const int fd = c.fd;
   ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
-  Listener l;
-  BlockingClient client(l.port);
-  int fd = AcceptOne(l);
   ASSERT_GE(fd, 0);
   ASSERT_EQ(reactor_->submit({.user_data = 7, .opcode = IoOpcode::kRecv,
                               .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
