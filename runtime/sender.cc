@@ -23,11 +23,16 @@ Sender::~Sender() {
   if (queued_bytes_ > 0 && !state_->closing()) state_->set_queued_bytes(0);
 }
 
+size_t Sender::owned_bytes() const {
+  return (heap_ring_ != nullptr ? capacity_ * sizeof(Chunk) : 0) + (gather_ != nullptr ? sizeof(SendGather) : 0);
+}
+
 void Sender::grow() {
-  size_t capacity = capacity_ == 0 ? 4 : capacity_ * 2;
+  size_t capacity = heap_ring_ == nullptr ? 4 : capacity_ * 2;
   auto ring = std::make_unique<Chunk[]>(capacity);
   for (size_t i = 0; i < count_; ++i) ring[i] = std::move(at(i));
-  ring_ = std::move(ring);
+  heap_ring_ = std::move(ring);
+  ring_ = heap_ring_.get();
   capacity_ = capacity;
   head_ = 0;
 }
@@ -52,8 +57,9 @@ void Sender::pop_front() {
   --count_;
   front_offset_ = 0;
   if (count_ == 0) {
-    ring_.reset();
-    capacity_ = 0;
+    heap_ring_.reset();
+    ring_ = &first_;
+    capacity_ = 1;
     head_ = 0;
     gather_.reset();
   }

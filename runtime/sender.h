@@ -13,7 +13,10 @@
 // call, and a lone chunk goes out as a plain send, in the same loop iteration as before.
 //
 // The socket is in its loop's write set while anything is queued or in flight.
-// An idle Sender owns no memory beyond itself.
+// An idle Sender owns no memory beyond itself, and one that never holds more than one chunk
+// (a connection answering one request at a time) never allocates: its first chunk has a slot
+// inside the Sender, and only a second one moves the queue to a ring on the heap, freed again
+// when the queue empties.
 //
 // Threads: loop thread. Ownership: borrows the socket and handler; both must outlive it.
 #ifndef BRRR_RUNTIME_SENDER_H_
@@ -52,6 +55,10 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   void push(Chunk chunk);
 
   size_t queued_bytes() const { return queued_bytes_; }
+  // Heap memory the Sender holds for its queue (a ring of more than one chunk, a gathered
+  // send's list), not counting the chunks' own buffers: 0 when idle, and for as long as it
+  // holds one chunk at a time.
+  size_t owned_bytes() const;
   // Nothing queued and nothing in flight.
   bool idle() const { return count_ == 0 && !in_flight_; }
   bool failed() const { return failed_; }
@@ -73,9 +80,12 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
 
   detail::SocketState* state_;
   Handler& handler_;
-  // A ring of chunks, allocated on first use and freed when it empties.
-  std::unique_ptr<Chunk[]> ring_;
-  size_t capacity_ = 0;
+  // The queue, a ring of `capacity_` chunks: `first_` alone while it holds one chunk at most,
+  // else `heap_ring_` (freed when the queue empties).
+  Chunk first_;
+  std::unique_ptr<Chunk[]> heap_ring_;
+  Chunk* ring_ = &first_;
+  size_t capacity_ = 1;
   size_t head_ = 0;
   size_t count_ = 0;
   size_t front_offset_ = 0;  // bytes of the front chunk already sent

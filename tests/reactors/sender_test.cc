@@ -74,6 +74,39 @@ TEST_P(SenderTest, ChunksQueuedTogetherLeaveInOneSend) {
   EXPECT_TRUE(client.recv_exact(expected.size()) == expected);
 }
 
+// A connection answering one request at a time queues one chunk at a time, which costs the
+// Sender no memory of its own; a second chunk behind the first moves the queue to the heap
+// until it drains.
+TEST_P(SenderTest, OneChunkAtATimeNeedsNoMemoryOfItsOwn) {
+  BlockingClient client(port());
+  Socket socket = Accept();
+  SentLog log;
+  Sender sender(socket, log);
+  std::string expected;
+  auto push = [&](size_t seed) {
+    std::string part = Pattern(100 + seed, seed);
+    expected += part;
+    sender.push(HeapChunk(part));
+  };
+  for (size_t i = 0; i < 3; ++i) {
+    push(i);
+    EXPECT_EQ(sender.owned_bytes(), 0u) << "one chunk queued";
+    RunUntil([&] { return sender.idle(); });
+    EXPECT_EQ(sender.owned_bytes(), 0u) << "idle";
+  }
+  push(3);
+  loop_->run_once(Duration::zero());  // its send starts
+  for (size_t i = 4; i < 9; ++i) push(i);
+  EXPECT_GT(sender.owned_bytes(), 0u) << "six chunks queued";
+  RunUntil([&] { return sender.idle(); });
+  EXPECT_EQ(sender.owned_bytes(), 0u) << "idle again";
+  push(9);
+  RunUntil([&] { return sender.idle(); });
+  EXPECT_TRUE(log.error.ok()) << log.error;
+  EXPECT_EQ(log.sent, expected.size());
+  EXPECT_TRUE(client.recv_exact(expected.size()) == expected) << "the bytes differ";
+}
+
 // 8 MiB in 3,000-byte chunks to a client that reads slowly: the socket buffer fills, sends
 // end part-way through a chunk and through the gather list, and every byte still arrives once,
 // in order.
