@@ -193,7 +193,7 @@ class EventLoop {
   int64_t wait_timeout_ns(int64_t cap_ns);
   // On an auto-advancing ManualClock: nothing left to do but wait for the next timer.
   bool idle_in_virtual_time() const;
-  // Returns how long it waited.
+  // Returns how long it waited. Anchors task_clock_ as the wait ends (io_batch_time_ns_).
   int64_t wait_for_io(int64_t timeout_ns);
   // Both take the time their first task starts and return when their last task ended.
   int64_t run_due_timers(int64_t t);
