@@ -103,6 +103,15 @@ class ReactorTest : public ::testing::TestWithParam<std::string> {
     return all;
   }
 
+  // Sends `text` on fd with one kSend (as user_data id) and waits until it has all gone.
+  void SendAll(int fd, const std::string& text, uint64_t id) {
+    ASSERT_EQ(reactor_->submit({.user_data = id, .opcode = IoOpcode::kSend, .fd = fd,
+                                .len = static_cast<uint32_t>(text.size()), .buf = const_cast<char*>(text.data())}),
+              0);
+    auto all = WaitUntil([&](auto& a) { return HasFinal(a, id); });
+    ASSERT_EQ(all.back().result, static_cast<int32_t>(text.size()));
+  }
+
   static bool HasFinal(const std::vector<Completion>& all, uint64_t user_data) {
     for (const Completion& c : all) {
       if (c.user_data == user_data && !c.more()) return true;

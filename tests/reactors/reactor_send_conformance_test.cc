@@ -1,10 +1,12 @@
 // The plugin ABI's connect and sends (runtime/reactor_abi.h), checked directly on every backend
 // through the Reactor wrapper: a connect that succeeds or is refused, sends that never raise
-// SIGPIPE, and gathered sends (SENDMSG) that keep their entries' order and check their
-// arguments.
+// SIGPIPE, a released descriptor whose close ends its connection and whose number, used again,
+// sends to the new one, and gathered sends (SENDMSG) that keep their entries' order and check
+// their arguments.
 #include "runtime/reactor.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -73,6 +75,45 @@ TEST_P(ReactorTest, SendNeverRaisesSigpipe) {
     last = all.back().result;
   }
   EXPECT_TRUE(last == -EPIPE || last == -ECONNRESET) << last;  // and the process is still here
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+// After release_fd, closing a descriptor that sent ends its connection: nothing a backend
+// keeps for a descriptor (a registered-file table on io_uring, say) holds the socket open.
+TEST_P(ReactorTest, ClosingAReleasedDescriptorEndsItsConnection) {
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  std::string expected;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    std::string part = "reply " + std::to_string(id) + ";";
+    expected += part;
+    SendAll(fd, part, id);
+  }
+  EXPECT_EQ(client.recv_exact(expected.size()), expected);
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+  EXPECT_EQ(client.recv_until_eof(), "") << "the connection should have ended";
+}
+
+// A descriptor number that is released, closed and then given to another connection sends to
+// that connection, not to the one it named before.
+TEST_P(ReactorTest, ADescriptorNumberUsedAgainSendsToItsNewConnection) {
+  Listener l;
+  BlockingClient first(l.port);
+  int fd = AcceptOne(l);
+  SendAll(fd, "to the first", 1);
+  EXPECT_EQ(first.recv_exact(12), "to the first");
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+
+  BlockingClient second(l.port);
+  int other = AcceptOne(l);
+  ASSERT_EQ(::dup3(other, fd, O_CLOEXEC), fd);  // closes fd and puts the new connection under it
+  ::close(other);
+  SendAll(fd, "to the second", 2);
+  EXPECT_EQ(second.recv_exact(13), "to the second");
+  EXPECT_EQ(first.recv_until_eof(), "") << "the first connection got bytes after it was closed";
   EXPECT_EQ(reactor_->release_fd(fd), 0);
   ::close(fd);
 }
