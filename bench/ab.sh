@@ -34,7 +34,8 @@ usage() {
 Usage: bench/ab.sh [options] SERVER_A SERVER_B
 
   SERVER_A, SERVER_B from: $BENCH_SERVERS
-                     (or base:brrr-NAME, from --baseline's build)
+                     (or base:brrr-NAME, from --baseline's build);
+                     $BENCH_SETTINGS_HELP
   --scenario=S       from: $BENCH_SCENARIOS (default $SCENARIO)
   --load=MODE        sleep (brrr-bench on brrr's event loops) or busy (--busy_poll) (default $LOAD)
   --slices=N         measured slices per server (default $SLICES)

@@ -76,10 +76,38 @@ bench_check_cpus() {
   (($1 < cores && $2 < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
 }
 
-# bench_check_servers LIST: dies unless every name in LIST is one bench_start_server knows.
+# A brrr server's name may carry settings, each after a '+': brrr-NAME+VAR=VALUE runs it with
+# VAR=VALUE in its environment, brrr-NAME+--flag=value passes --flag=value to brrr-echo (e.g.
+# brrr-io_uring+BRRR_IO_URING_BUNDLES=0, brrr-epoll+--recv_buffer_size=65536), so that two
+# settings of one build can be compared side by side. BENCH_SETTINGS_HELP says so in a --help.
+BENCH_SETTINGS_HELP="a brrr server may carry settings: brrr-NAME+VAR=VALUE (its environment),
+                     brrr-NAME+--flag=value (a brrr-echo flag), several joined by '+'"
+
+# bench_split_settings NAME: sets BENCH_ENV and BENCH_FLAGS (arrays) from NAME's settings; dies
+# on one that is neither VAR=VALUE nor --flag, or on settings for a server that is not brrr's.
+bench_split_settings() {
+  local name="$1" setting settings=()
+  BENCH_ENV=()
+  BENCH_FLAGS=()
+  [[ "$name" == *+* ]] || return 0
+  [[ "$name" == brrr-* || "$name" == base:brrr-* ]] || die "server '$name': only brrr servers take settings"
+  IFS=+ read -r -a settings <<< "${name#*+}"
+  for setting in "${settings[@]}"; do
+    case "$setting" in
+      --?*) BENCH_FLAGS+=("$setting") ;;
+      [A-Za-z_]*=*) BENCH_ENV+=("$setting") ;;
+      *) die "server '$name': setting '$setting' is neither VAR=VALUE nor --flag=value" ;;
+    esac
+  done
+}
+
+# bench_check_servers LIST: dies unless every name in LIST is one bench_start_server knows,
+# with settings it can use.
 bench_check_servers() {
   local s
   for s in $1; do
+    bench_split_settings "$s"
+    s="${s%%+*}"
     if [[ -n "$BENCH_BASELINE_BIN" && "$s" == base:brrr-* ]]; then s="${s#base:}"; fi
     [[ " $BENCH_SERVERS " == *" $s "* ]] || die "unknown server '$s' (known: $BENCH_SERVERS)"
   done
@@ -127,20 +155,22 @@ bench_load_flags() { if [[ "$1" == busy ]]; then echo "--busy_poll"; fi; }
 # (bench_build's directory, with //server/brrr-echo and //bench/peers built) and WORK.
 BENCH_STARTS=0
 bench_start_server() {
-  local name="$1" cpu="$2" max_connections="$3"
+  local name="$1" cpu="$2" max_connections="$3" server="${1%%+*}"
+  bench_split_settings "$name"
   BENCH_STARTS=$((BENCH_STARTS + 1))
   # A log of its own: the shell truncates a reused one only once the server's process has
   # started, after bench_wait_ready may have read the previous server's "listening on".
-  local log="$WORK/server-$BENCH_STARTS-$name.log"
+  local log="$WORK/server-$BENCH_STARTS-${name//[^A-Za-z0-9_.=+-]/_}.log"
   : > "$log"
-  case "$name" in
-    brrr-*) taskset -c "$cpu" "$BIN/server/brrr-echo/brrr-echo" --backend="${name#brrr-}" --port=0 \
-      --max_connections="$max_connections" > "$log" 2>&1 &
+  case "$server" in
+    brrr-*) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/server/brrr-echo/brrr-echo" --backend="${server#brrr-}" \
+      --port=0 --max_connections="$max_connections" "${BENCH_FLAGS[@]}" > "$log" 2>&1 &
       ;;
     base:brrr-*)
       [[ -n "$BENCH_BASELINE_BIN" ]] || die "unknown server '$name': no baseline build given"
-      taskset -c "$cpu" "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" --backend="${name#base:brrr-}" \
-        --port=0 --max_connections="$max_connections" > "$log" 2>&1 &
+      env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" \
+        --backend="${server#base:brrr-}" --port=0 --max_connections="$max_connections" "${BENCH_FLAGS[@]}" \
+        > "$log" 2>&1 &
       ;;
     libuv) taskset -c "$cpu" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
     libevent) taskset -c "$cpu" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;

@@ -50,7 +50,8 @@ Usage: bench/echo.sh [options]
   --rounds=N         rounds per scenario; servers alternate within a round (default $ROUNDS)
   --duration=D       measured time per run, as brrr-bench takes it (default $DURATION)
   --warmup=D         unmeasured time before each run (default $WARMUP)
-  --servers=LIST     space- or comma-separated, from: $SERVERS
+  --servers=LIST     space- or comma-separated, from: $SERVERS;
+                     $BENCH_SETTINGS_HELP
   --scenarios=LIST   from: $SCENARIOS; "none" runs no throughput scenario
   --idle=N           idle connections for the memory figure; 0 skips it (default $IDLE)
   --no-syscalls      skip the system-calls-per-message figure
@@ -206,7 +207,7 @@ print(f'{{"rss_before_kib":{before},"rss_after_kib":{after},"connections":{count
 EOF
 if ((IDLE > 0)); then
   for name in "${server_list[@]}"; do
-    if [[ "$name" == "brrr-select" ]]; then
+    if [[ "${name%%+*}" == *brrr-select ]]; then
       echo "  idle memory | $name: skipped (select cannot watch descriptors >= FD_SETSIZE, 1024)" >&2
       continue
     fi

@@ -40,7 +40,8 @@ usage() {
   cat << EOF
 Usage: bench/profile.sh [options]
 
-  --servers=LIST     space- or comma-separated, from: $BENCH_SERVERS
+  --servers=LIST     space- or comma-separated, from: $BENCH_SERVERS;
+                     $BENCH_SETTINGS_HELP
   --scenarios=LIST   from: $BENCH_SCENARIOS (default: $SCENARIOS)
   --duration=S       measured seconds per run, at least 1 (default $DURATION)
   --warmup=S         unmeasured seconds before each run (default $WARMUP)
