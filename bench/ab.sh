@@ -117,7 +117,7 @@ for ((slice = 0; slice < SLICES; slice++)); do
       exit 1
     fi
     echo "{\"server\":$i,\"slice\":$slice,\"result\":$json}" >> "$RESULTS"
-    echo "  slice $((slice + 1)) | ${NAMES[$i]}: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, p99 %.0f us, server CPU %.2f us/msg" % (r["messages_per_second"], r["p99_us"], r["server_cpu_us_per_msg"]))' "$json")" >&2
+    echo "  slice $((slice + 1)) | ${NAMES[$i]}: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s, p99 %.0f us, server CPU %.2f us/msg, %.0f%% busy" % (r["messages_per_second"], r["p99_us"], r["server_cpu_us_per_msg"], 100 * r["server_busy"]))' "$json")" >&2
   done
 done
 
@@ -145,4 +145,10 @@ for key, label, fmt, better in figures:
     rng = lambda v: f"{fmt % min(v)}-{fmt % max(v)}"
     print(f"  {label:<12} {fmt % statistics.median(a):>12} {rng(a):>21} {fmt % statistics.median(b):>12} {rng(b):>21} "
           f"{statistics.median(ratios):>10.3f}x {wins:>4}/{n:<4} {sign_test(wins, n) if n else 1.0:>7.3f}")
+# How much of its core each server used: one well below 100% waited for the load generator,
+# so its msg/s is the generator's and CPU us/msg is the figure that compares it.
+busy = [[100 * r["result"]["server_busy"] for r in run] for run in runs]
+pct = lambda v: f"{v:.0f}%"
+print(f"  {'server busy':<12} " + " ".join(f"{pct(statistics.median(v)):>12} {pct(min(v))[:-1] + '-' + pct(max(v)):>21}"
+                                         for v in busy))
 EOF
