@@ -32,7 +32,6 @@ void Sender::grow() {
   auto ring = std::make_unique<Chunk[]>(capacity);
   for (size_t i = 0; i < count_; ++i) ring[i] = std::move(at(i));
   heap_ring_ = std::move(ring);
-  ring_ = heap_ring_.get();
   capacity_ = capacity;
   head_ = 0;
 }
@@ -52,13 +51,12 @@ void Sender::flush() {
 }
 
 void Sender::pop_front() {
-  ring_[head_] = Chunk();
+  front() = Chunk();
   head_ = (head_ + 1) % capacity_;
   --count_;
   front_offset_ = 0;
   if (count_ == 0) {
     heap_ring_.reset();
-    ring_ = &first_;
     capacity_ = 1;
     head_ = 0;
     gather_.reset();

@@ -71,8 +71,9 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   // Starts one send covering the front chunk, or a gathered one covering up to
   // SendGather::kMaxEntries chunks.
   void send_queued();
-  Chunk& front() { return ring_[head_]; }
-  Chunk& at(size_t i) { return ring_[(head_ + i) % capacity_]; }
+  Chunk* ring() { return heap_ring_ != nullptr ? heap_ring_.get() : &first_; }
+  Chunk& front() { return ring()[head_]; }
+  Chunk& at(size_t i) { return ring()[(head_ + i) % capacity_]; }
   void pop_front();
   void grow();
   // Takes `sent` bytes off the front of the queue.
@@ -80,11 +81,10 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
 
   detail::SocketState* state_;
   Handler& handler_;
-  // The queue, a ring of `capacity_` chunks: `first_` alone while it holds one chunk at most,
-  // else `heap_ring_` (freed when the queue empties).
+  // The queue, a ring of `capacity_` chunks (ring()): `first_` alone until a second chunk is
+  // queued, then `heap_ring_`, freed when the queue empties.
   Chunk first_;
   std::unique_ptr<Chunk[]> heap_ring_;
-  Chunk* ring_ = &first_;
   size_t capacity_ = 1;
   size_t head_ = 0;
   size_t count_ = 0;
