@@ -37,7 +37,7 @@ Usage: bench/ab.sh [options] SERVER_A SERVER_B
                      (or base:brrr-NAME, from --baseline's build);
                      $BENCH_SETTINGS_HELP
   --scenario=S       from: $BENCH_SCENARIOS (default $SCENARIO)
-  --load=MODE        sleep (brrr-bench on brrr's event loops) or busy (--busy_poll) (default $LOAD)
+  --load=MODE        $BENCH_LOAD_HELP (default $LOAD)
   --slices=N         measured slices per server (default $SLICES)
   --duration=D       measured time per slice, as brrr-bench takes it (default $DURATION)
   --warmup=D         unmeasured time before each slice (default $WARMUP)
@@ -68,7 +68,7 @@ for arg in "$@"; do
 done
 ((${#NAMES[@]} == 2)) || { usage >&2; die "name two servers, A and B (got ${#NAMES[@]})"; }
 [[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "--slices must be a positive integer, not '$SLICES'"
-[[ "$LOAD" == sleep || "$LOAD" == busy ]] || die "--load takes sleep or busy, not '$LOAD'"
+[[ "$LOAD" == sleep || "$LOAD" == busy || "$LOAD" == ring ]] || die "--load takes sleep, busy or ring, not '$LOAD'"
 if [[ -n "$BENCH_BASELINE_BIN" ]]; then
   bench_use_baseline "$BENCH_BASELINE_BIN"
 fi

@@ -136,17 +136,25 @@ bench_scenario_title() {
   esac
 }
 
-# bench_load_modes MODE: the load modes MODE (sleep, busy or both) stands for; dies (exit 2) if
-# it is none of them. bench_load_flags MODE: brrr-bench's flags for one load mode: "sleep" is
-# brrr-bench on brrr's event loops, "busy" is brrr-bench --busy_poll.
+# bench_load_modes MODE: the load modes MODE (sleep, busy, ring, both or all) stands for; dies
+# (exit 2) if it is none of them. bench_load_flags MODE: brrr-bench's flags for one load mode:
+# "sleep" is brrr-bench on brrr's event loops, "busy" is brrr-bench --busy_poll, "ring" is
+# brrr-bench --busy_ring (it spins too, on io_uring, with far fewer system calls per message).
+BENCH_LOAD_HELP="sleep (brrr-bench on brrr's event loops), busy (--busy_poll), ring (--busy_ring)"
 bench_load_modes() {
   case "$1" in
-    sleep | busy) echo "$1" ;;
+    sleep | busy | ring) echo "$1" ;;
     both) echo "sleep busy" ;;
-    *) die "--load takes sleep, busy or both, not '$1'" ;;
+    all) echo "sleep busy ring" ;;
+    *) die "--load takes sleep, busy, ring, both or all, not '$1'" ;;
   esac
 }
-bench_load_flags() { if [[ "$1" == busy ]]; then echo "--busy_poll"; fi; }
+bench_load_flags() {
+  case "$1" in
+    busy) echo "--busy_poll" ;;
+    ring) echo "--busy_ring" ;;
+  esac
+}
 
 # bench_start_server NAME CPU MAX_CONNECTIONS: starts the echo server NAME pinned to CPU on port
 # 0 (the kernel picks a free one, so no start collides with a port still in use), its output in

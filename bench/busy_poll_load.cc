@@ -34,27 +34,11 @@ class BusyConnection {
 
   // Connects (blocking, up to the connect timeout); false, counted, if it could not.
   bool connect() {
-    fd_ = ::socket(shared_.address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ >= 0) {
-      int one = 1;
-      (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // as the reactor engine's sockets
-      timeval timeout{};
-      timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(o_.connect_timeout).count();
-      timeout.tv_usec = static_cast<suseconds_t>(
-          std::chrono::duration_cast<std::chrono::microseconds>(o_.connect_timeout).count() % 1'000'000);
-      (void)::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));  // bounds connect()
-    }
-    if (fd_ < 0 || ::connect(fd_, shared_.address.data(), shared_.address.size()) != 0) {
-      counters_.connect_failures.add(1);
-      shared_.error(absl::StrCat("connection ", id_, ": connect to ", shared_.address.ToString(), ": ",
-                                 std::strerror(errno)));
-      close_socket();
-      done_ = true;
-      counters_.finished.add(1);
-      return false;
-    }
-    counters_.connected.add(1);
-    return true;
+    fd_ = ConnectBlocking(o_, shared_, counters_, id_);
+    if (fd_ >= 0) return true;
+    done_ = true;
+    counters_.finished.add(1);
+    return false;
   }
 
   bool done() const { return done_; }
@@ -69,10 +53,11 @@ class BusyConnection {
       return;
     }
     if (n == 0) {
-      if (write_shut_ && echo_.received == sent_ && echo_.received_bytes == echo_.received * o_.size) {
+      if (write_shut_ && window_.all_echoed(o_, echo_)) {
         finish();  // the normal end: every reply came back whole
       } else {
-        fail(absl::StrCat("the server closed the connection with ", sent_ - echo_.received, " messages unanswered"));
+        fail(absl::StrCat("the server closed the connection with ", window_.sent - echo_.received,
+                          " messages unanswered"));
       }
       return;
     }
@@ -85,26 +70,17 @@ class BusyConnection {
   // system call when there is neither); once `stopping`, half-closes instead. Never blocks.
   void send(bool stopping) {
     if (done_) return;
-    uint64_t in_flight = sent_ - echo_.received;
-    if (unsent_ == 0 && !stopping && in_flight < static_cast<uint64_t>(o_.depth)) {
-      uint64_t batch = BatchMessages(o_, static_cast<uint64_t>(o_.depth) - in_flight);
-      int64_t now = MonotonicNanos();
-      for (uint64_t i = 0; i < batch; ++i) echo_.sent_at[(sent_ + i) % o_.depth] = now;
-      unsent_from_ = sent_ * o_.size;
-      unsent_ = batch * o_.size;
-      sent_ += batch;
-    }
-    if (unsent_ > 0) {
-      ssize_t n = ::send(fd_, shared_.pattern.at(id_, unsent_from_), unsent_, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (window_.refill(o_, echo_, stopping)) {
+      ssize_t n =
+          ::send(fd_, shared_.pattern.at(id_, window_.unsent_from), window_.unsent, MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n < 0) {
         if (!WouldBlock(errno)) fail(std::strerror(errno));
         return;
       }
       counters_.bytes_sent.add(static_cast<uint64_t>(n));
-      unsent_ -= static_cast<size_t>(n);
-      unsent_from_ += static_cast<uint64_t>(n);
+      window_.took(static_cast<size_t>(n));
     }
-    if (stopping && unsent_ == 0 && !write_shut_) {
+    if (stopping && window_.unsent == 0 && !write_shut_) {
       // Half-close: the server sends back what it still holds, then closes, and receive()
       // sees the end of stream once every reply is in.
       (void)::shutdown(fd_, SHUT_WR);
@@ -144,9 +120,7 @@ class BusyConnection {
   const int id_;
   int fd_ = -1;
   EchoProgress echo_;
-  uint64_t sent_ = 0;         // messages put in a batch so far
-  uint64_t unsent_from_ = 0;  // the stream offset of the batch's first byte the kernel has not taken
-  size_t unsent_ = 0;         // bytes of the batch the kernel has not taken yet
+  SendWindow window_;
   bool write_shut_ = false;
   bool done_ = false;
 };

@@ -10,7 +10,10 @@
 # --syscall_breakdown, per system call: which calls each server makes, and how many per message).
 # Each figure comes twice, labelled by load: "sleep", brrr-bench on brrr's event loops (it
 # sleeps in the kernel between messages, as most clients do), and "busy", brrr-bench
-# --busy_poll (it spins, so the server's figures carry no wake-up of the load generator).
+# --busy_poll (it spins, so the server's figures carry no wake-up of the load generator); with
+# --load=ring or all also "ring", brrr-bench --busy_ring (it spins on io_uring, with far fewer
+# system calls per message, so a server that needs less CPU per message than the busy load
+# generator shows it in msg/s).
 # Prints each figure (the median of the rounds) and its ratio to the best peer, and the
 # server's CPU time per message over the measured period (brrr-bench --server_pid): the figure
 # that compares servers where the one-core load generator, not the server, sets the pace.
@@ -58,7 +61,8 @@ Usage: bench/echo.sh [options]
   --syscall_breakdown  count with strace -c -f (even where perf works) and print, per server,
                      each system call's count per message: which calls, and how many. strace
                      slows the server, so its totals are a count, not a speed.
-  --load=MODE        sleep, busy (brrr-bench --busy_poll) or both, each labelled (default $LOAD)
+  --load=MODE        $BENCH_LOAD_HELP, both (sleep and busy) or all, each
+                     labelled (default $LOAD)
   --baseline=DIR     the output tree of another build of brrr-echo: a worktree at another
                      commit, after bazel build -c opt //server/brrr-echo there, gives
                      WORKTREE/bazel-out/k8-opt/bin (not bazel-bin, which follows that tree's
@@ -300,7 +304,7 @@ titles = {"pp1": "1 connection, ping-pong 64 B", "pp64": "64 connections, ping-p
           "pipe64": "64 connections, pipelined depth 16, 64 B",
           "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages"}
 peers = ("libuv", "libevent", "asio")
-loads = {"sleep": "load sleeping in the kernel", "busy": "busy-polling load"}
+loads = {"sleep": "load sleeping in the kernel", "busy": "busy-polling load", "ring": "busy-polling load on io_uring"}
 def med(values): return statistics.median(values) if values else float("nan")
 print()
 for scenario, load in [(s, l) for s in sys.argv[2].split() for l in sys.argv[3].split()]:

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/busy_poll_load.h"
+#include "bench/ring_load.h"
 #include "bench/load_parts.h"
 #include "bench/process_cpu.h"
 #include "runtime/async.h"
@@ -231,9 +232,13 @@ absl::Status Validate(const LoadOptions& o) {
   if (o.warmup < Duration::zero()) return absl::InvalidArgumentError("--warmup cannot be negative");
   if (o.rate < 0) return absl::InvalidArgumentError("--rate cannot be negative");
   if (o.threads < 1 || o.threads > 256) return absl::InvalidArgumentError("--threads must be from 1 to 256");
-  if (o.busy_poll && (o.rate > 0 || o.reconnect)) {
+  if (o.busy_poll && o.busy_ring) {
+    return absl::InvalidArgumentError("--busy_poll and --busy_ring are two load engines: pick one");
+  }
+  if ((o.busy_poll || o.busy_ring) && (o.rate > 0 || o.reconnect)) {
+    const char* engine = o.busy_poll ? "--busy_poll" : "--busy_ring";
     return absl::InvalidArgumentError(
-        "--busy_poll never waits, so it takes neither --rate nor --reconnect: drop them, or drop --busy_poll");
+        absl::StrCat(engine, " never waits, so it takes neither --rate nor --reconnect: drop them, or drop ", engine));
   }
   auto address = SocketAddress::Parse(o.host, o.port);
   if (!address.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", address.status().message()));
@@ -250,6 +255,7 @@ absl::Status Validate(const LoadOptions& o) {
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<void(const LoadProgress&)>& on_progress) {
   if (absl::Status valid = Validate(o); !valid.ok()) return valid;
   if (o.busy_poll) return RunBusyPollLoad(o, on_progress);
+  if (o.busy_ring) return RunRingLoad(o, on_progress);
   Shared shared(o.size);
   shared.address = *SocketAddress::Parse(o.host, o.port);
 

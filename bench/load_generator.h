@@ -24,7 +24,10 @@
 // the kernel: `threads` plain threads spin over non-blocking sockets, each sending a
 // connection's next message as soon as its echo is in, so the figures show a server without
 // the load generator's own wake-ups. Same bytes, same checks, same report; no --rate or
-// --reconnect (both would have it wait).
+// --reconnect (both would have it wait). With `busy_ring`, a third engine (ring_load.h) spins
+// the same way on one io_uring per thread: a multishot receive per connection and one
+// io_uring_enter per pass for all the sends of the pass, so the load generator makes far fewer
+// system calls per message than the server it measures. Same bytes, checks and report.
 //
 // Threads: RunLoad runs `threads` event loops (or busy-polling threads), connections spread
 // across them, and calls `on_progress` from the calling thread.
@@ -62,6 +65,7 @@ struct LoadOptions {
   Duration finish_timeout = std::chrono::seconds(10);  // for replies still in flight at the end
   bool reconnect = false;  // see above
   bool busy_poll = false;  // see above; `backend` and `plugin_dir` then go unused
+  bool busy_ring = false;  // see above; likewise
   // When set and true, the run ends as at the end of `duration` (brrr-bench: SIGINT, SIGTERM).
   const std::atomic<bool>* interrupted = nullptr;
   // The echo server's process, when the caller knows it: its CPU time over the measured

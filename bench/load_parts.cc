@@ -1,5 +1,12 @@
 #include "bench/load_parts.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -43,6 +50,42 @@ absl::Status TakeEcho(const LoadOptions& o, const Shared& shared, Counters& coun
   }
   echo.received = complete;
   return absl::OkStatus();
+}
+
+int ConnectBlocking(const LoadOptions& o, Shared& shared, Counters& counters, int id) {
+  int fd = ::socket(shared.address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0) {
+    int one = 1;
+    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // as the reactor engine's sockets
+    timeval timeout{};
+    timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(o.connect_timeout).count();
+    timeout.tv_usec = static_cast<suseconds_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(o.connect_timeout).count() % 1'000'000);
+    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));  // bounds connect()
+  }
+  if (fd < 0 || ::connect(fd, shared.address.data(), shared.address.size()) != 0) {
+    int error = errno;
+    if (fd >= 0) ::close(fd);
+    counters.connect_failures.add(1);
+    shared.error(absl::StrCat("connection ", id, ": connect to ", shared.address.ToString(), ": ",
+                              std::strerror(error)));
+    return -1;
+  }
+  counters.connected.add(1);
+  return fd;
+}
+
+bool SendWindow::refill(const LoadOptions& o, EchoProgress& echo, bool stopping) {
+  uint64_t in_flight = sent - echo.received;
+  if (unsent == 0 && !stopping && in_flight < static_cast<uint64_t>(o.depth)) {
+    uint64_t batch = BatchMessages(o, static_cast<uint64_t>(o.depth) - in_flight);
+    int64_t now = MonotonicNanos();
+    for (uint64_t i = 0; i < batch; ++i) echo.sent_at[(sent + i) % echo.sent_at.size()] = now;
+    unsent_from = sent * o.size;
+    unsent = batch * o.size;
+    sent += batch;
+  }
+  return unsent > 0;
 }
 
 namespace {

@@ -123,6 +123,32 @@ struct EchoProgress {
   std::vector<int64_t> sent_at;  // by message number modulo depth
 };
 
+// A connection's sending side: the next batch of its window, and how much of it the kernel
+// has not taken yet. One engine thread owns it.
+struct SendWindow {
+  uint64_t sent = 0;         // messages put in a batch so far
+  uint64_t unsent_from = 0;  // the stream offset of the batch's first byte the kernel has not taken
+  size_t unsent = 0;         // bytes of the batch the kernel has not taken yet
+
+  // With the last batch all taken, room in the window and not `stopping`, starts the next batch
+  // (BatchMessages) and stamps its messages' send time in `echo`. True if bytes wait to go out.
+  bool refill(const LoadOptions& o, EchoProgress& echo, bool stopping);
+  // The kernel took n more bytes of the batch.
+  void took(size_t n) {
+    unsent -= n;
+    unsent_from += n;
+  }
+  // Every message sent came back whole: the normal end once the write side is shut.
+  bool all_echoed(const LoadOptions& o, const EchoProgress& echo) const {
+    return echo.received == sent && echo.received_bytes == echo.received * o.size;
+  }
+};
+
+// For the spinning engines: a TCP_NODELAY socket connected to shared.address (blocking, for up
+// to o.connect_timeout), counted in counters.connected; or -1, counted in
+// counters.connect_failures and reported through shared.error.
+int ConnectBlocking(const LoadOptions& o, Shared& shared, Counters& counters, int id);
+
 // Checks `got` bytes that came back on connection `id` against what it sent, then counts the
 // messages they complete (after the warm-up: messages, bytes, round-trip latency). At the first
 // wrong byte it counts a mismatch and returns the error that says which message and byte; the

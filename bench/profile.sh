@@ -45,8 +45,8 @@ Usage: bench/profile.sh [options]
   --scenarios=LIST   from: $BENCH_SCENARIOS (default: $SCENARIOS)
   --duration=S       measured seconds per run, at least 1 (default $DURATION)
   --warmup=S         unmeasured seconds before each run (default $WARMUP)
-  --load=MODE        busy (brrr-bench --busy_poll: the server is never waited for), sleep
-                     (brrr-bench on brrr's event loops) or both (default $LOAD)
+  --load=MODE        $BENCH_LOAD_HELP, both (sleep and busy) or all; a
+                     busy load never makes the server wait for it (default $LOAD)
   --floor_seconds=S  how long bench/floor runs per message size; 0 skips the floor (default $FLOOR_SECONDS)
   --perf_record      also record each server with perf record -g (in a second run of the
                      scenario) and print its CPU share by DSO and its top symbols

@@ -8,6 +8,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/testing/process.h"
+#include "tests/testing/skips.h"
 
 namespace brrr {
 namespace {
@@ -69,20 +70,29 @@ TEST(BrrrBenchTest, AServerThatChangesTheBytesFailsTheRun) {
   ExpectCleanStop(server);
 }
 
-// brrr-bench --busy_poll with `args` against brrr-echo, with `connections` connections of
-// `size` byte messages: it exits 0, every message came back whole, checked and counted, and
-// the server saw every connection end cleanly. Returns brrr-bench's progress lines (stderr).
-std::string ExpectBusyPollingRunIsExact(int connections, int size, std::vector<std::string> args) {
+// brrr-bench with a spinning engine (`engine`: --busy_poll or --busy_ring) and `args` against
+// brrr-echo, with `connections` connections of `size` byte messages: it exits 0, every message
+// came back whole, checked and counted, and the server saw every connection end cleanly.
+// Returns brrr-bench's progress lines (stderr). If the engine cannot run here (--busy_ring
+// where io_uring is refused: exit 3, "needs io_uring"), sets *refused to why and checks no more.
+std::string ExpectSpinningRunIsExact(const std::string& engine, int connections, int size,
+                                     std::vector<std::string> args, std::string* refused = nullptr) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
   EXPECT_NE(port, 0);
-  args.insert(args.end(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=" + std::to_string(connections),
+  args.insert(args.end(), {"--port=" + std::to_string(port), engine, "--connections=" + std::to_string(connections),
                            "--size=" + std::to_string(size)});
   Process bench(Bench(), args);
   std::optional<int> code = bench.Wait(seconds(60));
+  if (refused != nullptr && code == 3 && bench.err().find("needs io_uring") != std::string::npos) {
+    *refused = bench.err();
+    ExpectCleanStop(server);
+    return "";
+  }
   EXPECT_EQ(code, 0) << bench.out() << bench.err();
   std::string out = bench.out();
-  EXPECT_NE(out.find("\"backend\":\"busy-poll\""), std::string::npos) << out;
+  std::string backend = engine == "--busy_ring" ? "busy-ring" : "busy-poll";
+  EXPECT_NE(out.find("\"backend\":\"" + backend + "\""), std::string::npos) << out;
   EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
   EXPECT_GT(JsonNumber(out, "messages"), 0) << out;
   EXPECT_EQ(JsonNumber(out, "bytes"), JsonNumber(out, "messages") * size) << out;
@@ -98,30 +108,70 @@ std::string ExpectBusyPollingRunIsExact(int connections, int size, std::vector<s
 // Two threads, each with a slice of the connections, pipelined, a size that does not divide
 // the receive buffer.
 TEST(BrrrBenchTest, BusyPollingMeasuresAndVerifiesAnEchoServer) {
-  std::string progress = ExpectBusyPollingRunIsExact(7, 1000, {"--threads=2", "--depth=3", "--duration=2s"});
+  std::string progress =
+      ExpectSpinningRunIsExact("--busy_poll", 7, 1000, {"--threads=2", "--depth=3", "--duration=2s"});
   EXPECT_NE(progress.find("7 connected"), std::string::npos) << "progress lines: " << progress;
 }
 
 // Past 64 connections a busy-polling thread asks epoll which connections have data instead of
 // calling recv on each: the same exact echo, counted the same way.
 TEST(BrrrBenchTest, BusyPollingManyConnectionsOnOneThread) {
-  ExpectBusyPollingRunIsExact(100, 100, {"--depth=2", "--duration=1s", "--progress=false"});
+  ExpectSpinningRunIsExact("--busy_poll", 100, 100, {"--depth=2", "--duration=1s", "--progress=false"});
 }
 
-TEST(BrrrBenchTest, BusyPollingFailsTheRunWhenTheBytesChange) {
+// A spinning engine's run against a server that changes the bytes fails, and says where.
+void ExpectSpinningRunFailsWhenTheBytesChange(const std::string& engine, const std::string& backend) {
   Process server(Echo(), {"--port=0", "--reply_prefix=X"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=2", "--duration=1s",
+  Process bench(Bench(), {"--port=" + std::to_string(port), engine, "--connections=2", "--duration=1s",
                           "--progress=false"});
   std::optional<int> code = bench.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
+  if (engine == "--busy_ring" && *code == 3 && bench.err().find("needs io_uring") != std::string::npos) {
+    ExpectCleanStop(server);
+    BRRR_SKIP_OR_FAIL("backends", bench.err());
+  }
   EXPECT_EQ(*code, 1) << bench.out() << bench.err();
   EXPECT_NE(bench.out().find("came back different"), std::string::npos) << bench.out();
-  EXPECT_NE(bench.out().find("\"backend\":\"busy-poll\""), std::string::npos) << bench.out();
+  EXPECT_NE(bench.out().find("\"backend\":\"" + backend + "\""), std::string::npos) << bench.out();
   EXPECT_NE(bench.out().find("\"ok\":false"), std::string::npos) << bench.out();
   EXPECT_GE(JsonNumber(bench.out(), "mismatches"), 1) << bench.out();
   ExpectCleanStop(server);
+}
+
+TEST(BrrrBenchTest, BusyPollingFailsTheRunWhenTheBytesChange) {
+  ExpectSpinningRunFailsWhenTheBytesChange("--busy_poll", "busy-poll");
+}
+
+// --busy_ring: the engine that spins on io_uring (a multishot receive per connection, one enter
+// per pass). Two threads, pipelined, a size that does not divide the receive buffer.
+TEST(BrrrBenchTest, BusyRingMeasuresAndVerifiesAnEchoServer) {
+  std::string refused;
+  std::string progress =
+      ExpectSpinningRunIsExact("--busy_ring", 7, 1000, {"--threads=2", "--depth=3", "--duration=2s"}, &refused);
+  if (!refused.empty()) BRRR_SKIP_OR_FAIL("backends", refused);
+  EXPECT_NE(progress.find("7 connected"), std::string::npos) << "progress lines: " << progress;
+}
+
+// Many connections on one ring: many completions per pass, the same exact echo.
+TEST(BrrrBenchTest, BusyRingManyConnectionsOnOneThread) {
+  std::string refused;
+  ExpectSpinningRunIsExact("--busy_ring", 300, 100, {"--depth=2", "--duration=1s", "--progress=false"}, &refused);
+  if (!refused.empty()) BRRR_SKIP_OR_FAIL("backends", refused);
+}
+
+// Messages larger than what the socket takes at once (4 MiB here: a send without MSG_WAITALL
+// completes with part of it): each send completes only once the kernel took all of it, and an
+// echo comes back over many receives.
+TEST(BrrrBenchTest, BusyRingLargeMessages) {
+  std::string refused;
+  ExpectSpinningRunIsExact("--busy_ring", 2, 4 << 20, {"--depth=2", "--duration=1s", "--progress=false"}, &refused);
+  if (!refused.empty()) BRRR_SKIP_OR_FAIL("backends", refused);
+}
+
+TEST(BrrrBenchTest, BusyRingFailsTheRunWhenTheBytesChange) {
+  ExpectSpinningRunFailsWhenTheBytesChange("--busy_ring", "busy-ring");
 }
 
 // --server_pid: the server's CPU time over the measured period, per message and as a share of a
@@ -185,6 +235,17 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(busy.err().find("--busy_poll never waits"), std::string::npos) << busy.err();
+  Process ring(Bench(), {"--busy_ring", "--reconnect"});
+  code = ring.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(ring.err().find("--busy_ring never waits"), std::string::npos) << ring.err();
+  Process both(Bench(), {"--busy_ring", "--busy_poll"});
+  code = both.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(both.err().find("--busy_poll and --busy_ring are two load engines: pick one"), std::string::npos)
+      << both.err();
   Process no_server(Bench(), {"--server_pid=2147483647"});
   code = no_server.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
