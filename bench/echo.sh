@@ -61,8 +61,9 @@ Usage: bench/echo.sh [options]
   --syscall_breakdown  count with strace -c -f (even where perf works) and print, per server,
                      each system call's count per message: which calls, and how many. strace
                      slows the server, so its totals are a count, not a speed.
-  --load=MODE        $BENCH_LOAD_HELP, both (sleep and busy) or all, each
-                     labelled (default $LOAD)
+  --load=MODE        one load, or both (sleep and busy) or all (the three), each figure
+                     labelled by its load (default $LOAD). The loads:
+                     $BENCH_LOAD_HELP
   --baseline=DIR     the output tree of another build of brrr-echo: a worktree at another
                      commit, after bazel build -c opt //server/brrr-echo there, gives
                      WORKTREE/bazel-out/k8-opt/bin (not bazel-bin, which follows that tree's

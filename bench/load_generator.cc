@@ -11,9 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "bench/busy_poll_load.h"
-#include "bench/ring_load.h"
 #include "bench/load_parts.h"
 #include "bench/process_cpu.h"
+#include "bench/ring_load.h"
 #include "runtime/async.h"
 #include "runtime/socket.h"
 

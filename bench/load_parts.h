@@ -1,8 +1,10 @@
-// load_parts.h: what brrr-bench's two load engines share; internal to //bench:load_generator.
+// load_parts.h: what brrr-bench's three load engines share; internal to //bench:load_generator.
 //
 // The reactor engine (load_generator.cc) runs each connection as a brrr task on the runtime's
 // event loops; the busy-polling engine (busy_poll_load.cc) spins over non-blocking sockets on
-// plain threads and never sleeps in the kernel. Both send the same bytes (StreamPattern), check
+// plain threads and never sleeps in the kernel; the ring engine (ring_load.cc) spins the same
+// way on one io_uring per thread. The two spinning engines connect alike (ConnectBlocking) and
+// keep their windows alike (SendWindow). All send the same bytes (StreamPattern), check
 // every byte that comes back and count it the same way (TakeEcho into Counters), and are
 // watched from the calling thread by the same Supervise (progress, the end of the run, the
 // finish timeout) and summed by Summarize, so their reports mean the same.
