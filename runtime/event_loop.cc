@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/blocking_pool.h"
 #include "runtime/future.h"
 #include "runtime/plugin_loader.h"
@@ -35,6 +36,11 @@ bool TimerHandle::cancel() { return loop_ != nullptr && loop_->cancel_timer(id_)
 bool TimerHandle::pending() const { return loop_ != nullptr && loop_->timer_pending(id_); }
 
 absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions options) {
+  if (options.idle_poll < Duration::zero() || options.idle_poll > EventLoopOptions::kMaxIdlePoll) {
+    auto us = [](Duration d) { return std::chrono::duration_cast<std::chrono::microseconds>(d).count(); };
+    return absl::InvalidArgumentError(absl::StrCat("idle_poll must be from 0 to ", us(EventLoopOptions::kMaxIdlePoll),
+                                                   " us, not ", us(options.idle_poll), " us"));
+  }
   PluginLoader loader = PluginLoader::Default(options.plugin_dir);
   auto reactor = loader.CreateReactor(options.backend, options.reactor);
   if (!reactor.ok()) return reactor.status();
@@ -265,7 +271,7 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
   int64_t before = task_clock_.end();
   if (watchdog_) watchdog_->loop_idle();
-  absl::StatusOr<int> n = reactor_->wait(completions_, timeout_ns);
+  absl::StatusOr<int> n = poll_then_wait(timeout_ns);
   if (watchdog_) watchdog_->loop_busy();
   io_batch_time_ns_ = task_clock_.anchor();
   int64_t waited = io_batch_time_ns_ - before;
@@ -288,6 +294,22 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   published_.backend_completed.store(c.completed);
   published_.backend_recv_bundles.store(c.recv_bundles);
   return waited;
+}
+
+absl::StatusOr<int> EventLoop::poll_then_wait(int64_t timeout_ns) {
+  int64_t window = options_.idle_poll.count();
+  if (window <= 0 || timeout_ns == 0 || manual_clock_ != nullptr) return reactor_->wait(completions_, timeout_ns);
+  if (timeout_ns > 0) window = std::min(window, timeout_ns);
+  // Anything a poll can find ends the window: completions, a post from another thread (its
+  // wake-up is consumed by the poll that sees it, so the inbox is what says so), a stop.
+  int64_t from = task_clock_.end();
+  int64_t polled = 0;
+  do {
+    absl::StatusOr<int> n = reactor_->wait(completions_, 0);
+    if (!n.ok() || *n > 0 || inbox_.depth() > 0 || stop_requested_.load(std::memory_order_relaxed)) return n;
+    polled = task_clock_.end() - from;
+  } while (polled < window);
+  return reactor_->wait(completions_, timeout_ns < 0 ? timeout_ns : std::max<int64_t>(0, timeout_ns - polled));
 }
 
 int64_t EventLoop::run_due_timers(int64_t t) {

@@ -67,6 +67,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     lo.loop_id = static_cast<uint32_t>(i);
     lo.stall_threshold = o.stall_threshold;
     lo.stall_watchdog = o.stall_watchdog;
+    lo.idle_poll = o.idle_poll;
     lo.receive_buffer_size = o.receive_buffer_size;
     lo.receive_buffer_count = o.receive_buffer_count;
     lo.reactor.one_thread = true;  // each loop runs on a thread of its own (Start)

@@ -1,6 +1,7 @@
 #include "server/server_options.h"
 
 #include "absl/strings/str_cat.h"
+#include "runtime/event_loop.h"
 #include "runtime/socket_address.h"
 
 namespace brrr::server {
@@ -26,6 +27,13 @@ absl::Status Validate(const EchoServerOptions& o) {
   }
   if (o.stall_threshold <= Duration::zero()) {
     return absl::InvalidArgumentError("--stall_threshold must be above 0");
+  }
+  if (o.idle_poll < Duration::zero() || o.idle_poll > EventLoopOptions::kMaxIdlePoll) {
+    using std::chrono::duration_cast;
+    return absl::InvalidArgumentError(
+        absl::StrCat("--idle_poll=", duration_cast<std::chrono::microseconds>(o.idle_poll).count(),
+                     "us: must be from 0 to ",
+                     duration_cast<std::chrono::milliseconds>(EventLoopOptions::kMaxIdlePoll).count(), "ms"));
   }
   if (o.receive_buffer_size < 512 || o.receive_buffer_size > (16u << 20)) {
     return absl::InvalidArgumentError(absl::StrCat("--recv_buffer_size=", o.receive_buffer_size,

@@ -49,6 +49,9 @@ struct EchoServerOptions {
   // server/connection.h).
   Duration drain_timeout = std::chrono::seconds(10);
   Duration stall_threshold = std::chrono::milliseconds(100);
+  // Each loop polls this long for new events before it sleeps (EventLoopOptions::idle_poll):
+  // lower latency at low load for a core kept busy. 0: sleep at once.
+  Duration idle_poll = Duration::zero();
   // Each loop's watchdog samples where a stall is while it lasts (runtime/stall_watchdog.h).
   bool stall_watchdog = true;
   uint32_t receive_buffer_size = 16384;   // bytes per provided receive buffer

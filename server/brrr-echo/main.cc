@@ -61,6 +61,11 @@ ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "closed (cleanly: what was read is echoed, then the write side is shut)");
 ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),
           "A task that holds a loop this long is reported as a stall");
+ABSL_FLAG(absl::Duration, idle_poll, absl::ZeroDuration(),
+          "When a loop runs out of work, keep asking the backend for new events this long (e.g. 50us, at "
+          "most 10ms) before sleeping in the kernel: an event that comes meanwhile is served without the "
+          "sleep and wake-up, which at low load are most of a round trip, for a core kept busy while traffic "
+          "trickles in; 0: sleep at once");
 ABSL_FLAG(bool, stall_watchdog, true,
           "While a stall lasts, sample where the loop is stuck (every --stall_threshold; a watchdog thread per "
           "loop signals the loop thread with SIGRTMIN+3) and report the stack with the stall");
@@ -280,6 +285,7 @@ int main(int argc, char** argv) {
   o.drain_timeout = ToDuration(absl::GetFlag(FLAGS_drain_timeout));
   o.stall_threshold = ToDuration(absl::GetFlag(FLAGS_stall_threshold));
   o.stall_watchdog = absl::GetFlag(FLAGS_stall_watchdog);
+  o.idle_poll = ToDuration(absl::GetFlag(FLAGS_idle_poll));
   o.receive_buffer_size = absl::GetFlag(FLAGS_recv_buffer_size);
   o.receive_buffer_count = absl::GetFlag(FLAGS_recv_buffers);
   // Without an admin plane or metrics port nobody needs the reserve: out of descriptors,

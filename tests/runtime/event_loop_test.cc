@@ -333,6 +333,73 @@ TEST_P(EventLoopTest, ReadyQueueDepthIsVisibleWhileTasksWait) {
   EXPECT_EQ(loop->stats().ready_queue_depth, 0u);
 }
 
+EventLoopOptions IdlePolling(Duration window) {
+  EventLoopOptions options;
+  options.idle_poll = window;
+  return options;
+}
+
+// With idle polling a loop that runs out of work asks its backend again and again without
+// waiting before it sleeps: many backend waits for one timer, where a loop without it makes
+// one or two. The timer still fires, and never early.
+TEST_P(EventLoopTest, IdlePollingAsksTheBackendManyTimesBeforeItSleeps) {
+  auto waits_for_one_timer = [&](EventLoopOptions options, TimePoint* due, TimePoint* ran_at) {
+    std::unique_ptr<EventLoop> loop = testing::NewLoop(GetParam(), std::move(options));
+    if (loop == nullptr) return uint64_t{0};
+    loop->call_soon([&] {
+      *due = loop->now() + milliseconds(50);
+      loop->call_at(*due, [&] {
+        *ran_at = loop->now();
+        loop->stop();
+      });
+    });
+    loop->run_forever();
+    return loop->stats().backend_waits;
+  };
+  BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+  TimePoint due, ran_at;
+  uint64_t plain = waits_for_one_timer(EventLoopOptions{}, &due, &ran_at);
+  EXPECT_GE(ran_at, due);
+  uint64_t polling = waits_for_one_timer(IdlePolling(milliseconds(5)), &due, &ran_at);
+  EXPECT_GE(ran_at, due) << "never early, with idle polling too";
+  EXPECT_LE(plain, 3u) << "a loop without idle polling waits once for its timer (or twice, interrupted)";
+  EXPECT_GT(polling, 3u) << "5 ms of idle polling asks the backend many times";
+}
+
+// A post from another thread ends the polling at once: the poll that sees its wake-up
+// consumes it, so a loop that polled on and then slept would never run the task (each post
+// here comes while the loop polls, its window 10 ms long and restarted after every task).
+TEST_P(EventLoopTest, IdlePollingRunsAPostFromAnotherThread) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), IdlePolling(milliseconds(10)));
+  constexpr int kPosts = 50;
+  std::atomic<int> ran{0};
+  std::thread poster([&] {
+    for (int i = 0; i < kPosts; ++i) {
+      EXPECT_TRUE(loop->call_soon_threadsafe([&] { ++ran; }));
+      while (ran.load() <= i) std::this_thread::yield();
+    }
+    loop->call_soon_threadsafe([&] { loop->stop(); });
+  });
+  loop->run_forever();  // no timer: returns only if every post was run
+  poster.join();
+  EXPECT_EQ(ran.load(), kPosts);
+}
+
+// stop() from another thread ends a loop that is polling (its wake-up, too, is consumed by a
+// poll).
+TEST_P(EventLoopTest, IdlePollingEndsWhenStoppedFromAnotherThread) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), IdlePolling(milliseconds(10)));
+  std::atomic<bool> started{false};
+  loop->call_soon([&] { started = true; });
+  std::thread stopper([&] {
+    while (!started.load()) std::this_thread::yield();
+    loop->stop();
+  });
+  loop->run_forever();
+  stopper.join();
+  EXPECT_FALSE(loop->is_running());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, EventLoopTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
 
@@ -346,6 +413,17 @@ TEST(EventLoopCreateTest, UnknownBackendNamesTheAvailableOnes) {
   EXPECT_NE(message.find("libbrrr_reactor_kqueue.so"), std::string::npos) << message;
   EXPECT_NE(message.find("Available here: "), std::string::npos) << message;
   EXPECT_NE(message.find("epoll"), std::string::npos) << message;
+}
+
+TEST(EventLoopCreateTest, AnIdlePollWindowOutOfRangeIsRefused) {
+  for (Duration window : {Duration(milliseconds(11)), Duration(-1)}) {
+    auto loop = EventLoop::Create(IdlePolling(window));
+    ASSERT_FALSE(loop.ok());
+    EXPECT_EQ(loop.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(loop.status().message().find("idle_poll must be from 0 to 10000 us"), std::string::npos)
+        << loop.status();
+  }
+  EXPECT_TRUE(EventLoop::Create(IdlePolling(milliseconds(10))).ok());
 }
 
 TEST(EventLoopCreateTest, AutoPicksTheBestBackendThatStarts) {

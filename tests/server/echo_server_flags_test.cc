@@ -44,6 +44,8 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
       {{"--idle_timeout=banana"}, 1, "idle_timeout"},
+      {{"--idle_poll=11ms"}, 2, "--idle_poll=11000us: must be from 0 to 10ms"},
+      {{"--idle_poll=-1us"}, 2, "--idle_poll=-1us: must be from 0 to 10ms"},
       {{"--reply_prefix=" + std::string(4097, 'P')},
        2,
        "--reply_prefix is 4097 bytes long: it may be at most 4096 bytes"},

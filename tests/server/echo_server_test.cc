@@ -56,6 +56,19 @@ TEST_P(EchoServerTest, EchoesRandomBinaryPayloadsWithEveryByteValue) {
   EXPECT_EQ(Stop(*server), 0);
 }
 
+// --idle_poll: the loop polls before it sleeps; the echo is the same, byte for byte, for small
+// messages (served from a poll) and a large one (many sends, some waiting for room).
+TEST_P(EchoServerTest, EchoesTheSameWithIdlePolling) {
+  auto server = Start({"--idle_poll=1ms"});
+  for (uint32_t seed = 0; seed < 20; ++seed) {
+    std::string payload = testing::RandomBytes(64 + seed * 997, seed);
+    EXPECT_TRUE(EchoOf(payload) == payload) << "seed " << seed;
+  }
+  std::string big = testing::RandomBytes(4 << 20, 77);
+  EXPECT_TRUE(EchoOf(big) == big);
+  EXPECT_EQ(Stop(*server), 0);
+}
+
 TEST_P(EchoServerTest, EchoesATenMebibyteMessage) {
   auto server = Start();
   std::string payload = testing::RandomBytes(10 << 20, 99);
