@@ -88,7 +88,6 @@ class BufferRing {
   // `count` is a power of two, at most 32768. The ring must outlive the registration: the
   // owner destroys the io_uring first.
   absl::Status attach(io_uring* ring, unsigned count, size_t size) {
-    count_ = count;
     size_ = size;
     mask_ = io_uring_buf_ring_mask(count);
     entries_bytes_ = count * sizeof(io_uring_buf);
@@ -125,7 +124,6 @@ class BufferRing {
   io_uring_buf_ring* entries_ = nullptr;
   size_t entries_bytes_ = 0;
   std::unique_ptr<char[]> memory_;
-  unsigned count_ = 0;
   size_t size_ = 0;
   int mask_ = 0;
   int pending_ = 0;

@@ -98,8 +98,9 @@ struct EventLoopOptions {
   // then sleeps in the kernel. An event that arrives meanwhile is served without the sleep and
   // the wake-up (two context switches, and an interrupt to the loop's core), which at low load
   // are most of a message's round trip; the price is the loop's core kept busy (100% of it
-  // while events keep coming within the window). Zero (the default): sleep at once. At most
-  // kMaxIdlePoll; ignored on a ManualClock (virtual time cannot time the window).
+  // while events keep coming within the window). The polling counts as waiting in the loop's
+  // statistics (waiting_ns), each poll as a backend wait. Zero (the default): sleep at once. At
+  // most kMaxIdlePoll; ignored on a ManualClock (virtual time cannot time the window).
   Duration idle_poll = Duration::zero();
   static constexpr Duration kMaxIdlePoll = std::chrono::milliseconds(10);
   // The backend's settings; reactor.one_thread when one thread runs the loop for its life.
