@@ -1,18 +1,13 @@
 #include "bench/busy_poll_load.h"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 #include <cstring>
 #include <memory>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -25,24 +20,10 @@ namespace {
 bool WouldBlock(int error) { return error == EAGAIN || error == EWOULDBLOCK || error == EINTR; }
 
 // One connection of a busy-polling thread: a socket that is only ever called with
-// MSG_DONTWAIT, the batch being written, and what came back. Owned and run by one thread.
-class BusyConnection {
+// MSG_DONTWAIT. Owned and run by one thread.
+class BusyConnection : public SpinningConnection {
  public:
-  BusyConnection(const LoadOptions& o, Shared& shared, Counters& counters, int id)
-      : o_(o), shared_(shared), counters_(counters), id_(id), echo_(o.depth) {}
-  ~BusyConnection() { close_socket(); }
-
-  // Connects (blocking, up to the connect timeout); false, counted, if it could not.
-  bool connect() {
-    fd_ = ConnectBlocking(o_, shared_, counters_, id_);
-    if (fd_ >= 0) return true;
-    done_ = true;
-    counters_.finished.add(1);
-    return false;
-  }
-
-  bool done() const { return done_; }
-  int fd() const { return fd_; }
+  using SpinningConnection::SpinningConnection;
 
   // Takes what came back (one recv), checks and counts it. Never blocks.
   void receive(std::vector<char>& buf) {
@@ -52,18 +33,8 @@ class BusyConnection {
       if (!WouldBlock(errno)) fail(std::strerror(errno));
       return;
     }
-    if (n == 0) {
-      if (write_shut_ && window_.all_echoed(o_, echo_)) {
-        finish();  // the normal end: every reply came back whole
-      } else {
-        fail(absl::StrCat("the server closed the connection with ", window_.sent - echo_.received,
-                          " messages unanswered"));
-      }
-      return;
-    }
-    if (absl::Status s = TakeEcho(o_, shared_, counters_, id_, buf.data(), static_cast<size_t>(n), echo_); !s.ok()) {
-      fail_with(std::string(s.message()));
-    }
+    if (n == 0) return end_of_stream();
+    take(buf.data(), static_cast<size_t>(n));
   }
 
   // Sends what the window has room for, or the rest of a batch the kernel took part of (no
@@ -80,49 +51,8 @@ class BusyConnection {
       counters_.bytes_sent.add(static_cast<uint64_t>(n));
       window_.took(static_cast<size_t>(n));
     }
-    if (stopping && window_.unsent == 0 && !write_shut_) {
-      // Half-close: the server sends back what it still holds, then closes, and receive()
-      // sees the end of stream once every reply is in.
-      (void)::shutdown(fd_, SHUT_WR);
-      write_shut_ = true;
-    }
+    if (stopping && window_.unsent == 0 && !write_shut_) half_close();
   }
-
-  // The finish timeout passed with replies still missing.
-  void abort() {
-    if (!done_) fail("no echo within the finish timeout");
-  }
-
- private:
-  void finish() {
-    close_socket();
-    done_ = true;
-    counters_.connected.add(-1);
-    counters_.finished.add(1);
-  }
-
-  void fail(const std::string& why) { fail_with(absl::StrCat("connection ", id_, ": ", why)); }
-
-  void fail_with(const std::string& error) {
-    counters_.lost.add(1);
-    shared_.error(error);
-    finish();
-  }
-
-  void close_socket() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
-  const LoadOptions& o_;
-  Shared& shared_;
-  Counters& counters_;
-  const int id_;
-  int fd_ = -1;
-  EchoProgress echo_;
-  SendWindow window_;
-  bool write_shut_ = false;
-  bool done_ = false;
 };
 
 // Up to this many connections a thread calls recv on each of them in every pass; past it, one
@@ -194,41 +124,13 @@ void Spin(const LoadOptions& o, Shared& shared, std::vector<std::unique_ptr<Busy
 
 absl::StatusOr<LoadResult> RunBusyPollLoad(const LoadOptions& o,
                                            const std::function<void(const LoadProgress&)>& on_progress) {
-  Shared shared(o.size);
-  shared.address = *SocketAddress::Parse(o.host, o.port);
-  std::vector<std::unique_ptr<Counters>> counters(static_cast<size_t>(o.threads));
-  std::vector<Counters*> counter_list;
-  for (auto& c : counters) {
-    c = std::make_unique<Counters>();
-    counter_list.push_back(c.get());
-  }
+  SpinningRun run(o);
   std::vector<std::vector<std::unique_ptr<BusyConnection>>> slices(static_cast<size_t>(o.threads));
   for (int i = 0; i < o.connections; ++i) {
-    Counters& c = *counters[static_cast<size_t>(i % o.threads)];
-    ++c.expected;
-    slices[static_cast<size_t>(i % o.threads)].push_back(std::make_unique<BusyConnection>(o, shared, c, i));
+    Counters& c = run.expect(i);
+    slices[static_cast<size_t>(i % o.threads)].push_back(std::make_unique<BusyConnection>(o, run.shared(), c, i));
   }
-
-  int64_t start = MonotonicNanos();
-  shared.measure_from_ns = start + o.warmup.count();
-  std::vector<std::thread> threads;
-  try {
-    for (size_t t = 0; t < slices.size(); ++t) {
-      threads.emplace_back([&, t] { Spin(o, shared, slices[t]); });
-    }
-  } catch (const std::system_error& e) {
-    shared.stop.store(true);
-    shared.abort.store(true);
-    for (std::thread& t : threads) t.join();
-    return absl::ResourceExhaustedError(absl::StrCat("--busy_poll: cannot start thread ", threads.size() + 1, " of ",
-                                                     o.threads, ": ", e.what(), "; ask for fewer --threads"));
-  }
-  // The threads see `stop` and `abort` themselves: no hooks needed.
-  int64_t stopped_at = Supervise(o, shared, counter_list, start, EngineHooks{}, on_progress);
-  for (std::thread& t : threads) t.join();
-  LoadResult result = Summarize(shared, counter_list, stopped_at);
-  result.backend = "busy-poll";
-  return result;
+  return run.Run([&](size_t t) { Spin(o, run.shared(), slices[t]); }, "--busy_poll", "busy-poll", on_progress);
 }
 
 }  // namespace brrr::bench

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <random>
+#include <system_error>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -52,27 +53,74 @@ absl::Status TakeEcho(const LoadOptions& o, const Shared& shared, Counters& coun
   return absl::OkStatus();
 }
 
-int ConnectBlocking(const LoadOptions& o, Shared& shared, Counters& counters, int id) {
-  int fd = ::socket(shared.address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0) {
+bool SpinningConnection::connect() {
+  fd_ = ::socket(shared_.address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd_ >= 0) {
     int one = 1;
-    (void)::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // as the reactor engine's sockets
+    (void)::setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));  // as the reactor engine's sockets
     timeval timeout{};
-    timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(o.connect_timeout).count();
+    timeout.tv_sec = std::chrono::duration_cast<std::chrono::seconds>(o_.connect_timeout).count();
     timeout.tv_usec = static_cast<suseconds_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(o.connect_timeout).count() % 1'000'000);
-    (void)::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));  // bounds connect()
+        std::chrono::duration_cast<std::chrono::microseconds>(o_.connect_timeout).count() % 1'000'000);
+    (void)::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));  // bounds connect()
   }
-  if (fd < 0 || ::connect(fd, shared.address.data(), shared.address.size()) != 0) {
+  if (fd_ < 0 || ::connect(fd_, shared_.address.data(), shared_.address.size()) != 0) {
     int error = errno;
-    if (fd >= 0) ::close(fd);
-    counters.connect_failures.add(1);
-    shared.error(absl::StrCat("connection ", id, ": connect to ", shared.address.ToString(), ": ",
-                              std::strerror(error)));
-    return -1;
+    close_socket();
+    counters_.connect_failures.add(1);
+    shared_.error(absl::StrCat("connection ", id_, ": connect to ", shared_.address.ToString(), ": ",
+                               std::strerror(error)));
+    done_ = true;
+    counters_.finished.add(1);
+    on_done();
+    return false;
   }
-  counters.connected.add(1);
-  return fd;
+  counters_.connected.add(1);
+  return true;
+}
+
+bool SpinningConnection::take(const char* data, size_t got) {
+  if (absl::Status s = TakeEcho(o_, shared_, counters_, id_, data, got, echo_); !s.ok()) {
+    fail_with(std::string(s.message()));
+    return false;
+  }
+  return true;
+}
+
+void SpinningConnection::end_of_stream() {
+  if (write_shut_ && window_.all_echoed(o_, echo_)) {
+    finish();  // the normal end: every reply came back whole
+  } else {
+    fail(absl::StrCat("the server closed the connection with ", window_.sent - echo_.received, " messages unanswered"));
+  }
+}
+
+void SpinningConnection::half_close() {
+  (void)::shutdown(fd_, SHUT_WR);
+  write_shut_ = true;
+}
+
+void SpinningConnection::fail(const std::string& why) { fail_with(absl::StrCat("connection ", id_, ": ", why)); }
+
+void SpinningConnection::fail_with(const std::string& error) {
+  counters_.lost.add(1);
+  shared_.error(error);
+  finish();
+}
+
+void SpinningConnection::finish() {
+  close_socket();
+  done_ = true;
+  counters_.connected.add(-1);
+  counters_.finished.add(1);
+  on_done();
+}
+
+void SpinningConnection::close_socket() {
+  if (fd_ < 0) return;
+  (void)::shutdown(fd_, SHUT_RDWR);
+  ::close(fd_);
+  fd_ = -1;
 }
 
 bool SendWindow::refill(const LoadOptions& o, EchoProgress& echo, bool stopping) {
@@ -203,6 +251,42 @@ LoadResult Summarize(Shared& shared, const std::vector<Counters*>& counters, int
   std::lock_guard<std::mutex> lock(shared.error_mu);
   result.first_error = shared.first_error;
   result.server_busy = shared.server_busy;
+  return result;
+}
+
+SpinningRun::SpinningRun(const LoadOptions& o) : o_(o), shared_(o.size) {
+  shared_.address = *SocketAddress::Parse(o.host, o.port);
+  for (int t = 0; t < o.threads; ++t) {
+    counters_.push_back(std::make_unique<Counters>());
+    counter_list_.push_back(counters_.back().get());
+  }
+}
+
+Counters& SpinningRun::expect(int connection) {
+  Counters& c = counters(static_cast<size_t>(connection % o_.threads));
+  ++c.expected;
+  return c;
+}
+
+absl::StatusOr<LoadResult> SpinningRun::Run(const std::function<void(size_t)>& body, const char* engine,
+                                            const char* backend,
+                                            const std::function<void(const LoadProgress&)>& on_progress) {
+  int64_t start = MonotonicNanos();
+  shared_.measure_from_ns = start + o_.warmup.count();
+  std::vector<std::thread> threads;
+  try {
+    for (size_t t = 0; t < counters_.size(); ++t) threads.emplace_back([&body, t] { body(t); });
+  } catch (const std::system_error& e) {
+    shared_.stop.store(true);
+    shared_.abort.store(true);
+    for (std::thread& t : threads) t.join();
+    return absl::ResourceExhaustedError(absl::StrCat(engine, ": cannot start thread ", threads.size() + 1, " of ",
+                                                     o_.threads, ": ", e.what(), "; ask for fewer --threads"));
+  }
+  int64_t stopped_at = Supervise(o_, shared_, counter_list_, start, EngineHooks{}, on_progress);
+  for (std::thread& t : threads) t.join();
+  LoadResult result = Summarize(shared_, counter_list_, stopped_at);
+  result.backend = backend;
   return result;
 }
 

@@ -3,8 +3,8 @@
 // The reactor engine (load_generator.cc) runs each connection as a brrr task on the runtime's
 // event loops; the busy-polling engine (busy_poll_load.cc) spins over non-blocking sockets on
 // plain threads and never sleeps in the kernel; the ring engine (ring_load.cc) spins the same
-// way on one io_uring per thread. The two spinning engines connect alike (ConnectBlocking) and
-// keep their windows alike (SendWindow). All send the same bytes (StreamPattern), check
+// way on one io_uring per thread. The two spinning engines share their connections' state and
+// ending (SpinningConnection) and their runs (SpinningRun). All send the same bytes (StreamPattern), check
 // every byte that comes back and count it the same way (TakeEcho into Counters), and are
 // watched from the calling thread by the same Supervise (progress, the end of the run, the
 // finish timeout) and summed by Summarize, so their reports mean the same.
@@ -27,6 +27,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -146,10 +147,57 @@ struct SendWindow {
   }
 };
 
-// For the spinning engines: a TCP_NODELAY socket connected to shared.address (blocking, for up
-// to o.connect_timeout), counted in counters.connected; or -1, counted in
-// counters.connect_failures and reported through shared.error.
-int ConnectBlocking(const LoadOptions& o, Shared& shared, Counters& counters, int id);
+// One connection of a spinning engine, the part both engines share: its socket, connected
+// blocking; what came back (echo_) and its window (window_); how it ends (an end of stream
+// after every reply, a failure, the finish timeout). The engine's subclass does the receiving
+// and sending. Owned and run by one engine thread.
+class SpinningConnection {
+ public:
+  SpinningConnection(const LoadOptions& o, Shared& shared, Counters& counters, int id)
+      : o_(o), shared_(shared), counters_(counters), id_(id), echo_(o.depth) {}
+  virtual ~SpinningConnection() { close_socket(); }
+  SpinningConnection(const SpinningConnection&) = delete;
+  SpinningConnection& operator=(const SpinningConnection&) = delete;
+
+  // Connects (blocking, up to o.connect_timeout, TCP_NODELAY); false, counted and reported, if
+  // it could not (the connection is then done).
+  bool connect();
+  bool done() const { return done_; }
+  int fd() const { return fd_; }
+  // The finish timeout passed with replies still missing.
+  void abort() {
+    if (!done_) fail("no echo within the finish timeout");
+  }
+
+ protected:
+  // Checks and counts `got` bytes that came back; false if they differ (the connection failed).
+  bool take(const char* data, size_t got);
+  // The server ended the stream: the normal end once the write side is shut and every reply
+  // came back whole, a failure otherwise.
+  void end_of_stream();
+  // Shuts the write side: the server sends back what it still holds, then closes.
+  void half_close();
+  void fail(const std::string& why);
+  // Called once, when the connection becomes done.
+  virtual void on_done() {}
+
+  const LoadOptions& o_;
+  Shared& shared_;
+  Counters& counters_;
+  const int id_;
+  int fd_ = -1;
+  EchoProgress echo_;
+  SendWindow window_;
+  bool write_shut_ = false;
+  bool done_ = false;
+
+ private:
+  void finish();
+  void fail_with(const std::string& error);
+  // Shut down before the close: a receive armed in an io_uring holds the socket open past
+  // close(), and shutting it down ends that receive and the connection now.
+  void close_socket();
+};
 
 // Checks `got` bytes that came back on connection `id` against what it sent, then counts the
 // messages they complete (after the warm-up: messages, bytes, round-trip latency). At the first
@@ -175,6 +223,35 @@ int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counte
 
 // The result of a finished run, summed over its threads' counters (backend left empty).
 LoadResult Summarize(Shared& shared, const std::vector<Counters*>& counters, int64_t stopped_at);
+
+// A run of one of the spinning engines: o.threads threads, thread t with counters(t) and the
+// connections i with i % o.threads == t. Its threads see shared().stop and abort themselves,
+// so Supervise needs no hooks.
+//
+//   SpinningRun run(o);
+//   ... build each thread's connections with run.shared() and run.counters(t) ...
+//   return run.Run([&](size_t t) { /* spin over thread t's connections */ }, "--busy_poll", "busy-poll",
+//                  on_progress);
+class SpinningRun {
+ public:
+  explicit SpinningRun(const LoadOptions& o);
+
+  Shared& shared() { return shared_; }
+  // Thread t's counters; counts connection i (i % threads == t) as expected by that thread.
+  Counters& counters(size_t t) { return *counters_[t]; }
+  Counters& expect(int connection);
+
+  // Starts the threads (each runs `body(t)`), watches the run, joins them and sums it up as
+  // `backend`. Fails if a thread cannot be started (`engine`, its flag, says whose).
+  absl::StatusOr<LoadResult> Run(const std::function<void(size_t)>& body, const char* engine, const char* backend,
+                                 const std::function<void(const LoadProgress&)>& on_progress);
+
+ private:
+  const LoadOptions& o_;
+  Shared shared_;
+  std::vector<std::unique_ptr<Counters>> counters_;
+  std::vector<Counters*> counter_list_;
+};
 
 }  // namespace brrr::bench
 

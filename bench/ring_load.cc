@@ -10,8 +10,6 @@
 #include <cstring>
 #include <memory>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -130,25 +128,12 @@ class BufferRing {
 };
 
 // One connection of a ring thread: a multishot receive armed on its socket, at most one send
-// in flight (MSG_WAITALL: it completes when the kernel took the whole batch, or fails), what
-// came back. Owned and run by one thread.
-class RingConnection {
+// in flight (MSG_WAITALL: it completes when the kernel took the whole batch, or fails). Owned
+// and run by one thread.
+class RingConnection : public SpinningConnection {
  public:
   RingConnection(const LoadOptions& o, Shared& shared, Counters& counters, int id, int& open)
-      : o_(o), shared_(shared), counters_(counters), id_(id), open_(open), echo_(o.depth) {}
-  ~RingConnection() { close_socket(); }
-
-  // Connects (blocking, up to the connect timeout); false, counted, if it could not.
-  bool connect() {
-    fd_ = ConnectBlocking(o_, shared_, counters_, id_);
-    if (fd_ >= 0) return true;
-    done_ = true;
-    --open_;
-    counters_.finished.add(1);
-    return false;
-  }
-
-  bool done() const { return done_; }
+      : SpinningConnection(o, shared, counters, id), open_(open) {}
 
   void arm_receive(Ring& ring, uint32_t index) {
     io_uring_sqe* sqe = ring.next_sqe();
@@ -169,10 +154,7 @@ class RingConnection {
       io_uring_sqe_set_data64(sqe, kSendBit | index);
       sending_ = true;
     } else if (stopping && !write_shut_) {
-      // Half-close: the server sends back what it still holds, then closes, and the receive
-      // sees the end of stream once every reply is in.
-      (void)::shutdown(fd_, SHUT_WR);
-      write_shut_ = true;
+      half_close();
     }
   }
 
@@ -189,20 +171,9 @@ class RingConnection {
   // -errno). Checks and counts what came back. True if the receive must be armed again.
   bool received(int result, const char* data, bool more) {
     if (done_) return false;
-    if (result > 0) {
-      if (absl::Status s = TakeEcho(o_, shared_, counters_, id_, data, static_cast<size_t>(result), echo_); !s.ok()) {
-        fail_with(std::string(s.message()));
-        return false;
-      }
-      return !more;
-    }
+    if (result > 0) return take(data, static_cast<size_t>(result)) && !more;
     if (result == 0) {
-      if (write_shut_ && window_.all_echoed(o_, echo_)) {
-        finish();  // the normal end: every reply came back whole
-      } else {
-        fail(absl::StrCat("the server closed the connection with ", window_.sent - echo_.received,
-                          " messages unanswered"));
-      }
+      end_of_stream();
       return false;
     }
     if (result == -ENOBUFS) return true;  // every buffer was taken: armed again once they are back
@@ -213,54 +184,17 @@ class RingConnection {
   // Ends the connection before it was opened (its thread could not set up its ring): lost.
   void give_up(const std::string& why) {
     done_ = true;
-    --open_;
     counters_.lost.add(1);
     counters_.finished.add(1);
     shared_.error(why);
-  }
-
-  // The finish timeout passed with replies still missing.
-  void abort() {
-    if (!done_) fail("no echo within the finish timeout");
+    on_done();
   }
 
  private:
-  void finish() {
-    close_socket();
-    done_ = true;
-    --open_;
-    counters_.connected.add(-1);
-    counters_.finished.add(1);
-  }
+  void on_done() override { --open_; }
 
-  void fail(const std::string& why) { fail_with(absl::StrCat("connection ", id_, ": ", why)); }
-
-  void fail_with(const std::string& error) {
-    counters_.lost.add(1);
-    shared_.error(error);
-    finish();
-  }
-
-  // The armed receive holds the socket open past close(): shutting it down ends the receive
-  // and the connection now, not when the ring goes.
-  void close_socket() {
-    if (fd_ < 0) return;
-    (void)::shutdown(fd_, SHUT_RDWR);
-    ::close(fd_);
-    fd_ = -1;
-  }
-
-  const LoadOptions& o_;
-  Shared& shared_;
-  Counters& counters_;
-  const int id_;
   int& open_;  // the thread's count of connections not done
-  int fd_ = -1;
-  EchoProgress echo_;
-  SendWindow window_;
   bool sending_ = false;
-  bool write_shut_ = false;
-  bool done_ = false;
 };
 
 unsigned PowerOfTwoAtLeast(size_t n) {
@@ -384,43 +318,17 @@ absl::StatusOr<LoadResult> RunRingLoad(const LoadOptions& o,
         "--busy_ring needs io_uring with provided-buffer rings (Linux 6.0): ", s.message(),
         "; --busy_poll measures without it"));
   }
-  Shared shared(o.size);
-  shared.address = *SocketAddress::Parse(o.host, o.port);
-  std::vector<std::unique_ptr<Counters>> counters(static_cast<size_t>(o.threads));
-  std::vector<Counters*> counter_list;
+  SpinningRun run(o);
   std::vector<std::vector<int>> ids(static_cast<size_t>(o.threads));
-  for (auto& c : counters) {
-    c = std::make_unique<Counters>();
-    counter_list.push_back(c.get());
-  }
   for (int i = 0; i < o.connections; ++i) {
-    size_t t = static_cast<size_t>(i % o.threads);
-    ++counters[t]->expected;
-    ids[t].push_back(i);
+    run.expect(i);
+    ids[static_cast<size_t>(i % o.threads)].push_back(i);
   }
   std::vector<std::unique_ptr<RingThread>> engines;
   for (size_t t = 0; t < ids.size(); ++t) {
-    engines.push_back(std::make_unique<RingThread>(o, shared, *counters[t], std::move(ids[t])));
+    engines.push_back(std::make_unique<RingThread>(o, run.shared(), run.counters(t), std::move(ids[t])));
   }
-
-  int64_t start = MonotonicNanos();
-  shared.measure_from_ns = start + o.warmup.count();
-  std::vector<std::thread> threads;
-  try {
-    for (auto& engine : engines) threads.emplace_back([e = engine.get()] { e->run(); });
-  } catch (const std::system_error& e) {
-    shared.stop.store(true);
-    shared.abort.store(true);
-    for (std::thread& t : threads) t.join();
-    return absl::ResourceExhaustedError(absl::StrCat("--busy_ring: cannot start thread ", threads.size() + 1, " of ",
-                                                     o.threads, ": ", e.what(), "; ask for fewer --threads"));
-  }
-  // The threads see `stop` and `abort` themselves: no hooks needed.
-  int64_t stopped_at = Supervise(o, shared, counter_list, start, EngineHooks{}, on_progress);
-  for (std::thread& t : threads) t.join();
-  LoadResult result = Summarize(shared, counter_list, stopped_at);
-  result.backend = "busy-ring";
-  return result;
+  return run.Run([&](size_t t) { engines[t]->run(); }, "--busy_ring", "busy-ring", on_progress);
 }
 
 }  // namespace brrr::bench

@@ -205,17 +205,22 @@ TEST_P(EventLoopTest, ManyThreadsPostingLoseNothingAndKeepPerThreadOrder) {
   }
 }
 
-TEST_P(EventLoopTest, StopFromAnotherThreadEndsAnIdleLoop) {
-  BRRR_LOOP_OR_SKIP(loop, GetParam());
+// Runs `loop` until another thread, once the loop has started, stops it.
+void ExpectStopFromAnotherThreadEndsIt(EventLoop& loop) {
   std::atomic<bool> started{false};
-  loop->call_soon([&] { started = true; });
+  loop.call_soon([&] { started = true; });
   std::thread stopper([&] {
     while (!started.load()) std::this_thread::yield();
-    loop->stop();
+    loop.stop();
   });
-  loop->run_forever();
+  loop.run_forever();
   stopper.join();
-  EXPECT_FALSE(loop->is_running());
+  EXPECT_FALSE(loop.is_running());
+}
+
+TEST_P(EventLoopTest, StopFromAnotherThreadEndsAnIdleLoop) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  ExpectStopFromAnotherThreadEndsIt(*loop);
 }
 
 TEST_P(EventLoopTest, ALoopCanBeHandedToAnotherThread) {
@@ -389,15 +394,7 @@ TEST_P(EventLoopTest, IdlePollingRunsAPostFromAnotherThread) {
 // poll).
 TEST_P(EventLoopTest, IdlePollingEndsWhenStoppedFromAnotherThread) {
   BRRR_LOOP_OR_SKIP(loop, GetParam(), IdlePolling(milliseconds(10)));
-  std::atomic<bool> started{false};
-  loop->call_soon([&] { started = true; });
-  std::thread stopper([&] {
-    while (!started.load()) std::this_thread::yield();
-    loop->stop();
-  });
-  loop->run_forever();
-  stopper.join();
-  EXPECT_FALSE(loop->is_running());
+  ExpectStopFromAnotherThreadEndsIt(*loop);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EventLoopTest, ::testing::ValuesIn(testing::AllBackends()),
