@@ -40,15 +40,13 @@ class Ring {
   }
 
   absl::Status init(unsigned entries) {
-    io_uring_params p{};
-    p.flags = kPreferredFlags | IORING_SETUP_CQSIZE;
-    p.cq_entries = std::min(entries * 4, 65536u);
-    int rc = io_uring_queue_init_params(entries, &ring_, &p);
-    if (rc == -EINVAL) {  // a kernel before 6.1
-      p = io_uring_params{};
-      p.flags = IORING_SETUP_CQSIZE;
+    int rc = -EINVAL;
+    for (unsigned flags : {kPreferredFlags, 0u}) {  // EINVAL: a kernel before 6.1
+      io_uring_params p{};
+      p.flags = flags | IORING_SETUP_CQSIZE;
       p.cq_entries = std::min(entries * 4, 65536u);
       rc = io_uring_queue_init_params(entries, &ring_, &p);
+      if (rc != -EINVAL) break;
     }
     if (rc < 0) return absl::UnavailableError(absl::StrCat("io_uring_queue_init: ", std::strerror(-rc)));
     ready_ = true;
@@ -106,11 +104,10 @@ class BufferRing {
     return absl::OkStatus();
   }
 
-  const char* data(uint16_t id) const { return memory_.get() + size_t{id} * size_; }
+  const char* data(uint16_t id) const { return at(id); }
   // Puts buffer `id` back on the ring; the kernel sees it after publish().
   void give_back(uint16_t id) {
-    io_uring_buf_ring_add(entries_, memory_.get() + size_t{id} * size_, static_cast<unsigned>(size_), id, mask_,
-                          pending_++);
+    io_uring_buf_ring_add(entries_, at(id), static_cast<unsigned>(size_), id, mask_, pending_++);
   }
   void publish() {
     if (pending_ == 0) return;
@@ -119,6 +116,8 @@ class BufferRing {
   }
 
  private:
+  char* at(uint16_t id) const { return memory_.get() + size_t{id} * size_; }
+
   io_uring_buf_ring* entries_ = nullptr;
   size_t entries_bytes_ = 0;
   std::unique_ptr<char[]> memory_;
@@ -303,9 +302,9 @@ class RingThread {
 
 // Whether this kernel lets the process use io_uring with provided-buffer rings at all.
 absl::Status ProbeRing() {
+  BufferRing buffers;  // declared before ring: it outlives the registration
   Ring ring;
   if (absl::Status s = ring.init(8); !s.ok()) return s;
-  BufferRing buffers;
   return buffers.attach(ring.get(), 8, 64);
 }
 
