@@ -38,6 +38,9 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   testing::BlockingClient idle(port_);
   testing::BlockingClient stuck(port_);
   stuck.set_receive_buffer(4096);
+  // The most the server and this kernel's buffers can take from it (the bound: --high_water
+  // plus the default --recv_buffer_size); reaching it means the server never stopped.
+  const size_t max_sent = testing::MostANeverReaderCanSend(65536 + 16384, 4096);
   auto list = [&](admin::ListSocketsRequest::SetFilter set) {
     admin::ListSocketsRequest request;
     request.set_set(set);
@@ -49,14 +52,14 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   // Send without reading until our sends block and the server lists the socket in its write
   // set and no longer in its read set (it drains its queue into the kernel's buffers and reads
   // again, in bounded single receives, until those are full too; then it stops for good);
-  // bounded: 64 MiB or 500 rounds of 10 ms.
+  // bounded: max_sent or 500 rounds of 10 ms.
   int flags = fcntl(stuck.fd(), F_GETFL);
   fcntl(stuck.fd(), F_SETFL, flags | O_NONBLOCK);
   std::string block(65536, 'x');
   size_t sent = 0;
   admin::ListSocketsResponse writing;
   const admin::SocketInfo* s = nullptr;
-  for (int round = 0; round < 500 && (s == nullptr || s->in_read_set()) && sent < (64u << 20); ++round) {
+  for (int round = 0; round < 500 && (s == nullptr || s->in_read_set()) && sent < max_sent; ++round) {
     ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<size_t>(n);
@@ -66,7 +69,7 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
     writing = list(admin::ListSocketsRequest::WRITE_SET);
     s = FindPeer(writing, LocalAddress(stuck.fd()));
   }
-  ASSERT_LT(sent, 64u << 20) << "the server kept reading from a client that never reads";
+  ASSERT_LT(sent, max_sent) << "the server kept reading from a client that never reads";
   ASSERT_NE(s, nullptr) << "sent " << sent << " bytes; write set: " << writing.DebugString();
   EXPECT_TRUE(s->in_write_set());
   EXPECT_FALSE(s->in_read_set());  // stopped reading at its high-water mark
@@ -77,11 +80,11 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   // The server may still take a little more of the stuck client's data as its kernel send
   // buffer grows (reading again in bounded single receives), and with nothing more to read it
   // would rightly wait in the read set: so keep the client sending until its own sends block
-  // while the server lists the socket out of its read set. Bounded: 64 MiB or 500 rounds.
+  // while the server lists the socket out of its read set. Bounded: max_sent or 500 rounds.
   admin::ListSocketsResponse reading;
-  for (int round = 0; round < 500 && sent < (64u << 20); ++round) {
+  for (int round = 0; round < 500 && sent < max_sent; ++round) {
     bool blocked = false;
-    while (!blocked && sent < (64u << 20)) {
+    while (!blocked && sent < max_sent) {
       ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
       if (n > 0) {
         sent += static_cast<size_t>(n);

@@ -41,6 +41,32 @@ uint64_t RaiseFdLimit(uint64_t want) {
   return r.rlim_cur;
 }
 
+namespace {
+
+// The third figure (the autotuning maximum) of /proc/sys/net/ipv4/<name> ("min default max");
+// 64 MiB where it cannot be read, more than any common setting.
+size_t TcpBufferMaximum(const char* name) {
+  constexpr size_t kUnknown = size_t{64} << 20;
+  std::string path = std::string("/proc/sys/net/ipv4/") + name;
+  FILE* f = std::fopen(path.c_str(), "r");
+  if (f == nullptr) return kUnknown;
+  unsigned long long min = 0, initial = 0, max = 0;
+  int fields = std::fscanf(f, "%llu %llu %llu", &min, &initial, &max);
+  std::fclose(f);
+  return fields == 3 ? static_cast<size_t>(max) : kUnknown;
+}
+
+}  // namespace
+
+size_t MostANeverReaderCanSend(size_t server_bound, size_t client_receive_buffer) {
+  const size_t send_buffer = TcpBufferMaximum("tcp_wmem");
+  const size_t receive_buffer = TcpBufferMaximum("tcp_rmem");
+  const size_t way_in = send_buffer + receive_buffer;
+  const size_t read_ahead = receive_buffer;
+  const size_t way_out = send_buffer + 2 * client_receive_buffer;
+  return way_in + read_ahead + server_bound + way_out;
+}
+
 std::string RandomBytes(size_t size, uint32_t seed) {
   std::string s(size, '\0');
   std::mt19937 rng(seed);

@@ -22,6 +22,19 @@ std::string RandomBytes(size_t size, uint32_t seed);
 // programs that take a port number and cannot report the one they got.
 uint16_t PickFreePort();
 
+// The most a client that never reads can get a server to take from it before its sends block,
+// when the server stops reading it once `server_bound` bytes are queued for it, on this
+// machine's kernel: the buffers on the way in (the client's send buffer and the server's
+// receive buffer, each up to its autotuning maximum, the third figure of
+// net.ipv4.tcp_wmem and tcp_rmem), what the server's backend may read ahead of its stop (up to
+// its receive buffer's contents: io_uring's multishot receive, server/connection.h), the
+// bound, and the way out (the server's send buffer up to tcp_wmem's maximum, and the client's
+// receive buffer, `client_receive_buffer` as set with SO_RCVBUF, which the kernel doubles).
+// A test that stops a never-reading client at this many bytes fails a server that never
+// stops reading, and never fails one that does, whatever the host's TCP settings (some raise
+// tcp_rmem's maximum to 32 MiB or more).
+size_t MostANeverReaderCanSend(size_t server_bound, size_t client_receive_buffer);
+
 // A blocking TCP client. Every receive gives up after `timeout_ms` (SO_RCVTIMEO).
 class BlockingClient {
  public:
