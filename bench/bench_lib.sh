@@ -76,25 +76,30 @@ bench_check_cpus() {
   (($1 < cores && $2 < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
 }
 
-# A brrr server's name may carry settings, each after a '+': brrr-NAME+VAR=VALUE runs it with
-# VAR=VALUE in its environment, brrr-NAME+--flag=value passes --flag=value to brrr-echo (e.g.
-# brrr-io_uring+BRRR_IO_URING_BUNDLES=0, brrr-epoll+--recv_buffer_size=65536), so that two
-# settings of one build can be compared side by side. BENCH_SETTINGS_HELP says so in a --help.
-BENCH_SETTINGS_HELP="a brrr server may carry settings: brrr-NAME+VAR=VALUE (its environment),
-                     brrr-NAME+--flag=value (a brrr-echo flag), several joined by '+'"
+# A server's name may carry settings, each after a '+': NAME+VAR=VALUE runs it with VAR=VALUE
+# in its environment (e.g. brrr-io_uring+BRRR_IO_URING_BUNDLES=0, or libevent+EVENT_NOEPOLL=1,
+# libevent on its poll backend), and a brrr server's brrr-NAME+--flag=value passes --flag=value
+# to brrr-echo (e.g. brrr-epoll+--recv_buffer_size=65536), so that two settings of one build can
+# be compared side by side. BENCH_SETTINGS_HELP says so in a --help.
+BENCH_SETTINGS_HELP="a server may carry settings: NAME+VAR=VALUE (its environment, e.g.
+                     libevent+EVENT_NOEPOLL=1), brrr-NAME+--flag=value (a brrr-echo flag),
+                     several joined by '+'"
 
 # bench_split_settings NAME: sets BENCH_ENV and BENCH_FLAGS (arrays) from NAME's settings; dies
-# on one that is neither VAR=VALUE nor --flag, or on settings for a server that is not brrr's.
+# on one that is neither VAR=VALUE nor --flag, or on a flag for a server that is not brrr's.
 bench_split_settings() {
   local name="$1" setting settings=()
   BENCH_ENV=()
   BENCH_FLAGS=()
   [[ "$name" == *+* ]] || return 0
-  [[ "$name" == brrr-* || "$name" == base:brrr-* ]] || die "server '$name': only brrr servers take settings"
   IFS=+ read -r -a settings <<< "${name#*+}"
   for setting in "${settings[@]}"; do
     case "$setting" in
-      --?*) BENCH_FLAGS+=("$setting") ;;
+      --?*)
+        [[ "$name" == brrr-* || "$name" == base:brrr-* ]] ||
+          die "server '$name': only brrr servers take flags ('$setting'); a peer takes VAR=VALUE settings"
+        BENCH_FLAGS+=("$setting")
+        ;;
       [A-Za-z_]*=*) BENCH_ENV+=("$setting") ;;
       *) die "server '$name': setting '$setting' is neither VAR=VALUE nor --flag=value" ;;
     esac
@@ -180,9 +185,9 @@ bench_start_server() {
         --backend="${server#base:brrr-}" --port=0 --max_connections="$max_connections" "${BENCH_FLAGS[@]}" \
         > "$log" 2>&1 &
       ;;
-    libuv) taskset -c "$cpu" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
-    libevent) taskset -c "$cpu" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
-    asio) taskset -c "$cpu" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
+    libuv) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
+    libevent) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
+    asio) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
     *) die "unknown server '$name' (known: $BENCH_SERVERS)" ;;
   esac
   SERVER_PID=$!
