@@ -1,12 +1,14 @@
 /* readiness_io.c: performing the operations of a ready descriptor (see readiness_internal.h).
  *
  * The system call of each operation runs here, when the backend (or the edge-mode cache) says
- * the descriptor is ready; its outcome becomes completions on the core's queue. pu_classify
- * decides what an error calls for: wait for the next readiness, retry at once, or complete. */
+ * the descriptor is ready (made directly, not through glibc's cancellation points: see rc_recv
+ * in kernel_calls.h); its outcome becomes completions on the core's queue. pu_classify decides
+ * what an error calls for: wait for the next readiness, retry at once, or complete. */
 #include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "reactors/common/kernel_calls.h"
 #include "reactors/common/plugin_util.h"
 #include "reactors/common/readiness_internal.h"
 
@@ -40,7 +42,7 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
         return 0;
       case BRRR_OP_ACCEPT: {
         core->counters.syscalls++;
-        int client = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int client = rc_accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (client >= 0) {
           if (!multishot) slot->has_read = 0;
           rc_complete(core, op, client, multishot ? BRRR_COMPLETION_MORE : 0, 0);
@@ -82,10 +84,10 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
         core->counters.syscalls++;
         ssize_t n;
         if (count == 1) {
-          n = recv(fd, iov[0].iov_base, iov[0].iov_len, 0);
+          n = rc_recv(fd, iov[0].iov_base, iov[0].iov_len, 0);
         } else {
           struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)count};
-          n = recvmsg(fd, &msg, 0);
+          n = rc_recvmsg(fd, &msg, 0);
         }
         int error = n < 0 ? errno : 0;
         size_t received = n > 0 ? (size_t)n : 0;
@@ -162,9 +164,9 @@ void rc_run_write(rc_core* core, int fd, rc_slot* slot) {
         core->counters.syscalls++;
         ssize_t n;
         if (op->opcode == BRRR_OP_SEND) {
-          n = send(fd, op->buf, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
+          n = rc_send(fd, op->buf, op->len, MSG_NOSIGNAL | MSG_DONTWAIT);
         } else {
-          n = sendmsg(fd, (const struct msghdr*)op->buf, MSG_NOSIGNAL | MSG_DONTWAIT);
+          n = rc_sendmsg(fd, (const struct msghdr*)op->buf, MSG_NOSIGNAL | MSG_DONTWAIT);
         }
         if (n >= 0) {
           slot->has_write = 0;

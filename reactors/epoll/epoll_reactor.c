@@ -14,7 +14,8 @@
  * short read left behind. The cost is one epoll_ctl(DEL) per descriptor at close.
  *
  * Waits use epoll_pwait2 (Linux 5.11, nanosecond timeouts) and fall back to epoll_wait with
- * the timeout rounded up to whole milliseconds.
+ * the timeout rounded up to whole milliseconds; both through kernel_calls.h's direct calls,
+ * not glibc's cancellation points.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "reactors/common/kernel_calls.h"
 #include "reactors/common/readiness_core.h"
 
 #define EPOLL_EVENTS_PER_WAIT 256
@@ -50,12 +52,11 @@ static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) 
   int n = -1;
   if (be->use_pwait2) {
     struct timespec ts;
-    n = epoll_pwait2(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, rc_timespec(timeout_ns, &ts),
-                     NULL);
+    n = rc_epoll_pwait2(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, rc_timespec(timeout_ns, &ts));
     if (n < 0 && errno == ENOSYS) be->use_pwait2 = 0;
   }
   if (!be->use_pwait2) {
-    n = epoll_wait(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, rc_timeout_ms(timeout_ns));
+    n = rc_epoll_wait(be->epfd, be->events, EPOLL_EVENTS_PER_WAIT, rc_timeout_ms(timeout_ns));
   }
   if (n < 0) return -errno;
   for (int i = 0; i < n; i++) {

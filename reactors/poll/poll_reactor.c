@@ -4,7 +4,8 @@
  * Level-triggered: the pollfd array holds exactly the descriptors with an operation in
  * flight, with the directions they wait for. A descriptor's index in the array is kept per
  * descriptor, so adding, changing and removing an entry are O(1) (removal moves the last
- * entry into the hole). Waits use ppoll, with nanosecond timeouts.
+ * entry into the hole). Waits use ppoll, with nanosecond timeouts (rc_ppoll: not glibc's
+ * cancellation point).
  */
 #include <errno.h>
 #include <poll.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "reactors/common/kernel_calls.h"
 #include "reactors/common/readiness_core.h"
 
 typedef struct poll_backend {
@@ -70,7 +72,7 @@ static int poll_set_interest(void* backend, int fd, uint32_t previous, uint32_t 
 static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
   poll_backend* be = backend;
   struct timespec ts;
-  int n = ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts), NULL);
+  int n = rc_ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts));
   if (n < 0) return -errno;
   /* Walk backwards: rc_on_ready only records an entry, but when it cannot (out of memory) it
    * serves it at once, which may remove the entry and move the last one (already visited)

@@ -5,7 +5,7 @@
  * represent a descriptor >= FD_SETSIZE (writing one corrupts memory), so this backend
  * declares max_fd = FD_SETSIZE - 1 and the core refuses such a descriptor with -ERANGE before
  * it gets anywhere near an fd_set; the runtime turns that into an error that names the limit.
- * Waits use pselect, with nanosecond timeouts.
+ * Waits use pselect, with nanosecond timeouts (rc_pselect: not glibc's cancellation point).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include <sys/select.h>
 #include <time.h>
 
+#include "reactors/common/kernel_calls.h"
 #include "reactors/common/readiness_core.h"
 
 typedef struct select_backend {
@@ -44,8 +45,8 @@ static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns)
   struct timespec ts;
   be->ready_read = be->read_set;
   be->ready_write = be->write_set;
-  int n = pselect(be->max_watched + 1, &be->ready_read, &be->ready_write, NULL,
-                  rc_timespec(timeout_ns, &ts), NULL);
+  int n = rc_pselect(be->max_watched + 1, &be->ready_read, &be->ready_write, NULL,
+                     rc_timespec(timeout_ns, &ts));
   if (n < 0) return -errno;
   int seen = 0;
   for (int fd = 0; fd <= be->max_watched && seen < n; fd++) {

@@ -2,7 +2,8 @@
  * fault_shim.c: faults on purpose, for tests (libuv's suite does the same). Linked into test
  * copies of the readiness backends (select, poll, epoll) with the linker's --wrap, so that
  * every recv, recvmsg, send, sendmsg, accept4 and wait (pselect, ppoll, epoll_wait,
- * epoll_pwait2) the readiness core and the backend make goes through here first. The
+ * epoll_pwait2) the readiness core and the backend make, through their direct system calls
+ * (rc_recv ... in reactors/common/kernel_calls.h), goes through here first. The
  * production plugins are built from the same sources without it and are unchanged.
  *
  * What is injected, each on a share of the calls (1 in N; N from $BRRR_FAULTS):
@@ -43,16 +44,15 @@
 #error "FAULTS_BACKEND must name the backend"
 #endif
 
-ssize_t __real_recv(int fd, void* buf, size_t len, int flags);
-ssize_t __real_recvmsg(int fd, struct msghdr* msg, int flags);
-ssize_t __real_send(int fd, const void* buf, size_t len, int flags);
-ssize_t __real_sendmsg(int fd, const struct msghdr* msg, int flags);
-int __real_accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags);
-int __real_pselect(int n, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t, const sigset_t* m);
-int __real_ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* m);
-int __real_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout);
-int __real_epoll_pwait2(int epfd, struct epoll_event* events, int max, const struct timespec* t,
-                        const sigset_t* m);
+ssize_t __real_rc_recv(int fd, void* buf, size_t len, int flags);
+ssize_t __real_rc_recvmsg(int fd, struct msghdr* msg, int flags);
+ssize_t __real_rc_send(int fd, const void* buf, size_t len, int flags);
+ssize_t __real_rc_sendmsg(int fd, const struct msghdr* msg, int flags);
+int __real_rc_accept4(int fd, int flags);
+int __real_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t);
+int __real_rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* t);
+int __real_rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout);
+int __real_rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* t);
 
 enum { kEintr, kEagain, kShort, kDup, kKinds };
 
@@ -147,14 +147,14 @@ static size_t iov_total(const struct msghdr* msg) {
   return total;
 }
 
-ssize_t __wrap_recv(int fd, void* buf, size_t len, int flags) {
+ssize_t __wrap_rc_recv(int fd, void* buf, size_t len, int flags) {
   if (inject(kEintr)) return fail(EINTR);
   if (inject(kEagain)) return fail(EAGAIN);
   if (kShortReceives && len > 1 && inject(kShort)) len = shorter(len);
-  return __real_recv(fd, buf, len, flags);
+  return __real_rc_recv(fd, buf, len, flags);
 }
 
-ssize_t __wrap_recvmsg(int fd, struct msghdr* msg, int flags) {
+ssize_t __wrap_rc_recvmsg(int fd, struct msghdr* msg, int flags) {
   if (inject(kEintr)) return fail(EINTR);
   if (inject(kEagain)) return fail(EAGAIN);
   size_t total = iov_total(msg);
@@ -162,21 +162,21 @@ ssize_t __wrap_recvmsg(int fd, struct msghdr* msg, int flags) {
     struct iovec cut[64];
     struct msghdr shorter_msg;
     cut_iov(msg, shorter(total), &shorter_msg, cut);
-    ssize_t n = __real_recvmsg(fd, &shorter_msg, flags);
+    ssize_t n = __real_rc_recvmsg(fd, &shorter_msg, flags);
     msg->msg_flags = shorter_msg.msg_flags;
     return n;
   }
-  return __real_recvmsg(fd, msg, flags);
+  return __real_rc_recvmsg(fd, msg, flags);
 }
 
-ssize_t __wrap_send(int fd, const void* buf, size_t len, int flags) {
+ssize_t __wrap_rc_send(int fd, const void* buf, size_t len, int flags) {
   if (inject(kEintr)) return fail(EINTR);
   if (inject(kEagain)) return fail(EAGAIN);
   if (len > 1 && inject(kShort)) len = shorter(len);
-  return __real_send(fd, buf, len, flags);
+  return __real_rc_send(fd, buf, len, flags);
 }
 
-ssize_t __wrap_sendmsg(int fd, const struct msghdr* msg, int flags) {
+ssize_t __wrap_rc_sendmsg(int fd, const struct msghdr* msg, int flags) {
   if (inject(kEintr)) return fail(EINTR);
   if (inject(kEagain)) return fail(EAGAIN);
   size_t total = iov_total(msg);
@@ -184,25 +184,25 @@ ssize_t __wrap_sendmsg(int fd, const struct msghdr* msg, int flags) {
     struct iovec cut[64];
     struct msghdr shorter_msg;
     cut_iov(msg, shorter(total), &shorter_msg, cut);
-    return __real_sendmsg(fd, &shorter_msg, flags);
+    return __real_rc_sendmsg(fd, &shorter_msg, flags);
   }
-  return __real_sendmsg(fd, msg, flags);
+  return __real_rc_sendmsg(fd, msg, flags);
 }
 
-int __wrap_accept4(int fd, struct sockaddr* addr, socklen_t* len, int flags) {
+int __wrap_rc_accept4(int fd, int flags) {
   if (inject(kEintr)) return fail(EINTR);
   if (inject(kEagain)) return fail(EAGAIN);
-  return __real_accept4(fd, addr, len, flags);
+  return __real_rc_accept4(fd, flags);
 }
 
-int __wrap_pselect(int n, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t, const sigset_t* m) {
+int __wrap_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t) {
   if (inject(kEintr)) return fail(EINTR);
-  return __real_pselect(n, r, w, e, t, m);
+  return __real_rc_pselect(n, r, w, e, t);
 }
 
-int __wrap_ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* m) {
+int __wrap_rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* t) {
   if (inject(kEintr)) return fail(EINTR);
-  return __real_ppoll(fds, n, t, m);
+  return __real_rc_ppoll(fds, n, t);
 }
 
 /* Reports one of the n events twice, if there is room. */
@@ -212,15 +212,14 @@ static int duplicate_one(struct epoll_event* events, int n, int max) {
   return n + 1;
 }
 
-int __wrap_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout) {
+int __wrap_rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout) {
   if (inject(kEintr)) return fail(EINTR);
-  return duplicate_one(events, __real_epoll_wait(epfd, events, max, timeout), max);
+  return duplicate_one(events, __real_rc_epoll_wait(epfd, events, max, timeout), max);
 }
 
-int __wrap_epoll_pwait2(int epfd, struct epoll_event* events, int max, const struct timespec* t,
-                        const sigset_t* m) {
+int __wrap_rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* t) {
   if (inject(kEintr)) return fail(EINTR);
-  return duplicate_one(events, __real_epoll_pwait2(epfd, events, max, t, m), max);
+  return duplicate_one(events, __real_rc_epoll_pwait2(epfd, events, max, t), max);
 }
 
 /* For a test that loaded this plugin: the faults injected so far, in the order EINTR,
