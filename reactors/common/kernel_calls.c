@@ -22,13 +22,17 @@
 
 ssize_t rc_recv(int fd, void* buf, size_t len, int flags) { return recv(fd, buf, len, flags); }
 ssize_t rc_recvmsg(int fd, struct msghdr* msg, int flags) { return recvmsg(fd, msg, flags); }
-ssize_t rc_send(int fd, const void* buf, size_t len, int flags) { return send(fd, buf, len, flags); }
+ssize_t rc_send(int fd, const void* buf, size_t len, int flags) {
+  return send(fd, buf, len, flags);
+}
 ssize_t rc_sendmsg(int fd, const struct msghdr* msg, int flags) { return sendmsg(fd, msg, flags); }
 int rc_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
 int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout) {
   return pselect(n, r, w, e, timeout, NULL);
 }
-int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout) { return ppoll(fds, n, timeout, NULL); }
+int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout) {
+  return ppoll(fds, n, timeout, NULL);
+}
 int rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* timeout) {
   return epoll_pwait2(epfd, events, max, timeout, NULL);
 }

@@ -1,9 +1,22 @@
 /*
  * kernel_calls.h: the system calls of the readiness backends' data path (select, poll, epoll:
- * the readiness core's receives, sends and accepts, and each backend's wait).
+ * the readiness core's receives, sends and accepts, and each backend's wait), made directly.
  *
  *   ssize_t n = rc_recv(fd, buf, len, 0);           // as recv(2): -1 with errno on failure
  *   int ready = rc_ppoll(fds, count, &timeout);     // as ppoll(2) without a signal mask
+ *
+ * Why not glibc's: its recv, send, recvmsg, sendmsg, accept4, ppoll, pselect, epoll_wait and
+ * epoll_pwait2 are cancellation points. In a process with more than one thread (brrr-echo has
+ * its admin plane's) each call switches the thread to asynchronous cancellation and back
+ * around the kernel entry, two atomic read-modify-writes of the thread's cancel state (1.7% of
+ * brrr-poll's CPU at 64 connections, bench/README.md; a single-threaded peer such as
+ * libevent's echo skips them). No brrr thread is ever cancelled, so these use syscall(2), which
+ * does no such bookkeeping; AddressSanitizer and ThreadSanitizer builds go through glibc after
+ * all, so that the sanitizers see the calls (kernel_calls.c). Each returns what the glibc call
+ * returns: the result, or -1 with errno set. They are functions of their own (not inline) so
+ * that the fault-injecting test copies of the backends can wrap them (tests/reactors/faults).
+ * A wait may write the time left into `timeout`, as the kernel does (glibc's wrappers hide
+ * it): pass a timespec of the call's own.
  *
  * Threads: any. Ownership: pointers are borrowed for the call.
  */
@@ -17,19 +30,6 @@
 #include <sys/types.h>
 #include <time.h>
 
-/* The system calls of the readiness backends' data path, made directly. glibc's recv, send,
- * recvmsg, sendmsg, accept4, ppoll, pselect, epoll_wait and epoll_pwait2 are cancellation
- * points: in a process with more than one thread (brrr-echo has its admin plane's) each call
- * switches the thread to asynchronous cancellation and back around the kernel entry, two
- * atomic read-modify-writes of the thread's cancel state (1.7% of brrr-poll's CPU at 64
- * connections, bench/README.md; a single-threaded peer such as libevent's echo skips them).
- * No brrr thread is ever cancelled, so the backends enter the kernel through these, which use
- * syscall(2) and do no such bookkeeping (except in AddressSanitizer and ThreadSanitizer
- * builds, which go through glibc so that the sanitizers see the calls: kernel_calls.c). Each returns what the glibc call returns: the
- * result, or -1 with errno set. They are functions of their own (not inline) so that the
- * fault-injecting test copies of the backends can wrap them (tests/reactors/faults). A wait
- * may write the time left into `timeout`, as the kernel does (glibc's wrappers hide it):
- * pass a timespec of the call's own. */
 ssize_t rc_recv(int fd, void* buf, size_t len, int flags);
 ssize_t rc_recvmsg(int fd, struct msghdr* msg, int flags);
 ssize_t rc_send(int fd, const void* buf, size_t len, int flags);
