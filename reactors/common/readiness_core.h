@@ -48,8 +48,11 @@
 #define RC_BATCH 16
 
 /* Provided buffers one multishot receive fills with one system call (recvmsg with that many
- * entries): a burst costs a call per RC_SCATTER buffers, not one per buffer. */
-#define RC_SCATTER 4
+ * entries): a burst costs a call per RC_SCATTER buffers, not one per buffer. Eight, not four:
+ * only a read that leaves room over proves the socket drained, so a message that fills the
+ * buffers offered exactly (64 KiB in four of the default 16 KiB) costs a second receive that
+ * finds nothing; offered eight, it costs one (bench/README.md, ninth run). */
+#define RC_SCATTER 8
 /* Small receives in a row (each less than one buffer) after which a descriptor's multishot
  * receives take one buffer with recv(2): a recvmsg over RC_SCATTER buffers costs the kernel a
  * msghdr and an iovec array to import on every small message. */

@@ -137,6 +137,44 @@ TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
   ::close(fd);
 }
 
+// A message that fills four buffers exactly (64 KiB in the default 16 KiB ones) is read with
+// one receive on the readiness backends: they offer more buffers than that, so the read comes
+// back short and proves the socket drained. Offered exactly four, the read would fill them all
+// and a second one would have to find out that nothing is left. (io_uring receives in the
+// kernel, with no call per receive to count.)
+TEST_P(ReactorTest, AMessageThatFillsFourBuffersTakesOneReceive) {
+  using burst::kCount, burst::kSize;
+  if (reactor_->has(kCapNativeOps)) GTEST_SKIP() << "receives in the kernel: no call per receive";
+  if (testing::IsFaulty(GetParam())) GTEST_SKIP() << "adds interrupted and short calls on purpose";
+  BurstConnection c;
+  std::vector<char>& pool = c.pool;
+  const int fd = c.fd;
+  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  ASSERT_GE(fd, 0);
+  const std::string message = testing::RandomBytes(4 * kSize, 13);
+  ASSERT_TRUE(c.client.send_all(message));
+  ASSERT_TRUE(QueuedInSocket(fd, static_cast<int>(message.size())));
+  ReactorCounters before = reactor_->counters();
+  ASSERT_EQ(reactor_->submit({.user_data = 8, .opcode = IoOpcode::kRecv,
+                              .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
+            0);
+  std::string received;
+  size_t buffers = 0;
+  WaitUntil([&](auto& a) {
+    TakeFromPool(*reactor_, pool, kSize, a, buffers, received);
+    return received.size() >= message.size();
+  });
+  ReactorCounters after = reactor_->counters();
+  EXPECT_TRUE(received == message);
+  EXPECT_EQ(buffers, 4u);
+  EXPECT_EQ((after.syscalls - after.waits) - (before.syscalls - before.waits), 1u)
+      << "system calls besides waits: the receive, and nothing else";
+  c.client.close();
+  WaitUntil([](auto& a) { return HasFinal(a, 8); });
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
 // A descriptor that has been receiving small messages still fills several buffers per system
 // call once a burst comes (the readiness backends receive small messages into one buffer with
 // recv, and must go back to recvmsg over several): eight 100-byte messages, each received
