@@ -44,18 +44,28 @@ std::string NullPluginPath() {
   return path.substr(0, path.rfind('/') + 1) + "libbrrr_reactor_null.so";
 }
 
+// Bytes echoed so far, and the loop stopped once a batch's worth went out.
+struct EchoCount {
+  EventLoop* loop = nullptr;
+  uint64_t bytes = 0;
+  uint64_t stop_at = 0;
+};
+
 // brrr-echo's data path for one connection (server/connection.cc's common case).
 class EchoPath final : public Receiver::Handler, public Sender::Handler {
  public:
-  EchoPath(Socket socket, uint64_t* bytes_echoed)
-      : socket_(std::move(socket)), receiver_(socket_, *this), sender_(socket_, *this), bytes_echoed_(bytes_echoed) {
+  EchoPath(Socket socket, EchoCount* count)
+      : socket_(std::move(socket)), receiver_(socket_, *this), sender_(socket_, *this), count_(count) {
     receiver_.start();
   }
 
  private:
   void on_data(Chunk chunk) override { sender_.push(std::move(chunk)); }
   void on_end(absl::Status) override {}
-  void on_sent(size_t bytes, size_t) override { *bytes_echoed_ += bytes; }
+  void on_sent(size_t bytes, size_t) override {
+    count_->bytes += bytes;
+    if (count_->bytes >= count_->stop_at) count_->loop->stop();
+  }
   void on_send_error(absl::Status status) override {
     std::fprintf(stderr, "echo_path_bench: %s\n", std::string(status.message()).c_str());
     std::abort();
@@ -64,8 +74,10 @@ class EchoPath final : public Receiver::Handler, public Sender::Handler {
   Socket socket_;  // declared first: destroyed last
   Receiver receiver_;
   Sender sender_;
-  uint64_t* bytes_echoed_;
+  EchoCount* count_;
 };
+
+constexpr int kBatch = 4096;
 
 void BM_EchoPath(benchmark::State& state) {
   const int connections = static_cast<int>(state.range(0));
@@ -84,7 +96,7 @@ void BM_EchoPath(benchmark::State& state) {
     state.SkipWithError(std::string(loop.status().message()).c_str());
     return;
   }
-  uint64_t bytes_echoed = 0;
+  EchoCount count{.loop = loop->get()};
   std::vector<std::unique_ptr<EchoPath>> paths;
   for (int i = 0; i < connections; ++i) {
     // A real descriptor, so that the socket's close has one to close; the null backend never
@@ -95,12 +107,18 @@ void BM_EchoPath(benchmark::State& state) {
       return;
     }
     ::close(pair[1]);
-    paths.push_back(std::make_unique<EchoPath>(Socket::Adopt(**loop, pair[0], "bench"), &bytes_echoed));
+    paths.push_back(std::make_unique<EchoPath>(Socket::Adopt(**loop, pair[0], "bench"), &count));
   }
-  for (int i = 0; i < 100; ++i) (*loop)->run_once(Duration::zero());  // warm up
-  const uint64_t start_bytes = bytes_echoed;
-  for (auto _ : state) (*loop)->run_once(Duration::zero());
-  const double messages = static_cast<double>(bytes_echoed - start_bytes) / static_cast<double>(message_bytes);
+  // The loop runs as brrr-echo's does (run_forever), a batch of messages at a time: each
+  // benchmark iteration is one message echoed.
+  auto run_batch = [&](uint64_t messages) {
+    count.stop_at = count.bytes + messages * static_cast<uint64_t>(message_bytes);
+    (*loop)->run_forever();
+  };
+  run_batch(kBatch);  // warm up
+  const uint64_t start_bytes = count.bytes;
+  while (state.KeepRunningBatch(kBatch)) run_batch(kBatch);
+  const double messages = static_cast<double>(count.bytes - start_bytes) / static_cast<double>(message_bytes);
   state.SetItemsProcessed(static_cast<int64_t>(messages));
   state.counters["time_per_message"] =
       benchmark::Counter(messages, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
