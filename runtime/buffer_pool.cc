@@ -76,10 +76,10 @@ Chunk Chunk::Heap(size_t capacity) {
   return c;
 }
 
-void Chunk::release() {
+void Chunk::release_memory() {
   if (pool_ != nullptr) {
     pool_->recycle(id_);
-  } else if (data_ != nullptr) {
+  } else {
     ::operator delete(data_);
   }
   pool_ = nullptr;

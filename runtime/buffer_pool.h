@@ -85,7 +85,12 @@ class Chunk {
   bool from_pool() const { return pool_ != nullptr; }
 
  private:
-  void release();
+  // Gives the memory back, if it holds any. Inline for the common case of an empty chunk
+  // (moved from, or default): every move and destruction calls it.
+  void release() {
+    if (data_ != nullptr) release_memory();
+  }
+  void release_memory();
   void take(Chunk& o) {
     pool_ = std::exchange(o.pool_, nullptr);
     id_ = o.id_;
