@@ -3,7 +3,7 @@
 // batch queued for a socket leaves in one system call instead of one per completion.
 //
 //   class Sender : public DeferredFlush {
-//     void push(Chunk c) { queue(c); loop.defer_flush(*this); }  // once per batch
+//     void push(Chunk&& c) { queue(std::move(c)); loop.defer_flush(*this); }  // once per batch
 //     void flush() override { send everything queued in one gathered send }
 //   };
 //

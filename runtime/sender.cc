@@ -36,7 +36,7 @@ void Sender::grow() {
   head_ = 0;
 }
 
-void Sender::push(Chunk chunk) {
+void Sender::push(Chunk&& chunk) {
   if (failed_ || chunk.size() == 0) return;
   if (count_ == capacity_) grow();
   queued_bytes_ += chunk.size();

@@ -52,7 +52,7 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   Sender(const Sender&) = delete;
   Sender& operator=(const Sender&) = delete;
 
-  void push(Chunk chunk);
+  void push(Chunk&& chunk);
 
   size_t queued_bytes() const { return queued_bytes_; }
   // Heap memory the Sender holds for its queue (a ring of more than one chunk, a gathered
