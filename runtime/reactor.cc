@@ -42,6 +42,7 @@ static_assert(offsetof(Completion, reserved) == offsetof(brrr_completion, reserv
 Plugin::Plugin(void* dl_handle, const brrr_reactor_plugin* table, std::string path)
     : dl_handle_(dl_handle),
       table_(table),
+      capabilities_(table->capabilities),
       path_(std::move(path)),
       name_(table->name != nullptr ? table->name : ""),
       description_(table->description != nullptr ? table->description : "") {}
@@ -50,7 +51,6 @@ Plugin::~Plugin() {
   if (dl_handle_ != nullptr) dlclose(dl_handle_);
 }
 
-uint64_t Plugin::capabilities() const { return table_->capabilities; }
 int Plugin::max_fd() const { return table_->max_fd; }
 
 absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(std::shared_ptr<const Plugin> plugin,

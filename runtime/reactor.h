@@ -93,13 +93,14 @@ class Plugin {
   const std::string& name() const { return name_; }
   const std::string& description() const { return description_; }
   const std::string& path() const { return path_; }
-  uint64_t capabilities() const;
+  uint64_t capabilities() const { return capabilities_; }  // the table's, read once
   int max_fd() const;  // -1: no limit
   const brrr_reactor_plugin& table() const { return *table_; }
 
  private:
   void* dl_handle_;
   const brrr_reactor_plugin* table_;
+  uint64_t capabilities_;
   std::string path_;
   std::string name_;
   std::string description_;

@@ -52,7 +52,7 @@ void Sender::flush() {
 
 void Sender::pop_front() {
   front() = Chunk();
-  head_ = (head_ + 1) % capacity_;
+  head_ = (head_ + 1) & (capacity_ - 1);
   --count_;
   front_offset_ = 0;
   if (count_ == 0) {

@@ -73,7 +73,7 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   void send_queued();
   Chunk* ring() { return heap_ring_ != nullptr ? heap_ring_.get() : &first_; }
   Chunk& front() { return ring()[head_]; }
-  Chunk& at(size_t i) { return ring()[(head_ + i) % capacity_]; }
+  Chunk& at(size_t i) { return ring()[(head_ + i) & (capacity_ - 1)]; }
   void pop_front();
   void grow();
   // Takes `sent` bytes off the front of the queue.
@@ -82,7 +82,8 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   detail::SocketState* state_;
   Handler& handler_;
   // The queue, a ring of `capacity_` chunks (ring()): `first_` alone until a second chunk is
-  // queued, then `heap_ring_`, freed when the queue empties.
+  // queued, then `heap_ring_`, freed when the queue empties. The capacity is a power of two,
+  // so that a position wraps with a mask rather than a division.
   Chunk first_;
   std::unique_ptr<Chunk[]> heap_ring_;
   size_t capacity_ = 1;
