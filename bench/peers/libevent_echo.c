@@ -33,6 +33,13 @@
  *     checker sees nothing left).
  * No per-message allocation: an evbuffer allocates chains only for a tail, bounded by the marks.
  * Single-threaded: everything runs on the event_base's thread.
+ *
+ * ECHO_IDLE_THREADS=N (an experiment, not how it is meant to run) starts N threads that only
+ * sleep, so that the process is multi-threaded as brrr-echo is (its loop, signal and stall
+ * watchdog threads) and pays what that costs in the kernel while it echoes exactly as before:
+ * a reference taken and dropped on the file at every system call on a descriptor (a
+ * single-threaded process skips both), and the scheduler's bookkeeping for a process whose
+ * threads share memory (bench/README.md, ninth run).
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -40,6 +47,7 @@
 #include <event2/listener.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,8 +188,34 @@ static void on_signal(evutil_socket_t sig, short what, void* arg) {
   event_base_loopbreak(arg);
 }
 
+static void* sleep_forever(void* arg) {
+  (void)arg;
+  for (;;) pause();
+  return NULL;
+}
+
+/* ECHO_IDLE_THREADS (see the top): 0 when unset; -1 when not a count from 0 to 64. */
+static int start_idle_threads(void) {
+  const char* value = getenv("ECHO_IDLE_THREADS");
+  if (value == NULL || *value == '\0') return 0;
+  char* end = NULL;
+  long n = strtol(value, &end, 10);
+  if (*end != '\0' || n < 0 || n > 64) return -1;
+  for (long i = 0; i < n; i++) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, sleep_forever, NULL) != 0) return -1;
+    pthread_detach(thread);
+  }
+  return (int)n;
+}
+
 int main(int argc, char** argv) {
   int port = argc > 1 ? atoi(argv[1]) : 5000;
+  int idle_threads = start_idle_threads();
+  if (idle_threads < 0) {
+    fprintf(stderr, "libevent_echo: ECHO_IDLE_THREADS takes a count from 0 to 64 (threads that only sleep)\n");
+    return 2;
+  }
   signal(SIGPIPE, SIG_IGN); /* evbuffer_write uses writev, which has no MSG_NOSIGNAL */
   struct event_base* base = event_base_new();
   if (!base) {
@@ -208,8 +242,8 @@ int main(int argc, char** argv) {
   event_add(term, NULL);
   event_add(intr, NULL);
 
-  printf("libevent_echo: listening on 127.0.0.1:%d (libevent %s, %s)\n", ntohs(bound.sin_port),
-         event_get_version(), event_base_get_method(base));
+  printf("libevent_echo: listening on 127.0.0.1:%d (libevent %s, %s%s)\n", ntohs(bound.sin_port),
+         event_get_version(), event_base_get_method(base), idle_threads > 0 ? ", idle threads" : "");
   fflush(stdout);
   event_base_dispatch(base);
 
