@@ -101,6 +101,31 @@ struct BurstConnection {
   Listener listener;
   BlockingClient client{listener.port};
   int fd = AcceptOne(listener);
+
+  // Sends `payload` and waits until it all sits in the socket, then receives it with a
+  // multishot receive into the pool (user_data `id`, the pool already provided) until every
+  // byte came, through `wait_until` (the fixture's WaitUntil). Fills in what came; false if
+  // a step failed (with its failure reported).
+  template <typename WaitUntil>
+  bool ReceiveWaiting(Reactor& reactor, const std::string& payload, uint64_t id, WaitUntil wait_until) {
+    EXPECT_TRUE(client.send_all(payload));
+    EXPECT_TRUE(QueuedInSocket(fd, static_cast<int>(payload.size())));
+    before = reactor.counters();
+    int rc = reactor.submit(
+        {.user_data = id, .opcode = IoOpcode::kRecv, .flags = kOpMultishot | kOpBufferSelect, .fd = fd});
+    EXPECT_EQ(rc, 0);
+    if (::testing::Test::HasFailure()) return false;
+    wait_until([&](const std::vector<Completion>& a) {
+      TakeFromPool(reactor, pool, burst::kSize, a, buffers, received);
+      return received.size() >= payload.size();
+    });
+    after = reactor.counters();
+    return true;
+  }
+  std::string received;
+  size_t buffers = 0;
+  ReactorCounters before;  // at the submit
+  ReactorCounters after;   // at the last byte
 };
 
 // Data already waiting fills provided buffers in fewer system calls than buffers: io_uring
@@ -109,29 +134,15 @@ struct BurstConnection {
 TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
   using burst::kBurst, burst::kCount, burst::kSize;
   BurstConnection c;
-  std::vector<char>& pool = c.pool;
-  BlockingClient& client = c.client;
   const int fd = c.fd;
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  ASSERT_TRUE(reactor_->provide_buffers(c.pool.data(), kSize, kCount).ok());
   ASSERT_GE(fd, 0);
   const std::string payload = testing::RandomBytes(kBurst, 11);
-  ASSERT_TRUE(client.send_all(payload));
-  ASSERT_TRUE(QueuedInSocket(fd, static_cast<int>(kBurst)));
-  ReactorCounters before = reactor_->counters();
-  ASSERT_EQ(reactor_->submit({.user_data = 6, .opcode = IoOpcode::kRecv,
-                              .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
-            0);
-  std::string received;
-  size_t buffers = 0;
-  WaitUntil([&](auto& a) {
-    TakeFromPool(*reactor_, pool, kSize, a, buffers, received);
-    return received.size() >= kBurst;
-  });
-  ReactorCounters after = reactor_->counters();
-  EXPECT_TRUE(received == payload);
-  EXPECT_GE(buffers, kBurst / kSize);
-  EXPECT_LT(after.syscalls - before.syscalls, kBurst / kSize) << "one system call per buffer (or more)";
-  client.close();
+  ASSERT_TRUE(c.ReceiveWaiting(*reactor_, payload, 6, [&](auto done) { return WaitUntil(done); }));
+  EXPECT_TRUE(c.received == payload);
+  EXPECT_GE(c.buffers, kBurst / kSize);
+  EXPECT_LT(c.after.syscalls - c.before.syscalls, kBurst / kSize) << "one system call per buffer (or more)";
+  c.client.close();
   WaitUntil([](auto& a) { return HasFinal(a, 6); });
   EXPECT_EQ(reactor_->release_fd(fd), 0);
   ::close(fd);
@@ -147,27 +158,14 @@ TEST_P(ReactorTest, AMessageThatFillsFourBuffersTakesOneReceive) {
   if (reactor_->has(kCapNativeOps)) GTEST_SKIP() << "receives in the kernel: no call per receive";
   if (testing::IsFaulty(GetParam())) GTEST_SKIP() << "adds interrupted and short calls on purpose";
   BurstConnection c;
-  std::vector<char>& pool = c.pool;
   const int fd = c.fd;
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  ASSERT_TRUE(reactor_->provide_buffers(c.pool.data(), kSize, kCount).ok());
   ASSERT_GE(fd, 0);
   const std::string message = testing::RandomBytes(4 * kSize, 13);
-  ASSERT_TRUE(c.client.send_all(message));
-  ASSERT_TRUE(QueuedInSocket(fd, static_cast<int>(message.size())));
-  ReactorCounters before = reactor_->counters();
-  ASSERT_EQ(reactor_->submit({.user_data = 8, .opcode = IoOpcode::kRecv,
-                              .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
-            0);
-  std::string received;
-  size_t buffers = 0;
-  WaitUntil([&](auto& a) {
-    TakeFromPool(*reactor_, pool, kSize, a, buffers, received);
-    return received.size() >= message.size();
-  });
-  ReactorCounters after = reactor_->counters();
-  EXPECT_TRUE(received == message);
-  EXPECT_EQ(buffers, 4u);
-  EXPECT_EQ((after.syscalls - after.waits) - (before.syscalls - before.waits), 1u)
+  ASSERT_TRUE(c.ReceiveWaiting(*reactor_, message, 8, [&](auto done) { return WaitUntil(done); }));
+  EXPECT_TRUE(c.received == message);
+  EXPECT_EQ(c.buffers, 4u);
+  EXPECT_EQ((c.after.syscalls - c.after.waits) - (c.before.syscalls - c.before.waits), 1u)
       << "system calls besides waits: the receive, and nothing else";
   c.client.close();
   WaitUntil([](auto& a) { return HasFinal(a, 8); });
