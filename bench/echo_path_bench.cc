@@ -11,7 +11,9 @@
 // (server/connection.cc: counters, flow control, throttles): the loop's iteration, completion
 // routing, the socket, receiver and sender layers, buffer recycling. On a real server that
 // is a few per cent of the CPU beside the kernel's TCP work, too little to tell apart there
-// on a machine whose timings drift by 10-50%; here it is all there is, and stable.
+// on a machine whose timings drift by 10-50%; here it is all there is. (It still moves by
+// about 10% from run to run on a shared VM: compare two builds over a dozen rounds that
+// alternate them, as bench/README.md's ninth run does.)
 //
 // Arguments: connections, message bytes (64: ping-pong; 1024: sixteen 64 B messages
 // pipelined; 65536: four 16 KiB buffers per message). Reported: messages per second (items)
