@@ -124,8 +124,9 @@ void BM_EchoPath(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(messages));
   state.counters["time_per_message"] =
       benchmark::Counter(messages, benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  // The sockets close before the loop: receives still in flight are cancelled, and the
+  // loop's destruction finishes closing them (as on the early returns above).
   paths.clear();
-  for (int i = 0; i < 100; ++i) (*loop)->run_once(Duration::zero());  // the cancels complete
 }
 BENCHMARK(BM_EchoPath)
     ->ArgNames({"connections", "bytes"})
