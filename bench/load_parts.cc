@@ -207,7 +207,10 @@ int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counte
         done = false;
       }
     }
-    if (on_progress && now - last_report >= o.progress_every.count() && !done) {
+    // A report that is due is made even when this tick also saw the run finish: the tick that
+    // ends a run no longer than o.progress_every is its only report, and whether the threads
+    // finish before the counters are read here is a race.
+    if (on_progress && now - last_report >= o.progress_every.count()) {
       LoadProgress p;
       uint64_t messages = 0;
       uint64_t bytes = 0;
