@@ -52,17 +52,19 @@ def brrr_cc_benchmark(name, deps = [], copts = [], **kwargs):
 # Plugin code: C, everything hidden but the entry point, position-independent.
 _PLUGIN_COPTS = BRRR_C_COPTS + ["-fvisibility=hidden", "-fPIC"]
 
-def reactor_plugin_library(name, srcs, hdrs = [], deps = []):
+def reactor_plugin_library(name, srcs, hdrs = [], deps = [], linkopts = []):
     """C code that several reactor plugins link in statically (reactors/common).
 
     Built like a plugin's own code (hidden symbols, -fPIC), against //runtime:reactor_abi and
     libc only, so a plugin that links it still exports its one entry point and nothing else.
+    `linkopts` reach every plugin that links it.
     """
     native.cc_library(
         name = name,
         srcs = srcs,
         hdrs = hdrs,
         copts = _PLUGIN_COPTS,
+        linkopts = linkopts,
         deps = deps + ["//runtime:reactor_abi"],
         # The fault-injection test plugins (tests/reactors/faults) link the same code.
         visibility = ["//reactors:__subpackages__", "//tests/reactors/faults:__pkg__"],

@@ -27,11 +27,11 @@ ssize_t rc_send(int fd, const void* buf, size_t len, int flags) {
 }
 ssize_t rc_sendmsg(int fd, const struct msghdr* msg, int flags) { return sendmsg(fd, msg, flags); }
 int rc_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout) {
-  return pselect(n, r, w, e, timeout, NULL);
+int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout, const sigset_t* mask) {
+  return pselect(n, r, w, e, timeout, mask);
 }
-int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout) {
-  return ppoll(fds, n, timeout, NULL);
+int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask) {
+  return ppoll(fds, n, timeout, mask);
 }
 int rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* timeout) {
   return epoll_pwait2(epfd, events, max, timeout, NULL);
@@ -60,12 +60,20 @@ ssize_t rc_sendmsg(int fd, const struct msghdr* msg, int flags) {
 
 int rc_accept4(int fd, int flags) { return (int)syscall(SYS_accept4, fd, NULL, NULL, flags); }
 
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout) {
-  return (int)syscall(SYS_pselect6, n, r, w, e, timeout, NULL);
+/* The kernel's signal set is 64 bits (_NSIG / 8 bytes), the front of glibc's sigset_t. */
+#define RC_KERNEL_SIGSET_SIZE 8
+
+int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout, const sigset_t* mask) {
+  /* pselect6's sixth argument: the mask and its size, together. */
+  struct {
+    const sigset_t* mask;
+    size_t size;
+  } with_mask = {mask, RC_KERNEL_SIGSET_SIZE};
+  return (int)syscall(SYS_pselect6, n, r, w, e, timeout, mask != NULL ? &with_mask : NULL);
 }
 
-int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout) {
-  return (int)syscall(SYS_ppoll, fds, n, timeout, NULL, 0);
+int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask) {
+  return (int)syscall(SYS_ppoll, fds, n, timeout, mask, mask != NULL ? RC_KERNEL_SIGSET_SIZE : 0);
 }
 
 int rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* timeout) {

@@ -3,7 +3,7 @@
  * the readiness core's receives, sends and accepts, and each backend's wait), made directly.
  *
  *   ssize_t n = rc_recv(fd, buf, len, 0);           // as recv(2): -1 with errno on failure
- *   int ready = rc_ppoll(fds, count, &timeout);     // as ppoll(2) without a signal mask
+ *   int ready = rc_ppoll(fds, count, &timeout, NULL);  // as ppoll(2)
  *
  * Why not glibc's: its recv, send, recvmsg, sendmsg, accept4, ppoll, pselect, epoll_wait and
  * epoll_pwait2 are cancellation points. In a process with more than one thread (brrr-echo has
@@ -24,6 +24,7 @@
 #define BRRR_REACTORS_COMMON_KERNEL_CALLS_H_
 
 #include <poll.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
@@ -36,11 +37,12 @@ ssize_t rc_send(int fd, const void* buf, size_t len, int flags);
 ssize_t rc_sendmsg(int fd, const struct msghdr* msg, int flags);
 /* accept4(fd, NULL, NULL, flags). */
 int rc_accept4(int fd, int flags);
-/* pselect(n, r, w, e, timeout, NULL); ppoll(fds, n, timeout, NULL); epoll_pwait2(epfd, events,
- * max, timeout, NULL) (-1 with ENOSYS before Linux 5.11); epoll_wait(epfd, events, max,
- * timeout_ms). A NULL timeout waits without a limit. */
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout);
-int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout);
+/* pselect(n, r, w, e, timeout, mask); ppoll(fds, n, timeout, mask); epoll_pwait2(epfd,
+ * events, max, timeout, NULL) (-1 with ENOSYS before Linux 5.11); epoll_wait(epfd, events,
+ * max, timeout_ms). A NULL timeout waits without a limit; a NULL mask leaves the thread's
+ * signal mask as it is during the wait (signal_wake.h passes one). */
+int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout, const sigset_t* mask);
+int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask);
 int rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* timeout);
 int rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms);
 

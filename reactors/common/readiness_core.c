@@ -153,8 +153,10 @@ int rc_create(const rc_backend_ops* ops, int max_fd, brrr_reactor** out, char* e
   core->backend = backend;
   core->mode = ops->mode;
   core->max_fd = max_fd;
-  core->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (core->wake_fd < 0) {
+  core->wake_fd = -1;
+  if (ops->wake_by_signal && rc_signal_wake_init(&core->signal_wake) == 0) {
+    core->wake_by_signal = 1; /* else (the signal is taken): the eventfd */
+  } else if ((core->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0) {
     rc = pu_fail(err, err_size, "eventfd (the cross-thread wake-up)", -errno, NULL);
   } else if (max_fd >= 0 && core->wake_fd > max_fd) {
     char what[160];
@@ -283,7 +285,17 @@ static int wait_in_kernel(rc_core* core, int64_t timeout_ns) {
     core->counters.waits++;
     core->counters.syscalls++;
     int64_t started = timeout_ns > 0 && deadline < 0 ? pu_monotonic_ns() : 0;
-    int rc = core->ops->wait(core->backend, core, timeout_ns);
+    int rc;
+    if (core->wake_by_signal && timeout_ns != 0) {
+      const sigset_t* mask = rc_signal_wake_arm(&core->signal_wake);
+      /* NULL: a wake-up was pending (and is taken now), so look without blocking, as a
+       * readable eventfd would; whatever interrupts that look, the wake-up ends this wait. */
+      rc = core->ops->wait(core->backend, core, mask != NULL ? timeout_ns : 0, mask);
+      rc_signal_wake_disarm(&core->signal_wake);
+      if (rc == -EINTR && (mask == NULL || rc_signal_wake_consume(&core->signal_wake))) return 0;
+    } else {
+      rc = core->ops->wait(core->backend, core, timeout_ns, NULL);
+    }
     if (rc != -EINTR) return rc;
     if (timeout_ns == 0) return 0;
     if (timeout_ns > 0) {
@@ -325,7 +337,11 @@ int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_completions,
   return n;
 }
 
-int rc_wake(brrr_reactor* reactor) { return pu_eventfd_signal(as_core(reactor)->wake_fd); }
+int rc_wake(brrr_reactor* reactor) {
+  rc_core* core = as_core(reactor);
+  if (core->wake_by_signal) return rc_signal_wake_wake(&core->signal_wake);
+  return pu_eventfd_signal(core->wake_fd);
+}
 
 int rc_release_fd(brrr_reactor* reactor, int fd) {
   rc_core* core = as_core(reactor);

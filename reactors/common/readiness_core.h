@@ -28,12 +28,18 @@
  *
  * A backend file holds only its mechanism (an rc_backend_ops) and one RC_DEFINE_PLUGIN line.
  *
+ * Wake-ups from other threads: an eventfd the backend watches (epoll, where a watched
+ * descriptor costs a wait nothing), or for a backend with wake_by_signal (poll, select, which
+ * look at every watched descriptor on every wait) a signal that ends the wait
+ * (signal_wake.h), with the eventfd as the fallback when that signal is taken.
+ *
  * Threads: loop thread only, except rc_wake() (thread-safe, async-signal-safe).
  * Ownership: the core owns its slots, queues and the wake eventfd; op buffers are borrowed.
  */
 #ifndef BRRR_REACTORS_COMMON_READINESS_CORE_H_
 #define BRRR_REACTORS_COMMON_READINESS_CORE_H_
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -80,12 +86,16 @@ typedef struct rc_backend_ops {
   int (*set_interest)(void* backend, int fd, uint32_t previous, uint32_t interest);
   /* Block up to timeout_ns (-1: no limit) and report each ready descriptor with
    * rc_on_ready() (which only records it). Returns the number of events, 0 on timeout, or
-   * -errno (-EINTR when a signal or io_uring task work interrupted the wait: the core waits
-   * again for the rest). */
-  int (*wait)(void* backend, rc_core* core, int64_t timeout_ns);
+   * -errno (-EINTR when a signal interrupted the wait: the core waits again for the rest,
+   * unless it was the wake-up). `mask`, when not NULL, is the signal mask to wait with (the
+   * kernel sets it for the wait alone: ppoll, pselect); only wake_by_signal backends get one. */
+  int (*wait)(void* backend, rc_core* core, int64_t timeout_ns, const sigset_t* mask);
   /* Frees the backend's state. */
   void (*destroy)(void* backend);
   rc_mode mode;
+  /* 1: wake this backend's waits with a signal, through `mask` (signal_wake.h), instead of
+   * watching an eventfd; for waits that cost a descriptor's work per watched descriptor. */
+  int wake_by_signal;
 } rc_backend_ops;
 
 /* What every readiness backend can do: the core emulates the rest of the ABI. */
@@ -125,8 +135,8 @@ typedef struct rc_backend_ops {
   };                                                                                           \
   BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &rc_plugin; }
 
-/* create(): opens the backend and a core over it, registering the wake eventfd with the
- * backend. `max_fd` is the highest descriptor the backend can watch, or -1. On success stores
+/* create(): opens the backend and a core over it, with its wake-up: the signal (a
+ * wake_by_signal backend whose signal is free) or an eventfd registered with the backend. `max_fd` is the highest descriptor the backend can watch, or -1. On success stores
  * the instance (OWNED by the caller, freed with rc_destroy) in *out; on failure returns -errno
  * and writes a reason into err. */
 int rc_create(const rc_backend_ops* ops, int max_fd, brrr_reactor** out, char* err,

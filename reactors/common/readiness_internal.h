@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 #include "reactors/common/readiness_core.h"
+#include "reactors/common/signal_wake.h"
 
 /* One descriptor's operations in flight and cached readiness. */
 typedef struct rc_slot {
@@ -55,7 +56,9 @@ struct rc_core {
   void* backend;
   rc_mode mode;
   int max_fd;
-  int wake_fd;
+  int wake_fd;                 /* -1 when woken by signal */
+  int wake_by_signal;          /* 1: `signal_wake` wakes the waits, there is no eventfd */
+  rc_signal_wake signal_wake;  /* when wake_by_signal */
 
   rc_slot* slots; /* indexed by descriptor */
   size_t slot_count;

@@ -5,7 +5,7 @@
  * flight, with the directions they wait for. A descriptor's index in the array is kept per
  * descriptor, so adding, changing and removing an entry are O(1) (removal moves the last
  * entry into the hole). Waits use ppoll, with nanosecond timeouts (rc_ppoll: not glibc's
- * cancellation point).
+ * cancellation point) and the wake-up signal's mask (signal_wake.h: no eventfd in the set).
  */
 #include <errno.h>
 #include <poll.h>
@@ -69,10 +69,10 @@ static int poll_set_interest(void* backend, int fd, uint32_t previous, uint32_t 
   return 0;
 }
 
-static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
+static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns, const sigset_t* mask) {
   poll_backend* be = backend;
   struct timespec ts;
-  int n = rc_ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts));
+  int n = rc_ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts), mask);
   if (n < 0) return -errno;
   /* Walk backwards: rc_on_ready only records an entry, but when it cannot (out of memory) it
    * serves it at once, which may remove the entry and move the last one (already visited)
@@ -111,6 +111,7 @@ static const rc_backend_ops kPollOps = {
     .wait = poll_backend_wait,
     .destroy = poll_backend_destroy,
     .mode = RC_LEVEL,
+    .wake_by_signal = 1,
 };
 
 RC_DEFINE_PLUGIN(kPollOps, "poll", "poll(2), level-triggered, readiness plus system call", -1)

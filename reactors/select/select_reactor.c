@@ -5,7 +5,8 @@
  * represent a descriptor >= FD_SETSIZE (writing one corrupts memory), so this backend
  * declares max_fd = FD_SETSIZE - 1 and the core refuses such a descriptor with -ERANGE before
  * it gets anywhere near an fd_set; the runtime turns that into an error that names the limit.
- * Waits use pselect, with nanosecond timeouts (rc_pselect: not glibc's cancellation point).
+ * Waits use pselect, with nanosecond timeouts (rc_pselect: not glibc's cancellation point)
+ * and the wake-up signal's mask (signal_wake.h: no eventfd in the sets).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -40,13 +41,13 @@ static int select_set_interest(void* backend, int fd, uint32_t previous, uint32_
   return 0;
 }
 
-static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns) {
+static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns, const sigset_t* mask) {
   select_backend* be = backend;
   struct timespec ts;
   be->ready_read = be->read_set;
   be->ready_write = be->write_set;
   int n = rc_pselect(be->max_watched + 1, &be->ready_read, &be->ready_write, NULL,
-                     rc_timespec(timeout_ns, &ts));
+                     rc_timespec(timeout_ns, &ts), mask);
   if (n < 0) return -errno;
   int seen = 0;
   for (int fd = 0; fd <= be->max_watched && seen < n; fd++) {
@@ -76,6 +77,7 @@ static const rc_backend_ops kSelectOps = {
     .wait = select_backend_wait,
     .destroy = select_backend_destroy,
     .mode = RC_LEVEL,
+    .wake_by_signal = 1,
 };
 
 RC_DEFINE_PLUGIN(kSelectOps, "select",

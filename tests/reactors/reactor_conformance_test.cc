@@ -6,6 +6,8 @@
 #include "runtime/reactor.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -52,6 +54,35 @@ TEST_P(ReactorTest, WakeFromAnotherThreadEndsAnUnboundedWait) {
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 0);
   EXPECT_TRUE(woken_by_the_wake) << "the unbounded wait returned before anyone woke it";
+}
+
+// A signal that is not the wake-up (here SIGUSR2, with a handler that does nothing, as the stall
+// sampler's) interrupts the kernel wait, and the backend waits on: only the wake ends it. The
+// waker leaves the wait 50 ms to end wrongly after the signal before it sends the wake-up.
+TEST_P(ReactorTest, AnotherSignalDoesNotEndAnUnboundedWait) {
+  struct sigaction action {};
+  action.sa_handler = [](int) {};
+  sigemptyset(&action.sa_mask);
+  struct sigaction before {};
+  ASSERT_EQ(sigaction(SIGUSR2, &action, &before), 0);
+  pid_t waiting_thread = testing::CurrentThreadId();
+  std::atomic<bool> wake_sent{false};
+  std::thread waker([&] {
+    EXPECT_TRUE(testing::WaitUntilBlockedInWait(waiting_thread)) << "the wait never blocked";
+    EXPECT_EQ(syscall(SYS_tgkill, getpid(), waiting_thread, SIGUSR2), 0);
+    std::this_thread::sleep_for(milliseconds(50));
+    EXPECT_TRUE(testing::WaitUntilBlockedInWait(waiting_thread)) << "the wait did not go back to sleep";
+    wake_sent = true;
+    reactor_->wake();
+  });
+  Completion c[4];
+  absl::StatusOr<int> n = reactor_->wait(c, -1);
+  bool woken_by_the_wake = wake_sent.load();
+  waker.join();
+  sigaction(SIGUSR2, &before, nullptr);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0);
+  EXPECT_TRUE(woken_by_the_wake) << "the signal ended the unbounded wait";
 }
 
 TEST_P(ReactorTest, AWakeBeforeTheWaitIsNotLost) {

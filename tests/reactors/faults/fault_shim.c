@@ -19,7 +19,8 @@
  *
  *   BRRR_FAULTS="seed=7,eintr=4,eagain=4,short=3,dup=3"   (the defaults; 0 turns one off)
  *
- * At exit (or dlclose) the plugin writes what it injected to stderr:
+ * At exit the plugin writes what it injected to stderr (like every readiness plugin it is never
+ * unloaded, reactors/BUILD, so its counts and random sequences run on across dlclose):
  *   "brrr faults (epoll): 1234 EINTR, 0 EAGAIN, 567 short transfers, 89 duplicated events"
  * and brrr_faults_injected() gives the same counts to a test that loaded it.
  *
@@ -49,8 +50,8 @@ ssize_t __real_rc_recvmsg(int fd, struct msghdr* msg, int flags);
 ssize_t __real_rc_send(int fd, const void* buf, size_t len, int flags);
 ssize_t __real_rc_sendmsg(int fd, const struct msghdr* msg, int flags);
 int __real_rc_accept4(int fd, int flags);
-int __real_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t);
-int __real_rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* t);
+int __real_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t, const sigset_t* mask);
+int __real_rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* t, const sigset_t* mask);
 int __real_rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout);
 int __real_rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* t);
 
@@ -195,14 +196,14 @@ int __wrap_rc_accept4(int fd, int flags) {
   return __real_rc_accept4(fd, flags);
 }
 
-int __wrap_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t) {
+int __wrap_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t, const sigset_t* mask) {
   if (inject(kEintr)) return fail(EINTR);
-  return __real_rc_pselect(n, r, w, e, t);
+  return __real_rc_pselect(n, r, w, e, t, mask);
 }
 
-int __wrap_rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* t) {
+int __wrap_rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* t, const sigset_t* mask) {
   if (inject(kEintr)) return fail(EINTR);
-  return __real_rc_ppoll(fds, n, t);
+  return __real_rc_ppoll(fds, n, t, mask);
 }
 
 /* Reports one of the n events twice, if there is room. */

@@ -1,0 +1,174 @@
+// How poll and select are woken from another thread (reactors/common/signal_wake.h): by a
+// signal, with no eventfd in the set they scan on every wait, and by an eventfd after all when
+// the signal is not theirs to take. Each case runs in a process of its own (a death test in
+// the threadsafe style: a fresh exec), because the signal is claimed once per process.
+#include <dirent.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "runtime/plugin_loader.h"
+#include "runtime/reactor.h"
+#include "tests/testing/threads.h"
+
+namespace brrr {
+namespace {
+
+int WakeSignal() { return SIGRTMIN + 4; }
+
+// eventfds this process has open.
+int CountEventfds() {
+  int count = 0;
+  DIR* dir = opendir("/proc/self/fd");
+  if (dir == nullptr) return -1;
+  while (dirent* entry = readdir(dir)) {
+    std::string path = std::string("/proc/self/fd/") + entry->d_name;
+    char target[64] = {};
+    if (readlink(path.c_str(), target, sizeof target - 1) > 0 && std::string(target) == "anon_inode:[eventfd]") {
+      ++count;
+    }
+  }
+  closedir(dir);
+  return count;
+}
+
+// In a death test's child: ends the process with a message when `ok` is false.
+void Require(bool ok, const std::string& what) {
+  if (ok) return;
+  std::fprintf(stderr, "FAILED: %s\n", what.c_str());
+  std::exit(1);
+}
+
+// Creates a `backend` reactor; requires that it opened `eventfds` eventfds.
+std::unique_ptr<Reactor> CreateExpecting(const std::string& backend, int eventfds) {
+  int before = CountEventfds();
+  ReactorConfig config;
+  config.one_thread = true;
+  auto reactor = PluginLoader::Default().CreateReactor(backend, config);
+  Require(reactor.ok(), backend + ": " + std::string(reactor.status().message()));
+  int opened = CountEventfds() - before;
+  Require(opened == eventfds,
+          backend + " opened " + std::to_string(opened) + " eventfds, not " + std::to_string(eventfds));
+  return *std::move(reactor);
+}
+
+// Requires that a wake-up from another thread ends an unbounded wait that is asleep in the kernel.
+void RequireWakeEndsABlockedWait(Reactor& reactor, const std::string& backend) {
+  pid_t waiting_thread = testing::CurrentThreadId();
+  std::atomic<bool> wake_sent{false};
+  std::atomic<bool> blocked{false};
+  std::thread waker([&] {
+    blocked = testing::WaitUntilBlockedInWait(waiting_thread);
+    wake_sent = true;
+    reactor.wake();
+  });
+  Completion c[4];
+  absl::StatusOr<int> n = reactor.wait(c, -1);
+  bool woken_by_the_wake = wake_sent.load();
+  waker.join();
+  Require(blocked.load(), backend + ": the wait never blocked");
+  Require(n.ok() && *n == 0, backend + ": the wait did not end with nothing completed");
+  Require(woken_by_the_wake, backend + ": the unbounded wait returned before anyone woke it");
+}
+
+// Whether the wake signal has a handler installed.
+bool SignalHasAHandler() {
+  struct sigaction now {};
+  sigaction(WakeSignal(), nullptr, &now);
+  return (now.sa_flags & SA_SIGINFO) != 0 || (now.sa_handler != SIG_DFL && now.sa_handler != SIG_IGN);
+}
+
+class WakeSignalTest : public ::testing::Test {
+ protected:
+  void SetUp() override { GTEST_FLAG_SET(death_test_style, "threadsafe"); }
+};
+
+// The control: epoll keeps its eventfd (a watched descriptor costs its waits nothing), and the
+// count above sees it.
+TEST_F(WakeSignalTest, EpollKeepsItsEventfd) {
+  std::unique_ptr<Reactor> reactor = CreateExpecting("epoll", 1);
+  RequireWakeEndsABlockedWait(*reactor, "epoll");
+}
+
+TEST_F(WakeSignalTest, PollIsWokenBySignalWithoutAnEventfd) {
+  EXPECT_EXIT(
+      {
+        std::unique_ptr<Reactor> reactor = CreateExpecting("poll", 0);
+        Require(SignalHasAHandler(), "poll did not install the wake-up signal's handler");
+        RequireWakeEndsABlockedWait(*reactor, "poll");
+        // Destroyed and made again (the plugin stays loaded, its handler with it): still no eventfd.
+        reactor.reset();
+        reactor = CreateExpecting("poll", 0);
+        RequireWakeEndsABlockedWait(*reactor, "poll again");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(WakeSignalTest, SelectIsWokenBySignalWithoutAnEventfd) {
+  EXPECT_EXIT(
+      {
+        std::unique_ptr<Reactor> reactor = CreateExpecting("select", 0);
+        Require(SignalHasAHandler(), "select did not install the wake-up signal's handler");
+        RequireWakeEndsABlockedWait(*reactor, "select");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// The program has its own handler on the signal: brrr leaves it alone and uses an eventfd.
+TEST_F(WakeSignalTest, ASignalThatIsTakenLeavesTheProgramsHandlerAndUsesAnEventfd) {
+  EXPECT_EXIT(
+      {
+        static std::atomic<int> handled{0};
+        struct sigaction mine {};
+        mine.sa_handler = [](int) { handled.fetch_add(1); };
+        sigemptyset(&mine.sa_mask);
+        Require(sigaction(WakeSignal(), &mine, nullptr) == 0, "installing the program's handler");
+        std::unique_ptr<Reactor> reactor = CreateExpecting("poll", 1);
+        RequireWakeEndsABlockedWait(*reactor, "poll");
+        struct sigaction now {};
+        sigaction(WakeSignal(), nullptr, &now);
+        Require(now.sa_handler == mine.sa_handler, "the program's handler was replaced");
+        Require(handled.load() == 0, "the program's handler saw a wake-up");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+// poll and select in one process: each plugin has its own copy of the handler, so the second
+// finds the signal taken and uses an eventfd; both are woken.
+TEST_F(WakeSignalTest, TheSecondOfPollAndSelectInOneProcessUsesAnEventfd) {
+  EXPECT_EXIT(
+      {
+        std::unique_ptr<Reactor> poll = CreateExpecting("poll", 0);
+        std::unique_ptr<Reactor> select = CreateExpecting("select", 1);
+        RequireWakeEndsABlockedWait(*poll, "poll");
+        RequireWakeEndsABlockedWait(*select, "select");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+TEST_F(WakeSignalTest, BrrrWakeSignalZeroKeepsTheEventfd) {
+  EXPECT_EXIT(
+      {
+        setenv("BRRR_WAKE_SIGNAL", "0", 1);
+        std::unique_ptr<Reactor> reactor = CreateExpecting("poll", 1);
+        Require(!SignalHasAHandler(), "a handler was installed although BRRR_WAKE_SIGNAL=0");
+        RequireWakeEndsABlockedWait(*reactor, "poll");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
+}  // namespace
+}  // namespace brrr
