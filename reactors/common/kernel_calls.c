@@ -27,7 +27,8 @@ ssize_t rc_send(int fd, const void* buf, size_t len, int flags) {
 }
 ssize_t rc_sendmsg(int fd, const struct msghdr* msg, int flags) { return sendmsg(fd, msg, flags); }
 int rc_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout, const sigset_t* mask) {
+int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
+               const sigset_t* mask) {
   return pselect(n, r, w, e, timeout, mask);
 }
 int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask) {
@@ -63,7 +64,8 @@ int rc_accept4(int fd, int flags) { return (int)syscall(SYS_accept4, fd, NULL, N
 /* The kernel's signal set is 64 bits (_NSIG / 8 bytes), the front of glibc's sigset_t. */
 #define RC_KERNEL_SIGSET_SIZE 8
 
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout, const sigset_t* mask) {
+int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
+               const sigset_t* mask) {
   /* pselect6's sixth argument: the mask and its size, together. */
   struct {
     const sigset_t* mask;

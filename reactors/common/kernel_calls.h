@@ -41,7 +41,8 @@ int rc_accept4(int fd, int flags);
  * events, max, timeout, NULL) (-1 with ENOSYS before Linux 5.11); epoll_wait(epfd, events,
  * max, timeout_ms). A NULL timeout waits without a limit; a NULL mask leaves the thread's
  * signal mask as it is during the wait (signal_wake.h passes one). */
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout, const sigset_t* mask);
+int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
+               const sigset_t* mask);
 int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask);
 int rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* timeout);
 int rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms);

@@ -34,7 +34,8 @@
  * (signal_wake.h), with the eventfd as the fallback when that signal is taken.
  *
  * Threads: loop thread only, except rc_wake() (thread-safe, async-signal-safe).
- * Ownership: the core owns its slots, queues and the wake eventfd; op buffers are borrowed.
+ * Ownership: the core owns its slots, queues and the wake eventfd (if any); op buffers are
+ * borrowed.
  */
 #ifndef BRRR_REACTORS_COMMON_READINESS_CORE_H_
 #define BRRR_REACTORS_COMMON_READINESS_CORE_H_
@@ -136,9 +137,10 @@ typedef struct rc_backend_ops {
   BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &rc_plugin; }
 
 /* create(): opens the backend and a core over it, with its wake-up: the signal (a
- * wake_by_signal backend whose signal is free) or an eventfd registered with the backend. `max_fd` is the highest descriptor the backend can watch, or -1. On success stores
- * the instance (OWNED by the caller, freed with rc_destroy) in *out; on failure returns -errno
- * and writes a reason into err. */
+ * wake_by_signal backend whose signal is free) or an eventfd registered with the backend.
+ * `max_fd` is the highest descriptor the backend can watch, or -1. On success stores the
+ * instance (OWNED by the caller, freed with rc_destroy) in *out; on failure returns -errno and
+ * writes a reason into err. */
 int rc_create(const rc_backend_ops* ops, int max_fd, brrr_reactor** out, char* err,
               size_t err_size);
 

@@ -61,7 +61,9 @@ const sigset_t* rc_signal_wake_arm(rc_signal_wake* w) {
     sigemptyset(&wake);
     sigaddset(&wake, rc_signal_wake_number());
     sigset_t before;
-    if (pthread_sigmask(SIG_BLOCK, &wake, &before) != 0) pu_abort("cannot block the wake-up signal");
+    if (pthread_sigmask(SIG_BLOCK, &wake, &before) != 0) {
+      pu_abort("cannot block the wake-up signal");
+    }
     sigdelset(&before, rc_signal_wake_number());
     w->wait_mask = before;
     w->mask_thread = tid;

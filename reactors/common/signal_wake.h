@@ -4,7 +4,7 @@
  *
  * poll(2) and select(2) register on every watched descriptor's wait queue and look at each
  * one again on every call, so a wake-up eventfd in the set costs each wait a descriptor's
- * work: at one connection it is one descriptor in three, 3% of the server's CPU per message
+ * work: at one connection it is one descriptor in three, 3-5% of poll's CPU per message
  * (bench/README.md, tenth run). Instead the wait runs with the wake signal (SIGRTMIN+4)
  * blocked except during the kernel wait itself, which ppoll and pselect unblock atomically;
  * a waker sets `pending` and, if a thread is (about to be) asleep, sends it the signal,
@@ -16,7 +16,7 @@
  *   const sigset_t* mask = rc_signal_wake_arm(&w);   // NULL: a wake is pending, do not block
  *   int n = ppoll(fds, count, mask ? timeout : &zero, mask);
  *   rc_signal_wake_disarm(&w);
- *   if (n < 0 && errno == EINTR && rc_signal_wake_consume(&w)) { ... woken ... }
+ *   if (n < 0 && errno == EINTR && (mask == NULL || rc_signal_wake_consume(&w))) { ... woken ... }
  *   // any thread:
  *   rc_signal_wake_wake(&w);
  *

@@ -47,7 +47,8 @@ static int epoll_set_interest(void* backend, int fd, uint32_t previous, uint32_t
   return epoll_ctl(be->epfd, op, fd, &ev) == 0 ? 0 : -errno;
 }
 
-static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns, const sigset_t* mask) {
+static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
+                              const sigset_t* mask) {
   (void)mask; /* always NULL: epoll keeps the eventfd, which costs its waits nothing */
   epoll_backend* be = backend;
   int n = -1;

@@ -41,7 +41,8 @@ static int select_set_interest(void* backend, int fd, uint32_t previous, uint32_
   return 0;
 }
 
-static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns, const sigset_t* mask) {
+static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
+                               const sigset_t* mask) {
   select_backend* be = backend;
   struct timespec ts;
   be->ready_read = be->read_set;

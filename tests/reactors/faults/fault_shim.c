@@ -50,7 +50,8 @@ ssize_t __real_rc_recvmsg(int fd, struct msghdr* msg, int flags);
 ssize_t __real_rc_send(int fd, const void* buf, size_t len, int flags);
 ssize_t __real_rc_sendmsg(int fd, const struct msghdr* msg, int flags);
 int __real_rc_accept4(int fd, int flags);
-int __real_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t, const sigset_t* mask);
+int __real_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t,
+                      const sigset_t* mask);
 int __real_rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* t, const sigset_t* mask);
 int __real_rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout);
 int __real_rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* t);
@@ -196,7 +197,8 @@ int __wrap_rc_accept4(int fd, int flags) {
   return __real_rc_accept4(fd, flags);
 }
 
-int __wrap_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t, const sigset_t* mask) {
+int __wrap_rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* t,
+                      const sigset_t* mask) {
   if (inject(kEintr)) return fail(EINTR);
   return __real_rc_pselect(n, r, w, e, t, mask);
 }
