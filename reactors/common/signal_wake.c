@@ -73,7 +73,12 @@ const sigset_t* rc_signal_wake_arm(rc_signal_wake* w) {
   return &w->wait_mask;
 }
 
-void rc_signal_wake_disarm(rc_signal_wake* w) { atomic_store(&w->sleeper, 0); }
+/* Release, not sequentially consistent (a plain store on x86-64, not an exchange, once per
+ * wait): a waker that still reads the thread afterwards only sends a signal too many, which
+ * the next wait takes as EINTR and ignores. */
+void rc_signal_wake_disarm(rc_signal_wake* w) {
+  atomic_store_explicit(&w->sleeper, 0, memory_order_release);
+}
 
 int rc_signal_wake_consume(rc_signal_wake* w) { return atomic_exchange(&w->pending, 0) != 0; }
 

@@ -14,7 +14,6 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -37,31 +36,10 @@ using testing::BlockingClient;
 using testing::Listener;
 using testing::ReactorTest;
 
-// Waits without a limit while another thread, once /proc shows the wait asleep in the backend's
-// wait system call, runs `before_wake` (given the waiting thread) and then wakes the reactor:
-// the wait must end with nothing completed, and not before the wake-up was sent.
-void ExpectOnlyTheWakeEndsAnUnboundedWait(Reactor& reactor, const std::function<void(pid_t)>& before_wake) {
-  pid_t waiting_thread = testing::CurrentThreadId();
-  std::atomic<bool> wake_sent{false};
-  std::thread waker([&] {
-    EXPECT_TRUE(testing::WaitUntilBlockedInWait(waiting_thread)) << "the wait never blocked";
-    before_wake(waiting_thread);
-    wake_sent = true;
-    reactor.wake();
-  });
-  Completion c[4];
-  absl::StatusOr<int> n = reactor.wait(c, -1);
-  bool woken_by_the_wake = wake_sent.load();
-  waker.join();
-  ASSERT_TRUE(n.ok()) << n.status();
-  EXPECT_EQ(*n, 0);
-  EXPECT_TRUE(woken_by_the_wake) << "the unbounded wait returned before the wake-up was sent";
-}
-
 // The wake-up must end a wait that is already asleep in the kernel (a wake sent before the wait
 // is AWakeBeforeTheWaitIsNotLost's case).
 TEST_P(ReactorTest, WakeFromAnotherThreadEndsAnUnboundedWait) {
-  ExpectOnlyTheWakeEndsAnUnboundedWait(*reactor_, [](pid_t) {});
+  EXPECT_EQ(testing::OnlyTheWakeEndsAnUnboundedWait(*reactor_, [](pid_t) {}), "");
 }
 
 // A signal that is not the wake-up (here SIGUSR2, with a handler that does nothing, as the stall
@@ -73,11 +51,12 @@ TEST_P(ReactorTest, AnotherSignalDoesNotEndAnUnboundedWait) {
   sigemptyset(&action.sa_mask);
   struct sigaction before {};
   ASSERT_EQ(sigaction(SIGUSR2, &action, &before), 0);
-  ExpectOnlyTheWakeEndsAnUnboundedWait(*reactor_, [](pid_t waiting_thread) {
+  std::string wrong = testing::OnlyTheWakeEndsAnUnboundedWait(*reactor_, [](pid_t waiting_thread) {
     EXPECT_EQ(syscall(SYS_tgkill, getpid(), waiting_thread, SIGUSR2), 0);
     std::this_thread::sleep_for(milliseconds(50));
     EXPECT_TRUE(testing::WaitUntilBlockedInWait(waiting_thread)) << "the wait did not go back to sleep";
   });
+  EXPECT_EQ(wrong, "") << "a signal that is not the wake-up ends the wait";
   sigaction(SIGUSR2, &before, nullptr);
 }
 

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -38,6 +39,7 @@
 #include "runtime/reactor.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
+#include "tests/testing/threads.h"
 
 namespace brrr::testing {
 
@@ -67,6 +69,32 @@ inline int AcceptOne(const Listener& l) {
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return -1;
+}
+
+// Waits without a limit on `reactor` while another thread, once /proc shows the wait asleep in
+// the backend's wait system call, runs `before_wake` (given the waiting thread) and then wakes
+// the reactor. Returns what went wrong, or "" when the wait ended with nothing completed and not
+// before the wake-up was sent. A result rather than assertions, so that a death test's child
+// process (wake_signal_test) can check it too.
+inline std::string OnlyTheWakeEndsAnUnboundedWait(Reactor& reactor, const std::function<void(pid_t)>& before_wake) {
+  pid_t waiting_thread = CurrentThreadId();
+  std::atomic<bool> wake_sent{false};
+  std::atomic<bool> blocked{false};
+  std::thread waker([&] {
+    blocked = WaitUntilBlockedInWait(waiting_thread);
+    before_wake(waiting_thread);
+    wake_sent = true;
+    reactor.wake();
+  });
+  Completion c[4];
+  absl::StatusOr<int> n = reactor.wait(c, -1);
+  bool woken_by_the_wake = wake_sent.load();
+  waker.join();
+  if (!blocked.load()) return "the wait never blocked";
+  if (!n.ok()) return std::string(n.status().message());
+  if (*n != 0) return "the wait ended with " + std::to_string(*n) + " completions, not 0";
+  if (!woken_by_the_wake) return "the unbounded wait returned before the wake-up was sent";
+  return "";
 }
 
 // The backend GetParam()'s reactor, with waits that collect completions (bounded: 30 s).

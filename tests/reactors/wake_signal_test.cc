@@ -12,12 +12,11 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "gtest/gtest.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/reactor.h"
-#include "tests/testing/threads.h"
+#include "tests/reactors/reactor_fixture.h"
 
 namespace brrr {
 namespace {
@@ -62,21 +61,8 @@ std::unique_ptr<Reactor> CreateExpecting(const std::string& backend, int eventfd
 
 // Requires that a wake-up from another thread ends an unbounded wait that is asleep in the kernel.
 void RequireWakeEndsABlockedWait(Reactor& reactor, const std::string& backend) {
-  pid_t waiting_thread = testing::CurrentThreadId();
-  std::atomic<bool> wake_sent{false};
-  std::atomic<bool> blocked{false};
-  std::thread waker([&] {
-    blocked = testing::WaitUntilBlockedInWait(waiting_thread);
-    wake_sent = true;
-    reactor.wake();
-  });
-  Completion c[4];
-  absl::StatusOr<int> n = reactor.wait(c, -1);
-  bool woken_by_the_wake = wake_sent.load();
-  waker.join();
-  Require(blocked.load(), backend + ": the wait never blocked");
-  Require(n.ok() && *n == 0, backend + ": the wait did not end with nothing completed");
-  Require(woken_by_the_wake, backend + ": the unbounded wait returned before anyone woke it");
+  std::string wrong = testing::OnlyTheWakeEndsAnUnboundedWait(reactor, [](pid_t) {});
+  Require(wrong.empty(), backend + ": " + wrong);
 }
 
 // Whether the wake signal has a handler installed.
