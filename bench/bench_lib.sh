@@ -54,7 +54,7 @@ bench_wait_ready() {
 
 # The servers bench_start_server knows, and the load scenarios bench_scenario_args knows.
 BENCH_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio"
-BENCH_SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
+BENCH_SCENARIOS="pp1 pp64 pipe64 conn1000 big4 big1"
 
 # Another build's output tree, its bazel-out/k8-opt/bin (bench/echo.sh --baseline):
 # bench_start_server runs "base:brrr-NAME" from it, so two builds of brrr-echo alternate in one
@@ -126,6 +126,7 @@ bench_scenario_args() {
     pipe64) echo "--connections=64 --size=64 --depth=16" ;;
     conn1000) echo "--connections=1000 --size=64 --depth=1" ;;
     big4) echo "--connections=4 --size=65536 --depth=1" ;;
+    big1) echo "--connections=1 --size=65536 --depth=1" ;;
     *) die "unknown scenario '$1' (known: $BENCH_SCENARIOS)" ;;
   esac
 }
@@ -138,6 +139,7 @@ bench_scenario_title() {
     pipe64) echo "64 connections, pipelined depth 16, 64 B" ;;
     conn1000) echo "1,000 connections, ping-pong 64 B" ;;
     big4) echo "4 connections, 64 KiB messages" ;;
+    big1) echo "1 connection, 64 KiB messages" ;;
   esac
 }
 

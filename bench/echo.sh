@@ -303,7 +303,8 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 titles = {"pp1": "1 connection, ping-pong 64 B", "pp64": "64 connections, ping-pong 64 B",
           "pipe64": "64 connections, pipelined depth 16, 64 B",
-          "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages"}
+          "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages",
+          "big1": "1 connection, 64 KiB messages"}
 peers = ("libuv", "libevent", "asio")
 loads = {"sleep": "load sleeping in the kernel", "busy": "busy-polling load", "ring": "busy-polling load on io_uring"}
 def med(values): return statistics.median(values) if values else float("nan")

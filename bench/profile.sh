@@ -270,7 +270,7 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 floors = {(r["size"], r["batch"]): r for r in rows if r["kind"] == "floor"}
 titles = {"pp1": "1 conn ping-pong", "pp64": "64 conns ping-pong", "pipe64": "64 conns pipelined x16",
-          "conn1000": "1,000 conns ping-pong", "big4": "4 conns, 64 KiB"}
+          "conn1000": "1,000 conns ping-pong", "big4": "4 conns, 64 KiB", "big1": "1 conn, 64 KiB"}
 # The kernel's part of "[kernel.kallsyms] 89.59%, brrr-echo 5.68%, ..." (None without samples).
 def perf_kernel_share(by_dso):
     if not by_dso: return None

@@ -26,6 +26,19 @@ struct SendGather {
   // Most chunks one gathered send takes (the iovec array is 512 bytes).
   static constexpr size_t kMaxEntries = 32;
 
+  // Appends the bytes [data, data + size) to the first `count` of `entries` (room for
+  // kMaxEntries), as part of the last one when they start where it ends: chunks that lie back
+  // to back in memory (the pool buffers one receive filled usually do) become one range.
+  // Returns the new count.
+  static size_t append_joined(iovec* entries, size_t count, char* data, size_t size) {
+    if (count > 0 && static_cast<char*>(entries[count - 1].iov_base) + entries[count - 1].iov_len == data) {
+      entries[count - 1].iov_len += size;
+      return count;
+    }
+    entries[count] = iovec{data, size};
+    return count + 1;
+  }
+
   // Points the header at the first `count` entries and returns it.
   msghdr* use(size_t count) {
     header = msghdr{};

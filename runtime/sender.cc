@@ -64,23 +64,26 @@ void Sender::pop_front() {
 }
 
 void Sender::send_queued() {
+  // The queued chunks as byte ranges, neighbours in memory joined: one range is a plain send,
+  // several a gathered one where the backend has it (else the first range alone).
+  iovec ranges[SendGather::kMaxEntries];
   size_t chunks = std::min(count_, SendGather::kMaxEntries);
+  size_t count = 0;
+  for (size_t i = 0; i < chunks; ++i) {
+    Chunk& c = at(i);
+    size_t skip = i == 0 ? front_offset_ : 0;
+    count = SendGather::append_joined(ranges, count, c.data() + skip, c.size() - skip);
+  }
   IoOperation op;
   EventLoop& loop = state_->loop();
-  if (chunks > 1 && LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).has(kCapSendMsg)) {
+  if (count > 1 && LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).has(kCapSendMsg)) {
     if (gather_ == nullptr) gather_ = std::make_unique<SendGather>();
-    for (size_t i = 0; i < chunks; ++i) {
-      Chunk& c = at(i);
-      size_t skip = i == 0 ? front_offset_ : 0;
-      gather_->entries[i] = iovec{c.data() + skip, c.size() - skip};
-    }
-    op = IoOperation{.opcode = IoOpcode::kSendMsg, .buf = gather_->use(chunks)};
+    std::copy(ranges, ranges + count, gather_->entries);
+    op = IoOperation{.opcode = IoOpcode::kSendMsg, .buf = gather_->use(count)};
   } else {
-    chunks = 1;
-    Chunk& c = front();
     op = IoOperation{.opcode = IoOpcode::kSend,
-                     .len = static_cast<uint32_t>(std::min<size_t>(c.size() - front_offset_, 1u << 30)),
-                     .buf = c.data() + front_offset_};
+                     .len = static_cast<uint32_t>(std::min<size_t>(ranges[0].iov_len, 1u << 30)),
+                     .buf = ranges[0].iov_base};
   }
   int rc = state_->start(detail::Side::kWrite, op, this);
   if (rc != 0) {

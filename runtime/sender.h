@@ -11,6 +11,9 @@
 // up to SendGather::kMaxEntries, in one gathered send (IoOpcode::kSendMsg) where the backend
 // has one. So the four 16 KiB chunks in which a 64 KiB message arrives leave in one system
 // call, and a lone chunk goes out as a plain send, in the same loop iteration as before.
+// Chunks that lie back to back in memory count as one range (the pool buffers one receive
+// filled usually do: the readiness backends hand them out in address order), and a single
+// range is a plain send too, which costs the kernel less than a gathered one.
 //
 // The socket is in its loop's write set while anything is queued or in flight.
 // An idle Sender owns no memory beyond itself, and one that never holds more than one chunk
@@ -68,8 +71,9 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   void flush() override;
 
  private:
-  // Starts one send covering the front chunk, or a gathered one covering up to
-  // SendGather::kMaxEntries chunks.
+  // Starts one send covering up to SendGather::kMaxEntries chunks: a plain send when they
+  // are one range in memory (or the backend cannot gather: then the first range alone), else a
+  // gathered one.
   void send_queued();
   Chunk* ring() { return heap_ring_ != nullptr ? heap_ring_.get() : &first_; }
   Chunk& front() { return ring()[head_]; }
@@ -90,7 +94,7 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   size_t head_ = 0;
   size_t count_ = 0;
   size_t front_offset_ = 0;  // bytes of the front chunk already sent
-  size_t in_flight_chunks_ = 0;  // chunks the send in flight covers, from the front
+  size_t in_flight_chunks_ = 0;  // chunks the send in flight may read, from the front
   std::unique_ptr<SendGather> gather_;  // while a gathered send may be in flight
   size_t queued_bytes_ = 0;
   bool in_flight_ = false;

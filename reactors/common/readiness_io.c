@@ -30,6 +30,37 @@ static int retry_after_failure(rc_core* core, rc_slot* slot, uint32_t direction,
   }
 }
 
+/* Takes `count` buffers off the free list into ids[], in address order: buffers recycled
+ * together (the pieces of one message, sent on and handed back in order) come back as
+ * neighbours, so a receive into them is one span for the kernel, and what it brings can leave
+ * in one plain send (runtime/sender.cc joins chunks that lie back to back). The free list is
+ * a stack, whose pops give such neighbours in the reverse order. */
+static void take_buffers_in_address_order(rc_core* core, uint32_t* ids, int count) {
+  for (int k = 0; k < count; k++) {
+    uint32_t id = core->free_buffers[--core->free_count];
+    int at = k;
+    for (; at > 0 && ids[at - 1] > id; at--) ids[at] = ids[at - 1];
+    ids[at] = id;
+  }
+}
+
+/* Receives into iov[0..count), as few spans as the buffers allow: neighbours in memory are
+ * joined, and a single span is read with recv instead of recvmsg. */
+static ssize_t receive_into(int fd, const struct iovec* iov, int count) {
+  struct iovec spans[RC_SCATTER];
+  int n_spans = 0;
+  for (int k = 0; k < count; k++) {
+    if (n_spans > 0 && (char*)spans[n_spans - 1].iov_base + spans[n_spans - 1].iov_len == (char*)iov[k].iov_base) {
+      spans[n_spans - 1].iov_len += iov[k].iov_len;
+    } else {
+      spans[n_spans++] = iov[k];
+    }
+  }
+  if (n_spans == 1) return rc_recv(fd, spans[0].iov_base, spans[0].iov_len, 0);
+  struct msghdr msg = {.msg_iov = spans, .msg_iovlen = (size_t)n_spans};
+  return rc_recvmsg(fd, &msg, 0);
+}
+
 int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
   brrr_op* op = &slot->read_op;
   int multishot = (op->flags & BRRR_OP_MULTISHOT) != 0;
@@ -72,8 +103,8 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
             if ((uint32_t)count > core->free_count) count = (int)core->free_count;
             if (count > RC_BATCH - buffers_filled) count = RC_BATCH - buffers_filled;
           }
+          take_buffers_in_address_order(core, ids, count);
           for (int k = 0; k < count; k++) {
-            ids[k] = core->free_buffers[--core->free_count];
             iov[k].iov_base = core->buffer_base + (size_t)ids[k] * core->buffer_size;
             iov[k].iov_len = core->buffer_size;
           }
@@ -82,13 +113,7 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
         size_t len = 0;
         for (int k = 0; k < count; k++) len += iov[k].iov_len;
         core->counters.syscalls++;
-        ssize_t n;
-        if (count == 1) {
-          n = rc_recv(fd, iov[0].iov_base, iov[0].iov_len, 0);
-        } else {
-          struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)count};
-          n = rc_recvmsg(fd, &msg, 0);
-        }
+        ssize_t n = receive_into(fd, iov, count);
         int error = n < 0 ? errno : 0;
         size_t received = n > 0 ? (size_t)n : 0;
         int used = 0;
@@ -101,8 +126,8 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
           }
         }
         if (select) {
-          /* Unused buffers go back in the reverse order they were taken: the free list is a
-           * stack, and the next receive should get the same (cache-warm) buffers. */
+          /* Unused buffers go back highest address first: the free list is a stack, and the
+           * next receive should get the same (cache-warm) buffers. */
           for (int k = count - 1; k >= used; k--) core->free_buffers[core->free_count++] = ids[k];
         }
         if (n > 0) {

@@ -173,6 +173,54 @@ TEST_P(ReactorTest, AMessageThatFillsFourBuffersTakesOneReceive) {
   ::close(fd);
 }
 
+// The buffers one receive fills lie back to back in memory, in order, whatever order the
+// runtime handed them back in: the readiness backends take them off their free list in
+// address order, so the kernel gets one span and the runtime can send the message on with one
+// plain send (runtime/sender.h). Four messages of four buffers each, every one received whole
+// by one receive, their buffers recycled in a different scrambled order each time.
+// (io_uring's buffer ring has an order of its own: not checked there.)
+TEST_P(ReactorTest, TheBuffersOfOneReceiveAreNeighboursInAddressOrder) {
+  using burst::kCount, burst::kSize;
+  if (reactor_->has(kCapNativeOps)) GTEST_SKIP() << "buffers come off io_uring's ring in its order";
+  if (testing::IsFaulty(GetParam())) GTEST_SKIP() << "short receives on purpose split a message";
+  BurstConnection c;
+  const int fd = c.fd;
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(reactor_->provide_buffers(c.pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->submit({.user_data = 9, .opcode = IoOpcode::kRecv,
+                              .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
+            0);
+  const std::vector<std::vector<int>> recycle_orders = {{3, 2, 1, 0}, {2, 0, 3, 1}, {1, 3, 0, 2}, {0, 2, 1, 3}};
+  for (size_t m = 0; m < recycle_orders.size(); ++m) {
+    const std::string message = testing::RandomBytes(4 * kSize, 30 + m);
+    ASSERT_TRUE(c.client.send_all(message));
+    ASSERT_TRUE(QueuedInSocket(fd, static_cast<int>(message.size())));
+    auto all = WaitUntil([&](auto& a) {
+      size_t bytes = 0;
+      for (const Completion& done : a) bytes += done.result > 0 ? done.result : 0;
+      return bytes >= message.size();
+    });
+    std::vector<uint32_t> ids;
+    std::string received;
+    for (const Completion& done : all) {
+      ASSERT_GT(done.result, 0);
+      ASSERT_TRUE(done.has_buffer());
+      ids.push_back(done.buffer_id);
+      received.append(c.pool.data() + done.buffer_id * kSize, done.result);
+    }
+    EXPECT_TRUE(received == message) << "message " << m;
+    ASSERT_EQ(ids.size(), 4u) << "message " << m;
+    for (size_t i = 1; i < ids.size(); ++i) {
+      EXPECT_EQ(ids[i], ids[i - 1] + 1) << "message " << m << ": buffers " << ids[i - 1] << " then " << ids[i];
+    }
+    for (int k : recycle_orders[m]) reactor_->recycle_buffer(ids[k]);
+  }
+  c.client.close();
+  WaitUntil([](auto& a) { return HasFinal(a, 9); });
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
 // A descriptor that has been receiving small messages still fills several buffers per system
 // call once a burst comes (the readiness backends receive small messages into one buffer with
 // recv, and must go back to recvmsg over several): eight 100-byte messages, each received

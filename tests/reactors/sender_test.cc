@@ -46,6 +46,29 @@ std::string Pattern(size_t n, size_t seed) {
   return s;
 }
 
+// Ranges that start where the one before ends become one entry (the pool buffers one receive
+// filled, sent on together as one plain send); a gap starts a new entry.
+TEST(SendGatherTest, RangesBackToBackAreJoined) {
+  std::string memory(100, 'x');
+  char* at = memory.data();
+  iovec entries[SendGather::kMaxEntries];
+  size_t count = 0;
+  count = SendGather::append_joined(entries, count, at, 10);
+  count = SendGather::append_joined(entries, count, at + 10, 20);
+  count = SendGather::append_joined(entries, count, at + 30, 5);
+  ASSERT_EQ(count, 1u);
+  EXPECT_EQ(entries[0].iov_base, at);
+  EXPECT_EQ(entries[0].iov_len, 35u);
+  count = SendGather::append_joined(entries, count, at + 40, 10);  // a gap of 5
+  count = SendGather::append_joined(entries, count, at + 50, 10);
+  count = SendGather::append_joined(entries, count, at, 5);  // before the last: not joined
+  ASSERT_EQ(count, 3u);
+  EXPECT_EQ(entries[1].iov_base, at + 40);
+  EXPECT_EQ(entries[1].iov_len, 20u);
+  EXPECT_EQ(entries[2].iov_base, at);
+  EXPECT_EQ(entries[2].iov_len, 5u);
+}
+
 using SenderTest = testing::ListenerFixture;
 
 TEST_P(SenderTest, ChunksQueuedTogetherLeaveInOneSend) {
