@@ -64,26 +64,28 @@ void Sender::pop_front() {
 }
 
 void Sender::send_queued() {
-  // The queued chunks as byte ranges, neighbours in memory joined: one range is a plain send,
-  // several a gathered one where the backend has it (else the first range alone).
-  iovec ranges[SendGather::kMaxEntries];
   size_t chunks = std::min(count_, SendGather::kMaxEntries);
-  size_t count = 0;
-  for (size_t i = 0; i < chunks; ++i) {
-    Chunk& c = at(i);
-    size_t skip = i == 0 ? front_offset_ : 0;
-    count = SendGather::append_joined(ranges, count, c.data() + skip, c.size() - skip);
-  }
   IoOperation op;
-  EventLoop& loop = state_->loop();
-  if (count > 1 && LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).has(kCapSendMsg)) {
-    if (gather_ == nullptr) gather_ = std::make_unique<SendGather>();
-    std::copy(ranges, ranges + count, gather_->entries);
-    op = IoOperation{.opcode = IoOpcode::kSendMsg, .buf = gather_->use(count)};
+  if (chunks == 1) {
+    op = plain_send(front().data() + front_offset_, front().size() - front_offset_);
   } else {
-    op = IoOperation{.opcode = IoOpcode::kSend,
-                     .len = static_cast<uint32_t>(std::min<size_t>(ranges[0].iov_len, 1u << 30)),
-                     .buf = ranges[0].iov_base};
+    // The queued chunks as byte ranges, neighbours in memory joined: one range is a plain
+    // send, several a gathered one where the backend has it (else the first range alone).
+    iovec ranges[SendGather::kMaxEntries];
+    size_t count = 0;
+    for (size_t i = 0; i < chunks; ++i) {
+      Chunk& c = at(i);
+      size_t skip = i == 0 ? front_offset_ : 0;
+      count = SendGather::append_joined(ranges, count, c.data() + skip, c.size() - skip);
+    }
+    EventLoop& loop = state_->loop();
+    if (count > 1 && LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).has(kCapSendMsg)) {
+      if (gather_ == nullptr) gather_ = std::make_unique<SendGather>();
+      std::copy(ranges, ranges + count, gather_->entries);
+      op = IoOperation{.opcode = IoOpcode::kSendMsg, .buf = gather_->use(count)};
+    } else {
+      op = plain_send(static_cast<char*>(ranges[0].iov_base), ranges[0].iov_len);
+    }
   }
   int rc = state_->start(detail::Side::kWrite, op, this);
   if (rc != 0) {
@@ -93,6 +95,10 @@ void Sender::send_queued() {
   }
   in_flight_ = true;
   in_flight_chunks_ = chunks;
+}
+
+IoOperation Sender::plain_send(char* data, size_t size) {
+  return IoOperation{.opcode = IoOpcode::kSend, .len = static_cast<uint32_t>(std::min<size_t>(size, 1u << 30)), .buf = data};
 }
 
 void Sender::consume(size_t sent) {

@@ -75,6 +75,8 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   // are one range in memory (or the backend cannot gather: then the first range alone), else a
   // gathered one.
   void send_queued();
+  // A plain send of `size` bytes at `data` (at most 1 GiB: the rest goes in the next send).
+  static IoOperation plain_send(char* data, size_t size);
   Chunk* ring() { return heap_ring_ != nullptr ? heap_ring_.get() : &first_; }
   Chunk& front() { return ring()[head_]; }
   Chunk& at(size_t i) { return ring()[(head_ + i) & (capacity_ - 1)]; }

@@ -44,8 +44,8 @@ static void take_buffers_in_address_order(rc_core* core, uint32_t* ids, int coun
   }
 }
 
-/* Receives into iov[0..count), as few spans as the buffers allow: neighbours in memory are
- * joined, and a single span is read with recv instead of recvmsg. */
+/* Receives into iov[0..count) (count > 1), as few spans as the buffers allow: neighbours in
+ * memory are joined, and a single span is read with recv instead of recvmsg. */
 static ssize_t receive_into(int fd, const struct iovec* iov, int count) {
   struct iovec spans[RC_SCATTER];
   int n_spans = 0;
@@ -113,7 +113,7 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
         size_t len = 0;
         for (int k = 0; k < count; k++) len += iov[k].iov_len;
         core->counters.syscalls++;
-        ssize_t n = receive_into(fd, iov, count);
+        ssize_t n = count == 1 ? rc_recv(fd, iov[0].iov_base, iov[0].iov_len, 0) : receive_into(fd, iov, count);
         int error = n < 0 ? errno : 0;
         size_t received = n > 0 ? (size_t)n : 0;
         int used = 0;
