@@ -10,8 +10,9 @@
  * its admin plane's) each call switches the thread to asynchronous cancellation and back
  * around the kernel entry, two atomic read-modify-writes of the thread's cancel state (1.7% of
  * brrr-poll's CPU at 64 connections, bench/README.md; a single-threaded peer such as
- * libevent's echo skips them). No brrr thread is ever cancelled, so these use syscall(2), which
- * does no such bookkeeping; AddressSanitizer and ThreadSanitizer builds go through glibc after
+ * libevent's echo skips them). No brrr thread is ever cancelled, so these enter the kernel
+ * themselves (on x86-64 with the syscall instruction inline, elsewhere through syscall(2)), with
+ * no such bookkeeping; AddressSanitizer and ThreadSanitizer builds go through glibc after
  * all, so that the sanitizers see the calls (kernel_calls.c). Each returns what the glibc call
  * returns: the result, or -1 with errno set. They are functions of their own (not inline) so
  * that the fault-injecting test copies of the backends can wrap them (tests/reactors/faults).
