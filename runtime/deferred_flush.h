@@ -8,8 +8,10 @@
 //   };
 //
 // A DeferredFlush is pending at most once; one that goes away while pending must cancel
-// (EventLoop::cancel_flush). The list runs what was added while it runs, in the same pass (so
-// a flush must not add itself again).
+// (EventLoop::cancel_flush). The list runs what was added while it runs, in the same pass,
+// itself included: a Sender whose send went at once tells its handler in the flush, and a
+// handler that queues more then is flushed again (until the socket is full and a send
+// operation waits for room), so a flush must not add itself again unless it made progress.
 //
 // Threads: loop thread. Ownership: the list borrows its entries.
 #ifndef BRRR_RUNTIME_DEFERRED_FLUSH_H_

@@ -71,7 +71,7 @@ absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(std::shared_ptr<const P
 }
 
 Reactor::Reactor(std::shared_ptr<const Plugin> plugin, brrr_reactor* instance)
-    : plugin_(std::move(plugin)), instance_(instance) {}
+    : plugin_(std::move(plugin)), instance_(instance), try_send_(plugin_->table().try_send) {}
 
 Reactor::~Reactor() { plugin_->table().destroy(instance_); }
 

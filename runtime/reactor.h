@@ -134,6 +134,14 @@ class Reactor {
   int cancel(int fd, uint64_t user_data);
   int release_fd(int fd);
 
+  // Whether the backend sends at once without an operation (try_send): the readiness
+  // backends do; io_uring, whose sends are kernel operations, does not.
+  bool can_try_send() const { return try_send_ != nullptr; }
+  // Sends up to `len` bytes now, with no operation and no completion: the bytes sent (> 0),
+  // -EAGAIN when the socket takes nothing now (submit a kSend to wait for room), -EBUSY when a
+  // write-side operation is in flight on fd, or the send's -errno. Only where can_try_send().
+  int try_send(int fd, const void* buf, uint32_t len) { return try_send_(instance_, fd, buf, len); }
+
   // Waits up to timeout_ns (-1: until woken) and fills `out`: the backend writes into it
   // directly, with no copy on the way. Returns how many completions.
   absl::StatusOr<int> wait(std::span<Completion> out, int64_t timeout_ns);
@@ -151,6 +159,7 @@ class Reactor {
 
   std::shared_ptr<const Plugin> plugin_;
   brrr_reactor* instance_;
+  int (*try_send_)(brrr_reactor*, int, const void*, uint32_t);  // the table's, or null
 };
 
 }  // namespace brrr

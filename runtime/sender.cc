@@ -2,11 +2,15 @@
 #include "runtime/internal/loop_internals.h"
 
 #include <algorithm>
+#include <cerrno>
 #include <utility>
 
 namespace brrr {
 
-Sender::Sender(Socket& socket, Handler& handler) : state_(socket.state()), handler_(handler) {}
+Sender::Sender(Socket& socket, Handler& handler) : state_(socket.state()), handler_(handler) {
+  EventLoop& loop = state_->loop();
+  try_sends_ = LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).can_try_send();
+}
 
 Sender::~Sender() {
   LoopInternals::cancel_flush(state_->loop(), *this);
@@ -64,37 +68,76 @@ void Sender::pop_front() {
 }
 
 void Sender::send_queued() {
+  // Where the backend sends at once (the readiness backends), the queue goes out here, with
+  // no operation, registry slot or completion, for as long as the socket takes all it is
+  // given; an operation then waits for room (or, on io_uring, carries every send).
+  size_t sent_now = 0;
+  bool may_try = try_sends_;
+  for (;;) {
+    size_t chunks = 0;
+    IoOperation op = next_send(&chunks);
+    if (may_try && op.opcode == IoOpcode::kSend) {
+      int n = state_->try_send(static_cast<const char*>(op.buf), op.len);
+      if (n > 0) {
+        consume(static_cast<size_t>(n));
+        sent_now += static_cast<size_t>(n);
+        if (count_ == 0) break;
+        // A short send: the socket is full, so an operation waits for room.
+        may_try = static_cast<uint32_t>(n) == op.len;
+        continue;
+      }
+      if (n == -ENOTSUP) {
+        try_sends_ = false;
+      } else if (n != -EAGAIN && sent_now == 0) {
+        fail(n);
+        return;
+      }
+      // Else an operation: it waits for room, or (after bytes went out just now) reports the
+      // error through its completion, after on_sent below has counted those bytes.
+    }
+    int rc = state_->start(detail::Side::kWrite, op, this);
+    if (rc != 0) {
+      fail(rc);
+      return;
+    }
+    in_flight_ = true;
+    in_flight_chunks_ = chunks;
+    break;
+  }
+  if (sent_now > 0) {
+    state_->set_queued_bytes(queued_bytes_);
+    handler_.on_sent(sent_now, queued_bytes_);  // last: the handler may destroy this Sender
+  }
+}
+
+IoOperation Sender::next_send(size_t* chunks_out) {
   size_t chunks = std::min(count_, SendGather::kMaxEntries);
-  IoOperation op;
-  if (chunks == 1) {
-    op = plain_send(front().data() + front_offset_, front().size() - front_offset_);
-  } else {
-    // The queued chunks as byte ranges, neighbours in memory joined: one range is a plain
-    // send, several a gathered one where the backend has it (else the first range alone).
-    iovec ranges[SendGather::kMaxEntries];
-    size_t count = 0;
-    for (size_t i = 0; i < chunks; ++i) {
-      Chunk& c = at(i);
-      size_t skip = i == 0 ? front_offset_ : 0;
-      count = SendGather::append_joined(ranges, count, c.data() + skip, c.size() - skip);
-    }
-    EventLoop& loop = state_->loop();
-    if (count > 1 && LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).has(kCapSendMsg)) {
-      if (gather_ == nullptr) gather_ = std::make_unique<SendGather>();
-      std::copy(ranges, ranges + count, gather_->entries);
-      op = IoOperation{.opcode = IoOpcode::kSendMsg, .buf = gather_->use(count)};
-    } else {
-      op = plain_send(static_cast<char*>(ranges[0].iov_base), ranges[0].iov_len);
-    }
+  *chunks_out = chunks;
+  if (chunks == 1) return plain_send(front().data() + front_offset_, front().size() - front_offset_);
+  // The queued chunks as byte ranges, neighbours in memory joined: one range is a plain send,
+  // several a gathered one where the backend has it (else the first range alone).
+  iovec ranges[SendGather::kMaxEntries];
+  size_t count = 0;
+  for (size_t i = 0; i < chunks; ++i) {
+    Chunk& c = at(i);
+    size_t skip = i == 0 ? front_offset_ : 0;
+    count = SendGather::append_joined(ranges, count, c.data() + skip, c.size() - skip);
   }
-  int rc = state_->start(detail::Side::kWrite, op, this);
-  if (rc != 0) {
-    failed_ = true;
-    handler_.on_send_error(state_->error("send", rc));
-    return;
+  EventLoop& loop = state_->loop();
+  if (count > 1 && LoopInternals::has_reactor(loop) && LoopInternals::reactor(loop).has(kCapSendMsg)) {
+    if (gather_ == nullptr) gather_ = std::make_unique<SendGather>();
+    std::copy(ranges, ranges + count, gather_->entries);
+    return IoOperation{.opcode = IoOpcode::kSendMsg, .buf = gather_->use(count)};
   }
-  in_flight_ = true;
-  in_flight_chunks_ = chunks;
+  return plain_send(static_cast<char*>(ranges[0].iov_base), ranges[0].iov_len);
+}
+
+void Sender::fail(int negative_errno) {
+  failed_ = true;
+  while (count_ > 0) pop_front();
+  queued_bytes_ = 0;
+  state_->set_queued_bytes(0);
+  handler_.on_send_error(state_->error("send", negative_errno));
 }
 
 IoOperation Sender::plain_send(char* data, size_t size) {
@@ -115,11 +158,7 @@ void Sender::on_op_complete(const Completion& c) {
   in_flight_ = false;
   in_flight_chunks_ = 0;
   if (c.result < 0) {
-    failed_ = true;
-    while (count_ > 0) pop_front();
-    queued_bytes_ = 0;
-    state_->set_queued_bytes(0);
-    handler_.on_send_error(state_->error("send", c.result));
+    fail(c.result);
     return;
   }
   size_t sent = static_cast<size_t>(c.result);

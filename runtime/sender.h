@@ -15,6 +15,12 @@
 // filled usually do: the readiness backends hand them out in address order), and a single
 // range is a plain send too, which costs the kernel less than a gathered one.
 //
+// Sending at once: where the backend can (the readiness backends, Reactor::try_send), a plain
+// send leaves in the flush itself, with no operation, registry slot or completion, and the
+// handler hears of it before the flush returns; a send operation is started only when the
+// socket takes less than it is given (it then waits for room) or the queue needs a gathered
+// send. On io_uring every send is an operation, batched into the loop's next submission.
+//
 // The socket is in its loop's write set while anything is queued or in flight.
 // An idle Sender owns no memory beyond itself, and one that never holds more than one chunk
 // (a connection answering one request at a time) never allocates: its first chunk has a slot
@@ -71,10 +77,15 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   void flush() override;
 
  private:
-  // Starts one send covering up to SendGather::kMaxEntries chunks: a plain send when they
-  // are one range in memory (or the backend cannot gather: then the first range alone), else a
-  // gathered one.
+  // Sends what is queued: at once where the backend can (Reactor::try_send) while the socket
+  // takes it all, else by starting one send operation (next_send).
   void send_queued();
+  // The send of up to SendGather::kMaxEntries chunks from the front (their count in
+  // *chunks): a plain send when they are one range in memory (or the backend cannot gather:
+  // then the first range alone), else a gathered one.
+  IoOperation next_send(size_t* chunks);
+  // A send failed: drops the queue and tells the handler (last: it may destroy this Sender).
+  void fail(int negative_errno);
   // A plain send of `size` bytes at `data` (at most 1 GiB: the rest goes in the next send).
   static IoOperation plain_send(char* data, size_t size);
   Chunk* ring() { return heap_ring_ != nullptr ? heap_ring_.get() : &first_; }
@@ -101,6 +112,7 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
   size_t queued_bytes_ = 0;
   bool in_flight_ = false;
   bool failed_ = false;
+  bool try_sends_ = false;  // the backend sends at once (Reactor::can_try_send)
 };
 
 }  // namespace brrr

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "reactors/common/kernel_calls.h"
 #include "reactors/common/plugin_util.h"
 #include "reactors/common/readiness_internal.h"
 
@@ -386,6 +387,31 @@ void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id) {
     pu_abort("recycle_buffer(%u) of a buffer the runtime does not own", buffer_id);
   }
   core->free_buffers[core->free_count++] = buffer_id;
+}
+
+int rc_try_send(brrr_reactor* reactor, int fd, const void* buf, uint32_t len) {
+  rc_core* core = as_core(reactor);
+  if (fd < 0) return -EBADF;
+  if (core->max_fd >= 0 && fd > core->max_fd) return -ERANGE;
+  rc_slot* slot = existing_slot(core, fd);
+  if (slot != NULL && slot->has_write) return -EBUSY;
+  if (len == 0) return 0;
+  for (;;) {
+    core->counters.syscalls++;
+    ssize_t n = rc_send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return (int)n;
+    int error = errno;
+    switch (pu_classify(BRRR_OP_SEND, error)) {
+      case PU_RETRY:
+        continue;
+      case PU_WAIT:
+        /* The edge-mode cache forgets that the descriptor was writable, as a SEND would. */
+        if (slot != NULL) slot->ready &= (uint8_t)~RC_WRITE;
+        return -EAGAIN;
+      default:
+        return -error;
+    }
+  }
 }
 
 void rc_counters(const brrr_reactor* reactor, brrr_reactor_counters* out) {

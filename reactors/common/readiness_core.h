@@ -133,6 +133,7 @@ typedef struct rc_backend_ops {
       .provide_buffers = rc_provide_buffers,                                                   \
       .recycle_buffer = rc_recycle_buffer,                                                     \
       .counters = rc_counters,                                                                 \
+      .try_send = rc_try_send,                                                                 \
   };                                                                                           \
   BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) { return &rc_plugin; }
 
@@ -165,6 +166,7 @@ int rc_release_fd(brrr_reactor* reactor, int fd);
 int rc_provide_buffers(brrr_reactor* reactor, void* base, uint32_t size, uint32_t count);
 void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id);
 void rc_counters(const brrr_reactor* reactor, brrr_reactor_counters* out);
+int rc_try_send(brrr_reactor* reactor, int fd, const void* buf, uint32_t len);
 
 /* Converts a timeout in ns (-1 = none) to whole milliseconds, rounding up so a timer is
  * never woken for early. */

@@ -1,8 +1,8 @@
 // The plugin ABI's connect and sends (runtime/reactor_abi.h), checked directly on every backend
 // through the Reactor wrapper: a connect that succeeds or is refused, sends that never raise
 // SIGPIPE, a released descriptor whose close ends its connection and whose number, used again,
-// sends to the new one, and gathered sends (SENDMSG) that keep their entries' order and check
-// their arguments.
+// sends to the new one, gathered sends (SENDMSG) that keep their entries' order and check
+// their arguments, and the readiness backends' sends at once (try_send).
 #include "runtime/reactor.h"
 
 #include <arpa/inet.h>
@@ -185,6 +185,88 @@ TEST_P(ReactorTest, SendMsgNeverRaisesSigpipeAndChecksItsArguments) {
     last = all.back().result;
   }
   EXPECT_TRUE(last == -EPIPE || last == -ECONNRESET) << last;  // and the process is still here
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+// try_send (reactor_abi.h), where a backend has one: bytes sent at once with no operation and
+// no completion; -EAGAIN once the socket is full, after which a kSend waits for room; -EBUSY
+// while that kSend is in flight; the send's own error, never SIGPIPE, once the peer is gone.
+// io_uring, whose sends are kernel operations, has none.
+TEST_P(ReactorTest, TrySendSendsAtOnceWithoutACompletion) {
+  if (!reactor_->can_try_send()) {
+    EXPECT_TRUE(reactor_->has(kCapNativeOps)) << "a readiness backend without try_send";
+    return;
+  }
+  EXPECT_FALSE(reactor_->has(kCapNativeOps));
+  Listener l;
+  auto client = std::make_unique<BlockingClient>(l.port);
+  int fd = AcceptOne(l);
+  EXPECT_EQ(reactor_->try_send(fd, "", 0), 0);
+  EXPECT_EQ(reactor_->try_send(-1, "x", 1), -EBADF);
+  if (reactor_->plugin().max_fd() >= 0) {
+    EXPECT_EQ(reactor_->try_send(reactor_->plugin().max_fd() + 1, "x", 1), -ERANGE);
+  }
+
+  // What goes at once arrives, and nothing completes. (A faulty backend's sends may be short
+  // or fail with a spurious -EAGAIN now and then: the rest goes in the next try.)
+  std::string hello = "hello, at once";
+  size_t sent = 0;
+  for (int i = 0; i < 1000 && sent < hello.size(); ++i) {
+    int n = reactor_->try_send(fd, hello.data() + sent, static_cast<uint32_t>(hello.size() - sent));
+    ASSERT_TRUE(n > 0 || n == -EAGAIN) << n;
+    if (n > 0) sent += static_cast<size_t>(n);
+  }
+  ASSERT_EQ(sent, hello.size());
+  EXPECT_EQ(client->recv_exact(hello.size()), hello);
+  Completion c[4];
+  absl::StatusOr<int> none = reactor_->wait(c, 0);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, 0) << "a try_send completed something";
+
+  // The client does not read: the socket fills until it takes nothing (twenty -EAGAIN in a
+  // row, so that no spurious one is taken for it).
+  std::string block = std::string(1 << 20, 'f');
+  size_t filled = 0;
+  int refusals = 0;
+  for (int i = 0; i < 2000 && refusals < 20; ++i) {
+    int n = reactor_->try_send(fd, block.data(), static_cast<uint32_t>(block.size()));
+    ASSERT_TRUE(n > 0 || n == -EAGAIN) << n;
+    if (n > 0) {
+      filled += static_cast<size_t>(n);
+      refusals = 0;
+    } else {
+      ++refusals;
+    }
+  }
+  ASSERT_EQ(refusals, 20) << "the socket never filled";
+  // A kSend then waits for room, and while it does the descriptor takes no try_send.
+  std::string tail = "-the tail-";
+  ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kSend, .fd = fd,
+                              .len = static_cast<uint32_t>(tail.size()), .buf = tail.data()}),
+            0);
+  none = reactor_->wait(c, 0);
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(*none, 0) << "a send on a full socket completed at once";
+  EXPECT_EQ(reactor_->try_send(fd, "x", 1), -EBUSY);
+  std::string received;
+  std::thread reader([&] { received = client->recv_exact(filled + tail.size()); });
+  auto all = WaitUntil([](auto& a) { return HasFinal(a, 1); });
+  ASSERT_GT(all.back().result, 0);
+  size_t tail_sent = static_cast<size_t>(all.back().result);
+  if (tail_sent < tail.size()) SendAll(fd, tail.substr(tail_sent), 2);  // a faulty backend's short send
+  reader.join();
+  ASSERT_EQ(received.size(), filled + tail.size());
+  EXPECT_EQ(received.substr(filled), tail);
+  EXPECT_EQ(received.find_first_not_of('f'), filled) << "the filler arrived damaged";
+
+  // The peer gone: the send's error, and the process is still here.
+  client.reset();
+  int last = 0;
+  for (int i = 0; i < 50 && (last >= 0 || last == -EAGAIN); ++i) {
+    last = reactor_->try_send(fd, block.data(), static_cast<uint32_t>(block.size()));
+  }
+  EXPECT_TRUE(last == -EPIPE || last == -ECONNRESET) << last;
   EXPECT_EQ(reactor_->release_fd(fd), 0);
   ::close(fd);
 }

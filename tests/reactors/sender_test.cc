@@ -25,11 +25,15 @@ struct SentLog : Sender::Handler {
     last_queued = queued;
     ++completions;
   }
-  void on_send_error(absl::Status s) override { error = s; }
+  void on_send_error(absl::Status s) override {
+    error = s;
+    ++errors;
+  }
   size_t sent = 0;
   size_t last_queued = 0;
   int completions = 0;
   absl::Status error;
+  int errors = 0;
 };
 
 Chunk HeapChunk(const std::string& bytes) {
@@ -95,6 +99,57 @@ TEST_P(SenderTest, ChunksQueuedTogetherLeaveInOneSend) {
     EXPECT_EQ(sends, 4u);
   }
   EXPECT_TRUE(client.recv_exact(expected.size()) == expected);
+}
+
+// A lone chunk on a backend that sends at once (the readiness backends: Reactor::try_send)
+// leaves in the flush itself, with no operation and no completion; on io_uring it is one send
+// operation. Either way the handler hears of every byte.
+TEST_P(SenderTest, ALoneChunkLeavesAtOnceWhereTheBackendCan) {
+  BlockingClient client(port());
+  Socket socket = Accept();
+  SentLog log;
+  Sender sender(socket, log);
+  std::string expected;
+  bool at_once = LoopInternals::reactor(*loop_).can_try_send();
+  for (size_t i = 0; i < 5; ++i) {
+    uint64_t submitted_before = loop_->stats().backend_submitted;
+    std::string part = Pattern(1000 + i, i);
+    expected += part;
+    sender.push(HeapChunk(part));
+    RunUntil([&] { return sender.idle(); });
+    uint64_t operations = loop_->stats().backend_submitted - submitted_before;
+    // (A faulty backend's spurious -EAGAIN or short send hands the rest to an operation.)
+    if (at_once && !testing::IsFaulty(GetParam())) {
+      EXPECT_EQ(operations, 0u) << "a send that could go at once took an operation";
+    } else if (!at_once) {
+      EXPECT_GE(operations, 1u);
+    }
+  }
+  EXPECT_TRUE(log.error.ok()) << log.error;
+  EXPECT_EQ(log.sent, expected.size());
+  EXPECT_EQ(log.last_queued, 0u);
+  EXPECT_TRUE(client.recv_exact(expected.size()) == expected) << "the bytes differ";
+}
+
+// A send to a peer that reset the connection fails, whether it went at once or as an
+// operation: the handler hears of the error once, and the queue is dropped.
+TEST_P(SenderTest, ASendToAResetPeerReportsTheErrorOnce) {
+  auto client = std::make_unique<BlockingClient>(port());
+  Socket socket = Accept();
+  client->set_linger_zero();
+  client.reset();  // a reset
+  SentLog log;
+  Sender sender(socket, log);
+  for (int i = 0; i < 200 && log.error.ok(); ++i) {
+    sender.push(HeapChunk(Pattern(65536, i)));
+    RunUntil([&] { return sender.idle() || !log.error.ok(); });
+  }
+  EXPECT_FALSE(log.error.ok()) << "200 sends to a reset peer all succeeded";
+  EXPECT_EQ(log.errors, 1);
+  EXPECT_TRUE(sender.failed());
+  EXPECT_EQ(sender.queued_bytes(), 0u);
+  sender.push(HeapChunk("after the error"));
+  EXPECT_EQ(sender.queued_bytes(), 0u) << "a failed Sender queued more";
 }
 
 // A connection answering one request at a time queues one chunk at a time, which costs the
