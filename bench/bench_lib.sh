@@ -37,11 +37,12 @@ bench_build() {
   bazel info -c opt bazel-bin 2> /dev/null
 }
 
-# bench_wait_ready PID LOG TEXT WHAT: waits (up to 10 s) until LOG, the output of the server
-# PID, holds TEXT; if it never does, or the server exits first, prints LOG and dies with WHAT.
+# bench_wait_ready PID LOG TEXT WHAT: waits (up to BENCH_READY_SECONDS, default 10) until LOG,
+# the output of the server PID, holds TEXT; if it never does, or the server exits first, prints
+# LOG and dies with WHAT.
 bench_wait_ready() {
   local pid="$1" log="$2" text="$3" what="$4"
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 $((${BENCH_READY_SECONDS:-10} * 20))); do
     if grep -q "$text" "$log"; then return 0; fi
     kill -0 "$pid" 2> /dev/null || break
     sleep 0.05
@@ -167,8 +168,11 @@ bench_load_flags() {
 # 0 (the kernel picks a free one, so no start collides with a port still in use), its output in
 # a log of its own under $WORK, and waits until it listens; sets SERVER_PID (the server itself:
 # taskset execs it) and PORT (from its "listening on HOST:PORT" line). Needs BIN
-# (bench_build's directory, with //server/brrr-echo and //bench/peers built) and WORK.
+# (bench_build's directory, with //server/brrr-echo and //bench/peers built) and WORK. With
+# BENCH_WRAPPER (an array: a command and its options, such as valgrind's) the server runs
+# under that command, which must exec it in the same process.
 BENCH_STARTS=0
+BENCH_WRAPPER=()
 bench_start_server() {
   local name="$1" cpu="$2" max_connections="$3" server="${1%%+*}"
   bench_split_settings "$name"
@@ -178,18 +182,18 @@ bench_start_server() {
   local log="$WORK/server-$BENCH_STARTS-${name//[^A-Za-z0-9_.=+-]/_}.log"
   : > "$log"
   case "$server" in
-    brrr-*) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/server/brrr-echo/brrr-echo" --backend="${server#brrr-}" \
+    brrr-*) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/server/brrr-echo/brrr-echo" --backend="${server#brrr-}" \
       --port=0 --max_connections="$max_connections" "${BENCH_FLAGS[@]}" > "$log" 2>&1 &
       ;;
     base:brrr-*)
       [[ -n "$BENCH_BASELINE_BIN" ]] || die "unknown server '$name': no baseline build given"
-      env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" \
+      env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BENCH_BASELINE_BIN/server/brrr-echo/brrr-echo" \
         --backend="${server#base:brrr-}" --port=0 --max_connections="$max_connections" "${BENCH_FLAGS[@]}" \
         > "$log" 2>&1 &
       ;;
-    libuv) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
-    libevent) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
-    asio) env "${BENCH_ENV[@]}" taskset -c "$cpu" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
+    libuv) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
+    libevent) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
+    asio) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
     *) die "unknown server '$name' (known: $BENCH_SERVERS)" ;;
   esac
   SERVER_PID=$!
