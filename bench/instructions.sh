@@ -54,6 +54,8 @@ Usage: bench/instructions.sh [options]
   --debug_info       build with -g too, so that callgrind_annotate --auto=yes on a kept
                      file shows the instructions line by line (run it from the top of the
                      repository: the sources are named /proc/self/cwd/...)
+  --build_flag=FLAG  one more flag for bazel build -c opt (repeatable), for an experiment
+                     (e.g. --build_flag=--copt=-flto=auto --build_flag=--linkopt=-flto=auto)
   --server_cpu=C     CPU the server is pinned to (default $SERVER_CPU)
   --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
 
@@ -71,7 +73,8 @@ for arg in "$@"; do
     --load=*) LOAD="${arg#*=}" ;;
     --baseline=*) bench_use_baseline "${arg#*=}" ;;
     --keep=*) KEEP_DIR="${arg#*=}" ;;
-    --debug_info) BUILD_FLAGS=(--copt=-g) ;;
+    --debug_info) BUILD_FLAGS+=(--copt=-g) ;;
+    --build_flag=*) BUILD_FLAGS+=("${arg#*=}") ;;
     --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
     --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
     -h | --help) usage; exit 0 ;;

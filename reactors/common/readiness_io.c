@@ -61,6 +61,100 @@ static ssize_t receive_into(int fd, const struct iovec* iov, int count) {
   return rc_recvmsg(fd, &msg, 0);
 }
 
+/* What a receive's outcome means for the read loop of rc_run_read. */
+enum { RECEIVE_STOP = 0, RECEIVE_AGAIN = 1 };
+
+/* A receive that brought `received` > 0 bytes of the `asked` it had room for: notes the size
+ * (RC_SMALL_READS), ends a single-shot op, and says whether the socket may hold more. A short
+ * read drained it: new data brings a new edge. Not so once the peer has closed its side: no
+ * edge will announce the end of stream left behind. */
+static int after_data(rc_slot* slot, int multishot, int select, size_t received, size_t first_size,
+                      size_t asked) {
+  if (select) {
+    if (received >= first_size) {
+      slot->small_reads = 0;
+    } else if (slot->small_reads < UINT8_MAX) {
+      slot->small_reads++;
+    }
+  }
+  if (!multishot) slot->has_read = 0;
+  if (received < asked && !(slot->closed & RC_READ)) {
+    slot->ready &= (uint8_t)~RC_READ;
+    return RECEIVE_STOP;
+  }
+  return RECEIVE_AGAIN;
+}
+
+/* A receive that brought no data: 0 is the end of stream (the op's final completion), else
+ * `error` decides (retry_after_failure). */
+static int after_no_data(rc_core* core, rc_slot* slot, brrr_op* op, ssize_t n, int error) {
+  if (n == 0) {
+    slot->has_read = 0;
+    rc_complete(core, op, 0, 0, 0);
+    return RECEIVE_STOP;
+  }
+  return retry_after_failure(core, slot, RC_READ, error) ? RECEIVE_AGAIN : RECEIVE_STOP;
+}
+
+static uint32_t receive_flags(int multishot, int select) {
+  return (multishot ? BRRR_COMPLETION_MORE : 0u) | (select ? BRRR_COMPLETION_BUFFER : 0u);
+}
+
+/* One receive into one buffer (the op's own, or one pool buffer), with recv: the path of
+ * every small message, kept free of the scatter's arrays and loops. */
+static int receive_one(rc_core* core, int fd, rc_slot* slot, brrr_op* op, int multishot, int select,
+                       int* buffers_filled) {
+  uint32_t id = 0;
+  char* at = op->buf;
+  size_t size = op->len;
+  if (select) {
+    id = core->free_buffers[--core->free_count];
+    at = (char*)core->buffer_base + (size_t)id * core->buffer_size;
+    size = op->len != 0 && op->len < core->buffer_size ? op->len : core->buffer_size;
+  }
+  core->counters.syscalls++;
+  ssize_t n = rc_recv(fd, at, size, 0);
+  if (n <= 0) {
+    int error = n < 0 ? errno : 0;
+    if (select) core->free_buffers[core->free_count++] = id; /* unused: back on top */
+    return after_no_data(core, slot, op, n, error);
+  }
+  rc_complete(core, op, (int32_t)n, receive_flags(multishot, select), id);
+  *buffers_filled += 1;
+  return after_data(slot, multishot, select, (size_t)n, size, size);
+}
+
+/* One receive into `count` (> 1) pool buffers, taken in address order and read as few spans
+ * as they make; each buffer with data becomes its own completion. */
+static int receive_scatter(rc_core* core, int fd, rc_slot* slot, brrr_op* op, int multishot, int count,
+                           int* buffers_filled) {
+  struct iovec iov[RC_SCATTER];
+  uint32_t ids[RC_SCATTER];
+  take_buffers_in_address_order(core, ids, count);
+  for (int k = 0; k < count; k++) {
+    iov[k].iov_base = core->buffer_base + (size_t)ids[k] * core->buffer_size;
+    iov[k].iov_len = core->buffer_size;
+  }
+  size_t asked = (size_t)count * core->buffer_size;
+  core->counters.syscalls++;
+  ssize_t n = receive_into(fd, iov, count);
+  int error = n < 0 ? errno : 0;
+  size_t received = n > 0 ? (size_t)n : 0;
+  int used = (int)((received + core->buffer_size - 1) / core->buffer_size);
+  /* Unused buffers go back highest address first: the free list is a stack, and the next
+   * receive should get the same (cache-warm) buffers. */
+  for (int k = count - 1; k >= used; k--) core->free_buffers[core->free_count++] = ids[k];
+  if (n <= 0) return after_no_data(core, slot, op, n, error);
+  size_t left = received;
+  for (int k = 0; k < used; k++) {
+    size_t part = left < core->buffer_size ? left : core->buffer_size;
+    rc_complete(core, op, (int32_t)part, receive_flags(multishot, 1), ids[k]);
+    left -= part;
+  }
+  *buffers_filled += used;
+  return after_data(slot, multishot, 1, received, core->buffer_size, asked);
+}
+
 int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
   brrr_op* op = &slot->read_op;
   int multishot = (op->flags & BRRR_OP_MULTISHOT) != 0;
@@ -84,11 +178,7 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
       }
       case BRRR_OP_RECV: {
         int select = (op->flags & BRRR_OP_BUFFER_SELECT) != 0;
-        struct iovec iov[RC_SCATTER];
-        uint32_t ids[RC_SCATTER] = {0};
         int count = 1;
-        iov[0].iov_base = op->buf;
-        iov[0].iov_len = op->len;
         if (select) {
           if (core->free_count == 0) {
             slot->has_read = 0;
@@ -103,58 +193,10 @@ int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
             if ((uint32_t)count > core->free_count) count = (int)core->free_count;
             if (count > RC_BATCH - buffers_filled) count = RC_BATCH - buffers_filled;
           }
-          take_buffers_in_address_order(core, ids, count);
-          for (int k = 0; k < count; k++) {
-            iov[k].iov_base = core->buffer_base + (size_t)ids[k] * core->buffer_size;
-            iov[k].iov_len = core->buffer_size;
-          }
-          if (op->len != 0 && op->len < iov[0].iov_len) iov[0].iov_len = op->len;
         }
-        size_t len = 0;
-        for (int k = 0; k < count; k++) len += iov[k].iov_len;
-        core->counters.syscalls++;
-        ssize_t n = count == 1 ? rc_recv(fd, iov[0].iov_base, iov[0].iov_len, 0) : receive_into(fd, iov, count);
-        int error = n < 0 ? errno : 0;
-        size_t received = n > 0 ? (size_t)n : 0;
-        int used = 0;
-        while (used < count && (size_t)used * core->buffer_size < received) used++;
-        if (select && n > 0) {
-          if (received >= iov[0].iov_len) {
-            slot->small_reads = 0;
-          } else if (slot->small_reads < UINT8_MAX) {
-            slot->small_reads++;
-          }
-        }
-        if (select) {
-          /* Unused buffers go back highest address first: the free list is a stack, and the
-           * next receive should get the same (cache-warm) buffers. */
-          for (int k = count - 1; k >= used; k--) core->free_buffers[core->free_count++] = ids[k];
-        }
-        if (n > 0) {
-          if (!multishot) slot->has_read = 0;
-          uint32_t flags = (multishot ? BRRR_COMPLETION_MORE : 0u) |
-                           (select ? BRRR_COMPLETION_BUFFER : 0u);
-          size_t left = received;
-          for (int k = 0; k < used; k++) {
-            size_t part = left < iov[k].iov_len ? left : iov[k].iov_len;
-            rc_complete(core, op, (int32_t)part, flags, ids[k]);
-            left -= part;
-          }
-          buffers_filled += used;
-          /* A short read drained the socket: new data brings a new edge. Not so once the
-           * peer has closed its side: no edge will announce the end of stream left behind. */
-          if (received < len && !(slot->closed & RC_READ)) {
-            slot->ready &= (uint8_t)~RC_READ;
-            return 0;
-          }
-          continue;
-        }
-        if (n == 0) {
-          slot->has_read = 0;
-          rc_complete(core, op, 0, 0, 0);
-          return 0;
-        }
-        if (retry_after_failure(core, slot, RC_READ, error)) continue;
+        int next = count > 1 ? receive_scatter(core, fd, slot, op, multishot, count, &buffers_filled)
+                             : receive_one(core, fd, slot, op, multishot, select, &buffers_filled);
+        if (next == RECEIVE_AGAIN) continue;
         return 0;
       }
       default:
