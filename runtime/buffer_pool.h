@@ -78,6 +78,10 @@ class Chunk {
   Chunk& operator=(const Chunk&) = delete;
   ~Chunk() { release(); }
 
+  // Gives the memory back now (a pool buffer to its pool); the chunk is then empty, as a
+  // default one is.
+  void reset() { release(); }
+
   char* data() const { return data_; }
   size_t size() const { return size_; }
   size_t capacity() const { return pool_ != nullptr ? pool_->buffer_size() : capacity_; }
@@ -85,8 +89,8 @@ class Chunk {
   bool from_pool() const { return pool_ != nullptr; }
 
  private:
-  // Gives the memory back, if it holds any. Inline for the common case of an empty chunk
-  // (moved from, or default): every move and destruction calls it.
+  // Gives the memory back, if it holds any, and empties the chunk. Inline for the common case
+  // of an empty chunk (moved from, or default): every move and destruction calls it.
   void release() {
     if (data_ != nullptr) release_memory();
   }

@@ -55,7 +55,7 @@ void Sender::flush() {
 }
 
 void Sender::pop_front() {
-  front() = Chunk();
+  front().reset();
   head_ = (head_ + 1) & (capacity_ - 1);
   --count_;
   front_offset_ = 0;
@@ -74,8 +74,9 @@ void Sender::send_queued() {
   size_t sent_now = 0;
   bool may_try = try_sends_;
   for (;;) {
-    size_t chunks = 0;
-    IoOperation op = next_send(&chunks);
+    size_t chunks = std::min(count_, SendGather::kMaxEntries);
+    IoOperation op = chunks == 1 ? plain_send(front().data() + front_offset_, front().size() - front_offset_)
+                                 : send_of(chunks);
     if (may_try && op.opcode == IoOpcode::kSend) {
       int n = state_->try_send(static_cast<const char*>(op.buf), op.len);
       if (n > 0) {
@@ -110,12 +111,9 @@ void Sender::send_queued() {
   }
 }
 
-IoOperation Sender::next_send(size_t* chunks_out) {
-  size_t chunks = std::min(count_, SendGather::kMaxEntries);
-  *chunks_out = chunks;
-  if (chunks == 1) return plain_send(front().data() + front_offset_, front().size() - front_offset_);
-  // The queued chunks as byte ranges, neighbours in memory joined: one range is a plain send,
-  // several a gathered one where the backend has it (else the first range alone).
+IoOperation Sender::send_of(size_t chunks) {
+  // The chunks as byte ranges, neighbours in memory joined: one range is a plain send, several
+  // a gathered one where the backend has it (else the first range alone).
   iovec ranges[SendGather::kMaxEntries];
   size_t count = 0;
   for (size_t i = 0; i < chunks; ++i) {

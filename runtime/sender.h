@@ -78,12 +78,13 @@ class Sender final : public detail::IoWaiter, public DeferredFlush {
 
  private:
   // Sends what is queued: at once where the backend can (Reactor::try_send) while the socket
-  // takes it all, else by starting one send operation (next_send).
+  // takes it all, else by starting one send operation. A lone chunk is a plain send; several
+  // are send_of's.
   void send_queued();
-  // The send of up to SendGather::kMaxEntries chunks from the front (their count in
-  // *chunks): a plain send when they are one range in memory (or the backend cannot gather:
-  // then the first range alone), else a gathered one.
-  IoOperation next_send(size_t* chunks);
+  // The send of the first `chunks` (2 to SendGather::kMaxEntries) chunks: a plain send when
+  // they are one range in memory (or the backend cannot gather: then the first range alone),
+  // else a gathered one.
+  IoOperation send_of(size_t chunks);
   // A send failed: drops the queue and tells the handler (last: it may destroy this Sender).
   void fail(int negative_errno);
   // A plain send of `size` bytes at `data` (at most 1 GiB: the rest goes in the next send).

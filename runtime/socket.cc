@@ -117,7 +117,7 @@ void SocketState::on_io_completion(const Completion& c) {
     s.cancel_sent = false;
     update_sets(was_reading, was_writing);
     if (side == Side::kRead) {
-      orphaned_receive_buffer_ = Chunk();
+      orphaned_receive_buffer_.reset();
     } else {
       orphaned_send_.reset();
     }

@@ -52,17 +52,11 @@ void TimerQueue::sweep_tombstones() {
   std::make_heap(heap_.begin(), heap_.end(), later);
 }
 
-void TimerQueue::drop_dead_top() {
+void TimerQueue::pop_dead_top() {
   while (!heap_.empty() && !is_live(heap_.front())) {
     std::pop_heap(heap_.begin(), heap_.end(), later);
     heap_.pop_back();
   }
-}
-
-std::optional<int64_t> TimerQueue::next_deadline() {
-  drop_dead_top();
-  if (heap_.empty()) return std::nullopt;
-  return heap_.front().deadline_ns;
 }
 
 bool TimerQueue::pop_due(int64_t now_ns, DueTimer* out) {

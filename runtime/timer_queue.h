@@ -57,7 +57,16 @@ class TimerQueue {
   std::size_t size() const { return live_; }
 
   // The earliest pending deadline, if any.
-  std::optional<int64_t> next_deadline();
+  std::optional<int64_t> next_deadline() {
+    drop_dead_top();
+    if (heap_.empty()) return std::nullopt;
+    return heap_.front().deadline_ns;
+  }
+
+  // False when no timer is due by now_ns, so that pop_due would find none: a look at the
+  // earliest entry (the heap orders cancelled entries by their deadline too), for the loop to
+  // skip its timer phase in the common case at the cost of a comparison.
+  bool may_have_due(int64_t now_ns) const { return !heap_.empty() && heap_.front().deadline_ns <= now_ns; }
 
   // Moves the earliest pending timer with deadline <= now_ns into *out. False if none is due.
   bool pop_due(int64_t now_ns, DueTimer* out);
@@ -83,7 +92,11 @@ class TimerQueue {
   }
 
   bool is_live(const HeapEntry& e) const { return slots_[e.slot].generation == e.generation; }
-  void drop_dead_top();
+  // Pops cancelled entries off the top of the heap.
+  void drop_dead_top() {
+    if (!heap_.empty() && !is_live(heap_.front())) pop_dead_top();
+  }
+  void pop_dead_top();
   void sweep_tombstones();
   uint32_t allocate_slot();
   void release_slot(uint32_t slot);
