@@ -56,18 +56,22 @@ static rc_slot* existing_slot(rc_core* core, int fd) {
   return &core->slots[fd];
 }
 
-/* Brings what the backend watches for fd in line with the operations in flight. */
-static int update_interest(rc_core* core, int fd, rc_slot* slot) {
+static int change_interest(rc_core* core, int fd, rc_slot* slot, uint32_t want) {
+  int rc = core->ops->set_interest(core->backend, fd, slot->watched, want);
+  if (rc == 0) slot->watched = (uint8_t)want;
+  return rc;
+}
+
+/* Brings what the backend watches for fd in line with the operations in flight. Inline: after
+ * almost every event and submit nothing changes (a multishot receive stays armed). */
+static inline int update_interest(rc_core* core, int fd, rc_slot* slot) {
   uint32_t want;
   if (core->mode == RC_EDGE) {
     want = RC_READ | RC_WRITE; /* registered once, for good */
   } else {
     want = (slot->has_read ? RC_READ : 0u) | (slot->has_write ? RC_WRITE : 0u);
   }
-  if (want == slot->watched) return 0;
-  int rc = core->ops->set_interest(core->backend, fd, slot->watched, want);
-  if (rc == 0) slot->watched = (uint8_t)want;
-  return rc;
+  return want == slot->watched ? 0 : change_interest(core, fd, slot, want);
 }
 
 static void push_again(rc_core* core, int fd, rc_slot* slot) {
