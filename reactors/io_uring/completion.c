@@ -359,7 +359,7 @@ int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t 
   /* Completions (or a wake-up) already in the ring: return without blocking, but start what
    * is queued. */
   r->woken = 0;
-  /* (The look is inline: most waits find the ring empty, and a reap is a call and a setup.) */
+  /* A look first: most waits find the ring empty, and a reap costs a call and its setup. */
   int n = r->pending_count > 0 || io_uring_cq_ready(&r->ring) > 0 ? ur_reap(r, out, max_completions) : 0;
   if (n > 0 || r->woken) {
     if (io_uring_sq_ready(&r->ring) > 0) {
