@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # bench/bench_lib.sh: what the benchmark scripts share, sourced by each of them (bench/echo.sh,
-# bench/ab.sh, bench/profile.sh, bench/metrics_overhead.sh, bench/watch_overhead.sh): the error
-# that ends a script, the tools it needs, the CPUs it pins to, the optimized build of what it
-# runs (and another build to compare with), and the wait for a server it started to say that
-# it is ready; and the echo servers and load scenarios bench/echo.sh, bench/ab.sh and
-# bench/profile.sh run (bench_start_server, bench_scenario_args). Not a script of its own.
+# bench/ab.sh, bench/profile.sh, bench/instructions.sh, bench/metrics_overhead.sh,
+# bench/watch_overhead.sh): the error that ends a script, the tools it needs, the CPUs it pins
+# to, the optimized build of what it runs (and another build to compare with), and the wait
+# for a server it started to say that it is ready; and the echo servers and load scenarios
+# bench/echo.sh, bench/ab.sh, bench/profile.sh and bench/instructions.sh run
+# (bench_start_server, bench_scenario_args, bench_sent_bytes). Not a script of its own.
 #
 #   BENCH_NAME=bench/foo.sh                        # the name errors start with
 #   source "$(dirname "$0")/bench_lib.sh"
@@ -199,6 +200,13 @@ bench_start_server() {
   SERVER_PID=$!
   bench_wait_ready "$SERVER_PID" "$log" "listening on [^ ]*:[1-9]" "$name did not start"
   PORT="$(grep -o -m1 'listening on [^ ]*:[0-9]*' "$log" | sed 's/.*://')"
+}
+
+# bench_sent_bytes PORT: the bytes the server listening on PORT has sent on its open
+# connections (ss -ti); its echoes, counted by the kernel.
+bench_sent_bytes() {
+  ss -tinH state established "( sport = :$1 )" |
+    awk '{for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) {split($i, f, ":"); b += f[2]}} END {printf "%.0f", b}'
 }
 
 # bench_stop_server: stops SERVER_PID (SIGTERM, then SIGKILL after 5 s) and clears it.

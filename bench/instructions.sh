@@ -105,12 +105,6 @@ trap cleanup EXIT
 BENCH_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$WORK/callgrind.%p")
 BENCH_READY_SECONDS=60
 
-# sent_bytes PORT: the bytes the server has sent on its open connections on PORT.
-sent_bytes() {
-  ss -tinH state established "( sport = :$1 )" |
-    awk '{for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) {split($i, f, ":"); b += f[2]}} END {printf "%.0f", b}'
-}
-
 RAW="$WORK/runs.jsonl"
 : > "$RAW"
 failures=0
@@ -127,9 +121,9 @@ for scenario in $SCENARIOS; do
     load_pid=$!
     sleep "$(python3 -c "print(float('$WARMUP') + 0.5)")"
     callgrind_control --instr=on "$SERVER_PID" > /dev/null 2>&1
-    sent0="$(sent_bytes "$PORT")"
+    sent0="$(bench_sent_bytes "$PORT")"
     sleep "$WINDOW"
-    sent1="$(sent_bytes "$PORT")"
+    sent1="$(bench_sent_bytes "$PORT")"
     callgrind_control --instr=off "$SERVER_PID" > /dev/null 2>&1
     callgrind_control --dump "$SERVER_PID" > /dev/null 2>&1
     load_rc=0

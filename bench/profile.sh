@@ -143,13 +143,12 @@ snapshot() {
   switches="$(cat /proc/"$pid"/task/*/status 2> /dev/null |
     awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v + 0, n + 0}')"
   if command -v ss > /dev/null; then
-    echoed="$(ss -tinH state established "( sport = :$port )" |
-      awk '{for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) {split($i, f, ":"); b += f[2]}} END {printf "%.0f", b}')"
+    echoed="$(bench_sent_bytes "$port")"
   fi
   retransmitted="$(awk '/^Tcp:/ {if (seen++) {for (i = 1; i <= NF; i++) if (name[i] == "RetransSegs") print $i} else for (i = 1; i <= NF; i++) name[i] = $i}' /proc/net/snmp)"
   echo "$(date +%s.%N) $ticks $ns $switches $echoed ${retransmitted:-0}"
 }
-export -f snapshot
+export -f snapshot bench_sent_bytes
 
 # count_window PID PORT SECONDS: snapshots PID into $WORK/snap0, waits SECONDS, snapshots it
 # into $WORK/snap1, and prints the system calls PID made in between (empty if not counted).
