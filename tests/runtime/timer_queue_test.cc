@@ -54,6 +54,28 @@ TEST(TimerQueueTest, OnlyDueTimersPop) {
   EXPECT_EQ(fired, 2);
 }
 
+// may_have_due is the loop's cheap look before its timer phase: never false while pop_due
+// would find a timer, and false whenever the earliest entry (a cancelled one included) is not
+// due yet.
+TEST(TimerQueueTest, MayHaveDueNeverMissesADueTimer) {
+  TimerQueue q;
+  EXPECT_FALSE(q.may_have_due(1000));
+  TimerId early = q.schedule(10, [] {}, "t");
+  q.schedule(20, [] {}, "t");
+  EXPECT_FALSE(q.may_have_due(9));
+  EXPECT_TRUE(q.may_have_due(10));
+  ASSERT_TRUE(q.cancel(early));
+  // The cancelled entry may still head the heap: a look says "maybe", pop_due finds none.
+  DueTimer due;
+  if (q.may_have_due(15)) {
+    EXPECT_FALSE(q.pop_due(15, &due));
+  }
+  EXPECT_FALSE(q.may_have_due(15)) << "pop_due dropped the cancelled entry: nothing is due by 15";
+  EXPECT_TRUE(q.may_have_due(20));
+  EXPECT_EQ(RunDue(q, 20), 1);
+  EXPECT_FALSE(q.may_have_due(1000));
+}
+
 TEST(TimerQueueTest, CancelledTimerNeverRunsAndIsReleasedAtOnce) {
   TimerQueue q;
   auto owned = std::make_shared<int>(1);
