@@ -87,9 +87,7 @@ void Sender::send_queued() {
         may_try = static_cast<uint32_t>(n) == op.len;
         continue;
       }
-      if (n == -ENOTSUP) {
-        try_sends_ = false;
-      } else if (n != -EAGAIN && sent_now == 0) {
+      if (n != -EAGAIN && sent_now == 0) {
         fail(n);
         return;
       }

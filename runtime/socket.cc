@@ -72,9 +72,7 @@ int SocketState::try_send(const char* data, uint32_t len) {
   if (write_.in_flight) return -EBUSY;
   if (closing_) return -EBADF;
   if (!LoopInternals::has_reactor(loop_)) return -ESHUTDOWN;
-  Reactor& reactor = LoopInternals::reactor(loop_);
-  if (!reactor.can_try_send()) return -ENOTSUP;
-  int n = reactor.try_send(fd_, data, len);
+  int n = LoopInternals::reactor(loop_).try_send(fd_, data, len);
   if (n > 0) bytes_out_ += static_cast<uint64_t>(n);
   return n;
 }

@@ -84,11 +84,10 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
 
   // Starts an operation on one side: 0, or -errno (nothing started).
   int start(Side side, IoOperation op, IoWaiter* waiter);
-  // Sends up to `len` bytes at once without an operation, where the backend can
-  // (Reactor::can_try_send) and no send is in flight: the bytes sent (> 0, counted in
-  // bytes_out), or -errno: -EAGAIN (the socket takes nothing now: start a kSend), -ENOTSUP
-  // (the backend has no such send: start a kSend), -EBUSY, -EBADF (closing), or the send's
-  // error.
+  // Sends up to `len` bytes at once without an operation, when no send is in flight. Only on
+  // a loop whose backend can (Reactor::can_try_send: its caller asks once, as the Sender
+  // does). The bytes sent (> 0, counted in bytes_out), or -errno: -EAGAIN (the socket takes
+  // nothing now: start a kSend), -EBUSY, -EBADF (closing), -ESHUTDOWN, or the send's error.
   int try_send(const char* data, uint32_t len);
   // Asks the backend to stop the side's operation (once); its completion still arrives.
   void cancel(Side side);
