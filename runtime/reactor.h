@@ -134,12 +134,13 @@ class Reactor {
   int cancel(int fd, uint64_t user_data);
   int release_fd(int fd);
 
-  // Whether the backend sends at once without an operation (try_send): the readiness
-  // backends do; io_uring, whose sends are kernel operations, does not.
+  // Whether the backend can send at once without an operation (try_send). Every backend here
+  // can: the readiness ones whenever the socket has room, io_uring when its loop is quiet.
   bool can_try_send() const { return try_send_ != nullptr; }
   // Sends up to `len` bytes now, with no operation and no completion: the bytes sent (> 0),
-  // -EAGAIN when the socket takes nothing now (submit a kSend to wait for room), -EBUSY when a
-  // write-side operation is in flight on fd, or the send's -errno. Only where can_try_send().
+  // -EAGAIN when they should go as a kSend instead (the socket takes nothing now, or the
+  // backend batches sends under load), -EBUSY when a write-side operation is in flight on fd,
+  // or the send's -errno. Only where can_try_send().
   int try_send(int fd, const void* buf, uint32_t len) { return try_send_(instance_, fd, buf, len); }
 
   // Waits up to timeout_ns (-1: until woken) and fills `out`: the backend writes into it

@@ -12,9 +12,10 @@
  * (select, poll, epoll) perform the system call when the descriptor is ready; io_uring submits
  * the operation itself. Either way the runtime sees the same thing: an operation, then one or more
  * completions carrying its user_data, the last of which has no BRRR_COMPLETION_MORE flag.
- * A readiness backend may also offer try_send: a send made at once, outside that model (no
- * operation, no completion), which saves a message's reply the trip through submit() and
- * wait() whenever the socket has room; a kSend then waits for room when it has none.
+ * A backend may also offer try_send: a send made at once, outside that model (no operation,
+ * no completion), which saves a message's reply the trip through submit() and wait() whenever
+ * the socket has room (and, on io_uring, whenever the loop is quiet enough that a send of its
+ * own costs less than one more request in its next batch); a SEND op does the rest.
  *
  * Rules every backend keeps (the conformance suite in tests/reactors checks them):
  *  - Every successful submit() yields exactly one FINAL completion (flags without
@@ -204,12 +205,13 @@ typedef struct brrr_reactor_plugin {
   /* Copies the instance's counters into *out (caller-owned). */
   void (*counters)(const brrr_reactor* reactor, brrr_reactor_counters* out);
 
-  /* OPTIONAL (NULL when the backend has none; io_uring, whose sends are its own kernel
-   * operations, has none). Sends up to len bytes of buf on fd now, without an operation: no
-   * completion follows, and buf is not kept. Returns the bytes sent (> 0), or -EAGAIN when the
-   * socket takes nothing now (submit a SEND to wait for room), -EBUSY when a write-side
-   * operation is in flight on fd, -ERANGE (fd above max_fd), or the send's -errno. Never
-   * raises SIGPIPE. For len 0 it returns 0 without a system call. */
+  /* OPTIONAL (NULL when the backend has none). Sends up to len bytes of buf on fd now,
+   * without an operation: no completion follows, and buf is not kept. Returns the bytes sent
+   * (> 0), or -EAGAIN when the bytes should go as a SEND op instead: the socket takes nothing
+   * now (the op waits for room), or the backend would rather batch it (io_uring sends at once
+   * only on a quiet loop: see reactors/io_uring); -EBUSY when a write-side operation is in
+   * flight on fd, -ERANGE (fd above max_fd), or the send's -errno. Never raises SIGPIPE. For
+   * len 0 it returns 0 without a system call. */
   int (*try_send)(brrr_reactor* reactor, int fd, const void* buf, uint32_t len);
 } brrr_reactor_plugin;
 

@@ -68,9 +68,9 @@ void Sender::pop_front() {
 }
 
 void Sender::send_queued() {
-  // Where the backend sends at once (the readiness backends), the queue goes out here, with
-  // no operation, registry slot or completion, for as long as the socket takes all it is
-  // given; an operation then waits for room (or, on io_uring, carries every send).
+  // Where the backend sends at once (Reactor::try_send), the queue goes out here, with no
+  // operation, registry slot or completion, for as long as the socket takes all it is given
+  // and the backend takes the sends; an operation does the rest.
   size_t sent_now = 0;
   bool may_try = try_sends_;
   for (;;) {

@@ -15,11 +15,11 @@
 // filled usually do: the readiness backends hand them out in address order), and a single
 // range is a plain send too, which costs the kernel less than a gathered one.
 //
-// Sending at once: where the backend can (the readiness backends, Reactor::try_send), a plain
-// send leaves in the flush itself, with no operation, registry slot or completion, and the
-// handler hears of it before the flush returns; a send operation is started only when the
-// socket takes less than it is given (it then waits for room) or the queue needs a gathered
-// send. On io_uring every send is an operation, batched into the loop's next submission.
+// Sending at once: where the backend takes it (Reactor::try_send: the readiness backends
+// whenever the socket has room, io_uring when the loop is quiet), a plain send leaves in the
+// flush itself, with no operation, registry slot or completion, and the handler hears of it
+// before the flush returns; otherwise a send operation is started (it waits for room, or on
+// io_uring joins the loop's next batch), and so it is when the queue needs a gathered send.
 //
 // The socket is in its loop's write set while anything is queued or in flight.
 // An idle Sender owns no memory beyond itself, and one that never holds more than one chunk

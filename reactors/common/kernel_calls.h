@@ -1,6 +1,7 @@
 /*
- * kernel_calls.h: the system calls of the readiness backends' data path (select, poll, epoll:
- * the readiness core's receives, sends and accepts, and each backend's wait), made directly.
+ * kernel_calls.h: the system calls of the backends' data path (select, poll, epoll: the
+ * readiness core's receives, sends and accepts, and each backend's wait; io_uring: its sends at
+ * once), made directly.
  *
  *   ssize_t n = rc_recv(fd, buf, len, 0);           // as recv(2): -1 with errno on failure
  *   int ready = rc_ppoll(fds, count, &timeout, NULL);  // as ppoll(2)

@@ -138,6 +138,10 @@ struct brrr_reactor {
   uint32_t pending_head;
   uint32_t pending_count;
 
+  /* try_send's pacing: what the last wait() returned, and whether a send went at once since. */
+  uint32_t last_wait_completions;
+  uint8_t sent_at_once;
+
   brrr_reactor_counters counters;
 };
 
@@ -186,6 +190,8 @@ void ur_pay_owed_cancels(brrr_reactor* r);
 void ur_cancel_each(brrr_reactor* r);
 int ur_submit(brrr_reactor* r, const brrr_op* op);
 int ur_cancel(brrr_reactor* r, int fd, uint64_t user_data);
+/* A plain send at once, only on a quiet loop (see the function); else -EAGAIN: an operation. */
+int ur_try_send(brrr_reactor* r, int fd, const void* buf, uint32_t len);
 
 /* ---- completion.c ---- */
 

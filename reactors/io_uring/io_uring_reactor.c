@@ -20,6 +20,14 @@
  * completions to return it does not block, but still submits what is queued so that new
  * operations start at once.
  *
+ * Sends at once (try_send). On a quiet loop (its last wait() returned at most one completion,
+ * no send went at once since, nothing waits in the submission queue) a reply goes out with one
+ * send(2) (kernel_calls.h's, as the readiness backends send) and no request: a connection
+ * answering one request at a time then costs that send and the enter that waits for the next
+ * request, where a SEND request cost an enter whose wait its own completion ended at once, and
+ * one more loop iteration. Under load (several completions per wait) every send stays a request
+ * in the loop's next batch.
+ *
  * The op table and SQE user_data. brrr's user_data is an arbitrary 64-bit value, so the
  * kernel never sees it: each live operation has a slot in a growable table holding its
  * record (user_data, opcode, flags, fd, buf/len or the connect address, state), and its
@@ -306,6 +314,7 @@ static const brrr_reactor_plugin kIoUringPlugin = {
     .provide_buffers = ur_provide_buffers,
     .recycle_buffer = ur_recycle_buffer,
     .counters = ur_counters,
+    .try_send = ur_try_send,
 };
 
 BRRR_REACTOR_EXPORT const brrr_reactor_plugin* brrr_reactor_entry(void) {
