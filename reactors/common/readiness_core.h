@@ -24,7 +24,9 @@
  * RC_SERVE_PER_WAIT of them per wait() call, so the runtime sends the replies to those
  * before the next descriptors are received. The waits after that serve the rest, in the
  * order reported, without asking the kernel until none is left. A descriptor released
- * meanwhile has its events dropped.
+ * meanwhile has its events dropped. So that no descriptor is always among the last served,
+ * the scanning backends (poll, select) start each walk of their sets one place further on
+ * (epoll, edge-triggered, reports each edge once, in the order the edges came).
  *
  * A backend file holds only its mechanism (an rc_backend_ops) and one RC_DEFINE_PLUGIN line.
  *

@@ -22,6 +22,7 @@ typedef struct poll_backend {
   size_t capacity;
   int* index_of; /* descriptor -> index in fds, or -1 */
   size_t index_capacity;
+  size_t rotation; /* where the next wait's walk starts */
 } poll_backend;
 
 static int ensure_index(poll_backend* be, int fd) {
@@ -76,10 +77,16 @@ static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
   int n = rc_ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts), mask);
   if (n < 0) return -errno;
   /* Walk backwards: rc_on_ready only records an entry, but when it cannot (out of memory) it
-   * serves it at once, which may remove the entry and move the last one (already visited)
-   * into its place. */
+   * serves it at once, which may remove the entry and move the last one into its place (then
+   * not seen in this wait if the walk has not reached it yet: level-triggered, the next poll
+   * reports it again). Each wait starts one entry further on, so that when more descriptors
+   * are ready than a wait() serves, no descriptor is always among the last. */
   int seen = 0;
-  for (size_t i = be->size; i-- > 0 && seen < n;) {
+  size_t size = be->size;
+  if (size == 0) return n;
+  size_t i = be->rotation++ % size;
+  for (size_t k = 0; k < size && seen < n; k++, i = i == 0 ? size - 1 : i - 1) {
+    if (i >= be->size) continue; /* the array shrank behind the walk */
     short revents = be->fds[i].revents;
     if (revents == 0) continue;
     seen++;

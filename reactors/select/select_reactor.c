@@ -23,6 +23,7 @@ typedef struct select_backend {
   int max_watched; /* highest descriptor in either set, or -1 */
   fd_set ready_read; /* scratch for one wait */
   fd_set ready_write;
+  unsigned rotation; /* where the next wait's walk starts */
 } select_backend;
 
 static int select_set_interest(void* backend, int fd, uint32_t previous, uint32_t interest) {
@@ -50,8 +51,14 @@ static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
   int n = rc_pselect(be->max_watched + 1, &be->ready_read, &be->ready_write, NULL,
                      rc_timespec(timeout_ns, &ts), mask);
   if (n < 0) return -errno;
+  /* Each wait starts its walk one descriptor further on, so that when more descriptors are
+   * ready than a wait() serves, no descriptor is always among the last. The sets are this
+   * wait's copies: a descriptor rc_on_ready stops watching is still walked, harmlessly. */
   int seen = 0;
-  for (int fd = 0; fd <= be->max_watched && seen < n; fd++) {
+  int count = be->max_watched + 1;
+  if (count <= 0) return n;
+  int fd = (int)(be->rotation++ % (unsigned)count);
+  for (int k = 0; k < count && seen < n; k++, fd = fd + 1 == count ? 0 : fd + 1) {
     uint32_t ready = 0;
     if (FD_ISSET(fd, &be->ready_read)) ready |= RC_READ, seen++;
     if (FD_ISSET(fd, &be->ready_write)) ready |= RC_WRITE, seen++;

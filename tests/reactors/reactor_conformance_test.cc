@@ -306,6 +306,43 @@ TEST_P(ReactorTest, ManyReadyDescriptorsAreEachServedOnceAFewPerWait) {
   ready.close_all(*reactor_);
 }
 
+// More descriptors ready than one wait() serves, again and again: which of them come first
+// changes from one kernel wait to the next, so that none is always among the last (the
+// scanning backends start each walk of their sets one place further on). Over as many rounds
+// as there are descriptors, each is in the first wait()'s completions at least once.
+TEST_P(ReactorTest, NoReadyDescriptorIsAlwaysServedLast) {
+  constexpr int kConnections = 40;  // more than a readiness wait() serves (readiness_core.h)
+  Listener l;
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  std::vector<int> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(std::make_unique<BlockingClient>(l.port));
+    fds.push_back(AcceptOne(l));
+    ASSERT_GE(fds.back(), 0);
+    ASSERT_TRUE(clients.back()->send_all("x"));  // never read: readable for the whole test
+  }
+  std::vector<int> first_served(kConnections, 0);
+  for (int round = 0; round < kConnections; ++round) {
+    for (int i = 0; i < kConnections; ++i) {
+      ASSERT_EQ(reactor_->submit({.user_data = static_cast<uint64_t>(i + 1), .opcode = IoOpcode::kPollReadable,
+                                  .fd = fds[i]}),
+                0);
+    }
+    std::vector<Completion> first;
+    WaitOnce(*reactor_, first);
+    for (const Completion& c : first) ++first_served[c.user_data - 1];
+    std::vector<Completion> rest = WaitUntil([&](auto& a) { return first.size() + a.size() >= kConnections; });
+    ASSERT_EQ(first.size() + rest.size(), static_cast<size_t>(kConnections)) << "round " << round;
+  }
+  for (int i = 0; i < kConnections; ++i) {
+    EXPECT_GT(first_served[i], 0) << "descriptor " << i << " was never among the first served";
+  }
+  for (int fd : fds) {
+    EXPECT_EQ(reactor_->release_fd(fd), 0);
+    ::close(fd);
+  }
+}
+
 // A descriptor released while its receive's result is not handed out yet (on the readiness
 // backends the kernel's report of it still waits to be served; on io_uring its completion
 // waits in the ring): the receive cancelled, the descriptor released and closed between two
