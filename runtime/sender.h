@@ -19,7 +19,7 @@
 // whenever the socket has room, io_uring when the loop is quiet), a plain send leaves in the
 // flush itself, with no operation, registry slot or completion, and the handler hears of it
 // before the flush returns; otherwise a send operation is started (it waits for room, or on
-// io_uring joins the loop's next batch), and so it is when the queue needs a gathered send.
+// io_uring joins the loop's next batch), as it always is when the queue needs a gathered send.
 //
 // The socket is in its loop's write set while anything is queued or in flight.
 // An idle Sender owns no memory beyond itself, and one that never holds more than one chunk

@@ -86,8 +86,9 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   int start(Side side, IoOperation op, IoWaiter* waiter);
   // Sends up to `len` bytes at once without an operation, when no send is in flight. Only on
   // a loop whose backend can (Reactor::can_try_send: its caller asks once, as the Sender
-  // does). The bytes sent (> 0, counted in bytes_out), or -errno: -EAGAIN (the backend says:
-  // start a kSend; the socket takes nothing now, or io_uring batches sends under load), -EBUSY, -EBADF (closing), -ESHUTDOWN, or the send's error.
+  // does). The bytes sent (> 0, counted in bytes_out), or -errno: -EAGAIN (start a kSend:
+  // the socket takes nothing now, or io_uring batches sends under load), -EBUSY, -EBADF
+  // (closing), -ESHUTDOWN, or the send's error.
   int try_send(const char* data, uint32_t len);
   // Asks the backend to stop the side's operation (once); its completion still arrives.
   void cancel(Side side);
