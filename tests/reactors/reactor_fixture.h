@@ -131,6 +131,15 @@ class ReactorTest : public ::testing::TestWithParam<std::string> {
     return all;
   }
 
+  // One wait() that does not block; its completions are dropped. How many it handed out, or
+  // -1 (a test failure) when it failed.
+  int WaitWithoutBlocking() {
+    Completion batch[64];
+    absl::StatusOr<int> n = reactor_->wait(batch, 0);
+    EXPECT_TRUE(n.ok()) << n.status();
+    return n.ok() ? *n : -1;
+  }
+
   // Sends `text` on fd with kSends (as user_data id) and waits until it has all gone. A send
   // may be partial (reactor_abi.h; the fault-injecting plugins make some so): the rest goes in
   // another kSend, as the runtime's Sender does.

@@ -196,12 +196,6 @@ TEST_P(ReactorTest, SendMsgNeverRaisesSigpipeAndChecksItsArguments) {
 // peer is gone.
 TEST_P(ReactorTest, TrySendSendsAtOnceWithoutACompletion) {
   ASSERT_TRUE(reactor_->can_try_send());
-  Completion c[4];
-  auto look = [&] {
-    absl::StatusOr<int> n = reactor_->wait(c, 0);
-    EXPECT_TRUE(n.ok()) << n.status();
-    return n.ok() ? *n : -1;
-  };
   Listener l;
   auto client = std::make_unique<BlockingClient>(l.port);
   int fd = AcceptOne(l);
@@ -219,7 +213,7 @@ TEST_P(ReactorTest, TrySendSendsAtOnceWithoutACompletion) {
     int n = reactor_->try_send(fd, hello.data() + sent, static_cast<uint32_t>(hello.size() - sent));
     ASSERT_TRUE(n > 0 || n == -EAGAIN) << n;
     if (n > 0) sent += static_cast<size_t>(n);
-    EXPECT_EQ(look(), 0) << "a try_send completed something";
+    EXPECT_EQ(WaitWithoutBlocking(), 0) << "a try_send completed something";
   }
   ASSERT_EQ(sent, hello.size());
   EXPECT_EQ(client->recv_exact(hello.size()), hello);
@@ -238,7 +232,7 @@ TEST_P(ReactorTest, TrySendSendsAtOnceWithoutACompletion) {
     } else {
       ++refusals;
     }
-    ASSERT_EQ(look(), 0);
+    ASSERT_EQ(WaitWithoutBlocking(), 0);
   }
   ASSERT_EQ(refusals, 20) << "the socket never filled";
   // A kSend then waits for room, and while it does the descriptor takes no try_send.
@@ -246,7 +240,7 @@ TEST_P(ReactorTest, TrySendSendsAtOnceWithoutACompletion) {
   ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kSend, .fd = fd,
                               .len = static_cast<uint32_t>(tail.size()), .buf = tail.data()}),
             0);
-  EXPECT_EQ(look(), 0) << "a send on a full socket completed at once";
+  EXPECT_EQ(WaitWithoutBlocking(), 0) << "a send on a full socket completed at once";
   EXPECT_EQ(reactor_->try_send(fd, "x", 1), -EBUSY);
   std::string received;
   std::thread reader([&] { received = client->recv_exact(filled + tail.size()); });
@@ -264,7 +258,7 @@ TEST_P(ReactorTest, TrySendSendsAtOnceWithoutACompletion) {
   int last = 0;
   for (int i = 0; i < 50 && (last >= 0 || last == -EAGAIN); ++i) {
     last = reactor_->try_send(fd, block.data(), static_cast<uint32_t>(block.size()));
-    look();
+    WaitWithoutBlocking();
   }
   EXPECT_TRUE(last == -EPIPE || last == -ECONNRESET) << last;
   EXPECT_EQ(reactor_->release_fd(fd), 0);
@@ -280,20 +274,15 @@ TEST_P(ReactorTest, TrySendPacesOnlyWhereTheBackendBatchesSends) {
   if (testing::IsFaulty(GetParam())) GTEST_SKIP() << "sends at once fail on purpose here";
   const bool paced = reactor_->has(kCapNativeOps);
   Completion c[8];
-  auto look = [&] {
-    absl::StatusOr<int> n = reactor_->wait(c, 0);
-    EXPECT_TRUE(n.ok()) << n.status();
-    return n.ok() ? *n : -1;
-  };
   Listener l;
   BlockingClient client(l.port);
   int fd = AcceptOne(l);
   BlockingClient other_client(l.port);
   int other = AcceptOne(l);
-  ASSERT_EQ(look(), 0);
+  ASSERT_EQ(WaitWithoutBlocking(), 0);
   EXPECT_EQ(reactor_->try_send(fd, "a", 1), 1);
   EXPECT_EQ(reactor_->try_send(fd, "b", 1), paced ? -EAGAIN : 1) << "a second send before a wait";
-  ASSERT_EQ(look(), 0);
+  ASSERT_EQ(WaitWithoutBlocking(), 0);
   EXPECT_EQ(reactor_->try_send(fd, "c", 1), 1) << "after a wait that returned nothing";
 
   // A wait that returns two completions: both sockets have room.
@@ -303,7 +292,7 @@ TEST_P(ReactorTest, TrySendPacesOnlyWhereTheBackendBatchesSends) {
   ASSERT_TRUE(both.ok()) << both.status();
   ASSERT_EQ(*both, 2) << "one wait, both completions";
   EXPECT_EQ(reactor_->try_send(fd, "d", 1), paced ? -EAGAIN : 1) << "after a wait that returned a batch";
-  ASSERT_EQ(look(), 0);
+  ASSERT_EQ(WaitWithoutBlocking(), 0);
   EXPECT_EQ(reactor_->try_send(fd, "e", 1), 1) << "after a quiet wait again";
   EXPECT_EQ(client.recv_exact(paced ? 3 : 5), paced ? "ace" : "abcde");
   EXPECT_EQ(reactor_->release_fd(fd), 0);
