@@ -27,11 +27,16 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <errno.h>
+#include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
+
+#include "reactors/common/plugin_util.h"
+#include "runtime/reactor_abi.h"
 
 ssize_t rc_recv(int fd, void* buf, size_t len, int flags);
 ssize_t rc_recvmsg(int fd, struct msghdr* msg, int flags);
@@ -48,5 +53,26 @@ int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
 int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask);
 int rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* timeout);
 int rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms);
+
+/* A backend's send at once (the plugin table's try_send): rc_send with MSG_NOSIGNAL |
+ * MSG_DONTWAIT, tried again after a passing failure (pu_classify). The bytes sent, -EAGAIN
+ * when the socket takes nothing now, or the send's -errno; each attempt counts in *syscalls.
+ * Inline, so that its rc_send stays a call the fault-injecting copies can wrap. */
+static inline int rc_send_at_once(int fd, const void* buf, uint32_t len, uint64_t* syscalls) {
+  for (;;) {
+    (*syscalls)++;
+    ssize_t n = rc_send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return (int)n;
+    int error = errno;
+    switch (pu_classify(BRRR_OP_SEND, error)) {
+      case PU_RETRY:
+        continue;
+      case PU_WAIT:
+        return -EAGAIN;
+      default:
+        return -error;
+    }
+  }
+}
 
 #endif /* BRRR_REACTORS_COMMON_KERNEL_CALLS_H_ */

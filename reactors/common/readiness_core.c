@@ -400,22 +400,10 @@ int rc_try_send(brrr_reactor* reactor, int fd, const void* buf, uint32_t len) {
   rc_slot* slot = existing_slot(core, fd);
   if (slot != NULL && slot->has_write) return -EBUSY;
   if (len == 0) return 0;
-  for (;;) {
-    core->counters.syscalls++;
-    ssize_t n = rc_send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) return (int)n;
-    int error = errno;
-    switch (pu_classify(BRRR_OP_SEND, error)) {
-      case PU_RETRY:
-        continue;
-      case PU_WAIT:
-        /* The edge-mode cache forgets that the descriptor was writable, as a SEND would. */
-        if (slot != NULL) slot->ready &= (uint8_t)~RC_WRITE;
-        return -EAGAIN;
-      default:
-        return -error;
-    }
-  }
+  int n = rc_send_at_once(fd, buf, len, &core->counters.syscalls);
+  /* The edge-mode cache forgets that the descriptor was writable, as a SEND would. */
+  if (n == -EAGAIN && slot != NULL) slot->ready &= (uint8_t)~RC_WRITE;
+  return n;
 }
 
 void rc_counters(const brrr_reactor* reactor, brrr_reactor_counters* out) {

@@ -263,14 +263,7 @@ int ur_try_send(brrr_reactor* r, int fd, const void* buf, uint32_t len) {
   if (e != NULL && e->write_slot != 0) return -EBUSY;
   if (len == 0) return 0;
   if (r->last_wait_completions > 1 || r->sent_at_once || io_uring_sq_ready(&r->ring) > 0) return -EAGAIN;
-  for (;;) {
-    r->counters.syscalls++;
-    ssize_t n = rc_send(fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n >= 0) {
-      r->sent_at_once = 1;
-      return (int)n;
-    }
-    if (errno == EINTR) continue;
-    return errno == EWOULDBLOCK ? -EAGAIN : -errno;
-  }
+  int n = rc_send_at_once(fd, buf, len, &r->counters.syscalls);
+  if (n >= 0) r->sent_at_once = 1;
+  return n;
 }
