@@ -367,8 +367,7 @@ int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t 
       io_uring_submit(&r->ring); /* a failure shows again at the next enter */
     }
     r->counters.completed += (uint64_t)n;
-    r->last_wait_completions = (uint32_t)n;
-    r->sent_at_once = 0;
+    r->quiet = n <= 1;
     return n;
   }
 
@@ -395,7 +394,6 @@ int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t 
     if (!r->wake_armed && ur_arm_wake(r) != 0) break;
   }
   r->counters.completed += (uint64_t)n;
-  r->last_wait_completions = (uint32_t)n;
-  r->sent_at_once = 0;
+  r->quiet = n <= 1;
   return n;
 }

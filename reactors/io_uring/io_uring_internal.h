@@ -138,9 +138,9 @@ struct brrr_reactor {
   uint32_t pending_head;
   uint32_t pending_count;
 
-  /* try_send's pacing: what the last wait() returned, and whether a send went at once since. */
-  uint32_t last_wait_completions;
-  uint8_t sent_at_once;
+  /* try_send's pacing: the last wait() returned at most one completion and no send went at
+   * once since. */
+  uint8_t quiet;
 
   brrr_reactor_counters counters;
 };

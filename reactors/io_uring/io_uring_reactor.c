@@ -188,6 +188,7 @@ static int ur_create(const brrr_reactor_config* config, brrr_reactor** out, char
   if (r == NULL) return pu_fail(err, err_size, "allocating the reactor", -ENOMEM, NULL);
   r->wake_fd = -1;
   r->free_head = UR_NO_SLOT;
+  r->quiet = 1; /* no wait yet, no batch */
   int rc = ur_open_ring(r, config, err, err_size);
   if (rc == 0) {
     /* Blocking on purpose: an io_uring read of an O_NONBLOCK file fails with -EAGAIN. */

@@ -262,8 +262,8 @@ int ur_try_send(brrr_reactor* r, int fd, const void* buf, uint32_t len) {
   ur_fd* e = ur_existing_fd_entry(r, fd);
   if (e != NULL && e->write_slot != 0) return -EBUSY;
   if (len == 0) return 0;
-  if (r->last_wait_completions > 1 || r->sent_at_once || io_uring_sq_ready(&r->ring) > 0) return -EAGAIN;
+  if (!r->quiet || io_uring_sq_ready(&r->ring) > 0) return -EAGAIN;
   int n = rc_send_at_once(fd, buf, len, &r->counters.syscalls);
-  if (n >= 0) r->sent_at_once = 1;
+  if (n >= 0) r->quiet = 0;
   return n;
 }
