@@ -29,10 +29,20 @@ def check(condition, message):
         raise CheckFailed(message)
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port free now, never one this process was given before: the kernel may hand
+    a closed port out again at once, and a test that asks for several ports before it binds any
+    (one server's metrics port, another's admin port) would get the same one twice."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
 def wait_for(what, predicate, timeout_s=WAIT_S):
