@@ -28,6 +28,7 @@ DURATION=1s
 WARMUP=500ms
 SERVER_CPU=0
 LOAD_CPU=1
+SUMMARY_JSON=""
 
 usage() {
   cat <<EOF
@@ -44,6 +45,7 @@ Usage: bench/ab.sh [options] SERVER_A SERVER_B
   --baseline=DIR     another build's bazel-out/k8-opt/bin, for base:brrr-NAME servers
   --server_cpu=C     CPU both servers are pinned to (default $SERVER_CPU)
   --load_cpu=C       CPU the load generator is pinned to (default $LOAD_CPU)
+  --summary_json=F   also write the summary to F as one JSON object (for bench/targets.sh)
 
 Exit codes: 0 done, 1 a slice failed (a server died or the load generator saw a mismatch),
 2 bad options or a missing tool.
@@ -61,6 +63,7 @@ for arg in "$@"; do
     --baseline=*) BENCH_BASELINE_BIN="${arg#*=}" ;;
     --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
     --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
+    --summary_json=*) SUMMARY_JSON="${arg#*=}" ;;
     -h | --help) usage; exit 0 ;;
     -*) usage >&2; die "unknown option: $arg" ;;
     *) NAMES+=("$arg") ;;
@@ -121,10 +124,12 @@ for ((slice = 0; slice < SLICES; slice++)); do
   done
 done
 
-python3 - "$RESULTS" "${NAMES[0]}" "${NAMES[1]}" << 'EOF'
+python3 - "$RESULTS" "${NAMES[0]}" "${NAMES[1]}" "$SCENARIO" "$LOAD" "$SUMMARY_JSON" << 'EOF'
 import json, math, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = sys.argv[2:4]
+scenario, load, summary_json = sys.argv[4:7]
+summary = {"a": names[0], "b": names[1], "scenario": scenario, "load": load, "figures": {}}
 runs = [sorted((r for r in rows if r["server"] == i), key=lambda r: r["slice"]) for i in (0, 1)]
 figures = (("messages_per_second", "msg/s", "%.0f", 1), ("server_cpu_us_per_msg", "CPU us/msg", "%.3f", -1),
            ("p99_us", "p99 us", "%.0f", -1))
@@ -143,12 +148,21 @@ for key, label, fmt, better in figures:
     wins = sum(1 for x, y in zip(a, b) if (y - x) * better > 0)
     n = sum(1 for x, y in zip(a, b) if y != x)
     rng = lambda v: f"{fmt % min(v)}-{fmt % max(v)}"
+    p = sign_test(wins, n) if n else 1.0
     print(f"  {label:<12} {fmt % statistics.median(a):>12} {rng(a):>21} {fmt % statistics.median(b):>12} {rng(b):>21} "
-          f"{statistics.median(ratios):>10.3f}x {wins:>4}/{n:<4} {sign_test(wins, n) if n else 1.0:>7.3f}")
+          f"{statistics.median(ratios):>10.3f}x {wins:>4}/{n:<4} {p:>7.3f}")
+    summary["figures"][key] = {"a_median": statistics.median(a), "b_median": statistics.median(b),
+                               "ratio": statistics.median(ratios), "b_better": wins, "pairs": n, "p": p}
 # How much of its core each server used: one well below 100% waited for the load generator,
 # so its msg/s is the generator's and CPU us/msg is the figure that compares it.
 busy = [[100 * r["result"]["server_busy"] for r in run] for run in runs]
 pct = lambda v: f"{v:.0f}%"
 print(f"  {'server busy':<12} " + " ".join(f"{pct(statistics.median(v)):>12} {pct(min(v))[:-1] + '-' + pct(max(v)):>21}"
                                          for v in busy))
+summary["slices"] = len(runs[0])
+summary["busy_medians"] = [statistics.median(v) / 100 for v in busy]
+if summary_json:
+    with open(summary_json, "w") as f:
+        json.dump(summary, f)
+        f.write("\n")
 EOF

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# bench/targets.sh: issue 15's targets in one run. For each scenario, every brrr backend against
+# that scenario's strongest peer (bench/ab.sh's interleaved slices, one A/B per cell), then, at
+# 1,000 connections, io_uring and epoll against brrr's scanning backends; prints one markdown
+# table of brrr's ratios to the peer (msg/s, server CPU per message, p99; pairs that went
+# brrr's way; bold where the sign test gives p < 0.05), as bench/README.md records them.
+#
+# The peers: for io_uring and epoll the fastest peer of each scenario in bench/README.md's
+# measurements (libevent at 1 connection, libuv with 64 KiB messages, libevent's poll
+# elsewhere); for poll and select libevent on the same mechanism.
+#
+#   bench/targets.sh                                  # every cell, 12 slices (about 25 minutes)
+#   bench/targets.sh --scenarios=pp64 --backends=poll,select --slices=16
+#   bench/targets.sh --help
+#
+# Needs: bazel, taskset, python3 (through bench/ab.sh).
+set -euo pipefail
+
+BENCH_NAME=bench/targets.sh
+# shellcheck source=bench/bench_lib.sh
+source "$(dirname "$0")/bench_lib.sh"
+
+SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
+BACKENDS="io_uring epoll poll select"
+SLICES=12
+LOAD=ring
+LOGS=""
+
+usage() {
+  cat <<EOF
+Usage: bench/targets.sh [options]
+
+  --scenarios=LIST   from: $BENCH_SCENARIOS (default: $SCENARIOS)
+  --backends=LIST    brrr backends, from: io_uring epoll poll select (default: all)
+  --slices=N         slices per server in each A/B (default $SLICES)
+  --load=MODE        $BENCH_LOAD_HELP (default $LOAD)
+  --logs=DIR         where each A/B's output goes (default: a new /tmp/brrr-targets.* directory)
+
+Lists are space- or comma-separated. Exit codes: 0 done, 1 an A/B failed (its log says
+why), 2 bad options or a missing tool.
+EOF
+}
+
+for arg in "$@"; do
+  case "$arg" in
+    --scenarios=*) SCENARIOS="${arg#*=}" ;;
+    --backends=*) BACKENDS="${arg#*=}" ;;
+    --slices=*) SLICES="${arg#*=}" ;;
+    --load=*) LOAD="${arg#*=}" ;;
+    --logs=*) LOGS="${arg#*=}" ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; die "unknown option: $arg" ;;
+  esac
+done
+SCENARIOS="${SCENARIOS//,/ }"
+BACKENDS="${BACKENDS//,/ }"
+[[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "--slices takes a count of at least 1 (got '$SLICES')"
+for s in $SCENARIOS; do
+  [[ " $BENCH_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' (known: $BENCH_SCENARIOS)"
+done
+for b in $BACKENDS; do
+  [[ " io_uring epoll poll select " == *" $b "* ]] || die "unknown backend '$b' (known: io_uring epoll poll select)"
+done
+[[ -n "$SCENARIOS" && -n "$BACKENDS" ]] || die "name at least one scenario and one backend"
+bench_need bazel taskset python3
+cd "$(dirname "$0")/.."
+if [[ -z "$LOGS" ]]; then LOGS="$(mktemp -d /tmp/brrr-targets.XXXXXX)"; else mkdir -p "$LOGS"; fi
+
+# peer_of BACKEND SCENARIO: the server brrr-BACKEND is held against.
+peer_of() {
+  case "$1" in
+    poll) echo "libevent+EVENT_NOEPOLL=1" ;;
+    select) echo "libevent+EVENT_NOEPOLL=1+EVENT_NOPOLL=1" ;;
+    *)
+      case "$2" in
+        pp1) echo "libevent" ;;
+        big4 | big1) echo "libuv" ;;
+        *) echo "libevent+EVENT_NOEPOLL=1" ;;
+      esac
+      ;;
+  esac
+}
+
+# ab SCENARIO A B: one A/B; its summary goes to $LOGS/N.json, its output to $LOGS/N.log.
+RUN=0
+ab() {
+  RUN=$((RUN + 1))
+  echo "$BENCH_NAME: $1: $2 against $3 ..." >&2
+  if ! bench/ab.sh --load="$LOAD" --scenario="$1" --slices="$SLICES" --summary_json="$LOGS/$RUN.json" "$2" "$3" \
+    > "$LOGS/$RUN.log" 2>&1; then
+    tail -n 20 "$LOGS/$RUN.log" >&2
+    echo "$BENCH_NAME: the A/B of $2 and $3 ($1) failed; its log: $LOGS/$RUN.log" >&2
+    exit 1
+  fi
+}
+
+for s in $SCENARIOS; do
+  for b in $BACKENDS; do ab "$s" "$(peer_of "$b" "$s")" "brrr-$b"; done
+done
+if [[ " $SCENARIOS " == *" conn1000 "* ]]; then
+  for fast in io_uring epoll; do
+    [[ " $BACKENDS " == *" $fast "* ]] || continue
+    for scanning in poll select; do ab conn1000 "brrr-$scanning" "brrr-$fast"; done
+  done
+fi
+
+python3 - "$LOGS" "$SLICES" "$LOAD" "$SCENARIOS" "$BACKENDS" << 'EOF'
+import glob, json, os, sys
+logs, slices, load = sys.argv[1:4]
+scenarios, backends = sys.argv[4].split(), sys.argv[5].split()
+runs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(logs, "*.json")),
+                                            key=lambda f: int(os.path.basename(f).split(".")[0]))]
+def cell(r):
+    def one(key, label):
+        f = r["figures"][key]
+        text = f"{f['ratio']:.3f}x"
+        text = f"**{text}**" if f["p"] < 0.05 else text
+        return f"{label}{text}"
+    m = r["figures"]["messages_per_second"]
+    return (one("messages_per_second", "") + f" ({m['b_better']}/{m['pairs']}), " +
+            one("server_cpu_us_per_msg", "CPU ") + ", " + one("p99_us", "p99 "))
+titles = {"pp1": "1 conn ping-pong", "pp64": "64 conns ping-pong", "pipe64": "64 conns pipelined x16",
+          "conn1000": "1,000 conns ping-pong", "big4": "4 conns, 64 KiB", "big1": "1 conn, 64 KiB"}
+by = {(r["scenario"], r["b"]): r for r in runs if not r["a"].startswith("brrr-")}
+print(f"\nbrrr against each scenario's peer, {load} load, slices per server: {slices} (bench/ab.sh); msg/s, "
+      "CPU per message and p99 as brrr's ratio to the peer, paired medians, (pairs brrr's way); bold: p < 0.05\n")
+print("| scenario | " + " | ".join(backends) + " |")
+print("|---|" + "---|" * len(backends))
+for s in scenarios:
+    cells = []
+    for b in backends:
+        r = by.get((s, f"brrr-{b}"))
+        cells.append(f"{cell(r)} (vs {r['a']})" if r else "")
+    print(f"| {titles.get(s, s)} | " + " | ".join(cells) + " |")
+others = [r for r in runs if r["a"].startswith("brrr-")]
+if others:
+    print("\nAt 1,000 connections, against brrr's scanning backends:\n")
+    print("| B | A | msg/s, CPU per message, p99 |")
+    print("|---|---|---|")
+    for r in others:
+        print(f"| {r['b']} | {r['a']} | {cell(r)} |")
+print(f"\n(each A/B's output: {logs})")
+EOF
