@@ -52,8 +52,10 @@ for arg in "$@"; do
     *) usage >&2; die "unknown option: $arg" ;;
   esac
 done
-SCENARIOS="${SCENARIOS//,/ }"
-BACKENDS="${BACKENDS//,/ }"
+read -ra SCENARIO_LIST <<< "${SCENARIOS//,/ }"
+read -ra BACKEND_LIST <<< "${BACKENDS//,/ }"
+SCENARIOS="${SCENARIO_LIST[*]}"
+BACKENDS="${BACKEND_LIST[*]}"
 [[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "--slices takes a count of at least 1 (got '$SLICES')"
 for s in $SCENARIOS; do
   [[ " $BENCH_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' (known: $BENCH_SCENARIOS)"
@@ -62,6 +64,7 @@ for b in $BACKENDS; do
   [[ " io_uring epoll poll select " == *" $b "* ]] || die "unknown backend '$b' (known: io_uring epoll poll select)"
 done
 [[ -n "$SCENARIOS" && -n "$BACKENDS" ]] || die "name at least one scenario and one backend"
+[[ "$LOAD" == sleep || "$LOAD" == busy || "$LOAD" == ring ]] || die "--load takes sleep, busy or ring, not '$LOAD'"
 bench_need bazel taskset python3
 cd "$(dirname "$0")/.."
 if [[ -z "$LOGS" ]]; then LOGS="$(mktemp -d /tmp/brrr-targets.XXXXXX)"; else mkdir -p "$LOGS"; fi
@@ -83,8 +86,10 @@ peer_of() {
 
 # ab SCENARIO A B: one A/B; its summary goes to $LOGS/N.json, its output to $LOGS/N.log.
 RUN=0
+SUMMARIES=()
 ab() {
   RUN=$((RUN + 1))
+  SUMMARIES+=("$LOGS/$RUN.json")
   echo "$BENCH_NAME: $1: $2 against $3 ..." >&2
   if ! bench/ab.sh --load="$LOAD" --scenario="$1" --slices="$SLICES" --summary_json="$LOGS/$RUN.json" "$2" "$3" \
     > "$LOGS/$RUN.log" 2>&1; then
@@ -104,12 +109,11 @@ if [[ " $SCENARIOS " == *" conn1000 "* ]]; then
   done
 fi
 
-python3 - "$LOGS" "$SLICES" "$LOAD" "$SCENARIOS" "$BACKENDS" << 'EOF'
-import glob, json, os, sys
+python3 - "$LOGS" "$SLICES" "$LOAD" "$SCENARIOS" "$BACKENDS" "${SUMMARIES[@]}" << 'EOF'
+import json, sys
 logs, slices, load = sys.argv[1:4]
 scenarios, backends = sys.argv[4].split(), sys.argv[5].split()
-runs = [json.load(open(f)) for f in sorted(glob.glob(os.path.join(logs, "*.json")),
-                                            key=lambda f: int(os.path.basename(f).split(".")[0]))]
+runs = [json.load(open(f)) for f in sys.argv[6:]]  # this run's, in order (not older ones in --logs)
 def cell(r):
     def one(key, label):
         f = r["figures"][key]
