@@ -334,6 +334,10 @@ std::string StallWhere(const admin::Stall& stall) {
     size_t open = frame.rfind(" (");
     absl::string_view object = open == std::string::npos ? "" : absl::string_view(frame).substr(open + 2);
     if (object.empty() || absl::StrContains(object, ".so")) continue;
+    // A frame the symbolizer could not name ("?? (brrr-echo+0x2d5f0)"): in the program's file
+    // but not its own code, such as a PLT stub, the trampoline into a shared library's function
+    // (std::chrono::steady_clock::now@plt), which a sample of a loop spinning on the clock hits.
+    if (absl::StartsWith(frame, "??")) continue;
     // The standard library's (and the compiler's) code instantiated in the program, also when
     // the symbolizer could not demangle its name (_ZNSt6chrono..., _ZN9__gnu_cxx...).
     if (absl::StartsWith(frame, "std::") || absl::StartsWith(frame, "__")) continue;

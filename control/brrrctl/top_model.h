@@ -189,9 +189,10 @@ std::vector<int> SparkLevels(const std::vector<std::pair<absl::Time, double>>& h
 std::string Sparkline(const std::vector<int>& levels, bool unicode);
 
 // Where a stall's loop was stuck: the newest sample's first frame in the program's own code
-// (not in a shared library such as libc or the vDSO, and not the standard library's templates
-// compiled into the program, such as std::atomic<>::load() in an unoptimized build, demangled
-// or not), or its first frame; "" without frames.
+// (not in a shared library such as libc or the vDSO, not a frame the symbolizer could not name
+// such as a PLT stub, and not the standard library's templates compiled into the program, such
+// as std::atomic<>::load() in an unoptimized build, demangled or not), or its first frame; ""
+// without frames.
 std::string StallWhere(const brrr::admin::v1::Stall& stall);
 // A frame without its object and offset, and without "(anonymous namespace)::", to fit a
 // column: "brrr::control::InjectedBlockingSpin()".
