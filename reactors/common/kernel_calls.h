@@ -25,9 +25,9 @@
 #ifndef BRRR_REACTORS_COMMON_KERNEL_CALLS_H_
 #define BRRR_REACTORS_COMMON_KERNEL_CALLS_H_
 
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
-#include <errno.h>
 #include <stdint.h>
 #include <sys/epoll.h>
 #include <sys/select.h>

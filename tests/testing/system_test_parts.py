@@ -36,13 +36,14 @@ def free_port():
     """A loopback port free now, never one this process was given before: the kernel may hand
     a closed port out again at once, and a test that asks for several ports before it binds any
     (one server's metrics port, another's admin port) would get the same one twice."""
-    while True:
+    for _ in range(1000):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         if port not in _PORTS_GIVEN:
             _PORTS_GIVEN.add(port)
             return port
+    raise CheckFailed("no loopback port free that this test was not given before (1000 tries)")
 
 
 def wait_for(what, predicate, timeout_s=WAIT_S):
