@@ -40,6 +40,13 @@
  * a reference taken and dropped on the file at every system call on a descriptor (a
  * single-threaded process skips both), and the scheduler's bookkeeping for a process whose
  * threads share memory (bench/README.md, ninth run).
+ *
+ * ECHO_BATCH_SENDS=1 (an experiment too) echoes in brrr's order instead of its own: every read
+ * of a loop iteration first (the bytes packed one after another in the read buffer), then every
+ * send, after event_base_loop(EVLOOP_ONCE) has run all the read callbacks. The system calls
+ * are the same, one recv and one send per message; only their order changes, so that what it
+ * costs to send to a socket long after reading from it, and not right after, shows on its own
+ * (bench/README.md, fifteenth run).
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -67,6 +74,9 @@ typedef struct conn {
   struct event* writable;  /* EV_WRITE | EV_PERSIST; added only while `tail` holds bytes */
   struct evbuffer* tail;   /* the echo the kernel has not taken yet */
   int paused;              /* reading stopped at the high-water mark */
+  const char* batched;     /* ECHO_BATCH_SENDS: this iteration's read, still to be echoed */
+  size_t batched_len;
+  size_t batched_at;       /* its place in `pending`, plus 1; 0 when none */
   int eof;                 /* the client has finished sending */
   struct conn* prev;
   struct conn* next;
@@ -75,7 +85,17 @@ typedef struct conn {
 static char read_buffer[kReadBufferBytes];
 static conn_t* conns; /* every open connection, for the shutdown */
 
+/* ECHO_BATCH_SENDS: the connections read in this iteration, in order, and how much of
+ * read_buffer their reads fill. */
+static int batch_sends;
+static conn_t** pending;
+static size_t pending_count;
+static size_t pending_capacity;
+static size_t read_buffer_used;
+static int stopped;
+
 static void close_conn(conn_t* c) {
+  if (c->batched_at) pending[c->batched_at - 1] = NULL;
   if (c->prev) c->prev->next = c->next; else conns = c->next;
   if (c->next) c->next->prev = c->prev;
   event_free(c->readable);
@@ -112,24 +132,25 @@ static void on_writable(evutil_socket_t fd, short what, void* arg) {
   if (left <= kLowWaterBytes) drained(c);
 }
 
-static void on_readable(evutil_socket_t fd, short what, void* arg) {
-  (void)what;
-  conn_t* c = arg;
-  ssize_t n = recv(fd, read_buffer, sizeof read_buffer, 0);
+/* The read found no data: the end of stream (`n` == 0) or an error. */
+static void read_ended(conn_t* c, ssize_t n) {
   if (n < 0) {
     if (!would_block()) close_conn(c);
     return;
   }
-  if (n == 0) {
-    c->eof = 1;
-    event_del(c->readable);
-    if (evbuffer_get_length(c->tail) == 0) drained(c);
-    return;
-  }
+  c->eof = 1;
+  event_del(c->readable);
+  if (evbuffer_get_length(c->tail) == 0) drained(c);
+}
+
+/* Sends the `n` bytes at `data` back, or keeps what the kernel does not take. Inlined into each
+ * caller, so that the default path costs what it did before ECHO_BATCH_SENDS existed. */
+static inline __attribute__((always_inline)) void echo(conn_t* c, const char* data, ssize_t n) {
+  evutil_socket_t fd = c->fd;
   size_t queued = evbuffer_get_length(c->tail);
   ssize_t sent = 0;
   if (queued == 0) {
-    sent = send(fd, read_buffer, (size_t)n, MSG_NOSIGNAL);
+    sent = send(fd, data, (size_t)n, MSG_NOSIGNAL);
     if (sent == n) return;
     if (sent < 0) {
       if (!would_block()) {
@@ -139,7 +160,7 @@ static void on_readable(evutil_socket_t fd, short what, void* arg) {
       sent = 0;
     }
   }
-  if (evbuffer_add(c->tail, read_buffer + sent, (size_t)(n - sent)) != 0) {
+  if (evbuffer_add(c->tail, data + sent, (size_t)(n - sent)) != 0) {
     close_conn(c);
     return;
   }
@@ -148,6 +169,63 @@ static void on_readable(evutil_socket_t fd, short what, void* arg) {
     c->paused = 1;
     event_del(c->readable);
   }
+}
+
+/* ECHO_BATCH_SENDS: sends what this iteration's reads brought, in the order they came. */
+static void flush_pending(void) {
+  for (size_t i = 0; i < pending_count; i++) {
+    conn_t* c = pending[i];
+    if (c == NULL) continue; /* closed meanwhile */
+    c->batched_at = 0;
+    echo(c, c->batched, (ssize_t)c->batched_len);
+  }
+  pending_count = 0;
+  read_buffer_used = 0;
+}
+
+/* ECHO_BATCH_SENDS: keeps the read of `n` bytes at `data` to echo after the iteration. */
+static void batch(conn_t* c, const char* data, ssize_t n) {
+  if (pending_count == pending_capacity) {
+    size_t capacity = pending_capacity ? 2 * pending_capacity : 1024;
+    conn_t** grown = realloc(pending, capacity * sizeof *grown);
+    if (grown == NULL) {
+      echo(c, data, n); /* no room to wait: echo at once */
+      return;
+    }
+    pending = grown;
+    pending_capacity = capacity;
+  }
+  c->batched = data;
+  c->batched_len = (size_t)n;
+  pending[pending_count++] = c;
+  c->batched_at = pending_count;
+  read_buffer_used += (size_t)n;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void* arg) {
+  (void)what;
+  conn_t* c = arg;
+  ssize_t n = recv(fd, read_buffer, sizeof read_buffer, 0);
+  if (n <= 0) {
+    read_ended(c, n);
+    return;
+  }
+  echo(c, read_buffer, n);
+}
+
+/* ECHO_BATCH_SENDS's read callback: the read goes after the iteration's others in read_buffer,
+ * and is echoed by flush_pending. */
+static void on_readable_batched(evutil_socket_t fd, short what, void* arg) {
+  (void)what;
+  conn_t* c = arg;
+  if (read_buffer_used == sizeof read_buffer) flush_pending(); /* full: send first */
+  char* into = read_buffer + read_buffer_used;
+  ssize_t n = recv(fd, into, sizeof read_buffer - read_buffer_used, 0);
+  if (n <= 0) {
+    read_ended(c, n);
+    return;
+  }
+  batch(c, into, n);
 }
 
 static void on_accept(struct evconnlistener* listener, evutil_socket_t fd, struct sockaddr* address, int socklen,
@@ -164,7 +242,7 @@ static void on_accept(struct evconnlistener* listener, evutil_socket_t fd, struc
     return;
   }
   c->fd = fd;
-  c->readable = event_new(base, fd, EV_READ | EV_PERSIST, on_readable, c);
+  c->readable = event_new(base, fd, EV_READ | EV_PERSIST, batch_sends ? on_readable_batched : on_readable, c);
   c->writable = event_new(base, fd, EV_WRITE | EV_PERSIST, on_writable, c);
   c->tail = evbuffer_new();
   c->next = conns;
@@ -185,6 +263,7 @@ static void on_accept_error(struct evconnlistener* listener, void* arg) {
 static void on_signal(evutil_socket_t sig, short what, void* arg) {
   (void)sig;
   (void)what;
+  stopped = 1;
   event_base_loopbreak(arg);
 }
 
@@ -242,10 +321,18 @@ int main(int argc, char** argv) {
   event_add(term, NULL);
   event_add(intr, NULL);
 
-  printf("libevent_echo: listening on 127.0.0.1:%d (libevent %s, %s%s)\n", ntohs(bound.sin_port),
-         event_get_version(), event_base_get_method(base), idle_threads > 0 ? ", idle threads" : "");
+  const char* batched = getenv("ECHO_BATCH_SENDS");
+  batch_sends = batched != NULL && *batched != '\0' && strcmp(batched, "0") != 0;
+  printf("libevent_echo: listening on 127.0.0.1:%d (libevent %s, %s%s%s)\n", ntohs(bound.sin_port),
+         event_get_version(), event_base_get_method(base), idle_threads > 0 ? ", idle threads" : "",
+         batch_sends ? ", batched sends" : "");
   fflush(stdout);
-  event_base_dispatch(base);
+  if (batch_sends) {
+    while (!stopped && event_base_loop(base, EVLOOP_ONCE) == 0) flush_pending();
+  } else {
+    event_base_dispatch(base);
+  }
+  free(pending);
 
   while (conns) close_conn(conns);
   event_free(term);

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <cctype>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -44,11 +45,17 @@ ProcessOptions ManyFds() {
   return options;
 }
 
+// The parameter: a peer's binary, and after a '+' one setting of its environment (an experiment
+// mode that bench/README.md measures, held to the same promises).
 class PeerTest : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    peer_ = std::make_unique<Process>(testing::Runfile("bench/peers/" + GetParam()), std::vector<std::string>{"0"},
-                                      ManyFds());
+    const std::string& param = GetParam();
+    size_t plus = param.find('+');
+    ProcessOptions options = ManyFds();
+    if (plus != std::string::npos) options.env.push_back(param.substr(plus + 1));
+    peer_ = std::make_unique<Process>(testing::Runfile("bench/peers/" + param.substr(0, plus)),
+                                      std::vector<std::string>{"0"}, options);
     port_ = peer_->ListeningPort();
     ASSERT_NE(port_, 0) << peer_->out() << peer_->err();
   }
@@ -166,8 +173,16 @@ TEST_P(PeerTest, EveryConnectionIsReleasedHoweverItEnds) {
   ExpectCleanExit();
 }
 
-INSTANTIATE_TEST_SUITE_P(Peers, PeerTest, ::testing::Values("libuv_echo", "libevent_echo", "asio_echo"),
-                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Peers, PeerTest,
+                         ::testing::Values("libuv_echo", "libevent_echo", "libevent_echo+ECHO_BATCH_SENDS=1",
+                                           "asio_echo"),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
+                           std::string name = info.param;
+                           for (char& c : name) {
+                             if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+                           }
+                           return name;
+                         });
 
 }  // namespace
 }  // namespace brrr
