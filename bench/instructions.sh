@@ -25,7 +25,7 @@
 set -euo pipefail
 
 WINDOW=3
-WARMUP=""  # per scenario unless given: 2 s, 8 s at 1,000 connections (scenario_warmup)
+WARMUP=2
 SERVER_CPU=0
 LOAD_CPU=1
 LOAD=ring
@@ -46,8 +46,7 @@ Usage: bench/instructions.sh [options]
                      $BENCH_SETTINGS_HELP
   --scenarios=LIST   from: $BENCH_SCENARIOS (default: $SCENARIOS)
   --window=S         seconds counted per run, inside the load (default $WINDOW)
-  --warmup=S         seconds of load before counting starts (default 2, and 8 at 1,000
-                     connections: under callgrind the server takes seconds to accept them all)
+  --warmup=S         seconds of load before counting starts (default $WARMUP)
   --load=MODE        $BENCH_LOAD_HELP (default $LOAD)
   --baseline=DIR     another build's bazel-out/k8-opt/bin: runs base:brrr-NAME from it
   --keep=DIR         keep each run's callgrind file there (callgrind_annotate FILE shows
@@ -87,21 +86,8 @@ SCENARIOS="${SCENARIOS//,/ }"
 bench_check_servers "$SERVERS"
 for s in $SCENARIOS; do bench_scenario_args "$s" > /dev/null; done
 [[ "$(bench_load_modes "$LOAD")" == "$LOAD" ]] || die "--load takes one mode here: sleep, busy or ring"
-[[ "$WINDOW" =~ ^[0-9]+([.][0-9]+)?$ && ( -z "$WARMUP" || "$WARMUP" =~ ^[0-9]+([.][0-9]+)?$ ) ]] ||
+[[ "$WINDOW" =~ ^[0-9]+([.][0-9]+)?$ && "$WARMUP" =~ ^[0-9]+([.][0-9]+)?$ ]] ||
   die "--window and --warmup take seconds, not '$WINDOW' and '$WARMUP'"
-
-# The load's warm-up before counting starts in `scenario`: --warmup, else 2 s, and 8 s at 1,000
-# connections (with 2 s the count's window could open before they were all accepted, and the
-# window then counted no message).
-scenario_warmup() {
-  if [[ -n "$WARMUP" ]]; then
-    echo "$WARMUP"
-  elif [[ "$1" == conn1000 ]]; then
-    echo 8
-  else
-    echo 2
-  fi
-}
 bench_need bazel taskset python3 valgrind callgrind_control ss
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
 
@@ -126,7 +112,6 @@ for scenario in $SCENARIOS; do
   read -r -a load_args <<< "$(bench_scenario_args "$scenario") $(bench_load_flags "$LOAD")"
   size=""
   for a in "${load_args[@]}"; do [[ "$a" != --size=* ]] || size="${a#--size=}"; done
-  warmup="$(scenario_warmup "$scenario")"
   for server in $SERVERS; do
     echo "$BENCH_NAME: $server, $(bench_scenario_title "$scenario") ..." >&2
     bench_start_server "$server" "$SERVER_CPU" 2000
@@ -135,9 +120,9 @@ for scenario in $SCENARIOS; do
     # was meant to close had often ended inside it) and is ended once the window is counted.
     duration=$(python3 -c "print(float('$WINDOW') + 60)")
     taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="$PORT" "${load_args[@]}" \
-      --warmup="${warmup}s" --duration="${duration}s" --progress=false --json > "$WORK/load.out" 2>&1 &
+      --warmup="${WARMUP}s" --duration="${duration}s" --progress=false --json > "$WORK/load.out" 2>&1 &
     load_pid=$!
-    sleep "$(python3 -c "print(float('$warmup') + 0.5)")"
+    sleep "$(python3 -c "print(float('$WARMUP') + 0.5)")"
     callgrind_control --instr=on "$SERVER_PID" > /dev/null 2>&1
     sent0="$(bench_sent_bytes "$PORT")"
     sleep "$WINDOW"
