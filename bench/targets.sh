@@ -57,14 +57,12 @@ read -ra BACKEND_LIST <<< "${BACKENDS//,/ }"
 SCENARIOS="${SCENARIO_LIST[*]}"
 BACKENDS="${BACKEND_LIST[*]}"
 [[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "--slices takes a count of at least 1 (got '$SLICES')"
-for s in $SCENARIOS; do
-  [[ " $BENCH_SCENARIOS " == *" $s "* ]] || die "unknown scenario '$s' (known: $BENCH_SCENARIOS)"
-done
+for s in $SCENARIOS; do bench_scenario_args "$s" > /dev/null; done
 for b in $BACKENDS; do
   [[ " io_uring epoll poll select " == *" $b "* ]] || die "unknown backend '$b' (known: io_uring epoll poll select)"
 done
 [[ -n "$SCENARIOS" && -n "$BACKENDS" ]] || die "name at least one scenario and one backend"
-[[ "$LOAD" == sleep || "$LOAD" == busy || "$LOAD" == ring ]] || die "--load takes sleep, busy or ring, not '$LOAD'"
+[[ "$(bench_load_modes "$LOAD")" == "$LOAD" ]] || die "--load takes one mode here: sleep, busy or ring"
 bench_need bazel taskset python3
 cd "$(dirname "$0")/.."
 if [[ -z "$LOGS" ]]; then LOGS="$(mktemp -d /tmp/brrr-targets.XXXXXX)"; else mkdir -p "$LOGS"; fi
@@ -109,11 +107,13 @@ if [[ " $SCENARIOS " == *" conn1000 "* ]]; then
   done
 fi
 
-python3 - "$LOGS" "$SLICES" "$LOAD" "$SCENARIOS" "$BACKENDS" "${SUMMARIES[@]}" << 'EOF'
+TITLES="$(for s in $SCENARIOS; do echo "$s=$(bench_scenario_title "$s")"; done)"
+python3 - "$LOGS" "$SLICES" "$LOAD" "$SCENARIOS" "$BACKENDS" "$TITLES" "${SUMMARIES[@]}" << 'EOF'
 import json, sys
 logs, slices, load = sys.argv[1:4]
 scenarios, backends = sys.argv[4].split(), sys.argv[5].split()
-runs = [json.load(open(f)) for f in sys.argv[6:]]  # this run's, in order (not older ones in --logs)
+titles = dict(line.split("=", 1) for line in sys.argv[6].splitlines())  # bench_scenario_title's
+runs = [json.load(open(f)) for f in sys.argv[7:]]  # this run's, in order (not older ones in --logs)
 def cell(r):
     def one(key, label):
         f = r["figures"][key]
@@ -123,8 +123,6 @@ def cell(r):
     m = r["figures"]["messages_per_second"]
     return (one("messages_per_second", "") + f" ({m['b_better']}/{m['pairs']}), " +
             one("server_cpu_us_per_msg", "CPU ") + ", " + one("p99_us", "p99 "))
-titles = {"pp1": "1 conn ping-pong", "pp64": "64 conns ping-pong", "pipe64": "64 conns pipelined x16",
-          "conn1000": "1,000 conns ping-pong", "big4": "4 conns, 64 KiB", "big1": "1 conn, 64 KiB"}
 by = {(r["scenario"], r["b"]): r for r in runs if not r["a"].startswith("brrr-")}
 print(f"\nbrrr against each scenario's peer, {load} load, slices per server: {slices} (bench/ab.sh); msg/s, "
       "CPU per message and p99 as brrr's ratio to the peer, paired medians, (pairs brrr's way); bold: p < 0.05\n")
@@ -135,7 +133,7 @@ for s in scenarios:
     for b in backends:
         r = by.get((s, f"brrr-{b}"))
         cells.append(f"{cell(r)} (vs {r['a']})" if r else "")
-    print(f"| {titles.get(s, s)} | " + " | ".join(cells) + " |")
+    print(f"| {titles[s]} | " + " | ".join(cells) + " |")
 others = [r for r in runs if r["a"].startswith("brrr-")]
 if others:
     print("\nAt 1,000 connections, against brrr's scanning backends:\n")
