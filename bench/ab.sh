@@ -81,8 +81,7 @@ bench_need bazel taskset python3
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
 
 cd "$(dirname "$0")/.."
-BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo \
-  //bench/peers:asio_echo)"
+BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:all)"
 ulimit -n 8192 2> /dev/null || true
 
 WORK="$(mktemp -d /tmp/brrr-ab.XXXXXX)"

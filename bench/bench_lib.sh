@@ -56,7 +56,7 @@ bench_wait_ready() {
 # ---- the echo servers and scenarios of bench/echo.sh and bench/profile.sh ----
 
 # The servers bench_start_server knows, and the load scenarios bench_scenario_args knows.
-BENCH_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio"
+BENCH_SERVERS="brrr-io_uring brrr-epoll brrr-poll brrr-select libuv libevent asio liburing"
 BENCH_SCENARIOS="pp1 pp64 pipe64 conn1000 big4 big1"
 
 # Another build's output tree, its bazel-out/k8-opt/bin (bench/echo.sh --baseline):
@@ -196,6 +196,7 @@ bench_start_server() {
     libuv) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/bench/peers/libuv_echo" 0 > "$log" 2>&1 & ;;
     libevent) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/bench/peers/libevent_echo" 0 > "$log" 2>&1 & ;;
     asio) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/bench/peers/asio_echo" 0 > "$log" 2>&1 & ;;
+    liburing) env "${BENCH_ENV[@]}" taskset -c "$cpu" "${BENCH_WRAPPER[@]}" "$BIN/bench/peers/liburing_echo" 0 > "$log" 2>&1 & ;;
     *) die "unknown server '$name' (known: $BENCH_SERVERS)" ;;
   esac
   SERVER_PID=$!

@@ -3,7 +3,8 @@
 # with the server pinned to one core and the load generator (brrr-bench) to another:
 #   brrr-echo on io_uring, epoll, poll and select, and the peers in bench/peers (libuv driven as
 #   Node.js drives it, libevent with raw events and a direct send, Boost.Asio with C++20
-#   coroutines; bench/README.md, "The peers", says how each is written).
+#   coroutines, liburing with multishot receives into provided buffers; bench/README.md, "The
+#   peers", says how each is written).
 # Scenarios: 1 and 64 connections ping-pong 64 B; 64 connections pipelined depth 16;
 # 1,000 connections ping-pong; 4 connections 64 KiB messages. Then server memory per idle
 # connection at 10,000 connections, and system calls per echoed message (with
@@ -119,8 +120,7 @@ bench_need bazel taskset python3
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
 
 cd "$(dirname "$0")/.."
-BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:libuv_echo //bench/peers:libevent_echo \
-  //bench/peers:asio_echo)"
+BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:all)"
 
 # Room for --idle connections on both ends (and the 1,000-connection scenario).
 want_fds=$((IDLE + 2000))
@@ -305,7 +305,7 @@ titles = {"pp1": "1 connection, ping-pong 64 B", "pp64": "64 connections, ping-p
           "pipe64": "64 connections, pipelined depth 16, 64 B",
           "conn1000": "1,000 connections, ping-pong 64 B", "big4": "4 connections, 64 KiB messages",
           "big1": "1 connection, 64 KiB messages"}
-peers = ("libuv", "libevent", "asio")
+peers = ("libuv", "libevent", "asio", "liburing")
 loads = {"sleep": "load sleeping in the kernel", "busy": "busy-polling load", "ring": "busy-polling load on io_uring"}
 def med(values): return statistics.median(values) if values else float("nan")
 print()

@@ -185,9 +185,9 @@ for line in open(path, errors="replace"):
             count = int(fields[1])
             total += count
             name = obj.rsplit("/", 1)[-1]
-            if name in ("brrr-echo", "libuv_echo", "libevent_echo", "asio_echo"):
+            if name in ("brrr-echo", "libuv_echo", "libevent_echo", "asio_echo", "liburing_echo"):
                 group = "executable"
-            elif name.startswith(("libbrrr_reactor_", "libuv.so", "libevent")):
+            elif name.startswith(("libbrrr_reactor_", "libuv.so", "libevent", "liburing")):
                 group = "library"
             elif name.startswith(("libc.so", "ld-linux")):
                 group = "libc"

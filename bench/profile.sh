@@ -103,8 +103,7 @@ if ((PERF_RECORD)); then
 fi
 
 cd "$(dirname "$0")/.."
-BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench:floor //bench/peers:libuv_echo //bench/peers:libevent_echo \
-  //bench/peers:asio_echo)"
+BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench:floor //bench/peers:all)"
 ulimit -n 4000 2> /dev/null || true
 
 WORK="$(mktemp -d /tmp/brrr-profile-work.XXXXXX)"

@@ -5,9 +5,11 @@
 # table of brrr's ratios to the peer (msg/s, server CPU per message, p99; pairs that went
 # brrr's way; bold where the sign test gives p < 0.05), as bench/README.md records them.
 #
-# The peers: for io_uring and epoll the fastest peer of each scenario in bench/README.md's
-# measurements (libevent at 1 connection, libuv with 64 KiB messages, libevent's poll
-# elsewhere); for poll and select libevent on the same mechanism.
+# The peers: for io_uring the io_uring peer (liburing_echo: level with or ahead of every
+# readiness peer in every scenario, bench/README.md, sixteenth run); for epoll the fastest
+# readiness peer of each scenario in bench/README.md's measurements (libevent at 1 connection,
+# libuv with 64 KiB messages, libevent's poll elsewhere); for poll and select libevent on the
+# same mechanism.
 #
 #   bench/targets.sh                                  # every cell, 12 slices (about 25 minutes)
 #   bench/targets.sh --scenarios=pp64 --backends=poll,select --slices=16
@@ -72,6 +74,7 @@ peer_of() {
   case "$1" in
     poll) echo "libevent+EVENT_NOEPOLL=1" ;;
     select) echo "libevent+EVENT_NOEPOLL=1+EVENT_NOPOLL=1" ;;
+    io_uring) echo "liburing" ;;
     *)
       case "$2" in
         pp1) echo "libevent" ;;
