@@ -1,10 +1,11 @@
-// The benchmark's peer echo servers (bench/peers: libuv, libevent, Boost.Asio, liburing), each run as its
-// own process: every byte comes back as sent under brrr-bench's loads (which check every
-// byte) and when more is in flight than the peer buffers, a client that sends and never reads does not make the peer queue without bound,
-// every connection's descriptor is released however it ends (EOF, reset, still open at
-// SIGTERM), and SIGTERM ends the peer with exit code 0 (under --config=asan, LeakSanitizer
-// checks that nothing was left unfreed). A peer that fails here would make bench/echo.sh's
-// comparison dishonest. Loopback only; every load is bounded in time and bytes.
+// The benchmark's peer echo servers (bench/peers: libuv, libevent, Boost.Asio, liburing), each
+// run as its own process: every byte comes back as sent under brrr-bench's loads (which check
+// every byte) and when more is in flight than the peer buffers, a client that sends and never
+// reads does not make the peer queue without bound, every connection's descriptor is released
+// however it ends (EOF, reset, still open at SIGTERM), and SIGTERM ends the peer with exit code
+// 0 (under --config=asan, LeakSanitizer checks that nothing was left unfreed). A peer that fails
+// here would make bench/echo.sh's comparison dishonest. Loopback only; every load is bounded in
+// time and bytes.
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
