@@ -41,11 +41,12 @@
  *     cancelled first, and it is freed only once none of them is left in the kernel. SIGTERM or
  *     SIGINT (a signalfd read on the ring) frees every connection, the ring and the buffers,
  *     and exits 0 (a leak checker sees nothing left).
- * Left out, and why: registered descriptors (proxy.c's -f1): a single-threaded process's
- * descriptor lookups take no reference, so they would buy little, and the connections would
- * vanish from /proc/PID/fd, where the peers' test counts them; send bundles (Linux 6.10, no
- * helpers in Debian 12's liburing 2.3): the gathered sendmsg does their job. Single-threaded:
- * everything runs on the loop's thread.
+ * Left out, and why: registered descriptors (proxy.c's -f1): they save each request's file
+ * reference (fget) but add a table lookup of their own, which brrr's io_uring measured as no
+ * gain (bench/README.md, sixth run), and the connections would vanish from /proc/PID/fd, where
+ * the peers' test counts them; send bundles (Linux 6.10, no helpers in Debian 12's liburing
+ * 2.3): the gathered sendmsg does their job. Single-threaded: everything runs on the loop's
+ * thread.
  */
 #include <errno.h>
 #include <liburing.h>
