@@ -163,8 +163,8 @@ static char* buffer_at(int bid) { return buffers + (size_t)bid * kBufferBytes; }
 
 static void give_back(int bid) { spare[spare_count++] = bid; }
 
-/* Tops the ring up from the stack to what the armed receives need; returns how many went on. */
-static int refill_ring(void) {
+/* Tops the ring up from the stack to what the armed receives need. */
+static void refill_ring(void) {
   int want = kRingPerRecv * armed_recvs;
   if (want < kRingMin) want = kRingMin;
   int added = 0;
@@ -181,7 +181,6 @@ static int refill_ring(void) {
     io_uring_buf_ring_advance(buffer_ring, added);
     ring_tail += (unsigned)added;
   }
-  return added;
 }
 
 static void arm_accept(void) {
@@ -434,7 +433,8 @@ static int setup_buffers(void) {
 /* After a turn's completions: tops the ring up, and arms the receives that waited for
  * buffers. */
 static void end_turn(void) {
-  if (refill_ring() == 0 && on_ring == 0) return;
+  refill_ring();
+  if (on_ring == 0) return;
   conn_t* waiting = starved;
   starved = NULL;
   while (waiting) {

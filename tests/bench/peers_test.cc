@@ -71,6 +71,20 @@ class PeerTest : public ::testing::TestWithParam<std::string> {
     return now;
   }
 
+  // Runs brrr-bench against the peer for 1 s with `load`'s flags: it ends with exit code 0 and
+  // "ok", every byte checked and none wrong, and some messages echoed.
+  void ExpectEveryByteBack(const std::vector<std::string>& load) {
+    std::vector<std::string> args = {"--port=" + std::to_string(port_), "--duration=1s", "--progress=false"};
+    args.insert(args.end(), load.begin(), load.end());
+    Process bench(Bench(), args, ManyFds());
+    std::optional<int> code = bench.Wait(seconds(120));
+    ASSERT_TRUE(code.has_value()) << load[0];
+    EXPECT_EQ(*code, 0) << load[0] << " " << load[1] << " " << load[2] << ": " << bench.out() << bench.err();
+    EXPECT_NE(bench.out().find("\"ok\":true"), std::string::npos) << bench.out();
+    EXPECT_EQ(JsonNumber(bench.out(), "mismatches"), 0) << bench.out();
+    EXPECT_GT(JsonNumber(bench.out(), "messages"), 0) << bench.out();
+  }
+
   // SIGTERM: the peer frees everything and exits 0.
   void ExpectCleanExit() {
     peer_->Signal(SIGTERM);
@@ -92,17 +106,7 @@ TEST_P(PeerTest, EchoesEveryByteUnderEachBenchmarkLoad) {
       {"--connections=1000", "--size=64", "--depth=1", "--warmup=3s"},
       {"--connections=4", "--size=65536", "--depth=1"},     // big messages
   };
-  for (const std::vector<std::string>& load : loads) {
-    std::vector<std::string> args = {"--port=" + std::to_string(port_), "--duration=1s", "--progress=false"};
-    args.insert(args.end(), load.begin(), load.end());
-    Process bench(Bench(), args, ManyFds());
-    std::optional<int> code = bench.Wait(seconds(120));
-    ASSERT_TRUE(code.has_value()) << load[0];
-    EXPECT_EQ(*code, 0) << load[0] << " " << load[1] << " " << load[2] << ": " << bench.out() << bench.err();
-    EXPECT_NE(bench.out().find("\"ok\":true"), std::string::npos) << bench.out();
-    EXPECT_EQ(JsonNumber(bench.out(), "mismatches"), 0) << bench.out();
-    EXPECT_GT(JsonNumber(bench.out(), "messages"), 0) << bench.out();
-  }
+  for (const std::vector<std::string>& load : loads) ExpectEveryByteBack(load);
   ExpectCleanExit();
 }
 
@@ -110,16 +114,7 @@ TEST_P(PeerTest, EchoesEveryByteWhenLargeMessagesOutrunItsBuffers) {
   // 200 connections with four 64 KiB messages each in flight: 50 MiB, more than a peer holds
   // (liburing_echo's pool is 16 MiB, so its receives run out of buffers and must be armed again
   // as buffers come back); every byte still comes back, on every connection.
-  Process bench(Bench(),
-                {"--port=" + std::to_string(port_), "--duration=1s", "--progress=false", "--connections=200",
-                 "--size=65536", "--depth=4", "--warmup=2s"},
-                ManyFds());
-  std::optional<int> code = bench.Wait(seconds(120));
-  ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 0) << bench.out() << bench.err();
-  EXPECT_NE(bench.out().find("\"ok\":true"), std::string::npos) << bench.out();
-  EXPECT_EQ(JsonNumber(bench.out(), "mismatches"), 0) << bench.out();
-  EXPECT_GT(JsonNumber(bench.out(), "messages"), 0) << bench.out();
+  ExpectEveryByteBack({"--connections=200", "--size=65536", "--depth=4", "--warmup=2s"});
   ExpectCleanExit();
 }
 
