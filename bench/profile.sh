@@ -6,9 +6,11 @@
 #   and the kernel vs user share of it (with --perf_record from perf's samples, else from
 #   /proc/PID/stat utime/stime: clock ticks, 100 a second at most, so rough; marked "~"), system calls per message (perf stat -e
 #   raw_syscalls:sys_enter; strace -c if perf cannot, which slows the server: marked), context
-#   switches per message (voluntary + involuntary, summed over /proc/PID/task/*/status), and the
-#   ratio of CPU per message to the floor (bench/floor: the whole exchange, both ends, in one
-#   C loop on the server's core; a server does half of that exchange plus its loop's work).
+#   switches per message (voluntary + involuntary, summed over /proc/PID/task/*/status), the
+#   TCP segments its connections sent and received per message and how many of them carried no
+#   data (ss -ti: the kernel's TCP work), and the ratio of CPU per message to the floor
+#   (bench/floor: the whole exchange, both ends, in one C loop on the server's core; a server
+#   does half of that exchange plus its loop's work).
 # Prints a markdown table ready for bench/README.md, then one JSON line per figure set.
 #
 #   bench/profile.sh --servers=brrr-epoll,libuv --scenarios=pp64 --duration=2
@@ -132,22 +134,34 @@ BEFORE_WINDOW=$(python3 -c "print(float('$WARMUP') + 0.2)")
 # snapshot PID PORT: one line, the figures the window is the difference of: the time, the
 # server's user and system clock ticks (/proc/PID/stat), its nanoseconds on a CPU (schedstat,
 # exact where the ticks are not), its voluntary and involuntary context switches (summed over
-# its threads), the bytes it has sent on its open connections (ss -ti; -1 without ss), and the
-# TCP segments this machine has retransmitted (/proc/net/snmp: on loopback only a dropped
-# packet does that, and its timeout stalls the run).
+# its threads), what its open connections have sent and received (server_segments: bytes
+# echoed and TCP segments; -1 each without ss), and the TCP segments this machine has
+# retransmitted (/proc/net/snmp: on loopback only a dropped packet does that, and its timeout
+# stalls the run).
 snapshot() {
-  local pid="$1" port="$2" ticks ns switches echoed=-1 retransmitted
+  local pid="$1" port="$2" ticks ns switches sockets="-1 -1 -1 -1 -1" retransmitted
   ticks="$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')"
   ns="$(cat /proc/"$pid"/task/*/schedstat 2> /dev/null | awk '{ns += $1} END {printf "%.0f", ns}')"
   switches="$(cat /proc/"$pid"/task/*/status 2> /dev/null |
     awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v + 0, n + 0}')"
   if command -v ss > /dev/null; then
-    echoed="$(bench_sent_bytes "$port")"
+    sockets="$(server_segments "$port")"
   fi
   retransmitted="$(awk '/^Tcp:/ {if (seen++) {for (i = 1; i <= NF; i++) if (name[i] == "RetransSegs") print $i} else for (i = 1; i <= NF; i++) name[i] = $i}' /proc/net/snmp)"
-  echo "$(date +%s.%N) $ticks $ns $switches $echoed ${retransmitted:-0}"
+  echo "$(date +%s.%N) $ticks $ns $switches $sockets ${retransmitted:-0}"
 }
-export -f snapshot bench_sent_bytes
+
+# server_segments PORT: summed over the established connections of the server listening on
+# PORT (ss -ti, the kernel's own counts): the bytes it sent (its echoes), the TCP segments it
+# sent and how many of them carried data, the segments it received and how many carried data.
+# A segment without data is an acknowledgement on its own (or a window update, a FIN).
+server_segments() {
+  ss -tinH state established "( sport = :$1 )" | awk '
+    {for (i = 1; i <= NF; i++) {split($i, f, ":"); if (f[1] in want) sum[f[1]] += f[2]}}
+    BEGIN {want["bytes_sent"]; want["segs_out"]; want["data_segs_out"]; want["segs_in"]; want["data_segs_in"]}
+    END {printf "%.0f %.0f %.0f %.0f %.0f\n", sum["bytes_sent"], sum["segs_out"], sum["data_segs_out"], sum["segs_in"], sum["data_segs_in"]}'
+}
+export -f snapshot server_segments
 
 # count_window PID PORT SECONDS: snapshots PID into $WORK/snap0, waits SECONDS, snapshots it
 # into $WORK/snap1, and prints the system calls PID made in between (empty if not counted).
@@ -251,12 +265,12 @@ for scenario in $SCENARIOS; do
       fi
       read -r -a w0 < "$WORK/snap0"
       read -r -a w1 < "$WORK/snap1"
-      if ((${#w0[@]} != 8 || ${#w1[@]} != 8)); then
+      if ((${#w0[@]} != 12 || ${#w1[@]} != 12)); then
         echo "$BENCH_NAME: $name / $scenario / $load load: the server's figures could not be read" >&2
         failures=$((failures + 1))
         continue
       fi
-      echo "{\"kind\":\"raw\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"load\":\"$load\",\"t0\":${w0[0]},\"t1\":${w1[0]},\"clk_tck\":$CLK_TCK,\"user_ticks\":$((w1[1] - w0[1])),\"system_ticks\":$((w1[2] - w0[2])),\"cpu_ns\":$((w1[3] - w0[3])),\"voluntary_switches\":$((w1[4] - w0[4])),\"involuntary_switches\":$((w1[5] - w0[5])),\"echoed_bytes\":$(((w0[6] < 0) ? -1 : w1[6] - w0[6])),\"retransmitted_segments\":$((w1[7] - w0[7])),\"syscalls\":${calls:-null},\"counter\":\"$COUNTER\",\"perf_by_dso\":\"$dso\",\"result\":$json}" >> "$RAW"
+      echo "{\"kind\":\"raw\",\"server\":\"$name\",\"scenario\":\"$scenario\",\"load\":\"$load\",\"t0\":${w0[0]},\"t1\":${w1[0]},\"clk_tck\":$CLK_TCK,\"user_ticks\":$((w1[1] - w0[1])),\"system_ticks\":$((w1[2] - w0[2])),\"cpu_ns\":$((w1[3] - w0[3])),\"voluntary_switches\":$((w1[4] - w0[4])),\"involuntary_switches\":$((w1[5] - w0[5])),\"echoed_bytes\":$(((w0[6] < 0) ? -1 : w1[6] - w0[6])),\"segments_out\":$(((w0[7] < 0) ? -1 : w1[7] - w0[7])),\"data_segments_out\":$(((w0[8] < 0) ? -1 : w1[8] - w0[8])),\"segments_in\":$(((w0[9] < 0) ? -1 : w1[9] - w0[9])),\"data_segments_in\":$(((w0[10] < 0) ? -1 : w1[10] - w0[10])),\"retransmitted_segments\":$((w1[11] - w0[11])),\"syscalls\":${calls:-null},\"counter\":\"$COUNTER\",\"perf_by_dso\":\"$dso\",\"result\":$json}" >> "$RAW"
       echo "  $name, $scenario, $load load: $(python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("%.0f msg/s" % r["messages_per_second"])' "$json")" >&2
     done
   done
@@ -289,6 +303,8 @@ for r in rows:
     ticks = r["user_ticks"] + r["system_ticks"]
     cpu_us = cpu_s * 1e6 / messages if messages else float("nan")
     floor = floors.get((res["size"], res["depth"]))
+    def per_message(count):  # a count from ss (-1 each without it) over the window's messages
+        return round(count / messages, 3) if r["echoed_bytes"] > 0 else None
     p = {"kind": "profile", "server": r["server"], "scenario": r["scenario"], "load": r["load"],
          "messages_per_second": res["messages_per_second"], "window_s": round(r["window_s"], 3),
          "window_messages": round(messages), "window_counted_by": "ss" if r["echoed_bytes"] > 0 else "rate",
@@ -302,6 +318,12 @@ for r in rows:
          "voluntary_switches": r["voluntary_switches"], "involuntary_switches": r["involuntary_switches"],
          "floor_cpu_us_per_message": floor["cpu_us_per_message"] if floor else None,
          "cpu_vs_floor": round(cpu_us / floor["cpu_us_per_message"], 2) if floor else None,
+         # The server's TCP segments per message, sent and received, and of them those that
+         # carried no data (acknowledgements on their own): None without ss.
+         "segments_out_per_message": per_message(r["segments_out"]),
+         "segments_in_per_message": per_message(r["segments_in"]),
+         "bare_acks_out_per_message": per_message(r["segments_out"] - r["data_segments_out"]),
+         "bare_acks_in_per_message": per_message(r["segments_in"] - r["data_segments_in"]),
          "retransmitted_segments": r["retransmitted_segments"], "perf_by_dso": r["perf_by_dso"] or None}
     out.append(p)
 def f(v, fmt):
@@ -315,8 +337,11 @@ print()
 # "server busy": the server's CPU time over the window's length; under 100% the server waited
 # for the load generator, and its CPU per message then carries less batching than a
 # saturated server's.
-print("| scenario | load | server | msg/s | server busy | server CPU us/msg | kernel share | user share | syscalls/msg | ctx switches/msg | CPU/msg vs floor |")
-print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+# "segments/msg": the server's TCP segments per message, sent / received, and in brackets those
+# without data (acknowledgements on their own): the kernel's TCP work. Two servers that make
+# the same calls but differ here differ in what the order of their calls makes TCP do.
+print("| scenario | load | server | msg/s | server busy | server CPU us/msg | kernel share | user share | syscalls/msg | ctx switches/msg | segments/msg out / in (no data) | CPU/msg vs floor |")
+print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for p in out:
     # perf record's samples (thousands) where there are some, else the clock ticks (dozens
     # to hundreds: rough, marked with ~).
@@ -328,7 +353,9 @@ for p in out:
     print(f"| {titles.get(p['scenario'], p['scenario'])} | {p['load']} | {p['server']}{bang} | {p['messages_per_second']:.0f} | "
           f"{p['server_cpu_utilization'] * 100:.0f}% | {f(p['cpu_us_per_message'], '.2f')} | {mark}{f(None if ks is None else ks * 100, '.0f')}% | "
           f"{mark}{f(None if ks is None else 100 - ks * 100, '.0f')}% | {f(p['syscalls_per_message'], '.2f')} | "
-          f"{f(p['context_switches_per_message'], '.3f')} | {f(p['cpu_vs_floor'], '.2f')}x |")
+          f"{f(p['context_switches_per_message'], '.3f')} | {f(p['segments_out_per_message'], '.3f')} "
+          f"({f(p['bare_acks_out_per_message'], '.3f')}) / {f(p['segments_in_per_message'], '.3f')} "
+          f"({f(p['bare_acks_in_per_message'], '.3f')}) | {f(p['cpu_vs_floor'], '.2f')}x |")
 if any(p["retransmitted_segments"] for p in out):
     print("\n!: TCP segments were retransmitted on this machine during the window (a dropped loopback "
           "packet, and its timeout, stall a run): run it again on a quieter machine")
