@@ -18,6 +18,7 @@
 #
 #   bench/instructions.sh --servers=brrr-poll,libevent+EVENT_NOEPOLL=1 --scenarios=pp64
 #   bench/instructions.sh --baseline=/tmp/wt/bazel-out/k8-opt/bin --servers=base:brrr-epoll,brrr-epoll
+#   bench/instructions.sh --cache_sim --servers=brrr-poll,libevent+EVENT_NOEPOLL=1 --scenarios=pipe64
 #   bench/instructions.sh --help
 #
 # Prints a markdown table ready for bench/README.md, then one JSON line per run.
@@ -30,6 +31,7 @@ SERVER_CPU=0
 LOAD_CPU=1
 LOAD=ring
 KEEP_DIR=""
+CACHE_SIM=0
 BUILD_FLAGS=()
 
 BENCH_NAME=bench/instructions.sh
@@ -51,6 +53,10 @@ Usage: bench/instructions.sh [options]
   --baseline=DIR     another build's bazel-out/k8-opt/bin: runs base:brrr-NAME from it
   --keep=DIR         keep each run's callgrind file there (callgrind_annotate FILE shows
                      where the instructions are, function by function)
+  --cache_sim        also simulate the caches (callgrind --cache-sim=yes, this machine's
+                     geometry) and report the first-level data cache misses per message of
+                     the server's user-space code: the cost of the memory it touches, which an
+                     instruction count does not show (the kernel's accesses are not in it)
   --debug_info       build with -g too, so that callgrind_annotate --auto=yes on a kept
                      file shows the instructions line by line (run it from the top of the
                      repository: the sources are named /proc/self/cwd/...)
@@ -74,6 +80,7 @@ for arg in "$@"; do
     --baseline=*) bench_use_baseline "${arg#*=}" ;;
     --keep=*) KEEP_DIR="${arg#*=}" ;;
     --debug_info) BUILD_FLAGS+=(--copt=-g) ;;
+    --cache_sim) CACHE_SIM=1 ;;
     --build_flag=*) BUILD_FLAGS+=("${arg#*=}") ;;
     --server_cpu=*) SERVER_CPU="${arg#*=}" ;;
     --load_cpu=*) LOAD_CPU="${arg#*=}" ;;
@@ -103,6 +110,7 @@ cleanup() {
 trap cleanup EXIT
 # Every server bench_start_server starts runs under callgrind, counting nothing until told.
 BENCH_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$WORK/callgrind.%p")
+((CACHE_SIM == 0)) || BENCH_WRAPPER+=(--cache-sim=yes)
 BENCH_READY_SECONDS=60
 
 RAW="$WORK/runs.jsonl"
@@ -154,7 +162,7 @@ if messages <= 0:
 # The callgrind file (its format: valgrind's docs, "Callgrind Format Specification"): "ob="
 # names the object the cost lines after it belong to, "(id) name" the first time and "(id)"
 # after (a "cob=", the object a call goes to, may name it first); a cost line is a position and
-# the event counts (Ir alone here); the cost line after a "calls=" line is what that call cost
+# the event counts ("events:" names them, Ir first); the cost line after a "calls=" line is what that call cost
 # inside the callee, counted there already; "totals:" is the sum of the file's own costs.
 names = {}
 obj = "?"
@@ -162,9 +170,13 @@ total = 0
 by_object = {}
 after_call = False
 totals = None
+events = ["Ir"]
 for line in open(path, errors="replace"):
+    if line.startswith("events:"):
+        events = line.split()[1:]
+        continue
     if line.startswith("totals:"):
-        totals = int(line.split()[1])
+        totals = [int(v) for v in line.split()[1:]]
         continue
     if line.startswith(("ob=", "cob=")):
         m = re.match(r"c?ob=(?:\((\d+)\))?\s*(.*)$", line.rstrip("\n"))
@@ -194,12 +206,19 @@ for line in open(path, errors="replace"):
             else:
                 group = "other"
             by_object[group] = by_object.get(group, 0) + count
-if totals is not None and abs(totals - total) > totals / 1000:
+if totals is None or events[0] != "Ir" or abs(totals[0] - total) > totals[0] / 1000:
     sys.exit(f"bench/instructions.sh: {server}, {scenario}: the file's totals ({totals}) are not "
              f"the sum of its cost lines ({total}): a callgrind format this script does not know")
+# With --cache_sim: the first-level data cache's read and write misses (D1mr, D1mw).
+misses = {}
+if "D1mr" in events and "D1mw" in events:
+    totals += [0] * (len(events) - len(totals))  # trailing zero counts may be left out
+    d1 = totals[events.index("D1mr")] + totals[events.index("D1mw")]
+    misses = {"l1_data_misses_per_message": round(d1 / messages, 3)}
 print(json.dumps({"server": server, "scenario": scenario, "messages": round(messages),
                   "instructions_per_message": round(total / messages),
-                  **{f"{g}_per_message": round(c / messages) for g, c in sorted(by_object.items())}}))
+                  **{f"{g}_per_message": round(c / messages) for g, c in sorted(by_object.items())},
+                  **misses}))
 PY
   done
 done
@@ -207,12 +226,15 @@ done
 python3 - "$RAW" << 'PY'
 import json, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
-print("| server | scenario | messages counted | user instructions / msg | executable | backend plugin or event library | libc | other libraries |")
-print("|---|---|---:|---:|---:|---:|---:|---:|")
+cache = any("l1_data_misses_per_message" in r for r in runs)
+print("| server | scenario | messages counted | user instructions / msg | executable | backend plugin or event library | libc | other libraries |"
+      + (" L1 data misses / msg (simulated) |" if cache else ""))
+print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if cache else ""))
 for r in runs:
     print(f"| {r['server']} | {r['scenario']} | {r['messages']:,} | {r['instructions_per_message']:,} | "
           f"{r.get('executable_per_message', 0):,} | {r.get('library_per_message', 0):,} | "
-          f"{r.get('libc_per_message', 0):,} | {r.get('other_per_message', 0):,} |")
+          f"{r.get('libc_per_message', 0):,} | {r.get('other_per_message', 0):,} |"
+          + (f" {r.get('l1_data_misses_per_message', '-')} |" if cache else ""))
 print()
 for r in runs:
     print(json.dumps(r))
