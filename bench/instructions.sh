@@ -162,8 +162,9 @@ if messages <= 0:
 # The callgrind file (its format: valgrind's docs, "Callgrind Format Specification"): "ob="
 # names the object the cost lines after it belong to, "(id) name" the first time and "(id)"
 # after (a "cob=", the object a call goes to, may name it first); a cost line is a position and
-# the event counts ("events:" names them, Ir first); the cost line after a "calls=" line is what that call cost
-# inside the callee, counted there already; "totals:" is the sum of the file's own costs.
+# the event counts ("events:" names them, Ir first); the cost line after a "calls=" line is
+# what that call cost inside the callee, counted there already; "totals:" is the sum of the
+# file's own costs, event by event.
 names = {}
 obj = "?"
 total = 0
