@@ -5,8 +5,8 @@
 # it needs, the CPUs it pins to, the optimized build of what it runs (and another build to
 # compare with), and the wait for a server it started to say that it is ready; and the echo
 # servers and load scenarios bench/echo.sh, bench/ab.sh, bench/profile.sh and
-# bench/instructions.sh run (bench_start_server, bench_scenario_args, bench_sent_bytes). Not a
-# script of its own.
+# bench/instructions.sh run (bench_start_server, bench_scenario_args, bench_connection_counts).
+# Not a script of its own.
 #
 #   BENCH_NAME=bench/foo.sh                        # the name errors start with
 #   source "$(dirname "$0")/bench_lib.sh"
@@ -204,12 +204,21 @@ bench_start_server() {
   PORT="$(grep -o -m1 'listening on [^ ]*:[0-9]*' "$log" | sed 's/.*://')"
 }
 
-# bench_sent_bytes PORT: the bytes the server listening on PORT has sent on its open
-# connections (ss -ti); its echoes, counted by the kernel.
-bench_sent_bytes() {
-  ss -tinH state established "( sport = :$1 )" |
-    awk '{for (i = 1; i <= NF; i++) if ($i ~ /^bytes_sent:/) {split($i, f, ":"); b += f[2]}} END {printf "%.0f", b}'
+# bench_connection_counts PORT NAME...: the kernel's counts NAME (ss -ti's names: bytes_sent,
+# segs_out, data_segs_out, segs_in, data_segs_in...) summed over the open connections of the
+# server listening on PORT, on one line in that order (0 for a name ss does not show).
+bench_connection_counts() {
+  local port="$1"
+  shift
+  ss -tinH state established "( sport = :$port )" | awk -v names="$*" '
+    BEGIN {n = split(names, name, " ")}
+    {for (i = 1; i <= NF; i++) {split($i, f, ":"); sum[f[1]] += f[2]}}
+    END {for (k = 1; k <= n; k++) printf "%s%.0f", (k > 1 ? " " : ""), sum[name[k]]; print ""}'
 }
+
+# bench_sent_bytes PORT: the bytes the server listening on PORT has sent on its open
+# connections; its echoes, counted by the kernel.
+bench_sent_bytes() { bench_connection_counts "$1" bytes_sent; }
 
 # bench_stop_server: stops SERVER_PID (SIGTERM, then SIGKILL after 5 s) and clears it.
 bench_stop_server() {

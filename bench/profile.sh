@@ -134,10 +134,11 @@ BEFORE_WINDOW=$(python3 -c "print(float('$WARMUP') + 0.2)")
 # snapshot PID PORT: one line, the figures the window is the difference of: the time, the
 # server's user and system clock ticks (/proc/PID/stat), its nanoseconds on a CPU (schedstat,
 # exact where the ticks are not), its voluntary and involuntary context switches (summed over
-# its threads), what its open connections have sent and received (server_segments: bytes
-# echoed and TCP segments; -1 each without ss), and the TCP segments this machine has
-# retransmitted (/proc/net/snmp: on loopback only a dropped packet does that, and its timeout
-# stalls the run).
+# its threads), what its open connections have sent and received (bytes echoed, TCP segments
+# sent and those of them with data, received and those with data; -1 each without ss; a
+# segment without data is an acknowledgement on its own, a window update or a FIN), and the
+# TCP segments this machine has retransmitted (/proc/net/snmp: on loopback only a dropped
+# packet does that, and its timeout stalls the run).
 snapshot() {
   local pid="$1" port="$2" ticks ns switches sockets="-1 -1 -1 -1 -1" retransmitted
   ticks="$(sed 's/.*) //' "/proc/$pid/stat" | awk '{print $12, $13}')"
@@ -145,23 +146,13 @@ snapshot() {
   switches="$(cat /proc/"$pid"/task/*/status 2> /dev/null |
     awk '/^voluntary_ctxt_switches/ {v += $2} /^nonvoluntary_ctxt_switches/ {n += $2} END {print v + 0, n + 0}')"
   if command -v ss > /dev/null; then
-    sockets="$(server_segments "$port")"
+    sockets="$(bench_connection_counts "$port" bytes_sent segs_out data_segs_out segs_in data_segs_in)"
   fi
   retransmitted="$(awk '/^Tcp:/ {if (seen++) {for (i = 1; i <= NF; i++) if (name[i] == "RetransSegs") print $i} else for (i = 1; i <= NF; i++) name[i] = $i}' /proc/net/snmp)"
   echo "$(date +%s.%N) $ticks $ns $switches $sockets ${retransmitted:-0}"
 }
 
-# server_segments PORT: summed over the established connections of the server listening on
-# PORT (ss -ti, the kernel's own counts): the bytes it sent (its echoes), the TCP segments it
-# sent and how many of them carried data, the segments it received and how many carried data.
-# A segment without data is an acknowledgement on its own (or a window update, a FIN).
-server_segments() {
-  ss -tinH state established "( sport = :$1 )" | awk '
-    {for (i = 1; i <= NF; i++) {split($i, f, ":"); if (f[1] in want) sum[f[1]] += f[2]}}
-    BEGIN {want["bytes_sent"]; want["segs_out"]; want["data_segs_out"]; want["segs_in"]; want["data_segs_in"]}
-    END {printf "%.0f %.0f %.0f %.0f %.0f\n", sum["bytes_sent"], sum["segs_out"], sum["data_segs_out"], sum["segs_in"], sum["data_segs_in"]}'
-}
-export -f snapshot server_segments
+export -f snapshot bench_connection_counts
 
 # count_window PID PORT SECONDS: snapshots PID into $WORK/snap0, waits SECONDS, snapshots it
 # into $WORK/snap1, and prints the system calls PID made in between (empty if not counted).
