@@ -55,8 +55,9 @@ _PLUGIN_COPTS = BRRR_C_COPTS + ["-fvisibility=hidden", "-fPIC"]
 def reactor_plugin_library(name, srcs, hdrs = [], deps = [], linkopts = []):
     """C code that several reactor plugins link in statically (reactors/common).
 
-    Built like a plugin's own code (hidden symbols, -fPIC), against //runtime:reactor_abi and
-    libc only, so a plugin that links it still exports its one entry point and nothing else.
+    Built like a plugin's own code (hidden symbols, -fPIC), against //runtime:reactor_abi (and
+    //runtime:hot_path, one macro) and libc only, so a plugin that links it still exports its
+    one entry point and nothing else.
     `linkopts` reach every plugin that links it.
     """
     native.cc_library(
@@ -65,7 +66,7 @@ def reactor_plugin_library(name, srcs, hdrs = [], deps = [], linkopts = []):
         hdrs = hdrs,
         copts = _PLUGIN_COPTS,
         linkopts = linkopts,
-        deps = deps + ["//runtime:reactor_abi"],
+        deps = deps + ["//runtime:hot_path", "//runtime:reactor_abi"],
         # The fault-injection test plugins (tests/reactors/faults) link the same code.
         visibility = ["//reactors:__subpackages__", "//tests/reactors/faults:__pkg__"],
     )
@@ -80,7 +81,7 @@ def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility 
         name = name + "_impl",
         srcs = srcs,
         copts = _PLUGIN_COPTS + copts,
-        deps = deps + ["//runtime:reactor_abi"],
+        deps = deps + ["//runtime:hot_path", "//runtime:reactor_abi"],
         alwayslink = True,
         testonly = testonly,
         visibility = ["//visibility:private"],

@@ -10,6 +10,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/hot_path.h"
 
 namespace brrr {
 namespace {
@@ -76,7 +77,7 @@ Chunk Chunk::Heap(size_t capacity) {
   return c;
 }
 
-void Chunk::release_memory() {
+BRRR_HOT_PATH void Chunk::release_memory() {
   if (pool_ != nullptr) {
     pool_->recycle(id_);
   } else {

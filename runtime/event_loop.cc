@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/blocking_pool.h"
 #include "runtime/future.h"
+#include "runtime/hot_path.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/task_context.h"
 
@@ -216,7 +217,7 @@ std::unique_ptr<StallWatchdog> EventLoop::MakeWatchdog() {
       .current = &current_, .tasks_run = &published_.tasks_run, .detector = &stall_detector_, .sampler = &sampler_});
 }
 
-void EventLoop::run_iteration(int64_t max_wait_ns) {
+BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   // The clock is read exactly (a system clock read, ~25 ns here) once per iteration, as the
   // wait for I/O ends; the other readings extrapolate from it with the TSC (task_clock.h).
   int64_t start = task_clock_.end();
@@ -245,7 +246,7 @@ bool EventLoop::idle_in_virtual_time() const {
          (blocking_pool_ == nullptr || (blocking_pool_->running() == 0 && blocking_pool_->queued() == 0));
 }
 
-int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
+BRRR_HOT_PATH int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
   if (!ready_.empty() || stop_requested_.load(std::memory_order_relaxed)) return 0;
   int64_t timeout = kNoTimeout;
   if (std::optional<int64_t> next = timers_.next_deadline()) {
@@ -265,7 +266,7 @@ int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
   return timeout;
 }
 
-int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
+BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   // Nothing can complete and nothing needs waiting for: skip the system call. (A wake-up
   // that arrives meanwhile stays pending in the backend and ends a later wait early.)
   if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
@@ -296,7 +297,7 @@ int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   return waited;
 }
 
-absl::StatusOr<int> EventLoop::poll_then_wait(int64_t timeout_ns) {
+BRRR_HOT_PATH absl::StatusOr<int> EventLoop::poll_then_wait(int64_t timeout_ns) {
   int64_t window = options_.idle_poll.count();
   if (window <= 0 || timeout_ns == 0 || manual_clock_ != nullptr) return reactor_->wait(completions_, timeout_ns);
   if (timeout_ns > 0) window = std::min(window, timeout_ns);
@@ -312,7 +313,7 @@ absl::StatusOr<int> EventLoop::poll_then_wait(int64_t timeout_ns) {
   return reactor_->wait(completions_, timeout_ns < 0 ? timeout_ns : std::max<int64_t>(0, timeout_ns - polled));
 }
 
-int64_t EventLoop::run_due_timers(int64_t t) {
+BRRR_HOT_PATH int64_t EventLoop::run_due_timers(int64_t t) {
   if (!timers_.may_have_due(t)) return t;  // most iterations
   // Only timers due when the phase began: one that keeps rescheduling itself at zero delay
   // waits for the next iteration instead of spinning here.
@@ -327,7 +328,7 @@ int64_t EventLoop::run_due_timers(int64_t t) {
   return t;
 }
 
-int64_t EventLoop::run_ready(int64_t t) {
+BRRR_HOT_PATH int64_t EventLoop::run_ready(int64_t t) {
   for (size_t n = ready_.size(); n > 0; --n) {
     ReadyTask task = ready_.pop();
     publish_ready_depth();

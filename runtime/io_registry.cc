@@ -1,10 +1,11 @@
 #include "runtime/io_registry.h"
+#include "runtime/hot_path.h"
 
 #include <unistd.h>
 
 namespace brrr {
 
-uint64_t IoRegistry::add(IoCompletionHandler* handler, IoOpcode opcode) {
+BRRR_HOT_PATH uint64_t IoRegistry::add(IoCompletionHandler* handler, IoOpcode opcode) {
   uint32_t index;
   if (free_head_ != kNoSlot) {
     index = free_head_;
@@ -47,7 +48,7 @@ void IoRegistry::detach(uint64_t user_data) {
   if (Slot* s = find(user_data)) s->handler = nullptr;
 }
 
-void IoRegistry::dispatch(const Completion& c, Reactor& reactor) {
+BRRR_HOT_PATH void IoRegistry::dispatch(const Completion& c, Reactor& reactor) {
   Slot* s = find(c.user_data);
   if (s == nullptr) return;  // not ours: a backend bug, ignored rather than trusted
   IoCompletionHandler* handler = s->handler;

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/hot_path.h"
 #include "runtime/reactor_abi.h"
 
 namespace brrr {
@@ -75,7 +76,7 @@ Reactor::Reactor(std::shared_ptr<const Plugin> plugin, brrr_reactor* instance)
 
 Reactor::~Reactor() { plugin_->table().destroy(instance_); }
 
-int Reactor::submit(const IoOperation& op) {
+BRRR_HOT_PATH int Reactor::submit(const IoOperation& op) {
   brrr_op c;
   c.user_data = op.user_data;
   c.opcode = static_cast<uint32_t>(op.opcode);
@@ -92,7 +93,7 @@ int Reactor::cancel(int fd, uint64_t user_data) {
 
 int Reactor::release_fd(int fd) { return plugin_->table().release_fd(instance_, fd); }
 
-absl::StatusOr<int> Reactor::wait(std::span<Completion> out, int64_t timeout_ns) {
+BRRR_HOT_PATH absl::StatusOr<int> Reactor::wait(std::span<Completion> out, int64_t timeout_ns) {
   int n = plugin_->table().wait(instance_, reinterpret_cast<brrr_completion*>(out.data()),
                                 static_cast<int>(out.size()), timeout_ns);
   if (n < 0) {
@@ -116,9 +117,11 @@ absl::Status Reactor::provide_buffers(void* base, uint32_t size, uint32_t count)
   return absl::OkStatus();
 }
 
-void Reactor::recycle_buffer(uint32_t buffer_id) { plugin_->table().recycle_buffer(instance_, buffer_id); }
+BRRR_HOT_PATH void Reactor::recycle_buffer(uint32_t buffer_id) {
+  plugin_->table().recycle_buffer(instance_, buffer_id);
+}
 
-ReactorCounters Reactor::counters() const {
+BRRR_HOT_PATH ReactorCounters Reactor::counters() const {
   brrr_reactor_counters c{};
   plugin_->table().counters(instance_, &c);
   return ReactorCounters{c.waits, c.syscalls, c.submitted, c.completed, c.recv_bundles};

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "runtime/hot_path.h"
 #include "runtime/internal/loop_internals.h"
 
 namespace brrr {
@@ -57,7 +58,7 @@ void Receiver::arm(bool pool_ran_dry) {
   armed_ = true;
 }
 
-void Receiver::on_op_complete(const Completion& c) {
+BRRR_HOT_PATH void Receiver::on_op_complete(const Completion& c) {
   if (!c.more()) armed_ = false;
   if (c.result > 0) {
     ++chunks_;

@@ -1,4 +1,5 @@
 #include "runtime/sender.h"
+#include "runtime/hot_path.h"
 #include "runtime/internal/loop_internals.h"
 
 #include <algorithm>
@@ -40,7 +41,7 @@ void Sender::grow() {
   head_ = 0;
 }
 
-void Sender::push(Chunk&& chunk) {
+BRRR_HOT_PATH void Sender::push(Chunk&& chunk) {
   if (failed_ || chunk.size() == 0) return;
   if (count_ == capacity_) grow();
   queued_bytes_ += chunk.size();
@@ -50,11 +51,11 @@ void Sender::push(Chunk&& chunk) {
   if (!in_flight_) LoopInternals::defer_flush(state_->loop(), *this);
 }
 
-void Sender::flush() {
+BRRR_HOT_PATH void Sender::flush() {
   if (!in_flight_ && !failed_ && count_ > 0) send_queued();
 }
 
-void Sender::pop_front() {
+BRRR_HOT_PATH void Sender::pop_front() {
   front().reset();
   head_ = (head_ + 1) & (capacity_ - 1);
   --count_;
@@ -67,7 +68,7 @@ void Sender::pop_front() {
   }
 }
 
-void Sender::send_queued() {
+BRRR_HOT_PATH void Sender::send_queued() {
   // Where the backend sends at once (Reactor::try_send), the queue goes out here, with no
   // operation, registry slot or completion, for as long as the socket takes all it is given
   // and the backend takes the sends; an operation does the rest.
@@ -109,7 +110,7 @@ void Sender::send_queued() {
   }
 }
 
-IoOperation Sender::send_of(size_t chunks) {
+BRRR_HOT_PATH IoOperation Sender::send_of(size_t chunks) {
   // The chunks as byte ranges, neighbours in memory joined: one range is a plain send, several
   // a gathered one where the backend has it (else the first range alone).
   iovec ranges[SendGather::kMaxEntries];
@@ -140,7 +141,7 @@ IoOperation Sender::plain_send(char* data, size_t size) {
   return IoOperation{.opcode = IoOpcode::kSend, .len = static_cast<uint32_t>(std::min<size_t>(size, 1u << 30)), .buf = data};
 }
 
-void Sender::consume(size_t sent) {
+BRRR_HOT_PATH void Sender::consume(size_t sent) {
   queued_bytes_ -= sent;
   while (sent > 0) {
     size_t take = std::min(sent, front().size() - front_offset_);
@@ -150,7 +151,7 @@ void Sender::consume(size_t sent) {
   }
 }
 
-void Sender::on_op_complete(const Completion& c) {
+BRRR_HOT_PATH void Sender::on_op_complete(const Completion& c) {
   in_flight_ = false;
   in_flight_chunks_ = 0;
   if (c.result < 0) {

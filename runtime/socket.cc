@@ -11,6 +11,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/hot_path.h"
 
 namespace brrr {
 namespace detail {
@@ -48,7 +49,7 @@ SocketState::~SocketState() {
   if (awaiting_close_) LoopInternals::sockets(loop_).remove_closing(this);
 }
 
-int SocketState::start(Side side, IoOperation op, IoWaiter* waiter) {
+BRRR_HOT_PATH int SocketState::start(Side side, IoOperation op, IoWaiter* waiter) {
   Slot& s = slot(side);
   if (s.in_flight) return -EBUSY;
   if (closing_) return -EBADF;
@@ -68,7 +69,7 @@ int SocketState::start(Side side, IoOperation op, IoWaiter* waiter) {
   return 0;
 }
 
-int SocketState::try_send(const char* data, uint32_t len) {
+BRRR_HOT_PATH int SocketState::try_send(const char* data, uint32_t len) {
   if (write_.in_flight) return -EBUSY;
   if (closing_) return -EBADF;
   if (!LoopInternals::has_reactor(loop_)) return -ESHUTDOWN;
@@ -86,19 +87,19 @@ void SocketState::cancel(Side side) {
 
 void SocketState::forget_waiter(Side side) { slot(side).waiter = nullptr; }
 
-void SocketState::set_queued_bytes(uint64_t bytes) {
+BRRR_HOT_PATH void SocketState::set_queued_bytes(uint64_t bytes) {
   bool was_reading = in_read_set();
   bool was_writing = in_write_set();
   queued_bytes_ = bytes;
   update_sets(was_reading, was_writing);
 }
 
-void SocketState::update_sets(bool was_reading, bool was_writing) {
+BRRR_HOT_PATH void SocketState::update_sets(bool was_reading, bool was_writing) {
   if (in_read_set() != was_reading) LoopInternals::sockets(loop_).read_set_delta(in_read_set() ? 1 : -1);
   if (in_write_set() != was_writing) LoopInternals::sockets(loop_).write_set_delta(in_write_set() ? 1 : -1);
 }
 
-void SocketState::on_io_completion(const Completion& c) {
+BRRR_HOT_PATH void SocketState::on_io_completion(const Completion& c) {
   Side side = (read_.in_flight && c.user_data == read_.user_data) ? Side::kRead : Side::kWrite;
   Slot& s = slot(side);
   if (c.result > 0) {

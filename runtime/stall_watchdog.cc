@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "runtime/hot_path.h"
 #include "runtime/symbolizer.h"
 
 namespace brrr {
@@ -25,7 +26,7 @@ void StallWatchdog::loop_idle() {
   state_.compare_exchange_strong(expected, kIdle, std::memory_order_acq_rel);
 }
 
-void StallWatchdog::loop_busy() {
+BRRR_HOT_PATH void StallWatchdog::loop_busy() {
   if (state_.exchange(kBusy, std::memory_order_acq_rel) != kParked) return;
   // Rare: only after the watchdog found the loop idle and went to sleep.
   std::lock_guard<std::mutex> lock(mu_);

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "runtime/clock.h"
+#include "runtime/hot_path.h"
 #include "server/shard.h"
 
 namespace brrr::server {
@@ -25,7 +26,7 @@ void Connection::start() {
   receiver_.start();
 }
 
-void Connection::on_data(Chunk chunk) {
+BRRR_HOT_PATH void Connection::on_data(Chunk chunk) {
   if (closed_) return;
   ShardCounters& c = shard_.counters();
   if (write_shut_) {
@@ -91,7 +92,7 @@ void Connection::queue_held() {
   }
 }
 
-bool Connection::throttle_after_read(size_t bytes) {
+BRRR_HOT_PATH bool Connection::throttle_after_read(size_t bytes) {
   Throttle& t = shard_.throttle();
   uint64_t per_connection = t.bytes_per_second_per_connection();
   uint64_t total = t.bytes_per_second_total();
@@ -137,7 +138,7 @@ void Connection::throttle_changed() {
   if (throttle_wait_.cancel()) maybe_resume_reading();
 }
 
-void Connection::maybe_resume_reading() {
+BRRR_HOT_PATH void Connection::maybe_resume_reading() {
   if (closed_ || read_done_ || held_ != nullptr || receiver_.wants_data() || throttle_wait_.pending()) return;
   if (sender_.queued_bytes() > shard_.options().low_water || shard_.draining_deadline_passed()) return;
   receiver_.set_read_limit(read_limit());
@@ -158,7 +159,7 @@ void Connection::on_end(absl::Status status) {
   close_when_flushed();
 }
 
-void Connection::on_sent(size_t bytes, size_t queued) {
+BRRR_HOT_PATH void Connection::on_sent(size_t bytes, size_t queued) {
   ShardCounters& c = shard_.counters();
   c.bytes_out.add(bytes);
   c.messages_out.add(1);

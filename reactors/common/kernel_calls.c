@@ -1,6 +1,7 @@
 /* kernel_calls.c: see kernel_calls.h. A file of its own, apart from its callers, so that the
  * linker's --wrap can reroute the calls in the fault-injecting test plugins. */
 #include "reactors/common/kernel_calls.h"
+#include "runtime/hot_path.h"
 
 #include <errno.h>
 #include <sys/syscall.h>
@@ -20,18 +21,18 @@
 
 #ifdef RC_THROUGH_GLIBC
 
-ssize_t rc_recv(int fd, void* buf, size_t len, int flags) { return recv(fd, buf, len, flags); }
+BRRR_HOT_PATH ssize_t rc_recv(int fd, void* buf, size_t len, int flags) { return recv(fd, buf, len, flags); }
 ssize_t rc_recvmsg(int fd, struct msghdr* msg, int flags) { return recvmsg(fd, msg, flags); }
-ssize_t rc_send(int fd, const void* buf, size_t len, int flags) {
+BRRR_HOT_PATH ssize_t rc_send(int fd, const void* buf, size_t len, int flags) {
   return send(fd, buf, len, flags);
 }
 ssize_t rc_sendmsg(int fd, const struct msghdr* msg, int flags) { return sendmsg(fd, msg, flags); }
 int rc_accept4(int fd, int flags) { return accept4(fd, NULL, NULL, flags); }
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
-               const sigset_t* mask) {
+BRRR_HOT_PATH int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
+                             const sigset_t* mask) {
   return pselect(n, r, w, e, timeout, mask);
 }
-int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask) {
+BRRR_HOT_PATH int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask) {
   return ppoll(fds, n, timeout, mask);
 }
 int rc_epoll_pwait2(int epfd, struct epoll_event* events, int max, struct timespec* timeout) {
@@ -68,7 +69,7 @@ static inline long direct_syscall(long number, long a1, long a2, long a3, long a
 #endif
 }
 
-ssize_t rc_recv(int fd, void* buf, size_t len, int flags) {
+BRRR_HOT_PATH ssize_t rc_recv(int fd, void* buf, size_t len, int flags) {
   return (ssize_t)direct_syscall(SYS_recvfrom, (long)fd, (long)buf, (long)len, (long)flags, 0, 0);
 }
 
@@ -76,7 +77,7 @@ ssize_t rc_recvmsg(int fd, struct msghdr* msg, int flags) {
   return (ssize_t)direct_syscall(SYS_recvmsg, (long)fd, (long)msg, (long)flags, 0, 0, 0);
 }
 
-ssize_t rc_send(int fd, const void* buf, size_t len, int flags) {
+BRRR_HOT_PATH ssize_t rc_send(int fd, const void* buf, size_t len, int flags) {
   return (ssize_t)direct_syscall(SYS_sendto, (long)fd, (long)buf, (long)len, (long)flags, 0, 0);
 }
 
@@ -89,8 +90,8 @@ int rc_accept4(int fd, int flags) { return (int)direct_syscall(SYS_accept4, (lon
 /* The kernel's signal set is 64 bits (_NSIG / 8 bytes), the front of glibc's sigset_t. */
 #define RC_KERNEL_SIGSET_SIZE 8
 
-int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
-               const sigset_t* mask) {
+BRRR_HOT_PATH int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
+                             const sigset_t* mask) {
   /* pselect6's sixth argument: the mask and its size, together. */
   struct {
     const sigset_t* mask;
@@ -99,7 +100,7 @@ int rc_pselect(int n, fd_set* r, fd_set* w, fd_set* e, struct timespec* timeout,
   return (int)direct_syscall(SYS_pselect6, (long)n, (long)r, (long)w, (long)e, (long)timeout, (long)(mask != NULL ? &with_mask : NULL));
 }
 
-int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask) {
+BRRR_HOT_PATH int rc_ppoll(struct pollfd* fds, nfds_t n, struct timespec* timeout, const sigset_t* mask) {
   return (int)direct_syscall(SYS_ppoll, (long)fds, (long)n, (long)timeout, (long)mask, (long)(mask != NULL ? RC_KERNEL_SIGSET_SIZE : 0), 0);
 }
 

@@ -12,6 +12,7 @@
 #include "reactors/common/kernel_calls.h"
 #include "reactors/common/plugin_util.h"
 #include "reactors/common/readiness_internal.h"
+#include "runtime/hot_path.h"
 
 int rc_timeout_ms(int64_t timeout_ns) {
   if (timeout_ns < 0) return -1;
@@ -96,7 +97,7 @@ static void serve(rc_core* core, int fd, rc_slot* slot, uint32_t ready) {
   if ((ready & RC_WRITE) && slot->has_write) rc_run_write(core, fd, slot);
 }
 
-static void serve_event(rc_core* core, const rc_event* event) {
+BRRR_HOT_PATH static void serve_event(rc_core* core, const rc_event* event) {
   rc_slot* slot = existing_slot(core, event->fd);
   if (slot == NULL) return;
   if (core->mode == RC_EDGE) {
@@ -118,7 +119,7 @@ static void serve_recorded(rc_core* core, size_t limit) {
   if (core->next_event == core->event_count) core->next_event = core->event_count = 0;
 }
 
-void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
+BRRR_HOT_PATH void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
   rc_event event = {fd, (uint8_t)ready, (uint8_t)closed};
   if (fd == core->wake_fd) {
     uint64_t value;
@@ -312,8 +313,8 @@ static int wait_in_kernel(rc_core* core, int64_t timeout_ns) {
   }
 }
 
-int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_completions,
-            int64_t timeout_ns) {
+BRRR_HOT_PATH int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_completions,
+                          int64_t timeout_ns) {
   rc_core* core = as_core(reactor);
   if (max_completions <= 0) return -EINVAL;
   rc_queue* q = &core->completions;
@@ -385,7 +386,7 @@ int rc_provide_buffers(brrr_reactor* reactor, void* base, uint32_t size, uint32_
   return 0;
 }
 
-void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id) {
+BRRR_HOT_PATH void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id) {
   rc_core* core = as_core(reactor);
   if (buffer_id >= core->buffer_count || core->free_count >= core->buffer_count) {
     pu_abort("recycle_buffer(%u) of a buffer the runtime does not own", buffer_id);
@@ -393,7 +394,7 @@ void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id) {
   core->free_buffers[core->free_count++] = buffer_id;
 }
 
-int rc_try_send(brrr_reactor* reactor, int fd, const void* buf, uint32_t len) {
+BRRR_HOT_PATH int rc_try_send(brrr_reactor* reactor, int fd, const void* buf, uint32_t len) {
   rc_core* core = as_core(reactor);
   if (fd < 0) return -EBADF;
   if (core->max_fd >= 0 && fd > core->max_fd) return -ERANGE;
@@ -406,6 +407,6 @@ int rc_try_send(brrr_reactor* reactor, int fd, const void* buf, uint32_t len) {
   return n;
 }
 
-void rc_counters(const brrr_reactor* reactor, brrr_reactor_counters* out) {
+BRRR_HOT_PATH void rc_counters(const brrr_reactor* reactor, brrr_reactor_counters* out) {
   *out = ((const rc_core*)reactor)->counters;
 }

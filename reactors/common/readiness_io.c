@@ -11,6 +11,7 @@
 #include "reactors/common/kernel_calls.h"
 #include "reactors/common/plugin_util.h"
 #include "reactors/common/readiness_internal.h"
+#include "runtime/hot_path.h"
 
 /* The system call of the op on `direction` (RC_READ or RC_WRITE) failed with `error`. Returns
  * 1 to try again at once. Otherwise the op waits for the descriptor's next readiness (the
@@ -126,8 +127,8 @@ static int receive_one(rc_core* core, int fd, rc_slot* slot, brrr_op* op, int mu
 
 /* One receive into `count` (> 1) pool buffers, taken in address order and read as few spans
  * as they make; each buffer with data becomes its own completion. */
-static int receive_scatter(rc_core* core, int fd, rc_slot* slot, brrr_op* op, int multishot, int count,
-                           int* buffers_filled) {
+BRRR_HOT_PATH static int receive_scatter(rc_core* core, int fd, rc_slot* slot, brrr_op* op, int multishot, int count,
+                                         int* buffers_filled) {
   struct iovec iov[RC_SCATTER];
   uint32_t ids[RC_SCATTER];
   take_buffers_in_address_order(core, ids, count);
@@ -155,7 +156,7 @@ static int receive_scatter(rc_core* core, int fd, rc_slot* slot, brrr_op* op, in
   return after_data(slot, multishot, 1, received, core->buffer_size, asked);
 }
 
-int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
+BRRR_HOT_PATH int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
   brrr_op* op = &slot->read_op;
   int multishot = (op->flags & BRRR_OP_MULTISHOT) != 0;
   int buffers_filled = 0;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "reactors/common/plugin_util.h"
+#include "runtime/hot_path.h"
 
 int rc_signal_wake_number(void) { return SIGRTMIN + 4; }
 
@@ -52,7 +53,7 @@ static pid_t this_thread(void) {
   return tid;
 }
 
-const sigset_t* rc_signal_wake_arm(rc_signal_wake* w) {
+BRRR_HOT_PATH const sigset_t* rc_signal_wake_arm(rc_signal_wake* w) {
   pid_t tid = this_thread();
   if (w->mask_thread != tid) {
     /* First wait on this thread: block the signal here for good, and wait with the mask the

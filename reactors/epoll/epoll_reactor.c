@@ -25,6 +25,7 @@
 
 #include "reactors/common/kernel_calls.h"
 #include "reactors/common/readiness_core.h"
+#include "runtime/hot_path.h"
 
 #define EPOLL_EVENTS_PER_WAIT 256
 
@@ -47,8 +48,8 @@ static int epoll_set_interest(void* backend, int fd, uint32_t previous, uint32_t
   return epoll_ctl(be->epfd, op, fd, &ev) == 0 ? 0 : -errno;
 }
 
-static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
-                              const sigset_t* mask) {
+BRRR_HOT_PATH static int epoll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
+                                            const sigset_t* mask) {
   (void)mask; /* always NULL: epoll keeps the eventfd, which costs its waits nothing */
   epoll_backend* be = backend;
   int n = -1;

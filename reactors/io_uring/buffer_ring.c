@@ -9,12 +9,13 @@
 
 #include "reactors/common/plugin_util.h"
 #include "reactors/io_uring/io_uring_internal.h"
+#include "runtime/hot_path.h"
 
 #define UR_MAX_BUFFERS 32768u /* a buffer ring holds at most 32768 entries */
 #define UR_RING_MIN 64u       /* buffers on the ring at least (if the pool has them) */
 #define UR_RING_PER_RECV 4u   /* ... and this many per armed buffer-select receive */
 
-void ur_ring_top_up(brrr_reactor* r) {
+BRRR_HOT_PATH void ur_ring_top_up(brrr_reactor* r) {
   uint32_t want = UR_RING_MIN;
   if (r->select_recvs > want / UR_RING_PER_RECV) want = r->select_recvs * UR_RING_PER_RECV;
   if (want > r->buf_count) want = r->buf_count;
@@ -38,7 +39,7 @@ void ur_ring_top_up(brrr_reactor* r) {
  * after the first one's. Those entries are rewritten only once the ring has wrapped past
  * them, which needs more additions than there are buffers (the ring has twice as many
  * entries as the pool, and a buffer is added again only after its CQE is seen). */
-uint32_t ur_ring_id_after(const brrr_reactor* r, uint32_t first, uint32_t offset) {
+BRRR_HOT_PATH uint32_t ur_ring_id_after(const brrr_reactor* r, uint32_t first, uint32_t offset) {
   uint16_t position = (uint16_t)(r->ring_pos[first] + offset);
   uint32_t id = r->ring_ids[position & r->br_mask];
   if (r->ring_ids[r->ring_pos[first] & r->br_mask] != first || r->ring_pos[id] != position) {
@@ -132,7 +133,7 @@ int ur_provide_buffers(brrr_reactor* r, void* base, uint32_t size, uint32_t coun
   return 0;
 }
 
-void ur_recycle_buffer(brrr_reactor* r, uint32_t buffer_id) {
+BRRR_HOT_PATH void ur_recycle_buffer(brrr_reactor* r, uint32_t buffer_id) {
   if (buffer_id >= r->buf_count || !r->buf_out[buffer_id]) {
     pu_abort("recycle_buffer(%u) of a buffer the runtime does not own", buffer_id);
   }

@@ -6,6 +6,7 @@
 
 #include "reactors/common/plugin_util.h"
 #include "reactors/io_uring/io_uring_internal.h"
+#include "runtime/hot_path.h"
 
 /* ---- turning CQEs into completions ---- */
 
@@ -53,8 +54,8 @@ static int retry_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out,
 /* An accept, recv or send request ended without a result to deliver as MORE (res: -errno, or
  * a recv's end of stream, or a send's count): retry, wait via poll, or finish, as pu_classify
  * judges the error. */
-static int retry_or_finish_as_classified(brrr_reactor* r, uint32_t slot, brrr_completion* out,
-                                         int32_t res) {
+BRRR_HOT_PATH static int retry_or_finish_as_classified(brrr_reactor* r, uint32_t slot, brrr_completion* out,
+                                                       int32_t res) {
   switch (res < 0 ? pu_classify(r->ops[slot].opcode, -res) : PU_DONE) {
     case PU_RETRY:
       return retry_or_finish(r, slot, out, res, 0);
@@ -122,7 +123,7 @@ typedef struct ur_sink {
   int n;
 } ur_sink;
 
-static void sink_put(brrr_reactor* r, ur_sink* sink, const brrr_completion* c) {
+BRRR_HOT_PATH static void sink_put(brrr_reactor* r, ur_sink* sink, const brrr_completion* c) {
   if (sink->n < sink->room && r->pending_count == 0) {
     sink->out[sink->n++] = *c;
     return;
@@ -313,7 +314,7 @@ static struct io_uring_cqe* peek_cqe(struct io_uring* ring) {
   return &ring->cq.cqes[io_uring_cqe_index(ring, head, ring->cq.ring_mask)];
 }
 
-int ur_reap(brrr_reactor* r, brrr_completion* out, int max_completions) {
+BRRR_HOT_PATH int ur_reap(brrr_reactor* r, brrr_completion* out, int max_completions) {
   ur_sink sink = {out, max_completions, take_pending(r, out, max_completions)};
   struct io_uring_cqe* cqe;
   while (sink.n < max_completions && (cqe = peek_cqe(&r->ring)) != NULL) {
@@ -347,7 +348,7 @@ int ur_enter(brrr_reactor* r, int64_t timeout_ns) {
 
 /* ---- wait() ---- */
 
-int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t timeout_ns) {
+BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t timeout_ns) {
   if (max_completions <= 0) return -EINVAL;
   if (!r->ring_enabled) {
     int rc = ur_claim_ring(r);

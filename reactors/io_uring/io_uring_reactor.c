@@ -174,6 +174,7 @@
 
 #include "reactors/common/plugin_util.h"
 #include "reactors/io_uring/io_uring_internal.h"
+#include "runtime/hot_path.h"
 
 /* destroy(): how long to wait for the kernel to finish the cancelled operations. */
 #define UR_DRAIN_STEP_NS 100000000LL /* 100 ms per wait */
@@ -294,7 +295,7 @@ static int ur_release_fd(brrr_reactor* r, int fd) {
   return 0;
 }
 
-static void ur_counters(const brrr_reactor* r, brrr_reactor_counters* out) { *out = r->counters; }
+BRRR_HOT_PATH static void ur_counters(const brrr_reactor* r, brrr_reactor_counters* out) { *out = r->counters; }
 
 static const brrr_reactor_plugin kIoUringPlugin = {
     .abi_version = BRRR_REACTOR_ABI_VERSION,

@@ -9,10 +9,11 @@
 #include "reactors/common/kernel_calls.h"
 #include "reactors/common/plugin_util.h"
 #include "reactors/io_uring/io_uring_internal.h"
+#include "runtime/hot_path.h"
 
 /* ---- submission queue ---- */
 
-struct io_uring_sqe* ur_get_sqe(brrr_reactor* r) {
+BRRR_HOT_PATH struct io_uring_sqe* ur_get_sqe(brrr_reactor* r) {
   struct io_uring_sqe* sqe = io_uring_get_sqe(&r->ring);
   if (sqe != NULL) return sqe;
   /* A one-thread ring is entered only by the thread of its first wait(). */
@@ -73,7 +74,7 @@ ur_fd* ur_existing_fd_entry(brrr_reactor* r, int fd) {
   return &r->fds[fd];
 }
 
-void ur_op_free(brrr_reactor* r, uint32_t slot) {
+BRRR_HOT_PATH void ur_op_free(brrr_reactor* r, uint32_t slot) {
   ur_op* o = &r->ops[slot];
   ur_fd* e = ur_existing_fd_entry(r, o->fd);
   if (e != NULL) {
@@ -99,7 +100,7 @@ static int recv_can_multishot(const brrr_reactor* r, const ur_op* o) {
          (o->len == 0 || o->len >= r->buf_size);
 }
 
-int ur_arm_op(brrr_reactor* r, uint32_t slot) {
+BRRR_HOT_PATH int ur_arm_op(brrr_reactor* r, uint32_t slot) {
   ur_op* o = &r->ops[slot];
   struct io_uring_sqe* sqe = ur_get_sqe(r);
   if (sqe == NULL) return -ENOMEM;
@@ -192,7 +193,7 @@ void ur_cancel_each(brrr_reactor* r) {
 
 /* ---- entry points ---- */
 
-int ur_submit(brrr_reactor* r, const brrr_op* op) {
+BRRR_HOT_PATH int ur_submit(brrr_reactor* r, const brrr_op* op) {
   int rc = brrr_op_check(op, r->buf_count != 0);
   if (rc != 0) return rc;
   ur_fd* e = fd_entry(r, op->fd);
@@ -257,7 +258,7 @@ int ur_cancel(brrr_reactor* r, int fd, uint64_t user_data) {
  * a reply (a connection answering one request at a time) costs one send instead of a SEND
  * request and the loop iteration its completion takes. Under load the loop's sends stay
  * operations, all of an iteration's in one io_uring_enter. */
-int ur_try_send(brrr_reactor* r, int fd, const void* buf, uint32_t len) {
+BRRR_HOT_PATH int ur_try_send(brrr_reactor* r, int fd, const void* buf, uint32_t len) {
   if (fd < 0) return -EBADF;
   ur_fd* e = ur_existing_fd_entry(r, fd);
   if (e != NULL && e->write_slot != 0) return -EBUSY;

@@ -15,6 +15,7 @@
 
 #include "reactors/common/kernel_calls.h"
 #include "reactors/common/readiness_core.h"
+#include "runtime/hot_path.h"
 
 typedef struct poll_backend {
   struct pollfd* fds;
@@ -70,8 +71,8 @@ static int poll_set_interest(void* backend, int fd, uint32_t previous, uint32_t 
   return 0;
 }
 
-static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
-                             const sigset_t* mask) {
+BRRR_HOT_PATH static int poll_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
+                                           const sigset_t* mask) {
   poll_backend* be = backend;
   struct timespec ts;
   int n = rc_ppoll(be->fds, be->size, rc_timespec(timeout_ns, &ts), mask);

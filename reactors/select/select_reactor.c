@@ -16,6 +16,7 @@
 
 #include "reactors/common/kernel_calls.h"
 #include "reactors/common/readiness_core.h"
+#include "runtime/hot_path.h"
 
 typedef struct select_backend {
   fd_set read_set;
@@ -42,8 +43,8 @@ static int select_set_interest(void* backend, int fd, uint32_t previous, uint32_
   return 0;
 }
 
-static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
-                               const sigset_t* mask) {
+BRRR_HOT_PATH static int select_backend_wait(void* backend, rc_core* core, int64_t timeout_ns,
+                                             const sigset_t* mask) {
   select_backend* be = backend;
   struct timespec ts;
   be->ready_read = be->read_set;
