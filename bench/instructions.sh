@@ -8,6 +8,12 @@
 # It is not a speed: the kernel's share (80-95% of an echo server's CPU, bench/profile.sh) is
 # not in it, and neither are cache misses.
 #
+# It also reports how many 4 KiB pages of code those instructions run in (the fewest pages
+# that hold 99% of them, over every object): where each entry to the kernel empties the TLB
+# (page-table isolation without PCID, as on this VM), every page of code a server runs between
+# two system calls costs a page walk, so a per-message path spread over many pages is slower
+# with the same instructions (runtime/hot_path.h).
+#
 # For every server and scenario (the names of bench/echo.sh) it starts the server under
 # callgrind with counting off, loads it with brrr-bench (pinned to another core), turns
 # counting on for a window inside the measured period, dumps the counts, and divides them by
@@ -109,7 +115,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # Every server bench_start_server starts runs under callgrind, counting nothing until told.
-BENCH_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$WORK/callgrind.%p")
+BENCH_WRAPPER=(valgrind --tool=callgrind --instr-atstart=no --dump-instr=yes "--callgrind-out-file=$WORK/callgrind.%p")
 ((CACHE_SIM == 0)) || BENCH_WRAPPER+=(--cache-sim=yes)
 BENCH_READY_SECONDS=60
 
@@ -161,20 +167,28 @@ if messages <= 0:
     sys.exit(f"bench/instructions.sh: {server}, {scenario}: no message counted in the window")
 # The callgrind file (its format: valgrind's docs, "Callgrind Format Specification"): "ob="
 # names the object the cost lines after it belong to, "(id) name" the first time and "(id)"
-# after (a "cob=", the object a call goes to, may name it first); a cost line is a position and
-# the event counts ("events:" names them, Ir first); the cost line after a "calls=" line is
-# what that call cost inside the callee, counted there already; "totals:" is the sum of the
-# file's own costs, event by event.
+# after (a "cob=", the object a call goes to, may name it first); a cost line is the positions
+# ("positions:" names them: here the instruction's address in its object, then the line) and
+# the event counts ("events:" names them, Ir first); a position may be given relative to the
+# previous cost line's ("+N", "-N", "*" the same), that line a call's too; the cost line after
+# a "calls=" line is what that call cost inside the callee, counted there already; "totals:"
+# is the sum of the file's own costs, event by event.
 names = {}
 obj = "?"
 total = 0
 by_object = {}
+by_page = {}  # (object, 4 KiB page of its code) -> instructions
 after_call = False
 totals = None
 events = ["Ir"]
+positions = ["line"]
+address = 0
 for line in open(path, errors="replace"):
     if line.startswith("events:"):
         events = line.split()[1:]
+        continue
+    if line.startswith("positions:"):
+        positions = line.split()[1:]
         continue
     if line.startswith("totals:"):
         totals = [int(v) for v in line.split()[1:]]
@@ -191,12 +205,17 @@ for line in open(path, errors="replace"):
         continue
     if line[:1] in "0123456789+-*":
         fields = line.split()
+        if positions[0] == "instr":
+            at = fields[0]
+            address = address if at == "*" else address + int(at, 0) if at[0] in "+-" else int(at, 0)
         if after_call:
             after_call = False
             continue
-        if len(fields) > 1:
-            count = int(fields[1])
+        if len(fields) > len(positions):
+            count = int(fields[len(positions)])
             total += count
+            page = (obj, address >> 12)
+            by_page[page] = by_page.get(page, 0) + count
             name = obj.rsplit("/", 1)[-1]
             if name == "brrr-echo" or name.endswith("_echo"):  # brrr-echo or a bench/peers server
                 group = "executable"
@@ -216,8 +235,17 @@ if "D1mr" in events and "D1mw" in events:
     totals += [0] * (len(events) - len(totals))  # trailing zero counts may be left out
     d1 = totals[events.index("D1mr")] + totals[events.index("D1mw")]
     misses = {"l1_data_misses_per_message": round(d1 / messages, 3)}
+if positions[0] != "instr":
+    sys.exit(f"bench/instructions.sh: {server}, {scenario}: the file has no instruction addresses "
+             f"(positions: {' '.join(positions)}): callgrind ran without --dump-instr=yes")
+# The fewest pages of code that hold 99% of the instructions.
+code_pages, held = 0, 0
+for count in sorted(by_page.values(), reverse=True):
+    if held >= 0.99 * total:
+        break
+    code_pages, held = code_pages + 1, held + count
 print(json.dumps({"server": server, "scenario": scenario, "messages": round(messages),
-                  "instructions_per_message": round(total / messages),
+                  "instructions_per_message": round(total / messages), "code_pages": code_pages,
                   **{f"{g}_per_message": round(c / messages) for g, c in sorted(by_object.items())},
                   **misses}))
 PY
@@ -228,13 +256,13 @@ python3 - "$RAW" << 'PY'
 import json, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
 cache = any("l1_data_misses_per_message" in r for r in runs)
-print("| server | scenario | messages counted | user instructions / msg | executable | backend plugin or event library | libc | other libraries |"
+print("| server | scenario | messages counted | user instructions / msg | executable | backend plugin or event library | libc | other libraries | code pages (99% of them) |"
       + (" L1 data misses / msg (simulated) |" if cache else ""))
-print("|---|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if cache else ""))
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|" if cache else ""))
 for r in runs:
     print(f"| {r['server']} | {r['scenario']} | {r['messages']:,} | {r['instructions_per_message']:,} | "
           f"{r.get('executable_per_message', 0):,} | {r.get('library_per_message', 0):,} | "
-          f"{r.get('libc_per_message', 0):,} | {r.get('other_per_message', 0):,} |"
+          f"{r.get('libc_per_message', 0):,} | {r.get('other_per_message', 0):,} | {r['code_pages']} |"
           + (f" {r.get('l1_data_misses_per_message', '-')} |" if cache else ""))
 print()
 for r in runs:
