@@ -43,7 +43,10 @@
 
 namespace brrr {
 
-class Sender final : public detail::IoWaiter, public DeferredFlush {
+// DeferredFlush is the first base: the loop calls flush() through it for every batch, so it
+// needs no this-adjusting thunk, which g++ leaves outside the hot code (runtime/hot_path.h);
+// on_op_complete() takes the thunk (a readiness backend calls it only when a socket was full).
+class Sender final : public DeferredFlush, public detail::IoWaiter {
  public:
   class Handler {
    public:
