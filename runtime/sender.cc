@@ -61,8 +61,10 @@ BRRR_HOT_PATH void Sender::pop_front() {
   --count_;
   front_offset_ = 0;
   if (count_ == 0) {
-    heap_ring_.reset();
-    capacity_ = 1;
+    if (heap_ring_ != nullptr) {  // back to `first_` alone (else capacity_ is 1 already)
+      heap_ring_.reset();
+      capacity_ = 1;
+    }
     head_ = 0;
     gather_.reset();
   }
