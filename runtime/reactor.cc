@@ -72,7 +72,13 @@ absl::StatusOr<std::unique_ptr<Reactor>> Reactor::Create(std::shared_ptr<const P
 }
 
 Reactor::Reactor(std::shared_ptr<const Plugin> plugin, brrr_reactor* instance)
-    : plugin_(std::move(plugin)), instance_(instance), try_send_(plugin_->table().try_send) {}
+    : plugin_(std::move(plugin)),
+      instance_(instance),
+      calls_{.submit = plugin_->table().submit,
+             .wait = plugin_->table().wait,
+             .recycle_buffer = plugin_->table().recycle_buffer,
+             .counters = plugin_->table().counters,
+             .try_send = plugin_->table().try_send} {}
 
 Reactor::~Reactor() { plugin_->table().destroy(instance_); }
 
@@ -84,7 +90,7 @@ BRRR_HOT_PATH int Reactor::submit(const IoOperation& op) {
   c.fd = op.fd;
   c.len = op.len;
   c.buf = op.buf;
-  return plugin_->table().submit(instance_, &c);
+  return calls_.submit(instance_, &c);
 }
 
 int Reactor::cancel(int fd, uint64_t user_data) {
@@ -94,8 +100,8 @@ int Reactor::cancel(int fd, uint64_t user_data) {
 int Reactor::release_fd(int fd) { return plugin_->table().release_fd(instance_, fd); }
 
 BRRR_HOT_PATH absl::StatusOr<int> Reactor::wait(std::span<Completion> out, int64_t timeout_ns) {
-  int n = plugin_->table().wait(instance_, reinterpret_cast<brrr_completion*>(out.data()),
-                                static_cast<int>(out.size()), timeout_ns);
+  int n = calls_.wait(instance_, reinterpret_cast<brrr_completion*>(out.data()), static_cast<int>(out.size()),
+                      timeout_ns);
   if (n < 0) {
     return absl::InternalError(absl::StrCat("backend \"", name(), "\": wait failed: ", std::strerror(-n)));
   }
@@ -118,12 +124,12 @@ absl::Status Reactor::provide_buffers(void* base, uint32_t size, uint32_t count)
 }
 
 BRRR_HOT_PATH void Reactor::recycle_buffer(uint32_t buffer_id) {
-  plugin_->table().recycle_buffer(instance_, buffer_id);
+  calls_.recycle_buffer(instance_, buffer_id);
 }
 
 BRRR_HOT_PATH ReactorCounters Reactor::counters() const {
   brrr_reactor_counters c{};
-  plugin_->table().counters(instance_, &c);
+  calls_.counters(instance_, &c);
   return ReactorCounters{c.waits, c.syscalls, c.submitted, c.completed, c.recv_bundles};
 }
 

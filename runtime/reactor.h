@@ -27,7 +27,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
+struct brrr_completion;
+struct brrr_op;
 struct brrr_reactor;
+struct brrr_reactor_counters;
 struct brrr_reactor_plugin;
 
 namespace brrr {
@@ -136,12 +139,12 @@ class Reactor {
 
   // Whether the backend can send at once without an operation (try_send). Every backend here
   // can: the readiness ones whenever the socket has room, io_uring when its loop is quiet.
-  bool can_try_send() const { return try_send_ != nullptr; }
+  bool can_try_send() const { return calls_.try_send != nullptr; }
   // Sends up to `len` bytes now, with no operation and no completion: the bytes sent (> 0),
   // -EAGAIN when they should go as a kSend instead (the socket takes nothing now, or the
   // backend batches sends under load), -EBUSY when a write-side operation is in flight on fd,
   // or the send's -errno. Only where can_try_send().
-  int try_send(int fd, const void* buf, uint32_t len) { return try_send_(instance_, fd, buf, len); }
+  int try_send(int fd, const void* buf, uint32_t len) { return calls_.try_send(instance_, fd, buf, len); }
 
   // Waits up to timeout_ns (-1: until woken) and fills `out`: the backend writes into it
   // directly, with no copy on the way. Returns how many completions.
@@ -158,9 +161,20 @@ class Reactor {
  private:
   Reactor(std::shared_ptr<const Plugin> plugin, brrr_reactor* instance);
 
+  // The table's entries a busy loop calls per message or per wait, copied here: read from the
+  // plugin's table they would cost two more pages of memory per call (the Plugin, then the
+  // plugin's own data) on a machine where each system call empties the TLB (hot_path.h).
+  struct HotCalls {
+    int (*submit)(brrr_reactor*, const brrr_op*);
+    int (*wait)(brrr_reactor*, brrr_completion*, int, int64_t);
+    void (*recycle_buffer)(brrr_reactor*, uint32_t);
+    void (*counters)(const brrr_reactor*, brrr_reactor_counters*);
+    int (*try_send)(brrr_reactor*, int, const void*, uint32_t);  // or null
+  };
+
   std::shared_ptr<const Plugin> plugin_;
   brrr_reactor* instance_;
-  int (*try_send_)(brrr_reactor*, int, const void*, uint32_t);  // the table's, or null
+  HotCalls calls_;
 };
 
 }  // namespace brrr
