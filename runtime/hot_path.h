@@ -11,13 +11,14 @@
  * all of them out together: 99% of a busy loop's instructions then run in six or seven 4 KiB
  * pages of code (brrr-echo's and its plugin's) instead of fourteen or fifteen, one or two per
  * source file (bench/instructions.sh counts them). Where every entry to the kernel empties the
- * TLB (page-table isolation without PCID, as on many VMs), each page of code the loop runs
- * between two system calls costs a page walk; bench/README.md ("Code layout") has the
- * measurement.
+ * TLB (page-table isolation without PCID, as on the VM of bench/README.md), each page of code
+ * the loop runs between two system calls costs a page walk; bench/README.md ("The per-message
+ * path on six pages of code") has the measurement: up to 1-2% on poll and select.
  *
  * Mark only what runs per message or per wait: a cold function in .text.hot pushes the hot
- * ones apart. g++ leaves the thunk of an override reached through a second base class (Sender's
- * flush(), Connection's on_sent()) in .text, a page apart. C and C++ (the plugins are C).
+ * ones apart. g++ leaves the thunk of an override reached through a second base class in
+ * .text, a page apart: keep the hot override's interface the first base (Sender's
+ * DeferredFlush); Connection's on_sent() still has one. C and C++ (the plugins are C).
  */
 #ifndef BRRR_RUNTIME_HOT_PATH_H_
 #define BRRR_RUNTIME_HOT_PATH_H_
