@@ -252,7 +252,6 @@ class EventLoop {
   TaskContext* tasks_head_ = nullptr;  // intrusive list of live coroutine tasks
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> running_{false};
-  std::array<Completion, 256> completions_;
   TaskClock task_clock_;
   const int64_t started_at_ns_;
   int64_t io_batch_time_ns_;
@@ -264,6 +263,10 @@ class EventLoop {
   SingleWriter<const char*> longest_name_;
   SingleWriter<std::source_location> longest_where_;
   CurrentTask current_;
+  // What the backend's wait() fills. After the fields a busy loop reads per wait (above) and
+  // before the large ones it seldom reads (below): the loop's own state and a batch's first
+  // completions then lie on one or two pages of memory, not three (runtime/hot_path.h).
+  std::array<Completion, 256> completions_;
   // The histograms of BRRR_LOOP_HISTOGRAMS, each NAME recorded into NAME_. Task durations
   // under 1 us are not counted per task but from tasks_run (record_counted_elsewhere).
   LogHistogram timer_lateness_;
