@@ -51,9 +51,9 @@ Usage: bench/pages.sh [options]
   --warmup=S         seconds of load before counting starts (default $WARMUP)
   --load=MODE        $BENCH_LOAD_HELP (default $LOAD)
   --pages            also list each run's pages touched in at least 5% of the intervals: the
-                     object or region each is in, and the function that touched it first
-                     (most often); in a library without a symbol table (libc, libevent, libuv
-                     from Debian) only the nearest exported name
+                     object or region each is in, and the functions that touched it first
+                     (the three seen most often); in a library without a symbol table (libc,
+                     libevent, libuv from Debian) only the nearest exported name
   --debug_info       build with -g too, so that --pages names the source line of each
                      first touch (which field of which object the page holds)
   --baseline=DIR     another build's bazel-out/k8-opt/bin: runs base:brrr-NAME from it
@@ -155,7 +155,9 @@ for line in open(report_path):
     if f[0] == "syscall":
         syscalls.append((f[1], int(f[2])))
     elif f[0] == "page":
-        pages.append({"kind": f[1], "page": int(f[2], 16), "share": float(f[3]), "ip": int(f[4], 16)})
+        firsts = sorted(((int(n), int(ip, 16)) for ip, n in (x.split(":") for x in f[4:])), reverse=True)
+        pages.append({"kind": f[1], "page": int(f[2], 16), "share": float(f[3]),
+                      "firsts": [(ip, n / max(1, sum(c for c, _ in firsts))) for n, ip in firsts[:3]]})
     else:
         summary[f[0]] = float(f[1])
 if not summary.get("intervals"):
@@ -205,7 +207,7 @@ def short(name):
 wanted = collections.defaultdict(set)  # object path -> link-time addresses
 where = {}
 for p in pages:
-    for address in (p["page"], p["ip"]):
+    for address in [p["page"]] + [ip for ip, _ in p["firsts"]]:
         m = mapping(address)
         if m is None:
             where[address] = ("?", None)
@@ -239,11 +241,15 @@ def describe(address):
 rows = []
 for p in sorted(pages, key=lambda p: (p["kind"], -p["share"])):
     region, _ = describe(p["page"])
-    _, symbol = describe(p["ip"])
-    first = symbol or hex(p["ip"])
-    if p["kind"] == "data" and symbol:
-        first = short(where[p["ip"]][0]) + ": " + symbol
-    rows.append({"kind": p["kind"], "page": hex(p["page"]), "share": p["share"], "in": region, "function": first})
+    firsts = []
+    for ip, share in p["firsts"]:
+        _, symbol = describe(ip)
+        first = symbol or hex(ip)
+        if p["kind"] == "data" and symbol:
+            first = short(where[ip][0]) + ": " + symbol
+        firsts.append(f"{first} ({share:.0%})" if len(p["firsts"]) > 1 else first)
+    rows.append({"kind": p["kind"], "page": hex(p["page"]), "share": p["share"], "in": region,
+                 "function": "; ".join(firsts)})
 print(json.dumps({"server": server, "scenario": scenario, "intervals": int(summary["intervals"]),
                   "instructions_per_interval": summary["instructions_per_interval"],
                   "code_pages_per_interval": summary["code_pages_per_interval"],
@@ -265,7 +271,7 @@ for r in runs:
 if sys.argv[2] == "1":
     for r in runs:
         print(f"\n{r['server']}, {r['scenario']}: the pages touched in 5% of the intervals or more\n")
-        print("| kind | page | share of intervals | in | the function that touched it first |")
+        print("| kind | page | share of intervals | in | the functions that touched it first (how often) |")
         print("|---|---|---:|---|---|")
         for p in r["pages"]:
             print(f"| {p['kind']} | {p['page']} | {p['share']:.2f} | {p['in']} | {p['function']} |")

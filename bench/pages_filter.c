@@ -25,17 +25,18 @@
 //   code_pages_per_interval X        (the mean over the intervals)
 //   data_pages_per_interval X
 //   syscall NAME N                   (the calls that ended the intervals, most first)
-//   page code|data 0xPAGE SHARE 0xIP (every page touched in 5% of the intervals or more, with
-//                                      the share of intervals that touched it and the
-//                                      instruction that touched it first, most often: for code
-//                                      the one that entered the page)
+//   page code|data 0xPAGE SHARE 0xIP:N...  (every page touched in 5% of the intervals or more,
+//                                          with the share of intervals that touched it, and the
+//                                          first 8 instructions seen touching it first in an
+//                                          interval, each with how often it did: for code the
+//                                          ones that entered the page)
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { kPickIntervals = 1000, kMaxThreads = 256, kTableBits = 20, kMaxIps = 4 };
+enum { kPickIntervals = 1000, kMaxThreads = 256, kTableBits = 20, kMaxIps = 8 };
 
 static volatile sig_atomic_t counting_requested = 0;
 static volatile sig_atomic_t report_requested = 0;
@@ -169,12 +170,12 @@ static void Report(const char *path) {
   for (uint64_t slot = 0; slot < (1u << kTableBits); slot++) {
     const PageEntry *entry = &table[slot];
     if (entry->page == 0 || entry->intervals * 20 < intervals) continue;
-    uint64_t ip = 0, best = 0;
-    for (int i = 0; i < kMaxIps; i++) {
-      if (entry->ip_counts[i] > best) best = entry->ip_counts[i], ip = entry->ips[i];
+    fprintf(out, "page %s 0x%llx %.3f", entry->is_code ? "code" : "data",
+            (unsigned long long)(((entry->page >> 1) - 1) << 12), (double)entry->intervals / n);
+    for (int i = 0; i < kMaxIps && entry->ips[i] != 0; i++) {
+      fprintf(out, " 0x%llx:%llu", (unsigned long long)entry->ips[i], (unsigned long long)entry->ip_counts[i]);
     }
-    fprintf(out, "page %s 0x%llx %.3f 0x%llx\n", entry->is_code ? "code" : "data",
-            (unsigned long long)(((entry->page >> 1) - 1) << 12), (double)entry->intervals / n, (unsigned long long)ip);
+    fputc('\n', out);
   }
   fclose(out);
 }
