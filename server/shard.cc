@@ -23,13 +23,13 @@ constexpr Duration kBudgetPoll = milliseconds(10);
 Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
              std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors,
              DrainProgress& progress)
-    : options_(options),
-      loop_(std::move(loop)),
+    : loop_(std::move(loop)),
       listeners_(std::move(listeners)),
       active_total_(active_total),
       throttle_(throttle),
       descriptors_(descriptors),
-      progress_(progress) {}
+      progress_(progress),
+      options_(options) {}
 
 Shard::~Shard() {
   // Connections and the listener belong to the loop: close them while it still exists.

@@ -103,7 +103,6 @@ class Shard {
   // An accept loop task is running (it may be waiting for an accept, a backoff or a budget).
   bool accepting() const;
 
-  const EchoServerOptions& options_;
   std::unique_ptr<EventLoop> loop_;
   std::vector<Socket> listeners_;
   std::atomic<uint64_t>& active_total_;
@@ -111,6 +110,9 @@ class Shard {
   DescriptorBudget& descriptors_;
   DrainProgress& progress_;
   ShardCounters counters_;
+  // A copy, beside the counters: a connection reads both per message (the water marks), and
+  // the server's own copy sits on another page among its start-up allocations (hot_path.h).
+  const EchoServerOptions options_;
   Connection* connections_ = nullptr;  // intrusive list
   std::vector<Future<>> acceptors_;  // one per listener, while accepting
   size_t acceptors_running_ = 0;      // after the listeners closed: accept loops not yet ended
