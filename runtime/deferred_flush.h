@@ -17,6 +17,7 @@
 #ifndef BRRR_RUNTIME_DEFERRED_FLUSH_H_
 #define BRRR_RUNTIME_DEFERRED_FLUSH_H_
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -37,33 +38,49 @@ class DeferredFlush {
   size_t index_ = kNotPending;  // its place in the list while pending
 };
 
+// The entries live in the list itself up to kInline (in the event loop, beside the fields a
+// busy loop reads per wait), past it in a vector: a loop pipelining on many sockets runs the
+// list after every batch, and a vector's array alone would be one more page between two
+// system calls (hot_path.h; bench/README.md, nineteenth run).
 class DeferredFlushList {
  public:
   // Adds it unless it is pending already.
   void add(DeferredFlush& f) {
     if (f.flush_pending()) return;
-    f.index_ = pending_.size();
-    pending_.push_back(&f);
+    f.index_ = size_;
+    if (size_ < kInline) {
+      inline_[size_] = &f;
+    } else {
+      overflow_.push_back(&f);
+    }
+    ++size_;
   }
   // It will not run (it is going away).
   void remove(DeferredFlush& f) {
     if (!f.flush_pending()) return;
-    pending_[f.index_] = nullptr;
+    at(f.index_) = nullptr;
     f.index_ = DeferredFlush::kNotPending;
   }
   // Runs every pending entry, those added meanwhile included, then empties the list.
   void run() {
-    for (size_t i = 0; i < pending_.size(); ++i) {
-      DeferredFlush* f = pending_[i];
+    for (size_t i = 0; i < size_; ++i) {
+      DeferredFlush* f = at(i);
       if (f == nullptr) continue;
       f->index_ = DeferredFlush::kNotPending;
       f->flush();
     }
-    pending_.clear();
+    size_ = 0;
+    overflow_.clear();  // keeps its capacity
   }
 
  private:
-  std::vector<DeferredFlush*> pending_;
+  static constexpr size_t kInline = 64;
+
+  DeferredFlush*& at(size_t i) { return i < kInline ? inline_[i] : overflow_[i - kInline]; }
+
+  size_t size_ = 0;
+  std::array<DeferredFlush*, kInline> inline_;
+  std::vector<DeferredFlush*> overflow_;  // entries kInline and on
 };
 
 }  // namespace brrr
