@@ -1,11 +1,12 @@
 # shellcheck shell=bash
 # bench/bench_lib.sh: what the benchmark scripts share, sourced by each of them (bench/echo.sh,
-# bench/ab.sh, bench/targets.sh, bench/profile.sh, bench/instructions.sh,
+# bench/ab.sh, bench/targets.sh, bench/profile.sh, bench/instructions.sh, bench/pages.sh,
 # bench/metrics_overhead.sh, bench/watch_overhead.sh): the error that ends a script, the tools
 # it needs, the CPUs it pins to, the optimized build of what it runs (and another build to
 # compare with), and the wait for a server it started to say that it is ready; and the echo
-# servers and load scenarios bench/echo.sh, bench/ab.sh, bench/profile.sh and
-# bench/instructions.sh run (bench_start_server, bench_scenario_args, bench_connection_counts).
+# servers and load scenarios bench/echo.sh, bench/ab.sh, bench/profile.sh,
+# bench/instructions.sh and bench/pages.sh run (bench_start_server, bench_scenario_args,
+# bench_connection_counts).
 # Not a script of its own.
 #
 #   BENCH_NAME=bench/foo.sh                        # the name errors start with
