@@ -122,6 +122,22 @@ bench_check_servers() {
   done
 }
 
+# bench_check_counted_runs: for the scripts that count a window inside one load per server and
+# scenario (bench/instructions.sh, bench/pages.sh): turns SERVERS and SCENARIOS (comma- or
+# space-separated) into space-separated lists, and dies unless each server and scenario is one
+# bench_start_server and bench_scenario_args know, LOAD is one mode, and WINDOW and WARMUP are
+# seconds.
+bench_check_counted_runs() {
+  SERVERS="${SERVERS//,/ }"
+  SCENARIOS="${SCENARIOS//,/ }"
+  bench_check_servers "$SERVERS"
+  local s
+  for s in $SCENARIOS; do bench_scenario_args "$s" > /dev/null; done
+  [[ "$(bench_load_modes "$LOAD")" == "$LOAD" ]] || die "--load takes one mode here: sleep, busy or ring"
+  [[ "$WINDOW" =~ ^[0-9]+([.][0-9]+)?$ && "$WARMUP" =~ ^[0-9]+([.][0-9]+)?$ ]] ||
+    die "--window and --warmup take seconds, not '$WINDOW' and '$WARMUP'"
+}
+
 # bench_scenario_args SCENARIO: brrr-bench's flags for it (dies if unknown).
 bench_scenario_args() {
   case "$1" in

@@ -94,13 +94,7 @@ for arg in "$@"; do
     *) usage >&2; die "unknown option: $arg" ;;
   esac
 done
-SERVERS="${SERVERS//,/ }"
-SCENARIOS="${SCENARIOS//,/ }"
-bench_check_servers "$SERVERS"
-for s in $SCENARIOS; do bench_scenario_args "$s" > /dev/null; done
-[[ "$(bench_load_modes "$LOAD")" == "$LOAD" ]] || die "--load takes one mode here: sleep, busy or ring"
-[[ "$WINDOW" =~ ^[0-9]+([.][0-9]+)?$ && "$WARMUP" =~ ^[0-9]+([.][0-9]+)?$ ]] ||
-  die "--window and --warmup take seconds, not '$WINDOW' and '$WARMUP'"
+bench_check_counted_runs
 bench_need bazel taskset python3 valgrind callgrind_control ss
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
 
