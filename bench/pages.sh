@@ -119,10 +119,11 @@ for scenario in $SCENARIOS; do
       --warmup=0s --duration="${duration}s" --progress=false --json > "$WORK/load.out" 2>&1 &
     load_pid=$!
     sleep "$WARMUP"
-    kill -USR1 "$FILTER_PID"
+    # (A server or filter that died meanwhile leaves no report: the run fails below.)
+    kill -USR1 "$FILTER_PID" 2> /dev/null || true
     sleep "$WINDOW"
-    kill -USR2 "$FILTER_PID"
-    cp "/proc/$SERVER_PID/maps" "$WORK/maps"
+    kill -USR2 "$FILTER_PID" 2> /dev/null || true
+    cp "/proc/$SERVER_PID/maps" "$WORK/maps" 2> /dev/null || true
     # The filter writes its report at the next system call; under lackey that can take a while.
     for _ in $(seq 1 600); do
       [[ ! -s "$WORK/report" ]] || break
@@ -134,9 +135,9 @@ for scenario in $SCENARIOS; do
     bench_stop_server
     wait "$FILTER_PID" || true
     FILTER_PID=""
-    if [[ "$load_rc" != 0 || ! -s "$WORK/report" ]]; then
-      echo "$BENCH_NAME: $server, $scenario: the run failed (load exit $load_rc):" >&2
-      tail -3 "$WORK/load.out" >&2
+    if [[ "$load_rc" != 0 || ! -s "$WORK/report" || ! -s "$WORK/maps" ]]; then
+      echo "$BENCH_NAME: $server, $scenario: the run failed (load exit $load_rc; the server's and the load's last lines):" >&2
+      tail -3 "$WORK"/server-"$BENCH_STARTS"-* "$WORK/load.out" >&2
       failures=$((failures + 1))
       continue
     fi

@@ -52,7 +52,7 @@ static void OnReport(int signo) {
 
 // A page, with the intervals that touched it and the instructions that touched it first.
 typedef struct {
-  uint64_t page;  // address >> 12, plus one (0: an empty slot)
+  uint64_t page;  // the key: (address >> 12) + 1, shifted left by one, or'ed with is_code (0: empty)
   int is_code;
   uint64_t stamp;  // the last interval that touched it
   uint64_t intervals;
