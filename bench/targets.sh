@@ -3,7 +3,9 @@
 # that scenario's strongest peer (bench/ab.sh's interleaved slices, one A/B per cell), then, at
 # 1,000 connections, io_uring and epoll against brrr's scanning backends; prints one markdown
 # table of brrr's ratios to the peer (msg/s, server CPU per message, p99; pairs that went
-# brrr's way; bold where the sign test gives p < 0.05), as bench/README.md records them.
+# brrr's way; bold where the sign test gives p < 0.05), as bench/README.md records them. Each
+# A/B starts both servers afresh for each round (bench/ab.sh --rounds): the rounds, not the
+# slices of one pair of processes, are what the sign test counts.
 #
 # The peers: for io_uring the io_uring peer (liburing_echo: level with or ahead of every
 # readiness peer in every scenario, bench/README.md, sixteenth run); for epoll the fastest
@@ -11,8 +13,8 @@
 # libuv with 64 KiB messages, libevent's poll elsewhere); for poll and select libevent on the
 # same mechanism.
 #
-#   bench/targets.sh                                  # every cell, 12 slices (about 25 minutes)
-#   bench/targets.sh --scenarios=pp64 --backends=poll,select --slices=16
+#   bench/targets.sh                                  # every cell, 6 rounds of 2 slices (about 30 minutes)
+#   bench/targets.sh --scenarios=pp64 --backends=poll,select --rounds=8 --slices=3
 #   bench/targets.sh --help
 #
 # Needs: bazel, taskset, python3 (through bench/ab.sh).
@@ -24,7 +26,8 @@ source "$(dirname "$0")/bench_lib.sh"
 
 SCENARIOS="pp1 pp64 pipe64 conn1000 big4"
 BACKENDS="io_uring epoll poll select"
-SLICES=12
+SLICES=2
+ROUNDS=6
 LOAD=ring
 LOGS=""
 
@@ -34,7 +37,8 @@ Usage: bench/targets.sh [options]
 
   --scenarios=LIST   from: $BENCH_SCENARIOS (default: $SCENARIOS)
   --backends=LIST    brrr backends, from: io_uring epoll poll select (default: all)
-  --slices=N         slices per server in each A/B (default $SLICES)
+  --rounds=N         rounds per A/B, each with both servers started afresh (default $ROUNDS)
+  --slices=N         slices per server in each round (default $SLICES)
   --load=MODE        $BENCH_LOAD_HELP (default $LOAD)
   --logs=DIR         where each A/B's output goes (default: a new /tmp/brrr-targets.* directory)
 
@@ -48,6 +52,7 @@ for arg in "$@"; do
     --scenarios=*) SCENARIOS="${arg#*=}" ;;
     --backends=*) BACKENDS="${arg#*=}" ;;
     --slices=*) SLICES="${arg#*=}" ;;
+    --rounds=*) ROUNDS="${arg#*=}" ;;
     --load=*) LOAD="${arg#*=}" ;;
     --logs=*) LOGS="${arg#*=}" ;;
     -h | --help) usage; exit 0 ;;
@@ -59,6 +64,7 @@ read -ra BACKEND_LIST <<< "${BACKENDS//,/ }"
 SCENARIOS="${SCENARIO_LIST[*]}"
 BACKENDS="${BACKEND_LIST[*]}"
 [[ "$SLICES" =~ ^[1-9][0-9]*$ ]] || die "--slices takes a count of at least 1 (got '$SLICES')"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "--rounds takes a count of at least 1 (got '$ROUNDS')"
 for s in $SCENARIOS; do bench_scenario_args "$s" > /dev/null; done
 for b in $BACKENDS; do
   [[ " io_uring epoll poll select " == *" $b "* ]] || die "unknown backend '$b' (known: io_uring epoll poll select)"
@@ -92,7 +98,7 @@ ab() {
   RUN=$((RUN + 1))
   SUMMARIES+=("$LOGS/$RUN.json")
   echo "$BENCH_NAME: $1: $2 against $3 ..." >&2
-  if ! bench/ab.sh --load="$LOAD" --scenario="$1" --slices="$SLICES" --summary_json="$LOGS/$RUN.json" "$2" "$3" \
+  if ! bench/ab.sh --load="$LOAD" --scenario="$1" --rounds="$ROUNDS" --slices="$SLICES" --summary_json="$LOGS/$RUN.json" "$2" "$3" \
     > "$LOGS/$RUN.log" 2>&1; then
     tail -n 20 "$LOGS/$RUN.log" >&2
     echo "$BENCH_NAME: the A/B of $2 and $3 ($1) failed; its log: $LOGS/$RUN.log" >&2
@@ -111,12 +117,12 @@ if [[ " $SCENARIOS " == *" conn1000 "* ]]; then
 fi
 
 TITLES="$(for s in $SCENARIOS; do echo "$s=$(bench_scenario_title "$s")"; done)"
-python3 - "$LOGS" "$SLICES" "$LOAD" "$SCENARIOS" "$BACKENDS" "$TITLES" "${SUMMARIES[@]}" << 'EOF'
+python3 - "$LOGS" "$SLICES" "$ROUNDS" "$LOAD" "$SCENARIOS" "$BACKENDS" "$TITLES" "${SUMMARIES[@]}" << 'EOF'
 import json, sys
-logs, slices, load = sys.argv[1:4]
-scenarios, backends = sys.argv[4].split(), sys.argv[5].split()
-titles = dict(line.split("=", 1) for line in sys.argv[6].splitlines())  # bench_scenario_title's
-runs = [json.load(open(f)) for f in sys.argv[7:]]  # this run's, in order (not older ones in --logs)
+logs, slices, rounds, load = sys.argv[1:5]
+scenarios, backends = sys.argv[5].split(), sys.argv[6].split()
+titles = dict(line.split("=", 1) for line in sys.argv[7].splitlines())  # bench_scenario_title's
+runs = [json.load(open(f)) for f in sys.argv[8:]]  # this run's, in order (not older ones in --logs)
 def cell(r):
     def one(key, label):
         f = r["figures"][key]
@@ -124,11 +130,17 @@ def cell(r):
         text = f"**{text}**" if f["p"] < 0.05 else text
         return f"{label}{text}"
     m = r["figures"]["messages_per_second"]
-    return (one("messages_per_second", "") + f" ({m['b_better']}/{m['pairs']}), " +
+    ways = (f"{m['round_b_better']}/{m['rounds']} rounds, {m['b_better']}/{m['pairs']} pairs" if "rounds" in m
+            else f"{m['b_better']}/{m['pairs']}")
+    return (one("messages_per_second", "") + f" ({ways}), " +
             one("server_cpu_us_per_msg", "CPU ") + ", " + one("p99_us", "p99 "))
 by = {(r["scenario"], r["b"]): r for r in runs if not r["a"].startswith("brrr-")}
-print(f"\nbrrr against each scenario's peer, {load} load, slices per server: {slices} (bench/ab.sh); msg/s, "
-      "CPU per message and p99 as brrr's ratio to the peer, paired medians, (pairs brrr's way); bold: p < 0.05\n")
+per = (f"{rounds} rounds of {slices} slices per server, each round with both started afresh" if int(rounds) > 1
+       else f"slices per server: {slices}")
+way = "(rounds and pairs brrr's way); bold: the sign test over the rounds gives p < 0.05" if int(rounds) > 1 \
+    else "(pairs brrr's way); bold: p < 0.05"
+print(f"\nbrrr against each scenario's peer, {load} load, {per} (bench/ab.sh); msg/s, "
+      f"CPU per message and p99 as brrr's ratio to the peer, paired medians, {way}\n")
 print("| scenario | " + " | ".join(backends) + " |")
 print("|---|" + "---|" * len(backends))
 for s in scenarios:
