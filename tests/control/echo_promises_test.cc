@@ -12,7 +12,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -24,6 +23,7 @@
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/sanitizer.h"
 #include "tests/testing/skips.h"
 
 namespace brrr {
@@ -37,10 +37,7 @@ using std::chrono::seconds;
 // quarantine, redzones and shadow memory, which the heap blocks of a paused connection's input
 // inflate by 2 to 13 MB (at most 1 MB in a plain build, measured): plain, -c opt and UBSan
 // builds check the memory bound; ASan runs the rest.
-bool RssMeasuresHoldings() {
-  const char* sanitizer = std::getenv("BRRR_SANITIZER");
-  return sanitizer == nullptr || (std::string(sanitizer) != "asan" && std::string(sanitizer) != "tsan");
-}
+bool RssMeasuresHoldings() { return !testing::UnderSanitizer("asan") && !testing::UnderSanitizer("tsan"); }
 
 // "127.0.0.1:PORT" of a client socket: the peer the server sees.
 std::string LocalAddress(int fd) {

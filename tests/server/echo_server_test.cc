@@ -8,7 +8,6 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -20,6 +19,7 @@
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/sanitizer.h"
 
 namespace brrr {
 namespace {
@@ -36,10 +36,7 @@ using testing::Process;
 // connection's input (server/connection.h) add 2 to 19 MB there, against at most 1 MB in a
 // plain build (measured). Plain, -c opt and UBSan builds check the memory bounds; ASan and TSan
 // run the rest of those tests.
-bool RssMeasuresHoldings() {
-  const char* sanitizer = std::getenv("BRRR_SANITIZER");
-  return sanitizer == nullptr || (std::string(sanitizer) != "asan" && std::string(sanitizer) != "tsan");
-}
+bool RssMeasuresHoldings() { return !testing::UnderSanitizer("asan") && !testing::UnderSanitizer("tsan"); }
 
 TEST_P(EchoServerTest, SaysWhichBackendAndWhereItListens) {
   auto server = Start();
@@ -158,9 +155,9 @@ TEST_P(EchoServerTest, OutOfDescriptorsItKeepsServingAndDoesNotSpin) {
   // UBSan's vptr check proves memory readable by writing it into a pipe (compiler-rt's
   // IsAccessibleMemoryRange). With no descriptor left that probe fails, and it aborts with a
   // false "object has invalid vptr"; its suppressions cannot match an object it cannot read.
-  // The plain and ASan runs cover this test.
-  const char* sanitizer = std::getenv("BRRR_SANITIZER");
-  if (sanitizer != nullptr && std::string(sanitizer) == "ubsan") {
+  // The plain, TSan and -c opt runs cover this test, and --config=asan (CI runs ASan together
+  // with UBSan, --config=asan_ubsan, where it skips).
+  if (testing::UnderSanitizer("ubsan")) {
     GTEST_SKIP() << "UBSan's runtime needs a free descriptor for its vptr check";
   }
   testing::ProcessOptions limited;

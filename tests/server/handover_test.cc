@@ -16,7 +16,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -30,6 +29,7 @@
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/sanitizer.h"
 
 namespace brrr {
 namespace {
@@ -43,10 +43,7 @@ std::string EchoBinary() { return testing::Runfile("server/brrr-echo/brrr-echo")
 // Under ThreadSanitizer (--config=tsan) the admin plane stays off: Debian's gRPC is not
 // instrumented, and its reports would stop brrr-echo (the tests that need gRPC are "notsan"
 // elsewhere). The hand-over itself is brrr's code, which TSan does see.
-bool UnderTsan() {
-  const char* s = std::getenv("BRRR_SANITIZER");
-  return s != nullptr && std::string(s) == "tsan";
-}
+bool UnderTsan() { return testing::UnderSanitizer("tsan"); }
 
 // A TCP connection to 127.0.0.1:port with 10 s send and receive timeouts, or -errno.
 int Connect(uint16_t port) {
