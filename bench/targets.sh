@@ -13,7 +13,7 @@
 # libuv with 64 KiB messages, libevent's poll elsewhere); for poll and select libevent on the
 # same mechanism.
 #
-#   bench/targets.sh                                  # every cell, 6 rounds of 2 slices (about 30 minutes)
+#   bench/targets.sh                                  # every cell, 6 rounds of 2 slices (about 25 minutes)
 #   bench/targets.sh --scenarios=pp64 --backends=poll,select --rounds=8 --slices=3
 #   bench/targets.sh --help
 #

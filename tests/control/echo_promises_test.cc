@@ -33,12 +33,6 @@ namespace admin = brrr::admin::v1;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// Whether the server's RSS measures what it holds. Under ASan it also counts the allocator's
-// quarantine, redzones and shadow memory, which the heap blocks of a paused connection's input
-// inflate by 2 to 13 MB (at most 1 MB in a plain build, measured): plain, -c opt and UBSan
-// builds check the memory bound; ASan runs the rest.
-bool RssMeasuresHoldings() { return !testing::UnderSanitizer("asan") && !testing::UnderSanitizer("tsan"); }
-
 // "127.0.0.1:PORT" of a client socket: the peer the server sees.
 std::string LocalAddress(int fd) {
   sockaddr_in a{};
@@ -167,7 +161,7 @@ TEST_P(EchoPromisesTest, AClientThatNeverReadsIsStoppedAtHighWaterAndOthersAreSe
   EXPECT_LT(pushed.load(), max_pushed) << "the server never stopped reading the hog";
   // A resource bound where the bound is the feature: what the hog pushed (megabytes) sits in
   // kernel buffers, not in the server, which holds about --high_water.
-  if (RssMeasuresHoldings()) {
+  if (testing::ResidentMemoryMeasuresHoldings()) {
     EXPECT_LT(rss_after, rss_before + (8u << 20)) << "server memory grew by " << (rss_after - rss_before) << " bytes";
   }
   hog.close();

@@ -31,13 +31,6 @@ using testing::EchoBinary;
 using testing::EchoServerTest;
 using testing::Process;
 
-// Whether the server's RSS measures what it holds. Under ASan and TSan it also counts the
-// allocator's quarantine or its own heap and shadow memory: the heap blocks that keep a paused
-// connection's input (server/connection.h) add 2 to 19 MB there, against at most 1 MB in a
-// plain build (measured). Plain, -c opt and UBSan builds check the memory bounds; ASan and TSan
-// run the rest of those tests.
-bool RssMeasuresHoldings() { return !testing::UnderSanitizer("asan") && !testing::UnderSanitizer("tsan"); }
-
 TEST_P(EchoServerTest, SaysWhichBackendAndWhereItListens) {
   auto server = Start();
   EXPECT_NE(server->out().find("(backend " + GetParam() + ", 1 loop"), std::string::npos) << server->out();
@@ -115,7 +108,7 @@ TEST_P(EchoServerTest, ASlowReaderIsPausedAndResumedAndGetsEveryByteBack) {
   EXPECT_EQ(echoed.size(), payload.size());
   EXPECT_TRUE(echoed == payload) << "the echo differs";
   // The pool (4 MiB) is mapped at start; what the queue holds beyond it is heap.
-  if (RssMeasuresHoldings()) {
+  if (testing::ResidentMemoryMeasuresHoldings()) {
     EXPECT_LT(rss_max, rss_before + (3u << 20)) << "server memory grew by " << (rss_max - rss_before) << " bytes";
   }
   EXPECT_EQ(Stop(*server), 0);

@@ -15,4 +15,6 @@ bool UnderSanitizer(std::string_view name) {
   return false;
 }
 
+bool ResidentMemoryMeasuresHoldings() { return !UnderSanitizer("asan") && !UnderSanitizer("tsan"); }
+
 }  // namespace brrr::testing
