@@ -176,10 +176,10 @@ def sign_test(wins, n):
     p = sum(math.comb(n, j) for j in range(0, k + 1)) / 2 ** n * 2
     return min(p, 1.0)
 print()
-print(f"A = {names[0]}, B = {names[1]}: {len(runs[0])} slices each" +
-      (f", in {len(set(r['round'] for r in rows))} rounds (each its own pair of processes)" if len(set(r["round"] for r in rows)) > 1 else ""))
-print(f"  {'figure':<12} {'A median':>12} {'A range':>21} {'B median':>12} {'B range':>21} {'B/A paired':>11} {'B better':>9} {'sign p':>7}")
 rounds = sorted({r["round"] for r in runs[0]})
+print(f"A = {names[0]}, B = {names[1]}: {len(runs[0])} slices each" +
+      (f", in {len(rounds)} rounds (each its own pair of processes)" if len(rounds) > 1 else ""))
+print(f"  {'figure':<12} {'A median':>12} {'A range':>21} {'B median':>12} {'B range':>21} {'B/A paired':>11} {'B better':>9} {'sign p':>7}")
 def paired(key, better, keep=lambda r: True):
     # The figure's pairs (A's slice, B's slice in the same position), B's ratios to A, and the
     # pairs that went B's way out of those that differ.
