@@ -13,7 +13,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <random>
+#include <set>
 
 #include "gtest/gtest.h"
 
@@ -78,19 +80,64 @@ std::string RandomBytes(size_t size, uint32_t seed) {
   return s;
 }
 
-uint16_t PickFreePort() {
+namespace {
+
+// The first port of the range the kernel gives connect() and bind(port 0)
+// (net.ipv4.ip_local_port_range), or 0 if it cannot be read.
+int EphemeralRangeStart() {
+  FILE* f = std::fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+  if (f == nullptr) return 0;
+  int low = 0;
+  int high = 0;
+  const bool read = std::fscanf(f, "%d %d", &low, &high) == 2;
+  std::fclose(f);
+  return read ? low : 0;
+}
+
+// Whether nothing holds `port` on 127.0.0.1 now: a listener, a connection or TIME_WAIT (a
+// bind without SO_REUSEADDR fails on any of them). Port 0 asks the kernel for one; the port
+// bound is returned through `port`.
+bool BindsNow(uint16_t* port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    std::perror("PickFreePort: socket");
+    std::abort();
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(*port);
   socklen_t size = sizeof a;
-  if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) != 0) {
-    std::perror("PickFreePort");
-    std::abort();
-  }
+  const bool bound = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                     ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) == 0;
   ::close(fd);
-  return ntohs(a.sin_port);
+  if (bound) *port = ntohs(a.sin_port);
+  return bound;
+}
+
+}  // namespace
+
+uint16_t PickFreePort() {
+  // Below the ephemeral range: every connect() of every test running beside this one takes
+  // its local port from that range, so a port picked there can be taken between the pick and
+  // the server's bind (seen in CI: "the port is in use"); below it only explicit binds
+  // compete. At random, so that tests picking at the same moment rarely meet. Never one
+  // this process was given before: a test that picks several ports before it binds any (a
+  // server's metrics port, then its admin port) must not get the same twice.
+  static std::mutex mutex;
+  static std::set<uint16_t> given;
+  std::lock_guard<std::mutex> lock(mutex);
+  const int start = EphemeralRangeStart();
+  constexpr int kSpan = 12288;
+  std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(start - kSpan, start - 1);
+  for (int attempt = 0; attempt < 1000; ++attempt) {
+    // Below the range when it leaves room, else the kernel's choice (inside it).
+    uint16_t port = start - kSpan >= 1024 ? static_cast<uint16_t>(pick(rng)) : 0;
+    if (BindsNow(&port) && given.insert(port).second) return port;
+  }
+  std::fprintf(stderr, "PickFreePort: no free loopback port in 1000 tries\n");
+  std::abort();
 }
 
 namespace {

@@ -18,8 +18,11 @@ uint64_t RaiseFdLimit(uint64_t want);
 // `size` bytes in which every byte value occurs (for size >= 256), from `seed`.
 std::string RandomBytes(size_t size, uint32_t seed);
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then released), for
-// programs that take a port number and cannot report the one they got.
+// A TCP port on 127.0.0.1 that was free a moment ago (bound, then released), for programs
+// that take a port number and cannot report the one they got. Picked at random below the
+// kernel's ephemeral range (net.ipv4.ip_local_port_range), where the connections of tests
+// running alongside cannot take it before the program binds it. Never the same port twice in
+// one process.
 uint16_t PickFreePort();
 
 // The most a client that never reads can get a server to take from it before its sends block,

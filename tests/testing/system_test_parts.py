@@ -9,6 +9,7 @@ python3's standard library only; the test's .sh puts this folder on PYTHONPATH.
 """
 
 import json
+import random
 import signal
 import socket
 import subprocess
@@ -32,13 +33,31 @@ def check(condition, message):
 _PORTS_GIVEN = set()
 
 
+def _ephemeral_range_start():
+    """The first port of the range the kernel gives connect() and bind(port 0), or 0."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range", encoding="ascii") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def free_port():
-    """A loopback port free now, never one this process was given before: the kernel may hand
-    a closed port out again at once, and a test that asks for several ports before it binds any
-    (one server's metrics port, another's admin port) would get the same one twice."""
+    """A loopback port free now, never one this process was given before: a test that asks
+    for several ports before it binds any (one server's metrics port, another's admin port)
+    must not get the same one twice. Picked at random below the kernel's ephemeral range
+    (net.ipv4.ip_local_port_range) when it leaves room: every connect() of every test running
+    alongside takes its local port from that range, so a port picked there can be taken
+    before the server binds it; below it only explicit binds compete."""
+    start = _ephemeral_range_start()
+    span = 12288
     for _ in range(1000):
+        wanted = random.randrange(start - span, start) if start - span >= 1024 else 0
         with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
+            try:
+                s.bind(("127.0.0.1", wanted))
+            except OSError:
+                continue
             port = s.getsockname()[1]
         if port not in _PORTS_GIVEN:
             _PORTS_GIVEN.add(port)
