@@ -137,7 +137,7 @@ for scenario in $SCENARIOS; do
     FILTER_PID=""
     if [[ "$load_rc" != 0 || ! -s "$WORK/report" || ! -s "$WORK/maps" ]]; then
       echo "$BENCH_NAME: $server, $scenario: the run failed (load exit $load_rc; the server's and the load's last lines):" >&2
-      tail -3 "$WORK"/server-"$BENCH_STARTS"-* "$WORK/load.out" >&2
+      tail -n 3 "$WORK"/server-"$BENCH_STARTS"-* "$WORK/load.out" >&2
       failures=$((failures + 1))
       continue
     fi

@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions op
 EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)
     : options_(std::move(options)),
       manual_clock_(options_.manual_clock),
-      reactor_(std::move(reactor)),
+      reactor_(std::move(*reactor)),
       backend_name_(reactor_->name()),
       max_fd_(reactor_->plugin().max_fd()),
       inbox_([this] { reactor_->wake(); }),

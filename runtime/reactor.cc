@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/hot_path.h"
@@ -80,7 +81,12 @@ Reactor::Reactor(std::shared_ptr<const Plugin> plugin, brrr_reactor* instance)
              .counters = plugin_->table().counters,
              .try_send = plugin_->table().try_send} {}
 
-Reactor::~Reactor() { plugin_->table().destroy(instance_); }
+Reactor::Reactor(Reactor&& other) noexcept
+    : plugin_(std::move(other.plugin_)), instance_(std::exchange(other.instance_, nullptr)), calls_(other.calls_) {}
+
+Reactor::~Reactor() {
+  if (instance_ != nullptr) plugin_->table().destroy(instance_);
+}
 
 BRRR_HOT_PATH int Reactor::submit(const IoOperation& op) {
   brrr_op c;

@@ -126,6 +126,10 @@ class Reactor {
   ~Reactor();
   Reactor(const Reactor&) = delete;
   Reactor& operator=(const Reactor&) = delete;
+  // Takes over other's instance (other is left empty: destroying it does nothing), so that an
+  // owner can hold the Reactor inside itself, on its own hot memory (EventLoop does).
+  Reactor(Reactor&& other) noexcept;
+  Reactor& operator=(Reactor&&) = delete;
 
   const Plugin& plugin() const { return *plugin_; }
   const std::string& name() const { return plugin_->name(); }

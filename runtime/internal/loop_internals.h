@@ -18,7 +18,7 @@ class LoopInternals {
  public:
   static Reactor& reactor(EventLoop& loop) { return *loop.reactor_; }
   // False once the loop's destructor has shut the backend down.
-  static bool has_reactor(const EventLoop& loop) { return loop.reactor_ != nullptr; }
+  static bool has_reactor(const EventLoop& loop) { return loop.reactor_.has_value(); }
   static IoRegistry& io(EventLoop& loop) { return loop.io_; }
   static SocketTable& sockets(EventLoop& loop) { return loop.sockets_; }
   static BlockingPool& blocking_pool(EventLoop& loop) { return loop.blocking_pool(); }

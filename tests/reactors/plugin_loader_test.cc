@@ -3,6 +3,7 @@
 // a damaged or mislabelled file is refused, never fatal, whether loaded, probed or skipped by
 // `auto`; probes run in child processes, so a plugin that crashes or hangs is only reported.
 #include "runtime/plugin_loader.h"
+#include "runtime/reactor.h"
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -14,11 +15,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string_view>
 #include <string>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "tests/reactors/damaged_plugins.h"
@@ -61,6 +64,24 @@ TEST(PluginLoaderTest, EveryBuiltBackendLoadsByName) {
     EXPECT_EQ((*plugin)->name(), name);
     EXPECT_TRUE(std::string_view((*plugin)->path()).ends_with("/libbrrr_reactor_" + name + ".so"));
     EXPECT_FALSE((*plugin)->description().empty());
+  }
+}
+
+// An owner may hold a Reactor by value (EventLoop does): moving it hands the backend over, and
+// the emptied Reactor's destruction leaves the backend alone.
+TEST(PluginLoaderTest, AMovedReactorKeepsItsBackendAndTheEmptiedOneDestroysNothing) {
+  PluginLoader loader = PluginLoader::Default();
+  for (const std::string& name : testing::AllBackends()) {
+    auto reactor = loader.CreateReactor(name);
+    ASSERT_TRUE(reactor.ok()) << name << ": " << reactor.status();
+    Reactor moved(std::move(**reactor));
+    reactor->reset();  // the emptied one
+    EXPECT_EQ(moved.name(), name);
+    moved.wake();
+    std::array<Completion, 4> out;
+    auto n = moved.wait(out, 5'000'000'000);
+    ASSERT_TRUE(n.ok()) << name << ": " << n.status();
+    EXPECT_EQ(*n, 0) << name;
   }
 }
 
