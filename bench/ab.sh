@@ -12,7 +12,7 @@
 # Rounds (--rounds=N): the pairs of one pair of processes are not independent of each other.
 # A process keeps its address layout, heap and physical pages for its life, and on this kind of
 # machine two starts of the same two servers can put B 2% behind A in one A/B and 2% ahead in
-# the next, each "significant" by its own pairs (bench/README.md, twentieth run). With N > 1
+# the next, each "significant" by its own pairs (bench/JOURNAL.md, twentieth run). With N > 1
 # both servers are started afresh for each of N rounds of --slices slices each; the summary
 # adds each round's median ratio and the sign test over the rounds, the unit that varies what
 # a start fixes, and --summary_json's p is then the rounds' p.

@@ -13,7 +13,7 @@
 // is a few per cent of the CPU beside the kernel's TCP work, too little to tell apart there
 // on a machine whose timings drift by 10-50%; here it is all there is. (It still moves by
 // about 10% from run to run on a shared VM: compare two builds over a dozen rounds that
-// alternate them, as bench/README.md's ninth run does.)
+// alternate them, as bench/JOURNAL.md's ninth run does.)
 //
 // Arguments: connections, message bytes (64: ping-pong; 1024: sixteen 64 B messages
 // pipelined; 65536: four 16 KiB buffers per message). Reported: messages per second (items)

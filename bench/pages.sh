@@ -3,7 +3,7 @@
 # of its system calls, and which pages they are. Where each entry to the kernel empties the TLB
 # (page-table isolation without PCID, as on this VM), the first touch of every page after a
 # call costs a page walk, so a per-message path spread over many pages runs slower with the
-# same instructions and the same calls (bench/README.md, "The per-message path on six pages of
+# same instructions and the same calls (bench/JOURNAL.md, "The per-message path on six pages of
 # code"). bench/instructions.sh counts the pages of code over a whole run; this counts both
 # kinds per interval, as the TLB sees them.
 #

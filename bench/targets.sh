@@ -8,8 +8,8 @@
 # slices of one pair of processes, are what the sign test counts.
 #
 # The peers: for io_uring the io_uring peer (liburing_echo: level with or ahead of every
-# readiness peer in every scenario, bench/README.md, sixteenth run); for epoll the fastest
-# readiness peer of each scenario in bench/README.md's measurements (libevent at 1 connection,
+# readiness peer in every scenario, bench/JOURNAL.md, sixteenth run); for epoll the fastest
+# readiness peer of each scenario in bench/JOURNAL.md's measurements (libevent at 1 connection,
 # libuv with 64 KiB messages, libevent's poll elsewhere); for poll and select libevent on the
 # same mechanism.
 #

@@ -41,7 +41,7 @@ class DeferredFlush {
 // The entries live in the list itself up to kInline (in the event loop, beside the fields a
 // busy loop reads per wait), past it in a vector: a loop pipelining on many sockets runs the
 // list after every batch, and a vector's array alone would be one more page between two
-// system calls (hot_path.h; bench/README.md, nineteenth run).
+// system calls (hot_path.h; bench/JOURNAL.md, nineteenth run).
 class DeferredFlushList {
  public:
   // Adds it unless it is pending already.

@@ -129,7 +129,7 @@ class TimerHandle {
 // Page-aligned: the fields a busy loop reads per wait (its queues, registry, deferred flushes,
 // batch time and counters) then lie on the object's first page, wherever the heap put it; on a
 // machine where each system call empties the TLB every page between two calls costs a walk
-// (hot_path.h; bench/README.md, nineteenth run).
+// (hot_path.h; bench/JOURNAL.md, nineteenth run).
 class alignas(4096) EventLoop {
  public:
   // Loads and starts the backend named in `options`, then builds a loop on it.
@@ -242,7 +242,7 @@ class alignas(4096) EventLoop {
   // Held here, not behind a pointer: the loop's first page then holds the calls a busy loop
   // makes into the backend per message (recycle_buffer, try_send, submit), where a Reactor of
   // its own lay wherever the heap put it, a page that one backend's layout shared with other
-  // hot data and another's did not (bench/README.md, twenty-first run). Empty once destroyed.
+  // hot data and another's did not (bench/JOURNAL.md, twenty-first run). Empty once destroyed.
   std::optional<Reactor> reactor_;
   const std::string backend_name_;
   const int max_fd_;

@@ -12,7 +12,7 @@
  * pages of code (brrr-echo's and its plugin's) instead of fourteen or fifteen, one or two per
  * source file (bench/instructions.sh counts them). Where every entry to the kernel empties the
  * TLB (page-table isolation without PCID, as on the VM of bench/README.md), each page of code
- * the loop runs between two system calls costs a page walk; bench/README.md ("The per-message
+ * the loop runs between two system calls costs a page walk; bench/JOURNAL.md ("The per-message
  * path on six pages of code") has the measurement: up to 1-2% on poll and select.
  *
  * Mark only what runs per message or per wait: a cold function in .text.hot pushes the hot

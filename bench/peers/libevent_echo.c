@@ -39,14 +39,14 @@
  * watchdog threads) and pays what that costs in the kernel while it echoes exactly as before:
  * a reference taken and dropped on the file at every system call on a descriptor (a
  * single-threaded process skips both), and the scheduler's bookkeeping for a process whose
- * threads share memory (bench/README.md, ninth run).
+ * threads share memory (bench/JOURNAL.md, ninth run).
  *
  * ECHO_BATCH_SENDS=1 (an experiment too) echoes in brrr's order instead of its own: every read
  * of a loop iteration first (the bytes packed one after another in the read buffer), then every
  * send, after event_base_loop(EVLOOP_ONCE) has run all the read callbacks. The system calls
  * are the same, one recv and one send per message; only their order changes, so that what it
  * costs to send to a socket long after reading from it, and not right after, shows on its own
- * (bench/README.md, fifteenth run).
+ * (bench/JOURNAL.md, fifteenth run).
  */
 #include <errno.h>
 #include <event2/buffer.h>

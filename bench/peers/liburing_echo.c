@@ -43,7 +43,7 @@
  *     and exits 0 (a leak checker sees nothing left).
  * Left out, and why: registered descriptors (proxy.c's -f1): they save each request's file
  * reference (fget) but add a table lookup of their own, which brrr's io_uring measured as no
- * gain (bench/README.md, sixth run), and the connections would vanish from /proc/PID/fd, where
+ * gain (bench/JOURNAL.md, sixth run), and the connections would vanish from /proc/PID/fd, where
  * the peers' test counts them; send bundles (Linux 6.10, no helpers in Debian 12's liburing
  * 2.3): the gathered sendmsg does their job. Single-threaded: everything runs on the loop's
  * thread.

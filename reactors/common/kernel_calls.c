@@ -48,7 +48,7 @@ int rc_epoll_wait(int epfd, struct epoll_event* events, int max, int timeout_ms)
  * failure). On x86-64 the syscall instruction is issued here, inline: glibc's syscall() is
  * one more call and return around every kernel entry, and its arguments are shuffled once
  * more. That was worth 1.4% more round trips for 1.3% less CPU per message on epoll at one
- * connection (bench/README.md, eleventh run). Elsewhere, glibc's syscall(). */
+ * connection (bench/JOURNAL.md, eleventh run). Elsewhere, glibc's syscall(). */
 static inline long direct_syscall(long number, long a1, long a2, long a3, long a4, long a5, long a6) {
 #if defined(__x86_64__)
   register long r10 __asm__("r10") = a4;

@@ -10,7 +10,7 @@
  * epoll_pwait2 are cancellation points. In a process with more than one thread (brrr-echo has
  * its admin plane's) each call switches the thread to asynchronous cancellation and back
  * around the kernel entry, two atomic read-modify-writes of the thread's cancel state (1.7% of
- * brrr-poll's CPU at 64 connections, bench/README.md; a single-threaded peer such as
+ * brrr-poll's CPU at 64 connections, bench/JOURNAL.md, eighth run; a single-threaded peer such as
  * libevent's echo skips them). No brrr thread is ever cancelled, so these enter the kernel
  * themselves (on x86-64 with the syscall instruction inline, elsewhere through syscall(2)), with
  * no such bookkeeping; AddressSanitizer and ThreadSanitizer builds go through glibc after

@@ -60,7 +60,7 @@
  * entries): a burst costs a call per RC_SCATTER buffers, not one per buffer. Eight, not four:
  * only a read that leaves room over proves the socket drained, so a message that fills the
  * buffers offered exactly (64 KiB in four of the default 16 KiB) costs a second receive that
- * finds nothing; offered eight, it costs one (bench/README.md, ninth run). */
+ * finds nothing; offered eight, it costs one (bench/JOURNAL.md, ninth run). */
 #define RC_SCATTER 8
 /* Small receives in a row (each less than one buffer) after which a descriptor's multishot
  * receives take one buffer with recv(2): a recvmsg over RC_SCATTER buffers costs the kernel a
@@ -71,7 +71,7 @@
  * from epoll, every ready one from poll and select) received before the loop sends any reply
  * keeps the first replies waiting for the last receives, and fills the peer CPU's deferred
  * socket-buffer free list until the kernel kicks it with an inter-processor interrupt (every
- * 32 frees, half of net.core.skb_defer_max). A/B in bench/README.md (fifth run): p99 at 1,000
+ * 32 frees, half of net.core.skb_defer_max). A/B in bench/JOURNAL.md (fifth run): p99 at 1,000
  * connections 10% lower, CPU per message level. */
 #define RC_SERVE_PER_WAIT 32
 

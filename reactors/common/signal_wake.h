@@ -5,7 +5,7 @@
  * poll(2) and select(2) register on every watched descriptor's wait queue and look at each
  * one again on every call, so a wake-up eventfd in the set costs each wait a descriptor's
  * work: at one connection it is one descriptor in three, 3-5% of poll's CPU per message
- * (bench/README.md, tenth run). Instead the wait runs with the wake signal (SIGRTMIN+4)
+ * (bench/JOURNAL.md, tenth run). Instead the wait runs with the wake signal (SIGRTMIN+4)
  * blocked except during the kernel wait itself, which ppoll and pselect unblock atomically;
  * a waker sets `pending` and, if a thread is (about to be) asleep, sends it the signal,
  * which ends the wait with EINTR. The signal's handler does nothing.

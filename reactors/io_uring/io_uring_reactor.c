@@ -114,11 +114,11 @@
  * IORING_SETUP_DEFER_TASKRUN (6.1): the kernel runs the completion work of the ring's
  * requests (a receive's copy, an accept) only inside that thread's io_uring_enter with
  * GETEVENTS, in one batch, instead of as task work at every return to user space
- * (bench/README.md has the A/B). Such a ring can be entered (and registered with) by one
- * thread only, so it is created disabled (IORING_SETUP_R_DISABLED) and enabled by the first
- * wait() (IORING_REGISTER_ENABLE_RINGS), whose thread becomes the issuer: a loop built on one
- * thread and run by another works. Before that, submit() only queues: a full SQ fails with
- * -ENOMEM rather than flushing.
+ * (bench/JOURNAL.md, fourth run, has the A/B). Such a ring can be entered (and registered
+ * with) by one thread only, so it is created disabled (IORING_SETUP_R_DISABLED) and enabled
+ * by the first wait() (IORING_REGISTER_ENABLE_RINGS), whose thread becomes the issuer: a loop
+ * built on one thread and run by another works. Before that, submit() only queues: a full SQ
+ * fails with -ENOMEM rather than flushing.
  * destroy() may run on any thread: on the issuer it cancels and reaps as below; elsewhere
  * (the server destroys its loops after joining their threads) it reaps what is in the CQ ring
  * (closing accepted descriptors) and closes the ring, and closing is what ends the requests
