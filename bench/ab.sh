@@ -93,6 +93,7 @@ bench_check_servers "${NAMES[*]}"
 bench_scenario_args "$SCENARIO" > /dev/null
 bench_need bazel taskset python3
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
+bench_describe_machine
 
 cd "$(dirname "$0")/.."
 BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:all)"

@@ -2,9 +2,9 @@
 # bench/bench_lib.sh: what the benchmark scripts share, sourced by each of them (bench/echo.sh,
 # bench/ab.sh, bench/targets.sh, bench/profile.sh, bench/instructions.sh, bench/pages.sh,
 # bench/metrics_overhead.sh, bench/watch_overhead.sh): the error that ends a script, the tools
-# it needs, the CPUs it pins to, the optimized build of what it runs (and another build to
-# compare with), and the wait for a server it started to say that it is ready; and the echo
-# servers and load scenarios bench/echo.sh, bench/ab.sh, bench/profile.sh,
+# it needs, the CPUs it pins to and how they idle, the optimized build of what it runs (and
+# another build to compare with), and the wait for a server it started to say that it is
+# ready; and the echo servers and load scenarios bench/echo.sh, bench/ab.sh, bench/profile.sh,
 # bench/instructions.sh and bench/pages.sh run (bench_start_server, bench_scenario_args,
 # bench_connection_counts).
 # Not a script of its own.
@@ -78,6 +78,21 @@ bench_check_cpus() {
   local cores
   cores=$(nproc)
   (($1 < cores && $2 < cores)) || die "this machine has $cores CPU(s); pick --server_cpu and --load_cpu below that"
+}
+
+# bench_describe_machine: one line on stderr of what sets the pace of a sleeping server's
+# wake-up besides the servers themselves: the CPUs, the kernel, and how an idle CPU waits (the
+# cpuidle driver, and for a guest's haltpoll driver how long it polls before it halts). On a VM
+# whose idle CPUs halt at once, each wake-up of a sleeping server is an exit to the hypervisor,
+# and at 1 connection that sets every server's round trip (bench/JOURNAL.md, twenty-third run).
+bench_describe_machine() {
+  local model idle="" poll_ns
+  model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo 2> /dev/null)
+  idle=$(cat /sys/devices/system/cpu/cpuidle/current_driver 2> /dev/null) || idle="none"
+  if [[ "$idle" == haltpoll ]] && poll_ns=$(cat /sys/module/haltpoll/parameters/guest_halt_poll_ns 2> /dev/null); then
+    if [[ "$poll_ns" == 0 ]]; then idle="$idle, halts at once (guest_halt_poll_ns 0)"; else idle="$idle, polls up to $poll_ns ns before it halts"; fi
+  fi
+  echo "$BENCH_NAME: machine: $(nproc) CPUs (${model:-unknown}), Linux $(uname -r), idle: ${idle:-none}" >&2
 }
 
 # A server's name may carry settings, each after a '+': NAME+VAR=VALUE runs it with VAR=VALUE

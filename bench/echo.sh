@@ -118,6 +118,7 @@ for s in $SCENARIOS; do scenario_args "$s" > /dev/null; done
 
 bench_need bazel taskset python3
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
+bench_describe_machine
 
 cd "$(dirname "$0")/.."
 BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //bench/peers:all)"

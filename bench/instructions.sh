@@ -97,6 +97,7 @@ done
 bench_check_counted_runs
 bench_need bazel taskset python3 valgrind callgrind_control ss
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
+bench_describe_machine
 
 cd "$(dirname "$0")/.."
 BIN="$(bench_build "${BUILD_FLAGS[@]}" //server/brrr-echo //bench:brrr-bench //bench/peers:all)"

@@ -86,6 +86,7 @@ done
 bench_check_counted_runs
 bench_need bazel taskset python3 valgrind addr2line
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
+bench_describe_machine
 
 cd "$(dirname "$0")/.."
 BIN="$(bench_build "${BUILD_FLAGS[@]}" //server/brrr-echo //bench:brrr-bench //bench:pages_filter //bench/peers:all)"

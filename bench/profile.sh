@@ -91,6 +91,7 @@ LOADS="$(bench_load_modes "$LOAD")" || exit 2
 
 bench_need bazel taskset python3
 bench_check_cpus "$SERVER_CPU" "$LOAD_CPU"
+bench_describe_machine
 if command -v perf > /dev/null && perf stat -e raw_syscalls:sys_enter -- true > /dev/null 2>&1; then
   COUNTER=perf
 elif command -v strace > /dev/null; then

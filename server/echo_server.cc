@@ -112,6 +112,13 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
 }
 
 absl::StatusOr<std::vector<UniqueFd>> EchoServer::DuplicateListeners() {
+  // From the drain's start, its grace included: the listeners are about to close, and a new
+  // process would take sockets this one is leaving (README: a draining one does not hand over).
+  if (draining_.load()) {
+    return absl::FailedPreconditionError(
+        "this instance is draining (it stops accepting when its --drain_grace ends); start the new one without "
+        "--take_over once it has gone");
+  }
   std::vector<UniqueFd> all;
   for (auto& shard : shards_) {
     Shard* s = shard.get();

@@ -53,7 +53,8 @@ class EchoServer {
   // thread.
   void Drain();
   // Drains without the grace: another process holds the listening sockets now (a hand-over,
-  // server/handover_listener.h) and accepts on them, so there is nothing to wait for.
+  // server/handover_listener.h) and accepts on them, so there is nothing to wait for. Also
+  // for a take-over that failed after this process started accepting: the old one still does.
   void DrainHandedOver();
   // Drains (if not yet), cutting the grace short, and closes every connection now, without
   // waiting. Any thread.
@@ -87,7 +88,8 @@ class EchoServer {
 
   // Duplicates of every loop's listening sockets (close-on-exec), in loop order, for a
   // hand-over (server/handover_listener.h); each loop makes its own, so none is closed under
-  // it. FailedPrecondition once draining; Unavailable if a loop does not answer in time.
+  // it. FailedPrecondition once draining (from Drain(), the grace included); Unavailable if a
+  // loop does not answer in time.
   // Any thread but a loop's.
   absl::StatusOr<std::vector<UniqueFd>> DuplicateListeners();
 

@@ -387,7 +387,8 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   if (absl::Status serving = (*upgrade)->Serve(**server, admin.get(), metrics.get()); !serving.ok()) {
     std::fprintf(stderr, "brrr-echo: %s; draining\n", std::string(serving.message()).c_str());
-    (*server)->Drain();
+    // Without --drain_grace: the old process never stopped accepting on these sockets.
+    (*server)->DrainHandedOver();
     exit_code = 3;
   }
   std::thread signal_thread(HandleSignals, server->get(), &signals);

@@ -112,6 +112,30 @@ TEST(BrrrBenchReconnectFlagTest, WithoutItACleanCloseLosesTheConnection) {
   ASSERT_TRUE(server.Wait(seconds(30)).has_value());
 }
 
+// A server that drains and never comes back: each connection's reconnect is refused (again
+// every 50 ms, for the 10 s connect timeout) until it gives up. A refused connect fails the run.
+TEST(BrrrBenchReconnectFlagTest, AServerThatDoesNotComeBackFailsTheRun) {
+  Process server(Echo(), {"--port=0", "--drain_timeout=300ms"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0) << server.err();
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--reconnect", "--connections=2", "--depth=4",
+                          "--duration=10m"});
+  ASSERT_TRUE(bench.WaitForError("2 connected")) << bench.err();
+  server.Signal(SIGTERM);
+  std::optional<int> server_code = server.Wait(seconds(30));
+  ASSERT_TRUE(server_code.has_value()) << server.out();
+  EXPECT_EQ(*server_code, 0) << server.err();
+  // Every connection gives up on its own: the run ends without a signal.
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "still reconnecting after 60 s: " << bench.err();
+  std::string out = bench.out();
+  EXPECT_EQ(*code, 1) << out << bench.err();
+  EXPECT_NE(out.find("\"ok\":false"), std::string::npos) << out;
+  EXPECT_GT(JsonNumber(out, "refused_connects"), 0) << out;
+  EXPECT_EQ(JsonNumber(out, "lost_connections"), 2) << out;
+  EXPECT_EQ(JsonNumber(out, "mismatches"), 0) << out;
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BrrrBenchReconnectTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
 

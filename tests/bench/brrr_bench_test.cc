@@ -57,6 +57,57 @@ TEST(BrrrBenchTest, MeasuresAndVerifiesAnEchoServer) {
   EXPECT_NE(server.out().find("8 connections served"), std::string::npos) << server.out();
 }
 
+// What a brrr-echo's summary line says it received: bytes in plus bytes discarded; -1 if the
+// line is not there.
+double ReceivedBytes(const std::string& out) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex(R"(, (\d+) bytes in, .* (\d+) bytes discarded after the end of stream)"))) {
+    return -1;
+  }
+  return std::stod(m[1]) + std::stod(m[2]);
+}
+
+// SIGTERM, as SIGINT, ends a run early with its report, and the JSON line has bytes_sent
+// without --reconnect too: every byte the kernel took, which is what the server received.
+TEST(BrrrBenchTest, SigtermEndsARunEarlyWithItsReport) {
+  Process server(Echo(), {"--port=0"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=3", "--size=1000", "--depth=4",
+                          "--duration=10m"});
+  ASSERT_TRUE(bench.WaitForError("3 connected")) << bench.err();
+  bench.Signal(SIGTERM);
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "SIGTERM did not end the run: " << bench.err();
+  std::string out = bench.out();
+  EXPECT_EQ(*code, 0) << out << bench.err();
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
+  EXPECT_GT(JsonNumber(out, "messages"), 0) << out;
+  EXPECT_EQ(out.find("\"reconnect\""), std::string::npos) << out;
+  ASSERT_GT(JsonNumber(out, "bytes_sent"), 0) << out;
+  ExpectCleanStop(server);
+  EXPECT_EQ(JsonNumber(out, "bytes_sent"), ReceivedBytes(server.out())) << out << server.out();
+}
+
+// The busy-polling engine's JSON line has bytes_sent too, and SIGTERM ends its run as well.
+TEST(BrrrBenchTest, SigtermEndsABusyPollingRunWithBytesSent) {
+  Process server(Echo(), {"--port=0"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=2", "--duration=10m"});
+  ASSERT_TRUE(bench.WaitForError("2 connected")) << bench.err();
+  bench.Signal(SIGTERM);
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "SIGTERM did not end the run: " << bench.err();
+  std::string out = bench.out();
+  EXPECT_EQ(*code, 0) << out << bench.err();
+  EXPECT_NE(out.find("\"backend\":\"busy-poll\""), std::string::npos) << out;
+  EXPECT_NE(out.find("\"ok\":true"), std::string::npos) << out;
+  ASSERT_GT(JsonNumber(out, "bytes_sent"), 0) << out;
+  ExpectCleanStop(server);
+  EXPECT_EQ(JsonNumber(out, "bytes_sent"), ReceivedBytes(server.out())) << out << server.out();
+}
+
 TEST(BrrrBenchTest, AServerThatChangesTheBytesFailsTheRun) {
   Process server(Echo(), {"--port=0", "--reply_prefix=X"});
   uint16_t port = server.ListeningPort();

@@ -1,6 +1,6 @@
 // What the admin plane cannot be made to do, on a real brrr-echo over real gRPC calls:
-// injections that could keep too many runs alive, injections while the server drains, and a
-// call that carries two authorization entries.
+// injections that could keep too many runs alive, more than 100 active injections, injections
+// while the server drains, and a call that carries two authorization entries.
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -94,6 +94,39 @@ TEST_F(AdminBoundsTest, NonBlockingSleepsThatCouldPassTheLiveRunLimitAreRefused)
   ASSERT_TRUE(Cancel(stream.id()).ok());
   admin::Stats idle = StatsWhen([&](const admin::Stats& s) { return s.loops(0).live_tasks() == baseline; });
   EXPECT_EQ(idle.loops(0).live_tasks(), baseline);
+}
+
+// README: "at most 100 active at once". Hour-long sleeps stay active; one live run each keeps
+// them far below the live-run limit, so only the count of active injections refuses the 101st.
+TEST_F(AdminBoundsTest, AtMostOneHundredInjectionsAreActiveAtOnce) {
+  Start();
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 100; ++i) {
+    admin::Injection injection;
+    grpc::Status s = Inject(admin::NONBLOCKING_SLEEP, 3'600'000, 1, 0, &injection);
+    ASSERT_TRUE(s.ok()) << "injection " << i + 1 << ": " << s.error_message();
+    ids.push_back(injection.id());
+  }
+  EXPECT_EQ(Stats().injections_size(), 100);
+
+  grpc::Status refused = Inject(admin::NONBLOCKING_SLEEP, 3'600'000, 1, 0);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  EXPECT_TRUE(Says(refused, "100 injections are active already")) << refused.error_message();
+  grpc::Status blocking = Inject(admin::BLOCKING_SPIN, 1, 1, 0);
+  EXPECT_EQ(blocking.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << "the limit holds for every kind";
+  EXPECT_EQ(Stats().injections_size(), 100);
+
+  // Cancelling one makes room for exactly one more.
+  ASSERT_TRUE(Cancel(ids.back()).ok());
+  ids.pop_back();
+  admin::Injection replacement;
+  grpc::Status room = Inject(admin::NONBLOCKING_SLEEP, 3'600'000, 1, 0, &replacement);
+  ASSERT_TRUE(room.ok()) << room.error_message();
+  ids.push_back(replacement.id());
+  EXPECT_EQ(Inject(admin::NONBLOCKING_SLEEP, 3'600'000, 1, 0).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  for (uint64_t id : ids) EXPECT_TRUE(Cancel(id).ok()) << "injection " << id;
+  EXPECT_EQ(Stats().injections_size(), 0);
 }
 
 TEST_F(AdminBoundsTest, NoInjectionWhileTheServerDrains) {

@@ -190,5 +190,36 @@ TEST_F(AdminActionsTest, BadRequestsGetTheirErrorCodes) {
   EXPECT_DOUBLE_EQ(stats.loops(0).stall_threshold_ms(), 100.0);
 }
 
+// README: --admin_max_block is 10 s by default. The accepted 10 s run is cancelled at once
+// (a cancelled BLOCKING_SLEEP wakes), so the test does not wait for it.
+TEST_F(AdminActionsTest, BlockingInjectionsLastAtMostTenSecondsByDefault) {
+  Start();
+  auto inject = [&](admin::InjectionKind kind, uint32_t duration_ms, admin::Injection* out) {
+    admin::InjectTaskRequest r;
+    r.set_kind(kind);
+    r.set_duration_ms(duration_ms);
+    return stub_->InjectTask(Context().get(), r, out);
+  };
+  for (admin::InjectionKind kind : {admin::BLOCKING_SPIN, admin::BLOCKING_SLEEP}) {
+    admin::Injection refused;
+    grpc::Status s = inject(kind, 10'001, &refused);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << admin::InjectionKind_Name(kind);
+    EXPECT_NE(s.error_message().find("1 to 10000 ms (the server's --admin_max_block)"), std::string::npos)
+        << s.error_message();
+  }
+  EXPECT_EQ(Stats().injections_size(), 0);
+
+  admin::Injection longest;
+  grpc::Status s = inject(admin::BLOCKING_SLEEP, 10'000, &longest);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(longest.duration_ms(), 10'000u);
+  admin::CancelInjectionRequest cancel;
+  cancel.set_id(longest.id());
+  admin::Injection cancelled;
+  s = stub_->CancelInjection(Context().get(), cancel, &cancelled);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(cancelled.state(), admin::Injection::CANCELLED);
+}
+
 }  // namespace
 }  // namespace brrr

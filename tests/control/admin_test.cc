@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
@@ -208,6 +209,26 @@ TEST(AdminFlagsTest, BadAdminFlagsGiveAClearErrorAndExitCode) {
   EXPECT_EQ(bad_host.Wait(seconds(30)), 2);
   EXPECT_NE(bad_host.err().find("--admin_host=admin.example: not an IP address"), std::string::npos)
       << bad_host.err();
+}
+
+// README: --admin_reserved_fds must be at least --admin_max_connections + 8. With the default
+// reserve (32), 24 admin connections fit and 25 or 30 do not.
+TEST(AdminFlagsTest, TheReserveMustCoverTheAdminConnectionsAndEight) {
+  for (const auto& [connections, least] : {std::pair{25, 33}, std::pair{30, 38}}) {
+    testing::Process bad(testing::Runfile("server/brrr-echo/brrr-echo"),
+                         {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
+                          "--admin_max_connections=" + std::to_string(connections)});
+    EXPECT_EQ(bad.Wait(seconds(30)), 2) << connections;
+    std::string says = "--admin_reserved_fds=32: must be from --admin_max_connections + 8 (" + std::to_string(least) +
+                       ") to 1000000";
+    EXPECT_NE(bad.err().find(says), std::string::npos) << bad.err();
+  }
+  uint16_t admin_port = testing::PickFreePort();
+  testing::Process fits(testing::Runfile("server/brrr-echo/brrr-echo"),
+                        {"--port=0", "--admin_port=" + std::to_string(admin_port), "--admin_max_connections=24"});
+  ASSERT_TRUE(fits.WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port))) << fits.err();
+  fits.Signal(SIGTERM);
+  EXPECT_EQ(fits.Wait(seconds(30)), 0) << fits.err();
 }
 
 }  // namespace

@@ -2,7 +2,10 @@
 // processes with traffic from loopback clients: each target's answer in order, the totals as
 // the sums of the targets' own figures, an unreachable target reported while the others
 // answer, actions applied to every target, and the usage errors of target lists.
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <fstream>
@@ -275,6 +278,51 @@ TEST_F(FleetTest, AnUnreachableTargetIsReportedAndTheOthersAnswer) {
   EXPECT_EQ(Count(watch.out, "{\"target\":\"" + servers_[1].admin() + "\",\"result\":{"), 2u) << watch;
   EXPECT_EQ(Count(watch.out, "{\"target\":\"" + closed + "\",\"error\":{\"exit_code\":3,"), 1u) << watch;
   EXPECT_EQ(Count(watch.out, "{\"total\":{\"targets\":3,\"answering\":2,"), 2u) << watch;
+}
+
+// A TCP listener on 127.0.0.1 that nobody accepts from: the kernel completes the handshake, and
+// then nothing ever answers.
+class SilentListener {
+ public:
+  SilentListener() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), len), 0);
+    EXPECT_EQ(::listen(fd_, 16), 0);
+    EXPECT_EQ(::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len), 0);
+    port_ = ntohs(a.sin_port);
+  }
+  ~SilentListener() { ::close(fd_); }
+  SilentListener(const SilentListener&) = delete;
+  SilentListener& operator=(const SilentListener&) = delete;
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+// Targets that connect but never answer are waited for at once: the run takes one --timeout,
+// not one per target (three in a row would take 9 s), and each is reported unreachable.
+TEST(FleetUsageTest, SilentTargetsCostOneTimeoutNotOneEach) {
+  constexpr int kTimeoutSeconds = 3;
+  SilentListener a, b, c;
+  const std::string targets = a.address() + "," + b.address() + "," + c.address();
+  const auto start = std::chrono::steady_clock::now();
+  CtlRun r = Brrrctl({"--target=" + targets, "--timeout=" + std::to_string(kTimeoutSeconds) + "s", "info"});
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.code, 3) << r;
+  for (const SilentListener* l : {&a, &b, &c}) {
+    EXPECT_TRUE(Contains(r.out, "== " + l->address() + " ==\nerror (exit 3): cannot reach the admin plane at " +
+                                    l->address()))
+        << r;
+  }
+  EXPECT_TRUE(Contains(r.err, "brrrctl: 3 of 3 targets not ok: ")) << r;
+  // Generous: a whole second timeout of slack, and still less than the targets one after another.
+  EXPECT_LT(took, seconds(2 * kTimeoutSeconds)) << r;
 }
 
 TEST_F(FleetTest, WatchPrintsALinePerTargetAndATotalPerSample) {

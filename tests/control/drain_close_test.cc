@@ -2,18 +2,22 @@
 // its echoes, and sends more after the deadline, still gets every byte the server read, then
 // an end of stream, never a reset; the server counts it as closed cleanly. A client that never
 // reads its echoes is reset instead (an end of stream would claim an echo it did not get), and
-// counted so.
+// counted so. GetStats shows both counts, and the closing phase, before the server exits.
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
+#include "tests/control/admin_probes.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 
@@ -119,6 +123,110 @@ TEST_P(DrainCloseTest, AClientThatNeverReadsIsResetAndCountedSo) {
       << end.error;
   EXPECT_LT(end.bytes.size(), payload.size());
   EXPECT_TRUE(payload.compare(0, end.bytes.size(), end.bytes) == 0);
+}
+
+// The server exits as soon as every loop has drained, so the figures are read while a second
+// loop, blocked by an injection, holds the exit back. On the loop that drains, two clients read
+// until the end of stream and close, and one never reads: 2 clean closes and 1 reset, which a
+// swap of the two figures would not give.
+TEST_P(DrainCloseTest, GetStatsCountsCleanClosesAndResetsApartWhileClosing) {
+  Start({"--backend=" + GetParam(), "--loops=2", "--drain_timeout=100ms", "--admin_max_block=20s"});
+  // Five accepted clients (each echoed once): three of them share a loop.
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  std::vector<std::string> peers;
+  for (int i = 0; i < 5; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+    ASSERT_TRUE(clients.back()->send_all("hi"));
+    ASSERT_EQ(clients.back()->recv_exact(2), "hi");
+    peers.push_back(testing::LocalAddress(clients.back()->fd()));
+  }
+  admin::ListSocketsResponse list;
+  grpc::Status listed = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &list);
+  ASSERT_TRUE(listed.ok()) << listed.error_message();
+  std::vector<uint32_t> loop_of;
+  for (const std::string& peer : peers) {
+    const admin::SocketInfo* socket = testing::FindPeer(list, peer);
+    ASSERT_NE(socket, nullptr) << peer << " is not listed: " << list.ShortDebugString();
+    loop_of.push_back(socket->loop());
+  }
+  const uint32_t drains = std::count(loop_of.begin(), loop_of.end(), 0u) >= 3 ? 0 : 1;
+  const uint32_t held = 1 - drains;
+  std::vector<std::unique_ptr<testing::BlockingClient>> kept;
+  for (size_t i = 0; i < clients.size(); ++i) {
+    if (loop_of[i] == drains && kept.size() < 3) {
+      kept.push_back(std::move(clients[i]));
+    } else {
+      clients[i]->close();
+    }
+  }
+  ASSERT_EQ(StatsWhen([](const admin::Stats& s) { return s.total().connections_active() == 3; })
+                .total()
+                .connections_active(),
+            3u);
+  testing::BlockingClient& never_reads = *kept[2];
+
+  never_reads.set_receive_buffer(4096);
+  std::string payload = testing::RandomBytes(32 << 20, 24);
+  std::thread writer([&] {  // blocks until the server gives up on the connection
+    for (size_t off = 0; off < payload.size();) {
+      ssize_t n = ::send(never_reads.fd(), payload.data() + off, payload.size() - off, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      off += static_cast<size_t>(n);
+    }
+  });
+  StatsWhen([&](const admin::Stats& s) { return s.loops(drains).reads_paused() > 0; });
+  Ending reader_ends[2];
+  std::vector<std::thread> readers;
+  for (int i = 0; i < 2; ++i) {
+    readers.emplace_back([&, i] {
+      reader_ends[i] = ReadToTheEnd(kept[i]->fd());
+      kept[i]->close();
+    });
+  }
+
+  admin::InjectTaskRequest block;
+  block.set_kind(admin::BLOCKING_SLEEP);
+  block.set_duration_ms(20'000);
+  block.add_loops(held);
+  admin::Injection blocking;
+  grpc::Status injected = stub_->InjectTask(Context().get(), block, &blocking);
+  EXPECT_TRUE(injected.ok()) << injected.error_message();
+  StatsWhen([](const admin::Stats& s) { return s.injections_size() == 1 && s.injections(0).runs_started() == 1; });
+  EXPECT_EQ(Stats().drain_phase(), admin::DRAIN_PHASE_SERVING);
+
+  admin::DrainResponse drained;
+  ASSERT_TRUE(stub_->Drain(Context().get(), admin::DrainRequest(), &drained).ok());
+  admin::Stats closing = StatsWhen([](const admin::Stats& s) {
+    return s.total().connections_closed_drain_clean() + s.total().connections_closed_drain_reset() >= 3;
+  });
+  EXPECT_EQ(closing.drain_phase(), admin::DRAIN_PHASE_CLOSING);
+  admin::ServerInfo info;
+  EXPECT_TRUE(stub_->GetServerInfo(Context().get(), admin::GetServerInfoRequest(), &info).ok());
+  EXPECT_EQ(info.drain_phase(), admin::DRAIN_PHASE_CLOSING);
+  EXPECT_EQ(closing.total().connections_closed_drain_clean(), 2u) << closing.total().ShortDebugString();
+  EXPECT_EQ(closing.total().connections_closed_drain_reset(), 1u) << closing.total().ShortDebugString();
+  EXPECT_EQ(closing.total().connections_closed_drain(), 3u);
+  EXPECT_EQ(closing.loops(drains).connections_closed_drain_clean(), 2u);
+  EXPECT_EQ(closing.loops(drains).connections_closed_drain_reset(), 1u);
+  for (int i = 0; i < 2; ++i) {
+    readers[i].join();
+    EXPECT_EQ(reader_ends[i].error, 0) << "a reading client gets an end of stream, not errno " << reader_ends[i].error;
+  }
+
+  admin::CancelInjectionRequest cancel;
+  cancel.set_id(blocking.id());
+  admin::Injection cancelled;
+  grpc::Status ended = stub_->CancelInjection(Context().get(), cancel, &cancelled);
+  EXPECT_TRUE(ended.ok()) << ended.error_message();
+  std::optional<int> code = server_->Wait(seconds(30));
+  // Only now: a loop that has drained stops at once, and the reset socket's descriptor, whose
+  // send was still being cancelled, is closed (the reset sent) when the process ends.
+  writer.join();
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find("at the deadline 2 closed cleanly, 1 with a reset"), std::string::npos)
+      << server_->out();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DrainCloseTest, ::testing::ValuesIn(testing::AllBackends()),

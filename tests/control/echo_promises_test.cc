@@ -2,7 +2,8 @@
 // binary: every loop of --loops serves, a client that never reads is stopped at --high_water,
 // --recv_buffer_size bounds each receive, --stall_threshold decides what a stall is, and the
 // admin plane's addresses (--admin_host=::1, the warning for a non-loopback one, [::1]:PORT in
-// GetServerInfo). The first three run on every backend.
+// GetServerInfo), and the same warning for a non-loopback --metrics_host. The first three run
+// on every backend.
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -277,6 +278,38 @@ TEST(AdminAddressTest, ANonLoopbackAdminHostDrawsAWarning) {
       << server.err();
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(seconds(30)), 0) << server.err();
+}
+
+// The metrics port is under the same rule as the admin plane: anything but loopback warns.
+TEST(MetricsAddressTest, ANonLoopbackMetricsHostDrawsAWarning) {
+  uint16_t metrics_port = testing::PickFreePort();
+  testing::Process server(testing::Runfile("server/brrr-echo/brrr-echo"),
+                          {"--host=0.0.0.0", "--port=0", "--metrics_port=" + std::to_string(metrics_port),
+                           "--metrics_host=0.0.0.0"},
+                          {.own_network_namespace = true});
+  if (!server.WaitForOutput("metrics on ", seconds(30))) {
+    std::optional<int> code = server.Wait(seconds(30));
+    if (code == testing::kNoNetworkNamespace) BRRR_SKIP_OR_FAIL("netns", server.err());
+    FAIL() << "exit " << code.value_or(-1) << ": " << server.err();
+  }
+  std::string address = "0.0.0.0:" + std::to_string(metrics_port);
+  EXPECT_TRUE(server.WaitForError("brrr-echo: warning: the metrics port listens on " + address +
+                                  ", which is not a loopback address: anyone who can reach it can read the statistics"))
+      << server.err();
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(seconds(30)), 0) << server.err();
+}
+
+// And a loopback one does not.
+TEST(MetricsAddressTest, ALoopbackMetricsHostDrawsNoWarning) {
+  uint16_t metrics_port = testing::PickFreePort();
+  testing::Process server(testing::Runfile("server/brrr-echo/brrr-echo"),
+                          {"--port=0", "--metrics_port=" + std::to_string(metrics_port)});
+  ASSERT_TRUE(server.WaitForOutput("metrics on 127.0.0.1:" + std::to_string(metrics_port), seconds(30)))
+      << server.err();
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(seconds(30)), 0) << server.err();
+  EXPECT_EQ(server.err().find("warning: the metrics port"), std::string::npos) << server.err();
 }
 
 // GetServerInfo writes an IPv6 listening address as [::1]:PORT, the form a client can use.

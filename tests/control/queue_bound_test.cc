@@ -2,7 +2,8 @@
 // with a short and the longest --reply_prefix: clients that send newline-rich data and never
 // read. What the admin plane's ListSockets reports queued for them never exceeds
 // --high_water + --recv_buffer_size (server/connection.h), another client keeps getting exact
-// echoes meanwhile, and SIGTERM still drains.
+// echoes meanwhile, and SIGTERM still drains. With the default flags, the README's figure:
+// 272 KiB.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -36,6 +37,7 @@ constexpr uint64_t kHighWater = 65536;
 constexpr uint64_t kLowWater = 16384;
 constexpr uint64_t kReceiveBuffer = 16384;
 constexpr uint64_t kBound = kHighWater + kReceiveBuffer;  // EchoServerOptions::max_queued_bytes()
+constexpr uint64_t kDefaultBound = 272 * 1024;           // README: "(272 KiB by default)"
 constexpr int kNeverReaders = 2;
 constexpr int kNeverReaderReceiveBuffer = 4096;
 
@@ -61,15 +63,12 @@ std::string PrefixFor(const std::string& kind) {
   return "";
 }
 
-class QueueBoundTest : public testing::AdminFixture,
-                       public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {
+// Starts brrr-echo with `flags` and checks, with never-reading clients and one that reads,
+// that no connection has more than `bound` bytes queued.
+class NeverReadersFixture : public testing::AdminFixture {
  protected:
-  void SetUp() override {
-    std::string why;
-    if (!testing::BackendStarts(backend(), &why)) GTEST_SKIP() << why;
-  }
-  const std::string& backend() const { return std::get<0>(GetParam()); }
-  std::string prefix() const { return PrefixFor(std::get<1>(GetParam())); }
+  void ExpectQueuedAtMost(uint64_t bound, const std::string& backend, const std::string& prefix,
+                          std::vector<std::string> flags);
 
   // Each peer's bytes_queued and whether the server is reading it (0 and false if not listed).
   void List(const std::vector<std::string>& peers, std::vector<uint64_t>* queued, std::vector<bool>* reading) {
@@ -88,14 +87,10 @@ class QueueBoundTest : public testing::AdminFixture,
   }
 };
 
-TEST_P(QueueBoundTest, NeverReadingClientsQueueAtMostTheBoundOthersAreServedAndSigtermDrains) {
-  std::vector<std::string> flags = {"--backend=" + backend(),
-                                    "--high_water=" + std::to_string(kHighWater),
-                                    "--low_water=" + std::to_string(kLowWater),
-                                    "--recv_buffer_size=" + std::to_string(kReceiveBuffer),
-                                    "--recv_buffers=256",
-                                    "--drain_timeout=1s"};
-  const std::string prefix = this->prefix();
+void NeverReadersFixture::ExpectQueuedAtMost(uint64_t bound, const std::string& backend, const std::string& prefix,
+                                             std::vector<std::string> flags) {
+  flags.push_back("--backend=" + backend);
+  flags.push_back("--drain_timeout=1s");
   if (!prefix.empty()) flags.push_back("--reply_prefix=" + prefix);
   Start(flags);
   ASSERT_NE(server_, nullptr);
@@ -104,7 +99,7 @@ TEST_P(QueueBoundTest, NeverReadingClientsQueueAtMostTheBoundOthersAreServedAndS
   // bytes and time; they stop early if the bound is broken (the old server's queue could grow
   // by hundreds of MB). The bytes: what this kernel's buffers and a server that stops reading
   // can take from one of them (tests/testing/net.h), so reaching it means the server went on.
-  const size_t max_sent_per_client = testing::MostANeverReaderCanSend(kBound, kNeverReaderReceiveBuffer);
+  const size_t max_sent_per_client = testing::MostANeverReaderCanSend(bound, kNeverReaderReceiveBuffer);
   std::atomic<bool> stop{false};
   std::vector<std::unique_ptr<testing::BlockingClient>> stuck;
   std::vector<std::string> peers;
@@ -164,7 +159,7 @@ TEST_P(QueueBoundTest, NeverReadingClientsQueueAtMostTheBoundOthersAreServedAndS
       largest[i] = std::max(largest[i], queued[i]);
       sent_now += sent[i].load();
     }
-    if (*std::max_element(queued.begin(), queued.end()) > kBound) break;  // failed: stop loading it
+    if (*std::max_element(queued.begin(), queued.end()) > bound) break;  // failed: stop loading it
     unchanged = queued == last && sent_now == last_sent ? unchanged + 1 : 0;
     last = queued;
     last_sent = sent_now;
@@ -176,11 +171,11 @@ TEST_P(QueueBoundTest, NeverReadingClientsQueueAtMostTheBoundOthersAreServedAndS
 
   uint64_t most = *std::max_element(largest.begin(), largest.end());
   std::printf("%s, prefix of %zu bytes: most queued on a never-reading connection %llu bytes (bound %llu)\n",
-              backend().c_str(), prefix.size(), static_cast<unsigned long long>(most),
-              static_cast<unsigned long long>(kBound));
+              backend.c_str(), prefix.size(), static_cast<unsigned long long>(most),
+              static_cast<unsigned long long>(bound));
   RecordProperty("most_queued", std::to_string(most));
   for (int i = 0; i < kNeverReaders; ++i) {
-    EXPECT_LE(largest[i], kBound) << "never-reading client " << i << " sent " << sent[i].load() << " bytes";
+    EXPECT_LE(largest[i], bound) << "never-reading client " << i << " sent " << sent[i].load() << " bytes";
     EXPECT_LT(sent[i].load(), max_sent_per_client) << "the server kept reading a client that never reads";
     EXPECT_FALSE(reading[i]) << "never-reading client " << i << " is still in the read set";
   }
@@ -203,12 +198,44 @@ TEST_P(QueueBoundTest, NeverReadingClientsQueueAtMostTheBoundOthersAreServedAndS
       << server_->out();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    BackendsAndPrefixes, QueueBoundTest,
-    ::testing::Combine(::testing::ValuesIn(testing::AllBackends()), ::testing::Values("plain", "short", "longest")),
-    [](const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
-      return std::get<0>(info.param) + "_" + std::get<1>(info.param);
-    });
+// Parameters: the backend, and the prefix (PrefixFor).
+class BackendAndPrefixFixture : public NeverReadersFixture,
+                                public ::testing::WithParamInterface<std::tuple<std::string, std::string>> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!testing::BackendStarts(std::get<0>(GetParam()), &why)) GTEST_SKIP() << why;
+  }
+};
+
+using QueueBoundTest = BackendAndPrefixFixture;
+
+TEST_P(QueueBoundTest, NeverReadingClientsQueueAtMostTheBoundOthersAreServedAndSigtermDrains) {
+  ExpectQueuedAtMost(kBound, std::get<0>(GetParam()), PrefixFor(std::get<1>(GetParam())),
+                     {"--high_water=" + std::to_string(kHighWater), "--low_water=" + std::to_string(kLowWater),
+                      "--recv_buffer_size=" + std::to_string(kReceiveBuffer), "--recv_buffers=256"});
+}
+
+using DefaultQueueBoundTest = BackendAndPrefixFixture;
+
+// The README's figure for the default --high_water and --recv_buffer_size.
+TEST_P(DefaultQueueBoundTest, NeverReadingClientsQueueAtMost272KiB) {
+  ExpectQueuedAtMost(kDefaultBound, std::get<0>(GetParam()), PrefixFor(std::get<1>(GetParam())), {});
+}
+
+std::string BackendAndPrefixName(const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
+  return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+}
+
+INSTANTIATE_TEST_SUITE_P(BackendsAndPrefixes, QueueBoundTest,
+                         ::testing::Combine(::testing::ValuesIn(testing::AllBackends()),
+                                            ::testing::Values("plain", "short", "longest")),
+                         BackendAndPrefixName);
+
+INSTANTIATE_TEST_SUITE_P(BackendsAndPrefixes, DefaultQueueBoundTest,
+                         ::testing::Combine(::testing::ValuesIn(testing::AllBackends()),
+                                            ::testing::Values("plain", "longest")),
+                         BackendAndPrefixName);
 
 }  // namespace
 }  // namespace brrr

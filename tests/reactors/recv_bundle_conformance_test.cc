@@ -5,7 +5,8 @@
 // (the pool runs dry, the receive ends with ENOBUFS and starts again), and a peer that
 // closes or resets the connection behind its data. Every byte must arrive, in order.
 //
-// On io_uring the tests also check that bundles happened (ReactorCounters::recv_bundles),
+// On io_uring the tests also check that bundles happened (ReactorCounters::recv_bundles, and
+// the loop's published figure LoopStats::backend_recv_bundles),
 // unless the kernel predates them (6.10) or BRRR_IO_URING_BUNDLES=0 turns them off; run
 // this target with --test_env=BRRR_IO_URING_BUNDLES=0 to check the per-buffer receives.
 #include <sys/ioctl.h>
@@ -25,8 +26,11 @@
 #include "runtime/clock.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/reactor.h"
+#include "runtime/receiver.h"
+#include "runtime/socket.h"
 #include "tests/reactors/reactor_fixture.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/listener_fixture.h"
 #include "tests/testing/net.h"
 
 namespace brrr {
@@ -299,6 +303,47 @@ TEST(RecvBundleSwitchTest, BundlesTurnOffThroughTheEnvironment) {
   EXPECT_EQ(off->counters().recv_bundles, 0u);
   EXPECT_EQ(off->release_fd(s.fd()), 0);
 }
+
+// The loop's figure backend_recv_bundles (GetStats, brrrctl, Prometheus) counts the bundles its
+// backend received: a Receiver on the loop's own pool takes 200 KiB, 64 KiB of it waiting before
+// the receive starts, and the figure grows where bundles are used, stays 0 elsewhere.
+class LoopBundleTest : public testing::ListenerFixture {};
+
+TEST_P(LoopBundleTest, TheLoopFigureCountsTheBackendsBundles) {
+  struct Collector : Receiver::Handler {
+    void on_data(Chunk chunk) override { data.append(chunk.data(), chunk.size()); }
+    void on_end(absl::Status s) override {
+      ended = true;
+      status = s;
+    }
+    std::string data;
+    bool ended = false;
+    absl::Status status;
+  } got;
+  BlockingClient client(port());
+  Socket conn = Accept();
+  ASSERT_TRUE(conn.valid());
+  const uint64_t before = loop_->stats().backend_recv_bundles;
+  const std::string payload = testing::RandomBytes(200 * 1024 + 13, 28);
+  std::thread writer([&] {
+    EXPECT_TRUE(client.send_all(payload));
+    client.shutdown_write();
+  });
+  WaitForWaitingBytes(conn.fd(), 64 * 1024);
+  Receiver receiver(conn, got);
+  receiver.start();
+  RunUntil([&] { return got.ended; });
+  writer.join();
+  EXPECT_TRUE(got.status.ok()) << got.status;
+  EXPECT_TRUE(got.data == payload) << "bytes out of order or lost";
+  if (ExpectBundles(GetParam())) {
+    EXPECT_GT(loop_->stats().backend_recv_bundles, before) << "the loop does not publish its backend's bundles";
+  } else {
+    EXPECT_EQ(loop_->stats().backend_recv_bundles, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, LoopBundleTest, ::testing::ValuesIn(testing::AllBackends()), testing::BackendName());
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());

@@ -62,9 +62,11 @@ std::string Show(const StallSample& sample) {
 // A loop running on its own thread, with what its stall detector reports and prints.
 class WatchedLoop {
  public:
-  explicit WatchedLoop(Duration threshold) {
+  // `watchdog`: EventLoopOptions::stall_watchdog.
+  explicit WatchedLoop(Duration threshold, bool watchdog = true) {
     EventLoopOptions o;
     o.stall_threshold = threshold;
+    o.stall_watchdog = watchdog;
     o.stall_sink = [this](const std::string& text) {
       std::lock_guard<std::mutex> lock(mu_);
       printed_.push_back(text);
@@ -237,6 +239,32 @@ TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
   EXPECT_EQ(watched.loop()->stall_detector().stall_count(), 0u);
   EXPECT_TRUE(watched.reports().empty());
   EXPECT_TRUE(watched.printed().empty());
+}
+
+// EventLoopOptions::stall_watchdog = false turns the watchdog off: the loop has none, and a
+// task that blocks far past the threshold is still reported when it ends, with no stack
+// sampled and no report while it ran.
+TEST(StallWatchdogTest, OffTheLoopHasNoWatchdogAndAStallHasNoSamples) {
+  static constexpr milliseconds kThreshold(20);
+  WatchedLoop watched(kThreshold, /*watchdog=*/false);
+  ASSERT_NE(watched.loop(), nullptr);
+  // Ten thresholds and more: a watchdog would have sampled it (the tests above wait for one).
+  watched.RunAndWait([] {
+    const int64_t until = MonotonicNanos() + 10 * std::chrono::nanoseconds(kThreshold).count();
+    while (MonotonicNanos() < until) {
+    }
+  });
+  std::optional<StallReport> finished = watched.Finished();
+  ASSERT_TRUE(finished.has_value()) << "the stall detector still reports a stall at its end";
+  EXPECT_EQ(finished->task, "watchdog-test:block");
+  EXPECT_TRUE(finished->samples.empty()) << Show(finished->samples.front());
+  EXPECT_EQ(watched.loop()->stall_watchdog(), nullptr) << "the loop runs a watchdog all the same";
+  for (const StallReport& r : watched.reports()) EXPECT_FALSE(r.in_progress) << "a report while the task ran";
+  EXPECT_EQ(watched.loop()->stall_detector().stall_count(), 1u);
+  std::vector<std::string> printed = watched.PrintedAtLeast(1);
+  ASSERT_EQ(printed.size(), 1u);
+  EXPECT_NE(printed[0].find("executing <watchdog-test:block> took"), std::string::npos) << printed[0];
+  EXPECT_EQ(printed[0].find("stack sampled"), std::string::npos) << printed[0];
 }
 
 }  // namespace

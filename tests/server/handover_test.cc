@@ -7,14 +7,23 @@
 //
 // The control: the same clients across a plain restart (A drains on SIGTERM, then B binds
 // the port) do meet refused connections, which is what the hand-over removes.
+//
+// And the README's rules on failures and on the side ports: a commit that fails after B
+// started accepting ends B (it drains what it accepted, exit 3) while A serves on; a draining
+// A refuses to hand over; a metrics port that B does not serve on the same address is closed
+// by A when it lets go.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <functional>
@@ -26,6 +35,9 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/clock.h"
+#include "runtime/unique_fd.h"
+#include "server/listener_handover.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
@@ -472,6 +484,286 @@ TEST(PlainRestartTest, WithoutAHandOverConnectionsAreRefused) {
   EXPECT_GT(clients.refused.load(), 0);
   b.Signal(SIGTERM);
   EXPECT_TRUE(b.Wait(seconds(30)).has_value());
+}
+
+// A take-over from a process that drains is refused, also during its --drain_grace, when it
+// still accepts: it is about to close its listeners, and a new process would take sockets it
+// is leaving. The new one exits 3 naming the reason; the old one serves out its grace.
+// GET `path` on a new connection to the metrics port 127.0.0.1:port: the status line, or what
+// went wrong.
+std::string StatusLine(uint16_t port, const std::string& path) {
+  int fd = Connect(port);
+  if (fd < 0) return std::string("connect: ") + std::strerror(-fd);
+  std::string reply;
+  int r = Exchange(fd, "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &reply);
+  ::close(fd);
+  if (r < 0) return std::string("exchange: ") + std::strerror(-r);
+  return reply.substr(0, reply.find("\r\n"));
+}
+
+TEST(TakeOverErrorsTest, ADrainingProcessDoesNotHandOver) {
+  SocketDir dir;
+  uint16_t metrics_port = 0;
+  uint16_t unused_admin = 0;
+  std::unique_ptr<Process> started = StartWithFreePorts(
+      [&](uint16_t metrics, uint16_t) {
+        return std::vector<std::string>{"--backend=epoll", "--port=0", "--drain_grace=10m",
+                                        "--metrics_port=" + std::to_string(metrics),
+                                        "--handover_socket=" + dir.path()};
+      },
+      &metrics_port, &unused_admin);
+  ASSERT_NE(started, nullptr);
+  Process& a = *started;
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  a.Signal(SIGTERM);
+  // /readyz turns once the drain has started (the log line comes just before it): bounded wait.
+  std::string ready;
+  for (int i = 0; i < 3000; ++i) {
+    ready = StatusLine(metrics_port, "/readyz");
+    if (ready == "HTTP/1.1 503 Service Unavailable") break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(ready, "HTTP/1.1 503 Service Unavailable") << a.out() << a.err();
+  Process b(EchoBinary(), {"--backend=epoll", "--port=0", "--take_over=" + dir.path()});
+  std::optional<int> code = b.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "B took over from a draining process: " << b.out() << a.out();
+  EXPECT_EQ(*code, 3) << b.out() << b.err();
+  EXPECT_NE(b.err().find("draining"), std::string::npos) << b.err();
+  EXPECT_EQ(b.out().find("took over the listeners"), std::string::npos) << b.out();
+  // A is in its grace: it still accepts and echoes.
+  EXPECT_EQ(EchoOf(port, "in the grace"), "in the grace");
+  EXPECT_EQ(a.out().find("handed the listeners over"), std::string::npos) << a.out();
+  a.Signal(SIGTERM);  // a second signal ends the grace and the drain
+  EXPECT_EQ(a.Wait(seconds(30)), 0) << a.err();
+}
+
+// Stands between a new brrr-echo and the old one's hand-over socket, at a path of its own, and
+// passes the exchange on (HELLO, the offer and its listeners) until the new process says TAKEN;
+// by then it accepts on the listeners and waits for RELEASED. Cut() closes both connections
+// instead of passing TAKEN on: to the new process the old one went away before RELEASED, and
+// the old one sees a new process that left without taking anything.
+class HandoverInterceptor {
+ public:
+  HandoverInterceptor(const std::string& old_path, std::string path) : path_(std::move(path)) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    EXPECT_LT(path_.size(), sizeof addr.sun_path);
+    std::memcpy(addr.sun_path, path_.data(), std::min(path_.size(), sizeof addr.sun_path - 1));
+    listener_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+    EXPECT_EQ(::listen(listener_.get(), 1), 0) << std::strerror(errno);
+    thread_ = std::thread([this, old_path] { Report(Run(old_path)); });
+  }
+  ~HandoverInterceptor() {
+    Cut();
+    thread_.join();
+    ::unlink(path_.c_str());
+  }
+
+  // Waits (bounded) for the new process's TAKEN: "" once it came, else what happened instead.
+  std::string WaitForTaken() {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!cv_.wait_for(lock, seconds(60), [this] { return outcome_.has_value(); })) return "no TAKEN within 60 s";
+    return *outcome_;
+  }
+  // Closes both connections (once the exchange got as far as it would).
+  void Cut() {
+    std::lock_guard<std::mutex> lock(mu_);
+    cut_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::string Run(const std::string& old_path) {
+    auto deadline = [] { return MonotonicNanos() + std::chrono::nanoseconds(seconds(30)).count(); };
+    pollfd p{.fd = listener_.get(), .events = POLLIN, .revents = 0};
+    if (::poll(&p, 1, 30'000) != 1) return "the new process did not connect within 30 s";
+    new_ = UniqueFd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!new_.valid()) return std::string("accept: ") + std::strerror(errno);
+    old_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, old_path.data(), std::min(old_path.size(), sizeof addr.sun_path - 1));
+    if (::connect(old_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+      return std::string("connect to the old process: ") + std::strerror(errno);
+    }
+    absl::StatusOr<server::HandoverFrame> hello = server::ReadFrame(new_.get(), deadline());
+    if (!hello.ok()) return "hello: " + std::string(hello.status().message());
+    if (absl::Status s = server::SendFrame(old_.get(), server::HandoverFrameType::kHello, "", -1, hello->version);
+        !s.ok()) {
+      return "passing the hello on: " + std::string(s.message());
+    }
+    absl::StatusOr<server::ListenerSet> offer = server::ReceiveOffer(old_.get(), deadline());
+    if (!offer.ok()) return "offer: " + std::string(offer.status().message());
+    if (absl::Status s = server::SendOffer(new_.get(), *offer); !s.ok()) {
+      return "passing the offer on: " + std::string(s.message());
+    }
+    absl::StatusOr<server::HandoverFrame> answer = server::ReadFrame(new_.get(), deadline());
+    if (!answer.ok()) return "answer: " + std::string(answer.status().message());
+    if (answer->type != server::HandoverFrameType::kTaken) {
+      return std::string("the new process answered ") + server::HandoverFrameName(answer->type) + " " + answer->payload;
+    }
+    return "";
+  }
+  void Report(std::string outcome) {
+    std::unique_lock<std::mutex> lock(mu_);
+    outcome_ = std::move(outcome);
+    cv_.notify_all();
+    cv_.wait(lock, [this] { return cut_; });
+    new_.reset();
+    old_.reset();
+  }
+
+  const std::string path_;
+  UniqueFd listener_;
+  UniqueFd new_;  // the thread's
+  UniqueFd old_;  // the thread's
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<std::string> outcome_;  // guarded by mu_
+  bool cut_ = false;                    // guarded by mu_
+  std::thread thread_;
+};
+
+// brrrctl throttle --pause or --resume on the admin plane at `admin_port`.
+void Throttle(uint16_t admin_port, const std::string& how) {
+  Process p(testing::Runfile("control/brrrctl/brrrctl"),
+            {"--target=127.0.0.1:" + std::to_string(admin_port), "throttle", how});
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << how << ": " << p.out() << p.err();
+}
+
+// The hand-over fails after B started accepting and before RELEASED (the old process "goes
+// away" once B has said TAKEN): B stops accepting at once (its --drain_grace is for balancers,
+// not for this), finishes the connection it accepted, and exits 3; A never stopped serving and
+// can hand over later.
+TEST(TakeOverFailureTest, ACommitThatFailsEndsTheNewProcessWith3AndTheOldOneServesOn) {
+  if (UnderTsan()) GTEST_SKIP() << "pauses accepting through the admin plane (gRPC), which TSan runs cannot use";
+  SocketDir dir;
+  uint16_t unused_metrics_port = 0;
+  uint16_t admin_port = 0;
+  std::unique_ptr<Process> started = StartWithFreePorts(
+      [&](uint16_t, uint16_t admin) {
+        return std::vector<std::string>{"--backend=epoll", "--port=0", "--loops=2",
+                                        "--admin_port=" + std::to_string(admin), "--handover_socket=" + dir.path()};
+      },
+      &unused_metrics_port, &admin_port);
+  ASSERT_NE(started, nullptr);
+  Process& a = *started;
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  // A stops accepting: a connection served from now on is B's.
+  Throttle(admin_port, "--pause");
+
+  HandoverInterceptor interceptor(dir.path(), dir.path() + ".between");
+  Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port), "--loops=1", "--drain_grace=10m",
+                           "--take_over=" + dir.path() + ".between"});
+  ASSERT_EQ(interceptor.WaitForTaken(), "") << b.out() << b.err();
+  // B waits for RELEASED and accepts meanwhile (it has 10 s before it gives up by itself).
+  testing::BlockingClient client(port);
+  ASSERT_TRUE(client.send_all("accepted by B; "));
+  ASSERT_EQ(client.recv_exact(15), "accepted by B; ");
+
+  interceptor.Cut();
+  ASSERT_TRUE(b.WaitForError("did not complete")) << b.err();
+  // B drains what it accepted: the connection is served to its end.
+  ASSERT_TRUE(client.send_all("and finished by B"));
+  client.shutdown_write();
+  EXPECT_EQ(client.recv_until_eof(), "and finished by B");
+  client.close();
+  std::optional<int> b_code = b.Wait(seconds(30));
+  ASSERT_TRUE(b_code.has_value()) << "B did not stop after the failed hand-over: " << b.out() << b.err();
+  EXPECT_EQ(*b_code, 3) << b.err();
+  EXPECT_NE(b.out().find("drained in "), std::string::npos) << b.out();
+  EXPECT_NE(b.out().find(" 1 connections served"), std::string::npos) << b.out();
+  EXPECT_EQ(b.out().find("took over the listeners"), std::string::npos) << b.out();
+
+  // A never stopped: it says so, serves once accepting again, and can still hand over.
+  EXPECT_TRUE(a.WaitForError("went away before taking the listeners")) << a.err();
+  EXPECT_FALSE(a.Wait(milliseconds(0)).has_value()) << a.out() << a.err();
+  Throttle(admin_port, "--resume");
+  EXPECT_EQ(EchoOf(port, "A serves on"), "A serves on");
+  Process c(EchoBinary(), {"--backend=epoll", "--port=0", "--take_over=" + dir.path()});
+  ASSERT_TRUE(c.WaitForOutput("took over the listeners of pid " + std::to_string(a.pid()))) << c.out() << c.err();
+  EXPECT_EQ(a.Wait(seconds(30)), 0) << a.err();
+  EXPECT_EQ(EchoOf(port, "now C"), "now C");
+  c.Signal(SIGTERM);
+  EXPECT_EQ(c.Wait(seconds(30)), 0) << c.err();
+}
+
+// The metrics listener changes hands only when B serves the same address. Otherwise A closes
+// its own when it lets go (not only at exit: here A still drains a connection), and B binds
+// its own port, or none.
+TEST(TakeOverMetricsTest, WithAnotherOrNoMetricsPortTheOldOneClosesItsOwnAtTheHandOver) {
+  for (bool b_serves_metrics : {true, false}) {
+    SCOPED_TRACE(b_serves_metrics ? "B on another metrics port" : "B without a metrics port");
+    SocketDir dir;
+    uint16_t a_metrics = 0;
+    uint16_t unused_admin = 0;
+    std::unique_ptr<Process> a = StartWithFreePorts(
+        [&](uint16_t metrics, uint16_t) {
+          return std::vector<std::string>{"--backend=epoll", "--port=0", "--drain_timeout=60s",
+                                          "--metrics_port=" + std::to_string(metrics),
+                                          "--handover_socket=" + dir.path()};
+        },
+        &a_metrics, &unused_admin);
+    ASSERT_NE(a, nullptr);
+    uint16_t port = a->ListeningPort();
+    ASSERT_NE(port, 0) << a->err();
+    ASSERT_TRUE(a->WaitForOutput("hand-over socket at ")) << a->out() << a->err();
+    ASSERT_EQ(StatusLine(a_metrics, "/healthz"), "HTTP/1.1 200 OK");
+    // Open on A until the end: A drains it, so A lives on after letting go.
+    testing::BlockingClient held(port);
+    ASSERT_TRUE(held.send_all("held"));
+    ASSERT_EQ(held.recv_exact(4), "held");
+
+    std::vector<std::string> b_args = {"--backend=epoll", "--port=" + std::to_string(port),
+                                       "--take_over=" + dir.path()};
+    uint16_t b_metrics = 0;
+    std::unique_ptr<Process> b;
+    if (b_serves_metrics) {
+      b = StartWithFreePorts(
+          [&](uint16_t metrics, uint16_t) {
+            std::vector<std::string> args = b_args;
+            args.push_back("--metrics_port=" + std::to_string(metrics));
+            return args;
+          },
+          &b_metrics, &unused_admin);
+      ASSERT_NE(b, nullptr);
+    } else {
+      b = std::make_unique<Process>(EchoBinary(), b_args);
+    }
+    ASSERT_TRUE(b->WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b->out() << b->err();
+    ASSERT_TRUE(a->WaitForOutput("handed the listeners over to pid " + std::to_string(b->pid()))) << a->out();
+
+    // A's metrics port closes as A lets go (its accept loop ends on the metrics loop: bounded
+    // polling), and stays closed while A drains.
+    int metrics_fd = Connect(a_metrics);
+    for (int i = 0; i < 1000 && metrics_fd >= 0; ++i) {
+      ::close(metrics_fd);
+      std::this_thread::sleep_for(milliseconds(10));
+      metrics_fd = Connect(a_metrics);
+    }
+    if (metrics_fd >= 0) ::close(metrics_fd);
+    EXPECT_EQ(metrics_fd, -ECONNREFUSED) << "A's metrics port still accepts after the hand-over";
+    EXPECT_FALSE(a->Wait(milliseconds(0)).has_value()) << "A should still drain the held connection";
+    if (b_serves_metrics) {
+      EXPECT_NE(b->out().find("metrics on 127.0.0.1:" + std::to_string(b_metrics)), std::string::npos) << b->out();
+      EXPECT_EQ(StatusLine(b_metrics, "/healthz"), "HTTP/1.1 200 OK");
+    } else {
+      EXPECT_EQ(b->out().find("metrics on"), std::string::npos) << b->out();
+    }
+    EXPECT_EQ(EchoOf(port, "B serves"), "B serves");
+
+    held.shutdown_write();
+    EXPECT_EQ(held.recv_until_eof(), "");
+    held.close();
+    EXPECT_EQ(a->Wait(seconds(30)), 0) << a->err();
+    b->Signal(SIGTERM);
+    EXPECT_EQ(b->Wait(seconds(30)), 0) << b->err();
+  }
 }
 
 }  // namespace

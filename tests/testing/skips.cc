@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 
@@ -11,6 +12,7 @@ bool Required(const std::string& kind) {
   const char* value = std::getenv("BRRR_REQUIRE");
   if (value == nullptr) return false;
   for (absl::string_view k : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
+    k = absl::StripAsciiWhitespace(k);  // "ipv6, backends" names both
     if (k == "all" || k == kind) return true;
   }
   return false;

@@ -5,7 +5,7 @@
 // reasons goes through BRRR_SKIP_OR_FAIL, which turns it into a failure when $BRRR_REQUIRE
 // names its kind ("backends", "ipv6", "netns" (a network namespace for a test server, which
 // needs root), "tmux" (the terminal brrrctl top's test runs it in), or "all";
-// comma-separated). .bazelrc passes the variable through to tests and .ci/run sets
+// comma-separated, spaces allowed). .bazelrc passes the variable through to tests and .ci/run sets
 // BRRR_REQUIRE=all, so CI cannot lose io_uring or IPv6 quietly; tools/skipped_tests.sh lists
 // every skip of a run with its reason.
 //
