@@ -1,13 +1,16 @@
 // The admin plane's actions on connections and streams, on a real brrr-echo over a real gRPC
-// channel: the read and write sets ListSockets shows, closing one connection, WatchStats'
-// schedule, the live stall threshold and WatchStalls, and a drain from the admin plane.
+// channel: the read and write sets ListSockets shows and its filter by loop, closing one
+// connection, WatchStats' schedule, the live stall threshold and WatchStalls, and a drain from
+// the admin plane.
 // (Injections, throttles and refused requests have their own files beside this one.)
 #include <fcntl.h>
 #include <sys/socket.h>
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -111,6 +114,51 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   admin::Stats stats = StatsWhen([](const admin::Stats& st) { return st.total().read_set_size() == 2; });
   EXPECT_EQ(stats.total().write_set_size(), 1u);
   EXPECT_EQ(stats.total().read_set_size(), 2u);  // the listener and the idle client
+}
+
+// README: ListSockets filters by loop. With two loops (each with its own SO_REUSEPORT listener,
+// so the kernel spreads clients by their address), clients are connected until both loops
+// have one (bounded: 64 clients; all on one loop would take odds of 2^-63); then each loop's
+// list holds that loop's sockets only, and the two lists together are the unfiltered one.
+TEST_F(AdminActionsTest, ListSocketsOfOneLoopHoldsThatLoopsSocketsOnly) {
+  Start({"--loops=2"});
+  auto list = [&](std::optional<uint32_t> loop) {
+    admin::ListSocketsRequest request;
+    if (loop.has_value()) request.set_loop(*loop);
+    admin::ListSocketsResponse response;
+    grpc::Status s = stub_->ListSockets(Context().get(), request, &response);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return response;
+  };
+  auto connections_on = [](const admin::ListSocketsResponse& r, uint32_t loop) {
+    int n = 0;
+    for (const admin::SocketInfo& s : r.sockets()) n += s.kind() == "connection" && s.loop() == loop;
+    return n;
+  };
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  admin::ListSocketsResponse all;
+  while (clients.size() < 64 && (connections_on(all, 0) == 0 || connections_on(all, 1) == 0)) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+    ASSERT_GE(EchoRoundTripMs(*clients.back()), 0);  // accepted, so listed
+    all = list(std::nullopt);
+  }
+  ASSERT_GT(connections_on(all, 0), 0) << all.DebugString();
+  ASSERT_GT(connections_on(all, 1), 0) << all.DebugString();
+  EXPECT_EQ(all.matched(), clients.size() + 2) << all.DebugString();  // and a listener per loop
+
+  std::set<int> fds_of_all;
+  for (const admin::SocketInfo& s : all.sockets()) fds_of_all.insert(s.fd());
+  std::set<int> fds_of_loops;
+  for (uint32_t loop : {0u, 1u}) {
+    admin::ListSocketsResponse one = list(loop);
+    EXPECT_EQ(connections_on(one, loop), connections_on(all, loop)) << loop << ": " << one.DebugString();
+    EXPECT_EQ(one.matched(), static_cast<uint64_t>(one.sockets_size())) << one.DebugString();
+    for (const admin::SocketInfo& s : one.sockets()) {
+      EXPECT_EQ(s.loop(), loop) << one.DebugString();
+      EXPECT_TRUE(fds_of_loops.insert(s.fd()).second) << "fd " << s.fd() << " listed by both loops";
+    }
+  }
+  EXPECT_EQ(fds_of_loops, fds_of_all);
 }
 
 TEST_F(AdminActionsTest, CloseConnectionClosesThatClientOnly) {

@@ -85,6 +85,20 @@ TEST_F(AdminReserveTest, AdminConnectionsPastTheCapAreClosedUntilOneLeaves) {
   EXPECT_TRUE(s.ok()) << s.error_message();
 }
 
+// README: --admin_max_connections is 16 by default: 16 silent connections are each handed to
+// gRPC (its preface shows it), the 17th is closed at once.
+TEST_F(AdminReserveTest, SixteenAdminConnectionsByDefault) {
+  Start();
+  std::vector<std::unique_ptr<testing::BlockingClient>> held;
+  for (int i = 0; i < 16; ++i) {
+    held.push_back(std::make_unique<testing::BlockingClient>(admin_port_));
+    ASSERT_EQ(held.back()->recv_exact(9).size(), 9u) << "connection " << i + 1;
+  }
+  testing::BlockingClient seventeenth(admin_port_);
+  EXPECT_EQ(seventeenth.recv_until_eof(), "");
+  EXPECT_TRUE(SaysOnStderr(*server_, "16 connections are open (--admin_max_connections)")) << server_->err();
+}
+
 TEST_F(AdminReserveTest, AnIdleAdminConnectionIsClosedAfterTheIdleTimeout) {
   Start({"--admin_idle_timeout=300ms"});
   // The fixture's channel makes a call, then stays idle.

@@ -174,6 +174,65 @@ TEST_F(BrrrctlTopTest, KeysSortPauseAndSwitchLoopsAndCtrlCEndsIt) {
   EXPECT_EQ(*code, 0);
 }
 
+// README: left steps back through the loops (from all to the last, wrapping), `a` shows all of
+// them, and space pauses as p does.
+TEST_F(BrrrctlTopTest, LeftStepsBackThroughTheLoopsAShowsThemAllAndSpacePauses) {
+  REQUIRE_TMUX();
+  Start({"--loops=3"});
+  Load load(port_);
+  Tmux tmux(tmux_path_);
+  ASSERT_TRUE(tmux.Start(120, 40, TopCommand(tmux.dir(), "--interval=200ms")));
+  tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "loops: all") && !Row(p, "2").empty(); },
+                   "three loops");
+
+  // Only `loop` of 0, 1 and 2 has a row, and the title names it.
+  auto alone = [](const std::string& loop) {
+    return [loop](const std::string& p) {
+      if (!absl::StrContains(p, "loops: " + loop)) return false;
+      for (const std::string other : {"0", "1", "2"}) {
+        if (Row(p, other).empty() != (other != loop)) return false;
+      }
+      return true;
+    };
+  };
+  // From all, left wraps to the last loop, then steps down to 0 and back to all.
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Left"}), 0);
+  tmux.WaitForPane(alone("2"), "loop 2 alone after Left from all");
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Left"}), 0);
+  tmux.WaitForPane(alone("1"), "loop 1 alone after Left");
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Left"}), 0);
+  tmux.WaitForPane(alone("0"), "loop 0 alone after Left");
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Left"}), 0);
+  auto every_loop = [](const std::string& p) {
+    return absl::StrContains(p, "loops: all") && !Row(p, "0").empty() && !Row(p, "1").empty() &&
+           !Row(p, "2").empty() && !Row(p, "all").empty();
+  };
+  tmux.WaitForPane(every_loop, "every loop after Left from loop 0");
+
+  // `a` from one loop shows all of them.
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "1"}), 0);
+  tmux.WaitForPane(alone("1"), "loop 1 alone after 1");
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "a"}), 0);
+  tmux.WaitForPane(every_loop, "every loop after a");
+
+  // Space pauses: no poll, so nothing on the screen changes (the uptime in the title, the
+  // rates under the load) while it says PAUSED; space again resumes.
+  // (The first capture is taken a moment after PAUSED shows, so that the redraw is complete.)
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Space"}), 0);
+  tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "PAUSED"); }, "PAUSED after space");
+  std::this_thread::sleep_for(milliseconds(300));
+  const std::string paused = tmux.Capture();
+  std::this_thread::sleep_for(milliseconds(1500));  // several intervals, past a second of uptime
+  EXPECT_EQ(tmux.Capture(), paused);
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Space"}), 0);
+  tmux.WaitForPane([](const std::string& p) { return !absl::StrContains(p, "PAUSED"); }, "no PAUSED after space again");
+
+  ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "q"}), 0);
+  std::optional<int> code = TopExitCode();
+  ASSERT_TRUE(code.has_value()) << tmux.Capture();
+  EXPECT_EQ(*code, 0);
+}
+
 TEST_F(BrrrctlTopTest, SaysUnreachableWhenTheServerDiesAndReconnectsWhenItIsBack) {
   REQUIRE_TMUX();
   Start({"--loops=2"});

@@ -130,6 +130,25 @@ TEST_F(WakeSignalTest, ASignalThatIsTakenLeavesTheProgramsHandlerAndUsesAnEventf
       ::testing::ExitedWithCode(0), "");
 }
 
+// The program ignores the signal: brrr leaves it ignored (a wake-up sent with it would be
+// lost anyway) and poll and select use an eventfd, which a cross-thread wake still reaches.
+TEST_F(WakeSignalTest, AnIgnoredSignalStaysIgnoredAndPollAndSelectUseAnEventfd) {
+  EXPECT_EXIT(
+      {
+        Require(signal(WakeSignal(), SIG_IGN) != SIG_ERR, "ignoring the signal");
+        for (const std::string backend : {"poll", "select"}) {
+          std::unique_ptr<Reactor> reactor = CreateExpecting(backend, 1);
+          RequireWakeEndsABlockedWait(*reactor, backend);
+          struct sigaction now {};
+          sigaction(WakeSignal(), nullptr, &now);
+          Require((now.sa_flags & SA_SIGINFO) == 0 && now.sa_handler == SIG_IGN,
+                  backend + " changed the ignored signal's disposition");
+        }
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "");
+}
+
 // poll and select in one process: each plugin has its own copy of the handler, so the second
 // finds the signal taken and uses an eventfd; both are woken.
 TEST_F(WakeSignalTest, TheSecondOfPollAndSelectInOneProcessUsesAnEventfd) {

@@ -1,12 +1,19 @@
 // brrr-echo, the real binary on every backend, told to stop: SIGTERM with data in flight loses
 // no byte, connections still open at --drain_timeout are closed, a second signal closes
-// everything at once, and signals while several loops are busy lose nothing.
+// everything at once, signals while several loops are busy lose nothing, and only the loop
+// threads take the stall sampler's signal.
+#include <dirent.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -19,6 +26,7 @@
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/sanitizer.h"
 
 namespace brrr {
 namespace {
@@ -166,6 +174,111 @@ TEST_P(EchoServerTest, SignalsWhileSeveralLoopsAreBusyLoseNoByte) {
                                " bytes out"),
             std::string::npos)
       << server->out();
+}
+
+// One thread of a process, from /proc/PID/task/TID.
+struct ThreadSignals {
+  std::string comm;  // its name
+  bool blocks = false;  // whether SigBlk has the signal asked about
+  bool operator==(const ThreadSignals&) const = default;
+};
+
+// Each thread of `pid` by id, and whether it blocks `signal`. Threads that end while they are
+// read are left out.
+std::map<pid_t, ThreadSignals> ThreadsBlocking(pid_t pid, int signal) {
+  std::map<pid_t, ThreadSignals> threads;
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* dir = ::opendir(tasks.c_str());
+  if (dir == nullptr) return threads;
+  while (dirent* entry = ::readdir(dir)) {
+    if (entry->d_name[0] == '.') continue;
+    const std::string task = tasks + "/" + entry->d_name;
+    std::ifstream comm_file(task + "/comm");
+    std::ifstream status(task + "/status");
+    ThreadSignals t;
+    std::string line;
+    bool read = false;
+    if (!std::getline(comm_file, t.comm)) continue;
+    while (std::getline(status, line)) {
+      if (line.rfind("SigBlk:", 0) != 0) continue;
+      uint64_t mask = std::strtoull(line.c_str() + 7, nullptr, 16);
+      t.blocks = ((mask >> (signal - 1)) & 1) != 0;
+      read = true;
+    }
+    if (read) threads[static_cast<pid_t>(std::atoi(entry->d_name))] = t;
+  }
+  ::closedir(dir);
+  return threads;
+}
+
+// SIGRTMIN+3 is the stall sampler's, for loop threads only (README, "Using the runtime"):
+// brrr-echo blocks it in every other thread (main, the signal thread, each loop's stall
+// watchdog, the admin plane's gRPC threads, the hand-over socket's), so one sent to the process
+// never lands in any of those. The echo loops' threads have no name of their own (they are
+// "brrr-echo", as main is), so they are told by their number: once every thread has started
+// and served, exactly --loops of them take the signal, and the metrics port's loop thread
+// ("brrr-metrics", a loop with its own watchdog).
+TEST_P(EchoServerTest, OnlyTheLoopThreadsTakeTheStallSignal) {
+  constexpr int kLoops = 2;
+  const int stall_signal = SIGRTMIN + 3;
+  // gRPC is not instrumented for ThreadSanitizer: there the admin plane stays off (the
+  // handover and control tests do the same).
+  const bool with_admin = !testing::UnderSanitizer("tsan");
+  char dir[] = "/tmp/brrr-signals-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir), nullptr);
+  const std::string handover_socket = std::string(dir) + "/echo.sock";
+  std::unique_ptr<testing::Process> server;
+  uint16_t admin_port = 0;
+  uint16_t metrics_port = 0;
+  // The side ports are picked free a moment before brrr-echo binds them: again if one was taken.
+  for (int attempt = 0; attempt < 5; ++attempt) {
+    admin_port = testing::PickFreePort();
+    metrics_port = testing::PickFreePort();
+    std::vector<std::string> args = {"--backend=" + GetParam(), "--port=0", "--loops=" + std::to_string(kLoops),
+                                     "--metrics_port=" + std::to_string(metrics_port),
+                                     "--handover_socket=" + handover_socket};
+    if (with_admin) args.push_back("--admin_port=" + std::to_string(admin_port));
+    server = std::make_unique<testing::Process>(testing::EchoBinary(), args);
+    port_ = server->ListeningPort();
+    if (port_ != 0 || server->err().find("Address already in use") == std::string::npos) break;
+  }
+  ASSERT_NE(port_, 0) << server->err();
+  ASSERT_TRUE(server->WaitForOutput("hand-over socket at ")) << server->out() << server->err();
+  // Every part at work, so that the threads it starts on demand are there too.
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(EchoOf("echo " + std::to_string(i)), "echo " + std::to_string(i));
+  {
+    BlockingClient metrics(metrics_port);
+    ASSERT_TRUE(metrics.send_all("GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    EXPECT_EQ(metrics.recv_until_eof().rfind("HTTP/1.1 200", 0), 0u);
+  }
+  if (with_admin) {
+    testing::Process info(testing::Runfile("control/brrrctl/brrrctl"),
+                          {"--target=127.0.0.1:" + std::to_string(admin_port), "info"});
+    EXPECT_EQ(info.Wait(seconds(30)), 0) << info.out() << info.err();
+  }
+  // The verdict on the threads once they have stopped changing (bounded).
+  std::map<pid_t, ThreadSignals> threads = ThreadsBlocking(server->pid(), stall_signal);
+  int same_readings = 0;
+  TimePoint give_up = Clock::now() + seconds(10);
+  while (same_readings < 20 && Clock::now() < give_up) {
+    std::this_thread::sleep_for(milliseconds(10));
+    std::map<pid_t, ThreadSignals> now = ThreadsBlocking(server->pid(), stall_signal);
+    same_readings = now == threads ? same_readings + 1 : 0;
+    threads = std::move(now);
+  }
+  std::string listing;
+  std::map<std::string, int> taking;  // by thread name
+  for (const auto& [tid, t] : threads) {
+    listing += "\n  " + std::to_string(tid) + " " + t.comm + (t.blocks ? ": blocks it" : ": takes it");
+    if (!t.blocks) ++taking[t.comm];
+  }
+  // Main, the signal thread, the watchdogs, the hand-over socket's thread...
+  EXPECT_GT(threads.size(), static_cast<size_t>(kLoops) + 4) << listing;
+  const std::map<std::string, int> loop_threads = {{"brrr-echo", kLoops}, {"brrr-metrics", 1}};
+  EXPECT_EQ(taking, loop_threads) << "threads of brrr-echo and signal " << stall_signal << " (SIGRTMIN+3):"
+                                  << listing;
+  EXPECT_EQ(Stop(*server), 0);
+  ::rmdir(dir);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EchoServerTest, ::testing::ValuesIn(testing::AllBackends()),
