@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "runtime/stack_sampler.h"
+
 namespace brrr {
 
 BlockingPool::BlockingPool(size_t max_threads) : max_threads_(std::max<size_t>(1, max_threads)) {}
@@ -24,6 +26,7 @@ void BlockingPool::submit(std::function<void()> job) {
     if (stopping_) return;
     jobs_.push_back(std::move(job));
     if (jobs_.size() > idle_ && threads_.size() < max_threads_) {
+      StackSampler::SignalBlockedScope not_for_the_pool;  // submit() runs on a loop thread
       threads_.emplace_back([this] { worker(); });
     }
   }

@@ -108,6 +108,15 @@ StackSampler::ThreadScope::ThreadScope(StackSampler* sampler) : sampler_(sampler
   previous_tid_ = sampler_->tid_.exchange(ThisThreadId(), std::memory_order_acq_rel);
 }
 
+StackSampler::SignalBlockedScope::SignalBlockedScope() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, Signal());
+  pthread_sigmask(SIG_BLOCK, &set, &before_);
+}
+
+StackSampler::SignalBlockedScope::~SignalBlockedScope() { pthread_sigmask(SIG_SETMASK, &before_, nullptr); }
+
 StackSampler::ThreadScope::~ThreadScope() {
   if (sampler_ == nullptr) return;
   sampler_->tid_.store(previous_tid_, std::memory_order_release);

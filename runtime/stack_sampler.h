@@ -84,6 +84,21 @@ class StackSampler {
     pid_t previous_tid_ = 0;
   };
 
+  // Any thread: blocks Signal() on this thread for the scope's life, then restores its mask.
+  // A new thread starts with its starter's mask, and a loop thread has Signal() open
+  // (ThreadScope): wrap the start of every thread a loop thread may start (the stall
+  // watchdog's, the blocking pool's) so that only loop threads take the signal.
+  class SignalBlockedScope {
+   public:
+    SignalBlockedScope();
+    ~SignalBlockedScope();
+    SignalBlockedScope(const SignalBlockedScope&) = delete;
+    SignalBlockedScope& operator=(const SignalBlockedScope&) = delete;
+
+   private:
+    sigset_t before_;
+  };
+
   // Signals the bound thread and waits up to `timeout` for its stack. nullopt: no thread is
   // bound, or it did not answer in time (it blocks the signal, or, under ThreadSanitizer,
   // which delivers signals at its next intercepted call, it makes none).

@@ -1,8 +1,5 @@
 #include "runtime/stall_watchdog.h"
 
-#include <pthread.h>
-#include <signal.h>
-
 #include <algorithm>
 #include <optional>
 
@@ -40,15 +37,8 @@ StallWatchdog::Running::Running(StallWatchdog* watchdog)
     : watchdog_(watchdog), bound_(watchdog != nullptr ? watchdog->watched_.sampler : nullptr) {
   if (watchdog_ == nullptr) return;
   if (!watchdog_->thread_.joinable()) {
-    // A new thread inherits this one's mask, which bound_ has just opened to the sampler's
-    // signal: the watchdog starts with it blocked, as every thread but the loop's must have it.
-    sigset_t sampler_signal;
-    sigset_t before;
-    sigemptyset(&sampler_signal);
-    sigaddset(&sampler_signal, StackSampler::Signal());
-    pthread_sigmask(SIG_BLOCK, &sampler_signal, &before);
+    StackSampler::SignalBlockedScope not_for_the_watchdog;  // bound_ has just opened it here
     watchdog_->thread_ = std::thread([w = watchdog_] { w->run(); });
-    pthread_sigmask(SIG_SETMASK, &before, nullptr);
   }
   ++watchdog_->running_depth_;
   watchdog_->loop_busy();

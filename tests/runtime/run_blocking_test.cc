@@ -1,9 +1,12 @@
 // run_blocking: blocking work runs on the pool while the loop keeps serving other tasks.
+#include <signal.h>
+
 #include <atomic>
 #include <stdexcept>
 #include <thread>
 
 #include "runtime/blocking_pool.h"
+#include "runtime/stack_sampler.h"
 #include "tests/runtime/coroutine_test_util.h"
 
 namespace brrr {
@@ -86,6 +89,34 @@ TEST(BlockingPoolTest, StartsThreadsOnDemandUpToTheLimit) {
   TimePoint give_up = Clock::now() + seconds(30);
   while (done.load() < 5 && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
   EXPECT_EQ(done.load(), 5);
+}
+
+// Whether this thread blocks `signal`.
+bool Blocks(int signal) {
+  sigset_t mask;
+  pthread_sigmask(SIG_BLOCK, nullptr, &mask);
+  return sigismember(&mask, signal) == 1;
+}
+
+// A loop thread has the stall sampler's signal open (StackSampler::ThreadScope) and submits the
+// loop's blocking jobs; the pool's threads must not inherit it: only loop threads take it.
+TEST(BlockingPoolTest, ItsThreadsStartWithTheStallSignalBlocked) {
+  const int signal = StackSampler::Signal();
+  sigset_t open;
+  sigset_t before;
+  sigemptyset(&open);
+  sigaddset(&open, signal);
+  ASSERT_EQ(pthread_sigmask(SIG_UNBLOCK, &open, &before), 0);  // as on a loop thread
+  std::atomic<int> blocked_in_job{-1};
+  {
+    BlockingPool pool(1);
+    pool.submit([&] { blocked_in_job = Blocks(signal) ? 1 : 0; });
+    TimePoint give_up = Clock::now() + seconds(30);
+    while (blocked_in_job.load() < 0 && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
+  }
+  EXPECT_EQ(blocked_in_job.load(), 1) << "a pool thread takes the stall signal";
+  EXPECT_FALSE(Blocks(signal)) << "submit() left the submitting thread's mask changed";
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
 }
 
 }  // namespace

@@ -268,6 +268,30 @@ std::unique_ptr<Process> StartWithFreePorts(
   return nullptr;
 }
 
+// The old side of a hand-over: brrr-echo on epoll, echo port picked by the kernel, with a
+// hand-over socket in `dir` and the side ports StartWithFreePorts picks (`side_flags` turns
+// them into flags, plus any others), started as far as offering its listeners. Null (with a
+// failure added) if it did not get there; else *port is its echo port.
+std::unique_ptr<Process> StartOld(const SocketDir& dir,
+                                  const std::function<std::vector<std::string>(uint16_t metrics, uint16_t admin)>& side_flags,
+                                  uint16_t* metrics, uint16_t* admin, uint16_t* port) {
+  std::unique_ptr<Process> old = StartWithFreePorts(
+      [&](uint16_t m, uint16_t a) {
+        std::vector<std::string> args = {"--backend=epoll", "--port=0", "--handover_socket=" + dir.path()};
+        std::vector<std::string> side = side_flags(m, a);
+        args.insert(args.end(), side.begin(), side.end());
+        return args;
+      },
+      metrics, admin);
+  if (old == nullptr) return nullptr;
+  *port = old->ListeningPort();
+  if (*port == 0 || !old->WaitForOutput("hand-over socket at ")) {
+    ADD_FAILURE() << "the old process did not offer its listeners: " << old->out() << old->err();
+    return nullptr;
+  }
+  return old;
+}
+
 // The pid that the admin plane at 127.0.0.1:admin_port reports (GetServerInfo, through
 // `brrrctl info`), or what went wrong. A connect alone would not do: the kernel completes it
 // on a listening socket whether or not a process serves it.
@@ -517,18 +541,15 @@ TEST(TakeOverErrorsTest, ADrainingProcessDoesNotHandOver) {
   SocketDir dir;
   uint16_t metrics_port = 0;
   uint16_t unused_admin = 0;
-  std::unique_ptr<Process> started = StartWithFreePorts(
-      [&](uint16_t metrics, uint16_t) {
-        return std::vector<std::string>{"--backend=epoll", "--port=0", "--drain_grace=10m",
-                                        "--metrics_port=" + std::to_string(metrics),
-                                        "--handover_socket=" + dir.path()};
+  uint16_t port = 0;
+  std::unique_ptr<Process> started = StartOld(
+      dir,
+      [](uint16_t metrics, uint16_t) {
+        return std::vector<std::string>{"--drain_grace=10m", "--metrics_port=" + std::to_string(metrics)};
       },
-      &metrics_port, &unused_admin);
+      &metrics_port, &unused_admin, &port);
   ASSERT_NE(started, nullptr);
   Process& a = *started;
-  uint16_t port = a.ListeningPort();
-  ASSERT_NE(port, 0) << a.err();
-  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
   a.Signal(SIGTERM);
   // /readyz turns once the drain has started (the log line comes just before it): bounded wait.
   std::string ready;
@@ -655,17 +676,15 @@ TEST(TakeOverFailureTest, ACommitThatFailsEndsTheNewProcessWith3AndTheOldOneServ
   SocketDir dir;
   uint16_t unused_metrics_port = 0;
   uint16_t admin_port = 0;
-  std::unique_ptr<Process> started = StartWithFreePorts(
-      [&](uint16_t, uint16_t admin) {
-        return std::vector<std::string>{"--backend=epoll", "--port=0", "--loops=2",
-                                        "--admin_port=" + std::to_string(admin), "--handover_socket=" + dir.path()};
+  uint16_t port = 0;
+  std::unique_ptr<Process> started = StartOld(
+      dir,
+      [](uint16_t, uint16_t admin) {
+        return std::vector<std::string>{"--loops=2", "--admin_port=" + std::to_string(admin)};
       },
-      &unused_metrics_port, &admin_port);
+      &unused_metrics_port, &admin_port, &port);
   ASSERT_NE(started, nullptr);
   Process& a = *started;
-  uint16_t port = a.ListeningPort();
-  ASSERT_NE(port, 0) << a.err();
-  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
   // A stops accepting: a connection served from now on is B's.
   Throttle(admin_port, "--pause");
 
@@ -712,16 +731,14 @@ TEST(TakeOverAdminTest, NewAdminCallsAreAnsweredByTheNewProcessWhileTheOldOneDra
   SocketDir dir;
   uint16_t unused_metrics_port = 0;
   uint16_t admin_port = 0;
-  std::unique_ptr<Process> a = StartWithFreePorts(
-      [&](uint16_t, uint16_t admin) {
-        return std::vector<std::string>{"--backend=epoll", "--port=0", "--drain_timeout=60s",
-                                        "--admin_port=" + std::to_string(admin), "--handover_socket=" + dir.path()};
+  uint16_t port = 0;
+  std::unique_ptr<Process> a = StartOld(
+      dir,
+      [](uint16_t, uint16_t admin) {
+        return std::vector<std::string>{"--drain_timeout=60s", "--admin_port=" + std::to_string(admin)};
       },
-      &unused_metrics_port, &admin_port);
+      &unused_metrics_port, &admin_port, &port);
   ASSERT_NE(a, nullptr);
-  uint16_t port = a->ListeningPort();
-  ASSERT_NE(port, 0) << a->err();
-  ASSERT_TRUE(a->WaitForOutput("hand-over socket at ")) << a->out() << a->err();
   ASSERT_EQ(AdminPid(admin_port), std::to_string(a->pid()));
   // Open on A until the end: A drains it, so A lives on after letting go.
   testing::BlockingClient held(port);
@@ -754,17 +771,14 @@ TEST(TakeOverMetricsTest, WithAnotherOrNoMetricsPortTheOldOneClosesItsOwnAtTheHa
     SocketDir dir;
     uint16_t a_metrics = 0;
     uint16_t unused_admin = 0;
-    std::unique_ptr<Process> a = StartWithFreePorts(
-        [&](uint16_t metrics, uint16_t) {
-          return std::vector<std::string>{"--backend=epoll", "--port=0", "--drain_timeout=60s",
-                                          "--metrics_port=" + std::to_string(metrics),
-                                          "--handover_socket=" + dir.path()};
+    uint16_t port = 0;
+    std::unique_ptr<Process> a = StartOld(
+        dir,
+        [](uint16_t metrics, uint16_t) {
+          return std::vector<std::string>{"--drain_timeout=60s", "--metrics_port=" + std::to_string(metrics)};
         },
-        &a_metrics, &unused_admin);
+        &a_metrics, &unused_admin, &port);
     ASSERT_NE(a, nullptr);
-    uint16_t port = a->ListeningPort();
-    ASSERT_NE(port, 0) << a->err();
-    ASSERT_TRUE(a->WaitForOutput("hand-over socket at ")) << a->out() << a->err();
     ASSERT_EQ(StatusLine(a_metrics, "/healthz"), "HTTP/1.1 200 OK");
     // Open on A until the end: A drains it, so A lives on after letting go.
     testing::BlockingClient held(port);
