@@ -386,6 +386,22 @@ absl::Status Socket::set_linger_zero() {
 
 detail::AcceptAwaiter Socket::accept() { return detail::AcceptAwaiter(state_); }
 
+absl::StatusOr<std::optional<Socket>> Socket::accept_queued() {
+  if (state_ == nullptr) return absl::FailedPreconditionError("accept on a closed socket");
+  if (state_->busy(detail::Side::kRead)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("accept on fd ", fd(), ": an accept is pending; take queued connections once it has ended"));
+  }
+  for (;;) {
+    int fd = ::accept4(state_->fd(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0) return std::optional<Socket>(Socket(new detail::SocketState(state_->loop(), fd, "connection")));
+    // These concern one connection that died in the backlog (or a signal): the next may be fine.
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO || errno == EPERM) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return std::nullopt;
+    return state_->error("accept", -errno);
+  }
+}
+
 detail::ConnectAwaiter Socket::connect(const SocketAddress& address) {
   return detail::ConnectAwaiter(state_, address);
 }

@@ -30,6 +30,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -265,6 +266,14 @@ class Socket {
   // ---- Awaitables: co_await inside a task on this socket's loop. ----
   // A new connection (non-blocking, close-on-exec).
   detail::AcceptAwaiter accept();
+  // A connection already waiting in this listener's backlog, accepted now without waiting
+  // (one accept(2), outside the backend): nullopt when none waits. FailedPrecondition while
+  // an accept is pending on the socket. For an owner that stops accepting on a listener
+  // another process or loop may share: io_uring wakes one pending accept per new connection,
+  // so a connection that arrived as this socket's accept was being cancelled may have woken
+  // that accept alone and would wait in the backlog, unseen by the other waiters, until the
+  // next connection arrives. Once the cancelled accept has ended, what is queued is taken here.
+  absl::StatusOr<std::optional<Socket>> accept_queued();
   // Connects this (fresh) socket.
   detail::ConnectAwaiter connect(const SocketAddress& address);
   // Up to len bytes into buf (0: the peer closed its side). buf must stay valid until resumed.

@@ -18,6 +18,11 @@ namespace {
 // most this long after a descriptor frees up, for one atomic read per look.
 constexpr Duration kBudgetPoll = milliseconds(10);
 
+// At most this many connections queued in a listener's backlog are taken when its loop stops
+// accepting (Shard::accept_queued): the default backlog, so a stream of new connections
+// cannot keep a draining loop accepting.
+constexpr int kMaxQueuedTakenAtStop = 1024;
+
 }  // namespace
 
 Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
@@ -102,46 +107,67 @@ Task<> Shard::accept_loop(Socket& listener) {
   uint64_t errors_reported = 0;
   uint64_t budget_waits = 0;
   bool waiting_for_budget = false;
-  while (!draining_ && !throttle_.accepting_paused()) {
+  // Pausing and draining cancel this task: it ends at its next wait (an accept, a backoff, a
+  // budget or throttle pause).
+  try {
+    while (!draining_ && !throttle_.accepting_paused()) {
+      std::optional<DescriptorBudget::Slot> slot = descriptors_.TryTake();
+      if (!slot.has_value()) {
+        // Reported at the 1st, 10th, 100th... time the budget is reached, as errors are.
+        if (!waiting_for_budget && IsPowerOfTen(++budget_waits)) {
+          std::fprintf(stderr,
+                       "brrr-echo: loop %u: the echo side holds all %lld descriptors of its budget; new "
+                       "connections wait in the backlog (%llu waits so far)\n",
+                       loop_->loop_id(), static_cast<long long>(descriptors_.limit()),
+                       static_cast<unsigned long long>(budget_waits));
+        }
+        waiting_for_budget = true;
+        co_await sleep(kBudgetPoll);
+        continue;
+      }
+      waiting_for_budget = false;
+      absl::StatusOr<Socket> conn = co_await listener.accept();
+      if (!conn.ok()) {
+        if (draining_ || absl::IsCancelled(conn.status())) break;
+        counters_.accept_errors.add(1);
+        // Out of descriptors (or memory): pause instead of spinning on a listener that stays
+        // readable. Reported at 1, 10, 100... so the log cannot flood.
+        uint64_t n = counters_.accept_errors.load();
+        if (n >= errors_reported * 10 || errors_reported == 0) {
+          errors_reported = n;
+          std::fprintf(stderr, "brrr-echo: loop %u: %s (%llu accept errors so far); retrying in %lld ms\n",
+                       loop_->loop_id(), std::string(conn.status().message()).c_str(),
+                       static_cast<unsigned long long>(n),
+                       static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
+        }
+        co_await sleep(backoff.pause());
+        backoff.failed();
+        continue;
+      }
+      backoff.succeeded();
+      slot->HandTo(*conn);
+      add_connection(*std::move(conn));
+      if (int64_t wait = throttle_.accepted().charge(1, throttle_.accepts_per_second(), MonotonicNanos()); wait > 0) {
+        co_await sleep(Duration(wait));
+      }
+    }
+  } catch (const CancelledError&) {
+  }
+  if (draining_) {
+    // Not after a second signal (close_all_now): that closes everything, these too.
+    if (!deadline_passed_) accept_queued(listener);
+    listener.close();  // only now: closing cancels no accept, so the descriptor is closed at once
+  }
+}
+
+void Shard::accept_queued(Socket& listener) {
+  for (int taken = 0; taken < kMaxQueuedTakenAtStop; ++taken) {
     std::optional<DescriptorBudget::Slot> slot = descriptors_.TryTake();
-    if (!slot.has_value()) {
-      // Reported at the 1st, 10th, 100th... time the budget is reached, as errors are.
-      if (!waiting_for_budget && IsPowerOfTen(++budget_waits)) {
-        std::fprintf(stderr,
-                     "brrr-echo: loop %u: the echo side holds all %lld descriptors of its budget; new "
-                     "connections wait in the backlog (%llu waits so far)\n",
-                     loop_->loop_id(), static_cast<long long>(descriptors_.limit()),
-                     static_cast<unsigned long long>(budget_waits));
-      }
-      waiting_for_budget = true;
-      co_await sleep(kBudgetPoll);
-      continue;
-    }
-    waiting_for_budget = false;
-    absl::StatusOr<Socket> conn = co_await listener.accept();
-    if (!conn.ok()) {
-      if (draining_ || absl::IsCancelled(conn.status())) break;
-      counters_.accept_errors.add(1);
-      // Out of descriptors (or memory): pause instead of spinning on a listener that stays
-      // readable. Reported at 1, 10, 100... so the log cannot flood.
-      uint64_t n = counters_.accept_errors.load();
-      if (n >= errors_reported * 10 || errors_reported == 0) {
-        errors_reported = n;
-        std::fprintf(stderr, "brrr-echo: loop %u: %s (%llu accept errors so far); retrying in %lld ms\n",
-                     loop_->loop_id(), std::string(conn.status().message()).c_str(),
-                     static_cast<unsigned long long>(n),
-                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
-      }
-      co_await sleep(backoff.pause());
-      backoff.failed();
-      continue;
-    }
-    backoff.succeeded();
-    slot->HandTo(*conn);
-    add_connection(*std::move(conn));
-    if (int64_t wait = throttle_.accepted().charge(1, throttle_.accepts_per_second(), MonotonicNanos()); wait > 0) {
-      co_await sleep(Duration(wait));
-    }
+    if (!slot.has_value()) return;  // the rest wait for whoever shares the listener, or are reset
+    absl::StatusOr<std::optional<Socket>> conn = listener.accept_queued();
+    if (!conn.ok() || !conn->has_value()) return;
+    slot->HandTo(**conn);
+    add_connection(std::move(**conn));
   }
 }
 
@@ -269,18 +295,21 @@ void Shard::stop_accepting() {
   if (draining_) return;
   grace_end_.cancel();
   draining_ = true;
-  for (Socket& listener : listeners_) listener.close();  // pending accepts fail with "closed"; the accept loops end
   drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
-  for (Future<>& acceptor : acceptors_) {
-    // An accept that completed before the close may not have been handed to the accept loop
-    // yet: that connection is served too, so the shard is drained only once the loops have ended.
-    // Then too the listeners' descriptors are closed (the backend has let go of them): from
-    // then on a connect is refused (unless another process holds the sockets after a
-    // hand-over), which is what the progress reports.
-    if (acceptor.valid() && !acceptor.done()) {
-      ++acceptors_running_;
-      acceptor.add_done_callback([this] { acceptor_ended(); }, "echo:acceptor_ended");
+  for (size_t i = 0; i < listeners_.size(); ++i) {
+    Future<>* acceptor = i < acceptors_.size() ? &acceptors_[i] : nullptr;
+    if (acceptor == nullptr || !acceptor->valid() || acceptor->done()) {
+      listeners_[i].close();  // paused (or never started): nothing pending, closed at once
+      continue;
     }
+    // The accept loop ends at its pending accept's final completion (an accept that completed
+    // before the cancel is served too), takes the connections queued meanwhile and closes its
+    // listener; so the shard is drained only once the loops have ended. Then too every
+    // listener's descriptor is closed: from then on a connect is refused (unless another
+    // process holds the sockets after a hand-over), which is what the progress reports.
+    ++acceptors_running_;
+    acceptor->cancel();
+    acceptor->add_done_callback([this] { acceptor_ended(); }, "echo:acceptor_ended");
   }
   if (acceptors_running_ == 0) progress_.LoopStoppedAccepting();
   maybe_drained();

@@ -86,15 +86,20 @@ class Shard {
 
  private:
   Task<> accept_loop(Socket& listener);
+  // Once a draining loop's accept has ended: accepts and serves the connections queued in
+  // `listener`'s backlog (Socket::accept_queued says why some may wait there unseen), within
+  // the descriptor budget.
+  void accept_queued(Socket& listener);
   // Starts or stops the accept loop as pausing and draining require.
   void update_accepting();
   void add_connection(Socket socket);
   // A connection the backend cannot watch (select: past FD_SETSIZE): counted, logged, closed.
   void close_unwatchable(Socket socket);
   void sweep_idle();
-  // The grace is over (or cut short): closes the listeners and starts the drain deadline.
+  // The grace is over (or cut short): ends the accept loops (each takes what its listener has
+  // queued, then closes it) and starts the drain deadline.
   void stop_accepting();
-  // One accept loop has ended after the listeners closed; the last one tells the progress.
+  // One accept loop has ended (its listener closed); the last one tells the progress.
   void acceptor_ended();
   void on_drain_deadline();
   void on_drain_flush_expired();
@@ -115,13 +120,13 @@ class Shard {
   const EchoServerOptions options_;
   Connection* connections_ = nullptr;  // intrusive list
   std::vector<Future<>> acceptors_;  // one per listener, while accepting
-  size_t acceptors_running_ = 0;      // after the listeners closed: accept loops not yet ended
+  size_t acceptors_running_ = 0;      // after stop_accepting: accept loops not yet ended
   TimerHandle idle_sweep_;
   TimerHandle grace_end_;
   TimerHandle drain_deadline_;
   TimerHandle drain_force_;
   bool drain_asked_ = false;  // drain() was called (the grace may still run)
-  bool draining_ = false;     // the listener is closed
+  bool draining_ = false;     // stopped accepting (the listeners are closed or closing)
   bool deadline_passed_ = false;
   uint64_t unwatchable_reported_ = 0;  // the count when last logged
   std::function<void()> on_drained_;

@@ -146,38 +146,54 @@ void MetricsHttpServer::StopAccepting() {
 
 Task<> MetricsHttpServer::accept_loop(Socket listener) {
   RetryBackoff backoff;
-  for (;;) {
-    if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
-      if (IsPowerOfTen(++waits_at_cap_)) {
-        std::fprintf(stderr,
-                     "metrics port: all %u connections are in use; new ones wait in the backlog "
-                     "(%llu times so far; --metrics_max_connections)\n",
-                     options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
+  // StopAccepting cancels this task at the hand-over: it ends at its next wait.
+  try {
+    for (;;) {
+      if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
+        if (IsPowerOfTen(++waits_at_cap_)) {
+          std::fprintf(stderr,
+                       "metrics port: all %u connections are in use; new ones wait in the backlog "
+                       "(%llu times so far; --metrics_max_connections)\n",
+                       options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
+        }
+        while (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) co_await sleep(kCapPoll);
       }
-      while (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) co_await sleep(kCapPoll);
+      // The place is taken before the accept, so that the count never falls behind the
+      // descriptors open; the socket gives it back when its descriptor is closed.
+      open_descriptors_.fetch_add(1);
+      absl::StatusOr<Socket> connection = co_await listener.accept();
+      if (!connection.ok()) {
+        open_descriptors_.fetch_sub(1);
+        if (absl::IsCancelled(connection.status())) co_return;
+        // Out of descriptors (or memory): pause instead of spinning on a listener that stays
+        // readable; reported at the 1st, 10th, 100th... error.
+        if (IsPowerOfTen(++accept_errors_)) {
+          std::fprintf(stderr, "metrics port: %s (%llu accept errors so far); retrying in %lld ms\n",
+                       std::string(connection.status().message()).c_str(),
+                       static_cast<unsigned long long>(accept_errors_),
+                       static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
+        }
+        co_await sleep(backoff.pause());
+        backoff.failed();
+        continue;
+      }
+      backoff.succeeded();
+      connection->count_descriptor_in(&open_descriptors_);
+      create_task(*loop_, serve(*std::move(connection)), "metrics:connection");
     }
-    // The place is taken before the accept, so that the count never falls behind the
-    // descriptors open; the socket gives it back when its descriptor is closed.
+  } catch (const CancelledError&) {
+  }
+  // A client whose connection arrived as the accept was cancelled asked this process, and it
+  // may be waiting in the backlog unseen by the new one (Socket::accept_queued): answered here.
+  while (open_descriptors_.load() < static_cast<int64_t>(options_.max_connections)) {
     open_descriptors_.fetch_add(1);
-    absl::StatusOr<Socket> connection = co_await listener.accept();
-    if (!connection.ok()) {
+    absl::StatusOr<std::optional<Socket>> queued = listener.accept_queued();
+    if (!queued.ok() || !queued->has_value()) {
       open_descriptors_.fetch_sub(1);
-      if (absl::IsCancelled(connection.status())) co_return;
-      // Out of descriptors (or memory): pause instead of spinning on a listener that stays
-      // readable; reported at the 1st, 10th, 100th... error.
-      if (IsPowerOfTen(++accept_errors_)) {
-        std::fprintf(stderr, "metrics port: %s (%llu accept errors so far); retrying in %lld ms\n",
-                     std::string(connection.status().message()).c_str(),
-                     static_cast<unsigned long long>(accept_errors_),
-                     static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
-      }
-      co_await sleep(backoff.pause());
-      backoff.failed();
-      continue;
+      break;
     }
-    backoff.succeeded();
-    connection->count_descriptor_in(&open_descriptors_);
-    create_task(*loop_, serve(*std::move(connection)), "metrics:connection");
+    (*queued)->count_descriptor_in(&open_descriptors_);
+    create_task(*loop_, serve(std::move(**queued)), "metrics:connection");
   }
 }
 

@@ -102,11 +102,13 @@ class MetricsHttpServer {
   // For a hand-over (server/handover_listener.h): a duplicate of the listening socket
   // (close-on-exec); FailedPrecondition once it no longer accepts. Any thread but the server's.
   absl::StatusOr<UniqueFd> DuplicateListener();
-  // Closes the listening socket (the process it was handed to serves the port now). Requests
-  // on connections already open are still answered, each connection closes after its next
-  // answer (so a keep-alive client reconnects, to the new process), and Stop then waits up to
-  // kHandedOverGrace for connections that have not had their first answer (accepted just
-  // before the hand-over) to get it. Any thread but the server's.
+  // Closes the listening socket (the process it was handed to serves the port now), once the
+  // connections queued in its backlog as the accept ended are taken (Socket::accept_queued
+  // says why they may be this process's to serve). Requests on connections already open are
+  // still answered, each connection closes after its next answer (so a keep-alive client
+  // reconnects, to the new process), and Stop then waits up to kHandedOverGrace for
+  // connections that have not had their first answer (accepted just before the hand-over) to
+  // get it. Any thread but the server's.
   void StopAccepting();
   static constexpr Duration kHandedOverGrace = std::chrono::seconds(2);
 

@@ -10,8 +10,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -178,6 +180,36 @@ TEST_P(DrainGraceTest, TheAdminDrainHasTheSameGrace) {
   std::optional<int> code = server_->Wait(seconds(30));
   ASSERT_TRUE(code.has_value()) << "a second signal must cut the grace short";
   EXPECT_EQ(*code, 0);
+}
+
+// Clients whose handshake the kernel completed but which the server had not accepted yet (its
+// accept loop waits out a throttled accept rate) are accepted as accepting stops, and served
+// whole: the listener's close does not reset them.
+TEST_P(DrainGraceTest, ConnectionsWaitingInTheBacklogWhenAcceptingStopsAreServed) {
+  StartWithGrace("0s");
+  admin::SetThrottleRequest set;
+  set.set_accepts_per_second(1);
+  admin::Throttle throttle;
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  constexpr int kClients = 4;
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+    payloads.push_back(testing::RandomBytes(1000 + i, 70 + i));
+    ASSERT_TRUE(clients.back()->send_all(payloads.back()));
+    clients.back()->shutdown_write();
+  }
+  // One a second: most of them still wait in the backlog.
+  server_->Signal(SIGTERM);
+  for (int i = 0; i < kClients; ++i) {
+    EXPECT_TRUE(clients[i]->recv_until_eof() == payloads[i]) << "client " << i << " was not echoed whole";
+  }
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find(std::to_string(kClients) + " connections served"), std::string::npos)
+      << server_->out();
 }
 
 TEST(DrainGraceFlagTest, OutOfRangeIsRefused) {

@@ -3,6 +3,7 @@
 // and select(2)'s refusal of descriptors past FD_SETSIZE. (Moving bytes:
 // socket_transfer_conformance_test; cancellation, wake-ups and the read and write sets:
 // socket_sets_conformance_test.)
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/select.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -156,6 +158,128 @@ TEST_P(SocketTest, RepeatedConnectAndCloseLeaksNothing) {
     EXPECT_EQ(loop_->stats().sockets, 1u);
   };
   Run(main_task());
+}
+
+// accept_queued takes what waits in the backlog at once, says when nothing does, and refuses
+// while an accept is pending (the two would race for the same connections).
+TEST_P(SocketTest, AcceptQueuedTakesTheBacklogWithoutWaiting) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  auto main_task = [&]() -> Task<> {
+    absl::StatusOr<std::optional<Socket>> none = listener.accept_queued();
+    EXPECT_TRUE(none.ok() && !none->has_value()) << "nothing is queued yet";
+    // Loopback completes the handshake inside connect(): both wait in the backlog now.
+    BlockingClient first(port);
+    BlockingClient second(port);
+    std::vector<Socket> taken;
+    for (int i = 0; i < 2; ++i) {
+      absl::StatusOr<std::optional<Socket>> queued = listener.accept_queued();
+      EXPECT_TRUE(queued.ok()) << queued.status();
+      if (queued.ok() && queued->has_value()) taken.push_back(std::move(**queued));
+    }
+    EXPECT_EQ(taken.size(), 2u);
+    none = listener.accept_queued();
+    EXPECT_TRUE(none.ok() && !none->has_value()) << "the backlog is empty again";
+    // What was taken is a connection like any accepted one.
+    if (taken.size() == 2) {
+      EXPECT_TRUE(first.send_all("q"));
+      char c = 0;
+      absl::StatusOr<size_t> n = co_await taken[0].recv(&c, 1);
+      EXPECT_TRUE(n.ok() && *n == 1 && c == 'q');
+    }
+    Future<absl::StatusOr<Socket>> pending = create_task(
+        [](Socket& l) -> Task<absl::StatusOr<Socket>> { co_return co_await l.accept(); }(listener), "accept");
+    co_await sleep(milliseconds(5));  // the accept has started
+    absl::StatusOr<std::optional<Socket>> refused = listener.accept_queued();
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+    pending.cancel();
+    while (!pending.done()) co_await sleep(milliseconds(1));
+  };
+  Run(main_task());
+}
+
+// Two loops accept on one listener (as two processes do after a hand-over). A new connection
+// arrives and, in the same turn of the first loop, that loop's accept is cancelled. io_uring
+// wakes one waiting accept per connection, the one that waited longest: the first loop's,
+// which the cancel then ends without accepting, and the second loop's accept sleeps on with the
+// connection in the backlog. Ending the cancelled accept with accept_queued takes it, on every
+// backend; without it the connection waits for the next one to arrive (here: for ever).
+TEST_P(SocketTest, ACancelledAcceptStrandsNoConnectionWhenTheBacklogIsTakenAfter) {
+  // Loops run by one thread each, as the echo server's are: io_uring then runs an accept's
+  // completion work only inside that thread's next wait, not on its return from connect().
+  EventLoopOptions one_thread;
+  one_thread.reactor.one_thread = true;
+  loop_ = testing::NewLoop(GetParam(), one_thread);
+  ASSERT_NE(loop_, nullptr);
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  int shared = ::fcntl(listener.fd(), F_DUPFD_CLOEXEC, 0);
+  ASSERT_GE(shared, 0);
+  std::atomic<int> accepted_here{0};
+  std::atomic<int> accepted_there{0};
+  std::atomic<bool> there_started{false};
+  std::atomic<bool> there_stop{false};
+  std::thread there([&] {
+    std::unique_ptr<EventLoop> loop = testing::NewLoop(GetParam(), one_thread);
+    ASSERT_NE(loop, nullptr);
+    Socket sibling = Socket::Adopt(*loop, shared, "listener");
+    auto serve = [&]() -> Task<> {
+      std::vector<Socket> held;
+      Future<> acceptor = create_task(
+          [](Socket& l, std::atomic<int>& count, std::vector<Socket>& keep) -> Task<> {
+            for (;;) {
+              absl::StatusOr<Socket> c = co_await l.accept();
+              if (!c.ok()) co_return;
+              ++count;
+              keep.push_back(*std::move(c));
+            }
+          }(sibling, accepted_there, held),
+          "there:accept");
+      co_await sleep(milliseconds(20));  // its accept waits in the kernel, behind this loop's
+      there_started = true;
+      co_await WaitUntil(there_stop);
+      acceptor.cancel();
+      while (!acceptor.done()) co_await sleep(milliseconds(1));
+    };
+    run_until_complete(*loop, serve());
+    sibling.close();
+  });
+  auto main_task = [&]() -> Task<> {
+    std::vector<Socket> held;
+    Future<> acceptor = create_task(
+        [](Socket& l, std::atomic<int>& count, std::vector<Socket>& keep) -> Task<> {
+          try {
+            absl::StatusOr<Socket> c = co_await l.accept();
+            if (c.ok()) {
+              ++count;
+              keep.push_back(*std::move(c));
+            }
+          } catch (const CancelledError&) {
+          }
+          for (;;) {
+            absl::StatusOr<std::optional<Socket>> q = l.accept_queued();
+            if (!q.ok() || !q->has_value()) break;
+            ++count;
+            keep.push_back(std::move(**q));
+          }
+        }(listener, accepted_here, held),
+        "here:accept");
+    co_await sleep(milliseconds(5));  // this loop's accept waits in the kernel first
+    bool started = co_await testing::Eventually([&] { return there_started.load(); });
+    EXPECT_TRUE(started);
+    {
+      BlockingClient client(port);  // its handshake completes (and wakes an accept) inside connect()
+      acceptor.cancel();            // before this loop enters the kernel again
+      bool taken = co_await testing::Eventually([&] { return accepted_here.load() + accepted_there.load() == 1; });
+      EXPECT_TRUE(taken) << "the connection waits in the backlog with both loops' accepts asleep";
+    }
+    while (!acceptor.done()) co_await sleep(milliseconds(1));
+    there_stop = true;
+  };
+  Run(main_task());
+  there_stop = true;
+  there.join();
+  EXPECT_EQ(accepted_here.load() + accepted_there.load(), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, SocketTest, ::testing::ValuesIn(testing::AllBackends()),

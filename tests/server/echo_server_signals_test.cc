@@ -40,9 +40,9 @@ TEST_P(EchoServerTest, SigtermWithDataInFlightLosesNoByte) {
   auto server = Start({"--drain_timeout=20s"});
   BlockingClient c(port_);
   std::string payload = testing::RandomBytes(4 << 20, 8);
-  // The connection is accepted before the signal (its first bytes come back): one still in the
-  // kernel's backlog when the drain starts is not the server's (its listeners close), and 2 MiB
-  // fit in the kernel's buffers of a connection nobody has accepted.
+  // The connection is accepted before the signal (its first bytes come back), so what is
+  // checked is the drain serving an open connection, not the accept of a queued one
+  // (drain_grace_test), and 2 MiB fit in the kernel's buffers of a connection nobody has accepted.
   std::string echoed;
   EXPECT_TRUE(c.send_all(payload.substr(0, 1000)));
   echoed = c.recv_exact(1000);
