@@ -18,6 +18,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "runtime/cli_usage.h"
+#include "runtime/plugin_loader.h"
 #include "bench/load_generator.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Echo server address");
@@ -94,7 +95,11 @@ int main(int argc, char** argv) {
       "SIGINT/SIGTERM ends the run early, with its report.\n"
       "Exit codes: 0 all good, 1 mismatch or lost connection (with --reconnect: or a reset or refused\n"
       "connect), 2 bad options, 3 could not start.");
-  absl::ParseCommandLine(argc, argv);
+  brrr::ParseFlagsOnly(argc, argv, "brrr-bench", /*exit_code=*/2);
+  if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
+    std::fprintf(stderr, "brrr-bench: --plugin_dir: %s\n", std::string(dir.message()).c_str());
+    return 2;
+  }
   int32_t port = absl::GetFlag(FLAGS_port);
   if (port < 1 || port > 65535) {
     std::fprintf(stderr, "brrr-bench: --port=%d: must be from 1 to 65535\n", port);

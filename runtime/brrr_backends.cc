@@ -3,6 +3,7 @@
 //
 //   bazel run //runtime:brrr-backends
 //   bazel run //runtime:brrr-backends -- --plugin_dir=/opt/brrr/reactors --json
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -53,9 +54,15 @@ std::string JsonString(absl::string_view s) {
 int main(int argc, char** argv) {
   brrr::SetUsage(
       "Lists brrr's I/O backend plugins, whether each starts on this machine (and why not),\n"
-      "and which one --backend=auto picks.\n\nUsage: brrr-backends [--plugin_dir=DIR] [--json]");
-  absl::ParseCommandLine(argc, argv);
-  brrr::PluginLoader loader = brrr::PluginLoader::Default(absl::GetFlag(FLAGS_plugin_dir));
+      "and which one --backend=auto picks.\n\nUsage: brrr-backends [--plugin_dir=DIR] [--json]\n"
+      "Exit codes: 0 listed, with a backend for auto; 1 no plugin found, or none starts; 2 bad option.");
+  brrr::ParseFlagsOnly(argc, argv, "brrr-backends", /*exit_code=*/2);
+  std::string plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
+  if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(plugin_dir); !dir.ok()) {
+    std::fprintf(stderr, "brrr-backends: --plugin_dir: %s\n", std::string(dir.message()).c_str());
+    return 2;
+  }
+  brrr::PluginLoader loader = brrr::PluginLoader::Default(plugin_dir);
   std::vector<brrr::BackendProbe> probes = loader.Probe();
   // From the probes, which ran in child processes: listing loads no plugin into this process.
   absl::StatusOr<std::string> chosen = loader.AutoChoice();
@@ -68,18 +75,25 @@ int main(int argc, char** argv) {
                   p.name == auto_name ? "true" : "false", JsonString(Capabilities(p.capabilities)).c_str(),
                   JsonString(p.path).c_str(), JsonString(p.status.ok() ? "" : p.status.message()).c_str());
     }
-    return probes.empty() ? 1 : 0;
+    return probes.empty() || !chosen.ok() ? 1 : 0;
   }
   if (probes.empty()) {
     std::fprintf(stderr, "brrr-backends: no plugins found in %s\n",
                  absl::StrJoin(loader.search_dirs(), ", ").c_str());
     return 1;
   }
-  std::printf("%-10s %-13s %-36s %s\n", "BACKEND", "STATUS", "CAPABILITIES", "FILE");
+  // Columns as wide as their widest entry.
+  int name_width = static_cast<int>(std::string("BACKEND").size());
+  int caps_width = static_cast<int>(std::string("CAPABILITIES").size());
   for (const brrr::BackendProbe& p : probes) {
-    std::printf("%-10s %-13s %-36s %s\n", p.name.c_str(), p.status.ok() ? "starts" : "cannot start",
-                Capabilities(p.capabilities).c_str(), p.path.c_str());
-    if (!p.status.ok()) std::printf("           why: %s\n", std::string(p.status.message()).c_str());
+    name_width = std::max(name_width, static_cast<int>(p.name.size()));
+    caps_width = std::max(caps_width, static_cast<int>(Capabilities(p.capabilities).size()));
+  }
+  std::printf("%-*s  %-12s  %-*s  %s\n", name_width, "BACKEND", "STATUS", caps_width, "CAPABILITIES", "FILE");
+  for (const brrr::BackendProbe& p : probes) {
+    std::printf("%-*s  %-12s  %-*s  %s\n", name_width, p.name.c_str(), p.status.ok() ? "starts" : "cannot start",
+                caps_width, Capabilities(p.capabilities).c_str(), p.path.c_str());
+    if (!p.status.ok()) std::printf("%*s  why: %s\n", name_width, "", std::string(p.status.message()).c_str());
   }
   if (chosen.ok()) {
     std::printf("\n--backend=auto picks: %s\n", auto_name.c_str());

@@ -5,7 +5,7 @@
 // defined in brrr's own sources, after the program's description.
 //
 //   brrr::SetUsage("brrr-echo: the echo server...\n\nUsage: brrr-echo [--port=5000] ...");
-//   absl::ParseCommandLine(argc, argv);
+//   brrr::ParseFlagsOnly(argc, argv, "brrr-echo", /*exit_code=*/1);
 #ifndef BRRR_RUNTIME_CLI_USAGE_H_
 #define BRRR_RUNTIME_CLI_USAGE_H_
 
@@ -14,6 +14,11 @@
 namespace brrr {
 
 void SetUsage(absl::string_view usage);
+
+// absl::ParseCommandLine for a program that takes flags only: a word that is not a flag
+// (`brrr-echo 6000`, where `--port 6000` was meant) is refused on stderr, naming `program`,
+// and the process exits with `exit_code`, instead of the word being ignored.
+void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code);
 
 }  // namespace brrr
 

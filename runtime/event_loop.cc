@@ -126,6 +126,21 @@ void EventLoop::stop() {
   if (!owner_.is_current()) reactor_->wake();
 }
 
+void EventLoop::stop_once_sockets_closed(Duration limit) {
+  owner_.check("EventLoop::stop_once_sockets_closed");
+  // A closing socket waits for one completion of the backend's, due at its next wait.
+  stop_when_sockets_closed(now_ns() + limit.count());
+}
+
+void EventLoop::stop_when_sockets_closed(int64_t until_ns) {
+  if (!sockets_.has_closing() || now_ns() >= until_ns) {
+    stop();
+    return;
+  }
+  call_later(std::chrono::milliseconds(1), [this, until_ns] { stop_when_sockets_closed(until_ns); },
+             "loop:stop_once_sockets_closed");
+}
+
 void EventLoop::register_task(TaskContext* task) {
   task->prev_task_ = nullptr;
   task->next_task_ = tasks_head_;

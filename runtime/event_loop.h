@@ -157,6 +157,11 @@ class alignas(4096) EventLoop {
   bool call_soon_threadsafe(Callback fn, TaskLabel label = std::source_location::current());
   // Makes run_forever() return after the current iteration.
   void stop();
+  // Loop thread: stop() once no socket is still closing (closed while an operation was in
+  // flight, its descriptor waits for the backend to let go): what its close sends, an end of
+  // stream or a reset, then goes out now, not when the loop is destroyed, which may be much
+  // later (a server destroys its loops once all have stopped). Stops anyway after `limit`.
+  void stop_once_sockets_closed(Duration limit = std::chrono::seconds(1));
 
   // ---- Running: the calling thread becomes the loop's thread. ----
   void run_forever();
@@ -197,6 +202,8 @@ class alignas(4096) EventLoop {
   // The runtime's own layers reach what follows through runtime/internal/loop_internals.h.
   friend class LoopInternals;
   friend class TimerHandle;
+  // stop_once_sockets_closed's look, again every millisecond until `until_ns`.
+  void stop_when_sockets_closed(int64_t until_ns);
   BlockingPool& blocking_pool();
   BufferPool* receive_buffers();
   bool cancel_timer(TimerId id);

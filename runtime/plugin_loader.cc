@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -50,6 +52,17 @@ void AddEnvDir(std::vector<std::string>* dirs, const char* var, absl::string_vie
 
 PluginLoader::PluginLoader(std::vector<std::string> search_dirs)
     : search_dirs_(std::move(search_dirs)) {}
+
+absl::Status PluginLoader::CheckOverrideDir(absl::string_view override_dir) {
+  if (override_dir.empty()) return absl::OkStatus();
+  std::string dir(override_dir);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, ": ", std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat(dir, ": not a directory"));
+  return absl::OkStatus();
+}
 
 PluginLoader PluginLoader::Default(absl::string_view override_dir) {
   std::vector<std::string> dirs;

@@ -56,6 +56,10 @@ class PluginLoader {
 
   // The standard search path (see above). `override_dir` comes first when not empty.
   static PluginLoader Default(absl::string_view override_dir = "");
+  // OK if `override_dir` (a --plugin_dir flag) is empty or a directory; else InvalidArgument
+  // saying what it is. A mistyped directory would otherwise pass silently, the plugins then
+  // coming from the next place on the search path.
+  static absl::Status CheckOverrideDir(absl::string_view override_dir);
 
   static std::string FileNameFor(absl::string_view name);
 

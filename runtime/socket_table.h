@@ -68,6 +68,7 @@ class SocketTable {
   // last one finishes, or at loop shutdown.
   void add_closing(SocketEntry* s) { link(&closing_head_, s); }
   void remove_closing(SocketEntry* s) { unlink(&closing_head_, s); }
+  bool has_closing() const { return closing_head_ != nullptr; }
   void finish_closing_at_shutdown() {
     while (closing_head_ != nullptr) closing_head_->finish_close_at_shutdown();
   }

@@ -167,7 +167,9 @@ void EchoServer::StartDrain(Duration grace) {
   for (auto& shard : shards_) {
     Shard* s = shard.get();
     s->loop().call_soon_threadsafe(
-        [s, grace] { s->drain(grace, [s] { s->loop().stop(); }); }, "echo:drain");
+        // Once drained, the loop stops when its last sockets have closed: a reset sent at the
+        // drain's end goes out then, not when every sibling loop has drained too.
+        [s, grace] { s->drain(grace, [s] { s->loop().stop_once_sockets_closed(); }); }, "echo:drain");
   }
 }
 

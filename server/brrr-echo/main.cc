@@ -202,7 +202,11 @@ int main(int argc, char** argv) {
       "your choice, with bounded memory per connection and a graceful drain on SIGTERM/SIGINT.\n\n"
       "Usage: brrr-echo [--backend=auto] [--host=127.0.0.1] [--port=5000] [--loops=1] ...\n"
       "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start.");
-  absl::ParseCommandLine(argc, argv);
+  brrr::ParseFlagsOnly(argc, argv, "brrr-echo", /*exit_code=*/1);
+  if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
+    std::fprintf(stderr, "brrr-echo: --plugin_dir: %s\n", std::string(dir.message()).c_str());
+    return 2;
+  }
   if (absl::GetFlag(FLAGS_list_backends)) return ListBackends();
 
   int32_t port = absl::GetFlag(FLAGS_port);

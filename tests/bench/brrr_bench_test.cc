@@ -298,6 +298,18 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   EXPECT_EQ(*code, 2);
   EXPECT_NE(both.err().find("--busy_poll and --busy_ring are two load engines: pick one"), std::string::npos)
       << both.err();
+  // A value after a boolean flag is a word of its own: refused, not ignored.
+  Process word(Bench(), {"--port=5000", "--busy_poll", "true"});
+  code = word.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(word.err().find("brrr-bench: unexpected argument \"true\""), std::string::npos) << word.err();
+  Process dir(Bench(), {"--port=5000", "--plugin_dir=/nonexistent/brrr"});
+  code = dir.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 2);
+  EXPECT_NE(dir.err().find("--plugin_dir: /nonexistent/brrr: No such file or directory"), std::string::npos)
+      << dir.err();
   Process no_server(Bench(), {"--server_pid=2147483647"});
   code = no_server.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());

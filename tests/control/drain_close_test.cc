@@ -167,11 +167,15 @@ TEST_P(DrainCloseTest, GetStatsCountsCleanClosesAndResetsApartWhileClosing) {
 
   never_reads.set_receive_buffer(4096);
   std::string payload = testing::RandomBytes(32 << 20, 24);
+  int send_error = 0;  // how the writer's sends ended
   std::thread writer([&] {  // blocks until the server gives up on the connection
     for (size_t off = 0; off < payload.size();) {
       ssize_t n = ::send(never_reads.fd(), payload.data() + off, payload.size() - off, MSG_NOSIGNAL);
       if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return;
+      if (n <= 0) {
+        send_error = errno;
+        return;
+      }
       off += static_cast<size_t>(n);
     }
   });
@@ -213,6 +217,14 @@ TEST_P(DrainCloseTest, GetStatsCountsCleanClosesAndResetsApartWhileClosing) {
     readers[i].join();
     EXPECT_EQ(reader_ends[i].error, 0) << "a reading client gets an end of stream, not errno " << reader_ends[i].error;
   }
+  // The reset reaches the client that never reads while the other loop still holds the process
+  // (its block runs 20 s): the drained loop stops only once the reset socket has closed.
+  writer.join();
+  EXPECT_TRUE(send_error == ECONNRESET || send_error == EPIPE)
+      << "the blocked send ends with the reset, not errno " << send_error << " (" << std::strerror(send_error) << ")";
+  admin::Stats after_reset = Stats();
+  ASSERT_EQ(after_reset.injections_size(), 1) << "the server has gone: the reset came only at its exit";
+  EXPECT_EQ(after_reset.injections(0).runs_finished(), 0u) << "the reset came only when the blocked loop ended";
 
   admin::CancelInjectionRequest cancel;
   cancel.set_id(blocking.id());
@@ -220,9 +232,6 @@ TEST_P(DrainCloseTest, GetStatsCountsCleanClosesAndResetsApartWhileClosing) {
   grpc::Status ended = stub_->CancelInjection(Context().get(), cancel, &cancelled);
   EXPECT_TRUE(ended.ok()) << ended.error_message();
   std::optional<int> code = server_->Wait(seconds(30));
-  // Only now: a loop that has drained stops at once, and the reset socket's descriptor, whose
-  // send was still being cancelled, is closed (the reset sent) when the process ends.
-  writer.join();
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0);
   EXPECT_NE(server_->out().find("at the deadline 2 closed cleanly, 1 with a reset"), std::string::npos)

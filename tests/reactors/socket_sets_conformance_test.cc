@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -134,6 +135,37 @@ TEST_P(SocketTest, ACountedDescriptorLeavesTheCountWhenItIsClosed) {
     co_await f.wait();
   };
   Run(main_task());
+}
+
+// A socket closed with a receive pending closes for good only when the backend lets go of it.
+// stop_once_sockets_closed waits for that (a server's drained loop stops so), so the client
+// has its end of stream when the loop has stopped, not only once the loop is destroyed.
+TEST_P(SocketTest, StopOnceSocketsClosedLetsAClosingSocketFinishFirst) {
+  Socket listener = Listen();
+  BlockingClient client(PortOf(listener));
+  Socket conn;
+  char buf[64];
+  Future<> reader;
+  auto start_reading = [&]() -> Task<> {
+    absl::StatusOr<Socket> accepted = co_await listener.accept();
+    EXPECT_TRUE(accepted.ok()) << accepted.status();
+    if (!accepted.ok()) co_return;
+    conn = *std::move(accepted);
+    reader = create_task([](Socket& s, char* into) -> Task<> { (void)co_await s.recv(into, 64); }(conn, buf));
+    EXPECT_TRUE(co_await Eventually([&] { return loop_->stats().read_set_size == 1; })) << "the receive is pending";
+  };
+  Run(start_reading());
+  ASSERT_TRUE(conn.valid());
+  int fd = conn.fd();
+  loop_->call_soon([&] {
+    conn.close();
+    loop_->stop_once_sockets_closed();
+  });
+  loop_->run_forever();
+  EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "the descriptor is still open after the loop stopped";
+  char c = 0;
+  EXPECT_EQ(::recv(client.fd(), &c, 1, MSG_DONTWAIT), 0) << "no end of stream yet: " << std::strerror(errno);
+  EXPECT_TRUE(reader.done());
 }
 
 // The read set is the sockets with a receive pending; the write set those with a send in

@@ -49,6 +49,12 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--reply_prefix=" + std::string(4097, 'P')},
        2,
        "--reply_prefix is 4097 bytes long: it may be at most 4096 bytes"},
+      // A word that is not a flag is refused, not ignored (here the port was meant).
+      {{"6000"}, 1, "brrr-echo: unexpected argument \"6000\": this program takes flags only"},
+      {{"--port=0", "--", "x"}, 1, "unexpected argument \"x\""},
+      // A --plugin_dir that is not a directory, instead of plugins from elsewhere.
+      {{"--plugin_dir=/nonexistent/brrr"}, 2, "brrr-echo: --plugin_dir: /nonexistent/brrr: No such file or directory"},
+      {{"--plugin_dir=/dev/null", "--list_backends"}, 2, "--plugin_dir: /dev/null: not a directory"},
   };
   for (const Case& c : cases) {
     Process p(EchoBinary(), c.args);
