@@ -287,6 +287,8 @@ BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
   int64_t before = task_clock_.end();
   if (watchdog_) watchdog_->loop_idle();
+  // What the loop holds as it goes to sleep: an idle loop's figure is its level while idle.
+  if (receive_buffers_ != nullptr) published_.receive_buffers_in_use.store(receive_buffers_->in_use());
   absl::StatusOr<int> n = poll_then_wait(timeout_ns);
   if (watchdog_) watchdog_->loop_busy();
   io_batch_time_ns_ = task_clock_.anchor();

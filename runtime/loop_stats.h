@@ -35,6 +35,8 @@
   F(sockets, Gauge, Count, Derived, "Open sockets (connections and listeners).")                            \
   F(read_set_size, Gauge, Count, Derived, "Sockets with a receive (or accept) pending: the read set.")      \
   F(write_set_size, Gauge, Count, Derived, "Sockets with bytes queued to send: the write set.")             \
+  F(receive_buffers_in_use, Gauge, Count, Stored,                                                          \
+    "Pool receive buffers holding received bytes not yet sent on (an idle connection holds none).")       \
   /* Totals since the loop started. */                                                                    \
   F(iterations, Counter, Count, Stored, "Loop iterations (one wait for I/O or timers each).")               \
   F(tasks_run, Counter, Count, Stored, "Tasks (callbacks and coroutine steps) run.")                        \

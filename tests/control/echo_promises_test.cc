@@ -168,6 +168,48 @@ TEST_P(EchoPromisesTest, AClientThatNeverReadsIsStoppedAtHighWaterAndOthersAreSe
   hog.close();
 }
 
+// Idle connections hold no receive buffer: 200 open connections, each echoed once, leave the
+// loop's pool with none in use (receive_buffers_in_use), however few buffers it has (here 16,
+// fewer than the connections); a client that never reads holds some while its echo waits, so
+// the figure is not simply always 0.
+TEST_P(EchoPromisesTest, IdleConnectionsHoldNoReceiveBuffer) {
+  StartOnBackend({"--recv_buffers=16", "--recv_buffer_size=4096", "--high_water=65536", "--low_water=16384"});
+  std::vector<std::unique_ptr<testing::BlockingClient>> idle;
+  for (int i = 0; i < 200; ++i) {
+    idle.push_back(std::make_unique<testing::BlockingClient>(port_));
+    std::string hello = "hello " + std::to_string(i);
+    ASSERT_TRUE(idle.back()->send_all(hello));
+    ASSERT_EQ(idle.back()->recv_exact(hello.size()), hello);
+  }
+  admin::Stats quiet = StatsWhen([](const admin::Stats& s) {
+    return s.total().connections_active() == 200 && s.total().receive_buffers_in_use() == 0;
+  });
+  EXPECT_EQ(quiet.total().connections_active(), 200u);
+  EXPECT_EQ(quiet.total().receive_buffers_in_use(), 0u) << quiet.total().ShortDebugString();
+
+  // A client that sends and never reads: its echo waits in the server, in pool buffers.
+  testing::BlockingClient hog(port_);
+  hog.set_receive_buffer(4096);
+  int flags = fcntl(hog.fd(), F_GETFL);
+  fcntl(hog.fd(), F_SETFL, flags | O_NONBLOCK);
+  std::string block(65536, 'h');
+  admin::Stats held;
+  for (int round = 0; round < 3000; ++round) {  // bounded: 3,000 rounds of a send and a look
+    (void)::send(hog.fd(), block.data(), block.size(), MSG_NOSIGNAL);
+    held = Stats();
+    if (held.total().receive_buffers_in_use() > 0 && held.total().reads_paused() > 0) break;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  EXPECT_GT(held.total().receive_buffers_in_use(), 0u) << held.total().ShortDebugString();
+  EXPECT_LE(held.total().receive_buffers_in_use(), 16u);
+  // Once it has gone, every buffer is back.
+  hog.close();
+  admin::Stats after = StatsWhen([](const admin::Stats& s) {
+    return s.total().connections_active() == 200 && s.total().receive_buffers_in_use() == 0;
+  });
+  EXPECT_EQ(after.total().receive_buffers_in_use(), 0u) << after.total().ShortDebugString();
+}
+
 // --recv_buffer_size is the most one receive takes: each receive completion (messages_in)
 // carries at most 1,024 bytes here, so a mebibyte takes at least 1,024 of them. (At the
 // default 16 KiB it would take about 64.)
