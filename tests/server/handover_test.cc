@@ -39,6 +39,7 @@
 #include "runtime/unique_fd.h"
 #include "server/listener_handover.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/http_client.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 #include "tests/testing/sanitizer.h"
@@ -830,6 +831,65 @@ TEST(TakeOverMetricsTest, WithAnotherOrNoMetricsPortTheOldOneClosesItsOwnAtTheHa
     b->Signal(SIGTERM);
     EXPECT_EQ(b->Wait(seconds(30)), 0) << b->err();
   }
+}
+
+// README: the old metrics port answers the requests on connections it had accepted and closes
+// each after its answer, so a keep-alive scraper reconnects, to the new process; a connection
+// that never asks does not hold the old process's exit (it waits 2 s at most).
+TEST(TakeOverMetricsTest, AKeepAliveScraperIsAnsweredByTheOldOneThenReconnectsToTheNewOne) {
+  SocketDir dir;
+  uint16_t metrics = 0;
+  uint16_t unused_admin = 0;
+  uint16_t port = 0;
+  std::unique_ptr<Process> a = StartOld(
+      dir,
+      [](uint16_t m, uint16_t) {
+        return std::vector<std::string>{"--drain_timeout=60s", "--metrics_port=" + std::to_string(m)};
+      },
+      &metrics, &unused_admin, &port);
+  ASSERT_NE(a, nullptr);
+  // A scraper that keeps its connection, answered once by A.
+  testing::BlockingClient scraper(metrics);
+  ASSERT_TRUE(scraper.send_all(testing::HttpRequestText("/readyz")));
+  testing::HttpReply first = testing::ReadHttpReply(scraper);
+  ASSERT_EQ(first.status, 200) << first.head;
+  EXPECT_NE(first.header("Connection"), "close") << first.head;
+  // Two more connections that have not asked anything. A's one accept loop takes connections in
+  // the order they came, so once a later one is answered, A has accepted both.
+  testing::BlockingClient asks_later(metrics);
+  testing::BlockingClient never_asks(metrics);
+  ASSERT_EQ(StatusLine(metrics, "/healthz"), "HTTP/1.1 200 OK");
+  // An echo connection keeps A draining after the hand-over.
+  testing::BlockingClient held(port);
+  ASSERT_TRUE(held.send_all("held"));
+  ASSERT_EQ(held.recv_exact(4), "held");
+
+  Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port), "--metrics_port=" + std::to_string(metrics),
+                           "--take_over=" + dir.path()});
+  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b.out() << b.err();
+  ASSERT_TRUE(a->WaitForOutput("handed the listeners over to pid " + std::to_string(b.pid()))) << a->out();
+
+  // On the scraper's open connection A answers (not ready: it drains) and closes.
+  ASSERT_TRUE(scraper.send_all(testing::HttpRequestText("/readyz")));
+  testing::HttpReply second = testing::ReadHttpReply(scraper);
+  EXPECT_EQ(second.status, 503) << second.head << second.body;
+  EXPECT_EQ(second.header("Connection"), "close") << second.head;
+  EXPECT_EQ(scraper.recv_until_eof(), "");
+  ASSERT_TRUE(asks_later.send_all(testing::HttpRequestText("/readyz")));
+  EXPECT_EQ(testing::ReadHttpReply(asks_later).status, 503) << "A answers a connection it accepted";
+  // Reconnected, the scraper reaches B, which is ready.
+  testing::HttpReply third = testing::HttpGet(metrics, "/readyz");
+  EXPECT_EQ(third.status, 200) << third.head << third.body;
+
+  // Once its echo connection is gone, A exits: the connection that never asks does not hold it.
+  held.shutdown_write();
+  EXPECT_EQ(held.recv_until_eof(), "");
+  std::optional<int> a_code = a->Wait(seconds(30));
+  ASSERT_TRUE(a_code.has_value()) << "a connection that never asks held A's exit";
+  EXPECT_EQ(*a_code, 0) << a->err();
+  EXPECT_EQ(never_asks.recv_until_eof(), "") << "closed when A exits, with no answer";
+  b.Signal(SIGTERM);
+  EXPECT_EQ(b.Wait(seconds(30)), 0) << b.err();
 }
 
 }  // namespace
