@@ -64,6 +64,13 @@ grpc::Status AdminService::SelectLoops(const google::protobuf::RepeatedField<uin
   return grpc::Status::OK;
 }
 
+grpc::Status AdminService::StreamEnd(Context* context) const {
+  if (!shutting_down_.load() || context->IsCancelled()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                      "this brrr-echo is shutting down: the stream ends here (a new call reaches whatever serves the "
+                      "admin port now)");
+}
+
 bool AdminService::WaitUntil(Context* context, SteadyClock::time_point until) const {
   for (;;) {
     if (context->IsCancelled() || shutting_down_.load()) return false;
@@ -109,7 +116,7 @@ grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsR
     next += milliseconds(interval_ms);
     if (next < SteadyClock::now()) next = SteadyClock::now() + milliseconds(interval_ms);
   }
-  return grpc::Status::OK;
+  return StreamEnd(context);
 }
 
 grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSocketsRequest* request,
@@ -280,7 +287,7 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
     std::optional<StallReport> next = feed.Next(SteadyClock::now() + kStreamPoll);
     if (next.has_value() && !send(*next)) break;
   }
-  return grpc::Status::OK;
+  return StreamEnd(context);
 }
 
 }  // namespace brrr::control

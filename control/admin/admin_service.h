@@ -9,7 +9,8 @@
 // The access rule is not its concern: AdminServer guards every method (call_gate.h).
 //
 // Threads: gRPC's threads call it; the Administered and the injector must outlive
-// it. ShutDown() ends the streams (WatchStats, WatchStalls) within kStreamPoll.
+// it. ShutDown() ends the streams (WatchStats, WatchStalls) within kStreamPoll, with
+// UNAVAILABLE: the server is shutting down.
 #ifndef BRRR_CONTROL_ADMIN_SERVICE_H_
 #define BRRR_CONTROL_ADMIN_SERVICE_H_
 
@@ -68,6 +69,9 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
                            std::vector<uint32_t>* selected) const;
   // False once the client has gone or the service shuts down; else true at `until`.
   bool WaitUntil(Context* context, std::chrono::steady_clock::time_point until) const;
+  // How a stream ends: OK, or UNAVAILABLE saying so when the service shuts down under it (an
+  // OK would look to the client like a stream that ran its course).
+  grpc::Status StreamEnd(Context* context) const;
 
   Administered& target_;
   const std::vector<EventLoop*> loops_;
