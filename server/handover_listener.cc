@@ -42,7 +42,8 @@ void Say(const std::string& line) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HandoverListener>> HandoverListener::Listen(const std::string& path,
-                                                                           HandoverCallbacks callbacks) {
+                                                                           HandoverCallbacks callbacks,
+                                                                           Duration take_over_timeout) {
   absl::StatusOr<sockaddr_un> addr = UnixAddress(path);
   if (!addr.ok()) return addr.status();
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -92,18 +93,19 @@ absl::StatusOr<std::unique_ptr<HandoverListener>> HandoverListener::Listen(const
     return absl::ErrnoToStatus(err, "eventfd");
   }
   std::unique_ptr<HandoverListener> listener(
-      new HandoverListener(path, std::move(fd), std::move(wake), st.st_ino, std::move(callbacks)));
+      new HandoverListener(path, std::move(fd), std::move(wake), st.st_ino, std::move(callbacks), take_over_timeout));
   listener->thread_ = std::thread([l = listener.get()] { l->Run(); });
   return listener;
 }
 
 HandoverListener::HandoverListener(std::string path, UniqueFd fd, UniqueFd wake, ino_t inode,
-                                   HandoverCallbacks callbacks)
+                                   HandoverCallbacks callbacks, Duration take_over_timeout)
     : path_(std::move(path)),
       fd_(std::move(fd)),
       wake_(std::move(wake)),
       inode_(inode),
-      callbacks_(std::move(callbacks)) {}
+      callbacks_(std::move(callbacks)),
+      take_over_timeout_(take_over_timeout) {}
 
 HandoverListener::~HandoverListener() { Stop(); }
 
@@ -198,13 +200,13 @@ bool HandoverListener::Serve(UniqueFd conn) {
     return false;
   }
   // The new process builds its loops and starts accepting; meanwhile a third one is refused.
-  int64_t deadline = DeadlineAfter(kTakeOverTimeout);
+  int64_t deadline = DeadlineAfter(take_over_timeout_);
   for (;;) {
     int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
     if (left_ms <= 0) {
       Say(absl::StrCat("pid ", cred.pid, " did not take the listeners within ",
-                       std::chrono::duration_cast<std::chrono::seconds>(kTakeOverTimeout).count(),
-                       " s; still serving"));
+                       std::chrono::duration_cast<std::chrono::milliseconds>(take_over_timeout_).count(),
+                       " ms; still serving"));
       return false;
     }
     pollfd fds[3] = {{.fd = conn.get(), .events = POLLIN, .revents = 0},

@@ -10,7 +10,7 @@
 // One hand-over at a time: while one is under way a second process is refused ("already
 // handing over"); after one completes the socket is gone. The listener asks `collect` for
 // duplicates of the listening sockets (the process keeps its own), sends them, and waits up
-// to kTakeOverTimeout for the new process to take them. Only once it has, and the RELEASED
+// to kTakeOverTimeout (30 s) for the new process to take them. Only once it has, and the RELEASED
 // frame is sent, does it call `released`, which stops this process accepting (and drains).
 // Whatever fails before that leaves this process serving as before, and says so on stderr.
 //
@@ -53,9 +53,11 @@ struct HandoverCallbacks {
 class HandoverListener {
  public:
   // Creates the socket at `path`. FailedPrecondition if another process listens there (or
-  // the path is something else); the bind's error otherwise.
+  // the path is something else); the bind's error otherwise. `take_over_timeout`: how long a
+  // new process may take to answer once it has the listeners (tests make it short).
   static absl::StatusOr<std::unique_ptr<HandoverListener>> Listen(const std::string& path,
-                                                                  HandoverCallbacks callbacks);
+                                                                  HandoverCallbacks callbacks,
+                                                                  Duration take_over_timeout = kTakeOverTimeout);
   ~HandoverListener();  // stops
   HandoverListener(const HandoverListener&) = delete;
   HandoverListener& operator=(const HandoverListener&) = delete;
@@ -66,7 +68,8 @@ class HandoverListener {
   void Stop();
 
  private:
-  HandoverListener(std::string path, UniqueFd fd, UniqueFd wake, ino_t inode, HandoverCallbacks callbacks);
+  HandoverListener(std::string path, UniqueFd fd, UniqueFd wake, ino_t inode, HandoverCallbacks callbacks,
+                   Duration take_over_timeout);
   void Run();
   // Serves one connection; true once the listeners are handed over (the thread then ends).
   bool Serve(UniqueFd conn);
@@ -82,6 +85,7 @@ class HandoverListener {
   UniqueFd wake_;  // an eventfd that Stop() writes
   const ino_t inode_;  // of the socket file, so Unlink never removes another process's
   HandoverCallbacks callbacks_;
+  const Duration take_over_timeout_;
   pid_t taking_ = 0;  // the listener thread's: the process a hand-over is under way to
   std::thread thread_;
 };

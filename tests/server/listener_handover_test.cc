@@ -242,6 +242,30 @@ TEST_F(HandoverSidesTest, ADeclinedHandOverLeavesTheOldSideServing) {
   EXPECT_TRUE(WaitReleased(1));
 }
 
+// A new process that has the listeners and never answers is given up after the take-over
+// timeout (30 s in brrr-echo; 200 ms here): the old side never let go, and the next new
+// process can take over; the late one's commit fails (it then exits 3, see take_over.h).
+TEST_F(HandoverSidesTest, ANewSideThatNeverAnswersIsGivenUpAndTheOldSideServesOn) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks(), std::chrono::milliseconds(200));
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  auto silent = TakeOver::Connect(path_);
+  ASSERT_TRUE(silent.ok()) << silent.status();
+  ASSERT_EQ((*silent)->listeners().echo_fds.size(), 2u);
+  // Refused while the silent one might still answer; accepted once it has been given up on.
+  absl::StatusOr<std::unique_ptr<TakeOver>> next = TakeOver::Connect(path_);
+  for (int i = 0; i < 1000 && absl::IsFailedPrecondition(next.status()); ++i) {
+    EXPECT_NE(next.status().message().find("already handing over"), std::string::npos) << next.status();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    next = TakeOver::Connect(path_);
+  }
+  ASSERT_TRUE(next.ok()) << "the old side never gave up on the silent one: " << next.status();
+  EXPECT_EQ(released_.load(), 0) << "the old side let go without a TAKEN";
+  EXPECT_FALSE((*silent)->Commit().ok()) << "a commit after the timeout must not succeed";
+  EXPECT_EQ(released_.load(), 0);
+  ASSERT_TRUE((*next)->Commit().ok());
+  EXPECT_TRUE(WaitReleased(1));
+}
+
 TEST_F(HandoverSidesTest, OneHandOverAtATime) {
   auto old_side = HandoverListener::Listen(path_, Callbacks());
   ASSERT_TRUE(old_side.ok()) << old_side.status();
