@@ -307,6 +307,18 @@ std::string AdminPid(uint16_t admin_port) {
   return out.substr(digits, out.find('\n', digits) - digits);
 }
 
+// Both sides of a completed hand-over have said so: `b` took the listeners of `a`, and `a`
+// handed them over to `b` (it has stopped accepting by then).
+::testing::AssertionResult HandedOver(const Process& a, const Process& b) {
+  if (!b.WaitForOutput("took over the listeners of pid " + std::to_string(a.pid()))) {
+    return ::testing::AssertionFailure() << "the new process did not take over: " << b.out() << b.err();
+  }
+  if (!a.WaitForOutput("handed the listeners over to pid " + std::to_string(b.pid()))) {
+    return ::testing::AssertionFailure() << "the old process did not let go: " << a.out() << a.err();
+  }
+  return ::testing::AssertionSuccess();
+}
+
 class HandoverTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly) {
@@ -748,9 +760,8 @@ TEST(TakeOverAdminTest, NewAdminCallsAreAnsweredByTheNewProcessWhileTheOldOneDra
 
   Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port),
                            "--admin_port=" + std::to_string(admin_port), "--take_over=" + dir.path()});
-  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b.out() << b.err();
   // A stops accepting on the admin port before it says so.
-  ASSERT_TRUE(a->WaitForOutput("handed the listeners over to pid " + std::to_string(b.pid()))) << a->out();
+  ASSERT_TRUE(HandedOver(*a, b));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(AdminPid(admin_port), std::to_string(b.pid())) << "call " << i;
   EXPECT_FALSE(a->Wait(milliseconds(0)).has_value()) << "A should still drain the held connection";
 
@@ -787,8 +798,7 @@ TEST(TakeOverAdminTest, AWatchOpenOnTheOldProcessGoesOnUntilItExits) {
 
   Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port),
                            "--admin_port=" + std::to_string(admin_port), "--take_over=" + dir.path()});
-  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b.out() << b.err();
-  ASSERT_TRUE(a->WaitForOutput("handed the listeners over to pid " + std::to_string(b.pid()))) << a->out();
+  ASSERT_TRUE(HandedOver(*a, b));
   // The stream goes on, from A, which drains (B serves: its phase is SERVING).
   EXPECT_TRUE(watch.WaitForOutput("\"drain_phase\":\"DRAIN_PHASE_FINISHING\"")) << watch.err();
   EXPECT_EQ(AdminPid(admin_port), std::to_string(b.pid())) << "a new call reaches B";
@@ -846,8 +856,7 @@ TEST(TakeOverMetricsTest, WithAnotherOrNoMetricsPortTheOldOneClosesItsOwnAtTheHa
     } else {
       b = std::make_unique<Process>(EchoBinary(), b_args);
     }
-    ASSERT_TRUE(b->WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b->out() << b->err();
-    ASSERT_TRUE(a->WaitForOutput("handed the listeners over to pid " + std::to_string(b->pid()))) << a->out();
+    ASSERT_TRUE(HandedOver(*a, *b));
 
     // A's metrics port closes as A lets go (its accept loop ends on the metrics loop: bounded
     // polling), and stays closed while A drains.
@@ -910,8 +919,7 @@ TEST(TakeOverMetricsTest, AKeepAliveScraperIsAnsweredByTheOldOneThenReconnectsTo
 
   Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port), "--metrics_port=" + std::to_string(metrics),
                            "--take_over=" + dir.path()});
-  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid " + std::to_string(a->pid()))) << b.out() << b.err();
-  ASSERT_TRUE(a->WaitForOutput("handed the listeners over to pid " + std::to_string(b.pid()))) << a->out();
+  ASSERT_TRUE(HandedOver(*a, b));
 
   // On the scraper's open connection A answers (not ready: it drains) and closes.
   ASSERT_TRUE(scraper.send_all(testing::HttpRequestText("/readyz")));
