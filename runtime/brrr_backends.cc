@@ -83,8 +83,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Columns as wide as their widest entry.
-  int name_width = static_cast<int>(std::string("BACKEND").size());
-  int caps_width = static_cast<int>(std::string("CAPABILITIES").size());
+  int name_width = sizeof("BACKEND") - 1;
+  int caps_width = sizeof("CAPABILITIES") - 1;
   for (const brrr::BackendProbe& p : probes) {
     name_width = std::max(name_width, static_cast<int>(p.name.size()));
     caps_width = std::max(caps_width, static_cast<int>(Capabilities(p.capabilities).size()));

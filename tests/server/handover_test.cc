@@ -738,7 +738,9 @@ TEST(TakeOverFailureTest, ACommitThatFailsEndsTheNewProcessWith3AndTheOldOneServ
 }
 
 // The admin listener changes hands with the others when B serves the same address: from the
-// hand-over on, each new admin call is B's, also while A lives on to drain a connection.
+// hand-over on, each new admin call is B's, also while A lives on to drain a connection. A call
+// already open on A (a brrrctl watch) goes on until A exits (README): its samples show A's drain
+// phase while B serves; then it ends, saying A shut down.
 TEST(TakeOverAdminTest, NewAdminCallsAreAnsweredByTheNewProcessWhileTheOldOneDrains) {
   if (UnderTsan()) GTEST_SKIP() << "calls the admin plane (gRPC), which TSan runs cannot use";
   SocketDir dir;
@@ -757,6 +759,9 @@ TEST(TakeOverAdminTest, NewAdminCallsAreAnsweredByTheNewProcessWhileTheOldOneDra
   testing::BlockingClient held(port);
   ASSERT_TRUE(held.send_all("held"));
   ASSERT_EQ(held.recv_exact(4), "held");
+  Process watch(testing::Runfile("control/brrrctl/brrrctl"),
+                {"--target=127.0.0.1:" + std::to_string(admin_port), "watch", "--json", "--interval=50ms"});
+  ASSERT_TRUE(watch.WaitForOutput("\"drain_phase\":\"DRAIN_PHASE_SERVING\"")) << watch.out() << watch.err();
 
   Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port),
                            "--admin_port=" + std::to_string(admin_port), "--take_over=" + dir.path()});
@@ -764,49 +769,15 @@ TEST(TakeOverAdminTest, NewAdminCallsAreAnsweredByTheNewProcessWhileTheOldOneDra
   ASSERT_TRUE(HandedOver(*a, b));
   for (int i = 0; i < 3; ++i) EXPECT_EQ(AdminPid(admin_port), std::to_string(b.pid())) << "call " << i;
   EXPECT_FALSE(a->Wait(milliseconds(0)).has_value()) << "A should still drain the held connection";
+  // The watch goes on, from A, which drains (B serves: its phase is SERVING).
+  EXPECT_TRUE(watch.WaitForOutput("\"drain_phase\":\"DRAIN_PHASE_FINISHING\"")) << watch.err();
+  EXPECT_FALSE(watch.Wait(milliseconds(0)).has_value()) << "the watch ended while A was still up: " << watch.err();
 
   held.shutdown_write();
   EXPECT_EQ(held.recv_until_eof(), "");
   held.close();
   EXPECT_EQ(a->Wait(seconds(30)), 0) << a->err();
   EXPECT_EQ(AdminPid(admin_port), std::to_string(b.pid())) << "after A's exit";
-  b.Signal(SIGTERM);
-  EXPECT_EQ(b.Wait(seconds(30)), 0) << b.err();
-}
-
-// README: calls already open on the old admin plane (a brrrctl watch) go on until the old
-// process exits. The watch's samples say whose they are: A's drain phase, while B serves.
-TEST(TakeOverAdminTest, AWatchOpenOnTheOldProcessGoesOnUntilItExits) {
-  if (UnderTsan()) GTEST_SKIP() << "calls the admin plane (gRPC), which TSan runs cannot use";
-  SocketDir dir;
-  uint16_t unused_metrics_port = 0;
-  uint16_t admin_port = 0;
-  uint16_t port = 0;
-  std::unique_ptr<Process> a = StartOld(
-      dir,
-      [](uint16_t, uint16_t admin) {
-        return std::vector<std::string>{"--drain_timeout=60s", "--admin_port=" + std::to_string(admin)};
-      },
-      &unused_metrics_port, &admin_port, &port);
-  ASSERT_NE(a, nullptr);
-  testing::BlockingClient held(port);  // keeps A draining after the hand-over
-  ASSERT_TRUE(held.send_all("held"));
-  ASSERT_EQ(held.recv_exact(4), "held");
-  Process watch(testing::Runfile("control/brrrctl/brrrctl"),
-                {"--target=127.0.0.1:" + std::to_string(admin_port), "watch", "--json", "--interval=50ms"});
-  ASSERT_TRUE(watch.WaitForOutput("\"drain_phase\":\"DRAIN_PHASE_SERVING\"")) << watch.out() << watch.err();
-
-  Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port),
-                           "--admin_port=" + std::to_string(admin_port), "--take_over=" + dir.path()});
-  ASSERT_TRUE(HandedOver(*a, b));
-  // The stream goes on, from A, which drains (B serves: its phase is SERVING).
-  EXPECT_TRUE(watch.WaitForOutput("\"drain_phase\":\"DRAIN_PHASE_FINISHING\"")) << watch.err();
-  EXPECT_EQ(AdminPid(admin_port), std::to_string(b.pid())) << "a new call reaches B";
-  EXPECT_FALSE(watch.Wait(milliseconds(0)).has_value()) << "the watch ended while A was still up: " << watch.err();
-
-  held.shutdown_write();
-  EXPECT_EQ(held.recv_until_eof(), "");
-  EXPECT_EQ(a->Wait(seconds(30)), 0) << a->err();
   // With A gone its stream ends, and brrrctl says so.
   std::optional<int> watch_code = watch.Wait(seconds(30));
   ASSERT_TRUE(watch_code.has_value()) << "the watch outlived the process it watched";
