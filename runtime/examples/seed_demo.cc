@@ -5,20 +5,35 @@
 #include <string>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
+#include "absl/status/status.h"
 #include "runtime/cli_usage.h"
 #include "runtime/event_loop.h"
 #include "runtime/examples/seed_examples.h"
+#include "runtime/plugin_loader.h"
 
 ABSL_FLAG(std::string, backend, "auto", "I/O backend: select, poll, epoll, io_uring, auto, or a plugin path");
 ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
-ABSL_FLAG(int, sleep_ms, 500, "How long the examples' sleeps last, in milliseconds");
+ABSL_FLAG(int, sleep_ms, 500, "How long the examples' sleeps last, in milliseconds (0 to 60000)");
+
+namespace {
+constexpr int kMaxSleepMs = 60'000;  // three sleeps run: a minute each is already a long demo
+}  // namespace
 
 int main(int argc, char** argv) {
   brrr::SetUsage(
       "Runs the examples of the tutorial brrr grew out of (\"Making your server go Brrrrrrrr\")\n"
-      "on brrr's event loop and prints what they print.\n\nUsage: seed_demo [--backend=auto] [--sleep_ms=500]");
-  absl::ParseCommandLine(argc, argv);
+      "on brrr's event loop and prints what they print.\n\nUsage: seed_demo [--backend=auto] [--sleep_ms=500]\n"
+      "Exit codes: 0 done, 2 bad arguments or no such backend.");
+  brrr::ParseFlagsOnly(argc, argv, "seed_demo", /*exit_code=*/2);
+  if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
+    std::fprintf(stderr, "seed_demo: --plugin_dir: %s\n", std::string(dir.message()).c_str());
+    return 2;
+  }
+  const int sleep_ms = absl::GetFlag(FLAGS_sleep_ms);
+  if (sleep_ms < 0 || sleep_ms > kMaxSleepMs) {
+    std::fprintf(stderr, "seed_demo: --sleep_ms=%d: must be from 0 to %d\n", sleep_ms, kMaxSleepMs);
+    return 2;
+  }
   brrr::EventLoopOptions options;
   options.backend = absl::GetFlag(FLAGS_backend);
   options.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
@@ -27,7 +42,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "seed_demo: %s\n", std::string(loop.status().message()).c_str());
     return 2;
   }
-  const brrr::Duration delay = std::chrono::milliseconds(absl::GetFlag(FLAGS_sleep_ms));
+  const brrr::Duration delay = std::chrono::milliseconds(sleep_ms);
   auto print = [](const std::string& line) { std::printf("%s\n", line.c_str()); };
   auto section = [](const char* title) { std::printf("\n### %s\n", title); };
 
