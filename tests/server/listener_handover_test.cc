@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <poll.h>
 #include <unistd.h>
 
@@ -63,63 +63,26 @@ ListenerSet TwoLoopsAndMetrics() {
   return set;
 }
 
-// Connects to the UNIX socket at `path` as user and group `id` (from a child process that
-// drops root's identity, so that the connection's SO_PEERCRED is that user's) and hands the
-// connected socket back to this process. The connect's errno on failure (0 and a valid
-// descriptor on success); -1 if the child could not become that user. Needs root.
+// Connects to the UNIX socket at `path` as user and group `id`, from a thread of its own that
+// takes that identity with the raw system calls (which, unlike glibc's wrappers, change the
+// calling thread's credentials only), so that the connection's SO_PEERCRED is that user's and
+// the rest of the process stays root. The connect's errno on failure (0 and a valid descriptor
+// on success); -1 if the thread could not become that user. Needs root.
 struct ConnectedAs {
   int error = -1;
   UniqueFd conn{-1};
 };
 ConnectedAs ConnectAs(uid_t id, const std::string& path) {
-  int carrier[2];
-  if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, carrier) != 0) return ConnectedAs{};
-  pid_t child = ::fork();
-  if (child == 0) {
-    // Only system calls from here on: this process is a fork of a multi-threaded one.
-    ::close(carrier[0]);
-    int error = 0;
-    if (::setresgid(id, id, id) != 0 || ::setresuid(id, id, id) != 0) error = -1;
-    int conn = error == 0 ? ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+  ConnectedAs result;
+  std::thread([&] {
+    if (::syscall(SYS_setresgid, id, id, id) != 0 || ::syscall(SYS_setresuid, id, id, id) != 0) return;
+    result.conn = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::memcpy(addr.sun_path, path.data(), path.size());
-    if (error == 0 && ::connect(conn, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) error = errno;
-    char control[CMSG_SPACE(sizeof(int))] = {};
-    iovec iov{.iov_base = &error, .iov_len = sizeof error};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (error == 0) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      cmsghdr* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &conn, sizeof conn);
-    }
-    ::_exit(::sendmsg(carrier[1], &msg, 0) == static_cast<ssize_t>(sizeof error) ? 0 : 1);
-  }
-  ::close(carrier[1]);
-  UniqueFd from_child(carrier[0]);
-  ConnectedAs result;
-  if (child < 0) return result;
-  char control[CMSG_SPACE(sizeof(int))] = {};
-  iovec iov{.iov_base = &result.error, .iov_len = sizeof result.error};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  if (::recvmsg(from_child.get(), &msg, MSG_CMSG_CLOEXEC) != static_cast<ssize_t>(sizeof result.error)) result.error = -1;
-  if (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr && c->cmsg_type == SCM_RIGHTS) {
-    int fd = -1;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    result.conn = UniqueFd(fd);
-  }
-  int status = 0;
-  ::waitpid(child, &status, 0);
+    result.error = ::connect(result.conn.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ? 0 : errno;
+    if (result.error != 0) result.conn.reset();
+  }).join();
   return result;
 }
 
@@ -369,7 +332,7 @@ TEST_F(HandoverSidesTest, AnotherUserIsRefusedEvenWhereTheSocketsModeWasWidened)
   ASSERT_EQ(::chmod(dir_.c_str(), 0711), 0) << std::strerror(errno);  // the way in, not the socket
 
   ConnectedAs kept_out = ConnectAs(kNobody, path_);
-  ASSERT_NE(kept_out.error, -1) << "the child could not become uid " << kNobody;
+  ASSERT_NE(kept_out.error, -1) << "the connecting thread could not become uid " << kNobody;
   EXPECT_EQ(kept_out.error, EACCES) << std::strerror(kept_out.error);
   EXPECT_FALSE(kept_out.conn.valid());
 
