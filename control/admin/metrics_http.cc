@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   EventLoopOptions lo;
   lo.backend = server->options_.backend;
   lo.plugin_dir = server->options_.plugin_dir;
+  lo.reactor.one_thread = true;  // run by thread_ alone, for its life
   lo.stall_sink = [](const std::string& line) { std::fprintf(stderr, "metrics port: %s\n", line.c_str()); };
   absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(lo));
   if (!loop.ok()) return loop.status();
