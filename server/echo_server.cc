@@ -156,11 +156,11 @@ absl::Status EchoServer::Start() {
   return absl::OkStatus();
 }
 
-void EchoServer::Drain() { StartDrain(options_.drain_grace); }
+void EchoServer::Drain() { StartDrain(options_.drain_grace, Shard::QueuedClients::kServe); }
 
-void EchoServer::DrainHandedOver() { StartDrain(Duration::zero()); }
+void EchoServer::DrainHandedOver() { StartDrain(Duration::zero(), Shard::QueuedClients::kLeaveToNewProcess); }
 
-void EchoServer::StartDrain(Duration grace) {
+void EchoServer::StartDrain(Duration grace, Shard::QueuedClients queued) {
   if (draining_.exchange(true)) return;
   drain_started_at_ns_.store(MonotonicNanos());  // readiness turns at once: before the log line
   progress_->Started(grace, options_.drain_timeout);
@@ -169,7 +169,8 @@ void EchoServer::StartDrain(Duration grace) {
     s->loop().call_soon_threadsafe(
         // Once drained, the loop stops when its last sockets have closed: a reset sent at the
         // drain's end goes out then, not when every sibling loop has drained too.
-        [s, grace] { s->drain(grace, [s] { s->loop().stop_once_sockets_closed(); }); }, "echo:drain");
+        [s, grace, queued] { s->drain(grace, queued, [s] { s->loop().stop_once_sockets_closed(); }); },
+        "echo:drain");
   }
 }
 

@@ -98,8 +98,9 @@ class EchoServer {
       : options_(std::move(options)),
         throttle_(options_.max_connections),
         progress_(std::make_unique<DrainProgress>(options_.loops)) {}
-  // Drain and DrainHandedOver: tells every loop to drain after `grace`.
-  void StartDrain(Duration grace);
+  // Drain and DrainHandedOver: tells every loop to drain after `grace`, doing `queued` with the
+  // clients waiting in its listeners' backlogs.
+  void StartDrain(Duration grace, Shard::QueuedClients queued);
 
   EchoServerOptions options_;
   std::string backend_;

@@ -154,7 +154,9 @@ Task<> Shard::accept_loop(Socket& listener) {
   } catch (const CancelledError&) {
   }
   if (draining_) {
-    // Not after a second signal (close_all_now): that closes everything, these too.
+    // Not after a second signal (close_all_now): that closes everything, these too. After a
+    // hand-over too: a pending accept the cancel ended may have been the one the kernel woke
+    // for a new connection (Socket::accept_queued), which the new process may never see.
     if (!deadline_passed_) accept_queued(listener);
     listener.close();  // only now: closing cancels no accept, so the descriptor is closed at once
   }
@@ -279,9 +281,10 @@ void Shard::sweep_idle() {
   idle_sweep_ = loop_->call_later(every, [this] { sweep_idle(); }, "echo:idle_sweep");
 }
 
-void Shard::drain(Duration grace, std::function<void()> on_drained) {
+void Shard::drain(Duration grace, QueuedClients queued, std::function<void()> on_drained) {
   if (drain_asked_) return;
   drain_asked_ = true;
+  queued_at_drain_ = queued;
   on_drained_ = std::move(on_drained);
   if (grace > Duration::zero()) {
     // Not ready already (the admin plane reads the server's drain start); still accepting.
@@ -299,7 +302,10 @@ void Shard::stop_accepting() {
   for (size_t i = 0; i < listeners_.size(); ++i) {
     Future<>* acceptor = i < acceptors_.size() ? &acceptors_[i] : nullptr;
     if (acceptor == nullptr || !acceptor->valid() || acceptor->done()) {
-      listeners_[i].close();  // paused (or never started): nothing pending, closed at once
+      // Paused (or never started): no accept is pending, so the listener closes at once, after
+      // the clients its backlog holds are taken (unless they are the new process's to take).
+      if (queued_at_drain_ == QueuedClients::kServe && !deadline_passed_) accept_queued(listeners_[i]);
+      listeners_[i].close();
       continue;
     }
     // The accept loop ends at its pending accept's final completion (an accept that completed
@@ -344,8 +350,8 @@ void Shard::on_drain_flush_expired() {
 }
 
 void Shard::close_all_now() {
+  deadline_passed_ = true;  // first: stop_accepting takes no queued client only to close it
   stop_accepting();
-  deadline_passed_ = true;
   force_close_all(CloseReason::kSignal);
 }
 

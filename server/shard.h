@@ -14,7 +14,10 @@
 // clients wait in the kernel's backlog and are accepted as soon as descriptors free up.
 //
 // Draining: for the grace (--drain_grace) the shard goes on accepting; then the listener
-// closes, and connections go on until their clients close them, for up to --drain_timeout.
+// closes, after the clients waiting in its backlog have been accepted (also where accepting
+// was paused; within the descriptor budget: those it has no room for are reset), unless the
+// drain follows a hand-over (the new process accepts them), and connections go on until their
+// clients close them, for up to --drain_timeout.
 // At that deadline the rest are closed cleanly (server/connection.h: stop reading, echo what
 // was read, shut the write side, wait briefly for the client to close); those that cannot
 // hand their echoes to the kernel within kDrainFlush (a client that never reads) are reset.
@@ -62,10 +65,14 @@ class Shard {
 
   // Loop thread, before or while running: starts accepting.
   void start();
+  // What a draining shard does with the clients waiting in a listener's backlog when it stops
+  // accepting: serve them (a plain drain: closing the listener would reset them), or leave them
+  // to the process that holds the listeners now (a hand-over), which accepts them.
+  enum class QueuedClients { kServe, kLeaveToNewProcess };
   // Loop thread: drains: accepts for `grace` more (options().drain_grace, or none when another
   // process has taken the listeners), then stops accepting; calls on_drained once no
   // connection is left.
-  void drain(Duration grace, std::function<void()> on_drained);
+  void drain(Duration grace, QueuedClients queued, std::function<void()> on_drained);
   bool draining_deadline_passed() const { return deadline_passed_; }
   // Loop thread, after drain(): stops accepting (cutting the grace short) and closes every
   // connection now (a second SIGTERM; counted as closed by signal).
@@ -126,6 +133,7 @@ class Shard {
   TimerHandle drain_deadline_;
   TimerHandle drain_force_;
   bool drain_asked_ = false;  // drain() was called (the grace may still run)
+  QueuedClients queued_at_drain_ = QueuedClients::kServe;
   bool draining_ = false;     // stopped accepting (the listeners are closed or closing)
   bool deadline_passed_ = false;
   uint64_t unwatchable_reported_ = 0;  // the count when last logged

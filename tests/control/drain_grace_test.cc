@@ -115,6 +115,31 @@ class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParam
     EXPECT_EQ(stats_after.drain_phase(), admin::DRAIN_PHASE_GRACE);
   }
 
+  // With `throttle` set, clients that send and half-close wait in the backlog; a SIGTERM then
+  // echoes every one of them whole and the server exits 0, having served them all.
+  void ExpectTheBacklogServedByTheDrain(const admin::SetThrottleRequest& throttle) {
+    admin::Throttle now;
+    ASSERT_TRUE(stub_->SetThrottle(Context().get(), throttle, &now).ok());
+    constexpr int kClients = 4;
+    std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+    std::vector<std::string> payloads;
+    for (int i = 0; i < kClients; ++i) {
+      clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+      payloads.push_back(testing::RandomBytes(1000 + i, 70 + i));
+      ASSERT_TRUE(clients.back()->send_all(payloads.back()));
+      clients.back()->shutdown_write();
+    }
+    server_->Signal(SIGTERM);
+    for (int i = 0; i < kClients; ++i) {
+      EXPECT_TRUE(clients[i]->recv_until_eof() == payloads[i]) << "client " << i << " was not echoed whole";
+    }
+    std::optional<int> code = server_->Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0);
+    EXPECT_NE(server_->out().find(std::to_string(kClients) + " connections served"), std::string::npos)
+        << server_->out();
+  }
+
   uint16_t metrics_port_ = 0;
   std::unique_ptr<health::Health::Stub> health_;
 };
@@ -182,34 +207,22 @@ TEST_P(DrainGraceTest, TheAdminDrainHasTheSameGrace) {
   EXPECT_EQ(*code, 0);
 }
 
-// Clients whose handshake the kernel completed but which the server had not accepted yet (its
-// accept loop waits out a throttled accept rate) are accepted as accepting stops, and served
-// whole: the listener's close does not reset them.
+// Clients whose handshake the kernel completed but which the server had not accepted yet are
+// accepted as accepting stops, and served whole: the listener's close does not reset them.
+// Here its accept loop waits out a throttled accept rate (one a second)...
 TEST_P(DrainGraceTest, ConnectionsWaitingInTheBacklogWhenAcceptingStopsAreServed) {
   StartWithGrace("0s");
   admin::SetThrottleRequest set;
   set.set_accepts_per_second(1);
-  admin::Throttle throttle;
-  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
-  constexpr int kClients = 4;
-  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
-  std::vector<std::string> payloads;
-  for (int i = 0; i < kClients; ++i) {
-    clients.push_back(std::make_unique<testing::BlockingClient>(port_));
-    payloads.push_back(testing::RandomBytes(1000 + i, 70 + i));
-    ASSERT_TRUE(clients.back()->send_all(payloads.back()));
-    clients.back()->shutdown_write();
-  }
-  // One a second: most of them still wait in the backlog.
-  server_->Signal(SIGTERM);
-  for (int i = 0; i < kClients; ++i) {
-    EXPECT_TRUE(clients[i]->recv_until_eof() == payloads[i]) << "client " << i << " was not echoed whole";
-  }
-  std::optional<int> code = server_->Wait(seconds(30));
-  ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 0);
-  EXPECT_NE(server_->out().find(std::to_string(kClients) + " connections served"), std::string::npos)
-      << server_->out();
+  ExpectTheBacklogServedByTheDrain(set);
+}
+
+// ... and here accepting was paused: no accept is pending, yet the drain takes them too.
+TEST_P(DrainGraceTest, ConnectionsWaitingBehindAPausedListenerAreServedByTheDrain) {
+  StartWithGrace("0s");
+  admin::SetThrottleRequest set;
+  set.set_accepting_paused(true);
+  ExpectTheBacklogServedByTheDrain(set);
 }
 
 TEST(DrainGraceFlagTest, OutOfRangeIsRefused) {
