@@ -59,6 +59,34 @@ class EchoServerTest : public ::testing::TestWithParam<std::string> {
     return code.value_or(-1);
   }
 
+  // The server's open descriptors once the count has settled (the same for half a second, at
+  // most 10 s): listening comes before the rest of its start (under a sanitizer, a descriptor
+  // or two it opens while starting may still be open at first).
+  static int SettledOpenFds(const Process& p) {
+    int fds = p.OpenFds();
+    int same_readings = 0;
+    auto settle_by = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (same_readings < 25 && std::chrono::steady_clock::now() < settle_by) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      int now = p.OpenFds();
+      same_readings = now == fds ? same_readings + 1 : 0;
+      fds = now;
+    }
+    return fds;
+  }
+
+  // Waits (at most `timeout`) until the server has `want` descriptors open; returns the count
+  // it last saw. The server closes its side of a connection as it notices the client's close.
+  static int WaitForOpenFds(const Process& p, int want, std::chrono::seconds timeout = std::chrono::seconds(30)) {
+    auto give_up = std::chrono::steady_clock::now() + timeout;
+    int fds = p.OpenFds();
+    while (fds != want && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      fds = p.OpenFds();
+    }
+    return fds;
+  }
+
   // Sends `payload` and reads the echo concurrently.
   std::string EchoOf(const std::string& payload) {
     BlockingClient c(port_);

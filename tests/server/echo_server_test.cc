@@ -1,6 +1,6 @@
 // brrr-echo, the real binary on every backend: binary-safe echo, big messages, bounded memory
 // for a client that never reads, connect/close cycles without leaks, descriptor exhaustion
-// without a busy loop, --reply_prefix, limits, the receive pool and IPv6. (Signals and drains:
+// without a busy loop, client resets at any point, --reply_prefix, limits, the receive pool and IPv6. (Signals and drains:
 // echo_server_signals_test; flags and where plugins come from: echo_server_flags_test.)
 #include <sys/socket.h>
 
@@ -116,17 +116,7 @@ TEST_P(EchoServerTest, ASlowReaderIsPausedAndResumedAndGetsEveryByteBack) {
 
 TEST_P(EchoServerTest, TenThousandConnectCloseCyclesLeakNoDescriptor) {
   auto server = Start();
-  // The count once the server has settled: listening comes before the rest of its start (under
-  // a sanitizer, a descriptor or two it opens while starting may still be open here).
-  int fds_before = server->OpenFds();
-  int same_readings = 0;
-  TimePoint settle_by = Clock::now() + seconds(10);
-  while (same_readings < 25 && Clock::now() < settle_by) {
-    std::this_thread::sleep_for(milliseconds(20));
-    int fds = server->OpenFds();
-    same_readings = fds == fds_before ? same_readings + 1 : 0;
-    fds_before = fds;
-  }
+  int fds_before = SettledOpenFds(*server);
   for (int i = 0; i < 10000; ++i) {
     BlockingClient c(port_);
     // The last one too: once it is echoed, the accept loop (one loop: first in, first out)
@@ -136,12 +126,81 @@ TEST_P(EchoServerTest, TenThousandConnectCloseCyclesLeakNoDescriptor) {
       ASSERT_EQ(c.recv_exact(1), "x");
     }
   }
-  // The server closes its side as it notices each close; give it a moment (bounded).
-  TimePoint give_up = Clock::now() + seconds(30);
-  while (server->OpenFds() != fds_before && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(10));
-  EXPECT_EQ(server->OpenFds(), fds_before);
+  EXPECT_EQ(WaitForOpenFds(*server, fds_before), fds_before);
   EXPECT_EQ(Stop(*server), 0);
   EXPECT_NE(server->out().find("10000 connections served"), std::string::npos) << server->out();
+}
+
+// Sends `line` over and over without reading, without blocking, until the server has stopped
+// taking more (its sends stay refused for 300 ms: the server stopped reading at its high-water
+// mark, and every buffer on the way in is full). False if it takes `most` bytes first.
+bool FloodUntilTheServerStopsReading(int fd, const std::string& line, size_t most) {
+  size_t sent = 0;
+  TimePoint refused_since{};
+  TimePoint give_up = Clock::now() + seconds(20);
+  while (sent < most && Clock::now() < give_up) {
+    ssize_t n = ::send(fd, line.data(), line.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n > 0) {
+      sent += static_cast<size_t>(n);
+      refused_since = TimePoint{};
+      continue;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return false;
+    if (refused_since == TimePoint{}) refused_since = Clock::now();
+    if (Clock::now() - refused_since >= milliseconds(300)) return true;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return false;
+}
+
+// A client that resets its connection (SO_LINGER 0) closes that connection alone, at any
+// point: while the server, paused at its high-water mark, holds a full queue it cannot write;
+// halfway through a line (held input under --reply_prefix); before sending anything. Another
+// client is echoed exactly all along, every descriptor comes back, and the drain ends cleanly.
+TEST_P(EchoServerTest, AClientResetAtAnyPointClosesOnlyItsOwnConnection) {
+  for (const std::string prefix : {"", "> "}) {
+    SCOPED_TRACE(prefix.empty() ? "plain echo" : "--reply_prefix");
+    std::vector<std::string> args = {"--high_water=65536", "--low_water=16384"};
+    if (!prefix.empty()) args.push_back("--reply_prefix=" + prefix);
+    auto server = Start(args);
+    const int fds_before = SettledOpenFds(*server);
+    BlockingClient steady(port_);
+    int round = 0;
+    auto steady_is_echoed = [&] {
+      std::string line = "steady " + std::to_string(++round) + "\n";
+      EXPECT_TRUE(steady.send_all(line));
+      EXPECT_EQ(steady.recv_exact(prefix.size() + line.size()), prefix + line) << server->err();
+    };
+    steady_is_echoed();
+    {
+      BlockingClient rude(port_);
+      rude.set_receive_buffer(4096);
+      const std::string line(63, 'r');
+      ASSERT_TRUE(FloodUntilTheServerStopsReading(rude.fd(), line + "\n", testing::MostANeverReaderCanSend(65536, 4096)))
+          << "the server never stopped reading a client that never reads";
+      rude.set_linger_zero();
+      rude.close();
+    }
+    steady_is_echoed();
+    {
+      BlockingClient rude(port_);
+      ASSERT_TRUE(rude.send_all("one line\nand half a"));
+      EXPECT_EQ(rude.recv_exact(prefix.size() + 9), prefix + "one line\n");
+      rude.set_linger_zero();
+      rude.close();
+    }
+    steady_is_echoed();
+    {
+      BlockingClient rude(port_);
+      rude.set_linger_zero();
+      rude.close();
+    }
+    steady_is_echoed();
+    steady.close();
+    EXPECT_EQ(WaitForOpenFds(*server, fds_before), fds_before) << "a reset connection kept its descriptor";
+    EXPECT_EQ(Stop(*server), 0);
+    EXPECT_NE(server->out().find("4 connections served"), std::string::npos) << server->out();
+  }
 }
 
 TEST_P(EchoServerTest, OutOfDescriptorsItKeepsServingAndDoesNotSpin) {
