@@ -96,7 +96,8 @@ ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
           "Address the metrics port listens on; anything but a loopback address draws a warning");
 ABSL_FLAG(uint32_t, metrics_max_connections, 8,
           "With --metrics_port: its connections open at once (1 to 1000; past it new ones wait in the "
-          "backlog); the echo side leaves that many descriptors free for them, beside --admin_reserved_fds");
+          "backlog); the echo side leaves that many descriptors free for them and one for a scrape's own "
+          "reads, beside --admin_reserved_fds");
 ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
 ABSL_FLAG(uint32_t, recv_buffers, 1024,
           "Receive buffers per loop; recv_buffers x recv_buffer_size bytes are mapped and faulted in at "
@@ -111,6 +112,9 @@ using brrr::server::EchoServerOptions;
 // the admin plane those measured): the admin listener's connection it closes past the cap,
 // and what gRPC creates lazily. Part of --admin_reserved_fds, beside one per connection.
 constexpr uint32_t kGrpcDescriptorsAfterStart = 8;
+// The file a scrape of the metrics port has open at a time (it reads /proc/self/stat, /proc/stat
+// and /proc/self/fd one after the other, on the port's one thread), beside its connections.
+constexpr uint32_t kMetricsScrapeFiles = 1;
 
 brrr::Duration ToDuration(absl::Duration d) { return brrr::Duration(absl::ToInt64Nanoseconds(d)); }
 
@@ -293,8 +297,10 @@ int main(int argc, char** argv) {
   o.receive_buffer_size = absl::GetFlag(FLAGS_recv_buffer_size);
   o.receive_buffer_count = absl::GetFlag(FLAGS_recv_buffers);
   // Without an admin plane or metrics port nobody needs the reserve: out of descriptors,
-  // accepting backs off. The metrics port's connections are capped, and each has its place.
-  o.reserved_descriptors = (admin_port != 0 ? reserved_fds : 0) + (metrics_port != 0 ? metrics_connections : 0);
+  // accepting backs off. The metrics port's connections are capped, and each has its place, as
+  // has the file its scrape reads.
+  o.reserved_descriptors =
+      (admin_port != 0 ? reserved_fds : 0) + (metrics_port != 0 ? metrics_connections + kMetricsScrapeFiles : 0);
   if (absl::Status valid = brrr::server::Validate(o); !valid.ok()) {
     std::fprintf(stderr, "brrr-echo: %s\n", std::string(valid.message()).c_str());
     return 2;
@@ -364,7 +370,7 @@ int main(int argc, char** argv) {
     metrics_flags.WarnUnlessLoopback(metrics->address());
   }
   if (absl::Status started = (*server)->Start(); !started.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds + --metrics_max_connections)\n",
+    std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds + --metrics_max_connections + 1)\n",
                  std::string(started.message()).c_str());
     return 3;
   }

@@ -37,11 +37,11 @@ constexpr char kPromtool[] = "/usr/bin/promtool";
 class MetricsTest : public ::testing::Test {
  protected:
   // brrr-echo with its metrics port on a free port, and `extra` flags.
-  void Start(std::vector<std::string> extra = {}) {
+  void Start(std::vector<std::string> extra = {}, testing::ProcessOptions options = {}) {
     metrics_port_ = testing::PickFreePort();
     std::vector<std::string> args = {"--port=0", "--metrics_port=" + std::to_string(metrics_port_)};
     args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<Process>(testing::Runfile("server/brrr-echo/brrr-echo"), args);
+    server_ = std::make_unique<Process>(testing::Runfile("server/brrr-echo/brrr-echo"), args, options);
     port_ = server_->ListeningPort();
     ASSERT_NE(port_, 0) << server_->err();
     ASSERT_TRUE(server_->WaitForOutput("metrics on 127.0.0.1:" + std::to_string(metrics_port_)))
@@ -157,9 +157,38 @@ TEST_F(MetricsTest, TheAdminTokenGuardsTheMetricsPort) {
   }
 }
 
-TEST_F(MetricsTest, ItsConnectionsAreKeptInTheDescriptorReserve) {
-  Start({"--metrics_max_connections=5"});
-  EXPECT_TRUE(server_->WaitForOutput("5 kept for the admin plane and metrics port)")) << server_->out();
+// Echo clients that would take every descriptor leave the metrics port its connections: with
+// RLIMIT_NOFILE at 128 and 200 echo clients the echo side stops at its budget, and every one
+// of --metrics_max_connections is accepted and answered, each scrape whole (process_open_fds,
+// which opens /proc/self/fd for each scrape, included) while all of them are open.
+TEST_F(MetricsTest, EchoClientsThatWouldTakeEveryDescriptorLeaveTheMetricsPortItsConnections) {
+  constexpr int kMetricsConnections = 3;
+  testing::ProcessOptions limited;
+  limited.max_open_files = 128;
+  Start({"--metrics_max_connections=" + std::to_string(kMetricsConnections)}, limited);
+  // Its connections, and the file a scrape reads.
+  const std::string reserve = std::to_string(kMetricsConnections + 1);
+  EXPECT_TRUE(server_->WaitForOutput(reserve + " kept for the admin plane and metrics port)")) << server_->out();
+  std::vector<std::unique_ptr<BlockingClient>> echo_clients;
+  for (int i = 0; i < 200; ++i) {
+    echo_clients.push_back(std::make_unique<BlockingClient>(port_));
+    ASSERT_TRUE(echo_clients.back()->send_all("x"));
+  }
+  ASSERT_TRUE(server_->WaitForError("descriptors of its budget")) << server_->err();
+  std::vector<std::unique_ptr<BlockingClient>> scrapers;
+  for (int i = 0; i < kMetricsConnections; ++i) {
+    scrapers.push_back(std::make_unique<BlockingClient>(metrics_port_));
+    ASSERT_TRUE(scrapers.back()->send_all(testing::HttpRequestText("/metrics")));
+    HttpReply reply = testing::ReadHttpReply(*scrapers.back());
+    ASSERT_EQ(reply.status, 200) << "connection " << i << ": " << reply.head << server_->err();
+  }
+  for (int i = 0; i < kMetricsConnections; ++i) {  // all of them open now
+    ASSERT_TRUE(scrapers[i]->send_all(testing::HttpRequestText("/metrics")));
+    HttpReply reply = testing::ReadHttpReply(*scrapers[i]);
+    ASSERT_EQ(reply.status, 200) << "connection " << i << ": " << reply.head << server_->err();
+    EXPECT_GT(Sample(reply.body, "process_open_fds"), 128 - 10)
+        << "connection " << i << ": the scrape could not count the descriptors\n" << reply.body;
+  }
 }
 
 // --metrics_max_connections=N: N connections held open (each answered once, then idle on

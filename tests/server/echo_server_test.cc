@@ -1,7 +1,8 @@
 // brrr-echo, the real binary on every backend: binary-safe echo, big messages, bounded memory
 // for a client that never reads, connect/close cycles without leaks, descriptor exhaustion
-// without a busy loop, client resets at any point, --reply_prefix, limits, the receive pool and IPv6. (Signals and drains:
-// echo_server_signals_test; flags and where plugins come from: echo_server_flags_test.)
+// without a busy loop, client resets at any point, --reply_prefix, limits, the receive pool
+// and IPv6. (Signals and drains: echo_server_signals_test; flags and where plugins come from:
+// echo_server_flags_test.)
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -176,7 +177,8 @@ TEST_P(EchoServerTest, AClientResetAtAnyPointClosesOnlyItsOwnConnection) {
       BlockingClient rude(port_);
       rude.set_receive_buffer(4096);
       const std::string line(63, 'r');
-      ASSERT_TRUE(FloodUntilTheServerStopsReading(rude.fd(), line + "\n", testing::MostANeverReaderCanSend(65536, 4096)))
+      const size_t most = testing::MostANeverReaderCanSend(65536, 4096);
+      ASSERT_TRUE(FloodUntilTheServerStopsReading(rude.fd(), line + "\n", most))
           << "the server never stopped reading a client that never reads";
       rude.set_linger_zero();
       rude.close();
