@@ -2,12 +2,14 @@
 // its echoes, and sends more after the deadline, still gets every byte the server read, then
 // an end of stream, never a reset; the server counts it as closed cleanly. A client that never
 // reads its echoes is reset instead (an end of stream would claim an echo it did not get), and
-// counted so. GetStats shows both counts, and the closing phase, before the server exits.
+// counted so. GetStats shows both counts, and the closing phase, before the server exits. What
+// a client sends after its end of stream is discarded (counted) until the server closes.
 #include <signal.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -86,6 +88,56 @@ TEST_P(DrainCloseTest, AtTheDeadlineAClientGetsEveryByteReadThenTheEndOfStream) 
   EXPECT_NE(server_->out().find("1 closed at the drain deadline"), std::string::npos) << server_->out();
   EXPECT_NE(server_->out().find("at the deadline 1 closed cleanly, 0 with a reset"), std::string::npos)
       << server_->out();
+}
+
+// After the end of stream the server reads and discards what still comes, for at most
+// kDrainLinger (1 s), then closes: a client that takes its end of stream and keeps sending
+// has its bytes discarded (counted), and its sends end in a reset once the server has closed.
+TEST_P(DrainCloseTest, WhatAClientSendsAfterItsEndOfStreamIsDiscardedThenTheConnectionEnds) {
+  Start({"--backend=" + GetParam(), "--drain_timeout=100ms"});
+  testing::BlockingClient client(port_);
+  std::string payload = testing::RandomBytes(100 * 1000, 25);
+  ASSERT_TRUE(client.send_all(payload));
+  admin::Stats read = StatsWhen([&](const admin::Stats& s) { return s.total().bytes_in() == payload.size(); });
+  ASSERT_EQ(read.total().bytes_in(), payload.size());
+  server_->Signal(SIGTERM);
+  Ending end = ReadToTheEnd(client.fd());
+  EXPECT_EQ(end.error, 0) << "an end of stream, not errno " << end.error;
+  EXPECT_TRUE(end.bytes == payload) << "every byte the server read, then the end of stream";
+
+  // Keep sending (bounded: 10 s), past the linger, until the server's close stops it.
+  const std::string more(16 * 1024, 'm');
+  int send_error = 0;
+  uint64_t sent_after_end = 0;
+  auto give_up = std::chrono::steady_clock::now() + seconds(10);
+  while (send_error == 0 && std::chrono::steady_clock::now() < give_up) {
+    ssize_t n = ::send(client.fd(), more.data(), more.size(), MSG_NOSIGNAL);
+    if (n > 0) sent_after_end += static_cast<uint64_t>(n);
+    if (n < 0 && errno != EINTR) send_error = errno;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_TRUE(send_error == ECONNRESET || send_error == EPIPE)
+      << "the sends end once the server has closed (errno " << send_error << "), after " << sent_after_end << " bytes";
+  client.close();
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  // "at the deadline C closed cleanly, R with a reset, D bytes discarded after the end of stream":
+  // one connection, closed one way or the other (a reset if bytes were still unread at the
+  // close), and some of what came after its end of stream discarded.
+  const std::string out = server_->out();
+  unsigned long long clean = 0, reset = 0, discarded = 0;
+  size_t at = out.find("at the deadline ");
+  ASSERT_NE(at, std::string::npos) << out;
+  ASSERT_EQ(std::sscanf(out.c_str() + at, "at the deadline %llu closed cleanly, %llu with a reset, %llu bytes discarded",
+                        &clean, &reset, &discarded),
+            3)
+      << out;
+  EXPECT_EQ(clean + reset, 1u) << out;
+  EXPECT_GT(discarded, 0u) << out;
+  EXPECT_LE(discarded, sent_after_end) << out;
+  std::printf("%llu of the %llu bytes sent after the end of stream discarded; closed %s\n", discarded,
+              static_cast<unsigned long long>(sent_after_end), reset == 1 ? "with a reset" : "cleanly");
 }
 
 TEST_P(DrainCloseTest, AClientThatNeverReadsIsResetAndCountedSo) {
