@@ -5,12 +5,21 @@
 //       loop, [&loop] { return loop.socket_infos(); }, std::chrono::seconds(5),
 //       "admin:list_sockets");
 //
-// When the loop does not run the function in time (a task blocks it, or it has stopped) the
-// caller gets UNAVAILABLE saying so, with the task that holds the loop; the function may still
-// run later, so it must not capture anything by reference that the caller's return frees
-// (copy what it needs, or capture objects that outlive the loop).
+// When the loop does not begin the function in time (a task blocks it, or it has stopped) the
+// caller gets UNAVAILABLE saying so, with the task that holds the loop, and the function never
+// runs: an action either ran (and its answer is returned) or did not happen. Its queued call
+// outlives the caller's wait, so the function must not capture anything by reference that the
+// caller's return frees (copy what it needs, or capture objects that outlive the loop).
 //
-// Threads: any thread but the loop's own (that would wait for itself).
+// CallInLoops asks several loops at once, so that one blocked loop costs the caller one
+// timeout, not one per loop, and does not keep it from the others' answers:
+//
+//   std::vector<std::optional<absl::StatusOr<SocketInfo>>> answers = CallInLoops(
+//       loops, [fd](size_t i) { return CloseOn(i, fd); },
+//       [](const absl::StatusOr<SocketInfo>& a) { return !absl::IsNotFound(a.status()); },  // the owner answered
+//       std::chrono::seconds(5), "admin:close_connection");
+//
+// Threads: any thread but the loops' own (that would wait for itself).
 #ifndef BRRR_RUNTIME_CALL_IN_LOOP_H_
 #define BRRR_RUNTIME_CALL_IN_LOOP_H_
 
@@ -19,6 +28,7 @@
 #include <mutex>
 #include <optional>
 #include <type_traits>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
@@ -37,11 +47,18 @@ absl::StatusOr<T> CallInLoop(EventLoop& loop, F fn, Duration timeout, const char
   struct Shared {
     std::mutex mu;
     std::condition_variable done;
-    std::optional<T> result;
+    bool started = false;    // guarded by mu: the loop has begun running fn
+    bool abandoned = false;  // guarded by mu: the caller gave up before that; fn never runs
+    std::optional<T> result;  // guarded by mu
   };
   auto shared = std::make_shared<Shared>();
   bool queued = loop.call_soon_threadsafe(
       [shared, fn = std::move(fn)]() mutable {
+        {
+          std::lock_guard<std::mutex> lock(shared->mu);
+          if (shared->abandoned) return;
+          shared->started = true;
+        }
         T value = fn();
         std::lock_guard<std::mutex> lock(shared->mu);
         shared->result.emplace(std::move(value));
@@ -51,9 +68,70 @@ absl::StatusOr<T> CallInLoop(EventLoop& loop, F fn, Duration timeout, const char
   if (!queued) return absl::UnavailableError(absl::StrCat("loop ", loop.loop_id(), " has shut down"));
   std::unique_lock<std::mutex> lock(shared->mu);
   if (!shared->done.wait_for(lock, timeout, [&] { return shared->result.has_value(); })) {
-    return detail::LoopDidNotAnswer(loop, timeout);
+    if (!shared->started) {
+      shared->abandoned = true;
+      return detail::LoopDidNotAnswer(loop, timeout);
+    }
+    // The loop got to it just now: its answer is on the way (and what it did, done).
+    shared->done.wait(lock, [&] { return shared->result.has_value(); });
   }
   return std::move(*shared->result);
+}
+
+// Runs fn(i) on loops[i], for every i at once, and waits until every loop has answered, until
+// one answer satisfies `enough`, or until `timeout` has passed. Answer i is nullopt for a loop
+// that had not begun the call by then (detail::LoopDidNotAnswer says why), or had shut down, or
+// was not waited for once another's answer was enough: that call never runs. `fn` and `enough`
+// are copied into each loop's call.
+template <typename F, typename Enough, typename T = std::invoke_result_t<F&, size_t>>
+std::vector<std::optional<T>> CallInLoops(const std::vector<EventLoop*>& loops, F fn, Enough enough, Duration timeout,
+                                          const char* static_label) {
+  static_assert(!std::is_void_v<T>, "return a value (a Status will do)");
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable done;
+    std::vector<std::optional<T>> answers;  // guarded by mu
+    std::vector<bool> started;              // guarded by mu: loop i has begun running fn(i)
+    bool abandoned = false;                 // guarded by mu: calls not begun by now never run
+    bool enough = false;                    // guarded by mu
+  };
+  auto shared = std::make_shared<Shared>();
+  shared->answers.resize(loops.size());
+  shared->started.resize(loops.size());
+  std::vector<bool> asked(loops.size());
+  for (size_t i = 0; i < loops.size(); ++i) {
+    asked[i] = loops[i]->call_soon_threadsafe(
+        [shared, fn, enough, i]() mutable {
+          {
+            std::lock_guard<std::mutex> lock(shared->mu);
+            if (shared->abandoned) return;
+            shared->started[i] = true;
+          }
+          T value = fn(i);
+          std::lock_guard<std::mutex> lock(shared->mu);
+          if (enough(value)) shared->enough = true;
+          shared->answers[i].emplace(std::move(value));
+          shared->done.notify_all();
+        },
+        static_label);
+  }
+  auto answered = [&] {
+    for (size_t i = 0; i < loops.size(); ++i) {
+      if (asked[i] && !shared->answers[i].has_value()) return false;
+    }
+    return true;
+  };
+  std::unique_lock<std::mutex> lock(shared->mu);
+  shared->done.wait_for(lock, timeout, [&] { return shared->enough || answered(); });
+  shared->abandoned = true;
+  // Calls a loop has begun are waited for: their answers are on the way (and what they did, done).
+  shared->done.wait(lock, [&] {
+    for (size_t i = 0; i < loops.size(); ++i) {
+      if (shared->started[i] && !shared->answers[i].has_value()) return false;
+    }
+    return true;
+  });
+  return shared->answers;
 }
 
 }  // namespace brrr

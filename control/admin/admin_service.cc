@@ -138,12 +138,17 @@ grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSo
         return true;
     }
   };
+  std::vector<EventLoop*> asked;
+  for (uint32_t i : loops) asked.push_back(loops_[i]);
+  // Every loop at once: a blocked one costs one timeout, whichever it is.
+  std::vector<std::optional<std::vector<SocketInfo>>> answers = CallInLoops(
+      asked, [asked](size_t k) { return asked[k]->socket_infos(); },
+      [](const std::vector<SocketInfo>&) { return false; }, kLoopCallTimeout, "admin:list_sockets");
   uint64_t matched = 0;
-  for (uint32_t i : loops) {
-    EventLoop* loop = loops_[i];
-    absl::StatusOr<std::vector<SocketInfo>> sockets =
-        CallInLoop(*loop, [loop] { return loop->socket_infos(); }, kLoopCallTimeout, "admin:list_sockets");
-    if (!sockets.ok()) return ToGrpc(sockets.status());
+  for (size_t k = 0; k < loops.size(); ++k) {
+    const uint32_t i = loops[k];
+    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[i], kLoopCallTimeout));
+    std::vector<SocketInfo>* sockets = &*answers[k];
     std::sort(sockets->begin(), sockets->end(),
               [](const SocketInfo& a, const SocketInfo& b) { return a.age_ns < b.age_ns; });
     for (const SocketInfo& s : *sockets) {
@@ -215,17 +220,24 @@ grpc::Status AdminService::CloseConnection(Context* /*context*/, const admin::Cl
                                            admin::CloseConnectionResponse* response) {
   absl::StatusOr<std::vector<uint32_t>> loops = CheckCloseConnection(*request, LimitsOf(loops_, injector_));
   if (!loops.ok()) return ToGrpc(loops.status());
-  int fd = request->fd();
-  for (uint32_t i : *loops) {
-    absl::StatusOr<absl::StatusOr<SocketInfo>> closed = CallInLoop(
-        *loops_[i], [this, i, fd] { return target_.CloseConnection(i, fd); }, kLoopCallTimeout,
-        "admin:close_connection");
-    if (!closed.ok()) return ToGrpc(closed.status());
-    if (closed->ok()) {
-      ToProto(**closed, i, response->mutable_closed());
-      return grpc::Status::OK;
-    }
-    if (!absl::IsNotFound(closed->status())) return ToGrpc(closed->status());
+  const int fd = request->fd();
+  const std::vector<uint32_t> ids = *std::move(loops);
+  std::vector<EventLoop*> asked;
+  for (uint32_t i : ids) asked.push_back(loops_[i]);
+  // Every candidate loop at once, done once the one that owns the descriptor has answered: a
+  // blocked loop holds up the answer only if the descriptor may be its.
+  std::vector<std::optional<absl::StatusOr<SocketInfo>>> answers = CallInLoops(
+      asked, [this, ids, fd](size_t k) { return target_.CloseConnection(ids[k], fd); },
+      [](const absl::StatusOr<SocketInfo>& a) { return !absl::IsNotFound(a.status()); }, kLoopCallTimeout,
+      "admin:close_connection");
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (!answers[k].has_value() || absl::IsNotFound(answers[k]->status())) continue;
+    if (!answers[k]->ok()) return ToGrpc(answers[k]->status());
+    ToProto(**answers[k], ids[k], response->mutable_closed());
+    return grpc::Status::OK;
+  }
+  for (size_t k = 0; k < ids.size(); ++k) {
+    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[ids[k]], kLoopCallTimeout));
   }
   return grpc::Status(grpc::StatusCode::NOT_FOUND,
                       request->has_loop() ? absl::StrCat("no connection with fd ", fd, " on loop ", request->loop())

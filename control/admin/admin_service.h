@@ -5,7 +5,10 @@
 // Statistics come from each loop's published figures (LoopStats, ShardCounters): reading them
 // takes no lock on a loop and never waits for one, so the admin plane answers while a loop is
 // blocked, and shows the task that blocks it. Actions that touch a loop's sockets (ListSockets,
-// CloseConnection) run inside that loop and give up with UNAVAILABLE after kLoopCallTimeout.
+// CloseConnection) run inside that loop, every loop they concern asked at once, and give up with
+// UNAVAILABLE after kLoopCallTimeout: then the action did not happen there, and will not later
+// (runtime/call_in_loop.h). CloseConnection without a loop is answered as soon as the loop that
+// owns the descriptor has closed it, whether or not another loop is blocked.
 // The access rule is not its concern: AdminServer guards every method (call_gate.h).
 //
 // Threads: gRPC's threads call it; the Administered and the injector must outlive

@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <optional>
 #include <set>
@@ -194,6 +195,51 @@ TEST_F(AdminActionsTest, CloseConnectionClosesThatClientOnly) {
   }
   close.set_fd(s->fd());
   EXPECT_EQ(stub_->CloseConnection(Context().get(), close, &closed).error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// CloseConnection without a loop asks every loop at once: a connection on a free loop is closed
+// at once while another loop is blocked; one on the blocked loop is UNAVAILABLE, naming it, after
+// the admin plane's wait (5 s), and is not closed, not even once the loop is free again.
+TEST_F(AdminActionsTest, CloseConnectionReachesAFreeLoopWhileAnotherIsBlocked) {
+  Start({"--loops=2"});
+  std::vector<std::unique_ptr<testing::BlockingClient>> on_loop = OneClientOnEachLoop(2);
+  ASSERT_EQ(on_loop.size(), 2u);
+  admin::ListSocketsResponse all;
+  ASSERT_TRUE(stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &all).ok());
+  const admin::SocketInfo* on_blocked = FindPeer(all, LocalAddress(on_loop[0]->fd()));
+  const admin::SocketInfo* on_free = FindPeer(all, LocalAddress(on_loop[1]->fd()));
+  ASSERT_TRUE(on_blocked != nullptr && on_free != nullptr) << all.ShortDebugString();
+
+  admin::InjectTaskRequest block;
+  block.set_kind(admin::BLOCKING_SLEEP);
+  block.set_duration_ms(8000);
+  block.add_loops(0);
+  admin::Injection blocking;
+  ASSERT_TRUE(stub_->InjectTask(Context().get(), block, &blocking).ok());
+  StatsWhen([](const admin::Stats& s) { return s.injections_size() == 1 && s.injections(0).runs_started() == 1; });
+
+  admin::CloseConnectionRequest close;
+  close.set_fd(on_free->fd());
+  admin::CloseConnectionResponse closed;
+  SteadyClock::time_point asked = SteadyClock::now();
+  grpc::Status st = stub_->CloseConnection(Context().get(), close, &closed);
+  double free_ms = MillisSince(asked);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(closed.closed().loop(), 1u);
+  EXPECT_EQ(closed.closed().peer(), LocalAddress(on_loop[1]->fd()));
+  EXPECT_EQ(on_loop[1]->recv_until_eof(), "");
+  admin::Stats stats = Stats();
+  EXPECT_EQ(stats.injections(0).runs_finished(), 0u) << "the block ended before the answer: the test proves nothing";
+
+  close.set_fd(on_blocked->fd());
+  st = stub_->CloseConnection(Context().get(), close, &closed);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::UNAVAILABLE) << st.error_message();
+  EXPECT_NE(st.error_message().find("loop 0 did not answer"), std::string::npos) << st.error_message();
+  std::printf("closed on the free loop in %.0f ms while loop 0 was blocked\n", free_ms);
+  // Once the block is over, the connection on loop 0 is still open and served.
+  StatsWhen([](const admin::Stats& s) { return s.injections_size() == 0; });  // none scheduled or running
+  EXPECT_GE(EchoRoundTripMs(*on_loop[0]), 0) << "the close the admin plane gave up on ran anyway";
+  EXPECT_EQ(Stats().total().connections_closed_by_admin(), 1u);
 }
 
 TEST_F(AdminActionsTest, WatchStatsSendsAtTheIntervalAndStopsAtTheCount) {

@@ -25,6 +25,7 @@
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "gtest/gtest.h"
+#include "tests/control/admin_probes.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -91,6 +92,34 @@ class AdminFixture : public ::testing::Test {
     ADD_FAILURE() << "the stats never showed what the test waited for within 30 s; the last: "
                   << stats.ShortDebugString();
     return stats;
+  }
+
+  // One echoed client on each of the server's first `loops` loops (SO_REUSEPORT spreads
+  // connections by their addresses), found through ListSockets: entry i is on loop i. The test
+  // fails (and the result is empty) if 200 clients never reach one of them.
+  std::vector<std::unique_ptr<BlockingClient>> OneClientOnEachLoop(uint32_t loops) {
+    std::vector<std::unique_ptr<BlockingClient>> on_loop(loops);
+    uint32_t found = 0;
+    for (int tries = 0; tries < 200 && found < loops; ++tries) {
+      auto client = std::make_unique<BlockingClient>(port_, false, 60000);
+      EXPECT_GE(EchoRoundTripMs(*client), 0);  // accepted: ListSockets shows it
+      brrr::admin::v1::ListSocketsResponse list;
+      EXPECT_TRUE(stub_->ListSockets(Context().get(), brrr::admin::v1::ListSocketsRequest(), &list).ok());
+      const brrr::admin::v1::SocketInfo* s = FindPeer(list, LocalAddress(client->fd()));
+      if (s == nullptr || s->loop() >= loops) {
+        ADD_FAILURE() << "the client is not listed on a loop below " << loops << ": " << list.ShortDebugString();
+        return {};
+      }
+      if (on_loop[s->loop()] == nullptr) {
+        on_loop[s->loop()] = std::move(client);
+        ++found;
+      }
+    }
+    if (found < loops) {
+      ADD_FAILURE() << "200 clients reached only " << found << " of " << loops << " loops";
+      return {};
+    }
+    return on_loop;
   }
 
   uint16_t admin_port_ = 0;

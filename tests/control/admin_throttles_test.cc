@@ -1,10 +1,6 @@
 // The admin plane's throttles on a real brrr-echo over a real gRPC channel: a rate per
 // connection and in total, checked as lower bounds on how long an echo takes, an accept rate,
 // pausing and resuming accepts, and a lower connection limit.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -71,34 +67,12 @@ TEST_F(AdminActionsTest, APerConnectionThrottleBoundsTheEchoRateAndLiftingItRest
               lifted_ms);
 }
 
-// The loop that serves `client`, from ListSockets (its peer is the client's address); -1 if
-// no loop lists it.
-int LoopOf(admin::Admin::Stub& stub, grpc::ClientContext* context, const testing::BlockingClient& client) {
-  sockaddr_in local{};
-  socklen_t len = sizeof local;
-  if (::getsockname(client.fd(), reinterpret_cast<sockaddr*>(&local), &len) != 0) return -1;
-  const std::string peer = "127.0.0.1:" + std::to_string(ntohs(local.sin_port));
-  admin::ListSocketsResponse response;
-  if (!stub.ListSockets(context, admin::ListSocketsRequest(), &response).ok()) return -1;
-  for (const admin::SocketInfo& s : response.sockets()) {
-    if (s.peer() == peer) return static_cast<int>(s.loop());
-  }
-  return -1;
-}
-
 TEST_F(AdminActionsTest, ATotalThrottleIsSharedByConnectionsOnDifferentLoops) {
   Start({"--loops=2"});
-  // One client on each loop (SO_REUSEPORT spreads connections by their addresses): a limit
-  // that each loop counted on its own would let the two through at twice the rate.
-  std::unique_ptr<testing::BlockingClient> on_loop[2];
-  for (int tries = 0; tries < 200 && (on_loop[0] == nullptr || on_loop[1] == nullptr); ++tries) {
-    auto client = std::make_unique<testing::BlockingClient>(port_, false, 60000);
-    ASSERT_GE(EchoRoundTripMs(*client), 0);  // accepted: ListSockets shows it
-    int loop = LoopOf(*stub_, Context().get(), *client);
-    ASSERT_TRUE(loop == 0 || loop == 1) << "no loop lists the client";
-    if (on_loop[loop] == nullptr) on_loop[loop] = std::move(client);
-  }
-  ASSERT_TRUE(on_loop[0] != nullptr && on_loop[1] != nullptr) << "200 clients, all on one loop";
+  // One client on each loop: a limit that each loop counted on its own would let the two
+  // through at twice the rate.
+  std::vector<std::unique_ptr<testing::BlockingClient>> on_loop = OneClientOnEachLoop(2);
+  ASSERT_EQ(on_loop.size(), 2u);
   testing::BlockingClient& a = *on_loop[0];
   testing::BlockingClient& b = *on_loop[1];
   admin::SetThrottleRequest set;
