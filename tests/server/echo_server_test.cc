@@ -258,6 +258,16 @@ TEST_P(EchoServerTest, ReplyPrefixAnswersEachLine) {
   EXPECT_EQ(Stop(*server), 0);
 }
 
+// The prefix is bytes too: one that is not UTF-8 (and holds a newline of its own) comes back
+// exactly as given, before each line.
+TEST_P(EchoServerTest, AReplyPrefixThatIsNotUtf8IsSentAsItsBytes) {
+  const std::string prefix("\xff\xfe\x80\n> ", 6);
+  auto server = Start({"--reply_prefix=" + prefix});
+  std::string binary_line("bin\x00\xff", 5);
+  EXPECT_EQ(EchoOf("a\n" + binary_line + "\n"), prefix + "a\n" + prefix + binary_line + "\n");
+  EXPECT_EQ(Stop(*server), 0);
+}
+
 TEST_P(EchoServerTest, MaxConnectionsRefusesCleanly) {
   auto server = Start({"--max_connections=2"});
   BlockingClient a(port_);
