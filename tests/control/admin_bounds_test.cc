@@ -55,6 +55,11 @@ TEST_F(AdminBoundsTest, NonBlockingSleepsThatCouldPassTheLiveRunLimitAreRefused)
   EXPECT_EQ(million.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << million.error_message();
   EXPECT_TRUE(Says(million, "the limit is 10000 live runs per loop")) << million.error_message();
   EXPECT_TRUE(Says(million, "could keep 1000000 alive at once on loop 0")) << million.error_message();
+  // At an interval the runs overlap by duration / interval + 1: a minute's sleep started every
+  // millisecond could keep 60,001 alive, however many runs it asks for.
+  grpc::Status overlapping = Inject(admin::NONBLOCKING_SLEEP, 60'000, 1'000'000, 1);
+  EXPECT_EQ(overlapping.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << overlapping.error_message();
+  EXPECT_TRUE(Says(overlapping, "could keep 60001 alive at once on loop 0")) << overlapping.error_message();
   admin::Stats after_refusal = Stats();
   EXPECT_EQ(after_refusal.injections_size(), 0);
   EXPECT_EQ(after_refusal.loops(0).live_tasks(), baseline);
