@@ -116,6 +116,23 @@ TEST_F(AdminReserveTest, AnIdleAdminConnectionIsClosedAfterTheIdleTimeout) {
   EXPECT_EQ(stats.loops_size(), 1);
 }
 
+// A connection with a call in progress is not idle: a WatchStats stream whose samples come
+// further apart than the idle timeout gets every one of them.
+TEST_F(AdminReserveTest, AWatchOutlastsTheIdleTimeout) {
+  Start({"--admin_idle_timeout=300ms"});
+  admin::WatchStatsRequest request;
+  request.set_interval_ms(500);
+  request.set_count(4);
+  auto context = Context();
+  auto stream = stub_->WatchStats(context.get(), request);
+  admin::Stats sample;
+  int samples = 0;
+  while (stream->Read(&sample)) ++samples;
+  grpc::Status ended = stream->Finish();
+  EXPECT_TRUE(ended.ok()) << ended.error_message();
+  EXPECT_EQ(samples, 4) << "the stream was cut: its connection was taken for idle";
+}
+
 // Whether a client has had nothing back (no byte, no end of stream, no reset) for `ms`.
 bool StillWaiting(const testing::BlockingClient& client, int ms) {
   pollfd p = {.fd = client.fd(), .events = POLLIN, .revents = 0};

@@ -1,6 +1,6 @@
 // One port, one server: brrr-echo refuses a port that any other socket holds (another
 // brrr-echo's SO_REUSEPORT listeners included) with exit code 3, and joins another process's
-// listeners only with --share_port.
+// listeners only with --share_port; its admin and metrics ports are never shared.
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -81,6 +81,22 @@ TEST(PortSharingTest, APortHeldByAReusePortListenerIsRefused) {
   Holder holder(/*reuse_port=*/true);
   ExpectRefused(holder.port());
   ExpectRefused(holder.port(), {"--loops=3"});
+}
+
+// The admin plane's and the metrics port's listeners take no SO_REUSEPORT either: a port another
+// socket holds, even one that would let a SO_REUSEPORT listener join it, is refused (exit 3).
+TEST(PortSharingTest, TheAdminAndMetricsPortsAreNeverShared) {
+  Holder holder(/*reuse_port=*/true);
+  const std::string held = "127.0.0.1:" + std::to_string(holder.port());
+  for (const char* flag : {"--admin_port=", "--metrics_port="}) {
+    SCOPED_TRACE(flag);
+    Process p(EchoBinary(), {"--port=0", flag + std::to_string(holder.port())});
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << "it started on a port in use: " << p.out();
+    EXPECT_EQ(*code, 3) << p.err();
+    EXPECT_NE(p.err().find(held), std::string::npos) << p.err();
+    EXPECT_NE(p.err().find("Address already in use"), std::string::npos) << p.err();
+  }
 }
 
 TEST(PortSharingTest, ASecondServerOnTheSamePortIsRefusedAndTheFirstKeepsEveryConnection) {
