@@ -22,6 +22,7 @@
 #include "tests/testing/http_client.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/sanitizer.h"
 
 namespace brrr {
 namespace {
@@ -162,6 +163,10 @@ TEST_F(MetricsTest, TheAdminTokenGuardsTheMetricsPort) {
 // of --metrics_max_connections is accepted and answered, each scrape whole (process_open_fds,
 // which opens /proc/self/fd for each scrape, included) while all of them are open.
 TEST_F(MetricsTest, EchoClientsThatWouldTakeEveryDescriptorLeaveTheMetricsPortItsConnections) {
+  // UBSan's vptr check needs a pipe (two descriptors) of its own, which the reserve does not
+  // hold: with none free it reports a false "invalid vptr" (echo_server_test's
+  // OutOfDescriptorsItKeepsServingAndDoesNotSpin says more). The other configurations cover it.
+  if (testing::UnderSanitizer("ubsan")) GTEST_SKIP() << "UBSan's runtime needs free descriptors for its vptr check";
   constexpr int kMetricsConnections = 3;
   testing::ProcessOptions limited;
   limited.max_open_files = 128;
