@@ -332,11 +332,13 @@ BRRR_HOT_PATH absl::StatusOr<int> EventLoop::poll_then_wait(int64_t timeout_ns) 
 
 BRRR_HOT_PATH int64_t EventLoop::run_due_timers(int64_t t) {
   if (!timers_.may_have_due(t)) return t;  // most iterations
-  // Only timers due when the phase began: one that keeps rescheduling itself at zero delay
-  // waits for the next iteration instead of spinning here.
+  // Only timers due when the phase began, and scheduled before it: one that keeps rescheduling
+  // itself at zero delay waits for the next iteration instead of spinning here (in virtual time
+  // too, where the clock does not move while timers run).
   const int64_t due_by = t;
+  const uint64_t scheduled_before = timers_.next_sequence();
   DueTimer due;
-  while (timers_.pop_due(due_by, &due)) {
+  while (timers_.pop_due(due_by, &due, scheduled_before)) {
     published_.pending_timers.store(timers_.size());
     timer_lateness_.record(t - due.deadline_ns);
     t = run_task(due.fn, due.label, t);

@@ -5,6 +5,9 @@
 //
 // Compare a busy-wait or std::this_thread::sleep_for, which hold the whole loop (and show up
 // as stalls). Cancelling a sleeping task cancels its timer and throws CancelledError here.
+// A sleep of zero (or less) takes no timer: the task goes to the back of the ready queue, so
+// what was queued before it (a waiter a promise just woke) runs first, as asyncio.sleep(0)
+// does; a cancel that comes meanwhile throws CancelledError when it resumes.
 //
 // Threads: inside a task, on its loop's thread.
 #ifndef BRRR_RUNTIME_SLEEP_H_
@@ -37,6 +40,12 @@ class SleepAwaiter final : public Suspension {
       return false;
     }
     handle_ = h;
+    if (delay_ <= Duration::zero()) {
+      // A yield: nothing to cancel while queued (a cancel is taken on resuming).
+      yielded_ = true;
+      context_->schedule_resume(h);
+      return true;
+    }
     context_->set_suspension(this);
     timer_ = context_->loop().call_later(
         delay_,
@@ -49,7 +58,7 @@ class SleepAwaiter final : public Suspension {
   }
 
   void await_resume() const {
-    if (cancelled_) throw CancelledError();
+    if (cancelled_ || (yielded_ && context_->take_cancel_request())) throw CancelledError();
   }
 
   void cancel_suspension() override {
@@ -66,6 +75,7 @@ class SleepAwaiter final : public Suspension {
   std::coroutine_handle<> handle_;
   TimerHandle timer_;
   bool cancelled_ = false;
+  bool yielded_ = false;  // a sleep of zero: resumed through the ready queue, not a timer
 };
 
 inline SleepAwaiter sleep(Duration delay) { return SleepAwaiter(delay); }

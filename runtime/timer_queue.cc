@@ -59,9 +59,11 @@ void TimerQueue::pop_dead_top() {
   }
 }
 
-bool TimerQueue::pop_due(int64_t now_ns, DueTimer* out) {
+bool TimerQueue::pop_due(int64_t now_ns, DueTimer* out, uint64_t scheduled_before) {
   drop_dead_top();
-  if (heap_.empty() || heap_.front().deadline_ns > now_ns) return false;
+  // The heap is ordered by (deadline, sequence): once the earliest is too new, the rest due by
+  // now_ns are newer still.
+  if (heap_.empty() || heap_.front().deadline_ns > now_ns || heap_.front().sequence >= scheduled_before) return false;
   HeapEntry top = heap_.front();
   std::pop_heap(heap_.begin(), heap_.end(), later);
   heap_.pop_back();

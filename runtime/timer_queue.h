@@ -68,8 +68,11 @@ class TimerQueue {
   // skip its timer phase in the common case at the cost of a comparison.
   bool may_have_due(int64_t now_ns) const { return !heap_.empty() && heap_.front().deadline_ns <= now_ns; }
 
-  // Moves the earliest pending timer with deadline <= now_ns into *out. False if none is due.
-  bool pop_due(int64_t now_ns, DueTimer* out);
+  // Moves the earliest pending timer with deadline <= now_ns into *out, if it was scheduled
+  // before `scheduled_before` (a next_sequence() taken earlier). False if none is.
+  bool pop_due(int64_t now_ns, DueTimer* out, uint64_t scheduled_before = UINT64_MAX);
+  // Where the sequence of scheduled timers stands: what schedule() gives next.
+  uint64_t next_sequence() const { return next_sequence_; }
 
   // Destroys every pending timer without running it.
   void clear();

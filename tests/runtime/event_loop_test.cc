@@ -156,6 +156,25 @@ TEST_P(EventLoopTest, ZeroDelayTimerThatReschedulesItselfDoesNotStarveTheLoop) {
   EXPECT_EQ(ticks, 1) << "a timer scheduled while timers run waits for the next iteration";
 }
 
+// The same in virtual time, where the clock does not move while timers run: the rescheduled
+// timer's deadline is the phase's own "now", and it still waits for the next iteration.
+TEST_P(EventLoopTest, ZeroDelayTimerThatReschedulesItselfWaitsForTheNextIterationInVirtualTime) {
+  ManualClock clock;
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), {.manual_clock = &clock});
+  int ticks = 0;
+  std::function<void()> tick = [&] {
+    if (++ticks < 1000) loop->call_later(Duration::zero(), tick);
+  };
+  loop->call_later(Duration::zero(), tick);
+  bool other_ran = false;
+  loop->call_soon([&] { other_ran = true; });
+  loop->run_once(milliseconds(0));
+  EXPECT_TRUE(other_ran);
+  EXPECT_EQ(ticks, 1) << "a timer scheduled while timers run waits for the next iteration";
+  loop->run_once(milliseconds(0));
+  EXPECT_EQ(ticks, 2);
+}
+
 // The post must wake a loop that sleeps in its backend's wait, not one about to wait (a wake
 // before the wait is another path: the loop would not block at all). The poster waits until
 // /proc shows the loop thread asleep in the wait system call.

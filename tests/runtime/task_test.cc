@@ -190,5 +190,49 @@ TEST_F(TaskTest, SleepParksOnlyTheCallingTask) {
                                             "sleeper: after"}));
 }
 
+// A sleep of zero is a yield through the ready queue: what was queued before it runs first,
+// the waiter a promise has just woken among them (as after asyncio.sleep(0)).
+TEST_F(TaskTest, SleepZeroLetsWhatWasQueuedBeforeItRunFirst) {
+  std::vector<std::string> log;
+  Promise<int> promise(loop());
+  auto waiter = [&]() -> Task<> {
+    int value = co_await promise.get_future();
+    log.push_back("waiter got " + std::to_string(value));
+  };
+  auto yielder = [&]() -> Task<> {
+    loop().call_soon([&] { log.push_back("queued before the yield"); });
+    promise.set_result(7);
+    co_await sleep(Duration::zero());
+    log.push_back("yielder resumed");
+  };
+  auto both = [&]() -> Task<> { co_await gather(waiter(), yielder()); };
+  Run(both());
+  EXPECT_EQ(log, (std::vector<std::string>{"queued before the yield", "waiter got 7", "yielder resumed"}));
+}
+
+// A cancel that comes while a task is yielded in a sleep of zero is thrown there when it
+// resumes, and the task resumes once only.
+TEST_F(TaskTest, ACancelDuringASleepOfZeroThrowsWhenTheTaskResumes) {
+  int resumed = 0;
+  bool cancelled = false;
+  auto yielder = [&]() -> Task<> {
+    try {
+      co_await sleep(Duration::zero());
+      ++resumed;
+    } catch (const CancelledError&) {
+      ++resumed;
+      cancelled = true;
+    }
+  };
+  Future<> task = create_task(loop(), yielder());
+  // The task starts in the next iteration and yields; this runs just after, while its resume
+  // waits in the queue.
+  loop().call_soon([&] { EXPECT_TRUE(task.cancel()); });
+  task.add_done_callback([&] { loop().stop(); });
+  loop().run_forever();
+  EXPECT_TRUE(cancelled);
+  EXPECT_EQ(resumed, 1);
+}
+
 }  // namespace
 }  // namespace brrr
