@@ -51,6 +51,16 @@ std::string CallerOf(const grpc::ServerContext& context) {
   return peer;
 }
 
+// How long an action waits for a loop: kLoopCallTimeout, or less when the caller's deadline
+// comes sooner, so that the UNAVAILABLE naming what blocks the loop reaches the caller before
+// its deadline does (brrrctl's default deadline, 5 s, is kLoopCallTimeout itself).
+Duration LoopWait(const grpc::ServerContext& context) {
+  constexpr Duration kAnswerMargin = std::chrono::milliseconds(250);
+  const auto left = context.deadline() - std::chrono::system_clock::now();
+  if (left >= AdminService::kLoopCallTimeout + kAnswerMargin) return AdminService::kLoopCallTimeout;
+  return std::max<Duration>(Duration::zero(), std::chrono::duration_cast<Duration>(left - kAnswerMargin));
+}
+
 }  // namespace
 
 AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector)
@@ -119,7 +129,7 @@ grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsR
   return StreamEnd(context);
 }
 
-grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSocketsRequest* request,
+grpc::Status AdminService::ListSockets(Context* context, const admin::ListSocketsRequest* request,
                                        admin::ListSocketsResponse* response) {
   absl::StatusOr<SocketQuery> query = CheckListSockets(*request, LimitsOf(loops_, injector_));
   if (!query.ok()) return ToGrpc(query.status());
@@ -140,14 +150,15 @@ grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSo
   };
   std::vector<EventLoop*> asked;
   for (uint32_t i : loops) asked.push_back(loops_[i]);
+  const Duration wait = LoopWait(*context);
   // Every loop at once: a blocked one costs one timeout, whichever it is.
   std::vector<std::optional<std::vector<SocketInfo>>> answers = CallInLoops(
       asked, [asked](size_t k) { return asked[k]->socket_infos(); },
-      [](const std::vector<SocketInfo>&) { return false; }, kLoopCallTimeout, "admin:list_sockets");
+      [](const std::vector<SocketInfo>&) { return false; }, wait, "admin:list_sockets");
   uint64_t matched = 0;
   for (size_t k = 0; k < loops.size(); ++k) {
     const uint32_t i = loops[k];
-    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[i], kLoopCallTimeout));
+    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[i], wait));
     std::vector<SocketInfo>* sockets = &*answers[k];
     std::sort(sockets->begin(), sockets->end(),
               [](const SocketInfo& a, const SocketInfo& b) { return a.age_ns < b.age_ns; });
@@ -161,19 +172,21 @@ grpc::Status AdminService::ListSockets(Context* /*context*/, const admin::ListSo
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::SetThrottle(Context* /*context*/, const admin::SetThrottleRequest* request,
+grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottleRequest* request,
                                        admin::Throttle* response) {
   absl::StatusOr<server::ThrottleChange> change = CheckSetThrottle(*request);
   if (!change.ok()) return ToGrpc(change.status());
   if (grpc::Status s = ToGrpc(target_.SetThrottle(*change)); !s.ok()) return s;
   // Each loop takes the change in through its queue of cross-thread calls; once a call posted
-  // after it has run, the change is in force there.
-  for (EventLoop* loop : loops_) {
-    absl::StatusOr<bool> applied = CallInLoop(*loop, [] { return true; }, kLoopCallTimeout, "admin:throttle_applied");
-    if (!applied.ok()) {
-      return ToGrpc(absl::UnavailableError(absl::StrCat("the throttles are set, but ", applied.status().message(),
-                                                        "; it applies them once it gets to them")));
-    }
+  // after it has run, the change is in force there. Every loop at once.
+  const Duration wait = LoopWait(*context);
+  std::vector<std::optional<bool>> applied = CallInLoops(
+      loops_, [](size_t) { return true; }, [](bool) { return false; }, wait, "admin:throttle_applied");
+  for (size_t i = 0; i < loops_.size(); ++i) {
+    if (applied[i].has_value()) continue;
+    return ToGrpc(absl::UnavailableError(absl::StrCat("the throttles are set, but ",
+                                                      detail::LoopDidNotAnswer(*loops_[i], wait).message(),
+                                                      "; it applies them once it gets to them")));
   }
   ToProto(target_.throttle(), response);
   return grpc::Status::OK;
@@ -216,7 +229,7 @@ grpc::Status AdminService::CancelInjection(Context* /*context*/, const admin::Ca
   return grpc::Status::OK;
 }
 
-grpc::Status AdminService::CloseConnection(Context* /*context*/, const admin::CloseConnectionRequest* request,
+grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseConnectionRequest* request,
                                            admin::CloseConnectionResponse* response) {
   absl::StatusOr<std::vector<uint32_t>> loops = CheckCloseConnection(*request, LimitsOf(loops_, injector_));
   if (!loops.ok()) return ToGrpc(loops.status());
@@ -224,11 +237,12 @@ grpc::Status AdminService::CloseConnection(Context* /*context*/, const admin::Cl
   const std::vector<uint32_t> ids = *std::move(loops);
   std::vector<EventLoop*> asked;
   for (uint32_t i : ids) asked.push_back(loops_[i]);
+  const Duration wait = LoopWait(*context);
   // Every candidate loop at once, done once the one that owns the descriptor has answered: a
   // blocked loop holds up the answer only if the descriptor may be its.
   std::vector<std::optional<absl::StatusOr<SocketInfo>>> answers = CallInLoops(
       asked, [this, ids, fd](size_t k) { return target_.CloseConnection(ids[k], fd); },
-      [](const absl::StatusOr<SocketInfo>& a) { return !absl::IsNotFound(a.status()); }, kLoopCallTimeout,
+      [](const absl::StatusOr<SocketInfo>& a) { return !absl::IsNotFound(a.status()); }, wait,
       "admin:close_connection");
   for (size_t k = 0; k < ids.size(); ++k) {
     if (!answers[k].has_value() || absl::IsNotFound(answers[k]->status())) continue;
@@ -237,7 +251,7 @@ grpc::Status AdminService::CloseConnection(Context* /*context*/, const admin::Cl
     return grpc::Status::OK;
   }
   for (size_t k = 0; k < ids.size(); ++k) {
-    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[ids[k]], kLoopCallTimeout));
+    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[ids[k]], wait));
   }
   return grpc::Status(grpc::StatusCode::NOT_FOUND,
                       request->has_loop() ? absl::StrCat("no connection with fd ", fd, " on loop ", request->loop())

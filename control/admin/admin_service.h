@@ -6,7 +6,8 @@
 // takes no lock on a loop and never waits for one, so the admin plane answers while a loop is
 // blocked, and shows the task that blocks it. Actions that touch a loop's sockets (ListSockets,
 // CloseConnection) run inside that loop, every loop they concern asked at once, and give up with
-// UNAVAILABLE after kLoopCallTimeout: then the action did not happen there, and will not later
+// UNAVAILABLE after kLoopCallTimeout (sooner when the call's deadline would pass first, so that
+// the caller learns what blocks the loop): then the action did not happen there, and will not later
 // (runtime/call_in_loop.h). CloseConnection without a loop is answered as soon as the loop that
 // owns the descriptor has closed it, whether or not another loop is blocked.
 // The access rule is not its concern: AdminServer guards every method (call_gate.h).

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
@@ -163,6 +164,26 @@ TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
   EXPECT_EQ(closed.closed().fd(), idle->fd());
   EXPECT_EQ(closed.closed().peer(), peer);
   EXPECT_EQ(client.recv_until_eof(), "");  // the server closed it
+}
+
+// An action on a blocked loop, with brrrctl's default deadline (5 s, as long as the server's
+// wait for a loop): the server answers before the deadline, so brrrctl shows which task holds
+// the loop, not a bare DEADLINE_EXCEEDED.
+TEST_F(BrrrctlTest, AnActionOnABlockedLoopSaysWhatBlocksItWithinTheDefaultTimeout) {
+  Start();
+  for (const char* action : {"sockets", "close"}) {
+    SCOPED_TRACE(action);
+    auto blocked_until = std::chrono::steady_clock::now() + std::chrono::seconds(7);
+    CtlRun inject = Ctl({"inject", "blocking-sleep", "--duration=7s"});
+    ASSERT_EQ(inject.code, 0) << inject;
+    std::vector<std::string> args = {action};
+    if (std::string(action) == "close") args.push_back("12345");
+    CtlRun r = Ctl(args);
+    EXPECT_NE(r.code, 0) << r;
+    EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r;
+    EXPECT_NE(r.err.find("it has been running inject:blocking_sleep for"), std::string::npos) << r;
+    std::this_thread::sleep_until(blocked_until + std::chrono::milliseconds(200));  // the block is over
+  }
 }
 
 TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
