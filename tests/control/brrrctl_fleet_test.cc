@@ -321,8 +321,9 @@ TEST(FleetUsageTest, SilentTargetsCostOneTimeoutNotOneEach) {
         << r;
   }
   EXPECT_TRUE(Contains(r.err, "brrrctl: 3 of 3 targets not ok: ")) << r;
-  // Generous: a whole second timeout of slack, and still less than the targets one after another.
-  EXPECT_LT(took, seconds(2 * kTimeoutSeconds)) << r;
+  // One after another the three would take three timeouts at the least: anything less shows
+  // they were asked at once, with two timeouts of slack for a loaded machine.
+  EXPECT_LT(took, seconds(3 * kTimeoutSeconds)) << r;
 }
 
 TEST_F(FleetTest, WatchPrintsALinePerTargetAndATotalPerSample) {
