@@ -147,7 +147,7 @@ std::vector<Command> InjectionsCommands() {
           .min_args = 1,
           .max_args = 1,
           .run = RunCancel,
-          .run_fleet = OnEachTarget(RunCancel),
+          // One target: injection ids are each server's own.
       },
   };
 }

@@ -126,7 +126,7 @@ std::vector<Command> SocketsCommands() {
           .max_args = 1,
           .flags = {{"loop", "N", "the loop that owns it (default: whichever has it)"}},
           .run = RunClose,
-          .run_fleet = OnEachTarget(RunClose),
+          // One target: a descriptor number means a connection on one server, another on the next.
       },
   };
 }

@@ -436,6 +436,9 @@ TEST(FleetUsageTest, BadTargetListsAreUsageErrorsBeforeAnyCall) {
       {{"--target=" + a, "--targets_file=" + twice, "info"}, "give --target or --targets_file, not both"},
       // A command's own usage error, said once (not once per target).
       {{"--target=" + a + "," + b, "inject", "blocking-sleep"}, "inject needs --duration"},
+      // What names one server's connection or injection is for one target only.
+      {{"--target=" + a + "," + b, "close", "12"}, "close takes one target; 2 given"},
+      {{"--target=" + a + "," + b, "cancel", "1"}, "cancel takes one target; 2 given"},
   };
   for (const Case& c : cases) {
     CtlRun r = Brrrctl(c.args);
