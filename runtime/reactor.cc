@@ -108,8 +108,13 @@ int Reactor::release_fd(int fd) { return plugin_->table().release_fd(instance_, 
 BRRR_HOT_PATH absl::StatusOr<int> Reactor::wait(std::span<Completion> out, int64_t timeout_ns) {
   int n = calls_.wait(instance_, reinterpret_cast<brrr_completion*>(out.data()), static_cast<int>(out.size()),
                       timeout_ns);
-  if (n < 0) {
+  if (n < 0) [[unlikely]] {
     return absl::InternalError(absl::StrCat("backend \"", name(), "\": wait failed: ", std::strerror(-n)));
+  }
+  if (n > static_cast<int>(out.size())) [[unlikely]] {
+    // Read no further than the room: what lies past it is not completions.
+    return absl::InternalError(absl::StrCat("backend \"", name(), "\": wait returned ", n, " completions where ",
+                                            out.size(), " fit (a bug in the plugin)"));
   }
   return n;
 }

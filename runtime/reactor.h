@@ -151,7 +151,8 @@ class Reactor {
   int try_send(int fd, const void* buf, uint32_t len) { return calls_.try_send(instance_, fd, buf, len); }
 
   // Waits up to timeout_ns (-1: until woken) and fills `out`: the backend writes into it
-  // directly, with no copy on the way. Returns how many completions.
+  // directly, with no copy on the way. Returns how many completions; Internal if the backend
+  // failed, or claims more completions than `out` holds (a plugin bug: nothing past it is read).
   absl::StatusOr<int> wait(std::span<Completion> out, int64_t timeout_ns);
 
   // Thread-safe.

@@ -157,6 +157,21 @@ TEST(PluginLoaderTest, ABackendTheKernelRefusesSaysWhy) {
   EXPECT_TRUE(Contains(via_loader.status().message(), "Available here: ")) << via_loader.status();
 }
 
+// A plugin that claims more completions than the room it was given: an error naming it, not a
+// count that would have the loop read past the room.
+TEST(PluginLoaderTest, AWaitThatClaimsMoreCompletionsThanItsRoomIsAnError) {
+  auto plugin = PluginLoader({}).Load(TestPlugin("overflows"));
+  ASSERT_TRUE(plugin.ok()) << plugin.status();
+  auto reactor = Reactor::Create(*plugin);
+  ASSERT_TRUE(reactor.ok()) << reactor.status();
+  std::vector<Completion> room(4);
+  absl::StatusOr<int> n = (*reactor)->wait(room, 0);
+  ASSERT_FALSE(n.ok()) << "a count of " << *n << " for a room of 4";
+  EXPECT_EQ(n.status().code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(Contains(n.status().message(), "backend \"overflows\": wait returned 5 completions where 4 fit"))
+      << n.status();
+}
+
 // A seccomp filter that makes io_uring_setup(2) fail with EPERM, as a container runtime's
 // default profile does. Everything else is allowed. Returns whether it is installed.
 bool ForbidIoUringSetup() {

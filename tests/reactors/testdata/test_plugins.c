@@ -9,6 +9,8 @@
  *   CRASHES        a well-formed plugin whose create() dies of SIGBUS, as one mapped past the
  *                  end of its file would
  *   HANGS          a well-formed plugin whose create() never returns
+ *   OVERFLOWS      a plugin that starts, and whose wait() reports one completion more than
+ *                  the room it was given (and writes none)
  * PLUGIN_NAME is the name the table declares; the file must be named after it.
  */
 #include <errno.h>
@@ -19,7 +21,16 @@
 
 #include "runtime/reactor_abi.h"
 
-#if !defined(CRASHES) && !defined(HANGS)
+#if defined(OVERFLOWS)
+static int start(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
+  static int instance;
+  (void)config;
+  (void)err;
+  (void)err_size;
+  *out = (brrr_reactor*)&instance;
+  return 0;
+}
+#elif !defined(CRASHES) && !defined(HANGS)
 static int refuse(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
   (void)config;
   (void)out;
@@ -51,7 +62,11 @@ static int submit(brrr_reactor* r, const brrr_op* op) { (void)r; (void)op; retur
 static int cancel(brrr_reactor* r, int fd, uint64_t ud) { (void)r; (void)fd; (void)ud; return -ENOENT; }
 static int wait_fn(brrr_reactor* r, brrr_completion* out, int max, int64_t t) {
   (void)r; (void)out; (void)max; (void)t;
+#ifdef OVERFLOWS
+  return max + 1;
+#else
   return 0;
+#endif
 }
 static int wake(brrr_reactor* r) { (void)r; return 0; }
 static int release_fd(brrr_reactor* r, int fd) { (void)r; (void)fd; return 0; }
@@ -76,6 +91,8 @@ static const brrr_reactor_plugin kPlugin = {
     .max_fd = -1,
 #if defined(CRASHES)
     .create = crash,
+#elif defined(OVERFLOWS)
+    .create = start,
 #elif defined(HANGS)
     .create = hang,
 #else
