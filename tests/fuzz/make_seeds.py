@@ -2,7 +2,7 @@
 """Writes the fuzz targets' seed corpora, tests/fuzz/corpus/<target>/, in the input layouts
 their sources describe: admin requests serialized by protoc from text, ELF files from a real
 plugin's headers (cut short, or with their segments made to fit) and from hand-made headers,
-brrrctl flag values, and prefixer runs from the unit test's cases.
+brrrctl flag values, prefixer runs from the unit test's cases, and HTTP request heads.
 
     tests/fuzz/make_seeds.py [--plugin path/to/libbrrr_reactor_epoll.so]
 
@@ -176,6 +176,26 @@ def prefixer_seeds():
     prefixer_seed("long_prefix_cut", b"p" * 200, False, [13, 251], [2], b"\n\nab\nc")
 
 
+# --- http_request_fuzzer: [K][K piece lengths][stream] ---
+def http_seed(name, pieces, stream):
+    write("http_request_fuzzer", name, bytes([len(pieces)]) + bytes(pieces) + stream)
+
+
+def http_seeds():
+    get = b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1:9100\r\nAccept: */*\r\n\r\n"
+    http_seed("get_metrics", [], get)
+    http_seed("get_split_in_three", [5, 30], get)
+    http_seed("pipelined_two", [60], get + b"HEAD /healthz HTTP/1.1\r\nConnection: close\r\n\r\n")
+    http_seed("http10_bare_lf", [], b"\n\nGET /readyz?x=1 HTTP/1.0\nAuthorization:  Bearer t0ken \n\n")
+    http_seed("absolute_form", [], b"GET http://h:1/metrics#f HTTP/1.1\r\n\r\n")
+    http_seed("with_a_body", [], b"POST /metrics HTTP/1.1\r\nContent-Length: 4\r\n\r\nbody")
+    http_seed("chunked", [], b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    http_seed("folded_header", [], b"GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n")
+    http_seed("http2_preface", [], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    http_seed("too_many_headers", [], b"GET / HTTP/1.1\r\n" + b"A: b\r\n" * 65 + b"\r\n")
+    http_seed("too_long", [200, 200], b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\n\r\n")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plugin", default=os.path.join(ROOT, "bazel-bin", "reactors", "libbrrr_reactor_epoll.so"))
@@ -184,6 +204,7 @@ def main():
     elf_seeds(args.plugin)
     cli_seeds()
     prefixer_seeds()
+    http_seeds()
     return 0
 
 
