@@ -186,6 +186,61 @@ TEST_F(BrrrctlTest, AnActionOnABlockedLoopSaysWhatBlocksItWithinTheDefaultTimeou
   }
 }
 
+// The flags that narrow a command reach the server: sockets --loop and --limit, close --loop,
+// inject --interval, stall-threshold --loop.
+TEST_F(BrrrctlTest, FlagsThatNarrowACommandReachTheServer) {
+  Start({"--loops=2"});
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  for (int i = 0; i < 8; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_, false, 10000));
+    ASSERT_TRUE(clients.back()->send_all("x"));
+    ASSERT_EQ(clients.back()->recv_exact(1), "x");
+  }
+  CtlRun all = Ctl({"sockets", "--json"});
+  ASSERT_EQ(all.code, 0) << all;
+  admin::ListSocketsResponse every = FromJson<admin::ListSocketsResponse>(Lines(all.out).at(0));
+  ASSERT_EQ(every.matched(), 10u) << all;  // 8 connections and a listener per loop
+  for (uint32_t loop : {0u, 1u}) {
+    CtlRun one = Ctl({"sockets", "--loop=" + std::to_string(loop), "--json"});
+    ASSERT_EQ(one.code, 0) << one;
+    admin::ListSocketsResponse listed = FromJson<admin::ListSocketsResponse>(Lines(one.out).at(0));
+    EXPECT_GE(listed.sockets_size(), 1) << one;
+    for (const admin::SocketInfo& socket : listed.sockets()) EXPECT_EQ(socket.loop(), loop) << one;
+  }
+  CtlRun limited = Ctl({"sockets", "--limit=3"});
+  ASSERT_EQ(limited.code, 0) << limited;
+  EXPECT_TRUE(Contains(limited.out, "3 of 10 matching sockets listed (--limit)")) << limited;
+
+  // close --loop: the connection is not found on the other loop, and is closed on its own.
+  const admin::SocketInfo* connection = nullptr;
+  for (const admin::SocketInfo& socket : every.sockets()) {
+    if (socket.kind() == "connection") connection = &socket;
+  }
+  ASSERT_NE(connection, nullptr) << all;
+  const std::string fd = std::to_string(connection->fd());
+  CtlRun elsewhere = Ctl({"close", fd, "--loop=" + std::to_string(1 - connection->loop())});
+  EXPECT_EQ(elsewhere.code, 1) << elsewhere;
+  EXPECT_TRUE(Contains(elsewhere.err, "NOT_FOUND")) << elsewhere;
+  CtlRun closed = Ctl({"close", fd, "--loop=" + std::to_string(connection->loop()), "--json"});
+  EXPECT_EQ(closed.code, 0) << closed;
+
+  CtlRun inject = Ctl({"inject", "nonblocking-sleep", "--duration=10ms", "--count=3", "--interval=250ms", "--json"});
+  ASSERT_EQ(inject.code, 0) << inject;
+  admin::Injection injection = FromJson<admin::Injection>(Lines(inject.out).at(0));
+  EXPECT_EQ(injection.interval_ms(), 250u) << inject;
+  EXPECT_EQ(injection.count(), 3u) << inject;
+
+  CtlRun threshold = Ctl({"stall-threshold", "50ms", "--loop=1", "--json"});
+  ASSERT_EQ(threshold.code, 0) << threshold;
+  CtlRun thresholds = Ctl({"stall-threshold", "--json"});
+  ASSERT_EQ(thresholds.code, 0) << thresholds;
+  admin::StallThresholds both = FromJson<admin::StallThresholds>(Lines(thresholds.out).at(0));
+  ASSERT_EQ(both.loops_size(), 2) << thresholds;
+  for (const admin::StallThresholds::LoopThreshold& t : both.loops()) {
+    EXPECT_DOUBLE_EQ(t.threshold_ms(), t.loop() == 1 ? 50.0 : 100.0) << thresholds;
+  }
+}
+
 TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
   Start({"--drain_timeout=30s"});
   testing::BlockingClient client(port_, false, 10000);  // keeps the drain going until it leaves
