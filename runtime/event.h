@@ -9,6 +9,7 @@
 #ifndef BRRR_RUNTIME_EVENT_H_
 #define BRRR_RUNTIME_EVENT_H_
 
+#include "runtime/create_task.h"
 #include "runtime/event_loop.h"
 #include "runtime/future.h"
 
@@ -17,7 +18,8 @@ namespace brrr {
 class Event {
  public:
   explicit Event(EventLoop& loop) : loop_(loop), promise_(loop) {}
-  Event() : Event(*EventLoop::current()) {}
+  // On the loop running on this thread; throws std::logic_error if there is none.
+  Event() : Event(detail::CurrentLoopOrThrow("Event()")) {}
 
   bool is_set() const { return set_; }
   void set() {

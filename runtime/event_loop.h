@@ -136,8 +136,10 @@ class alignas(4096) EventLoop {
   static absl::StatusOr<std::unique_ptr<EventLoop>> Create(EventLoopOptions options = {});
 
   EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options);
-  // Destroys unfinished coroutine tasks (their awaits release timers and I/O), waits for
-  // run_blocking() work already running, then drops queued work without running it.
+  // Waits for run_blocking() work already running (refusing what it posts back; pool work not
+  // yet started is dropped), then destroys unfinished coroutine tasks (their awaits release
+  // timers and I/O; a frame whose locals that work used outlives it), then drops queued work
+  // without running it.
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;

@@ -8,6 +8,13 @@
 // Cancelling the task resumes it at once with CancelledError; the work itself cannot be
 // interrupted, so it runs to the end and its result is discarded.
 //
+// With g++ 12 (Debian 12's), a lambda written inside the co_await expression has its captures
+// destroyed twice when the work is dropped (the loop destroyed first): a capture that owns
+// something (`[s = std::move(s)]`) is freed twice. Build such a lambda on a line of its own:
+//
+//   auto work = [s = std::move(s)] { return parse(s); };
+//   auto result = co_await run_blocking(std::move(work));
+//
 // Threads: await from a task; `fn` runs on a pool thread and must not touch loop-owned state.
 #ifndef BRRR_RUNTIME_RUN_BLOCKING_H_
 #define BRRR_RUNTIME_RUN_BLOCKING_H_

@@ -242,6 +242,30 @@ TEST_P(EventLoopTest, StopFromAnotherThreadEndsAnIdleLoop) {
   ExpectStopFromAnotherThreadEndsIt(*loop);
 }
 
+// A stop() that comes before run_forever() (another thread may stop a loop that has not
+// started yet) is not lost: run_forever() returns. It is spent then: the next run_forever()
+// runs as usual. In virtual time, so that a lost stop ends at once, in the hour-long timer.
+TEST_P(EventLoopTest, AStopBeforeRunForeverMakesItReturn) {
+  ManualClock clock{ManualClock::AutoAdvance{}};
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), {.manual_clock = &clock});
+  bool gave_up = false;
+  loop->call_later(std::chrono::hours(1), [&] {
+    gave_up = true;
+    loop->stop();
+  });
+  loop->stop();
+  loop->run_forever();
+  EXPECT_FALSE(gave_up) << "the stop was lost: the loop ran until the hour-long timer";
+  bool ran = false;
+  loop->call_soon([&] {
+    ran = true;
+    loop->stop();
+  });
+  loop->run_forever();
+  EXPECT_TRUE(ran);
+  EXPECT_FALSE(gave_up);
+}
+
 TEST_P(EventLoopTest, ALoopCanBeHandedToAnotherThread) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
   std::thread::id ran_on;

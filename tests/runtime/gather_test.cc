@@ -94,6 +94,105 @@ TEST_F(GatherTest, OneFailureCancelsTheOthersWaitsForThemAndRethrows) {
   EXPECT_EQ(loop().stats().pending_timers, 0u);
 }
 
+// The later of two failures is not the one rethrown, even when its child comes first in the
+// arguments: the first child fails only while gather cancels it, after the second has failed.
+TEST_F(GatherTest, TwoFailuresRethrowOnlyTheFirst) {
+  auto fails_when_cancelled = []() -> Task<int> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      throw std::runtime_error("second failure");
+    }
+    co_return 1;
+  };
+  auto fails_first = []() -> Task<int> {
+    co_await sleep(milliseconds(1));
+    throw std::runtime_error("first failure");
+  };
+  auto run = [&]() -> Task<std::string> {
+    try {
+      co_await gather(fails_when_cancelled(), fails_first());
+    } catch (const std::runtime_error& e) {
+      co_return e.what();
+    }
+    co_return "no exception";
+  };
+  EXPECT_EQ(Run(run()), "first failure");
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
+TEST_F(GatherTest, VectorFormFailureCancelsTheOthersWaitsForThemAndRethrows) {
+  int cancelled = 0;
+  auto slow = [&]() -> Task<int> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      ++cancelled;
+      throw;
+    }
+    co_return 1;
+  };
+  auto failing = []() -> Task<int> {
+    co_await sleep(milliseconds(1));
+    throw std::runtime_error("vector failure");
+  };
+  auto run = [&]() -> Task<std::string> {
+    std::vector<Task<int>> tasks;
+    tasks.push_back(slow());
+    tasks.push_back(slow());
+    tasks.push_back(failing());
+    try {
+      co_await gather(std::move(tasks));
+    } catch (const std::runtime_error& e) {
+      co_return e.what();
+    }
+    co_return "no exception";
+  };
+  EXPECT_EQ(Run(run()), "vector failure");
+  EXPECT_EQ(cancelled, 2) << "both other children were cancelled before gather returned";
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+  EXPECT_EQ(loop().stats().pending_timers, 0u);
+}
+
+// A child cancelled by someone else finishes with CancelledError (future.h), which gather
+// handles as any failure: the others are cancelled and waited for, and the CancelledError is
+// rethrown to a caller that was not itself cancelled, so it can go on.
+TEST_F(GatherTest, AChildCancelledFromOutsideCancelsTheOthersAndIsRethrown) {
+  std::vector<std::string> log;
+  auto child = [&](std::string name) -> Task<int> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      log.push_back(name + " cancelled");
+      throw;
+    }
+    co_return 1;
+  };
+  Future<int> victim;
+  auto victim_task = [&]() -> Task<int> {
+    victim = create_task(child("victim"));
+    co_return co_await victim;
+  };
+  auto run = [&]() -> Task<std::string> {
+    try {
+      co_await gather(victim_task(), child("other"));
+    } catch (const CancelledError&) {
+      log.push_back("gather threw CancelledError");
+    }
+    co_await sleep(milliseconds(1));  // the caller was not cancelled: it can still await
+    co_return "caller went on";
+  };
+  auto canceller = [&]() -> Task<> {
+    co_await sleep(milliseconds(1));
+    victim.cancel();
+  };
+  Future<> c = create_task(loop(), canceller());
+  EXPECT_EQ(Run(run()), "caller went on");
+  EXPECT_TRUE(c.done());
+  EXPECT_EQ(log, (std::vector<std::string>{"victim cancelled", "other cancelled", "gather threw CancelledError"}));
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
 TEST_F(GatherTest, CancellingGatherCancelsEveryChild) {
   int cancelled = 0;
   auto child = [&]() -> Task<> {

@@ -2,8 +2,13 @@
 #include <signal.h>
 
 #include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "runtime/blocking_pool.h"
 #include "runtime/stack_sampler.h"
@@ -16,6 +21,42 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using RunBlockingTest = testing::CoroutineTest;
 using RunBlockingRealTimeTest = testing::RealTimeCoroutineTest;
+
+// Polls until `done`; false after 30 s, so that a broken pool fails a test instead of hanging it.
+bool WaitUntil(const std::function<bool()>& done) {
+  TimePoint give_up = Clock::now() + seconds(30);
+  while (!done() && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
+  return done();
+}
+
+// Runs `fn` when destroyed: captured by a queued job, it shows the job was dropped.
+class RunsOnDestruction {
+ public:
+  explicit RunsOnDestruction(std::function<void()> fn) : fn_(std::move(fn)) {}
+  RunsOnDestruction(const RunsOnDestruction&) = delete;
+  RunsOnDestruction& operator=(const RunsOnDestruction&) = delete;
+  ~RunsOnDestruction() { fn_(); }
+
+ private:
+  std::function<void()> fn_;
+};
+
+// Lines appended from any thread.
+class SharedLog {
+ public:
+  void add(std::string line) {
+    std::lock_guard<std::mutex> lock(mu_);
+    lines_.push_back(std::move(line));
+  }
+  std::vector<std::string> lines() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return lines_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<std::string> lines_;  // guarded by mu_
+};
 
 TEST_F(RunBlockingTest, RunsOnAnotherThreadAndResumesOnTheLoopThread) {
   std::thread::id loop_thread = std::this_thread::get_id();
@@ -89,6 +130,80 @@ TEST(BlockingPoolTest, StartsThreadsOnDemandUpToTheLimit) {
   TimePoint give_up = Clock::now() + seconds(30);
   while (done.load() < 5 && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
   EXPECT_EQ(done.load(), 5);
+}
+
+TEST(BlockingPoolTest, QueuedJobsRunFirstInFirstOut) {
+  BlockingPool pool(1);
+  std::atomic<bool> release{false};
+  pool.submit([&] { WaitUntil([&] { return release.load(); }); });  // holds the only thread
+  SharedLog order;
+  for (int i = 0; i < 5; ++i) pool.submit([&order, i] { order.add(std::to_string(i)); });
+  release = true;
+  ASSERT_TRUE(WaitUntil([&] { return order.lines().size() == 5; }));
+  EXPECT_EQ(order.lines(), (std::vector<std::string>{"0", "1", "2", "3", "4"}));
+}
+
+// The queued job's capture lets the running job finish once it is destroyed: so the running
+// job ends only after the pool has dropped the queued one, and before the destructor returns.
+TEST(BlockingPoolTest, DestructionLetsTheRunningJobFinishAndDropsTheQueuedOnes) {
+  std::atomic<bool> started{false};
+  std::atomic<bool> released{false};
+  std::atomic<bool> finished{false};
+  std::atomic<bool> queued_job_ran{false};
+  {
+    BlockingPool pool(1);
+    pool.submit([&] {
+      started = true;
+      WaitUntil([&] { return released.load(); });
+      finished = true;
+    });
+    auto releaser = std::make_shared<RunsOnDestruction>([&] { released = true; });
+    pool.submit([&queued_job_ran, releaser] { queued_job_ran = true; });
+    releaser.reset();
+    ASSERT_TRUE(WaitUntil([&] { return started.load(); }));
+    EXPECT_EQ(pool.queued(), 1u);
+  }
+  EXPECT_TRUE(finished.load()) << "the destructor waited for the running job";
+  EXPECT_TRUE(released.load()) << "the queued job was destroyed";
+  EXPECT_FALSE(queued_job_ran.load()) << "the queued job was dropped without running";
+}
+
+// A loop destroyed while one run_blocking job runs and another waits in the queue (one pool
+// thread). The destructor waits for the running job, refuses what it posts back, drops the
+// queued one (whose capture lets the running one finish), and destroys the task awaiting the
+// running job only then: its frame, whose locals such a job may use, outlives the job.
+TEST(RunBlockingShutdownTest, DestroyingTheLoopWaitsForRunningWorkBeforeDestroyingItsTask) {
+  auto created = EventLoop::Create({.blocking_threads = 1});
+  ASSERT_TRUE(created.ok()) << created.status();
+  std::unique_ptr<EventLoop> loop = *std::move(created);
+  EventLoop* l = loop.get();
+  SharedLog log;
+  std::atomic<bool> released{false};
+  std::atomic<int> post_accepted{-1};
+  auto awaits_running_job = [&]() -> Task<> {
+    RunsOnDestruction frame_local([&] { log.add("frame destroyed"); });
+    co_await run_blocking([&] {
+      l->call_soon_threadsafe([l] { l->stop(); });  // running: the loop can stop now
+      WaitUntil([&] { return released.load(); });
+      post_accepted = l->call_soon_threadsafe([] {}) ? 1 : 0;
+      log.add("job finished");
+    });
+  };
+  auto awaits_queued_job = [&](std::shared_ptr<RunsOnDestruction> releaser) -> Task<> {
+    // Built apart from the co_await: g++ 12 destroys the captures of a lambda written inside a
+    // co_await expression twice (here a double free, once the pool has dropped the job).
+    auto job = [r = std::move(releaser)] {};
+    co_await run_blocking(std::move(job));
+  };
+  Future<> running = create_task(*loop, awaits_running_job());
+  Future<> queued = create_task(*loop, awaits_queued_job(std::make_shared<RunsOnDestruction>([&] { released = true; })));
+  loop->run_forever();
+  EXPECT_FALSE(running.done());
+  loop.reset();
+  EXPECT_EQ(log.lines(), (std::vector<std::string>{"job finished", "frame destroyed"}));
+  EXPECT_EQ(post_accepted.load(), 0) << "call_soon_threadsafe refuses posts once the loop is being destroyed";
+  EXPECT_TRUE(running.cancelled());
+  EXPECT_TRUE(queued.cancelled());
 }
 
 // Whether this thread blocks `signal`.

@@ -169,6 +169,20 @@ TEST_F(TaskTest, CreateTaskWithoutALoopIsAClearError) {
   }
 }
 
+TEST_F(TaskTest, RunUntilCompleteThrowsWhenTheLoopStopsBeforeTheTaskFinishes) {
+  auto sleeper = []() -> Task<int> {
+    co_await sleep(std::chrono::hours(1));
+    co_return 1;
+  };
+  loop().call_soon([&] { loop().stop(); });
+  try {
+    Run(sleeper());
+    FAIL() << "expected an exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("stopped before the task finished"), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(TaskTest, SleepParksOnlyTheCallingTask) {
   std::vector<std::string> log;
   auto sleeper = [&]() -> Task<> {

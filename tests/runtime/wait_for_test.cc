@@ -1,6 +1,7 @@
 // wait_for: a time limit that cancels the task and reports DeadlineExceeded.
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "tests/runtime/coroutine_test_util.h"
 
@@ -72,6 +73,43 @@ TEST_F(WaitForTest, ATaskThatIgnoresCancellationKeepsItsResult) {
   absl::StatusOr<int> r = Run(run());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_EQ(*r, 11);
+}
+
+// The limit (two hours) is longer than the task (one hour): the task is cancelled by
+// wait_for's own cancellation, not by the time limit, and its cleanup (which takes 1 ms)
+// finishes before wait_for throws.
+TEST_F(WaitForTest, CancellingWaitForCancelsTheTaskWaitsForItAndThrows) {
+  std::vector<std::string> log;
+  auto slow = [&]() -> Task<int> {
+    try {
+      co_await sleep(std::chrono::hours(1));
+    } catch (const CancelledError&) {
+      log.push_back("task cancelled");
+    }
+    co_await sleep(milliseconds(1));
+    log.push_back("task cleaned up");
+    co_return 1;
+  };
+  auto limited = [&]() -> Task<> {
+    try {
+      co_await wait_for(slow(), std::chrono::hours(2));
+    } catch (const CancelledError&) {
+      log.push_back("wait_for threw CancelledError");
+      throw;
+    }
+    log.push_back("wait_for returned");
+  };
+  auto run = [&]() -> Task<bool> {
+    Future<> f = create_task(limited());
+    co_await sleep(milliseconds(1));
+    f.cancel();
+    co_await f.wait();
+    co_return f.cancelled();
+  };
+  EXPECT_TRUE(Run(run()));
+  EXPECT_EQ(log, (std::vector<std::string>{"task cancelled", "task cleaned up", "wait_for threw CancelledError"}));
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+  EXPECT_EQ(loop().stats().pending_timers, 0u) << "the time limit's timer is cancelled";
 }
 
 }  // namespace
