@@ -31,7 +31,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "absl/strings/str_cat.h"
 #include "runtime/event_loop.h"
 
 namespace brrr {
@@ -40,43 +39,6 @@ namespace detail {
 // The UNAVAILABLE answer for a loop that did not run a call in time.
 absl::Status LoopDidNotAnswer(const EventLoop& loop, Duration timeout);
 }  // namespace detail
-
-template <typename F, typename T = std::invoke_result_t<F&>>
-absl::StatusOr<T> CallInLoop(EventLoop& loop, F fn, Duration timeout, const char* static_label) {
-  static_assert(!std::is_void_v<T>, "return a value (a Status will do)");
-  struct Shared {
-    std::mutex mu;
-    std::condition_variable done;
-    bool started = false;    // guarded by mu: the loop has begun running fn
-    bool abandoned = false;  // guarded by mu: the caller gave up before that; fn never runs
-    std::optional<T> result;  // guarded by mu
-  };
-  auto shared = std::make_shared<Shared>();
-  bool queued = loop.call_soon_threadsafe(
-      [shared, fn = std::move(fn)]() mutable {
-        {
-          std::lock_guard<std::mutex> lock(shared->mu);
-          if (shared->abandoned) return;
-          shared->started = true;
-        }
-        T value = fn();
-        std::lock_guard<std::mutex> lock(shared->mu);
-        shared->result.emplace(std::move(value));
-        shared->done.notify_all();
-      },
-      static_label);
-  if (!queued) return absl::UnavailableError(absl::StrCat("loop ", loop.loop_id(), " has shut down"));
-  std::unique_lock<std::mutex> lock(shared->mu);
-  if (!shared->done.wait_for(lock, timeout, [&] { return shared->result.has_value(); })) {
-    if (!shared->started) {
-      shared->abandoned = true;
-      return detail::LoopDidNotAnswer(loop, timeout);
-    }
-    // The loop got to it just now: its answer is on the way (and what it did, done).
-    shared->done.wait(lock, [&] { return shared->result.has_value(); });
-  }
-  return std::move(*shared->result);
-}
 
 // Runs fn(i) on loops[i], for every i at once, and waits until every loop has answered, until
 // one answer satisfies `enough`, or until `timeout` has passed. Answer i is nullopt for a loop
@@ -131,7 +93,19 @@ std::vector<std::optional<T>> CallInLoops(const std::vector<EventLoop*>& loops, 
     }
     return true;
   });
-  return shared->answers;
+  // Nothing writes them any more: the calls not begun never will.
+  return std::move(shared->answers);
+}
+
+template <typename F, typename T = std::invoke_result_t<F&>>
+absl::StatusOr<T> CallInLoop(EventLoop& loop, F fn, Duration timeout, const char* static_label) {
+  // Shared, so that a function that cannot be copied goes too.
+  auto shared_fn = std::make_shared<F>(std::move(fn));
+  std::vector<std::optional<T>> answer = CallInLoops(
+      {&loop}, [shared_fn](size_t) { return (*shared_fn)(); }, [](const T&) { return false; }, timeout,
+      static_label);
+  if (!answer[0].has_value()) return detail::LoopDidNotAnswer(loop, timeout);
+  return std::move(*answer[0]);
 }
 
 }  // namespace brrr

@@ -210,13 +210,7 @@ TEST_F(AdminActionsTest, CloseConnectionReachesAFreeLoopWhileAnotherIsBlocked) {
   const admin::SocketInfo* on_free = FindPeer(all, LocalAddress(on_loop[1]->fd()));
   ASSERT_TRUE(on_blocked != nullptr && on_free != nullptr) << all.ShortDebugString();
 
-  admin::InjectTaskRequest block;
-  block.set_kind(admin::BLOCKING_SLEEP);
-  block.set_duration_ms(8000);
-  block.add_loops(0);
-  admin::Injection blocking;
-  ASSERT_TRUE(stub_->InjectTask(Context().get(), block, &blocking).ok());
-  StatsWhen([](const admin::Stats& s) { return s.injections_size() == 1 && s.injections(0).runs_started() == 1; });
+  BlockLoop(0, 8000);
 
   admin::CloseConnectionRequest close;
   close.set_fd(on_free->fd());

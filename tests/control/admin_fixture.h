@@ -94,6 +94,22 @@ class AdminFixture : public ::testing::Test {
     return stats;
   }
 
+  // Blocks `loop` with a BLOCKING_SLEEP of `duration_ms` through InjectTask, and returns the
+  // injection once its run has started (the test fails if it is refused or never starts).
+  brrr::admin::v1::Injection BlockLoop(uint32_t loop, uint32_t duration_ms) {
+    brrr::admin::v1::InjectTaskRequest block;
+    block.set_kind(brrr::admin::v1::BLOCKING_SLEEP);
+    block.set_duration_ms(duration_ms);
+    block.add_loops(loop);
+    brrr::admin::v1::Injection blocking;
+    grpc::Status injected = stub_->InjectTask(Context().get(), block, &blocking);
+    EXPECT_TRUE(injected.ok()) << injected.error_message();
+    StatsWhen([](const brrr::admin::v1::Stats& s) {
+      return s.injections_size() == 1 && s.injections(0).runs_started() == 1;
+    });
+    return blocking;
+  }
+
   // One echoed client on each of the server's first `loops` loops (SO_REUSEPORT spreads
   // connections by their addresses), found through ListSockets: entry i is on loop i. The test
   // fails (and the result is empty) if 200 clients never reach one of them.

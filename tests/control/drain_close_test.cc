@@ -241,14 +241,7 @@ TEST_P(DrainCloseTest, GetStatsCountsCleanClosesAndResetsApartWhileClosing) {
     });
   }
 
-  admin::InjectTaskRequest block;
-  block.set_kind(admin::BLOCKING_SLEEP);
-  block.set_duration_ms(20'000);
-  block.add_loops(held);
-  admin::Injection blocking;
-  grpc::Status injected = stub_->InjectTask(Context().get(), block, &blocking);
-  EXPECT_TRUE(injected.ok()) << injected.error_message();
-  StatsWhen([](const admin::Stats& s) { return s.injections_size() == 1 && s.injections(0).runs_started() == 1; });
+  const admin::Injection blocking = BlockLoop(held, 20'000);
   EXPECT_EQ(Stats().drain_phase(), admin::DRAIN_PHASE_SERVING);
 
   admin::DrainResponse drained;
