@@ -830,15 +830,20 @@ TEST(TakeOverMetricsTest, WithAnotherOrNoMetricsPortTheOldOneClosesItsOwnAtTheHa
     ASSERT_TRUE(HandedOver(*a, *b));
 
     // A's metrics port closes as A lets go (its accept loop ends on the metrics loop: bounded
-    // polling), and stays closed while A drains.
+    // polling), and stays closed while A drains. A connect racing the close itself is reset
+    // (ECONNRESET): the port is closing, so poll on until it refuses.
     int metrics_fd = Connect(a_metrics);
-    for (int i = 0; i < 1000 && metrics_fd >= 0; ++i) {
-      ::close(metrics_fd);
+    for (int i = 0; i < 1000 && metrics_fd != -ECONNREFUSED; ++i) {
+      if (metrics_fd >= 0) ::close(metrics_fd);
       std::this_thread::sleep_for(milliseconds(10));
       metrics_fd = Connect(a_metrics);
     }
     if (metrics_fd >= 0) ::close(metrics_fd);
     EXPECT_EQ(metrics_fd, -ECONNREFUSED) << "A's metrics port still accepts after the hand-over";
+    std::this_thread::sleep_for(milliseconds(50));
+    metrics_fd = Connect(a_metrics);
+    if (metrics_fd >= 0) ::close(metrics_fd);
+    EXPECT_EQ(metrics_fd, -ECONNREFUSED) << "A's metrics port opened again while A drains";
     EXPECT_FALSE(a->Wait(milliseconds(0)).has_value()) << "A should still drain the held connection";
     if (b_serves_metrics) {
       EXPECT_NE(b->out().find("metrics on 127.0.0.1:" + std::to_string(b_metrics)), std::string::npos) << b->out();
