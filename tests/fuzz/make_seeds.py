@@ -2,7 +2,8 @@
 """Writes the fuzz targets' seed corpora, tests/fuzz/corpus/<target>/, in the input layouts
 their sources describe: admin requests serialized by protoc from text, ELF files from a real
 plugin's headers (cut short, or with their segments made to fit) and from hand-made headers,
-brrrctl flag values, prefixer runs from the unit test's cases, and HTTP request heads.
+brrrctl flag values and target lists, prefixer runs from the unit test's cases, HTTP request
+heads, and hand-over exchanges (frames as server/listener_handover.h lays them out).
 
     tests/fuzz/make_seeds.py [--plugin path/to/libbrrr_reactor_epoll.so]
 
@@ -196,6 +197,62 @@ def http_seeds():
     http_seed("too_long", [200, 200], b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\n\r\n")
 
 
+# --- targets_fuzzer: [mode: even a file, odd a --target value][text] ---
+def targets_seeds():
+    files = {
+        "file_example": "# the fleet\n127.0.0.1:5001\n\n   127.0.0.1:5002   # canary\n\t\n[::1]:5003\r\n#x:1\n",
+        "file_schemes": "unix:/run/brrr.sock\ndns:///echo.internal:5001\nipv4:127.0.0.1:1\n",
+        "file_twice": "127.0.0.1:1\n127.0.0.1:1 # again\n",
+        "file_comments_only": "# a\n  # b\n",
+        "file_bad_port": "127.0.0.1:65536\n",
+    }
+    flags = {
+        "flag_two": "127.0.0.1:5001, 127.0.0.1:5002",
+        "flag_ipv6_unbracketed": "::1:5001",
+        "flag_trailing_comma": "127.0.0.1:1,",
+        "flag_unclosed_bracket": "[::1:5001",
+        "flag_hash": "a#b:1",
+    }
+    for name, text in files.items():
+        write("targets_fuzzer", name, b"\0" + text.encode())
+    for name, text in flags.items():
+        write("targets_fuzzer", name, b"\1" + text.encode())
+
+
+# --- handover_offer_fuzzer: pieces [attach][LE16 length][bytes]; PORT1 and PORT2: the listeners' ---
+def frame(frame_type, payload, version=1):
+    return b"BRHO" + struct.pack(">HHI", version, frame_type, len(payload)) + payload
+
+
+def piece(data, attach=0):
+    return bytes([attach]) + struct.pack("<H", len(data)) + data
+
+
+OFFER, REFUSE, LISTENER = 2, 3, 4
+
+
+def handover_seeds():
+    echo = frame(LISTENER, b"echo")
+    write("handover_offer_fuzzer", "two_echo_listeners",
+          piece(frame(OFFER, b"pid=42\nloops=2\necho=127.0.0.1:PORT1\n")) + piece(echo, 1) + piece(echo, 1))
+    offer = frame(OFFER, b"pid=42\nloops=1\necho=127.0.0.1:PORT1\n")
+    write("handover_offer_fuzzer", "one_echo_listener", piece(offer) + piece(echo, 1))
+    full = frame(OFFER, b"pid=42\nloops=1\necho=127.0.0.1:PORT1\nmetrics=127.0.0.1:PORT2\nadmin=127.0.0.1:PORT2\n")
+    write("handover_offer_fuzzer", "echo_metrics_admin",
+          piece(full) + piece(echo, 1) + piece(frame(LISTENER, b"metrics"), 2) + piece(frame(LISTENER, b"admin"), 2))
+    write("handover_offer_fuzzer", "listener_on_another_address", piece(offer) + piece(echo, 2))
+    write("handover_offer_fuzzer", "not_a_socket", piece(offer) + piece(echo, 3))
+    write("handover_offer_fuzzer", "not_listening", piece(offer) + piece(echo, 4))
+    write("handover_offer_fuzzer", "two_descriptors_in_one", piece(offer) + piece(echo, 5))
+    write("handover_offer_fuzzer", "no_descriptor", piece(offer) + piece(echo))
+    write("handover_offer_fuzzer", "split_header", piece(offer[:5]) + piece(offer[5:]) + piece(echo[:3], 1) + piece(echo[3:]))
+    write("handover_offer_fuzzer", "refused", piece(frame(REFUSE, b"draining")))
+    write("handover_offer_fuzzer", "version_2", piece(frame(OFFER, b"pid=1\nloops=1\necho=127.0.0.1:PORT1\n", version=2)))
+    write("handover_offer_fuzzer", "oversized", piece(b"BRHO" + struct.pack(">HHI", 1, OFFER, 4097)))
+    write("handover_offer_fuzzer", "loops_too_many", piece(frame(OFFER, b"pid=1\nloops=1025\necho=127.0.0.1:PORT1\n")))
+    write("handover_offer_fuzzer", "cut_short", piece(offer) + piece(echo[:-1], 1))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--plugin", default=os.path.join(ROOT, "bazel-bin", "reactors", "libbrrr_reactor_epoll.so"))
@@ -205,6 +262,8 @@ def main():
     cli_seeds()
     prefixer_seeds()
     http_seeds()
+    targets_seeds()
+    handover_seeds()
     return 0
 
 
