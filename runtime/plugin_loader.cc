@@ -43,6 +43,43 @@ std::string DirName(const std::string& path) {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
+// One version of a file: a file replaced or rewritten since is another.
+struct FileVersion {
+  dev_t device;
+  ino_t inode;
+  off_t size;
+  int64_t modified_ns;
+  auto operator<=>(const FileVersion&) const = default;
+};
+
+std::optional<FileVersion> VersionOf(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileVersion{st.st_dev, st.st_ino, st.st_size, st.st_mtim.tv_sec * 1'000'000'000LL + st.st_mtim.tv_nsec};
+}
+
+// The plugin files this process has tried in a child and seen return from create(): each is
+// tried once per process (a server's loops, a test's many loops), not once per reactor.
+class TriedFiles {
+ public:
+  static TriedFiles& Instance() {
+    static TriedFiles* files = new TriedFiles();
+    return *files;
+  }
+  bool Contains(const FileVersion& v) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return files_.count(v) != 0;
+  }
+  void Add(const FileVersion& v) {
+    std::lock_guard<std::mutex> lock(mu_);
+    files_.insert(v);
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<FileVersion> files_;  // guarded by mu_
+};
+
 void AddEnvDir(std::vector<std::string>* dirs, const char* var, absl::string_view suffix) {
   const char* value = std::getenv(var);
   if (value != nullptr && *value != '\0') dirs->push_back(absl::StrCat(value, suffix));
@@ -85,36 +122,29 @@ PluginLoader PluginLoader::Default(absl::string_view override_dir) {
 
 std::string PluginLoader::FileNameFor(absl::string_view name) { return PluginFileName(name); }
 
-absl::StatusOr<std::shared_ptr<const Plugin>> PluginLoader::Load(absl::string_view name_or_path) const {
+absl::StatusOr<std::string> PluginLoader::PathOf(absl::string_view name_or_path) const {
   if (absl::StrContains(name_or_path, '/')) {
     std::string path(name_or_path);
     if (!IsFile(path)) {
-      return absl::NotFoundError(
-          absl::StrCat(path, ": no such plugin file. ", AvailabilitySummary()));
+      return absl::NotFoundError(absl::StrCat(path, ": no such plugin file. ", AvailabilitySummary()));
     }
-    auto plugin = LoadPluginFile(path);
-    if (!plugin.ok()) {
-      return absl::Status(plugin.status().code(),
-                          absl::StrCat(plugin.status().message(), ". ", AvailabilitySummary()));
-    }
-    return plugin;
+    return path;
   }
   if (!IsBackendName(name_or_path)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "\"", name_or_path, "\" is not a backend name (lowercase letters, digits, '_') or a path. ",
         AvailabilitySummary()));
   }
-  if (std::optional<std::string> path = FindPlugin(name_or_path); path.has_value()) {
-    auto plugin = LoadPluginFile(*path);
-    if (!plugin.ok()) {
-      return absl::Status(plugin.status().code(),
-                          absl::StrCat(plugin.status().message(), ". ", AvailabilitySummary()));
-    }
-    return plugin;
-  }
+  if (std::optional<std::string> path = FindPlugin(name_or_path); path.has_value()) return *path;
   return absl::NotFoundError(absl::StrCat("backend \"", name_or_path, "\" not found: no ", FileNameFor(name_or_path),
                                           " in ", absl::StrJoin(search_dirs_, ", "), ". ",
                                           AvailabilitySummary()));
+}
+
+absl::StatusOr<std::shared_ptr<const Plugin>> PluginLoader::Load(absl::string_view name_or_path) const {
+  absl::StatusOr<std::string> path = PathOf(name_or_path);
+  if (!path.ok()) return path.status();
+  return WithSummary(LoadPluginFile(*path));
 }
 
 std::optional<std::string> PluginLoader::FindPlugin(absl::string_view name) const {
@@ -129,14 +159,12 @@ std::optional<std::string> PluginLoader::FindPlugin(absl::string_view name) cons
 absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::string_view backend,
                                                                      const ReactorConfig& config) const {
   if (backend != "auto") {
-    auto plugin = Load(backend);
+    absl::StatusOr<std::string> path = PathOf(backend);
+    if (!path.ok()) return path.status();
+    if (absl::Status tried = TryBeforeLoading(*path); !tried.ok()) return WithSummary<std::unique_ptr<Reactor>>(tried);
+    auto plugin = WithSummary(LoadPluginFile(*path));
     if (!plugin.ok()) return plugin.status();
-    auto reactor = Reactor::Create(*std::move(plugin), config);
-    if (!reactor.ok()) {
-      return absl::Status(reactor.status().code(),
-                          absl::StrCat(reactor.status().message(), ". ", AvailabilitySummary()));
-    }
-    return reactor;
+    return WithSummary(Reactor::Create(*std::move(plugin), config));
   }
   // Straight to the files: a backend that is missing or broken here is skipped without listing
   // what is available, which would probe every plugin (in child processes) at each start.
@@ -144,6 +172,10 @@ absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::strin
   for (absl::string_view name : kAutoOrder) {
     std::optional<std::string> path = FindPlugin(name);
     if (!path.has_value()) continue;
+    if (absl::Status tried = TryBeforeLoading(*path); !tried.ok()) {
+      reasons.push_back(std::string(tried.message()));
+      continue;
+    }
     auto plugin = LoadPluginFile(*path);
     if (!plugin.ok()) {
       reasons.push_back(std::string(plugin.status().message()));
@@ -154,6 +186,17 @@ absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::strin
     reasons.push_back(std::string(reactor.status().message()));
   }
   return NoAutoBackend(reasons);
+}
+
+absl::Status PluginLoader::TryBeforeLoading(const std::string& path) const {
+  std::optional<FileVersion> version = VersionOf(path);
+  if (version.has_value() && TriedFiles::Instance().Contains(*version)) return absl::OkStatus();
+  BackendProbe probe = ProbePluginFile(path, kProbeTimeout);
+  if (probe.fatal) return probe.status;
+  // It returned from create(), started or not (the answer with this process's own settings is
+  // the one that counts), or no child could be started here: this process loads it itself.
+  if (version.has_value() && probe.answered) TriedFiles::Instance().Add(*version);
+  return absl::OkStatus();
 }
 
 absl::Status PluginLoader::NoAutoBackend(const std::vector<std::string>& reasons) const {

@@ -18,7 +18,9 @@
 // A damaged plugin file is refused, never fatal: every file is checked before dlopen
 // (plugin_file.h), and Probe() (the listings, "Available here") loads and starts each plugin in
 // a short-lived child process (plugin_probe.h), so a plugin this process does not run cannot
-// crash it. Only the backend being created (CreateReactor) is loaded into this process.
+// crash it. Only the backend being created (CreateReactor) is loaded into this process, and
+// only once a child has loaded and started it too (once per file and process): one that crashes
+// or hangs there is refused with the reason, and `auto` goes on to the next.
 //
 // Threads: thread-safe. Probe() runs once per loader (copies share the answer) and is cached;
 // a loader lives as long as one decision (a program's start, one listing), so a file changed
@@ -37,6 +39,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "runtime/plugin_probe.h"
 #include "runtime/reactor.h"
@@ -89,6 +92,20 @@ class PluginLoader {
     std::optional<std::vector<BackendProbe>> probes;  // guarded by mu
   };
 
+  // The file of a backend name or a path, or why there is none.
+  absl::StatusOr<std::string> PathOf(absl::string_view name_or_path) const;
+  // Before `path` is loaded into this process: loaded and started once in a child process
+  // (plugin_probe.h), so that a plugin that crashes or hangs in its constructors or create()
+  // is refused with the reason instead of taking this process down. OK when it returned
+  // (started or refused: this process then finds out with its own settings) or when no child
+  // can be started here. Once per version of a file per process.
+  absl::Status TryBeforeLoading(const std::string& path) const;
+  // `result`, its error message followed by AvailabilitySummary().
+  template <typename T>
+  absl::StatusOr<T> WithSummary(absl::StatusOr<T> result) const {
+    if (result.ok()) return result;
+    return absl::Status(result.status().code(), absl::StrCat(result.status().message(), ". ", AvailabilitySummary()));
+  }
   // The first file for backend `name` in the search path.
   std::optional<std::string> FindPlugin(absl::string_view name) const;
   std::vector<std::string> FindPluginFiles() const;

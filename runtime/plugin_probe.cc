@@ -220,6 +220,7 @@ BackendProbe ProbePluginFileHere(const std::string& path) {
   probe.path = path;
   probe.name = NameOf(path);
   auto plugin = LoadPluginFile(path);
+  probe.answered = true;
   if (!plugin.ok()) {
     probe.status = plugin.status();
     return probe;
@@ -256,19 +257,24 @@ BackendProbe ProbePluginFile(const std::string& path, std::chrono::milliseconds 
   std::optional<int> status = Reap(pid, answered ? deadline : std::chrono::steady_clock::now(), &killed);
 
   if (killed) {
+    probe.fatal = true;
     probe.status = absl::DeadlineExceededError(
         absl::StrCat(path, ": the probe did not answer within ", DurationText(timeout),
                      " (loading and starting the plugin in a child process, which was killed)"));
     return probe;
   }
   if (status.has_value() && WIFSIGNALED(*status)) {
+    probe.fatal = true;
     probe.status = absl::UnavailableError(
         absl::StrCat(path, ": the probe crashed (", SignalName(WTERMSIG(*status)),
                      ") while loading and starting the plugin in a child process"));
     return probe;
   }
   bool clean_exit = !status.has_value() || (WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
-  if (clean_exit && Decode(output, &probe)) return probe;
+  if (clean_exit && Decode(output, &probe)) {
+    probe.answered = true;
+    return probe;
+  }
   std::string why = status.has_value() && WIFEXITED(*status)
                         ? absl::StrCat("the probe process exited with status ", WEXITSTATUS(*status), " without an answer")
                         : std::string("the probe process ended without an answer");

@@ -4,7 +4,8 @@
 //
 // Listing the backends (--list_backends, the admin plane's GetServerInfo, the "Available
 // here: ..." part of error messages) means loading every plugin file in the search path and
-// starting an instance of each, including files the process will never run. The ELF check
+// starting an instance of each, including files the process will never run; and before the
+// process loads the backend it will run (PluginLoader::CreateReactor), it tries it here first. The ELF check
 // (elf_check.h) refuses the damage we know of before dlopen, but a plugin's own code can still
 // crash in its create(), and a file can be damaged in ways no check foresees. So each file is
 // probed in a child: the running program itself, executed again from /proc/self/exe with
@@ -48,6 +49,10 @@ struct BackendProbe {
   std::string description;
   uint64_t capabilities = 0;
   absl::Status status;  // OK: it loads and starts on this machine. Otherwise why not.
+  bool answered = false;  // the child loaded the plugin and returned from its create() (or the
+                          // file was refused before dlopen): `status` is its answer
+  bool fatal = false;     // the child crashed or hung in the plugin: loading it into a process
+                          // would take that process down
 };
 
 // Loads and starts the plugin at `path` in a child process (see above).

@@ -44,6 +44,10 @@ std::string StandIn(const std::string& name) {
   return Runfiles("tests/reactors/stand_ins/libbrrr_reactor_" + name + ".so");
 }
 
+// A well-formed test plugin that claims to be io_uring, the first `auto` tries, and whose
+// create() dies of SIGBUS (tests/reactors/stand_ins/crashing).
+std::string CrashingIoUring() { return Runfiles("tests/reactors/stand_ins/crashing/libbrrr_reactor_io_uring.so"); }
+
 // A fresh directory under the test's temporary directory.
 std::string TempDir(const std::string& name) {
   const char* tmp = std::getenv("TEST_TMPDIR");
@@ -247,6 +251,41 @@ TEST(PluginLoaderTest, AutoSkipsBackendsThatCannotStartAndSaysSo) {
   EXPECT_TRUE(Contains(summary, "Available here: epoll")) << summary;
   EXPECT_TRUE(Contains(summary, "io_uring: backend \"io_uring\"")) << summary;
   EXPECT_TRUE(Contains(summary, "cannot start here: test_setup: Operation not permitted")) << summary;
+}
+
+// A plugin that would crash this process as it starts is tried in a child process first: an
+// error naming the crash, and this process carries on (before, it died of the SIGBUS).
+TEST(PluginLoaderTest, CreatingABackendThatCrashesAsItStartsIsAnErrorNotACrash) {
+  PluginLoader loader({Runfiles("tests/reactors")});
+  for (const std::string& backend : {std::string("crashes"), TestPlugin("crashes")}) {
+    SCOPED_TRACE(backend);
+    auto reactor = loader.CreateReactor(backend);
+    ASSERT_FALSE(reactor.ok());
+    EXPECT_EQ(reactor.status().code(), absl::StatusCode::kUnavailable);
+    absl::string_view m = reactor.status().message();
+    EXPECT_TRUE(Contains(m, TestPlugin("crashes") + ": the probe crashed (SIGBUS) while loading and starting the "
+                                                    "plugin in a child process")) << m;
+    EXPECT_TRUE(Contains(m, "Available here: ")) << m;
+  }
+}
+
+TEST(PluginLoaderTest, AutoSkipsABackendThatCrashesAsItStarts) {
+  std::string dir = testing::FreshDir("auto_crashing");
+  ASSERT_EQ(::symlink(CrashingIoUring().c_str(), (dir + "/libbrrr_reactor_io_uring.so").c_str()), 0);
+  ASSERT_EQ(::symlink(Runfiles("reactors/libbrrr_reactor_epoll.so").c_str(), (dir + "/libbrrr_reactor_epoll.so").c_str()),
+            0);
+  auto reactor = PluginLoader({dir}).CreateReactor("auto");
+  ASSERT_TRUE(reactor.ok()) << reactor.status();
+  EXPECT_EQ((*reactor)->name(), "epoll");
+
+  // With nothing else to try, the error names the crash.
+  std::string alone = testing::FreshDir("auto_crashing_alone");
+  ASSERT_EQ(::symlink(CrashingIoUring().c_str(), (alone + "/libbrrr_reactor_io_uring.so").c_str()), 0);
+  auto none = PluginLoader({alone}).CreateReactor("auto");
+  ASSERT_FALSE(none.ok());
+  EXPECT_TRUE(Contains(none.status().message(), "--backend=auto: no backend starts here")) << none.status();
+  EXPECT_TRUE(Contains(none.status().message(), alone + "/libbrrr_reactor_io_uring.so: the probe crashed (SIGBUS)"))
+      << none.status();
 }
 
 TEST(PluginLoaderTest, AutoWithNothingThatStartsListsEveryReason) {

@@ -101,5 +101,52 @@ TEST(DamagedPluginTest, ListBackendsReportsAPluginThatCrashes) {
   EXPECT_TRUE(Contains(p.out(), "epoll     starts here\n")) << p.out();
 }
 
+// A well-formed plugin whose create() dies of SIGBUS, given by name or in `auto`'s way: it is
+// tried in a child process before it is loaded into the server, so the server refuses it with
+// the reason (exit 3) or, for `auto`, serves on the next backend. Before, the server died of it.
+TEST(DamagedPluginTest, ABackendThatCrashesAsItStartsIsRefusedAndAutoServesOnTheNext) {
+  std::string dir = testing::FreshDir("crashes_start");
+  std::string crashes = dir + "/libbrrr_reactor_crashes.so";
+  ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/libbrrr_reactor_crashes.so").c_str(), crashes.c_str()), 0);
+  std::string io_uring = dir + "/libbrrr_reactor_io_uring.so";
+  ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/stand_ins/crashing/libbrrr_reactor_io_uring.so").c_str(),
+                      io_uring.c_str()),
+            0);
+
+  for (const std::string& backend : {std::string("crashes"), std::string("io_uring")}) {
+    SCOPED_TRACE(backend);
+    Process p(EchoBinary(), {"--backend=" + backend, "--plugin_dir=" + dir, "--port=0"});
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 3) << p.err();
+    EXPECT_TRUE(Contains(p.err(), dir + "/libbrrr_reactor_" + backend + ".so: the probe crashed (SIGBUS)")) << p.err();
+  }
+
+  // io_uring is the first `auto` tries; the real epoll comes from the runfiles.
+  Process p(EchoBinary(), {"--backend=auto", "--plugin_dir=" + dir, "--port=0"});
+  uint16_t port = p.ListeningPort();
+  ASSERT_NE(port, 0) << p.err();
+  EXPECT_TRUE(Contains(p.out(), "(backend epoll,")) << p.out();
+  testing::BlockingClient client(port);
+  ASSERT_TRUE(client.send_all("served\n"));
+  EXPECT_EQ(client.recv_exact(7), "served\n");
+  client.close();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
+}
+
+// A plugin whose create() never returns: refused when its trial in a child process times out
+// (PluginLoader::kProbeTimeout), where the server used to hang before it listened.
+TEST(DamagedPluginTest, ABackendThatHangsAsItStartsIsRefusedAtTheProbeTimeout) {
+  std::string dir = testing::FreshDir("hangs_start");
+  std::string hangs = dir + "/libbrrr_reactor_hangs.so";
+  ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/stand_ins/libbrrr_reactor_hangs.so").c_str(), hangs.c_str()), 0);
+  Process p(EchoBinary(), {"--backend=hangs", "--plugin_dir=" + dir, "--port=0"});
+  std::optional<int> code = p.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "still starting after 60 s";
+  EXPECT_EQ(*code, 3) << p.err();
+  EXPECT_TRUE(Contains(p.err(), hangs + ": the probe did not answer within 10 s")) << p.err();
+}
+
 }  // namespace
 }  // namespace brrr
