@@ -6,7 +6,8 @@
 # another build to compare with), and the wait for a server it started to say that it is
 # ready; and the echo servers and load scenarios bench/echo.sh, bench/ab.sh, bench/profile.sh,
 # bench/instructions.sh and bench/pages.sh run (bench_start_server, bench_scenario_args,
-# bench_connection_counts).
+# bench_connection_counts); and the frame of the two that measure what watching a server costs
+# (bench_watch_rounds, bench_threads_cpu_ns...).
 # Not a script of its own.
 #
 #   BENCH_NAME=bench/foo.sh                        # the name errors start with
@@ -262,4 +263,75 @@ bench_stop_server() {
   kill -KILL "$SERVER_PID" 2> /dev/null || true
   wait "$SERVER_PID" 2> /dev/null || true
   SERVER_PID=""
+}
+
+# ---- the cost of watching a server (bench/metrics_overhead.sh, bench/watch_overhead.sh) ----
+# One brrr-echo (SERVER_PID, echo port PORT) under the brrr-bench load, without and with a
+# watcher (WATCHER_PID: a scraper, a WatchStats stream), alternating in one run. The script
+# defines run MODE, one measured run, and sets LOAD, DURATION, WARMUP, LOAD_CPU and ROUNDS.
+SERVER_PID=""
+WATCHER_PID=""
+
+# bench_watch_cleanup: the EXIT trap: kills the watcher, lets the server drain, removes WORK.
+bench_watch_cleanup() {
+  if [[ -n "$WATCHER_PID" ]]; then kill -KILL "$WATCHER_PID" 2> /dev/null || true; fi
+  if [[ -n "$SERVER_PID" ]]; then
+    kill -TERM "$SERVER_PID" 2> /dev/null || true  # drains and exits
+    wait "$SERVER_PID" 2> /dev/null || true
+  fi
+  rm -rf "$WORK"
+}
+
+# bench_stop_watcher SIGNAL: stops WATCHER_PID with SIGNAL and waits for it.
+bench_stop_watcher() {
+  kill "-$1" "$WATCHER_PID" 2> /dev/null || true
+  wait "$WATCHER_PID" 2> /dev/null || true
+  WATCHER_PID=""
+}
+
+# bench_threads_cpu_ns [+NAME | -NAME]: the CPU time (ns) the server's threads have used: all
+# of them, only the threads named NAME (+NAME), or all but those (-NAME).
+bench_threads_cpu_ns() {
+  local filter="${1:-}" total=0 t name
+  for t in /proc/"$SERVER_PID"/task/*; do
+    name="$(cat "$t/comm" 2> /dev/null)" || continue
+    case "$filter" in
+      +*) [[ "$name" == "${filter#+}" ]] || continue ;;
+      -*) [[ "$name" == "${filter#-}" ]] && continue ;;
+    esac
+    total=$((total + $(cut -d' ' -f1 "$t/schedstat" 2> /dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# bench_watch_load: one measured run of the load (pinned to LOAD_CPU); prints its JSON result,
+# or nothing if it failed (bench_watch_check_load says so).
+bench_watch_load() {
+  # shellcheck disable=SC2086
+  taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="$PORT" $LOAD --duration="$DURATION" \
+    --warmup="$WARMUP" --progress=false 2> "$WORK/load.err" | grep '^{' || true
+}
+
+# bench_watch_check_load MODE JSON: exits 1, with the load's errors, unless JSON is a result.
+bench_watch_check_load() {
+  if [[ "$2" != *'"ok":true'* ]]; then
+    cat "$WORK/load.err" >&2
+    echo "$BENCH_NAME: $1 run failed: ${2:-no result}" >&2
+    exit 1
+  fi
+}
+
+# bench_watch_rounds MODE: ROUNDS rounds of `run off` and `run MODE` (ROUND set), the order
+# alternating from round to round so that slow drifts of the machine cancel out.
+bench_watch_rounds() {
+  for ROUND in $(seq 1 "$ROUNDS"); do
+    echo "round $ROUND" >&2
+    if ((ROUND % 2)); then
+      run off
+      run "$1"
+    else
+      run "$1"
+      run off
+    fi
+  done
 }

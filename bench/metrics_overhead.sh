@@ -60,17 +60,7 @@ cd "$(dirname "$0")/.."
 BIN="$(bench_build //server/brrr-echo //bench:brrr-bench)"
 
 WORK="$(mktemp -d /tmp/brrr-metrics-bench.XXXXXX)"
-SERVER_PID=""
-SCRAPER_PID=""
-cleanup() {
-  if [[ -n "$SCRAPER_PID" ]]; then kill -KILL "$SCRAPER_PID" 2> /dev/null || true; fi
-  if [[ -n "$SERVER_PID" ]]; then
-    kill -TERM "$SERVER_PID" 2> /dev/null || true  # drains and exits
-    wait "$SERVER_PID" 2> /dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_watch_cleanup EXIT
 
 PORT=$((20000 + RANDOM % 20000))
 METRICS=$((PORT + 1))
@@ -79,25 +69,6 @@ taskset -c "$SERVER_CPU" "$BIN/server/brrr-echo/brrr-echo" --port="$PORT" --loop
 SERVER_PID=$!
 bench_wait_ready "$SERVER_PID" "$WORK/server.log" "metrics on" "brrr-echo did not start its metrics port"
 head -2 "$WORK/server.log" >&2
-
-# CPU time (ns) of the server's threads: the metrics thread's, and all of them.
-metrics_cpu_ns() {
-  local t
-  for t in /proc/"$SERVER_PID"/task/*; do
-    if [[ "$(cat "$t/comm" 2> /dev/null)" == brrr-metrics ]]; then
-      cut -d' ' -f1 "$t/schedstat"
-      return
-    fi
-  done
-  echo 0
-}
-server_cpu_ns() {
-  local total=0 t
-  for t in /proc/"$SERVER_PID"/task/*; do
-    total=$((total + $(cut -d' ' -f1 "$t/schedstat" 2> /dev/null || echo 0)))
-  done
-  echo "$total"
-}
 
 # The scraper: GET /metrics once a second until killed; one line per scrape (its bytes).
 cat > "$WORK/scraper.py" << 'PY'
@@ -118,21 +89,17 @@ run() {
   if [[ "$mode" == scrape ]]; then
     taskset -c "$LOAD_CPU" python3 "$WORK/scraper.py" "http://127.0.0.1:$METRICS/metrics" \
       > "$WORK/scrapes.txt" 2> "$WORK/scraper.err" &
-    SCRAPER_PID=$!
+    WATCHER_PID=$!
   fi
-  metrics_before=$(metrics_cpu_ns)
-  server_before=$(server_cpu_ns)
+  metrics_before=$(bench_threads_cpu_ns +brrr-metrics)
+  server_before=$(bench_threads_cpu_ns)
   started=$(date +%s%N)
-  # shellcheck disable=SC2086
-  json="$(taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="$PORT" $LOAD --duration="$DURATION" \
-    --warmup="$WARMUP" --progress=false 2> "$WORK/load.err" | grep '^{' || true)"
-  metrics_after=$(metrics_cpu_ns)
-  server_after=$(server_cpu_ns)
+  json="$(bench_watch_load)"
+  metrics_after=$(bench_threads_cpu_ns +brrr-metrics)
+  server_after=$(bench_threads_cpu_ns)
   ended=$(date +%s%N)
-  if [[ -n "$SCRAPER_PID" ]]; then
-    kill -KILL "$SCRAPER_PID" 2> /dev/null || true
-    wait "$SCRAPER_PID" 2> /dev/null || true
-    SCRAPER_PID=""
+  if [[ -n "$WATCHER_PID" ]]; then
+    bench_stop_watcher KILL
     scrapes=$(wc -l < "$WORK/scrapes.txt")
     bytes=$(tail -1 "$WORK/scrapes.txt" 2> /dev/null || echo 0)
     if ((scrapes == 0)); then
@@ -141,28 +108,14 @@ run() {
       exit 1
     fi
   fi
-  if [[ "$json" != *'"ok":true'* ]]; then
-    cat "$WORK/load.err" >&2
-    echo "bench/metrics_overhead.sh: $mode run failed: ${json:-no result}" >&2
-    exit 1
-  fi
+  bench_watch_check_load "$mode" "$json"
   local wall=$((ended - started))
   echo "{\"mode\":\"$mode\",\"round\":$ROUND,\"scrapes\":$scrapes,\"scrape_bytes\":${bytes:-0},\"wall_ns\":$wall,\"metrics_cpu_ns\":$((metrics_after - metrics_before)),\"server_cpu_ns\":$((server_after - server_before)),\"result\":$json}" >> "$WORK/results.jsonl"
   python3 -c 'import json,sys; r=json.loads(sys.argv[1]); print("  %-6s %9.0f msg/s  p99 %4.0f us  metrics thread %.3f%% of a core  (%s scrapes)" % (sys.argv[2], r["messages_per_second"], r["p99_us"], 100.0 * int(sys.argv[4]) / int(sys.argv[5]), sys.argv[3]))' \
     "$json" "$mode" "$scrapes" "$((metrics_after - metrics_before))" "$wall" >&2
 }
 
-for ROUND in $(seq 1 "$ROUNDS"); do
-  echo "round $ROUND" >&2
-  # Alternate which goes first.
-  if ((ROUND % 2)); then
-    run off
-    run scrape
-  else
-    run scrape
-    run off
-  fi
-done
+bench_watch_rounds scrape
 
 python3 - "$WORK/results.jsonl" "$LOAD" "$LOOPS" << 'PY'
 import json, statistics, sys

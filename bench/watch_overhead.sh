@@ -58,17 +58,7 @@ cd "$(dirname "$0")/.."
 BIN="$(bench_build //server/brrr-echo //bench:brrr-bench //control/brrrctl)"
 
 WORK="$(mktemp -d /tmp/brrr-watch-bench.XXXXXX)"
-SERVER_PID=""
-WATCH_PID=""
-cleanup() {
-  if [[ -n "$WATCH_PID" ]]; then kill -KILL "$WATCH_PID" 2> /dev/null || true; fi
-  if [[ -n "$SERVER_PID" ]]; then
-    kill -TERM "$SERVER_PID" 2> /dev/null || true  # drains and exits
-    wait "$SERVER_PID" 2> /dev/null || true
-  fi
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+trap bench_watch_cleanup EXIT
 
 PORT=$((20000 + RANDOM % 20000))
 ADMIN=$((PORT + 1))
@@ -77,35 +67,21 @@ SERVER_PID=$!
 bench_wait_ready "$SERVER_PID" "$WORK/server.log" "admin plane on" "brrr-echo did not start its admin plane"
 head -1 "$WORK/server.log" >&2
 
-# CPU time (ns) of the server's threads other than its loops (named brrr-echo): gRPC's.
-admin_cpu_ns() {
-  local total=0 t
-  for t in /proc/"$SERVER_PID"/task/*; do
-    [[ "$(cat "$t/comm" 2> /dev/null)" == brrr-echo ]] && continue
-    total=$((total + $(cut -d' ' -f1 "$t/schedstat" 2> /dev/null || echo 0)))
-  done
-  echo "$total"
-}
-
 # run MODE: one measured run, without ("off") or with ("watch") the stream; appends a line.
 run() {
   local mode="$1" json lines=0 cpu_before cpu_after started ended
-  cpu_before=$(admin_cpu_ns)
+  cpu_before=$(bench_threads_cpu_ns -brrr-echo)  # all but the loops: gRPC's
   started=$(date +%s%N)
   if [[ "$mode" == watch ]]; then
     taskset -c "$LOAD_CPU" "$BIN/control/brrrctl/brrrctl" --target="127.0.0.1:$ADMIN" --json watch --interval="$INTERVAL" \
       > "$WORK/watch.jsonl" 2> "$WORK/watch.err" &
-    WATCH_PID=$!
+    WATCHER_PID=$!
   fi
-  # shellcheck disable=SC2086
-  json="$(taskset -c "$LOAD_CPU" "$BIN/bench/brrr-bench" --port="$PORT" $LOAD --duration="$DURATION" \
-    --warmup="$WARMUP" --progress=false 2> "$WORK/load.err" | grep '^{' || true)"
-  cpu_after=$(admin_cpu_ns)
+  json="$(bench_watch_load)"
+  cpu_after=$(bench_threads_cpu_ns -brrr-echo)
   ended=$(date +%s%N)
-  if [[ -n "$WATCH_PID" ]]; then
-    kill -INT "$WATCH_PID" 2> /dev/null || true
-    wait "$WATCH_PID" 2> /dev/null || true
-    WATCH_PID=""
+  if [[ -n "$WATCHER_PID" ]]; then
+    bench_stop_watcher INT
     lines=$(wc -l < "$WORK/watch.jsonl")
     if ((lines == 0)); then
       cat "$WORK/watch.err" >&2
@@ -113,11 +89,7 @@ run() {
       exit 1
     fi
   fi
-  if [[ "$json" != *'"ok":true'* ]]; then
-    cat "$WORK/load.err" >&2
-    echo "bench/watch_overhead.sh: $mode run failed: ${json:-no result}" >&2
-    exit 1
-  fi
+  bench_watch_check_load "$mode" "$json"
   local admin_share
   admin_share=$(python3 -c "print(100.0 * ($cpu_after - $cpu_before) / ($ended - $started))")
   echo "{\"mode\":\"$mode\",\"round\":$ROUND,\"stats_received\":$lines,\"admin_cpu_percent\":$admin_share,\"result\":$json}" >> "$WORK/results.jsonl"
@@ -125,17 +97,7 @@ run() {
     "$json" "$mode" "$lines" >&2
 }
 
-for ROUND in $(seq 1 "$ROUNDS"); do
-  echo "round $ROUND" >&2
-  # Alternate which goes first.
-  if ((ROUND % 2)); then
-    run off
-    run watch
-  else
-    run watch
-    run off
-  fi
-done
+bench_watch_rounds watch
 
 python3 - "$WORK/results.jsonl" "$INTERVAL" "$LOAD" << 'PY'
 import json, statistics, sys
