@@ -4,14 +4,15 @@
 //
 // Listing the backends (--list_backends, the admin plane's GetServerInfo, the "Available
 // here: ..." part of error messages) means loading every plugin file in the search path and
-// starting an instance of each, including files the process will never run; and before the
-// process loads the backend it will run (PluginLoader::CreateReactor), it tries it here first. The ELF check
-// (elf_check.h) refuses the damage we know of before dlopen, but a plugin's own code can still
-// crash in its create(), and a file can be damaged in ways no check foresees. So each file is
-// probed in a child: the running program itself, executed again from /proc/self/exe with
-// BRRR_PLUGIN_PROBE=<path> in its environment. A constructor in this file (plugin_probe.cc)
-// sees the variable before main() runs, loads and starts the plugin, writes the answer to its
-// standard output and exits; the program's main() and flags never run. Why this way:
+// starting an instance of each, including files the process will never run; and before a
+// process loads the backend it will run (PluginLoader::CreateReactor), it tries it here first.
+// The ELF check (elf_check.h) refuses the damage we know of before dlopen, but a plugin's own
+// code can still crash in its create(), and a file can be damaged in ways no check foresees.
+// So each file is probed in a child: the running program itself, executed again from
+// /proc/self/exe with BRRR_PLUGIN_PROBE=<path> in its environment. A constructor in this file
+// (plugin_probe.cc) sees the variable before main() runs, loads and starts the plugin, writes
+// the answer to its standard output and exits; the program's main() and flags never run. Why
+// this way:
 //   - exec, not a bare fork: a server has threads when its admin plane starts, and after fork
 //     a child of a threaded process may only make async-signal-safe calls; dlopen is not one.
 //   - posix_spawn (glibc: clone with CLONE_VFORK), so the parent's memory is not copied.

@@ -201,7 +201,7 @@ TEST_F(AdminActionsTest, CloseConnectionClosesThatClientOnly) {
 // at once while another loop is blocked; one on the blocked loop is UNAVAILABLE, naming it, after
 // the admin plane's wait (5 s), and is not closed, not even once the loop is free again.
 TEST_F(AdminActionsTest, CloseConnectionReachesAFreeLoopWhileAnotherIsBlocked) {
-  Start({"--loops=2"});
+  Start({"--loops=2", "--admin_max_block=60s"});
   std::vector<std::unique_ptr<testing::BlockingClient>> on_loop = OneClientOnEachLoop(2);
   ASSERT_EQ(on_loop.size(), 2u);
   admin::ListSocketsResponse all;
@@ -210,7 +210,8 @@ TEST_F(AdminActionsTest, CloseConnectionReachesAFreeLoopWhileAnotherIsBlocked) {
   const admin::SocketInfo* on_free = FindPeer(all, LocalAddress(on_loop[1]->fd()));
   ASSERT_TRUE(on_blocked != nullptr && on_free != nullptr) << all.ShortDebugString();
 
-  BlockLoop(0, 8000);
+  // Far longer than both calls below take, however slow the machine; cancelled after them.
+  admin::Injection blocking = BlockLoop(0, 30000);
 
   admin::CloseConnectionRequest close;
   close.set_fd(on_free->fd());
@@ -231,7 +232,11 @@ TEST_F(AdminActionsTest, CloseConnectionReachesAFreeLoopWhileAnotherIsBlocked) {
   EXPECT_NE(st.error_message().find("loop 0 did not answer"), std::string::npos) << st.error_message();
   std::printf("closed on the free loop in %.0f ms while loop 0 was blocked\n", free_ms);
   // Once the block is over, the connection on loop 0 is still open and served.
-  StatsWhen([](const admin::Stats& s) { return s.injections_size() == 0; });  // none scheduled or running
+  admin::CancelInjectionRequest cancel;
+  cancel.set_id(blocking.id());
+  admin::Injection cancelled;
+  ASSERT_TRUE(stub_->CancelInjection(Context().get(), cancel, &cancelled).ok());
+  StatsWhen([](const admin::Stats& s) { return s.loops(0).current_task() != "inject:blocking_sleep"; });
   EXPECT_GE(EchoRoundTripMs(*on_loop[0]), 0) << "the close the admin plane gave up on ran anyway";
   EXPECT_EQ(Stats().total().connections_closed_by_admin(), 1u);
 }

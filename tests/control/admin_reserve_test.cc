@@ -101,9 +101,9 @@ TEST_F(AdminReserveTest, SixteenAdminConnectionsByDefault) {
 
 TEST_F(AdminReserveTest, AnIdleAdminConnectionIsClosedAfterTheIdleTimeout) {
   Start({"--admin_idle_timeout=300ms"});
-  // The fixture's channel makes a call, then stays idle.
+  // The fixture's channel makes a call (so it was connected), then stays idle. (Whether it is
+  // still READY now depends on how soon this thread runs again: 300 ms decide.)
   EXPECT_EQ(Stats().loops_size(), 1);
-  ASSERT_EQ(channel_->GetState(false), GRPC_CHANNEL_READY);
   testing::BlockingClient idle(admin_port_, false, 10'000);
   idle.recv_until_eof();  // the server's preface, its GOAWAY, then the end of stream
   char byte = 0;

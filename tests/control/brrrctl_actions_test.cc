@@ -170,19 +170,26 @@ TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
 // wait for a loop): the server answers before the deadline, so brrrctl shows which task holds
 // the loop, not a bare DEADLINE_EXCEEDED.
 TEST_F(BrrrctlTest, AnActionOnABlockedLoopSaysWhatBlocksItWithinTheDefaultTimeout) {
-  Start();
+  Start({"--admin_max_block=60s"});
   for (const char* action : {"sockets", "close"}) {
     SCOPED_TRACE(action);
-    auto blocked_until = std::chrono::steady_clock::now() + std::chrono::seconds(7);
-    CtlRun inject = Ctl({"inject", "blocking-sleep", "--duration=7s"});
+    // Blocked far longer than the call can wait, however slowly brrrctl starts here; cancelled
+    // once the call has answered.
+    CtlRun inject = Ctl({"inject", "blocking-sleep", "--duration=30s", "--json"});
     ASSERT_EQ(inject.code, 0) << inject;
+    admin::Injection injection = FromJson<admin::Injection>(Lines(inject.out).at(0));
+    // InjectTask only schedules the run: until the loop has started it, a call that follows is
+    // answered at once (on a loaded machine the loop may take its time to get there).
+    StatsWhen([](const admin::Stats& s) { return s.injections_size() == 1 && s.injections(0).runs_started() == 1; });
     std::vector<std::string> args = {action};
     if (std::string(action) == "close") args.push_back("12345");
     CtlRun r = Ctl(args);
     EXPECT_NE(r.code, 0) << r;
     EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r;
     EXPECT_NE(r.err.find("it has been running inject:blocking_sleep for"), std::string::npos) << r;
-    std::this_thread::sleep_until(blocked_until + std::chrono::milliseconds(200));  // the block is over
+    CtlRun cancel = Ctl({"cancel", std::to_string(injection.id())});
+    ASSERT_EQ(cancel.code, 0) << cancel;
+    StatsWhen([](const admin::Stats& s) { return s.loops(0).current_task() != "inject:blocking_sleep"; });
   }
 }
 

@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +28,7 @@ namespace brrr {
 namespace {
 
 namespace admin = brrr::admin::v1;
+using std::chrono::milliseconds;
 using std::chrono::seconds;
 
 // Everything the peer sends until its stream ends, and how it ended: 0 at an end of stream,
@@ -102,6 +104,7 @@ TEST_P(DrainCloseTest, WhatAClientSendsAfterItsEndOfStreamIsDiscardedThenTheConn
   ASSERT_EQ(read.total().bytes_in(), payload.size());
   server_->Signal(SIGTERM);
   Ending end = ReadToTheEnd(client.fd());
+  const auto end_read_at = std::chrono::steady_clock::now();
   EXPECT_EQ(end.error, 0) << "an end of stream, not errno " << end.error;
   EXPECT_TRUE(end.bytes == payload) << "every byte the server read, then the end of stream";
 
@@ -109,9 +112,11 @@ TEST_P(DrainCloseTest, WhatAClientSendsAfterItsEndOfStreamIsDiscardedThenTheConn
   const std::string more(16 * 1024, 'm');
   int send_error = 0;
   uint64_t sent_after_end = 0;
+  std::optional<std::chrono::steady_clock::duration> first_send_after;  // from reading the end
   auto give_up = std::chrono::steady_clock::now() + seconds(10);
   while (send_error == 0 && std::chrono::steady_clock::now() < give_up) {
     ssize_t n = ::send(client.fd(), more.data(), more.size(), MSG_NOSIGNAL);
+    if (n > 0 && !first_send_after.has_value()) first_send_after = std::chrono::steady_clock::now() - end_read_at;
     if (n > 0) sent_after_end += static_cast<uint64_t>(n);
     if (n < 0 && errno != EINTR) send_error = errno;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -134,7 +139,11 @@ TEST_P(DrainCloseTest, WhatAClientSendsAfterItsEndOfStreamIsDiscardedThenTheConn
             3)
       << out;
   EXPECT_EQ(clean + reset, 1u) << out;
-  EXPECT_GT(discarded, 0u) << out;
+  // Some is discarded if the first send came well within the linger (a thread that lost its
+  // core for a second on a loaded machine comes after it; the server's close is then clean).
+  if (first_send_after.has_value() && *first_send_after < milliseconds(500)) {
+    EXPECT_GT(discarded, 0u) << out;
+  }
   EXPECT_LE(discarded, sent_after_end) << out;
   std::printf("%llu of the %llu bytes sent after the end of stream discarded; closed %s\n", discarded,
               static_cast<unsigned long long>(sent_after_end), reset == 1 ? "with a reset" : "cleanly");

@@ -99,7 +99,8 @@ void Hold(EventLoop& loop, std::atomic<bool>& release) {
       [holding, &release] {
         *holding = true;
         TimePoint give_up = Clock::now() + seconds(30);
-        while (!release.load() && Clock::now() < give_up) std::this_thread::yield();
+        // Sleeps, not spins: the other loops' threads must get a core meanwhile.
+        while (!release.load() && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
       },
       "test:holder");
   while (!holding->load()) std::this_thread::yield();
@@ -197,7 +198,7 @@ TEST_F(CallInLoopsTest, ABlockedLoopMissesOnlyItsOwnAnswerAndItsCallNeverRuns) {
         ++(*ran)[i];
         return static_cast<int>(i) * 10;
       },
-      Never, milliseconds(50), "test:some");
+      Never, seconds(5), "test:some");  // the free loops answer at once; the wait is the held one's
   ASSERT_EQ(answers.size(), 3u);
   EXPECT_EQ(answers[0], std::optional<int>(0));
   EXPECT_FALSE(answers[1].has_value());

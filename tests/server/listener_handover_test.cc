@@ -267,10 +267,11 @@ TEST_F(HandoverSidesTest, ADeclinedHandOverLeavesTheOldSideServing) {
 }
 
 // A new process that has the listeners and never answers is given up after the take-over
-// timeout (30 s in brrr-echo; 200 ms here): the old side never let go, and the next new
-// process can take over; the late one's commit fails (it then exits 3, see take_over.h).
+// timeout (30 s in brrr-echo; 2 s here, which the next new process's whole exchange must fit
+// in too): the old side never let go, and the next new process can take over; the late one's
+// commit fails (it then exits 3, see take_over.h).
 TEST_F(HandoverSidesTest, ANewSideThatNeverAnswersIsGivenUpAndTheOldSideServesOn) {
-  auto old_side = HandoverListener::Listen(path_, Callbacks(), std::chrono::milliseconds(200));
+  auto old_side = HandoverListener::Listen(path_, Callbacks(), std::chrono::seconds(2));
   ASSERT_TRUE(old_side.ok()) << old_side.status();
   auto silent = TakeOver::Connect(path_);
   ASSERT_TRUE(silent.ok()) << silent.status();
