@@ -1,7 +1,9 @@
 #include "runtime/cli_usage.h"
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -9,8 +11,39 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/strip.h"
 
 namespace brrr {
+namespace {
+
+// What the process exits with while absl parses its command line, -1 outside the parse.
+// absl::ParseCommandLine ends the process itself with std::exit(1) after a malformed or unknown
+// flag, and after printing --help; an exit handler turns that into this code.
+std::atomic<int> exit_code_while_parsing{-1};
+
+void ExitWithTheParsesCode() {
+  const int code = exit_code_while_parsing.load();
+  if (code < 0) return;
+  std::cout.flush();
+  std::fflush(nullptr);
+  std::_Exit(code);
+}
+
+// --help and its kin (absl's usage flags): the program then exits 0 after printing them.
+bool AsksForHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view word = argv[i];
+    if (word == "--") break;
+    if (!absl::ConsumePrefix(&word, "--") && !absl::ConsumePrefix(&word, "-")) continue;
+    word = word.substr(0, word.find('='));
+    for (absl::string_view help : {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch"}) {
+      if (word == help) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
 
 void SetUsage(absl::string_view usage) {
   absl::SetProgramUsageMessage(usage);
@@ -22,7 +55,11 @@ void SetUsage(absl::string_view usage) {
 }
 
 void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code) {
+  static const bool handler_registered = std::atexit(ExitWithTheParsesCode) == 0;
+  (void)handler_registered;
+  exit_code_while_parsing = AsksForHelp(argc, argv) ? 0 : exit_code;
   std::vector<char*> words = absl::ParseCommandLine(argc, argv);
+  exit_code_while_parsing = -1;
   if (words.size() <= 1) return;  // words[0] is the program
   std::fprintf(stderr,
                "%.*s: unexpected argument \"%s\": this program takes flags only (--name=value); see --help\n",

@@ -1,9 +1,11 @@
 // brrr-bench against brrr-echo: it verifies what comes back, and its exit code says so.
 #include <signal.h>
 
+#include <optional>
 #include <regex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -316,6 +318,22 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   EXPECT_EQ(*code, 2);
   EXPECT_NE(no_server.err().find("--server_pid=2147483647: cannot read its CPU time: no process"), std::string::npos)
       << no_server.err();
+  // What absl itself refuses is a bad option too (2), not a failed run (1).
+  for (const auto& [arg, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--connections=abc", "Illegal value 'abc' specified for flag 'connections'"},
+           {"--no_such_flag", "Unknown command line flag 'no_such_flag'"}}) {
+    Process refused(Bench(), {arg});
+    code = refused.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 2) << arg;
+    EXPECT_NE(refused.err().find(says), std::string::npos) << refused.err();
+  }
+}
+
+TEST(BrrrBenchTest, HelpExitsZero) {
+  Process help(Bench(), {"--help"});
+  EXPECT_EQ(help.Wait(seconds(30)), 0) << help.err();
+  EXPECT_NE((help.out() + help.err()).find("--connections"), std::string::npos) << help.out();
 }
 
 }  // namespace

@@ -156,6 +156,9 @@ TEST(BrrrBackendsTest, BadArgumentsAreRefusedWithExitCode2) {
       {{"--json", "true"}, "unexpected argument \"true\""},
       {{"--plugin_dir=/nonexistent/brrr"}, "brrr-backends: --plugin_dir: /nonexistent/brrr: No such file or directory"},
       {{"--plugin_dir=/dev/null"}, "brrr-backends: --plugin_dir: /dev/null: not a directory"},
+      // What absl itself refuses: a bad option too (2), not "no plugin found" (1).
+      {{"--json=maybe"}, "Illegal value 'maybe' specified for flag 'json'"},
+      {{"--no_such_flag"}, "Unknown command line flag 'no_such_flag'"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.args[0]);
@@ -166,6 +169,12 @@ TEST(BrrrBackendsTest, BadArgumentsAreRefusedWithExitCode2) {
     EXPECT_NE(p.err().find(c.message), std::string::npos) << p.err();
     EXPECT_EQ(p.out(), "");
   }
+}
+
+TEST(BrrrBackendsTest, HelpExitsZero) {
+  Process p(Backends(), {"--help"});
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
+  EXPECT_NE((p.out() + p.err()).find("--json"), std::string::npos) << p.out();
 }
 
 }  // namespace

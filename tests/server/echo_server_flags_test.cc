@@ -177,9 +177,9 @@ TEST(EchoServerPluginsTest, ListBackendsSaysWhatStartsHereAndWhatAutoPicks) {
   EXPECT_NE(p.out().find("auto      -> " + best + "\n"), std::string::npos) << p.out();
 }
 
-TEST(EchoServerFlagsTest, HelpDescribesTheServer) {
+TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
   Process p(EchoBinary(), {"--help"});
-  p.Wait(seconds(30));
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
   std::string all = p.out() + p.err();
   EXPECT_NE(all.find("brrr's TCP echo server"), std::string::npos) << all;
   EXPECT_NE(all.find("--reply_prefix"), std::string::npos);
