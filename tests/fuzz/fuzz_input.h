@@ -1,5 +1,5 @@
 // fuzz_input.h: a fuzz input read from the front, field by field, so that each target's input
-// has a layout a person can write seeds for (tests/fuzz/corpus/README.md).
+// has a layout a person can write seeds for (tests/fuzz/make_seeds.py writes them so).
 //
 //   FuzzInput in(data, size);
 //   uint8_t selector = in.Byte();

@@ -54,6 +54,11 @@ TEST(SeedDemoTest, BadArgumentsAreRefusedWithExitCodeTwo) {
     EXPECT_NE(p.err().find(r.says), std::string::npos) << p.err();
     EXPECT_EQ(p.out().find("### (1)"), std::string::npos) << "ran the examples anyway";
   }
+  // What absl itself refuses (its message names the flag, not the program) exits 2 as well.
+  Process malformed(Demo(), {"--sleep_ms=abc"});
+  EXPECT_EQ(malformed.Wait(seconds(30)), 2) << malformed.err();
+  EXPECT_NE(malformed.err().find("Illegal value 'abc' specified for flag 'sleep_ms'"), std::string::npos)
+      << malformed.err();
 }
 
 }  // namespace
