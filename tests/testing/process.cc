@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -105,22 +106,33 @@ std::string Process::err() const {
   return err_;
 }
 
-bool Process::WaitForOutput(const std::string& text, Duration timeout) const {
+bool Process::Exited() const {
+  // Not exit_code_: Wait may be setting it on another thread. Once reaped, this says no.
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_;
+}
+
+bool Process::WaitFor(const std::string& text, Duration timeout, std::string (Process::*stream)() const) const {
   TimePoint give_up = Clock::now() + timeout;
+  bool exited = false;
   while (Clock::now() < give_up) {
-    if (out().find(text) != std::string::npos) return true;
+    if ((this->*stream)().find(text) != std::string::npos) return true;
+    if (!exited && Exited()) {
+      // Its pipes are closing: what it wrote is read within a moment, then nothing more comes.
+      exited = true;
+      give_up = std::min(give_up, Clock::now() + std::chrono::seconds(1));
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  return false;
+  return (this->*stream)().find(text) != std::string::npos;
+}
+
+bool Process::WaitForOutput(const std::string& text, Duration timeout) const {
+  return WaitFor(text, timeout, &Process::out);
 }
 
 bool Process::WaitForError(const std::string& text, Duration timeout) const {
-  TimePoint give_up = Clock::now() + timeout;
-  while (Clock::now() < give_up) {
-    if (err().find(text) != std::string::npos) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
+  return WaitFor(text, timeout, &Process::err);
 }
 
 uint16_t Process::ListeningPort(Duration timeout) const {

@@ -47,7 +47,8 @@ class Process {
   // Output so far (stdout, stderr).
   std::string out() const;
   std::string err() const;
-  // Waits (bounded) until stdout contains `text`; returns whether it did.
+  // Waits (bounded) until stdout contains `text`; returns whether it did. Gives up early, a
+  // moment after the child has exited (what it wrote by then is read first).
   bool WaitForOutput(const std::string& text, Duration timeout = std::chrono::seconds(30)) const;
   // The same for stderr.
   bool WaitForError(const std::string& text, Duration timeout = std::chrono::seconds(30)) const;
@@ -66,6 +67,10 @@ class Process {
 
  private:
   void Collect(int fd, std::string* into);
+  // Until `stream` holds `text`, for at most `timeout` or a moment after the child has exited.
+  bool WaitFor(const std::string& text, Duration timeout, std::string (Process::*stream)() const) const;
+  // Whether the child has exited and is not reaped yet (Wait still reports it).
+  bool Exited() const;
 
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
