@@ -272,13 +272,10 @@ bench_stop_server() {
 SERVER_PID=""
 WATCHER_PID=""
 
-# bench_watch_cleanup: the EXIT trap: kills the watcher, lets the server drain, removes WORK.
+# bench_watch_cleanup: the EXIT trap: kills the watcher, stops the server, removes WORK.
 bench_watch_cleanup() {
   if [[ -n "$WATCHER_PID" ]]; then kill -KILL "$WATCHER_PID" 2> /dev/null || true; fi
-  if [[ -n "$SERVER_PID" ]]; then
-    kill -TERM "$SERVER_PID" 2> /dev/null || true  # drains and exits
-    wait "$SERVER_PID" 2> /dev/null || true
-  fi
+  if [[ -n "$SERVER_PID" ]]; then bench_stop_server; fi
   rm -rf "$WORK"
 }
 

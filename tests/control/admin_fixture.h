@@ -110,6 +110,18 @@ class AdminFixture : public ::testing::Test {
     return blocking;
   }
 
+  // Cancels what BlockLoop(loop, ...) returned and waits until `loop` is free again.
+  void Unblock(uint32_t loop, const brrr::admin::v1::Injection& blocking) {
+    brrr::admin::v1::CancelInjectionRequest cancel;
+    cancel.set_id(blocking.id());
+    brrr::admin::v1::Injection cancelled;
+    grpc::Status status = stub_->CancelInjection(Context().get(), cancel, &cancelled);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    StatsWhen([loop](const brrr::admin::v1::Stats& s) {
+      return s.loops(static_cast<int>(loop)).current_task() != "inject:blocking_sleep";
+    });
+  }
+
   // One echoed client on each of the server's first `loops` loops (SO_REUSEPORT spreads
   // connections by their addresses), found through ListSockets: entry i is on loop i. The test
   // fails (and the result is empty) if 200 clients never reach one of them.

@@ -173,23 +173,17 @@ TEST_F(BrrrctlTest, AnActionOnABlockedLoopSaysWhatBlocksItWithinTheDefaultTimeou
   Start({"--admin_max_block=60s"});
   for (const char* action : {"sockets", "close"}) {
     SCOPED_TRACE(action);
-    // Blocked far longer than the call can wait, however slowly brrrctl starts here; cancelled
-    // once the call has answered.
-    CtlRun inject = Ctl({"inject", "blocking-sleep", "--duration=30s", "--json"});
-    ASSERT_EQ(inject.code, 0) << inject;
-    admin::Injection injection = FromJson<admin::Injection>(Lines(inject.out).at(0));
-    // InjectTask only schedules the run: until the loop has started it, a call that follows is
-    // answered at once (on a loaded machine the loop may take its time to get there).
-    StatsWhen([](const admin::Stats& s) { return s.injections_size() == 1 && s.injections(0).runs_started() == 1; });
+    // Blocked far longer than the call can wait, however slowly brrrctl starts here, from the
+    // moment the run has started (InjectTask only schedules it: a call queued behind it would
+    // be answered before the block began); cancelled once the call has answered.
+    admin::Injection blocking = BlockLoop(0, 30000);
     std::vector<std::string> args = {action};
     if (std::string(action) == "close") args.push_back("12345");
     CtlRun r = Ctl(args);
     EXPECT_NE(r.code, 0) << r;
     EXPECT_NE(r.err.find("UNAVAILABLE"), std::string::npos) << r;
     EXPECT_NE(r.err.find("it has been running inject:blocking_sleep for"), std::string::npos) << r;
-    CtlRun cancel = Ctl({"cancel", std::to_string(injection.id())});
-    ASSERT_EQ(cancel.code, 0) << cancel;
-    StatsWhen([](const admin::Stats& s) { return s.loops(0).current_task() != "inject:blocking_sleep"; });
+    Unblock(0, blocking);
   }
 }
 
