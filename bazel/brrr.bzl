@@ -77,8 +77,11 @@ def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility 
     Everything is hidden except the one entry point the plugin marks
     BRRR_REACTOR_EXPORT; the plugin links libc (and whatever `linkopts` adds) only.
     """
+    # Not name + "_impl": a cc_library's outputs include lib<its name>.so, and
+    # libbrrr_reactor_NAME_impl.so beside the plugin in bazel-bin/reactors would be taken for a
+    # backend "NAME_impl" by a --plugin_dir there and by deploy/README.md's install line.
     native.cc_library(
-        name = name + "_impl",
+        name = "code_of_" + name,
         srcs = srcs,
         copts = _PLUGIN_COPTS + copts,
         deps = deps + ["//runtime:hot_path", "//runtime:reactor_abi"],
@@ -89,7 +92,7 @@ def reactor_plugin(name, srcs, deps = [], copts = [], linkopts = [], visibility 
     native.cc_binary(
         name = "lib" + name + ".so",
         linkshared = True,
-        deps = [":" + name + "_impl"],
+        deps = [":code_of_" + name],
         # The toolchain appends -lstdc++ -lm to every link; --as-needed drops what a C plugin
         # does not use, so the plugin's only dependencies are libc (and its linkopts).
         linkopts = ["-Wl,--as-needed"] + linkopts,

@@ -19,8 +19,8 @@
 // (plugin_file.h), and Probe() (the listings, "Available here") loads and starts each plugin in
 // a short-lived child process (plugin_probe.h), so a plugin this process does not run cannot
 // crash it. Only the backend being created (CreateReactor) is loaded into this process, and
-// only once a child has loaded and started it too (once per file and process): one that crashes
-// or hangs there is refused with the reason, and `auto` goes on to the next.
+// only once a child has loaded and started it too (once per file and process): one that crashes,
+// hangs or exits there is refused with the reason, and `auto` goes on to the next.
 //
 // Threads: thread-safe. Probe() runs once per loader (copies share the answer) and is cached;
 // a loader lives as long as one decision (a program's start, one listing), so a file changed
@@ -95,10 +95,11 @@ class PluginLoader {
   // The file of a backend name or a path, or why there is none.
   absl::StatusOr<std::string> PathOf(absl::string_view name_or_path) const;
   // Before `path` is loaded into this process: loaded and started once in a child process
-  // (plugin_probe.h), so that a plugin that crashes or hangs in its constructors or create()
-  // is refused with the reason instead of taking this process down. OK when it returned
-  // (started or refused: this process then finds out with its own settings) or when no child
-  // can be started here. Once per version of a file per process.
+  // (plugin_probe.h), so that a plugin that crashes, hangs or exits in its constructors or
+  // create() is refused with the reason instead of taking this process down. OK when it
+  // returned (started or refused: this process then finds out with its own settings) or when
+  // no child can answer here (none can be started, or the program cannot answer probes: see
+  // plugin_probe.h). Once per version of a file per process.
   absl::Status TryBeforeLoading(const std::string& path) const;
   // `result`, its error message followed by AvailabilitySummary().
   template <typename T>

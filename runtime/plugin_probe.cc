@@ -32,6 +32,12 @@ namespace {
 constexpr char kProbeEnv[] = "BRRR_PLUGIN_PROBE";
 constexpr char kParentEnv[] = "BRRR_PLUGIN_PROBE_PARENT";
 
+// The first thing the child writes, before it loads the plugin: from here on, a death or an
+// exit without an answer is the plugin's doing. A child that never writes it is not a program
+// that answers probes (one started through ld.so, where /proc/self/exe is the loader, runs the
+// plugin file as a program), and its end says nothing about the plugin.
+constexpr absl::string_view kStartedMarker = "brrr-plugin-probe-started/1\n";
+
 // The answer is the last thing the child writes (after anything the plugin printed):
 //   MARKER code "\n" capabilities "\n" description "\n" message...
 constexpr absl::string_view kAnswerMarker = "\nbrrr-plugin-probe-answer/1\n";
@@ -70,8 +76,22 @@ bool Decode(absl::string_view output, BackendProbe* p) {
   return true;
 }
 
-// The last non-empty line of the child's output, for a probe that failed without an answer.
+// Writes all of `text` to the child's standard output, or ends the child.
+void WriteOrExit(absl::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = ::write(STDOUT_FILENO, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) ::_exit(126);
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// The last non-empty line of the child's output (after the started marker), for a probe that
+// failed without an answer.
 std::string LastLine(absl::string_view output) {
+  if (size_t at = output.find(kStartedMarker); at != absl::string_view::npos) {
+    output.remove_prefix(at + kStartedMarker.size());
+  }
   while (!output.empty() && (output.back() == '\n' || output.back() == '\r')) output.remove_suffix(1);
   size_t nl = output.rfind('\n');
   absl::string_view line = nl == absl::string_view::npos ? output : output.substr(nl + 1);
@@ -113,14 +133,8 @@ __attribute__((constructor)) void AnswerProbeIfAsked() {
   }
   // A crash must be a death by signal that the parent can name, not a sanitizer's report.
   for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS}) ::signal(sig, SIG_DFL);
-  std::string answer = Encode(ProbePluginFileHere(path));
-  absl::string_view rest = answer;
-  while (!rest.empty()) {
-    ssize_t n = ::write(STDOUT_FILENO, rest.data(), rest.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) ::_exit(126);
-    rest.remove_prefix(static_cast<size_t>(n));
-  }
+  WriteOrExit(kStartedMarker);
+  WriteOrExit(Encode(ProbePluginFileHere(path)));
   // No exit handlers, no leak check, no main(): the parent reads the answer and the exit status.
   ::_exit(0);
 }
@@ -251,35 +265,49 @@ BackendProbe ProbePluginFile(const std::string& path, std::chrono::milliseconds 
     return cannot_probe(spawned.message());
   }
   std::string output;
-  bool answered = ReadUntilClosed(fds[0], deadline, &output);
+  bool closed = ReadUntilClosed(fds[0], deadline, &output);
   ::close(fds[0]);
   bool killed = false;
-  std::optional<int> status = Reap(pid, answered ? deadline : std::chrono::steady_clock::now(), &killed);
-
-  if (killed) {
-    probe.fatal = true;
-    probe.status = absl::DeadlineExceededError(
-        absl::StrCat(path, ": the probe did not answer within ", DurationText(timeout),
-                     " (loading and starting the plugin in a child process, which was killed)"));
-    return probe;
-  }
-  if (status.has_value() && WIFSIGNALED(*status)) {
-    probe.fatal = true;
-    probe.status = absl::UnavailableError(
-        absl::StrCat(path, ": the probe crashed (", SignalName(WTERMSIG(*status)),
-                     ") while loading and starting the plugin in a child process"));
-    return probe;
-  }
-  bool clean_exit = !status.has_value() || (WIFEXITED(*status) && WEXITSTATUS(*status) == 0);
+  std::optional<int> status = Reap(pid, closed ? deadline : std::chrono::steady_clock::now(), &killed);
+  bool clean_exit = !killed && (!status.has_value() || (WIFEXITED(*status) && WEXITSTATUS(*status) == 0));
   if (clean_exit && Decode(output, &probe)) {
     probe.answered = true;
     return probe;
   }
-  std::string why = status.has_value() && WIFEXITED(*status)
-                        ? absl::StrCat("the probe process exited with status ", WEXITSTATUS(*status), " without an answer")
-                        : std::string("the probe process ended without an answer");
   std::string last = LastLine(output);
-  return cannot_probe(last.empty() ? why : absl::StrCat(why, ": ", last));
+  std::string said = last.empty() ? "" : absl::StrCat(": ", last);
+  if (absl::string_view(output).find(kStartedMarker) == absl::string_view::npos) {
+    // Not a program that answers probes (or not in time): nothing is known about the plugin.
+    std::string why = killed ? absl::StrCat("the probe process did not start within ", DurationText(timeout),
+                                            " (it was killed)")
+                      : status.has_value() && WIFSIGNALED(*status)
+                          ? absl::StrCat("the probe process died of ", SignalName(WTERMSIG(*status)),
+                                         " before it loaded the plugin (is /proc/self/exe this program?)")
+                      : status.has_value() && WIFEXITED(*status)
+                          ? absl::StrCat("the probe process exited with status ", WEXITSTATUS(*status),
+                                         " without an answer")
+                          : std::string("the probe process ended without an answer");
+    return cannot_probe(absl::StrCat(why, said));
+  }
+  // The child had started on the plugin: how it ended is the plugin's doing, and loading the
+  // plugin into a process would end that process the same way.
+  probe.fatal = true;
+  if (killed) {
+    probe.status = absl::DeadlineExceededError(
+        absl::StrCat(path, ": the probe did not answer within ", DurationText(timeout),
+                     " (loading and starting the plugin in a child process, which was killed)"));
+  } else if (status.has_value() && WIFSIGNALED(*status)) {
+    probe.status = absl::UnavailableError(
+        absl::StrCat(path, ": the probe crashed (", SignalName(WTERMSIG(*status)),
+                     ") while loading and starting the plugin in a child process"));
+  } else {
+    std::string how = status.has_value() && WIFEXITED(*status)
+                          ? absl::StrCat("ended the probe process (exit status ", WEXITSTATUS(*status), ")")
+                          : std::string("ended the probe process");
+    probe.status = absl::UnavailableError(absl::StrCat(
+        path, ": the plugin ", how, " while it was loaded and started in a child process, without an answer", said));
+  }
+  return probe;
 }
 
 }  // namespace brrr

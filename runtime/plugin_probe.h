@@ -19,11 +19,15 @@
 //   - the same binary, not a helper program: every program that can list backends can answer
 //     the probe (it links this file), so there is nothing extra to install or find. A program
 //     started through an explicit loader (ld.so prog) or a tool that replaces /proc/self/exe
-//     gets "cannot probe" answers, not wrong ones.
-// A child that dies by a signal is reported as "the probe crashed (SIGBUS)"; one that does not
-// answer within the timeout is killed and reported as such. In the child, the fatal signals
-// (SIGSEGV, SIGBUS, ...) are reset to their default action first, so that a sanitizer's
-// handler does not turn a crash into an ordinary exit.
+//     gets "cannot probe" answers, not wrong ones: the child says that it has started on the
+//     plugin before it loads it, and a child that never said so (ld.so, told to run the
+//     plugin file as a program, dies of SIGSEGV) tells nothing about the plugin.
+// Once the child has started on the plugin, its end is the plugin's doing (`fatal`): a death by
+// a signal is reported as "the probe crashed (SIGBUS)", no answer within the timeout as a
+// hang (the child is killed), and an exit without an answer (the plugin called exit()) as the
+// plugin ending the process. In the child, the fatal signals (SIGSEGV, SIGBUS, ...) are reset
+// to their default action first, so that a sanitizer's handler does not turn a crash into an
+// ordinary exit.
 //
 //   BackendProbe p = ProbePluginFile("/opt/brrr/reactors/libbrrr_reactor_epoll.so",
 //                                    std::chrono::seconds(10));
@@ -52,8 +56,8 @@ struct BackendProbe {
   absl::Status status;  // OK: it loads and starts on this machine. Otherwise why not.
   bool answered = false;  // the child loaded the plugin and returned from its create() (or the
                           // file was refused before dlopen): `status` is its answer
-  bool fatal = false;     // the child crashed or hung in the plugin: loading it into a process
-                          // would take that process down
+  bool fatal = false;     // the child crashed, hung or exited in the plugin: loading it into a
+                          // process would take that process down
 };
 
 // Loads and starts the plugin at `path` in a child process (see above).

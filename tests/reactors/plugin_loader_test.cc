@@ -269,6 +269,19 @@ TEST(PluginLoaderTest, CreatingABackendThatCrashesAsItStartsIsAnErrorNotACrash) 
   }
 }
 
+// A plugin whose create() calls exit(0) would end this process, with a success status: tried
+// in a child process, it is refused with what it printed last, and this process carries on.
+TEST(PluginLoaderTest, CreatingABackendThatExitsAsItStartsIsAnErrorNotAnExit) {
+  auto reactor = PluginLoader({Runfiles("tests/reactors")}).CreateReactor("exits");
+  ASSERT_FALSE(reactor.ok());
+  EXPECT_EQ(reactor.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(Contains(reactor.status().message(),
+                       TestPlugin("exits") + ": the plugin ended the probe process (exit status 0) while it was "
+                                             "loaded and started in a child process, without an answer: test "
+                                             "plugin: exiting from create()"))
+      << reactor.status();
+}
+
 TEST(PluginLoaderTest, AutoSkipsABackendThatCrashesAsItStarts) {
   std::string dir = testing::FreshDir("auto_crashing");
   ASSERT_EQ(::symlink(CrashingIoUring().c_str(), (dir + "/libbrrr_reactor_io_uring.so").c_str()), 0);
@@ -419,6 +432,22 @@ TEST(PluginLoaderTest, AProbeThatCrashesIsReportedAndThisProcessCarriesOn) {
   EXPECT_EQ(p.status.message(), TestPlugin("crashes") +
                                     ": the probe crashed (SIGBUS) while loading and starting the plugin in a "
                                     "child process");
+}
+
+TEST(PluginLoaderTest, AProbeThatThePluginEndsIsFatalAndSaysWhatItPrinted) {
+  BackendProbe p = ProbePluginFile(TestPlugin("exits"), PluginLoader::kProbeTimeout);
+  EXPECT_TRUE(p.fatal);
+  EXPECT_FALSE(p.answered);
+  EXPECT_EQ(p.status.message(), TestPlugin("exits") +
+                                    ": the plugin ended the probe process (exit status 0) while it was loaded and "
+                                    "started in a child process, without an answer: test plugin: exiting from "
+                                    "create()");
+  // A crash and a plugin that refuses, for contrast: the crash is fatal, the refusal an answer.
+  BackendProbe crash = ProbePluginFile(TestPlugin("crashes"), PluginLoader::kProbeTimeout);
+  EXPECT_TRUE(crash.fatal);
+  BackendProbe refusal = ProbePluginFile(TestPlugin("refuses"), PluginLoader::kProbeTimeout);
+  EXPECT_FALSE(refusal.fatal);
+  EXPECT_TRUE(refusal.answered);
 }
 
 TEST(PluginLoaderTest, AProbeThatNeverAnswersIsKilledAtItsTimeout) {

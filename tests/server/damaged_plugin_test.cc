@@ -2,6 +2,7 @@
 // --backend=NAME refuses it (exit 3) with the file and the reason, --list_backends lists it as
 // "cannot start" with the reason and exits normally, and --backend=auto skips it. Before the
 // ELF check and the probes in child processes, a file cut short killed brrr-echo with SIGBUS.
+#include <link.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "tests/reactors/damaged_plugins.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/sanitizer.h"
 
 namespace brrr {
 namespace {
@@ -30,6 +32,22 @@ std::string DirFor(const std::string& test, DamageKind kind) {
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
+}
+
+// The dynamic loader this program was started by (its PT_INTERP), or "".
+std::string DynamicLoader() {
+  std::string path;
+  ::dl_iterate_phdr(
+      [](dl_phdr_info* info, size_t, void* out) {
+        for (int i = 0; i < info->dlpi_phnum; ++i) {
+          if (info->dlpi_phdr[i].p_type != PT_INTERP) continue;
+          *static_cast<std::string*>(out) = reinterpret_cast<const char*>(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
+          return 1;
+        }
+        return 1;  // the first entry is the program itself: only its header counts
+      },
+      &path);
+  return path;
 }
 
 TEST(DamagedPluginTest, ABackendWhoseFileIsDamagedIsRefusedWithExitCode3) {
@@ -124,6 +142,51 @@ TEST(DamagedPluginTest, ABackendThatCrashesAsItStartsIsRefusedAndAutoServesOnThe
 
   // io_uring is the first `auto` tries; the real epoll comes from the runfiles.
   Process p(EchoBinary(), {"--backend=auto", "--plugin_dir=" + dir, "--port=0"});
+  uint16_t port = p.ListeningPort();
+  ASSERT_NE(port, 0) << p.err();
+  EXPECT_TRUE(Contains(p.out(), "(backend epoll,")) << p.out();
+  testing::BlockingClient client(port);
+  ASSERT_TRUE(client.send_all("served\n"));
+  EXPECT_EQ(client.recv_exact(7), "served\n");
+  client.close();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
+}
+
+// A plugin whose create() calls exit(0): before the trial, brrr-echo ended with status 0 before
+// it listened, as if it had been asked to stop; now it is refused with the reason (exit 3).
+TEST(DamagedPluginTest, ABackendThatExitsAsItStartsIsRefusedWithExitCode3) {
+  std::string dir = testing::FreshDir("exits_start");
+  std::string exits = dir + "/libbrrr_reactor_exits.so";
+  ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/libbrrr_reactor_exits.so").c_str(), exits.c_str()), 0);
+  Process p(EchoBinary(), {"--backend=exits", "--plugin_dir=" + dir, "--port=0"});
+  std::optional<int> code = p.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << p.err();
+  EXPECT_TRUE(Contains(p.err(), exits + ": the plugin ended the probe process (exit status 0)")) << p.err();
+  EXPECT_FALSE(Contains(p.out(), "listening")) << p.out();
+}
+
+// brrr-echo started through the dynamic loader (ld.so brrr-echo): /proc/self/exe is then the
+// loader, which runs a probe's plugin file as a program and dies of SIGSEGV. That says nothing
+// about the plugin: the listing says "cannot probe" instead of "crashed", and the server loads
+// its backend untried and serves (before, every backend was refused as crashing).
+TEST(DamagedPluginTest, AServerStartedThroughTheDynamicLoaderCannotProbeButServes) {
+  if (testing::UnderSanitizer("tsan")) GTEST_SKIP() << "TSan does not run a program mapped by an explicit ld.so";
+  std::string loader = DynamicLoader();
+  ASSERT_FALSE(loader.empty());
+  std::string plugins = "--plugin_dir=" + testing::Runfile("reactors");
+
+  Process list(loader, {EchoBinary(), "--list_backends", plugins});
+  std::optional<int> code = list.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_TRUE(Contains(list.out(), "epoll     cannot start: ")) << list.out();
+  // How the loader's child ends is the loader's business (SIGSEGV; under ASan its runtime
+  // aborts first): nothing in it blames the plugin.
+  EXPECT_TRUE(Contains(list.out(), "libbrrr_reactor_epoll.so: cannot probe: the probe process ")) << list.out();
+  EXPECT_FALSE(Contains(list.out(), "crashed")) << list.out();
+
+  Process p(loader, {EchoBinary(), "--backend=epoll", plugins, "--port=0"});
   uint16_t port = p.ListeningPort();
   ASSERT_NE(port, 0) << p.err();
   EXPECT_TRUE(Contains(p.out(), "(backend epoll,")) << p.out();

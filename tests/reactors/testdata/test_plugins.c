@@ -9,6 +9,7 @@
  *   CRASHES        a well-formed plugin whose create() dies of SIGBUS, as one mapped past the
  *                  end of its file would
  *   HANGS          a well-formed plugin whose create() never returns
+ *   EXITS          a well-formed plugin whose create() says goodbye and calls exit(0)
  *   OVERFLOWS      a plugin that starts, and whose wait() reports one completion more than
  *                  the room it was given (and writes none)
  * PLUGIN_NAME is the name the table declares; the file must be named after it.
@@ -16,6 +17,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,7 +32,7 @@ static int start(const brrr_reactor_config* config, brrr_reactor** out, char* er
   *out = (brrr_reactor*)&instance;
   return 0;
 }
-#elif !defined(CRASHES) && !defined(HANGS)
+#elif !defined(CRASHES) && !defined(HANGS) && !defined(EXITS)
 static int refuse(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
   (void)config;
   (void)out;
@@ -46,6 +48,15 @@ static int crash(const brrr_reactor_config* config, brrr_reactor** out, char* er
   (void)err_size;
   raise(SIGBUS);
   return -EFAULT;
+}
+#elif defined(EXITS)
+static int leave(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
+  (void)config;
+  (void)out;
+  (void)err;
+  (void)err_size;
+  printf("test plugin: exiting from create()\n");
+  exit(0);
 }
 #elif defined(HANGS)
 static int hang(const brrr_reactor_config* config, brrr_reactor** out, char* err, size_t err_size) {
@@ -93,6 +104,8 @@ static const brrr_reactor_plugin kPlugin = {
     .create = crash,
 #elif defined(OVERFLOWS)
     .create = start,
+#elif defined(EXITS)
+    .create = leave,
 #elif defined(HANGS)
     .create = hang,
 #else
