@@ -43,9 +43,12 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions op
                                                    " us, not ", us(options.idle_poll), " us"));
   }
   PluginLoader loader = PluginLoader::Default(options.plugin_dir);
-  auto reactor = loader.CreateReactor(options.backend, options.reactor);
+  std::vector<std::string> passed_over;
+  auto reactor = loader.CreateReactor(options.backend, options.reactor, &passed_over);
   if (!reactor.ok()) return reactor.status();
-  return std::make_unique<EventLoop>(*std::move(reactor), std::move(options));
+  auto loop = std::make_unique<EventLoop>(*std::move(reactor), std::move(options));
+  loop->backends_passed_over_ = std::move(passed_over);
+  return loop;
 }
 
 EventLoop::EventLoop(std::unique_ptr<Reactor> reactor, EventLoopOptions options)

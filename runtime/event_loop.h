@@ -43,6 +43,7 @@
 #include <source_location>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "runtime/buffer_pool.h"
@@ -180,6 +181,10 @@ class alignas(4096) EventLoop {
   const StallWatchdog* stall_watchdog() const { return watchdog_.get(); }
   uint32_t loop_id() const { return options_.loop_id; }
   const std::string& backend() const { return backend_name_; }
+  // With backend "auto" (EventLoopOptions::backend): why each backend auto tries before this
+  // one was passed over here (PluginLoader::CreateReactor), for the program to say so. Empty
+  // otherwise.
+  const std::vector<std::string>& backends_passed_over() const { return backends_passed_over_; }
   // Loop thread: every open socket of this loop, as the admin plane's ListSockets shows them.
   std::vector<SocketInfo> socket_infos() const { return sockets_.list(now_ns()); }
   // Whether the backend can watch descriptor `fd` (select(2) stops below FD_SETSIZE).
@@ -289,6 +294,7 @@ class alignas(4096) EventLoop {
   // under 1 us are not counted per task but from tasks_run (record_counted_elsewhere).
   LogHistogram timer_lateness_;
   LogHistogram task_duration_;
+  std::vector<std::string> backends_passed_over_;  // set by Create, then constant; off the hot pages
 
   // Declared last, so destroyed first: the watchdog reads the figures above.
   StackSampler sampler_;

@@ -157,7 +157,8 @@ std::optional<std::string> PluginLoader::FindPlugin(absl::string_view name) cons
 }
 
 absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::string_view backend,
-                                                                     const ReactorConfig& config) const {
+                                                                     const ReactorConfig& config,
+                                                                     std::vector<std::string>* passed_over) const {
   if (backend != "auto") {
     absl::StatusOr<std::string> path = PathOf(backend);
     if (!path.ok()) return path.status();
@@ -182,7 +183,10 @@ absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::strin
       continue;
     }
     auto reactor = Reactor::Create(*std::move(plugin), config);
-    if (reactor.ok()) return reactor;
+    if (reactor.ok()) {
+      if (passed_over != nullptr) *passed_over = std::move(reasons);
+      return reactor;
+    }
     reasons.push_back(std::string(reactor.status().message()));
   }
   return NoAutoBackend(reasons);

@@ -71,9 +71,12 @@ class PluginLoader {
   // Loads a plugin by backend name or path and checks its ABI.
   absl::StatusOr<std::shared_ptr<const Plugin>> Load(absl::string_view name_or_path) const;
 
-  // Loads and starts `backend`: a name, a path, or "auto".
+  // Loads and starts `backend`: a name, a path, or "auto". For "auto", `passed_over` (when not
+  // null) receives why each backend before the one it started was passed over, in auto's
+  // order (a backend without a file here is not named).
   absl::StatusOr<std::unique_ptr<Reactor>> CreateReactor(absl::string_view backend,
-                                                         const ReactorConfig& config = {}) const;
+                                                         const ReactorConfig& config = {},
+                                                         std::vector<std::string>* passed_over = nullptr) const;
 
   // Every plugin file in the search path (first occurrence of each name), each loaded and
   // started once in a child process; best first, as `auto` tries them. Cached (see above).

@@ -62,7 +62,10 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
   std::vector<int> listener_fds;
   for (int i = 0; i < o.loops; ++i) {
     EventLoopOptions lo;
-    lo.backend = o.backend;
+    // With "auto" the first loop picks and the others take its pick by name (from the same
+    // search path, the same file), so that a loop that cannot start it fails the start instead
+    // of quietly running another backend than the one the server reports.
+    lo.backend = i > 0 && o.backend == "auto" ? server->backend_ : o.backend;
     lo.plugin_dir = o.plugin_dir;
     lo.loop_id = static_cast<uint32_t>(i);
     lo.stall_threshold = o.stall_threshold;
@@ -98,6 +101,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
       bind_to = *local;
       server->address_ = *local;
       server->backend_ = (*loop)->stats().backend;
+      server->backends_passed_over_ = (*loop)->backends_passed_over();
     }
     server->shards_.push_back(std::make_unique<Shard>(o, *std::move(loop), std::move(listeners),
                                                       server->active_total_, server->throttle_,

@@ -67,7 +67,10 @@ class EchoServer {
   int64_t drain_started_at_ns() const { return drain_started_at_ns_.load(); }
 
   const EchoServerOptions& options() const { return options_; }
+  // Every loop runs the same backend: with "auto", the first loop's choice is the others'.
   const std::string& backend() const { return backend_; }
+  // With --backend=auto: why each better backend was passed over (EventLoop::backends_passed_over).
+  const std::vector<std::string>& backends_passed_over() const { return backends_passed_over_; }
   const SocketAddress& address() const { return address_; }  // with the actual port
   // When Start() started the loops (monotonic ns), or 0 before.
   int64_t started_at_ns() const { return started_at_ns_.load(); }
@@ -104,6 +107,7 @@ class EchoServer {
 
   EchoServerOptions options_;
   std::string backend_;
+  std::vector<std::string> backends_passed_over_;
   SocketAddress address_;
   std::atomic<int64_t> started_at_ns_{0};  // read by other threads (readiness)
   std::atomic<uint64_t> active_total_{0};

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/event_loop.h"
 #include "runtime/socket_address.h"
+#include "server/throttle.h"
 
 namespace brrr::server {
 
@@ -10,8 +11,10 @@ absl::Status Validate(const EchoServerOptions& o) {
   if (o.loops < 1 || o.loops > 256) {
     return absl::InvalidArgumentError(absl::StrCat("--loops=", o.loops, ": must be from 1 to 256"));
   }
-  if (o.max_connections < 1) {
-    return absl::InvalidArgumentError("--max_connections must be at least 1");
+  // The admin plane's SetThrottle range, so that the limit a server starts with can be set back.
+  if (o.max_connections < 1 || o.max_connections > Throttle::kMaxConnectionsLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("--max_connections=", o.max_connections, ": must be from 1 to ",
+                                                   Throttle::kMaxConnectionsLimit));
   }
   if (o.high_water < 1) return absl::InvalidArgumentError("--high_water must be at least 1 byte");
   if (o.low_water >= o.high_water) {

@@ -139,6 +139,12 @@ absl::StatusOr<uint32_t> WholeMilliseconds(absl::Duration duration) {
   return static_cast<uint32_t>(ms);
 }
 
+absl::StatusOr<uint32_t> SampleIntervalMilliseconds(absl::Duration interval) {
+  absl::StatusOr<uint32_t> ms = WholeMilliseconds(interval);
+  if (ms.ok() && *ms == 0) return absl::InvalidArgumentError("0: the time between samples must be from 50ms to 1h");
+  return ms;
+}
+
 std::string FormatMilliseconds(double milliseconds) {
   if (!std::isfinite(milliseconds)) return absl::StrCat(milliseconds, "ms");
   return absl::FormatDuration(absl::Milliseconds(std::llround(milliseconds)));

@@ -48,6 +48,10 @@ std::string AbslUnparseFlag(const LoopList& list);
 // (InvalidArgument): negative, infinite, a fraction of a millisecond, or past 2^32 - 1 ms.
 absl::StatusOr<uint32_t> WholeMilliseconds(absl::Duration duration);
 
+// `interval` (watch's --interval) as WatchStats' interval_ms: WholeMilliseconds, and not 0,
+// which the API reads as "the default" (1 s) where the user asked for no time at all.
+absl::StatusOr<uint32_t> SampleIntervalMilliseconds(absl::Duration interval);
+
 // A duration for people: whole milliseconds, e.g. "1h2m3.456s", "250ms", "0".
 std::string FormatMilliseconds(double milliseconds);
 

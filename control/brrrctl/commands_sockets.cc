@@ -60,6 +60,10 @@ Outcome RunSockets(Invocation& invocation) {
   std::optional<uint32_t> loop;
   if (Outcome o = OneLoop("sockets", &loop); !o.ok()) return o;
   if (loop.has_value()) request.set_loop(*loop);
+  // 0 would be the API's default (10000), not "none".
+  if (invocation.given("limit") && absl::GetFlag(FLAGS_limit) == 0) {
+    return Outcome::Usage("--limit=0: must be from 1 to 100000");
+  }
   request.set_limit(absl::GetFlag(FLAGS_limit));
 
   admin::ListSocketsResponse response;

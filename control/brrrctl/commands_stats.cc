@@ -148,7 +148,7 @@ class WatchLines {
 Outcome RunWatch(Invocation& invocation) {
   admin::WatchStatsRequest request;
   if (invocation.given("interval")) {
-    absl::StatusOr<uint32_t> ms = WholeMilliseconds(absl::GetFlag(FLAGS_interval));
+    absl::StatusOr<uint32_t> ms = SampleIntervalMilliseconds(absl::GetFlag(FLAGS_interval));
     if (!ms.ok()) return Outcome::Usage(absl::StrCat("--interval=", ms.status().message()));
     request.set_interval_ms(*ms);
   }

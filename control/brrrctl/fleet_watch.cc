@@ -153,7 +153,7 @@ class TickPrinter {
 Outcome RunWatchOnFleet(FleetInvocation& invocation) {
   admin::WatchStatsRequest request;
   if (invocation.line.given("interval")) {
-    absl::StatusOr<uint32_t> ms = WholeMilliseconds(absl::GetFlag(FLAGS_interval));
+    absl::StatusOr<uint32_t> ms = SampleIntervalMilliseconds(absl::GetFlag(FLAGS_interval));
     if (!ms.ok()) return Outcome::Usage(absl::StrCat("--interval=", ms.status().message()));
     request.set_interval_ms(*ms);
   }

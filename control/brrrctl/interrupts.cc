@@ -10,7 +10,9 @@
 namespace brrr::control {
 namespace {
 
-// SIGUSR1 only wakes the signal thread so that it can end (the destructor sends it).
+// SIGUSR1 only wakes the signal thread so that it can end (the destructor sends it, after
+// setting stopping_); one sent from outside is ignored, so that SIGINT and SIGTERM are never
+// left blocked in every thread with nobody waiting for them.
 sigset_t HandledSignals() {
   sigset_t signals;
   sigemptyset(&signals);
@@ -29,6 +31,7 @@ Interrupts::Interrupts() {
 }
 
 Interrupts::~Interrupts() {
+  stopping_.store(true);
   pthread_kill(thread_.native_handle(), SIGUSR1);
   thread_.join();
 }
@@ -38,7 +41,10 @@ void Interrupts::WaitForSignals() {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGUSR1) return;
+    if (sig == SIGUSR1) {
+      if (stopping_.load()) return;
+      continue;
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (handlers_.empty()) {
       std::fflush(stdout);

@@ -62,6 +62,7 @@ class Interrupts {
 
   std::thread thread_;
   std::atomic<bool> interrupted_{false};
+  std::atomic<bool> stopping_{false};  // set by the destructor before it wakes the thread
   std::mutex mu_;
   std::map<uint64_t, std::function<void()>> handlers_;  // guarded by mu_, by scope
   uint64_t next_id_ = 0;                                // guarded by mu_

@@ -109,7 +109,7 @@ std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint3
                       " count=", i.count(), " interval_ms=", i.interval_ms(), " loops=", LoopsText(i),
                       " state=", admin::Injection::State_Name(i.state()), " runs=", i.runs_started(), "\n");
     }
-    if (!view.throttle.empty()) absl::StrAppend(&text, "throttle ", Word(view.throttle), "\n");
+    if (!view.throttle.empty()) absl::StrAppend(&text, "throttle summary=", Word(view.throttle), "\n");
     for (const admin::Stall& stall : view.stalls) {
       std::string where = StallWhere(stall);
       absl::StrAppend(&text, "stall loop=", stall.loop(), " seq=", stall.sequence(),
@@ -119,7 +119,7 @@ std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint3
                       " where=", where.empty() ? "-" : Word(where), "\n");
       std::vector<std::string> stack = StallFrames(stall);
       for (size_t n = 0; n < stack.size() && n < frames; ++n) {
-        absl::StrAppend(&text, "frame loop=", stall.loop(), " n=", n, " ", Word(stack[n]), "\n");
+        absl::StrAppend(&text, "frame loop=", stall.loop(), " n=", n, " at=", Word(stack[n]), "\n");
       }
     }
   }

@@ -6,9 +6,9 @@
 //   loop=all util=0.06 ...
 //   socket fd=9 loop=0 peer=127.0.0.1:40112 queued=0 bytes_in=1200 bytes_out=1200 sets=read
 //   injection id=1 kind=blocking-spin duration_ms=300 count=3 interval_ms=1000 loops=all state=ACTIVE runs=1
-//   throttle "conn_rate unlimited, total_rate unlimited, accept_rate unlimited, max_connections 0"
+//   throttle summary="conn_rate unlimited, total_rate unlimited, accept_rate unlimited, max_connections 0"
 //   stall loop=0 seq=1 duration_ms=312 in_progress=no task=<inject:blocking_spin> where="brrr::...()"
-//   frame loop=0 n=0 "clock_gettime (linux-vdso.so.1+0xb46)"
+//   frame loop=0 n=0 at="clock_gettime (linux-vdso.so.1+0xb46)"
 //   (an empty line ends the block)
 //
 // Each line starts with its kind, then NAME=VALUE words; a value with a space or a quote is in

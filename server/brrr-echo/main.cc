@@ -276,6 +276,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
     return 2;
   }
+  if (absl::Status upgrade_flags = brrr::Upgrade::CheckFlags(); !upgrade_flags.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s\n", std::string(upgrade_flags.message()).c_str());
+    return 2;
+  }
 
   EchoServerOptions o;
   o.backend = absl::GetFlag(FLAGS_backend);
@@ -377,6 +381,9 @@ int main(int argc, char** argv) {
   std::printf("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",
               (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
               o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));
+  for (const std::string& reason : (*server)->backends_passed_over()) {
+    std::printf("brrr-echo: --backend=auto passed over %s\n", reason.c_str());
+  }
   if (admin != nullptr) {
     std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection%s)\n",
                 admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");

@@ -15,8 +15,20 @@ ABSL_FLAG(std::string, take_over, "",
           "Take the listening sockets (echo, and metrics and admin where this process serves the same "
           "address) of the brrr-echo listening on this --handover_socket, instead of binding; --host must be "
           "the running one's and --port the same or 0. Exit code 3 if it cannot; the running one serves on");
+ABSL_FLAG(bool, take_over_or_start, false,
+          "With --take_over: when no brrr-echo listens at that path (no socket there, or one left by a process "
+          "that died without removing it), start afresh instead of exiting 3: bind the ports, and serve "
+          "--handover_socket (replacing the file left there). For a service manager, which restarts a process "
+          "that crashed the same way it upgrades a running one");
 
 namespace brrr {
+
+absl::Status Upgrade::CheckFlags() {
+  if (absl::GetFlag(FLAGS_take_over_or_start) && absl::GetFlag(FLAGS_take_over).empty()) {
+    return absl::InvalidArgumentError("--take_over_or_start needs --take_over=PATH (what to take over, if it runs)");
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
   std::unique_ptr<Upgrade> upgrade(new Upgrade());
@@ -30,7 +42,18 @@ absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
   }
   if (take_over.empty()) return upgrade;
   absl::StatusOr<std::unique_ptr<server::TakeOver>> taking = server::TakeOver::Connect(take_over);
-  if (!taking.ok()) return taking.status();
+  if (!taking.ok()) {
+    // NotFound: nothing listens there. A process that listened there has died, or none ever
+    // did: nobody serves the ports, so starting afresh takes them from no one (and if a process
+    // still holds them after all, binding fails and this one exits 3).
+    if (!absl::IsNotFound(taking.status()) || !absl::GetFlag(FLAGS_take_over_or_start)) return taking.status();
+    std::printf("brrr-echo: no brrr-echo listens for a hand-over at %s: starting afresh (--take_over_or_start)\n",
+                take_over.c_str());
+    if (!handover.empty() && handover == take_over) {
+      if (absl::Status opened = upgrade->OpenHandoverSocket(handover); !opened.ok()) return opened;
+    }
+    return upgrade;
+  }
   upgrade->taking_ = *std::move(taking);
   return upgrade;
 }

@@ -43,8 +43,13 @@ class Upgrade {
   // process listens stops this one before it binds anything. With --take_over: connects and
   // receives the running instance's listeners; the error
   // (no such socket, another protocol version, address mismatch, already handing over) means
-  // exit 3, and the running instance serves on. Without it: an Upgrade that takes nothing.
+  // exit 3, and the running instance serves on; but where nothing listens at that path and
+  // --take_over_or_start is set, an Upgrade that takes nothing (and has opened the
+  // --handover_socket if it is that path). Without --take_over: an Upgrade that takes nothing.
   static absl::StatusOr<std::unique_ptr<Upgrade>> Begin();
+  // InvalidArgument for flags that contradict each other (--take_over_or_start without
+  // --take_over): exit 2 before anything starts.
+  static absl::Status CheckFlags();
   ~Upgrade();  // declines a take-over that was not committed; stops the hand-over listener
 
   // Moves the received echo listeners into options.adopted_listeners.

@@ -165,5 +165,34 @@ TEST_F(AdminActionsTest, ALowerConnectionLimitRefusesNewConnections) {
   EXPECT_EQ(stats.throttle().max_connections(), 1u);
 }
 
+// A throttle is a setting, not an action: set while a loop is blocked, it is set at once (and
+// read back so), the call says which loop has not taken it in yet, and that loop applies it
+// once it gets to its queue.
+TEST_F(AdminActionsTest, AThrottleSetWhileALoopIsBlockedIsSetAndThatLoopTakesItInOnceFree) {
+  Start({"--loops=1", "--admin_max_block=60s"});
+  admin::Injection blocking = BlockLoop(0, 30000);  // far longer than the call; cancelled after it
+  admin::SetThrottleRequest limit;
+  limit.set_max_connections(1);
+  admin::Throttle throttle;
+  auto context = Context();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  grpc::Status set = stub_->SetThrottle(context.get(), limit, &throttle);
+  EXPECT_EQ(set.error_code(), grpc::StatusCode::UNAVAILABLE) << set.error_message();
+  EXPECT_NE(set.error_message().find("the throttles are set, but loop 0"), std::string::npos) << set.error_message();
+  EXPECT_NE(set.error_message().find("it applies them once it gets to them"), std::string::npos)
+      << set.error_message();
+  admin::Throttle now;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &now).ok());
+  EXPECT_EQ(now.max_connections(), 1u);
+
+  Unblock(0, blocking);
+  testing::BlockingClient first(port_);
+  ASSERT_GE(EchoRoundTripMs(first), 0);
+  testing::BlockingClient second(port_);
+  EXPECT_EQ(second.recv_until_eof(), "");  // the limit is in force on the loop that was blocked
+  admin::Stats stats = StatsWhen([](const admin::Stats& s) { return s.total().connections_refused() == 1; });
+  EXPECT_EQ(stats.total().connections_refused(), 1u);
+}
+
 }  // namespace
 }  // namespace brrr

@@ -171,6 +171,17 @@ TEST_F(BrrrctlTest, StreamsEndCleanlyOnSigintAndSigterm) {
     EXPECT_EQ(*code, 0) << strsignal(sig) << ": " << watch.err();
     for (const std::string& line : Lines(watch.out())) FromJson<admin::Stats>(line);
   }
+  // A stray SIGUSR1 (brrrctl's signal thread wakes on it to end) is ignored: before, it ended
+  // that thread and left SIGINT blocked in every thread, so Ctrl-C no longer stopped a watch.
+  testing::Process watch(testing::Runfile("control/brrrctl/brrrctl"),
+                         {"--target=" + Address(), "watch", "--interval=50ms", "--json"});
+  ASSERT_TRUE(watch.WaitForOutput("\"uptime_seconds\"")) << watch.err();
+  watch.Signal(SIGUSR1);
+  EXPECT_FALSE(watch.Wait(std::chrono::milliseconds(300)).has_value()) << "SIGUSR1 ended it: " << watch.err();
+  watch.Signal(SIGINT);
+  std::optional<int> code = watch.Wait(seconds(10));
+  ASSERT_TRUE(code.has_value()) << "SIGINT after a SIGUSR1 did not end the watch";
+  EXPECT_EQ(*code, 0) << watch.err();
 }
 
 TEST_F(BrrrctlTest, StallsAreReportedOverTheThreshold) {

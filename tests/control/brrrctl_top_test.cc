@@ -298,7 +298,7 @@ TEST_F(BrrrctlTopTest, PipedItPrintsPlainLinesForCountTicks) {
   EXPECT_TRUE(rate_seen) << top.out();
   EXPECT_TRUE(absl::StrContains(top.out(), "\nsocket fd=")) << top.out();
   EXPECT_TRUE(absl::StrContains(top.out(), " kind=connection ")) << top.out();
-  EXPECT_TRUE(absl::StrContains(top.out(), "\nthrottle \"conn_rate ")) << top.out();
+  EXPECT_TRUE(absl::StrContains(top.out(), "\nthrottle summary=\"conn_rate ")) << top.out();
   // Each block ends with an empty line.
   EXPECT_TRUE(absl::EndsWith(top.out(), "\n\n")) << top.out();
 

@@ -36,6 +36,9 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       {{"throttle", "--conn_rate=10QB"}, "--conn_rate=10QB: expected a number"},
       {{"throttle", "--pause", "--resume"}, "throttle: give --pause or --resume, not both"},
       {{"watch", "--count=-1"}, "--count=-1: expected a whole number"},
+      // 0 is the API's "default" (1 s, 10000 sockets): refused rather than silently replaced.
+      {{"watch", "--interval=0s"}, "--interval=0: the time between samples must be from 50ms to 1h"},
+      {{"sockets", "--limit=0"}, "--limit=0: must be from 1 to 100000"},
       {{"sockets", "--set=some"}, "--set=some: expected all, read, write or neither"},
       {{"cancel"}, "cancel takes 1 argument, got 0"},
       {{"close", "seven"}, "close seven: FD must be a file descriptor number"},

@@ -426,11 +426,11 @@ TEST(TopModelTest, PlainLinesAreOneBlockOfNameValueWords) {
   EXPECT_TRUE(absl::StrContains(
       text, "socket fd=9 loop=0 kind=connection peer=127.0.0.1:4000 queued=12 bytes_in=0 bytes_out=0 sets=read,write\n"))
       << text;
-  EXPECT_TRUE(absl::StrContains(text, "throttle \"conn_rate unlimited\"\n")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "throttle summary=\"conn_rate unlimited\"\n")) << text;
   EXPECT_TRUE(absl::StrContains(text, "stall loop=0 seq=3 duration_ms=300 in_progress=no task=<inject:blocking_spin>"))
       << text;
   // --frames=1: one frame line.
-  EXPECT_TRUE(absl::StrContains(text, "frame loop=0 n=0 \"spin() (brrr-echo+0x1)\"\n")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "frame loop=0 n=0 at=\"spin() (brrr-echo+0x1)\"\n")) << text;
   EXPECT_FALSE(absl::StrContains(text, "n=1")) << text;
   EXPECT_TRUE(absl::EndsWith(text, "\n\n")) << text;
 

@@ -35,7 +35,10 @@ then instance 1 is restarted (SIGTERM, drain, exit, a new process binds), and no
    summaries, the current ones from `brrrctl --target=a,b,c --json stats` (its fleet total).
    Prometheus' query API shows brrr_bytes_in_total for all three instances, and once a scrape
    after the load has ended, their sums agree with brrrctl's.
-6. The current generation drains on SIGTERM and exits 0.
+6. Instance 2 is killed (SIGKILL, as a crash or systemd's stop timeout would end it): its
+   hand-over socket stays behind, and the unit's ExecStart, run again as Restart=on-failure
+   would, starts afresh (--take_over_or_start) and HAProxy puts it back.
+7. The current generation drains on SIGTERM and exits 0.
 
 Every process is ended when the test ends, whatever happens. Run by fleet_test.sh. Exits 0 if
 every check holds, 1 saying which did not.
@@ -352,6 +355,21 @@ def run(args, fleet):
                             f" == {current[1]} (brrrctl's), over three instances", prometheus_agrees)
     print("fleet_test: Prometheus: brrr_bytes_in_total " +
           ", ".join(f"{k}={v:.0f}" for k, v in sorted(per_instance.items())) + ": the sum agrees with brrrctl")
+
+    # A crash: the process dies without its drain and leaves its hand-over socket behind;
+    # systemd (Restart=on-failure) starts the same unit again, and it must come back.
+    crashed = fleet.generations[1][-1]
+    crashed.process.send_signal(signal.SIGKILL)
+    crashed.wait_exit(WAIT_S)
+    socket_path = os.path.join(fleet.sockets_dir, "echo-2.sock")
+    check(os.path.exists(socket_path), f"{crashed.name} was killed, yet its hand-over socket {socket_path} is gone")
+    wait_for("HAProxy takes echo2 out after its crash",
+             lambda: fleet.haproxy_servers().get("echo2", {}).get("status", "").startswith("DOWN"))
+    back = fleet.start_instance(1, take_over=False)
+    check("starting afresh" in back.output(), f"{back.name} did not say it started afresh:\n{back.output()}")
+    wait_for("HAProxy puts echo2 back after its restart", fleet.all_up)
+    print(f"fleet_test: echo2 killed (SIGKILL) and started again by its unit's command line: serving, "
+          f"its stale hand-over socket replaced")
 
     for i in range(INSTANCES):
         child = fleet.generations[i][-1]

@@ -287,9 +287,14 @@ TEST(PluginLoaderTest, AutoSkipsABackendThatCrashesAsItStarts) {
   ASSERT_EQ(::symlink(CrashingIoUring().c_str(), (dir + "/libbrrr_reactor_io_uring.so").c_str()), 0);
   ASSERT_EQ(::symlink(Runfiles("reactors/libbrrr_reactor_epoll.so").c_str(), (dir + "/libbrrr_reactor_epoll.so").c_str()),
             0);
-  auto reactor = PluginLoader({dir}).CreateReactor("auto");
+  std::vector<std::string> passed_over;
+  auto reactor = PluginLoader({dir}).CreateReactor("auto", {}, &passed_over);
   ASSERT_TRUE(reactor.ok()) << reactor.status();
   EXPECT_EQ((*reactor)->name(), "epoll");
+  // It says what it passed over, and why.
+  ASSERT_EQ(passed_over.size(), 1u);
+  EXPECT_TRUE(Contains(passed_over[0], dir + "/libbrrr_reactor_io_uring.so: the probe crashed (SIGBUS)"))
+      << passed_over[0];
 
   // With nothing else to try, the error names the crash.
   std::string alone = testing::FreshDir("auto_crashing_alone");

@@ -140,11 +140,19 @@ TEST(DamagedPluginTest, ABackendThatCrashesAsItStartsIsRefusedAndAutoServesOnThe
     EXPECT_TRUE(Contains(p.err(), dir + "/libbrrr_reactor_" + backend + ".so: the probe crashed (SIGBUS)")) << p.err();
   }
 
-  // io_uring is the first `auto` tries; the real epoll comes from the runfiles.
-  Process p(EchoBinary(), {"--backend=auto", "--plugin_dir=" + dir, "--port=0"});
+  // io_uring is the first `auto` tries; the real epoll comes from the runfiles. Every loop runs
+  // the first loop's pick, and the server says what it passed over.
+  Process p(EchoBinary(), {"--backend=auto", "--plugin_dir=" + dir, "--port=0", "--loops=2"});
   uint16_t port = p.ListeningPort();
   ASSERT_NE(port, 0) << p.err();
-  EXPECT_TRUE(Contains(p.out(), "(backend epoll,")) << p.out();
+  EXPECT_TRUE(Contains(p.out(), "(backend epoll, 2 loops,")) << p.out();
+  ASSERT_TRUE(p.WaitForOutput("--backend=auto passed over ", seconds(10))) << p.out();
+  EXPECT_TRUE(Contains(p.out(), "brrr-echo: --backend=auto passed over " + io_uring +
+                                    ": the probe crashed (SIGBUS) while loading and starting the plugin in a "
+                                    "child process\n"))
+      << p.out();
+  EXPECT_EQ(p.out().find("passed over"), p.out().rfind("passed over")) << "only io_uring comes before epoll\n"
+                                                                        << p.out();
   testing::BlockingClient client(port);
   ASSERT_TRUE(client.send_all("served\n"));
   EXPECT_EQ(client.recv_exact(7), "served\n");

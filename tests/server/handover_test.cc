@@ -17,6 +17,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -507,6 +508,58 @@ TEST(TakeOverErrorsTest, TheNewProcessExits3AndTheOldOneServesOn) {
   EXPECT_EQ(EchoOf(port, "now B"), "now B");
   b.Signal(SIGTERM);
   EXPECT_EQ(b.Wait(seconds(30)), 0);
+}
+
+// A process killed without its drain (SIGKILL, a crash) leaves its hand-over socket behind.
+// With --take_over the next start found nobody there and exited 3, so a service manager that
+// restarts with the upgrade's command line (deploy/brrr-echo@.service) never brought the
+// instance back; with --take_over_or_start it starts afresh, replaces the stale socket, and
+// hands over from there as usual.
+TEST(TakeOverOrStartTest, AfterAProcessDiedTheNextStartsAfreshAndCanHandOver) {
+  SocketDir dir;
+  const std::string path = dir.path();
+  Process a(EchoBinary(), {"--backend=epoll", "--port=0", "--handover_socket=" + path});
+  ASSERT_NE(a.ListeningPort(), 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  a.Signal(SIGKILL);
+  ASSERT_TRUE(a.Wait(seconds(30)).has_value());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0) << "the killed process's socket file is gone";
+  ASSERT_TRUE(S_ISSOCK(st.st_mode));
+
+  const std::vector<std::string> restart = {"--backend=epoll", "--port=0", "--handover_socket=" + path,
+                                            "--take_over=" + path};
+  {
+    Process b(EchoBinary(), restart);
+    std::optional<int> code = b.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 3) << b.out() << b.err();
+    EXPECT_NE(b.err().find("no brrr-echo listens for a hand-over at " + path), std::string::npos) << b.err();
+  }
+  std::vector<std::string> or_start = restart;
+  or_start.push_back("--take_over_or_start");
+  Process c(EchoBinary(), or_start);
+  uint16_t port = c.ListeningPort();
+  ASSERT_NE(port, 0) << c.err();
+  EXPECT_NE(c.out().find("no brrr-echo listens for a hand-over at " + path + ": starting afresh"), std::string::npos)
+      << c.out();
+  ASSERT_TRUE(c.WaitForOutput("hand-over socket at " + path)) << c.out() << c.err();
+  EXPECT_EQ(EchoOf(port, "back after the crash"), "back after the crash");
+
+  // The same command line takes over from a running one.
+  Process d(EchoBinary(), or_start);
+  ASSERT_TRUE(d.WaitForOutput("took over the listeners of pid ")) << d.out() << d.err();
+  EXPECT_EQ(d.out().find("starting afresh"), std::string::npos) << d.out();
+  std::optional<int> c_code = c.Wait(seconds(30));
+  ASSERT_TRUE(c_code.has_value());
+  EXPECT_EQ(*c_code, 0) << c.err();
+  EXPECT_EQ(EchoOf(port, "now D"), "now D");
+  d.Signal(SIGTERM);
+  EXPECT_EQ(d.Wait(seconds(30)), 0) << d.err();
+
+  Process alone(EchoBinary(), {"--take_over_or_start"});
+  EXPECT_EQ(alone.Wait(seconds(30)), 2);
+  EXPECT_NE(alone.err().find("--take_over_or_start needs --take_over=PATH"), std::string::npos) << alone.err();
 }
 
 TEST(PlainRestartTest, WithoutAHandOverConnectionsAreRefused) {
