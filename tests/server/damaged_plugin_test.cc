@@ -34,6 +34,16 @@ bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
+// The server on `port` echoes a line, then drains on SIGTERM and exits 0.
+void ExpectServesThenDrains(Process& p, uint16_t port, const std::string& line) {
+  testing::BlockingClient client(port);
+  ASSERT_TRUE(client.send_all(line));
+  EXPECT_EQ(client.recv_exact(line.size()), line);
+  client.close();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
+}
+
 // The dynamic loader this program was started by (its PT_INTERP), or "".
 std::string DynamicLoader() {
   std::string path;
@@ -95,14 +105,7 @@ TEST(DamagedPluginTest, AutoSkipsADamagedFileAndServes) {
     uint16_t port = p.ListeningPort();
     ASSERT_NE(port, 0) << p.err();
     EXPECT_TRUE(Contains(p.out(), "(backend epoll,")) << p.out();
-    testing::BlockingClient client(port);
-    ASSERT_TRUE(client.send_all("still serving\n"));
-    EXPECT_EQ(client.recv_exact(14), "still serving\n");
-    client.close();
-    p.Signal(SIGTERM);
-    std::optional<int> code = p.Wait(seconds(30));
-    ASSERT_TRUE(code.has_value());
-    EXPECT_EQ(*code, 0) << p.err();
+    ExpectServesThenDrains(p, port, "still serving\n");
   }
 }
 
@@ -153,12 +156,7 @@ TEST(DamagedPluginTest, ABackendThatCrashesAsItStartsIsRefusedAndAutoServesOnThe
       << p.out();
   EXPECT_EQ(p.out().find("passed over"), p.out().rfind("passed over")) << "only io_uring comes before epoll\n"
                                                                         << p.out();
-  testing::BlockingClient client(port);
-  ASSERT_TRUE(client.send_all("served\n"));
-  EXPECT_EQ(client.recv_exact(7), "served\n");
-  client.close();
-  p.Signal(SIGTERM);
-  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
+  ExpectServesThenDrains(p, port, "served\n");
 }
 
 // A plugin whose create() calls exit(0): before the trial, brrr-echo ended with status 0 before
@@ -198,12 +196,7 @@ TEST(DamagedPluginTest, AServerStartedThroughTheDynamicLoaderCannotProbeButServe
   uint16_t port = p.ListeningPort();
   ASSERT_NE(port, 0) << p.err();
   EXPECT_TRUE(Contains(p.out(), "(backend epoll,")) << p.out();
-  testing::BlockingClient client(port);
-  ASSERT_TRUE(client.send_all("served\n"));
-  EXPECT_EQ(client.recv_exact(7), "served\n");
-  client.close();
-  p.Signal(SIGTERM);
-  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
+  ExpectServesThenDrains(p, port, "served\n");
 }
 
 // A plugin whose create() never returns: refused when its trial in a child process times out
