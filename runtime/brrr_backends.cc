@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   if (chosen.ok()) {
     std::printf("\n--backend=auto picks: %s\n", auto_name.c_str());
   } else {
-    std::printf("\n--backend=auto: %s\n", std::string(chosen.status().message()).c_str());
+    std::printf("\n%s\n", std::string(chosen.status().message()).c_str());  // "--backend=auto: ..."
   }
   return chosen.ok() ? 0 : 1;
 }

@@ -13,11 +13,13 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "control/admin/admin_server.h"
 #include "control/admin/metrics_exporter.h"
@@ -33,7 +35,7 @@
 ABSL_FLAG(std::string, backend, "auto",
           "I/O backend: io_uring, epoll, poll, select, a plugin path, or auto (the best that starts here)");
 ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
-ABSL_FLAG(bool, list_backends, false, "List the backends, whether each starts here, and exit");
+ABSL_FLAG(bool, list_backends, false, "List the backends, whether each starts here, and exit (3 when none starts)");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::1)");
 ABSL_FLAG(int32_t, port, 5000, "TCP port (0: any free port)");
 ABSL_FLAG(bool, share_port, false,
@@ -165,7 +167,8 @@ int ListBackends() {
   // From the probes, which ran in child processes: listing loads no plugin into this process.
   absl::StatusOr<std::string> chosen = loader.AutoChoice();
   std::printf("auto      -> %s\n", chosen.ok() ? chosen->c_str() : std::string(chosen.status().message()).c_str());
-  return probes.empty() ? 3 : 0;
+  // As a start would: with no backend for auto, brrr-echo cannot start here.
+  return chosen.ok() ? 0 : 3;
 }
 
 // Set by main once the server has stopped, before it sends SIGUSR1 to end HandleSignals.
@@ -374,8 +377,12 @@ int main(int argc, char** argv) {
     metrics_flags.WarnUnlessLoopback(metrics->address());
   }
   if (absl::Status started = (*server)->Start(); !started.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s (the reserve is --admin_reserved_fds + --metrics_max_connections + 1)\n",
-                 std::string(started.message()).c_str());
+    // Only a plane that is on keeps descriptors free (o.reserved_descriptors, above).
+    std::vector<std::string> reserve;
+    if (admin_port != 0) reserve.push_back("--admin_reserved_fds");
+    if (metrics_port != 0) reserve.push_back("--metrics_max_connections + 1");
+    std::string which = reserve.empty() ? "" : absl::StrCat(" (the reserve is ", absl::StrJoin(reserve, " + "), ")");
+    std::fprintf(stderr, "brrr-echo: %s%s\n", std::string(started.message()).c_str(), which.c_str());
     return 3;
   }
   std::printf("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",

@@ -146,6 +146,46 @@ TEST(BrrrBackendsTest, ADamagedOrCrashingPluginIsListedWithWhyAndTheListingGoesO
   EXPECT_EQ(out.find("--backend=auto picks: epoll"), std::string::npos) << out;
 }
 
+// Where no backend starts (each one shadowed by a file that holds another backend): each is
+// listed with why, auto has no pick, and the exit code is 1, in text and in --json.
+TEST(BrrrBackendsTest, NoBackendStartsExits1) {
+  std::string dir = testing::FreshDir("brrr_backends_none");
+  for (const char* name : {"io_uring", "epoll", "poll", "select"}) {
+    std::string path = dir + "/libbrrr_reactor_" + name + ".so";
+    ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/libbrrr_reactor_crashes.so").c_str(), path.c_str()), 0);
+  }
+  Process text(Backends(), {"--plugin_dir=" + dir});
+  std::optional<int> code = text.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1) << text.err();
+  int listed = 0;
+  for (const std::string& line : Lines(text.out())) {
+    for (const char* name : {"io_uring ", "epoll ", "poll ", "select "}) {
+      if (!StartsWith(line, name)) continue;
+      ++listed;
+      EXPECT_NE(line.find(" cannot start "), std::string::npos) << line;
+    }
+  }
+  EXPECT_EQ(listed, 4) << text.out();
+  EXPECT_NE(text.out().find("why: " + dir + "/libbrrr_reactor_select.so: the file is named for backend \"select\""),
+            std::string::npos)
+      << text.out();
+  EXPECT_NE(text.out().find("\n--backend=auto: no backend starts here (tried io_uring, epoll, poll, select in " + dir),
+            std::string::npos)
+      << text.out();
+  EXPECT_EQ(text.out().find("--backend=auto picks"), std::string::npos) << text.out();
+
+  Process json(Backends(), {"--plugin_dir=" + dir, "--json"});
+  code = json.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1) << json.err();
+  std::vector<std::string> objects = Lines(json.out());
+  EXPECT_EQ(objects.size(), 4u) << json.out();
+  for (const std::string& object : objects) {
+    EXPECT_NE(object.find("\"starts\":false,\"auto\":false"), std::string::npos) << object;
+  }
+}
+
 TEST(BrrrBackendsTest, BadArgumentsAreRefusedWithExitCode2) {
   struct Case {
     std::vector<std::string> args;

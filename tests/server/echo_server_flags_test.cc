@@ -99,6 +99,35 @@ TEST(EchoServerFlagsTest, AnAddressInUseIsReported) {
   EXPECT_NE(p.err().find("Address already in use"), std::string::npos) << p.err();
 }
 
+// A descriptor limit that leaves nothing for echo connections once the planes' reserve is kept
+// free stops the start (exit 3), naming the limit and the flags that make the reserve.
+TEST(EchoServerFlagsTest, ADescriptorLimitBelowTheReserveStopsTheStart) {
+  const std::string port = std::to_string(testing::PickFreePort());  // the admin or metrics port
+  struct Case {
+    std::vector<std::string> args;
+    std::string reserve;
+  };
+  const std::vector<Case> cases = {
+      {{"--port=0", "--admin_port=" + port}, "(the reserve is --admin_reserved_fds)"},
+      {{"--port=0", "--metrics_port=" + port, "--metrics_max_connections=1000"},
+       "(the reserve is --metrics_max_connections + 1)"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.args[1]);
+    // 40 descriptors: the 32 the admin plane keeps free by default and those open at the start need more.
+    Process p(EchoBinary(), c.args, {.max_open_files = 40});
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 3) << p.err();
+    EXPECT_NE(p.err().find("the descriptor limit (RLIMIT_NOFILE) is 40: with "), std::string::npos) << p.err();
+    EXPECT_NE(p.err().find("none is left for echo connections; raise the limit (ulimit -n) or lower the reserve " +
+                           c.reserve),
+              std::string::npos)
+        << p.err();
+    EXPECT_EQ(p.out().find("listening on"), std::string::npos) << p.out();
+  }
+}
+
 // Where backends come from: --plugin_dir first, then $BRRR_PLUGIN_DIR, then the plugins next
 // to the program (its runfiles here). Each directory holds its own copy of the poll plugin,
 // and the server's memory map (/proc/PID/maps) shows which copy it loaded.
@@ -190,6 +219,35 @@ TEST(EchoServerPluginsTest, ListBackendsSaysWhatStartsHereAndWhatAutoPicks) {
       << p.out();
   ASSERT_FALSE(best.empty());
   EXPECT_NE(p.out().find("auto      -> " + best + "\n"), std::string::npos) << p.out();
+}
+
+// Where no backend starts (each one shadowed by a file that holds another backend),
+// --list_backends says so and exits 3, as the start itself would.
+TEST(EchoServerPluginsTest, ListBackendsExits3WhenNoBackendStarts) {
+  std::string dir = std::string(std::getenv("TEST_TMPDIR")) + "/list_none";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  for (const char* name : {"io_uring", "epoll", "poll", "select"}) {
+    std::filesystem::create_symlink(testing::Runfile("tests/reactors/libbrrr_reactor_crashes.so"),
+                                    dir + "/libbrrr_reactor_" + name + ".so");
+  }
+  Process list(EchoBinary(), {"--list_backends", "--plugin_dir=" + dir});
+  std::optional<int> code = list.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << list.err();
+  for (const std::string name : {"io_uring", "epoll", "poll", "select"}) {
+    std::string label = name + std::string(10 - name.size(), ' ');
+    EXPECT_NE(list.out().find(label + "cannot start: " + dir + "/libbrrr_reactor_" + name +
+                              ".so: the file is named for backend \"" + name + "\" but holds backend \"crashes\""),
+              std::string::npos)
+        << list.out();
+  }
+  EXPECT_NE(list.out().find("auto      -> --backend=auto: no backend starts here"), std::string::npos) << list.out();
+
+  Process start(EchoBinary(), {"--port=0", "--plugin_dir=" + dir});
+  code = start.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << start.err();
 }
 
 TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
