@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/event_loop.h"
+#include "runtime/stall_detector.h"
 #include "runtime/socket_address.h"
 #include "server/throttle.h"
 
@@ -21,15 +22,22 @@ absl::Status Validate(const EchoServerOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--low_water (", o.low_water, ") must be below --high_water (",
                                                    o.high_water, ")"));
   }
-  if (o.idle_timeout < Duration::zero()) return absl::InvalidArgumentError("--idle_timeout cannot be negative");
-  if (o.drain_timeout < Duration::zero()) return absl::InvalidArgumentError("--drain_timeout cannot be negative");
+  if (o.idle_timeout < Duration::zero() || o.idle_timeout > kMaxIdleTimeout) {
+    return absl::InvalidArgumentError("--idle_timeout must be from 0 (never) to 24h");
+  }
+  if (o.drain_timeout < Duration::zero() || o.drain_timeout > kMaxDrainTimeout) {
+    return absl::InvalidArgumentError("--drain_timeout must be from 0 to 24h");
+  }
   if (o.drain_grace < Duration::zero() || o.drain_grace > kMaxDrainGrace) {
     return absl::InvalidArgumentError(
         "--drain_grace must be from 0 to 10m (how long a draining server keeps accepting after it reports "
         "not-ready; a few of the balancer's health-check intervals)");
   }
-  if (o.stall_threshold <= Duration::zero()) {
-    return absl::InvalidArgumentError("--stall_threshold must be above 0");
+  // The admin plane's SetStallThreshold range, so that the threshold a server starts with can be
+  // set back.
+  if (o.stall_threshold < Duration(StallDetector::kMinThresholdNs) ||
+      o.stall_threshold > Duration(StallDetector::kMaxThresholdNs)) {
+    return absl::InvalidArgumentError("--stall_threshold must be from 1ms to 60s");
   }
   if (o.idle_poll < Duration::zero() || o.idle_poll > EventLoopOptions::kMaxIdlePoll) {
     using std::chrono::duration_cast;

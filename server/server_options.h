@@ -25,6 +25,11 @@ inline constexpr size_t kMaxReplyPrefixBytes = 4096;
 // typo (10h for 10s) cannot keep an instance half-alive for hours.
 inline constexpr Duration kMaxDrainGrace = std::chrono::minutes(10);
 
+// The longest --drain_timeout and --idle_timeout: a day. Longer is a typo, and far longer
+// overflows the clock's deadline arithmetic.
+inline constexpr Duration kMaxDrainTimeout = std::chrono::hours(24);
+inline constexpr Duration kMaxIdleTimeout = std::chrono::hours(24);
+
 struct EchoServerOptions {
   std::string backend = "auto";  // a backend name, a plugin path, or "auto"
   std::string plugin_dir;        // searched first for plugins

@@ -18,11 +18,6 @@ namespace {
 // most this long after a descriptor frees up, for one atomic read per look.
 constexpr Duration kBudgetPoll = milliseconds(10);
 
-// At most this many connections queued in a listener's backlog are taken when its loop stops
-// accepting (Shard::accept_queued): the default backlog, so a stream of new connections
-// cannot keep a draining loop accepting.
-constexpr int kMaxQueuedTakenAtStop = 1024;
-
 }  // namespace
 
 Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
@@ -154,16 +149,20 @@ Task<> Shard::accept_loop(Socket& listener) {
   } catch (const CancelledError&) {
   }
   if (draining_) {
-    // Not after a second signal (close_all_now): that closes everything, these too. After a
-    // hand-over too: a pending accept the cancel ended may have been the one the kernel woke
-    // for a new connection (Socket::accept_queued), which the new process may never see.
-    if (!deadline_passed_) accept_queued(listener);
+    // Not after a second signal (close_all_now): that closes everything, these too. After the
+    // drain deadline too (a --drain_timeout shorter than this loop's way here): they are taken
+    // and finished at once, not reset. After a hand-over too: a pending accept the cancel ended
+    // may have been the one the kernel woke for a new connection (Socket::accept_queued), which
+    // the new process may never see.
+    if (!closing_all_) accept_queued(listener);
     listener.close();  // only now: closing cancels no accept, so the descriptor is closed at once
   }
 }
 
 void Shard::accept_queued(Socket& listener) {
-  for (int taken = 0; taken < kMaxQueuedTakenAtStop; ++taken) {
+  // As many as the backlog holds (the kernel queues up to backlog + 1), so that a stream of new
+  // connections cannot keep a draining loop accepting.
+  for (int taken = 0; taken <= options_.backlog; ++taken) {
     std::optional<DescriptorBudget::Slot> slot = descriptors_.TryTake();
     if (!slot.has_value()) return;  // the rest wait for whoever shares the listener, or are reset
     absl::StatusOr<std::optional<Socket>> conn = listener.accept_queued();
@@ -192,6 +191,8 @@ void Shard::add_connection(Socket socket) {
   if (connections_ != nullptr) connections_->prev = c;
   connections_ = c;
   c->start();
+  // Taken from the backlog after the drain deadline: it is in the closing phase at once.
+  if (deadline_passed_) c->finish_for_drain();
 }
 
 void Shard::close_unwatchable(Socket socket) {
@@ -304,7 +305,7 @@ void Shard::stop_accepting() {
     if (acceptor == nullptr || !acceptor->valid() || acceptor->done()) {
       // Paused (or never started): no accept is pending, so the listener closes at once, after
       // the clients its backlog holds are taken (unless they are the new process's to take).
-      if (queued_at_drain_ == QueuedClients::kServe && !deadline_passed_) accept_queued(listeners_[i]);
+      if (queued_at_drain_ == QueuedClients::kServe && !closing_all_) accept_queued(listeners_[i]);
       listeners_[i].close();
       continue;
     }
@@ -350,7 +351,8 @@ void Shard::on_drain_flush_expired() {
 }
 
 void Shard::close_all_now() {
-  deadline_passed_ = true;  // first: stop_accepting takes no queued client only to close it
+  closing_all_ = true;  // first: stop_accepting takes no queued client only to close it
+  deadline_passed_ = true;
   stop_accepting();
   force_close_all(CloseReason::kSignal);
 }

@@ -136,6 +136,7 @@ class Shard {
   QueuedClients queued_at_drain_ = QueuedClients::kServe;
   bool draining_ = false;     // stopped accepting (the listeners are closed or closing)
   bool deadline_passed_ = false;
+  bool closing_all_ = false;  // close_all_now: every connection closes, none is taken any more
   uint64_t unwatchable_reported_ = 0;  // the count when last logged
   std::function<void()> on_drained_;
 };

@@ -37,12 +37,14 @@ class HealthService final : public health::Health::Service {
   }
 
   // Sends the status now and again whenever it changes, until the client goes away or the
-  // admin server shuts down.
+  // admin server shuts down. The status is looked at once more after the shutdown is seen, so
+  // a drain that ends within one look still reaches the watcher as NOT_SERVING.
   grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
     if (!Known(request->service())) return UnknownService(request->service());
     health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
-    while (!context->IsCancelled() && !shutting_down_.load()) {
+    while (!context->IsCancelled()) {
+      const bool last_look = shutting_down_.load();
       health::HealthCheckResponse::ServingStatus now = Current();
       if (now != sent) {
         health::HealthCheckResponse response;
@@ -50,6 +52,7 @@ class HealthService final : public health::Health::Service {
         if (!writer->Write(response)) break;
         sent = now;
       }
+      if (last_look) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     return grpc::Status::OK;

@@ -53,12 +53,15 @@ std::string CallerOf(const grpc::ServerContext& context) {
 
 // How long an action waits for a loop: kLoopCallTimeout, or less when the caller's deadline
 // comes sooner, so that the UNAVAILABLE naming what blocks the loop reaches the caller before
-// its deadline does (brrrctl's default deadline, 5 s, is kLoopCallTimeout itself).
+// its deadline does (brrrctl's default deadline, 5 s, is kLoopCallTimeout itself). The margin
+// for the answer is 250 ms, or half of what is left under a short deadline: a loop that is
+// free answers within far less, and a wait of nothing would call every loop busy.
 Duration LoopWait(const grpc::ServerContext& context) {
   constexpr Duration kAnswerMargin = std::chrono::milliseconds(250);
-  const auto left = context.deadline() - std::chrono::system_clock::now();
+  const Duration left = std::chrono::duration_cast<Duration>(context.deadline() - std::chrono::system_clock::now());
   if (left >= AdminService::kLoopCallTimeout + kAnswerMargin) return AdminService::kLoopCallTimeout;
-  return std::max<Duration>(Duration::zero(), std::chrono::duration_cast<Duration>(left - kAnswerMargin));
+  if (left <= Duration::zero()) return Duration::zero();
+  return left - std::min<Duration>(kAnswerMargin, left / 2);
 }
 
 }  // namespace

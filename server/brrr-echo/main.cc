@@ -49,7 +49,7 @@ ABSL_FLAG(uint64_t, high_water, 256 * 1024,
           "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix");
 ABSL_FLAG(uint64_t, low_water, 64 * 1024, "Queued bytes at which a paused connection reads again");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
-          "Close connections idle this long (e.g. 30s); 0: never");
+          "Close connections idle this long (e.g. 30s; at most 24h); 0: never");
 ABSL_FLAG(std::string, reply_prefix, "",
           "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"; at most "
           "4096 bytes (a client sending only newlines gets 1 + that many bytes back per byte sent)");
@@ -60,9 +60,9 @@ ABSL_FLAG(absl::Duration, drain_grace, absl::ZeroDuration(),
           "accepting at once; behind a balancer, a few of its check intervals)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On a drain, once accepting has stopped, how long connections may take to finish before they are "
-          "closed (cleanly: what was read is echoed, then the write side is shut)");
+          "closed (cleanly: what was read is echoed, then the write side is shut); 0 to 24h");
 ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),
-          "A task that holds a loop this long is reported as a stall");
+          "A task that holds a loop this long is reported as a stall (1ms to 60s)");
 ABSL_FLAG(absl::Duration, idle_poll, absl::ZeroDuration(),
           "When a loop runs out of work, keep asking the backend for new events this long (e.g. 50us, at "
           "most 10ms) before sleeping in the kernel: an event that comes meanwhile is served without the "

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -51,7 +52,7 @@ class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParam
 
   // brrr-echo with its admin plane and metrics port on ports that were free a moment ago: if
   // another program took one in between (the echo listener's own port 0 can), it starts again.
-  void StartWithGrace(const std::string& grace) {
+  void StartWithGrace(const std::string& grace, const std::string& drain_timeout = "60s") {
     for (int attempt = 0; attempt < 5; ++attempt) {
       admin_port_ = testing::PickFreePort();
       do {
@@ -60,7 +61,7 @@ class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParam
       server_ = std::make_unique<testing::Process>(
           testing::Runfile("server/brrr-echo/brrr-echo"),
           std::vector<std::string>{"--port=0", "--backend=" + GetParam(), "--drain_grace=" + grace,
-                                   "--drain_timeout=60s", "--admin_port=" + std::to_string(admin_port_),
+                                   "--drain_timeout=" + drain_timeout, "--admin_port=" + std::to_string(admin_port_),
                                    "--metrics_port=" + std::to_string(metrics_port_)});
       port_ = server_->ListeningPort();
       if (port_ != 0) break;
@@ -117,10 +118,10 @@ class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParam
 
   // With `throttle` set, clients that send and half-close wait in the backlog; a SIGTERM then
   // echoes every one of them whole and the server exits 0, having served them all.
-  void ExpectTheBacklogServedByTheDrain(const admin::SetThrottleRequest& throttle) {
+  void ExpectTheBacklogServedByTheDrain(const admin::SetThrottleRequest& throttle, int clients_waiting = 4) {
     admin::Throttle now;
     ASSERT_TRUE(stub_->SetThrottle(Context().get(), throttle, &now).ok());
-    constexpr int kClients = 4;
+    const int kClients = clients_waiting;
     std::vector<std::unique_ptr<testing::BlockingClient>> clients;
     std::vector<std::string> payloads;
     for (int i = 0; i < kClients; ++i) {
@@ -223,6 +224,63 @@ TEST_P(DrainGraceTest, ConnectionsWaitingBehindAPausedListenerAreServedByTheDrai
   admin::SetThrottleRequest set;
   set.set_accepting_paused(true);
   ExpectTheBacklogServedByTheDrain(set);
+}
+
+// More clients than the 1,024 a drain once took from a paused listener's backlog of 4,096:
+// every one is served. One backend (the accept is the runtime's, the same call on each), not
+// select, which cannot watch descriptors past 1,023.
+TEST_P(DrainGraceTest, MoreThanAThousandClientsInTheBacklogAreAllServed) {
+  if (GetParam() != "epoll") GTEST_SKIP() << "run on epoll only";
+  ASSERT_GE(testing::RaiseFdLimit(4096), 4096u) << "1,100 clients and the server's share need the descriptors";
+  StartWithGrace("0s");
+  admin::SetThrottleRequest set;
+  set.set_accepting_paused(true);
+  ExpectTheBacklogServedByTheDrain(set, 1100);
+}
+
+// With no time to finish (--drain_timeout=0s), the drain deadline comes before the accept
+// loop has ended: the clients waiting in the backlog are still taken, not reset by the
+// listener's close, and closed as every connection is at the deadline: what was read is
+// echoed, then an end of stream, never a reset.
+TEST_P(DrainGraceTest, NoTimeToFinishStillTakesTheBacklogWithoutAReset) {
+  StartWithGrace("0s", "0s");
+  admin::SetThrottleRequest set;
+  set.set_accepts_per_second(1);
+  admin::Throttle now;
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &now).ok());
+  constexpr int kClients = 4;
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+    payloads.push_back(testing::RandomBytes(1000 + i, 90 + i));
+    ASSERT_TRUE(clients.back()->send_all(payloads.back()));
+    clients.back()->shutdown_write();
+  }
+  server_->Signal(SIGTERM);
+  for (int i = 0; i < kClients; ++i) {
+    std::string echoed;
+    char buf[4096];
+    int error = 0;
+    for (;;) {
+      ssize_t n = ::recv(clients[i]->fd(), buf, sizeof buf, 0);
+      if (n > 0) {
+        echoed.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      error = n == 0 ? 0 : errno;
+      break;
+    }
+    EXPECT_EQ(error, 0) << "client " << i << " was reset (" << std::strerror(error) << ")";
+    EXPECT_EQ(payloads[i].compare(0, echoed.size(), echoed), 0) << "client " << i << ": not a prefix of its bytes";
+  }
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find(std::to_string(kClients) + " connections served"), std::string::npos)
+      << server_->out();
+  EXPECT_NE(server_->out().find(" 0 with a reset"), std::string::npos) << server_->out();
 }
 
 TEST(DrainGraceFlagTest, OutOfRangeIsRefused) {

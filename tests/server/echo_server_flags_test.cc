@@ -45,10 +45,16 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       // Above what the admin plane's SetThrottle takes, which could then never set it back.
       {{"--max_connections=10000001"}, 2, "--max_connections=10000001: must be from 1 to 10000000"},
       {{"--high_water=0"}, 2, "--high_water must be at least 1 byte"},
-      {{"--idle_timeout=-1s"}, 2, "--idle_timeout cannot be negative"},
-      {{"--drain_timeout=-1s"}, 2, "--drain_timeout cannot be negative"},
+      {{"--idle_timeout=-1s"}, 2, "--idle_timeout must be from 0 (never) to 24h"},
+      {{"--idle_timeout=25h"}, 2, "--idle_timeout must be from 0 (never) to 24h"},
+      {{"--drain_timeout=-1s"}, 2, "--drain_timeout must be from 0 to 24h"},
+      // Once taken as "no deadline", it overflowed the deadline's arithmetic and cut at once.
+      {{"--drain_timeout=inf"}, 2, "--drain_timeout must be from 0 to 24h"},
       {{"--drain_grace=11m"}, 2, "--drain_grace must be from 0 to 10m"},
-      {{"--stall_threshold=0s"}, 2, "--stall_threshold must be above 0"},
+      {{"--stall_threshold=0s"}, 2, "--stall_threshold must be from 1ms to 60s"},
+      // Above what the admin plane's SetStallThreshold takes, which could then never set it back.
+      {{"--stall_threshold=61s"}, 2, "--stall_threshold must be from 1ms to 60s"},
+      {{"--stall_threshold=inf"}, 2, "--stall_threshold must be from 1ms to 60s"},
       {{"--recv_buffer_size=511"}, 2, "--recv_buffer_size=511: must be from 512 bytes to 16 MiB"},
       {{"--recv_buffers=65537"}, 2, "--recv_buffers=65537: must be from 1 to 65536"},
       {{"--admin_max_block=11m"}, 2, "--admin_max_block=11m: must be from 1ms to 10m"},
