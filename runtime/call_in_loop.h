@@ -9,7 +9,8 @@
 // caller gets UNAVAILABLE saying so, with the task that holds the loop, and the function never
 // runs: an action either ran (and its answer is returned) or did not happen. Its queued call
 // outlives the caller's wait, so the function must not capture anything by reference that the
-// caller's return frees (copy what it needs, or capture objects that outlive the loop).
+// caller's return frees (copy what it needs, or capture objects that outlive the loop). An
+// exception the function throws on the loop is rethrown in the caller, as if it had called it.
 //
 // CallInLoops asks several loops at once, so that one blocked loop costs the caller one
 // timeout, not one per loop, and does not keep it from the others' answers:
@@ -24,6 +25,7 @@
 #define BRRR_RUNTIME_CALL_IN_LOOP_H_
 
 #include <condition_variable>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -44,7 +46,9 @@ absl::Status LoopDidNotAnswer(const EventLoop& loop, Duration timeout);
 // one answer satisfies `enough`, or until `timeout` has passed. Answer i is nullopt for a loop
 // that had not begun the call by then (detail::LoopDidNotAnswer says why), or had shut down, or
 // was not waited for once another's answer was enough: that call never runs. `fn` and `enough`
-// are copied into each loop's call.
+// are copied into each loop's call. If fn or enough throws on a loop, the wait ends as for an
+// answer that is enough, and the first such exception is rethrown here once every call that
+// had begun has ended.
 template <typename F, typename Enough, typename T = std::invoke_result_t<F&, size_t>>
 std::vector<std::optional<T>> CallInLoops(const std::vector<EventLoop*>& loops, F fn, Enough enough, Duration timeout,
                                           const char* static_label) {
@@ -54,12 +58,15 @@ std::vector<std::optional<T>> CallInLoops(const std::vector<EventLoop*>& loops, 
     std::condition_variable done;
     std::vector<std::optional<T>> answers;  // guarded by mu
     std::vector<bool> started;              // guarded by mu: loop i has begun running fn(i)
+    std::vector<bool> ended;                // guarded by mu: loop i has answered, or thrown
+    std::exception_ptr error;               // guarded by mu: the first exception fn or enough threw
     bool abandoned = false;                 // guarded by mu: calls not begun by now never run
     bool enough = false;                    // guarded by mu
   };
   auto shared = std::make_shared<Shared>();
   shared->answers.resize(loops.size());
   shared->started.resize(loops.size());
+  shared->ended.resize(loops.size());
   std::vector<bool> asked(loops.size());
   for (size_t i = 0; i < loops.size(); ++i) {
     asked[i] = loops[i]->call_soon_threadsafe(
@@ -69,30 +76,50 @@ std::vector<std::optional<T>> CallInLoops(const std::vector<EventLoop*>& loops, 
             if (shared->abandoned) return;
             shared->started[i] = true;
           }
-          T value = fn(i);
+          // Exceptions are caught here: the loop would only log them, and the caller would wait
+          // for ever.
+          std::optional<T> value;
+          std::exception_ptr error;
+          try {
+            value.emplace(fn(i));
+          } catch (...) {
+            error = std::current_exception();
+          }
           std::lock_guard<std::mutex> lock(shared->mu);
-          if (enough(value)) shared->enough = true;
-          shared->answers[i].emplace(std::move(value));
+          if (error == nullptr) {
+            try {
+              if (enough(*value)) shared->enough = true;
+            } catch (...) {
+              error = std::current_exception();
+            }
+          }
+          if (error == nullptr) {
+            shared->answers[i].emplace(std::move(*value));
+          } else if (shared->error == nullptr) {
+            shared->error = error;
+          }
+          shared->ended[i] = true;
           shared->done.notify_all();
         },
         static_label);
   }
   auto answered = [&] {
     for (size_t i = 0; i < loops.size(); ++i) {
-      if (asked[i] && !shared->answers[i].has_value()) return false;
+      if (asked[i] && !shared->ended[i]) return false;
     }
     return true;
   };
   std::unique_lock<std::mutex> lock(shared->mu);
-  shared->done.wait_for(lock, timeout, [&] { return shared->enough || answered(); });
+  shared->done.wait_for(lock, timeout, [&] { return shared->enough || shared->error != nullptr || answered(); });
   shared->abandoned = true;
   // Calls a loop has begun are waited for: their answers are on the way (and what they did, done).
   shared->done.wait(lock, [&] {
     for (size_t i = 0; i < loops.size(); ++i) {
-      if (shared->started[i] && !shared->answers[i].has_value()) return false;
+      if (shared->started[i] && !shared->ended[i]) return false;
     }
     return true;
   });
+  if (shared->error != nullptr) std::rethrow_exception(shared->error);
   // Nothing writes them any more: the calls not begun never will.
   return std::move(shared->answers);
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <limits>
 
 namespace brrr {
 
@@ -27,6 +28,19 @@ inline int64_t ToNanos(TimePoint t) {
 }
 
 inline TimePoint FromNanos(int64_t ns) { return TimePoint(Duration(ns)); }
+
+// A deadline that never comes: later than any time the clock reads.
+inline constexpr int64_t kNeverNanos = std::numeric_limits<int64_t>::max();
+
+// `delay` after now_ns, saturated: a deadline past the clock's range (Duration::max(), a
+// delay of centuries) is kNeverNanos, not a sum that overflowed into the past.
+inline int64_t DeadlineAfter(int64_t now_ns, Duration delay) {
+  int64_t deadline;
+  if (__builtin_add_overflow(now_ns, delay.count(), &deadline)) {
+    return delay.count() > 0 ? kNeverNanos : std::numeric_limits<int64_t>::min();
+  }
+  return deadline;
+}
 
 }  // namespace brrr
 

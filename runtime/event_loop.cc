@@ -4,6 +4,7 @@
 #include <exception>
 #include <algorithm>
 #include <limits>
+#include <memory>
 #include <optional>
 
 #include "absl/strings/str_cat.h"
@@ -101,7 +102,7 @@ void EventLoop::call_soon(Callback fn, TaskLabel label) {
 }
 
 TimerHandle EventLoop::call_later(Duration delay, Callback fn, TaskLabel label) {
-  return call_at(now() + delay, std::move(fn), label);
+  return call_at(FromNanos(DeadlineAfter(now_ns(), delay)), std::move(fn), label);
 }
 
 TimerHandle EventLoop::call_at(TimePoint when, Callback fn, TaskLabel label) {
@@ -132,7 +133,7 @@ void EventLoop::stop() {
 void EventLoop::stop_once_sockets_closed(Duration limit) {
   owner_.check("EventLoop::stop_once_sockets_closed");
   // A closing socket waits for one completion of the backend's, due at its next wait.
-  stop_when_sockets_closed(now_ns() + limit.count());
+  stop_when_sockets_closed(DeadlineAfter(now_ns(), limit));
 }
 
 void EventLoop::stop_when_sockets_closed(int64_t until_ns) {
@@ -200,8 +201,14 @@ void EventLoop::run_forever() {
 
 void EventLoop::run_until_complete(FutureBase& future) {
   if (future.done()) return;
-  future.add_done_callback([this] { stop(); });
+  // The callback stops this run only: if the run stops early, the future may finish during a
+  // later run, which it must not end.
+  auto this_run = std::make_shared<bool>(true);
+  future.add_done_callback([this, this_run] {
+    if (*this_run) stop();
+  });
   run_forever();
+  *this_run = false;
 }
 
 void EventLoop::run_once(Duration max_wait) {
@@ -267,7 +274,8 @@ bool EventLoop::idle_in_virtual_time() const {
 BRRR_HOT_PATH int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
   if (!ready_.empty() || stop_requested_.load(std::memory_order_relaxed)) return 0;
   int64_t timeout = kNoTimeout;
-  if (std::optional<int64_t> next = timers_.next_deadline()) {
+  // A timer that is never due (a delay past the clock's range) is no reason to wake up.
+  if (std::optional<int64_t> next = timers_.next_deadline(); next.has_value() && *next != kNeverNanos) {
     timeout = std::max<int64_t>(0, *next - now_ns());
     // In virtual time a timer not yet due waits for advance(), which wakes the loop, or, on
     // an auto-advancing clock, for the loop to find itself idle (run_iteration).

@@ -150,6 +150,7 @@ class alignas(4096) EventLoop {
 
   // ---- Scheduling: loop thread. ----
   void call_soon(Callback fn, TaskLabel label = std::source_location::current());
+  // A delay past the clock's range (Duration::max()) makes a timer that never comes due.
   TimerHandle call_later(Duration delay, Callback fn,
                          TaskLabel label = std::source_location::current());
   TimerHandle call_at(TimePoint when, Callback fn,
@@ -168,7 +169,8 @@ class alignas(4096) EventLoop {
 
   // ---- Running: the calling thread becomes the loop's thread. ----
   void run_forever();
-  // Runs until `future` is done (see runtime/create_task.h for the Task<T> form).
+  // Runs until `future` is done (see runtime/create_task.h for the Task<T> form), or until
+  // stopped. A future left pending by a run that stopped early does not stop a later run.
   void run_until_complete(FutureBase& future);
   // One iteration; returns after at most `max_wait` of waiting for I/O. Mostly for tests.
   void run_once(Duration max_wait);

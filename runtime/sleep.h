@@ -7,7 +7,8 @@
 // as stalls). Cancelling a sleeping task cancels its timer and throws CancelledError here.
 // A sleep of zero (or less) takes no timer: the task goes to the back of the ready queue, so
 // what was queued before it (a waiter a promise just woke) runs first, as asyncio.sleep(0)
-// does; a cancel that comes meanwhile throws CancelledError when it resumes.
+// does; a cancel that comes meanwhile throws CancelledError when it resumes. A sleep past the
+// clock's range (Duration::max()) lasts until the task is cancelled.
 //
 // Threads: inside a task, on its loop's thread.
 #ifndef BRRR_RUNTIME_SLEEP_H_

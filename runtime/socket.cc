@@ -216,6 +216,11 @@ bool SocketOpAwaiter::suspend(TaskContext* context, std::coroutine_handle<> h) {
     cancelled_ = true;
     return false;
   }
+  if (state_ == nullptr) {  // closed, moved from, or never opened: nothing to ask the backend
+    result_ = -EBADF;
+    error_ = absl::FailedPreconditionError(absl::StrCat(OperationName(op_.opcode), " on a closed socket"));
+    return false;
+  }
   int rc = state_->start(side_, op_, this);
   if (rc != 0) {
     result_ = rc;
@@ -229,7 +234,9 @@ bool SocketOpAwaiter::suspend(TaskContext* context, std::coroutine_handle<> h) {
 }
 
 void SocketOpAwaiter::on_op_complete(const Completion& c) {
-  if (!cancel_asked_ && c.result >= 0 && again(c)) {
+  // again() counts what completed even when a cancel was asked (a send_all whose last send went
+  // out anyway has finished); the cancel only keeps the rest from being resubmitted.
+  if (c.result >= 0 && again(c) && !cancel_asked_) {
     int rc = state_->start(side_, op_, this);
     if (rc == 0) return;
     result_ = rc;
@@ -259,7 +266,8 @@ int32_t SocketOpAwaiter::finish() {
 }
 
 AcceptAwaiter::AcceptAwaiter(SocketState* state)
-    : SocketOpAwaiter(state, Side::kRead, IoOperation{.opcode = IoOpcode::kAccept}), loop_(&state->loop()) {}
+    : SocketOpAwaiter(state, Side::kRead, IoOperation{.opcode = IoOpcode::kAccept}),
+      loop_(state != nullptr ? &state->loop() : nullptr) {}
 
 absl::StatusOr<Socket> AcceptAwaiter::await_resume() {
   int32_t r = finish();

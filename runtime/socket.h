@@ -9,10 +9,13 @@
 // Every operation goes through the loop's backend plugin, so it behaves the same on select,
 // poll, epoll and io_uring. Errors a caller can act on (refused, reset, EMFILE...) come back as
 // absl::Status naming the operation, the descriptor and the peer; nothing here throws except
-// CancelledError when the awaiting task is cancelled. Cancelling a task cancels its pending
-// operation in the backend; the task resumes once the backend confirms, so the buffer it lent
-// is never written after it resumes. A recv or accept that completed anyway keeps its result
-// (and the task's cancellation takes effect at its next await).
+// CancelledError when the awaiting task is cancelled. An operation awaited on a closed (or
+// moved-from) socket fails at once with FailedPrecondition ("recv on a closed socket").
+// Cancelling a task cancels its pending operation in the backend; the task resumes once the
+// backend confirms, so the buffer it lent is never written after it resumes. A recv or accept
+// that completed anyway keeps its result, as does a send (or send_all) whose bytes all went
+// out, and the task's cancellation takes effect at its next await; a send_all cut short by the
+// cancel throws CancelledError.
 //
 // Read set and write set: a socket is in its loop's read set while a receive or accept is
 // pending, and in the write set while a send is in flight or its owner has bytes queued for it
@@ -172,7 +175,8 @@ class SocketOpAwaiter : public Suspension, public IoWaiter {
   // Throws CancelledError if the task was cancelled here; else returns the raw result
   // (-errno on failure, with error_ describing it).
   int32_t finish();
-  // Called on each successful final completion; true: resubmit op_ instead of resuming.
+  // Called on each successful final completion, cancelled or not, to count what it did; true:
+  // resubmit op_ (unless a cancel was asked) instead of resuming.
   virtual bool again(const Completion&) { return false; }
   // Whether a cancellation cut the operation short (it then throws CancelledError).
   virtual bool unfinished() const { return false; }

@@ -80,14 +80,14 @@ void StallWatchdog::run() {
         lock.unlock();
         now = sample(*task);
         lock.lock();
-        next_sample_ns = now + threshold;
+        next_sample_ns = DeadlineAfter(now, Duration(threshold));
       }
       wake_at = next_sample_ns;
     } else {
       forget_stall();
       // A task running now crosses the threshold at its start plus the threshold; one that
       // starts later, a threshold after that at the earliest.
-      wake_at = task.has_value() ? task->start_ns + threshold : now + threshold;
+      wake_at = DeadlineAfter(task.has_value() ? task->start_ns : now, Duration(threshold));
     }
     wake_at = std::min(wake_at, now + kLongestSleep.count());
     wake_.wait_until(lock, FromNanos(wake_at), [this] { return stopping_; });

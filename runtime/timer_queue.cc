@@ -15,13 +15,14 @@ uint32_t TimerQueue::allocate_slot() {
 }
 
 // Frees a slot; bumping the generation to even turns its heap entry into a tombstone.
-void TimerQueue::release_slot(uint32_t slot) {
+Callback TimerQueue::release_slot(uint32_t slot) {
   Slot& s = slots_[slot];
-  s.fn.reset();
+  Callback fn = std::move(s.fn);
   ++s.generation;
   s.next_free = free_head_;
   free_head_ = slot;
   --live_;
+  return fn;
 }
 
 TimerId TimerQueue::schedule(int64_t deadline_ns, Callback fn, TaskLabel label) {
@@ -42,9 +43,9 @@ bool TimerQueue::is_pending(TimerId id) const {
 
 bool TimerQueue::cancel(TimerId id) {
   if (!is_pending(id)) return false;
-  release_slot(id.slot);
+  Callback fn = release_slot(id.slot);
   if (heap_.size() > 1024 && heap_.size() > 2 * live_) sweep_tombstones();
-  return true;
+  return true;  // fn is destroyed now, with the queue consistent
 }
 
 void TimerQueue::sweep_tombstones() {
@@ -60,26 +61,47 @@ void TimerQueue::pop_dead_top() {
 }
 
 bool TimerQueue::pop_due(int64_t now_ns, DueTimer* out, uint64_t scheduled_before) {
-  drop_dead_top();
-  // The heap is ordered by (deadline, sequence): once the earliest is too new, the rest due by
-  // now_ns are newer still.
-  if (heap_.empty() || heap_.front().deadline_ns > now_ns || heap_.front().sequence >= scheduled_before) return false;
+  for (;;) {
+    drop_dead_top();
+    if (heap_.empty() || heap_.front().deadline_ns > now_ns) {
+      if (!set_aside_.empty()) restore_set_aside();
+      return false;
+    }
+    if (heap_.front().sequence < scheduled_before) break;
+    // Too new, yet due: scheduled in the past by a callback of this phase. Older due timers
+    // may lie behind it (a later deadline, an earlier sequence): it waits beside the heap.
+    set_aside_.push_back(heap_.front());
+    std::pop_heap(heap_.begin(), heap_.end(), later);
+    heap_.pop_back();
+  }
   HeapEntry top = heap_.front();
   std::pop_heap(heap_.begin(), heap_.end(), later);
   heap_.pop_back();
-  Slot& s = slots_[top.slot];
-  out->fn = std::move(s.fn);
-  out->label = s.label;
+  out->label = slots_[top.slot].label;
   out->deadline_ns = top.deadline_ns;
-  release_slot(top.slot);
+  // Last: the assignment destroys whatever callback *out still held.
+  out->fn = release_slot(top.slot);
   return true;
 }
 
+void TimerQueue::restore_set_aside() {
+  for (const HeapEntry& e : set_aside_) {
+    heap_.push_back(e);
+    std::push_heap(heap_.begin(), heap_.end(), later);
+  }
+  set_aside_.clear();
+}
+
 void TimerQueue::clear() {
-  for (const HeapEntry& e : heap_) {
-    if (is_live(e)) release_slot(e.slot);
+  // Every callback leaves its slot before any is destroyed: their destructors may schedule or
+  // cancel timers, and then find an empty queue, not one half cleared.
+  std::vector<Callback> released;
+  released.reserve(live_);
+  for (uint32_t slot = 0; slot < slots_.size(); ++slot) {
+    if (slots_[slot].generation % 2 == 1) released.push_back(release_slot(slot));
   }
   heap_.clear();
+  set_aside_.clear();
 }
 
 }  // namespace brrr

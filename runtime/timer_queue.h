@@ -68,13 +68,16 @@ class TimerQueue {
   // skip its timer phase in the common case at the cost of a comparison.
   bool may_have_due(int64_t now_ns) const { return !heap_.empty() && heap_.front().deadline_ns <= now_ns; }
 
-  // Moves the earliest pending timer with deadline <= now_ns into *out, if it was scheduled
-  // before `scheduled_before` (a next_sequence() taken earlier). False if none is.
+  // Moves the earliest pending timer with deadline <= now_ns that was scheduled before
+  // `scheduled_before` (a next_sequence() taken earlier) into *out. False if none is. Due
+  // timers scheduled since wait beside the heap until pop_due returns false, so call it until
+  // it does before anything else (next_deadline, may_have_due) looks at the queue.
   bool pop_due(int64_t now_ns, DueTimer* out, uint64_t scheduled_before = UINT64_MAX);
   // Where the sequence of scheduled timers stands: what schedule() gives next.
   uint64_t next_sequence() const { return next_sequence_; }
 
-  // Destroys every pending timer without running it.
+  // Destroys every pending timer without running it. A timer that a callback's destructor
+  // schedules meanwhile stays pending.
   void clear();
 
  private:
@@ -101,11 +104,16 @@ class TimerQueue {
   }
   void pop_dead_top();
   void sweep_tombstones();
+  // Puts back what pop_due set aside.
+  void restore_set_aside();
   uint32_t allocate_slot();
-  void release_slot(uint32_t slot);
+  // Frees the slot and hands back its callback, for the caller to destroy once the queue is
+  // consistent again: a callback's destructor may schedule or cancel timers.
+  [[nodiscard]] Callback release_slot(uint32_t slot);
 
   std::vector<Slot> slots_;
   std::vector<HeapEntry> heap_;
+  std::vector<HeapEntry> set_aside_;  // due, but too new for the pop_due calls under way
   uint32_t free_head_ = kNoSlot;
   std::size_t live_ = 0;
   uint64_t next_sequence_ = 0;

@@ -160,6 +160,40 @@ TEST_P(SocketTest, RepeatedConnectAndCloseLeaksNothing) {
   Run(main_task());
 }
 
+// Every operation on a closed socket fails at once with FailedPrecondition naming it, as
+// accept_queued does.
+TEST_P(SocketTest, OperationsOnAClosedSocketFailWithoutTouchingTheLoop) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  auto expect_closed = [](const absl::Status& s, const std::string& operation) {
+    EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+    EXPECT_EQ(s.message(), operation + " on a closed socket") << s;
+  };
+  auto main_task = [&]() -> Task<> {
+    absl::StatusOr<Socket> client = co_await ConnectTo(*loop_, SocketAddress::Loopback(port));
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (!client.ok()) co_return;
+    absl::StatusOr<Socket> conn = co_await listener.accept();
+    EXPECT_TRUE(conn.ok()) << conn.status();
+    if (!conn.ok()) co_return;
+    conn->close();
+    listener.close();
+    absl::StatusOr<Socket> fresh = Socket::Create(*loop_, AF_INET);
+    EXPECT_TRUE(fresh.ok()) << fresh.status();
+    if (!fresh.ok()) co_return;
+    fresh->close();
+    char buf[16] = "closed";
+    expect_closed((co_await listener.accept()).status(), "accept");
+    expect_closed((co_await conn->recv(buf, sizeof buf)).status(), "recv");
+    expect_closed((co_await conn->send(buf, sizeof buf)).status(), "send");
+    expect_closed(co_await conn->send_all(buf, sizeof buf), "send");
+    expect_closed(co_await fresh->connect(SocketAddress::Loopback(port)), "connect");
+    Socket never_opened;
+    expect_closed((co_await never_opened.recv(buf, sizeof buf)).status(), "recv");
+  };
+  Run(main_task());
+}
+
 // accept_queued takes what waits in the backlog at once, says when nothing does, and refuses
 // while an accept is pending (the two would race for the same connections).
 TEST_P(SocketTest, AcceptQueuedTakesTheBacklogWithoutWaiting) {

@@ -68,6 +68,54 @@ TEST_P(SocketTest, CancellingAPendingRecvReleasesItAndLosesNothing) {
   Run(main_task());
 }
 
+// A send_all cancelled once its send was submitted: the readiness backends sent every byte at
+// submit, and io_uring sends it when it enters the kernel, before it looks at the cancel. The
+// bytes went out, so send_all says so (OK, not CancelledError, as a recv that completed
+// anyway keeps its result), and the cancellation waits for the task's next await. (The faulty
+// copies may send only some at submit, or none: the cancel then cuts send_all short, and it
+// throws CancelledError. Either way it never says cancelled of bytes that all went out.)
+TEST_P(SocketTest, ACancelledSendAllThatSentEverythingKeepsItsResult) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  BlockingClient client(port);
+  const std::string payload = testing::RandomBytes(100, 7);
+  bool cancelled_at_next_await = false;
+  auto main_task = [&]() -> Task<absl::Status> {
+    absl::StatusOr<Socket> accepted = co_await listener.accept();
+    EXPECT_TRUE(accepted.ok()) << accepted.status();
+    if (!accepted.ok()) co_return accepted.status();
+    Socket conn = *std::move(accepted);
+    auto sender = [&]() -> Task<absl::Status> {
+      absl::Status sent = co_await conn.send_all(payload.data(), payload.size());
+      try {
+        co_await sleep(Duration::zero());
+      } catch (const CancelledError&) {
+        cancelled_at_next_await = true;
+      }
+      co_return sent;
+    };
+    Future<absl::Status> f = create_task(sender());
+    co_await sleep(Duration::zero());  // the sender starts, and submits its send, just before this resumes
+    EXPECT_TRUE(f.cancel());
+    co_await f.wait();
+    EXPECT_FALSE(f.cancelled());
+    if (f.cancelled()) co_return absl::CancelledError("send_all threw CancelledError");
+    co_return f.result();
+  };
+  absl::Status sent = Run(main_task());  // closes the connection
+  std::string got = client.recv_until_eof();
+  if (sent.ok()) {
+    EXPECT_EQ(got, payload);
+    EXPECT_TRUE(cancelled_at_next_await) << "the cancel request was lost";
+  } else {
+    EXPECT_EQ(sent.code(), absl::StatusCode::kCancelled) << sent;
+    EXPECT_LT(got.size(), payload.size()) << "every byte went out, yet send_all threw CancelledError";
+  }
+  if (!testing::IsFaulty(GetParam())) {
+    EXPECT_TRUE(sent.ok()) << sent;
+  }
+}
+
 // The post reaches a loop asleep in its backend's wait with an accept pending (the poster
 // waits until /proc shows the loop thread blocked in the wait system call).
 TEST_P(SocketTest, AnotherThreadWakesALoopWaitingOnSockets) {

@@ -8,10 +8,13 @@
 
 #include <array>
 #include <atomic>
+#include <future>
 #include <memory>
+#include <stdexcept>
 #include <optional>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -22,6 +25,17 @@ namespace {
 
 using std::chrono::milliseconds;
 using std::chrono::seconds;
+
+// Starts `call` on a thread of its own; null if it has not returned within 5 s. A call that
+// hangs is left running and its future leaked (its destructor would wait for it), so that the
+// test fails instead of hanging.
+template <typename F>
+std::unique_ptr<std::future<std::invoke_result_t<F&>>> WithinFiveSeconds(F call) {
+  auto f = std::make_unique<std::future<std::invoke_result_t<F&>>>(std::async(std::launch::async, std::move(call)));
+  if (f->wait_for(seconds(5)) == std::future_status::ready) return f;
+  (void)f.release();
+  return nullptr;
+}
 
 // A loop running on its own thread until the test ends.
 class CallInLoopTest : public ::testing::Test {
@@ -153,6 +167,25 @@ TEST_F(CallInLoopTest, ALoopThatIsNotRunningGivesUnavailable) {
   EXPECT_EQ(*after, 0);
 }
 
+// The function's exception comes back to the caller, who would otherwise wait for its answer
+// for ever; the loop goes on.
+TEST_F(CallInLoopTest, AFunctionThatThrowsRethrowsInTheCaller) {
+  RunOnAThread();
+  auto call = WithinFiveSeconds([this] {
+    return CallInLoop(*loop_, []() -> int { throw std::runtime_error("boom"); }, seconds(30), "test:throws");
+  });
+  ASSERT_NE(call, nullptr) << "CallInLoop did not return within 5 s of a function that threw";
+  try {
+    (void)call->get();
+    ADD_FAILURE() << "expected the function's exception";
+  } catch (const std::runtime_error& e) {
+    EXPECT_STREQ(e.what(), "boom");
+  }
+  absl::StatusOr<int> after = CallInLoop(*loop_, [] { return 1; }, seconds(30), "test:after");
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_EQ(*after, 1);
+}
+
 // Three loops, each on a thread of its own.
 class CallInLoopsTest : public ::testing::Test {
  protected:
@@ -229,6 +262,37 @@ TEST_F(CallInLoopsTest, AnAnswerThatIsEnoughEndsTheWait) {
   absl::StatusOr<int> after = CallInLoop(*loops_[0], [ran] { return (*ran)[0].load(); }, seconds(30), "test:after");
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(*after, 0);
+}
+
+// Loop 1's function throws: the caller gets the exception (once every call that began has
+// ended). The same when `enough` throws.
+TEST_F(CallInLoopsTest, AFunctionOrEnoughThatThrowsRethrowsInTheCaller) {
+  auto ran = std::make_shared<std::array<std::atomic<int>, 3>>();
+  auto fn_throws = WithinFiveSeconds([this, ran] {
+    return CallInLoops(
+        loops_,
+        [ran](size_t i) {
+          ++(*ran)[i];
+          if (i == 1) throw std::runtime_error("loop 1 failed");
+          return static_cast<int>(i);
+        },
+        Never, seconds(30), "test:throws");
+  });
+  ASSERT_NE(fn_throws, nullptr) << "CallInLoops did not return within 5 s of a function that threw";
+  EXPECT_THROW((void)fn_throws->get(), std::runtime_error);
+  EXPECT_EQ((*ran)[1].load(), 1);
+
+  auto enough_throws = WithinFiveSeconds([this] {
+    return CallInLoops(
+        loops_, [](size_t i) { return static_cast<int>(i); },
+        [](int answer) -> bool {
+          if (answer == 2) throw std::logic_error("cannot judge 2");
+          return false;
+        },
+        seconds(30), "test:enough_throws");
+  });
+  ASSERT_NE(enough_throws, nullptr) << "CallInLoops did not return within 5 s of an `enough` that threw";
+  EXPECT_THROW((void)enough_throws->get(), std::logic_error);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -171,6 +172,28 @@ TEST_P(EventLoopTest, ZeroDelayTimerThatReschedulesItselfWaitsForTheNextIteratio
   ManualClock clock;
   BRRR_LOOP_OR_SKIP(loop, GetParam(), {.manual_clock = &clock});
   ExpectAZeroDelayTimerToRunOncePerIteration(*loop);
+}
+
+// A timer scheduled in the past while timers run (call_at with a deadline gone by) waits for
+// the next iteration, and holds back no timer that was due when the phase began: B, due with
+// A, still runs before the ready tasks; C (the earliest deadline of all) runs in the next
+// iteration's timer phase.
+TEST_P(EventLoopTest, ATimerScheduledInThePastWhileTimersRunHoldsBackNoDueTimer) {
+  ManualClock clock;
+  BRRR_LOOP_OR_SKIP(loop, GetParam(), {.manual_clock = &clock});
+  std::vector<std::string> order;
+  loop->call_later(milliseconds(1), [&] {
+    order.push_back("A");
+    loop->call_at(loop->now() - milliseconds(1), [&] { order.push_back("C"); });
+    loop->call_soon([&] { order.push_back("R"); });
+  });
+  loop->call_later(milliseconds(1), [&] { order.push_back("B"); });
+  clock.advance(milliseconds(1));
+  loop->run_once(milliseconds(0));
+  EXPECT_EQ(order, (std::vector<std::string>{"A", "B", "R"}));
+  loop->run_once(milliseconds(0));
+  EXPECT_EQ(order, (std::vector<std::string>{"A", "B", "R", "C"}));
+  EXPECT_EQ(loop->stats().pending_timers, 0u);
 }
 
 // The post must wake a loop that sleeps in its backend's wait, not one about to wait (a wake

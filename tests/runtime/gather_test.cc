@@ -216,5 +216,42 @@ TEST_F(GatherTest, CancellingGatherCancelsEveryChild) {
   EXPECT_EQ(loop().stats().live_tasks, 0u);
 }
 
+// A cancelled gather throws only once every child has finished its cleanup, here a 1 ms sleep
+// after the cancellation reached it.
+TEST_F(GatherTest, CancellingGatherWaitsForTheChildrensCleanup) {
+  std::vector<std::string> log;
+  auto child = [&]() -> Task<> {
+    bool cancelled = false;
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      cancelled = true;
+    }
+    if (cancelled) {  // (no co_await inside a handler)
+      co_await sleep(milliseconds(1));
+      log.push_back("cleaned");
+      throw CancelledError();
+    }
+  };
+  auto g = [&]() -> Task<> {
+    try {
+      co_await gather(child(), child(), child());
+    } catch (const CancelledError&) {
+      log.push_back("gather threw CancelledError");
+      throw;
+    }
+  };
+  auto main_task = [&]() -> Task<> {
+    Future<> f = create_task(g());
+    co_await sleep(milliseconds(1));
+    f.cancel();
+    co_await f.wait();
+    EXPECT_TRUE(f.cancelled());
+  };
+  Run(main_task());
+  EXPECT_EQ(log, (std::vector<std::string>{"cleaned", "cleaned", "cleaned", "gather threw CancelledError"}));
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
 }  // namespace
 }  // namespace brrr

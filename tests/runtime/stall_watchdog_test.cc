@@ -241,6 +241,27 @@ TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
   EXPECT_TRUE(watched.printed().empty());
 }
 
+// A threshold past the clock's range (Duration::max(): stalls never reported) leaves the
+// watchdog asleep for its longest sleep (a second) while a task runs, not spinning on a
+// wake-up time that overflowed into the past.
+TEST(StallWatchdogTest, AThresholdOfDurationMaxKeepsTheWatchdogAsleep) {
+  WatchedLoop watched(Duration::max());
+  ASSERT_NE(watched.loop(), nullptr);
+  const StallWatchdog* watchdog = watched.loop()->stall_watchdog();
+  ASSERT_NE(watchdog, nullptr);
+  uint64_t looks_before = 0;
+  uint64_t looks_during = 0;
+  watched.RunAndWait([&] {
+    looks_before = watchdog->looks();
+    const int64_t until = MonotonicNanos() + 100'000'000;
+    while (MonotonicNanos() < until) {
+    }
+    looks_during = watchdog->looks() - looks_before;
+  });
+  EXPECT_LE(looks_during, 2u) << "the watchdog looked " << looks_during << " times in 100 ms";
+  EXPECT_EQ(watchdog->samples(), 0u);
+}
+
 // EventLoopOptions::stall_watchdog = false turns the watchdog off: the loop has none, and a
 // task that blocks far past the threshold is still reported when it ends, with no stack
 // sampled and no report while it ran.

@@ -183,6 +183,31 @@ TEST_F(TaskTest, RunUntilCompleteThrowsWhenTheLoopStopsBeforeTheTaskFinishes) {
   }
 }
 
+// The first task, left pending when its run stopped early, finishes during the next run:
+// that run goes on until its own task has finished.
+TEST_F(TaskTest, ATaskLeftByARunThatStoppedEarlyDoesNotStopTheNextRun) {
+  auto sleeps_then_returns = [](Duration d, int v) -> Task<int> {
+    co_await sleep(d);
+    co_return v;
+  };
+  loop().call_soon([&] { loop().stop(); });
+  EXPECT_THROW(Run(sleeps_then_returns(milliseconds(10), 1)), std::runtime_error);
+  EXPECT_EQ(Run(sleeps_then_returns(milliseconds(20), 2)), 2);
+}
+
+// A sleep past the clock's range never ends, even in virtual time that jumps to the next
+// timer whenever the loop is idle; cancelling it still ends it.
+TEST_F(TaskTest, ASleepOfDurationMaxNeverEnds) {
+  auto sleeper = []() -> Task<> { co_await sleep(Duration::max()); };
+  Future<> f = create_task(loop(), sleeper());
+  loop().run_once(Duration::zero());
+  loop().run_once(Duration::zero());
+  EXPECT_FALSE(f.done()) << "the sleep ended";
+  f.cancel();
+  for (int i = 0; i < 10 && !f.done(); ++i) loop().run_once(Duration::zero());
+  EXPECT_TRUE(f.cancelled());
+}
+
 TEST_F(TaskTest, SleepParksOnlyTheCallingTask) {
   std::vector<std::string> log;
   auto sleeper = [&]() -> Task<> {

@@ -1,6 +1,9 @@
 #include "runtime/timer_queue.h"
 
+#include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -57,6 +60,25 @@ TEST(TimerQueueTest, OnlyDueTimersPop) {
 // may_have_due is the loop's cheap look before its timer phase: never false while pop_due
 // would find a timer, and false whenever the earliest entry (a cancelled one included) is not
 // due yet.
+// A due timer scheduled after `scheduled_before` with an earlier deadline than the others
+// (in the past) does not hide the older ones, and is back in the queue once pop_due says no.
+TEST(TimerQueueTest, ATooNewTimerDoesNotHideOlderDueTimers) {
+  TimerQueue q;
+  std::vector<std::string> order;
+  q.schedule(5, [&] { order.push_back("A"); }, "t");
+  q.schedule(5, [&] { order.push_back("B"); }, "t");
+  const uint64_t before = q.next_sequence();
+  q.schedule(1, [&] { order.push_back("C"); }, "t");
+  DueTimer due;
+  while (q.pop_due(10, &due, before)) due.fn();
+  EXPECT_EQ(order, (std::vector<std::string>{"A", "B"}));
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(q.next_deadline(), 1);
+  EXPECT_TRUE(q.may_have_due(10));
+  EXPECT_EQ(RunDue(q, 10), 1);
+  EXPECT_EQ(order, (std::vector<std::string>{"A", "B", "C"}));
+}
+
 TEST(TimerQueueTest, MayHaveDueNeverMissesADueTimer) {
   TimerQueue q;
   EXPECT_FALSE(q.may_have_due(1000));
@@ -139,6 +161,78 @@ TEST(TimerQueueTest, ClearDropsEverythingWithoutRunning) {
   EXPECT_EQ(q.size(), 0u);
   EXPECT_EQ(RunDue(q, 100), 0);
   EXPECT_FALSE(ran);
+}
+
+// Runs `on_destroy` when the callback that holds it is destroyed (not when it is moved).
+class DestroyGuard {
+ public:
+  explicit DestroyGuard(std::function<void()> on_destroy) : on_destroy_(std::move(on_destroy)) {}
+  DestroyGuard(DestroyGuard&& other) noexcept : on_destroy_(std::exchange(other.on_destroy_, nullptr)) {}
+  DestroyGuard& operator=(DestroyGuard&&) = delete;
+  ~DestroyGuard() {
+    if (on_destroy_) on_destroy_();
+  }
+
+ private:
+  std::function<void()> on_destroy_;
+};
+
+// Each callback's destructor cancels another timer, half the queue away. Enough timers that
+// the cancels would sweep the heap's tombstones (more than 1,024 entries, over half of them
+// dead) while clear() walks it.
+TEST(TimerQueueTest, ClearSurvivesCallbacksWhoseDestructorsCancelTimers) {
+  constexpr int kTimers = 2100;
+  TimerQueue q;
+  int ran = 0;
+  int destroyed = 0;
+  std::vector<TimerId> ids(kTimers);
+  for (int i = 0; i < kTimers; ++i) {
+    DestroyGuard guard([&q, &ids, &destroyed, i] {
+      ++destroyed;
+      q.cancel(ids[(i + kTimers / 2) % kTimers]);
+    });
+    ids[i] = q.schedule(1000 + i, [&ran, g = std::move(guard)] { ++ran; }, "t");
+  }
+  q.clear();
+  EXPECT_EQ(q.size(), 0u);
+  EXPECT_EQ(destroyed, kTimers);
+  EXPECT_EQ(RunDue(q, 100), 0);
+  EXPECT_EQ(ran, 0);
+  for (TimerId id : ids) EXPECT_FALSE(q.is_pending(id));
+  // The queue works on.
+  q.schedule(5, [&ran] { ++ran; }, "t");
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(RunDue(q, 100), 1);
+  EXPECT_EQ(ran, 1);
+}
+
+// A callback whose destructor schedules a timer, which grows the slot table the cancel is
+// working in (one slot, full: the new timer needs a second).
+TEST(TimerQueueTest, CancelSurvivesACallbackWhoseDestructorSchedulesATimer) {
+  TimerQueue q;
+  int ran = 0;
+  TimerId scheduled_by_destructor;
+  DestroyGuard guard([&] { scheduled_by_destructor = q.schedule(7, [&ran] { ran += 10; }, "from-destructor"); });
+  TimerId first = q.schedule(5, [&ran, g = std::move(guard)] { ++ran; }, "first");
+  EXPECT_TRUE(q.cancel(first));
+  EXPECT_FALSE(q.is_pending(first));
+  EXPECT_TRUE(q.is_pending(scheduled_by_destructor));
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(RunDue(q, 100), 1);
+  EXPECT_EQ(ran, 10);
+  EXPECT_EQ(q.size(), 0u);
+}
+
+// clear() with a callback whose destructor schedules a timer: that timer is pending after it.
+TEST(TimerQueueTest, ClearKeepsATimerScheduledByACallbacksDestructor) {
+  TimerQueue q;
+  int ran = 0;
+  DestroyGuard guard([&] { q.schedule(7, [&ran] { ran += 10; }, "from-destructor"); });
+  q.schedule(5, [&ran, g = std::move(guard)] { ++ran; }, "first");
+  q.clear();
+  EXPECT_EQ(q.size(), 1u);
+  EXPECT_EQ(RunDue(q, 100), 1);
+  EXPECT_EQ(ran, 10);
 }
 
 TEST(TimerQueueTest, KeepsTheLabel) {

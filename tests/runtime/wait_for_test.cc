@@ -24,6 +24,19 @@ TEST_F(WaitForTest, FinishesInTime) {
   EXPECT_EQ(loop().stats().pending_timers, 0u) << "the time limit's timer is cancelled";
 }
 
+// A limit past the clock's range is no limit (now + Duration::max() would overflow into the
+// past and fire at once).
+TEST_F(WaitForTest, ALimitOfDurationMaxNeverFires) {
+  auto quick = []() -> Task<int> {
+    co_await sleep(milliseconds(1));
+    co_return 3;
+  };
+  auto run = [&]() -> Task<absl::StatusOr<int>> { co_return co_await wait_for(quick(), Duration::max()); };
+  absl::StatusOr<int> r = Run(run());
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 3);
+}
+
 TEST_F(WaitForTest, TimesOutCancelsTheTaskAndWaitsForIt) {
   bool cleaned_up = false;
   auto slow = [&]() -> Task<int> {
@@ -57,6 +70,23 @@ TEST_F(WaitForTest, VoidTaskAndException) {
   auto ok = []() -> Task<> { co_return; };
   auto run_ok = [&]() -> Task<absl::Status> { co_return co_await wait_for(ok(), seconds(60)); };
   EXPECT_TRUE(Run(run_ok()).ok());
+}
+
+// The task's result and the time limit come due in the same timer phase (virtual time: both
+// timers 5 ms from the same instant; the promise's was scheduled first, so it runs first). The
+// task has its value by the time the limit fires: it keeps it.
+TEST_F(WaitForTest, ATaskThatFinishesAsTheLimitFiresKeepsItsResult) {
+  Promise<int> promise(loop());
+  auto waits_for_the_promise = [&]() -> Task<int> { co_return co_await promise.get_future(); };
+  auto run = [&]() -> Task<absl::StatusOr<int>> {
+    loop().call_later(milliseconds(5), [&] { promise.set_result(7); });
+    co_return co_await wait_for(waits_for_the_promise(), milliseconds(5));
+  };
+  TimePoint start = loop().now();
+  absl::StatusOr<int> r = Run(run());
+  EXPECT_EQ(loop().now() - start, milliseconds(5)) << "virtual time: both timers came due at once";
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(*r, 7);
 }
 
 TEST_F(WaitForTest, ATaskThatIgnoresCancellationKeepsItsResult) {
