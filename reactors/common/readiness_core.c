@@ -16,7 +16,7 @@
 
 int rc_timeout_ms(int64_t timeout_ns) {
   if (timeout_ns < 0) return -1;
-  int64_t ms = (timeout_ns + 999999) / 1000000;
+  int64_t ms = timeout_ns / 1000000 + (timeout_ns % 1000000 != 0); /* rounded up, without overflow */
   return ms > 0x7fffffff ? 0x7fffffff : (int)ms;
 }
 
@@ -122,6 +122,7 @@ static void serve_recorded(rc_core* core, size_t limit) {
 BRRR_HOT_PATH void rc_on_ready(rc_core* core, int fd, uint32_t ready, uint32_t closed) {
   rc_event event = {fd, (uint8_t)ready, (uint8_t)closed};
   if (fd == core->wake_fd) {
+    core->woken = 1;
     uint64_t value;
     core->counters.syscalls++;
     while (read(core->wake_fd, &value, sizeof value) < 0 && errno == EINTR) {
@@ -186,6 +187,12 @@ void rc_destroy(brrr_reactor* reactor) {
   if (core == NULL) return;
   core->ops->destroy(core->backend);
   if (core->wake_fd >= 0) close(core->wake_fd);
+  /* Connections accepted but never handed out are this backend's to close. */
+  rc_queue* q = &core->completions;
+  for (size_t i = 0; i < q->size; i++) {
+    const brrr_completion* c = &q->items[(q->head + i) & (q->capacity - 1)];
+    if (c->reserved == RC_QUEUED_DESCRIPTOR && c->result >= 0) close(c->result);
+  }
   free(core->slots);
   free(core->completions.items);
   free(core->again);
@@ -284,13 +291,13 @@ static void serve_again_list(rc_core* core) {
 
 /* One backend wait that honours the whole timeout: an interrupted wait (a signal, or task
  * work that io_uring queued on this thread) is not a timeout, so it waits again for the
- * rest. The clock is read only when a finite timeout is interrupted. */
-static int wait_in_kernel(rc_core* core, int64_t timeout_ns) {
-  int64_t deadline = -1;
+ * rest. *deadline (-1 at first) is where a finite timeout ends, read from the clock as the
+ * first wait starts, so that a caller that waits again can wait for the rest too. */
+static int wait_in_kernel(rc_core* core, int64_t timeout_ns, int64_t* deadline) {
   for (;;) {
     core->counters.waits++;
     core->counters.syscalls++;
-    int64_t started = timeout_ns > 0 && deadline < 0 ? pu_monotonic_ns() : 0;
+    if (timeout_ns > 0 && *deadline < 0) *deadline = pu_monotonic_ns() + timeout_ns;
     int rc;
     if (core->wake_by_signal && timeout_ns != 0) {
       const sigset_t* mask = rc_signal_wake_arm(&core->signal_wake);
@@ -298,17 +305,20 @@ static int wait_in_kernel(rc_core* core, int64_t timeout_ns) {
        * readable eventfd would; whatever interrupts that look, the wake-up ends this wait. */
       rc = core->ops->wait(core->backend, core, mask != NULL ? timeout_ns : 0, mask);
       rc_signal_wake_disarm(&core->signal_wake);
-      if (rc == -EINTR && (mask == NULL || rc_signal_wake_consume(&core->signal_wake))) return 0;
+      if (mask == NULL) core->woken = 1; /* the pending wake-up, taken by the arm */
+      if (rc == -EINTR && (mask == NULL || rc_signal_wake_consume(&core->signal_wake))) {
+        core->woken = 1;
+        return 0;
+      }
     } else {
       rc = core->ops->wait(core->backend, core, timeout_ns, NULL);
     }
     if (rc != -EINTR) return rc;
     if (timeout_ns == 0) return 0;
     if (timeout_ns > 0) {
-      if (deadline < 0) deadline = started + timeout_ns;
       int64_t now = pu_monotonic_ns();
-      if (now >= deadline) return 0;
-      timeout_ns = deadline - now;
+      if (now >= *deadline) return 0;
+      timeout_ns = *deadline - now;
     }
   }
 }
@@ -318,24 +328,41 @@ BRRR_HOT_PATH int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_c
   rc_core* core = as_core(reactor);
   if (max_completions <= 0) return -EINVAL;
   rc_queue* q = &core->completions;
-  if (core->next_event == core->event_count) {
-    int have_work = q->size > 0 || core->again_size > 0;
-    /* Completions already queued are handed out without a system call, but the kernel is
-     * still asked (without blocking) every few rounds so that other descriptors are served. */
-    if (!have_work || core->again_size > 0 || ++core->waits_without_kernel >= 8) {
-      core->waits_without_kernel = 0;
-      int rc = wait_in_kernel(core, have_work ? 0 : timeout_ns);
-      if (rc < 0) return rc;
+  int64_t deadline = -1;
+  core->woken = 0;
+  for (;;) {
+    int blocked = 0;
+    if (core->next_event == core->event_count) {
+      int have_work = q->size > 0 || core->again_size > 0;
+      /* Completions already queued are handed out without a system call, but the kernel is
+       * still asked (without blocking) every few rounds so that other descriptors are served. */
+      if (!have_work || core->again_size > 0 || ++core->waits_without_kernel >= 8) {
+        core->waits_without_kernel = 0;
+        blocked = !have_work && timeout_ns != 0;
+        int rc = wait_in_kernel(core, have_work ? 0 : timeout_ns, &deadline);
+        if (rc < 0) return rc;
+      }
+      if (core->again_size > 0) serve_again_list(core);
     }
-    if (core->again_size > 0) serve_again_list(core);
+    do {
+      serve_recorded(core, RC_SERVE_PER_WAIT);
+    } while (q->size == 0 && core->next_event < core->event_count);
+    /* The kernel reported readiness that completed nothing (epoll's first edge for a direction
+     * no operation waits on, data for a stopped receive): not a reason to return before the
+     * timeout, a completion or a wake(). */
+    if (!blocked || q->size > 0 || core->woken || core->again_size > 0) break;
+    if (timeout_ns > 0) {
+      int64_t left = deadline - pu_monotonic_ns();
+      if (left <= 0) break;
+      timeout_ns = left;
+      deadline = -1;
+    }
   }
-  do {
-    serve_recorded(core, RC_SERVE_PER_WAIT);
-  } while (q->size == 0 && core->next_event < core->event_count);
 
   int n = 0;
   while (n < max_completions && q->size > 0) {
-    out[n++] = q->items[q->head];
+    out[n] = q->items[q->head];
+    out[n++].reserved = 0;
     q->head = (q->head + 1) & (q->capacity - 1);
     q->size--;
   }

@@ -83,6 +83,8 @@ struct rc_core {
   uint32_t* free_buffers;
   uint32_t free_count;
 
+  int woken; /* wait(): wake() ended the backend's wait (its eventfd or signal) */
+
   /* Consecutive wait() calls answered from the queue alone, without asking the kernel. */
   unsigned waits_without_kernel;
 
@@ -106,6 +108,17 @@ static inline void rc_complete(rc_core* core, const brrr_op* op, int32_t result,
   c->buffer_id = buffer_id;
   c->reserved = 0;
   q->size++;
+}
+
+/* In a queued completion's `reserved` (cleared as wait() hands it out): its result is a
+ * descriptor this backend accepted, which destroy() closes if it was never handed out. */
+#define RC_QUEUED_DESCRIPTOR 1u
+
+/* rc_complete for an accepted connection: the completion owns `client` until handed out. */
+static inline void rc_complete_accepted(rc_core* core, const brrr_op* op, int client, uint32_t flags) {
+  rc_complete(core, op, client, flags, 0);
+  rc_queue* q = &core->completions;
+  q->items[(q->head + q->size - 1) & (q->capacity - 1)].reserved = RC_QUEUED_DESCRIPTOR;
 }
 
 /* Whether the edge-mode cache says an operation in `direction` would not block. */

@@ -171,7 +171,7 @@ BRRR_HOT_PATH int rc_run_read(rc_core* core, int fd, rc_slot* slot) {
         int client = rc_accept4(fd, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (client >= 0) {
           if (!multishot) slot->has_read = 0;
-          rc_complete(core, op, client, multishot ? BRRR_COMPLETION_MORE : 0, 0);
+          rc_complete_accepted(core, op, client, multishot ? BRRR_COMPLETION_MORE : 0);
           continue;
         }
         if (retry_after_failure(core, slot, RC_READ, errno)) continue;

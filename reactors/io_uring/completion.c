@@ -191,6 +191,14 @@ static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_fla
   }
   if (armed) return 0; /* the kernel never keeps a multishot recv after 0 or an error */
   settle_probe(r, o, res == 0);
+  /* The ring ran dry, but only the hot part of the pool is on it: while the rest waits on the
+   * spare stack the pool is not dry (the readiness backends say -ENOBUFS only when every buffer
+   * is handed out), so the ring takes more and the receive goes on. Each retry needs buffers
+   * from the stack, so a pool that is truly handed out ends it. */
+  if (res == -ENOBUFS && !(o->state & UR_ST_CANCEL) && r->spare_count > 0) {
+    ur_ring_top_up(r);
+    if (r->on_ring > 0 && ur_arm_op(r, slot) == 0) return 0;
+  }
   int n = native_multishot_rejected(o, res) ? try_emulation(r, slot, out, res)
                                             : retry_or_finish_as_classified(r, slot, out, res);
   if (n > 0) sink_put(r, sink, out);

@@ -55,9 +55,10 @@
  * (it delivered a connection or data without F_MORE, e.g. after a CQ overflow): the backend
  * then re-arms the request and still flags the completion MORE. What ends a multishot
  * operation: cancel() (-ECANCELED, or the data that won the race, as the final completion),
- * end of stream (recv 0), -ENOBUFS when the buffer ring ran dry, any other error. Accept
- * errors that concern one dead connection (ECONNABORTED, EPROTO, EPERM) and EINTR re-arm
- * silently, as the readiness core retries them.
+ * end of stream (recv 0), -ENOBUFS when the pool is handed out (a ring that ran dry while
+ * buffers wait on the spare stack, below, takes more and the receive is re-armed), any other
+ * error. Accept errors that concern one dead connection (ECONNABORTED, EPROTO, EPERM) and
+ * EINTR re-arm silently, as the readiness core retries them.
  *
  * Provided buffers use a buffer ring (io_uring_register_buf_ring, Linux 5.19), group 0. A CQE
  * with IORING_CQE_F_BUFFER names the buffer (cqe->flags >> IORING_CQE_BUFFER_SHIFT); with

@@ -346,6 +346,50 @@ TEST_P(ReactorTest, ARunDryPoolEndsMultishotRecvWithENOBUFS) {
   ::close(fd);
 }
 
+// -ENOBUFS means the pool is handed out, not that the part of it a backend keeps ready ran out
+// (io_uring keeps only a hot part of the pool on its ring, at least 64 buffers): 96 buffers'
+// worth of bytes, held by the test, come in from a pool of 256 without an end; once every one
+// of the 256 is held, the receive ends with -ENOBUFS.
+TEST_P(ReactorTest, ENOBUFSOnlyOnceThePoolIsHandedOut) {
+  constexpr uint32_t kSize = 512;
+  constexpr uint32_t kCount = 256;
+  std::vector<char> pool(kSize * kCount);
+  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  ASSERT_EQ(reactor_->submit({.user_data = 7, .opcode = IoOpcode::kRecv,
+                              .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
+            0);
+  auto bytes_in = [](const std::vector<Completion>& a) {
+    size_t bytes = 0;
+    for (const Completion& c : a) bytes += c.result > 0 ? static_cast<size_t>(c.result) : 0;
+    return bytes;
+  };
+  constexpr size_t kPart = 96 * kSize;
+  ASSERT_TRUE(client.send_all(std::string(kPart, 'p')));
+  std::vector<Completion> held = WaitUntil([&](auto& a) { return bytes_in(a) >= kPart || HasFinal(a, 7); });
+  EXPECT_FALSE(HasFinal(held, 7)) << "the receive ended (" << held.back().result << ") with "
+                                  << kCount - held.size() << " of " << kCount << " buffers never handed out";
+  EXPECT_EQ(bytes_in(held), kPart);
+
+  // More than the rest of the pool holds: now it is handed out, and the receive ends so.
+  ASSERT_TRUE(client.send_all(std::string(kCount * kSize, 'q')));
+  std::vector<Completion> rest = WaitUntil([](auto& a) { return HasFinal(a, 7); });
+  held.insert(held.end(), rest.begin(), rest.end());
+  EXPECT_EQ(held.back().result, -ENOBUFS);
+  size_t buffers = 0;
+  for (const Completion& c : held) {
+    if (c.result <= 0) continue;
+    ASSERT_TRUE(c.has_buffer());
+    ++buffers;
+    reactor_->recycle_buffer(c.buffer_id);
+  }
+  EXPECT_EQ(buffers, kCount) << "the receive ended before the pool was handed out";
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
 // The same on copies of the readiness backends whose system calls fail on purpose now and then.

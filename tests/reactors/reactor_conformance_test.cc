@@ -78,6 +78,38 @@ TEST_P(ReactorTest, ATimedWaitReturnsNoEarlierThanItsTimeout) {
   EXPECT_GE(Clock::now() - start, milliseconds(5));
 }
 
+// Readiness that completes nothing does not end a wait: a receive pending on an idle
+// connection (epoll reports a new descriptor writable at once, and no operation waits for
+// that) leaves an unbounded wait to the wake-up and a timed one to its timeout.
+TEST_P(ReactorTest, ReadinessThatCompletesNothingDoesNotEndAWait) {
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  char buf[8];
+  ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kRecv, .fd = fd, .len = sizeof buf, .buf = buf}), 0);
+  EXPECT_EQ(testing::OnlyTheWakeEndsAnUnboundedWait(*reactor_, [](pid_t) {}), "");
+
+  BlockingClient second(l.port);
+  int second_fd = AcceptOne(l);
+  char second_buf[8];
+  ASSERT_EQ(reactor_->submit({.user_data = 2, .opcode = IoOpcode::kRecv, .fd = second_fd, .len = sizeof second_buf,
+                              .buf = second_buf}),
+            0);
+  Completion c[4];
+  TimePoint start = Clock::now();
+  absl::StatusOr<int> n = reactor_->wait(c, 50'000'000);
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0);
+  EXPECT_GE(Clock::now() - start, milliseconds(50)) << "the timed wait ended early, with nothing completed";
+
+  for (int id : {1, 2}) ASSERT_EQ(reactor_->cancel(id == 1 ? fd : second_fd, id), 0);
+  WaitUntil([](auto& a) { return HasFinal(a, 1) && HasFinal(a, 2); });
+  for (int f : {fd, second_fd}) {
+    EXPECT_EQ(reactor_->release_fd(f), 0);
+    ::close(f);
+  }
+}
+
 TEST_P(ReactorTest, SingleShotAccept) {
   Listener l;
   ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kAccept, .fd = l.fd}), 0);
@@ -403,6 +435,30 @@ TEST_P(ReactorTest, DestroyingWithOperationsInFlightIsSafe) {
   ASSERT_EQ(reactor_->submit({.user_data = 2, .opcode = IoOpcode::kAccept, .flags = kOpMultishot, .fd = l.fd}), 0);
   reactor_.reset();  // ASan checks nothing touches the buffers afterwards
   ::close(fd);
+}
+
+// Connections a multishot accept took but wait() had no room to hand out are the backend's:
+// destroying it closes them (the fixture's TearDown counts this process's descriptors), and
+// their clients see the end of the stream (or, any the backend had not taken, a reset once
+// the listener closes) instead of waiting on a connection nobody holds.
+TEST_P(ReactorTest, DestroyingClosesConnectionsAcceptedButNotHandedOut) {
+  auto l = std::make_unique<Listener>();
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  for (int i = 0; i < 3; ++i) clients.push_back(std::make_unique<BlockingClient>(l->port));
+  ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kAccept, .flags = kOpMultishot, .fd = l->fd}), 0);
+  Completion one[1];
+  int handed_out = 0;
+  for (int i = 0; i < 100 && handed_out == 0; ++i) {
+    absl::StatusOr<int> n = reactor_->wait(one, 100'000'000);
+    ASSERT_TRUE(n.ok()) << n.status();
+    handed_out = *n;
+  }
+  ASSERT_EQ(handed_out, 1);
+  ASSERT_GE(one[0].result, 0);
+  ::close(one[0].result);
+  reactor_.reset();
+  l.reset();
+  for (auto& client : clients) EXPECT_EQ(client->recv_until_eof(), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
