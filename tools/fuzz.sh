@@ -15,9 +15,12 @@
 # "$(bazel info --config=fuzz bazel-bin)/tests/fuzz/TARGET" INPUT. Once the bug is fixed, copy
 # the input into tests/fuzz/corpus/TARGET/ as a regression seed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+script=$(readlink -f "$0")  # before the cd: usage() reads it, from wherever it was run
+# A relative BRRR_FUZZ_OUT is the caller's, not the repository's.
+if [ -n "${BRRR_FUZZ_OUT:-}" ]; then BRRR_FUZZ_OUT=$(realpath -m "$BRRR_FUZZ_OUT"); fi
+cd "$(dirname "$script")/.."
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$script" | sed 's/^# \{0,1\}//'; }
 seconds=30
 while getopts "t:h" opt; do
   case $opt in
@@ -27,9 +30,15 @@ while getopts "t:h" opt; do
   esac
 done
 shift $((OPTIND - 1))
+# At least 1: 0 would be libFuzzer's "no limit", and every run here is bounded.
 case $seconds in
-  '' | *[!0-9]*) echo "fuzz: -t takes whole seconds, not \"$seconds\"" >&2; exit 2 ;;
+  '' | *[!0-9]*) seconds_ok=0 ;;
+  *) seconds_ok=$((10#$seconds > 0)) ;;
 esac
+if [ "$seconds_ok" -eq 0 ]; then
+  echo "fuzz: -t takes whole seconds, at least 1, not \"$seconds\"" >&2
+  exit 2
+fi
 
 if [ $# -gt 0 ]; then
   targets=("$@")

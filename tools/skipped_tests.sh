@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Lists every test case the last `bazel test` run skipped, with its reason, from the JUnit XML
 # that Bazel keeps under bazel-testlogs/ (Bazel reports a test with skipped cases as PASSED).
-# Usage: tools/skipped_tests.sh [TESTLOGS_DIR]   Exit 0 always; prints "no test skipped" or a list.
+# Usage: tools/skipped_tests.sh [TESTLOGS_DIR | BAZEL_FLAGS...]   Exit 0 always; prints "no test
+# skipped" or a list. BAZEL_FLAGS are the run's configuration flags (--config=tsan, -c opt):
+# each configuration keeps its logs in its own bazel-testlogs, which `bazel info` names.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-logs=${1:-$(bazel info bazel-testlogs 2>/dev/null)}
+if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then
+  logs=$1
+else
+  logs=$(bazel info "$@" bazel-testlogs 2>/dev/null)
+fi
 python3 - "$logs" <<'PY'
 import os, sys, xml.etree.ElementTree as ET
 root = sys.argv[1]

@@ -1,6 +1,8 @@
 #include "control/admin/metrics_exporter.h"
 
+#include <algorithm>
 #include <cstddef>
+#include <mutex>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -76,13 +78,15 @@ void AddLabels(const LoopStats& stats, size_t loop, size_t first, std::vector<Me
   });
 }
 
-void AddHistograms(const LoopStats& stats, size_t loop, size_t first, std::vector<MetricFamily>& out) {
+void AddHistograms(const LoopStats& stats, size_t loop, size_t first, MonotonicHistograms& held,
+                   std::vector<MetricFamily>& out) {
   size_t i = first;
   ForEachHistogram(stats, [&](const HistogramInfo& h, const LogHistogram::Snapshot& snapshot) {
     if (i == out.size()) out.push_back(MetricFamily{PrometheusName(h), h.help, MetricType::Histogram, {}});
     ClientMetric m;
     m.label = {LoopLabel(loop)};
     m.histogram = ToPrometheusHistogram(snapshot);
+    held.Hold({out[i].name, loop}, m.histogram);
     out[i].metric.push_back(std::move(m));
     ++i;
   });
@@ -116,6 +120,21 @@ ClientMetric::Histogram ToPrometheusHistogram(const LogHistogram::Snapshot& snap
   return h;
 }
 
+void MonotonicHistograms::Hold(const std::pair<std::string, size_t>& key, ClientMetric::Histogram& histogram) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Highest& highest = highest_[key];
+  highest.cumulative.resize(std::max(highest.cumulative.size(), histogram.bucket.size()));
+  for (size_t b = 0; b < histogram.bucket.size(); ++b) {
+    uint64_t& count = histogram.bucket[b].cumulative_count;
+    count = std::max(count, highest.cumulative[b]);
+    highest.cumulative[b] = count;
+    // +Inf (the sample count) covers every finite bucket.
+    histogram.sample_count = std::max(histogram.sample_count, count);
+  }
+  histogram.sample_count = std::max(histogram.sample_count, highest.sample_count);
+  highest.sample_count = histogram.sample_count;
+}
+
 std::string NotReadyReason(const Administered& target) {
   if (target.drain_started_at_ns() != 0) return "draining";
   if (target.started_at_ns() == 0) return "not listening yet";
@@ -142,7 +161,7 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   first = out.size();
   for (size_t i = 0; i < loop_stats.size(); ++i) AddLabels(loop_stats[i], i, first, out);
   first = out.size();
-  for (size_t i = 0; i < loop_stats.size(); ++i) AddHistograms(loop_stats[i], i, first, out);
+  for (size_t i = 0; i < loop_stats.size(); ++i) AddHistograms(loop_stats[i], i, first, histograms_, out);
   first = out.size();
   for (size_t i = 0; i < loops.size(); ++i) AddFigures(target_.server_stats(i), i, first, out);
   return out;

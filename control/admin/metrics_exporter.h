@@ -25,7 +25,11 @@
 //   series churn as the longest or current task changes, but their number stays small.
 //
 // Collect() takes each loop's snapshot once (lock-free reads: nothing costs the loops), at the
-// pace of the scrapes.
+// pace of the scrapes. A loop counts a task before it files it in its bucket, and a snapshot
+// counts a task not yet filed in the first bucket, so a scrape in between would see it there
+// and the next one in its own: the first buckets' cumulative counts would fall by one, which
+// Prometheus reads as a counter reset (a spike in rate()). MonotonicHistograms holds each count
+// at the highest value exported, until the histogram catches up.
 //
 // Threads: Collect() from any thread, concurrently too. Ownership: borrows the Administered,
 // which must outlive the exporter.
@@ -33,7 +37,11 @@
 #define BRRR_CONTROL_ADMIN_METRICS_EXPORTER_H_
 
 #include <array>
+#include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "control/admin/administered.h"
@@ -61,6 +69,24 @@ prometheus::ClientMetric::Histogram ToPrometheusHistogram(const LogHistogram::Sn
 // what /readyz answers.
 std::string NotReadyReason(const Administered& target);
 
+// Keeps exported histograms from going down between scrapes: each cumulative count (and the
+// sample count) is at least what was exported for the same histogram before. A count held up
+// this way is at most one task ahead of the histogram per task that ended during a scrape.
+// Threads: any, concurrently (a mutex).
+class MonotonicHistograms {
+ public:
+  // `key` names one histogram of one loop (its name and loop).
+  void Hold(const std::pair<std::string, size_t>& key, prometheus::ClientMetric::Histogram& histogram);
+
+ private:
+  struct Highest {
+    uint64_t sample_count = 0;
+    std::vector<uint64_t> cumulative;  // per bucket
+  };
+  std::mutex mu_;
+  std::map<std::pair<std::string, size_t>, Highest> highest_;  // guarded by mu_
+};
+
 class MetricsExporter final : public prometheus::Collectable {
  public:
   explicit MetricsExporter(const Administered& target) : target_(target) {}
@@ -69,6 +95,7 @@ class MetricsExporter final : public prometheus::Collectable {
 
  private:
   const Administered& target_;
+  mutable MonotonicHistograms histograms_;
 };
 
 }  // namespace brrr::control

@@ -199,8 +199,23 @@ TEST_F(AdminTest, HealthSaysServing) {
   EXPECT_NE(s.error_message().find("no.such.Service"), std::string::npos) << s.error_message();
 }
 
+// A Watch of the whole server's health (60 s deadline, in `context`), which is read to its
+// SERVING; then SIGTERM, and the stream's next message is NOT_SERVING. Returns the stream.
+std::unique_ptr<grpc::ClientReader<health::HealthCheckResponse>> WatchTheDrainStart(
+    health::Health::Stub& stub, testing::Process& server, grpc::ClientContext* context) {
+  context->set_deadline(std::chrono::system_clock::now() + seconds(60));
+  auto watch = stub.Watch(context, health::HealthCheckRequest());
+  health::HealthCheckResponse response;
+  EXPECT_TRUE(watch->Read(&response));
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
+  server.Signal(SIGTERM);
+  EXPECT_TRUE(watch->Read(&response)) << "the stream ended without NOT_SERVING";
+  EXPECT_EQ(response.status(), health::HealthCheckResponse::NOT_SERVING);
+  return watch;
+}
+
 // grpc.health's Watch on the real service: SERVING at once, NOT_SERVING as the drain starts
-// (here a grace keeps the server up), then the stream ends with OK when the server does; for a
+// (here a grace keeps the server up), then the stream ends when the server does; for a
 // service it does not know, NOT_FOUND.
 TEST_F(AdminTest, HealthWatchFollowsTheDrain) {
   Start({"--drain_grace=10m"});
@@ -214,16 +229,9 @@ TEST_F(AdminTest, HealthWatchFollowsTheDrain) {
   EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
 
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + seconds(60));
-  auto watch = health_stub->Watch(&context, health::HealthCheckRequest());
-  health::HealthCheckResponse response;
-  ASSERT_TRUE(watch->Read(&response));
-  EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
-  server_->Signal(SIGTERM);
-  ASSERT_TRUE(watch->Read(&response)) << "the drain's start is sent while the stream is open";
-  EXPECT_EQ(response.status(), health::HealthCheckResponse::NOT_SERVING);
+  auto watch = WatchTheDrainStart(*health_stub, *server_, &context);
   server_->Signal(SIGTERM);  // ends the grace: the server exits, and the stream with it
-  EXPECT_FALSE(watch->Read(&response)) << "nothing changes after NOT_SERVING";
+  EXPECT_FALSE(watch->Read(&ignored)) << "nothing changes after NOT_SERVING";
   grpc::Status end = watch->Finish();
   EXPECT_TRUE(end.ok() || end.error_code() == grpc::StatusCode::UNAVAILABLE) << end.error_message();
   EXPECT_EQ(server_->Wait(seconds(30)), 0);
@@ -238,15 +246,9 @@ TEST_F(AdminTest, HealthWatchSeesAQuickDrain) {
     Start();
     auto health_stub = health::Health::NewStub(channel_);
     grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + seconds(60));
-    auto watch = health_stub->Watch(&context, health::HealthCheckRequest());
-    health::HealthCheckResponse response;
-    ASSERT_TRUE(watch->Read(&response));
-    EXPECT_EQ(response.status(), health::HealthCheckResponse::SERVING);
-    server_->Signal(SIGTERM);
-    ASSERT_TRUE(watch->Read(&response)) << "the stream ended without NOT_SERVING";
-    EXPECT_EQ(response.status(), health::HealthCheckResponse::NOT_SERVING);
-    EXPECT_FALSE(watch->Read(&response));
+    auto watch = WatchTheDrainStart(*health_stub, *server_, &context);
+    health::HealthCheckResponse ignored;
+    EXPECT_FALSE(watch->Read(&ignored));
     watch->Finish();
     EXPECT_EQ(server_->Wait(seconds(30)), 0);
   }

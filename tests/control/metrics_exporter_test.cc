@@ -229,6 +229,41 @@ TEST_F(MetricsExporterTest, TheTextHasEveryFamilysHelpAndType) {
   EXPECT_NE(text.find("brrr_task_duration_seconds_bucket{loop=\"0\",le=\"+Inf\"} 6\n"), std::string::npos) << text;
 }
 
+// A scrape between a loop's count of a task and its bucketing sees the task in the first bucket,
+// the next scrape in its own: held, the exported cumulative counts never fall (Prometheus would
+// read a counter reset), and +Inf covers every bucket; once the histogram is past what was
+// held, its own counts go out again.
+TEST(MonotonicHistogramsTest, ExportedCountsNeverFall) {
+  auto histogram = [](std::vector<uint64_t> cumulative, uint64_t count) {
+    ClientMetric::Histogram h;
+    for (size_t b = 0; b < cumulative.size(); ++b) h.bucket.push_back({cumulative[b], static_cast<double>(b + 1)});
+    h.sample_count = count;
+    return h;
+  };
+  auto counts = [](const ClientMetric::Histogram& h) {
+    std::vector<uint64_t> out;
+    for (const auto& b : h.bucket) out.push_back(b.cumulative_count);
+    out.push_back(h.sample_count);
+    return out;
+  };
+  MonotonicHistograms held;
+  ClientMetric::Histogram first = histogram({5, 5, 6}, 6);  // the task counted in the first bucket
+  held.Hold({"brrr_task_duration_seconds", 0}, first);
+  EXPECT_EQ(counts(first), (std::vector<uint64_t>{5, 5, 6, 6}));
+  ClientMetric::Histogram second = histogram({4, 4, 6}, 6);  // and then in the third
+  held.Hold({"brrr_task_duration_seconds", 0}, second);
+  EXPECT_EQ(counts(second), (std::vector<uint64_t>{5, 5, 6, 6}));
+  ClientMetric::Histogram other_loop = histogram({4, 4, 6}, 6);  // each loop's own
+  held.Hold({"brrr_task_duration_seconds", 1}, other_loop);
+  EXPECT_EQ(counts(other_loop), (std::vector<uint64_t>{4, 4, 6, 6}));
+  ClientMetric::Histogram later = histogram({7, 8, 9}, 9);
+  held.Hold({"brrr_task_duration_seconds", 0}, later);
+  EXPECT_EQ(counts(later), (std::vector<uint64_t>{7, 8, 9, 9}));
+  ClientMetric::Histogram short_count = histogram({7, 8, 10}, 9);  // +Inf below a bucket
+  held.Hold({"brrr_task_duration_seconds", 0}, short_count);
+  EXPECT_EQ(counts(short_count), (std::vector<uint64_t>{7, 8, 10, 10}));
+}
+
 TEST(ProcessFiguresTest, ReadsThisProcess) {
   std::map<std::string, MetricFamily> process = ByName(ProcessFigures().Collect());
   for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",
