@@ -78,10 +78,6 @@ class StallDetector {
   using Subscriber = std::function<void(const StallReport&)>;
 
   static constexpr int64_t kDefaultThresholdNs = 100'000'000;
-  // The thresholds a user may set (the admin plane's SetStallThreshold, brrr-echo's
-  // --stall_threshold): below 1 ms every task is a stall; past a minute a hung loop goes unseen.
-  static constexpr int64_t kMinThresholdNs = 1'000'000;
-  static constexpr int64_t kMaxThresholdNs = 60'000'000'000;
   static constexpr size_t kRecentCapacity = 64;
   static constexpr size_t kSamplesKept = 8;
 

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "runtime/event_loop.h"
-#include "runtime/stall_detector.h"
+#include "runtime/stall_threshold.h"
 #include "runtime/socket_address.h"
 #include "server/throttle.h"
 
@@ -35,8 +35,7 @@ absl::Status Validate(const EchoServerOptions& o) {
   }
   // The admin plane's SetStallThreshold range, so that the threshold a server starts with can be
   // set back.
-  if (o.stall_threshold < Duration(StallDetector::kMinThresholdNs) ||
-      o.stall_threshold > Duration(StallDetector::kMaxThresholdNs)) {
+  if (o.stall_threshold < Duration(kMinStallThresholdNs) || o.stall_threshold > Duration(kMaxStallThresholdNs)) {
     return absl::InvalidArgumentError("--stall_threshold must be from 1ms to 60s");
   }
   if (o.idle_poll < Duration::zero() || o.idle_poll > EventLoopOptions::kMaxIdlePoll) {

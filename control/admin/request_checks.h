@@ -24,7 +24,7 @@
 #include "brrr/admin/v1/admin.pb.h"
 #include "control/admin/injection_spec.h"
 #include "runtime/clock.h"
-#include "runtime/stall_detector.h"
+#include "runtime/stall_threshold.h"
 #include "server/throttle.h"
 
 namespace brrr::control {
@@ -40,8 +40,8 @@ inline constexpr uint32_t kMinWatchIntervalMs = 50;
 inline constexpr uint32_t kMaxWatchIntervalMs = 3'600'000;
 inline constexpr uint32_t kDefaultSocketLimit = 10'000;
 inline constexpr uint32_t kMaxSocketLimit = 100'000;
-inline constexpr double kMinStallThresholdMs = StallDetector::kMinThresholdNs / 1e6;
-inline constexpr double kMaxStallThresholdMs = StallDetector::kMaxThresholdNs / 1e6;
+inline constexpr double kMinStallThresholdMs = kMinStallThresholdNs / 1e6;
+inline constexpr double kMaxStallThresholdMs = kMaxStallThresholdNs / 1e6;
 
 // The loops a request names, sorted, each once; every loop when it names none.
 absl::StatusOr<std::vector<uint32_t>> CheckLoops(const google::protobuf::RepeatedField<uint32_t>& loops,
