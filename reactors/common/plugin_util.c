@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +26,12 @@ int64_t pu_monotonic_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+pid_t pu_thread_id(void) {
+  static __thread pid_t tid; /* gettid is a system call */
+  if (tid == 0) tid = (pid_t)syscall(SYS_gettid);
+  return tid;
 }
 
 int pu_fail(char* err, size_t err_size, const char* what, int error, const char* why) {

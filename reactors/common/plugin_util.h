@@ -19,6 +19,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* What a socket operation that failed with an errno calls for. */
 typedef enum pu_next {
@@ -35,6 +36,11 @@ pu_next pu_classify(uint32_t opcode, int error);
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 int64_t pu_monotonic_ns(void);
+
+/* The calling thread's kernel id (gettid), read once per thread. Unlike a pthread_t, which
+ * glibc gives to a new thread once a joined one has left its stack, it names one thread only
+ * (until the kernel's ids wrap around): the one the kernel holds to its rules. */
+pid_t pu_thread_id(void);
 
 /* Writes "what: strerror(-error)" and, when `why` is not NULL, " (why)" into err, a
  * caller-owned buffer of err_size bytes (create()'s failure reason). Returns error, a negative

@@ -198,6 +198,7 @@ void rc_destroy(brrr_reactor* reactor) {
   free(core->again);
   free(core->events);
   free(core->free_buffers);
+  free(core->buffer_out);
   free(core);
 }
 
@@ -403,7 +404,14 @@ int rc_provide_buffers(brrr_reactor* reactor, void* base, uint32_t size, uint32_
   if (core->buffer_count != 0) return -EEXIST;
   if (base == NULL || size == 0 || count == 0) return -EINVAL;
   core->free_buffers = malloc((size_t)count * sizeof *core->free_buffers);
-  if (core->free_buffers == NULL) return -ENOMEM;
+  core->buffer_out = calloc(count, 1);
+  if (core->free_buffers == NULL || core->buffer_out == NULL) {
+    free(core->free_buffers);
+    free(core->buffer_out);
+    core->free_buffers = NULL;
+    core->buffer_out = NULL;
+    return -ENOMEM;
+  }
   /* Hand out low ids first: they are the most recently touched memory. */
   for (uint32_t i = 0; i < count; i++) core->free_buffers[i] = count - 1 - i;
   core->free_count = count;
@@ -415,9 +423,11 @@ int rc_provide_buffers(brrr_reactor* reactor, void* base, uint32_t size, uint32_
 
 BRRR_HOT_PATH void rc_recycle_buffer(brrr_reactor* reactor, uint32_t buffer_id) {
   rc_core* core = as_core(reactor);
-  if (buffer_id >= core->buffer_count || core->free_count >= core->buffer_count) {
+  /* A buffer recycled twice would be on the free list twice: two receives would share it. */
+  if (buffer_id >= core->buffer_count || !core->buffer_out[buffer_id]) {
     pu_abort("recycle_buffer(%u) of a buffer the runtime does not own", buffer_id);
   }
+  core->buffer_out[buffer_id] = 0;
   core->free_buffers[core->free_count++] = buffer_id;
 }
 

@@ -76,12 +76,14 @@ struct rc_core {
   size_t again_size;
   size_t again_capacity;
 
-  /* Provided buffers: free ids on a stack. */
+  /* Provided buffers: free ids on a stack; buffer_out[id] is 1 while a completion holds the
+   * buffer (queued, or handed out until recycle_buffer()). */
   uint8_t* buffer_base;
   uint32_t buffer_size;
   uint32_t buffer_count;
   uint32_t* free_buffers;
   uint32_t free_count;
+  uint8_t* buffer_out;
 
   int woken; /* wait(): wake() ended the backend's wait (its eventfd or signal) */
 

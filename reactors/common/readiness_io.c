@@ -120,6 +120,7 @@ static int receive_one(rc_core* core, int fd, rc_slot* slot, brrr_op* op, int mu
     if (select) core->free_buffers[core->free_count++] = id; /* unused: back on top */
     return after_no_data(core, slot, op, n, error);
   }
+  if (select) core->buffer_out[id] = 1;
   rc_complete(core, op, (int32_t)n, receive_flags(multishot, select), id);
   *buffers_filled += 1;
   return after_data(slot, multishot, select, (size_t)n, size, size);
@@ -149,6 +150,7 @@ BRRR_HOT_PATH static int receive_scatter(rc_core* core, int fd, rc_slot* slot, b
   size_t left = received;
   for (int k = 0; k < used; k++) {
     size_t part = left < core->buffer_size ? left : core->buffer_size;
+    core->buffer_out[ids[k]] = 1;
     rc_complete(core, op, (int32_t)part, receive_flags(multishot, 1), ids[k]);
     left -= part;
   }

@@ -46,15 +46,8 @@ int rc_signal_wake_init(rc_signal_wake* w) {
   return 0;
 }
 
-/* This thread's id, read once per thread (gettid is a system call). */
-static pid_t this_thread(void) {
-  static __thread pid_t tid;
-  if (tid == 0) tid = (pid_t)syscall(SYS_gettid);
-  return tid;
-}
-
 BRRR_HOT_PATH const sigset_t* rc_signal_wake_arm(rc_signal_wake* w) {
-  pid_t tid = this_thread();
+  pid_t tid = pu_thread_id();
   if (w->mask_thread != tid) {
     /* First wait on this thread: block the signal here for good, and wait with the mask the
      * thread had, without it. */

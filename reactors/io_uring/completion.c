@@ -1,7 +1,9 @@
 /* completion.c: turning CQEs into completions (re-arming multishot and fallback requests on
  * the way) and wait(). See io_uring_reactor.c for the design. */
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "reactors/common/plugin_util.h"
@@ -324,15 +326,59 @@ static struct io_uring_cqe* peek_cqe(struct io_uring* ring) {
 
 BRRR_HOT_PATH int ur_reap(brrr_reactor* r, brrr_completion* out, int max_completions) {
   ur_sink sink = {out, max_completions, take_pending(r, out, max_completions)};
-  struct io_uring_cqe* cqe;
-  while (sink.n < max_completions && (cqe = peek_cqe(&r->ring)) != NULL) {
-    uint64_t user_data = cqe->user_data;
-    int32_t res = cqe->res;
-    uint32_t flags = cqe->flags;
-    io_uring_cqe_seen(&r->ring, cqe);
-    sink.n += on_cqe(r, user_data, res, flags, &sink);
+  while (sink.n < max_completions) {
+    ur_cqe c;
+    struct io_uring_cqe* cqe;
+    /* The backlog first, looked at again after each CQE: handling one may move the ring's
+     * CQEs there (a re-arm that flushes a full SQ). */
+    if (r->backlog_head < r->backlog_end) {
+      c = r->backlog[r->backlog_head++];
+      if (r->backlog_head == r->backlog_end) r->backlog_head = r->backlog_end = 0;
+    } else if ((cqe = peek_cqe(&r->ring)) != NULL) {
+      c.user_data = cqe->user_data;
+      c.res = cqe->res;
+      c.flags = cqe->flags;
+      io_uring_cqe_seen(&r->ring, cqe);
+    } else {
+      break;
+    }
+    sink.n += on_cqe(r, c.user_data, c.res, c.flags, &sink);
   }
   return sink.n;
+}
+
+/* Appends a CQE to r->backlog. 0, or -ENOMEM. */
+static int backlog_put(brrr_reactor* r, const struct io_uring_cqe* cqe) {
+  if (r->backlog_end == r->backlog_capacity) {
+    uint32_t capacity = r->backlog_capacity ? r->backlog_capacity * 2 : 64;
+    ur_cqe* grown = capacity > r->backlog_capacity ? realloc(r->backlog, capacity * sizeof *grown) : NULL;
+    if (grown == NULL) return -ENOMEM;
+    r->backlog = grown;
+    r->backlog_capacity = capacity;
+  }
+  r->backlog[r->backlog_end++] = (ur_cqe){cqe->user_data, cqe->res, cqe->flags};
+  return 0;
+}
+
+/* The kernel keeps CQEs that found the CQ ring full on an overflow list, which an
+ * io_uring_enter flushes into the ring, and on a one-thread ring only one of the issuer:
+ * destroy() on another thread could not reach them, and the descriptors of the accepts among
+ * them would stay open for good. So the issuer leaves none there: it moves the ring's CQEs to
+ * r->backlog and has the kernel flush, until the list is empty (or after UR_OVERFLOW_ROUNDS,
+ * or without memory for the backlog: then the kernel keeps the rest, to be flushed by the
+ * next wait). */
+#define UR_OVERFLOW_ROUNDS 16
+
+void ur_take_overflow(brrr_reactor* r) {
+  for (int round = 0; round < UR_OVERFLOW_ROUNDS && io_uring_cq_has_overflow(&r->ring); round++) {
+    struct io_uring_cqe* cqe;
+    while ((cqe = peek_cqe(&r->ring)) != NULL) {
+      if (backlog_put(r, cqe) != 0) return;
+      io_uring_cqe_seen(&r->ring, cqe);
+    }
+    r->counters.syscalls++;
+    if (io_uring_get_events(&r->ring) < 0) return;
+  }
 }
 
 int ur_pending_final(const brrr_reactor* r, uint64_t user_data) {
@@ -356,6 +402,16 @@ int ur_enter(brrr_reactor* r, int64_t timeout_ns) {
 
 /* ---- wait() ---- */
 
+/* A kernel without memory for a request: wait() tries again after this long (at most). */
+#define UR_NOMEM_PAUSE_NS 1000000L
+
+/* Sleeps UR_NOMEM_PAUSE_NS, or `remaining` if that is shorter and not -1 (no limit). */
+static void pause_before_retry(int64_t remaining) {
+  struct timespec pause = {0, UR_NOMEM_PAUSE_NS};
+  if (remaining >= 0 && remaining < UR_NOMEM_PAUSE_NS) pause.tv_nsec = (long)remaining;
+  nanosleep(&pause, NULL);
+}
+
 BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_completions, int64_t timeout_ns) {
   if (max_completions <= 0) return -EINVAL;
   if (!r->ring_enabled) {
@@ -369,12 +425,15 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
    * is queued. */
   r->woken = 0;
   /* A look first: most waits find the ring empty, and a reap costs a call and its setup. */
-  int n = r->pending_count > 0 || io_uring_cq_ready(&r->ring) > 0 ? ur_reap(r, out, max_completions) : 0;
+  int n = r->pending_count > 0 || r->backlog_end > 0 || io_uring_cq_ready(&r->ring) > 0
+              ? ur_reap(r, out, max_completions)
+              : 0;
   if (n > 0 || r->woken) {
     if (io_uring_sq_ready(&r->ring) > 0) {
       r->counters.syscalls++;
       io_uring_submit(&r->ring); /* a failure shows again at the next enter */
     }
+    ur_keep_overflow(r);
     r->counters.completed += (uint64_t)n;
     r->quiet = n <= 1;
     return n;
@@ -391,17 +450,23 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
     int rc = ur_enter(r, remaining);
     n = ur_reap(r, out, max_completions);
     if (n > 0 || r->woken) break;
-    if (rc == -ETIME || rc == -EBUSY || rc == -EAGAIN) break;
-    /* -EINTR (a signal, task work) is not a timeout: wait again for what is left. */
-    if (rc < 0 && rc != -EINTR) return rc;
+    if (rc == -ETIME) break;
+    /* Not a timeout either, so wait again for what is left: -EINTR (a signal, task work);
+     * -EBUSY, the kernel could not flush its CQ overflow list into a full CQ ring (kernels
+     * before 5.19 then refuse to submit or wait), for which the reap above made room; -EAGAIN,
+     * no memory for a request (nothing was submitted), after a pause for completions to free
+     * some. */
+    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) return rc;
     if (timeout_ns == 0) break;
     if (timeout_ns > 0) {
       remaining = deadline - pu_monotonic_ns();
       if (remaining <= 0) break;
     }
+    if (rc == -EAGAIN) pause_before_retry(remaining);
     /* Only internal CQEs (a cancel's, a fallback's): keep waiting. */
     if (!r->wake_armed && ur_arm_wake(r) != 0) break;
   }
+  ur_keep_overflow(r);
   r->counters.completed += (uint64_t)n;
   r->quiet = n <= 1;
   return n;

@@ -16,9 +16,9 @@
 #define BRRR_REACTORS_IO_URING_IO_URING_INTERNAL_H_
 
 #include <liburing.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "runtime/reactor_abi.h"
 
@@ -74,6 +74,13 @@ typedef struct ur_op {
   uint8_t state;      /* UR_ST_* */
 } ur_op;
 
+/* A CQE kept by the backend (see r->backlog). */
+typedef struct ur_cqe {
+  uint64_t user_data;
+  int32_t res;
+  uint32_t flags;
+} ur_cqe;
+
 /* The operations in flight on one descriptor: slot + 1, 0 for none. */
 typedef struct ur_fd {
   uint32_t read_slot;
@@ -88,7 +95,7 @@ struct brrr_reactor {
    * the only one the kernel lets enter it (`issuer`). */
   uint8_t one_thread_ring;
   uint8_t ring_enabled; /* always 1 for other rings */
-  pthread_t issuer;     /* one-thread ring, once enabled */
+  pid_t issuer;         /* one-thread ring, once enabled: its kernel thread id (pu_thread_id) */
   int wake_fd;
   uint64_t wake_value; /* target of the eventfd read */
   uint8_t wake_armed;  /* the eventfd read is queued or in flight */
@@ -137,6 +144,14 @@ struct brrr_reactor {
   brrr_completion* pending;
   uint32_t pending_head;
   uint32_t pending_count;
+
+  /* CQEs of a one-thread ring moved out of the CQ ring so that the kernel could flush its
+   * overflow list into it (ur_keep_overflow): read before the ring, oldest first;
+   * backlog[backlog_head..backlog_end) are still to read. */
+  ur_cqe* backlog;
+  uint32_t backlog_head;
+  uint32_t backlog_end;
+  uint32_t backlog_capacity;
 
   /* try_send's pacing: the last wait() returned at most one completion and no send went at
    * once since. */
@@ -195,9 +210,16 @@ int ur_try_send(brrr_reactor* r, int fd, const void* buf, uint32_t len);
 
 /* ---- completion.c ---- */
 
-/* Consumes CQEs while `out` has room, after the completions a bundle left pending. Returns
- * the completions stored. */
+/* Consumes CQEs while `out` has room, after the completions a bundle left pending (and from
+ * r->backlog before the CQ ring). Returns the completions stored. */
 int ur_reap(brrr_reactor* r, brrr_completion* out, int max_completions);
+/* A one-thread ring leaves no CQE on the kernel's overflow list, where only its issuer could
+ * reach it: moves the CQ ring's CQEs to r->backlog while the kernel has more to flush. Issuer
+ * only. ur_keep_overflow is the test each wait makes, ur_take_overflow the work. */
+void ur_take_overflow(brrr_reactor* r);
+static inline void ur_keep_overflow(brrr_reactor* r) {
+  if (r->one_thread_ring && io_uring_cq_has_overflow(&r->ring)) ur_take_overflow(r);
+}
 /* Whether the final completion of the op with user_data waits in r->pending. */
 int ur_pending_final(const brrr_reactor* r, uint64_t user_data);
 /* One io_uring_enter: submits everything queued and waits for one CQE, up to timeout_ns

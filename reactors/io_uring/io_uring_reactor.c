@@ -18,7 +18,9 @@
  * rest stay in the ring for the next wait(), so none is ever lost (every CQE yields at most
  * one brrr completion, except a receive bundle: see below). When wait() already has
  * completions to return it does not block, but still submits what is queued so that new
- * operations start at once.
+ * operations start at once. A wait the kernel refuses with EBUSY (its CQ overflow list does
+ * not fit into a full CQ ring, kernels before 5.19) or EAGAIN (no memory for a request) reaps
+ * and waits again for what is left of its timeout: neither is a timeout or a wake-up.
  *
  * Sends at once (try_send). On a quiet loop (its last wait() returned at most one completion,
  * no send went at once since, nothing waits in the submission queue) a reply goes out with one
@@ -120,12 +122,18 @@
  * by the first wait() (IORING_REGISTER_ENABLE_RINGS), whose thread becomes the issuer: a loop
  * built on one thread and run by another works. Before that, submit() only queues: a full SQ
  * fails with -ENOMEM rather than flushing.
- * destroy() may run on any thread: on the issuer it cancels and reaps as below; elsewhere
- * (the server destroys its loops after joining their threads) it reaps what is in the CQ ring
- * (closing accepted descriptors) and closes the ring, and closing is what ends the requests
- * still live, safely: a deferred request makes progress (touches a buffer) only inside the
- * issuer's io_uring_enter, which can no longer happen, and the kernel cancels the rest as the
- * ring dies (when the issuer thread has exited, the kernel cancelled its requests then).
+ * destroy() may run on any thread (the issuer is told by its kernel thread id: glibc gives a
+ * joined thread's pthread_t to the next thread it makes): on the issuer it cancels and reaps
+ * as below; elsewhere (the server destroys its loops after joining their threads) it reaps
+ * what is in the CQ ring (closing accepted descriptors) and closes the ring. The kernel's CQ
+ * overflow list (CQEs that found the CQ ring full) is out of its reach there: only the
+ * issuer's io_uring_enter flushes it. So the issuer leaves none there: a wait (or a flush of
+ * a full SQ) that finds the overflow flag raised moves the CQ ring's CQEs to a backlog, which
+ * reaps read first, and has the kernel flush, until the list is empty. Closing the ring is
+ * what ends the requests still live, safely: a deferred request makes progress (touches a
+ * buffer) only inside the issuer's io_uring_enter, which can no longer happen, and the kernel
+ * cancels the rest as the ring dies (when the issuer thread has exited, the kernel cancelled
+ * its requests then).
  * BRRR_IO_URING_DEFER_TASKRUN=0 in the environment turns the one-thread ring off.
  * Without the promise the ring is neither: a reactor may be created on one thread and then
  * run by another. io_uring_setup(2) names "the thread that waits is not the one that
@@ -253,7 +261,8 @@ static void ur_destroy(brrr_reactor* r) {
   if (r == NULL) return;
   r->destroying = 1;
   if (r->ring_ready) {
-    /* CQEs already in the ring first: they may end ops (and close accepted descriptors). */
+    /* CQEs already in the backlog and the ring first: they may end ops (and close accepted
+     * descriptors). */
     brrr_completion scratch[64];
     while (ur_reap(r, scratch, 64) > 0) {
     }
@@ -284,6 +293,7 @@ static void ur_destroy(brrr_reactor* r) {
   free(r->ring_ids);
   free(r->ring_pos);
   free(r->pending);
+  free(r->backlog);
   free(r);
 }
 

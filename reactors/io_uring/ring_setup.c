@@ -210,11 +210,13 @@ int ur_claim_ring(brrr_reactor* r) {
     return -errno;
   }
   r->ring_enabled = 1;
-  r->issuer = pthread_self();
+  r->issuer = pu_thread_id();
   return 0;
 }
 
 int ur_may_enter(const brrr_reactor* r) {
   if (!r->ring_enabled) return 0;
-  return !r->one_thread_ring || pthread_equal(pthread_self(), r->issuer);
+  /* The kernel's thread, not a pthread_t: a thread made after the issuer ended may have its
+   * pthread_t, and the kernel would refuse it (EEXIST). */
+  return !r->one_thread_ring || pu_thread_id() == r->issuer;
 }

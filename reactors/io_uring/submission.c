@@ -25,6 +25,7 @@ BRRR_HOT_PATH struct io_uring_sqe* ur_get_sqe(brrr_reactor* r) {
   int rc = io_uring_submit(&r->ring);
   r->submit_error = rc < 0 ? rc : 0;
   if (rc < 0) return NULL;
+  ur_keep_overflow(r); /* requests that completed as they were submitted may have overflowed */
   return io_uring_get_sqe(&r->ring);
 }
 

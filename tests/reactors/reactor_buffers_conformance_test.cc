@@ -390,6 +390,36 @@ TEST_P(ReactorTest, ENOBUFSOnlyOnceThePoolIsHandedOut) {
   ::close(fd);
 }
 
+// Handing back a buffer the runtime no longer holds (here one it handed back already, while
+// another is still out, so the pool is not all back) breaks reactor_abi.h's promise: two
+// receives would share that buffer. Every backend stops the process with the same message.
+TEST_P(ReactorTest, RecyclingABufferTwiceAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        constexpr uint32_t kSize = 1024;
+        std::vector<char> pool(kSize * 16);
+        if (!reactor_->provide_buffers(pool.data(), kSize, 16).ok()) return;
+        Listener l;
+        BlockingClient client(l.port);
+        int fd = AcceptOne(l);
+        if (reactor_->submit({.user_data = 1, .opcode = IoOpcode::kRecv, .flags = kOpMultishot | kOpBufferSelect,
+                              .fd = fd}) != 0) {
+          return;
+        }
+        if (!client.send_all(std::string(2 * kSize, 'r'))) return;  // two buffers' worth
+        auto all = WaitUntil([](auto& a) {
+          size_t bytes = 0;
+          for (const Completion& c : a) bytes += c.result > 0 ? c.result : 0;
+          return bytes >= 2 * kSize;
+        });
+        if (all.size() < 2 || !all[0].has_buffer()) return;
+        reactor_->recycle_buffer(all[0].buffer_id);
+        reactor_->recycle_buffer(all[0].buffer_id);
+      },
+      "brrr reactor: recycle_buffer\\([0-9]+\\) of a buffer the runtime does not own");
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
 // The same on copies of the readiness backends whose system calls fail on purpose now and then.

@@ -1,7 +1,9 @@
 // The plugin ABI's contract (runtime/reactor_abi.h), checked directly on every backend through
 // the Reactor wrapper: wake-ups and timeouts, accepts (single and multishot), cancellation that
 // never loses a result, the one-op-per-side rule, release_fd, validation at submit, counters,
-// and destruction with operations in flight. (Provided buffers: reactor_buffers_conformance_test;
+// destruction with operations in flight, and more completions at once than the queue depth.
+// Also run on fault-injecting copies: the readiness backends' (faults/fault_shim.c) and
+// io_uring's (faults/busy_ring_shim.c). (Provided buffers: reactor_buffers_conformance_test;
 // connect and sends: reactor_send_conformance_test.)
 #include "runtime/reactor.h"
 
@@ -14,6 +16,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,6 +25,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/clock.h"
+#include "runtime/plugin_loader.h"
 #include "tests/reactors/reactor_fixture.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
@@ -461,11 +465,63 @@ TEST_P(ReactorTest, DestroyingClosesConnectionsAcceptedButNotHandedOut) {
   for (auto& client : clients) EXPECT_EQ(client->recv_until_eof(), "");
 }
 
+// More completions at once than the reactor was made for: a multishot accept of 100 waiting
+// connections on a reactor of queue depth 8 (io_uring's smallest ring: its CQ ring holds 32,
+// the kernel keeps the rest on its overflow list). Every unbounded wait hands out some of them,
+// never none (reactor_abi.h: -1 waits until something completes or wake() is called), until
+// all have come. A watchdog wakes a wait that would hang for completions lost.
+TEST_P(ReactorTest, MoreCompletionsAtOnceThanTheQueueDepthAllCome) {
+  ReactorConfig config;
+  config.queue_depth = 8;
+  config.one_thread = true;
+  auto made = PluginLoader::Default().CreateReactor(GetParam(), config);
+  ASSERT_TRUE(made.ok()) << made.status();
+  std::unique_ptr<Reactor> small = *std::move(made);
+  constexpr size_t kConnections = 100;
+  Listener l;
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  for (size_t i = 0; i < kConnections; ++i) clients.push_back(std::make_unique<BlockingClient>(l.port));
+  ASSERT_EQ(small->submit({.user_data = 1, .opcode = IoOpcode::kAccept, .flags = kOpMultishot, .fd = l.fd}), 0);
+  std::atomic<bool> done{false};
+  std::thread watchdog([&] {
+    for (int i = 0; i < 3000 && !done; ++i) std::this_thread::sleep_for(milliseconds(10));
+    small->wake();
+  });
+  std::vector<int> accepted;
+  Completion batch[4];
+  while (accepted.size() < kConnections) {
+    absl::StatusOr<int> n = small->wait(batch, -1);
+    EXPECT_TRUE(n.ok()) << n.status();
+    if (!n.ok() || *n == 0) {
+      ADD_FAILURE() << "an unbounded wait returned nothing with " << kConnections - accepted.size()
+                    << " connections still to come";
+      break;
+    }
+    for (const Completion& c : std::span(batch, *n)) {
+      EXPECT_TRUE(c.more());
+      EXPECT_GE(c.result, 0);
+      if (c.result >= 0) accepted.push_back(c.result);
+    }
+  }
+  done = true;
+  watchdog.join();
+  for (int fd : accepted) ::close(fd);
+  small.reset();
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
 // The same on copies of the readiness backends whose system calls fail on purpose now and then.
 INSTANTIATE_TEST_SUITE_P(Faults, ReactorTest, ::testing::ValuesIn(testing::FaultyBackends()),
                          testing::FaultyBackendName());
+
+// And on a copy of io_uring whose kernel refuses a wait now and then with EBUSY or EAGAIN
+// (tests/reactors/faults/busy_ring_shim.c): neither ends a wait before its time.
+std::string BusyIoUring() {
+  const char* root = std::getenv("TEST_SRCDIR");
+  return std::string(root != nullptr ? root : ".") + "/brrr/tests/reactors/faults/io_uring/libbrrr_reactor_io_uring.so";
+}
+INSTANTIATE_TEST_SUITE_P(BusyRing, ReactorTest, ::testing::Values(BusyIoUring()), testing::FaultyBackendName());
 
 }  // namespace
 }  // namespace brrr
