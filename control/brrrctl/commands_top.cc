@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "control/brrrctl/brrrctl_flags.h"
@@ -114,10 +115,8 @@ std::vector<uint32_t> SwitchLoop(int key, const std::vector<uint32_t>& shown, ui
   return {static_cast<uint32_t>(at)};
 }
 
-Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& model, const std::atomic<bool>& stop) {
-  absl::StatusOr<std::unique_ptr<TopScreen>> opened = TopScreen::Open();
-  if (!opened.ok()) return Outcome::Usage(absl::StrCat("top: ", opened.status().message()));
-  TopScreen& screen = **opened;
+Outcome RunScreen(TopScreen& screen, const TopSettings& settings, Poller& poller, top::TopModel& model,
+                  const std::atomic<bool>& stop) {
   TopScreenState state{.loops = settings.loops,
                        .interval = settings.interval,
                        .history = model.history(),
@@ -162,6 +161,43 @@ Outcome RunScreen(const TopSettings& settings, Poller& poller, top::TopModel& mo
   return Outcome::Ok();
 }
 
+// The full-screen view on a terminal; the plain lines through a pipe, and on a terminal that
+// ncurses cannot draw on (an unknown $TERM, TERM=dumb), with a line on stderr that says so.
+Outcome Show(const std::function<void(const std::string&)>& print, const TopSettings& settings, Poller& poller,
+             top::TopModel& model, const std::atomic<bool>& stop) {
+  if (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) return RunPlain(print, settings, poller, model, stop);
+  absl::StatusOr<std::unique_ptr<TopScreen>> screen = TopScreen::Open();
+  if (!screen.ok()) {
+    std::fprintf(stderr, "brrrctl: top: %s; plain lines instead (TERM=xterm-256color, for one, has the full view)\n",
+                 std::string(screen.status().message()).c_str());
+    return RunPlain(print, settings, poller, model, stop);
+  }
+  return RunScreen(**screen, settings, poller, model, stop);
+}
+
+// The exit code of a failed poll's status (top_source.cc words the calls' outcomes so).
+ExitCode ExitCodeOf(const absl::Status& status) {
+  if (absl::IsUnavailable(status)) return ExitCode::kUnreachable;
+  if (absl::IsUnauthenticated(status)) return ExitCode::kUnauthenticated;
+  return ExitCode::kServerError;
+}
+
+// How top ends for a script: a target that answered none of the polls fails it with its error
+// (kUnreachable when it could not be reached), the worst of several as for every command on
+// several targets (fleet_run.h). One that answered once is ok: top rides out a restart.
+Outcome Unanswered(const std::vector<std::string>& targets, const top::TopModel& model) {
+  std::vector<Outcome> outcomes;
+  for (const top::TargetView& view : model.View({})) {
+    if (view.ever_read || view.status.ok()) {
+      outcomes.push_back(Outcome::Ok());
+    } else {
+      outcomes.push_back({ExitCodeOf(view.status), std::string(view.status.message())});
+    }
+  }
+  if (targets.size() == 1 && outcomes.size() == 1) return outcomes.front();
+  return WorstOutcome(targets, outcomes);
+}
+
 // `top` on `targets` (one, or several: --target=A,B,C); `print` writes the plain lines.
 Outcome RunTopOn(const std::vector<std::string>& targets, const CommandLine& line, bool json,
                  Interrupts& interrupts, const std::function<void(const std::string&)>& print) {
@@ -198,10 +234,8 @@ Outcome RunTopOn(const std::vector<std::string>& targets, const CommandLine& lin
 
   std::atomic<bool> stop{false};
   Interrupts::Scope scope = interrupts.OnInterrupt([&stop] { stop.store(true); });
-  if (isatty(STDOUT_FILENO) == 0 || isatty(STDIN_FILENO) == 0) {
-    return RunPlain(print, settings, poller, model, stop);
-  }
-  return RunScreen(settings, poller, model, stop);
+  if (Outcome shown = Show(print, settings, poller, model, stop); !shown.ok()) return shown;
+  return Unanswered(targets, model);
 }
 
 Outcome RunTop(Invocation& invocation) {
@@ -238,7 +272,7 @@ std::vector<Command> TopCommands() {
               "  read/write-set membership;\n"
               "  with one loop shown, every figure the loop publishes (the figure lists of\n"
               "  runtime/loop_stats.h and server/server_stats.h), counters as rates per second.\n"
-              "Keys: q quit (exit 0); s sort by the next column (LOOP, UTIL, READY, MSG/S, BYTES/S,\n"
+              "Keys: q quit; s sort by the next column (LOOP, UTIL, READY, MSG/S, BYTES/S,\n"
               "STALLS, LAG P99; largest first); p or space pause and resume polling; left and right\n"
               "step through the loops (all, 0, 1, ...); 0-9 show that loop only; a all loops again.\n"
               "When the server cannot be reached the screen says \"unreachable: <why>\" over the last\n"
@@ -251,11 +285,15 @@ std::vector<Command> TopCommands() {
               "Plain lines: each target's block, then a `total targets=N answering=M loops=L ...`\n"
               "line. A --loop that a target lacks ends top with exit 1, naming the target.\n"
               "Each call's deadline is --timeout when given, else the interval (at least 1s, at most 5s).\n"
-              "When standard output (or input) is not a terminal: plain lines instead, one block per\n"
+              "When standard output (or input) is not a terminal, or is one that ncurses cannot draw on\n"
+              "(an unknown TERM, TERM=dumb; a line on stderr says so): plain lines instead, one block per\n"
               "interval ending in an empty line, each line its kind (top, loop, socket, injection,\n"
               "throttle, stall, frame) then NAME=VALUE words:\n"
               "  brrrctl top --count=5 | grep '^loop=all'\n"
-              "SIGINT or SIGTERM ends it with exit 0.",
+              "q, SIGINT, SIGTERM or the last of --count polls ends it. Exit 0, unless a target answered\n"
+              "none of the polls: then 3 when it could not be reached (its error's exit code otherwise);\n"
+              "with several targets, the worst of theirs, as for every command on several targets. A\n"
+              "target that answered once and went away later does not count: top rides out a restart.",
           .flags = {{"interval", "DURATION", "time between polls: 100ms to 1h (default 1s)"},
                     {"count", "N", "stop after N polls (default 0: until q or interrupted)"},
                     {"loop", "N[,N...]", "show only these loops at first (default: every loop)"},

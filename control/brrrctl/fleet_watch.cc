@@ -10,6 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/message_json.h"
@@ -20,12 +22,44 @@ namespace {
 
 namespace admin = brrr::admin::v1;
 
+// How long a tick waits for a target that has sent nothing while another target's sample waits:
+// two intervals (a target's samples may come up to an interval after another's), and at least
+// kSilentFloor, so that streams that open a moment apart are not taken for silent ones.
+constexpr absl::Duration kSilentFloor = absl::Seconds(2);
+constexpr uint32_t kDefaultIntervalMs = 1000;  // WatchStats' when interval_ms is 0
+
 // One target's stream, as its thread leaves it for the printing thread.
 struct Stream {
   std::deque<admin::Stats> samples;  // received, not printed yet
+  std::deque<absl::Time> arrived;    // when each of `samples` came
   bool ended = false;
+  // Sent nothing for the silent wait while others had samples: the ticks stop waiting for it
+  // until its next sample.
+  bool silent = false;
   Outcome outcome;
 };
+
+// Whether a tick can be printed: every stream has a sample, has ended or is silent, and there
+// is a sample to print (or every stream has ended: only their errors are left).
+bool TickReady(const std::vector<Stream>& streams) {
+  bool any_sample = false;
+  bool all_ended = true;
+  for (const Stream& s : streams) {
+    if (!s.ended && s.samples.empty() && !s.silent) return false;
+    any_sample |= !s.samples.empty();
+    all_ended &= s.ended;
+  }
+  return any_sample || all_ended;
+}
+
+// When the oldest sample waiting to be printed came; InfiniteFuture when none waits.
+absl::Time OldestWaiting(const std::vector<Stream>& streams) {
+  absl::Time oldest = absl::InfiniteFuture();
+  for (const Stream& s : streams) {
+    if (!s.arrived.empty()) oldest = std::min(oldest, s.arrived.front());
+  }
+  return oldest;
+}
 
 // The figures of one line, and its rates (nullopt: no earlier sample to compare with).
 struct Row {
@@ -158,6 +192,8 @@ Outcome RunWatchOnFleet(FleetInvocation& invocation) {
     request.set_interval_ms(*ms);
   }
   request.set_count(absl::GetFlag(FLAGS_count));
+  const uint32_t interval_ms = request.interval_ms() != 0 ? request.interval_ms() : kDefaultIntervalMs;
+  const absl::Duration silent_after = std::max(2 * absl::Milliseconds(interval_ms), kSilentFloor);
   const std::vector<uint32_t> loops = absl::GetFlag(FLAGS_loop).loops;
   Fleet& fleet = invocation.fleet;
   const size_t n = fleet.size();
@@ -179,6 +215,7 @@ Outcome RunWatchOnFleet(FleetInvocation& invocation) {
             KeepLoops(loops, &stats);
             std::lock_guard<std::mutex> lock(mu);
             streams[i].samples.push_back(std::move(stats));
+            streams[i].arrived.push_back(absl::Now());
             changed.notify_all();
             return true;
           });
@@ -198,14 +235,24 @@ Outcome RunWatchOnFleet(FleetInvocation& invocation) {
     bool any = false;
     {
       std::unique_lock<std::mutex> lock(mu);
-      changed.wait(lock, [&] {
-        return std::all_of(streams.begin(), streams.end(), [](const Stream& s) { return s.ended || !s.samples.empty(); });
-      });
+      // A tick waits for every stream, but not for ever for one that is silent (a server that
+      // hangs, or one still connecting) while the others' samples pile up.
+      while (!TickReady(streams)) {
+        const absl::Time deadline = OldestWaiting(streams) + silent_after;
+        if (deadline == absl::InfiniteFuture()) {
+          changed.wait(lock);
+        } else if (changed.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now())) ==
+                   std::cv_status::timeout && absl::Now() >= deadline) {
+          for (Stream& s : streams) s.silent |= !s.ended && s.samples.empty();
+        }
+      }
       for (size_t i = 0; i < n; ++i) {
         Stream& s = streams[i];
         if (!s.samples.empty()) {
           samples[i] = std::move(s.samples.front());
           s.samples.pop_front();
+          s.arrived.pop_front();
+          s.silent = false;
           any = true;
         } else if (s.ended && !reported[i]) {
           reported[i] = true;

@@ -1,12 +1,14 @@
 // fleet_watch.h: `brrrctl watch` on several targets. Each target's WatchStats stream runs on a
 // thread of its own; the samples are printed tick by tick, a tick being every target's next
 // sample (a target whose stream has ended or failed drops out of the ticks that follow, and
-// its error is printed once). A tick waits for the slowest stream: a target that cannot be
-// reached holds the first tick for up to --timeout.
+// its error is printed once). A tick waits for every stream, but a target that sends nothing
+// for two intervals (at least 2 s) while another target's sample waits is silent (a server
+// that hangs, or one still connecting): the ticks go on without it, its line "-", until its
+// next sample joins the next tick.
 //
 // Text: the header once, then per tick a line per target (per listed loop with --loop), "-"
-// for a target with no sample, and a total line: counts and rates summed, the lag percentile
-// left out (percentiles cannot be added).
+// for a target with no sample (silent, or its stream ended), and a total line: counts and
+// rates summed, the lag percentile left out (percentiles cannot be added).
 //   UPTIME  TARGET          LOOP  CONNS  ACCEPTED  IN/S  OUT/S  TASKS/S  STALLS  READY  LAG_P99_US
 // JSON: per tick one line per target that sent a sample, {"target":...,"result":{Stats}}, then
 // {"total":{"targets":N,"answering":M,...}} as `brrrctl stats` prints it (fleet_run.h).

@@ -402,13 +402,24 @@ absl::StatusOr<std::unique_ptr<TopScreen>> TopScreen::Open() {
   // Only the character set: numbers keep the "C" locale's decimal point.
   std::setlocale(LC_CTYPE, "");
   const bool unicode = std::strcmp(nl_langinfo(CODESET), "UTF-8") == 0;
+  const char* term = std::getenv("TERM");
+  if (term == nullptr) return absl::FailedPreconditionError("cannot draw on this terminal: TERM is not set");
+  const std::string named = absl::StrCat("TERM=", term);
   ::screen* terminal = newterm(nullptr, stdout, stdin);
   if (terminal == nullptr) {
-    const char* term = std::getenv("TERM");
-    return absl::FailedPreconditionError(absl::StrCat("cannot drive this terminal (TERM=", term != nullptr ? term : "",
-                                                      "): ncurses does not know it; try TERM=xterm"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot draw on this terminal (", named, "): ncurses does not know it"));
   }
   set_term(terminal);
+  // A terminal that cannot move the cursor (TERM=dumb) would show the screen as one long line.
+  // Nothing has been drawn yet, so endwin writes no more than a carriage return.
+  const char* cursor_address = tigetstr("cup");
+  if (cursor_address == nullptr || cursor_address == reinterpret_cast<char*>(-1)) {
+    endwin();
+    delscreen(terminal);
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot draw on this terminal (", named, "): it cannot move the cursor"));
+  }
   cbreak();
   noecho();
   nonl();

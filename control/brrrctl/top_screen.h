@@ -55,8 +55,9 @@ extern const int kKeyResize;
 
 class TopScreen {
  public:
-  // Takes over the terminal on standard input and output. Errors (FailedPrecondition): the
-  // terminal type ($TERM) is unknown, or there is no terminal.
+  // Takes over the terminal on standard input and output. Errors (FailedPrecondition): there is
+  // no terminal, or ncurses cannot draw on it: its type ($TERM) is unknown, or it cannot move
+  // the cursor (TERM=dumb). The terminal is left as it was.
   static absl::StatusOr<std::unique_ptr<TopScreen>> Open();
   ~TopScreen();
   TopScreen(const TopScreen&) = delete;

@@ -9,9 +9,11 @@ namespace {
 
 namespace admin = brrr::admin::v1;
 
-// A failed call as the view shows it: unreachable (the server is not there) or an error.
+// A failed call as the view shows it: unreachable (the server is not there) or an error; the
+// code keeps the exit code the command ends with (commands_top.cc).
 absl::Status StatusOf(const Outcome& outcome) {
   if (outcome.code == ExitCode::kUnreachable) return absl::UnavailableError(outcome.message);
+  if (outcome.code == ExitCode::kUnauthenticated) return absl::UnauthenticatedError(outcome.message);
   return absl::UnknownError(outcome.message);
 }
 

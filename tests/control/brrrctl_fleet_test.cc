@@ -1,7 +1,8 @@
 // brrrctl on several targets (--target=A,B,C, --targets_file) against three real brrr-echo
 // processes with traffic from loopback clients: each target's answer in order, the totals as
 // the sums of the targets' own figures, an unreachable target reported while the others
-// answer, actions applied to every target, and the usage errors of target lists.
+// answer, a server that falls silent not holding back the others' watch, actions applied to
+// every target, and the usage errors of target lists.
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -11,7 +12,10 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "brrr/admin/v1/admin.pb.h"
@@ -337,6 +341,66 @@ TEST_F(FleetTest, WatchPrintsALinePerTargetAndATotalPerSample) {
     for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(Contains(lines[1 + tick * 4 + i], servers_[i].admin())) << r;
     EXPECT_TRUE(Contains(lines[4 + tick * 4], " total ")) << r;
   }
+}
+
+// The words of a line of text output.
+std::vector<std::string> Words(const std::string& line) {
+  std::vector<std::string> words;
+  std::istringstream in(line);
+  for (std::string word; in >> word;) words.push_back(word);
+  return words;
+}
+
+// A server that stops (SIGSTOP: its watch stream stays open and sends nothing) does not hold
+// back the others' samples: after the silent wait (two intervals, at least 2 s) the ticks go
+// on with its line "-", and its samples join them again once it is back.
+TEST_F(FleetTest, WatchGoesOnWithoutATargetThatFallsSilent) {
+  StartServers(2);
+  const std::string live = servers_[0].admin();
+  const std::string silent = servers_[1].admin();
+  testing::Process watch(testing::Runfile("control/brrrctl/brrrctl"),
+                         {"--target=" + Targets(), "watch", "--interval=100ms"});
+  ASSERT_TRUE(watch.WaitForOutput(" total ")) << watch.err();
+
+  // Continued however the test ends: TearDown's SIGTERM would wait on a stopped process.
+  struct Continue {
+    testing::Process& process;
+    ~Continue() { process.Signal(SIGCONT); }
+  } resume{*servers_[1].process};
+  servers_[1].process->Signal(SIGSTOP);
+  // Lines since `from`: how many are samples of `target` (its uptime first), and how many "-".
+  auto count = [&](size_t from, const std::string& target) {
+    std::pair<int, int> samples_and_dashes{0, 0};
+    for (const std::string& line : Lines(watch.out().substr(from))) {
+      std::vector<std::string> words = Words(line);
+      if (words.size() < 2 || words[1] != target) continue;
+      ++(words[0] == "-" ? samples_and_dashes.second : samples_and_dashes.first);
+    }
+    return samples_and_dashes;
+  };
+  // Bounded: 20 s, where the silent wait and ten samples take about 3 s.
+  const size_t stopped_at = watch.out().size();
+  auto deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (count(stopped_at, live).first < 10 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(count(stopped_at, live).first, 10) << "the live target's samples were held back\n" << watch.out();
+  // A tick in flight may hold the stopped server's last sample; every later one says "-".
+  EXPECT_LE(count(stopped_at, silent).first, 1) << watch.out();
+  EXPECT_GE(count(stopped_at, silent).second, 9) << watch.out();
+
+  servers_[1].process->Signal(SIGCONT);
+  const size_t continued_at = watch.out().size();
+  deadline = std::chrono::steady_clock::now() + seconds(20);
+  while (count(continued_at, silent).first < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(count(continued_at, silent).first, 3) << "the server's samples did not come back\n" << watch.out();
+
+  watch.Signal(SIGINT);
+  std::optional<int> code = watch.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << watch.out();
+  EXPECT_EQ(*code, 0) << watch.err();
 }
 
 // Every target's stream ends on one SIGINT/SIGTERM, and brrrctl exits 0 as with one target.

@@ -1,6 +1,7 @@
 // `brrrctl top` on several targets (--target=A,B,C, --targets_file): two real brrr-echo under
 // load from loopback clients and one address nobody listens on. Piped, each tick prints every
-// target's block and the fleet's total line, whose sums are those of the targets' own lines;
+// target's block and the fleet's total line, whose sums are those of the targets' own lines,
+// and a target that answered none of the polls ends top with exit 3;
 // in a real terminal (tmux), a row per target and the total, `t` steps through each target's
 // own view and back, and a target that dies is shown unreachable while the other goes on.
 #include <signal.h>
@@ -85,7 +86,9 @@ TEST(BrrrctlTopFleetTest, PipedEachTickHasEveryTargetsBlockAndTheirTotal) {
                                    "--interval=200ms"});
   std::optional<int> code = top.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
-  ASSERT_EQ(*code, 0) << top.err();
+  // The target that answered none of the polls fails the run, as with the other commands.
+  EXPECT_EQ(*code, 3) << top.err();
+  EXPECT_TRUE(absl::StrContains(top.err(), "brrrctl: 1 of 3 targets not ok: " + down + " (exit 3)")) << top.err();
 
   // Per block: the targets in the order given, then the total of the two that answer.
   int blocks = 0;
@@ -137,6 +140,28 @@ TEST(BrrrctlTopFleetTest, PipedEachTickHasEveryTargetsBlockAndTheirTotal) {
   testing::Process no_loop(Brrrctl(), {"--target=" + a.admin() + "," + b.admin(), "top", "--loop=1", "--count=1"});
   ASSERT_EQ(no_loop.Wait(seconds(30)).value_or(-1), 1) << no_loop.err();
   EXPECT_TRUE(absl::StrContains(no_loop.err(), b.admin() + ": ")) << no_loop.err();
+}
+
+// A script sees the failure: with no target answering any poll, --count ends top with exit 3, as
+// every command on several targets ends when none can be reached (the worst of the targets').
+TEST(BrrrctlTopFleetTest, PipedWithNoTargetAnsweringItExitsThree) {
+  const std::string down_a = "127.0.0.1:" + std::to_string(testing::PickFreePort());
+  const std::string down_b = "127.0.0.1:" + std::to_string(testing::PickFreePort());
+  testing::Process top(Brrrctl(), {"--target=" + down_a + "," + down_b, "top", "--count=2", "--interval=100ms"});
+  std::optional<int> code = top.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << top.err();
+  EXPECT_TRUE(absl::StrContains(top.err(), "brrrctl: 2 of 2 targets not ok: " + down_a + " (exit 3), " + down_b +
+                                               " (exit 3)"))
+      << top.err();
+  int totals = 0;
+  for (const std::string& line : Lines(top.out())) {
+    if (absl::StartsWith(line, "total ")) {
+      ++totals;
+      EXPECT_TRUE(absl::StrContains(line, " answering=0 ")) << line;
+    }
+  }
+  EXPECT_EQ(totals, 2) << top.out();
 }
 
 TEST(BrrrctlTopFleetTest, OnATerminalARowPerTargetTheTotalAndEachTargetAKeyAway) {

@@ -2,8 +2,10 @@
 // (tmux runs it; the test reads the screen back with capture-pane) it shows the loops and
 // their rates, the stall an injected BLOCKING_SPIN causes with the frame it spun in, redraws
 // at a new width when the window is resized, exits 0 on `q`, says "unreachable" when the
-// server is killed and picks up the one started again on the same admin port. Piped, it
-// prints plain lines, a block per tick, for --count ticks.
+// server is killed and picks up the one started again on the same admin port; on a terminal
+// ncurses cannot draw on (TERM=no-such-terminal, TERM=dumb) it prints the plain lines. Piped,
+// it prints plain lines, a block per tick, for --count ticks, and exits 3 when the server
+// answered none of them.
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -311,17 +313,51 @@ TEST_F(BrrrctlTopTest, PipedItPrintsPlainLinesForCountTicks) {
   EXPECT_EQ(*code, 0) << endless.err();
 }
 
-TEST_F(BrrrctlTopTest, PipedWithoutAServerItSaysUnreachableEachTick) {
+// A script sees the failure: a server that answered none of the polls ends top with exit 3,
+// as the other commands end for a server they cannot reach.
+TEST_F(BrrrctlTopTest, PipedWithoutAServerItSaysUnreachableEachTickAndExitsThree) {
   const std::string target = "127.0.0.1:" + std::to_string(testing::PickFreePort());
   testing::Process top(Brrrctl(), {"--target=" + target, "top", "--count=2", "--interval=100ms"});
   std::optional<int> code = top.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 0) << top.err();
+  EXPECT_EQ(*code, 3) << top.err();
+  EXPECT_TRUE(absl::StartsWith(top.err(), "brrrctl: cannot reach the admin plane at " + target + ": ")) << top.err();
   std::vector<std::string> lines = Lines(top.out());
   ASSERT_EQ(lines.size(), 5u) << top.out();  // two blocks of a line and an empty one, then ""
   for (int i : {0, 2}) {
     EXPECT_TRUE(absl::StartsWith(lines[i], "top target=" + target + " unreachable=\"cannot reach the admin plane at "))
         << lines[i];
+  }
+}
+
+// A terminal that ncurses cannot draw on, an unknown type or one that cannot move the cursor,
+// still gets a view: the plain lines, with a line on stderr that says why; Ctrl-C ends it with
+// exit 0 as usual.
+TEST_F(BrrrctlTopTest, OnATerminalNcursesCannotDrawOnItPrintsPlainLines) {
+  REQUIRE_TMUX();
+  Start({"--loops=2"});
+  for (const std::string term : {"no-such-terminal", "dumb"}) {
+    SCOPED_TRACE("TERM=" + term);
+    Tmux tmux(tmux_path_);
+    ASSERT_FALSE(tmux.dir().empty());
+    const std::string err_file = tmux.dir() + "/err";
+    const std::string flags = "--interval=200ms 2>'" + err_file + "'";
+    ASSERT_TRUE(tmux.Start(120, 40, "TERM=" + term + " " + TopCommand(tmux.dir(), flags)));
+    auto ended = [this] { return std::filesystem::exists(exit_file_); };
+    std::string pane = tmux.WaitForPane(
+        [&](const std::string& p) { return absl::StrContains(p, "\nloop=all util=") || ended(); }, "plain lines");
+    std::stringstream err;
+    err << std::ifstream(err_file).rdbuf();
+    ASSERT_FALSE(ended()) << "top ended (exit " << TopExitCode().value_or(-1) << "); stderr:\n" << err.str();
+    EXPECT_TRUE(absl::StrContains(pane, "top target=" + AdminAddress() + " uptime=")) << pane;
+    EXPECT_TRUE(absl::StartsWith(err.str(), "brrrctl: top: cannot draw on this terminal (TERM=" + term + "): "))
+        << err.str();
+    EXPECT_TRUE(absl::StrContains(err.str(), "; plain lines instead")) << err.str();
+
+    ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "C-c"}), 0);
+    std::optional<int> code = TopExitCode();
+    ASSERT_TRUE(code.has_value()) << tmux.Capture();
+    EXPECT_EQ(*code, 0);
   }
 }
 
@@ -338,7 +374,9 @@ TEST_F(BrrrctlTopTest, RefusesIntervalsOutOfRangeAndJson) {
   }
   testing::Process help(Brrrctl(), {"help", "top"});
   ASSERT_EQ(help.Wait(seconds(30)).value_or(-1), 0);
-  EXPECT_TRUE(absl::StrContains(help.out(), "Keys: q quit (exit 0)")) << help.out();
+  EXPECT_TRUE(absl::StrContains(help.out(), "Keys: q quit;")) << help.out();
+  EXPECT_TRUE(absl::StrContains(help.out(), "Exit 0, unless a target answered\nnone of the polls: then 3"))
+      << help.out();
   EXPECT_TRUE(absl::StrContains(help.out(), "--interval=DURATION")) << help.out();
 }
 
