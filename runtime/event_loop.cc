@@ -261,7 +261,7 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   t = run_ready(t);
   current_.clear();
   published_.iterations.add(1);
-  published_.running_ns.add(t - start - waited);
+  published_.running_ns.add(std::max<int64_t>(0, t - start - waited));  // a counter: never down
 }
 
 bool EventLoop::idle_in_virtual_time() const {
@@ -303,7 +303,10 @@ BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   absl::StatusOr<int> n = poll_then_wait(timeout_ns);
   if (watchdog_) watchdog_->loop_busy();
   io_batch_time_ns_ = task_clock_.anchor();
-  int64_t waited = io_batch_time_ns_ - before;
+  // `before` may be a TSC extrapolation up to ~100 ns ahead of the exact anchor (task_clock.h),
+  // so a wait that returned at once can measure below zero: counted as none, or the waiting
+  // counter would fall, which Prometheus reads as a counter reset.
+  int64_t waited = std::max<int64_t>(0, io_batch_time_ns_ - before);
   published_.waiting_ns.add(waited);
   published_.io_waits.add(1);
   if (!n.ok()) {

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <algorithm>
 #include <cstring>
 
@@ -346,6 +348,14 @@ absl::StatusOr<Socket> Socket::Create(EventLoop& loop, int family) {
 }
 
 Socket Socket::Adopt(EventLoop& loop, int fd, const char* kind) {
+#ifndef NDEBUG
+  int type = 0;
+  socklen_t len = sizeof type;
+  if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type != SOCK_STREAM) {
+    std::fprintf(stderr, "brrr: Socket::Adopt(fd %d): not a stream socket (SO_TYPE %d)\n", fd, type);
+    std::abort();
+  }
+#endif
   return Socket(new detail::SocketState(loop, fd, kind));
 }
 

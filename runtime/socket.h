@@ -252,7 +252,9 @@ class Socket {
   // Create + options + bind + listen.
   static absl::StatusOr<Socket> Listen(EventLoop& loop, const SocketAddress& address,
                                        const SocketOptions& options = {}, int backlog = 1024);
-  // Takes ownership of a connected or listening non-blocking descriptor.
+  // Takes ownership of a connected or listening non-blocking stream socket (TCP, or AF_UNIX
+  // SOCK_STREAM): the backends take a short receive as the socket drained, true of a stream
+  // only. Builds without NDEBUG abort on a datagram or SEQPACKET socket.
   static Socket Adopt(EventLoop& loop, int fd, const char* kind);
 
   bool valid() const { return state_ != nullptr; }

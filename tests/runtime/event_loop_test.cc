@@ -1,6 +1,9 @@
 // The event loop's scheduling contract, on every backend (the loop waits through the backend).
 #include "runtime/event_loop.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <stdexcept>
@@ -10,6 +13,7 @@
 
 #include "gtest/gtest.h"
 #include "runtime/manual_clock.h"
+#include "runtime/socket.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/threads.h"
 
@@ -540,7 +544,32 @@ TEST(EventLoopDeathTest, CallSoonFromAThreadThatDoesNotOwnTheLoopAborts) {
       "EventLoop::call_soon called from a thread that does not own this event loop; use "
       "call_soon_threadsafe");
 }
+
+// Debug builds refuse to adopt a socket that is not a stream: the backends take a short
+// receive as the socket drained, which a datagram socket breaks.
+TEST(EventLoopDeathTest, AdoptingADatagramSocketAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto loop = EventLoop::Create();
+        int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        Socket adopted = Socket::Adopt(**loop, fd, "datagram");
+      },
+      "brrr: Socket::Adopt\\(fd [0-9]+\\): not a stream socket \\(SO_TYPE 2\\)");
+}
 #endif
+
+// A stream socket is adopted as before (a socket pair's end, as the benchmarks do).
+TEST(EventLoopTest, AdoptingAStreamSocketPairEndWorks) {
+  auto loop = EventLoop::Create();
+  ASSERT_TRUE(loop.ok()) << loop.status();
+  int pair[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair), 0);
+  Socket adopted = Socket::Adopt(**loop, pair[0], "pair");
+  EXPECT_EQ(adopted.fd(), pair[0]);
+  adopted.close();
+  ::close(pair[1]);
+}
 
 }  // namespace
 }  // namespace brrr
