@@ -92,6 +92,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->listener_ = *std::move(listener);
   admin->address_ = admin->listener_->address().ToString();
   admin->auth_ = options.auth;
+  admin->call_slots_ = std::make_unique<CallSlots>(options.max_calls);
   admin->injector_ = std::make_unique<TaskInjector>(target.loops(), options.max_block);
   admin->admin_ = std::make_unique<AdminService>(target, std::move(backends), *admin->injector_);
   admin->health_ = std::make_unique<HealthService>(target);
@@ -107,11 +108,12 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout).count()));
-  // The access rule, once, for every method of every service (call_gate.h).
+  // The access rule and the bound on calls in progress, once, for every method of every service
+  // (call_gate.h).
   std::vector<grpc::Service*> all = {admin->admin_.get(), admin->health_.get()};
   for (const auto& reflection : admin->reflection_) all.push_back(reflection.get());
   for (grpc::Service* service : all) {
-    GuardEveryMethod(*service, admin->auth_);
+    GuardEveryMethod(*service, admin->auth_, admin->call_slots_.get());
     builder.RegisterService(service);
   }
   admin->server_ = builder.BuildAndStart();

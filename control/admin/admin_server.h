@@ -5,7 +5,8 @@
 // It administers what `target` (administered.h) lets it see and do.
 //
 // The way in stays open: the listener (control/admin/admin_listener.h) caps the admin
-// connections open at once, gRPC closes those idle for `idle_timeout`, and the echo server
+// connections open at once, the call gate the calls in progress (each holds a gRPC thread; a
+// stream for its whole life), gRPC closes connections idle for `idle_timeout`, and the echo server
 // leaves descriptors free for them (EchoServerOptions::reserved_descriptors, which brrr-echo
 // sets from --admin_reserved_fds). Start the admin server before the echo server's Start(),
 // which measures what is open then.
@@ -25,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "control/admin/call_auth.h"
+#include "control/admin/call_slots.h"
 #include "grpcpp/server.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/unique_fd.h"
@@ -46,6 +48,9 @@ struct AdminServerOptions {
   Duration max_block = std::chrono::seconds(10);
   // Admin connections open at once (--admin_max_connections); past it new ones are closed.
   uint32_t max_connections = 16;
+  // Calls in progress at once, streams included (--admin_max_calls); past it a call is answered
+  // RESOURCE_EXHAUSTED (call_slots.h).
+  uint32_t max_calls = 64;
   // A connection without a call in progress for this long is closed (--admin_idle_timeout).
   Duration idle_timeout = std::chrono::seconds(60);
   // A listening socket handed over by the process this one takes over from
@@ -82,6 +87,7 @@ class AdminServer {
 
   std::string address_;
   CallAuth auth_;
+  std::unique_ptr<CallSlots> call_slots_;  // the gate's; outlives server_
   std::unique_ptr<TaskInjector> injector_;
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;

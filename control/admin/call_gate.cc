@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/message_lite.h"
 #include "grpcpp/impl/rpc_service_method.h"
 #include "grpcpp/support/method_handler.h"
@@ -27,23 +28,33 @@ struct MethodTableAccess {
 };
 template struct MethodTableAccess<&grpc::Service::methods_>;
 
-// Checks the rule, then runs the method's own handler, or answers UNAUTHENTICATED.
+// Checks the rule and takes a slot, then runs the method's own handler; or answers
+// UNAUTHENTICATED or RESOURCE_EXHAUSTED.
 class GatedHandler final : public MethodHandler {
  public:
-  GatedHandler(std::unique_ptr<RpcServiceMethod> method, const CallAuth& auth)
-      : method_(std::move(method)), auth_(auth) {}
+  GatedHandler(std::unique_ptr<RpcServiceMethod> method, const CallAuth& auth, CallSlots* slots)
+      : method_(std::move(method)), auth_(auth), slots_(slots) {}
 
   void RunHandler(const HandlerParameter& param) override {
     grpc::Status allowed = auth_.Check(*param.server_context);
-    if (allowed.ok()) {
-      method_->handler()->RunHandler(param);
+    if (!allowed.ok()) {
+      Refuse<grpc::StatusCode::UNAUTHENTICATED>(param, allowed.error_message());
       return;
     }
-    // A unary or server-streaming request was parsed into the call's arena, and only the
-    // method's own handler would destroy it: every request of a protobuf service is a
-    // MessageLite (its first and only base chain), whose destructor is virtual.
-    if (param.request != nullptr) static_cast<google::protobuf::MessageLite*>(param.request)->~MessageLite();
-    grpc::internal::ErrorMethodHandler<grpc::StatusCode::UNAUTHENTICATED>(allowed.error_message()).RunHandler(param);
+    if (slots_ != nullptr && !slots_->TryTake()) {
+      Refuse<grpc::StatusCode::RESOURCE_EXHAUSTED>(
+          param, absl::StrCat("the admin plane is at its limit of ", slots_->limit(),
+                              " calls in progress (--admin_max_calls; a stream counts until it ends); "
+                              "try again when one has ended"));
+      return;
+    }
+    struct GiveBack {
+      CallSlots* slots;
+      ~GiveBack() {
+        if (slots != nullptr) slots->Give();
+      }
+    } give_back{slots_};
+    method_->handler()->RunHandler(param);
   }
 
   void* Deserialize(grpc_call* call, grpc_byte_buffer* request, grpc::Status* status, void** data) override {
@@ -51,13 +62,24 @@ class GatedHandler final : public MethodHandler {
   }
 
  private:
+  // Answers the call `code` with `message` through gRPC's own error handler.
+  template <grpc::StatusCode code>
+  static void Refuse(const HandlerParameter& param, const std::string& message) {
+    // A unary or server-streaming request was parsed into the call's arena, and only the
+    // method's own handler would destroy it: every request of a protobuf service is a
+    // MessageLite (its first and only base chain), whose destructor is virtual.
+    if (param.request != nullptr) static_cast<google::protobuf::MessageLite*>(param.request)->~MessageLite();
+    grpc::internal::ErrorMethodHandler<code>(message).RunHandler(param);
+  }
+
   std::unique_ptr<RpcServiceMethod> method_;  // the original, with its handler
   const CallAuth& auth_;
+  CallSlots* slots_;  // null: no bound
 };
 
 }  // namespace
 
-int GuardEveryMethod(grpc::Service& service, const CallAuth& auth) {
+int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* slots) {
   int guarded = 0;
   for (std::unique_ptr<RpcServiceMethod>& slot : MethodsOf(service)) {
     // Generic methods (null) and async ones (no handler) do not occur in the admin plane's
@@ -66,7 +88,7 @@ int GuardEveryMethod(grpc::Service& service, const CallAuth& auth) {
     std::unique_ptr<RpcServiceMethod> original = std::move(slot);
     const char* name = original->name();
     grpc::internal::RpcMethod::RpcType type = original->method_type();
-    slot = std::make_unique<RpcServiceMethod>(name, type, new GatedHandler(std::move(original), auth));
+    slot = std::make_unique<RpcServiceMethod>(name, type, new GatedHandler(std::move(original), auth, slots));
     ++guarded;
   }
   return guarded;

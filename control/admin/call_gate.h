@@ -1,32 +1,38 @@
-// call_gate.h: the admin plane's access rule (call_auth.h), applied once, to every method of
-// every service the admin server registers: a new RPC is guarded without anyone remembering to.
+// call_gate.h: the admin plane's access rule (call_auth.h) and its bound on calls in progress
+// (call_slots.h), applied once, to every method of every service the admin server registers: a
+// new RPC is guarded without anyone remembering to.
 //
 //   CallAuth auth = ...;                  // outlives the services
+//   CallSlots slots(64);                  // likewise
 //   AdminService admin(...);
-//   GuardEveryMethod(admin, auth);        // before builder.RegisterService(&admin)
+//   GuardEveryMethod(admin, auth, &slots);  // before builder.RegisterService(&admin)
 //
 // How: gRPC C++ 1.51 has no supported way to refuse a call before its handler runs on a
 // plaintext server (a server interceptor cannot end a call; an AuthMetadataProcessor needs
 // secure credentials). So each method's handler is wrapped when the service is registered:
 // the wrapper checks the rule first, and a refused call is answered UNAUTHENTICATED by gRPC's
-// own error handler (the one that answers unknown methods); the service never sees it. The
+// own error handler (the one that answers unknown methods); the service never sees it. A call
+// let in then takes a slot for as long as its handler runs (a stream's whole life); with none
+// free it is answered RESOURCE_EXHAUSTED the same way. The
 // wrapper reaches the service's method table through the standard's exemption for explicit
 // template instantiation (call_gate.cc); a gRPC that renamed the table would not compile, so
 // the dependency on 1.51's layout cannot fail silently.
 //
 // Threads: GuardEveryMethod before the service is registered; the wrappers run on gRPC's
-// threads. Ownership: `auth` must outlive the service.
+// threads. Ownership: `auth` and `slots` must outlive the service.
 #ifndef BRRR_CONTROL_ADMIN_CALL_GATE_H_
 #define BRRR_CONTROL_ADMIN_CALL_GATE_H_
 
 #include "control/admin/call_auth.h"
+#include "control/admin/call_slots.h"
 #include "grpcpp/impl/service_type.h"
 
 namespace brrr::control {
 
 // Wraps every method of `service` (generated protobuf services with synchronous methods) so
-// that each call first passes `auth`. Returns how many methods it guarded.
-int GuardEveryMethod(grpc::Service& service, const CallAuth& auth);
+// that each call first passes `auth`, then takes one of `slots` (null: no bound). Returns how
+// many methods it guarded.
+int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* slots = nullptr);
 
 }  // namespace brrr::control
 

@@ -1,6 +1,7 @@
 #include "control/admin/metrics_http.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 
 #include <cerrno>
@@ -22,6 +23,9 @@ using std::chrono::milliseconds;
 
 // How often the acceptor looks again while every connection place is taken.
 constexpr Duration kCapPoll = milliseconds(10);
+// How long a kept-alive connection must have waited for its next request before it may be
+// closed for one in the backlog: a client sending requests back to back keeps its connection.
+constexpr int64_t kIdleBeforeReclaimNs = 100'000'000;
 
 constexpr char kExpositionType[] = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -153,11 +157,14 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
         if (IsPowerOfTen(++waits_at_cap_)) {
           std::fprintf(stderr,
-                       "metrics port: all %u connections are in use; new ones wait in the backlog "
-                       "(%llu times so far; --metrics_max_connections)\n",
+                       "metrics port: all %u connections are in use; new ones wait in the backlog, and idle ones "
+                       "are closed for them (%llu times so far; --metrics_max_connections)\n",
                        options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
         }
-        while (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) co_await sleep(kCapPoll);
+        while (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
+          make_room(listener);
+          co_await sleep(kCapPoll);
+        }
       }
       // The place is taken before the accept, so that the count never falls behind the
       // descriptors open; the socket gives it back when its descriptor is closed.
@@ -180,7 +187,8 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       }
       backoff.succeeded();
       connection->count_descriptor_in(&open_descriptors_);
-      create_task(*loop_, serve(*std::move(connection)), "metrics:connection");
+      uint64_t id = next_id_++;
+      connections_[id] = create_task(*loop_, serve(*std::move(connection), id), "metrics:connection");
     }
   } catch (const CancelledError&) {
   }
@@ -194,11 +202,52 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       break;
     }
     (*queued)->count_descriptor_in(&open_descriptors_);
-    create_task(*loop_, serve(std::move(**queued)), "metrics:connection");
+    uint64_t id = next_id_++;
+    connections_[id] = create_task(*loop_, serve(std::move(**queued), id), "metrics:connection");
   }
 }
 
-Task<> MetricsHttpServer::serve(Socket connection) {
+void MetricsHttpServer::make_room(const Socket& listener) {
+  if (idle_.empty()) return;
+  pollfd waiting{.fd = listener.fd(), .events = POLLIN, .revents = 0};
+  if (::poll(&waiting, 1, 0) != 1) return;  // nobody in the backlog
+  // The oldest wait, if it is old enough, with nothing of a request received: neither taken in
+  // since the wait began nor waiting in the socket to be (that connection is busy).
+  auto has_bytes = [](int fd) {
+    pollfd readable{.fd = fd, .events = POLLIN, .revents = 0};
+    return ::poll(&readable, 1, 0) != 0;  // data, end of stream or an error: not idle
+  };
+  const int64_t now = MonotonicNanos();
+  auto oldest = idle_.begin();
+  while (oldest != idle_.end() && now - oldest->second.since_ns >= kIdleBeforeReclaimNs &&
+         (!oldest->second.received->empty() || has_bytes(oldest->second.fd))) {
+    ++oldest;
+  }
+  if (oldest == idle_.end() || now - oldest->second.since_ns < kIdleBeforeReclaimNs) return;
+  auto connection = connections_.find(oldest->second.connection);
+  idle_.erase(oldest);
+  if (connection == connections_.end()) return;
+  connection->second.cancel();  // its task ends at its wait and closes the socket
+  if (IsPowerOfTen(++reclaimed_)) {
+    std::fprintf(stderr,
+                 "metrics port: closed an idle connection for one waiting in the backlog (%llu so far; "
+                 "--metrics_max_connections)\n",
+                 static_cast<unsigned long long>(reclaimed_));
+  }
+}
+
+Task<> MetricsHttpServer::serve(Socket connection, uint64_t id) {
+  // Leaves the tables when the task ends, however it ends (cancelled by make_room, destroyed
+  // with the loop).
+  struct Entries {
+    ~Entries() {
+      if (waiting != 0) server.idle_.erase(waiting);
+      server.connections_.erase(id);
+    }
+    MetricsHttpServer& server;
+    uint64_t id;
+    uint64_t waiting = 0;  // the idle_ key while idle
+  } entries{*this, id};
   struct FirstAnswer {
     explicit FirstAnswer(std::atomic<int>& count) : count(count) { count.fetch_add(1); }
     ~FirstAnswer() { given(); }
@@ -211,8 +260,21 @@ Task<> MetricsHttpServer::serve(Socket connection) {
   } first_answer(unanswered_);
   std::string received;
   for (;;) {
+    // Kept alive after an answer, and idle while nothing of the next request has arrived:
+    // make_room may close it. (A new connection is not: its request may be on its way in.)
+    if (first_answer.done && received.empty()) {
+      entries.waiting = next_wait_++;
+      idle_.emplace(entries.waiting, IdleWait{.connection = id,
+                                              .fd = connection.fd(),
+                                              .since_ns = MonotonicNanos(),
+                                              .received = &received});
+    }
     absl::StatusOr<absl::StatusOr<std::optional<HttpRequest>>> read =
         co_await wait_for(ReadRequest(connection, received), options_.idle_timeout);
+    if (entries.waiting != 0) {
+      idle_.erase(entries.waiting);
+      entries.waiting = 0;
+    }
     if (!read.ok()) co_return;  // idle, or the head took too long
     if (!read->ok()) {
       // Not HTTP: say why, then close (where the next request would start is unknown).

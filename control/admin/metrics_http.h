@@ -22,7 +22,13 @@
 // descriptors are really closed); past that, new ones wait in the kernel's backlog. A
 // connection is closed when a request head has not arrived complete within `idle_timeout`
 // (an idle keep-alive connection too), or a response has not been taken within it. A
-// request head is at most 8 KiB (control/admin/http_message.h).
+// request head is at most 8 KiB (control/admin/http_message.h). While every place is taken
+// and a connection waits in the backlog, the kept-alive connection that has waited longest
+// (100 ms at least) for its next request, with nothing of one received, is closed to make room,
+// as nginx reuses idle keep-alive connections: idle scrapers cannot keep a load balancer's
+// health check out for `idle_timeout`. A kept-alive client whose connection was closed sends
+// its next request on a new one, as HTTP clients do. (A connection not yet answered is never
+// closed so: its request may be on its way in. The idle timeout bounds a silent one.)
 //
 // With `auth` requiring a token (--admin_token_file), every request must carry
 // "Authorization: Bearer <token>", else 401 with "WWW-Authenticate: Bearer".
@@ -39,6 +45,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -117,7 +124,10 @@ class MetricsHttpServer {
       : options_(std::move(options)), pages_(std::move(pages)) {}
 
   Task<> accept_loop(Socket listener);
-  Task<> serve(Socket connection);
+  Task<> serve(Socket connection, uint64_t id);
+  // At the cap: closes the connection that has waited longest for a request, if one waits in
+  // `listener`'s backlog and one of the open ones is idle.
+  void make_room(const Socket& listener);
   // The answer to one request: the token, the method, then the page.
   HttpResponse Answer(const HttpRequest& request) const;
   std::string exposition() const;
@@ -131,6 +141,21 @@ class MetricsHttpServer {
   std::atomic<int64_t> open_descriptors_{0};
   uint64_t waits_at_cap_ = 0;   // the loop thread's
   uint64_t accept_errors_ = 0;  // the loop thread's
+  // The loop thread's, declared before loop_ (its connections' tasks erase their entries as
+  // the loop destroys them): each connection's task by id, and the connections waiting for a
+  // request (kept alive after an answer) with nothing of one received, by when they started to
+  // (oldest first).
+  struct IdleWait {
+    uint64_t connection;
+    int fd;                       // its socket's
+    int64_t since_ns;             // MonotonicNanos() as the wait began
+    const std::string* received;  // what the connection's task has received of the request
+  };
+  std::map<uint64_t, Future<>> connections_;
+  std::map<uint64_t, IdleWait> idle_;  // by wait number, from 1
+  uint64_t next_id_ = 0;
+  uint64_t next_wait_ = 1;
+  uint64_t reclaimed_ = 0;
   std::unique_ptr<EventLoop> loop_;
   Future<> acceptor_;     // the accept loop; it owns the listener
   int listener_fd_ = -1;  // the loop thread's: the listener's descriptor while acceptor_ runs

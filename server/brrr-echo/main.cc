@@ -84,6 +84,10 @@ ABSL_FLAG(absl::Duration, admin_max_block, absl::Seconds(10),
           "The longest blocking task the admin plane's InjectTask accepts (1ms to 10m)");
 ABSL_FLAG(uint32_t, admin_max_connections, 16,
           "Admin connections open at once (1 to 1000); past it a new one is closed at once");
+ABSL_FLAG(uint32_t, admin_max_calls, 64,
+          "Admin calls in progress at once, streams included (1 to 10000): each holds a gRPC thread, a "
+          "stream (health Watch, WatchStats, WatchStalls) until it ends; past it a call is answered "
+          "RESOURCE_EXHAUSTED");
 ABSL_FLAG(absl::Duration, admin_idle_timeout, absl::Seconds(60),
           "Close an admin connection that has had no call in progress this long (100ms to 24h)");
 ABSL_FLAG(uint32_t, admin_reserved_fds, 32,
@@ -98,7 +102,7 @@ ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
           "Address the metrics port listens on; anything but a loopback address draws a warning");
 ABSL_FLAG(uint32_t, metrics_max_connections, 8,
           "With --metrics_port: its connections open at once (1 to 1000; past it new ones wait in the "
-          "backlog); the echo side leaves that many descriptors free for them and one for a scrape's own "
+          "backlog, and the longest idle one is closed for them); the echo side leaves that many descriptors free for them and one for a scrape's own "
           "reads, beside --admin_reserved_fds");
 ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
 ABSL_FLAG(uint32_t, recv_buffers, 1024,
@@ -252,6 +256,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   admin_options.max_connections = admin_connections;
+  uint32_t admin_calls = absl::GetFlag(FLAGS_admin_max_calls);
+  if (admin_calls < 1 || admin_calls > 10'000) {
+    std::fprintf(stderr, "brrr-echo: --admin_max_calls=%u: must be from 1 to 10000\n", admin_calls);
+    return 2;
+  }
+  admin_options.max_calls = admin_calls;
   absl::Duration admin_idle = absl::GetFlag(FLAGS_admin_idle_timeout);
   if (admin_idle < absl::Milliseconds(100) || admin_idle > absl::Hours(24)) {
     std::fprintf(stderr, "brrr-echo: --admin_idle_timeout=%s: must be from 100ms to 24h\n",

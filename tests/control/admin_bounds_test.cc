@@ -2,6 +2,8 @@
 // injections that could keep too many runs alive, more than 100 active injections, injections
 // while the server drains, and a call that carries two authorization entries.
 #include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -177,6 +179,89 @@ TEST_F(AdminBoundsTest, TwoAuthorizationEntriesAreUnauthenticated) {
   }
   admin::Stats stats;
   EXPECT_TRUE(stub_->GetStats(context_with({"Bearer s3cret-token"}).get(), admin::GetStatsRequest(), &stats).ok());
+}
+
+int ThreadsOf(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+// A health Watch stream held open, as a client that watches for the drain holds it.
+struct HeldWatch {
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReader<health::HealthCheckResponse>> reader;
+  health::HealthCheckResponse first;
+  grpc::Status status;  // once the stream has ended
+
+  // Opens the stream and reads its first message: false when the server ended it instead.
+  bool Open(health::Health::Stub& stub) {
+    context.set_deadline(std::chrono::system_clock::now() + seconds(60));
+    reader = stub.Watch(&context, health::HealthCheckRequest());
+    if (reader->Read(&first)) return true;
+    status = reader->Finish();
+    return false;
+  }
+  void Close() {
+    context.TryCancel();
+    status = reader->Finish();
+  }
+};
+
+// README: each admin call in progress holds a gRPC thread, a stream for its whole life, so at
+// most --admin_max_calls are in progress at once, however many one connection opens; a further
+// call is answered RESOURCE_EXHAUSTED, and once one ends, calls get in again. (Unbounded, 300
+// Watch streams on one connection made 300 threads.)
+TEST_F(AdminBoundsTest, CallsInProgressAreBoundedHoweverManyStreamsOneConnectionOpens) {
+  Start({"--admin_max_calls=8"});
+  auto health_stub = health::Health::NewStub(channel_);
+  const int threads_before = ThreadsOf(server_->pid());
+  std::vector<std::unique_ptr<HeldWatch>> watches;
+  int held = 0;
+  int refused = 0;
+  for (int i = 0; i < 200; ++i) {
+    auto watch = std::make_unique<HeldWatch>();
+    if (watch->Open(*health_stub)) {
+      ++held;
+      EXPECT_EQ(watch->first.status(), health::HealthCheckResponse::SERVING);
+      watches.push_back(std::move(watch));
+      continue;
+    }
+    ++refused;
+    EXPECT_EQ(watch->status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << watch->status.error_message();
+    EXPECT_TRUE(Says(watch->status, "the admin plane is at its limit of 8 calls in progress (--admin_max_calls"))
+        << watch->status.error_message();
+  }
+  EXPECT_EQ(held, 8);
+  EXPECT_EQ(refused, 192);
+  // A unary call is a call too.
+  admin::Stats stats;
+  grpc::Status full = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+  EXPECT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << full.error_message();
+  // The threads: the 8 held calls and gRPC's few spare ones, not one per stream asked for.
+  // (Threads started for refused calls exit once gRPC has more than it keeps spare.)
+  int threads = 0;
+  for (int i = 0; i < 100; ++i) {
+    threads = ThreadsOf(server_->pid());
+    if (threads <= threads_before + 8 + 4) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  EXPECT_LE(threads, threads_before + 8 + 4) << "threads before the streams: " << threads_before;
+
+  // One stream ends: a call gets in again.
+  watches.back()->Close();
+  watches.pop_back();
+  grpc::Status again;
+  for (int i = 0; i < 100; ++i) {
+    again = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    if (again.ok()) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  EXPECT_TRUE(again.ok()) << again.error_message();
+  for (auto& watch : watches) watch->Close();
 }
 
 }  // namespace

@@ -60,6 +60,8 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--recv_buffers=65537"}, 2, "--recv_buffers=65537: must be from 1 to 65536"},
       {{"--admin_max_block=11m"}, 2, "--admin_max_block=11m: must be from 1ms to 10m"},
       {{"--admin_max_connections=1001"}, 2, "--admin_max_connections=1001: must be from 1 to 1000"},
+      {{"--admin_max_calls=0"}, 2, "--admin_max_calls=0: must be from 1 to 10000"},
+      {{"--admin_max_calls=10001"}, 2, "--admin_max_calls=10001: must be from 1 to 10000"},
       {{"--admin_idle_timeout=99ms"}, 2, "--admin_idle_timeout=99ms: must be from 100ms to 24h"},
       {{"--take_over_or_start"}, 2, "--take_over_or_start needs --take_over=PATH"},
       {{"--high_water=100", "--low_water=200"}, 2, "--low_water (200) must be below --high_water (100)"},
