@@ -1,6 +1,7 @@
 #include "control/admin/call_gate.h"
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,19 +42,15 @@ class GatedHandler final : public MethodHandler {
       Refuse<grpc::StatusCode::UNAUTHENTICATED>(param, allowed.error_message());
       return;
     }
-    if (slots_ != nullptr && !slots_->TryTake()) {
+    // Held until the handler returns (a stream's whole life).
+    std::optional<CallSlots::Slot> slot = slots_ != nullptr ? slots_->TryTake() : std::optional<CallSlots::Slot>();
+    if (slots_ != nullptr && !slot.has_value()) {
       Refuse<grpc::StatusCode::RESOURCE_EXHAUSTED>(
           param, absl::StrCat("the admin plane is at its limit of ", slots_->limit(),
                               " calls in progress (--admin_max_calls; a stream counts until it ends); "
                               "try again when one has ended"));
       return;
     }
-    struct GiveBack {
-      CallSlots* slots;
-      ~GiveBack() {
-        if (slots != nullptr) slots->Give();
-      }
-    } give_back{slots_};
     method_->handler()->RunHandler(param);
   }
 

@@ -7,9 +7,9 @@
 // handler runs and answers a call past the limit RESOURCE_EXHAUSTED at once.
 //
 //   CallSlots slots(64);
-//   if (!slots.TryTake()) { /* refuse: slots.limit() calls are in progress */ }
-//   ... the call ...
-//   slots.Give();
+//   if (std::optional<CallSlots::Slot> slot = slots.TryTake()) {
+//     ... the call ...                  // the slot is given back as it goes out of scope
+//   } else { /* refuse: slots.limit() calls are in progress */ }
 //
 // Threads: any thread; the count is one atomic.
 #ifndef BRRR_CONTROL_CALL_SLOTS_H_
@@ -17,6 +17,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
+#include <utility>
 
 namespace brrr::control {
 
@@ -27,19 +29,32 @@ class CallSlots {
   CallSlots(const CallSlots&) = delete;
   CallSlots& operator=(const CallSlots&) = delete;
 
-  // Takes a slot: false (and nothing taken) when `limit` calls hold one already.
-  bool TryTake() {
+  // A slot held for one call; given back when destroyed.
+  class Slot {
+   public:
+    Slot(Slot&& other) noexcept : slots_(std::exchange(other.slots_, nullptr)) {}
+    Slot& operator=(Slot&&) = delete;
+    Slot(const Slot&) = delete;
+    ~Slot() {
+      if (slots_ != nullptr) slots_->in_use_.fetch_sub(1, std::memory_order_relaxed);
+    }
+
+   private:
+    friend class CallSlots;
+    explicit Slot(CallSlots* slots) : slots_(slots) {}
+    CallSlots* slots_;  // null once moved from
+  };
+
+  // A slot, or nullopt (and nothing taken) when `limit` calls hold one already.
+  std::optional<Slot> TryTake() {
     uint32_t held = in_use_.load(std::memory_order_relaxed);
     do {
-      if (held >= limit_) return false;
+      if (held >= limit_) return std::nullopt;
     } while (!in_use_.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
-    return true;
+    return Slot(this);
   }
-  // Gives back a slot TryTake took.
-  void Give() { in_use_.fetch_sub(1, std::memory_order_relaxed); }
 
   uint32_t limit() const { return limit_; }
-  uint32_t in_use() const { return in_use_.load(std::memory_order_relaxed); }
 
  private:
   const uint32_t limit_;

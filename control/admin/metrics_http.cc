@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <pthread.h>
 
 #include <cerrno>
@@ -187,8 +188,7 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       }
       backoff.succeeded();
       connection->count_descriptor_in(&open_descriptors_);
-      uint64_t id = next_id_++;
-      connections_[id] = create_task(*loop_, serve(*std::move(connection), id), "metrics:connection");
+      create_task(*loop_, serve(*std::move(connection)), "metrics:connection");
     }
   } catch (const CancelledError&) {
   }
@@ -202,8 +202,7 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       break;
     }
     (*queued)->count_descriptor_in(&open_descriptors_);
-    uint64_t id = next_id_++;
-    connections_[id] = create_task(*loop_, serve(std::move(**queued), id), "metrics:connection");
+    create_task(*loop_, serve(std::move(**queued)), "metrics:connection");
   }
 }
 
@@ -224,10 +223,9 @@ void MetricsHttpServer::make_room(const Socket& listener) {
     ++oldest;
   }
   if (oldest == idle_.end() || now - oldest->second.since_ns < kIdleBeforeReclaimNs) return;
-  auto connection = connections_.find(oldest->second.connection);
+  // Its pending receive ends as at the client's close, and its task closes the connection.
+  ::shutdown(oldest->second.fd, SHUT_RD);
   idle_.erase(oldest);
-  if (connection == connections_.end()) return;
-  connection->second.cancel();  // its task ends at its wait and closes the socket
   if (IsPowerOfTen(++reclaimed_)) {
     std::fprintf(stderr,
                  "metrics port: closed an idle connection for one waiting in the backlog (%llu so far; "
@@ -236,18 +234,17 @@ void MetricsHttpServer::make_room(const Socket& listener) {
   }
 }
 
-Task<> MetricsHttpServer::serve(Socket connection, uint64_t id) {
-  // Leaves the tables when the task ends, however it ends (cancelled by make_room, destroyed
-  // with the loop).
-  struct Entries {
-    ~Entries() {
-      if (waiting != 0) server.idle_.erase(waiting);
-      server.connections_.erase(id);
+Task<> MetricsHttpServer::serve(Socket connection) {
+  // Leaves the idle table when the task ends, however it ends (destroyed with the loop too).
+  struct IdleEntry {
+    ~IdleEntry() { clear(); }
+    void clear() {
+      if (key != 0) server.idle_.erase(key);
+      key = 0;
     }
     MetricsHttpServer& server;
-    uint64_t id;
-    uint64_t waiting = 0;  // the idle_ key while idle
-  } entries{*this, id};
+    uint64_t key = 0;  // in idle_ while waiting idle
+  } idle{*this};
   struct FirstAnswer {
     explicit FirstAnswer(std::atomic<int>& count) : count(count) { count.fetch_add(1); }
     ~FirstAnswer() { given(); }
@@ -263,18 +260,12 @@ Task<> MetricsHttpServer::serve(Socket connection, uint64_t id) {
     // Kept alive after an answer, and idle while nothing of the next request has arrived:
     // make_room may close it. (A new connection is not: its request may be on its way in.)
     if (first_answer.done && received.empty()) {
-      entries.waiting = next_wait_++;
-      idle_.emplace(entries.waiting, IdleWait{.connection = id,
-                                              .fd = connection.fd(),
-                                              .since_ns = MonotonicNanos(),
-                                              .received = &received});
+      idle.key = next_wait_++;
+      idle_.emplace(idle.key, IdleWait{.fd = connection.fd(), .since_ns = MonotonicNanos(), .received = &received});
     }
     absl::StatusOr<absl::StatusOr<std::optional<HttpRequest>>> read =
         co_await wait_for(ReadRequest(connection, received), options_.idle_timeout);
-    if (entries.waiting != 0) {
-      idle_.erase(entries.waiting);
-      entries.waiting = 0;
-    }
+    idle.clear();
     if (!read.ok()) co_return;  // idle, or the head took too long
     if (!read->ok()) {
       // Not HTTP: say why, then close (where the next request would start is unknown).

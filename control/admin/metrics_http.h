@@ -124,7 +124,7 @@ class MetricsHttpServer {
       : options_(std::move(options)), pages_(std::move(pages)) {}
 
   Task<> accept_loop(Socket listener);
-  Task<> serve(Socket connection, uint64_t id);
+  Task<> serve(Socket connection);
   // At the cap: closes the connection that has waited longest for a request, if one waits in
   // `listener`'s backlog and one of the open ones is idle.
   void make_room(const Socket& listener);
@@ -142,18 +142,14 @@ class MetricsHttpServer {
   uint64_t waits_at_cap_ = 0;   // the loop thread's
   uint64_t accept_errors_ = 0;  // the loop thread's
   // The loop thread's, declared before loop_ (its connections' tasks erase their entries as
-  // the loop destroys them): each connection's task by id, and the connections waiting for a
-  // request (kept alive after an answer) with nothing of one received, by when they started to
-  // (oldest first).
+  // the loop destroys them): the connections waiting for a request (kept alive after an
+  // answer) with nothing of one received, by when they started to (oldest first).
   struct IdleWait {
-    uint64_t connection;
     int fd;                       // its socket's
     int64_t since_ns;             // MonotonicNanos() as the wait began
     const std::string* received;  // what the connection's task has received of the request
   };
-  std::map<uint64_t, Future<>> connections_;
   std::map<uint64_t, IdleWait> idle_;  // by wait number, from 1
-  uint64_t next_id_ = 0;
   uint64_t next_wait_ = 1;
   uint64_t reclaimed_ = 0;
   std::unique_ptr<EventLoop> loop_;
