@@ -54,6 +54,14 @@ Ending ReadToTheEnd(int fd) {
   }
 }
 
+// More than a client whose receive buffer is set to 4096 bytes, and that never reads, can get
+// the server (default bounds: 272 KiB queued) and this host's TCP buffers to take, so its
+// sends block until the server gives up on it. Not a fixed size: a host whose tcp_rmem
+// maximum is 32 MiB took a 32 MiB payload whole, and the sends ended without the reset.
+std::string MoreThanANeverReaderCanSend(uint32_t seed) {
+  return testing::RandomBytes(testing::MostANeverReaderCanSend(272 * 1024, 4096) + (1 << 20), seed);
+}
+
 class DrainCloseTest : public testing::AdminFixture, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override { BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam()); }
@@ -153,9 +161,9 @@ TEST_P(DrainCloseTest, AClientThatNeverReadsIsResetAndCountedSo) {
   Start({"--backend=" + GetParam(), "--drain_timeout=100ms"});
   testing::BlockingClient client(port_);
   client.set_receive_buffer(4096);
-  // Far more than the kernel's buffers and the server's queue hold: the writer blocks until
-  // the server gives up on the connection.
-  std::string payload = testing::RandomBytes(32 << 20, 23);
+  // More than the kernel's buffers and the server's queue hold: the writer blocks until the
+  // server gives up on the connection.
+  std::string payload = MoreThanANeverReaderCanSend(23);
   int send_error = 0;  // how the writer's sends ended
   std::thread writer([&] {
     for (size_t off = 0; off < payload.size();) {
@@ -227,7 +235,7 @@ TEST_P(DrainCloseTest, GetStatsCountsCleanClosesAndResetsApartWhileClosing) {
   testing::BlockingClient& never_reads = *kept[2];
 
   never_reads.set_receive_buffer(4096);
-  std::string payload = testing::RandomBytes(32 << 20, 24);
+  std::string payload = MoreThanANeverReaderCanSend(24);
   int send_error = 0;  // how the writer's sends ended
   std::thread writer([&] {  // blocks until the server gives up on the connection
     for (size_t off = 0; off < payload.size();) {
@@ -265,8 +273,10 @@ TEST_P(DrainCloseTest, GetStatsCountsCleanClosesAndResetsApartWhileClosing) {
   EXPECT_EQ(closing.total().connections_closed_drain_clean(), 2u) << closing.total().ShortDebugString();
   EXPECT_EQ(closing.total().connections_closed_drain_reset(), 1u) << closing.total().ShortDebugString();
   EXPECT_EQ(closing.total().connections_closed_drain(), 3u);
-  EXPECT_EQ(closing.loops(drains).connections_closed_drain_clean(), 2u);
-  EXPECT_EQ(closing.loops(drains).connections_closed_drain_reset(), 1u);
+  EXPECT_EQ(closing.loops(drains).connections_closed_drain_clean(), 2u)
+      << "loop " << drains << " drains: " << closing.ShortDebugString();
+  EXPECT_EQ(closing.loops(drains).connections_closed_drain_reset(), 1u)
+      << "loop " << drains << " drains: " << closing.ShortDebugString();
   for (int i = 0; i < 2; ++i) {
     readers[i].join();
     EXPECT_EQ(reader_ends[i].error, 0) << "a reading client gets an end of stream, not errno " << reader_ends[i].error;
