@@ -24,7 +24,13 @@ thread_local StackSampler* t_sampler = nullptr;
 thread_local pid_t t_tid = 0;
 thread_local bool t_signal_unblocked = false;
 
+// gettid is a system call: read once per thread, and again in a forked child, whose one thread
+// inherits the forking thread's copy (with the parent's id) but has an id of its own.
 pid_t ThisThreadId() {
+  static const bool forgotten_in_forked_children = [] {
+    return ::pthread_atfork(nullptr, nullptr, [] { t_tid = 0; }) == 0;
+  }();
+  (void)forgotten_in_forked_children;
   if (t_tid == 0) t_tid = static_cast<pid_t>(::syscall(SYS_gettid));
   return t_tid;
 }

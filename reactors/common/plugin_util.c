@@ -2,6 +2,7 @@
 #include "reactors/common/plugin_util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +29,21 @@ int64_t pu_monotonic_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
+/* gettid is a system call: read once per thread, and again in a forked child, whose one
+ * thread inherits the forking thread's copy (with the parent's id) but has an id of its own. */
+static __thread pid_t cached_thread_id;
+
+static void forget_thread_id(void) { cached_thread_id = 0; }
+
+/* glibc drops the handler when the plugin is unloaded (it is registered with the plugin's
+ * __dso_handle). */
+__attribute__((constructor)) static void forget_thread_id_in_forked_children(void) {
+  pthread_atfork(NULL, NULL, forget_thread_id);
+}
+
 pid_t pu_thread_id(void) {
-  static __thread pid_t tid; /* gettid is a system call */
-  if (tid == 0) tid = (pid_t)syscall(SYS_gettid);
-  return tid;
+  if (cached_thread_id == 0) cached_thread_id = (pid_t)syscall(SYS_gettid);
+  return cached_thread_id;
 }
 
 int pu_fail(char* err, size_t err_size, const char* what, int error, const char* why) {

@@ -39,7 +39,8 @@ int64_t pu_monotonic_ns(void);
 
 /* The calling thread's kernel id (gettid), read once per thread. Unlike a pthread_t, which
  * glibc gives to a new thread once a joined one has left its stack, it names one thread only
- * (until the kernel's ids wrap around): the one the kernel holds to its rules. */
+ * (until the kernel's ids wrap around): the one the kernel holds to its rules. Right in a
+ * child forked after the parent's thread read it too. */
 pid_t pu_thread_id(void);
 
 /* Writes "what: strerror(-error)" and, when `why` is not NULL, " (why)" into err, a

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -161,6 +162,35 @@ TEST_F(WakeSignalTest, TheSecondOfPollAndSelectInOneProcessUsesAnEventfd) {
         std::exit(0);
       },
       ::testing::ExitedWithCode(0), "");
+}
+
+// A child forked from a thread that has waited (the plugin knows its thread id) makes a reactor
+// of its own, and a wake from another thread ends its wait: the signal goes to the child's
+// thread, not to the id of the thread it was forked from (which is not in the child).
+TEST_F(WakeSignalTest, AChildForkedAfterAWaitIsWokenBySignal) {
+  for (const std::string backend : {"poll", "select"}) {
+    EXPECT_EXIT(
+        {
+          std::unique_ptr<Reactor> parents = CreateExpecting(backend, 0);
+          Completion c[4];
+          Require(parents->wait(c, 1'000'000).ok(), backend + ": the parent's wait");
+          pid_t child = ::fork();
+          Require(child >= 0, "fork");
+          if (child == 0) {
+            ::alarm(20);  // a wait that is never woken ends the child here
+            std::unique_ptr<Reactor> own = CreateExpecting(backend, 0);
+            RequireWakeEndsABlockedWait(*own, backend + " in a forked child");
+            ::_exit(0);
+          }
+          int status = 0;
+          Require(::waitpid(child, &status, 0) == child, "waitpid");
+          Require(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  backend + ": the forked child's wait was not woken (status " + std::to_string(status) + ")");
+          std::exit(0);
+        },
+        ::testing::ExitedWithCode(0), "")
+        << backend;
+  }
 }
 
 TEST_F(WakeSignalTest, BrrrWakeSignalZeroKeepsTheEventfd) {

@@ -7,6 +7,9 @@
 // the watchdog has looked at it a few times.
 #include "runtime/stall_watchdog.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -286,6 +289,44 @@ TEST(StallWatchdogTest, OffTheLoopHasNoWatchdogAndAStallHasNoSamples) {
   ASSERT_EQ(printed.size(), 1u);
   EXPECT_NE(printed[0].find("executing <watchdog-test:block> took"), std::string::npos) << printed[0];
   EXPECT_EQ(printed[0].find("stack sampled"), std::string::npos) << printed[0];
+}
+
+// Runs a loop with a watchdog on the calling thread until a task that spins has been sampled
+// with frames (or the give-up time); returns the samples with frames.
+int SampledWhileSpinningOnThisThread() {
+  EventLoopOptions o;
+  o.stall_threshold = milliseconds(50);
+  o.stall_watchdog = true;
+  o.stall_sink = [](const std::string&) {};
+  std::unique_ptr<EventLoop> loop = testing::NewLoop("epoll", o);
+  if (loop == nullptr) return -1;
+  std::atomic<int> answered{0};
+  loop->stall_detector().subscribe([&](const StallReport& r) {
+    if (r.in_progress && !r.samples.empty() && !r.samples.back().frames.empty()) answered.fetch_add(1);
+  });
+  loop->call_soon([&] {
+    WatchdogTestSpinUntil(answered, 1, MonotonicNanos() + 10'000'000'000);
+    loop->stop();
+  });
+  loop->run_forever();
+  return answered.load();
+}
+
+// A process forked from a loop's thread runs a loop of its own on its one thread (as a server
+// that forks its workers does), and a stall there is still sampled: the signal goes to the
+// child's thread, not to the id of the thread it was forked from (which is not in the child).
+TEST(StallWatchdogTest, ALoopInAChildForkedFromALoopThreadIsSampled) {
+  ASSERT_GE(SampledWhileSpinningOnThisThread(), 1);  // this thread's id is now known
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::alarm(30);
+    ::_exit(SampledWhileSpinningOnThisThread() >= 1 ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+      << "the child's stall was not sampled (wait status " << status << ")";
 }
 
 }  // namespace
