@@ -30,8 +30,11 @@ constexpr uint32_t kDefaultIntervalMs = 1000;  // WatchStats' when interval_ms i
 
 // One target's stream, as its thread leaves it for the printing thread.
 struct Stream {
-  std::deque<admin::Stats> samples;  // received, not printed yet
-  std::deque<absl::Time> arrived;    // when each of `samples` came
+  struct Sample {
+    admin::Stats stats;
+    absl::Time arrived;
+  };
+  std::deque<Sample> samples;  // received, not printed yet, oldest first
   bool ended = false;
   // Sent nothing for the silent wait while others had samples: the ticks stop waiting for it
   // until its next sample.
@@ -56,7 +59,7 @@ bool TickReady(const std::vector<Stream>& streams) {
 absl::Time OldestWaiting(const std::vector<Stream>& streams) {
   absl::Time oldest = absl::InfiniteFuture();
   for (const Stream& s : streams) {
-    if (!s.arrived.empty()) oldest = std::min(oldest, s.arrived.front());
+    if (!s.samples.empty()) oldest = std::min(oldest, s.samples.front().arrived);
   }
   return oldest;
 }
@@ -214,8 +217,7 @@ Outcome RunWatchOnFleet(FleetInvocation& invocation) {
             if (checked = CheckLoops(loops, stats.loops_size()); !checked.ok()) return false;
             KeepLoops(loops, &stats);
             std::lock_guard<std::mutex> lock(mu);
-            streams[i].samples.push_back(std::move(stats));
-            streams[i].arrived.push_back(absl::Now());
+            streams[i].samples.push_back({std::move(stats), absl::Now()});
             changed.notify_all();
             return true;
           });
@@ -249,9 +251,8 @@ Outcome RunWatchOnFleet(FleetInvocation& invocation) {
       for (size_t i = 0; i < n; ++i) {
         Stream& s = streams[i];
         if (!s.samples.empty()) {
-          samples[i] = std::move(s.samples.front());
+          samples[i] = std::move(s.samples.front().stats);
           s.samples.pop_front();
-          s.arrived.pop_front();
           s.silent = false;
           any = true;
         } else if (s.ended && !reported[i]) {
