@@ -27,6 +27,7 @@
 #include "control/brrrctl/outcome.h"
 #include "control/brrrctl/output.h"
 #include "control/brrrctl/targets.h"
+#include "runtime/standard_descriptors.h"
 
 namespace brrr::control {
 namespace {
@@ -137,7 +138,14 @@ int Run(int argc, char** argv, Interrupts& interrupts) {
 }  // namespace brrr::control
 
 int main(int argc, char** argv) {
-  // First: the threads gRPC starts must inherit the blocked SIGINT/SIGTERM.
+  // A closed stdin, stdout or stderr got /dev/null before any library opened a descriptor
+  // (standard_descriptors.h): no gRPC connection has one of their numbers, so the output
+  // cannot go into one.
+  if (absl::Status kept = brrr::StandardDescriptorsAtStart(); !kept.ok()) {
+    std::fprintf(stderr, "brrrctl: %s\n", std::string(kept.message()).c_str());
+    return static_cast<int>(brrr::control::ExitCode::kUsage);
+  }
+  // Then: the threads gRPC starts must inherit the blocked SIGINT/SIGTERM.
   brrr::control::Interrupts interrupts;
   return brrr::control::Run(argc, argv, interrupts);
 }

@@ -30,6 +30,7 @@
 #include "runtime/cli_usage.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/stack_sampler.h"
+#include "runtime/standard_descriptors.h"
 #include "server/echo_server.h"
 
 ABSL_FLAG(std::string, backend, "auto",
@@ -208,6 +209,13 @@ void HandleSignals(EchoServer* server, const sigset_t* signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A closed stdin, stdout or stderr got /dev/null before any library opened a descriptor
+  // (standard_descriptors.h): no socket has one of their numbers, so what the server prints
+  // cannot go to a client.
+  if (absl::Status kept = brrr::StandardDescriptorsAtStart(); !kept.ok()) {
+    std::fprintf(stderr, "brrr-echo: %s\n", std::string(kept.message()).c_str());
+    return 3;
+  }
   brrr::SetUsage(
       "brrr's TCP echo server: echoes exactly the bytes each client sends, on the I/O backend of\n"
       "your choice, with bounded memory per connection and a graceful drain on SIGTERM/SIGINT.\n\n"

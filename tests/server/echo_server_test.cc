@@ -3,12 +3,17 @@
 // without a busy loop, client resets at any point, --reply_prefix, limits, the receive pool
 // and IPv6. (Signals and drains: echo_server_signals_test; flags and where plugins come from:
 // echo_server_flags_test.)
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -31,11 +36,46 @@ using testing::BlockingClient;
 using testing::EchoBinary;
 using testing::EchoServerTest;
 using testing::Process;
+using testing::ProcessOptions;
 
 TEST_P(EchoServerTest, SaysWhichBackendAndWhereItListens) {
   auto server = Start();
   EXPECT_NE(server->out().find("(backend " + GetParam() + ", 1 loop"), std::string::npos) << server->out();
   EXPECT_EQ(Stop(*server), 0);
+}
+
+// Started with its standard input, output and error closed (by a supervisor, or `2>&-`), the
+// server opens /dev/null on them before anything else: no socket takes descriptor 0, 1 or 2,
+// so nothing it prints can reach a client.
+TEST_P(EchoServerTest, StartedWithItsStandardDescriptorsClosedKeepsThemOnDevNull) {
+  const uint16_t port = testing::PickFreePort();
+  ProcessOptions options;
+  options.standard_descriptors_closed = true;
+  Process server(EchoBinary(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--loops=2"}, options);
+  // It prints nothing we can read, so it is up once a connection is accepted (30 s at most).
+  bool up = false;
+  for (int attempt = 0; attempt < 3000 && !up; ++attempt) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_port = htons(port);
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    up = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
+    ::close(fd);
+    if (!up) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(up) << "brrr-echo never accepted on port " << port;
+  BlockingClient client(port);
+  ASSERT_TRUE(client.send_all("hi"));
+  EXPECT_EQ(client.recv_exact(2), "hi");
+  for (int fd = 0; fd <= 2; ++fd) {
+    char target[256] = {};
+    const std::string link = "/proc/" + std::to_string(server.pid()) + "/fd/" + std::to_string(fd);
+    ASSERT_GT(::readlink(link.c_str(), target, sizeof target - 1), 0) << link << ": " << std::strerror(errno);
+    EXPECT_STREQ(target, "/dev/null") << "descriptor " << fd;
+  }
+  client.close();
+  EXPECT_EQ(Stop(server), 0);
 }
 
 TEST_P(EchoServerTest, EchoesRandomBinaryPayloadsWithEveryByteValue) {

@@ -66,6 +66,11 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (options.standard_descriptors_closed) {
+      close(0);
+      close(1);
+      close(2);
+    }
     execve(binary.c_str(), argv.data(), envp.data());
     std::fprintf(stderr, "exec %s failed\n", binary.c_str());
     _exit(127);

@@ -31,6 +31,9 @@ struct ProcessOptions {
   // down), so nothing outside this machine, or outside the child, can reach it. If the
   // namespace cannot be made, the child exits with kNoNetworkNamespace.
   bool own_network_namespace = false;
+  // Starts the child with descriptors 0, 1 and 2 closed (as `prog <&- >&- 2>&-` would); out()
+  // and err() then stay empty.
+  bool standard_descriptors_closed = false;
 };
 
 // The exit code of a child that could not get a network namespace of its own.
