@@ -49,21 +49,28 @@ admin::Stats CollectStats(const Administered& target, TaskInjector& injector) {
   admin::Stats stats;
   std::vector<LoopStats> loops;
   for (const EventLoop* loop : target.loops()) loops.push_back(loop->stats());
+  // The total is the sum of the figures this response shows for each loop, each read once: a
+  // second read for the total would also count what happened in between (a close counted
+  // after its loop was read), and the total would not be the sum of its loops.
   LoopStats total;
+  server::ServerStats echo_total;
+  uint64_t injections_running = 0;
   for (size_t i = 0; i < loops.size(); ++i) {
     admin::LoopStats* out = stats.add_loops();
     out->set_loop(static_cast<uint32_t>(i));
     FillLoopFigures(loops[i], out);
-    FillEchoFigures(target.server_stats(i), out);
-    out->set_injections_running(injector.running_on(static_cast<uint32_t>(i)));
+    const server::ServerStats echo = target.server_stats(i);
+    FillEchoFigures(echo, out);
+    const uint64_t running = injector.running_on(static_cast<uint32_t>(i));
+    out->set_injections_running(running);
     total += loops[i];
+    echo_total += echo;
+    injections_running += running;
   }
   admin::LoopStats* out = stats.mutable_total();
   FillLoopFigures(total, out);
-  FillEchoFigures(target.server_stats(), out);
-  uint64_t running = 0;
-  for (size_t i = 0; i < loops.size(); ++i) running += injector.running_on(static_cast<uint32_t>(i));
-  out->set_injections_running(running);
+  FillEchoFigures(echo_total, out);
+  out->set_injections_running(injections_running);
   stats.set_uptime_seconds(Seconds(MonotonicNanos() - target.started_at_ns()));
   ToProto(target.throttle(), stats.mutable_throttle());
   for (const InjectionStatus& i : injector.Active()) ToProto(i, target.started_at_ns(), stats.add_injections());

@@ -6,9 +6,11 @@
 //   target.loop(0).call_soon(...); target.loop(0).run_once(...);
 //   target.echo[1].bytes_in = 10;
 //   target.draining_since_ns = 5;
+//   target.after_read = [&](size_t loop) { target.echo[0].bytes_in += 1; };  // moves as it is read
 #ifndef BRRR_TESTS_CONTROL_FAKE_ADMINISTERED_H_
 #define BRRR_TESTS_CONTROL_FAKE_ADMINISTERED_H_
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -43,7 +45,15 @@ class FakeAdministered final : public control::Administered {
     for (const auto& l : loops_) out.push_back(l.get());
     return out;
   }
-  server::ServerStats server_stats(size_t loop) const override { return echo[loop]; }
+  // Called after each read of one loop's echo figures (tests: figures that move while a
+  // reader goes from loop to loop).
+  std::function<void(size_t loop)> after_read;
+
+  server::ServerStats server_stats(size_t loop) const override {
+    server::ServerStats read = echo[loop];
+    if (after_read) after_read(loop);
+    return read;
+  }
   server::ServerStats server_stats() const override {
     server::ServerStats total;
     for (const auto& s : echo) total += s;
