@@ -11,15 +11,6 @@ namespace brrr {
 
 constinit detail::StandardDescriptorsHook detail::standard_descriptors_hook;
 
-namespace {
-
-absl::Status StatusOf(int error, int failed_fd) {
-  if (error == 0) return absl::OkStatus();
-  return absl::ErrnoToStatus(error, absl::StrCat("cannot open /dev/null for closed descriptor ", failed_fd));
-}
-
-}  // namespace
-
 int OpenDevNullOnClosedStandardDescriptors(int* failed_fd) {
   for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; ++fd) {
     if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;
@@ -34,19 +25,14 @@ int OpenDevNullOnClosedStandardDescriptors(int* failed_fd) {
   return 0;
 }
 
-absl::Status KeepStandardDescriptorsOpen() {
-  int failed_fd = -1;
-  int error = OpenDevNullOnClosedStandardDescriptors(&failed_fd);
-  return StatusOf(error, failed_fd);
-}
-
 absl::Status StandardDescriptorsAtStart() {
   const detail::StandardDescriptorsHook& hook = detail::standard_descriptors_hook;
   if (!hook.ran) {
     return absl::FailedPreconditionError(
         "the standard descriptors were not checked at start: link //runtime:standard_descriptors_at_start");
   }
-  return StatusOf(hook.error, hook.failed_fd);
+  if (hook.error == 0) return absl::OkStatus();
+  return absl::ErrnoToStatus(hook.error, absl::StrCat("cannot open /dev/null for closed descriptor ", hook.failed_fd));
 }
 
 }  // namespace brrr

@@ -30,11 +30,9 @@ namespace brrr {
 // relies on open() returning the lowest free descriptor.
 int OpenDevNullOnClosedStandardDescriptors(int* failed_fd);
 
-// The same, as a status ("cannot open /dev/null for closed descriptor 2: ...").
-absl::Status KeepStandardDescriptorsOpen();
-
 // What the hook of //runtime:standard_descriptors_at_start gave when the program started:
-// OK, or why a closed descriptor stayed closed. FailedPrecondition if the program does not
+// OK, or why a closed descriptor stayed closed ("cannot open /dev/null for closed descriptor
+// 2: ..."). FailedPrecondition if the program does not
 // link the hook.
 absl::Status StandardDescriptorsAtStart();
 

@@ -10,14 +10,12 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <chrono>
 #include <cstdlib>
 #include <memory>
@@ -32,6 +30,7 @@
 #include "tests/reactors/reactor_fixture.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
+#include "tests/testing/process.h"
 #include "tests/testing/threads.h"
 
 namespace brrr {
@@ -73,26 +72,22 @@ TEST_P(ReactorTest, AnotherSignalDoesNotEndAnUnboundedWait) {
 TEST_P(ReactorTest, AForkedChildIsWokenOnItsOwnThread) {
   Completion c[4];
   ASSERT_TRUE(reactor_->wait(c, 1'000'000).ok());
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0) << std::strerror(errno);
-  if (child == 0) {
-    ::alarm(20);  // a wait that is never woken ends the child here
-    ReactorConfig config;
-    config.one_thread = true;
-    absl::StatusOr<std::unique_ptr<Reactor>> own = PluginLoader::Default().CreateReactor(GetParam(), config);
-    if (!own.ok()) {
-      std::fprintf(stderr, "the child's reactor: %s\n", std::string(own.status().message()).c_str());
-      ::_exit(2);
-    }
-    std::string wrong = testing::OnlyTheWakeEndsAnUnboundedWait(**own, [](pid_t) {});
-    if (!wrong.empty()) std::fprintf(stderr, "the child's wait: %s\n", wrong.c_str());
-    ::_exit(wrong.empty() ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << (WIFSIGNALED(status) ? "the child's wait was never woken (signal " + std::to_string(WTERMSIG(status)) + ")"
-                              : "the child exited " + std::to_string(WEXITSTATUS(status)));
+  const std::string backend = GetParam();
+  std::string child = testing::RunInForkedChild(
+      [&backend] {
+        ReactorConfig config;
+        config.one_thread = true;
+        absl::StatusOr<std::unique_ptr<Reactor>> own = PluginLoader::Default().CreateReactor(backend, config);
+        if (!own.ok()) {
+          std::fprintf(stderr, "the child's reactor: %s\n", std::string(own.status().message()).c_str());
+          return 2;
+        }
+        std::string wrong = testing::OnlyTheWakeEndsAnUnboundedWait(**own, [](pid_t) {});
+        if (!wrong.empty()) std::fprintf(stderr, "the child's wait: %s\n", wrong.c_str());
+        return wrong.empty() ? 0 : 1;
+      },
+      std::chrono::seconds(20));  // a wait that is never woken ends the child there
+  EXPECT_EQ(child, "") << "the forked child's wait";
 }
 
 TEST_P(ReactorTest, AWakeBeforeTheWaitIsNotLost) {

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,6 +17,7 @@
 #include "runtime/plugin_loader.h"
 #include "runtime/reactor.h"
 #include "tests/reactors/reactor_fixture.h"
+#include "tests/testing/process.h"
 
 namespace brrr {
 namespace {
@@ -174,18 +174,14 @@ TEST_F(WakeSignalTest, AChildForkedAfterAWaitIsWokenBySignal) {
           std::unique_ptr<Reactor> parents = CreateExpecting(backend, 0);
           Completion c[4];
           Require(parents->wait(c, 1'000'000).ok(), backend + ": the parent's wait");
-          pid_t child = ::fork();
-          Require(child >= 0, "fork");
-          if (child == 0) {
-            ::alarm(20);  // a wait that is never woken ends the child here
-            std::unique_ptr<Reactor> own = CreateExpecting(backend, 0);
-            RequireWakeEndsABlockedWait(*own, backend + " in a forked child");
-            ::_exit(0);
-          }
-          int status = 0;
-          Require(::waitpid(child, &status, 0) == child, "waitpid");
-          Require(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  backend + ": the forked child's wait was not woken (status " + std::to_string(status) + ")");
+          std::string child = testing::RunInForkedChild(
+              [&backend] {
+                std::unique_ptr<Reactor> own = CreateExpecting(backend, 0);
+                RequireWakeEndsABlockedWait(*own, backend + " in a forked child");
+                return 0;
+              },
+              std::chrono::seconds(20));  // a wait that is never woken ends the child there
+          Require(child.empty(), backend + ": the forked child's wait was not woken: " + child);
           std::exit(0);
         },
         ::testing::ExitedWithCode(0), "")

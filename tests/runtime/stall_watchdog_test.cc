@@ -7,9 +7,6 @@
 // the watchdog has looked at it a few times.
 #include "runtime/stall_watchdog.h"
 
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -20,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "runtime/event_loop.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/process.h"
 
 // Functions a stack must name: outside any namespace, never inlined, each with a name no
 // other frame has.
@@ -317,16 +315,10 @@ int SampledWhileSpinningOnThisThread() {
 // child's thread, not to the id of the thread it was forked from (which is not in the child).
 TEST(StallWatchdogTest, ALoopInAChildForkedFromALoopThreadIsSampled) {
   ASSERT_GE(SampledWhileSpinningOnThisThread(), 1);  // this thread's id is now known
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    ::alarm(30);
-    ::_exit(SampledWhileSpinningOnThisThread() >= 1 ? 0 : 1);
-  }
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
-      << "the child's stall was not sampled (wait status " << status << ")";
+  EXPECT_EQ(testing::RunInForkedChild([] { return SampledWhileSpinningOnThisThread() >= 1 ? 0 : 1; },
+                                      std::chrono::seconds(30)),
+            "")
+      << "the child's stall was not sampled";
 }
 
 }  // namespace

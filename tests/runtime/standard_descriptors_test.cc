@@ -1,16 +1,17 @@
-// KeepStandardDescriptorsOpen, in forked children (closing the test's own stdin, stdout or
-// stderr would cut its output): each closed one of descriptors 0, 1 and 2 comes back on
-// /dev/null, one that is open is left as it was, and the next descriptor opened is above them.
+// OpenDevNullOnClosedStandardDescriptors, in forked children (closing the test's own stdin,
+// stdout or stderr would cut its output): each closed one of descriptors 0, 1 and 2 comes back
+// on /dev/null, one that is open is left as it was, and the next descriptor opened is above them.
 #include "runtime/standard_descriptors.h"
 
 #include <fcntl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/testing/process.h"
 
 namespace brrr {
 namespace {
@@ -22,19 +23,18 @@ std::string Target(int fd) {
   return ::readlink(link.c_str(), target, sizeof target - 1) > 0 ? target : "";
 }
 
-// Runs `child` in a forked child whose descriptors in `closed` (a bit per descriptor 0, 1, 2)
-// are closed first; returns its exit code: the number of the first check that failed, or 0.
-int InChild(unsigned closed, const std::function<int()>& child) {
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    for (int fd = 0; fd <= 2; ++fd) {
-      if ((closed & (1u << fd)) != 0) ::close(fd);
-    }
-    ::_exit(child());
-  }
-  int status = 0;
-  if (::waitpid(pid, &status, 0) != pid) return -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 100 + WTERMSIG(status);
+// Runs `checks` in a forked child whose descriptors in `closed` (a bit per descriptor 0, 1, 2)
+// are closed first; "" when every check passed, else how the child ended ("exited N": the
+// number of the first check that failed).
+std::string InChild(unsigned closed, const std::function<int()>& checks) {
+  return testing::RunInForkedChild(
+      [&] {
+        for (int fd = 0; fd <= 2; ++fd) {
+          if ((closed & (1u << fd)) != 0) ::close(fd);
+        }
+        return checks();
+      },
+      std::chrono::seconds(10));
 }
 
 TEST(StandardDescriptorsTest, EachClosedOneIsOpenedOnDevNullTheOthersAreLeftAlone) {
@@ -42,7 +42,8 @@ TEST(StandardDescriptorsTest, EachClosedOneIsOpenedOnDevNullTheOthersAreLeftAlon
   for (unsigned closed = 1; closed < 8; ++closed) {
     EXPECT_EQ(InChild(closed,
                       [&] {
-                        if (!KeepStandardDescriptorsOpen().ok()) return 1;
+                        int failed_fd = -1;
+                        if (OpenDevNullOnClosedStandardDescriptors(&failed_fd) != 0) return 1;
                         for (int fd = 0; fd <= 2; ++fd) {
                           const bool was_closed = (closed & (1u << fd)) != 0;
                           if (Target(fd) != (was_closed ? "/dev/null" : before[fd])) return 2 + fd;
@@ -50,7 +51,7 @@ TEST(StandardDescriptorsTest, EachClosedOneIsOpenedOnDevNullTheOthersAreLeftAlon
                         // The next descriptor opened is above them.
                         return ::open("/dev/null", O_RDONLY) > 2 ? 0 : 5;
                       }),
-              0)
+              "")
         << "closed: descriptors " << ((closed & 1) ? "0 " : "") << ((closed & 2) ? "1 " : "")
         << ((closed & 4) ? "2" : "");
   }
@@ -58,7 +59,8 @@ TEST(StandardDescriptorsTest, EachClosedOneIsOpenedOnDevNullTheOthersAreLeftAlon
 
 TEST(StandardDescriptorsTest, NothingChangesWhenAllAreOpen) {
   const std::string before[3] = {Target(0), Target(1), Target(2)};
-  ASSERT_TRUE(KeepStandardDescriptorsOpen().ok());
+  int failed_fd = -1;
+  ASSERT_EQ(OpenDevNullOnClosedStandardDescriptors(&failed_fd), 0) << "failed on descriptor " << failed_fd;
   for (int fd = 0; fd <= 2; ++fd) EXPECT_EQ(Target(fd), before[fd]) << "descriptor " << fd;
 }
 

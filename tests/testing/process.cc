@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <regex>
 #include <sstream>
@@ -20,6 +22,20 @@ namespace brrr::testing {
 std::string Runfile(const std::string& path) {
   const char* root = std::getenv("TEST_SRCDIR");
   return std::string(root != nullptr ? root : ".") + "/brrr/" + path;
+}
+
+std::string RunInForkedChild(const std::function<int()>& body, std::chrono::seconds limit) {
+  pid_t child = fork();
+  if (child < 0) return std::string("fork: ") + std::strerror(errno);
+  if (child == 0) {
+    alarm(static_cast<unsigned>(limit.count()));
+    _exit(body());
+  }
+  int status = 0;
+  if (waitpid(child, &status, 0) != child) return std::string("waitpid: ") + std::strerror(errno);
+  if (WIFEXITED(status)) return WEXITSTATUS(status) == 0 ? "" : "exited " + std::to_string(WEXITSTATUS(status));
+  std::string how = "killed by signal " + std::to_string(WTERMSIG(status));
+  return WTERMSIG(status) == SIGALRM ? how + ": its time limit ran out" : how;
 }
 
 Process::Process(const std::string& binary, const std::vector<std::string>& args, ProcessOptions options) {

@@ -7,7 +7,9 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -20,6 +22,15 @@ namespace brrr::testing {
 
 // The path of a binary in the test's runfiles, e.g. Runfile("server/brrr-echo/brrr-echo").
 std::string Runfile(const std::string& path);
+
+// Runs `body` in a forked child of this process, without an exec (the child has this process's
+// memory and one thread, the caller's: for tests of what a forked child inherits), which exits
+// with what `body` returns; SIGALRM ends it after `limit`. Returns "" if it exited 0, else how
+// it ended ("exited 3", "killed by signal 14: its time limit ran out"). Call it while no other
+// thread of the process holds a lock the child may need.
+//
+//   EXPECT_EQ(RunInForkedChild([] { return LoopIsWoken() ? 0 : 1; }, std::chrono::seconds(20)), "");
+std::string RunInForkedChild(const std::function<int()>& body, std::chrono::seconds limit);
 
 struct ProcessOptions {
   uint64_t max_open_files = 0;  // RLIMIT_NOFILE for the child; 0: inherited
