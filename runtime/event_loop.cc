@@ -1,8 +1,8 @@
 #include "runtime/event_loop.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
-#include <algorithm>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -11,6 +11,7 @@
 #include "runtime/blocking_pool.h"
 #include "runtime/future.h"
 #include "runtime/hot_path.h"
+#include "runtime/line_output.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/task_context.h"
 
@@ -172,8 +173,8 @@ BufferPool* EventLoop::receive_buffers() {
     if (pool.ok()) {
       receive_buffers_ = *std::move(pool);
     } else {
-      std::fprintf(stderr, "brrr: loop %u: no receive buffer pool (%s); receiving into heap blocks\n",
-                   options_.loop_id, std::string(pool.status().message()).c_str());
+      PrintToStderr("brrr: loop %u: no receive buffer pool (%s); receiving into heap blocks", options_.loop_id,
+                    pool.status().message());
     }
   }
   return receive_buffers_.get();
@@ -234,8 +235,7 @@ void EventLoop::check_one_runner() {
 std::unique_ptr<StallWatchdog> EventLoop::MakeWatchdog() {
   if (!options_.stall_watchdog || manual_clock_ != nullptr) return nullptr;
   if (absl::Status installed = StackSampler::Install(); !installed.ok()) {
-    std::fprintf(stderr, "brrr: loop %u: no stall watchdog: %s\n", options_.loop_id,
-                 std::string(installed.message()).c_str());
+    PrintToStderr("brrr: loop %u: no stall watchdog: %s", options_.loop_id, installed.message());
     return nullptr;
   }
   return std::make_unique<StallWatchdog>(StallWatchdog::Watched{
@@ -376,12 +376,10 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
     fn();
   } catch (const std::exception& e) {
     published_.callback_errors.add(1);
-    std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>: %s\n", options_.loop_id,
-                 label.ToString().c_str(), e.what());
+    PrintToStderr("brrr: loop %u: exception escaped <%s>: %s", options_.loop_id, label.ToString(), e.what());
   } catch (...) {
     published_.callback_errors.add(1);
-    std::fprintf(stderr, "brrr: loop %u: exception escaped <%s>\n", options_.loop_id,
-                 label.ToString().c_str());
+    PrintToStderr("brrr: loop %u: exception escaped <%s>", options_.loop_id, label.ToString());
   }
   int64_t end = task_clock_.end();
   int64_t took = end - start_ns;

@@ -1,10 +1,10 @@
 #include "runtime/stall_detector.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "runtime/line_output.h"
 
 namespace brrr {
 namespace {
@@ -65,7 +65,7 @@ std::string FormatStall(const StallReport& r) {
 StallDetector::StallDetector(uint32_t loop_id, int64_t threshold_ns, Sink sink)
     : loop_id_(loop_id), threshold_ns_(threshold_ns), sink_(std::move(sink)) {
   if (!sink_) {
-    sink_ = [](const std::string& line) { std::fprintf(stderr, "%s\n", line.c_str()); };
+    sink_ = [](const std::string& line) { PrintToStderr("%s", line); };
   }
 }
 

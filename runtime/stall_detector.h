@@ -81,7 +81,8 @@ class StallDetector {
   static constexpr size_t kRecentCapacity = 64;
   static constexpr size_t kSamplesKept = 8;
 
-  // `sink` receives printed lines; the default writes them to stderr.
+  // `sink` receives printed lines; the default writes them to stderr (LineOutput: the loop does
+  // not wait for the reader).
   explicit StallDetector(uint32_t loop_id, int64_t threshold_ns = kDefaultThresholdNs,
                          Sink sink = nullptr);
 

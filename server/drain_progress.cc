@@ -1,8 +1,7 @@
 #include "server/drain_progress.h"
 
-#include <cstdio>
-
 #include "absl/time/time.h"
+#include "runtime/line_output.h"
 
 namespace brrr::server {
 namespace {
@@ -30,28 +29,25 @@ void DrainProgress::Started(Duration grace, Duration timeout) {
   had_grace_.store(grace > Duration::zero());
   if (started_.exchange(true)) return;
   if (grace > Duration::zero()) {
-    std::printf(
+    PrintToStdout(
         "brrr-echo: drain: not ready (/readyz 503, health NOT_SERVING); still accepting for %s (--drain_grace)\n",
         Text(grace).c_str());
-    std::fflush(stdout);
   }
 }
 
 void DrainProgress::LoopStoppedAccepting() {
   if (stopped_accepting_.fetch_add(1) + 1 != loops_ || !had_grace_.load()) return;
-  std::printf("brrr-echo: drain: no longer accepting; open connections have up to %s (--drain_timeout)\n",
-              Text(Duration(timeout_ns_.load())).c_str());
-  std::fflush(stdout);
+  PrintToStdout("brrr-echo: drain: no longer accepting; open connections have up to %s (--drain_timeout)\n",
+                Text(Duration(timeout_ns_.load())).c_str());
 }
 
 void DrainProgress::LoopPastDeadline(uint64_t open) {
   uint64_t total = open_at_deadline_.fetch_add(open) + open;
   if (past_deadline_.fetch_add(1) + 1 != loops_) return;
-  std::printf(
+  PrintToStdout(
       "brrr-echo: drain: deadline: closing %llu open connections (echoing what was read, then shutting the write "
       "side)\n",
       static_cast<unsigned long long>(total));
-  std::fflush(stdout);
 }
 
 DrainPhase DrainProgress::phase() const {

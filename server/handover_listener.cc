@@ -8,11 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/line_output.h"
 
 namespace brrr::server {
 
@@ -34,10 +34,7 @@ absl::StatusOr<sockaddr_un> UnixAddress(const std::string& path) {
 
 int64_t DeadlineAfter(Duration d) { return MonotonicNanos() + d.count(); }
 
-void Say(const std::string& line) {
-  std::fprintf(stderr, "brrr-echo: hand-over: %s\n", line.c_str());
-  std::fflush(stderr);
-}
+void Say(const std::string& line) { PrintToStderr("brrr-echo: hand-over: %s\n", line.c_str()); }
 
 }  // namespace
 

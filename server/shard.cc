@@ -3,9 +3,9 @@
 #include <fcntl.h>
 
 #include <cerrno>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "runtime/line_output.h"
 #include "runtime/retry_pacing.h"
 
 namespace brrr::server {
@@ -110,11 +110,11 @@ Task<> Shard::accept_loop(Socket& listener) {
       if (!slot.has_value()) {
         // Reported at the 1st, 10th, 100th... time the budget is reached, as errors are.
         if (!waiting_for_budget && IsPowerOfTen(++budget_waits)) {
-          std::fprintf(stderr,
-                       "brrr-echo: loop %u: the echo side holds all %lld descriptors of its budget; new "
-                       "connections wait in the backlog (%llu waits so far)\n",
-                       loop_->loop_id(), static_cast<long long>(descriptors_.limit()),
-                       static_cast<unsigned long long>(budget_waits));
+          PrintToStderr(
+              "brrr-echo: loop %u: the echo side holds all %lld descriptors of its budget; new "
+              "connections wait in the backlog (%llu waits so far)\n",
+              loop_->loop_id(), static_cast<long long>(descriptors_.limit()),
+              static_cast<unsigned long long>(budget_waits));
         }
         waiting_for_budget = true;
         co_await sleep(kBudgetPoll);
@@ -130,10 +130,9 @@ Task<> Shard::accept_loop(Socket& listener) {
         uint64_t n = counters_.accept_errors.load();
         if (n >= errors_reported * 10 || errors_reported == 0) {
           errors_reported = n;
-          std::fprintf(stderr, "brrr-echo: loop %u: %s (%llu accept errors so far); retrying in %lld ms\n",
-                       loop_->loop_id(), std::string(conn.status().message()).c_str(),
-                       static_cast<unsigned long long>(n),
-                       static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
+          PrintToStderr("brrr-echo: loop %u: %s (%llu accept errors so far); retrying in %lld ms\n", loop_->loop_id(),
+                        std::string(conn.status().message()).c_str(), static_cast<unsigned long long>(n),
+                        static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
         }
         co_await sleep(backoff.pause());
         backoff.failed();
@@ -201,12 +200,11 @@ void Shard::close_unwatchable(Socket socket) {
   uint64_t n = counters_.connections_closed_unwatchable.load();
   if (n >= unwatchable_reported_ * 10 || unwatchable_reported_ == 0) {
     unwatchable_reported_ = n;
-    std::fprintf(stderr,
-                 "brrr-echo: loop %u: closed a new connection on fd %d: the %s backend watches descriptors up to "
-                 "%d only (select's FD_SETSIZE); %llu so far; use --backend=poll, epoll or io_uring for more "
-                 "connections\n",
-                 loop_->loop_id(), socket.fd(), loop_->backend().c_str(), loop_->max_fd(),
-                 static_cast<unsigned long long>(n));
+    PrintToStderr(
+        "brrr-echo: loop %u: closed a new connection on fd %d: the %s backend watches descriptors up to "
+        "%d only (select's FD_SETSIZE); %llu so far; use --backend=poll, epoll or io_uring for more "
+        "connections\n",
+        loop_->loop_id(), socket.fd(), loop_->backend().c_str(), loop_->max_fd(), static_cast<unsigned long long>(n));
   }
   socket.close();
 }

@@ -1,8 +1,8 @@
 #include "control/admin/admin_listener.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -11,11 +11,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "grpcpp/server_posix.h"
+#include "runtime/line_output.h"
 #include "runtime/retry_pacing.h"
 
 namespace brrr::control {
@@ -114,8 +114,8 @@ void AdminListener::AcceptOne(grpc::Server* server) {
     int err = errno;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
       if (IsPowerOfTen(++accept_errors_)) {
-        std::fprintf(stderr, "brrr-echo: admin plane: accept: %s (%llu times so far); retrying in %d ms\n",
-                     std::strerror(err), static_cast<unsigned long long>(accept_errors_), kOutOfDescriptorsPauseMs);
+        PrintToStderr("brrr-echo: admin plane: accept: %s (%llu times so far); retrying in %d ms\n", std::strerror(err),
+                      static_cast<unsigned long long>(accept_errors_), kOutOfDescriptorsPauseMs);
       }
       (void)StopRequested(kOutOfDescriptorsPauseMs);
     }
@@ -127,10 +127,10 @@ void AdminListener::AcceptOne(grpc::Server* server) {
     if (absl::StatusOr<SocketAddress> a = SocketAddress::PeerOf(fd); a.ok()) peer = a->ToString();
     ::close(fd);
     if (IsPowerOfTen(++refused_)) {
-      std::fprintf(stderr,
-                   "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one "
-                   "from %s (%llu refused so far); idle ones close after --admin_idle_timeout\n",
-                   max_connections_, peer.c_str(), static_cast<unsigned long long>(refused_));
+      PrintToStderr(
+          "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one "
+          "from %s (%llu refused so far); idle ones close after --admin_idle_timeout\n",
+          max_connections_, peer.c_str(), static_cast<unsigned long long>(refused_));
     }
     return;
   }

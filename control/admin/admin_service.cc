@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cstdio>
 #include <map>
 #include <string>
 #include <thread>
@@ -19,6 +18,7 @@
 #include "control/admin/version.h"
 #include "runtime/call_in_loop.h"
 #include "runtime/clock.h"
+#include "runtime/line_output.h"
 #include "runtime/socket_address.h"
 
 namespace brrr::control {
@@ -265,8 +265,7 @@ grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, a
   response->set_already_draining(target_.drain_started_at_ns() != 0);
   response->set_connections_open(target_.server_stats().connections_active);
   if (!response->already_draining()) {
-    std::printf("brrr-echo: Drain from the admin plane (%s): draining\n", CallerOf(*context).c_str());
-    std::fflush(stdout);
+    PrintToStdout("brrr-echo: Drain from the admin plane (%s): draining\n", CallerOf(*context).c_str());
   }
   target_.Drain();
   return grpc::Status::OK;

@@ -2,11 +2,10 @@
 
 #include <fcntl.h>
 #include <poll.h>
-#include <sys/socket.h>
 #include <pthread.h>
+#include <sys/socket.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <optional>
 #include <utility>
 
@@ -15,6 +14,7 @@
 #include "prometheus/text_serializer.h"
 #include "runtime/async.h"
 #include "runtime/call_in_loop.h"
+#include "runtime/line_output.h"
 #include "runtime/retry_pacing.h"
 
 namespace brrr::control {
@@ -75,7 +75,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   lo.backend = server->options_.backend;
   lo.plugin_dir = server->options_.plugin_dir;
   lo.reactor.one_thread = true;  // run by thread_ alone, for its life
-  lo.stall_sink = [](const std::string& line) { std::fprintf(stderr, "metrics port: %s\n", line.c_str()); };
+  lo.stall_sink = [](const std::string& line) { PrintToStderr("metrics port: %s\n", line.c_str()); };
   absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(std::move(lo));
   if (!loop.ok()) return loop.status();
   server->loop_ = *std::move(loop);
@@ -157,10 +157,10 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
     for (;;) {
       if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
         if (IsPowerOfTen(++waits_at_cap_)) {
-          std::fprintf(stderr,
-                       "metrics port: all %u connections are in use; new ones wait in the backlog, and idle ones "
-                       "are closed for them (%llu times so far; --metrics_max_connections)\n",
-                       options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
+          PrintToStderr(
+              "metrics port: all %u connections are in use; new ones wait in the backlog, and idle ones "
+              "are closed for them (%llu times so far; --metrics_max_connections)\n",
+              options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
         }
         while (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
           make_room(listener);
@@ -177,10 +177,10 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
         // Out of descriptors (or memory): pause instead of spinning on a listener that stays
         // readable; reported at the 1st, 10th, 100th... error.
         if (IsPowerOfTen(++accept_errors_)) {
-          std::fprintf(stderr, "metrics port: %s (%llu accept errors so far); retrying in %lld ms\n",
-                       std::string(connection.status().message()).c_str(),
-                       static_cast<unsigned long long>(accept_errors_),
-                       static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
+          PrintToStderr("metrics port: %s (%llu accept errors so far); retrying in %lld ms\n",
+                        std::string(connection.status().message()).c_str(),
+                        static_cast<unsigned long long>(accept_errors_),
+                        static_cast<long long>(std::chrono::duration_cast<milliseconds>(backoff.pause()).count()));
         }
         co_await sleep(backoff.pause());
         backoff.failed();
@@ -227,10 +227,10 @@ void MetricsHttpServer::make_room(const Socket& listener) {
   ::shutdown(oldest->second.fd, SHUT_RD);
   idle_.erase(oldest);
   if (IsPowerOfTen(++reclaimed_)) {
-    std::fprintf(stderr,
-                 "metrics port: closed an idle connection for one waiting in the backlog (%llu so far; "
-                 "--metrics_max_connections)\n",
-                 static_cast<unsigned long long>(reclaimed_));
+    PrintToStderr(
+        "metrics port: closed an idle connection for one waiting in the backlog (%llu so far; "
+        "--metrics_max_connections)\n",
+        static_cast<unsigned long long>(reclaimed_));
   }
 }
 

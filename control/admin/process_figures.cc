@@ -7,11 +7,13 @@
 #include <fstream>
 #include <optional>
 #include <sstream>
+#include <utility>
 #include <string>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "runtime/line_output.h"
 
 namespace brrr::control {
 namespace {
@@ -111,6 +113,18 @@ std::vector<MetricFamily> ProcessFigures::Collect() const {
         MetricType::Gauge, *boot + *started / ticks);
   }
   Add(out, "process_threads", "Number of OS threads in the process.", MetricType::Gauge, field(20));
+  MetricFamily dropped{"brrr_output_lines_dropped_total",
+                       "Lines brrr printed that were never written: their stream was not read while its queue was "
+                       "full, or the write failed.",
+                       MetricType::Counter,
+                       {}};
+  for (auto [stream, name] : {std::pair{OutputStream::kStdout, "stdout"}, std::pair{OutputStream::kStderr, "stderr"}}) {
+    ClientMetric m;
+    m.label.push_back({"stream", name});
+    m.counter.value = static_cast<double>(output_.dropped(stream));
+    dropped.metric.push_back(std::move(m));
+  }
+  out.push_back(std::move(dropped));
   return out;
 }
 

@@ -9,6 +9,9 @@
 //   process_threads                  threads
 // prometheus-cpp has no process collector; these follow client_golang's and
 // client_python's. A figure that cannot be read (no /proc) is left out, not reported as 0.
+// With them, brrr's one figure of the whole process:
+//   brrr_output_lines_dropped_total{stream="stdout"|"stderr"}
+//                                    lines printed but never written (LineOutput::dropped)
 //
 // Counting open descriptors walks /proc/self/fd: a scrape of a server holding 100,000
 // connections reads 100,000 directory entries (milliseconds, once per scrape).
@@ -24,12 +27,18 @@
 
 #include "prometheus/collectable.h"
 #include "prometheus/metric_family.h"
+#include "runtime/line_output.h"
 
 namespace brrr::control {
 
 class ProcessFigures final : public prometheus::Collectable {
  public:
+  // `output`: whose dropped lines to report; the process's own unless a test says otherwise.
+  explicit ProcessFigures(const LineOutput& output = LineOutput::Process()) : output_(output) {}
   std::vector<prometheus::MetricFamily> Collect() const override;
+
+ private:
+  const LineOutput& output_;
 };
 
 }  // namespace brrr::control

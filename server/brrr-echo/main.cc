@@ -25,12 +25,13 @@
 #include "control/admin/metrics_exporter.h"
 #include "control/admin/metrics_http.h"
 #include "control/admin/process_figures.h"
-#include "server/brrr-echo/echo_administered.h"
-#include "server/brrr-echo/upgrade.h"
 #include "runtime/cli_usage.h"
+#include "runtime/line_output.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/stack_sampler.h"
 #include "runtime/standard_descriptors.h"
+#include "server/brrr-echo/echo_administered.h"
+#include "server/brrr-echo/upgrade.h"
 #include "server/echo_server.h"
 
 ABSL_FLAG(std::string, backend, "auto",
@@ -139,13 +140,13 @@ struct SideListenerFlags {
   // Whether the flags are good; if not, stderr says what is wrong.
   bool Check() {
     if (port < 0 || port > 65535) {
-      std::fprintf(stderr, "brrr-echo: --%s_port=%d: must be from 0 to 65535 (0: %s)\n", name, port, none);
+      brrr::PrintToStderr("brrr-echo: --%s_port=%d: must be from 0 to 65535 (0: %s)\n", name, port, none);
       return false;
     }
     absl::StatusOr<brrr::SocketAddress> address = brrr::SocketAddress::Parse(host, 0);
     if (port != 0 && !address.ok()) {
-      std::fprintf(stderr, "brrr-echo: --%s_host=%s: not an IP address (%s)\n", name, host.c_str(),
-                   std::string(address.status().message()).c_str());
+      brrr::PrintToStderr("brrr-echo: --%s_host=%s: not an IP address (%s)\n", name, host.c_str(),
+                          std::string(address.status().message()).c_str());
       return false;
     }
     loopback = !address.ok() || address->is_loopback();
@@ -155,10 +156,10 @@ struct SideListenerFlags {
   // Once the listener is on `address`: warns if that is not a loopback address.
   void WarnUnlessLoopback(const std::string& address) const {
     if (loopback) return;
-    std::fprintf(stderr,
-                 "brrr-echo: warning: %s listens on %s, which is not a loopback address: "
-                 "anyone who can reach it can read the statistics\n",
-                 what, address.c_str());
+    brrr::PrintToStderr(
+        "brrr-echo: warning: %s listens on %s, which is not a loopback address: "
+        "anyone who can reach it can read the statistics\n",
+        what, address.c_str());
   }
 };
 
@@ -192,15 +193,14 @@ void HandleSignals(EchoServer* server, const sigset_t* signals) {
       continue;
     }
     if (drains++ == 0) {
-      std::printf("brrr-echo: %s: draining (%s; up to %s for open ones)\n", strsignal(sig),
-                  absl::GetFlag(FLAGS_drain_grace) == absl::ZeroDuration() ? "no new connections"
-                                                                          : "new connections until the grace ends",
-                  absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
-      std::fflush(stdout);
+      brrr::PrintToStdout("brrr-echo: %s: draining (%s; up to %s for open ones)\n", strsignal(sig),
+                          absl::GetFlag(FLAGS_drain_grace) == absl::ZeroDuration()
+                              ? "no new connections"
+                              : "new connections until the grace ends",
+                          absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
       server->Drain();
     } else {
-      std::printf("brrr-echo: %s again: closing every connection now\n", strsignal(sig));
-      std::fflush(stdout);
+      brrr::PrintToStdout("brrr-echo: %s again: closing every connection now\n", strsignal(sig));
       server->DrainNow();
     }
   }
@@ -213,7 +213,7 @@ int main(int argc, char** argv) {
   // (standard_descriptors.h): no socket has one of their numbers, so what the server prints
   // cannot go to a client.
   if (absl::Status kept = brrr::StandardDescriptorsAtStart(); !kept.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s\n", std::string(kept.message()).c_str());
+    brrr::PrintToStderr("brrr-echo: %s\n", std::string(kept.message()).c_str());
     return 3;
   }
   brrr::SetUsage(
@@ -223,14 +223,14 @@ int main(int argc, char** argv) {
       "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start.");
   brrr::ParseFlagsOnly(argc, argv, "brrr-echo", /*exit_code=*/1);
   if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
-    std::fprintf(stderr, "brrr-echo: --plugin_dir: %s\n", std::string(dir.message()).c_str());
+    brrr::PrintToStderr("brrr-echo: --plugin_dir: %s\n", std::string(dir.message()).c_str());
     return 2;
   }
   if (absl::GetFlag(FLAGS_list_backends)) return ListBackends();
 
   int32_t port = absl::GetFlag(FLAGS_port);
   if (port < 0 || port > 65535) {
-    std::fprintf(stderr, "brrr-echo: --port=%d: must be from 0 to 65535\n", port);
+    brrr::PrintToStderr("brrr-echo: --port=%d: must be from 0 to 65535\n", port);
     return 2;
   }
   SideListenerFlags admin_flags{.name = "admin",
@@ -246,42 +246,42 @@ int main(int argc, char** argv) {
   if (std::string token_file = absl::GetFlag(FLAGS_admin_token_file); !token_file.empty()) {
     absl::StatusOr<brrr::control::CallAuth> auth = brrr::control::CallAuth::FromTokenFile(token_file);
     if (!auth.ok()) {
-      std::fprintf(stderr, "brrr-echo: %s\n", std::string(auth.status().message()).c_str());
+      brrr::PrintToStderr("brrr-echo: %s\n", std::string(auth.status().message()).c_str());
       return 2;
     }
     admin_options.auth = *std::move(auth);
   }
   absl::Duration max_block = absl::GetFlag(FLAGS_admin_max_block);
   if (max_block < absl::Milliseconds(1) || max_block > absl::Minutes(10)) {
-    std::fprintf(stderr, "brrr-echo: --admin_max_block=%s: must be from 1ms to 10m\n",
-                 absl::FormatDuration(max_block).c_str());
+    brrr::PrintToStderr("brrr-echo: --admin_max_block=%s: must be from 1ms to 10m\n",
+                        absl::FormatDuration(max_block).c_str());
     return 2;
   }
   admin_options.max_block = ToDuration(max_block);
   uint32_t admin_connections = absl::GetFlag(FLAGS_admin_max_connections);
   if (admin_connections < 1 || admin_connections > 1000) {
-    std::fprintf(stderr, "brrr-echo: --admin_max_connections=%u: must be from 1 to 1000\n", admin_connections);
+    brrr::PrintToStderr("brrr-echo: --admin_max_connections=%u: must be from 1 to 1000\n", admin_connections);
     return 2;
   }
   admin_options.max_connections = admin_connections;
   uint32_t admin_calls = absl::GetFlag(FLAGS_admin_max_calls);
   if (admin_calls < 1 || admin_calls > 10'000) {
-    std::fprintf(stderr, "brrr-echo: --admin_max_calls=%u: must be from 1 to 10000\n", admin_calls);
+    brrr::PrintToStderr("brrr-echo: --admin_max_calls=%u: must be from 1 to 10000\n", admin_calls);
     return 2;
   }
   admin_options.max_calls = admin_calls;
   absl::Duration admin_idle = absl::GetFlag(FLAGS_admin_idle_timeout);
   if (admin_idle < absl::Milliseconds(100) || admin_idle > absl::Hours(24)) {
-    std::fprintf(stderr, "brrr-echo: --admin_idle_timeout=%s: must be from 100ms to 24h\n",
-                 absl::FormatDuration(admin_idle).c_str());
+    brrr::PrintToStderr("brrr-echo: --admin_idle_timeout=%s: must be from 100ms to 24h\n",
+                        absl::FormatDuration(admin_idle).c_str());
     return 2;
   }
   admin_options.idle_timeout = ToDuration(admin_idle);
   uint32_t reserved_fds = absl::GetFlag(FLAGS_admin_reserved_fds);
   if (reserved_fds < admin_connections + kGrpcDescriptorsAfterStart || reserved_fds > 1'000'000) {
-    std::fprintf(stderr,
-                 "brrr-echo: --admin_reserved_fds=%u: must be from --admin_max_connections + %u (%u) to 1000000\n",
-                 reserved_fds, kGrpcDescriptorsAfterStart, admin_connections + kGrpcDescriptorsAfterStart);
+    brrr::PrintToStderr(
+        "brrr-echo: --admin_reserved_fds=%u: must be from --admin_max_connections + %u (%u) to 1000000\n", reserved_fds,
+        kGrpcDescriptorsAfterStart, admin_connections + kGrpcDescriptorsAfterStart);
     return 2;
   }
 
@@ -294,11 +294,11 @@ int main(int argc, char** argv) {
   int32_t metrics_port = metrics_flags.port;
   uint32_t metrics_connections = absl::GetFlag(FLAGS_metrics_max_connections);
   if (metrics_connections < 1 || metrics_connections > 1000) {
-    std::fprintf(stderr, "brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
+    brrr::PrintToStderr("brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
     return 2;
   }
   if (absl::Status upgrade_flags = brrr::Upgrade::CheckFlags(); !upgrade_flags.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s\n", std::string(upgrade_flags.message()).c_str());
+    brrr::PrintToStderr("brrr-echo: %s\n", std::string(upgrade_flags.message()).c_str());
     return 2;
   }
 
@@ -327,7 +327,7 @@ int main(int argc, char** argv) {
   o.reserved_descriptors =
       (admin_port != 0 ? reserved_fds : 0) + (metrics_port != 0 ? metrics_connections + kMetricsScrapeFiles : 0);
   if (absl::Status valid = brrr::server::Validate(o); !valid.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s\n", std::string(valid.message()).c_str());
+    brrr::PrintToStderr("brrr-echo: %s\n", std::string(valid.message()).c_str());
     return 2;
   }
 
@@ -348,14 +348,14 @@ int main(int argc, char** argv) {
   // --take_over / --handover_socket (upgrade.h): listeners received here are adopted below.
   auto upgrade = brrr::Upgrade::Begin();
   if (!upgrade.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s\n", std::string(upgrade.status().message()).c_str());
+    brrr::PrintToStderr("brrr-echo: %s\n", std::string(upgrade.status().message()).c_str());
     return 3;
   }
   (*upgrade)->AdoptEcho(o);
   admin_options.listener_fd = (*upgrade)->AdoptAdmin(admin_flags.host, static_cast<uint16_t>(admin_port));
   auto server = EchoServer::Create(o);
   if (!server.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s\n", std::string(server.status().message()).c_str());
+    brrr::PrintToStderr("brrr-echo: %s\n", std::string(server.status().message()).c_str());
     return 3;
   }
   brrr::EchoAdministered administered(**server);
@@ -364,7 +364,7 @@ int main(int argc, char** argv) {
     auto started = brrr::control::AdminServer::Start(
         admin_options, administered, brrr::PluginLoader::Default(o.plugin_dir).Probe());
     if (!started.ok()) {
-      std::fprintf(stderr, "brrr-echo: %s\n", std::string(started.status().message()).c_str());
+      brrr::PrintToStderr("brrr-echo: %s\n", std::string(started.status().message()).c_str());
       return 3;
     }
     admin = *std::move(started);
@@ -388,7 +388,7 @@ int main(int argc, char** argv) {
     pages.not_ready = [&administered] { return brrr::control::NotReadyReason(administered); };
     auto started = brrr::control::MetricsHttpServer::Start(std::move(mo), std::move(pages));
     if (!started.ok()) {
-      std::fprintf(stderr, "brrr-echo: %s\n", std::string(started.status().message()).c_str());
+      brrr::PrintToStderr("brrr-echo: %s\n", std::string(started.status().message()).c_str());
       return 3;
     }
     metrics = *std::move(started);
@@ -400,35 +400,34 @@ int main(int argc, char** argv) {
     if (admin_port != 0) reserve.push_back("--admin_reserved_fds");
     if (metrics_port != 0) reserve.push_back("--metrics_max_connections + 1");
     std::string which = reserve.empty() ? "" : absl::StrCat(" (the reserve is ", absl::StrJoin(reserve, " + "), ")");
-    std::fprintf(stderr, "brrr-echo: %s%s\n", std::string(started.message()).c_str(), which.c_str());
+    brrr::PrintToStderr("brrr-echo: %s%s\n", std::string(started.message()).c_str(), which.c_str());
     return 3;
   }
-  std::printf("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",
-              (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
-              o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));
+  brrr::PrintToStdout("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",
+                      (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
+                      o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));
   for (const std::string& reason : (*server)->backends_passed_over()) {
-    std::printf("brrr-echo: --backend=auto passed over %s\n", reason.c_str());
+    brrr::PrintToStdout("brrr-echo: --backend=auto passed over %s\n", reason.c_str());
   }
   if (admin != nullptr) {
-    std::printf("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection%s)\n",
-                admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");
+    brrr::PrintToStdout("brrr-echo: admin plane on %s (gRPC: brrr.admin.v1.Admin, grpc.health.v1, reflection%s)\n",
+                        admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");
   }
   if (metrics != nullptr) {
-    std::printf("brrr-echo: metrics on %s (HTTP: /metrics, /healthz, /readyz%s)\n", metrics->address().c_str(),
-                admin_options.auth.required() ? "; bearer token required" : "");
+    brrr::PrintToStdout("brrr-echo: metrics on %s (HTTP: /metrics, /healthz, /readyz%s)\n", metrics->address().c_str(),
+                        admin_options.auth.required() ? "; bearer token required" : "");
   }
   if (const auto& plan = (*server)->descriptor_plan(); plan.has_value()) {
-    std::printf(
+    brrr::PrintToStdout(
         "brrr-echo: descriptors: up to %llu for echo connections (limit %llu, %llu open at start, %llu kept "
         "for the admin plane and metrics port)\n",
         static_cast<unsigned long long>(plan->for_connections), static_cast<unsigned long long>(plan->limit),
         static_cast<unsigned long long>(plan->open_at_start), static_cast<unsigned long long>(plan->reserved));
   }
-  std::fflush(stdout);
 
   int exit_code = 0;
   if (absl::Status serving = (*upgrade)->Serve(**server, admin.get(), metrics.get()); !serving.ok()) {
-    std::fprintf(stderr, "brrr-echo: %s; draining\n", std::string(serving.message()).c_str());
+    brrr::PrintToStderr("brrr-echo: %s; draining\n", std::string(serving.message()).c_str());
     // Without --drain_grace: the old process never stopped accepting on these sockets.
     (*server)->DrainHandedOver();
     exit_code = 3;
@@ -446,18 +445,16 @@ int main(int argc, char** argv) {
 
   brrr::server::ServerStats s = (*server)->stats();
   int64_t now = brrr::MonotonicNanos();
-  std::printf(
+  brrr::PrintToStdout(
       "brrr-echo: drained in %.3f s: %llu connections served, %llu closed at the drain deadline, "
       "%llu closed by a second signal, %llu bytes in, %llu bytes out, up %.3f s; at the deadline %llu closed "
       "cleanly, %llu with a reset, %llu bytes discarded after the end of stream\n",
       static_cast<double>(now - drain_started) / 1e9, static_cast<unsigned long long>(s.connections_accepted),
       static_cast<unsigned long long>(s.connections_closed_drain),
       static_cast<unsigned long long>(s.connections_closed_by_signal), static_cast<unsigned long long>(s.bytes_in),
-      static_cast<unsigned long long>(s.bytes_out),
-      static_cast<double>(now - (*server)->started_at_ns()) / 1e9,
+      static_cast<unsigned long long>(s.bytes_out), static_cast<double>(now - (*server)->started_at_ns()) / 1e9,
       static_cast<unsigned long long>(s.connections_closed_drain_clean),
       static_cast<unsigned long long>(s.connections_closed_drain_reset),
       static_cast<unsigned long long>(s.bytes_discarded));
-  std::fflush(stdout);
   return exit_code;
 }

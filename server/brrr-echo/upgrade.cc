@@ -2,10 +2,9 @@
 
 #include <unistd.h>
 
-#include <cstdio>
-
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "runtime/line_output.h"
 
 ABSL_FLAG(std::string, handover_socket, "",
           "Listen on this UNIX socket (created 0600, removed at exit) for a new brrr-echo started with "
@@ -47,8 +46,8 @@ absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
     // did: nobody serves the ports, so starting afresh takes them from no one (and if a process
     // still holds them after all, binding fails and this one exits 3).
     if (!absl::IsNotFound(taking.status()) || !absl::GetFlag(FLAGS_take_over_or_start)) return taking.status();
-    std::printf("brrr-echo: no brrr-echo listens for a hand-over at %s: starting afresh (--take_over_or_start)\n",
-                take_over.c_str());
+    PrintToStdout("brrr-echo: no brrr-echo listens for a hand-over at %s: starting afresh (--take_over_or_start)\n",
+                  take_over.c_str());
     if (!handover.empty() && handover == take_over) {
       if (absl::Status opened = upgrade->OpenHandoverSocket(handover); !opened.ok()) return opened;
     }
@@ -85,11 +84,10 @@ absl::Status Upgrade::OpenHandoverSocket(const std::string& path) {
     // The new process accepts on every socket now: stop here and let open connections finish.
     if (admin_ != nullptr) admin_->StopAccepting();
     if (metrics_ != nullptr) metrics_->StopAccepting();
-    std::printf("brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
-                static_cast<int>(pid),
-                static_cast<long long>(
-                    std::chrono::duration_cast<std::chrono::milliseconds>(server_->options().drain_timeout).count()));
-    std::fflush(stdout);
+    PrintToStdout("brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
+                  static_cast<int>(pid),
+                  static_cast<long long>(
+                      std::chrono::duration_cast<std::chrono::milliseconds>(server_->options().drain_timeout).count()));
     server_->DrainHandedOver();  // the new process accepts already: no grace
   };
   absl::StatusOr<std::unique_ptr<server::HandoverListener>> listening =
@@ -136,9 +134,8 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
     std::string path = taking_->path();
     taking_.reset();
     if (!committed.ok()) return committed;
-    std::printf("brrr-echo: took over the listeners of pid %d through %s; it drains\n", static_cast<int>(old_pid),
-                path.c_str());
-    std::fflush(stdout);
+    PrintToStdout("brrr-echo: took over the listeners of pid %d through %s; it drains\n", static_cast<int>(old_pid),
+                  path.c_str());
   }
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -152,14 +149,13 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
     // The path just taken over from. The old process has let go: draining now would leave
     // the port to nobody, so this process serves on, only without a way to hand over.
     if (absl::Status opened = OpenHandoverSocket(path); !opened.ok()) {
-      std::fprintf(stderr, "brrr-echo: warning: %s; serving on, but no new process can take over from this one\n",
-                   std::string(opened.message()).c_str());
+      PrintToStderr("brrr-echo: warning: %s; serving on, but no new process can take over from this one\n",
+                    std::string(opened.message()).c_str());
       return absl::OkStatus();
     }
   }
-  std::printf("brrr-echo: hand-over socket at %s (brrr-echo --take_over=%s takes the listeners)\n", path.c_str(),
-              path.c_str());
-  std::fflush(stdout);
+  PrintToStdout("brrr-echo: hand-over socket at %s (brrr-echo --take_over=%s takes the listeners)\n", path.c_str(),
+                path.c_str());
   return absl::OkStatus();
 }
 

@@ -33,7 +33,8 @@ namespace brrr::testing {
 
 class AdminFixture : public ::testing::Test {
  protected:
-  // brrr-echo with its admin plane on a free port; `options` for the child (a descriptor limit).
+  // brrr-echo with its admin plane on a free port; `options` for the child (a descriptor limit,
+  // where its output goes).
   void Start(std::vector<std::string> extra = {}, ProcessOptions options = {}) {
     admin_port_ = PickFreePort();
     std::vector<std::string> args = {"--port=0", "--admin_port=" + std::to_string(admin_port_)};
@@ -43,11 +44,19 @@ class AdminFixture : public ::testing::Test {
       args.push_back("--admin_token_file=" + path);
     }
     args.insert(args.end(), extra.begin(), extra.end());
-    server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
-    port_ = server_->ListeningPort();
-    ASSERT_NE(port_, 0) << server_->err();
-    ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
-        << server_->out() << server_->err();
+    if (options.output_fd >= 0) {
+      // Its output goes where the test said, unread here: it is up once both ports accept.
+      port_ = PickFreePort();
+      args[0] = "--port=" + std::to_string(port_);
+      server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
+      ASSERT_TRUE(WaitUntilAccepting(port_) && WaitUntilAccepting(admin_port_));
+    } else {
+      server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
+      port_ = server_->ListeningPort();
+      ASSERT_NE(port_, 0) << server_->err();
+      ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
+          << server_->out() << server_->err();
+    }
     channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
     stub_ = brrr::admin::v1::Admin::NewStub(channel_);
   }

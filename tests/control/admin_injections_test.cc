@@ -1,13 +1,14 @@
 // The admin plane's injected tasks on a real brrr-echo over a real gRPC channel: what a
 // blocking task does to echoes, stall counters and the figures read during it, what a
-// non-blocking sleep does not, cancelling, WatchStalls' stacks of a stuck loop, and repeated
-// runs on every loop.
+// non-blocking sleep does not, cancelling, WatchStalls' stacks of a stuck loop, a stall
+// reported into a pipe nobody reads, and repeated runs on every loop.
 #include <sys/ioctl.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -16,6 +17,8 @@
 #include "tests/control/admin_fixture.h"
 #include "tests/control/admin_probes.h"
 #include "tests/testing/net.h"
+#include "tests/testing/pipe.h"
+#include "tests/testing/process.h"
 
 namespace brrr {
 namespace {
@@ -226,6 +229,50 @@ TEST_F(InjectionTest, WatchStallsShowsWhereABlockedLoopIsStuckWhileItIs) {
     context->TryCancel();
     stream->Finish();
   }
+}
+
+// What the server prints goes to a pipe nobody reads (a supervisor that stopped reading it,
+// `brrr-echo | less` scrolled back): the loop that reports a stall there goes on serving, the
+// report comes out once the pipe is read, and with the pipe full again SIGTERM still drains
+// the server and it exits. Before, the loop waited in the report's write() for as long as
+// nobody read: the stall is counted before it is printed, so the echo below found it stuck.
+TEST_F(InjectionTest, AStallReportToAPipeNobodyReadsHoldsUpNeitherTheLoopNorTheDrain) {
+  testing::TestPipe output;
+  output.Fill();
+  testing::ProcessOptions options;
+  options.output_fd = output.write_end();
+  Start({"--stall_threshold=50ms"}, options);
+  const uint64_t stalls_before = Stats().total().stalls();
+  Inject(admin::BLOCKING_SPIN, 300);
+  StatsWhen([&](const admin::Stats& s) {
+    return s.total().stalls() > stalls_before && s.loops(0).current_task() != "inject:blocking_spin";
+  });
+  {
+    testing::BlockingClient client(port_);
+    ASSERT_TRUE(client.send_all("still serving"));
+    EXPECT_EQ(client.recv_exact(13), "still serving") << "the loop is stuck writing to the full pipe";
+  }
+
+  // Read: what it printed meanwhile comes out, in order.
+  const std::string report = "brrr: loop 0: executing <inject:blocking_spin> took";
+  std::string printed;
+  for (int i = 0; i < 3000 && printed.find(report) == std::string::npos; ++i) {
+    printed += output.ReadAvailable();
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  const size_t listening = printed.find("brrr-echo: listening on");
+  const size_t stall = printed.find(report);
+  ASSERT_NE(listening, std::string::npos) << printed;
+  ASSERT_NE(stall, std::string::npos) << printed;
+  EXPECT_LT(listening, stall) << printed;
+
+  // Full again: the drain is not held up by its notices, and the exit waits for them only a
+  // moment (LineOutput::kExitPatience).
+  output.ReadAvailable();
+  output.Fill();
+  server_->Signal(SIGTERM);
+  EXPECT_EQ(server_->Wait(std::chrono::seconds(30)), std::optional<int>(0))
+      << "with its output full the server did not drain and exit";
 }
 
 TEST_F(InjectionTest, RepeatedRunsOnEveryLoop) {

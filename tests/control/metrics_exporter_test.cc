@@ -14,10 +14,12 @@
 #include "gtest/gtest.h"
 #include "prometheus/check_names.h"
 #include "prometheus/text_serializer.h"
+#include "runtime/line_output.h"
 #include "runtime/loop_stats.h"
 #include "runtime/manual_clock.h"
 #include "server/server_stats.h"
 #include "tests/control/fake_administered.h"
+#include "tests/testing/pipe.h"
 
 namespace brrr::control {
 namespace {
@@ -275,6 +277,28 @@ TEST(ProcessFiguresTest, ReadsThisProcess) {
   EXPECT_GE(process["process_open_fds"].metric[0].gauge.value, 3) << "stdin, stdout, stderr";
   EXPECT_GE(process["process_threads"].metric[0].gauge.value, 1);
   EXPECT_GT(process["process_start_time_seconds"].metric[0].gauge.value, 1.6e9) << "after 2020";
+}
+
+// The lines a LineOutput dropped, per stream: here one on stdout, whose reader has gone.
+TEST(ProcessFiguresTest, CountsTheOutputLinesDroppedPerStream) {
+  testing::TestPipe out;
+  testing::TestPipe err;
+  out.CloseReadEnd();
+  LineOutput output(out.write_end(), err.write_end());
+  output.Write(OutputStream::kStdout, "to nobody");
+  output.Write(OutputStream::kStderr, "to the reader");
+  ASSERT_TRUE(output.Flush(absl::Seconds(30)));
+  std::map<std::string, MetricFamily> process = ByName(ProcessFigures(output).Collect());
+  ASSERT_EQ(process.count("brrr_output_lines_dropped_total"), 1u);
+  const MetricFamily& dropped = process["brrr_output_lines_dropped_total"];
+  EXPECT_EQ(dropped.type, MetricType::Counter);
+  std::map<std::string, double> by_stream;
+  for (const ClientMetric& m : dropped.metric) {
+    ASSERT_EQ(m.label.size(), 1u);
+    EXPECT_EQ(m.label[0].name, "stream");
+    by_stream[m.label[0].value] = m.counter.value;
+  }
+  EXPECT_EQ(by_stream, (std::map<std::string, double>{{"stderr", 0}, {"stdout", 1}}));
 }
 
 }  // namespace

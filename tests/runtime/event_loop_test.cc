@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/line_output.h"
 #include "runtime/manual_clock.h"
 #include "runtime/socket.h"
 #include "tests/testing/backends.h"
@@ -339,6 +340,7 @@ TEST_P(EventLoopTest, ExceptionEscapingATaskIsReportedAndTheLoopGoesOn) {
   });
   ::testing::internal::CaptureStderr();
   loop->run_forever();
+  ASSERT_TRUE(LineOutput::Process().Flush(absl::Seconds(10)));  // the report is written by its own thread
   std::string err = ::testing::internal::GetCapturedStderr();
   EXPECT_TRUE(after);
   EXPECT_EQ(loop->stats().callback_errors, 1u);

@@ -3,8 +3,6 @@
 // without a busy loop, client resets at any point, --reply_prefix, limits, the receive pool
 // and IPv6. (Signals and drains: echo_server_signals_test; flags and where plugins come from:
 // echo_server_flags_test.)
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -52,19 +50,8 @@ TEST_P(EchoServerTest, StartedWithItsStandardDescriptorsClosedKeepsThemOnDevNull
   ProcessOptions options;
   options.standard_descriptors_closed = true;
   Process server(EchoBinary(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--loops=2"}, options);
-  // It prints nothing we can read, so it is up once a connection is accepted (30 s at most).
-  bool up = false;
-  for (int attempt = 0; attempt < 3000 && !up; ++attempt) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_port = htons(port);
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    up = ::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    ::close(fd);
-    if (!up) std::this_thread::sleep_for(milliseconds(10));
-  }
-  ASSERT_TRUE(up) << "brrr-echo never accepted on port " << port;
+  // It prints nothing we can read, so it is up once a connection is accepted.
+  ASSERT_TRUE(testing::WaitUntilAccepting(port)) << "brrr-echo never accepted on port " << port;
   BlockingClient client(port);
   ASSERT_TRUE(client.send_all("hi"));
   EXPECT_EQ(client.recv_exact(2), "hi");

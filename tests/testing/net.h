@@ -4,6 +4,7 @@
 #define BRRR_TESTS_TESTING_NET_H_
 
 #include <cstddef>
+#include <chrono>
 #include <cstdint>
 #include <string>
 
@@ -24,6 +25,11 @@ std::string RandomBytes(size_t size, uint32_t seed);
 // running alongside cannot take it before the program binds it. Never the same port twice in
 // one process.
 uint16_t PickFreePort();
+
+// Whether a server on 127.0.0.1:`port` accepts a connection within `timeout` (tried every
+// 10 ms): for a server whose output the test does not read, where no "listening on" line
+// says that it is up.
+bool WaitUntilAccepting(uint16_t port, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 // The most a client that never reads can get a server to take from it before its sends block,
 // when the server stops reading it once `server_bound` bytes are queued for it, on this

@@ -66,8 +66,8 @@ Process::Process(const std::string& binary, const std::vector<std::string>& args
   envp.push_back(nullptr);
   pid_ = fork();
   if (pid_ == 0) {
-    dup2(out[1], 1);
-    dup2(err[1], 2);
+    dup2(options.output_fd >= 0 ? options.output_fd : out[1], 1);
+    dup2(options.output_fd >= 0 ? options.output_fd : err[1], 2);
     if (options.max_open_files > 0) {
       rlimit r{options.max_open_files, options.max_open_files};
       setrlimit(RLIMIT_NOFILE, &r);

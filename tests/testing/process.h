@@ -45,6 +45,9 @@ struct ProcessOptions {
   // Starts the child with descriptors 0, 1 and 2 closed (as `prog <&- >&- 2>&-` would); out()
   // and err() then stay empty.
   bool standard_descriptors_closed = false;
+  // When >= 0: the child's stdout and stderr are this descriptor (a pipe the test reads as it
+  // likes, or never) instead of pipes collected into out() and err(), which then stay empty.
+  int output_fd = -1;
 };
 
 // The exit code of a child that could not get a network namespace of its own.
