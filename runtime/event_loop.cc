@@ -126,6 +126,14 @@ bool EventLoop::call_soon_threadsafe(Callback fn, TaskLabel label) {
   return inbox_.push(ReadyTask{std::move(fn), label});
 }
 
+void EventLoop::finish() {
+  owner_.check("EventLoop::finish");
+  std::vector<ReadyTask> posted = inbox_.close_and_take();
+  finished_.store(true, std::memory_order_release);
+  CurrentLoopScope scope(this);
+  for (ReadyTask& t : posted) run_task(t.fn, t.label, task_clock_.end());
+}
+
 void EventLoop::stop() {
   stop_requested_.store(true, std::memory_order_release);
   if (!owner_.is_current()) reactor_->wake();

@@ -157,8 +157,11 @@ class alignas(4096) EventLoop {
                       TaskLabel label = std::source_location::current());
 
   // ---- Any thread. ----
-  // Queues fn and wakes the loop. False (fn dropped) once the loop is being destroyed.
+  // Queues fn and wakes the loop. False (fn dropped) once the loop has finished (finish()) or
+  // is being destroyed.
   bool call_soon_threadsafe(Callback fn, TaskLabel label = std::source_location::current());
+  // Whether finish() has been called: the loop will not run again.
+  bool finished() const { return finished_.load(std::memory_order_acquire); }
   // Makes run_forever() return after the current iteration.
   void stop();
   // Loop thread: stop() once no socket is still closing (closed while an operation was in
@@ -175,6 +178,11 @@ class alignas(4096) EventLoop {
   // One iteration; returns after at most `max_wait` of waiting for I/O. Mostly for tests.
   void run_once(Duration max_wait);
   bool is_running() const { return running_.load(std::memory_order_relaxed); }
+  // The loop's thread, once run_forever() has returned for the last time: says the loop will
+  // not run again. Other threads' calls then get false from call_soon_threadsafe() instead of
+  // waiting for a loop that is gone, and the ones posted before finish() run here, in order
+  // (a server's loop that has drained still answers the admin plane's questions: no sockets).
+  void finish();
 
   // ---- Introspection: any thread. ----
   LoopStats stats() const;
@@ -277,6 +285,7 @@ class alignas(4096) EventLoop {
   TaskContext* tasks_head_ = nullptr;  // intrusive list of live coroutine tasks
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> running_{false};
+  std::atomic<bool> finished_{false};
   TaskClock task_clock_;
   const int64_t started_at_ns_;
   int64_t io_batch_time_ns_;

@@ -7,7 +7,7 @@
 // The loop clears the flag before it swaps, so a push that races with a drain either lands in
 // the drained batch or wakes the loop again: nothing is left behind while the loop sleeps.
 //
-// Threads: push() and close() from any thread; drain_into() from the loop thread.
+// Threads: push(), close() and close_and_take() from any thread; drain_into() from the loop thread.
 #ifndef BRRR_RUNTIME_THREADSAFE_QUEUE_H_
 #define BRRR_RUNTIME_THREADSAFE_QUEUE_H_
 
@@ -45,14 +45,16 @@ class ThreadsafeQueue {
   }
 
   // Refuses further pushes and destroys what is pending, without running it.
-  void close() {
-    std::vector<ReadyTask> dropped;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      closed_ = true;
-      dropped.swap(pending_);
-      depth_.store(0, std::memory_order_relaxed);
-    }
+  void close() { std::vector<ReadyTask> dropped = close_and_take(); }
+
+  // Refuses further pushes and returns what is pending, in the order it was pushed.
+  std::vector<ReadyTask> close_and_take() {
+    std::vector<ReadyTask> pending;
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    pending.swap(pending_);
+    depth_.store(0, std::memory_order_relaxed);
+    return pending;
   }
 
   // Tasks pushed and not yet drained. Any thread.

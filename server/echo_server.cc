@@ -154,7 +154,12 @@ absl::Status EchoServer::Start() {
   int64_t started = MonotonicNanos();
   for (auto& shard : shards_) {
     shard->start();
-    threads_.emplace_back([s = shard.get()] { s->loop().run_forever(); });
+    threads_.emplace_back([s = shard.get()] {
+      s->loop().run_forever();
+      // Drained: the admin plane's calls to this loop are answered here from now on, not waited
+      // for (it has no sockets left to list or close, nothing to throttle).
+      s->loop().finish();
+    });
   }
   started_at_ns_.store(started);
   return absl::OkStatus();

@@ -161,7 +161,10 @@ grpc::Status AdminService::ListSockets(Context* context, const admin::ListSocket
   uint64_t matched = 0;
   for (size_t k = 0; k < loops.size(); ++k) {
     const uint32_t i = loops[k];
-    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[i], wait));
+    if (!answers[k].has_value()) {
+      if (loops_[i]->finished()) continue;  // drained: no sockets
+      return ToGrpc(detail::LoopDidNotAnswer(*loops_[i], wait));
+    }
     std::vector<SocketInfo>* sockets = &*answers[k];
     std::sort(sockets->begin(), sockets->end(),
               [](const SocketInfo& a, const SocketInfo& b) { return a.age_ns < b.age_ns; });
@@ -186,7 +189,7 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
   std::vector<std::optional<bool>> applied = CallInLoops(
       loops_, [](size_t) { return true; }, [](bool) { return false; }, wait, "admin:throttle_applied");
   for (size_t i = 0; i < loops_.size(); ++i) {
-    if (applied[i].has_value()) continue;
+    if (applied[i].has_value() || loops_[i]->finished()) continue;  // a drained loop accepts nothing
     return ToGrpc(absl::UnavailableError(absl::StrCat("the throttles are set, but ",
                                                       detail::LoopDidNotAnswer(*loops_[i], wait).message(),
                                                       "; it applies them once it gets to them")));
@@ -254,7 +257,10 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
     return grpc::Status::OK;
   }
   for (size_t k = 0; k < ids.size(); ++k) {
-    if (!answers[k].has_value()) return ToGrpc(detail::LoopDidNotAnswer(*loops_[ids[k]], wait));
+    // A drained loop has no connection to close.
+    if (!answers[k].has_value() && !loops_[ids[k]]->finished()) {
+      return ToGrpc(detail::LoopDidNotAnswer(*loops_[ids[k]], wait));
+    }
   }
   return grpc::Status(grpc::StatusCode::NOT_FOUND,
                       request->has_loop() ? absl::StrCat("no connection with fd ", fd, " on loop ", request->loop())

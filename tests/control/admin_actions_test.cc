@@ -304,6 +304,44 @@ TEST_F(AdminActionsTest, StallThresholdIsLiveAndWatchStallsStreamsEachStall) {
   stream->Finish();
 }
 
+// During a drain, a loop whose connections have all ended stops for good. The actions that ask
+// every loop (ListSockets, SetThrottle, CloseConnection) answer from the loops still draining,
+// where they failed after their wait with "loop 0 did not answer ...: it is not running": the
+// operator sees, and can close, the connection that holds the drain up.
+TEST_F(AdminActionsTest, ActionsOnEveryLoopAnswerOnceADrainedLoopHasStopped) {
+  Start({"--loops=2", "--drain_timeout=60s"});
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients = OneClientOnEachLoop(2);
+  ASSERT_EQ(clients.size(), 2u);
+  clients[0].reset();  // loop 0 has nothing left to drain
+  admin::DrainResponse drain;
+  ASSERT_TRUE(stub_->Drain(Context().get(), admin::DrainRequest(), &drain).ok());
+  StatsWhen([](const admin::Stats& s) { return s.loops(0).sockets() == 0; });  // its listener closed too
+
+  admin::ListSocketsResponse all;
+  grpc::Status listed = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &all);
+  ASSERT_TRUE(listed.ok()) << listed.error_message();
+  ASSERT_EQ(all.sockets_size(), 1) << all.DebugString();
+  EXPECT_EQ(all.sockets(0).loop(), 1u);
+  EXPECT_EQ(all.sockets(0).peer(), LocalAddress(clients[1]->fd()));
+
+  admin::SetThrottleRequest throttle;
+  throttle.set_max_connections(5000);
+  admin::Throttle set;
+  grpc::Status throttled = stub_->SetThrottle(Context().get(), throttle, &set);
+  EXPECT_TRUE(throttled.ok()) << throttled.error_message();
+
+  admin::CloseConnectionRequest close;
+  close.set_fd(all.sockets(0).fd());
+  admin::CloseConnectionResponse closed;
+  grpc::Status closing = stub_->CloseConnection(Context().get(), close, &closed);
+  ASSERT_TRUE(closing.ok()) << closing.error_message();
+  EXPECT_EQ(clients[1]->recv_until_eof(), "");
+  // Nothing holds the drain up any more.
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << server_->err();
+}
+
 TEST_F(AdminActionsTest, DrainStopsAcceptingFlushesAndExits) {
   Start({"--drain_timeout=60s"});
   testing::BlockingClient client(port_);

@@ -347,6 +347,33 @@ TEST_P(EventLoopTest, ExceptionEscapingATaskIsReportedAndTheLoopGoesOn) {
   EXPECT_NE(err.find("exception escaped <thrower>: boom"), std::string::npos) << err;
 }
 
+// finish(): what other threads posted before it runs there, in order, on the loop's thread;
+// what they post after it is refused (false) and never runs.
+TEST_P(EventLoopTest, FinishRunsWhatWasPostedAndRefusesWhatComesAfter) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  loop->call_soon([&] { loop->stop(); });
+  loop->run_forever();
+  std::vector<std::string> ran;
+  EventLoop* current_when_run = nullptr;
+  std::thread poster([&] {
+    EXPECT_TRUE(loop->call_soon_threadsafe([&] { ran.push_back("first"); }));
+    EXPECT_TRUE(loop->call_soon_threadsafe([&] {
+      ran.push_back("second");
+      current_when_run = EventLoop::current();
+    }));
+  });
+  poster.join();
+  EXPECT_TRUE(ran.empty());
+  EXPECT_FALSE(loop->finished());
+  loop->finish();
+  EXPECT_TRUE(loop->finished());
+  EXPECT_EQ(ran, (std::vector<std::string>{"first", "second"}));
+  EXPECT_EQ(current_when_run, loop.get());
+  std::thread late([&] { EXPECT_FALSE(loop->call_soon_threadsafe([&] { ran.push_back("late"); })); });
+  late.join();
+  EXPECT_EQ(ran.size(), 2u);
+}
+
 TEST_P(EventLoopTest, CurrentIsSetOnlyWhileRunning) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
   EXPECT_EQ(EventLoop::current(), nullptr);
