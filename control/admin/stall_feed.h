@@ -29,8 +29,11 @@ namespace brrr::control {
 
 class StallFeed {
  public:
-  // At most this many stalls wait in the queue; older ones are dropped (and counted).
-  static constexpr size_t kQueueLimit = 10'000;
+  // At most this many stalls wait in the queue; older ones are dropped (and counted), and the
+  // consumer sees the gap in their sequence numbers. A report holds up to
+  // StallDetector::kSamplesKept stacks of up to StackSampler::kMaxFrames frames (tens of KiB),
+  // so a stream whose client does not read holds a few MiB at most, not hundreds.
+  static constexpr size_t kQueueLimit = 64;
 
   explicit StallFeed(std::vector<EventLoop*> loops, bool in_progress = false);
   ~StallFeed();
