@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace brrr::control {
 
@@ -110,8 +111,9 @@ absl::StatusOr<StallThresholdChange> CheckSetStallThreshold(const admin::SetStal
                                                             const RequestLimits& limits) {
   double ms = request.threshold_ms();
   if (!std::isfinite(ms) || ms < kMinStallThresholdMs || ms > kMaxStallThresholdMs) {
-    return absl::InvalidArgumentError(absl::StrCat("threshold_ms=", ms, " is out of range: allowed ",
-                                                   kMinStallThresholdMs, " to ", kMaxStallThresholdMs));
+    // %.15g: the digits a request has (up to 15), so that 60000.000001 does not read as 60000.
+    return absl::InvalidArgumentError(absl::StrFormat("threshold_ms=%.15g is out of range: allowed %g to %g", ms,
+                                                      kMinStallThresholdMs, kMaxStallThresholdMs));
   }
   absl::StatusOr<std::vector<uint32_t>> loops = CheckLoops(request.loops(), limits.loops);
   if (!loops.ok()) return loops.status();

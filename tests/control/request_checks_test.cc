@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -158,6 +159,11 @@ TEST(RequestChecksTest, StallThresholdIs1To60000Milliseconds) {
     r.set_threshold_ms(bad);
     ExpectRefused(CheckSetStallThreshold(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument,
                   "allowed 1 to 60000");
+  }
+  // The refusal shows the value asked for, not one rounded into the range.
+  for (auto [bad, shown] : {std::pair{60'000.000001, "threshold_ms=60000.000001 "}, std::pair{0.9999999, "=0.9999999 "}}) {
+    r.set_threshold_ms(bad);
+    ExpectRefused(CheckSetStallThreshold(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument, shown);
   }
 }
 
