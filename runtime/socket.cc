@@ -124,7 +124,9 @@ BRRR_HOT_PATH void SocketState::on_io_completion(const Completion& c) {
     }
   }
   if (waiter != nullptr) {
+    dispatching_ = true;
     waiter->on_op_complete(c);
+    dispatching_ = false;
   } else {
     // Nobody awaits this result any more: release what it carries.
     if (c.has_buffer() && LoopInternals::has_reactor(loop_)) LoopInternals::reactor(loop_).recycle_buffer(c.buffer_id);
@@ -147,6 +149,8 @@ void SocketState::close() {
   cancel(Side::kRead);
   cancel(Side::kWrite);
   if (!read_.in_flight && !write_.in_flight) {
+    // Closed by a handler on_io_completion is calling: it closes and deletes once that returns.
+    if (dispatching_) return;
     close_descriptor();
     delete this;
     return;

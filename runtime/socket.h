@@ -150,6 +150,9 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   bool closing_ = false;
   bool registered_ = true;     // in the loop's socket table
   bool awaiting_close_ = false;  // in the table's closing list
+  // Inside on_io_completion's call to its waiter, whose handler may close (destroy) the
+  // socket: close() then leaves the delete to on_io_completion, which reads this state after.
+  bool dispatching_ = false;
 };
 
 // The shared part of every socket awaitable: submit on suspend, resume on the final

@@ -85,6 +85,36 @@ TEST_P(ReceiverTest, ReceivesEverythingIntoPoolBuffersUntilEndOfStream) {
   EXPECT_EQ(LoopInternals::receive_buffers(*loop_)->in_use(), 0u) << "every buffer went back";
 }
 
+// A handler may destroy what owns the socket and its receiver from inside on_end, which the
+// socket's completion calls: the socket is closed and freed once, after that call returns.
+// Before, it read itself after being freed, and closed its descriptor and freed itself a second
+// time (a double close() can close a descriptor another thread has just been given).
+TEST_P(ReceiverTest, AHandlerThatDestroysItsConnectionInOnEndClosesItOnce) {
+  struct Connection : Receiver::Handler {
+    Connection(Socket s, std::unique_ptr<Connection>* owner, bool* ended)
+        : socket(std::move(s)), receiver(socket, *this), owner(owner), ended(ended) {}
+    void on_data(Chunk) override {}
+    void on_end(absl::Status) override {
+      *ended = true;
+      owner->reset();  // destroys this: the receiver, then the socket
+    }
+    Socket socket;
+    Receiver receiver;
+    std::unique_ptr<Connection>* owner;
+    bool* ended;
+  };
+  BlockingClient client(port());
+  bool ended = false;
+  std::unique_ptr<Connection> connection;
+  connection = std::make_unique<Connection>(Accept(), &connection, &ended);
+  connection->receiver.start();
+  const uint64_t sockets_before = loop_->stats().sockets;
+  client.close();
+  RunUntil([&] { return ended; });
+  EXPECT_EQ(connection, nullptr);
+  EXPECT_EQ(loop_->stats().sockets, sockets_before - 1) << "the connection's socket is gone, once";
+}
+
 TEST_P(ReceiverTest, AReadLimitCapsEveryChunkAndLosesNothing) {
   BlockingClient client(port());
   Socket conn = Accept();
