@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
 namespace brrr {
@@ -43,12 +44,28 @@ void Sender::grow() {
 
 BRRR_HOT_PATH void Sender::push(Chunk&& chunk) {
   if (failed_ || chunk.size() == 0) return;
+  // Queued behind a chunk no send in flight reads, a chunk that fills less than a quarter of
+  // its buffer goes into that chunk's room if it fits (see the header).
+  if (count_ > in_flight_chunks_ && chunk.size() * 4 < chunk.capacity() && append_to_tail(chunk)) {
+    chunk.reset();
+    return;
+  }
   if (count_ == capacity_) grow();
   queued_bytes_ += chunk.size();
   at(count_) = std::move(chunk);
   ++count_;
   state_->set_queued_bytes(queued_bytes_);
   if (!in_flight_) LoopInternals::defer_flush(state_->loop(), *this);
+}
+
+bool Sender::append_to_tail(const Chunk& chunk) {
+  Chunk& tail = at(count_ - 1);
+  if (tail.capacity() - tail.size() < chunk.size()) return false;
+  std::memcpy(tail.data() + tail.size(), chunk.data(), chunk.size());
+  tail.set_size(tail.size() + chunk.size());
+  queued_bytes_ += chunk.size();
+  state_->set_queued_bytes(queued_bytes_);
+  return true;
 }
 
 BRRR_HOT_PATH void Sender::flush() {

@@ -21,6 +21,14 @@
 // before the flush returns; otherwise a send operation is started (it waits for room, or on
 // io_uring joins the loop's next batch), as it always is when the queue needs a gathered send.
 //
+// Small chunks behind a backlog: a chunk holds its whole buffer (a 16 KiB pool buffer) until
+// its last byte is sent, so a peer that sends one byte at a time and never reads would make
+// each queued byte pin a buffer. A chunk that fills less than a quarter of its buffer and is
+// pushed behind a queued chunk that no send in flight reads is copied into that chunk's spare
+// room when it fits, and its own buffer goes back at once. The queue then holds at most about
+// 4/3 of its bytes in buffers, plus one (a lone small chunk, or the first after a full tail).
+// An idle or keeping-up queue never copies: the chunk is queued as it came.
+//
 // The socket is in its loop's write set while anything is queued or in flight.
 // An idle Sender owns no memory beyond itself, and one that never holds more than one chunk
 // (a connection answering one request at a time) never allocates: its first chunk has a slot
@@ -97,6 +105,8 @@ class Sender final : public DeferredFlush, public detail::IoWaiter {
   Chunk& at(size_t i) { return ring()[(head_ + i) & (capacity_ - 1)]; }
   void pop_front();
   void grow();
+  // Copies `chunk` into the room after the last queued chunk's bytes; false if it does not fit.
+  bool append_to_tail(const Chunk& chunk);
   // Takes `sent` bytes off the front of the queue.
   void consume(size_t sent);
 

@@ -219,6 +219,32 @@ TEST_P(SenderTest, PartialGatheredSendsResumeWhereTheyStopped) {
   EXPECT_TRUE(received == expected) << "the bytes differ";
 }
 
+// Small chunks queued behind a backlog are packed into the room after the queue's last chunk
+// instead of each keeping its own buffer (a peer sending a byte at a time and never reading
+// would otherwise pin a buffer per byte): ten thousand one-byte chunks in 16 KiB blocks leave
+// the queue a few slots long, and every byte arrives, in order.
+TEST_P(SenderTest, SmallChunksBehindABacklogArePackedAndArriveInOrder) {
+  BlockingClient client(port());
+  client.set_receive_buffer(16384);
+  Socket socket = Accept();
+  SentLog log;
+  Sender sender(socket, log);
+  const std::string backlog = Pattern(4 << 20, 11);  // more than the socket buffers take
+  const std::string small = Pattern(10'000, 5);
+  sender.push(HeapChunk(backlog));
+  RunUntil([&] { return log.sent > 0 || !log.error.ok(); });  // the socket is full: the rest waits
+  for (char byte : small) sender.push(HeapChunk(std::string(1, byte), 16383));
+  EXPECT_EQ(sender.queued_bytes(), backlog.size() - log.sent + small.size());
+  EXPECT_LE(sender.owned_bytes(), 4 * sizeof(Chunk)) << "a queue slot per small chunk";
+  std::string received;
+  std::thread reader([&] { received = client.recv_exact(backlog.size() + small.size()); });
+  RunUntil([&] { return sender.idle() || !log.error.ok(); });
+  reader.join();
+  EXPECT_TRUE(log.error.ok()) << log.error;
+  EXPECT_EQ(log.sent, backlog.size() + small.size());
+  EXPECT_TRUE(received == backlog + small) << "the bytes differ";
+}
+
 // A sender that goes away while its gathered send waits on a full socket buffer leaves the
 // memory to the socket until the backend is done with it (ASan checks the rest).
 TEST_P(SenderTest, GoingAwayWithASendInFlightIsSafe) {
