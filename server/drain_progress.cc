@@ -42,8 +42,17 @@ void DrainProgress::LoopStoppedAccepting() {
 }
 
 void DrainProgress::LoopPastDeadline(uint64_t open) {
-  uint64_t total = open_at_deadline_.fetch_add(open) + open;
-  if (past_deadline_.fetch_add(1) + 1 != loops_) return;
+  open_at_deadline_.fetch_add(open);
+  past_deadline_.fetch_add(1);
+  Settled();
+}
+
+void DrainProgress::LoopDrainedInTime() { Settled(); }
+
+void DrainProgress::Settled() {
+  // A loop that drained in time counts too: with several loops, one usually empties first.
+  if (settled_.fetch_add(1) + 1 != loops_ || past_deadline_.load() == 0) return;
+  const uint64_t total = open_at_deadline_.load();
   PrintToStdout(
       "brrr-echo: drain: deadline: closing %llu open connections (echoing what was read, then shutting the write "
       "side)\n",

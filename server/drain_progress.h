@@ -15,7 +15,9 @@
 //   DrainProgress progress(loops);
 //   progress.Started(grace, timeout);      // any thread, once
 //   progress.LoopStoppedAccepting();       // each loop, once; the last one logs
-//   progress.LoopPastDeadline(open);       // each loop, once; the last one logs
+//   progress.LoopPastDeadline(open);       // each loop that reaches its deadline, once
+//   progress.LoopDrainedInTime();          // each loop whose connections all ended before it
+//                                          // (the last of those two calls logs the deadline)
 //   progress.phase();                      // any thread
 //
 // Threads: every method may be called from any thread; no locks (atomics only).
@@ -44,19 +46,26 @@ class DrainProgress {
   void Started(Duration grace, Duration timeout);
   // One loop closed its listener; the last of them logs that accepting has ended.
   void LoopStoppedAccepting();
-  // One loop reached its drain deadline with `open` connections; the last of them logs how
-  // many were left to close over all loops.
+  // One loop reached its drain deadline with `open` connections. Once every loop has either
+  // reached it or drained in time, the last one logs how many were left to close over all
+  // loops (if any loop reached it).
   void LoopPastDeadline(uint64_t open);
+  // One loop drained before its deadline (its deadline will not come).
+  void LoopDrainedInTime();
 
   DrainPhase phase() const;
 
  private:
+  // One more loop is past its deadline or drained in time; the last logs the deadline.
+  void Settled();
+
   const int loops_;
   std::atomic<int64_t> timeout_ns_{0};
   std::atomic<bool> had_grace_{false};  // without one, brrr-echo's own drain line says it all
   std::atomic<bool> started_{false};
   std::atomic<int> stopped_accepting_{0};
   std::atomic<int> past_deadline_{0};
+  std::atomic<int> settled_{0};  // loops past their deadline or drained in time
   std::atomic<uint64_t> open_at_deadline_{0};
 };
 

@@ -365,6 +365,7 @@ void Shard::force_close_all(CloseReason reason) {
 
 void Shard::maybe_drained() {
   if (!draining_ || accepting() || connections_ != nullptr || !on_drained_) return;
+  if (!deadline_passed_) progress_.LoopDrainedInTime();
   idle_sweep_.cancel();
   grace_end_.cancel();
   drain_deadline_.cancel();
