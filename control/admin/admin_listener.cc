@@ -121,18 +121,28 @@ void AdminListener::AcceptOne(grpc::Server* server) {
     }
     return;  // EAGAIN, EINTR, or a connection that died in the backlog
   }
+  absl::StatusOr<SocketAddress> address = SocketAddress::PeerOf(fd);
+  const std::string peer = address.ok() ? address->ToString() : "an unknown peer";
+  std::lock_guard<std::mutex> lock(handed_mu_);
   ForgetClosed();
   if (handed_.size() >= max_connections_) {
-    std::string peer = "an unknown peer";
-    if (absl::StatusOr<SocketAddress> a = SocketAddress::PeerOf(fd); a.ok()) peer = a->ToString();
-    ::close(fd);
-    if (IsPowerOfTen(++refused_)) {
-      PrintToStderr(
-          "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one "
-          "from %s (%llu refused so far); idle ones close after --admin_idle_timeout\n",
-          max_connections_, peer.c_str(), static_cast<unsigned long long>(refused_));
+    std::optional<std::string> evicted = EvictOneNotAllowed();
+    if (!evicted.has_value()) {
+      ::close(fd);
+      if (IsPowerOfTen(++refused_)) {
+        PrintToStderr(
+            "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one "
+            "from %s (%llu refused so far); idle ones close after --admin_idle_timeout\n",
+            max_connections_, peer.c_str(), static_cast<unsigned long long>(refused_));
+      }
+      return;
     }
-    return;
+    if (IsPowerOfTen(++evicted_)) {
+      PrintToStderr(
+          "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one from %s, "
+          "through which no call had been let through, for the one from %s (%llu so far)\n",
+          max_connections_, evicted->c_str(), peer.c_str(), static_cast<unsigned long long>(evicted_));
+    }
   }
   int one = 1;
   // Small requests and replies: Nagle's algorithm would hold them back (gRPC sets it too).
@@ -142,8 +152,36 @@ void AdminListener::AcceptOne(grpc::Server* server) {
     ::close(fd);
     return;
   }
-  handed_.push_back(Handed{fd, st.st_ino});
+  // gRPC names a connection it was handed by its descriptor: its calls' peer() is "fd:N".
+  handed_.push_back(Handed{.fd = fd, .inode = st.st_ino, .grpc_peer = absl::StrCat("fd:", fd), .peer = peer});
   grpc::AddInsecureChannelFromFd(server, fd);
+}
+
+void AdminListener::MarkAllowed(const std::string& grpc_peer) {
+  std::lock_guard<std::mutex> lock(handed_mu_);
+  for (Handed& h : handed_) {
+    if (h.grpc_peer == grpc_peer) h.allowed = true;
+  }
+}
+
+std::optional<std::string> AdminListener::EvictOneNotAllowed() {
+  for (auto h = handed_.begin(); h != handed_.end(); ++h) {
+    if (h->allowed) continue;
+    // gRPC owns the descriptor and may close it at any moment, and its number may then name
+    // another socket: the duplicate pins whatever it names now, and the inode says whether
+    // that is still this connection.
+    int pinned = ::fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
+    if (pinned < 0) continue;  // closed meanwhile: ForgetClosed's next pass drops it
+    struct stat st {};
+    const bool same = ::fstat(pinned, &st) == 0 && st.st_ino == h->inode;
+    if (same) ::shutdown(pinned, SHUT_RDWR);  // gRPC sees the end and closes its descriptor
+    ::close(pinned);
+    if (!same) continue;
+    std::string peer = std::move(h->peer);
+    handed_.erase(h);
+    return peer;
+  }
+  return std::nullopt;
 }
 
 void AdminListener::ForgetClosed() {

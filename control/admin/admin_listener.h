@@ -3,9 +3,15 @@
 // are open: gRPC 1.51 has no limit on incoming connections (GRPC_ARG_MAX_ALLOWED_INCOMING_
 // CONNECTIONS came in a later release), and each connection costs a descriptor that the echo
 // side leaves to the admin plane (server/descriptor_budget.h). Past `max_connections` open at
-// once, a new connection is closed as soon as it is accepted, and stderr says so (the 1st,
-// 10th, 100th... time). gRPC closes idle connections itself (GRPC_ARG_MAX_CONNECTION_IDLE_MS,
-// set by AdminServer), which frees their places.
+// once, a new connection takes the place of the oldest one through which no call has been
+// let through yet (MarkAllowed: the token checked, or none needed), which is closed; if every
+// open one has had a call let through, the new one is closed as soon as it is accepted. Either
+// way stderr says so (the 1st, 10th, 100th... time). gRPC closes idle connections itself
+// (GRPC_ARG_MAX_CONNECTION_IDLE_MS, set by AdminServer), which frees their places; but a
+// connection with a call in progress is not idle, and a call whose request never comes (a
+// client that sends a call's headers and nothing more) never reaches the token check: without
+// the rule above, a client without the token could hold every place for good and keep the
+// operator out.
 //
 //   auto listener = AdminListener::Bind(*SocketAddress::Parse("127.0.0.1", 5001), 16);
 //   (*listener)->Start(grpc_server.get());   // a thread accepts until Stop()
@@ -30,6 +36,9 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -60,11 +69,17 @@ class AdminListener {
   // A duplicate of the listening socket (close-on-exec), or -1 once stopped (errno says why
   // otherwise). From the thread that calls Stop, or one it is sequenced with.
   int Duplicate() const;
+  // A call from `grpc_peer` (grpc::ServerContext::peer(), which for a connection handed over
+  // by descriptor is "fd:N") was let through: its connection keeps its place. Any thread.
+  void MarkAllowed(const std::string& grpc_peer);
 
  private:
   struct Handed {
     int fd;
     ino_t inode;
+    std::string grpc_peer;  // as gRPC names it: "fd:N" (its calls' ServerContext::peer())
+    std::string peer;       // its address, for the log
+    bool allowed = false;   // a call through it has been let through
   };
 
   AdminListener(int fd, int wake_fd, SocketAddress address, uint32_t max_connections)
@@ -72,7 +87,10 @@ class AdminListener {
   void Run(grpc::Server* server);
   // Takes one connection that poll(2) announced; false to stop.
   void AcceptOne(grpc::Server* server);
-  void ForgetClosed();
+  void ForgetClosed();  // handed_mu_ held
+  // Closes the oldest handed connection that has had no call let through, if there is one, and
+  // returns its peer. handed_mu_ held.
+  std::optional<std::string> EvictOneNotAllowed();
   // Waits up to `ms` for Stop(); true if it came.
   bool StopRequested(int ms) const;
 
@@ -81,8 +99,10 @@ class AdminListener {
   SocketAddress address_;
   const uint32_t max_connections_;
   std::thread thread_;
-  std::vector<Handed> handed_;  // the accepting thread's
+  std::mutex handed_mu_;
+  std::vector<Handed> handed_;  // guarded by handed_mu_; oldest first
   uint64_t refused_ = 0;        // the accepting thread's
+  uint64_t evicted_ = 0;        // the accepting thread's
   uint64_t accept_errors_ = 0;  // the accepting thread's
 };
 

@@ -108,12 +108,18 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout).count()));
+  // Calls at once on one connection: a call holds memory from its headers on, before its
+  // request (and the token check) comes, so without a bound one connection could open any
+  // number. One more than the calls allowed in progress, so that the call past them is still
+  // answered RESOURCE_EXHAUSTED rather than left waiting.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(options.max_calls) + 1);
   // The access rule and the bound on calls in progress, once, for every method of every service
   // (call_gate.h).
   std::vector<grpc::Service*> all = {admin->admin_.get(), admin->health_.get()};
   for (const auto& reflection : admin->reflection_) all.push_back(reflection.get());
   for (grpc::Service* service : all) {
-    GuardEveryMethod(*service, admin->auth_, admin->call_slots_.get());
+    GuardEveryMethod(*service, admin->auth_, admin->call_slots_.get(),
+                     [listener = admin->listener_.get()](const std::string& peer) { listener->MarkAllowed(peer); });
     builder.RegisterService(service);
   }
   admin->server_ = builder.BuildAndStart();

@@ -33,8 +33,8 @@ template struct MethodTableAccess<&grpc::Service::methods_>;
 // UNAUTHENTICATED or RESOURCE_EXHAUSTED.
 class GatedHandler final : public MethodHandler {
  public:
-  GatedHandler(std::unique_ptr<RpcServiceMethod> method, const CallAuth& auth, CallSlots* slots)
-      : method_(std::move(method)), auth_(auth), slots_(slots) {}
+  GatedHandler(std::unique_ptr<RpcServiceMethod> method, const CallAuth& auth, CallSlots* slots, CallAllowed allowed)
+      : method_(std::move(method)), auth_(auth), slots_(slots), allowed_(std::move(allowed)) {}
 
   void RunHandler(const HandlerParameter& param) override {
     grpc::Status allowed = auth_.Check(*param.server_context);
@@ -42,6 +42,7 @@ class GatedHandler final : public MethodHandler {
       Refuse<grpc::StatusCode::UNAUTHENTICATED>(param, allowed.error_message());
       return;
     }
+    if (allowed_) allowed_(param.server_context->peer());
     // Held until the handler returns (a stream's whole life).
     std::optional<CallSlots::Slot> slot = slots_ != nullptr ? slots_->TryTake() : std::optional<CallSlots::Slot>();
     if (slots_ != nullptr && !slot.has_value()) {
@@ -72,11 +73,12 @@ class GatedHandler final : public MethodHandler {
   std::unique_ptr<RpcServiceMethod> method_;  // the original, with its handler
   const CallAuth& auth_;
   CallSlots* slots_;  // null: no bound
+  CallAllowed allowed_;
 };
 
 }  // namespace
 
-int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* slots) {
+int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* slots, CallAllowed allowed) {
   int guarded = 0;
   for (std::unique_ptr<RpcServiceMethod>& slot : MethodsOf(service)) {
     // Generic methods (null) and async ones (no handler) do not occur in the admin plane's
@@ -85,7 +87,7 @@ int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* sl
     std::unique_ptr<RpcServiceMethod> original = std::move(slot);
     const char* name = original->name();
     grpc::internal::RpcMethod::RpcType type = original->method_type();
-    slot = std::make_unique<RpcServiceMethod>(name, type, new GatedHandler(std::move(original), auth, slots));
+    slot = std::make_unique<RpcServiceMethod>(name, type, new GatedHandler(std::move(original), auth, slots, allowed));
     ++guarded;
   }
   return guarded;

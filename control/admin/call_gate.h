@@ -19,9 +19,12 @@
 // the dependency on 1.51's layout cannot fail silently.
 //
 // Threads: GuardEveryMethod before the service is registered; the wrappers run on gRPC's
-// threads. Ownership: `auth` and `slots` must outlive the service.
+// threads. Ownership: `auth`, `slots` and what `allowed` uses must outlive the service.
 #ifndef BRRR_CONTROL_ADMIN_CALL_GATE_H_
 #define BRRR_CONTROL_ADMIN_CALL_GATE_H_
+
+#include <functional>
+#include <string>
 
 #include "control/admin/call_auth.h"
 #include "control/admin/call_slots.h"
@@ -29,10 +32,15 @@
 
 namespace brrr::control {
 
+// Called with grpc::ServerContext::peer() for each call `auth` lets through (AdminListener::
+// MarkAllowed: that connection keeps its place). On gRPC's threads.
+using CallAllowed = std::function<void(const std::string& peer)>;
+
 // Wraps every method of `service` (generated protobuf services with synchronous methods) so
-// that each call first passes `auth`, then takes one of `slots` (null: no bound). Returns how
-// many methods it guarded.
-int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* slots = nullptr);
+// that each call first passes `auth` (and `allowed` hears of it, if set), then takes one of
+// `slots` (null: no bound). Returns how many methods it guarded.
+int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* slots = nullptr,
+                     CallAllowed allowed = nullptr);
 
 }  // namespace brrr::control
 

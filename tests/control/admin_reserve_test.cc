@@ -1,13 +1,16 @@
 // What cannot keep the operator out of the admin plane, on a real brrr-echo over real gRPC
-// calls: admin connections past the cap or left idle, and (on every backend, since the accept
+// calls: admin connections past the cap, left idle or holding calls that never send their
+// request, and (on every backend, since the accept
 // path is the backend's) echo clients that would take every descriptor.
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -60,22 +63,86 @@ bool SaysOnStderr(const testing::Process& server, const std::string& text) {
   return false;
 }
 
-TEST_F(AdminReserveTest, AdminConnectionsPastTheCapAreClosedUntilOneLeaves) {
+// The start of a call that never ends: the client's HTTP/2 preface, an empty SETTINGS frame,
+// then the HEADERS of a GetStats call on stream 1 (no token), and never its request. gRPC's
+// synchronous server runs a unary call's handler, and so the token check, only once the
+// request has come; meanwhile the call is in progress, so the connection is not idle either.
+std::string CallHeadersWithoutARequest() {
+  std::string headers;
+  for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
+           {":method", "POST"},
+           {":scheme", "http"},
+           {":path", "/brrr.admin.v1.Admin/GetStats"},
+           {":authority", "127.0.0.1"},
+           {"content-type", "application/grpc"},
+           {"te", "trailers"}}) {
+    headers += '\0';  // HPACK: a literal field, not indexed, with a new name (RFC 7541 6.2.2)
+    headers += static_cast<char>(name.size());
+    headers += name;
+    headers += static_cast<char>(value.size());
+    headers += value;
+  }
+  std::string frames = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  frames += std::string("\0\0\0\x04\0\0\0\0\0", 9);  // SETTINGS, empty
+  frames += std::string({'\0', '\0', static_cast<char>(headers.size()), '\x01', '\x04', '\0', '\0', '\0', '\x01'});
+  return frames + headers;  // HEADERS, END_HEADERS, stream 1, no END_STREAM
+}
+
+// Past the cap, a new connection takes the place of the oldest one through which no call has
+// been let through: silent ones, and ones whose only call never sent its request (no idle
+// timeout closes those: a call is in progress). Without the token, such clients could hold
+// every place for good and keep the operator out; they do not.
+TEST_F(AdminReserveTest, ConnectionsWithoutACallLetThroughGiveWayToTheOperator) {
+  SetToken("s3cret");
+  Start({"--admin_max_connections=2", "--admin_idle_timeout=200ms"});
+  testing::BlockingClient first(admin_port_, false, 10'000);
+  testing::BlockingClient second(admin_port_, false, 10'000);
+  for (testing::BlockingClient* c : {&first, &second}) {
+    ASSERT_EQ(c->recv_exact(9).size(), 9u);  // handed to gRPC: its preface
+    ASSERT_TRUE(c->send_all(CallHeadersWithoutARequest()));
+  }
+  // Longer than the idle timeout: both are still open, each with its call in progress.
+  std::this_thread::sleep_for(seconds(1));
+  for (testing::BlockingClient* c : {&first, &second}) {
+    char byte = 0;
+    ssize_t n = ::recv(c->fd(), &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+    EXPECT_TRUE(n > 0 || (n < 0 && errno == EAGAIN)) << "closed (or idle-closed) although a call is in progress";
+  }
+  // The operator gets in: the oldest of them is closed for it.
+  admin::Stats stats = Stats();
+  EXPECT_EQ(stats.loops_size(), 1);
+  EXPECT_TRUE(SaysOnStderr(*server_, "through which no call had been let through, for the one from")) << server_->err();
+  EXPECT_EQ(first.recv_until_eof().find("GetStats"), std::string::npos);  // it ends without an answer
+  // The operator's connection keeps its place: another client without a call let through
+  // takes the second one's, and the operator's calls go on.
+  testing::BlockingClient third(admin_port_, false, 10'000);
+  EXPECT_EQ(third.recv_exact(9).size(), 9u);
+  second.recv_until_eof();
+  EXPECT_EQ(Stats().loops_size(), 1);
+}
+
+// With every place held by a connection through which a call was let through, a new one is
+// closed at once; once one leaves, its place is free again.
+TEST_F(AdminReserveTest, PastTheCapANewConnectionIsClosedWhenEveryPlaceHasHadACallLetThrough) {
   Start({"--admin_max_connections=2"});
-  // Two connections that say nothing take both places; the server's HTTP/2 preface (a
-  // SETTINGS frame, 9 bytes of header first) shows each was handed to gRPC.
-  testing::BlockingClient first(admin_port_);
-  testing::BlockingClient second(admin_port_);
-  EXPECT_EQ(first.recv_exact(9).size(), 9u);
-  EXPECT_EQ(second.recv_exact(9).size(), 9u);
+  auto first = NewChannel();
+  auto second = NewChannel();
+  for (const auto& channel : {first, second}) {
+    auto stub = admin::Admin::NewStub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    admin::Stats stats;
+    ASSERT_TRUE(stub->GetStats(&context, admin::GetStatsRequest(), &stats).ok());
+  }
   testing::BlockingClient third(admin_port_);
   EXPECT_EQ(third.recv_until_eof(), "");  // closed at once: not even a preface
-  admin::Stats stats;
-  EXPECT_FALSE(StatsOnANewChannel(&stats).ok());
-  EXPECT_TRUE(SaysOnStderr(*server_, "2 connections are open (--admin_max_connections)")) << server_->err();
+  EXPECT_TRUE(SaysOnStderr(*server_, "2 connections are open (--admin_max_connections); closed the one from"))
+      << server_->err();
+  EXPECT_TRUE(SaysOnStderr(*server_, "refused so far")) << server_->err();
 
   // Once one leaves, its place is free again (gRPC closes it when it sees the end of stream).
-  first.close();
+  first.reset();
+  admin::Stats stats;
   grpc::Status s;
   for (int i = 0; i < 50; ++i) {
     s = StatsOnANewChannel(&stats);
@@ -86,7 +153,7 @@ TEST_F(AdminReserveTest, AdminConnectionsPastTheCapAreClosedUntilOneLeaves) {
 }
 
 // README: --admin_max_connections is 16 by default: 16 silent connections are each handed to
-// gRPC (its preface shows it), the 17th is closed at once.
+// gRPC (its preface shows it); a 17th takes the place of the oldest.
 TEST_F(AdminReserveTest, SixteenAdminConnectionsByDefault) {
   Start();
   std::vector<std::unique_ptr<testing::BlockingClient>> held;
@@ -95,7 +162,10 @@ TEST_F(AdminReserveTest, SixteenAdminConnectionsByDefault) {
     ASSERT_EQ(held.back()->recv_exact(9).size(), 9u) << "connection " << i + 1;
   }
   testing::BlockingClient seventeenth(admin_port_);
-  EXPECT_EQ(seventeenth.recv_until_eof(), "");
+  EXPECT_EQ(seventeenth.recv_exact(9).size(), 9u);
+  held.front()->recv_until_eof();  // the preface's rest, then the end
+  char byte = 0;
+  EXPECT_EQ(::recv(held.front()->fd(), &byte, 1, MSG_DONTWAIT), 0) << "the oldest did not give way";
   EXPECT_TRUE(SaysOnStderr(*server_, "16 connections are open (--admin_max_connections)")) << server_->err();
 }
 
