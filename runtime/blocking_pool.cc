@@ -1,7 +1,9 @@
 #include "runtime/blocking_pool.h"
 
 #include <algorithm>
+#include <system_error>
 
+#include "absl/strings/str_cat.h"
 #include "runtime/stack_sampler.h"
 
 namespace brrr {
@@ -20,17 +22,27 @@ BlockingPool::~BlockingPool() {
   for (std::thread& t : threads) t.join();
 }
 
-void BlockingPool::submit(std::function<void()> job) {
+absl::Status BlockingPool::submit(std::function<void()> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
+    if (stopping_) return absl::OkStatus();  // dropped, as the queued jobs are
     jobs_.push_back(std::move(job));
     if (jobs_.size() > idle_ && threads_.size() < max_threads_) {
       StackSampler::SignalBlockedScope not_for_the_pool;  // submit() runs on a loop thread
-      threads_.emplace_back([this] { worker(); });
+      try {
+        threads_.emplace_back([this] { worker(); });
+      } catch (const std::system_error& e) {
+        // A busy thread takes the job in its turn; with none, nothing ever would.
+        if (threads_.empty()) {
+          jobs_.pop_back();
+          return absl::UnavailableError(
+              absl::StrCat("the blocking pool cannot start a thread (", e.what(), ") and has none to run the job"));
+        }
+      }
     }
   }
   work_ready_.notify_one();
+  return absl::OkStatus();
 }
 
 void BlockingPool::worker() {

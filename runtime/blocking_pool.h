@@ -5,7 +5,10 @@
 // the ones still queued.
 //
 //   BlockingPool pool(4);
-//   pool.submit([] { std::this_thread::sleep_for(1s); });
+//   absl::Status queued = pool.submit([] { std::this_thread::sleep_for(1s); });
+//
+// When the system refuses a thread (EAGAIN: a thread or memory limit), a job waits for a
+// thread the pool has; when it has none, submit() refuses the job and says why.
 //
 // Threads: submit() and the accessors are thread-safe. Jobs run on the pool's threads.
 #ifndef BRRR_RUNTIME_BLOCKING_POOL_H_
@@ -19,6 +22,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+
 namespace brrr {
 
 class BlockingPool {
@@ -28,7 +33,9 @@ class BlockingPool {
   BlockingPool(const BlockingPool&) = delete;
   BlockingPool& operator=(const BlockingPool&) = delete;
 
-  void submit(std::function<void()> job);
+  // Queues `job`, starting a thread for it if every thread is busy and the limit allows.
+  // UNAVAILABLE, with the job dropped unrun, when the pool has no thread and cannot start one.
+  absl::Status submit(std::function<void()> job);
 
   size_t queued() const;
   size_t running() const;

@@ -6,7 +6,8 @@
 // The calling task is parked; the loop keeps serving everything else; when the work is done
 // the task resumes on its own loop's thread with the result (or the work's exception).
 // Cancelling the task resumes it at once with CancelledError; the work itself cannot be
-// interrupted, so it runs to the end and its result is discarded.
+// interrupted, so it runs to the end and its result is discarded. When the pool has no thread
+// and the system refuses it one, the await throws std::runtime_error and the work never runs.
 //
 // With g++ 12 (Debian 12's), a lambda written inside the co_await expression has its captures
 // destroyed twice when the work is dropped (the loop destroyed first): a capture that owns
@@ -23,14 +24,17 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <variant>
 
+#include "absl/status/status.h"
 #include "runtime/blocking_pool.h"
 #include "runtime/event_loop.h"
-#include "runtime/task_context.h"
 #include "runtime/internal/loop_internals.h"
+#include "runtime/task_context.h"
 
 namespace brrr {
 namespace detail {
@@ -67,10 +71,9 @@ class BlockingAwaiter final : public Suspension {
     }
     call_->context = context;
     call_->handle = h;
-    context->set_suspension(this);
     EventLoop* loop = &context->loop();
-    LoopInternals::blocking_pool(*loop).submit([call = call_, fn = std::move(fn_), loop,
-                                  label = context->label()]() mutable {
+    absl::Status queued = LoopInternals::blocking_pool(*loop).submit([call = call_, fn = std::move(fn_), loop,
+                                                                      label = context->label()]() mutable {
       try {
         if constexpr (std::is_void_v<Result>) {
           fn();
@@ -89,6 +92,12 @@ class BlockingAwaiter final : public Suspension {
           },
           label);
     });
+    if (!queued.ok()) {  // the job was dropped unrun: the task goes on at once, with the error
+      call_->error = std::make_exception_ptr(std::runtime_error(std::string(queued.message())));
+      return false;
+    }
+    // Only now: the job's result comes back through this loop, after this returns.
+    context->set_suspension(this);
     return true;
   }
 

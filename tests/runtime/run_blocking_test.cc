@@ -1,4 +1,5 @@
 // run_blocking: blocking work runs on the pool while the loop keeps serving other tasks.
+#include <pthread.h>
 #include <signal.h>
 
 #include <atomic>
@@ -7,9 +8,12 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "gmock/gmock.h"
 #include "runtime/blocking_pool.h"
 #include "runtime/stack_sampler.h"
 #include "tests/runtime/coroutine_test_util.h"
@@ -56,6 +60,43 @@ class SharedLog {
  private:
   mutable std::mutex mu_;
   std::vector<std::string> lines_;  // guarded by mu_
+};
+
+// While it lives, the system refuses every new thread, as under a thread or memory limit: a
+// new thread's stack, by default larger than the address space, cannot be mapped (EAGAIN).
+class NewThreadsRefused {
+ public:
+  NewThreadsRefused() {
+    pthread_attr_t attr;
+    pthread_getattr_default_np(&attr);
+    pthread_attr_getstacksize(&attr, &stack_size_);
+    pthread_attr_setstacksize(&attr, size_t{1} << 50);
+    pthread_setattr_default_np(&attr);
+    pthread_attr_destroy(&attr);
+  }
+  ~NewThreadsRefused() {
+    pthread_attr_t attr;
+    pthread_getattr_default_np(&attr);
+    pthread_attr_setstacksize(&attr, stack_size_);
+    pthread_setattr_default_np(&attr);
+    pthread_attr_destroy(&attr);
+  }
+  NewThreadsRefused(const NewThreadsRefused&) = delete;
+  NewThreadsRefused& operator=(const NewThreadsRefused&) = delete;
+
+  // Whether the refusal holds here (it rests on how glibc sizes a new thread's stack).
+  static bool Holds() {
+    NewThreadsRefused refused;
+    try {
+      std::thread([] {}).join();
+      return false;
+    } catch (const std::system_error&) {
+      return true;
+    }
+  }
+
+ private:
+  size_t stack_size_ = 0;
 };
 
 TEST_F(RunBlockingTest, RunsOnAnotherThreadAndResumesOnTheLoopThread) {
@@ -114,16 +155,75 @@ TEST_F(RunBlockingTest, VoidJobs) {
   EXPECT_TRUE(ran.load());
 }
 
+// The job's work uses the awaiting task's frame: had the job stayed queued after the await
+// failed, the next thread the pool starts would run it against a frame that is gone.
+TEST_F(RunBlockingTest, WhenNoThreadCanStartTheAwaitFailsAndTheWorkNeverRuns) {
+  if (!NewThreadsRefused::Holds()) GTEST_SKIP() << "cannot make the system refuse a thread here";
+  std::atomic<int> runs_of_refused_work{0};
+  auto refused = [&]() -> Task<std::string> {
+    std::string frame_local = "in the frame";
+    try {
+      NewThreadsRefused no_threads;
+      co_await run_blocking([&] {
+        ++runs_of_refused_work;
+        return frame_local.size();
+      });
+    } catch (const std::runtime_error& e) {
+      co_return e.what();
+    }
+    co_return "no error";
+  };
+  std::string error = Run(refused());
+  EXPECT_THAT(error, ::testing::HasSubstr("cannot start a thread"));
+  // The pool starts its first thread now, and runs what it has queued.
+  auto later = [&]() -> Task<int> { co_return co_await run_blocking([] { return 7; }); };
+  EXPECT_EQ(Run(later()), 7);
+  EXPECT_EQ(runs_of_refused_work.load(), 0) << "the refused job stayed queued and ran";
+}
+
+TEST(BlockingPoolTest, WithNoThreadAndNoneToBeHadAJobIsRefused) {
+  if (!NewThreadsRefused::Holds()) GTEST_SKIP() << "cannot make the system refuse a thread here";
+  BlockingPool pool(2);
+  std::atomic<bool> refused_job_ran{false};
+  absl::Status queued;
+  {
+    NewThreadsRefused no_threads;
+    queued = pool.submit([&] { refused_job_ran = true; });
+  }
+  EXPECT_EQ(queued.code(), absl::StatusCode::kUnavailable) << queued;
+  EXPECT_EQ(pool.queued(), 0u);
+  std::atomic<bool> next_ran{false};
+  ASSERT_TRUE(pool.submit([&] { next_ran = true; }).ok());
+  ASSERT_TRUE(WaitUntil([&] { return next_ran.load(); }));
+  EXPECT_FALSE(refused_job_ran.load());
+}
+
+TEST(BlockingPoolTest, WhenNoMoreThreadsCanStartAJobWaitsForABusyOne) {
+  if (!NewThreadsRefused::Holds()) GTEST_SKIP() << "cannot make the system refuse a thread here";
+  BlockingPool pool(2);
+  std::atomic<bool> release{false};
+  ASSERT_TRUE(pool.submit([&] { WaitUntil([&] { return release.load(); }); }).ok());
+  std::atomic<bool> second_ran{false};
+  {
+    NewThreadsRefused no_threads;
+    EXPECT_TRUE(pool.submit([&] { second_ran = true; }).ok());
+  }
+  EXPECT_EQ(pool.threads(), 1u);
+  release = true;
+  EXPECT_TRUE(WaitUntil([&] { return second_ran.load(); }));
+}
+
 TEST(BlockingPoolTest, StartsThreadsOnDemandUpToTheLimit) {
   BlockingPool pool(2);
   EXPECT_EQ(pool.threads(), 0u);
   std::atomic<int> done{0};
   std::atomic<bool> release{false};
   for (int i = 0; i < 5; ++i) {
-    pool.submit([&] {
-      while (!release.load()) std::this_thread::sleep_for(milliseconds(1));
-      ++done;
-    });
+    EXPECT_TRUE(pool.submit([&] {
+                      while (!release.load()) std::this_thread::sleep_for(milliseconds(1));
+                      ++done;
+                    })
+                    .ok());
   }
   EXPECT_EQ(pool.threads(), 2u);
   release = true;
@@ -135,9 +235,9 @@ TEST(BlockingPoolTest, StartsThreadsOnDemandUpToTheLimit) {
 TEST(BlockingPoolTest, QueuedJobsRunFirstInFirstOut) {
   BlockingPool pool(1);
   std::atomic<bool> release{false};
-  pool.submit([&] { WaitUntil([&] { return release.load(); }); });  // holds the only thread
+  EXPECT_TRUE(pool.submit([&] { WaitUntil([&] { return release.load(); }); }).ok());  // holds the only thread
   SharedLog order;
-  for (int i = 0; i < 5; ++i) pool.submit([&order, i] { order.add(std::to_string(i)); });
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(pool.submit([&order, i] { order.add(std::to_string(i)); }).ok());
   release = true;
   ASSERT_TRUE(WaitUntil([&] { return order.lines().size() == 5; }));
   EXPECT_EQ(order.lines(), (std::vector<std::string>{"0", "1", "2", "3", "4"}));
@@ -152,13 +252,14 @@ TEST(BlockingPoolTest, DestructionLetsTheRunningJobFinishAndDropsTheQueuedOnes) 
   std::atomic<bool> queued_job_ran{false};
   {
     BlockingPool pool(1);
-    pool.submit([&] {
-      started = true;
-      WaitUntil([&] { return released.load(); });
-      finished = true;
-    });
+    EXPECT_TRUE(pool.submit([&] {
+                      started = true;
+                      WaitUntil([&] { return released.load(); });
+                      finished = true;
+                    })
+                    .ok());
     auto releaser = std::make_shared<RunsOnDestruction>([&] { released = true; });
-    pool.submit([&queued_job_ran, releaser] { queued_job_ran = true; });
+    EXPECT_TRUE(pool.submit([&queued_job_ran, releaser] { queued_job_ran = true; }).ok());
     releaser.reset();
     ASSERT_TRUE(WaitUntil([&] { return started.load(); }));
     EXPECT_EQ(pool.queued(), 1u);
@@ -225,7 +326,7 @@ TEST(BlockingPoolTest, ItsThreadsStartWithTheStallSignalBlocked) {
   std::atomic<int> blocked_in_job{-1};
   {
     BlockingPool pool(1);
-    pool.submit([&] { blocked_in_job = Blocks(signal) ? 1 : 0; });
+    EXPECT_TRUE(pool.submit([&] { blocked_in_job = Blocks(signal) ? 1 : 0; }).ok());
     TimePoint give_up = Clock::now() + seconds(30);
     while (blocked_in_job.load() < 0 && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
   }
