@@ -61,13 +61,20 @@ class DeferredFlushList {
     at(f.index_) = nullptr;
     f.index_ = DeferredFlush::kNotPending;
   }
-  // Runs every pending entry, those added meanwhile included, then empties the list.
-  void run() {
+  // Runs every pending entry, those added meanwhile included, then empties the list. An
+  // exception that escapes a flush is handed to `escaped()`, called inside the catch block (it
+  // may rethrow to look at it but must not let it out); the pass goes on with the next entry.
+  template <typename Escaped>
+  void run(Escaped&& escaped) {
     for (size_t i = 0; i < size_; ++i) {
       DeferredFlush* f = at(i);
       if (f == nullptr) continue;
       f->index_ = DeferredFlush::kNotPending;
-      f->flush();
+      try {
+        f->flush();
+      } catch (...) {
+        escaped();
+      }
     }
     size_ = 0;
     overflow_.clear();  // keeps its capacity

@@ -255,8 +255,8 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   // wait for I/O ends; the other readings extrapolate from it with the TSC (task_clock.h).
   int64_t start = task_clock_.end();
   inbox_.drain_into(ready_);
-  flushes_.run();  // what the previous iteration's tasks deferred (before the timeout is set:
-                   // a flush may make a task ready)
+  run_deferred_flushes();  // what the previous iteration's tasks deferred (before the timeout
+                           // is set: a flush may make a task ready)
   int64_t waited = wait_for_io(wait_timeout_ns(max_wait_ns));
   inbox_.drain_into(ready_);
   if (auto_advance_to_ns_ != 0) {
@@ -323,8 +323,14 @@ BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
                  std::string(n.status().message()).c_str());
     std::abort();
   }
-  for (int i = 0; i < *n; ++i) io_.dispatch(completions_[i], *reactor_);
-  flushes_.run();
+  for (int i = 0; i < *n; ++i) {
+    try {
+      io_.dispatch(completions_[i], *reactor_);
+    } catch (...) {
+      report_escaped_exception("an I/O completion's handler");
+    }
+  }
+  run_deferred_flushes();
   published_.io_completions.add(static_cast<uint64_t>(*n));
   published_.io_in_flight.store(io_.in_flight());
   ReactorCounters c = reactor_->counters();
@@ -382,12 +388,8 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
   current_.publish(label, start_ns);
   try {
     fn();
-  } catch (const std::exception& e) {
-    published_.callback_errors.add(1);
-    PrintToStderr("brrr: loop %u: exception escaped <%s>: %s", options_.loop_id, label.ToString(), e.what());
   } catch (...) {
-    published_.callback_errors.add(1);
-    PrintToStderr("brrr: loop %u: exception escaped <%s>", options_.loop_id, label.ToString());
+    report_escaped_exception(absl::StrCat("<", label.ToString(), ">"));
   }
   int64_t end = task_clock_.end();
   int64_t took = end - start_ns;
@@ -401,6 +403,21 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
   }
   if (took >= stall_detector_.threshold_ns()) stall_detector_.report(label, took, before, end);
   return end;
+}
+
+BRRR_HOT_PATH void EventLoop::run_deferred_flushes() {
+  flushes_.run([this] { report_escaped_exception("a deferred flush"); });
+}
+
+void EventLoop::report_escaped_exception(std::string_view where) {
+  published_.callback_errors.add(1);
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    PrintToStderr("brrr: loop %u: exception escaped %s: %s", options_.loop_id, where, e.what());
+  } catch (...) {
+    PrintToStderr("brrr: loop %u: exception escaped %s", options_.loop_id, where);
+  }
 }
 
 LoopStats EventLoop::stats() const {

@@ -42,6 +42,7 @@
 #include <optional>
 #include <source_location>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -53,8 +54,8 @@
 #include "runtime/deferred_flush.h"
 #include "runtime/io_registry.h"
 #include "runtime/log_histogram.h"
-#include "runtime/manual_clock.h"
 #include "runtime/loop_stats.h"
+#include "runtime/manual_clock.h"
 #include "runtime/reactor.h"
 #include "runtime/ready_queue.h"
 #include "runtime/single_writer.h"
@@ -241,6 +242,11 @@ class alignas(4096) EventLoop {
   int64_t run_ready(int64_t t);
   // Runs one task that started at start_ns; returns when it ended.
   int64_t run_task(Callback& fn, const TaskLabel& label, int64_t start_ns);
+  // The sends (and other work) deferred to the end of a batch (DeferredFlushList).
+  void run_deferred_flushes();
+  // In a catch block: counts the exception (callback_errors) and prints it with `where` it
+  // escaped from. The loop goes on: what threw may be left stuck, but nothing else is.
+  void report_escaped_exception(std::string_view where);
   void publish_ready_depth() { published_.ready_queue_depth.store(ready_.size()); }
   // The watchdog, unless the options turn it off or its signal is taken.
   std::unique_ptr<StallWatchdog> MakeWatchdog();

@@ -42,7 +42,8 @@
   F(tasks_run, Counter, Count, Stored, "Tasks (callbacks and coroutine steps) run.")                        \
   F(io_waits, Counter, Count, Stored, "Waits for I/O (io_completions / io_waits = completions per wait).")  \
   F(io_completions, Counter, Count, Stored, "I/O completions handed to their handlers.")                    \
-  F(callback_errors, Counter, Count, Stored, "Exceptions that escaped a task (each is logged).")            \
+  F(callback_errors, Counter, Count, Stored,                                                              \
+    "Exceptions that escaped a task or an I/O handler (each is logged).")                                 \
   F(running, Counter, Seconds, Stored, "Time spent running tasks and handling I/O.")                        \
   F(waiting, Counter, Seconds, Stored, "Time spent waiting for I/O or timers.")                             \
   F(backend_waits, Counter, Count, Stored, "Waits the backend made for its kernel object.")                 \

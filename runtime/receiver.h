@@ -36,6 +36,8 @@ namespace brrr {
 
 class Receiver final : public detail::IoWaiter {
  public:
+  // Its calls should not throw: an exception that escapes one is counted and printed by the
+  // loop (callback_errors), which goes on, but this Receiver may then receive no more.
   class Handler {
    public:
     virtual void on_data(Chunk chunk) = 0;

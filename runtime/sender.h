@@ -56,6 +56,8 @@ namespace brrr {
 // on_op_complete() takes the thunk (a readiness backend calls it only when a socket was full).
 class Sender final : public DeferredFlush, public detail::IoWaiter {
  public:
+  // Its calls should not throw: an exception that escapes one is counted and printed by the
+  // loop (callback_errors), which goes on, but this Sender may then send no more.
   class Handler {
    public:
     // Some bytes went out; `queued` remain.

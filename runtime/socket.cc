@@ -125,13 +125,23 @@ BRRR_HOT_PATH void SocketState::on_io_completion(const Completion& c) {
   }
   if (waiter != nullptr) {
     dispatching_ = true;
-    waiter->on_op_complete(c);
+    try {
+      waiter->on_op_complete(c);
+    } catch (...) {  // a handler's bug, which the loop reports: a close it made still happens
+      dispatching_ = false;
+      delete_if_closed();
+      throw;
+    }
     dispatching_ = false;
   } else {
     // Nobody awaits this result any more: release what it carries.
     if (c.has_buffer() && LoopInternals::has_reactor(loop_)) LoopInternals::reactor(loop_).recycle_buffer(c.buffer_id);
     if (opcode == IoOpcode::kAccept && c.result >= 0) ::close(c.result);
   }
+  delete_if_closed();
+}
+
+void SocketState::delete_if_closed() {
   if (closing_ && !read_.in_flight && !write_.in_flight) {
     close_descriptor();
     delete this;

@@ -134,6 +134,8 @@ class SocketState final : public IoCompletionHandler, public SocketEntry {
   bool in_write_set() const { return write_.in_flight || queued_bytes_ > 0; }
   void update_sets(bool was_reading, bool was_writing);
   void close_descriptor();
+  // Once closed with nothing in flight: closes the descriptor and deletes this.
+  void delete_if_closed();
 
   EventLoop& loop_;
   int fd_;

@@ -4,6 +4,8 @@
 #include <sys/ioctl.h>
 
 #include <atomic>
+#include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -113,6 +115,49 @@ TEST_P(ReceiverTest, AHandlerThatDestroysItsConnectionInOnEndClosesItOnce) {
   RunUntil([&] { return ended; });
   EXPECT_EQ(connection, nullptr);
   EXPECT_EQ(loop_->stats().sockets, sockets_before - 1) << "the connection's socket is gone, once";
+}
+
+// An exception from a handler is the handler's bug: the loop counts and reports it and goes on
+// serving (before, it escaped the loop's run and left the loop marked running); a close the
+// handler made before throwing still happens, once.
+TEST_P(ReceiverTest, AnExceptionFromAHandlerIsReportedAndTheLoopGoesOn) {
+  struct Connection : Receiver::Handler {
+    Connection(Socket s, std::unique_ptr<Connection>* owner, bool* ended)
+        : socket(std::move(s)), receiver(socket, *this), owner(owner), ended(ended) {}
+    void on_data(Chunk) override { throw std::runtime_error("on_data failed"); }
+    void on_end(absl::Status) override {
+      *ended = true;
+      owner->reset();
+      throw std::runtime_error("on_end failed after closing");
+    }
+    Socket socket;
+    Receiver receiver;
+    std::unique_ptr<Connection>* owner;
+    bool* ended;
+  };
+  const uint64_t errors_before = loop_->stats().callback_errors;
+  BlockingClient first(port());
+  std::unique_ptr<Connection> throws_on_data;
+  bool ignored = false;
+  throws_on_data = std::make_unique<Connection>(Accept(), &throws_on_data, &ignored);
+  throws_on_data->receiver.start();
+  ASSERT_TRUE(first.send_all("x"));
+  RunUntil([&] { return loop_->stats().callback_errors == errors_before + 1; });
+  throws_on_data.reset();
+
+  BlockingClient second(port());
+  bool ended = false;
+  std::unique_ptr<Connection> throws_on_end;
+  throws_on_end = std::make_unique<Connection>(Accept(), &throws_on_end, &ended);
+  throws_on_end->receiver.start();
+  const uint64_t sockets_before = loop_->stats().sockets;
+  second.close();
+  RunUntil([&] { return ended && loop_->stats().callback_errors == errors_before + 2; });
+  EXPECT_EQ(throws_on_end, nullptr);
+  EXPECT_EQ(loop_->stats().sockets, sockets_before - 1) << "the connection's socket is gone, once";
+  bool ran = false;
+  loop_->call_soon([&] { ran = true; });
+  RunUntil([&] { return ran; });
 }
 
 TEST_P(ReceiverTest, AReadLimitCapsEveryChunkAndLosesNothing) {

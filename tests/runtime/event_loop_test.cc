@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/internal/loop_internals.h"
 #include "runtime/line_output.h"
 #include "runtime/manual_clock.h"
 #include "runtime/socket.h"
@@ -345,6 +346,41 @@ TEST_P(EventLoopTest, ExceptionEscapingATaskIsReportedAndTheLoopGoesOn) {
   EXPECT_TRUE(after);
   EXPECT_EQ(loop->stats().callback_errors, 1u);
   EXPECT_NE(err.find("exception escaped <thrower>: boom"), std::string::npos) << err;
+}
+
+// A deferred flush (a Sender's batched send) that throws: reported like a task's exception;
+// the flushes after it in the batch still run, and the loop goes on.
+TEST_P(EventLoopTest, ExceptionEscapingADeferredFlushIsReportedAndTheLoopGoesOn) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  struct Flush : DeferredFlush {
+    void flush() override {
+      ++runs;
+      if (throws) throw std::runtime_error("flush failed");
+    }
+    bool throws = false;
+    int runs = 0;
+  };
+  Flush thrower;
+  thrower.throws = true;
+  Flush after;
+  loop->call_soon([&] {
+    LoopInternals::defer_flush(*loop, thrower);
+    LoopInternals::defer_flush(*loop, after);
+  });
+  bool later_ran = false;
+  loop->call_later(std::chrono::milliseconds(1), [&] {
+    later_ran = true;
+    loop->stop();
+  });
+  ::testing::internal::CaptureStderr();
+  loop->run_forever();
+  ASSERT_TRUE(LineOutput::Process().Flush(absl::Seconds(10)));
+  std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_TRUE(later_ran);
+  EXPECT_EQ(thrower.runs, 1);
+  EXPECT_EQ(after.runs, 1);
+  EXPECT_EQ(loop->stats().callback_errors, 1u);
+  EXPECT_NE(err.find("exception escaped a deferred flush: flush failed"), std::string::npos) << err;
 }
 
 // finish(): what other threads posted before it runs there, in order, on the loop's thread;
