@@ -24,6 +24,7 @@ Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, 
              std::atomic<uint64_t>& active_total, Throttle& throttle, DescriptorBudget& descriptors,
              DrainProgress& progress)
     : loop_(std::move(loop)),
+      throttle_changes_(*loop_),
       listeners_(std::move(listeners)),
       active_total_(active_total),
       throttle_(throttle),
@@ -142,7 +143,7 @@ Task<> Shard::accept_loop(Socket& listener) {
       slot->HandTo(*conn);
       add_connection(*std::move(conn));
       if (int64_t wait = throttle_.accepted().charge(1, throttle_.accepts_per_second(), MonotonicNanos()); wait > 0) {
-        co_await sleep(Duration(wait));
+        co_await wait_for_accept_rate(wait);
       }
     }
   } catch (const CancelledError&) {
@@ -157,6 +158,21 @@ Task<> Shard::accept_loop(Socket& listener) {
     listener.close();  // only now: closing cancels no accept, so the descriptor is closed at once
   }
 }
+
+Task<> Shard::wait_for_accept_rate(int64_t wait_ns) {
+  const int64_t until = MonotonicNanos() + wait_ns;
+  while (wait_ns > 0) {
+    // DeadlineExceeded: the whole wait has passed.
+    (void)co_await wait_for(next_throttle_change(), Duration(wait_ns));
+    if (throttle_.accepts_per_second() == 0) co_return;
+    // Unchanged, the rate still asks for the rest of the wait; a new one (Throttle::Apply
+    // forgets the debt) for what is charged to it since.
+    int64_t now = MonotonicNanos();
+    wait_ns = std::min(until - now, throttle_.accepted().wait_ns(now));
+  }
+}
+
+Task<> Shard::next_throttle_change() { co_await throttle_changes_.wait(); }
 
 void Shard::accept_queued(Socket& listener) {
   // As many as the backlog holds (the kernel queues up to backlog + 1), so that a stream of new
@@ -250,6 +266,8 @@ void Shard::connection_closed(Connection* c, CloseReason reason) {
 }
 
 void Shard::throttle_changed() {
+  throttle_changes_.set();  // wakes every accept loop waiting for the accept rate
+  throttle_changes_.clear();
   update_accepting();
   for (Connection* c = connections_; c != nullptr; c = c->next) c->throttle_changed();
 }

@@ -6,12 +6,14 @@
 // Accepting: one accept at a time. Past the connection limit (--max_connections, or the one the
 // admin plane set; counted across all shards) a new connection is closed at once. The admin
 // plane can pause accepting (the pending accept is cancelled; clients wait in the backlog) and
-// limit accepts per second (shared by all shards). With a descriptor budget (shared by all
-// shards; server/descriptor_budget.h) the shard takes a slot before each accept; while the
-// budget is used up it looks again every 10 ms, and clients wait in the backlog, so the rest
-// of the process keeps descriptors to open. When descriptors run out anyway (EMFILE, ENFILE)
-// accepting pauses with a growing backoff (10 ms doubling to 1 s) instead of spinning; the
-// clients wait in the kernel's backlog and are accepted as soon as descriptors free up.
+// limit accepts per second (shared by all shards); a loop waiting for that rate looks again
+// when the throttles change, so a rate lifted or raised takes effect at once. With a
+// descriptor budget (shared by all shards; server/descriptor_budget.h) the shard takes a slot
+// before each accept; while the budget is used up it looks again every 10 ms, and clients
+// wait in the backlog, so the rest of the process keeps descriptors to open. When descriptors
+// run out anyway (EMFILE, ENFILE) accepting pauses with a growing backoff (10 ms doubling to
+// 1 s) instead of spinning; the clients wait in the kernel's backlog and are accepted as soon
+// as descriptors free up.
 //
 // Draining: for the grace (--drain_grace) the shard goes on accepting; then the listener
 // closes, after the clients waiting in its backlog have been accepted (also where accepting
@@ -93,6 +95,11 @@ class Shard {
 
  private:
   Task<> accept_loop(Socket& listener);
+  // After an accept charged the accept rate: waits `wait_ns`, or less if the throttles change
+  // meanwhile and the rate no longer asks for it (lifted, or a new rate that forgot the debt).
+  Task<> wait_for_accept_rate(int64_t wait_ns);
+  // Ends at the next throttle_changed().
+  Task<> next_throttle_change();
   // Once a draining loop's accept has ended: accepts and serves the connections queued in
   // `listener`'s backlog (Socket::accept_queued says why some may wait there unseen), within
   // the descriptor budget.
@@ -116,6 +123,7 @@ class Shard {
   bool accepting() const;
 
   std::unique_ptr<EventLoop> loop_;
+  Event throttle_changes_;  // set (and cleared) by throttle_changed(): wakes the accept-rate waits
   std::vector<Socket> listeners_;
   std::atomic<uint64_t>& active_total_;
   Throttle& throttle_;

@@ -1,6 +1,7 @@
 // The admin plane's throttles on a real brrr-echo over a real gRPC channel: a rate per
-// connection and in total, checked as lower bounds on how long an echo takes, an accept rate,
-// pausing and resuming accepts, and a lower connection limit.
+// connection and in total, checked as lower bounds on how long an echo takes, an accept rate
+// (and its change waking the loops that wait for it), pausing and resuming accepts, and a lower
+// connection limit.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -125,6 +126,60 @@ TEST_F(AdminActionsTest, AnAcceptRateSpacesOutNewConnections) {
   testing::BlockingClient late(port_);
   EXPECT_GE(EchoRoundTripMs(late), 0);
 }
+
+// A loop that waits for the accept rate is woken when the rate changes: lifted or raised, the
+// clients waiting in the backlogs are accepted at once, not once the old rate's wait is over.
+// At 1 accept per second shared by 16 loops, the first accept on each loop runs the shared
+// budget up to 16 s ahead, so the last loops to accept then wait up to 16 s; after the change
+// every client is accepted within 8 s (in a few milliseconds when nothing else runs). On epoll:
+// the accept loop is the same on every backend, and 16 io_uring rings could exceed the
+// locked-memory limit that every ring of this user shares.
+class AcceptRateChangeTest : public testing::AdminFixture, public ::testing::WithParamInterface<uint64_t> {};
+
+TEST_P(AcceptRateChangeTest, WakesTheLoopsWaitingForTheOldRate) {
+  constexpr int kLoops = 16;
+  constexpr int kClients = 256;  // about 16 per loop: each loop keeps clients in its backlog
+  Start({"--loops=" + std::to_string(kLoops), "--backend=epoll", "--recv_buffers=64"});
+  admin::SetThrottleRequest set;
+  set.set_accepts_per_second(1);
+  admin::Throttle throttle;
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_, false, 60000));
+    ASSERT_TRUE(clients.back()->send_all("c" + std::to_string(i)));
+  }
+  // Every loop has accepted once: each now waits for its turn at the shared rate.
+  StatsWhen([](const admin::Stats& s) {
+    for (const admin::LoopStats& loop : s.loops()) {
+      if (loop.connections_accepted() == 0) return false;
+    }
+    return s.loops_size() == kLoops;
+  });
+
+  set.set_accepts_per_second(GetParam());
+  SteadyClock::time_point changed = SteadyClock::now();
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), set, &throttle).ok());
+  admin::Stats stats = Stats();
+  while (stats.total().connections_accepted() < kClients && MillisSince(changed) < 8000) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    stats = Stats();
+  }
+  std::string per_loop;
+  for (const admin::LoopStats& loop : stats.loops()) per_loop += " " + std::to_string(loop.connections_accepted());
+  EXPECT_EQ(stats.total().connections_accepted(), static_cast<uint64_t>(kClients))
+      << "8 s after the accept rate went from 1 to " << GetParam() << "; accepted per loop:" << per_loop;
+  for (int i = 0; i < kClients; ++i) {
+    std::string expected = "c" + std::to_string(i);
+    EXPECT_EQ(clients[i]->recv_exact(expected.size()), expected) << "client " << i;
+  }
+  EXPECT_EQ(Stats().total().connections_refused(), 0u);
+}
+
+INSTANTIATE_TEST_SUITE_P(LiftedOrRaised, AcceptRateChangeTest, ::testing::Values(uint64_t{0}, uint64_t{1000}),
+                         [](const ::testing::TestParamInfo<uint64_t>& info) {
+                           return info.param == 0 ? std::string("Lifted") : "RaisedTo" + std::to_string(info.param);
+                         });
 
 TEST_F(AdminActionsTest, PausingAcceptingHoldsNewClientsInTheBacklogUntilResumed) {
   Start();
