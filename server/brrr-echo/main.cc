@@ -181,10 +181,12 @@ int ListBackends() {
 std::atomic<bool> server_stopped{false};
 
 // Waits for SIGINT/SIGTERM: the first drains the server, a second one cuts the drain short.
+// A first one during a drain started otherwise (the admin plane's Drain, a hand-over) only
+// says so: that drain goes on, and the next signal cuts it short.
 // SIGUSR1 ends the thread once main has set server_stopped; one from outside before that is
 // ignored (it must not leave SIGINT and SIGTERM blocked in every thread with nobody waiting).
 void HandleSignals(EchoServer* server, const sigset_t* signals) {
-  int drains = 0;
+  int drain_signals = 0;
   for (;;) {
     int sig = 0;
     if (sigwait(signals, &sig) != 0) continue;
@@ -192,16 +194,19 @@ void HandleSignals(EchoServer* server, const sigset_t* signals) {
       if (server_stopped.load()) return;
       continue;
     }
-    if (drains++ == 0) {
+    if (++drain_signals > 1) {
+      brrr::PrintToStdout("brrr-echo: %s again: closing every connection now\n", strsignal(sig));
+      server->DrainNow();
+    } else if (server->drain_started_at_ns() != 0) {
+      brrr::PrintToStdout("brrr-echo: %s: already draining; a second signal closes every connection now\n",
+                          strsignal(sig));
+    } else {
       brrr::PrintToStdout("brrr-echo: %s: draining (%s; up to %s for open ones)\n", strsignal(sig),
                           absl::GetFlag(FLAGS_drain_grace) == absl::ZeroDuration()
                               ? "no new connections"
                               : "new connections until the grace ends",
                           absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
       server->Drain();
-    } else {
-      brrr::PrintToStdout("brrr-echo: %s again: closing every connection now\n", strsignal(sig));
-      server->DrainNow();
     }
   }
 }

@@ -194,6 +194,9 @@ TEST_P(DrainGraceTest, AfterTheGraceNewConnectionsAreRefusedAndOpenOnesGoOn) {
   EXPECT_EQ(*code, 0);
 }
 
+// A signal during the admin plane's drain is the drain's first signal: it says the server is
+// already draining (no second drain is started or announced), and the next one cuts it short,
+// as after a SIGTERM.
 TEST_P(DrainGraceTest, TheAdminDrainHasTheSameGrace) {
   StartWithGrace("10m");
   admin::DrainResponse response;
@@ -201,11 +204,24 @@ TEST_P(DrainGraceTest, TheAdminDrainHasTheSameGrace) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   ExpectNotReadyButAccepting();
   server_->Signal(SIGTERM);
-  ASSERT_TRUE(server_->WaitForOutput("Terminated: draining")) << "two signals at once would make one";
+  ASSERT_TRUE(
+      server_->WaitForOutput("brrr-echo: Terminated: already draining; a second signal closes every "
+                             "connection now\n",
+                             seconds(10)))
+      << server_->out();
+  EXPECT_EQ(server_->out().find("Terminated: draining"), std::string::npos) << server_->out();
+  EXPECT_EQ(InfoPhase(), admin::DRAIN_PHASE_GRACE) << "the drain goes on as it was";
   server_->Signal(SIGTERM);
   std::optional<int> code = server_->Wait(seconds(30));
   ASSERT_TRUE(code.has_value()) << "a second signal must cut the grace short";
   EXPECT_EQ(*code, 0);
+  std::string out = server_->out();
+  EXPECT_NE(out.find("brrr-echo: Terminated again: closing every connection now\n"), std::string::npos) << out;
+  size_t drain_lines = 0;
+  for (size_t at = out.find(": draining"); at != std::string::npos; at = out.find(": draining", at + 1)) {
+    ++drain_lines;
+  }
+  EXPECT_EQ(drain_lines, 1u) << "one drain, announced once: " << out;
 }
 
 // Clients whose handshake the kernel completed but which the server had not accepted yet are
