@@ -31,8 +31,9 @@ const Command* FindCommand(absl::string_view name) {
 Outcome CheckLoops(const std::vector<uint32_t>& loops, int loop_count) {
   for (uint32_t loop : loops) {
     if (loop >= static_cast<uint32_t>(loop_count)) {
-      return Outcome::ServerError(absl::StrCat("--loop=", loop, ": no such loop (the server runs loops 0 to ",
-                                               loop_count - 1, ")"));
+      // Word for word what the server answers where it checks --loop itself (sockets, close...).
+      return Outcome::ServerError(absl::StrCat(StatusCodeName(grpc::StatusCode::NOT_FOUND), ": no loop ", loop,
+                                               ": the server runs loops 0 to ", loop_count - 1));
     }
   }
   return Outcome::Ok();

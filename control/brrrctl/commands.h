@@ -90,8 +90,9 @@ std::vector<Command> TopCommands();
 
 // Helpers for commands.
 
-// The loops of --loop, checked against the server's loop count. Errors: kServerError naming
-// the loop that does not exist.
+// The loops of --loop, checked against the server's loop count. Errors: kServerError,
+// "NOT_FOUND: no loop N: ..." for a loop that does not exist, as the server answers a call
+// that names one.
 Outcome CheckLoops(const std::vector<uint32_t>& loops, int loop_count);
 
 // The throttles on one line: "conn_rate 10KB/s, total_rate unlimited, ...". (commands_traffic.cc)

@@ -99,9 +99,17 @@ TEST_F(BrrrctlTest, StatsJsonCarriesTheFiguresOfGetStats) {
   EXPECT_EQ(only.loops(0).loop(), 1u);
   EXPECT_EQ(only.total().bytes_in(), 100000u);
 
-  CtlRun no_loop = Ctl({"stats", "--loop=2"});
-  EXPECT_EQ(no_loop.code, 1) << no_loop;
-  EXPECT_TRUE(Contains(no_loop.err, "--loop=2: no such loop")) << no_loop;
+  // A loop the server does not run: the same error, "CODE: message" as every error the server
+  // answers with, whether brrrctl finds it in the figures (stats, watch) or the server does
+  // (sockets).
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"stats", "--loop=2"}, std::vector<std::string>{"stats", "--loop=0,2", "--json"},
+        std::vector<std::string>{"watch", "--loop=2", "--count=1"}, std::vector<std::string>{"sockets", "--loop=2"}}) {
+    CtlRun no_loop = Ctl(args);
+    EXPECT_EQ(no_loop.code, 1) << no_loop;
+    EXPECT_EQ(no_loop.err, "brrrctl: NOT_FOUND: no loop 2: the server runs loops 0 to 1\n") << no_loop;
+    EXPECT_EQ(no_loop.out, "") << no_loop;
+  }
 
   CtlRun text = Ctl({"stats"});
   ASSERT_EQ(text.code, 0) << text;
