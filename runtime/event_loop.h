@@ -95,7 +95,7 @@ struct EventLoopOptions {
   size_t blocking_threads = 4;
   // The receive buffer pool lent to the backend (see receive_buffers()).
   uint32_t receive_buffer_size = 16384;
-  uint32_t receive_buffer_count = 1024;
+  uint32_t receive_buffer_count = 1024;  // 1 to kMaxProvidedBuffers (runtime/reactor.h)
   // Idle polling: when the loop runs out of work, it asks the backend for new events without
   // waiting, again and again, for up to this long (or until the next timer is due), and only
   // then sleeps in the kernel. An event that arrives meanwhile is served without the sleep and

@@ -15,6 +15,7 @@
 namespace brrr {
 
 static_assert(static_cast<uint32_t>(IoOpcode::kAccept) == BRRR_OP_ACCEPT);
+static_assert(kMaxProvidedBuffers == BRRR_MAX_PROVIDED_BUFFERS);
 static_assert(static_cast<uint32_t>(IoOpcode::kRecv) == BRRR_OP_RECV);
 static_assert(static_cast<uint32_t>(IoOpcode::kSend) == BRRR_OP_SEND);
 static_assert(static_cast<uint32_t>(IoOpcode::kConnect) == BRRR_OP_CONNECT);

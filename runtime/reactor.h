@@ -54,6 +54,9 @@ inline constexpr uint64_t kCapProvidedBuffers = 1u << 1;
 inline constexpr uint64_t kCapNativeOps = 1u << 2;
 inline constexpr uint64_t kCapSendMsg = 1u << 3;
 
+// The most buffers a pool lent to a backend may have, on every backend.
+inline constexpr uint32_t kMaxProvidedBuffers = 32768;
+
 struct IoOperation {
   uint64_t user_data = 0;
   IoOpcode opcode = IoOpcode::kPollReadable;

@@ -116,6 +116,10 @@ typedef struct brrr_completion {
   uint32_t reserved;
 } brrr_completion;
 
+/* The most buffers provide_buffers() takes, on every backend (io_uring's buffer ring holds at
+ * most 32768 entries). */
+#define BRRR_MAX_PROVIDED_BUFFERS 32768u
+
 /* Capability flags in brrr_reactor_plugin.capabilities. */
 #define BRRR_CAP_MULTISHOT (1u << 0)        /* BRRR_OP_MULTISHOT on ACCEPT and RECV */
 #define BRRR_CAP_PROVIDED_BUFFERS (1u << 1) /* provide_buffers() and BRRR_OP_BUFFER_SELECT */
@@ -196,7 +200,8 @@ typedef struct brrr_reactor_plugin {
 
   /* Gives the backend a pool of count buffers of size bytes each, laid out back to back from
    * base (BORROWED until destroy). Buffer ids are 0..count-1; each starts owned by the backend.
-   * Once. -ENOTSUP without BRRR_CAP_PROVIDED_BUFFERS. */
+   * Once. -ENOTSUP without BRRR_CAP_PROVIDED_BUFFERS; -EINVAL for a count of 0 or past
+   * BRRR_MAX_PROVIDED_BUFFERS. */
   int (*provide_buffers)(brrr_reactor* reactor, void* base, uint32_t size, uint32_t count);
 
   /* Returns a buffer that a BRRR_COMPLETION_BUFFER completion handed to the runtime. */

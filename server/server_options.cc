@@ -49,9 +49,9 @@ absl::Status Validate(const EchoServerOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--recv_buffer_size=", o.receive_buffer_size,
                                                    ": must be from 512 bytes to 16 MiB"));
   }
-  if (o.receive_buffer_count < 1 || o.receive_buffer_count > 65536) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--recv_buffers=", o.receive_buffer_count, ": must be from 1 to 65536"));
+  if (o.receive_buffer_count < 1 || o.receive_buffer_count > kMaxProvidedBuffers) {
+    return absl::InvalidArgumentError(absl::StrCat("--recv_buffers=", o.receive_buffer_count, ": must be from 1 to ",
+                                                   kMaxProvidedBuffers, " (the most a backend takes)"));
   }
   if (o.reply_prefix.size() > kMaxReplyPrefixBytes) {
     return absl::InvalidArgumentError(absl::StrCat("--reply_prefix is ", o.reply_prefix.size(),

@@ -2,6 +2,7 @@
 #include "reactors/common/readiness_core.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -298,7 +299,10 @@ static int wait_in_kernel(rc_core* core, int64_t timeout_ns, int64_t* deadline) 
   for (;;) {
     core->counters.waits++;
     core->counters.syscalls++;
-    if (timeout_ns > 0 && *deadline < 0) *deadline = pu_monotonic_ns() + timeout_ns;
+    if (timeout_ns > 0 && *deadline < 0) {
+      int64_t now = pu_monotonic_ns();
+      *deadline = timeout_ns > INT64_MAX - now ? INT64_MAX : now + timeout_ns;  /* never wraps */
+    }
     int rc;
     if (core->wake_by_signal && timeout_ns != 0) {
       const sigset_t* mask = rc_signal_wake_arm(&core->signal_wake);
@@ -402,7 +406,7 @@ int rc_release_fd(brrr_reactor* reactor, int fd) {
 int rc_provide_buffers(brrr_reactor* reactor, void* base, uint32_t size, uint32_t count) {
   rc_core* core = as_core(reactor);
   if (core->buffer_count != 0) return -EEXIST;
-  if (base == NULL || size == 0 || count == 0) return -EINVAL;
+  if (base == NULL || size == 0 || count == 0 || count > BRRR_MAX_PROVIDED_BUFFERS) return -EINVAL;
   core->free_buffers = malloc((size_t)count * sizeof *core->free_buffers);
   core->buffer_out = calloc(count, 1);
   if (core->free_buffers == NULL || core->buffer_out == NULL) {

@@ -12,6 +12,7 @@
 #include "runtime/hot_path.h"
 
 #define UR_MAX_BUFFERS 32768u /* a buffer ring holds at most 32768 entries */
+_Static_assert(BRRR_MAX_PROVIDED_BUFFERS <= UR_MAX_BUFFERS, "a pool must fit the buffer ring");
 #define UR_RING_MIN 64u       /* buffers on the ring at least (if the pool has them) */
 #define UR_RING_PER_RECV 4u   /* ... and this many per armed buffer-select receive */
 
@@ -79,7 +80,7 @@ int ur_buf_ring_supported(brrr_reactor* r) {
 int ur_provide_buffers(brrr_reactor* r, void* base, uint32_t size, uint32_t count) {
   if (!r->buf_ring_ok) return -ENOTSUP;
   if (r->buf_count != 0) return -EEXIST;
-  if (base == NULL || size == 0 || count == 0 || count > UR_MAX_BUFFERS) return -EINVAL;
+  if (base == NULL || size == 0 || count == 0 || count > BRRR_MAX_PROVIDED_BUFFERS) return -EINVAL;
   /* Twice the pool (see ur_ring_id_after), within the kernel's limit. */
   uint32_t entries = 1;
   while (entries < 2 * count && entries < UR_MAX_BUFFERS) entries <<= 1;

@@ -320,6 +320,36 @@ TEST_P(ReactorTest, RecycledBuffersAreReusedSoon) {
   ::close(fd);
 }
 
+// Every backend takes a pool of up to kMaxProvidedBuffers buffers, and refuses a larger one.
+// Before, io_uring refused any past 32768 while the other backends (and brrr-echo's
+// --recv_buffers) took up to 65536: a pool that loaded on epoll was lost on io_uring.
+TEST_P(ReactorTest, APoolOfTheMostBuffersIsTakenAndALargerOneRefused) {
+  constexpr uint32_t kSize = 512;
+  std::vector<char> pool(size_t{kSize} * (kMaxProvidedBuffers + 1));
+  absl::Status larger = reactor_->provide_buffers(pool.data(), kSize, kMaxProvidedBuffers + 1);
+  EXPECT_NE(larger.message().find("Invalid argument"), absl::string_view::npos) << larger;
+  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kMaxProvidedBuffers).ok());
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  ASSERT_EQ(
+      reactor_->submit({.user_data = 5, .opcode = IoOpcode::kRecv, .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
+      0);
+  ASSERT_TRUE(client.send_all("into the pool"));
+  size_t seen = 0;
+  std::string received;
+  auto all = WaitUntil([&](auto& a) {
+    TakeFromPool(*reactor_, pool, kSize, a, seen, received);
+    return received.size() >= 13;
+  });
+  EXPECT_EQ(received, "into the pool");
+  for (const Completion& c : all) EXPECT_LT(c.buffer_id, kMaxProvidedBuffers);
+  client.close();
+  WaitUntil([](auto& a) { return HasFinal(a, 5); });
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
 TEST_P(ReactorTest, ARunDryPoolEndsMultishotRecvWithENOBUFS) {
   constexpr uint32_t kSize = 512;
   std::vector<char> pool(kSize * 4);

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
@@ -46,6 +47,14 @@ using testing::ReactorTest;
 // is AWakeBeforeTheWaitIsNotLost's case).
 TEST_P(ReactorTest, WakeFromAnotherThreadEndsAnUnboundedWait) {
   EXPECT_EQ(testing::OnlyTheWakeEndsAnUnboundedWait(*reactor_, [](pid_t) {}), "");
+}
+
+// The longest timeout there is waits as none does. Before, the readiness backends computed its
+// deadline by a signed addition that overflowed (undefined behaviour; UBSan stops there).
+TEST_P(ReactorTest, TheLongestTimeoutWaitsUntilTheWake) {
+  EXPECT_EQ(testing::OnlyTheWakeEndsAnUnboundedWait(
+                *reactor_, [](pid_t) {}, std::numeric_limits<int64_t>::max()),
+            "");
 }
 
 // A signal that is not the wake-up (here SIGUSR2, with a handler that does nothing, as the stall

@@ -71,12 +71,14 @@ inline int AcceptOne(const Listener& l) {
   return -1;
 }
 
-// Waits without a limit on `reactor` while another thread, once /proc shows the wait asleep in
+// Waits without a limit (or with `timeout_ns`, one too long to end first) on `reactor` while
+// another thread, once /proc shows the wait asleep in
 // the backend's wait system call, runs `before_wake` (given the waiting thread) and then wakes
 // the reactor. Returns what went wrong, or "" when the wait ended with nothing completed and not
 // before the wake-up was sent. A result rather than assertions, so that a death test's child
 // process (wake_signal_test) can check it too.
-inline std::string OnlyTheWakeEndsAnUnboundedWait(Reactor& reactor, const std::function<void(pid_t)>& before_wake) {
+inline std::string OnlyTheWakeEndsAnUnboundedWait(Reactor& reactor, const std::function<void(pid_t)>& before_wake,
+                                                  int64_t timeout_ns = -1) {
   pid_t waiting_thread = CurrentThreadId();
   std::atomic<bool> wake_sent{false};
   std::atomic<bool> blocked{false};
@@ -87,7 +89,7 @@ inline std::string OnlyTheWakeEndsAnUnboundedWait(Reactor& reactor, const std::f
     reactor.wake();
   });
   Completion c[4];
-  absl::StatusOr<int> n = reactor.wait(c, -1);
+  absl::StatusOr<int> n = reactor.wait(c, timeout_ns);
   bool woken_by_the_wake = wake_sent.load();
   waker.join();
   if (!blocked.load()) return "the wait never blocked";

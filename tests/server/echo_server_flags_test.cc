@@ -57,7 +57,7 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--stall_threshold=61s"}, 2, "--stall_threshold must be from 1ms to 60s"},
       {{"--stall_threshold=inf"}, 2, "--stall_threshold must be from 1ms to 60s"},
       {{"--recv_buffer_size=511"}, 2, "--recv_buffer_size=511: must be from 512 bytes to 16 MiB"},
-      {{"--recv_buffers=65537"}, 2, "--recv_buffers=65537: must be from 1 to 65536"},
+      {{"--recv_buffers=32769"}, 2, "--recv_buffers=32769: must be from 1 to 32768 (the most a backend takes)"},
       {{"--admin_max_block=11m"}, 2, "--admin_max_block=11m: must be from 1ms to 10m"},
       {{"--admin_max_connections=1001"}, 2, "--admin_max_connections=1001: must be from 1 to 1000"},
       {{"--admin_max_calls=0"}, 2, "--admin_max_calls=0: must be from 1 to 10000"},
