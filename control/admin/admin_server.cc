@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <chrono>
 #include <thread>
 #include <utility>
@@ -12,8 +11,9 @@
 #include "control/admin/admin_listener.h"
 #include "control/admin/admin_service.h"
 #include "control/admin/call_gate.h"
-#include "control/admin/task_injector.h"
+#include "control/admin/grpc_log.h"
 #include "control/admin/reflection_service.h"
+#include "control/admin/task_injector.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
@@ -84,6 +84,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
     return absl::InvalidArgumentError(
         absl::StrCat("--admin_host=", options.host, ": not an IP address (", where.status().message(), ")"));
   }
+  RouteGrpcLogsThroughLineOutput();  // gRPC's threads must not wait for a stalled reader either
   std::unique_ptr<AdminServer> admin(new AdminServer());
   absl::StatusOr<std::unique_ptr<AdminListener>> listener =
       options.listener_fd >= 0 ? AdminListener::Adopt(options.listener_fd, options.max_connections)

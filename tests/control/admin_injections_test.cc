@@ -275,6 +275,31 @@ TEST_F(InjectionTest, AStallReportToAPipeNobodyReadsHoldsUpNeitherTheLoopNorTheD
       << "with its output full the server did not drain and exit";
 }
 
+// gRPC's own log lines go through the same queue. Here every gRPC API call is traced
+// (GRPC_VERBOSITY=DEBUG, GRPC_TRACE=api: some KB per admin call) with the output on a pipe
+// nobody reads, and every admin call still answers. Before, gRPC's threads wrote those lines to
+// stderr themselves, waited on the full pipe, and the admin plane stopped answering.
+TEST_F(InjectionTest, GrpcsOwnLogLinesToAPipeNobodyReadsHoldUpNoCall) {
+  testing::TestPipe output;
+  testing::ProcessOptions options;
+  options.output_fd = output.write_end();
+  options.env = {"GRPC_VERBOSITY=DEBUG", "GRPC_TRACE=api"};
+  output.Fill();
+  Start({}, options);
+  for (int i = 0; i < 30; ++i) {
+    admin::Stats stats;
+    grpc::Status status = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    ASSERT_TRUE(status.ok()) << "call " << i << ": " << status.error_message();
+  }
+  // Read: gRPC's lines come out, in gRPC's own form.
+  std::string printed;
+  for (int i = 0; i < 3000 && printed.find("] grpc_call_start_batch(") == std::string::npos; ++i) {
+    printed += output.ReadAvailable();
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_NE(printed.find("] grpc_call_start_batch("), std::string::npos) << printed.substr(0, 2000);
+}
+
 TEST_F(InjectionTest, RepeatedRunsOnEveryLoop) {
   Start({"--loops=2"});
   admin::InjectTaskRequest request;
