@@ -127,8 +127,8 @@ uint32_t Connection::read_limit() const {
   return static_cast<uint32_t>(std::min<uint64_t>(limit, UINT32_MAX));
 }
 
-void Connection::throttle_changed() {
-  read_rate_.reset();
+void Connection::byte_rates_changed(bool new_per_connection_rate) {
+  if (new_per_connection_rate) read_rate_.reset();
   receiver_.set_read_limit(read_limit());
   if (receiver_.wants_data()) {
     // Re-arm so that the receive in flight follows the new limit.

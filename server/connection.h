@@ -102,8 +102,10 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   // Closes now, dropping what is queued.
   void close(CloseReason reason);
   bool closed() const { return closed_; }
-  // The throttles changed: a wait they imposed is re-evaluated against the new ones.
-  void throttle_changed();
+  // The byte rates changed: a wait they imposed is re-evaluated against the new ones. With
+  // `new_per_connection_rate` (that rate was set anew) what it read under the old one is
+  // forgotten, as Throttle::Apply forgets the total's.
+  void byte_rates_changed(bool new_per_connection_rate);
 
   int fd() const { return socket_.fd(); }
   SocketInfo info() const { return socket_.info(); }

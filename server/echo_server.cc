@@ -195,7 +195,7 @@ absl::Status EchoServer::SetThrottle(const ThrottleChange& change) {
   if (absl::Status applied = throttle_.Apply(change); !applied.ok()) return applied;
   for (auto& shard : shards_) {
     Shard* s = shard.get();
-    s->loop().call_soon_threadsafe([s] { s->throttle_changed(); }, "echo:throttle_changed");
+    s->loop().call_soon_threadsafe([s, change] { s->throttle_changed(change); }, "echo:throttle_changed");
   }
   return absl::OkStatus();
 }

@@ -265,11 +265,13 @@ void Shard::connection_closed(Connection* c, CloseReason reason) {
   }, "echo:close");
 }
 
-void Shard::throttle_changed() {
+void Shard::throttle_changed(const ThrottleChange& change) {
   throttle_changes_.set();  // wakes every accept loop waiting for the accept rate
   throttle_changes_.clear();
   update_accepting();
-  for (Connection* c = connections_; c != nullptr; c = c->next) c->throttle_changed();
+  if (!change.bytes_per_second_per_connection.has_value() && !change.bytes_per_second_total.has_value()) return;
+  const bool new_per_connection_rate = change.bytes_per_second_per_connection.has_value();
+  for (Connection* c = connections_; c != nullptr; c = c->next) c->byte_rates_changed(new_per_connection_rate);
 }
 
 absl::StatusOr<SocketInfo> Shard::close_connection(int fd) {

@@ -83,8 +83,10 @@ class Shard {
   // Called by a connection that closed.
   void connection_closed(Connection* c, CloseReason reason);
 
-  // Loop thread: the throttles changed; applies pausing and re-evaluates throttled reads.
-  void throttle_changed();
+  // Loop thread: the throttles changed by `change` (Throttle::Apply); applies pausing and the
+  // accept rate, and re-evaluates throttled reads if a byte rate was set (and only then: a
+  // connection's allowance is not renewed by a change of the others).
+  void throttle_changed(const ThrottleChange& change);
   // Loop thread: closes the connection with descriptor `fd` (the admin plane's
   // CloseConnection); returns what it was. NotFound if no connection of this shard has it,
   // FailedPrecondition for the listener.

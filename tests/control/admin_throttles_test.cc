@@ -2,6 +2,7 @@
 // connection and in total, checked as lower bounds on how long an echo takes, an accept rate
 // (and its change waking the loops that wait for it), pausing and resuming accepts, and a lower
 // connection limit.
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -66,6 +67,35 @@ TEST_F(AdminActionsTest, APerConnectionThrottleBoundsTheEchoRateAndLiftingItRest
   EXPECT_EQ(Stats().total().reads_throttled(), throttled) << "lifted: no read waits for a rate any more";
   std::printf("30 kB echoed in %.0f ms at 10 kB/s per connection; 1 MiB in %.0f ms once lifted\n", throttled_ms,
               lifted_ms);
+}
+
+// Another throttle set meanwhile (here the accept rate, every 50 ms) leaves a connection's
+// byte rate as it was: before, every SetThrottle forgot what each connection had read under
+// its rate, so each call gave it a fresh allowance and the echo went about twice as fast.
+TEST_F(AdminActionsTest, SettingAnotherThrottleRenewsNoConnectionsByteAllowance) {
+  Start();
+  testing::BlockingClient client(port_, false, 60000);
+  admin::SetThrottleRequest rate;
+  rate.set_bytes_per_second_per_connection(10000);
+  admin::Throttle throttle;
+  SteadyClock::time_point start = SteadyClock::now();
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), rate, &throttle).ok());
+  std::atomic<bool> echoed{false};
+  std::thread other_settings([&] {
+    admin::SetThrottleRequest accepts;
+    for (int i = 0; !echoed.load() && i < 400; ++i) {
+      accepts.set_accepts_per_second(1000 + i);
+      admin::Throttle ignored;
+      EXPECT_TRUE(stub_->SetThrottle(Context().get(), accepts, &ignored).ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  double echo_ms = EchoBulkMs(client, 30000);
+  echoed = true;
+  other_settings.join();
+  ASSERT_GE(echo_ms, 0);
+  // As in APerConnectionThrottleBoundsTheEchoRate...: 2.9 s at the least.
+  EXPECT_GE(MillisSince(start), 2500.0) << "30 kB at 10 kB/s per connection, the accept rate set 20 times a second";
 }
 
 TEST_F(AdminActionsTest, ATotalThrottleIsSharedByConnectionsOnDifferentLoops) {
