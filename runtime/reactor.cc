@@ -15,7 +15,6 @@
 namespace brrr {
 
 static_assert(static_cast<uint32_t>(IoOpcode::kAccept) == BRRR_OP_ACCEPT);
-static_assert(kMaxProvidedBuffers == BRRR_MAX_PROVIDED_BUFFERS);
 static_assert(static_cast<uint32_t>(IoOpcode::kRecv) == BRRR_OP_RECV);
 static_assert(static_cast<uint32_t>(IoOpcode::kSend) == BRRR_OP_SEND);
 static_assert(static_cast<uint32_t>(IoOpcode::kConnect) == BRRR_OP_CONNECT);
@@ -41,6 +40,7 @@ static_assert(offsetof(Completion, result) == offsetof(brrr_completion, result))
 static_assert(offsetof(Completion, flags) == offsetof(brrr_completion, flags));
 static_assert(offsetof(Completion, buffer_id) == offsetof(brrr_completion, buffer_id));
 static_assert(offsetof(Completion, reserved) == offsetof(brrr_completion, reserved));
+static_assert(kMaxProvidedBuffers == BRRR_MAX_PROVIDED_BUFFERS);
 
 Plugin::Plugin(void* dl_handle, const brrr_reactor_plugin* table, std::string path)
     : dl_handle_(dl_handle),
