@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstring>
-#include <mutex>
 #include <string>
 
 #include "absl/strings/str_format.h"
@@ -40,9 +39,6 @@ void WriteGrpcLine(gpr_log_func_args* args) {
 
 }  // namespace
 
-void RouteGrpcLogsThroughLineOutput() {
-  static std::once_flag once;
-  std::call_once(once, [] { gpr_set_log_function(WriteGrpcLine); });
-}
+void RouteGrpcLogsThroughLineOutput() { gpr_set_log_function(WriteGrpcLine); }
 
 }  // namespace brrr::control

@@ -4,7 +4,7 @@
 // reading (a supervisor's full pipe, a paused terminal) stopped every gRPC thread that logged,
 // and with them the admin plane.
 //
-//   RouteGrpcLogsThroughLineOutput();  // before the admin server starts; later calls do nothing
+//   RouteGrpcLogsThroughLineOutput();  // before the admin server starts; again changes nothing
 //
 // The lines keep gRPC's own form ("E1204 19:10:55.590301 12084 chttp2_transport.cc:1200] ...").
 // An error line waits up to kGrpcErrorLinePatience for the writer: gRPC aborts right after some
