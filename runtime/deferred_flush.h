@@ -55,6 +55,7 @@ class DeferredFlushList {
     }
     ++size_;
   }
+  bool empty() const { return size_ == 0; }
   // It will not run (it is going away).
   void remove(DeferredFlush& f) {
     if (!f.flush_pending()) return;

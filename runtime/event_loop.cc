@@ -255,8 +255,8 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   // wait for I/O ends; the other readings extrapolate from it with the TSC (task_clock.h).
   int64_t start = task_clock_.end();
   inbox_.drain_into(ready_);
-  run_deferred_flushes();  // what the previous iteration's tasks deferred (before the timeout
-                           // is set: a flush may make a task ready)
+  run_deferred_flushes();  // what was deferred outside an iteration (before the timeout is
+                           // set: a flush may make a task ready)
   int64_t waited = wait_for_io(wait_timeout_ns(max_wait_ns));
   inbox_.drain_into(ready_);
   if (auto_advance_to_ns_ != 0) {
@@ -268,6 +268,12 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   int64_t t = run_due_timers(task_clock_.end());
   t = run_ready(t);
   current_.clear();
+  // What this iteration's tasks deferred goes out now, not after the next wake-up: a loop that
+  // stops here (or a run_once caller) must not keep a queued send back.
+  if (!flushes_.empty()) {
+    run_deferred_flushes();
+    t = task_clock_.end();
+  }
   published_.iterations.add(1);
   published_.running_ns.add(std::max<int64_t>(0, t - start - waited));  // a counter: never down
 }

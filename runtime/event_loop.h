@@ -8,11 +8,13 @@
 //      else until the next timer is due, else until I/O or a wake-up. I/O completions are
 //      handed to their handlers (which usually queue a coroutine to resume); then the work
 //      they deferred to the batch's end runs (defer_flush: a socket's queued sends go out in
-//      one gathered send). Work deferred by tasks runs just before the next wait.
+//      one gathered send). Work deferred by tasks runs as the iteration ends (step 5).
 //   2. Calls posted from other threads (call_soon_threadsafe) join the ready queue.
 //   3. Due timers run, earliest deadline first; equal deadlines in the order scheduled.
 //   4. Tasks that were ready when this step began run, first in first out. What they schedule
 //      runs in the next iteration, so a task that reschedules itself cannot starve I/O.
+//   5. The work those tasks deferred runs, so that a loop that stops (or a run_once) returns
+//      with no send held back.
 //
 // Every task (ready task or timer) is measured: its run time feeds the statistics (the
 // task_duration histogram among them) and the stall detector, and another thread can see how

@@ -383,6 +383,28 @@ TEST_P(EventLoopTest, ExceptionEscapingADeferredFlushIsReportedAndTheLoopGoesOn)
   EXPECT_NE(err.find("exception escaped a deferred flush: flush failed"), std::string::npos) << err;
 }
 
+// What the last iteration's tasks deferred (a Sender's batched send) runs before the loop
+// returns, whether a task stopped it or it ran one iteration: nothing queued is held back
+// until a next run that may never come.
+TEST_P(EventLoopTest, WhatTheLastTasksDeferredRunsBeforeTheLoopReturns) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  struct Flush : DeferredFlush {
+    void flush() override { ++runs; }
+    int runs = 0;
+  };
+  Flush before_stop;
+  loop->call_soon([&] {
+    LoopInternals::defer_flush(*loop, before_stop);
+    loop->stop();
+  });
+  loop->run_forever();
+  EXPECT_EQ(before_stop.runs, 1);
+  Flush in_run_once;
+  loop->call_soon([&] { LoopInternals::defer_flush(*loop, in_run_once); });
+  loop->run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(in_run_once.runs, 1);
+}
+
 // finish(): what other threads posted before it runs there, in order, on the loop's thread;
 // what they post after it is refused (false) and never runs.
 TEST_P(EventLoopTest, FinishRunsWhatWasPostedAndRefusesWhatComesAfter) {
