@@ -40,14 +40,23 @@ class TaskClock {
   // `manual`: virtual time instead of the monotonic clock (tests); it must outlive this.
   explicit TaskClock(const ManualClock* manual = nullptr);
 
-  // Re-reads the monotonic clock; returns it.
+  // Re-reads the monotonic clock; returns it. The read is paired with the TSC between two TSC
+  // reads; a pair that a preemption (or an interrupt) split is read again, for extrapolations
+  // would be off by the whole gap until the next anchor.
   int64_t anchor() {
     if (manual_ != nullptr) [[unlikely]] return anchor_ns_ = manual_->now_ns();
-    anchor_ns_ = MonotonicNanos();
 #ifdef BRRR_HAVE_TSC
-    anchor_ticks_ = __rdtsc();
+    if (ns_per_tick_ > 0) {
+      uint64_t before = __rdtsc();
+      anchor_ns_ = MonotonicNanos();
+      uint64_t after = __rdtsc();
+      if (after - before > max_pairing_ticks_) [[unlikely]]
+        return anchor_again();
+      anchor_ticks_ = before + (after - before) / 2;
+      return anchor_ns_;
+    }
 #endif
-    return anchor_ns_;
+    return anchor_ns_ = MonotonicNanos();
   }
 
   // Now, in monotonic nanoseconds.
@@ -69,6 +78,9 @@ class TaskClock {
   }
 
   static constexpr int64_t kMaxExtrapolationNs = 1'000'000;
+  // The most a monotonic read may take between its two TSC reads for anchor() to pair them:
+  // ~20 reads' worth here, well below a preemption or a hypervisor's stolen time.
+  static constexpr int64_t kMaxPairingNs = 2'000;
 
   // Whether now() reads the TSC (false: steady_clock).
   bool uses_tsc() const { return ns_per_tick_ > 0; }
@@ -77,8 +89,12 @@ class TaskClock {
   static double NanosPerTick();
 
  private:
+  // anchor()'s slow path: the tightest of a few pairings.
+  int64_t anchor_again();
+
   const ManualClock* manual_;
   double ns_per_tick_;
+  uint64_t max_pairing_ticks_;  // kMaxPairingNs in ticks
   int64_t anchor_ns_ = 0;
   uint64_t anchor_ticks_ = 0;
 };

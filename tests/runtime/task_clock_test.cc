@@ -1,5 +1,11 @@
 #include "runtime/task_clock.h"
 
+#include <pthread.h>
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
 #include <thread>
 
 #include "gtest/gtest.h"
@@ -57,6 +63,68 @@ TEST(TaskClockTest, IsMonotonicBetweenAnchors) {
     ASSERT_GE(t, last);
     last = t;
   }
+}
+
+// Runs the calling thread and a spinning one on the calling thread's CPU, so the caller is
+// preempted every time slice, wherever it is; restores the caller's CPUs when destroyed.
+class SharedCpu {
+ public:
+  SharedCpu() {
+    pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_);
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(sched_getcpu(), &one);
+    pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+    spinner_ = std::thread([this, one] {
+      pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+      while (!stop_.load(std::memory_order_relaxed)) {
+      }
+    });
+  }
+  ~SharedCpu() {
+    stop_ = true;
+    spinner_.join();
+    pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_);
+  }
+
+ private:
+  cpu_set_t saved_;
+  std::atomic<bool> stop_{false};
+  std::thread spinner_;
+};
+
+long InvoluntarySwitches() {
+  rusage usage{};
+  getrusage(RUSAGE_THREAD, &usage);
+  return usage.ru_nivcsw;
+}
+
+// anchor() pairs a monotonic read with a TSC read. A thread preempted between the two would
+// pair them a time slice apart, and every reading until the next anchor would be off by that
+// slice: timers due seen as not due, tasks measured a slice short. A thread that does little
+// but anchor, on a CPU it shares with a spinning thread, is often preempted inside anchor();
+// each reading must still lie within a monotonic bracket (with 100 us of slack, far above the
+// calibration's error over these spans and far below a time slice). Bounded: 1.5 s, 3M rounds.
+TEST(TaskClockTest, APreemptedAnchorStillPairsItsTwoClocks) {
+  TaskClock clock;
+  if (!clock.uses_tsc()) GTEST_SKIP() << "no invariant TSC: now() reads the monotonic clock";
+  SharedCpu shared;
+  long switches_before = InvoluntarySwitches();
+  int off = 0;
+  int64_t worst = 0;
+  const int64_t until = MonotonicNanos() + 1'500'000'000;
+  for (int i = 0; i < 3'000'000 && MonotonicNanos() < until; ++i) {
+    clock.anchor();
+    int64_t before = MonotonicNanos();
+    int64_t t = clock.now();
+    int64_t after = MonotonicNanos();
+    int64_t error = t < before ? before - t : (t > after ? t - after : 0);
+    if (error > 100'000) ++off;
+    worst = std::max(worst, error);
+  }
+  long preempted = InvoluntarySwitches() - switches_before;
+  if (preempted < 10) GTEST_SKIP() << "the thread was preempted only " << preempted << " times";
+  EXPECT_EQ(off, 0) << "worst " << worst << " ns off, over " << preempted << " preemptions";
 }
 
 }  // namespace
