@@ -378,16 +378,35 @@ TEST_F(FleetTest, WatchGoesOnWithoutATargetThatFallsSilent) {
     }
     return samples_and_dashes;
   };
-  // Bounded: 20 s, where the silent wait and ten samples take about 3 s.
+  // Where the first "-" of `target` since `from` begins, if there is one yet.
+  auto first_dash = [&](size_t from, const std::string& target) -> std::optional<size_t> {
+    const std::string out = watch.out();
+    for (size_t at = from; at < out.size();) {
+      size_t end = out.find('\n', at);
+      if (end == std::string::npos) return std::nullopt;  // a line still being written
+      std::vector<std::string> words = Words(out.substr(at, end - at));
+      if (words.size() >= 2 && words[0] == "-" && words[1] == target) return at;
+      at = end + 1;
+    }
+    return std::nullopt;
+  };
+  // Bounded: 20 s, where the silent wait and ten samples take about 3 s. Counted from the
+  // stopped server's first "-": samples printed before it (a tick in flight, or lines the
+  // test had not read yet when it stopped the server) may still be the server's.
   const size_t stopped_at = watch.out().size();
   auto deadline = std::chrono::steady_clock::now() + seconds(20);
-  while (count(stopped_at, live).first < 10 && std::chrono::steady_clock::now() < deadline) {
+  std::optional<size_t> dash_at;
+  while (!(dash_at = first_dash(stopped_at, silent)).has_value() && std::chrono::steady_clock::now() < deadline) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  ASSERT_GE(count(stopped_at, live).first, 10) << "the live target's samples were held back\n" << watch.out();
-  // A tick in flight may hold the stopped server's last sample; every later one says "-".
-  EXPECT_LE(count(stopped_at, silent).first, 1) << watch.out();
-  EXPECT_GE(count(stopped_at, silent).second, 9) << watch.out();
+  ASSERT_TRUE(dash_at.has_value()) << "the silent target never said \"-\"\n" << watch.out();
+  while (count(*dash_at, live).first < 10 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(count(*dash_at, live).first, 10) << "the live target's samples were held back\n" << watch.out();
+  // Every later tick says "-" for the stopped server.
+  EXPECT_EQ(count(*dash_at, silent).first, 0) << watch.out();
+  EXPECT_GE(count(*dash_at, silent).second, 9) << watch.out();
 
   servers_[1].process->Signal(SIGCONT);
   const size_t continued_at = watch.out().size();

@@ -223,7 +223,9 @@ TEST_P(SocketTest, AcceptQueuedTakesTheBacklogWithoutWaiting) {
     }
     Future<absl::StatusOr<Socket>> pending = create_task(
         [](Socket& l) -> Task<absl::StatusOr<Socket>> { co_return co_await l.accept(); }(listener), "accept");
-    co_await sleep(milliseconds(5));  // the accept has started
+    // A yield, not a timer: the accept task, queued first, starts its accept before this task
+    // resumes, however late the loop runs (a timer due by then would run before it).
+    co_await sleep(Duration::zero());
     absl::StatusOr<std::optional<Socket>> refused = listener.accept_queued();
     EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
     pending.cancel();

@@ -314,12 +314,17 @@ TEST_P(EventLoopTest, AOneThreadLoopRunsOnTheThreadThatFirstRunsIt) {
   BRRR_LOOP_OR_SKIP(loop, GetParam(), options);
   std::thread::id ran_on;
   int timers_fired = 0;
-  loop->call_later(milliseconds(5), [&] {
-    ++timers_fired;
+  // Each timer is set by the running loop, microseconds before it computes its wait, so the
+  // wait is for the timer (not skipped, as it would be for a timer set here that came due
+  // before a late-starting worker got to it).
+  loop->call_soon([&] {
     loop->call_later(milliseconds(5), [&] {
       ++timers_fired;
-      ran_on = std::this_thread::get_id();
-      loop->stop();
+      loop->call_later(milliseconds(5), [&] {
+        ++timers_fired;
+        ran_on = std::this_thread::get_id();
+        loop->stop();
+      });
     });
   });
   std::thread worker([&] { loop->run_forever(); });
@@ -520,8 +525,13 @@ TEST_P(EventLoopTest, IdlePollingAsksTheBackendManyTimesBeforeItSleeps) {
   TimePoint due, ran_at;
   uint64_t plain = waits_for_one_timer(EventLoopOptions{}, &due, &ran_at);
   EXPECT_GE(ran_at, due);
-  uint64_t polling = waits_for_one_timer(IdlePolling(milliseconds(5)), &due, &ran_at);
-  EXPECT_GE(ran_at, due) << "never early, with idle polling too";
+  // The window is 5 ms of the clock: a loop preempted for as long during its first polls
+  // polls once or twice. Up to three tries; one that polls many times shows the behaviour.
+  uint64_t polling = 0;
+  for (int attempt = 0; attempt < 3 && polling <= 3; ++attempt) {
+    polling = std::max(polling, waits_for_one_timer(IdlePolling(milliseconds(5)), &due, &ran_at));
+    EXPECT_GE(ran_at, due) << "never early, with idle polling too";
+  }
   EXPECT_LE(plain, 3u) << "a loop without idle polling waits once for its timer (or twice, interrupted)";
   EXPECT_GT(polling, 3u) << "5 ms of idle polling asks the backend many times";
 }
