@@ -203,6 +203,7 @@ void EventLoop::run_forever() {
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
+  run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
   while (!stop_requested_.load(std::memory_order_acquire)) run_iteration(kNoTimeout);
   stop_requested_.store(false, std::memory_order_relaxed);
   running_.store(false);
@@ -225,6 +226,7 @@ void EventLoop::run_once(Duration max_wait) {
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
+  run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
   run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
 }
 
@@ -255,8 +257,6 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   // wait for I/O ends; the other readings extrapolate from it with the TSC (task_clock.h).
   int64_t start = task_clock_.end();
   inbox_.drain_into(ready_);
-  run_deferred_flushes();  // what was deferred outside an iteration (before the timeout is
-                           // set: a flush may make a task ready)
   int64_t waited = wait_for_io(wait_timeout_ns(max_wait_ns));
   inbox_.drain_into(ready_);
   if (auto_advance_to_ns_ != 0) {
