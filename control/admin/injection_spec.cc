@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "control/admin/loop_range.h"
 
 namespace brrr::control {
 namespace {
@@ -36,7 +37,7 @@ absl::StatusOr<InjectionSpec> CheckInjectionSpec(InjectionSpec spec, Duration ma
   spec.loops.erase(std::unique(spec.loops.begin(), spec.loops.end()), spec.loops.end());
   for (uint32_t loop : spec.loops) {
     if (loop >= loop_count) {
-      return absl::NotFoundError(absl::StrCat("no loop ", loop, ": the server runs loops 0 to ", loop_count - 1));
+      return absl::NotFoundError(NoSuchLoop(loop, loop_count));
     }
   }
   return spec;

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "control/admin/loop_range.h"
 
 namespace brrr::control {
 
@@ -16,7 +17,7 @@ absl::StatusOr<std::vector<uint32_t>> CheckLoops(const google::protobuf::Repeate
   std::vector<uint32_t> selected;
   for (uint32_t loop : loops) {
     if (loop >= loop_count) {
-      return absl::NotFoundError(absl::StrCat("no loop ", loop, ": the server runs loops 0 to ", loop_count - 1));
+      return absl::NotFoundError(NoSuchLoop(loop, loop_count));
     }
     selected.push_back(loop);
   }

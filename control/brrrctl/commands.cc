@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "control/admin/loop_range.h"
 
 namespace brrr::control {
 
@@ -32,8 +33,8 @@ Outcome CheckLoops(const std::vector<uint32_t>& loops, int loop_count) {
   for (uint32_t loop : loops) {
     if (loop >= static_cast<uint32_t>(loop_count)) {
       // Word for word what the server answers where it checks --loop itself (sockets, close...).
-      return Outcome::ServerError(absl::StrCat(StatusCodeName(grpc::StatusCode::NOT_FOUND), ": no loop ", loop,
-                                               ": the server runs loops 0 to ", loop_count - 1));
+      return Outcome::ServerError(absl::StrCat(StatusCodeName(grpc::StatusCode::NOT_FOUND), ": ",
+                                               control::NoSuchLoop(loop, static_cast<uint32_t>(loop_count))));
     }
   }
   return Outcome::Ok();
