@@ -165,13 +165,18 @@ absl::Status EchoServer::Start() {
   return absl::OkStatus();
 }
 
-void EchoServer::Drain() { StartDrain(options_.drain_grace, Shard::QueuedClients::kServe); }
+bool EchoServer::Drain(absl::FunctionRef<void()> announce) {
+  return StartDrain(options_.drain_grace, Shard::QueuedClients::kServe, announce);
+}
 
-void EchoServer::DrainHandedOver() { StartDrain(Duration::zero(), Shard::QueuedClients::kLeaveToNewProcess); }
+void EchoServer::DrainHandedOver() {
+  StartDrain(Duration::zero(), Shard::QueuedClients::kLeaveToNewProcess, [] {});
+}
 
-void EchoServer::StartDrain(Duration grace, Shard::QueuedClients queued) {
-  if (draining_.exchange(true)) return;
-  drain_started_at_ns_.store(MonotonicNanos());  // readiness turns at once: before the log line
+bool EchoServer::StartDrain(Duration grace, Shard::QueuedClients queued, absl::FunctionRef<void()> announce) {
+  if (draining_.exchange(true)) return false;
+  drain_started_at_ns_.store(MonotonicNanos());  // readiness turns at once: before the log lines
+  announce();
   progress_->Started(grace, options_.drain_timeout);
   for (auto& shard : shards_) {
     Shard* s = shard.get();
@@ -181,6 +186,7 @@ void EchoServer::StartDrain(Duration grace, Shard::QueuedClients queued) {
         [s, grace, queued] { s->drain(grace, queued, [s] { s->loop().stop_once_sockets_closed(); }); },
         "echo:drain");
   }
+  return true;
 }
 
 void EchoServer::DrainNow() {

@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "runtime/event_loop.h"
 #include "runtime/socket_address.h"
@@ -50,8 +51,10 @@ class EchoServer {
   // Starts the drain: drain_started_at_ns() turns non-zero at once (readiness reads it), the
   // loops accept for options().drain_grace more, then stop accepting; connections close as
   // their clients finish, the rest at the drain deadline (server/shard.h). Idempotent. Any
-  // thread.
-  void Drain();
+  // thread. Returns whether this call started it (false: a drain had started). `announce`
+  // runs only when it does, once readiness has turned and before the drain's own lines: the
+  // caller's line saying why, so that two callers at once cannot both say they started it.
+  bool Drain(absl::FunctionRef<void()> announce = [] {});
   // Drains without the grace: another process holds the listening sockets now (a hand-over,
   // server/handover_listener.h) and accepts on them, so there is nothing to wait for. Also
   // for a take-over that failed after this process started accepting: the old one still does.
@@ -103,7 +106,7 @@ class EchoServer {
         progress_(std::make_unique<DrainProgress>(options_.loops)) {}
   // Drain and DrainHandedOver: tells every loop to drain after `grace`, doing `queued` with the
   // clients waiting in its listeners' backlogs.
-  void StartDrain(Duration grace, Shard::QueuedClients queued);
+  bool StartDrain(Duration grace, Shard::QueuedClients queued, absl::FunctionRef<void()> announce);
 
   EchoServerOptions options_;
   std::string backend_;

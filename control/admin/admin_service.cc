@@ -268,12 +268,11 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
 }
 
 grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, admin::DrainResponse* response) {
-  response->set_already_draining(target_.drain_started_at_ns() != 0);
   response->set_connections_open(target_.server_stats().connections_active);
-  if (!response->already_draining()) {
-    PrintToStdout("brrr-echo: Drain from the admin plane (%s): draining\n", CallerOf(*context).c_str());
-  }
-  target_.Drain();
+  const std::string caller = CallerOf(*context);
+  bool started =
+      target_.Drain([&] { PrintToStdout("brrr-echo: Drain from the admin plane (%s): draining\n", caller.c_str()); });
+  response->set_already_draining(!started);
   return grpc::Status::OK;
 }
 

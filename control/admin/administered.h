@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "runtime/event_loop.h"
@@ -58,8 +59,9 @@ class Administered {
 
   // ---- Drain. ----
   // Reports not-ready at once, stops accepting after its grace; the program exits once its
-  // connections have finished (server/drain_progress.h). Idempotent.
-  virtual void Drain() = 0;
+  // connections have finished (server/drain_progress.h). Idempotent: returns whether this call
+  // started it; `announce` runs only then, before the drain's own lines (EchoServer::Drain).
+  virtual bool Drain(absl::FunctionRef<void()> announce) = 0;
   // When Drain() was first called (monotonic ns), or 0.
   virtual int64_t drain_started_at_ns() const = 0;
   // Where the drain stands. By default only "serving" or "finishing", from the drain time.

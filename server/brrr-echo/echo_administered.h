@@ -29,7 +29,7 @@ class EchoAdministered final : public control::Administered {
   }
   server::ThrottleSettings throttle() const override { return server_.throttle(); }
   absl::Status SetThrottle(const server::ThrottleChange& change) override { return server_.SetThrottle(change); }
-  void Drain() override { server_.Drain(); }
+  bool Drain(absl::FunctionRef<void()> announce) override { return server_.Drain(announce); }
   int64_t drain_started_at_ns() const override { return server_.drain_started_at_ns(); }
   server::DrainPhase drain_phase() const override { return server_.drain_phase(); }
 

@@ -197,16 +197,15 @@ void HandleSignals(EchoServer* server, const sigset_t* signals) {
     if (++drain_signals > 1) {
       brrr::PrintToStdout("brrr-echo: %s again: closing every connection now\n", strsignal(sig));
       server->DrainNow();
-    } else if (server->drain_started_at_ns() != 0) {
+    } else if (!server->Drain([sig] {
+                 brrr::PrintToStdout("brrr-echo: %s: draining (%s; up to %s for open ones)\n", strsignal(sig),
+                                     absl::GetFlag(FLAGS_drain_grace) == absl::ZeroDuration()
+                                         ? "no new connections"
+                                         : "new connections until the grace ends",
+                                     absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
+               })) {
       brrr::PrintToStdout("brrr-echo: %s: already draining; a second signal closes every connection now\n",
                           strsignal(sig));
-    } else {
-      brrr::PrintToStdout("brrr-echo: %s: draining (%s; up to %s for open ones)\n", strsignal(sig),
-                          absl::GetFlag(FLAGS_drain_grace) == absl::ZeroDuration()
-                              ? "no new connections"
-                              : "new connections until the grace ends",
-                          absl::FormatDuration(absl::GetFlag(FLAGS_drain_timeout)).c_str());
-      server->Drain();
     }
   }
 }

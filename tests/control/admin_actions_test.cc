@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -364,6 +365,44 @@ TEST_F(AdminActionsTest, DrainStopsAcceptingFlushesAndExits) {
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << server_->err();
   EXPECT_NE(server_->out().find("Drain from the admin plane"), std::string::npos) << server_->out();
+}
+
+// Occurrences of `text` in `all`.
+size_t CountOf(const std::string& all, const std::string& text) {
+  size_t n = 0;
+  for (size_t at = all.find(text); at != std::string::npos; at = all.find(text, at + text.size())) ++n;
+  return n;
+}
+
+TEST_F(AdminActionsTest, ADrainAndASignalAtOnceStartOneDrainAndSaySo) {
+  Start({"--drain_timeout=60s"});
+  testing::BlockingClient client(port_);  // holds the drain open until it closes
+  ASSERT_GE(EchoRoundTripMs(client), 0);
+  // Both at once, from two threads: whichever starts the drain says so, the other that one had.
+  admin::DrainResponse response;
+  grpc::Status drained;
+  std::atomic<bool> go{false};
+  std::thread admin_caller([&] {
+    auto context = Context();
+    while (!go.load()) {
+    }
+    drained = stub_->Drain(context.get(), admin::DrainRequest(), &response);
+  });
+  go.store(true);
+  server_->Signal(SIGTERM);
+  admin_caller.join();
+  ASSERT_TRUE(drained.ok()) << drained.error_message();
+  const char* signal_said = response.already_draining() ? "Terminated: draining" : "Terminated: already draining";
+  ASSERT_TRUE(server_->WaitForOutput(signal_said)) << server_->out();
+  client.shutdown_write();
+  EXPECT_EQ(client.recv_until_eof(), "");
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << server_->err();
+  const std::string out = server_->out();
+  EXPECT_EQ(CountOf(out, "Drain from the admin plane") + CountOf(out, "Terminated: draining"), 1u) << out;
+  EXPECT_EQ(CountOf(out, "Drain from the admin plane"), response.already_draining() ? 0u : 1u) << out;
+  EXPECT_EQ(CountOf(out, "already draining"), response.already_draining() ? 0u : 1u) << out;
 }
 
 }  // namespace

@@ -66,7 +66,12 @@ class FakeAdministered final : public control::Administered {
   absl::Status SetThrottle(const server::ThrottleChange&) override {
     return absl::UnimplementedError("FakeAdministered has no throttles");
   }
-  void Drain() override { draining_since_ns = 1; }
+  bool Drain(absl::FunctionRef<void()> announce) override {
+    if (draining_since_ns != 0) return false;
+    draining_since_ns = 1;
+    announce();
+    return true;
+  }
   int64_t drain_started_at_ns() const override { return draining_since_ns; }
 
  private:

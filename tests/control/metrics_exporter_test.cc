@@ -207,7 +207,7 @@ TEST_F(MetricsExporterTest, BuildInfoAndDraining) {
   ASSERT_EQ(build.metric.size(), 1u);
   EXPECT_EQ(Label(build.metric[0], "version"), kVersion);
   EXPECT_EQ(Family("brrr_draining").metric[0].gauge.value, 0);
-  target_->Drain();
+  target_->Drain([] {});
   EXPECT_EQ(ByName(MetricsExporter(*target_).Collect())["brrr_draining"].metric[0].gauge.value, 1);
 }
 
@@ -216,7 +216,7 @@ TEST_F(MetricsExporterTest, ReadinessFollowsStartAndDrain) {
   EXPECT_EQ(NotReadyReason(*target_), "not listening yet");
   target_->started_ns = 7;
   EXPECT_EQ(NotReadyReason(*target_), "");
-  target_->Drain();
+  target_->Drain([] {});
   EXPECT_EQ(NotReadyReason(*target_), "draining");
 }
 
