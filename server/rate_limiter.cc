@@ -37,4 +37,12 @@ int64_t SharedRateLimiter::charge(uint64_t units, uint64_t rate_per_second, int6
   return RateStep::WaitNs(after, now_ns);
 }
 
+int64_t SharedRateLimiter::charge_turn(uint64_t units, uint64_t rate_per_second, int64_t now_ns) {
+  int64_t before = paid_off_ns_.load(std::memory_order_relaxed);
+  while (!paid_off_ns_.compare_exchange_weak(before, RateStep::Advance(before, units, rate_per_second, now_ns),
+                                             std::memory_order_relaxed)) {
+  }
+  return RateStep::WaitNs(before, now_ns);
+}
+
 }  // namespace brrr::server

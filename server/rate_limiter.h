@@ -44,6 +44,10 @@ class RateLimiter {
 class SharedRateLimiter {
  public:
   int64_t charge(uint64_t units, uint64_t rate_per_second, int64_t now_ns);
+  // Charges `units` as charge() does, but returns how long until *these* may be used (0: now),
+  // where charge() returns how long until more may be: for users that each hold what they
+  // took (accepted connections) until its turn. `rate_per_second` > 0.
+  int64_t charge_turn(uint64_t units, uint64_t rate_per_second, int64_t now_ns);
   int64_t wait_ns(int64_t now_ns) const { return RateStep::WaitNs(paid_off_ns_.load(std::memory_order_relaxed), now_ns); }
   void reset() { paid_off_ns_.store(0, std::memory_order_relaxed); }
 

@@ -141,8 +141,24 @@ Task<> Shard::accept_loop(Socket& listener) {
       }
       backoff.succeeded();
       slot->HandTo(*conn);
+      // Its turn at the accept rate, which the loops share. Each loop has an accept pending, so
+      // the kernel can hand several loops a connection at the same moment: those past the rate's
+      // burst wait here for their turn, accepted but not yet served, so that however many loops
+      // there are the server takes on no more than the rate (and its burst).
+      if (uint64_t rate = throttle_.accepts_per_second(); rate > 0) {
+        if (int64_t turn = throttle_.accepted().charge_turn(1, rate, MonotonicNanos()); turn > 0) {
+          try {
+            co_await wait_for_accept_rate(turn);
+          } catch (const CancelledError&) {
+            add_connection(*std::move(conn));  // paused or draining: it was accepted, so it is served
+            throw;
+          }
+        }
+      }
       add_connection(*std::move(conn));
-      if (int64_t wait = throttle_.accepted().charge(1, throttle_.accepts_per_second(), MonotonicNanos()); wait > 0) {
+      // The next accept waits while the rate is owed: clients wait in the kernel's backlog.
+      if (int64_t wait = throttle_.accepted().wait_ns(MonotonicNanos());
+          wait > 0 && throttle_.accepts_per_second() > 0) {
         co_await wait_for_accept_rate(wait);
       }
     }

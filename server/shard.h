@@ -6,8 +6,12 @@
 // Accepting: one accept at a time. Past the connection limit (--max_connections, or the one the
 // admin plane set; counted across all shards) a new connection is closed at once. The admin
 // plane can pause accepting (the pending accept is cancelled; clients wait in the backlog) and
-// limit accepts per second (shared by all shards); a loop waiting for that rate looks again
-// when the throttles change, so a rate lifted or raised takes effect at once. With a
+// limit accepts per second (shared by all shards, with a burst of 50 ms of the rate). A
+// connection accepted past that, which with several shards each holding an accept can come at
+// the same moment as another shard's, waits for its turn before it is served (a drain or a pause
+// serves it at once); then the shard waits while the rate is owed before its next accept, and
+// clients wait in the backlog. A shard waiting for that rate looks again when the throttles
+// change, so a rate lifted or raised takes effect at once. With a
 // descriptor budget (shared by all shards; server/descriptor_budget.h) the shard takes a slot
 // before each accept; while the budget is used up it looks again every 10 ms, and clients
 // wait in the backlog, so the rest of the process keeps descriptors to open. When descriptors
@@ -97,8 +101,9 @@ class Shard {
 
  private:
   Task<> accept_loop(Socket& listener);
-  // After an accept charged the accept rate: waits `wait_ns`, or less if the throttles change
-  // meanwhile and the rate no longer asks for it (lifted, or a new rate that forgot the debt).
+  // For an accepted connection's turn at the accept rate, or before the next accept while the
+  // rate is owed: waits `wait_ns`, or less if the throttles change meanwhile and the rate no
+  // longer asks for it (lifted, or a new rate that forgot the debt).
   Task<> wait_for_accept_rate(int64_t wait_ns);
   // Ends at the next throttle_changed().
   Task<> next_throttle_change();

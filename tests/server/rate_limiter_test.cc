@@ -88,6 +88,25 @@ TEST(SharedRateLimiterTest, ZeroIsUnlimitedAndForgetsTheDebt) {
   EXPECT_EQ(s.charge(10, 1000, kStart), 0) << "a rate set again starts afresh";
 }
 
+// charge_turn tells how long until the units it charges may be used, where charge tells how long
+// until more may be: holders of turns (loops with an accepted connection each) go one rate step
+// apart, the burst's worth at once.
+TEST(SharedRateLimiterTest, TurnsGoOneRateStepApartPastTheBurst) {
+  SharedRateLimiter s;
+  // 10 units/s: a unit costs 100 ms, and the 50 ms burst lets one go at once.
+  EXPECT_EQ(s.charge_turn(1, 10, kStart), 0);
+  EXPECT_EQ(s.charge_turn(1, 10, kStart), 50 * kMs);
+  EXPECT_EQ(s.charge_turn(1, 10, kStart), 150 * kMs);
+  EXPECT_EQ(s.wait_ns(kStart), 250 * kMs) << "the next after those three";
+  // 100 units/s: a unit costs 10 ms, so six go at once (the sixth 0 ms past the burst).
+  SharedRateLimiter fast;
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(fast.charge_turn(1, 100, kStart), 0) << i;
+  EXPECT_EQ(fast.charge_turn(1, 100, kStart), 10 * kMs);
+  // Idle time saves no credit beyond the burst.
+  EXPECT_EQ(s.charge_turn(1, 10, kStart + 10'000 * kMs), 0);
+  EXPECT_EQ(s.charge_turn(1, 10, kStart + 10'000 * kMs), 50 * kMs);
+}
+
 // Charges from several threads at once are all counted (compare-and-swap, no lock): 4 threads
 // x 10,000 units of 1 ms each, all at the same instant, leave a debt of exactly 40 s.
 TEST(SharedRateLimiterTest, ConcurrentChargesAreAllCounted) {
