@@ -7,11 +7,12 @@
 #include <sstream>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/create_channel.h"
-#include "grpcpp/support/channel_arguments.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
 
 namespace brrr::control {
 namespace {
@@ -132,10 +133,13 @@ Outcome AdminClient::AwaitConnection() const {
   return Outcome::Ok();
 }
 
-Outcome AdminClient::Explain(const grpc::Status& status) const {
+Outcome AdminClient::Explain(const grpc::Status& status, bool streamed) const {
   if (status.ok()) return Outcome::Ok();
   std::string what = StatusCodeName(status.error_code());
   if (!status.error_message().empty()) absl::StrAppend(&what, ": ", status.error_message());
+  if (streamed && status.error_code() != grpc::StatusCode::UNAUTHENTICATED) {
+    return Outcome::ServerError(absl::StrCat("the stream from ", options_.target, " ended: ", what));
+  }
   switch (status.error_code()) {
     case grpc::StatusCode::UNAUTHENTICATED:
       return {ExitCode::kUnauthenticated,
@@ -145,7 +149,13 @@ Outcome AdminClient::Explain(const grpc::Status& status) const {
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
       if (channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
-        return {ExitCode::kUnreachable, absl::StrCat("cannot reach the admin plane at ", options_.target, ": ", what)};
+        // The connection was made and closed at once: what an admin plane at its
+        // --admin_max_connections does (it says so on its stderr).
+        const char* closed = absl::StrContains(status.error_message(), "Socket closed")
+                                 ? " (the server closed the connection: one at its --admin_max_connections does)"
+                                 : "";
+        return {ExitCode::kUnreachable,
+                absl::StrCat("cannot reach the admin plane at ", options_.target, ": ", what, closed)};
       }
       if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
         absl::StrAppend(&what, " (no answer within --timeout=", absl::FormatDuration(options_.timeout), ")");

@@ -68,8 +68,11 @@ class AdminClient {
   Outcome AwaitConnection() const;
 
   // What a call's status means for brrrctl: kOk, kUnauthenticated, kUnreachable (naming the
-  // target) or kServerError, with "CODE: message" for stderr.
-  Outcome Explain(const grpc::Status& status) const;
+  // target) or kServerError, with "CODE: message" for stderr. `streamed`: the call was a stream
+  // that delivered messages before it ended, so the admin plane was reached, whatever ended it
+  // (a server shutting down ends its streams with UNAVAILABLE): kServerError, "the stream
+  // ended: CODE: message".
+  Outcome Explain(const grpc::Status& status, bool streamed = false) const;
 
   const std::string& target() const { return options_.target; }
 

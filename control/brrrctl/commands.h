@@ -113,7 +113,9 @@ Outcome ReadStream(Invocation& invocation,
   std::unique_ptr<grpc::ClientReaderInterface<Message>> reader = open(context.get());
   Message message;
   bool stopped = false;
+  bool streamed = false;
   while (reader->Read(&message)) {
+    streamed = true;
     if (!on_message(message)) {
       stopped = true;
       context->TryCancel();
@@ -122,7 +124,7 @@ Outcome ReadStream(Invocation& invocation,
   }
   grpc::Status status = reader->Finish();
   if (stopped || invocation.interrupts.interrupted()) return Outcome::Ok();
-  return invocation.client.Explain(status);
+  return invocation.client.Explain(status, streamed);
 }
 
 }  // namespace brrr::control

@@ -192,6 +192,22 @@ TEST_F(BrrrctlTest, StreamsEndCleanlyOnSigintAndSigterm) {
   EXPECT_EQ(*code, 0) << watch.err();
 }
 
+// A stream that a draining server ends says it reached the server: exit 1 and "the stream ...
+// ended", not exit 3 and "cannot reach the admin plane".
+TEST_F(BrrrctlTest, AStreamEndedByTheServersShutdownSaysSo) {
+  Start();
+  testing::Process watch(testing::Runfile("control/brrrctl/brrrctl"),
+                         {"--target=" + Address(), "watch", "--interval=50ms"});
+  ASSERT_TRUE(watch.WaitForOutput("UPTIME")) << watch.err();
+  server_->Signal(SIGTERM);  // no connections: it drains and exits at once
+  std::optional<int> code = watch.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << watch.err();
+  EXPECT_EQ(*code, 1) << watch.err();
+  EXPECT_TRUE(Contains(watch.err(), "brrrctl: the stream from " + Address() + " ended: UNAVAILABLE: ")) << watch.err();
+  EXPECT_FALSE(Contains(watch.err(), "cannot reach")) << watch.err();
+  ASSERT_TRUE(server_->Wait(seconds(30)).has_value());
+}
+
 TEST_F(BrrrctlTest, StallsAreReportedOverTheThreshold) {
   Start({"--loops=2"});
 
