@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "brrr/admin/v1/admin.pb.h"
 #include "control/admin/injection_spec.h"
+#include "control/admin/request_ranges.h"
 #include "runtime/clock.h"
 #include "runtime/stall_threshold.h"
 #include "server/throttle.h"
@@ -34,14 +35,6 @@ struct RequestLimits {
   uint32_t loops = 0;                     // the server runs loops 0 to loops - 1
   Duration max_block = Duration::zero();  // --admin_max_block: the longest blocking injection
 };
-
-inline constexpr uint32_t kDefaultWatchIntervalMs = 1000;
-inline constexpr uint32_t kMinWatchIntervalMs = 50;
-inline constexpr uint32_t kMaxWatchIntervalMs = 3'600'000;
-inline constexpr uint32_t kDefaultSocketLimit = 10'000;
-inline constexpr uint32_t kMaxSocketLimit = 100'000;
-inline constexpr double kMinStallThresholdMs = kMinStallThresholdNs / 1e6;
-inline constexpr double kMaxStallThresholdMs = kMaxStallThresholdNs / 1e6;
 
 // The loops a request names, sorted, each once; every loop when it names none.
 absl::StatusOr<std::vector<uint32_t>> CheckLoops(const google::protobuf::RepeatedField<uint32_t>& loops,

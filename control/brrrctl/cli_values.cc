@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "control/admin/request_ranges.h"
 
 namespace brrr::control {
 namespace {
@@ -141,7 +142,13 @@ absl::StatusOr<uint32_t> WholeMilliseconds(absl::Duration duration) {
 
 absl::StatusOr<uint32_t> SampleIntervalMilliseconds(absl::Duration interval) {
   absl::StatusOr<uint32_t> ms = WholeMilliseconds(interval);
-  if (ms.ok() && *ms == 0) return absl::InvalidArgumentError("0: the time between samples must be from 50ms to 1h");
+  if (ms.ok() && (*ms < kMinWatchIntervalMs || *ms > kMaxWatchIntervalMs)) {
+    // The server's range (WatchStats), said before any call: a usage error, not a refusal.
+    return absl::InvalidArgumentError(
+        absl::StrCat(absl::FormatDuration(interval), ": the time between samples must be from ",
+                     absl::FormatDuration(absl::Milliseconds(kMinWatchIntervalMs)), " to ",
+                     absl::FormatDuration(absl::Milliseconds(kMaxWatchIntervalMs))));
+  }
   return ms;
 }
 

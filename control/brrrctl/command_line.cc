@@ -4,6 +4,7 @@
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -50,7 +51,9 @@ absl::StatusOr<CommandLine> CommandLine::Parse(int argc, const char* const* argv
       for (++i; i < argc; ++i) line.args.emplace_back(argv[i]);
       break;
     }
-    if (arg.size() < 2 || arg[0] != '-') {
+    // A negative number ("cancel -1", "stall-threshold -5ms") is an argument, for its command to
+    // refuse as a value, not a flag.
+    if (arg.size() < 2 || arg[0] != '-' || absl::ascii_isdigit(static_cast<unsigned char>(arg[1]))) {
       line.args.emplace_back(arg);
       continue;
     }
@@ -77,7 +80,9 @@ absl::StatusOr<CommandLine> CommandLine::Parse(int argc, const char* const* argv
         has_value = true;
       }
     }
-    if (flag == nullptr) return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    if (flag == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag ", arg.substr(0, arg.find('='))));
+    }
     if (!has_value) {
       if (flag->IsOfType<bool>()) {
         value = "true";

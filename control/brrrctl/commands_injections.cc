@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "control/admin/request_checks.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
@@ -64,11 +65,22 @@ Outcome RunInject(Invocation& invocation) {
   if (!invocation.given("duration")) return Outcome::Usage("inject needs --duration (e.g. --duration=300ms)");
   absl::StatusOr<uint32_t> duration = WholeMilliseconds(absl::GetFlag(FLAGS_duration));
   if (!duration.ok()) return Outcome::Usage(absl::StrCat("--duration=", duration.status().message()));
+  if (*duration == 0) return Outcome::Usage("--duration=0: an injection lasts 1ms at the least");
   request.set_duration_ms(*duration);
   absl::StatusOr<uint32_t> interval = WholeMilliseconds(absl::GetFlag(FLAGS_interval));
   if (!interval.ok()) return Outcome::Usage(absl::StrCat("--interval=", interval.status().message()));
   request.set_interval_ms(*interval);
+  if (invocation.given("count") && absl::GetFlag(FLAGS_count) == 0) {
+    return Outcome::Usage(absl::StrCat("--count=0: an injection runs 1 to ", kMaxInjectionCount, " times per loop"));
+  }
   request.set_count(absl::GetFlag(FLAGS_count));
+  // The server's own check of the ranges that are the same on every server, before any call: a
+  // usage error (exit 2), not a refusal. The longest blocking duration (--admin_max_block) and
+  // the loops are the server's to check.
+  if (absl::StatusOr<InjectionSpec> checked = CheckInjectTask(request, {.loops = 1, .max_block = Duration::max()});
+      !checked.ok()) {
+    return Outcome::Usage(absl::StrCat("inject: ", checked.status().message()));
+  }
   for (uint32_t loop : absl::GetFlag(FLAGS_loop).loops) request.add_loops(loop);
 
   admin::Injection injection;

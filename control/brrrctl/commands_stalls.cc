@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "control/admin/request_ranges.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
@@ -87,6 +88,11 @@ Outcome RunStallThreshold(Invocation& invocation) {
         threshold == absl::InfiniteDuration()) {
       return Outcome::Usage(absl::StrCat("stall-threshold ", invocation.args[0],
                                          ": expected a positive duration with a unit, such as 50ms or 1s"));
+    }
+    if (threshold < absl::Milliseconds(kMinStallThresholdMs) || threshold > absl::Milliseconds(kMaxStallThresholdMs)) {
+      return Outcome::Usage(absl::StrCat("stall-threshold ", invocation.args[0], ": the threshold must be from ",
+                                         absl::FormatDuration(absl::Milliseconds(kMinStallThresholdMs)), " to ",
+                                         absl::FormatDuration(absl::Milliseconds(kMaxStallThresholdMs))));
     }
     admin::SetStallThresholdRequest request;
     request.set_threshold_ms(absl::ToDoubleMilliseconds(threshold));

@@ -1,6 +1,8 @@
 // Commands that control the traffic the server takes: throttle, drain.
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "control/admin/request_checks.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
@@ -56,6 +58,16 @@ Outcome RunThrottle(Invocation& invocation) {
     change = true;
   }
 
+  // The server's own check, before any call: a value outside the ranges --help gives is a usage
+  // error (exit 2), said in the flags' names, not a refusal.
+  if (absl::StatusOr<server::ThrottleChange> checked = CheckSetThrottle(request); !checked.ok()) {
+    return Outcome::Usage(absl::StrCat(
+        "throttle: ",
+        absl::StrReplaceAll(checked.status().message(), {{"bytes_per_second_per_connection=", "--conn_rate="},
+                                                         {"bytes_per_second_total=", "--total_rate="},
+                                                         {"accepts_per_second=", "--accept_rate="},
+                                                         {"max_connections=", "--max_connections="}})));
+  }
   admin::Throttle throttle;
   Outcome outcome = invocation.client.Call([&](grpc::ClientContext* context) {
     return change ? invocation.client.admin().SetThrottle(context, request, &throttle)

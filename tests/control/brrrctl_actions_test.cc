@@ -54,10 +54,11 @@ TEST_F(BrrrctlTest, ThrottleChangesWhatIsGivenAndShowsItAll) {
   ASSERT_EQ(resume.code, 0) << resume;
   EXPECT_TRUE(Contains(resume.out, "accepting        yes")) << resume;
 
-  // Out of range (0, or 1,000 and up): the server says so; brrrctl exits 1.
+  // Out of range (0, or 1,000 and up): a usage error before any call, in the server's words.
   CtlRun low = Ctl({"throttle", "--conn_rate=5"});
-  EXPECT_EQ(low.code, 1) << low;
-  EXPECT_TRUE(Contains(low.err, "brrrctl: INVALID_ARGUMENT: ")) << low;
+  EXPECT_EQ(low.code, 2) << low;
+  EXPECT_TRUE(Contains(low.err, "brrrctl: throttle: --conn_rate=5 is out of range: allowed 0 (unlimited) or 1000 to"))
+      << low;
 }
 
 // --accept_rate, --total_rate and --max_connections reach the server (read back over gRPC,
@@ -90,10 +91,10 @@ TEST_F(BrrrctlTest, AcceptRateTotalRateAndMaxConnectionsReachTheServer) {
   admin::Stats stats = StatsWhen([](const admin::Stats& s) { return s.total().connections_refused() == 1; });
   EXPECT_EQ(stats.total().connections_active(), 2u);
 
-  // Out of range: the server says what is allowed, nothing changes.
+  // Out of range: brrrctl says what is allowed (a usage error), nothing changes.
   CtlRun bad = Ctl({"throttle", "--accept_rate=2000000", "--max_connections=5"});
-  EXPECT_EQ(bad.code, 1) << bad;
-  EXPECT_TRUE(Contains(bad.err, "accepts_per_second=2000000 is out of range")) << bad;
+  EXPECT_EQ(bad.code, 2) << bad;
+  EXPECT_TRUE(Contains(bad.err, "--accept_rate=2000000 is out of range")) << bad;
   ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &direct).ok());
   EXPECT_EQ(direct.max_connections(), 2u);
 }
