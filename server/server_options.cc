@@ -1,9 +1,10 @@
 #include "server/server_options.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "runtime/event_loop.h"
-#include "runtime/stall_threshold.h"
 #include "runtime/socket_address.h"
+#include "runtime/stall_threshold.h"
 #include "server/throttle.h"
 
 namespace brrr::server {
@@ -17,7 +18,10 @@ absl::Status Validate(const EchoServerOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--max_connections=", o.max_connections, ": must be from 1 to ",
                                                    Throttle::kMaxConnectionsLimit));
   }
-  if (o.high_water < 1) return absl::InvalidArgumentError("--high_water must be at least 1 byte");
+  if (o.high_water < 1 || o.high_water > kMaxHighWater) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--high_water=", o.high_water, ": must be from 1 byte to 1 GiB (", kMaxHighWater, " bytes)"));
+  }
   if (o.low_water >= o.high_water) {
     return absl::InvalidArgumentError(absl::StrCat("--low_water (", o.low_water, ") must be below --high_water (",
                                                    o.high_water, ")"));
@@ -39,11 +43,9 @@ absl::Status Validate(const EchoServerOptions& o) {
     return absl::InvalidArgumentError("--stall_threshold must be from 1ms to 60s");
   }
   if (o.idle_poll < Duration::zero() || o.idle_poll > EventLoopOptions::kMaxIdlePoll) {
-    using std::chrono::duration_cast;
     return absl::InvalidArgumentError(
-        absl::StrCat("--idle_poll=", duration_cast<std::chrono::microseconds>(o.idle_poll).count(),
-                     "us: must be from 0 to ",
-                     duration_cast<std::chrono::milliseconds>(EventLoopOptions::kMaxIdlePoll).count(), "ms"));
+        absl::StrCat("--idle_poll=", absl::FormatDuration(absl::FromChrono(o.idle_poll)), ": must be from 0 to ",
+                     absl::FormatDuration(absl::FromChrono(EventLoopOptions::kMaxIdlePoll))));
   }
   if (o.receive_buffer_size < 512 || o.receive_buffer_size > (16u << 20)) {
     return absl::InvalidArgumentError(absl::StrCat("--recv_buffer_size=", o.receive_buffer_size,

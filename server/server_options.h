@@ -21,6 +21,11 @@ namespace brrr::server {
 // the time the loop spends answering one receive buffer of newlines, bounded.
 inline constexpr size_t kMaxReplyPrefixBytes = 4096;
 
+// The largest --high_water: 1 GiB queued per connection. The mark is what bounds a
+// connection's memory; a larger one (a typo, or 2^64 - 1 for "unbounded") would not, so a
+// client that never reads could grow the server without a word.
+inline constexpr uint64_t kMaxHighWater = uint64_t{1} << 30;
+
 // The longest --drain_grace: a few of any balancer's health-check intervals fit in it, and a
 // typo (10h for 10s) cannot keep an instance half-alive for hours.
 inline constexpr Duration kMaxDrainGrace = std::chrono::minutes(10);

@@ -48,7 +48,8 @@ ABSL_FLAG(uint64_t, max_connections, 100000,
           "Connections at once (all loops); further ones are accepted and closed at once");
 ABSL_FLAG(uint64_t, high_water, 256 * 1024,
           "Bytes queued to send on one connection before the server stops reading it; a connection "
-          "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix");
+          "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix; 1 byte "
+          "to 1 GiB");
 ABSL_FLAG(uint64_t, low_water, 64 * 1024, "Queued bytes at which a paused connection reads again");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
           "Close connections idle this long (e.g. 30s; at most 24h); 0: never");

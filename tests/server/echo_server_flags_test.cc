@@ -45,7 +45,9 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--max_connections=0"}, 2, "--max_connections=0: must be from 1 to 10000000"},
       // Above what the admin plane's SetThrottle takes, which could then never set it back.
       {{"--max_connections=10000001"}, 2, "--max_connections=10000001: must be from 1 to 10000000"},
-      {{"--high_water=0"}, 2, "--high_water must be at least 1 byte"},
+      {{"--high_water=0"}, 2, "--high_water=0: must be from 1 byte to 1 GiB"},
+      // "Unbounded" would bound no connection's memory.
+      {{"--high_water=18446744073709551615"}, 2, "--high_water=18446744073709551615: must be from 1 byte to 1 GiB"},
       {{"--idle_timeout=-1s"}, 2, "--idle_timeout must be from 0 (never) to 24h"},
       {{"--idle_timeout=25h"}, 2, "--idle_timeout must be from 0 (never) to 24h"},
       {{"--drain_timeout=-1s"}, 2, "--drain_timeout must be from 0 to 24h"},
@@ -68,7 +70,7 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
       {{"--idle_timeout=banana"}, 1, "idle_timeout"},
-      {{"--idle_poll=11ms"}, 2, "--idle_poll=11000us: must be from 0 to 10ms"},
+      {{"--idle_poll=11ms"}, 2, "--idle_poll=11ms: must be from 0 to 10ms"},
       {{"--idle_poll=-1us"}, 2, "--idle_poll=-1us: must be from 0 to 10ms"},
       {{"--reply_prefix=" + std::string(4097, 'P')},
        2,
