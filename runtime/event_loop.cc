@@ -201,10 +201,12 @@ void EventLoop::run_forever() {
   }
   check_one_runner();
   owner_.bind_to_current_thread();
+  cpu_.follow_current_thread();
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
   while (!stop_requested_.load(std::memory_order_acquire)) run_iteration(kNoTimeout);
+  cpu_.stop_following();
   stop_requested_.store(false, std::memory_order_relaxed);
   running_.store(false);
 }
@@ -224,6 +226,7 @@ void EventLoop::run_until_complete(FutureBase& future) {
 void EventLoop::run_once(Duration max_wait) {
   check_one_runner();
   owner_.bind_to_current_thread();
+  cpu_.follow_current_thread();  // nothing to do once this thread is followed
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
@@ -453,6 +456,8 @@ void EventLoop::derive_read_set_size(LoopStats& s) const { s.read_set_size = soc
 void EventLoop::derive_write_set_size(LoopStats& s) const { s.write_set_size = sockets_.write_set_size(); }
 void EventLoop::derive_stall_threshold(LoopStats& s) const { s.stall_threshold_ns = stall_detector_.threshold_ns(); }
 void EventLoop::derive_stalls(LoopStats& s) const { s.stalls = stall_detector_.stall_count(); }
+
+void EventLoop::derive_cpu(LoopStats& s) const { s.cpu_ns = cpu_.total_ns(); }
 
 void EventLoop::derive_longest_task(LoopStats& s) const {
   s.longest_task_ns = longest_task_ns_.load();

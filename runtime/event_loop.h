@@ -67,6 +67,7 @@
 #include "runtime/stall_watchdog.h"
 #include "runtime/task_clock.h"
 #include "runtime/task_label.h"
+#include "runtime/thread_cpu_clock.h"
 #include "runtime/thread_owner.h"
 #include "runtime/threadsafe_queue.h"
 #include "runtime/timer_queue.h"
@@ -263,6 +264,7 @@ class alignas(4096) EventLoop {
   void derive_stalls(LoopStats& s) const;
   void derive_longest_task(LoopStats& s) const;
   void derive_current_task_running(LoopStats& s) const;
+  void derive_cpu(LoopStats& s) const;
   // The histograms of BRRR_LOOP_HISTOGRAMS, one snapshot_NAME each.
   LogHistogram::Snapshot snapshot_timer_lateness() const;
   LogHistogram::Snapshot snapshot_task_duration() const;
@@ -314,6 +316,7 @@ class alignas(4096) EventLoop {
   LogHistogram timer_lateness_;
   LogHistogram task_duration_;
   std::vector<std::string> backends_passed_over_;  // set by Create, then constant; off the hot pages
+  ThreadCpuClock cpu_;                             // the runner's CPU time (the `cpu` figure)
 
   // Declared last, so destroyed first: the watchdog reads the figures above.
   StackSampler sampler_;

@@ -46,6 +46,9 @@
     "Exceptions that escaped a task or an I/O handler (each is logged).")                                 \
   F(running, Counter, Seconds, Stored, "Time spent running tasks and handling I/O.")                        \
   F(waiting, Counter, Seconds, Stored, "Time spent waiting for I/O or timers.")                             \
+  F(cpu, Counter, Seconds, Derived,                                                                        \
+    "CPU time (user and system) of the thread running the loop: its system calls too, which running "      \
+    "leaves out where the backend makes them while it waits (io_uring).")                                 \
   F(backend_waits, Counter, Count, Stored, "Waits the backend made for its kernel object.")                 \
   F(backend_syscalls, Counter, Count, Stored, "System calls the backend made (waits, submissions, I/O).")   \
   F(backend_submitted, Counter, Count, Stored, "Operations submitted to the backend.")                      \

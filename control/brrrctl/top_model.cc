@@ -22,6 +22,8 @@ double SortValue(const LoopRow& row, SortKey key) {
   switch (key) {
     case SortKey::kLoop: return -static_cast<double>(row.loop.value_or(0));
     case SortKey::kUtilization: return row.utilization.value_or(-1);
+    case SortKey::kCpu:
+      return row.cpu.value_or(-1);
     case SortKey::kReady: return static_cast<double>(row.ready_queue_depth);
     case SortKey::kMessages: return row.messages_per_second.value_or(-1);
     case SortKey::kBytes: return row.bytes_per_second.value_or(-1);
@@ -48,7 +50,10 @@ void Trim(Deque& history, absl::Time oldest) {
 SortKey NextSortKey(SortKey key) {
   switch (key) {
     case SortKey::kLoop: return SortKey::kUtilization;
-    case SortKey::kUtilization: return SortKey::kReady;
+    case SortKey::kUtilization:
+      return SortKey::kCpu;
+    case SortKey::kCpu:
+      return SortKey::kReady;
     case SortKey::kReady: return SortKey::kMessages;
     case SortKey::kMessages: return SortKey::kBytes;
     case SortKey::kBytes: return SortKey::kStalls;
@@ -62,6 +67,8 @@ absl::string_view SortKeyName(SortKey key) {
   switch (key) {
     case SortKey::kLoop: return "LOOP";
     case SortKey::kUtilization: return "UTIL";
+    case SortKey::kCpu:
+      return "CPU";
     case SortKey::kReady: return "READY";
     case SortKey::kMessages: return "MSG/S";
     case SortKey::kBytes: return "BYTES/S";
@@ -126,6 +133,7 @@ FleetTotal TopModel::Total() const {
         weighted_utilization += *rates.utilization * loops;
         utilization_loops += loops;
       }
+      if (rates.cpu) row.cpu = row.cpu.value_or(0) + *rates.cpu;
       if (rates.messages_per_second) row.messages_per_second = row.messages_per_second.value_or(0) + *rates.messages_per_second;
       if (rates.bytes_per_second) row.bytes_per_second = row.bytes_per_second.value_or(0) + *rates.bytes_per_second;
     }
@@ -170,6 +178,8 @@ void TopModel::Update(Target& target, const TargetSnapshot& snapshot) {
     double running = n.running_seconds() - b->running_seconds();
     double busy = running + (n.waiting_seconds() - b->waiting_seconds());
     rates.utilization = busy > 0 ? std::optional<double>(std::clamp(running / busy, 0.0, 1.0)) : std::nullopt;
+    const double cpu = n.cpu_seconds() - b->cpu_seconds();
+    rates.cpu = cpu >= 0 ? std::optional<double>(cpu / seconds) : std::nullopt;
     auto per_second = [seconds](uint64_t a, uint64_t b) {
       return a >= b ? static_cast<double>(a - b) / seconds : 0.0;
     };
@@ -205,6 +215,7 @@ LoopRow TopModel::Row(const Target& target, const admin::LoopStats& stats, int64
   if (auto it = target.rates.find(key); it != target.rates.end()) {
     const Rates& rates = it->second;
     row.utilization = rates.utilization;
+    row.cpu = rates.cpu;
     row.messages_per_second = rates.messages_per_second;
     row.bytes_per_second = rates.bytes_per_second;
     row.messages_history.assign(rates.messages_history.begin(), rates.messages_history.end());

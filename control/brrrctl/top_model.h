@@ -54,7 +54,7 @@ struct TargetSnapshot {
 };
 
 // The column rows are sorted by (largest first, except the loop number).
-enum class SortKey { kLoop, kUtilization, kReady, kMessages, kBytes, kStalls, kLateness };
+enum class SortKey { kLoop, kUtilization, kCpu, kReady, kMessages, kBytes, kStalls, kLateness };
 // The next key, for the sort key; after the last comes the first.
 SortKey NextSortKey(SortKey key);
 // Its column's name as the screen shows it: "LOOP", "UTIL", "READY", "MSG/S", ...
@@ -66,6 +66,11 @@ struct LoopRow {
   // The share of the last interval spent running tasks, 0 to 1 (running / (running +
   // waiting)); unset until two polls have been read.
   std::optional<double> utilization;
+  // CPU over the last interval, in cores (1: one core all the time): the loop thread's (or the
+  // loops', or the targets' loops') user and system time, its system calls included, which
+  // utilization leaves out where the backend makes them while it waits (io_uring); unset until
+  // two polls have been read.
+  std::optional<double> cpu;
   uint64_t ready_queue_depth = 0;
   uint64_t connections = 0;
   // Messages and bytes, in plus out, per second over the last interval; unset until two polls.
@@ -150,6 +155,7 @@ class TopModel {
  private:
   struct Rates {
     std::optional<double> utilization;
+    std::optional<double> cpu;
     std::optional<double> messages_per_second;
     std::optional<double> bytes_per_second;
     std::deque<std::pair<absl::Time, double>> messages_history;

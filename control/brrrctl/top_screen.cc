@@ -59,6 +59,7 @@ struct Column {
 };
 // After the first column (LOOP, or TARGET with several targets).
 constexpr Column kLeft[] = {{"UTIL", 5, SortKey::kUtilization},
+                            {"CPU", 5, SortKey::kCpu},
                             {"READY", 6, SortKey::kReady},
                             {"CONNS", 6, SortKey::kLoop, false},
                             {"MSG/S", 7, SortKey::kMessages}};
@@ -66,7 +67,7 @@ constexpr Column kMiddle = {"BYTES/S", 8, SortKey::kBytes};
 constexpr Column kRight[] = {{"STALLS", 6, SortKey::kStalls}, {"LAG P99", 8, SortKey::kLateness}};
 // Columns taken by everything but the first column, the two sparklines and the last stall's
 // column: widths, then one space each.
-constexpr int kFixedColumns = 5 + 6 + 6 + 7 + 8 + 6 + 8 + 10;
+constexpr int kFixedColumns = 5 + 5 + 6 + 6 + 7 + 8 + 6 + 8 + 11;
 constexpr int kLastStallColumns = 34;
 // The first column: a loop's number, or (several targets) a target's address.
 constexpr int kLoopColumn = 4;
@@ -261,6 +262,7 @@ class Layout {
     };
     cell(label, static_cast<int>(label.size()));
     cell(top::PercentText(row.utilization), 5);
+    cell(top::PercentText(row.cpu), 5);
     cell(absl::StrCat(row.ready_queue_depth), 6);
     cell(absl::StrCat(row.connections), 6);
     cell(top::RateText(row.messages_per_second), 7);
@@ -379,7 +381,7 @@ class Layout {
     Put(LINES - 1, 0,
         absl::StrCat("q quit  s sort  p pause  ", fleet ? "t: one target, the next, all  " : "",
                      overview ? "" : "left/right 0-9 a: loops   ",
-                     "MSG/S BYTES/S: in+out  UTIL: running/(running+waiting)"),
+                     "MSG/S BYTES/S: in+out  UTIL: run/(run+wait)  CPU: 100% = one core"),
         A_REVERSE);
   }
 

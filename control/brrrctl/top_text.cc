@@ -33,9 +33,9 @@ std::string LoopsText(const admin::Injection& injection) {
   return injection.loops().empty() ? "all" : absl::StrJoin(injection.loops(), ",");
 }
 
-// A row's figures as words: "util=0.125 ready=0 conns=10 ... lag_p99_us=52".
+// A row's figures as words: "util=0.125 cpu=0.98 ready=0 conns=10 ... lag_p99_us=52".
 std::string RowFigureWords(const LoopRow& row) {
-  return absl::StrCat("util=", Decimal(row.utilization), " ready=", row.ready_queue_depth,
+  return absl::StrCat("util=", Decimal(row.utilization), " cpu=", Decimal(row.cpu), " ready=", row.ready_queue_depth,
                       " conns=", row.connections, " msg_per_s=", Decimal(row.messages_per_second),
                       " bytes_per_s=", Decimal(row.bytes_per_second), " stalls=", row.stalls,
                       " lag_p99_us=", FormatDecimal(row.lateness_p99_us));

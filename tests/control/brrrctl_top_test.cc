@@ -289,6 +289,7 @@ TEST_F(BrrrctlTopTest, PipedItPrintsPlainLinesForCountTicks) {
       EXPECT_TRUE(absl::StartsWith(lines[i + 1], "loop=0 util=")) << lines[i + 1];
       EXPECT_TRUE(absl::StartsWith(lines[i + 2], "loop=1 util=")) << lines[i + 2];
       EXPECT_TRUE(absl::StartsWith(lines[i + 3], "loop=all util=")) << lines[i + 3];
+      EXPECT_TRUE(absl::StrContains(lines[i + 3], " cpu=")) << lines[i + 3];
     }
     if (absl::StartsWith(lines[i], "loop=all ")) {
       ++all_rows;

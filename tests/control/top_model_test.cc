@@ -26,6 +26,7 @@ struct LoopFigures {
   uint64_t bytes = 0;     // in, and as many out
   double running = 0;
   double waiting = 0;
+  double cpu = 0;  // seconds
   uint64_t ready = 0;
   uint64_t stalls = 0;
   double lag_p99_us = 0;
@@ -47,6 +48,7 @@ TargetSnapshot Poll(double second, const std::vector<LoopFigures>& loops, const 
     l->set_bytes_out(loops[i].bytes);
     l->set_running_seconds(loops[i].running);
     l->set_waiting_seconds(loops[i].waiting);
+    l->set_cpu_seconds(loops[i].cpu);
     l->set_ready_queue_depth(loops[i].ready);
     l->set_stalls(loops[i].stalls);
     l->set_tasks_run(static_cast<uint64_t>(second * 100));
@@ -57,6 +59,7 @@ TargetSnapshot Poll(double second, const std::vector<LoopFigures>& loops, const 
     total->set_bytes_out(total->bytes_out() + loops[i].bytes);
     total->set_running_seconds(total->running_seconds() + loops[i].running);
     total->set_waiting_seconds(total->waiting_seconds() + loops[i].waiting);
+    total->set_cpu_seconds(total->cpu_seconds() + loops[i].cpu);
     total->set_tasks_run(total->tasks_run() + l->tasks_run());
   }
   return s;
@@ -139,12 +142,12 @@ TEST(TopModelTest, SparkLevelsScaleToTheLargestAndPlaceByTime) {
 TEST(TopModelTest, SortKeysCycleAndOrderTheRows) {
   SortKey key = SortKey::kLoop;
   std::vector<std::string> names;
-  for (int i = 0; i < 7; ++i) {
+  for (int i = 0; i < 8; ++i) {
     names.emplace_back(SortKeyName(key));
     key = NextSortKey(key);
   }
   EXPECT_EQ(key, SortKey::kLoop);
-  EXPECT_EQ(names, (std::vector<std::string>{"LOOP", "UTIL", "READY", "MSG/S", "BYTES/S", "STALLS", "LAG P99"}));
+  EXPECT_EQ(names, (std::vector<std::string>{"LOOP", "UTIL", "CPU", "READY", "MSG/S", "BYTES/S", "STALLS", "LAG P99"}));
 
   TopModel model;
   model.Add({Poll(1, {{}, {}, {}})});
@@ -337,8 +340,9 @@ TEST(TopModelTest, TheTotalOfSeveralTargetsSumsThoseAnsweringAndKeepsItsOwnHisto
   EXPECT_FALSE(total.row.messages_per_second.has_value());  // one poll: no rates yet
   EXPECT_TRUE(total.row.messages_history.empty());
 
-  TargetSnapshot a2 = Poll(12, {{.messages = 200, .bytes = 1000, .running = 1, .waiting = 1, .ready = 3, .lag_p99_us = 40},
-                                {.messages = 100, .running = 0, .waiting = 2, .ready = 1, .lag_p99_us = 90}});
+  TargetSnapshot a2 =
+      Poll(12, {{.messages = 200, .bytes = 1000, .running = 1, .waiting = 1, .cpu = 0.5, .ready = 3, .lag_p99_us = 40},
+                {.messages = 100, .running = 0, .waiting = 2, .cpu = 1.5, .ready = 1, .lag_p99_us = 90}});
   a2.stats.mutable_total()->set_ready_queue_depth(4);
   a2.stats.mutable_total()->set_connections_active(7);
   a2.stats.mutable_total()->set_stalls(2);
@@ -346,7 +350,7 @@ TEST(TopModelTest, TheTotalOfSeveralTargetsSumsThoseAnsweringAndKeepsItsOwnHisto
   // a's stall: 1.5 s before its poll (uptime 10.5 of 12); b's: 0.5 s before its poll (111.5
   // of 112): b's is the later on this process's clock, whatever the servers' uptimes.
   a2.latest_stalls[1] = MakeStall(1, 4, 10.5, {"a() (brrr-echo+0x1)"});
-  TargetSnapshot b2 = b_poll(12, {.messages = 400, .bytes = 0, .running = 2, .waiting = 0});
+  TargetSnapshot b2 = b_poll(12, {.messages = 400, .bytes = 0, .running = 2, .waiting = 0, .cpu = 2});
   b2.stats.mutable_total()->set_ready_queue_depth(5);
   b2.stats.mutable_total()->set_connections_active(1);
   b2.stats.mutable_total()->set_stalls(1);
@@ -369,6 +373,9 @@ TEST(TopModelTest, TheTotalOfSeveralTargetsSumsThoseAnsweringAndKeepsItsOwnHisto
   // loops: (0.25 * 2 + 1 * 1) / 3.
   ASSERT_TRUE(total.row.utilization.has_value());
   EXPECT_DOUBLE_EQ(*total.row.utilization, 0.5);
+  // CPU in cores, summed: a's two loops 2 s of CPU in 2 s (1 core), b's loop 2 s (1 core).
+  ASSERT_TRUE(total.row.cpu.has_value());
+  EXPECT_DOUBLE_EQ(*total.row.cpu, 2);
   ASSERT_TRUE(total.row.latest_stall.has_value());
   EXPECT_EQ(total.row.latest_stall->sequence(), 9u);
   EXPECT_EQ(total.latest_stall_target, "t:2");
@@ -378,9 +385,10 @@ TEST(TopModelTest, TheTotalOfSeveralTargetsSumsThoseAnsweringAndKeepsItsOwnHisto
 
   std::string text = PlainBlock(model.View({}), SortKey::kLoop, 0, &total);
   EXPECT_TRUE(absl::StrContains(text, "\ntop target=t:3 unreachable=\"no server\"\n")) << text;
-  EXPECT_TRUE(absl::StrContains(text, "\ntotal targets=3 answering=2 loops=3 util=0.5 ready=9 conns=8 msg_per_s=700 "
-                                      "bytes_per_s=1000 stalls=3 lag_p99_us=90 where=\"b() (brrr-echo+0x2)\" "
-                                      "stall_target=t:2\n\n"))
+  EXPECT_TRUE(absl::StrContains(text,
+                                "\ntotal targets=3 answering=2 loops=3 util=0.5 cpu=2 ready=9 conns=8 msg_per_s=700 "
+                                "bytes_per_s=1000 stalls=3 lag_p99_us=90 where=\"b() (brrr-echo+0x2)\" "
+                                "stall_target=t:2\n\n"))
       << text;
   EXPECT_FALSE(absl::StrContains(PlainBlock(model.View({}), SortKey::kLoop, 0), "total ")) << text;
 
@@ -402,10 +410,10 @@ TEST(TopModelTest, TheTotalOfSeveralTargetsSumsThoseAnsweringAndKeepsItsOwnHisto
 
 TEST(TopModelTest, PlainLinesAreOneBlockOfNameValueWords) {
   TopModel model;
-  TargetSnapshot first = Poll(10, {{.messages = 0, .running = 0, .waiting = 1}});
+  TargetSnapshot first = Poll(10, {{.messages = 0, .running = 0, .waiting = 1, .cpu = 0.25}});
   first.throttle = "conn_rate unlimited";
   model.Add({first});
-  TargetSnapshot second = Poll(11, {{.messages = 50, .running = 0.5, .waiting = 1.5}});
+  TargetSnapshot second = Poll(11, {{.messages = 50, .running = 0.5, .waiting = 1.5, .cpu = 1}});
   second.throttle = "conn_rate unlimited";
   second.latest_stalls[0] = MakeStall(0, 3, 10.5, {"spin() (brrr-echo+0x1)", "run() (brrr-echo+0x2)"});
   admin::SocketInfo* socket = &second.sockets.emplace_back();
@@ -419,8 +427,9 @@ TEST(TopModelTest, PlainLinesAreOneBlockOfNameValueWords) {
   std::string text = PlainBlock(model.View({}), SortKey::kLoop, 1);
   EXPECT_TRUE(absl::StartsWith(text, "top target=t:1 uptime=11 loops=1 sort=LOOP draining=no\n")) << text;
   EXPECT_TRUE(absl::StrContains(
-      text, "loop=0 util=0.5 ready=0 conns=0 msg_per_s=100 bytes_per_s=0 stalls=0 lag_p99_us=0 task=- "
-            "where=\"spin() (brrr-echo+0x1)\"\n"))
+      text,
+      "loop=0 util=0.5 cpu=0.75 ready=0 conns=0 msg_per_s=100 bytes_per_s=0 stalls=0 lag_p99_us=0 task=- "
+      "where=\"spin() (brrr-echo+0x1)\"\n"))
       << text;
   EXPECT_TRUE(absl::StrContains(text, "\nloop=all util=0.5 ")) << text;
   EXPECT_TRUE(absl::StrContains(

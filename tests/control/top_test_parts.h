@@ -115,11 +115,11 @@ inline std::vector<std::string> Row(const std::string& pane, const std::string& 
 }
 
 // The loops' table shows loop 0, loop 1 and all, with a message rate for all loops that is
-// not zero (columns: LOOP UTIL READY CONNS MSG/S ...).
+// not zero and their CPU (columns: LOOP UTIL CPU READY CONNS MSG/S ...).
 inline bool ShowsBusyLoops(const std::string& pane) {
   std::vector<std::string> all = Row(pane, "all");
-  return absl::StrContains(pane, "LOOP  UTIL  READY  CONNS") && !Row(pane, "0").empty() &&
-         !Row(pane, "1").empty() && all.size() > 4 && all[4] != "-" && all[4] != "0";
+  return absl::StrContains(pane, "LOOP  UTIL   CPU  READY  CONNS") && !Row(pane, "0").empty() &&
+         !Row(pane, "1").empty() && all.size() > 5 && all[2] != "-" && all[5] != "-" && all[5] != "0";
 }
 
 inline size_t LongestLine(const std::string& pane) {

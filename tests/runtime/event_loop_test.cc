@@ -2,6 +2,7 @@
 #include "runtime/event_loop.h"
 
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -485,6 +486,32 @@ TEST_P(EventLoopTest, StatsCountIterationsTasksAndTime) {
   EXPECT_GE(s.io_waits, 1u);
   EXPECT_EQ(s.current_task_running_ns, 0);
   EXPECT_TRUE(s.current_task.empty());
+}
+
+// cpu: the CPU the loop's thread used, read from another thread: a task's 30 ms of spinning
+// counts, a 100 ms wait in the backend for a timer does not.
+TEST_P(EventLoopTest, CpuIsTheRunningThreadsCpuReadFromAnotherThread) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  EXPECT_EQ(loop->stats().cpu_ns, 0) << "never run";
+  auto own_cpu_ns = [] {
+    timespec ts;
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  };
+  int64_t spun = 0;
+  loop->call_soon([&] {
+    const int64_t start = own_cpu_ns();
+    while (own_cpu_ns() - start < 30'000'000) {
+    }
+    spun = own_cpu_ns() - start;
+    loop->call_later(milliseconds(100), [&] { loop->stop(); });
+  });
+  std::thread runner([&] { loop->run_forever(); });
+  runner.join();
+  const int64_t cpu = loop->stats().cpu_ns;
+  EXPECT_GE(cpu, spun);
+  EXPECT_LT(cpu, spun + 50'000'000) << "the 100 ms wait counted as CPU";
+  EXPECT_EQ(loop->stats().cpu_ns, cpu) << "not running: the total stands";
 }
 
 TEST_P(EventLoopTest, ReadyQueueDepthIsVisibleWhileTasksWait) {

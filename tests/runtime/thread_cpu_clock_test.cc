@@ -1,0 +1,112 @@
+// ThreadCpuClock on real threads: it counts the CPU the followed thread uses (and not its
+// sleep), read from another thread; the total carries over from one thread to the next and
+// outlives them, and never goes down while threads hand over and others read.
+#include "runtime/thread_cpu_clock.h"
+
+#include <time.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace brrr {
+namespace {
+
+int64_t OwnCpuNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+// Spins until this thread has used `ns` more of CPU; returns what it used.
+int64_t Spin(int64_t ns) {
+  const int64_t start = OwnCpuNs();
+  int64_t now = start;
+  while (now - start < ns) now = OwnCpuNs();
+  return now - start;
+}
+
+constexpr int64_t kMs = 1'000'000;
+
+TEST(ThreadCpuClockTest, CountsTheFollowedThreadsCpuNotItsSleep) {
+  ThreadCpuClock clock;
+  EXPECT_EQ(clock.total_ns(), 0) << "before any thread";
+  std::atomic<int64_t> spun{0};
+  std::atomic<bool> spun_done{false}, checked{false};
+  std::thread runner([&] {
+    clock.follow_current_thread();
+    spun = Spin(30 * kMs);
+    spun_done = true;
+    while (!checked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no CPU to speak of
+    clock.stop_following();
+  });
+  while (!spun_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const int64_t after_spin = clock.total_ns();  // from this thread
+  checked = true;
+  runner.join();
+  EXPECT_GE(after_spin, spun.load());
+  const int64_t after_sleep = clock.total_ns();
+  EXPECT_GE(after_sleep, after_spin);
+  EXPECT_LT(after_sleep - after_spin, 50 * kMs) << "a 100 ms sleep counted as CPU";
+  EXPECT_EQ(clock.total_ns(), after_sleep) << "no thread followed: the total stands";
+}
+
+TEST(ThreadCpuClockTest, TheTotalCarriesOverToTheNextThreadAndOutlivesIt) {
+  ThreadCpuClock clock;
+  int64_t first = 0;
+  std::thread([&] {
+    clock.follow_current_thread();
+    first = Spin(10 * kMs);
+    // Ends without stop_following (a loop driven by run_once): what was seen last stands.
+    EXPECT_GE(clock.total_ns(), first);
+  }).join();
+  const int64_t between = clock.total_ns();
+  EXPECT_GE(between, first);
+  int64_t second = 0;
+  std::thread([&] {
+    clock.follow_current_thread();
+    second = Spin(10 * kMs);
+    clock.stop_following();
+  }).join();
+  EXPECT_GE(clock.total_ns(), between + second);
+}
+
+TEST(ThreadCpuClockTest, NeverGoesDownWhileThreadsHandOverAndOthersRead) {
+  ThreadCpuClock clock;
+  std::atomic<bool> done{false};
+  std::atomic<int> went_down{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      int64_t last = 0;
+      while (!done) {
+        int64_t now = clock.total_ns();
+        if (now < last) went_down++;
+        last = now;
+      }
+    });
+  }
+  int64_t stopped_spins = 0;  // a thread that ends without stop_following counts as last read
+  for (int t = 0; t < 20; ++t) {
+    std::thread([&, t] {
+      clock.follow_current_thread();
+      int64_t spun = Spin(kMs);
+      if (t % 2 == 0) {
+        clock.stop_following();
+        stopped_spins += spun;
+      }
+    }).join();
+  }
+  done = true;
+  for (std::thread& r : readers) r.join();
+  EXPECT_EQ(went_down.load(), 0);
+  EXPECT_GE(clock.total_ns(), stopped_spins);
+}
+
+}  // namespace
+}  // namespace brrr
