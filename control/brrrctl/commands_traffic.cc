@@ -84,10 +84,13 @@ Outcome RunDrain(Invocation& invocation) {
     return invocation.client.admin().Drain(context, admin::DrainRequest(), &response);
   });
   if (!outcome.ok()) return outcome;
-  invocation.out.Result(response, response.already_draining()
-                                      ? absl::StrCat("already draining: ", response.connections_open(), " connections open\n")
-                                      : absl::StrCat("draining: ", response.connections_open(),
-                                                     " connections open; the server exits once they finish\n"));
+  invocation.out.Result(response,
+                        response.already_draining()
+                            ? absl::StrCat("already draining: ", response.connections_open(), " connections open\n")
+                            : absl::StrCat("draining: ", response.connections_open(),
+                                           " connections open, and clients still in the listen backlog "
+                                           "are accepted and served too; the server exits once they "
+                                           "finish\n"));
   return Outcome::Ok();
 }
 
