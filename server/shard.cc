@@ -150,7 +150,9 @@ Task<> Shard::accept_loop(Socket& listener) {
           try {
             co_await wait_for_accept_rate(turn);
           } catch (const CancelledError&) {
-            add_connection(*std::move(conn));  // paused or draining: it was accepted, so it is served
+            // Paused or draining: it was accepted, so it is served; after a second signal
+            // (close_all_now) it closes with the rest.
+            if (!closing_all_) add_connection(*std::move(conn));
             throw;
           }
         }
