@@ -34,8 +34,7 @@ class ThreadCpuClock {
   int64_t total_ns() const;
 
  private:
-  // What the followed thread's clock adds to carried_ns_ now, or -1 if it cannot be read (the
-  // thread has ended).
+  // A thread's CPU clock in nanoseconds, or -1 if it cannot be read (the thread has ended).
   static int64_t Read(clockid_t clock);
   // The fields below as one consistent set, for total_ns (a sequence lock: odd while written).
   struct Fields {
