@@ -182,7 +182,7 @@ TEST_F(AdminActionsTest, AnAcceptRateHoldsAcrossLoops) {
   int most_echoed = 0;
   double most_allowed = 0;
   while (MillisSince(start) < 700) {
-    const double allowed = 1 + MillisSince(start) / 1000.0 + 0.05;  // measured after the count
+    const double allowed = 1 + MillisSince(start) / 1000.0 + 0.05;  // 1 + t, and the 50 ms burst
     int echoed = 0;
     for (auto& c : clients) {
       char byte;
