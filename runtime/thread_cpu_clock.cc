@@ -42,7 +42,7 @@ void ThreadCpuClock::follow_current_thread() {
   if (::pthread_getcpuclockid(::pthread_self(), &clock) != 0) return;
   if (following_.load(std::memory_order_relaxed) && clock_.load(std::memory_order_relaxed) == clock) return;
   Fields f = read_fields();
-  if (f.following) f.carried_ns = total_ns();  // another thread ran it last (run_once)
+  if (f.following) f.carried_ns = total_ns_of(f);  // another thread ran it last (run_once)
   const int64_t now = Read(clock);
   if (now < 0) return;
   write_fields({.following = true, .clock = clock, .clock_at_start_ns = now, .carried_ns = f.carried_ns});

@@ -29,20 +29,23 @@ int64_t SharedRateLimiter::charge(uint64_t units, uint64_t rate_per_second, int6
     if (paid_off_ns_.load(std::memory_order_relaxed) != 0) paid_off_ns_.store(0, std::memory_order_relaxed);
     return 0;
   }
+  return RateStep::WaitNs(advance(units, rate_per_second, now_ns), now_ns);
+}
+
+int64_t SharedRateLimiter::charge_turn(uint64_t units, uint64_t rate_per_second, int64_t now_ns) {
+  int64_t before = 0;
+  advance(units, rate_per_second, now_ns, &before);
+  return RateStep::WaitNs(before, now_ns);
+}
+
+int64_t SharedRateLimiter::advance(uint64_t units, uint64_t rate_per_second, int64_t now_ns, int64_t* before_ns) {
   int64_t before = paid_off_ns_.load(std::memory_order_relaxed);
   int64_t after = RateStep::Advance(before, units, rate_per_second, now_ns);
   while (!paid_off_ns_.compare_exchange_weak(before, after, std::memory_order_relaxed)) {
     after = RateStep::Advance(before, units, rate_per_second, now_ns);
   }
-  return RateStep::WaitNs(after, now_ns);
-}
-
-int64_t SharedRateLimiter::charge_turn(uint64_t units, uint64_t rate_per_second, int64_t now_ns) {
-  int64_t before = paid_off_ns_.load(std::memory_order_relaxed);
-  while (!paid_off_ns_.compare_exchange_weak(before, RateStep::Advance(before, units, rate_per_second, now_ns),
-                                             std::memory_order_relaxed)) {
-  }
-  return RateStep::WaitNs(before, now_ns);
+  if (before_ns != nullptr) *before_ns = before;
+  return after;
 }
 
 }  // namespace brrr::server

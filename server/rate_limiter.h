@@ -52,6 +52,10 @@ class SharedRateLimiter {
   void reset() { paid_off_ns_.store(0, std::memory_order_relaxed); }
 
  private:
+  // Charges `units` (compare-and-swap); returns the timestamp after, and the one before in
+  // `before_ns` if given.
+  int64_t advance(uint64_t units, uint64_t rate_per_second, int64_t now_ns, int64_t* before_ns = nullptr);
+
   std::atomic<int64_t> paid_off_ns_{0};
 };
 

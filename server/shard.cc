@@ -158,7 +158,8 @@ Task<> Shard::accept_loop(Socket& listener) {
         }
       }
       add_connection(*std::move(conn));
-      // The next accept waits while the rate is owed: clients wait in the kernel's backlog.
+      // The next accept waits while the rate is owed: clients wait in the kernel's backlog. (Not
+      // once lifted: a charge racing the change to 0 may have left a debt behind the reset.)
       if (int64_t wait = throttle_.accepted().wait_ns(MonotonicNanos());
           wait > 0 && throttle_.accepts_per_second() > 0) {
         co_await wait_for_accept_rate(wait);

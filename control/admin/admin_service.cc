@@ -269,9 +269,8 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
 
 grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, admin::DrainResponse* response) {
   response->set_connections_open(target_.server_stats().connections_active);
-  const std::string caller = CallerOf(*context);
-  bool started =
-      target_.Drain([&] { PrintToStdout("brrr-echo: Drain from the admin plane (%s): draining\n", caller.c_str()); });
+  bool started = target_.Drain(
+      [&] { PrintToStdout("brrr-echo: Drain from the admin plane (%s): draining\n", CallerOf(*context).c_str()); });
   response->set_already_draining(!started);
   return grpc::Status::OK;
 }
