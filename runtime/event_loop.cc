@@ -46,7 +46,7 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(EventLoopOptions op
   }
   PluginLoader loader = PluginLoader::Default(options.plugin_dir);
   std::vector<std::string> passed_over;
-  auto reactor = loader.CreateReactor(options.backend, options.reactor, &passed_over);
+  auto reactor = loader.CreateReactor(options.backend, options.reactor, &passed_over, options.auto_skip);
   if (!reactor.ok()) return reactor.status();
   auto loop = std::make_unique<EventLoop>(*std::move(reactor), std::move(options));
   loop->backends_passed_over_ = std::move(passed_over);

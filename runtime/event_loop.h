@@ -40,6 +40,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <source_location>
@@ -82,6 +84,9 @@ class TaskContext;
 struct EventLoopOptions {
   // A backend name ("epoll"), a plugin path, or "auto" (see PluginLoader).
   std::string backend = "auto";
+  // With "auto": backends to pass over without trying them, by name, each with the reason
+  // backends_passed_over() gives for it (PluginLoader::AutoSkip).
+  std::map<std::string, std::string, std::less<>> auto_skip;
   // Searched before the default plugin directories when not empty.
   std::string plugin_dir;
   // Names this loop in statistics and stall reports.

@@ -158,7 +158,8 @@ std::optional<std::string> PluginLoader::FindPlugin(absl::string_view name) cons
 
 absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::string_view backend,
                                                                      const ReactorConfig& config,
-                                                                     std::vector<std::string>* passed_over) const {
+                                                                     std::vector<std::string>* passed_over,
+                                                                     const AutoSkip& skip) const {
   if (backend != "auto") {
     absl::StatusOr<std::string> path = PathOf(backend);
     if (!path.ok()) return path.status();
@@ -171,6 +172,10 @@ absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::strin
   // what is available, which would probe every plugin (in child processes) at each start.
   std::vector<std::string> reasons;
   for (absl::string_view name : kAutoOrder) {
+    if (auto skipped = skip.find(name); skipped != skip.end()) {
+      reasons.push_back(skipped->second);
+      continue;
+    }
     std::optional<std::string> path = FindPlugin(name);
     if (!path.has_value()) continue;
     if (absl::Status tried = TryBeforeLoading(*path); !tried.ok()) {

@@ -31,6 +31,8 @@
 #include <array>
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -71,12 +73,17 @@ class PluginLoader {
   // Loads a plugin by backend name or path and checks its ABI.
   absl::StatusOr<std::shared_ptr<const Plugin>> Load(absl::string_view name_or_path) const;
 
+  // With "auto": backends auto passes over without trying them, by name, each with the reason
+  // to give for it (a program whose loops must all run one backend passes over one that a later
+  // loop could not start).
+  using AutoSkip = std::map<std::string, std::string, std::less<>>;
+
   // Loads and starts `backend`: a name, a path, or "auto". For "auto", `passed_over` (when not
   // null) receives why each backend before the one it started was passed over, in auto's
-  // order (a backend without a file here is not named).
-  absl::StatusOr<std::unique_ptr<Reactor>> CreateReactor(absl::string_view backend,
-                                                         const ReactorConfig& config = {},
-                                                         std::vector<std::string>* passed_over = nullptr) const;
+  // order (a backend without a file here is not named; one in `skip`, with skip's reason).
+  absl::StatusOr<std::unique_ptr<Reactor>> CreateReactor(absl::string_view backend, const ReactorConfig& config = {},
+                                                         std::vector<std::string>* passed_over = nullptr,
+                                                         const AutoSkip& skip = {}) const;
 
   // Every plugin file in the search path (first occurrence of each name), each loaded and
   // started once in a child process; best first, as `auto` tries them. Cached (see above).

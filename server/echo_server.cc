@@ -1,8 +1,11 @@
 #include "server/echo_server.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "runtime/call_in_loop.h"
 #include "runtime/clock.h"
+#include "runtime/plugin_loader.h"
 #include "server/port_claim.h"
 
 namespace brrr::server {
@@ -29,6 +32,70 @@ absl::StatusOr<SocketAddress> AdoptedAddress(const std::vector<UniqueFd>& adopte
                                                    " (--host, --port; port 0 takes the running one's)"));
   }
   return *first;
+}
+
+EventLoopOptions LoopOptions(const EchoServerOptions& o, int loop_id) {
+  EventLoopOptions lo;
+  lo.backend = o.backend;
+  lo.plugin_dir = o.plugin_dir;
+  lo.loop_id = static_cast<uint32_t>(loop_id);
+  lo.stall_threshold = o.stall_threshold;
+  lo.stall_watchdog = o.stall_watchdog;
+  lo.idle_poll = o.idle_poll;
+  lo.receive_buffer_size = o.receive_buffer_size;
+  lo.receive_buffer_count = o.receive_buffer_count;
+  lo.reactor.one_thread = true;  // each loop runs on a thread of its own (Start)
+  return lo;
+}
+
+// The server's loops, all on one backend: o.backend, or with "auto" the best backend that every
+// loop starts. The first loop picks, and each other loop makes auto's choice again among the
+// backends no better than that pick. One that cannot start the pick (a resource the kernel
+// counts per user or per process runs out: io_uring's rings are charged to RLIMIT_MEMLOCK, so
+// the first loops can get rings a later one cannot) has the pick passed over for every loop, with
+// that loop's reason, and the loops start again on the next backend. So a server never runs
+// loops on different backends, nor reports another backend than the one its loops run.
+absl::StatusOr<std::vector<std::unique_ptr<EventLoop>>> CreateLoops(const EchoServerOptions& o) {
+  const bool automatic = o.backend == "auto";
+  PluginLoader::AutoSkip skip;
+  for (;;) {
+    std::vector<std::unique_ptr<EventLoop>> loops;
+    EventLoopOptions lo = LoopOptions(o, 0);
+    lo.auto_skip = skip;
+    absl::StatusOr<std::unique_ptr<EventLoop>> first = EventLoop::Create(lo);
+    if (!first.ok()) return first.status();
+    const std::string pick = (*first)->backend();
+    loops.push_back(*std::move(first));
+    // The backends auto tries before the pick, passed over by the first loop already: each
+    // later loop's backends_passed_over() starts with their reasons, one each, so the pick's
+    // own reason (when a later loop passes it over) comes right after them.
+    PluginLoader::AutoSkip before_pick = skip;
+    for (absl::string_view name : PluginLoader::kAutoOrder) {
+      if (name == pick) break;
+      before_pick.emplace(std::string(name), "passed over by loop 0");
+    }
+    const size_t pick_rank =
+        static_cast<size_t>(std::find(PluginLoader::kAutoOrder.begin(), PluginLoader::kAutoOrder.end(), pick) -
+                            PluginLoader::kAutoOrder.begin());
+    for (int i = 1; i < o.loops; ++i) {
+      EventLoopOptions next = LoopOptions(o, i);
+      if (automatic) next.auto_skip = before_pick;
+      absl::StatusOr<std::unique_ptr<EventLoop>> loop = EventLoop::Create(next);
+      if (!loop.ok()) {
+        return absl::Status(loop.status().code(),
+                            absl::StrCat("loop ", i, " (loops 0 to ", i - 1, " started): ", loop.status().message()));
+      }
+      if ((*loop)->backend() == pick) {
+        loops.push_back(*std::move(loop));
+        continue;
+      }
+      const std::vector<std::string>& passed_over = (*loop)->backends_passed_over();
+      skip.emplace(pick, absl::StrCat(pick, " (it started on loops 0 to ", i - 1, ", not on loop ", i,
+                                      "): ", pick_rank < passed_over.size() ? passed_over[pick_rank] : "passed over"));
+      break;
+    }
+    if (loops.size() == static_cast<size_t>(o.loops)) return loops;
+  }
 }
 
 }  // namespace
@@ -59,34 +126,24 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     }
     bind_to = *claimed;
   }
+  absl::StatusOr<std::vector<std::unique_ptr<EventLoop>>> loops = CreateLoops(o);
+  if (!loops.ok()) return loops.status();
+  server->backend_ = (*loops)[0]->backend();
+  server->backends_passed_over_ = (*loops)[0]->backends_passed_over();
   std::vector<int> listener_fds;
   for (int i = 0; i < o.loops; ++i) {
-    EventLoopOptions lo;
-    // With "auto" the first loop picks and the others take its pick by name (from the same
-    // search path, the same file), so that a loop that cannot start it fails the start instead
-    // of quietly running another backend than the one the server reports.
-    lo.backend = i > 0 && o.backend == "auto" ? server->backend_ : o.backend;
-    lo.plugin_dir = o.plugin_dir;
-    lo.loop_id = static_cast<uint32_t>(i);
-    lo.stall_threshold = o.stall_threshold;
-    lo.stall_watchdog = o.stall_watchdog;
-    lo.idle_poll = o.idle_poll;
-    lo.receive_buffer_size = o.receive_buffer_size;
-    lo.receive_buffer_count = o.receive_buffer_count;
-    lo.reactor.one_thread = true;  // each loop runs on a thread of its own (Start)
-    auto loop = EventLoop::Create(lo);
-    if (!loop.ok()) return loop.status();
+    std::unique_ptr<EventLoop>& loop = (*loops)[static_cast<size_t>(i)];
     std::vector<Socket> listeners;
     // Every handed-over socket is accepted from (its queue holds clients): loop i takes
     // sockets i, i + loops, ... A loop without one binds a new sibling in the group.
     for (size_t j = static_cast<size_t>(i); j < adopted.size(); j += static_cast<size_t>(o.loops)) {
-      listeners.push_back(Socket::Adopt(**loop, adopted[j].release(), "listener"));
+      listeners.push_back(Socket::Adopt(*loop, adopted[j].release(), "listener"));
     }
     if (listeners.empty()) {
       SocketOptions so;
       so.reuse_port = true;
       so.ipv6_only = bind_to.family() == AF_INET6;
-      auto listener = Socket::Listen(**loop, bind_to, so, o.backlog);
+      auto listener = Socket::Listen(*loop, bind_to, so, o.backlog);
       if (!listener.ok()) {
         return absl::Status(listener.status().code(),
                             absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", listener.status().message()));
@@ -100,12 +157,10 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
       if (!local.ok()) return local.status();
       bind_to = *local;
       server->address_ = *local;
-      server->backend_ = (*loop)->stats().backend;
-      server->backends_passed_over_ = (*loop)->backends_passed_over();
     }
-    server->shards_.push_back(std::make_unique<Shard>(o, *std::move(loop), std::move(listeners),
-                                                      server->active_total_, server->throttle_,
-                                                      server->descriptor_budget_, *server->progress_));
+    server->shards_.push_back(std::make_unique<Shard>(o, std::move(loop), std::move(listeners), server->active_total_,
+                                                      server->throttle_, server->descriptor_budget_,
+                                                      *server->progress_));
   }
   if (!adopting && !o.share_port) {
     if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {

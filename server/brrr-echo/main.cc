@@ -35,7 +35,8 @@
 #include "server/echo_server.h"
 
 ABSL_FLAG(std::string, backend, "auto",
-          "I/O backend: io_uring, epoll, poll, select, a plugin path, or auto (the best that starts here)");
+          "I/O backend: io_uring, epoll, poll, select, a plugin path, or auto (the best that starts here on "
+          "every loop)");
 ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
 ABSL_FLAG(bool, list_backends, false, "List the backends, whether each starts here, and exit (3 when none starts)");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::1)");

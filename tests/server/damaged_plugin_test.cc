@@ -2,6 +2,7 @@
 // --backend=NAME refuses it (exit 3) with the file and the reason, --list_backends lists it as
 // "cannot start" with the reason and exits normally, and --backend=auto skips it. Before the
 // ELF check and the probes in child processes, a file cut short killed brrr-echo with SIGBUS.
+// Also a backend that starts on a server's first loops but not on a later one.
 #include <link.h>
 #include <signal.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/reactors/damaged_plugins.h"
+#include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 #include "tests/testing/sanitizer.h"
@@ -210,6 +212,42 @@ TEST(DamagedPluginTest, ABackendThatHangsAsItStartsIsRefusedAtTheProbeTimeout) {
   ASSERT_TRUE(code.has_value()) << "still starting after 60 s";
   EXPECT_EQ(*code, 3) << p.err();
   EXPECT_TRUE(Contains(p.err(), hangs + ": the probe did not answer within 10 s")) << p.err();
+}
+
+// io_uring that sets up two rings per process and no more (tests/reactors/faults/ring_limit_shim.c,
+// as Linux 6.13 and later refuse a ring past the user's RLIMIT_MEMLOCK): loops 0 and 1 start on
+// it, loop 2 cannot. Named, the server says which loop could not (exit 3). With `auto` it
+// serves on epoll, every loop of it, and says why it passed over io_uring; before, the other
+// loops took loop 0's pick by name and `auto` ended with exit 3 while epoll started.
+TEST(AutoBackendTest, ABackendThatALaterLoopCannotStartIsPassedOverForEveryLoop) {
+  BRRR_SKIP_UNLESS_BACKEND_STARTS("io_uring");
+  std::string dir = testing::FreshDir("ring_limit");
+  std::string io_uring = dir + "/libbrrr_reactor_io_uring.so";
+  ASSERT_EQ(::symlink(testing::Runfile("tests/reactors/faults/ring_limit/libbrrr_reactor_io_uring.so").c_str(),
+                      io_uring.c_str()),
+            0);
+  testing::ProcessOptions two_rings;
+  two_rings.env = {"BRRR_FAULT_RINGS=2"};
+  const std::string refused = "backend \"io_uring\" (" + io_uring + ") cannot start here: io_uring_queue_init: ";
+
+  Process named(EchoBinary(), {"--backend=io_uring", "--plugin_dir=" + dir, "--port=0", "--loops=4"}, two_rings);
+  std::optional<int> code = named.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 3) << named.err();
+  EXPECT_TRUE(Contains(named.err(), "brrr-echo: loop 2 (loops 0 to 1 started): " + refused)) << named.err();
+
+  Process p(EchoBinary(), {"--backend=auto", "--plugin_dir=" + dir, "--port=0", "--loops=4"}, two_rings);
+  uint16_t port = p.ListeningPort();
+  ASSERT_NE(port, 0) << p.err();
+  EXPECT_TRUE(Contains(p.out(), "(backend epoll, 4 loops,")) << p.out();
+  ASSERT_TRUE(p.WaitForOutput("--backend=auto passed over ", seconds(10))) << p.out();
+  EXPECT_TRUE(Contains(p.out(),
+                       "brrr-echo: --backend=auto passed over io_uring (it started on loops 0 to 1, not on "
+                       "loop 2): " +
+                           refused))
+      << p.out();
+  EXPECT_EQ(p.out().find("passed over"), p.out().rfind("passed over")) << p.out();
+  ExpectServesThenDrains(p, port, "served\n");
 }
 
 }  // namespace
