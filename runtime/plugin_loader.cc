@@ -25,6 +25,26 @@ bool IsFile(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
+// OK if `path` is a regular file (or a link to one), else why it cannot be a plugin file: it
+// does not exist, cannot be looked at (a loop of links, no permission), or is something else
+// (a directory, a FIFO, a device), which is never opened (a FIFO's open would wait for a writer).
+absl::Status CheckPluginPath(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    if (err == ENOENT) return absl::NotFoundError(absl::StrCat(path, ": no such plugin file"));
+    return absl::ErrnoToStatus(err, absl::StrCat(path, ": cannot use it as a plugin file"));
+  }
+  if (S_ISREG(st.st_mode)) return absl::OkStatus();
+  const char* kind = S_ISDIR(st.st_mode)    ? "a directory"
+                     : S_ISFIFO(st.st_mode) ? "a FIFO"
+                     : S_ISCHR(st.st_mode)  ? "a character device"
+                     : S_ISBLK(st.st_mode)  ? "a block device"
+                     : S_ISSOCK(st.st_mode) ? "a socket"
+                                            : "not a file";
+  return absl::InvalidArgumentError(absl::StrCat(path, ": not a plugin file: it is ", kind));
+}
+
 bool IsDirectory(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
@@ -125,8 +145,8 @@ std::string PluginLoader::FileNameFor(absl::string_view name) { return PluginFil
 absl::StatusOr<std::string> PluginLoader::PathOf(absl::string_view name_or_path) const {
   if (absl::StrContains(name_or_path, '/')) {
     std::string path(name_or_path);
-    if (!IsFile(path)) {
-      return absl::NotFoundError(absl::StrCat(path, ": no such plugin file. ", AvailabilitySummary()));
+    if (absl::Status usable = CheckPluginPath(path); !usable.ok()) {
+      return absl::Status(usable.code(), absl::StrCat(usable.message(), ". ", AvailabilitySummary()));
     }
     return path;
   }

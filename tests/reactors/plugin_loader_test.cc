@@ -3,7 +3,6 @@
 // a damaged or mislabelled file is refused, never fatal, whether loaded, probed or skipped by
 // `auto`; probes run in child processes, so a plugin that crashes or hangs is only reported.
 #include "runtime/plugin_loader.h"
-#include "runtime/reactor.h"
 
 #include <linux/audit.h>
 #include <linux/filter.h>
@@ -16,14 +15,17 @@
 #include <unistd.h>
 
 #include <array>
+#include <cerrno>
 #include <cstdlib>
 #include <fstream>
 #include <map>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
+#include "runtime/reactor.h"
 #include "tests/reactors/damaged_plugins.h"
 #include "tests/testing/backends.h"
 
@@ -500,6 +502,37 @@ TEST(PluginLoaderTest, AutoChoiceSaysWhyNothingStarts) {
                                                   "poll, select in " + dir + "): " + dir +
                                                   "/libbrrr_reactor_epoll.so: cannot load plugin: not an ELF file"))
       << choice.status();
+}
+
+// A path that is not a regular file says what it is, and a FIFO is never opened (its open would
+// wait for a writer). Before, each of these said "no such plugin file".
+TEST(PluginLoaderTest, APathThatIsNotAFileSaysWhatItIs) {
+  std::string dir = testing::FreshDir("not_files");
+  std::string fifo = dir + "/libbrrr_reactor_fifo.so";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string loop = dir + "/libbrrr_reactor_loop.so";
+  ASSERT_EQ(::symlink(loop.c_str(), loop.c_str()), 0);
+  struct Case {
+    std::string path;
+    absl::StatusCode code;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {dir, absl::StatusCode::kInvalidArgument, dir + ": not a plugin file: it is a directory. Available here: "},
+           {fifo, absl::StatusCode::kInvalidArgument, fifo + ": not a plugin file: it is a FIFO. Available here: "},
+           {"/dev/zero", absl::StatusCode::kInvalidArgument,
+            "/dev/zero: not a plugin file: it is a character device. Available here: "},
+           {loop, absl::ErrnoToStatusCode(ELOOP),
+            loop + ": cannot use it as a plugin file: Too many levels of symbolic links. Available here: "},
+           {dir + "/libbrrr_reactor_none.so", absl::StatusCode::kNotFound,
+            dir + "/libbrrr_reactor_none.so: no such plugin file. Available here: "},
+       }) {
+    SCOPED_TRACE(c.path);
+    auto plugin = PluginLoader({Runfiles("reactors")}).Load(c.path);
+    ASSERT_FALSE(plugin.ok());
+    EXPECT_EQ(plugin.status().code(), c.code) << plugin.status();
+    EXPECT_TRUE(absl::StartsWith(plugin.status().message(), c.message)) << plugin.status();
+  }
 }
 
 TEST(PluginLoaderTest, NamesMustBeNamesOrPaths) {
