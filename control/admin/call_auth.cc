@@ -1,36 +1,16 @@
 #include "control/admin/call_auth.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "control/admin/bearer_token.h"
 
 namespace brrr::control {
 
 absl::StatusOr<CallAuth> CallAuth::FromTokenFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    int err = errno;
-    std::string why = absl::StrCat("--admin_token_file=", path, ": ", std::strerror(err));
-    return err == ENOENT ? absl::NotFoundError(why)
-           : err == EACCES ? absl::PermissionDeniedError(why)
-                           : absl::UnavailableError(why);
-  }
-  std::stringstream content;
-  content << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(content.str()));
-  if (token.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--admin_token_file=", path, ": the file holds no token"));
-  }
-  if (token.find_first_of(" \t\r\n") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--admin_token_file=", path, ": the token must be one line without spaces"));
-  }
-  return WithToken(std::move(token));
+  absl::StatusOr<std::string> token = ReadBearerTokenFile("--admin_token_file", path);
+  if (!token.ok()) return token.status();
+  return WithToken(*std::move(token));
 }
 
 CallAuth CallAuth::WithToken(std::string token) {

@@ -10,9 +10,9 @@
 // The admin server applies it to every method of every service through call_gate.h; the
 // metrics port to every HTTP request.
 //
-// The token is the file's content without surrounding whitespace; it is compared in constant
-// time. A call or request with more than one `authorization` entry is refused, whatever they
-// hold.
+// The token is the file's content without surrounding whitespace, one word of visible ASCII
+// (bearer_token.h); it is compared in constant time. A call or request with more than one `authorization` entry is
+// refused, whatever they hold.
 //
 // Threads: immutable after construction; Check from any thread.
 #ifndef BRRR_CONTROL_CALL_AUTH_H_
@@ -33,8 +33,8 @@ class CallAuth {
  public:
   // Lets every call in.
   CallAuth() = default;
-  // Reads the token. Errors: the file cannot be read (NotFound / PermissionDenied...), or it
-  // holds no token (InvalidArgument).
+  // Reads the token (ReadBearerTokenFile). Errors: the file cannot be read (NotFound /
+  // PermissionDenied...), or it holds no token or one no client could send (InvalidArgument).
   static absl::StatusOr<CallAuth> FromTokenFile(const std::string& path);
   // For tests and embedders: requires exactly this token (not empty).
   static CallAuth WithToken(std::string token);

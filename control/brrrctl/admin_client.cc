@@ -1,39 +1,17 @@
 #include "control/brrrctl/admin_client.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "control/admin/bearer_token.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/support/channel_arguments.h"
 
 namespace brrr::control {
 namespace {
-
-absl::StatusOr<std::string> ReadToken(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::InvalidArgumentError(absl::StrCat("--token_file=", path, ": cannot read it: ", std::strerror(errno)));
-  }
-  std::stringstream content;
-  content << in.rdbuf();
-  std::string token(absl::StripAsciiWhitespace(content.str()));
-  if (token.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("--token_file=", path, ": the file is empty (it should hold the admin token)"));
-  }
-  if (token.find_first_of(" \t\r\n\v\f") != std::string::npos) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--token_file=", path, ": the token must be one word, on one line"));
-  }
-  return token;
-}
 
 std::shared_ptr<grpc::Channel> MakeChannel(const AdminClientOptions& options) {
   if (options.max_reconnect_backoff <= absl::ZeroDuration()) {
@@ -87,7 +65,7 @@ absl::StatusOr<std::unique_ptr<AdminClient>> AdminClient::Create(const AdminClie
   }
   std::string token;
   if (!options.token_file.empty()) {
-    absl::StatusOr<std::string> read = ReadToken(options.token_file);
+    absl::StatusOr<std::string> read = ReadBearerTokenFile("--token_file", options.token_file);
     if (!read.ok()) return read.status();
     token = *std::move(read);
   }

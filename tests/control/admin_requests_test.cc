@@ -56,19 +56,34 @@ TEST_F(AdminActionsTest, EveryCallNeedsTheBearerTokenWhenOneIsSet) {
   EXPECT_FALSE(Stats().draining());
 }
 
-TEST(AdminTokenFlagTest, AMissingOrEmptyTokenFileIsAnErrorAtStart) {
+// A token file that cannot be read, holds no token, or holds one that no client could send: a
+// control or non-ASCII byte (a gRPC client refuses such metadata, brrrctl's gRPC aborted on it)
+// or one too long for a header. Before, the last two started a server nobody could administer.
+TEST(AdminTokenFlagTest, ATokenFileWithoutAUsableTokenIsAnErrorAtStart) {
   std::string dir = std::getenv("TEST_TMPDIR");
-  testing::Process missing(testing::Runfile("server/brrr-echo/brrr-echo"),
-                           {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
-                            "--admin_token_file=" + dir + "/no-such-file"});
-  EXPECT_EQ(missing.Wait(seconds(30)), 2);
-  EXPECT_NE(missing.err().find("no-such-file: No such file or directory"), std::string::npos) << missing.err();
   std::ofstream(dir + "/empty.token") << "  \n";
-  testing::Process empty(testing::Runfile("server/brrr-echo/brrr-echo"),
-                         {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
-                          "--admin_token_file=" + dir + "/empty.token"});
-  EXPECT_EQ(empty.Wait(seconds(30)), 2);
-  EXPECT_NE(empty.err().find("holds no token"), std::string::npos) << empty.err();
+  std::ofstream(dir + "/control.token") << "tok\x01"
+                                        << "en\n";
+  std::ofstream(dir + "/utf8.token") << "t\xc3\xb8ken\n";
+  std::ofstream(dir + "/long.token") << std::string(9000, 'a') << "\n";
+  struct Case {
+    std::string file;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"no-such-file", "no-such-file: cannot read it: No such file or directory"},
+           {"empty.token", "empty.token: the file holds no token"},
+           {"control.token", "control.token: the token's byte 4 is 0x01; a token is visible ASCII"},
+           {"utf8.token", "utf8.token: the token's byte 2 is 0xc3; a token is visible ASCII"},
+           {"long.token", "long.token: the token is 9000 bytes long; at most 4096"},
+       }) {
+    SCOPED_TRACE(c.file);
+    testing::Process p(testing::Runfile("server/brrr-echo/brrr-echo"),
+                       {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
+                        "--admin_token_file=" + dir + "/" + c.file});
+    EXPECT_EQ(p.Wait(seconds(30)), 2);
+    EXPECT_NE(p.err().find("brrr-echo: --admin_token_file=" + dir + "/" + c.message), std::string::npos) << p.err();
+  }
 }
 
 // Each kind of bad request gets its own code and a message that says what is allowed.

@@ -20,6 +20,10 @@ using testing::WriteFile;
 TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
   const std::string free_target = "--target=127.0.0.1:" + std::to_string(testing::PickFreePort());
   const std::string empty_token = WriteFile("empty_token", " \n");
+  const std::string control_token = WriteFile("control_token",
+                                              "tok\x01"
+                                              "en\n");
+  const std::string long_token = WriteFile("long_token", std::string(5000, 'a'));
   struct Case {
     std::vector<std::string> args;
     std::string message;
@@ -61,7 +65,10 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       {{"stall-threshold", "fast"}, "stall-threshold fast: expected a positive duration"},
       {{"--timeout=0s", "info"}, "--timeout=0: must be positive"},
       {{"--token_file=/nonexistent/token", "info"}, "--token_file=/nonexistent/token: cannot read it"},
-      {{"--token_file=" + empty_token, "info"}, "--token_file=" + empty_token + ": the file is empty"},
+      {{"--token_file=" + empty_token, "info"}, "--token_file=" + empty_token + ": the file holds no token"},
+      // gRPC aborted brrrctl (SIGABRT) on a token it cannot send as metadata.
+      {{"--token_file=" + control_token, "info"}, "--token_file=" + control_token + ": the token's byte 4 is 0x01"},
+      {{"--token_file=" + long_token, "info"}, "--token_file=" + long_token + ": the token is 5000 bytes long"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = c.args;

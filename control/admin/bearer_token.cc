@@ -1,0 +1,49 @@
+#include "control/admin/bearer_token.h"
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace brrr::control {
+
+absl::Status CheckBearerToken(absl::string_view token) {
+  if (token.empty()) return absl::InvalidArgumentError("the file holds no token");
+  if (token.size() > kMaxBearerTokenBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("the token is ", token.size(), " bytes long; at most ",
+                                                   kMaxBearerTokenBytes, " (it travels in a header)"));
+  }
+  for (size_t i = 0; i < token.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(token[i]);
+    if (c >= 0x21 && c <= 0x7e) continue;
+    if (absl::ascii_isspace(c)) return absl::InvalidArgumentError("the token must be one word, on one line");
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the token's byte %zu is 0x%02x; a token is visible ASCII ('!' to '~'), which gRPC metadata and HTTP "
+        "headers both carry",
+        i + 1, c));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadBearerTokenFile(absl::string_view flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    return absl::ErrnoToStatus(err, absl::StrCat(flag, "=", path, ": cannot read it"));
+  }
+  std::stringstream content;
+  content << in.rdbuf();
+  if (in.bad()) return absl::ErrnoToStatus(errno, absl::StrCat(flag, "=", path, ": cannot read it"));
+  std::string token(absl::StripAsciiWhitespace(content.str()));
+  if (absl::Status valid = CheckBearerToken(token); !valid.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, "=", path, ": ", valid.message()));
+  }
+  return token;
+}
+
+}  // namespace brrr::control
