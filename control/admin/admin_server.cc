@@ -24,7 +24,8 @@ namespace brrr::control {
 namespace health = grpc::health::v1;
 
 // grpc.health.v1.Health: SERVING while the echo server accepts, NOT_SERVING once it drains.
-// Services: "" (the whole server) and "brrr.admin.v1.Admin"; any other is NOT_FOUND.
+// Services: "" (the whole server) and "brrr.admin.v1.Admin"; for any other, Check answers
+// NOT_FOUND and Watch SERVICE_UNKNOWN, keeping the call open (as health.proto asks of both).
 class HealthService final : public health::Health::Service {
  public:
   explicit HealthService(const Administered& target) : target_(target) {}
@@ -38,14 +39,15 @@ class HealthService final : public health::Health::Service {
 
   // Sends the status now and again whenever it changes, until the client goes away or the
   // admin server shuts down. The status is looked at once more after the shutdown is seen, so
-  // a drain that ends within one look still reaches the watcher as NOT_SERVING.
+  // a drain that ends within one look still reaches the watcher as NOT_SERVING. An unknown
+  // service's status is SERVICE_UNKNOWN, which never changes.
   grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
-    if (!Known(request->service())) return UnknownService(request->service());
+    const bool known = Known(request->service());
     health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
     while (!context->IsCancelled()) {
       const bool last_look = shutting_down_.load();
-      health::HealthCheckResponse::ServingStatus now = Current();
+      health::HealthCheckResponse::ServingStatus now = known ? Current() : health::HealthCheckResponse::SERVICE_UNKNOWN;
       if (now != sent) {
         health::HealthCheckResponse response;
         response.set_status(now);

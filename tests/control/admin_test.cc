@@ -215,18 +215,24 @@ std::unique_ptr<grpc::ClientReader<health::HealthCheckResponse>> WatchTheDrainSt
 }
 
 // grpc.health's Watch on the real service: SERVING at once, NOT_SERVING as the drain starts
-// (here a grace keeps the server up), then the stream ends when the server does; for a
-// service it does not know, NOT_FOUND.
+// (here a grace keeps the server up), then the stream ends when the server does. For a
+// service it does not know, SERVICE_UNKNOWN, and the call stays open (health.proto: a watcher
+// learns when a service appears); it used to end at once with NOT_FOUND, Check's answer.
 TEST_F(AdminTest, HealthWatchFollowsTheDrain) {
   Start({"--drain_grace=10m"});
   auto health_stub = health::Health::NewStub(channel_);
   health::HealthCheckRequest unknown;
   unknown.set_service("no.such.Service");
-  auto unknown_context = Context();
+  grpc::ClientContext unknown_context;
+  unknown_context.set_deadline(std::chrono::system_clock::now() + seconds(60));
   health::HealthCheckResponse ignored;
-  auto refused = health_stub->Watch(unknown_context.get(), unknown);
-  EXPECT_FALSE(refused->Read(&ignored));
-  EXPECT_EQ(refused->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+  auto unknown_watch = health_stub->Watch(&unknown_context, unknown);
+  health::HealthCheckResponse unknown_status;
+  ASSERT_TRUE(unknown_watch->Read(&unknown_status)) << unknown_watch->Finish().error_message();
+  EXPECT_EQ(unknown_status.status(), health::HealthCheckResponse::SERVICE_UNKNOWN);
+  unknown_context.TryCancel();
+  EXPECT_FALSE(unknown_watch->Read(&ignored)) << "SERVICE_UNKNOWN never changes";
+  EXPECT_EQ(unknown_watch->Finish().error_code(), grpc::StatusCode::CANCELLED);
 
   grpc::ClientContext context;
   auto watch = WatchTheDrainStart(*health_stub, *server_, &context);
