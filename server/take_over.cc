@@ -1,14 +1,38 @@
 #include "server/take_over.h"
 
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
 
 namespace brrr::server {
+namespace {
+
+// How long a Commit whose exchange failed waits to see the old process exit: a process that
+// is killed closes its descriptors (the connection fails at once) a moment before it exits.
+constexpr Duration kExitWait = std::chrono::seconds(2);
+
+// A pidfd of the process at the other end of the UNIX socket `conn`, or an invalid one (the
+// kernel has no pidfd_open, before Linux 5.3, or the peer is gone already).
+UniqueFd PeerProcess(int conn) {
+  ucred peer{};
+  socklen_t size = sizeof peer;
+  if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || peer.pid <= 0) return UniqueFd();
+#ifdef SYS_pidfd_open
+  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0)));
+#else
+  return UniqueFd();
+#endif
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<TakeOver>> TakeOver::Connect(const std::string& path, Duration timeout) {
   sockaddr_un addr{};
@@ -44,7 +68,8 @@ absl::StatusOr<std::unique_ptr<TakeOver>> TakeOver::Connect(const std::string& p
     }
     return failed(set.status());
   }
-  return std::unique_ptr<TakeOver>(new TakeOver(path, std::move(conn), *std::move(set)));
+  UniqueFd old_process = PeerProcess(conn.get());
+  return std::unique_ptr<TakeOver>(new TakeOver(path, std::move(conn), *std::move(set), std::move(old_process)));
 }
 
 std::vector<int> TakeOver::TakeEchoListeners() {
@@ -54,8 +79,26 @@ std::vector<int> TakeOver::TakeEchoListeners() {
   return fds;
 }
 
+bool TakeOver::OldProcessExits(Duration wait) const {
+  if (!old_process_.valid()) return false;
+  pollfd exited{.fd = old_process_.get(), .events = POLLIN, .revents = 0};
+  const int64_t deadline = MonotonicNanos() + wait.count();
+  for (;;) {
+    int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
+    int n = ::poll(&exited, 1, static_cast<int>(std::max<int64_t>(left_ms, 0)));
+    if (n > 0) return true;
+    if (n == 0 || errno != EINTR) return false;
+  }
+}
+
 absl::Status TakeOver::Commit(Duration timeout) {
   auto failed = [&](absl::string_view why) {
+    // Gone instead of answering: it accepts no more, so the sockets are this process's.
+    if (OldProcessExits(kExitWait)) {
+      old_process_exited_ = true;
+      conn_.reset();
+      return absl::OkStatus();
+    }
     return absl::UnavailableError(absl::StrCat("the hand-over from pid ", set_.pid, " did not complete (", why,
                                                "): it may still be accepting"));
   };

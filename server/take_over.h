@@ -11,7 +11,11 @@
 // Until Commit returns OK the old process serves as before: if anything fails, the new one
 // declines (or just exits; the old one sees the connection close) and the old one is unharmed.
 // If Commit fails, the old process has not let go and is still accepting: the new one must
-// stop accepting (drain what it accepted) and exit.
+// stop accepting (drain what it accepted) and exit. An old process that exits (is killed,
+// crashes) before it lets go accepts no more either: Commit then returns OK, and
+// old_process_exited() says so; the sockets are the new one's alone, the queued clients with
+// them (the old process is known by a pidfd from the connection's SO_PEERCRED, so a reused pid
+// cannot pass for it).
 //
 // Threads: one thread at a time. Ownership: holds the connection and the received sockets
 // until they are taken.
@@ -49,20 +53,27 @@ class TakeOver {
   // The echo listeners' descriptors, handed to the caller (who owns them from now).
   std::vector<int> TakeEchoListeners();
 
-  // Says TAKEN and waits for RELEASED. OK: the old process no longer accepts and drains.
-  // Unavailable: it did not release them (it went away, gave up waiting, or was stopped),
-  // and may still be accepting.
+  // Says TAKEN and waits for RELEASED. OK: the old process no longer accepts, and drains or
+  // has exited (old_process_exited()). Unavailable: it did not release them (it closed the
+  // connection, gave up waiting, or was stopped) and still runs, so it may still be accepting.
   absl::Status Commit(Duration timeout = kHandoverAnswerTimeout);
+  // After Commit returned OK: the old process exited instead of releasing the listeners.
+  bool old_process_exited() const { return old_process_exited_; }
   // Tells the old process why it keeps its listeners (it logs the reason). Best effort.
   void Decline(const std::string& why);
 
  private:
-  TakeOver(std::string path, UniqueFd conn, ListenerSet set)
-      : path_(std::move(path)), conn_(std::move(conn)), set_(std::move(set)) {}
+  TakeOver(std::string path, UniqueFd conn, ListenerSet set, UniqueFd old_process)
+      : path_(std::move(path)), conn_(std::move(conn)), set_(std::move(set)), old_process_(std::move(old_process)) {}
+
+  // Whether the old process exits within `wait` (false if it cannot be told: no pidfd).
+  bool OldProcessExits(Duration wait) const;
 
   std::string path_;
   UniqueFd conn_;
   ListenerSet set_;
+  UniqueFd old_process_;  // a pidfd of the process at the other end of conn_, or invalid
+  bool old_process_exited_ = false;
 };
 
 }  // namespace brrr::server

@@ -131,11 +131,19 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
   if (taking_ != nullptr) {
     pid_t old_pid = taking_->listeners().pid;
     absl::Status committed = taking_->Commit();
+    const bool taken_from_exited = taking_->old_process_exited();
     std::string path = taking_->path();
     taking_.reset();
     if (!committed.ok()) return committed;
-    PrintToStdout("brrr-echo: took over the listeners of pid %d through %s; it drains\n", static_cast<int>(old_pid),
-                  path.c_str());
+    if (taken_from_exited) {
+      PrintToStdout(
+          "brrr-echo: took over the listeners of pid %d through %s; it exited before it let go, so they are "
+          "this process's alone\n",
+          static_cast<int>(old_pid), path.c_str());
+    } else {
+      PrintToStdout("brrr-echo: took over the listeners of pid %d through %s; it drains\n", static_cast<int>(old_pid),
+                    path.c_str());
+    }
   }
   {
     std::lock_guard<std::mutex> lock(mu_);

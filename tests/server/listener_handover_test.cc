@@ -2,13 +2,17 @@
 // (server/handover_listener.h, server/take_over.h) over a real UNIX socket, in one process:
 // listening sockets arrive and are the same sockets, a wrong version or address is refused,
 // one hand-over at a time, and the old side lets go only after the new one has taken them.
+#include "server/listener_handover.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/syscall.h>
-#include <poll.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -20,7 +24,6 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "server/handover_listener.h"
-#include "server/listener_handover.h"
 #include "server/take_over.h"
 
 namespace brrr::server {
@@ -285,10 +288,42 @@ TEST_F(HandoverSidesTest, ANewSideThatNeverAnswersIsGivenUpAndTheOldSideServesOn
   }
   ASSERT_TRUE(next.ok()) << "the old side never gave up on the silent one: " << next.status();
   EXPECT_EQ(released_.load(), 0) << "the old side let go without a TAKEN";
-  EXPECT_FALSE((*silent)->Commit().ok()) << "a commit after the timeout must not succeed";
-  EXPECT_EQ(released_.load(), 0);
   ASSERT_TRUE((*next)->Commit().ok());
   EXPECT_TRUE(WaitReleased(1));
+  // The late one's commit fails, the old side living on (it is this process): a failed
+  // commit waits a moment to see whether the old side has exited, past the old side's wait for
+  // the next one's TAKEN (2 s), so the next one commits first.
+  EXPECT_FALSE((*silent)->Commit().ok()) << "a commit after the timeout must not succeed";
+  EXPECT_FALSE((*silent)->old_process_exited());
+  EXPECT_EQ(released_.load(), 1);
+}
+
+// The old process is killed after it offered its listeners and before it let go (here in a
+// child process; an operator's kill -9, a crash): the new one's commit finds it gone, not still
+// accepting, and keeps the listeners (OK, old_process_exited). Before, it drained and exited 3,
+// leaving the port to nobody.
+TEST_F(HandoverSidesTest, AnOldSideThatDiesBeforeItLetsGoLeavesTheListenersToTheNewOne) {
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    auto old_side = HandoverListener::Listen(path_, Callbacks());
+    if (!old_side.ok()) ::_exit(1);
+    for (;;) ::pause();
+  }
+  absl::StatusOr<std::unique_ptr<TakeOver>> taking = absl::NotFoundError("not yet");
+  for (int i = 0; i < 1000 && absl::IsNotFound(taking.status()); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    taking = TakeOver::Connect(path_);
+  }
+  ASSERT_TRUE(taking.ok()) << taking.status();
+  EXPECT_EQ((*taking)->listeners().pid, child);
+  ASSERT_EQ(::kill(child, SIGKILL), 0);
+  absl::Status committed = (*taking)->Commit();
+  EXPECT_TRUE(committed.ok()) << committed;
+  EXPECT_TRUE((*taking)->old_process_exited());
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
 TEST_F(HandoverSidesTest, OneHandOverAtATime) {
