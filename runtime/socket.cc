@@ -375,6 +375,13 @@ Socket Socket::Adopt(EventLoop& loop, int fd, const char* kind) {
 
 absl::StatusOr<Socket> Socket::Listen(EventLoop& loop, const SocketAddress& address,
                                       const SocketOptions& options, int backlog) {
+  absl::StatusOr<Socket> s = Bind(loop, address, options);
+  if (!s.ok()) return s.status();
+  if (absl::Status listening = s->listen(backlog); !listening.ok()) return listening;
+  return s;
+}
+
+absl::StatusOr<Socket> Socket::Bind(EventLoop& loop, const SocketAddress& address, const SocketOptions& options) {
   absl::StatusOr<Socket> s = Create(loop, address.family());
   if (!s.ok()) return s.status();
   absl::Status applied = s->apply(options);
@@ -382,11 +389,17 @@ absl::StatusOr<Socket> Socket::Listen(EventLoop& loop, const SocketAddress& addr
   if (::bind(s->fd(), address.data(), address.size()) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("bind ", address.ToString()));
   }
-  if (::listen(s->fd(), backlog) != 0) {
-    return absl::ErrnoToStatus(errno, absl::StrCat("listen on ", address.ToString()));
-  }
-  s->state_->set_kind("listener");
   return s;
+}
+
+absl::Status Socket::listen(int backlog) {
+  if (::listen(fd(), backlog) != 0) {
+    const int err = errno;
+    absl::StatusOr<SocketAddress> at = local_address();
+    return absl::ErrnoToStatus(err, absl::StrCat("listen on ", at.ok() ? at->ToString() : absl::StrCat("fd ", fd())));
+  }
+  state_->set_kind("listener");
+  return absl::OkStatus();
 }
 
 absl::Status Socket::apply(const SocketOptions& options) {

@@ -257,6 +257,11 @@ class Socket {
   // Create + options + bind + listen.
   static absl::StatusOr<Socket> Listen(EventLoop& loop, const SocketAddress& address,
                                        const SocketOptions& options = {}, int backlog = 1024);
+  // Create + options + bind, not yet listening: with reuse_port, a socket that holds its place
+  // at the address but joins the port's group (and gets connections) only at listen().
+  static absl::StatusOr<Socket> Bind(EventLoop& loop, const SocketAddress& address, const SocketOptions& options = {});
+  // listen(2) on a socket from Bind.
+  absl::Status listen(int backlog = 1024);
   // Takes ownership of a connected or listening non-blocking stream socket (TCP, or AF_UNIX
   // SOCK_STREAM): the backends take a short receive as the socket drained, true of a stream
   // only. Builds without NDEBUG abort on a datagram or SEQPACKET socket.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "runtime/call_in_loop.h"
 #include "runtime/clock.h"
+#include "runtime/line_output.h"
 #include "runtime/plugin_loader.h"
 #include "server/port_claim.h"
 
@@ -139,11 +140,15 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     for (size_t j = static_cast<size_t>(i); j < adopted.size(); j += static_cast<size_t>(o.loops)) {
       listeners.push_back(Socket::Adopt(*loop, adopted[j].release(), "listener"));
     }
+    // Taking over, a loop without a handed-over socket binds a sibling that listens only once
+    // the old process has let go (JoinPortGroup): one that listened now would take its share
+    // of new connections, which a take-over that fails would reset.
+    const bool listen_later = adopting && listeners.empty();
     if (listeners.empty()) {
       SocketOptions so;
       so.reuse_port = true;
       so.ipv6_only = bind_to.family() == AF_INET6;
-      auto listener = Socket::Listen(*loop, bind_to, so, o.backlog);
+      auto listener = listen_later ? Socket::Bind(*loop, bind_to, so) : Socket::Listen(*loop, bind_to, so, o.backlog);
       if (!listener.ok()) {
         return absl::Status(listener.status().code(),
                             absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", listener.status().message()));
@@ -161,6 +166,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     server->shards_.push_back(std::make_unique<Shard>(o, std::move(loop), std::move(listeners), server->active_total_,
                                                       server->throttle_, server->descriptor_budget_,
                                                       *server->progress_));
+    if (listen_later) server->shards_.back()->defer_listening();
   }
   if (!adopting && !o.share_port) {
     if (absl::Status sole = CheckSoleListener(bind_to, listener_fds); !sole.ok()) {
@@ -222,6 +228,20 @@ absl::Status EchoServer::Start() {
 
 bool EchoServer::Drain(absl::FunctionRef<void()> announce) {
   return StartDrain(options_.drain_grace, Shard::QueuedClients::kServe, announce);
+}
+
+void EchoServer::JoinPortGroup() {
+  for (auto& shard : shards_) {
+    Shard* s = shard.get();
+    s->loop().call_soon_threadsafe(
+        [s] {
+          if (absl::Status listening = s->listen_now(); !listening.ok()) {
+            PrintToStderr("brrr-echo: %s; the other loops accept new connections\n",
+                          std::string(listening.message()).c_str());
+          }
+        },
+        "echo:join_port_group");
+  }
 }
 
 void EchoServer::DrainHandedOver() {

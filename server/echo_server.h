@@ -55,6 +55,11 @@ class EchoServer {
   // runs only when it does, once readiness has turned and before the drain's own lines: the
   // caller's line saying why, so that two callers at once cannot both say they started it.
   bool Drain(absl::FunctionRef<void()> announce = [] {});
+  // After a take-over's commit (the old process has let go): every loop that had no handed-over
+  // listener (options.adopted_listeners has fewer than options.loops) starts listening on the
+  // sibling it bound, and accepting. Until then those loops accept nothing. Any thread; does
+  // not wait for the loops.
+  void JoinPortGroup();
   // Drains without the grace: another process holds the listening sockets now (a hand-over,
   // server/handover_listener.h) and accepts on them, so there is nothing to wait for. Also
   // for a take-over that failed after this process started accepting: the old one still does.

@@ -53,8 +53,21 @@ void Shard::start() {
   }
 }
 
+absl::Status Shard::listen_now() {
+  if (!listen_deferred_) return absl::OkStatus();
+  listen_deferred_ = false;
+  if (draining_) return absl::OkStatus();  // stop_accepting closed the listeners
+  for (Socket& listener : listeners_) {
+    if (absl::Status listening = listener.listen(options_.backlog); !listening.ok()) {
+      return absl::Status(listening.code(), absl::StrCat("loop ", loop_->loop_id(), ": ", listening.message()));
+    }
+  }
+  update_accepting();
+  return absl::OkStatus();
+}
+
 void Shard::update_accepting() {
-  bool wanted = !draining_ && !throttle_.accepting_paused();
+  bool wanted = !draining_ && !listen_deferred_ && !throttle_.accepting_paused();
   bool running = accepting();
   if (wanted && !running) {
     acceptors_.clear();
@@ -80,6 +93,10 @@ bool Shard::accepting() const {
 absl::StatusOr<std::vector<UniqueFd>> Shard::duplicate_listeners() const {
   if (draining_) {
     return absl::FailedPreconditionError("this instance is draining: its listeners are closed");
+  }
+  if (listen_deferred_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("this instance is still taking over: loop ", loop_->loop_id(), " does not listen yet"));
   }
   std::vector<UniqueFd> fds;
   for (const Socket& listener : listeners_) {

@@ -71,6 +71,15 @@ class Shard {
 
   // Loop thread, before or while running: starts accepting.
   void start();
+  // Before start(): this shard's listener is bound but not listening yet (Socket::Bind), so
+  // that it joins the port's SO_REUSEPORT group, and gets connections, only at listen_now():
+  // a take-over's new process whose loop has no handed-over socket listens once the old process
+  // has let go, so that a take-over that fails leaves no connection queued on a socket about to
+  // close (it would be reset).
+  void defer_listening() { listen_deferred_ = true; }
+  // Loop thread: the deferred listener listens and the shard accepts on it (unless it drains:
+  // the listener then closes with the others). Nothing if listening was not deferred.
+  absl::Status listen_now();
   // What a draining shard does with the clients waiting in a listener's backlog when it stops
   // accepting: serve them (a plain drain: closing the listener would reset them), or leave them
   // to the process that holds the listeners now (a hand-over), which accepts them.
@@ -132,6 +141,7 @@ class Shard {
   std::unique_ptr<EventLoop> loop_;
   Event throttle_changes_;  // set (and cleared) by throttle_changed(): wakes the accept-rate waits
   std::vector<Socket> listeners_;
+  bool listen_deferred_ = false;  // the listeners are bound, not listening (defer_listening)
   std::atomic<uint64_t>& active_total_;
   Throttle& throttle_;
   DescriptorBudget& descriptors_;

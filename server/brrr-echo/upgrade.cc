@@ -135,6 +135,7 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
     std::string path = taking_->path();
     taking_.reset();
     if (!committed.ok()) return committed;
+    server.JoinPortGroup();  // the loops beyond the old process's count listen now
     if (taken_from_exited) {
       PrintToStdout(
           "brrr-echo: took over the listeners of pid %d through %s; it exited before it let go, so they are "

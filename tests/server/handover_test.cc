@@ -26,6 +26,7 @@
 #include <cerrno>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -510,6 +511,93 @@ TEST(TakeOverErrorsTest, TheNewProcessExits3AndTheOldOneServesOn) {
   EXPECT_EQ(EchoOf(port, "now B"), "now B");
   b.Signal(SIGTERM);
   EXPECT_EQ(b.Wait(seconds(30)), 0);
+}
+
+// Each loop's connections_accepted in `brrrctl stats --json` (its loops come first, in order,
+// then the total): the first `loops` of them.
+std::vector<int> AcceptedPerLoop(const std::string& json, size_t loops) {
+  std::vector<int> accepted;
+  const std::string key = "\"connections_accepted\":";
+  for (size_t at = json.find(key); at != std::string::npos && accepted.size() < loops; at = json.find(key, at + 1)) {
+    accepted.push_back(std::atoi(json.c_str() + at + key.size()));
+  }
+  return accepted;
+}
+
+// A TCP port in use: a socket of this process listens on it.
+class TakenPort {
+ public:
+  TakenPort() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof a;
+    if (fd_.valid() && ::bind(fd_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+        ::listen(fd_.get(), 1) == 0 && ::getsockname(fd_.get(), reinterpret_cast<sockaddr*>(&a), &size) == 0) {
+      port_ = ntohs(a.sin_port);
+    }
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  UniqueFd fd_;
+  uint16_t port_ = 0;
+};
+
+// A take-over that fails after the new process has set up its loops, the new one having more
+// loops than the old one (here its admin port is taken): the loops without a handed-over
+// socket had bound siblings in the port's SO_REUSEPORT group that listened at once, took their
+// share of new connections, and reset them as the process exited (15 resets in 5 attempts
+// under 3 clients). They listen only after the commit now, so the old one's clients see
+// nothing. Then a take-over that succeeds: every one of the new process's loops accepts.
+TEST(TakeOverErrorsTest, AFailedTakeOverWithMoreLoopsResetsNoClient) {
+  SocketDir dir;
+  Process a(EchoBinary(), {"--backend=epoll", "--port=0", "--loops=1", "--handover_socket=" + dir.path()});
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  TakenPort taken;  // the new process's admin port
+  ASSERT_NE(taken.port(), 0);
+  {
+    EchoClients clients(port);
+    ASSERT_TRUE(clients.WaitForSucceeded(50));
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      Process b(EchoBinary(), {"--backend=epoll", "--port=0", "--loops=4", "--take_over=" + dir.path(),
+                               "--admin_port=" + std::to_string(taken.port())});
+      std::optional<int> code = b.Wait(seconds(30));
+      ASSERT_TRUE(code.has_value());
+      EXPECT_EQ(*code, 3) << b.out() << b.err();
+      EXPECT_NE(b.err().find("Address already in use"), std::string::npos) << b.err();
+    }
+    int before = clients.succeeded.load();
+    EXPECT_TRUE(clients.WaitForSucceeded(before + 50));
+    clients.Stop();
+    EXPECT_EQ(clients.reset.load(), 0) << clients.first_failure();
+    EXPECT_EQ(clients.refused.load(), 0) << clients.first_failure();
+    EXPECT_EQ(clients.other.load(), 0) << clients.first_failure();
+    EXPECT_EQ(clients.wrong.load(), 0);
+  }
+
+  uint16_t admin_port = testing::PickFreePort();
+  Process b(EchoBinary(), {"--backend=epoll", "--port=0", "--loops=4", "--take_over=" + dir.path(),
+                           "--admin_port=" + std::to_string(admin_port)});
+  ASSERT_TRUE(b.WaitForOutput("took over the listeners of pid ")) << b.out() << b.err();
+  EXPECT_EQ(a.Wait(seconds(30)), 0) << a.err();
+  // Connections spread over the four loops' sockets: each loop accepts some (bounded: 400).
+  std::vector<int> per_loop;
+  for (int i = 0; i < 400; ++i) {
+    ASSERT_EQ(EchoOf(port, "spread"), "spread");
+    if (i % 100 != 99) continue;
+    Process stats(testing::Runfile("control/brrrctl/brrrctl"),
+                  {"--target=127.0.0.1:" + std::to_string(admin_port), "--json", "stats"});
+    ASSERT_EQ(stats.Wait(seconds(30)), 0) << stats.err();
+    per_loop = AcceptedPerLoop(stats.out(), 4);
+    if (per_loop.size() == 4 && std::count(per_loop.begin(), per_loop.end(), 0) == 0) break;
+  }
+  ASSERT_EQ(per_loop.size(), 4u);
+  for (size_t loop = 0; loop < per_loop.size(); ++loop) EXPECT_GT(per_loop[loop], 0) << "loop " << loop;
+  b.Signal(SIGTERM);
+  EXPECT_EQ(b.Wait(seconds(30)), 0) << b.err();
 }
 
 // A process killed without its drain (SIGKILL, a crash) leaves its hand-over socket behind.
