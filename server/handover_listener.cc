@@ -147,6 +147,22 @@ void HandoverListener::Run() {
   }
 }
 
+HandoverListener::HelloWait HandoverListener::WaitForHello(int conn) const {
+  const int64_t deadline = DeadlineAfter(kHelloTimeout);
+  for (;;) {
+    int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
+    if (left_ms <= 0) return HelloWait::kTimeout;
+    pollfd fds[3] = {{.fd = conn, .events = POLLIN, .revents = 0},
+                     {.fd = fd_.get(), .events = POLLIN, .revents = 0},
+                     {.fd = wake_.get(), .events = POLLIN, .revents = 0}};
+    int n = ::poll(fds, 3, static_cast<int>(left_ms));
+    if (n < 0 && errno != EINTR) return HelloWait::kTimeout;
+    if (fds[2].revents != 0) return HelloWait::kStop;  // the wake-up stays readable: Run ends too
+    if (fds[0].revents != 0) return HelloWait::kReadable;
+    if (fds[1].revents != 0) return HelloWait::kNextConnection;
+  }
+}
+
 void HandoverListener::RefuseSecond() {
   UniqueFd second(::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!second.valid()) return;
@@ -172,6 +188,21 @@ bool HandoverListener::Serve(UniqueFd conn) {
     return refuse(absl::StrCat("user ", cred.uid, " may not take over the listeners of user ", ::geteuid()));
   }
   taking_ = cred.pid;
+  switch (WaitForHello(conn.get())) {
+    case HelloWait::kReadable:
+      break;
+    case HelloWait::kNextConnection:
+      Say(absl::StrCat("pid ", cred.pid,
+                       " connected but sent no hello before the next connection came; serving that one"));
+      return false;
+    case HelloWait::kStop:
+      return true;
+    case HelloWait::kTimeout:
+      Say(absl::StrCat("pid ", cred.pid, " connected but sent no hello within ",
+                       std::chrono::duration_cast<std::chrono::milliseconds>(kHelloTimeout).count(),
+                       " ms; still serving"));
+      return false;
+  }
   absl::StatusOr<HandoverFrame> hello = ReadFrame(conn.get(), DeadlineAfter(kHelloTimeout));
   if (!hello.ok()) {
     // A process that connects and closes at once is another brrr-echo checking whether this

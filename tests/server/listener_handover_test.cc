@@ -326,6 +326,26 @@ TEST_F(HandoverSidesTest, AnOldSideThatDiesBeforeItLetsGoLeavesTheListenersToThe
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
 }
 
+// Connections that never say HELLO (a stuck or foreign client of the same user) do not hold up
+// a real new process: the old side gives up on a silent one as soon as the next connects.
+// Before, it waited 5 s for each, so three of them made the new process give up (10 s).
+TEST_F(HandoverSidesTest, SilentConnectionsDoNotHoldUpATakeOver) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  std::vector<UniqueFd> silent;
+  for (int i = 0; i < 3; ++i) {
+    silent.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.data(), path_.size());
+    ASSERT_EQ(::connect(silent.back().get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+  }
+  auto taking = TakeOver::Connect(path_);
+  ASSERT_TRUE(taking.ok()) << taking.status();
+  ASSERT_TRUE((*taking)->Commit().ok());
+  EXPECT_TRUE(WaitReleased(1));
+}
+
 TEST_F(HandoverSidesTest, OneHandOverAtATime) {
   auto old_side = HandoverListener::Listen(path_, Callbacks());
   ASSERT_TRUE(old_side.ok()) << old_side.status();
