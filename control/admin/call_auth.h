@@ -11,8 +11,8 @@
 // metrics port to every HTTP request.
 //
 // The token is the file's content without surrounding whitespace, one word of visible ASCII
-// (bearer_token.h); it is compared in constant time. A call or request with more than one `authorization` entry is
-// refused, whatever they hold.
+// (bearer_token.h); it is compared in constant time. A call or request with more than one
+// `authorization` entry is refused, whatever they hold.
 //
 // Threads: immutable after construction; Check from any thread.
 #ifndef BRRR_CONTROL_CALL_AUTH_H_
