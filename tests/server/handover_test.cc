@@ -551,6 +551,7 @@ class TakenPort {
 // under 3 clients). They listen only after the commit now, so the old one's clients see
 // nothing. Then a take-over that succeeds: every one of the new process's loops accepts.
 TEST(TakeOverErrorsTest, AFailedTakeOverWithMoreLoopsResetsNoClient) {
+  if (UnderTsan()) GTEST_SKIP() << "starts the admin plane (gRPC), which TSan runs cannot use";
   SocketDir dir;
   Process a(EchoBinary(), {"--backend=epoll", "--port=0", "--loops=1", "--handover_socket=" + dir.path()});
   uint16_t port = a.ListeningPort();
