@@ -36,11 +36,14 @@ int64_t DeadlineAfter(Duration d) { return MonotonicNanos() + d.count(); }
 
 void Say(const std::string& line) { PrintToStderr("brrr-echo: hand-over: %s\n", line.c_str()); }
 
-}  // namespace
+struct ListeningSocket {
+  UniqueFd fd;
+  ino_t inode = 0;
+};
 
-absl::StatusOr<std::unique_ptr<HandoverListener>> HandoverListener::Listen(const std::string& path,
-                                                                           HandoverCallbacks callbacks,
-                                                                           Duration take_over_timeout) {
+// A UNIX socket listening at `path`, created 0600. A socket file left there by a process that
+// died is replaced; one where a process listens, or any other file, is refused.
+absl::StatusOr<ListeningSocket> ListenAt(const std::string& path) {
   absl::StatusOr<sockaddr_un> addr = UnixAddress(path);
   if (!addr.ok()) return addr.status();
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -83,14 +86,24 @@ absl::StatusOr<std::unique_ptr<HandoverListener>> HandoverListener::Listen(const
     ::unlink(path.c_str());
     return absl::ErrnoToStatus(err, absl::StrCat("hand-over socket ", path));
   }
+  return ListeningSocket{std::move(fd), st.st_ino};
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<HandoverListener>> HandoverListener::Listen(const std::string& path,
+                                                                           HandoverCallbacks callbacks,
+                                                                           Duration take_over_timeout) {
+  absl::StatusOr<ListeningSocket> listening = ListenAt(path);
+  if (!listening.ok()) return listening.status();
   UniqueFd wake(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
   if (!wake.valid()) {
     int err = errno;
     ::unlink(path.c_str());
     return absl::ErrnoToStatus(err, "eventfd");
   }
-  std::unique_ptr<HandoverListener> listener(
-      new HandoverListener(path, std::move(fd), std::move(wake), st.st_ino, std::move(callbacks), take_over_timeout));
+  std::unique_ptr<HandoverListener> listener(new HandoverListener(
+      path, std::move(listening->fd), std::move(wake), listening->inode, std::move(callbacks), take_over_timeout));
   listener->thread_ = std::thread([l = listener.get()] { l->Run(); });
   return listener;
 }
@@ -267,9 +280,21 @@ bool HandoverListener::Serve(UniqueFd conn) {
   // path as soon as it reads RELEASED.
   Unlink();
   if (absl::Status sent = SendFrame(conn.get(), HandoverFrameType::kReleased, ""); !sent.ok()) {
-    Say(absl::StrCat("pid ", cred.pid, " took the listeners but went away before they were released (",
-                     sent.message(), "); still serving, but no longer at ", path_));
-    return true;
+    // The new process gave up before it heard RELEASED (it exits 3: take_over.h), and this one
+    // never stopped accepting: it serves on, and listens at the path again, so that it can
+    // still be upgraded.
+    const std::string gone =
+        absl::StrCat("pid ", cred.pid, " took the listeners but went away before they were released (", sent.message(),
+                     "); still serving");
+    absl::StatusOr<ListeningSocket> again = ListenAt(path_);
+    if (!again.ok()) {
+      Say(absl::StrCat(gone, ", but no longer at ", path_, " (", again.status().message(), ")"));
+      return true;
+    }
+    fd_ = std::move(again->fd);
+    inode_ = again->inode;
+    Say(absl::StrCat(gone, ", and listening at ", path_, " again"));
+    return false;
   }
   Say(absl::StrCat("pid ", cred.pid, " took the listeners; no longer accepting here"));
   callbacks_.released(cred.pid);

@@ -12,7 +12,10 @@
 // duplicates of the listening sockets (the process keeps its own), sends them, and waits up
 // to kTakeOverTimeout (30 s) for the new process to take them. Only once it has, and the RELEASED
 // frame is sent, does it call `released`, which stops this process accepting (and drains).
-// Whatever fails before that leaves this process serving as before, and says so on stderr.
+// Whatever fails before that leaves this process serving as before, and says so on stderr; a
+// new process that goes away after TAKEN and before RELEASED reaches it (it then exits 3) too,
+// and the socket is made again at PATH. A connection that sends no HELLO is given up on as soon
+// as another one connects.
 //
 //   HandoverCallbacks cb{.collect = [&] { return server->DuplicateListeners(); },
 //                        .released = [&](pid_t pid) { server->Drain(); }};
@@ -89,7 +92,7 @@ class HandoverListener {
   const std::string path_;
   UniqueFd fd_;
   UniqueFd wake_;  // an eventfd that Stop() writes
-  const ino_t inode_;  // of the socket file, so Unlink never removes another process's
+  ino_t inode_;    // of the socket file, so Unlink never removes another process's (the thread's while it runs)
   HandoverCallbacks callbacks_;
   const Duration take_over_timeout_;
   pid_t taking_ = 0;  // the listener thread's: the process a hand-over is under way to

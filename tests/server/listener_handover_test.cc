@@ -350,6 +350,37 @@ TEST_F(HandoverSidesTest, SilentConnectionsDoNotHoldUpATakeOver) {
   EXPECT_TRUE(WaitReleased(1));
 }
 
+// A new side that says TAKEN and goes away before it hears RELEASED (it gave up waiting: the
+// old side was stopped for longer than its timeout) exits 3; the old side, which never stopped
+// accepting, serves on and listens at the path again, so that the next new side can take over.
+// Before, it had removed its socket file and could not be upgraded any more.
+TEST_F(HandoverSidesTest, ANewSideGoneBeforeReleasedLeavesTheOldSideUpgradable) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  {
+    UniqueFd conn(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.data(), path_.size());
+    ASSERT_EQ(::connect(conn.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    ASSERT_TRUE(SendFrame(conn.get(), HandoverFrameType::kHello, "").ok());
+    absl::StatusOr<ListenerSet> offer = ReceiveOffer(conn.get(), MonotonicNanos() + 10'000'000'000);
+    ASSERT_TRUE(offer.ok()) << offer.status();
+    // Gone for the answer: the old side's RELEASED cannot be delivered (EPIPE).
+    ASSERT_EQ(::shutdown(conn.get(), SHUT_RD), 0);
+    ASSERT_TRUE(SendFrame(conn.get(), HandoverFrameType::kTaken, "").ok());
+  }
+  absl::StatusOr<std::unique_ptr<TakeOver>> next = absl::NotFoundError("not yet");
+  for (int i = 0; i < 1000 && !next.ok(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    next = TakeOver::Connect(path_);
+  }
+  ASSERT_TRUE(next.ok()) << "the old side no longer listens at the path: " << next.status();
+  EXPECT_EQ(released_.load(), 0);
+  ASSERT_TRUE((*next)->Commit().ok());
+  EXPECT_TRUE(WaitReleased(1));
+}
+
 TEST_F(HandoverSidesTest, OneHandOverAtATime) {
   auto old_side = HandoverListener::Listen(path_, Callbacks());
   ASSERT_TRUE(old_side.ok()) << old_side.status();
