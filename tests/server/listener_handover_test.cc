@@ -216,6 +216,17 @@ class HandoverSidesTest : public ::testing::Test {
     return cb;
   }
 
+  // A raw connection to the hand-over socket (-1 on failure), for a new side that speaks
+  // the protocol by hand.
+  UniqueFd ConnectRaw() const {
+    UniqueFd conn(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.data(), path_.size());
+    if (::connect(conn.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0) return UniqueFd();
+    return conn;
+  }
+
   // The old side calls `released` just after it sends RELEASED: wait for it (bounded).
   bool WaitReleased(int count) {
     for (int i = 0; i < 10'000 && released_.load() < count; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -338,11 +349,8 @@ TEST_F(HandoverSidesTest, SilentConnectionsDoNotHoldUpATakeOver) {
   ASSERT_TRUE(old_side.ok()) << old_side.status();
   std::vector<UniqueFd> silent;
   for (int i = 0; i < 3; ++i) {
-    silent.emplace_back(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.data(), path_.size());
-    ASSERT_EQ(::connect(silent.back().get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    silent.push_back(ConnectRaw());
+    ASSERT_TRUE(silent.back().valid());
   }
   auto taking = TakeOver::Connect(path_);
   ASSERT_TRUE(taking.ok()) << taking.status();
@@ -358,11 +366,8 @@ TEST_F(HandoverSidesTest, ANewSideGoneBeforeReleasedLeavesTheOldSideUpgradable) 
   auto old_side = HandoverListener::Listen(path_, Callbacks());
   ASSERT_TRUE(old_side.ok()) << old_side.status();
   {
-    UniqueFd conn(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path_.data(), path_.size());
-    ASSERT_EQ(::connect(conn.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr), 0);
+    UniqueFd conn = ConnectRaw();
+    ASSERT_TRUE(conn.valid());
     ASSERT_TRUE(SendFrame(conn.get(), HandoverFrameType::kHello, "").ok());
     absl::StatusOr<ListenerSet> offer = ReceiveOffer(conn.get(), MonotonicNanos() + 10'000'000'000);
     ASSERT_TRUE(offer.ok()) << offer.status();
@@ -398,11 +403,8 @@ TEST_F(HandoverSidesTest, OneHandOverAtATime) {
 TEST_F(HandoverSidesTest, TheOldSideRefusesAnotherVersion) {
   auto old_side = HandoverListener::Listen(path_, Callbacks());
   ASSERT_TRUE(old_side.ok()) << old_side.status();
-  UniqueFd conn(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path_.data(), path_.size());
-  ASSERT_EQ(::connect(conn.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  UniqueFd conn = ConnectRaw();
+  ASSERT_TRUE(conn.valid());
   ASSERT_TRUE(SendFrame(conn.get(), HandoverFrameType::kHello, "", -1, /*version=*/9).ok());
   absl::StatusOr<HandoverFrame> answer = ReadFrame(conn.get(), Soon());
   ASSERT_TRUE(answer.ok()) << answer.status();
