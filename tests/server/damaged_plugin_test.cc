@@ -215,7 +215,7 @@ TEST(DamagedPluginTest, ABackendThatHangsAsItStartsIsRefusedAtTheProbeTimeout) {
 }
 
 // io_uring that sets up two rings per process and no more (tests/reactors/faults/ring_limit_shim.c,
-// as Linux 6.13 and later refuse a ring past the user's RLIMIT_MEMLOCK): loops 0 and 1 start on
+// as a kernel that charges rings refuses one past the user's RLIMIT_MEMLOCK): loops 0 and 1 start on
 // it, loop 2 cannot. Named, the server says which loop could not (exit 3). With `auto` it
 // serves on epoll, every loop of it, and says why it passed over io_uring; before, the other
 // loops took loop 0's pick by name and `auto` ended with exit 3 while epoll started.

@@ -5,9 +5,10 @@
  * unchanged.
  *
  * The first $BRRR_FAULT_RINGS rings a process sets up (default 2) are set up; every later
- * attempt fails with ENOMEM before it reaches the kernel. That is what Linux 6.13 and later do
- * to a user without CAP_IPC_LOCK whose rings reach RLIMIT_MEMLOCK (they are charged to it per
- * user): the first loops of a server start on io_uring and a later one cannot. A test cannot
+ * attempt fails with ENOMEM before it reaches the kernel. That is what a kernel that charges
+ * rings to RLIMIT_MEMLOCK (per user; this machine's Linux 6.18 does) does to a user without
+ * CAP_IPC_LOCK whose rings reach the limit: the first loops of a server start on io_uring and
+ * a later one cannot. A test cannot
  * bring that about with the real limit where it runs as root, nor on a kernel that does not
  * charge rings.
  *
