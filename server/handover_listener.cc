@@ -160,19 +160,18 @@ void HandoverListener::Run() {
   }
 }
 
-HandoverListener::HelloWait HandoverListener::WaitForHello(int conn) const {
-  const int64_t deadline = DeadlineAfter(kHelloTimeout);
+HandoverListener::Woken HandoverListener::WaitOn(int conn, int64_t deadline_ns) const {
   for (;;) {
-    int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
-    if (left_ms <= 0) return HelloWait::kTimeout;
+    int64_t left_ms = (deadline_ns - MonotonicNanos()) / 1'000'000;
+    if (left_ms <= 0) return Woken::kTimeout;
     pollfd fds[3] = {{.fd = conn, .events = POLLIN, .revents = 0},
                      {.fd = fd_.get(), .events = POLLIN, .revents = 0},
                      {.fd = wake_.get(), .events = POLLIN, .revents = 0}};
-    int n = ::poll(fds, 3, static_cast<int>(left_ms));
-    if (n < 0 && errno != EINTR) return HelloWait::kTimeout;
-    if (fds[2].revents != 0) return HelloWait::kStop;  // the wake-up stays readable: Run ends too
-    if (fds[0].revents != 0) return HelloWait::kReadable;
-    if (fds[1].revents != 0) return HelloWait::kNextConnection;
+    int n = ::poll(fds, 3, static_cast<int>(std::min<int64_t>(left_ms, 60'000)));
+    if (n < 0 && errno != EINTR) return Woken::kTimeout;
+    if (fds[2].revents != 0) return Woken::kStop;
+    if (fds[0].revents != 0) return Woken::kConnection;
+    if (fds[1].revents != 0) return Woken::kNextConnection;
   }
 }
 
@@ -201,16 +200,18 @@ bool HandoverListener::Serve(UniqueFd conn) {
     return refuse(absl::StrCat("user ", cred.uid, " may not take over the listeners of user ", ::geteuid()));
   }
   taking_ = cred.pid;
-  switch (WaitForHello(conn.get())) {
-    case HelloWait::kReadable:
+  // A new process says HELLO as it connects: one that has not when another connects is not one,
+  // and must not make a real one wait.
+  switch (WaitOn(conn.get(), DeadlineAfter(kHelloTimeout))) {
+    case Woken::kConnection:
       break;
-    case HelloWait::kNextConnection:
+    case Woken::kNextConnection:
       Say(absl::StrCat("pid ", cred.pid,
                        " connected but sent no hello before the next connection came; serving that one"));
       return false;
-    case HelloWait::kStop:
+    case Woken::kStop:
       return true;
-    case HelloWait::kTimeout:
+    case Woken::kTimeout:
       Say(absl::StrCat("pid ", cred.pid, " connected but sent no hello within ",
                        std::chrono::duration_cast<std::chrono::milliseconds>(kHelloTimeout).count(),
                        " ms; still serving"));
@@ -242,26 +243,18 @@ bool HandoverListener::Serve(UniqueFd conn) {
   }
   // The new process builds its loops and starts accepting; meanwhile a third one is refused.
   int64_t deadline = DeadlineAfter(take_over_timeout_);
-  for (;;) {
-    int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
-    if (left_ms <= 0) {
+  for (Woken woken; (woken = WaitOn(conn.get(), deadline)) != Woken::kConnection;) {
+    if (woken == Woken::kTimeout) {
       Say(absl::StrCat("pid ", cred.pid, " did not take the listeners within ",
                        std::chrono::duration_cast<std::chrono::milliseconds>(take_over_timeout_).count(),
                        " ms; still serving"));
       return false;
     }
-    pollfd fds[3] = {{.fd = conn.get(), .events = POLLIN, .revents = 0},
-                     {.fd = fd_.get(), .events = POLLIN, .revents = 0},
-                     {.fd = wake_.get(), .events = POLLIN, .revents = 0}};
-    int n = ::poll(fds, 3, static_cast<int>(std::min<int64_t>(left_ms, 60'000)));
-    if (n < 0 && errno != EINTR) return false;
-    if (fds[2].revents != 0) {
-      // Stop(): leave the wake-up readable so that Run ends too.
+    if (woken == Woken::kStop) {
       Say(absl::StrCat("stopped while pid ", cred.pid, " was taking over"));
       return true;
     }
-    if (fds[0].revents != 0) break;  // the answer (or the new process went away) first
-    if (fds[1].revents != 0) RefuseSecond();
+    RefuseSecond();  // the answer (or the new process going away) comes first
   }
   absl::StatusOr<HandoverFrame> answer = ReadFrame(conn.get(), deadline);
   if (!answer.ok()) {

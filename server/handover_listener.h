@@ -78,12 +78,12 @@ class HandoverListener {
   bool Serve(UniqueFd conn);
   // Answers a connection that arrives while a hand-over is under way.
   void RefuseSecond();
-  // What ended the wait for a connection's HELLO.
-  enum class HelloWait { kReadable, kNextConnection, kStop, kTimeout };
-  // Waits until `conn` has something to read (its HELLO, or its close), until another
-  // connection arrives (a new process says HELLO as it connects, so one that has not is not one,
-  // and it must not make a real one wait), until Stop(), or until kHelloTimeout.
-  HelloWait WaitForHello(int conn) const;
+  // What ended a wait on a hand-over connection.
+  enum class Woken { kConnection, kNextConnection, kStop, kTimeout };
+  // Waits until `conn` has something to read (a frame, or its close), until another connection
+  // waits on the listener, until Stop() (the wake-up stays readable, so that Run ends too), or
+  // until `deadline_ns`; the first of these that holds, in the order Stop, conn, another.
+  Woken WaitOn(int conn, int64_t deadline_ns) const;
   // Removes the socket file if it is still the one this listener created, and closes it.
   void Unlink();
   // Waits up to `ms` for Stop(); true if it came.
