@@ -73,6 +73,11 @@ size_t BlockingPool::running() const {
   return running_;
 }
 
+size_t BlockingPool::unfinished() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return jobs_.size() + running_;
+}
+
 size_t BlockingPool::threads() const {
   std::lock_guard<std::mutex> lock(mu_);
   return threads_.size();

@@ -108,7 +108,9 @@ TimerHandle EventLoop::call_later(Duration delay, Callback fn, TaskLabel label) 
 
 TimerHandle EventLoop::call_at(TimePoint when, Callback fn, TaskLabel label) {
   owner_.check("EventLoop::call_at");
-  TimerId id = timers_.schedule(ToNanos(when), std::move(fn), label);
+  // A time before the clock's start is its start: due at once, and every difference the loop
+  // takes with a deadline (its wait, the timer's lateness) stays within the clock's range.
+  TimerId id = timers_.schedule(std::max<int64_t>(0, ToNanos(when)), std::move(fn), label);
   published_.pending_timers.store(timers_.size());
   return TimerHandle(this, id);
 }
@@ -282,10 +284,12 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
 }
 
 bool EventLoop::idle_in_virtual_time() const {
-  // A blocking job posts its result before it stops counting as running, so a job that has
-  // finished is either still running here or its result is in the ready queue.
-  return ready_.empty() && io_.in_flight() == 0 && inbox_.depth() == 0 &&
-         (blocking_pool_ == nullptr || (blocking_pool_->running() == 0 && blocking_pool_->queued() == 0));
+  // A blocking job posts its result before it stops counting as unfinished, so a job seen
+  // finished here has its result in the inbox: the pool is asked first, in one look (a job
+  // taken from the queue between two looks would be in neither), and the inbox after it.
+  if (!ready_.empty() || io_.in_flight() != 0) return false;
+  if (blocking_pool_ != nullptr && blocking_pool_->unfinished() != 0) return false;
+  return inbox_.depth() == 0;
 }
 
 BRRR_HOT_PATH int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {

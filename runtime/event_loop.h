@@ -159,7 +159,9 @@ class alignas(4096) EventLoop {
 
   // ---- Scheduling: loop thread. ----
   void call_soon(Callback fn, TaskLabel label = std::source_location::current());
-  // A delay past the clock's range (Duration::max()) makes a timer that never comes due.
+  // A delay past the clock's range (Duration::max()) makes a timer that never comes due. A
+  // deadline already passed is due at once; one before the clock's start (TimePoint::min(),
+  // Duration::min()) counts as the clock's start, in order with the others scheduled there.
   TimerHandle call_later(Duration delay, Callback fn,
                          TaskLabel label = std::source_location::current());
   TimerHandle call_at(TimePoint when, Callback fn,

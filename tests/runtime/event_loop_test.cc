@@ -124,6 +124,35 @@ TEST_P(EventLoopTest, ALoopWaitsInTheBackendForItsNextTimer) {
   EXPECT_GE(loop->stats().io_waits, 1u);
 }
 
+// Deadlines at the bottom of the clock's range are due at once, in the order scheduled. The
+// loop took its wait as the next deadline minus now, which overflowed into a wait of centuries
+// (and UBSan's report): it slept through them until another thread stopped it.
+TEST_P(EventLoopTest, DeadlinesBeforeTheClocksStartAreDueAtOnce) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::vector<int> order;
+  loop->call_later(Duration::min(), [&] { order.push_back(1); });
+  loop->call_at(TimePoint::min(), [&] { order.push_back(2); });
+  loop->call_later(std::chrono::hours(-1), [&] {
+    order.push_back(3);
+    loop->stop();
+  });
+  std::atomic<bool> done = false;
+  std::atomic<bool> stopped_from_outside = false;
+  std::thread guard([&] {  // a bound on the hang, not on the speed
+    for (int i = 0; i < 3000 && !done.load(); ++i) std::this_thread::sleep_for(milliseconds(10));
+    if (!done.load()) {
+      stopped_from_outside = true;
+      loop->stop();
+    }
+  });
+  loop->run_forever();
+  done = true;
+  guard.join();
+  EXPECT_FALSE(stopped_from_outside.load()) << "the loop slept through timers that were due";
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+  EXPECT_GE(loop->stats().timer_lateness.max_ns, 0);
+}
+
 TEST_P(EventLoopTest, EqualDeadlinesFireInTheOrderScheduled) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
   std::vector<int> order;

@@ -116,6 +116,34 @@ TEST_F(RunBlockingTest, RunsOnAnotherThreadAndResumesOnTheLoopThread) {
   EXPECT_EQ(resumed_on, loop_thread);
 }
 
+// The auto-advancing clock jumps to the next timer only when nothing could still happen
+// before it: not while blocking work is queued or running. Its check once looked at the pool's
+// running and queued jobs one after the other and at the inbox before both, so a job between
+// two looks (taken from the queue, or done and its result posted) was in none of them: the
+// clock jumped an hour while the job ran, in about one await in six.
+TEST_F(RunBlockingTest, TheClockDoesNotJumpWhileBlockingWorkIsUnfinished) {
+  constexpr int kAwaits = 300;
+  int jumped = 0;
+  auto run = [&]() -> Task<> {
+    for (int i = 0; i < kAwaits; ++i) {
+      const int64_t before = clock_.now_ns();
+      Future<> sleeper = create_task([]() -> Task<> { co_await sleep(std::chrono::hours(1)); }());
+      co_await sleep(Duration::zero());  // the sleeper has started: its hour-long timer is set
+      co_await sleep(Duration::zero());
+      co_await run_blocking([] {
+        TimePoint until = Clock::now() + std::chrono::microseconds(200);  // real time passes
+        while (Clock::now() < until) {
+        }
+      });
+      if (clock_.now_ns() != before || sleeper.done()) ++jumped;
+      sleeper.cancel();
+      co_await sleeper.wait();
+    }
+  };
+  Run(run());
+  EXPECT_EQ(jumped, 0) << "of " << kAwaits << " awaits of blocking work";
+}
+
 TEST_F(RunBlockingRealTimeTest, TheLoopKeepsRunningWhileTheJobBlocks) {
   // The job blocks until a task on the loop has run 10 times: only possible if the loop
   // keeps going. Bounded at 30 s so a broken pool fails instead of hanging.
