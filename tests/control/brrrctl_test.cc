@@ -185,6 +185,7 @@ TEST_F(BrrrctlTest, StreamsEndCleanlyOnSigintAndSigterm) {
                          {"--target=" + Address(), "watch", "--interval=50ms", "--json"});
   ASSERT_TRUE(watch.WaitForOutput("\"uptime_seconds\"")) << watch.err();
   watch.Signal(SIGUSR1);
+  ASSERT_TRUE(watch.WaitUntilTaken(SIGUSR1)) << "the SIGUSR1 stayed pending";
   EXPECT_FALSE(watch.Wait(std::chrono::milliseconds(300)).has_value()) << "SIGUSR1 ended it: " << watch.err();
   watch.Signal(SIGINT);
   std::optional<int> code = watch.Wait(seconds(10));

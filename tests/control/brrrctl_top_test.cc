@@ -219,11 +219,10 @@ TEST_F(BrrrctlTopTest, LeftStepsBackThroughTheLoopsAShowsThemAllAndSpacePauses) 
 
   // Space pauses: no poll, so nothing on the screen changes (the uptime in the title, the
   // rates under the load) while it says PAUSED; space again resumes.
-  // (The first capture is taken a moment after PAUSED shows, so that the redraw is complete.)
+  // (The first capture is one that held still after PAUSED shows, so that the redraw is complete.)
   ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Space"}), 0);
   tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "PAUSED"); }, "PAUSED after space");
-  std::this_thread::sleep_for(milliseconds(300));
-  const std::string paused = tmux.Capture();
+  const std::string paused = tmux.SettledPane(milliseconds(300));
   std::this_thread::sleep_for(milliseconds(1500));  // several intervals, past a second of uptime
   EXPECT_EQ(tmux.Capture(), paused);
   ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Space"}), 0);

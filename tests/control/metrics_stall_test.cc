@@ -68,12 +68,17 @@ TEST_F(MetricsStallTest, AScrapeWhileALoopIsBlockedAnswersAndShowsTheBlock) {
   EXPECT_EQ(shown.find("brrr_current_task_info{loop=\"1\",current_task=\"inject:blocking_spin\"}"), std::string::npos)
       << "the spin is on loop 0 only";
 
-  // Once the spin has ended, it is the longest task and a stall in loop 0's figures.
-  std::string after;
-  for (int i = 0; i < 2000 && Find(injection.id()).state() != admin::Injection::FINISHED; ++i) {
+  // Once the spin has ended, it is the longest task and a stall in loop 0's figures. The loop
+  // records those after the task returns, and only then is the spin no longer its current task
+  // (the injection counts the run as finished inside the task, a moment earlier).
+  const std::string spin_is_current = "brrr_current_task_info{loop=\"0\",current_task=\"inject:blocking_spin\"}";
+  std::string after = shown;
+  for (int i = 0; i < 2000 && after.find(spin_is_current) != std::string::npos; ++i) {
     std::this_thread::sleep_for(milliseconds(10));
+    after = testing::HttpGet(metrics_port, "/metrics").body;
   }
-  after = testing::HttpGet(metrics_port, "/metrics").body;
+  ASSERT_EQ(after.find(spin_is_current), std::string::npos) << "the spin never ended";
+  EXPECT_EQ(Find(injection.id()).state(), admin::Injection::FINISHED);
   EXPECT_GE(Sample(after, "brrr_longest_task_seconds{loop=\"0\"}"), 8.0) << after;
   EXPECT_GE(Sample(after, "brrr_stalls_total{loop=\"0\"}"), 1) << after;
   EXPECT_NE(after.find("brrr_longest_task_info{loop=\"0\",longest_task=\"inject:blocking_spin\"} 1\n"),

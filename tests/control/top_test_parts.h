@@ -100,6 +100,21 @@ class Tmux {
     return pane;
   }
 
+  // The pane once two captures `apart` from each other agree (bounded: 30 s): a redraw under
+  // way has reached tmux. The test fails if the pane never holds still.
+  std::string SettledPane(milliseconds apart) {
+    std::string last = Capture();
+    for (int i = 0; i < 30000 / apart.count(); ++i) {
+      std::this_thread::sleep_for(apart);
+      std::string pane = Capture();
+      if (pane == last) return pane;
+      last = std::move(pane);
+    }
+    ADD_FAILURE() << "the pane never held still for " << apart.count() << " ms within 30 s; the last capture:\n"
+                  << last;
+    return last;
+  }
+
  private:
   std::string tmux_;
   std::string dir_;
@@ -128,7 +143,9 @@ inline size_t LongestLine(const std::string& pane) {
   return longest;
 }
 
-// Echo traffic from a few loopback clients until stopped (bounded: 60 s, 200,000 rounds).
+// Echo traffic from a few loopback clients until stopped (bounded: 60 s, 200,000 rounds). The
+// constructor returns once every client has had two echoes back, so that the server's figures
+// already show the traffic (a test failure if that takes 30 s).
 class Load {
  public:
   explicit Load(uint16_t port) {
@@ -141,9 +158,14 @@ class Load {
         for (auto& client : clients) {
           if (!client->send_all(message) || client->recv_exact(message.size()).size() != message.size()) return;
         }
+        rounds_.fetch_add(1);
         std::this_thread::sleep_for(milliseconds(1));
       }
     });
+    auto give_up = std::chrono::steady_clock::now() + seconds(30);
+    while (rounds_.load() < 2 && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::sleep_for(milliseconds(5));
+    if (rounds_.load() < 2) ADD_FAILURE() << "the load's clients had no two echoes back in 30 s";
   }
   ~Load() {
     stop_.store(true);
@@ -152,6 +174,7 @@ class Load {
 
  private:
   std::atomic<bool> stop_{false};
+  std::atomic<int> rounds_{0};
   std::thread thread_;
 };
 

@@ -153,7 +153,10 @@ TEST_P(EchoServerTest, SignalsWhileSeveralLoopsAreBusyLoseNoByte) {
     });
   }
   EXPECT_TRUE(until(all_received(kThird))) << "every client's first third is echoed";
-  for (int i = 0; i < 3; ++i) server->Signal(SIGUSR1);
+  for (int i = 0; i < 3; ++i) {
+    server->Signal(SIGUSR1);
+    EXPECT_TRUE(server->WaitUntilTaken(SIGUSR1)) << "SIGUSR1 " << i << " stayed pending";
+  }
   phase = 1;
   EXPECT_TRUE(until(all_received(2 * kThird))) << "still serving after SIGUSR1";
   EXPECT_FALSE(server->Wait(milliseconds(0)).has_value()) << "SIGUSR1 ended the server: " << server->err();
@@ -169,6 +172,10 @@ TEST_P(EchoServerTest, SignalsWhileSeveralLoopsAreBusyLoseNoByte) {
   std::optional<int> code = server->Wait(seconds(60));
   ASSERT_TRUE(code.has_value()) << "the drain did not end once every client had left";
   EXPECT_EQ(*code, 0) << server->err();
+  // SIGINT's is the only line that says draining (none "already draining", no "again").
+  const std::string out = server->out();
+  size_t first = out.find("draining");
+  EXPECT_TRUE(first != std::string::npos && out.find("draining", first + 1) == std::string::npos) << out;
   EXPECT_NE(server->out().find("8 connections served"), std::string::npos) << server->out();
   EXPECT_NE(server->out().find(std::to_string(kClients * kSize) + " bytes in, " + std::to_string(kClients * kSize) +
                                " bytes out"),

@@ -389,7 +389,7 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
     EXPECT_EQ(AdminPid(admin_port), std::to_string(b.pid()));
   }
   // And B can hand over in turn: it listens on the same path.
-  EXPECT_NE(b.out().find("hand-over socket at " + dir.path()), std::string::npos) << b.out() << b.err();
+  EXPECT_TRUE(b.WaitForOutput("hand-over socket at " + dir.path())) << b.out() << b.err();
 
   b.Signal(SIGTERM);
   std::optional<int> b_code = b.Wait(seconds(30));

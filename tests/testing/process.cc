@@ -196,6 +196,22 @@ int Process::OpenFds() const {
   return n;
 }
 
+bool Process::WaitUntilTaken(int sig, Duration timeout) const {
+  const uint64_t bit = uint64_t{1} << (sig - 1);
+  auto give_up = std::chrono::steady_clock::now() + timeout;
+  do {
+    // ShdPnd: the signals pending for the whole process, a hexadecimal mask (bit N-1 for signal N).
+    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
+    uint64_t pending = 0;
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("ShdPnd:", 0) == 0) pending = std::stoull(line.substr(7), nullptr, 16);
+    }
+    if ((pending & bit) == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  } while (std::chrono::steady_clock::now() < give_up);
+  return false;
+}
+
 uint64_t Process::RssBytes() const {
   std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
   std::string line;

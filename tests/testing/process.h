@@ -73,6 +73,9 @@ class Process {
   uint16_t ListeningPort(Duration timeout = std::chrono::seconds(30)) const;
 
   void Signal(int sig) const;
+  // Waits (bounded) until a signal sent to the process as a whole is no longer pending: a thread
+  // has taken it (sigwait) or it was delivered. Returns whether that happened within `timeout`.
+  bool WaitUntilTaken(int sig, Duration timeout = std::chrono::seconds(30)) const;
   // The exit code once it exits within `timeout`; -signal if killed by one; nullopt if still running.
   // Once it returns an exit code, out() and err() hold everything the child wrote.
   std::optional<int> Wait(Duration timeout = std::chrono::seconds(30));
