@@ -414,7 +414,11 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
     longest_where_.store(label.where());
     longest_task_ns_.store(took);
   }
-  if (took >= stall_detector_.threshold_ns()) stall_detector_.report(label, took, before, end);
+  // A task the watchdog sampled is a stall though the threshold was raised past it meanwhile:
+  // its samples went out with the sequence its end takes.
+  if (took >= stall_detector_.threshold_ns() || stall_detector_.was_sampled(start_ns)) {
+    stall_detector_.report(label, took, before, end);
+  }
   return end;
 }
 

@@ -117,6 +117,7 @@ void StallDetector::report(const TaskLabel& label, int64_t duration_ns, uint64_t
     if (in_progress_.has_value() && in_progress_start_ns_ == last_ended_start_ns_) {
       r.samples = std::move(in_progress_->samples);
       in_progress_.reset();
+      sampled_start_ns_.store(0, std::memory_order_relaxed);
     }
     recent_.push_back(r);
     if (recent_.size() > kRecentCapacity) recent_.pop_front();
@@ -143,6 +144,7 @@ void StallDetector::report_progress(const TaskLabel& label, int64_t start_ns, ui
       in_progress_->in_progress = true;
       // The loop is inside this task, so no other stall can end before it does.
       in_progress_->sequence = count_.load() + 1;
+      sampled_start_ns_.store(start_ns, std::memory_order_relaxed);
     }
     StallReport& r = *in_progress_;
     r.duration_ns = now_ns - start_ns;
@@ -158,7 +160,10 @@ void StallDetector::report_progress(const TaskLabel& label, int64_t start_ns, ui
 
 void StallDetector::progress_ended(int64_t start_ns) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (in_progress_.has_value() && in_progress_start_ns_ == start_ns) in_progress_.reset();
+  if (in_progress_.has_value() && in_progress_start_ns_ == start_ns) {
+    in_progress_.reset();
+    sampled_start_ns_.store(0, std::memory_order_relaxed);
+  }
 }
 
 std::vector<StallReport> StallDetector::recent() const {

@@ -90,7 +90,12 @@ class StallDetector {
   // Any thread. Values <= 0 are rejected by callers that take user input.
   void set_threshold_ns(int64_t ns) { threshold_ns_.store(ns); }
 
-  // Loop thread: a task labelled `label` ran for duration_ns >= threshold.
+  // Loop thread: whether the task that started at start_ns was reported in progress
+  // (report_progress). Its end is then a stall whatever the threshold is by then: its samples
+  // went out with the sequence that end takes. One relaxed load, checked after every task.
+  bool was_sampled(int64_t start_ns) const { return sampled_start_ns_.load(std::memory_order_relaxed) == start_ns; }
+
+  // Loop thread: a task labelled `label` ran for duration_ns >= threshold, or was sampled.
   void report(const TaskLabel& label, int64_t duration_ns, uint64_t tasks_run_before,
               int64_t now_ns);
 
@@ -99,7 +104,8 @@ class StallDetector {
   void report_progress(const TaskLabel& label, int64_t start_ns, uint64_t tasks_run_before, int64_t now_ns,
                        StallSample sample);
   // Watchdog thread: the task started at start_ns no longer runs. Its samples are dropped if
-  // its end was not reported (the threshold was raised past its duration meanwhile).
+  // its end was not reported (the loop reports the end of every sampled task, so this only
+  // tidies up).
   void progress_ended(int64_t start_ns);
 
   // Stalls that ended (not the one in progress).
@@ -121,6 +127,9 @@ class StallDetector {
   const uint32_t loop_id_;
   // Atomic because any thread may set it; the loop reads it after every task.
   std::atomic<int64_t> threshold_ns_;
+  // The start of the task in progress_ (0: none); read by the loop after every task, so it is
+  // kept beside the threshold, not behind mu_.
+  std::atomic<int64_t> sampled_start_ns_{0};
   SingleWriter<uint64_t> count_;
   Sink sink_;
 

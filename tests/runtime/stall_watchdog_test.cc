@@ -201,6 +201,36 @@ TEST(StallWatchdogTest, AStallThatGoesOnIsSampledAgainAndShowsWhereItMoved) {
   }
 }
 
+// A stall that was sampled while it ran ends as a stall, with the sequence its samples had,
+// though the threshold was raised past its duration meanwhile. It was dropped: the samples'
+// sequence never ended, and the next stall took it.
+TEST(StallWatchdogTest, ASampledStallEndsThoughTheThresholdWasRaisedMeanwhile) {
+  WatchedLoop watched(milliseconds(50));
+  ASSERT_NE(watched.loop(), nullptr);
+  StallDetector& detector = watched.loop()->stall_detector();
+  watched.RunAndWait([&] {
+    WatchdogTestSpinUntil(watched.answered(), 1, MonotonicNanos() + kGiveUpNs);
+    detector.set_threshold_ns(60'000'000'000);
+  });
+  std::optional<StallReport> finished = watched.Finished();
+  ASSERT_TRUE(finished.has_value()) << "the sampled stall never ended";
+  EXPECT_EQ(finished->sequence, 1u);
+  EXPECT_FALSE(finished->samples.empty());
+  EXPECT_EQ(detector.stall_count(), 1u);
+  EXPECT_FALSE(detector.in_progress().has_value());
+
+  // The next stall has the next sequence, in its samples and at its end.
+  detector.set_threshold_ns(50'000'000);
+  watched.RunAndWait([&] { WatchdogTestSpinUntil(watched.answered(), 2, MonotonicNanos() + kGiveUpNs); });
+  const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+  while (detector.stall_count() < 2 && MonotonicNanos() < give_up) std::this_thread::sleep_for(milliseconds(1));
+  EXPECT_EQ(detector.stall_count(), 2u);
+  for (const StallReport& r : watched.reports()) {  // the first stall's reports up to its end, then the second's
+    EXPECT_EQ(r.sequence, r.detected_at_ns <= finished->detected_at_ns ? 1u : 2u)
+        << (r.in_progress ? "a sample" : "an end") << " at " << r.detected_at_ns;
+  }
+}
+
 TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
   // Half a second: a task of a millisecond would have to be held off the CPU that long.
   WatchedLoop watched(milliseconds(500));
