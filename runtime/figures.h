@@ -9,7 +9,9 @@
 // A list entry is
 //   F(name, kind, unit, source, "help")
 // - kind: Counter (only grows; summed over loops), Gauge (a level now; summed), Max (the
-//   largest over loops: the longest task), Setting (a configured value, the same on every loop).
+//   largest over loops: the longest task), Setting (a configured value: over loops, the value
+//   when every loop has the same, else 0, "no one value"; a sum that has a Setting keeps a
+//   count of the parts in it, `summed`).
 // - unit: Count, Bytes, Flag (0 or 1; a bool in the proto; summed it counts loops), Seconds or
 //   Millis (a duration, kept as int64 nanoseconds in the snapshot member NAME_ns; in admin.proto
 //   the double NAME_seconds or NAME_ms; in Prometheus always seconds).
@@ -102,7 +104,12 @@ inline bool IsDuration(FigureUnit unit) { return unit == FigureUnit::kSeconds ||
 #define BRRR_FIGURE_ADD_Gauge(total, one, member) total.member += one.member;
 #define BRRR_FIGURE_ADD_Max(total, one, member) \
   if (one.member > total.member) total.member = one.member;
-#define BRRR_FIGURE_ADD_Setting(total, one, member) total.member = one.member;
+#define BRRR_FIGURE_ADD_Setting(total, one, member) \
+  if (total.summed == 0) {                          \
+    total.member = one.member;                      \
+  } else if (total.member != one.member) {          \
+    total.member = 0;                               \
+  }
 
 // A label goes with the loop whose figure is largest: add labels before their figures.
 #define BRRR_LABEL_ADD(total, one, name, figure, figure_unit, help) \

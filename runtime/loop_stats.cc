@@ -13,6 +13,7 @@ LoopStats& LoopStats::operator+=(const LoopStats& other) {
 #define BRRR_ADD_HISTOGRAM(name, unit, help) name += other.name;
   BRRR_LOOP_HISTOGRAMS(BRRR_ADD_HISTOGRAM)
 #undef BRRR_ADD_HISTOGRAM
+  ++summed;
   return *this;
 }
 

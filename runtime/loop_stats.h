@@ -78,6 +78,8 @@ struct LoopStats {
   uint32_t loop_id = 0;
   std::string backend;
   int64_t started_at_ns = 0;  // monotonic clock
+  // How many loops were added into this one (operator+=); 0 for one loop's own snapshot.
+  uint32_t summed = 0;
 
   BRRR_LOOP_FIGURES(BRRR_FIGURE_SNAPSHOT_MEMBER)
 #define BRRR_LOOP_LABEL_MEMBER(name, figure, figure_unit, help) std::string name;
@@ -88,7 +90,8 @@ struct LoopStats {
 #undef BRRR_LOOP_HISTOGRAM_MEMBER
 
   // Adds another loop's figures, each as its kind says (counters and gauges summed, the
-  // longest task the longest of both with its label, histograms merged).
+  // longest task the longest of both with its label, histograms merged, a setting kept while
+  // every loop added has the same and 0 once one differs). Sum from an empty LoopStats.
   LoopStats& operator+=(const LoopStats& other);
 };
 

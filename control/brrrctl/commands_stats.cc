@@ -6,13 +6,14 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
 #include "control/brrrctl/fleet_run.h"
+#include "control/brrrctl/fleet_totals.h"
 #include "control/brrrctl/fleet_watch.h"
 #include "control/brrrctl/message_text.h"
 #include "control/brrrctl/text_table.h"
@@ -76,6 +77,15 @@ std::string StatsText(const admin::Stats& stats, bool with_total) {
   if (with_total) {
     header.push_back("TOTAL");
     columns.push_back(FieldRows(stats.total()));
+    // A setting the loops do not share has no total (the server sends 0).
+    std::vector<std::pair<std::string, std::string>>& total = columns.back();
+    for (size_t r = 0; r < total.size(); ++r) {
+      if (!IsSettingField(total[r].first)) continue;
+      bool shared = true;
+      for (size_t loop = 1; loop + 1 < columns.size(); ++loop)
+        shared &= columns[loop][r].second == columns[0][r].second;
+      if (!shared) total[r].second.assign(1, '-');
+    }
   }
   TextTable table(header);
   for (size_t c = 1; c < header.size(); ++c) table.AlignRight(c);

@@ -159,7 +159,8 @@ void LoopStatsSum::Add(const admin::LoopStats& part) {
         Combine(f.field, /*largest=*/true, part, &total_);
         break;
       case FigureKind::kSetting:
-        if (parts_ == 0) {
+        // 0 in a part: a server whose loops do not share the setting (admin.proto).
+        if (parts_ == 0 && Value(part, f.field) != 0) {
           Combine(f.field, /*largest=*/false, part, &total_);
         } else if (Value(part, f.field) != Value(total_, f.field) || settings_differ_.count(f.field->name()) == 1) {
           settings_differ_.insert(f.field->name());
@@ -177,6 +178,13 @@ void LoopStatsSum::Add(const admin::LoopStats& part) {
     Combine(lateness->FindFieldByName(kLatenessMax), /*largest=*/true, from, into);
   }
   ++parts_;
+}
+
+bool IsSettingField(const std::string& name) {
+  for (const Figure& f : Lists::Get().figures) {
+    if (f.kind == FigureKind::kSetting && f.field->name() == name) return true;
+  }
+  return false;
 }
 
 std::string LoopStatsSum::LeftOutReason() const {

@@ -31,6 +31,10 @@
 
 namespace brrr::control {
 
+// Whether the LoopStats field `name` is a Setting figure's (stall_threshold_ms). A server's
+// total holds 0 for a setting its loops do not share.
+bool IsSettingField(const std::string& name);
+
 // The sum of LoopStats (servers' totals, or loops) as the figure lists say.
 class LoopStatsSum {
  public:

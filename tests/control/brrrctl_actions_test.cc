@@ -266,6 +266,21 @@ TEST_F(BrrrctlTest, FlagsThatNarrowACommandReachTheServer) {
   for (const admin::StallThresholds::LoopThreshold& t : both.loops()) {
     EXPECT_DOUBLE_EQ(t.threshold_ms(), t.loop() == 1 ? 50.0 : 100.0) << thresholds;
   }
+  // The loops' thresholds differ now: the total has none (it was the last loop's).
+  CtlRun json = Ctl({"stats", "--json"});
+  ASSERT_EQ(json.code, 0) << json;
+  admin::Stats stats = FromJson<admin::Stats>(Lines(json.out).at(0));
+  EXPECT_DOUBLE_EQ(stats.loops(1).stall_threshold_ms(), 50.0) << json;
+  EXPECT_DOUBLE_EQ(stats.total().stall_threshold_ms(), 0.0) << json;
+  CtlRun text = Ctl({"stats"});
+  ASSERT_EQ(text.code, 0) << text;
+  bool row_seen = false;
+  for (const std::string& line : Lines(text.out)) {
+    if (line.rfind("stall_threshold_ms ", 0) != 0) continue;
+    row_seen = true;
+    EXPECT_EQ(line.back(), '-') << line;
+  }
+  EXPECT_TRUE(row_seen) << text;
 }
 
 TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {

@@ -255,6 +255,19 @@ TEST_F(FleetTest, StatsShowsEachTargetThenTheSumOfTheirFigures) {
   }
   EXPECT_TRUE(found) << total_text;
   EXPECT_TRUE(Contains(total_text, "-: no total: percentiles of several servers cannot be added")) << total_text;
+
+  // One loop of one server with its own stall threshold: that server's total has none (0), so
+  // the fleet's has none either, though the other servers agree.
+  CtlRun one_loop = Brrrctl({"--target=" + servers_[0].admin(), "stall-threshold", "50ms", "--loop=0"});
+  ASSERT_EQ(one_loop.code, 0) << one_loop;
+  CtlRun after = Brrrctl({"--target=" + Targets(), "stats", "--json"});
+  ASSERT_EQ(after.code, 0) << after;
+  std::vector<std::string> after_lines = Lines(after.out);
+  ASSERT_EQ(after_lines.size(), 4u) << after;
+  EXPECT_TRUE(Contains(after_lines[3], "\"stall_threshold_ms\":null")) << after_lines[3];
+  EXPECT_TRUE(Contains(after_lines[3], "\"stall_threshold_ms\"]") ||
+              Contains(after_lines[3], "\"stall_threshold_ms\","))
+      << after_lines[3];
 }
 
 TEST_F(FleetTest, AnUnreachableTargetIsReportedAndTheOthersAnswer) {

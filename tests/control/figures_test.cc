@@ -111,5 +111,23 @@ TEST(LoopStatsSumTest, EachFigureAddsAsItsKindSays) {
   EXPECT_EQ(total.timer_lateness.total, 2u);     // histograms merge
 }
 
+// A setting the loops do not share has no one value in their sum: 0, however many loops
+// follow (SetStallThreshold sets one loop's). It was the last loop's.
+TEST(LoopStatsSumTest, ASettingTheLoopsDoNotShareIsZeroInTheirSum) {
+  LoopStats loops[3];
+  loops[0].stall_threshold_ns = 50;
+  loops[1].stall_threshold_ns = 100;
+  loops[2].stall_threshold_ns = 100;
+  LoopStats total;
+  for (const LoopStats& loop : loops) total += loop;
+  EXPECT_EQ(total.stall_threshold_ns, 0);
+  EXPECT_EQ(total.summed, 3u);
+  LoopStats first_differs;
+  first_differs += loops[1];
+  first_differs += loops[0];
+  first_differs += loops[2];
+  EXPECT_EQ(first_differs.stall_threshold_ns, 0);
+}
+
 }  // namespace
 }  // namespace brrr
