@@ -270,6 +270,7 @@ std::vector<TargetView> TopModel::View(const ViewOptions& options) const {
                      });
     if (view.busiest_sockets.size() > options.max_sockets) view.busiest_sockets.resize(options.max_sockets);
     view.sockets_matched = snapshot.sockets_matched;
+    view.sockets_status = snapshot.sockets_status;
     view.injections.assign(stats.injections().begin(), stats.injections().end());
     view.throttle = snapshot.throttle;
     for (const auto& [loop, stall] : snapshot.latest_stalls) {

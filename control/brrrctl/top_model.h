@@ -47,6 +47,9 @@ struct TargetSnapshot {
   // ListSockets: the sockets read (up to its limit) and how many there are.
   std::vector<brrr::admin::v1::SocketInfo> sockets;
   uint64_t sockets_matched = 0;
+  // Not OK when GetStats answered and ListSockets did not (it runs on every loop, and a loop
+  // stuck in a task does not answer): the sockets are then empty, the rest is read.
+  absl::Status sockets_status;
   // The latest stall of each loop (WatchStalls), a stall still running included.
   std::map<uint32_t, brrr::admin::v1::Stall> latest_stalls;
   // The throttles in force, as `brrrctl throttle` words them.
@@ -103,6 +106,7 @@ struct TargetView {
   // The sockets of the loops asked for, most bytes queued first (then most bytes moved).
   std::vector<brrr::admin::v1::SocketInfo> busiest_sockets;
   uint64_t sockets_matched = 0;
+  absl::Status sockets_status;  // not OK: the sockets were not read this time, and why
   std::vector<brrr::admin::v1::Injection> injections;
   std::string throttle;
   // The latest stall of each loop asked for, newest first.

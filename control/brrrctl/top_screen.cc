@@ -335,6 +335,7 @@ class Layout {
     Put(y_++, 0,
         absl::StrCat("SOCKETS by bytes queued (", view.busiest_sockets.size(), " shown of ", view.sockets_matched, ")"),
         A_BOLD);
+    if (!view.sockets_status.ok()) Put(y_++, 1, absl::StrCat("not read: ", view.sockets_status.message()));
     Put(y_++, 0, absl::StrFormat("%6s %4s %-10s %-22s %10s %12s %12s  %s", "FD", "LOOP", "KIND", "PEER", "QUEUED",
                                  "BYTES_IN", "BYTES_OUT", "SETS"),
         A_BOLD);
@@ -351,8 +352,10 @@ class Layout {
     if (y_ + 2 >= Bottom()) return;
     std::vector<std::pair<const TargetView*, const admin::SocketInfo*>> sockets;
     uint64_t matched = 0;
+    std::vector<std::string> not_read;
     for (const TargetView& view : views) {
       if (!view.ever_read) continue;
+      if (!view.sockets_status.ok()) not_read.push_back(view.target);
       matched += view.sockets_matched;
       for (const admin::SocketInfo& s : view.busiest_sockets) sockets.emplace_back(&view, &s);
     }
@@ -363,7 +366,9 @@ class Layout {
     ++y_;
     // The title's line and the header's, then a line per socket down to the keys' line.
     const size_t room = static_cast<size_t>(std::max(0, Bottom() - y_ - 2));
-    Put(y_++, 0, absl::StrCat("SOCKETS by bytes queued (", std::min(sockets.size(), room), " shown of ", matched, ")"),
+    Put(y_++, 0,
+        absl::StrCat("SOCKETS by bytes queued (", std::min(sockets.size(), room), " shown of ", matched,
+                     not_read.empty() ? "" : absl::StrCat("; not read from ", absl::StrJoin(not_read, ", ")), ")"),
         A_BOLD);
     Put(y_++, 0, absl::StrFormat("%-21s %6s %4s %-10s %-22s %10s %12s %12s  %s", "TARGET", "FD", "LOOP", "KIND", "PEER",
                                  "QUEUED", "BYTES_IN", "BYTES_OUT", "SETS"),

@@ -51,9 +51,16 @@ top::TargetSnapshot TopSource::Poll() {
   if (outcome.ok()) {
     admin::ListSocketsRequest request;
     request.set_limit(socket_limit_);
-    outcome = client_->Call([&](grpc::ClientContext* context) {
-      return client_->admin().ListSockets(context, request, &sockets);
-    });
+    Outcome listed = client_->Call(
+        [&](grpc::ClientContext* context) { return client_->admin().ListSockets(context, request, &sockets); });
+    // A loop stuck in a task cannot list its sockets, and that is when the stats (read without
+    // the loops) matter most: only a server that went away fails the whole poll.
+    if (listed.code == ExitCode::kUnreachable) {
+      outcome = listed;
+    } else if (!listed.ok()) {
+      snapshot.sockets_status = StatusOf(listed);
+      sockets.Clear();
+    }
   }
   snapshot.taken = absl::Now();
   if (!outcome.ok()) {

@@ -99,6 +99,7 @@ std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint3
                     " sort=", Word(SortKeyName(sort)), " draining=", view.draining ? "yes" : "no", "\n");
     for (const LoopRow& row : view.loops) AddRowLine(&text, row);
     AddRowLine(&text, view.all);
+    if (!view.sockets_status.ok()) absl::StrAppend(&text, "sockets error=", Word(view.sockets_status.message()), "\n");
     for (const admin::SocketInfo& s : view.busiest_sockets) {
       absl::StrAppend(&text, "socket fd=", s.fd(), " loop=", s.loop(), " kind=", Word(s.kind()),
                       " peer=", s.peer().empty() ? "-" : Word(s.peer()), " queued=", s.bytes_queued(),

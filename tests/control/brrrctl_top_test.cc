@@ -313,6 +313,52 @@ TEST_F(BrrrctlTopTest, PipedItPrintsPlainLinesForCountTicks) {
   EXPECT_EQ(*code, 0) << endless.err();
 }
 
+// A loop stuck in a task cannot list its sockets (ListSockets asks each loop), but its figures
+// are read without it: top shows them, the task that runs and its stall, and says why the
+// sockets are missing. It showed only the error, and a script's top --count=N exited 1.
+TEST_F(BrrrctlTopTest, PipedItShowsALoopStuckInATaskAndSaysWhyItsSocketsAreMissing) {
+  Start({"--loops=2", "--admin_max_block=60s", "--stall_threshold=50ms"});
+  admin::InjectTaskRequest request;
+  request.set_kind(admin::BLOCKING_SPIN);
+  request.set_duration_ms(30000);
+  request.add_loops(0);
+  admin::Injection injection;
+  ASSERT_TRUE(stub_->InjectTask(Context().get(), request, &injection).ok());
+  // Past the time ListSockets waits for a loop (under a second), so that it fails from the start.
+  StatsWhen([](const admin::Stats& s) {
+    return s.loops(0).current_task() == "inject:blocking_spin" && s.loops(0).current_task_running_ms() > 1500;
+  });
+
+  testing::Process top(Brrrctl(), {"--target=" + AdminAddress(), "top", "--count=2", "--interval=100ms"});
+  std::optional<int> code = top.Wait(seconds(60));
+  admin::CancelInjectionRequest cancel;
+  cancel.set_id(injection.id());
+  admin::Injection cancelled;
+  EXPECT_TRUE(stub_->CancelInjection(Context().get(), cancel, &cancelled).ok());
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << top.err();
+  int blocks = 0;
+  int stuck_rows = 0;
+  int sockets_errors = 0;
+  int stalls_running = 0;
+  for (const std::string& line : Lines(top.out())) {
+    if (absl::StartsWith(line, "top target=")) {
+      ++blocks;
+      EXPECT_TRUE(absl::StrContains(line, " loops=2 ")) << line;
+    }
+    if (absl::StartsWith(line, "loop=0 ") && absl::StrContains(line, " task=inject:blocking_spin")) ++stuck_rows;
+    if (absl::StartsWith(line, "sockets error=") && absl::StrContains(line, "loop 0")) ++sockets_errors;
+    if (absl::StartsWith(line, "stall loop=0 ") && absl::StrContains(line, " in_progress=yes") &&
+        absl::StrContains(line, " task=inject:blocking_spin")) {
+      ++stalls_running;
+    }
+  }
+  EXPECT_EQ(blocks, 2) << top.out();
+  EXPECT_EQ(stuck_rows, 2) << top.out();
+  EXPECT_EQ(sockets_errors, 2) << top.out();
+  EXPECT_GE(stalls_running, 1) << top.out();
+}
+
 // A script sees the failure: a server that answered none of the polls ends top with exit 3,
 // as the other commands end for a server they cannot reach.
 TEST_F(BrrrctlTopTest, PipedWithoutAServerItSaysUnreachableEachTickAndExitsThree) {
