@@ -63,7 +63,8 @@ int PrintHelp(const std::string& text) {
 
 // `help` and `help COMMAND`.
 int RunHelp(const std::vector<std::string>& topics) {
-  if (topics.empty()) return PrintHelp(GeneralHelp());
+  // `help help`: help is a command the general help lists, so it has that help.
+  if (topics.empty() || topics[0] == "help") return PrintHelp(GeneralHelp());
   const Command* command = FindCommand(topics[0]);
   if (command == nullptr) return Finish(Outcome::Usage(absl::StrCat("help ", topics[0], ": no such command")), nullptr);
   return PrintHelp(CommandHelp(*command));

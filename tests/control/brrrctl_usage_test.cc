@@ -102,6 +102,9 @@ TEST(BrrrctlUsageTest, HelpExitsZeroAndStatesTheContract) {
   }
   CtlRun unknown = Brrrctl({"help", "frobnicate"});
   EXPECT_EQ(unknown.code, 2) << unknown;
+  CtlRun help_of_help = Brrrctl({"help", "help"});  // help is a command the general help lists
+  EXPECT_EQ(help_of_help.code, 0) << help_of_help;
+  EXPECT_EQ(help_of_help.out, general.out) << help_of_help;
 }
 
 TEST(BrrrctlUsageTest, UnreachableTargetExitsThreeAtOnce) {
