@@ -72,7 +72,9 @@ enum {
   BRRR_OP_RECV = 2,
   /* fd, buf, len: send up to len bytes (never raises SIGPIPE). result: bytes sent. */
   BRRR_OP_SEND = 3,
-  /* fd: a non-blocking socket; buf: a struct sockaddr, len its size. result: 0. */
+  /* fd: a non-blocking socket; buf: a struct sockaddr, len its size. result: 0. On a socket
+   * whose earlier connect is still in progress (it was cancelled: EALREADY), completes as that
+   * connection does. */
   BRRR_OP_CONNECT = 4,
   /* fd: wait until readable / writable. result: 0. */
   BRRR_OP_POLL_READABLE = 5,

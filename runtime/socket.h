@@ -290,7 +290,8 @@ class Socket {
   // that accept alone and would wait in the backlog, unseen by the other waiters, until the
   // next connection arrives. Once the cancelled accept has ended, what is queued is taken here.
   absl::StatusOr<std::optional<Socket>> accept_queued();
-  // Connects this (fresh) socket.
+  // Connects this (fresh) socket. After a connect that was cancelled while the kernel was
+  // still connecting, a connect again ends as that connection does, on every backend.
   detail::ConnectAwaiter connect(const SocketAddress& address);
   // Up to len bytes into buf (0: the peer closed its side). buf must stay valid until resumed.
   detail::TransferAwaiter recv(void* buf, size_t len);

@@ -221,7 +221,9 @@ int rc_submit(brrr_reactor* reactor, const brrr_op* op) {
     core->counters.syscalls++;
     int r = connect(op->fd, (const struct sockaddr*)op->buf, op->len);
     int error = r == 0 ? 0 : errno;
-    if (error != EINPROGRESS && error != EINTR) {
+    /* EALREADY: a connect still in progress (one the caller cancelled): this one ends as that
+     * one does, as on io_uring. */
+    if (error != EINPROGRESS && error != EINTR && error != EALREADY) {
       core->counters.submitted++;
       rc_complete(core, op, -error, 0, 0);
       return 0;

@@ -109,6 +109,50 @@ TEST_P(SocketTest, ConnectToAClosedPortIsRefused) {
   EXPECT_NE(s.message().find("connect on fd"), absl::string_view::npos) << s;
 }
 
+Task<absl::Status> ConnectSocket(Socket& socket, SocketAddress address) { co_return co_await socket.connect(address); }
+
+// A connect cancelled while the kernel still connects (the listener's accept queue is full, so
+// its SYN waits for the retransmission, a second later), then a connect again on the same
+// socket: it ends as that connection does, once the queue has room, on every backend. select,
+// poll and epoll ended it at once with EALREADY ("Operation already in progress") while the
+// kernel went on to connect the socket; io_uring waited.
+TEST_P(SocketTest, AConnectAgainAfterACancelledOneEndsAsThatConnectionDoes) {
+  int listener = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(listener, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t size = sizeof address;
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&address), size), 0);
+  ASSERT_EQ(::listen(listener, 0), 0);  // room for one connection in the accept queue
+  ASSERT_EQ(::getsockname(listener, reinterpret_cast<sockaddr*>(&address), &size), 0);
+  const uint16_t port = ntohs(address.sin_port);
+  auto filler = std::make_unique<BlockingClient>(port);  // takes that room
+
+  std::atomic<bool> first_cancelled{false};
+  std::thread taker;
+  auto main_task = [&]() -> Task<absl::Status> {
+    absl::StatusOr<Socket> socket = Socket::Create(*loop_, AF_INET);
+    if (!socket.ok()) co_return socket.status();
+    const SocketAddress to = SocketAddress::Loopback(port);
+    absl::Status first = co_await wait_for(ConnectSocket(*socket, to), milliseconds(300));
+    if (!absl::IsDeadlineExceeded(first)) co_return absl::InternalError("the first connect ended: " + first.ToString());
+    first_cancelled = true;
+    taker = std::thread([&] { ::close(::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC)); });  // room again
+    absl::Status again = co_await wait_for(ConnectSocket(*socket, to), std::chrono::seconds(30));
+    if (!again.ok()) co_return again;
+    absl::StatusOr<SocketAddress> peer = socket->peer_address();
+    if (!peer.ok()) co_return peer.status();
+    co_return peer->port() == port ? absl::OkStatus() : absl::InternalError("connected to " + peer->ToString());
+  };
+  absl::Status connected = Run(main_task());
+  if (taker.joinable()) taker.join();
+  EXPECT_TRUE(first_cancelled.load()) << "the first connect was not cut short";
+  EXPECT_TRUE(connected.ok()) << connected;
+  filler.reset();
+  ::close(listener);
+}
+
 TEST_P(SocketTest, IPv6Echo) {
   auto listener = Socket::Listen(*loop_, SocketAddress::Loopback(0, AF_INET6));
   // Only a machine without IPv6 on loopback may skip (and CI requires it); any other listen
