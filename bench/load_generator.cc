@@ -33,15 +33,14 @@ class Connection {
       : o_(o), shared_(shared), ls_(ls), id_(id), rate_(rate), echo_(o.depth), space_(*ls.loop) {}
 
   Task<> run() {
-    auto connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
-    if (!connected.ok() || !connected->ok()) {
+    absl::StatusOr<Socket> connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
+    if (!connected.ok()) {
       ls_.connect_failures.add(1);
-      shared_.error(absl::StrCat("connection ", id_, ": ",
-                                 connected.ok() ? connected->status().message() : connected.status().message()));
+      shared_.error(absl::StrCat("connection ", id_, ": ", connected.status().message()));
       ls_.finished.add(1);
       co_return;
     }
-    socket_ = std::move(**connected);
+    socket_ = std::move(*connected);
     start_ns_ = MonotonicNanos();
     for (;;) {
       ls_.connected.add(1);
@@ -179,12 +178,12 @@ class Connection {
         fail(absl::StrCat("connection ", id_, ": reconnecting: no echo within the finish timeout"));
         co_return false;
       }
-      auto connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
-      if (connected.ok() && connected->ok()) {
-        socket_ = std::move(**connected);
+      absl::StatusOr<Socket> connected = co_await wait_for(ConnectTo(*ls_.loop, shared_.address), o_.connect_timeout);
+      if (connected.ok()) {
+        socket_ = std::move(*connected);
         co_return true;
       }
-      absl::Status why = connected.ok() ? connected->status() : connected.status();
+      absl::Status why = connected.status();
       bool refused = absl::StrContains(why.message(), std::strerror(ECONNREFUSED));
       if (refused) ls_.refused.add(1);
       if (!refused || aborted_ || MonotonicNanos() >= give_up) {

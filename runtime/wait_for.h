@@ -3,6 +3,11 @@
 //   absl::StatusOr<Reply> r = co_await wait_for(call(), std::chrono::seconds(2));
 //   if (absl::IsDeadlineExceeded(r.status())) ...   // it was cancelled after 2 s
 //
+// The result: absl::Status for a task of void; for a task that already returns a Status or a
+// StatusOr<U>, that same type, holding the task's own result or the time limit's
+// DeadlineExceeded (one level to look at: StatusOr<absl::Status> would hold the deadline as
+// its value, an OK StatusOr); absl::StatusOr<T> for any other T.
+//
 // The task runs as its own task. If it finishes in time, its result comes back (its exception
 // is rethrown). If not, it is cancelled, wait_for waits until it has actually finished, and
 // returns DeadlineExceeded: a timeout is an outcome a caller acts on, so it is a Status, not an
@@ -27,8 +32,27 @@
 
 namespace brrr {
 
+namespace detail {
 template <typename T>
-using WaitResult = std::conditional_t<std::is_void_v<T>, absl::Status, absl::StatusOr<T>>;
+struct WaitResultOf {
+  using type = absl::StatusOr<T>;
+};
+template <>
+struct WaitResultOf<void> {
+  using type = absl::Status;
+};
+template <>
+struct WaitResultOf<absl::Status> {
+  using type = absl::Status;
+};
+template <typename U>
+struct WaitResultOf<absl::StatusOr<U>> {
+  using type = absl::StatusOr<U>;
+};
+}  // namespace detail
+
+template <typename T>
+using WaitResult = typename detail::WaitResultOf<T>::type;
 
 template <typename T>
 Task<WaitResult<T>> wait_for(Task<T> task, Duration timeout) {

@@ -263,28 +263,28 @@ Task<> MetricsHttpServer::serve(Socket connection) {
       idle.key = next_wait_++;
       idle_.emplace(idle.key, IdleWait{.fd = connection.fd(), .since_ns = MonotonicNanos(), .received = &received});
     }
-    absl::StatusOr<absl::StatusOr<std::optional<HttpRequest>>> read =
+    absl::StatusOr<std::optional<HttpRequest>> read =
         co_await wait_for(ReadRequest(connection, received), options_.idle_timeout);
     idle.clear();
-    if (!read.ok()) co_return;  // idle, or the head took too long
-    if (!read->ok()) {
-      // Not HTTP: say why, then close (where the next request would start is unknown).
-      if (absl::IsInvalidArgument(read->status()) || absl::IsResourceExhausted(read->status())) {
+    if (!read.ok()) {
+      // Not HTTP: say why, then close (where the next request would start is unknown). Idle,
+      // or a head that took too long (DeadlineExceeded): close.
+      if (absl::IsInvalidArgument(read.status()) || absl::IsResourceExhausted(read.status())) {
         std::string answer =
-            FormatResponse(Text(HttpStatusFor(read->status()), absl::StrCat(read->status().message(), "\n")),
+            FormatResponse(Text(HttpStatusFor(read.status()), absl::StrCat(read.status().message(), "\n")),
                            /*keep_alive=*/false, /*head_only=*/false);
         (void)co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
       }
       co_return;
     }
-    if (!read->value().has_value()) co_return;  // the client closed
-    const HttpRequest& request = *read->value();
+    if (!read->has_value()) co_return;  // the client closed
+    const HttpRequest& request = **read;
     // After a hand-over, each client is sent to the new process for its next request.
     bool keep_alive = request.keep_alive() && !handed_over_.load();
     std::string answer = FormatResponse(Answer(request), keep_alive, /*head_only=*/request.method == "HEAD");
-    absl::StatusOr<absl::Status> sent = co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
+    absl::Status sent = co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
     first_answer.given();
-    if (!sent.ok() || !sent->ok() || !keep_alive) co_return;
+    if (!sent.ok() || !keep_alive) co_return;
   }
 }
 

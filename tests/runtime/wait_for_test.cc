@@ -1,6 +1,7 @@
 // wait_for: a time limit that cancels the task and reports DeadlineExceeded.
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tests/runtime/coroutine_test_util.h"
@@ -70,6 +71,33 @@ TEST_F(WaitForTest, VoidTaskAndException) {
   auto ok = []() -> Task<> { co_return; };
   auto run_ok = [&]() -> Task<absl::Status> { co_return co_await wait_for(ok(), seconds(60)); };
   EXPECT_TRUE(Run(run_ok()).ok());
+}
+
+// A task that returns a Status or a StatusOr has its result in that same type, and so has the
+// time limit: one level to look at. (As StatusOr<absl::Status>, the limit's DeadlineExceeded
+// was the value of an OK StatusOr.)
+TEST_F(WaitForTest, ATaskThatReturnsAStatusHasTheLimitInThatStatus) {
+  auto slow_status = []() -> Task<absl::Status> {
+    co_await sleep(seconds(3600));
+    co_return absl::OkStatus();
+  };
+  auto slow_value = []() -> Task<absl::StatusOr<int>> {
+    co_await sleep(seconds(3600));
+    co_return 1;
+  };
+  auto failing = []() -> Task<absl::StatusOr<int>> { co_return absl::NotFoundError("its own"); };
+  auto run = [&]() -> Task<> {
+    absl::Status timed_out = co_await wait_for(slow_status(), milliseconds(5));
+    EXPECT_TRUE(absl::IsDeadlineExceeded(timed_out)) << timed_out;
+    absl::StatusOr<int> value_timed_out = co_await wait_for(slow_value(), milliseconds(5));
+    EXPECT_TRUE(absl::IsDeadlineExceeded(value_timed_out.status())) << value_timed_out.status();
+    absl::StatusOr<int> own = co_await wait_for(failing(), seconds(60));
+    EXPECT_TRUE(absl::IsNotFound(own.status())) << own.status();
+  };
+  static_assert(std::is_same_v<WaitResult<absl::Status>, absl::Status>);
+  static_assert(std::is_same_v<WaitResult<absl::StatusOr<int>>, absl::StatusOr<int>>);
+  static_assert(std::is_same_v<WaitResult<int>, absl::StatusOr<int>>);
+  Run(run());
 }
 
 // The task's result and the time limit come due in the same timer phase (virtual time: both

@@ -28,9 +28,9 @@ void ListenerFixture::TearDown() {
 
 Socket ListenerFixture::Accept() {
   auto task = [&]() -> Task<absl::StatusOr<Socket>> { co_return co_await listener_.accept(); };
-  auto r = run_until_complete(*loop_, wait_for(task(), seconds(30)));
-  EXPECT_TRUE(r.ok() && r->ok());
-  return r.ok() && r->ok() ? std::move(**r) : Socket();
+  absl::StatusOr<Socket> r = run_until_complete(*loop_, wait_for(task(), seconds(30)));
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? *std::move(r) : Socket();
 }
 
 void ListenerFixture::RunUntil(const std::function<bool()>& done) {
