@@ -44,6 +44,9 @@ class AdminFixture : public ::testing::Test {
       args.push_back("--admin_token_file=" + path);
     }
     args.insert(args.end(), extra.begin(), extra.end());
+    // The channel first: a test that goes on past a failed start gets failed calls, not a crash.
+    channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
+    stub_ = brrr::admin::v1::Admin::NewStub(channel_);
     if (options.output_fd >= 0) {
       // Its output goes where the test said, unread here: it is up once both ports accept.
       port_ = PickFreePort();
@@ -57,8 +60,6 @@ class AdminFixture : public ::testing::Test {
       ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
           << server_->out() << server_->err();
     }
-    channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
-    stub_ = brrr::admin::v1::Admin::NewStub(channel_);
   }
 
   void SetToken(std::string token) { token_ = std::move(token); }
