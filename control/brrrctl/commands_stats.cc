@@ -82,8 +82,9 @@ std::string StatsText(const admin::Stats& stats, bool with_total) {
     for (size_t r = 0; r < total.size(); ++r) {
       if (!IsSettingField(total[r].first)) continue;
       bool shared = true;
-      for (size_t loop = 1; loop + 1 < columns.size(); ++loop)
+      for (size_t loop = 1; loop + 1 < columns.size(); ++loop) {
         shared &= columns[loop][r].second == columns[0][r].second;
+      }
       if (!shared) total[r].second.assign(1, '-');
     }
   }

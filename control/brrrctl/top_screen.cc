@@ -335,7 +335,9 @@ class Layout {
     Put(y_++, 0,
         absl::StrCat("SOCKETS by bytes queued (", view.busiest_sockets.size(), " shown of ", view.sockets_matched, ")"),
         A_BOLD);
-    if (!view.sockets_status.ok()) Put(y_++, 1, absl::StrCat("not read: ", view.sockets_status.message()));
+    if (!view.sockets_status.ok() && y_ < Bottom()) {
+      Put(y_++, 1, absl::StrCat("not read: ", view.sockets_status.message()));
+    }
     Put(y_++, 0, absl::StrFormat("%6s %4s %-10s %-22s %10s %12s %12s  %s", "FD", "LOOP", "KIND", "PEER", "QUEUED",
                                  "BYTES_IN", "BYTES_OUT", "SETS"),
         A_BOLD);
