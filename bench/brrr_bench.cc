@@ -28,8 +28,8 @@ ABSL_FLAG(uint32_t, size, 64, "Bytes per message");
 ABSL_FLAG(int32_t, depth, 1,
           "Messages in flight per connection (1: ping-pong); without --rate, the free part of the "
           "window is sent in one write, as a pipelining client does");
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "How long to measure");
-ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(), "Run this long first without counting");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "How long to measure (up to 30 days)");
+ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(), "Run this long first without counting (up to 30 days)");
 ABSL_FLAG(double, rate, 0, "Messages per second over all connections (0: as fast as possible)");
 ABSL_FLAG(std::string, backend, "auto",
           "I/O backend for the load generator's own loops (not with --busy_poll or --busy_ring)");
@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
       "       [--busy_poll]   spin on non-blocking sockets instead of sleeping in the kernel\n"
       "       [--busy_ring]   spin on io_uring: the same, with far fewer system calls per message\n"
       "SIGINT/SIGTERM ends the run early, with its report.\n"
-      "Exit codes: 0 all good, 1 mismatch or lost connection (with --reconnect: or a reset or refused\n"
-      "connect), 2 bad options, 3 could not start.");
+      "Exit codes: 0 all good, 1 mismatch, lost connection or failed connect (with --reconnect: or a\n"
+      "reset or refused reconnect), 2 bad options, 3 could not start.");
   brrr::ParseFlagsOnly(argc, argv, "brrr-bench", /*exit_code=*/2);
   if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
     std::fprintf(stderr, "brrr-bench: --plugin_dir: %s\n", std::string(dir.message()).c_str());

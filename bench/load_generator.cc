@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -21,6 +22,11 @@ namespace brrr::bench {
 namespace {
 
 using std::chrono::milliseconds;
+
+// A paced connection waits for its next message in slices this long, looking for the end of the run.
+constexpr int64_t kPaceSliceNs = 10'000'000;
+// The longest --duration and --warmup: far past any benchmark, far from the clock's overflow.
+constexpr Duration kLongestRun = std::chrono::hours(24 * 30);
 
 // One event loop and the counters of its connections.
 struct LoopState : Counters {
@@ -88,8 +94,13 @@ class Connection {
       int64_t due = MonotonicNanos();
       if (rate_ > 0 && sent_ >= resend_until_) {
         due = start_ns_ + static_cast<int64_t>(static_cast<double>(sent_) * 1e9 / rate_);
-        int64_t wait = due - MonotonicNanos();
-        if (wait > 0) co_await sleep(Duration(wait));
+        // In slices, so that the end of the run (or a signal) does not wait for a message due
+        // long after it: at a rate of one message in ten seconds, the run ended 20 s late.
+        for (int64_t wait = due - MonotonicNanos();
+             wait > 0 && !shared_.stop.load(std::memory_order_relaxed) && ended_ == Ending::kNone;
+             wait = due - MonotonicNanos()) {
+          co_await sleep(Duration(std::min<int64_t>(wait, kPaceSliceNs)));
+        }
         if (shared_.stop.load(std::memory_order_relaxed) || ended_ != Ending::kNone) break;
       }
       uint64_t batch = BatchMessages(o_, static_cast<uint64_t>(o_.depth) - (sent_ - echo_.received));
@@ -227,9 +238,15 @@ absl::Status Validate(const LoadOptions& o) {
   }
   if (o.size < 1 || o.size > kMaxMessage) return absl::InvalidArgumentError("--size must be from 1 byte to 16 MiB");
   if (o.depth < 1 || o.depth > 4096) return absl::InvalidArgumentError("--depth must be from 1 to 4096");
-  if (o.duration <= Duration::zero()) return absl::InvalidArgumentError("--duration must be above 0");
-  if (o.warmup < Duration::zero()) return absl::InvalidArgumentError("--warmup cannot be negative");
-  if (o.rate < 0) return absl::InvalidArgumentError("--rate cannot be negative");
+  if (o.duration <= Duration::zero() || o.duration > kLongestRun) {
+    return absl::InvalidArgumentError("--duration must be above 0 and at most 30 days");
+  }
+  if (o.warmup < Duration::zero() || o.warmup > kLongestRun) {
+    return absl::InvalidArgumentError("--warmup must be from 0 to 30 days");
+  }
+  if (!(o.rate >= 0) || !std::isfinite(o.rate)) {
+    return absl::InvalidArgumentError("--rate must be a number of messages per second, 0 or more (0: unpaced)");
+  }
   if (o.threads < 1 || o.threads > 256) return absl::InvalidArgumentError("--threads must be from 1 to 256");
   if (o.busy_poll && o.busy_ring) {
     return absl::InvalidArgumentError("--busy_poll and --busy_ring are two load engines: pick one");
@@ -284,7 +301,7 @@ absl::StatusOr<LoadResult> RunLoad(const LoadOptions& o, const std::function<voi
   }
 
   int64_t start = MonotonicNanos();
-  shared.measure_from_ns = start + o.warmup.count();
+  shared.Measure(start, o);
   std::vector<std::thread> threads;
   for (auto& ls : loops) {
     LoopState* s = ls.get();
@@ -359,7 +376,7 @@ std::string ResultJson(const LoadOptions& o, const LoadResult& r) {
   }
   return absl::StrFormat(
       "{\"host\":\"%s\",\"port\":%u,\"backend\":\"%s\",\"connections\":%d,\"size\":%u,\"depth\":%d,"
-      "\"rate\":%.0f,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
+      "\"rate\":%g,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
       "\"mb_per_second\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
       "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u,\"bytes_sent\":%u%s%s,\"ok\":%s,"
       "\"error\":\"%s\"}",

@@ -42,7 +42,7 @@ absl::Status TakeEcho(const LoadOptions& o, const Shared& shared, Counters& coun
   if (complete == echo.received) return absl::OkStatus();
   // Every message this receive completed arrived now.
   int64_t now = MonotonicNanos();
-  if (now >= shared.measure_from_ns) {
+  if (now >= shared.measure_from_ns && now < shared.measure_until_ns.load(std::memory_order_relaxed)) {
     for (uint64_t m = echo.received; m < complete; ++m) {
       counters.latency.record(now - echo.sent_at[m % echo.sent_at.size()]);
     }
@@ -169,7 +169,7 @@ class ServerCpuWindow {
 
 int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counters*>& counters, int64_t start,
                   const EngineHooks& hooks, const std::function<void(const LoadProgress&)>& on_progress) {
-  int64_t end = shared.measure_from_ns + o.duration.count();
+  int64_t end = shared.measure_until_ns.load();
   uint64_t last_messages = 0;
   uint64_t last_bytes = 0;
   int64_t last_report = start;
@@ -190,6 +190,7 @@ int64_t Supervise(const LoadOptions& o, Shared& shared, const std::vector<Counte
     if (!stopping && (now >= end || (o.interrupted != nullptr && o.interrupted->load()))) {
       stopping = true;
       stopped_at = std::min(now, end);
+      shared.measure_until_ns.store(stopped_at);
       shared.server_busy = server_cpu.stop(now);
       shared.stop.store(true);
       if (hooks.wake) hooks.wake();
@@ -275,7 +276,7 @@ absl::StatusOr<LoadResult> SpinningRun::Run(const std::function<void(size_t)>& b
                                             const char* backend,
                                             const std::function<void(const LoadProgress&)>& on_progress) {
   int64_t start = MonotonicNanos();
-  shared_.measure_from_ns = start + o_.warmup.count();
+  shared_.Measure(start, o_);
   std::vector<std::thread> threads;
   try {
     for (size_t t = 0; t < counters_.size(); ++t) threads.emplace_back([&body, t] { body(t); });

@@ -12,7 +12,7 @@
 //   Shared shared(o.size);                       // the pattern, the address, stop and abort
 //   std::vector<Counters*> counters = ...;       // one per engine thread
 //   int64_t start = MonotonicNanos();
-//   shared.measure_from_ns = start + o.warmup.count();
+//   shared.Measure(start, o);                    // the warm-up, then the measured period
 //   ... start the engine's threads ...
 //   int64_t stopped_at = Supervise(o, shared, counters, start, hooks, on_progress);
 //   ... join them ...
@@ -87,9 +87,18 @@ struct Shared {
   std::atomic<bool> stop{false};   // the measured period is over: send no new message
   std::atomic<bool> abort{false};  // the finish timeout passed (the busy engine reads it)
   int64_t measure_from_ns = 0;     // end of warm-up
+  // The end of the measured period: --duration after the warm-up, or sooner when the run is
+  // stopped (Supervise). Echoes that arrive after it are checked but not counted.
+  std::atomic<int64_t> measure_until_ns{0};
   double server_busy = -1;         // Supervise: LoadResult::server_busy
   std::mutex error_mu;
   std::string first_error;  // guarded by error_mu
+
+  // The run starts now: the warm-up, then the measured period.
+  void Measure(int64_t start_ns, const LoadOptions& o) {
+    measure_from_ns = start_ns + o.warmup.count();
+    measure_until_ns.store(measure_from_ns + o.duration.count());
+  }
 
   void error(const std::string& e) {
     std::lock_guard<std::mutex> lock(error_mu);

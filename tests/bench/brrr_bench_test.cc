@@ -318,6 +318,19 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   EXPECT_EQ(*code, 2);
   EXPECT_NE(no_server.err().find("--server_pid=2147483647: cannot read its CPU time: no process"), std::string::npos)
       << no_server.err();
+  // A rate or a time that is no number, or one whose end the clock cannot hold: it ran, with
+  // "rate":inf in the JSON, or stopped at once after overflowing (exit 1).
+  for (const auto& [arg, says] : std::vector<std::pair<std::string, std::string>>{
+           {"--rate=inf", "--rate must be a number of messages per second"},
+           {"--rate=nan", "--rate must be a number of messages per second"},
+           {"--duration=inf", "--duration must be above 0 and at most 30 days"},
+           {"--warmup=inf", "--warmup must be from 0 to 30 days"}}) {
+    Process refused(Bench(), {"--port=5000", arg});
+    code = refused.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 2) << arg << ": " << refused.out();
+    EXPECT_NE(refused.err().find(says), std::string::npos) << refused.err();
+  }
   // What absl itself refuses is a bad option too (2), not a failed run (1).
   for (const auto& [arg, says] : std::vector<std::pair<std::string, std::string>>{
            {"--connections=abc", "Illegal value 'abc' specified for flag 'connections'"},
@@ -334,6 +347,41 @@ TEST(BrrrBenchTest, HelpExitsZero) {
   Process help(Bench(), {"--help"});
   EXPECT_EQ(help.Wait(seconds(30)), 0) << help.err();
   EXPECT_NE((help.out() + help.err()).find("--connections"), std::string::npos) << help.out();
+  // --version says the program and brrr's version (it said the build type, and exited 2).
+  Process version(Bench(), {"--version"});
+  EXPECT_EQ(version.Wait(seconds(30)), 0) << version.err();
+  EXPECT_EQ(version.out(), "brrr-bench 0.1.0\n") << version.err();
+}
+
+// A paced run ends at its --duration, however long a connection waits for its next message:
+// at one message in ten seconds per connection it waited for that message, ran 20 s and
+// failed ("no echo within the finish timeout") against a working server.
+TEST(BrrrBenchTest, APacedRunEndsAtItsDuration) {
+  Process server(Echo(), {"--port=0"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=2", "--rate=0.5", "--duration=1s"});
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << bench.out() << bench.err();
+  EXPECT_NE(bench.out().find("\"rate\":0.5,"), std::string::npos) << "the rate as given: " << bench.out();
+  ExpectCleanStop(server);
+}
+
+// Only echoes within the measured period count: a run of a nanosecond, where one round trip
+// takes microseconds, counts at most the one in flight. It counted every echo until the
+// generator noticed the end (537 messages: 537,000,000,000 msg/s).
+TEST(BrrrBenchTest, OnlyEchoesWithinTheMeasuredPeriodCount) {
+  Process server(Echo(), {"--port=0"});
+  uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=1", "--duration=1ns"});
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << bench.out() << bench.err();
+  EXPECT_LE(JsonNumber(bench.out(), "messages"), 1) << bench.out();
+  EXPECT_GE(JsonNumber(bench.out(), "messages"), 0) << bench.out();
+  ExpectCleanStop(server);
 }
 
 }  // namespace
