@@ -1,5 +1,7 @@
 #include "runtime/cli_usage.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -11,7 +13,10 @@
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "runtime/version.h"
 
 namespace brrr {
 namespace {
@@ -29,35 +34,76 @@ void ExitWithTheParsesCode() {
   std::_Exit(code);
 }
 
-// --help and its kin (absl's usage flags): the program then exits 0 after printing them.
-bool AsksForHelp(int argc, char** argv) {
+// --help and its kin (absl's usage flags) and --version: the program then exits 0 after
+// printing them.
+bool AsksForHelpOrVersion(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     absl::string_view word = argv[i];
     if (word == "--") break;
     if (!absl::ConsumePrefix(&word, "--") && !absl::ConsumePrefix(&word, "-")) continue;
     word = word.substr(0, word.find('='));
-    for (absl::string_view help : {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch"}) {
+    for (absl::string_view help : {"help", "helpfull", "helpshort", "helppackage", "helpon", "helpmatch", "version"}) {
       if (word == help) return true;
     }
   }
   return false;
 }
 
-}  // namespace
+// Each file a --flagfile names that is not a file absl can read flags from (a directory reads
+// as empty, so absl went on without its flags), or "".
+std::string BadFlagfile(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view word = argv[i];
+    if (word == "--") break;
+    if (!absl::ConsumePrefix(&word, "--") && !absl::ConsumePrefix(&word, "-")) continue;
+    if (!absl::ConsumePrefix(&word, "flagfile")) continue;
+    absl::string_view files;
+    if (absl::ConsumePrefix(&word, "=")) {
+      files = word;
+    } else if (word.empty() && i + 1 < argc) {
+      files = argv[i + 1];
+    } else {
+      continue;
+    }
+    for (absl::string_view file : absl::StrSplit(files, ',', absl::SkipEmpty())) {
+      struct stat st {};
+      if (::stat(std::string(file).c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+        return absl::StrCat("--flagfile=", file, ": is a directory, not a file of flags");
+      }
+    }
+  }
+  return "";
+}
 
-void SetUsage(absl::string_view usage) {
-  absl::SetProgramUsageMessage(usage);
+// --help lists brrr's own flags; --version says "PROGRAM VERSION" (absl's default names the
+// build type). absl takes the whole configuration at once: what is not set goes back to its default.
+void ConfigureUsage(absl::string_view program) {
   absl::FlagsUsageConfig config;
   auto ours = [](absl::string_view file) { return !absl::StrContains(file, "absl/"); };
   config.contains_help_flags = ours;
   config.contains_helpshort_flags = ours;
+  if (!program.empty()) {
+    config.version_string = [name = std::string(program)] { return absl::StrCat(name, " ", kVersion, "\n"); };
+  }
   absl::SetFlagsUsageConfig(config);
+}
+
+}  // namespace
+
+void SetUsage(absl::string_view usage) {
+  absl::SetProgramUsageMessage(usage);
+  ConfigureUsage("");
 }
 
 void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code) {
   static const bool handler_registered = std::atexit(ExitWithTheParsesCode) == 0;
   (void)handler_registered;
-  exit_code_while_parsing = AsksForHelp(argc, argv) ? 0 : exit_code;
+  ConfigureUsage(program);
+  if (std::string bad = BadFlagfile(argc, argv); !bad.empty()) {
+    std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(program.size()), program.data(), bad.c_str());
+    std::exit(exit_code);
+  }
+  exit_code_while_parsing = AsksForHelpOrVersion(argc, argv) ? 0 : exit_code;
   std::vector<char*> words = absl::ParseCommandLine(argc, argv);
   exit_code_while_parsing = -1;
   if (words.size() <= 1) return;  // words[0] is the program

@@ -18,8 +18,10 @@ void SetUsage(absl::string_view usage);
 // absl::ParseCommandLine for a program that takes flags only: a word that is not a flag
 // (`brrr-echo 6000`, where `--port 6000` was meant) is refused on stderr, naming `program`,
 // and the process exits with `exit_code`, instead of the word being ignored. A malformed or
-// unknown flag (absl says why) exits with `exit_code` too, not absl's 1, and --help (and
-// --helpfull, --helpshort...) exits 0 once printed, as it does even beside a bad flag.
+// unknown flag (absl says why) exits with `exit_code` too, not absl's 1, and so does a
+// --flagfile that names a directory (absl read it as empty). --help (and --helpfull,
+// --helpshort...) exits 0 once printed, as it does even beside a bad flag, and --version
+// prints "PROGRAM VERSION" (runtime/version.h) and exits 0.
 void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code);
 
 }  // namespace brrr

@@ -15,11 +15,11 @@
 #include "control/admin/admin_convert.h"
 #include "control/admin/request_checks.h"
 #include "control/admin/stall_feed.h"
-#include "control/admin/version.h"
 #include "runtime/call_in_loop.h"
 #include "runtime/clock.h"
 #include "runtime/line_output.h"
 #include "runtime/socket_address.h"
+#include "runtime/version.h"
 
 namespace brrr::control {
 

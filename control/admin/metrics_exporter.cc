@@ -6,10 +6,10 @@
 #include <utility>
 
 #include "absl/strings/match.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
-#include "control/admin/version.h"
+#include "absl/strings/strip.h"
 #include "runtime/loop_stats.h"
+#include "runtime/version.h"
 #include "server/server_stats.h"
 
 namespace brrr::control {

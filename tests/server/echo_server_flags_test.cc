@@ -263,6 +263,22 @@ TEST(EchoServerPluginsTest, ListBackendsExits3WhenNoBackendStarts) {
   EXPECT_EQ(*code, 3) << start.err();
 }
 
+// --version says the program and brrr's version and exits 0 (it said "Debug build" and exited
+// 1, the code for bad flags); a --flagfile that is a directory is refused (absl read it as an
+// empty file and the server started on its defaults).
+TEST(EchoServerFlagsTest, VersionAndAFlagfileThatIsADirectory) {
+  Process version(EchoBinary(), {"--version"});
+  EXPECT_EQ(version.Wait(seconds(30)), 0) << version.err();
+  EXPECT_EQ(version.out(), "brrr-echo 0.1.0\n") << version.err();
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  Process flagfile(EchoBinary(), {"--port=0", "--flagfile=" + dir});
+  EXPECT_EQ(flagfile.Wait(seconds(30)), 1) << flagfile.out();
+  EXPECT_NE(flagfile.err().find("brrr-echo: --flagfile=" + dir + ": is a directory, not a file of flags"),
+            std::string::npos)
+      << flagfile.err();
+  EXPECT_EQ(flagfile.out().find("listening on"), std::string::npos) << flagfile.out();
+}
+
 TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
   Process p(EchoBinary(), {"--help"});
   EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
