@@ -376,7 +376,7 @@ std::string ResultJson(const LoadOptions& o, const LoadResult& r) {
   }
   return absl::StrFormat(
       "{\"host\":\"%s\",\"port\":%u,\"backend\":\"%s\",\"connections\":%d,\"size\":%u,\"depth\":%d,"
-      "\"rate\":%g,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
+      "\"rate\":%.10g,\"seconds\":%.3f,\"messages\":%u,\"bytes\":%u,\"messages_per_second\":%.1f,"
       "\"mb_per_second\":%.3f,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f,\"max_us\":%.1f,"
       "\"mismatches\":%u,\"lost_connections\":%u,\"connect_failures\":%u,\"bytes_sent\":%u%s%s,\"ok\":%s,"
       "\"error\":\"%s\"}",
