@@ -68,11 +68,6 @@ size_t BlockingPool::queued() const {
   return jobs_.size();
 }
 
-size_t BlockingPool::running() const {
-  std::lock_guard<std::mutex> lock(mu_);
-  return running_;
-}
-
 size_t BlockingPool::unfinished() const {
   std::lock_guard<std::mutex> lock(mu_);
   return jobs_.size() + running_;

@@ -38,7 +38,6 @@ class BlockingPool {
   absl::Status submit(std::function<void()> job);
 
   size_t queued() const;
-  size_t running() const;
   // Jobs queued or running, in one look: a job on its way from the queue to a thread is counted.
   size_t unfinished() const;
   size_t threads() const;

@@ -82,18 +82,13 @@ void ConfigureUsage(absl::string_view program) {
   auto ours = [](absl::string_view file) { return !absl::StrContains(file, "absl/"); };
   config.contains_help_flags = ours;
   config.contains_helpshort_flags = ours;
-  if (!program.empty()) {
-    config.version_string = [name = std::string(program)] { return absl::StrCat(name, " ", kVersion, "\n"); };
-  }
+  config.version_string = [name = std::string(program)] { return absl::StrCat(name, " ", kVersion, "\n"); };
   absl::SetFlagsUsageConfig(config);
 }
 
 }  // namespace
 
-void SetUsage(absl::string_view usage) {
-  absl::SetProgramUsageMessage(usage);
-  ConfigureUsage("");
-}
+void SetUsage(absl::string_view usage) { absl::SetProgramUsageMessage(usage); }
 
 void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code) {
   static const bool handler_registered = std::atexit(ExitWithTheParsesCode) == 0;

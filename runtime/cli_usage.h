@@ -1,8 +1,8 @@
 // cli_usage.h: --help for brrr's command-line programs.
 //
 // absl's --help lists only flags from a file named like the program; brrr's programs keep
-// their flags in main.cc files, so this makes --help (and --helpshort) list every flag
-// defined in brrr's own sources, after the program's description.
+// their flags in main.cc files, so ParseFlagsOnly makes --help (and --helpshort) list every
+// flag defined in brrr's own sources, after the description SetUsage gave.
 //
 //   brrr::SetUsage("brrr-echo: the echo server...\n\nUsage: brrr-echo [--port=5000] ...");
 //   brrr::ParseFlagsOnly(argc, argv, "brrr-echo", /*exit_code=*/1);
@@ -13,6 +13,7 @@
 
 namespace brrr {
 
+// The program's description, which --help prints first.
 void SetUsage(absl::string_view usage);
 
 // absl::ParseCommandLine for a program that takes flags only: a word that is not a flag
