@@ -1,6 +1,9 @@
 #include "server/shard.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 
@@ -17,6 +20,16 @@ namespace {
 // How often a shard at its descriptor budget looks again: clients wait in the backlog at
 // most this long after a descriptor frees up, for one atomic read per look.
 constexpr Duration kBudgetPoll = milliseconds(10);
+
+// The clients whose handshake the kernel has completed and who wait in the backlog of
+// listening socket `fd` to be accepted (TCP_INFO of a listener: tcpi_unacked is its accept
+// queue's length); 0 for a socket that does not listen.
+uint32_t ClientsInBacklog(int fd) {
+  tcp_info info{};
+  socklen_t len = sizeof(info);
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0 || info.tcpi_state != TCP_LISTEN) return 0;
+  return info.tcpi_unacked;
+}
 
 }  // namespace
 
@@ -191,7 +204,7 @@ Task<> Shard::accept_loop(Socket& listener) {
     // may have been the one the kernel woke for a new connection (Socket::accept_queued), which
     // the new process may never see.
     if (!closing_all_) accept_queued(listener);
-    listener.close();  // only now: closing cancels no accept, so the descriptor is closed at once
+    close_listener(listener);  // only now: closing cancels no accept, so the descriptor is closed at once
   }
 }
 
@@ -221,6 +234,21 @@ void Shard::accept_queued(Socket& listener) {
     slot->HandTo(**conn);
     add_connection(std::move(**conn));
   }
+}
+
+void Shard::close_listener(Socket& listener) {
+  // Unless another process holds the listener now (a hand-over), the close resets the clients
+  // still waiting in its backlog: count them, and say why they were left.
+  if (queued_at_drain_ == QueuedClients::kServe && listener.valid()) {
+    if (uint32_t left = ClientsInBacklog(listener.fd()); left > 0) {
+      counters_.connections_reset_in_backlog.add(left);
+      PrintToStderr("brrr-echo: loop %u: closing its listener reset %u clients waiting in its backlog: %s\n",
+                    loop_->loop_id(), left,
+                    closing_all_ ? "a second signal closes everything at once"
+                                 : "no descriptor was free for them (the echo side's budget, or the process's limit)");
+    }
+  }
+  listener.close();
 }
 
 void Shard::add_connection(Socket socket) {
@@ -360,7 +388,7 @@ void Shard::stop_accepting() {
       // Paused (or never started): no accept is pending, so the listener closes at once, after
       // the clients its backlog holds are taken (unless they are the new process's to take).
       if (queued_at_drain_ == QueuedClients::kServe && !closing_all_) accept_queued(listeners_[i]);
-      listeners_[i].close();
+      close_listener(listeners_[i]);
       continue;
     }
     // The accept loop ends at its pending accept's final completion (an accept that completed

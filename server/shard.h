@@ -21,9 +21,9 @@
 //
 // Draining: for the grace (--drain_grace) the shard goes on accepting; then the listener
 // closes, after the clients waiting in its backlog have been accepted (also where accepting
-// was paused; within the descriptor budget: those it has no room for are reset), unless the
-// drain follows a hand-over (the new process accepts them), and connections go on until their
-// clients close them, for up to --drain_timeout.
+// was paused; within the descriptor budget: those it has no room for are reset, counted and
+// logged), unless the drain follows a hand-over (the new process accepts them), and
+// connections go on until their clients close them, for up to --drain_timeout.
 // At that deadline the rest are closed cleanly (server/connection.h: stop reading, echo what
 // was read, shut the write side, wait briefly for the client to close); those that cannot
 // hand their echoes to the kernel within kDrainFlush (a client that never reads) are reset.
@@ -120,6 +120,10 @@ class Shard {
   // `listener`'s backlog (Socket::accept_queued says why some may wait there unseen), within
   // the descriptor budget.
   void accept_queued(Socket& listener);
+  // Closes a draining loop's listener. The close resets the clients still waiting in its
+  // backlog (those accept_queued had no descriptor for, or all after a second signal) unless the
+  // drain follows a hand-over: they are counted (connections_reset_in_backlog) and logged.
+  void close_listener(Socket& listener);
   // Starts or stops the accept loop as pausing and draining require.
   void update_accepting();
   void add_connection(Socket socket);

@@ -454,13 +454,15 @@ int main(int argc, char** argv) {
   brrr::PrintToStdout(
       "brrr-echo: drained in %.3f s: %llu connections served, %llu closed at the drain deadline, "
       "%llu closed by a second signal, %llu bytes in, %llu bytes out, up %.3f s; at the deadline %llu closed "
-      "cleanly, %llu with a reset, %llu bytes discarded after the end of stream\n",
+      "cleanly, %llu with a reset, %llu bytes discarded after the end of stream; %llu clients reset in a "
+      "listener's backlog\n",
       static_cast<double>(now - drain_started) / 1e9, static_cast<unsigned long long>(s.connections_accepted),
       static_cast<unsigned long long>(s.connections_closed_drain),
       static_cast<unsigned long long>(s.connections_closed_by_signal), static_cast<unsigned long long>(s.bytes_in),
       static_cast<unsigned long long>(s.bytes_out), static_cast<double>(now - (*server)->started_at_ns()) / 1e9,
       static_cast<unsigned long long>(s.connections_closed_drain_clean),
       static_cast<unsigned long long>(s.connections_closed_drain_reset),
-      static_cast<unsigned long long>(s.bytes_discarded));
+      static_cast<unsigned long long>(s.bytes_discarded),
+      static_cast<unsigned long long>(s.connections_reset_in_backlog));
   return exit_code;
 }

@@ -3,6 +3,7 @@
 // request, and (on every backend, since the accept
 // path is the backend's) echo clients that would take every descriptor.
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -273,6 +274,54 @@ TEST_P(BackendReserveTest, TheOperatorGetsInWhenEchoClientsWouldTakeEveryDescrip
   admin::Stats after = StatsWhen([&](const admin::Stats& s) { return s.total().connections_accepted() == kClients; });
   EXPECT_EQ(after.total().connections_accepted(), static_cast<uint64_t>(kClients));
   clients.clear();
+}
+
+// Whether the server reset the client's connection (its next receive fails with ECONNRESET
+// within its receive timeout).
+bool WasReset(const testing::BlockingClient& client) {
+  char byte;
+  return ::recv(client.fd(), &byte, 1, 0) < 0 && errno == ECONNRESET;
+}
+
+// A drain that finds clients in the backlog and no descriptor free to accept them (the budget
+// is used up by clients that stay) resets them as it closes the listener: they are counted,
+// in GetStats and the exit line, and the log says why. The clients it had accepted are served
+// to the end.
+TEST_P(BackendReserveTest, ADrainAtTheBudgetCountsTheClientsItResetsInTheBacklog) {
+  testing::ProcessOptions limited;
+  limited.max_open_files = 256;
+  Start({"--backend=" + GetParam(), "--drain_grace=0", "--drain_timeout=30s"}, limited);
+  const uint64_t budget = EchoBudget();
+  ASSERT_GT(budget, 100u) << server_->out();
+  Stats();  // the fixture's channel connects now, while descriptors are plentiful
+
+  constexpr size_t kWaiting = 20;
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  for (size_t i = 0; i < budget + kWaiting; ++i) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+    ASSERT_TRUE(clients.back()->send_all("client " + std::to_string(1000 + i)));
+  }
+  StatsWhen([&](const admin::Stats& s) { return s.total().connections_active() == budget; });
+  EXPECT_EQ(clients[0]->recv_exact(11), "client 1000");
+  for (size_t i = budget; i < clients.size(); ++i) EXPECT_TRUE(StillWaiting(*clients[i], 0)) << "client " << i;
+
+  server_->Signal(SIGTERM);
+  admin::Stats drained = StatsWhen([](const admin::Stats& s) { return s.total().connections_reset_in_backlog() > 0; });
+  EXPECT_EQ(drained.total().connections_reset_in_backlog(), kWaiting);
+  for (size_t i = budget; i < clients.size(); ++i) EXPECT_TRUE(WasReset(*clients[i])) << "client " << i;
+  EXPECT_TRUE(SaysOnStderr(*server_, "closing its listener reset " + std::to_string(kWaiting) +
+                                         " clients waiting in its backlog: no descriptor was free"))
+      << server_->err();
+
+  // The accepted ones are still served, and the drain ends once they leave.
+  EXPECT_EQ(clients[budget - 1]->recv_exact(11), "client " + std::to_string(1000 + budget - 1));
+  clients.clear();
+  std::optional<int> code = server_->Wait(std::chrono::seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find("; " + std::to_string(kWaiting) + " clients reset in a listener's backlog"),
+            std::string::npos)
+      << server_->out();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, BackendReserveTest, ::testing::ValuesIn(testing::AllBackends()),
