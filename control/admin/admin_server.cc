@@ -15,6 +15,7 @@
 #include "control/admin/reflection_service.h"
 #include "control/admin/task_injector.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_builder.h"
 #include "runtime/socket_address.h"
@@ -22,6 +23,10 @@
 namespace brrr::control {
 
 namespace health = grpc::health::v1;
+
+// gRPC threads beyond one per call allowed in progress: its pollers (two at most, on the one
+// completion queue) and those answering the calls past --admin_max_calls.
+constexpr int kSpareThreads = 8;
 
 // grpc.health.v1.Health: SERVING while the echo server accepts, NOT_SERVING once it drains.
 // Services: "" (the whole server) and "brrr.admin.v1.Admin"; for any other, Check answers
@@ -116,6 +121,16 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   // number. One more than the calls allowed in progress, so that the call past them is still
   // answered RESOURCE_EXHAUSTED rather than left waiting.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(options.max_calls) + 1);
+  // Threads: gRPC's synchronous server takes one for each piece of call work it finds while no
+  // other waits for more, without bound. A client that never acknowledges the server's SETTINGS
+  // is not held to the stream bound above (gRPC 1.51 applies it once acknowledged), and a flood
+  // of calls from it made thousands of threads that kept the operator's calls waiting. So at
+  // most one per call allowed in progress (each may hold one, a stream for its whole life) plus
+  // kSpareThreads: the pollers, and the threads that answer the calls past the bound. Past that
+  // gRPC answers a call RESOURCE_EXHAUSTED itself.
+  grpc::ResourceQuota threads("brrr-admin");
+  threads.SetMaxThreads(static_cast<int>(options.max_calls) + kSpareThreads);
+  builder.SetResourceQuota(threads);
   // The access rule and the bound on calls in progress, once, for every method of every service
   // (call_gate.h).
   std::vector<grpc::Service*> all = {admin->admin_.get(), admin->health_.get()};

@@ -6,8 +6,11 @@
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -39,12 +42,10 @@ class AdminReserveTest : public testing::AdminFixture {
     return grpc::CreateCustomChannel(AdminAddress(), grpc::InsecureChannelCredentials(), args);
   }
 
-  // GetStats over a new connection, with a 5 s deadline.
+  // GetStats over a new connection (with the token, if the test set one; a 10 s deadline).
   grpc::Status StatsOnANewChannel(admin::Stats* stats) const {
     auto stub = admin::Admin::NewStub(NewChannel());
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + seconds(5));
-    return stub->GetStats(&context, admin::GetStatsRequest(), stats);
+    return stub->GetStats(Context().get(), admin::GetStatsRequest(), stats);
   }
 
   grpc::Status HealthOnANewChannel(health::HealthCheckResponse* response) const {
@@ -64,11 +65,12 @@ bool SaysOnStderr(const testing::Process& server, const std::string& text) {
   return false;
 }
 
-// The start of a call that never ends: the client's HTTP/2 preface, an empty SETTINGS frame,
-// then the HEADERS of a GetStats call on stream 1 (no token), and never its request. gRPC's
-// synchronous server runs a unary call's handler, and so the token check, only once the
-// request has come; meanwhile the call is in progress, so the connection is not idle either.
-std::string CallHeadersWithoutARequest() {
+// What an HTTP/2 client sends first: the preface and an empty SETTINGS frame.
+std::string ClientPreface() { return "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + std::string("\0\0\0\x04\0\0\0\0\0", 9); }
+
+// The HEADERS of a GetStats call on stream `stream` (odd), without a token, and never its
+// request (no END_STREAM).
+std::string CallHeaders(uint32_t stream) {
   std::string headers;
   for (const auto& [name, value] : std::vector<std::pair<std::string, std::string>>{
            {":method", "POST"},
@@ -83,10 +85,24 @@ std::string CallHeadersWithoutARequest() {
     headers += static_cast<char>(value.size());
     headers += value;
   }
-  std::string frames = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-  frames += std::string("\0\0\0\x04\0\0\0\0\0", 9);  // SETTINGS, empty
-  frames += std::string({'\0', '\0', static_cast<char>(headers.size()), '\x01', '\x04', '\0', '\0', '\0', '\x01'});
-  return frames + headers;  // HEADERS, END_HEADERS, stream 1, no END_STREAM
+  std::string frame({'\0', '\0', static_cast<char>(headers.size()), '\x01', '\x04'});  // HEADERS, END_HEADERS
+  for (int shift : {24, 16, 8, 0}) frame += static_cast<char>((stream >> shift) & 0xff);
+  return frame + headers;
+}
+
+// The start of a call that never ends: the client's preface, then the HEADERS of a GetStats
+// call on stream 1 (no token), and never its request. gRPC's synchronous server runs a unary
+// call's handler, and so the token check, only once the request has come; meanwhile the call
+// is in progress, so the connection is not idle either.
+std::string CallHeadersWithoutARequest() { return ClientPreface() + CallHeaders(1); }
+
+// The threads of process `pid` now (/proc/PID/status), or -1.
+int ThreadsOf(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
 }
 
 // Past the cap, a new connection takes the place of the oldest one through which no call has
@@ -120,6 +136,53 @@ TEST_F(AdminReserveTest, ConnectionsWithoutACallLetThroughGiveWayToTheOperator) 
   EXPECT_EQ(third.recv_exact(9).size(), 9u);
   second.recv_until_eof();
   EXPECT_EQ(Stats().loops_size(), 1);
+}
+
+// gRPC 1.51 holds a client to --admin_max_calls + 1 streams at once only after the client has
+// acknowledged the server's SETTINGS. Two clients that never do, each starting 10,000 calls
+// that never send their request, made thousands of gRPC threads, and the operator's calls
+// waited behind them. gRPC's threads are bounded now: one per call allowed in progress and a
+// few more; the operator still gets in.
+TEST_F(AdminReserveTest, CallsFromClientsThatNeverAcknowledgeSettingsTakeABoundedNumberOfThreads) {
+  SetToken("s3cret");
+  constexpr int kMaxCalls = 8;
+  Start({"--admin_max_calls=" + std::to_string(kMaxCalls)});
+  const int before = ThreadsOf(server_->pid());
+  ASSERT_GT(before, 0);
+
+  constexpr uint32_t kCallsEach = 10'000;
+  std::vector<std::unique_ptr<testing::BlockingClient>> flooders;
+  int most = before;
+  for (int i = 0; i < 2; ++i) {
+    flooders.push_back(std::make_unique<testing::BlockingClient>(admin_port_, false, 10'000));
+    ASSERT_EQ(flooders.back()->recv_exact(9).size(), 9u);  // handed to gRPC: its SETTINGS
+    std::string calls = ClientPreface();
+    for (uint32_t stream = 1; stream < 2 * kCallsEach; stream += 2) calls += CallHeaders(stream);
+    ASSERT_TRUE(flooders.back()->send_all(calls));
+    most = std::max(most, ThreadsOf(server_->pid()));
+  }
+  // The operator gets in meanwhile; then the flooders leave, which ends their calls.
+  admin::Stats stats;
+  grpc::Status during = StatsOnANewChannel(&stats);
+  EXPECT_TRUE(during.ok()) << during.error_message();
+  for (int i = 0; i < 100; ++i) {
+    most = std::max(most, ThreadsOf(server_->pid()));
+    if (i == 50) flooders.clear();
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  std::printf("threads: %d before the flood, at most %d during and after it\n", before, most);
+  // The synchronous server's (at most kMaxCalls + 8), and gRPC's executor's, which grow under
+  // load up to twice the cores.
+  EXPECT_LE(most, before + kMaxCalls + 8 + 2 * static_cast<int>(std::thread::hardware_concurrency()));
+  // While gRPC's threads end the 20,000 calls, a call may be answered RESOURCE_EXHAUSTED
+  // ("Server Threadpool Exhausted"); then the operator's calls go through again.
+  grpc::Status after;
+  for (int i = 0; i < 100; ++i) {
+    after = StatsOnANewChannel(&stats);
+    if (after.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(milliseconds(100));
+  }
+  EXPECT_TRUE(after.ok()) << after.error_code() << " " << after.error_message();
 }
 
 // With every place held by a connection through which a call was let through, a new one is
