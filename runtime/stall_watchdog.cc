@@ -70,7 +70,10 @@ void StallWatchdog::run() {
     int64_t now = MonotonicNanos();
     std::optional<CurrentTask::Snapshot> task = watched_.current->read();
     int64_t wake_at;
-    if (task.has_value() && now - task->start_ns >= threshold) {
+    // The task being sampled stays a stall, sampled at the threshold's pace, until it ends,
+    // though the threshold was raised past its duration meanwhile: its samples went out with
+    // the sequence its end takes, and the loop reports that end (StallDetector::was_sampled).
+    if (task.has_value() && (now - task->start_ns >= threshold || task->start_ns == sampled_start)) {
       if (task->start_ns != sampled_start) {
         forget_stall();
         sampled_start = task->start_ns;

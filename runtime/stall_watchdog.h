@@ -8,7 +8,9 @@
 // thread and reports it to the detector (StallDetector::report_progress), as Seastar's
 // reactor stall reports do. While the task keeps running it samples again a threshold after
 // the previous sample was reported, so a long block shows whether it moves; the detector
-// keeps the first and newest samples.
+// keeps the first and newest samples. A sampled task stays a stall until it ends, also when
+// the threshold is raised past its duration meanwhile: its end is reported as the stall its
+// samples announced.
 //
 // When it looks: it sleeps until the current task's start plus the threshold (or one
 // threshold when no task runs), so it detects a stall within the threshold plus scheduling

@@ -231,6 +231,29 @@ TEST(StallWatchdogTest, ASampledStallEndsThoughTheThresholdWasRaisedMeanwhile) {
   }
 }
 
+// As above, but the task runs on for several of the old threshold's periods after the raise:
+// the watchdog, looking again meanwhile, finds it below the new threshold; that is still the
+// sampled stall, whose end comes.
+TEST(StallWatchdogTest, ASampledStallEndsThoughItRanOnBelowARaisedThreshold) {
+  WatchedLoop watched(milliseconds(50));
+  ASSERT_NE(watched.loop(), nullptr);
+  StallDetector& detector = watched.loop()->stall_detector();
+  watched.RunAndWait([&] {
+    WatchdogTestSpinUntil(watched.answered(), 1, MonotonicNanos() + kGiveUpNs);
+    detector.set_threshold_ns(60'000'000'000);
+    const int64_t until = MonotonicNanos() + 300'000'000;
+    while (MonotonicNanos() < until) {
+    }
+  });
+  std::optional<StallReport> finished = watched.Finished();
+  ASSERT_TRUE(finished.has_value()) << "the sampled stall never ended";
+  EXPECT_EQ(finished->sequence, 1u);
+  EXPECT_GE(finished->duration_ns, 300'000'000);
+  EXPECT_FALSE(finished->samples.empty());
+  EXPECT_EQ(detector.stall_count(), 1u);
+  EXPECT_FALSE(detector.in_progress().has_value());
+}
+
 TEST(StallWatchdogTest, ALoopThatIsIdleOrOnlyBrieflyBusyIsNeverSignalled) {
   // Half a second: a task of a millisecond would have to be held off the CPU that long.
   WatchedLoop watched(milliseconds(500));
