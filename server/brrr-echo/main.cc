@@ -379,13 +379,18 @@ int main(int argc, char** argv) {
   // Started before the echo server, like the admin plane: the descriptor budget measures what
   // it has open (its loop, its listener) and leaves its connections their reserve.
   std::unique_ptr<brrr::control::MetricsHttpServer> metrics;
+  std::string metrics_backend;
   if (metrics_port != 0) {
     brrr::control::MetricsHttpOptions mo;
+    metrics_backend = (*server)->backend() == "select" ? "poll" : (*server)->backend();
     mo.host = metrics_flags.host;
     mo.port = static_cast<uint16_t>(metrics_port);
     mo.auth = admin_options.auth;
     mo.max_connections = metrics_connections;
-    mo.backend = (*server)->backend();
+    // select watches descriptors below FD_SETSIZE only, and a scrape's socket may come after
+    // every echo connection's: the metrics port then runs on poll, which watches any, so that
+    // it answers at peak load too.
+    mo.backend = metrics_backend;
     mo.plugin_dir = o.plugin_dir;
     mo.listener_fd = (*upgrade)->AdoptMetrics(metrics_flags.host, static_cast<uint16_t>(metrics_port));
     brrr::control::MetricsPages pages;
@@ -420,8 +425,11 @@ int main(int argc, char** argv) {
                         admin->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "");
   }
   if (metrics != nullptr) {
-    brrr::PrintToStdout("brrr-echo: metrics on %s (HTTP: /metrics, /healthz, /readyz%s)\n", metrics->address().c_str(),
-                        admin_options.auth.required() ? "; bearer token required" : "");
+    brrr::PrintToStdout("brrr-echo: metrics on %s (HTTP: /metrics, /healthz, /readyz%s%s)\n",
+                        metrics->address().c_str(), admin_options.auth.required() ? "; bearer token required" : "",
+                        metrics_backend != (*server)->backend()
+                            ? "; on the poll backend: select watches descriptors below 1024 only"
+                            : "");
   }
   if (const auto& plan = (*server)->descriptor_plan(); plan.has_value()) {
     brrr::PrintToStdout(

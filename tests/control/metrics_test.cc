@@ -77,6 +77,26 @@ class MetricsTest : public ::testing::Test {
   std::unique_ptr<Process> server_;
 };
 
+// select watches descriptors below 1024 only, and a scrape's socket comes after every echo
+// connection's: the metrics port runs on poll then, so that it answers at peak load too (on
+// select it closed every scrape past about 1,012 echo connections, "Empty reply from server").
+TEST_F(MetricsTest, WithSelectTheMetricsPortAnswersPastAThousandConnections) {
+  constexpr int kClients = 1100;
+  ASSERT_GE(testing::RaiseFdLimit(4 * kClients), static_cast<uint64_t>(4 * kClients));
+  Start({"--backend=select"});
+  EXPECT_NE(server_->out().find("on the poll backend: select watches descriptors below 1024 only"), std::string::npos)
+      << server_->out();
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(std::make_unique<BlockingClient>(port_));
+  ASSERT_TRUE(server_->WaitForError("the select backend watches descriptors up to 1023 only")) << server_->err();
+  for (const char* path : {"/metrics", "/healthz", "/readyz"}) {
+    HttpReply reply = HttpGet(metrics_port_, path);
+    EXPECT_EQ(reply.status, 200) << path << ": " << reply.body;
+  }
+  HttpReply metrics = HttpGet(metrics_port_, "/metrics");
+  EXPECT_GT(Sample(metrics.body, "brrr_connections_closed_unwatchable_total{loop=\"0\"}"), 0) << metrics.body;
+}
+
 TEST_F(MetricsTest, TheExpositionHoldsEveryListedFigurePerLoopAndPromtoolAcceptsIt) {
   Start({"--loops=2"});
   // Enough connections that both loops (SO_REUSEPORT spreads them) are likely to serve some.
