@@ -173,6 +173,9 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
       return absl::Status(sole.code(), absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", sole.message()));
     }
   }
+  // A process that joins the port later takes part of the connections too: said when it does.
+  // (Taking over, the old process's listeners are the sockets this one adopted.)
+  if (!o.share_port) server->shards_[0]->watch_port(bind_to, InodesOf(listener_fds));
   return server;
 }
 

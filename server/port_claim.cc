@@ -1,40 +1,84 @@
 #include "server/port_claim.h"
 
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
-#include <fstream>
-#include <set>
-#include <sstream>
+#include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "runtime/unique_fd.h"
 
 namespace brrr::server {
 namespace {
 
-// The address as /proc/net/tcp{,6} prints a local address: the raw 32-bit words in host
-// order, then the port, in hex ("0100007F:1388" for 127.0.0.1:5000).
-std::string ProcNetForm(const SocketAddress& address) {
-  std::string out;
+// Whether the sock_diag address `words` (in network order, 1 word for IPv4, 4 for IPv6) is
+// `address`'s IP.
+bool SameIp(const uint32_t words[4], const SocketAddress& address) {
   if (address.family() == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(address.data());
-    out = absl::StrFormat("%08X", in->sin_addr.s_addr);
-  } else {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(address.data());
-    for (int i = 0; i < 4; ++i) absl::StrAppendFormat(&out, "%08X", in6->sin6_addr.s6_addr32[i]);
+    return words[0] == reinterpret_cast<const sockaddr_in*>(address.data())->sin_addr.s_addr;
   }
-  absl::StrAppendFormat(&out, ":%04X", address.port());
-  return out;
+  return std::memcmp(words, reinterpret_cast<const sockaddr_in6*>(address.data())->sin6_addr.s6_addr, 16) == 0;
 }
 
 }  // namespace
+
+std::set<uint64_t> InodesOf(const std::vector<int>& fds) {
+  std::set<uint64_t> inodes;
+  for (int fd : fds) {
+    struct stat st;
+    if (::fstat(fd, &st) == 0) inodes.insert(st.st_ino);
+  }
+  return inodes;
+}
+
+absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,
+                                                              const std::set<uint64_t>& ours) {
+  UniqueFd diag(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
+  if (!diag.valid()) return absl::ErrnoToStatus(errno, "socket(AF_NETLINK, NETLINK_SOCK_DIAG)");
+  // A dump of the TCP sockets in LISTEN on the port: the kernel walks its listening table only,
+  // and skips other ports (inet_diag compares idiag_sport there).
+  struct {
+    nlmsghdr header;
+    inet_diag_req_v2 request;
+  } ask{};
+  ask.header.nlmsg_len = sizeof(ask);
+  ask.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  ask.header.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  ask.request.sdiag_family = static_cast<uint8_t>(address.family());
+  ask.request.sdiag_protocol = IPPROTO_TCP;
+  ask.request.idiag_states = 1u << TCP_LISTEN;
+  ask.request.id.idiag_sport = htons(address.port());
+  if (::send(diag.get(), &ask, sizeof(ask), 0) != static_cast<ssize_t>(sizeof(ask))) {
+    return absl::ErrnoToStatus(errno, "asking sock_diag for the port's listeners");
+  }
+  std::vector<ForeignListener> foreign;
+  alignas(nlmsghdr) char buffer[16384];
+  for (;;) {
+    ssize_t n = ::recv(diag.get(), buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return absl::ErrnoToStatus(n < 0 ? errno : EPROTO, "reading sock_diag's answer");
+    int left = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+      if (h->nlmsg_type == NLMSG_DONE) return foreign;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        const auto* error = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
+        return absl::ErrnoToStatus(-error->error, "sock_diag");
+      }
+      const auto* socket = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      if (socket->id.idiag_sport != htons(address.port()) || !SameIp(socket->id.idiag_src, address)) continue;
+      if (ours.count(socket->idiag_inode) != 0) continue;
+      foreign.push_back({.inode = socket->idiag_inode, .uid = socket->idiag_uid});
+    }
+  }
+}
 
 absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address) {
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -58,31 +102,11 @@ absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address) {
 }
 
 absl::Status CheckSoleListener(const SocketAddress& address, const std::vector<int>& our_fds) {
-  std::set<std::string> ours;
-  for (int fd : our_fds) {
-    struct stat st;
-    if (::fstat(fd, &st) == 0) ours.insert(std::to_string(st.st_ino));
-  }
-  std::ifstream table(address.family() == AF_INET ? "/proc/net/tcp" : "/proc/net/tcp6");
-  if (!table) return absl::OkStatus();
-  const std::string local = ProcNetForm(address);
-  constexpr absl::string_view kListen = "0A";
-  std::string line;
-  std::getline(table, line);  // the heading
-  while (std::getline(table, line)) {
-    // sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode
-    std::istringstream fields(line);
-    std::string sl, local_address, remote, state, queues, timer, retransmits, uid, timeout, inode;
-    if (!(fields >> sl >> local_address >> remote >> state >> queues >> timer >> retransmits >> uid >> timeout >>
-          inode)) {
-      continue;
-    }
-    if (state != kListen || local_address != local || ours.count(inode) != 0) continue;
-    return absl::UnavailableError(absl::StrCat(
-        "Address already in use (a listener of another process, user ", uid,
-        ", took the port at the same moment); pick another --port, or --share_port to join it on purpose"));
-  }
-  return absl::OkStatus();
+  absl::StatusOr<std::vector<ForeignListener>> foreign = ForeignListeners(address, InodesOf(our_fds));
+  if (!foreign.ok() || foreign->empty()) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("Address already in use (a listener of another process, user ", foreign->front().uid,
+                   ", took the port at the same moment); pick another --port, or --share_port to join it on purpose"));
 }
 
 }  // namespace brrr::server

@@ -7,10 +7,12 @@
 //   - ClaimPort, before the listeners bind: binds a probe socket *without* SO_REUSEPORT, which
 //     fails with EADDRINUSE when any socket holds the port (a reuse-port group too), and with
 //     port 0 picks a free port. The probe is closed before the listeners bind.
-//   - CheckSoleListener, after they listen: reads the kernel's table of TCP sockets
-//     (/proc/net/tcp or tcp6) and fails if a listener on the same address and port is not one
-//     of ours, which catches two servers that passed their probes at the same moment.
-// A deliberate hand-over (brrr-echo --share_port) skips both.
+//   - CheckSoleListener, after they listen: asks the kernel (sock_diag) for the TCP listeners
+//     on the same address and port and fails if one is not ours, which catches two servers
+//     that passed their probes at the same moment.
+// A deliberate hand-over (brrr-echo --share_port) skips both. Nothing stops a process of the
+// same user from joining the group later; ForeignListeners finds it (server/port_watch.h asks
+// every second).
 //
 //   absl::StatusOr<SocketAddress> addr = ClaimPort(requested);   // port filled in
 //   ... bind and listen every loop's socket on *addr with SO_REUSEPORT ...
@@ -20,6 +22,8 @@
 #ifndef BRRR_SERVER_PORT_CLAIM_H_
 #define BRRR_SERVER_PORT_CLAIM_H_
 
+#include <cstdint>
+#include <set>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,8 +35,23 @@ namespace brrr::server {
 // is in use (EADDRINUSE), or the bind's own error.
 absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address);
 
-// OK if every TCP listener on `address` is one of `our_fds` (or the kernel's table cannot be
-// read, which is reported as OK: the probe already ran); else Unavailable.
+// A TCP listener on our address and port that is not one of our sockets.
+struct ForeignListener {
+  uint64_t inode = 0;  // its socket's inode (ss -e, /proc/PID/fd show it)
+  uint32_t uid = 0;    // its owner
+};
+
+// The inodes of the sockets `fds` (the ones that fstat answers for).
+std::set<uint64_t> InodesOf(const std::vector<int>& fds);
+
+// The TCP listeners on exactly `address` (its IP and port) whose inode is not in `ours`, from
+// the kernel's socket table through sock_diag: a dump of the listeners on that port only, cheap
+// enough to ask every second. An error if sock_diag cannot be asked.
+absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,
+                                                              const std::set<uint64_t>& ours);
+
+// OK if every TCP listener on `address` is one of `our_fds` (or the kernel cannot be asked,
+// which is reported as OK: the probe already ran); else Unavailable.
 absl::Status CheckSoleListener(const SocketAddress& address, const std::vector<int>& our_fds);
 
 }  // namespace brrr::server

@@ -44,6 +44,9 @@
     "Connections closed at once because the backend cannot watch their descriptor (select: FD_SETSIZE).")            \
   F(connections_reset_in_backlog, Counter, Count, Stored,                                                            \
     "Clients reset in a listener's backlog as a drain closed it: no descriptor was free to accept them.")            \
+  F(foreign_listeners, Gauge, Count, Stored,                                                                         \
+    "Listeners of other processes on the echo port beside this server's: they take part of the new connections "     \
+    "(loop 0 looks every second; not with --share_port).")                                                           \
   F(accepting, Gauge, Flag, Stored, "Whether the loop accepts new connections now (not paused or draining).")
 
 namespace brrr::server {

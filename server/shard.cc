@@ -56,9 +56,19 @@ Shard::~Shard() {
   loop_.reset();
 }
 
+void Shard::watch_port(SocketAddress address, std::set<uint64_t> ours) {
+  port_watch_.emplace(*loop_, std::move(address), std::move(ours), counters_.foreign_listeners);
+}
+
 void Shard::start() {
   // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
   loop_->call_soon([this] { loop_->reserve_receive_buffers(); }, "echo:map_buffers");
+  if (port_watch_.has_value())
+    loop_->call_soon(
+        [this] {
+          if (!draining_) port_watch_->start();
+        },
+        "echo:port_watch");
   update_accepting();
   if (options_.idle_timeout > Duration::zero()) {
     Duration every = std::max<Duration>(options_.idle_timeout / 4, milliseconds(10));
@@ -380,6 +390,7 @@ void Shard::drain(Duration grace, QueuedClients queued, std::function<void()> on
 void Shard::stop_accepting() {
   if (draining_) return;
   grace_end_.cancel();
+  if (port_watch_.has_value()) port_watch_->stop();  // the listeners close now
   draining_ = true;
   drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
   for (size_t i = 0; i < listeners_.size(); ++i) {

@@ -37,6 +37,8 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 #include <vector>
 
 #include "runtime/async.h"
@@ -45,6 +47,7 @@
 #include "server/connection.h"
 #include "server/descriptor_budget.h"
 #include "server/drain_progress.h"
+#include "server/port_watch.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
 #include "server/throttle.h"
@@ -77,6 +80,9 @@ class Shard {
   // has let go, so that a take-over that fails leaves no connection queued on a socket about to
   // close (it would be reset).
   void defer_listening() { listen_deferred_ = true; }
+  // Before start(): this shard watches `address` for listeners of other processes, `ours`
+  // being all the server's listeners (server/port_watch.h), until it drains. One shard does.
+  void watch_port(SocketAddress address, std::set<uint64_t> ours);
   // Loop thread: the deferred listener listens and the shard accepts on it (unless it drains:
   // the listener then closes with the others). Nothing if listening was not deferred.
   absl::Status listen_now();
@@ -157,6 +163,7 @@ class Shard {
   Connection* connections_ = nullptr;  // intrusive list
   std::vector<Future<>> acceptors_;  // one per listener, while accepting
   size_t acceptors_running_ = 0;      // after stop_accepting: accept loops not yet ended
+  std::optional<PortWatch> port_watch_;
   TimerHandle idle_sweep_;
   TimerHandle grace_end_;
   TimerHandle drain_deadline_;

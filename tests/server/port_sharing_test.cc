@@ -7,12 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/http_client.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -28,7 +30,8 @@ std::string EchoBinary() { return testing::Runfile("server/brrr-echo/brrr-echo")
 // A TCP listener on 127.0.0.1 (a free port), with or without SO_REUSEPORT.
 class Holder {
  public:
-  explicit Holder(bool reuse_port) {
+  // On `port` (0: a free one).
+  explicit Holder(bool reuse_port, uint16_t port = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -36,6 +39,7 @@ class Holder {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(port);
     EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
     EXPECT_EQ(::listen(fd_, 16), 0);
     socklen_t len = sizeof a;
@@ -114,12 +118,43 @@ TEST(PortSharingTest, ASecondServerOnTheSamePortIsRefusedAndTheFirstKeepsEveryCo
   EXPECT_NE(first.out().find("20 connections served"), std::string::npos) << first.out();
 }
 
+// Linux lets a process of the same user join a SO_REUSEPORT group at any time, and then gives
+// it part of the new connections. brrr-echo cannot refuse it, but within a second of its
+// joining and of its leaving says so on stderr, and counts it (foreign_listeners).
+TEST(PortSharingTest, AListenerThatJoinsLaterIsReportedAndCounted) {
+  const uint16_t metrics_port = testing::PickFreePort();
+  Process server(EchoBinary(), {"--port=0", "--loops=2", "--metrics_port=" + std::to_string(metrics_port)});
+  const uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0) << server.err();
+  const std::string where = "127.0.0.1:" + std::to_string(port);
+  auto foreign_listeners = [&] {
+    testing::HttpReply reply = testing::HttpGet(metrics_port, "/metrics");
+    size_t at = reply.body.find("\nbrrr_foreign_listeners{loop=\"0\"} ");
+    return at == std::string::npos ? -1 : std::atoi(reply.body.c_str() + reply.body.find(' ', at + 1) + 1);
+  };
+  EXPECT_EQ(foreign_listeners(), 0);
+  {
+    Holder other(/*reuse_port=*/true, port);
+    ASSERT_EQ(other.port(), port);
+    EXPECT_TRUE(server.WaitForError("a listener that is not this server's joined " + where)) << server.err();
+    EXPECT_EQ(foreign_listeners(), 1);
+  }
+  EXPECT_TRUE(server.WaitForError("the other listener on " + where)) << server.err();
+  EXPECT_NE(server.err().find("is gone"), std::string::npos) << server.err();
+  EXPECT_EQ(foreign_listeners(), 0);
+  server.Signal(SIGTERM);
+  ASSERT_EQ(server.Wait(seconds(30)), std::optional<int>(0));
+}
+
 TEST(PortSharingTest, SharePortJoinsARunningServerOnPurpose) {
   Process old_server(EchoBinary(), {"--port=0"});
   uint16_t port = old_server.ListeningPort();
   ASSERT_NE(port, 0) << old_server.err();
   Process new_server(EchoBinary(), {"--port=" + std::to_string(port), "--share_port"});
   ASSERT_EQ(new_server.ListeningPort(), port) << new_server.err();
+  // The old one says so (it was not started with --share_port); the new one does not look.
+  EXPECT_TRUE(old_server.WaitForError("a listener that is not this server's joined 127.0.0.1:" + std::to_string(port)))
+      << old_server.err();
   // The old one leaves; the new one serves the port alone.
   old_server.Signal(SIGTERM);
   ASSERT_EQ(old_server.Wait(seconds(30)), std::optional<int>(0));
