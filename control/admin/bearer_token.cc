@@ -1,5 +1,7 @@
 #include "control/admin/bearer_token.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -31,6 +33,11 @@ absl::Status CheckBearerToken(absl::string_view token) {
 }
 
 absl::StatusOr<std::string> ReadBearerTokenFile(absl::string_view flag, const std::string& path) {
+  // A directory opens, and reads as an empty file: it would be "the file holds no token".
+  if (struct stat info; ::stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, "=", path, ": is a directory, not a file: give the file that holds the token"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;

@@ -24,9 +24,9 @@ namespace brrr::control {
 inline constexpr size_t kMaxBearerTokenBytes = 4096;
 
 // The token in the file at `path`. Errors name `flag` and `path`: the file cannot be read (the
-// code from errno: NotFound, PermissionDenied...), or it holds no token, more than one word, a
-// byte that is not visible ASCII, or too long a token (InvalidArgument). A message never
-// repeats the token.
+// code from errno: NotFound, PermissionDenied...), or `path` is a directory, or the file holds
+// no token, more than one word, a byte that is not visible ASCII, or too long a token
+// (InvalidArgument). A message never repeats the token.
 absl::StatusOr<std::string> ReadBearerTokenFile(absl::string_view flag, const std::string& path);
 
 // The same rule for a token already read (tests, embedders): OK or InvalidArgument.

@@ -34,7 +34,8 @@ class CallAuth {
   // Lets every call in.
   CallAuth() = default;
   // Reads the token (ReadBearerTokenFile). Errors: the file cannot be read (NotFound /
-  // PermissionDenied...), or it holds no token or one no client could send (InvalidArgument).
+  // PermissionDenied...), or is a directory, or it holds no token or one no client could send
+  // (InvalidArgument).
   static absl::StatusOr<CallAuth> FromTokenFile(const std::string& path);
   // For tests and embedders: requires exactly this token (not empty).
   static CallAuth WithToken(std::string token);

@@ -49,7 +49,8 @@ class AdminClient {
  public:
   // Reads the token and creates the channel (it connects on the first call). Errors
   // (InvalidArgument), as a message for the user: an empty target, a timeout that is not
-  // positive, a --token_file that cannot be read, holds no token, or holds more than one word.
+  // positive, a --token_file that cannot be read, is a directory, holds no token, or holds more
+  // than one word.
   static absl::StatusOr<std::unique_ptr<AdminClient>> Create(const AdminClientOptions& options);
 
   brrr::admin::v1::Admin::StubInterface& admin() { return *admin_; }

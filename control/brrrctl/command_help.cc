@@ -112,7 +112,7 @@ std::string GeneralHelp() {
       "  1  the server answered with an error; stderr says \"brrrctl: CODE: message\"\n"
       "     (e.g. INVALID_ARGUMENT, NOT_FOUND, UNIMPLEMENTED from an older server)\n"
       "  2  usage: unknown command or flag, a bad value (also one outside the range a command's help\n"
-      "     gives: checked before any call), a missing or empty --token_file\n"
+      "     gives: checked before any call), a missing or empty --token_file, or a directory\n"
       "  3  cannot reach the admin plane at --target (UNAVAILABLE, DEADLINE_EXCEEDED before connecting);\n"
       "     top: a target it could not reach at any of its polls\n"
       "  4  UNAUTHENTICATED: the server wants a token (--token_file), or another one\n"

@@ -1,6 +1,8 @@
 // Requests the admin plane refuses, on a real brrr-echo over a real gRPC channel: calls
 // without the bearer token when one is set (and an unreadable or empty token file at start),
 // and each kind of bad request with its own error code and a message saying what is allowed.
+#include <sys/stat.h>
+
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -56,9 +58,10 @@ TEST_F(AdminActionsTest, EveryCallNeedsTheBearerTokenWhenOneIsSet) {
   EXPECT_FALSE(Stats().draining());
 }
 
-// A token file that cannot be read, holds no token, or holds one that no client could send: a
-// control or non-ASCII byte (a gRPC client refuses such metadata, brrrctl's gRPC aborted on it)
-// or one too long for a header. Before, the last two started a server nobody could administer.
+// A token file that cannot be read, is a directory, holds no token, or holds one that no client
+// could send: a control or non-ASCII byte (a gRPC client refuses such metadata, brrrctl's gRPC
+// aborted on it) or one too long for a header. Before, the last two started a server nobody
+// could administer, and a directory read as an empty file ("holds no token").
 TEST(AdminTokenFlagTest, ATokenFileWithoutAUsableTokenIsAnErrorAtStart) {
   std::string dir = std::getenv("TEST_TMPDIR");
   std::ofstream(dir + "/empty.token") << "  \n";
@@ -66,6 +69,7 @@ TEST(AdminTokenFlagTest, ATokenFileWithoutAUsableTokenIsAnErrorAtStart) {
                                         << "en\n";
   std::ofstream(dir + "/utf8.token") << "t\xc3\xb8ken\n";
   std::ofstream(dir + "/long.token") << std::string(9000, 'a') << "\n";
+  ASSERT_EQ(mkdir((dir + "/dir.token").c_str(), 0755), 0);
   struct Case {
     std::string file;
     std::string message;
@@ -73,6 +77,7 @@ TEST(AdminTokenFlagTest, ATokenFileWithoutAUsableTokenIsAnErrorAtStart) {
   for (const Case& c : std::vector<Case>{
            {"no-such-file", "no-such-file: cannot read it: No such file or directory"},
            {"empty.token", "empty.token: the file holds no token"},
+           {"dir.token", "dir.token: is a directory, not a file"},
            {"control.token", "control.token: the token's byte 4 is 0x01; a token is visible ASCII"},
            {"utf8.token", "utf8.token: the token's byte 2 is 0xc3; a token is visible ASCII"},
            {"long.token", "long.token: the token is 9000 bytes long; at most 4096"},

@@ -1,6 +1,7 @@
 // brrrctl with no server to talk to, as a child process: usage errors exit 2 with a clear
 // message, --help states the contract, and an unreachable target exits 3 at once.
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
                                               "tok\x01"
                                               "en\n");
   const std::string long_token = WriteFile("long_token", std::string(5000, 'a'));
+  const std::string token_dir = std::getenv("TEST_TMPDIR");
   struct Case {
     std::vector<std::string> args;
     std::string message;
@@ -66,6 +68,7 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       {{"--timeout=0s", "info"}, "--timeout=0: must be positive"},
       {{"--token_file=/nonexistent/token", "info"}, "--token_file=/nonexistent/token: cannot read it"},
       {{"--token_file=" + empty_token, "info"}, "--token_file=" + empty_token + ": the file holds no token"},
+      {{"--token_file=" + token_dir, "info"}, "--token_file=" + token_dir + ": is a directory, not a file"},
       // gRPC aborted brrrctl (SIGABRT) on a token it cannot send as metadata.
       {{"--token_file=" + control_token, "info"}, "--token_file=" + control_token + ": the token's byte 4 is 0x01"},
       {{"--token_file=" + long_token, "info"}, "--token_file=" + long_token + ": the token is 5000 bytes long"},
