@@ -111,13 +111,17 @@ Outcome AdminClient::AwaitConnection() const {
   return Outcome::Ok();
 }
 
-Outcome AdminClient::Explain(const grpc::Status& status, bool streamed) const {
+bool AdminClient::connected() const { return channel_->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_READY; }
+
+Outcome AdminClient::Explain(const grpc::Status& status, StreamReach reach) const {
   if (status.ok()) return Outcome::Ok();
   std::string what = StatusCodeName(status.error_code());
   if (!status.error_message().empty()) absl::StrAppend(&what, ": ", status.error_message());
-  if (streamed && status.error_code() != grpc::StatusCode::UNAUTHENTICATED) {
-    return Outcome::ServerError(absl::StrCat("the stream from ", options_.target, " ended: ", what));
-  }
+  const grpc::StatusCode code = status.error_code();
+  const bool ended = (reach == StreamReach::kDelivered && code != grpc::StatusCode::UNAUTHENTICATED) ||
+                     (reach == StreamReach::kOpened &&
+                      (code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED));
+  if (ended) return Outcome::ServerError(absl::StrCat("the stream from ", options_.target, " ended: ", what));
   switch (status.error_code()) {
     case grpc::StatusCode::UNAUTHENTICATED:
       return {ExitCode::kUnauthenticated,
@@ -126,7 +130,7 @@ Outcome AdminClient::Explain(const grpc::Status& status, bool streamed) const {
                                                                " was refused)"))};
     case grpc::StatusCode::UNAVAILABLE:
     case grpc::StatusCode::DEADLINE_EXCEEDED:
-      if (channel_->GetState(/*try_to_connect=*/false) != GRPC_CHANNEL_READY) {
+      if (!connected()) {
         // The connection was made and closed at once: what an admin plane at its
         // --admin_max_connections does (it says so on its stderr).
         const char* closed = absl::StrContains(status.error_message(), "Socket closed")

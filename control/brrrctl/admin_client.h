@@ -10,7 +10,9 @@
 //
 // Reachability: a call that fails with UNAVAILABLE or DEADLINE_EXCEEDED while the channel is
 // not connected never reached the server (ExitCode::kUnreachable); the same codes on a
-// connected channel are the server's answer (ExitCode::kServerError).
+// connected channel are the server's answer (ExitCode::kServerError). A stream opened on a
+// connected channel reached the server, whatever ends it and whatever the channel is by then
+// (a server shutting down ends its streams, then closes their connection).
 //
 // Threads: the stubs may be used from any thread; Create and Explain from one.
 #ifndef BRRR_CONTROL_ADMIN_CLIENT_H_
@@ -67,13 +69,23 @@ class AdminClient {
   // connection failed at once (the stream's own error then says why); kUnreachable when no
   // connection came within the timeout.
   Outcome AwaitConnection() const;
+  // Whether the channel is connected now (read as a stream opens: StreamReach).
+  bool connected() const;
+
+  // How far a call got before it ended, for Explain.
+  enum class StreamReach {
+    kNone,       // a unary call, or a stream opened while the channel was not connected
+    kOpened,     // a stream opened on a connected channel: the admin plane was reached
+    kDelivered,  // a stream that delivered messages
+  };
 
   // What a call's status means for brrrctl: kOk, kUnauthenticated, kUnreachable (naming the
-  // target) or kServerError, with "CODE: message" for stderr. `streamed`: the call was a stream
-  // that delivered messages before it ended, so the admin plane was reached, whatever ended it
-  // (a server shutting down ends its streams with UNAVAILABLE): kServerError, "the stream
-  // ended: CODE: message".
-  Outcome Explain(const grpc::Status& status, bool streamed = false) const;
+  // target) or kServerError, with "CODE: message" for stderr. A stream that reached the admin
+  // plane (`reach`) and then ended is kServerError, "the stream from TARGET ended: CODE:
+  // message" (a server shutting down ends its streams with UNAVAILABLE): whatever the code but
+  // UNAUTHENTICATED once it delivered messages; UNAVAILABLE or DEADLINE_EXCEEDED when it only
+  // opened (another code is the server's answer to the request, said as for a unary call).
+  Outcome Explain(const grpc::Status& status, StreamReach reach = StreamReach::kNone) const;
 
   const std::string& target() const { return options_.target; }
 

@@ -102,7 +102,9 @@ std::string ThrottleText(const brrr::admin::v1::Throttle& throttle);
 void KeepLoops(const std::vector<uint32_t>& loops, brrr::admin::v1::Stats* stats);
 
 // Reads a server stream until it ends, `on_message` returns false, or SIGINT/SIGTERM; the
-// last two end it cleanly (kOk). Waits (--timeout) for a connection first.
+// last two end it cleanly (kOk). Waits (--timeout) for a connection first. A stream opened on
+// that connection reached the server: its end is "the stream ... ended" (exit 1), even before
+// its first message (AdminClient::Explain).
 template <typename Message>
 Outcome ReadStream(Invocation& invocation,
                    const std::function<std::unique_ptr<grpc::ClientReaderInterface<Message>>(grpc::ClientContext*)>& open,
@@ -110,12 +112,15 @@ Outcome ReadStream(Invocation& invocation,
   if (Outcome connected = invocation.client.AwaitConnection(); !connected.ok()) return connected;
   std::unique_ptr<grpc::ClientContext> context = invocation.client.StreamContext();
   Interrupts::Scope scope = invocation.interrupts.OnInterrupt([&context] { context->TryCancel(); });
+  // Read as the call starts: a server shutting down ends the stream and closes the connection,
+  // so by the time the end is read the channel no longer tells whether the call got there.
+  AdminClient::StreamReach reach =
+      invocation.client.connected() ? AdminClient::StreamReach::kOpened : AdminClient::StreamReach::kNone;
   std::unique_ptr<grpc::ClientReaderInterface<Message>> reader = open(context.get());
   Message message;
   bool stopped = false;
-  bool streamed = false;
   while (reader->Read(&message)) {
-    streamed = true;
+    reach = AdminClient::StreamReach::kDelivered;
     if (!on_message(message)) {
       stopped = true;
       context->TryCancel();
@@ -124,7 +129,7 @@ Outcome ReadStream(Invocation& invocation,
   }
   grpc::Status status = reader->Finish();
   if (stopped || invocation.interrupts.interrupted()) return Outcome::Ok();
-  return invocation.client.Explain(status, streamed);
+  return invocation.client.Explain(status, reach);
 }
 
 }  // namespace brrr::control

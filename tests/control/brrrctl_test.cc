@@ -5,9 +5,11 @@
 // usage and exit codes without a server: brrrctl_usage_test.)
 #include <signal.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
@@ -206,6 +208,33 @@ TEST_F(BrrrctlTest, AStreamEndedByTheServersShutdownSaysSo) {
   EXPECT_EQ(*code, 1) << watch.err();
   EXPECT_TRUE(Contains(watch.err(), "brrrctl: the stream from " + Address() + " ended: UNAVAILABLE: ")) << watch.err();
   EXPECT_FALSE(Contains(watch.err(), "cannot reach")) << watch.err();
+  ASSERT_TRUE(server_->Wait(seconds(30)).has_value());
+}
+
+// The same when the stream ends before it has sent anything (stalls, on a server with no
+// stall): the stream was open on a connection, so the server was reached. Before, brrrctl
+// counted a stream as reached only once a message had come, and said exit 3, "cannot reach".
+// With --admin_max_calls=1, the stream holds the only call slot once it is open: a direct call
+// is refused from then on, and that is when the server is stopped.
+TEST_F(BrrrctlTest, AStreamEndedBeforeItsFirstMessageSaysSo) {
+  Start({"--admin_max_calls=1"});
+  testing::Process stalls(testing::Runfile("control/brrrctl/brrrctl"), {"--target=" + Address(), "stalls"});
+  auto give_up = std::chrono::steady_clock::now() + seconds(30);
+  for (;;) {
+    admin::Stats stats;
+    grpc::Status s = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    if (s.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    ASSERT_LT(std::chrono::steady_clock::now(), give_up) << "the stream never opened: " << stalls.err();
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  server_->Signal(SIGTERM);
+  std::optional<int> code = stalls.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << stalls.err();
+  EXPECT_EQ(*code, 1) << stalls.err();
+  EXPECT_TRUE(Contains(stalls.err(), "brrrctl: the stream from " + Address() + " ended: UNAVAILABLE: "))
+      << stalls.err();
+  EXPECT_FALSE(Contains(stalls.err(), "cannot reach")) << stalls.err();
+  EXPECT_EQ(stalls.out(), "");
   ASSERT_TRUE(server_->Wait(seconds(30)).has_value());
 }
 

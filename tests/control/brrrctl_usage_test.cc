@@ -112,7 +112,7 @@ TEST(BrrrctlUsageTest, HelpExitsZeroAndStatesTheContract) {
 
 TEST(BrrrctlUsageTest, UnreachableTargetExitsThreeAtOnce) {
   const std::string target = "127.0.0.1:" + std::to_string(testing::PickFreePort());  // nothing listens
-  for (const std::string command : {"info", "health", "watch"}) {
+  for (const std::string command : {"info", "health", "watch", "stalls"}) {
     auto start = std::chrono::steady_clock::now();
     CtlRun r = Brrrctl({"--target=" + target, "--timeout=20s", command});
     auto took = std::chrono::steady_clock::now() - start;
