@@ -48,6 +48,12 @@ bool IsGlobalFlag(const std::string& name) {
   return false;
 }
 
+// What a value of `flag` must be for the command on `line` (its range there), when it says.
+std::string ExpectedOnLine(const CommandLine& line, absl::string_view flag) {
+  const Command* command = line.args.empty() ? nullptr : FindCommand(line.args[0]);
+  return command != nullptr ? ExpectedFlagValue(*command, flag) : "";
+}
+
 int Finish(const Outcome& outcome, const Command* command) {
   if (!outcome.message.empty()) {
     std::fprintf(stderr, "brrrctl: %s\n", outcome.message.c_str());
@@ -86,7 +92,7 @@ std::string CommandNames() {
 }
 
 int Run(int argc, char** argv, Interrupts& interrupts) {
-  absl::StatusOr<CommandLine> line = CommandLine::Parse(argc, argv, KnownFlags());
+  absl::StatusOr<CommandLine> line = CommandLine::Parse(argc, argv, KnownFlags(), ExpectedOnLine);
   if (!line.ok()) return Finish(Outcome::Usage(std::string(line.status().message())), nullptr);
   if (line->args.empty()) {
     if (line->help) return PrintHelp(GeneralHelp());
@@ -105,6 +111,7 @@ int Run(int argc, char** argv, Interrupts& interrupts) {
       return Finish(Outcome::Usage(absl::StrCat("--", flag, " does not apply to ", command->name)), command);
     }
   }
+  if (Outcome ranged = CheckFlagRanges(*command, *line); !ranged.ok()) return Finish(ranged, command);
   if (args.size() < command->min_args || args.size() > command->max_args) {
     std::string want = command->min_args == command->max_args
                            ? absl::StrCat(command->min_args)

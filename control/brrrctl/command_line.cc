@@ -1,6 +1,8 @@
 #include "control/brrrctl/command_line.h"
 
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/reflection.h"
@@ -27,24 +29,33 @@ std::string ExpectedValue(const absl::CommandLineFlag& flag) {
 }
 
 // absl's message is "Illegal value 'V' specified for flag 'F'", then "; " and the parser's
-// reason when it gives one. Keep the reason; say what is expected when there is none.
-std::string BadValueMessage(const absl::CommandLineFlag& flag, absl::string_view value,
-                            absl::string_view absl_error) {
+// reason when it gives one. Keep the reason; say what is expected when there is none
+// (`expected` when given, else what the type takes).
+std::string BadValueMessage(const absl::CommandLineFlag& flag, absl::string_view value, absl::string_view absl_error,
+                            std::string expected) {
   std::string reason(absl_error);
   std::string prefix = absl::StrCat("Illegal value '", value, "' specified for flag '", flag.Name(), "'");
   if (absl::StartsWith(reason, prefix)) {
     reason = reason.substr(prefix.size());
     if (absl::StartsWith(reason, "; ")) reason = reason.substr(2);
   }
-  if (reason.empty()) reason = ExpectedValue(flag);
+  if (reason.empty()) reason = expected.empty() ? ExpectedValue(flag) : std::move(expected);
   return absl::StrCat("--", flag.Name(), "=", value, ": ", reason);
 }
 
 }  // namespace
 
 absl::StatusOr<CommandLine> CommandLine::Parse(int argc, const char* const* argv,
-                                               const std::set<std::string, std::less<>>& known) {
+                                               const std::set<std::string, std::less<>>& known,
+                                               const ExpectedFor& expected) {
   CommandLine line;
+  // Parsed once the command is known, for `expected`.
+  struct Given {
+    absl::CommandLineFlag* flag;
+    absl::string_view name;
+    absl::string_view value;
+  };
+  std::vector<Given> given;
   for (int i = 1; i < argc; ++i) {
     absl::string_view arg = argv[i];
     if (arg == "--") {
@@ -92,9 +103,15 @@ absl::StatusOr<CommandLine> CommandLine::Parse(int argc, const char* const* argv
         return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value (--", name, "=VALUE)"));
       }
     }
+    given.push_back({flag, name, value});
+  }
+  for (const Given& g : given) {
     std::string error;
-    if (!flag->ParseFrom(value, &error)) return absl::InvalidArgumentError(BadValueMessage(*flag, value, error));
-    line.flags.emplace(name);
+    if (!g.flag->ParseFrom(g.value, &error)) {
+      return absl::InvalidArgumentError(
+          BadValueMessage(*g.flag, g.value, error, expected ? expected(line, g.name) : std::string()));
+    }
+    line.flags.emplace(g.name);
   }
   return line;
 }

@@ -19,6 +19,7 @@
 #ifndef BRRR_CONTROL_COMMAND_LINE_H_
 #define BRRR_CONTROL_COMMAND_LINE_H_
 
+#include <functional>
 #include <set>
 #include <string>
 #include <vector>
@@ -38,11 +39,19 @@ struct CommandLine {
 
   bool given(absl::string_view flag) const { return flags.find(flag) != flags.end(); }
 
+  // What a value of `flag` must be on this command line, for the message on one its type does
+  // not parse: "expected a whole number from 1 to 100000", the range of the command in
+  // `line.args`; empty: what the type takes. It sees every positional argument (a flag may
+  // come before the command it is for).
+  using ExpectedFor = std::function<std::string(const CommandLine& line, absl::string_view flag)>;
+
   // Parses argv[1..]. `known`: the flags this program takes; each must be an ABSL_FLAG linked
   // into the program. Errors (InvalidArgument), as a message for the user: a flag that is not
-  // known, a flag without its value, a value the flag's type does not parse.
+  // known, a flag without its value, a value the flag's type does not parse (values are parsed
+  // once the whole line is read, so that error comes after the others).
   static absl::StatusOr<CommandLine> Parse(int argc, const char* const* argv,
-                                           const std::set<std::string, std::less<>>& known);
+                                           const std::set<std::string, std::less<>>& known,
+                                           const ExpectedFor& expected = nullptr);
 };
 
 }  // namespace brrr::control

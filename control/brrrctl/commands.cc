@@ -2,13 +2,19 @@
 
 #include <algorithm>
 
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "control/admin/loop_range.h"
 
 namespace brrr::control {
 
-bool Command::takes(absl::string_view flag) const {
-  return std::any_of(flags.begin(), flags.end(), [flag](const FlagUse& f) { return f.name == flag; });
+bool Command::takes(absl::string_view name) const { return flag(name) != nullptr; }
+
+const FlagUse* Command::flag(absl::string_view name) const {
+  auto found = std::find_if(flags.begin(), flags.end(), [name](const FlagUse& f) { return f.name == name; });
+  return found != flags.end() ? &*found : nullptr;
 }
 
 const std::vector<Command>& AllCommands() {
@@ -27,6 +33,26 @@ const Command* FindCommand(absl::string_view name) {
     if (c.name == name) return &c;
   }
   return nullptr;
+}
+
+std::string ExpectedFlagValue(const Command& command, absl::string_view flag) {
+  const FlagUse* use = command.flag(flag);
+  if (use == nullptr || !use->range.has_value()) return "";
+  return absl::StrCat("expected a whole number from ", use->range->min, " to ", use->range->max);
+}
+
+Outcome CheckFlagRanges(const Command& command, const CommandLine& line) {
+  for (const FlagUse& use : command.flags) {
+    if (!use.range.has_value() || !line.given(use.name)) continue;
+    // The value as the flag holds it, whatever its whole-number type.
+    const std::string value = absl::FindCommandLineFlag(use.name)->CurrentValue();
+    uint64_t number = 0;
+    if (!absl::SimpleAtoi(value, &number) || number < use.range->min || number > use.range->max) {
+      return Outcome::Usage(
+          absl::StrCat("--", use.name, "=", value, ": must be from ", use.range->min, " to ", use.range->max));
+    }
+  }
+  return Outcome::Ok();
 }
 
 Outcome CheckLoops(const std::vector<uint32_t>& loops, int loop_count) {

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,11 +47,20 @@ struct Invocation {
   bool given(absl::string_view flag) const { return line.given(flag); }
 };
 
+// The whole numbers a flag takes for one command, where that is less than its type holds.
+struct WholeRange {
+  uint64_t min = 0;
+  uint64_t max = 0;
+};
+
 // A flag as one command uses it.
 struct FlagUse {
   std::string name;   // without dashes
   std::string value;  // placeholder for help, e.g. "DURATION"; empty for bools
-  std::string help;   // what it means for this command, with its default
+  std::string help;   // what it means for this command, with its default (and `range`, if set)
+  // A whole-number flag's range for this command: checked before any call (CheckFlagRanges),
+  // and named for a value that does not parse (ExpectedFlagValue). Unset: what its type holds.
+  std::optional<WholeRange> range;
 };
 
 struct Command {
@@ -73,6 +83,8 @@ struct Command {
   std::function<Outcome(FleetInvocation&)> run_fleet;
 
   bool takes(absl::string_view flag) const;
+  // How it uses the flag called `name`; null when it does not take it.
+  const FlagUse* flag(absl::string_view name) const;
 };
 
 // Every command, in the order help lists them.
@@ -87,6 +99,14 @@ std::vector<Command> TrafficCommands();
 std::vector<Command> InjectionsCommands();
 std::vector<Command> StallsCommands();
 std::vector<Command> TopCommands();
+
+// What a value of `flag` must be for `command`, for the message on one its type does not parse:
+// "expected a whole number from 1 to 100000" for a flag with a range; empty otherwise.
+std::string ExpectedFlagValue(const Command& command, absl::string_view flag);
+
+// The flags given on `line` outside the range `command` gives them (FlagUse::range): a usage
+// error for the first, "--limit=100001: must be from 1 to 100000"; kOk when none is.
+Outcome CheckFlagRanges(const Command& command, const CommandLine& line);
 
 // Helpers for commands.
 

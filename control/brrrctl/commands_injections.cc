@@ -70,9 +70,8 @@ Outcome RunInject(Invocation& invocation) {
   absl::StatusOr<uint32_t> interval = WholeMilliseconds(absl::GetFlag(FLAGS_interval));
   if (!interval.ok()) return Outcome::Usage(absl::StrCat("--interval=", interval.status().message()));
   request.set_interval_ms(*interval);
-  if (invocation.given("count") && absl::GetFlag(FLAGS_count) == 0) {
-    return Outcome::Usage(absl::StrCat("--count=0: an injection runs 1 to ", kMaxInjectionCount, " times per loop"));
-  }
+  // Given, from 1 to kMaxInjectionCount: the table's range, checked before. Not given: 0, which
+  // the API reads as 1.
   request.set_count(absl::GetFlag(FLAGS_count));
   // The server's own check of the ranges that are the same on every server, before any call: a
   // usage error (exit 2), not a refusal. The longest blocking duration (--admin_max_block) and
@@ -137,7 +136,7 @@ std::vector<Command> InjectionsCommands() {
           .max_args = 1,
           .flags = {{"duration", "DURATION", "how long each run lasts (required): blocking kinds 1ms to the\n"
                                              "server's --admin_max_block (default 10s), nonblocking-sleep up to 1h"},
-                    {"count", "N", "runs per loop, 1 to 1000000 (default 1)"},
+                    {"count", "N", "runs per loop, 1 to 1000000 (default 1)", WholeRange{1, kMaxInjectionCount}},
                     {"interval", "DURATION", "from the start of one run to the start of the next (default 0)"},
                     {"loop", "N[,N...]", "the loops to run on (default: every loop)"}},
           .run = RunInject,

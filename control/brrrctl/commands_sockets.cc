@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "control/admin/request_ranges.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
@@ -60,10 +61,8 @@ Outcome RunSockets(Invocation& invocation) {
   std::optional<uint32_t> loop;
   if (Outcome o = OneLoop("sockets", &loop); !o.ok()) return o;
   if (loop.has_value()) request.set_loop(*loop);
-  // 0 would be the API's default (10000), not "none".
-  if (invocation.given("limit") && absl::GetFlag(FLAGS_limit) == 0) {
-    return Outcome::Usage("--limit=0: must be from 1 to 100000");
-  }
+  // Given, from 1 (0 would be the API's default, not "none"): the table's range, checked
+  // before. Not given: 0, the default.
   request.set_limit(absl::GetFlag(FLAGS_limit));
 
   admin::ListSocketsResponse response;
@@ -114,8 +113,10 @@ std::vector<Command> SocketsCommands() {
                      "set (a receive or accept pending) and write set (bytes queued to send).",
           .flags = {{"set", "SET", "all (default), read (receive pending), write (bytes queued), or neither"},
                     {"loop", "N", "only this loop's sockets"},
-                    {"limit", "N", "list at most N sockets, 1 to 100000 (default 10000); the count of\n"
-                                   "matching sockets is always given (`matched`)"}},
+                    {"limit", "N",
+                     "list at most N sockets, 1 to 100000 (default 10000); the count of\n"
+                     "matching sockets is always given (`matched`)",
+                     WholeRange{1, kMaxSocketLimit}}},
           .run = RunSockets,
           .run_fleet = OnEachTarget(RunSockets, [] { return std::make_unique<SocketsTotal>(); }),
       },

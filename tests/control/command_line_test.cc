@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
 
@@ -79,6 +80,28 @@ TEST_F(CommandLineTest, UsageErrorsSayWhatIsWrong) {
   EXPECT_EQ(message({"--cl_test_wait=5"}),
             "--cl_test_wait=5: expected a duration with a unit, such as 300ms, 2s or 1m30s");
   EXPECT_EQ(message({"--cl_test_verbose=maybe"}), "--cl_test_verbose=maybe: expected true or false");
+}
+
+// What a bad value should have been can depend on the command, which may come after the flag.
+TEST_F(CommandLineTest, WhatIsExpectedCanComeFromTheWholeLine) {
+  auto expected = [](const CommandLine& line, absl::string_view flag) -> std::string {
+    if (flag != "cl_test_count" || line.args.empty() || line.args[0] != "narrow") return "";
+    return "expected a whole number from 1 to 10";
+  };
+  auto message = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "program");
+    std::vector<const char*> argv;
+    for (const std::string& a : args) argv.push_back(a.c_str());
+    absl::StatusOr<CommandLine> line = CommandLine::Parse(static_cast<int>(argv.size()), argv.data(), kKnown, expected);
+    EXPECT_FALSE(line.ok());
+    return std::string(line.status().message());
+  };
+  EXPECT_EQ(message({"--cl_test_count=-1", "narrow"}), "--cl_test_count=-1: expected a whole number from 1 to 10");
+  EXPECT_EQ(message({"narrow", "--cl_test_count", "x"}), "--cl_test_count=x: expected a whole number from 1 to 10");
+  EXPECT_EQ(message({"wide", "--cl_test_count=-1"}),
+            "--cl_test_count=-1: expected a whole number from 0 to 4294967295");
+  EXPECT_EQ(message({"narrow", "--cl_test_wait=5"}),
+            "--cl_test_wait=5: expected a duration with a unit, such as 300ms, 2s or 1m30s");
 }
 
 }  // namespace
