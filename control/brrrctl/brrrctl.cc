@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "control/brrrctl/admin_client.h"
@@ -63,7 +64,7 @@ int Finish(const Outcome& outcome, const Command* command) {
 }
 
 int PrintHelp(const std::string& text) {
-  std::fputs(text.c_str(), stdout);
+  WriteOut(stdout, text);
   return 0;
 }
 
@@ -155,5 +156,11 @@ int main(int argc, char** argv) {
   }
   // Then: the threads gRPC starts must inherit the blocked SIGINT/SIGTERM.
   brrr::control::Interrupts interrupts;
-  return brrr::control::Run(argc, argv, interrupts);
+  int code = brrr::control::Run(argc, argv, interrupts);
+  // Whatever the command did, output that did not get out is what a script must hear of.
+  if (absl::Status written = brrr::control::OutputStatus(); !written.ok()) {
+    std::fprintf(stderr, "brrrctl: %s (the output is incomplete)\n", std::string(written.message()).c_str());
+    return static_cast<int>(brrr::control::ExitCode::kOutputFailed);
+  }
+  return code;
 }

@@ -118,8 +118,11 @@ std::string GeneralHelp() {
       "     top: a target it could not reach at any of its polls\n"
       "  4  UNAUTHENTICATED: the server wants a token (--token_file), or another one\n"
       "  5  health: the server answered but is not SERVING (it is draining, for one)\n"
+      "  6  the output could not be written (standard output: a full disk, an I/O error); stderr\n"
+      "     says why, a stream stops there, and 6 replaces whatever the command would have exited with\n"
       "  Several targets: the worst of theirs, in the order under \"Several targets\".\n"
-      "  SIGINT/SIGTERM outside a stream end brrrctl as usual (status 128 + signal).\n");
+      "  SIGINT/SIGTERM outside a stream end brrrctl as usual (status 128 + signal); so does SIGPIPE\n"
+      "  when the reader of a pipe has gone (141 in a shell).\n");
 }
 
 std::string CommandHelp(const Command& c) {

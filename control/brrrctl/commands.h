@@ -121,10 +121,10 @@ std::string ThrottleText(const brrr::admin::v1::Throttle& throttle);
 // Keeps the loops of `stats` that `loops` lists (all when it is empty).
 void KeepLoops(const std::vector<uint32_t>& loops, brrr::admin::v1::Stats* stats);
 
-// Reads a server stream until it ends, `on_message` returns false, or SIGINT/SIGTERM; the
-// last two end it cleanly (kOk). Waits (--timeout) for a connection first. A stream opened on
-// that connection reached the server: its end is "the stream ... ended" (exit 1), even before
-// its first message (AdminClient::Explain).
+// Reads a server stream until it ends, `on_message` returns false, the output fails
+// (OutputStatus), or SIGINT/SIGTERM; the last three end it cleanly (kOk). Waits (--timeout)
+// for a connection first. A stream opened on that connection reached the server: its end is
+// "the stream ... ended" (exit 1), even before its first message (AdminClient::Explain).
 template <typename Message>
 Outcome ReadStream(Invocation& invocation,
                    const std::function<std::unique_ptr<grpc::ClientReaderInterface<Message>>(grpc::ClientContext*)>& open,
@@ -141,7 +141,8 @@ Outcome ReadStream(Invocation& invocation,
   bool stopped = false;
   while (reader->Read(&message)) {
     reach = AdminClient::StreamReach::kDelivered;
-    if (!on_message(message)) {
+    // Output that cannot be written ends the stream (main says why: output.h).
+    if (!on_message(message) || !OutputStatus().ok()) {
       stopped = true;
       context->TryCancel();
       break;

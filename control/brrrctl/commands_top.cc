@@ -20,6 +20,7 @@
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/commands.h"
 #include "control/brrrctl/fleet_run.h"
+#include "control/brrrctl/output.h"
 #include "control/brrrctl/top_model.h"
 #include "control/brrrctl/top_screen.h"
 #include "control/brrrctl/top_source.h"
@@ -90,6 +91,7 @@ Outcome RunPlain(const std::function<void(const std::string&)>& print, const Top
     if (Outcome outcome = poller.Poll(); !outcome.ok()) return outcome;
     std::optional<top::FleetTotal> total = TotalOf(poller, model);
     print(top::PlainBlock(model.View(options), options.sort, settings.frames, total ? &*total : nullptr));
+    if (!OutputStatus().ok()) break;  // main says why
     if (settings.count != 0 && tick >= settings.count) break;
     absl::Time next = absl::Now() + settings.interval;
     while (!stop.load() && absl::Now() < next) absl::SleepFor(std::min(kKeyWait, next - absl::Now()));
@@ -245,10 +247,7 @@ Outcome RunTop(Invocation& invocation) {
 
 Outcome RunTopFleet(FleetInvocation& invocation) {
   return RunTopOn(invocation.fleet.targets(), invocation.line, invocation.json, invocation.interrupts,
-                  [&invocation](const std::string& text) {
-                    std::fputs(text.c_str(), invocation.stream);
-                    std::fflush(invocation.stream);
-                  });
+                  [&invocation](const std::string& text) { WriteOut(invocation.stream, text); });
 }
 
 }  // namespace

@@ -8,14 +8,10 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "control/brrrctl/message_json.h"
+#include "control/brrrctl/output.h"
 
 namespace brrr::control {
 namespace {
-
-void Write(std::FILE* stream, absl::string_view text) {
-  std::fwrite(text.data(), 1, text.size(), stream);
-  std::fflush(stream);
-}
 
 std::string ErrorText(const Outcome& outcome) {
   return absl::StrCat("error (exit ", static_cast<int>(outcome.code), "): ", outcome.message, "\n");
@@ -73,7 +69,7 @@ Outcome RunEach(FleetInvocation& invocation, const std::function<Outcome(Invocat
                       answering > 0 ? sum->Text() : "");
     }
   }
-  Write(invocation.stream, text);
+  WriteOut(invocation.stream, text);
   return WorstOutcome(fleet.targets(), outcomes);
 }
 
@@ -93,7 +89,7 @@ Outcome StreamEach(FleetInvocation& invocation, const std::function<Outcome(Invo
         }
       }
       std::lock_guard<std::mutex> lock(mu);
-      Write(invocation.stream, lines);
+      WriteOut(invocation.stream, lines);
     };
     Output out(invocation.json, target, write, nullptr);
     Invocation one{invocation.args, invocation.line, fleet.client(i), out, invocation.interrupts};
@@ -118,6 +114,7 @@ int Severity(ExitCode code) {
     case ExitCode::kUnauthenticated: return 3;
     case ExitCode::kUnreachable: return 4;
     case ExitCode::kUsage: return 5;
+    case ExitCode::kOutputFailed: return 6;  // not a target's: main's, over them all
   }
   return 5;
 }

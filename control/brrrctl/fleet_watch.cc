@@ -16,6 +16,7 @@
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/message_json.h"
 #include "control/brrrctl/message_text.h"
+#include "control/brrrctl/output.h"
 
 namespace brrr::control {
 namespace {
@@ -144,8 +145,7 @@ class TickPrinter {
       if (!all_rates) sum.in_rate = sum.out_rate = sum.tasks_rate = std::nullopt;
       text += RowLine("", "total", loops_.empty() ? "all" : "listed", sum, "-");
     }
-    std::fwrite(text.data(), 1, text.size(), invocation_.stream);
-    std::fflush(invocation_.stream);
+    WriteOut(invocation_.stream, text);
   }
 
  private:
@@ -271,11 +271,12 @@ Outcome RunWatchOnFleet(FleetInvocation& invocation) {
       // Every stream has ended: only errors are left to say.
       std::string text;
       for (const std::string& e : errors) text += e;
-      std::fwrite(text.data(), 1, text.size(), invocation.stream);
-      std::fflush(invocation.stream);
+      WriteOut(invocation.stream, text);
       break;
     }
     printer.Print(samples, errors);
+    // The streams stop at their next sample too (ReadStream); main says why.
+    if (!OutputStatus().ok()) break;
   }
   for (std::thread& t : readers) t.join();
   for (size_t i = 0; i < n; ++i) {

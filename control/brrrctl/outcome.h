@@ -25,6 +25,9 @@ enum class ExitCode : int {
   kUnauthenticated = 4,
   // `health`: the server answered, and it is not SERVING (draining, for one).
   kNotServing = 5,
+  // The output could not be written (stdout: a full disk, an I/O error): brrrctl's main exits
+  // with it whatever the command returned (output.h).
+  kOutputFailed = 6,
 };
 
 struct Outcome {

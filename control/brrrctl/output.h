@@ -10,7 +10,12 @@
 // {"target":"HOST:PORT","result":{...}}, and hands every result message to an observer, which
 // keeps it for the total over the targets.
 //
-// Threads: one thread writes to an Output.
+// A write that fails (a full disk, an I/O error) is remembered for the process (WriteOut):
+// streams stop at their next message, and brrrctl then exits kOutputFailed, saying why, whatever
+// the command returned. A reader that has gone (a closed pipe) raises SIGPIPE, which ends
+// brrrctl as it ends any filter.
+//
+// Threads: one thread writes to an Output; WriteOut and OutputStatus from any thread.
 #ifndef BRRR_CONTROL_OUTPUT_H_
 #define BRRR_CONTROL_OUTPUT_H_
 
@@ -18,10 +23,20 @@
 #include <functional>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 
 namespace brrr::control {
+
+// Writes `text` to `stream` and flushes it; a failure is remembered (OutputStatus). Whatever
+// brrrctl prints on stdout goes through here.
+void WriteOut(std::FILE* stream, absl::string_view text);
+
+// The first write that failed ("cannot write to standard output: No space left on device");
+// OK while none has. Flushes stdout first and reads its error flag, which catches a write made
+// elsewhere too.
+absl::Status OutputStatus();
 
 class Output {
  public:

@@ -300,5 +300,37 @@ TEST_F(BrrrctlTest, StallsShowWhereALoopIsStuckWhileItIs) {
   EXPECT_TRUE(Contains(stalls.out, "InjectedBlockingSpin")) << stalls;
 }
 
+// A write to stdout that fails (a full disk: /dev/full) ends brrrctl with exit 6 and says why
+// on stderr; a stream ends at the first message it could not write. Before, brrrctl exited 0,
+// and a stream went on printing nowhere. A closed pipe still ends it by SIGPIPE (141 in a
+// shell), as it does any filter.
+TEST_F(BrrrctlTest, AFailedWriteToStdoutIsAnError) {
+  Start();
+  const std::string ctl = testing::Runfile("control/brrrctl/brrrctl");
+  const std::string target = "--target=" + Address();
+  // Two targets: this server, and one that cannot be reached (a target is given once at most).
+  const std::string fleet = target + ",127.0.0.1:" + std::to_string(testing::PickFreePort());
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {target, "stats"},
+           {target, "stats", "--json"},
+           {target, "watch", "--interval=50ms", "--json"},
+           {fleet, "watch", "--interval=50ms"},
+           {fleet, "stats"},
+           {"help"},
+       }) {
+    std::vector<std::string> shell = {"-c", "exec \"$0\" \"$@\" >/dev/full", ctl};
+    shell.insert(shell.end(), args.begin(), args.end());
+    testing::Process run("/bin/sh", shell);
+    std::optional<int> code = run.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << args.back() << ": still running, printing nowhere";
+    EXPECT_EQ(*code, 6) << args.back() << ": " << run.err();
+    EXPECT_TRUE(Contains(run.err(), "brrrctl: cannot write to standard output: No space left on device"))
+        << args.back() << ": " << run.err();
+  }
+  testing::Process piped("/bin/bash", {"-c", "\"$0\" \"$@\" | head -c 1 >/dev/null; exit ${PIPESTATUS[0]}", ctl, target,
+                                       "watch", "--interval=50ms", "--json"});
+  EXPECT_EQ(piped.Wait(seconds(30)), 128 + SIGPIPE) << piped.err();
+}
+
 }  // namespace
 }  // namespace brrr

@@ -101,6 +101,7 @@ TEST(BrrrctlUsageTest, HelpExitsZeroAndStatesTheContract) {
   }
   EXPECT_TRUE(Contains(general.out, "Exit codes:")) << general.out;
   EXPECT_TRUE(Contains(general.out, "5  health:")) << general.out;
+  EXPECT_TRUE(Contains(general.out, "6  the output could not be written")) << general.out;
   EXPECT_TRUE(Contains(general.out, "DECIMAL suffix: K = 1000")) << general.out;
 
   for (const std::vector<std::string>& args :
