@@ -45,7 +45,9 @@
   F(callback_errors, Counter, Count, Stored,                                                              \
     "Exceptions that escaped a task or an I/O handler (each is logged).")                                 \
   F(running, Counter, Seconds, Stored, "Time spent running tasks and handling I/O.")                        \
-  F(waiting, Counter, Seconds, Stored, "Time spent waiting for I/O or timers.")                             \
+  F(waiting, Counter, Seconds, Stored,                                                                     \
+    "Time spent waiting for I/O or timers, added as each wait ends (a loop asleep now shows the time to its " \
+    "last wake-up, as iterations does).")                                                                   \
   F(cpu, Counter, Seconds, Derived,                                                                        \
     "CPU time (user and system) of the thread running the loop: its system calls too, which running "      \
     "leaves out where the backend makes them while it waits (io_uring).")                                 \

@@ -32,7 +32,8 @@
   F(connections_closed_error, Counter, Count, Stored, "Connections closed on an error (reset, broken pipe...).")     \
   F(connections_closed_drain, Counter, Count, Stored, "Connections still open at the drain deadline, closed.")       \
   F(connections_closed_drain_clean, Counter, Count, Stored,                                                          \
-    "Of those closed at the drain deadline: cleanly (everything read echoed, then end of stream, no reset).")        \
+    "Of those closed at the drain deadline: cleanly (everything read echoed, then end of stream; a client that "   \
+    "sends on past the linger gets a reset from the kernel then).")                                                \
   F(connections_closed_drain_reset, Counter, Count, Stored,                                                          \
     "Of those closed at the drain deadline: with a reset (echoes not taken in time, or input past the linger).")     \
   F(bytes_discarded, Counter, Bytes, Stored,                                                                         \
