@@ -19,13 +19,17 @@
 namespace brrr::server {
 namespace {
 
-// Whether the sock_diag address `words` (in network order, 1 word for IPv4, 4 for IPv6) is
-// `address`'s IP.
-bool SameIp(const uint32_t words[4], const SocketAddress& address) {
+// Whether a listener on the sock_diag address `words` (network order: 1 word for IPv4, 4 for
+// IPv6) takes connections meant for `address`: one on the same IP, and, when `address` is the
+// wildcard, one on any IP of its family (the kernel prefers a listener on the exact address:
+// it would take every connection to that IP).
+bool TakesConnectionsFor(const uint32_t words[4], const SocketAddress& address) {
   if (address.family() == AF_INET) {
-    return words[0] == reinterpret_cast<const sockaddr_in*>(address.data())->sin_addr.s_addr;
+    const in_addr_t ip = reinterpret_cast<const sockaddr_in*>(address.data())->sin_addr.s_addr;
+    return ip == htonl(INADDR_ANY) || words[0] == ip;
   }
-  return std::memcmp(words, reinterpret_cast<const sockaddr_in6*>(address.data())->sin6_addr.s6_addr, 16) == 0;
+  const in6_addr& ip = reinterpret_cast<const sockaddr_in6*>(address.data())->sin6_addr;
+  return IN6_IS_ADDR_UNSPECIFIED(&ip) || std::memcmp(words, ip.s6_addr, 16) == 0;
 }
 
 }  // namespace
@@ -73,7 +77,8 @@ absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddres
         return absl::ErrnoToStatus(-error->error, "sock_diag");
       }
       const auto* socket = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
-      if (socket->id.idiag_sport != htons(address.port()) || !SameIp(socket->id.idiag_src, address)) continue;
+      if (socket->id.idiag_sport != htons(address.port()) || !TakesConnectionsFor(socket->id.idiag_src, address))
+        continue;
       if (ours.count(socket->idiag_inode) != 0) continue;
       foreign.push_back({.inode = socket->idiag_inode, .uid = socket->idiag_uid});
     }

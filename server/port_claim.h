@@ -44,7 +44,8 @@ struct ForeignListener {
 // The inodes of the sockets `fds` (the ones that fstat answers for).
 std::set<uint64_t> InodesOf(const std::vector<int>& fds);
 
-// The TCP listeners on exactly `address` (its IP and port) whose inode is not in `ours`, from
+// The TCP listeners on `address`'s port that take connections meant for it (on its IP, or on
+// any IP of its family when it is the wildcard) whose inode is not in `ours`, from
 // the kernel's socket table through sock_diag: a dump of the listeners on that port only, cheap
 // enough to ask every second. An error if sock_diag cannot be asked.
 absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace brrr::server {
@@ -54,6 +56,29 @@ TEST(PortClaimTest, AListenerThatIsNotOursIsFoundAfterTheFact) {
   EXPECT_TRUE(CheckSoleListener(*local, {ours, theirs}).ok());
   ::close(theirs);
   EXPECT_TRUE(CheckSoleListener(*local, {ours}).ok());
+  ::close(ours);
+}
+
+// A server on the wildcard address loses the connections to 127.0.0.1 to a listener there (the
+// kernel prefers the exact address): that one counts; one on the wildcard of a server on
+// 127.0.0.1 takes none of its connections, and does not.
+TEST(PortClaimTest, AListenerOnOneIpCountsForAServerOnTheWildcard) {
+  absl::StatusOr<SocketAddress> any = SocketAddress::Parse("0.0.0.0", 0);
+  ASSERT_TRUE(any.ok());
+  int ours = ReusePortListener(*any);
+  absl::StatusOr<SocketAddress> local = SocketAddress::LocalOf(ours);
+  ASSERT_TRUE(local.ok());
+  int theirs = ReusePortListener(SocketAddress::Loopback(local->port()));
+  absl::StatusOr<std::vector<ForeignListener>> foreign = ForeignListeners(*local, InodesOf({ours}));
+  ASSERT_TRUE(foreign.ok()) << foreign.status();
+  ASSERT_EQ(foreign->size(), 1u);
+  EXPECT_EQ(foreign->front().inode, *InodesOf({theirs}).begin());
+  EXPECT_EQ(foreign->front().uid, ::getuid());
+  absl::StatusOr<std::vector<ForeignListener>> seen_from_loopback =
+      ForeignListeners(SocketAddress::Loopback(local->port()), InodesOf({theirs}));
+  ASSERT_TRUE(seen_from_loopback.ok());
+  EXPECT_TRUE(seen_from_loopback->empty());
+  ::close(theirs);
   ::close(ours);
 }
 
