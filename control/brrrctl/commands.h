@@ -100,7 +100,7 @@ std::vector<Command> InjectionsCommands();
 std::vector<Command> StallsCommands();
 std::vector<Command> TopCommands();
 
-// What a value of `flag` must be for `command`, for the message on one its type does not parse:
+// What a value of `flag` must be for `command`, for the message on a value its type cannot hold:
 // "expected a whole number from 1 to 100000" for a flag with a range; empty otherwise.
 std::string ExpectedFlagValue(const Command& command, absl::string_view flag);
 
