@@ -54,23 +54,23 @@ admin::Stats CollectStats(const Administered& target, TaskInjector& injector) {
   // after its loop was read), and the total would not be the sum of its loops.
   LoopStats total;
   server::ServerStats echo_total;
-  uint64_t injections_running = 0;
+  AdminLoopStats admin_total;
   for (size_t i = 0; i < loops.size(); ++i) {
     admin::LoopStats* out = stats.add_loops();
     out->set_loop(static_cast<uint32_t>(i));
     FillLoopFigures(loops[i], out);
     const server::ServerStats echo = target.server_stats(i);
     FillEchoFigures(echo, out);
-    const uint64_t running = injector.running_on(static_cast<uint32_t>(i));
-    out->set_injections_running(running);
+    const AdminLoopStats own = injector.figures(static_cast<uint32_t>(i));
+    FillAdminFigures(own, out);
     total += loops[i];
     echo_total += echo;
-    injections_running += running;
+    admin_total += own;
   }
   admin::LoopStats* out = stats.mutable_total();
   FillLoopFigures(total, out);
   FillEchoFigures(echo_total, out);
-  out->set_injections_running(injections_running);
+  FillAdminFigures(admin_total, out);
   stats.set_uptime_seconds(Seconds(MonotonicNanos() - target.started_at_ns()));
   ToProto(target.throttle(), stats.mutable_throttle());
   for (const InjectionStatus& i : injector.Active()) ToProto(i, target.started_at_ns(), stats.add_injections());

@@ -101,7 +101,7 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->address_ = admin->listener_->address().ToString();
   admin->auth_ = options.auth;
   admin->call_slots_ = std::make_unique<CallSlots>(options.max_calls);
-  admin->injector_ = std::make_unique<TaskInjector>(target.loops(), options.max_block);
+  admin->injector_ = std::make_shared<TaskInjector>(target.loops(), options.max_block);
   admin->admin_ = std::make_unique<AdminService>(target, std::move(backends), *admin->injector_);
   admin->health_ = std::make_unique<HealthService>(target);
   // Reflection in both versions of the protocol; list_services reports these.
@@ -149,6 +149,13 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
 }
 
 AdminServer::~AdminServer() { Shutdown(); }
+
+std::function<AdminLoopStats(size_t loop)> AdminServer::figures_of() const {
+  return [injector = std::weak_ptr<TaskInjector>(injector_)](size_t loop) {
+    std::shared_ptr<TaskInjector> alive = injector.lock();
+    return alive != nullptr ? alive->figures(static_cast<uint32_t>(loop)) : AdminLoopStats{};
+  };
+}
 
 absl::StatusOr<UniqueFd> AdminServer::DuplicateListener() const {
   int fd = server_ == nullptr ? -1 : listener_->Duplicate();

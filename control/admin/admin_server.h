@@ -20,17 +20,20 @@
 #ifndef BRRR_CONTROL_ADMIN_SERVER_H_
 #define BRRR_CONTROL_ADMIN_SERVER_H_
 
+#include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/admin/admin_figures.h"
+#include "control/admin/administered.h"
 #include "control/admin/call_auth.h"
 #include "control/admin/call_slots.h"
 #include "grpcpp/server.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/unique_fd.h"
-#include "control/admin/administered.h"
 
 namespace brrr::control {
 
@@ -82,13 +85,17 @@ class AdminServer {
   // connections already open go on. Call it, DuplicateListener and Shutdown one at a time.
   void StopAccepting();
 
+  // The admin plane's figures of a loop (admin_figures.h), for the metrics port: callable from
+  // any thread, also after Shutdown (its figures are 0 then) and after this server is gone.
+  std::function<AdminLoopStats(size_t loop)> figures_of() const;
+
  private:
   AdminServer() = default;
 
   std::string address_;
   CallAuth auth_;
   std::unique_ptr<CallSlots> call_slots_;  // the gate's; outlives server_
-  std::unique_ptr<TaskInjector> injector_;
+  std::shared_ptr<TaskInjector> injector_;  // figures_of() borrows it while it lives
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
   std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_

@@ -164,6 +164,10 @@ std::vector<MetricFamily> MetricsExporter::Collect() const {
   for (size_t i = 0; i < loop_stats.size(); ++i) AddHistograms(loop_stats[i], i, first, histograms_, out);
   first = out.size();
   for (size_t i = 0; i < loops.size(); ++i) AddFigures(target_.server_stats(i), i, first, out);
+  first = out.size();
+  for (size_t i = 0; i < loops.size(); ++i) {
+    AddFigures(admin_figures_of_ != nullptr ? admin_figures_of_(i) : AdminLoopStats{}, i, first, out);
+  }
   return out;
 }
 

@@ -1,9 +1,10 @@
 // metrics_exporter.h: the figure lists in Prometheus' terms. A prometheus-cpp Collectable
 // that reads what an Administered (control/admin/administered.h) publishes, when a scrape
-// asks for it: every loop figure, label and histogram (runtime/loop_stats.h) and every echo
-// figure (server/server_stats.h), per loop, plus brrr_build_info and brrr_draining.
+// asks for it: every loop figure, label and histogram (runtime/loop_stats.h), every echo
+// figure (server/server_stats.h) and every admin plane figure (admin_figures.h), per loop, plus
+// brrr_build_info and brrr_draining.
 //
-//   auto exporter = std::make_shared<MetricsExporter>(administered);
+//   auto exporter = std::make_shared<MetricsExporter>(administered, admin->figures_of());
 //   std::vector<prometheus::MetricFamily> families = exporter->Collect();
 //   std::string text = prometheus::TextSerializer().Serialize(families);
 //
@@ -37,13 +38,16 @@
 #define BRRR_CONTROL_ADMIN_METRICS_EXPORTER_H_
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "control/admin/admin_figures.h"
 #include "control/admin/administered.h"
 #include "prometheus/client_metric.h"
 #include "prometheus/collectable.h"
@@ -89,12 +93,17 @@ class MonotonicHistograms {
 
 class MetricsExporter final : public prometheus::Collectable {
  public:
-  explicit MetricsExporter(const Administered& target) : target_(target) {}
+  // `admin_figures_of`: the admin plane's figures of a loop (AdminServer::figures_of); null
+  // without an admin plane, when they are 0.
+  explicit MetricsExporter(const Administered& target,
+                           std::function<AdminLoopStats(size_t loop)> admin_figures_of = nullptr)
+      : target_(target), admin_figures_of_(std::move(admin_figures_of)) {}
 
   std::vector<prometheus::MetricFamily> Collect() const override;
 
  private:
   const Administered& target_;
+  const std::function<AdminLoopStats(size_t loop)> admin_figures_of_;
   mutable MonotonicHistograms histograms_;
 };
 

@@ -32,6 +32,8 @@ void FillEchoFigures(const server::ServerStats& stats, admin::LoopStats* out) {
   BRRR_ECHO_FIGURES(BRRR_PROTO_SET)
 }
 
+void FillAdminFigures(const AdminLoopStats& stats, admin::LoopStats* out) { BRRR_ADMIN_FIGURES(BRRR_PROTO_SET) }
+
 void FillLateness(const LogHistogram::Snapshot& h, admin::Lateness* out) {
   uint64_t count = 0;
   for (uint64_t c : h.counts) count += c;

@@ -255,8 +255,10 @@ std::vector<InjectionStatus> TaskInjector::Active() {
   return out;
 }
 
-uint64_t TaskInjector::running_on(uint32_t loop) const {
-  return loop < running_->size() ? (*running_)[loop].load() : 0;
+AdminLoopStats TaskInjector::figures(uint32_t loop) const {
+  AdminLoopStats s;
+  s.injections_running = loop < running_->size() ? (*running_)[loop].load() : 0;
+  return s;
 }
 
 InjectionStatus TaskInjector::StatusOf(const Injection& injection) {

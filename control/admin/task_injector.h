@@ -48,6 +48,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "control/admin/admin_figures.h"
 #include "control/admin/injection_spec.h"
 #include "runtime/event_loop.h"
 
@@ -85,8 +86,9 @@ class TaskInjector {
   // Active injections, then the last kFinishedKept finished or cancelled ones; newest first.
   std::vector<InjectionStatus> List();
   std::vector<InjectionStatus> Active();
-  // Runs in progress on a loop now (a sleeping NonblockingSleep run counts).
-  uint64_t running_on(uint32_t loop) const;
+  // The admin plane's figures of a loop (admin_figures.h): injections_running, the runs in
+  // progress on it now (a sleeping NonblockingSleep run counts).
+  AdminLoopStats figures(uint32_t loop) const;
   Duration max_block() const { return max_block_; }
 
  private:

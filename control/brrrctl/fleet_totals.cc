@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "control/admin/admin_figures.h"
 #include "control/brrrctl/message_json.h"
 #include "control/brrrctl/message_text.h"
 #include "control/brrrctl/text_table.h"
@@ -20,10 +21,9 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
-// LoopStats fields no figure list fills (tests/control/figures_test.cc names the same): the
-// loop's index has no total; the injector's runs in progress are a level, summed.
+// The LoopStats field no figure list fills (tests/control/figures_test.cc names the same): the
+// loop's index, which has no total.
 constexpr const char* kIndexField = "loop";
-constexpr const char* kSummedNotFromAList[] = {"injections_running"};
 
 // The fields of a Lateness that combine over servers; the others are percentiles.
 constexpr const char* kLatenessCount = "count";
@@ -73,7 +73,7 @@ struct Lists {
     };
     for (const FigureInfo& f : kLoopFigures) figures.push_back({field(FieldName(f)), f.kind});
     for (const FigureInfo& f : server::kEchoFigures) figures.push_back({field(FieldName(f)), f.kind});
-    for (const char* name : kSummedNotFromAList) figures.push_back({field(name), FigureKind::kGauge});
+    for (const FigureInfo& f : kAdminFigures) figures.push_back({field(FieldName(f)), f.kind});
     for (const LabelInfo& l : kLoopLabels) {
       const FigureInfo* figure = std::find_if(std::begin(kLoopFigures), std::end(kLoopFigures),
                                               [&l](const FigureInfo& f) { return std::string(f.name) == l.figure; });

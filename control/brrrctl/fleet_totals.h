@@ -7,7 +7,8 @@
 //   sum.left_out();                  // {"timer_lateness.p50_us", ...}: figures with no total
 //
 // A LoopStats figure is added as its figure list says (runtime/figures.h; the lists are
-// BRRR_LOOP_FIGURES and BRRR_ECHO_FIGURES, read through kLoopFigures and kEchoFigures, so a
+// BRRR_LOOP_FIGURES, BRRR_ECHO_FIGURES and BRRR_ADMIN_FIGURES, read through kLoopFigures,
+// kEchoFigures and kAdminFigures, so a
 // figure added to a list is summed without code here): Counter and Gauge summed (a Flag, a
 // bool in admin.proto, is true when any part's is), Max the largest (with its label, such as
 // the longest task's name), Setting the common value when every part has the same, else

@@ -1,5 +1,6 @@
 #include "control/brrrctl/top_figures.h"
 
+#include "control/admin/admin_figures.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/message.h"
 #include "runtime/loop_stats.h"
@@ -53,6 +54,7 @@ std::vector<FigureCell> FigureCells(const admin::LoopStats& now, const admin::Lo
   std::vector<FigureCell> cells;
   for (const FigureInfo& figure : kLoopFigures) Add(figure, now, before, seconds, &cells);
   for (const FigureInfo& figure : server::kEchoFigures) Add(figure, now, before, seconds, &cells);
+  for (const FigureInfo& figure : kAdminFigures) Add(figure, now, before, seconds, &cells);
   return cells;
 }
 

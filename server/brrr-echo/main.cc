@@ -394,7 +394,8 @@ int main(int argc, char** argv) {
     mo.plugin_dir = o.plugin_dir;
     mo.listener_fd = (*upgrade)->AdoptMetrics(metrics_flags.host, static_cast<uint16_t>(metrics_port));
     brrr::control::MetricsPages pages;
-    pages.collectables = {std::make_shared<brrr::control::MetricsExporter>(administered),
+    pages.collectables = {std::make_shared<brrr::control::MetricsExporter>(
+                              administered, admin != nullptr ? admin->figures_of() : nullptr),
                           std::make_shared<brrr::control::ProcessFigures>()};
     pages.not_ready = [&administered] { return brrr::control::NotReadyReason(administered); };
     auto started = brrr::control::MetricsHttpServer::Start(std::move(mo), std::move(pages));

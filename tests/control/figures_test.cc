@@ -1,11 +1,12 @@
-// The figure lists against admin.proto: every figure, label and histogram of the loop's and the
-// echo server's lists has its typed LoopStats field, and every LoopStats field comes from a list
-// (or is one of the few fields the admin plane fills itself, named below). So a figure cannot
-// be published without reaching GetStats, nor a field be added that nothing fills.
+// The figure lists against admin.proto: every figure, label and histogram of the loop's, the
+// echo server's and the admin plane's lists has its typed LoopStats field, and every LoopStats
+// field comes from a list (but the loop's index, named below). So a figure cannot be published
+// without reaching GetStats, nor a field be added that nothing fills.
 #include <set>
 #include <string>
 
 #include "brrr/admin/v1/admin.pb.h"
+#include "control/admin/admin_figures.h"
 #include "gtest/gtest.h"
 #include "runtime/loop_stats.h"
 #include "server/server_stats.h"
@@ -16,9 +17,8 @@ namespace {
 using google::protobuf::Descriptor;
 using google::protobuf::FieldDescriptor;
 
-// LoopStats fields that are not figures of a list: the loop's index, and the injector's count
-// of runs in progress (the admin plane's own figure).
-const std::set<std::string> kNotFromAList = {"loop", "injections_running"};
+// The LoopStats field that is not a figure of a list: the loop's index.
+const std::set<std::string> kNotFromAList = {"loop"};
 
 std::string FieldFor(const FigureInfo& f) {
   switch (f.unit) {
@@ -61,6 +61,9 @@ class FiguresTest : public ::testing::Test {
     for (const FigureInfo& f : server::kEchoFigures) {
       ExpectField(FieldFor(f), TypeFor(f), std::string("echo figure ") + f.name);
     }
+    for (const FigureInfo& f : control::kAdminFigures) {
+      ExpectField(FieldFor(f), TypeFor(f), std::string("admin figure ") + f.name);
+    }
     for (const LabelInfo& l : kLoopLabels) {
       ExpectField(l.name, FieldDescriptor::CPPTYPE_STRING, std::string("loop label ") + l.name);
     }
@@ -85,6 +88,7 @@ TEST_F(FiguresTest, EveryFigureIsDocumented) {
   auto documented = [](const char* help) { return help != nullptr && std::string(help).size() > 10; };
   for (const FigureInfo& f : kLoopFigures) EXPECT_TRUE(documented(f.help)) << f.name;
   for (const FigureInfo& f : server::kEchoFigures) EXPECT_TRUE(documented(f.help)) << f.name;
+  for (const FigureInfo& f : control::kAdminFigures) EXPECT_TRUE(documented(f.help)) << f.name;
   for (const LabelInfo& l : kLoopLabels) EXPECT_TRUE(documented(l.help)) << l.name;
   for (const HistogramInfo& h : kLoopHistograms) EXPECT_TRUE(documented(h.help)) << h.name;
 }

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "control/admin/admin_figures.h"
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "runtime/loop_stats.h"
@@ -93,6 +94,7 @@ TEST(LoopStatsSumTest, EachFigureAsItsKindSays) {
   };
   for (const FigureInfo& f : kLoopFigures) expect(f);
   for (const FigureInfo& f : server::kEchoFigures) expect(f);
+  for (const FigureInfo& f : kAdminFigures) expect(f);
   for (const LabelInfo& l : kLoopLabels) EXPECT_EQ(row(l.name), "part4") << l.name << " follows " << l.figure;
   for (const HistogramInfo& h : kLoopHistograms) {
     EXPECT_EQ(row(std::string(h.name) + ".count"), "7");

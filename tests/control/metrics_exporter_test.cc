@@ -63,7 +63,8 @@ class MetricsExporterTest : public ::testing::Test {
     target_->echo[0].bytes_in = 1234;
     target_->echo[0].accepting = 1;
     target_->echo[1].bytes_in = 10;
-    families_ = ByName(MetricsExporter(*target_).Collect());
+    admin_[0].injections_running = 3;
+    families_ = ByName(MetricsExporter(*target_, [this](size_t loop) { return admin_[loop]; }).Collect());
   }
 
   const MetricFamily& Family(const std::string& name) {
@@ -87,6 +88,7 @@ class MetricsExporterTest : public ::testing::Test {
 
   ManualClock clock_;
   std::unique_ptr<testing::FakeAdministered> target_;
+  AdminLoopStats admin_[2];  // the admin plane's figures of each loop
   std::map<std::string, MetricFamily> families_;
 };
 
@@ -104,14 +106,16 @@ TEST_F(MetricsExporterTest, EveryFigureOfEveryListIsExportedPerLoopWithItsHelp) 
         EXPECT_DOUBLE_EQ(Value(family, *m), value) << f.name << " on loop " << loop;
       }
     });
-    ForEachFigure(target_->echo[loop], [&](const FigureInfo& f, double value) {
+    auto expect_exported = [&](const FigureInfo& f, double value) {
       const MetricFamily& family = Family(PrometheusName(f));
       EXPECT_EQ(family.help, f.help) << f.name;
       const ClientMetric* m = ForLoop(family, loop);
       if (m != nullptr) {
         EXPECT_DOUBLE_EQ(Value(family, *m), value) << f.name << " on loop " << loop;
       }
-    });
+    };
+    ForEachFigure(target_->echo[loop], expect_exported);
+    ForEachFigure(admin_[loop], expect_exported);
   }
   for (const HistogramInfo& h : kLoopHistograms) {
     const MetricFamily& family = Family(PrometheusName(h));
@@ -122,7 +126,7 @@ TEST_F(MetricsExporterTest, EveryFigureOfEveryListIsExportedPerLoopWithItsHelp) 
   for (const LabelInfo& l : kLoopLabels) EXPECT_EQ(families_.count(std::string("brrr_") + l.name + "_info"), 1u) << l.name;
   // Nothing else but brrr_build_info, brrr_draining and the lists' families.
   EXPECT_EQ(families_.size(), 2 + std::size(kLoopFigures) + std::size(kLoopLabels) + std::size(kLoopHistograms) +
-                                  std::size(server::kEchoFigures));
+                                  std::size(server::kEchoFigures) + std::size(kAdminFigures));
 }
 
 TEST_F(MetricsExporterTest, NamesCarryTheirUnitAndCounterSuffixes) {

@@ -67,6 +67,9 @@ TEST_F(MetricsStallTest, AScrapeWhileALoopIsBlockedAnswersAndShowsTheBlock) {
   EXPECT_GT(Sample(shown, "brrr_current_task_running_seconds{loop=\"0\"}"), 0) << shown;
   EXPECT_EQ(shown.find("brrr_current_task_info{loop=\"1\",current_task=\"inject:blocking_spin\"}"), std::string::npos)
       << "the spin is on loop 0 only";
+  // The admin plane's own figure, from its list like the others.
+  EXPECT_EQ(Sample(shown, "brrr_injections_running{loop=\"0\"}"), 1) << shown;
+  EXPECT_EQ(Sample(shown, "brrr_injections_running{loop=\"1\"}"), 0) << shown;
 
   // Once the spin has ended, it is the longest task and a stall in loop 0's figures. The loop
   // records those after the task returns, and only then is the spin no longer its current task

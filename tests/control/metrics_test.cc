@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "control/admin/admin_figures.h"
 #include "control/admin/metrics_exporter.h"
 #include "gtest/gtest.h"
 #include "runtime/loop_stats.h"
@@ -115,6 +116,9 @@ TEST_F(MetricsTest, TheExpositionHoldsEveryListedFigurePerLoopAndPromtoolAccepts
     }
     for (const FigureInfo& f : server::kEchoFigures) {
       EXPECT_GE(Sample(text, control::PrometheusName(f) + labels), 0) << f.name << " on loop " << loop;
+    }
+    for (const FigureInfo& f : control::kAdminFigures) {  // 0 without an admin plane
+      EXPECT_EQ(Sample(text, control::PrometheusName(f) + labels), 0) << f.name << " on loop " << loop;
     }
     for (const HistogramInfo& h : kLoopHistograms) {
       EXPECT_GE(Sample(text, control::PrometheusName(h) + "_bucket{loop=\"" + loop + "\",le=\"+Inf\"}"), 0)

@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "control/admin/admin_figures.h"
 #include "control/brrrctl/top_text.h"
 #include "gtest/gtest.h"
 #include "runtime/loop_stats.h"
@@ -254,7 +255,7 @@ TEST(TopModelTest, EveryFigureOfTheListsIsACellCountersAsRates) {
   model.Add({first});
   std::vector<TargetView> views = model.View({});
   std::vector<FigureCell> cells = LoopOf(views[0], 0).figures;
-  ASSERT_EQ(cells.size(), std::size(kLoopFigures) + std::size(server::kEchoFigures));
+  ASSERT_EQ(cells.size(), std::size(kLoopFigures) + std::size(server::kEchoFigures) + std::size(kAdminFigures));
   EXPECT_EQ(cells.front().name, "ready_queue_depth");  // the loop's list first, in its order
   auto cell = [&cells](const std::string& name) -> std::optional<double> {
     for (const FigureCell& c : cells) {
