@@ -26,8 +26,9 @@ void PortWatch::look() {
     }
   } else {
     std::set<uint64_t> now;
+    for (const ForeignListener& other : *others) now.insert(other.inode);
+    count_.store(now.size());  // before the lines: whoever reads one finds the figure as it says
     for (const ForeignListener& other : *others) {
-      now.insert(other.inode);
       if (seen_.count(other.inode) != 0) continue;
       PrintToStderr(
           "brrr-echo: a listener that is not this server's joined %s (socket inode %llu, user %u): the kernel now "
@@ -42,7 +43,6 @@ void PortWatch::look() {
       }
     }
     seen_ = std::move(now);
-    count_.store(seen_.size());
   }
   next_ = loop_.call_later(kPortWatchEvery, [this] { look(); }, "echo:port_watch");
 }

@@ -63,12 +63,13 @@ void Shard::watch_port(SocketAddress address, std::set<uint64_t> ours) {
 void Shard::start() {
   // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
   loop_->call_soon([this] { loop_->reserve_receive_buffers(); }, "echo:map_buffers");
-  if (port_watch_.has_value())
-    loop_->call_soon(
-        [this] {
-          if (!draining_) port_watch_->start();
-        },
-        "echo:port_watch");
+  if (port_watch_.has_value()) {
+    // Its first look once the loop runs, unless a drain has stopped it by then.
+    auto first_look = [this] {
+      if (!draining_) port_watch_->start();
+    };
+    loop_->call_soon(first_look, "echo:port_watch");
+  }
   update_accepting();
   if (options_.idle_timeout > Duration::zero()) {
     Duration every = std::max<Duration>(options_.idle_timeout / 4, milliseconds(10));
