@@ -131,4 +131,9 @@ inline bool IsDuration(FigureUnit unit) { return unit == FigureUnit::kSeconds ||
 #define BRRR_FIGURE_VALUE_Seconds(s, name) (static_cast<double>(s.name##_ns) / 1e9)
 #define BRRR_FIGURE_VALUE_Millis(s, name) (static_cast<double>(s.name##_ns) / 1e9)
 
+// Calls fn(const FigureInfo&, double value) for the figure in snapshot `s`. Use inside a
+// function with `s` and `fn` in scope, as a list's ForEachFigure does: LIST(BRRR_FIGURE_VISIT).
+#define BRRR_FIGURE_VISIT(name, kind, unit, source, help) \
+  fn(BRRR_FIGURE_DESCRIPTION(name, kind, unit, help), BRRR_FIGURE_VALUE(s, name, unit));
+
 #endif  // BRRR_RUNTIME_FIGURES_H_

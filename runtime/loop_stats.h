@@ -110,10 +110,7 @@ inline constexpr HistogramInfo kLoopHistograms[] = {BRRR_LOOP_HISTOGRAMS(BRRR_HI
 // durations in seconds.
 template <typename Fn>
 void ForEachFigure(const LoopStats& s, Fn&& fn) {
-#define BRRR_VISIT(name, kind, unit, source, help) \
-  fn(BRRR_FIGURE_DESCRIPTION(name, kind, unit, help), BRRR_FIGURE_VALUE(s, name, unit));
-  BRRR_LOOP_FIGURES(BRRR_VISIT)
-#undef BRRR_VISIT
+  BRRR_LOOP_FIGURES(BRRR_FIGURE_VISIT)
 }
 
 // Calls fn(const LabelInfo&, const std::string& text) for every label of `s`, in list order.

@@ -40,10 +40,7 @@ inline constexpr FigureInfo kAdminFigures[] = {BRRR_ADMIN_FIGURES(BRRR_FIGURE_IN
 // Calls fn(const FigureInfo&, double value) for every figure of `s`, in list order.
 template <typename Fn>
 void ForEachFigure(const AdminLoopStats& s, Fn&& fn) {
-#define BRRR_VISIT(name, kind, unit, source, help) \
-  fn(BRRR_FIGURE_DESCRIPTION(name, kind, unit, help), BRRR_FIGURE_VALUE(s, name, unit));
-  BRRR_ADMIN_FIGURES(BRRR_VISIT)
-#undef BRRR_VISIT
+  BRRR_ADMIN_FIGURES(BRRR_FIGURE_VISIT)
 }
 
 }  // namespace brrr::control
