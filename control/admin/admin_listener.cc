@@ -6,11 +6,11 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -23,13 +23,14 @@ namespace brrr::control {
 namespace {
 
 // How long accepting pauses when the process is out of descriptors after all (the reserve is
-// meant to prevent it): poll(2) would report the waiting connection again at once.
-constexpr int kOutOfDescriptorsPauseMs = 100;
+// meant to prevent it): poll(2) would report the waiting connection again at once. Relaying
+// goes on meanwhile.
+constexpr std::chrono::milliseconds kOutOfDescriptorsPause{100};
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Bind(const SocketAddress& address,
-                                                                   uint32_t max_connections) {
+                                                                   uint32_t max_connections, uint32_t max_streams) {
   auto fail = [&](const char* what, int err) {
     return absl::UnavailableError(absl::StrCat("admin plane: cannot listen on ", address.ToString(), ": ", what,
                                                ": ", std::strerror(err)));
@@ -44,18 +45,18 @@ absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Bind(const SocketA
     ::close(fd);
     return fail(err == EADDRINUSE ? "the port is in use" : "bind/listen", err);
   }
-  absl::StatusOr<SocketAddress> bound = SocketAddress::LocalOf(fd);
-  int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (!bound.ok() || wake < 0) {
-    int err = errno;
-    ::close(fd);
-    if (wake >= 0) ::close(wake);
-    return bound.ok() ? fail("eventfd", err) : bound.status();
-  }
-  return std::unique_ptr<AdminListener>(new AdminListener(fd, wake, *bound, max_connections));
+  return Listening(fd, max_connections, max_streams);
 }
 
-absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Adopt(int fd, uint32_t max_connections) {
+absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Adopt(int fd, uint32_t max_connections,
+                                                                    uint32_t max_streams) {
+  // Accepting polls first, so the socket need not be non-blocking, but it was made so.
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return Listening(fd, max_connections, max_streams);
+}
+
+absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Listening(int fd, uint32_t max_connections,
+                                                                        uint32_t max_streams) {
   absl::StatusOr<SocketAddress> bound = SocketAddress::LocalOf(fd);
   int wake = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (!bound.ok() || wake < 0) {
@@ -64,9 +65,7 @@ absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Adopt(int fd, uint
     if (wake >= 0) ::close(wake);
     return bound.ok() ? absl::ErrnoToStatus(err, "admin plane: eventfd") : bound.status();
   }
-  // Accepting polls first, so the socket need not be non-blocking, but it was made so.
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-  return std::unique_ptr<AdminListener>(new AdminListener(fd, wake, *bound, max_connections));
+  return std::unique_ptr<AdminListener>(new AdminListener(fd, wake, *bound, max_connections, max_streams));
 }
 
 int AdminListener::Duplicate() const {
@@ -86,49 +85,136 @@ void AdminListener::Start(grpc::Server* server) {
   thread_ = std::thread([this, server] { Run(server); });
 }
 
-void AdminListener::Stop() {
+void AdminListener::Wake() const {
+  uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+}
+
+void AdminListener::StopAccepting() {
+  if (fd_ < 0) return;
   if (thread_.joinable()) {
-    uint64_t one = 1;
-    (void)!::write(wake_fd_, &one, sizeof one);
+    std::unique_lock<std::mutex> lock(mu_);
+    accepting_ = false;
+    Wake();
+    accept_stopped_cv_.wait(lock, [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return accept_stopped_; });
+  }
+  ::close(fd_);  // the thread polls it no more
+  fd_ = -1;
+}
+
+void AdminListener::Stop() {
+  StopAccepting();
+  if (thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopping_ = true;
+    }
+    Wake();
     thread_.join();
   }
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-  }
+  std::lock_guard<std::mutex> lock(mu_);
+  relayed_.clear();  // closes every connection: gRPC sees the end of each
 }
 
 void AdminListener::Run(grpc::Server* server) {
+  RelayUntilStopped(server);
+  std::lock_guard<std::mutex> lock(mu_);
+  accept_stopped_ = true;  // however it ended, StopAccepting waits for no more
+  accept_stopped_cv_.notify_all();
+}
+
+void AdminListener::RelayUntilStopped(grpc::Server* server) {
+  std::vector<pollfd> fds;
   for (;;) {
-    pollfd fds[2] = {{.fd = fd_, .events = POLLIN, .revents = 0}, {.fd = wake_fd_, .events = POLLIN, .revents = 0}};
-    int n = ::poll(fds, 2, -1);
-    if (n < 0 && errno != EINTR) return;  // cannot happen with valid descriptors
-    if (fds[1].revents != 0) return;
+    bool accepting;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      accepting = accepting_;
+      if (!accepting && !accept_stopped_) {
+        accept_stopped_ = true;
+        accept_stopped_cv_.notify_all();
+      }
+    }
+    // The listening socket, the wake-up, then two for each connection: its client's socket
+    // and the relay's end of its pair.
+    const RelayedConnection::Clock::time_point before = RelayedConnection::Clock::now();
+    const bool accept_paused = accept_resumes_.has_value() && before < *accept_resumes_;
+    fds.assign(2 + 2 * relayed_.size(), pollfd{});
+    fds[0] = {.fd = accepting && !accept_paused ? fd_ : -1, .events = POLLIN, .revents = 0};
+    fds[1] = {.fd = wake_fd_, .events = POLLIN, .revents = 0};
+    std::optional<RelayedConnection::Clock::time_point> soonest;
+    if (accepting && accept_paused) soonest = accept_resumes_;
+    for (size_t i = 0; i < relayed_.size(); ++i) {
+      const RelayedConnection& connection = *relayed_[i].connection;
+      connection.Interest(&fds[2 + 2 * i], &fds[3 + 2 * i]);
+      if (connection.deadline().has_value() && (!soonest.has_value() || *connection.deadline() < *soonest)) {
+        soonest = connection.deadline();
+      }
+    }
+    int timeout_ms = -1;
+    if (soonest.has_value()) {
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(*soonest - before);
+      timeout_ms = static_cast<int>(std::clamp<int64_t>(left.count(), 0, 60'000));
+    }
+    if (::poll(fds.data(), fds.size(), timeout_ms) < 0 && errno != EINTR) return;  // cannot happen
+    if (fds[1].revents != 0) {
+      uint64_t count;
+      (void)!::read(wake_fd_, &count, sizeof count);
+    }
+    Relay(fds, RelayedConnection::Clock::now());
     if (fds[0].revents != 0) AcceptOne(server);
   }
 }
 
+void AdminListener::Relay(const std::vector<pollfd>& fds, RelayedConnection::Clock::time_point now) {
+  std::vector<size_t> ended;
+  for (size_t i = 0; i < relayed_.size(); ++i) {
+    RelayedConnection& connection = *relayed_[i].connection;
+    const short client_events = fds[2 + 2 * i].revents;
+    const short grpc_events = fds[3 + 2 * i].revents;
+    const bool due = connection.deadline().has_value() && now >= *connection.deadline();
+    if (client_events == 0 && grpc_events == 0 && !due) continue;
+    if (!connection.OnReady(client_events, grpc_events, now)) {
+      ended.push_back(i);
+      continue;
+    }
+    if (connection.TakeStartedHolding() && IsPowerOfTen(++held_)) {
+      const Http2StreamBound& bound = connection.bound();
+      PrintToStderr(
+          "brrr-echo: admin plane: the connection from %s has %zu calls open, the most one connection may "
+          "(--admin_max_calls + 1); its next call waits until one ends%s (%llu times so far)\n",
+          connection.peer().c_str(), bound.open(),
+          bound.settings_acknowledged() ? "" : " (its client has not acknowledged the server's HTTP/2 SETTINGS)",
+          static_cast<unsigned long long>(held_));
+    }
+  }
+  if (ended.empty()) return;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (auto i = ended.rbegin(); i != ended.rend(); ++i) relayed_.erase(relayed_.begin() + static_cast<ptrdiff_t>(*i));
+}
+
 void AdminListener::AcceptOne(grpc::Server* server) {
-  int fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-  if (fd < 0) {
+  UniqueFd client(::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+  if (!client.valid()) {
     int err = errno;
     if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
       if (IsPowerOfTen(++accept_errors_)) {
-        PrintToStderr("brrr-echo: admin plane: accept: %s (%llu times so far); retrying in %d ms\n", std::strerror(err),
-                      static_cast<unsigned long long>(accept_errors_), kOutOfDescriptorsPauseMs);
+        PrintToStderr("brrr-echo: admin plane: accept: %s (%llu times so far); retrying in %lld ms\n",
+                      std::strerror(err), static_cast<unsigned long long>(accept_errors_),
+                      static_cast<long long>(kOutOfDescriptorsPause.count()));
       }
-      (void)StopRequested(kOutOfDescriptorsPauseMs);
+      accept_resumes_ = RelayedConnection::Clock::now() + kOutOfDescriptorsPause;
     }
     return;  // EAGAIN, EINTR, or a connection that died in the backlog
   }
-  absl::StatusOr<SocketAddress> address = SocketAddress::PeerOf(fd);
-  const std::string peer = address.ok() ? address->ToString() : "an unknown peer";
-  std::lock_guard<std::mutex> lock(handed_mu_);
-  ForgetClosed();
-  if (handed_.size() >= max_connections_) {
+  absl::StatusOr<SocketAddress> address = SocketAddress::PeerOf(client.get());
+  std::string peer = address.ok() ? address->ToString() : "an unknown peer";
+  std::unique_lock<std::mutex> lock(mu_);
+  if (relayed_.size() >= max_connections_) {
     std::optional<std::string> evicted = EvictOneNotAllowed();
     if (!evicted.has_value()) {
-      ::close(fd);
+      client.reset();
       if (IsPowerOfTen(++refused_)) {
         PrintToStderr(
             "brrr-echo: admin plane: %u connections are open (--admin_max_connections); closed the one "
@@ -146,54 +232,35 @@ void AdminListener::AcceptOne(grpc::Server* server) {
   }
   int one = 1;
   // Small requests and replies: Nagle's algorithm would hold them back (gRPC sets it too).
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
+  ::setsockopt(client.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  absl::StatusOr<RelayedConnection::Opened> opened = RelayedConnection::Open(std::move(client), peer, max_streams_);
+  if (!opened.ok()) {
+    if (IsPowerOfTen(++accept_errors_)) {
+      PrintToStderr("brrr-echo: admin plane: closed the connection from %s: %s (%llu times so far)\n", peer.c_str(),
+                    std::string(opened.status().message()).c_str(), static_cast<unsigned long long>(accept_errors_));
+    }
     return;
   }
   // gRPC names a connection it was handed by its descriptor: its calls' peer() is "fd:N".
-  handed_.push_back(Handed{.fd = fd, .inode = st.st_ino, .grpc_peer = absl::StrCat("fd:", fd), .peer = peer});
-  grpc::AddInsecureChannelFromFd(server, fd);
+  relayed_.push_back(
+      Relayed{.connection = std::move(opened->connection), .grpc_peer = absl::StrCat("fd:", opened->grpc_fd)});
+  lock.unlock();
+  grpc::AddInsecureChannelFromFd(server, opened->grpc_fd);
 }
 
 void AdminListener::MarkAllowed(const std::string& grpc_peer) {
-  std::lock_guard<std::mutex> lock(handed_mu_);
-  for (Handed& h : handed_) {
-    if (h.grpc_peer == grpc_peer) h.allowed = true;
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Relayed& r : relayed_) {
+    if (r.grpc_peer == grpc_peer) r.allowed = true;
   }
 }
 
 std::optional<std::string> AdminListener::EvictOneNotAllowed() {
-  for (auto h = handed_.begin(); h != handed_.end(); ++h) {
-    if (h->allowed) continue;
-    // gRPC owns the descriptor and may close it at any moment, and its number may then name
-    // another socket: the duplicate pins whatever it names now, and the inode says whether
-    // that is still this connection.
-    int pinned = ::fcntl(h->fd, F_DUPFD_CLOEXEC, 0);
-    if (pinned < 0) continue;  // closed meanwhile: ForgetClosed's next pass drops it
-    struct stat st {};
-    const bool same = ::fstat(pinned, &st) == 0 && st.st_ino == h->inode;
-    if (same) ::shutdown(pinned, SHUT_RDWR);  // gRPC sees the end and closes its descriptor
-    ::close(pinned);
-    if (!same) continue;
-    std::string peer = std::move(h->peer);
-    handed_.erase(h);
-    return peer;
-  }
-  return std::nullopt;
-}
-
-void AdminListener::ForgetClosed() {
-  std::erase_if(handed_, [](const Handed& h) {
-    struct stat st {};
-    return ::fstat(h.fd, &st) != 0 || st.st_ino != h.inode || !S_ISSOCK(st.st_mode);
-  });
-}
-
-bool AdminListener::StopRequested(int ms) const {
-  pollfd wake = {.fd = wake_fd_, .events = POLLIN, .revents = 0};
-  return ::poll(&wake, 1, ms) > 0;
+  auto oldest = std::find_if(relayed_.begin(), relayed_.end(), [](const Relayed& r) { return !r.allowed; });
+  if (oldest == relayed_.end()) return std::nullopt;
+  std::string peer = oldest->connection->peer();
+  relayed_.erase(oldest);  // closes its sockets: gRPC sees the end of its own
+  return peer;
 }
 
 }  // namespace brrr::control

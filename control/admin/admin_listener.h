@@ -1,39 +1,40 @@
-// admin_listener.h: the admin plane's TCP listener. It accepts connections itself and hands
-// each one to the gRPC server (grpc::AddInsecureChannelFromFd), so that it can cap how many
-// are open: gRPC 1.51 has no limit on incoming connections (GRPC_ARG_MAX_ALLOWED_INCOMING_
-// CONNECTIONS came in a later release), and each connection costs a descriptor that the echo
-// side leaves to the admin plane (server/descriptor_budget.h). Past `max_connections` open at
-// once, a new connection takes the place of the oldest one through which no call has been
-// let through yet (MarkAllowed: the token checked, or none needed), which is closed; if every
-// open one has had a call let through, the new one is closed as soon as it is accepted. Either
-// way stderr says so (the 1st, 10th, 100th... time). gRPC closes idle connections itself
-// (GRPC_ARG_MAX_CONNECTION_IDLE_MS, set by AdminServer), which frees their places; but a
-// connection with a call in progress is not idle, and a call whose request never comes (a
-// client that sends a call's headers and nothing more) never reaches the token check: without
-// the rule above, a client without the token could hold every place for good and keep the
-// operator out.
+// admin_listener.h: the admin plane's TCP listener. It accepts connections itself and relays
+// each one to the gRPC server over a socket pair (admin_relay.h, grpc::AddInsecureChannelFromFd),
+// so that it can hold what gRPC 1.51 does not:
+// - Connections open at once (GRPC_ARG_MAX_ALLOWED_INCOMING_CONNECTIONS came in a later
+//   release); each costs descriptors that the echo side leaves to the admin plane
+//   (kDescriptorsPerConnection; server/descriptor_budget.h). Past `max_connections` open at
+//   once, a new connection takes the place of the oldest one through which no call has been
+//   let through yet (MarkAllowed: the token checked, or none needed), which is closed; if every
+//   open one has had a call let through, the new one is closed as soon as it is accepted.
+//   Either way stderr says so (the 1st, 10th, 100th... time). gRPC closes idle connections
+//   itself (GRPC_ARG_MAX_CONNECTION_IDLE_MS, set by AdminServer), which frees their places; but a
+//   connection with a call in progress is not idle, and a call whose request never comes (a
+//   client that sends a call's headers and nothing more) never reaches the token check: without
+//   the rule above, a client without the token could hold every place for good and keep the
+//   operator out.
+// - Calls open at once on one connection, `max_streams`, from its first byte: gRPC applies its
+//   own bound (SETTINGS_MAX_CONCURRENT_STREAMS) only once the client has acknowledged the
+//   server's SETTINGS, and each call open holds memory. The client's next call waits until one
+//   ends (http2_stream_bound.h); stderr says so the first time a connection waits (the 1st,
+//   10th, 100th... time).
 //
-//   auto listener = AdminListener::Bind(*SocketAddress::Parse("127.0.0.1", 5001), 16);
-//   (*listener)->Start(grpc_server.get());   // a thread accepts until Stop()
-//   (*listener)->Stop();                     // before the gRPC server shuts down
-//
-// Counting: gRPC closes a connection's descriptor when it is done with it and tells no one,
-// so the listener remembers each descriptor it handed over with its socket's inode, and before
-// it takes a new connection forgets those whose descriptor is closed or now names another
-// socket (a number is reused, an inode is not). That is at most `max_connections` fstat(2)
-// calls per accepted connection.
+//   auto listener = AdminListener::Bind(*SocketAddress::Parse("127.0.0.1", 5001), 16, 65);
+//   (*listener)->Start(grpc_server.get());   // a thread accepts and relays until Stop()
+//   (*listener)->StopAccepting();            // closes the listening socket; relaying goes on
+//   (*listener)->Stop();                     // after the gRPC server has shut down
 //
 // The listener does not set SO_REUSEPORT: no other process can bind the admin port while this
 // one holds it.
 //
-// Threads: Bind, Start and Stop from one thread; the listener accepts on a thread of its own.
-// Ownership: the listener owns its socket and thread; the gRPC server owns each connection
-// from the moment it is handed over, and must outlive Stop().
+// Threads: Bind, Start, StopAccepting, Stop and Duplicate from one thread; the listener accepts
+// and relays on a thread of its own; MarkAllowed from any. Ownership: the listener owns its
+// socket, its thread, and each connection's socket and relay; gRPC owns its end of each pair
+// from the moment it is handed over, and the gRPC server must outlive Stop().
 #ifndef BRRR_CONTROL_ADMIN_LISTENER_H_
 #define BRRR_CONTROL_ADMIN_LISTENER_H_
 
-#include <sys/types.h>
-
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -42,7 +43,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "control/admin/admin_relay.h"
 #include "grpcpp/server.h"
 #include "runtime/socket_address.h"
 
@@ -50,60 +53,79 @@ namespace brrr::control {
 
 class AdminListener {
  public:
+  // Descriptors one admin connection holds: the client's socket and the two ends of the pair.
+  static constexpr uint32_t kDescriptorsPerConnection = 3;
+
   // Binds and listens. Unavailable (naming the address) if it cannot.
-  static absl::StatusOr<std::unique_ptr<AdminListener>> Bind(const SocketAddress& address, uint32_t max_connections);
+  static absl::StatusOr<std::unique_ptr<AdminListener>> Bind(const SocketAddress& address, uint32_t max_connections,
+                                                             uint32_t max_streams);
   // Takes over a listening socket another process handed over (server/take_over.h): owned
   // from now on, closed if this fails.
-  static absl::StatusOr<std::unique_ptr<AdminListener>> Adopt(int fd, uint32_t max_connections);
+  static absl::StatusOr<std::unique_ptr<AdminListener>> Adopt(int fd, uint32_t max_connections, uint32_t max_streams);
   ~AdminListener();  // stops if still running
   AdminListener(const AdminListener&) = delete;
   AdminListener& operator=(const AdminListener&) = delete;
 
   // The bound address (with the actual port).
   const SocketAddress& address() const { return address_; }
-  // Starts accepting for `server`, which must have been started.
+  // Starts accepting and relaying for `server`, which must have been started.
   void Start(grpc::Server* server);
-  // Stops accepting and closes the listening socket; connections handed over stay with gRPC.
+  // Stops accepting and closes the listening socket; the connections open are still relayed.
   // Idempotent.
+  void StopAccepting();
+  // Stops accepting, stops relaying and closes every connection (gRPC sees each end). After the
+  // gRPC server has shut down, so that what it says last reaches its clients. Idempotent.
   void Stop();
-  // A duplicate of the listening socket (close-on-exec), or -1 once stopped (errno says why
-  // otherwise). From the thread that calls Stop, or one it is sequenced with.
+  // A duplicate of the listening socket (close-on-exec), or -1 once it no longer accepts (errno
+  // says why otherwise).
   int Duplicate() const;
   // A call from `grpc_peer` (grpc::ServerContext::peer(), which for a connection handed over
   // by descriptor is "fd:N") was let through: its connection keeps its place. Any thread.
   void MarkAllowed(const std::string& grpc_peer);
 
  private:
-  struct Handed {
-    int fd;
-    ino_t inode;
+  struct Relayed {
+    std::unique_ptr<RelayedConnection> connection;
     std::string grpc_peer;  // as gRPC names it: "fd:N" (its calls' ServerContext::peer())
-    std::string peer;       // its address, for the log
-    bool allowed = false;   // a call through it has been let through
+    bool allowed = false;   // a call through it has been let through; guarded by mu_
   };
 
-  AdminListener(int fd, int wake_fd, SocketAddress address, uint32_t max_connections)
-      : fd_(fd), wake_fd_(wake_fd), address_(address), max_connections_(max_connections) {}
+  AdminListener(int fd, int wake_fd, SocketAddress address, uint32_t max_connections, uint32_t max_streams)
+      : fd_(fd), wake_fd_(wake_fd), address_(address), max_connections_(max_connections), max_streams_(max_streams) {}
+  static absl::StatusOr<std::unique_ptr<AdminListener>> Listening(int fd, uint32_t max_connections,
+                                                                  uint32_t max_streams);
+  // The thread: RelayUntilStopped, then no more accepting, whatever ended it.
   void Run(grpc::Server* server);
-  // Takes one connection that poll(2) announced; false to stop.
+  void RelayUntilStopped(grpc::Server* server);
+  // Takes one connection that poll(2) announced.
   void AcceptOne(grpc::Server* server);
-  void ForgetClosed();  // handed_mu_ held
-  // Closes the oldest handed connection that has had no call let through, if there is one, and
-  // returns its peer. handed_mu_ held.
-  std::optional<std::string> EvictOneNotAllowed();
-  // Waits up to `ms` for Stop(); true if it came.
-  bool StopRequested(int ms) const;
+  // Moves the bytes of the connections poll(2) reported on, or whose time is up; drops those
+  // that ended.
+  void Relay(const std::vector<pollfd>& fds, RelayedConnection::Clock::time_point now);
+  // Closes the oldest connection that has had no call let through, if there is one, and
+  // returns its peer. mu_ held.
+  std::optional<std::string> EvictOneNotAllowed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void Wake() const;
 
-  int fd_;
-  int wake_fd_;  // an eventfd that Stop() writes
+  int fd_;       // -1 once StopAccepting has closed it
+  int wake_fd_;  // an eventfd that StopAccepting and Stop write
   SocketAddress address_;
   const uint32_t max_connections_;
+  const uint32_t max_streams_;
   std::thread thread_;
-  std::mutex handed_mu_;
-  std::vector<Handed> handed_;  // guarded by handed_mu_; oldest first
-  uint64_t refused_ = 0;        // the accepting thread's
-  uint64_t evicted_ = 0;        // the accepting thread's
-  uint64_t accept_errors_ = 0;  // the accepting thread's
+  mutable std::mutex mu_;
+  std::condition_variable accept_stopped_cv_;
+  bool accepting_ ABSL_GUARDED_BY(mu_) = true;
+  bool accept_stopped_ ABSL_GUARDED_BY(mu_) = false;  // the thread no longer polls fd_
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Oldest first. Added and removed by the thread with mu_ held; the thread reads it without.
+  std::vector<Relayed> relayed_;
+  uint64_t refused_ = 0;        // the thread's
+  uint64_t evicted_ = 0;        // the thread's
+  uint64_t accept_errors_ = 0;  // the thread's
+  uint64_t held_ = 0;           // the thread's
+  // When accepting goes on after it ran out of descriptors; the thread's.
+  std::optional<RelayedConnection::Clock::time_point> accept_resumes_;
 };
 
 }  // namespace brrr::control

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 #include <utility>
 
@@ -27,6 +28,16 @@ namespace health = grpc::health::v1;
 // gRPC threads beyond one per call allowed in progress: its pollers (two at most, on the one
 // completion queue) and those answering the calls past --admin_max_calls.
 constexpr int kSpareThreads = 8;
+
+namespace {
+
+// Calls open at once on one connection: a call holds memory from its headers on, before its
+// request (and the token check) comes, so without a bound one connection could open any
+// number. One more than the calls allowed in progress, so that the call past them is still
+// answered RESOURCE_EXHAUSTED rather than left waiting.
+uint32_t MaxCallsOpenPerConnection(const AdminServerOptions& options) { return options.max_calls + 1; }
+
+}  // namespace
 
 // grpc.health.v1.Health: SERVING while the echo server accepts, NOT_SERVING once it drains.
 // Services: "" (the whole server) and "brrr.admin.v1.Admin"; for any other, Check answers
@@ -94,8 +105,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   RouteGrpcLogsThroughLineOutput();  // gRPC's threads must not wait for a stalled reader either
   std::unique_ptr<AdminServer> admin(new AdminServer());
   absl::StatusOr<std::unique_ptr<AdminListener>> listener =
-      options.listener_fd >= 0 ? AdminListener::Adopt(options.listener_fd, options.max_connections)
-                               : AdminListener::Bind(*where, options.max_connections);
+      options.listener_fd >= 0
+          ? AdminListener::Adopt(options.listener_fd, options.max_connections, MaxCallsOpenPerConnection(options))
+          : AdminListener::Bind(*where, options.max_connections, MaxCallsOpenPerConnection(options));
   if (!listener.ok()) return listener.status();
   admin->listener_ = *std::move(listener);
   admin->address_ = admin->listener_->address().ToString();
@@ -116,15 +128,14 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   builder.AddChannelArgument(
       GRPC_ARG_MAX_CONNECTION_IDLE_MS,
       static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(options.idle_timeout).count()));
-  // Calls at once on one connection: a call holds memory from its headers on, before its
-  // request (and the token check) comes, so without a bound one connection could open any
-  // number. One more than the calls allowed in progress, so that the call past them is still
-  // answered RESOURCE_EXHAUSTED rather than left waiting.
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(options.max_calls) + 1);
+  // The calls open at once on one connection. gRPC applies the bound once the client has
+  // acknowledged the server's SETTINGS; the listener holds every connection to it from the first
+  // byte (admin_listener.h).
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, static_cast<int>(MaxCallsOpenPerConnection(options)));
   // Threads: gRPC's synchronous server takes one for each piece of call work it finds while no
-  // other waits for more, without bound. A client that never acknowledges the server's SETTINGS
-  // is not held to the stream bound above (gRPC 1.51 applies it once acknowledged), and a flood
-  // of calls from it made thousands of threads that kept the operator's calls waiting. So at
+  // other waits for more, without bound, and every connection may have --admin_max_calls + 1
+  // calls open (a flood of calls from clients that ignored the SETTINGS, before the listener
+  // held them to that, made thousands of threads that kept the operator's calls waiting). So at
   // most one per call allowed in progress (each may hold one, a stream for its whole life) plus
   // kSpareThreads: the pollers, and the threads that answer the calls past the bound. Past that
   // gRPC answers a call RESOURCE_EXHAUSTED itself.
@@ -168,17 +179,18 @@ absl::StatusOr<UniqueFd> AdminServer::DuplicateListener() const {
 }
 
 void AdminServer::StopAccepting() {
-  if (listener_ != nullptr) listener_->Stop();
+  if (listener_ != nullptr) listener_->StopAccepting();
 }
 
 void AdminServer::Shutdown() {
   if (server_ == nullptr) return;
-  listener_->Stop();  // no connection is handed to a server that shuts down
+  listener_->StopAccepting();  // no connection is handed to a server that shuts down
   health_->ShutDown();
   admin_->ShutDown();
   // Calls in progress get a moment to finish; streams are cancelled at the deadline.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_->Wait();
+  listener_->Stop();  // after gRPC's last words (GOAWAY, a cancelled stream's status) went out
   server_.reset();
   injector_.reset();  // cancels injections still running
 }

@@ -5,11 +5,11 @@
 // It administers what `target` (administered.h) lets it see and do.
 //
 // The way in stays open: the listener (control/admin/admin_listener.h) caps the admin
-// connections open at once, the call gate the calls in progress (each holds a gRPC thread; a
-// stream for its whole life), gRPC closes connections idle for `idle_timeout`, and the echo server
-// leaves descriptors free for them (EchoServerOptions::reserved_descriptors, which brrr-echo
-// sets from --admin_reserved_fds). Start the admin server before the echo server's Start(),
-// which measures what is open then.
+// connections open at once and the calls each has open, the call gate the calls in progress
+// (each holds a gRPC thread; a stream for its whole life), gRPC closes connections idle for
+// `idle_timeout`, and the echo server leaves descriptors free for them
+// (EchoServerOptions::reserved_descriptors, which brrr-echo sets from --admin_reserved_fds). Start the admin server
+// before the echo server's Start(), which measures what is open then.
 //
 //   AdminServerOptions o{.host = "127.0.0.1", .port = 5001};
 //   auto admin = AdminServer::Start(o, administered, loader.Probe());

@@ -21,6 +21,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "control/admin/admin_listener.h"
 #include "control/admin/admin_server.h"
 #include "control/admin/metrics_exporter.h"
 #include "control/admin/metrics_http.h"
@@ -94,10 +95,11 @@ ABSL_FLAG(uint32_t, admin_max_calls, 64,
           "RESOURCE_EXHAUSTED");
 ABSL_FLAG(absl::Duration, admin_idle_timeout, absl::Seconds(60),
           "Close an admin connection that has had no call in progress this long (100ms to 24h)");
-ABSL_FLAG(uint32_t, admin_reserved_fds, 32,
+ABSL_FLAG(uint32_t, admin_reserved_fds, 64,
           "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
           "operator gets in when echo clients would take every other one; at least "
-          "--admin_max_connections + 8 (what gRPC opens after start)");
+          "3 x --admin_max_connections (each is relayed to gRPC over a socket pair) + 8 (what gRPC opens "
+          "after start)");
 ABSL_FLAG(int32_t, metrics_port, 0,
           "Port of the metrics port: HTTP GET /metrics (Prometheus text format), /healthz (live) and "
           "/readyz (503 before listening and while draining); 0: off. --admin_token_file applies: "
@@ -120,7 +122,8 @@ using brrr::server::EchoServerOptions;
 
 // Descriptors gRPC may open after the echo server has measured what is open (the budget leaves
 // the admin plane those measured): the admin listener's connection it closes past the cap,
-// and what gRPC creates lazily. Part of --admin_reserved_fds, beside one per connection.
+// and what gRPC creates lazily. Part of --admin_reserved_fds, beside
+// AdminListener::kDescriptorsPerConnection for each connection.
 constexpr uint32_t kGrpcDescriptorsAfterStart = 8;
 // The file a scrape of the metrics port has open at a time (it reads /proc/self/stat, /proc/stat
 // and /proc/self/fd one after the other, on the port's one thread), beside its connections.
@@ -284,10 +287,12 @@ int main(int argc, char** argv) {
   }
   admin_options.idle_timeout = ToDuration(admin_idle);
   uint32_t reserved_fds = absl::GetFlag(FLAGS_admin_reserved_fds);
-  if (reserved_fds < admin_connections + kGrpcDescriptorsAfterStart || reserved_fds > 1'000'000) {
+  constexpr uint32_t kPerConnection = brrr::control::AdminListener::kDescriptorsPerConnection;
+  const uint32_t least_reserved = kPerConnection * admin_connections + kGrpcDescriptorsAfterStart;
+  if (reserved_fds < least_reserved || reserved_fds > 1'000'000) {
     brrr::PrintToStderr(
-        "brrr-echo: --admin_reserved_fds=%u: must be from --admin_max_connections + %u (%u) to 1000000\n", reserved_fds,
-        kGrpcDescriptorsAfterStart, admin_connections + kGrpcDescriptorsAfterStart);
+        "brrr-echo: --admin_reserved_fds=%u: must be from %u x --admin_max_connections + %u (%u) to 1000000\n",
+        reserved_fds, kPerConnection, kGrpcDescriptorsAfterStart, least_reserved);
     return 2;
   }
 

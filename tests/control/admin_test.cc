@@ -272,21 +272,22 @@ TEST(AdminFlagsTest, BadAdminFlagsGiveAClearErrorAndExitCode) {
       << bad_host.err();
 }
 
-// README: --admin_reserved_fds must be at least --admin_max_connections + 8. With the default
-// reserve (32), 24 admin connections fit and 25 or 30 do not.
+// README: --admin_reserved_fds must be at least 3 x --admin_max_connections + 8 (each admin
+// connection is relayed to gRPC over a socket pair). With the default reserve (64), 18 admin
+// connections fit and 19 or 30 do not.
 TEST(AdminFlagsTest, TheReserveMustCoverTheAdminConnectionsAndEight) {
-  for (const auto& [connections, least] : {std::pair{25, 33}, std::pair{30, 38}}) {
+  for (const auto& [connections, least] : {std::pair{19, 65}, std::pair{30, 98}}) {
     testing::Process bad(testing::Runfile("server/brrr-echo/brrr-echo"),
                          {"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
                           "--admin_max_connections=" + std::to_string(connections)});
     EXPECT_EQ(bad.Wait(seconds(30)), 2) << connections;
-    std::string says = "--admin_reserved_fds=32: must be from --admin_max_connections + 8 (" + std::to_string(least) +
-                       ") to 1000000";
+    std::string says = "--admin_reserved_fds=64: must be from 3 x --admin_max_connections + 8 (" +
+                       std::to_string(least) + ") to 1000000";
     EXPECT_NE(bad.err().find(says), std::string::npos) << bad.err();
   }
   uint16_t admin_port = testing::PickFreePort();
   testing::Process fits(testing::Runfile("server/brrr-echo/brrr-echo"),
-                        {"--port=0", "--admin_port=" + std::to_string(admin_port), "--admin_max_connections=24"});
+                        {"--port=0", "--admin_port=" + std::to_string(admin_port), "--admin_max_connections=18"});
   ASSERT_TRUE(fits.WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port))) << fits.err();
   fits.Signal(SIGTERM);
   EXPECT_EQ(fits.Wait(seconds(30)), 0) << fits.err();

@@ -3,7 +3,8 @@
 their sources describe: admin requests serialized by protoc from text, ELF files from a real
 plugin's headers (cut short, or with their segments made to fit) and from hand-made headers,
 brrrctl flag values and target lists, prefixer runs from the unit test's cases, HTTP request
-heads, and hand-over exchanges (frames as server/listener_handover.h lays them out).
+heads, HTTP/2 frames both ways, and hand-over exchanges (frames as server/listener_handover.h
+lays them out).
 
     tests/fuzz/make_seeds.py [--plugin path/to/libbrrr_reactor_epoll.so]
 
@@ -197,6 +198,39 @@ def http_seeds():
     http_seed("too_long", [200, 200], b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\n\r\n")
 
 
+# --- http2_stream_bound_fuzzer: [bound][pieces: [side | length << 1][bytes]] ---
+def h2_frame(kind, flags, stream, body=b""):
+    return struct.pack(">I", len(body))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + body
+
+
+def h2_call(stream):
+    fields = b"".join(b"\0" + bytes([len(n)]) + n + bytes([len(v)]) + v for n, v in [
+        (b":method", b"POST"), (b":path", b"/brrr.admin.v1.Admin/GetStats"), (b"te", b"trailers")])
+    return h2_frame(1, 4, stream, fields) + h2_frame(0, 1, stream, b"\0" * 5)
+
+
+def h2_pieces(side, data, length=127):
+    """`data` from one side (0 client, 1 server) in pieces of at most `length` bytes."""
+    out = b""
+    for at in range(0, len(data), length):
+        piece = data[at:at + length]
+        out += bytes([side | (len(piece) << 1)]) + piece
+    return out
+
+
+def http2_seeds():
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0)
+    calls = b"".join(h2_call(s) for s in (1, 3, 5))
+    ends = b"".join(h2_frame(1, 5, s, b"t") for s in (1, 3, 5))
+    write("http2_stream_bound_fuzzer", "three_calls_within", bytes([2]) + h2_pieces(0, preface + calls) +
+          h2_pieces(1, h2_frame(4, 0, 0) + ends))
+    write("http2_stream_bound_fuzzer", "three_calls_one_at_a_time", bytes([0]) + h2_pieces(0, preface + calls, 40) +
+          h2_pieces(1, ends[:15]) + bytes([0]) + h2_pieces(1, ends[15:]) + h2_pieces(0, h2_frame(4, 1, 0)))
+    write("http2_stream_bound_fuzzer", "resets", bytes([0]) + h2_pieces(0, preface + h2_call(1) + h2_call(3)) +
+          h2_pieces(0, h2_frame(3, 0, 1, b"\0\0\0\x08")) + h2_pieces(1, h2_frame(3, 0, 3, b"\0\0\0\x07")))
+    write("http2_stream_bound_fuzzer", "not_http2", bytes([0]) + h2_pieces(0, b"GET / HTTP/1.1\r\n\r\n" + calls))
+
+
 # --- targets_fuzzer: [mode: even a file, odd a --target value][text] ---
 def targets_seeds():
     files = {
@@ -262,6 +296,7 @@ def main():
     cli_seeds()
     prefixer_seeds()
     http_seeds()
+    http2_seeds()
     targets_seeds()
     handover_seeds()
     return 0
