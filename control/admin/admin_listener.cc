@@ -179,6 +179,10 @@ void AdminListener::Relay(const std::vector<pollfd>& fds, RelayedConnection::Clo
       ended.push_back(i);
       continue;
     }
+    if (connection.grpc_gone() && !relayed_[i].grpc_peer.empty()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      relayed_[i].grpc_peer.clear();  // gRPC may give the number to a new connection's end
+    }
     if (connection.TakeStartedHolding() && IsPowerOfTen(++held_)) {
       const Http2StreamBound& bound = connection.bound();
       PrintToStderr(

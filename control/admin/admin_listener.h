@@ -86,7 +86,9 @@ class AdminListener {
  private:
   struct Relayed {
     std::unique_ptr<RelayedConnection> connection;
-    std::string grpc_peer;  // as gRPC names it: "fd:N" (its calls' ServerContext::peer())
+    // As gRPC names it: "fd:N" (its calls' ServerContext::peer()); empty once gRPC has closed N.
+    // Written by the thread with mu_ held.
+    std::string grpc_peer;
     bool allowed = false;   // a call through it has been let through; guarded by mu_
   };
 

@@ -69,6 +69,8 @@ class RelayedConnection {
   // When the connection ends by itself unless something happens first (nullopt: not by time).
   std::optional<Clock::time_point> deadline() const { return linger_until_; }
 
+  // gRPC has closed its end (its descriptor's number may name another connection's from now on).
+  bool grpc_gone() const { return grpc_gone_; }
   // The client's address, for the log.
   const std::string& peer() const { return peer_; }
   const Http2StreamBound& bound() const { return bound_; }
