@@ -7,6 +7,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/message_lite.h"
 #include "grpcpp/impl/rpc_service_method.h"
 #include "grpcpp/support/method_handler.h"
@@ -34,7 +37,11 @@ template struct MethodTableAccess<&grpc::Service::methods_>;
 class GatedHandler final : public MethodHandler {
  public:
   GatedHandler(std::unique_ptr<RpcServiceMethod> method, const CallAuth& auth, CallSlots* slots, CallAllowed allowed)
-      : method_(std::move(method)), auth_(auth), slots_(slots), allowed_(std::move(allowed)) {}
+      : method_(std::move(method)),
+        request_type_(RequestTypeOf(method_->name())),
+        auth_(auth),
+        slots_(slots),
+        allowed_(std::move(allowed)) {}
 
   void RunHandler(const HandlerParameter& param) override {
     grpc::Status allowed = auth_.Check(*param.server_context);
@@ -55,8 +62,20 @@ class GatedHandler final : public MethodHandler {
     method_->handler()->RunHandler(param);
   }
 
+  // gRPC answers a request that does not parse INTERNAL, with protobuf's list of missing
+  // required fields as the message: empty in proto3. It is the caller's to fix, so it is
+  // INVALID_ARGUMENT, saying what was expected. RunHandler sends it once the rule has let the
+  // call in (a caller without the token learns nothing of its request).
   void* Deserialize(grpc_call* call, grpc_byte_buffer* request, grpc::Status* status, void** data) override {
-    return method_->handler()->Deserialize(call, request, status, data);
+    const bool carried = request != nullptr;
+    void* parsed = method_->handler()->Deserialize(call, request, status, data);
+    if (!status->ok()) {
+      *status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                             carried ? absl::StrCat("the request is not a valid ", request_type_,
+                                                    ": its bytes do not parse as that protobuf message")
+                                     : absl::StrCat("the call carried no request (a ", request_type_, ")"));
+    }
+    return parsed;
   }
 
  private:
@@ -70,7 +89,17 @@ class GatedHandler final : public MethodHandler {
     grpc::internal::ErrorMethodHandler<code>(message).RunHandler(param);
   }
 
+  // "brrr.admin.v1.SetThrottleRequest" for "/brrr.admin.v1.Admin/SetThrottle", from the
+  // protobuf descriptors linked in; "message of its method" if they do not know it.
+  static std::string RequestTypeOf(const char* grpc_method) {
+    std::string name = absl::StrReplaceAll(absl::StripPrefix(grpc_method, "/"), {{"/", "."}});
+    const google::protobuf::MethodDescriptor* method =
+        google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(name);
+    return method != nullptr ? method->input_type()->full_name() : absl::StrCat("message of ", grpc_method);
+  }
+
   std::unique_ptr<RpcServiceMethod> method_;  // the original, with its handler
+  const std::string request_type_;
   const CallAuth& auth_;
   CallSlots* slots_;  // null: no bound
   CallAllowed allowed_;

@@ -14,6 +14,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
+#include "tests/control/raw_call.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -115,19 +116,27 @@ TEST_F(AdminActionsTest, BadRequestsGetTheirErrorCodes) {
     admin::Throttle out;
     return stub_->SetThrottle(Context().get(), r, &out);
   };
+  grpc::GenericStub raw(channel_);
+  auto not_a_message = [&](const std::string& method) {
+    return testing::RawUnaryCall(raw, Context().get(), method, "\xff\xff\xff");
+  };
   std::vector<Case> cases = {
       {"block longer than the maximum", [&] { return inject(admin::BLOCKING_SPIN, 1500, 1, {}); },
        grpc::StatusCode::INVALID_ARGUMENT, "1 to 1000 ms (the server's --admin_max_block)"},
+      {"a throttle that is not a message", [&] { return not_a_message("/brrr.admin.v1.Admin/SetThrottle"); },
+       grpc::StatusCode::INVALID_ARGUMENT,
+       "the request is not a valid brrr.admin.v1.SetThrottleRequest: its bytes do not parse as that protobuf message"},
+      {"an injection that is not a message", [&] { return not_a_message("/brrr.admin.v1.Admin/InjectTask"); },
+       grpc::StatusCode::INVALID_ARGUMENT, "the request is not a valid brrr.admin.v1.InjectTaskRequest"},
       {"no kind", [&] { return inject(admin::INJECTION_KIND_UNSPECIFIED, 10, 1, {}); },
        grpc::StatusCode::INVALID_ARGUMENT, "BLOCKING_SPIN, BLOCKING_SLEEP or NONBLOCKING_SLEEP"},
-      {"zero duration", [&] { return inject(admin::NONBLOCKING_SLEEP, 0, 1, {}); },
-       grpc::StatusCode::INVALID_ARGUMENT, "duration_ms=0"},
+      {"zero duration", [&] { return inject(admin::NONBLOCKING_SLEEP, 0, 1, {}); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "duration_ms=0"},
       {"too many runs", [&] { return inject(admin::NONBLOCKING_SLEEP, 10, 2000000, {}); },
        grpc::StatusCode::INVALID_ARGUMENT, "allowed 1 to 1000000"},
       {"unknown loop", [&] { return inject(admin::BLOCKING_SPIN, 10, 1, {5}); }, grpc::StatusCode::NOT_FOUND,
        "loops 0 to 1"},
-      {"rate too low",
-       [&] { return throttle([](auto& r) { r.set_bytes_per_second_per_connection(10); }); },
+      {"rate too low", [&] { return throttle([](auto& r) { r.set_bytes_per_second_per_connection(10); }); },
        grpc::StatusCode::INVALID_ARGUMENT, "0 (unlimited) or 1000 to"},
       {"no connections allowed", [&] { return throttle([](auto& r) { r.set_max_connections(0); }); },
        grpc::StatusCode::INVALID_ARGUMENT, "max_connections=0"},

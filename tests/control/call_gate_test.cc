@@ -18,6 +18,7 @@
 #include "grpcpp/server.h"
 #include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
+#include "tests/control/raw_call.h"
 
 namespace brrr {
 namespace {
@@ -54,8 +55,8 @@ class CallGateTest : public ::testing::Test {
     builder.RegisterService(&service_);
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
-    stub_ = health::Health::NewStub(
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    address_ = "127.0.0.1:" + std::to_string(port);
+    stub_ = health::Health::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   }
   void TearDown() override { server_->Shutdown(); }
 
@@ -75,6 +76,7 @@ class CallGateTest : public ::testing::Test {
   CountingHealth service_;
   int guarded_ = 0;
   std::unique_ptr<grpc::Server> server_;
+  std::string address_;
   std::unique_ptr<health::Health::Stub> stub_;
 };
 
@@ -110,6 +112,27 @@ TEST_F(CallGateTest, CallsWithTheTokenAreServed) {
   EXPECT_FALSE(reader->Read(&response));
   EXPECT_TRUE(reader->Finish().ok());
   EXPECT_EQ(service_.calls.load(), 2);
+}
+
+// A request whose bytes are not its message is the caller's to fix: INVALID_ARGUMENT, naming
+// the message expected (gRPC alone answers INTERNAL with an empty message); the service never
+// sees it. A caller without the token hears only that.
+TEST_F(CallGateTest, ARequestThatDoesNotParseIsAnInvalidArgument) {
+  grpc::GenericStub raw(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  const std::string not_a_message = "\xff\xff\xff\xff";
+  grpc::Status status =
+      testing::RawUnaryCall(raw, Context("Bearer s3cret").get(), "/grpc.health.v1.Health/Check", not_a_message);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "the request is not a valid grpc.health.v1.HealthCheckRequest: its bytes do not parse as that protobuf "
+            "message");
+  status = testing::RawUnaryCall(raw, Context("").get(), "/grpc.health.v1.Health/Check", not_a_message);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // A well-formed request over the same path is served.
+  std::string valid;
+  ASSERT_TRUE(Request().SerializeToString(&valid));
+  EXPECT_TRUE(testing::RawUnaryCall(raw, Context("Bearer s3cret").get(), "/grpc.health.v1.Health/Check", valid).ok());
+  EXPECT_EQ(service_.calls.load(), 1);
 }
 
 }  // namespace
