@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,6 +27,15 @@ namespace {
 // meant to prevent it): poll(2) would report the waiting connection again at once. Relaying
 // goes on meanwhile.
 constexpr std::chrono::milliseconds kOutOfDescriptorsPause{100};
+// gRPC's ends of dropped connections that may wait for gRPC to close them before a new
+// connection is accepted: a burst of connections that each take the place of the one before
+// would otherwise leave any number of them open at once, past --admin_reserved_fds. Part of
+// the reserve's 8 beyond the connections' own (server/brrr-echo/main.cc).
+constexpr size_t kGrpcEndsClosingAtMost = 2;
+// How often accepting looks again while it waits for them.
+constexpr std::chrono::milliseconds kGrpcEndsClosingLookAgain{2};
+// How long one is waited for at most: accepting must not stop for good on an end gRPC keeps.
+constexpr std::chrono::seconds kGrpcEndClosingWaitAtMost{1};
 
 }  // namespace
 
@@ -139,12 +149,13 @@ void AdminListener::RelayUntilStopped(grpc::Server* server) {
     // The listening socket, the wake-up, then two for each connection: its client's socket
     // and the relay's end of its pair.
     const RelayedConnection::Clock::time_point before = RelayedConnection::Clock::now();
+    std::optional<RelayedConnection::Clock::time_point> soonest;
+    if (accepting && TooManyGrpcEndsClosing()) accept_resumes_ = before + kGrpcEndsClosingLookAgain;
     const bool accept_paused = accept_resumes_.has_value() && before < *accept_resumes_;
+    if (accepting && accept_paused) soonest = accept_resumes_;
     fds.assign(2 + 2 * relayed_.size(), pollfd{});
     fds[0] = {.fd = accepting && !accept_paused ? fd_ : -1, .events = POLLIN, .revents = 0};
     fds[1] = {.fd = wake_fd_, .events = POLLIN, .revents = 0};
-    std::optional<RelayedConnection::Clock::time_point> soonest;
-    if (accepting && accept_paused) soonest = accept_resumes_;
     for (size_t i = 0; i < relayed_.size(); ++i) {
       const RelayedConnection& connection = *relayed_[i].connection;
       connection.Interest(&fds[2 + 2 * i], &fds[3 + 2 * i]);
@@ -195,7 +206,7 @@ void AdminListener::Relay(const std::vector<pollfd>& fds, RelayedConnection::Clo
   }
   if (ended.empty()) return;
   std::lock_guard<std::mutex> lock(mu_);
-  for (auto i = ended.rbegin(); i != ended.rend(); ++i) relayed_.erase(relayed_.begin() + static_cast<ptrdiff_t>(*i));
+  for (auto i = ended.rbegin(); i != ended.rend(); ++i) Drop(relayed_.begin() + static_cast<ptrdiff_t>(*i));
 }
 
 void AdminListener::AcceptOne(grpc::Server* server) {
@@ -245,9 +256,12 @@ void AdminListener::AcceptOne(grpc::Server* server) {
     }
     return;
   }
+  struct stat grpc_end {};
+  ::fstat(opened->grpc_fd, &grpc_end);
   // gRPC names a connection it was handed by its descriptor: its calls' peer() is "fd:N".
-  relayed_.push_back(
-      Relayed{.connection = std::move(opened->connection), .grpc_peer = absl::StrCat("fd:", opened->grpc_fd)});
+  relayed_.push_back(Relayed{.connection = std::move(opened->connection),
+                             .grpc_end = {.fd = opened->grpc_fd, .inode = grpc_end.st_ino},
+                             .grpc_peer = absl::StrCat("fd:", opened->grpc_fd)});
   lock.unlock();
   grpc::AddInsecureChannelFromFd(server, opened->grpc_fd);
 }
@@ -263,8 +277,27 @@ std::optional<std::string> AdminListener::EvictOneNotAllowed() {
   auto oldest = std::find_if(relayed_.begin(), relayed_.end(), [](const Relayed& r) { return !r.allowed; });
   if (oldest == relayed_.end()) return std::nullopt;
   std::string peer = oldest->connection->peer();
-  relayed_.erase(oldest);  // closes its sockets: gRPC sees the end of its own
+  Drop(oldest);
   return peer;
+}
+
+void AdminListener::Drop(std::vector<Relayed>::iterator connection) {
+  // gRPC's hang-up says it closed its end; otherwise it will once it sees the end of ours.
+  if (!connection->connection->grpc_gone()) {
+    grpc_ends_closing_.push_back(ClosingGrpcEnd{.end = connection->grpc_end, .since = RelayedConnection::Clock::now()});
+  }
+  relayed_.erase(connection);  // closes its sockets
+}
+
+bool AdminListener::TooManyGrpcEndsClosing() {
+  if (grpc_ends_closing_.size() < kGrpcEndsClosingAtMost) return false;
+  const RelayedConnection::Clock::time_point now = RelayedConnection::Clock::now();
+  std::erase_if(grpc_ends_closing_, [now](const ClosingGrpcEnd& closing) {
+    struct stat st {};
+    const bool closed = ::fstat(closing.end.fd, &st) != 0 || st.st_ino != closing.end.inode;
+    return closed || now - closing.since >= kGrpcEndClosingWaitAtMost;
+  });
+  return grpc_ends_closing_.size() >= kGrpcEndsClosingAtMost;
 }
 
 }  // namespace brrr::control

@@ -8,11 +8,13 @@
 //   let through yet (MarkAllowed: the token checked, or none needed), which is closed; if every
 //   open one has had a call let through, the new one is closed as soon as it is accepted.
 //   Either way stderr says so (the 1st, 10th, 100th... time). gRPC closes idle connections
-//   itself (GRPC_ARG_MAX_CONNECTION_IDLE_MS, set by AdminServer), which frees their places; but a
-//   connection with a call in progress is not idle, and a call whose request never comes (a
+//   itself (GRPC_ARG_MAX_CONNECTION_IDLE_MS, set by AdminServer), which frees their places; but
+//   a connection with a call in progress is not idle, and a call whose request never comes (a
 //   client that sends a call's headers and nothing more) never reaches the token check: without
 //   the rule above, a client without the token could hold every place for good and keep the
-//   operator out.
+//   operator out. A connection closed leaves gRPC's end of its pair open until gRPC sees the end
+//   and closes it, on its own threads; while two such wait (each for 1 s at most) no new
+//   connection is accepted, so that a burst of connections stays within the reserve.
 // - Calls open at once on one connection, `max_streams`, from its first byte: gRPC applies its
 //   own bound (SETTINGS_MAX_CONCURRENT_STREAMS) only once the client has acknowledged the
 //   server's SETTINGS, and each call open holds memory. The client's next call waits until one
@@ -33,6 +35,8 @@
 // from the moment it is handed over, and the gRPC server must outlive Stop().
 #ifndef BRRR_CONTROL_ADMIN_LISTENER_H_
 #define BRRR_CONTROL_ADMIN_LISTENER_H_
+
+#include <sys/types.h>
 
 #include <condition_variable>
 #include <cstdint>
@@ -84,8 +88,19 @@ class AdminListener {
   void MarkAllowed(const std::string& grpc_peer);
 
  private:
+  // gRPC's end of a connection's pair: its descriptor, which gRPC closes in its own time, and
+  // the socket's inode (a number is reused, an inode is not).
+  struct GrpcEnd {
+    int fd;
+    ino_t inode;
+  };
+  struct ClosingGrpcEnd {
+    GrpcEnd end;
+    RelayedConnection::Clock::time_point since;  // when its connection was dropped
+  };
   struct Relayed {
     std::unique_ptr<RelayedConnection> connection;
+    GrpcEnd grpc_end;
     // As gRPC names it: "fd:N" (its calls' ServerContext::peer()); empty once gRPC has closed N.
     // Written by the thread with mu_ held.
     std::string grpc_peer;
@@ -107,6 +122,12 @@ class AdminListener {
   // Closes the oldest connection that has had no call let through, if there is one, and
   // returns its peer. mu_ held.
   std::optional<std::string> EvictOneNotAllowed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops a connection (closing its sockets); remembers gRPC's end until gRPC has closed it.
+  // mu_ held.
+  void Drop(std::vector<Relayed>::iterator connection) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether gRPC has yet to close so many ends of dropped connections that accepting waits
+  // (forgets those it has closed).
+  bool TooManyGrpcEndsClosing();
   void Wake() const;
 
   int fd_;       // -1 once StopAccepting has closed it
@@ -128,6 +149,9 @@ class AdminListener {
   uint64_t held_ = 0;           // the thread's
   // When accepting goes on after it ran out of descriptors; the thread's.
   std::optional<RelayedConnection::Clock::time_point> accept_resumes_;
+  // gRPC's ends of dropped connections that gRPC had not closed yet (it does so on its own
+  // threads, soon after it sees the end); the thread's. Each is a descriptor of the reserve.
+  std::vector<ClosingGrpcEnd> grpc_ends_closing_;
 };
 
 }  // namespace brrr::control

@@ -26,7 +26,10 @@ RelayedConnection::RelayedConnection(UniqueFd client, UniqueFd grpc, std::string
 void RelayedConnection::Interest(pollfd* client, pollfd* grpc) const {
   const bool from_client = !grpc_gone_ && !to_grpc_.source_ended && to_grpc_.room();
   const bool from_grpc = !to_client_.source_ended && to_client_.room();
-  client->events = static_cast<short>((from_client ? POLLIN : 0) | (to_client_.to_write() ? POLLOUT : 0));
+  // A client held with its buffer full is not read, so its end of input would go unseen.
+  const bool end_of_held_client = !grpc_gone_ && !to_grpc_.source_ended && !to_grpc_.room() && bound_.holding();
+  client->events = static_cast<short>((from_client ? POLLIN : 0) | (end_of_held_client ? POLLRDHUP : 0) |
+                                      (to_client_.to_write() ? POLLOUT : 0));
   grpc->events = static_cast<short>((from_grpc ? POLLIN : 0) | (!grpc_gone_ && to_grpc_.to_write() ? POLLOUT : 0));
   // Both are watched even with nothing wanted of them, for their hang-up: a client's reset ends
   // the connection, and gRPC's close starts the linger although its last bytes cannot be read
@@ -41,6 +44,8 @@ bool RelayedConnection::OnReady(short client_events, short grpc_events, Clock::t
   // The client reset the connection, or it is closed both ways.
   if ((client_events & (POLLERR | POLLHUP)) != 0) return false;
   if ((client_events & POLLIN) != 0 && !Fill(client_.get(), to_grpc_)) return false;
+  // A held client with its buffer full has ended its input: what it sent is dropped below.
+  if ((client_events & POLLRDHUP) != 0 && !to_grpc_.room()) to_grpc_.source_ended = true;
   if ((grpc_events & (POLLIN | POLLHUP | POLLERR)) != 0 && !Fill(grpc_.get(), to_client_)) {
     to_client_.source_ended = true;  // gRPC's end failed: what was read still goes to the client
   }
@@ -50,7 +55,11 @@ bool RelayedConnection::OnReady(short client_events, short grpc_events, Clock::t
   if (to_client_.source_ended) to_client_.passed = to_client_.filled;  // a last header that never became whole
   if (!grpc_gone_) {
     to_grpc_.passed += bound_.PassFromClient(to_grpc_.unjudged());
-    if (to_grpc_.source_ended && !bound_.holding()) to_grpc_.passed = to_grpc_.filled;
+    // The client will send nothing more. What the bound still holds would wait for streams that
+    // may be waiting for those very bytes, for ever, and the connection with them: it is dropped
+    // (with a last frame header that never became whole), and the end passed on. gRPC closes
+    // the connection at the end of its input, which it would have done anyway.
+    if (to_grpc_.source_ended) to_grpc_.filled = to_grpc_.passed;
     if (!Drain(grpc_.get(), to_grpc_)) {
       GrpcGone(now);
     } else if (to_grpc_.source_ended && to_grpc_.drained() && !grpc_input_ended_) {

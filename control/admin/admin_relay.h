@@ -13,10 +13,12 @@
 //   ... poll ...
 //   if (!opened->connection->OnReady(fds[i].revents, fds[i + 1].revents, now)) { /* ended: destroy it */ }
 //
-// Ends: the client's end of input is passed on as the end of gRPC's (once every byte before it
-// has gone); gRPC's end (it closed its descriptor) ends the connection once the bytes gRPC wrote
-// before it have gone to the client, or after kLinger if the client does not take them; an
-// error either way ends it at once. Bytes wait in a buffer of kBufferBytes each way, and the
+// Ends: the client's end of input is passed on as the end of gRPC's once every byte before it
+// has gone, but for what the bound still holds then: that is dropped, since the streams it
+// waits for may be waiting for those very bytes (gRPC closes a connection at the end of its
+// input anyway). gRPC's end (it closed its descriptor) ends the connection once the bytes gRPC
+// wrote before it have gone to the client, or after kLinger if the client does not take them;
+// an error either way ends it at once. Bytes wait in a buffer of kBufferBytes each way, and the
 // relay reads no more from a side while its buffer is full: a client that sends without end
 // while it cannot pass fills its socket and then its own, as TCP would with gRPC itself.
 //

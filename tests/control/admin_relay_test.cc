@@ -186,6 +186,39 @@ TEST_F(RelayTest, TheClientsEndReachesGrpcAfterItsBytes) {
   EXPECT_EQ(Receive(client_.get(), reply.size()), reply);
 }
 
+// A client that ends its input while the bound holds its next call: the held bytes would wait
+// for ever (the open calls may wait for their requests behind them), so they are dropped and
+// the end passes on to gRPC; then gRPC's close ends the connection.
+TEST_F(RelayTest, AHeldClientsEndReachesGrpcWithoutTheHeldBytes) {
+  Open(1);
+  StartRelaying();
+  const std::string first = H2Preface() + H2Frame(kH2Settings, 0, 0, "") + H2CallHeaders(1);
+  ASSERT_TRUE(SendAll(client_.get(), first + H2CallHeaders(3) + H2EmptyRequest(1)));
+  ASSERT_EQ(::shutdown(client_.get(), SHUT_WR), 0);
+  EXPECT_EQ(Receive(grpc_.get(), first.size()), first);
+  char byte;
+  EXPECT_EQ(::recv(grpc_.get(), &byte, 1, 0), 0);  // the end, within the receive timeout
+  grpc_.reset();
+  EXPECT_TRUE(EndsWithin(std::chrono::seconds(10)));
+}
+
+// The same when the held bytes fill the relay's buffer, so that the client is no longer read:
+// its end is seen all the same.
+TEST_F(RelayTest, AHeldClientsEndIsSeenWithItsBufferFull) {
+  Open(1);
+  StartRelaying();
+  const std::string first = H2Preface() + H2Frame(kH2Settings, 0, 0, "") + H2CallHeaders(1);
+  std::string held;
+  for (uint32_t stream = 3; held.size() < 4 * RelayedConnection::kBufferBytes; stream += 2)
+    held += H2CallHeaders(stream);
+  ASSERT_TRUE(SendAll(client_.get(), first + held));
+  EXPECT_EQ(Receive(grpc_.get(), first.size()), first);
+  EXPECT_TRUE(NothingFor(grpc_.get(), 100));
+  ASSERT_EQ(::shutdown(client_.get(), SHUT_WR), 0);
+  char byte;
+  EXPECT_EQ(::recv(grpc_.get(), &byte, 1, 0), 0);  // the end, within the receive timeout
+}
+
 // gRPC closes its end: what it wrote before reaches the client, then the client's connection
 // ends and so does the relay.
 TEST_F(RelayTest, GrpcsEndReachesTheClientAfterItsBytes) {

@@ -228,6 +228,68 @@ TEST_F(AdminReserveTest, CallsPastTheBoundWaitAndAreAllAnswered) {
   EXPECT_TRUE(SaysOnStderr(*server_, "has " + std::to_string(kMaxCalls + 1) + " calls open")) << server_->err();
 }
 
+// Clients that each made a call (so their connections keep their places), then started more
+// calls than the bound lets through without their requests, then left: the calls held by the
+// bound would have waited for ever, and with them the connections and their places, keeping the
+// operator out. The clients' end passes on to gRPC, which closes the connections.
+TEST_F(AdminReserveTest, ClientsThatLeaveWhileTheBoundHoldsTheirCallsGiveTheirPlacesBack) {
+  constexpr int kMaxCalls = 1;
+  Start({"--admin_max_connections=2", "--admin_max_calls=" + std::to_string(kMaxCalls)});
+  for (int i = 0; i < 2; ++i) {
+    testing::BlockingClient client(admin_port_, false, 10'000);
+    ASSERT_TRUE(client.send_all(ClientPreface() + CallHeaders(1) + testing::H2EmptyRequest(1)));
+    testing::H2FrameReader reader;
+    bool answered = false;
+    while (!answered) {
+      std::string bytes = client.recv_exact(1);
+      ASSERT_FALSE(bytes.empty()) << "no answer to the first call";
+      for (const auto& frame : reader.Add(bytes)) {
+        answered |= frame.stream == 1 && (frame.flags & testing::kH2EndStream) != 0;
+      }
+    }
+    std::string held;
+    for (uint32_t stream = 3; stream < 3 + 2 * (kMaxCalls + 2); stream += 2) held += CallHeaders(stream);
+    ASSERT_TRUE(client.send_all(held));
+    EXPECT_TRUE(SaysOnStderr(*server_, "has " + std::to_string(kMaxCalls + 1) + " calls open")) << server_->err();
+  }  // each client closes its socket here
+  admin::Stats stats;
+  grpc::Status status = StatsOnANewChannel(&stats);
+  EXPECT_TRUE(status.ok()) << status.error_code() << " " << status.error_message() << "\n" << server_->err();
+}
+
+// A burst of connections that each take the place of the one before (none makes a call) while
+// the echo side holds every descriptor of its budget: each place given up leaves gRPC's end of
+// its pair open until gRPC closes it, and the listener waits for those before it accepts more,
+// so the admin plane stays within its reserve and nothing runs out of descriptors.
+TEST_F(AdminReserveTest, ABurstOfConnectionsStaysWithinTheReserve) {
+  testing::ProcessOptions limited;
+  limited.max_open_files = 256;
+  Start({}, limited);
+  ASSERT_TRUE(server_->WaitForOutput(" for echo connections (limit ")) << server_->out();
+  std::vector<std::unique_ptr<testing::BlockingClient>> echo_clients;
+  for (int i = 0; i < 250; ++i) echo_clients.push_back(std::make_unique<testing::BlockingClient>(port_));
+  ASSERT_TRUE(SaysOnStderr(*server_, "descriptors of its budget")) << server_->err();
+  // Flooders hold every gRPC thread, which slows gRPC's closing of ends.
+  std::vector<std::unique_ptr<testing::BlockingClient>> flooders;
+  for (int i = 0; i < 16; ++i) {
+    flooders.push_back(std::make_unique<testing::BlockingClient>(admin_port_, false, 10'000));
+    std::string calls = ClientPreface();
+    for (uint32_t stream = 1; stream < 2 * 70; stream += 2) calls += CallHeaders(stream);
+    ASSERT_TRUE(flooders.back()->send_all(calls));
+  }
+  std::vector<std::unique_ptr<testing::BlockingClient>> burst;
+  for (int i = 0; i < 400; ++i) {
+    burst.push_back(std::make_unique<testing::BlockingClient>(admin_port_, false, 10'000));
+    if (burst.size() > 50) burst.erase(burst.begin(), burst.begin() + 25);
+  }
+  burst.clear();
+  flooders.clear();
+  admin::Stats stats;
+  grpc::Status status = StatsOnANewChannel(&stats);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(server_->err().find("Too many open files"), std::string::npos) << server_->err();
+}
+
 // With every place held by a connection through which a call was let through, a new one is
 // closed at once; once one leaves, its place is free again.
 TEST_F(AdminReserveTest, PastTheCapANewConnectionIsClosedWhenEveryPlaceHasHadACallLetThrough) {
