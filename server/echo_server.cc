@@ -247,8 +247,8 @@ void EchoServer::JoinPortGroup() {
   }
 }
 
-void EchoServer::DrainHandedOver() {
-  StartDrain(Duration::zero(), Shard::QueuedClients::kLeaveToNewProcess, [] {});
+void EchoServer::DrainHandedOver(absl::FunctionRef<void()> announce) {
+  StartDrain(Duration::zero(), Shard::QueuedClients::kLeaveToNewProcess, announce);
 }
 
 bool EchoServer::StartDrain(Duration grace, Shard::QueuedClients queued, absl::FunctionRef<void()> announce) {

@@ -63,7 +63,9 @@ class EchoServer {
   // Drains without the grace: another process holds the listening sockets now (a hand-over,
   // server/handover_listener.h) and accepts on them, so there is nothing to wait for. Also
   // for a take-over that failed after this process started accepting: the old one still does.
-  void DrainHandedOver();
+  // `announce` runs once readiness has turned (drain_started_at_ns() is set) and before any
+  // loop drains: what it says is already true for whoever reads it and asks.
+  void DrainHandedOver(absl::FunctionRef<void()> announce = [] {});
   // Drains (if not yet), cutting the grace short, and closes every connection now, without
   // waiting. Any thread.
   void DrainNow();

@@ -84,11 +84,15 @@ absl::Status Upgrade::OpenHandoverSocket(const std::string& path) {
     // The new process accepts on every socket now: stop here and let open connections finish.
     if (admin_ != nullptr) admin_->StopAccepting();
     if (metrics_ != nullptr) metrics_->StopAccepting();
-    PrintToStdout("brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
-                  static_cast<int>(pid),
-                  static_cast<long long>(
-                      std::chrono::duration_cast<std::chrono::milliseconds>(server_->options().drain_timeout).count()));
-    server_->DrainHandedOver();  // the new process accepts already: no grace
+    // The new process accepts already: no grace. The line comes once readiness has turned, so a
+    // scraper that reads it and asks this process is told it drains.
+    server_->DrainHandedOver([this, pid] {
+      PrintToStdout(
+          "brrr-echo: handed the listeners over to pid %d: draining (up to %lld ms for open connections)\n",
+          static_cast<int>(pid),
+          static_cast<long long>(
+              std::chrono::duration_cast<std::chrono::milliseconds>(server_->options().drain_timeout).count()));
+    });
   };
   absl::StatusOr<std::unique_ptr<server::HandoverListener>> listening =
       server::HandoverListener::Listen(path, std::move(callbacks));
