@@ -24,19 +24,19 @@ RelayedConnection::RelayedConnection(UniqueFd client, UniqueFd grpc, std::string
     : client_(std::move(client)), grpc_(std::move(grpc)), peer_(std::move(peer)), bound_(max_streams) {}
 
 void RelayedConnection::Interest(pollfd* client, pollfd* grpc) const {
-  const bool from_client = !grpc_gone_ && !to_grpc_.source_ended && to_grpc_.room();
+  const bool from_client = !grpc_gone() && !to_grpc_.source_ended && to_grpc_.room();
   const bool from_grpc = !to_client_.source_ended && to_client_.room();
   // A client held with its buffer full is not read, so its end of input would go unseen.
-  const bool end_of_held_client = !grpc_gone_ && !to_grpc_.source_ended && !to_grpc_.room() && bound_.holding();
+  const bool end_of_held_client = !grpc_gone() && !to_grpc_.source_ended && !to_grpc_.room() && bound_.holding();
   client->events = static_cast<short>((from_client ? POLLIN : 0) | (end_of_held_client ? POLLRDHUP : 0) |
                                       (to_client_.to_write() ? POLLOUT : 0));
-  grpc->events = static_cast<short>((from_grpc ? POLLIN : 0) | (!grpc_gone_ && to_grpc_.to_write() ? POLLOUT : 0));
+  grpc->events = static_cast<short>((from_grpc ? POLLIN : 0) | (!grpc_gone() && to_grpc_.to_write() ? POLLOUT : 0));
   // Both are watched even with nothing wanted of them, for their hang-up: a client's reset ends
   // the connection, and gRPC's close starts the linger although its last bytes cannot be read
   // while the client does not read. gRPC's end is left out once it has hung up and nothing is
   // wanted of it, so that the hang-up is not reported again and again.
   client->fd = client_.get();
-  grpc->fd = grpc_gone_ && grpc->events == 0 ? -1 : grpc_.get();
+  grpc->fd = grpc_gone() && grpc->events == 0 ? -1 : grpc_.get();
   client->revents = grpc->revents = 0;
 }
 
@@ -53,7 +53,7 @@ bool RelayedConnection::OnReady(short client_events, short grpc_events, Clock::t
 
   to_client_.passed += bound_.PassFromServer(to_client_.unjudged());
   if (to_client_.source_ended) to_client_.passed = to_client_.filled;  // a last header that never became whole
-  if (!grpc_gone_) {
+  if (!grpc_gone()) {
     to_grpc_.passed += bound_.PassFromClient(to_grpc_.unjudged());
     // The client will send nothing more. What the bound still holds would wait for streams that
     // may be waiting for those very bytes, for ever, and the connection with them: it is dropped
@@ -69,18 +69,17 @@ bool RelayedConnection::OnReady(short client_events, short grpc_events, Clock::t
   }
   if (!Drain(client_.get(), to_client_)) return false;
 
-  const bool holding = !grpc_gone_ && bound_.holding();
+  const bool holding = !grpc_gone() && bound_.holding();
   if (holding && !was_holding_) started_holding_ = true;
   was_holding_ = holding;
-  if (grpc_gone_ && to_client_.source_ended && to_client_.drained()) return false;
-  return !(linger_until_.has_value() && now >= *linger_until_);
+  if (grpc_gone() && to_client_.source_ended && to_client_.drained()) return false;
+  return !(grpc_gone() && now >= *linger_until_);
 }
 
 bool RelayedConnection::TakeStartedHolding() { return std::exchange(started_holding_, false); }
 
 void RelayedConnection::GrpcGone(Clock::time_point now) {
-  if (grpc_gone_) return;
-  grpc_gone_ = true;
+  if (grpc_gone()) return;
   linger_until_ = now + kLinger;
   to_grpc_.written = to_grpc_.passed = to_grpc_.filled = 0;  // for a server that is gone
 }

@@ -72,7 +72,7 @@ class RelayedConnection {
   std::optional<Clock::time_point> deadline() const { return linger_until_; }
 
   // gRPC has closed its end (its descriptor's number may name another connection's from now on).
-  bool grpc_gone() const { return grpc_gone_; }
+  bool grpc_gone() const { return linger_until_.has_value(); }
   // The client's address, for the log.
   const std::string& peer() const { return peer_; }
   const Http2StreamBound& bound() const { return bound_; }
@@ -110,9 +110,8 @@ class RelayedConnection {
   Http2StreamBound bound_;
   Pipe to_grpc_;
   Pipe to_client_;
-  bool grpc_input_ended_ = false;  // the client's end has been passed on (shutdown SHUT_WR)
-  bool grpc_gone_ = false;
-  std::optional<Clock::time_point> linger_until_;  // set once gRPC has closed its end
+  bool grpc_input_ended_ = false;                  // the client's end has been passed on (shutdown SHUT_WR)
+  std::optional<Clock::time_point> linger_until_;  // set once gRPC has closed its end: grpc_gone()
   bool was_holding_ = false;
   bool started_holding_ = false;
 };

@@ -54,7 +54,6 @@ class Http2StreamBound {
 
   // Streams open now.
   size_t open() const { return open_.size(); }
-  uint32_t max_open() const { return max_open_; }
   // The client's bytes wait for a stream to end (as of the last PassFromClient).
   bool holding() const { return holding_; }
   // The client has acknowledged a SETTINGS frame of the server's (gRPC applies its own bound
