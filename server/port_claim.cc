@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "runtime/unique_fd.h"
@@ -104,6 +105,16 @@ absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address) {
     return absl::ErrnoToStatus(e, absl::StrCat("bind ", address.ToString()));
   }
   return SocketAddress::LocalOf(fd);
+}
+
+absl::Status WaitWhilePortInUse(const SocketAddress& address, Duration wait) {
+  if (address.port() == 0) return absl::OkStatus();
+  const int64_t deadline = MonotonicNanos() + wait.count();
+  for (;;) {
+    absl::Status probe = ClaimPort(address).status();
+    if (probe.ok() || !absl::IsUnavailable(probe) || MonotonicNanos() >= deadline) return probe;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
 }
 
 absl::Status CheckSoleListener(const SocketAddress& address, const std::vector<int>& our_fds) {

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/clock.h"
 #include "runtime/socket_address.h"
 
 namespace brrr::server {
@@ -34,6 +35,12 @@ namespace brrr::server {
 // The address with its port (the free one picked for port 0), or Unavailable when the port
 // is in use (EADDRINUSE), or the bind's own error.
 absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address);
+
+// Waits while `address`'s port is in use (ClaimPort's probe, every 10 ms), for up to `wait`: for a
+// start that follows a process that has just died, whose sockets the kernel may hold a moment
+// longer (io_uring releases a ring's sockets after its process has exited). OK once the port is
+// free (at once for port 0); else the last probe's error (Unavailable if still in use).
+absl::Status WaitWhilePortInUse(const SocketAddress& address, Duration wait);
 
 // A TCP listener on our address and port that is not one of our sockets.
 struct ForeignListener {

@@ -19,17 +19,37 @@ namespace {
 // is killed closes its descriptors (the connection fails at once) a moment before it exits.
 constexpr Duration kExitWait = std::chrono::seconds(2);
 
-// A pidfd of the process at the other end of the UNIX socket `conn`, or an invalid one (the
-// kernel has no pidfd_open, before Linux 5.3, or the peer is gone already).
-UniqueFd PeerProcess(int conn) {
+// The process at the other end of a UNIX socket: a pidfd of it, or an invalid one (the kernel
+// has no pidfd_open, before Linux 5.3, or the process is gone already: then `gone`).
+struct PeerProcess {
+  UniqueFd pidfd = UniqueFd();
+  bool gone = false;
+};
+
+PeerProcess PeerOf(int conn) {
   ucred peer{};
   socklen_t size = sizeof peer;
-  if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || peer.pid <= 0) return UniqueFd();
+  if (::getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &size) != 0 || peer.pid <= 0) return PeerProcess{};
 #ifdef SYS_pidfd_open
-  return UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0)));
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, peer.pid, 0)));
+  const bool gone = !pidfd.valid() && errno == ESRCH;
+  return {.pidfd = std::move(pidfd), .gone = gone};
 #else
-  return UniqueFd();
+  return PeerProcess{};
 #endif
+}
+
+// Whether the process of `pidfd` exits within `wait` (false if it cannot be told: no pidfd).
+bool ExitsWithin(const UniqueFd& pidfd, Duration wait) {
+  if (!pidfd.valid()) return false;
+  pollfd exited{.fd = pidfd.get(), .events = POLLIN, .revents = 0};
+  const int64_t deadline = MonotonicNanos() + wait.count();
+  for (;;) {
+    int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
+    int n = ::poll(&exited, 1, static_cast<int>(std::max<int64_t>(left_ms, 0)));
+    if (n > 0) return true;
+    if (n == 0 || errno != EINTR) return false;
+  }
 }
 
 }  // namespace
@@ -50,6 +70,9 @@ absl::StatusOr<std::unique_ptr<TakeOver>> TakeOver::Connect(const std::string& p
                                    std::strerror(err), "); is it running with --handover_socket=", path, "?");
     return err == ENOENT || err == ECONNREFUSED ? absl::NotFoundError(why) : absl::ErrnoToStatus(err, why);
   }
+  // Known before anything is said: a process that dies before it offers its listeners leaves
+  // them to nobody, and the caller may then start afresh (NotFound, as when it was gone before).
+  PeerProcess old_process = PeerOf(conn.get());
   timeval t{.tv_sec = 5, .tv_usec = 0};
   ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &t, sizeof t);
   auto failed = [&](const absl::Status& s) {
@@ -60,6 +83,12 @@ absl::StatusOr<std::unique_ptr<TakeOver>> TakeOver::Connect(const std::string& p
   // send then fails with EPIPE): its reason is still there to read.
   absl::StatusOr<ListenerSet> set =
       ReceiveOffer(conn.get(), hello.ok() ? MonotonicNanos() + timeout.count() : MonotonicNanos());
+  if (!set.ok() && absl::IsUnavailable(set.status()) &&
+      (old_process.gone || ExitsWithin(old_process.pidfd, kExitWait))) {
+    return absl::NotFoundError(absl::StrCat("cannot take over: the brrr-echo at ", path,
+                                            " exited before it handed its listeners over (", set.status().message(),
+                                            ")"));
+  }
   if (!hello.ok() && !absl::IsFailedPrecondition(set.status())) return failed(hello);
   if (!set.ok()) {
     // The old process learns why (a listener it sent was not what it said): it logs it.
@@ -68,8 +97,7 @@ absl::StatusOr<std::unique_ptr<TakeOver>> TakeOver::Connect(const std::string& p
     }
     return failed(set.status());
   }
-  UniqueFd old_process = PeerProcess(conn.get());
-  return std::unique_ptr<TakeOver>(new TakeOver(path, std::move(conn), *std::move(set), std::move(old_process)));
+  return std::unique_ptr<TakeOver>(new TakeOver(path, std::move(conn), *std::move(set), std::move(old_process.pidfd)));
 }
 
 std::vector<int> TakeOver::TakeEchoListeners() {
@@ -79,22 +107,10 @@ std::vector<int> TakeOver::TakeEchoListeners() {
   return fds;
 }
 
-bool TakeOver::OldProcessExits(Duration wait) const {
-  if (!old_process_.valid()) return false;
-  pollfd exited{.fd = old_process_.get(), .events = POLLIN, .revents = 0};
-  const int64_t deadline = MonotonicNanos() + wait.count();
-  for (;;) {
-    int64_t left_ms = (deadline - MonotonicNanos()) / 1'000'000;
-    int n = ::poll(&exited, 1, static_cast<int>(std::max<int64_t>(left_ms, 0)));
-    if (n > 0) return true;
-    if (n == 0 || errno != EINTR) return false;
-  }
-}
-
 absl::Status TakeOver::Commit(Duration timeout) {
   auto failed = [&](absl::string_view why) {
     // Gone instead of answering: it accepts no more, so the sockets are this process's.
-    if (OldProcessExits(kExitWait)) {
+    if (ExitsWithin(old_process_, kExitWait)) {
       old_process_exited_ = true;
       conn_.reset();
       return absl::OkStatus();

@@ -38,10 +38,11 @@ inline constexpr Duration kHandoverAnswerTimeout = std::chrono::seconds(10);
 class TakeOver {
  public:
   // Connects, says HELLO and receives the offer and its listeners. NotFound when nothing
-  // listens at `path`; FailedPrecondition when the old process refuses (another protocol
-  // version, already handing over, draining) or speaks another version; InvalidArgument when
-  // a received socket is not the listener the offer names (address mismatch); Unavailable
-  // when the old process does not answer in time.
+  // listens at `path`, or the process there exits before it has offered them (killed, crashed:
+  // seen by its pidfd, up to 2 s after the connection failed); FailedPrecondition when the old process refuses (another
+  // protocol version, already handing over, draining) or speaks another version; InvalidArgument when a received socket
+  // is not the listener the offer names (address mismatch); Unavailable when the old process, still running, does not
+  // answer in time or closes the connection.
   static absl::StatusOr<std::unique_ptr<TakeOver>> Connect(const std::string& path,
                                                            Duration timeout = kHandoverAnswerTimeout);
 
@@ -65,9 +66,6 @@ class TakeOver {
  private:
   TakeOver(std::string path, UniqueFd conn, ListenerSet set, UniqueFd old_process)
       : path_(std::move(path)), conn_(std::move(conn)), set_(std::move(set)), old_process_(std::move(old_process)) {}
-
-  // Whether the old process exits within `wait` (false if it cannot be told: no pidfd).
-  bool OldProcessExits(Duration wait) const;
 
   std::string path_;
   UniqueFd conn_;

@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -29,6 +30,7 @@
 #include "runtime/cli_usage.h"
 #include "runtime/line_output.h"
 #include "runtime/plugin_loader.h"
+#include "runtime/socket_address.h"
 #include "runtime/stack_sampler.h"
 #include "runtime/standard_descriptors.h"
 #include "server/brrr-echo/echo_administered.h"
@@ -362,6 +364,15 @@ int main(int argc, char** argv) {
     brrr::PrintToStderr("brrr-echo: %s\n", std::string(upgrade.status().message()).c_str());
     return 3;
   }
+  // A start afresh after a process that died waits while its ports are still held (upgrade.h).
+  const std::pair<std::string, int32_t> own_ports[] = {
+      {o.host, port}, {admin_flags.host, admin_port}, {metrics_flags.host, metrics_port}};
+  std::vector<brrr::SocketAddress> ports;
+  for (const auto& [host, p] : own_ports) {
+    absl::StatusOr<brrr::SocketAddress> at = brrr::SocketAddress::Parse(host, static_cast<uint16_t>(p));
+    if (at.ok() && p != 0) ports.push_back(*at);
+  }
+  (*upgrade)->WaitForPortsOfTheDead(ports);
   (*upgrade)->AdoptEcho(o);
   admin_options.listener_fd = (*upgrade)->AdoptAdmin(admin_flags.host, static_cast<uint16_t>(admin_port));
   auto server = EchoServer::Create(o);

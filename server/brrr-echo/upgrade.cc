@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "runtime/line_output.h"
+#include "server/port_claim.h"
 
 ABSL_FLAG(std::string, handover_socket, "",
           "Listen on this UNIX socket (created 0600, removed at exit) for a new brrr-echo started with "
@@ -16,7 +19,9 @@ ABSL_FLAG(std::string, take_over, "",
           "the running one's and --port the same or 0. Exit code 3 if it cannot; the running one serves on");
 ABSL_FLAG(bool, take_over_or_start, false,
           "With --take_over: when no brrr-echo listens at that path (no socket there, or one left by a process "
-          "that died without removing it), start afresh instead of exiting 3: bind the ports, and serve "
+          "that died without removing it, or one that dies before it has handed its listeners over), start afresh "
+          "instead of exiting 3: "
+          "bind the ports (waiting up to 2 s in all for ports a process that has just died still holds), and serve "
           "--handover_socket (replacing the file left there). For a service manager, which restarts a process "
           "that crashed the same way it upgrades a running one");
 
@@ -48,6 +53,7 @@ absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
     if (!absl::IsNotFound(taking.status()) || !absl::GetFlag(FLAGS_take_over_or_start)) return taking.status();
     PrintToStdout("brrr-echo: no brrr-echo listens for a hand-over at %s: starting afresh (--take_over_or_start)\n",
                   take_over.c_str());
+    upgrade->started_afresh_ = true;
     if (!handover.empty() && handover == take_over) {
       if (absl::Status opened = upgrade->OpenHandoverSocket(handover); !opened.ok()) return opened;
     }
@@ -55,6 +61,23 @@ absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
   }
   upgrade->taking_ = *std::move(taking);
   return upgrade;
+}
+
+void Upgrade::WaitForPortsOfTheDead(const std::vector<SocketAddress>& ports) const {
+  if (!started_afresh_) return;
+  const int64_t deadline = MonotonicNanos() + kDiedProcessPortWait.count();
+  for (const SocketAddress& port : ports) {
+    if (server::WaitWhilePortInUse(port, Duration(0)).ok()) continue;
+    const int64_t since = MonotonicNanos();
+    PrintToStdout(
+        "brrr-echo: %s is still in use: waiting up to %lld ms for it (a process that has just died may hold its "
+        "sockets a moment longer)\n",
+        port.ToString().c_str(), static_cast<long long>((deadline - since + 500'000) / 1'000'000));
+    if (server::WaitWhilePortInUse(port, Duration(std::max<int64_t>(0, deadline - since))).ok()) {
+      PrintToStdout("brrr-echo: %s is free after %lld ms\n", port.ToString().c_str(),
+                    static_cast<long long>((MonotonicNanos() - since) / 1'000'000));
+    }
+  }
 }
 
 absl::Status Upgrade::OpenHandoverSocket(const std::string& path) {

@@ -26,16 +26,22 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "control/admin/admin_server.h"
 #include "control/admin/metrics_http.h"
+#include "runtime/clock.h"
+#include "runtime/socket_address.h"
 #include "server/echo_server.h"
 #include "server/handover_listener.h"
 #include "server/take_over.h"
 
 namespace brrr {
+
+// How long a start afresh after a process that died waits for that process's ports, in all.
+inline constexpr Duration kDiedProcessPortWait = std::chrono::seconds(2);
 
 class Upgrade {
  public:
@@ -51,6 +57,13 @@ class Upgrade {
   // --take_over): exit 2 before anything starts.
   static absl::Status CheckFlags();
   ~Upgrade();  // declines a take-over that was not committed; stops the hand-over listener
+
+  // After a start afresh by --take_over_or_start (whoever listened at the path has died): while
+  // one of `ports` (its port 0: none) is still in use, waits for it, up to
+  // kDiedProcessPortWait for all of them, saying so on stdout, for the kernel may release a dead
+  // process's sockets a moment after it exits (io_uring, after its ring). The binds that follow
+  // report a port still held. Otherwise does nothing.
+  void WaitForPortsOfTheDead(const std::vector<SocketAddress>& ports) const;
 
   // Moves the received echo listeners into options.adopted_listeners.
   void AdoptEcho(server::EchoServerOptions& options);
@@ -75,6 +88,7 @@ class Upgrade {
   absl::Status OpenHandoverSocket(const std::string& path);
 
   std::unique_ptr<server::TakeOver> taking_;
+  bool started_afresh_ = false;  // --take_over_or_start found nobody to take over from
   std::unique_ptr<server::HandoverListener> handing_;
   // What the hand-over listener's callbacks (on its thread) hand over and stop; set by Serve,
   // cleared by Stop.

@@ -5,6 +5,7 @@
 #include "server/listener_handover.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -339,6 +340,53 @@ TEST_F(HandoverSidesTest, AnOldSideThatDiesBeforeItLetsGoLeavesTheListenersToThe
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+// The old process dies after the new one has connected and before it offers its listeners (a kill
+// -9 or a crash in the first milliseconds of a take-over): nobody holds them any more, so the
+// new one is told NotFound, as when the process was gone before, and --take_over_or_start
+// starts afresh. Before, it was Unavailable, and the new process exited 3. A process that is
+// still running and closes the connection is still Unavailable: it may be serving.
+TEST_F(HandoverSidesTest, AnOldSideThatDiesBeforeItOffersIsNotFound) {
+  if (testing::UnderSanitizer("tsan")) {
+    GTEST_SKIP() << "the old side is a forked child, which TSan refuses in a process with threads (die_after_fork)";
+  }
+  int ready[2];
+  ASSERT_EQ(::pipe2(ready, O_CLOEXEC), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Its own socket, so that the connection's peer is this process. The first connection: read
+    // its HELLO, close it, live on. The second: read its HELLO, die.
+    int listening = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path_.data(), path_.size());
+    if (::bind(listening, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) != 0 || ::listen(listening, 4) != 0 ||
+        ::write(ready[1], "r", 1) != 1) {
+      ::_exit(1);
+    }
+    for (int i = 0; i < 2; ++i) {
+      int conn = ::accept(listening, nullptr, nullptr);
+      char hello[64];
+      if (conn < 0 || ::recv(conn, hello, sizeof hello, 0) <= 0) ::_exit(1);
+      if (i == 1) ::_exit(0);
+      ::close(conn);
+    }
+  }
+  ::close(ready[1]);
+  char byte = 0;
+  ASSERT_EQ(::read(ready[0], &byte, 1), 1) << "the child did not listen";
+  ::close(ready[0]);
+  absl::StatusOr<std::unique_ptr<TakeOver>> alive = TakeOver::Connect(path_);
+  EXPECT_TRUE(absl::IsUnavailable(alive.status())) << alive.status();
+  absl::StatusOr<std::unique_ptr<TakeOver>> died = TakeOver::Connect(path_);
+  ASSERT_TRUE(absl::IsNotFound(died.status())) << died.status();
+  EXPECT_NE(died.status().message().find("exited before it handed its listeners over"), std::string::npos)
+      << died.status();
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 // Connections that never say HELLO (a stuck or foreign client of the same user) do not hold up
