@@ -318,6 +318,8 @@ BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   // that arrives meanwhile stays pending in the backend and ends a later wait early.)
   if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
   int64_t before = task_clock_.end();
+  // A wait that may sleep is announced, so that readers count it while it lasts.
+  if (timeout_ns != 0) waiting_.begin(before);
   if (watchdog_) watchdog_->loop_idle();
   // What the loop holds as it goes to sleep: an idle loop's figure is its level while idle.
   if (receive_buffers_ != nullptr) published_.receive_buffers_in_use.store(receive_buffers_->in_use());
@@ -328,7 +330,7 @@ BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   // so a wait that returned at once can measure below zero: counted as none, or the waiting
   // counter would fall, which Prometheus reads as a counter reset.
   int64_t waited = std::max<int64_t>(0, io_batch_time_ns_ - before);
-  published_.waiting_ns.add(waited);
+  waiting_.end(waited);
   published_.io_waits.add(1);
   if (!n.ok()) {
     // The backend lost its kernel object (EBADF, EINVAL...): the loop cannot make progress.
@@ -466,6 +468,8 @@ void EventLoop::derive_stall_threshold(LoopStats& s) const { s.stall_threshold_n
 void EventLoop::derive_stalls(LoopStats& s) const { s.stalls = stall_detector_.stall_count(); }
 
 void EventLoop::derive_cpu(LoopStats& s) const { s.cpu_ns = cpu_.total_ns(); }
+
+void EventLoop::derive_waiting(LoopStats& s) const { s.waiting_ns = waiting_.total_ns(now_ns()); }
 
 void EventLoop::derive_longest_task(LoopStats& s) const {
   s.longest_task_ns = longest_task_ns_.load();

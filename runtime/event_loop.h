@@ -73,6 +73,7 @@
 #include "runtime/thread_owner.h"
 #include "runtime/threadsafe_queue.h"
 #include "runtime/timer_queue.h"
+#include "runtime/waiting_time.h"
 
 namespace brrr {
 
@@ -272,6 +273,7 @@ class alignas(4096) EventLoop {
   void derive_longest_task(LoopStats& s) const;
   void derive_current_task_running(LoopStats& s) const;
   void derive_cpu(LoopStats& s) const;
+  void derive_waiting(LoopStats& s) const;
   // The histograms of BRRR_LOOP_HISTOGRAMS, one snapshot_NAME each.
   LogHistogram::Snapshot snapshot_timer_lateness() const;
   LogHistogram::Snapshot snapshot_task_duration() const;
@@ -324,6 +326,7 @@ class alignas(4096) EventLoop {
   LogHistogram task_duration_;
   std::vector<std::string> backends_passed_over_;  // set by Create, then constant; off the hot pages
   ThreadCpuClock cpu_;                             // the runner's CPU time (the `cpu` figure)
+  WaitingTime waiting_;                            // the `waiting` figure, live during a wait
 
   // Declared last, so destroyed first: the watchdog reads the figures above.
   StackSampler sampler_;

@@ -44,10 +44,11 @@
   F(io_completions, Counter, Count, Stored, "I/O completions handed to their handlers.")                    \
   F(callback_errors, Counter, Count, Stored,                                                              \
     "Exceptions that escaped a task or an I/O handler (each is logged).")                                 \
-  F(running, Counter, Seconds, Stored, "Time spent running tasks and handling I/O.")                        \
-  F(waiting, Counter, Seconds, Stored,                                                                     \
-    "Time spent waiting for I/O or timers, added as each wait ends (a loop asleep now shows the time to its " \
-    "last wake-up, as iterations does).")                                                                   \
+  F(running, Counter, Seconds, Stored,                                                                     \
+    "Time spent running tasks and handling I/O, added as each loop iteration ends.")                       \
+  F(waiting, Counter, Seconds, Derived,                                                                    \
+    "Time spent waiting for I/O or timers, the wait in progress included (a loop asleep now shows it "       \
+    "growing; iterations counts a wait once it has ended).")                                               \
   F(cpu, Counter, Seconds, Derived,                                                                        \
     "CPU time (user and system) of the thread running the loop: its system calls too, which running "      \
     "leaves out where the backend makes them while it waits (io_uring).")                                 \

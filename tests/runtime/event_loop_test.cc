@@ -7,12 +7,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/clock.h"
 #include "runtime/internal/loop_internals.h"
 #include "runtime/line_output.h"
 #include "runtime/manual_clock.h"
@@ -541,6 +543,62 @@ TEST_P(EventLoopTest, CpuIsTheRunningThreadsCpuReadFromAnotherThread) {
   EXPECT_GE(cpu, spun);
   EXPECT_LT(cpu, spun + 50'000'000) << "the 100 ms wait counted as CPU";
   EXPECT_EQ(loop->stats().cpu_ns, cpu) << "not running: the total stands";
+}
+
+// waiting, read from another thread while the loop sleeps with nothing to do, grows with the
+// sleep: at least the time between the two reads (the loop does not wake in between: iterations
+// stands). Before, it was counted only as a wait ended, and stood still for the whole sleep.
+TEST_P(EventLoopTest, WaitingGrowsWhileTheLoopSleeps) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  pid_t loop_thread = 0;
+  loop->call_soon([&] { loop_thread = testing::CurrentThreadId(); });
+  std::thread runner([&] { loop->run_forever(); });  // nothing to do, no timer: sleeps
+  for (int i = 0; i < 10'000 && loop->stats().tasks_run == 0; ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(testing::WaitUntilBlockedInWait(loop_thread)) << "the loop never blocked in its backend";
+  const LoopStats first = loop->stats();
+  const int64_t after_first = MonotonicNanos();
+  std::this_thread::sleep_for(milliseconds(50));
+  const int64_t before_second = MonotonicNanos();
+  const LoopStats second = loop->stats();
+  EXPECT_EQ(second.iterations, first.iterations) << "the loop woke: nothing here can tell";
+  EXPECT_GE(second.waiting_ns - first.waiting_ns, before_second - after_first);
+  EXPECT_EQ(second.running_ns, first.running_ns);
+  EXPECT_TRUE(loop->call_soon_threadsafe([&] { loop->stop(); }));
+  runner.join();
+  EXPECT_GE(loop->stats().waiting_ns, second.waiting_ns) << "the total fell once the wait ended";
+}
+
+// Read again and again from two threads while the loop wakes every millisecond, waiting never
+// falls (a counter that fell would read as a reset to Prometheus).
+TEST_P(EventLoopTest, WaitingNeverFallsWhileTheLoopComesAndGoes) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  int ticks = 0;
+  std::function<void()> tick = [&] {
+    if (++ticks == 200) {
+      loop->stop();
+      return;
+    }
+    loop->call_later(milliseconds(1), tick);
+  };
+  loop->call_soon(tick);
+  std::atomic<bool> done{false};
+  std::atomic<int> fell{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 2; ++r) {
+    readers.emplace_back([&] {
+      int64_t last = 0;
+      for (int i = 0; i < 1'000'000 && !done.load(); ++i) {  // bounded: the loop runs ~200 ms
+        const int64_t now = loop->stats().waiting_ns;
+        if (now < last) fell.fetch_add(1);
+        last = now;
+      }
+    });
+  }
+  loop->run_forever();
+  done = true;
+  for (std::thread& t : readers) t.join();
+  EXPECT_EQ(ticks, 200);
+  EXPECT_EQ(fell.load(), 0);
 }
 
 TEST_P(EventLoopTest, ReadyQueueDepthIsVisibleWhileTasksWait) {
