@@ -273,6 +273,14 @@ void AdminListener::MarkAllowed(const std::string& grpc_peer) {
   }
 }
 
+std::string AdminListener::ClientOf(const std::string& grpc_peer) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const Relayed& r : relayed_) {
+    if (r.grpc_peer == grpc_peer) return r.connection->peer();
+  }
+  return grpc_peer;
+}
+
 std::optional<std::string> AdminListener::EvictOneNotAllowed() {
   auto oldest = std::find_if(relayed_.begin(), relayed_.end(), [](const Relayed& r) { return !r.allowed; });
   if (oldest == relayed_.end()) return std::nullopt;

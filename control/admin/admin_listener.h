@@ -30,9 +30,9 @@
 // one holds it.
 //
 // Threads: Bind, Start, StopAccepting, Stop and Duplicate from one thread; the listener accepts
-// and relays on a thread of its own; MarkAllowed from any. Ownership: the listener owns its
-// socket, its thread, and each connection's socket and relay; gRPC owns its end of each pair
-// from the moment it is handed over, and the gRPC server must outlive Stop().
+// and relays on a thread of its own; MarkAllowed and ClientOf from any. Ownership: the listener
+// owns its socket, its thread, and each connection's socket and relay; gRPC owns its end of each
+// pair from the moment it is handed over, and the gRPC server must outlive Stop().
 #ifndef BRRR_CONTROL_ADMIN_LISTENER_H_
 #define BRRR_CONTROL_ADMIN_LISTENER_H_
 
@@ -86,6 +86,10 @@ class AdminListener {
   // A call from `grpc_peer` (grpc::ServerContext::peer(), which for a connection handed over
   // by descriptor is "fd:N") was let through: its connection keeps its place. Any thread.
   void MarkAllowed(const std::string& grpc_peer);
+  // The client's address ("127.0.0.1:40312") of the connection that gRPC names `grpc_peer`
+  // ("fd:N", a call's ServerContext::peer()), or `grpc_peer` itself when no open connection is
+  // named so. Any thread.
+  std::string ClientOf(const std::string& grpc_peer) const;
 
  private:
   // gRPC's end of a connection's pair: its descriptor, which gRPC closes in its own time, and

@@ -114,7 +114,9 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->auth_ = options.auth;
   admin->call_slots_ = std::make_unique<CallSlots>(options.max_calls);
   admin->injector_ = std::make_shared<TaskInjector>(target.loops(), options.max_block);
-  admin->admin_ = std::make_unique<AdminService>(target, std::move(backends), *admin->injector_);
+  admin->admin_ = std::make_unique<AdminService>(
+      target, std::move(backends), *admin->injector_,
+      [listener = admin->listener_.get()](const std::string& peer) { return listener->ClientOf(peer); });
   admin->health_ = std::make_unique<HealthService>(target);
   // Reflection in both versions of the protocol; list_services reports these.
   std::vector<std::string> services = {

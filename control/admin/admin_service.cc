@@ -8,8 +8,6 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "control/admin/admin_convert.h"
@@ -18,7 +16,6 @@
 #include "runtime/call_in_loop.h"
 #include "runtime/clock.h"
 #include "runtime/line_output.h"
-#include "runtime/socket_address.h"
 #include "runtime/version.h"
 
 namespace brrr::control {
@@ -40,17 +37,6 @@ RequestLimits LimitsOf(const std::vector<EventLoop*>& loops, const TaskInjector&
   return RequestLimits{.loops = static_cast<uint32_t>(loops.size()), .max_block = injector.max_block()};
 }
 
-// Who made the call. gRPC names a connection that the admin listener handed over by its
-// descriptor ("fd:12"); while the call runs, that descriptor is the caller's socket.
-std::string CallerOf(const grpc::ServerContext& context) {
-  std::string peer = context.peer();
-  int fd = -1;
-  if (absl::StartsWith(peer, "fd:") && absl::SimpleAtoi(absl::string_view(peer).substr(3), &fd)) {
-    if (absl::StatusOr<SocketAddress> address = SocketAddress::PeerOf(fd); address.ok()) return address->ToString();
-  }
-  return peer;
-}
-
 // How long an action waits for a loop: kLoopCallTimeout, or less when the caller's deadline
 // comes sooner, so that the UNAVAILABLE naming what blocks the loop reaches the caller before
 // its deadline does (brrrctl's default deadline, 5 s, is kLoopCallTimeout itself). The margin
@@ -66,8 +52,17 @@ Duration LoopWait(const grpc::ServerContext& context) {
 
 }  // namespace
 
-AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector)
-    : target_(target), loops_(target.loops()), backends_(std::move(backends)), injector_(injector) {}
+AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
+                           ClientOf client_of)
+    : target_(target),
+      loops_(target.loops()),
+      backends_(std::move(backends)),
+      injector_(injector),
+      client_of_(std::move(client_of)) {}
+
+std::string AdminService::CallerOf(const Context& context) const {
+  return client_of_ != nullptr ? client_of_(context.peer()) : context.peer();
+}
 
 grpc::Status AdminService::SelectLoops(const google::protobuf::RepeatedField<uint32_t>& loops,
                                        std::vector<uint32_t>* selected) const {

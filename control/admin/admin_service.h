@@ -19,12 +19,14 @@
 #define BRRR_CONTROL_ADMIN_SERVICE_H_
 
 #include <atomic>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
+#include "control/admin/administered.h"
 #include "control/admin/task_injector.h"
 #include "runtime/plugin_loader.h"
-#include "control/admin/administered.h"
 
 namespace brrr::control {
 
@@ -33,8 +35,14 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   static constexpr Duration kLoopCallTimeout = std::chrono::seconds(5);
   static constexpr Duration kStreamPoll = std::chrono::milliseconds(50);
 
-  // `backends`: what the plugin loader found at start, reported by GetServerInfo.
-  AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector);
+  // Who a call came from, given its grpc::ServerContext::peer(): the admin listener relays
+  // connections to gRPC, which names each by its end of the relay ("fd:N"; AdminListener::ClientOf).
+  using ClientOf = std::function<std::string(const std::string& grpc_peer)>;
+
+  // `backends`: what the plugin loader found at start, reported by GetServerInfo. `client_of`
+  // names callers in what the service logs (none: as gRPC names them).
+  AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
+               ClientOf client_of = nullptr);
 
   // Ends the streams in progress (the admin server is shutting down).
   void ShutDown() { shutting_down_.store(true); }
@@ -76,11 +84,14 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   // How a stream ends: OK, or UNAVAILABLE saying so when the service shuts down under it (an
   // OK would look to the client like a stream that ran its course).
   grpc::Status StreamEnd(Context* context) const;
+  // Who made the call: the client's address where client_of_ knows it.
+  std::string CallerOf(const Context& context) const;
 
   Administered& target_;
   const std::vector<EventLoop*> loops_;
   std::vector<BackendProbe> backends_;
   TaskInjector& injector_;
+  const ClientOf client_of_;
   std::atomic<bool> shutting_down_{false};
 };
 
