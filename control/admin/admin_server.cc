@@ -15,6 +15,7 @@
 #include "control/admin/grpc_log.h"
 #include "control/admin/reflection_service.h"
 #include "control/admin/task_injector.h"
+#include "control/admin/unread_streams.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/resource_quota.h"
 #include "grpcpp/security/server_credentials.h"
@@ -44,7 +45,7 @@ uint32_t MaxCallsOpenPerConnection(const AdminServerOptions& options) { return o
 // NOT_FOUND and Watch SERVICE_UNKNOWN, keeping the call open (as health.proto asks of both).
 class HealthService final : public health::Health::Service {
  public:
-  explicit HealthService(const Administered& target) : target_(target) {}
+  HealthService(const Administered& target, UnreadStreams& unread) : target_(target), unread_(unread) {}
 
   grpc::Status Check(grpc::ServerContext* /*context*/, const health::HealthCheckRequest* request,
                      health::HealthCheckResponse* response) override {
@@ -67,7 +68,7 @@ class HealthService final : public health::Health::Service {
       if (now != sent) {
         health::HealthCheckResponse response;
         response.set_status(now);
-        if (!writer->Write(response)) break;
+        if (!unread_.Write(*context, "health Watch", [&] { return writer->Write(response); })) break;
         sent = now;
       }
       if (last_look) break;
@@ -90,6 +91,7 @@ class HealthService final : public health::Health::Service {
   }
 
   const Administered& target_;
+  UnreadStreams& unread_;
   std::atomic<bool> shutting_down_{false};
 };
 
@@ -114,16 +116,17 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->auth_ = options.auth;
   admin->call_slots_ = std::make_unique<CallSlots>(options.max_calls);
   admin->injector_ = std::make_shared<TaskInjector>(target.loops(), options.max_block);
-  admin->admin_ = std::make_unique<AdminService>(
-      target, std::move(backends), *admin->injector_,
-      [listener = admin->listener_.get()](const std::string& peer) { return listener->ClientOf(peer); });
-  admin->health_ = std::make_unique<HealthService>(target);
+  auto client_of = [listener = admin->listener_.get()](const std::string& peer) { return listener->ClientOf(peer); };
+  admin->unread_ = std::make_unique<UnreadStreams>(options.unread_timeout, client_of);
+  admin->admin_ =
+      std::make_unique<AdminService>(target, std::move(backends), *admin->injector_, *admin->unread_, client_of);
+  admin->health_ = std::make_unique<HealthService>(target, *admin->unread_);
   // Reflection in both versions of the protocol; list_services reports these.
   std::vector<std::string> services = {
       brrr::admin::v1::Admin::service_full_name(), health::Health::service_full_name(),
       ReflectionV1::Api::service_full_name(), ReflectionV1Alpha::Api::service_full_name()};
-  admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services));
-  admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services));
+  admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services, admin->unread_.get()));
+  admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services, admin->unread_.get()));
 
   // No listening port of gRPC's own: the listener accepts and hands connections over.
   grpc::ServerBuilder builder;

@@ -41,6 +41,7 @@ class AdminListener;
 class AdminService;
 class HealthService;
 class TaskInjector;
+class UnreadStreams;
 
 struct AdminServerOptions {
   std::string host = "127.0.0.1";
@@ -56,6 +57,9 @@ struct AdminServerOptions {
   uint32_t max_calls = 64;
   // A connection without a call in progress for this long is closed (--admin_idle_timeout).
   Duration idle_timeout = std::chrono::seconds(60);
+  // A stream whose client has taken nothing for this long while a message waited for it is
+  // ended, CANCELLED (--admin_unread_timeout; unread_streams.h).
+  Duration unread_timeout = std::chrono::seconds(60);
   // A listening socket handed over by the process this one takes over from
   // (server/take_over.h): accepted on instead of binding host:port. Owned by Start from then
   // on (closed if it fails). -1: bind.
@@ -96,6 +100,7 @@ class AdminServer {
   CallAuth auth_;
   std::unique_ptr<CallSlots> call_slots_;  // the gate's; outlives server_
   std::shared_ptr<TaskInjector> injector_;  // figures_of() borrows it while it lives
+  std::unique_ptr<UnreadStreams> unread_;   // the services' streams write through it; outlives them
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
   std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_

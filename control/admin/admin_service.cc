@@ -53,11 +53,12 @@ Duration LoopWait(const grpc::ServerContext& context) {
 }  // namespace
 
 AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
-                           ClientOf client_of)
+                           UnreadStreams& unread, ClientOf client_of)
     : target_(target),
       loops_(target.loops()),
       backends_(std::move(backends)),
       injector_(injector),
+      unread_(unread),
       client_of_(std::move(client_of)) {}
 
 std::string AdminService::CallerOf(const Context& context) const {
@@ -119,7 +120,8 @@ grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsR
   SteadyClock::time_point next = SteadyClock::now();
   for (uint32_t sent = 0; request->count() == 0 || sent < request->count(); ++sent) {
     if (sent > 0 && !WaitUntil(context, next)) break;
-    if (!writer->Write(CollectStats(target_, injector_))) break;
+    const admin::Stats stats = CollectStats(target_, injector_);
+    if (!unread_.Write(*context, "WatchStats", [&] { return writer->Write(stats); })) break;
     // Ticks keep to the interval; a tick missed (a slow client) is skipped, not bunched up.
     next += milliseconds(interval_ms);
     if (next < SteadyClock::now()) next = SteadyClock::now() + milliseconds(interval_ms);
@@ -303,7 +305,7 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
     if (r.sequence <= sent_up_to[r.loop_id]) return true;
     if (!r.in_progress) sent_up_to[r.loop_id] = r.sequence;
     ToProto(r, target_.started_at_ns(), &message);
-    return writer->Write(message);
+    return unread_.Write(*context, "WatchStalls", [&] { return writer->Write(message); });
   };
   if (request->include_recent()) {
     for (const StallReport& r : feed.Recent()) {

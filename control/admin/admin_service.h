@@ -26,6 +26,7 @@
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "control/admin/administered.h"
 #include "control/admin/task_injector.h"
+#include "control/admin/unread_streams.h"
 #include "runtime/plugin_loader.h"
 
 namespace brrr::control {
@@ -39,9 +40,10 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   // connections to gRPC, which names each by its end of the relay ("fd:N"; AdminListener::ClientOf).
   using ClientOf = std::function<std::string(const std::string& grpc_peer)>;
 
-  // `backends`: what the plugin loader found at start, reported by GetServerInfo. `client_of`
-  // names callers in what the service logs (none: as gRPC names them).
-  AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
+  // `backends`: what the plugin loader found at start, reported by GetServerInfo. `unread` ends
+  // the streams whose client stopped reading. `client_of` names callers in what the service logs
+  // (none: as gRPC names them).
+  AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector, UnreadStreams& unread,
                ClientOf client_of = nullptr);
 
   // Ends the streams in progress (the admin server is shutting down).
@@ -91,6 +93,7 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   const std::vector<EventLoop*> loops_;
   std::vector<BackendProbe> backends_;
   TaskInjector& injector_;
+  UnreadStreams& unread_;
   const ClientOf client_of_;
   std::atomic<bool> shutting_down_{false};
 };

@@ -69,17 +69,19 @@ typename Version::Response Answer(const typename Version::Request& request, cons
 }  // namespace
 
 template <typename Version>
-ReflectionService<Version>::ReflectionService(std::vector<std::string> service_names)
-    : service_names_(std::move(service_names)) {}
+ReflectionService<Version>::ReflectionService(std::vector<std::string> service_names, UnreadStreams* unread)
+    : service_names_(std::move(service_names)), unread_(unread) {}
 
 template <typename Version>
-grpc::Status ReflectionService<Version>::ServerReflectionInfo(grpc::ServerContext* /*context*/,
+grpc::Status ReflectionService<Version>::ServerReflectionInfo(grpc::ServerContext* context,
                                                               grpc::ServerReaderWriter<Response, Request>* stream) {
   ReflectionLookup lookup;
   Request request;
   while (stream->Read(&request)) {
-    // A failed write means the client has gone; there is no one left to answer.
-    if (!stream->Write(Answer<Version>(request, service_names_, lookup))) break;
+    // A failed write means the client has gone (or stopped reading); there is no one left to answer.
+    Response answer = Answer<Version>(request, service_names_, lookup);
+    auto write = [&] { return stream->Write(answer); };
+    if (!(unread_ != nullptr ? unread_->Write(*context, "ServerReflectionInfo", write) : write())) break;
   }
   return grpc::Status::OK;
 }

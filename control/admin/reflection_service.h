@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "control/admin/unread_streams.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "grpcpp/server_context.h"
@@ -52,8 +53,9 @@ class ReflectionService final : public Version::Api::Service {
   using Request = typename Version::Request;
   using Response = typename Version::Response;
 
-  // `service_names`: fully qualified, as list_services reports them.
-  explicit ReflectionService(std::vector<std::string> service_names);
+  // `service_names`: fully qualified, as list_services reports them. `unread`: ends the stream
+  // of a client that stopped reading the answers (null: nothing does).
+  explicit ReflectionService(std::vector<std::string> service_names, UnreadStreams* unread = nullptr);
 
   // Answers each request in order until the client finishes writing.
   grpc::Status ServerReflectionInfo(grpc::ServerContext* context,
@@ -61,6 +63,7 @@ class ReflectionService final : public Version::Api::Service {
 
  private:
   std::vector<std::string> service_names_;
+  UnreadStreams* unread_;
 };
 
 using ReflectionV1Service = ReflectionService<ReflectionV1>;

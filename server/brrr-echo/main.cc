@@ -97,6 +97,10 @@ ABSL_FLAG(uint32_t, admin_max_calls, 64,
           "RESOURCE_EXHAUSTED");
 ABSL_FLAG(absl::Duration, admin_idle_timeout, absl::Seconds(60),
           "Close an admin connection that has had no call in progress this long (100ms to 24h)");
+ABSL_FLAG(absl::Duration, admin_unread_timeout, absl::Seconds(60),
+          "End a stream (WatchStats, WatchStalls, health Watch, reflection) whose client has taken nothing "
+          "this long while a message waited for it (1s to 24h): a client that stopped reading does not keep "
+          "its call slot (--admin_max_calls) and gRPC thread for ever; the stream ends CANCELLED and stderr says so");
 ABSL_FLAG(uint32_t, admin_reserved_fds, 64,
           "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
           "operator gets in when echo clients would take every other one; at least "
@@ -288,6 +292,13 @@ int main(int argc, char** argv) {
     return 2;
   }
   admin_options.idle_timeout = ToDuration(admin_idle);
+  absl::Duration admin_unread = absl::GetFlag(FLAGS_admin_unread_timeout);
+  if (admin_unread < absl::Seconds(1) || admin_unread > absl::Hours(24)) {
+    brrr::PrintToStderr("brrr-echo: --admin_unread_timeout=%s: must be from 1s to 24h\n",
+                        absl::FormatDuration(admin_unread).c_str());
+    return 2;
+  }
+  admin_options.unread_timeout = ToDuration(admin_unread);
   uint32_t reserved_fds = absl::GetFlag(FLAGS_admin_reserved_fds);
   constexpr uint32_t kPerConnection = brrr::control::AdminListener::kDescriptorsPerConnection;
   const uint32_t least_reserved = kPerConnection * admin_connections + kGrpcDescriptorsAfterStart;

@@ -2,15 +2,17 @@
 // injections that could keep too many runs alive, more than 100 active injections, injections
 // while the server drains, and a call that carries two authorization entries.
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <fstream>
-#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/support/channel_arguments.h"
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
 #include "tests/testing/net.h"
@@ -262,6 +264,69 @@ TEST_F(AdminBoundsTest, CallsInProgressAreBoundedHoweverManyStreamsOneConnection
   }
   EXPECT_TRUE(again.ok()) << again.error_message();
   for (auto& watch : watches) watch->Close();
+}
+
+// A stream whose client stopped reading (a `brrrctl watch` suspended in a terminal) held its
+// call slot and a gRPC thread for as long as its client lived: with --admin_max_calls taken so,
+// every other call was RESOURCE_EXHAUSTED for good. Now its Write, blocked by HTTP/2 flow
+// control, is cancelled after --admin_unread_timeout; a client that reads keeps its stream.
+TEST_F(AdminBoundsTest, AStreamWhoseClientStoppedReadingIsEndedAndItsSlotIsFreed) {
+  Start({"--admin_max_calls=2", "--admin_unread_timeout=1s"});
+  admin::WatchStatsRequest every_50ms;
+  every_50ms.set_interval_ms(50);
+  // The reading client, on the fixture's channel: it takes every message as it comes.
+  grpc::ClientContext reading_context;
+  std::unique_ptr<grpc::ClientReader<admin::Stats>> reading = stub_->WatchStats(&reading_context, every_50ms);
+  std::atomic<int> read{0};
+  std::thread reader([&] {
+    admin::Stats stats;
+    while (reading->Read(&stats)) read.fetch_add(1);
+  });
+  // The client that stops reading, on a channel of its own whose receive window stays at
+  // HTTP/2's 64 KiB (no BDP probing): the server's Write waits once that is full.
+  grpc::ChannelArguments no_bdp;
+  no_bdp.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  auto unread_channel = grpc::CreateCustomChannel(AdminAddress(), grpc::InsecureChannelCredentials(), no_bdp);
+  auto unread_stub = admin::Admin::NewStub(unread_channel);
+  grpc::ClientContext unread_context;
+  std::unique_ptr<grpc::ClientReader<admin::Stats>> unread = unread_stub->WatchStats(&unread_context, every_50ms);
+
+  // Both streams hold the two slots.
+  admin::Stats stats;
+  grpc::Status full;
+  for (int i = 0; i < 200; ++i) {
+    full = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    if (full.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(milliseconds(20));
+  }
+  ASSERT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << full.error_message();
+  // Once the unread stream's window is full and a Write has waited 1 s, it ends, and a call gets in.
+  grpc::Status in;
+  for (int i = 0; i < 600; ++i) {  // 30 s at most
+    in = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    if (in.ok()) break;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  ASSERT_TRUE(in.ok()) << in.error_message();
+  ASSERT_TRUE(server_->WaitForError("admin: ended WatchStats from 127.0.0.1:")) << server_->err();
+  EXPECT_NE(server_->err().find("its client took nothing for 1s (it stopped reading; --admin_unread_timeout); "
+                                "1 stream ended so"),
+            std::string::npos)
+      << server_->err();
+  // What it had been sent is still there to read; then the end.
+  int drained = 0;
+  while (unread->Read(&stats)) ++drained;
+  EXPECT_GT(drained, 0);
+  EXPECT_EQ(unread->Finish().error_code(), grpc::StatusCode::CANCELLED);
+
+  // The reading client's stream goes on past the timeout, twice over.
+  const int read_before = read.load();
+  std::this_thread::sleep_for(seconds(2));
+  EXPECT_GT(read.load(), read_before) << "the reading stream stopped";
+  reading_context.TryCancel();
+  reader.join();
+  EXPECT_EQ(reading->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(server_->err().find("2 streams ended so"), std::string::npos) << server_->err();
 }
 
 }  // namespace

@@ -65,6 +65,8 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--admin_max_calls=0"}, 2, "--admin_max_calls=0: must be from 1 to 10000"},
       {{"--admin_max_calls=10001"}, 2, "--admin_max_calls=10001: must be from 1 to 10000"},
       {{"--admin_idle_timeout=99ms"}, 2, "--admin_idle_timeout=99ms: must be from 100ms to 24h"},
+      {{"--admin_unread_timeout=999ms"}, 2, "--admin_unread_timeout=999ms: must be from 1s to 24h"},
+      {{"--admin_unread_timeout=25h"}, 2, "--admin_unread_timeout=25h: must be from 1s to 24h"},
       {{"--take_over_or_start"}, 2, "--take_over_or_start needs --take_over=PATH"},
       {{"--high_water=100", "--low_water=200"}, 2, "--low_water (200) must be below --high_water (100)"},
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
