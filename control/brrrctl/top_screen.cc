@@ -81,6 +81,14 @@ std::string PadRight(absl::string_view text, size_t width) {
   return text.size() >= width ? std::string(text) : absl::StrCat(text, std::string(width - text.size(), ' '));
 }
 
+// A figure's name cut to `width`, keeping a counter's "/s" (the cut name of a rate would read
+// as a level's).
+std::string FigureName(const std::string& name, size_t width) {
+  if (name.size() <= width) return name;
+  return absl::EndsWith(name, "/s") && width > 2 ? absl::StrCat(name.substr(0, width - 2), "/s")
+                                                 : name.substr(0, width);
+}
+
 class Layout {
  public:
   Layout(const TopScreenState& state, bool unicode) : state_(state), unicode_(unicode) {}
@@ -242,7 +250,7 @@ class Layout {
                       ? FormatDecimal(*cell.value)
                       : FormatShort(*cell.value);
         }
-        Put(y_ + r, c * kCell, absl::StrFormat("%-*s %8s", kCell - 10, cell.name.substr(0, kCell - 10), value));
+        Put(y_ + r, c * kCell, absl::StrFormat("%-*s %8s", kCell - 10, FigureName(cell.name, kCell - 10), value));
       }
     }
     y_ += shown;

@@ -156,6 +156,8 @@ TEST_F(BrrrctlTopTest, KeysSortPauseAndSwitchLoopsAndCtrlCEndsIt) {
   EXPECT_TRUE(absl::StrContains(pane, "FIGURES of loop 1")) << pane;
   EXPECT_TRUE(absl::StrContains(pane, "ready_queue_depth")) << pane;
   EXPECT_TRUE(absl::StrContains(pane, "tasks_run/s")) << pane;
+  // A name cut to its cell keeps the "/s" of a rate (30 characters and "/s" in a cell of 30).
+  EXPECT_TRUE(absl::StrContains(pane, "connections_closed_drain_cle/s")) << pane;
   // Right steps to the next loop, right again past the last back to all of them.
   ASSERT_EQ(tmux.Run({"send-keys", "-t", "top", "Right"}), 0);
   tmux.WaitForPane([](const std::string& p) { return absl::StrContains(p, "loops: 2") && Row(p, "1").empty(); },
