@@ -261,8 +261,9 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   // The clock is read exactly (a system clock read, ~25 ns here) once per iteration, as the
   // wait for I/O ends; the other readings extrapolate from it with the TSC (task_clock.h).
   int64_t start = task_clock_.end();
+  time_.run_from(start);
   inbox_.drain_into(ready_);
-  int64_t waited = wait_for_io(wait_timeout_ns(max_wait_ns));
+  wait_for_io(wait_timeout_ns(max_wait_ns));
   inbox_.drain_into(ready_);
   if (auto_advance_to_ns_ != 0) {
     if (idle_in_virtual_time()) manual_clock_->advance_to(auto_advance_to_ns_);
@@ -280,7 +281,7 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
     t = task_clock_.end();
   }
   published_.iterations.add(1);
-  published_.running_ns.add(std::max<int64_t>(0, t - start - waited));  // a counter: never down
+  time_.stop_at(t);
 }
 
 bool EventLoop::idle_in_virtual_time() const {
@@ -313,13 +314,12 @@ BRRR_HOT_PATH int64_t EventLoop::wait_timeout_ns(int64_t cap_ns) {
   return timeout;
 }
 
-BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
+BRRR_HOT_PATH void EventLoop::wait_for_io(int64_t timeout_ns) {
   // Nothing can complete and nothing needs waiting for: skip the system call. (A wake-up
   // that arrives meanwhile stays pending in the backend and ends a later wait early.)
-  if (timeout_ns == 0 && io_.in_flight() == 0) return 0;
+  if (timeout_ns == 0 && io_.in_flight() == 0) return;
   int64_t before = task_clock_.end();
-  // A wait that may sleep is announced, so that readers count it while it lasts.
-  if (timeout_ns != 0) waiting_.begin(before);
+  time_.wait_from(before);
   if (watchdog_) watchdog_->loop_idle();
   // What the loop holds as it goes to sleep: an idle loop's figure is its level while idle.
   if (receive_buffers_ != nullptr) published_.receive_buffers_in_use.store(receive_buffers_->in_use());
@@ -327,10 +327,8 @@ BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   if (watchdog_) watchdog_->loop_busy();
   io_batch_time_ns_ = task_clock_.anchor();
   // `before` may be a TSC extrapolation up to ~100 ns ahead of the exact anchor (task_clock.h),
-  // so a wait that returned at once can measure below zero: counted as none, or the waiting
-  // counter would fall, which Prometheus reads as a counter reset.
-  int64_t waited = std::max<int64_t>(0, io_batch_time_ns_ - before);
-  waiting_.end(waited);
+  // so a wait that returned at once can measure below zero: LoopTime counts it as none.
+  time_.run_from(io_batch_time_ns_);
   published_.io_waits.add(1);
   if (!n.ok()) {
     // The backend lost its kernel object (EBADF, EINVAL...): the loop cannot make progress.
@@ -354,7 +352,6 @@ BRRR_HOT_PATH int64_t EventLoop::wait_for_io(int64_t timeout_ns) {
   published_.backend_submitted.store(c.submitted);
   published_.backend_completed.store(c.completed);
   published_.backend_recv_bundles.store(c.recv_bundles);
-  return waited;
 }
 
 BRRR_HOT_PATH absl::StatusOr<int> EventLoop::poll_then_wait(int64_t timeout_ns) {
@@ -465,11 +462,12 @@ void EventLoop::derive_sockets(LoopStats& s) const { s.sockets = sockets_.size()
 void EventLoop::derive_read_set_size(LoopStats& s) const { s.read_set_size = sockets_.read_set_size(); }
 void EventLoop::derive_write_set_size(LoopStats& s) const { s.write_set_size = sockets_.write_set_size(); }
 void EventLoop::derive_stall_threshold(LoopStats& s) const { s.stall_threshold_ns = stall_detector_.threshold_ns(); }
-void EventLoop::derive_stalls(LoopStats& s) const { s.stalls = stall_detector_.stall_count(); }
+void EventLoop::derive_stalls(LoopStats& s) const { s.stalls = stall_detector_.stalls_seen(); }
 
 void EventLoop::derive_cpu(LoopStats& s) const { s.cpu_ns = cpu_.total_ns(); }
 
-void EventLoop::derive_waiting(LoopStats& s) const { s.waiting_ns = waiting_.total_ns(now_ns()); }
+void EventLoop::derive_running(LoopStats& s) const { s.running_ns = time_.totals(now_ns()).running_ns; }
+void EventLoop::derive_waiting(LoopStats& s) const { s.waiting_ns = time_.totals(now_ns()).waiting_ns; }
 
 void EventLoop::derive_longest_task(LoopStats& s) const {
   s.longest_task_ns = longest_task_ns_.load();

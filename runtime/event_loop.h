@@ -59,6 +59,7 @@
 #include "runtime/io_registry.h"
 #include "runtime/log_histogram.h"
 #include "runtime/loop_stats.h"
+#include "runtime/loop_time.h"
 #include "runtime/manual_clock.h"
 #include "runtime/reactor.h"
 #include "runtime/ready_queue.h"
@@ -73,7 +74,6 @@
 #include "runtime/thread_owner.h"
 #include "runtime/threadsafe_queue.h"
 #include "runtime/timer_queue.h"
-#include "runtime/waiting_time.h"
 
 namespace brrr {
 
@@ -244,8 +244,9 @@ class alignas(4096) EventLoop {
   int64_t wait_timeout_ns(int64_t cap_ns);
   // On an auto-advancing ManualClock: nothing left to do but wait for the next timer.
   bool idle_in_virtual_time() const;
-  // Returns how long it waited. Anchors task_clock_ as the wait ends (io_batch_time_ns_).
-  int64_t wait_for_io(int64_t timeout_ns);
+  // Anchors task_clock_ as the wait ends (io_batch_time_ns_); the time it took is the loop's
+  // waiting (time_).
+  void wait_for_io(int64_t timeout_ns);
   // The backend's wait, after idle polling (EventLoopOptions::idle_poll) when it may sleep.
   absl::StatusOr<int> poll_then_wait(int64_t timeout_ns);
   // Both take the time their first task starts and return when their last task ended.
@@ -273,6 +274,7 @@ class alignas(4096) EventLoop {
   void derive_longest_task(LoopStats& s) const;
   void derive_current_task_running(LoopStats& s) const;
   void derive_cpu(LoopStats& s) const;
+  void derive_running(LoopStats& s) const;
   void derive_waiting(LoopStats& s) const;
   // The histograms of BRRR_LOOP_HISTOGRAMS, one snapshot_NAME each.
   LogHistogram::Snapshot snapshot_timer_lateness() const;
@@ -326,7 +328,7 @@ class alignas(4096) EventLoop {
   LogHistogram task_duration_;
   std::vector<std::string> backends_passed_over_;  // set by Create, then constant; off the hot pages
   ThreadCpuClock cpu_;                             // the runner's CPU time (the `cpu` figure)
-  WaitingTime waiting_;                            // the `waiting` figure, live during a wait
+  LoopTime time_;                                  // the `running` and `waiting` figures, live
 
   // Declared last, so destroyed first: the watchdog reads the figures above.
   StackSampler sampler_;

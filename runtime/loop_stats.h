@@ -44,11 +44,11 @@
   F(io_completions, Counter, Count, Stored, "I/O completions handed to their handlers.")                    \
   F(callback_errors, Counter, Count, Stored,                                                              \
     "Exceptions that escaped a task or an I/O handler (each is logged).")                                 \
-  F(running, Counter, Seconds, Stored,                                                                     \
-    "Time spent running tasks and handling I/O, added as each loop iteration ends.")                       \
+  F(running, Counter, Seconds, Derived,                                                                    \
+    "Time spent running tasks and handling I/O, the task running now included.")                           \
   F(waiting, Counter, Seconds, Derived,                                                                    \
-    "Time spent waiting for I/O or timers, the wait in progress included (a loop asleep now shows it "       \
-    "growing; iterations counts a wait once it has ended).")                                               \
+    "Time spent waiting for I/O or timers, the wait in progress included (iterations counts a wait once "   \
+    "it has ended).")                                                                                      \
   F(cpu, Counter, Seconds, Derived,                                                                        \
     "CPU time (user and system) of the thread running the loop: its system calls too, which running "      \
     "leaves out where the backend makes them while it waits (io_uring).")                                 \
@@ -59,7 +59,8 @@
   F(backend_recv_bundles, Counter, Count, Stored, "Receives that filled several buffers at once (io_uring bundles).") \
   /* Stalls. */                                                                                           \
   F(stall_threshold, Setting, Millis, Derived, "A task running this long is reported as a stall.")          \
-  F(stalls, Counter, Count, Derived, "Tasks that ran longer than the stall threshold.")                     \
+  F(stalls, Counter, Count, Derived,                                                                       \
+    "Tasks that ran longer than the stall threshold (one still running, once the watchdog has seen it).")  \
   F(longest_task, Max, Millis, Derived, "The longest task so far.")                                          \
   F(current_task_running, Max, Millis, Derived, "How long the task running now has run (0 while waiting).")
 

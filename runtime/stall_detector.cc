@@ -166,6 +166,21 @@ void StallDetector::progress_ended(int64_t start_ns) {
   }
 }
 
+uint64_t StallDetector::stalls_seen() const {
+  uint64_t seen = count_.load();
+  {
+    // The stall in progress has the sequence its end will take: the count once it has ended.
+    std::lock_guard<std::mutex> lock(mu_);
+    if (in_progress_.has_value()) seen = std::max(seen, in_progress_->sequence);
+  }
+  // The watchdog may drop a stall in progress (progress_ended) just before the loop reports its
+  // end: what was given stands meanwhile.
+  uint64_t given = stalls_seen_given_.load(std::memory_order_relaxed);
+  while (seen > given && !stalls_seen_given_.compare_exchange_weak(given, seen, std::memory_order_relaxed)) {
+  }
+  return std::max(seen, given);
+}
+
 std::vector<StallReport> StallDetector::recent() const {
   std::lock_guard<std::mutex> lock(mu_);
   return {recent_.begin(), recent_.end()};

@@ -110,6 +110,10 @@ class StallDetector {
 
   // Stalls that ended (not the one in progress).
   uint64_t stall_count() const { return count_.load(); }
+  // Stalls that ended, and the one in progress once the watchdog has seen it (it counts once:
+  // its end does not count it again), so that an alert on the count fires while a loop stays
+  // stuck, not only once it is free. Never falls from one read to the next.
+  uint64_t stalls_seen() const;
   // The stalls that ended, oldest first.
   std::vector<StallReport> recent() const;
   // The stall running now, as its latest sample reported it; nullopt when none is.
@@ -147,6 +151,7 @@ class StallDetector {
   int64_t tokens_updated_ns_ = 0;               // guarded by mu_
   uint64_t unprinted_ = 0;                      // guarded by mu_
   uint64_t unprinted_samples_ = 0;              // guarded by mu_
+  mutable std::atomic<uint64_t> stalls_seen_given_{0};  // the most stalls_seen() has returned
 
   static constexpr double kPrintBurst = 10;
   static constexpr double kPrintsPerSecond = 10;

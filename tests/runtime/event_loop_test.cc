@@ -568,6 +568,34 @@ TEST_P(EventLoopTest, WaitingGrowsWhileTheLoopSleeps) {
   EXPECT_GE(loop->stats().waiting_ns, second.waiting_ns) << "the total fell once the wait ended";
 }
 
+// running, read from another thread while a task runs (a stall: it blocks its loop), grows with
+// the task: at least the time between the two reads, while waiting stands. Before, it was counted
+// only as the loop's iteration ended, and stood still for the whole stall.
+TEST_P(EventLoopTest, RunningGrowsWhileATaskRuns) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::atomic<bool> running{false};
+  std::atomic<bool> release{false};
+  loop->call_soon([&] {
+    running = true;
+    for (int i = 0; i < 30'000 && !release.load(); ++i) std::this_thread::sleep_for(milliseconds(1));
+    loop->stop();
+  });
+  std::thread runner([&] { loop->run_forever(); });
+  for (int i = 0; i < 10'000 && !running.load(); ++i) std::this_thread::sleep_for(milliseconds(1));
+  ASSERT_TRUE(running.load());
+  const LoopStats first = loop->stats();
+  const int64_t after_first = MonotonicNanos();
+  std::this_thread::sleep_for(milliseconds(50));
+  const int64_t before_second = MonotonicNanos();
+  const LoopStats second = loop->stats();
+  release = true;
+  runner.join();
+  EXPECT_GE(second.running_ns - first.running_ns, before_second - after_first);
+  EXPECT_EQ(second.waiting_ns, first.waiting_ns);
+  EXPECT_EQ(second.iterations, first.iterations);
+  EXPECT_GE(loop->stats().running_ns, second.running_ns) << "the total fell once the task ended";
+}
+
 // Read again and again from two threads while the loop wakes every millisecond, waiting never
 // falls (a counter that fell would read as a reset to Prometheus).
 TEST_P(EventLoopTest, WaitingNeverFallsWhileTheLoopComesAndGoes) {

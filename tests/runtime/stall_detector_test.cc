@@ -225,6 +225,31 @@ StallSample Sampled(int64_t running_ns, std::vector<std::string> frames) {
   return StallSample{.running_ns = running_ns, .frames = std::move(frames)};
 }
 
+// The count an operator alerts on: a stall in progress counts once the watchdog has seen it,
+// and its end does not count it again; the count never falls, also when the watchdog drops the
+// stall in progress just before the loop reports its end.
+TEST(StallProgressTest, AStallInProgressIsSeenOnceAndNeverUncounted) {
+  Lines printed;
+  StallDetector detector(7, 50'000'000, printed.sink());
+  const int64_t start = 1'000'000'000;
+  EXPECT_EQ(detector.stalls_seen(), 0u);
+  detector.report_progress("hog", start, 5, start + 60'000'000, Sampled(60'000'000, {}));
+  EXPECT_EQ(detector.stall_count(), 0u);
+  EXPECT_EQ(detector.stalls_seen(), 1u) << "the stall in progress";
+  detector.progress_ended(start);
+  EXPECT_EQ(detector.stalls_seen(), 1u) << "dropped before its end was reported";
+  detector.report("hog", 70'000'000, 5, start + 70'000'000);
+  EXPECT_EQ(detector.stall_count(), 1u);
+  EXPECT_EQ(detector.stalls_seen(), 1u) << "its end counted it again";
+  const int64_t next = start + 1'000'000'000;
+  detector.report_progress("hog", next, 6, next + 60'000'000, Sampled(60'000'000, {}));
+  EXPECT_EQ(detector.stalls_seen(), 2u);
+  detector.report("hog", 80'000'000, 6, next + 80'000'000);
+  EXPECT_EQ(detector.stalls_seen(), 2u);
+  detector.report("short-lived", 60'000'000, 7, next + 200'000'000);  // never sampled
+  EXPECT_EQ(detector.stalls_seen(), 3u);
+}
+
 TEST(StallProgressTest, SamplesArePrintedAndStreamedWhileTheStallLastsAndItsEndCarriesThem) {
   Lines printed;
   StallDetector detector(7, 50'000'000, printed.sink());
