@@ -206,8 +206,10 @@ void EventLoop::run_forever() {
   cpu_.follow_current_thread();
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
+  time_.run_from(task_clock_.end());  // running from here, but for its waits
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
   while (!stop_requested_.load(std::memory_order_acquire)) run_iteration(kNoTimeout);
+  time_.stop_at(task_clock_.end());
   cpu_.stop_following();
   stop_requested_.store(false, std::memory_order_relaxed);
   running_.store(false);
@@ -231,8 +233,10 @@ void EventLoop::run_once(Duration max_wait) {
   cpu_.follow_current_thread();  // nothing to do once this thread is followed
   CurrentLoopScope scope(this);
   StallWatchdog::Running watched(watchdog_.get());
+  time_.run_from(task_clock_.end());
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
   run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
+  time_.stop_at(task_clock_.end());
 }
 
 void EventLoop::check_one_runner() {
@@ -260,8 +264,6 @@ std::unique_ptr<StallWatchdog> EventLoop::MakeWatchdog() {
 BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   // The clock is read exactly (a system clock read, ~25 ns here) once per iteration, as the
   // wait for I/O ends; the other readings extrapolate from it with the TSC (task_clock.h).
-  int64_t start = task_clock_.end();
-  time_.run_from(start);
   inbox_.drain_into(ready_);
   wait_for_io(wait_timeout_ns(max_wait_ns));
   inbox_.drain_into(ready_);
@@ -271,17 +273,12 @@ BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
   }
   publish_ready_depth();
   // One clock read per task: each task's end is the next one's start.
-  int64_t t = run_due_timers(task_clock_.end());
-  t = run_ready(t);
+  run_ready(run_due_timers(task_clock_.end()));
   current_.clear();
   // What this iteration's tasks deferred goes out now, not after the next wake-up: a loop that
   // stops here (or a run_once caller) must not keep a queued send back.
-  if (!flushes_.empty()) {
-    run_deferred_flushes();
-    t = task_clock_.end();
-  }
+  if (!flushes_.empty()) run_deferred_flushes();
   published_.iterations.add(1);
-  time_.stop_at(t);
 }
 
 bool EventLoop::idle_in_virtual_time() const {

@@ -314,6 +314,7 @@ class alignas(4096) EventLoop {
   // Published for other threads (see runtime/loop_stats.h): the Stored figures, and what the
   // Derived ones need beyond other components' own counters.
   LoopCounters published_;
+  LoopTime time_;  // the `running` and `waiting` figures, written a few times per iteration
   SingleWriter<int64_t> longest_task_ns_;
   SingleWriter<const char*> longest_name_;
   SingleWriter<std::source_location> longest_where_;
@@ -328,7 +329,6 @@ class alignas(4096) EventLoop {
   LogHistogram task_duration_;
   std::vector<std::string> backends_passed_over_;  // set by Create, then constant; off the hot pages
   ThreadCpuClock cpu_;                             // the runner's CPU time (the `cpu` figure)
-  LoopTime time_;                                  // the `running` and `waiting` figures, live
 
   // Declared last, so destroyed first: the watchdog reads the figures above.
   StackSampler sampler_;

@@ -6,10 +6,10 @@
 // whole span at once (3 s of running per second for one thread).
 //
 //   LoopTime time;
-//   time.run_from(start_ns);     // loop thread: an iteration starts
+//   time.run_from(start_ns);     // loop thread: a run of the loop starts
 //   time.wait_from(before_ns);   // it goes to sleep
 //   time.run_from(woke_ns);      // it wakes
-//   time.stop_at(end_ns);        // the iteration ends: neither until the next starts
+//   time.stop_at(end_ns);        // the run ends: neither until the next starts
 //   LoopTime::Totals t = time.totals(MonotonicNanos());   // any thread
 //
 // A total a reader gets never falls from one read to the next, from any threads: a reader counts
@@ -19,7 +19,7 @@
 // a reset to Prometheus).
 //
 // Threads: run_from, wait_from and stop_at from the loop thread only (the one writer: a sequence
-// lock, a few stores per change); totals from any thread.
+// lock, a few stores per change, two changes per wait); totals from any thread.
 #ifndef BRRR_RUNTIME_LOOP_TIME_H_
 #define BRRR_RUNTIME_LOOP_TIME_H_
 
@@ -39,7 +39,7 @@ class LoopTime {
   void run_from(int64_t at_ns) { change(kRunning, at_ns); }
   // Loop thread: from `at_ns` the loop waits for I/O or timers.
   void wait_from(int64_t at_ns) { change(kWaiting, at_ns); }
-  // Loop thread: at `at_ns` the loop stops running (an iteration ends).
+  // Loop thread: at `at_ns` the loop stops running (run_forever or run_once returns).
   void stop_at(int64_t at_ns) { change(kStopped, at_ns); }
 
   // Any thread: the spans that have ended, and the one in progress up to `now_ns`.
