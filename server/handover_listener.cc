@@ -1,7 +1,9 @@
 #include "server/handover_listener.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -36,6 +38,25 @@ int64_t DeadlineAfter(Duration d) { return MonotonicNanos() + d.count(); }
 
 void Say(const std::string& line) { PrintToStderr("brrr-echo: hand-over: %s\n", line.c_str()); }
 
+// An exclusive flock(2) on the directory of `path`, held while a hand-over socket there is
+// created or removed: two processes that find the same stale socket file would otherwise both
+// replace it (the second one's probe, between the first one's bind and listen, finds nobody
+// listening and unlinks the first one's new file), leaving one of them listening at no path.
+// Best effort: no lock if the directory cannot be opened.
+class DirectoryLock {
+ public:
+  explicit DirectoryLock(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    fd_ = UniqueFd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    while (fd_.valid() && ::flock(fd_.get(), LOCK_EX) != 0 && errno == EINTR) {
+    }
+  }
+
+ private:
+  UniqueFd fd_;  // closing it releases the lock
+};
+
 struct ListeningSocket {
   UniqueFd fd;
   ino_t inode = 0;
@@ -46,6 +67,7 @@ struct ListeningSocket {
 absl::StatusOr<ListeningSocket> ListenAt(const std::string& path) {
   absl::StatusOr<sockaddr_un> addr = UnixAddress(path);
   if (!addr.ok()) return addr.status();
+  DirectoryLock lock(path);  // from the probe of a socket file there to the listen
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) return absl::ErrnoToStatus(errno, "socket(AF_UNIX)");
   auto bind_private = [&]() -> int {
@@ -130,6 +152,7 @@ void HandoverListener::Stop() {
 
 void HandoverListener::Unlink() {
   if (!fd_.valid()) return;
+  DirectoryLock lock(path_);  // the file is not replaced between the look and the unlink
   struct stat st {};
   if (::stat(path_.c_str(), &st) == 0 && st.st_ino == inode_) ::unlink(path_.c_str());
   fd_.reset();
@@ -208,14 +231,19 @@ bool HandoverListener::Serve(UniqueFd conn) {
     case Woken::kNextConnection:
       Say(absl::StrCat("pid ", cred.pid,
                        " connected but sent no hello before the next connection came; serving that one"));
+      // Told why, so that it does not take the closed connection for this process's death.
+      (void)SendFrame(conn.get(), HandoverFrameType::kRefuse,
+                      "another process connected before this one said HELLO, and is served instead");
       return false;
     case Woken::kStop:
       return true;
-    case Woken::kTimeout:
-      Say(absl::StrCat("pid ", cred.pid, " connected but sent no hello within ",
-                       std::chrono::duration_cast<std::chrono::milliseconds>(kHelloTimeout).count(),
-                       " ms; still serving"));
+    case Woken::kTimeout: {
+      const std::string why = absl::StrCat(
+          "no hello within ", std::chrono::duration_cast<std::chrono::milliseconds>(kHelloTimeout).count(), " ms");
+      Say(absl::StrCat("pid ", cred.pid, " connected but sent ", why, "; still serving"));
+      (void)SendFrame(conn.get(), HandoverFrameType::kRefuse, why);
       return false;
+    }
   }
   absl::StatusOr<HandoverFrame> hello = ReadFrame(conn.get(), DeadlineAfter(kHelloTimeout));
   if (!hello.ok()) {

@@ -537,5 +537,52 @@ TEST_F(HandoverSidesTest, ALiveSocketIsRefusedAndAStaleOneReplaced) {
   EXPECT_NE(::access(path_.c_str(), F_OK), 0) << "the socket file is removed when the listener stops";
 }
 
+// Two processes restarted at once over the stale socket file a killed one left (two
+// --take_over_or_start): each found it stale and replaced it, the second one's probe finding
+// nobody between the first one's bind and listen, so both listened and one of them at no path
+// (its file unlinked by the other): once the other had exited, nothing could take over from the
+// one serving. Now exactly one listens there, and the other is refused.
+TEST_F(HandoverSidesTest, TwoReplacingTheSameStaleSocketAtOnceLeaveOneListeningThere) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, path_.data(), path_.size());
+  int both = 0;
+  for (int round = 0; round < 300; ++round) {
+    UniqueFd stale(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_EQ(::bind(stale.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+    stale.reset();
+    std::atomic<int> ready{0};
+    absl::StatusOr<std::unique_ptr<HandoverListener>> listening[2] = {absl::UnknownError("not run"),
+                                                                      absl::UnknownError("not run")};
+    std::thread racers[2];
+    for (int i = 0; i < 2; ++i) {
+      racers[i] = std::thread([&, i] {
+        ready.fetch_add(1);
+        while (ready.load() < 2) {
+        }
+        listening[i] = HandoverListener::Listen(path_, Callbacks());
+      });
+    }
+    for (std::thread& t : racers) t.join();
+    const int listen_ok = static_cast<int>(listening[0].ok()) + static_cast<int>(listening[1].ok());
+    if (listen_ok == 2) ++both;
+    ASSERT_GE(listen_ok, 1) << listening[0].status() << " / " << listening[1].status();
+    for (auto& l : listening) {
+      if (!l.ok()) {
+        EXPECT_TRUE(absl::IsFailedPrecondition(l.status())) << l.status();
+      }
+    }
+    // The one listening is reachable at the path.
+    UniqueFd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    EXPECT_EQ(::connect(probe.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+    probe.reset();
+    for (auto& l : listening) {
+      if (l.ok()) (*l).reset();
+    }
+    ::unlink(path_.c_str());
+  }
+  EXPECT_EQ(both, 0) << "rounds in which both listened";
+}
+
 }  // namespace
 }  // namespace brrr::server
