@@ -19,7 +19,6 @@
 #define BRRR_CONTROL_ADMIN_SERVICE_H_
 
 #include <atomic>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -38,7 +37,7 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
 
   // Who a call came from, given its grpc::ServerContext::peer(): the admin listener relays
   // connections to gRPC, which names each by its end of the relay ("fd:N"; AdminListener::ClientOf).
-  using ClientOf = std::function<std::string(const std::string& grpc_peer)>;
+  using ClientOf = UnreadStreams::ClientOf;
 
   // `backends`: what the plugin loader found at start, reported by GetServerInfo. `unread` ends
   // the streams whose client stopped reading. `client_of` names callers in what the service logs
