@@ -47,8 +47,10 @@ void UnreadStreams::CancelUnread() {
       continue;
     }
     auto oldest = waiting_.begin();
-    if (std::chrono::steady_clock::now() < oldest->second.deadline) {
-      changed_.wait_until(lock, oldest->second.deadline);
+    // A copy: while this thread waits, that Write may return and take its entry with it.
+    const std::chrono::steady_clock::time_point deadline = oldest->second.deadline;
+    if (std::chrono::steady_clock::now() < deadline) {
+      changed_.wait_until(lock, deadline);
       continue;
     }
     // Under the lock, so that its Write cannot return and take its context away meanwhile.
