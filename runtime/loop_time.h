@@ -26,6 +26,9 @@
 #include <atomic>
 #include <cstdint>
 
+#include "runtime/never_falling.h"
+#include "runtime/sequence_lock.h"
+
 namespace brrr {
 
 class LoopTime {
@@ -51,9 +54,7 @@ class LoopTime {
   // Ends the span in progress at `at_ns` (a span that would measure below zero counts 0) and
   // starts one in `next`. Inline: it runs a few times in every loop iteration.
   void change(State next, int64_t at_ns) {
-    const uint32_t s = sequence_.load(std::memory_order_relaxed);
-    sequence_.store(s + 1, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_release);
+    lock_.begin_write();
     const uint32_t state = state_.load(std::memory_order_relaxed);
     if (state != kStopped) {
       std::atomic<int64_t>& total = state == kRunning ? running_ns_ : waiting_ns_;
@@ -62,17 +63,16 @@ class LoopTime {
     }
     state_.store(next, std::memory_order_relaxed);
     since_ns_.store(at_ns, std::memory_order_relaxed);
-    sequence_.store(s + 2, std::memory_order_release);
+    lock_.end_write();
   }
 
-  std::atomic<uint32_t> sequence_{0};  // odd while the loop changes the four below
+  SequenceLock lock_;  // over the four below
   std::atomic<uint32_t> state_{kStopped};
   std::atomic<int64_t> since_ns_{0};    // when the span in progress began
   std::atomic<int64_t> running_ns_{0};  // the spans that have ended
   std::atomic<int64_t> waiting_ns_{0};
-  // The most a reader has been given of each.
-  mutable std::atomic<int64_t> running_given_ns_{0};
-  mutable std::atomic<int64_t> waiting_given_ns_{0};
+  NeverFalling<int64_t> running_given_;
+  NeverFalling<int64_t> waiting_given_;
 };
 
 }  // namespace brrr

@@ -175,10 +175,7 @@ uint64_t StallDetector::stalls_seen() const {
   }
   // The watchdog may drop a stall in progress (progress_ended) just before the loop reports its
   // end: what was given stands meanwhile.
-  uint64_t given = stalls_seen_given_.load(std::memory_order_relaxed);
-  while (seen > given && !stalls_seen_given_.compare_exchange_weak(given, seen, std::memory_order_relaxed)) {
-  }
-  return std::max(seen, given);
+  return stalls_seen_given_.give(seen);
 }
 
 std::vector<StallReport> StallDetector::recent() const {

@@ -42,6 +42,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/never_falling.h"
 #include "runtime/single_writer.h"
 #include "runtime/task_label.h"
 
@@ -151,7 +152,7 @@ class StallDetector {
   int64_t tokens_updated_ns_ = 0;               // guarded by mu_
   uint64_t unprinted_ = 0;                      // guarded by mu_
   uint64_t unprinted_samples_ = 0;              // guarded by mu_
-  mutable std::atomic<uint64_t> stalls_seen_given_{0};  // the most stalls_seen() has returned
+  NeverFalling<uint64_t> stalls_seen_given_;
 
   static constexpr double kPrintBurst = 10;
   static constexpr double kPrintsPerSecond = 10;

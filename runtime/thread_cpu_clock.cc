@@ -13,25 +13,21 @@ int64_t ThreadCpuClock::Read(clockid_t clock) {
 }
 
 ThreadCpuClock::Fields ThreadCpuClock::read_fields() const {
-  for (;;) {
-    const uint64_t before = sequence_.load(std::memory_order_acquire);
-    if (before % 2 != 0) continue;  // being written
-    Fields f{.following = following_.load(std::memory_order_acquire),
-             .clock = clock_.load(std::memory_order_acquire),
-             .clock_at_start_ns = clock_at_start_ns_.load(std::memory_order_acquire),
-             .carried_ns = carried_ns_.load(std::memory_order_acquire)};
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (sequence_.load(std::memory_order_relaxed) == before) return f;
-  }
+  return lock_.read([&] {
+    return Fields{.following = following_.load(std::memory_order_relaxed),
+                  .clock = clock_.load(std::memory_order_relaxed),
+                  .clock_at_start_ns = clock_at_start_ns_.load(std::memory_order_relaxed),
+                  .carried_ns = carried_ns_.load(std::memory_order_relaxed)};
+  });
 }
 
 void ThreadCpuClock::write_fields(const Fields& f) {
-  sequence_.fetch_add(1, std::memory_order_acq_rel);  // odd: readers wait
-  following_.store(f.following, std::memory_order_release);
-  clock_.store(f.clock, std::memory_order_release);
-  clock_at_start_ns_.store(f.clock_at_start_ns, std::memory_order_release);
-  carried_ns_.store(f.carried_ns, std::memory_order_release);
-  sequence_.fetch_add(1, std::memory_order_release);
+  lock_.begin_write();
+  following_.store(f.following, std::memory_order_relaxed);
+  clock_.store(f.clock, std::memory_order_relaxed);
+  clock_at_start_ns_.store(f.clock_at_start_ns, std::memory_order_relaxed);
+  carried_ns_.store(f.carried_ns, std::memory_order_relaxed);
+  lock_.end_write();
 }
 
 void ThreadCpuClock::follow_current_thread() {
@@ -63,10 +59,7 @@ int64_t ThreadCpuClock::total_ns_of(const Fields& f) const {
     // A thread that has ended (its clock no longer reads): what was last seen stands.
     if (now >= 0) total += std::max<int64_t>(0, now - f.clock_at_start_ns);
   }
-  int64_t seen = last_total_ns_.load(std::memory_order_relaxed);
-  while (total > seen && !last_total_ns_.compare_exchange_weak(seen, total, std::memory_order_relaxed)) {
-  }
-  return std::max(total, seen);
+  return last_total_ns_.give(total);
 }
 
 }  // namespace brrr

@@ -22,6 +22,9 @@
 #include <atomic>
 #include <cstdint>
 
+#include "runtime/never_falling.h"
+#include "runtime/sequence_lock.h"
+
 namespace brrr {
 
 class ThreadCpuClock {
@@ -36,7 +39,7 @@ class ThreadCpuClock {
  private:
   // A thread's CPU clock in nanoseconds, or -1 if it cannot be read (the thread has ended).
   static int64_t Read(clockid_t clock);
-  // The fields below as one consistent set, for total_ns (a sequence lock: odd while written).
+  // The fields below as one consistent set, for total_ns.
   struct Fields {
     bool following = false;
     clockid_t clock = 0;
@@ -48,13 +51,13 @@ class ThreadCpuClock {
   // The total that `fields` make now, never below one returned before.
   int64_t total_ns_of(const Fields& fields) const;
 
-  std::atomic<uint64_t> sequence_{0};
+  SequenceLock lock_;  // over the four below
   std::atomic<bool> following_{false};
   std::atomic<clockid_t> clock_{0};
   std::atomic<int64_t> clock_at_start_ns_{0};
   std::atomic<int64_t> carried_ns_{0};
   // The most any reader has seen: a read after the thread has ended returns it.
-  mutable std::atomic<int64_t> last_total_ns_{0};
+  NeverFalling<int64_t> last_total_ns_;
 };
 
 }  // namespace brrr
