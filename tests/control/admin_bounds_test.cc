@@ -277,11 +277,23 @@ TEST_F(AdminBoundsTest, AStreamWhoseClientStoppedReadingIsEndedAndItsSlotIsFreed
   // The reading client, on the fixture's channel: it takes every message as it comes.
   grpc::ClientContext reading_context;
   std::unique_ptr<grpc::ClientReader<admin::Stats>> reading = stub_->WatchStats(&reading_context, every_50ms);
+  admin::Stats stats;
+  // A stream holds its slot once its first message is in (its handler runs).
+  if (!reading->Read(&stats)) FAIL() << "the reading stream ended: " << reading->Finish().error_message();
   std::atomic<int> read{0};
   std::thread reader([&] {
-    admin::Stats stats;
-    while (reading->Read(&stats)) read.fetch_add(1);
+    admin::Stats next;
+    while (reading->Read(&next)) read.fetch_add(1);
   });
+  // On any way out, the reading stream ends and its thread is joined.
+  struct EndReading {
+    grpc::ClientContext& context;
+    std::thread& thread;
+    ~EndReading() {
+      context.TryCancel();
+      if (thread.joinable()) thread.join();
+    }
+  } end_reading{reading_context, reader};
   // The client that stops reading, on a channel of its own whose receive window stays at
   // HTTP/2's 64 KiB (no BDP probing): the server's Write waits once that is full.
   grpc::ChannelArguments no_bdp;
@@ -290,16 +302,14 @@ TEST_F(AdminBoundsTest, AStreamWhoseClientStoppedReadingIsEndedAndItsSlotIsFreed
   auto unread_stub = admin::Admin::NewStub(unread_channel);
   grpc::ClientContext unread_context;
   std::unique_ptr<grpc::ClientReader<admin::Stats>> unread = unread_stub->WatchStats(&unread_context, every_50ms);
+  // Its first message, and then no more reads until the slot is back.
+  ASSERT_TRUE(unread->Read(&stats)) << "the unread stream ended: " << unread->Finish().error_message();
 
-  // Both streams hold the two slots.
-  admin::Stats stats;
-  grpc::Status full;
-  for (int i = 0; i < 200; ++i) {
-    full = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
-    if (full.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
-    std::this_thread::sleep_for(milliseconds(20));
-  }
-  ASSERT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << full.error_message();
+  // Both streams hold the two slots. (Its window of 64 KiB takes seconds of messages to fill.)
+  grpc::Status full = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+  ASSERT_EQ(full.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << full.error_message() << "; a message is " << stats.ByteSizeLong() << " bytes\n"
+      << server_->err();
   // Once the unread stream's window is full and a Write has waited 1 s, it ends, and a call gets in.
   grpc::Status in;
   for (int i = 0; i < 600; ++i) {  // 30 s at most
@@ -307,7 +317,7 @@ TEST_F(AdminBoundsTest, AStreamWhoseClientStoppedReadingIsEndedAndItsSlotIsFreed
     if (in.ok()) break;
     std::this_thread::sleep_for(milliseconds(50));
   }
-  ASSERT_TRUE(in.ok()) << in.error_message();
+  ASSERT_TRUE(in.ok()) << in.error_message() << "\n" << server_->err();
   ASSERT_TRUE(server_->WaitForError("admin: ended WatchStats from 127.0.0.1:")) << server_->err();
   EXPECT_NE(server_->err().find("its client took nothing for 1s (it stopped reading; --admin_unread_timeout); "
                                 "1 stream ended so"),
