@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "control/admin/admin_convert.h"
+#include "control/admin/loop_wait.h"
 #include "control/admin/request_checks.h"
 #include "control/admin/stall_feed.h"
 #include "runtime/call_in_loop.h"
@@ -37,17 +38,10 @@ RequestLimits LimitsOf(const std::vector<EventLoop*>& loops, const TaskInjector&
   return RequestLimits{.loops = static_cast<uint32_t>(loops.size()), .max_block = injector.max_block()};
 }
 
-// How long an action waits for a loop: kLoopCallTimeout, or less when the caller's deadline
-// comes sooner, so that the UNAVAILABLE naming what blocks the loop reaches the caller before
-// its deadline does (brrrctl's default deadline, 5 s, is kLoopCallTimeout itself). The margin
-// for the answer is 250 ms, or half of what is left under a short deadline: a loop that is
-// free answers within far less, and a wait of nothing would call every loop busy.
-Duration LoopWait(const grpc::ServerContext& context) {
-  constexpr Duration kAnswerMargin = std::chrono::milliseconds(250);
-  const Duration left = std::chrono::duration_cast<Duration>(context.deadline() - std::chrono::system_clock::now());
-  if (left >= AdminService::kLoopCallTimeout + kAnswerMargin) return AdminService::kLoopCallTimeout;
-  if (left <= Duration::zero()) return Duration::zero();
-  return left - std::min<Duration>(kAnswerMargin, left / 2);
+// How long an action waits for a loop (loop_wait.h), given the caller's deadline.
+Duration LoopWaitOf(const grpc::ServerContext& context) {
+  return LoopWait(std::chrono::duration_cast<Duration>(context.deadline() - std::chrono::system_clock::now()),
+                  AdminService::kLoopCallTimeout);
 }
 
 }  // namespace
@@ -150,7 +144,7 @@ grpc::Status AdminService::ListSockets(Context* context, const admin::ListSocket
   };
   std::vector<EventLoop*> asked;
   for (uint32_t i : loops) asked.push_back(loops_[i]);
-  const Duration wait = LoopWait(*context);
+  const Duration wait = LoopWaitOf(*context);
   // Every loop at once: a blocked one costs one timeout, whichever it is.
   std::vector<std::optional<std::vector<SocketInfo>>> answers = CallInLoops(
       asked, [asked](size_t k) { return asked[k]->socket_infos(); },
@@ -182,7 +176,7 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
   if (grpc::Status s = ToGrpc(target_.SetThrottle(*change)); !s.ok()) return s;
   // Each loop takes the change in through its queue of cross-thread calls; once a call posted
   // after it has run, the change is in force there. Every loop at once.
-  const Duration wait = LoopWait(*context);
+  const Duration wait = LoopWaitOf(*context);
   std::vector<std::optional<bool>> applied = CallInLoops(
       loops_, [](size_t) { return true; }, [](bool) { return false; }, wait, "admin:throttle_applied");
   for (size_t i = 0; i < loops_.size(); ++i) {
@@ -240,7 +234,7 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
   const std::vector<uint32_t> ids = *std::move(loops);
   std::vector<EventLoop*> asked;
   for (uint32_t i : ids) asked.push_back(loops_[i]);
-  const Duration wait = LoopWait(*context);
+  const Duration wait = LoopWaitOf(*context);
   // Every candidate loop at once, done once the one that owns the descriptor has answered: a
   // blocked loop holds up the answer only if the descriptor may be its.
   std::vector<std::optional<absl::StatusOr<SocketInfo>>> answers = CallInLoops(

@@ -57,14 +57,15 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   // Send without reading until our sends block and the server lists the socket in its write
   // set and no longer in its read set (it drains its queue into the kernel's buffers and reads
   // again, in bounded single receives, until those are full too; then it stops for good);
-  // bounded: max_sent or 500 rounds of 10 ms.
+  // bounded: max_sent or 30 s.
+  const SteadyClock::time_point give_up = SteadyClock::now() + seconds(30);
   int flags = fcntl(stuck.fd(), F_GETFL);
   fcntl(stuck.fd(), F_SETFL, flags | O_NONBLOCK);
   std::string block(65536, 'x');
   size_t sent = 0;
   admin::ListSocketsResponse writing;
   const admin::SocketInfo* s = nullptr;
-  for (int round = 0; round < 500 && (s == nullptr || s->in_read_set()) && sent < max_sent; ++round) {
+  while ((s == nullptr || s->in_read_set()) && sent < max_sent && SteadyClock::now() < give_up) {
     ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
     if (n > 0) {
       sent += static_cast<size_t>(n);
@@ -85,9 +86,10 @@ TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWri
   // The server may still take a little more of the stuck client's data as its kernel send
   // buffer grows (reading again in bounded single receives), and with nothing more to read it
   // would rightly wait in the read set: so keep the client sending until its own sends block
-  // while the server lists the socket out of its read set. Bounded: max_sent or 500 rounds.
+  // while the server lists the socket out of its read set. Bounded: max_sent or 30 s more.
   admin::ListSocketsResponse reading;
-  for (int round = 0; round < 500 && sent < max_sent; ++round) {
+  const SteadyClock::time_point give_up_reading = SteadyClock::now() + seconds(30);
+  while (sent < max_sent && SteadyClock::now() < give_up_reading) {
     bool blocked = false;
     while (!blocked && sent < max_sent) {
       ssize_t n = ::send(stuck.fd(), block.data(), block.size(), MSG_NOSIGNAL);
@@ -268,7 +270,7 @@ TEST_F(AdminActionsTest, StallThresholdIsLiveAndWatchStallsStreamsEachStall) {
   EXPECT_DOUBLE_EQ(thresholds.loops(0).threshold_ms(), 20.0);
   EXPECT_DOUBLE_EQ(Stats().loops(0).stall_threshold_ms(), 20.0);
 
-  auto context = Context();
+  auto context = Context(seconds(60));
   // With the recent stalls first: a stall that happens before the server has subscribed the
   // stream (it gets the call a moment after this returns) still arrives.
   admin::WatchStallsRequest watch;

@@ -75,10 +75,11 @@ class AdminFixture : public ::testing::Test {
   // "127.0.0.1:PORT" of the admin plane.
   std::string AdminAddress() const { return "127.0.0.1:" + std::to_string(admin_port_); }
 
-  // A call context with a 10 s deadline, carrying the token if the test set one.
-  std::unique_ptr<grpc::ClientContext> Context() const {
+  // A call context with a deadline (10 s, or longer for a stream that waits for events), carrying
+  // the token if the test set one.
+  std::unique_ptr<grpc::ClientContext> Context(std::chrono::seconds deadline = std::chrono::seconds(10)) const {
     auto context = std::make_unique<grpc::ClientContext>();
-    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    context->set_deadline(std::chrono::system_clock::now() + deadline);
     if (!token_.empty()) context->AddMetadata("authorization", "Bearer " + token_);
     return context;
   }

@@ -204,7 +204,7 @@ TEST_F(InjectionTest, WatchStallsShowsWhereABlockedLoopIsStuckWhileItIs) {
                                                                 {admin::BLOCKING_SLEEP, "InjectedBlockingSleep"}};
   for (const auto& [kind, function] : kinds) {
     SCOPED_TRACE(function);
-    auto context = Context();
+    auto context = Context(std::chrono::seconds(60));
     admin::WatchStallsRequest request;
     request.set_include_in_progress(true);
     auto stream = stub_->WatchStalls(context.get(), request);

@@ -83,7 +83,7 @@ TEST(BrrrctlTopFleetTest, PipedEachTickHasEveryTargetsBlockAndTheirTotal) {
   Load load_a(a.port);
   Load load_b(b.port);
   testing::Process top(Brrrctl(), {"--target=" + a.admin() + "," + b.admin() + "," + down, "top", "--count=4",
-                                   "--interval=200ms"});
+                                   "--interval=200ms", "--timeout=20s"});
   std::optional<int> code = top.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   // The target that answered none of the polls fails the run, as with the other commands.

@@ -274,8 +274,10 @@ TEST_F(BrrrctlTopTest, SaysUnreachableWhenTheServerDiesAndReconnectsWhenItIsBack
 TEST_F(BrrrctlTopTest, PipedItPrintsPlainLinesForCountTicks) {
   Start({"--loops=2"});
   Load load(port_);
-  testing::Process top(Brrrctl(), {"--target=" + AdminAddress(), "top", "--count=3", "--interval=100ms"});
-  std::optional<int> code = top.Wait(seconds(30));
+  // Each call's deadline: a tick's calls answer late on a loaded machine, not never.
+  testing::Process top(Brrrctl(),
+                       {"--target=" + AdminAddress(), "top", "--count=3", "--interval=100ms", "--timeout=10s"});
+  std::optional<int> code = top.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   ASSERT_EQ(*code, 0) << top.err();
   std::vector<std::string> lines = Lines(top.out());
@@ -326,12 +328,16 @@ TEST_F(BrrrctlTopTest, PipedItShowsALoopStuckInATaskAndSaysWhyItsSocketsAreMissi
   request.add_loops(0);
   admin::Injection injection;
   ASSERT_TRUE(stub_->InjectTask(Context().get(), request, &injection).ok());
-  // Past the time ListSockets waits for a loop (under a second), so that it fails from the start.
+  // The spin has begun, so that ListSockets (which asks each loop) finds loop 0 stuck from the first
+  // tick; it lasts past both ticks (two waits of 5 s).
   StatsWhen([](const admin::Stats& s) {
     return s.loops(0).current_task() == "inject:blocking_spin" && s.loops(0).current_task_running_ms() > 1500;
   });
 
-  testing::Process top(Brrrctl(), {"--target=" + AdminAddress(), "top", "--count=2", "--interval=100ms"});
+  // A deadline long enough for an answer from a loaded machine: ListSockets then waits 5 s for
+  // loop 0 each tick, and says it is stuck.
+  testing::Process top(Brrrctl(),
+                       {"--target=" + AdminAddress(), "top", "--count=2", "--interval=100ms", "--timeout=10s"});
   std::optional<int> code = top.Wait(seconds(60));
   admin::CancelInjectionRequest cancel;
   cancel.set_id(injection.id());

@@ -81,13 +81,16 @@ TEST_P(DrainCloseTest, AtTheDeadlineAClientGetsEveryByteReadThenTheEndOfStream) 
 
   server_->Signal(SIGTERM);
   ASSERT_TRUE(server_->WaitForOutput("drain: deadline: closing 1 open connections")) << server_->out();
+  // The client reads from now on, while it sends more (the server gives the flush a second).
+  Ending end;
+  std::thread reader([&] { end = ReadToTheEnd(client.fd()); });
   // Sent after the deadline: the server does not read these (it may have, if they came before
   // the stop took effect in the backend; then they are echoed too), and they must not turn
   // the close into a reset.
   std::string late = testing::RandomBytes(50 * 1000, 22);
-  ASSERT_TRUE(client.send_all(late));
-
-  Ending end = ReadToTheEnd(client.fd());
+  const bool late_sent = client.send_all(late);
+  reader.join();
+  ASSERT_TRUE(late_sent);
   EXPECT_EQ(end.error, 0) << "an end of stream, not errno " << end.error << " (" << std::strerror(end.error) << ")";
   ASSERT_GE(end.bytes.size(), payload.size());
   EXPECT_TRUE(end.bytes.compare(0, payload.size(), payload) == 0) << "every byte the server read comes back first";

@@ -107,11 +107,14 @@ def run(args):
                               query(prometheus, 'sum(brrr_bytes_in_total{job="brrr"})')))
         print(f"prometheus_test: Prometheus read back sum(brrr_bytes_in_total) = {values[0]:.0f}, "
               f"the {total} bytes {CLIENTS} clients sent")
-        check(query(prometheus, 'count(brrr_bytes_out_total{job="brrr"})') == [2.0],
-              "brrr_bytes_out_total is not there for both loops")
-        p99 = query(prometheus, 'histogram_quantile(0.99, sum by (le) (brrr_task_duration_seconds_bucket{job="brrr"}))')
-        check(len(p99) == 1 and 0 < p99[0] < 20, f"no task-duration quantile from the histogram: {p99}")
-        check(query(prometheus, 'process_open_fds{job="brrr"} > 0') != [], "no process_open_fds")
+        # Each from the latest scrape, which a loaded machine may have missed (a scrape past its
+        # timeout makes the series stale until the next one): waited for, not read once.
+        wait_for("brrr_bytes_out_total for both loops",
+                 lambda: query(prometheus, 'count(brrr_bytes_out_total{job="brrr"})') == [2.0])
+        p99 = wait_for("a task-duration quantile from the histogram", lambda: (lambda v: v if len(v) == 1 else False)(
+            query(prometheus, 'histogram_quantile(0.99, sum by (le) (brrr_task_duration_seconds_bucket{job="brrr"}))')))
+        check(0 < p99[0] < 20, f"the task-duration quantile is out of range: {p99}")
+        wait_for("process_open_fds", lambda: query(prometheus, 'process_open_fds{job="brrr"} > 0') != [])
     except CheckFailed:
         for child in children:
             sys.stderr.write(f"--- {child.log_path}\n{child.output()}\n")

@@ -667,15 +667,16 @@ TEST_P(EventLoopTest, IdlePollingAsksTheBackendManyTimesBeforeItSleeps) {
   TimePoint due, ran_at;
   uint64_t plain = waits_for_one_timer(EventLoopOptions{}, &due, &ran_at);
   EXPECT_GE(ran_at, due);
-  // The window is 5 ms of the clock: a loop preempted for as long during its first polls
-  // polls once or twice. Up to three tries; one that polls many times shows the behaviour.
+  // The window is 10 ms of the clock (the most allowed): a loop preempted for as long
+  // during its first polls polls once or twice. Up to ten tries; one that polls many times shows
+  // the behaviour.
   uint64_t polling = 0;
-  for (int attempt = 0; attempt < 3 && polling <= 3; ++attempt) {
-    polling = std::max(polling, waits_for_one_timer(IdlePolling(milliseconds(5)), &due, &ran_at));
+  for (int attempt = 0; attempt < 10 && polling <= 3; ++attempt) {
+    polling = std::max(polling, waits_for_one_timer(IdlePolling(milliseconds(10)), &due, &ran_at));
     EXPECT_GE(ran_at, due) << "never early, with idle polling too";
   }
   EXPECT_LE(plain, 3u) << "a loop without idle polling waits once for its timer (or twice, interrupted)";
-  EXPECT_GT(polling, 3u) << "5 ms of idle polling asks the backend many times";
+  EXPECT_GT(polling, 3u) << "10 ms of idle polling asks the backend many times";
 }
 
 // A post from another thread ends the polling at once: the poll that sees its wake-up
