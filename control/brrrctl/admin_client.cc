@@ -14,15 +14,20 @@ namespace brrr::control {
 namespace {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const AdminClientOptions& options) {
-  if (options.max_reconnect_backoff <= absl::ZeroDuration()) {
-    return grpc::CreateChannel(options.target, grpc::InsecureChannelCredentials());
-  }
-  int backoff_ms = static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.max_reconnect_backoff)));
   grpc::ChannelArguments arguments;
-  arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff_ms);
-  arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
-  // Channels share subchannels (and their backoff) by default: this one keeps its own.
-  arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // The receive window stays HTTP/2's 64 KiB: without bandwidth probing gRPC does not grow it
+  // to megabytes. A stream whose output nobody takes (`brrrctl watch | less`, scrolled back, or
+  // a suspended brrrctl) then stops the server's writes within that window, and the server ends
+  // it after --admin_unread_timeout, freeing its call slot; with a grown window it held the slot
+  // for hours. brrrctl's messages are small: the window costs them nothing.
+  arguments.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+  if (options.max_reconnect_backoff > absl::ZeroDuration()) {
+    int backoff_ms = static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(options.max_reconnect_backoff)));
+    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, backoff_ms);
+    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, backoff_ms);
+    // Channels share subchannels (and their backoff) by default: this one keeps its own.
+    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  }
   return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), arguments);
 }
 

@@ -3,8 +3,12 @@
 // proto's), the figures it reports (the same as a direct gRPC call), streams that end cleanly
 // on a signal, and the stalls it shows. (Commands that change the server: brrrctl_actions_test;
 // usage and exit codes without a server: brrrctl_usage_test.)
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -16,6 +20,7 @@
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
+#include "runtime/unique_fd.h"
 #include "tests/control/brrrctl_run.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
@@ -210,6 +215,49 @@ TEST_F(BrrrctlTest, AStreamEndedByTheServersShutdownSaysSo) {
   EXPECT_TRUE(Contains(watch.err(), "brrrctl: the stream from " + Address() + " ended: UNAVAILABLE: ")) << watch.err();
   EXPECT_FALSE(Contains(watch.err(), "cannot reach")) << watch.err();
   ASSERT_TRUE(server_->Wait(seconds(30)).has_value());
+}
+
+// A watch whose output nobody takes (`brrrctl watch | less`, scrolled back) stops reading its
+// stream once the pipe is full; the server ends that stream after --admin_unread_timeout and its
+// call slot is free again. brrrctl's channel let gRPC grow its receive window to megabytes
+// (bandwidth probing), so the server's writes never waited: the watch held its slot for as long
+// as the pager stayed open (still holding it after 120 s, measured; now 10 to 20 s).
+TEST_F(BrrrctlTest, AWatchWhoseOutputNobodyTakesIsEndedByTheServer) {
+  Start({"--loops=4", "--admin_max_calls=1", "--admin_unread_timeout=1s"});
+  int pipe_fds[2];
+  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
+  UniqueFd output(pipe_fds[0]);
+  testing::ProcessOptions into_the_pipe;
+  into_the_pipe.output_fd = pipe_fds[1];
+  testing::Process watch(testing::Runfile("control/brrrctl/brrrctl"),
+                         {"--target=" + Address(), "watch", "--interval=50ms", "--json"}, into_the_pipe);
+  ::close(pipe_fds[1]);
+  // Its stream holds the one call slot.
+  admin::Stats stats;
+  grpc::Status refused;
+  for (int i = 0; i < 300; ++i) {  // 30 s at most
+    refused = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    if (refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  // Nobody reads the pipe: once it and the stream's window are full, the server ends the stream.
+  ASSERT_TRUE(server_->WaitForError("admin: ended WatchStats from 127.0.0.1:", seconds(90))) << server_->err();
+  grpc::Status in = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+  EXPECT_TRUE(in.ok()) << in.error_message();
+  // What it had been sent is still printed once its output is read, then that the stream ended.
+  std::string printed;
+  char buf[65536];
+  for (ssize_t n; (n = ::read(output.get(), buf, sizeof buf)) != 0;) {
+    if (n > 0) printed.append(buf, static_cast<size_t>(n));
+    if (n < 0 && errno != EINTR) break;
+  }
+  std::optional<int> code = watch.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1) << printed.substr(printed.size() - std::min<size_t>(printed.size(), 2000));
+  EXPECT_GT(Lines(printed).size(), 10u);
+  EXPECT_TRUE(Contains(printed, "brrrctl: the stream from " + Address() + " ended: CANCELLED"))
+      << printed.substr(printed.size() - std::min<size_t>(printed.size(), 2000));
 }
 
 // The same when the stream ends before it has sent anything (stalls, on a server with no
