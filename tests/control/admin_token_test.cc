@@ -139,6 +139,8 @@ TEST_F(AdminTokenTest, EveryMethodOfEveryServiceRefusesACallWithoutTheToken) {
   const std::vector<std::pair<std::string, std::vector<std::string>>> refusals = {
       {"no token", {}},
       {"a wrong token", {"Bearer wrong-token"}},
+      {"the token and a byte more", {bearer + "X"}},
+      {"the token but its last byte", {bearer.substr(0, bearer.size() - 1)}},
       {"another scheme", {std::string("Basic ") + kToken}},
       {"the token twice", {bearer, bearer}},
   };

@@ -102,6 +102,9 @@ TEST_F(MetricsHttpTest, WithATokenEveryPageRequiresIt) {
     EXPECT_EQ(none.header("WWW-Authenticate"), "Bearer realm=\"brrr\"") << path;
     EXPECT_EQ(none.body, "this admin plane requires the header \"authorization: Bearer <token>\"\n");
     EXPECT_EQ(HttpGet(port_, path, {"Authorization: Bearer wrong"}).status, 401) << path;
+    // The token exactly: not with a byte more, nor without its last.
+    EXPECT_EQ(HttpGet(port_, path, {"Authorization: Bearer s3cretX"}).status, 401) << path;
+    EXPECT_EQ(HttpGet(port_, path, {"Authorization: Bearer s3cre"}).status, 401) << path;
   }
   EXPECT_EQ(HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret"}).status, 200);
   EXPECT_EQ(HttpGet(port_, "/readyz", {"authorization: bearer s3cret"}).status, 200) << "names and scheme: any case";

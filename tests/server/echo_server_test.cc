@@ -327,12 +327,28 @@ TEST_P(EchoServerTest, MaxConnectionsRefusesCleanly) {
   EXPECT_EQ(Stop(*server), 0);
 }
 
+// A connection silent for --idle_timeout is closed, and not before: one that sends now and then
+// stays open for as long as it does.
 TEST_P(EchoServerTest, IdleConnectionsAreClosed) {
   auto server = Start({"--idle_timeout=1s"});
   BlockingClient c(port_);
+  BlockingClient chatty(port_);
   ASSERT_TRUE(c.send_all("x"));
   ASSERT_EQ(c.recv_exact(1), "x");
+  const auto echoed_at = std::chrono::steady_clock::now();
+  // The chatty client says something every 250 ms for 2.5 s, and is echoed each time.
+  std::thread talking([&] {
+    for (int i = 0; i < 10; ++i) {
+      EXPECT_TRUE(chatty.send_all("y"));
+      EXPECT_EQ(chatty.recv_exact(1), "y") << "the chatty client, after " << i * 250 << " ms";
+      std::this_thread::sleep_for(milliseconds(250));
+    }
+  });
   EXPECT_EQ(c.recv_until_eof(), "") << "closed by the server after 1 s of silence";
+  // Its last activity came before the echo was read here: 1 s from then, less a margin for the echo.
+  EXPECT_GE(std::chrono::steady_clock::now() - echoed_at, milliseconds(900)) << "closed before --idle_timeout";
+  talking.join();
+  EXPECT_EQ(chatty.recv_until_eof(), "") << "closed once it too fell silent";
   EXPECT_EQ(Stop(*server), 0);
 }
 
