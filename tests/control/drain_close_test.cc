@@ -138,8 +138,8 @@ TEST_P(DrainCloseTest, WhatAClientSendsAfterItsEndOfStreamIsDiscardedThenTheConn
   EXPECT_TRUE(send_error == ECONNRESET || send_error == EPIPE)
       << "the sends end once the server has closed (errno " << send_error << "), after " << sent_after_end << " bytes";
   // Not before the linger's second: it began as the server sent the end of stream, a moment
-  // before the client read it (up to 300 ms here, for a loaded machine).
-  EXPECT_GE(ended_after, milliseconds(700)) << "the server closed before its 1 s linger had passed";
+  // before the client read it (up to 500 ms here, for a loaded machine; a linger of 200 ms fails).
+  EXPECT_GE(ended_after, milliseconds(500)) << "the server closed before its 1 s linger had passed";
   client.close();
   std::optional<int> code = server_->Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
