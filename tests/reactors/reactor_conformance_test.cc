@@ -250,6 +250,47 @@ TEST_P(ReactorTest, CancellingTwiceOrUnknownOperations) {
   EXPECT_EQ(reactor_->release_fd(l.fd), 0);
 }
 
+// Operations that end on some descriptors leave the others' where they were: with receives on
+// three, cancelling the first's and then the last's leaves the middle one's to complete. (poll
+// keeps its descriptors in an array and fills a gap with the last entry: one that moved and was
+// then taken out lost the middle one's entry, if its index was not kept.)
+TEST_P(ReactorTest, EndingSomeOperationsLeavesTheOthersInPlace) {
+  Listener l;
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  std::vector<int> fds;
+  for (int i = 0; i < 3; ++i) {
+    clients.push_back(std::make_unique<BlockingClient>(l.port));
+    fds.push_back(AcceptOne(l));
+  }
+  char buf[3][16];
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(reactor_->submit({.user_data = static_cast<uint64_t>(i + 1), .opcode = IoOpcode::kRecv, .fd = fds[i],
+                                .len = sizeof buf[i], .buf = buf[i]}),
+              0);
+  }
+  for (int i : {0, 2}) {
+    ASSERT_EQ(reactor_->cancel(fds[i], static_cast<uint64_t>(i + 1)), 0);
+    auto cancelled = WaitUntil([&](auto& a) { return HasFinal(a, static_cast<uint64_t>(i + 1)); });
+    EXPECT_EQ(cancelled.back().result, -ECANCELED) << "descriptor " << i;
+  }
+  ASSERT_TRUE(clients[1]->send_all("middle"));
+  auto middle = WaitUntil([](auto& a) { return HasFinal(a, 2); });
+  ASSERT_EQ(middle.back().result, 6) << "the middle descriptor's receive";
+  EXPECT_EQ(std::string(buf[1], 6), "middle");
+  // And the last one takes a new receive.
+  ASSERT_TRUE(clients[2]->send_all("last"));
+  ASSERT_EQ(reactor_->submit({.user_data = 4, .opcode = IoOpcode::kRecv, .fd = fds[2], .len = sizeof buf[2],
+                              .buf = buf[2]}),
+            0);
+  auto last = WaitUntil([](auto& a) { return HasFinal(a, 4); });
+  ASSERT_EQ(last.back().result, 4);
+  EXPECT_EQ(std::string(buf[2], 4), "last");
+  for (int fd : fds) {
+    EXPECT_EQ(reactor_->release_fd(fd), 0);
+    ::close(fd);
+  }
+}
+
 TEST_P(ReactorTest, InvalidOperationsAreRefusedAtSubmit) {
   Listener l;
   char buf[4];
