@@ -3,12 +3,9 @@
 // proto's), the figures it reports (the same as a direct gRPC call), streams that end cleanly
 // on a signal, and the stalls it shows. (Commands that change the server: brrrctl_actions_test;
 // usage and exit codes without a server: brrrctl_usage_test.)
-#include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -20,9 +17,9 @@
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "gtest/gtest.h"
-#include "runtime/unique_fd.h"
 #include "tests/control/brrrctl_run.h"
 #include "tests/testing/net.h"
+#include "tests/testing/pipe.h"
 #include "tests/testing/process.h"
 
 namespace brrr {
@@ -224,14 +221,11 @@ TEST_F(BrrrctlTest, AStreamEndedByTheServersShutdownSaysSo) {
 // as the pager stayed open (still holding it after 120 s, measured; now 10 to 20 s).
 TEST_F(BrrrctlTest, AWatchWhoseOutputNobodyTakesIsEndedByTheServer) {
   Start({"--loops=4", "--admin_max_calls=1", "--admin_unread_timeout=1s"});
-  int pipe_fds[2];
-  ASSERT_EQ(::pipe2(pipe_fds, O_CLOEXEC), 0);
-  UniqueFd output(pipe_fds[0]);
+  testing::TestPipe output;
   testing::ProcessOptions into_the_pipe;
-  into_the_pipe.output_fd = pipe_fds[1];
+  into_the_pipe.output_fd = output.write_end();
   testing::Process watch(testing::Runfile("control/brrrctl/brrrctl"),
                          {"--target=" + Address(), "watch", "--interval=50ms", "--json"}, into_the_pipe);
-  ::close(pipe_fds[1]);
   // Its stream holds the one call slot.
   admin::Stats stats;
   grpc::Status refused;
@@ -247,12 +241,12 @@ TEST_F(BrrrctlTest, AWatchWhoseOutputNobodyTakesIsEndedByTheServer) {
   EXPECT_TRUE(in.ok()) << in.error_message();
   // What it had been sent is still printed once its output is read, then that the stream ended.
   std::string printed;
-  char buf[65536];
-  for (ssize_t n; (n = ::read(output.get(), buf, sizeof buf)) != 0;) {
-    if (n > 0) printed.append(buf, static_cast<size_t>(n));
-    if (n < 0 && errno != EINTR) break;
+  std::optional<int> code;
+  for (int i = 0; i < 300 && !code.has_value(); ++i) {  // 30 s at most
+    printed += output.ReadAvailable();
+    code = watch.Wait(std::chrono::milliseconds(100));
   }
-  std::optional<int> code = watch.Wait(seconds(30));
+  printed += output.ReadAvailable();
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 1) << printed.substr(printed.size() - std::min<size_t>(printed.size(), 2000));
   EXPECT_GT(Lines(printed).size(), 10u);
