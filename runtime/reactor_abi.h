@@ -133,7 +133,8 @@ typedef struct brrr_completion {
 /* The runtime promises that one thread makes every call but create(), destroy() and wake():
  * the thread of the first wait(), for the reactor's whole life. A backend may then tie kernel
  * state to that thread (io_uring: SINGLE_ISSUER | DEFER_TASKRUN); before that first wait()
- * it may only queue what submit() is given (and fail with -ENOMEM when its queue is full).
+ * it may only queue what submit() is given, and starts it then (io_uring keeps what its
+ * submission queue cannot hold: submit() takes any number of operations before that wait).
  * destroy() may still come from any thread, and keeps its promise there. */
 #define BRRR_REACTOR_ONE_THREAD (1u << 0)
 

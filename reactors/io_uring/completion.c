@@ -418,6 +418,7 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
     int rc = ur_claim_ring(r);
     if (rc != 0) return rc;
   }
+  if (r->arms_owed > 0) ur_pay_owed_arms(r);
   if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
   if (!r->wake_armed && ur_arm_wake(r) != 0) return r->submit_error ? r->submit_error : -ENOMEM;
 

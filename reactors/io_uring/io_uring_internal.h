@@ -60,6 +60,8 @@
 #define UR_ST_PROBING 0x10u    /* a single shot after native multishot said -EINVAL */
 #define UR_ST_POLLING 0x20u    /* the kernel request is the POLL_ADD of the -EAGAIN fallback */
 #define UR_ST_SHOT 0x40u       /* the native multishot request delivered at least once */
+#define UR_ST_ARM_SQE 0x80u    /* the request still needs its SQE (a one-thread ring's SQ was
+                                  full before its first wait()) */
 
 /* One operation: a slot of the op table. */
 typedef struct ur_op {
@@ -115,6 +117,7 @@ struct brrr_reactor {
   uint32_t free_head; /* UR_NO_SLOT when empty */
   uint32_t live;
   uint32_t cancels_owed; /* ops with UR_ST_CANCEL_SQE */
+  uint32_t arms_owed;    /* ops with UR_ST_ARM_SQE */
   int submit_error;      /* last io_uring_submit failure while looking for an SQE */
 
   ur_fd* fds; /* indexed by descriptor */
@@ -177,6 +180,11 @@ static inline uint64_t ur_op_key(const brrr_reactor* r, uint32_t slot) {
 int ur_open_ring(brrr_reactor* r, const brrr_reactor_config* config, char* err,
                  size_t err_size);
 
+/* Locked memory (RLIMIT_MEMLOCK, per user and across processes) that a closed ring, this
+ * process's or another's, releases asynchronously: before retry `attempt` (0 first) of what
+ * failed with -ENOMEM, pauses a little longer each time (5, 10, 20, 40, 80 ms) and returns 1;
+ * returns 0 once the retries are spent. */
+int ur_pause_after_enomem(int attempt);
 /* Enables a one-thread ring from the calling thread, which becomes its issuer; 0 at once for
  * a ring that is enabled already. 0 or -errno. */
 int ur_claim_ring(brrr_reactor* r);
@@ -201,6 +209,12 @@ int ur_arm_op(brrr_reactor* r, uint32_t slot);
 int ur_arm_poll_fallback(brrr_reactor* r, uint32_t slot);
 /* Issues the cancels that found the SQ full. */
 void ur_pay_owed_cancels(brrr_reactor* r);
+/* Arms the ops that submit() kept because a one-thread ring, not enabled yet, had a full SQ
+ * (the first wait() calls it once it has enabled the ring). Stops at the first op that gets
+ * no SQE: the next wait() goes on. */
+void ur_pay_owed_arms(brrr_reactor* r);
+/* destroy(): frees the ops whose request never reached the kernel (UR_ST_ARM_SQE). */
+void ur_drop_owed_arms(brrr_reactor* r);
 /* destroy(): cancels each live op on its own (no CANCEL_ANY, or it failed). */
 void ur_cancel_each(brrr_reactor* r);
 int ur_submit(brrr_reactor* r, const brrr_op* op);

@@ -120,8 +120,9 @@
  * (bench/JOURNAL.md, fourth run, has the A/B). Such a ring can be entered (and registered
  * with) by one thread only, so it is created disabled (IORING_SETUP_R_DISABLED) and enabled
  * by the first wait() (IORING_REGISTER_ENABLE_RINGS), whose thread becomes the issuer: a loop
- * built on one thread and run by another works. Before that, submit() only queues: a full SQ
- * fails with -ENOMEM rather than flushing.
+ * built on one thread and run by another works. Before that, submit() only queues: an op
+ * that finds the SQ full (a ring made small under RLIMIT_MEMLOCK fills at 32) is kept in the
+ * op table and armed by the first wait(), after it enables the ring.
  * destroy() may run on any thread (the issuer is told by its kernel thread id: glibc gives a
  * joined thread's pthread_t to the next thread it makes): on the issuer it cancels and reaps
  * as below; elsewhere (the server destroys its loops after joining their threads) it reaps
@@ -266,6 +267,7 @@ static void ur_destroy(brrr_reactor* r) {
     brrr_completion scratch[64];
     while (ur_reap(r, scratch, 64) > 0) {
     }
+    ur_drop_owed_arms(r); /* requests no wait() armed: the kernel never had them */
     /* A one-thread ring on another thread than its issuer (or never enabled): the kernel
      * refuses to be entered, and closing the ring is what ends its requests (see the top of
      * this file). */

@@ -83,6 +83,7 @@ BRRR_HOT_PATH void ur_op_free(brrr_reactor* r, uint32_t slot) {
     if (e->write_slot == slot + 1) e->write_slot = 0;
   }
   if (o->state & UR_ST_CANCEL_SQE) r->cancels_owed--;
+  if (o->state & UR_ST_ARM_SQE) r->arms_owed--;
   if (o->opcode == BRRR_OP_RECV && (o->flags & BRRR_OP_BUFFER_SELECT)) r->select_recvs--;
   o->opcode = 0;
   o->state = 0;
@@ -179,10 +180,27 @@ static int queue_cancel(brrr_reactor* r, uint32_t slot) {
 void ur_pay_owed_cancels(brrr_reactor* r) {
   for (uint32_t slot = 0; slot < r->op_capacity && r->cancels_owed > 0; slot++) {
     ur_op* o = &r->ops[slot];
-    if (o->opcode == 0 || !(o->state & UR_ST_CANCEL_SQE)) continue;
+    /* An op still owed its request is cancelled after it is armed. */
+    if (o->opcode == 0 || !(o->state & UR_ST_CANCEL_SQE) || (o->state & UR_ST_ARM_SQE)) continue;
     if (queue_cancel(r, slot) != 0) return;
     o->state &= (uint8_t)~UR_ST_CANCEL_SQE;
     r->cancels_owed--;
+  }
+}
+
+void ur_pay_owed_arms(brrr_reactor* r) {
+  for (uint32_t slot = 0; slot < r->op_capacity && r->arms_owed > 0; slot++) {
+    ur_op* o = &r->ops[slot];
+    if (o->opcode == 0 || !(o->state & UR_ST_ARM_SQE)) continue;
+    if (ur_arm_op(r, slot) != 0) return;
+    o->state &= (uint8_t)~UR_ST_ARM_SQE;
+    r->arms_owed--;
+  }
+}
+
+void ur_drop_owed_arms(brrr_reactor* r) {
+  for (uint32_t slot = 0; slot < r->op_capacity && r->arms_owed > 0; slot++) {
+    if (r->ops[slot].opcode != 0 && (r->ops[slot].state & UR_ST_ARM_SQE)) ur_op_free(r, slot);
   }
 }
 
@@ -220,8 +238,14 @@ BRRR_HOT_PATH int ur_submit(brrr_reactor* r, const brrr_op* op) {
   }
   rc = ur_arm_op(r, slot);
   if (rc != 0) {
-    ur_op_free(r, slot); /* nothing reached the kernel */
-    return rc;
+    if (r->ring_enabled || r->submit_error != -EBUSY) {
+      ur_op_free(r, slot); /* nothing reached the kernel */
+      return rc;
+    }
+    /* A one-thread ring before its first wait() cannot be entered to make room in its SQ (and
+     * create() may have made the ring small, under RLIMIT_MEMLOCK): the first wait() arms it. */
+    o->state |= UR_ST_ARM_SQE;
+    r->arms_owed++;
   }
   if (read_side) {
     e->read_slot = slot + 1;
@@ -247,7 +271,8 @@ int ur_cancel(brrr_reactor* r, int fd, uint64_t user_data) {
   ur_op* o = &r->ops[slot];
   if (o->state & UR_ST_CANCEL) return 0; /* already asked; the final completion will follow */
   o->state |= UR_ST_CANCEL;
-  if (queue_cancel(r, slot) != 0) {
+  /* An op not armed yet gets its cancel after its request, which the first wait() queues. */
+  if ((o->state & UR_ST_ARM_SQE) || queue_cancel(r, slot) != 0) {
     o->state |= UR_ST_CANCEL_SQE; /* the next wait() issues it */
     r->cancels_owed++;
   }

@@ -108,7 +108,7 @@ class OneThreadTest : public ::testing::TestWithParam<std::string> {
     std::memset(own_, kUntouched, sizeof own_);
     const bool pooled = reactor->has(kCapProvidedBuffers);
     if (pooled) {
-      ASSERT_TRUE(reactor->provide_buffers(pool, kPoolBufferSize, kPoolBuffers).ok());
+      ASSERT_EQ(reactor->provide_buffers(pool, kPoolBufferSize, kPoolBuffers), absl::OkStatus());
     }
 
     Listener listener;

@@ -55,7 +55,7 @@ TEST_P(ReactorTest, MultishotRecvWithProvidedBuffersUntilEndOfStream) {
   constexpr uint32_t kSize = 1024;
   constexpr uint32_t kCount = 16;
   std::vector<char> pool(kSize * kCount);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, kCount), absl::OkStatus());
   Listener l;
   BlockingClient client(l.port);
   int fd = AcceptOne(l);
@@ -135,7 +135,7 @@ TEST_P(ReactorTest, ABurstFillsSeveralBuffersPerSystemCall) {
   using burst::kBurst, burst::kCount, burst::kSize;
   BurstConnection c;
   const int fd = c.fd;
-  ASSERT_TRUE(reactor_->provide_buffers(c.pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(c.pool.data(), kSize, kCount), absl::OkStatus());
   ASSERT_GE(fd, 0);
   const std::string payload = testing::RandomBytes(kBurst, 11);
   ASSERT_TRUE(c.ReceiveWaiting(*reactor_, payload, 6, [&](auto done) { return WaitUntil(done); }));
@@ -159,7 +159,7 @@ TEST_P(ReactorTest, AMessageThatFillsFourBuffersTakesOneReceive) {
   if (testing::IsFaulty(GetParam())) GTEST_SKIP() << "adds interrupted and short calls on purpose";
   BurstConnection c;
   const int fd = c.fd;
-  ASSERT_TRUE(reactor_->provide_buffers(c.pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(c.pool.data(), kSize, kCount), absl::OkStatus());
   ASSERT_GE(fd, 0);
   const std::string message = testing::RandomBytes(4 * kSize, 13);
   ASSERT_TRUE(c.ReceiveWaiting(*reactor_, message, 8, [&](auto done) { return WaitUntil(done); }));
@@ -186,7 +186,7 @@ TEST_P(ReactorTest, TheBuffersOfOneReceiveAreNeighboursInAddressOrder) {
   BurstConnection c;
   const int fd = c.fd;
   ASSERT_GE(fd, 0);
-  ASSERT_TRUE(reactor_->provide_buffers(c.pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(c.pool.data(), kSize, kCount), absl::OkStatus());
   ASSERT_EQ(reactor_->submit({.user_data = 9, .opcode = IoOpcode::kRecv,
                               .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
             0);
@@ -233,7 +233,7 @@ TEST_P(ReactorTest, AfterSmallMessagesABurstStillFillsSeveralBuffersPerSystemCal
   std::vector<char>& pool = c.pool;
   BlockingClient& client = c.client;
   const int fd = c.fd;
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, kCount), absl::OkStatus());
   ASSERT_GE(fd, 0);
   ASSERT_EQ(reactor_->submit({.user_data = 7, .opcode = IoOpcode::kRecv,
                               .flags = kOpMultishot | kOpBufferSelect, .fd = fd}),
@@ -289,7 +289,7 @@ TEST_P(ReactorTest, RecycledBuffersAreReusedSoon) {
   constexpr uint32_t kSize = 1024;
   constexpr uint32_t kCount = 1024;
   std::vector<char> pool(kSize * kCount);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, kCount), absl::OkStatus());
   Listener l;
   BlockingClient client(l.port);
   int fd = AcceptOne(l);
@@ -328,7 +328,7 @@ TEST_P(ReactorTest, APoolOfTheMostBuffersIsTakenAndALargerOneRefused) {
   std::vector<char> pool(size_t{kSize} * (kMaxProvidedBuffers + 1));
   absl::Status larger = reactor_->provide_buffers(pool.data(), kSize, kMaxProvidedBuffers + 1);
   EXPECT_NE(larger.message().find("Invalid argument"), absl::string_view::npos) << larger;
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kMaxProvidedBuffers).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, kMaxProvidedBuffers), absl::OkStatus());
   Listener l;
   BlockingClient client(l.port);
   int fd = AcceptOne(l);
@@ -353,7 +353,7 @@ TEST_P(ReactorTest, APoolOfTheMostBuffersIsTakenAndALargerOneRefused) {
 TEST_P(ReactorTest, ARunDryPoolEndsMultishotRecvWithENOBUFS) {
   constexpr uint32_t kSize = 512;
   std::vector<char> pool(kSize * 4);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, 4).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, 4), absl::OkStatus());
   Listener l;
   BlockingClient client(l.port);
   int fd = AcceptOne(l);
@@ -384,7 +384,7 @@ TEST_P(ReactorTest, ENOBUFSOnlyOnceThePoolIsHandedOut) {
   constexpr uint32_t kSize = 512;
   constexpr uint32_t kCount = 256;
   std::vector<char> pool(kSize * kCount);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, kCount), absl::OkStatus());
   Listener l;
   BlockingClient client(l.port);
   int fd = AcceptOne(l);

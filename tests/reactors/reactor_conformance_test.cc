@@ -506,7 +506,7 @@ TEST_P(ReactorTest, ReleasingADescriptorWhoseResultIsNotHandedOutYetLosesNothing
 TEST_P(ReactorTest, DestroyingWithOperationsInFlightIsSafe) {
   constexpr uint32_t kSize = 256;
   std::vector<char> pool(kSize * 8);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kSize, 8).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, 8), absl::OkStatus());
   Listener l;
   BlockingClient client(l.port);
   int fd = AcceptOne(l);
@@ -583,6 +583,72 @@ TEST_P(ReactorTest, MoreCompletionsAtOnceThanTheQueueDepthAllCome) {
   watchdog.join();
   for (int fd : accepted) ::close(fd);
   small.reset();
+}
+
+// More operations submitted before the first wait() than the queue depth holds (io_uring: the
+// one-thread ring is enabled by that wait and cannot be entered to flush its SQ before it, and
+// under RLIMIT_MEMLOCK create() makes the ring small): every submit is taken, each receive
+// completes once with its data, and one cancelled before that wait ends cancelled. A reactor
+// destroyed with such operations, never having waited, ends them quietly.
+TEST_P(ReactorTest, MoreOperationsBeforeTheFirstWaitThanTheQueueDepthAreAllTaken) {
+  ReactorConfig config;
+  config.queue_depth = 8;
+  config.one_thread = true;
+  auto made = PluginLoader::Default().CreateReactor(GetParam(), config);
+  ASSERT_TRUE(made.ok()) << made.status();
+  reactor_ = *std::move(made);
+  ReadyConnections ready(*reactor_);
+  Listener l;
+  BlockingClient quiet_client(l.port);
+  int quiet = AcceptOne(l);
+  char quiet_buf[16];
+  constexpr uint64_t kQuiet = ReadyConnections::kConnections + 1;
+  ASSERT_EQ(
+      reactor_->submit(
+          {.user_data = kQuiet, .opcode = IoOpcode::kRecv, .fd = quiet, .len = sizeof quiet_buf, .buf = quiet_buf}),
+      0);
+  ASSERT_EQ(reactor_->cancel(quiet, kQuiet), 0);
+  std::vector<Completion> all = WaitUntil([](auto& a) {
+    size_t finals = 0;
+    for (const Completion& c : a) finals += !c.more();
+    return finals >= kQuiet;
+  });
+  std::vector<int> completions(kQuiet, 0);
+  for (const Completion& c : all) {
+    ASSERT_GE(c.user_data, 1u);
+    ASSERT_LE(c.user_data, kQuiet);
+    int i = static_cast<int>(c.user_data - 1);
+    ++completions[i];
+    if (c.user_data == kQuiet) {
+      EXPECT_EQ(c.result, -ECANCELED) << "the receive cancelled before the first wait";
+      continue;
+    }
+    ASSERT_GT(c.result, 0) << "connection " << i;
+    EXPECT_TRUE(ready.holds_message_or_its_start(i, c.result, !testing::IsFaulty(GetParam())));
+  }
+  for (int i = 0; i < static_cast<int>(kQuiet); ++i) EXPECT_EQ(completions[i], 1) << "operation " << i + 1;
+  ready.close_all(*reactor_);
+  EXPECT_EQ(reactor_->release_fd(quiet), 0);
+  ::close(quiet);
+
+  auto unwaited = PluginLoader::Default().CreateReactor(GetParam(), config);
+  ASSERT_TRUE(unwaited.ok()) << unwaited.status();
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  std::vector<int> fds;
+  char bufs[20][16];
+  for (int i = 0; i < 20; ++i) {
+    clients.push_back(std::make_unique<BlockingClient>(l.port));
+    fds.push_back(AcceptOne(l));
+    ASSERT_EQ((*unwaited)->submit({.user_data = static_cast<uint64_t>(i + 1),
+                                   .opcode = IoOpcode::kRecv,
+                                   .fd = fds.back(),
+                                   .len = sizeof bufs[i],
+                                   .buf = bufs[i]}),
+              0)
+        << "receive " << i;
+  }
+  unwaited->reset();
+  for (int fd : fds) ::close(fd);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::AllBackends()),

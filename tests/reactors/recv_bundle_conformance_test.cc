@@ -165,7 +165,7 @@ class Stream {
 // 13 buffers' worth, received in order.
 TEST_P(ReactorTest, ManyBuffersReceivedAtOnceArriveInOrder) {
   std::vector<char> pool(kBufferSize * 64);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kBufferSize, 64).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kBufferSize, 64), absl::OkStatus());
   Listener l;
   Stream s(l, testing::RandomBytes(200 * 1024 + 7, 21));
   ASSERT_GE(s.fd(), 0);
@@ -187,7 +187,7 @@ TEST_P(ReactorTest, ManyBuffersReceivedAtOnceArriveInOrder) {
 // over several waits, still in order, and nothing after a receive's final completion.
 TEST_P(ReactorTest, ABundleLargerThanTheWaitArrayCrossesWaits) {
   std::vector<char> pool(kBufferSize * 64);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kBufferSize, 64).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kBufferSize, 64), absl::OkStatus());
   Listener l;
   Stream s(l, testing::RandomBytes(200 * 1024 + 1, 22));
   ASSERT_GE(s.fd(), 0);
@@ -208,7 +208,7 @@ TEST_P(ReactorTest, ABundleLargerThanTheWaitArrayCrossesWaits) {
 TEST_P(ReactorTest, MoreDataThanThePoolHoldsKeepsItsOrder) {
   constexpr uint32_t kCount = 8;
   std::vector<char> pool(kBufferSize * kCount);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kBufferSize, kCount).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kBufferSize, kCount), absl::OkStatus());
   Listener l;
   Stream s(l, testing::RandomBytes(200 * 1024 + 3, 23));
   ASSERT_GE(s.fd(), 0);
@@ -227,7 +227,7 @@ TEST_P(ReactorTest, MoreDataThanThePoolHoldsKeepsItsOrder) {
 // arrive behind one another (on io_uring the data in bundles, the end in a CQE of its own).
 TEST_P(ReactorTest, APeerThatClosedBehindItsDataEndsAfterTheLastByte) {
   std::vector<char> pool(kBufferSize * 64);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kBufferSize, 64).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kBufferSize, 64), absl::OkStatus());
   Listener l;
   const std::string payload = testing::RandomBytes(100 * 1024 + 5, 24);
   auto client = std::make_unique<BlockingClient>(l.port);
@@ -250,7 +250,7 @@ TEST_P(ReactorTest, APeerThatClosedBehindItsDataEndsAfterTheLastByte) {
 // in order, and the receive ends (end of stream or ECONNRESET) with no buffer lost.
 TEST_P(ReactorTest, APeerThatResetBehindItsDataEndsTheReceive) {
   std::vector<char> pool(kBufferSize * 64);
-  ASSERT_TRUE(reactor_->provide_buffers(pool.data(), kBufferSize, 64).ok());
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kBufferSize, 64), absl::OkStatus());
   Listener l;
   const std::string payload = testing::RandomBytes(100 * 1024 + 9, 25);
   auto client = std::make_unique<BlockingClient>(l.port);
@@ -292,7 +292,7 @@ TEST(RecvBundleSwitchTest, BundlesTurnOffThroughTheEnvironment) {
   ASSERT_TRUE(r.ok()) << r.status();
   std::unique_ptr<Reactor> off = *std::move(r);
   std::vector<char> pool(kBufferSize * 64);
-  ASSERT_TRUE(off->provide_buffers(pool.data(), kBufferSize, 64).ok());
+  ASSERT_EQ(off->provide_buffers(pool.data(), kBufferSize, 64), absl::OkStatus());
   Listener l;
   Stream s(l, testing::RandomBytes(200 * 1024 + 11, 27));
   ASSERT_GE(s.fd(), 0);
