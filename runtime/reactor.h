@@ -113,7 +113,12 @@ class Plugin {
 };
 
 struct ReactorConfig {
-  uint32_t queue_depth = 4096;
+  // Operations queued between two waits before the backend hands them over (io_uring: the
+  // SQ's entries, its CQ four times as many). 1024 holds a turn of a loop with 1,000
+  // connections (level with 4096 there and pipelined: bench/JOURNAL.md, twenty-ninth run).
+  // Each ring pins about 132 KiB against RLIMIT_MEMLOCK (8 MiB on Debian, for all of a
+  // user's rings): with its receive buffer ring, 48 loops fit, where 4096 entries let 16.
+  uint32_t queue_depth = 1024;
   // One thread drives the reactor for its whole life, the one that first waits on it
   // (creation and destruction may happen elsewhere): lets the backend tie its kernel object
   // to that thread (BRRR_REACTOR_ONE_THREAD; io_uring runs its completion work in batches).

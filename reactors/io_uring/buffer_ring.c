@@ -100,11 +100,6 @@ int ur_provide_buffers(brrr_reactor* r, void* base, uint32_t size, uint32_t coun
   if (rc == 0) {
     r->counters.syscalls++;
     rc = register_buf_ring(r, mem, entries);
-    /* The ring's pages are pinned against RLIMIT_MEMLOCK, like the rings themselves. */
-    for (int i = 0; rc == -ENOMEM && ur_pause_after_enomem(i); i++) {
-      r->counters.syscalls++;
-      rc = register_buf_ring(r, mem, entries);
-    }
   }
   if (rc != 0) {
     free(out);

@@ -180,11 +180,6 @@ static inline uint64_t ur_op_key(const brrr_reactor* r, uint32_t slot) {
 int ur_open_ring(brrr_reactor* r, const brrr_reactor_config* config, char* err,
                  size_t err_size);
 
-/* Locked memory (RLIMIT_MEMLOCK, per user and across processes) that a closed ring, this
- * process's or another's, releases asynchronously: before retry `attempt` (0 first) of what
- * failed with -ENOMEM, pauses a little longer each time (5, 10, 20, 40, 80 ms) and returns 1;
- * returns 0 once the retries are spent. */
-int ur_pause_after_enomem(int attempt);
 /* Enables a one-thread ring from the calling thread, which becomes its issuer; 0 at once for
  * a ring that is enabled already. 0 or -errno. */
 int ur_claim_ring(brrr_reactor* r);

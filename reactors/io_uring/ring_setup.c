@@ -16,8 +16,7 @@
 #define UR_MIN_DEPTH 8u
 #define UR_MAX_DEPTH 4096u
 
-/* On -ENOMEM: halve the ring down to this, then pause 5, 10, 20, 40, 80 ms (retrying after
- * each: ur_pause_after_enomem). */
+/* On -ENOMEM: halve the ring down to this, then pause 5, 10, 20, 40, 80 ms. */
 #define UR_ENOMEM_MIN_DEPTH 32u
 #define UR_ENOMEM_RETRIES 5
 #define UR_ENOMEM_FIRST_PAUSE_NS 5000000L
@@ -105,13 +104,6 @@ static int init_ring(brrr_reactor* r, uint32_t entries, int one_thread) {
   return rc;
 }
 
-int ur_pause_after_enomem(int attempt) {
-  if (attempt >= UR_ENOMEM_RETRIES) return 0;
-  struct timespec pause = {0, (long)(UR_ENOMEM_FIRST_PAUSE_NS << attempt)};
-  nanosleep(&pause, NULL);
-  return 1;
-}
-
 /* Sets up the ring. -ENOMEM usually means RLIMIT_MEMLOCK: without CAP_IPC_LOCK the rings
  * count against it, per user and across processes, and the kernel releases a closed ring's
  * share asynchronously. So on -ENOMEM: smaller rings (the SQ only holds what is queued
@@ -125,7 +117,11 @@ static int setup_ring(brrr_reactor* r, uint32_t depth, int one_thread, char* err
     if (entries < UR_ENOMEM_MIN_DEPTH) entries = UR_ENOMEM_MIN_DEPTH;
     rc = init_ring(r, entries, one_thread);
   }
-  for (int i = 0; rc == -ENOMEM && ur_pause_after_enomem(i); i++) rc = init_ring(r, entries, one_thread);
+  for (int i = 0; rc == -ENOMEM && i < UR_ENOMEM_RETRIES; i++) {
+    struct timespec pause = {0, (long)(UR_ENOMEM_FIRST_PAUSE_NS << i)};
+    nanosleep(&pause, NULL);
+    rc = init_ring(r, entries, one_thread);
+  }
   if (rc != 0) {
     char why[256];
     return pu_fail(err, err_size, "io_uring_queue_init", rc,
