@@ -3,17 +3,20 @@
 // read. What the admin plane's ListSockets reports queued for them never exceeds
 // --high_water + --recv_buffer_size (server/connection.h), another client keeps getting exact
 // echoes meanwhile, and SIGTERM still drains. With the default flags, the README's figure:
-// 272 KiB.
+// 272 KiB. And a paused connection resumes reading at --low_water, not sooner.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -222,6 +225,155 @@ using DefaultQueueBoundTest = BackendAndPrefixFixture;
 TEST_P(DefaultQueueBoundTest, NeverReadingClientsQueueAtMost272KiB) {
   ExpectQueuedAtMost(kDefaultBound, std::get<0>(GetParam()), PrefixFor(std::get<1>(GetParam())), {});
 }
+
+// Where a paused connection resumes reading: once what is queued for it is down to --low_water,
+// not sooner. A client sends without reading until the server stops reading it (out of the
+// read set, its bytes_in still); then it reads its echo in 16 KiB steps, and after each the
+// test notes what the server has queued for it, until the server reads again. The last figure before that is near
+// --low_water (the 16 KiB step, what the kernel's buffers take, and a late look above it); a server that resumed as
+// soon as the queue fell below --high_water shows nothing below it. The gap between the marks (1 MiB and 256 KiB)
+// dwarfs the kernel's buffers, which the test fixes small. Every byte read is checked.
+class ResumePointTest : public testing::AdminFixture, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    std::string why;
+    if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
+  }
+
+  struct Figures {
+    bool listed = false;
+    int fd = -1;  // the server's descriptor for the connection
+    uint64_t queued = 0;
+    uint64_t bytes_in = 0;
+    bool reading = false;
+  };
+  Figures Look(const std::string& peer) {
+    admin::ListSocketsResponse list;
+    grpc::Status s = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &list);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    Figures f;
+    for (const admin::SocketInfo& info : list.sockets()) {
+      if (info.peer() != peer) continue;
+      f = {true, info.fd(), info.bytes_queued(), info.bytes_in(), info.in_read_set()};
+    }
+    return f;
+  }
+  // Fixes the send buffer of the server's socket `fd` at `bytes` (the kernel doubles it), through
+  // a duplicate of it (pidfd_getfd). Left to itself the kernel grows it to megabytes, which
+  // would hold most of the echo out of the server's sight.
+  void FixServerSendBuffer(int fd, int bytes) {
+    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, server_->pid(), 0));
+    ASSERT_GE(pidfd, 0) << "pidfd_open: " << std::strerror(errno);
+    int copy = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+    int error = errno;
+    ::close(pidfd);
+    ASSERT_GE(copy, 0) << "pidfd_getfd: " << std::strerror(error);
+    int rc = setsockopt(copy, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+    error = errno;
+    ::close(copy);
+    ASSERT_EQ(rc, 0) << "SO_SNDBUF: " << std::strerror(error);
+  }
+  // The stream's byte at `offset`: every byte read is checked against it.
+  static char ByteAt(uint64_t offset) { return static_cast<char>((offset * 131 + 7) % 251); }
+};
+
+TEST_P(ResumePointTest, APausedConnectionResumesOnceItsQueueIsDownToLowWater) {
+  constexpr uint64_t kHigh = 1 << 20;
+  constexpr uint64_t kLow = 256 << 10;
+  constexpr size_t kStep = 16384;
+  // The kernel's buffers between the server's queue and this test, at most about 2 x 16 KiB
+  // and 2 x 64 KiB: a few steps, far less than the marks' gap.
+  constexpr int kServerSendBuffer = 16384;
+  constexpr int kClientReceiveBuffer = 65536;
+  Start({"--backend=" + GetParam(), "--high_water=" + std::to_string(kHigh), "--low_water=" + std::to_string(kLow),
+         "--drain_timeout=1s"});
+  ASSERT_NE(server_, nullptr);
+  testing::BlockingClient client(port_);
+  client.set_receive_buffer(kClientReceiveBuffer);
+  const std::string peer = LocalAddress(client.fd());
+  Figures accepted;
+  for (int i = 0; i < 3000 && !accepted.listed; ++i) {
+    accepted = Look(peer);
+    if (!accepted.listed) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(accepted.listed) << "the server did not list the connection within 30 s";
+  FixServerSendBuffer(accepted.fd, kServerSendBuffer);
+  if (HasFatalFailure()) return;
+
+  // The sender: non-blocking sends of the pattern, bounded in bytes and time.
+  const size_t most = testing::MostANeverReaderCanSend(kHigh + kStep, kClientReceiveBuffer) + (4 << 20);
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> sent{0};
+  std::thread sender([&] {
+    std::string block(65536, '\0');
+    SteadyClock::time_point give_up = SteadyClock::now() + seconds(60);
+    while (!stop.load() && sent.load() < most && SteadyClock::now() < give_up) {
+      uint64_t at = sent.load();
+      for (size_t i = 0; i < block.size(); ++i) block[i] = ByteAt(at + i);
+      ssize_t n = ::send(client.fd(), block.data(), block.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<uint64_t>(n);
+      } else {
+        std::this_thread::sleep_for(milliseconds(2));
+      }
+    }
+  });
+  struct StopSender {
+    std::atomic<bool>& stop;
+    std::thread& sender;
+    ~StopSender() {
+      stop = true;
+      sender.join();
+    }
+  } stop_sender{stop, sender};
+
+  // Paused: out of the read set, and its figures still for 200 ms (bounded: 30 s).
+  Figures paused;
+  int still = 0;
+  for (SteadyClock::time_point give_up = SteadyClock::now() + seconds(30);
+       still < 20 && SteadyClock::now() < give_up;) {
+    Figures now = Look(peer);
+    still =
+        now.listed && !now.reading && now.bytes_in == paused.bytes_in && now.queued == paused.queued ? still + 1 : 0;
+    paused = now;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(still, 20) << "the server did not stop reading the client within 30 s: " << paused.queued
+                       << " bytes queued, " << paused.bytes_in << " read, reading " << paused.reading;
+  EXPECT_GE(paused.queued, kHigh / 2) << "paused far below --high_water";
+  ASSERT_GT(sent.load(), paused.bytes_in) << "nothing left unread for the server to resume on";
+
+  // Read the echo a step at a time until the server reads again (bounded: what it has read,
+  // and 60 s).
+  uint64_t received = 0;
+  uint64_t lowest_paused = paused.queued;
+  Figures last = paused;
+  bool resumed = false;
+  for (SteadyClock::time_point give_up = SteadyClock::now() + seconds(60);
+       !resumed && received < paused.bytes_in && SteadyClock::now() < give_up;) {
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kStep, paused.bytes_in - received));
+    std::string got = client.recv_exact(want);
+    ASSERT_EQ(got.size(), want) << "the echo stopped after " << received << " bytes";
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_EQ(got[i], ByteAt(received + i)) << "echo byte " << received + i;
+    }
+    received += got.size();
+    std::this_thread::sleep_for(milliseconds(2));
+    last = Look(peer);
+    resumed = last.reading || last.bytes_in > paused.bytes_in;
+    if (!resumed) lowest_paused = std::min(lowest_paused, last.queued);
+  }
+  std::printf("%s: paused at %llu bytes queued; the last look before it read again: %llu queued (--low_water %llu)\n",
+              GetParam().c_str(), static_cast<unsigned long long>(paused.queued),
+              static_cast<unsigned long long>(lowest_paused), static_cast<unsigned long long>(kLow));
+  ASSERT_TRUE(resumed) << "the server never read again; " << last.queued << " bytes still queued after " << received
+                       << " were read";
+  EXPECT_LE(lowest_paused, kLow + (kHigh - kLow) / 2) << "reading resumed with the queue still far above --low_water";
+  EXPECT_GT(lowest_paused, kLow) << "a paused connection's queue went down to --low_water without it resuming";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ResumePointTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
 
 std::string BackendAndPrefixName(const ::testing::TestParamInfo<std::tuple<std::string, std::string>>& info) {
   return std::get<0>(info.param) + "_" + std::get<1>(info.param);
