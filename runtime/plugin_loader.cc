@@ -146,7 +146,7 @@ absl::StatusOr<std::string> PluginLoader::PathOf(absl::string_view name_or_path)
   if (absl::StrContains(name_or_path, '/')) {
     std::string path(name_or_path);
     if (absl::Status usable = CheckPluginPath(path); !usable.ok()) {
-      return absl::Status(usable.code(), absl::StrCat(usable.message(), ". ", AvailabilitySummary()));
+      return absl::Status(usable.code(), absl::StrCat(usable.message(), ". ", AvailabilitySummary(path)));
     }
     return path;
   }
@@ -164,7 +164,7 @@ absl::StatusOr<std::string> PluginLoader::PathOf(absl::string_view name_or_path)
 absl::StatusOr<std::shared_ptr<const Plugin>> PluginLoader::Load(absl::string_view name_or_path) const {
   absl::StatusOr<std::string> path = PathOf(name_or_path);
   if (!path.ok()) return path.status();
-  return WithSummary(LoadPluginFile(*path));
+  return WithSummary(LoadPluginFile(*path), *path);
 }
 
 std::optional<std::string> PluginLoader::FindPlugin(absl::string_view name) const {
@@ -183,10 +183,12 @@ absl::StatusOr<std::unique_ptr<Reactor>> PluginLoader::CreateReactor(absl::strin
   if (backend != "auto") {
     absl::StatusOr<std::string> path = PathOf(backend);
     if (!path.ok()) return path.status();
-    if (absl::Status tried = TryBeforeLoading(*path); !tried.ok()) return WithSummary<std::unique_ptr<Reactor>>(tried);
-    auto plugin = WithSummary(LoadPluginFile(*path));
+    if (absl::Status tried = TryBeforeLoading(*path); !tried.ok()) {
+      return WithSummary<std::unique_ptr<Reactor>>(tried, *path);
+    }
+    auto plugin = WithSummary(LoadPluginFile(*path), *path);
     if (!plugin.ok()) return plugin.status();
-    return WithSummary(Reactor::Create(*std::move(plugin), config));
+    return WithSummary(Reactor::Create(*std::move(plugin), config), *path);
   }
   // Straight to the files: a backend that is missing or broken here is skipped without listing
   // what is available, which would probe every plugin (in child processes) at each start.
@@ -296,13 +298,13 @@ std::vector<BackendProbe> PluginLoader::Probe() const {
   return probes;
 }
 
-std::string PluginLoader::AvailabilitySummary() const {
+std::string PluginLoader::AvailabilitySummary(absl::string_view told_path) const {
   std::vector<std::string> ok;
   std::vector<std::string> broken;
   for (const BackendProbe& p : Probe()) {
     if (p.status.ok()) {
       ok.push_back(p.name);
-    } else {
+    } else if (p.path != told_path) {
       broken.push_back(absl::StrCat(p.name, ": ", p.status.message()));
     }
   }

@@ -93,8 +93,10 @@ class PluginLoader {
   // none starts: for listings.
   absl::StatusOr<std::string> AutoChoice() const;
 
-  // "Available here: epoll, poll, select (io_uring cannot start: ...)", for error messages.
-  std::string AvailabilitySummary() const;
+  // "Available here: epoll, poll, select (not usable: io_uring: ...)", for error messages. The
+  // plugin file `told_path`, whose failure the message has just told, is left out of "not
+  // usable" rather than told twice.
+  std::string AvailabilitySummary(absl::string_view told_path = {}) const;
 
  private:
   struct ProbeCache {
@@ -111,11 +113,12 @@ class PluginLoader {
   // no child can answer here (none can be started, or the program cannot answer probes: see
   // plugin_probe.h). Once per version of a file per process.
   absl::Status TryBeforeLoading(const std::string& path) const;
-  // `result`, its error message followed by AvailabilitySummary().
+  // `result`, its error message (about the plugin file `path`) followed by AvailabilitySummary().
   template <typename T>
-  absl::StatusOr<T> WithSummary(absl::StatusOr<T> result) const {
+  absl::StatusOr<T> WithSummary(absl::StatusOr<T> result, absl::string_view path) const {
     if (result.ok()) return result;
-    return absl::Status(result.status().code(), absl::StrCat(result.status().message(), ". ", AvailabilitySummary()));
+    return absl::Status(result.status().code(),
+                        absl::StrCat(result.status().message(), ". ", AvailabilitySummary(path)));
   }
   // The first file for backend `name` in the search path.
   std::optional<std::string> FindPlugin(absl::string_view name) const;

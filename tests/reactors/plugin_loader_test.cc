@@ -62,6 +62,12 @@ bool Contains(absl::string_view haystack, absl::string_view needle) {
   return haystack.find(needle) != absl::string_view::npos;
 }
 
+size_t Occurrences(absl::string_view haystack, absl::string_view needle) {
+  size_t n = 0;
+  for (size_t at = haystack.find(needle); at != absl::string_view::npos; at = haystack.find(needle, at + 1)) ++n;
+  return n;
+}
+
 TEST(PluginLoaderTest, EveryBuiltBackendLoadsByName) {
   PluginLoader loader = PluginLoader::Default();
   for (const std::string& name : testing::AllBackends()) {
@@ -230,6 +236,8 @@ TEST(PluginLoaderTest, IoUringRefusedBySeccompSaysWhyAndAutoFallsBack) {
   std::string refused = report.substr(0, newline);
   EXPECT_TRUE(Contains(refused, "libbrrr_reactor_io_uring.so")) << refused;
   EXPECT_TRUE(Contains(refused, "io_uring_queue_init: Operation not permitted")) << refused;
+  EXPECT_EQ(Occurrences(refused, "io_uring_queue_init: Operation not permitted"), 1u)
+      << "the reason told once, not again among what is not usable: " << refused;
   EXPECT_TRUE(Contains(refused, "seccomp")) << refused;
   EXPECT_TRUE(Contains(refused, "Available here: epoll")) << refused;
   EXPECT_EQ(report.substr(newline + 1), "epoll");
@@ -365,11 +373,13 @@ TEST(PluginLoaderTest, EveryKindOfDamagedFileIsRefusedWithTheFileAndTheReason) {
       absl::string_view m = plugin.status().message();
       EXPECT_TRUE(Contains(m, path + ": ")) << m;
       EXPECT_TRUE(Contains(m, reason)) << m << "\nlacks: " << reason;
+      EXPECT_EQ(Occurrences(m, path + ": "), 1u) << "the file's failure told once: " << m;
       EXPECT_TRUE(Contains(m, "Available here: ")) << m;
     }
     auto reactor = PluginLoader({dir}).CreateReactor("epoll");
     ASSERT_FALSE(reactor.ok());
     EXPECT_TRUE(Contains(reactor.status().message(), reason)) << reactor.status();
+    EXPECT_EQ(Occurrences(reactor.status().message(), path + ": "), 1u) << reactor.status();
   }
 }
 
