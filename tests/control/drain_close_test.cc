@@ -3,7 +3,8 @@
 // an end of stream, never a reset; the server counts it as closed cleanly. A client that never
 // reads its echoes is reset instead (an end of stream would claim an echo it did not get), and
 // counted so. GetStats shows both counts, and the closing phase, before the server exits. What
-// a client sends after its end of stream is discarded (counted) until the server closes.
+// a client sends after its end of stream is discarded (counted) until the server closes; what is
+// still unread when the linger ends makes the close a reset, counted so.
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -164,6 +165,74 @@ TEST_P(DrainCloseTest, WhatAClientSendsAfterItsEndOfStreamIsDiscardedThenTheConn
   EXPECT_LE(discarded, sent_after_end) << out;
   std::printf("%llu of the %llu bytes sent after the end of stream discarded; closed %s\n", discarded,
               static_cast<unsigned long long>(sent_after_end), reset == 1 ? "with a reset" : "cleanly");
+}
+
+// A client that keeps sending past the linger: what it sent is still unread in the server's
+// socket when the linger ends, so the close is a reset (close() would send one anyway) and is
+// counted so. The server is stopped (SIGSTOP) from the client's reading of the end of stream
+// until well past the linger's second, while the client fills the server's receive buffer
+// (fixed at 1 MiB), so the bytes are there when the linger ends whatever the machine's timing;
+// the server's receive buffers are few and small (16 of 4 KiB), so the wait after the stop
+// cannot read them all before the linger's timer runs.
+TEST_P(DrainCloseTest, BytesStillUnreadWhenTheLingerEndsMakeItAResetCountedSo) {
+  Start({"--backend=" + GetParam(), "--drain_timeout=100ms", "--recv_buffers=16", "--recv_buffer_size=4096"});
+  testing::BlockingClient client(port_);
+  int server_fd = -1;
+  for (int i = 0; i < 3000 && server_fd < 0; ++i) {
+    admin::ListSocketsResponse list;
+    grpc::Status s = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &list);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    for (const admin::SocketInfo& info : list.sockets()) {
+      if (info.kind() == "connection") server_fd = info.fd();
+    }
+    if (server_fd < 0) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_GE(server_fd, 0) << "the server did not list the connection within 30 s";
+  ASSERT_EQ(testing::SetSocketOptionOf(server_->pid(), server_fd, SOL_SOCKET, SO_RCVBUF, 1 << 20), "");
+  std::string payload = testing::RandomBytes(100 * 1000, 26);
+  ASSERT_TRUE(client.send_all(payload));
+  StatsWhen([&](const admin::Stats& s) { return s.total().bytes_in() == payload.size(); });
+  server_->Signal(SIGTERM);
+  Ending end = ReadToTheEnd(client.fd());
+  const auto end_read_at = std::chrono::steady_clock::now();
+  ASSERT_EQ(end.error, 0) << "an end of stream, not errno " << end.error;
+  ASSERT_TRUE(end.bytes == payload);
+
+  server_->Signal(SIGSTOP);
+  struct Resume {
+    testing::Process& server;
+    ~Resume() { server.Signal(SIGCONT); }
+  } resume{*server_};
+  // Fill what the kernel takes (bounded: 8 MiB and 2 s).
+  const std::string more(64 * 1024, 'm');
+  uint64_t pushed = 0;
+  for (auto give_up = std::chrono::steady_clock::now() + seconds(2);
+       pushed < (8u << 20) && std::chrono::steady_clock::now() < give_up;) {
+    ssize_t n = ::send(client.fd(), more.data(), more.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      pushed += static_cast<uint64_t>(n);
+    } else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+      FAIL() << "send: " << std::strerror(errno);
+    } else {
+      std::this_thread::sleep_for(milliseconds(5));
+    }
+  }
+  ASSERT_GT(pushed, 16u * 4096) << "more than the server's receive buffers hold, sent during the linger";
+  // The linger's second began as the server sent the end of stream, before the client read it.
+  std::this_thread::sleep_until(end_read_at + milliseconds(1500));
+  server_->Signal(SIGCONT);
+
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find("at the deadline 0 closed cleanly, 1 with a reset"), std::string::npos)
+      << server_->out() << "\n(" << pushed << " bytes sent during the linger)";
+  // The reset has come (the server has exited): the client's very next send fails. (After a
+  // clean close the first send would go, and only draw the reset.)
+  ssize_t sent = ::send(client.fd(), "x", 1, MSG_NOSIGNAL);
+  const int send_error = errno;
+  EXPECT_TRUE(sent < 0 && (send_error == EPIPE || send_error == ECONNRESET))
+      << "the close with bytes unread is a reset: send returned " << sent << ", errno " << send_error;
 }
 
 TEST_P(DrainCloseTest, AClientThatNeverReadsIsResetAndCountedSo) {

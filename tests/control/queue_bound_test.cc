@@ -9,14 +9,11 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -258,21 +255,6 @@ class ResumePointTest : public testing::AdminFixture, public ::testing::WithPara
     }
     return f;
   }
-  // Fixes the send buffer of the server's socket `fd` at `bytes` (the kernel doubles it), through
-  // a duplicate of it (pidfd_getfd). Left to itself the kernel grows it to megabytes, which
-  // would hold most of the echo out of the server's sight.
-  void FixServerSendBuffer(int fd, int bytes) {
-    int pidfd = static_cast<int>(syscall(SYS_pidfd_open, server_->pid(), 0));
-    ASSERT_GE(pidfd, 0) << "pidfd_open: " << std::strerror(errno);
-    int copy = static_cast<int>(syscall(SYS_pidfd_getfd, pidfd, fd, 0));
-    int error = errno;
-    ::close(pidfd);
-    ASSERT_GE(copy, 0) << "pidfd_getfd: " << std::strerror(error);
-    int rc = setsockopt(copy, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
-    error = errno;
-    ::close(copy);
-    ASSERT_EQ(rc, 0) << "SO_SNDBUF: " << std::strerror(error);
-  }
   // The stream's byte at `offset`: every byte read is checked against it.
   static char ByteAt(uint64_t offset) { return static_cast<char>((offset * 131 + 7) % 251); }
 };
@@ -297,8 +279,9 @@ TEST_P(ResumePointTest, APausedConnectionResumesOnceItsQueueIsDownToLowWater) {
     if (!accepted.listed) std::this_thread::sleep_for(milliseconds(10));
   }
   ASSERT_TRUE(accepted.listed) << "the server did not list the connection within 30 s";
-  FixServerSendBuffer(accepted.fd, kServerSendBuffer);
-  if (HasFatalFailure()) return;
+  // Left to itself the kernel grows the server's send buffer to megabytes, which would hold
+  // most of the echo out of the server's sight.
+  ASSERT_EQ(testing::SetSocketOptionOf(server_->pid(), accepted.fd, SOL_SOCKET, SO_SNDBUF, kServerSendBuffer), "");
 
   // The sender: non-blocking sends of the pattern, bounded in bytes and time.
   const size_t most = testing::MostANeverReaderCanSend(kHigh + kStep, kClientReceiveBuffer) + (4 << 20);

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -266,6 +267,19 @@ void BlockingClient::set_receive_buffer(int bytes) {
 void BlockingClient::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+std::string SetSocketOptionOf(int pid, int fd, int level, int option, int value) {
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0) return std::string("pidfd_open: ") + std::strerror(errno);
+  int copy = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+  int error = errno;
+  ::close(pidfd);
+  if (copy < 0) return "pidfd_getfd of descriptor " + std::to_string(fd) + ": " + std::strerror(error);
+  int rc = ::setsockopt(copy, level, option, &value, sizeof value);
+  error = errno;
+  ::close(copy);
+  return rc == 0 ? "" : std::string("setsockopt: ") + std::strerror(error);
 }
 
 }  // namespace brrr::testing

@@ -44,6 +44,13 @@ bool WaitUntilAccepting(uint16_t port, std::chrono::milliseconds timeout = std::
 // tcp_rmem's maximum to 32 MiB or more).
 size_t MostANeverReaderCanSend(size_t server_bound, size_t client_receive_buffer);
 
+// Sets a socket option with an int value (SO_SNDBUF, SO_RCVBUF...) on descriptor `fd` of process
+// `pid` (a server under test, from its ListSockets), through a duplicate (pidfd_getfd; the
+// duplicate is closed, the socket is the same). "" on success, else what failed and why. For
+// tests whose point needs the server's kernel buffers fixed: left to itself the kernel grows
+// them to megabytes.
+std::string SetSocketOptionOf(int pid, int fd, int level, int option, int value);
+
 // A blocking TCP client. Every receive gives up after `timeout_ms` (SO_RCVTIMEO).
 class BlockingClient {
  public:
