@@ -107,9 +107,9 @@ class ReactorTest : public ::testing::TestWithParam<std::string> {
     BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
     ReactorConfig config;
     config.one_thread = true;
-    // io_uring's own default, not the runtime's 4096: a ring of 4096 entries pins half a MiB
-    // against RLIMIT_MEMLOCK (8 MiB on Debian, shared by every process of the user), and with
-    // four test processes at once making and closing rings the kernel would have to shrink them.
+    // io_uring's own default, a quarter of the runtime's: rings pin memory against
+    // RLIMIT_MEMLOCK (8 MiB on Debian, shared by every process of the user), and four test
+    // processes at once make and close them (the kernel frees a closed ring's share later).
     config.queue_depth = 256;
     auto r = PluginLoader::Default().CreateReactor(GetParam(), config);
     ASSERT_TRUE(r.ok()) << r.status();
