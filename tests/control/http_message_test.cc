@@ -102,6 +102,24 @@ TEST(HttpMessageTest, OversizedHeadsAreRefusedWith431) {
   EXPECT_EQ(HttpStatusFor(too_many.status()), 431) << too_many.status();
 }
 
+// The header limit is inclusive: a head with exactly kMaxHeaders header lines parses, every
+// one kept; one line more is refused with 431.
+TEST(HttpMessageTest, ExactlyMaxHeadersParseAndOneMoreIsRefusedWith431) {
+  std::string head = "GET / HTTP/1.1\r\n";
+  for (size_t i = 0; i < kMaxHeaders; ++i) head += "X-A: b\r\n";
+  size_t used = 0;
+  auto at_limit = Parse(head + "\r\n", &used);
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status();
+  ASSERT_TRUE(at_limit->has_value());
+  EXPECT_EQ((*at_limit)->headers.size(), kMaxHeaders);
+  EXPECT_EQ(used, head.size() + 2);
+
+  auto over = Parse(head + "X-A: b\r\n\r\n", &used);
+  ASSERT_FALSE(over.ok());
+  EXPECT_TRUE(absl::IsResourceExhausted(over.status())) << over.status();
+  EXPECT_EQ(HttpStatusFor(over.status()), 431) << over.status();
+}
+
 TEST(HttpMessageTest, ResponsesAreFramedByContentLength) {
   HttpResponse r;
   r.status = 503;

@@ -167,5 +167,22 @@ TEST(RequestChecksTest, StallThresholdIs1To60000Milliseconds) {
   }
 }
 
+// A loop named more than once is selected once, and the loops come out sorted: a stream
+// (WatchStalls) or a change (SetStallThreshold) never takes the same loop twice.
+TEST(RequestChecksTest, RepeatedLoopsAreSelectedOnceInOrder) {
+  google::protobuf::RepeatedField<uint32_t> loops;
+  for (uint32_t loop : {1u, 1u, 0u}) loops.Add(loop);
+  absl::StatusOr<std::vector<uint32_t>> selected = CheckLoops(loops, 2);
+  ASSERT_TRUE(selected.ok()) << selected.status();
+  EXPECT_EQ(*selected, (std::vector<uint32_t>{0, 1}));
+
+  admin::SetStallThresholdRequest r;
+  r.set_threshold_ms(10);
+  for (uint32_t loop : {1u, 0u, 1u, 0u}) r.add_loops(loop);
+  absl::StatusOr<StallThresholdChange> c = CheckSetStallThreshold(r, kTwoLoops);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->loops, (std::vector<uint32_t>{0, 1}));
+}
+
 }  // namespace
 }  // namespace brrr::control

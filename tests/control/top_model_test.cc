@@ -169,6 +169,51 @@ TEST(TopModelTest, SortKeysCycleAndOrderTheRows) {
   EXPECT_EQ(order(SortKey::kLateness), (std::vector<uint32_t>{1, 2, 0}));
 }
 
+// UTIL sorts by the share of time running tasks and CPU by the cores used, each its own
+// figure: loops that rank one way by utilization and the other way by CPU come out in
+// opposite orders.
+TEST(TopModelTest, UtilizationAndCpuSortByTheirOwnFigures) {
+  TopModel model;
+  model.Add({Poll(1, {{}, {}, {}})});
+  // Over the second between the polls: loop 0 runs tasks 90% of the time on 0.1 core, loop 1
+  // 10% of the time on 0.9 core, loop 2 half the time on half a core.
+  model.Add({Poll(2, {{.running = 0.9, .waiting = 0.1, .cpu = 0.1},
+                      {.running = 0.1, .waiting = 0.9, .cpu = 0.9},
+                      {.running = 0.5, .waiting = 0.5, .cpu = 0.5}})});
+  auto order = [&](SortKey sort) {
+    std::vector<uint32_t> loops;
+    std::vector<TargetView> views = model.View({.sort = sort});
+    for (const LoopRow& row : views[0].loops) loops.push_back(*row.loop);
+    return loops;
+  };
+  EXPECT_EQ(order(SortKey::kUtilization), (std::vector<uint32_t>{0, 2, 1}));
+  EXPECT_EQ(order(SortKey::kCpu), (std::vector<uint32_t>{1, 2, 0}));
+}
+
+// Sockets with as many bytes queued rank by their traffic, bytes in plus bytes out, so that
+// when max_sockets cuts the list the busiest ones stay, whichever way their bytes went.
+TEST(TopModelTest, BusiestSocketsBreakQueuedTiesByTrafficAndKeepTheBusiest) {
+  TargetSnapshot s = Poll(1, {{}});
+  auto add_socket = [&s](int fd, uint64_t queued, uint64_t in, uint64_t out) {
+    admin::SocketInfo* socket = &s.sockets.emplace_back();
+    socket->set_fd(fd);
+    socket->set_bytes_queued(queued);
+    socket->set_bytes_in(in);
+    socket->set_bytes_out(out);
+  };
+  add_socket(10, 5, 1, 1);    // little traffic, listed first
+  add_socket(11, 5, 100, 0);  // the most traffic, all in
+  add_socket(12, 5, 0, 50);   // less, all out
+  add_socket(13, 9, 0, 0);    // the most queued, no traffic
+  TopModel model;
+  model.Add({s});
+
+  TargetView view = model.View({.max_sockets = 3})[0];
+  std::vector<int> fds;
+  for (const admin::SocketInfo& socket : view.busiest_sockets) fds.push_back(socket.fd());
+  EXPECT_EQ(fds, (std::vector<int>{13, 11, 12}));
+}
+
 TEST(TopModelTest, LoopFilterKeepsRowsSocketsAndStallsOfThoseLoops) {
   TargetSnapshot s = Poll(1, {{}, {}});
   for (int i = 0; i < 4; ++i) {

@@ -405,5 +405,41 @@ TEST(SelectLimitTest, SelectRefusesDescriptorsPastFdSetsizeWithAClearError) {
   EXPECT_EQ(testing::CountOpenFds(), fds_before);
 }
 
+// And takes the last descriptor below it: a connection on FD_SETSIZE - 1 is served.
+TEST(SelectLimitTest, SelectTakesTheLastDescriptorBelowFdSetsize) {
+  testing::RaiseFdLimit(4096);
+  int fds_before = testing::CountOpenFds();
+  {
+    auto loop = testing::NewLoop("select");
+    ASSERT_NE(loop, nullptr);
+    auto listener = Socket::Listen(*loop, SocketAddress::Loopback(0));
+    ASSERT_TRUE(listener.ok());
+    // Fill the descriptor table below FD_SETSIZE - 1, so that the next socket lands on it.
+    std::vector<int> fillers;
+    for (;;) {
+      int fd = ::dup(0);
+      if (fd < 0) break;
+      if (fd >= FD_SETSIZE - 1) {
+        ::close(fd);
+        break;
+      }
+      fillers.push_back(fd);
+    }
+    uint16_t port = listener->local_address()->port();
+    absl::Status status;
+    int connected_fd = -1;
+    auto main_task = [&]() -> Task<> {
+      absl::StatusOr<Socket> c = co_await ConnectTo(*loop, SocketAddress::Loopback(port));
+      status = c.status();
+      if (c.ok()) connected_fd = c->fd();
+    };
+    run_until_complete(*loop, main_task());
+    for (int fd : fillers) ::close(fd);
+    EXPECT_TRUE(status.ok()) << status;
+    EXPECT_EQ(connected_fd, FD_SETSIZE - 1) << "the connection's descriptor";
+  }
+  EXPECT_EQ(testing::CountOpenFds(), fds_before);
+}
+
 }  // namespace
 }  // namespace brrr

@@ -260,6 +260,21 @@ TEST(BlockingPoolTest, StartsThreadsOnDemandUpToTheLimit) {
   EXPECT_EQ(done.load(), 5);
 }
 
+// Threads start on demand only: jobs submitted one at a time, each finished before the next,
+// find the pool's one thread idle and run on it; no second thread is started for them.
+TEST(BlockingPoolTest, OneJobAtATimeKeepsOneThread) {
+  BlockingPool pool(4);
+  for (int i = 0; i < 5; ++i) {
+    std::atomic<bool> ran{false};
+    ASSERT_TRUE(pool.submit([&] { ran = true; }).ok());
+    ASSERT_TRUE(WaitUntil([&] { return ran.load(); }));
+    // Finished and back waiting: a worker counts itself idle under the same lock in which it
+    // stops counting the job as running.
+    ASSERT_TRUE(WaitUntil([&] { return pool.unfinished() == 0; }));
+    EXPECT_EQ(pool.threads(), 1u) << "after job " << i;
+  }
+}
+
 TEST(BlockingPoolTest, QueuedJobsRunFirstInFirstOut) {
   BlockingPool pool(1);
   std::atomic<bool> release{false};

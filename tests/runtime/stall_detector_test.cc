@@ -109,6 +109,22 @@ TEST_F(StallDetectorTest, QuickTasksAreNotStalls) {
   EXPECT_EQ(loop->stats().tasks_run, 1001u);
 }
 
+// The threshold is inclusive: a task that runs for exactly the threshold is a stall ("ran for
+// at least the threshold"); one a nanosecond shorter is not.
+TEST_F(StallDetectorTest, ATaskOfExactlyTheThresholdIsAStall) {
+  Lines printed;
+  auto loop = NewLoop(milliseconds(50), printed.sink());
+  ASSERT_NE(loop, nullptr);
+  loop->call_soon(Hold(milliseconds(50) - std::chrono::nanoseconds(1)), "just-under");
+  loop->call_soon(Hold(milliseconds(50)), "exactly");
+  loop->call_soon([&] { loop->stop(); });
+  loop->run_forever();
+  ASSERT_EQ(loop->stats().stalls, 1u);
+  ASSERT_EQ(loop->stall_detector().recent().size(), 1u);
+  EXPECT_EQ(loop->stall_detector().recent()[0].task, "exactly");
+  EXPECT_EQ(loop->stall_detector().recent()[0].duration_ns, 50'000'000);
+}
+
 TEST_F(StallDetectorTest, ThresholdChangesLive) {
   Lines printed;
   auto loop = NewLoop(std::chrono::seconds(10), printed.sink());

@@ -149,6 +149,49 @@ TEST_P(EchoServerTest, ASlowReaderIsPausedAndResumedAndGetsEveryByteBack) {
   EXPECT_EQ(Stop(*server), 0);
 }
 
+// A slow reader under --reply_prefix: prefixing stops at the high-water mark in the middle of
+// a received chunk, holds the rest, and goes on once the queue is down. Every line
+// comes back with the prefix before it, every byte in order.
+TEST_P(EchoServerTest, ASlowReaderUnderAReplyPrefixGetsEveryLineBackPrefixed) {
+  // A long prefix on short lines: a received chunk grows about fivefold, so the mark is often
+  // reached partway through one.
+  const std::string prefix = std::string(63, 'p') + " ";
+  auto server = Start({"--high_water=65536", "--low_water=16384", "--recv_buffers=256", "--reply_prefix=" + prefix});
+  BlockingClient slow(port_);
+  slow.set_receive_buffer(65536);
+  int big = 8 << 20;
+  setsockopt(slow.fd(), SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+  // Random bytes with a newline in about every 16 (lines of every length, some split by sends).
+  std::string payload = testing::RandomBytes(512 << 10, 12);
+  for (char& c : payload) {
+    if (static_cast<unsigned char>(c) % 16 == 0) c = '\n';
+  }
+  std::string expected;
+  bool at_line_start = true;
+  for (char c : payload) {
+    if (at_line_start) expected += prefix;
+    expected += c;
+    at_line_start = c == '\n';
+  }
+  std::thread writer([&] {
+    EXPECT_TRUE(slow.send_all(payload));
+    slow.shutdown_write();
+  });
+  // About 4 MB/s: slower than the server can echo; bounded by the expected size.
+  std::string echoed;
+  while (echoed.size() < expected.size()) {
+    std::string part = slow.recv_exact(std::min<size_t>(16384, expected.size() - echoed.size()));
+    if (part.empty()) break;
+    echoed += part;
+    std::this_thread::sleep_for(milliseconds(4));
+  }
+  writer.join();
+  EXPECT_EQ(echoed.size(), expected.size());
+  EXPECT_TRUE(echoed == expected) << "the echo differs from the payload with the prefix before each line";
+  EXPECT_EQ(slow.recv_until_eof(), "") << "nothing after the last line";
+  EXPECT_EQ(Stop(*server), 0);
+}
+
 TEST_P(EchoServerTest, TenThousandConnectCloseCyclesLeakNoDescriptor) {
   auto server = Start();
   int fds_before = SettledOpenFds(*server);

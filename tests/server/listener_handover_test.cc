@@ -24,6 +24,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "runtime/line_output.h"
 #include "server/handover_listener.h"
 #include "server/take_over.h"
 #include "tests/testing/sanitizer.h"
@@ -139,6 +140,16 @@ TEST(ListenerHandoverTest, AnotherVersionIsRefused) {
   ASSERT_TRUE(absl::IsFailedPrecondition(got.status())) << got.status();
   EXPECT_NE(got.status().message().find(absl::StrCat("version ", kHandoverProtocolVersion + 1)), std::string::npos)
       << got.status();
+}
+
+// An offer of no echo listeners (loops=0) is malformed: the new process refuses it rather than
+// take over with no listener to serve echo on.
+TEST(ListenerHandoverTest, AnOfferOfNoEchoListenersIsRefusedAsMalformed) {
+  Pair pair;
+  ASSERT_TRUE(SendFrame(pair.old_side(), HandoverFrameType::kOffer, "pid=1\nloops=0\necho=127.0.0.1:1\n").ok());
+  absl::StatusOr<ListenerSet> got = ReceiveOffer(pair.new_side(), Soon());
+  ASSERT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+  EXPECT_NE(got.status().message().find("a malformed offer"), std::string::npos) << got.status();
 }
 
 TEST(ListenerHandoverTest, AListenerOnAnotherAddressIsRefused) {
@@ -431,6 +442,39 @@ TEST_F(HandoverSidesTest, ANewSideGoneBeforeReleasedLeavesTheOldSideUpgradable) 
   ASSERT_TRUE(next.ok()) << "the old side no longer listens at the path: " << next.status();
   EXPECT_EQ(released_.load(), 0);
   ASSERT_TRUE((*next)->Commit().ok());
+  EXPECT_TRUE(WaitReleased(1));
+}
+
+// The old side lets go only on a TAKEN: a new side that answers the offer with anything else (a
+// HELLO, an OFFER, a frame type it does not know) is told nothing more, the old side says it is
+// still serving and never calls `released`, and a real new side can take over afterwards.
+TEST_F(HandoverSidesTest, AnAnswerOtherThanTakenLeavesTheOldSideServing) {
+  auto old_side = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(old_side.ok()) << old_side.status();
+  const HandoverFrameType kNotTaken[] = {HandoverFrameType::kHello, HandoverFrameType::kOffer,
+                                         static_cast<HandoverFrameType>(99)};
+  for (HandoverFrameType answer : kNotTaken) {
+    SCOPED_TRACE(HandoverFrameName(answer));
+    ::testing::internal::CaptureStderr();
+    UniqueFd conn = ConnectRaw();
+    ASSERT_TRUE(conn.valid());
+    ASSERT_TRUE(SendFrame(conn.get(), HandoverFrameType::kHello, "").ok());
+    absl::StatusOr<ListenerSet> offer = ReceiveOffer(conn.get(), Soon());
+    ASSERT_TRUE(offer.ok()) << offer.status();
+    ASSERT_TRUE(SendFrame(conn.get(), answer, "").ok());
+    // The old side closes the connection without a RELEASED (it logged why before closing).
+    absl::StatusOr<HandoverFrame> after = ReadFrame(conn.get(), Soon());
+    EXPECT_FALSE(after.ok()) << "the old side answered with a " << HandoverFrameName(after->type);
+    ASSERT_TRUE(LineOutput::Process().Flush(absl::Seconds(10)));
+    std::string err = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(err.find(absl::StrCat("did not take the listeners (", HandoverFrameName(answer), "); still serving")),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(released_.load(), 0) << "the old side let go without a TAKEN";
+  }
+  auto taking = TakeOver::Connect(path_);
+  ASSERT_TRUE(taking.ok()) << "the old side no longer serves hand-overs: " << taking.status();
+  ASSERT_TRUE((*taking)->Commit().ok());
   EXPECT_TRUE(WaitReleased(1));
 }
 
