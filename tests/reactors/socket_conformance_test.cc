@@ -370,6 +370,22 @@ INSTANTIATE_TEST_SUITE_P(Faults, SocketTest, ::testing::ValuesIn(testing::Faulty
 
 // select(2) cannot watch a descriptor >= FD_SETSIZE: the backend refuses it with an error
 // that says so (instead of corrupting memory).
+// Takes every free descriptor below `limit` (copies of stdin), so that the next one made is
+// `limit` or above; the caller closes them.
+std::vector<int> FillDescriptorsBelow(int limit) {
+  std::vector<int> fillers;
+  for (;;) {
+    int fd = ::dup(0);
+    if (fd < 0) break;
+    if (fd >= limit) {
+      ::close(fd);
+      break;
+    }
+    fillers.push_back(fd);
+  }
+  return fillers;
+}
+
 TEST(SelectLimitTest, SelectRefusesDescriptorsPastFdSetsizeWithAClearError) {
   testing::RaiseFdLimit(4096);
   int fds_before = testing::CountOpenFds();
@@ -379,16 +395,7 @@ TEST(SelectLimitTest, SelectRefusesDescriptorsPastFdSetsizeWithAClearError) {
     auto listener = Socket::Listen(*loop, SocketAddress::Loopback(0));
     ASSERT_TRUE(listener.ok());
     // Fill the descriptor table up to FD_SETSIZE so the next sockets land above it.
-    std::vector<int> fillers;
-    for (;;) {
-      int fd = ::dup(0);
-      if (fd < 0) break;
-      if (fd >= FD_SETSIZE) {
-        ::close(fd);
-        break;
-      }
-      fillers.push_back(fd);
-    }
+    std::vector<int> fillers = FillDescriptorsBelow(FD_SETSIZE);
     uint16_t port = listener->local_address()->port();
     absl::Status status;
     auto main_task = [&]() -> Task<> {
@@ -415,16 +422,7 @@ TEST(SelectLimitTest, SelectTakesTheLastDescriptorBelowFdSetsize) {
     auto listener = Socket::Listen(*loop, SocketAddress::Loopback(0));
     ASSERT_TRUE(listener.ok());
     // Fill the descriptor table below FD_SETSIZE - 1, so that the next socket lands on it.
-    std::vector<int> fillers;
-    for (;;) {
-      int fd = ::dup(0);
-      if (fd < 0) break;
-      if (fd >= FD_SETSIZE - 1) {
-        ::close(fd);
-        break;
-      }
-      fillers.push_back(fd);
-    }
+    std::vector<int> fillers = FillDescriptorsBelow(FD_SETSIZE - 1);
     uint16_t port = listener->local_address()->port();
     absl::Status status;
     int connected_fd = -1;

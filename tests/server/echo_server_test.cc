@@ -22,6 +22,7 @@
 #include "tests/server/echo_server_fixture.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
+#include "tests/testing/prefixed_lines.h"
 #include "tests/testing/process.h"
 #include "tests/testing/sanitizer.h"
 
@@ -166,13 +167,7 @@ TEST_P(EchoServerTest, ASlowReaderUnderAReplyPrefixGetsEveryLineBackPrefixed) {
   for (char& c : payload) {
     if (static_cast<unsigned char>(c) % 16 == 0) c = '\n';
   }
-  std::string expected;
-  bool at_line_start = true;
-  for (char c : payload) {
-    if (at_line_start) expected += prefix;
-    expected += c;
-    at_line_start = c == '\n';
-  }
+  const std::string expected = testing::PrefixedLines(prefix, payload);
   std::thread writer([&] {
     EXPECT_TRUE(slow.send_all(payload));
     slow.shutdown_write();
