@@ -177,21 +177,15 @@ TEST_P(DrainCloseTest, WhatAClientSendsAfterItsEndOfStreamIsDiscardedThenTheConn
 TEST_P(DrainCloseTest, BytesStillUnreadWhenTheLingerEndsMakeItAResetCountedSo) {
   Start({"--backend=" + GetParam(), "--drain_timeout=100ms", "--recv_buffers=16", "--recv_buffer_size=4096"});
   testing::BlockingClient client(port_);
-  int server_fd = -1;
-  for (int i = 0; i < 3000 && server_fd < 0; ++i) {
-    admin::ListSocketsResponse list;
-    grpc::Status s = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &list);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-    for (const admin::SocketInfo& info : list.sockets()) {
-      if (info.kind() == "connection") server_fd = info.fd();
-    }
-    if (server_fd < 0) std::this_thread::sleep_for(milliseconds(10));
-  }
-  ASSERT_GE(server_fd, 0) << "the server did not list the connection within 30 s";
-  ASSERT_EQ(testing::SetSocketOptionOf(server_->pid(), server_fd, SOL_SOCKET, SO_RCVBUF, 1 << 20), "");
   std::string payload = testing::RandomBytes(100 * 1000, 26);
   ASSERT_TRUE(client.send_all(payload));
   StatsWhen([&](const admin::Stats& s) { return s.total().bytes_in() == payload.size(); });
+  admin::ListSocketsResponse list;
+  grpc::Status listed = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &list);
+  ASSERT_TRUE(listed.ok()) << listed.error_message();
+  const admin::SocketInfo* connection = testing::FindPeer(list, testing::LocalAddress(client.fd()));
+  ASSERT_NE(connection, nullptr) << list.ShortDebugString();
+  ASSERT_EQ(testing::SetSocketOptionOf(server_->pid(), connection->fd(), SOL_SOCKET, SO_RCVBUF, 1 << 20), "");
   server_->Signal(SIGTERM);
   const auto terminated_at = std::chrono::steady_clock::now();
   Ending end = ReadToTheEnd(client.fd());

@@ -4,9 +4,7 @@
 // --high_water + --recv_buffer_size (server/connection.h), another client keeps getting exact
 // echoes meanwhile, and SIGTERM still drains. With the default flags, the README's figure:
 // 272 KiB. And a paused connection resumes reading at --low_water, not sooner.
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
 
@@ -22,6 +20,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
+#include "tests/control/admin_probes.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 
@@ -40,14 +39,6 @@ constexpr uint64_t kBound = kHighWater + kReceiveBuffer;  // EchoServerOptions::
 constexpr uint64_t kDefaultBound = 272 * 1024;           // README: "(272 KiB by default)"
 constexpr int kNeverReaders = 2;
 constexpr int kNeverReaderReceiveBuffer = 4096;
-
-// "127.0.0.1:PORT" of a client socket: the peer the server sees.
-std::string LocalAddress(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  return "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
-}
 
 // Lines of 1 to 16 bytes: about one newline in eight bytes, every one of them a prefix.
 std::string NewlineRichBlock() {
@@ -108,7 +99,7 @@ void NeverReadersFixture::ExpectQueuedAtMost(uint64_t bound, const std::string& 
     stuck.push_back(std::make_unique<testing::BlockingClient>(port_));
     stuck.back()->set_receive_buffer(kNeverReaderReceiveBuffer);
     fcntl(stuck.back()->fd(), F_SETFL, fcntl(stuck.back()->fd(), F_GETFL) | O_NONBLOCK);
-    peers.push_back(LocalAddress(stuck.back()->fd()));
+    peers.push_back(testing::LocalAddress(stuck.back()->fd()));
   }
   const std::string block = NewlineRichBlock();
   std::vector<std::thread> senders;
@@ -248,12 +239,9 @@ class ResumePointTest : public testing::AdminFixture, public ::testing::WithPara
     admin::ListSocketsResponse list;
     grpc::Status s = stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &list);
     EXPECT_TRUE(s.ok()) << s.error_message();
-    Figures f;
-    for (const admin::SocketInfo& info : list.sockets()) {
-      if (info.peer() != peer) continue;
-      f = {true, info.fd(), info.bytes_queued(), info.bytes_in(), info.in_read_set()};
-    }
-    return f;
+    const admin::SocketInfo* info = testing::FindPeer(list, peer);
+    if (info == nullptr) return {};
+    return {true, info->fd(), info->bytes_queued(), info->bytes_in(), info->in_read_set()};
   }
   // The stream's byte at `offset`: every byte read is checked against it.
   static char ByteAt(uint64_t offset) { return static_cast<char>((offset * 131 + 7) % 251); }
@@ -272,7 +260,7 @@ TEST_P(ResumePointTest, APausedConnectionResumesOnceItsQueueIsDownToLowWater) {
   ASSERT_NE(server_, nullptr);
   testing::BlockingClient client(port_);
   client.set_receive_buffer(kClientReceiveBuffer);
-  const std::string peer = LocalAddress(client.fd());
+  const std::string peer = testing::LocalAddress(client.fd());
   Figures accepted;
   for (int i = 0; i < 3000 && !accepted.listed; ++i) {
     accepted = Look(peer);

@@ -368,74 +368,60 @@ INSTANTIATE_TEST_SUITE_P(Backends, SocketTest, ::testing::ValuesIn(testing::AllB
 INSTANTIATE_TEST_SUITE_P(Faults, SocketTest, ::testing::ValuesIn(testing::FaultyBackends()),
                          testing::FaultyBackendName());
 
-// select(2) cannot watch a descriptor >= FD_SETSIZE: the backend refuses it with an error
-// that says so (instead of corrupting memory).
-// Takes every free descriptor below `limit` (copies of stdin), so that the next one made is
-// `limit` or above; the caller closes them.
-std::vector<int> FillDescriptorsBelow(int limit) {
+// A connection made on a select loop once every free descriptor below `limit` is taken (by
+// copies of stdin, closed again before it returns), so that its socket is `limit` or above: how
+// it ended, and its descriptor if it was made.
+struct SelectConnect {
+  absl::Status status;
+  int fd = -1;
+};
+SelectConnect ConnectOnSelectWithDescriptorsTakenBelow(int limit) {
+  SelectConnect result;
+  testing::RaiseFdLimit(4096);
+  auto loop = testing::NewLoop("select");
+  auto listener = loop != nullptr ? Socket::Listen(*loop, SocketAddress::Loopback(0))
+                                  : absl::StatusOr<Socket>(absl::InternalError("no select loop"));
+  if (!listener.ok()) {
+    result.status = listener.status();
+    return result;
+  }
   std::vector<int> fillers;
-  for (;;) {
-    int fd = ::dup(0);
-    if (fd < 0) break;
+  for (int fd; (fd = ::dup(0)) >= 0;) {
     if (fd >= limit) {
       ::close(fd);
       break;
     }
     fillers.push_back(fd);
   }
-  return fillers;
+  uint16_t port = listener->local_address()->port();
+  auto main_task = [&]() -> Task<> {
+    absl::StatusOr<Socket> c = co_await ConnectTo(*loop, SocketAddress::Loopback(port));
+    result.status = c.status();
+    if (c.ok()) result.fd = c->fd();
+  };
+  run_until_complete(*loop, main_task());
+  for (int fd : fillers) ::close(fd);
+  return result;
 }
 
+// select(2) cannot watch a descriptor >= FD_SETSIZE: the backend refuses it with an error
+// that says so (instead of corrupting memory).
 TEST(SelectLimitTest, SelectRefusesDescriptorsPastFdSetsizeWithAClearError) {
-  testing::RaiseFdLimit(4096);
   int fds_before = testing::CountOpenFds();
-  {
-    auto loop = testing::NewLoop("select");
-    ASSERT_NE(loop, nullptr);
-    auto listener = Socket::Listen(*loop, SocketAddress::Loopback(0));
-    ASSERT_TRUE(listener.ok());
-    // Fill the descriptor table up to FD_SETSIZE so the next sockets land above it.
-    std::vector<int> fillers = FillDescriptorsBelow(FD_SETSIZE);
-    uint16_t port = listener->local_address()->port();
-    absl::Status status;
-    auto main_task = [&]() -> Task<> {
-      absl::StatusOr<Socket> c = co_await ConnectTo(*loop, SocketAddress::Loopback(port));
-      status = c.status();
-    };
-    run_until_complete(*loop, main_task());
-    for (int fd : fillers) ::close(fd);
-    ASSERT_FALSE(status.ok());
-    EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
-    EXPECT_NE(status.message().find("FD_SETSIZE"), absl::string_view::npos) << status;
-    EXPECT_NE(status.message().find("use --backend=poll, epoll or io_uring"), absl::string_view::npos) << status;
-  }
+  absl::Status status = ConnectOnSelectWithDescriptorsTakenBelow(FD_SETSIZE).status;
+  ASSERT_FALSE(status.ok());
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_NE(status.message().find("FD_SETSIZE"), absl::string_view::npos) << status;
+  EXPECT_NE(status.message().find("use --backend=poll, epoll or io_uring"), absl::string_view::npos) << status;
   EXPECT_EQ(testing::CountOpenFds(), fds_before);
 }
 
 // And takes the last descriptor below it: a connection on FD_SETSIZE - 1 is served.
 TEST(SelectLimitTest, SelectTakesTheLastDescriptorBelowFdSetsize) {
-  testing::RaiseFdLimit(4096);
   int fds_before = testing::CountOpenFds();
-  {
-    auto loop = testing::NewLoop("select");
-    ASSERT_NE(loop, nullptr);
-    auto listener = Socket::Listen(*loop, SocketAddress::Loopback(0));
-    ASSERT_TRUE(listener.ok());
-    // Fill the descriptor table below FD_SETSIZE - 1, so that the next socket lands on it.
-    std::vector<int> fillers = FillDescriptorsBelow(FD_SETSIZE - 1);
-    uint16_t port = listener->local_address()->port();
-    absl::Status status;
-    int connected_fd = -1;
-    auto main_task = [&]() -> Task<> {
-      absl::StatusOr<Socket> c = co_await ConnectTo(*loop, SocketAddress::Loopback(port));
-      status = c.status();
-      if (c.ok()) connected_fd = c->fd();
-    };
-    run_until_complete(*loop, main_task());
-    for (int fd : fillers) ::close(fd);
-    EXPECT_TRUE(status.ok()) << status;
-    EXPECT_EQ(connected_fd, FD_SETSIZE - 1) << "the connection's descriptor";
-  }
+  SelectConnect connected = ConnectOnSelectWithDescriptorsTakenBelow(FD_SETSIZE - 1);
+  EXPECT_TRUE(connected.status.ok()) << connected.status;
+  EXPECT_EQ(connected.fd, FD_SETSIZE - 1) << "the connection's descriptor";
   EXPECT_EQ(testing::CountOpenFds(), fds_before);
 }
 
