@@ -11,6 +11,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/bench/bench_report.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/process.h"
 
@@ -18,17 +19,12 @@ namespace brrr {
 namespace {
 
 using std::chrono::seconds;
+using testing::BenchBinary;
+using testing::JsonNumber;
 using testing::Process;
 
-std::string Bench() { return testing::Runfile("bench/brrr-bench"); }
 std::string Echo() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
 
-// A number from the JSON line, e.g. JsonNumber(out, "clean_closes"); -1 if it is not there.
-double JsonNumber(const std::string& out, const std::string& field) {
-  std::smatch m;
-  if (!std::regex_search(out, m, std::regex("\"" + field + "\":([0-9.]+)"))) return -1;
-  return std::stod(m[1]);
-}
 
 // What a brrr-echo's summary line says it received: bytes in plus bytes discarded; -1 if the
 // line is not there.
@@ -51,8 +47,9 @@ TEST_P(BrrrBenchReconnectTest, ALoadOutlivesARestartOnTheSamePortAndEveryMessage
   ASSERT_NE(port, 0) << old_server.err();
   constexpr int kConnections = 4;
   // Ends when the test says (SIGINT), not at --duration.
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--reconnect", "--connections=" + std::to_string(kConnections),
-                          "--size=1000", "--depth=8", "--duration=10m"});
+  Process bench(BenchBinary(),
+                {"--port=" + std::to_string(port), "--reconnect", "--connections=" + std::to_string(kConnections),
+                 "--size=1000", "--depth=8", "--duration=10m"});
   ASSERT_TRUE(bench.WaitForError(std::to_string(kConnections) + " connected")) << bench.err();
 
   Process new_server(Echo(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--share_port"});
@@ -101,7 +98,7 @@ TEST(BrrrBenchReconnectFlagTest, WithoutItACleanCloseLosesTheConnection) {
   Process server(Echo(), {"--port=0", "--drain_timeout=300ms"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0) << server.err();
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=2", "--depth=4", "--duration=10m"});
+  Process bench(BenchBinary(), {"--port=" + std::to_string(port), "--connections=2", "--depth=4", "--duration=10m"});
   ASSERT_TRUE(bench.WaitForError("2 connected")) << bench.err();
   server.Signal(SIGTERM);
   std::optional<int> code = bench.Wait(seconds(60));
@@ -118,8 +115,8 @@ TEST(BrrrBenchReconnectFlagTest, AServerThatDoesNotComeBackFailsTheRun) {
   Process server(Echo(), {"--port=0", "--drain_timeout=300ms"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0) << server.err();
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--reconnect", "--connections=2", "--depth=4",
-                          "--duration=10m"});
+  Process bench(BenchBinary(),
+                {"--port=" + std::to_string(port), "--reconnect", "--connections=2", "--depth=4", "--duration=10m"});
   ASSERT_TRUE(bench.WaitForError("2 connected")) << bench.err();
   server.Signal(SIGTERM);
   std::optional<int> server_code = server.Wait(seconds(30));

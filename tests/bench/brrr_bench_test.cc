@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/bench/bench_report.h"
 #include "tests/testing/process.h"
 #include "tests/testing/skips.h"
 
@@ -16,17 +17,11 @@ namespace brrr {
 namespace {
 
 using std::chrono::seconds;
+using testing::BenchBinary;
+using testing::JsonNumber;
 using testing::Process;
 
-std::string Bench() { return testing::Runfile("bench/brrr-bench"); }
 std::string Echo() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
-
-// A number from the JSON line, e.g. JsonNumber(out, "messages").
-double JsonNumber(const std::string& out, const std::string& field) {
-  std::smatch m;
-  if (!std::regex_search(out, m, std::regex("\"" + field + "\":([0-9.]+)"))) return -1;
-  return std::stod(m[1]);
-}
 
 // SIGTERM stops brrr-echo, which exits 0.
 void ExpectCleanStop(Process& server) {
@@ -40,8 +35,8 @@ TEST(BrrrBenchTest, MeasuresAndVerifiesAnEchoServer) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=8", "--size=1000", "--depth=4",
-                          "--duration=1s"});
+  Process bench(BenchBinary(),
+                {"--port=" + std::to_string(port), "--connections=8", "--size=1000", "--depth=4", "--duration=1s"});
   std::optional<int> code = bench.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << bench.out() << bench.err();
@@ -75,8 +70,8 @@ TEST(BrrrBenchTest, SigtermEndsARunEarlyWithItsReport) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=3", "--size=1000", "--depth=4",
-                          "--duration=10m"});
+  Process bench(BenchBinary(),
+                {"--port=" + std::to_string(port), "--connections=3", "--size=1000", "--depth=4", "--duration=10m"});
   ASSERT_TRUE(bench.WaitForError("3 connected")) << bench.err();
   bench.Signal(SIGTERM);
   std::optional<int> code = bench.Wait(seconds(60));
@@ -96,7 +91,7 @@ TEST(BrrrBenchTest, SigtermEndsABusyPollingRunWithBytesSent) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=2", "--duration=10m"});
+  Process bench(BenchBinary(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=2", "--duration=10m"});
   ASSERT_TRUE(bench.WaitForError("2 connected")) << bench.err();
   bench.Signal(SIGTERM);
   std::optional<int> code = bench.Wait(seconds(60));
@@ -114,7 +109,8 @@ TEST(BrrrBenchTest, AServerThatChangesTheBytesFailsTheRun) {
   Process server(Echo(), {"--port=0", "--reply_prefix=X"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=2", "--duration=1s", "--progress=false"});
+  Process bench(BenchBinary(),
+                {"--port=" + std::to_string(port), "--connections=2", "--duration=1s", "--progress=false"});
   std::optional<int> code = bench.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 1);
@@ -135,7 +131,7 @@ std::string ExpectSpinningRunIsExact(const std::string& engine, int connections,
   EXPECT_NE(port, 0);
   args.insert(args.end(), {"--port=" + std::to_string(port), engine, "--connections=" + std::to_string(connections),
                            "--size=" + std::to_string(size)});
-  Process bench(Bench(), args);
+  Process bench(BenchBinary(), args);
   std::optional<int> code = bench.Wait(seconds(60));
   if (refused != nullptr && code == 3 && bench.err().find("needs io_uring") != std::string::npos) {
     *refused = bench.err();
@@ -177,8 +173,8 @@ void ExpectSpinningRunFailsWhenTheBytesChange(const std::string& engine, const s
   Process server(Echo(), {"--port=0", "--reply_prefix=X"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), engine, "--connections=2", "--duration=1s",
-                          "--progress=false"});
+  Process bench(BenchBinary(),
+                {"--port=" + std::to_string(port), engine, "--connections=2", "--duration=1s", "--progress=false"});
   std::optional<int> code = bench.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   if (engine == "--busy_ring" && *code == 3 && bench.err().find("needs io_uring") != std::string::npos) {
@@ -237,8 +233,8 @@ TEST(BrrrBenchTest, ReportsTheServersCpuTimePerMessage) {
   ASSERT_NE(port, 0);
   Process idle("/bin/sleep", {"60"});
   auto run = [port](pid_t pid) {
-    Process bench(Bench(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=8", "--duration=1s",
-                            "--warmup=200ms", "--progress=false", "--server_pid=" + std::to_string(pid)});
+    Process bench(BenchBinary(), {"--port=" + std::to_string(port), "--busy_poll", "--connections=8", "--duration=1s",
+                                  "--warmup=200ms", "--progress=false", "--server_pid=" + std::to_string(pid)});
     std::optional<int> code = bench.Wait(seconds(60));
     EXPECT_TRUE(code.has_value() && *code == 0) << bench.out() << bench.err();
     return bench.out();
@@ -263,7 +259,8 @@ TEST(BrrrBenchTest, ALostConnectionFailsTheRun) {
   uint16_t port = server->ListeningPort();
   ASSERT_NE(port, 0);
   int fds_before = server->OpenFds();
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=4", "--duration=60s", "--progress=false"});
+  Process bench(BenchBinary(),
+                {"--port=" + std::to_string(port), "--connections=4", "--duration=60s", "--progress=false"});
   // Killed once the four connections are open on its side (bounded: 30 s), whatever the load.
   TimePoint give_up = Clock::now() + seconds(30);
   while (server->OpenFds() < fds_before + 4 && Clock::now() < give_up) {
@@ -279,40 +276,40 @@ TEST(BrrrBenchTest, ALostConnectionFailsTheRun) {
 }
 
 TEST(BrrrBenchTest, BadOptionsAreRefused) {
-  Process bench(Bench(), {"--connections=0"});
+  Process bench(BenchBinary(), {"--connections=0"});
   std::optional<int> code = bench.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(bench.err().find("--connections must be from 1 to 1000000"), std::string::npos) << bench.err();
-  Process busy(Bench(), {"--busy_poll", "--rate=100"});
+  Process busy(BenchBinary(), {"--busy_poll", "--rate=100"});
   code = busy.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(busy.err().find("--busy_poll never waits"), std::string::npos) << busy.err();
-  Process ring(Bench(), {"--busy_ring", "--reconnect"});
+  Process ring(BenchBinary(), {"--busy_ring", "--reconnect"});
   code = ring.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(ring.err().find("--busy_ring never waits"), std::string::npos) << ring.err();
-  Process both(Bench(), {"--busy_ring", "--busy_poll"});
+  Process both(BenchBinary(), {"--busy_ring", "--busy_poll"});
   code = both.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(both.err().find("--busy_poll and --busy_ring are two load engines: pick one"), std::string::npos)
       << both.err();
   // A value after a boolean flag is a word of its own: refused, not ignored.
-  Process word(Bench(), {"--port=5000", "--busy_poll", "true"});
+  Process word(BenchBinary(), {"--port=5000", "--busy_poll", "true"});
   code = word.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(word.err().find("brrr-bench: unexpected argument \"true\""), std::string::npos) << word.err();
-  Process dir(Bench(), {"--port=5000", "--plugin_dir=/nonexistent/brrr"});
+  Process dir(BenchBinary(), {"--port=5000", "--plugin_dir=/nonexistent/brrr"});
   code = dir.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
   EXPECT_NE(dir.err().find("--plugin_dir: /nonexistent/brrr: No such file or directory"), std::string::npos)
       << dir.err();
-  Process no_server(Bench(), {"--server_pid=2147483647"});
+  Process no_server(BenchBinary(), {"--server_pid=2147483647"});
   code = no_server.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
@@ -325,7 +322,7 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
            {"--rate=nan", "--rate must be a number of messages per second"},
            {"--duration=inf", "--duration must be above 0 and at most 30 days"},
            {"--warmup=inf", "--warmup must be from 0 to 30 days"}}) {
-    Process refused(Bench(), {"--port=5000", arg});
+    Process refused(BenchBinary(), {"--port=5000", arg});
     code = refused.Wait(seconds(30));
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 2) << arg << ": " << refused.out();
@@ -335,7 +332,7 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   for (const auto& [arg, says] : std::vector<std::pair<std::string, std::string>>{
            {"--connections=abc", "Illegal value 'abc' specified for flag 'connections'"},
            {"--no_such_flag", "Unknown command line flag 'no_such_flag'"}}) {
-    Process refused(Bench(), {arg});
+    Process refused(BenchBinary(), {arg});
     code = refused.Wait(seconds(30));
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 2) << arg;
@@ -344,11 +341,11 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
 }
 
 TEST(BrrrBenchTest, HelpExitsZero) {
-  Process help(Bench(), {"--help"});
+  Process help(BenchBinary(), {"--help"});
   EXPECT_EQ(help.Wait(seconds(30)), 0) << help.err();
   EXPECT_NE((help.out() + help.err()).find("--connections"), std::string::npos) << help.out();
   // --version says the program and brrr's version (it said the build type, and exited 2).
-  Process version(Bench(), {"--version"});
+  Process version(BenchBinary(), {"--version"});
   EXPECT_EQ(version.Wait(seconds(30)), 0) << version.err();
   EXPECT_EQ(version.out(), "brrr-bench 0.1.0\n") << version.err();
 }
@@ -360,7 +357,7 @@ TEST(BrrrBenchTest, APacedRunEndsAtItsDuration) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=2", "--rate=0.5", "--duration=1s"});
+  Process bench(BenchBinary(), {"--port=" + std::to_string(port), "--connections=2", "--rate=0.5", "--duration=1s"});
   std::optional<int> code = bench.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << bench.out() << bench.err();
@@ -375,7 +372,7 @@ TEST(BrrrBenchTest, OnlyEchoesWithinTheMeasuredPeriodCount) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
   ASSERT_NE(port, 0);
-  Process bench(Bench(), {"--port=" + std::to_string(port), "--connections=1", "--duration=1ns"});
+  Process bench(BenchBinary(), {"--port=" + std::to_string(port), "--connections=1", "--duration=1ns"});
   std::optional<int> code = bench.Wait(seconds(60));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0) << bench.out() << bench.err();

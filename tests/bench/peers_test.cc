@@ -14,12 +14,12 @@
 #include <cctype>
 #include <memory>
 #include <optional>
-#include <regex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/bench/bench_report.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -27,18 +27,13 @@ namespace brrr {
 namespace {
 
 using std::chrono::seconds;
+using testing::BenchBinary;
 using testing::BlockingClient;
+using testing::JsonNumber;
 using testing::Process;
 using testing::ProcessOptions;
 
-std::string Bench() { return testing::Runfile("bench/brrr-bench"); }
 
-// A number from brrr-bench's JSON line; -1 if it is not there.
-double JsonNumber(const std::string& out, const std::string& field) {
-  std::smatch m;
-  if (!std::regex_search(out, m, std::regex("\"" + field + "\":([0-9.]+)"))) return -1;
-  return std::stod(m[1]);
-}
 
 // Room for 1,000 connections on each side.
 ProcessOptions ManyFds() {
@@ -77,7 +72,7 @@ class PeerTest : public ::testing::TestWithParam<std::string> {
   void ExpectEveryByteBack(const std::vector<std::string>& load) {
     std::vector<std::string> args = {"--port=" + std::to_string(port_), "--duration=1s", "--progress=false"};
     args.insert(args.end(), load.begin(), load.end());
-    Process bench(Bench(), args, ManyFds());
+    Process bench(BenchBinary(), args, ManyFds());
     std::optional<int> code = bench.Wait(seconds(120));
     ASSERT_TRUE(code.has_value()) << load[0];
     EXPECT_EQ(*code, 0) << load[0] << " " << load[1] << " " << load[2] << ": " << bench.out() << bench.err();

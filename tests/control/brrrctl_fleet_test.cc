@@ -9,7 +9,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -19,10 +18,10 @@
 #include <vector>
 
 #include "brrr/admin/v1/admin.pb.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "runtime/loop_stats.h"
 #include "server/server_stats.h"
+#include "tests/control/brrrctl_run.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -32,36 +31,12 @@ namespace {
 namespace admin = brrr::admin::v1;
 using google::protobuf::FieldDescriptor;
 using std::chrono::seconds;
-
-struct CtlRun {
-  int code = -1000;  // -1000: still running after 60 s
-  std::string out;
-  std::string err;
-};
-
-std::ostream& operator<<(std::ostream& os, const CtlRun& r) {
-  return os << "exit " << r.code << "\nstdout:\n" << r.out << "\nstderr:\n" << r.err;
-}
-
-CtlRun Brrrctl(const std::vector<std::string>& args) {
-  testing::Process process(testing::Runfile("control/brrrctl/brrrctl"), args);
-  std::optional<int> code = process.Wait(seconds(60));
-  return {code.value_or(-1000), process.out(), process.err()};
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> lines;
-  size_t start = 0;
-  while (start < text.size()) {
-    size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    lines.push_back(text.substr(start, end - start));
-    start = end + 1;
-  }
-  return lines;
-}
-
-bool Contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using testing::Brrrctl;
+using testing::Contains;
+using testing::CtlRun;
+using testing::FromJson;
+using testing::Lines;
+using testing::WriteFile;
 
 // Whether one line of `text` starts with `prefix` and contains `part`.
 bool SomeLineHasBoth(const std::string& text, const std::string& prefix, const std::string& part) {
@@ -75,14 +50,6 @@ size_t Count(const std::string& text, const std::string& part) {
   size_t n = 0;
   for (size_t at = text.find(part); at != std::string::npos; at = text.find(part, at + 1)) ++n;
   return n;
-}
-
-template <typename Message>
-Message FromJson(const std::string& json) {
-  Message message;
-  auto status = google::protobuf::util::JsonStringToMessage(json, &message);
-  EXPECT_TRUE(status.ok()) << status.ToString() << "\n" << json;
-  return message;
 }
 
 // {"target":"T","result":{...}} -> T and the result's JSON; empty target if the line is not one.
@@ -100,12 +67,6 @@ std::string TotalStatsJson(const std::string& line) {
   size_t to = line.find(",\"left_out\":");
   if (from == std::string::npos || to == std::string::npos) return "";
   return line.substr(from + 8, to - from - 8);
-}
-
-std::string WriteFile(const std::string& name, const std::string& content) {
-  std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/" + name;
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << content;
-  return path;
 }
 
 std::string FieldName(const FigureInfo& f) {
