@@ -29,6 +29,7 @@
 #include "control/brrrctl/output.h"
 #include "control/brrrctl/targets.h"
 #include "runtime/standard_descriptors.h"
+#include "runtime/version.h"
 
 namespace brrr::control {
 namespace {
@@ -63,7 +64,8 @@ int Finish(const Outcome& outcome, const Command* command) {
   return static_cast<int>(outcome.code);
 }
 
-int PrintHelp(const std::string& text) {
+// `text` on stdout; exit code 0.
+int PrintOut(const std::string& text) {
   WriteOut(stdout, text);
   return 0;
 }
@@ -71,10 +73,10 @@ int PrintHelp(const std::string& text) {
 // `help` and `help COMMAND`.
 int RunHelp(const std::vector<std::string>& topics) {
   // `help help`: help is a command the general help lists, so it has that help.
-  if (topics.empty() || topics[0] == "help") return PrintHelp(GeneralHelp());
+  if (topics.empty() || topics[0] == "help") return PrintOut(GeneralHelp());
   const Command* command = FindCommand(topics[0]);
   if (command == nullptr) return Finish(Outcome::Usage(absl::StrCat("help ", topics[0], ": no such command")), nullptr);
-  return PrintHelp(CommandHelp(*command));
+  return PrintOut(CommandHelp(*command));
 }
 
 // The targets of --target or --targets_file, checked.
@@ -95,8 +97,10 @@ std::string CommandNames() {
 int Run(int argc, char** argv, Interrupts& interrupts) {
   absl::StatusOr<CommandLine> line = CommandLine::Parse(argc, argv, KnownFlags(), ExpectedOnLine);
   if (!line.ok()) return Finish(Outcome::Usage(std::string(line.status().message())), nullptr);
+  // --version answers alone, wherever it stands, unless help is asked for too.
+  if (line->version && !line->help) return PrintOut(absl::StrCat("brrrctl ", kVersion, "\n"));
   if (line->args.empty()) {
-    if (line->help) return PrintHelp(GeneralHelp());
+    if (line->help) return PrintOut(GeneralHelp());
     return Finish(Outcome::Usage(absl::StrCat("no command given; commands: ", CommandNames())), nullptr);
   }
   const std::string& name = line->args[0];
@@ -106,7 +110,7 @@ int Run(int argc, char** argv, Interrupts& interrupts) {
   if (command == nullptr) {
     return Finish(Outcome::Usage(absl::StrCat("unknown command \"", name, "\"; commands: ", CommandNames())), nullptr);
   }
-  if (line->help) return PrintHelp(CommandHelp(*command));
+  if (line->help) return PrintOut(CommandHelp(*command));
   for (const std::string& flag : line->flags) {
     if (!IsGlobalFlag(flag) && !command->takes(flag)) {
       return Finish(Outcome::Usage(absl::StrCat("--", flag, " does not apply to ", command->name)), command);

@@ -66,7 +66,8 @@ std::string GeneralHelp() {
       "\n"
       "Usage: brrrctl [--target=HOST:PORT[,...] | --targets_file=PATH] [--token_file=PATH] [--json] [--timeout=5s]\n"
       "               COMMAND [ARGS] [FLAGS]\n"
-      "Flags may come before or after the command; `--` ends the flags.\n"
+      "Flags may come before or after the command; `--` ends the flags. brrrctl --version prints\n"
+      "brrrctl's own version (a server's: brrrctl info).\n"
       "\n"
       "Commands (* can change the server):\n",
       commands.Render(),

@@ -81,6 +81,10 @@ absl::StatusOr<CommandLine> CommandLine::Parse(int argc, const char* const* argv
       line.help = true;
       continue;
     }
+    if (name == "version") {
+      line.version = true;
+      continue;
+    }
     absl::CommandLineFlag* flag = FindKnownFlag(name, known);
     if (flag == nullptr && !has_value && absl::StartsWith(name, "no")) {
       absl::CommandLineFlag* negated = FindKnownFlag(name.substr(2), known);

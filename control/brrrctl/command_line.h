@@ -8,7 +8,7 @@
 //
 // Flags may come before, between or after positional arguments; "--" ends the flags. Forms:
 // --name=value, --name value (not for bools), --bool, --nobool, and the same with one dash.
-// --help and -h set `help`.
+// --help and -h set `help`; --version sets `version`.
 //
 // Why not absl::ParseCommandLine: it takes flags anywhere too, but on an unknown flag or a bad
 // value it prints its own message and exits with status 1, and its --help exits 1; brrrctl
@@ -36,6 +36,8 @@ struct CommandLine {
   std::set<std::string, std::less<>> flags;
   // --help or -h was given.
   bool help = false;
+  // --version was given.
+  bool version = false;
 
   bool given(absl::string_view flag) const { return flags.find(flag) != flags.end(); }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/version.h"
 #include "tests/control/brrrctl_run.h"
 #include "tests/testing/net.h"
 
@@ -117,6 +118,27 @@ TEST(BrrrctlUsageTest, HelpExitsZeroAndStatesTheContract) {
   CtlRun help_of_help = Brrrctl({"help", "help"});  // help is a command the general help lists
   EXPECT_EQ(help_of_help.code, 0) << help_of_help;
   EXPECT_EQ(help_of_help.out, general.out) << help_of_help;
+}
+
+TEST(BrrrctlUsageTest, VersionPrintsBrrrctlsOwnVersionAndExitsZero) {
+  // Alone, and beside a command: nothing is called (no server listens on this target).
+  const std::string free_target = "--target=127.0.0.1:" + std::to_string(testing::PickFreePort());
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--version"}, std::vector<std::string>{free_target, "stats", "--version"}}) {
+    CtlRun r = Brrrctl(args);
+    EXPECT_EQ(r.code, 0) << r;
+    EXPECT_EQ(r.out, std::string("brrrctl ") + kVersion + "\n") << r;
+    EXPECT_EQ(r.err, "") << r;
+  }
+  // A bad flag beside it is still a usage error, and help wins over it.
+  CtlRun bad = Brrrctl({"--version", "--bogus"});
+  EXPECT_EQ(bad.code, 2) << bad;
+  EXPECT_TRUE(Contains(bad.err, "unknown flag --bogus")) << bad;
+  EXPECT_EQ(bad.out, "") << bad;
+  CtlRun help = Brrrctl({"--version", "--help"});
+  EXPECT_EQ(help.code, 0) << help;
+  EXPECT_TRUE(Contains(help.out, "Usage: brrrctl")) << help;
+  EXPECT_TRUE(Contains(help.out, "brrrctl --version")) << help;
 }
 
 TEST(BrrrctlUsageTest, UnreachableTargetExitsThreeAtOnce) {

@@ -65,6 +65,17 @@ TEST_F(CommandLineTest, NoBoolAndDoubleDashAndHelp) {
   ASSERT_TRUE(Parse({"--help"})->help);
 }
 
+TEST_F(CommandLineTest, VersionIsAskedForAnywhereAndIsNotAnArgument) {
+  absl::StatusOr<CommandLine> line = Parse({"stats", "--version", "--cl_test_count=3"});
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_TRUE(line->version);
+  EXPECT_FALSE(line->help);
+  EXPECT_EQ(line->args, (std::vector<std::string>{"stats"}));
+  EXPECT_EQ(absl::GetFlag(FLAGS_cl_test_count), 3u);
+  EXPECT_FALSE(Parse({"stats"})->version);
+  EXPECT_FALSE(Parse({"--", "--version"})->version);  // after "--", an argument
+}
+
 TEST_F(CommandLineTest, UsageErrorsSayWhatIsWrong) {
   auto message = [](std::vector<std::string> args) {
     absl::StatusOr<CommandLine> line = Parse(std::move(args));
