@@ -174,6 +174,34 @@ struct SideListenerFlags {
   }
 };
 
+// A listener's flags, named for the messages: --port and --host, or a side listener's.
+struct ListenerFlags {
+  std::string port_flag;  // "--port", "--admin_port"
+  std::string host;
+  int32_t port;
+};
+
+// Whether two of the listeners ask for the same port on the same address (a mistake the bind
+// would report only as "the port is in use", as if another program held it); if so, stderr
+// says which.
+bool TwoListenersShareAPort(const std::vector<ListenerFlags>& listeners) {
+  for (size_t i = 0; i < listeners.size(); ++i) {
+    for (size_t j = i + 1; j < listeners.size(); ++j) {
+      const ListenerFlags& a = listeners[i];
+      const ListenerFlags& b = listeners[j];
+      if (a.port == 0 || a.port != b.port) continue;
+      absl::StatusOr<brrr::SocketAddress> at_a = brrr::SocketAddress::Parse(a.host, 0);
+      absl::StatusOr<brrr::SocketAddress> at_b = brrr::SocketAddress::Parse(b.host, 0);
+      if (!at_a.ok() || !at_b.ok() || at_a->host() != at_b->host()) continue;
+      brrr::PrintToStderr(
+          "brrr-echo: %s=%d: %s is %d on the same address (%s); each listener needs a port of its own\n",
+          b.port_flag.c_str(), b.port, a.port_flag.c_str(), a.port, at_a->host().c_str());
+      return true;
+    }
+  }
+  return false;
+}
+
 int ListBackends() {
   brrr::PluginLoader loader = brrr::PluginLoader::Default(absl::GetFlag(FLAGS_plugin_dir));
   std::vector<brrr::BackendProbe> probes = loader.Probe();
@@ -319,6 +347,11 @@ int main(int argc, char** argv) {
   uint32_t metrics_connections = absl::GetFlag(FLAGS_metrics_max_connections);
   if (metrics_connections < 1 || metrics_connections > 1000) {
     brrr::PrintToStderr("brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
+    return 2;
+  }
+  if (TwoListenersShareAPort({{"--port", absl::GetFlag(FLAGS_host), port},
+                              {"--admin_port", admin_flags.host, admin_port},
+                              {"--metrics_port", metrics_flags.host, metrics_port}})) {
     return 2;
   }
   if (absl::Status upgrade_flags = brrr::Upgrade::CheckFlags(); !upgrade_flags.ok()) {

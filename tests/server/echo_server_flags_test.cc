@@ -112,6 +112,40 @@ TEST(EchoServerFlagsTest, AnAddressInUseIsReported) {
   EXPECT_NE(p.err().find("Address already in use"), std::string::npos) << p.err();
 }
 
+// Two of the server's listeners on one port and address is a usage error that names both flags,
+// not a bind failure that reads as if another program held the port; on two addresses it is not.
+TEST(EchoServerFlagsTest, TwoListenersOnOnePortAreRefusedUnlessTheirAddressesDiffer) {
+  const std::string port = std::to_string(testing::PickFreePort());
+  const std::string own_port = "each listener needs a port of its own";
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {{"--port=" + port, "--admin_port=" + port},
+       "brrr-echo: --admin_port=" + port + ": --port is " + port + " on the same address (127.0.0.1); " + own_port},
+      {{"--port=0", "--admin_port=" + port, "--metrics_port=" + port},
+       "brrr-echo: --metrics_port=" + port + ": --admin_port is " + port + " on the same address (127.0.0.1); " +
+           own_port},
+      {{"--host=::1", "--port=" + port, "--metrics_host=::1", "--metrics_port=" + port},
+       "brrr-echo: --metrics_port=" + port + ": --port is " + port + " on the same address (::1); " + own_port},
+  };
+  for (const Case& c : cases) {
+    Process p(EchoBinary(), c.args);
+    std::optional<int> code = p.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 2) << c.args[1] << ": " << p.err();
+    EXPECT_NE(p.err().find(c.message), std::string::npos) << p.err();
+    EXPECT_EQ(p.out(), "") << p.out();
+  }
+  Process apart(EchoBinary(), {"--port=" + port, "--admin_host=127.0.0.2", "--admin_port=" + port});
+  EXPECT_EQ(apart.ListeningPort(), std::stoi(port)) << apart.err();
+  apart.Signal(SIGTERM);
+  std::optional<int> code = apart.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << apart.err();
+}
+
 // A descriptor limit that leaves nothing for echo connections once the planes' reserve is kept
 // free stops the start (exit 3), naming the limit and the flags that make the reserve. 40
 // descriptors: the reserve and those open at the start need more.
