@@ -24,6 +24,7 @@
 #include "runtime/clock.h"
 #include "tests/server/echo_server_fixture.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/drain_traffic.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 #include "tests/testing/sanitizer.h"
@@ -40,22 +41,10 @@ TEST_P(EchoServerTest, SigtermWithDataInFlightLosesNoByte) {
   auto server = Start({"--drain_timeout=20s"});
   BlockingClient c(port_);
   std::string payload = testing::RandomBytes(4 << 20, 8);
-  // The connection is accepted before the signal (its first bytes come back), so what is
-  // checked is the drain serving an open connection, not the accept of a queued one
+  // The connection is accepted before the signal (the helper has its first bytes come back), so
+  // what is checked is the drain serving an open connection, not the accept of a queued one
   // (drain_grace_test), and 2 MiB fit in the kernel's buffers of a connection nobody has accepted.
-  std::string echoed;
-  EXPECT_TRUE(c.send_all(payload.substr(0, 1000)));
-  echoed = c.recv_exact(1000);
-  EXPECT_EQ(echoed, payload.substr(0, 1000));
-  std::thread reader([&] { echoed += c.recv_until_eof(); });
-  size_t half = payload.size() / 2;
-  EXPECT_TRUE(c.send_all(payload.substr(1000, half - 1000)));
-  server->Signal(SIGTERM);
-  EXPECT_TRUE(server->WaitForOutput("draining"));
-  // The open connection keeps being served while the server drains.
-  EXPECT_TRUE(c.send_all(payload.substr(half)));
-  c.shutdown_write();
-  reader.join();
+  std::string echoed = testing::EchoAcrossASigterm(*server, c, payload);
   EXPECT_EQ(echoed.size(), payload.size());
   EXPECT_TRUE(echoed == payload);
   std::optional<int> code = server->Wait(seconds(30));

@@ -6,9 +6,7 @@
 #include <signal.h>
 #include <sys/socket.h>
 
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <memory>
 #include <regex>
 #include <string>
@@ -17,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/drain_traffic.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 
@@ -152,21 +151,9 @@ TEST_P(FaultEchoTest, SigtermWithDataInFlightLosesNoByte) {
   auto server = Start({"--loops=2", "--drain_timeout=60s"});
   BlockingClient c(port_, false, 60000);
   std::string payload = testing::RandomBytes(4 << 20, 14);
-  // The connection is accepted before the signal (its first bytes come back): one still in the
-  // kernel's backlog when the drain starts is not the server's (its listeners close), and 2 MiB
-  // fit in the kernel's buffers of a connection nobody has accepted.
-  std::string echoed;
-  EXPECT_TRUE(c.send_all(payload.substr(0, 1000)));
-  echoed = c.recv_exact(1000);
-  EXPECT_EQ(echoed, payload.substr(0, 1000));
-  std::thread reader([&] { echoed += c.recv_until_eof(); });
-  size_t half = payload.size() / 2;
-  EXPECT_TRUE(c.send_all(payload.substr(1000, half - 1000)));
-  server->Signal(SIGTERM);
-  EXPECT_TRUE(server->WaitForOutput("draining"));
-  EXPECT_TRUE(c.send_all(payload.substr(half))) << std::strerror(errno);
-  c.shutdown_write();
-  reader.join();
+  // 2 MiB fit in the kernel's buffers of a connection nobody has accepted: the helper has the
+  // connection accepted before the signal.
+  std::string echoed = testing::EchoAcrossASigterm(*server, c, payload);
   EXPECT_EQ(echoed.size(), payload.size());
   EXPECT_TRUE(echoed == payload);
   std::optional<int> code = server->Wait(seconds(60));
