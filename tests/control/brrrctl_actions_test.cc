@@ -167,6 +167,30 @@ TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
   EXPECT_EQ(client.recv_until_eof(), "");  // the server closed it
 }
 
+// --set names the set the server filters by: an idle client (in the read set only) is listed by
+// all and read, and by neither write nor neither.
+TEST_F(BrrrctlTest, SocketsSetListsAClientOnlyUnderTheSetsItIsIn) {
+  Start();
+  testing::BlockingClient client(port_, false, 10000);
+  ASSERT_TRUE(client.send_all("hello"));
+  ASSERT_EQ(client.recv_exact(5), "hello");
+  const std::string peer = "127.0.0.1:" + std::to_string(LocalPort(client.fd()));
+  auto listed = [&](const std::string& set) {
+    CtlRun r = Ctl({"sockets", "--set=" + set, "--json"});
+    EXPECT_EQ(r.code, 0) << r;
+    if (r.code != 0) return false;
+    admin::ListSocketsResponse response = FromJson<admin::ListSocketsResponse>(Lines(r.out).at(0));
+    for (const admin::SocketInfo& s : response.sockets()) {
+      if (s.peer() == peer) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(listed("all"));
+  EXPECT_TRUE(listed("read"));
+  EXPECT_FALSE(listed("write"));
+  EXPECT_FALSE(listed("neither"));
+}
+
 // An action on a blocked loop, with brrrctl's default deadline (5 s, as long as the server's
 // wait for a loop): the server answers before the deadline, so brrrctl shows which task holds
 // the loop, not a bare DEADLINE_EXCEEDED.

@@ -65,6 +65,17 @@ TEST(WholeMillisecondsTest, TakesWholeMillisecondsOnly) {
   EXPECT_FALSE(WholeMilliseconds(absl::Hours(24 * 50)).ok());  // past 2^32 ms
 }
 
+// --interval takes the server's WatchStats range, 50ms to 1h, both ends included: brrrctl must
+// not refuse as a usage error an interval the server would take.
+TEST(SampleIntervalMillisecondsTest, TakesTheServersRangeWithBothEnds) {
+  EXPECT_EQ(SampleIntervalMilliseconds(absl::Milliseconds(50)).value_or(0), 50u);
+  EXPECT_EQ(SampleIntervalMilliseconds(absl::Seconds(1)).value_or(0), 1000u);
+  EXPECT_EQ(SampleIntervalMilliseconds(absl::Hours(1)).value_or(0), 3600000u);
+  EXPECT_FALSE(SampleIntervalMilliseconds(absl::Milliseconds(49)).ok());
+  EXPECT_FALSE(SampleIntervalMilliseconds(absl::Hours(1) + absl::Milliseconds(1)).ok());
+  EXPECT_FALSE(SampleIntervalMilliseconds(absl::Microseconds(50500)).ok());  // not whole milliseconds
+}
+
 TEST(FormatMillisecondsTest, ReadsLikeADuration) {
   EXPECT_EQ(FormatMilliseconds(0), "0");
   EXPECT_EQ(FormatMilliseconds(250), "250ms");

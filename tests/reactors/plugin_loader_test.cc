@@ -144,6 +144,19 @@ TEST(PluginLoaderTest, ATableTooSmallIsRefused) {
   EXPECT_TRUE(Contains(plugin.status().message(), "plugin table is 16 bytes")) << plugin.status();
 }
 
+// The runtime calls every required function without looking: a table that leaves one empty
+// would crash the loop at its first use (release_fd: the first socket closed), so it is refused
+// as it loads.
+TEST(PluginLoaderTest, ATableThatLeavesARequiredFunctionEmptyIsRefused) {
+  std::string path = TestPlugin("norelease");
+  auto plugin = PluginLoader({}).Load(path);
+  ASSERT_FALSE(plugin.ok());
+  EXPECT_EQ(plugin.status().code(), absl::StatusCode::kFailedPrecondition);
+  absl::string_view m = plugin.status().message();
+  EXPECT_TRUE(Contains(m, path)) << m;
+  EXPECT_TRUE(Contains(m, "plugin \"norelease\" leaves a required function empty")) << m;
+}
+
 TEST(PluginLoaderTest, AFileThatIsNotASharedObjectIsRefused) {
   std::string dir = TempDir("garbage");
   std::string path = dir + "/libbrrr_reactor_garbage.so";

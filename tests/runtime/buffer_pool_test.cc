@@ -130,6 +130,32 @@ TEST_P(BufferPoolTest, AHeldBufferIsLentAgainOnlyOnceItsChunkIsGone) {
   EXPECT_EQ(pool_->in_use(), 1u);
 }
 
+// reset() gives a pool buffer back at once, and the chunk is then empty as a default one is:
+// no memory, no size, no capacity, not from the pool (so a later reset recycles nothing).
+TEST_P(BufferPoolTest, AResetChunkGivesItsBufferBackAndIsEmptyAsADefaultOne) {
+  auto pool = BufferPool::Create(*reactor_, 16, 1);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  pool_ = *std::move(pool);
+  Completion c = ReceiveOnce("abc");
+  ASSERT_EQ(c.result, 3);
+  ASSERT_TRUE(c.has_buffer());
+  pool_->taken();
+  Chunk chunk(pool_.get(), c.buffer_id, 3);
+  chunk.reset();
+  EXPECT_EQ(pool_->in_use(), 0u);
+  EXPECT_EQ(chunk.data(), nullptr);
+  EXPECT_EQ(chunk.size(), 0u);
+  EXPECT_EQ(chunk.capacity(), 0u);
+  EXPECT_FALSE(chunk.from_pool());
+  chunk.reset();
+  EXPECT_EQ(pool_->in_use(), 0u);
+  Completion again = ReceiveOnce("d");  // the one buffer is the backend's again
+  ASSERT_EQ(again.result, 1);
+  EXPECT_EQ(again.buffer_id, c.buffer_id);
+  pool_->taken();
+  Chunk next(pool_.get(), again.buffer_id, 1);  // gives the buffer back as the test ends
+}
+
 // The mapping of /proc/self/smaps that holds `address`: its start, end and VmFlags.
 struct Mapping {
   uintptr_t start = 0;

@@ -105,6 +105,24 @@ TEST_F(FutureTest, SecondResultIsIgnored) {
   EXPECT_EQ(p.get_future().result(), 1);
 }
 
+// Once a future is done, set_exception (a promise's, or a task's failure racing its result) is
+// ignored as a second set_result is: the result stays, and its waiters are told only once.
+TEST_F(FutureTest, AnExceptionAfterTheResultIsIgnored) {
+  Promise<int> p(loop());
+  Future<int> f = p.get_future();
+  int callbacks = 0;
+  f.add_done_callback([&] { ++callbacks; });
+  p.set_result(1);
+  p.set_exception(std::make_exception_ptr(std::runtime_error("too late")));
+  EXPECT_FALSE(f.failed());
+  EXPECT_EQ(f.exception(), nullptr);
+  EXPECT_EQ(f.result(), 1);
+  EXPECT_EQ(f.ToString(), "<Future finished result=1>");
+  auto run = [&]() -> Task<int> { co_return co_await f; };
+  EXPECT_EQ(Run(run()), 1);
+  EXPECT_EQ(callbacks, 1);
+}
+
 TEST_F(FutureTest, CancelAPlainFuture) {
   Promise<int> p(loop());
   Future<int> f = p.get_future();

@@ -69,6 +69,8 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--admin_unread_timeout=25h"}, 2, "--admin_unread_timeout=25h: must be from 1s to 24h"},
       {{"--take_over_or_start"}, 2, "--take_over_or_start needs --take_over=PATH"},
       {{"--high_water=100", "--low_water=200"}, 2, "--low_water (200) must be below --high_water (100)"},
+      // Equal marks are refused too: a connection paused at high water must wait to drain below it.
+      {{"--high_water=100", "--low_water=100", "--port=0"}, 2, "--low_water (100) must be below --high_water (100)"},
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
       {{"--idle_timeout=banana"}, 1, "idle_timeout"},

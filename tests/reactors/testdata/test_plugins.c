@@ -12,6 +12,7 @@
  *   EXITS          a well-formed plugin whose create() says goodbye and calls exit(0)
  *   OVERFLOWS      a plugin that starts, and whose wait() reports one completion more than
  *                  the room it was given (and writes none)
+ *   NO_RELEASE_FD  a table that leaves release_fd, a required function, empty (NULL)
  * PLUGIN_NAME is the name the table declares; the file must be named after it.
  */
 #include <errno.h>
@@ -80,7 +81,9 @@ static int wait_fn(brrr_reactor* r, brrr_completion* out, int max, int64_t t) {
 #endif
 }
 static int wake(brrr_reactor* r) { (void)r; return 0; }
+#ifndef NO_RELEASE_FD
 static int release_fd(brrr_reactor* r, int fd) { (void)r; (void)fd; return 0; }
+#endif
 static int provide(brrr_reactor* r, void* b, uint32_t s, uint32_t c) { (void)r; (void)b; (void)s; (void)c; return -ENOTSUP; }
 static void recycle(brrr_reactor* r, uint32_t id) { (void)r; (void)id; }
 static void counters(const brrr_reactor* r, brrr_reactor_counters* out) { (void)r; memset(out, 0, sizeof *out); }
@@ -116,7 +119,9 @@ static const brrr_reactor_plugin kPlugin = {
     .cancel = cancel,
     .wait = wait_fn,
     .wake = wake,
+#ifndef NO_RELEASE_FD
     .release_fd = release_fd,
+#endif
     .provide_buffers = provide,
     .recycle_buffer = recycle,
     .counters = counters,
