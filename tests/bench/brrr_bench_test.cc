@@ -1,6 +1,12 @@
 // brrr-bench against brrr-echo: it verifies what comes back, and its exit code says so.
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <chrono>
 #include <optional>
 #include <regex>
 #include <string>
@@ -117,6 +123,71 @@ TEST(BrrrBenchTest, AServerThatChangesTheBytesFailsTheRun) {
   EXPECT_NE(bench.out().find("came back different"), std::string::npos) << bench.out();
   EXPECT_NE(bench.out().find("\"ok\":false"), std::string::npos) << bench.out();
   ExpectCleanStop(server);
+}
+
+// A stand-in server on 127.0.0.1 that takes one connection, echoes its first `echoed` bytes,
+// reads and drops the rest, and closes when the client has half-closed: every byte it sends
+// back is right, but messages are missing.
+class EchoesThenDrops {
+ public:
+  explicit EchoesThenDrops(size_t echoed) : echoed_(echoed) {
+    listener_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(listener_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && ::listen(listener_, 4) == 0 &&
+        ::getsockname(listener_, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
+      port_ = ntohs(a.sin_port);
+    }
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~EchoesThenDrops() {
+    thread_.join();
+    ::close(listener_);
+  }
+  uint16_t port() const { return port_; }
+
+ private:
+  void Serve() {
+    const auto give_up = std::chrono::steady_clock::now() + seconds(30);
+    pollfd waiting{.fd = listener_, .events = POLLIN, .revents = 0};
+    if (port_ == 0 || ::poll(&waiting, 1, 30'000) != 1) return;
+    int fd = ::accept4(listener_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) return;
+    size_t sent = 0;
+    char buffer[4096];
+    while (std::chrono::steady_clock::now() < give_up) {
+      pollfd readable{.fd = fd, .events = POLLIN, .revents = 0};
+      if (::poll(&readable, 1, 100) != 1) continue;
+      ssize_t n = ::recv(fd, buffer, sizeof buffer, 0);
+      if (n <= 0) break;  // the client's end of stream (or an error)
+      size_t back = std::min(static_cast<size_t>(n), echoed_ - std::min(sent, echoed_));
+      if (back > 0 && ::send(fd, buffer, back, MSG_NOSIGNAL) != static_cast<ssize_t>(back)) break;
+      sent += back;
+    }
+    ::close(fd);
+  }
+
+  const size_t echoed_;
+  int listener_ = -1;
+  uint16_t port_ = 0;
+  std::thread thread_;
+};
+
+// A server that answers the first message and then closes at the end of the run without the
+// others fails the run: every byte that came back was right, but bytes are missing. (A paced
+// run, so that the window never fills and the run ends by its half-close, not its timeout.)
+TEST(BrrrBenchTest, AServerThatLeavesMessagesUnansweredFailsTheRun) {
+  EchoesThenDrops server(/*echoed=*/64);
+  ASSERT_NE(server.port(), 0);
+  Process bench(BenchBinary(), {"--port=" + std::to_string(server.port()), "--connections=1", "--size=64", "--depth=64",
+                                "--rate=20", "--duration=1s", "--progress=false"});
+  std::optional<int> code = bench.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 1) << bench.out() << bench.err();
+  EXPECT_NE(bench.out().find("messages unanswered"), std::string::npos) << bench.out() << bench.err();
+  EXPECT_NE(bench.out().find("\"ok\":false"), std::string::npos) << bench.out();
 }
 
 // brrr-bench with a spinning engine (`engine`: --busy_poll or --busy_ring) and `args` against

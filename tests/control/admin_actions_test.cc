@@ -165,6 +165,24 @@ TEST_F(AdminActionsTest, ListSocketsOfOneLoopHoldsThatLoopsSocketsOnly) {
   EXPECT_EQ(fds_of_loops, fds_of_all);
 }
 
+// A socket's age_seconds is in seconds since it was accepted: more than 0, and no more than
+// the test's own clock has run since before it connected (the 100 ms between makes a figure
+// in another unit, milliseconds, come out 1000 times too large).
+TEST_F(AdminActionsTest, ASocketsAgeIsTheSecondsSinceItWasAccepted) {
+  Start();
+  const SteadyClock::time_point before_connect = SteadyClock::now();
+  testing::BlockingClient client(port_);
+  ASSERT_GE(EchoRoundTripMs(client), 0);  // accepted and served
+  std::this_thread::sleep_for(milliseconds(100));
+  admin::ListSocketsResponse all;
+  ASSERT_TRUE(stub_->ListSockets(Context().get(), admin::ListSocketsRequest(), &all).ok());
+  const double since_connect = std::chrono::duration<double>(SteadyClock::now() - before_connect).count();
+  const admin::SocketInfo* s = FindPeer(all, LocalAddress(client.fd()));
+  ASSERT_NE(s, nullptr) << all.DebugString();
+  EXPECT_GT(s->age_seconds(), 0);
+  EXPECT_LE(s->age_seconds(), since_connect) << all.DebugString();
+}
+
 TEST_F(AdminActionsTest, CloseConnectionClosesThatClientOnly) {
   Start();
   testing::BlockingClient victim(port_);

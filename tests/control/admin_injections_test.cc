@@ -320,5 +320,26 @@ TEST_F(InjectionTest, RepeatedRunsOnEveryLoop) {
   EXPECT_EQ(done.runs_finished(), 6u);
 }
 
+// The total's injections_running is the sum of the loops': a sleep injected on both of two
+// loops is two runs in progress in the total, as in GetStats' other totals.
+TEST_F(InjectionTest, TheTotalCountsTheRunsInProgressOnEveryLoop) {
+  Start({"--loops=2"});
+  admin::Injection sleeping = Inject(admin::NONBLOCKING_SLEEP, 60000);  // until cancelled below
+  EXPECT_EQ(sleeping.loops_size(), 2);
+  admin::Stats during = StatsWhen([](const admin::Stats& s) {
+    return s.loops_size() == 2 && s.loops(0).injections_running() == 1 && s.loops(1).injections_running() == 1;
+  });
+  EXPECT_EQ(during.total().injections_running(), 2u) << during.ShortDebugString();
+
+  admin::CancelInjectionRequest cancel;
+  cancel.set_id(sleeping.id());
+  admin::Injection cancelled;
+  ASSERT_TRUE(stub_->CancelInjection(Context().get(), cancel, &cancelled).ok());
+  admin::Stats after = StatsWhen([](const admin::Stats& s) {
+    return s.loops(0).injections_running() == 0 && s.loops(1).injections_running() == 0;
+  });
+  EXPECT_EQ(after.total().injections_running(), 0u);
+}
+
 }  // namespace
 }  // namespace brrr

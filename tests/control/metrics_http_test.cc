@@ -128,6 +128,21 @@ TEST_F(MetricsHttpTest, AConnectionCarriesPipelinedRequestsUntilConnectionClose)
   EXPECT_EQ(c.recv_until_eof(), "") << "nothing after the request that asked to close";
 }
 
+// A HEAD is answered with the head alone: on a kept-alive connection the next answer starts
+// right after it (a body sent anyway would be read as the start of the next answer).
+TEST_F(MetricsHttpTest, AHeadAnswerEndsAtItsHeadAndTheNextAnswerFollows) {
+  Start();
+  BlockingClient c(port_);
+  ASSERT_TRUE(c.send_all(HttpRequestText("/healthz", {}, "HEAD") + HttpRequestText("/readyz", {"Connection: close"})));
+  HttpReply head = ReadHttpReply(c, /*head_only=*/true);
+  EXPECT_EQ(head.status, 200) << head.head;
+  EXPECT_EQ(head.header("Content-Length"), "3");
+  HttpReply next = ReadHttpReply(c);
+  EXPECT_EQ(next.status, 200) << next.head;
+  EXPECT_EQ(next.body, "ready\n");
+  EXPECT_EQ(c.recv_until_eof(), "") << "nothing after the last answer";
+}
+
 TEST_F(MetricsHttpTest, AMalformedRequestIsAnsweredThenClosed) {
   Start();
   BlockingClient c(port_);

@@ -390,6 +390,30 @@ TEST_P(EchoServerTest, IdleConnectionsAreClosed) {
   EXPECT_EQ(Stop(*server), 0);
 }
 
+// A connection whose echo is still going out is not idle, however long ago its last byte came
+// in: --idle_timeout counts the last byte in or out. A client that sends 12 MiB at once and
+// reads the echo back slowly (128 KiB every 40 ms, about 4 s) gets every byte.
+TEST_P(EchoServerTest, AConnectionStillReceivingItsEchoIsNotIdle) {
+  auto server = Start({"--idle_timeout=1s", "--high_water=16777216"});  // the whole input fits below the mark
+  BlockingClient c(port_);
+  c.set_receive_buffer(16384);
+  std::string data(12 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 251);
+  std::thread sending([&] { EXPECT_TRUE(c.send_all(data)); });
+  constexpr size_t kChunk = 128 << 10;
+  std::string echoed;
+  for (size_t i = 0; i < data.size() / kChunk; ++i) {
+    std::string chunk = c.recv_exact(kChunk);
+    echoed += chunk;
+    if (chunk.size() != kChunk) break;  // closed (or timed out): the comparison below says where
+    std::this_thread::sleep_for(milliseconds(40));
+  }
+  sending.join();
+  ASSERT_EQ(echoed.size(), data.size()) << "the echo was cut short";
+  EXPECT_TRUE(echoed == data);
+  EXPECT_EQ(Stop(*server), 0);
+}
+
 // --recv_buffers x --recv_buffer_size bytes are mapped and faulted in at start (README, and
 // the flag's help; each loop maps its pool as its first task, so the test waits for it,
 // bounded). A resource bound where the bound is the feature: 2048 x 64 KiB is 128 MiB of

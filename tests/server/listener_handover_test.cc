@@ -581,6 +581,28 @@ TEST_F(HandoverSidesTest, ALiveSocketIsRefusedAndAStaleOneReplaced) {
   EXPECT_NE(::access(path_.c_str(), F_OK), 0) << "the socket file is removed when the listener stops";
 }
 
+// Only a socket file is taken for a stale hand-over socket: any other file at the path is
+// refused and left as it was. (Connecting to a regular file fails as to a socket nobody listens
+// on, ECONNREFUSED: without the check the file would be unlinked as stale.)
+TEST_F(HandoverSidesTest, AFileThatIsNotASocketIsRefusedAndLeftInPlace) {
+  {
+    UniqueFd file(::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    ASSERT_TRUE(file.valid()) << std::strerror(errno);
+    ASSERT_EQ(::write(file.get(), "keep me\n", 8), 8);
+  }
+  auto listener = HandoverListener::Listen(path_, Callbacks());
+  ASSERT_TRUE(absl::IsFailedPrecondition(listener.status())) << listener.status();
+  EXPECT_NE(listener.status().message().find("the path exists and is not a socket"), std::string::npos)
+      << listener.status();
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0) << "the file is gone";
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+  UniqueFd file(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+  char content[16] = {};
+  EXPECT_EQ(::read(file.get(), content, sizeof content), 8);
+  EXPECT_STREQ(content, "keep me\n");
+}
+
 // Two processes restarted at once over the stale socket file a killed one left (two
 // --take_over_or_start): each found it stale and replaced it, the second one's probe finding
 // nobody between the first one's bind and listen, so both listened and one of them at no path
