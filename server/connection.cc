@@ -1,5 +1,6 @@
 #include "server/connection.h"
 
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 
 #include <algorithm>
@@ -197,8 +198,22 @@ void Connection::close_when_flushed() {
   }
 }
 
-void Connection::close_if_idle_since(int64_t since_ns) {
-  if (!closed_ && last_activity_ns_ < since_ns) close(CloseReason::kIdle);
+void Connection::close_if_idle(int64_t now_ns, int64_t idle_timeout_ns) {
+  if (closed_ || now_ns - last_activity_ns_ < idle_timeout_ns / 4) return;
+  if (send_queue_looked_ns_ < last_activity_ns_) {
+    send_queue_at_look_ = kernel_unacknowledged_bytes();  // the first look of this quiet spell
+  } else if (send_queue_at_look_ > 0) {
+    int64_t now_queued = kernel_unacknowledged_bytes();
+    if (now_queued != send_queue_at_look_) last_activity_ns_ = now_ns;  // the client took some
+    send_queue_at_look_ = now_queued;
+  }
+  send_queue_looked_ns_ = now_ns;
+  if (now_ns - last_activity_ns_ > idle_timeout_ns) close(CloseReason::kIdle);
+}
+
+int64_t Connection::kernel_unacknowledged_bytes() const {
+  int bytes = 0;
+  return ::ioctl(socket_.fd(), SIOCOUTQ, &bytes) == 0 ? bytes : -1;
 }
 
 void Connection::finish_for_drain() {

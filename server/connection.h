@@ -92,8 +92,13 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   Connection& operator=(const Connection&) = delete;
 
   void start();
-  // Closes it if nothing happened on it since `since_ns`.
-  void close_if_idle_since(int64_t since_ns);
+  // The shard's idle sweep at `now_ns`: closes it if it has been idle for longer than
+  // `idle_timeout_ns`: no byte in or out, and none of the bytes the kernel holds for the client
+  // taken by it. (A slow reader of a long echo drains the kernel's send buffer for seconds
+  // while the server, waiting for room in it, sends nothing: it is not idle.) Once quiet for a
+  // quarter of the timeout, the kernel's send queue is read (one ioctl), and again at each sweep
+  // while it is not empty; the sweeps must come at least every quarter of the timeout.
+  void close_if_idle(int64_t now_ns, int64_t idle_timeout_ns);
   // The drain deadline passed: stop reading, echo what was read, shut the write side, close
   // (see above).
   void finish_for_drain();
@@ -139,6 +144,9 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   void maybe_shut_write();
   // kDrainLinger after the write side was shut: closes (with a reset if input is unread).
   void end_linger();
+  // The bytes the kernel holds to send to the client, sent or not but unacknowledged
+  // (SIOCOUTQ); -1 if it cannot say.
+  int64_t kernel_unacknowledged_bytes() const;
 
   Shard& shard_;
   Socket socket_;  // declared first: destroyed last, after the receiver and sender using it
@@ -147,6 +155,9 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   std::unique_ptr<LinePrefixer> prefixer_;  // --reply_prefix only
   std::unique_ptr<HeldInput> held_;         // only while some input is held
   int64_t last_activity_ns_;  // the loop's clock: the I/O batch of the last byte in or out
+  // The idle sweep's last look at the kernel's send queue (close_if_idle): when, and what it held.
+  int64_t send_queue_looked_ns_ = 0;
+  int64_t send_queue_at_look_ = -1;
   RateLimiter read_rate_;
   TimerHandle throttle_wait_;  // pending while a throttle holds reading
   TimerHandle linger_;         // pending while it waits, write side shut, for its client to close

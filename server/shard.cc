@@ -365,10 +365,10 @@ absl::StatusOr<SocketInfo> Shard::close_connection(int fd) {
 }
 
 void Shard::sweep_idle() {
-  int64_t since = loop_->now_ns() - options_.idle_timeout.count();
+  const int64_t now = loop_->now_ns();
   for (Connection* c = connections_; c != nullptr;) {
     Connection* next = c->next;  // closing unlinks c
-    c->close_if_idle_since(since);
+    c->close_if_idle(now, options_.idle_timeout.count());
     c = next;
   }
   Duration every = std::max<Duration>(options_.idle_timeout / 4, milliseconds(10));

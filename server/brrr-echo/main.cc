@@ -56,7 +56,8 @@ ABSL_FLAG(uint64_t, high_water, 256 * 1024,
           "to 1 GiB");
 ABSL_FLAG(uint64_t, low_water, 64 * 1024, "Queued bytes at which a paused connection reads again");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
-          "Close connections idle this long (e.g. 30s; at most 24h); 0: never");
+          "Close connections idle this long: nothing read or sent, and nothing of their echo taken by "
+          "the client from the kernel's send buffer (e.g. 30s; at most 24h); 0: never");
 ABSL_FLAG(std::string, reply_prefix, "",
           "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"; at most "
           "4096 bytes (a client sending only newlines gets 1 + that many bytes back per byte sent)");
