@@ -6,12 +6,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <memory>
 #include <string>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
-#include "tests/control/admin_probes.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
 
@@ -43,20 +43,12 @@ class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithPara
     *client = std::make_unique<testing::BlockingClient>(port_, false, 60000);
     (*client)->set_receive_buffer(kClientReceiveBuffer);
   }
-
-  // The stream's byte at `offset`: every byte read is checked against it.
-  static char ByteAt(uint64_t offset) { return static_cast<char>((offset * 131 + 7) % 251); }
-  static std::string Pattern(uint64_t size) {
-    std::string bytes(size, '\0');
-    for (uint64_t i = 0; i < size; ++i) bytes[i] = ByteAt(i);
-    return bytes;
-  }
 };
 
 TEST_P(IdleTimeoutTest, ASlowReaderOfALongEchoIsNotIdleAndGetsEveryByte) {
   std::unique_ptr<testing::BlockingClient> client;
   ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client));
-  const std::string data = Pattern(kEcho);
+  const std::string data = testing::RandomBytes(kEcho, 21);
   std::thread sending([&] { EXPECT_TRUE(client->send_all(data)); });
   // kSlowStep every 100 ms for 3 s: the server sends nothing for spells longer than the timeout.
   std::string echoed;
@@ -79,7 +71,7 @@ TEST_P(IdleTimeoutTest, AClientThatReadsNoneOfItsEchoIsClosedAsIdle) {
   ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client));
   // Sends 1 MiB (as far as the buffers between it and the server take it, bounded: 30 s), and
   // reads nothing.
-  const std::string data = Pattern(1 << 20);
+  const std::string data = testing::RandomBytes(1 << 20, 22);
   uint64_t sent = 0;
   for (SteadyClock::time_point give_up = SteadyClock::now() + seconds(30);
        sent < data.size() && SteadyClock::now() < give_up;) {
