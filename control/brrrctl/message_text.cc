@@ -71,16 +71,18 @@ std::string FormatDecimal(double value) {
 }
 
 std::string FormatShort(double value) {
+  // The suffix is chosen by the figure as printed: 999.96K prints "1.0M", not "1000K".
+  if (!(value >= 999.5)) return absl::StrFormat("%.0f", value);  // and NaN
   constexpr struct {
     double scale;
     const char* suffix;
-  } kScales[] = {{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "K"}};
+  } kScales[] = {{1e3, "K"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}};
   for (const auto& s : kScales) {
-    if (value < s.scale) continue;
     double scaled = value / s.scale;
-    return scaled >= 100 ? absl::StrFormat("%.0f%s", scaled, s.suffix) : absl::StrFormat("%.1f%s", scaled, s.suffix);
+    if (scaled < 99.95) return absl::StrFormat("%.1f%s", scaled, s.suffix);
+    if (scaled < 999.5 || s.scale == 1e12) return absl::StrFormat("%.0f%s", scaled, s.suffix);
   }
-  return absl::StrFormat("%.0f", value);
+  return "";  // not reached: the last scale returns
 }
 
 std::string FieldText(const Message& message, const FieldDescriptor* field) {

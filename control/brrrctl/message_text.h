@@ -23,7 +23,9 @@ namespace brrr::control {
 // A double with at most 3 decimals and no trailing zeros: 12.5, 0.001, 3.
 std::string FormatDecimal(double value);
 
-// A figure for people, 3 significant digits or so with a decimal suffix: 950, 12.3K, 4.5M, 1.2G.
+// A figure for people, 3 significant digits or so with a decimal suffix: 950, 12.3K, 450K,
+// 4.5M, 1.2G; the suffix follows the figure as rounded (999,960 is 1.0M). Below 1,000 (and
+// negative figures): a whole number.
 std::string FormatShort(double value);
 
 // The text of a scalar field (singular or repeated) of `message`. Message fields: "".
