@@ -173,6 +173,11 @@ TEST(SocketsTotalTest, CountsSetsAndQueuedBytes) {
   total.Add(b);
   EXPECT_EQ(total.JsonMembers(), "\"sockets\":4,\"listed\":3,\"read_set\":2,\"write_set\":1,\"bytes_queued\":507");
   EXPECT_TRUE(Contains(total.Text(), "count the 3 sockets listed (--limit)")) << total.Text();
+  // Every matching socket listed: the counts are whole, and no note says otherwise.
+  SocketsTotal whole;
+  whole.Add(b);
+  EXPECT_FALSE(Contains(whole.Text(), "(--limit)")) << whole.Text();
+  EXPECT_TRUE(Contains(whole.Text(), "queued bytes")) << whole.Text();
 }
 
 TEST(InfoTotalTest, LoopsAndAddresses) {

@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
@@ -36,9 +37,12 @@ class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithPara
   static constexpr int kClientReceiveBuffer = 208 << 10;
   static constexpr size_t kSlowStep = 128 << 10;
 
-  // brrr-echo with --idle_timeout=500ms on the backend under test, and `client` connected to it.
-  void StartAndConnect(std::unique_ptr<testing::BlockingClient>* client) {
-    Start({"--backend=" + GetParam(), "--idle_timeout=500ms"});
+  // brrr-echo with --idle_timeout=500ms (and `flags`) on the backend under test, and `client`
+  // connected to it.
+  void StartAndConnect(std::unique_ptr<testing::BlockingClient>* client, std::vector<std::string> flags = {}) {
+    flags.push_back("--backend=" + GetParam());
+    flags.push_back("--idle_timeout=500ms");
+    Start(flags);
     ASSERT_NE(server_, nullptr);
     *client = std::make_unique<testing::BlockingClient>(port_, false, 60000);
     (*client)->set_receive_buffer(kClientReceiveBuffer);
@@ -87,6 +91,31 @@ TEST_P(IdleTimeoutTest, AClientThatReadsNoneOfItsEchoIsClosedAsIdle) {
   admin::Stats closed = StatsWhen([](const admin::Stats& s) { return s.total().connections_closed_idle() == 1; });
   EXPECT_EQ(closed.total().connections_closed_idle(), 1u) << closed.ShortDebugString();
   EXPECT_EQ(closed.total().connections_active(), 0u);
+}
+
+// A client that keeps sending, a little at a time, is not idle though it reads none of its echo
+// for seconds: each byte in counts. Its first 12 MiB fill the buffers toward it, and the server
+// holds the rest of their echo (its --high_water above them), so it sends nothing and its send
+// queue stands still: only what it reads says the client is there. Then the client reads it all.
+TEST_P(IdleTimeoutTest, AClientThatKeepsSendingIsNotIdleThoughItReadsNothingForAWhile) {
+  std::unique_ptr<testing::BlockingClient> client;
+  ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {"--high_water=33554432"}));
+  std::string data = testing::RandomBytes(kEcho, 23);
+  ASSERT_TRUE(client->send_all(data));
+  admin::Stats read_all = StatsWhen([](const admin::Stats& s) { return s.total().bytes_in() >= kEcho; });
+  ASSERT_EQ(read_all.total().bytes_in(), kEcho) << read_all.ShortDebugString();
+  ASSERT_LT(read_all.total().bytes_out(), kEcho) << "the buffers toward the client took the whole echo";
+  // 1 KiB every 100 ms for 2 s: four times the timeout.
+  const std::string more = testing::RandomBytes(20 << 10, 24);
+  for (size_t at = 0; at < more.size(); at += 1024) {
+    std::this_thread::sleep_for(milliseconds(100));
+    ASSERT_TRUE(client->send_all(more.substr(at, 1024))) << "closed after " << at << " bytes more";
+  }
+  data += more;
+  EXPECT_EQ(Stats().total().connections_closed_idle(), 0u);
+  std::string echoed = client->recv_exact(data.size());
+  ASSERT_EQ(echoed.size(), data.size()) << "the echo was cut short; " << Stats().total().ShortDebugString();
+  EXPECT_TRUE(echoed == data);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, IdleTimeoutTest, ::testing::ValuesIn(testing::AllBackends()),

@@ -67,8 +67,8 @@ TEST(MessageJsonTest, DoublesEnumsAndBools) {
 
 TEST(MessageJsonTest, StringsAreEscapedAndBytesAreBase64) {
   google::protobuf::StringValue s;
-  s.set_value(std::string("a\"b\\c\n\t\x01\x7f d\xc3\xa9", 13));
-  EXPECT_EQ(MessageToJsonLine(s), "{\"value\":\"a\\\"b\\\\c\\n\\t\\u0001\\u007f d\xc3\xa9\"}");
+  s.set_value(std::string("a\"b\\c\n\t\x01\x1f\x7f d\xc3\xa9", 14));
+  EXPECT_EQ(MessageToJsonLine(s), "{\"value\":\"a\\\"b\\\\c\\n\\t\\u0001\\u001f\\u007f d\xc3\xa9\"}");
   google::protobuf::BytesValue bytes;
   bytes.set_value(std::string("\x00\xff", 2));
   EXPECT_EQ(MessageToJsonLine(bytes), "{\"value\":\"AP8=\"}");

@@ -108,6 +108,12 @@ TEST_F(MetricsHttpTest, WithATokenEveryPageRequiresIt) {
   }
   EXPECT_EQ(HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret"}).status, 200);
   EXPECT_EQ(HttpGet(port_, "/readyz", {"authorization: bearer s3cret"}).status, 200) << "names and scheme: any case";
+  EXPECT_EQ(HttpGet(port_, "/readyz", {"Authorization: Bearer  s3cret"}).status, 200) << "RFC 6750: 1*SP";
+  // Without the token, a method this port refuses is not named either: 401 before 405.
+  HttpReply post = HttpGet(port_, "/metrics", {}, "POST");
+  EXPECT_EQ(post.status, 401) << post.body;
+  EXPECT_EQ(post.header("Allow"), "") << "the methods are for callers with the token";
+  EXPECT_EQ(HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret"}, "POST").status, 405);
   HttpReply twice = HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret", "Authorization: Bearer s3cret"});
   EXPECT_EQ(twice.status, 401);
   EXPECT_EQ(twice.body, "the request carries 2 \"authorization\" header entries; send exactly one: \"Bearer <token>\"\n");

@@ -488,6 +488,10 @@ TEST(TakeOverErrorsTest, TheNewProcessExits3AndTheOldOneServesOn) {
       {{"--port=0", "--take_over=" + dir.path() + ".missing"}, "no brrr-echo listens for a hand-over at"},
       {{"--port=" + std::to_string(testing::PickFreePort()), "--take_over=" + dir.path()}, "address mismatch"},
       {{"--port=0", "--host=::1", "--take_over=" + dir.path()}, "address mismatch"},
+      // --take_over_or_start starts afresh only where nobody listens: where one runs, a take-over
+      // that fails ends the new process with 3 as well, and it binds no port of its own.
+      {{"--port=" + std::to_string(testing::PickFreePort()), "--take_over=" + dir.path(), "--take_over_or_start"},
+       "address mismatch"},
       // Its own hand-over socket cannot be another live one.
       {{"--port=0", "--handover_socket=" + dir.path()}, "another process listens there"},
   };
@@ -791,11 +795,40 @@ TEST(TakeOverErrorsTest, ADrainingProcessDoesNotHandOver) {
   EXPECT_EQ(*code, 3) << b.out() << b.err();
   EXPECT_NE(b.err().find("draining"), std::string::npos) << b.err();
   EXPECT_EQ(b.out().find("took over the listeners"), std::string::npos) << b.out();
+  // Nor does a start afresh happen beside it: a draining process still listens there.
+  Process c(EchoBinary(), {"--backend=epoll", "--port=0", "--take_over=" + dir.path(), "--take_over_or_start"});
+  code = c.Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "C started beside a draining process: " << c.out() << a.out();
+  EXPECT_EQ(*code, 3) << c.out() << c.err();
+  EXPECT_NE(c.err().find("draining"), std::string::npos) << c.err();
+  EXPECT_EQ(c.out().find("starting afresh"), std::string::npos) << c.out();
   // A is in its grace: it still accepts and echoes.
   EXPECT_EQ(EchoOf(port, "in the grace"), "in the grace");
   EXPECT_EQ(a.out().find("handed the listeners over"), std::string::npos) << a.out();
   a.Signal(SIGTERM);  // a second signal ends the grace and the drain
   EXPECT_EQ(a.Wait(seconds(30)), 0) << a.err();
+}
+
+// A start afresh waits for each of its ports that a dead process may still hold, not only the
+// first: here the echo port is free and the metrics port is held.
+TEST(TakeOverOrStartTest, AStartAfreshWaitsForEveryPortItServes) {
+  SocketDir dir;
+  const std::string path = dir.path();
+  UniqueFd held = ListenOn(0);
+  ASSERT_TRUE(held.valid());
+  const uint16_t metrics_port = PortOf(held.get());
+  const std::string at = "127.0.0.1:" + std::to_string(metrics_port);
+  LeaveAStaleSocket(path);
+  Process p(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(testing::PickFreePort()),
+                           "--metrics_port=" + std::to_string(metrics_port), "--handover_socket=" + path,
+                           "--take_over=" + path, "--take_over_or_start"});
+  ASSERT_TRUE(p.WaitForOutput(at + " is still in use: waiting up to ")) << p.out() << p.err();
+  held.reset();
+  ASSERT_TRUE(p.WaitForOutput(at + " is free after ")) << p.out() << p.err();
+  ASSERT_NE(p.ListeningPort(), 0) << p.out() << p.err();
+  EXPECT_EQ(StatusLine(metrics_port, "/healthz"), "HTTP/1.1 200 OK") << p.out() << p.err();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
 }
 
 // Stands between a new brrr-echo and the old one's hand-over socket, at a path of its own, and
