@@ -7,6 +7,7 @@
 // address in use, a failed --take_over...).
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -180,11 +181,31 @@ struct ListenerFlags {
   std::string port_flag;  // "--port", "--admin_port"
   std::string host;
   int32_t port;
+  // On ::, whether it takes IPv4 addresses too: the admin plane's and the metrics port's do
+  // (Linux's default), the echo listeners are IPv6-only.
+  bool dual_stack;
 };
 
-// Whether two of the listeners ask for the same port on the same address (a mistake the bind
-// would report only as "the port is in use", as if another program held it); if so, stderr
-// says which.
+// Where listeners a and b on one port would meet, for the message: "the same address
+// (127.0.0.1)", or, where one is a wildcard (0.0.0.0 listens on every IPv4 address of the host,
+// :: on every IPv6 one, and on every IPv4 one too where dual-stack), a's address and what takes
+// it: "0.0.0.0, which takes 127.0.0.1 too", "127.0.0.1, which :: takes too"; "" where they
+// would not meet.
+std::string WhereListenersMeet(const ListenerFlags& a, const brrr::SocketAddress& at_a, const ListenerFlags& b,
+                               const brrr::SocketAddress& at_b) {
+  if (at_a.host() == at_b.host()) return absl::StrCat("the same address (", at_a.host(), ")");
+  auto takes = [](const ListenerFlags& wide, const brrr::SocketAddress& at_wide, const brrr::SocketAddress& other) {
+    if (at_wide.family() == AF_INET) return at_wide.host() == "0.0.0.0" && other.family() == AF_INET;
+    return at_wide.host() == "::" && (other.family() == AF_INET6 || wide.dual_stack);
+  };
+  if (takes(a, at_a, at_b)) return absl::StrCat(at_a.host(), ", which takes ", at_b.host(), " too");
+  if (takes(b, at_b, at_a)) return absl::StrCat(at_a.host(), ", which ", at_b.host(), " takes too");
+  return "";
+}
+
+// Whether two of the listeners ask for the same port on addresses that meet (a mistake the
+// bind would report only as "the port is in use", as if another program held it); if so,
+// stderr says which.
 bool TwoListenersShareAPort(const std::vector<ListenerFlags>& listeners) {
   for (size_t i = 0; i < listeners.size(); ++i) {
     for (size_t j = i + 1; j < listeners.size(); ++j) {
@@ -193,10 +214,11 @@ bool TwoListenersShareAPort(const std::vector<ListenerFlags>& listeners) {
       if (a.port == 0 || a.port != b.port) continue;
       absl::StatusOr<brrr::SocketAddress> at_a = brrr::SocketAddress::Parse(a.host, 0);
       absl::StatusOr<brrr::SocketAddress> at_b = brrr::SocketAddress::Parse(b.host, 0);
-      if (!at_a.ok() || !at_b.ok() || at_a->host() != at_b->host()) continue;
-      brrr::PrintToStderr(
-          "brrr-echo: %s=%d: %s is %d on the same address (%s); each listener needs a port of its own\n",
-          b.port_flag.c_str(), b.port, a.port_flag.c_str(), a.port, at_a->host().c_str());
+      if (!at_a.ok() || !at_b.ok()) continue;
+      std::string where = WhereListenersMeet(a, *at_a, b, *at_b);
+      if (where.empty()) continue;
+      brrr::PrintToStderr("brrr-echo: %s=%d: %s is %d on %s; each listener needs a port of its own\n",
+                          b.port_flag.c_str(), b.port, a.port_flag.c_str(), a.port, where.c_str());
       return true;
     }
   }
@@ -350,9 +372,9 @@ int main(int argc, char** argv) {
     brrr::PrintToStderr("brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
     return 2;
   }
-  if (TwoListenersShareAPort({{"--port", absl::GetFlag(FLAGS_host), port},
-                              {"--admin_port", admin_flags.host, admin_port},
-                              {"--metrics_port", metrics_flags.host, metrics_port}})) {
+  if (TwoListenersShareAPort({{"--port", absl::GetFlag(FLAGS_host), port, /*dual_stack=*/false},
+                              {"--admin_port", admin_flags.host, admin_port, /*dual_stack=*/true},
+                              {"--metrics_port", metrics_flags.host, metrics_port, /*dual_stack=*/true}})) {
     return 2;
   }
   if (absl::Status upgrade_flags = brrr::Upgrade::CheckFlags(); !upgrade_flags.ok()) {

@@ -131,6 +131,19 @@ TEST(EchoServerFlagsTest, TwoListenersOnOnePortAreRefusedUnlessTheirAddressesDif
            own_port},
       {{"--host=::1", "--port=" + port, "--metrics_host=::1", "--metrics_port=" + port},
        "brrr-echo: --metrics_port=" + port + ": --port is " + port + " on the same address (::1); " + own_port},
+      // A wildcard address takes every address of its family: the bind would fail as well.
+      {{"--host=0.0.0.0", "--port=" + port, "--metrics_port=" + port},
+       "brrr-echo: --metrics_port=" + port + ": --port is " + port + " on 0.0.0.0, which takes 127.0.0.1 too; " +
+           own_port},
+      {{"--port=" + port, "--metrics_host=0.0.0.0", "--metrics_port=" + port},
+       "brrr-echo: --metrics_port=" + port + ": --port is " + port + " on 127.0.0.1, which 0.0.0.0 takes too; " +
+           own_port},
+      {{"--host=::", "--port=" + port, "--metrics_host=::1", "--metrics_port=" + port},
+       "brrr-echo: --metrics_port=" + port + ": --port is " + port + " on ::, which takes ::1 too; " + own_port},
+      // The metrics port (and the admin plane) on :: take IPv4 addresses too; the echo listeners
+      // on :: do not (IPv6-only), so --host=:: beside a side listener on 127.0.0.1 starts.
+      {{"--port=" + port, "--metrics_host=::", "--metrics_port=" + port},
+       "brrr-echo: --metrics_port=" + port + ": --port is " + port + " on 127.0.0.1, which :: takes too; " + own_port},
   };
   for (const Case& c : cases) {
     Process p(EchoBinary(), c.args);
@@ -141,12 +154,16 @@ TEST(EchoServerFlagsTest, TwoListenersOnOnePortAreRefusedUnlessTheirAddressesDif
     EXPECT_EQ(p.out(), "") << p.out();
   }
   // The metrics port, not the admin plane: gRPC is not instrumented for ThreadSanitizer.
-  Process apart(EchoBinary(), {"--port=" + port, "--metrics_host=127.0.0.2", "--metrics_port=" + port});
-  EXPECT_EQ(apart.ListeningPort(), std::stoi(port)) << apart.err();
-  apart.Signal(SIGTERM);
-  std::optional<int> code = apart.Wait(seconds(30));
-  ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 0) << apart.err();
+  for (std::string host : {"--host=127.0.0.1", "--host=::"}) {
+    const std::string metrics_host = host == "--host=::" ? "127.0.0.1" : "127.0.0.2";
+    Process apart(EchoBinary(), {host, "--port=" + port, "--metrics_host=" + metrics_host, "--metrics_port=" + port});
+    EXPECT_EQ(apart.ListeningPort(), std::stoi(port)) << host << ": " << apart.err();
+    EXPECT_TRUE(apart.WaitForOutput("metrics on ")) << host << ": " << apart.out() << apart.err();
+    apart.Signal(SIGTERM);
+    std::optional<int> code = apart.Wait(seconds(30));
+    ASSERT_TRUE(code.has_value());
+    EXPECT_EQ(*code, 0) << host << ": " << apart.err();
+  }
 }
 
 // A descriptor limit that leaves nothing for echo connections once the planes' reserve is kept
