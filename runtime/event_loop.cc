@@ -463,6 +463,8 @@ void EventLoop::derive_stalls(LoopStats& s) const { s.stalls = stall_detector_.s
 
 void EventLoop::derive_cpu(LoopStats& s) const { s.cpu_ns = cpu_.total_ns(); }
 
+void EventLoop::derive_run_queue_wait(LoopStats& s) const { s.run_queue_wait_ns = cpu_.run_queue_wait_ns(); }
+
 void EventLoop::derive_running(LoopStats& s) const { s.running_ns = time_.totals(now_ns()).running_ns; }
 void EventLoop::derive_waiting(LoopStats& s) const { s.waiting_ns = time_.totals(now_ns()).waiting_ns; }
 

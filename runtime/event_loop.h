@@ -274,6 +274,7 @@ class alignas(4096) EventLoop {
   void derive_longest_task(LoopStats& s) const;
   void derive_current_task_running(LoopStats& s) const;
   void derive_cpu(LoopStats& s) const;
+  void derive_run_queue_wait(LoopStats& s) const;
   void derive_running(LoopStats& s) const;
   void derive_waiting(LoopStats& s) const;
   // The histograms of BRRR_LOOP_HISTOGRAMS, one snapshot_NAME each.

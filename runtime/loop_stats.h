@@ -52,6 +52,10 @@
   F(cpu, Counter, Seconds, Derived,                                                                        \
     "CPU time (user and system) of the thread running the loop: its system calls too, which running "      \
     "leaves out where the backend makes them while it waits (io_uring).")                                 \
+  F(run_queue_wait, Counter, Seconds, Derived,                                                             \
+    "Time the thread running the loop was ready to run but waited for a core (the kernel's run queue): "   \
+    "a loop starved of CPU by other threads or processes, or by more loops than cores. 0 where the "        \
+    "kernel keeps no schedstats.")                                                                         \
   F(backend_waits, Counter, Count, Stored, "Waits the backend made for its kernel object.")                 \
   F(backend_syscalls, Counter, Count, Stored, "System calls the backend made (waits, submissions, I/O).")   \
   F(backend_submitted, Counter, Count, Stored, "Operations submitted to the backend.")                      \

@@ -2,6 +2,7 @@
 #include "runtime/event_loop.h"
 
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -543,6 +544,27 @@ TEST_P(EventLoopTest, CpuIsTheRunningThreadsCpuReadFromAnotherThread) {
   EXPECT_GE(cpu, spun);
   EXPECT_LT(cpu, spun + 50'000'000) << "the 100 ms wait counted as CPU";
   EXPECT_EQ(loop->stats().cpu_ns, cpu) << "not running: the total stands";
+}
+
+// run_queue_wait: the time the loop's thread waited for a core, read from another thread: a task
+// spinning 30 ms of CPU on a core it shares with a spinner waits while the spinner runs.
+TEST_P(EventLoopTest, RunQueueWaitIsTheTimeTheLoopsThreadWaitedForACore) {
+  struct stat info {};
+  if (::stat("/proc/thread-self/schedstat", &info) != 0) GTEST_SKIP() << "this kernel keeps no schedstats";
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  EXPECT_EQ(loop->stats().run_queue_wait_ns, 0) << "never run";
+  loop->call_soon([&] {
+    testing::SharedCpu shared;
+    timespec start, now;
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
+    do {
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1'000'000'000 + (now.tv_nsec - start.tv_nsec) < 30'000'000);
+    loop->stop();
+  });
+  std::thread runner([&] { loop->run_forever(); });
+  runner.join();
+  EXPECT_GT(loop->stats().run_queue_wait_ns, 0) << "spun on a shared core, and the loop's thread never waited";
 }
 
 // waiting, read from another thread while the loop sleeps with nothing to do, grows with the

@@ -1,14 +1,12 @@
 #include "runtime/task_clock.h"
 
-#include <pthread.h>
-#include <sched.h>
 #include <sys/resource.h>
 
-#include <atomic>
 #include <chrono>
 #include <thread>
 
 #include "gtest/gtest.h"
+#include "tests/testing/threads.h"
 
 namespace brrr {
 namespace {
@@ -65,34 +63,6 @@ TEST(TaskClockTest, IsMonotonicBetweenAnchors) {
   }
 }
 
-// Runs the calling thread and a spinning one on the calling thread's CPU, so the caller is
-// preempted every time slice, wherever it is; restores the caller's CPUs when destroyed.
-class SharedCpu {
- public:
-  SharedCpu() {
-    pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_);
-    cpu_set_t one;
-    CPU_ZERO(&one);
-    CPU_SET(sched_getcpu(), &one);
-    pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
-    spinner_ = std::thread([this, one] {
-      pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
-      while (!stop_.load(std::memory_order_relaxed)) {
-      }
-    });
-  }
-  ~SharedCpu() {
-    stop_ = true;
-    spinner_.join();
-    pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_);
-  }
-
- private:
-  cpu_set_t saved_;
-  std::atomic<bool> stop_{false};
-  std::thread spinner_;
-};
-
 long InvoluntarySwitches() {
   rusage usage{};
   getrusage(RUSAGE_THREAD, &usage);
@@ -108,7 +78,7 @@ long InvoluntarySwitches() {
 TEST(TaskClockTest, APreemptedAnchorStillPairsItsTwoClocks) {
   TaskClock clock;
   if (!clock.uses_tsc()) GTEST_SKIP() << "no invariant TSC: now() reads the monotonic clock";
-  SharedCpu shared;
+  testing::SharedCpu shared;
   long switches_before = InvoluntarySwitches();
   int off = 0;
   int64_t worst = 0;

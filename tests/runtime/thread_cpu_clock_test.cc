@@ -1,8 +1,10 @@
 // ThreadCpuClock on real threads: it counts the CPU the followed thread uses (and not its
-// sleep), read from another thread; the total carries over from one thread to the next and
-// outlives them, and never goes down while threads hand over and others read.
+// sleep), and the time it waits for a core, read from another thread; the total carries over
+// from one thread to the next and outlives them, and never goes down while threads hand over
+// and others read.
 #include "runtime/thread_cpu_clock.h"
 
+#include <sys/stat.h>
 #include <time.h>
 
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/testing/threads.h"
 
 namespace brrr {
 namespace {
@@ -28,6 +31,12 @@ int64_t Spin(int64_t ns) {
   int64_t now = start;
   while (now - start < ns) now = OwnCpuNs();
   return now - start;
+}
+
+int64_t MonotonicNs() {
+  timespec ts;
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
 }
 
 constexpr int64_t kMs = 1'000'000;
@@ -106,6 +115,38 @@ TEST(ThreadCpuClockTest, NeverGoesDownWhileThreadsHandOverAndOthersRead) {
   for (std::thread& r : readers) r.join();
   EXPECT_EQ(went_down.load(), 0);
   EXPECT_GE(clock.total_ns(), stopped_spins);
+}
+
+// The followed thread shares its core with a spinner while it spins 30 ms of its own CPU, so it
+// waits on the run queue while the spinner runs: the wait counts, read from another thread, and
+// is no more than the time that passed; once no thread is followed it stands.
+TEST(ThreadCpuClockTest, CountsTheTimeTheFollowedThreadWaitedForACore) {
+  struct stat info {};
+  if (::stat("/proc/thread-self/schedstat", &info) != 0) GTEST_SKIP() << "this kernel keeps no schedstats";
+  ThreadCpuClock clock;
+  EXPECT_EQ(clock.run_queue_wait_ns(), 0) << "before any thread";
+  const int64_t from = MonotonicNs();
+  std::atomic<bool> spun_done{false}, checked{false};
+  std::thread runner([&] {
+    clock.follow_current_thread();
+    {
+      testing::SharedCpu shared;
+      Spin(30 * kMs);
+    }
+    spun_done = true;
+    while (!checked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    clock.stop_following();
+  });
+  while (!spun_done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  const int64_t waited = clock.run_queue_wait_ns();  // from this thread
+  checked = true;
+  runner.join();
+  EXPECT_GT(waited, 0) << "spinning 30 ms on a core shared with a spinner, and it never waited";
+  EXPECT_LE(waited, MonotonicNs() - from);
+  const int64_t stopped = clock.run_queue_wait_ns();
+  EXPECT_GE(stopped, waited);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_EQ(clock.run_queue_wait_ns(), stopped) << "no thread followed: the total stands";
 }
 
 }  // namespace

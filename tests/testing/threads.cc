@@ -1,5 +1,6 @@
 #include "tests/testing/threads.h"
 
+#include <pthread.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -45,6 +46,25 @@ bool WaitUntilBlockedInWait(pid_t tid, std::chrono::nanoseconds timeout) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   return false;
+}
+
+SharedCpu::SharedCpu() {
+  pthread_getaffinity_np(pthread_self(), sizeof(saved_), &saved_);
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  CPU_SET(sched_getcpu(), &one);
+  pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+  spinner_ = std::thread([this, one] {
+    pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+    while (!stop_.load(std::memory_order_relaxed)) {
+    }
+  });
+}
+
+SharedCpu::~SharedCpu() {
+  stop_ = true;
+  spinner_.join();
+  pthread_setaffinity_np(pthread_self(), sizeof(saved_), &saved_);
 }
 
 }  // namespace brrr::testing

@@ -7,13 +7,21 @@
 //   ASSERT_TRUE(testing::WaitUntilBlockedInWait(loop_thread));  // on another thread
 //   loop->call_soon_threadsafe(...);                         // now it wakes a blocked wait
 //
+// SharedCpu makes a thread wait for its core: the calling thread and a spinner run on one CPU,
+// so the caller is preempted every time slice, wherever it is.
+//
+//   { testing::SharedCpu shared;  ... spin ... }   // the thread waited on the run queue
+//
 // Linux on x86-64 only (system call numbers). Threads: any.
 #ifndef BRRR_TESTS_TESTING_THREADS_H_
 #define BRRR_TESTS_TESTING_THREADS_H_
 
+#include <sched.h>
 #include <sys/types.h>
 
+#include <atomic>
 #include <chrono>
+#include <thread>
 
 namespace brrr::testing {
 
@@ -26,6 +34,21 @@ bool BlockedInWait(pid_t tid);
 
 // Waits until BlockedInWait(tid), polling; false if it did not happen within `timeout`.
 bool WaitUntilBlockedInWait(pid_t tid, std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+
+// Runs the calling thread and a spinning one on the calling thread's CPU, so the caller is
+// preempted every time slice, wherever it is; restores the caller's CPUs when destroyed.
+class SharedCpu {
+ public:
+  SharedCpu();
+  ~SharedCpu();
+  SharedCpu(const SharedCpu&) = delete;
+  SharedCpu& operator=(const SharedCpu&) = delete;
+
+ private:
+  cpu_set_t saved_;
+  std::atomic<bool> stop_{false};
+  std::thread spinner_;
+};
 
 }  // namespace brrr::testing
 
