@@ -257,8 +257,11 @@ std::unique_ptr<StallWatchdog> EventLoop::MakeWatchdog() {
     PrintToStderr("brrr: loop %u: no stall watchdog: %s", options_.loop_id, installed.message());
     return nullptr;
   }
-  return std::make_unique<StallWatchdog>(StallWatchdog::Watched{
-      .current = &current_, .tasks_run = &published_.tasks_run, .detector = &stall_detector_, .sampler = &sampler_});
+  return std::make_unique<StallWatchdog>(StallWatchdog::Watched{.current = &current_,
+                                                                .tasks_run = &published_.tasks_run,
+                                                                .detector = &stall_detector_,
+                                                                .sampler = &sampler_,
+                                                                .thread_times = &cpu_});
 }
 
 BRRR_HOT_PATH void EventLoop::run_iteration(int64_t max_wait_ns) {
@@ -413,7 +416,9 @@ int64_t EventLoop::run_task(Callback& fn, const TaskLabel& label, int64_t start_
   // A task the watchdog sampled is a stall though the threshold was raised past it meanwhile:
   // its samples went out with the sequence its end takes.
   if (took >= stall_detector_.threshold_ns() || stall_detector_.was_sampled(start_ns)) {
-    stall_detector_.report(label, took, before, end);
+    // The slow path: the thread's times (a /proc read) only for a stall.
+    stall_detector_.report(label, took, before, end,
+                           {.cpu_ns = cpu_.total_ns(), .run_queue_wait_ns = cpu_.run_queue_wait_ns()});
   }
   return end;
 }

@@ -11,9 +11,22 @@ namespace {
 
 double Seconds(int64_t ns) { return static_cast<double>(ns) / 1e9; }
 
+// "after 12 tasks", and how the thread spent the time since the first sample where known.
+std::string AfterTasks(const StallReport& r) {
+  std::string text = absl::StrFormat("after %u tasks", r.tasks_run_before);
+  if (std::optional<StallTimeSplit> split = SplitSinceFirstSample(r)) {
+    absl::StrAppendFormat(&text,
+                          "; since the first sample %.3f s: %.3f on a core, %.3f waiting for one, %.3f asleep or "
+                          "blocked",
+                          Seconds(split->span_ns), Seconds(split->on_core_ns), Seconds(split->waiting_for_core_ns),
+                          Seconds(split->off_core_ns));
+  }
+  return text;
+}
+
 std::string FormatProgress(const StallReport& r) {
-  std::string text = absl::StrFormat("brrr: loop %u: <%s> has been running for %.3f seconds (after %u tasks)",
-                                     r.loop_id, r.task, Seconds(r.duration_ns), r.tasks_run_before);
+  std::string text = absl::StrFormat("brrr: loop %u: <%s> has been running for %.3f seconds (%s)", r.loop_id, r.task,
+                                     Seconds(r.duration_ns), AfterTasks(r));
   if (r.samples.empty()) return text;
   const StallSample& newest = r.samples.back();
   if (newest.frames.empty()) {
@@ -49,10 +62,27 @@ const std::string& OwnFrame(const std::vector<std::string>& frames) {
 
 }  // namespace
 
+std::optional<StallTimeSplit> SplitSinceFirstSample(const StallReport& r) {
+  if (r.samples.empty()) return std::nullopt;
+  const StallSample& first = r.samples.front();
+  const ThreadTimes& last = r.in_progress ? r.samples.back().thread : r.thread_at_end;
+  const int64_t last_running_ns = r.in_progress ? r.samples.back().running_ns : r.duration_ns;
+  if (!first.thread.known() || !last.known() || last_running_ns <= first.running_ns) return std::nullopt;
+  StallTimeSplit split;
+  split.span_ns = last_running_ns - first.running_ns;
+  // The thread's clocks and the loop's are read a moment apart: the parts are kept within the
+  // span and add up to it.
+  split.on_core_ns = std::clamp<int64_t>(last.cpu_ns - first.thread.cpu_ns, 0, split.span_ns);
+  split.waiting_for_core_ns =
+      std::clamp<int64_t>(last.run_queue_wait_ns - first.thread.run_queue_wait_ns, 0, split.span_ns - split.on_core_ns);
+  split.off_core_ns = split.span_ns - split.on_core_ns - split.waiting_for_core_ns;
+  return split;
+}
+
 std::string FormatStall(const StallReport& r) {
   if (r.in_progress) return FormatProgress(r);
-  std::string line = absl::StrFormat("brrr: loop %u: executing <%s> took %.3f seconds (after %u tasks)", r.loop_id,
-                                     r.task, Seconds(r.duration_ns), r.tasks_run_before);
+  std::string line = absl::StrFormat("brrr: loop %u: executing <%s> took %.3f seconds (%s)", r.loop_id, r.task,
+                                     Seconds(r.duration_ns), AfterTasks(r));
   auto answered = std::find_if(r.samples.rbegin(), r.samples.rend(),
                                [](const StallSample& s) { return !s.frames.empty(); });
   if (answered != r.samples.rend()) {
@@ -98,8 +128,8 @@ std::string StallDetector::publish(const StallReport& r, int64_t now_ns) {
   return text;
 }
 
-void StallDetector::report(const TaskLabel& label, int64_t duration_ns, uint64_t tasks_run_before,
-                           int64_t now_ns) {
+void StallDetector::report(const TaskLabel& label, int64_t duration_ns, uint64_t tasks_run_before, int64_t now_ns,
+                           ThreadTimes thread) {
   count_.add(1);
   std::unique_lock<std::mutex> printing(print_mu_, std::defer_lock);
   StallReport r;
@@ -109,6 +139,7 @@ void StallDetector::report(const TaskLabel& label, int64_t duration_ns, uint64_t
   r.tasks_run_before = tasks_run_before;
   r.detected_at_ns = now_ns;
   r.sequence = count_.load();
+  r.thread_at_end = thread;
 
   std::string text;
   {

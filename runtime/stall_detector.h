@@ -16,8 +16,14 @@
 //       #0 brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)
 //       #1 brrr::control::TaskInjector::StartRun() (brrr-echo+0x68d71)
 //       ...
-//   brrr: loop 0: <inject:blocking_spin> has been running for 0.200 seconds (after 1234 tasks), same stack as at 0.100 seconds
-//   brrr: loop 0: executing <inject:blocking_spin> took 0.300 seconds (after 1234 tasks); stack sampled 2 times, last in brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)
+//   brrr: loop 0: <inject:blocking_spin> has been running for 0.200 seconds (after 1234 tasks; since the first sample
+//   0.100 s: 0.099 on a core, 0.001 waiting for one, 0.000 asleep or blocked), same stack as at 0.100 seconds brrr:
+//   loop 0: executing <inject:blocking_spin> took 0.300 seconds (after 1234 tasks; since the first sample 0.200 s:
+//   0.198 on a core, 0.002 waiting for one, 0.000 asleep or blocked); stack sampled 2 times, last in
+//   brrr::control::(anonymous namespace)::InjectedBlockingSpin() (brrr-echo+0x66997)
+//
+// (Since the first sample, the loop thread's time split three ways, from its CPU clock and the
+// kernel's schedstat: a task computing, a loop starved of CPU, a task blocked in the kernel.)
 //
 // (The end line names the innermost frame of the newest answered sample that is not in the C
 // or C++ runtime, that is where the program's own code was.)
@@ -48,10 +54,19 @@
 
 namespace brrr {
 
+// The loop thread's own time so far, as its CPU clock and the kernel's schedstat count it
+// (ThreadCpuClock): totals, -1 where not read.
+struct ThreadTimes {
+  int64_t cpu_ns = -1;
+  int64_t run_queue_wait_ns = -1;
+  bool known() const { return cpu_ns >= 0 && run_queue_wait_ns >= 0; }
+};
+
 // One look at a stalled loop thread's stack.
 struct StallSample {
   int64_t running_ns = 0;           // how long the task had been running then
   std::vector<std::string> frames;  // innermost first; empty: the thread did not answer in time
+  ThreadTimes thread;               // the loop thread's times then
 };
 
 struct StallReport {
@@ -67,7 +82,24 @@ struct StallReport {
   // The stacks sampled while it ran, oldest first: the first and the newest ones, at most
   // StallDetector::kSamplesKept. Empty when it ended before the watchdog looked.
   std::vector<StallSample> samples;
+  // The loop thread's times as the task ended (unknown while it runs: the newest sample has
+  // them).
+  ThreadTimes thread_at_end;
 };
+
+// How the loop thread spent a stall from its first sample on (to its end, or to the newest
+// sample while it runs): on a core, waiting for one (ready, on the kernel's run queue: more
+// runnable threads than cores), or neither (asleep or blocked in the kernel: I/O, a lock, a
+// page fault). The parts add up to the span.
+struct StallTimeSplit {
+  int64_t span_ns = 0;
+  int64_t on_core_ns = 0;
+  int64_t waiting_for_core_ns = 0;
+  int64_t off_core_ns = 0;
+};
+// Nullopt when there is no such span (no sample; one only, the task still running) or the
+// thread's times were not read.
+std::optional<StallTimeSplit> SplitSinceFirstSample(const StallReport& report);
 
 // Formats a report as it is printed (without the final newline): one line for a stall that
 // ended, a line and its stack for a sample of one in progress.
@@ -96,9 +128,10 @@ class StallDetector {
   // went out with the sequence that end takes. One relaxed load, checked after every task.
   bool was_sampled(int64_t start_ns) const { return sampled_start_ns_.load(std::memory_order_relaxed) == start_ns; }
 
-  // Loop thread: a task labelled `label` ran for duration_ns >= threshold, or was sampled.
-  void report(const TaskLabel& label, int64_t duration_ns, uint64_t tasks_run_before,
-              int64_t now_ns);
+  // Loop thread: a task labelled `label` ran for duration_ns >= threshold, or was sampled;
+  // `thread`: the loop thread's times now.
+  void report(const TaskLabel& label, int64_t duration_ns, uint64_t tasks_run_before, int64_t now_ns,
+              ThreadTimes thread = {});
 
   // Watchdog thread: the task labelled `label`, started at start_ns, is still running at
   // now_ns, past the threshold, and `sample` shows where.

@@ -109,6 +109,10 @@ int64_t StallWatchdog::sample(const CurrentTask::Snapshot& task) {
   std::optional<CurrentTask::Snapshot> still = watched_.current->read();
   if (!still.has_value() || still->start_ns != task.start_ns) return now;
   sample.running_ns = now - task.start_ns;
+  if (watched_.thread_times != nullptr) {
+    sample.thread = {.cpu_ns = watched_.thread_times->total_ns(),
+                     .run_queue_wait_ns = watched_.thread_times->run_queue_wait_ns()};
+  }
   if (stack.has_value()) sample.frames = SymbolizeFrames(stack->pcs);
   watched_.detector->report_progress(task.label, task.start_ns, watched_.tasks_run->load(), now, std::move(sample));
   return MonotonicNanos();

@@ -6,7 +6,9 @@
 // once that task has run for the stall threshold, samples the loop thread's stack
 // (stack_sampler.h: a signal whose handler only copies frames), symbolizes it on its own
 // thread and reports it to the detector (StallDetector::report_progress), as Seastar's
-// reactor stall reports do. While the task keeps running it samples again a threshold after
+// reactor stall reports do, with the loop thread's CPU time and run-queue wait at that moment
+// (so a report can say how the thread spent the stall: computing, waiting for a core, or
+// blocked). While the task keeps running it samples again a threshold after
 // the previous sample was reported, so a long block shows whether it moves; the detector
 // keeps the first and newest samples. A sampled task stays a stall until it ends, also when
 // the threshold is raised past its duration meanwhile: its end is reported as the stall its
@@ -48,6 +50,7 @@
 #include "runtime/single_writer.h"
 #include "runtime/stack_sampler.h"
 #include "runtime/stall_detector.h"
+#include "runtime/thread_cpu_clock.h"
 
 namespace brrr {
 
@@ -58,6 +61,8 @@ class StallWatchdog {
     const SingleWriter<uint64_t>* tasks_run = nullptr;  // tasks the loop has completed
     StallDetector* detector = nullptr;
     StackSampler* sampler = nullptr;
+    // The loop thread's CPU and run-queue wait, read with each sample; null: not read.
+    const ThreadCpuClock* thread_times = nullptr;
   };
 
   // How long a sample waits for the loop thread to answer.

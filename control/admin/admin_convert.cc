@@ -142,6 +142,14 @@ void ToProto(const StallReport& stall, int64_t started_at_ns, admin::Stall* out)
     s->set_running_ms(Millis(sample.running_ns));
     for (const std::string& frame : sample.frames) s->add_frames(frame);
   }
+  out->clear_since_first_sample();
+  if (std::optional<StallTimeSplit> split = SplitSinceFirstSample(stall)) {
+    admin::StallTimeSplit* t = out->mutable_since_first_sample();
+    t->set_span_ms(Millis(split->span_ns));
+    t->set_on_core_ms(Millis(split->on_core_ns));
+    t->set_waiting_for_core_ms(Millis(split->waiting_for_core_ns));
+    t->set_asleep_or_blocked_ms(Millis(split->off_core_ns));
+  }
 }
 
 }  // namespace brrr::control

@@ -33,6 +33,16 @@ std::string FramesText(const admin::Stall& stall, uint32_t limit) {
   return text;
 }
 
+// How the loop thread spent the stall since its first sample, indented under the stall's row;
+// "" where the server did not measure it.
+std::string TimeSplitText(const admin::Stall& stall) {
+  if (!stall.has_since_first_sample()) return "";
+  const admin::StallTimeSplit& t = stall.since_first_sample();
+  return absl::StrFormat("      since the first sample %s ms: %s on a core, %s waiting for one, %s asleep or blocked\n",
+                         FormatDecimal(t.span_ms()), FormatDecimal(t.on_core_ms()),
+                         FormatDecimal(t.waiting_for_core_ms()), FormatDecimal(t.asleep_or_blocked_ms()));
+}
+
 Outcome RunStalls(Invocation& invocation) {
   admin::WatchStallsRequest request;
   for (uint32_t loop : absl::GetFlag(FLAGS_loop).loops) request.add_loops(loop);
@@ -51,6 +61,7 @@ Outcome RunStalls(Invocation& invocation) {
         if (stall.in_progress()) absl::StrAppend(&task, " (still running)");
         absl::StrAppendFormat(&text, "%12s %5d %7d %12s  %s\n", FormatMilliseconds(stall.detected_at_uptime_seconds() * 1000),
                               stall.loop(), stall.sequence(), FormatDecimal(stall.duration_ms()), task);
+        text += TimeSplitText(stall);
         text += FramesText(stall, frames);
         invocation.out.Result(stall, text);
         ++received;

@@ -3,6 +3,7 @@
 // non-blocking sleep does not, cancelling, WatchStalls' stacks of a stuck loop, a stall
 // reported into a pipe nobody reads, and repeated runs on every loop.
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <chrono>
@@ -226,6 +227,15 @@ TEST_F(InjectionTest, WatchStallsShowsWhereABlockedLoopIsStuckWhileItIs) {
     EXPECT_EQ(stall.task(), kind == admin::BLOCKING_SPIN ? "inject:blocking_spin" : "inject:blocking_sleep");
     ASSERT_GE(stall.samples_size(), 1);
     EXPECT_TRUE(names(stall, function)) << stall.DebugString();
+    // How the loop thread spent it since the first sample, the parts adding up to the span
+    // (the thread's times come from the kernel's schedstat).
+    if (struct stat info{}; ::stat("/proc/thread-self/schedstat", &info) == 0) {
+      ASSERT_TRUE(stall.has_since_first_sample()) << stall.DebugString();
+      const admin::StallTimeSplit& split = stall.since_first_sample();
+      EXPECT_NEAR(split.span_ms(), stall.duration_ms() - stall.samples(0).running_ms(), 1e-3);
+      EXPECT_NEAR(split.on_core_ms() + split.waiting_for_core_ms() + split.asleep_or_blocked_ms(), split.span_ms(),
+                  1e-3);
+    }
     context->TryCancel();
     stream->Finish();
   }

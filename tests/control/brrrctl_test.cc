@@ -316,6 +316,7 @@ TEST_F(BrrrctlTest, StallsAreReportedOverTheThreshold) {
   std::vector<std::string> lines = Lines(stalls.out);
   ASSERT_EQ(lines.size(), count) << stalls;
   bool found = false;
+  bool split = false;
   for (const std::string& line : lines) {
     admin::Stall stall = FromJson<admin::Stall>(line);
     EXPECT_EQ(stall.loop(), 0u);
@@ -323,9 +324,23 @@ TEST_F(BrrrctlTest, StallsAreReportedOverTheThreshold) {
     if (stall.task() == "inject:blocking_sleep") {
       found = true;
       EXPECT_GE(stall.duration_ms(), 100.0) << "the injection's own length: a lower bound";
+      split = stall.has_since_first_sample();
     }
   }
   EXPECT_TRUE(found) << stalls;
+  // As text, a stall the watchdog sampled says how the loop thread spent it since then.
+  if (split) {
+    CtlRun text = Ctl({"stalls", "--include_recent", "--loop=0", "--count=" + std::to_string(count)});
+    ASSERT_EQ(text.code, 0) << text;
+    std::vector<std::string> rows = Lines(text.out);
+    auto row = std::find_if(rows.begin(), rows.end(),
+                            [](const std::string& r) { return Contains(r, "inject:blocking_sleep"); });
+    ASSERT_NE(row, rows.end()) << text;
+    ASSERT_NE(row + 1, rows.end()) << text;
+    EXPECT_TRUE(Contains(row[1], "      since the first sample ")) << text;
+    EXPECT_TRUE(Contains(row[1], " on a core, ")) << text;
+    EXPECT_TRUE(Contains(row[1], " asleep or blocked")) << text;
+  }
 }
 
 // While a loop is blocked, `stalls --in_progress` shows the stall as it lasts, with the

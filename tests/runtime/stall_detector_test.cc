@@ -322,6 +322,88 @@ TEST(StallProgressTest, SamplesArePrintedAndStreamedWhileTheStallLastsAndItsEndC
                       "last in Parse() (app+0x30)");
 }
 
+StallSample SampledWithTimes(int64_t running_ns, int64_t cpu_ns, int64_t run_queue_wait_ns) {
+  return StallSample{.running_ns = running_ns,
+                     .frames = {"Hog() (app+0x10)"},
+                     .thread = {.cpu_ns = cpu_ns, .run_queue_wait_ns = run_queue_wait_ns}};
+}
+
+// With the loop thread's times in its samples and at its end, a stall says how the thread spent
+// it since the first sample: on a core, waiting for one, or neither (asleep or blocked); the
+// first sample alone has no span to tell.
+TEST(StallProgressTest, ThreadTimesSplitTheStallSinceItsFirstSample) {
+  Lines printed;
+  StallDetector detector(3, 50'000'000, printed.sink());
+  std::vector<StallReport> streamed;
+  detector.subscribe([&](const StallReport& r) { streamed.push_back(r); });
+  const int64_t start = 1'000'000'000;
+  // Totals of the thread when sampled: 500 ms of CPU and 20 ms waited so far, before the task.
+  detector.report_progress("hog", start, 9, start + 60'000'000, SampledWithTimes(60'000'000, 500'000'000, 20'000'000));
+  // 60 ms later: 30 on a core, 20 waiting, so 10 asleep or blocked.
+  detector.report_progress("hog", start, 9, start + 120'000'000,
+                           SampledWithTimes(120'000'000, 530'000'000, 40'000'000));
+  // The end, 80 ms after the first sample: 50 on a core, 20 waiting, 10 neither.
+  detector.report("hog", 140'000'000, 9, start + 140'000'000, {.cpu_ns = 550'000'000, .run_queue_wait_ns = 40'000'000});
+  ASSERT_EQ(streamed.size(), 3u);
+  EXPECT_FALSE(SplitSinceFirstSample(streamed[0]).has_value()) << "one sample: no span yet";
+  std::optional<StallTimeSplit> so_far = SplitSinceFirstSample(streamed[1]);
+  ASSERT_TRUE(so_far.has_value());
+  EXPECT_EQ(so_far->span_ns, 60'000'000);
+  EXPECT_EQ(so_far->on_core_ns, 30'000'000);
+  EXPECT_EQ(so_far->waiting_for_core_ns, 20'000'000);
+  EXPECT_EQ(so_far->off_core_ns, 10'000'000);
+  std::optional<StallTimeSplit> whole = SplitSinceFirstSample(streamed[2]);
+  ASSERT_TRUE(whole.has_value());
+  EXPECT_EQ(whole->span_ns, 80'000'000);
+  EXPECT_EQ(whole->on_core_ns, 50'000'000);
+  EXPECT_EQ(whole->waiting_for_core_ns, 20'000'000);
+  EXPECT_EQ(whole->off_core_ns, 10'000'000);
+  std::vector<std::string> lines = printed.get();
+  ASSERT_EQ(lines.size(), 3u);
+  EXPECT_EQ(lines[0].substr(0, lines[0].find('\n')),
+            "brrr: loop 3: <hog> has been running for 0.060 seconds (after 9 tasks), stack:");
+  EXPECT_EQ(lines[1],
+            "brrr: loop 3: <hog> has been running for 0.120 seconds (after 9 tasks; since the first sample 0.060 s: "
+            "0.030 on a core, 0.020 waiting for one, 0.010 asleep or blocked), same stack as at 0.060 seconds");
+  EXPECT_EQ(lines[2],
+            "brrr: loop 3: executing <hog> took 0.140 seconds (after 9 tasks; since the first sample 0.080 s: 0.050 on "
+            "a core, 0.020 waiting for one, 0.010 asleep or blocked); stack sampled 2 times, last in Hog() (app+0x10)");
+}
+
+// The parts stay within the span and add up to it (the thread's clocks and the loop's are read a
+// moment apart), and times not read leave the split out.
+TEST(StallProgressTest, TheSplitsPartsStayWithinItsSpanAndUnreadTimesLeaveItOut) {
+  StallReport r;
+  r.duration_ns = 100'000'000;
+  r.samples = {SampledWithTimes(50'000'000, 1'000, 0)};
+  r.thread_at_end = {.cpu_ns = 1'000 + 60'000'000, .run_queue_wait_ns = 0};  // 60 ms of CPU in 50
+  std::optional<StallTimeSplit> split = SplitSinceFirstSample(r);
+  ASSERT_TRUE(split.has_value());
+  EXPECT_EQ(split->span_ns, 50'000'000);
+  EXPECT_EQ(split->on_core_ns, 50'000'000);
+  EXPECT_EQ(split->waiting_for_core_ns, 0);
+  EXPECT_EQ(split->off_core_ns, 0);
+  r.thread_at_end = {.cpu_ns = 1'000 + 40'000'000, .run_queue_wait_ns = 30'000'000};  // 70 ms in 50
+  split = SplitSinceFirstSample(r);
+  ASSERT_TRUE(split.has_value());
+  EXPECT_EQ(split->on_core_ns, 40'000'000);
+  EXPECT_EQ(split->waiting_for_core_ns, 10'000'000) << "the parts add up to the span";
+  EXPECT_EQ(split->off_core_ns, 0);
+  r.thread_at_end = {.cpu_ns = 0, .run_queue_wait_ns = 0};  // below the sample's: not negative
+  split = SplitSinceFirstSample(r);
+  ASSERT_TRUE(split.has_value());
+  EXPECT_EQ(split->on_core_ns, 0);
+  EXPECT_EQ(split->off_core_ns, 50'000'000);
+  r.thread_at_end = {};  // not read
+  EXPECT_FALSE(SplitSinceFirstSample(r).has_value());
+  r.thread_at_end = {.cpu_ns = 2'000, .run_queue_wait_ns = 0};
+  r.samples[0].thread = {};
+  EXPECT_FALSE(SplitSinceFirstSample(r).has_value());
+  r.samples.clear();
+  EXPECT_FALSE(SplitSinceFirstSample(r).has_value());
+  EXPECT_EQ(FormatStall(r), "brrr: loop 0: executing <> took 0.100 seconds (after 0 tasks)");
+}
+
 TEST(StallProgressTest, TheEndLineNamesTheInnermostFrameOutsideTheCAndCppRuntime) {
   Lines printed;
   StallDetector detector(0, 50'000'000, printed.sink());

@@ -7,6 +7,8 @@
 // the watchdog has looked at it a few times.
 #include "runtime/stall_watchdog.h"
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -178,6 +180,41 @@ TEST(StallWatchdogTest, ATaskThatSleepsInAFunctionOfItsOwnNamesThatFunction) {
   ASSERT_EQ(reports.front().samples.size(), 1u);
   EXPECT_TRUE(Names(reports.front().samples[0], "WatchdogTestSleepUntil")) << Show(reports.front().samples[0]);
   for (const std::string& text : watched.printed()) std::printf("%s\n", text.c_str());
+}
+
+// The end of a stall sampled three times says how the loop thread spent it since the first
+// sample: a task that sleeps was mostly asleep, one that spins mostly on a core (or waiting for
+// one, on a machine busy with other tests), each part within the span.
+TEST(StallWatchdogTest, AStallsEndSaysWhetherTheThreadSleptOrRan) {
+  struct stat info {};
+  if (::stat("/proc/thread-self/schedstat", &info) != 0) GTEST_SKIP() << "this kernel keeps no schedstats";
+  for (bool sleeps : {true, false}) {
+    WatchedLoop watched(milliseconds(30));
+    ASSERT_NE(watched.loop(), nullptr);
+    watched.RunAndWait([&] {
+      const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+      if (sleeps) {
+        WatchdogTestSleepUntil(watched.answered(), 3, give_up);
+      } else {
+        WatchdogTestSpinUntil(watched.answered(), 3, give_up);
+      }
+    });
+    std::optional<StallReport> finished = watched.Finished();
+    ASSERT_TRUE(finished.has_value());
+    ASSERT_GE(finished->samples.size(), 3u);
+    std::optional<StallTimeSplit> split = SplitSinceFirstSample(*finished);
+    ASSERT_TRUE(split.has_value()) << "the thread's times were not read";
+    EXPECT_EQ(split->span_ns, finished->duration_ns - finished->samples[0].running_ns);
+    EXPECT_EQ(split->on_core_ns + split->waiting_for_core_ns + split->off_core_ns, split->span_ns);
+    if (sleeps) {
+      EXPECT_GT(split->off_core_ns, split->on_core_ns + split->waiting_for_core_ns) << "a sleeping task, not asleep";
+    } else {
+      EXPECT_GT(split->on_core_ns + split->waiting_for_core_ns, split->off_core_ns) << "a spinning task, asleep";
+    }
+    std::vector<std::string> printed = watched.PrintedAtLeast(4);
+    ASSERT_GE(printed.size(), 4u);
+    EXPECT_NE(printed.back().find("; since the first sample "), std::string::npos) << printed.back();
+  }
 }
 
 TEST(StallWatchdogTest, AStallThatGoesOnIsSampledAgainAndShowsWhereItMoved) {
