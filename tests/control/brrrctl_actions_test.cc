@@ -134,6 +134,32 @@ TEST_F(BrrrctlTest, InjectionIsListedAndCancelled) {
   EXPECT_TRUE(Contains(unknown.err, "brrrctl: NOT_FOUND: ")) << unknown;
 }
 
+// inject --loop runs the injection on the loops listed and on no other: a blocking run meant
+// for one loop must not block them all. The server answers with the loops it runs on.
+TEST_F(BrrrctlTest, InjectRunsOnTheLoopsGivenOnly) {
+  Start({"--loops=3"});
+  CtlRun one = Ctl({"inject", "nonblocking-sleep", "--duration=10s", "--loop=1", "--json"});
+  ASSERT_EQ(one.code, 0) << one;
+  admin::Injection on_one = FromJson<admin::Injection>(Lines(one.out).at(0));
+  EXPECT_EQ(std::vector<uint32_t>(on_one.loops().begin(), on_one.loops().end()), std::vector<uint32_t>{1}) << one;
+  CtlRun two = Ctl({"inject", "nonblocking-sleep", "--duration=10s", "--loop=0,2"});
+  ASSERT_EQ(two.code, 0) << two;
+  CtlRun list = Ctl({"injections", "--json"});
+  ASSERT_EQ(list.code, 0) << list;
+  admin::ListInjectionsResponse response = FromJson<admin::ListInjectionsResponse>(Lines(list.out).at(0));
+  ASSERT_EQ(response.injections_size(), 2) << list;
+  for (const admin::Injection& i : response.injections()) {
+    std::vector<uint32_t> loops(i.loops().begin(), i.loops().end());
+    if (i.id() == on_one.id()) {
+      EXPECT_EQ(loops, std::vector<uint32_t>{1}) << list;
+    } else {
+      EXPECT_EQ(loops, (std::vector<uint32_t>{0, 2})) << list;
+    }
+    CtlRun cancel = Ctl({"cancel", std::to_string(i.id())});
+    EXPECT_EQ(cancel.code, 0) << cancel;
+  }
+}
+
 TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
   Start();
   testing::BlockingClient client(port_, false, 10000);
@@ -327,6 +353,27 @@ TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
   CtlRun health = Ctl({"health"});
   EXPECT_EQ(health.code, 5) << health;
   EXPECT_EQ(health.out, "NOT_SERVING\n");
+
+  client.close();
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the server did not exit after the drain";
+  EXPECT_EQ(*code, 0) << server_->err();
+}
+
+// The text answer of drain says whether this call started the drain or found one going on: the
+// first "draining: ...", the second "already draining: ..." (exit 0 both), each with the
+// connections open.
+TEST_F(BrrrctlTest, DrainSaysInTextWhetherItStartedTheDrain) {
+  Start({"--drain_timeout=30s"});
+  testing::BlockingClient client(port_, false, 10000);  // keeps the drain going until it leaves
+  ASSERT_TRUE(client.send_all("x"));
+  ASSERT_EQ(client.recv_exact(1), "x");
+  CtlRun first = Ctl({"drain"});
+  ASSERT_EQ(first.code, 0) << first;
+  EXPECT_EQ(first.out.rfind("draining: 1 connections open, ", 0), 0u) << first;
+  CtlRun second = Ctl({"drain"});
+  ASSERT_EQ(second.code, 0) << second;
+  EXPECT_EQ(second.out, "already draining: 1 connections open\n") << second;
 
   client.close();
   std::optional<int> code = server_->Wait(seconds(30));

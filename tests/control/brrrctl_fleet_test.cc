@@ -333,6 +333,58 @@ std::vector<std::string> Words(const std::string& line) {
   return words;
 }
 
+// watch's text total line is the sum of the targets' lines: CONNS, ACCEPTED, STALLS and READY
+// add up, and the rates are "-" on the first tick (no target has an earlier sample to compare
+// with), not a sum of nothing shown as 0, and figures on the next.
+TEST_F(FleetTest, WatchTotalLineAddsUpTheTargetsLines) {
+  StartServers(2);
+  // Open echo connections, each served once so it is accepted: 1 on server 0, 2 on server 1.
+  std::vector<std::unique_ptr<testing::BlockingClient>> clients;
+  for (size_t i : {0, 1, 1}) {
+    clients.push_back(std::make_unique<testing::BlockingClient>(servers_[i].port));
+    const std::string payload = testing::RandomBytes(100, static_cast<uint32_t>(clients.size()));
+    ASSERT_TRUE(clients.back()->send_all(payload));
+    ASSERT_EQ(clients.back()->recv_exact(payload.size()), payload);
+  }
+  CtlRun r = Brrrctl({"--target=" + Targets(), "watch", "--count=2", "--interval=50ms"});
+  ASSERT_EQ(r.code, 0) << r;
+  std::vector<std::string> lines = Lines(r.out);
+  ASSERT_EQ(lines.size(), 1u + 2 * 3) << r;  // the header, then 2 targets and the total, twice
+  // Words of a target line: UPTIME TARGET LOOP CONNS ACCEPTED IN/S OUT/S TASKS/S STALLS READY
+  // LAG; of the total line the same without UPTIME, and "-" for LAG.
+  for (size_t tick = 0; tick < 2; ++tick) {
+    std::vector<std::string> a = Words(lines[1 + tick * 3]);
+    std::vector<std::string> b = Words(lines[2 + tick * 3]);
+    std::vector<std::string> total = Words(lines[3 + tick * 3]);
+    ASSERT_EQ(a.size(), 11u) << r;
+    ASSERT_EQ(b.size(), 11u) << r;
+    ASSERT_EQ(total.size(), 10u) << r;
+    EXPECT_EQ(a[1], servers_[0].admin()) << r;
+    EXPECT_EQ(b[1], servers_[1].admin()) << r;
+    EXPECT_EQ(total[0], "total") << r;
+    EXPECT_EQ(a[3], "1") << r;
+    EXPECT_EQ(b[3], "2") << r;
+    EXPECT_EQ(a[4], "1") << r;
+    EXPECT_EQ(b[4], "2") << r;
+    auto sum = [&](size_t word) { return std::to_string(std::stoull(a[word]) + std::stoull(b[word])); };
+    EXPECT_EQ(total[2], "3") << "CONNS\n" << r;
+    EXPECT_EQ(total[3], "3") << "ACCEPTED\n" << r;
+    EXPECT_EQ(total[7], sum(8)) << "STALLS\n" << r;
+    EXPECT_EQ(total[8], sum(9)) << "READY\n" << r;
+    for (size_t rate : {5, 6, 7}) {  // IN/S OUT/S TASKS/S of a target line; one less in the total's
+      if (tick == 0) {
+        EXPECT_EQ(a[rate], "-") << r;
+        EXPECT_EQ(b[rate], "-") << r;
+        EXPECT_EQ(total[rate - 1], "-") << "no rate to add on the first tick\n" << r;
+      } else {
+        EXPECT_NE(a[rate], "-") << r;
+        EXPECT_NE(b[rate], "-") << r;
+        EXPECT_NE(total[rate - 1], "-") << r;
+      }
+    }
+  }
+}
+
 // A server that stops (SIGSTOP: its watch stream stays open and sends nothing) does not hold
 // back the others' samples: after the silent wait (two intervals, at least 2 s) the ticks go
 // on with its line "-", and its samples join them again once it is back.

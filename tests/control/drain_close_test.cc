@@ -106,6 +106,36 @@ TEST_P(DrainCloseTest, AtTheDeadlineAClientGetsEveryByteReadThenTheEndOfStream) 
       << server_->out();
 }
 
+// Echoes still in the server's own queue at the deadline (more than the kernel's buffers
+// hold, for a client that had stopped reading) go out once the client reads, and then the end
+// of stream: the last send finishing shuts the write side, not the flush's reset a second on.
+TEST_P(DrainCloseTest, AtTheDeadlineEchoesStillQueuedGoOutThenTheEndOfStream) {
+  Start({"--backend=" + GetParam(), "--drain_timeout=100ms", "--high_water=67108864", "--low_water=1024"});
+  testing::BlockingClient client(port_);
+  // 8 MiB: the server reads it all (its queue holds 64 MiB), and most of the echo waits in its
+  // queue, past what the kernel's buffers of a connection whose client does not read hold
+  // (checked: less went out than came in).
+  std::string payload = testing::RandomBytes(8 << 20, 23);
+  ASSERT_TRUE(client.send_all(payload));
+  admin::Stats read = StatsWhen([&](const admin::Stats& s) { return s.total().bytes_in() == payload.size(); });
+  ASSERT_EQ(read.total().bytes_in(), payload.size());
+  ASSERT_LT(read.total().bytes_out(), payload.size()) << "the echo was not waiting in the server";
+
+  server_->Signal(SIGTERM);
+  ASSERT_TRUE(server_->WaitForOutput("drain: deadline: closing 1 open connections")) << server_->out();
+  // Reads from now on: well within the flush's second on loopback.
+  Ending end = ReadToTheEnd(client.fd());
+  EXPECT_EQ(end.error, 0) << "an end of stream, not errno " << end.error << " (" << std::strerror(end.error) << ")";
+  EXPECT_EQ(end.bytes.size(), payload.size());
+  EXPECT_TRUE(end.bytes == payload) << "every byte the server read comes back";
+  client.close();
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server_->out().find("at the deadline 1 closed cleanly, 0 with a reset"), std::string::npos)
+      << server_->out();
+}
+
 // After the end of stream the server reads and discards what still comes, for at most
 // kDrainLinger (1 s), then closes: a client that takes its end of stream and keeps sending
 // has its bytes discarded (counted), and its sends end in a reset once the server has closed.

@@ -194,6 +194,37 @@ TEST_P(DrainGraceTest, AfterTheGraceNewConnectionsAreRefusedAndOpenOnesGoOn) {
   EXPECT_EQ(*code, 0);
 }
 
+// A server whose accepting was paused (no accept pending) when its grace ends stops accepting
+// all the same: it says so, and its phase moves on to FINISHING (GetStats, GetServerInfo), not
+// left at GRACE for the rest of the drain.
+TEST_P(DrainGraceTest, APausedServerIsFinishingOnceItsGraceEnds) {
+  StartWithGrace("200ms");
+  testing::BlockingClient early(port_);  // keeps the drain going until it leaves
+  ASSERT_TRUE(early.send_all("before"));
+  ASSERT_EQ(early.recv_exact(6), "before");
+  admin::SetThrottleRequest pause;
+  pause.set_accepting_paused(true);
+  admin::Throttle now;
+  ASSERT_TRUE(stub_->SetThrottle(Context().get(), pause, &now).ok());
+  StatsWhen([](const admin::Stats& s) { return !s.total().accepting(); });
+
+  server_->Signal(SIGTERM);
+  ASSERT_TRUE(server_->WaitForOutput("still accepting for 200ms (--drain_grace)")) << server_->out();
+  ASSERT_TRUE(server_->WaitForOutput("drain: no longer accepting")) << server_->out();
+  admin::Stats after = StatsWhen([](const admin::Stats& s) { return s.drain_phase() == admin::DRAIN_PHASE_FINISHING; });
+  EXPECT_EQ(after.drain_phase(), admin::DRAIN_PHASE_FINISHING);
+  EXPECT_EQ(InfoPhase(), admin::DRAIN_PHASE_FINISHING);
+  EXPECT_EQ(ConnectError(port_), ECONNREFUSED) << "the listener is closed";
+  // The connection from before goes on until its client ends it; then the server exits.
+  ASSERT_TRUE(early.send_all("after"));
+  EXPECT_EQ(early.recv_exact(5), "after");
+  early.shutdown_write();
+  EXPECT_EQ(early.recv_until_eof(), "");
+  std::optional<int> code = server_->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value()) << "the last connection has gone: the drain is over";
+  EXPECT_EQ(*code, 0);
+}
+
 // A signal during the admin plane's drain is the drain's first signal: it says the server is
 // already draining (no second drain is started or announced), and the next one cuts it short,
 // as after a SIGTERM.

@@ -275,6 +275,36 @@ TEST_P(ReactorTest, APeerThatResetBehindItsDataEndsTheReceive) {
   EXPECT_EQ(reactor_->release_fd(s.fd()), 0);
 }
 
+// Receive after receive in bundles, every buffer recycled at once: the ring gets back each
+// buffer a bundle took, so a loop that has received many bundles still has its whole pool on
+// the ring and still receives in bundles. (A backend that counted one buffer off the ring per
+// bundle instead of the several it took would put back only one of them each time: the ring
+// shrinks bundle after bundle to a single buffer, and from then on every receive takes one
+// buffer, one completion per 16 KiB.) 40 connections with 100 KiB waiting each (7 buffers),
+// 280 buffers' worth through a pool of 64: each of the last 10 still receives in a bundle.
+TEST_P(ReactorTest, ManyBundlesInARowKeepTheWholePoolOnTheRing) {
+  std::vector<char> pool(kBufferSize * 64);
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kBufferSize, 64), absl::OkStatus());
+  Listener l;
+  for (uint32_t round = 0; round < 40; ++round) {
+    const uint64_t bundles_before = reactor_->counters().recv_bundles;
+    Stream s(l, testing::RandomBytes(100 * 1024 + round, 40 + round));
+    ASSERT_GE(s.fd(), 0);
+    WaitForWaitingBytes(s.fd(), static_cast<int>(s.payload().size()));
+    Received got = ReceiveStream(*reactor_, pool, s.fd(), 64, /*hold=*/false);
+    EXPECT_TRUE(s.finish());
+    ASSERT_TRUE(got.bytes == s.payload())
+        << "round " << round << ": " << got.bytes.size() << " of " << s.payload().size() << " bytes, in order or not";
+    ASSERT_EQ(got.end_result, 0) << "round " << round;
+    EXPECT_EQ(got.enobufs, 0) << "round " << round << ": every buffer was recycled, the pool cannot run dry";
+    EXPECT_EQ(reactor_->release_fd(s.fd()), 0);
+    if (round >= 30 && ExpectBundles(GetParam())) {
+      EXPECT_GT(reactor_->counters().recv_bundles, bundles_before)
+          << "round " << round << ": 100 KiB waited, and the receive took it one buffer at a time";
+    }
+  }
+}
+
 // BRRR_IO_URING_BUNDLES=0 turns bundles off for the io_uring reactors created afterwards: the
 // same transfer then takes one kernel receive per buffer. (An io_uring setting: not a test of
 // every backend.)

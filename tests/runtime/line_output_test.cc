@@ -99,6 +99,31 @@ TEST(LineOutputTest, PastItsBoundLinesAreDroppedCountedAndNotedWhereTheyWere) {
                                      dropped));
 }
 
+// Once lines have been dropped, no later line is written before the note of the drop: a short
+// line that would fit the queue, but not with the note ahead of it, is dropped too (and
+// counted), so that the reader never sees output go on past a gap it is not told of.
+TEST(LineOutputTest, NoLineIsWrittenPastADropBeforeItsNote) {
+  TestPipe both;
+  const size_t filler = both.Fill();
+  LineOutput output(both.write_end(), both.write_end(), /*max_queued_bytes=*/1000);
+  const std::string sixty(59, 'x');  // 60 bytes with its newline: 16 fill 960 of the 1000
+  for (int i = 0; i < 100 && output.dropped(OutputStream::kStdout) == 0; ++i) {
+    output.Write(OutputStream::kStdout, sixty);
+  }
+  ASSERT_EQ(output.dropped(OutputStream::kStdout), 1u);
+  // 40 bytes are free: room for "y\n", not for the note (about 100 bytes) and "y\n".
+  output.Write(OutputStream::kStdout, "y");
+  EXPECT_EQ(output.dropped(OutputStream::kStdout), 2u) << "a line went into the queue ahead of the drop's note";
+  std::string written = ReadUntilFlushed(both, output);
+  ASSERT_EQ(written.substr(0, filler), std::string(filler, '.'));
+  EXPECT_EQ(written.find('y'), std::string::npos) << "written past the gap, before its note";
+  output.Write(OutputStream::kStdout, "after");
+  written = ReadUntilFlushed(both, output);
+  EXPECT_EQ(written,
+            "brrr: 2 lines of output dropped here: stdout and stderr were not read while 1000 bytes of "
+            "output waited\nafter\n");
+}
+
 TEST(LineOutputTest, AFailedWriteDropsOnlyItsLine) {
   TestPipe out;
   TestPipe err;

@@ -333,6 +333,13 @@ TEST(EchoServerFlagsTest, VersionAndAFlagfileThatIsADirectory) {
             std::string::npos)
       << flagfile.err();
   EXPECT_EQ(flagfile.out().find("listening on"), std::string::npos) << flagfile.out();
+  // The same with the directory as the next argument (--flagfile DIR), which absl takes too.
+  Process spaced(EchoBinary(), {"--port=0", "--flagfile", dir});
+  EXPECT_EQ(spaced.Wait(seconds(30)), 1) << spaced.out();
+  EXPECT_NE(spaced.err().find("brrr-echo: --flagfile=" + dir + ": is a directory, not a file of flags"),
+            std::string::npos)
+      << spaced.err();
+  EXPECT_EQ(spaced.out().find("listening on"), std::string::npos) << spaced.out();
 }
 
 TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {

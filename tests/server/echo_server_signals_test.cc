@@ -54,6 +54,25 @@ TEST_P(EchoServerTest, SigtermWithDataInFlightLosesNoByte) {
   EXPECT_NE(server->out().find("1 connections served"), std::string::npos) << server->out();
 }
 
+// A drain whose connections all finish before --drain_timeout says nothing of a deadline: the
+// line "drain: deadline: closing N open connections" is for a deadline that passed, on any loop.
+TEST_P(EchoServerTest, ADrainFinishedInTimeSaysNothingOfTheDeadline) {
+  auto server = Start({"--drain_timeout=60s", "--loops=2"});
+  BlockingClient c(port_);
+  ASSERT_TRUE(c.send_all("a"));
+  ASSERT_EQ(c.recv_exact(1), "a");
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(server->WaitForOutput("draining")) << server->out();
+  c.shutdown_write();
+  EXPECT_EQ(c.recv_until_eof(), "");
+  std::optional<int> code = server->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0);
+  EXPECT_NE(server->out().find("drained in"), std::string::npos) << server->out();
+  EXPECT_EQ(server->out().find("deadline:"), std::string::npos) << server->out();
+  EXPECT_NE(server->out().find("0 closed at the drain deadline"), std::string::npos) << server->out();
+}
+
 TEST_P(EchoServerTest, ConnectionsStillOpenAtTheDrainDeadlineAreClosed) {
   auto server = Start({"--drain_timeout=200ms"});
   BlockingClient idle(port_);

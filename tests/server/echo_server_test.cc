@@ -303,6 +303,10 @@ TEST_P(EchoServerTest, OutOfDescriptorsItKeepsServingAndDoesNotSpin) {
   std::this_thread::sleep_for(seconds(2));
   double cpu_used = server->CpuSeconds() - cpu_before;
   EXPECT_LT(cpu_used, 0.5) << "a busy loop would use ~2 s of CPU in these 2 s";
+  // The failed accepts are counted (accept_errors), and said at the 1st, 10th, 100th... one: the
+  // first line says 1, and no line says 0 (a count that stayed 0 would also say every one).
+  EXPECT_NE(server->err().find(" (1 accept errors so far); retrying in "), std::string::npos) << server->err();
+  EXPECT_EQ(server->err().find(" (0 accept errors so far)"), std::string::npos) << server->err();
   // Descriptors free up: the waiting clients get served.
   for (int i = 0; i < 50; ++i) clients[i].reset();
   ASSERT_TRUE(clients[99]->send_all("served late")) << server->err();

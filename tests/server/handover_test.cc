@@ -297,11 +297,11 @@ std::unique_ptr<Process> StartOld(const SocketDir& dir,
   return old;
 }
 
-// The pid that the admin plane at 127.0.0.1:admin_port reports (GetServerInfo, through
+// The pid that the admin plane at `target` (127.0.0.1:admin_port for AdminPid) reports (GetServerInfo, through
 // `brrrctl info`), or what went wrong. A connect alone would not do: the kernel completes it
 // on a listening socket whether or not a process serves it.
-std::string AdminPid(uint16_t admin_port) {
-  Process info(testing::Runfile("control/brrrctl/brrrctl"), {"--target=127.0.0.1:" + std::to_string(admin_port), "info"});
+std::string AdminPidAt(const std::string& target) {
+  Process info(testing::Runfile("control/brrrctl/brrrctl"), {"--target=" + target, "info"});
   std::optional<int> code = info.Wait(seconds(30));
   if (code != 0) return "brrrctl info failed: " + info.out() + info.err();
   std::string out = "\n" + info.out();
@@ -310,6 +310,8 @@ std::string AdminPid(uint16_t admin_port) {
   size_t digits = out.find_first_not_of(' ', row + 5);
   return out.substr(digits, out.find('\n', digits) - digits);
 }
+
+std::string AdminPid(uint16_t admin_port) { return AdminPidAt("127.0.0.1:" + std::to_string(admin_port)); }
 
 // Both sides of a completed hand-over have said so: `b` took the listeners of `a`, and `a`
 // handed them over to `b` (it has stopped accepting by then).
@@ -1030,6 +1032,36 @@ TEST(TakeOverAdminTest, NewAdminCallsAreAnsweredByTheNewProcessWhileTheOldOneDra
   EXPECT_NE(*watch_code, 0) << watch.err();
   EXPECT_NE(watch.err().find("this brrr-echo is shutting down: the stream ends here"), std::string::npos)
       << watch.err();
+  b.Signal(SIGTERM);
+  EXPECT_EQ(b.Wait(seconds(30)), 0) << b.err();
+}
+
+// An admin plane on IPv6 loopback (--admin_host=::1, its address written [::1]:PORT) changes
+// hands like one on 127.0.0.1: B takes A's admin listener and answers the admin calls at
+// [::1]:PORT from the hand-over on.
+TEST(TakeOverAdminTest, AnIPv6AdminListenerChangesHandsToo) {
+  if (UnderTsan()) GTEST_SKIP() << "calls the admin plane (gRPC), which TSan runs cannot use";
+  SocketDir dir;
+  uint16_t unused_metrics_port = 0;
+  uint16_t admin_port = 0;
+  uint16_t port = 0;
+  std::unique_ptr<Process> a = StartOld(
+      dir,
+      [](uint16_t, uint16_t admin) {
+        return std::vector<std::string>{"--admin_host=::1", "--admin_port=" + std::to_string(admin)};
+      },
+      &unused_metrics_port, &admin_port, &port);
+  ASSERT_NE(a, nullptr);
+  const std::string admin = "[::1]:" + std::to_string(admin_port);
+  ASSERT_TRUE(a->WaitForOutput("admin plane on " + admin)) << a->out() << a->err();
+  ASSERT_EQ(AdminPidAt(admin), std::to_string(a->pid()));
+
+  Process b(EchoBinary(), {"--backend=epoll", "--port=" + std::to_string(port), "--admin_host=::1",
+                           "--admin_port=" + std::to_string(admin_port), "--take_over=" + dir.path()});
+  ASSERT_TRUE(HandedOver(*a, b));
+  EXPECT_EQ(a->Wait(seconds(30)), 0) << a->err();
+  EXPECT_EQ(AdminPidAt(admin), std::to_string(b.pid())) << b.out() << b.err();
+  EXPECT_EQ(EchoOf(port, "B serves"), "B serves");
   b.Signal(SIGTERM);
   EXPECT_EQ(b.Wait(seconds(30)), 0) << b.err();
 }
