@@ -76,6 +76,17 @@ class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParam
     health_ = health::Health::NewStub(channel_);
   }
 
+  // `last`, the one connection left, still echoes; once its client ends it the server exits 0.
+  void ExpectTheLastConnectionEndsTheDrain(testing::BlockingClient& last) {
+    ASSERT_TRUE(last.send_all("after"));
+    EXPECT_EQ(last.recv_exact(5), "after");
+    last.shutdown_write();
+    EXPECT_EQ(last.recv_until_eof(), "");
+    std::optional<int> code = server_->Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << "the last connection has gone: the drain is over";
+    EXPECT_EQ(*code, 0);
+  }
+
   health::HealthCheckResponse::ServingStatus Health() {
     health::HealthCheckResponse response;
     grpc::Status s = health_->Check(Context().get(), health::HealthCheckRequest(), &response);
@@ -185,13 +196,7 @@ TEST_P(DrainGraceTest, AfterTheGraceNewConnectionsAreRefusedAndOpenOnesGoOn) {
   EXPECT_EQ(testing::HttpGet(metrics_port_, "/readyz").status, 503);
   EXPECT_EQ(Health(), health::HealthCheckResponse::NOT_SERVING);
   // The connection from before goes on until its client ends it; then the server exits.
-  ASSERT_TRUE(early.send_all("after"));
-  EXPECT_EQ(early.recv_exact(5), "after");
-  early.shutdown_write();
-  EXPECT_EQ(early.recv_until_eof(), "");
-  std::optional<int> code = server_->Wait(seconds(30));
-  ASSERT_TRUE(code.has_value()) << "the last connection has gone: the drain is over";
-  EXPECT_EQ(*code, 0);
+  ExpectTheLastConnectionEndsTheDrain(early);
 }
 
 // A server whose accepting was paused (no accept pending) when its grace ends stops accepting
@@ -216,13 +221,7 @@ TEST_P(DrainGraceTest, APausedServerIsFinishingOnceItsGraceEnds) {
   EXPECT_EQ(InfoPhase(), admin::DRAIN_PHASE_FINISHING);
   EXPECT_EQ(ConnectError(port_), ECONNREFUSED) << "the listener is closed";
   // The connection from before goes on until its client ends it; then the server exits.
-  ASSERT_TRUE(early.send_all("after"));
-  EXPECT_EQ(early.recv_exact(5), "after");
-  early.shutdown_write();
-  EXPECT_EQ(early.recv_until_eof(), "");
-  std::optional<int> code = server_->Wait(seconds(30));
-  ASSERT_TRUE(code.has_value()) << "the last connection has gone: the drain is over";
-  EXPECT_EQ(*code, 0);
+  ExpectTheLastConnectionEndsTheDrain(early);
 }
 
 // A signal during the admin plane's drain is the drain's first signal: it says the server is
