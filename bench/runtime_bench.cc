@@ -11,6 +11,7 @@
 //   BM_LoopTimerInsertCancel   the same through EventLoop::call_later / TimerHandle::cancel
 //   BM_CallSoonThreadsafe   callbacks posted from another thread, run by the loop
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <deque>
 #include <functional>
@@ -19,6 +20,7 @@
 
 #include "benchmark/benchmark.h"
 #include "runtime/async.h"
+#include "runtime/thread_cpu_clock.h"
 #include "runtime/timer_queue.h"
 
 namespace brrr {
@@ -158,6 +160,25 @@ void BM_CallSoonThreadsafe(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * kPosts);
 }
 BENCHMARK(BM_CallSoonThreadsafe)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// What reading a loop thread's figures costs a reader on another thread (GetStats, a scrape):
+// its CPU clock (a clock_gettime) and its run-queue wait (a /proc schedstat read: open, read,
+// close), each per loop per read.
+void BM_ThreadCpuClockRead(benchmark::State& state, bool run_queue_wait) {
+  ThreadCpuClock clock;
+  std::atomic<bool> following{false}, done{false};
+  std::thread followed([&] {
+    clock.follow_current_thread();
+    following = true;
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  while (!following) std::this_thread::yield();
+  for (auto _ : state) benchmark::DoNotOptimize(run_queue_wait ? clock.run_queue_wait_ns() : clock.total_ns());
+  done = true;
+  followed.join();
+}
+BENCHMARK_CAPTURE(BM_ThreadCpuClockRead, cpu, false);
+BENCHMARK_CAPTURE(BM_ThreadCpuClockRead, run_queue_wait, true);
 
 }  // namespace
 }  // namespace brrr
