@@ -80,10 +80,18 @@ std::string StatusText(const absl::Status& status) {
 }
 
 std::string StallTitle(const admin::Stall& stall) {
-  return absl::StrCat("loop ", stall.loop(), " stall #", stall.sequence(), ": ",
-                      stall.task().empty() ? "-" : stall.task(), " ", FormatMilliseconds(stall.duration_ms()),
-                      stall.in_progress() ? " (still running)" : "", " at ",
-                      FormatMilliseconds(stall.detected_at_uptime_seconds() * 1000));
+  std::string title =
+      absl::StrCat("loop ", stall.loop(), " stall #", stall.sequence(), ": ", stall.task().empty() ? "-" : stall.task(),
+                   " ", FormatMilliseconds(stall.duration_ms()), stall.in_progress() ? " (still running)" : "", " at ",
+                   FormatMilliseconds(stall.detected_at_uptime_seconds() * 1000));
+  if (stall.has_since_first_sample() && stall.since_first_sample().span_ms() > 0) {
+    const admin::StallTimeSplit& t = stall.since_first_sample();
+    auto share = [&](double ms) { return PercentText(ms / t.span_ms()); };
+    absl::StrAppend(&title, "; since the first sample ", FormatMilliseconds(t.span_ms()), ": ", share(t.on_core_ms()),
+                    " on a core, ", share(t.waiting_for_core_ms()), " waiting for one, ",
+                    share(t.asleep_or_blocked_ms()), " asleep or blocked");
+  }
+  return title;
 }
 
 std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint32_t frames, const FleetTotal* total) {
@@ -113,11 +121,20 @@ std::string PlainBlock(const std::vector<TargetView>& views, SortKey sort, uint3
     if (!view.throttle.empty()) absl::StrAppend(&text, "throttle summary=", Word(view.throttle), "\n");
     for (const admin::Stall& stall : view.stalls) {
       std::string where = StallWhere(stall);
-      absl::StrAppend(&text, "stall loop=", stall.loop(), " seq=", stall.sequence(),
-                      " duration_ms=", FormatDecimal(stall.duration_ms()),
-                      " in_progress=", stall.in_progress() ? "yes" : "no",
-                      " task=", stall.task().empty() ? "-" : Word(stall.task()),
-                      " where=", where.empty() ? "-" : Word(where), "\n");
+      absl::StrAppend(
+          &text, "stall loop=", stall.loop(), " seq=", stall.sequence(),
+          " duration_ms=", FormatDecimal(stall.duration_ms()), " in_progress=", stall.in_progress() ? "yes" : "no",
+          " task=", stall.task().empty() ? "-" : Word(stall.task()), " where=", where.empty() ? "-" : Word(where));
+      if (stall.has_since_first_sample()) {
+        const admin::StallTimeSplit& t = stall.since_first_sample();
+        absl::StrAppend(&text, " since_first_sample_ms=", FormatDecimal(t.span_ms()),
+                        " on_core_ms=", FormatDecimal(t.on_core_ms()),
+                        " waiting_for_core_ms=", FormatDecimal(t.waiting_for_core_ms()),
+                        " asleep_or_blocked_ms=", FormatDecimal(t.asleep_or_blocked_ms()));
+      } else {
+        absl::StrAppend(&text, " since_first_sample_ms=- on_core_ms=- waiting_for_core_ms=- asleep_or_blocked_ms=-");
+      }
+      absl::StrAppend(&text, "\n");
       std::vector<std::string> stack = StallFrames(stall);
       for (size_t n = 0; n < stack.size() && n < frames; ++n) {
         absl::StrAppend(&text, "frame loop=", stall.loop(), " n=", n, " at=", Word(stack[n]), "\n");

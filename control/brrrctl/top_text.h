@@ -40,7 +40,9 @@ std::string SetsText(const brrr::admin::v1::SocketInfo& socket);
 std::string InjectionText(const brrr::admin::v1::Injection& injection);
 // "unreachable: <why>" or "error: <why>" for a target that cannot be read.
 std::string StatusText(const absl::Status& status);
-// "loop 0 stall #3: <inject:blocking_spin> 312ms (still running)".
+// "loop 0 stall #3: <inject:blocking_spin> 312ms (still running) at 2.3s", and, where the
+// server measured it, "; since the first sample 212ms: 99% on a core, 0% waiting for one, 1%
+// asleep or blocked".
 std::string StallTitle(const brrr::admin::v1::Stall& stall);
 
 // The plain lines of one tick, for every target; `frames`: stack frames per stall; `total`:

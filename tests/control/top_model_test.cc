@@ -454,6 +454,32 @@ TEST(TopModelTest, TheTotalOfSeveralTargetsSumsThoseAnsweringAndKeepsItsOwnHisto
   EXPECT_DOUBLE_EQ(total.row.messages_history[1].second, 200);
 }
 
+// A stall the server split (since its first sample: on a core, waiting for one, asleep or
+// blocked) shows the split in its title, as shares, and in its plain line, in ms.
+TEST(TopModelTest, AStallsSplitIsInItsTitleAndItsPlainLine) {
+  admin::Stall stall = MakeStall(1, 4, 2.5, {"spin() (brrr-echo+0x1)"});
+  EXPECT_EQ(StallTitle(stall).find("since the first sample"), std::string::npos) << StallTitle(stall);
+  admin::StallTimeSplit* split = stall.mutable_since_first_sample();
+  split->set_span_ms(200);
+  split->set_on_core_ms(100);
+  split->set_waiting_for_core_ms(90);
+  split->set_asleep_or_blocked_ms(10);
+  EXPECT_TRUE(absl::EndsWith(
+      StallTitle(stall), "; since the first sample 200ms: 50% on a core, 45% waiting for one, 5% asleep or blocked"))
+      << StallTitle(stall);
+  TopModel model;
+  TargetSnapshot first = Poll(10, {{.messages = 0, .running = 0, .waiting = 1, .cpu = 0.25}, {}});
+  model.Add({first});
+  TargetSnapshot second = Poll(11, {{.messages = 50, .running = 0.5, .waiting = 1.5, .cpu = 1}, {}});
+  second.latest_stalls[1] = stall;
+  model.Add({second});
+  std::string text = PlainBlock(model.View({}), SortKey::kLoop, 0);
+  EXPECT_TRUE(absl::StrContains(text,
+                                " since_first_sample_ms=200 on_core_ms=100 waiting_for_core_ms=90 "
+                                "asleep_or_blocked_ms=10\n"))
+      << text;
+}
+
 TEST(TopModelTest, PlainLinesAreOneBlockOfNameValueWords) {
   TopModel model;
   TargetSnapshot first = Poll(10, {{.messages = 0, .running = 0, .waiting = 1, .cpu = 0.25}});
@@ -483,6 +509,11 @@ TEST(TopModelTest, PlainLinesAreOneBlockOfNameValueWords) {
       << text;
   EXPECT_TRUE(absl::StrContains(text, "throttle summary=\"conn_rate unlimited\"\n")) << text;
   EXPECT_TRUE(absl::StrContains(text, "stall loop=0 seq=3 duration_ms=300 in_progress=no task=<inject:blocking_spin>"))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text,
+                                " since_first_sample_ms=- on_core_ms=- waiting_for_core_ms=- "
+                                "asleep_or_blocked_ms=-\n"))
+      << "a stall without the split says so\n"
       << text;
   // --frames=1: one frame line.
   EXPECT_TRUE(absl::StrContains(text, "frame loop=0 n=0 at=\"spin() (brrr-echo+0x1)\"\n")) << text;
