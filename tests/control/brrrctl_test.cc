@@ -237,7 +237,14 @@ TEST_F(BrrrctlTest, AWatchWhoseOutputNobodyTakesIsEndedByTheServer) {
   ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   // Nobody reads the pipe: once it and the stream's window are full, the server ends the stream.
   ASSERT_TRUE(server_->WaitForError("admin: ended WatchStats from 127.0.0.1:", seconds(90))) << server_->err();
-  grpc::Status in = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+  // The line comes as the stream is cancelled; its slot is free once its handler has returned,
+  // a moment later (under ASan a call made at once still met it): bounded, 10 s.
+  grpc::Status in;
+  for (int i = 0; i < 100; ++i) {
+    in = stub_->GetStats(Context().get(), admin::GetStatsRequest(), &stats);
+    if (in.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   EXPECT_TRUE(in.ok()) << in.error_message();
   // What it had been sent is still printed once its output is read, then that the stream ended.
   std::string printed;
