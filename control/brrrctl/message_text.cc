@@ -1,5 +1,7 @@
 #include "control/brrrctl/message_text.h"
 
+#include <iterator>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "google/protobuf/descriptor.h"
@@ -71,18 +73,17 @@ std::string FormatDecimal(double value) {
 }
 
 std::string FormatShort(double value) {
-  // The suffix is chosen by the figure as printed: 999.96K prints "1.0M", not "1000K".
   if (!(value >= 999.5)) return absl::StrFormat("%.0f", value);  // and NaN
   constexpr struct {
     double scale;
     const char* suffix;
   } kScales[] = {{1e3, "K"}, {1e6, "M"}, {1e9, "G"}, {1e12, "T"}};
-  for (const auto& s : kScales) {
-    double scaled = value / s.scale;
-    if (scaled < 99.95) return absl::StrFormat("%.1f%s", scaled, s.suffix);
-    if (scaled < 999.5 || s.scale == 1e12) return absl::StrFormat("%.0f%s", scaled, s.suffix);
-  }
-  return "";  // not reached: the last scale returns
+  // The suffix is chosen by the figure as printed: 999.96K prints "1.0M", not "1000K".
+  size_t i = 0;
+  while (i + 1 < std::size(kScales) && value / kScales[i].scale >= 999.5) ++i;
+  const double scaled = value / kScales[i].scale;
+  return scaled < 99.95 ? absl::StrFormat("%.1f%s", scaled, kScales[i].suffix)
+                        : absl::StrFormat("%.0f%s", scaled, kScales[i].suffix);
 }
 
 std::string FieldText(const Message& message, const FieldDescriptor* field) {

@@ -525,17 +525,9 @@ TEST_P(EventLoopTest, StatsCountIterationsTasksAndTime) {
 TEST_P(EventLoopTest, CpuIsTheRunningThreadsCpuReadFromAnotherThread) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
   EXPECT_EQ(loop->stats().cpu_ns, 0) << "never run";
-  auto own_cpu_ns = [] {
-    timespec ts;
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-  };
   int64_t spun = 0;
   loop->call_soon([&] {
-    const int64_t start = own_cpu_ns();
-    while (own_cpu_ns() - start < 30'000'000) {
-    }
-    spun = own_cpu_ns() - start;
+    spun = testing::SpinOwnCpu(30'000'000);
     loop->call_later(milliseconds(100), [&] { loop->stop(); });
   });
   std::thread runner([&] { loop->run_forever(); });
@@ -555,11 +547,7 @@ TEST_P(EventLoopTest, RunQueueWaitIsTheTimeTheLoopsThreadWaitedForACore) {
   EXPECT_EQ(loop->stats().run_queue_wait_ns, 0) << "never run";
   loop->call_soon([&] {
     testing::SharedCpu shared;
-    timespec start, now;
-    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &start);
-    do {
-      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-    } while ((now.tv_sec - start.tv_sec) * 1'000'000'000 + (now.tv_nsec - start.tv_nsec) < 30'000'000);
+    testing::SpinOwnCpu(30'000'000);
     loop->stop();
   });
   std::thread runner([&] { loop->run_forever(); });

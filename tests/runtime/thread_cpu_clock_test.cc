@@ -5,7 +5,6 @@
 #include "runtime/thread_cpu_clock.h"
 
 #include <sys/stat.h>
-#include <time.h>
 
 #include <atomic>
 #include <chrono>
@@ -14,30 +13,11 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/clock.h"
 #include "tests/testing/threads.h"
 
 namespace brrr {
 namespace {
-
-int64_t OwnCpuNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
-
-// Spins until this thread has used `ns` more of CPU; returns what it used.
-int64_t Spin(int64_t ns) {
-  const int64_t start = OwnCpuNs();
-  int64_t now = start;
-  while (now - start < ns) now = OwnCpuNs();
-  return now - start;
-}
-
-int64_t MonotonicNs() {
-  timespec ts;
-  ::clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
-}
 
 constexpr int64_t kMs = 1'000'000;
 
@@ -48,7 +28,7 @@ TEST(ThreadCpuClockTest, CountsTheFollowedThreadsCpuNotItsSleep) {
   std::atomic<bool> spun_done{false}, checked{false};
   std::thread runner([&] {
     clock.follow_current_thread();
-    spun = Spin(30 * kMs);
+    spun = testing::SpinOwnCpu(30 * kMs);
     spun_done = true;
     while (!checked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     std::this_thread::sleep_for(std::chrono::milliseconds(100));  // no CPU to speak of
@@ -70,7 +50,7 @@ TEST(ThreadCpuClockTest, TheTotalCarriesOverToTheNextThreadAndOutlivesIt) {
   int64_t first = 0;
   std::thread([&] {
     clock.follow_current_thread();
-    first = Spin(10 * kMs);
+    first = testing::SpinOwnCpu(10 * kMs);
     // Ends without stop_following (a loop driven by run_once): what was seen last stands.
     EXPECT_GE(clock.total_ns(), first);
   }).join();
@@ -79,7 +59,7 @@ TEST(ThreadCpuClockTest, TheTotalCarriesOverToTheNextThreadAndOutlivesIt) {
   int64_t second = 0;
   std::thread([&] {
     clock.follow_current_thread();
-    second = Spin(10 * kMs);
+    second = testing::SpinOwnCpu(10 * kMs);
     clock.stop_following();
   }).join();
   EXPECT_GE(clock.total_ns(), between + second);
@@ -104,7 +84,7 @@ TEST(ThreadCpuClockTest, NeverGoesDownWhileThreadsHandOverAndOthersRead) {
   for (int t = 0; t < 20; ++t) {
     std::thread([&, t] {
       clock.follow_current_thread();
-      int64_t spun = Spin(kMs);
+      int64_t spun = testing::SpinOwnCpu(kMs);
       if (t % 2 == 0) {
         clock.stop_following();
         stopped_spins += spun;
@@ -125,13 +105,13 @@ TEST(ThreadCpuClockTest, CountsTheTimeTheFollowedThreadWaitedForACore) {
   if (::stat("/proc/thread-self/schedstat", &info) != 0) GTEST_SKIP() << "this kernel keeps no schedstats";
   ThreadCpuClock clock;
   EXPECT_EQ(clock.run_queue_wait_ns(), 0) << "before any thread";
-  const int64_t from = MonotonicNs();
+  const int64_t from = MonotonicNanos();
   std::atomic<bool> spun_done{false}, checked{false};
   std::thread runner([&] {
     clock.follow_current_thread();
     {
       testing::SharedCpu shared;
-      Spin(30 * kMs);
+      testing::SpinOwnCpu(30 * kMs);
     }
     spun_done = true;
     while (!checked) std::this_thread::sleep_for(std::chrono::milliseconds(1));
@@ -142,7 +122,7 @@ TEST(ThreadCpuClockTest, CountsTheTimeTheFollowedThreadWaitedForACore) {
   checked = true;
   runner.join();
   EXPECT_GT(waited, 0) << "spinning 30 ms on a core shared with a spinner, and it never waited";
-  EXPECT_LE(waited, MonotonicNs() - from);
+  EXPECT_LE(waited, MonotonicNanos() - from);
   const int64_t stopped = clock.run_queue_wait_ns();
   EXPECT_GE(stopped, waited);
   std::this_thread::sleep_for(std::chrono::milliseconds(5));

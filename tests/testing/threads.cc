@@ -2,6 +2,7 @@
 
 #include <pthread.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -46,6 +47,18 @@ bool WaitUntilBlockedInWait(pid_t tid, std::chrono::nanoseconds timeout) {
     std::this_thread::sleep_for(std::chrono::microseconds(200));
   }
   return false;
+}
+
+int64_t SpinOwnCpu(int64_t ns) {
+  auto own_cpu_ns = [] {
+    timespec ts;
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+  };
+  const int64_t start = own_cpu_ns();
+  int64_t now = start;
+  while (now - start < ns) now = own_cpu_ns();
+  return now - start;
 }
 
 SharedCpu::SharedCpu() {

@@ -10,7 +10,7 @@
 // SharedCpu makes a thread wait for its core: the calling thread and a spinner run on one CPU,
 // so the caller is preempted every time slice, wherever it is.
 //
-//   { testing::SharedCpu shared;  ... spin ... }   // the thread waited on the run queue
+//   { testing::SharedCpu shared;  testing::SpinOwnCpu(30'000'000); }   // it waited on the run queue
 //
 // Linux on x86-64 only (system call numbers). Threads: any.
 #ifndef BRRR_TESTS_TESTING_THREADS_H_
@@ -21,6 +21,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <thread>
 
 namespace brrr::testing {
@@ -34,6 +35,9 @@ bool BlockedInWait(pid_t tid);
 
 // Waits until BlockedInWait(tid), polling; false if it did not happen within `timeout`.
 bool WaitUntilBlockedInWait(pid_t tid, std::chrono::nanoseconds timeout = std::chrono::seconds(30));
+
+// Spins until the calling thread has used `ns` more of CPU (its CPU clock); returns what it used.
+int64_t SpinOwnCpu(int64_t ns);
 
 // Runs the calling thread and a spinning one on the calling thread's CPU, so the caller is
 // preempted every time slice, wherever it is; restores the caller's CPUs when destroyed.
