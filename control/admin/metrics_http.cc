@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <optional>
 #include <utility>
@@ -27,6 +28,11 @@ constexpr Duration kCapPoll = milliseconds(10);
 // How long a kept-alive connection must have waited for its next request before it may be
 // closed for one in the backlog: a client sending requests back to back keeps its connection.
 constexpr int64_t kIdleBeforeReclaimNs = 100'000'000;
+// How long a request head may take before its connection may be closed for one in the backlog:
+// a client sends its head at once, as the connection opens or after an answer (one or two
+// packets, or a retransmission of them), so a head that has not come whole in a second is a
+// client that holds a place without asking: a port scan, a bare TCP check, a slow sender.
+constexpr int64_t kSlowHeadBeforeReclaimNs = 1'000'000'000;
 
 constexpr char kExpositionType[] = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -158,7 +164,7 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
         if (IsPowerOfTen(++waits_at_cap_)) {
           PrintToStderr(
-              "metrics port: all %u connections are in use; new ones wait in the backlog, and idle ones "
+              "metrics port: all %u connections are in use; new ones wait in the backlog, and idle or silent ones "
               "are closed for them (%llu times so far; --metrics_max_connections)\n",
               options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
         }
@@ -207,44 +213,50 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
 }
 
 void MetricsHttpServer::make_room(const Socket& listener) {
-  if (idle_.empty()) return;
+  if (waits_.empty()) return;
   pollfd waiting{.fd = listener.fd(), .events = POLLIN, .revents = 0};
   if (::poll(&waiting, 1, 0) != 1) return;  // nobody in the backlog
-  // The oldest wait, if it is old enough, with nothing of a request received: neither taken in
-  // since the wait began nor waiting in the socket to be (that connection is busy).
+  // Bytes waiting in a connection's socket may complete its head: its task is about to take
+  // them, so it is busy, not idle.
   auto has_bytes = [](int fd) {
     pollfd readable{.fd = fd, .events = POLLIN, .revents = 0};
     return ::poll(&readable, 1, 0) != 0;  // data, end of stream or an error: not idle
   };
   const int64_t now = MonotonicNanos();
-  auto oldest = idle_.begin();
-  while (oldest != idle_.end() && now - oldest->second.since_ns >= kIdleBeforeReclaimNs &&
-         (!oldest->second.received->empty() || has_bytes(oldest->second.fd))) {
-    ++oldest;
-  }
-  if (oldest == idle_.end() || now - oldest->second.since_ns < kIdleBeforeReclaimNs) return;
+  // The connection that has waited longest, of those idle (kept alive after an answer, with
+  // nothing of the next request) or slow (no whole head in a second).
+  auto may_close = [&](const RequestWait& w) {
+    const int64_t waited = now - w.since_ns;
+    const bool idle = w.kept_alive && w.received->empty() && waited >= kIdleBeforeReclaimNs;
+    return (idle || waited >= kSlowHeadBeforeReclaimNs) && !has_bytes(w.fd);
+  };
+  auto chosen = std::find_if(waits_.begin(), waits_.end(), [&](const auto& entry) { return may_close(entry.second); });
+  if (chosen == waits_.end()) return;
+  const bool was_idle = chosen->second.kept_alive && chosen->second.received->empty();
   // Its pending receive ends as at the client's close, and its task closes the connection.
-  ::shutdown(oldest->second.fd, SHUT_RD);
-  idle_.erase(oldest);
-  if (IsPowerOfTen(++reclaimed_)) {
-    PrintToStderr(
-        "metrics port: closed an idle connection for one waiting in the backlog (%llu so far; "
-        "--metrics_max_connections)\n",
-        static_cast<unsigned long long>(reclaimed_));
+  ::shutdown(chosen->second.fd, SHUT_RD);
+  waits_.erase(chosen);
+  uint64_t& count = was_idle ? reclaimed_idle_ : reclaimed_slow_;
+  if (IsPowerOfTen(++count)) {
+    PrintToStderr(was_idle ? "metrics port: closed an idle connection for one waiting in the backlog (%llu so far; "
+                             "--metrics_max_connections)\n"
+                           : "metrics port: closed a connection that sent no whole request in 1 s for one waiting "
+                             "in the backlog (%llu so far; --metrics_max_connections)\n",
+                  static_cast<unsigned long long>(count));
   }
 }
 
 Task<> MetricsHttpServer::serve(Socket connection) {
-  // Leaves the idle table when the task ends, however it ends (destroyed with the loop too).
-  struct IdleEntry {
-    ~IdleEntry() { clear(); }
+  // Leaves the table of waits when the task ends, however it ends (destroyed with the loop too).
+  struct WaitEntry {
+    ~WaitEntry() { clear(); }
     void clear() {
-      if (key != 0) server.idle_.erase(key);
+      if (key != 0) server.waits_.erase(key);
       key = 0;
     }
     MetricsHttpServer& server;
-    uint64_t key = 0;  // in idle_ while waiting idle
-  } idle{*this};
+    uint64_t key = 0;  // in waits_ while waiting for a request
+  } waiting{*this};
   struct FirstAnswer {
     explicit FirstAnswer(std::atomic<int>& count) : count(count) { count.fetch_add(1); }
     ~FirstAnswer() { given(); }
@@ -257,15 +269,16 @@ Task<> MetricsHttpServer::serve(Socket connection) {
   } first_answer(unanswered_);
   std::string received;
   for (;;) {
-    // Kept alive after an answer, and idle while nothing of the next request has arrived:
-    // make_room may close it. (A new connection is not: its request may be on its way in.)
-    if (first_answer.done && received.empty()) {
-      idle.key = next_wait_++;
-      idle_.emplace(idle.key, IdleWait{.fd = connection.fd(), .since_ns = MonotonicNanos(), .received = &received});
-    }
+    // While it waits for a request, make_room may close it: kept alive after an answer with
+    // nothing of the next request arrived (idle), or without a whole head for a second (slow).
+    waiting.key = next_wait_++;
+    waits_.emplace(waiting.key, RequestWait{.fd = connection.fd(),
+                                            .since_ns = MonotonicNanos(),
+                                            .kept_alive = first_answer.done,
+                                            .received = &received});
     absl::StatusOr<std::optional<HttpRequest>> read =
         co_await wait_for(ReadRequest(connection, received), options_.idle_timeout);
-    idle.clear();
+    waiting.clear();
     if (!read.ok()) {
       // Not HTTP: say why, then close (where the next request would start is unknown). Idle,
       // or a head that took too long (DeadlineExceeded): close.

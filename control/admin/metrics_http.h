@@ -125,8 +125,8 @@ class MetricsHttpServer {
 
   Task<> accept_loop(Socket listener);
   Task<> serve(Socket connection);
-  // At the cap: closes the connection that has waited longest for a request, if one waits in
-  // `listener`'s backlog and one of the open ones is idle.
+  // At the cap, if a connection waits in `listener`'s backlog: closes the one that has waited
+  // longest for a request, of those idle on keep-alive or slow to send a whole head.
   void make_room(const Socket& listener);
   // The answer to one request: the token, the method, then the page.
   HttpResponse Answer(const HttpRequest& request) const;
@@ -142,16 +142,18 @@ class MetricsHttpServer {
   uint64_t waits_at_cap_ = 0;   // the loop thread's
   uint64_t accept_errors_ = 0;  // the loop thread's
   // The loop thread's, declared before loop_ (its connections' tasks erase their entries as
-  // the loop destroys them): the connections waiting for a request (kept alive after an
-  // answer) with nothing of one received, by when they started to (oldest first).
-  struct IdleWait {
+  // the loop destroys them): the connections waiting for a request, by when they started to
+  // (oldest first).
+  struct RequestWait {
     int fd;                       // its socket's
     int64_t since_ns;             // MonotonicNanos() as the wait began
+    bool kept_alive;              // after an answer (else: a new connection)
     const std::string* received;  // what the connection's task has received of the request
   };
-  std::map<uint64_t, IdleWait> idle_;  // by wait number, from 1
+  std::map<uint64_t, RequestWait> waits_;  // by wait number, from 1
   uint64_t next_wait_ = 1;
-  uint64_t reclaimed_ = 0;
+  uint64_t reclaimed_idle_ = 0;
+  uint64_t reclaimed_slow_ = 0;
   std::unique_ptr<EventLoop> loop_;
   Future<> acceptor_;     // the accept loop; it owns the listener
   int listener_fd_ = -1;  // the loop thread's: the listener's descriptor while acceptor_ runs

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "prometheus/metric_family.h"
@@ -180,8 +181,8 @@ TEST_F(MetricsHttpTest, AnIdleConnectionIsClosed) {
 }
 
 // Past max_connections a connection waits in the backlog, unanswered, while every open one
-// is busy with a request (here, heads not yet complete); once one is answered and idle, it is
-// closed for the waiting one.
+// is busy with a request (here, heads not yet complete, for less than a second); once one is
+// answered and idle, it is closed for the waiting one.
 TEST_F(MetricsHttpTest, ConnectionsPastTheCapWaitWhileEveryOneIsBusy) {
   MetricsHttpOptions o;
   o.max_connections = 2;
@@ -231,6 +232,35 @@ TEST_F(MetricsHttpTest, AnIdleConnectionMakesRoomForOneWaitingAtTheCap) {
   // b kept its place and is served as before.
   ASSERT_TRUE(b.send_all(HttpRequestText("/healthz")));
   EXPECT_EQ(ReadHttpReply(b).status, 200);
+}
+
+// Connections that never send a request (a port scan, a bare TCP check) or send a head that
+// never ends cannot keep a load balancer's check out for the idle timeout either: at the cap,
+// the one that has waited longest for a whole head, a second at least, is closed for it.
+TEST_F(MetricsHttpTest, SilentAndSlowConnectionsMakeRoomForOneWaitingAtTheCap) {
+  MetricsHttpOptions o;
+  o.max_connections = 2;
+  o.idle_timeout = std::chrono::seconds(60);
+  Start(std::move(o));
+  const std::vector<std::string> close = {"Connection: close"};
+  BlockingClient silent(port_);
+  BlockingClient slow(port_);
+  ASSERT_TRUE(slow.send_all("GET /metrics HTTP/1.1\r\n"));  // a head that never ends
+
+  // The client's receive gives up after 30 s, before the idle timeout would free a place.
+  BlockingClient first(port_);
+  ASSERT_TRUE(first.send_all(HttpRequestText("/readyz", close)));
+  EXPECT_EQ(ReadHttpReply(first).body, "ready\n");
+  EXPECT_EQ(first.recv_until_eof(), "");
+  EXPECT_EQ(silent.recv_until_eof(), "") << "the one that waited longest was closed";
+
+  BlockingClient newer(port_);  // takes the place first's close freed
+  BlockingClient second(port_);
+  ASSERT_TRUE(second.send_all(HttpRequestText("/readyz", close)));
+  EXPECT_EQ(ReadHttpReply(second).body, "ready\n");
+  EXPECT_EQ(slow.recv_until_eof(), "") << "then the slow head, which had waited longer than the newer silent one";
+  char byte = 0;
+  EXPECT_EQ(::recv(newer.fd(), &byte, 1, MSG_DONTWAIT), -1) << "the newer silent one kept its place";
 }
 
 TEST_F(MetricsHttpTest, StopClosesEveryConnection) {
