@@ -2,9 +2,10 @@
 //
 //   bazel run //server/brrr-echo -- --backend=epoll --port=5000 --loops=2
 //
-// Exit codes: 0 after a drain (SIGTERM, SIGINT, or a hand-over to a new process), 1 for a flag
-// that does not parse, 2 for an option out of range, 3 when the server cannot start (backend,
-// address in use, a failed --take_over...).
+// Exit codes: 0 after a drain (SIGTERM, SIGINT, SIGHUP, or a hand-over to a new process), 1 for a
+// flag that does not parse, 2 for an option out of range, 3 when the server cannot start (backend,
+// address in use, a failed --take_over...). A stop signal before the server serves ends the
+// process as the signal would (startup_signals.h).
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -35,6 +36,7 @@
 #include "runtime/stack_sampler.h"
 #include "runtime/standard_descriptors.h"
 #include "server/brrr-echo/echo_administered.h"
+#include "server/brrr-echo/startup_signals.h"
 #include "server/brrr-echo/upgrade.h"
 #include "server/echo_server.h"
 
@@ -63,10 +65,11 @@ ABSL_FLAG(std::string, reply_prefix, "",
           "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"; at most "
           "4096 bytes (a client sending only newlines gets 1 + that many bytes back per byte sent)");
 static_assert(brrr::server::kMaxReplyPrefixBytes == 4096, "--reply_prefix's help states the maximum");
-ABSL_FLAG(absl::Duration, drain_grace, absl::ZeroDuration(),
-          "On a drain (SIGTERM/SIGINT, admin Drain), how long the server keeps accepting after /readyz turns 503 "
-          "and health NOT_SERVING, so that a balancer's health checks take it out first (0 to 10m; 0: stop "
-          "accepting at once; behind a balancer, a few of its check intervals)");
+ABSL_FLAG(
+    absl::Duration, drain_grace, absl::ZeroDuration(),
+    "On a drain (SIGTERM/SIGINT/SIGHUP, admin Drain), how long the server keeps accepting after /readyz turns 503 "
+    "and health NOT_SERVING, so that a balancer's health checks take it out first (0 to 10m; 0: stop "
+    "accepting at once; behind a balancer, a few of its check intervals)");
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
           "On a drain, once accepting has stopped, how long connections may take to finish before they are "
           "closed (cleanly: what was read is echoed, then the write side is shut); 0 to 24h");
@@ -242,7 +245,7 @@ int ListBackends() {
 // Set by main once the server has stopped, before it sends SIGUSR1 to end HandleSignals.
 std::atomic<bool> server_stopped{false};
 
-// Waits for SIGINT/SIGTERM: the first drains the server, a second one cuts the drain short.
+// Waits for SIGINT/SIGTERM/SIGHUP: the first drains the server, a second one cuts the drain short.
 // A first one during a drain started otherwise (the admin plane's Drain, a hand-over) only
 // says so: that drain goes on, and the next signal cuts it short.
 // SIGUSR1 ends the thread once main has set server_stopped; one from outside before that is
@@ -284,9 +287,10 @@ int main(int argc, char** argv) {
   }
   brrr::SetUsage(
       "brrr's TCP echo server: echoes exactly the bytes each client sends, on the I/O backend of\n"
-      "your choice, with bounded memory per connection and a graceful drain on SIGTERM/SIGINT.\n\n"
+      "your choice, with bounded memory per connection and a graceful drain on SIGTERM/SIGINT/SIGHUP.\n\n"
       "Usage: brrr-echo [--backend=auto] [--host=127.0.0.1] [--port=5000] [--loops=1] ...\n"
-      "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start.");
+      "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start; a stop signal\n"
+      "before it serves ends it at once, as the signal would.");
   brrr::ParseFlagsOnly(argc, argv, "brrr-echo", /*exit_code=*/1);
   if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
     brrr::PrintToStderr("brrr-echo: --plugin_dir: %s\n", std::string(dir.message()).c_str());
@@ -418,12 +422,17 @@ int main(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);  // the terminal went away: drain, as SIGTERM does
   sigaddset(&signals, SIGUSR1);
   // The stall watchdog's signal is for loop threads only (each unblocks it as it starts its
   // loop): blocked in every other thread, so one sent to the process never lands in gRPC's.
   sigset_t blocked = signals;
   sigaddset(&blocked, brrr::StackSampler::Signal());
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+  // Until the echo server accepts, a stop signal stops the process at once (startup_signals.h).
+  sigset_t stop_signals = signals;
+  sigdelset(&stop_signals, SIGUSR1);
+  brrr::StartupSignals startup(stop_signals);
 
   // --take_over / --handover_socket (upgrade.h): listeners received here are adopted below.
   auto upgrade = brrr::Upgrade::Begin();
@@ -489,6 +498,7 @@ int main(int argc, char** argv) {
     metrics = *std::move(started);
     metrics_flags.WarnUnlessLoopback(metrics->address());
   }
+  startup.Stop();  // from here on a stop signal drains, once HandleSignals takes it
   if (absl::Status started = (*server)->Start(); !started.ok()) {
     // Only a plane that is on keeps descriptors free (o.reserved_descriptors, above).
     std::vector<std::string> reserve;

@@ -1,5 +1,5 @@
 // brrr-echo, the real binary on every backend, told to stop: SIGTERM with data in flight loses
-// no byte, connections still open at --drain_timeout are closed, a second signal closes
+// no byte, SIGHUP drains too, connections still open at --drain_timeout are closed, a second signal closes
 // everything at once, signals while several loops are busy lose nothing, and only the loop
 // threads take the stall sampler's signal.
 #include <dirent.h>
@@ -51,6 +51,24 @@ TEST_P(EchoServerTest, SigtermWithDataInFlightLosesNoByte) {
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 0);
   EXPECT_NE(server->out().find("drained in"), std::string::npos) << server->out();
+  EXPECT_NE(server->out().find("1 connections served"), std::string::npos) << server->out();
+}
+
+// SIGHUP (the terminal went away) drains as SIGTERM does: nothing in flight is lost.
+TEST_P(EchoServerTest, SighupDrainsAsSigtermDoes) {
+  auto server = Start({"--drain_timeout=20s"});
+  BlockingClient c(port_);
+  ASSERT_TRUE(c.send_all("before"));
+  ASSERT_EQ(c.recv_exact(6), "before");
+  server->Signal(SIGHUP);
+  ASSERT_TRUE(server->WaitForOutput("Hangup: draining")) << server->out() << server->err();
+  ASSERT_TRUE(c.send_all("during"));
+  EXPECT_EQ(c.recv_exact(6), "during");
+  c.shutdown_write();
+  EXPECT_EQ(c.recv_until_eof(), "");
+  std::optional<int> code = server->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << server->err();
   EXPECT_NE(server->out().find("1 connections served"), std::string::npos) << server->out();
 }
 

@@ -519,6 +519,34 @@ TEST(TakeOverErrorsTest, TheNewProcessExits3AndTheOldOneServesOn) {
   EXPECT_EQ(b.Wait(seconds(30)), 0);
 }
 
+// A stop signal while the new process waits for the running one's answer (here a running
+// process that is stopped, so the wait would last its 10 s) ends the new one at once, as the
+// signal would, saying so; the running one, its take-over gone, serves on.
+TEST(TakeOverErrorsTest, AStopSignalWhileTakingOverEndsTheNewProcessAtOnceAndTheOldOneServesOn) {
+  SocketDir dir;
+  Process a(EchoBinary(), {"--backend=epoll", "--port=0", "--handover_socket=" + dir.path()});
+  uint16_t port = a.ListeningPort();
+  ASSERT_NE(port, 0) << a.err();
+  ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+    a.Signal(SIGSTOP);
+    Process b(EchoBinary(), {"--backend=epoll", "--port=0", "--take_over=" + dir.path()});
+    ASSERT_TRUE(b.WaitUntilBlocked(sig)) << "brrr-echo never blocked the stop signals";
+    b.Signal(sig);
+    std::optional<int> code = b.Wait(seconds(30));
+    a.Signal(SIGCONT);
+    ASSERT_TRUE(code.has_value()) << strsignal(sig);
+    EXPECT_EQ(*code, -sig) << strsignal(sig) << ": not ended by the signal: " << b.out() << b.err();
+    EXPECT_NE(b.out().find(std::string(strsignal(sig)) + " while starting: stopping before serving anything"),
+              std::string::npos)
+        << b.out() << b.err();
+    EXPECT_EQ(EchoOf(port, "still here"), "still here") << strsignal(sig);
+  }
+  EXPECT_FALSE(a.Wait(milliseconds(0)).has_value()) << "the old process stopped: " << a.out() << a.err();
+  a.Signal(SIGTERM);
+  EXPECT_EQ(a.Wait(seconds(30)), 0) << a.err();
+}
+
 // Each loop's connections_accepted in `brrrctl stats --json` (its loops come first, in order,
 // then the total): the first `loops` of them.
 std::vector<int> AcceptedPerLoop(const std::string& json, size_t loops) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <regex>
 #include <sstream>
 
@@ -196,20 +197,39 @@ int Process::OpenFds() const {
   return n;
 }
 
-bool Process::WaitUntilTaken(int sig, Duration timeout) const {
-  const uint64_t bit = uint64_t{1} << (sig - 1);
+namespace {
+
+// A signal mask from /proc/PID/status ("ShdPnd:", "SigBlk:"...): a hexadecimal mask, bit N-1
+// for signal N; 0 if the process is gone.
+uint64_t StatusMask(pid_t pid, const std::string& field) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field, 0) == 0) return std::stoull(line.substr(field.size()), nullptr, 16);
+  }
+  return 0;
+}
+
+// Polls `holds` every 5 ms until it is true or `timeout` has passed; returns the last answer.
+bool PollUntil(const std::function<bool()>& holds, Duration timeout) {
   auto give_up = std::chrono::steady_clock::now() + timeout;
   do {
-    // ShdPnd: the signals pending for the whole process, a hexadecimal mask (bit N-1 for signal N).
-    std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
-    uint64_t pending = 0;
-    for (std::string line; std::getline(status, line);) {
-      if (line.rfind("ShdPnd:", 0) == 0) pending = std::stoull(line.substr(7), nullptr, 16);
-    }
-    if ((pending & bit) == 0) return true;
+    if (holds()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   } while (std::chrono::steady_clock::now() < give_up);
   return false;
+}
+
+}  // namespace
+
+bool Process::WaitUntilTaken(int sig, Duration timeout) const {
+  const uint64_t bit = uint64_t{1} << (sig - 1);
+  // ShdPnd: the signals pending for the whole process.
+  return PollUntil([&] { return (StatusMask(pid_, "ShdPnd:") & bit) == 0; }, timeout);
+}
+
+bool Process::WaitUntilBlocked(int sig, Duration timeout) const {
+  const uint64_t bit = uint64_t{1} << (sig - 1);
+  return PollUntil([&] { return (StatusMask(pid_, "SigBlk:") & bit) != 0; }, timeout);
 }
 
 uint64_t Process::RssBytes() const {

@@ -76,6 +76,9 @@ class Process {
   // Waits (bounded) until a signal sent to the process as a whole is no longer pending: a thread
   // has taken it (sigwait) or it was delivered. Returns whether that happened within `timeout`.
   bool WaitUntilTaken(int sig, Duration timeout = std::chrono::seconds(30)) const;
+  // Waits (bounded) until the process's main thread blocks `sig` (a signal sent from then on
+  // stays pending until a thread takes it). Returns whether it did within `timeout`.
+  bool WaitUntilBlocked(int sig, Duration timeout = std::chrono::seconds(30)) const;
   // The exit code once it exits within `timeout`; -signal if killed by one; nullopt if still running.
   // Once it returns an exit code, out() and err() hold everything the child wrote.
   std::optional<int> Wait(Duration timeout = std::chrono::seconds(30));
