@@ -10,9 +10,10 @@
 //     if (conn.ok()) slot->HandTo(*conn);  // given back when the socket's descriptor closes
 //   }                                       // (a slot never handed over is given back at once)
 //
-// The budget is RLIMIT_NOFILE, less the reserve, less the descriptors open when the server
-// starts (stdio, listeners, backends, the admin plane's own): the echo side then holds at
-// most its budget, the rest of the process at most what was open at start plus the reserve.
+// The budget is RLIMIT_NOFILE (or what the backend can watch, if less: select's 1024), less the
+// reserve, less the descriptors open when the server starts (stdio, listeners, backends, the
+// admin plane's own): the echo side then holds at most its budget, the rest of the process at
+// most what was open at start plus the reserve.
 //
 // Why count instead of measuring, or holding spare descriptors. Measuring the process's
 // descriptors (/proc/self/fd) walks a directory of every open descriptor, too dear before
@@ -44,15 +45,19 @@ namespace brrr::server {
 
 // The numbers a budget is made from.
 struct DescriptorPlan {
-  uint64_t limit = 0;            // RLIMIT_NOFILE (soft)
+  uint64_t limit = 0;            // RLIMIT_NOFILE (soft), or the backend's, if lower
   uint64_t open_at_start = 0;    // descriptors open when measured
   uint64_t reserved = 0;         // kept free for the rest of the process
   uint64_t for_connections = 0;  // limit - open_at_start - reserved
+  bool backend_limit = false;    // `limit` is the backend's (select watches descriptors below 1024)
 
-  // Measures now. FailedPrecondition if the limit leaves no descriptor for connections
-  // (saying the numbers, and to raise `ulimit -n` or lower the reserve); the errno of
-  // getrlimit or of reading /proc/self/fd otherwise.
-  static absl::StatusOr<DescriptorPlan> Measure(uint64_t reserved);
+  // Measures now. `max_watchable_fd`: the highest descriptor the echo loops' backend can
+  // watch (-1: any): the kernel gives out the lowest free descriptor, so a process that never
+  // holds more than max_watchable_fd + 1 at once never gets a higher one, and the budget keeps
+  // to that as to RLIMIT_NOFILE. FailedPrecondition if the limit leaves no descriptor for
+  // connections (saying the numbers, and to raise `ulimit -n` or lower the reserve); the errno
+  // of getrlimit or of reading /proc/self/fd otherwise.
+  static absl::StatusOr<DescriptorPlan> Measure(uint64_t reserved, int max_watchable_fd = -1);
 };
 
 class DescriptorBudget {

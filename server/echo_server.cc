@@ -209,8 +209,15 @@ EchoServer::~EchoServer() {
 }
 
 absl::Status EchoServer::Start() {
-  if (options_.reserved_descriptors > 0) {
-    absl::StatusOr<DescriptorPlan> plan = DescriptorPlan::Measure(options_.reserved_descriptors);
+  // A backend that watches descriptors up to a limit (select) caps the budget too: a client
+  // past it waits in the backlog instead of being accepted and closed (Shard's unwatchable).
+  int max_watchable_fd = -1;
+  for (const auto& shard : shards_) {
+    const int max_fd = shard->loop().max_fd();
+    if (max_fd >= 0 && (max_watchable_fd < 0 || max_fd < max_watchable_fd)) max_watchable_fd = max_fd;
+  }
+  if (options_.reserved_descriptors > 0 || max_watchable_fd >= 0) {
+    absl::StatusOr<DescriptorPlan> plan = DescriptorPlan::Measure(options_.reserved_descriptors, max_watchable_fd);
     if (!plan.ok()) return plan.status();
     descriptor_plan_ = *plan;
     descriptor_budget_.set_limit(static_cast<int64_t>(plan->for_connections));

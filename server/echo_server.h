@@ -44,8 +44,9 @@ class EchoServer {
   EchoServer(const EchoServer&) = delete;
   EchoServer& operator=(const EchoServer&) = delete;
 
-  // Measures the descriptor budget (with options().reserved_descriptors; FailedPrecondition if
-  // none is left for connections, and nothing starts) and starts the loops. Start it after
+  // Measures the descriptor budget (with options().reserved_descriptors, and the backend's
+  // highest watchable descriptor: select's; FailedPrecondition if none is left for
+  // connections, and nothing starts) and starts the loops. Start it after
   // whatever else the process opens at start (the admin plane), which the budget leaves alone.
   absl::Status Start();
   // Starts the drain: drain_started_at_ns() turns non-zero at once (readiness reads it), the
@@ -85,7 +86,8 @@ class EchoServer {
   // When Start() started the loops (monotonic ns), or 0 before.
   int64_t started_at_ns() const { return started_at_ns_.load(); }
   size_t loop_count() const { return shards_.size(); }
-  // The descriptor budget Start() measured; nullopt without options().reserved_descriptors.
+  // The descriptor budget Start() measured; nullopt without options().reserved_descriptors
+  // on a backend that watches any descriptor.
   const std::optional<DescriptorPlan>& descriptor_plan() const { return descriptor_plan_; }
   Shard& shard(size_t i) { return *shards_[i]; }
 

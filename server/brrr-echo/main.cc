@@ -527,9 +527,13 @@ int main(int argc, char** argv) {
   }
   if (const auto& plan = (*server)->descriptor_plan(); plan.has_value()) {
     brrr::PrintToStdout(
-        "brrr-echo: descriptors: up to %llu for echo connections (limit %llu, %llu open at start, %llu kept "
+        "brrr-echo: descriptors: up to %llu for echo connections (limit %llu%s, %llu open at start, %llu kept "
         "for the admin plane and metrics port)\n",
         static_cast<unsigned long long>(plan->for_connections), static_cast<unsigned long long>(plan->limit),
+        plan->backend_limit
+            ? absl::StrCat(": the ", (*server)->backend(), " backend watches descriptors below ", plan->limit, " only")
+                  .c_str()
+            : "",
         static_cast<unsigned long long>(plan->open_at_start), static_cast<unsigned long long>(plan->reserved));
   }
 
