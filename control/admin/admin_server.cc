@@ -8,6 +8,7 @@
 #include <thread>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "control/admin/admin_listener.h"
 #include "control/admin/admin_service.h"
@@ -81,9 +82,14 @@ class HealthService final : public health::Health::Service {
 
  private:
   static bool Known(const std::string& service) { return service.empty() || service == "brrr.admin.v1.Admin"; }
+  // The name as the client sent it, escaped and cut to 100 bytes: the message goes back in
+  // a trailer, which gRPC caps (8 KiB by default), and in no case with the client's raw bytes.
   static grpc::Status UnknownService(const std::string& service) {
+    constexpr size_t kShown = 100;
+    std::string shown = absl::CHexEscape(absl::string_view(service).substr(0, kShown));
+    if (service.size() > kShown) absl::StrAppend(&shown, "... (", service.size(), " bytes)");
     return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                        absl::StrCat("unknown service \"", service, "\"; known: \"\" and \"brrr.admin.v1.Admin\""));
+                        absl::StrCat("unknown service \"", shown, "\"; known: \"\" and \"brrr.admin.v1.Admin\""));
   }
   health::HealthCheckResponse::ServingStatus Current() const {
     return target_.drain_started_at_ns() == 0 ? health::HealthCheckResponse::SERVING

@@ -145,7 +145,8 @@ Outcome AdminClient::Explain(const grpc::Status& status, StreamReach reach) cons
                 absl::StrCat("cannot reach the admin plane at ", options_.target, ": ", what, closed)};
       }
       if (status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
-        absl::StrAppend(&what, " (no answer within --timeout=", absl::FormatDuration(options_.timeout), ")");
+        absl::StrAppend(&what, " (no answer within ", absl::FormatDuration(options_.timeout), ", ",
+                        options_.timeout_source, ")");
       }
       return Outcome::ServerError(std::move(what));
     case grpc::StatusCode::UNIMPLEMENTED:

@@ -39,6 +39,8 @@ struct AdminClientOptions {
   std::string token_file;
   // Deadline of a unary call, and how long a stream waits for a connection.
   absl::Duration timeout = absl::Seconds(5);
+  // Where the timeout came from, for the message of a call that ran past it.
+  std::string timeout_source = "--timeout";
   // The longest wait before connecting again after a failed connection; zero: gRPC's default
   // (up to two minutes). `top` sets it short, to reconnect soon after a server comes back.
   absl::Duration max_reconnect_backoff = absl::ZeroDuration();

@@ -99,10 +99,11 @@ bool AbslParseFlag(absl::string_view text, Quantity* quantity, std::string* erro
     return false;
   }
   quantity->value = *value;
+  quantity->text = std::string(text);
   return true;
 }
 
-std::string AbslUnparseFlag(Quantity quantity) { return FormatQuantity(quantity.value); }
+std::string AbslUnparseFlag(const Quantity& quantity) { return FormatQuantity(quantity.value); }
 
 bool AbslParseFlag(absl::string_view text, LoopList* list, std::string* error) {
   LoopList parsed;

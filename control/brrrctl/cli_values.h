@@ -32,9 +32,10 @@ std::string FormatQuantity(uint64_t value);
 
 struct Quantity {
   uint64_t value = 0;
+  std::string text;  // as given ("10K", "unlimited"), for messages; empty for the default
 };
 bool AbslParseFlag(absl::string_view text, Quantity* quantity, std::string* error);
-std::string AbslUnparseFlag(Quantity quantity);
+std::string AbslUnparseFlag(const Quantity& quantity);
 
 // Loop indexes, comma-separated: "0", "0,1,3". Empty: no loop named (commands read it as
 // "every loop").

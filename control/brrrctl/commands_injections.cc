@@ -105,7 +105,8 @@ Outcome RunInjections(Invocation& invocation) {
 Outcome RunCancel(Invocation& invocation) {
   admin::CancelInjectionRequest request;
   uint64_t id = 0;
-  if (!absl::SimpleAtoi(invocation.args[0], &id)) {
+  // Ids start at 1 (0 is no injection's): refused here as any bad value is, before a call.
+  if (!absl::SimpleAtoi(invocation.args[0], &id) || id == 0) {
     return Outcome::Usage(absl::StrCat("cancel ", invocation.args[0], ": ID must be an injection id (see brrrctl injections)"));
   }
   request.set_id(id);

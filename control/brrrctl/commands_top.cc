@@ -225,6 +225,7 @@ Outcome RunTopOn(const std::vector<std::string>& targets, const CommandLine& lin
         .token_file = absl::GetFlag(FLAGS_token_file),
         .timeout = line.given("timeout") ? absl::GetFlag(FLAGS_timeout)
                                          : std::clamp(settings.interval, absl::Seconds(1), absl::Seconds(5)),
+        .timeout_source = line.given("timeout") ? "--timeout" : "top's interval, 1s to 5s; --timeout sets it",
         .max_reconnect_backoff = std::clamp(settings.interval, kMinInterval, absl::Seconds(1)),
     };
     absl::StatusOr<std::unique_ptr<TopSource>> source = TopSource::Create(options);

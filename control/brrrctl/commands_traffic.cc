@@ -59,14 +59,21 @@ Outcome RunThrottle(Invocation& invocation) {
   }
 
   // The server's own check, before any call: a value outside the ranges --help gives is a usage
-  // error (exit 2), said in the flags' names, not a refusal.
+  // error (exit 2), said in the flags' names and as the user wrote the value ("unlimited (0)").
   if (absl::StatusOr<server::ThrottleChange> checked = CheckSetThrottle(request); !checked.ok()) {
-    return Outcome::Usage(absl::StrCat(
-        "throttle: ",
-        absl::StrReplaceAll(checked.status().message(), {{"bytes_per_second_per_connection=", "--conn_rate="},
-                                                         {"bytes_per_second_total=", "--total_rate="},
-                                                         {"accepts_per_second=", "--accept_rate="},
-                                                         {"max_connections=", "--max_connections="}})));
+    std::vector<std::pair<std::string, std::string>> as_given;
+    for (const auto& [field, flag, quantity] :
+         {std::tuple{"bytes_per_second_per_connection", "conn_rate", absl::GetFlag(FLAGS_conn_rate)},
+          std::tuple{"bytes_per_second_total", "total_rate", absl::GetFlag(FLAGS_total_rate)},
+          std::tuple{"accepts_per_second", "accept_rate", absl::GetFlag(FLAGS_accept_rate)},
+          std::tuple{"max_connections", "max_connections", absl::GetFlag(FLAGS_max_connections)}}) {
+      const std::string number = absl::StrCat(quantity.value);
+      const bool same = quantity.text.empty() || quantity.text == number;
+      as_given.emplace_back(
+          absl::StrCat(field, "=", number, " is"),
+          absl::StrCat("--", flag, "=", same ? number : absl::StrCat(quantity.text, " (", number, ")"), " is"));
+    }
+    return Outcome::Usage(absl::StrCat("throttle: ", absl::StrReplaceAll(checked.status().message(), as_given)));
   }
   admin::Throttle throttle;
   Outcome outcome = invocation.client.Call([&](grpc::ClientContext* context) {

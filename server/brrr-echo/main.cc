@@ -149,6 +149,7 @@ struct SideListenerFlags {
   const char* name;  // the flags' prefix: "admin" for --admin_port and --admin_host
   const char* none;  // what port 0 means, for the range error
   const char* what;  // the listener, for the warning
+  const char* can;   // what a client of it can do, for the warning: "read the statistics"
   int32_t port;
   std::string host;
   bool loopback = true;
@@ -169,13 +170,16 @@ struct SideListenerFlags {
     return true;
   }
 
-  // Once the listener is on `address`: warns if that is not a loopback address.
-  void WarnUnlessLoopback(const std::string& address) const {
+  // Once the listener is on `address`: warns if that is not a loopback address, saying who
+  // can do what there (with `token_required`: whoever has the token, in clear text).
+  void WarnUnlessLoopback(const std::string& address, bool token_required) const {
     if (loopback) return;
     brrr::PrintToStderr(
-        "brrr-echo: warning: %s listens on %s, which is not a loopback address: "
-        "anyone who can reach it can read the statistics\n",
-        what, address.c_str());
+        "brrr-echo: warning: %s listens on %s, which is not a loopback address: %s\n", what, address.c_str(),
+        token_required ? absl::StrCat("whoever can reach it and has the token can ", can,
+                                      "; the token travels in clear text (no TLS): keep the network private")
+                             .c_str()
+                       : absl::StrCat("anyone who can reach it can ", can, " (no --admin_token_file)").c_str());
   }
 };
 
@@ -306,6 +310,9 @@ int main(int argc, char** argv) {
   SideListenerFlags admin_flags{.name = "admin",
                                 .none = "no admin plane",
                                 .what = "the admin plane",
+                                .can =
+                                    "read the statistics and act on the server (drain it, close connections, "
+                                    "throttle, inject blocking tasks)",
                                 .port = absl::GetFlag(FLAGS_admin_port),
                                 .host = absl::GetFlag(FLAGS_admin_host)};
   if (!admin_flags.Check()) return 2;
@@ -367,6 +374,7 @@ int main(int argc, char** argv) {
   SideListenerFlags metrics_flags{.name = "metrics",
                                   .none = "no metrics port",
                                   .what = "the metrics port",
+                                  .can = "read the statistics",
                                   .port = absl::GetFlag(FLAGS_metrics_port),
                                   .host = absl::GetFlag(FLAGS_metrics_host)};
   if (!metrics_flags.Check()) return 2;
@@ -466,7 +474,7 @@ int main(int argc, char** argv) {
       return 3;
     }
     admin = *std::move(started);
-    admin_flags.WarnUnlessLoopback(admin->address());
+    admin_flags.WarnUnlessLoopback(admin->address(), admin_options.auth.required());
   }
   // Started before the echo server, like the admin plane: the descriptor budget measures what
   // it has open (its loop, its listener) and leaves its connections their reserve.
@@ -496,7 +504,7 @@ int main(int argc, char** argv) {
       return 3;
     }
     metrics = *std::move(started);
-    metrics_flags.WarnUnlessLoopback(metrics->address());
+    metrics_flags.WarnUnlessLoopback(metrics->address(), admin_options.auth.required());
   }
   startup.Stop();  // from here on a stop signal drains, once HandleSignals takes it
   if (absl::Status started = (*server)->Start(); !started.ok()) {

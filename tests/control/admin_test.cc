@@ -214,6 +214,14 @@ TEST_F(AdminTest, HealthSaysServing) {
   s = health_stub->Check(Context().get(), request, &response);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_NE(s.error_message().find("no.such.Service"), std::string::npos) << s.error_message();
+  // A name of 100 KB, with a newline: the answer is still NOT_FOUND (not a trailer past gRPC's
+  // limit), saying the name escaped and cut, with its length.
+  request.set_service("a\nb" + std::string(100'000, 'x'));
+  s = health_stub->Check(Context().get(), request, &response);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+  EXPECT_NE(s.error_message().find("unknown service \"a\\nbxxx"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("... (100003 bytes)"), std::string::npos) << s.error_message();
+  EXPECT_LT(s.error_message().size(), 300u);
 }
 
 // A Watch of the whole server's health (60 s deadline, in `context`), which is read to its

@@ -53,9 +53,13 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       {{"stall-threshold", "61s"}, "stall-threshold 61s: the threshold must be from 1ms to 1m"},
       {{"stall-threshold", "-5ms"}, "stall-threshold -5ms: expected a positive duration"},
       {{"throttle", "--conn_rate=500"}, "throttle: --conn_rate=500 is out of range: allowed 0 (unlimited) or"},
+      // The value as given, and what it reads as where they differ.
       {{"throttle", "--accept_rate=2M"},
-       "throttle: --accept_rate=2000000 is out of range: allowed 0 (unlimited) or 1 to"},
+       "throttle: --accept_rate=2M (2000000) is out of range: allowed 0 (unlimited) or 1 to"},
       {{"throttle", "--max_connections=0"}, "throttle: --max_connections=0 is out of range: allowed 1 to"},
+      {{"throttle", "--max_connections=unlimited"},
+       "throttle: --max_connections=unlimited (0) is out of range: allowed 1 to"},
+      {{"throttle", "--total_rate=200G"}, "throttle: --total_rate=200G (200000000000) is out of range"},
       {{"inject", "blocking-spin", "--duration=10ms", "--count=0"}, "--count=0: must be from 1 to 1000000"},
       {{"inject", "blocking-spin", "--duration=10ms", "--count=1000001"}, "--count=1000001: must be from 1 to 1000000"},
       // A value the flag's type cannot hold: the range said is the command's, not the type's.
@@ -64,6 +68,7 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       {{"inject", "blocking-spin", "--duration=0s"}, "--duration=0: an injection lasts 1ms at the least"},
       {{"inject", "nonblocking-sleep", "--duration=2h"}, "inject: duration_ms=7200000 is out of range"},
       {{"cancel", "-1"}, "cancel -1: ID must be an injection id"},
+      {{"cancel", "0"}, "cancel 0: ID must be an injection id"},
       {{"-x", "info"}, "unknown flag -x"},
       {{"sockets", "--limit=0"}, "--limit=0: must be from 1 to 100000"},
       // Past the server's range: refused here (exit 2), not sent to be refused (exit 1).

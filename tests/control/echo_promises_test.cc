@@ -7,12 +7,13 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <thread>
@@ -316,8 +317,36 @@ TEST(AdminAddressTest, ANonLoopbackAdminHostDrawsAWarning) {
   }
   std::string address = "0.0.0.0:" + std::to_string(admin_port);
   EXPECT_TRUE(server.WaitForError("brrr-echo: warning: the admin plane listens on " + address +
-                                  ", which is not a loopback address: anyone who can reach it can read the statistics"))
+                                  ", which is not a loopback address: anyone who can reach it can read the statistics "
+                                  "and act on the server (drain it, close connections, throttle, inject blocking "
+                                  "tasks) (no --admin_token_file)"))
       << server.err();
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(seconds(30)), 0) << server.err();
+}
+
+// With a token, the warning says who can act (whoever has the token) and that it travels in
+// clear text.
+TEST(AdminAddressTest, WithATokenTheWarningSaysTheTokenTravelsInClearText) {
+  const std::string token_file = std::string(std::getenv("TEST_TMPDIR")) + "/warning.token";
+  std::ofstream(token_file) << "t0ken\n";
+  uint16_t admin_port = testing::PickFreePort();
+  testing::Process server(testing::Runfile("server/brrr-echo/brrr-echo"),
+                          {"--host=0.0.0.0", "--port=0", "--admin_port=" + std::to_string(admin_port),
+                           "--admin_host=0.0.0.0", "--admin_token_file=" + token_file},
+                          {.own_network_namespace = true});
+  if (!server.WaitForOutput("admin plane on ", seconds(30))) {
+    std::optional<int> code = server.Wait(seconds(30));
+    if (code == testing::kNoNetworkNamespace) BRRR_SKIP_OR_FAIL("netns", server.err());
+    FAIL() << "exit " << code.value_or(-1) << ": " << server.err();
+  }
+  EXPECT_TRUE(server.WaitForError("0.0.0.0:" + std::to_string(admin_port) +
+                                  ", which is not a loopback address: whoever can reach it and has the token can read "
+                                  "the statistics and act on the server (drain it, close connections, throttle, "
+                                  "inject blocking tasks); the token travels in clear text (no TLS): keep the network "
+                                  "private"))
+      << server.err();
+  EXPECT_EQ(server.err().find("anyone who can reach it"), std::string::npos) << server.err();
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(seconds(30)), 0) << server.err();
 }
@@ -336,7 +365,8 @@ TEST(MetricsAddressTest, ANonLoopbackMetricsHostDrawsAWarning) {
   }
   std::string address = "0.0.0.0:" + std::to_string(metrics_port);
   EXPECT_TRUE(server.WaitForError("brrr-echo: warning: the metrics port listens on " + address +
-                                  ", which is not a loopback address: anyone who can reach it can read the statistics"))
+                                  ", which is not a loopback address: anyone who can reach it can read the statistics "
+                                  "(no --admin_token_file)"))
       << server.err();
   server.Signal(SIGTERM);
   EXPECT_EQ(server.Wait(seconds(30)), 0) << server.err();
