@@ -65,8 +65,13 @@ bool Step(RelayedConnection& connection, int timeout_ms) {
 // A client connection relayed on a thread of its own until it ends or the test ends.
 class RelayTest : public ::testing::Test {
  protected:
-  void Open(uint32_t max_streams) {
+  // `server_send_buffer` (bytes, 0: the system's): SO_SNDBUF of the relay's socket toward the
+  // client, small to make the relay's sends to a slow client come up short.
+  void Open(uint32_t max_streams, int server_send_buffer = 0) {
     auto [client, server] = TcpPair();
+    if (server_send_buffer > 0) {
+      ASSERT_EQ(::setsockopt(server.get(), SOL_SOCKET, SO_SNDBUF, &server_send_buffer, sizeof server_send_buffer), 0);
+    }
     client_ = std::move(client);
     absl::StatusOr<RelayedConnection::Opened> opened =
         RelayedConnection::Open(std::move(server), "a peer", max_streams);
@@ -155,6 +160,31 @@ TEST_F(RelayTest, BytesGoBothWaysIntact) {
   EXPECT_TRUE(Receive(client_.get(), from_grpc.size()) == from_grpc);
   client_writer.join();
   grpc_writer.join();
+}
+
+// A client that reads slowly, through a small receive buffer: the relay's buffer toward it
+// fills while part of it is still unwritten, and what is left moves to the front to make room
+// for more of gRPC's bytes. Every byte still arrives once, in order.
+TEST_F(RelayTest, BytesReachAClientThatReadsSlowlyIntact) {
+  Open(4, /*server_send_buffer=*/4096);
+  int small = 4096;
+  ASSERT_EQ(::setsockopt(client_.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+  timeval timeout{.tv_sec = 10, .tv_usec = 0};  // a relay that stops cannot block the writer for ever
+  ::setsockopt(grpc_.get(), SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof timeout);
+  StartRelaying();
+  std::string from_grpc = H2Frame(kH2Settings, 0, 0, "");
+  for (unsigned i = 0; i < 40; ++i) from_grpc += H2Frame(kH2Data, 0, 1, RandomBytes(16000, 200 + i));
+  std::thread grpc_writer([&] { EXPECT_TRUE(SendAll(grpc_.get(), from_grpc)); });
+  std::string received;
+  char piece[700];
+  while (received.size() < from_grpc.size()) {
+    ssize_t n = ::recv(client_.get(), piece, sizeof piece, 0);
+    if (n <= 0) break;  // an end, an error or the 10 s receive timeout
+    received.append(piece, static_cast<size_t>(n));
+  }
+  grpc_writer.join();
+  EXPECT_EQ(received.size(), from_grpc.size());
+  EXPECT_TRUE(received == from_grpc) << "the bytes differ";
 }
 
 // With room for one call, the second call's frames wait (those before it pass) until the first

@@ -3,7 +3,11 @@
 #include "control/brrrctl/message_text.h"
 
 #include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
 
+#include "brrr/admin/v1/admin.pb.h"
 #include "gtest/gtest.h"
 
 namespace brrr::control {
@@ -37,6 +41,38 @@ TEST(FormatShortTest, ThreeDigitsOrSoWithTheSuffixOfTheRoundedFigure) {
   EXPECT_EQ(FormatShort(5e15), "5000T") << "T is the last suffix";
   EXPECT_EQ(FormatShort(-5000), "-5000");
   EXPECT_EQ(FormatShort(std::nan("")), "nan");
+}
+
+namespace admin = brrr::admin::v1;
+
+std::string RowOf(const std::vector<std::pair<std::string, std::string>>& rows, const std::string& name) {
+  for (const auto& [field, text] : rows) {
+    if (field == name) return text;
+  }
+  return "(no row)";
+}
+
+// The rows `brrrctl stats` and the fleet totals print: every field by its path, nested ones
+// included, and a field with no text (an empty string or list) as "-", so that a column of
+// them never has a hole.
+TEST(FieldRowsTest, EmptyTextsAreADashAndNestedFieldsHaveTheirPath) {
+  admin::LoopStats loop;
+  loop.set_current_task("serve");
+  loop.set_bytes_in(12);
+  loop.mutable_timer_lateness()->set_count(3);
+  std::vector<std::pair<std::string, std::string>> rows = FieldRows(loop);
+  EXPECT_EQ(RowOf(rows, "current_task"), "serve");
+  EXPECT_EQ(RowOf(rows, "longest_task"), "-");
+  EXPECT_EQ(RowOf(rows, "bytes_in"), "12");
+  EXPECT_EQ(RowOf(rows, "timer_lateness.count"), "3");
+
+  admin::ServerInfo info;
+  const auto* addresses = info.GetDescriptor()->FindFieldByName("listening_addresses");
+  ASSERT_NE(addresses, nullptr);
+  EXPECT_EQ(FieldText(info, addresses), "-");
+  info.add_listening_addresses("127.0.0.1:7000");
+  info.add_listening_addresses("[::1]:7000");
+  EXPECT_EQ(FieldText(info, addresses), "127.0.0.1:7000,[::1]:7000");
 }
 
 }  // namespace

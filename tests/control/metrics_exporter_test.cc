@@ -270,6 +270,24 @@ TEST(MonotonicHistogramsTest, ExportedCountsNeverFall) {
   EXPECT_EQ(counts(short_count), (std::vector<uint64_t>{7, 8, 10, 10}));
 }
 
+// Samples above the largest finite bound are in the +Inf count alone: when a later snapshot
+// counts fewer (a loop's histogram reads one sample short for a moment), the exported +Inf
+// count does not fall either, though no finite bucket holds it up.
+TEST(MonotonicHistogramsTest, TheInfCountNeverFallsThoughNoFiniteBucketHoldsIt) {
+  MonotonicHistograms held;
+  ClientMetric::Histogram first;
+  first.bucket.push_back({1, 1.0});
+  first.sample_count = 5;  // four samples past the last bound
+  held.Hold({"brrr_task_duration_seconds", 0}, first);
+  EXPECT_EQ(first.sample_count, 5u);
+  ClientMetric::Histogram fewer;
+  fewer.bucket.push_back({1, 1.0});
+  fewer.sample_count = 4;
+  held.Hold({"brrr_task_duration_seconds", 0}, fewer);
+  EXPECT_EQ(fewer.sample_count, 5u) << "the +Inf count fell";
+  EXPECT_EQ(fewer.bucket[0].cumulative_count, 1u);
+}
+
 TEST(ProcessFiguresTest, ReadsThisProcess) {
   std::map<std::string, MetricFamily> process = ByName(ProcessFigures().Collect());
   for (const char* name : {"process_cpu_seconds_total", "process_resident_memory_bytes",

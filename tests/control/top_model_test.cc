@@ -111,6 +111,24 @@ TEST(TopModelTest, RatesAndUtilizationComeFromTwoPolls) {
   EXPECT_FALSE(views[0].all.loop.has_value());
 }
 
+// A loop that used no CPU and moved nothing between two polls has rates of 0, known: an idle
+// loop, not one without figures yet (which shows none).
+TEST(TopModelTest, AnIdleLoopsRatesAreZeroNotUnknown) {
+  TopModel model;
+  model.Add({Poll(10, {{.messages = 7, .bytes = 70, .running = 0.2, .waiting = 0.8, .cpu = 0.5}})});
+  model.Add({Poll(12, {{.messages = 7, .bytes = 70, .running = 0.2, .waiting = 2.8, .cpu = 0.5}})});
+  std::vector<TargetView> views = model.View({});
+  ASSERT_EQ(views.size(), 1u);
+  for (const LoopRow* row : std::vector<const LoopRow*>{&LoopOf(views[0], 0), &views[0].all}) {
+    ASSERT_TRUE(row->cpu.has_value());
+    EXPECT_DOUBLE_EQ(*row->cpu, 0.0);
+    ASSERT_TRUE(row->messages_per_second.has_value());
+    EXPECT_DOUBLE_EQ(*row->messages_per_second, 0.0);
+    ASSERT_TRUE(row->utilization.has_value());
+    EXPECT_DOUBLE_EQ(*row->utilization, 0.0);
+  }
+}
+
 TEST(TopModelTest, HistoryKeepsTheLastMinute) {
   TopModel model(absl::Minutes(1));
   for (int second = 0; second <= 90; ++second) {

@@ -4,8 +4,14 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <link.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "gtest/gtest.h"
@@ -44,6 +50,35 @@ TEST(ElfCheckTest, EveryKindOfDamageIsRefusedWithItsReason) {
     EXPECT_NE(s.message().find(reason), absl::string_view::npos)
         << testing::DamageName(kind) << ": \"" << s.message() << "\" lacks \"" << reason << "\"";
   }
+}
+
+// A file that ends exactly where its furthest segment does (section headers and symbol tables
+// after it gone, as a copy that stopped there leaves it) has every byte a loader maps: whole.
+TEST(ElfCheckTest, AFileEndingExactlyWithItsLastSegmentIsWhole) {
+  std::ifstream in(testing::RealPlugin("epoll"), std::ios::binary);
+  ASSERT_TRUE(in.good());
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ElfW(Ehdr) eh;
+  ASSERT_GE(bytes.size(), sizeof eh);
+  std::memcpy(&eh, bytes.data(), sizeof eh);
+  uint64_t end = eh.e_phoff + uint64_t{eh.e_phnum} * sizeof(ElfW(Phdr));
+  for (size_t i = 0; i < eh.e_phnum; ++i) {
+    ElfW(Phdr) ph;
+    std::memcpy(&ph, bytes.data() + eh.e_phoff + i * sizeof ph, sizeof ph);
+    end = std::max<uint64_t>(end, ph.p_offset + ph.p_filesz);
+  }
+  ASSERT_LT(end, bytes.size()) << "nothing follows the segments: the cut would change nothing";
+  std::string path = testing::FreshDir("elf_check_exact") + "/libbrrr_reactor_epoll.so";
+  {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(end));
+    ASSERT_TRUE(out.good());
+  }
+  absl::Status whole = CheckPath(path);
+  EXPECT_TRUE(whole.ok()) << "cut at byte " << end << ": " << whole;
+  // One byte less is cut short (the damage kCutInLastLoad and its like).
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(end - 1)), 0);
+  EXPECT_FALSE(CheckPath(path).ok());
 }
 
 TEST(ElfCheckTest, ADirectoryIsNotAPlugin) {

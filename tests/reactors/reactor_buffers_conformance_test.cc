@@ -89,6 +89,85 @@ TEST_P(ReactorTest, MultishotRecvWithProvidedBuffersUntilEndOfStream) {
   ::close(fd);
 }
 
+// A multishot receive into the pool with a length below the buffer size takes at most that
+// length at a time (reactor_abi.h: "receive up to len bytes"): 26 bytes waiting come in pieces
+// of 16 at most (16 and 10, or smaller where a faulty copy reads short), in order, each in a
+// buffer of its own, and the receive goes on until cancelled.
+TEST_P(ReactorTest, ACappedMultishotRecvIntoThePoolTakesAtMostItsLengthEachTime) {
+  constexpr uint32_t kSize = 1024;
+  constexpr uint32_t kCount = 16;
+  std::vector<char> pool(kSize * kCount);
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, kCount), absl::OkStatus());
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  ASSERT_GE(fd, 0);
+  const std::string payload = "waiting before the receive";
+  ASSERT_TRUE(client.send_all(payload));
+  ASSERT_TRUE(QueuedInSocket(fd, static_cast<int>(payload.size())));
+  ASSERT_EQ(
+      reactor_->submit(
+          {.user_data = 6, .opcode = IoOpcode::kRecv, .flags = kOpMultishot | kOpBufferSelect, .fd = fd, .len = 16}),
+      0);
+  auto all = WaitUntil([&](auto& a) {
+    size_t bytes = 0;
+    for (const Completion& c : a) bytes += c.result > 0 ? c.result : 0;
+    return bytes >= payload.size() || HasFinal(a, 6);
+  });
+  std::string received;
+  for (const Completion& c : all) {
+    EXPECT_TRUE(c.more());
+    ASSERT_GT(c.result, 0);
+    EXPECT_LE(c.result, 16) << "more than the receive's length";
+    ASSERT_TRUE(c.has_buffer());
+  }
+  size_t seen = 0;
+  TakeFromPool(*reactor_, pool, kSize, all, seen, received);
+  EXPECT_TRUE(received == payload) << received;
+  ASSERT_EQ(reactor_->cancel(fd, 6), 0);
+  WaitUntil([](auto& a) { return HasFinal(a, 6); });
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
+// A multishot receive capped below the buffer size (io_uring runs it as single shots, re-armed
+// one after another) that is cancelled before it ever waited, with data already in the socket,
+// ends: whatever it received, then its final completion, and nothing after that.
+TEST_P(ReactorTest, ACancelledCappedMultishotRecvEndsThoughDataWasWaiting) {
+  constexpr uint32_t kSize = 1024;
+  constexpr uint32_t kCount = 16;
+  std::vector<char> pool(kSize * kCount);
+  ASSERT_EQ(reactor_->provide_buffers(pool.data(), kSize, kCount), absl::OkStatus());
+  Listener l;
+  BlockingClient client(l.port);
+  int fd = AcceptOne(l);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(client.send_all("waiting before the receive"));
+  ASSERT_TRUE(QueuedInSocket(fd, 26));
+  ASSERT_EQ(
+      reactor_->submit(
+          {.user_data = 5, .opcode = IoOpcode::kRecv, .flags = kOpMultishot | kOpBufferSelect, .fd = fd, .len = 16}),
+      0);
+  ASSERT_EQ(reactor_->cancel(fd, 5), 0);
+  auto all = WaitUntil([](auto& a) { return HasFinal(a, 5); });
+  ASSERT_FALSE(all.empty());
+  for (size_t i = 0; i + 1 < all.size(); ++i) EXPECT_TRUE(all[i].more()) << "completion " << i;
+  EXPECT_FALSE(all.back().more());
+  EXPECT_TRUE(all.back().result > 0 || all.back().result == -ECANCELED) << all.back().result;
+  for (const Completion& c : all) {
+    if (c.has_buffer()) reactor_->recycle_buffer(c.buffer_id);
+  }
+  // Nothing follows the final completion, though the socket has data left.
+  Completion batch[8];
+  for (int i = 0; i < 5; ++i) {
+    absl::StatusOr<int> n = reactor_->wait(batch, 2'000'000);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(*n, 0) << "a completion after the final one";
+  }
+  EXPECT_EQ(reactor_->release_fd(fd), 0);
+  ::close(fd);
+}
+
 // The burst tests' pool (kCount buffers of kSize, given to the reactor by the test) and one
 // accepted connection (fd, -1 if none came) with its client; kBurst bytes make a burst.
 namespace burst {

@@ -155,6 +155,47 @@ TEST_P(SenderTest, ASendToAResetPeerReportsTheErrorOnce) {
   EXPECT_EQ(sender.queued_bytes(), 0u) << "a failed Sender queued more";
 }
 
+// A Sender whose send failed has dropped its queue, and the socket shows it: no bytes queued,
+// out of the write set (the socket table's and the loop's figures), though the socket stays open.
+TEST_P(SenderTest, AFailedSendTakesTheSocketOutOfTheWriteSet) {
+  auto client = std::make_unique<BlockingClient>(port());
+  Socket socket = Accept();
+  client->set_linger_zero();
+  client.reset();  // a reset
+  SentLog log;
+  Sender sender(socket, log);
+  for (int i = 0; i < 200 && log.error.ok(); ++i) {
+    sender.push(HeapChunk(Pattern(65536, i)));
+    RunUntil([&] { return sender.idle() || !log.error.ok(); });
+  }
+  ASSERT_FALSE(log.error.ok()) << "200 sends to a reset peer all succeeded";
+  SocketInfo info = socket.info();
+  EXPECT_EQ(info.bytes_queued, 0u);
+  EXPECT_FALSE(info.in_write_set);
+  RunUntil([&] { return loop_->stats().write_set_size == 0; });
+  EXPECT_EQ(loop_->stats().write_set_size, 0u);
+}
+
+// A Sender that goes away with bytes queued (none in flight yet) takes them with it: the socket
+// it leaves open shows none queued and is out of the write set.
+TEST_P(SenderTest, ASenderGoneWithBytesQueuedLeavesTheSocketOutOfTheWriteSet) {
+  BlockingClient client(port());
+  Socket socket = Accept();
+  SentLog log;
+  {
+    Sender sender(socket, log);
+    sender.push(HeapChunk("queued, never sent"));
+    ASSERT_EQ(socket.info().bytes_queued, 18u);
+    ASSERT_TRUE(socket.info().in_write_set);
+  }
+  SocketInfo info = socket.info();
+  EXPECT_EQ(info.bytes_queued, 0u);
+  EXPECT_FALSE(info.in_write_set);
+  RunUntil([&] { return loop_->stats().write_set_size == 0; });
+  EXPECT_EQ(loop_->stats().write_set_size, 0u);
+  EXPECT_EQ(log.completions, 0);
+}
+
 // A connection answering one request at a time queues one chunk at a time, which costs the
 // Sender no memory of its own; a second chunk behind the first moves the queue to the heap
 // until it drains.

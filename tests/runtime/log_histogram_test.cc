@@ -43,6 +43,23 @@ TEST(LogHistogramTest, EmptyAndTinyValues) {
   EXPECT_EQ(h.snapshot().counts[0], 2u);
 }
 
+// Snapshots of several loops add up to one (LoopStats::operator+=, the server's total): counts
+// and sums add, and the largest sample is the largest of any part, whichever part came last.
+TEST(LogHistogramTest, SnapshotsAddUpAndKeepTheLargestSampleOfAnyPart) {
+  LogHistogram busy, quiet;
+  busy.record(5'000'000);
+  busy.record(2'000);
+  quiet.record(3'000);
+  LogHistogram::Snapshot total;
+  total += busy.snapshot();
+  total += quiet.snapshot();
+  EXPECT_EQ(total.total, 3u);
+  EXPECT_EQ(total.sum_ns, 5'005'000);
+  EXPECT_EQ(total.max_ns, 5'000'000) << "the later part's smaller maximum took the total's place";
+  EXPECT_EQ(total.counts[LogHistogram::bucket_of(5'000'000)], 1u);
+  EXPECT_EQ(total.percentile(1.0), 5'000'000);
+}
+
 // A writer that counts its samples itself records only the sum and the samples past bucket
 // 0; the snapshot puts the rest of its count in bucket 0.
 TEST(LogHistogramTest, CountedElsewhereFillsBucketZeroFromTheWritersCount) {

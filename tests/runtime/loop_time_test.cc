@@ -1,11 +1,13 @@
 #include "runtime/loop_time.h"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/sequence_lock.h"
 
 namespace brrr {
 namespace {
@@ -93,6 +95,36 @@ TEST(LoopTimeTest, ReadersSeeConsistentTotalsWhileTheLoopWrites) {
   EXPECT_EQ(torn.load(), 0);
   EXPECT_EQ(t.totals(0).running_ns, 5 * kIterations);
   EXPECT_EQ(t.totals(0).waiting_ns, 5 * kIterations);
+}
+
+// The lock under LoopTime's totals (and ThreadCpuClock's fields), step by step: while the writer
+// is between begin_write and end_write, a reader retries however often it looks, and once the
+// write has ended it returns what the writer stored last, never what it found half-way.
+TEST(SequenceLockTest, AReaderWaitsOutAWriteInProgress) {
+  SequenceLock lock;
+  std::atomic<int> field{1};
+  std::atomic<int> reads{0};
+  std::atomic<bool> returned{false};
+  std::atomic<int> value{0};
+  lock.begin_write();
+  field.store(2);  // half-way through the write
+  std::thread reader([&] {
+    value.store(lock.read([&] {
+      reads.fetch_add(1);
+      return field.load();
+    }));
+    returned.store(true);
+  });
+  // Until the reader has looked three times (or returned); bounded: 10 s.
+  for (int i = 0; i < 10'000 && reads.load() < 3 && !returned.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_GE(reads.load(), 3);
+  EXPECT_FALSE(returned.load()) << "the reader returned " << value.load() << ", read while the write was in progress";
+  field.store(3);
+  lock.end_write();
+  reader.join();
+  EXPECT_EQ(value.load(), 3);
 }
 
 }  // namespace

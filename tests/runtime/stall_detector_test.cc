@@ -404,6 +404,28 @@ TEST(StallProgressTest, TheSplitsPartsStayWithinItsSpanAndUnreadTimesLeaveItOut)
   EXPECT_EQ(FormatStall(r), "brrr: loop 0: executing <> took 0.100 seconds (after 0 tasks)");
 }
 
+// Samples of a stall in progress share the print budget with stalls: those not printed are
+// counted in the next printed line, once, and the count starts again from there.
+TEST(StallProgressTest, SamplesNotPrintedAreNamedOnceOnTheNextPrintedLine) {
+  Lines printed;
+  StallDetector detector(7, 50'000'000, printed.sink());
+  const int64_t start = 1'000'000'000;
+  auto sample_at = [&](int64_t running_ns) {
+    detector.report_progress("hog", start, 5, start + running_ns, Sampled(running_ns, {"Hog() (app+0x10)"}));
+  };
+  // 12 samples within a microsecond: a burst of 10 is printed, 2 are not.
+  for (int64_t i = 0; i < 12; ++i) sample_at(60'000'000 + i);
+  ASSERT_EQ(printed.get().size(), 10u);
+  // A second later the budget has refilled.
+  sample_at(1'100'000'000);
+  sample_at(1'200'000'000);
+  std::vector<std::string> lines = printed.get();
+  ASSERT_EQ(lines.size(), 12u);
+  EXPECT_NE(lines[10].find(" [0 more stalls and 2 stall samples not printed]"), std::string::npos) << lines[10];
+  EXPECT_EQ(lines[11].find("not printed"), std::string::npos) << "counted again: " << lines[11];
+  EXPECT_EQ(detector.stall_count(), 0u) << "samples are not stalls";
+}
+
 TEST(StallProgressTest, TheEndLineNamesTheInnermostFrameOutsideTheCAndCppRuntime) {
   Lines printed;
   StallDetector detector(0, 50'000'000, printed.sink());
@@ -446,6 +468,20 @@ TEST(StallProgressTest, SamplesOfATaskThatEndedWithoutAStallAreDroppedAndLateOne
   EXPECT_FALSE(detector.in_progress().has_value());
   ASSERT_EQ(streamed.size(), 2u);
   EXPECT_FALSE(streamed.back().in_progress);
+}
+
+// A stall's end carries the samples of its own task only: one that ends while another task's
+// samples are still held (the watchdog has not yet dropped them) gets none of them, and they
+// stay with their task.
+TEST(StallProgressTest, AStallsEndNeverTakesTheSamplesOfAnotherTask) {
+  StallDetector detector(0, 50, [](const std::string&) {});
+  detector.report_progress("was-long", 100, 0, 200, Sampled(100, {"A()"}));
+  detector.report("next", 60, 1, 1060);  // started at 1000, not 100
+  ASSERT_EQ(detector.recent().size(), 1u);
+  EXPECT_TRUE(detector.recent()[0].samples.empty()) << "the end of <next> took the samples of <was-long>";
+  ASSERT_TRUE(detector.in_progress().has_value());
+  EXPECT_EQ(detector.in_progress()->task, "was-long");
+  EXPECT_EQ(detector.in_progress()->samples.size(), 1u);
 }
 
 // Every task's duration lands in the task_duration histogram: those under 1 us in bucket 0

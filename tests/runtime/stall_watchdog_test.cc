@@ -353,6 +353,32 @@ TEST(StallWatchdogTest, AThresholdOfDurationMaxKeepsTheWatchdogAsleep) {
   EXPECT_EQ(watchdog->samples(), 0u);
 }
 
+// A threshold lowered while a task runs (brrrctl stalls --threshold on a live server) reaches a
+// task already running: the watchdog, which looked at the task under the old, hour-long
+// threshold, does not sleep until that one would be crossed but looks again (every second at
+// most) and samples the task under the new one.
+TEST(StallWatchdogTest, AThresholdLoweredWhileATaskRunsIsSeenBeforeTheOldOneIsCrossed) {
+  WatchedLoop watched(std::chrono::hours(1));
+  ASSERT_NE(watched.loop(), nullptr);
+  const StallWatchdog* watchdog = watched.loop()->stall_watchdog();
+  ASSERT_NE(watchdog, nullptr);
+  StallDetector& detector = watched.loop()->stall_detector();
+  uint64_t looks_while_running = 0;
+  watched.RunAndWait([&] {
+    const int64_t give_up = MonotonicNanos() + kGiveUpNs;
+    // Until the watchdog has looked at this task twice more: it has seen the hour-long
+    // threshold and gone back to sleep.
+    const uint64_t looks_at_start = watchdog->looks();
+    while (watchdog->looks() < looks_at_start + 2 && MonotonicNanos() < give_up) {
+    }
+    looks_while_running = watchdog->looks() - looks_at_start;
+    detector.set_threshold_ns(50'000'000);
+    WatchdogTestSpinUntil(watched.answered(), 1, give_up);
+  });
+  EXPECT_GE(looks_while_running, 2u) << "the watchdog slept on through the task";
+  EXPECT_GE(watched.answered().load(), 1) << "the lowered threshold was never applied to the running task";
+}
+
 // EventLoopOptions::stall_watchdog = false turns the watchdog off: the loop has none, and a
 // task that blocks far past the threshold is still reported when it ends, with no stack
 // sampled and no report while it ran.

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <thread>
 #include <vector>
 
@@ -127,6 +128,48 @@ TEST(ThreadCpuClockTest, CountsTheTimeTheFollowedThreadWaitedForACore) {
   EXPECT_GE(stopped, waited);
   std::this_thread::sleep_for(std::chrono::milliseconds(5));
   EXPECT_EQ(clock.run_queue_wait_ns(), stopped) << "no thread followed: the total stands";
+}
+
+// The calling thread's time waiting on a run queue so far (schedstat's second field), or -1.
+int64_t OwnRunQueueWait() {
+  std::FILE* f = std::fopen("/proc/thread-self/schedstat", "r");
+  if (f == nullptr) return -1;
+  unsigned long long on_core = 0, waited = 0;
+  int fields = std::fscanf(f, "%llu %llu", &on_core, &waited);
+  std::fclose(f);
+  return fields == 2 ? static_cast<int64_t>(waited) : -1;
+}
+
+// Like the CPU total, the run-queue wait carries over from a thread that ended while followed
+// (a loop driven by run_once) to the next one: the next thread's wait adds to it.
+TEST(ThreadCpuClockTest, TheRunQueueWaitCarriesOverToTheNextThread) {
+  struct stat info {};
+  if (::stat("/proc/thread-self/schedstat", &info) != 0) GTEST_SKIP() << "this kernel keeps no schedstats";
+  ThreadCpuClock clock;
+  std::thread([&] {
+    clock.follow_current_thread();
+    {
+      testing::SharedCpu shared;
+      testing::SpinOwnCpu(30 * kMs);
+    }
+    // Ends without stop_following, once its wait has been read (what was last seen stands).
+    EXPECT_GT(clock.run_queue_wait_ns(), 0) << "spinning 30 ms on a core shared with a spinner, and it never waited";
+  }).join();
+  const int64_t between = clock.run_queue_wait_ns();
+  int64_t second = -1;
+  std::thread([&] {
+    clock.follow_current_thread();
+    const int64_t before = OwnRunQueueWait();
+    {
+      testing::SharedCpu shared;
+      testing::SpinOwnCpu(30 * kMs);
+    }
+    const int64_t after = OwnRunQueueWait();
+    if (before >= 0 && after >= 0) second = after - before;
+    clock.stop_following();
+  }).join();
+  ASSERT_GT(second, 0) << "the second thread never waited either";
+  EXPECT_GE(clock.run_queue_wait_ns(), between + second) << "the first thread's wait was not carried over";
 }
 
 }  // namespace

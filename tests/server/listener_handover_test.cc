@@ -197,6 +197,49 @@ TEST(ListenerHandoverTest, NotTheProtocolIsRefused) {
   EXPECT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
 }
 
+// A payload of exactly the most a frame carries is sent and read back; one byte more is not sent.
+TEST(ListenerHandoverTest, AFrameOfTheMostBytesArrivesWhole) {
+  Pair pair;
+  const std::string payload(kMaxHandoverPayload, 'p');
+  std::thread writer([&] { EXPECT_TRUE(SendFrame(pair.old_side(), HandoverFrameType::kRefuse, payload).ok()); });
+  absl::StatusOr<HandoverFrame> got = ReadFrame(pair.new_side(), Soon());
+  writer.join();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->type, HandoverFrameType::kRefuse);
+  EXPECT_TRUE(got->payload == payload);
+  EXPECT_TRUE(absl::IsInvalidArgument(SendFrame(pair.old_side(), HandoverFrameType::kRefuse, payload + "p")));
+}
+
+// A frame carries one descriptor at most: one that carries two is refused (and neither is
+// kept), whatever its header says.
+TEST(ListenerHandoverTest, AFrameWithTwoDescriptorsIsRefused) {
+  Pair pair;
+  UniqueFd first = ListenOn(0);
+  UniqueFd second = ListenOn(0);
+  // The header by hand (SendFrame sends one descriptor): magic, version, type, length.
+  std::string frame = "BRHO";
+  frame += {0, static_cast<char>(kHandoverProtocolVersion), 0, static_cast<char>(HandoverFrameType::kListener)};
+  frame += {0, 0, 0, 4};
+  frame += "echo";
+  iovec iov{.iov_base = frame.data(), .iov_len = frame.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(2 * sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+  const int fds[2] = {first.get(), second.get()};
+  std::memcpy(CMSG_DATA(c), fds, sizeof fds);
+  ASSERT_EQ(::sendmsg(pair.old_side(), &msg, MSG_NOSIGNAL), static_cast<ssize_t>(frame.size()));
+  absl::StatusOr<HandoverFrame> got = ReadFrame(pair.new_side(), Soon());
+  ASSERT_TRUE(absl::IsInvalidArgument(got.status())) << got.status();
+  EXPECT_NE(got.status().message().find("more than one descriptor"), std::string::npos) << got.status();
+}
+
 // ---- The two sides over a UNIX socket at a path. ----
 
 class HandoverSidesTest : public ::testing::Test {
