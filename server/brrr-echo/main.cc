@@ -379,6 +379,10 @@ int main(int argc, char** argv) {
                                   .host = absl::GetFlag(FLAGS_metrics_host)};
   if (!metrics_flags.Check()) return 2;
   int32_t metrics_port = metrics_flags.port;
+  if (admin_options.auth.required() && admin_port == 0 && metrics_port == 0) {
+    brrr::PrintToStderr(
+        "brrr-echo: warning: --admin_token_file guards nothing: neither --admin_port nor --metrics_port is on\n");
+  }
   uint32_t metrics_connections = absl::GetFlag(FLAGS_metrics_max_connections);
   if (metrics_connections < 1 || metrics_connections > 1000) {
     brrr::PrintToStderr("brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
@@ -396,6 +400,11 @@ int main(int argc, char** argv) {
 
   EchoServerOptions o;
   o.backend = absl::GetFlag(FLAGS_backend);
+  if (o.backend.empty()) {
+    brrr::PrintToStderr(
+        "brrr-echo: --backend is empty: give auto, a backend's name (brrr-echo --list_backends) or a plugin's path\n");
+    return 2;
+  }
   o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
   o.host = absl::GetFlag(FLAGS_host);
   o.port = static_cast<uint16_t>(port);

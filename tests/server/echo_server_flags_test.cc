@@ -73,6 +73,7 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--high_water=100", "--low_water=100", "--port=0"}, 2, "--low_water (100) must be below --high_water (100)"},
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
+      {{"--backend="}, 2, "brrr-echo: --backend is empty: give auto, a backend's name"},
       {{"--idle_timeout=banana"}, 1, "idle_timeout"},
       {{"--idle_poll=11ms"}, 2, "--idle_poll=11ms: must be from 0 to 10ms"},
       {{"--idle_poll=-1us"}, 2, "--idle_poll=-1us: must be from 0 to 10ms"},
@@ -94,6 +95,19 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
     EXPECT_EQ(*code, c.code) << flag;
     EXPECT_NE(p.err().find(c.message), std::string::npos) << flag << ": " << p.err();
   }
+}
+
+// A token file with neither plane on guards nothing: said, not silently accepted.
+TEST(EchoServerFlagsTest, ATokenFileWithoutAnAdminPlaneOrMetricsPortDrawsAWarning) {
+  const std::string token_file = std::string(std::getenv("TEST_TMPDIR")) + "/unused.token";
+  std::ofstream(token_file) << "t0ken\n";
+  Process p(EchoBinary(), {"--port=0", "--admin_token_file=" + token_file});
+  EXPECT_TRUE(p.WaitForError(
+      "brrr-echo: warning: --admin_token_file guards nothing: neither --admin_port nor --metrics_port is on"))
+      << p.err();
+  ASSERT_NE(p.ListeningPort(), 0) << p.err();
+  p.Signal(SIGTERM);
+  EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
 }
 
 TEST(EchoServerFlagsTest, AnAddressInUseIsReported) {
