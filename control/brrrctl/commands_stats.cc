@@ -1,7 +1,13 @@
 // Commands that read the server's state: info, stats, watch, health.
 #include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <optional>
+#include <string>
+#include <thread>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/ascii.h"
@@ -9,6 +15,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
 #include "control/brrrctl/commands.h"
@@ -156,6 +164,64 @@ class WatchLines {
   std::optional<admin::Stats> previous_;
 };
 
+// While `watch` reads one target's stream: says on stderr once the server has sent no sample for
+// two intervals (at least 2 s, as a fleet's watch waits for a silent target), and again when
+// samples come back, so that a watch on a stopped or unreachable server does not look like one
+// with nothing to say. (Samples come from the admin plane's own thread: a blocked loop does not
+// stop them.) Stdout, and --json's one object per sample, stay as they are.
+class SilenceNotice {
+ public:
+  SilenceNotice(std::string target, absl::Duration interval)
+      : target_(std::move(target)), after_(std::max(2 * interval, absl::Seconds(2))), last_(absl::Now()) {
+    thread_ = std::thread([this] { Watch(); });
+  }
+  ~SilenceNotice() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+  }
+
+  // A sample came.
+  void Sampled() {
+    std::lock_guard<std::mutex> lock(mu_);
+    const absl::Time now = absl::Now();
+    if (said_) {
+      std::fprintf(stderr, "brrrctl: watch: samples from %s again, after %s without\n", target_.c_str(),
+                   absl::FormatDuration(absl::Trunc(now - last_, absl::Milliseconds(100))).c_str());
+      said_ = false;
+    }
+    last_ = now;
+  }
+
+ private:
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!done_) {
+      const absl::Time due = last_ + after_;
+      if (!said_ && absl::Now() >= due) {
+        std::fprintf(stderr,
+                     "brrrctl: watch: no sample from %s for %s (a server stopped, or the network between); still "
+                     "waiting\n",
+                     target_.c_str(), absl::FormatDuration(after_).c_str());
+        said_ = true;
+      }
+      wake_.wait_for(lock, said_ ? std::chrono::seconds(1) : absl::ToChronoNanoseconds(due - absl::Now()));
+    }
+  }
+
+  const std::string target_;
+  const absl::Duration after_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  absl::Time last_;    // guarded by mu_: the last sample, or the start
+  bool said_ = false;  // guarded by mu_: the silence was said and has not ended
+  bool done_ = false;  // guarded by mu_
+  std::thread thread_;
+};
+
 Outcome RunWatch(Invocation& invocation) {
   admin::WatchStatsRequest request;
   if (invocation.given("interval")) {
@@ -169,10 +235,16 @@ Outcome RunWatch(Invocation& invocation) {
   WatchLines lines(invocation.out);
   uint32_t received = 0;
   Outcome checked = Outcome::Ok();
+  std::optional<SilenceNotice> silence;
   Outcome outcome = ReadStream<admin::Stats>(
       invocation,
-      [&](grpc::ClientContext* context) { return invocation.client.admin().WatchStats(context, request); },
+      [&](grpc::ClientContext* context) {
+        silence.emplace(invocation.client.target(),
+                        absl::Milliseconds(request.interval_ms() == 0 ? 1000 : request.interval_ms()));
+        return invocation.client.admin().WatchStats(context, request);
+      },
       [&](const admin::Stats& message) {
+        silence->Sampled();
         admin::Stats stats = message;
         if (checked = CheckLoops(loops, stats.loops_size()); !checked.ok()) return false;
         KeepLoops(loops, &stats);
@@ -215,11 +287,12 @@ std::vector<Command> StatsCommands() {
           .summary = "live figures per loop and in total, throttles, active injections",
           .details = "GetStats, once. Without --json: the server-wide figures, then one column per loop and one\n"
                      "for the total, one row per figure (the LoopStats fields of admin.proto).",
-          .flags = {{"loop", "N[,N...]", "only these loops' columns, without the total (default: every loop\n"
-                                         "and the total); with --json, only these loops in `loops`"}},
+          .flags = {{"loop", "N[,N...]",
+                     "only these loops' columns, without the total (default: every loop\n"
+                     "and the total); with --json, only these loops in `loops`"}},
           .run = RunStats,
-          .run_fleet = OnEachTarget(RunStats,
-                                    [] { return std::make_unique<StatsTotal>(!absl::GetFlag(FLAGS_loop).loops.empty()); }),
+          .run_fleet = OnEachTarget(
+              RunStats, [] { return std::make_unique<StatsTotal>(!absl::GetFlag(FLAGS_loop).loops.empty()); }),
       },
       Command{
           .name = "watch",
@@ -227,11 +300,14 @@ std::vector<Command> StatsCommands() {
           .details = "WatchStats. Without --json: one line per sample, with rates over the last interval:\n"
                      "connections open and accepted, bytes in and out per second, tasks run per second,\n"
                      "stalls so far, the ready queue, and the 99th percentile of timer lateness.\n"
-                     "With --json: one Stats object per line. SIGINT or SIGTERM ends it with exit 0.",
+                     "With --json: one Stats object per line. SIGINT or SIGTERM ends it with exit 0.\n"
+                     "A server that sends no sample for two intervals (at least 2s) is said on stderr, and\n"
+                     "again when its samples come back; with several targets its line is \"-\" meanwhile.",
           .flags = {{"interval", "DURATION", "time between samples: 50ms to 1h (default 1s)"},
                     {"count", "N", "stop after N samples (default 0: until interrupted)"},
-                    {"loop", "N[,N...]", "one line per listed loop instead of the total; with --json, only\n"
-                                         "these loops in `loops`"}},
+                    {"loop", "N[,N...]",
+                     "one line per listed loop instead of the total; with --json, only\n"
+                     "these loops in `loops`"}},
           .run = RunWatch,
           .run_fleet = RunWatchOnFleet,
       },

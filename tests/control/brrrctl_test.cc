@@ -171,6 +171,27 @@ TEST_F(BrrrctlTest, WatchPrintsOneLinePerSample) {
   EXPECT_TRUE(Contains(text.out, "UPTIME")) << text;
 }
 
+// A watch on a server that sends nothing (SIGSTOP) says so on stderr after two intervals, at
+// least 2 s, and again when samples come back; stdout carries the samples only.
+TEST_F(BrrrctlTest, AWatchSaysWhenItsServerFallsSilentAndWhenItIsBack) {
+  Start();
+  testing::Process watch(testing::Runfile("control/brrrctl/brrrctl"),
+                         {"--target=" + Address(), "watch", "--interval=100ms"});
+  ASSERT_TRUE(watch.WaitForOutput("UPTIME")) << watch.err();
+  ASSERT_TRUE(watch.WaitForOutput(" all ")) << watch.err();
+  struct Continue {
+    testing::Process& process;
+    ~Continue() { process.Signal(SIGCONT); }
+  } resume{*server_};
+  server_->Signal(SIGSTOP);
+  EXPECT_TRUE(watch.WaitForError("brrrctl: watch: no sample from " + Address() + " for 2s (")) << watch.err();
+  server_->Signal(SIGCONT);
+  EXPECT_TRUE(watch.WaitForError("brrrctl: watch: samples from " + Address() + " again, after ")) << watch.err();
+  watch.Signal(SIGTERM);
+  EXPECT_EQ(watch.Wait(seconds(10)), 0) << watch.err();
+  EXPECT_FALSE(Contains(watch.out(), "no sample")) << watch.out();
+}
+
 TEST_F(BrrrctlTest, StreamsEndCleanlyOnSigintAndSigterm) {
   Start();
   for (int sig : {SIGINT, SIGTERM}) {
