@@ -349,10 +349,16 @@ void Shard::throttle_changed(const ThrottleChange& change) {
   for (Connection* c = connections_; c != nullptr; c = c->next) c->byte_rates_changed(new_per_connection_rate);
 }
 
-absl::StatusOr<SocketInfo> Shard::close_connection(int fd) {
+absl::StatusOr<SocketInfo> Shard::close_connection(int fd, absl::string_view peer) {
   for (Connection* c = connections_; c != nullptr; c = c->next) {
     if (c->fd() != fd) continue;
     SocketInfo info = c->info();
+    if (!peer.empty() && info.peer != peer) {
+      return absl::FailedPreconditionError(absl::StrCat("fd ", fd, " on loop ", loop_->loop_id(),
+                                                        " is the connection of ", info.peer, " now, not of ", peer,
+                                                        " (that one closed and its descriptor was given out again): "
+                                                        "nothing closed"));
+    }
     c->close(CloseReason::kAdmin);
     return info;
   }

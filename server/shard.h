@@ -41,6 +41,7 @@
 #include <set>
 #include <vector>
 
+#include "absl/strings/string_view.h"
 #include "runtime/async.h"
 #include "runtime/socket.h"
 #include "runtime/unique_fd.h"
@@ -108,8 +109,9 @@ class Shard {
   void throttle_changed(const ThrottleChange& change);
   // Loop thread: closes the connection with descriptor `fd` (the admin plane's
   // CloseConnection); returns what it was. NotFound if no connection of this shard has it,
-  // FailedPrecondition for the listener.
-  absl::StatusOr<SocketInfo> close_connection(int fd);
+  // FailedPrecondition for the listener, or (with `peer` not empty) for a connection whose
+  // peer address is another: the descriptor was given out again since it was listed.
+  absl::StatusOr<SocketInfo> close_connection(int fd, absl::string_view peer = {});
   // Loop thread: duplicates of this shard's listening descriptors (close-on-exec), for a
   // hand-over; FailedPrecondition once draining (they are closed).
   absl::StatusOr<std::vector<UniqueFd>> duplicate_listeners() const;

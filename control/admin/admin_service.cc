@@ -238,7 +238,7 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
   // Every candidate loop at once, done once the one that owns the descriptor has answered: a
   // blocked loop holds up the answer only if the descriptor may be its.
   std::vector<std::optional<absl::StatusOr<SocketInfo>>> answers = CallInLoops(
-      asked, [this, ids, fd](size_t k) { return target_.CloseConnection(ids[k], fd); },
+      asked, [this, ids, fd, peer = request->peer()](size_t k) { return target_.CloseConnection(ids[k], fd, peer); },
       [](const absl::StatusOr<SocketInfo>& a) { return !absl::IsNotFound(a.status()); }, wait,
       "admin:close_connection");
   for (size_t k = 0; k < ids.size(); ++k) {

@@ -21,6 +21,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "runtime/event_loop.h"
 #include "runtime/socket_table.h"
 #include "server/drain_progress.h"
@@ -48,8 +49,9 @@ class Administered {
 
   // ---- Sockets. Loop `loop`'s thread only. ----
   // Closes the connection with descriptor `fd` and returns what it was; NotFound if that loop
-  // has none, FailedPrecondition for a socket that is not a connection.
-  virtual absl::StatusOr<SocketInfo> CloseConnection(size_t loop, int fd) = 0;
+  // has none, FailedPrecondition for a socket that is not a connection, or (with `peer` not
+  // empty) for a connection whose peer address is not `peer`: nothing is closed then.
+  virtual absl::StatusOr<SocketInfo> CloseConnection(size_t loop, int fd, absl::string_view peer) = 0;
 
   // ---- Throttles (server/throttle.h). ----
   virtual server::ThrottleSettings throttle() const = 0;

@@ -26,3 +26,4 @@ ABSL_FLAG(bool, include_recent, false, "Send the stalls each loop remembers firs
 ABSL_FLAG(bool, in_progress, false, "Also show stalls while they last, at each stack sample");
 ABSL_FLAG(uint32_t, frames, 8, "Stack frames shown per stall");
 ABSL_FLAG(std::string, service, "", "The service to check; empty: the server as a whole");
+ABSL_FLAG(std::string, peer, "", "The connection's peer address, HOST:PORT");

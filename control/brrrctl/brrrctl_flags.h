@@ -35,5 +35,6 @@ ABSL_DECLARE_FLAG(bool, include_recent);
 ABSL_DECLARE_FLAG(bool, in_progress);
 ABSL_DECLARE_FLAG(uint32_t, frames);
 ABSL_DECLARE_FLAG(std::string, service);
+ABSL_DECLARE_FLAG(std::string, peer);
 
 #endif  // BRRR_CONTROL_BRRRCTL_FLAGS_H_

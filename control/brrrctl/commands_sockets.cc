@@ -90,6 +90,7 @@ Outcome RunClose(Invocation& invocation) {
   std::optional<uint32_t> loop;
   if (Outcome o = OneLoop("close", &loop); !o.ok()) return o;
   if (loop.has_value()) request.set_loop(*loop);
+  request.set_peer(absl::GetFlag(FLAGS_peer));
 
   admin::CloseConnectionResponse response;
   Outcome outcome = invocation.client.Call([&](grpc::ClientContext* context) {
@@ -125,11 +126,14 @@ std::vector<Command> SocketsCommands() {
           .arguments = "FD",
           .summary = "close one connection now (what is queued for it is dropped)",
           .details = "CloseConnection. FD is the connection's descriptor, as `brrrctl sockets` lists it.\n"
-                     "Prints the connection as it was just before it closed.",
+                     "Prints the connection as it was just before it closed. A descriptor is given out again\n"
+                     "once its connection closes: --peer (as listed) makes sure the one closed is the one\n"
+                     "meant; another connection on that descriptor by now is refused (exit 1), not closed.",
           .changes_server = true,
           .min_args = 1,
           .max_args = 1,
-          .flags = {{"loop", "N", "the loop that owns it (default: whichever has it)"}},
+          .flags = {{"loop", "N", "the loop that owns it (default: whichever has it)"},
+                    {"peer", "HOST:PORT", "only if the connection is still this client's (default: any)"}},
           .run = RunClose,
           // One target: a descriptor number means a connection on one server, another on the next.
       },

@@ -24,8 +24,8 @@ class EchoAdministered final : public control::Administered {
   std::vector<EventLoop*> loops() const override;
   server::ServerStats server_stats(size_t loop) const override { return server_.stats(loop); }
   server::ServerStats server_stats() const override { return server_.stats(); }
-  absl::StatusOr<SocketInfo> CloseConnection(size_t loop, int fd) override {
-    return server_.shard(loop).close_connection(fd);
+  absl::StatusOr<SocketInfo> CloseConnection(size_t loop, int fd, absl::string_view peer) override {
+    return server_.shard(loop).close_connection(fd, peer);
   }
   server::ThrottleSettings throttle() const override { return server_.throttle(); }
   absl::Status SetThrottle(const server::ThrottleChange& change) override { return server_.SetThrottle(change); }

@@ -196,10 +196,21 @@ TEST_F(AdminActionsTest, CloseConnectionClosesThatClientOnly) {
   EXPECT_EQ(s->bytes_in(), 4u);
   EXPECT_EQ(s->bytes_out(), 4u);
 
+  // Named with another peer (the connection listed closed and its descriptor went to this one):
+  // refused, and the connection that has the descriptor now is left open.
   admin::CloseConnectionRequest close;
   close.set_fd(s->fd());
+  close.set_peer(LocalAddress(bystander.fd()));
   admin::CloseConnectionResponse closed;
   grpc::Status st = stub_->CloseConnection(Context().get(), close, &closed);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("is the connection of " + LocalAddress(victim.fd()) + " now, not of " +
+                                    LocalAddress(bystander.fd())),
+            std::string::npos)
+      << st.error_message();
+  ASSERT_GE(EchoRoundTripMs(victim), 0) << "closed though its peer was not the one named";
+  close.set_peer(LocalAddress(victim.fd()));
+  st = stub_->CloseConnection(Context().get(), close, &closed);
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(closed.closed().peer(), LocalAddress(victim.fd()));
   EXPECT_EQ(victim.recv_until_eof(), "");  // end of stream

@@ -185,7 +185,12 @@ TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
   EXPECT_EQ(idle->bytes_in(), 5u);
   EXPECT_FALSE(find("write").has_value());
 
-  CtlRun close = Ctl({"close", std::to_string(idle->fd()), "--json"});
+  // --peer: another client's address is refused (exit 1), and nothing is closed.
+  CtlRun other = Ctl({"close", std::to_string(idle->fd()), "--peer=127.0.0.1:1"});
+  EXPECT_EQ(other.code, 1) << other;
+  EXPECT_TRUE(Contains(other.err, "is the connection of " + peer + " now, not of 127.0.0.1:1")) << other;
+  ASSERT_TRUE(find("read").has_value()) << "closed though --peer named another client";
+  CtlRun close = Ctl({"close", std::to_string(idle->fd()), "--peer=" + peer, "--json"});
   ASSERT_EQ(close.code, 0) << close;
   admin::CloseConnectionResponse closed = FromJson<admin::CloseConnectionResponse>(Lines(close.out).at(0));
   EXPECT_EQ(closed.closed().fd(), idle->fd());

@@ -59,7 +59,7 @@ class FakeAdministered final : public control::Administered {
     for (const auto& s : echo) total += s;
     return total;
   }
-  absl::StatusOr<SocketInfo> CloseConnection(size_t, int) override {
+  absl::StatusOr<SocketInfo> CloseConnection(size_t, int, absl::string_view) override {
     return absl::UnimplementedError("FakeAdministered has no connections");
   }
   server::ThrottleSettings throttle() const override { return {}; }
