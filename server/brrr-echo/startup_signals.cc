@@ -32,10 +32,14 @@ void StartupSignals::Stop() {
     if (stopping_) return;
     stopping_ = true;
   }
-  if (!watcher_.joinable()) return;
-  const uint64_t one = 1;
-  (void)!::write(stop_.get(), &one, sizeof one);
-  watcher_.join();
+  if (watcher_.joinable()) {
+    const uint64_t one = 1;
+    (void)!::write(stop_.get(), &one, sizeof one);
+    watcher_.join();
+  }
+  // Not the server's to count: closed before its descriptor budget measures what is open.
+  signals_.reset();
+  stop_.reset();
 }
 
 void StartupSignals::Watch() {

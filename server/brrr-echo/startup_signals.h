@@ -40,8 +40,9 @@ class StartupSignals {
   StartupSignals(const StartupSignals&) = delete;
   StartupSignals& operator=(const StartupSignals&) = delete;
 
-  // Ends the watch. A signal the watcher took as Stop came is sent to the process again, so it
-  // waits, pending, for whoever takes the signals next. Idempotent.
+  // Ends the watch and closes its two descriptors. A signal the watcher took as Stop came is
+  // sent to the process again, so it waits, pending, for whoever takes the signals next.
+  // Idempotent.
   void Stop();
 
  private:
