@@ -103,6 +103,14 @@ absl::StatusOr<std::vector<uint32_t>> CheckCloseConnection(const admin::CloseCon
   if (request.fd() < 0) {
     return absl::InvalidArgumentError(absl::StrCat("fd=", request.fd(), " is not a descriptor (see ListSockets)"));
   }
+  const std::string& peer = request.peer();
+  if (peer.size() > kMaxPeerAddressBytes ||
+      !std::all_of(peer.begin(), peer.end(), [](char c) { return c >= '!' && c <= '~'; })) {
+    // Not quoted: the message goes back to the client, and these are its bytes.
+    return absl::InvalidArgumentError(
+        absl::StrCat("peer (", peer.size(), " bytes) is not a peer address: HOST:PORT as ",
+                     "ListSockets gives it, at most ", kMaxPeerAddressBytes, " bytes of visible ASCII"));
+  }
   google::protobuf::RepeatedField<uint32_t> asked;
   if (request.has_loop()) asked.Add(request.loop());
   return CheckLoops(asked, limits.loops);

@@ -16,6 +16,7 @@
 #ifndef BRRR_CONTROL_REQUEST_CHECKS_H_
 #define BRRR_CONTROL_REQUEST_CHECKS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -61,7 +62,11 @@ absl::StatusOr<InjectionSpec> CheckInjectTask(const brrr::admin::v1::InjectTaskR
 // CancelInjection: OK when it names an injection id at all (whether it exists is the injector's).
 absl::Status CheckCancelInjection(const brrr::admin::v1::CancelInjectionRequest& request);
 
-// CloseConnection: the loops to look for the descriptor on.
+// The longest peer address CloseConnection takes ("[v6 address%zone]:port" fits).
+inline constexpr size_t kMaxPeerAddressBytes = 64;
+
+// CloseConnection: the loops to look for the descriptor on. A peer, if given, is at most
+// kMaxPeerAddressBytes of visible ASCII (what ListSockets gives), else InvalidArgument.
 absl::StatusOr<std::vector<uint32_t>> CheckCloseConnection(const brrr::admin::v1::CloseConnectionRequest& request,
                                                            const RequestLimits& limits);
 

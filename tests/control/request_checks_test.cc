@@ -140,6 +140,18 @@ TEST(RequestChecksTest, CloseConnectionNeedsADescriptorAndAKnownLoop) {
   EXPECT_EQ(*CheckCloseConnection(r, kTwoLoops), (std::vector<uint32_t>{1}));
   r.set_loop(2);
   ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kNotFound, "no loop 2");
+  // A peer, if given: HOST:PORT as ListSockets gives it, at most 64 bytes of visible ASCII.
+  r.set_loop(0);
+  r.set_peer("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%eth0]:65535");
+  EXPECT_TRUE(CheckCloseConnection(r, kTwoLoops).ok());
+  r.set_peer(std::string(kMaxPeerAddressBytes, '1'));
+  EXPECT_TRUE(CheckCloseConnection(r, kTwoLoops).ok());
+  r.set_peer(std::string(kMaxPeerAddressBytes + 1, '1'));
+  ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument,
+                "peer (65 bytes) is not a peer address");
+  r.set_peer("127.0.0.1:1\n");
+  ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument,
+                "peer (12 bytes) is not a peer address");
 }
 
 TEST(RequestChecksTest, StallThresholdIs1To60000Milliseconds) {

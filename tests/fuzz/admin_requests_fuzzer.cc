@@ -106,6 +106,9 @@ void FillFields(FuzzInput& in, google::protobuf::Message* message) {
         case FieldDescriptor::CPPTYPE_ENUM:
           reflection->SetEnumValue(message, field, static_cast<int32_t>(in.Uint(4)));
           break;
+        case FieldDescriptor::CPPTYPE_STRING:  // up to 127 bytes: past any bound a check has
+          reflection->SetString(message, field, std::string(in.Bytes(in.Byte() % 128)));
+          break;
         default:  // as above
           Require(false, "FillFields: a field of a kind it does not fill: " + field->full_name());
       }
@@ -210,10 +213,14 @@ void CancelInjection(FuzzInput& in, bool field_by_field, const RequestLimits&) {
 void CloseConnection(FuzzInput& in, bool field_by_field, const RequestLimits& limits) {
   admin::CloseConnectionRequest r;
   if (!Read(in, field_by_field, &r)) return;
-  // fd: a descriptor (from 0). loop: one the server runs, or unset for every loop.
+  // fd: a descriptor (from 0). loop: one the server runs, or unset for every loop. peer: empty,
+  // or up to 64 bytes of visible ASCII.
   bool loop_unknown = r.has_loop() && !Known(r.loop(), limits);
+  const std::string& peer = r.peer();
+  bool peer_ok = peer.size() <= control::kMaxPeerAddressBytes &&
+                 std::all_of(peer.begin(), peer.end(), [](char c) { return c >= '!' && c <= '~'; });
   absl::StatusOr<std::vector<uint32_t>> got = control::CheckCloseConnection(r, limits);
-  RequireVerdict(got.status(), r.fd() >= 0, loop_unknown, r);
+  RequireVerdict(got.status(), r.fd() >= 0 && peer_ok, loop_unknown, r);
   if (got.ok()) RequireLoops(*got, r.has_loop() ? std::vector<uint32_t>{r.loop()} : std::vector<uint32_t>{}, limits);
 }
 
