@@ -165,14 +165,14 @@ class WatchLines {
 };
 
 // While `watch` reads one target's stream: says on stderr once the server has sent no sample for
-// two intervals (at least 2 s, as a fleet's watch waits for a silent target), and again when
+// WatchSilentAfter (fleet_watch.h, as a fleet's watch waits for a silent target), and again when
 // samples come back, so that a watch on a stopped or unreachable server does not look like one
 // with nothing to say. (Samples come from the admin plane's own thread: a blocked loop does not
 // stop them.) Stdout, and --json's one object per sample, stay as they are.
 class SilenceNotice {
  public:
-  SilenceNotice(std::string target, absl::Duration interval)
-      : target_(std::move(target)), after_(std::max(2 * interval, absl::Seconds(2))), last_(absl::Now()) {
+  SilenceNotice(std::string target, absl::Duration after)
+      : target_(std::move(target)), after_(after), last_(absl::Now()) {
     thread_ = std::thread([this] { Watch(); });
   }
   ~SilenceNotice() {
@@ -239,8 +239,7 @@ Outcome RunWatch(Invocation& invocation) {
   Outcome outcome = ReadStream<admin::Stats>(
       invocation,
       [&](grpc::ClientContext* context) {
-        silence.emplace(invocation.client.target(),
-                        absl::Milliseconds(request.interval_ms() == 0 ? 1000 : request.interval_ms()));
+        silence.emplace(invocation.client.target(), WatchSilentAfter(request.interval_ms()));
         return invocation.client.admin().WatchStats(context, request);
       },
       [&](const admin::Stats& message) {

@@ -23,10 +23,6 @@ namespace {
 
 namespace admin = brrr::admin::v1;
 
-// How long a tick waits for a target that has sent nothing while another target's sample waits:
-// two intervals (a target's samples may come up to an interval after another's), and at least
-// kSilentFloor, so that streams that open a moment apart are not taken for silent ones.
-constexpr absl::Duration kSilentFloor = absl::Seconds(2);
 constexpr uint32_t kDefaultIntervalMs = 1000;  // WatchStats' when interval_ms is 0
 
 // One target's stream, as its thread leaves it for the printing thread.
@@ -187,6 +183,10 @@ class TickPrinter {
 
 }  // namespace
 
+absl::Duration WatchSilentAfter(uint32_t interval_ms) {
+  return std::max(2 * absl::Milliseconds(interval_ms != 0 ? interval_ms : kDefaultIntervalMs), absl::Seconds(2));
+}
+
 Outcome RunWatchOnFleet(FleetInvocation& invocation) {
   admin::WatchStatsRequest request;
   if (invocation.line.given("interval")) {
@@ -195,8 +195,7 @@ Outcome RunWatchOnFleet(FleetInvocation& invocation) {
     request.set_interval_ms(*ms);
   }
   request.set_count(absl::GetFlag(FLAGS_count));
-  const uint32_t interval_ms = request.interval_ms() != 0 ? request.interval_ms() : kDefaultIntervalMs;
-  const absl::Duration silent_after = std::max(2 * absl::Milliseconds(interval_ms), kSilentFloor);
+  const absl::Duration silent_after = WatchSilentAfter(request.interval_ms());
   const std::vector<uint32_t> loops = absl::GetFlag(FLAGS_loop).loops;
   Fleet& fleet = invocation.fleet;
   const size_t n = fleet.size();

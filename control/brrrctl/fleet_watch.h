@@ -17,11 +17,20 @@
 #ifndef BRRR_CONTROL_FLEET_WATCH_H_
 #define BRRR_CONTROL_FLEET_WATCH_H_
 
+#include <cstdint>
+
+#include "absl/time/time.h"
 #include "control/brrrctl/fleet_run.h"
 
 namespace brrr::control {
 
 Outcome RunWatchOnFleet(FleetInvocation& invocation);
+
+// How long a watch waits for a target that sends nothing before it says so (several targets:
+// its line "-"; one target: a line on stderr): two intervals (a target's samples may come up to
+// an interval after another's), and at least 2 s, so that streams that open a moment apart are
+// not taken for silent ones. `interval_ms` as WatchStatsRequest has it (0: WatchStats' 1 s).
+absl::Duration WatchSilentAfter(uint32_t interval_ms);
 
 }  // namespace brrr::control
 

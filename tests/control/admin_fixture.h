@@ -91,6 +91,16 @@ class AdminFixture : public ::testing::Test {
     return stats;
   }
 
+  // "up to N for echo connections" from brrr-echo's start-up line, or 0. That line comes after
+  // "admin plane on", which is all that Start() waits for.
+  uint64_t EchoBudget() const {
+    const std::string marker = "descriptors: up to ";
+    if (!server_->WaitForOutput(" for echo connections (limit ")) return 0;
+    std::string out = server_->out();
+    size_t at = out.find(marker);
+    return at == std::string::npos ? 0 : std::stoull(out.substr(at + marker.size()));
+  }
+
   // Stats once `ready` holds for them (polled, bounded: 30 s). If it never holds, the test
   // fails here, saying so with the last stats read (which are returned).
   brrr::admin::v1::Stats StatsWhen(const std::function<bool(const brrr::admin::v1::Stats&)>& ready) {

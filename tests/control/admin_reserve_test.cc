@@ -386,16 +386,6 @@ class BackendReserveTest : public AdminReserveTest, public ::testing::WithParamI
     std::string why;
     if (!testing::BackendStarts(GetParam(), &why)) GTEST_SKIP() << why;
   }
-
-  // "up to N for echo connections" from brrr-echo's start-up line, or 0. That line comes after
-  // "admin plane on", which is all that Start() waits for.
-  uint64_t EchoBudget() const {
-    const std::string marker = "descriptors: up to ";
-    if (!server_->WaitForOutput(" for echo connections (limit ")) return 0;
-    std::string out = server_->out();
-    size_t at = out.find(marker);
-    return at == std::string::npos ? 0 : std::stoull(out.substr(at + marker.size()));
-  }
 };
 
 // With RLIMIT_NOFILE at 256 and 300 echo clients, the echo side stops at its budget: the

@@ -152,16 +152,6 @@ TEST_F(AdminTest, StatsFollowRealTraffic) {
   EXPECT_EQ(after.total().read_set_size(), before.total().read_set_size());
 }
 
-// The echo side's descriptor budget from brrr-echo's start-up line ("up to N for echo
-// connections"), or 0.
-uint64_t EchoBudget(const testing::Process& server) {
-  const std::string marker = "descriptors: up to ";
-  if (!server.WaitForOutput(" for echo connections (limit ")) return 0;
-  std::string out = server.out();
-  size_t at = out.find(marker);
-  return at == std::string::npos ? 0 : std::stoull(out.substr(at + marker.size()));
-}
-
 TEST_F(AdminTest, SelectKeepsClientsPastFdSetSizeWaitingInTheBacklog) {
   // select(2) cannot watch a descriptor >= FD_SETSIZE (1024): the echo side's budget keeps the
   // process below it (the kernel gives out the lowest free descriptor), so clients past it wait
@@ -173,7 +163,7 @@ TEST_F(AdminTest, SelectKeepsClientsPastFdSetSizeWaitingInTheBacklog) {
   EXPECT_NE(server_->out().find("(limit 1024: the select backend watches descriptors below 1024 only, "),
             std::string::npos)
       << server_->out();
-  const uint64_t budget = EchoBudget(*server_);
+  const uint64_t budget = EchoBudget();
   ASSERT_GT(budget, 900u) << server_->out();
   ASSERT_LT(budget, 1024u) << server_->out();
   std::vector<std::unique_ptr<testing::BlockingClient>> clients;

@@ -397,11 +397,7 @@ TEST_F(FleetTest, WatchGoesOnWithoutATargetThatFallsSilent) {
   ASSERT_TRUE(watch.WaitForOutput(" total ")) << watch.err();
 
   // Continued however the test ends: TearDown's SIGTERM would wait on a stopped process.
-  struct Continue {
-    testing::Process& process;
-    ~Continue() { process.Signal(SIGCONT); }
-  } resume{*servers_[1].process};
-  servers_[1].process->Signal(SIGSTOP);
+  testing::Stopped frozen(*servers_[1].process);
   // Lines since `from`: how many are samples of `target` (its uptime first), and how many "-".
   auto count = [&](size_t from, const std::string& target) {
     std::pair<int, int> samples_and_dashes{0, 0};
@@ -442,7 +438,7 @@ TEST_F(FleetTest, WatchGoesOnWithoutATargetThatFallsSilent) {
   EXPECT_EQ(count(*dash_at, silent).first, 0) << watch.out();
   EXPECT_GE(count(*dash_at, silent).second, 9) << watch.out();
 
-  servers_[1].process->Signal(SIGCONT);
+  frozen.Resume();
   const size_t continued_at = watch.out().size();
   deadline = std::chrono::steady_clock::now() + seconds(20);
   while (count(continued_at, silent).first < 3 && std::chrono::steady_clock::now() < deadline) {

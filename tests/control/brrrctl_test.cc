@@ -179,13 +179,9 @@ TEST_F(BrrrctlTest, AWatchSaysWhenItsServerFallsSilentAndWhenItIsBack) {
                          {"--target=" + Address(), "watch", "--interval=100ms"});
   ASSERT_TRUE(watch.WaitForOutput("UPTIME")) << watch.err();
   ASSERT_TRUE(watch.WaitForOutput(" all ")) << watch.err();
-  struct Continue {
-    testing::Process& process;
-    ~Continue() { process.Signal(SIGCONT); }
-  } resume{*server_};
-  server_->Signal(SIGSTOP);
+  testing::Stopped frozen(*server_);
   EXPECT_TRUE(watch.WaitForError("brrrctl: watch: no sample from " + Address() + " for 2s (")) << watch.err();
-  server_->Signal(SIGCONT);
+  frozen.Resume();
   EXPECT_TRUE(watch.WaitForError("brrrctl: watch: samples from " + Address() + " again, after ")) << watch.err();
   watch.Signal(SIGTERM);
   EXPECT_EQ(watch.Wait(seconds(10)), 0) << watch.err();

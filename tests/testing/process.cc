@@ -221,6 +221,13 @@ bool PollUntil(const std::function<bool()>& holds, Duration timeout) {
 
 }  // namespace
 
+Stopped::Stopped(const Process& process) : process_(process) { process_.Signal(SIGSTOP); }
+
+void Stopped::Resume() {
+  if (stopped_) process_.Signal(SIGCONT);
+  stopped_ = false;
+}
+
 bool Process::WaitUntilTaken(int sig, Duration timeout) const {
   const uint64_t bit = uint64_t{1} << (sig - 1);
   // ShdPnd: the signals pending for the whole process.

@@ -50,6 +50,24 @@ struct ProcessOptions {
   int output_fd = -1;
 };
 
+class Process;
+
+// A child stopped (SIGSTOP) for as long as this lives, or until Resume(): continued (SIGCONT)
+// however the test ends, since a stopped child would hold up the SIGTERM that ends it.
+//   { testing::Stopped frozen(server); ... frozen.Resume(); ... }
+class Stopped {
+ public:
+  explicit Stopped(const Process& process);
+  ~Stopped() { Resume(); }
+  Stopped(const Stopped&) = delete;
+  Stopped& operator=(const Stopped&) = delete;
+  void Resume();
+
+ private:
+  const Process& process_;
+  bool stopped_ = true;
+};
+
 // The exit code of a child that could not get a network namespace of its own.
 inline constexpr int kNoNetworkNamespace = 125;
 
