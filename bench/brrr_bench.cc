@@ -6,7 +6,8 @@
 // Verifies every echoed byte; prints a progress line per second (stderr), a summary and one
 // JSON line (stdout). SIGINT or SIGTERM ends the run early, as the end of --duration does
 // (a second one kills it). Exit codes: 0 all good, 1 a mismatch or a lost connection (with
-// --reconnect also a reset or a refused connect), 2 bad options, 3 could not start.
+// --reconnect also a reset or a refused connect), 2 bad options, 3 could not start, 6 the report
+// could not be written.
 #include <signal.h>
 
 #include <atomic>
@@ -94,7 +95,8 @@ int main(int argc, char** argv) {
       "       [--busy_ring]   spin on io_uring: the same, with far fewer system calls per message\n"
       "SIGINT/SIGTERM ends the run early, with its report.\n"
       "Exit codes: 0 all good, 1 mismatch, lost connection or failed connect (with --reconnect: or a\n"
-      "reset or refused reconnect), 2 bad options, 3 could not start.");
+      "reset or refused reconnect), 2 bad options, 3 could not start, 6 the report could not be written (a full "
+      "disk).");
   brrr::ParseFlagsOnly(argc, argv, "brrr-bench", /*exit_code=*/2);
   if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
     std::fprintf(stderr, "brrr-bench: --plugin_dir: %s\n", std::string(dir.message()).c_str());
@@ -140,5 +142,5 @@ int main(int argc, char** argv) {
   }
   std::printf("%s\n", brrr::bench::ResultText(o, *result).c_str());
   if (absl::GetFlag(FLAGS_json)) std::printf("%s\n", brrr::bench::ResultJson(o, *result).c_str());
-  return result->ok() ? 0 : 1;
+  return brrr::ExitCodeAfterStdout("brrr-bench", result->ok() ? 0 : 1);
 }

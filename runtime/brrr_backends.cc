@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   brrr::SetUsage(
       "Lists brrr's I/O backend plugins, whether each starts on this machine (and why not),\n"
       "and which one --backend=auto picks.\n\nUsage: brrr-backends [--plugin_dir=DIR] [--json]\n"
-      "Exit codes: 0 listed, with a backend for auto; 1 no plugin found, or none starts; 2 bad option.");
+      "Exit codes: 0 listed, with a backend for auto; 1 no plugin found, or none starts; 2 bad option;\n"
+      "6 the list could not be written (a full disk).");
   brrr::ParseFlagsOnly(argc, argv, "brrr-backends", /*exit_code=*/2);
   std::string plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
   if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(plugin_dir); !dir.ok()) {
@@ -75,7 +76,7 @@ int main(int argc, char** argv) {
                   p.name == auto_name ? "true" : "false", JsonString(Capabilities(p.capabilities)).c_str(),
                   JsonString(p.path).c_str(), JsonString(p.status.ok() ? "" : p.status.message()).c_str());
     }
-    return probes.empty() || !chosen.ok() ? 1 : 0;
+    return brrr::ExitCodeAfterStdout("brrr-backends", probes.empty() || !chosen.ok() ? 1 : 0);
   }
   if (probes.empty()) {
     std::fprintf(stderr, "brrr-backends: no plugins found in %s\n",
@@ -100,5 +101,5 @@ int main(int argc, char** argv) {
   } else {
     std::printf("\n%s\n", std::string(chosen.status().message()).c_str());  // "--backend=auto: ..."
   }
-  return chosen.ok() ? 0 : 1;
+  return brrr::ExitCodeAfterStdout("brrr-backends", chosen.ok() ? 0 : 1);
 }

@@ -3,8 +3,10 @@
 #include <sys/stat.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -26,9 +28,22 @@ namespace {
 // flag, and after printing --help; an exit handler turns that into this code.
 std::atomic<int> exit_code_while_parsing{-1};
 
+// More than the longest --helpfull (brrr-echo's, about 8 KB).
+constexpr size_t kHelpBufferBytes = 64 * 1024;
+
+// The program being parsed, for the exit handler's message (never destroyed: exit handlers run
+// while static objects are being destroyed).
+std::string& ProgramBeingParsed() {
+  static std::string* const program = new std::string;
+  return *program;
+}
+
 void ExitWithTheParsesCode() {
-  const int code = exit_code_while_parsing.load();
+  int code = exit_code_while_parsing.load();
   if (code < 0) return;
+  // --help and --version: std::cout writes into stdout's buffer (synchronised with stdio, the
+  // default), so flushing stdout first keeps the errno of a failed write.
+  if (code == 0) code = ExitCodeAfterStdout(ProgramBeingParsed(), code);
   std::cout.flush();
   std::fflush(nullptr);
   std::_Exit(code);
@@ -90,15 +105,35 @@ void ConfigureUsage(absl::string_view program) {
 
 void SetUsage(absl::string_view usage) { absl::SetProgramUsageMessage(usage); }
 
+int ExitCodeAfterStdout(absl::string_view program, int code) {
+  errno = 0;
+  const bool flush_failed = std::fflush(stdout) != 0;
+  const int error = flush_failed ? errno : 0;
+  if (!flush_failed && !std::ferror(stdout)) return code;
+  // A write that failed before this flush left no errno behind: the reason is not known then.
+  std::fprintf(stderr, "%.*s: cannot write to standard output%s%s\n", static_cast<int>(program.size()), program.data(),
+               error != 0 ? ": " : "", error != 0 ? std::strerror(error) : "");
+  return code != 0 ? code : kOutputFailedExitCode;
+}
+
 void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code) {
   static const bool handler_registered = std::atexit(ExitWithTheParsesCode) == 0;
   (void)handler_registered;
   ConfigureUsage(program);
+  ProgramBeingParsed() = std::string(program);
   if (std::string bad = BadFlagfile(argc, argv); !bad.empty()) {
     std::fprintf(stderr, "%.*s: %s\n", static_cast<int>(program.size()), program.data(), bad.c_str());
     std::exit(exit_code);
   }
-  exit_code_while_parsing = AsksForHelpOrVersion(argc, argv) ? 0 : exit_code;
+  const bool help_or_version = AsksForHelpOrVersion(argc, argv);
+  // What they print stays in stdout's buffer until the exit handler flushes it, so that a write
+  // that fails there (a full disk) is seen with its errno: a write failed earlier leaves none.
+  // (glibc takes the size only with a buffer given; this one lives until the process exits.)
+  if (help_or_version) {
+    static char* const help_buffer = new char[kHelpBufferBytes];
+    std::setvbuf(stdout, help_buffer, _IOFBF, kHelpBufferBytes);
+  }
+  exit_code_while_parsing = help_or_version ? 0 : exit_code;
   std::vector<char*> words = absl::ParseCommandLine(argc, argv);
   exit_code_while_parsing = -1;
   if (words.size() <= 1) return;  // words[0] is the program

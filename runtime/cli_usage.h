@@ -23,7 +23,20 @@ void SetUsage(absl::string_view usage);
 // --flagfile that names a directory (absl read it as empty). --help (and --helpfull,
 // --helpshort...) exits 0 once printed, as it does even beside a bad flag, and --version
 // prints "PROGRAM VERSION" (runtime/version.h) and exits 0.
+// --help and --version that cannot write what they print (a full disk, an I/O error) say so
+// and exit kOutputFailedExitCode instead of 0.
 void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code);
+
+// What each of brrr's programs exits with when what it printed to stdout could not all be
+// written (a full disk, an I/O error): brrrctl's code for it too. A closed pipe ends a program
+// by SIGPIPE instead, as it does any filter.
+inline constexpr int kOutputFailedExitCode = 6;
+
+// For a program's last line, `return ExitCodeAfterStdout("brrr-backends", code);`: flushes
+// stdout and returns `code` when all that was printed there was written; else says so on stderr
+// ("PROGRAM: cannot write to standard output: REASON") and returns kOutputFailedExitCode, or
+// `code` when that already says the program failed (its own reason is on stderr too).
+int ExitCodeAfterStdout(absl::string_view program, int code);
 
 }  // namespace brrr
 

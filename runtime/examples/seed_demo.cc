@@ -23,7 +23,7 @@ int main(int argc, char** argv) {
   brrr::SetUsage(
       "Runs the examples of the tutorial brrr grew out of (\"Making your server go Brrrrrrrr\")\n"
       "on brrr's event loop and prints what they print.\n\nUsage: seed_demo [--backend=auto] [--sleep_ms=500]\n"
-      "Exit codes: 0 done, 2 bad arguments or no such backend.");
+      "Exit codes: 0 done, 2 bad arguments or no such backend, 6 what it printed could not be written.");
   brrr::ParseFlagsOnly(argc, argv, "seed_demo", /*exit_code=*/2);
   if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
     std::fprintf(stderr, "seed_demo: --plugin_dir: %s\n", std::string(dir.message()).c_str());
@@ -70,5 +70,5 @@ int main(int argc, char** argv) {
   std::printf("\nloop: %llu tasks run, %llu stalls, longest task %.3f s <%s>\n",
               static_cast<unsigned long long>(s.tasks_run), static_cast<unsigned long long>(s.stalls),
               static_cast<double>(s.longest_task_ns) / 1e9, s.longest_task.c_str());
-  return 0;
+  return brrr::ExitCodeAfterStdout("seed_demo", 0);
 }

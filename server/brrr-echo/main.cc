@@ -4,7 +4,8 @@
 //
 // Exit codes: 0 after a drain (SIGTERM, SIGINT, SIGHUP, or a hand-over to a new process), 1 for a
 // flag that does not parse, 2 for an option out of range, 3 when the server cannot start (backend,
-// address in use, a failed --take_over...). A stop signal before the server serves ends the
+// address in use, a failed --take_over...), 6 when what --help, --version or --list_backends print
+// could not be written (cli_usage.h). A stop signal before the server serves ends the
 // process as the signal would (startup_signals.h).
 #include <pthread.h>
 #include <signal.h>
@@ -243,7 +244,7 @@ int ListBackends() {
   absl::StatusOr<std::string> chosen = loader.AutoChoice();
   std::printf("auto      -> %s\n", chosen.ok() ? chosen->c_str() : std::string(chosen.status().message()).c_str());
   // As a start would: with no backend for auto, brrr-echo cannot start here.
-  return chosen.ok() ? 0 : 3;
+  return brrr::ExitCodeAfterStdout("brrr-echo", chosen.ok() ? 0 : 3);
 }
 
 // Set by main once the server has stopped, before it sends SIGUSR1 to end HandleSignals.
@@ -293,8 +294,9 @@ int main(int argc, char** argv) {
       "brrr's TCP echo server: echoes exactly the bytes each client sends, on the I/O backend of\n"
       "your choice, with bounded memory per connection and a graceful drain on SIGTERM/SIGINT/SIGHUP.\n\n"
       "Usage: brrr-echo [--backend=auto] [--host=127.0.0.1] [--port=5000] [--loops=1] ...\n"
-      "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start; a stop signal\n"
-      "before it serves ends it at once, as the signal would.");
+      "Exit codes: 0 after a drain, 1 bad flag syntax, 2 option out of range, 3 cannot start, 6 could not\n"
+      "write what --help, --version or --list_backends print; a stop signal before it serves ends it\n"
+      "at once, as the signal would.");
   brrr::ParseFlagsOnly(argc, argv, "brrr-echo", /*exit_code=*/1);
   if (absl::Status dir = brrr::PluginLoader::CheckOverrideDir(absl::GetFlag(FLAGS_plugin_dir)); !dir.ok()) {
     brrr::PrintToStderr("brrr-echo: --plugin_dir: %s\n", std::string(dir.message()).c_str());

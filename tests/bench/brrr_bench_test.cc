@@ -421,6 +421,23 @@ TEST(BrrrBenchTest, HelpExitsZero) {
   EXPECT_EQ(version.out(), "brrr-bench 0.1.0\n") << version.err();
 }
 
+// A report that cannot be written (stdout on a full disk) says so and exits 6: the run's result
+// is lost, so it must not look like a run that passed (it exited 0). --help likewise.
+TEST(BrrrBenchTest, AReportThatCannotBeWrittenExits6) {
+  Process server(Echo(), {"--port=0"});
+  const uint16_t port = server.ListeningPort();
+  ASSERT_NE(port, 0);
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--port=" + std::to_string(port), "--connections=2", "--duration=200ms", "--json"}, {"--help"}}) {
+    Process bench("/bin/sh", testing::StdoutOnAFullDisk(BenchBinary(), args));
+    EXPECT_EQ(bench.Wait(seconds(60)), 6) << args.back() << ": " << bench.err();
+    EXPECT_NE(bench.err().find("brrr-bench: cannot write to standard output: No space left on device"),
+              std::string::npos)
+        << args.back() << ": " << bench.err();
+  }
+  ExpectCleanStop(server);
+}
+
 // A paced run ends at its --duration, however long a connection waits for its next message:
 // at one message in ten seconds per connection it waited for that message, ran 20 s and
 // failed ("no echo within the finish timeout") against a working server.

@@ -410,9 +410,7 @@ TEST_F(BrrrctlTest, AFailedWriteToStdoutIsAnError) {
            {fleet, "stats"},
            {"help"},
        }) {
-    std::vector<std::string> shell = {"-c", "exec \"$0\" \"$@\" >/dev/full", ctl};
-    shell.insert(shell.end(), args.begin(), args.end());
-    testing::Process run("/bin/sh", shell);
+    testing::Process run("/bin/sh", testing::StdoutOnAFullDisk(ctl, args));
     std::optional<int> code = run.Wait(seconds(30));
     ASSERT_TRUE(code.has_value()) << args.back() << ": still running, printing nowhere";
     EXPECT_EQ(*code, 6) << args.back() << ": " << run.err();

@@ -217,5 +217,19 @@ TEST(BrrrBackendsTest, HelpExitsZero) {
   EXPECT_NE((p.out() + p.err()).find("--json"), std::string::npos) << p.out();
 }
 
+// A listing, --help or --version whose stdout cannot be written (a full disk) says so and exits 6,
+// as brrrctl does; it exited 0, as if the list had been given.
+TEST(BrrrBackendsTest, AListThatCannotBeWrittenExits6) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{}, {"--json"}, {"--help"}, {"--version"}}) {
+    Process p("/bin/sh", testing::StdoutOnAFullDisk(Backends(), args));
+    const std::string what = args.empty() ? "the list" : args[0];
+    EXPECT_EQ(p.Wait(seconds(30)), 6) << what << ": " << p.err();
+    EXPECT_NE(p.err().find("brrr-backends: cannot write to standard output: No space left on device"),
+              std::string::npos)
+        << what << ": " << p.err();
+  }
+}
+
 }  // namespace
 }  // namespace brrr

@@ -1,6 +1,7 @@
 // seed_demo, the tutorial's examples as a program: it runs every example on the backend asked
 // for and exits 0; a word that is not a flag, a --sleep_ms out of range, a --plugin_dir that is
-// not a directory and an unknown backend are refused with a message and exit code 2.
+// not a directory and an unknown backend are refused with a message and exit code 2; output that
+// cannot be written is exit code 6.
 #include <chrono>
 #include <optional>
 #include <string>
@@ -28,6 +29,16 @@ TEST(SeedDemoTest, RunsEveryExampleAndExitsZero) {
     EXPECT_NE(p.out().find(section), std::string::npos) << section << " missing from:\n" << p.out();
   }
   EXPECT_NE(p.out().find("\nloop: "), std::string::npos) << p.out();
+}
+
+// What the examples print, when it cannot be written (stdout on a full disk), is an error: exit 6
+// and why on stderr (it exited 0).
+TEST(SeedDemoTest, WhatItCannotPrintIsAnError) {
+  Process p("/bin/sh", testing::StdoutOnAFullDisk(Demo(), {"--backend=poll", "--sleep_ms=0"}));
+  std::optional<int> code = p.Wait(seconds(60));
+  ASSERT_TRUE(code.has_value()) << "still running after 60 s";
+  EXPECT_EQ(*code, 6) << p.err();
+  EXPECT_NE(p.err().find("seed_demo: cannot write to standard output"), std::string::npos) << p.err();
 }
 
 struct Refusal {

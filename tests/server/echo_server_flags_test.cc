@@ -356,6 +356,19 @@ TEST(EchoServerFlagsTest, VersionAndAFlagfileThatIsADirectory) {
   EXPECT_EQ(spaced.out().find("listening on"), std::string::npos) << spaced.out();
 }
 
+// What --help, --version and --list_backends print, when it cannot be written (stdout on a full
+// disk), is an error: exit 6 and why on stderr, as brrrctl does (it exited 0, as if printed).
+TEST(EchoServerFlagsTest, WhatItCannotPrintIsAnError) {
+  for (const char* flag : {"--help", "--version", "--list_backends"}) {
+    Process p("/bin/sh", testing::StdoutOnAFullDisk(EchoBinary(), {flag}));
+    std::optional<int> code = p.Wait(seconds(60));
+    ASSERT_TRUE(code.has_value()) << flag;
+    EXPECT_EQ(*code, 6) << flag << ": " << p.err();
+    EXPECT_NE(p.err().find("brrr-echo: cannot write to standard output: No space left on device"), std::string::npos)
+        << flag << ": " << p.err();
+  }
+}
+
 TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
   Process p(EchoBinary(), {"--help"});
   EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();

@@ -263,4 +263,10 @@ double Process::CpuSeconds() const {
   return static_cast<double>(utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+std::vector<std::string> StdoutOnAFullDisk(const std::string& program, const std::vector<std::string>& args) {
+  std::vector<std::string> shell = {"-c", "exec \"$0\" \"$@\" >/dev/full", program};
+  shell.insert(shell.end(), args.begin(), args.end());
+  return shell;
+}
+
 }  // namespace brrr::testing

@@ -32,6 +32,11 @@ std::string Runfile(const std::string& path);
 //   EXPECT_EQ(RunInForkedChild([] { return LoopIsWoken() ? 0 : 1; }, std::chrono::seconds(20)), "");
 std::string RunInForkedChild(const std::function<int()>& body, std::chrono::seconds limit);
 
+// The arguments for /bin/sh that run `program args...` with its stdout on /dev/full, where
+// every write fails with ENOSPC, as on a full disk:
+//   Process p("/bin/sh", StdoutOnAFullDisk(Runfile("runtime/brrr-backends"), {"--json"}));
+std::vector<std::string> StdoutOnAFullDisk(const std::string& program, const std::vector<std::string>& args);
+
 struct ProcessOptions {
   uint64_t max_open_files = 0;  // RLIMIT_NOFILE for the child; 0: inherited
   // "NAME=value" entries for the child's environment, replacing inherited ones of that name;
