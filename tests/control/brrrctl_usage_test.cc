@@ -158,6 +158,12 @@ TEST(BrrrctlUsageTest, UnreachableTargetExitsThreeAtOnce) {
     // of half that timeout, where a refusal takes milliseconds: safe however loaded the machine.)
     EXPECT_LT(took, seconds(10)) << command;
   }
+  // With --json and one target the error is the same text on stderr, nothing on stdout (the
+  // help says so; several targets give a JSON line per target instead: brrrctl_fleet_test).
+  CtlRun json = Brrrctl({"--target=" + target, "--json", "stats"});
+  EXPECT_EQ(json.code, 3) << json;
+  EXPECT_EQ(json.out, "") << json;
+  EXPECT_TRUE(Contains(json.err, "brrrctl: cannot reach the admin plane at " + target)) << json;
 }
 
 }  // namespace
