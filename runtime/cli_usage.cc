@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/algorithm/container.h"
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
@@ -62,6 +65,51 @@ bool AsksForHelpOrVersion(int argc, char** argv) {
     }
   }
   return false;
+}
+
+// absl's built-in flags: those that take a value, and switches.
+constexpr absl::string_view kAbslValueFlags[] = {"flagfile", "fromenv", "tryfromenv", "undefok", "helpon", "helpmatch"};
+constexpr absl::string_view kAbslSwitches[] = {"help",        "helpfull", "helpshort",
+                                               "helppackage", "version",  "only_check_args"};
+
+// The first word of the command line that names no flag ("--bogus", as typed), or "": absl
+// reports it but, beside --help or --version, prints those and exits as if all was well. A
+// non-bool flag given as `--name value` takes the next word as its value; `--noname` is a bool's
+// `--name=false`; names in --undefok are allowed. (Only names are checked: a malformed value
+// beside --help is still absl's to report.)
+std::string UnknownFlag(int argc, char** argv) {
+  std::vector<std::string> undefok;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view word = argv[i];
+    if (absl::ConsumePrefix(&word, "--undefok=") || absl::ConsumePrefix(&word, "-undefok=")) {
+      for (absl::string_view name : absl::StrSplit(word, ',', absl::SkipEmpty())) undefok.emplace_back(name);
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view word = argv[i];
+    if (word == "--") break;
+    if (!absl::ConsumePrefix(&word, "--") && !absl::ConsumePrefix(&word, "-")) continue;
+    const bool has_value = absl::StrContains(word, '=');
+    const absl::string_view name = word.substr(0, word.find('='));
+    if (name.empty() || absl::c_linear_search(undefok, name)) continue;  // "-" is a word, not a flag
+    // absl's own flags, which its registry does not list (Debian's build).
+    if (absl::c_linear_search(kAbslValueFlags, name)) {
+      if (!has_value) ++i;  // --flagfile FILE
+      continue;
+    }
+    if (absl::c_linear_search(kAbslSwitches, name)) continue;
+    if (absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name); flag != nullptr) {
+      if (!has_value && !flag->IsOfType<bool>()) ++i;  // --name value
+      continue;
+    }
+    absl::string_view negated = name;
+    if (absl::ConsumePrefix(&negated, "no")) {
+      absl::CommandLineFlag* flag = absl::FindCommandLineFlag(negated);
+      if (flag != nullptr && flag->IsOfType<bool>()) continue;
+    }
+    return std::string(argv[i]);
+  }
+  return "";
 }
 
 // Each file a --flagfile names that is not a file absl can read flags from (a directory reads
@@ -126,6 +174,12 @@ void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_c
     std::exit(exit_code);
   }
   const bool help_or_version = AsksForHelpOrVersion(argc, argv);
+  // Beside --help or --version, as alone, a flag that does not exist is a usage error.
+  if (std::string unknown = help_or_version ? UnknownFlag(argc, argv) : ""; !unknown.empty()) {
+    std::fprintf(stderr, "%.*s: unknown flag %s; see --help\n", static_cast<int>(program.size()), program.data(),
+                 unknown.c_str());
+    std::exit(exit_code);
+  }
   // What they print stays in stdout's buffer until the exit handler flushes it, so that a write
   // that fails there (a full disk) is seen with its errno: a write failed earlier leaves none.
   // (glibc takes the size only with a buffer given; this one lives until the process exits.)

@@ -21,8 +21,9 @@ void SetUsage(absl::string_view usage);
 // and the process exits with `exit_code`, instead of the word being ignored. A malformed or
 // unknown flag (absl says why) exits with `exit_code` too, not absl's 1, and so does a
 // --flagfile that names a directory (absl read it as empty). --help (and --helpfull,
-// --helpshort...) exits 0 once printed, as it does even beside a bad flag, and --version
-// prints "PROGRAM VERSION" (runtime/version.h) and exits 0.
+// --helpshort...) exits 0 once printed, and --version prints "PROGRAM VERSION"
+// (runtime/version.h) and exits 0; beside a flag that does not exist, each is a usage error
+// (`exit_code`), as brrrctl's are.
 // --help and --version that cannot write what they print (a full disk, an I/O error) say so
 // and exit kOutputFailedExitCode instead of 0.
 void ParseFlagsOnly(int argc, char** argv, absl::string_view program, int exit_code);

@@ -419,6 +419,13 @@ TEST(BrrrBenchTest, HelpExitsZero) {
   Process version(BenchBinary(), {"--version"});
   EXPECT_EQ(version.Wait(seconds(30)), 0) << version.err();
   EXPECT_EQ(version.out(), "brrr-bench 0.1.0\n") << version.err();
+  // Beside a flag that does not exist each is a usage error, exit 2 (they printed and exited 0).
+  for (const char* asked : {"--help", "--version"}) {
+    Process bad(BenchBinary(), {asked, "--conections=8"});
+    EXPECT_EQ(bad.Wait(seconds(30)), 2) << asked << ": " << bad.err();
+    EXPECT_NE(bad.err().find("brrr-bench: unknown flag --conections=8"), std::string::npos) << bad.err();
+    EXPECT_EQ(bad.out(), "") << asked;
+  }
 }
 
 // A report that cannot be written (stdout on a full disk) says so and exits 6: the run's result

@@ -369,6 +369,29 @@ TEST(EchoServerFlagsTest, WhatItCannotPrintIsAnError) {
   }
 }
 
+// A flag that does not exist is a usage error beside --help or --version too (exit 1, stdout
+// empty), as brrrctl's is: absl printed the help or version and exited 0. Flags that exist
+// (`--port 6000`, `--nolist_backends`, names in --undefok) do not stop them.
+TEST(EchoServerFlagsTest, AnUnknownFlagBesideHelpOrVersionIsAUsageError) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--version", "--bogus"}, {"--help", "--bogus=1"}, {"--nobogus", "--helpfull"}, {"--version", "--noport"}}) {
+    Process p(EchoBinary(), args);
+    EXPECT_EQ(p.Wait(seconds(30)), 1) << args[0] << " " << args[1] << ": " << p.err();
+    EXPECT_NE(p.err().find("brrr-echo: unknown flag " + std::string(args[0] == "--nobogus" ? args[0] : args[1])),
+              std::string::npos)
+        << p.err();
+    EXPECT_EQ(p.out(), "") << args[0] << " " << args[1];
+  }
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--version", "--port", "6000"},
+                                             {"--version", "--nolist_backends"},
+                                             {"--undefok=zz", "--zz", "--version"}}) {
+    Process p(EchoBinary(), args);
+    EXPECT_EQ(p.Wait(seconds(30)), 0) << args[1] << ": " << p.err();
+    EXPECT_EQ(p.out(), "brrr-echo 0.1.0\n") << args[1] << ": " << p.err();
+  }
+}
+
 TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
   Process p(EchoBinary(), {"--help"});
   EXPECT_EQ(p.Wait(seconds(30)), 0) << p.err();
