@@ -54,9 +54,7 @@ absl::StatusOr<std::unique_ptr<Upgrade>> Upgrade::Begin() {
     PrintToStdout("brrr-echo: no brrr-echo listens for a hand-over at %s: starting afresh (--take_over_or_start)\n",
                   take_over.c_str());
     upgrade->started_afresh_ = true;
-    if (!handover.empty() && handover == take_over) {
-      if (absl::Status opened = upgrade->OpenHandoverSocket(handover); !opened.ok()) return opened;
-    }
+    // The path is opened by Serve, once this process holds the ports (upgrade.h says why).
     return upgrade;
   }
   upgrade->taking_ = *std::move(taking);
@@ -182,9 +180,13 @@ absl::Status Upgrade::Serve(server::EchoServer& server, control::AdminServer* ad
   std::string path = absl::GetFlag(FLAGS_handover_socket);
   if (path.empty()) return absl::OkStatus();
   if (handing_ == nullptr) {
+    absl::Status opened = OpenHandoverSocket(path);
+    // Started afresh (--take_over_or_start): the ports are this process's now, and a path where
+    // another process listens stops it, as it stops any start (Begin).
+    if (!opened.ok() && started_afresh_) return opened;
     // The path just taken over from. The old process has let go: draining now would leave
     // the port to nobody, so this process serves on, only without a way to hand over.
-    if (absl::Status opened = OpenHandoverSocket(path); !opened.ok()) {
+    if (!opened.ok()) {
       PrintToStderr("brrr-echo: warning: %s; serving on, but no new process can take over from this one\n",
                     std::string(opened.message()).c_str());
       return absl::OkStatus();

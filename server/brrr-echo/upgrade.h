@@ -75,8 +75,12 @@ class Upgrade {
   // Once everything has started: commits the take-over (the old process stops accepting),
   // then serves --handover_socket (Begin opened it already unless it is the --take_over path,
   // which is free only now; failing to open that one is only a warning, as the old process
-  // has let go). An error means the old process did not let go and still accepts: this one
-  // must drain and exit 3.
+  // has let go). After a start afresh the path is opened here too, once this process holds
+  // the ports: "nobody at the path" is also what a start sees between a running process
+  // letting go (it removes its socket file first) and its successor listening there, and
+  // opened before the ports, it was taken from that successor. An error means the old process
+  // did not let go and still accepts, or, after a start afresh, that another process listens
+  // at the path: this one must drain and exit 3.
   absl::Status Serve(server::EchoServer& server, control::AdminServer* admin, control::MetricsHttpServer* metrics);
   // Stops the hand-over listener (before the parts its callbacks use go away).
   void Stop();
