@@ -1,8 +1,13 @@
 #include "bench/load_generator.h"
 
+#include <linux/tcp.h>  // struct tcp_info with tcpi_bytes_acked (glibc's lacks it)
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <thread>
@@ -32,6 +37,24 @@ constexpr Duration kLongestRun = std::chrono::hours(24 * 30);
 struct LoopState : Counters {
   std::unique_ptr<EventLoop> loop;
 };
+
+// Of `bytes_out` written to the TCP socket `fd`, those its peer's kernel took. All of them,
+// unless the peer reset the connection before this side closed it: a draining server closes a
+// connection kDrainLinger after its drain deadline, and what a client stalled for longer sends
+// it next is answered with a reset, which the client may never notice (it reads the end of
+// stream queued before it and sends those messages again elsewhere). Then only the bytes the
+// peer acknowledged reached it (tcpi_bytes_acked, less the SYN it counts too).
+uint64_t BytesThePeerTook(int fd, uint64_t bytes_out) {
+  constexpr uint8_t kClosed = 7;  // TCP_CLOSE in the kernel's states: reset, or never connected
+  tcp_info info{};
+  socklen_t size = sizeof info;
+  constexpr size_t kWithBytesAcked = offsetof(tcp_info, tcpi_bytes_acked) + sizeof info.tcpi_bytes_acked;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0 || size < kWithBytesAcked ||
+      info.tcpi_state != kClosed || info.tcpi_bytes_acked == 0) {
+    return bytes_out;
+  }
+  return std::min<uint64_t>(bytes_out, info.tcpi_bytes_acked - 1);
+}
 
 class Connection {
  public:
@@ -173,10 +196,11 @@ class Connection {
 
   // Adds what the kernel took on this socket to bytes_sent, then closes it. Exact once no send
   // is in flight (after both loops ended); a send cut short by a reset may have put more on the
-  // wire than counted, but a reset fails the run anyway.
+  // wire than counted, but a reset fails the run anyway. What the server's kernel refused is
+  // left out (BytesThePeerTook).
   void close_counting_sent() {
     if (!socket_.valid()) return;
-    ls_.bytes_sent.add(socket_.info().bytes_out);
+    ls_.bytes_sent.add(BytesThePeerTook(socket_.fd(), socket_.info().bytes_out));
     socket_.close();
   }
 
