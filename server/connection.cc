@@ -263,6 +263,10 @@ void Connection::drain_flush_expired() {
 
 void Connection::close(CloseReason reason) {
   if (closed_) return;
+  // An end of stream tells the client that its echo is complete (connection.h). A close that
+  // drops echo bytes already read (queued or held: CloseConnection, a second stop signal, an
+  // idle client that never took them) resets instead, as drain_flush_expired does.
+  if (!sender_.idle() || held_ != nullptr) (void)socket_.set_linger_zero();
   closed_ = true;
   receiver_.stop();
   throttle_wait_.cancel();

@@ -49,7 +49,9 @@
 // end of stream would claim it complete. So a client can count on this: if it reads an end
 // of stream, every byte the server read is in what came back before it, in order, and every
 // byte it sent past those was not read and is not echoed (it resends them); a reset means the
-// echo may be incomplete. Counted as connections_closed_drain_clean or _reset.
+// echo may be incomplete. Counted as connections_closed_drain_clean or _reset. The same holds
+// for every other close: one that drops echo bytes already read (CloseConnection, a second stop
+// signal, --idle_timeout on a client that took none of them) is a reset, never an end of stream.
 //
 // Throttles (server/throttle.h): what a connection reads is charged to its own bytes-per-second
 // budget and to the server's; when it runs ahead of either, it stops reading until it is back

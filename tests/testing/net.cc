@@ -179,7 +179,7 @@ int ConnectThroughInterruptions(int fd, const sockaddr* address, socklen_t size)
 
 }  // namespace
 
-BlockingClient::BlockingClient(uint16_t port, bool ipv6, int timeout_ms) {
+BlockingClient::BlockingClient(uint16_t port, bool ipv6, int timeout_ms, int receive_buffer) {
   fd_ = ::socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) {
     std::perror("test client socket");
@@ -190,6 +190,7 @@ BlockingClient::BlockingClient(uint16_t port, bool ipv6, int timeout_ms) {
   setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   int one = 1;
   setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  if (receive_buffer > 0) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
   int rc;
   if (ipv6) {
     sockaddr_in6 a{};

@@ -55,7 +55,8 @@ std::string SetSocketOptionOf(int pid, int fd, int level, int option, int value)
 class BlockingClient {
  public:
   // Connects to 127.0.0.1:port (or [::1]:port). Aborts the test process on failure.
-  explicit BlockingClient(uint16_t port, bool ipv6 = false, int timeout_ms = 30000);
+  // `receive_buffer` > 0: SO_RCVBUF before the connect (the window it offers depends on it).
+  explicit BlockingClient(uint16_t port, bool ipv6 = false, int timeout_ms = 30000, int receive_buffer = 0);
   ~BlockingClient();
   BlockingClient(const BlockingClient&) = delete;
   BlockingClient& operator=(const BlockingClient&) = delete;
