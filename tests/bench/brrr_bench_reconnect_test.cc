@@ -7,10 +7,12 @@
 #include <signal.h>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/bench/bench_report.h"
@@ -26,7 +28,6 @@ using testing::JsonNumber;
 using testing::Process;
 
 std::string Echo() { return testing::Runfile("server/brrr-echo/brrr-echo"); }
-
 
 // What a brrr-echo's summary line says it received: bytes in plus bytes discarded; -1 if the
 // line is not there.
@@ -47,28 +48,45 @@ size_t ProgressLines(const std::string& err) {
 
 class BrrrBenchReconnectTest : public ::testing::TestWithParam<std::string> {
  protected:
+  static constexpr int kConnections = 4;
+
   void SetUp() override { BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam()); }
+
+  // Where a restart under load starts: the old server, a --reconnect load of kConnections on it
+  // (ended when the test says, SIGINT, not at --duration), and a new server joined to its port
+  // (--share_port).
+  void StartALoadAndANewServer() {
+    old_server_ = std::make_unique<Process>(
+        Echo(), std::vector<std::string>{"--backend=" + GetParam(), "--port=0", "--drain_timeout=300ms"});
+    const uint16_t port = old_server_->ListeningPort();
+    ASSERT_NE(port, 0) << old_server_->err();
+    bench_ = std::make_unique<Process>(
+        BenchBinary(), std::vector<std::string>{"--port=" + std::to_string(port), "--reconnect",
+                                                "--connections=" + std::to_string(kConnections), "--size=1000",
+                                                "--depth=8", "--duration=10m"});
+    ASSERT_TRUE(bench_->WaitForError(std::to_string(kConnections) + " connected")) << bench_->err();
+    new_server_ = std::make_unique<Process>(
+        Echo(), std::vector<std::string>{"--backend=" + GetParam(), "--port=" + std::to_string(port), "--share_port"});
+    ASSERT_EQ(new_server_->ListeningPort(), port) << new_server_->err();
+  }
+
+  std::unique_ptr<Process> old_server_;
+  std::unique_ptr<Process> bench_;
+  std::unique_ptr<Process> new_server_;
 };
 
 TEST_P(BrrrBenchReconnectTest, ALoadOutlivesARestartOnTheSamePortAndEveryMessageComesBack) {
-  Process old_server(Echo(), {"--backend=" + GetParam(), "--port=0", "--drain_timeout=300ms"});
-  uint16_t port = old_server.ListeningPort();
-  ASSERT_NE(port, 0) << old_server.err();
-  constexpr int kConnections = 4;
-  // Ends when the test says (SIGINT), not at --duration.
-  Process bench(BenchBinary(),
-                {"--port=" + std::to_string(port), "--reconnect", "--connections=" + std::to_string(kConnections),
-                 "--size=1000", "--depth=8", "--duration=10m"});
-  ASSERT_TRUE(bench.WaitForError(std::to_string(kConnections) + " connected")) << bench.err();
-
-  Process new_server(Echo(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--share_port"});
-  ASSERT_EQ(new_server.ListeningPort(), port) << new_server.err();
+  ASSERT_NO_FATAL_FAILURE(StartALoadAndANewServer());
+  Process& old_server = *old_server_;
+  Process& bench = *bench_;
+  Process& new_server = *new_server_;
   old_server.Signal(SIGTERM);
   std::optional<int> old_code = old_server.Wait(seconds(30));
   ASSERT_TRUE(old_code.has_value()) << old_server.out();
   EXPECT_EQ(*old_code, 0);
-  EXPECT_NE(old_server.out().find("at the deadline " + std::to_string(kConnections) + " closed cleanly, 0 with a reset"),
-            std::string::npos)
+  EXPECT_NE(
+      old_server.out().find("at the deadline " + std::to_string(kConnections) + " closed cleanly, 0 with a reset"),
+      std::string::npos)
       << old_server.out();
 
   // Every connection has read its end of stream (the old server waited for that); what it
@@ -109,16 +127,10 @@ TEST_P(BrrrBenchReconnectTest, ALoadOutlivesARestartOnTheSamePortAndEveryMessage
 // first, and sends those messages again to the new server). bytes_sent counted those bytes too,
 // which no server received; it counts what a server's kernel took (a restart soak found it).
 TEST_P(BrrrBenchReconnectTest, BytesSentLeaveOutWhatAServerThatHadClosedRefused) {
-  Process old_server(Echo(), {"--backend=" + GetParam(), "--port=0", "--drain_timeout=300ms"});
-  uint16_t port = old_server.ListeningPort();
-  ASSERT_NE(port, 0) << old_server.err();
-  constexpr int kConnections = 4;
-  Process bench(BenchBinary(),
-                {"--port=" + std::to_string(port), "--reconnect", "--connections=" + std::to_string(kConnections),
-                 "--size=1000", "--depth=8", "--duration=10m"});
-  ASSERT_TRUE(bench.WaitForError(std::to_string(kConnections) + " connected")) << bench.err();
-  Process new_server(Echo(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--share_port"});
-  ASSERT_EQ(new_server.ListeningPort(), port) << new_server.err();
+  ASSERT_NO_FATAL_FAILURE(StartALoadAndANewServer());
+  Process& old_server = *old_server_;
+  Process& bench = *bench_;
+  Process& new_server = *new_server_;
   {
     testing::Stopped stalled(bench);
     old_server.Signal(SIGTERM);
