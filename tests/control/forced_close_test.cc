@@ -87,7 +87,8 @@ class ForcedCloseTest : public testing::AdminFixture,
     Start(flags);
   }
 
-  // Closes the connection of `client` (listed as `listed`) the way the test says.
+  // Closes the connection that ListSockets listed as `listed` the way the test says (the idle
+  // timeout: waits until it has closed both clients).
   void ForceTheClose(const admin::SocketInfo& listed) {
     switch (std::get<1>(GetParam())) {
       case Closer::kCloseConnection: {
