@@ -1,6 +1,6 @@
 // admin_probes.h: small probes the admin-plane tests share: the time since a moment, a client
-// socket's address as the server sees it, that peer in a ListSockets answer, and the round
-// trip of one small echo.
+// socket's address as the server sees it, that peer in a ListSockets answer, the round trip
+// of one small echo, and how a connection ended for its client (ReadToTheEnd).
 //
 //   testing::BlockingClient client(port_);
 //   ASSERT_GE(testing::EchoRoundTripMs(client), 0);  // echoed
@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
 #include <string>
 
@@ -21,6 +22,30 @@
 #include "tests/testing/net.h"
 
 namespace brrr::testing {
+
+// Everything the peer sends on `fd` until its stream ends, and how it ended: error 0 at an end
+// of stream, else the errno (ECONNRESET for a reset; EAGAIN if the socket's receive timeout ran
+// out, a BlockingClient's 30 s by default).
+struct Ending {
+  std::string bytes;
+  int error = 0;
+};
+
+inline Ending ReadToTheEnd(int fd) {
+  Ending e;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      e.bytes.append(buf, static_cast<size_t>(n));
+    } else if (n == 0) {
+      return e;
+    } else if (errno != EINTR) {
+      e.error = errno;
+      return e;
+    }
+  }
+}
 
 inline double MillisSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();

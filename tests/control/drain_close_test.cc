@@ -31,29 +31,8 @@ namespace {
 namespace admin = brrr::admin::v1;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
-
-// Everything the peer sends until its stream ends, and how it ended: 0 at an end of stream,
-// else the errno (ECONNRESET for a reset; EAGAIN if the client's receive timeout ran out).
-struct Ending {
-  std::string bytes;
-  int error = 0;
-};
-
-Ending ReadToTheEnd(int fd) {
-  Ending e;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-    if (n > 0) {
-      e.bytes.append(buf, static_cast<size_t>(n));
-    } else if (n == 0) {
-      return e;
-    } else if (errno != EINTR) {
-      e.error = errno;
-      return e;
-    }
-  }
-}
+using testing::Ending;
+using testing::ReadToTheEnd;
 
 // More than a client whose receive buffer is set to 4096 bytes, and that never reads, can get
 // the server (default bounds: 272 KiB queued) and this host's TCP buffers to take, so its
