@@ -529,12 +529,12 @@ TEST(TakeOverErrorsTest, AStopSignalWhileTakingOverEndsTheNewProcessAtOnceAndThe
   ASSERT_NE(port, 0) << a.err();
   ASSERT_TRUE(a.WaitForOutput("hand-over socket at ")) << a.out() << a.err();
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
-    a.Signal(SIGSTOP);
+    testing::Stopped frozen(a);
     Process b(EchoBinary(), {"--backend=epoll", "--port=0", "--take_over=" + dir.path()});
     ASSERT_TRUE(b.WaitUntilBlocked(sig)) << "brrr-echo never blocked the stop signals";
     b.Signal(sig);
     std::optional<int> code = b.Wait(seconds(30));
-    a.Signal(SIGCONT);
+    frozen.Resume();
     ASSERT_TRUE(code.has_value()) << strsignal(sig);
     EXPECT_EQ(*code, -sig) << strsignal(sig) << ": not ended by the signal: " << b.out() << b.err();
     EXPECT_NE(b.out().find(std::string(strsignal(sig)) + " while starting: stopping before serving anything"),

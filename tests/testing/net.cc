@@ -10,6 +10,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -268,6 +269,22 @@ void BlockingClient::set_receive_buffer(int bytes) {
 void BlockingClient::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+int AwaitReset(int fd, std::chrono::milliseconds within) {
+  const auto give_up = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - std::chrono::steady_clock::now());
+    pollfd p{fd, 0, 0};  // POLLERR and POLLHUP are reported unasked
+    int n = ::poll(&p, 1, static_cast<int>(std::max<int64_t>(0, left.count())));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errno;
+    if (n == 0) return 0;
+    int error = 0;
+    socklen_t len = sizeof error;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &len) != 0) return errno;
+    return error;
+  }
 }
 
 std::string SetSocketOptionOf(int pid, int fd, int level, int option, int value) {

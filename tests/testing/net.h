@@ -51,6 +51,14 @@ size_t MostANeverReaderCanSend(size_t server_bound, size_t client_receive_buffer
 // them to megabytes.
 std::string SetSocketOptionOf(int pid, int fd, int level, int option, int value);
 
+// Waits up to `within` for the connection on `fd` to be reset by its peer, without sending
+// (a send would draw a reset from any peer that has closed, cleanly or not). Returns the error
+// the reset left: ECONNRESET, or EPIPE when the peer had ended its stream first. 0 when no
+// reset came within `within`, or the connection ended without one (both sides shut).
+// A server's reset can come a little after its process has exited: a socket an io_uring
+// request still holds is closed when the kernel tears the ring down, after the exit.
+int AwaitReset(int fd, std::chrono::milliseconds within);
+
 // A blocking TCP client. Every receive gives up after `timeout_ms` (SO_RCVTIMEO).
 class BlockingClient {
  public:

@@ -219,9 +219,46 @@ bool PollUntil(const std::function<bool()>& holds, Duration timeout) {
   return false;
 }
 
+// Whether no thread of process `pid` can run its code: each is stopped (state T in
+// /proc/PID/task/TID/stat) or gone. io_uring's kernel workers (iou-wrk-*, iou-sqp-*) aside:
+// they run no code of the process.
+bool AllThreadsStopped(pid_t pid) {
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = opendir(tasks.c_str());
+  if (d == nullptr) return true;  // gone
+  bool stopped = true;
+  while (dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    std::ifstream stat(tasks + "/" + e->d_name + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) continue;  // the thread has just ended
+    // "TID (NAME) STATE ...": the name may hold spaces and parentheses, so the last ')' ends it.
+    size_t open = line.find('('), close = line.rfind(')');
+    if (open == std::string::npos || close == std::string::npos || close + 2 >= line.size()) continue;
+    if (line.compare(open + 1, 4, "iou-") == 0) continue;
+    char state = line[close + 2];
+    if (state != 'T' && state != 'Z' && state != 'X') {
+      stopped = false;
+      break;
+    }
+  }
+  closedir(d);
+  return stopped;
+}
+
 }  // namespace
 
-Stopped::Stopped(const Process& process) : process_(process) { process_.Signal(SIGSTOP); }
+Stopped::Stopped(const Process& process) : process_(process) {
+  process_.Signal(SIGSTOP);
+  if (!process_.WaitUntilStopped()) {
+    std::fprintf(stderr, "process %d did not stop within 30 s of SIGSTOP\n", static_cast<int>(process_.pid()));
+    std::abort();
+  }
+}
+
+bool Process::WaitUntilStopped(Duration timeout) const {
+  return PollUntil([&] { return AllThreadsStopped(pid_); }, timeout);
+}
 
 void Stopped::Resume() {
   if (stopped_) process_.Signal(SIGCONT);

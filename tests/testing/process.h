@@ -58,7 +58,9 @@ struct ProcessOptions {
 class Process;
 
 // A child stopped (SIGSTOP) for as long as this lives, or until Resume(): continued (SIGCONT)
-// however the test ends, since a stopped child would hold up the SIGTERM that ends it.
+// however the test ends, since a stopped child would hold up the SIGTERM that ends it. The
+// constructor returns once every thread has stopped (WaitUntilStopped); it aborts the test if
+// that takes more than 30 s.
 //   { testing::Stopped frozen(server); ... frozen.Resume(); ... }
 class Stopped {
  public:
@@ -102,6 +104,11 @@ class Process {
   // Waits (bounded) until the process's main thread blocks `sig` (a signal sent from then on
   // stays pending until a thread takes it). Returns whether it did within `timeout`.
   bool WaitUntilBlocked(int sig, Duration timeout = std::chrono::seconds(30)) const;
+  // Waits (bounded) until no thread of the process runs: each is stopped (a SIGSTOP has taken
+  // effect) or gone. Not at once after Signal(SIGSTOP): the kernel hands the stop to one thread,
+  // which must run to stop the others; meanwhile they go on. Returns whether it happened
+  // within `timeout`.
+  bool WaitUntilStopped(Duration timeout = std::chrono::seconds(30)) const;
   // The exit code once it exits within `timeout`; -signal if killed by one; nullopt if still running.
   // Once it returns an exit code, out() and err() hold everything the child wrote.
   std::optional<int> Wait(Duration timeout = std::chrono::seconds(30));
