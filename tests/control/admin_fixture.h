@@ -54,9 +54,22 @@ class AdminFixture : public ::testing::Test {
       server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
       ASSERT_TRUE(WaitUntilAccepting(port_) && WaitUntilAccepting(admin_port_));
     } else {
-      server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
-      port_ = server_->ListeningPort();
-      ASSERT_NE(port_, 0) << server_->err();
+      // The admin port was free when picked; a test running alongside may have bound it since
+      // (PickFreePort): then a new one, a few times.
+      for (int attempt = 0;; ++attempt) {
+        server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
+        port_ = server_->ListeningPort();
+        if (port_ != 0 || attempt == 4 || !server_->Wait(std::chrono::seconds(30)).has_value() ||
+            server_->err().find("admin plane: cannot listen on 127.0.0.1:" + std::to_string(admin_port_) +
+                                ": the port is in use") == std::string::npos) {
+          break;
+        }
+        admin_port_ = PickFreePort();
+        args[1] = "--admin_port=" + std::to_string(admin_port_);
+        channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
+        stub_ = brrr::admin::v1::Admin::NewStub(channel_);
+      }
+      ASSERT_NE(port_, 0) << server_->out() << server_->err();
       ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
           << server_->out() << server_->err();
     }

@@ -38,7 +38,8 @@ class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithPara
   static constexpr size_t kSlowStep = 128 << 10;
 
   // brrr-echo with --idle_timeout=500ms (and `flags`) on the backend under test, and `client`
-  // connected to it.
+  // connected to it. The timeout runs from the accept: a test builds what it sends before
+  // (12 MiB of RandomBytes take 0.1 s on an idle machine, more than 0.5 s on a loaded one).
   void StartAndConnect(std::unique_ptr<testing::BlockingClient>* client, std::vector<std::string> flags = {}) {
     flags.push_back("--backend=" + GetParam());
     flags.push_back("--idle_timeout=500ms");
@@ -50,9 +51,9 @@ class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithPara
 };
 
 TEST_P(IdleTimeoutTest, ASlowReaderOfALongEchoIsNotIdleAndGetsEveryByte) {
+  const std::string data = testing::RandomBytes(kEcho, 21);
   std::unique_ptr<testing::BlockingClient> client;
   ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client));
-  const std::string data = testing::RandomBytes(kEcho, 21);
   std::thread sending([&] { EXPECT_TRUE(client->send_all(data)); });
   // kSlowStep every 100 ms for 3 s: the server sends nothing for spells longer than the timeout.
   std::string echoed;
@@ -71,11 +72,11 @@ TEST_P(IdleTimeoutTest, ASlowReaderOfALongEchoIsNotIdleAndGetsEveryByte) {
 }
 
 TEST_P(IdleTimeoutTest, AClientThatReadsNoneOfItsEchoIsClosedAsIdle) {
+  const std::string data = testing::RandomBytes(1 << 20, 22);
   std::unique_ptr<testing::BlockingClient> client;
   ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client));
   // Sends 1 MiB (as far as the buffers between it and the server take it, bounded: 30 s), and
   // reads nothing.
-  const std::string data = testing::RandomBytes(1 << 20, 22);
   uint64_t sent = 0;
   for (SteadyClock::time_point give_up = SteadyClock::now() + seconds(30);
        sent < data.size() && SteadyClock::now() < give_up;) {
@@ -98,15 +99,15 @@ TEST_P(IdleTimeoutTest, AClientThatReadsNoneOfItsEchoIsClosedAsIdle) {
 // holds the rest of their echo (its --high_water above them), so it sends nothing and its send
 // queue stands still: only what it reads says the client is there. Then the client reads it all.
 TEST_P(IdleTimeoutTest, AClientThatKeepsSendingIsNotIdleThoughItReadsNothingForAWhile) {
+  std::string data = testing::RandomBytes(kEcho, 23);
+  const std::string more = testing::RandomBytes(20 << 10, 24);
   std::unique_ptr<testing::BlockingClient> client;
   ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {"--high_water=33554432"}));
-  std::string data = testing::RandomBytes(kEcho, 23);
   ASSERT_TRUE(client->send_all(data));
   admin::Stats read_all = StatsWhen([](const admin::Stats& s) { return s.total().bytes_in() >= kEcho; });
   ASSERT_EQ(read_all.total().bytes_in(), kEcho) << read_all.ShortDebugString();
   ASSERT_LT(read_all.total().bytes_out(), kEcho) << "the buffers toward the client took the whole echo";
-  // 1 KiB every 100 ms for 2 s: four times the timeout.
-  const std::string more = testing::RandomBytes(20 << 10, 24);
+  // `more`, 1 KiB every 100 ms for 2 s: four times the timeout.
   for (size_t at = 0; at < more.size(); at += 1024) {
     std::this_thread::sleep_for(milliseconds(100));
     ASSERT_TRUE(client->send_all(more.substr(at, 1024))) << "closed after " << at << " bytes more";

@@ -3,6 +3,7 @@
 // a counted descriptor leaving its count only once it is really closed, and the read and write
 // sets.
 #include <fcntl.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -212,6 +213,9 @@ TEST_P(SocketTest, StopOnceSocketsClosedLetsAClosingSocketFinishFirst) {
   });
   loop_->run_forever();
   EXPECT_EQ(::fcntl(fd, F_GETFD), -1) << "the descriptor is still open after the loop stopped";
+  // The end of stream is on its way (its delivery is the kernel's, bounded here: 10 s).
+  pollfd readable{client.fd(), POLLIN, 0};
+  EXPECT_EQ(::poll(&readable, 1, 10000), 1) << "no end of stream within 10 s";
   char c = 0;
   EXPECT_EQ(::recv(client.fd(), &c, 1, MSG_DONTWAIT), 0) << "no end of stream yet: " << std::strerror(errno);
   EXPECT_TRUE(reader.done());
