@@ -28,6 +28,7 @@
 #include "tests/control/admin_probes.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/side_ports.h"
 
 namespace brrr::testing {
 
@@ -36,43 +37,37 @@ class AdminFixture : public ::testing::Test {
   // brrr-echo with its admin plane on a free port; `options` for the child (a descriptor limit,
   // where its output goes).
   void Start(std::vector<std::string> extra = {}, ProcessOptions options = {}) {
-    admin_port_ = PickFreePort();
-    std::vector<std::string> args = {"--port=0", "--admin_port=" + std::to_string(admin_port_)};
-    if (!token_.empty()) {
-      std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/admin.token";
-      std::ofstream(path) << token_ << "\n";
-      args.push_back("--admin_token_file=" + path);
-    }
-    args.insert(args.end(), extra.begin(), extra.end());
-    // The channel first: a test that goes on past a failed start gets failed calls, not a crash.
-    channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
-    stub_ = brrr::admin::v1::Admin::NewStub(channel_);
+    auto args_with = [&](uint16_t admin_port, uint16_t port) {
+      std::vector<std::string> args = {"--port=" + std::to_string(port), "--admin_port=" + std::to_string(admin_port)};
+      if (!token_.empty()) {
+        std::string path = std::string(std::getenv("TEST_TMPDIR")) + "/admin.token";
+        std::ofstream(path) << token_ << "\n";
+        args.push_back("--admin_token_file=" + path);
+      }
+      args.insert(args.end(), extra.begin(), extra.end());
+      return args;
+    };
     if (options.output_fd >= 0) {
       // Its output goes where the test said, unread here: it is up once both ports accept.
+      admin_port_ = PickFreePort();
       port_ = PickFreePort();
-      args[0] = "--port=" + std::to_string(port_);
-      server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
+      Connect();
+      server_ =
+          std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args_with(admin_port_, port_), options);
       ASSERT_TRUE(WaitUntilAccepting(port_) && WaitUntilAccepting(admin_port_));
-    } else {
-      // The admin port was free when picked; a test running alongside may have bound it since
-      // (PickFreePort): then a new one, a few times.
-      for (int attempt = 0;; ++attempt) {
-        server_ = std::make_unique<Process>(Runfile("server/brrr-echo/brrr-echo"), args, options);
-        port_ = server_->ListeningPort();
-        if (port_ != 0 || attempt == 4 || !server_->Wait(std::chrono::seconds(30)).has_value() ||
-            server_->err().find("admin plane: cannot listen on 127.0.0.1:" + std::to_string(admin_port_) +
-                                ": the port is in use") == std::string::npos) {
-          break;
-        }
-        admin_port_ = PickFreePort();
-        args[1] = "--admin_port=" + std::to_string(admin_port_);
-        channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
-        stub_ = brrr::admin::v1::Admin::NewStub(channel_);
-      }
-      ASSERT_NE(port_, 0) << server_->out() << server_->err();
-      ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
-          << server_->out() << server_->err();
+      return;
     }
+    SidePorts ports;
+    server_ = StartOnFreeSidePorts(
+        Runfile("server/brrr-echo/brrr-echo"), [&](const SidePorts& p) { return args_with(p.admin, 0); }, &ports,
+        options);
+    admin_port_ = ports.admin;
+    // The channel before the checks: a test that goes on past a failed start gets failed calls, not a crash.
+    Connect();
+    port_ = server_->ListeningPort();
+    ASSERT_NE(port_, 0) << server_->out() << server_->err();
+    ASSERT_TRUE(server_->WaitForOutput("admin plane on 127.0.0.1:" + std::to_string(admin_port_)))
+        << server_->out() << server_->err();
   }
 
   void SetToken(std::string token) { token_ = std::move(token); }
@@ -83,6 +78,13 @@ class AdminFixture : public ::testing::Test {
     std::optional<int> code = server_->Wait(std::chrono::seconds(30));
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 0) << server_->err();
+  }
+
+  // A channel and a stub to the admin plane at admin_port_ (a started server or not: calls on it
+  // fail until one listens there).
+  void Connect() {
+    channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
+    stub_ = brrr::admin::v1::Admin::NewStub(channel_);
   }
 
   // "127.0.0.1:PORT" of the admin plane.

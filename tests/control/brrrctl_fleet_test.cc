@@ -24,6 +24,7 @@
 #include "tests/control/brrrctl_run.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/side_ports.h"
 
 namespace brrr {
 namespace {
@@ -97,10 +98,14 @@ class FleetTest : public ::testing::Test {
   void StartServers(int n) {
     for (int i = 0; i < n; ++i) {
       Server s;
-      s.admin_port = testing::PickFreePort();
-      s.process = std::make_unique<testing::Process>(
+      testing::SidePorts ports;
+      s.process = testing::StartOnFreeSidePorts(
           testing::Runfile("server/brrr-echo/brrr-echo"),
-          std::vector<std::string>{"--port=0", "--loops=2", "--admin_port=" + std::to_string(s.admin_port)});
+          [](const testing::SidePorts& p) {
+            return std::vector<std::string>{"--port=0", "--loops=2", "--admin_port=" + std::to_string(p.admin)};
+          },
+          &ports);
+      s.admin_port = ports.admin;
       s.port = s.process->ListeningPort();
       ASSERT_NE(s.port, 0) << s.process->err();
       ASSERT_TRUE(s.process->WaitForOutput("admin plane on " + s.admin()))

@@ -22,6 +22,7 @@
 #include "tests/control/top_test_parts.h"
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
+#include "tests/testing/side_ports.h"
 #include "tests/testing/skips.h"
 
 namespace brrr {
@@ -39,11 +40,15 @@ using testing::top::Tmux;
 // brrr-echo with its admin plane on a free loopback port.
 struct Instance {
   explicit Instance(int loops) {
-    admin_port = testing::PickFreePort();
-    process = std::make_unique<testing::Process>(
+    testing::SidePorts ports;
+    process = testing::StartOnFreeSidePorts(
         testing::Runfile("server/brrr-echo/brrr-echo"),
-        std::vector<std::string>{"--port=0", "--loops=" + std::to_string(loops),
-                                 "--admin_port=" + std::to_string(admin_port)});
+        [&](const testing::SidePorts& p) {
+          return std::vector<std::string>{"--port=0", "--loops=" + std::to_string(loops),
+                                          "--admin_port=" + std::to_string(p.admin)};
+        },
+        &ports);
+    admin_port = ports.admin;
     port = process->ListeningPort();
     EXPECT_NE(port, 0) << process->err();
     EXPECT_TRUE(process->WaitForOutput("admin plane on " + admin())) << process->err();

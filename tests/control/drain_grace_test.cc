@@ -23,6 +23,7 @@
 #include "tests/testing/backends.h"
 #include "tests/testing/http_client.h"
 #include "tests/testing/net.h"
+#include "tests/testing/side_ports.h"
 
 namespace brrr {
 namespace {
@@ -50,29 +51,27 @@ class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParam
  protected:
   void SetUp() override { BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam()); }
 
-  // brrr-echo with its admin plane and metrics port on ports that were free a moment ago: if
-  // another program took one in between (the echo listener's own port 0 can), it starts again.
+  // brrr-echo with its admin plane and metrics port on ports that were free a moment ago (picked
+  // again if another program took one in between).
   void StartWithGrace(const std::string& grace, const std::string& drain_timeout = "60s") {
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      admin_port_ = testing::PickFreePort();
-      do {
-        metrics_port_ = testing::PickFreePort();
-      } while (metrics_port_ == admin_port_);
-      server_ = std::make_unique<testing::Process>(
-          testing::Runfile("server/brrr-echo/brrr-echo"),
-          std::vector<std::string>{"--port=0", "--backend=" + GetParam(), "--drain_grace=" + grace,
-                                   "--drain_timeout=" + drain_timeout, "--admin_port=" + std::to_string(admin_port_),
-                                   "--metrics_port=" + std::to_string(metrics_port_)});
-      port_ = server_->ListeningPort();
-      if (port_ != 0) break;
-      std::optional<int> code = server_->Wait(seconds(30));
-      ASSERT_TRUE(code.has_value() && server_->err().find("Address already in use") != std::string::npos)
-          << server_->out() << server_->err();
-    }
-    ASSERT_NE(port_, 0) << server_->err();
+    testing::SidePorts ports;
+    server_ = testing::StartOnFreeSidePorts(
+        testing::Runfile("server/brrr-echo/brrr-echo"),
+        [&](const testing::SidePorts& p) {
+          return std::vector<std::string>{"--port=0",
+                                          "--backend=" + GetParam(),
+                                          "--drain_grace=" + grace,
+                                          "--drain_timeout=" + drain_timeout,
+                                          "--admin_port=" + std::to_string(p.admin),
+                                          "--metrics_port=" + std::to_string(p.metrics)};
+        },
+        &ports);
+    admin_port_ = ports.admin;
+    metrics_port_ = ports.metrics;
+    port_ = server_->ListeningPort();
+    ASSERT_NE(port_, 0) << server_->out() << server_->err();
     ASSERT_TRUE(server_->WaitForOutput("metrics on 127.0.0.1:" + std::to_string(metrics_port_))) << server_->out();
-    channel_ = grpc::CreateChannel(AdminAddress(), grpc::InsecureChannelCredentials());
-    stub_ = admin::Admin::NewStub(channel_);
+    Connect();
     health_ = health::Health::NewStub(channel_);
   }
 

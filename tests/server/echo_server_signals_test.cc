@@ -28,6 +28,7 @@
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 #include "tests/testing/sanitizer.h"
+#include "tests/testing/side_ports.h"
 
 namespace brrr {
 namespace {
@@ -260,21 +261,20 @@ TEST_P(EchoServerTest, OnlyTheLoopThreadsTakeTheStallSignal) {
   char dir[] = "/tmp/brrr-signals-XXXXXX";
   ASSERT_NE(::mkdtemp(dir), nullptr);
   const std::string handover_socket = std::string(dir) + "/echo.sock";
-  std::unique_ptr<testing::Process> server;
-  uint16_t admin_port = 0;
-  uint16_t metrics_port = 0;
-  // The side ports are picked free a moment before brrr-echo binds them: again if one was taken.
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    admin_port = testing::PickFreePort();
-    metrics_port = testing::PickFreePort();
-    std::vector<std::string> args = {"--backend=" + GetParam(), "--port=0", "--loops=" + std::to_string(kLoops),
-                                     "--metrics_port=" + std::to_string(metrics_port),
-                                     "--handover_socket=" + handover_socket};
-    if (with_admin) args.push_back("--admin_port=" + std::to_string(admin_port));
-    server = std::make_unique<testing::Process>(testing::EchoBinary(), args);
-    port_ = server->ListeningPort();
-    if (port_ != 0 || server->err().find("Address already in use") == std::string::npos) break;
-  }
+  testing::SidePorts ports;
+  std::unique_ptr<testing::Process> server = testing::StartOnFreeSidePorts(
+      testing::EchoBinary(),
+      [&](const testing::SidePorts& p) {
+        std::vector<std::string> args = {"--backend=" + GetParam(), "--port=0", "--loops=" + std::to_string(kLoops),
+                                         "--metrics_port=" + std::to_string(p.metrics),
+                                         "--handover_socket=" + handover_socket};
+        if (with_admin) args.push_back("--admin_port=" + std::to_string(p.admin));
+        return args;
+      },
+      &ports);
+  const uint16_t admin_port = ports.admin;
+  const uint16_t metrics_port = ports.metrics;
+  port_ = server->ListeningPort();
   ASSERT_NE(port_, 0) << server->err();
   ASSERT_TRUE(server->WaitForOutput("hand-over socket at ")) << server->out() << server->err();
   // Every part at work, so that the threads it starts on demand are there too.

@@ -45,6 +45,7 @@
 #include "tests/testing/net.h"
 #include "tests/testing/process.h"
 #include "tests/testing/sanitizer.h"
+#include "tests/testing/side_ports.h"
 
 namespace brrr {
 namespace {
@@ -251,26 +252,21 @@ class SocketDir {
 };
 
 // Starts brrr-echo with `args` plus free ports for its metrics and admin planes (made by
-// `with_ports`), picking again when another process took one between the pick and the bind
-// (PickFreePort can only say it was free a moment ago). Null if it never started.
+// `with_ports`; testing::StartOnFreeSidePorts picks again when another process took one between
+// the pick and the bind). Null, with a failure added, if it never started listening.
 std::unique_ptr<Process> StartWithFreePorts(
     const std::function<std::vector<std::string>(uint16_t metrics, uint16_t admin)>& with_ports, uint16_t* metrics,
     uint16_t* admin) {
-  for (int attempt = 0; attempt < 5; ++attempt) {
-    *metrics = testing::PickFreePort();
-    *admin = testing::PickFreePort();
-    auto p = std::make_unique<Process>(EchoBinary(), with_ports(*metrics, *admin));
-    for (int i = 0; i < 3000; ++i) {
-      if (p->WaitForOutput("listening on ", milliseconds(10))) return p;
-      if (p->Wait(milliseconds(0)).has_value()) break;
-    }
-    if (p->err().find("Address already in use") == std::string::npos) {
-      ADD_FAILURE() << "brrr-echo did not start: " << p->err();
-      return nullptr;
-    }
+  testing::SidePorts ports;
+  std::unique_ptr<Process> p = testing::StartOnFreeSidePorts(
+      EchoBinary(), [&](const testing::SidePorts& picked) { return with_ports(picked.metrics, picked.admin); }, &ports);
+  *metrics = ports.metrics;
+  *admin = ports.admin;
+  if (p->ListeningPort() == 0) {
+    ADD_FAILURE() << "brrr-echo did not start: " << p->out() << p->err();
+    return nullptr;
   }
-  ADD_FAILURE() << "no free ports in 5 attempts";
-  return nullptr;
+  return p;
 }
 
 // The old side of a hand-over: brrr-echo on epoll, echo port picked by the kernel, with a
