@@ -182,6 +182,7 @@ BufferPool* EventLoop::receive_buffers() {
     auto pool = BufferPool::Create(*reactor_, options_.receive_buffer_size, options_.receive_buffer_count);
     if (pool.ok()) {
       receive_buffers_ = *std::move(pool);
+      published_.receive_buffers.store(options_.receive_buffer_count);
     } else {
       PrintToStderr("brrr: loop %u: no receive buffer pool (%s); receiving into heap blocks", options_.loop_id,
                     pool.status().message());

@@ -35,6 +35,9 @@
   F(sockets, Gauge, Count, Derived, "Open sockets (connections and listeners).")                            \
   F(read_set_size, Gauge, Count, Derived, "Sockets with a receive (or accept) pending: the read set.")      \
   F(write_set_size, Gauge, Count, Derived, "Sockets with bytes queued to send: the write set.")             \
+  F(receive_buffers, Gauge, Count, Stored,                                                                 \
+    "Receive buffers in the loop's pool, mapped as it starts (0: it has none, and receives into heap "     \
+    "blocks: a backend without provided buffers, or a pool that could not be made).")                     \
   F(receive_buffers_in_use, Gauge, Count, Stored,                                                          \
     "Pool receive buffers holding received bytes not yet sent on (an idle connection holds none).")       \
   /* Totals since the loop started. */                                                                    \

@@ -233,7 +233,25 @@ absl::Status EchoServer::Start() {
     });
   }
   started_at_ns_.store(started);
+  AwaitLoopsStarted();
   return absl::OkStatus();
+}
+
+void EchoServer::AwaitLoopsStarted() {
+  // Each loop's queue runs in order: its start-up tasks (Shard::start) come before this call.
+  std::vector<EventLoop*> loops;
+  for (auto& shard : shards_) loops.push_back(&shard->loop());
+  constexpr auto kStartUp = std::chrono::seconds(10);
+  auto answers = CallInLoops(
+      loops, [](size_t) { return absl::OkStatus(); }, [](const absl::Status&) { return false; }, kStartUp,
+      "echo:started");
+  for (size_t i = 0; i < answers.size(); ++i) {
+    if (!answers[i].has_value()) {
+      PrintToStderr(
+          "brrr-echo: loop %zu has not run its start-up tasks within %lld s; the other loops serve meanwhile\n", i,
+          static_cast<long long>(kStartUp.count()));
+    }
+  }
 }
 
 bool EchoServer::Drain(absl::FunctionRef<void()> announce) {

@@ -48,6 +48,10 @@ class EchoServer {
   // highest watchable descriptor: select's; FailedPrecondition if none is left for
   // connections, and nothing starts) and starts the loops. Start it after
   // whatever else the process opens at start (the admin plane), which the budget leaves alone.
+  // Returns once every loop has run its start-up tasks (its receive pool mapped and faulted in:
+  // tens of ms to a few hundred under load), so that a process taking over from another lets
+  // the old one go only once its loops accept at full speed; a loop that has not done so within
+  // 10 s is named on stderr and the others serve meanwhile.
   absl::Status Start();
   // Starts the drain: drain_started_at_ns() turns non-zero at once (readiness reads it), the
   // loops accept for options().drain_grace more, then stop accepting; connections close as
@@ -116,6 +120,8 @@ class EchoServer {
   // Drain and DrainHandedOver: tells every loop to drain after `grace`, doing `queued` with the
   // clients waiting in its listeners' backlogs.
   bool StartDrain(Duration grace, Shard::QueuedClients queued, absl::FunctionRef<void()> announce);
+  // Start's wait for every loop to have run its start-up tasks (bounded: 10 s).
+  void AwaitLoopsStarted();
 
   EchoServerOptions options_;
   std::string backend_;

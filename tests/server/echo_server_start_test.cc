@@ -1,0 +1,58 @@
+// echo_server_start_test.cc: EchoServer::Start, in this process, on every backend: it returns
+// once every loop has run its start-up tasks, so that a process taking over from another lets
+// the old one go only when its own loops accept at full speed. The one such task with a cost is
+// mapping and faulting in the loop's receive pool (tens of ms to a few hundred under load).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/event_loop.h"
+#include "runtime/loop_stats.h"
+#include "server/echo_server.h"
+#include "tests/testing/backends.h"
+
+namespace brrr {
+namespace {
+
+class EchoServerStartTest : public ::testing::TestWithParam<std::string> {};
+
+// The receive buffers a loop of `backend` has here once it has mapped its pool (every backend
+// here takes one: io_uring's buffer ring, the readiness backends' own).
+uint64_t PoolOfALoop(const std::string& backend, uint32_t count) {
+  EventLoopOptions options;
+  options.receive_buffer_count = count;
+  std::unique_ptr<EventLoop> loop = testing::NewLoop(backend, options);
+  if (loop == nullptr) return 0;
+  loop->reserve_receive_buffers();
+  return loop->stats().receive_buffers;
+}
+
+TEST_P(EchoServerStartTest, EveryLoopHasMappedItsReceivePoolOnceStartReturns) {
+  BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+  constexpr uint32_t kBuffers = 1024;  // 16 MiB a loop: milliseconds to fault in, at the least
+  const uint64_t pool = PoolOfALoop(GetParam(), kBuffers);
+  if (GetParam() != "io_uring") {  // io_uring's needs buffer rings (Linux 5.19)
+    EXPECT_EQ(pool, kBuffers) << "a loop of this backend has no receive pool here";
+  }
+  server::EchoServerOptions options;
+  options.backend = GetParam();
+  options.port = 0;
+  options.loops = 2;
+  options.receive_buffer_count = kBuffers;
+  absl::StatusOr<std::unique_ptr<server::EchoServer>> server = server::EchoServer::Create(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->Start().ok());
+  std::vector<LoopStats> loops = (*server)->loop_stats();
+  ASSERT_EQ(loops.size(), 2u);
+  for (size_t i = 0; i < loops.size(); ++i) EXPECT_EQ(loops[i].receive_buffers, pool) << "loop " << i;
+  (*server)->DrainNow();
+  (*server)->Wait();
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, EchoServerStartTest, ::testing::ValuesIn(testing::AllBackends()),
+                         testing::BackendName());
+
+}  // namespace
+}  // namespace brrr
