@@ -232,8 +232,8 @@ absl::Status EchoServer::Start() {
       s->loop().finish();
     });
   }
-  started_at_ns_.store(started);
   AwaitLoopsStarted();
+  started_at_ns_.store(started);  // ready (readiness reads it) once the loops accept at full speed
   return absl::OkStatus();
 }
 

@@ -87,7 +87,8 @@ class EchoServer {
   // With --backend=auto: why each better backend was passed over (EventLoop::backends_passed_over).
   const std::vector<std::string>& backends_passed_over() const { return backends_passed_over_; }
   const SocketAddress& address() const { return address_; }  // with the actual port
-  // When Start() started the loops (monotonic ns), or 0 before.
+  // When Start() started the loops (monotonic ns), or 0 until they have all run their start-up
+  // tasks (readiness: /readyz is 503 until then).
   int64_t started_at_ns() const { return started_at_ns_.load(); }
   size_t loop_count() const { return shards_.size(); }
   // The descriptor budget Start() measured; nullopt without options().reserved_descriptors
