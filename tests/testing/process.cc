@@ -129,7 +129,9 @@ std::string Process::err() const {
 }
 
 bool Process::Exited() const {
-  // Not exit_code_: Wait may be setting it on another thread. Once reaped, this says no.
+  // Not exit_code_: Wait may be setting it on another thread. Once reaped, waitid no longer
+  // sees the child: reaped_ says it exited.
+  if (reaped_.load()) return true;
   siginfo_t info{};
   return ::waitid(P_PID, static_cast<id_t>(pid_), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == pid_;
 }
@@ -175,6 +177,7 @@ std::optional<int> Process::Wait(Duration timeout) {
     pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+      reaped_.store(true);
       // Everything the child wrote is read before its exit is reported: its pipes close
       // with it, so the readers end.
       if (out_reader_.joinable()) out_reader_.join();

@@ -122,11 +122,12 @@ class Process {
   void Collect(int fd, std::string* into);
   // Until `stream` holds `text`, for at most `timeout` or a moment after the child has exited.
   bool WaitFor(const std::string& text, Duration timeout, std::string (Process::*stream)() const) const;
-  // Whether the child has exited and is not reaped yet (Wait still reports it).
+  // Whether the child has exited (reaped by Wait or not).
   bool Exited() const;
 
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
+  std::atomic<bool> reaped_{false};  // set by Wait once exit_code_ is; read by any thread
   mutable std::mutex mu_;
   std::string out_;  // guarded by mu_
   std::string err_;  // guarded by mu_
