@@ -5,6 +5,9 @@
 // 0. Every connection attempt succeeded (none refused, none reset), every payload came back
 // exactly, the metrics port answered throughout, and after A has gone B alone serves.
 //
+// The same across a chain of take-overs in quick succession, each from the process that took
+// over last while those before it still drain their connections.
+//
 // The control: the same clients across a plain restart (A drains on SIGTERM, then B binds
 // the port) do meet refused connections, which is what the hand-over removes.
 //
@@ -456,6 +459,74 @@ TEST_P(HandoverTest, ConnectionsQueuedForTheOldProcessAreAcceptedByTheNewOne) {
   ASSERT_TRUE(b_code.has_value());
   EXPECT_EQ(*b_code, 0) << b.err();
   EXPECT_NE(b.out().find("32 connections served"), std::string::npos) << b.out();
+}
+
+// Restarts in quick succession: a chain of take-overs, each new process (with 1, 2 or 3 loops)
+// taking over from the one that took over last while those before it still drain, each held
+// open by a client. With clients connecting all along, none is refused or reset and every echo
+// is exact, the metrics port answers throughout, and each draining process goes on echoing its
+// client's connection until the client closes it, then exits 0.
+TEST_P(HandoverTest, AChainOfTakeOversWhileEarlierProcessesStillDrainLosesNothing) {
+  BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+  constexpr int kProcesses = 5;
+  SocketDir dir;
+  uint16_t metrics_port = 0;
+  uint16_t unused_admin_port = 0;
+  std::vector<std::string> common = {"--backend=" + GetParam(), "--handover_socket=" + dir.path(),
+                                     "--drain_timeout=120s"};
+  std::vector<std::unique_ptr<Process>> processes;
+  processes.push_back(StartWithFreePorts(
+      [&](uint16_t metrics, uint16_t) {
+        std::vector<std::string> args = common;
+        args.insert(args.end(), {"--port=0", "--loops=2", "--metrics_port=" + std::to_string(metrics)});
+        return args;
+      },
+      &metrics_port, &unused_admin_port));
+  ASSERT_NE(processes[0], nullptr);
+  const uint16_t port = processes[0]->ListeningPort();
+  common.push_back("--port=" + std::to_string(port));
+  common.push_back("--metrics_port=" + std::to_string(metrics_port));
+
+  EchoClients clients(port);
+  HealthPoller health(metrics_port);
+  std::vector<std::unique_ptr<testing::BlockingClient>> held;  // held[i]: processes[i]'s
+  for (int i = 1; i < kProcesses; ++i) {
+    Process& serving = *processes.back();
+    ASSERT_TRUE(serving.WaitForOutput("hand-over socket at " + dir.path())) << serving.out() << serving.err();
+    // Only `serving` accepts now: this connection is its, and keeps it draining from the hand-over on.
+    held.push_back(std::make_unique<testing::BlockingClient>(port));
+    const std::string hello = "held by process " + std::to_string(i - 1);
+    ASSERT_TRUE(held.back()->send_all(hello));
+    ASSERT_EQ(held.back()->recv_exact(hello.size()), hello);
+    ASSERT_TRUE(clients.WaitForSucceeded(clients.succeeded.load() + 100)) << clients.first_failure();
+
+    std::vector<std::string> args = common;
+    args.insert(args.end(), {"--loops=" + std::to_string(1 + i % 3), "--take_over=" + dir.path()});
+    processes.push_back(std::make_unique<Process>(EchoBinary(), args));
+    ASSERT_TRUE(HandedOver(serving, *processes.back()));
+  }
+  ASSERT_TRUE(clients.WaitForSucceeded(clients.succeeded.load() + 300)) << clients.first_failure();
+  clients.Stop();
+  health.Stop();
+  EXPECT_EQ(clients.refused.load(), 0) << clients.first_failure();
+  EXPECT_EQ(clients.reset.load(), 0) << clients.first_failure();
+  EXPECT_EQ(clients.wrong.load(), 0) << clients.first_failure();
+  EXPECT_EQ(clients.other.load(), 0) << clients.first_failure();
+  EXPECT_EQ(health.failed.load(), 0) << health.first_failure();
+
+  // Every process that handed over still serves its client, and exits once that client has gone.
+  for (size_t i = 0; i < held.size(); ++i) {
+    SCOPED_TRACE("process " + std::to_string(i));
+    const std::string line = "still echoed by process " + std::to_string(i);
+    ASSERT_TRUE(held[i]->send_all(line));
+    EXPECT_EQ(held[i]->recv_exact(line.size()), line);
+    EXPECT_FALSE(processes[i]->Wait(milliseconds(0)).has_value()) << "it exited with a connection open";
+    held[i]->shutdown_write();
+    EXPECT_EQ(held[i]->recv_until_eof(), "");
+    EXPECT_EQ(processes[i]->Wait(seconds(30)), 0) << processes[i]->out() << processes[i]->err();
+  }
+  processes.back()->Signal(SIGTERM);
+  EXPECT_EQ(processes.back()->Wait(seconds(30)), 0) << processes.back()->err();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, HandoverTest, ::testing::ValuesIn(testing::AllBackends()),
