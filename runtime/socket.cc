@@ -1,6 +1,7 @@
 #include "runtime/socket.h"
 #include "runtime/internal/loop_internals.h"
 
+#include <linux/filter.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -425,6 +426,28 @@ absl::Status Socket::set_linger_zero() {
   linger l{1, 0};
   if (::setsockopt(fd(), SOL_SOCKET, SO_LINGER, &l, sizeof l) != 0) {
     return absl::ErrnoToStatus(errno, absl::StrCat("setsockopt(SO_LINGER) on fd ", fd()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Socket::refuse_new_handshakes() {
+  // A classic BPF socket filter, run on every segment that reaches the listener, from the TCP
+  // header (for IPv4 and IPv6 alike): drop (keep 0 bytes of) one whose SYN is set and ACK not,
+  // keep everything else. Connections accepted from here on inherit it, and it keeps all of
+  // theirs (no segment of an established connection is a bare SYN).
+  constexpr uint32_t kTcpFlagsOffset = 13;
+  constexpr uint32_t kSynAndAck = 0x12;
+  constexpr uint32_t kSynAlone = 0x02;
+  sock_filter code[] = {
+      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, kTcpFlagsOffset),
+      BPF_STMT(BPF_ALU | BPF_AND | BPF_K, kSynAndAck),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, kSynAlone, 0, 1),
+      BPF_STMT(BPF_RET | BPF_K, 0),
+      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
+  };
+  sock_fprog program{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
+  if (::setsockopt(fd(), SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("setsockopt(SO_ATTACH_FILTER) on listener fd ", fd()));
   }
   return absl::OkStatus();
 }

@@ -279,6 +279,15 @@ class Socket {
   // SO_LINGER {on, 0}: closing sends RST instead of FIN (drops unsent data).
   absl::Status set_linger_zero();
 
+  // For a listener about to close: the kernel stops starting handshakes on it (a socket filter
+  // drops every new SYN), while the clients in its backlog and the handshakes already under
+  // way still complete and can be accepted. Without it, a client whose handshake completes
+  // between the owner's last accept and the close is reset, after its connect succeeded; with
+  // it, such a client's SYN goes unanswered, it sends it again (after about 1 s) and then meets
+  // whatever listens by then, or a refusal. The filter is the socket's own: never for one that
+  // another process still accepts on (a hand-over), whom it would stop too.
+  absl::Status refuse_new_handshakes();
+
   // ---- Awaitables: co_await inside a task on this socket's loop. ----
   // A new connection (non-blocking, close-on-exec).
   detail::AcceptAwaiter accept();

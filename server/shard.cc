@@ -21,6 +21,11 @@ namespace {
 // most this long after a descriptor frees up, for one atomic read per look.
 constexpr Duration kBudgetPoll = milliseconds(10);
 
+// How long a draining loop's listener, refusing new handshakes, stays open for those already
+// under way (a SYN answered just before the filter): a loopback or LAN round trip, with room
+// for a loaded machine. A client whose SYN arrives meanwhile sends it again about 1 s later.
+constexpr Duration kHandshakesUnderWay = milliseconds(5);
+
 // The clients whose handshake the kernel has completed and who wait in the backlog of
 // listening socket `fd` to be accepted (TCP_INFO of a listener: tcpi_unacked is its accept
 // queue's length); 0 for a socket that does not listen.
@@ -214,6 +219,14 @@ Task<> Shard::accept_loop(Socket& listener) {
     // and finished at once, not reset. After a hand-over too: a pending accept the cancel ended
     // may have been the one the kernel woke for a new connection (Socket::accept_queued), which
     // the new process may never see.
+    if (!closing_all_ && refuse_new_handshakes(listener)) {
+      // A handshake the filter came too late for (its SYN had passed) completes a moment later:
+      // wait that moment (the cancel was delivered once, so this sleep runs unless cancelled again).
+      try {
+        co_await sleep(kHandshakesUnderWay);
+      } catch (const CancelledError&) {
+      }
+    }
     if (!closing_all_) accept_queued(listener);
     close_listener(listener);  // only now: closing cancels no accept, so the descriptor is closed at once
   }
@@ -245,6 +258,22 @@ void Shard::accept_queued(Socket& listener) {
     slot->HandTo(**conn);
     add_connection(std::move(**conn));
   }
+}
+
+bool Shard::refuse_new_handshakes(Socket& listener) {
+  // Not when the listener is the new process's now (a hand-over): the filter would stop it too.
+  if (queued_at_drain_ != QueuedClients::kServe || !listener.valid()) return false;
+  absl::Status refused = listener.refuse_new_handshakes();
+  if (!refused.ok()) {
+    // Said once per process: the same holds for every listener (some kernels want CAP_NET_ADMIN).
+    static std::atomic<bool> said{false};
+    if (!said.exchange(true)) {
+      PrintToStderr(
+          "brrr-echo: %s: a client whose handshake completes just as a listener closes is reset, not refused\n",
+          std::string(refused.message()).c_str());
+    }
+  }
+  return refused.ok();
 }
 
 void Shard::close_listener(Socket& listener) {
@@ -405,7 +434,10 @@ void Shard::stop_accepting() {
     if (acceptor == nullptr || !acceptor->valid() || acceptor->done()) {
       // Paused (or never started): no accept is pending, so the listener closes at once, after
       // the clients its backlog holds are taken (unless they are the new process's to take).
-      if (queued_at_drain_ == QueuedClients::kServe && !closing_all_) accept_queued(listeners_[i]);
+      if (queued_at_drain_ == QueuedClients::kServe && !closing_all_) {
+        refuse_new_handshakes(listeners_[i]);
+        accept_queued(listeners_[i]);
+      }
       close_listener(listeners_[i]);
       continue;
     }

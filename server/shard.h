@@ -128,6 +128,11 @@ class Shard {
   // `listener`'s backlog (Socket::accept_queued says why some may wait there unseen), within
   // the descriptor budget.
   void accept_queued(Socket& listener);
+  // Before accept_queued, when the listener will close for good (not after a hand-over): no new
+  // handshake starts on it (Socket::refuse_new_handshakes), so none completes between the last
+  // accept and the close, where the close would reset it. Whether the filter is on; a failure is
+  // logged (once per process) and the close goes on without it.
+  bool refuse_new_handshakes(Socket& listener);
   // Closes a draining loop's listener. The close resets the clients still waiting in its
   // backlog (those accept_queued had no descriptor for, or all after a second signal) unless the
   // drain follows a hand-over: they are counted (connections_reset_in_backlog) and logged.

@@ -4,7 +4,8 @@
 // loopback makes a test skip, which Bazel reports as PASSED. So a skip for one of these
 // reasons goes through BRRR_SKIP_OR_FAIL, which turns it into a failure when $BRRR_REQUIRE
 // names its kind ("backends", "ipv6", "netns" (a network namespace for a test server, which
-// needs root), "tmux" (the terminal brrrctl top's test runs it in), or "all";
+// needs root), "tmux" (the terminal brrrctl top's test runs it in), "socket_filter" (a socket
+// filter on a listener, which some kernels allow only with CAP_NET_ADMIN), or "all";
 // comma-separated, spaces allowed). .bazelrc passes the variable through to tests and .ci/run sets
 // BRRR_REQUIRE=all, so CI cannot lose io_uring or IPv6 quietly; tools/skipped_tests.sh lists
 // every skip of a run with its reason.
