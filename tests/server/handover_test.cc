@@ -143,6 +143,17 @@ class EchoClients {
     std::lock_guard<std::mutex> lock(mu_);
     return first_failure_;
   }
+  // Every attempt succeeded: none refused, reset, echoed wrong or failed otherwise (once stopped).
+  ::testing::AssertionResult AllSucceeded() const {
+    if (refused.load() == 0 && reset.load() == 0 && wrong.load() == 0 && other.load() == 0 &&
+        succeeded.load() == attempts.load()) {
+      return ::testing::AssertionSuccess();
+    }
+    return ::testing::AssertionFailure() << attempts.load() << " attempts: " << succeeded.load() << " succeeded, "
+                                         << refused.load() << " refused, " << reset.load() << " reset, "
+                                         << wrong.load() << " echoed wrong, " << other.load()
+                                         << " failed otherwise; the first: " << first_failure();
+  }
 
   std::atomic<int> attempts{0};
   std::atomic<int> succeeded{0};
@@ -378,11 +389,7 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
   clients.Stop();
   health.Stop();
 
-  EXPECT_EQ(clients.refused.load(), 0) << clients.first_failure();
-  EXPECT_EQ(clients.reset.load(), 0) << clients.first_failure();
-  EXPECT_EQ(clients.wrong.load(), 0) << clients.first_failure();
-  EXPECT_EQ(clients.other.load(), 0) << clients.first_failure();
-  EXPECT_EQ(clients.succeeded.load(), clients.attempts.load());
+  EXPECT_TRUE(clients.AllSucceeded());
   EXPECT_EQ(health.failed.load(), 0) << health.first_failure();
   EXPECT_GE(health.ok.load(), health_before + 3) << "the metrics port stopped answering after the hand-over";
   // The admin port is B's now: its gRPC server answers there.
@@ -508,10 +515,7 @@ TEST_P(HandoverTest, AChainOfTakeOversWhileEarlierProcessesStillDrainLosesNothin
   ASSERT_TRUE(clients.WaitForSucceeded(clients.succeeded.load() + 300)) << clients.first_failure();
   clients.Stop();
   health.Stop();
-  EXPECT_EQ(clients.refused.load(), 0) << clients.first_failure();
-  EXPECT_EQ(clients.reset.load(), 0) << clients.first_failure();
-  EXPECT_EQ(clients.wrong.load(), 0) << clients.first_failure();
-  EXPECT_EQ(clients.other.load(), 0) << clients.first_failure();
+  EXPECT_TRUE(clients.AllSucceeded());
   EXPECT_EQ(health.failed.load(), 0) << health.first_failure();
 
   // Every process that handed over still serves its client, and exits once that client has gone.

@@ -119,25 +119,20 @@ struct DrainSummary {
   }
 };
 
-// On every backend; it can start the copies of the readiness backends whose system calls fail
-// now and then too (testing::FaultyBackends: EINTR, spurious EAGAIN, short transfers,
-// duplicated events), which are not instantiated yet (below).
 class MixedClientsTest : public testing::EchoServerTest {
  protected:
-  void SetUp() override {
-    if (!testing::IsFaulty(GetParam())) EchoServerTest::SetUp();
-  }
-
   // brrr-echo with two loops, the high-water mark above and a metrics port.
   void StartServer() {
     server_ = testing::StartOnFreeSidePorts(
         testing::EchoBinary(),
         [&](const testing::SidePorts& p) {
-          std::vector<std::string> args = BackendFlags();
-          args.insert(args.end(),
-                      {"--port=0", "--loops=2", "--high_water=" + std::to_string(kHighWater), "--low_water=16384",
-                       "--drain_timeout=120s", "--metrics_port=" + std::to_string(p.metrics)});
-          return args;
+          return std::vector<std::string>{"--backend=" + GetParam(),
+                                          "--port=0",
+                                          "--loops=2",
+                                          "--high_water=" + std::to_string(kHighWater),
+                                          "--low_water=16384",
+                                          "--drain_timeout=120s",
+                                          "--metrics_port=" + std::to_string(p.metrics)};
         },
         &ports_);
     port_ = server_->ListeningPort();
@@ -189,14 +184,6 @@ class MixedClientsTest : public testing::EchoServerTest {
   testing::SidePorts ports_;
   uint16_t port_ = 0;
   std::unique_ptr<testing::MixedClients> clients_;
-
- private:
-  // The flags that pick the backend: a faulty copy by its directory (.../faults/NAME/libbrrr_reactor_NAME.so).
-  std::vector<std::string> BackendFlags() const {
-    if (!testing::IsFaulty(GetParam())) return {"--backend=" + GetParam()};
-    const std::string dir = GetParam().substr(0, GetParam().rfind('/'));
-    return {"--backend=" + dir.substr(dir.rfind('/') + 1), "--plugin_dir=" + dir};
-  }
 };
 
 TEST_P(MixedClientsTest, EveryClientGetsWhatItWasPromisedAndNothingIsLeftBehind) {
@@ -229,7 +216,7 @@ TEST_P(MixedClientsTest, ADrainHalfwayLetsEveryConnectionFinishAsPromised) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, MixedClientsTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());
-// Not yet on the faulty copies (testing::FaultyBackends), which the fixture can start: under TSan
+// Not yet on the faulty copies (testing::FaultyBackends, started with --plugin_dir): under TSan
 // a client that never read, then read everything back, stalled there on faulty epoll (583,408 of
 // 9,175,040 bytes echoed in 60 s; seed 923236331, worker 5, iteration 22), not understood yet.
 
