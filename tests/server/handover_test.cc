@@ -457,8 +457,8 @@ TEST_P(HandoverTest, ConnectionsQueuedForTheOldProcessAreAcceptedByTheNewOne) {
       }
       echoed.append(buf, static_cast<size_t>(r));
     }
-    EXPECT_TRUE(echoed == payloads[i]) << "connection " << i << ": " << echoed.size() << " of "
-                                        << payloads[i].size() << " bytes came back, or other bytes";
+    EXPECT_TRUE(echoed == payloads[i]) << "connection " << i << ": " << echoed.size() << " of " << payloads[i].size()
+                                       << " bytes came back, or other bytes";
     ::close(queued[i]);
   }
   b.Signal(SIGTERM);
@@ -471,8 +471,8 @@ TEST_P(HandoverTest, ConnectionsQueuedForTheOldProcessAreAcceptedByTheNewOne) {
 // Restarts in quick succession: a chain of take-overs, each new process (with 1, 2 or 3 loops)
 // taking over from the one that took over last while those before it still drain, each held
 // open by a client. With clients connecting all along, none is refused or reset and every echo
-// is exact, the metrics port answers throughout, and each draining process goes on echoing its
-// client's connection until the client closes it, then exits 0.
+// is exact, the metrics port answers throughout, the held connections are still echoed at the
+// end, and once their clients close them every process exits 0.
 TEST_P(HandoverTest, AChainOfTakeOversWhileEarlierProcessesStillDrainLosesNothing) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   constexpr int kProcesses = 5;
@@ -500,7 +500,8 @@ TEST_P(HandoverTest, AChainOfTakeOversWhileEarlierProcessesStillDrainLosesNothin
   for (int i = 1; i < kProcesses; ++i) {
     Process& serving = *processes.back();
     ASSERT_TRUE(serving.WaitForOutput("hand-over socket at " + dir.path())) << serving.out() << serving.err();
-    // Only `serving` accepts now: this connection is its, and keeps it draining from the hand-over on.
+    // A connection that keeps a process draining from the hand-over on: `serving`'s, mostly (the
+    // process before it may still take it from the backlog as its accept ends: Socket::accept_queued).
     held.push_back(std::make_unique<testing::BlockingClient>(port));
     const std::string hello = "held by process " + std::to_string(i - 1);
     ASSERT_TRUE(held.back()->send_all(hello));
@@ -518,23 +519,26 @@ TEST_P(HandoverTest, AChainOfTakeOversWhileEarlierProcessesStillDrainLosesNothin
   EXPECT_TRUE(clients.AllSucceeded());
   EXPECT_EQ(health.failed.load(), 0) << health.first_failure();
 
-  // Every process that handed over still serves its client, and exits once that client has gone.
+  // Every connection held open is still echoed by the process that holds it, and once they have all
+  // gone every process that handed over exits 0.
   for (size_t i = 0; i < held.size(); ++i) {
-    SCOPED_TRACE("process " + std::to_string(i));
-    const std::string line = "still echoed by process " + std::to_string(i);
+    const std::string line = "still echoed " + std::to_string(i);
     ASSERT_TRUE(held[i]->send_all(line));
     EXPECT_EQ(held[i]->recv_exact(line.size()), line);
-    EXPECT_FALSE(processes[i]->Wait(milliseconds(0)).has_value()) << "it exited with a connection open";
-    held[i]->shutdown_write();
-    EXPECT_EQ(held[i]->recv_until_eof(), "");
-    EXPECT_EQ(processes[i]->Wait(seconds(30)), 0) << processes[i]->out() << processes[i]->err();
+  }
+  for (auto& client : held) {
+    client->shutdown_write();
+    EXPECT_EQ(client->recv_until_eof(), "");
+  }
+  for (size_t i = 0; i < held.size(); ++i) {
+    EXPECT_EQ(processes[i]->Wait(seconds(30)), 0)
+        << "process " << i << ": " << processes[i]->out() << processes[i]->err();
   }
   processes.back()->Signal(SIGTERM);
   EXPECT_EQ(processes.back()->Wait(seconds(30)), 0) << processes.back()->err();
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, HandoverTest, ::testing::ValuesIn(testing::AllBackends()),
-                         testing::BackendName());
+INSTANTIATE_TEST_SUITE_P(Backends, HandoverTest, ::testing::ValuesIn(testing::AllBackends()), testing::BackendName());
 
 std::string EchoOf(uint16_t port, const std::string& payload) {
   int fd = Connect(port);
