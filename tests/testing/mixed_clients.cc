@@ -67,7 +67,7 @@ class Connection {
                                          int send_buffer = 0) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
-    Connection c(fd);
+    Connection c(fd, port);
     if (receive_buffer > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
     if (send_buffer > 0) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &send_buffer, sizeof send_buffer);
     timeval limit{10, 0};
@@ -89,12 +89,15 @@ class Connection {
     tally.connects++;
     return c;
   }
-  Connection(Connection&& other) : fd_(std::exchange(other.fd_, -1)), local_port_(other.local_port_) {}
+  Connection(Connection&& other)
+      : fd_(std::exchange(other.fd_, -1)), server_port_(other.server_port_), local_port_(other.local_port_) {}
   Connection& operator=(Connection&&) = delete;
   ~Connection() { Close(); }
 
   int fd() const { return fd_; }
   uint16_t local_port() const { return local_port_; }
+  // Where this connection's bytes sit at both ends (LoopbackQueues), for a failure message.
+  std::string Queues() const { return LoopbackQueues(local_port_, server_port_); }
   void Close() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -109,8 +112,9 @@ class Connection {
   void CloseSomeWay(Choices& choose) { choose.Chance(0.15) ? Reset() : Close(); }
 
  private:
-  explicit Connection(int fd) : fd_(fd) {}
+  Connection(int fd, uint16_t server_port) : fd_(fd), server_port_(server_port) {}
   int fd_;
+  uint16_t server_port_;
   uint16_t local_port_ = 0;
 };
 
@@ -151,7 +155,11 @@ absl::Status Exchange(Connection& c, const std::string& data, const ExchangeShap
     }
     if (got == n && (!shape.half_close || ended)) return absl::OkStatus();
     if (ended) return failed("an end of stream before the whole echo");
-    if (Clock::now() > give_up) return failed(absl::StrCat("no end in ", kExchangeLimit.count(), " s"));
+    if (Clock::now() > give_up) {
+      const double quiet = std::chrono::duration<double>(Clock::now() - last_progress).count();
+      return failed(absl::StrCat("no end in ", kExchangeLimit.count(), " s (nothing moved in the last ",
+                                 absl::SixDigits(quiet), " s; ", c.Queues(), ")"));
+    }
     if (!reading && (sent == n || Clock::now() - last_progress > milliseconds(1500))) reading = true;
     pollfd p{c.fd(), static_cast<short>((sent < n ? POLLOUT : 0) | (reading ? POLLIN : 0)), 0};
     if (::poll(&p, 1, 200) <= 0) continue;

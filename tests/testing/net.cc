@@ -16,10 +16,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <mutex>
 #include <random>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "gtest/gtest.h"
 
@@ -62,7 +64,59 @@ size_t TcpBufferMaximum(const char* name) {
   return fields == 3 ? static_cast<size_t>(max) : kUnknown;
 }
 
+// One end of a connection in /proc/net/tcp: its line's tx_queue (bytes not yet acknowledged,
+// sent or not) and rx_queue (bytes received, not read), if there is such a line.
+struct TcpEnd {
+  bool found = false;
+  unsigned long tx_queue = 0, rx_queue = 0;
+  unsigned state = 0;
+  unsigned timer = 0;          // 0 none, 1 retransmission, 2 keep-alive, 3 TIME-WAIT, 4 zero-window probe
+  unsigned long timeouts = 0;  // retransmission timeouts (or probes) in a row without an answer
+};
+
+TcpEnd FindTcpEnd(uint16_t local_port, uint16_t remote_port) {
+  TcpEnd end;
+  FILE* f = std::fopen("/proc/net/tcp", "r");
+  if (f == nullptr) return end;
+  char line[512];
+  bool header = true;
+  while (std::fgets(line, sizeof line, f) != nullptr) {
+    if (std::exchange(header, false)) continue;
+    unsigned local_ip = 0, local = 0, remote_ip = 0, remote = 0, state = 0, timer = 0;
+    unsigned long tx = 0, rx = 0, when = 0, timeouts = 0;
+    if (std::sscanf(line, " %*d: %x:%x %x:%x %x %lx:%lx %x:%lx %lx", &local_ip, &local, &remote_ip, &remote, &state,
+                    &tx, &rx, &timer, &when, &timeouts) != 10) {
+      continue;
+    }
+    if (local == local_port && remote == remote_port && local_ip == htonl(INADDR_LOOPBACK)) {
+      end = TcpEnd{true, tx, rx, state, timer, timeouts};
+      break;
+    }
+  }
+  std::fclose(f);
+  return end;
+}
+
+std::string DescribeTcpEnd(const char* name, const TcpEnd& end) {
+  if (!end.found) return std::string(name) + " end: gone";
+  // The kernel's TCP states (include/net/tcp_states.h), as ss names them.
+  static const char* const kStates[] = {"?",        "established", "syn-sent",   "syn-recv", "fin-wait-1", "fin-wait-2",
+                                        "time-wait", "closed",      "close-wait", "last-ack", "listen",     "closing"};
+  static const char* const kTimers[] = {"", ", retransmission timer", ", keep-alive timer", ", TIME-WAIT timer",
+                                        ", zero-window probe timer"};
+  const char* state = end.state < std::size(kStates) ? kStates[end.state] : "?";
+  std::string timer = end.timer < std::size(kTimers) ? kTimers[end.timer] : ", a timer";
+  if (end.timeouts > 0) timer += " (" + std::to_string(end.timeouts) + " unanswered)";
+  return std::string(name) + " end: " + std::to_string(end.tx_queue) + " bytes unacknowledged or unsent, " +
+         std::to_string(end.rx_queue) + " unread (" + state + timer + ")";
+}
+
 }  // namespace
+
+std::string LoopbackQueues(uint16_t client_port, uint16_t server_port) {
+  return DescribeTcpEnd("client", FindTcpEnd(client_port, server_port)) + "; " +
+         DescribeTcpEnd("server", FindTcpEnd(server_port, client_port));
+}
 
 size_t MostANeverReaderCanSend(size_t server_bound, size_t client_receive_buffer) {
   const size_t send_buffer = TcpBufferMaximum("tcp_wmem");

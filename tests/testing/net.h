@@ -44,6 +44,15 @@ bool WaitUntilAccepting(uint16_t port, std::chrono::milliseconds timeout = std::
 // tcp_rmem's maximum to 32 MiB or more).
 size_t MostANeverReaderCanSend(size_t server_bound, size_t client_receive_buffer);
 
+// Where the bytes of the IPv4 loopback connection between 127.0.0.1:`client_port` and
+// 127.0.0.1:`server_port` sit, from /proc/net/tcp (both ends are in this network namespace):
+// "client end: 0 bytes unacknowledged or unsent, 0 unread (established); server end: 65536
+// bytes unacknowledged or unsent, 4608 unread (established, retransmission timer (3
+// unanswered))" (an end not found is "gone"). For the failure message of a test whose exchange
+// stalled: it tells a server that stopped reading (its end's unread bytes stay) from one that
+// stopped sending, and both from TCP backing off its retransmissions or probing a closed window.
+std::string LoopbackQueues(uint16_t client_port, uint16_t server_port);
+
 // Sets a socket option with an int value (SO_SNDBUF, SO_RCVBUF...) on descriptor `fd` of process
 // `pid` (a server under test, from its ListSockets), through a duplicate (pidfd_getfd; the
 // duplicate is closed, the socket is the same). "" on success, else what failed and why. For
