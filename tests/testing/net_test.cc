@@ -44,7 +44,8 @@ TEST(LoopbackQueuesTest, NamesTheBytesAServerEndHasNotRead) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   EXPECT_NE(queues.find("client end: 0 bytes unacknowledged or unsent, 0 unread"), std::string::npos) << queues;
-  EXPECT_NE(queues.find("server end: 0 bytes unacknowledged or unsent, 1000 unread (established)"), std::string::npos) << queues;
+  EXPECT_NE(queues.find("server end: 0 bytes unacknowledged or unsent, 1000 unread (established)"), std::string::npos)
+      << queues;
 
   ::close(server_end);
   ::close(listener);
