@@ -22,6 +22,7 @@ ABSL_FLAG(brrr::control::Quantity, accept_rate, {}, "New connections per second;
 ABSL_FLAG(brrr::control::Quantity, max_connections, {}, "Connections open at once");
 ABSL_FLAG(bool, pause, false, "Pause accepting");
 ABSL_FLAG(bool, resume, false, "Resume accepting");
+ABSL_FLAG(bool, yes, false, "Drain every one of several targets");
 ABSL_FLAG(bool, include_recent, false, "Send the stalls each loop remembers first");
 ABSL_FLAG(bool, in_progress, false, "Also show stalls while they last, at each stack sample");
 ABSL_FLAG(uint32_t, frames, 8, "Stack frames shown per stall");

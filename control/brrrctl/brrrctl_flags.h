@@ -31,6 +31,7 @@ ABSL_DECLARE_FLAG(brrr::control::Quantity, accept_rate);
 ABSL_DECLARE_FLAG(brrr::control::Quantity, max_connections);
 ABSL_DECLARE_FLAG(bool, pause);
 ABSL_DECLARE_FLAG(bool, resume);
+ABSL_DECLARE_FLAG(bool, yes);
 ABSL_DECLARE_FLAG(bool, include_recent);
 ABSL_DECLARE_FLAG(bool, in_progress);
 ABSL_DECLARE_FLAG(uint32_t, frames);

@@ -101,6 +101,21 @@ Outcome RunDrain(Invocation& invocation) {
   return Outcome::Ok();
 }
 
+// Drain on several targets: every one, but only with --yes. A drain cannot be taken back (each
+// server exits once its connections finish), so a targets file given by mistake must not stop
+// a whole fleet: without --yes it is a usage error, before any call.
+FleetRun DrainOnEachTarget() {
+  FleetRun each = OnEachTarget(RunDrain);
+  return [each](FleetInvocation& invocation) {
+    if (invocation.fleet.size() > 1 && !absl::GetFlag(FLAGS_yes)) {
+      return Outcome::Usage(absl::StrCat("drain: ", invocation.fleet.size(),
+                                         " targets given, and a drain stops each of them for good (it exits once its "
+                                         "connections finish): pass --yes to drain them all; none was drained"));
+    }
+    return each(invocation);
+  };
+}
+
 }  // namespace
 
 std::string ThrottleText(const admin::Throttle& t) {
@@ -135,10 +150,13 @@ std::vector<Command> TrafficCommands() {
           .name = "drain",
           .summary = "stop accepting, let connections finish, then the server exits 0",
           .details = "Drain. The reply comes at once; from then on `brrrctl health` exits 5 (NOT_SERVING), and\n"
-                     "the server exits with status 0 once every connection has finished.",
+                     "the server exits with status 0 once every connection has finished. On several targets\n"
+                     "it drains them all only with --yes (else a usage error, and none is drained).\n"
+                     "  brrrctl --targets_file=fleet.txt drain --yes",
           .changes_server = true,
+          .flags = {{"yes", "", "with several targets: drain every one of them"}},
           .run = RunDrain,
-          .run_fleet = OnEachTarget(RunDrain),
+          .run_fleet = DrainOnEachTarget(),
       },
   };
 }

@@ -519,6 +519,30 @@ TEST_F(FleetTest, ThrottleAppliesToEveryTarget) {
   }
 }
 
+// A drain cannot be taken back: on several targets brrrctl drains them only with --yes, and
+// without it refuses before any call, so that every server still serves.
+TEST_F(FleetTest, DrainOnSeveralTargetsWantsYesAndThenDrainsEveryOne) {
+  StartServers(2);
+  CtlRun refused = Brrrctl({"--target=" + Targets(), "drain"});
+  EXPECT_EQ(refused.code, 2) << refused;
+  EXPECT_TRUE(Contains(refused.err, "2 targets given")) << refused;
+  EXPECT_TRUE(Contains(refused.err, "pass --yes to drain them all; none was drained")) << refused;
+  for (size_t i = 0; i < servers_.size(); ++i) {
+    CtlRun health = Brrrctl({"--target=" + servers_[i].admin(), "health"});
+    EXPECT_EQ(health.code, 0) << servers_[i].admin() << " is draining after a refused drain\n" << health;
+    Echo(i, 100, 7);
+  }
+
+  CtlRun drained = Brrrctl({"--target=" + Targets(), "drain", "--yes"});
+  ASSERT_EQ(drained.code, 0) << drained;
+  EXPECT_EQ(Count(drained.out, "draining: 0 connections open"), 2u) << drained;
+  for (const Server& s : servers_) {
+    std::optional<int> code = s.process->Wait(seconds(30));
+    ASSERT_TRUE(code.has_value()) << s.admin() << " did not exit after its drain";
+    EXPECT_EQ(*code, 0) << s.process->err();
+  }
+}
+
 TEST_F(FleetTest, TargetsFileSkipsCommentsAndKeepsItsOrder) {
   StartServers(3);
   const std::string file = WriteFile("fleet.txt", "# the fleet, last one first\n" + servers_[2].admin() +
