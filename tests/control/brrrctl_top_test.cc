@@ -4,8 +4,8 @@
 // at a new width when the window is resized, exits 0 on `q`, says "unreachable" when the
 // server is killed and picks up the one started again on the same admin port; on a terminal
 // ncurses cannot draw on (TERM=no-such-terminal, TERM=dumb) it prints the plain lines. Piped,
-// it prints plain lines, a block per tick, for --count ticks, and exits 3 when the server
-// answered none of them.
+// it prints plain lines, a block per tick, for --count ticks, names a server that stops
+// answering with the deadline top gave it, and exits 3 when the server answered none of them.
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -365,6 +365,28 @@ TEST_F(BrrrctlTopTest, PipedItShowsALoopStuckInATaskAndSaysWhyItsSocketsAreMissi
   EXPECT_EQ(stuck_rows, 2) << top.out();
   EXPECT_EQ(sockets_errors, 2) << top.out();
   EXPECT_GE(stalls_running, 1) << top.out();
+}
+
+// A server that stops answering (SIGSTOP: its connection stays open) costs a tick one deadline,
+// and the message says where that deadline came from: top's interval, which --timeout overrides.
+TEST_F(BrrrctlTopTest, PipedAServerThatStopsAnsweringIsNamedWithTheDeadlineTopGaveIt) {
+  Start({"--loops=2"});
+  // A 5 s interval (and so a 5 s deadline, the longest top gives itself, for a loaded machine's
+  // first tick): the second tick comes well after the first block is read and the server stopped.
+  testing::Process top(Brrrctl(), {"--target=" + AdminAddress(), "top", "--count=2", "--interval=5s"});
+  ASSERT_TRUE(top.WaitForOutput("loop=all")) << top.err();
+  server_->Signal(SIGSTOP);
+  std::optional<int> code = top.Wait(seconds(60));
+  server_->Signal(SIGCONT);
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << top.err();  // it answered a tick (none answered: exit 3, below)
+  std::string error_line;
+  for (const std::string& line : Lines(top.out())) {
+    if (absl::StartsWith(line, "top target=" + AdminAddress() + " error=")) error_line = line;
+  }
+  EXPECT_TRUE(absl::StrContains(error_line, "error=\"DEADLINE_EXCEEDED")) << top.out();
+  EXPECT_TRUE(absl::StrContains(error_line, "(no answer within 5s, top")) << top.out();
+  EXPECT_TRUE(absl::StrContains(error_line, "s interval, 1s to 5s; --timeout sets it)")) << top.out();
 }
 
 // A script sees the failure: a server that answered none of the polls ends top with exit 3,
