@@ -15,12 +15,15 @@ namespace {
 namespace admin = brrr::admin::v1;
 
 // A value for a NAME=VALUE word: as is, or quoted when it has a space or a quote (or is empty).
+// Quoted, it has C escapes for a double quote, a backslash and what is not printable, and
+// nothing else escaped: an apostrophe stays as it is, as logfmt readers (and JSON) expect.
 std::string Word(absl::string_view value) {
   if (!value.empty() && value.find_first_of(" \t\"\\=") == absl::string_view::npos &&
       value.find_first_of("\r\n") == absl::string_view::npos) {
     return std::string(value);
   }
-  return absl::StrCat("\"", absl::CEscape(value), "\"");
+  // CEscape escapes every apostrophe (\'), so each \' in its output is one of those.
+  return absl::StrCat("\"", absl::StrReplaceAll(absl::CEscape(value), {{"\\'", "'"}}), "\"");
 }
 
 std::string Decimal(std::optional<double> value) { return value ? FormatDecimal(*value) : "-"; }

@@ -12,8 +12,10 @@
 //   (an empty line ends the block)
 //
 // Each line starts with its kind, then NAME=VALUE words; a value with a space or a quote is in
-// double quotes with C escapes. A target that cannot be read: `top target=... unreachable="..."`
-// (the reason). Several targets: a block per target, then the fleet's total before the empty line:
+// double quotes, with C escapes for a double quote, a backslash and what is not printable (an
+// apostrophe stays as it is, as logfmt readers expect). A target that cannot be read:
+// `top target=... unreachable="..."` (the reason). Several targets: a block per target, then
+// the fleet's total before the empty line:
 //   total targets=3 answering=2 loops=4 util=0.3 ready=0 conns=20 msg_per_s=4000 ... where=- stall_target=-
 // Rates and utilization are "-" until two polls were read.
 //

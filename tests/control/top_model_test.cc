@@ -544,6 +544,13 @@ TEST(TopModelTest, PlainLinesAreOneBlockOfNameValueWords) {
   TopModel other;
   other.Add({down});
   EXPECT_EQ(PlainBlock(other.View({}), SortKey::kLoop, 4), "top target=t:2 unreachable=\"no \\\"server\\\"\"\n\n");
+  // Only a double quote, a backslash and what is not printable are escaped; an apostrophe (even
+  // one after a backslash) stays as it is.
+  down.status = absl::DeadlineExceededError("top's \\'deadline'\n");
+  TopModel third;
+  third.Add({down});
+  EXPECT_EQ(PlainBlock(third.View({}), SortKey::kLoop, 4),
+            "top target=t:2 error=\"top's \\\\'deadline'\\n\"\n\n");
 }
 
 }  // namespace
