@@ -416,6 +416,7 @@ absl::Status Socket::apply(const SocketOptions& options) {
   if (options.send_buffer > 0) s.Update(set(SOL_SOCKET, SO_SNDBUF, options.send_buffer, "SO_SNDBUF"));
   if (options.receive_buffer > 0) s.Update(set(SOL_SOCKET, SO_RCVBUF, options.receive_buffer, "SO_RCVBUF"));
   if (options.ipv6_only) s.Update(set(IPPROTO_IPV6, IPV6_V6ONLY, 1, "IPV6_V6ONLY"));
+  if (options.urgent_inline) s.Update(set(SOL_SOCKET, SO_OOBINLINE, 1, "SO_OOBINLINE"));
   // TCP_NODELAY only means something on a TCP socket that will carry data; it is harmless on
   // a listener (accepted sockets inherit it on Linux).
   if (options.no_delay) s.Update(set(IPPROTO_TCP, TCP_NODELAY, 1, "TCP_NODELAY"));

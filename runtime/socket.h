@@ -58,6 +58,10 @@ struct SocketOptions {
   int send_buffer = 0;      // SO_SNDBUF in bytes; 0 leaves the kernel's default
   int receive_buffer = 0;   // SO_RCVBUF in bytes; 0 leaves the kernel's default
   bool ipv6_only = false;   // IPV6_V6ONLY for IPv6 listeners
+  // SO_OOBINLINE: TCP urgent data stays in the stream, in its place, rather than out of band
+  // (where only a MSG_OOB receive, which brrr never makes, would see it). Accepted sockets
+  // inherit it from their listener.
+  bool urgent_inline = false;
 };
 
 class Socket;

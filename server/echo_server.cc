@@ -13,6 +13,10 @@ namespace brrr::server {
 
 namespace {
 
+// Every byte a client sends is echoed, TCP urgent data too, in its place in the stream: its
+// listeners set SO_OOBINLINE, which the connections they accept inherit.
+constexpr SocketOptions kUrgentInlineOnly{.reuse_address = false, .no_delay = false, .urgent_inline = true};
+
 // The adopted listeners' common address, checked against what the options ask for: the
 // host must be the same, the port the same or 0 ("whatever the old process had").
 absl::StatusOr<SocketAddress> AdoptedAddress(const std::vector<UniqueFd>& adopted, const SocketAddress& asked) {
@@ -139,6 +143,10 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     // sockets i, i + loops, ... A loop without one binds a new sibling in the group.
     for (size_t j = static_cast<size_t>(i); j < adopted.size(); j += static_cast<size_t>(o.loops)) {
       listeners.push_back(Socket::Adopt(*loop, adopted[j].release(), "listener"));
+      // Set again: the process that handed it over may be a version that did not set it.
+      if (absl::Status inline_urgent = listeners.back().apply(kUrgentInlineOnly); !inline_urgent.ok()) {
+        return inline_urgent;
+      }
     }
     // Taking over, a loop without a handed-over socket binds a sibling that listens only once
     // the old process has let go (JoinPortGroup): one that listened now would take its share
@@ -148,6 +156,7 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
       SocketOptions so;
       so.reuse_port = true;
       so.ipv6_only = bind_to.family() == AF_INET6;
+      so.urgent_inline = true;
       auto listener = listen_later ? Socket::Bind(*loop, bind_to, so) : Socket::Listen(*loop, bind_to, so, o.backlog);
       if (!listener.ok()) {
         return absl::Status(listener.status().code(),

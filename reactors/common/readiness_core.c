@@ -102,8 +102,9 @@ BRRR_HOT_PATH static void serve_event(rc_core* core, const rc_event* event) {
   rc_slot* slot = existing_slot(core, event->fd);
   if (slot == NULL) return;
   if (core->mode == RC_EDGE) {
-    slot->ready |= event->ready;
+    slot->ready |= event->ready & (RC_READ | RC_WRITE);
     slot->closed |= event->closed;
+    if (event->ready & RC_URGENT) slot->urgent = 1;
   }
   serve(core, event->fd, slot, (uint32_t)(event->ready | event->closed));
   if (core->mode == RC_LEVEL) update_interest(core, event->fd, slot);

@@ -52,6 +52,8 @@
 
 #define RC_READ 1u
 #define RC_WRITE 2u
+/* In an edge backend's `ready` only (rc_on_ready): TCP urgent data is pending (EPOLLPRI). */
+#define RC_URGENT 4u
 
 /* System calls one descriptor gets per readiness event before others are served. */
 #define RC_BATCH 16
@@ -147,7 +149,10 @@ typedef struct rc_backend_ops {
 int rc_create(const rc_backend_ops* ops, int max_fd, brrr_reactor** out, char* err,
               size_t err_size);
 
-/* Called by the backend's wait() for each ready descriptor; `ready` is RC_READ | RC_WRITE.
+/* Called by the backend's wait() for each ready descriptor; `ready` is RC_READ | RC_WRITE,
+ * and in edge mode RC_URGENT when TCP urgent data is pending: a receive stops short at its
+ * mark with more behind it, which no further edge announces, so until an EAGAIN a short read
+ * no longer counts as the queue drained.
  * `closed` reports conditions that never go away: RC_READ when the peer has shut down its
  * side or the socket failed (EPOLLRDHUP, EPOLLHUP, EPOLLERR), RC_WRITE when writing can only
  * fail (EPOLLHUP, EPOLLERR). In edge mode they stay set until release_fd(), so a short read

@@ -30,6 +30,7 @@ typedef struct rc_slot {
   uint8_t watched;    /* RC_READ | RC_WRITE the backend watches */
   uint8_t in_again;   /* on the again list */
   uint8_t connecting; /* write_op is a CONNECT whose connect() returned EINPROGRESS */
+  uint8_t urgent;     /* edge mode: RC_URGENT seen, reads go on until EAGAIN (rc_on_ready) */
   /* Multishot receives in a row that filled less than one buffer (saturating): past
    * RC_SMALL_READS the next receives take one buffer (recv) instead of RC_SCATTER (recvmsg);
    * a receive that fills a buffer sets it back to 0. */

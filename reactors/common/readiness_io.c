@@ -23,6 +23,7 @@ static int retry_after_failure(rc_core* core, rc_slot* slot, uint32_t direction,
       return 1;
     case PU_WAIT:
       slot->ready &= (uint8_t)~direction;
+      if (direction == RC_READ) slot->urgent = 0;
       return 0;
     default:
       if (direction == RC_READ) slot->has_read = 0; else slot->has_write = 0;
@@ -67,8 +68,9 @@ enum { RECEIVE_STOP = 0, RECEIVE_AGAIN = 1 };
 
 /* A receive that brought `received` > 0 bytes of the `asked` it had room for: notes the size
  * (RC_SMALL_READS), ends a single-shot op, and says whether the socket may hold more. A short
- * read drained it: new data brings a new edge. Not so once the peer has closed its side: no
- * edge will announce the end of stream left behind. */
+ * read drained it: new data brings a new edge. Not so once the peer has closed its side (no
+ * edge will announce the end of stream left behind), nor while TCP urgent data is pending (a
+ * receive stops at the urgent mark, the bytes after it already queued): those read on. */
 static int after_data(rc_slot* slot, int multishot, int select, size_t received, size_t first_size,
                       size_t asked) {
   if (select) {
@@ -79,7 +81,7 @@ static int after_data(rc_slot* slot, int multishot, int select, size_t received,
     }
   }
   if (!multishot) slot->has_read = 0;
-  if (received < asked && !(slot->closed & RC_READ)) {
+  if (received < asked && !(slot->closed & RC_READ) && !slot->urgent) {
     slot->ready &= (uint8_t)~RC_READ;
     return RECEIVE_STOP;
   }

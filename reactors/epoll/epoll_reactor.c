@@ -2,7 +2,7 @@
  * epoll_reactor.c: the epoll(7) backend.
  *
  * Edge-triggered, registered once. A descriptor is added with
- * EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET the first time it gets an operation and removed
+ * EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET the first time it gets an operation and removed
  * at release_fd(). Why edge rather than level triggering: level triggering would need an
  * epoll_ctl(MOD) every time the set of operations in flight changes (a recv posted, a send
  * finished), a system call per message in an echo server. With edges the kernel reports each
@@ -11,7 +11,9 @@
  * EAGAIN (or a short read, which for a stream socket means the queue was drained: new data
  * brings a new edge), so no edge is lost. Hang-up and error conditions (EPOLLRDHUP,
  * EPOLLHUP, EPOLLERR) are sticky, because no further edge announces an end of stream that a
- * short read left behind. The cost is one epoll_ctl(DEL) per descriptor at close.
+ * short read left behind; so is TCP urgent data (EPOLLPRI, until the next EAGAIN), because a
+ * receive stops short at its mark with the bytes after it already queued. The cost is one
+ * epoll_ctl(DEL) per descriptor at close.
  *
  * Waits use epoll_pwait2 (Linux 5.11, nanosecond timeouts) and fall back to epoll_wait with
  * the timeout rounded up to whole milliseconds; both through kernel_calls.h's direct calls,
@@ -41,7 +43,7 @@ static int epoll_set_interest(void* backend, int fd, uint32_t previous, uint32_t
     return epoll_ctl(be->epfd, EPOLL_CTL_DEL, fd, NULL) == 0 ? 0 : -errno;
   }
   struct epoll_event ev = {0};
-  ev.events = EPOLLET | EPOLLRDHUP | ((interest & RC_READ) ? EPOLLIN : 0u) |
+  ev.events = EPOLLET | EPOLLRDHUP | ((interest & RC_READ) ? EPOLLIN | EPOLLPRI : 0u) |
               ((interest & RC_WRITE) ? EPOLLOUT : 0u);
   ev.data.fd = fd;
   int op = previous == 0 ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
@@ -67,6 +69,7 @@ BRRR_HOT_PATH static int epoll_backend_wait(void* backend, rc_core* core, int64_
     uint32_t ready = 0;
     uint32_t closed = 0;
     if (e & EPOLLIN) ready |= RC_READ;
+    if (e & EPOLLPRI) ready |= RC_URGENT;
     if (e & EPOLLOUT) ready |= RC_WRITE;
     if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) closed |= RC_READ;
     if (e & (EPOLLHUP | EPOLLERR)) closed |= RC_WRITE;

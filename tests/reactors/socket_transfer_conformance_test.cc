@@ -1,11 +1,16 @@
 // Async sockets, the same tests on every backend: moving bytes: an echo of every size and byte
-// value, partial writes under a tiny send buffer, a peer's reset mid-send, half-close, and
-// timers that keep their turns beside a socket busy all the time (in virtual time).
+// value, partial writes under a tiny send buffer, a peer's reset mid-send, half-close, bytes
+// behind TCP urgent data, and timers that keep their turns beside a socket busy all the time
+// (in virtual time).
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <string>
 #include <thread>
@@ -145,6 +150,56 @@ TEST_P(SocketTest, HalfCloseDeliversEndOfStreamAndTheReplyStillArrives) {
   client.join();
   EXPECT_EQ(heard, "question");
   EXPECT_EQ(reply, "answer after end of stream");
+}
+
+// TCP urgent data mid-stream: a receive stops short at the urgent mark, the bytes behind it
+// already queued, and no new readiness comes for them (an edge-triggered backend that took the
+// short read for a drained queue waited for ever). Every byte is in the server's queue before
+// its first receive (the client's kernel has them acknowledged); the client sends nothing more
+// until the server has them all. Without SO_OOBINLINE the urgent byte itself is out of band:
+// the stream is the other six.
+TEST_P(SocketTest, BytesQueuedBehindUrgentDataAreReceivedWithoutMoreArriving) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  std::atomic<bool> all_queued{false};
+  std::string reply;
+  std::thread client([&] {
+    BlockingClient c(port);
+    EXPECT_TRUE(c.send_all("abc"));
+    EXPECT_EQ(::send(c.fd(), "X", 1, MSG_OOB), 1) << std::strerror(errno);
+    EXPECT_TRUE(c.send_all("def"));
+    int unacknowledged = -1;
+    for (int waited_ms = 0; waited_ms < 10000; ++waited_ms) {
+      if (::ioctl(c.fd(), SIOCOUTQ, &unacknowledged) != 0 || unacknowledged == 0) break;
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    EXPECT_EQ(unacknowledged, 0) << "the server's kernel did not take all 7 bytes in 10 s";
+    all_queued = true;
+    reply = c.recv_until_eof();
+  });
+  std::string heard;
+  absl::Status last = absl::OkStatus();
+  auto server = [&]() -> Task<> {
+    absl::StatusOr<Socket> conn = co_await listener.accept();
+    EXPECT_TRUE(conn.ok()) << conn.status();
+    if (!conn.ok()) co_return;
+    co_await WaitUntil(all_queued);
+    char buf[64];
+    auto receive = [&]() -> Task<absl::StatusOr<size_t>> { co_return co_await conn->recv(buf, sizeof buf); };
+    while (heard.size() < 6) {
+      absl::StatusOr<size_t> n = co_await wait_for(receive(), seconds(10));
+      if (!n.ok() || *n == 0) {
+        last = n.ok() ? absl::OutOfRangeError("end of stream") : n.status();
+        break;
+      }
+      heard.append(buf, *n);
+    }
+    EXPECT_TRUE((co_await conn->send_all(heard.data(), heard.size())).ok());
+  };
+  Run(server());
+  client.join();
+  EXPECT_EQ(heard, "abcdef") << "after " << last;
+  EXPECT_EQ(reply, heard);
 }
 
 // Timers fire while a socket is busy all the time, and the socket keeps going between ticks.

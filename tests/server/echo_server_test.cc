@@ -1,8 +1,10 @@
 // brrr-echo, the real binary on every backend: binary-safe echo, big messages, bounded memory
 // for a client that never reads, connect/close cycles without leaks, descriptor exhaustion
-// without a busy loop, client resets at any point, --reply_prefix, limits, the receive pool
-// and IPv6. (Signals and drains: echo_server_signals_test; flags and where plugins come from:
-// echo_server_flags_test.)
+// without a busy loop, client resets at any point, TCP urgent data, --reply_prefix, limits, the
+// receive pool and IPv6. (Signals and drains: echo_server_signals_test; flags and where plugins
+// come from: echo_server_flags_test.)
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -94,6 +96,32 @@ TEST_P(EchoServerTest, EchoesATenMebibyteMessage) {
   std::string echoed = EchoOf(payload);
   EXPECT_EQ(echoed.size(), payload.size());
   EXPECT_TRUE(echoed == payload);
+  EXPECT_EQ(Stop(*server), 0);
+}
+
+// TCP urgent data is echoed in its place in the stream (the listeners' SO_OOBINLINE), and the
+// bytes queued behind its mark come back without the client sending more: a receive stops
+// short at the mark, which an edge-triggered backend once took for a drained queue. All seven
+// bytes reach the server's queue while it is stopped, so one receive meets the mark.
+TEST_P(EchoServerTest, EchoesUrgentDataInItsPlaceAndTheBytesQueuedBehindIt) {
+  auto server = Start();
+  BlockingClient client(port_, /*ipv6=*/false, /*timeout_ms=*/10000);
+  ASSERT_TRUE(client.send_all("hi"));
+  ASSERT_EQ(client.recv_exact(2), "hi");  // accepted, its receive armed
+  {
+    testing::Stopped frozen(*server);
+    ASSERT_TRUE(client.send_all("abc"));
+    ASSERT_EQ(::send(client.fd(), "X", 1, MSG_OOB), 1) << std::strerror(errno);
+    ASSERT_TRUE(client.send_all("def"));
+    int unacknowledged = -1;
+    for (int waited_ms = 0; waited_ms < 10000; ++waited_ms) {
+      if (::ioctl(client.fd(), SIOCOUTQ, &unacknowledged) != 0 || unacknowledged == 0) break;
+      std::this_thread::sleep_for(milliseconds(1));
+    }
+    ASSERT_EQ(unacknowledged, 0) << "the server's kernel did not take all 7 bytes in 10 s";
+  }
+  EXPECT_EQ(client.recv_exact(7), "abcXdef");
+  client.close();
   EXPECT_EQ(Stop(*server), 0);
 }
 
