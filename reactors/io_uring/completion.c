@@ -201,6 +201,11 @@ static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_fla
     ur_ring_top_up(r);
     if (r->on_ring > 0 && ur_arm_op(r, slot) == 0) return 0;
   }
+  /* A kernel before 6.17 refuses a length on a multishot receive: arm them without one. */
+  if (r->recv_cap && native_multishot_rejected(o, res)) {
+    r->recv_cap = 0;
+    if (ur_arm_op(r, slot) == 0) return 0;
+  }
   int n = native_multishot_rejected(o, res) ? try_emulation(r, slot, out, res)
                                             : retry_or_finish_as_classified(r, slot, out, res);
   if (n > 0) sink_put(r, sink, out);

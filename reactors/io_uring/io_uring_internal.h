@@ -36,6 +36,11 @@
 #define UR_MAX_SLOTS (1u << 30)
 
 #define UR_BGID 0 /* the buffer group of the provided-buffer ring */
+/* The most one native multishot bundle receive takes before it ends, in pool buffers (recv_cap,
+ * Linux 6.17's total limit): the backend arms it again at once, and that SQE goes in with the
+ * loop's next submission, beside the cancel of a connection that stopped reading. So such a
+ * connection holds at most about twice this much taken ahead of its stop. */
+#define UR_RECV_CAP_BUFFERS 4u
 
 /* Receive bundles (Linux 6.10), which Debian 12's liburing 2.3 headers predate. Values from
  * the kernel's include/uapi/linux/io_uring.h: IORING_RECVSEND_BUNDLE is a send/recv flag in
@@ -111,6 +116,7 @@ struct brrr_reactor {
   uint8_t cancel_any;
   uint8_t cqe_skip;
   uint8_t bundles; /* multishot receives are bundles (6.10, unless UR_BUNDLES_ENV=0) */
+  uint8_t recv_cap; /* bundle receives end after UR_RECV_CAP_BUFFERS (6.17; off at -EINVAL) */
 
   ur_op* ops;
   uint32_t op_capacity;

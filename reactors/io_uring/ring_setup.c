@@ -170,6 +170,7 @@ static int probe_features(brrr_reactor* r, char* err, size_t err_size) {
   r->buf_ring_ok = (uint8_t)ur_buf_ring_supported(r);
   r->bundles = r->ms_recv && r->buf_ring_ok &&
                (r->ring.features & IORING_FEAT_RECVSEND_BUNDLE) != 0 && !bundles_turned_off();
+  r->recv_cap = r->bundles; /* no flag says a kernel takes it: the first receive finds out */
   return 0;
 }
 

@@ -96,7 +96,8 @@ BRRR_HOT_PATH void ur_op_free(brrr_reactor* r, uint32_t slot) {
 /* ---- arming kernel requests and cancels ---- */
 
 /* May this op's RECV be a native multishot request? The kernel's multishot recv takes no
- * length (before 6.10), so an op that caps the length below the buffer size is emulated. */
+ * length per buffer (from 6.17 sqe->len caps a kernel pass, sqe->optlen the whole request:
+ * recv_cap), so an op that caps the length below the buffer size is emulated. */
 static int recv_can_multishot(const brrr_reactor* r, const ur_op* o) {
   return r->ms_recv && (o->flags & BRRR_OP_BUFFER_SELECT) &&
          (o->len == 0 || o->len >= r->buf_size);
@@ -121,6 +122,8 @@ BRRR_HOT_PATH int ur_arm_op(brrr_reactor* r, uint32_t slot) {
       if (o->flags & BRRR_OP_BUFFER_SELECT) {
         if (multishot && recv_can_multishot(r, o)) {
           io_uring_prep_recv_multishot(sqe, o->fd, NULL, 0, 0);
+          /* sqe->optlen, which Debian's liburing 2.3 names file_index (the same word). */
+          if (r->recv_cap) sqe->file_index = UR_RECV_CAP_BUFFERS * r->buf_size;
           if (r->bundles) sqe->ioprio |= IORING_RECVSEND_BUNDLE;
           o->state |= UR_ST_NATIVE_MS;
         } else {

@@ -3,7 +3,8 @@
 // read. What the admin plane's ListSockets reports queued for them never exceeds
 // --high_water + --recv_buffer_size (server/connection.h), another client keeps getting exact
 // echoes meanwhile, and SIGTERM still drains. With the default flags, the README's figure:
-// 272 KiB. And a paused connection resumes reading at --low_water, not sooner.
+// 272 KiB. A paused connection resumes reading at --low_water, not sooner. And what a connection
+// that stopped reading holds beyond its queue is its backend's read-ahead, not its socket's fill.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -234,6 +235,7 @@ class ResumePointTest : public testing::AdminFixture, public ::testing::WithPara
     uint64_t queued = 0;
     uint64_t bytes_in = 0;
     bool reading = false;
+    uint64_t bytes_out = 0;
   };
   Figures Look(const std::string& peer) {
     admin::ListSocketsResponse list;
@@ -241,7 +243,7 @@ class ResumePointTest : public testing::AdminFixture, public ::testing::WithPara
     EXPECT_TRUE(s.ok()) << s.error_message();
     const admin::SocketInfo* info = testing::FindPeer(list, peer);
     if (info == nullptr) return {};
-    return {true, info->fd(), info->bytes_queued(), info->bytes_in(), info->in_read_set()};
+    return {true, info->fd(), info->bytes_queued(), info->bytes_in(), info->in_read_set(), info->bytes_out()};
   }
   // The stream's byte at `offset`: every byte read is checked against it.
   static char ByteAt(uint64_t offset) { return static_cast<char>((offset * 131 + 7) % 251); }
@@ -342,6 +344,88 @@ TEST_P(ResumePointTest, APausedConnectionResumesOnceItsQueueIsDownToLowWater) {
   EXPECT_LE(lowest_paused, kLow + (kHigh - kLow) / 2) << "reading resumed with the queue still far above --low_water";
   EXPECT_GT(lowest_paused, kLow) << "a paused connection's queue went down to --low_water without it resuming";
 }
+
+// What a connection holds beyond its queue once it stops reading: its backend's read-ahead
+// (server/connection.h), not whatever its socket held. The server is stopped while the client
+// fills the server's socket (its receive buffer set to 4 MiB, which the kernel doubles, its send
+// buffer to 16 KiB); resumed,
+// it reads until its queue reaches --high_water and stops. What it read that is neither queued
+// nor sent on is held: at most three passes of RC_BATCH receive buffers on select, poll and
+// epoll, and on io_uring from Linux 6.17, whose bundle receives take at most 4 buffers a pass,
+// at most as many. (Before 6.17 one io_uring pass takes what the socket holds: megabytes here.)
+using ReadAheadTest = ResumePointTest;
+
+TEST_P(ReadAheadTest, AConnectionThatStoppedReadingHoldsItsBackendsReadAheadNotWhatItsSocketHeld) {
+  constexpr uint64_t kReceiveBufferSize = 16384;                // the default --recv_buffer_size
+  constexpr uint64_t kReadAhead = 3 * 16 * kReceiveBufferSize;  // 3 x RC_BATCH buffers: 768 KiB
+  constexpr int kServerReceiveBuffer = 4 << 20;
+  if (GetParam() == "io_uring" && !testing::IoUringFeatureExpected("BRRR_IO_URING_BUNDLES", 6, 17)) {
+    GTEST_SKIP() << "io_uring caps a receive pass only for bundles from Linux 6.17 (server/connection.h)";
+  }
+  Start({"--backend=" + GetParam(), "--drain_timeout=1s"});
+  ASSERT_NE(server_, nullptr);
+  testing::BlockingClient client(port_);
+  client.set_receive_buffer(4096);
+  const std::string peer = testing::LocalAddress(client.fd());
+  ASSERT_TRUE(client.send_all("hi"));
+  ASSERT_EQ(client.recv_exact(2), "hi");
+  Figures accepted;
+  for (int i = 0; i < 3000 && !accepted.listed; ++i) {
+    accepted = Look(peer);
+    if (!accepted.listed) std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_TRUE(accepted.listed) << "the server did not list the connection within 30 s";
+  ASSERT_EQ(testing::SetSocketOptionOf(server_->pid(), accepted.fd, SOL_SOCKET, SO_RCVBUF, kServerReceiveBuffer), "");
+  // Left to itself the kernel grows the server's send buffer to megabytes, which would take the
+  // echo of most of what the socket held before the queue reached the mark.
+  ASSERT_EQ(testing::SetSocketOptionOf(server_->pid(), accepted.fd, SOL_SOCKET, SO_SNDBUF, 16384), "");
+
+  // Stopped, the server's socket takes what the client sends until its buffer is full (no
+  // progress for 200 ms; bounded: 64 MiB and 30 s).
+  uint64_t sent = 0;
+  {
+    testing::Stopped frozen(*server_);
+    const std::string block(65536, 'r');
+    SteadyClock::time_point last_progress = SteadyClock::now();
+    for (SteadyClock::time_point give_up = SteadyClock::now() + seconds(30);
+         SteadyClock::now() - last_progress < milliseconds(200) && sent < (64u << 20) &&
+         SteadyClock::now() < give_up;) {
+      ssize_t n = ::send(client.fd(), block.data(), block.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        sent += static_cast<uint64_t>(n);
+        last_progress = SteadyClock::now();
+      } else {
+        std::this_thread::sleep_for(milliseconds(1));
+      }
+    }
+  }
+  ASSERT_GT(sent, 2 * kReadAhead) << "the server's socket took too little to tell a read-ahead from the rest";
+
+  // Resumed: it reads until the queue reaches the mark, then stops; its figures still for
+  // 500 ms (bounded: 30 s).
+  Figures paused;
+  int still = 0;
+  for (SteadyClock::time_point give_up = SteadyClock::now() + seconds(30);
+       still < 50 && SteadyClock::now() < give_up;) {
+    Figures now = Look(peer);
+    still = now.listed && !now.reading && now.bytes_in == paused.bytes_in && now.bytes_out == paused.bytes_out
+                ? still + 1
+                : 0;
+    paused = now;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  ASSERT_EQ(still, 50) << "the server did not stop reading the client within 30 s";
+  const uint64_t held = paused.bytes_in - paused.bytes_out - paused.queued;
+  std::printf(
+      "%s: %llu bytes sent while stopped; read %llu, sent on %llu, queued %llu, held %llu (read-ahead bound %llu)\n",
+      GetParam().c_str(), static_cast<unsigned long long>(sent), static_cast<unsigned long long>(paused.bytes_in),
+      static_cast<unsigned long long>(paused.bytes_out), static_cast<unsigned long long>(paused.queued),
+      static_cast<unsigned long long>(held), static_cast<unsigned long long>(kReadAhead));
+  EXPECT_LE(held, kReadAhead) << "held beyond the read-ahead; " << sent << " bytes were in its socket";
+  EXPECT_GT(sent, paused.bytes_in) << "it read everything: nothing tells a stop from the end of the data";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ReadAheadTest, ::testing::ValuesIn(testing::AllBackends()), testing::BackendName());
 
 INSTANTIATE_TEST_SUITE_P(Backends, ResumePointTest, ::testing::ValuesIn(testing::AllBackends()),
                          testing::BackendName());

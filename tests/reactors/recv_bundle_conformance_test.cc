@@ -262,7 +262,8 @@ TEST_P(ReactorTest, APeerThatResetBehindItsDataEndsTheReceive) {
   client.reset();
   Received got = ReceiveStream(*reactor_, pool, fd, 64, /*hold=*/false);
   EXPECT_TRUE(got.bytes == payload.substr(0, got.bytes.size())) << "bytes out of order";
-  EXPECT_TRUE(got.end_result == 0 || got.end_result == -ECONNRESET) << got.end_result;
+  EXPECT_TRUE(got.end_result == 0 || got.end_result == -ECONNRESET)
+      << got.end_result << " after " << got.bytes.size() << " of " << payload.size() << " bytes";
   EXPECT_EQ(reactor_->release_fd(fd), 0);
   ::close(fd);
   // Every buffer came back: a pool's worth can be received again.

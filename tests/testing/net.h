@@ -36,7 +36,8 @@ bool WaitUntilAccepting(uint16_t port, std::chrono::milliseconds timeout = std::
 // machine's kernel: the buffers on the way in (the client's send buffer and the server's
 // receive buffer, each up to its autotuning maximum, the third figure of
 // net.ipv4.tcp_wmem and tcp_rmem), what the server's backend may read ahead of its stop (up to
-// its receive buffer's contents: io_uring's multishot receive, server/connection.h), the
+// its receive buffer's contents: io_uring's multishot receive before Linux 6.17,
+// server/connection.h), the
 // bound, and the way out (the server's send buffer up to tcp_wmem's maximum, and the client's
 // receive buffer, `client_receive_buffer` as set with SO_RCVBUF, which the kernel doubles).
 // A test that stops a never-reading client at this many bytes fails a server that never
