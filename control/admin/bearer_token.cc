@@ -3,9 +3,8 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
-#include <fstream>
-#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -38,15 +37,25 @@ absl::StatusOr<std::string> ReadBearerTokenFile(absl::string_view flag, const st
     return absl::InvalidArgumentError(
         absl::StrCat(flag, "=", path, ": is a directory, not a file: give the file that holds the token"));
   }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
     int err = errno;
     return absl::ErrnoToStatus(err, absl::StrCat(flag, "=", path, ": cannot read it"));
   }
-  std::stringstream content;
-  content << in.rdbuf();
-  if (in.bad()) return absl::ErrnoToStatus(errno, absl::StrCat(flag, "=", path, ": cannot read it"));
-  std::string token(absl::StripAsciiWhitespace(content.str()));
+  // One byte past the most a valid file holds tells a file too long without reading all of it
+  // (--token_file=/dev/zero would never end).
+  std::string content(kMaxBearerTokenFileBytes + 1, '\0');
+  content.resize(std::fread(content.data(), 1, content.size(), file));
+  const bool failed = std::ferror(file) != 0;
+  const int err = errno;
+  std::fclose(file);
+  if (failed) return absl::ErrnoToStatus(err, absl::StrCat(flag, "=", path, ": cannot read it"));
+  if (content.size() > kMaxBearerTokenFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, "=", path, ": the file is longer than ",
+                                                   kMaxBearerTokenFileBytes, " bytes; a token is at most ",
+                                                   kMaxBearerTokenBytes, " bytes (it travels in a header)"));
+  }
+  std::string token(absl::StripAsciiWhitespace(content));
   if (absl::Status valid = CheckBearerToken(token); !valid.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(flag, "=", path, ": ", valid.message()));
   }

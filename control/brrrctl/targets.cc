@@ -112,16 +112,20 @@ absl::StatusOr<std::vector<std::string>> ReadTargetsFile(const std::string& path
   };
   std::FILE* file = std::fopen(path.c_str(), "rb");
   if (file == nullptr) return unreadable();
-  std::string content;
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, file)) > 0) content.append(buffer, n);
+  // One byte past the cap tells a file too long without reading all of it (/dev/zero never ends).
+  std::string content(kMaxTargetsFileBytes + 1, '\0');
+  content.resize(std::fread(content.data(), 1, content.size(), file));
   const bool failed = std::ferror(file) != 0;  // a directory, for one (EISDIR)
   const int error = errno;
   std::fclose(file);
   if (failed) {
     errno = error;
     return unreadable();
+  }
+  if (content.size() > kMaxTargetsFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("--targets_file=", path, ": the file is longer than 1 MiB (",
+                                                   kMaxTargetsFileBytes,
+                                                   " bytes); give a file of one HOST:PORT per line"));
   }
   return ParseTargetsFile(path, content);
 }

@@ -14,12 +14,14 @@
 // target with a scheme passed on as it is (unix:/run/brrr.sock, dns:///echo.internal:5001).
 // In a file, blank lines and everything from a `#` to the end of its line are ignored. Errors
 // (InvalidArgument) are messages for the user naming the flag and, for a file, the line: an
-// unreadable file, no address at all, an empty or malformed address, one given twice.
+// unreadable file or one longer than 1 MiB, no address at all, an empty or malformed address,
+// one given twice.
 //
 // Threads: pure functions (ReadTargetsFile reads the file).
 #ifndef BRRR_CONTROL_TARGETS_H_
 #define BRRR_CONTROL_TARGETS_H_
 
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -38,7 +40,11 @@ absl::StatusOr<std::vector<std::string>> ParseTargetFlag(absl::string_view value
 // The addresses in a --targets_file's `content`, in order; `path` names it in errors.
 absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path, absl::string_view content);
 
-// Reads --targets_file=`path` and parses it.
+// The longest --targets_file read: far more than any fleet's addresses need.
+inline constexpr size_t kMaxTargetsFileBytes = 1 << 20;
+
+// Reads --targets_file=`path` (at most kMaxTargetsFileBytes: a longer one, or a device that never
+// ends such as /dev/zero, is refused unread) and parses it.
 absl::StatusOr<std::vector<std::string>> ReadTargetsFile(const std::string& path);
 
 }  // namespace brrr::control

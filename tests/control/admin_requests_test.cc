@@ -70,6 +70,7 @@ TEST(AdminTokenFlagTest, ATokenFileWithoutAUsableTokenIsAnErrorAtStart) {
                                         << "en\n";
   std::ofstream(dir + "/utf8.token") << "t\xc3\xb8ken\n";
   std::ofstream(dir + "/long.token") << std::string(9000, 'a') << "\n";
+  std::ofstream(dir + "/short.token") << std::string(5000, 'a') << "\n";
   ASSERT_EQ(mkdir((dir + "/dir.token").c_str(), 0755), 0);
   struct Case {
     std::string file;
@@ -81,7 +82,8 @@ TEST(AdminTokenFlagTest, ATokenFileWithoutAUsableTokenIsAnErrorAtStart) {
            {"dir.token", "dir.token: is a directory, not a file"},
            {"control.token", "control.token: the token's byte 4 is 0x01; a token is visible ASCII"},
            {"utf8.token", "utf8.token: the token's byte 2 is 0xc3; a token is visible ASCII"},
-           {"long.token", "long.token: the token is 9000 bytes long; at most 4096"},
+           {"long.token", "long.token: the file is longer than 8192 bytes; a token is at most 4096 bytes"},
+           {"short.token", "short.token: the token is 5000 bytes long; at most 4096"},
        }) {
     SCOPED_TRACE(c.file);
     testing::Process p(testing::Runfile("server/brrr-echo/brrr-echo"),
@@ -90,6 +92,21 @@ TEST(AdminTokenFlagTest, ATokenFileWithoutAUsableTokenIsAnErrorAtStart) {
     EXPECT_EQ(p.Wait(seconds(30)), 2);
     EXPECT_NE(p.err().find("brrr-echo: --admin_token_file=" + dir + "/" + c.message), std::string::npos) << p.err();
   }
+}
+
+// A token file is read no further than a valid one goes: /dev/zero never ends, and brrr-echo
+// read it whole, growing without bound. The child runs with 2 GB of address space, so that a
+// brrr-echo that reads on dies of it (SIGABRT) rather than the machine.
+TEST(AdminTokenFlagTest, ATokenFileThatNeverEndsIsRefusedUnread) {
+  testing::Process p(
+      "/bin/sh",
+      {"-c", "ulimit -v 2000000 && exec \"$0\" \"$@\"", testing::Runfile("server/brrr-echo/brrr-echo"), "--port=0",
+       "--admin_port=" + std::to_string(testing::PickFreePort()), "--admin_token_file=/dev/zero"});
+  EXPECT_EQ(p.Wait(seconds(10)), 2) << p.err();
+  EXPECT_NE(p.err().find("brrr-echo: --admin_token_file=/dev/zero: the file is longer than 8192 bytes; a token is "
+                         "at most 4096 bytes"),
+            std::string::npos)
+      << p.err();
 }
 
 // Each kind of bad request gets its own code and a message that says what is allowed.

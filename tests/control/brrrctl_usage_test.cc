@@ -9,6 +9,7 @@
 #include "runtime/version.h"
 #include "tests/control/brrrctl_run.h"
 #include "tests/testing/net.h"
+#include "tests/testing/process.h"
 
 namespace brrr {
 namespace {
@@ -95,6 +96,31 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
     EXPECT_TRUE(Contains(r.err, "brrrctl: " + c.message)) << r;
     EXPECT_TRUE(Contains(r.err, "brrrctl --help") || Contains(r.err, "brrrctl help ")) << r;
     EXPECT_EQ(r.out, "") << r;
+  }
+}
+
+// A token or targets file is read no further than a valid one goes: /dev/zero never ends, and
+// brrrctl read it whole, growing without bound. The child runs with 2 GB of address space, so
+// that a brrrctl that reads on dies of it (SIGABRT) rather than the machine.
+TEST(BrrrctlUsageTest, FilesThatNeverEndAreRefusedUnread) {
+  const std::string free_target = "--target=127.0.0.1:" + std::to_string(testing::PickFreePort());
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{free_target, "--token_file=/dev/zero", "info"},
+            "--token_file=/dev/zero: the file is longer than 8192 bytes; a token is at most 4096 bytes"},
+           {{"--targets_file=/dev/zero", "info"},
+            "--targets_file=/dev/zero: the file is longer than 1 MiB (1048576 bytes); give a file of one "
+            "HOST:PORT per line"},
+       }) {
+    std::vector<std::string> args = {"-c", "ulimit -v 2000000 && exec \"$0\" \"$@\"",
+                                     testing::Runfile("control/brrrctl/brrrctl")};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    testing::Process p("/bin/sh", args);
+    EXPECT_EQ(p.Wait(seconds(10)), 2) << c.message << "\n" << p.err();
+    EXPECT_TRUE(Contains(p.err(), "brrrctl: " + c.message)) << p.err();
   }
 }
 
