@@ -44,7 +44,8 @@ const std::vector<FlagUse>& GlobalFlags() {
       {"target", "HOST:PORT[,...]", "the admin plane, brrr-echo --admin_port (default 127.0.0.1:5001);\n"
                                     "several, comma-separated: the command runs on each (see Several targets)"},
       {"targets_file", "PATH", "the admin planes, one HOST:PORT per line (blank lines and # comments\n"
-                               "are ignored); instead of --target"},
+                               "are ignored); instead of --target. An address given twice, in either,\n"
+                               "is a usage error (exit 2)"},
       {"token_file", "PATH", "a file holding the admin token (brrr-echo --admin_token_file); sent as\n"
                              "\"authorization: Bearer <token>\" on every call"},
       {"json", "", "one JSON object per line instead of text (format: brrrctl --help)"},

@@ -1,15 +1,17 @@
 #include "control/brrrctl/targets.h"
 
 #include <cerrno>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace brrr::control {
 namespace {
@@ -21,8 +23,12 @@ constexpr absl::string_view kSchemes[] = {"unix:", "unix-abstract:", "dns:", "ip
 constexpr absl::string_view kExpected = "expected HOST:PORT, e.g. 127.0.0.1:5001 or [::1]:5001";
 
 absl::Status Malformed(absl::string_view address, absl::string_view why) {
-  return absl::InvalidArgumentError(absl::StrCat("\"", address, "\": ", why));
+  // Escaped: a NUL would end the message where it is printed, a control byte garble the terminal.
+  return absl::InvalidArgumentError(absl::StrCat("\"", absl::CHexEscape(address), "\": ", why));
 }
+
+// What editors on Windows put first in a "UTF-8" file; not part of the first address.
+constexpr absl::string_view kUtf8ByteOrderMark = "\xEF\xBB\xBF";
 
 }  // namespace
 
@@ -84,6 +90,7 @@ absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path
   std::vector<std::string> targets;
   std::map<std::string, int> line_of;
   int line_number = 0;
+  absl::ConsumePrefix(&content, kUtf8ByteOrderMark);
   for (absl::string_view line : absl::StrSplit(content, '\n')) {
     ++line_number;
     if (size_t hash = line.find('#'); hash != absl::string_view::npos) line = line.substr(0, hash);

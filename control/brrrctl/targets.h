@@ -12,10 +12,12 @@
 //
 // An address is HOST:PORT (an IPv6 host in brackets: [::1]:5001; PORT 1 to 65535), or a gRPC
 // target with a scheme passed on as it is (unix:/run/brrr.sock, dns:///echo.internal:5001).
-// In a file, blank lines and everything from a `#` to the end of its line are ignored. Errors
-// (InvalidArgument) are messages for the user naming the flag and, for a file, the line: an
-// unreadable file or one longer than 1 MiB, no address at all, an empty or malformed address,
-// one given twice.
+// In a file, blank lines and everything from a `#` to the end of its line are ignored, and so is
+// a UTF-8 byte-order mark at its start. Errors (InvalidArgument) are messages for the user naming
+// the flag and, for a file, the line: an unreadable file or one longer than 1 MiB, no address at
+// all, an empty or malformed address, one given twice (refused, not merged: a list naming a
+// server twice is likely not the one meant). A malformed address is shown with its unprintable
+// bytes escaped (a NUL as \x00).
 //
 // Threads: pure functions (ReadTargetsFile reads the file).
 #ifndef BRRR_CONTROL_TARGETS_H_

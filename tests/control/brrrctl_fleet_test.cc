@@ -566,6 +566,13 @@ TEST_F(FleetTest, TargetsFileSkipsCommentsAndKeepsItsOrder) {
   EXPECT_EQ(from_file.code, 0) << from_file;
   EXPECT_EQ(from_file.out, from_flag.out);
   EXPECT_FALSE(Contains(from_file.out, "==")) << from_file;
+
+  // A UTF-8 byte-order mark (Windows editors write one) is not part of the first address, which
+  // went to DNS with it and failed (exit 3).
+  const std::string bom = WriteFile("bom.txt", "\xEF\xBB\xBF" + servers_[1].admin() + "\r\n");
+  CtlRun from_bom = Brrrctl({"--targets_file=" + bom, "throttle"});
+  EXPECT_EQ(from_bom.code, 0) << from_bom;
+  EXPECT_EQ(from_bom.out, from_flag.out);
 }
 
 TEST(FleetUsageTest, BadTargetListsAreUsageErrorsBeforeAnyCall) {
@@ -574,6 +581,7 @@ TEST(FleetUsageTest, BadTargetListsAreUsageErrorsBeforeAnyCall) {
   const std::string bad_line = WriteFile("bad.txt", "# fleet\n" + a + "\n\n" + "127.0.0.1\n");
   const std::string twice = WriteFile("twice.txt", a + "\n" + b + "\n" + a + "  # again\n");
   const std::string comments = WriteFile("comments.txt", "# nothing here\n\n   # at all\n");
+  const std::string nul = WriteFile("nul.txt", a + std::string(1, '\0') + "garbage\n");
   struct Case {
     std::vector<std::string> args;
     std::string message;
@@ -586,6 +594,9 @@ TEST(FleetUsageTest, BadTargetListsAreUsageErrorsBeforeAnyCall) {
       {{"--targets_file=" + comments, "info"}, "--targets_file=" + comments + ": no address in it"},
       {{"--targets_file=" + bad_line, "info"}, "--targets_file=" + bad_line + " line 4: \"127.0.0.1\": no port"},
       {{"--targets_file=" + twice, "info"}, "--targets_file=" + twice + " line 3: " + a + " is on line 1 already"},
+      // The whole address, escaped: the message was cut at the NUL.
+      {{"--targets_file=" + nul, "info"},
+       "--targets_file=" + nul + " line 1: \"" + a + "\\x00garbage\": a space, quote or control character in it"},
       {{"--target=" + a, "--targets_file=" + twice, "info"}, "give --target or --targets_file, not both"},
       // A command's own usage error, said once (not once per target).
       {{"--target=" + a + "," + b, "inject", "blocking-sleep"}, "inject needs --duration"},
@@ -607,7 +618,8 @@ TEST(FleetUsageTest, HelpDescribesSeveralTargets) {
   ASSERT_EQ(help.code, 0) << help;
   for (const char* part : {"--targets_file=PATH", "Several targets", "{\"target\":\"HOST:PORT\",\"result\":",
                            "{\"target\":\"HOST:PORT\",\"error\":{\"exit_code\":3", "{\"total\":{\"targets\":3",
-                           "0 ok, 5 not serving,\n1 server error, 4 unauthenticated, 3 unreachable"}) {
+                           "0 ok, 5 not serving,\n1 server error, 4 unauthenticated, 3 unreachable",
+                           "An address given twice, in either,\n                             is a usage error (exit 2)"}) {
     EXPECT_TRUE(Contains(help.out, part)) << part << "\n" << help.out;
   }
 }

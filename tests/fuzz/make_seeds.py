@@ -239,6 +239,8 @@ def targets_seeds():
         "file_twice": "127.0.0.1:1\n127.0.0.1:1 # again\n",
         "file_comments_only": "# a\n  # b\n",
         "file_bad_port": "127.0.0.1:65536\n",
+        "file_bom": "\ufeff# saved on Windows\r\n127.0.0.1:5001\r\n",
+        "file_nul": "127.0.0.1:5001\0garbage\n",
     }
     flags = {
         "flag_two": "127.0.0.1:5001, 127.0.0.1:5002",
@@ -246,6 +248,7 @@ def targets_seeds():
         "flag_trailing_comma": "127.0.0.1:1,",
         "flag_unclosed_bracket": "[::1:5001",
         "flag_hash": "a#b:1",
+        "flag_bom": "\ufeff127.0.0.1:5001",
     }
     for name, text in files.items():
         write("targets_fuzzer", name, b"\0" + text.encode())

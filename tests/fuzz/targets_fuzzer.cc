@@ -4,7 +4,8 @@
 // there twice; a file gives one address per line that is not blank or a comment; the addresses
 // of a file, joined with commas, read back as a --target value to the same list (unless one
 // holds a comma), and those of a --target value, one per line, read back as a file to the same
-// list (unless one holds a '#'). Every refusal is InvalidArgument naming the flag.
+// list (unless one holds a '#', or the first starts with a UTF-8 byte-order mark, which a file
+// skips). Every refusal is InvalidArgument naming the flag.
 //
 // Input: [mode: 1 byte, even: a file, odd: a --target value][the text: the rest]
 #include <cstddef>
@@ -19,6 +20,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "control/brrrctl/targets.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -60,8 +62,12 @@ void CheckRefused(const absl::Status& status, const char* flag) {
   Require(absl::StartsWith(status.message(), flag), "a refusal that does not name the flag");
 }
 
-// The lines of a file that hold an address: neither blank nor only a comment.
-size_t LinesWithContent(const std::string& text) {
+constexpr absl::string_view kByteOrderMark = "\xEF\xBB\xBF";
+
+// The lines of a file that hold an address: neither blank nor only a comment (a byte-order mark
+// at the start of the file is not content).
+size_t LinesWithContent(absl::string_view text) {
+  absl::ConsumePrefix(&text, kByteOrderMark);
   size_t n = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
     line = line.substr(0, line.find('#'));
@@ -95,7 +101,7 @@ int OneInput(const uint8_t* data, size_t size) {
       return 0;
     }
     CheckAccepted(*targets, false);
-    if (!HoldsAny(*targets, '#')) {
+    if (!HoldsAny(*targets, '#') && !absl::StartsWith(targets->front(), kByteOrderMark)) {
       absl::StatusOr<Targets> again = ParseTargetsFile("f", absl::StrJoin(*targets, "\n"));
       Require(again.ok() && *again == *targets, "a --target value's list does not read back as a file");
     }
