@@ -3,7 +3,11 @@
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "control/admin/reflection_lookup.h"
+#include "grpcpp/impl/codegen/proto_utils.h"
+#include "grpcpp/impl/rpc_service_method.h"
+#include "grpcpp/support/method_handler.h"
 
 namespace brrr::control {
 
@@ -70,16 +74,35 @@ typename Version::Response Answer(const typename Version::Request& request, cons
 
 template <typename Version>
 ReflectionService<Version>::ReflectionService(std::vector<std::string> service_names, UnreadStreams* unread)
-    : service_names_(std::move(service_names)), unread_(unread) {}
+    : method_(absl::StrCat("/", Version::Api::service_full_name(), "/ServerReflectionInfo")),
+      service_names_(std::move(service_names)),
+      unread_(unread) {
+  AddMethod(new grpc::internal::RpcServiceMethod(
+      method_.c_str(), grpc::internal::RpcMethod::BIDI_STREAMING,
+      new grpc::internal::BidiStreamingHandler<ReflectionService, grpc::ByteBuffer, grpc::ByteBuffer>(
+          [](ReflectionService* service, grpc::ServerContext* context, Stream* stream) {
+            return service->ServerReflectionInfo(context, stream);
+          },
+          this)));
+}
 
 template <typename Version>
-grpc::Status ReflectionService<Version>::ServerReflectionInfo(grpc::ServerContext* context,
-                                                              grpc::ServerReaderWriter<Response, Request>* stream) {
+grpc::Status ReflectionService<Version>::ServerReflectionInfo(grpc::ServerContext* context, Stream* stream) {
   ReflectionLookup lookup;
-  Request request;
-  while (stream->Read(&request)) {
+  grpc::ByteBuffer received;
+  while (stream->Read(&received)) {
+    Request request;
+    if (!grpc::SerializationTraits<Request>::Deserialize(&received, &request).ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("the request is not a valid ", Request::descriptor()->full_name(),
+                                       ": its bytes do not parse as that protobuf message"));
+    }
+    grpc::ByteBuffer answer;
+    bool own_buffer = false;
+    grpc::Status serialized = grpc::SerializationTraits<Response>::Serialize(
+        Answer<Version>(request, service_names_, lookup), &answer, &own_buffer);
+    if (!serialized.ok()) return serialized;
     // A failed write means the client has gone (or stopped reading); there is no one left to answer.
-    Response answer = Answer<Version>(request, service_names_, lookup);
     auto write = [&] { return stream->Write(answer); };
     if (!(unread_ != nullptr ? unread_->Write(*context, "ServerReflectionInfo", write) : write())) break;
   }

@@ -18,7 +18,10 @@
 //   all_extension_numbers_of_type  the extension numbers of a message type
 // An unknown name gets an error_response with NOT_FOUND, a request that asks nothing one with
 // INVALID_ARGUMENT; the stream goes on. Every response echoes valid_host (the request's host)
-// and original_request.
+// and original_request. A request whose bytes do not parse as a ServerReflectionRequest ends
+// the stream with INVALID_ARGUMENT, as the Admin methods answer one (call_gate.h): the method
+// reads raw bytes for that, since gRPC's typed read cannot tell such a request from the end of
+// the stream.
 //
 // Threads: gRPC's; each stream runs on one of them and has its own state.
 #ifndef BRRR_CONTROL_REFLECTION_SERVICE_H_
@@ -30,7 +33,9 @@
 #include "control/admin/unread_streams.h"
 #include "grpc/reflection/v1/reflection.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "grpcpp/impl/service_type.h"
 #include "grpcpp/server_context.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "grpcpp/support/sync_stream.h"
 
 namespace brrr::control {
@@ -47,21 +52,24 @@ struct ReflectionV1Alpha {
   using Response = grpc::reflection::v1alpha::ServerReflectionResponse;
 };
 
+// Serves Version::Api's one method, ServerReflectionInfo, under its own name.
 template <typename Version>
-class ReflectionService final : public Version::Api::Service {
+class ReflectionService final : public grpc::Service {
  public:
   using Request = typename Version::Request;
   using Response = typename Version::Response;
+  using Stream = grpc::ServerReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>;
 
   // `service_names`: fully qualified, as list_services reports them. `unread`: ends the stream
   // of a client that stopped reading the answers (null: nothing does).
   explicit ReflectionService(std::vector<std::string> service_names, UnreadStreams* unread = nullptr);
 
-  // Answers each request in order until the client finishes writing.
-  grpc::Status ServerReflectionInfo(grpc::ServerContext* context,
-                                    grpc::ServerReaderWriter<Response, Request>* stream) override;
+  // Answers each request in order until the client finishes writing (OK), or until one does not
+  // parse (INVALID_ARGUMENT, naming the message expected).
+  grpc::Status ServerReflectionInfo(grpc::ServerContext* context, Stream* stream);
 
  private:
+  const std::string method_;  // "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"; gRPC keeps a pointer
   std::vector<std::string> service_names_;
   UnreadStreams* unread_;
 };

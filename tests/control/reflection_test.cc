@@ -11,7 +11,9 @@
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/descriptor.pb.h"
 #include "grpcpp/create_channel.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/security/credentials.h"
+#include "grpcpp/support/byte_buffer.h"
 #include "gtest/gtest.h"
 #include "tests/control/admin_fixture.h"
 #include "tests/control/reflection_client.h"
@@ -24,6 +26,58 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::UnorderedElementsAre;
 namespace protobuf = google::protobuf;
+
+// What a ServerReflectionInfo stream of raw messages got: the answers, and how it ended.
+struct RawStream {
+  int answers = 0;
+  grpc::Status status;
+};
+
+// Sends each of `requests` as it is on one ServerReflectionInfo stream of `Version`, then
+// half-closes and reads every answer. Bounded by a 10 s deadline.
+template <typename Version>
+RawStream CallWithRawRequests(const std::shared_ptr<grpc::Channel>& channel, const std::vector<std::string>& requests) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto next = [&cq] {
+    void* tag = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&tag, &ok));
+    return ok;
+  };
+  const std::string method = std::string("/") + Version::Api::service_full_name() + "/ServerReflectionInfo";
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(&context, method, &cq);
+  call->StartCall(nullptr);
+  bool open = next();
+  for (const std::string& request : requests) {
+    if (!open) break;
+    grpc::Slice slice(request);
+    grpc::ByteBuffer message(&slice, 1);
+    call->Write(message, nullptr);
+    open = next();
+  }
+  if (open) {
+    call->WritesDone(nullptr);
+    next();
+  }
+  RawStream result;
+  grpc::ByteBuffer answer;
+  for (;;) {
+    call->Read(&answer, nullptr);
+    if (!next()) break;
+    ++result.answers;
+  }
+  call->Finish(&result.status, nullptr);
+  next();
+  cq.Shutdown();
+  void* tag = nullptr;
+  bool ok = false;
+  while (cq.Next(&tag, &ok)) {
+  }
+  return result;
+}
 
 // A real brrr-echo with its admin plane (the shared fixture), for one version of reflection.
 template <typename Version>
@@ -140,6 +194,24 @@ TYPED_TEST(ReflectionTest, UnknownNamesAreNotFoundAndTheStreamGoesOn) {
   auto list = client.ListServices();
   ASSERT_TRUE(list.has_value());
   EXPECT_EQ(list->list_services_response().service_size(), 4);
+  EXPECT_TRUE(client.Finish().ok());
+}
+
+// A request that is not a ServerReflectionRequest ends the stream INVALID_ARGUMENT, as the Admin
+// methods answer one; it ended OK, and the requests after it went unanswered.
+TYPED_TEST(ReflectionTest, ARequestThatDoesNotParseEndsTheStreamInvalidArgument) {
+  const std::string list_services("\x3a\x00", 2);  // field 7, list_services: ""
+  for (const std::string& garbage : {std::string("\xff\xff"), list_services + "\xff"}) {
+    RawStream stream = CallWithRawRequests<TypeParam>(this->channel_, {list_services, garbage, list_services});
+    EXPECT_EQ(stream.answers, 1);
+    EXPECT_EQ(stream.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << stream.status.error_message();
+    EXPECT_EQ(stream.status.error_message(), std::string("the request is not a valid ") +
+                                                 TypeParam::Request::descriptor()->full_name() +
+                                                 ": its bytes do not parse as that protobuf message");
+  }
+  // The admin plane goes on: a new stream is answered.
+  testing::ReflectionClient<TypeParam> client(this->channel_);
+  ASSERT_TRUE(client.ListServices().has_value()) << client.Finish().error_message();
   EXPECT_TRUE(client.Finish().ok());
 }
 
