@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "control/admin/loop_range.h"
+#include "control/admin/peer_address.h"
 
 namespace brrr::control {
 
@@ -110,6 +111,12 @@ absl::StatusOr<std::vector<uint32_t>> CheckCloseConnection(const admin::CloseCon
     return absl::InvalidArgumentError(
         absl::StrCat("peer (", peer.size(), " bytes) is not a peer address: HOST:PORT as ",
                      "ListSockets gives it, at most ", kMaxPeerAddressBytes, " bytes of visible ASCII"));
+  }
+  // A peer no connection can have is the caller's mistake, not a descriptor given out again.
+  if (!peer.empty()) {
+    if (absl::Status form = CheckPeerAddress(peer); !form.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("peer: ", form.message()));
+    }
   }
   google::protobuf::RepeatedField<uint32_t> asked;
   if (request.has_loop()) asked.Add(request.loop());

@@ -66,7 +66,8 @@ absl::Status CheckCancelInjection(const brrr::admin::v1::CancelInjectionRequest&
 inline constexpr size_t kMaxPeerAddressBytes = 64;
 
 // CloseConnection: the loops to look for the descriptor on. A peer, if given, is at most
-// kMaxPeerAddressBytes of visible ASCII (what ListSockets gives), else InvalidArgument.
+// kMaxPeerAddressBytes of visible ASCII and a peer address as ListSockets writes one
+// (peer_address.h), else InvalidArgument. Empty: whichever connection has the descriptor.
 absl::StatusOr<std::vector<uint32_t>> CheckCloseConnection(const brrr::admin::v1::CloseConnectionRequest& request,
                                                            const RequestLimits& limits);
 

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "control/admin/peer_address.h"
 #include "control/admin/request_ranges.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
@@ -90,7 +91,19 @@ Outcome RunClose(Invocation& invocation) {
   std::optional<uint32_t> loop;
   if (Outcome o = OneLoop("close", &loop); !o.ok()) return o;
   if (loop.has_value()) request.set_loop(*loop);
-  request.set_peer(absl::GetFlag(FLAGS_peer));
+  if (invocation.given("peer")) {
+    // An empty --peer (a shell variable that was not set, say) would close whichever connection has FD.
+    const std::string peer = absl::GetFlag(FLAGS_peer);
+    if (peer.empty()) {
+      return Outcome::Usage(
+          "close --peer is empty: give the connection's HOST:PORT as brrrctl sockets lists it, or leave --peer out "
+          "to close whichever connection has FD");
+    }
+    if (absl::Status form = CheckPeerAddress(peer); !form.ok()) {
+      return Outcome::Usage(absl::StrCat("close --peer: ", form.message()));
+    }
+    request.set_peer(peer);
+  }
 
   admin::CloseConnectionResponse response;
   Outcome outcome = invocation.client.Call([&](grpc::ClientContext* context) {
@@ -128,12 +141,14 @@ std::vector<Command> SocketsCommands() {
           .details = "CloseConnection. FD is the connection's descriptor, as `brrrctl sockets` lists it.\n"
                      "Prints the connection as it was just before it closed. A descriptor is given out again\n"
                      "once its connection closes: --peer (as listed) makes sure the one closed is the one\n"
-                     "meant; another connection on that descriptor by now is refused (exit 1), not closed.",
+                     "meant; another connection on that descriptor by now is refused (exit 1), not closed.\n"
+                     "--peer is HOST:PORT written as sockets lists it (127.0.0.1:41234, [::1]:41234); another\n"
+                     "form, or an empty --peer=, is a usage error (exit 2) and nothing is called.",
           .changes_server = true,
           .min_args = 1,
           .max_args = 1,
           .flags = {{"loop", "N", "the loop that owns it (default: whichever has it)"},
-                    {"peer", "HOST:PORT", "only if the connection is still this client's (default: any)"}},
+                    {"peer", "HOST:PORT", "only if the connection is still this client's (left out: any)"}},
           .run = RunClose,
           // One target: a descriptor number means a connection on one server, another on the next.
       },

@@ -209,6 +209,18 @@ TEST_F(AdminActionsTest, CloseConnectionClosesThatClientOnly) {
             std::string::npos)
       << st.error_message();
   ASSERT_GE(EchoRoundTripMs(victim), 0) << "closed though its peer was not the one named";
+  // A peer no connection can have is the caller's mistake (INVALID_ARGUMENT, naming the form),
+  // not a descriptor given out again (it was FAILED_PRECONDITION, "the connection of ... now").
+  for (const std::string malformed : {"garbage", "127.0.0.1", "localhost:5"}) {
+    close.set_peer(malformed);
+    st = stub_->CloseConnection(Context().get(), close, &closed);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_EQ(st.error_message().rfind("peer: \"" + malformed + "\" is not", 0), 0u) << st.error_message();
+    EXPECT_TRUE(st.error_message().find("expected HOST:PORT as ListSockets") != std::string::npos ||
+                st.error_message().find("give 127.0.0.1:5") != std::string::npos)
+        << st.error_message();
+  }
+  ASSERT_GE(EchoRoundTripMs(victim), 0) << "closed though its peer was malformed";
   close.set_peer(LocalAddress(victim.fd()));
   st = stub_->CloseConnection(Context().get(), close, &closed);
   ASSERT_TRUE(st.ok()) << st.error_message();

@@ -190,6 +190,29 @@ TEST_F(BrrrctlTest, SocketsListAnIdleClientAndCloseClosesIt) {
   EXPECT_EQ(other.code, 1) << other;
   EXPECT_TRUE(Contains(other.err, "is the connection of " + peer + " now, not of 127.0.0.1:1")) << other;
   ASSERT_TRUE(find("read").has_value()) << "closed though --peer named another client";
+  // A --peer that no connection can have, or an empty one (it meant any connection): a usage
+  // error before any call, and nothing is closed.
+  const std::string port = std::to_string(LocalPort(client.fd()));
+  struct Case {
+    std::string flag;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"--peer=garbage",
+            "close --peer: \"garbage\" is not a peer address: expected HOST:PORT as ListSockets (brrrctl sockets) "
+            "gives it"},
+           {"--peer=127.0.0.1", "close --peer: \"127.0.0.1\" is not a peer address"},
+           {"--peer=::1:5", "close --peer: \"::1:5\" is not a peer address"},
+           {"--peer=localhost:" + port,
+            "close --peer: \"localhost:" + port +
+                "\" is not written as ListSockets writes a peer address (it is compared as text): give " + peer},
+           {"--peer=", "close --peer is empty: give the connection's HOST:PORT as brrrctl sockets lists it"},
+       }) {
+    CtlRun refused = Ctl({"close", std::to_string(idle->fd()), c.flag});
+    EXPECT_EQ(refused.code, 2) << c.flag << ": " << refused;
+    EXPECT_TRUE(Contains(refused.err, "brrrctl: " + c.message)) << c.flag << ": " << refused;
+  }
+  ASSERT_TRUE(find("read").has_value()) << "closed though --peer was malformed";
   CtlRun close = Ctl({"close", std::to_string(idle->fd()), "--peer=" + peer, "--json"});
   ASSERT_EQ(close.code, 0) << close;
   admin::CloseConnectionResponse closed = FromJson<admin::CloseConnectionResponse>(Lines(close.out).at(0));

@@ -79,6 +79,9 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       {{"sockets", "--set=some"}, "--set=some: expected all, read, write or neither"},
       {{"cancel"}, "cancel takes 1 argument, got 0"},
       {{"close", "seven"}, "close seven: FD must be a file descriptor number"},
+      // No server listens: a call would exit 3. An empty --peer meant any connection.
+      {{"close", "12", "--peer=garbage"}, "close --peer: \"garbage\" is not a peer address: expected HOST:PORT"},
+      {{"close", "12", "--peer="}, "close --peer is empty: give the connection's HOST:PORT"},
       {{"stall-threshold", "fast"}, "stall-threshold fast: expected a positive duration"},
       {{"--timeout=0s", "info"}, "--timeout=0: must be positive"},
       {{"--token_file=/nonexistent/token", "info"}, "--token_file=/nonexistent/token: cannot read it"},
@@ -144,6 +147,12 @@ TEST(BrrrctlUsageTest, HelpExitsZeroAndStatesTheContract) {
     EXPECT_TRUE(Contains(r.out, "--interval=DURATION")) << r;
     EXPECT_TRUE(Contains(r.out, "nonblocking-sleep")) << r;
   }
+  CtlRun close = Brrrctl({"help", "close"});
+  ASSERT_EQ(close.code, 0) << close;
+  EXPECT_TRUE(Contains(close.out, "--peer is HOST:PORT written as sockets lists it (127.0.0.1:41234, [::1]:41234)"))
+      << close;
+  EXPECT_TRUE(Contains(close.out, "form, or an empty --peer=, is a usage error (exit 2) and nothing is called."))
+      << close;
   CtlRun unknown = Brrrctl({"help", "frobnicate"});
   EXPECT_EQ(unknown.code, 2) << unknown;
   CtlRun help_of_help = Brrrctl({"help", "help"});  // help is a command the general help lists

@@ -142,10 +142,25 @@ TEST(RequestChecksTest, CloseConnectionNeedsADescriptorAndAKnownLoop) {
   ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kNotFound, "no loop 2");
   // A peer, if given: HOST:PORT as ListSockets gives it, at most 64 bytes of visible ASCII.
   r.set_loop(0);
-  r.set_peer("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff%eth0]:65535");
+  r.set_peer("[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535");
   EXPECT_TRUE(CheckCloseConnection(r, kTwoLoops).ok());
+  r.set_peer("127.0.0.1:1");
+  EXPECT_TRUE(CheckCloseConnection(r, kTwoLoops).ok());
+  for (const char* malformed : {"garbage", "127.0.0.1", "127.0.0.1:0", "::1:5", "[::1]:99999", "host.example:5"}) {
+    r.set_peer(malformed);
+    ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument,
+                  std::string("peer: \"") + malformed + "\" is not a peer address: expected HOST:PORT");
+  }
+  // Another spelling of an address would never match the one listed: the listed one is named.
+  r.set_peer("localhost:5");
+  ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument,
+                "peer: \"localhost:5\" is not written as ListSockets writes a peer address (it is compared as "
+                "text): give 127.0.0.1:5");
+  r.set_peer("[0::1]:5");
+  ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument, "give [::1]:5");
   r.set_peer(std::string(kMaxPeerAddressBytes, '1'));
-  EXPECT_TRUE(CheckCloseConnection(r, kTwoLoops).ok());
+  ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument,
+                "is not a peer address");
   r.set_peer(std::string(kMaxPeerAddressBytes + 1, '1'));
   ExpectRefused(CheckCloseConnection(r, kTwoLoops).status(), absl::StatusCode::kInvalidArgument,
                 "peer (65 bytes) is not a peer address");

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "control/admin/peer_address.h"
 #include "control/admin/request_checks.h"
 #include "tests/fuzz/fuzz_input.h"
 
@@ -214,11 +215,12 @@ void CloseConnection(FuzzInput& in, bool field_by_field, const RequestLimits& li
   admin::CloseConnectionRequest r;
   if (!Read(in, field_by_field, &r)) return;
   // fd: a descriptor (from 0). loop: one the server runs, or unset for every loop. peer: empty,
-  // or up to 64 bytes of visible ASCII.
+  // or up to 64 bytes of visible ASCII that are a peer address as ListSockets writes one.
   bool loop_unknown = r.has_loop() && !Known(r.loop(), limits);
   const std::string& peer = r.peer();
-  bool peer_ok = peer.size() <= control::kMaxPeerAddressBytes &&
-                 std::all_of(peer.begin(), peer.end(), [](char c) { return c >= '!' && c <= '~'; });
+  bool peer_ok = peer.empty() || (peer.size() <= control::kMaxPeerAddressBytes &&
+                                  std::all_of(peer.begin(), peer.end(), [](char c) { return c >= '!' && c <= '~'; }) &&
+                                  control::CheckPeerAddress(peer).ok());
   absl::StatusOr<std::vector<uint32_t>> got = control::CheckCloseConnection(r, limits);
   RequireVerdict(got.status(), r.fd() >= 0 && peer_ok, loop_unknown, r);
   if (got.ok()) RequireLoops(*got, r.has_loop() ? std::vector<uint32_t>{r.loop()} : std::vector<uint32_t>{}, limits);
