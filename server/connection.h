@@ -25,11 +25,12 @@
 //    readiness_core.h), and up to three passes before the runtime sees the first chunk (at
 //    submit, on the readiness event, from the again list): 48 buffers, 768 KiB by default;
 //  - io_uring: what the multishot receive took off the socket until its cancel reached the
-//    kernel with the loop's next submission. From Linux 6.17 a kernel pass of a bundle
-//    receive takes at most 4 buffers (UR_RECV_CAP_BUFFERS, reactors/io_uring/): a pass or two,
-//    measured up to about 230 KiB on loopback with the default buffers. Before 6.17 a pass
-//    takes what the socket holds (its receive buffer's contents, megabytes once the kernel
-//    has grown it: 9 MB measured with bundles, under 1 MB without).
+//    kernel with the loop's next submission. From Linux 6.17 a bundle receive ends after 16
+//    buffers (UR_RECV_CAP_BUFFERS, reactors/io_uring/; 256 KiB by default) and is armed
+//    again: about one such receive ahead of the stop, measured up to about 260 KiB on
+//    loopback. Before 6.17 a kernel pass takes what the socket holds (its receive buffer's
+//    contents, megabytes once the kernel has grown it: 9 MB measured with bundles, under
+//    1 MB without).
 // This happens once per backlog, not on every resume: once a connection has reached the
 // mark it is "backed up" and reads only with single receives of at most what fits below the
 // mark (one buffer at most), and only when nothing is held; it goes back to receiving as much

@@ -40,7 +40,7 @@
  * Linux 6.17's total limit): the backend arms it again at once, and that SQE goes in with the
  * loop's next submission, beside the cancel of a connection that stopped reading. So such a
  * connection holds at most about twice this much taken ahead of its stop. */
-#define UR_RECV_CAP_BUFFERS 4u
+#define UR_RECV_CAP_BUFFERS 16u
 
 /* Receive bundles (Linux 6.10), which Debian 12's liburing 2.3 headers predate. Values from
  * the kernel's include/uapi/linux/io_uring.h: IORING_RECVSEND_BUNDLE is a send/recv flag in
