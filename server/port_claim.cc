@@ -44,10 +44,21 @@ std::set<uint64_t> InodesOf(const std::vector<int>& fds) {
   return inodes;
 }
 
-absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,
-                                                              const std::set<uint64_t>& ours) {
+absl::StatusOr<UniqueFd> OpenSockDiag() {
   UniqueFd diag(::socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG));
   if (!diag.valid()) return absl::ErrnoToStatus(errno, "socket(AF_NETLINK, NETLINK_SOCK_DIAG)");
+  return diag;
+}
+
+absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,
+                                                              const std::set<uint64_t>& ours) {
+  absl::StatusOr<UniqueFd> diag = OpenSockDiag();
+  if (!diag.ok()) return diag.status();
+  return ForeignListeners(address, ours, diag->get());
+}
+
+absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,
+                                                              const std::set<uint64_t>& ours, int diag) {
   // A dump of the TCP sockets in LISTEN on the port: the kernel walks its listening table only,
   // and skips other ports (inet_diag compares idiag_sport there).
   struct {
@@ -61,13 +72,13 @@ absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddres
   ask.request.sdiag_protocol = IPPROTO_TCP;
   ask.request.idiag_states = 1u << TCP_LISTEN;
   ask.request.id.idiag_sport = htons(address.port());
-  if (::send(diag.get(), &ask, sizeof(ask), 0) != static_cast<ssize_t>(sizeof(ask))) {
+  if (::send(diag, &ask, sizeof(ask), 0) != static_cast<ssize_t>(sizeof(ask))) {
     return absl::ErrnoToStatus(errno, "asking sock_diag for the port's listeners");
   }
   std::vector<ForeignListener> foreign;
   alignas(nlmsghdr) char buffer[16384];
   for (;;) {
-    ssize_t n = ::recv(diag.get(), buffer, sizeof(buffer), 0);
+    ssize_t n = ::recv(diag, buffer, sizeof(buffer), 0);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return absl::ErrnoToStatus(n < 0 ? errno : EPROTO, "reading sock_diag's answer");
     int left = static_cast<int>(n);

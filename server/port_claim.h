@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "runtime/clock.h"
 #include "runtime/socket_address.h"
+#include "runtime/unique_fd.h"
 
 namespace brrr::server {
 
@@ -57,6 +58,13 @@ std::set<uint64_t> InodesOf(const std::vector<int>& fds);
 // enough to ask every second. An error if sock_diag cannot be asked.
 absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,
                                                               const std::set<uint64_t>& ours);
+// The same through `diag`, a socket from OpenSockDiag kept for repeated looks. After an error
+// the socket may hold the rest of a dump: open another.
+absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddress& address,
+                                                              const std::set<uint64_t>& ours, int diag);
+
+// A sock_diag socket (AF_NETLINK, NETLINK_SOCK_DIAG), or why there is none.
+absl::StatusOr<UniqueFd> OpenSockDiag();
 
 // OK if every TCP listener on `address` is one of `our_fds` (or the kernel cannot be asked,
 // which is reported as OK: the probe already ran); else Unavailable.

@@ -10,14 +10,19 @@
 namespace brrr::server {
 
 PortWatch::PortWatch(EventLoop& loop, SocketAddress address, std::set<uint64_t> ours, SingleWriter<uint64_t>& count)
-    : loop_(loop), address_(std::move(address)), ours_(std::move(ours)), count_(count) {}
+    : loop_(loop), address_(std::move(address)), ours_(std::move(ours)), count_(count) {
+  if (absl::StatusOr<UniqueFd> diag = OpenSockDiag(); diag.ok()) diag_ = *std::move(diag);
+}
 
 void PortWatch::start() { look(); }
 
 void PortWatch::stop() { next_.cancel(); }
 
 void PortWatch::look() {
-  absl::StatusOr<std::vector<ForeignListener>> others = ForeignListeners(address_, ours_);
+  absl::StatusOr<UniqueFd> diag = diag_.valid() ? std::move(diag_) : OpenSockDiag();
+  absl::StatusOr<std::vector<ForeignListener>> others =
+      diag.ok() ? ForeignListeners(address_, ours_, diag->get()) : diag.status();
+  if (others.ok()) diag_ = *std::move(diag);  // kept; after a failure it may hold the rest of a dump
   if (!others.ok()) {
     if (!failure_reported_) {
       failure_reported_ = true;

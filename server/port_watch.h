@@ -5,7 +5,9 @@
 // ClaimPort and CheckSoleListener (port_claim.h) keep the port to one server at start; the
 // watch looks every second after that (ForeignListeners: one sock_diag dump of the port's
 // listeners), says on stderr when a listener that is not the server's joins or leaves, and
-// publishes how many there are. brrr-echo watches unless --share_port asked to share.
+// publishes how many there are. brrr-echo watches unless --share_port asked to share. The watch
+// opens its sock_diag socket when it is made and keeps it, so a server whose connections have
+// taken every other descriptor still looks (opened anew only after a look that failed).
 //
 //   PortWatch watch(loop, address, InodesOf(listener_fds), counters.foreign_listeners);
 //   watch.start();  // loop thread
@@ -21,6 +23,7 @@
 #include "runtime/event_loop.h"
 #include "runtime/single_writer.h"
 #include "runtime/socket_address.h"
+#include "runtime/unique_fd.h"
 
 namespace brrr::server {
 
@@ -48,6 +51,7 @@ class PortWatch {
   SingleWriter<uint64_t>& count_;
   std::set<uint64_t> seen_;  // the others' inodes at the last look
   bool failure_reported_ = false;
+  UniqueFd diag_;  // the sock_diag socket every look asks through
   TimerHandle next_;
 };
 
