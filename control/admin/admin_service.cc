@@ -173,6 +173,12 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
                                        admin::Throttle* response) {
   absl::StatusOr<server::ThrottleChange> change = CheckSetThrottle(*request);
   if (!change.ok()) return ToGrpc(change.status());
+  if (int64_t since = target_.drain_started_at_ns(); since != 0 && change->accepting_paused == false) {
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrFormat("the server has been draining for %.1f s: it accepts no new connection, and "
+                                        "a drain cannot be taken back; nothing was changed",
+                                        Seconds(MonotonicNanos() - since)));
+  }
   if (grpc::Status s = ToGrpc(target_.SetThrottle(*change)); !s.ok()) return s;
   // Each loop takes the change in through its queue of cross-thread calls; once a call posted
   // after it has run, the change is in force there. Every loop at once.
@@ -186,12 +192,14 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
                                                       "; it applies them once it gets to them")));
   }
   ToProto(target_.throttle(), response);
+  response->set_draining(target_.drain_started_at_ns() != 0);
   return grpc::Status::OK;
 }
 
 grpc::Status AdminService::GetThrottle(Context* /*context*/, const admin::GetThrottleRequest*,
                                        admin::Throttle* response) {
   ToProto(target_.throttle(), response);
+  response->set_draining(target_.drain_started_at_ns() != 0);
   return grpc::Status::OK;
 }
 

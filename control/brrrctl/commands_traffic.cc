@@ -23,7 +23,7 @@ std::string ThrottleTable(const admin::Throttle& t) {
   table.AddRow({"total_rate", ByteRateText(t.bytes_per_second_total())});
   table.AddRow({"accept_rate", RateText(t.accepts_per_second())});
   table.AddRow({"max_connections", absl::StrCat(t.max_connections())});
-  table.AddRow({"accepting", t.accepting_paused() ? "paused" : "yes"});
+  table.AddRow({"accepting", t.draining() ? "no (draining)" : t.accepting_paused() ? "paused" : "yes"});
   return table.Render();
 }
 
@@ -121,7 +121,10 @@ FleetRun DrainOnEachTarget() {
 std::string ThrottleText(const admin::Throttle& t) {
   return absl::StrCat("conn_rate ", ByteRateText(t.bytes_per_second_per_connection()), ", total_rate ",
                       ByteRateText(t.bytes_per_second_total()), ", accept_rate ", RateText(t.accepts_per_second()),
-                      ", max_connections ", t.max_connections(), t.accepting_paused() ? ", accepting paused" : "");
+                      ", max_connections ", t.max_connections(),
+                      t.draining()           ? ", draining (accepting nothing)"
+                      : t.accepting_paused() ? ", accepting paused"
+                                             : "");
 }
 
 std::vector<Command> TrafficCommands() {

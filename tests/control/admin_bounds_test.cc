@@ -156,6 +156,41 @@ TEST_F(AdminBoundsTest, NoInjectionWhileTheServerDrains) {
   client.close();
 }
 
+// A drain cannot be taken back: GetThrottle says the server is draining, and a SetThrottle that
+// would resume accepting is refused (FAILED_PRECONDITION, nothing changed). Other throttles
+// still apply to the connections finishing.
+TEST_F(AdminBoundsTest, AcceptingCannotResumeWhileTheServerDrains) {
+  Start({"--drain_timeout=30s"});
+  testing::BlockingClient client(port_);
+  ASSERT_TRUE(client.send_all("hold"));
+  ASSERT_EQ(client.recv_exact(4), "hold");
+  admin::Throttle before;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &before).ok());
+  EXPECT_FALSE(before.draining());
+  admin::DrainResponse drained;
+  ASSERT_TRUE(stub_->Drain(Context().get(), admin::DrainRequest(), &drained).ok());
+
+  admin::Throttle now;
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &now).ok());
+  EXPECT_TRUE(now.draining());
+  admin::SetThrottleRequest resume;
+  resume.set_accepting_paused(false);
+  resume.set_bytes_per_second_total(5'000'000);
+  admin::Throttle answer;
+  grpc::Status s = stub_->SetThrottle(Context().get(), resume, &answer);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+  EXPECT_TRUE(Says(s, "a drain cannot be taken back")) << s.error_message();
+  ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &now).ok());
+  EXPECT_EQ(now.bytes_per_second_total(), 0u) << "a refused call changed a throttle";
+  admin::SetThrottleRequest rate;
+  rate.set_bytes_per_second_total(5'000'000);
+  s = stub_->SetThrottle(Context().get(), rate, &answer);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(answer.bytes_per_second_total(), 5'000'000u);
+  EXPECT_TRUE(answer.draining());
+  client.close();
+}
+
 // Whichever entry came first would decide; a call that carries two is refused outright.
 TEST_F(AdminBoundsTest, TwoAuthorizationEntriesAreUnauthenticated) {
   SetToken("s3cret-token");

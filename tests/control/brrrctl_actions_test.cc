@@ -381,6 +381,14 @@ TEST_F(BrrrctlTest, DrainMakesTheServerExitZero) {
   CtlRun health = Ctl({"health"});
   EXPECT_EQ(health.code, 5) << health;
   EXPECT_EQ(health.out, "NOT_SERVING\n");
+  // The throttles say it accepts nothing, and accepting cannot resume (exit 1, the server's
+  // refusal).
+  CtlRun throttle = Ctl({"throttle"});
+  ASSERT_EQ(throttle.code, 0) << throttle;
+  EXPECT_NE(throttle.out.find("no (draining)"), std::string::npos) << throttle;
+  CtlRun resume = Ctl({"throttle", "--resume"});
+  EXPECT_EQ(resume.code, 1) << resume;
+  EXPECT_NE(resume.err.find("a drain cannot be taken back"), std::string::npos) << resume;
 
   client.close();
   std::optional<int> code = server_->Wait(seconds(30));
