@@ -45,7 +45,7 @@ const std::vector<FlagUse>& GlobalFlags() {
                                     "several, comma-separated: the command runs on each (see Several targets)"},
       {"targets_file", "PATH", "the admin planes, one HOST:PORT per line (blank lines and # comments\n"
                                "are ignored); instead of --target. An address given twice, in either,\n"
-                               "is a usage error (exit 2)"},
+                               "is a usage error (exit 2); so are more than 1024 targets"},
       {"token_file", "PATH", "a file holding the admin token (brrr-echo --admin_token_file); sent as\n"
                              "\"authorization: Bearer <token>\" on every call"},
       {"json", "", "one JSON object per line instead of text (format: brrrctl --help)"},

@@ -27,6 +27,11 @@ absl::Status Malformed(absl::string_view address, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("\"", absl::CHexEscape(address), "\": ", why));
 }
 
+absl::Status TooMany(absl::string_view where) {
+  return absl::InvalidArgumentError(absl::StrCat(where, ": more than ", kMaxTargets,
+                                                 " targets (brrrctl calls them all at once, a thread each)"));
+}
+
 // What editors on Windows put first in a "UTF-8" file; not part of the first address.
 constexpr absl::string_view kUtf8ByteOrderMark = "\xEF\xBB\xBF";
 
@@ -81,6 +86,7 @@ absl::StatusOr<std::vector<std::string>> ParseTargetFlag(absl::string_view value
         return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is address ", i + 1, " already"));
       }
     }
+    if (targets.size() == kMaxTargets) return TooMany(where);
     targets.push_back(std::move(address));
   }
   return targets;
@@ -104,6 +110,7 @@ absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path
     if (!added) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is on line ", it->second, " already"));
     }
+    if (targets.size() == kMaxTargets) return TooMany(where);
     targets.push_back(std::move(address));
   }
   if (targets.empty()) {

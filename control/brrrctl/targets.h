@@ -15,7 +15,7 @@
 // In a file, blank lines and everything from a `#` to the end of its line are ignored, and so is
 // a UTF-8 byte-order mark at its start. Errors (InvalidArgument) are messages for the user naming
 // the flag and, for a file, the line: an unreadable file or one longer than 1 MiB, no address at
-// all, an empty or malformed address, one given twice (refused, not merged: a list naming a
+// all, an empty or malformed address, more than kMaxTargets, one given twice (refused, not merged: a list naming a
 // server twice is likely not the one meant). A malformed address is shown with its unprintable
 // bytes escaped (a NUL as \x00).
 //
@@ -41,6 +41,10 @@ absl::StatusOr<std::vector<std::string>> ParseTargetFlag(absl::string_view value
 
 // The addresses in a --targets_file's `content`, in order; `path` names it in errors.
 absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path, absl::string_view content);
+
+// The most targets one command takes (--target or --targets_file): each is called at once, on
+// a thread of its own (fleet_run.h), streams included, so the count is bounded, not queued.
+inline constexpr size_t kMaxTargets = 1024;
 
 // The longest --targets_file read: far more than any fleet's addresses need.
 inline constexpr size_t kMaxTargetsFileBytes = 1 << 20;

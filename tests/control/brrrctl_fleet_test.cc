@@ -582,6 +582,9 @@ TEST(FleetUsageTest, BadTargetListsAreUsageErrorsBeforeAnyCall) {
   const std::string twice = WriteFile("twice.txt", a + "\n" + b + "\n" + a + "  # again\n");
   const std::string comments = WriteFile("comments.txt", "# nothing here\n\n   # at all\n");
   const std::string nul = WriteFile("nul.txt", a + std::string(1, '\0') + "garbage\n");
+  std::string fleet_of_1025;
+  for (int port = 1; port <= 1025; ++port) fleet_of_1025 += "127.0.0.1:" + std::to_string(port) + "\n";
+  const std::string too_many = WriteFile("too_many.txt", fleet_of_1025);
   struct Case {
     std::vector<std::string> args;
     std::string message;
@@ -597,6 +600,10 @@ TEST(FleetUsageTest, BadTargetListsAreUsageErrorsBeforeAnyCall) {
       // The whole address, escaped: the message was cut at the NUL.
       {{"--targets_file=" + nul, "info"},
        "--targets_file=" + nul + " line 1: \"" + a + "\\x00garbage\": a space, quote or control character in it"},
+      // Each target is called at once, on a thread of its own: their number is bounded.
+      {{"--targets_file=" + too_many, "info"},
+       "--targets_file=" + too_many + " line 1025: more than 1024 targets (brrrctl calls them all at once, a thread "
+       "each)"},
       {{"--target=" + a, "--targets_file=" + twice, "info"}, "give --target or --targets_file, not both"},
       // A command's own usage error, said once (not once per target).
       {{"--target=" + a + "," + b, "inject", "blocking-sleep"}, "inject needs --duration"},
