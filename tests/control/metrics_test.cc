@@ -224,8 +224,8 @@ TEST_F(MetricsTest, EchoClientsThatWouldTakeEveryDescriptorLeaveTheMetricsPortIt
 
 // --metrics_max_connections=N: N connections take every place, each with a request head that
 // has not come whole; the next waits in the backlog (said once on stderr) until one has waited
-// a second for its head, and that one is closed for it. README: neither idle scrapers nor
-// silent or slow connections keep a load balancer's check out.
+// a second for its head, and that one is closed for it. README: an idle scraper or a silent
+// connection holds a place for a second at most once others wait.
 TEST_F(MetricsTest, PastMaxConnectionsANewConnectionWaitsForOneSlowToAsk) {
   constexpr int kMax = 3;
   Start({"--metrics_max_connections=" + std::to_string(kMax)});
