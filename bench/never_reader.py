@@ -5,12 +5,20 @@ Each client sends lines of LINE bytes ("...\\n"; LINE=1: only newlines, the most
 multiply) as fast as its sends go through, at most 64 MiB, and never reads (4 KiB receive
 buffer). Every 50 ms for SECONDS the script asks the admin plane (brrrctl sockets --json) how
 many bytes each connection has queued, and prints the largest figure and the server's largest
-RSS. Run against a server started with a high-water mark, for example:
+RSS; and, from the last look, what each connection has read and not yet sent back (bytes_in -
+bytes_out: its queue and its held input, the backend's read-ahead of its stop; without
+--reply_prefix, which changes what goes out), the median and the largest. Run against a server
+started with a high-water mark, for example:
 
   bazel build -c opt //server/brrr-echo //control/brrrctl
   bazel-bin/server/brrr-echo/brrr-echo --backend=io_uring --port=5140 --admin_port=5141 \\
       --high_water=262144 --low_water=65536 --reply_prefix="$(head -c 4096 /dev/zero | tr '\\0' P)" &
   /usr/bin/python3 bench/never_reader.py 5140 5141 [CLIENTS=1] [LINE=1] [SECONDS=4]
+
+or, for the read-ahead of 120 clients on the default marks:
+
+  bazel-bin/server/brrr-echo/brrr-echo --backend=io_uring --port=5140 --admin_port=5141 &
+  /usr/bin/python3 bench/never_reader.py 5140 5141 120 65536 10
 
 brrr-echo bounds each queue to --high_water + --recv_buffer_size bytes (server/connection.h).
 Needs Debian's python3 (no extra modules) and bazel-bin/control/brrrctl/brrrctl.
@@ -67,21 +75,25 @@ def main():
         s.setblocking(False)
         sockets.append(s)
         threading.Thread(target=writer, args=(i, s), daemon=True).start()
-    most_queued, most_rss, samples = 0, rss_bytes(pid), 0
+    most_queued, most_rss, samples, unsent = 0, rss_bytes(pid), 0, []
     end = time.time() + seconds
     while time.time() < end:
+        unsent = []
         for out in brrrctl(admin, "sockets").splitlines():
             listing = json.loads(out)
             for entry in listing.get("sockets", [listing]):
                 if entry.get("kind") == "connection":
                     most_queued = max(most_queued, int(entry.get("bytes_queued", 0)))
+                    unsent.append(max(0, int(entry.get("bytes_in", 0)) - int(entry.get("bytes_out", 0))))
         most_rss = max(most_rss, rss_bytes(pid))
         samples += 1
         time.sleep(0.05)
     stop.set()
+    unsent.sort()
     print(f"{clients} never-reading client(s), lines of {line} bytes: sent {sum(sent)} bytes; "
           f"{samples} samples; most queued on one connection {most_queued} bytes; "
-          f"server RSS up to {most_rss >> 20} MiB")
+          f"server RSS up to {most_rss >> 20} MiB; read and not sent back at the end: median "
+          f"{unsent[len(unsent) // 2] if unsent else 0}, most {unsent[-1] if unsent else 0} bytes")
 
 
 if __name__ == "__main__":

@@ -349,9 +349,9 @@ TEST_P(ResumePointTest, APausedConnectionResumesOnceItsQueueIsDownToLowWater) {
 // (server/connection.h), not whatever its socket held. The server is stopped while the client
 // fills the server's socket (its receive buffer set to 4 MiB, which the kernel doubles, its send
 // buffer to 16 KiB); resumed, it reads until its queue reaches --high_water and stops. What it
-// read that is neither queued nor sent on is held: at most three passes of RC_BATCH receive
-// buffers on select, poll and epoll, and on io_uring from Linux 6.17, whose bundle receives end
-// after 16 buffers, at most as many. (Before 6.17 one io_uring pass takes what the socket holds:
+// read that is neither queued nor sent on is held: for one connection at most three passes of
+// RC_BATCH receive buffers on select, poll and epoll, and on io_uring from Linux 6.17, whose
+// bundle receives end after 16 buffers, at most as many. (Before 6.17 one io_uring pass takes what the socket holds:
 // megabytes here.)
 using ReadAheadTest = ResumePointTest;
 
