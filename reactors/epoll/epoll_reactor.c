@@ -1,9 +1,8 @@
 /*
  * epoll_reactor.c: the epoll(7) backend.
  *
- * Edge-triggered, registered once. A descriptor is added with
- * EPOLLIN | EPOLLPRI | EPOLLOUT | EPOLLRDHUP | EPOLLET the first time it gets an operation and removed
- * at release_fd(). Why edge rather than level triggering: level triggering would need an
+ * Edge-triggered, registered once. A descriptor is added with EPOLLIN | EPOLLPRI | EPOLLOUT |
+ * EPOLLRDHUP | EPOLLET the first time it gets an operation and removed at release_fd(). Why edge rather than level triggering: level triggering would need an
  * epoll_ctl(MOD) every time the set of operations in flight changes (a recv posted, a send
  * finished), a system call per message in an echo server. With edges the kernel reports each
  * change of readiness once; the shared core caches it per direction and runs an operation at

@@ -91,11 +91,12 @@
  * are in use. Left to itself one kernel pass (the kernel retries up to 32 receives, each up to
  * 256 buffers) takes everything the socket holds, megabytes once the kernel has grown its
  * receive buffer, all of it held by a connection that stopped reading at its high-water mark
- * (server/connection.h). So each bundle receive carries a length (Linux 6.17's per-pass cap,
- * UR_RECV_CAP_BUFFERS buffers): past it the kernel goes on at its next pass, after the loop
- * has seen the completions and cancelled the receive of a connection that stopped. A kernel
- * before 6.17 refuses the length with -EINVAL; the receive is armed again without it, and so
- * is every later one (recv_cap off).
+ * (server/connection.h). So each bundle receive carries Linux 6.17's total limit
+ * (sqe->optlen, UR_RECV_CAP_BUFFERS buffers): it ends there, the backend arms it again at once,
+ * and that SQE goes in with the loop's next submission, beside the cancel of a connection that
+ * stopped. (The per-pass cap, sqe->len, left a receive waiting for ever when the peer had reset
+ * behind its data.) A kernel before 6.17 refuses the limit with -EINVAL; the receive is armed
+ * again without it, and so is every later one (recv_cap off).
  *
  * Fallbacks, probed at create(): io_uring_get_probe_ring() must report ACCEPT, CONNECT, SEND,
  * RECV, POLL_ADD, ASYNC_CANCEL and READ (Linux 5.6). Multishot accept and
