@@ -2,8 +2,6 @@
 // value, partial writes under a tiny send buffer, a peer's reset mid-send, half-close, bytes
 // behind TCP urgent data, and timers that keep their turns beside a socket busy all the time
 // (in virtual time).
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <atomic>
@@ -168,12 +166,8 @@ TEST_P(SocketTest, BytesQueuedBehindUrgentDataAreReceivedWithoutMoreArriving) {
     EXPECT_TRUE(c.send_all("abc"));
     EXPECT_EQ(::send(c.fd(), "X", 1, MSG_OOB), 1) << std::strerror(errno);
     EXPECT_TRUE(c.send_all("def"));
-    int unacknowledged = -1;
-    for (int waited_ms = 0; waited_ms < 10000; ++waited_ms) {
-      if (::ioctl(c.fd(), SIOCOUTQ, &unacknowledged) != 0 || unacknowledged == 0) break;
-      std::this_thread::sleep_for(milliseconds(1));
-    }
-    EXPECT_EQ(unacknowledged, 0) << "the server's kernel did not take all 7 bytes in 10 s";
+    EXPECT_EQ(testing::WaitUntilAcknowledged(c.fd(), seconds(10)), 0)
+        << "the server's kernel did not take all 7 bytes in 10 s";
     all_queued = true;
     reply = c.recv_until_eof();
   });

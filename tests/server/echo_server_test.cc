@@ -3,8 +3,6 @@
 // without a busy loop, client resets at any point, TCP urgent data, --reply_prefix, limits, the
 // receive pool and IPv6. (Signals and drains: echo_server_signals_test; flags and where plugins
 // come from: echo_server_flags_test.)
-#include <linux/sockios.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -113,12 +111,8 @@ TEST_P(EchoServerTest, EchoesUrgentDataInItsPlaceAndTheBytesQueuedBehindIt) {
     ASSERT_TRUE(client.send_all("abc"));
     ASSERT_EQ(::send(client.fd(), "X", 1, MSG_OOB), 1) << std::strerror(errno);
     ASSERT_TRUE(client.send_all("def"));
-    int unacknowledged = -1;
-    for (int waited_ms = 0; waited_ms < 10000; ++waited_ms) {
-      if (::ioctl(client.fd(), SIOCOUTQ, &unacknowledged) != 0 || unacknowledged == 0) break;
-      std::this_thread::sleep_for(milliseconds(1));
-    }
-    ASSERT_EQ(unacknowledged, 0) << "the server's kernel did not take all 7 bytes in 10 s";
+    ASSERT_EQ(testing::WaitUntilAcknowledged(client.fd(), seconds(10)), 0)
+        << "the server's kernel did not take all 7 bytes in 10 s";
   }
   EXPECT_EQ(client.recv_exact(7), "abcXdef");
   client.close();

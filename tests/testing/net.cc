@@ -2,9 +2,11 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <linux/sockios.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -323,6 +325,16 @@ void BlockingClient::set_receive_buffer(int bytes) {
 void BlockingClient::close() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+}
+
+int WaitUntilAcknowledged(int fd, std::chrono::milliseconds within) {
+  const auto give_up = std::chrono::steady_clock::now() + within;
+  for (;;) {
+    int unacknowledged = 0;
+    if (::ioctl(fd, SIOCOUTQ, &unacknowledged) != 0) return -errno;
+    if (unacknowledged == 0 || std::chrono::steady_clock::now() >= give_up) return unacknowledged;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 int AwaitReset(int fd, std::chrono::milliseconds within) {

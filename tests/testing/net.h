@@ -61,6 +61,11 @@ std::string LoopbackQueues(uint16_t client_port, uint16_t server_port);
 // them to megabytes.
 std::string SetSocketOptionOf(int pid, int fd, int level, int option, int value);
 
+// Waits up to `within` until the peer's kernel has acknowledged every byte sent on `fd` (its
+// SIOCOUTQ is 0): on loopback, they are all in the peer's receive queue, read or not. Returns
+// the bytes still unacknowledged then (0: all of them), or -errno if the socket cannot say.
+int WaitUntilAcknowledged(int fd, std::chrono::milliseconds within);
+
 // Waits up to `within` for the connection on `fd` to be reset by its peer, without sending
 // (a send would draw a reset from any peer that has closed, cleanly or not). Returns the error
 // the reset left: ECONNRESET, or EPIPE when the peer had ended its stream first. 0 when no

@@ -1,5 +1,6 @@
 // LoopbackQueues: what a stalled exchange's failure message says about where its bytes sit,
-// checked on a real loopback connection whose server end reads nothing.
+// checked on a real loopback connection whose server end reads nothing; WaitUntilAcknowledged
+// on the same connection (and on a pipe, which cannot say).
 #include "tests/testing/net.h"
 
 #include <netinet/in.h>
@@ -36,6 +37,8 @@ TEST(LoopbackQueuesTest, NamesTheBytesAServerEndHasNotRead) {
   ASSERT_GE(server_end, 0);
   const uint16_t client_port = PortOf(client.fd());
   ASSERT_TRUE(client.send_all(std::string(1000, 'x')));
+  // The server's kernel takes them, unread: every byte acknowledged.
+  EXPECT_EQ(WaitUntilAcknowledged(client.fd(), std::chrono::seconds(10)), 0);
   // Loopback delivers within the send; the acknowledgement may trail it a little.
   std::string queues;
   for (int i = 0; i < 500; ++i) {
@@ -52,6 +55,12 @@ TEST(LoopbackQueuesTest, NamesTheBytesAServerEndHasNotRead) {
   client.close();
   // Another pair of ports: no such connection.
   EXPECT_EQ(LoopbackQueues(client_port, static_cast<uint16_t>(server_port + 1)), "client end: gone; server end: gone");
+  // Not a socket: it cannot say.
+  int pipe_ends[2];
+  ASSERT_EQ(::pipe(pipe_ends), 0);
+  EXPECT_LT(WaitUntilAcknowledged(pipe_ends[1], std::chrono::milliseconds(100)), 0);
+  ::close(pipe_ends[0]);
+  ::close(pipe_ends[1]);
 }
 
 }  // namespace
