@@ -27,6 +27,19 @@ using std::chrono::seconds;
 
 class AdminBoundsTest : public testing::AdminFixture {
  protected:
+  // Starts the server with a client whose connection keeps a drain going (and the server up)
+  // until it leaves; null (a test failure) if that client got no echo.
+  std::unique_ptr<testing::BlockingClient> StartWithAConnectionThatHoldsADrain() {
+    Start({"--drain_timeout=30s"});
+    auto client = std::make_unique<testing::BlockingClient>(port_);
+    EXPECT_TRUE(client->send_all("hold"));
+    if (client->recv_exact(4) != "hold") {
+      ADD_FAILURE() << "no echo from the server";
+      return nullptr;
+    }
+    return client;
+  }
+
   grpc::Status Inject(admin::InjectionKind kind, uint32_t duration_ms, uint32_t count, uint32_t interval_ms,
                       admin::Injection* injection = nullptr) {
     admin::InjectTaskRequest request;
@@ -139,11 +152,8 @@ TEST_F(AdminBoundsTest, AtMostOneHundredInjectionsAreActiveAtOnce) {
 }
 
 TEST_F(AdminBoundsTest, NoInjectionWhileTheServerDrains) {
-  Start({"--drain_timeout=30s"});
-  // A connection keeps the drain going (and the server up) until the client leaves.
-  testing::BlockingClient client(port_);
-  ASSERT_TRUE(client.send_all("hold"));
-  ASSERT_EQ(client.recv_exact(4), "hold");
+  std::unique_ptr<testing::BlockingClient> client = StartWithAConnectionThatHoldsADrain();
+  ASSERT_NE(client, nullptr);
   admin::DrainResponse drained;
   ASSERT_TRUE(stub_->Drain(Context().get(), admin::DrainRequest(), &drained).ok());
 
@@ -153,17 +163,15 @@ TEST_F(AdminBoundsTest, NoInjectionWhileTheServerDrains) {
   s = Inject(admin::NONBLOCKING_SLEEP, 10, 1, 0);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
   EXPECT_EQ(Stats().injections_size(), 0);
-  client.close();
+  client->close();
 }
 
 // A drain cannot be taken back: GetThrottle says the server is draining, and a SetThrottle that
 // would resume accepting is refused (FAILED_PRECONDITION, nothing changed). Other throttles
 // still apply to the connections finishing.
 TEST_F(AdminBoundsTest, AcceptingCannotResumeWhileTheServerDrains) {
-  Start({"--drain_timeout=30s"});
-  testing::BlockingClient client(port_);
-  ASSERT_TRUE(client.send_all("hold"));
-  ASSERT_EQ(client.recv_exact(4), "hold");
+  std::unique_ptr<testing::BlockingClient> client = StartWithAConnectionThatHoldsADrain();
+  ASSERT_NE(client, nullptr);
   admin::Throttle before;
   ASSERT_TRUE(stub_->GetThrottle(Context().get(), admin::GetThrottleRequest(), &before).ok());
   EXPECT_FALSE(before.draining());
@@ -188,7 +196,7 @@ TEST_F(AdminBoundsTest, AcceptingCannotResumeWhileTheServerDrains) {
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(answer.bytes_per_second_total(), 5'000'000u);
   EXPECT_TRUE(answer.draining());
-  client.close();
+  client->close();
 }
 
 // Whichever entry came first would decide; a call that carries two is refused outright.

@@ -245,6 +245,15 @@ class ResumePointTest : public testing::AdminFixture, public ::testing::WithPara
     if (info == nullptr) return {};
     return {true, info->fd(), info->bytes_queued(), info->bytes_in(), info->in_read_set(), info->bytes_out()};
   }
+  // Look(peer) once the server lists the connection (accepted): up to 30 s.
+  Figures LookOnceListed(const std::string& peer) {
+    Figures figures = Look(peer);
+    for (int i = 0; i < 3000 && !figures.listed; ++i) {
+      std::this_thread::sleep_for(milliseconds(10));
+      figures = Look(peer);
+    }
+    return figures;
+  }
   // The stream's byte at `offset`: every byte read is checked against it.
   static char ByteAt(uint64_t offset) { return static_cast<char>((offset * 131 + 7) % 251); }
 };
@@ -263,11 +272,7 @@ TEST_P(ResumePointTest, APausedConnectionResumesOnceItsQueueIsDownToLowWater) {
   testing::BlockingClient client(port_);
   client.set_receive_buffer(kClientReceiveBuffer);
   const std::string peer = testing::LocalAddress(client.fd());
-  Figures accepted;
-  for (int i = 0; i < 3000 && !accepted.listed; ++i) {
-    accepted = Look(peer);
-    if (!accepted.listed) std::this_thread::sleep_for(milliseconds(10));
-  }
+  Figures accepted = LookOnceListed(peer);
   ASSERT_TRUE(accepted.listed) << "the server did not list the connection within 30 s";
   // Left to itself the kernel grows the server's send buffer to megabytes, which would hold
   // most of the echo out of the server's sight.
@@ -369,11 +374,7 @@ TEST_P(ReadAheadTest, AConnectionThatStoppedReadingHoldsItsBackendsReadAheadNotW
   const std::string peer = testing::LocalAddress(client.fd());
   ASSERT_TRUE(client.send_all("hi"));
   ASSERT_EQ(client.recv_exact(2), "hi");
-  Figures accepted;
-  for (int i = 0; i < 3000 && !accepted.listed; ++i) {
-    accepted = Look(peer);
-    if (!accepted.listed) std::this_thread::sleep_for(milliseconds(10));
-  }
+  Figures accepted = LookOnceListed(peer);
   ASSERT_TRUE(accepted.listed) << "the server did not list the connection within 30 s";
   ASSERT_EQ(testing::SetSocketOptionOf(server_->pid(), accepted.fd, SOL_SOCKET, SO_RCVBUF, kServerReceiveBuffer), "");
   // Left to itself the kernel grows the server's send buffer to megabytes, which would take the
