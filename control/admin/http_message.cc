@@ -38,10 +38,23 @@ absl::Status ParseRequestLine(absl::string_view line, HttpRequest* request) {
                                    "\": this port speaks HTTP/1.0 and HTTP/1.1"));
   }
   for (char c : parts[1]) {
-    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return BadRequest("the request target holds a control character");
+    if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+      return BadRequest("the request target holds a control character");
   }
   request->method = std::string(parts[0]);
   request->target = std::string(parts[1]);
+  return absl::OkStatus();
+}
+
+// A request line's first bytes, before its end has come: refused at once when they cannot
+// begin a method (a TLS ClientHello, say), so that such a client hears why at once instead of
+// waiting for a line end that never comes.
+absl::Status CheckRequestLineStart(absl::string_view start) {
+  absl::string_view method = start.substr(0, start.find(' '));
+  if (absl::EndsWith(method, "\r")) method.remove_suffix(1);  // its LF has not come yet
+  for (char c : method) {
+    if (!IsTokenChar(c)) return BadRequest("this is not an HTTP request: the port speaks plain HTTP/1.1");
+  }
   return absl::OkStatus();
 }
 
@@ -109,6 +122,9 @@ absl::StatusOr<std::optional<HttpRequest>> ParseRequestHead(absl::string_view bu
       if (buffer.size() > kMaxHeadBytes) {
         return absl::ResourceExhaustedError(absl::StrCat("the request head is longer than ", kMaxHeadBytes, " bytes"));
       }
+      if (!have_request_line) {
+        if (absl::Status start = CheckRequestLineStart(buffer.substr(pos)); !start.ok()) return start;
+      }
       return std::nullopt;
     }
     if (newline + 1 > kMaxHeadBytes) {
@@ -130,9 +146,7 @@ absl::StatusOr<std::optional<HttpRequest>> ParseRequestHead(absl::string_view bu
   }
 }
 
-int HttpStatusFor(const absl::Status& parse_error) {
-  return absl::IsResourceExhausted(parse_error) ? 431 : 400;
-}
+int HttpStatusFor(const absl::Status& parse_error) { return absl::IsResourceExhausted(parse_error) ? 431 : 400; }
 
 const char* ReasonPhrase(int status) {
   switch (status) {
@@ -160,9 +174,9 @@ const char* ReasonPhrase(int status) {
 }
 
 std::string FormatResponse(const HttpResponse& response, bool keep_alive, bool head_only) {
-  std::string out = absl::StrCat("HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status),
-                                 "\r\nContent-Type: ", response.content_type,
-                                 "\r\nContent-Length: ", response.body.size(), "\r\n");
+  std::string out =
+      absl::StrCat("HTTP/1.1 ", response.status, " ", ReasonPhrase(response.status),
+                   "\r\nContent-Type: ", response.content_type, "\r\nContent-Length: ", response.body.size(), "\r\n");
   if (!keep_alive) out += "Connection: close\r\n";
   for (const std::string& header : response.headers) absl::StrAppend(&out, header, "\r\n");
   out += "\r\n";

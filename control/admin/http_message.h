@@ -11,7 +11,9 @@
 // What is refused (InvalidArgument, answered 400): a request line that is not
 // "METHOD TARGET HTTP/1.x", a header line without a colon, obsolete line folding, a request
 // with a body (Content-Length other than 0, or Transfer-Encoding): the metrics port reads
-// none, so it could not find where the next request starts. A head longer than kMaxHeadBytes
+// none, so it could not find where the next request starts. The first bytes of a request line
+// are checked before its end comes: bytes that cannot begin a method (a TLS ClientHello) are
+// refused at once. A head longer than kMaxHeadBytes
 // or with more than kMaxHeaders headers is ResourceExhausted (answered 431).
 //
 // Threads: values and pure functions.
@@ -34,8 +36,8 @@ inline constexpr size_t kMaxHeadBytes = 8192;
 inline constexpr size_t kMaxHeaders = 64;
 
 struct HttpRequest {
-  std::string method;  // as sent: "GET"
-  std::string target;  // "/metrics?x=1"
+  std::string method;     // as sent: "GET"
+  std::string target;     // "/metrics?x=1"
   int minor_version = 1;  // HTTP/1.<minor_version>
   // In order; names lowercased, values without surrounding whitespace.
   std::vector<std::pair<std::string, std::string>> headers;

@@ -1,8 +1,12 @@
 #include "control/admin/metrics_http.h"
 
 #include <fcntl.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -10,6 +14,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "prometheus/metric_family.h"
 #include "prometheus/text_serializer.h"
@@ -33,6 +38,12 @@ constexpr int64_t kIdleBeforeReclaimNs = 100'000'000;
 // packets, or a retransmission of them), so a head that has not come whole in a second is a
 // client that holds a place without asking: a port scan, a bare TCP check, a slow sender.
 constexpr int64_t kSlowHeadBeforeReclaimNs = 1'000'000'000;
+// How long no byte of an answer may be taken before its connection may be closed for one in
+// the backlog: a client reads its answers as they come.
+constexpr int64_t kUnreadAnswerBeforeReclaimNs = 1'000'000'000;
+// The listen backlog. Connections that have sent nothing wait in it too, for the deferral:
+// past it the kernel answers with SYN cookies, which skip the deferral.
+constexpr int kBacklog = 1024;
 
 constexpr char kExpositionType[] = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -57,6 +68,38 @@ Task<absl::StatusOr<std::optional<HttpRequest>>> ReadRequest(Socket& connection,
 
 Task<absl::Status> SendAll(Socket& connection, const std::string& bytes) {
   co_return co_await connection.send_all(bytes.data(), bytes.size());
+}
+
+// Whether `fd` has something to be read: data, the end of the stream or an error.
+bool HasBytes(int fd) {
+  pollfd readable{.fd = fd, .events = POLLIN, .revents = 0};
+  return ::poll(&readable, 1, 0) != 0;
+}
+
+// Whether a connection just accepted, with nothing received, was queued by the end of the
+// listener's deferral rather than by its first bytes: the kernel sent its SYN-ACK again as
+// the deferral ended (a connection admitted with a SYN cookie skips the deferral, and has
+// not).
+bool WaitedTheDeferral(int fd) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  return ::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0 && info.tcpi_total_retrans > 0;
+}
+
+// How many connections wait in listening socket `fd`'s backlog (for a listener, TCP_INFO's
+// tcpi_unacked is the backlog's length); 1 if it cannot say but one waits.
+int64_t QueuedConnections(int fd) {
+  tcp_info info{};
+  socklen_t length = sizeof info;
+  if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &length) == 0) return info.tcpi_unacked;
+  pollfd waiting{.fd = fd, .events = POLLIN, .revents = 0};
+  return ::poll(&waiting, 1, 0) == 1 ? 1 : 0;
+}
+
+// The bytes `fd` has been given to send and its peer has not acknowledged; -1 if unknown.
+int64_t Unsent(int fd) {
+  int bytes = 0;
+  return ::ioctl(fd, SIOCOUTQ, &bytes) == 0 ? bytes : -1;
 }
 
 HttpResponse Text(int status, std::string body) {
@@ -86,12 +129,17 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   if (!loop.ok()) return loop.status();
   server->loop_ = *std::move(loop);
   // No SO_REUSEPORT: no other process can bind the port while this one holds it.
-  absl::StatusOr<Socket> listener = adopted.valid()
-                                        ? absl::StatusOr<Socket>(Socket::Adopt(*server->loop_, adopted.release(), "listener"))
-                                        : Socket::Listen(*server->loop_, *address, SocketOptions{}, /*backlog=*/64);
+  absl::StatusOr<Socket> listener =
+      adopted.valid() ? absl::StatusOr<Socket>(Socket::Adopt(*server->loop_, adopted.release(), "listener"))
+                      : Socket::Listen(*server->loop_, *address, SocketOptions{}, kBacklog);
   if (!listener.ok()) {
     return absl::Status(listener.status().code(), absl::StrCat("cannot serve metrics on ", address->ToString(), ": ",
                                                                listener.status().message()));
+  }
+  // Set on a handed-over listener too (the same socket: it was set there already).
+  const int defer_seconds = std::chrono::duration_cast<std::chrono::seconds>(kDeferAccept).count();
+  if (::setsockopt(listener->fd(), IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_seconds, sizeof defer_seconds) != 0) {
+    return absl::ErrnoToStatus(errno, absl::StrCat("cannot defer accepting on the metrics port ", address->ToString()));
   }
   absl::StatusOr<SocketAddress> local = listener->local_address();
   if (!local.ok()) return local.status();
@@ -164,8 +212,8 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
         if (IsPowerOfTen(++waits_at_cap_)) {
           PrintToStderr(
-              "metrics port: all %u connections are in use; new ones wait in the backlog, and idle or silent ones "
-              "are closed for them (%llu times so far; --metrics_max_connections)\n",
+              "metrics port: all %u connections are in use; new ones wait in the backlog, and idle, silent or unread "
+              "ones are closed for them (%llu times so far; --metrics_max_connections)\n",
               options_.max_connections, static_cast<unsigned long long>(waits_at_cap_));
         }
         while (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
@@ -212,37 +260,55 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
   }
 }
 
-void MetricsHttpServer::make_room(const Socket& listener) {
-  if (waits_.empty()) return;
-  pollfd waiting{.fd = listener.fd(), .events = POLLIN, .revents = 0};
-  if (::poll(&waiting, 1, 0) != 1) return;  // nobody in the backlog
+bool MetricsHttpServer::may_close(Wait& w, int64_t now_ns) {
+  if (w.for_answer) {
+    const int64_t unsent = Unsent(w.fd);
+    if (unsent != w.unsent) {  // a byte taken (or the first look): it reads
+      w.unsent = unsent;
+      w.since_ns = now_ns;
+    }
+    return now_ns - w.since_ns >= kUnreadAnswerBeforeReclaimNs;
+  }
+  const int64_t waited = now_ns - w.since_ns;
+  const bool idle = w.kept_alive && w.received->empty() && waited >= kIdleBeforeReclaimNs;
   // Bytes waiting in a connection's socket may complete its head: its task is about to take
   // them, so it is busy, not idle.
-  auto has_bytes = [](int fd) {
-    pollfd readable{.fd = fd, .events = POLLIN, .revents = 0};
-    return ::poll(&readable, 1, 0) != 0;  // data, end of stream or an error: not idle
-  };
+  return (idle || waited >= kSlowHeadBeforeReclaimNs) && !HasBytes(w.fd);
+}
+
+void MetricsHttpServer::make_room(const Socket& listener) {
+  if (waits_.empty()) return;
+  int64_t queued = QueuedConnections(listener.fd());
   const int64_t now = MonotonicNanos();
-  // The connection that has waited longest, of those idle (kept alive after an answer, with
-  // nothing of the next request) or slow (no whole head in a second).
-  auto may_close = [&](const RequestWait& w) {
-    const int64_t waited = now - w.since_ns;
-    const bool idle = w.kept_alive && w.received->empty() && waited >= kIdleBeforeReclaimNs;
-    return (idle || waited >= kSlowHeadBeforeReclaimNs) && !has_bytes(w.fd);
-  };
-  auto chosen = std::find_if(waits_.begin(), waits_.end(), [&](const auto& entry) { return may_close(entry.second); });
-  if (chosen == waits_.end()) return;
-  const bool was_idle = chosen->second.kept_alive && chosen->second.received->empty();
-  // Its pending receive ends as at the client's close, and its task closes the connection.
-  ::shutdown(chosen->second.fd, SHUT_RD);
-  waits_.erase(chosen);
-  uint64_t& count = was_idle ? reclaimed_idle_ : reclaimed_slow_;
-  if (IsPowerOfTen(++count)) {
-    PrintToStderr(was_idle ? "metrics port: closed an idle connection for one waiting in the backlog (%llu so far; "
-                             "--metrics_max_connections)\n"
-                           : "metrics port: closed a connection that sent no whole request in 1 s for one waiting "
-                             "in the backlog (%llu so far; --metrics_max_connections)\n",
-                  static_cast<unsigned long long>(count));
+  for (auto it = waits_.begin(); it != waits_.end() && queued > 0;) {
+    Wait& w = it->second;
+    if (!may_close(w, now)) {
+      ++it;
+      continue;
+    }
+    uint64_t* count = nullptr;
+    const char* why = nullptr;
+    if (w.for_answer) {
+      // A reset: what it did not read is not worth delivering. Its send ends (EPIPE) and its
+      // task closes the connection.
+      linger reset{.l_onoff = 1, .l_linger = 0};
+      (void)::setsockopt(w.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+      ::shutdown(w.fd, SHUT_RDWR);
+      count = &reclaimed_unread_;
+      why = "a connection that took no byte of its answer in 1 s";
+    } else {
+      // Its pending receive ends as at the client's close, and its task closes the connection.
+      ::shutdown(w.fd, SHUT_RD);
+      const bool idle = w.kept_alive && w.received->empty();
+      count = idle ? &reclaimed_idle_ : &reclaimed_slow_;
+      why = idle ? "an idle connection" : "a connection that sent no whole request in 1 s";
+    }
+    it = waits_.erase(it);
+    --queued;
+    if (IsPowerOfTen(++*count)) {
+      PrintToStderr("metrics port: closed %s for one waiting in the backlog (%llu so far; --metrics_max_connections)\n",
+                    why, static_cast<unsigned long long>(*count));
+    }
   }
 }
 
@@ -268,14 +334,18 @@ Task<> MetricsHttpServer::serve(Socket connection) {
     bool done = false;
   } first_answer(unanswered_);
   std::string received;
+  // Accepted without a byte at the end of the deferral: silent since it opened, that long ago.
+  int64_t silent_before_ns =
+      !HasBytes(connection.fd()) && WaitedTheDeferral(connection.fd()) ? kDeferAccept.count() : 0;
   for (;;) {
     // While it waits for a request, make_room may close it: kept alive after an answer with
     // nothing of the next request arrived (idle), or without a whole head for a second (slow).
     waiting.key = next_wait_++;
-    waits_.emplace(waiting.key, RequestWait{.fd = connection.fd(),
-                                            .since_ns = MonotonicNanos(),
-                                            .kept_alive = first_answer.done,
-                                            .received = &received});
+    waits_.emplace(waiting.key, Wait{.fd = connection.fd(),
+                                     .since_ns = MonotonicNanos() - std::exchange(silent_before_ns, 0),
+                                     .for_answer = false,
+                                     .kept_alive = first_answer.done,
+                                     .received = &received});
     absl::StatusOr<std::optional<HttpRequest>> read =
         co_await wait_for(ReadRequest(connection, received), options_.idle_timeout);
     waiting.clear();
@@ -295,7 +365,15 @@ Task<> MetricsHttpServer::serve(Socket connection) {
     // After a hand-over, each client is sent to the new process for its next request.
     bool keep_alive = request.keep_alive() && !handed_over_.load();
     std::string answer = FormatResponse(Answer(request), keep_alive, /*head_only=*/request.method == "HEAD");
+    // While its answer waits to be taken, make_room may close it: no byte taken for a second.
+    waiting.key = next_wait_++;
+    waits_.emplace(waiting.key, Wait{.fd = connection.fd(),
+                                     .since_ns = MonotonicNanos(),
+                                     .for_answer = true,
+                                     .kept_alive = first_answer.done,
+                                     .received = nullptr});
     absl::Status sent = co_await wait_for(SendAll(connection, answer), options_.idle_timeout);
+    waiting.clear();
     first_answer.given();
     if (!sent.ok() || !keep_alive) co_return;
   }
@@ -323,7 +401,8 @@ HttpResponse MetricsHttpServer::Answer(const HttpRequest& request) const {
     std::string why = pages_.not_ready ? pages_.not_ready() : std::string();
     return why.empty() ? Text(200, "ready\n") : Text(503, absl::StrCat("not ready: ", why, "\n"));
   }
-  return Text(404, absl::StrCat("no page at ", path, ": this port serves /metrics, /healthz and /readyz\n"));
+  return Text(
+      404, absl::StrCat("no page at ", absl::CHexEscape(path), ": this port serves /metrics, /healthz and /readyz\n"));
 }
 
 std::string MetricsHttpServer::exposition() const {

@@ -22,13 +22,24 @@
 // descriptors are really closed); past that, new ones wait in the kernel's backlog. A
 // connection is closed when a request head has not arrived complete within `idle_timeout`
 // (an idle keep-alive connection too), or a response has not been taken within it. A
-// request head is at most 8 KiB (control/admin/http_message.h). While every place is taken
-// and a connection waits in the backlog, the kept-alive connection that has waited longest
-// (100 ms at least) for its next request, with nothing of one received, is closed to make room,
-// as nginx reuses idle keep-alive connections: idle scrapers cannot keep a load balancer's
-// health check out for `idle_timeout`. A kept-alive client whose connection was closed sends
-// its next request on a new one, as HTTP clients do. (A connection not yet answered is never
-// closed so: its request may be on its way in. The idle timeout bounds a silent one.)
+// request head is at most 8 KiB (control/admin/http_message.h).
+//
+// Fairness at the cap: neither idle scrapers nor hostile or broken clients can keep a load
+// balancer's health check out for `idle_timeout`.
+//   - The listener defers accepting (TCP_DEFER_ACCEPT, as nginx's "deferred" and HAProxy's
+//     "defer-accept"): a connection enters the backlog when its first bytes arrive, so a
+//     request overtakes connections that have sent nothing. One silent for kDeferAccept is
+//     queued then anyway, and so has been silent that long when it is accepted.
+//   - While every place is taken and a connection waits in the backlog, as many connections as
+//     wait are closed for them, oldest wait first, of those that are (a) idle: kept alive
+//     after an answer, with nothing of the next request, for 100 ms (as nginx reuses idle
+//     keep-alive connections; the client sends its next request on a new one, as HTTP clients
+//     do); (b) slow: no whole request head a second after the connection opened or the last
+//     answer (a port scan, a bare TCP check, a slow sender); or (c) not reading: an answer of
+//     which no byte has been taken for a second (a client that pipelines requests and never
+//     reads its answers), closed with a reset.
+//   - A connection with bytes waiting to be read is never closed so: its task is about to take
+//     them.
 //
 // With `auth` requiring a token (--admin_token_file), every request must carry
 // "Authorization: Bearer <token>", else 401 with "WWW-Authenticate: Bearer".
@@ -118,6 +129,8 @@ class MetricsHttpServer {
   // get it. Any thread but the server's.
   void StopAccepting();
   static constexpr Duration kHandedOverGrace = std::chrono::seconds(2);
+  // How long a connection may stay silent before the listener queues it anyway.
+  static constexpr Duration kDeferAccept = std::chrono::seconds(1);
 
  private:
   MetricsHttpServer(MetricsHttpOptions options, MetricsPages pages)
@@ -125,8 +138,8 @@ class MetricsHttpServer {
 
   Task<> accept_loop(Socket listener);
   Task<> serve(Socket connection);
-  // At the cap, if a connection waits in `listener`'s backlog: closes the one that has waited
-  // longest for a request, of those idle on keep-alive or slow to send a whole head.
+  // At the cap, for each connection waiting in `listener`'s backlog: closes one that is idle,
+  // slow or not reading (above), oldest wait first.
   void make_room(const Socket& listener);
   // The answer to one request: the token, the method, then the page.
   HttpResponse Answer(const HttpRequest& request) const;
@@ -142,23 +155,31 @@ class MetricsHttpServer {
   uint64_t waits_at_cap_ = 0;   // the loop thread's
   uint64_t accept_errors_ = 0;  // the loop thread's
   // The loop thread's, declared before loop_ (its connections' tasks erase their entries as
-  // the loop destroys them): the connections waiting for a request, by when they started to
-  // (oldest first).
-  struct RequestWait {
-    int fd;                       // its socket's
-    int64_t since_ns;             // MonotonicNanos() as the wait began
-    bool kept_alive;              // after an answer (else: a new connection)
-    const std::string* received;  // what the connection's task has received of the request
+  // the loop destroys them): the connections waiting for a request or for an answer to be
+  // taken, by when they started to (oldest first).
+  struct Wait {
+    int fd;  // its socket's
+    // For a request: MonotonicNanos() as the wait began, or as the connection opened (a new
+    // connection accepted without a byte waited the deferral before). For an answer: when
+    // make_room last saw a byte of it taken.
+    int64_t since_ns;
+    bool for_answer;              // else for a request
+    bool kept_alive;              // for a request: after an answer (else: a new connection)
+    const std::string* received;  // for a request: what the connection's task has received of it
+    int64_t unsent = -1;          // for an answer: its socket's send queue (SIOCOUTQ) at the last look
   };
-  std::map<uint64_t, RequestWait> waits_;  // by wait number, from 1
+  // Whether make_room may close `w` now; updates an answer's progress.
+  bool may_close(Wait& w, int64_t now_ns);
+  std::map<uint64_t, Wait> waits_;  // by wait number, from 1
   uint64_t next_wait_ = 1;
   uint64_t reclaimed_idle_ = 0;
   uint64_t reclaimed_slow_ = 0;
+  uint64_t reclaimed_unread_ = 0;
   std::unique_ptr<EventLoop> loop_;
-  Future<> acceptor_;     // the accept loop; it owns the listener
-  int listener_fd_ = -1;  // the loop thread's: the listener's descriptor while acceptor_ runs
+  Future<> acceptor_;                     // the accept loop; it owns the listener
+  int listener_fd_ = -1;                  // the loop thread's: the listener's descriptor while acceptor_ runs
   std::atomic<bool> handed_over_{false};  // StopAccepting was called
-  std::atomic<int> unanswered_{0};         // connections that have not had a first answer yet
+  std::atomic<int> unanswered_{0};        // connections that have not had a first answer yet
   std::thread thread_;
 };
 

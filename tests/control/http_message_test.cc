@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "gtest/gtest.h"
 
 namespace brrr::control {
@@ -42,6 +43,25 @@ TEST(HttpMessageTest, AnIncompleteHeadAsksForMore) {
   }
 }
 
+// A TLS ClientHello (or anything else that is not HTTP) is refused from its first bytes, not
+// after a line end that never comes.
+TEST(HttpMessageTest, BytesThatCannotBeginARequestAreRefusedBeforeTheLineEnds) {
+  for (const std::string& start : {std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11),
+                                   std::string("G(T /metrics"), std::string("\r\nGE\x01")}) {
+    size_t used = 0;
+    auto r = Parse(start, &used);
+    ASSERT_FALSE(r.ok()) << absl::CHexEscape(start);
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << r.status();
+    EXPECT_EQ(HttpStatusFor(r.status()), 400);
+  }
+  for (const char* start : {"\r", "\r\n\r", "GET", "GET\r", "GET /metr", " "}) {
+    size_t used = 0;
+    auto r = Parse(start, &used);
+    ASSERT_TRUE(r.ok()) << absl::CHexEscape(start) << ": " << r.status();
+    EXPECT_FALSE(r->has_value()) << absl::CHexEscape(start) << ": may still become a request";
+  }
+}
+
 TEST(HttpMessageTest, BareLineFeedsAndLeadingEmptyLinesAreAccepted) {
   size_t used = 0;
   auto r = Parse("\r\nGET /healthz HTTP/1.0\nHost: a\n\n", &used);
@@ -71,7 +91,7 @@ TEST(HttpMessageTest, MalformedHeadsAreBadRequests) {
            "GET  /metrics HTTP/1.1\r\n\r\n",                    // two spaces
            "GET /metrics HTTP/2.0\r\n\r\n",                     // another version
            "G(T /metrics HTTP/1.1\r\n\r\n",                     // not a token
-           "GET /metrics HTTP/1.1\r\nNo colon here\r\n\r\n",   // header without a colon
+           "GET /metrics HTTP/1.1\r\nNo colon here\r\n\r\n",    // header without a colon
            "GET /metrics HTTP/1.1\r\nBad Name: x\r\n\r\n",      // space in a name
            "GET /metrics HTTP/1.1\r\nA: b\r\n folded\r\n\r\n",  // obsolete folding
            "GET /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",

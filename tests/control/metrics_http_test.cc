@@ -3,10 +3,13 @@
 // idle timeout, and the cap on connections. Real sockets on 127.0.0.1.
 #include "control/admin/metrics_http.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <thread>
@@ -62,7 +65,8 @@ TEST_F(MetricsHttpTest, ServesTheThreePages) {
   HttpReply metrics = HttpGet(port_, "/metrics");
   EXPECT_EQ(metrics.status, 200) << metrics.head;
   EXPECT_EQ(metrics.header("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
-  EXPECT_EQ(metrics.body, "# HELP brrr_test_scrapes Scrapes so far.\n# TYPE brrr_test_scrapes gauge\nbrrr_test_scrapes 1\n");
+  EXPECT_EQ(metrics.body,
+            "# HELP brrr_test_scrapes Scrapes so far.\n# TYPE brrr_test_scrapes gauge\nbrrr_test_scrapes 1\n");
   EXPECT_NE(HttpGet(port_, "/metrics?ignored=1").body.find("\nbrrr_test_scrapes 2\n"), std::string::npos)
       << "the query string is ignored";
 
@@ -85,6 +89,10 @@ TEST_F(MetricsHttpTest, OtherPathsAndMethodsAreRefused) {
   HttpReply missing = HttpGet(port_, "/nope");
   EXPECT_EQ(missing.status, 404);
   EXPECT_EQ(missing.body, "no page at /nope: this port serves /metrics, /healthz and /readyz\n");
+  HttpReply raw = HttpGet(port_, "/caf\xc3\xa9\xff");
+  EXPECT_EQ(raw.status, 404);
+  EXPECT_EQ(raw.body, "no page at /caf\\xc3\\xa9\\xff: this port serves /metrics, /healthz and /readyz\n")
+      << "a body in ASCII whatever the target's bytes";
   HttpReply post = HttpGet(port_, "/metrics", {}, "POST");
   EXPECT_EQ(post.status, 405);
   EXPECT_EQ(post.header("Allow"), "GET, HEAD");
@@ -117,7 +125,8 @@ TEST_F(MetricsHttpTest, WithATokenEveryPageRequiresIt) {
   EXPECT_EQ(HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret"}, "POST").status, 405);
   HttpReply twice = HttpGet(port_, "/metrics", {"Authorization: Bearer s3cret", "Authorization: Bearer s3cret"});
   EXPECT_EQ(twice.status, 401);
-  EXPECT_EQ(twice.body, "the request carries 2 \"authorization\" header entries; send exactly one: \"Bearer <token>\"\n");
+  EXPECT_EQ(twice.body,
+            "the request carries 2 \"authorization\" header entries; send exactly one: \"Bearer <token>\"\n");
 }
 
 TEST_F(MetricsHttpTest, AConnectionCarriesPipelinedRequestsUntilConnectionClose) {
@@ -163,6 +172,21 @@ TEST_F(MetricsHttpTest, AMalformedRequestIsAnsweredThenClosed) {
   ASSERT_TRUE(big.send_all("GET /" + std::string(kMaxHeadBytes + 1, 'a')));
   EXPECT_EQ(ReadHttpReply(big).status, 431);
   EXPECT_EQ(big.recv_until_eof(), "");
+}
+
+// A TLS client (https:// for http://) hears at once, in plain HTTP, that this is not its
+// protocol, instead of waiting out the idle timeout for a request line's end.
+TEST_F(MetricsHttpTest, ATlsClientHelloIsAnsweredAtOnce) {
+  MetricsHttpOptions o;
+  o.idle_timeout = std::chrono::seconds(60);  // past the client's 30 s
+  Start(std::move(o));
+  BlockingClient tls(port_);
+  // A ClientHello's record header and the start of its handshake message.
+  ASSERT_TRUE(tls.send_all(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11)));
+  HttpReply reply = ReadHttpReply(tls);
+  EXPECT_EQ(reply.status, 400);
+  EXPECT_EQ(reply.body, "this is not an HTTP request: the port speaks plain HTTP/1.1\n");
+  EXPECT_EQ(tls.recv_until_eof(), "");
 }
 
 TEST_F(MetricsHttpTest, AnIdleConnectionIsClosed) {
@@ -234,33 +258,102 @@ TEST_F(MetricsHttpTest, AnIdleConnectionMakesRoomForOneWaitingAtTheCap) {
   EXPECT_EQ(ReadHttpReply(b).status, 200);
 }
 
-// Connections that never send a request (a port scan, a bare TCP check) or send a head that
-// never ends cannot keep a load balancer's check out for the idle timeout either: at the cap,
-// the one that has waited longest for a whole head, a second at least, is closed for it.
-TEST_F(MetricsHttpTest, SilentAndSlowConnectionsMakeRoomForOneWaitingAtTheCap) {
+// Heads that never end cannot keep a load balancer's check out for the idle timeout: at the
+// cap, the connection that has waited longest for a whole head, a second at least, is closed
+// for it.
+TEST_F(MetricsHttpTest, SlowHeadsMakeRoomForOneWaitingAtTheCap) {
   MetricsHttpOptions o;
   o.max_connections = 2;
   o.idle_timeout = std::chrono::seconds(60);
   Start(std::move(o));
   const std::vector<std::string> close = {"Connection: close"};
-  BlockingClient silent(port_);
+  const std::string never_ending = "GET /metrics HTTP/1.1\r\n";
+  BlockingClient oldest(port_);
+  ASSERT_TRUE(oldest.send_all(never_ending));
   BlockingClient slow(port_);
-  ASSERT_TRUE(slow.send_all("GET /metrics HTTP/1.1\r\n"));  // a head that never ends
+  ASSERT_TRUE(slow.send_all(never_ending));
 
   // The client's receive gives up after 30 s, before the idle timeout would free a place.
   BlockingClient first(port_);
   ASSERT_TRUE(first.send_all(HttpRequestText("/readyz", close)));
   EXPECT_EQ(ReadHttpReply(first).body, "ready\n");
   EXPECT_EQ(first.recv_until_eof(), "");
-  EXPECT_EQ(silent.recv_until_eof(), "") << "the one that waited longest was closed";
+  EXPECT_EQ(oldest.recv_until_eof(), "") << "the one that waited longest was closed";
 
   BlockingClient newer(port_);  // takes the place first's close freed
+  ASSERT_TRUE(newer.send_all(never_ending));
   BlockingClient second(port_);
   ASSERT_TRUE(second.send_all(HttpRequestText("/readyz", close)));
   EXPECT_EQ(ReadHttpReply(second).body, "ready\n");
-  EXPECT_EQ(slow.recv_until_eof(), "") << "then the slow head, which had waited longer than the newer silent one";
+  EXPECT_EQ(slow.recv_until_eof(), "") << "then the other slow head, which had waited longer than the newer one";
   char byte = 0;
-  EXPECT_EQ(::recv(newer.fd(), &byte, 1, MSG_DONTWAIT), -1) << "the newer silent one kept its place";
+  EXPECT_EQ(::recv(newer.fd(), &byte, 1, MSG_DONTWAIT), -1) << "the newer slow head kept its place";
+}
+
+// Connections that never send a byte (a port scan, a bare TCP check, a flood) are not
+// queued for accepting until a second has passed (TCP_DEFER_ACCEPT): a request overtakes them.
+// Forty of them, a second each at the one place, would keep it out past its client's 30 s.
+TEST_F(MetricsHttpTest, ARequestOvertakesConnectionsThatSentNothing) {
+  MetricsHttpOptions o;
+  o.max_connections = 1;
+  o.idle_timeout = std::chrono::seconds(60);
+  Start(std::move(o));
+  std::vector<std::unique_ptr<BlockingClient>> silent;
+  for (int i = 0; i < 40; ++i) silent.push_back(std::make_unique<BlockingClient>(port_));
+  BlockingClient check(port_);
+  ASSERT_TRUE(check.send_all(HttpRequestText("/healthz")));
+  EXPECT_EQ(ReadHttpReply(check).status, 200);
+}
+
+// Once the deferral ends, the silent connections are queued anyway, ahead of a later request.
+// Accepted without a byte, each has been silent a second already: at the cap each is closed at
+// once for the connections waiting, not after a second more of its own.
+TEST_F(MetricsHttpTest, ConnectionsQueuedSilentAreClosedAtOnceForOnesWaiting) {
+  MetricsHttpOptions o;
+  o.max_connections = 1;
+  o.idle_timeout = std::chrono::seconds(60);
+  Start(std::move(o));
+  std::vector<std::unique_ptr<BlockingClient>> silent;
+  for (int i = 0; i < 40; ++i) silent.push_back(std::make_unique<BlockingClient>(port_));
+  // The deferral (1 s), and the SYN-ACK sent again as it ends, whose ACK queues them.
+  std::this_thread::sleep_for(MetricsHttpServer::kDeferAccept + std::chrono::milliseconds(1500));
+  BlockingClient check(port_);
+  ASSERT_TRUE(check.send_all(HttpRequestText("/healthz")));
+  EXPECT_EQ(ReadHttpReply(check).status, 200);
+  int closed = 0;
+  for (auto& c : silent) closed += c->recv_until_eof().empty() && ::recv(c->fd(), nullptr, 0, MSG_DONTWAIT) == 0;
+  EXPECT_GE(closed, 1) << "silent ones were closed for it";
+}
+
+// A client that pipelines requests and never reads its answers cannot keep a check out for
+// the idle timeout either: at the cap, once no byte of its answer has been taken for a second,
+// its connection is reset for the one waiting.
+TEST_F(MetricsHttpTest, AnAnswerNotTakenMakesRoomForOneWaitingAtTheCap) {
+  MetricsHttpOptions o;
+  o.max_connections = 1;
+  o.idle_timeout = std::chrono::seconds(60);
+  Start(std::move(o));
+  BlockingClient hog(port_, /*ipv6=*/false, /*timeout_ms=*/30000, /*receive_buffer=*/4096);
+  // 404s that echo a 4 KiB path: answers as large as the requests, sent until neither side's
+  // buffers take more (bounded: 64 MiB).
+  const std::string request = HttpRequestText("/" + std::string(4096, 'x'));
+  size_t sent = 0;
+  while (sent < (64u << 20)) {
+    ssize_t n = ::send(hog.fd(), request.data(), request.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd writable{.fd = hog.fd(), .events = POLLOUT, .revents = 0};
+      if (::poll(&writable, 1, /*timeout_ms=*/500) == 0) break;  // the server stopped reading
+      continue;
+    }
+    ASSERT_GT(n, 0) << "the server closed first: " << std::strerror(errno);
+    sent += static_cast<size_t>(n);
+  }
+  ASSERT_LT(sent, 64u << 20) << "the server kept reading: its answers were taken somewhere";
+
+  BlockingClient check(port_);
+  ASSERT_TRUE(check.send_all(HttpRequestText("/healthz")));
+  EXPECT_EQ(ReadHttpReply(check).status, 200);
+  EXPECT_EQ(testing::AwaitReset(hog.fd(), std::chrono::seconds(30)), ECONNRESET) << "the hog's connection was reset";
 }
 
 TEST_F(MetricsHttpTest, StopClosesEveryConnection) {

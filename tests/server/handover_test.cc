@@ -1314,10 +1314,16 @@ TEST(TakeOverMetricsTest, AKeepAliveScraperIsAnsweredByTheOldOneThenReconnectsTo
   testing::HttpReply first = testing::ReadHttpReply(scraper);
   ASSERT_EQ(first.status, 200) << first.head;
   EXPECT_NE(first.header("Connection"), "close") << first.head;
-  // Two more connections that have not asked anything. A's one accept loop takes connections in
-  // the order they came, so once a later one is answered, A has accepted both.
+  // Two more connections that have not asked anything whole: the start of a request line each
+  // (the listener defers accepting a connection until its first bytes come). A's one accept
+  // loop takes connections in the order they were queued, so once a later one is answered, A
+  // has accepted both.
+  const std::string request = testing::HttpRequestText("/readyz");
+  const size_t line_end = request.find("\r\n") + 2;
   testing::BlockingClient asks_later(metrics);
+  ASSERT_TRUE(asks_later.send_all(request.substr(0, line_end)));
   testing::BlockingClient never_asks(metrics);
+  ASSERT_TRUE(never_asks.send_all("GET"));
   ASSERT_EQ(StatusLine(metrics, "/healthz"), "HTTP/1.1 200 OK");
   // An echo connection keeps A draining after the hand-over.
   testing::BlockingClient held(port);
@@ -1334,7 +1340,7 @@ TEST(TakeOverMetricsTest, AKeepAliveScraperIsAnsweredByTheOldOneThenReconnectsTo
   EXPECT_EQ(second.status, 503) << second.head << second.body;
   EXPECT_EQ(second.header("Connection"), "close") << second.head;
   EXPECT_EQ(scraper.recv_until_eof(), "");
-  ASSERT_TRUE(asks_later.send_all(testing::HttpRequestText("/readyz")));
+  ASSERT_TRUE(asks_later.send_all(request.substr(line_end)));
   EXPECT_EQ(testing::ReadHttpReply(asks_later).status, 503) << "A answers a connection it accepted";
   // Reconnected, the scraper reaches B, which is ready.
   testing::HttpReply third = testing::HttpGet(metrics, "/readyz");
