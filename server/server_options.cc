@@ -10,21 +10,18 @@
 namespace brrr::server {
 
 absl::Status Validate(const EchoServerOptions& o) {
-  if (o.loops < 1 || o.loops > 256) {
-    return absl::InvalidArgumentError(absl::StrCat("--loops=", o.loops, ": must be from 1 to 256"));
+  if (!kLoopsRange.Contains(o.loops)) {
+    return absl::InvalidArgumentError(kLoopsRange.Refusal("--loops", absl::StrCat(o.loops)));
   }
-  // The admin plane's SetThrottle range, so that the limit a server starts with can be set back.
-  if (o.max_connections < 1 || o.max_connections > Throttle::kMaxConnectionsLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("--max_connections=", o.max_connections, ": must be from 1 to ",
-                                                   Throttle::kMaxConnectionsLimit));
-  }
-  if (o.high_water < 1 || o.high_water > kMaxHighWater) {
+  if (!kMaxConnectionsRange.Contains(o.max_connections)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("--high_water=", o.high_water, ": must be from 1 byte to 1 GiB (", kMaxHighWater, " bytes)"));
+        kMaxConnectionsRange.Refusal("--max_connections", absl::StrCat(o.max_connections)));
   }
-  if (o.low_water >= o.high_water) {
-    return absl::InvalidArgumentError(absl::StrCat("--low_water (", o.low_water, ") must be below --high_water (",
-                                                   o.high_water, ")"));
+  if (!kHighWaterRange.Contains(o.high_water)) {
+    return absl::InvalidArgumentError(kHighWaterRange.Refusal("--high_water", absl::StrCat(o.high_water)));
+  }
+  if (IntegerRange low_water = LowWaterRange(o.high_water); !low_water.Contains(o.low_water)) {
+    return absl::InvalidArgumentError(low_water.Refusal("--low_water", absl::StrCat(o.low_water)));
   }
   if (o.idle_timeout < Duration::zero() || o.idle_timeout > kMaxIdleTimeout) {
     return absl::InvalidArgumentError("--idle_timeout must be from 0 (never) to 24h");
@@ -47,13 +44,13 @@ absl::Status Validate(const EchoServerOptions& o) {
         absl::StrCat("--idle_poll=", absl::FormatDuration(absl::FromChrono(o.idle_poll)), ": must be from 0 to ",
                      absl::FormatDuration(absl::FromChrono(EventLoopOptions::kMaxIdlePoll))));
   }
-  if (o.receive_buffer_size < 512 || o.receive_buffer_size > (16u << 20)) {
-    return absl::InvalidArgumentError(absl::StrCat("--recv_buffer_size=", o.receive_buffer_size,
-                                                   ": must be from 512 bytes to 16 MiB"));
+  if (!kReceiveBufferSizeRange.Contains(o.receive_buffer_size)) {
+    return absl::InvalidArgumentError(
+        kReceiveBufferSizeRange.Refusal("--recv_buffer_size", absl::StrCat(o.receive_buffer_size)));
   }
-  if (o.receive_buffer_count < 1 || o.receive_buffer_count > kMaxProvidedBuffers) {
-    return absl::InvalidArgumentError(absl::StrCat("--recv_buffers=", o.receive_buffer_count, ": must be from 1 to ",
-                                                   kMaxProvidedBuffers, " (the most a backend takes)"));
+  if (!kReceiveBuffersRange.Contains(o.receive_buffer_count)) {
+    return absl::InvalidArgumentError(
+        kReceiveBuffersRange.Refusal("--recv_buffers", absl::StrCat(o.receive_buffer_count)));
   }
   if (o.reply_prefix.size() > kMaxReplyPrefixBytes) {
     return absl::InvalidArgumentError(absl::StrCat("--reply_prefix is ", o.reply_prefix.size(),

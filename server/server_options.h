@@ -11,6 +11,9 @@
 
 #include "absl/status/status.h"
 #include "runtime/clock.h"
+#include "runtime/event_loop.h"  // kMaxProvidedBuffers
+#include "runtime/integer_range.h"
+#include "server/throttle.h"
 
 namespace brrr::server {
 
@@ -34,6 +37,21 @@ inline constexpr Duration kMaxDrainGrace = std::chrono::minutes(10);
 // overflows the clock's deadline arithmetic.
 inline constexpr Duration kMaxDrainTimeout = std::chrono::hours(24);
 inline constexpr Duration kMaxIdleTimeout = std::chrono::hours(24);
+
+// The ranges of the whole-number options, each declared once: Validate checks them, and
+// brrr-echo's --help and its errors for a flag outside one state them.
+inline constexpr IntegerRange kLoopsRange{.min = 1, .max = 256};
+// The admin plane's SetThrottle range, so that the limit a server starts with can be set back.
+inline constexpr IntegerRange kMaxConnectionsRange{.min = 1, .max = Throttle::kMaxConnectionsLimit};
+inline constexpr IntegerRange kHighWaterRange{.min = 1, .max = kMaxHighWater, .unit = IntegerRange::Unit::kBytes};
+inline constexpr IntegerRange kReceiveBufferSizeRange{
+    .min = 512, .max = uint64_t{16} << 20, .unit = IntegerRange::Unit::kBytes};
+inline constexpr IntegerRange kReceiveBuffersRange{
+    .min = 1, .max = kMaxProvidedBuffers, .note = " (the most a backend takes)"};
+// --low_water's, below --high_water (`high_water`: at least 1).
+inline IntegerRange LowWaterRange(uint64_t high_water) {
+  return {.min = 0, .max = high_water - 1, .unit = IntegerRange::Unit::kBytes, .note = " (below --high_water)"};
+}
 
 struct EchoServerOptions {
   std::string backend = "auto";  // a backend name, a plugin path, or "auto"

@@ -153,15 +153,19 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   grpc::ResourceQuota threads("brrr-admin");
   threads.SetMaxThreads(static_cast<int>(options.max_calls) + kSpareThreads);
   builder.SetResourceQuota(threads);
-  // The access rule and the bound on calls in progress, once, for every method of every service
-  // (call_gate.h).
+  // The access rule and the bound on calls in progress, once, for every method of every service,
+  // and the rule for calls of methods none of them has (call_gate.h).
+  CallAllowed mark_allowed = [listener = admin->listener_.get()](const std::string& peer) {
+    listener->MarkAllowed(peer);
+  };
   std::vector<grpc::Service*> all = {admin->admin_.get(), admin->health_.get()};
   for (const auto& reflection : admin->reflection_) all.push_back(reflection.get());
   for (grpc::Service* service : all) {
-    GuardEveryMethod(*service, admin->auth_, admin->call_slots_.get(),
-                     [listener = admin->listener_.get()](const std::string& peer) { listener->MarkAllowed(peer); });
+    GuardEveryMethod(*service, admin->auth_, admin->call_slots_.get(), mark_allowed);
     builder.RegisterService(service);
   }
+  admin->unknown_methods_ = std::make_unique<UnknownMethodGate>(admin->auth_, mark_allowed);
+  builder.RegisterCallbackGenericService(admin->unknown_methods_.get());
   admin->server_ = builder.BuildAndStart();
   if (admin->server_ == nullptr) {
     return absl::UnavailableError(absl::StrCat("admin plane on ", admin->address_, ": the gRPC server did not start"));

@@ -41,6 +41,7 @@ class AdminListener;
 class AdminService;
 class HealthService;
 class TaskInjector;
+class UnknownMethodGate;
 class UnreadStreams;
 
 struct AdminServerOptions {
@@ -104,6 +105,7 @@ class AdminServer {
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
   std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_
+  std::unique_ptr<UnknownMethodGate> unknown_methods_;      // uses auth_; outlives server_
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<AdminListener> listener_;  // hands connections to server_
 };

@@ -29,7 +29,8 @@ inline constexpr size_t kMaxBearerTokenFileBytes = 2 * kMaxBearerTokenBytes;
 // The token in the file at `path`. Errors name `flag` and `path`: the file cannot be read (the
 // code from errno: NotFound, PermissionDenied...), or `path` is a directory, or the file holds
 // no token, more than one word, a byte that is not visible ASCII, too long a token, or is
-// longer than kMaxBearerTokenFileBytes (InvalidArgument: no more than that is read). A message never repeats the token.
+// longer than kMaxBearerTokenFileBytes (InvalidArgument: no more than that is read). A message
+// never repeats the token.
 absl::StatusOr<std::string> ReadBearerTokenFile(absl::string_view flag, const std::string& path);
 
 // The same rule for a token already read (tests, embedders): OK or InvalidArgument.

@@ -7,8 +7,8 @@
 //   grpc::Status s = auth->Check(context);                           // OK or UNAUTHENTICATED
 //   absl::Status http = auth->CheckHeader(values_of_authorization);  // Unauthenticated
 //
-// The admin server applies it to every method of every service through call_gate.h; the
-// metrics port to every HTTP request.
+// The admin server applies it to every method of every service, and to calls of methods none
+// of them has, through call_gate.h; the metrics port to every HTTP request.
 //
 // The token is the file's content without surrounding whitespace, one word of visible ASCII
 // (bearer_token.h); it is compared in constant time. A call or request with more than one

@@ -32,6 +32,13 @@ struct MethodTableAccess {
 };
 template struct MethodTableAccess<&grpc::Service::methods_>;
 
+// The rule for one call: OK (and `allowed` hears of the call, if set), or UNAUTHENTICATED.
+grpc::Status Admit(const grpc::ServerContextBase& context, const CallAuth& auth, const CallAllowed& allowed) {
+  grpc::Status admitted = auth.Check(context);
+  if (admitted.ok() && allowed) allowed(context.peer());
+  return admitted;
+}
+
 // Checks the rule and takes a slot, then runs the method's own handler; or answers
 // UNAUTHENTICATED or RESOURCE_EXHAUSTED.
 class GatedHandler final : public MethodHandler {
@@ -44,12 +51,11 @@ class GatedHandler final : public MethodHandler {
         allowed_(std::move(allowed)) {}
 
   void RunHandler(const HandlerParameter& param) override {
-    grpc::Status allowed = auth_.Check(*param.server_context);
-    if (!allowed.ok()) {
-      Refuse<grpc::StatusCode::UNAUTHENTICATED>(param, allowed.error_message());
+    grpc::Status admitted = Admit(*param.server_context, auth_, allowed_);
+    if (!admitted.ok()) {
+      Refuse<grpc::StatusCode::UNAUTHENTICATED>(param, admitted.error_message());
       return;
     }
-    if (allowed_) allowed_(param.server_context->peer());
     // Held until the handler returns (a stream's whole life).
     std::optional<CallSlots::Slot> slot = slots_ != nullptr ? slots_->TryTake() : std::optional<CallSlots::Slot>();
     if (slots_ != nullptr && !slot.has_value()) {
@@ -105,7 +111,21 @@ class GatedHandler final : public MethodHandler {
   CallAllowed allowed_;
 };
 
+// Ends its call with `status` as soon as it is made, reading nothing of it.
+class AnswerAtOnce final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit AnswerAtOnce(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 }  // namespace
+
+grpc::ServerGenericBidiReactor* UnknownMethodGate::CreateReactor(grpc::GenericCallbackServerContext* context) {
+  grpc::Status admitted = Admit(*context, auth_, allowed_);
+  if (!admitted.ok()) return new AnswerAtOnce(admitted);
+  // Word for word gRPC's own answer, which a caller with the token got before.
+  return new AnswerAtOnce(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, ""));
+}
 
 int GuardEveryMethod(grpc::Service& service, const CallAuth& auth, CallSlots* slots, CallAllowed allowed) {
   int guarded = 0;

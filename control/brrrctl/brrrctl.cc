@@ -117,6 +117,7 @@ int Run(int argc, char** argv, Interrupts& interrupts) {
     }
   }
   if (Outcome ranged = CheckFlagRanges(*command, *line); !ranged.ok()) return Finish(ranged, command);
+  if (Outcome loops = CheckLoopFlag(*command, *line); !loops.ok()) return Finish(loops, command);
   if (args.size() < command->min_args || args.size() > command->max_args) {
     std::string want = command->min_args == command->max_args
                            ? absl::StrCat(command->min_args)

@@ -38,7 +38,8 @@ bool AbslParseFlag(absl::string_view text, Quantity* quantity, std::string* erro
 std::string AbslUnparseFlag(const Quantity& quantity);
 
 // Loop indexes, comma-separated: "0", "0,1,3". Empty: no loop named (commands read it as
-// "every loop").
+// "every loop"), which is the default; given so on the command line, brrrctl refuses it
+// (CheckLoopFlag, commands.h).
 struct LoopList {
   std::vector<uint32_t> loops;
 };

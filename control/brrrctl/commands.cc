@@ -3,10 +3,12 @@
 #include <algorithm>
 
 #include "absl/flags/commandlineflag.h"
+#include "absl/flags/flag.h"
 #include "absl/flags/reflection.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "control/admin/loop_range.h"
+#include "control/brrrctl/brrrctl_flags.h"
 
 namespace brrr::control {
 
@@ -53,6 +55,13 @@ Outcome CheckFlagRanges(const Command& command, const CommandLine& line) {
     }
   }
   return Outcome::Ok();
+}
+
+Outcome CheckLoopFlag(const Command& command, const CommandLine& line) {
+  const FlagUse* use = command.flag("loop");
+  if (use == nullptr || !line.given("loop") || !absl::GetFlag(FLAGS_loop).loops.empty()) return Outcome::Ok();
+  return Outcome::Usage(absl::StrCat(command.name, " --loop is empty: name a loop (--loop=", use->value,
+                                     ", from 0) or leave --loop out"));
 }
 
 Outcome CheckLoops(const std::vector<uint32_t>& loops, int loop_count) {

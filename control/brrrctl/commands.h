@@ -108,6 +108,13 @@ std::string ExpectedFlagValue(const Command& command, absl::string_view flag);
 // error for the first, "--limit=100001: must be from 1 to 100000"; kOk when none is.
 Outcome CheckFlagRanges(const Command& command, const CommandLine& line);
 
+// --loop given with no loop in it (--loop=, or an unset shell variable after --loop): a usage
+// error for the first, "stats --loop is empty: name a loop (--loop=N[,N...], from 0) or leave
+// --loop out"; kOk when --loop names loops or is not given. The flag's type reads "" as no loop
+// named (its default must read back), which commands take as every loop (close: whichever has
+// the socket), as when --loop is left out: an empty value said so without a word.
+Outcome CheckLoopFlag(const Command& command, const CommandLine& line);
+
 // Helpers for commands.
 
 // The loops of --loop, checked against the server's loop count. Errors: kServerError,

@@ -13,12 +13,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
@@ -31,6 +34,8 @@
 #include "control/admin/metrics_http.h"
 #include "control/admin/process_figures.h"
 #include "runtime/cli_usage.h"
+#include "runtime/integer_flag.h"
+#include "runtime/integer_range.h"
 #include "runtime/line_output.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/socket_address.h"
@@ -41,24 +46,36 @@
 #include "server/brrr-echo/upgrade.h"
 #include "server/echo_server.h"
 
+// The ranges brrr-echo checks itself; the echo server's own are in server/server_options.h.
+namespace {
+constexpr brrr::IntegerRange kPortRange{.min = 0, .max = 65535};
+constexpr brrr::IntegerRange kAdminMaxConnectionsRange{.min = 1, .max = 1000};
+constexpr brrr::IntegerRange kAdminMaxCallsRange{.min = 1, .max = 10'000};
+constexpr brrr::IntegerRange kMetricsMaxConnectionsRange{.min = 1, .max = 1000};
+}  // namespace
+
 ABSL_FLAG(std::string, backend, "auto",
           "I/O backend: io_uring, epoll, poll, select, a plugin path, or auto (the best that starts here on "
           "every loop)");
 ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
 ABSL_FLAG(bool, list_backends, false, "List the backends, whether each starts here, and exit (3 when none starts)");
 ABSL_FLAG(std::string, host, "127.0.0.1", "Address to listen on (IPv4 or IPv6, e.g. 0.0.0.0 or ::1)");
-ABSL_FLAG(int32_t, port, 5000, "TCP port (0: any free port)");
+ABSL_FLAG(brrr::IntegerFlag, port, 5000, absl::StrCat("TCP port, ", kPortRange.ToString(), " (0: any free port)"));
 ABSL_FLAG(bool, share_port, false,
           "Join another process's listeners on --port (SO_REUSEPORT) instead of failing because the "
           "port is in use: for a deliberate hand-over between two brrr-echo processes only");
-ABSL_FLAG(int32_t, loops, 1, "Event loops (threads); they share the port with SO_REUSEPORT");
-ABSL_FLAG(uint64_t, max_connections, 100000,
-          "Connections at once (all loops); further ones are accepted and closed at once");
-ABSL_FLAG(uint64_t, high_water, 256 * 1024,
-          "Bytes queued to send on one connection before the server stops reading it; a connection "
-          "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix; 1 byte "
-          "to 1 GiB");
-ABSL_FLAG(uint64_t, low_water, 64 * 1024, "Queued bytes at which a paused connection reads again");
+ABSL_FLAG(brrr::IntegerFlag, loops, 1,
+          absl::StrCat("Event loops (threads), ", brrr::server::kLoopsRange.ToString(),
+                       "; they share the port with SO_REUSEPORT"));
+ABSL_FLAG(brrr::IntegerFlag, max_connections, 100000,
+          absl::StrCat("Connections at once (all loops), ", brrr::server::kMaxConnectionsRange.ToString(),
+                       "; further ones are accepted and closed at once"));
+ABSL_FLAG(brrr::IntegerFlag, high_water, 256 * 1024,
+          absl::StrCat("Bytes queued to send on one connection before the server stops reading it; a connection "
+                       "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix; ",
+                       brrr::server::kHighWaterRange.ToString()));
+ABSL_FLAG(brrr::IntegerFlag, low_water, 64 * 1024,
+          "Queued bytes at which a paused connection reads again: from 0 to below --high_water");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
           "Close connections idle this long: nothing read or sent, and nothing of their echo taken by "
           "the client from the kernel's send buffer (e.g. 30s; at most 24h); 0: never");
@@ -84,7 +101,7 @@ ABSL_FLAG(absl::Duration, idle_poll, absl::ZeroDuration(),
 ABSL_FLAG(bool, stall_watchdog, true,
           "While a stall lasts, sample where the loop is stuck (every --stall_threshold; a watchdog thread per "
           "loop signals the loop thread with SIGRTMIN+3) and report the stack with the stall");
-ABSL_FLAG(int32_t, admin_port, 0,
+ABSL_FLAG(brrr::IntegerFlag, admin_port, 0,
           "Port of the gRPC admin plane (brrr.admin.v1.Admin, grpc.health.v1, server reflection); "
           "0: off");
 ABSL_FLAG(std::string, admin_host, "127.0.0.1",
@@ -95,37 +112,42 @@ ABSL_FLAG(std::string, admin_token_file, "",
           "\"Authorization: Bearer <token>\"; empty: no token needed");
 ABSL_FLAG(absl::Duration, admin_max_block, absl::Seconds(10),
           "The longest blocking task the admin plane's InjectTask accepts (1ms to 10m)");
-ABSL_FLAG(uint32_t, admin_max_connections, 16,
-          "Admin connections open at once (1 to 1000); past it a new one is closed at once");
-ABSL_FLAG(uint32_t, admin_max_calls, 64,
-          "Admin calls in progress at once, streams included (1 to 10000): each holds a gRPC thread, a "
-          "stream (health Watch, WatchStats, WatchStalls) until it ends; past it a call is answered "
-          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(brrr::IntegerFlag, admin_max_connections, 16,
+          absl::StrCat("Admin connections open at once (", kAdminMaxConnectionsRange.ToString(),
+                       "); past it a new one is closed at once"));
+ABSL_FLAG(brrr::IntegerFlag, admin_max_calls, 64,
+          absl::StrCat("Admin calls in progress at once, streams included (", kAdminMaxCallsRange.ToString(),
+                       "): each holds a gRPC thread, a stream (health Watch, WatchStats, WatchStalls) until it "
+                       "ends; past it a call is answered RESOURCE_EXHAUSTED"));
 ABSL_FLAG(absl::Duration, admin_idle_timeout, absl::Seconds(60),
           "Close an admin connection that has had no call in progress this long (100ms to 24h)");
 ABSL_FLAG(absl::Duration, admin_unread_timeout, absl::Seconds(60),
           "End a stream (WatchStats, WatchStalls, health Watch, reflection) whose client has taken nothing "
           "this long while a message waited for it (1s to 24h): a client that stopped reading does not keep "
           "its call slot (--admin_max_calls) and gRPC thread for ever; the stream ends CANCELLED and stderr says so");
-ABSL_FLAG(uint32_t, admin_reserved_fds, 64,
+ABSL_FLAG(brrr::IntegerFlag, admin_reserved_fds, 64,
           "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
           "operator gets in when echo clients would take every other one; at least "
           "3 x --admin_max_connections (each is relayed to gRPC over a socket pair) + 8 (what gRPC opens "
           "after start)");
-ABSL_FLAG(int32_t, metrics_port, 0,
+ABSL_FLAG(brrr::IntegerFlag, metrics_port, 0,
           "Port of the metrics port: HTTP GET /metrics (Prometheus text format), /healthz (live) and "
           "/readyz (503 before listening and while draining); 0: off. --admin_token_file applies: "
           "requests then carry \"Authorization: Bearer <token>\"");
 ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
           "Address the metrics port listens on; anything but a loopback address draws a warning");
-ABSL_FLAG(uint32_t, metrics_max_connections, 8,
-          "With --metrics_port: its connections open at once (1 to 1000; past it new ones wait in the "
-          "backlog, and the longest idle one is closed for them); the echo side leaves that many descriptors free for them and one for a scrape's own "
-          "reads, beside --admin_reserved_fds");
-ABSL_FLAG(uint32_t, recv_buffer_size, 16384, "Bytes per receive buffer (provided to the backend)");
-ABSL_FLAG(uint32_t, recv_buffers, 1024,
-          "Receive buffers per loop; recv_buffers x recv_buffer_size bytes are mapped and faulted in at "
-          "start (16 MiB by default)");
+ABSL_FLAG(brrr::IntegerFlag, metrics_max_connections, 8,
+          absl::StrCat("With --metrics_port: its connections open at once (", kMetricsMaxConnectionsRange.ToString(),
+                       "; past it new ones wait in the backlog, and the longest idle one is closed for them); the "
+                       "echo side leaves that many descriptors free for them and one for a scrape's own reads, "
+                       "beside --admin_reserved_fds"));
+ABSL_FLAG(brrr::IntegerFlag, recv_buffer_size, 16384,
+          absl::StrCat("Bytes per receive buffer (provided to the backend), ",
+                       brrr::server::kReceiveBufferSizeRange.ToString()));
+ABSL_FLAG(brrr::IntegerFlag, recv_buffers, 1024,
+          absl::StrCat("Receive buffers per loop, ", brrr::server::kReceiveBuffersRange.ToString(),
+                       "; recv_buffers x recv_buffer_size bytes are mapped and faulted in at start (16 MiB by "
+                       "default)"));
 
 namespace {
 
@@ -143,24 +165,38 @@ constexpr uint32_t kMetricsScrapeFiles = 1;
 
 brrr::Duration ToDuration(absl::Duration d) { return brrr::Duration(absl::ToInt64Nanoseconds(d)); }
 
+// The value of a whole-number flag, if `range` holds it; if not, stderr names the flag, its value
+// as given and the range (then `after`), and the result is empty. Any number is checked so,
+// negative or past 64 bits: an error of range (exit 2), not of syntax (1).
+std::optional<uint64_t> InRange(const absl::Flag<brrr::IntegerFlag>& flag, const brrr::IntegerRange& range,
+                                const std::string& after = "") {
+  const brrr::IntegerFlag value = absl::GetFlag(flag);
+  std::optional<uint64_t> in = value.In(range);
+  if (!in.has_value()) {
+    std::string name = absl::StrCat("--", absl::GetFlagReflectionHandle(flag).Name());
+    brrr::PrintToStderr("brrr-echo: %s%s\n", range.Refusal(name, value.text()).c_str(), after.c_str());
+  }
+  return in;
+}
+
 // The flags of a listener beside the echo server's (the admin plane's, the metrics port's),
-// under one rule: --NAME_port from 0 to 65535 (0: none), --NAME_host an IP address when the
+// under one rule: --NAME_port in kPortRange (0: none), --NAME_host an IP address when the
 // port is on, and a warning once it listens on an address that is not loopback.
 struct SideListenerFlags {
   const char* name;  // the flags' prefix: "admin" for --admin_port and --admin_host
   const char* none;  // what port 0 means, for the range error
   const char* what;  // the listener, for the warning
   const char* can;   // what a client of it can do, for the warning: "read the statistics"
-  int32_t port;
+  const absl::Flag<brrr::IntegerFlag>* port_flag;  // --NAME_port
   std::string host;
+  int32_t port = 0;  // port_flag's, once Check found it in range
   bool loopback = true;
 
   // Whether the flags are good; if not, stderr says what is wrong.
   bool Check() {
-    if (port < 0 || port > 65535) {
-      brrr::PrintToStderr("brrr-echo: --%s_port=%d: must be from 0 to 65535 (0: %s)\n", name, port, none);
-      return false;
-    }
+    std::optional<uint64_t> in_range = InRange(*port_flag, kPortRange, absl::StrCat(" (0: ", none, ")"));
+    if (!in_range.has_value()) return false;
+    port = static_cast<int32_t>(*in_range);
     absl::StatusOr<brrr::SocketAddress> address = brrr::SocketAddress::Parse(host, 0);
     if (port != 0 && !address.ok()) {
       brrr::PrintToStderr("brrr-echo: --%s_host=%s: not an IP address (%s)\n", name, host.c_str(),
@@ -304,18 +340,16 @@ int main(int argc, char** argv) {
   }
   if (absl::GetFlag(FLAGS_list_backends)) return ListBackends();
 
-  int32_t port = absl::GetFlag(FLAGS_port);
-  if (port < 0 || port > 65535) {
-    brrr::PrintToStderr("brrr-echo: --port=%d: must be from 0 to 65535\n", port);
-    return 2;
-  }
+  std::optional<uint64_t> port_in_range = InRange(FLAGS_port, kPortRange);
+  if (!port_in_range.has_value()) return 2;
+  const int32_t port = static_cast<int32_t>(*port_in_range);
   SideListenerFlags admin_flags{.name = "admin",
                                 .none = "no admin plane",
                                 .what = "the admin plane",
                                 .can =
                                     "read the statistics and act on the server (drain it, close connections, "
                                     "throttle, inject blocking tasks)",
-                                .port = absl::GetFlag(FLAGS_admin_port),
+                                .port_flag = &FLAGS_admin_port,
                                 .host = absl::GetFlag(FLAGS_admin_host)};
   if (!admin_flags.Check()) return 2;
   int32_t admin_port = admin_flags.port;
@@ -337,18 +371,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   admin_options.max_block = ToDuration(max_block);
-  uint32_t admin_connections = absl::GetFlag(FLAGS_admin_max_connections);
-  if (admin_connections < 1 || admin_connections > 1000) {
-    brrr::PrintToStderr("brrr-echo: --admin_max_connections=%u: must be from 1 to 1000\n", admin_connections);
-    return 2;
-  }
-  admin_options.max_connections = admin_connections;
-  uint32_t admin_calls = absl::GetFlag(FLAGS_admin_max_calls);
-  if (admin_calls < 1 || admin_calls > 10'000) {
-    brrr::PrintToStderr("brrr-echo: --admin_max_calls=%u: must be from 1 to 10000\n", admin_calls);
-    return 2;
-  }
-  admin_options.max_calls = admin_calls;
+  std::optional<uint64_t> admin_connections = InRange(FLAGS_admin_max_connections, kAdminMaxConnectionsRange);
+  if (!admin_connections.has_value()) return 2;
+  admin_options.max_connections = static_cast<uint32_t>(*admin_connections);
+  std::optional<uint64_t> admin_calls = InRange(FLAGS_admin_max_calls, kAdminMaxCallsRange);
+  if (!admin_calls.has_value()) return 2;
+  admin_options.max_calls = static_cast<uint32_t>(*admin_calls);
   absl::Duration admin_idle = absl::GetFlag(FLAGS_admin_idle_timeout);
   if (admin_idle < absl::Milliseconds(100) || admin_idle > absl::Hours(24)) {
     brrr::PrintToStderr("brrr-echo: --admin_idle_timeout=%s: must be from 100ms to 24h\n",
@@ -363,13 +391,15 @@ int main(int argc, char** argv) {
     return 2;
   }
   admin_options.unread_timeout = ToDuration(admin_unread);
-  uint32_t reserved_fds = absl::GetFlag(FLAGS_admin_reserved_fds);
   constexpr uint32_t kPerConnection = brrr::control::AdminListener::kDescriptorsPerConnection;
-  const uint32_t least_reserved = kPerConnection * admin_connections + kGrpcDescriptorsAfterStart;
-  if (reserved_fds < least_reserved || reserved_fds > 1'000'000) {
+  const uint32_t least_reserved = kPerConnection * admin_options.max_connections + kGrpcDescriptorsAfterStart;
+  std::optional<uint64_t> reserved_fds =
+      absl::GetFlag(FLAGS_admin_reserved_fds).In({.min = least_reserved, .max = 1'000'000});
+  if (!reserved_fds.has_value()) {
     brrr::PrintToStderr(
-        "brrr-echo: --admin_reserved_fds=%u: must be from %u x --admin_max_connections + %u (%u) to 1000000\n",
-        reserved_fds, kPerConnection, kGrpcDescriptorsAfterStart, least_reserved);
+        "brrr-echo: --admin_reserved_fds=%s: must be from %u x --admin_max_connections + %u (%u) to 1000000\n",
+        absl::GetFlag(FLAGS_admin_reserved_fds).text().c_str(), kPerConnection, kGrpcDescriptorsAfterStart,
+        least_reserved);
     return 2;
   }
 
@@ -377,7 +407,7 @@ int main(int argc, char** argv) {
                                   .none = "no metrics port",
                                   .what = "the metrics port",
                                   .can = "read the statistics",
-                                  .port = absl::GetFlag(FLAGS_metrics_port),
+                                  .port_flag = &FLAGS_metrics_port,
                                   .host = absl::GetFlag(FLAGS_metrics_host)};
   if (!metrics_flags.Check()) return 2;
   int32_t metrics_port = metrics_flags.port;
@@ -385,11 +415,8 @@ int main(int argc, char** argv) {
     brrr::PrintToStderr(
         "brrr-echo: warning: --admin_token_file guards nothing: neither --admin_port nor --metrics_port is on\n");
   }
-  uint32_t metrics_connections = absl::GetFlag(FLAGS_metrics_max_connections);
-  if (metrics_connections < 1 || metrics_connections > 1000) {
-    brrr::PrintToStderr("brrr-echo: --metrics_max_connections=%u: must be from 1 to 1000\n", metrics_connections);
-    return 2;
-  }
+  std::optional<uint64_t> metrics_connections = InRange(FLAGS_metrics_max_connections, kMetricsMaxConnectionsRange);
+  if (!metrics_connections.has_value()) return 2;
   if (TwoListenersShareAPort({{"--port", absl::GetFlag(FLAGS_host), port, /*dual_stack=*/false},
                               {"--admin_port", admin_flags.host, admin_port, /*dual_stack=*/true},
                               {"--metrics_port", metrics_flags.host, metrics_port, /*dual_stack=*/true}})) {
@@ -411,10 +438,20 @@ int main(int argc, char** argv) {
   o.host = absl::GetFlag(FLAGS_host);
   o.port = static_cast<uint16_t>(port);
   o.share_port = absl::GetFlag(FLAGS_share_port);
-  o.loops = absl::GetFlag(FLAGS_loops);
-  o.max_connections = absl::GetFlag(FLAGS_max_connections);
-  o.high_water = absl::GetFlag(FLAGS_high_water);
-  o.low_water = absl::GetFlag(FLAGS_low_water);
+  // The whole-number options, each in its range (server_options.h), before they take their
+  // types: a number none of them can hold is refused as out of range too.
+  std::optional<uint64_t> loops = InRange(FLAGS_loops, brrr::server::kLoopsRange);
+  if (!loops.has_value()) return 2;
+  o.loops = static_cast<int>(*loops);
+  std::optional<uint64_t> max_connections = InRange(FLAGS_max_connections, brrr::server::kMaxConnectionsRange);
+  if (!max_connections.has_value()) return 2;
+  o.max_connections = *max_connections;
+  std::optional<uint64_t> high_water = InRange(FLAGS_high_water, brrr::server::kHighWaterRange);
+  if (!high_water.has_value()) return 2;
+  o.high_water = *high_water;
+  std::optional<uint64_t> low_water = InRange(FLAGS_low_water, brrr::server::LowWaterRange(o.high_water));
+  if (!low_water.has_value()) return 2;
+  o.low_water = *low_water;
   o.idle_timeout = ToDuration(absl::GetFlag(FLAGS_idle_timeout));
   o.reply_prefix = absl::GetFlag(FLAGS_reply_prefix);
   o.drain_grace = ToDuration(absl::GetFlag(FLAGS_drain_grace));
@@ -422,13 +459,17 @@ int main(int argc, char** argv) {
   o.stall_threshold = ToDuration(absl::GetFlag(FLAGS_stall_threshold));
   o.stall_watchdog = absl::GetFlag(FLAGS_stall_watchdog);
   o.idle_poll = ToDuration(absl::GetFlag(FLAGS_idle_poll));
-  o.receive_buffer_size = absl::GetFlag(FLAGS_recv_buffer_size);
-  o.receive_buffer_count = absl::GetFlag(FLAGS_recv_buffers);
+  std::optional<uint64_t> receive_buffer_size = InRange(FLAGS_recv_buffer_size, brrr::server::kReceiveBufferSizeRange);
+  if (!receive_buffer_size.has_value()) return 2;
+  o.receive_buffer_size = static_cast<uint32_t>(*receive_buffer_size);
+  std::optional<uint64_t> receive_buffer_count = InRange(FLAGS_recv_buffers, brrr::server::kReceiveBuffersRange);
+  if (!receive_buffer_count.has_value()) return 2;
+  o.receive_buffer_count = static_cast<uint32_t>(*receive_buffer_count);
   // Without an admin plane or metrics port nobody needs the reserve: out of descriptors,
   // accepting backs off. The metrics port's connections are capped, and each has its place, as
   // has the file its scrape reads.
   o.reserved_descriptors =
-      (admin_port != 0 ? reserved_fds : 0) + (metrics_port != 0 ? metrics_connections + kMetricsScrapeFiles : 0);
+      (admin_port != 0 ? *reserved_fds : 0) + (metrics_port != 0 ? *metrics_connections + kMetricsScrapeFiles : 0);
   if (absl::Status valid = brrr::server::Validate(o); !valid.ok()) {
     brrr::PrintToStderr("brrr-echo: %s\n", std::string(valid.message()).c_str());
     return 2;
@@ -497,7 +538,7 @@ int main(int argc, char** argv) {
     mo.host = metrics_flags.host;
     mo.port = static_cast<uint16_t>(metrics_port);
     mo.auth = admin_options.auth;
-    mo.max_connections = metrics_connections;
+    mo.max_connections = static_cast<uint32_t>(*metrics_connections);
     // select watches descriptors below FD_SETSIZE only, and a scrape's socket may come after
     // every echo connection's: the metrics port then runs on poll, which watches any, so that
     // it answers at peak load too.

@@ -2,7 +2,8 @@
 // `authorization: Bearer <token>`, exactly once. The methods are not listed here: they come
 // from the server (reflection lists its services, their descriptors list the methods), and
 // each is called as a generic call, streams included, so a new RPC is covered the day it is
-// added, and one left without the check fails this test.
+// added, and one left without the check fails this test. A method no service has is refused
+// the same way: a caller without the token cannot tell which methods exist.
 #include <map>
 #include <memory>
 #include <set>
@@ -91,6 +92,29 @@ void AddFile(const std::string& name, std::map<std::string, FileDescriptorProto>
   ASSERT_NE(pool.BuildFile(files[name]), nullptr) << name;
 }
 
+// The authorization metadata of a call that does not carry the token: none, a wrong token,
+// another scheme, the token twice..., each with what it is.
+std::vector<std::pair<std::string, std::vector<std::string>>> Refusals() {
+  const std::string bearer = std::string("Bearer ") + kToken;
+  return {
+      {"no token", {}},
+      {"a wrong token", {"Bearer wrong-token"}},
+      {"the token and a byte more", {bearer + "X"}},
+      {"the token but its last byte", {bearer.substr(0, bearer.size() - 1)}},
+      {"another scheme", {std::string("Basic ") + kToken}},
+      {"the token twice", {bearer, bearer}},
+  };
+}
+
+// Paths no service of the admin plane has: an unknown method of each kind of service, and an
+// unknown service.
+constexpr const char* kUnknownMethods[] = {
+    "/brrr.admin.v1.Admin/NoSuchMethod",
+    "/grpc.health.v1.Health/NoSuchMethod",
+    "/grpc.reflection.v1.ServerReflection/NoSuchMethod",
+    "/no.such.Service/Method",
+};
+
 using AdminTokenTest = testing::AdminFixture;
 
 TEST_F(AdminTokenTest, EveryMethodOfEveryServiceRefusesACallWithoutTheToken) {
@@ -136,20 +160,12 @@ TEST_F(AdminTokenTest, EveryMethodOfEveryServiceRefusesACallWithoutTheToken) {
 
   // Every method, called without the token, with a wrong one, with another scheme, and with
   // the right one twice: UNAUTHENTICATED, and nothing sent back.
-  const std::vector<std::pair<std::string, std::vector<std::string>>> refusals = {
-      {"no token", {}},
-      {"a wrong token", {"Bearer wrong-token"}},
-      {"the token and a byte more", {bearer + "X"}},
-      {"the token but its last byte", {bearer.substr(0, bearer.size() - 1)}},
-      {"another scheme", {std::string("Basic ") + kToken}},
-      {"the token twice", {bearer, bearer}},
-  };
   size_t calls = 0;
   for (const MethodDescriptor* method : methods) {
     std::string path = "/" + method->service()->full_name() + "/" + method->name();
     std::string kind = method->client_streaming() ? (method->server_streaming() ? "bidi stream" : "client stream")
                                                   : (method->server_streaming() ? "server stream" : "unary");
-    for (const auto& [what, authorization] : refusals) {
+    for (const auto& [what, authorization] : Refusals()) {
       Outcome outcome = CallGeneric(channel_, path, authorization);
       EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
           << path << " (" << kind << ") with " << what << ": " << outcome.status.error_message();
@@ -164,6 +180,42 @@ TEST_F(AdminTokenTest, EveryMethodOfEveryServiceRefusesACallWithoutTheToken) {
   admin::Stats stats = Stats();
   EXPECT_FALSE(stats.draining());
   EXPECT_EQ(stats.injections_size(), 0);
+}
+
+// A method no service has answered UNIMPLEMENTED before the token was looked at, so a caller
+// without it could probe which methods exist. It is refused like any other without the token,
+// and only a call with the token hears that the method does not exist.
+TEST_F(AdminTokenTest, AMethodNoServiceHasIsRefusedWithoutTheTokenAndUnimplementedWithIt) {
+  SetToken(kToken);
+  Start();
+  for (const std::string path : kUnknownMethods) {
+    for (const auto& [what, authorization] : Refusals()) {
+      Outcome outcome = CallGeneric(channel_, path, authorization);
+      EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+          << path << " with " << what << ": " << outcome.status.error_message();
+      EXPECT_FALSE(outcome.answered) << path << " with " << what << " sent a message";
+    }
+    Outcome outcome = CallGeneric(channel_, path, {std::string("Bearer ") + kToken});
+    EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
+        << path << " with the token: " << outcome.status.error_message();
+    EXPECT_FALSE(outcome.answered) << path << " with the token sent a message";
+  }
+  // The refusals did not cost the server its service.
+  EXPECT_FALSE(Stats().draining());
+}
+
+// Without a token file every caller is let in, to hear UNIMPLEMENTED for a method no service
+// has, whatever authorization it sends.
+TEST_F(AdminTokenTest, WithoutATokenFileAMethodNoServiceHasIsUnimplemented) {
+  Start();
+  for (const std::string path : kUnknownMethods) {
+    for (const auto& [what, authorization] : Refusals()) {
+      Outcome outcome = CallGeneric(channel_, path, authorization);
+      EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::UNIMPLEMENTED)
+          << path << " with " << what << ": " << outcome.status.error_message();
+      EXPECT_FALSE(outcome.answered) << path << " with " << what << " sent a message";
+    }
+  }
 }
 
 }  // namespace

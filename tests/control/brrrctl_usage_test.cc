@@ -83,6 +83,13 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       // No server listens: a call would exit 3. An empty --peer meant any connection.
       {{"close", "12", "--peer=garbage"}, "close --peer: \"garbage\" is not a peer address: expected HOST:PORT"},
       {{"close", "12", "--peer="}, "close --peer is empty: give the connection's HOST:PORT"},
+      // An empty --loop (a shell variable that was not set) read as every loop, which leaving
+      // --loop out says; empty, it is refused as the other empty values are.
+      {{"stats", "--loop="}, "stats --loop is empty: name a loop (--loop=N[,N...], from 0) or leave --loop out"},
+      {{"watch", "--loop", " "}, "watch --loop is empty: name a loop (--loop=N[,N...], from 0)"},
+      {{"sockets", "--loop="}, "sockets --loop is empty: name a loop (--loop=N, from 0) or leave --loop out"},
+      {{"close", "12", "--loop="}, "close --loop is empty: name a loop (--loop=N, from 0)"},
+      {{"inject", "blocking-spin", "--duration=10ms", "--loop="}, "inject --loop is empty"},
       {{"stall-threshold", "fast"}, "stall-threshold fast: expected a positive duration"},
       {{"--timeout=0s", "info"}, "--timeout=0: must be positive"},
       {{"--token_file=/nonexistent/token", "info"}, "--token_file=/nonexistent/token: cannot read it"},

@@ -13,9 +13,12 @@
 #include <fstream>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/integer_range.h"
+#include "server/server_options.h"
 #include "tests/server/echo_server_fixture.h"
 #include "tests/testing/backends.h"
 #include "tests/testing/net.h"
@@ -68,9 +71,13 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--admin_unread_timeout=999ms"}, 2, "--admin_unread_timeout=999ms: must be from 1s to 24h"},
       {{"--admin_unread_timeout=25h"}, 2, "--admin_unread_timeout=25h: must be from 1s to 24h"},
       {{"--take_over_or_start"}, 2, "--take_over_or_start needs --take_over=PATH"},
-      {{"--high_water=100", "--low_water=200"}, 2, "--low_water (200) must be below --high_water (100)"},
+      {{"--high_water=100", "--low_water=200"},
+       2,
+       "--low_water=200: must be from 0 bytes to 99 bytes (below --high_water)"},
       // Equal marks are refused too: a connection paused at high water must wait to drain below it.
-      {{"--high_water=100", "--low_water=100", "--port=0"}, 2, "--low_water (100) must be below --high_water (100)"},
+      {{"--high_water=100", "--low_water=100", "--port=0"},
+       2,
+       "--low_water=100: must be from 0 bytes to 99 bytes (below --high_water)"},
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
       {{"--backend="}, 2, "brrr-echo: --backend is empty: give auto, a backend's name"},
@@ -95,6 +102,44 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
     EXPECT_EQ(*code, c.code) << flag;
     EXPECT_NE(p.err().find(c.message), std::string::npos) << flag << ": " << p.err();
   }
+}
+
+// Every whole-number flag: a value outside its range is a range error (exit 2) that names the
+// flag, the value as given and the range, whatever the value: negative, or past what any 64-bit
+// type holds. (A negative --low_water or --max_connections, or a --loops past 2^31, was a
+// syntax error, exit 1, from absl's unsigned or 32-bit flag types.)
+TEST(EchoServerFlagsTest, EveryWholeNumberOutsideItsRangeExitsTwoNamingTheRange) {
+  const std::vector<std::pair<std::string, std::string>> flags = {
+      {"port", "0 to 65535"},
+      {"loops", "1 to 256"},
+      {"max_connections", "1 to 10000000"},
+      {"high_water", "1 byte to 1 GiB (1073741824 bytes)"},
+      {"low_water", "0 bytes to 262143 bytes (below --high_water)"},
+      {"recv_buffer_size", "512 bytes to 16 MiB (16777216 bytes)"},
+      {"recv_buffers", "1 to 32768 (the most a backend takes)"},
+      {"admin_port", "0 to 65535 (0: no admin plane)"},
+      {"admin_max_connections", "1 to 1000"},
+      {"admin_max_calls", "1 to 10000"},
+      {"admin_reserved_fds", "3 x --admin_max_connections + 8 (56) to 1000000"},
+      {"metrics_port", "0 to 65535 (0: no metrics port)"},
+      {"metrics_max_connections", "1 to 1000"},
+  };
+  for (const auto& [flag, range] : flags) {
+    for (const std::string value :
+         {"-1", "-9223372036854775809", "18446744073709551616", "-99999999999999999999999999999999999999999"}) {
+      Process p(EchoBinary(), {"--" + flag + "=" + value});
+      std::optional<int> code = p.Wait(seconds(30));
+      ASSERT_TRUE(code.has_value());
+      EXPECT_EQ(*code, 2) << flag << "=" << value << ": " << p.err();
+      const std::string says = "brrr-echo: --" + flag + "=" + value + ": must be from " + range + "\n";
+      EXPECT_NE(p.err().find(says), std::string::npos) << says << "\n" << p.err();
+    }
+  }
+  // What is not a whole number stays a syntax error.
+  Process p(EchoBinary(), {"--loops=1.5"});
+  EXPECT_EQ(p.Wait(seconds(30)), 1) << p.err();
+  EXPECT_NE(p.err().find("Illegal value '1.5' specified for flag 'loops'; expected a whole number"), std::string::npos)
+      << p.err();
 }
 
 // A token file with neither plane on guards nothing: said, not silently accepted.
@@ -410,6 +455,22 @@ TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
   EXPECT_NE(flat.find("never has more than this plus --recv_buffer_size queued"), std::string::npos)
       << "the queue bound, in --high_water's help";
   EXPECT_NE(all.find("--backend"), std::string::npos);
+  // Each whole-number option's flag states its range as the server's options declare it, where
+  // Validate checks it.
+  const std::vector<std::pair<std::string, IntegerRange>> ranges = {
+      {"loops", server::kLoopsRange},
+      {"max_connections", server::kMaxConnectionsRange},
+      {"high_water", server::kHighWaterRange},
+      {"recv_buffer_size", server::kReceiveBufferSizeRange},
+      {"recv_buffers", server::kReceiveBuffersRange},
+  };
+  for (const auto& [flag, range] : ranges) {
+    size_t start = flat.find(" --" + flag + " (");
+    ASSERT_NE(start, std::string::npos) << flag << ": " << flat;
+    std::string help = flat.substr(start, flat.find("; default: ", start) - start);
+    EXPECT_NE(help.find(range.ToString()), std::string::npos)
+        << "--" << flag << " does not say " << range.ToString() << ": " << help;
+  }
 }
 
 }  // namespace

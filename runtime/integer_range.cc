@@ -1,0 +1,35 @@
+#include "runtime/integer_range.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace brrr {
+namespace {
+
+// "1 byte", "512 bytes", "16 MiB (16777216 bytes)": a whole number of the largest binary unit
+// that divides it, with the bytes it is.
+std::string Bytes(uint64_t bytes) {
+  if (bytes == 1) return "1 byte";
+  constexpr struct {
+    uint64_t size;
+    const char* name;
+  } kUnits[] = {{uint64_t{1} << 40, "TiB"}, {uint64_t{1} << 30, "GiB"}, {uint64_t{1} << 20, "MiB"}, {1024, "KiB"}};
+  for (const auto& unit : kUnits) {
+    if (bytes >= unit.size && bytes % unit.size == 0) {
+      return absl::StrCat(bytes / unit.size, " ", unit.name, " (", bytes, " bytes)");
+    }
+  }
+  return absl::StrCat(bytes, " bytes");
+}
+
+}  // namespace
+
+std::string IntegerRange::ToString() const {
+  if (unit == Unit::kBytes) return absl::StrCat(Bytes(min), " to ", Bytes(max), note);
+  return absl::StrCat(min, " to ", max, note);
+}
+
+std::string IntegerRange::Refusal(absl::string_view flag, absl::string_view value) const {
+  return absl::StrCat(flag, "=", value, ": must be from ", ToString());
+}
+
+}  // namespace brrr

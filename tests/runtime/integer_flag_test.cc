@@ -1,0 +1,87 @@
+// runtime/integer_flag.h and runtime/integer_range.h: every whole number absl's integer flags
+// read is read, of any size and sign, and a range says what it holds and how it is written.
+#include "runtime/integer_flag.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "runtime/integer_range.h"
+
+namespace brrr {
+namespace {
+
+constexpr IntegerRange kOneTo256{.min = 1, .max = 256};
+constexpr IntegerRange kEveryUint64{.min = 0, .max = UINT64_MAX};
+
+IntegerFlag Parsed(const std::string& text) {
+  IntegerFlag flag;
+  std::string error;
+  EXPECT_TRUE(AbslParseFlag(text, &flag, &error)) << text << ": " << error;
+  return flag;
+}
+
+TEST(IntegerFlagTest, ReadsWhatAbslIntegerFlagsRead) {
+  EXPECT_EQ(Parsed("7").In(kOneTo256), 7u);
+  EXPECT_EQ(Parsed(" 7\n").In(kOneTo256), 7u);
+  EXPECT_EQ(Parsed(" 7\n").text(), "7");
+  EXPECT_EQ(Parsed("+7").In(kOneTo256), 7u);
+  EXPECT_EQ(Parsed("0x10").In(kOneTo256), 16u);
+  EXPECT_EQ(Parsed("18446744073709551615").In(kEveryUint64), UINT64_MAX);
+  EXPECT_EQ(Parsed("0").In(kEveryUint64), 0u);
+}
+
+TEST(IntegerFlagTest, NumbersNoRangeHoldsAreReadAndOutsideEveryRange) {
+  for (const std::string text :
+       {"-1", "-9223372036854775808", "-9223372036854775809", "18446744073709551616", "0x10000000000000000",
+        "-99999999999999999999999999999999999999999999999999", "99999999999999999999999999999999999999999999999999"}) {
+    IntegerFlag flag = Parsed(text);
+    EXPECT_EQ(flag.In(kEveryUint64), std::nullopt) << text;
+    EXPECT_EQ(flag.text(), text);
+    EXPECT_EQ(AbslUnparseFlag(flag), text);
+  }
+  EXPECT_EQ(Parsed("0").In(kOneTo256), std::nullopt);
+  EXPECT_EQ(Parsed("257").In(kOneTo256), std::nullopt);
+}
+
+TEST(IntegerFlagTest, WhatIsNotAWholeNumberIsRefused) {
+  for (const std::string text : {"", " ", "banana", "1.5", "1e3", "--1", "0x", "-0x10", "12abc", "1 2"}) {
+    IntegerFlag flag;
+    std::string error;
+    EXPECT_FALSE(AbslParseFlag(text, &flag, &error)) << "\"" << text << "\"";
+    EXPECT_EQ(error, "expected a whole number") << "\"" << text << "\"";
+  }
+}
+
+TEST(IntegerFlagTest, ADefaultReadsBack) {
+  IntegerFlag flag(-42);
+  EXPECT_EQ(AbslUnparseFlag(flag), "-42");
+  EXPECT_EQ(Parsed(AbslUnparseFlag(IntegerFlag(65536))).In(kEveryUint64), 65536u);
+}
+
+TEST(IntegerRangeTest, SaysItsBoundsAsPeopleReadThem) {
+  EXPECT_EQ(kOneTo256.ToString(), "1 to 256");
+  EXPECT_EQ(kOneTo256.Refusal("--loops", "-1"), "--loops=-1: must be from 1 to 256");
+  constexpr IntegerRange kBytes{.min = 1, .max = uint64_t{1} << 30, .unit = IntegerRange::Unit::kBytes};
+  EXPECT_EQ(kBytes.ToString(), "1 byte to 1 GiB (1073741824 bytes)");
+  constexpr IntegerRange kBuffer{.min = 512, .max = 3 << 20, .unit = IntegerRange::Unit::kBytes, .note = " (why)"};
+  EXPECT_EQ(kBuffer.ToString(), "512 bytes to 3 MiB (3145728 bytes) (why)");
+  EXPECT_EQ((IntegerRange{.min = 0, .max = 3072, .unit = IntegerRange::Unit::kBytes}).ToString(),
+            "0 bytes to 3 KiB (3072 bytes)");
+  EXPECT_EQ((IntegerRange{.min = 0, .max = 1023, .unit = IntegerRange::Unit::kBytes}).ToString(),
+            "0 bytes to 1023 bytes");
+}
+
+TEST(IntegerRangeTest, HoldsWhatLiesBetweenItsBoundsOnly) {
+  EXPECT_TRUE(kOneTo256.Contains(1));
+  EXPECT_TRUE(kOneTo256.Contains(256));
+  EXPECT_FALSE(kOneTo256.Contains(0));
+  EXPECT_FALSE(kOneTo256.Contains(257));
+  EXPECT_FALSE(kOneTo256.Contains(-1));
+  EXPECT_TRUE(kEveryUint64.Contains(UINT64_MAX));
+  EXPECT_FALSE(kEveryUint64.Contains(static_cast<__int128>(UINT64_MAX) + 1));
+}
+
+}  // namespace
+}  // namespace brrr
