@@ -138,9 +138,9 @@ ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
           "Address the metrics port listens on; anything but a loopback address draws a warning");
 ABSL_FLAG(brrr::IntegerFlag, metrics_max_connections, 8,
           absl::StrCat("With --metrics_port: its connections open at once (", kMetricsMaxConnectionsRange.ToString(),
-                       "; past it new ones wait in the backlog, and the longest idle one is closed for them); the "
-                       "echo side leaves that many descriptors free for them and one for a scrape's own reads, "
-                       "beside --admin_reserved_fds"));
+                       "; past it new ones wait in the backlog, and idle, silent or unread ones are closed for "
+                       "them); the echo side leaves that many descriptors free for them and one for a scrape's own "
+                       "reads, beside --admin_reserved_fds"));
 ABSL_FLAG(brrr::IntegerFlag, recv_buffer_size, 16384,
           absl::StrCat("Bytes per receive buffer (provided to the backend), ",
                        brrr::server::kReceiveBufferSizeRange.ToString()));
