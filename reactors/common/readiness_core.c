@@ -342,15 +342,19 @@ BRRR_HOT_PATH int rc_wait(brrr_reactor* reactor, brrr_completion* out, int max_c
     int blocked = 0;
     if (core->next_event == core->event_count) {
       int have_work = q->size > 0 || core->again_size > 0;
+      /* The again list is read on only once the runtime has taken every completion: until
+       * then a connection's earlier receives may be waiting in the queue, unseen, and the
+       * runtime could not yet have stopped its reading (server/connection.h's read-ahead). */
+      int read_on = core->again_size > 0 && q->size == 0;
       /* Completions already queued are handed out without a system call, but the kernel is
        * still asked (without blocking) every few rounds so that other descriptors are served. */
-      if (!have_work || core->again_size > 0 || ++core->waits_without_kernel >= 8) {
+      if (!have_work || read_on || ++core->waits_without_kernel >= 8) {
         core->waits_without_kernel = 0;
         blocked = !have_work && timeout_ns != 0;
         int rc = wait_in_kernel(core, have_work ? 0 : timeout_ns, &deadline);
         if (rc < 0) return rc;
       }
-      if (core->again_size > 0) serve_again_list(core);
+      if (read_on) serve_again_list(core);
     }
     do {
       serve_recorded(core, RC_SERVE_PER_WAIT);
