@@ -23,10 +23,11 @@
 // now the server's heap does, and the client's sends stop sooner):
 //  - select, poll, epoll: up to 16 buffers per pass (RC_BATCH, reactors/common/
 //    readiness_core.h), and up to three passes before the runtime sees the first chunk (at
-//    submit, on the readiness event, from the again list): 48 buffers, 768 KiB by default,
-//    for one connection; with many at once, whose completions wait for later turns of the
-//    loop while the again list reads on, more (about 1 MB measured with 120 never-reading
-//    clients, bench/never_reader.py);
+//    submit, on the readiness event, from the again list): 48 buffers, 768 KiB by default.
+//    With many connections at once, the again list reads on only once the loop has taken
+//    every completion, so that a connection whose earlier receives wait unseen is not read
+//    further (120 never-reading clients, bench/never_reader.py: up to about 260 KiB held on
+//    epoll; about 1 MB when the again list read on regardless);
 //  - io_uring: what the multishot receive took off the socket until its cancel reached the
 //    kernel with the loop's next submission. From Linux 6.17 a bundle receive ends after 16
 //    buffers (UR_RECV_CAP_BUFFERS, reactors/io_uring/; 256 KiB by default) and is armed

@@ -17,8 +17,9 @@
  *
  * Fairness: one readiness event performs at most RC_BATCH system calls for a descriptor
  * (multishot accept, multishot recv) and fills at most RC_BATCH receive buffers. In edge
- * mode a descriptor left ready goes on an "again" list that the next wait() serves before
- * blocking, so no edge is ever lost.
+ * mode a descriptor left ready goes on an "again" list that a wait() serves before blocking,
+ * so no edge is ever lost: the first wait() to find every completion taken, so that the
+ * runtime has seen a descriptor's receives (and could stop it) before more are made.
  *
  * Pacing: the backend's wait() only reports; the core records the events and serves
  * RC_SERVE_PER_WAIT of them per wait() call, so the runtime sends the replies to those
