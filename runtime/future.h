@@ -210,7 +210,7 @@ class FutureAwaiter final : public Suspension, public FutureWaiter {
   }
 
   auto await_resume() {
-    if (cancelled_) throw CancelledError();
+    if (cancelled_) context_->throw_cancelled();
     if constexpr (kYieldResult) {
       return state_->get();
     }
