@@ -7,10 +7,12 @@
 //
 // When the loop does not begin the function in time (a task blocks it, or it has stopped) the
 // caller gets UNAVAILABLE saying so, with the task that holds the loop, and the function never
-// runs: an action either ran (and its answer is returned) or did not happen. Its queued call
-// outlives the caller's wait, so the function must not capture anything by reference that the
-// caller's return frees (copy what it needs, or capture objects that outlive the loop). An
-// exception the function throws on the loop is rethrown in the caller, as if it had called it.
+// runs: an action either ran (and its answer is returned) or did not happen. A time limit past
+// the clock's range (Duration::max()) is none: the caller waits until the loop runs the call,
+// or refuses it (EventLoop::finish()). Its queued call outlives the caller's wait, so the
+// function must not capture anything by reference that the caller's return frees (copy what it
+// needs, or capture objects that outlive the loop). An exception the function throws on the
+// loop is rethrown in the caller, as if it had called it.
 //
 // CallInLoops asks several loops at once, so that one blocked loop costs the caller one
 // timeout, not one per loop, and does not keep it from the others' answers:
@@ -24,7 +26,9 @@
 #ifndef BRRR_RUNTIME_CALL_IN_LOOP_H_
 #define BRRR_RUNTIME_CALL_IN_LOOP_H_
 
+#include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -33,6 +37,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "runtime/clock.h"
 #include "runtime/event_loop.h"
 
 namespace brrr {
@@ -109,8 +114,15 @@ std::vector<std::optional<T>> CallInLoops(const std::vector<EventLoop*>& loops, 
     }
     return true;
   };
+  auto over = [&] { return shared->enough || shared->error != nullptr || answered(); };
   std::unique_lock<std::mutex> lock(shared->mu);
-  shared->done.wait_for(lock, timeout, [&] { return shared->enough || shared->error != nullptr || answered(); });
+  // Not condition_variable::wait_for: it adds the limit to the clock, and Duration::max()
+  // overflowed into the past there (the wait gave up at once, the calls never ran).
+  if (int64_t deadline = DeadlineAfter(MonotonicNanos(), timeout); deadline == kNeverNanos) {
+    shared->done.wait(lock, over);
+  } else {
+    shared->done.wait_until(lock, FromNanos(std::max<int64_t>(0, deadline)), over);
+  }
   shared->abandoned = true;
   // Calls a loop has begun are waited for: their answers are on the way (and what they did, done).
   shared->done.wait(lock, [&] {

@@ -106,6 +106,7 @@ template <typename T>
 Future<T> create_task(EventLoop& loop, Task<T> task,
                       TaskLabel label = std::source_location::current()) {
   LoopInternals::check_thread(loop, "create_task");
+  if (!task.valid()) throw std::logic_error("brrr: create_task of a Task that holds no coroutine (moved from?)");
   auto* running = new detail::RunningTask<T>(loop, std::move(task), label);
   Future<T> future = running->future();
   running->start();

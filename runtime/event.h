@@ -5,7 +5,9 @@
 //   ready.set();             // wakes every waiter (through the ready queue)
 //   ready.clear();
 //
-// Waiting is cancellable like any await. Threads: loop thread.
+// Waiting is cancellable like any await. An event destroyed while unset wakes the tasks
+// still waiting for it with BrokenPromiseError: it will never be set, and they must not go on
+// as if it had been. Threads: loop thread.
 #ifndef BRRR_RUNTIME_EVENT_H_
 #define BRRR_RUNTIME_EVENT_H_
 
@@ -32,8 +34,9 @@ class Event {
     set_ = false;
     promise_ = Promise<>(loop_);
   }
-  // An awaitable that finishes once the event is set.
-  auto wait() const { return promise_.get_future().wait(); }
+  // An awaitable that finishes once the event is set (throws BrokenPromiseError if the event
+  // is destroyed first).
+  auto wait() const { return promise_.get_future().operator co_await(); }
 
  private:
   EventLoop& loop_;

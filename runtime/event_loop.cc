@@ -198,10 +198,7 @@ BlockingPool& EventLoop::blocking_pool() {
 }
 
 void EventLoop::run_forever() {
-  if (running_.exchange(true)) {
-    std::fprintf(stderr, "brrr: EventLoop::run_forever: this loop is already running\n");
-    std::abort();
-  }
+  begin_run("run_forever");
   check_one_runner();
   owner_.bind_to_current_thread();
   cpu_.follow_current_thread();
@@ -229,6 +226,7 @@ void EventLoop::run_until_complete(FutureBase& future) {
 }
 
 void EventLoop::run_once(Duration max_wait) {
+  begin_run("run_once");
   check_one_runner();
   owner_.bind_to_current_thread();
   cpu_.follow_current_thread();  // nothing to do once this thread is followed
@@ -238,6 +236,15 @@ void EventLoop::run_once(Duration max_wait) {
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
   run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
   time_.stop_at(task_clock_.end());
+  running_.store(false);
+}
+
+void EventLoop::begin_run(const char* how) {
+  if (!running_.exchange(true)) return;
+  // A task of this loop running it again would run the tasks its iteration has yet to run
+  // (and leave that iteration popping an empty queue); another thread would race its runner.
+  std::fprintf(stderr, "brrr: EventLoop::%s: this loop is already running\n", how);
+  std::abort();
 }
 
 void EventLoop::check_one_runner() {

@@ -183,6 +183,8 @@ class alignas(4096) EventLoop {
   void stop_once_sockets_closed(Duration limit = std::chrono::seconds(1));
 
   // ---- Running: the calling thread becomes the loop's thread. ----
+  // Each aborts with a message when the loop is already running (run from one of its own
+  // tasks, or from a second thread).
   void run_forever();
   // Runs until `future` is done (see runtime/create_task.h for the Task<T> form), or until
   // stopped. A future left pending by a run that stopped early does not stop a later run.
@@ -264,6 +266,8 @@ class alignas(4096) EventLoop {
   std::unique_ptr<StallWatchdog> MakeWatchdog();
   // With options_.reactor.one_thread: records the first runner, aborts for any other.
   void check_one_runner();
+  // Marks the loop running, or aborts (with `how`, the run_* called) if it already is.
+  void begin_run(const char* how);
   // The Derived figures of BRRR_LOOP_FIGURES: each fills its figure (and its label) in `s`.
   void derive_threadsafe_queue_depth(LoopStats& s) const;
   void derive_sockets(LoopStats& s) const;

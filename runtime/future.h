@@ -21,6 +21,12 @@
 //
 // Threads: a future belongs to its loop's thread. From another thread, set it through
 // loop.call_soon_threadsafe.
+//
+// Lifetime: done-callbacks run on the future's loop. Finishing a future that has some
+// (setting, failing or cancelling it, or destroying its Promise unset) queues them there, as
+// add_done_callback on a finished future does: neither may happen once the loop is destroyed
+// (the loop's memory would be used). A Promise that outlives its loop must be finished before
+// it, or have no done-callbacks; a finished future may still be read.
 #ifndef BRRR_RUNTIME_FUTURE_H_
 #define BRRR_RUNTIME_FUTURE_H_
 
@@ -210,7 +216,7 @@ class FutureAwaiter final : public Suspension, public FutureWaiter {
   }
 
   auto await_resume() {
-    if (cancelled_) throw CancelledError();
+    if (cancelled_) context_->throw_cancelled();
     if constexpr (kYieldResult) {
       return state_->get();
     }

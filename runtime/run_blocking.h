@@ -65,11 +65,11 @@ class BlockingAwaiter final : public Suspension {
   template <typename Promise>
   bool await_suspend(std::coroutine_handle<Promise> h) {
     TaskContext* context = h.promise().context();
+    call_->context = context;  // before a cancel's throw_cancelled() needs it
     if (context->take_cancel_request()) {
       cancelled_ = true;
       return false;
     }
-    call_->context = context;
     call_->handle = h;
     EventLoop* loop = &context->loop();
     absl::Status queued = LoopInternals::blocking_pool(*loop).submit([call = call_, fn = std::move(fn_), loop,
@@ -102,7 +102,7 @@ class BlockingAwaiter final : public Suspension {
   }
 
   Result await_resume() {
-    if (cancelled_) throw CancelledError();
+    if (cancelled_) call_->context->throw_cancelled();
     if (call_->error) std::rethrow_exception(call_->error);
     if constexpr (!std::is_void_v<Result>) return std::move(*call_->value);
   }

@@ -59,7 +59,7 @@ class SleepAwaiter final : public Suspension {
   }
 
   void await_resume() const {
-    if (cancelled_ || (yielded_ && context_->take_cancel_request())) throw CancelledError();
+    if (cancelled_ || (yielded_ && context_->take_cancel_request())) context_->throw_cancelled();
   }
 
   void cancel_suspension() override {

@@ -278,7 +278,7 @@ void SocketOpAwaiter::cancel_suspension() {
 }
 
 int32_t SocketOpAwaiter::finish() {
-  if (cancelled_) throw CancelledError();
+  if (cancelled_) context_->throw_cancelled();
   return result_;
 }
 

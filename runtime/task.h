@@ -29,6 +29,7 @@
 #include <coroutine>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <type_traits>
 #include <utility>
 
@@ -132,7 +133,7 @@ class [[nodiscard]] Task {
   class Awaiter {
    public:
     explicit Awaiter(Handle child) : child_(child) {}
-    bool await_ready() const noexcept { return !child_ || child_.done(); }
+    bool await_ready() const noexcept { return child_.done(); }
     template <typename ParentPromise>
     std::coroutine_handle<> await_suspend(std::coroutine_handle<ParentPromise> parent) noexcept {
       child_.promise().continuation_ = parent;
@@ -145,8 +146,13 @@ class [[nodiscard]] Task {
     Handle child_;
   };
 
-  // Awaiting runs the task inside the awaiting one and yields its result.
-  Awaiter operator co_await() && noexcept { return Awaiter(handle_); }
+  // Awaiting runs the task inside the awaiting one and yields its result. Awaiting a Task with
+  // no frame (default-constructed, or moved from: handed to create_task, say) throws
+  // std::logic_error.
+  Awaiter operator co_await() && {
+    if (!handle_) throw std::logic_error("brrr: awaiting a Task that holds no coroutine (moved from?)");
+    return Awaiter(handle_);
+  }
 
  private:
   void reset() {

@@ -9,11 +9,15 @@
 // (its timer, its pending I/O) and the task resumes there with CancelledError thrown. If the
 // task is running or about to resume, the next await that would suspend throws instead. A
 // task cancelled before it ever ran finishes cancelled without running. The request is
-// delivered once: code that catches CancelledError may go on (to clean up, say).
+// delivered once: code that catches CancelledError may go on (to clean up, say). Requests made
+// while a CancelledError is on its way to the task (taken by an await, not yet thrown) are that
+// same request, as asyncio counts them: a wait_for's limit and its caller's cancel coming
+// together do not interrupt the cleanup the first one started.
 //
 // For authors of awaitables: in await_suspend, call take_cancel_request() (true: do not
-// suspend, throw CancelledError from await_resume), else set_suspension(this) and, when done,
-// set_suspension(nullptr) and resume through schedule_resume() or a timer.
+// suspend, throw from await_resume through throw_cancelled()), else set_suspension(this) and,
+// when done, set_suspension(nullptr) and resume through schedule_resume() or a timer. A
+// request taken ends in throw_cancelled(), which marks it delivered.
 //
 // Threads: loop thread only.
 #ifndef BRRR_RUNTIME_TASK_CONTEXT_H_
@@ -57,17 +61,24 @@ class TaskContext {
   // Requests cancellation. False if the task has already finished.
   bool cancel() {
     if (done_) return false;
+    if (cancel_taken_) return true;  // a CancelledError is already on its way
     cancel_requested_ = true;
     if (suspension_ != nullptr) suspension_->cancel_suspension();
     return true;
   }
   bool cancel_requested() const { return cancel_requested_; }
 
-  // Consumes a pending request: true means the caller must throw CancelledError.
+  // Consumes a pending request: true means the caller must throw_cancelled() at its await.
   bool take_cancel_request() {
-    bool requested = cancel_requested_;
+    if (!cancel_requested_) return false;
     cancel_requested_ = false;
-    return requested;
+    cancel_taken_ = true;
+    return true;
+  }
+  // Throws the CancelledError of the request taken; a cancel() from here on is a new request.
+  [[noreturn]] void throw_cancelled() {
+    cancel_taken_ = false;
+    throw CancelledError();
   }
 
   void set_suspension(Suspension* s) { suspension_ = s; }
@@ -92,6 +103,7 @@ class TaskContext {
   EventLoop& loop_;
   TaskLabel label_;
   bool cancel_requested_ = false;
+  bool cancel_taken_ = false;  // taken by an await, its CancelledError not yet thrown
   Suspension* suspension_ = nullptr;
   TaskContext* prev_task_ = nullptr;
   TaskContext* next_task_ = nullptr;

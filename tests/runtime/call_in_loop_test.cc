@@ -148,6 +148,19 @@ TEST_F(CallInLoopTest, ABlockedLoopGivesUnavailableAndTheFunctionNeverRuns) {
   EXPECT_EQ(*after, 0) << "a call its caller gave up on ran anyway";
 }
 
+// A limit past the clock's range is no limit, as for the loop's timers: the call is answered.
+TEST_F(CallInLoopTest, ALimitOfDurationMaxWaitsForTheAnswer) {
+  RunOnAThread();
+  auto call = WithinFiveSeconds([this] {
+    return CallInLoop(
+        *loop_, [] { return 5; }, Duration::max(), "test:max");
+  });
+  ASSERT_NE(call, nullptr) << "the call did not return";
+  absl::StatusOr<int> answer = call->get();
+  ASSERT_TRUE(answer.ok()) << answer.status();
+  EXPECT_EQ(*answer, 5);
+}
+
 TEST_F(CallInLoopTest, ALoopThatIsNotRunningGivesUnavailable) {
   auto ran = std::make_shared<std::atomic<int>>(0);
   absl::StatusOr<int> answer = CallInLoop(

@@ -94,6 +94,40 @@ TEST_F(CancellationTest, CancellationIsDeliveredOnceAndCanBeHandled) {
   EXPECT_EQ(log, (std::vector<std::string>{"cleaning up", "finished anyway"}));
 }
 
+// A second cancel() while the first one's CancelledError is on its way (the sleep released,
+// the task not yet resumed) is the same request: the cleanup the task does on catching it is
+// not cut short. A cancel() after it landed is a new request, and interrupts the next await.
+TEST_F(CancellationTest, CancellingAgainBeforeTheTaskResumesIsTheSameRequest) {
+  std::vector<std::string> log;
+  auto stubborn = [&]() -> Task<int> {
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      log.push_back("cleaning up");
+    }
+    co_await sleep(milliseconds(1));
+    log.push_back("cleaned up");
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      log.push_back("cancelled again");
+    }
+    co_return 7;
+  };
+  auto main_task = [&]() -> Task<> {
+    Future<int> f = create_task(stubborn());
+    co_await sleep(milliseconds(1));
+    EXPECT_TRUE(f.cancel());
+    EXPECT_TRUE(f.cancel()) << "the task has not finished";
+    co_await sleep(milliseconds(2));
+    EXPECT_EQ(log, (std::vector<std::string>{"cleaning up", "cleaned up"}));
+    EXPECT_TRUE(f.cancel());
+    EXPECT_EQ(co_await f, 7);
+  };
+  Run(main_task());
+  EXPECT_EQ(log, (std::vector<std::string>{"cleaning up", "cleaned up", "cancelled again"}));
+}
+
 TEST_F(CancellationTest, SelfCancelThrowsAtTheNextSuspendingAwait) {
   std::vector<std::string> log;
   Future<> self;

@@ -781,6 +781,31 @@ TEST(EventLoopDeathTest, ASecondThreadRunningAOneThreadLoopAborts) {
       "brrr: loop 0 is made for one thread \\(EventLoopOptions::reactor.one_thread\\) and a second thread runs it");
 }
 
+// A task that runs its own loop again (run_once, as run_forever) is refused in every build: the
+// inner iteration would run what the outer one had yet to run, which then popped an empty
+// ready queue and called a null callback.
+TEST(EventLoopDeathTest, RunningTheLoopFromOneOfItsOwnTasksAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_DEATH(
+      {
+        auto loop = EventLoop::Create();
+        (*loop)->call_soon([&] { (*loop)->run_once(std::chrono::milliseconds(0)); });
+        (*loop)->call_soon([] {});
+        (*loop)->run_once(std::chrono::milliseconds(0));
+      },
+      "brrr: EventLoop::run_once: this loop is already running");
+  EXPECT_DEATH(
+      {
+        auto loop = EventLoop::Create();
+        (*loop)->call_soon([&] {
+          (*loop)->stop();  // so that a run_forever let in returns at once, instead of dying
+          (*loop)->run_forever();
+        });
+        (*loop)->run_once(std::chrono::milliseconds(0));
+      },
+      "brrr: EventLoop::run_forever: this loop is already running");
+}
+
 #ifndef NDEBUG
 // Debug builds check that loop-only methods are called on the loop's thread.
 TEST(EventLoopDeathTest, CallSoonFromAThreadThatDoesNotOwnTheLoopAborts) {

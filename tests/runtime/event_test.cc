@@ -1,6 +1,7 @@
 // Event: a flag tasks wait for; set() wakes every waiter, clear() makes later waits wait again.
 #include "runtime/event.h"
 
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -115,6 +116,29 @@ TEST_F(EventTest, ACancelledWaiterThrowsAndTheOthersStillWaitForSet) {
   };
   Run(run());
   EXPECT_EQ(log, (std::vector<std::string>{"first cancelled", "second woken"}));
+}
+
+// An event destroyed unset will never be set: its waiters are told so (BrokenPromiseError)
+// instead of going on as if it had been.
+TEST_F(EventTest, DestroyingAnEventUnsetWakesItsWaitersWithBrokenPromiseError) {
+  std::vector<std::string> log;
+  auto run = [&]() -> Task<> {
+    auto event = std::make_unique<Event>(loop());
+    auto waiter = [&]() -> Task<> {
+      try {
+        co_await event->wait();
+        log.push_back("woken as if set");
+      } catch (const BrokenPromiseError&) {
+        log.push_back("told the event is gone");
+      }
+    };
+    Future<> waiting = create_task(waiter());
+    co_await sleep(milliseconds(1));
+    event.reset();
+    co_await waiting;
+  };
+  Run(run());
+  EXPECT_EQ(log, (std::vector<std::string>{"told the event is gone"}));
 }
 
 }  // namespace

@@ -169,6 +169,31 @@ TEST_F(TaskTest, CreateTaskWithoutALoopIsAClearError) {
   }
 }
 
+// A Task with no frame (moved from: here, already handed to create_task) is a clear error to
+// await or to start, not a call through a null coroutine handle.
+TEST_F(TaskTest, AwaitingOrStartingATaskWithNoCoroutineIsAClearError) {
+  auto main_task = [&]() -> Task<std::string> {
+    Task<int> task = Constant(1);
+    Future<int> started = create_task(std::move(task));
+    std::string errors;
+    try {
+      co_await std::move(task);
+    } catch (const std::logic_error& e) {
+      errors += e.what();
+    }
+    try {
+      (void)create_task(std::move(task));
+    } catch (const std::logic_error& e) {
+      errors += e.what();
+    }
+    EXPECT_EQ(co_await started, 1);
+    co_return errors;
+  };
+  std::string errors = Run(main_task());
+  EXPECT_NE(errors.find("awaiting a Task that holds no coroutine"), std::string::npos) << errors;
+  EXPECT_NE(errors.find("create_task of a Task that holds no coroutine"), std::string::npos) << errors;
+}
+
 TEST_F(TaskTest, RunUntilCompleteThrowsWhenTheLoopStopsBeforeTheTaskFinishes) {
   auto sleeper = []() -> Task<int> {
     co_await sleep(std::chrono::hours(1));

@@ -170,5 +170,35 @@ TEST_F(WaitForTest, CancellingWaitForCancelsTheTaskWaitsForItAndThrows) {
   EXPECT_EQ(loop().stats().pending_timers, 0u) << "the time limit's timer is cancelled";
 }
 
+// wait_for's caller is cancelled and, in the same instant, the limit fires (virtual time: both
+// timers 5 ms from the same instant, the caller's scheduled first): both cancel the task before
+// it resumes. It has one cancellation to handle, and its cleanup runs to the end before
+// wait_for throws.
+TEST_F(WaitForTest, ALimitAndACancelInTheSameInstantInterruptTheTaskOnce) {
+  std::vector<std::string> log;
+  auto slow = [&]() -> Task<> {
+    try {
+      co_await sleep(std::chrono::hours(1));
+    } catch (const CancelledError&) {
+      log.push_back("task cancelled");
+    }
+    co_await sleep(milliseconds(1));
+    log.push_back("task cleaned up");
+  };
+  auto limited = [&]() -> Task<> {
+    absl::Status status = co_await wait_for(slow(), milliseconds(5));
+    log.push_back("wait_for returned " + status.ToString());
+  };
+  auto run = [&]() -> Task<bool> {
+    Future<> f = create_task(limited());
+    loop().call_later(milliseconds(5), [f]() mutable { f.cancel(); });
+    co_await f.wait();
+    co_return f.cancelled();
+  };
+  EXPECT_TRUE(Run(run()));
+  EXPECT_EQ(log, (std::vector<std::string>{"task cancelled", "task cleaned up"}));
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
 }  // namespace
 }  // namespace brrr
