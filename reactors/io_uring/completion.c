@@ -314,7 +314,7 @@ static int on_cqe(brrr_reactor* r, uint64_t user_data, int32_t res, uint32_t cqe
     case UR_KIND_WAKE:
       r->wake_armed = 0;
       r->woken = 1;
-      if (!r->destroying) ur_arm_wake(r); /* on failure wait() re-arms before blocking */
+      if (!r->destroying) ur_arm_wake(r); /* no SQE: owed, wait() queues it (ur_wait) */
       return 0;
     default: /* liburing's own timeout (kernels without IORING_FEAT_EXT_ARG) */
       return 0;
@@ -409,6 +409,9 @@ int ur_enter(brrr_reactor* r, int64_t timeout_ns) {
 
 /* A kernel without memory for a request: wait() tries again after this long (at most). */
 #define UR_NOMEM_PAUSE_NS 1000000L
+/* While the wake-up read is owed (no SQE: a full SQ the kernel would not take), a blocking
+ * wait() goes in steps of at most this long, queueing the read after each. */
+#define UR_OWED_STEP_NS 1000000L
 
 /* Sleeps UR_NOMEM_PAUSE_NS, or `remaining` if that is shorter and not -1 (no limit). */
 static void pause_before_retry(int64_t remaining) {
@@ -425,7 +428,9 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
   }
   if (r->arms_owed > 0) ur_pay_owed_arms(r);
   if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
-  if (!r->wake_armed && ur_arm_wake(r) != 0) return r->submit_error ? r->submit_error : -ENOMEM;
+  /* The wake-up read found no SQE when its CQE was reaped (the SQ was full and the kernel would
+   * not take it: ur_get_sqe): owed, not an error, which the loop takes for a lost ring. */
+  if (!r->wake_armed) ur_arm_wake(r);
 
   /* Completions (or a wake-up) already in the ring: return without blocking, but start what
    * is queued. */
@@ -453,24 +458,29 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
   int64_t remaining = timeout_ns;
   r->counters.waits++;
   for (;;) {
-    int rc = ur_enter(r, remaining);
+    /* With the wake-up read owed a wake() cannot end the wait: it goes in steps, each enter
+     * making room in the SQ for the read. A wake-up meanwhile stays in the eventfd's count,
+     * and the read, once queued, completes at once. */
+    int64_t step = remaining;
+    if (!r->wake_armed && (step < 0 || step > UR_OWED_STEP_NS)) step = UR_OWED_STEP_NS;
+    int rc = ur_enter(r, step);
     n = ur_reap(r, out, max_completions);
     if (n > 0 || r->woken) break;
-    if (rc == -ETIME) break;
-    /* Not a timeout either, so wait again for what is left: -EINTR (a signal, task work);
-     * -EBUSY, the kernel could not flush its CQ overflow list into a full CQ ring (kernels
-     * before 5.19 then refuse to submit or wait), for which the reap above made room; -EAGAIN,
-     * no memory for a request (nothing was submitted), after a pause for completions to free
-     * some. */
-    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) return rc;
+    if (rc == -ETIME && step == remaining) break;
+    /* Not a timeout either, so wait again for what is left: -ETIME, a step's end; -EINTR (a
+     * signal, task work); -EBUSY, the kernel could not flush its CQ overflow list into a full
+     * CQ ring (kernels before 5.19 then refuse to submit or wait), for which the reap above
+     * made room; -EAGAIN, no memory for a request (nothing was submitted), after a pause for
+     * completions to free some. */
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) return rc;
     if (timeout_ns == 0) break;
     if (timeout_ns > 0) {
       remaining = deadline - pu_monotonic_ns();
       if (remaining <= 0) break;
     }
     if (rc == -EAGAIN) pause_before_retry(remaining);
-    /* Only internal CQEs (a cancel's, a fallback's): keep waiting. */
-    if (!r->wake_armed && ur_arm_wake(r) != 0) break;
+    /* Only internal CQEs (a cancel's, a fallback's), or a step's end: keep waiting. */
+    if (!r->wake_armed) ur_arm_wake(r);
   }
   ur_keep_overflow(r);
   r->counters.completed += (uint64_t)n;

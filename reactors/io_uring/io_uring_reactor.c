@@ -161,6 +161,10 @@
  * writes 1 to it (thread-safe and async-signal-safe), the read completes, wait() returns, and
  * the read is re-armed. The eventfd is blocking: a read of an O_NONBLOCK file would fail
  * with -EAGAIN instead of waiting. Its counter cannot reach the limit at which write blocks.
+ * A re-arm that finds no SQE (the SQ is full and the kernel takes no flush of it: -EAGAIN,
+ * no memory for a request; -EBUSY, an overflow before 5.19) leaves the read owed, not a wait
+ * error: wait() queues it, and while it is owed blocks in steps of 1 ms, each enter making
+ * room. A wake-up meanwhile is kept in the eventfd's count, which the read returns at once.
  *
  * destroy() cancels everything (one IORING_ASYNC_CANCEL_ANY, or one cancel per operation),
  * completes the eventfd read, and reaps until every operation's last CQE has arrived (so no

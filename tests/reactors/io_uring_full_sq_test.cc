@@ -1,0 +1,136 @@
+// io_uring_full_sq_test.cc: the io_uring backend when its submission queue (SQ) is full and the
+// kernel takes no flush of it (a copy of the backend whose flushes fail with EAGAIN:
+// faults/full_sq_shim.c). What finds no SQE then (the read of the wake-up eventfd) is owed,
+// and queued as soon as a wait has made room: it neither fails a wait (the loop aborts on a
+// wait's error) nor leaves a wait blocked without it. On reactors of queue depth 8, io_uring's
+// smallest SQ.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "runtime/clock.h"
+#include "runtime/plugin_loader.h"
+#include "runtime/reactor.h"
+#include "tests/reactors/reactor_fixture.h"
+#include "tests/testing/backends.h"
+
+namespace brrr {
+namespace {
+
+using std::chrono::seconds;
+
+// Longer than any wait here should take once what it owes is queued; the waits that should end
+// sooner are given four times as long, so that one that waits it out fails.
+constexpr auto kPrompt = seconds(5);
+
+std::string FullSqIoUring() {
+  const char* root = std::getenv("TEST_SRCDIR");
+  return std::string(root != nullptr ? root : ".") + "/brrr/tests/reactors/faults/full_sq/libbrrr_reactor_io_uring.so";
+}
+
+class FullSqTest : public testing::ReactorTest {
+ protected:
+  static constexpr int kSqEntries = 8;  // the SQ of a ring of queue depth 8, io_uring's smallest
+  static constexpr uint64_t kFiller = 1000;  // user_data of FillSq's waits: kFiller + pipe index
+
+  void SetUp() override {
+    ReactorTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    ReactorConfig config;
+    config.queue_depth = kSqEntries;
+    config.one_thread = true;
+    auto made = PluginLoader::Default().CreateReactor(GetParam(), config);
+    ASSERT_TRUE(made.ok()) << made.status();
+    reactor_ = *std::move(made);
+    // The first wait enables a one-thread ring and starts the wake-up read.
+    ASSERT_EQ(WaitWithoutBlocking(), 0);
+  }
+
+  void TearDown() override {
+    if (reactor_ != nullptr && !HasFailure()) EndFillerWaits();
+    reactor_.reset();
+    for (const std::array<int, 2>& p : pipes_) {
+      ::close(p[0]);
+      ::close(p[1]);
+    }
+    ReactorTest::TearDown();
+  }
+
+  // A pipe whose read end nothing writes to, unless the test does.
+  std::array<int, 2> NewPipe() {
+    int p[2] = {-1, -1};
+    EXPECT_EQ(::pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+    pipes_.push_back({p[0], p[1]});
+    return pipes_.back();
+  }
+
+  // Fills the SQ, empty since the last wait that entered the kernel: submits kSqEntries waits
+  // for readability on new idle pipes.
+  void FillSq() {
+    for (int i = 0; i < kSqEntries; ++i) {
+      const uint64_t id = kFiller + pipes_.size();
+      ASSERT_EQ(reactor_->submit({.user_data = id, .opcode = IoOpcode::kPollReadable, .fd = NewPipe()[0]}), 0);
+      fillers_.push_back(id);
+    }
+  }
+
+  // Cancels FillSq's waits and collects their final completions.
+  void EndFillerWaits() {
+    for (uint64_t id : fillers_) EXPECT_EQ(reactor_->cancel(pipes_[id - kFiller][0], id), 0);
+    std::vector<Completion> all = WaitUntil([&](const std::vector<Completion>& a) {
+      size_t finals = 0;
+      for (const Completion& c : a) finals += c.user_data >= kFiller && !c.more();
+      return finals == fillers_.size();
+    });
+    for (const Completion& c : all) EXPECT_EQ(c.result, -ECANCELED) << "filler " << c.user_data;
+    fillers_.clear();
+  }
+
+  std::vector<std::array<int, 2>> pipes_;
+  std::vector<uint64_t> fillers_;
+};
+
+// The wake-up read's completion is reaped while the SQ is full, so its re-arm finds no SQE. The
+// waits after it go on (they failed, and the loop aborted the process); and a wake() that comes
+// while the read is still owed ends the next wait soon: the eventfd keeps its count, and the
+// read, once queued, completes at once.
+TEST_P(FullSqTest, AWakeUpReadThatFindsNoSqeIsOwedNotAWaitError) {
+  std::array<int, 2> p = NewPipe();
+  ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kPollReadable, .fd = p[0]}), 0);
+  ASSERT_EQ(WaitWithoutBlocking(), 0);
+  // Two completions, in this order (both come from this thread's own writes): the wait's, then
+  // the wake-up read's. A wait with room for one takes the first and leaves the other.
+  ASSERT_EQ(::write(p[1], "x", 1), 1);
+  reactor_->wake();
+  Completion one[1];
+  absl::StatusOr<int> n = reactor_->wait(one, 0);
+  ASSERT_TRUE(n.ok()) << n.status();
+  ASSERT_EQ(*n, 1);
+  EXPECT_EQ(one[0].user_data, 1u);
+
+  ASSERT_NO_FATAL_FAILURE(FillSq());
+  EXPECT_EQ(WaitWithoutBlocking(), 0) << "the wait that reaps the wake-up read";
+  EXPECT_EQ(WaitWithoutBlocking(), 0) << "the wait after it, which finds the read owed";
+
+  ASSERT_NO_FATAL_FAILURE(FillSq());
+  reactor_->wake();
+  Completion batch[8];
+  TimePoint start = Clock::now();
+  n = reactor_->wait(batch, std::chrono::nanoseconds(4 * kPrompt).count());
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(*n, 0);
+  EXPECT_LT(Clock::now() - start, kPrompt) << "a wake-up that came while the read was owed did not end the wait";
+}
+
+INSTANTIATE_TEST_SUITE_P(FullSq, FullSqTest, ::testing::Values(FullSqIoUring()), testing::FaultyBackendName());
+
+}  // namespace
+}  // namespace brrr
