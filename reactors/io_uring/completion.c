@@ -409,9 +409,24 @@ int ur_enter(brrr_reactor* r, int64_t timeout_ns) {
 
 /* A kernel without memory for a request: wait() tries again after this long (at most). */
 #define UR_NOMEM_PAUSE_NS 1000000L
-/* While the wake-up read is owed (no SQE: a full SQ the kernel would not take), a blocking
- * wait() goes in steps of at most this long, queueing the read after each. */
+/* While something is owed its SQE (owes_sqes), a blocking wait() goes in steps of at most
+ * this long, queueing what it owes after each. */
 #define UR_OWED_STEP_NS 1000000L
+
+/* Whether something found no SQE (the SQ was full and the kernel took no flush of it:
+ * ur_get_sqe) and waits for one: an op's request (UR_ST_ARM_SQE), a cancel (UR_ST_CANCEL_SQE),
+ * the wake-up read. */
+static int owes_sqes(const brrr_reactor* r) {
+  return r->arms_owed != 0 || r->cancels_owed != 0 || !r->wake_armed;
+}
+
+/* Queues what is owed while the SQ has room: requests first (an op owed its request is
+ * cancelled once it is armed), then cancels, then the wake-up read. */
+static void pay_owed(brrr_reactor* r) {
+  if (r->arms_owed > 0) ur_pay_owed_arms(r);
+  if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
+  if (!r->wake_armed) ur_arm_wake(r);
+}
 
 /* Sleeps UR_NOMEM_PAUSE_NS, or `remaining` if that is shorter and not -1 (no limit). */
 static void pause_before_retry(int64_t remaining) {
@@ -426,11 +441,9 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
     int rc = ur_claim_ring(r);
     if (rc != 0) return rc;
   }
-  if (r->arms_owed > 0) ur_pay_owed_arms(r);
-  if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
-  /* The wake-up read found no SQE when its CQE was reaped (the SQ was full and the kernel would
-   * not take it: ur_get_sqe): owed, not an error, which the loop takes for a lost ring. */
-  if (!r->wake_armed) ur_arm_wake(r);
+  /* Owed, not an error (which the loop takes for a lost ring): the kernel may take the next
+   * flush, and the enter below makes room. */
+  if (owes_sqes(r)) pay_owed(r);
 
   /* Completions (or a wake-up) already in the ring: return without blocking, but start what
    * is queued. */
@@ -458,11 +471,12 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
   int64_t remaining = timeout_ns;
   r->counters.waits++;
   for (;;) {
-    /* With the wake-up read owed a wake() cannot end the wait: it goes in steps, each enter
-     * making room in the SQ for the read. A wake-up meanwhile stays in the eventfd's count,
-     * and the read, once queued, completes at once. */
+    /* With something owed the wait goes in steps, each enter making room in the SQ for it: an
+     * owed cancel leaves its op running (a socket's close waits for its final completion), an
+     * owed request is not in the kernel, and with the wake-up read owed a wake() cannot end
+     * the wait (it stays in the eventfd's count; the read, once queued, completes at once). */
     int64_t step = remaining;
-    if (!r->wake_armed && (step < 0 || step > UR_OWED_STEP_NS)) step = UR_OWED_STEP_NS;
+    if ((step < 0 || step > UR_OWED_STEP_NS) && owes_sqes(r)) step = UR_OWED_STEP_NS;
     int rc = ur_enter(r, step);
     n = ur_reap(r, out, max_completions);
     if (n > 0 || r->woken) break;
@@ -480,7 +494,7 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
     }
     if (rc == -EAGAIN) pause_before_retry(remaining);
     /* Only internal CQEs (a cancel's, a fallback's), or a step's end: keep waiting. */
-    if (!r->wake_armed) ur_arm_wake(r);
+    if (owes_sqes(r)) pay_owed(r);
   }
   ur_keep_overflow(r);
   r->counters.completed += (uint64_t)n;

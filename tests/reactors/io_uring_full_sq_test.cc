@@ -1,9 +1,9 @@
 // io_uring_full_sq_test.cc: the io_uring backend when its submission queue (SQ) is full and the
 // kernel takes no flush of it (a copy of the backend whose flushes fail with EAGAIN:
-// faults/full_sq_shim.c). What finds no SQE then (the read of the wake-up eventfd) is owed,
-// and queued as soon as a wait has made room: it neither fails a wait (the loop aborts on a
-// wait's error) nor leaves a wait blocked without it. On reactors of queue depth 8, io_uring's
-// smallest SQ.
+// faults/full_sq_shim.c). What finds no SQE then (the read of the wake-up eventfd, a cancel, a
+// request kept before the first wait) is owed, and queued as soon as a wait has made room: it
+// neither fails a wait (the loop aborts on a wait's error) nor leaves a wait blocked without
+// it. On reactors of queue depth 8, io_uring's smallest SQ.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -128,6 +128,57 @@ TEST_P(FullSqTest, AWakeUpReadThatFindsNoSqeIsOwedNotAWaitError) {
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 0);
   EXPECT_LT(Clock::now() - start, kPrompt) << "a wake-up that came while the read was owed did not end the wait";
+}
+
+// A cancel that finds the SQ full is owed. The wait that follows queues it as soon as it has
+// made room, not at the wait after it, which nothing may bring: on an idle loop, a socket's
+// close waits for its cancelled operation's final completion.
+TEST_P(FullSqTest, ACancelThatFindsNoSqeEndsItsOperationWithinTheNextWait) {
+  std::array<int, 2> p = NewPipe();
+  ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kPollReadable, .fd = p[0]}), 0);
+  ASSERT_EQ(WaitWithoutBlocking(), 0);  // in the kernel
+  ASSERT_NO_FATAL_FAILURE(FillSq());
+  ASSERT_EQ(reactor_->cancel(p[0], 1), 0);
+  Completion batch[8];
+  TimePoint start = Clock::now();
+  absl::StatusOr<int> n = reactor_->wait(batch, std::chrono::nanoseconds(4 * kPrompt).count());
+  ASSERT_TRUE(n.ok()) << n.status();
+  ASSERT_EQ(*n, 1) << "no final completion for the cancelled operation";
+  EXPECT_EQ(batch[0].user_data, 1u);
+  EXPECT_EQ(batch[0].result, -ECANCELED);
+  EXPECT_FALSE(batch[0].more());
+  EXPECT_LT(Clock::now() - start, kPrompt);
+}
+
+// Operations submitted to a one-thread ring before its first wait, past what its SQ holds, are
+// kept for that wait to arm (reactor_conformance_test). With the SQ full and its flush not
+// taken, the wait arms them as soon as it has made room, not at the wait after it: one that
+// completes at once does so within the first.
+TEST_P(FullSqTest, RequestsOwedBeforeTheFirstWaitAreArmedWithinIt) {
+  if (!testing::IoUringFeatureExpected("BRRR_IO_URING_DEFER_TASKRUN", 6, 1)) {
+    GTEST_SKIP() << "no one-thread ring (BRRR_IO_URING_DEFER_TASKRUN=0, or Linux before 6.1): submit() flushes the SQ";
+  }
+  ReactorConfig config;
+  config.queue_depth = 8;
+  config.one_thread = true;
+  auto made = PluginLoader::Default().CreateReactor(GetParam(), config);
+  ASSERT_TRUE(made.ok()) << made.status();
+  reactor_ = *std::move(made);
+  for (int i = 0; i < 12; ++i) {
+    const uint64_t id = kFiller + pipes_.size();
+    ASSERT_EQ(reactor_->submit({.user_data = id, .opcode = IoOpcode::kPollReadable, .fd = NewPipe()[0]}), 0);
+    fillers_.push_back(id);
+  }
+  std::array<int, 2> p = NewPipe();
+  ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kPollWritable, .fd = p[1]}), 0);
+  Completion batch[8];
+  TimePoint start = Clock::now();
+  absl::StatusOr<int> n = reactor_->wait(batch, std::chrono::nanoseconds(4 * kPrompt).count());
+  ASSERT_TRUE(n.ok()) << n.status();
+  ASSERT_EQ(*n, 1) << "the wait for a writable pipe did not complete";
+  EXPECT_EQ(batch[0].user_data, 1u);
+  EXPECT_EQ(batch[0].result, 0);
+  EXPECT_LT(Clock::now() - start, kPrompt);
 }
 
 INSTANTIATE_TEST_SUITE_P(FullSq, FullSqTest, ::testing::Values(FullSqIoUring()), testing::FaultyBackendName());
