@@ -31,26 +31,41 @@ static int finish(brrr_reactor* r, uint32_t slot, brrr_completion* out, int32_t 
   return 1;
 }
 
+/* A request of an op that goes on found no SQE (the SQ was full and the kernel took no flush
+ * of it): owed, as submit() owes one before the first wait (UR_ST_ARM_SQE), not the op's end.
+ * wait() queues it, as the op's own request, as soon as it has made room. */
+static void owe_request(brrr_reactor* r, uint32_t slot) {
+  r->ops[slot].state |= UR_ST_ARM_SQE;
+  r->arms_owed++;
+}
+
+/* Queues the op's request again, or owes it. */
+static void rearm(brrr_reactor* r, uint32_t slot) {
+  if (ur_arm_op(r, slot) != 0) owe_request(r, slot);
+}
+
 /* A result (with data, or an accepted descriptor) of a request that ended while the op goes
- * on (multishot, not cancelled): re-arm and flag it MORE; if re-arming fails it is final. */
+ * on (multishot, not cancelled): re-arm and flag it MORE. Otherwise it is final. */
 static int continue_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out,
                               int32_t result, uint32_t flags, uint32_t buffer_id) {
   ur_op* o = &r->ops[slot];
-  if ((o->flags & BRRR_OP_MULTISHOT) && !(o->state & UR_ST_CANCEL) && ur_arm_op(r, slot) == 0) {
+  if ((o->flags & BRRR_OP_MULTISHOT) && !(o->state & UR_ST_CANCEL)) {
+    rearm(r, slot);
     return emit(out, o, result, flags | BRRR_COMPLETION_MORE, buffer_id);
   }
   return finish(r, slot, out, result, flags, buffer_id);
 }
 
 /* A request ended with an error that says "try again" (EINTR, EAGAIN, per-connection accept
- * errors...). Unless cancelled, retry (via poll for EAGAIN): 0 completions. Cancelled, or if
- * retrying fails: the final completion. */
-static int retry_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out,
-                           int32_t result, int via_poll) {
+ * errors...). Unless cancelled, retry (via poll for EAGAIN): 0 completions. Cancelled: the
+ * final completion. A poll that finds no SQE owes the op's own request, whose -EAGAIN, if it
+ * must still wait, brings the poll back. */
+static int retry_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out, int via_poll) {
   ur_op* o = &r->ops[slot];
   if (o->state & UR_ST_CANCEL) return finish(r, slot, out, -ECANCELED, 0, 0);
   int rc = via_poll ? ur_arm_poll_fallback(r, slot) : ur_arm_op(r, slot);
-  return rc == 0 ? 0 : finish(r, slot, out, result, 0, 0);
+  if (rc != 0) owe_request(r, slot);
+  return 0;
 }
 
 /* An accept, recv or send request ended without a result to deliver as MORE (res: -errno, or
@@ -60,9 +75,9 @@ BRRR_HOT_PATH static int retry_or_finish_as_classified(brrr_reactor* r, uint32_t
                                                        int32_t res) {
   switch (res < 0 ? pu_classify(r->ops[slot].opcode, -res) : PU_DONE) {
     case PU_RETRY:
-      return retry_or_finish(r, slot, out, res, 0);
+      return retry_or_finish(r, slot, out, 0);
     case PU_WAIT:
-      return retry_or_finish(r, slot, out, res, 1);
+      return retry_or_finish(r, slot, out, 1);
     default: /* recv: 0 is the end of stream; -ENOBUFS: the ring ran dry */
       return finish(r, slot, out, res, 0, 0);
   }
@@ -76,12 +91,11 @@ static int native_multishot_rejected(const ur_op* o, int32_t res) {
 }
 
 /* Retries such an op as emulated single shots; the first single shot that works settles it
- * (settle_probe). */
-static int try_emulation(brrr_reactor* r, uint32_t slot, brrr_completion* out, int32_t res) {
-  ur_op* o = &r->ops[slot];
-  o->state |= UR_ST_EMULATE | UR_ST_PROBING;
-  if (ur_arm_op(r, slot) == 0) return 0;
-  return finish(r, slot, out, res, 0, 0);
+ * (settle_probe). 0 completions. */
+static int try_emulation(brrr_reactor* r, uint32_t slot) {
+  r->ops[slot].state |= UR_ST_EMULATE | UR_ST_PROBING;
+  rearm(r, slot);
+  return 0;
 }
 
 /* A single shot after a native-multishot -EINVAL worked: the kernel lacks the feature. */
@@ -104,7 +118,7 @@ static int on_accept(brrr_reactor* r, uint32_t slot, int32_t res, int armed,
   }
   if (armed) return 0; /* the kernel's multishot goes on (not expected with an error) */
   settle_probe(r, o, 0);
-  if (native_multishot_rejected(o, res)) return try_emulation(r, slot, out, res);
+  if (native_multishot_rejected(o, res)) return try_emulation(r, slot);
   return retry_or_finish_as_classified(r, slot, out, res);
 }
 
@@ -199,14 +213,18 @@ static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_fla
    * from the stack, so a pool that is truly handed out ends it. */
   if (res == -ENOBUFS && !(o->state & UR_ST_CANCEL) && r->spare_count > 0) {
     ur_ring_top_up(r);
-    if (r->on_ring > 0 && ur_arm_op(r, slot) == 0) return 0;
+    if (r->on_ring > 0) {
+      rearm(r, slot);
+      return 0;
+    }
   }
   /* A kernel before 6.17 refuses a length on a multishot receive: arm them without one. */
   if (r->recv_cap && native_multishot_rejected(o, res)) {
     r->recv_cap = 0;
-    if (ur_arm_op(r, slot) == 0) return 0;
+    rearm(r, slot);
+    return 0;
   }
-  int n = native_multishot_rejected(o, res) ? try_emulation(r, slot, out, res)
+  int n = native_multishot_rejected(o, res) ? try_emulation(r, slot)
                                             : retry_or_finish_as_classified(r, slot, out, res);
   if (n > 0) sink_put(r, sink, out);
   return 0;
@@ -219,7 +237,7 @@ static int on_send(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion*
 static int on_connect(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion* out) {
   /* Still connecting (older kernels hand EINPROGRESS back): wait for writability. */
   if (res == -EINPROGRESS || res == -EALREADY || res == -EAGAIN || res == -EINTR) {
-    return retry_or_finish(r, slot, out, res, 1);
+    return retry_or_finish(r, slot, out, 1);
   }
   return finish(r, slot, out, res, 0, 0);
 }
@@ -236,12 +254,12 @@ static int on_poll_fallback(brrr_reactor* r, uint32_t slot, int32_t res, brrr_co
     r->counters.syscalls++;
     if (getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &so_error, &size) != 0) so_error = errno;
     if (so_error == EINPROGRESS || so_error == EALREADY) {
-      return retry_or_finish(r, slot, out, -so_error, 1);
+      return retry_or_finish(r, slot, out, 1);
     }
     return finish(r, slot, out, -so_error, 0, 0);
   }
-  int rc = ur_arm_op(r, slot);
-  return rc == 0 ? 0 : finish(r, slot, out, rc, 0, 0);
+  rearm(r, slot);
+  return 0;
 }
 
 /* A CQE of an operation during destroy(): nothing is delivered, descriptors are closed. */

@@ -65,8 +65,9 @@
 #define UR_ST_PROBING 0x10u    /* a single shot after native multishot said -EINVAL */
 #define UR_ST_POLLING 0x20u    /* the kernel request is the POLL_ADD of the -EAGAIN fallback */
 #define UR_ST_SHOT 0x40u       /* the native multishot request delivered at least once */
-#define UR_ST_ARM_SQE 0x80u    /* the request still needs its SQE (a one-thread ring's SQ was
-                                  full before its first wait()) */
+#define UR_ST_ARM_SQE 0x80u    /* the request still needs its SQE (owed: a one-thread ring's
+                                  SQ was full before its first wait(), or a re-arm found the SQ
+                                  full and the kernel took no flush of it) */
 
 /* One operation: a slot of the op table. */
 typedef struct ur_op {
@@ -210,9 +211,10 @@ int ur_arm_op(brrr_reactor* r, uint32_t slot);
 int ur_arm_poll_fallback(brrr_reactor* r, uint32_t slot);
 /* Issues the cancels that found the SQ full. */
 void ur_pay_owed_cancels(brrr_reactor* r);
-/* Arms the ops that submit() kept because a one-thread ring, not enabled yet, had a full SQ
- * (the first wait() calls it once it has enabled the ring). Stops at the first op that gets
- * no SQE: the next wait() goes on. */
+/* Arms the ops owed their request (UR_ST_ARM_SQE): kept by submit() because a one-thread
+ * ring, not enabled yet, had a full SQ, or re-armed (completion.c) when the SQ was full and the
+ * kernel took no flush of it. wait() calls it. Stops at the first op that gets no SQE: wait()
+ * goes on after its next enter. */
 void ur_pay_owed_arms(brrr_reactor* r);
 /* destroy(): frees the ops whose request never reached the kernel (UR_ST_ARM_SQE). */
 void ur_drop_owed_arms(brrr_reactor* r);

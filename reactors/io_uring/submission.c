@@ -274,9 +274,9 @@ int ur_cancel(brrr_reactor* r, int fd, uint64_t user_data) {
   ur_op* o = &r->ops[slot];
   if (o->state & UR_ST_CANCEL) return 0; /* already asked; the final completion will follow */
   o->state |= UR_ST_CANCEL;
-  /* An op not armed yet gets its cancel after its request, which the first wait() queues. */
+  /* An op owed its request gets its cancel after it, once wait() has queued it. */
   if ((o->state & UR_ST_ARM_SQE) || queue_cancel(r, slot) != 0) {
-    o->state |= UR_ST_CANCEL_SQE; /* the next wait() issues it */
+    o->state |= UR_ST_CANCEL_SQE; /* owed: wait() issues it */
     r->cancels_owed++;
   }
   return 0;

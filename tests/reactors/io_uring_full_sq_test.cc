@@ -1,9 +1,10 @@
 // io_uring_full_sq_test.cc: the io_uring backend when its submission queue (SQ) is full and the
 // kernel takes no flush of it (a copy of the backend whose flushes fail with EAGAIN:
 // faults/full_sq_shim.c). What finds no SQE then (the read of the wake-up eventfd, a cancel, a
-// request kept before the first wait) is owed, and queued as soon as a wait has made room: it
-// neither fails a wait (the loop aborts on a wait's error) nor leaves a wait blocked without
-// it. On reactors of queue depth 8, io_uring's smallest SQ.
+// request kept before the first wait, the re-arm of an operation that goes on) is owed, and
+// queued as soon as a wait has made room: it neither fails a wait (the loop aborts on a wait's
+// error), nor ends an operation, nor leaves a wait blocked without it. On reactors of queue
+// depth 8, io_uring's smallest SQ.
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -12,20 +13,28 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
 #include "runtime/clock.h"
 #include "runtime/plugin_loader.h"
 #include "runtime/reactor.h"
+#include "runtime/unique_fd.h"
 #include "tests/reactors/reactor_fixture.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/net.h"
 
 namespace brrr {
 namespace {
 
+using std::chrono::milliseconds;
 using std::chrono::seconds;
+using testing::AcceptOne;
+using testing::BlockingClient;
+using testing::Listener;
 
 // Longer than any wait here should take once what it owes is queued; the waits that should end
 // sooner are given four times as long, so that one that waits it out fails.
@@ -96,6 +105,7 @@ class FullSqTest : public testing::ReactorTest {
 
   std::vector<std::array<int, 2>> pipes_;
   std::vector<uint64_t> fillers_;
+  std::vector<char> pool_;  // a provided-buffer pool: lent to the reactor until it is destroyed
 };
 
 // The wake-up read's completion is reaped while the SQ is full, so its re-arm finds no SQE. The
@@ -179,6 +189,65 @@ TEST_P(FullSqTest, RequestsOwedBeforeTheFirstWaitAreArmedWithinIt) {
   EXPECT_EQ(batch[0].user_data, 1u);
   EXPECT_EQ(batch[0].result, 0);
   EXPECT_LT(Clock::now() - start, kPrompt);
+}
+
+// More receives complete at once than the SQ has entries, each re-armed as it is reaped (an
+// emulated multishot receive: a length below the buffer size makes single-shot requests). The
+// re-arms past the SQ's room are owed, not the operations' end: every completion is flagged
+// MORE, and every receive goes on to take the next message; cancelled, each ends.
+TEST_P(FullSqTest, ReArmsThatFindNoSqeAreOwedAndTheOperationsGoOn) {
+  constexpr uint32_t kSize = 1024;
+  constexpr uint32_t kCount = 64;
+  constexpr int kConnections = 16;  // twice the SQ
+  pool_.resize(kSize * kCount);
+  ASSERT_EQ(reactor_->provide_buffers(pool_.data(), kSize, kCount), absl::OkStatus());
+  Listener l;
+  std::vector<std::unique_ptr<BlockingClient>> clients;
+  std::vector<UniqueFd> fds;
+  for (int i = 0; i < kConnections; ++i) {
+    clients.push_back(std::make_unique<BlockingClient>(l.port));
+    fds.emplace_back(AcceptOne(l));
+    ASSERT_TRUE(fds.back().valid());
+    ASSERT_EQ(reactor_->submit({.user_data = static_cast<uint64_t>(i + 1),
+                                .opcode = IoOpcode::kRecv,
+                                .flags = kOpMultishot | kOpBufferSelect,
+                                .fd = fds.back().get(),
+                                .len = 16}),
+              0);
+    if (i % 4 == 3) {
+      ASSERT_EQ(WaitWithoutBlocking(), 0);  // four at a time: the SQ holds eight
+    }
+  }
+  auto each_receives = [&](const std::string& message) {
+    for (auto& client : clients) ASSERT_TRUE(client->send_all(message));
+    // Every receive completes before the next wait, which reaps them all at once.
+    std::this_thread::sleep_for(milliseconds(50));
+    std::vector<int> received(kConnections, 0);
+    std::vector<Completion> all = WaitUntil([&](const std::vector<Completion>& a) { return a.size() >= kConnections; });
+    for (const Completion& c : all) {
+      ASSERT_GE(c.user_data, 1u);
+      ASSERT_LE(c.user_data, static_cast<uint64_t>(kConnections));
+      EXPECT_TRUE(c.more()) << "receive " << c.user_data << " ended (" << c.result << ")";
+      ASSERT_TRUE(c.has_buffer());
+      EXPECT_EQ(std::string(pool_.data() + c.buffer_id * kSize, c.result), message);
+      reactor_->recycle_buffer(c.buffer_id);
+      ++received[c.user_data - 1];
+    }
+    for (int i = 0; i < kConnections; ++i) EXPECT_EQ(received[i], 1) << "receive " << i + 1;
+  };
+  each_receives("hello");
+  ASSERT_FALSE(HasFailure());
+  each_receives("again");
+  ASSERT_FALSE(HasFailure());
+
+  for (int i = 0; i < kConnections; ++i) ASSERT_EQ(reactor_->cancel(fds[i].get(), i + 1), 0);
+  std::vector<Completion> all = WaitUntil([&](const std::vector<Completion>& a) {
+    size_t finals = 0;
+    for (const Completion& c : a) finals += c.user_data <= kConnections && !c.more();
+    return finals == kConnections;
+  });
+  for (const Completion& c : all) EXPECT_EQ(c.result, -ECANCELED) << "receive " << c.user_data;
+  for (const UniqueFd& fd : fds) EXPECT_EQ(reactor_->release_fd(fd.get()), 0);
 }
 
 INSTANTIATE_TEST_SUITE_P(FullSq, FullSqTest, ::testing::Values(FullSqIoUring()), testing::FaultyBackendName());
