@@ -166,10 +166,10 @@
  * Owed SQEs. An SQE is had by flushing the SQ when it is full. Where none can be had (the
  * kernel takes no flush: -EAGAIN, no memory for a request; -EBUSY, an overflow it cannot flush
  * before 5.19; or a one-thread ring before its first wait(), above), a cancel, the wake-up
- * read's re-arm, the request of a submit() before that first wait, and the re-arm of an
- * operation that goes on (multishot, a retry, a fallback) are owed, not errors (the loop takes
- * a wait's error for a lost ring) nor the operation's end: wait() queues them as soon as it
- * can, and while anything is owed a blocking wait goes in steps of 1 ms, each enter making
+ * read's re-arm, a submit()'s request, and the re-arm of an operation that goes on
+ * (multishot, a retry, a fallback) are owed, not errors (the loop takes a wait's error for a
+ * lost ring, a connection a submit's) nor the operation's end: wait() queues them as soon as
+ * it can, and while anything is owed a blocking wait goes in steps of 1 ms, each enter making
  * room. An owed cancel across an unbounded wait would leave its operation running, and a
  * socket's close waiting for it; a wake-up while the read is owed stays in the eventfd's
  * count, which the read returns at once when queued.

@@ -160,14 +160,11 @@ TEST_P(FullSqTest, ACancelThatFindsNoSqeEndsItsOperationWithinTheNextWait) {
   EXPECT_LT(Clock::now() - start, kPrompt);
 }
 
-// Operations submitted to a one-thread ring before its first wait, past what its SQ holds, are
-// kept for that wait to arm (reactor_conformance_test). With the SQ full and its flush not
-// taken, the wait arms them as soon as it has made room, not at the wait after it: one that
-// completes at once does so within the first.
+// Operations submitted before the first wait, past what the SQ holds, are kept for that wait to
+// arm: a one-thread ring cannot be entered before it, and here no flush is taken either. With
+// the SQ full and its flush not taken, the wait arms them as soon as it has made room, not at
+// the wait after it: one that completes at once does so within the first.
 TEST_P(FullSqTest, RequestsOwedBeforeTheFirstWaitAreArmedWithinIt) {
-  if (!testing::IoUringFeatureExpected("BRRR_IO_URING_DEFER_TASKRUN", 6, 1)) {
-    GTEST_SKIP() << "no one-thread ring (BRRR_IO_URING_DEFER_TASKRUN=0, or Linux before 6.1): submit() flushes the SQ";
-  }
   ReactorConfig config;
   config.queue_depth = 8;
   config.one_thread = true;
