@@ -125,7 +125,7 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   int fd() const { return socket_.fd(); }
   SocketInfo info() const { return socket_.info(); }
 
-  // For the shard's list.
+  // For the shard's lists (open connections, and closed ones awaiting their deletion).
   Connection* prev = nullptr;
   Connection* next = nullptr;
 

@@ -36,6 +36,24 @@ uint32_t ClientsInBacklog(int fd) {
   return info.tcpi_unacked;
 }
 
+// The shard's intrusive lists of connections (Connection::prev and next).
+void Link(Connection** head, Connection* c) {
+  c->prev = nullptr;
+  c->next = *head;
+  if (*head != nullptr) (*head)->prev = c;
+  *head = c;
+}
+
+void Unlink(Connection** head, Connection* c) {
+  if (c->prev != nullptr) {
+    c->prev->next = c->next;
+  } else {
+    *head = c->next;
+  }
+  if (c->next != nullptr) c->next->prev = c->prev;
+  c->prev = c->next = nullptr;
+}
+
 }  // namespace
 
 Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, std::vector<Socket> listeners,
@@ -51,11 +69,15 @@ Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, 
       options_(options) {}
 
 Shard::~Shard() {
-  // Connections and the listener belong to the loop: close them while it still exists.
-  while (connections_ != nullptr) {
-    Connection* c = connections_;
-    connections_ = c->next;
-    delete c;
+  // Connections and the listener belong to the loop: close them while it still exists. The
+  // closed ones too: a loop stops after the iteration that ends its drain, whose own closes
+  // leave their deletion queued, and the loop drops what is queued unrun.
+  for (Connection** list : {&connections_, &closed_}) {
+    while (*list != nullptr) {
+      Connection* c = *list;
+      *list = c->next;
+      delete c;
+    }
   }
   for (Socket& listener : listeners_) listener.close();
   loop_.reset();
@@ -306,9 +328,7 @@ void Shard::add_connection(Socket socket) {
   counters_.connections_accepted.add(1);
   counters_.connections_active.add(1);
   auto* c = new Connection(*this, std::move(socket));
-  c->next = connections_;
-  if (connections_ != nullptr) connections_->prev = c;
-  connections_ = c;
+  Link(&connections_, c);
   c->start();
   // Taken from the backlog after the drain deadline: it is in the closing phase at once.
   if (deadline_passed_) c->finish_for_drain();
@@ -356,14 +376,11 @@ void Shard::connection_closed(Connection* c, CloseReason reason) {
   }
   counters_.connections_active.store(counters_.connections_active.load() - 1);
   active_total_.fetch_sub(1, std::memory_order_relaxed);
-  if (c->prev != nullptr) {
-    c->prev->next = c->next;
-  } else {
-    connections_ = c->next;
-  }
-  if (c->next != nullptr) c->next->prev = c->prev;
+  Unlink(&connections_, c);
+  Link(&closed_, c);
   // Not here: this may be deep inside the connection's own callbacks.
   loop_->call_soon([this, c] {
+    Unlink(&closed_, c);
     delete c;
     maybe_drained();
   }, "echo:close");
@@ -375,7 +392,11 @@ void Shard::throttle_changed(const ThrottleChange& change) {
   update_accepting();
   if (!change.bytes_per_second_per_connection.has_value() && !change.bytes_per_second_total.has_value()) return;
   const bool new_per_connection_rate = change.bytes_per_second_per_connection.has_value();
-  for (Connection* c = connections_; c != nullptr; c = c->next) c->byte_rates_changed(new_per_connection_rate);
+  for (Connection* c = connections_; c != nullptr;) {
+    Connection* next = c->next;  // a receive that cannot be re-armed closes (unlinks) c
+    c->byte_rates_changed(new_per_connection_rate);
+    c = next;
+  }
 }
 
 absl::StatusOr<SocketInfo> Shard::close_connection(int fd, absl::string_view peer) {

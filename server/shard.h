@@ -168,6 +168,7 @@ class Shard {
   // the server's own copy sits on another page among its start-up allocations (hot_path.h).
   const EchoServerOptions options_;
   Connection* connections_ = nullptr;  // intrusive list
+  Connection* closed_ = nullptr;       // closed, their deletion queued (connection_closed)
   std::vector<Future<>> acceptors_;  // one per listener, while accepting
   size_t acceptors_running_ = 0;      // after stop_accepting: accept loops not yet ended
   std::optional<PortWatch> port_watch_;

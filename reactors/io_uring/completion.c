@@ -31,26 +31,41 @@ static int finish(brrr_reactor* r, uint32_t slot, brrr_completion* out, int32_t 
   return 1;
 }
 
+/* A request of an op that goes on found no SQE (the SQ was full and the kernel took no flush
+ * of it): owed, as submit() owes one before the first wait (UR_ST_ARM_SQE), not the op's end.
+ * wait() queues it, as the op's own request, as soon as it has made room. */
+static void owe_request(brrr_reactor* r, uint32_t slot) {
+  r->ops[slot].state |= UR_ST_ARM_SQE;
+  r->arms_owed++;
+}
+
+/* Queues the op's request again, or owes it. */
+static void rearm(brrr_reactor* r, uint32_t slot) {
+  if (ur_arm_op(r, slot) != 0) owe_request(r, slot);
+}
+
 /* A result (with data, or an accepted descriptor) of a request that ended while the op goes
- * on (multishot, not cancelled): re-arm and flag it MORE; if re-arming fails it is final. */
+ * on (multishot, not cancelled): re-arm and flag it MORE. Otherwise it is final. */
 static int continue_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out,
                               int32_t result, uint32_t flags, uint32_t buffer_id) {
   ur_op* o = &r->ops[slot];
-  if ((o->flags & BRRR_OP_MULTISHOT) && !(o->state & UR_ST_CANCEL) && ur_arm_op(r, slot) == 0) {
+  if ((o->flags & BRRR_OP_MULTISHOT) && !(o->state & UR_ST_CANCEL)) {
+    rearm(r, slot);
     return emit(out, o, result, flags | BRRR_COMPLETION_MORE, buffer_id);
   }
   return finish(r, slot, out, result, flags, buffer_id);
 }
 
 /* A request ended with an error that says "try again" (EINTR, EAGAIN, per-connection accept
- * errors...). Unless cancelled, retry (via poll for EAGAIN): 0 completions. Cancelled, or if
- * retrying fails: the final completion. */
-static int retry_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out,
-                           int32_t result, int via_poll) {
+ * errors...). Unless cancelled, retry (via poll for EAGAIN): 0 completions. Cancelled: the
+ * final completion. A poll that finds no SQE owes the op's own request, whose -EAGAIN, if it
+ * must still wait, brings the poll back. */
+static int retry_or_finish(brrr_reactor* r, uint32_t slot, brrr_completion* out, int via_poll) {
   ur_op* o = &r->ops[slot];
   if (o->state & UR_ST_CANCEL) return finish(r, slot, out, -ECANCELED, 0, 0);
   int rc = via_poll ? ur_arm_poll_fallback(r, slot) : ur_arm_op(r, slot);
-  return rc == 0 ? 0 : finish(r, slot, out, result, 0, 0);
+  if (rc != 0) owe_request(r, slot);
+  return 0;
 }
 
 /* An accept, recv or send request ended without a result to deliver as MORE (res: -errno, or
@@ -60,9 +75,9 @@ BRRR_HOT_PATH static int retry_or_finish_as_classified(brrr_reactor* r, uint32_t
                                                        int32_t res) {
   switch (res < 0 ? pu_classify(r->ops[slot].opcode, -res) : PU_DONE) {
     case PU_RETRY:
-      return retry_or_finish(r, slot, out, res, 0);
+      return retry_or_finish(r, slot, out, 0);
     case PU_WAIT:
-      return retry_or_finish(r, slot, out, res, 1);
+      return retry_or_finish(r, slot, out, 1);
     default: /* recv: 0 is the end of stream; -ENOBUFS: the ring ran dry */
       return finish(r, slot, out, res, 0, 0);
   }
@@ -76,12 +91,11 @@ static int native_multishot_rejected(const ur_op* o, int32_t res) {
 }
 
 /* Retries such an op as emulated single shots; the first single shot that works settles it
- * (settle_probe). */
-static int try_emulation(brrr_reactor* r, uint32_t slot, brrr_completion* out, int32_t res) {
-  ur_op* o = &r->ops[slot];
-  o->state |= UR_ST_EMULATE | UR_ST_PROBING;
-  if (ur_arm_op(r, slot) == 0) return 0;
-  return finish(r, slot, out, res, 0, 0);
+ * (settle_probe). 0 completions. */
+static int try_emulation(brrr_reactor* r, uint32_t slot) {
+  r->ops[slot].state |= UR_ST_EMULATE | UR_ST_PROBING;
+  rearm(r, slot);
+  return 0;
 }
 
 /* A single shot after a native-multishot -EINVAL worked: the kernel lacks the feature. */
@@ -104,7 +118,7 @@ static int on_accept(brrr_reactor* r, uint32_t slot, int32_t res, int armed,
   }
   if (armed) return 0; /* the kernel's multishot goes on (not expected with an error) */
   settle_probe(r, o, 0);
-  if (native_multishot_rejected(o, res)) return try_emulation(r, slot, out, res);
+  if (native_multishot_rejected(o, res)) return try_emulation(r, slot);
   return retry_or_finish_as_classified(r, slot, out, res);
 }
 
@@ -199,14 +213,18 @@ static int on_recv(brrr_reactor* r, uint32_t slot, int32_t res, uint32_t cqe_fla
    * from the stack, so a pool that is truly handed out ends it. */
   if (res == -ENOBUFS && !(o->state & UR_ST_CANCEL) && r->spare_count > 0) {
     ur_ring_top_up(r);
-    if (r->on_ring > 0 && ur_arm_op(r, slot) == 0) return 0;
+    if (r->on_ring > 0) {
+      rearm(r, slot);
+      return 0;
+    }
   }
   /* A kernel before 6.17 refuses a length on a multishot receive: arm them without one. */
   if (r->recv_cap && native_multishot_rejected(o, res)) {
     r->recv_cap = 0;
-    if (ur_arm_op(r, slot) == 0) return 0;
+    rearm(r, slot);
+    return 0;
   }
-  int n = native_multishot_rejected(o, res) ? try_emulation(r, slot, out, res)
+  int n = native_multishot_rejected(o, res) ? try_emulation(r, slot)
                                             : retry_or_finish_as_classified(r, slot, out, res);
   if (n > 0) sink_put(r, sink, out);
   return 0;
@@ -219,7 +237,7 @@ static int on_send(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion*
 static int on_connect(brrr_reactor* r, uint32_t slot, int32_t res, brrr_completion* out) {
   /* Still connecting (older kernels hand EINPROGRESS back): wait for writability. */
   if (res == -EINPROGRESS || res == -EALREADY || res == -EAGAIN || res == -EINTR) {
-    return retry_or_finish(r, slot, out, res, 1);
+    return retry_or_finish(r, slot, out, 1);
   }
   return finish(r, slot, out, res, 0, 0);
 }
@@ -236,12 +254,12 @@ static int on_poll_fallback(brrr_reactor* r, uint32_t slot, int32_t res, brrr_co
     r->counters.syscalls++;
     if (getsockopt(o->fd, SOL_SOCKET, SO_ERROR, &so_error, &size) != 0) so_error = errno;
     if (so_error == EINPROGRESS || so_error == EALREADY) {
-      return retry_or_finish(r, slot, out, -so_error, 1);
+      return retry_or_finish(r, slot, out, 1);
     }
     return finish(r, slot, out, -so_error, 0, 0);
   }
-  int rc = ur_arm_op(r, slot);
-  return rc == 0 ? 0 : finish(r, slot, out, rc, 0, 0);
+  rearm(r, slot);
+  return 0;
 }
 
 /* A CQE of an operation during destroy(): nothing is delivered, descriptors are closed. */
@@ -314,7 +332,7 @@ static int on_cqe(brrr_reactor* r, uint64_t user_data, int32_t res, uint32_t cqe
     case UR_KIND_WAKE:
       r->wake_armed = 0;
       r->woken = 1;
-      if (!r->destroying) ur_arm_wake(r); /* on failure wait() re-arms before blocking */
+      if (!r->destroying) ur_arm_wake(r); /* no SQE: owed, wait() queues it (ur_wait) */
       return 0;
     default: /* liburing's own timeout (kernels without IORING_FEAT_EXT_ARG) */
       return 0;
@@ -409,6 +427,24 @@ int ur_enter(brrr_reactor* r, int64_t timeout_ns) {
 
 /* A kernel without memory for a request: wait() tries again after this long (at most). */
 #define UR_NOMEM_PAUSE_NS 1000000L
+/* While something is owed its SQE (owes_sqes), a blocking wait() goes in steps of at most
+ * this long, queueing what it owes after each. */
+#define UR_OWED_STEP_NS 1000000L
+
+/* Whether something found no SQE (the SQ was full and the kernel took no flush of it:
+ * ur_get_sqe) and waits for one: an op's request (UR_ST_ARM_SQE), a cancel (UR_ST_CANCEL_SQE),
+ * the wake-up read. */
+static int owes_sqes(const brrr_reactor* r) {
+  return r->arms_owed != 0 || r->cancels_owed != 0 || !r->wake_armed;
+}
+
+/* Queues what is owed while the SQ has room: requests first (an op owed its request is
+ * cancelled once it is armed), then cancels, then the wake-up read. */
+static void pay_owed(brrr_reactor* r) {
+  if (r->arms_owed > 0) ur_pay_owed_arms(r);
+  if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
+  if (!r->wake_armed) ur_arm_wake(r);
+}
 
 /* Sleeps UR_NOMEM_PAUSE_NS, or `remaining` if that is shorter and not -1 (no limit). */
 static void pause_before_retry(int64_t remaining) {
@@ -423,9 +459,9 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
     int rc = ur_claim_ring(r);
     if (rc != 0) return rc;
   }
-  if (r->arms_owed > 0) ur_pay_owed_arms(r);
-  if (r->cancels_owed > 0) ur_pay_owed_cancels(r);
-  if (!r->wake_armed && ur_arm_wake(r) != 0) return r->submit_error ? r->submit_error : -ENOMEM;
+  /* Owed, not an error (which the loop takes for a lost ring): the kernel may take the next
+   * flush, and the enter below makes room. */
+  if (owes_sqes(r)) pay_owed(r);
 
   /* Completions (or a wake-up) already in the ring: return without blocking, but start what
    * is queued. */
@@ -453,24 +489,30 @@ BRRR_HOT_PATH int ur_wait(brrr_reactor* r, brrr_completion* out, int max_complet
   int64_t remaining = timeout_ns;
   r->counters.waits++;
   for (;;) {
-    int rc = ur_enter(r, remaining);
+    /* With something owed the wait goes in steps, each enter making room in the SQ for it: an
+     * owed cancel leaves its op running (a socket's close waits for its final completion), an
+     * owed request is not in the kernel, and with the wake-up read owed a wake() cannot end
+     * the wait (it stays in the eventfd's count; the read, once queued, completes at once). */
+    int64_t step = remaining;
+    if ((step < 0 || step > UR_OWED_STEP_NS) && owes_sqes(r)) step = UR_OWED_STEP_NS;
+    int rc = ur_enter(r, step);
     n = ur_reap(r, out, max_completions);
     if (n > 0 || r->woken) break;
-    if (rc == -ETIME) break;
-    /* Not a timeout either, so wait again for what is left: -EINTR (a signal, task work);
-     * -EBUSY, the kernel could not flush its CQ overflow list into a full CQ ring (kernels
-     * before 5.19 then refuse to submit or wait), for which the reap above made room; -EAGAIN,
-     * no memory for a request (nothing was submitted), after a pause for completions to free
-     * some. */
-    if (rc < 0 && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) return rc;
+    if (rc == -ETIME && step == remaining) break;
+    /* Not a timeout either, so wait again for what is left: -ETIME, a step's end; -EINTR (a
+     * signal, task work); -EBUSY, the kernel could not flush its CQ overflow list into a full
+     * CQ ring (kernels before 5.19 then refuse to submit or wait), for which the reap above
+     * made room; -EAGAIN, no memory for a request (nothing was submitted), after a pause for
+     * completions to free some. */
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) return rc;
     if (timeout_ns == 0) break;
     if (timeout_ns > 0) {
       remaining = deadline - pu_monotonic_ns();
       if (remaining <= 0) break;
     }
     if (rc == -EAGAIN) pause_before_retry(remaining);
-    /* Only internal CQEs (a cancel's, a fallback's): keep waiting. */
-    if (!r->wake_armed && ur_arm_wake(r) != 0) break;
+    /* Only internal CQEs (a cancel's, a fallback's), or a step's end: keep waiting. */
+    if (owes_sqes(r)) pay_owed(r);
   }
   ur_keep_overflow(r);
   r->counters.completed += (uint64_t)n;

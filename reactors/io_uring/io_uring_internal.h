@@ -65,8 +65,9 @@
 #define UR_ST_PROBING 0x10u    /* a single shot after native multishot said -EINVAL */
 #define UR_ST_POLLING 0x20u    /* the kernel request is the POLL_ADD of the -EAGAIN fallback */
 #define UR_ST_SHOT 0x40u       /* the native multishot request delivered at least once */
-#define UR_ST_ARM_SQE 0x80u    /* the request still needs its SQE (a one-thread ring's SQ was
-                                  full before its first wait()) */
+#define UR_ST_ARM_SQE 0x80u    /* the request still needs its SQE (owed: submit() or a re-arm
+                                  found the SQ full, a one-thread ring's before its first wait()
+                                  or one whose flush the kernel did not take) */
 
 /* One operation: a slot of the op table. */
 typedef struct ur_op {
@@ -124,7 +125,6 @@ struct brrr_reactor {
   uint32_t live;
   uint32_t cancels_owed; /* ops with UR_ST_CANCEL_SQE */
   uint32_t arms_owed;    /* ops with UR_ST_ARM_SQE */
-  int submit_error;      /* last io_uring_submit failure while looking for an SQE */
 
   ur_fd* fds; /* indexed by descriptor */
   size_t fd_count;
@@ -195,8 +195,8 @@ int ur_may_enter(const brrr_reactor* r);
 
 /* ---- submission.c ---- */
 
-/* An SQE, flushing the queue to the kernel when it is full. NULL if the kernel takes none
- * (r->submit_error says why: -EBUSY when a one-thread ring, not enabled yet, is full). */
+/* An SQE, flushing the queue to the kernel when it is full. NULL if the kernel takes no flush,
+ * or when a one-thread ring, not enabled yet, is full. */
 struct io_uring_sqe* ur_get_sqe(brrr_reactor* r);
 /* Queues the read of the wake-up eventfd. 0 or -ENOMEM (no SQE). */
 int ur_arm_wake(brrr_reactor* r);
@@ -210,9 +210,10 @@ int ur_arm_op(brrr_reactor* r, uint32_t slot);
 int ur_arm_poll_fallback(brrr_reactor* r, uint32_t slot);
 /* Issues the cancels that found the SQ full. */
 void ur_pay_owed_cancels(brrr_reactor* r);
-/* Arms the ops that submit() kept because a one-thread ring, not enabled yet, had a full SQ
- * (the first wait() calls it once it has enabled the ring). Stops at the first op that gets
- * no SQE: the next wait() goes on. */
+/* Arms the ops owed their request (UR_ST_ARM_SQE): submitted or re-armed (completion.c) when
+ * the SQ was full, a one-thread ring's before its first wait() or one whose flush the kernel
+ * did not take. wait() calls it. Stops at the first op that gets no SQE: wait() goes on after
+ * its next enter. */
 void ur_pay_owed_arms(brrr_reactor* r);
 /* destroy(): frees the ops whose request never reached the kernel (UR_ST_ARM_SQE). */
 void ur_drop_owed_arms(brrr_reactor* r);

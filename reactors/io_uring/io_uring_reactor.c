@@ -155,12 +155,24 @@
  * (with IOSQE_CQE_SKIP_SUCCESS where supported, so a successful cancel posts nothing). The
  * operation's own final CQE follows: -ECANCELED, or its real result if it had finished; the
  * backend never re-arms a cancelled operation. Cancelling twice is harmless (0, no second
- * request). If no SQE can be had, the cancel is remembered and issued by the next wait().
+ * request). If no SQE can be had, the cancel is owed (below).
  *
- * Wake-up. The ring always has an IORING_OP_READ of an eventfd queued or in flight; wake()
- * writes 1 to it (thread-safe and async-signal-safe), the read completes, wait() returns, and
- * the read is re-armed. The eventfd is blocking: a read of an O_NONBLOCK file would fail
- * with -EAGAIN instead of waiting. Its counter cannot reach the limit at which write blocks.
+ * Wake-up. The ring always has an IORING_OP_READ of an eventfd queued or in flight (or owed,
+ * below); wake() writes 1 to it (thread-safe and async-signal-safe), the read completes,
+ * wait() returns, and the read is re-armed. The eventfd is blocking: a read of an O_NONBLOCK
+ * file would fail with -EAGAIN instead of waiting. Its counter cannot reach the limit at which
+ * write blocks.
+ *
+ * Owed SQEs. An SQE is had by flushing the SQ when it is full. Where none can be had (the
+ * kernel takes no flush: -EAGAIN, no memory for a request; -EBUSY, an overflow it cannot flush
+ * before 5.19; or a one-thread ring before its first wait(), above), a cancel, the wake-up
+ * read's re-arm, a submit()'s request, and the re-arm of an operation that goes on
+ * (multishot, a retry, a fallback) are owed, not errors (the loop takes a wait's error for a
+ * lost ring, a connection a submit's) nor the operation's end: wait() queues them as soon as
+ * it can, and while anything is owed a blocking wait goes in steps of 1 ms, each enter making
+ * room. An owed cancel across an unbounded wait would leave its operation running, and a
+ * socket's close waiting for it; a wake-up while the read is owed stays in the eventfd's
+ * count, which the read returns at once when queued.
  *
  * destroy() cancels everything (one IORING_ASYNC_CANCEL_ANY, or one cancel per operation),
  * completes the eventfd read, and reaps until every operation's last CQE has arrived (so no

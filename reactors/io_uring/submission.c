@@ -17,14 +17,9 @@ BRRR_HOT_PATH struct io_uring_sqe* ur_get_sqe(brrr_reactor* r) {
   struct io_uring_sqe* sqe = io_uring_get_sqe(&r->ring);
   if (sqe != NULL) return sqe;
   /* A one-thread ring is entered only by the thread of its first wait(). */
-  if (!ur_may_enter(r)) {
-    r->submit_error = -EBUSY;
-    return NULL;
-  }
+  if (!ur_may_enter(r)) return NULL;
   r->counters.syscalls++;
-  int rc = io_uring_submit(&r->ring);
-  r->submit_error = rc < 0 ? rc : 0;
-  if (rc < 0) return NULL;
+  if (io_uring_submit(&r->ring) < 0) return NULL;
   ur_keep_overflow(r); /* requests that completed as they were submitted may have overflowed */
   return io_uring_get_sqe(&r->ring);
 }
@@ -239,14 +234,10 @@ BRRR_HOT_PATH int ur_submit(brrr_reactor* r, const brrr_op* op) {
     r->select_recvs++;
     ur_ring_top_up(r);
   }
-  rc = ur_arm_op(r, slot);
-  if (rc != 0) {
-    if (r->ring_enabled || r->submit_error != -EBUSY) {
-      ur_op_free(r, slot); /* nothing reached the kernel */
-      return rc;
-    }
-    /* A one-thread ring before its first wait() cannot be entered to make room in its SQ (and
-     * create() may have made the ring small, under RLIMIT_MEMLOCK): the first wait() arms it. */
+  if (ur_arm_op(r, slot) != 0) {
+    /* No SQE: a one-thread ring before its first wait() cannot be entered to make room in its
+     * SQ (and create() may have made the ring small, under RLIMIT_MEMLOCK), or the kernel took
+     * no flush of a full SQ. The request is owed: wait() arms it. */
     o->state |= UR_ST_ARM_SQE;
     r->arms_owed++;
   }
@@ -274,9 +265,9 @@ int ur_cancel(brrr_reactor* r, int fd, uint64_t user_data) {
   ur_op* o = &r->ops[slot];
   if (o->state & UR_ST_CANCEL) return 0; /* already asked; the final completion will follow */
   o->state |= UR_ST_CANCEL;
-  /* An op not armed yet gets its cancel after its request, which the first wait() queues. */
+  /* An op owed its request gets its cancel after it, once wait() has queued it. */
   if ((o->state & UR_ST_ARM_SQE) || queue_cancel(r, slot) != 0) {
-    o->state |= UR_ST_CANCEL_SQE; /* the next wait() issues it */
+    o->state |= UR_ST_CANCEL_SQE; /* owed: wait() issues it */
     r->cancels_owed++;
   }
   return 0;

@@ -3,8 +3,8 @@
 // never loses a result, the one-op-per-side rule, release_fd, validation at submit, counters,
 // destruction with operations in flight, and more completions at once than the queue depth.
 // Also run on fault-injecting copies: the readiness backends' (faults/fault_shim.c) and
-// io_uring's (faults/busy_ring_shim.c). (Provided buffers: reactor_buffers_conformance_test;
-// connect and sends: reactor_send_conformance_test.)
+// io_uring's (faults/busy_ring_shim.c, faults/full_sq_shim.c). (Provided buffers:
+// reactor_buffers_conformance_test; connect and sends: reactor_send_conformance_test.)
 #include "runtime/reactor.h"
 
 #include <fcntl.h>
@@ -657,13 +657,21 @@ INSTANTIATE_TEST_SUITE_P(Backends, ReactorTest, ::testing::ValuesIn(testing::All
 INSTANTIATE_TEST_SUITE_P(Faults, ReactorTest, ::testing::ValuesIn(testing::FaultyBackends()),
                          testing::FaultyBackendName());
 
+// The copy of io_uring in tests/reactors/faults/`directory`.
+std::string FaultyIoUring(const std::string& directory) {
+  const char* root = std::getenv("TEST_SRCDIR");
+  return std::string(root != nullptr ? root : ".") + "/brrr/tests/reactors/faults/" + directory +
+         "/libbrrr_reactor_io_uring.so";
+}
+
 // And on a copy of io_uring whose kernel refuses a wait now and then with EBUSY or EAGAIN
 // (tests/reactors/faults/busy_ring_shim.c): neither ends a wait before its time.
-std::string BusyIoUring() {
-  const char* root = std::getenv("TEST_SRCDIR");
-  return std::string(root != nullptr ? root : ".") + "/brrr/tests/reactors/faults/io_uring/libbrrr_reactor_io_uring.so";
-}
-INSTANTIATE_TEST_SUITE_P(BusyRing, ReactorTest, ::testing::Values(BusyIoUring()), testing::FaultyBackendName());
+INSTANTIATE_TEST_SUITE_P(BusyRing, ReactorTest, ::testing::Values(FaultyIoUring("io_uring")),
+                         testing::FaultyBackendName());
+// And on one whose kernel takes no flush of a full submission queue (faults/full_sq_shim.c):
+// what finds no SQE, a submit's request among them, is owed to the next wait, not refused.
+INSTANTIATE_TEST_SUITE_P(FullSq, ReactorTest, ::testing::Values(FaultyIoUring("full_sq")),
+                         testing::FaultyBackendName());
 
 }  // namespace
 }  // namespace brrr
