@@ -55,6 +55,22 @@ class MetricsHttpTest : public ::testing::Test {
     port_ = server_->port();
   }
 
+  // One place, and an idle timeout past a client's 30 s receive: only making room for a check
+  // lets it in.
+  void StartWithOnePlace() {
+    MetricsHttpOptions o;
+    o.max_connections = 1;
+    o.idle_timeout = std::chrono::seconds(60);
+    Start(std::move(o));
+  }
+
+  // `count` connections that send nothing.
+  std::vector<std::unique_ptr<BlockingClient>> ConnectSilently(int count) {
+    std::vector<std::unique_ptr<BlockingClient>> silent;
+    for (int i = 0; i < count; ++i) silent.push_back(std::make_unique<BlockingClient>(port_));
+    return silent;
+  }
+
   std::atomic<bool> draining_{false};
   std::unique_ptr<MetricsHttpServer> server_;
   uint16_t port_ = 0;
@@ -294,12 +310,8 @@ TEST_F(MetricsHttpTest, SlowHeadsMakeRoomForOneWaitingAtTheCap) {
 // queued for accepting until a second has passed (TCP_DEFER_ACCEPT): a request overtakes them.
 // Forty of them, a second each at the one place, would keep it out past its client's 30 s.
 TEST_F(MetricsHttpTest, ARequestOvertakesConnectionsThatSentNothing) {
-  MetricsHttpOptions o;
-  o.max_connections = 1;
-  o.idle_timeout = std::chrono::seconds(60);
-  Start(std::move(o));
-  std::vector<std::unique_ptr<BlockingClient>> silent;
-  for (int i = 0; i < 40; ++i) silent.push_back(std::make_unique<BlockingClient>(port_));
+  StartWithOnePlace();
+  std::vector<std::unique_ptr<BlockingClient>> silent = ConnectSilently(40);
   BlockingClient check(port_);
   ASSERT_TRUE(check.send_all(HttpRequestText("/healthz")));
   EXPECT_EQ(ReadHttpReply(check).status, 200);
@@ -309,12 +321,8 @@ TEST_F(MetricsHttpTest, ARequestOvertakesConnectionsThatSentNothing) {
 // Accepted without a byte, each has been silent a second already: at the cap each is closed at
 // once for the connections waiting, not after a second more of its own.
 TEST_F(MetricsHttpTest, ConnectionsQueuedSilentAreClosedAtOnceForOnesWaiting) {
-  MetricsHttpOptions o;
-  o.max_connections = 1;
-  o.idle_timeout = std::chrono::seconds(60);
-  Start(std::move(o));
-  std::vector<std::unique_ptr<BlockingClient>> silent;
-  for (int i = 0; i < 40; ++i) silent.push_back(std::make_unique<BlockingClient>(port_));
+  StartWithOnePlace();
+  std::vector<std::unique_ptr<BlockingClient>> silent = ConnectSilently(40);
   // The deferral (1 s), and the SYN-ACK sent again as it ends, whose ACK queues them.
   std::this_thread::sleep_for(MetricsHttpServer::kDeferAccept + std::chrono::milliseconds(1500));
   BlockingClient check(port_);
@@ -334,10 +342,7 @@ TEST_F(MetricsHttpTest, ConnectionsQueuedSilentAreClosedAtOnceForOnesWaiting) {
 // the idle timeout either: at the cap, once no byte of its answer has been taken for a second,
 // its connection is reset for the one waiting.
 TEST_F(MetricsHttpTest, AnAnswerNotTakenMakesRoomForOneWaitingAtTheCap) {
-  MetricsHttpOptions o;
-  o.max_connections = 1;
-  o.idle_timeout = std::chrono::seconds(60);
-  Start(std::move(o));
+  StartWithOnePlace();
   BlockingClient hog(port_, /*ipv6=*/false, /*timeout_ms=*/30000, /*receive_buffer=*/4096);
   // 404s that echo a 4 KiB path: answers as large as the requests, sent until neither side's
   // buffers take more (bounded: 64 MiB).
