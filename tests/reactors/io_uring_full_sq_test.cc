@@ -36,9 +36,9 @@ using testing::AcceptOne;
 using testing::BlockingClient;
 using testing::Listener;
 
-// Longer than any wait here should take once what it owes is queued; the waits that should end
-// sooner are given four times as long, so that one that waits it out fails.
-constexpr auto kPrompt = seconds(5);
+// The limit each wait that should end at once is given. One that runs to it fails: on its count
+// of completions, or, for a wake-up (0 completions either way), on having reached its limit.
+constexpr auto kWaitLimit = seconds(20);
 
 std::string FullSqIoUring() {
   const char* root = std::getenv("TEST_SRCDIR");
@@ -134,10 +134,10 @@ TEST_P(FullSqTest, AWakeUpReadThatFindsNoSqeIsOwedNotAWaitError) {
   reactor_->wake();
   Completion batch[8];
   TimePoint start = Clock::now();
-  n = reactor_->wait(batch, std::chrono::nanoseconds(4 * kPrompt).count());
+  n = reactor_->wait(batch, std::chrono::nanoseconds(kWaitLimit).count());
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 0);
-  EXPECT_LT(Clock::now() - start, kPrompt) << "a wake-up that came while the read was owed did not end the wait";
+  EXPECT_LT(Clock::now() - start, kWaitLimit) << "a wake-up that came while the read was owed did not end the wait";
 }
 
 // A cancel that finds the SQ full is owed. The wait that follows queues it as soon as it has
@@ -150,14 +150,12 @@ TEST_P(FullSqTest, ACancelThatFindsNoSqeEndsItsOperationWithinTheNextWait) {
   ASSERT_NO_FATAL_FAILURE(FillSq());
   ASSERT_EQ(reactor_->cancel(p[0], 1), 0);
   Completion batch[8];
-  TimePoint start = Clock::now();
-  absl::StatusOr<int> n = reactor_->wait(batch, std::chrono::nanoseconds(4 * kPrompt).count());
+  absl::StatusOr<int> n = reactor_->wait(batch, std::chrono::nanoseconds(kWaitLimit).count());
   ASSERT_TRUE(n.ok()) << n.status();
   ASSERT_EQ(*n, 1) << "no final completion for the cancelled operation";
   EXPECT_EQ(batch[0].user_data, 1u);
   EXPECT_EQ(batch[0].result, -ECANCELED);
   EXPECT_FALSE(batch[0].more());
-  EXPECT_LT(Clock::now() - start, kPrompt);
 }
 
 // Operations submitted before the first wait, past what the SQ holds, are kept for that wait to
@@ -179,13 +177,11 @@ TEST_P(FullSqTest, RequestsOwedBeforeTheFirstWaitAreArmedWithinIt) {
   std::array<int, 2> p = NewPipe();
   ASSERT_EQ(reactor_->submit({.user_data = 1, .opcode = IoOpcode::kPollWritable, .fd = p[1]}), 0);
   Completion batch[8];
-  TimePoint start = Clock::now();
-  absl::StatusOr<int> n = reactor_->wait(batch, std::chrono::nanoseconds(4 * kPrompt).count());
+  absl::StatusOr<int> n = reactor_->wait(batch, std::chrono::nanoseconds(kWaitLimit).count());
   ASSERT_TRUE(n.ok()) << n.status();
   ASSERT_EQ(*n, 1) << "the wait for a writable pipe did not complete";
   EXPECT_EQ(batch[0].user_data, 1u);
   EXPECT_EQ(batch[0].result, 0);
-  EXPECT_LT(Clock::now() - start, kPrompt);
 }
 
 // More receives complete at once than the SQ has entries, each re-armed as it is reaped (an
