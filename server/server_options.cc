@@ -23,26 +23,19 @@ absl::Status Validate(const EchoServerOptions& o) {
   if (IntegerRange low_water = LowWaterRange(o.high_water); !low_water.Contains(o.low_water)) {
     return absl::InvalidArgumentError(low_water.Refusal("--low_water", absl::StrCat(o.low_water)));
   }
-  if (o.idle_timeout < Duration::zero() || o.idle_timeout > kMaxIdleTimeout) {
-    return absl::InvalidArgumentError("--idle_timeout must be from 0 (never) to 24h");
-  }
-  if (o.drain_timeout < Duration::zero() || o.drain_timeout > kMaxDrainTimeout) {
-    return absl::InvalidArgumentError("--drain_timeout must be from 0 to 24h");
-  }
-  if (o.drain_grace < Duration::zero() || o.drain_grace > kMaxDrainGrace) {
-    return absl::InvalidArgumentError(
-        "--drain_grace must be from 0 to 10m (how long a draining server keeps accepting after it reports "
-        "not-ready; a few of the balancer's health-check intervals)");
-  }
-  // The admin plane's SetStallThreshold range, so that the threshold a server starts with can be
-  // set back.
-  if (o.stall_threshold < Duration(kMinStallThresholdNs) || o.stall_threshold > Duration(kMaxStallThresholdNs)) {
-    return absl::InvalidArgumentError("--stall_threshold must be from 1ms to 60s");
-  }
-  if (o.idle_poll < Duration::zero() || o.idle_poll > EventLoopOptions::kMaxIdlePoll) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--idle_poll=", absl::FormatDuration(absl::FromChrono(o.idle_poll)), ": must be from 0 to ",
-                     absl::FormatDuration(absl::FromChrono(EventLoopOptions::kMaxIdlePoll))));
+  const struct {
+    const char* flag;
+    Duration value;
+    const DurationRange& range;
+  } durations[] = {
+      {"--idle_timeout", o.idle_timeout, kIdleTimeoutRange},
+      {"--drain_timeout", o.drain_timeout, kDrainTimeoutRange},
+      {"--drain_grace", o.drain_grace, kDrainGraceRange},
+      {"--stall_threshold", o.stall_threshold, kStallThresholdRange},
+      {"--idle_poll", o.idle_poll, kIdlePollRange},
+  };
+  for (const auto& d : durations) {
+    if (!d.range.Contains(d.value)) return absl::InvalidArgumentError(d.range.Refusal(d.flag, d.value));
   }
   if (!kReceiveBufferSizeRange.Contains(o.receive_buffer_size)) {
     return absl::InvalidArgumentError(

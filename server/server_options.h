@@ -11,8 +11,10 @@
 
 #include "absl/status/status.h"
 #include "runtime/clock.h"
+#include "runtime/duration_range.h"
 #include "runtime/event_loop.h"  // kMaxProvidedBuffers
 #include "runtime/integer_range.h"
+#include "runtime/stall_threshold.h"
 #include "server/throttle.h"
 
 namespace brrr::server {
@@ -29,14 +31,20 @@ inline constexpr size_t kMaxReplyPrefixBytes = 4096;
 // client that never reads could grow the server without a word.
 inline constexpr uint64_t kMaxHighWater = uint64_t{1} << 30;
 
-// The longest --drain_grace: a few of any balancer's health-check intervals fit in it, and a
-// typo (10h for 10s) cannot keep an instance half-alive for hours.
-inline constexpr Duration kMaxDrainGrace = std::chrono::minutes(10);
-
-// The longest --drain_timeout and --idle_timeout: a day. Longer is a typo, and far longer
-// overflows the clock's deadline arithmetic.
-inline constexpr Duration kMaxDrainTimeout = std::chrono::hours(24);
-inline constexpr Duration kMaxIdleTimeout = std::chrono::hours(24);
+// The ranges of the duration options, each declared once: Validate checks them, and
+// brrr-echo's --help and its errors for a flag outside one state them.
+// --drain_grace: a few of any balancer's health-check intervals fit in it, and a typo (10h for
+// 10s) cannot keep an instance half-alive for hours.
+inline constexpr DurationRange kDrainGraceRange{.min = Duration::zero(), .max = std::chrono::minutes(10)};
+// --drain_timeout and --idle_timeout: a day at most. Longer is a typo, and far longer overflows
+// the clock's deadline arithmetic.
+inline constexpr DurationRange kDrainTimeoutRange{.min = Duration::zero(), .max = std::chrono::hours(24)};
+inline constexpr DurationRange kIdleTimeoutRange{.min = Duration::zero(), .max = std::chrono::hours(24)};
+// The admin plane's SetStallThreshold range, so that the threshold a server starts with can be
+// set back.
+inline constexpr DurationRange kStallThresholdRange{.min = Duration(kMinStallThresholdNs),
+                                                    .max = Duration(kMaxStallThresholdNs)};
+inline constexpr DurationRange kIdlePollRange{.min = Duration::zero(), .max = EventLoopOptions::kMaxIdlePoll};
 
 // The ranges of the whole-number options, each declared once: Validate checks them, and
 // brrr-echo's --help and its errors for a flag outside one state them.

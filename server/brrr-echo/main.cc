@@ -34,6 +34,7 @@
 #include "control/admin/metrics_http.h"
 #include "control/admin/process_figures.h"
 #include "runtime/cli_usage.h"
+#include "runtime/duration_range.h"
 #include "runtime/integer_flag.h"
 #include "runtime/integer_range.h"
 #include "runtime/line_output.h"
@@ -52,6 +53,10 @@ constexpr brrr::IntegerRange kPortRange{.min = 0, .max = 65535};
 constexpr brrr::IntegerRange kAdminMaxConnectionsRange{.min = 1, .max = 1000};
 constexpr brrr::IntegerRange kAdminMaxCallsRange{.min = 1, .max = 10'000};
 constexpr brrr::IntegerRange kMetricsMaxConnectionsRange{.min = 1, .max = 1000};
+constexpr brrr::DurationRange kAdminMaxBlockRange{.min = std::chrono::milliseconds(1), .max = std::chrono::minutes(10)};
+constexpr brrr::DurationRange kAdminIdleTimeoutRange{.min = std::chrono::milliseconds(100),
+                                                     .max = std::chrono::hours(24)};
+constexpr brrr::DurationRange kAdminUnreadTimeoutRange{.min = std::chrono::seconds(1), .max = std::chrono::hours(24)};
 }  // namespace
 
 ABSL_FLAG(std::string, backend, "auto",
@@ -77,27 +82,32 @@ ABSL_FLAG(brrr::IntegerFlag, high_water, 256 * 1024,
 ABSL_FLAG(brrr::IntegerFlag, low_water, 64 * 1024,
           "Queued bytes at which a paused connection reads again: from 0 to below --high_water");
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
-          "Close connections idle this long: nothing read or sent, and nothing of their echo taken by "
-          "the client from the kernel's send buffer (e.g. 30s; at most 24h); 0: never");
+          absl::StrCat("Close connections idle this long: nothing read or sent, and nothing of their echo taken "
+                       "by the client from the kernel's send buffer (e.g. 30s), ",
+                       brrr::server::kIdleTimeoutRange.ToString(), "; 0: never"));
 ABSL_FLAG(std::string, reply_prefix, "",
           "Answer each line with this prefix, as the tutorial's server answers \"Echo : ...\"; at most "
           "4096 bytes (a client sending only newlines gets 1 + that many bytes back per byte sent)");
 static_assert(brrr::server::kMaxReplyPrefixBytes == 4096, "--reply_prefix's help states the maximum");
 ABSL_FLAG(
     absl::Duration, drain_grace, absl::ZeroDuration(),
-    "On a drain (SIGTERM/SIGINT/SIGHUP, admin Drain), how long the server keeps accepting after /readyz turns 503 "
-    "and health NOT_SERVING, so that a balancer's health checks take it out first (0 to 10m; 0: stop "
-    "accepting at once; behind a balancer, a few of its check intervals)");
+    absl::StrCat("On a drain (SIGTERM/SIGINT/SIGHUP, admin Drain), how long the server keeps accepting after /readyz "
+                 "turns 503 and health NOT_SERVING, so that a balancer's health checks take it out first (",
+                 brrr::server::kDrainGraceRange.ToString(),
+                 "; 0: stop accepting at once; behind a balancer, a few of its check intervals)"));
 ABSL_FLAG(absl::Duration, drain_timeout, absl::Seconds(10),
-          "On a drain, once accepting has stopped, how long connections may take to finish before they are "
-          "closed (cleanly: what was read is echoed, then the write side is shut); 0 to 24h");
+          absl::StrCat("On a drain, once accepting has stopped, how long connections may take to finish before they "
+                       "are closed (cleanly: what was read is echoed, then the write side is shut); ",
+                       brrr::server::kDrainTimeoutRange.ToString()));
 ABSL_FLAG(absl::Duration, stall_threshold, absl::Milliseconds(100),
-          "A task that holds a loop this long is reported as a stall (1ms to 60s)");
+          absl::StrCat("A task that holds a loop this long is reported as a stall (",
+                       brrr::server::kStallThresholdRange.ToString(), ")"));
 ABSL_FLAG(absl::Duration, idle_poll, absl::ZeroDuration(),
-          "When a loop runs out of work, keep asking the backend for new events this long (e.g. 50us, at "
-          "most 10ms) before sleeping in the kernel: an event that comes meanwhile is served without the "
-          "sleep and wake-up, which at low load are most of a round trip, for a core kept busy while traffic "
-          "trickles in; 0: sleep at once");
+          absl::StrCat("When a loop runs out of work, keep asking the backend for new events this long (e.g. 50us; ",
+                       brrr::server::kIdlePollRange.ToString(),
+                       ") before sleeping in the kernel: an event that comes meanwhile is served without the sleep "
+                       "and wake-up, which at low load are most of a round trip, for a core kept busy while traffic "
+                       "trickles in; 0: sleep at once"));
 ABSL_FLAG(bool, stall_watchdog, true,
           "While a stall lasts, sample where the loop is stuck (every --stall_threshold; a watchdog thread per "
           "loop signals the loop thread with SIGRTMIN+3) and report the stack with the stall");
@@ -111,7 +121,8 @@ ABSL_FLAG(std::string, admin_token_file, "",
           "metadata \"authorization: Bearer <token>\", and every request to --metrics_port the header "
           "\"Authorization: Bearer <token>\"; empty: no token needed");
 ABSL_FLAG(absl::Duration, admin_max_block, absl::Seconds(10),
-          "The longest blocking task the admin plane's InjectTask accepts (1ms to 10m)");
+          absl::StrCat("The longest blocking task the admin plane's InjectTask accepts (",
+                       kAdminMaxBlockRange.ToString(), ")"));
 ABSL_FLAG(brrr::IntegerFlag, admin_max_connections, 16,
           absl::StrCat("Admin connections open at once (", kAdminMaxConnectionsRange.ToString(),
                        "); past it a new one is closed at once"));
@@ -120,11 +131,14 @@ ABSL_FLAG(brrr::IntegerFlag, admin_max_calls, 64,
                        "): each holds a gRPC thread, a stream (health Watch, WatchStats, WatchStalls) until it "
                        "ends; past it a call is answered RESOURCE_EXHAUSTED"));
 ABSL_FLAG(absl::Duration, admin_idle_timeout, absl::Seconds(60),
-          "Close an admin connection that has had no call in progress this long (100ms to 24h)");
+          absl::StrCat("Close an admin connection that has had no call in progress this long (",
+                       kAdminIdleTimeoutRange.ToString(), ")"));
 ABSL_FLAG(absl::Duration, admin_unread_timeout, absl::Seconds(60),
-          "End a stream (WatchStats, WatchStalls, health Watch, reflection) whose client has taken nothing "
-          "this long while a message waited for it (1s to 24h): a client that stopped reading does not keep "
-          "its call slot (--admin_max_calls) and gRPC thread for ever; the stream ends CANCELLED and stderr says so");
+          absl::StrCat("End a stream (WatchStats, WatchStalls, health Watch, reflection) whose client has taken "
+                       "nothing this long while a message waited for it (",
+                       kAdminUnreadTimeoutRange.ToString(),
+                       "): a client that stopped reading does not keep its call slot (--admin_max_calls) and gRPC "
+                       "thread for ever; the stream ends CANCELLED and stderr says so"));
 ABSL_FLAG(brrr::IntegerFlag, admin_reserved_fds, 64,
           "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
           "operator gets in when echo clients would take every other one; at least "
@@ -177,6 +191,16 @@ std::optional<uint64_t> InRange(const absl::Flag<brrr::IntegerFlag>& flag, const
     brrr::PrintToStderr("brrr-echo: %s%s\n", range.Refusal(name, value.text()).c_str(), after.c_str());
   }
   return in;
+}
+
+// The value of a duration flag, if `range` holds it; if not, stderr names the flag, its value and
+// the range, and the result is empty ("inf" and "-inf" are outside every range).
+std::optional<brrr::Duration> InRange(const absl::Flag<absl::Duration>& flag, const brrr::DurationRange& range) {
+  const brrr::Duration value = ToDuration(absl::GetFlag(flag));
+  if (range.Contains(value)) return value;
+  std::string name = absl::StrCat("--", absl::GetFlagReflectionHandle(flag).Name());
+  brrr::PrintToStderr("brrr-echo: %s\n", range.Refusal(name, value).c_str());
+  return std::nullopt;
 }
 
 // The flags of a listener beside the echo server's (the admin plane's, the metrics port's),
@@ -364,33 +388,21 @@ int main(int argc, char** argv) {
     }
     admin_options.auth = *std::move(auth);
   }
-  absl::Duration max_block = absl::GetFlag(FLAGS_admin_max_block);
-  if (max_block < absl::Milliseconds(1) || max_block > absl::Minutes(10)) {
-    brrr::PrintToStderr("brrr-echo: --admin_max_block=%s: must be from 1ms to 10m\n",
-                        absl::FormatDuration(max_block).c_str());
-    return 2;
-  }
-  admin_options.max_block = ToDuration(max_block);
+  std::optional<brrr::Duration> max_block = InRange(FLAGS_admin_max_block, kAdminMaxBlockRange);
+  if (!max_block.has_value()) return 2;
+  admin_options.max_block = *max_block;
   std::optional<uint64_t> admin_connections = InRange(FLAGS_admin_max_connections, kAdminMaxConnectionsRange);
   if (!admin_connections.has_value()) return 2;
   admin_options.max_connections = static_cast<uint32_t>(*admin_connections);
   std::optional<uint64_t> admin_calls = InRange(FLAGS_admin_max_calls, kAdminMaxCallsRange);
   if (!admin_calls.has_value()) return 2;
   admin_options.max_calls = static_cast<uint32_t>(*admin_calls);
-  absl::Duration admin_idle = absl::GetFlag(FLAGS_admin_idle_timeout);
-  if (admin_idle < absl::Milliseconds(100) || admin_idle > absl::Hours(24)) {
-    brrr::PrintToStderr("brrr-echo: --admin_idle_timeout=%s: must be from 100ms to 24h\n",
-                        absl::FormatDuration(admin_idle).c_str());
-    return 2;
-  }
-  admin_options.idle_timeout = ToDuration(admin_idle);
-  absl::Duration admin_unread = absl::GetFlag(FLAGS_admin_unread_timeout);
-  if (admin_unread < absl::Seconds(1) || admin_unread > absl::Hours(24)) {
-    brrr::PrintToStderr("brrr-echo: --admin_unread_timeout=%s: must be from 1s to 24h\n",
-                        absl::FormatDuration(admin_unread).c_str());
-    return 2;
-  }
-  admin_options.unread_timeout = ToDuration(admin_unread);
+  std::optional<brrr::Duration> admin_idle = InRange(FLAGS_admin_idle_timeout, kAdminIdleTimeoutRange);
+  if (!admin_idle.has_value()) return 2;
+  admin_options.idle_timeout = *admin_idle;
+  std::optional<brrr::Duration> admin_unread = InRange(FLAGS_admin_unread_timeout, kAdminUnreadTimeoutRange);
+  if (!admin_unread.has_value()) return 2;
+  admin_options.unread_timeout = *admin_unread;
   constexpr uint32_t kPerConnection = brrr::control::AdminListener::kDescriptorsPerConnection;
   const uint32_t least_reserved = kPerConnection * admin_options.max_connections + kGrpcDescriptorsAfterStart;
   std::optional<uint64_t> reserved_fds =

@@ -333,7 +333,7 @@ TEST(DrainGraceFlagTest, OutOfRangeIsRefused) {
   std::optional<int> code = p.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_NE(p.err().find("--drain_grace must be from 0 to 10m"), std::string::npos) << p.err();
+  EXPECT_NE(p.err().find("--drain_grace=11m: must be from 0 to 10m"), std::string::npos) << p.err();
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DrainGraceTest, ::testing::ValuesIn(testing::AllBackends()),

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "runtime/duration_range.h"
 #include "runtime/integer_range.h"
 #include "server/server_options.h"
 #include "tests/server/echo_server_fixture.h"
@@ -51,16 +52,16 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--high_water=0"}, 2, "--high_water=0: must be from 1 byte to 1 GiB"},
       // "Unbounded" would bound no connection's memory.
       {{"--high_water=18446744073709551615"}, 2, "--high_water=18446744073709551615: must be from 1 byte to 1 GiB"},
-      {{"--idle_timeout=-1s"}, 2, "--idle_timeout must be from 0 (never) to 24h"},
-      {{"--idle_timeout=25h"}, 2, "--idle_timeout must be from 0 (never) to 24h"},
-      {{"--drain_timeout=-1s"}, 2, "--drain_timeout must be from 0 to 24h"},
+      {{"--idle_timeout=-1s"}, 2, "--idle_timeout=-1s: must be from 0 to 24h"},
+      {{"--idle_timeout=25h"}, 2, "--idle_timeout=25h: must be from 0 to 24h"},
+      {{"--drain_timeout=-1s"}, 2, "--drain_timeout=-1s: must be from 0 to 24h"},
       // Once taken as "no deadline", it overflowed the deadline's arithmetic and cut at once.
-      {{"--drain_timeout=inf"}, 2, "--drain_timeout must be from 0 to 24h"},
-      {{"--drain_grace=11m"}, 2, "--drain_grace must be from 0 to 10m"},
-      {{"--stall_threshold=0s"}, 2, "--stall_threshold must be from 1ms to 60s"},
+      {{"--drain_timeout=inf"}, 2, "--drain_timeout=inf: must be from 0 to 24h"},
+      {{"--drain_grace=11m"}, 2, "--drain_grace=11m: must be from 0 to 10m"},
+      {{"--stall_threshold=0s"}, 2, "--stall_threshold=0: must be from 1ms to 1m"},
       // Above what the admin plane's SetStallThreshold takes, which could then never set it back.
-      {{"--stall_threshold=61s"}, 2, "--stall_threshold must be from 1ms to 60s"},
-      {{"--stall_threshold=inf"}, 2, "--stall_threshold must be from 1ms to 60s"},
+      {{"--stall_threshold=61s"}, 2, "--stall_threshold=1m1s: must be from 1ms to 1m"},
+      {{"--stall_threshold=inf"}, 2, "--stall_threshold=inf: must be from 1ms to 1m"},
       {{"--recv_buffer_size=511"}, 2, "--recv_buffer_size=511: must be from 512 bytes to 16 MiB"},
       {{"--recv_buffers=32769"}, 2, "--recv_buffers=32769: must be from 1 to 32768 (the most a backend takes)"},
       {{"--admin_max_block=11m"}, 2, "--admin_max_block=11m: must be from 1ms to 10m"},
@@ -464,12 +465,20 @@ TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
       {"recv_buffer_size", server::kReceiveBufferSizeRange},
       {"recv_buffers", server::kReceiveBuffersRange},
   };
-  for (const auto& [flag, range] : ranges) {
+  // And each duration option's.
+  const std::vector<std::pair<std::string, DurationRange>> duration_ranges = {
+      {"idle_timeout", server::kIdleTimeoutRange},   {"drain_timeout", server::kDrainTimeoutRange},
+      {"drain_grace", server::kDrainGraceRange},     {"stall_threshold", server::kStallThresholdRange},
+      {"idle_poll", server::kIdlePollRange},
+  };
+  std::vector<std::pair<std::string, std::string>> stated;
+  for (const auto& [flag, range] : ranges) stated.emplace_back(flag, range.ToString());
+  for (const auto& [flag, range] : duration_ranges) stated.emplace_back(flag, range.ToString());
+  for (const auto& [flag, range] : stated) {
     size_t start = flat.find(" --" + flag + " (");
     ASSERT_NE(start, std::string::npos) << flag << ": " << flat;
     std::string help = flat.substr(start, flat.find("; default: ", start) - start);
-    EXPECT_NE(help.find(range.ToString()), std::string::npos)
-        << "--" << flag << " does not say " << range.ToString() << ": " << help;
+    EXPECT_NE(help.find(range), std::string::npos) << "--" << flag << " does not say " << range << ": " << help;
   }
 }
 
