@@ -243,10 +243,16 @@ Task<> Shard::accept_loop(Socket& listener) {
     // the new process may never see.
     if (!closing_all_ && refuse_new_handshakes(listener)) {
       // A handshake the filter came too late for (its SYN had passed) completes a moment later:
-      // wait that moment (the cancel was delivered once, so this sleep runs unless cancelled again).
-      try {
-        co_await sleep(kHandshakesUnderWay);
-      } catch (const CancelledError&) {
+      // wait that moment, whole. The drain's cancel may still be pending here, to end the first
+      // sleep at once: when the last accept completed with a connection as the cancel came, the
+      // accept kept its connection and the request stayed for the next await. Only a second
+      // signal (close_all_now) ends the wait early.
+      const int64_t until = MonotonicNanos() + kHandshakesUnderWay.count();
+      for (int64_t left = kHandshakesUnderWay.count(); left > 0 && !closing_all_; left = until - MonotonicNanos()) {
+        try {
+          co_await sleep(Duration(left));
+        } catch (const CancelledError&) {
+        }
       }
     }
     if (!closing_all_) accept_queued(listener);
