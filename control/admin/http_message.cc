@@ -1,5 +1,7 @@
 #include "control/admin/http_message.h"
 
+#include <algorithm>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -46,12 +48,15 @@ absl::Status ParseRequestLine(absl::string_view line, HttpRequest* request) {
   return absl::OkStatus();
 }
 
-// A request line's first bytes, before its end has come: refused at once when they cannot
-// begin a method (a TLS ClientHello, say), so that such a client hears why at once instead of
-// waiting for a line end that never comes.
-absl::Status CheckRequestLineStart(absl::string_view start) {
-  absl::string_view method = start.substr(0, start.find(' '));
-  if (absl::EndsWith(method, "\r")) method.remove_suffix(1);  // its LF has not come yet
+// The first bytes of a request line, `seen` (up to its end, or as far as has come, within the
+// first kMaxHeadBytes of the head): refused when they cannot begin a method (a TLS ClientHello,
+// say), so that such a client hears why at once instead of waiting for a line end that never
+// comes. Checked before anything else about the line, on what has come and on the whole line
+// alike, so that a refusal of the first bytes is the refusal of the whole.
+absl::Status CheckRequestLineStart(absl::string_view seen) {
+  absl::string_view method = seen.substr(0, seen.find(' '));
+  // A CR that ends what has come may be the line's end, whose LF has not come yet.
+  if (method.size() == seen.size() && absl::EndsWith(method, "\r")) method.remove_suffix(1);
   for (char c : method) {
     if (!IsTokenChar(c)) return BadRequest("this is not an HTTP request: the port speaks plain HTTP/1.1");
   }
@@ -118,12 +123,15 @@ absl::StatusOr<std::optional<HttpRequest>> ParseRequestHead(absl::string_view bu
   size_t pos = 0;
   for (;;) {
     size_t newline = buffer.find('\n', pos);
+    if (!have_request_line) {
+      const size_t seen_end = std::min({newline, buffer.size(), kMaxHeadBytes});
+      if (seen_end > pos) {
+        if (absl::Status start = CheckRequestLineStart(buffer.substr(pos, seen_end - pos)); !start.ok()) return start;
+      }
+    }
     if (newline == absl::string_view::npos) {
       if (buffer.size() > kMaxHeadBytes) {
         return absl::ResourceExhaustedError(absl::StrCat("the request head is longer than ", kMaxHeadBytes, " bytes"));
-      }
-      if (!have_request_line) {
-        if (absl::Status start = CheckRequestLineStart(buffer.substr(pos)); !start.ok()) return start;
       }
       return std::nullopt;
     }
