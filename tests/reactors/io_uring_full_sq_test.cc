@@ -53,14 +53,19 @@ class FullSqTest : public testing::ReactorTest {
   void SetUp() override {
     ReactorTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
+    ASSERT_NO_FATAL_FAILURE(MakeSmallOneThreadReactor());
+    // The first wait enables a one-thread ring and starts the wake-up read.
+    ASSERT_EQ(WaitWithoutBlocking(), 0);
+  }
+
+  // reactor_: a one-thread ring of kSqEntries, not waited on yet.
+  void MakeSmallOneThreadReactor() {
     ReactorConfig config;
     config.queue_depth = kSqEntries;
     config.one_thread = true;
     auto made = PluginLoader::Default().CreateReactor(GetParam(), config);
     ASSERT_TRUE(made.ok()) << made.status();
     reactor_ = *std::move(made);
-    // The first wait enables a one-thread ring and starts the wake-up read.
-    ASSERT_EQ(WaitWithoutBlocking(), 0);
   }
 
   void TearDown() override {
@@ -163,12 +168,7 @@ TEST_P(FullSqTest, ACancelThatFindsNoSqeEndsItsOperationWithinTheNextWait) {
 // the SQ full and its flush not taken, the wait arms them as soon as it has made room, not at
 // the wait after it: one that completes at once does so within the first.
 TEST_P(FullSqTest, RequestsOwedBeforeTheFirstWaitAreArmedWithinIt) {
-  ReactorConfig config;
-  config.queue_depth = 8;
-  config.one_thread = true;
-  auto made = PluginLoader::Default().CreateReactor(GetParam(), config);
-  ASSERT_TRUE(made.ok()) << made.status();
-  reactor_ = *std::move(made);
+  ASSERT_NO_FATAL_FAILURE(MakeSmallOneThreadReactor());  // afresh: no wait yet
   for (int i = 0; i < 12; ++i) {
     const uint64_t id = kFiller + pipes_.size();
     ASSERT_EQ(reactor_->submit({.user_data = id, .opcode = IoOpcode::kPollReadable, .fd = NewPipe()[0]}), 0);
