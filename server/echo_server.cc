@@ -288,6 +288,7 @@ void EchoServer::DrainHandedOver(absl::FunctionRef<void()> announce) {
 bool EchoServer::StartDrain(Duration grace, Shard::QueuedClients queued, absl::FunctionRef<void()> announce) {
   if (draining_.exchange(true)) return false;
   drain_started_at_ns_.store(MonotonicNanos());  // readiness turns at once: before the log lines
+  drain_watchers_.Started();                     // and health watchers hear of it now
   announce();
   progress_->Started(grace, options_.drain_timeout);
   for (auto& shard : shards_) {

@@ -17,10 +17,13 @@
 #define BRRR_SERVER_ECHO_SERVER_H_
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -30,6 +33,7 @@
 #include "runtime/unique_fd.h"
 #include "server/descriptor_budget.h"
 #include "server/drain_progress.h"
+#include "server/drain_watchers.h"
 #include "server/server_options.h"
 #include "server/server_stats.h"
 #include "server/shard.h"
@@ -80,6 +84,12 @@ class EchoServer {
   void Wait();
   // When Drain() was first called (monotonic ns), or 0.
   int64_t drain_started_at_ns() const { return drain_started_at_ns_.load(); }
+  // Runs `started` as the drain starts (any of the ways above), on the thread that starts it,
+  // once drain_started_at_ns() is set; at once, on this thread, if it has started. It must be
+  // short (server/drain_watchers.h). Returns the id for RemoveDrainWatcher, after which it is
+  // not running and will not run. Any thread.
+  uint64_t AddDrainWatcher(std::function<void()> started) { return drain_watchers_.Add(std::move(started)); }
+  void RemoveDrainWatcher(uint64_t id) { drain_watchers_.Remove(id); }
 
   const EchoServerOptions& options() const { return options_; }
   // Every loop runs the same backend: with "auto", the first loop's choice is the others'.
@@ -138,6 +148,7 @@ class EchoServer {
   std::vector<std::thread> threads_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> drain_started_at_ns_{0};
+  DrainWatchers drain_watchers_;
 };
 
 }  // namespace brrr::server

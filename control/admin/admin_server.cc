@@ -4,10 +4,12 @@
 
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
-#include <thread>
+#include <mutex>
 #include <utility>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "control/admin/admin_listener.h"
@@ -46,7 +48,15 @@ uint32_t MaxCallsOpenPerConnection(const AdminServerOptions& options) { return o
 // NOT_FOUND and Watch SERVICE_UNKNOWN, keeping the call open (as health.proto asks of both).
 class HealthService final : public health::Health::Service {
  public:
-  HealthService(const Administered& target, UnreadStreams& unread) : target_(target), unread_(unread) {}
+  // How often a Watch with nothing to send looks whether its client has gone: gRPC's synchronous
+  // API says a call was cancelled only when asked (ServerContext::IsCancelled; its
+  // AsyncNotifyWhenDone is for the asynchronous API). The drain and the shutdown wake it at once.
+  static constexpr std::chrono::seconds kCancelCheck{1};
+
+  HealthService(Administered& target, UnreadStreams& unread) : target_(target), unread_(unread) {
+    drain_watcher_ = target_.AddDrainWatcher([this] { Wake(); });
+  }
+  ~HealthService() override { target_.RemoveDrainWatcher(drain_watcher_); }
 
   grpc::Status Check(grpc::ServerContext* /*context*/, const health::HealthCheckRequest* request,
                      health::HealthCheckResponse* response) override {
@@ -56,29 +66,42 @@ class HealthService final : public health::Health::Service {
   }
 
   // Sends the status now and again whenever it changes, until the client goes away or the
-  // admin server shuts down. The status is looked at once more after the shutdown is seen, so
-  // a drain that ends within one look still reaches the watcher as NOT_SERVING. An unknown
-  // service's status is SERVICE_UNKNOWN, which never changes.
+  // admin server shuts down. It sleeps in between: the drain's start and the shutdown wake it
+  // (the drain's NOT_SERVING goes out as the drain starts), a client that went away is seen
+  // within kCancelCheck. The status is looked at once more after the shutdown is seen, so a
+  // drain that ends as it starts still reaches the watcher as NOT_SERVING. An unknown service's
+  // status is SERVICE_UNKNOWN, which never changes.
   grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
     const bool known = Known(request->service());
+    auto status_now = [&] { return known ? Current() : health::HealthCheckResponse::SERVICE_UNKNOWN; };
     health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
+    std::unique_lock<std::mutex> lock(mu_);
     while (!context->IsCancelled()) {
-      const bool last_look = shutting_down_.load();
-      health::HealthCheckResponse::ServingStatus now = known ? Current() : health::HealthCheckResponse::SERVICE_UNKNOWN;
+      const bool last_look = shutting_down_;
+      const health::HealthCheckResponse::ServingStatus now = status_now();
       if (now != sent) {
+        lock.unlock();  // a Write may wait for the client (up to --admin_unread_timeout)
         health::HealthCheckResponse response;
         response.set_status(now);
         if (!unread_.Write(*context, "health Watch", [&] { return writer->Write(response); })) break;
         sent = now;
+        lock.lock();
       }
       if (last_look) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      changed_.wait_for(lock, kCancelCheck, [&] { return shutting_down_ || status_now() != sent; });
     }
     return grpc::Status::OK;
   }
 
-  void ShutDown() { shutting_down_.store(true); }
+  // Ends the Watches: each looks at the status once more, then returns.
+  void ShutDown() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      shutting_down_ = true;
+    }
+    changed_.notify_all();
+  }
 
  private:
   static bool Known(const std::string& service) { return service.empty() || service == "brrr.admin.v1.Admin"; }
@@ -95,10 +118,19 @@ class HealthService final : public health::Health::Service {
     return target_.drain_started_at_ns() == 0 ? health::HealthCheckResponse::SERVING
                                               : health::HealthCheckResponse::NOT_SERVING;
   }
+  // The drain has started (Administered::AddDrainWatcher). The lock is taken so that a Watch
+  // between its look at the status and its wait cannot miss the wake-up.
+  void Wake() {
+    { std::lock_guard<std::mutex> lock(mu_); }
+    changed_.notify_all();
+  }
 
-  const Administered& target_;
+  Administered& target_;
   UnreadStreams& unread_;
-  std::atomic<bool> shutting_down_{false};
+  uint64_t drain_watcher_ = 0;
+  std::mutex mu_;
+  std::condition_variable changed_;  // the drain started, or the shutdown
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options,

@@ -15,6 +15,7 @@
 #define BRRR_CONTROL_ADMIN_ADMINISTERED_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -66,6 +67,13 @@ class Administered {
   virtual bool Drain(absl::FunctionRef<void()> announce) = 0;
   // When Drain() was first called (monotonic ns), or 0.
   virtual int64_t drain_started_at_ns() const = 0;
+  // Runs `started` as the drain starts, however it is started (Drain, a signal, a hand-over), on
+  // the thread that starts it, once drain_started_at_ns() is non-zero; at once, on this thread,
+  // if it has started. For whoever waits for the drain without asking over and over (grpc.health's
+  // Watch). `started` must be short (wake a waiter) and must not call these two methods. Returns
+  // the id for RemoveDrainWatcher, after which `started` is not running and will not run.
+  virtual uint64_t AddDrainWatcher(std::function<void()> started) = 0;
+  virtual void RemoveDrainWatcher(uint64_t id) = 0;
   // Where the drain stands. By default only "serving" or "finishing", from the drain time.
   virtual server::DrainPhase drain_phase() const {
     return drain_started_at_ns() == 0 ? server::DrainPhase::kServing : server::DrainPhase::kFinishing;

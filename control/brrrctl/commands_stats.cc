@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -82,18 +83,14 @@ std::string StatsText(const admin::Stats& stats, bool with_total) {
     header.push_back(absl::StrCat("LOOP ", loop.loop()));
     columns.push_back(FieldRows(loop));
   }
+  // A setting the loops do not share is 0 in the total, as the server sends it (admin.proto),
+  // and said under the table.
+  std::set<std::string> settings_differ;
   if (with_total) {
     header.push_back("TOTAL");
     columns.push_back(FieldRows(stats.total()));
-    // A setting the loops do not share has no total (the server sends 0).
-    std::vector<std::pair<std::string, std::string>>& total = columns.back();
-    for (size_t r = 0; r < total.size(); ++r) {
-      if (!IsSettingField(total[r].first)) continue;
-      bool shared = true;
-      for (size_t loop = 1; loop + 1 < columns.size(); ++loop) {
-        shared &= columns[loop][r].second == columns[0][r].second;
-      }
-      if (!shared) total[r].second.assign(1, '-');
+    for (const auto& [name, text] : columns.back()) {
+      if (IsSettingField(name) && text == "0") settings_differ.insert(name);
     }
   }
   TextTable table(header);
@@ -105,7 +102,7 @@ std::string StatsText(const admin::Stats& stats, bool with_total) {
     for (const auto& column : columns) cells.push_back(column[r].second);
     table.AddRow(std::move(cells));
   }
-  return absl::StrCat(summary.Render(), "\n", table.Render());
+  return absl::StrCat(summary.Render(), "\n", table.Render(), SettingsNote(settings_differ));
 }
 
 Outcome RunStats(Invocation& invocation) {
@@ -285,7 +282,10 @@ std::vector<Command> StatsCommands() {
           .name = "stats",
           .summary = "live figures per loop and in total, throttles, active injections",
           .details = "GetStats, once. Without --json: the server-wide figures, then one column per loop and one\n"
-                     "for the total, one row per figure (the LoopStats fields of admin.proto).",
+                     "for the total, one row per figure (the LoopStats fields of admin.proto). A setting\n"
+                     "(stall_threshold_ms) that is not the same in every loop is 0 in the total, in text and\n"
+                     "JSON alike, as admin.proto has it, and a line under the table says so; over several\n"
+                     "targets, the total's is 0 too when the targets' differ.",
           .flags = {{"loop", "N[,N...]",
                      "only these loops' columns, without the total (default: every loop\n"
                      "and the total); with --json, only these loops in `loops`"}},

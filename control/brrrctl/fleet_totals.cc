@@ -158,16 +158,19 @@ void LoopStatsSum::Add(const admin::LoopStats& part) {
       case FigureKind::kMax:
         Combine(f.field, /*largest=*/true, part, &total_);
         break;
-      case FigureKind::kSetting:
-        // 0 in a part: a server whose loops do not share the setting (admin.proto).
-        if (parts_ == 0 && Value(part, f.field) != 0) {
-          Combine(f.field, /*largest=*/false, part, &total_);
-        } else if (Value(part, f.field) != Value(total_, f.field) || settings_differ_.count(f.field->name()) == 1) {
+      case FigureKind::kSetting: {
+        // 0 in a part: a server whose loops do not share the setting (admin.proto); then the
+        // total has no one value either, and is 0 as that server's.
+        const double value = Value(part, f.field);
+        if (settings_differ_.count(f.field->name()) == 1) break;
+        if (value == 0 || (parts_ > 0 && value != Value(total_, f.field))) {
           settings_differ_.insert(f.field->name());
-          left_out_.insert(f.field->name());
           r->ClearField(&total_, f.field);
+        } else if (parts_ == 0) {
+          Combine(f.field, /*largest=*/false, part, &total_);
         }
         break;
+      }
     }
   }
   for (const FieldDescriptor* h : lists.histograms) {
@@ -187,16 +190,15 @@ bool IsSettingField(const std::string& name) {
   return false;
 }
 
+std::string SettingsNote(const std::set<std::string>& fields) {
+  if (fields.empty()) return "";
+  return absl::StrCat("0 in ", absl::StrJoin(fields, ", "),
+                      ": not the same in every loop (a setting's total is the value all share, else 0)\n");
+}
+
 std::string LoopStatsSum::LeftOutReason() const {
-  std::vector<std::string> reasons;
-  if (!Lists::Get().histograms.empty()) {
-    reasons.push_back("percentiles of several servers cannot be added (admin.proto sends percentiles, not "
-                      "histogram buckets)");
-  }
-  if (!settings_differ_.empty()) {
-    reasons.push_back(absl::StrCat(absl::StrJoin(settings_differ_, ", "), " differs between them"));
-  }
-  return absl::StrJoin(reasons, "; ");
+  if (Lists::Get().histograms.empty()) return "";
+  return "percentiles of several servers cannot be added (admin.proto sends percentiles, not histogram buckets)";
 }
 
 std::vector<std::pair<std::string, std::string>> LoopStatsSum::Rows() const {
@@ -231,6 +233,7 @@ std::string StatsTotal::Text() const {
   for (auto& [name, text] : sum_.Rows()) table.AddRow({name, text});
   std::string text = absl::StrCat(summary.Render(), "\n", table.Render());
   if (std::string why = sum_.LeftOutReason(); !why.empty()) absl::StrAppend(&text, "-: no total: ", why, "\n");
+  absl::StrAppend(&text, SettingsNote(sum_.settings_differ()));
   return text;
 }
 

@@ -11,11 +11,12 @@
 // kEchoFigures and kAdminFigures, so a
 // figure added to a list is summed without code here): Counter and Gauge summed (a Flag, a
 // bool in admin.proto, is true when any part's is), Max the largest (with its label, such as
-// the longest task's name), Setting the common value when every part has the same, else
-// left out. Histograms: admin.proto sends a distribution's count, max and percentiles, not its
-// buckets, and percentiles of several servers cannot be combined: the count is summed, the max
-// is the largest, the percentiles are left out. Left-out fields print as "-" in text and null
-// in JSON, and the text says why.
+// the longest task's name), Setting the value every part has, else 0 (a part's 0 included),
+// as a server's own total has it (admin.proto's Stats.total), in text and JSON alike, and the
+// text says so (SettingsNote). Histograms: admin.proto sends a distribution's count, max and
+// percentiles, not its buckets, and percentiles of several servers cannot be combined: the count
+// is summed, the max is the largest, the percentiles are left out. Left-out fields print as "-"
+// in text and null in JSON, and the text says why.
 //
 // Threads: values; one thread at a time.
 #ifndef BRRR_CONTROL_FLEET_TOTALS_H_
@@ -33,8 +34,13 @@
 namespace brrr::control {
 
 // Whether the LoopStats field `name` is a Setting figure's (stall_threshold_ms). A server's
-// total holds 0 for a setting its loops do not share.
+// total holds 0 for a setting its loops do not share, and so does a sum of totals or loops.
 bool IsSettingField(const std::string& name);
+
+// The line under a total whose settings `fields` are 0 because the loops do not share them,
+// ending in '\n'; "" for none. brrrctl's one text for it, under one server's total and a fleet's:
+//   "0 in stall_threshold_ms: not the same in every loop (a setting's total is the value all share, else 0)"
+std::string SettingsNote(const std::set<std::string>& fields);
 
 // The sum of LoopStats (servers' totals, or loops) as the figure lists say.
 class LoopStatsSum {
@@ -50,6 +56,8 @@ class LoopStatsSum {
   const std::set<std::string>& left_out() const { return left_out_; }
   // Why fields are left out, one sentence, or "" when none but `loop` is.
   std::string LeftOutReason() const;
+  // The Setting fields that are 0 in the total because the parts do not all have one value.
+  const std::set<std::string>& settings_differ() const { return settings_differ_; }
 
   // One row per field, as `brrrctl stats` prints a loop's column: (name, text), "-" for a
   // left-out field, without `loop`.

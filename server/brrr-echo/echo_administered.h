@@ -9,6 +9,10 @@
 #ifndef BRRR_SERVER_BRRR_ECHO_ECHO_ADMINISTERED_H_
 #define BRRR_SERVER_BRRR_ECHO_ECHO_ADMINISTERED_H_
 
+#include <cstdint>
+#include <functional>
+#include <utility>
+
 #include "control/admin/administered.h"
 #include "server/echo_server.h"
 
@@ -31,6 +35,10 @@ class EchoAdministered final : public control::Administered {
   absl::Status SetThrottle(const server::ThrottleChange& change) override { return server_.SetThrottle(change); }
   bool Drain(absl::FunctionRef<void()> announce) override { return server_.Drain(announce); }
   int64_t drain_started_at_ns() const override { return server_.drain_started_at_ns(); }
+  uint64_t AddDrainWatcher(std::function<void()> started) override {
+    return server_.AddDrainWatcher(std::move(started));
+  }
+  void RemoveDrainWatcher(uint64_t id) override { server_.RemoveDrainWatcher(id); }
   server::DrainPhase drain_phase() const override { return server_.drain_phase(); }
 
  private:

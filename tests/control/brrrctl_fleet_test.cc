@@ -222,18 +222,37 @@ TEST_F(FleetTest, StatsShowsEachTargetThenTheSumOfTheirFigures) {
   EXPECT_TRUE(found) << total_text;
   EXPECT_TRUE(Contains(total_text, "-: no total: percentiles of several servers cannot be added")) << total_text;
 
-  // One loop of one server with its own stall threshold: that server's total has none (0), so
-  // the fleet's has none either, though the other servers agree.
+  EXPECT_FALSE(Contains(total_text, "not the same in every loop")) << total_text;
+
+  // One loop of one server with its own stall threshold: that server's total has no one value
+  // (0, as admin.proto has it), so the fleet's has none either, though the other servers agree:
+  // 0 too, in JSON (it was null) and text (it was "-") alike, with the line that says why.
   CtlRun one_loop = Brrrctl({"--target=" + servers_[0].admin(), "stall-threshold", "50ms", "--loop=0"});
   ASSERT_EQ(one_loop.code, 0) << one_loop;
   CtlRun after = Brrrctl({"--target=" + Targets(), "stats", "--json"});
   ASSERT_EQ(after.code, 0) << after;
   std::vector<std::string> after_lines = Lines(after.out);
   ASSERT_EQ(after_lines.size(), 4u) << after;
-  EXPECT_TRUE(Contains(after_lines[3], "\"stall_threshold_ms\":null")) << after_lines[3];
-  EXPECT_TRUE(Contains(after_lines[3], "\"stall_threshold_ms\"]") ||
-              Contains(after_lines[3], "\"stall_threshold_ms\","))
-      << after_lines[3];
+  EXPECT_DOUBLE_EQ(FromJson<admin::Stats>(TargetResult(after_lines[0]).second).total().stall_threshold_ms(), 0.0)
+      << after_lines[0];
+  EXPECT_TRUE(Contains(after_lines[3], "\"stall_threshold_ms\":0,")) << after_lines[3];
+  EXPECT_FALSE(Contains(after_lines[3], "\"stall_threshold_ms\"]") ||
+               Contains(after_lines[3], "\"stall_threshold_ms\","))
+      << "not left out: " << after_lines[3];
+  CtlRun after_text = Brrrctl({"--target=" + Targets(), "stats"});
+  ASSERT_EQ(after_text.code, 0) << after_text;
+  const std::string note =
+      "0 in stall_threshold_ms: not the same in every loop (a setting's total is the value all share, else 0)\n";
+  EXPECT_EQ(Count(after_text.out, note), 2u) << after_text;  // under the first server's table, and the fleet's
+  const std::string fleet_text = after_text.out.substr(after_text.out.find("== total: "));
+  bool row_seen = false;
+  for (const std::string& line : Lines(fleet_text)) {
+    if (line.rfind("stall_threshold_ms ", 0) != 0) continue;
+    row_seen = true;
+    EXPECT_EQ(line.substr(line.find_last_of(' ') + 1), "0") << line;
+  }
+  EXPECT_TRUE(row_seen) << fleet_text;
+  EXPECT_TRUE(Contains(fleet_text, note)) << fleet_text;
 }
 
 TEST_F(FleetTest, AnUnreachableTargetIsReportedAndTheOthersAnswer) {

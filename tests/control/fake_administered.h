@@ -13,10 +13,12 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "control/admin/administered.h"
 #include "gtest/gtest.h"
+#include "server/drain_watchers.h"
 #include "tests/testing/backends.h"
 
 namespace brrr::testing {
@@ -69,13 +71,17 @@ class FakeAdministered final : public control::Administered {
   bool Drain(absl::FunctionRef<void()> announce) override {
     if (draining_since_ns != 0) return false;
     draining_since_ns = 1;
+    drain_watchers_.Started();
     announce();
     return true;
   }
   int64_t drain_started_at_ns() const override { return draining_since_ns; }
+  uint64_t AddDrainWatcher(std::function<void()> started) override { return drain_watchers_.Add(std::move(started)); }
+  void RemoveDrainWatcher(uint64_t id) override { drain_watchers_.Remove(id); }
 
  private:
   std::vector<std::unique_ptr<EventLoop>> loops_;
+  server::DrainWatchers drain_watchers_;
 };
 
 }  // namespace brrr::testing

@@ -2,7 +2,9 @@
 // percentiles and differing settings left out (and said so), sockets and info totals.
 #include "control/brrrctl/fleet_totals.h"
 
+#include <set>
 #include <string>
+#include <vector>
 
 #include "control/admin/admin_figures.h"
 #include "google/protobuf/descriptor.h"
@@ -40,8 +42,8 @@ void SetAll(Message* m, int value) {
 }
 
 // A field a new figure adds to admin.proto gets a total (or is left out, and said so): with
-// every field 3 in one part and 4 in the other, every total is 7 (summed), 4 (the larger,
-// or a setting... that differs is left out), true, or the larger part's label.
+// every field 3 in one part and 4 in the other, every total is 7 (summed), 4 (the larger),
+// true, the larger part's label, or 0 (a setting that differs).
 TEST(LoopStatsSumTest, EveryFieldHasATotalOrIsLeftOut) {
   admin::LoopStats a, b;
   SetAll(&a, 3);
@@ -54,7 +56,9 @@ TEST(LoopStatsSumTest, EveryFieldHasATotalOrIsLeftOut) {
     if (sum.left_out().count(name) == 1) {
       EXPECT_EQ(text, "-") << name;
     } else {
-      EXPECT_TRUE(text == "7" || text == "4" || text == "true" || text == "part4") << name << " = " << text;
+      EXPECT_TRUE(text == "7" || text == "4" || text == "true" || text == "part4" ||
+                  (IsSettingField(name) && text == "0"))
+          << name << " = " << text;
     }
   }
 }
@@ -102,20 +106,41 @@ TEST(LoopStatsSumTest, EachFigureAsItsKindSays) {
     EXPECT_EQ(row(std::string(h.name) + ".p99_us"), "-");
   }
   EXPECT_EQ(sum.left_out().count("stall_threshold_ms"), 0u);
-  EXPECT_FALSE(Contains(sum.LeftOutReason(), "differs"));
+  EXPECT_TRUE(sum.settings_differ().empty());
 }
 
-TEST(LoopStatsSumTest, ASettingThatDiffersIsLeftOutAndSaidSo) {
-  admin::LoopStats a, b, c;
-  a.set_stall_threshold_ms(100);
-  b.set_stall_threshold_ms(50);
-  c.set_stall_threshold_ms(100);
-  LoopStatsSum sum;
-  for (const auto* part : {&a, &b, &c}) sum.Add(*part);
-  EXPECT_EQ(sum.left_out().count("stall_threshold_ms"), 1u);
-  EXPECT_EQ(sum.total().stall_threshold_ms(), 0);
-  EXPECT_TRUE(Contains(sum.LeftOutReason(), "stall_threshold_ms differs between them")) << sum.LeftOutReason();
-  EXPECT_TRUE(Contains(sum.Json(), "\"stall_threshold_ms\":null")) << sum.Json();
+// A setting without one value over the parts is 0, as a server's own total has it
+// (admin.proto), in text and JSON alike, and not left out; SettingsNote says why. A part that is
+// 0 (a server whose loops differ) makes the total 0 wherever it comes: first (where the sum of
+// two such servers was 0 unexplained) or later.
+TEST(LoopStatsSumTest, ASettingThatDiffersIsZeroAndSaidSo) {
+  auto threshold = [](double ms) {
+    admin::LoopStats part;
+    part.set_stall_threshold_ms(ms);
+    return part;
+  };
+  for (const std::vector<double>& parts : std::vector<std::vector<double>>{
+           {100, 50, 100}, {100, 100, 50}, {0, 0}, {0, 100}, {100, 0}, {100, 0, 100}}) {
+    LoopStatsSum sum;
+    for (double ms : parts) sum.Add(threshold(ms));
+    SCOPED_TRACE(::testing::PrintToString(parts));
+    EXPECT_EQ(sum.total().stall_threshold_ms(), 0);
+    EXPECT_EQ(sum.left_out().count("stall_threshold_ms"), 0u);
+    EXPECT_EQ(sum.settings_differ(), std::set<std::string>{"stall_threshold_ms"});
+    EXPECT_TRUE(Contains(sum.Json(), "\"stall_threshold_ms\":0,")) << sum.Json();
+    for (const auto& [name, text] : sum.Rows()) {
+      if (name == "stall_threshold_ms") {
+        EXPECT_EQ(text, "0");
+      }
+    }
+  }
+  LoopStatsSum shared;
+  for (double ms : {100, 100}) shared.Add(threshold(ms));
+  EXPECT_EQ(shared.total().stall_threshold_ms(), 100);
+  EXPECT_TRUE(shared.settings_differ().empty());
+  EXPECT_EQ(SettingsNote({}), "");
+  EXPECT_EQ(SettingsNote({"stall_threshold_ms"}),
+            "0 in stall_threshold_ms: not the same in every loop (a setting's total is the value all share, else 0)\n");
 }
 
 TEST(LoopStatsSumTest, PercentilesAreNullInJsonAndExplained) {
