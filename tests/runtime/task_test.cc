@@ -220,6 +220,32 @@ TEST_F(TaskTest, ATaskLeftByARunThatStoppedEarlyDoesNotStopTheNextRun) {
   EXPECT_EQ(Run(sleeps_then_returns(milliseconds(20), 2)), 2);
 }
 
+// A stop() made before the run ends it after one iteration, as asyncio's: a task that finishes
+// in its first step gives its result, one that does not the error. (The run returned before any
+// iteration: every such run threw, its task never started.)
+TEST_F(TaskTest, AStopBeforeRunUntilCompleteLetsTheTaskTakeOneStep) {
+  loop().stop();
+  EXPECT_EQ(Run(Sum(2, 3)), 5);
+  auto sleeps_then_returns = [](Duration d, int v) -> Task<int> {
+    co_await sleep(d);
+    co_return v;
+  };
+  loop().stop();
+  EXPECT_THROW(Run(sleeps_then_returns(milliseconds(10), 1)), std::runtime_error);
+}
+
+// A stop() made during a run_once() is spent by it: it does not end a later run_until_complete
+// before its task has finished (it did, and the run threw).
+TEST_F(TaskTest, AStopSpentByRunOnceDoesNotEndALaterRunUntilComplete) {
+  loop().call_soon([&] { loop().stop(); });
+  loop().run_once(Duration::zero());
+  auto sleeps_then_returns = [](Duration d, int v) -> Task<int> {
+    co_await sleep(d);
+    co_return v;
+  };
+  EXPECT_EQ(Run(sleeps_then_returns(milliseconds(10), 7)), 7);
+}
+
 // A sleep past the clock's range never ends, even in virtual time that jumps to the next
 // timer whenever the loop is idle; cancelling it still ends it.
 TEST_F(TaskTest, ASleepOfDurationMaxNeverEnds) {
