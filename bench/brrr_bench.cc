@@ -12,31 +12,36 @@
 
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
-#include "runtime/cli_usage.h"
-#include "runtime/plugin_loader.h"
 #include "bench/load_generator.h"
+#include "runtime/cli_usage.h"
+#include "runtime/integer_flag.h"
+#include "runtime/integer_range.h"
+#include "runtime/plugin_loader.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "Echo server address");
-ABSL_FLAG(int32_t, port, 5000, "Echo server port");
-ABSL_FLAG(int32_t, connections, 64, "Connections");
-ABSL_FLAG(uint32_t, size, 64, "Bytes per message");
-ABSL_FLAG(int32_t, depth, 1,
-          "Messages in flight per connection (1: ping-pong); without --rate, the free part of the "
-          "window is sent in one write, as a pipelining client does");
+ABSL_FLAG(brrr::IntegerFlag, port, 5000, absl::StrCat("Echo server port, ", brrr::bench::kPortRange.ToString()));
+ABSL_FLAG(brrr::IntegerFlag, connections, 64, absl::StrCat("Connections, ", brrr::bench::kConnectionsRange.ToString()));
+ABSL_FLAG(brrr::IntegerFlag, size, 64, absl::StrCat("Bytes per message, ", brrr::bench::kSizeRange.ToString()));
+ABSL_FLAG(brrr::IntegerFlag, depth, 1,
+          absl::StrCat("Messages in flight per connection, ", brrr::bench::kDepthRange.ToString(),
+                       " (1: ping-pong); without --rate, the free part of the window is sent in one write, as a "
+                       "pipelining client does"));
 ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "How long to measure (up to 30 days)");
 ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(), "Run this long first without counting (up to 30 days)");
 ABSL_FLAG(double, rate, 0, "Messages per second over all connections (0: as fast as possible)");
 ABSL_FLAG(std::string, backend, "auto",
           "I/O backend for the load generator's own loops (not with --busy_poll or --busy_ring)");
 ABSL_FLAG(std::string, plugin_dir, "", "Directory searched first for backend plugins");
-ABSL_FLAG(int32_t, threads, 1,
-          "Event loops (threads) generating the load; with --busy_poll or --busy_ring, spinning threads");
+ABSL_FLAG(brrr::IntegerFlag, threads, 1,
+          absl::StrCat("Event loops (threads) generating the load, ", brrr::bench::kThreadsRange.ToString(),
+                       "; with --busy_poll or --busy_ring, spinning threads"));
 ABSL_FLAG(bool, busy_poll, false,
           "Generate the load without ever sleeping in the kernel: instead of brrr's event loops, --threads "
           "threads spin over non-blocking sockets (recv/send with MSG_DONTWAIT; past 64 connections a "
@@ -54,10 +59,11 @@ ABSL_FLAG(bool, busy_ring, false,
           "\"busy-ring\"); not with --busy_poll, --rate or --reconnect");
 ABSL_FLAG(bool, json, true, "Print the result as one JSON line too");
 ABSL_FLAG(bool, progress, true, "Print a progress line every second (stderr)");
-ABSL_FLAG(int32_t, server_pid, 0,
-          "The echo server's process id: report its CPU time per message over the measured period (the "
-          "sum over its threads, from /proc/PID/task/*/schedstat), the figure that compares servers when "
-          "the load generator, not the server, sets the pace; 0: not measured");
+ABSL_FLAG(brrr::IntegerFlag, server_pid, 0,
+          absl::StrCat("The echo server's process id, ", brrr::bench::kServerPidRange.ToString(),
+                       ": report its CPU time per message over the measured period (the sum over its threads, "
+                       "from /proc/PID/task/*/schedstat), the figure that compares servers when the load "
+                       "generator, not the server, sets the pace"));
 ABSL_FLAG(bool, reconnect, false,
           "When the server closes a connection cleanly (an end of stream after echoing all it read, as a "
           "draining brrr-echo does), connect again and resend the messages whose echo had not come back "
@@ -72,6 +78,19 @@ std::atomic<bool> interrupted{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "set from a signal handler");
 
 void Interrupt(int) { interrupted.store(true); }
+
+// The value of a whole-number flag, if `range` holds it; if not, stderr names the flag, its value
+// as given and the range, and the result is empty. Any number is checked so, negative or past 64
+// bits (absl's own integer flags refused those as malformed, without the range).
+std::optional<uint64_t> InRange(const absl::Flag<brrr::IntegerFlag>& flag, const brrr::IntegerRange& range) {
+  const brrr::IntegerFlag value = absl::GetFlag(flag);
+  std::optional<uint64_t> in = value.In(range);
+  if (!in.has_value()) {
+    std::string name = absl::StrCat("--", absl::GetFlagReflectionHandle(flag).Name());
+    std::fprintf(stderr, "brrr-bench: %s\n", range.Refusal(name, value.text()).c_str());
+  }
+  return in;
+}
 
 // The first SIGINT/SIGTERM ends the run with its report; the handler then resets itself, so a
 // second one kills the program as before.
@@ -102,27 +121,30 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "brrr-bench: --plugin_dir: %s\n", std::string(dir.message()).c_str());
     return 2;
   }
-  int32_t port = absl::GetFlag(FLAGS_port);
-  if (port < 1 || port > 65535) {
-    std::fprintf(stderr, "brrr-bench: --port=%d: must be from 1 to 65535\n", port);
-    return 2;
-  }
+  // The whole-number options, each in its range (load_generator.h), before they take their types.
+  std::optional<uint64_t> port = InRange(FLAGS_port, brrr::bench::kPortRange);
+  std::optional<uint64_t> connections = InRange(FLAGS_connections, brrr::bench::kConnectionsRange);
+  std::optional<uint64_t> size = InRange(FLAGS_size, brrr::bench::kSizeRange);
+  std::optional<uint64_t> depth = InRange(FLAGS_depth, brrr::bench::kDepthRange);
+  std::optional<uint64_t> threads = InRange(FLAGS_threads, brrr::bench::kThreadsRange);
+  std::optional<uint64_t> server_pid = InRange(FLAGS_server_pid, brrr::bench::kServerPidRange);
+  if (!port || !connections || !size || !depth || !threads || !server_pid) return 2;
   brrr::bench::LoadOptions o;
   o.host = absl::GetFlag(FLAGS_host);
-  o.port = static_cast<uint16_t>(port);
-  o.connections = absl::GetFlag(FLAGS_connections);
-  o.size = absl::GetFlag(FLAGS_size);
-  o.depth = absl::GetFlag(FLAGS_depth);
+  o.port = static_cast<uint16_t>(*port);
+  o.connections = static_cast<int>(*connections);
+  o.size = static_cast<uint32_t>(*size);
+  o.depth = static_cast<int>(*depth);
   o.duration = ToDuration(absl::GetFlag(FLAGS_duration));
   o.warmup = ToDuration(absl::GetFlag(FLAGS_warmup));
   o.rate = absl::GetFlag(FLAGS_rate);
   o.backend = absl::GetFlag(FLAGS_backend);
   o.plugin_dir = absl::GetFlag(FLAGS_plugin_dir);
-  o.threads = absl::GetFlag(FLAGS_threads);
+  o.threads = static_cast<int>(*threads);
   o.reconnect = absl::GetFlag(FLAGS_reconnect);
   o.busy_poll = absl::GetFlag(FLAGS_busy_poll);
   o.busy_ring = absl::GetFlag(FLAGS_busy_ring);
-  o.server_pid = absl::GetFlag(FLAGS_server_pid);
+  o.server_pid = static_cast<int>(*server_pid);
   o.interrupted = &interrupted;
   if (absl::Status valid = brrr::bench::Validate(o); !valid.ok()) {
     std::fprintf(stderr, "brrr-bench: %s\n", std::string(valid.message()).c_str());

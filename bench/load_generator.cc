@@ -257,11 +257,18 @@ class Connection {
 }  // namespace
 
 absl::Status Validate(const LoadOptions& o) {
-  if (o.connections < 1 || o.connections > 1'000'000) {
-    return absl::InvalidArgumentError("--connections must be from 1 to 1000000");
+  const struct {
+    const char* flag;
+    int64_t value;
+    const IntegerRange& range;
+  } whole_numbers[] = {
+      {"--port", o.port, kPortRange},          {"--connections", o.connections, kConnectionsRange},
+      {"--size", o.size, kSizeRange},          {"--depth", o.depth, kDepthRange},
+      {"--threads", o.threads, kThreadsRange}, {"--server_pid", o.server_pid, kServerPidRange},
+  };
+  for (const auto& n : whole_numbers) {
+    if (!n.range.Contains(n.value)) return absl::InvalidArgumentError(n.range.Refusal(n.flag, absl::StrCat(n.value)));
   }
-  if (o.size < 1 || o.size > kMaxMessage) return absl::InvalidArgumentError("--size must be from 1 byte to 16 MiB");
-  if (o.depth < 1 || o.depth > 4096) return absl::InvalidArgumentError("--depth must be from 1 to 4096");
   if (o.duration <= Duration::zero() || o.duration > kLongestRun) {
     return absl::InvalidArgumentError("--duration must be above 0 and at most 30 days");
   }
@@ -271,7 +278,6 @@ absl::Status Validate(const LoadOptions& o) {
   if (!(o.rate >= 0) || !std::isfinite(o.rate)) {
     return absl::InvalidArgumentError("--rate must be a number of messages per second, 0 or more (0: unpaced)");
   }
-  if (o.threads < 1 || o.threads > 256) return absl::InvalidArgumentError("--threads must be from 1 to 256");
   if (o.busy_poll && o.busy_ring) {
     return absl::InvalidArgumentError("--busy_poll and --busy_ring are two load engines: pick one");
   }
@@ -282,7 +288,6 @@ absl::Status Validate(const LoadOptions& o) {
   }
   auto address = SocketAddress::Parse(o.host, o.port);
   if (!address.ok()) return absl::InvalidArgumentError(absl::StrCat("--host: ", address.status().message()));
-  if (o.server_pid < 0) return absl::InvalidArgumentError("--server_pid must be a process id (or 0: none)");
   if (o.server_pid > 0) {
     if (absl::StatusOr<int64_t> cpu = ProcessCpuNanos(o.server_pid); !cpu.ok()) {
       return absl::InvalidArgumentError(

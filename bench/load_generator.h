@@ -41,9 +41,20 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/clock.h"
+#include "runtime/integer_range.h"
 #include "runtime/log_histogram.h"
 
 namespace brrr::bench {
+
+// The whole-number options' ranges, each declared once: Validate checks them, and brrr-bench's
+// flags state them in --help and in the error for a value outside them.
+inline constexpr IntegerRange kPortRange{.min = 1, .max = 65535};
+inline constexpr IntegerRange kConnectionsRange{.min = 1, .max = 1'000'000};
+inline constexpr IntegerRange kSizeRange{.min = 1, .max = 16 << 20, .unit = IntegerRange::Unit::kBytes};
+inline constexpr IntegerRange kDepthRange{.min = 1, .max = 4096};
+inline constexpr IntegerRange kThreadsRange{.min = 1, .max = 256};
+// A process id (pid_t), or 0.
+inline constexpr IntegerRange kServerPidRange{.min = 0, .max = 2'147'483'647, .note = " (0: not measured)"};
 
 // 32 buckets per octave: percentiles within ~3%.
 using LatencyHistogram = BasicLogHistogram<5>;
@@ -119,6 +130,8 @@ struct LoadResult {
   }
 };
 
+// InvalidArgument, naming the option as brrr-bench's flag, when one is out of its range (or
+// options conflict).
 absl::Status Validate(const LoadOptions& options);
 
 absl::StatusOr<LoadResult> RunLoad(const LoadOptions& options,

@@ -39,7 +39,7 @@
 
 namespace brrr::bench {
 
-constexpr uint32_t kMaxMessage = 16 << 20;
+constexpr uint32_t kMaxMessage = kSizeRange.max;
 
 // A pipelined window is sent in one write of at most about this many bytes.
 constexpr size_t kMaxBatchBytes = 64 * 1024;

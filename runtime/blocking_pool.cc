@@ -12,17 +12,22 @@ BlockingPool::BlockingPool(size_t max_threads) : max_threads_(std::max<size_t>(1
 
 BlockingPool::~BlockingPool() {
   std::vector<std::thread> threads;
+  std::deque<std::function<void()>> dropped;
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
-    jobs_.clear();
+    dropped.swap(jobs_);
     threads.swap(threads_);
   }
   work_ready_.notify_all();
+  // Outside the lock, as a worker releases a finished job's: a capture's destructor may use
+  // the pool (what it submits now is dropped). Before the joins: one may let a running job end.
+  dropped.clear();
   for (std::thread& t : threads) t.join();
 }
 
 absl::Status BlockingPool::submit(std::function<void()> job) {
+  std::function<void()> refused;  // destroyed after the lock is released, as the destructor's
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return absl::OkStatus();  // dropped, as the queued jobs are
@@ -34,6 +39,7 @@ absl::Status BlockingPool::submit(std::function<void()> job) {
       } catch (const std::system_error& e) {
         // A busy thread takes the job in its turn; with none, nothing ever would.
         if (threads_.empty()) {
+          refused = std::move(jobs_.back());
           jobs_.pop_back();
           return absl::UnavailableError(
               absl::StrCat("the blocking pool cannot start a thread (", e.what(), ") and has none to run the job"));

@@ -2,7 +2,9 @@
 //
 // A fixed-size pool; threads start on demand, up to the limit. Jobs run first in, first out.
 // Destruction lets jobs already running finish (a thread cannot be interrupted) and drops
-// the ones still queued.
+// the ones still queued. A job is destroyed (after running, or dropped) outside the pool's
+// lock, so its captures' destructors may use the pool; what they submit while it is being
+// destroyed is dropped.
 //
 //   BlockingPool pool(4);
 //   absl::Status queued = pool.submit([] { std::this_thread::sleep_for(1s); });

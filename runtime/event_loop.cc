@@ -206,10 +206,14 @@ void EventLoop::run_forever() {
   StallWatchdog::Running watched(watchdog_.get());
   time_.run_from(task_clock_.end());  // running from here, but for its waits
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
-  while (!stop_requested_.load(std::memory_order_acquire)) run_iteration(kNoTimeout);
+  // At least one iteration, as asyncio's loop: a stop() made before the run still lets what was
+  // ready when it came run (a stop pending makes the iteration's wait for I/O a poll).
+  do {
+    run_iteration(kNoTimeout);
+  } while (!stop_requested_.load(std::memory_order_acquire));
   time_.stop_at(task_clock_.end());
   cpu_.stop_following();
-  stop_requested_.store(false, std::memory_order_relaxed);
+  stop_requested_.store(false, std::memory_order_relaxed);  // spent: it ended this run
   running_.store(false);
 }
 
@@ -236,6 +240,9 @@ void EventLoop::run_once(Duration max_wait) {
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
   run_iteration(max_wait.count() < 0 ? 0 : max_wait.count());
   time_.stop_at(task_clock_.end());
+  // A stop() made before or during this iteration is spent: the run returns after it anyway,
+  // and a stop left pending would end a later run_forever (or run_until_complete) at once.
+  stop_requested_.store(false, std::memory_order_relaxed);
   running_.store(false);
 }
 

@@ -174,7 +174,12 @@ class alignas(4096) EventLoop {
   bool call_soon_threadsafe(Callback fn, TaskLabel label = std::source_location::current());
   // Whether finish() has been called: the loop will not run again.
   bool finished() const { return finished_.load(std::memory_order_acquire); }
-  // Makes run_forever() return after the current iteration.
+  // Ends the loop's run after its current iteration: run_forever() returns, and so does
+  // run_until_complete(), its future perhaps still pending. Made while the loop is not running
+  // (another thread may stop a loop that has not started yet), it ends the next run as asyncio's
+  // does: that run goes through one iteration, in which it polls for I/O without waiting and
+  // runs the timers due and the tasks ready, then returns. A stop is spent by the run it ends, or
+  // by a run_once() it comes before or during: it never ends a later run.
   void stop();
   // Loop thread: stop() once no socket is still closing (closed while an operation was in
   // flight, its descriptor waits for the backend to let go): what its close sends, an end of
@@ -186,10 +191,13 @@ class alignas(4096) EventLoop {
   // Each aborts with a message when the loop is already running (run from one of its own
   // tasks, or from a second thread).
   void run_forever();
-  // Runs until `future` is done (see runtime/create_task.h for the Task<T> form), or until
-  // stopped. A future left pending by a run that stopped early does not stop a later run.
+  // Runs until `future` is done, or until stopped (stop()): it then returns with the future
+  // still pending, which the caller sees in future.done(); the Task<T> form
+  // (runtime/create_task.h) throws. A future left pending by a run that stopped early does not
+  // stop a later run.
   void run_until_complete(FutureBase& future);
-  // One iteration; returns after at most `max_wait` of waiting for I/O. Mostly for tests.
+  // One iteration; returns after at most `max_wait` of waiting for I/O. Mostly for tests. It
+  // spends a pending stop().
   void run_once(Duration max_wait);
   bool is_running() const { return running_.load(std::memory_order_relaxed); }
   // The loop's thread, once run_forever() has returned for the last time: says the loop will

@@ -14,6 +14,9 @@
 //   future.ToString();                         // "<Future finished result=50>"
 //   int v = co_await future;                   // 50
 //
+// A task that awaits its own future (create_task's), in its own body or in a coroutine it
+// awaits, gets std::logic_error there instead of waiting for ever.
+//
 // Future is a cheap shared handle (copies see the same state). Awaiting a future of a
 // copyable T yields a copy; a move-only T is moved out, so such a future is awaited once.
 // A Promise destroyed without setting anything fails its future with BrokenPromiseError,
@@ -95,8 +98,9 @@ class FutureStateBase {
   void add_waiter(FutureWaiter* w) { waiters_.push_back(w); }
   void remove_waiter(FutureWaiter* w) { std::erase(waiters_, w); }
 
-  // The task whose result this is, if any (cancel() cancels it).
+  // The task whose result this is, if any (cancel() cancels it), until it finishes.
   void set_task(TaskContext* task) { task_ = task; }
+  const TaskContext* task() const { return task_; }
 
   bool cancel() {
     if (done()) return false;
@@ -204,6 +208,10 @@ class FutureAwaiter final : public Suspension, public FutureWaiter {
   template <typename Promise>
   bool await_suspend(std::coroutine_handle<Promise> h) {
     context_ = h.promise().context();
+    // Its own end, which could then never come (asyncio: "Task cannot await on itself").
+    if (state_->task() == context_) {
+      throw std::logic_error("brrr: a task cannot await its own future: it would wait for ever");
+    }
     if (context_->take_cancel_request()) {
       cancelled_ = true;
       return false;

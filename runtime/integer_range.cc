@@ -32,4 +32,19 @@ std::string IntegerRange::Refusal(absl::string_view flag, absl::string_view valu
   return absl::StrCat(flag, "=", value, ": must be from ", ToString());
 }
 
+IntegerRange ScaledMinimumRange::For(uint64_t of_value) const {
+  unsigned __int128 least = static_cast<unsigned __int128>(per) * of_value + plus;
+  return {.min = least > UINT64_MAX ? UINT64_MAX : static_cast<uint64_t>(least), .max = max};
+}
+
+std::string ScaledMinimumRange::Minimum() const {
+  return absl::StrCat(per == 1 ? "" : absl::StrCat(per, " x "), of, plus == 0 ? "" : absl::StrCat(" + ", plus));
+}
+
+std::string ScaledMinimumRange::ToString() const { return absl::StrCat(Minimum(), " to ", max); }
+
+std::string ScaledMinimumRange::Refusal(absl::string_view flag, absl::string_view value, uint64_t of_value) const {
+  return absl::StrCat(flag, "=", value, ": must be from ", Minimum(), " (", For(of_value).min, ") to ", max);
+}
+
 }  // namespace brrr

@@ -10,6 +10,17 @@
 // Sizes in bytes are written as people read them: "1 byte", "512 bytes", "16 MiB (16777216
 // bytes)".
 //
+// A range whose least value grows with another option's is a ScaledMinimumRange: declared once
+// too, it states itself with the other option's name and makes the IntegerRange that holds for
+// that option's value:
+//
+//   inline constexpr ScaledMinimumRange kReservedRange{
+//       .per = 3, .of = "--admin_max_connections", .plus = 8, .max = 1'000'000};
+//   kReservedRange.ToString();            // "3 x --admin_max_connections + 8 to 1000000"
+//   kReservedRange.For(16);               // IntegerRange{.min = 56, .max = 1000000}
+//   kReservedRange.Refusal("--admin_reserved_fds", "9", 16);
+//       // "--admin_reserved_fds=9: must be from 3 x --admin_max_connections + 8 (56) to 1000000"
+//
 // Threads: a value type.
 #ifndef BRRR_RUNTIME_INTEGER_RANGE_H_
 #define BRRR_RUNTIME_INTEGER_RANGE_H_
@@ -37,6 +48,26 @@ struct IntegerRange {
   std::string ToString() const;
   // The error for `value` (as given) of `flag`: "--loops=0: must be from 1 to 256".
   std::string Refusal(absl::string_view flag, absl::string_view value) const;
+};
+
+struct ScaledMinimumRange {
+  // The least value: `per` for each unit of the option named `of` (a literal), plus `plus`.
+  uint64_t per = 1;
+  const char* of = "";
+  uint64_t plus = 0;
+  uint64_t max = 0;
+
+  // The range when the other option is `of_value` (a least value past 64 bits is UINT64_MAX).
+  IntegerRange For(uint64_t of_value) const;
+  // "3 x --admin_max_connections + 8 to 1000000", for --help.
+  std::string ToString() const;
+  // The error for `value` (as given) of `flag` when the other option is `of_value`:
+  // "--admin_reserved_fds=9: must be from 3 x --admin_max_connections + 8 (56) to 1000000".
+  std::string Refusal(absl::string_view flag, absl::string_view value, uint64_t of_value) const;
+
+ private:
+  // "3 x --admin_max_connections + 8".
+  std::string Minimum() const;
 };
 
 }  // namespace brrr

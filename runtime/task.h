@@ -148,9 +148,16 @@ class [[nodiscard]] Task {
 
   // Awaiting runs the task inside the awaiting one and yields its result. Awaiting a Task with
   // no frame (default-constructed, or moved from: handed to create_task, say) throws
-  // std::logic_error.
+  // std::logic_error, as does awaiting one that is already running (awaited and not finished:
+  // a coroutine awaiting itself or one that awaits it, or a Task awaited twice at once).
   Awaiter operator co_await() && {
     if (!handle_) throw std::logic_error("brrr: awaiting a Task that holds no coroutine (moved from?)");
+    // Set when it is awaited (Awaiter::await_suspend) or started by create_task.
+    if (handle_.promise().context_ != nullptr && !handle_.done()) {
+      throw std::logic_error(
+          "brrr: awaiting a Task that is already running (a coroutine awaiting itself or what awaits it, or a "
+          "Task awaited twice)");
+    }
     return Awaiter(handle_);
   }
 

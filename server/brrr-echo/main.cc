@@ -43,21 +43,21 @@
 #include "runtime/stack_sampler.h"
 #include "runtime/standard_descriptors.h"
 #include "server/brrr-echo/echo_administered.h"
+#include "server/brrr-echo/flag_ranges.h"
 #include "server/brrr-echo/startup_signals.h"
 #include "server/brrr-echo/upgrade.h"
 #include "server/echo_server.h"
 
-// The ranges brrr-echo checks itself; the echo server's own are in server/server_options.h.
-namespace {
-constexpr brrr::IntegerRange kPortRange{.min = 0, .max = 65535};
-constexpr brrr::IntegerRange kAdminMaxConnectionsRange{.min = 1, .max = 1000};
-constexpr brrr::IntegerRange kAdminMaxCallsRange{.min = 1, .max = 10'000};
-constexpr brrr::IntegerRange kMetricsMaxConnectionsRange{.min = 1, .max = 1000};
-constexpr brrr::DurationRange kAdminMaxBlockRange{.min = std::chrono::milliseconds(1), .max = std::chrono::minutes(10)};
-constexpr brrr::DurationRange kAdminIdleTimeoutRange{.min = std::chrono::milliseconds(100),
-                                                     .max = std::chrono::hours(24)};
-constexpr brrr::DurationRange kAdminUnreadTimeoutRange{.min = std::chrono::seconds(1), .max = std::chrono::hours(24)};
-}  // namespace
+// The ranges brrr-echo checks itself (flag_ranges.h); the echo server's own are in
+// server/server_options.h.
+using brrr::echo_flags::kAdminIdleTimeoutRange;
+using brrr::echo_flags::kAdminMaxBlockRange;
+using brrr::echo_flags::kAdminMaxCallsRange;
+using brrr::echo_flags::kAdminMaxConnectionsRange;
+using brrr::echo_flags::kAdminReservedFdsRange;
+using brrr::echo_flags::kAdminUnreadTimeoutRange;
+using brrr::echo_flags::kMetricsMaxConnectionsRange;
+using brrr::echo_flags::kPortRange;
 
 ABSL_FLAG(std::string, backend, "auto",
           "I/O backend: io_uring, epoll, poll, select, a plugin path, or auto (the best that starts here on "
@@ -140,10 +140,11 @@ ABSL_FLAG(absl::Duration, admin_unread_timeout, absl::Seconds(60),
                        "): a client that stopped reading does not keep its call slot (--admin_max_calls) and gRPC "
                        "thread for ever; the stream ends CANCELLED and stderr says so"));
 ABSL_FLAG(brrr::IntegerFlag, admin_reserved_fds, 64,
-          "With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
-          "operator gets in when echo clients would take every other one; at least "
-          "3 x --admin_max_connections (each is relayed to gRPC over a socket pair) + 8 (what gRPC opens "
-          "after start)");
+          absl::StrCat("With --admin_port: descriptors the echo side leaves free for the admin plane, so that the "
+                       "operator gets in when echo clients would take every other one; ",
+                       kAdminReservedFdsRange.ToString(),
+                       " (each admin connection is relayed to gRPC over a socket pair, and gRPC opens a few more "
+                       "after start)"));
 ABSL_FLAG(brrr::IntegerFlag, metrics_port, 0,
           "Port of the metrics port: HTTP GET /metrics (Prometheus text format), /healthz (live) and "
           "/readyz (503 before listening and while draining); 0: off. --admin_token_file applies: "
@@ -168,11 +169,6 @@ namespace {
 using brrr::server::EchoServer;
 using brrr::server::EchoServerOptions;
 
-// Descriptors gRPC may open after the echo server has measured what is open (the budget leaves
-// the admin plane those measured): the admin listener's connection it closes past the cap,
-// and what gRPC creates lazily. Part of --admin_reserved_fds, beside
-// AdminListener::kDescriptorsPerConnection for each connection.
-constexpr uint32_t kGrpcDescriptorsAfterStart = 8;
 // The file a scrape of the metrics port has open at a time (it reads /proc/self/stat, /proc/stat
 // and /proc/self/fd one after the other, on the port's one thread), beside its connections.
 constexpr uint32_t kMetricsScrapeFiles = 1;
@@ -403,15 +399,14 @@ int main(int argc, char** argv) {
   std::optional<brrr::Duration> admin_unread = InRange(FLAGS_admin_unread_timeout, kAdminUnreadTimeoutRange);
   if (!admin_unread.has_value()) return 2;
   admin_options.unread_timeout = *admin_unread;
-  constexpr uint32_t kPerConnection = brrr::control::AdminListener::kDescriptorsPerConnection;
-  const uint32_t least_reserved = kPerConnection * admin_options.max_connections + kGrpcDescriptorsAfterStart;
+  const brrr::IntegerFlag reserved_fds_flag = absl::GetFlag(FLAGS_admin_reserved_fds);
   std::optional<uint64_t> reserved_fds =
-      absl::GetFlag(FLAGS_admin_reserved_fds).In({.min = least_reserved, .max = 1'000'000});
+      reserved_fds_flag.In(kAdminReservedFdsRange.For(admin_options.max_connections));
   if (!reserved_fds.has_value()) {
     brrr::PrintToStderr(
-        "brrr-echo: --admin_reserved_fds=%s: must be from %u x --admin_max_connections + %u (%u) to 1000000\n",
-        absl::GetFlag(FLAGS_admin_reserved_fds).text().c_str(), kPerConnection, kGrpcDescriptorsAfterStart,
-        least_reserved);
+        "brrr-echo: %s\n",
+        kAdminReservedFdsRange.Refusal("--admin_reserved_fds", reserved_fds_flag.text(), admin_options.max_connections)
+            .c_str());
     return 2;
   }
 

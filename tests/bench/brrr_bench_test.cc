@@ -351,7 +351,8 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   std::optional<int> code = bench.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
   EXPECT_EQ(*code, 2);
-  EXPECT_NE(bench.err().find("--connections must be from 1 to 1000000"), std::string::npos) << bench.err();
+  EXPECT_NE(bench.err().find("brrr-bench: --connections=0: must be from 1 to 1000000"), std::string::npos)
+      << bench.err();
   Process busy(BenchBinary(), {"--busy_poll", "--rate=100"});
   code = busy.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
@@ -408,6 +409,48 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
     ASSERT_TRUE(code.has_value());
     EXPECT_EQ(*code, 2) << arg;
     EXPECT_NE(refused.err().find(says), std::string::npos) << refused.err();
+  }
+}
+
+// Every whole-number flag: a value outside its range is refused (exit 2) naming the flag, the
+// value as given and the range, whatever the value: negative, or past what any 64-bit type holds
+// (absl's unsigned and 32-bit flag types refused those as malformed, without the range). --help
+// states each range.
+TEST(BrrrBenchTest, EveryWholeNumberOutsideItsRangeExitsTwoNamingTheRange) {
+  const std::vector<std::pair<std::string, std::string>> flags = {
+      {"port", "1 to 65535"}, {"connections", "1 to 1000000"}, {"size", "1 byte to 16 MiB (16777216 bytes)"},
+      {"depth", "1 to 4096"}, {"threads", "1 to 256"},         {"server_pid", "0 to 2147483647 (0: not measured)"},
+  };
+  for (const auto& [flag, range] : flags) {
+    for (const std::string value : {"-1", "-9223372036854775809", "18446744073709551616"}) {
+      Process p(BenchBinary(), {"--" + flag + "=" + value});
+      std::optional<int> code = p.Wait(seconds(30));
+      ASSERT_TRUE(code.has_value());
+      EXPECT_EQ(*code, 2) << flag << "=" << value << ": " << p.err();
+      const std::string says = "brrr-bench: --" + flag + "=" + value + ": must be from " + range + "\n";
+      EXPECT_NE(p.err().find(says), std::string::npos) << says << "\n" << p.err();
+    }
+  }
+  // What is not a whole number stays a syntax error (exit 2 too).
+  Process fraction(BenchBinary(), {"--size=1.5"});
+  EXPECT_EQ(fraction.Wait(seconds(30)), 2) << fraction.err();
+  EXPECT_NE(fraction.err().find("Illegal value '1.5' specified for flag 'size'; expected a whole number"),
+            std::string::npos)
+      << fraction.err();
+
+  Process help(BenchBinary(), {"--help"});
+  EXPECT_EQ(help.Wait(seconds(30)), 0) << help.err();
+  // The help is wrapped: compare with single spaces.
+  std::string flat;
+  for (char c : help.out() + help.err()) {
+    bool space = c == ' ' || c == '\n';
+    if (!space || (!flat.empty() && flat.back() != ' ')) flat += space ? ' ' : c;
+  }
+  for (const auto& [flag, range] : flags) {
+    size_t start = flat.find(" --" + flag + " (");
+    ASSERT_NE(start, std::string::npos) << flag << ": " << flat;
+    std::string text = flat.substr(start, flat.find("; default: ", start) - start);
+    EXPECT_NE(text.find(range), std::string::npos) << "--" << flag << " does not say " << range << ": " << text;
   }
 }
 

@@ -326,6 +326,48 @@ TEST_P(EventLoopTest, AStopBeforeRunForeverMakesItReturn) {
   EXPECT_FALSE(gave_up);
 }
 
+// A stop() made before the run ends it as asyncio's does: after one iteration, which runs the
+// timers due and the tasks ready (not what they schedule) without waiting. The run returned
+// before any iteration, leaving them to a next run that may never come.
+TEST_P(EventLoopTest, AStopBeforeRunForeverLetsOneIterationRun) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  std::vector<std::string> ran;
+  loop->call_at(TimePoint::min(), [&] { ran.push_back("due timer"); });
+  loop->call_soon([&] {
+    ran.push_back("ready task");
+    loop->call_soon([&] {
+      ran.push_back("what it scheduled");
+      loop->stop();
+    });
+  });
+  loop->stop();
+  loop->run_forever();
+  EXPECT_EQ(ran, (std::vector<std::string>{"due timer", "ready task"}));
+  loop->run_forever();
+  EXPECT_EQ(ran, (std::vector<std::string>{"due timer", "ready task", "what it scheduled"}));
+}
+
+// A stop() made during a run_once() (or before it) is spent by it: a later run_forever() runs
+// until its own stop. It stayed pending and ended the next run after its first iteration.
+TEST_P(EventLoopTest, AStopMadeDuringRunOnceDoesNotEndALaterRun) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  loop->call_soon([&] { loop->stop(); });
+  loop->run_once(milliseconds(0));
+  loop->stop();
+  loop->run_once(milliseconds(0));
+  int iterations = 0;
+  std::function<void()> step = [&] {
+    if (++iterations == 3) {
+      loop->stop();
+    } else {
+      loop->call_soon(step);
+    }
+  };
+  loop->call_soon(step);
+  loop->run_forever();
+  EXPECT_EQ(iterations, 3);
+}
+
 TEST_P(EventLoopTest, ALoopCanBeHandedToAnotherThread) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
   std::thread::id ran_on;

@@ -1,5 +1,6 @@
 // runtime/integer_flag.h and runtime/integer_range.h: every whole number absl's integer flags
-// read is read, of any size and sign, and a range says what it holds and how it is written.
+// read is read, of any size and sign, and a range (one whose least value grows with another
+// option's too) says what it holds and how it is written.
 #include "runtime/integer_flag.h"
 
 #include <cstdint>
@@ -81,6 +82,26 @@ TEST(IntegerRangeTest, HoldsWhatLiesBetweenItsBoundsOnly) {
   EXPECT_FALSE(kOneTo256.Contains(-1));
   EXPECT_TRUE(kEveryUint64.Contains(UINT64_MAX));
   EXPECT_FALSE(kEveryUint64.Contains(static_cast<__int128>(UINT64_MAX) + 1));
+}
+
+// A range whose least value grows with another option's states itself with that option's name,
+// and holds, for a value of it, what lies between the least value it makes and the maximum.
+TEST(ScaledMinimumRangeTest, StatesItsMinimumByTheOtherOptionAndChecksByItsValue) {
+  constexpr ScaledMinimumRange kReserve{.per = 3, .of = "--admin_max_connections", .plus = 8, .max = 1'000'000};
+  EXPECT_EQ(kReserve.ToString(), "3 x --admin_max_connections + 8 to 1000000");
+  EXPECT_EQ(kReserve.Refusal("--admin_reserved_fds", "-1", 16),
+            "--admin_reserved_fds=-1: must be from 3 x --admin_max_connections + 8 (56) to 1000000");
+  IntegerRange for_16 = kReserve.For(16);
+  EXPECT_EQ(for_16.min, 56u);
+  EXPECT_EQ(for_16.max, 1'000'000u);
+  EXPECT_FALSE(for_16.Contains(55));
+  EXPECT_TRUE(for_16.Contains(56));
+  EXPECT_TRUE(for_16.Contains(1'000'000));
+  EXPECT_FALSE(for_16.Contains(1'000'001));
+  EXPECT_EQ((ScaledMinimumRange{.of = "--n", .max = 9}).ToString(), "--n to 9");
+  EXPECT_EQ((ScaledMinimumRange{.per = 2, .of = "--n", .max = 9}).ToString(), "2 x --n to 9");
+  // A least value past 64 bits holds nothing below the 64-bit maximum.
+  EXPECT_EQ((ScaledMinimumRange{.per = 2, .of = "--n", .max = UINT64_MAX}).For(UINT64_MAX).min, UINT64_MAX);
 }
 
 }  // namespace

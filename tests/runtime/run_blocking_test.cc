@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
@@ -226,6 +227,43 @@ TEST(BlockingPoolTest, WithNoThreadAndNoneToBeHadAJobIsRefused) {
   EXPECT_FALSE(refused_job_ran.load());
 }
 
+// A job refused for want of a thread is destroyed outside the pool's lock too (its capture here
+// uses the pool). Submitted from a thread of its own, so that a deadlock fails the test instead
+// of hanging it.
+TEST(BlockingPoolTest, TheCapturesOfARefusedJobMayUseThePoolAsTheyAreDestroyed) {
+  if (!NewThreadsRefused::Holds()) GTEST_SKIP() << "cannot make the system refuse a thread here";
+  // On the heap, and left there if the submit deadlocks: the stuck thread still uses it.
+  struct Shared {
+    BlockingPool pool{2};
+    std::atomic<int> queued_seen{-1};
+    std::promise<void> go;
+    std::promise<absl::Status> submitted;
+  };
+  auto* shared = new Shared;
+  std::future<absl::Status> submitted = shared->submitted.get_future();
+  std::thread submitter([shared] {  // started before threads are refused
+    shared->go.get_future().wait();
+    auto uses_the_pool = std::make_shared<RunsOnDestruction>(
+        [shared] { shared->queued_seen = static_cast<int>(shared->pool.queued()); });
+    shared->submitted.set_value(shared->pool.submit([u = std::move(uses_the_pool)] {}));
+  });
+  std::future_status status;
+  {
+    NewThreadsRefused no_threads;
+    shared->go.set_value();
+    status = submitted.wait_for(seconds(20));
+  }
+  if (status != std::future_status::ready) {
+    submitter.detach();
+    FAIL() << "BlockingPool::submit deadlocked destroying a refused job whose capture uses the pool";
+  }
+  submitter.join();
+  absl::Status refused = submitted.get();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kUnavailable) << refused;
+  EXPECT_EQ(shared->queued_seen.load(), 0) << "the refused job was out of the queue";
+  delete shared;
+}
+
 TEST(BlockingPoolTest, WhenNoMoreThreadsCanStartAJobWaitsForABusyOne) {
   if (!NewThreadsRefused::Holds()) GTEST_SKIP() << "cannot make the system refuse a thread here";
   BlockingPool pool(2);
@@ -310,6 +348,49 @@ TEST(BlockingPoolTest, DestructionLetsTheRunningJobFinishAndDropsTheQueuedOnes) 
   EXPECT_TRUE(finished.load()) << "the destructor waited for the running job";
   EXPECT_TRUE(released.load()) << "the queued job was destroyed";
   EXPECT_FALSE(queued_job_ran.load()) << "the queued job was dropped without running";
+}
+
+// The queued jobs the destructor drops are destroyed outside the pool's lock: a capture whose
+// destructor uses the pool (queued(), submit(), which take that lock) deadlocked it. Destroyed
+// on a thread of its own, so that a deadlock fails the test instead of hanging it.
+TEST(BlockingPoolTest, TheCapturesOfDroppedJobsMayUseThePoolAsTheyAreDestroyed) {
+  // On the heap, and left there if the destructor deadlocks: the stuck threads still use it.
+  struct Shared {
+    BlockingPool* pool = new BlockingPool(1);
+    std::atomic<bool> started{false};
+    std::atomic<bool> released{false};
+    std::atomic<int> queued_seen{-1};
+    std::atomic<int> resubmitted{-1};
+    std::promise<void> destroyed;
+  };
+  auto* shared = new Shared;
+  BlockingPool* pool = shared->pool;
+  ASSERT_TRUE(pool->submit([shared] {
+                    shared->started = true;
+                    WaitUntil([shared] { return shared->released.load(); });
+                  })
+                  .ok());
+  ASSERT_TRUE(WaitUntil([shared] { return shared->started.load(); }));
+  auto uses_the_pool = std::make_shared<RunsOnDestruction>([shared, pool] {
+    shared->queued_seen = static_cast<int>(pool->queued());
+    shared->resubmitted = pool->submit([] {}).ok() ? 1 : 0;
+    shared->released = true;  // the running job may finish now
+  });
+  ASSERT_TRUE(pool->submit([uses_the_pool] {}).ok());
+  uses_the_pool.reset();
+  std::future<void> destroyed = shared->destroyed.get_future();
+  std::thread destroyer([shared] {
+    delete shared->pool;
+    shared->destroyed.set_value();
+  });
+  if (destroyed.wait_for(seconds(20)) != std::future_status::ready) {
+    destroyer.detach();
+    FAIL() << "~BlockingPool deadlocked destroying a queued job whose capture uses the pool";
+  }
+  destroyer.join();
+  EXPECT_EQ(shared->queued_seen.load(), 0) << "the dropped jobs were out of the queue";
+  EXPECT_EQ(shared->resubmitted.load(), 1) << "a submit to a pool being destroyed is dropped as the queued jobs are";
+  delete shared;
 }
 
 // A loop destroyed while one run_blocking job runs and another waits in the queue (one pool

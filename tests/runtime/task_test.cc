@@ -1,4 +1,5 @@
 // Task<T>, create_task and run_until_complete.
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -194,6 +195,56 @@ TEST_F(TaskTest, AwaitingOrStartingATaskWithNoCoroutineIsAClearError) {
   EXPECT_NE(errors.find("create_task of a Task that holds no coroutine"), std::string::npos) << errors;
 }
 
+// A task that awaits its own future (create_task's), or a child coroutine of it that does, is a
+// clear error at that await (asyncio: "Task cannot await on itself"): it waited for ever for its
+// own end. In virtual time, so that the hour-long timer that stops a hang fires at once.
+TEST_F(TaskTest, ATaskAwaitingItsOwnFutureIsAClearError) {
+  Future<int> self;
+  auto awaits_itself = [&]() -> Task<int> { co_return co_await self + 1; };
+  auto waits_for_itself = [&]() -> Task<int> {
+    co_await self.wait();
+    co_return 1;
+  };
+  auto child_awaits_its_task = [&]() -> Task<int> {
+    auto child = [&]() -> Task<int> { co_return co_await self; };
+    co_return co_await child();
+  };
+  std::vector<std::function<Task<int>()>> bodies = {awaits_itself, waits_for_itself, child_awaits_its_task};
+  for (size_t i = 0; i < bodies.size(); ++i) {
+    self = create_task(loop(), bodies[i]());
+    TimerHandle give_up = loop().call_later(std::chrono::hours(1), [&] { loop().stop(); });
+    loop().run_until_complete(self);
+    give_up.cancel();
+    ASSERT_TRUE(self.done()) << "body " << i << " waited for itself (an hour of virtual time)";
+    try {
+      self.result();
+      ADD_FAILURE() << "body " << i << " expected an exception";
+    } catch (const std::logic_error& e) {
+      EXPECT_NE(std::string(e.what()).find("a task cannot await its own future"), std::string::npos)
+          << "body " << i << ": " << e.what();
+    }
+  }
+}
+
+// A coroutine awaiting the Task it runs in (a Task already started, awaited a second time) is a
+// clear error too, instead of resuming a frame that is running.
+TEST_F(TaskTest, ACoroutineAwaitingTheTaskItRunsInIsAClearError) {
+  Task<int>* self = nullptr;
+  auto awaits_itself = [&]() -> Task<int> { co_return co_await std::move(*self) + 1; };
+  Task<int> task = awaits_itself();
+  self = &task;
+  auto parent = [&]() -> Task<std::string> {
+    try {
+      co_await std::move(task);
+    } catch (const std::logic_error& e) {
+      co_return e.what();
+    }
+    co_return "no error";
+  };
+  std::string error = Run(parent());
+  EXPECT_NE(error.find("awaiting a Task that is already running"), std::string::npos) << error;
+}
+
 TEST_F(TaskTest, RunUntilCompleteThrowsWhenTheLoopStopsBeforeTheTaskFinishes) {
   auto sleeper = []() -> Task<int> {
     co_await sleep(std::chrono::hours(1));
@@ -218,6 +269,32 @@ TEST_F(TaskTest, ATaskLeftByARunThatStoppedEarlyDoesNotStopTheNextRun) {
   loop().call_soon([&] { loop().stop(); });
   EXPECT_THROW(Run(sleeps_then_returns(milliseconds(10), 1)), std::runtime_error);
   EXPECT_EQ(Run(sleeps_then_returns(milliseconds(20), 2)), 2);
+}
+
+// A stop() made before the run ends it after one iteration, as asyncio's: a task that finishes
+// in its first step gives its result, one that does not the error. (The run returned before any
+// iteration: every such run threw, its task never started.)
+TEST_F(TaskTest, AStopBeforeRunUntilCompleteLetsTheTaskTakeOneStep) {
+  loop().stop();
+  EXPECT_EQ(Run(Sum(2, 3)), 5);
+  auto sleeps_then_returns = [](Duration d, int v) -> Task<int> {
+    co_await sleep(d);
+    co_return v;
+  };
+  loop().stop();
+  EXPECT_THROW(Run(sleeps_then_returns(milliseconds(10), 1)), std::runtime_error);
+}
+
+// A stop() made during a run_once() is spent by it: it does not end a later run_until_complete
+// before its task has finished (it did, and the run threw).
+TEST_F(TaskTest, AStopSpentByRunOnceDoesNotEndALaterRunUntilComplete) {
+  loop().call_soon([&] { loop().stop(); });
+  loop().run_once(Duration::zero());
+  auto sleeps_then_returns = [](Duration d, int v) -> Task<int> {
+    co_await sleep(d);
+    co_return v;
+  };
+  EXPECT_EQ(Run(sleeps_then_returns(milliseconds(10), 7)), 7);
 }
 
 // A sleep past the clock's range never ends, even in virtual time that jumps to the next

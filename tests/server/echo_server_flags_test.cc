@@ -19,6 +19,7 @@
 #include "gtest/gtest.h"
 #include "runtime/duration_range.h"
 #include "runtime/integer_range.h"
+#include "server/brrr-echo/flag_ranges.h"
 #include "server/server_options.h"
 #include "tests/server/echo_server_fixture.h"
 #include "tests/testing/backends.h"
@@ -471,9 +472,26 @@ TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
       {"drain_grace", server::kDrainGraceRange},     {"stall_threshold", server::kStallThresholdRange},
       {"idle_poll", server::kIdlePollRange},
   };
+  // And brrr-echo's own (server/brrr-echo/flag_ranges.h), --admin_reserved_fds's by
+  // --admin_max_connections.
+  const std::vector<std::pair<std::string, IntegerRange>> own_ranges = {
+      {"port", echo_flags::kPortRange},
+      {"admin_max_connections", echo_flags::kAdminMaxConnectionsRange},
+      {"admin_max_calls", echo_flags::kAdminMaxCallsRange},
+      {"metrics_max_connections", echo_flags::kMetricsMaxConnectionsRange},
+  };
+  const std::vector<std::pair<std::string, DurationRange>> own_duration_ranges = {
+      {"admin_max_block", echo_flags::kAdminMaxBlockRange},
+      {"admin_idle_timeout", echo_flags::kAdminIdleTimeoutRange},
+      {"admin_unread_timeout", echo_flags::kAdminUnreadTimeoutRange},
+  };
   std::vector<std::pair<std::string, std::string>> stated;
   for (const auto& [flag, range] : ranges) stated.emplace_back(flag, range.ToString());
   for (const auto& [flag, range] : duration_ranges) stated.emplace_back(flag, range.ToString());
+  for (const auto& [flag, range] : own_ranges) stated.emplace_back(flag, range.ToString());
+  for (const auto& [flag, range] : own_duration_ranges) stated.emplace_back(flag, range.ToString());
+  stated.emplace_back("admin_reserved_fds", echo_flags::kAdminReservedFdsRange.ToString());
+  EXPECT_EQ(echo_flags::kAdminReservedFdsRange.ToString(), "3 x --admin_max_connections + 8 to 1000000");
   for (const auto& [flag, range] : stated) {
     size_t start = flat.find(" --" + flag + " (");
     ASSERT_NE(start, std::string::npos) << flag << ": " << flat;
