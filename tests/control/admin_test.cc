@@ -160,10 +160,10 @@ TEST_F(AdminTest, SelectKeepsClientsPastFdSetSizeWaitingInTheBacklog) {
   constexpr int kClients = 1100;
   ASSERT_GE(testing::RaiseFdLimit(4 * kClients), static_cast<uint64_t>(4 * kClients));
   Start({"--backend=select"});
+  const uint64_t budget = EchoBudget();  // waits for the budget's line, which the next check reads
   EXPECT_NE(server_->out().find("(limit 1024: the select backend watches descriptors below 1024 only, "),
             std::string::npos)
       << server_->out();
-  const uint64_t budget = EchoBudget();
   ASSERT_GT(budget, 900u) << server_->out();
   ASSERT_LT(budget, 1024u) << server_->out();
   std::vector<std::unique_ptr<testing::BlockingClient>> clients;
