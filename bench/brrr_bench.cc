@@ -33,8 +33,10 @@ ABSL_FLAG(brrr::IntegerFlag, depth, 1,
           absl::StrCat("Messages in flight per connection, ", brrr::bench::kDepthRange.ToString(),
                        " (1: ping-pong); without --rate, the free part of the window is sent in one write, as a "
                        "pipelining client does"));
-ABSL_FLAG(absl::Duration, duration, absl::Seconds(10), "How long to measure (up to 30 days)");
-ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(), "Run this long first without counting (up to 30 days)");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
+          absl::StrCat("How long to measure, ", brrr::bench::kDurationRange.ToString()));
+ABSL_FLAG(absl::Duration, warmup, absl::ZeroDuration(),
+          absl::StrCat("Run this long first without counting, ", brrr::bench::kWarmupRange.ToString()));
 ABSL_FLAG(double, rate, 0, "Messages per second over all connections (0: as fast as possible)");
 ABSL_FLAG(std::string, backend, "auto",
           "I/O backend for the load generator's own loops (not with --busy_poll or --busy_ring)");

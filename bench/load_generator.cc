@@ -30,8 +30,6 @@ using std::chrono::milliseconds;
 
 // A paced connection waits for its next message in slices this long, looking for the end of the run.
 constexpr int64_t kPaceSliceNs = 10'000'000;
-// The longest --duration and --warmup: far past any benchmark, far from the clock's overflow.
-constexpr Duration kLongestRun = std::chrono::hours(24 * 30);
 
 // One event loop and the counters of its connections.
 struct LoopState : Counters {
@@ -269,12 +267,10 @@ absl::Status Validate(const LoadOptions& o) {
   for (const auto& n : whole_numbers) {
     if (!n.range.Contains(n.value)) return absl::InvalidArgumentError(n.range.Refusal(n.flag, absl::StrCat(n.value)));
   }
-  if (o.duration <= Duration::zero() || o.duration > kLongestRun) {
-    return absl::InvalidArgumentError("--duration must be above 0 and at most 30 days");
+  if (!kDurationRange.Contains(o.duration)) {
+    return absl::InvalidArgumentError(kDurationRange.Refusal("--duration", o.duration));
   }
-  if (o.warmup < Duration::zero() || o.warmup > kLongestRun) {
-    return absl::InvalidArgumentError("--warmup must be from 0 to 30 days");
-  }
+  if (!kWarmupRange.Contains(o.warmup)) return absl::InvalidArgumentError(kWarmupRange.Refusal("--warmup", o.warmup));
   if (!(o.rate >= 0) || !std::isfinite(o.rate)) {
     return absl::InvalidArgumentError("--rate must be a number of messages per second, 0 or more (0: unpaced)");
   }

@@ -41,6 +41,7 @@
 
 #include "absl/status/statusor.h"
 #include "runtime/clock.h"
+#include "runtime/duration_range.h"
 #include "runtime/integer_range.h"
 #include "runtime/log_histogram.h"
 
@@ -55,6 +56,9 @@ inline constexpr IntegerRange kDepthRange{.min = 1, .max = 4096};
 inline constexpr IntegerRange kThreadsRange{.min = 1, .max = 256};
 // A process id (pid_t), or 0.
 inline constexpr IntegerRange kServerPidRange{.min = 0, .max = 2'147'483'647, .note = " (0: not measured)"};
+// The durations, declared once too: far past any benchmark, and far from the clock's overflow.
+inline constexpr DurationRange kDurationRange{.min = std::chrono::nanoseconds(1), .max = std::chrono::hours(24 * 30)};
+inline constexpr DurationRange kWarmupRange{.min = Duration::zero(), .max = std::chrono::hours(24 * 30)};
 
 // 32 buckets per octave: percentiles within ~3%.
 using LatencyHistogram = BasicLogHistogram<5>;

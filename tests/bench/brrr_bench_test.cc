@@ -392,8 +392,10 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
   for (const auto& [arg, says] : std::vector<std::pair<std::string, std::string>>{
            {"--rate=inf", "--rate must be a number of messages per second"},
            {"--rate=nan", "--rate must be a number of messages per second"},
-           {"--duration=inf", "--duration must be above 0 and at most 30 days"},
-           {"--warmup=inf", "--warmup must be from 0 to 30 days"}}) {
+           {"--duration=inf", "--duration=inf: must be from 1ns to 720h"},
+           {"--duration=0s", "--duration=0: must be from 1ns to 720h"},
+           {"--warmup=inf", "--warmup=inf: must be from 0 to 720h"},
+           {"--warmup=-1s", "--warmup=-1s: must be from 0 to 720h"}}) {
     Process refused(BenchBinary(), {"--port=5000", arg});
     code = refused.Wait(seconds(30));
     ASSERT_TRUE(code.has_value());
@@ -415,7 +417,7 @@ TEST(BrrrBenchTest, BadOptionsAreRefused) {
 // Every whole-number flag: a value outside its range is refused (exit 2) naming the flag, the
 // value as given and the range, whatever the value: negative, or past what any 64-bit type holds
 // (absl's unsigned and 32-bit flag types refused those as malformed, without the range). --help
-// states each range.
+// states each range, and the two durations' ranges too.
 TEST(BrrrBenchTest, EveryWholeNumberOutsideItsRangeExitsTwoNamingTheRange) {
   const std::vector<std::pair<std::string, std::string>> flags = {
       {"port", "1 to 65535"}, {"connections", "1 to 1000000"}, {"size", "1 byte to 16 MiB (16777216 bytes)"},
@@ -446,7 +448,9 @@ TEST(BrrrBenchTest, EveryWholeNumberOutsideItsRangeExitsTwoNamingTheRange) {
     bool space = c == ' ' || c == '\n';
     if (!space || (!flat.empty() && flat.back() != ' ')) flat += space ? ' ' : c;
   }
-  for (const auto& [flag, range] : flags) {
+  std::vector<std::pair<std::string, std::string>> with_durations = flags;
+  with_durations.insert(with_durations.end(), {{"duration", "1ns to 720h"}, {"warmup", "0 to 720h"}});
+  for (const auto& [flag, range] : with_durations) {
     size_t start = flat.find(" --" + flag + " (");
     ASSERT_NE(start, std::string::npos) << flag << ": " << flat;
     std::string text = flat.substr(start, flat.find("; default: ", start) - start);
