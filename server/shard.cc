@@ -70,8 +70,8 @@ Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, 
 
 Shard::~Shard() {
   // Connections and the listener belong to the loop: close them while it still exists. The
-  // closed ones too: a loop stops after the iteration that ends its drain, whose own closes
-  // leave their deletion queued, and the loop drops what is queued unrun.
+  // closed ones too: a loop that stopped before it drained drops their queued deletions unrun
+  // (a drained one has none: maybe_drained waits for them).
   for (Connection** list : {&connections_, &closed_}) {
     while (*list != nullptr) {
       Connection* c = *list;
@@ -525,7 +525,10 @@ void Shard::force_close_all(CloseReason reason) {
 }
 
 void Shard::maybe_drained() {
-  if (!draining_ || accepting() || connections_ != nullptr || !on_drained_) return;
+  // Not while a closed connection's deletion is queued: its socket closes only then, and the
+  // loop, stopping once drained, would leave it open (or, on io_uring, to the ring's teardown,
+  // after the process has gone) and its client waiting for the end.
+  if (!draining_ || accepting() || connections_ != nullptr || closed_ != nullptr || !on_drained_) return;
   if (!deadline_passed_) progress_.LoopDrainedInTime();
   idle_sweep_.cancel();
   grace_end_.cancel();

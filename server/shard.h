@@ -28,8 +28,8 @@
 // At that deadline the rest are closed cleanly (server/connection.h: stop reading, echo what
 // was read, shut the write side, wait briefly for the client to close); those that cannot
 // hand their echoes to the kernel within kDrainFlush (a client that never reads) are reset.
-// When the last connection is gone the shard calls `on_drained`. Each step is reported to the
-// server's DrainProgress (server/drain_progress.h).
+// When the last connection is gone (its socket closed) the shard calls `on_drained`. Each step
+// is reported to the server's DrainProgress (server/drain_progress.h).
 //
 // Threads: everything runs on the shard's loop thread; counters() may be read from any thread.
 #ifndef BRRR_SERVER_SHARD_H_
@@ -94,7 +94,7 @@ class Shard {
   enum class QueuedClients { kServe, kLeaveToNewProcess };
   // Loop thread: drains: accepts for `grace` more (options().drain_grace, or none when another
   // process has taken the listeners), then stops accepting; calls on_drained once no
-  // connection is left.
+  // connection is left and every connection's socket is closed.
   void drain(Duration grace, QueuedClients queued, std::function<void()> on_drained);
   bool draining_deadline_passed() const { return deadline_passed_; }
   // Loop thread, after drain(): stops accepting (cutting the grace short) and closes every
