@@ -88,8 +88,8 @@ void Shard::watch_port(SocketAddress address, std::set<uint64_t> ours) {
 }
 
 void Shard::start() {
-  // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
-  loop_->call_soon([this] { loop_->reserve_receive_buffers(); }, "echo:map_buffers");
+  // (The receive-buffer pool, a fixed cost of the loop, is mapped as the loop first runs,
+  // before its first task: EventLoopOptions::receive_buffers_at_first_run.)
   if (port_watch_.has_value()) {
     // Its first look once the loop runs, unless a drain has stopped it by then.
     auto first_look = [this] {
