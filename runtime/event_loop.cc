@@ -203,6 +203,7 @@ void EventLoop::run_forever() {
   owner_.bind_to_current_thread();
   cpu_.follow_current_thread();
   CurrentLoopScope scope(this);
+  if (options_.receive_buffers_at_first_run) receive_buffers();  // once: it is tried once
   StallWatchdog::Running watched(watchdog_.get());
   time_.run_from(task_clock_.end());  // running from here, but for its waits
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)
@@ -235,6 +236,7 @@ void EventLoop::run_once(Duration max_wait) {
   owner_.bind_to_current_thread();
   cpu_.follow_current_thread();  // nothing to do once this thread is followed
   CurrentLoopScope scope(this);
+  if (options_.receive_buffers_at_first_run) receive_buffers();  // once: it is tried once
   StallWatchdog::Running watched(watchdog_.get());
   time_.run_from(task_clock_.end());
   run_deferred_flushes();  // what was deferred outside a run (each iteration runs its own)

@@ -105,6 +105,11 @@ struct EventLoopOptions {
   // The receive buffer pool lent to the backend (see receive_buffers()).
   uint32_t receive_buffer_size = 16384;
   uint32_t receive_buffer_count = 1024;  // 1 to kMaxProvidedBuffers (runtime/reactor.h)
+  // Map and fault in that pool as the loop first runs, on its thread, before its first task
+  // (instead of at its first receive): the cost, tens of ms and a few hundred on a loaded
+  // machine, is then paid before the loop serves anything and outside any task, so that it is
+  // no stall.
+  bool receive_buffers_at_first_run = false;
   // Idle polling: when the loop runs out of work, it asks the backend for new events without
   // waiting, again and again, for up to this long (or until the next timer is due), and only
   // then sleeps in the kernel. An event that arrives meanwhile is served without the sleep and
@@ -234,7 +239,8 @@ class alignas(4096) EventLoop {
   // clock, as libuv's uv_now(): one clock read per batch, not one per message.
   int64_t io_batch_time_ns() const { return io_batch_time_ns_; }
   // Loop thread: maps and faults in the receive-buffer pool now (a fixed cost of the loop)
-  // instead of at the first receive.
+  // instead of at the first receive (EventLoopOptions::receive_buffers_at_first_run does it as
+  // the loop first runs).
   void reserve_receive_buffers() { receive_buffers(); }
 
  private:

@@ -49,6 +49,8 @@ EventLoopOptions LoopOptions(const EchoServerOptions& o, int loop_id) {
   lo.idle_poll = o.idle_poll;
   lo.receive_buffer_size = o.receive_buffer_size;
   lo.receive_buffer_count = o.receive_buffer_count;
+  // Mapped before the loop's first task (the first accept among them), not as a task: no stall.
+  lo.receive_buffers_at_first_run = true;
   lo.reactor.one_thread = true;  // each loop runs on a thread of its own (Start)
   return lo;
 }
@@ -247,7 +249,8 @@ absl::Status EchoServer::Start() {
 }
 
 void EchoServer::AwaitLoopsStarted() {
-  // Each loop's queue runs in order: its start-up tasks (Shard::start) come before this call.
+  // Each loop maps its receive pool before its first task, and its queue runs in order: its
+  // start-up tasks (Shard::start) come before this call.
   std::vector<EventLoop*> loops;
   for (auto& shard : shards_) loops.push_back(&shard->loop());
   constexpr auto kStartUp = std::chrono::seconds(10);

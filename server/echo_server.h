@@ -52,10 +52,11 @@ class EchoServer {
   // highest watchable descriptor: select's; FailedPrecondition if none is left for
   // connections, and nothing starts) and starts the loops. Start it after
   // whatever else the process opens at start (the admin plane), which the budget leaves alone.
-  // Returns once every loop has run its start-up tasks (its receive pool mapped and faulted in:
-  // tens of ms to a few hundred under load), so that a process taking over from another lets
-  // the old one go only once its loops accept at full speed; a loop that has not done so within
-  // 10 s is named on stderr and the others serve meanwhile.
+  // Returns once every loop has run its start-up tasks (its receive pool mapped and faulted in
+  // before them, as the loop first ran: tens of ms to a few hundred under load), so that a
+  // process taking over from another lets the old one go only once its loops accept at full
+  // speed; a loop that has not done so within 10 s is named on stderr and the others serve
+  // meanwhile.
   absl::Status Start();
   // Starts the drain: drain_started_at_ns() turns non-zero at once (readiness reads it), the
   // loops accept for options().drain_grace more, then stop accepting; connections close as

@@ -70,8 +70,8 @@ Shard::Shard(const EchoServerOptions& options, std::unique_ptr<EventLoop> loop, 
 
 Shard::~Shard() {
   // Connections and the listener belong to the loop: close them while it still exists. The
-  // closed ones too: a loop stops after the iteration that ends its drain, whose own closes
-  // leave their deletion queued, and the loop drops what is queued unrun.
+  // closed ones too: a loop that stopped before it drained drops their queued deletions unrun
+  // (a drained one has none: maybe_drained waits for them).
   for (Connection** list : {&connections_, &closed_}) {
     while (*list != nullptr) {
       Connection* c = *list;
@@ -88,8 +88,8 @@ void Shard::watch_port(SocketAddress address, std::set<uint64_t> ours) {
 }
 
 void Shard::start() {
-  // The receive-buffer pool is a fixed cost of the loop: map it before the first connection.
-  loop_->call_soon([this] { loop_->reserve_receive_buffers(); }, "echo:map_buffers");
+  // (The receive-buffer pool, a fixed cost of the loop, is mapped as the loop first runs,
+  // before its first task: EventLoopOptions::receive_buffers_at_first_run.)
   if (port_watch_.has_value()) {
     // Its first look once the loop runs, unless a drain has stopped it by then.
     auto first_look = [this] {
@@ -235,29 +235,32 @@ Task<> Shard::accept_loop(Socket& listener) {
     }
   } catch (const CancelledError&) {
   }
-  if (draining_) {
-    // Not after a second signal (close_all_now): that closes everything, these too. After the
-    // drain deadline too (a --drain_timeout shorter than this loop's way here): they are taken
-    // and finished at once, not reset. After a hand-over too: a pending accept the cancel ended
-    // may have been the one the kernel woke for a new connection (Socket::accept_queued), which
-    // the new process may never see.
-    if (!closing_all_ && refuse_new_handshakes(listener)) {
-      // A handshake the filter came too late for (its SYN had passed) completes a moment later:
-      // wait that moment, whole. The drain's cancel may still be pending here, to end the first
-      // sleep at once: when the last accept completed with a connection as the cancel came, the
-      // accept kept its connection and the request stayed for the next await. Only a second
-      // signal (close_all_now) ends the wait early.
-      const int64_t until = MonotonicNanos() + kHandshakesUnderWay.count();
-      for (int64_t left = kHandshakesUnderWay.count(); left > 0 && !closing_all_; left = until - MonotonicNanos()) {
-        try {
-          co_await sleep(Duration(left));
-        } catch (const CancelledError&) {
-        }
+  if (draining_) co_await end_listener(listener, /*accept_was_pending=*/true);
+}
+
+Task<> Shard::end_listener(Socket& listener, bool accept_was_pending) {
+  // Not after a second signal (close_all_now): that closes everything, these too. After the
+  // drain deadline too (a --drain_timeout shorter than this loop's way here): they are taken
+  // and finished at once, not reset.
+  if (!closing_all_ && !listen_deferred_ && refuse_new_handshakes(listener)) {
+    // A handshake the filter came too late for (its SYN had passed) completes a moment later:
+    // wait that moment, whole. The drain's cancel may still be pending here, to end the first
+    // sleep at once: when the last accept completed with a connection as the cancel came, the
+    // accept kept its connection and the request stayed for the next await. Only a second
+    // signal (close_all_now) ends the wait early.
+    const int64_t until = MonotonicNanos() + kHandshakesUnderWay.count();
+    for (int64_t left = kHandshakesUnderWay.count(); left > 0 && !closing_all_; left = until - MonotonicNanos()) {
+      try {
+        co_await sleep(Duration(left));
+      } catch (const CancelledError&) {
       }
     }
-    if (!closing_all_) accept_queued(listener);
-    close_listener(listener);  // only now: closing cancels no accept, so the descriptor is closed at once
   }
+  // After a hand-over the queued clients are the new process's, except where an accept was
+  // pending: the one the cancel ended may have been the one the kernel woke for a new
+  // connection (Socket::accept_queued), which the new process may never see.
+  if (!closing_all_ && (queued_at_drain_ == QueuedClients::kServe || accept_was_pending)) accept_queued(listener);
+  close_listener(listener);  // only now: closing cancels no accept, so the descriptor is closed at once
 }
 
 Task<> Shard::wait_for_accept_rate(int64_t wait_ns) {
@@ -456,26 +459,23 @@ void Shard::stop_accepting() {
   if (port_watch_.has_value()) port_watch_->stop();  // the listeners close now
   draining_ = true;
   drain_deadline_ = loop_->call_later(options_.drain_timeout, [this] { on_drain_deadline(); }, "echo:drain_deadline");
+  acceptors_.resize(listeners_.size());  // none yet when listening was deferred
   for (size_t i = 0; i < listeners_.size(); ++i) {
-    Future<>* acceptor = i < acceptors_.size() ? &acceptors_[i] : nullptr;
-    if (acceptor == nullptr || !acceptor->valid() || acceptor->done()) {
-      // Paused (or never started): no accept is pending, so the listener closes at once, after
-      // the clients its backlog holds are taken (unless they are the new process's to take).
-      if (queued_at_drain_ == QueuedClients::kServe && !closing_all_) {
-        refuse_new_handshakes(listeners_[i]);
-        accept_queued(listeners_[i]);
-      }
-      close_listener(listeners_[i]);
-      continue;
+    Future<>& acceptor = acceptors_[i];
+    if (!acceptor.valid() || acceptor.done()) {
+      // Paused (or never started): no accept is pending. The listener ends as an accept loop's
+      // does (end_listener), in a task of its own: the wait for handshakes under way included.
+      acceptor = create_task(*loop_, end_listener(listeners_[i], /*accept_was_pending=*/false), "echo:end_listener");
+    } else {
+      // The accept loop ends at its pending accept's final completion (an accept that completed
+      // before the cancel is served too), then ends its listener.
+      acceptor.cancel();
     }
-    // The accept loop ends at its pending accept's final completion (an accept that completed
-    // before the cancel is served too), takes the connections queued meanwhile and closes its
-    // listener; so the shard is drained only once the loops have ended. Then too every
-    // listener's descriptor is closed: from then on a connect is refused (unless another
-    // process holds the sockets after a hand-over), which is what the progress reports.
+    // Either way the shard is drained only once the task has ended. Then too every listener's
+    // descriptor is closed: from then on a connect is refused (unless another process holds
+    // the sockets after a hand-over), which is what the progress reports.
     ++acceptors_running_;
-    acceptor->cancel();
-    acceptor->add_done_callback([this] { acceptor_ended(); }, "echo:acceptor_ended");
+    acceptor.add_done_callback([this] { acceptor_ended(); }, "echo:acceptor_ended");
   }
   if (acceptors_running_ == 0) progress_.LoopStoppedAccepting();
   maybe_drained();
@@ -525,7 +525,10 @@ void Shard::force_close_all(CloseReason reason) {
 }
 
 void Shard::maybe_drained() {
-  if (!draining_ || accepting() || connections_ != nullptr || !on_drained_) return;
+  // Not while a closed connection's deletion is queued: its socket closes only then, and the
+  // loop, stopping once drained, would leave it open (or, on io_uring, to the ring's teardown,
+  // after the process has gone) and its client waiting for the end.
+  if (!draining_ || accepting() || connections_ != nullptr || closed_ != nullptr || !on_drained_) return;
   if (!deadline_passed_) progress_.LoopDrainedInTime();
   idle_sweep_.cancel();
   grace_end_.cancel();

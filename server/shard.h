@@ -20,15 +20,16 @@
 // as descriptors free up.
 //
 // Draining: for the grace (--drain_grace) the shard goes on accepting; then the listener
-// closes, after the clients waiting in its backlog have been accepted (also where accepting
-// was paused; within the descriptor budget: those it has no room for are reset, counted and
-// logged), unless the drain follows a hand-over (the new process accepts them), and
+// refuses new handshakes, waits a moment for those under way, and closes, after the clients
+// waiting in its backlog have been accepted (also where accepting was paused; within the
+// descriptor budget: those it has no room for are reset, counted and logged), unless the drain
+// follows a hand-over (the new process accepts them), and
 // connections go on until their clients close them, for up to --drain_timeout.
 // At that deadline the rest are closed cleanly (server/connection.h: stop reading, echo what
 // was read, shut the write side, wait briefly for the client to close); those that cannot
 // hand their echoes to the kernel within kDrainFlush (a client that never reads) are reset.
-// When the last connection is gone the shard calls `on_drained`. Each step is reported to the
-// server's DrainProgress (server/drain_progress.h).
+// When the last connection is gone (its socket closed) the shard calls `on_drained`. Each step
+// is reported to the server's DrainProgress (server/drain_progress.h).
 //
 // Threads: everything runs on the shard's loop thread; counters() may be read from any thread.
 #ifndef BRRR_SERVER_SHARD_H_
@@ -93,7 +94,7 @@ class Shard {
   enum class QueuedClients { kServe, kLeaveToNewProcess };
   // Loop thread: drains: accepts for `grace` more (options().drain_grace, or none when another
   // process has taken the listeners), then stops accepting; calls on_drained once no
-  // connection is left.
+  // connection is left and every connection's socket is closed.
   void drain(Duration grace, QueuedClients queued, std::function<void()> on_drained);
   bool draining_deadline_passed() const { return deadline_passed_; }
   // Loop thread, after drain(): stops accepting (cutting the grace short) and closes every
@@ -118,6 +119,11 @@ class Shard {
 
  private:
   Task<> accept_loop(Socket& listener);
+  // A draining loop's end of `listener`, once no accept is pending on it (its accept loop has
+  // ended, or accepting was paused: `accept_was_pending` says which): refuses new handshakes,
+  // waits kHandshakesUnderWay for those under way (not after a hand-over or a second signal),
+  // takes what the backlog holds, then closes it.
+  Task<> end_listener(Socket& listener, bool accept_was_pending);
   // For an accepted connection's turn at the accept rate, or before the next accept while the
   // rate is owed: waits `wait_ns`, or less if the throttles change meanwhile and the rate no
   // longer asks for it (lifted, or a new rate that forgot the debt).
@@ -169,8 +175,8 @@ class Shard {
   const EchoServerOptions options_;
   Connection* connections_ = nullptr;  // intrusive list
   Connection* closed_ = nullptr;       // closed, their deletion queued (connection_closed)
-  std::vector<Future<>> acceptors_;  // one per listener, while accepting
-  size_t acceptors_running_ = 0;      // after stop_accepting: accept loops not yet ended
+  std::vector<Future<>> acceptors_;  // one per listener: its accept loop, or once draining its end_listener
+  size_t acceptors_running_ = 0;      // after stop_accepting: those tasks not yet ended
   std::optional<PortWatch> port_watch_;
   TimerHandle idle_sweep_;
   TimerHandle grace_end_;

@@ -166,14 +166,46 @@ void MetricsHttpServer::Stop() {
     while (unanswered_.load() > 0 && MonotonicNanos() < until) std::this_thread::sleep_for(milliseconds(1));
   }
   if (thread_.joinable()) {
-    loop_->stop();
+    // The listener and every connection close on the loop's own thread, and the loop stops once
+    // the backend has let go of their sockets. Left to the loop's destruction on this thread, a
+    // one-thread io_uring ring (which only its own thread may enter) leaves its requests to the
+    // kernel's teardown of the ring, which holds their sockets open after this process has
+    // gone: a scraper waits for its end of stream, and the port still takes connections.
+    if (!loop_->call_soon_threadsafe([this] { close_everything(); }, "metrics:close")) loop_->stop();
     thread_.join();
   }
-  // Destroying the loop destroys the acceptor and the connections' tasks, which close their
-  // sockets.
+  // What is left (nothing, unless the loop stopped at close_everything's limit) goes with the loop.
+  connections_.clear();
   acceptor_ = Future<>();
   listener_fd_ = -1;
   loop_.reset();
+}
+
+void MetricsHttpServer::close_everything() {
+  stopping_ = true;
+  // Bounded: a task that does not end by then is destroyed with the loop.
+  loop_->call_later(kCloseLimit, [this] { loop_->stop(); }, "metrics:close_limit");
+  acceptor_.cancel();
+  acceptor_.add_done_callback([this] { stop_once_closed(); }, "metrics:acceptor_ended");
+  for (auto& [number, connection] : connections_) connection.cancel();
+}
+
+void MetricsHttpServer::stop_once_closed() {
+  if (!stopping_ || !acceptor_.done() || !connections_.empty() || stop_asked_) return;
+  stop_asked_ = true;
+  loop_->stop_once_sockets_closed(kCloseLimit);
+}
+
+void MetricsHttpServer::start_serving(Socket connection) {
+  const uint64_t number = next_connection_++;
+  Future<> task = create_task(*loop_, serve(std::move(connection)), "metrics:connection");
+  task.add_done_callback(
+      [this, number] {
+        connections_.erase(number);
+        stop_once_closed();
+      },
+      "metrics:connection_ended");
+  connections_.emplace(number, std::move(task));
 }
 
 absl::StatusOr<UniqueFd> MetricsHttpServer::DuplicateListener() {
@@ -242,10 +274,12 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       }
       backoff.succeeded();
       connection->count_descriptor_in(&open_descriptors_);
-      create_task(*loop_, serve(*std::move(connection)), "metrics:connection");
+      start_serving(*std::move(connection));
     }
   } catch (const CancelledError&) {
   }
+  // Stopping: the clients queued are reset as the listener closes (this process goes).
+  if (stopping_) co_return;
   // A client whose connection arrived as the accept was cancelled asked this process, and it
   // may be waiting in the backlog unseen by the new one (Socket::accept_queued): answered here.
   while (open_descriptors_.load() < static_cast<int64_t>(options_.max_connections)) {
@@ -256,7 +290,7 @@ Task<> MetricsHttpServer::accept_loop(Socket listener) {
       break;
     }
     (*queued)->count_descriptor_in(&open_descriptors_);
-    create_task(*loop_, serve(std::move(**queued)), "metrics:connection");
+    start_serving(std::move(**queued));
   }
 }
 

@@ -114,7 +114,9 @@ class MetricsHttpServer {
   // "host:port" ("[::1]:9464" for IPv6), with the actual port.
   const std::string& address() const { return address_; }
   uint16_t port() const { return port_; }
-  // Stops serving and closes every connection. Idempotent.
+  // Stops serving and closes every connection: returns once their sockets and the listener's
+  // are closed (within kCloseLimit), on the server's thread, so that each client has seen its
+  // end by then. Idempotent.
   void Stop();
 
   // For a hand-over (server/handover_listener.h): a duplicate of the listening socket
@@ -131,6 +133,8 @@ class MetricsHttpServer {
   static constexpr Duration kHandedOverGrace = std::chrono::seconds(2);
   // How long a connection may stay silent before the listener queues it anyway.
   static constexpr Duration kDeferAccept = std::chrono::seconds(1);
+  // How long Stop waits for the connections' tasks to end and their sockets to close.
+  static constexpr Duration kCloseLimit = std::chrono::seconds(1);
 
  private:
   MetricsHttpServer(MetricsHttpOptions options, MetricsPages pages)
@@ -138,6 +142,13 @@ class MetricsHttpServer {
 
   Task<> accept_loop(Socket listener);
   Task<> serve(Socket connection);
+  // Loop thread: serves `connection` in a task of its own, kept in connections_ until it ends.
+  void start_serving(Socket connection);
+  // Loop thread, for Stop: cancels the accept loop (its listener closes as it ends) and every
+  // connection's task; the loop stops once all have ended and no socket is still closing.
+  void close_everything();
+  // The stop, once close_everything has run and nothing is left.
+  void stop_once_closed();
   // At the cap, for each connection waiting in `listener`'s backlog: closes one that is idle,
   // slow or not reading (above), oldest wait first.
   void make_room(const Socket& listener);
@@ -180,6 +191,11 @@ class MetricsHttpServer {
   int listener_fd_ = -1;                  // the loop thread's: the listener's descriptor while acceptor_ runs
   std::atomic<bool> handed_over_{false};  // StopAccepting was called
   std::atomic<int> unanswered_{0};        // connections that have not had a first answer yet
+  // The loop thread's: each connection's task, by number, until it ends (Stop cancels them).
+  std::map<uint64_t, Future<>> connections_;
+  uint64_t next_connection_ = 0;  // the loop thread's
+  bool stopping_ = false;         // the loop thread's: close_everything has run
+  bool stop_asked_ = false;       // the loop thread's: stop_once_closed has stopped the loop
   std::thread thread_;
 };
 

@@ -1,10 +1,14 @@
 // drain_last_close_test.cc: a connection closed in the loop iteration that ends its loop's
 // drain, in this process, on every backend. The close queues the connection's deletion
-// (Shard::connection_closed: it may be deep in the connection's own callbacks), and the drain
-// that follows in the same iteration, finding no connection left, stops the loop before that
-// deletion runs; the shard still frees the connection at shutdown, and closes its descriptor.
+// (Shard::connection_closed: it may be deep in the connection's own callbacks), which closes
+// its socket; the drain waits for it, so that when the server's Wait() returns the client has
+// its end of stream already. (A loop that stopped first left the socket open until the server
+// was destroyed, or, on io_uring, to the ring's teardown after the process had gone.)
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <chrono>
-#include <future>
 #include <memory>
 #include <string>
 #include <thread>
@@ -15,6 +19,7 @@
 #include "runtime/event_loop.h"
 #include "server/echo_server.h"
 #include "tests/testing/backends.h"
+#include "tests/testing/loop_hold.h"
 #include "tests/testing/net.h"
 
 namespace brrr {
@@ -22,7 +27,16 @@ namespace {
 
 class DrainLastCloseTest : public ::testing::TestWithParam<std::string> {};
 
-TEST_P(DrainLastCloseTest, AConnectionClosedAsTheDrainEndsIsFreedAtShutdown) {
+// Whether `fd` has its end of stream (or a reset) to read now, without waiting.
+bool EndReadableNow(int fd) {
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  char byte;
+  ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+TEST_P(DrainLastCloseTest, AConnectionClosedAsTheDrainEndsIsClosedBeforeWaitReturns) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   server::EchoServerOptions options;
   options.backend = GetParam();
@@ -36,8 +50,8 @@ TEST_P(DrainLastCloseTest, AConnectionClosedAsTheDrainEndsIsFreedAtShutdown) {
   ASSERT_TRUE(client.send_all("hi"));
   ASSERT_EQ(client.recv_exact(2), "hi");
 
-  // No accept pending, so that the drain stops accepting at once, in its own task: paused, the
-  // accept loop ends.
+  // Paused, so that the drain ends the listener in a task of its own (Shard::end_listener),
+  // whose done-callback ends the drain.
   ASSERT_TRUE(server->SetThrottle({.accepting_paused = true}).ok());
   for (int i = 0; i < 1000 && server->loop_stats()[0].live_tasks != 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -53,26 +67,30 @@ TEST_P(DrainLastCloseTest, AConnectionClosedAsTheDrainEndsIsFreedAtShutdown) {
   }
   ASSERT_GE(fd, 0) << "the loop lists no connection";
 
-  // The close and the drain posted while the loop is held, so that one iteration runs both, in
-  // that order (as an admin's CloseConnection and a signal's drain can).
-  std::promise<void> held;
-  std::promise<void> release;
-  std::shared_future<void> released = release.get_future().share();
-  ASSERT_TRUE(loop.call_soon_threadsafe(
-      [&held, released] {
-        held.set_value();
-        released.wait();
-      },
-      "test:hold"));
-  held.get_future().wait();
+  // A hand-over's drain (the listener ends at once, with no wait: its clients are another
+  // process's), and an admin's close of the connection queued so that the loop runs it in the
+  // iteration that ends the drain, right before the drain's end: the listener's task (queued by
+  // the drain) ends in the iteration after the drain's and queues its done-callback, which ends
+  // the drain in the next one, where the close, queued an iteration earlier than it, runs first.
+  testing::LoopHold hold;
+  ASSERT_TRUE(loop.call_soon_threadsafe(hold.task(), "test:hold"));
+  hold.wait_until_held();
   server::Shard* shard = &server->shard(0);
-  ASSERT_TRUE(loop.call_soon_threadsafe([shard, fd] { EXPECT_TRUE(shard->close_connection(fd).ok()); },
-                                        "test:close_connection"));
-  ASSERT_TRUE(server->Drain());
-  release.set_value();
+  ASSERT_TRUE(loop.call_soon_threadsafe(
+      [&loop, shard, fd] {
+        loop.call_soon(
+            [&loop, shard, fd] {
+              loop.call_soon([shard, fd] { EXPECT_TRUE(shard->close_connection(fd).ok()); }, "test:close_connection");
+            },
+            "test:queue_close");
+      },
+      "test:queue_queue_close"));
+  server->DrainHandedOver();
+  hold.release();
   server->Wait();
+  EXPECT_TRUE(EndReadableNow(client.fd())) << "the loop stopped with the connection's socket still open";
   server.reset();
-  EXPECT_EQ(client.recv_until_eof(), "") << "the connection's descriptor is still open";
+  EXPECT_EQ(client.recv_until_eof(), "");
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, DrainLastCloseTest, ::testing::ValuesIn(testing::AllBackends()),

@@ -1,16 +1,22 @@
 // brrr-echo, the real binary on every backend, told to stop: SIGTERM with data in flight loses
 // no byte, SIGHUP drains too, connections still open at --drain_timeout are closed, a second signal closes
-// everything at once, signals while several loops are busy lose nothing, and only the loop
-// threads take the stall sampler's signal.
+// everything at once, signals while several loops are busy lose nothing, only the loop
+// threads take the stall sampler's signal, and every client has seen its end once the process
+// has exited.
 #include <dirent.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -312,6 +318,101 @@ TEST_P(EchoServerTest, OnlyTheLoopThreadsTakeTheStallSignal) {
                                   << listing;
   EXPECT_EQ(Stop(*server), 0);
   ::rmdir(dir);
+}
+
+// Duplicates, in this process, of every io_uring ring that process `pid` has open (none on
+// another backend): a ring lives on while a duplicate does.
+std::vector<int> HoldRings(pid_t pid, std::string* error) {
+  std::vector<int> held;
+  const int process = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (process < 0) {
+    *error = std::string("pidfd_open: ") + std::strerror(errno);
+    return held;
+  }
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+  if (DIR* d = ::opendir(dir.c_str()); d != nullptr) {
+    while (dirent* e = ::readdir(d)) {
+      char target[256] = {};
+      if (::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1) <= 0) continue;
+      if (std::string(target).find("io_uring") == std::string::npos) continue;
+      const int copy = static_cast<int>(::syscall(SYS_pidfd_getfd, process, std::atoi(e->d_name), 0));
+      if (copy < 0) {
+        *error = std::string("pidfd_getfd: ") + std::strerror(errno);
+        continue;
+      }
+      held.push_back(copy);
+    }
+    ::closedir(d);
+  }
+  ::close(process);
+  return held;
+}
+
+// Whether `fd` has its end of stream (or a reset) to read now, without waiting.
+bool EndReadableNow(int fd) {
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  char byte;
+  ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
+// The errno of a connect to 127.0.0.1:port (0: it connected).
+int ConnectErrno(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  int result = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 ? 0 : errno;
+  ::close(fd);
+  return result;
+}
+
+// Once the process has exited after a drain, every client has seen its end: the echo side's,
+// and the metrics port's, whose listener refuses connections too. On io_uring the kernel frees
+// what a ring's requests still hold (their sockets) only as it tears the ring down, after the
+// process closed it, later still when the process's last thread exits with it open: a server
+// whose loop left requests in a ring had their clients wait for their ends after it had gone.
+// This test holds a duplicate of each of the server's rings while it looks, so that such a
+// teardown comes only after the look, and whatever a ring still held shows.
+TEST_P(EchoServerTest, EveryClientHasItsEndOnceTheProcessHasExited) {
+  testing::SidePorts ports;
+  std::unique_ptr<testing::Process> server = testing::StartOnFreeSidePorts(
+      testing::EchoBinary(),
+      [&](const testing::SidePorts& p) {
+        return std::vector<std::string>{"--backend=" + GetParam(), "--port=0",
+                                        "--metrics_port=" + std::to_string(p.metrics)};
+      },
+      &ports);
+  port_ = server->ListeningPort();
+  ASSERT_NE(port_, 0) << server->err();
+  BlockingClient echo(port_);
+  ASSERT_TRUE(echo.send_all("a"));
+  ASSERT_EQ(echo.recv_exact(1), "a");
+  // A scraper keeps its connection after an answer (HTTP/1.1 keep-alive).
+  BlockingClient metrics(ports.metrics);
+  ASSERT_TRUE(metrics.send_all("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  const std::string answer = metrics.recv_exact(std::string("HTTP/1.1 200").size());
+  ASSERT_EQ(answer, "HTTP/1.1 200");
+  std::string why_not;
+  std::vector<int> rings = HoldRings(server->pid(), &why_not);
+  if (GetParam() == "io_uring") {
+    ASSERT_FALSE(rings.empty()) << "no ring of the server's held: " << why_not;
+  }
+
+  server->Signal(SIGTERM);
+  ASSERT_TRUE(server->WaitForOutput("draining")) << server->out() << server->err();
+  echo.shutdown_write();
+  std::optional<int> code = server->Wait(seconds(30));
+  ASSERT_TRUE(code.has_value());
+  EXPECT_EQ(*code, 0) << server->err();
+  EXPECT_TRUE(EndReadableNow(echo.fd())) << "the echo client has no end of stream from a process that has exited";
+  // Past the rest of its answer: the end of stream, or nothing yet.
+  for (char c; ::recv(metrics.fd(), &c, 1, MSG_DONTWAIT | MSG_PEEK) == 1;) (void)::recv(metrics.fd(), &c, 1, 0);
+  EXPECT_TRUE(EndReadableNow(metrics.fd())) << "the scraper has no end of stream from a process that has exited";
+  EXPECT_EQ(ConnectErrno(ports.metrics), ECONNREFUSED) << "the metrics port of a process that has exited";
+  for (int ring : rings) ::close(ring);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, EchoServerTest, ::testing::ValuesIn(testing::AllBackends()),
