@@ -60,10 +60,9 @@ class InjectionTest : public AdminActionsTest {
 // The admin plane runs on its own threads and reads published figures: a blocked loop does
 // not block it, and it shows how long the blocking task has been running. The block lasts
 // until the test cancels it, so every call below is made during it, however slow the machine.
-// (Under a sanitizer on a loaded machine the loop's start-up task, echo:map_buffers, which
-// faults the receive pool in, may be a stall of its own: it ran before the block, so the
-// figures are taken against what the first call during the block shows, and the block lasts
-// past the longest task before it.)
+// (Under a sanitizer on a loaded machine a task the loop ran before the block may be a stall of
+// its own, so the figures are taken against what the first call during the block shows, and the
+// block lasts past the longest task before it.)
 TEST_F(InjectionTest, StatsAnswerDuringABlockAndShowTheStallInProgress) {
   Start({"--admin_max_block=60s", "--stall_threshold=1s"});  // no other task on a loaded machine stalls that long
   admin::Injection injection = Inject(admin::BLOCKING_SPIN, 60000);

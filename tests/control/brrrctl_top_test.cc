@@ -110,7 +110,7 @@ TEST_F(BrrrctlTopTest, ShowsTheLoopsAStallWithItsFrameRedrawsWhenResizedAndQuits
       "loop 0's stall with the spinning function among its frames");
   EXPECT_TRUE(absl::StrContains(pane, "LATEST STALLS")) << pane;
   // Loop 0's row names where it was stuck; loop 1 ran no injection, so its row never names the
-  // spin (under a sanitizer its own start-up task, echo:map_buffers, may have been a stall).
+  // spin (under a sanitizer on a loaded machine a task of its own may have been a stall).
   std::vector<std::string> loop0 = Row(pane, "0");
   ASSERT_FALSE(loop0.empty()) << pane;
   EXPECT_TRUE(absl::StrContains(loop0.back(), "InjectedBlockingSpin")) << pane;
@@ -468,10 +468,8 @@ TEST_F(BrrrctlTopTest, RefusesIntervalsOutOfRangeAndJson) {
 
 // The other brrrctl views of issue 12's figures: `brrrctl stats` has the task duration
 // histogram's rows (p50 and p99, from LoopStats through the message's fields), and the general
-// help lists top. The loop runs tasks as it starts, but the admin plane answers before the
-// first has ended (echo:map_buffers, which faults the receive pool in, can take tens of ms
-// under a sanitizer), so stats is asked again (every 50 ms, up to 30 s) until the histogram
-// counts a task.
+// help lists top. The admin plane may answer before the loop's first task has ended, so stats
+// is asked again (every 50 ms, up to 30 s) until the histogram counts a task.
 TEST_F(BrrrctlTopTest, StatsShowsTaskDurationPercentilesAndHelpListsTop) {
   Start();
   std::string out;

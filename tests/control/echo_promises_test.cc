@@ -239,10 +239,9 @@ admin::Injection Spin(admin::Admin::Stub& stub, std::unique_ptr<grpc::ClientCont
 }
 
 // --stall_threshold=20ms: a 60 ms task is a stall (at the 100 ms default it would not be).
-// Under a sanitizer on a loaded machine a start-up task (echo:map_buffers, which maps the
-// receive pool) may pass 20 ms too, so the spin's own stall is looked for among those the loop
-// reports, the recent ones first (it may have ended before the stream began); bounded by 100
-// stalls and the call's 60 s deadline.
+// Under a sanitizer on a loaded machine another task may pass 20 ms too, so the spin's own
+// stall is looked for among those the loop reports, the recent ones first (it may have ended
+// before the stream began); bounded by 100 stalls and the call's 60 s deadline.
 TEST_F(StallFlagTest, ALowerStallThresholdCountsShorterTasks) {
   Start({"--stall_threshold=20ms"});
   EXPECT_DOUBLE_EQ(Stats().loops(0).stall_threshold_ms(), 20.0);
