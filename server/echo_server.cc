@@ -125,7 +125,11 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     absl::StatusOr<SocketAddress> at = AdoptedAddress(adopted, bind_to);
     if (!at.ok()) return at.status();
     bind_to = *at;
-  } else if (!o.share_port) {
+  } else if (!o.share_port && bind_to.port() != 0) {
+    // Not for port 0: a port its probe picked is free again once the probe closes, and any
+    // connect() on the machine may take it as its own local port before the listeners bind
+    // (seen in CI: "bind 127.0.0.1:38719: Address already in use"). The first listener's own
+    // bind picks it instead, and CheckSoleListener below still checks the group is ours.
     absl::StatusOr<SocketAddress> claimed = ClaimPort(bind_to);
     if (!claimed.ok()) {
       return absl::Status(claimed.status().code(),

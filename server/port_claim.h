@@ -6,7 +6,9 @@
 // server:
 //   - ClaimPort, before the listeners bind: binds a probe socket *without* SO_REUSEPORT, which
 //     fails with EADDRINUSE when any socket holds the port (a reuse-port group too), and with
-//     port 0 picks a free port. The probe is closed before the listeners bind.
+//     port 0 picks a free port. The probe is closed before the listeners bind. (EchoServer skips
+//     it for port 0: the port it picked is free again after the close, and a connect() may take
+//     it as its local port first; the first listener's bind picks the port there.)
 //   - CheckSoleListener, after they listen: asks the kernel (sock_diag) for the TCP listeners
 //     on the same address and port and fails if one is not ours, which catches two servers
 //     that passed their probes at the same moment.
