@@ -26,23 +26,26 @@ using SteadyClock = std::chrono::steady_clock;
 
 class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithParamInterface<std::string> {
  protected:
-  // The slow reader takes kSlowStep every 100 ms (1.25 MiB/s); its kernel opens its window, and
+  // The slow reader takes kSlowStep every 100 ms (640 KiB/s); its kernel opens its window, and
   // acknowledges more, once the free room is about a loopback segment (64 KiB) after overhead:
-  // every step or two. The server's send buffer,
-  // which the kernel grows to megabytes for such a connection, lets the server send again only
-  // once about a third of it has drained: seconds at that pace, in which the server sends
-  // nothing. The echo is longer than what the buffers between them hold, the client's receive
-  // buffer fixed at 208 KiB (Linux's default net.core.rmem_max; the kernel doubles it).
+  // every step to every third. The server's send buffer, which the kernel grows to megabytes for
+  // such a connection, lets the server send again only once about a third of it has drained:
+  // seconds at that pace, in which the server sends nothing (at 1 s, its --idle_timeout, such a
+  // connection was closed before the sweep looked at the kernel's send queue). The echo is
+  // longer than what the buffers between them hold, the client's receive buffer fixed at 208 KiB
+  // (Linux's default net.core.rmem_max; the kernel doubles it). Between two acknowledgements the
+  // reader may be held up most of a second on a loaded machine and still not look idle.
   static constexpr uint64_t kEcho = 12 << 20;
   static constexpr int kClientReceiveBuffer = 208 << 10;
-  static constexpr size_t kSlowStep = 128 << 10;
+  static constexpr size_t kSlowStep = 64 << 10;
 
-  // brrr-echo with --idle_timeout=500ms (and `flags`) on the backend under test, and `client`
-  // connected to it. The timeout runs from the accept: a test builds what it sends before
-  // (12 MiB of RandomBytes take 0.1 s on an idle machine, more than 0.5 s on a loaded one).
-  void StartAndConnect(std::unique_ptr<testing::BlockingClient>* client, std::vector<std::string> flags = {}) {
+  // brrr-echo with --idle_timeout=`idle_timeout` (and `flags`) on the backend under test, and
+  // `client` connected to it. The timeout runs from the accept: a test builds what it sends
+  // before (12 MiB of RandomBytes take 0.1 s on an idle machine, more than 0.5 s on a loaded one).
+  void StartAndConnect(std::unique_ptr<testing::BlockingClient>* client, std::vector<std::string> flags = {},
+                       const std::string& idle_timeout = "500ms") {
     flags.push_back("--backend=" + GetParam());
-    flags.push_back("--idle_timeout=500ms");
+    flags.push_back("--idle_timeout=" + idle_timeout);
     Start(flags);
     ASSERT_NE(server_, nullptr);
     *client = std::make_unique<testing::BlockingClient>(port_, false, 60000);
@@ -53,7 +56,7 @@ class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithPara
 TEST_P(IdleTimeoutTest, ASlowReaderOfALongEchoIsNotIdleAndGetsEveryByte) {
   const std::string data = testing::RandomBytes(kEcho, 21);
   std::unique_ptr<testing::BlockingClient> client;
-  ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client));
+  ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {}, "1s"));
   std::thread sending([&] { EXPECT_TRUE(client->send_all(data)); });
   // kSlowStep every 100 ms for 3 s: the server sends nothing for spells longer than the timeout.
   std::string echoed;
