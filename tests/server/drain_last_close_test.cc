@@ -4,7 +4,6 @@
 // its socket; the drain waits for it, so that when the server's Wait() returns the client has
 // its end of stream already. (A loop that stopped first left the socket open until the server
 // was destroyed, or, on io_uring, to the ring's teardown after the process had gone.)
-#include <poll.h>
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -26,15 +25,6 @@ namespace brrr {
 namespace {
 
 class DrainLastCloseTest : public ::testing::TestWithParam<std::string> {};
-
-// Whether `fd` has its end of stream (or a reset) to read now, without waiting.
-bool EndReadableNow(int fd) {
-  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-  if (::poll(&p, 1, 0) != 1) return false;
-  char byte;
-  ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
-  return n == 0 || (n < 0 && errno == ECONNRESET);
-}
 
 TEST_P(DrainLastCloseTest, AConnectionClosedAsTheDrainEndsIsClosedBeforeWaitReturns) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
@@ -88,7 +78,7 @@ TEST_P(DrainLastCloseTest, AConnectionClosedAsTheDrainEndsIsClosedBeforeWaitRetu
   server->DrainHandedOver();
   hold.release();
   server->Wait();
-  EXPECT_TRUE(EndReadableNow(client.fd())) << "the loop stopped with the connection's socket still open";
+  EXPECT_TRUE(testing::EndReadableNow(client.fd())) << "the loop stopped with the connection's socket still open";
   server.reset();
   EXPECT_EQ(client.recv_until_eof(), "");
 }

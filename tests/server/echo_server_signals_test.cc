@@ -5,7 +5,6 @@
 // has exited.
 #include <dirent.h>
 #include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -43,6 +42,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using testing::BlockingClient;
 using testing::EchoServerTest;
+using testing::EndReadableNow;
 
 TEST_P(EchoServerTest, SigtermWithDataInFlightLosesNoByte) {
   auto server = Start({"--drain_timeout=20s"});
@@ -346,15 +346,6 @@ std::vector<int> HoldRings(pid_t pid, std::string* error) {
   }
   ::close(process);
   return held;
-}
-
-// Whether `fd` has its end of stream (or a reset) to read now, without waiting.
-bool EndReadableNow(int fd) {
-  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
-  if (::poll(&p, 1, 0) != 1) return false;
-  char byte;
-  ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
-  return n == 0 || (n < 0 && errno == ECONNRESET);
 }
 
 // The errno of a connect to 127.0.0.1:port (0: it connected).

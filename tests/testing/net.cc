@@ -337,6 +337,14 @@ int WaitUntilAcknowledged(int fd, std::chrono::milliseconds within) {
   }
 }
 
+bool EndReadableNow(int fd) {
+  pollfd p{.fd = fd, .events = POLLIN, .revents = 0};
+  if (::poll(&p, 1, 0) != 1) return false;
+  char byte;
+  ssize_t n = ::recv(fd, &byte, 1, MSG_DONTWAIT | MSG_PEEK);
+  return n == 0 || (n < 0 && errno == ECONNRESET);
+}
+
 int AwaitReset(int fd, std::chrono::milliseconds within) {
   const auto give_up = std::chrono::steady_clock::now() + within;
   for (;;) {

@@ -74,6 +74,9 @@ int WaitUntilAcknowledged(int fd, std::chrono::milliseconds within);
 // request still holds is closed when the kernel tears the ring down, after the exit.
 int AwaitReset(int fd, std::chrono::milliseconds within);
 
+// Whether `fd` has its end of stream (or a reset) to read now, without waiting.
+bool EndReadableNow(int fd);
+
 // A blocking TCP client. Every receive gives up after `timeout_ms` (SO_RCVTIMEO).
 class BlockingClient {
  public:
