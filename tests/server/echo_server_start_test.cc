@@ -31,6 +31,16 @@ uint64_t PoolOfALoop(const std::string& backend, uint32_t count) {
   return loop->stats().receive_buffers;
 }
 
+// An echo server of two loops on `backend`, each with a pool of `buffers`, not started yet.
+absl::StatusOr<std::unique_ptr<server::EchoServer>> TwoLoopServer(const std::string& backend, uint32_t buffers) {
+  server::EchoServerOptions options;
+  options.backend = backend;
+  options.port = 0;
+  options.loops = 2;
+  options.receive_buffer_count = buffers;
+  return server::EchoServer::Create(options);
+}
+
 TEST_P(EchoServerStartTest, EveryLoopHasMappedItsReceivePoolOnceStartReturns) {
   BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
   constexpr uint32_t kBuffers = 1024;  // 16 MiB a loop: milliseconds to fault in, at the least
@@ -38,12 +48,7 @@ TEST_P(EchoServerStartTest, EveryLoopHasMappedItsReceivePoolOnceStartReturns) {
   if (GetParam() != "io_uring") {  // io_uring's needs buffer rings (Linux 5.19)
     EXPECT_EQ(pool, kBuffers) << "a loop of this backend has no receive pool here";
   }
-  server::EchoServerOptions options;
-  options.backend = GetParam();
-  options.port = 0;
-  options.loops = 2;
-  options.receive_buffer_count = kBuffers;
-  absl::StatusOr<std::unique_ptr<server::EchoServer>> server = server::EchoServer::Create(options);
+  absl::StatusOr<std::unique_ptr<server::EchoServer>> server = TwoLoopServer(GetParam(), kBuffers);
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_TRUE((*server)->Start().ok());
   std::vector<LoopStats> loops = (*server)->loop_stats();
@@ -61,12 +66,7 @@ TEST_P(EchoServerStartTest, TheLoopsFirstTaskFindsItsReceivePoolMapped) {
   constexpr uint32_t kBuffers = 1024;
   const uint64_t pool = PoolOfALoop(GetParam(), kBuffers);
   if (pool == 0) GTEST_SKIP() << "a loop of this backend has no receive pool here";
-  server::EchoServerOptions options;
-  options.backend = GetParam();
-  options.port = 0;
-  options.loops = 2;
-  options.receive_buffer_count = kBuffers;
-  absl::StatusOr<std::unique_ptr<server::EchoServer>> server = server::EchoServer::Create(options);
+  absl::StatusOr<std::unique_ptr<server::EchoServer>> server = TwoLoopServer(GetParam(), kBuffers);
   ASSERT_TRUE(server.ok()) << server.status();
   std::vector<std::atomic<uint64_t>> seen(2);
   for (size_t i = 0; i < 2; ++i) {
