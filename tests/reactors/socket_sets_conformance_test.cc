@@ -12,6 +12,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <utility>
 
 #include "gtest/gtest.h"
 #include "runtime/async.h"
@@ -65,6 +66,64 @@ TEST_P(SocketTest, CancellingAPendingRecvReleasesItAndLosesNothing) {
       got.append(buf, *n);
     }
     EXPECT_EQ(got, "after cancel");
+  };
+  Run(main_task());
+}
+
+// A gather of two tasks each waiting in a recv, cancelled: gather cancels both (each recv is
+// cancelled in the backend: the read set empties), waits for both, and throws CancelledError;
+// both sockets then receive what their clients send next, nothing lost to the cancelled recvs.
+TEST_P(SocketTest, CancellingAGatherOfPendingRecvsCancelsEachAndLosesNothing) {
+  Socket listener = Listen();
+  uint16_t port = PortOf(listener);
+  BlockingClient client_a(port);
+  BlockingClient client_b(port);
+  auto main_task = [&]() -> Task<> {
+    absl::StatusOr<Socket> a = co_await listener.accept();
+    absl::StatusOr<Socket> b = co_await listener.accept();
+    EXPECT_TRUE(a.ok() && b.ok());
+    if (!a.ok() || !b.ok()) co_return;
+    int cancelled = 0;
+    char buf_a[64];
+    char buf_b[64];
+    auto reader = [&](Socket& conn, char* buf) -> Task<> {
+      try {
+        (void)co_await conn.recv(buf, 64);
+      } catch (const CancelledError&) {
+        ++cancelled;
+        throw;
+      }
+    };
+    bool gather_cancelled = false;
+    auto both = [&]() -> Task<> {
+      try {
+        co_await gather(reader(*a, buf_a), reader(*b, buf_b));
+      } catch (const CancelledError&) {
+        gather_cancelled = true;
+        throw;
+      }
+    };
+    Future<> f = create_task(both());
+    EXPECT_TRUE(co_await Eventually([&] { return loop_->stats().read_set_size == 2; }))
+        << "both pending recvs put their sockets in the read set";
+    f.cancel();
+    co_await f.wait();
+    EXPECT_TRUE(f.cancelled());
+    EXPECT_TRUE(gather_cancelled);
+    EXPECT_EQ(cancelled, 2);
+    EXPECT_EQ(loop_->stats().read_set_size, 0u);
+    EXPECT_TRUE(client_a.send_all("to a"));
+    EXPECT_TRUE(client_b.send_all("to b"));
+    for (auto [conn, want] : {std::pair<Socket*, std::string>{&*a, "to a"}, {&*b, "to b"}}) {
+      std::string got;
+      while (got.size() < want.size()) {
+        absl::StatusOr<size_t> n = co_await conn->recv(buf_a, sizeof buf_a);
+        EXPECT_TRUE(n.ok()) << n.status();
+        if (!n.ok() || *n == 0) break;
+        got.append(buf_a, *n);
+      }
+      EXPECT_EQ(got, want);
+    }
   };
   Run(main_task());
 }
