@@ -128,6 +128,40 @@ TEST_P(SocketTest, CancellingAGatherOfPendingRecvsCancelsEachAndLosesNothing) {
   Run(main_task());
 }
 
+// A task that owns its socket and waits in a recv when the loop is destroyed (socket.h: a
+// socket a task owns need not be closed first): the task is destroyed unfinished, its future
+// cancelled, its recv never returns, and its socket is closed (the descriptor leaves its count,
+// the client reads the end of the stream).
+TEST_P(SocketTest, ATaskWaitingInARecvIsDestroyedWithTheLoopAndItsSocketClosed) {
+  std::atomic<int64_t> open{0};
+  bool recv_returned = false;
+  auto owner = [&](Socket listener) -> Task<> {
+    absl::StatusOr<Socket> conn = co_await listener.accept();
+    EXPECT_TRUE(conn.ok()) << conn.status();
+    if (!conn.ok()) co_return;
+    listener.close();
+    open.fetch_add(1);
+    conn->count_descriptor_in(&open);
+    char buf[64];
+    (void)co_await conn->recv(buf, sizeof buf);
+    recv_returned = true;
+  };
+  Socket listener = Listen();
+  BlockingClient client(PortOf(listener));
+  Future<> f = create_task(*loop_, owner(std::move(listener)));
+  auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while ((open.load() != 1 || loop_->stats().read_set_size != 1) && std::chrono::steady_clock::now() < give_up) {
+    loop_->run_once(milliseconds(10));
+  }
+  ASSERT_EQ(open.load(), 1);
+  ASSERT_EQ(loop_->stats().read_set_size, 1u) << "the recv is pending";
+  loop_.reset();
+  EXPECT_TRUE(f.cancelled());
+  EXPECT_FALSE(recv_returned);
+  EXPECT_EQ(open.load(), 0) << "the task's socket was closed with the loop";
+  EXPECT_EQ(client.recv_until_eof(), "");
+}
+
 // A send_all cancelled once its send was submitted: the readiness backends sent every byte at
 // submit, and io_uring sends it when it enters the kernel, before it looks at the cancel. The
 // bytes went out, so send_all says so (OK, not CancelledError, as a recv that completed

@@ -212,6 +212,25 @@ TEST_P(EventLoopTest, CancelledTimerDoesNotRun) {
   EXPECT_FALSE(t.cancel());
 }
 
+// Cancelling a timer that already ran is a no-op, even once a newer timer has taken its place
+// in the queue: the stale handle does not cancel that one.
+TEST_P(EventLoopTest, CancellingATimerThatRanCancelsNothing) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  int ran = 0;
+  TimerHandle done = loop->call_later(Duration::zero(), [&] { ++ran; });
+  loop->run_once(milliseconds(0));
+  ASSERT_EQ(ran, 1);
+  EXPECT_FALSE(done.pending());
+  bool newer_ran = false;
+  TimerHandle newer = loop->call_later(Duration::zero(), [&] { newer_ran = true; });
+  EXPECT_FALSE(done.cancel());
+  EXPECT_TRUE(newer.pending());
+  EXPECT_EQ(loop->stats().pending_timers, 1u);
+  loop->run_once(milliseconds(0));
+  EXPECT_TRUE(newer_ran);
+  EXPECT_EQ(ran, 1);
+}
+
 // A zero-delay timer that reschedules itself (up to 1,000 times) beside a ready task: after
 // one iteration the task has run and the timer has run once, for a timer scheduled while
 // timers run waits for the next iteration; after a second, twice.
