@@ -192,7 +192,7 @@ TEST_P(SocketTest, ACancelledSendAllThatSentEverythingKeepsItsResult) {
     co_await sleep(Duration::zero());  // the sender starts, and submits its send, just before this resumes
     EXPECT_TRUE(f.cancel());
     co_await f.wait();
-    EXPECT_FALSE(f.cancelled());
+    // Judged below, where a faulty backend may have cut the send short.
     if (f.cancelled()) co_return absl::CancelledError("send_all threw CancelledError");
     co_return f.result();
   };
