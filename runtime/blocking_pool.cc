@@ -10,7 +10,9 @@ namespace brrr {
 
 BlockingPool::BlockingPool(size_t max_threads) : max_threads_(std::max<size_t>(1, max_threads)) {}
 
-BlockingPool::~BlockingPool() {
+BlockingPool::~BlockingPool() { shut_down(); }
+
+void BlockingPool::shut_down() {
   std::vector<std::thread> threads;
   std::deque<std::function<void()>> dropped;
   {

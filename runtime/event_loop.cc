@@ -79,19 +79,38 @@ EventLoop::~EventLoop() {
   // No more posts from other threads; then let pool work already running finish (a thread
   // cannot be interrupted) while nothing it posts is accepted.
   inbox_.close();
-  blocking_pool_.reset();
+  // Shut down, not reset: what reaches the pool from here on (a dropped job's capture whose
+  // destructor awaits run_blocking) finds it refusing, not a null pointer that would make a new
+  // pool, with threads, during the loop's destruction.
+  blocking_pool_shut_down_ = true;
+  if (blocking_pool_ != nullptr) blocking_pool_->shut_down();
   // The backend next: it cancels every operation and returns once the kernel will touch no
   // buffer again (io_uring writes into them asynchronously), so the coroutine frames and
   // sockets that own those buffers can then be freed safely.
   reactor_.reset();
   if (receive_buffers_) receive_buffers_->detach_reactor();
-  // Unfinished tasks: destroying their frames runs their awaits' destructors, which release
-  // timers and close sockets (directly, now that the backend is gone).
-  while (tasks_head_ != nullptr) tasks_head_->destroy_unfinished();
-  timers_.clear();
-  ready_.clear();
+  drop_unfinished_work();
   // Sockets closed while operations were in flight: no completion will come for them now.
   sockets_.finish_closing_at_shutdown();
+}
+
+void EventLoop::drop_unfinished_work() {
+  // Unfinished tasks first: destroying their frames runs their awaits' destructors, which
+  // release timers and close sockets (directly, now that the backend is gone). Then the timers
+  // and the ready queue, without running them. What any of these destructors schedules
+  // (call_soon, call_later, create_task) is dropped in turn, until nothing is left: none of it
+  // outlives the loop, or meets it half destroyed.
+  for (;;) {
+    if (tasks_head_ != nullptr) {
+      tasks_head_->destroy_unfinished();
+    } else if (timers_.size() != 0) {
+      timers_.clear();
+    } else if (!ready_.empty()) {
+      ready_.clear();
+    } else {
+      break;
+    }
+  }
 }
 
 EventLoop* EventLoop::current() { return t_current_loop; }
@@ -193,7 +212,11 @@ BufferPool* EventLoop::receive_buffers() {
 
 BlockingPool& EventLoop::blocking_pool() {
   owner_.check("EventLoop::blocking_pool");
-  if (!blocking_pool_) blocking_pool_ = std::make_unique<BlockingPool>(options_.blocking_threads);
+  if (!blocking_pool_) {
+    blocking_pool_ = std::make_unique<BlockingPool>(options_.blocking_threads);
+    // First reached as the loop is destroyed: a pool that refuses, and never starts a thread.
+    if (blocking_pool_shut_down_) blocking_pool_->shut_down();
+  }
   return *blocking_pool_;
 }
 

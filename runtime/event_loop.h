@@ -155,7 +155,13 @@ class alignas(4096) EventLoop {
   // Waits for run_blocking() work already running (refusing what it posts back; pool work not
   // yet started is dropped), then destroys unfinished coroutine tasks (their awaits release
   // timers and I/O; a frame whose locals that work used outlives it), then drops queued work
-  // without running it.
+  // (timers, then ready work) without running it.
+  //
+  // What the destructors of what it drops do to the loop, on the destroying thread: call_soon,
+  // call_later and create_task work, and what they schedule is dropped in turn (a task made then
+  // is destroyed unfinished, its future cancelled), until nothing is left; call_soon_threadsafe
+  // returns false; run_blocking work is dropped unrun, as the pool's queued work (the pool has
+  // shut down and starts no thread), and its task is destroyed unfinished with the others.
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -249,7 +255,10 @@ class alignas(4096) EventLoop {
   friend class TimerHandle;
   // stop_once_sockets_closed's look, again every millisecond until `until_ns`.
   void stop_when_sockets_closed(int64_t until_ns);
+  // The pool for run_blocking(), made on first use; shut down (refusing) once destruction began.
   BlockingPool& blocking_pool();
+  // The destructor's: unfinished tasks, timers and ready work, and what their destructors schedule.
+  void drop_unfinished_work();
   BufferPool* receive_buffers();
   bool cancel_timer(TimerId id);
   bool timer_pending(TimerId id) const;
@@ -320,6 +329,7 @@ class alignas(4096) EventLoop {
   DeferredFlushList flushes_;
   StallDetector stall_detector_;
   std::unique_ptr<BlockingPool> blocking_pool_;
+  bool blocking_pool_shut_down_ = false;         // by the destructor: blocking_pool() refuses from then on
   std::unique_ptr<BufferPool> receive_buffers_;  // outlives reactor_ (the backend borrows it)
   bool receive_buffers_tried_ = false;
   TaskContext* tasks_head_ = nullptr;  // intrusive list of live coroutine tasks

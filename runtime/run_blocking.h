@@ -8,6 +8,8 @@
 // Cancelling the task resumes it at once with CancelledError; the work itself cannot be
 // interrupted, so it runs to the end and its result is discarded. When the pool has no thread
 // and the system refuses it one, the await throws std::runtime_error and the work never runs.
+// Awaited once its loop is being destroyed (from a destructor of what the loop drops), the
+// work is dropped unrun and the task is destroyed unfinished with the loop's others.
 //
 // With g++ 12 (Debian 12's), a lambda written inside the co_await expression has its captures
 // destroyed twice when the work is dropped (the loop destroyed first): a capture that owns

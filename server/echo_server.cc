@@ -130,12 +130,11 @@ absl::StatusOr<std::unique_ptr<EchoServer>> EchoServer::Create(EchoServerOptions
     // connect() on the machine may take it as its own local port before the listeners bind
     // (seen in CI: "bind 127.0.0.1:38719: Address already in use"). The first listener's own
     // bind picks it instead, and CheckSoleListener below still checks the group is ours.
-    absl::StatusOr<SocketAddress> claimed = ClaimPort(bind_to);
+    absl::Status claimed = ClaimPort(bind_to);
     if (!claimed.ok()) {
-      return absl::Status(claimed.status().code(),
-                          absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", claimed.status().message()));
+      return absl::Status(claimed.code(),
+                          absl::StrCat("cannot listen on ", bind_to.ToString(), ": ", claimed.message()));
     }
-    bind_to = *claimed;
   }
   absl::StatusOr<std::vector<std::unique_ptr<EventLoop>>> loops = CreateLoops(o);
   if (!loops.ok()) return loops.status();

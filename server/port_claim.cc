@@ -97,7 +97,13 @@ absl::StatusOr<std::vector<ForeignListener>> ForeignListeners(const SocketAddres
   }
 }
 
-absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address) {
+absl::Status ClaimPort(const SocketAddress& address) {
+  if (address.port() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ClaimPort(", address.ToString(),
+        "): port 0 names no port to claim (a probe's pick would be free again once it closed); let the first "
+        "listener's bind pick the port"));
+  }
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::ErrnoToStatus(errno, "socket");
   UniqueFd closer(fd);
@@ -115,14 +121,14 @@ absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address) {
     }
     return absl::ErrnoToStatus(e, absl::StrCat("bind ", address.ToString()));
   }
-  return SocketAddress::LocalOf(fd);
+  return absl::OkStatus();
 }
 
 absl::Status WaitWhilePortInUse(const SocketAddress& address, Duration wait) {
   if (address.port() == 0) return absl::OkStatus();
   const int64_t deadline = MonotonicNanos() + wait.count();
   for (;;) {
-    absl::Status probe = ClaimPort(address).status();
+    absl::Status probe = ClaimPort(address);
     if (probe.ok() || !absl::IsUnavailable(probe) || MonotonicNanos() >= deadline) return probe;
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

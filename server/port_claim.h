@@ -5,10 +5,10 @@
 // running one would quietly take part of its connections. Two checks keep a port to one
 // server:
 //   - ClaimPort, before the listeners bind: binds a probe socket *without* SO_REUSEPORT, which
-//     fails with EADDRINUSE when any socket holds the port (a reuse-port group too), and with
-//     port 0 picks a free port. The probe is closed before the listeners bind. (EchoServer skips
-//     it for port 0: the port it picked is free again after the close, and a connect() may take
-//     it as its local port first; the first listener's bind picks the port there.)
+//     fails with EADDRINUSE when any socket holds the port (a reuse-port group too). The probe
+//     is closed before the listeners bind. Not for port 0, which it refuses: a port a probe
+//     picked is free again after the close, and a connect() may take it as its local port
+//     first; the first listener's own bind picks the port instead (EchoServer does so).
 //   - CheckSoleListener, after they listen: asks the kernel (sock_diag) for the TCP listeners
 //     on the same address and port and fails if one is not ours, which catches two servers
 //     that passed their probes at the same moment.
@@ -16,9 +16,9 @@
 // same user from joining the group later; ForeignListeners finds it (server/port_watch.h asks
 // every second).
 //
-//   absl::StatusOr<SocketAddress> addr = ClaimPort(requested);   // port filled in
-//   ... bind and listen every loop's socket on *addr with SO_REUSEPORT ...
-//   absl::Status sole = CheckSoleListener(*addr, {fd0, fd1});
+//   absl::Status free = ClaimPort(requested);   // a port other than 0
+//   ... bind and listen every loop's socket on `requested` with SO_REUSEPORT ...
+//   absl::Status sole = CheckSoleListener(requested, {fd0, fd1});
 //
 // Threads: any; no state.
 #ifndef BRRR_SERVER_PORT_CLAIM_H_
@@ -35,9 +35,9 @@
 
 namespace brrr::server {
 
-// The address with its port (the free one picked for port 0), or Unavailable when the port
-// is in use (EADDRINUSE), or the bind's own error.
-absl::StatusOr<SocketAddress> ClaimPort(const SocketAddress& address);
+// OK when `address`'s port is free, Unavailable when it is in use (EADDRINUSE), or the bind's
+// own error. InvalidArgument for port 0: there is nothing to claim (see above).
+absl::Status ClaimPort(const SocketAddress& address);
 
 // Waits while `address`'s port is in use (ClaimPort's probe, every 10 ms), for up to `wait`: for a
 // start that follows a process that has just died, whose sockets the kernel may hold a moment

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <limits>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -156,6 +157,35 @@ TEST_P(EventLoopTest, DeadlinesBeforeTheClocksStartAreDueAtOnce) {
   EXPECT_GE(loop->stats().timer_lateness.max_ns, 0);
 }
 
+// Delays at the top of the clock's range (Duration::max(), one below it, half of it) and a
+// deadline of TimePoint::max() never come due: they stay pending, nothing runs them, and a loop
+// with only them to wait for blocks in its backend (a post then wakes it) instead of spinning or
+// waking at a wrapped deadline.
+TEST_P(EventLoopTest, DelaysAtTheTopOfTheClocksRangeNeverComeDue) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  int ran = 0;
+  std::vector<TimerHandle> far;
+  far.push_back(loop->call_later(Duration::max(), [&] { ++ran; }));
+  far.push_back(loop->call_later(Duration::max() - Duration(1), [&] { ++ran; }));
+  far.push_back(loop->call_later(Duration(std::numeric_limits<int64_t>::max() / 2), [&] { ++ran; }));
+  far.push_back(loop->call_at(TimePoint::max(), [&] { ++ran; }));
+  loop->call_later(Duration::zero(), [&] { loop->call_later(milliseconds(1), [&] { loop->stop(); }); });
+  loop->run_forever();
+  pid_t loop_thread = testing::CurrentThreadId();
+  std::thread poster([&] {
+    EXPECT_TRUE(testing::WaitUntilBlockedInWait(loop_thread)) << "the loop never blocked in its backend";
+    EXPECT_TRUE(loop->call_soon_threadsafe([&] { loop->stop(); }));
+  });
+  loop->run_forever();  // only the far timers: returns once the post wakes it
+  poster.join();
+  EXPECT_EQ(ran, 0);
+  EXPECT_EQ(loop->stats().pending_timers, far.size());
+  for (TimerHandle& t : far) {
+    EXPECT_TRUE(t.pending());
+    EXPECT_TRUE(t.cancel());
+  }
+}
+
 TEST_P(EventLoopTest, EqualDeadlinesFireInTheOrderScheduled) {
   BRRR_LOOP_OR_SKIP(loop, GetParam());
   std::vector<int> order;
@@ -180,6 +210,25 @@ TEST_P(EventLoopTest, CancelledTimerDoesNotRun) {
   loop->run_forever();
   EXPECT_FALSE(ran);
   EXPECT_FALSE(t.cancel());
+}
+
+// Cancelling a timer that already ran is a no-op, even once a newer timer has taken its place
+// in the queue: the stale handle does not cancel that one.
+TEST_P(EventLoopTest, CancellingATimerThatRanCancelsNothing) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  int ran = 0;
+  TimerHandle done = loop->call_later(Duration::zero(), [&] { ++ran; });
+  loop->run_once(milliseconds(0));
+  ASSERT_EQ(ran, 1);
+  EXPECT_FALSE(done.pending());
+  bool newer_ran = false;
+  TimerHandle newer = loop->call_later(Duration::zero(), [&] { newer_ran = true; });
+  EXPECT_FALSE(done.cancel());
+  EXPECT_TRUE(newer.pending());
+  EXPECT_EQ(loop->stats().pending_timers, 1u);
+  loop->run_once(milliseconds(0));
+  EXPECT_TRUE(newer_ran);
+  EXPECT_EQ(ran, 1);
 }
 
 // A zero-delay timer that reschedules itself (up to 1,000 times) beside a ready task: after
@@ -510,6 +559,41 @@ TEST_P(EventLoopTest, FinishRunsWhatWasPostedAndRefusesWhatComesAfter) {
   std::thread late([&] { EXPECT_FALSE(loop->call_soon_threadsafe([&] { ran.push_back("late"); })); });
   late.join();
   EXPECT_EQ(ran.size(), 2u);
+}
+
+// Posts from another thread while the loop stops and then finishes: every post accepted runs
+// exactly once and in order (in the run, or in finish()), and once one is refused every later
+// one is. Nothing accepted is lost between the run's end and finish().
+TEST_P(EventLoopTest, PostsRacingAStopAndFinishRunOnceEachOrAreRefused) {
+  BRRR_LOOP_OR_SKIP(loop, GetParam());
+  constexpr int kMaxPosts = 200'000;
+  constexpr int kStopAt = 1'000;
+  constexpr int kPostsAfterRefusal = 100;
+  std::vector<int> ran;  // on this thread, which runs and finishes the loop
+  std::atomic<int> accepted{0};
+  std::atomic<int> accepted_after_refusal{0};
+  std::thread poster([&] {
+    int refused = 0;
+    for (int i = 0; i < kMaxPosts && refused < kPostsAfterRefusal; ++i) {
+      bool queued = loop->call_soon_threadsafe([&ran, &loop, i] {
+        ran.push_back(i);
+        if (i == kStopAt) loop->stop();
+      });
+      if (!queued) {
+        ++refused;
+      } else if (refused > 0) {
+        ++accepted_after_refusal;
+      } else {
+        ++accepted;
+      }
+    }
+  });
+  loop->run_forever();  // until post kStopAt runs
+  loop->finish();
+  poster.join();
+  EXPECT_EQ(accepted_after_refusal.load(), 0);
+  ASSERT_EQ(ran.size(), static_cast<size_t>(accepted.load()));
+  for (size_t i = 0; i < ran.size(); ++i) ASSERT_EQ(ran[i], static_cast<int>(i));
 }
 
 TEST_P(EventLoopTest, CurrentIsSetOnlyWhileRunning) {

@@ -1,4 +1,5 @@
 // Future<T> and Promise<T>.
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -9,6 +10,26 @@ namespace brrr {
 namespace {
 
 using FutureTest = testing::CoroutineTest;
+
+// Awaiting a future of a copyable T yields a copy (the future keeps its value, for the next
+// await); of a move-only T, the value itself, moved out: the future is left holding what is left.
+TEST_F(FutureTest, ACopyableValueIsCopiedToEachAwaiterAndAMoveOnlyOneMovedOut) {
+  auto run = [&]() -> Task<> {
+    Promise<std::string> text(loop());
+    Future<std::string> shared = text.get_future();
+    text.set_result("kept");
+    EXPECT_EQ(co_await shared, "kept");
+    EXPECT_EQ(co_await shared, "kept");
+    EXPECT_EQ(shared.result(), "kept");
+    Promise<std::unique_ptr<int>> owned(loop());
+    Future<std::unique_ptr<int>> once = owned.get_future();
+    owned.set_result(std::make_unique<int>(5));
+    std::unique_ptr<int> value = co_await once;
+    EXPECT_EQ(value != nullptr ? *value : -1, 5);
+    EXPECT_EQ(once.result(), nullptr) << "moved out to the awaiter";
+  };
+  Run(run());
+}
 
 TEST_F(FutureTest, PendingThenSetThenAwaited) {
   std::vector<std::string> printed;

@@ -216,6 +216,46 @@ TEST_F(GatherTest, CancellingGatherCancelsEveryChild) {
   EXPECT_EQ(loop().stats().live_tasks, 0u);
 }
 
+// Cancelled before it ever ran, gather makes no child: none starts. Cancelled in the iteration
+// that made its children (before they first ran), it cancels every one (each takes its first
+// step first, as with asyncio's TaskGroup: the cancel reaches gather when it resumes, after the
+// children queued before it), none completes, and gather throws CancelledError once they have
+// all finished.
+TEST_F(GatherTest, CancellingGatherBeforeItOrItsChildrenRanCancelsEveryChild) {
+  int started = 0;
+  int cancelled = 0;
+  int completed = 0;
+  auto child = [&]() -> Task<int> {
+    ++started;
+    try {
+      co_await sleep(seconds(3600));
+    } catch (const CancelledError&) {
+      ++cancelled;
+      throw;
+    }
+    ++completed;
+    co_return 1;
+  };
+  auto main_task = [&]() -> Task<> {
+    auto g = [&]() -> Task<> { (void)co_await gather(child(), child()); };
+    Future<> before_gather_ran = create_task(g());
+    before_gather_ran.cancel();
+    co_await before_gather_ran.wait();
+    EXPECT_TRUE(before_gather_ran.cancelled());
+    EXPECT_EQ(started, 0);
+    Future<> before_children_ran = create_task(g());
+    co_await sleep(Duration::zero());  // g takes its first step (making the children) before this resumes
+    EXPECT_EQ(started, 0);
+    before_children_ran.cancel();
+    co_await before_children_ran.wait();
+    EXPECT_TRUE(before_children_ran.cancelled());
+  };
+  Run(main_task());
+  EXPECT_EQ(cancelled, started);
+  EXPECT_EQ(completed, 0);
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
 // A cancelled gather throws only once every child has finished its cleanup, here a 1 ms sleep
 // after the cancellation reached it.
 TEST_F(GatherTest, CancellingGatherWaitsForTheChildrensCleanup) {

@@ -50,6 +50,42 @@ TEST_F(TaskTest, ATaskDoesNotRunUntilAwaited) {
   EXPECT_EQ(log, (std::vector<std::string>{"created", "awaiting", "child", "done"}));
 }
 
+// create_task.h: a task keeps running if its future is dropped.
+TEST_F(TaskTest, ATaskWhoseFutureIsDroppedRunsToItsEnd) {
+  bool finished = false;
+  auto worker = [&]() -> Task<> {
+    co_await sleep(milliseconds(1));
+    finished = true;
+  };
+  auto main_task = [&]() -> Task<> {
+    { Future<> dropped = create_task(loop(), worker()); }
+    co_await sleep(milliseconds(5));
+  };
+  Run(main_task());
+  EXPECT_TRUE(finished);
+  EXPECT_EQ(loop().stats().live_tasks, 0u);
+}
+
+// sleep.h: a sleep of less than zero (Duration::min() too) is a yield, as a sleep of zero: no
+// timer, and what was queued before it runs first.
+TEST_F(TaskTest, ASleepOfLessThanZeroIsAYieldThatTakesNoTimer) {
+  for (Duration delay : {Duration(-milliseconds(5)), Duration::min()}) {
+    std::vector<std::string> log;
+    size_t timers_while_yielded = 99;
+    auto yielder = [&]() -> Task<> {
+      loop().call_soon([&] {
+        log.push_back("queued before");
+        timers_while_yielded = loop().stats().pending_timers;
+      });
+      co_await sleep(delay);
+      log.push_back("resumed");
+    };
+    Run(yielder());
+    EXPECT_EQ(log, (std::vector<std::string>{"queued before", "resumed"})) << delay.count();
+    EXPECT_EQ(timers_while_yielded, 0u) << delay.count();
+  }
+}
+
 TEST_F(TaskTest, ADroppedTaskNeverRuns) {
   bool ran = false;
   auto child = [&]() -> Task<> {
