@@ -174,10 +174,14 @@ grpc::Status AdminService::SetThrottle(Context* context, const admin::SetThrottl
   absl::StatusOr<server::ThrottleChange> change = CheckSetThrottle(*request);
   if (!change.ok()) return ToGrpc(change.status());
   if (int64_t since = target_.drain_started_at_ns(); since != 0 && change->accepting_paused == false) {
+    // In its grace the server still accepts (a balancer takes it out meanwhile), until the grace ends.
+    const bool in_grace = target_.drain_phase() == server::DrainPhase::kGrace;
     return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrFormat("the server has been draining for %.1f s: it accepts no new connection, and "
-                                        "a drain cannot be taken back; nothing was changed",
-                                        Seconds(MonotonicNanos() - since)));
+                        absl::StrFormat("the server has been draining for %.1f s: %s, and a drain cannot be taken "
+                                        "back; nothing was changed",
+                                        Seconds(MonotonicNanos() - since),
+                                        in_grace ? "it accepts new connections only until its --drain_grace ends"
+                                                 : "it accepts no new connection"));
   }
   if (grpc::Status s = ToGrpc(target_.SetThrottle(*change)); !s.ok()) return s;
   // Each loop takes the change in through its queue of cross-thread calls; once a call posted

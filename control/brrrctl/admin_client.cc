@@ -35,6 +35,20 @@ std::chrono::system_clock::time_point DeadlineAfter(absl::Duration timeout) {
   return absl::ToChronoTime(absl::Now() + timeout);
 }
 
+// What answered at the target when it is not a gRPC server, from gRPC's message on the failed
+// connection: brrr-echo's other ports, the usual mistakes. Empty when gRPC names neither.
+const char* NotAnAdminPlane(const std::string& message) {
+  if (absl::StrContains(message, "Trying to connect an http1.x server")) {
+    return " (an HTTP/1.x server answers there, not gRPC: brrr-echo's --metrics_port? The admin plane is its "
+           "--admin_port)";
+  }
+  if (absl::StrContains(message, "Failed parsing HTTP/2")) {
+    return " (what answers there does not speak gRPC: brrr-echo's echo --port, which sends back what it is sent? "
+           "The admin plane is its --admin_port)";
+  }
+  return "";
+}
+
 }  // namespace
 
 std::string StatusCodeName(grpc::StatusCode code) {
@@ -140,7 +154,7 @@ Outcome AdminClient::Explain(const grpc::Status& status, StreamReach reach) cons
         // --admin_max_connections does (it says so on its stderr).
         const char* closed = absl::StrContains(status.error_message(), "Socket closed")
                                  ? " (the server closed the connection: one at its --admin_max_connections does)"
-                                 : "";
+                                 : NotAnAdminPlane(status.error_message());
         return {ExitCode::kUnreachable,
                 absl::StrCat("cannot reach the admin plane at ", options_.target, ": ", what, closed)};
       }

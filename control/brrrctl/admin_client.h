@@ -82,7 +82,9 @@ class AdminClient {
   };
 
   // What a call's status means for brrrctl: kOk, kUnauthenticated, kUnreachable (naming the
-  // target) or kServerError, with "CODE: message" for stderr. A stream that reached the admin
+  // target, and what answers there when it is not gRPC: an HTTP/1.x server such as brrr-echo's
+  // metrics port, or one that does not speak HTTP/2 such as its echo port) or kServerError, with
+  // "CODE: message" for stderr. A stream that reached the admin
   // plane (`reach`) and then ended is kServerError, "the stream from TARGET ended: CODE:
   // message" (a server shutting down ends its streams with UNAVAILABLE): whatever the code but
   // UNAUTHENTICATED once it delivered messages; UNAVAILABLE or DEADLINE_EXCEEDED when it only

@@ -8,6 +8,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/time/time.h"
+#include "control/admin/injection_spec.h"
 #include "control/admin/request_checks.h"
 #include "control/brrrctl/brrrctl_flags.h"
 #include "control/brrrctl/cli_values.h"
@@ -63,11 +65,25 @@ Outcome RunInject(Invocation& invocation) {
   }
   request.set_kind(*kind);
   if (!invocation.given("duration")) return Outcome::Usage("inject needs --duration (e.g. --duration=300ms)");
-  absl::StatusOr<uint32_t> duration = WholeMilliseconds(absl::GetFlag(FLAGS_duration));
+  // The ranges the server has for every caller, said in the flags' own terms (the server's
+  // check below names the request's fields, in milliseconds): a flag's value as given, and the
+  // range its help states.
+  const absl::Duration duration_flag = absl::GetFlag(FLAGS_duration);
+  if (*kind == admin::NONBLOCKING_SLEEP && duration_flag > absl::FromChrono(kMaxNonblockingDuration)) {
+    return Outcome::Usage(absl::StrCat("--duration=", absl::FormatDuration(duration_flag),
+                                       ": a nonblocking-sleep lasts 1ms to ",
+                                       absl::FormatDuration(absl::FromChrono(kMaxNonblockingDuration))));
+  }
+  absl::StatusOr<uint32_t> duration = WholeMilliseconds(duration_flag);
   if (!duration.ok()) return Outcome::Usage(absl::StrCat("--duration=", duration.status().message()));
   if (*duration == 0) return Outcome::Usage("--duration=0: an injection lasts 1ms at the least");
   request.set_duration_ms(*duration);
-  absl::StatusOr<uint32_t> interval = WholeMilliseconds(absl::GetFlag(FLAGS_interval));
+  const absl::Duration interval_flag = absl::GetFlag(FLAGS_interval);
+  if (interval_flag > absl::FromChrono(kMaxInjectionInterval)) {
+    return Outcome::Usage(absl::StrCat("--interval=", absl::FormatDuration(interval_flag), ": must be from 0 to ",
+                                       absl::FormatDuration(absl::FromChrono(kMaxInjectionInterval))));
+  }
+  absl::StatusOr<uint32_t> interval = WholeMilliseconds(interval_flag);
   if (!interval.ok()) return Outcome::Usage(absl::StrCat("--interval=", interval.status().message()));
   request.set_interval_ms(*interval);
   // Given, from 1 to kMaxInjectionCount: the table's range, checked before. Not given: 0, which
@@ -138,7 +154,8 @@ std::vector<Command> InjectionsCommands() {
           .flags = {{"duration", "DURATION", "how long each run lasts (required): blocking kinds 1ms to the\n"
                                              "server's --admin_max_block (default 10s), nonblocking-sleep up to 1h"},
                     {"count", "N", "runs per loop, 1 to 1000000 (default 1)", WholeRange{1, kMaxInjectionCount}},
-                    {"interval", "DURATION", "from the start of one run to the start of the next (default 0)"},
+                    {"interval", "DURATION", "from the start of one run to the start of the next: 0 to 1h\n"
+                                             "(default 0)"},
                     {"loop", "N[,N...]", "the loops to run on (default: every loop)"}},
           .run = RunInject,
           .run_fleet = OnEachTarget(RunInject),

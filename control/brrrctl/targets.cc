@@ -1,9 +1,13 @@
 #include "control/brrrctl/targets.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -35,6 +39,60 @@ absl::Status TooMany(absl::string_view where) {
 // What editors on Windows put first in a "UTF-8" file; not part of the first address.
 constexpr absl::string_view kUtf8ByteOrderMark = "\xEF\xBB\xBF";
 
+bool HasGrpcScheme(absl::string_view address) {
+  for (absl::string_view scheme : kSchemes) {
+    if (absl::StartsWith(address, scheme)) return true;
+  }
+  return false;
+}
+
+// The HOST:PORT inside a URL such as http://127.0.0.1:5001/ (what a browser's address bar or the
+// metrics port's documentation shows), for the message that asks for it instead.
+std::string HostPortOfUrl(absl::string_view url) {
+  absl::string_view rest = url.substr(url.find("://") + 3);
+  return std::string(rest.substr(0, rest.find_first_of("/?#")));
+}
+
+// `host` (brackets removed) as inet_ntop writes it when it is a numeric IPv4 or IPv6 address (an
+// IPv4-mapped IPv6 address as its IPv4 one, which is where it connects); else lower case (a host
+// name: DNS names are not case-sensitive).
+std::string CanonicalHost(absl::string_view host) {
+  const std::string text(host);
+  char written[INET6_ADDRSTRLEN] = {};
+  in_addr v4{};
+  if (inet_pton(AF_INET, text.c_str(), &v4) == 1) {
+    return inet_ntop(AF_INET, &v4, written, sizeof(written));
+  }
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, text.c_str(), &v6) == 1) {
+    if (IN6_IS_ADDR_V4MAPPED(&v6)) {
+      std::memcpy(&v4, &v6.s6_addr[12], sizeof(v4));
+      return inet_ntop(AF_INET, &v4, written, sizeof(written));
+    }
+    return absl::StrCat("[", inet_ntop(AF_INET6, &v6, written, sizeof(written)), "]");
+  }
+  return absl::AsciiStrToLower(text);
+}
+
+// The server an address (one CheckAddress takes) names, written one way: 127.0.0.1:05001,
+// [::ffff:127.0.0.1]:5001 and 127.0.0.1:5001 all read "127.0.0.1:5001", [0:0::1]:5001
+// "[::1]:5001", LOCALHOST:5001 "localhost:5001". A target with a gRPC scheme is kept as written.
+std::string ServerOf(absl::string_view address) {
+  if (HasGrpcScheme(address)) return std::string(address);
+  size_t colon = address.rfind(':');
+  absl::string_view host = address.substr(0, colon);
+  if (absl::ConsumePrefix(&host, "[")) absl::ConsumeSuffix(&host, "]");
+  uint32_t port = 0;
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &port)) return std::string(address);
+  return absl::StrCat(CanonicalHost(host), ":", port);
+}
+
+// " (127.0.0.1:5001 written another way)" when `address` is not written as `earlier` is.
+std::string WrittenAnotherWay(absl::string_view address, absl::string_view earlier) {
+  if (address == earlier) return "";
+  return absl::StrCat(" (", earlier, " written another way)");
+}
+
 }  // namespace
 
 absl::Status CheckAddress(absl::string_view address) {
@@ -51,6 +109,12 @@ absl::Status CheckAddress(absl::string_view address) {
       return absl::OkStatus();
     }
   }
+  if (absl::StrContains(address, "://")) {
+    const std::string host_port = HostPortOfUrl(address);
+    return Malformed(address, absl::StrCat("a URL; the admin plane takes HOST:PORT, without a scheme or path: give ",
+                                           host_port.empty() ? "HOST:PORT, e.g. 127.0.0.1:5001" : host_port));
+  }
+  if (absl::StrContains(address, ',')) return Malformed(address, "a comma in it: one address each (HOST:PORT)");
   size_t colon = address.rfind(':');
   if (colon == absl::string_view::npos) return Malformed(address, absl::StrCat("no port (", kExpected, ")"));
   absl::string_view host = address.substr(0, colon);
@@ -81,9 +145,11 @@ absl::StatusOr<std::vector<std::string>> ParseTargetFlag(absl::string_view value
     if (absl::Status s = CheckAddress(address); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
     }
+    const std::string server = ServerOf(address);
     for (size_t i = 0; i < targets.size(); ++i) {
-      if (targets[i] == address) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is address ", i + 1, " already"));
+      if (ServerOf(targets[i]) == server) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is address ", i + 1, " already",
+                                                       WrittenAnotherWay(address, targets[i])));
       }
     }
     if (targets.size() == kMaxTargets) return TooMany(where);
@@ -94,7 +160,8 @@ absl::StatusOr<std::vector<std::string>> ParseTargetFlag(absl::string_view value
 
 absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path, absl::string_view content) {
   std::vector<std::string> targets;
-  std::map<std::string, int> line_of;
+  // Each server named so far (ServerOf), with the line that names it and how it was written there.
+  std::map<std::string, std::pair<int, std::string>> line_of;
   int line_number = 0;
   absl::ConsumePrefix(&content, kUtf8ByteOrderMark);
   for (absl::string_view line : absl::StrSplit(content, '\n')) {
@@ -106,9 +173,11 @@ absl::StatusOr<std::vector<std::string>> ParseTargetsFile(absl::string_view path
     if (absl::Status s = CheckAddress(address); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message(), " (one address per line)"));
     }
-    auto [it, added] = line_of.emplace(address, line_number);
+    auto [it, added] = line_of.emplace(ServerOf(address), std::make_pair(line_number, address));
     if (!added) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is on line ", it->second, " already"));
+      const auto& [earlier_line, earlier] = it->second;
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", address, " is on line ", earlier_line, " already",
+                                                     WrittenAnotherWay(address, earlier)));
     }
     if (targets.size() == kMaxTargets) return TooMany(where);
     targets.push_back(std::move(address));

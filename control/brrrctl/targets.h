@@ -15,9 +15,13 @@
 // In a file, blank lines and everything from a `#` to the end of its line are ignored, and so is
 // a UTF-8 byte-order mark at its start. Errors (InvalidArgument) are messages for the user naming
 // the flag and, for a file, the line: an unreadable file or one longer than 1 MiB, no address at
-// all, an empty or malformed address, more than kMaxTargets, one given twice (refused, not merged: a list naming a
-// server twice is likely not the one meant). A malformed address is shown with its unprintable
-// bytes escaped (a NUL as \x00).
+// all, an empty or malformed address (a URL, http://127.0.0.1:5001/, says which HOST:PORT to give
+// instead), more than kMaxTargets, one given twice (refused, not merged: a list naming a server
+// twice is likely not the one meant, and its fleet totals would count that server twice). Twice
+// means the same server, however written: a numeric host is compared as the address it is
+// (127.0.0.1, [::ffff:127.0.0.1]; [::1], [0:0::1]), a port as its number (5001, 05001), a host
+// name without regard to case; a target with a scheme as written. A malformed address is shown
+// with its unprintable bytes escaped (a NUL as \x00).
 //
 // Threads: pure functions (ReadTargetsFile reads the file).
 #ifndef BRRR_CONTROL_TARGETS_H_

@@ -24,6 +24,8 @@
 #include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -46,6 +48,7 @@
 #include "server/brrr-echo/flag_ranges.h"
 #include "server/brrr-echo/startup_signals.h"
 #include "server/brrr-echo/upgrade.h"
+#include "server/descriptor_budget.h"
 #include "server/echo_server.h"
 
 // The ranges brrr-echo checks itself (flag_ranges.h); the echo server's own are in
@@ -524,8 +527,26 @@ int main(int argc, char** argv) {
     return 3;
   }
   brrr::EchoAdministered administered(**server);
+  // Which flags make the reserve: only a plane that is on keeps descriptors free
+  // (o.reserved_descriptors, above).
+  auto reserve_flags = [&] {
+    std::vector<std::string> reserve;
+    if (admin_port != 0) reserve.push_back("--admin_reserved_fds");
+    if (metrics_port != 0) reserve.push_back("--metrics_max_connections + 1");
+    return reserve.empty() ? "" : absl::StrCat(" (the reserve is ", absl::StrJoin(reserve, " + "), ")");
+  };
   std::unique_ptr<brrr::control::AdminServer> admin;
   if (admin_port != 0) {
+    // A limit that leaves no descriptor beside the reserve is refused as the echo server's start
+    // refuses it (below), but before gRPC starts: short of descriptors as it starts, gRPC aborts
+    // the process (SIGABRT: "Eventfd wakeup fd is not supported") instead of failing. (So is a
+    // process that cannot count its descriptors, as the start would refuse it.)
+    if (absl::StatusOr<brrr::server::DescriptorPlan> plan =
+            brrr::server::DescriptorPlan::Measure(o.reserved_descriptors, /*max_watchable_fd=*/-1);
+        !plan.ok()) {
+      brrr::PrintToStderr("brrr-echo: %s%s\n", std::string(plan.status().message()).c_str(), reserve_flags().c_str());
+      return 3;
+    }
     auto started = brrr::control::AdminServer::Start(
         admin_options, administered, brrr::PluginLoader::Default(o.plugin_dir).Probe());
     if (!started.ok()) {
@@ -567,12 +588,7 @@ int main(int argc, char** argv) {
   }
   startup.Stop();  // from here on a stop signal drains, once HandleSignals takes it
   if (absl::Status started = (*server)->Start(); !started.ok()) {
-    // Only a plane that is on keeps descriptors free (o.reserved_descriptors, above).
-    std::vector<std::string> reserve;
-    if (admin_port != 0) reserve.push_back("--admin_reserved_fds");
-    if (metrics_port != 0) reserve.push_back("--metrics_max_connections + 1");
-    std::string which = reserve.empty() ? "" : absl::StrCat(" (the reserve is ", absl::StrJoin(reserve, " + "), ")");
-    brrr::PrintToStderr("brrr-echo: %s%s\n", std::string(started.message()).c_str(), which.c_str());
+    brrr::PrintToStderr("brrr-echo: %s%s\n", std::string(started.message()).c_str(), reserve_flags().c_str());
     return 3;
   }
   brrr::PrintToStdout("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",

@@ -21,6 +21,7 @@
 #include "tests/testing/net.h"
 #include "tests/testing/pipe.h"
 #include "tests/testing/process.h"
+#include "tests/testing/side_ports.h"
 
 namespace brrr {
 namespace {
@@ -420,6 +421,49 @@ TEST_F(BrrrctlTest, AFailedWriteToStdoutIsAnError) {
   testing::Process piped("/bin/bash", {"-c", "\"$0\" \"$@\" | head -c 1 >/dev/null; exit ${PIPESTATUS[0]}", ctl, target,
                                        "watch", "--interval=50ms", "--json"});
   EXPECT_EQ(piped.Wait(seconds(30)), 128 + SIGPIPE) << piped.err();
+}
+
+// A target that is one of brrr-echo's other ports, the usual slip: exit 3 as for any target that
+// is not an admin plane, and the message says what answered there (gRPC's own words, "Trying to
+// connect an http1.x server" and "Failed parsing HTTP/2", named neither) and where the admin
+// plane is. Unary calls and streams alike.
+TEST_F(BrrrctlTest, ATargetThatIsAnotherPortOfBrrrEchoIsNamedForWhatItIs) {
+  testing::SidePorts ports;
+  server_ = testing::StartOnFreeSidePorts(
+      testing::Runfile("server/brrr-echo/brrr-echo"),
+      [](const testing::SidePorts& p) {
+        return std::vector<std::string>{"--port=0", "--admin_port=" + std::to_string(p.admin),
+                                        "--metrics_port=" + std::to_string(p.metrics)};
+      },
+      &ports);
+  port_ = server_->ListeningPort();
+  ASSERT_NE(port_, 0) << server_->out() << server_->err();
+  ASSERT_TRUE(server_->WaitForOutput("metrics on 127.0.0.1:" + std::to_string(ports.metrics))) << server_->out();
+  struct Case {
+    uint16_t port;
+    std::string what;
+  };
+  for (const Case& c : {Case{ports.metrics,
+                             "(an HTTP/1.x server answers there, not gRPC: brrr-echo's --metrics_port? "
+                             "The admin plane is its --admin_port)"},
+                        Case{port_,
+                             "(what answers there does not speak gRPC: brrr-echo's echo --port, which sends "
+                             "back what it is sent? The admin plane is its --admin_port)"}}) {
+    const std::string target = "127.0.0.1:" + std::to_string(c.port);
+    for (const std::vector<std::string>& command :
+         {std::vector<std::string>{"info"}, std::vector<std::string>{"watch", "--count=1"}}) {
+      std::vector<std::string> args = {"--target=" + target, "--timeout=20s"};
+      args.insert(args.end(), command.begin(), command.end());
+      CtlRun r = testing::Brrrctl(args);
+      EXPECT_EQ(r.code, 3) << r;
+      EXPECT_TRUE(Contains(r.err, "brrrctl: cannot reach the admin plane at " + target)) << r;
+      EXPECT_TRUE(Contains(r.err, c.what)) << r;
+      EXPECT_EQ(r.out, "") << r;
+    }
+  }
+  // The admin plane itself answers.
+  admin_port_ = ports.admin;
+  EXPECT_EQ(Ctl({"health"}).code, 0);
 }
 
 }  // namespace

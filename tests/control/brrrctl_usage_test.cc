@@ -68,7 +68,12 @@ TEST(BrrrctlUsageTest, UsageErrorsExitTwoWithAClearMessage) {
       {{"inject", "blocking-spin", "--duration=10ms", "--count=-5"},
        "--count=-5: expected a whole number from 1 to 1000000"},
       {{"inject", "blocking-spin", "--duration=0s"}, "--duration=0: an injection lasts 1ms at the least"},
-      {{"inject", "nonblocking-sleep", "--duration=2h"}, "inject: duration_ms=7200000 is out of range"},
+      // The flag as given and the range its help states; the server's field names
+      // ("interval_ms=7200000") are not the command line's.
+      {{"inject", "nonblocking-sleep", "--duration=2h"}, "--duration=2h: a nonblocking-sleep lasts 1ms to 1h"},
+      {{"inject", "nonblocking-sleep", "--duration=2000h"}, "--duration=2000h: a nonblocking-sleep lasts 1ms to 1h"},
+      {{"inject", "blocking-spin", "--duration=10ms", "--interval=2h"}, "--interval=2h: must be from 0 to 1h"},
+      {{"inject", "blocking-spin", "--duration=10ms", "--interval=2000h"}, "--interval=2000h: must be from 0 to 1h"},
       {{"cancel", "-1"}, "cancel -1: ID must be an injection id"},
       {{"cancel", "0"}, "cancel 0: ID must be an injection id"},
       {{"-x", "info"}, "unknown flag -x"},
@@ -156,6 +161,7 @@ TEST(BrrrctlUsageTest, HelpExitsZeroAndStatesTheContract) {
     ASSERT_EQ(r.code, 0) << r;
     EXPECT_TRUE(Contains(r.out, "Usage: brrrctl inject KIND --duration=DURATION")) << r;
     EXPECT_TRUE(Contains(r.out, "--interval=DURATION")) << r;
+    EXPECT_TRUE(Contains(r.out, "the start of the next: 0 to 1h")) << r;  // the range --interval is checked against
     EXPECT_TRUE(Contains(r.out, "nonblocking-sleep")) << r;
   }
   CtlRun close = Brrrctl({"help", "close"});

@@ -151,6 +151,19 @@ class DrainGraceTest : public testing::AdminFixture, public ::testing::WithParam
         << server_->out();
   }
 
+  // SetThrottle resuming accepting during the drain: refused (a drain cannot be taken back),
+  // nothing changed. Its message.
+  std::string RefusedResume() {
+    admin::SetThrottleRequest resume;
+    resume.set_accepting_paused(false);
+    admin::Throttle answer;
+    grpc::Status s = stub_->SetThrottle(Context().get(), resume, &answer);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << s.error_message();
+    EXPECT_NE(s.error_message().find("a drain cannot be taken back; nothing was changed"), std::string::npos)
+        << s.error_message();
+    return s.error_message();
+  }
+
   uint16_t metrics_port_ = 0;
   std::unique_ptr<health::Health::Stub> health_;
 };
@@ -169,6 +182,12 @@ TEST_P(DrainGraceTest, DuringTheGraceNotReadyButAccepting) {
   ExpectNotReadyButAccepting();
   ASSERT_TRUE(early.send_all("during"));
   EXPECT_EQ(early.recv_exact(6), "during");
+  // A resume is refused, saying what the server does now: it still accepts, until its grace ends
+  // (it said "it accepts no new connection" all the same).
+  const std::string refused = RefusedResume();
+  EXPECT_NE(refused.find("it accepts new connections only until its --drain_grace ends"), std::string::npos) << refused;
+  EXPECT_EQ(refused.find("accepts no new connection"), std::string::npos) << refused;
+  EXPECT_TRUE(Stats().total().accepting()) << "the refused resume changed nothing: still accepting in the grace";
 
   // A second signal ends the grace and every connection at once (the grace is ten minutes).
   server_->Signal(SIGTERM);
@@ -194,6 +213,8 @@ TEST_P(DrainGraceTest, AfterTheGraceNewConnectionsAreRefusedAndOpenOnesGoOn) {
   EXPECT_EQ(InfoPhase(), admin::DRAIN_PHASE_FINISHING);
   EXPECT_EQ(testing::HttpGet(metrics_port_, "/readyz").status, 503);
   EXPECT_EQ(Health(), health::HealthCheckResponse::NOT_SERVING);
+  const std::string refused = RefusedResume();
+  EXPECT_NE(refused.find("it accepts no new connection"), std::string::npos) << refused;
   // The connection from before goes on until its client ends it; then the server exits.
   ExpectTheLastConnectionEndsTheDrain(early);
 }

@@ -53,6 +53,52 @@ TEST(ParseTargetFlagTest, NamesTheBadAddress) {
   EXPECT_TRUE(Contains(ErrorOf(ParseTargetFlag("a:1,b:2,a:1")), "address 3: a:1 is address 1 already"));
 }
 
+// A URL (copied from a browser, or the metrics port's documentation) is not read as an IPv6
+// host without brackets: the message gives the HOST:PORT to use instead.
+TEST(CheckAddressTest, AUrlIsAnsweredWithItsHostPort) {
+  struct Case {
+    const char* address;
+    const char* message;
+  };
+  for (const Case& c : {Case{"http://127.0.0.1:5001",
+                             "\"http://127.0.0.1:5001\": a URL; the admin plane takes "
+                             "HOST:PORT, without a scheme or path: give 127.0.0.1:5001"},
+                        Case{"grpc://[::1]:5001/", "give [::1]:5001"},
+                        Case{"https://echo.internal:5001/metrics?x=1", "give echo.internal:5001"},
+                        Case{"http://", "give HOST:PORT, e.g. 127.0.0.1:5001"}}) {
+    absl::Status s = CheckAddress(c.address);
+    EXPECT_FALSE(s.ok()) << c.address;
+    EXPECT_TRUE(Contains(std::string(s.message()), c.message)) << c.address << ": " << s;
+    EXPECT_FALSE(Contains(std::string(s.message()), "IPv6")) << c.address << ": " << s;
+  }
+}
+
+// The same server written two ways is given twice: called twice, its figures would count twice
+// in a fleet's totals. The error names both spellings.
+TEST(ParseTargetFlagTest, TheSameServerWrittenAnotherWayIsGivenTwice) {
+  struct Case {
+    const char* value;
+    const char* message;
+  };
+  for (const Case& c :
+       {Case{"127.0.0.1:5001,127.0.0.1:05001",
+             "address 2: 127.0.0.1:05001 is address 1 already (127.0.0.1:5001 written another way)"},
+        Case{"[::ffff:127.0.0.1]:5001,127.0.0.1:5001", "address 2: 127.0.0.1:5001 is address 1 already"},
+        Case{"[::1]:5001,[0:0:0:0:0:0:0:1]:5001", "address 2: [0:0:0:0:0:0:0:1]:5001 is address 1 already"},
+        Case{"[::1]:5002,[::1]:5001,[0::1]:005001", "address 3: [0::1]:005001 is address 2 already ([::1]:5001"},
+        Case{"echo-1.internal:5001,ECHO-1.Internal:5001", "address 2: ECHO-1.Internal:5001 is address 1 already"}}) {
+    EXPECT_TRUE(Contains(ErrorOf(ParseTargetFlag(c.value)), c.message))
+        << c.value << ": " << ErrorOf(ParseTargetFlag(c.value));
+  }
+  // Other servers: another port, another address, another family's loopback.
+  EXPECT_EQ(ParseTargetFlag("127.0.0.1:5001,127.0.0.1:5002,127.0.0.2:5001,[::1]:5001")->size(), 4u);
+}
+
+TEST(ParseTargetsFileTest, TheSameServerWrittenAnotherWayIsOnItsLineAlready) {
+  EXPECT_EQ(ErrorOf(ParseTargetsFile("f", "127.0.0.1:5001\n[::1]:5001\n[::ffff:7f00:1]:05001 # again\n")),
+            "--targets_file=f line 3: [::ffff:7f00:1]:05001 is on line 1 already (127.0.0.1:5001 written another way)");
+}
+
 TEST(ParseTargetsFileTest, SkipsBlankLinesAndComments) {
   const char* content =
       "# the fleet\n"
@@ -73,7 +119,9 @@ TEST(ParseTargetsFileTest, NamesTheLine) {
   EXPECT_EQ(ErrorOf(ParseTargetsFile("f", "# a\n127.0.0.1:1\n127.0.0.1:2\n127.0.0.1:1 # again\n")),
             "--targets_file=f line 4: 127.0.0.1:1 is on line 2 already");
   EXPECT_TRUE(Contains(ErrorOf(ParseTargetsFile("f", "127.0.0.1:1 127.0.0.1:2\n")), "line 1: "));
-  EXPECT_TRUE(Contains(ErrorOf(ParseTargetsFile("f", "127.0.0.1:1,127.0.0.1:2\n")), "line 1: "));
+  EXPECT_EQ(ErrorOf(ParseTargetsFile("f", "127.0.0.1:1,127.0.0.1:2\n")),
+            "--targets_file=f line 1: \"127.0.0.1:1,127.0.0.1:2\": a comma in it: one address each (HOST:PORT) (one "
+            "address per line)");
 }
 
 TEST(ParseTargetsFileTest, AnEmptyListIsAnError) {

@@ -230,12 +230,15 @@ TEST(EchoServerFlagsTest, TwoListenersOnOnePortAreRefusedUnlessTheirAddressesDif
 // A descriptor limit that leaves nothing for echo connections once the planes' reserve is kept
 // free stops the start (exit 3), naming the limit and the flags that make the reserve. 40
 // descriptors: the reserve and those open at the start need more.
-void ExpectTheReserveStopsTheStart(const std::vector<std::string>& args, const std::string& reserve) {
-  Process p(EchoBinary(), args, {.max_open_files = 40});
+void ExpectTheReserveStopsTheStart(const std::vector<std::string>& args, const std::string& reserve,
+                                   uint64_t limit = 40) {
+  Process p(EchoBinary(), args, {.max_open_files = limit});
   std::optional<int> code = p.Wait(seconds(30));
   ASSERT_TRUE(code.has_value());
-  EXPECT_EQ(*code, 3) << p.err();
-  EXPECT_NE(p.err().find("the descriptor limit (RLIMIT_NOFILE) is 40: with "), std::string::npos) << p.err();
+  EXPECT_EQ(*code, 3) << "limit " << limit << ": " << p.err();
+  EXPECT_NE(p.err().find("the descriptor limit (RLIMIT_NOFILE) is " + std::to_string(limit) + ": with "),
+            std::string::npos)
+      << p.err();
   EXPECT_NE(p.err().find("none is left for echo connections; raise the limit (ulimit -n) or lower the reserve " +
                          reserve),
             std::string::npos)
@@ -250,6 +253,24 @@ TEST(EchoServerFlagsTest, ADescriptorLimitBelowTheAdminReserveStopsTheStart) {
   if (testing::UnderSanitizer("tsan")) GTEST_SKIP() << "TSan reports gRPC's own epoll descriptor";
   ExpectTheReserveStopsTheStart({"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort())},
                                 "(the reserve is --admin_reserved_fds)");
+}
+
+// Fewer descriptors still: too few for gRPC to start, which aborted the process (SIGABRT,
+// "Eventfd wakeup fd is not supported") from 14 to 18 descriptors with the default reserve, and
+// at 14 and 15 with the smallest (--admin_max_connections=1, --admin_reserved_fds=11). The
+// reserve is checked before gRPC starts: exit 3, saying why, as with more descriptors.
+TEST(EchoServerFlagsTest, ADescriptorLimitTooLowForTheAdminPlaneToStartStopsTheStart) {
+  if (testing::UnderSanitizer("tsan")) GTEST_SKIP() << "TSan reports gRPC's own epoll descriptor";
+  for (uint64_t limit : {14, 15, 16, 17, 18}) {
+    ExpectTheReserveStopsTheStart({"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
+                                   "--metrics_port=" + std::to_string(testing::PickFreePort())},
+                                  "(the reserve is --admin_reserved_fds + --metrics_max_connections + 1)", limit);
+  }
+  for (uint64_t limit : {14, 15, 16}) {
+    ExpectTheReserveStopsTheStart({"--port=0", "--admin_port=" + std::to_string(testing::PickFreePort()),
+                                   "--admin_max_connections=1", "--admin_reserved_fds=11"},
+                                  "(the reserve is --admin_reserved_fds)", limit);
+  }
 }
 
 TEST(EchoServerFlagsTest, ADescriptorLimitBelowTheMetricsReserveStopsTheStart) {
