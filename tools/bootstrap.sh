@@ -21,6 +21,7 @@ set -euo pipefail
 # haproxy: the balancer in front of //tests/deploy:fleet_test's three brrr-echo (deploy/haproxy.cfg
 # is checked with `haproxy -c` and run); the fleet test is part of `bazel test //...` and fails
 # without it.
+# netcat-openbsd: `nc`, which the README's first lines use to try the echo server.
 packages=(
   bazel-bootstrap g++ pkg-config
   libabsl-dev libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
@@ -30,6 +31,7 @@ packages=(
   clang libclang-rt-14-dev llvm
   libncurses-dev tmux
   haproxy
+  netcat-openbsd
 )
 
 missing=()
