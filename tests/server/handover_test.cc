@@ -14,7 +14,9 @@
 // And the README's rules on failures and on the side ports: a commit that fails after B
 // started accepting ends B (it drains what it accepted, exit 3) while A serves on; a draining
 // A refuses to hand over; a metrics port that B does not serve on the same address is closed
-// by A when it lets go; an admin port that B serves is answered by B from the hand-over on.
+// by A when it lets go; an admin port that B serves is answered by B from the hand-over on;
+// a readiness check on the metrics port while B starts is answered for the port (by A), never
+// "not listening yet".
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netinet/in.h>
