@@ -146,7 +146,13 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(Metr
   server->address_ = local->ToString();
   server->port_ = local->port();
   server->listener_fd_ = listener->fd();
-  server->acceptor_ = create_task(*server->loop_, server->accept_loop(*std::move(listener)), "metrics:accept");
+  std::optional<Future<>> start;
+  if (!server->options_.accept_at_start) {
+    server->accept_start_.emplace(*server->loop_);
+    start = server->accept_start_->get_future();
+  }
+  server->acceptor_ =
+      create_task(*server->loop_, server->accept_loop(*std::move(listener), std::move(start)), "metrics:accept");
   server->thread_ = std::thread([s = server.get()] {
     // Named for top -H and bench/metrics_overhead.sh, which measures this thread's CPU.
     pthread_setname_np(pthread_self(), "brrr-metrics");
@@ -179,6 +185,8 @@ void MetricsHttpServer::Stop() {
   acceptor_ = Future<>();
   listener_fd_ = -1;
   loop_.reset();
+  // Unset only if close_everything did not run; its waiter went with the loop's tasks.
+  accept_start_.reset();
 }
 
 void MetricsHttpServer::close_everything() {
@@ -186,6 +194,7 @@ void MetricsHttpServer::close_everything() {
   // Bounded: a task that does not end by then is destroyed with the loop.
   loop_->call_later(kCloseLimit, [this] { loop_->stop(); }, "metrics:close_limit");
   acceptor_.cancel();
+  accept_start_.reset();  // never set: nothing waits for it once the accept loop is cancelled
   acceptor_.add_done_callback([this] { stop_once_closed(); }, "metrics:acceptor_ended");
   for (auto& [number, connection] : connections_) connection.cancel();
 }
@@ -224,6 +233,18 @@ absl::StatusOr<UniqueFd> MetricsHttpServer::DuplicateListener() {
   return UniqueFd(**dup);
 }
 
+void MetricsHttpServer::StartAccepting() {
+  if (loop_ == nullptr) return;
+  (void)CallInLoop(
+      *loop_,
+      [this] {
+        if (accept_start_.has_value()) accept_start_->set_result();
+        accept_start_.reset();
+        return true;
+      },
+      std::chrono::seconds(5), "metrics:start_accepting");
+}
+
 void MetricsHttpServer::StopAccepting() {
   if (loop_ == nullptr) return;
   // Cancelling the accept loop closes the listener it owns.
@@ -236,10 +257,11 @@ void MetricsHttpServer::StopAccepting() {
       std::chrono::seconds(5), "metrics:stop_accepting");
 }
 
-Task<> MetricsHttpServer::accept_loop(Socket listener) {
+Task<> MetricsHttpServer::accept_loop(Socket listener, std::optional<Future<>> start) {
   RetryBackoff backoff;
   // StopAccepting cancels this task at the hand-over: it ends at its next wait.
   try {
+    if (start.has_value()) co_await *start;
     for (;;) {
       if (open_descriptors_.load() >= static_cast<int64_t>(options_.max_connections)) {
         if (IsPowerOfTen(++waits_at_cap_)) {

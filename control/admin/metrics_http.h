@@ -58,6 +58,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -91,6 +92,10 @@ struct MetricsHttpOptions {
   // (server/take_over.h): served instead of binding host:port. Owned by Start from then on
   // (closed if it fails). -1: bind.
   int listener_fd = -1;
+  // False: the listener is not accepted from until StartAccepting(). For a handed-over listener:
+  // the process it comes from still accepts on the same socket and answers /readyz "ready"
+  // until this one's echo server runs, where this one would answer "not listening yet".
+  bool accept_at_start = true;
 };
 
 // What the pages show.
@@ -119,6 +124,10 @@ class MetricsHttpServer {
   // end by then. Idempotent.
   void Stop();
 
+  // Starts accepting on a server started with accept_at_start false (until then its
+  // connections wait in the listener's backlog, for whichever process accepts there); nothing
+  // otherwise. Any thread but the server's.
+  void StartAccepting();
   // For a hand-over (server/handover_listener.h): a duplicate of the listening socket
   // (close-on-exec); FailedPrecondition once it no longer accepts. Any thread but the server's.
   absl::StatusOr<UniqueFd> DuplicateListener();
@@ -140,7 +149,8 @@ class MetricsHttpServer {
   MetricsHttpServer(MetricsHttpOptions options, MetricsPages pages)
       : options_(std::move(options)), pages_(std::move(pages)) {}
 
-  Task<> accept_loop(Socket listener);
+  // Accepts once `start` (if any) has a result: accept_at_start false.
+  Task<> accept_loop(Socket listener, std::optional<Future<>> start);
   Task<> serve(Socket connection);
   // Loop thread: serves `connection` in a task of its own, kept in connections_ until it ends.
   void start_serving(Socket connection);
@@ -187,10 +197,11 @@ class MetricsHttpServer {
   uint64_t reclaimed_slow_ = 0;
   uint64_t reclaimed_unread_ = 0;
   std::unique_ptr<EventLoop> loop_;
-  Future<> acceptor_;                     // the accept loop; it owns the listener
-  int listener_fd_ = -1;                  // the loop thread's: the listener's descriptor while acceptor_ runs
-  std::atomic<bool> handed_over_{false};  // StopAccepting was called
-  std::atomic<int> unanswered_{0};        // connections that have not had a first answer yet
+  Future<> acceptor_;                      // the accept loop; it owns the listener
+  std::optional<Promise<>> accept_start_;  // the loop thread's: set by StartAccepting (accept_at_start false)
+  int listener_fd_ = -1;                   // the loop thread's: the listener's descriptor while acceptor_ runs
+  std::atomic<bool> handed_over_{false};   // StopAccepting was called
+  std::atomic<int> unanswered_{0};         // connections that have not had a first answer yet
   // The loop thread's: each connection's task, by number, until it ends (Stop cancels them).
   std::map<uint64_t, Future<>> connections_;
   uint64_t next_connection_ = 0;  // the loop thread's

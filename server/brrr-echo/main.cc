@@ -573,6 +573,10 @@ int main(int argc, char** argv) {
     mo.backend = metrics_backend;
     mo.plugin_dir = o.plugin_dir;
     mo.listener_fd = (*upgrade)->AdoptMetrics(metrics_flags.host, static_cast<uint16_t>(metrics_port));
+    // A port taken over is answered by the process it comes from until this one's echo server
+    // runs: accepting here before that would answer /readyz "not listening yet" for the port,
+    // and a balancer's check would fail on a port that is served all along.
+    mo.accept_at_start = mo.listener_fd < 0;
     brrr::control::MetricsPages pages;
     pages.collectables = {std::make_shared<brrr::control::MetricsExporter>(
                               administered, admin != nullptr ? admin->figures_of() : nullptr),
@@ -591,6 +595,7 @@ int main(int argc, char** argv) {
     brrr::PrintToStderr("brrr-echo: %s%s\n", std::string(started.message()).c_str(), reserve_flags().c_str());
     return 3;
   }
+  if (metrics != nullptr) metrics->StartAccepting();
   brrr::PrintToStdout("brrr-echo: listening on %s (backend %s, %d loop%s, pid %d)\n",
                       (*server)->address().ToString().c_str(), (*server)->backend().c_str(), o.loops,
                       o.loops == 1 ? "" : "s", static_cast<int>(::getpid()));

@@ -376,6 +376,29 @@ TEST_F(MetricsHttpTest, StopClosesEveryConnection) {
   server_->Stop();  // idempotent
 }
 
+// A server started with accept_at_start false (a port taken over, whose old process answers
+// until this one's echo server runs) leaves its clients in the backlog until StartAccepting,
+// then answers them; one stopped before it ever accepted stops all the same.
+TEST_F(MetricsHttpTest, WithoutAcceptAtStartClientsWaitUntilStartAccepting) {
+  MetricsHttpOptions o;
+  o.accept_at_start = false;
+  Start(std::move(o));
+  BlockingClient c(port_);
+  ASSERT_TRUE(c.send_all(HttpRequestText("/healthz")));
+  pollfd p{.fd = c.fd(), .events = POLLIN, .revents = 0};
+  EXPECT_EQ(::poll(&p, 1, 200), 0) << "answered before StartAccepting";
+  server_->StartAccepting();
+  EXPECT_EQ(ReadHttpReply(c).status, 200);
+  server_->StartAccepting();  // once started, nothing
+
+  MetricsHttpOptions never;
+  never.accept_at_start = false;
+  never.backend = "epoll";
+  auto stopped = MetricsHttpServer::Start(std::move(never), {});
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  (*stopped)->Stop();
+}
+
 TEST(MetricsHttpStartTest, ErrorsNameTheAddress) {
   MetricsHttpOptions o;
   o.host = "not-an-ip";

@@ -14,8 +14,11 @@
 // And the README's rules on failures and on the side ports: a commit that fails after B
 // started accepting ends B (it drains what it accepted, exit 3) while A serves on; a draining
 // A refuses to hand over; a metrics port that B does not serve on the same address is closed
-// by A when it lets go; an admin port that B serves is answered by B from the hand-over on.
+// by A when it lets go; an admin port that B serves is answered by B from the hand-over on;
+// a readiness check on the metrics port while B starts is answered for the port (by A), never
+// "not listening yet".
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -31,6 +34,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -399,6 +403,71 @@ TEST_P(HandoverTest, ConnectionsOpenedDuringTheHandOverAllSucceedAndEchoExactly)
   // And B can hand over in turn: it listens on the same path.
   EXPECT_TRUE(b.WaitForOutput("hand-over socket at " + dir.path())) << b.out() << b.err();
 
+  b.Signal(SIGTERM);
+  std::optional<int> b_code = b.Wait(seconds(30));
+  ASSERT_TRUE(b_code.has_value());
+  EXPECT_EQ(*b_code, 0) << b.err();
+}
+
+// Waits (bounded: 20 s) until process `pid` runs a thread named `name` (/proc/PID/task/*/comm).
+bool WaitForThreadNamed(pid_t pid, const std::string& name) {
+  const std::string tasks = "/proc/" + std::to_string(pid) + "/task";
+  for (int i = 0; i < 20000; ++i) {
+    bool found = false;
+    if (DIR* dir = ::opendir(tasks.c_str()); dir != nullptr) {
+      while (dirent* task = ::readdir(dir)) {
+        if (task->d_name[0] == '.') continue;
+        std::ifstream comm(tasks + "/" + task->d_name + "/comm");
+        std::string line;
+        if (std::getline(comm, line) && line == name) found = true;
+      }
+      ::closedir(dir);
+    }
+    if (found) return true;
+    std::this_thread::sleep_for(milliseconds(1));
+  }
+  return false;
+}
+
+// A balancer's readiness check on the metrics port during a hand-over is answered for the port,
+// which is served all along: never "not listening yet". The new process accepted on the port it
+// took as soon as its metrics loop ran, before its echo loops had mapped their receive pools
+// (about 100 ms with 3 loops: 9 of 1,700 checks 2 ms apart failed by hand, whenever the kernel
+// gave it the check rather than the old process), and answered 503 "not ready: not listening
+// yet". Now it accepts there once its echo server runs, and the old one answers until then. To
+// leave the new process the only one that can accept, the old one is stopped as soon as the new
+// one's metrics thread runs (its pools made larger, so that its echo loops are surely still
+// starting then), and a check is sent.
+TEST_P(HandoverTest, AReadinessCheckWhileTheNewProcessStartsIsNotAnsweredNotListeningYet) {
+  BRRR_SKIP_UNLESS_BACKEND_STARTS(GetParam());
+  SocketDir dir;
+  uint16_t metrics_port = 0;
+  uint16_t admin_port = 0;
+  uint16_t port = 0;
+  std::unique_ptr<Process> a = StartOld(
+      dir, [](uint16_t m, uint16_t) { return std::vector<std::string>{"--metrics_port=" + std::to_string(m)}; },
+      &metrics_port, &admin_port, &port);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(testing::HttpGet(metrics_port, "/readyz").status, 200);
+
+  Process b(EchoBinary(), {"--backend=" + GetParam(), "--port=" + std::to_string(port), "--loops=2",
+                           "--recv_buffers=4096", "--recv_buffer_size=65536",
+                           "--metrics_port=" + std::to_string(metrics_port), "--take_over=" + dir.path()});
+  ASSERT_TRUE(WaitForThreadNamed(b.pid(), "brrr-metrics")) << b.out() << b.err();
+  a->Signal(SIGSTOP);
+  ASSERT_TRUE(a->WaitUntilStopped());
+  const bool b_was_listening = b.out().find("listening on") != std::string::npos;
+  testing::HttpReply check = testing::HttpGet(metrics_port, "/readyz");
+  a->Signal(SIGCONT);
+  std::printf("%s: the check, sent %s the new process listened: %d %s\n", GetParam().c_str(),
+              b_was_listening ? "after" : "before", check.status, check.body.c_str());
+  EXPECT_EQ(check.status, 200) << check.head << check.body;
+
+  ASSERT_TRUE(HandedOver(*a, b));
+  std::optional<int> a_code = a->Wait(seconds(30));
+  ASSERT_TRUE(a_code.has_value()) << "A did not drain after the hand-over: " << a->out();
+  EXPECT_EQ(*a_code, 0) << a->err();
+  EXPECT_EQ(testing::HttpGet(metrics_port, "/readyz").status, 200);
   b.Signal(SIGTERM);
   std::optional<int> b_code = b.Wait(seconds(30));
   ASSERT_TRUE(b_code.has_value());
