@@ -184,9 +184,10 @@ void MetricsHttpServer::Stop() {
   connections_.clear();
   acceptor_ = Future<>();
   listener_fd_ = -1;
-  loop_.reset();
-  // Unset only if close_everything did not run; its waiter went with the loop's tasks.
+  // Unset only if close_everything did not run. Before the loop goes: the promise's state
+  // belongs to it.
   accept_start_.reset();
+  loop_.reset();
 }
 
 void MetricsHttpServer::close_everything() {
