@@ -415,7 +415,7 @@ absl::StatusOr<SocketInfo> Shard::close_connection(int fd, absl::string_view pee
     if (!peer.empty() && info.peer != peer) {
       return absl::FailedPreconditionError(absl::StrCat("fd ", fd, " on loop ", loop_->loop_id(),
                                                         " is the connection of ", info.peer, " now, not of ", peer,
-                                                        " (that one closed and its descriptor was given out again): "
+                                                        " (a descriptor is given out again once its connection closes): "
                                                         "nothing closed"));
     }
     c->close(CloseReason::kAdmin);
