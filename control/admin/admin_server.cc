@@ -208,6 +208,11 @@ void AdminServer::Shutdown() {
   if (server_ == nullptr) return;
   listener_->StopAccepting();  // no connection is handed to a server that shuts down
   stream_waits_->ShutDown();   // every stream of every service ends now
+  // gRPC 1.51 shuts a connection down with a GOAWAY and a PING, and closes it only once the
+  // client has answered the PING (or after 20 s); a client that holds a connection between calls
+  // (brrrctl top, a grpcurl channel) reads nothing then, and gRPC's shutdown waited for it until
+  // the deadline. The listener ends each connection once its GOAWAY has gone and no call is open.
+  listener_->EndIdleConnections();
   // Calls in progress get a moment to finish; streams are cancelled at the deadline.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_->Wait();
