@@ -21,6 +21,12 @@ std::string Bytes(uint64_t bytes) {
   return absl::StrCat(bytes, " bytes");
 }
 
+// "99 bytes", "1 byte", "99": a number as it is, with its unit.
+std::string Plain(uint64_t n, IntegerRange::Unit unit) {
+  if (unit != IntegerRange::Unit::kBytes) return absl::StrCat(n);
+  return n == 1 ? "1 byte" : absl::StrCat(n, " bytes");
+}
+
 }  // namespace
 
 std::string IntegerRange::ToString() const {
@@ -45,6 +51,20 @@ std::string ScaledMinimumRange::ToString() const { return absl::StrCat(Minimum()
 
 std::string ScaledMinimumRange::Refusal(absl::string_view flag, absl::string_view value, uint64_t of_value) const {
   return absl::StrCat(flag, "=", value, ": must be from ", Minimum(), " (", For(of_value).min, ") to ", max);
+}
+
+IntegerRange BelowOptionRange::For(uint64_t below_value) const {
+  if (below_value <= min) return {.min = 1, .max = 0, .unit = unit};  // holds nothing
+  return {.min = min, .max = below_value - 1, .unit = unit};
+}
+
+std::string BelowOptionRange::ToString() const {
+  return absl::StrCat(unit == IntegerRange::Unit::kBytes ? Bytes(min) : absl::StrCat(min), " to ", below, " - 1");
+}
+
+std::string BelowOptionRange::Refusal(absl::string_view flag, absl::string_view value, uint64_t below_value) const {
+  std::string greatest = below_value <= min ? "none" : Plain(below_value - 1, unit);
+  return absl::StrCat(flag, "=", value, ": must be from ", ToString(), " (", greatest, ")");
 }
 
 }  // namespace brrr

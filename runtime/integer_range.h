@@ -21,6 +21,16 @@
 //   kReservedRange.Refusal("--admin_reserved_fds", "9", 16);
 //       // "--admin_reserved_fds=9: must be from 3 x --admin_max_connections + 8 (56) to 1000000"
 //
+// A range whose greatest value is just below another option's is a BelowOptionRange, stated
+// the same way:
+//
+//   inline constexpr BelowOptionRange kLowWaterRange{
+//       .min = 0, .below = "--high_water", .unit = IntegerRange::Unit::kBytes};
+//   kLowWaterRange.ToString();            // "0 bytes to --high_water - 1"
+//   kLowWaterRange.For(100);              // IntegerRange{.min = 0, .max = 99, bytes}
+//   kLowWaterRange.Refusal("--low_water", "200", 100);
+//       // "--low_water=200: must be from 0 bytes to --high_water - 1 (99 bytes)"
+//
 // Threads: a value type.
 #ifndef BRRR_RUNTIME_INTEGER_RANGE_H_
 #define BRRR_RUNTIME_INTEGER_RANGE_H_
@@ -68,6 +78,21 @@ struct ScaledMinimumRange {
  private:
   // "3 x --admin_max_connections + 8".
   std::string Minimum() const;
+};
+
+struct BelowOptionRange {
+  uint64_t min = 0;
+  // The option whose value the greatest value is one below (a literal).
+  const char* below = "";
+  IntegerRange::Unit unit = IntegerRange::Unit::kCount;
+
+  // The range when the other option is `below_value`: none at all when that is `min` or less.
+  IntegerRange For(uint64_t below_value) const;
+  // "0 bytes to --high_water - 1", for --help.
+  std::string ToString() const;
+  // The error for `value` (as given) of `flag` when the other option is `below_value`:
+  // "--low_water=200: must be from 0 bytes to --high_water - 1 (99 bytes)".
+  std::string Refusal(absl::string_view flag, absl::string_view value, uint64_t below_value) const;
 };
 
 }  // namespace brrr

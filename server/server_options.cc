@@ -20,8 +20,8 @@ absl::Status Validate(const EchoServerOptions& o) {
   if (!kHighWaterRange.Contains(o.high_water)) {
     return absl::InvalidArgumentError(kHighWaterRange.Refusal("--high_water", absl::StrCat(o.high_water)));
   }
-  if (IntegerRange low_water = LowWaterRange(o.high_water); !low_water.Contains(o.low_water)) {
-    return absl::InvalidArgumentError(low_water.Refusal("--low_water", absl::StrCat(o.low_water)));
+  if (!kLowWaterRange.For(o.high_water).Contains(o.low_water)) {
+    return absl::InvalidArgumentError(kLowWaterRange.Refusal("--low_water", absl::StrCat(o.low_water), o.high_water));
   }
   const struct {
     const char* flag;

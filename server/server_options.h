@@ -56,10 +56,8 @@ inline constexpr IntegerRange kReceiveBufferSizeRange{
     .min = 512, .max = uint64_t{16} << 20, .unit = IntegerRange::Unit::kBytes};
 inline constexpr IntegerRange kReceiveBuffersRange{
     .min = 1, .max = kMaxProvidedBuffers, .note = " (the most a backend takes)"};
-// --low_water's, below --high_water (`high_water`: at least 1).
-inline IntegerRange LowWaterRange(uint64_t high_water) {
-  return {.min = 0, .max = high_water - 1, .unit = IntegerRange::Unit::kBytes, .note = " (below --high_water)"};
-}
+// --low_water's, below --high_water.
+inline constexpr BelowOptionRange kLowWaterRange{.min = 0, .below = "--high_water", .unit = IntegerRange::Unit::kBytes};
 
 struct EchoServerOptions {
   std::string backend = "auto";  // a backend name, a plugin path, or "auto"
@@ -69,10 +67,10 @@ struct EchoServerOptions {
   // Join listeners of another process on the same port (SO_REUSEPORT) instead of failing: for
   // a deliberate hand-over only (see server/port_claim.h).
   bool share_port = false;
-  int loops = 1;         // event loops (threads), each with its own listener (SO_REUSEPORT)
-  uint64_t max_connections = 100000;  // per server; past it new connections are closed at once
-  uint64_t high_water = 256 * 1024;   // bytes queued per connection before it stops reading
-  uint64_t low_water = 64 * 1024;     // ... and resumes once the queue is down to this
+  int loops = 1;                             // event loops (threads), each with its own listener (SO_REUSEPORT)
+  uint64_t max_connections = 100000;         // per server; past it new connections are closed at once
+  uint64_t high_water = 256 * 1024;          // bytes queued per connection before it stops reading
+  uint64_t low_water = 64 * 1024;            // ... and resumes once the queue is down to this
   Duration idle_timeout = Duration::zero();  // close connections idle this long; 0: never
   // Non-empty: answer each line with this prefix (the tutorial's "Echo : "); at most
   // kMaxReplyPrefixBytes.
@@ -90,8 +88,8 @@ struct EchoServerOptions {
   Duration idle_poll = Duration::zero();
   // Each loop's watchdog samples where a stall is while it lasts (runtime/stall_watchdog.h).
   bool stall_watchdog = true;
-  uint32_t receive_buffer_size = 16384;   // bytes per provided receive buffer
-  uint32_t receive_buffer_count = 1024;   // provided receive buffers per loop
+  uint32_t receive_buffer_size = 16384;  // bytes per provided receive buffer
+  uint32_t receive_buffer_count = 1024;  // provided receive buffers per loop
   int backlog = 4096;
   // Descriptors the echo side leaves free for the rest of the process (the admin plane): it
   // holds at most RLIMIT_NOFILE minus this minus what is open at Start(), and past that new

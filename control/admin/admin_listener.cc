@@ -42,8 +42,8 @@ constexpr std::chrono::seconds kGrpcEndClosingWaitAtMost{1};
 absl::StatusOr<std::unique_ptr<AdminListener>> AdminListener::Bind(const SocketAddress& address,
                                                                    uint32_t max_connections, uint32_t max_streams) {
   auto fail = [&](const char* what, int err) {
-    return absl::UnavailableError(absl::StrCat("admin plane: cannot listen on ", address.ToString(), ": ", what,
-                                               ": ", std::strerror(err)));
+    return absl::UnavailableError(
+        absl::StrCat("admin plane: cannot listen on ", address.ToString(), ": ", what, ": ", std::strerror(err)));
   };
   int fd = ::socket(address.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return fail("socket", errno);
@@ -126,6 +126,14 @@ void AdminListener::Stop() {
   relayed_.clear();  // closes every connection: gRPC sees the end of each
 }
 
+void AdminListener::EndIdleConnections() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    end_idle_ = true;
+  }
+  Wake();
+}
+
 void AdminListener::Run(grpc::Server* server) {
   RelayUntilStopped(server);
   std::lock_guard<std::mutex> lock(mu_);
@@ -173,19 +181,29 @@ void AdminListener::RelayUntilStopped(grpc::Server* server) {
       uint64_t count;
       (void)!::read(wake_fd_, &count, sizeof count);
     }
-    Relay(fds, RelayedConnection::Clock::now());
+    bool end_idle;
+    {
+      // Read after the wait, so that the wake-up of EndIdleConnections is never spent on a look
+      // that does not see it.
+      std::lock_guard<std::mutex> lock(mu_);
+      end_idle = end_idle_;
+    }
+    Relay(fds, RelayedConnection::Clock::now(), end_idle);
     if (fds[0].revents != 0) AcceptOne(server);
   }
 }
 
-void AdminListener::Relay(const std::vector<pollfd>& fds, RelayedConnection::Clock::time_point now) {
+void AdminListener::Relay(const std::vector<pollfd>& fds, RelayedConnection::Clock::time_point now, bool end_idle) {
   std::vector<size_t> ended;
   for (size_t i = 0; i < relayed_.size(); ++i) {
     RelayedConnection& connection = *relayed_[i].connection;
     const short client_events = fds[2 + 2 * i].revents;
     const short grpc_events = fds[3 + 2 * i].revents;
     const bool due = connection.deadline().has_value() && now >= *connection.deadline();
-    if (client_events == 0 && grpc_events == 0 && !due) continue;
+    // Told once, and looked at then even without events: its GOAWAY may have gone through already.
+    const bool told = end_idle && !connection.ending_once_idle();
+    if (told) connection.EndOnceIdle();
+    if (client_events == 0 && grpc_events == 0 && !due && !told) continue;
     if (!connection.OnReady(client_events, grpc_events, now)) {
       ended.push_back(i);
       continue;

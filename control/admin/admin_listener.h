@@ -24,6 +24,7 @@
 //   auto listener = AdminListener::Bind(*SocketAddress::Parse("127.0.0.1", 5001), 16, 65);
 //   (*listener)->Start(grpc_server.get());   // a thread accepts and relays until Stop()
 //   (*listener)->StopAccepting();            // closes the listening socket; relaying goes on
+//   (*listener)->EndIdleConnections();       // as the gRPC server shuts down
 //   (*listener)->Stop();                     // after the gRPC server has shut down
 //
 // The listener does not set SO_REUSEPORT: no other process can bind the admin port while this
@@ -77,6 +78,10 @@ class AdminListener {
   // Stops accepting and closes the listening socket; the connections open are still relayed.
   // Idempotent.
   void StopAccepting();
+  // As the gRPC server shuts down: each connection ends once gRPC's GOAWAY has gone through and no
+  // call is open on it (RelayedConnection::EndOnceIdle), so that a client that holds an idle
+  // connection does not hold up the shutdown; calls in progress go on until they end. Any thread.
+  void EndIdleConnections();
   // Stops accepting, stops relaying and closes every connection (gRPC sees each end). After the
   // gRPC server has shut down, so that what it says last reaches its clients. Idempotent.
   void Stop();
@@ -108,7 +113,7 @@ class AdminListener {
     // As gRPC names it: "fd:N" (its calls' ServerContext::peer()); empty once gRPC has closed N.
     // Written by the thread with mu_ held.
     std::string grpc_peer;
-    bool allowed = false;   // a call through it has been let through; guarded by mu_
+    bool allowed = false;  // a call through it has been let through; guarded by mu_
   };
 
   AdminListener(int fd, int wake_fd, SocketAddress address, uint32_t max_connections, uint32_t max_streams)
@@ -122,7 +127,8 @@ class AdminListener {
   void AcceptOne(grpc::Server* server);
   // Moves the bytes of the connections poll(2) reported on, or whose time is up; drops those
   // that ended.
-  void Relay(const std::vector<pollfd>& fds, RelayedConnection::Clock::time_point now);
+  // With `end_idle` (EndIdleConnections was called), each connection is told so.
+  void Relay(const std::vector<pollfd>& fds, RelayedConnection::Clock::time_point now, bool end_idle);
   // Closes the oldest connection that has had no call let through, if there is one, and
   // returns its peer. mu_ held.
   std::optional<std::string> EvictOneNotAllowed() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -145,6 +151,7 @@ class AdminListener {
   bool accepting_ ABSL_GUARDED_BY(mu_) = true;
   bool accept_stopped_ ABSL_GUARDED_BY(mu_) = false;  // the thread no longer polls fd_
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool end_idle_ ABSL_GUARDED_BY(mu_) = false;
   // Oldest first. Added and removed by the thread with mu_ held; the thread reads it without.
   std::vector<Relayed> relayed_;
   uint64_t refused_ = 0;        // the thread's

@@ -55,6 +55,9 @@ bool RelayedConnection::OnReady(short client_events, short grpc_events, Clock::t
   if (to_client_.source_ended) to_client_.passed = to_client_.filled;  // a last header that never became whole
   if (!grpc_gone()) {
     to_grpc_.passed += bound_.PassFromClient(to_grpc_.unjudged());
+    // Shutting down, with no call open after gRPC's GOAWAY: what the client sends from now on
+    // could only start calls that gRPC refuses, and its end of input is what closes the connection.
+    if (end_once_idle_ && bound_.server_went_away() && bound_.open() == 0) to_grpc_.source_ended = true;
     // The client will send nothing more. What the bound still holds would wait for streams that
     // may be waiting for those very bytes, for ever, and the connection with them: it is dropped
     // (with a last frame header that never became whole), and the end passed on. gRPC closes

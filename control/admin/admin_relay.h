@@ -18,9 +18,15 @@
 // waits for may be waiting for those very bytes (gRPC closes a connection at the end of its
 // input anyway). gRPC's end (it closed its descriptor) ends the connection once the bytes gRPC
 // wrote before it have gone to the client, or after kLinger if the client does not take them;
-// an error either way ends it at once. Bytes wait in a buffer of kBufferBytes each way, and the
-// relay reads no more from a side while its buffer is full: a client that sends without end
-// while it cannot pass fills its socket and then its own, as TCP would with gRPC itself.
+// an error either way ends it at once. At a shutdown (EndOnceIdle), the client's input also ends
+// as soon as gRPC has said GOAWAY and no call is open: gRPC 1.51 would otherwise keep an idle
+// connection, and its own shutdown with it, until the client acknowledged the PING sent with the
+// GOAWAY, which a client between calls (brrrctl top, a grpcurl channel) does not read. gRPC then
+// closes its end, and its last bytes go on to the client as above.
+//
+// Bytes wait in a buffer of kBufferBytes each way, and the relay reads no more from a side while
+// its buffer is full: a client that sends without end while it cannot pass fills its socket and
+// then its own, as TCP would with gRPC itself.
 //
 // Threads: one thread (the listener's). Ownership: owns the client's socket and its end of the
 // pair; gRPC owns grpc_fd from the moment it is handed over.
@@ -79,6 +85,10 @@ class RelayedConnection {
   // Whether the client's bytes began to wait for a stream to end since the last call (each
   // wait is reported once).
   bool TakeStartedHolding();
+  // The admin plane shuts down: from now on the client's input ends once gRPC has said GOAWAY
+  // and no call is open (see above). OnReady looks, also when called with no events.
+  void EndOnceIdle() { end_once_idle_ = true; }
+  bool ending_once_idle() const { return end_once_idle_; }
 
  private:
   // Bytes on their way from one socket to the other: [written, passed) may go, [passed, filled)
@@ -111,6 +121,7 @@ class RelayedConnection {
   Pipe to_grpc_;
   Pipe to_client_;
   bool grpc_input_ended_ = false;                  // the client's end has been passed on (shutdown SHUT_WR)
+  bool end_once_idle_ = false;                     // EndOnceIdle()
   std::optional<Clock::time_point> linger_until_;  // set once gRPC has closed its end: grpc_gone()
   bool was_holding_ = false;
   bool started_holding_ = false;

@@ -4,12 +4,9 @@
 
 #include <cerrno>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
-#include <mutex>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "control/admin/admin_listener.h"
@@ -17,6 +14,7 @@
 #include "control/admin/call_gate.h"
 #include "control/admin/grpc_log.h"
 #include "control/admin/reflection_service.h"
+#include "control/admin/stream_waits.h"
 #include "control/admin/task_injector.h"
 #include "control/admin/unread_streams.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -48,13 +46,10 @@ uint32_t MaxCallsOpenPerConnection(const AdminServerOptions& options) { return o
 // NOT_FOUND and Watch SERVICE_UNKNOWN, keeping the call open (as health.proto asks of both).
 class HealthService final : public health::Health::Service {
  public:
-  // How often a Watch with nothing to send looks whether its client has gone: gRPC's synchronous
-  // API says a call was cancelled only when asked (ServerContext::IsCancelled; its
-  // AsyncNotifyWhenDone is for the asynchronous API). The drain and the shutdown wake it at once.
-  static constexpr std::chrono::seconds kCancelCheck{1};
-
-  HealthService(Administered& target, UnreadStreams& unread) : target_(target), unread_(unread) {
-    drain_watcher_ = target_.AddDrainWatcher([this] { Wake(); });
+  // `waits`: where Watch sleeps; the drain's start wakes it there.
+  HealthService(Administered& target, UnreadStreams& unread, StreamWaits& waits)
+      : target_(target), unread_(unread), waits_(waits) {
+    drain_watcher_ = target_.AddDrainWatcher([this] { waits_.Notify(); });
   }
   ~HealthService() override { target_.RemoveDrainWatcher(drain_watcher_); }
 
@@ -66,41 +61,30 @@ class HealthService final : public health::Health::Service {
   }
 
   // Sends the status now and again whenever it changes, until the client goes away or the
-  // admin server shuts down. It sleeps in between: the drain's start and the shutdown wake it
-  // (the drain's NOT_SERVING goes out as the drain starts), a client that went away is seen
-  // within kCancelCheck. The status is looked at once more after the shutdown is seen, so a
-  // drain that ends as it starts still reaches the watcher as NOT_SERVING. An unknown service's
-  // status is SERVICE_UNKNOWN, which never changes.
+  // admin server shuts down. It sleeps in between (stream_waits.h): the drain's start and the
+  // shutdown wake it (the drain's NOT_SERVING goes out as the drain starts), a client that went
+  // away is seen within StreamWaits::kCancelCheck. The status is looked at once more after the
+  // shutdown is seen, so a drain that ends as it starts still reaches the watcher as
+  // NOT_SERVING. An unknown service's status is SERVICE_UNKNOWN, which never changes.
   grpc::Status Watch(grpc::ServerContext* context, const health::HealthCheckRequest* request,
                      grpc::ServerWriter<health::HealthCheckResponse>* writer) override {
     const bool known = Known(request->service());
     auto status_now = [&] { return known ? Current() : health::HealthCheckResponse::SERVICE_UNKNOWN; };
     health::HealthCheckResponse::ServingStatus sent = health::HealthCheckResponse::UNKNOWN;
-    std::unique_lock<std::mutex> lock(mu_);
-    while (!context->IsCancelled()) {
-      const bool last_look = shutting_down_;
+    for (;;) {
+      const bool last_look = waits_.shutting_down();
       const health::HealthCheckResponse::ServingStatus now = status_now();
       if (now != sent) {
-        lock.unlock();  // a Write may wait for the client (up to --admin_unread_timeout)
         health::HealthCheckResponse response;
         response.set_status(now);
         if (!unread_.Write(*context, "health Watch", [&] { return writer->Write(response); })) break;
         sent = now;
-        lock.lock();
       }
       if (last_look) break;
-      changed_.wait_for(lock, kCancelCheck, [&] { return shutting_down_ || status_now() != sent; });
+      // The shutdown ends the wait but not the loop: one more look first.
+      if (waits_.Wait(*context, [&] { return status_now() != sent; }) == StreamWaits::Woken::kCancelled) break;
     }
     return grpc::Status::OK;
-  }
-
-  // Ends the Watches: each looks at the status once more, then returns.
-  void ShutDown() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      shutting_down_ = true;
-    }
-    changed_.notify_all();
   }
 
  private:
@@ -118,24 +102,15 @@ class HealthService final : public health::Health::Service {
     return target_.drain_started_at_ns() == 0 ? health::HealthCheckResponse::SERVING
                                               : health::HealthCheckResponse::NOT_SERVING;
   }
-  // The drain has started (Administered::AddDrainWatcher). The lock is taken so that a Watch
-  // between its look at the status and its wait cannot miss the wake-up.
-  void Wake() {
-    { std::lock_guard<std::mutex> lock(mu_); }
-    changed_.notify_all();
-  }
 
   Administered& target_;
   UnreadStreams& unread_;
+  StreamWaits& waits_;
   uint64_t drain_watcher_ = 0;
-  std::mutex mu_;
-  std::condition_variable changed_;  // the drain started, or the shutdown
-  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options,
-                                                                 Administered& target,
-                                                                 std::vector<BackendProbe> backends) {
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServerOptions& options, Administered& target,
+                                                                std::vector<BackendProbe> backends) {
   absl::StatusOr<SocketAddress> where = SocketAddress::Parse(options.host, options.port);
   if (!where.ok()) {
     if (options.listener_fd >= 0) ::close(options.listener_fd);
@@ -156,13 +131,14 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(const AdminServe
   admin->injector_ = std::make_shared<TaskInjector>(target.loops(), options.max_block);
   auto client_of = [listener = admin->listener_.get()](const std::string& peer) { return listener->ClientOf(peer); };
   admin->unread_ = std::make_unique<UnreadStreams>(options.unread_timeout, client_of);
-  admin->admin_ =
-      std::make_unique<AdminService>(target, std::move(backends), *admin->injector_, *admin->unread_, client_of);
-  admin->health_ = std::make_unique<HealthService>(target, *admin->unread_);
+  admin->stream_waits_ = std::make_unique<StreamWaits>();
+  admin->admin_ = std::make_unique<AdminService>(target, std::move(backends), *admin->injector_, *admin->unread_,
+                                                 *admin->stream_waits_, client_of);
+  admin->health_ = std::make_unique<HealthService>(target, *admin->unread_, *admin->stream_waits_);
   // Reflection in both versions of the protocol; list_services reports these.
-  std::vector<std::string> services = {
-      brrr::admin::v1::Admin::service_full_name(), health::Health::service_full_name(),
-      ReflectionV1::Api::service_full_name(), ReflectionV1Alpha::Api::service_full_name()};
+  std::vector<std::string> services = {brrr::admin::v1::Admin::service_full_name(), health::Health::service_full_name(),
+                                       ReflectionV1::Api::service_full_name(),
+                                       ReflectionV1Alpha::Api::service_full_name()};
   admin->reflection_.push_back(std::make_unique<ReflectionV1Service>(services, admin->unread_.get()));
   admin->reflection_.push_back(std::make_unique<ReflectionV1AlphaService>(services, admin->unread_.get()));
 
@@ -218,9 +194,8 @@ std::function<AdminLoopStats(size_t loop)> AdminServer::figures_of() const {
 absl::StatusOr<UniqueFd> AdminServer::DuplicateListener() const {
   int fd = server_ == nullptr ? -1 : listener_->Duplicate();
   if (fd < 0) {
-    return server_ == nullptr || errno == EBADF
-               ? absl::FailedPreconditionError("the admin plane no longer accepts")
-               : absl::ErrnoToStatus(errno, "duplicating the admin listener");
+    return server_ == nullptr || errno == EBADF ? absl::FailedPreconditionError("the admin plane no longer accepts")
+                                                : absl::ErrnoToStatus(errno, "duplicating the admin listener");
   }
   return UniqueFd(fd);
 }
@@ -232,8 +207,12 @@ void AdminServer::StopAccepting() {
 void AdminServer::Shutdown() {
   if (server_ == nullptr) return;
   listener_->StopAccepting();  // no connection is handed to a server that shuts down
-  health_->ShutDown();
-  admin_->ShutDown();
+  stream_waits_->ShutDown();   // every stream of every service ends now
+  // gRPC 1.51 shuts a connection down with a GOAWAY and a PING, and closes it only once the
+  // client has answered the PING (or after 20 s); a client that holds a connection between calls
+  // (brrrctl top, a grpcurl channel) reads nothing then, and gRPC's shutdown waited for it until
+  // the deadline. The listener ends each connection once its GOAWAY has gone and no call is open.
+  listener_->EndIdleConnections();
   // Calls in progress get a moment to finish; streams are cancelled at the deadline.
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
   server_->Wait();

@@ -40,6 +40,7 @@ namespace brrr::control {
 class AdminListener;
 class AdminService;
 class HealthService;
+class StreamWaits;
 class TaskInjector;
 class UnknownMethodGate;
 class UnreadStreams;
@@ -71,8 +72,7 @@ class AdminServer {
  public:
   // Binds host:port and starts serving. Errors: a host that is not an IP address
   // (InvalidArgument), a port in use or not permitted (Unavailable).
-  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminServerOptions& options,
-                                                            Administered& target,
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(const AdminServerOptions& options, Administered& target,
                                                             std::vector<BackendProbe> backends);
   ~AdminServer();  // shuts down if still serving
   AdminServer(const AdminServer&) = delete;
@@ -99,9 +99,10 @@ class AdminServer {
 
   std::string address_;
   CallAuth auth_;
-  std::unique_ptr<CallSlots> call_slots_;  // the gate's; outlives server_
-  std::shared_ptr<TaskInjector> injector_;  // figures_of() borrows it while it lives
-  std::unique_ptr<UnreadStreams> unread_;   // the services' streams write through it; outlives them
+  std::unique_ptr<CallSlots> call_slots_;      // the gate's; outlives server_
+  std::shared_ptr<TaskInjector> injector_;     // figures_of() borrows it while it lives
+  std::unique_ptr<UnreadStreams> unread_;      // the services' streams write through it; outlives them
+  std::unique_ptr<StreamWaits> stream_waits_;  // the services' streams sleep in it; outlives them
   std::unique_ptr<AdminService> admin_;
   std::unique_ptr<HealthService> health_;
   std::vector<std::unique_ptr<grpc::Service>> reflection_;  // v1 and v1alpha; they use auth_

@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <map>
 #include <string>
-#include <thread>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -47,12 +46,13 @@ Duration LoopWaitOf(const grpc::ServerContext& context) {
 }  // namespace
 
 AdminService::AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector,
-                           UnreadStreams& unread, ClientOf client_of)
+                           UnreadStreams& unread, StreamWaits& waits, ClientOf client_of)
     : target_(target),
       loops_(target.loops()),
       backends_(std::move(backends)),
       injector_(injector),
       unread_(unread),
+      waits_(waits),
       client_of_(std::move(client_of)) {}
 
 std::string AdminService::CallerOf(const Context& context) const {
@@ -68,19 +68,10 @@ grpc::Status AdminService::SelectLoops(const google::protobuf::RepeatedField<uin
 }
 
 grpc::Status AdminService::StreamEnd(Context* context) const {
-  if (!shutting_down_.load() || context->IsCancelled()) return grpc::Status::OK;
+  if (!waits_.shutting_down() || context->IsCancelled()) return grpc::Status::OK;
   return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                       "this brrr-echo is shutting down: the stream ends here (a new call reaches whatever serves the "
                       "admin port now)");
-}
-
-bool AdminService::WaitUntil(Context* context, SteadyClock::time_point until) const {
-  for (;;) {
-    if (context->IsCancelled() || shutting_down_.load()) return false;
-    SteadyClock::time_point now = SteadyClock::now();
-    if (now >= until) return true;
-    std::this_thread::sleep_for(std::min<SteadyClock::duration>(until - now, kStreamPoll));
-  }
 }
 
 grpc::Status AdminService::GetServerInfo(Context* /*context*/, const admin::GetServerInfoRequest*,
@@ -113,7 +104,8 @@ grpc::Status AdminService::WatchStats(Context* context, const admin::WatchStatsR
   const uint32_t interval_ms = *checked;
   SteadyClock::time_point next = SteadyClock::now();
   for (uint32_t sent = 0; request->count() == 0 || sent < request->count(); ++sent) {
-    if (sent > 0 && !WaitUntil(context, next)) break;
+    // Only the time wakes it, or its end (the shutdown, the client gone).
+    if (sent > 0 && waits_.Wait(*context, next, [] { return false; }) != StreamWaits::Woken::kTime) break;
     const admin::Stats stats = CollectStats(target_, injector_);
     if (!unread_.Write(*context, "WatchStats", [&] { return writer->Write(stats); })) break;
     // Ticks keep to the interval; a tick missed (a slow client) is skipped, not bunched up.
@@ -301,8 +293,8 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
   std::vector<EventLoop*> loops;
   for (uint32_t i : selected) loops.push_back(loops_[i]);
   // Subscribed before the recent stalls are read, so none falls between the two; one that is
-  // in both is sent once (sequences rise per loop).
-  StallFeed feed(loops, request->include_in_progress());
+  // in both is sent once (sequences rise per loop). Each stall queued wakes the wait below.
+  StallFeed feed(loops, request->include_in_progress(), [this] { waits_.Notify(); });
   // loop -> the last sequence of a stall whose end was sent. A sample of a stall in progress
   // has the sequence its end will have, and never comes after that end.
   std::map<uint32_t, uint64_t> sent_up_to;
@@ -318,9 +310,10 @@ grpc::Status AdminService::WatchStalls(Context* context, const admin::WatchStall
       if (!send(r)) return grpc::Status::OK;
     }
   }
-  while (!context->IsCancelled() && !shutting_down_.load()) {
-    std::optional<StallReport> next = feed.Next(SteadyClock::now() + kStreamPoll);
-    if (next.has_value() && !send(*next)) break;
+  for (;;) {
+    std::optional<StallReport> next;
+    if (waits_.Wait(*context, [&] { return (next = feed.Next()).has_value(); }) != StreamWaits::Woken::kReady) break;
+    if (!send(*next)) break;
   }
   return StreamEnd(context);
 }

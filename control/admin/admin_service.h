@@ -12,18 +12,21 @@
 // owns the descriptor has closed it, whether or not another loop is blocked.
 // The access rule is not its concern: AdminServer guards every method (call_gate.h).
 //
-// Threads: gRPC's threads call it; the Administered and the injector must outlive
-// it. ShutDown() ends the streams (WatchStats, WatchStalls) within kStreamPoll, with
+// The streams (WatchStats, WatchStalls) sleep in the admin plane's StreamWaits between two
+// messages: a sample's time, a stall as it is recorded, and the shutdown wake them; a client
+// that went away is seen within StreamWaits::kCancelCheck. Its shutdown ends them at once, with
 // UNAVAILABLE: the server is shutting down.
+//
+// Threads: gRPC's threads call it; the Administered, the injector and the waits must outlive it.
 #ifndef BRRR_CONTROL_ADMIN_SERVICE_H_
 #define BRRR_CONTROL_ADMIN_SERVICE_H_
 
-#include <atomic>
 #include <string>
 #include <vector>
 
 #include "brrr/admin/v1/admin.grpc.pb.h"
 #include "control/admin/administered.h"
+#include "control/admin/stream_waits.h"
 #include "control/admin/task_injector.h"
 #include "control/admin/unread_streams.h"
 #include "runtime/plugin_loader.h"
@@ -33,20 +36,16 @@ namespace brrr::control {
 class AdminService final : public brrr::admin::v1::Admin::Service {
  public:
   static constexpr Duration kLoopCallTimeout = std::chrono::seconds(5);
-  static constexpr Duration kStreamPoll = std::chrono::milliseconds(50);
 
   // Who a call came from, given its grpc::ServerContext::peer(): the admin listener relays
   // connections to gRPC, which names each by its end of the relay ("fd:N"; AdminListener::ClientOf).
   using ClientOf = UnreadStreams::ClientOf;
 
   // `backends`: what the plugin loader found at start, reported by GetServerInfo. `unread` ends
-  // the streams whose client stopped reading. `client_of` names callers in what the service logs
-  // (none: as gRPC names them).
+  // the streams whose client stopped reading; `waits` is where they sleep, whose ShutDown() ends
+  // them. `client_of` names callers in what the service logs (none: as gRPC names them).
   AdminService(Administered& target, std::vector<BackendProbe> backends, TaskInjector& injector, UnreadStreams& unread,
-               ClientOf client_of = nullptr);
-
-  // Ends the streams in progress (the admin server is shutting down).
-  void ShutDown() { shutting_down_.store(true); }
+               StreamWaits& waits, ClientOf client_of = nullptr);
 
   using Context = grpc::ServerContext;
   grpc::Status GetServerInfo(Context* context, const brrr::admin::v1::GetServerInfoRequest* request,
@@ -80,8 +79,6 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   // The loops a request names (all when `loops` is empty); NOT_FOUND for one that does not exist.
   grpc::Status SelectLoops(const google::protobuf::RepeatedField<uint32_t>& loops,
                            std::vector<uint32_t>* selected) const;
-  // False once the client has gone or the service shuts down; else true at `until`.
-  bool WaitUntil(Context* context, std::chrono::steady_clock::time_point until) const;
   // How a stream ends: OK, or UNAVAILABLE saying so when the service shuts down under it (an
   // OK would look to the client like a stream that ran its course).
   grpc::Status StreamEnd(Context* context) const;
@@ -93,8 +90,8 @@ class AdminService final : public brrr::admin::v1::Admin::Service {
   std::vector<BackendProbe> backends_;
   TaskInjector& injector_;
   UnreadStreams& unread_;
+  StreamWaits& waits_;
   const ClientOf client_of_;
-  std::atomic<bool> shutting_down_{false};
 };
 
 }  // namespace brrr::control

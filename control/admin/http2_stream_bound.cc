@@ -16,6 +16,7 @@ constexpr uint8_t kData = 0x0;
 constexpr uint8_t kHeaders = 0x1;
 constexpr uint8_t kRstStream = 0x3;
 constexpr uint8_t kSettings = 0x4;
+constexpr uint8_t kGoaway = 0x7;
 constexpr uint8_t kEndStream = 0x1;  // on DATA and HEADERS
 constexpr uint8_t kAck = 0x1;        // on SETTINGS
 
@@ -95,6 +96,7 @@ bool Http2StreamBound::AdmitFromClient(const FrameHeader& frame) {
 void Http2StreamBound::SeeFromServer(const FrameHeader& frame) {
   const bool ends = (frame.type == kHeaders || frame.type == kData) && (frame.flags & kEndStream) != 0;
   if (ends || frame.type == kRstStream) open_.erase(frame.stream);
+  if (frame.type == kGoaway) server_went_away_ = true;
 }
 
 }  // namespace brrr::control

@@ -10,11 +10,12 @@
 //
 // How: a client's HEADERS frame on a stream id above every one it used opens a stream; the
 // server's END_STREAM (on HEADERS or DATA, the end of a gRPC call) or a RST_STREAM either way
-// closes it. When the client's next frame would open a stream past the bound, that frame and
-// everything after it wait (PassFromClient passes the bytes before it) until the server has
-// closed one. A delay, as a client that follows the SETTINGS would impose on itself; nothing is
-// dropped, so the HPACK state of both ends stays whole. The bound counts a stream from its
-// HEADERS, before gRPC has read it, so gRPC's own count never runs ahead of it.
+// closes it. The server's GOAWAY is noted (the relay ends an idle connection on it when the
+// admin plane shuts down: admin_relay.h). When the client's next frame would open a stream past the bound, that frame
+// and everything after it wait (PassFromClient passes the bytes before it) until the server has closed one. A delay, as
+// a client that follows the SETTINGS would impose on itself; nothing is dropped, so the HPACK state of both ends stays
+// whole. The bound counts a stream from its HEADERS, before gRPC has read it, so gRPC's own count never runs ahead of
+// it.
 //
 // A client whose first bytes are not HTTP/2's preface is not tracked: its bytes all pass and
 // gRPC closes the connection. Frame bodies are skipped, whatever their length.
@@ -61,6 +62,8 @@ class Http2StreamBound {
   bool settings_acknowledged() const { return settings_acknowledged_; }
   // The client's first bytes were not HTTP/2's preface: nothing is tracked or held.
   bool untracked() const { return untracked_; }
+  // The server has sent a GOAWAY (it shuts down, or closes an idle connection).
+  bool server_went_away() const { return server_went_away_; }
 
  private:
   // One direction's place in its stream of frames.
@@ -90,6 +93,7 @@ class Http2StreamBound {
   bool holding_ = false;
   bool settings_acknowledged_ = false;
   bool untracked_ = false;
+  bool server_went_away_ = false;
 };
 
 }  // namespace brrr::control

@@ -4,19 +4,22 @@
 
 namespace brrr::control {
 
-StallFeed::StallFeed(std::vector<EventLoop*> loops, bool in_progress)
+StallFeed::StallFeed(std::vector<EventLoop*> loops, bool in_progress, std::function<void()> arrived)
     : loops_(std::move(loops)), in_progress_(in_progress), queue_(std::make_shared<Queue>()) {
   for (EventLoop* loop : loops_) {
-    subscriptions_.push_back(loop->stall_detector().subscribe([queue = queue_, in_progress](const StallReport& report) {
-      if (report.in_progress && !in_progress) return;
-      std::lock_guard<std::mutex> lock(queue->mu);
-      if (queue->reports.size() >= kQueueLimit) {
-        queue->reports.pop_front();
-        ++queue->dropped;
-      }
-      queue->reports.push_back(report);
-      queue->ready.notify_one();
-    }));
+    subscriptions_.push_back(
+        loop->stall_detector().subscribe([queue = queue_, in_progress, arrived](const StallReport& report) {
+          if (report.in_progress && !in_progress) return;
+          {
+            std::lock_guard<std::mutex> lock(queue->mu);
+            if (queue->reports.size() >= kQueueLimit) {
+              queue->reports.pop_front();
+              ++queue->dropped;
+            }
+            queue->reports.push_back(report);
+          }
+          if (arrived != nullptr) arrived();
+        }));
   }
 }
 
@@ -40,9 +43,9 @@ std::vector<StallReport> StallFeed::Recent() const {
   return all;
 }
 
-std::optional<StallReport> StallFeed::Next(std::chrono::steady_clock::time_point deadline) {
-  std::unique_lock<std::mutex> lock(queue_->mu);
-  if (!queue_->ready.wait_until(lock, deadline, [this] { return !queue_->reports.empty(); })) return std::nullopt;
+std::optional<StallReport> StallFeed::Next() {
+  std::lock_guard<std::mutex> lock(queue_->mu);
+  if (queue_->reports.empty()) return std::nullopt;
   StallReport report = std::move(queue_->reports.front());
   queue_->reports.pop_front();
   return report;

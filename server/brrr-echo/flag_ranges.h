@@ -19,6 +19,8 @@
 namespace brrr::echo_flags {
 
 inline constexpr IntegerRange kPortRange{.min = 0, .max = 65535};
+inline constexpr IntegerRange kAdminPortRange{.min = 0, .max = kPortRange.max, .note = " (0: no admin plane)"};
+inline constexpr IntegerRange kMetricsPortRange{.min = 0, .max = kPortRange.max, .note = " (0: no metrics port)"};
 inline constexpr IntegerRange kAdminMaxConnectionsRange{.min = 1, .max = 1000};
 inline constexpr IntegerRange kAdminMaxCallsRange{.min = 1, .max = 10'000};
 inline constexpr IntegerRange kMetricsMaxConnectionsRange{.min = 1, .max = 1000};

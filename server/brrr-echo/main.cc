@@ -57,9 +57,11 @@ using brrr::echo_flags::kAdminIdleTimeoutRange;
 using brrr::echo_flags::kAdminMaxBlockRange;
 using brrr::echo_flags::kAdminMaxCallsRange;
 using brrr::echo_flags::kAdminMaxConnectionsRange;
+using brrr::echo_flags::kAdminPortRange;
 using brrr::echo_flags::kAdminReservedFdsRange;
 using brrr::echo_flags::kAdminUnreadTimeoutRange;
 using brrr::echo_flags::kMetricsMaxConnectionsRange;
+using brrr::echo_flags::kMetricsPortRange;
 using brrr::echo_flags::kPortRange;
 
 ABSL_FLAG(std::string, backend, "auto",
@@ -83,7 +85,8 @@ ABSL_FLAG(brrr::IntegerFlag, high_water, 256 * 1024,
                        "never has more than this plus --recv_buffer_size queued, with or without --reply_prefix; ",
                        brrr::server::kHighWaterRange.ToString()));
 ABSL_FLAG(brrr::IntegerFlag, low_water, 64 * 1024,
-          "Queued bytes at which a paused connection reads again: from 0 to below --high_water");
+          absl::StrCat("Queued bytes at which a paused connection reads again, ",
+                       brrr::server::kLowWaterRange.ToString()));
 ABSL_FLAG(absl::Duration, idle_timeout, absl::ZeroDuration(),
           absl::StrCat("Close connections idle this long: nothing read or sent, and nothing of their echo taken "
                        "by the client from the kernel's send buffer (e.g. 30s), ",
@@ -115,8 +118,8 @@ ABSL_FLAG(bool, stall_watchdog, true,
           "While a stall lasts, sample where the loop is stuck (every --stall_threshold; a watchdog thread per "
           "loop signals the loop thread with SIGRTMIN+3) and report the stack with the stall");
 ABSL_FLAG(brrr::IntegerFlag, admin_port, 0,
-          "Port of the gRPC admin plane (brrr.admin.v1.Admin, grpc.health.v1, server reflection); "
-          "0: off");
+          absl::StrCat("Port of the gRPC admin plane (brrr.admin.v1.Admin, grpc.health.v1, server reflection), ",
+                       kAdminPortRange.ToString()));
 ABSL_FLAG(std::string, admin_host, "127.0.0.1",
           "Address the admin plane listens on; anything but a loopback address draws a warning");
 ABSL_FLAG(std::string, admin_token_file, "",
@@ -149,9 +152,10 @@ ABSL_FLAG(brrr::IntegerFlag, admin_reserved_fds, 64,
                        " (each admin connection is relayed to gRPC over a socket pair, and gRPC opens a few more "
                        "after start)"));
 ABSL_FLAG(brrr::IntegerFlag, metrics_port, 0,
-          "Port of the metrics port: HTTP GET /metrics (Prometheus text format), /healthz (live) and "
-          "/readyz (503 before listening and while draining); 0: off. --admin_token_file applies: "
-          "requests then carry \"Authorization: Bearer <token>\"");
+          absl::StrCat("Port of the metrics port: HTTP GET /metrics (Prometheus text format), /healthz (live) and "
+                       "/readyz (503 before listening and while draining), ",
+                       kMetricsPortRange.ToString(),
+                       ". --admin_token_file applies: requests then carry \"Authorization: Bearer <token>\""));
 ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
           "Address the metrics port listens on; anything but a loopback address draws a warning");
 ABSL_FLAG(brrr::IntegerFlag, metrics_max_connections, 8,
@@ -179,15 +183,29 @@ constexpr uint32_t kMetricsScrapeFiles = 1;
 brrr::Duration ToDuration(absl::Duration d) { return brrr::Duration(absl::ToInt64Nanoseconds(d)); }
 
 // The value of a whole-number flag, if `range` holds it; if not, stderr names the flag, its value
-// as given and the range (then `after`), and the result is empty. Any number is checked so,
-// negative or past 64 bits: an error of range (exit 2), not of syntax (1).
-std::optional<uint64_t> InRange(const absl::Flag<brrr::IntegerFlag>& flag, const brrr::IntegerRange& range,
-                                const std::string& after = "") {
+// as given and the range, and the result is empty. Any number is checked so, negative or past 64
+// bits: an error of range (exit 2), not of syntax (1).
+std::optional<uint64_t> InRange(const absl::Flag<brrr::IntegerFlag>& flag, const brrr::IntegerRange& range) {
   const brrr::IntegerFlag value = absl::GetFlag(flag);
   std::optional<uint64_t> in = value.In(range);
   if (!in.has_value()) {
     std::string name = absl::StrCat("--", absl::GetFlagReflectionHandle(flag).Name());
-    brrr::PrintToStderr("brrr-echo: %s%s\n", range.Refusal(name, value.text()).c_str(), after.c_str());
+    brrr::PrintToStderr("brrr-echo: %s\n", range.Refusal(name, value.text()).c_str());
+  }
+  return in;
+}
+
+// The same for a flag whose range depends on another option's value `other` (a
+// ScaledMinimumRange, a BelowOptionRange): the error states the range by that option, and what
+// it comes to.
+template <typename DependentRange>
+std::optional<uint64_t> InRange(const absl::Flag<brrr::IntegerFlag>& flag, const DependentRange& range,
+                                uint64_t other) {
+  const brrr::IntegerFlag value = absl::GetFlag(flag);
+  std::optional<uint64_t> in = value.In(range.For(other));
+  if (!in.has_value()) {
+    std::string name = absl::StrCat("--", absl::GetFlagReflectionHandle(flag).Name());
+    brrr::PrintToStderr("brrr-echo: %s\n", range.Refusal(name, value.text(), other).c_str());
   }
   return in;
 }
@@ -203,11 +221,11 @@ std::optional<brrr::Duration> InRange(const absl::Flag<absl::Duration>& flag, co
 }
 
 // The flags of a listener beside the echo server's (the admin plane's, the metrics port's),
-// under one rule: --NAME_port in kPortRange (0: none), --NAME_host an IP address when the
+// under one rule: --NAME_port in its range (0: none), --NAME_host an IP address when the
 // port is on, and a warning once it listens on an address that is not loopback.
 struct SideListenerFlags {
   const char* name;  // the flags' prefix: "admin" for --admin_port and --admin_host
-  const char* none;  // what port 0 means, for the range error
+  const brrr::IntegerRange* port_range;  // --NAME_port's (flag_ranges.h), which says what 0 means
   const char* what;  // the listener, for the warning
   const char* can;   // what a client of it can do, for the warning: "read the statistics"
   const absl::Flag<brrr::IntegerFlag>* port_flag;  // --NAME_port
@@ -217,7 +235,7 @@ struct SideListenerFlags {
 
   // Whether the flags are good; if not, stderr says what is wrong.
   bool Check() {
-    std::optional<uint64_t> in_range = InRange(*port_flag, kPortRange, absl::StrCat(" (0: ", none, ")"));
+    std::optional<uint64_t> in_range = InRange(*port_flag, *port_range);
     if (!in_range.has_value()) return false;
     port = static_cast<int32_t>(*in_range);
     absl::StatusOr<brrr::SocketAddress> address = brrr::SocketAddress::Parse(host, 0);
@@ -367,7 +385,7 @@ int main(int argc, char** argv) {
   if (!port_in_range.has_value()) return 2;
   const int32_t port = static_cast<int32_t>(*port_in_range);
   SideListenerFlags admin_flags{.name = "admin",
-                                .none = "no admin plane",
+                                .port_range = &kAdminPortRange,
                                 .what = "the admin plane",
                                 .can =
                                     "read the statistics and act on the server (drain it, close connections, "
@@ -402,19 +420,12 @@ int main(int argc, char** argv) {
   std::optional<brrr::Duration> admin_unread = InRange(FLAGS_admin_unread_timeout, kAdminUnreadTimeoutRange);
   if (!admin_unread.has_value()) return 2;
   admin_options.unread_timeout = *admin_unread;
-  const brrr::IntegerFlag reserved_fds_flag = absl::GetFlag(FLAGS_admin_reserved_fds);
   std::optional<uint64_t> reserved_fds =
-      reserved_fds_flag.In(kAdminReservedFdsRange.For(admin_options.max_connections));
-  if (!reserved_fds.has_value()) {
-    brrr::PrintToStderr(
-        "brrr-echo: %s\n",
-        kAdminReservedFdsRange.Refusal("--admin_reserved_fds", reserved_fds_flag.text(), admin_options.max_connections)
-            .c_str());
-    return 2;
-  }
+      InRange(FLAGS_admin_reserved_fds, kAdminReservedFdsRange, admin_options.max_connections);
+  if (!reserved_fds.has_value()) return 2;
 
   SideListenerFlags metrics_flags{.name = "metrics",
-                                  .none = "no metrics port",
+                                  .port_range = &kMetricsPortRange,
                                   .what = "the metrics port",
                                   .can = "read the statistics",
                                   .port_flag = &FLAGS_metrics_port,
@@ -459,7 +470,7 @@ int main(int argc, char** argv) {
   std::optional<uint64_t> high_water = InRange(FLAGS_high_water, brrr::server::kHighWaterRange);
   if (!high_water.has_value()) return 2;
   o.high_water = *high_water;
-  std::optional<uint64_t> low_water = InRange(FLAGS_low_water, brrr::server::LowWaterRange(o.high_water));
+  std::optional<uint64_t> low_water = InRange(FLAGS_low_water, brrr::server::kLowWaterRange, o.high_water);
   if (!low_water.has_value()) return 2;
   o.low_water = *low_water;
   o.idle_timeout = ToDuration(absl::GetFlag(FLAGS_idle_timeout));

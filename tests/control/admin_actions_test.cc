@@ -352,6 +352,89 @@ TEST_F(AdminActionsTest, StallThresholdIsLiveAndWatchStallsStreamsEachStall) {
   stream->Finish();
 }
 
+// A stall recorded while WatchStalls sleeps reaches it: the stall wakes the stream as it is
+// recorded (it used to look at its queue every 50 ms; how soon is not timed here). Without
+// include_recent, only what comes after the stream subscribed arrives, so the spin is injected
+// until one does (bounded).
+TEST_F(AdminActionsTest, AStallRecordedWhileWatchStallsWaitsArrives) {
+  Start();
+  admin::SetStallThresholdRequest set;
+  set.set_threshold_ms(20);
+  admin::StallThresholds thresholds;
+  ASSERT_TRUE(stub_->SetStallThreshold(Context().get(), set, &thresholds).ok());
+  auto context = Context(seconds(60));
+  auto stream = stub_->WatchStalls(context.get(), admin::WatchStallsRequest());
+  admin::InjectTaskRequest inject;
+  inject.set_kind(admin::BLOCKING_SPIN);
+  inject.set_duration_ms(40);
+  std::atomic<bool> seen{false};
+  std::thread injector([&] {
+    for (int i = 0; i < 100 && !seen.load(); ++i) {
+      admin::Injection injection;
+      EXPECT_TRUE(stub_->InjectTask(Context().get(), inject, &injection).ok());
+      std::this_thread::sleep_for(milliseconds(200));
+    }
+  });
+  admin::Stall stall;
+  bool got = false;
+  for (int i = 0; i < 100 && !got; ++i) {
+    if (!stream->Read(&stall)) break;
+    got = stall.task() == "inject:blocking_spin";
+  }
+  seen = true;
+  injector.join();
+  EXPECT_TRUE(got) << "no injected stall reached the stream";
+  context->TryCancel();
+  stream->Finish();
+}
+
+// README: a server that shuts down ends its streams with UNAVAILABLE ("this brrr-echo is
+// shutting down"), not OK, which would read as a stream that ran its course: here a WatchStats
+// between two samples an hour apart, and a WatchStalls with no stall to send. (They used to
+// notice within 50 ms; now the shutdown wakes them. How soon is not timed here.)
+TEST_F(AdminActionsTest, AShutdownEndsWatchStatsAndWatchStallsWithUnavailable) {
+  Start();
+  auto stats_context = Context(seconds(60));
+  admin::WatchStatsRequest hourly;
+  hourly.set_interval_ms(3'600'000);
+  auto stats = stub_->WatchStats(stats_context.get(), hourly);
+  admin::Stats first;
+  ASSERT_TRUE(stats->Read(&first)) << stats->Finish().error_message();
+  // One stall for the stalls stream to send first: once it has, its handler is waiting.
+  admin::SetStallThresholdRequest set;
+  set.set_threshold_ms(20);
+  admin::StallThresholds thresholds;
+  ASSERT_TRUE(stub_->SetStallThreshold(Context().get(), set, &thresholds).ok());
+  admin::InjectTaskRequest inject;
+  inject.set_kind(admin::BLOCKING_SPIN);
+  inject.set_duration_ms(40);
+  admin::Injection injection;
+  ASSERT_TRUE(stub_->InjectTask(Context().get(), inject, &injection).ok());
+  for (int i = 0; i < 600 && Stats().loops(0).stalls() == 0; ++i) {  // 30 s at most
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  auto stalls_context = Context(seconds(60));
+  admin::WatchStallsRequest recent;
+  recent.set_include_recent(true);
+  auto stalls = stub_->WatchStalls(stalls_context.get(), recent);
+  admin::Stall stall;
+  ASSERT_TRUE(stalls->Read(&stall)) << stalls->Finish().error_message();
+  server_->Signal(SIGTERM);
+  admin::Stats more;
+  EXPECT_FALSE(stats->Read(&more)) << "a sample an hour early";
+  grpc::Status stats_end = stats->Finish();
+  EXPECT_EQ(stats_end.error_code(), grpc::StatusCode::UNAVAILABLE) << stats_end.error_message();
+  EXPECT_NE(stats_end.error_message().find("this brrr-echo is shutting down"), std::string::npos)
+      << stats_end.error_message();
+  while (stalls->Read(&stall)) {
+  }  // another stall it remembers, on a loaded machine
+  grpc::Status stalls_end = stalls->Finish();
+  EXPECT_EQ(stalls_end.error_code(), grpc::StatusCode::UNAVAILABLE) << stalls_end.error_message();
+  EXPECT_NE(stalls_end.error_message().find("this brrr-echo is shutting down"), std::string::npos)
+      << stalls_end.error_message();
+  EXPECT_EQ(server_->Wait(seconds(30)), 0) << server_->err();
+}
+
 // During a drain, a loop whose connections have all ended stops for good. The actions that ask
 // every loop (ListSockets, SetThrottle, CloseConnection) answer from the loops still draining,
 // where they failed after their wait with "loop 0 did not answer ...: it is not running": the

@@ -32,6 +32,7 @@ using testing::H2Frame;
 using testing::H2Preface;
 using testing::kH2Data;
 using testing::kH2EndStream;
+using testing::kH2Goaway;
 using testing::kH2Headers;
 using testing::kH2Settings;
 
@@ -185,6 +186,33 @@ TEST_F(RelayTest, BytesReachAClientThatReadsSlowlyIntact) {
   grpc_writer.join();
   EXPECT_EQ(received.size(), from_grpc.size());
   EXPECT_TRUE(received == from_grpc) << "the bytes differ";
+}
+
+// At a shutdown (EndOnceIdle, AdminListener::EndIdleConnections): after gRPC's GOAWAY, a call
+// still open goes on, the client's bytes with it; once it has ended, the client's input ends,
+// so that gRPC closes the connection (gRPC 1.51 would keep it until the client answered the
+// PING sent with the GOAWAY, which a client between calls does not read). Then gRPC's close
+// ends the connection as always.
+TEST_F(RelayTest, AtAShutdownTheClientsInputEndsOnceTheGoawayHasGoneAndNoCallIsOpen) {
+  Open(4);
+  connection_->EndOnceIdle();
+  StartRelaying();
+  const std::string call = H2Preface() + H2Frame(kH2Settings, 0, 0, "") + H2CallHeaders(1) + H2EmptyRequest(1);
+  ASSERT_TRUE(SendAll(client_.get(), call));
+  EXPECT_EQ(Receive(grpc_.get(), call.size()), call);
+  const std::string goaway = H2Frame(kH2Goaway, 0, 0, std::string("\x7f\xff\xff\xff\0\0\0\0", 8));
+  ASSERT_TRUE(SendAll(grpc_.get(), goaway));
+  EXPECT_EQ(Receive(client_.get(), goaway.size()), goaway);
+  const std::string ping = H2Frame(0x6, 0, 0, std::string(8, 'p'));  // the call is open: still passes
+  ASSERT_TRUE(SendAll(client_.get(), ping));
+  EXPECT_EQ(Receive(grpc_.get(), ping.size()), ping);
+  const std::string trailers = H2Frame(kH2Headers, kH2EndStream | 0x4, 1, "t");
+  ASSERT_TRUE(SendAll(grpc_.get(), trailers));
+  EXPECT_EQ(Receive(client_.get(), trailers.size()), trailers);
+  char byte;
+  EXPECT_EQ(::recv(grpc_.get(), &byte, 1, 0), 0) << "gRPC's end did not see the end of its input (10 s)";
+  grpc_.reset();  // gRPC closes its end
+  EXPECT_TRUE(EndsWithin(milliseconds(10'000)));
 }
 
 // With room for one call, the second call's frames wait (those before it pass) until the first

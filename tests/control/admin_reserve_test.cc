@@ -222,6 +222,41 @@ TEST_F(AdminReserveTest, CallsPastTheBoundWaitAndAreAllAnswered) {
   EXPECT_TRUE(SaysOnStderr(*server_, "has " + std::to_string(kMaxCalls + 1) + " calls open")) << server_->err();
 }
 
+// A client that holds its connection between calls (brrrctl top, a grpcurl channel) reads
+// nothing while it waits, so it does not answer the PING that gRPC 1.51 sends with its GOAWAY at
+// a shutdown, and gRPC keeps the connection until the client does: its shutdown waited for it
+// until the deadline (500 ms), then cancelled every call and closed the connection with a second
+// GOAWAY saying INTERNAL_ERROR ("Cancelling all calls"). Now the admin listener ends a
+// connection once its GOAWAY has gone and no call is open: the client sees a clean shutdown
+// (a GOAWAY with NO_ERROR, then the end), and brrr-echo exits 0. (How soon is not timed here.)
+TEST_F(AdminReserveTest, AClientIdleBetweenCallsSeesACleanShutdown) {
+  Start();
+  testing::BlockingClient client(admin_port_);
+  ASSERT_TRUE(client.send_all(ClientPreface() + CallHeaders(1) + testing::H2EmptyRequest(1)));
+  testing::H2FrameReader reader;
+  bool answered = false;
+  while (!answered) {
+    std::string bytes = client.recv_exact(1);
+    ASSERT_FALSE(bytes.empty()) << "no answer to the call";
+    for (const auto& frame : reader.Add(bytes)) {
+      answered |= frame.stream == 1 && (frame.flags & testing::kH2EndStream) != 0;
+    }
+  }
+  server_->Signal(SIGTERM);
+  // Everything the server says from here to the end (the receive timeout, 30 s, fails the test).
+  int goaways = 0;
+  for (const auto& frame : reader.Add(client.recv_until_eof())) {
+    if (frame.type != testing::kH2Goaway) continue;
+    ++goaways;
+    ASSERT_GE(frame.body.size(), 8u);
+    const auto* b = reinterpret_cast<const uint8_t*>(frame.body.data());
+    const uint32_t error = uint32_t{b[4]} << 24 | uint32_t{b[5]} << 16 | uint32_t{b[6]} << 8 | b[7];
+    EXPECT_EQ(error, 0u) << "a GOAWAY with error " << error << ": " << frame.body.substr(8);
+  }
+  EXPECT_GE(goaways, 1) << "the connection ended without a GOAWAY";
+  EXPECT_EQ(server_->Wait(seconds(30)), 0) << server_->err();
+}
+
 // Clients that each made a call (so their connections keep their places), then started more
 // calls than the bound lets through without their requests, then left: the calls held by the
 // bound would have waited for ever, and with them the connections and their places, keeping the

@@ -258,9 +258,9 @@ TEST_F(AdminTest, HealthWatchFollowsTheDrain) {
   EXPECT_EQ(server_->Wait(seconds(30)), 0);
 }
 
-// A drain with nothing to wait for ends within one of Watch's looks at the status (50 ms): the
-// watcher still gets NOT_SERVING before its stream ends. Five servers: the look lost that race
-// now and then.
+// A drain with nothing to wait for ends as it starts, and the shutdown with it: the watcher
+// still gets NOT_SERVING before its stream ends (Watch looks at the status once more after the
+// shutdown). Five servers: when Watch looked every 50 ms, it lost that race now and then.
 TEST_F(AdminTest, HealthWatchSeesAQuickDrain) {
   for (int round = 0; round < 5; ++round) {
     SCOPED_TRACE("round " + std::to_string(round));

@@ -15,6 +15,7 @@ inline constexpr uint8_t kH2Data = 0x0;
 inline constexpr uint8_t kH2Headers = 0x1;
 inline constexpr uint8_t kH2RstStream = 0x3;
 inline constexpr uint8_t kH2Settings = 0x4;
+inline constexpr uint8_t kH2Goaway = 0x7;
 inline constexpr uint8_t kH2EndStream = 0x1;
 inline constexpr uint8_t kH2Ack = 0x1;
 inline constexpr uint8_t kH2EndHeaders = 0x4;
@@ -58,7 +59,7 @@ inline std::string H2EmptyRequest(uint32_t stream) {
   return H2Frame(kH2Data, kH2EndStream, stream, std::string(5, '\0'));  // gRPC: not compressed, length 0
 }
 
-// The headers of the frames in a byte stream from the server, as they complete.
+// The frames in a byte stream from the server, as they complete.
 class H2FrameReader {
  public:
   struct Header {
@@ -66,8 +67,9 @@ class H2FrameReader {
     uint8_t type;
     uint8_t flags;
     uint32_t stream;
+    std::string body;
   };
-  // Appends `bytes` and returns the headers of the frames now whole.
+  // Appends `bytes` and returns the frames now whole.
   std::vector<Header> Add(const std::string& bytes) {
     pending_ += bytes;
     std::vector<Header> frames;
@@ -78,6 +80,7 @@ class H2FrameReader {
                .flags = b[4],
                .stream = (uint32_t{b[5]} << 24 | uint32_t{b[6]} << 16 | uint32_t{b[7]} << 8 | b[8]) & 0x7fffffffu};
       if (pending_.size() < 9 + h.length) break;
+      h.body = pending_.substr(9, h.length);
       pending_.erase(0, 9 + h.length);
       frames.push_back(h);
     }

@@ -104,5 +104,27 @@ TEST(ScaledMinimumRangeTest, StatesItsMinimumByTheOtherOptionAndChecksByItsValue
   EXPECT_EQ((ScaledMinimumRange{.per = 2, .of = "--n", .max = UINT64_MAX}).For(UINT64_MAX).min, UINT64_MAX);
 }
 
+TEST(BelowOptionRangeTest, StatesItsMaximumByTheOtherOptionAndChecksByItsValue) {
+  constexpr BelowOptionRange kLowWater{.min = 0, .below = "--high_water", .unit = IntegerRange::Unit::kBytes};
+  EXPECT_EQ(kLowWater.ToString(), "0 bytes to --high_water - 1");
+  EXPECT_EQ(kLowWater.Refusal("--low_water", "200", 100),
+            "--low_water=200: must be from 0 bytes to --high_water - 1 (99 bytes)");
+  EXPECT_EQ(kLowWater.Refusal("--low_water", "5", 2),
+            "--low_water=5: must be from 0 bytes to --high_water - 1 (1 byte)");
+  IntegerRange for_100 = kLowWater.For(100);
+  EXPECT_TRUE(for_100.Contains(0));
+  EXPECT_TRUE(for_100.Contains(99));
+  EXPECT_FALSE(for_100.Contains(100));
+  EXPECT_FALSE(for_100.Contains(-1));
+  constexpr BelowOptionRange kCount{.min = 2, .below = "--n"};
+  EXPECT_EQ(kCount.ToString(), "2 to --n - 1");
+  EXPECT_EQ(kCount.Refusal("--m", "9", 5), "--m=9: must be from 2 to --n - 1 (4)");
+  // The other option at the least value or below: nothing is in range.
+  for (uint64_t below : {0, 1, 2}) {
+    IntegerRange none = kCount.For(below);
+    for (int v : {0, 1, 2, 3}) EXPECT_FALSE(none.Contains(v)) << below << " " << v;
+  }
+}
+
 }  // namespace
 }  // namespace brrr

@@ -75,11 +75,11 @@ TEST(EchoServerFlagsTest, BadFlagsGiveAClearErrorAndExitCode) {
       {{"--take_over_or_start"}, 2, "--take_over_or_start needs --take_over=PATH"},
       {{"--high_water=100", "--low_water=200"},
        2,
-       "--low_water=200: must be from 0 bytes to 99 bytes (below --high_water)"},
+       "--low_water=200: must be from 0 bytes to --high_water - 1 (99 bytes)"},
       // Equal marks are refused too: a connection paused at high water must wait to drain below it.
       {{"--high_water=100", "--low_water=100", "--port=0"},
        2,
-       "--low_water=100: must be from 0 bytes to 99 bytes (below --high_water)"},
+       "--low_water=100: must be from 0 bytes to --high_water - 1 (99 bytes)"},
       {{"--host=not-an-address"}, 2, "is not an IPv4 or IPv6 address"},
       {{"--backend=kqueue"}, 3, "backend \"kqueue\" not found"},
       {{"--backend="}, 2, "brrr-echo: --backend is empty: give auto, a backend's name"},
@@ -116,7 +116,7 @@ TEST(EchoServerFlagsTest, EveryWholeNumberOutsideItsRangeExitsTwoNamingTheRange)
       {"loops", "1 to 256"},
       {"max_connections", "1 to 10000000"},
       {"high_water", "1 byte to 1 GiB (1073741824 bytes)"},
-      {"low_water", "0 bytes to 262143 bytes (below --high_water)"},
+      {"low_water", "0 bytes to --high_water - 1 (262143 bytes)"},
       {"recv_buffer_size", "512 bytes to 16 MiB (16777216 bytes)"},
       {"recv_buffers", "1 to 32768 (the most a backend takes)"},
       {"admin_port", "0 to 65535 (0: no admin plane)"},
@@ -513,6 +513,13 @@ TEST(EchoServerFlagsTest, HelpDescribesTheServerAndExitsZero) {
   for (const auto& [flag, range] : own_duration_ranges) stated.emplace_back(flag, range.ToString());
   stated.emplace_back("admin_reserved_fds", echo_flags::kAdminReservedFdsRange.ToString());
   EXPECT_EQ(echo_flags::kAdminReservedFdsRange.ToString(), "3 x --admin_max_connections + 8 to 1000000");
+  // --low_water's by --high_water; the side listeners' ports say what 0 means.
+  stated.emplace_back("low_water", server::kLowWaterRange.ToString());
+  EXPECT_EQ(server::kLowWaterRange.ToString(), "0 bytes to --high_water - 1");
+  stated.emplace_back("admin_port", echo_flags::kAdminPortRange.ToString());
+  EXPECT_EQ(echo_flags::kAdminPortRange.ToString(), "0 to 65535 (0: no admin plane)");
+  stated.emplace_back("metrics_port", echo_flags::kMetricsPortRange.ToString());
+  EXPECT_EQ(echo_flags::kMetricsPortRange.ToString(), "0 to 65535 (0: no metrics port)");
   for (const auto& [flag, range] : stated) {
     size_t start = flat.find(" --" + flag + " (");
     ASSERT_NE(start, std::string::npos) << flag << ": " << flat;
