@@ -36,7 +36,36 @@ using testing::FindPeer;
 using testing::LocalAddress;
 using testing::MillisSince;
 
-using AdminActionsTest = testing::AdminFixture;
+class AdminActionsTest : public testing::AdminFixture {
+ protected:
+  // Injects a 40 ms spin every `pause`, at most `attempts` times, until `stream` reads that
+  // spin's stall (a server subscribes a WatchStalls stream only once it has the call, a moment
+  // after the call returns here); the stall, or nothing. Another task may stall too on a loaded
+  // machine (anything past the threshold): at most 100 stalls are read.
+  std::optional<admin::Stall> InjectSpinsUntilOneIsRead(grpc::ClientReader<admin::Stall>& stream, milliseconds pause,
+                                                        int attempts) {
+    admin::InjectTaskRequest inject;
+    inject.set_kind(admin::BLOCKING_SPIN);
+    inject.set_duration_ms(40);
+    std::atomic<bool> seen{false};
+    std::thread injector([&] {
+      for (int i = 0; i < attempts && !seen.load(); ++i) {
+        admin::Injection injection;
+        EXPECT_TRUE(stub_->InjectTask(Context().get(), inject, &injection).ok());
+        std::this_thread::sleep_for(pause);
+      }
+    });
+    std::optional<admin::Stall> got;
+    admin::Stall stall;
+    for (int i = 0; i < 100 && !got.has_value(); ++i) {
+      if (!stream.Read(&stall)) break;
+      if (stall.task() == "inject:blocking_spin") got = stall;
+    }
+    seen = true;
+    injector.join();
+    return got;
+  }
+};
 
 TEST_F(AdminActionsTest, IdleClientsAreInTheReadSetAClientThatNeverReadsInTheWriteSet) {
   Start({"--high_water=65536", "--low_water=16384"});
@@ -322,32 +351,11 @@ TEST_F(AdminActionsTest, StallThresholdIsLiveAndWatchStallsStreamsEachStall) {
   watch.set_include_recent(true);
   auto stream = stub_->WatchStalls(context.get(), watch);
   // A 40 ms block is a stall now (it was not at the 100 ms default).
-  admin::InjectTaskRequest inject;
-  inject.set_kind(admin::BLOCKING_SPIN);
-  inject.set_duration_ms(40);
-  admin::Injection injection;
-  // The stream is subscribed once the server has the call; inject until the spin's stall
-  // arrives. Another task may stall too on a loaded machine (anything past 20 ms): the stream
-  // is read until the injected one comes (bounded: 100 stalls or the call's deadline).
-  admin::Stall stall;
-  std::atomic<bool> seen{false};
-  std::thread injector([&] {
-    for (int i = 0; i < 50 && !seen.load(); ++i) {
-      EXPECT_TRUE(stub_->InjectTask(Context().get(), inject, &injection).ok());
-      std::this_thread::sleep_for(milliseconds(100));
-    }
-  });
-  bool got = false;
-  for (int i = 0; i < 100 && !got; ++i) {
-    if (!stream->Read(&stall)) break;
-    got = stall.task() == "inject:blocking_spin";
-  }
-  seen = true;
-  injector.join();
-  ASSERT_TRUE(got);
-  EXPECT_EQ(stall.loop(), 0u);
-  EXPECT_GE(stall.duration_ms(), 40.0);  // the spin's own length: a lower bound
-  EXPECT_GE(stall.sequence(), 1u);
+  std::optional<admin::Stall> stall = InjectSpinsUntilOneIsRead(*stream, milliseconds(100), 50);
+  ASSERT_TRUE(stall.has_value());
+  EXPECT_EQ(stall->loop(), 0u);
+  EXPECT_GE(stall->duration_ms(), 40.0);  // the spin's own length: a lower bound
+  EXPECT_GE(stall->sequence(), 1u);
   context->TryCancel();
   stream->Finish();
 }
@@ -364,26 +372,8 @@ TEST_F(AdminActionsTest, AStallRecordedWhileWatchStallsWaitsArrives) {
   ASSERT_TRUE(stub_->SetStallThreshold(Context().get(), set, &thresholds).ok());
   auto context = Context(seconds(60));
   auto stream = stub_->WatchStalls(context.get(), admin::WatchStallsRequest());
-  admin::InjectTaskRequest inject;
-  inject.set_kind(admin::BLOCKING_SPIN);
-  inject.set_duration_ms(40);
-  std::atomic<bool> seen{false};
-  std::thread injector([&] {
-    for (int i = 0; i < 100 && !seen.load(); ++i) {
-      admin::Injection injection;
-      EXPECT_TRUE(stub_->InjectTask(Context().get(), inject, &injection).ok());
-      std::this_thread::sleep_for(milliseconds(200));
-    }
-  });
-  admin::Stall stall;
-  bool got = false;
-  for (int i = 0; i < 100 && !got; ++i) {
-    if (!stream->Read(&stall)) break;
-    got = stall.task() == "inject:blocking_spin";
-  }
-  seen = true;
-  injector.join();
-  EXPECT_TRUE(got) << "no injected stall reached the stream";
+  EXPECT_TRUE(InjectSpinsUntilOneIsRead(*stream, milliseconds(200), 100).has_value())
+      << "no injected stall reached the stream";
   context->TryCancel();
   stream->Finish();
 }
