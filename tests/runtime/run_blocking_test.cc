@@ -18,6 +18,7 @@
 #include "runtime/blocking_pool.h"
 #include "runtime/stack_sampler.h"
 #include "tests/runtime/coroutine_test_util.h"
+#include "tests/runtime/dropped_work.h"
 
 namespace brrr {
 namespace {
@@ -27,24 +28,8 @@ using std::chrono::seconds;
 using RunBlockingTest = testing::CoroutineTest;
 using RunBlockingRealTimeTest = testing::RealTimeCoroutineTest;
 
-// Polls until `done`; false after 30 s, so that a broken pool fails a test instead of hanging it.
-bool WaitUntil(const std::function<bool()>& done) {
-  TimePoint give_up = Clock::now() + seconds(30);
-  while (!done() && Clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
-  return done();
-}
-
-// Runs `fn` when destroyed: captured by a queued job, it shows the job was dropped.
-class RunsOnDestruction {
- public:
-  explicit RunsOnDestruction(std::function<void()> fn) : fn_(std::move(fn)) {}
-  RunsOnDestruction(const RunsOnDestruction&) = delete;
-  RunsOnDestruction& operator=(const RunsOnDestruction&) = delete;
-  ~RunsOnDestruction() { fn_(); }
-
- private:
-  std::function<void()> fn_;
-};
+using testing::RunsOnDestruction;
+using testing::WaitUntil;
 
 // Lines appended from any thread.
 class SharedLog {

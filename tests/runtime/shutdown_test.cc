@@ -11,6 +11,7 @@
 #include "runtime/blocking_pool.h"
 #include "runtime/internal/loop_internals.h"
 #include "tests/runtime/coroutine_test_util.h"
+#include "tests/runtime/dropped_work.h"
 
 namespace brrr {
 namespace {
@@ -19,24 +20,8 @@ using std::chrono::hours;
 using std::chrono::milliseconds;
 using std::chrono::seconds;
 
-// Runs `fn` when destroyed: captured by dropped work, it acts as that work is destroyed.
-class RunsOnDestruction {
- public:
-  explicit RunsOnDestruction(std::function<void()> fn) : fn_(std::move(fn)) {}
-  RunsOnDestruction(const RunsOnDestruction&) = delete;
-  RunsOnDestruction& operator=(const RunsOnDestruction&) = delete;
-  ~RunsOnDestruction() { fn_(); }
-
- private:
-  std::function<void()> fn_;
-};
-
-// Polls until `done`; false after 20 s, so that a broken pool fails a test instead of hanging it.
-bool WaitUntil(const std::function<bool()>& done) {
-  auto give_up = std::chrono::steady_clock::now() + seconds(20);
-  while (!done() && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(milliseconds(1));
-  return done();
-}
+using testing::RunsOnDestruction;
+using testing::WaitUntil;
 
 TEST(ShutdownTest, UnfinishedTasksAreDestroyedWithTheLoop) {
   auto loop = EventLoop::Create();
