@@ -74,7 +74,8 @@ EventLoop::~EventLoop() {
   // runner) owns it now.
   owner_.bind_to_current_thread();
   CurrentLoopScope scope(this);
-  watchdog_.reset();  // first: it reads the current task, the figures and the detector
+  destroying_ = true;  // a run from here on aborts (begin_run); the pool refuses (blocking_pool)
+  watchdog_.reset();   // first: it reads the current task, the figures and the detector
   if (manual_clock_ != nullptr) manual_clock_->detach(manual_clock_waker_);
   // No more posts from other threads; then let pool work already running finish (a thread
   // cannot be interrupted) while nothing it posts is accepted.
@@ -82,7 +83,6 @@ EventLoop::~EventLoop() {
   // Shut down, not reset: what reaches the pool from here on (a dropped job's capture whose
   // destructor awaits run_blocking) finds it refusing, not a null pointer that would make a new
   // pool, with threads, during the loop's destruction.
-  blocking_pool_shut_down_ = true;
   if (blocking_pool_ != nullptr) blocking_pool_->shut_down();
   // The backend next: it cancels every operation and returns once the kernel will touch no
   // buffer again (io_uring writes into them asynchronously), so the coroutine frames and
@@ -215,7 +215,7 @@ BlockingPool& EventLoop::blocking_pool() {
   if (!blocking_pool_) {
     blocking_pool_ = std::make_unique<BlockingPool>(options_.blocking_threads);
     // First reached as the loop is destroyed: a pool that refuses, and never starts a thread.
-    if (blocking_pool_shut_down_) blocking_pool_->shut_down();
+    if (destroying_) blocking_pool_->shut_down();
   }
   return *blocking_pool_;
 }
@@ -272,6 +272,12 @@ void EventLoop::run_once(Duration max_wait) {
 }
 
 void EventLoop::begin_run(const char* how) {
+  if (destroying_) {
+    // A destructor of what the destruction drops, running the loop: its backend may be gone
+    // already, and what the run would run is being dropped.
+    std::fprintf(stderr, "brrr: EventLoop::%s: this loop is being destroyed\n", how);
+    std::abort();
+  }
   if (!running_.exchange(true)) return;
   // A task of this loop running it again would run the tasks its iteration has yet to run
   // (and leave that iteration popping an empty queue); another thread would race its runner.

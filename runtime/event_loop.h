@@ -161,7 +161,9 @@ class alignas(4096) EventLoop {
   // call_later and create_task work, and what they schedule is dropped in turn (a task made then
   // is destroyed unfinished, its future cancelled), until nothing is left; call_soon_threadsafe
   // returns false; run_blocking work is dropped unrun, as the pool's queued work (the pool has
-  // shut down and starts no thread), and its task is destroyed unfinished with the others.
+  // shut down and starts no thread), and its task is destroyed unfinished with the others;
+  // run_forever and run_once (and run_until_complete of a future not done) abort with a
+  // message, as running a loop that is already running does.
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -329,7 +331,7 @@ class alignas(4096) EventLoop {
   DeferredFlushList flushes_;
   StallDetector stall_detector_;
   std::unique_ptr<BlockingPool> blocking_pool_;
-  bool blocking_pool_shut_down_ = false;         // by the destructor: blocking_pool() refuses from then on
+  bool destroying_ = false;                      // from the destructor's start: no run, and blocking_pool() refuses
   std::unique_ptr<BufferPool> receive_buffers_;  // outlives reactor_ (the backend borrows it)
   bool receive_buffers_tried_ = false;
   TaskContext* tasks_head_ = nullptr;  // intrusive list of live coroutine tasks

@@ -932,6 +932,30 @@ TEST(EventLoopDeathTest, RunningTheLoopFromOneOfItsOwnTasksAborts) {
       "brrr: EventLoop::run_forever: this loop is already running");
 }
 
+// Running a loop from a destructor of what its destruction drops is refused in every build: the
+// backend may be gone by then, and what the run would run is being dropped.
+TEST(EventLoopDeathTest, RunningTheLoopAsItIsDestroyedAborts) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  // Runs the loop when destroyed: captured by a callback that is never run, it is destroyed
+  // with the loop's ready queue.
+  struct RunsTheLoopWhenDropped {
+    EventLoop* loop = nullptr;
+    ~RunsTheLoopWhenDropped() {
+      if (loop != nullptr) loop->run_once(std::chrono::milliseconds(0));
+    }
+  };
+  EXPECT_DEATH(
+      {
+        auto loop = EventLoop::Create();
+        auto runs = std::make_shared<RunsTheLoopWhenDropped>();
+        runs->loop = loop->get();
+        (*loop)->call_soon([runs] {});
+        runs.reset();
+        loop->reset();
+      },
+      "brrr: EventLoop::run_once: this loop is being destroyed");
+}
+
 #ifndef NDEBUG
 // Debug builds check that loop-only methods are called on the loop's thread.
 TEST(EventLoopDeathTest, CallSoonFromAThreadThatDoesNotOwnTheLoopAborts) {
