@@ -14,45 +14,20 @@ Then the medians of each. Needs /usr/bin/python3 with grpcio (Debian's python3-g
 Loopback only; every wait is bounded.
 """
 import argparse
-import os
 import signal
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 
 import grpc
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from admin_calls import cpu_and_switches, start  # brrr-echo with an admin port, and its counts
 
 
 def context_switches(pid):
     """The process's context switches so far, every thread."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/status") as f:
-                for line in f:
-                    if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
-                        total += int(line.split()[1])
-        except (FileNotFoundError, ProcessLookupError):
-            pass  # a thread that ended meanwhile
-    return total
-
-
-def start(binary):
-    admin = free_port()
-    server = subprocess.Popen([binary, "--port=0", f"--admin_port={admin}"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    channel = grpc.insecure_channel(f"127.0.0.1:{admin}")
-    grpc.channel_ready_future(channel).result(timeout=30)
-    return server, channel
+    return cpu_and_switches(pid)[1]
 
 
 def watch_stats(channel):
@@ -73,7 +48,7 @@ def exit_ms(server):
 
 def exit_with(binary, client):
     """Milliseconds from SIGTERM to exit with `client`: none, idle or watch."""
-    server, channel = start(binary)
+    server, channel = start(binary, None)
     try:
         if client == "none":
             channel.close()
@@ -93,7 +68,7 @@ def exit_with(binary, client):
 
 def streams_cost(binary, streams, seconds):
     """Context switches a second with `streams` WatchStats open; ms from SIGTERM to the last end."""
-    server, channel = start(binary)
+    server, channel = start(binary, None)
     ends = []
     readers = []
     signalled = [0.0]
