@@ -158,6 +158,18 @@ class AdminFixture : public ::testing::Test {
     });
   }
 
+  // Sets a socket option with an int value (SO_SNDBUF, SO_RCVBUF...) on the server's end of
+  // `client`'s connection, found through ListSockets: the connection must be accepted by now
+  // (its connections_accepted counted, or an echo seen). "" on success, else what failed.
+  std::string SetServerSocketOption(const BlockingClient& client, int level, int option, int value) {
+    brrr::admin::v1::ListSocketsResponse list;
+    grpc::Status listed = stub_->ListSockets(Context().get(), brrr::admin::v1::ListSocketsRequest(), &list);
+    if (!listed.ok()) return "ListSockets: " + listed.error_message();
+    const brrr::admin::v1::SocketInfo* s = FindPeer(list, LocalAddress(client.fd()));
+    if (s == nullptr) return "the client is not listed: " + list.ShortDebugString();
+    return SetSocketOptionOf(server_->pid(), s->fd(), level, option, value);
+  }
+
   // One echoed client on each of the server's first `loops` loops (SO_REUSEPORT spreads
   // connections by their addresses), found through ListSockets: entry i is on loop i. The test
   // fails (and the result is empty) if 200 clients never reach one of them.
