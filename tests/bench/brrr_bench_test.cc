@@ -296,8 +296,11 @@ TEST(BrrrBenchTest, BusyRingFailsTheRunWhenTheBytesChange) {
 }
 
 // --server_pid: the server's CPU time over the measured period, per message and as a share of a
-// core. The busy server's share is well above zero and per message it agrees with the rates;
-// an idle process given instead (sleep) shows about none, so it is that process that is read.
+// core. The server's share is above zero (it echoed messages in that period) and per message it
+// agrees with the rates; an idle process given instead (sleep) shows about none, so it is that
+// process that is read. Not a minimum share: on a loaded machine the server gets what the
+// busy-polling client and everything else leave it (1% of a core, 1,367 messages in the
+// second, on one run of the suite).
 TEST(BrrrBenchTest, ReportsTheServersCpuTimePerMessage) {
   Process server(Echo(), {"--port=0"});
   uint16_t port = server.ListeningPort();
@@ -313,9 +316,14 @@ TEST(BrrrBenchTest, ReportsTheServersCpuTimePerMessage) {
   std::string out = run(server.pid());
   double busy = JsonNumber(out, "server_busy");
   double per_message = JsonNumber(out, "server_cpu_us_per_msg");
-  EXPECT_GT(busy, 0.05) << out;
+  const double messages_per_second = JsonNumber(out, "messages_per_second");
+  EXPECT_GT(JsonNumber(out, "messages"), 0) << out;
+  EXPECT_GT(busy, 0) << out;
   EXPECT_LE(busy, std::thread::hardware_concurrency() + 0.1) << out;
-  EXPECT_NEAR(per_message, busy * 1e6 / JsonNumber(out, "messages_per_second"), per_message * 0.01) << out;
+  // The same CPU over the messages: within 1%, and within the JSON's rounding of the share (4
+  // places: half the last one), which at a share of 0.14% is 4% of it.
+  EXPECT_NEAR(per_message, busy * 1e6 / messages_per_second, per_message * 0.01 + 0.00005 * 1e6 / messages_per_second)
+      << out;
   EXPECT_NE(out.find("server CPU"), std::string::npos) << out;
   std::string idle_out = run(idle.pid());
   EXPECT_GE(JsonNumber(idle_out, "server_busy"), 0) << idle_out;
