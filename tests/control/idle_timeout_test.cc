@@ -101,16 +101,19 @@ TEST_P(IdleTimeoutTest, AClientThatReadsNoneOfItsEchoIsClosedAsIdle) {
 // for seconds: each byte in counts. Its first 12 MiB fill the buffers toward it, and the server
 // holds the rest of their echo (its --high_water above them), so it sends nothing and its send
 // queue stands still: only what it reads says the client is there. Then the client reads it all.
+// Against a 1 s timeout, a send every 100 ms: this thread may be held up most of a second on a
+// loaded machine and the client still not look idle (at 500 ms, with the test's CPU shared by
+// twelve spinners, it was closed as idle in 2 of 28 runs).
 TEST_P(IdleTimeoutTest, AClientThatKeepsSendingIsNotIdleThoughItReadsNothingForAWhile) {
   std::string data = testing::RandomBytes(kEcho, 23);
-  const std::string more = testing::RandomBytes(20 << 10, 24);
+  const std::string more = testing::RandomBytes(40 << 10, 24);
   std::unique_ptr<testing::BlockingClient> client;
-  ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {"--high_water=33554432"}));
+  ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {"--high_water=33554432"}, "1s"));
   ASSERT_TRUE(client->send_all(data));
   admin::Stats read_all = StatsWhen([](const admin::Stats& s) { return s.total().bytes_in() >= kEcho; });
   ASSERT_EQ(read_all.total().bytes_in(), kEcho) << read_all.ShortDebugString();
   ASSERT_LT(read_all.total().bytes_out(), kEcho) << "the buffers toward the client took the whole echo";
-  // `more`, 1 KiB every 100 ms for 2 s: four times the timeout.
+  // `more`, 1 KiB every 100 ms for 4 s: four times the timeout.
   for (size_t at = 0; at < more.size(); at += 1024) {
     std::this_thread::sleep_for(milliseconds(100));
     ASSERT_TRUE(client->send_all(more.substr(at, 1024))) << "closed after " << at << " bytes more";
