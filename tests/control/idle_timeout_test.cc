@@ -26,15 +26,18 @@ using SteadyClock = std::chrono::steady_clock;
 
 class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithParamInterface<std::string> {
  protected:
-  // The slow reader takes kSlowStep every 100 ms (640 KiB/s); its kernel opens its window, and
+  // The slow reader takes kSlowStep every 200 ms (320 KiB/s); its kernel opens its window, and
   // acknowledges more, once the free room is about a loopback segment (64 KiB) after overhead:
   // every step to every third. The server's send buffer, which the kernel grows to megabytes for
   // such a connection, lets the server send again only once about a third of it has drained:
-  // seconds at that pace, in which the server sends nothing (at 1 s, its --idle_timeout, such a
+  // about 4 s at that pace, in which the server sends nothing (at 2 s, its --idle_timeout, such a
   // connection was closed before the sweep looked at the kernel's send queue). The echo is
   // longer than what the buffers between them hold, the client's receive buffer fixed at 208 KiB
-  // (Linux's default net.core.rmem_max; the kernel doubles it). Between two acknowledgements the
-  // reader may be held up most of a second on a loaded machine and still not look idle.
+  // (Linux's default net.core.rmem_max; the kernel doubles it). Between two acknowledgements
+  // (600 ms apart at most) the reader, and the server's loop that looks at them, may be held up
+  // over a second on a loaded machine and still not look idle: against a 1 s timeout, with
+  // acknowledgements 300 ms apart, a run under ASan+UBSan whose loop ran its timers up to 550 ms
+  // late closed it.
   static constexpr uint64_t kEcho = 12 << 20;
   static constexpr int kClientReceiveBuffer = 208 << 10;
   static constexpr size_t kSlowStep = 64 << 10;
@@ -56,15 +59,15 @@ class IdleTimeoutTest : public testing::AdminFixture, public ::testing::WithPara
 TEST_P(IdleTimeoutTest, ASlowReaderOfALongEchoIsNotIdleAndGetsEveryByte) {
   const std::string data = testing::RandomBytes(kEcho, 21);
   std::unique_ptr<testing::BlockingClient> client;
-  ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {}, "1s"));
+  ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {}, "2s"));
   std::thread sending([&] { EXPECT_TRUE(client->send_all(data)); });
-  // kSlowStep every 100 ms for 3 s: the server sends nothing for spells longer than the timeout.
+  // kSlowStep every 200 ms for 6 s: the server sends nothing for spells longer than the timeout.
   std::string echoed;
   for (int i = 0; i < 30; ++i) {
     std::string got = client->recv_exact(kSlowStep);
     echoed += got;
     if (got.size() != kSlowStep) break;  // closed: the comparison below says where
-    std::this_thread::sleep_for(milliseconds(100));
+    std::this_thread::sleep_for(milliseconds(200));
   }
   // Then the rest at once.
   if (echoed.size() == 30 * kSlowStep) echoed += client->recv_exact(data.size() - echoed.size());
