@@ -433,16 +433,20 @@ TEST_P(EchoServerTest, IdleConnectionsAreClosed) {
 
 // A connection whose echo is still going out is not idle, however long ago its last byte came
 // in: --idle_timeout counts the last byte in or out. A client that sends 12 MiB at once and
-// reads the echo back slowly (128 KiB every 40 ms, about 4 s) gets every byte.
+// reads the echo back slowly (128 KiB every 40 ms, about 4 s) gets every byte. The timeout runs
+// from the accept, so the 12 MiB are built before the connect (12 million stores take seconds
+// under TSan on a loaded machine: built after it, the connection sat silent past the timeout
+// and was closed before its first byte), and the echo's room is reserved up front.
 TEST_P(EchoServerTest, AConnectionStillReceivingItsEchoIsNotIdle) {
+  std::string data(12 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 251);
+  std::string echoed;
+  echoed.reserve(data.size());
   auto server = Start({"--idle_timeout=1s", "--high_water=16777216"});  // the whole input fits below the mark
   BlockingClient c(port_);
   c.set_receive_buffer(16384);
-  std::string data(12 << 20, '\0');
-  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 251);
   std::thread sending([&] { EXPECT_TRUE(c.send_all(data)); });
   constexpr size_t kChunk = 128 << 10;
-  std::string echoed;
   for (size_t i = 0; i < data.size() / kChunk; ++i) {
     std::string chunk = c.recv_exact(kChunk);
     echoed += chunk;
@@ -450,7 +454,12 @@ TEST_P(EchoServerTest, AConnectionStillReceivingItsEchoIsNotIdle) {
     std::this_thread::sleep_for(milliseconds(40));
   }
   sending.join();
-  ASSERT_EQ(echoed.size(), data.size()) << "the echo was cut short";
+  if (echoed.size() != data.size()) {
+    // What the server says it read and sent (its drain summary), and why it closed, if it says.
+    const int code = Stop(*server);
+    FAIL() << "the echo was cut short: " << echoed.size() << " of " << data.size() << " bytes; the server (exit "
+           << code << "): " << server->out() << server->err();
+  }
   EXPECT_TRUE(echoed == data);
   EXPECT_EQ(Stop(*server), 0);
 }
