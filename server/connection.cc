@@ -200,15 +200,18 @@ void Connection::close_when_flushed() {
 
 void Connection::close_if_idle(int64_t now_ns, int64_t idle_timeout_ns) {
   if (closed_ || now_ns - last_activity_ns_ < idle_timeout_ns / 4) return;
-  if (send_queue_looked_ns_ < last_activity_ns_) {
-    send_queue_at_look_ = kernel_unacknowledged_bytes();  // the first look of this quiet spell
+  const bool first_look = send_queue_looked_ns_ < last_activity_ns_;  // of this quiet spell
+  if (first_look) {
+    send_queue_at_look_ = kernel_unacknowledged_bytes();
   } else if (send_queue_at_look_ > 0) {
     int64_t now_queued = kernel_unacknowledged_bytes();
     if (now_queued != send_queue_at_look_) last_activity_ns_ = now_ns;  // the client took some
     send_queue_at_look_ = now_queued;
   }
   send_queue_looked_ns_ = now_ns;
-  if (now_ns - last_activity_ns_ > idle_timeout_ns) close(CloseReason::kIdle);
+  // A first look cannot tell what the client took before it: it comes past the timeout only
+  // when the loop was held up, and the client may have been taking its echo all along.
+  if (!first_look && now_ns - last_activity_ns_ > idle_timeout_ns) close(CloseReason::kIdle);
 }
 
 int64_t Connection::kernel_unacknowledged_bytes() const {

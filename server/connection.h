@@ -107,7 +107,9 @@ class Connection final : public Receiver::Handler, public Sender::Handler {
   // taken by it. (A slow reader of a long echo drains the kernel's send buffer for seconds
   // while the server, waiting for room in it, sends nothing: it is not idle.) Once quiet for a
   // quarter of the timeout, the kernel's send queue is read (one ioctl), and again at each sweep
-  // while it is not empty; the sweeps must come at least every quarter of the timeout.
+  // while it is not empty; the sweeps must come at least every quarter of the timeout. A sweep
+  // that makes the first look of a quiet spell closes nothing (it comes past the timeout only
+  // after the loop was held up, and cannot tell what the client took meanwhile): the next does.
   void close_if_idle(int64_t now_ns, int64_t idle_timeout_ns);
   // The drain deadline passed: stop reading, echo what was read, shut the write side, close
   // (see above).
