@@ -35,16 +35,16 @@ using std::chrono::seconds;
 using testing::Ending;
 using testing::ReadToTheEnd;
 
-// More than a client whose receive buffer is set to 4096 bytes, and that never reads, can get
-// the server (default bounds: 272 KiB queued) and this host's TCP buffers to take, so its
-// sends block until the server gives up on it. Not a fixed size: a host whose tcp_rmem
-// maximum is 32 MiB took a 32 MiB payload whole, and the sends ended without the reset.
 // The server's send buffer on a never-reader's connection, fixed. Left to itself the kernel
 // grows it, as the client's acknowledgements come, to megabytes: on some runs enough to take
 // the server's whole queue at the drain deadline, which makes the close clean (the echo did
 // reach the kernel in time) where these tests need it cut. Fixed, it stays full.
 constexpr int kNeverReaderServerSendBuffer = 16384;
 
+// More than a client whose receive buffer is set to 4096 bytes, and that never reads, can get
+// the server (default bounds: 272 KiB queued) and this host's TCP buffers to take, so its
+// sends block until the server gives up on it. Not a fixed size: a host whose tcp_rmem
+// maximum is 32 MiB took a 32 MiB payload whole, and the sends ended without the reset.
 std::string MoreThanANeverReaderCanSend(uint32_t seed) {
   return testing::RandomBytes(testing::MostANeverReaderCanSend(272 * 1024, 4096) + (1 << 20), seed);
 }

@@ -439,7 +439,8 @@ TEST_P(EchoServerTest, IdleConnectionsAreClosed) {
 // sat silent past the timeout and was closed before its first byte), and the echo's room is
 // reserved up front. 2 s, not 1: under TSan on a loaded machine a 1 s timeout also cut the echo
 // midway, on select, once in two suite runs (8.5 MB in) and once in a run alone (295 KB in):
-// this thread held up between two reads, or the server's loop between two looks.
+// this thread held up between two reads, or the server's loop held up past the timeout (the
+// first look after such a hold-up closed the connection: Connection::close_if_idle).
 TEST_P(EchoServerTest, AConnectionStillReceivingItsEchoIsNotIdle) {
   std::string data(12 << 20, '\0');
   for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i % 251);
