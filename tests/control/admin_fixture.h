@@ -159,14 +159,19 @@ class AdminFixture : public ::testing::Test {
   }
 
   // Sets a socket option with an int value (SO_SNDBUF, SO_RCVBUF...) on the server's end of
-  // `client`'s connection, found through ListSockets: the connection must be accepted by now
-  // (its connections_accepted counted, or an echo seen). "" on success, else what failed.
+  // `client`'s connection, found through ListSockets once the server has accepted it (polled,
+  // bounded: 30 s). "" on success, else what failed.
   std::string SetServerSocketOption(const BlockingClient& client, int level, int option, int value) {
     brrr::admin::v1::ListSocketsResponse list;
-    grpc::Status listed = stub_->ListSockets(Context().get(), brrr::admin::v1::ListSocketsRequest(), &list);
-    if (!listed.ok()) return "ListSockets: " + listed.error_message();
-    const brrr::admin::v1::SocketInfo* s = FindPeer(list, LocalAddress(client.fd()));
-    if (s == nullptr) return "the client is not listed: " + list.ShortDebugString();
+    const brrr::admin::v1::SocketInfo* s = nullptr;
+    for (int i = 0; i < 3000 && s == nullptr; ++i) {
+      if (i > 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      list.Clear();
+      grpc::Status listed = stub_->ListSockets(Context().get(), brrr::admin::v1::ListSocketsRequest(), &list);
+      if (!listed.ok()) return "ListSockets: " + listed.error_message();
+      s = FindPeer(list, LocalAddress(client.fd()));
+    }
+    if (s == nullptr) return "the client was not listed within 30 s: " + list.ShortDebugString();
     return SetSocketOptionOf(server_->pid(), s->fd(), level, option, value);
   }
 

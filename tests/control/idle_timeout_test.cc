@@ -141,14 +141,13 @@ TEST_P(IdleTimeoutTest, ASlowReaderWhoseLoopWasHeldUpPastTheTimeoutIsNotIdle) {
   const std::string data = testing::RandomBytes(kEcho, 25);
   std::unique_ptr<testing::BlockingClient> client;
   ASSERT_NO_FATAL_FAILURE(StartAndConnect(&client, {"--high_water=33554432", "--admin_max_block=10s"}, "1s"));
-  StatsWhen([](const admin::Stats& s) { return s.total().connections_accepted() >= 1; });
   ASSERT_EQ(SetServerSocketOption(*client, SOL_SOCKET, SO_SNDBUF, 256 << 10), "");
   ASSERT_TRUE(client->send_all(data));
   StatsWhen([](const admin::Stats& s) { return s.total().bytes_in() >= kEcho; });
   std::string echoed = client->recv_exact(1 << 20);
   const uint64_t out = Stats().total().bytes_out();
   ASSERT_LT(out, kEcho) << "the buffers toward the client took the whole echo";
-  const admin::Injection blocking = BlockLoop(0, 2000);
+  BlockLoop(0, 2000);
   const SteadyClock::time_point block_ends = SteadyClock::now() + milliseconds(2000);
   // During the block a little, then after it more, for a second; then the rest at once.
   while (SteadyClock::now() < block_ends && echoed.size() < (1 << 20) + 9 * (16 << 10)) {
