@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "control/admin/admin_convert.h"
+#include "control/admin/connection_closer.h"
 #include "control/admin/loop_wait.h"
 #include "control/admin/request_checks.h"
 #include "control/admin/stall_feed.h"
@@ -234,32 +235,11 @@ grpc::Status AdminService::CloseConnection(Context* context, const admin::CloseC
                                            admin::CloseConnectionResponse* response) {
   absl::StatusOr<std::vector<uint32_t>> loops = CheckCloseConnection(*request, LimitsOf(loops_, injector_));
   if (!loops.ok()) return ToGrpc(loops.status());
-  const int fd = request->fd();
-  const std::vector<uint32_t> ids = *std::move(loops);
-  std::vector<EventLoop*> asked;
-  for (uint32_t i : ids) asked.push_back(loops_[i]);
-  const Duration wait = LoopWaitOf(*context);
-  // Every candidate loop at once, done once the one that owns the descriptor has answered: a
-  // blocked loop holds up the answer only if the descriptor may be its.
-  std::vector<std::optional<absl::StatusOr<SocketInfo>>> answers = CallInLoops(
-      asked, [this, ids, fd, peer = request->peer()](size_t k) { return target_.CloseConnection(ids[k], fd, peer); },
-      [](const absl::StatusOr<SocketInfo>& a) { return !absl::IsNotFound(a.status()); }, wait,
-      "admin:close_connection");
-  for (size_t k = 0; k < ids.size(); ++k) {
-    if (!answers[k].has_value() || absl::IsNotFound(answers[k]->status())) continue;
-    if (!answers[k]->ok()) return ToGrpc(answers[k]->status());
-    ToProto(**answers[k], ids[k], response->mutable_closed());
-    return grpc::Status::OK;
-  }
-  for (size_t k = 0; k < ids.size(); ++k) {
-    // A drained loop has no connection to close.
-    if (!answers[k].has_value() && !loops_[ids[k]]->finished()) {
-      return ToGrpc(detail::LoopDidNotAnswer(*loops_[ids[k]], wait));
-    }
-  }
-  return grpc::Status(grpc::StatusCode::NOT_FOUND,
-                      request->has_loop() ? absl::StrCat("no connection with fd ", fd, " on loop ", request->loop())
-                                          : absl::StrCat("no connection with fd ", fd, " on any loop"));
+  absl::StatusOr<ClosedConnection> closed =
+      ConnectionCloser(target_, request->fd(), request->peer()).Close(*loops, LoopWaitOf(*context));
+  if (!closed.ok()) return ToGrpc(closed.status());
+  ToProto(closed->socket, closed->loop, response->mutable_closed());
+  return grpc::Status::OK;
 }
 
 grpc::Status AdminService::Drain(Context* context, const admin::DrainRequest*, admin::DrainResponse* response) {

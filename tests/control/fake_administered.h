@@ -61,8 +61,12 @@ class FakeAdministered final : public control::Administered {
     for (const auto& s : echo) total += s;
     return total;
   }
-  absl::StatusOr<SocketInfo> CloseConnection(size_t, int, absl::string_view) override {
-    return absl::UnimplementedError("FakeAdministered has no connections");
+  // What CloseConnection does (none: it has no connections).
+  std::function<absl::StatusOr<SocketInfo>(size_t loop, int fd, absl::string_view peer)> close_connection;
+
+  absl::StatusOr<SocketInfo> CloseConnection(size_t loop, int fd, absl::string_view peer) override {
+    if (!close_connection) return absl::UnimplementedError("FakeAdministered has no connections");
+    return close_connection(loop, fd, peer);
   }
   server::ThrottleSettings throttle() const override { return {}; }
   absl::Status SetThrottle(const server::ThrottleChange&) override {
