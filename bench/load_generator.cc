@@ -54,6 +54,14 @@ uint64_t BytesThePeerTook(int fd, uint64_t bytes_out) {
   return std::min<uint64_t>(bytes_out, info.tcpi_bytes_acked - 1);
 }
 
+// Whether a send failed with EPIPE: the peer had closed first, and this side's send after its
+// end of stream drew the reset (the kernel reports a reset that comes after the peer's end of
+// stream so; one on an open connection is ECONNRESET). What the peer sent before its end of
+// stream, and the end itself, can still be read.
+bool RefusedAfterThePeersEnd(const absl::Status& send) {
+  return absl::StrContains(send.message(), std::strerror(EPIPE));
+}
+
 class Connection {
  public:
   Connection(const LoadOptions& o, Shared& shared, LoopState& ls, int id, double rate)
@@ -132,6 +140,9 @@ class Connection {
       absl::Status s = co_await socket_.send_all(data, bytes);
       if (!s.ok()) {
         if (ended_ != Ending::kNone) break;  // the receiver saw the end first and closed
+        // The server closed first: the receiver reads what it sent, then its end of stream, and
+        // judges the close (clean, with messages unanswered), as if it had come before this send.
+        if (RefusedAfterThePeersEnd(s)) co_return;
         end_or_fail(Ending::kReset, absl::StrCat("connection ", id_, ": ", s.message()));
         break;
       }
