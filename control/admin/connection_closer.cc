@@ -12,15 +12,13 @@ namespace brrr::control {
 ConnectionCloser::ConnectionCloser(Administered& target, int fd, std::string peer)
     : call_(std::make_shared<Call>(target, fd, std::move(peer))) {}
 
-absl::StatusOr<SocketInfo> ConnectionCloser::CloseOn(uint32_t loop) const { return CloseOn(*call_, loop); }
-
-absl::StatusOr<SocketInfo> ConnectionCloser::CloseOn(Call& call, uint32_t loop) {
-  if (call.closed_one.load()) {
+absl::StatusOr<SocketInfo> ConnectionCloser::CloseOn(uint32_t loop) const {
+  if (call_->closed_one.load()) {
     return absl::NotFoundError(
-        absl::StrCat("fd ", call.fd, " on loop ", loop, ": this call closed a connection on another loop already"));
+        absl::StrCat("fd ", call_->fd, " on loop ", loop, ": this call closed a connection on another loop already"));
   }
-  absl::StatusOr<SocketInfo> answer = call.target.CloseConnection(loop, call.fd, call.peer);
-  if (answer.ok()) call.closed_one.store(true);
+  absl::StatusOr<SocketInfo> answer = call_->target.CloseConnection(loop, call_->fd, call_->peer);
+  if (answer.ok()) call_->closed_one.store(true);
   return answer;
 }
 
@@ -30,7 +28,7 @@ absl::StatusOr<ClosedConnection> ConnectionCloser::Close(const std::vector<uint3
   for (uint32_t i : loops) asked.push_back(all[i]);
   // Done once the loop that holds the descriptor has answered.
   std::vector<std::optional<absl::StatusOr<SocketInfo>>> answers = CallInLoops(
-      asked, [call = call_, loops](size_t k) { return CloseOn(*call, loops[k]); },
+      asked, [closer = *this, loops](size_t k) { return closer.CloseOn(loops[k]); },
       [](const absl::StatusOr<SocketInfo>& a) { return !absl::IsNotFound(a.status()); }, wait,
       "admin:close_connection");
   // A close made is the answer, whatever another loop said of a newer holder of the descriptor.

@@ -60,9 +60,9 @@ class ConnectionCloser {
     const std::string peer;
     std::atomic<bool> closed_one{false};  // a loop's part closed a connection
   };
-  static absl::StatusOr<SocketInfo> CloseOn(Call& call, uint32_t loop);
 
-  // Shared with the loops' queued parts, which may outlive Close's wait unrun.
+  // Shared by the copies that go into the loops' queued parts, which may outlive Close's wait
+  // unrun.
   std::shared_ptr<Call> call_;
 };
 
